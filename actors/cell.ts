@@ -1,0 +1,190 @@
+/**
+ * One actor's in-memory cell: its profile state plus what the runtime keeps for it (last applied stream
+ * position, event-time clock, timers). Pure: no I/O. The partition runner feeds it messages in stream order;
+ * everything it does is a function of the input log, so replays reproduce states and outputs exactly.
+ */
+import type { ActorContext, ActorDefinition, FiredTimer, TimerOptions } from './actor.js'
+import { SnapshotError, RuntimeErrorCodes } from './errors.js'
+import type { EntityRef, Output, OutputBodies, OutputType, Reading } from './types.js'
+
+export interface TimerEntry {
+  name: string
+  domain: 'event' | 'processing'
+  at: number
+  periodMs?: number
+  catchUp?: 'coalesce' | 'replay'
+}
+
+/** Where outputs go; the partition runner stamps site, partition and token. */
+export type EmitFn = (o: Omit<Output, 'site' | 'partition' | 'token'>) => void
+
+/** Snapshot format stored in KV (JSON). `v` is the profile codec version, `f` the runtime format version. */
+export interface SnapshotRecord {
+  f: 1
+  profile: string
+  v: number
+  lastSeq: number
+  maxEventTs: number | null
+  timers: TimerEntry[]
+  /** Fencing token of the owner that wrote it. */
+  token: number
+  state: unknown
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnyDef = ActorDefinition<any, any>
+
+export class ActorCell {
+  readonly entity: EntityRef
+  readonly def: AnyDef
+  readonly config: unknown
+  state: unknown
+  /** Stream sequence of the last message applied to this actor (0 = none). */
+  lastSeq = 0
+  maxEventTs = -Infinity
+  timers: TimerEntry[] = []
+  dirty = false
+  /** Processing time (ms, stream timestamp) of the last message handled: drives idle passivation. */
+  lastActive = 0
+  private readonly lateness: number
+
+  constructor(def: AnyDef, config: unknown, entity: EntityRef, snap?: SnapshotRecord) {
+    this.def = def
+    this.entity = entity
+    this.config = config
+    this.lateness = def.allowedLatenessMs(config)
+    if (snap) {
+      if (snap.profile !== def.profile) {
+        throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_CORRUPT,
+          `snapshot of ${entity.kind}/${entity.id} has profile ${snap.profile}, expected ${def.profile}`)
+      }
+      if (snap.v > def.codec.version) {
+        throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_VERSION,
+          `snapshot of ${entity.kind}/${entity.id} has codec version ${snap.v}, newer than ${def.codec.version}`)
+      }
+      try {
+        this.state = def.codec.decode(snap.state, snap.v)
+      } catch (err) {
+        throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_CORRUPT,
+          `snapshot of ${entity.kind}/${entity.id} cannot be decoded`, err)
+      }
+      this.lastSeq = snap.lastSeq
+      this.maxEventTs = snap.maxEventTs ?? -Infinity
+      this.timers = snap.timers
+    } else {
+      this.state = def.init(entity, config)
+    }
+  }
+
+  get watermark(): number {
+    return this.maxEventTs - this.lateness
+  }
+
+  /** Earliest processing-time timer, or undefined. */
+  nextProcTimer(): number | undefined {
+    let min: number | undefined
+    for (const t of this.timers) if (t.domain === 'processing' && (min === undefined || t.at < min)) min = t.at
+    return min
+  }
+
+  /** Applies one reading; returns false (and does nothing) when `seq` was already applied. */
+  applyReading(seq: number, procTime: number, reading: Reading, emit: EmitFn): boolean {
+    if (seq <= this.lastSeq) return false
+    if (reading.ts > this.maxEventTs) this.maxEventTs = reading.ts
+    const ctx = this.context(seq, procTime, emit)
+    this.def.onReading(this.state, reading, ctx, this.config)
+    this.fireDue('event', this.watermark, ctx)
+    this.fireDue('processing', procTime, ctx)
+    this.lastSeq = seq
+    this.lastActive = procTime
+    this.dirty = true
+    return true
+  }
+
+  /** Fires processing-time timers due at `procTime` (a tick message at stream position `seq`). */
+  applyTick(seq: number, procTime: number, emit: EmitFn): boolean {
+    if (seq <= this.lastSeq) return false
+    const ctx = this.context(seq, procTime, emit)
+    const fired = this.fireDue('processing', procTime, ctx)
+    if (fired > 0) {
+      this.lastSeq = seq
+      this.dirty = true
+    }
+    return fired > 0
+  }
+
+  snapshot(token: number): SnapshotRecord {
+    return {
+      f: 1,
+      profile: this.def.profile,
+      v: this.def.codec.version,
+      lastSeq: this.lastSeq,
+      maxEventTs: Number.isFinite(this.maxEventTs) ? this.maxEventTs : null,
+      timers: this.timers,
+      token,
+      state: this.def.codec.encode(this.state),
+    }
+  }
+
+  query(): unknown {
+    const view = this.def.query?.(this.state, { entity: this.entity, watermark: this.watermark, lastSeq: this.lastSeq }, this.config)
+    return view ?? this.def.codec.encode(this.state)
+  }
+
+  private fireDue(domain: 'event' | 'processing', now: number, ctx: ActorContext): number {
+    let fired = 0
+    // Handlers may set or cancel timers while we fire; loop until nothing in this domain is due.
+    for (let guard = 0; guard < 10_000; guard++) {
+      let idx = -1
+      for (let i = 0; i < this.timers.length; i++) {
+        const t = this.timers[i] as TimerEntry
+        if (t.domain === domain && t.at <= now && (idx < 0 || t.at < (this.timers[idx] as TimerEntry).at)) idx = i
+      }
+      if (idx < 0) return fired
+      const t = this.timers[idx] as TimerEntry
+      this.timers.splice(idx, 1)
+      let missed = 1
+      if (t.periodMs && t.periodMs > 0) {
+        missed = Math.floor((now - t.at) / t.periodMs) + 1
+        if (t.catchUp === 'replay' && missed > 1) {
+          // Fire the first due period now and re-arm at the next one: the loop fires each period in turn.
+          this.timers.push({ ...t, at: t.at + t.periodMs })
+          missed = 1
+        } else {
+          this.timers.push({ ...t, at: t.at + missed * t.periodMs })
+        }
+      }
+      const ft: FiredTimer = { name: t.name, domain, at: t.at, now, missed }
+      this.def.onTimer?.(this.state, ft, ctx, this.config)
+      fired++
+    }
+    return fired
+  }
+
+  private context(seq: number, procTime: number, emit: EmitFn): ActorContext {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const cell = this
+    const { kind, id } = this.entity
+    return {
+      entity: this.entity,
+      profile: this.def.profile,
+      seq,
+      procTime,
+      get watermark() { return cell.watermark },
+      get maxEventTime() { return cell.maxEventTs },
+      emit<T extends Exclude<OutputType, 'fence'>>(type: T, key: string, ts: number, body: OutputBodies[T]) {
+        emit({ id: `${kind}:${id}:${type}:${key}`, type, kind, entity: id, profile: cell.def.profile, ts, seq, body })
+      },
+      setTimer(name: string, domain: 'event' | 'processing', at: number, opts?: TimerOptions) {
+        cell.timers = cell.timers.filter((t) => t.name !== name)
+        const entry: TimerEntry = { name, domain, at }
+        if (opts?.periodMs !== undefined) entry.periodMs = opts.periodMs
+        if (opts?.catchUp !== undefined) entry.catchUp = opts.catchUp
+        cell.timers.push(entry)
+      },
+      cancelTimer(name: string) {
+        cell.timers = cell.timers.filter((t) => t.name !== name)
+      },
+    }
+  }
+}

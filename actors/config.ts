@@ -1,0 +1,202 @@
+/**
+ * Runtime configuration: options (from code or environment) -> validated, frozen config. Nothing else in the
+ * runtime reads process.env. Every setting is listed in docs/configuration.md with its variable and default.
+ */
+import { hostname } from 'node:os'
+import { randomBytes } from 'node:crypto'
+import { ConfigError } from './errors.js'
+import { ENTITY_KINDS, type EntityKind, ID_PATTERN, SITE_PATTERN } from './subjects.js'
+
+export interface RuntimeOptions {
+  site?: string
+  natsUrl?: string
+  partitions?: number
+  workerId?: string
+  streams?: { tlm?: string; out?: string; stateBucket?: string }
+  replicas?: number
+  /** Lease time to live; a crashed owner's partitions move after this long. */
+  leaseTtlMs?: number
+  /** Heartbeat and placement period. */
+  heartbeatMs?: number
+  checkpointIntervalMs?: number
+  /** Processing-time tick period per partition (drives processing-time timers). */
+  tickIntervalMs?: number
+  /** Upper bound of active (in-memory) actors per worker; LRU passivation above it. */
+  maxActiveActors?: number
+  /** Passivate an actor after this much processing time without messages. */
+  idlePassivateMs?: number
+  /** Upper bound of unacknowledged messages per partition consumer (intake backpressure). */
+  maxInFlight?: number
+  /** Upper bound of output publishes awaiting their JetStream ack per partition. */
+  maxPendingOutputs?: number
+  /** Default profile per entity kind, when a reading names none. */
+  defaultProfiles?: Partial<Record<EntityKind, string>>
+  /** Per-profile configuration overrides (merged over each profile's defaults). */
+  profileConfig?: Record<string, Record<string, unknown>>
+  /** Retention of TLM in seconds (0 = unlimited). */
+  tlmMaxAgeS?: number
+}
+
+export interface RuntimeConfig {
+  readonly site: string
+  readonly natsUrl: string
+  readonly partitions: number
+  readonly workerId: string
+  readonly streams: { readonly tlm: string; readonly out: string; readonly stateBucket: string }
+  readonly replicas: number
+  readonly leaseTtlMs: number
+  readonly heartbeatMs: number
+  readonly checkpointIntervalMs: number
+  readonly tickIntervalMs: number
+  readonly maxActiveActors: number
+  readonly idlePassivateMs: number
+  readonly maxInFlight: number
+  readonly maxPendingOutputs: number
+  readonly defaultProfiles: Readonly<Record<EntityKind, string>>
+  readonly profileConfig: Readonly<Record<string, Record<string, unknown>>>
+  readonly tlmMaxAgeS: number
+}
+
+export const DEFAULTS = {
+  site: 'a',
+  natsUrl: 'nats://127.0.0.1:4222',
+  partitions: 16,
+  streams: { tlm: 'TLM', out: 'OUT', stateBucket: 'pw_state' },
+  replicas: 1,
+  leaseTtlMs: 6_000,
+  heartbeatMs: 1_000,
+  checkpointIntervalMs: 1_000,
+  tickIntervalMs: 1_000,
+  maxActiveActors: 200_000,
+  idlePassivateMs: 600_000,
+  maxInFlight: 20_000,
+  maxPendingOutputs: 10_000,
+  defaultProfiles: { sensor: 'environment', vehicle: 'race' },
+  tlmMaxAgeS: 7 * 24 * 3600,
+} as const
+
+/** Environment variables, one per setting (documented in docs/configuration.md). */
+export const ENV = {
+  site: 'PITWALL_SITE',
+  natsUrl: 'PITWALL_NATS_URL',
+  partitions: 'PITWALL_PARTITIONS',
+  workerId: 'PITWALL_WORKER_ID',
+  replicas: 'PITWALL_REPLICAS',
+  leaseTtlMs: 'PITWALL_LEASE_TTL_MS',
+  heartbeatMs: 'PITWALL_HEARTBEAT_MS',
+  checkpointIntervalMs: 'PITWALL_CHECKPOINT_INTERVAL_MS',
+  tickIntervalMs: 'PITWALL_TICK_INTERVAL_MS',
+  maxActiveActors: 'PITWALL_MAX_ACTIVE_ACTORS',
+  idlePassivateMs: 'PITWALL_IDLE_PASSIVATE_MS',
+  maxInFlight: 'PITWALL_MAX_IN_FLIGHT',
+  maxPendingOutputs: 'PITWALL_MAX_PENDING_OUTPUTS',
+  tlmMaxAgeS: 'PITWALL_TLM_MAX_AGE_S',
+  profileConfig: 'PITWALL_PROFILE_CONFIG',
+  tlmStream: 'PITWALL_TLM_STREAM',
+  outStream: 'PITWALL_OUT_STREAM',
+  stateBucket: 'PITWALL_STATE_BUCKET',
+} as const
+
+function intFrom(env: Record<string, string | undefined>, name: string): number | undefined {
+  const raw = env[name]
+  if (raw === undefined || raw === '') return undefined
+  const n = Number(raw)
+  if (!Number.isInteger(n)) throw new ConfigError(name, `must be an integer, got ${JSON.stringify(raw)}`)
+  return n
+}
+
+/** Reads runtime options from environment variables (the only place that does). */
+export function optionsFromEnv(env: Record<string, string | undefined>): RuntimeOptions {
+  const o: RuntimeOptions = {}
+  const str = (k: string): string | undefined => (env[k] === undefined || env[k] === '' ? undefined : env[k])
+  const set = <K extends keyof RuntimeOptions>(k: K, v: RuntimeOptions[K] | undefined): void => {
+    if (v !== undefined) o[k] = v
+  }
+  set('site', str(ENV.site))
+  set('natsUrl', str(ENV.natsUrl))
+  set('workerId', str(ENV.workerId))
+  for (const k of ['partitions', 'replicas', 'leaseTtlMs', 'heartbeatMs', 'checkpointIntervalMs', 'tickIntervalMs',
+    'maxActiveActors', 'idlePassivateMs', 'maxInFlight', 'maxPendingOutputs', 'tlmMaxAgeS'] as const) {
+    set(k, intFrom(env, ENV[k]))
+  }
+  const streams: NonNullable<RuntimeOptions['streams']> = {}
+  if (str(ENV.tlmStream)) streams.tlm = str(ENV.tlmStream) as string
+  if (str(ENV.outStream)) streams.out = str(ENV.outStream) as string
+  if (str(ENV.stateBucket)) streams.stateBucket = str(ENV.stateBucket) as string
+  if (Object.keys(streams).length) o.streams = streams
+  const pc = str(ENV.profileConfig)
+  if (pc) {
+    try {
+      o.profileConfig = JSON.parse(pc) as Record<string, Record<string, unknown>>
+    } catch (err) {
+      throw new ConfigError(ENV.profileConfig, 'is not valid JSON', err)
+    }
+  }
+  return o
+}
+
+function positiveInt(setting: string, v: number, min = 1, max = Number.MAX_SAFE_INTEGER): number {
+  if (!Number.isInteger(v) || v < min || v > max) {
+    throw new ConfigError(setting, `must be an integer in [${min}, ${max}], got ${v}`)
+  }
+  return v
+}
+
+/** Validates options, applies defaults, rejects contradictions; the result is frozen. */
+export function compileConfig(o: RuntimeOptions): RuntimeConfig {
+  const site = o.site ?? DEFAULTS.site
+  if (!SITE_PATTERN.test(site)) throw new ConfigError('site', `must match ${SITE_PATTERN}, got ${JSON.stringify(site)}`)
+  const natsUrl = o.natsUrl ?? DEFAULTS.natsUrl
+  for (const u of natsUrl.split(',')) {
+    if (!/^(nats|tls|ws|wss):\/\/[^\s/]+$/.test(u.trim()) && !/^[^\s/:]+:\d+$/.test(u.trim())) {
+      throw new ConfigError('natsUrl', `is not a NATS URL: ${JSON.stringify(u)}`)
+    }
+  }
+  const workerId = o.workerId ?? `${hostname().replace(/[^A-Za-z0-9_-]/g, '-')}-${process.pid}-${randomBytes(3).toString('hex')}`
+  if (!ID_PATTERN.test(workerId)) throw new ConfigError('workerId', `must match ${ID_PATTERN}`)
+  const streams = { ...DEFAULTS.streams, ...(o.streams ?? {}) }
+  for (const [k, v] of Object.entries(streams)) {
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(v)) throw new ConfigError(`streams.${k}`, `invalid name ${JSON.stringify(v)}`)
+  }
+  const leaseTtlMs = positiveInt('leaseTtlMs', o.leaseTtlMs ?? DEFAULTS.leaseTtlMs, 500)
+  const heartbeatMs = positiveInt('heartbeatMs', o.heartbeatMs ?? DEFAULTS.heartbeatMs, 50)
+  if (heartbeatMs * 2 > leaseTtlMs) {
+    throw new ConfigError('heartbeatMs', `must be at most half of leaseTtlMs (${leaseTtlMs}) so a live owner renews in time`)
+  }
+  const checkpointIntervalMs = positiveInt('checkpointIntervalMs', o.checkpointIntervalMs ?? DEFAULTS.checkpointIntervalMs, 10)
+  if (checkpointIntervalMs * 2 > leaseTtlMs) {
+    throw new ConfigError('checkpointIntervalMs', `must be at most half of leaseTtlMs (${leaseTtlMs})`)
+  }
+  const defaultProfiles = { ...DEFAULTS.defaultProfiles, ...(o.defaultProfiles ?? {}) }
+  for (const k of Object.keys(defaultProfiles)) {
+    if (!(ENTITY_KINDS as readonly string[]).includes(k)) throw new ConfigError(`defaultProfiles.${k}`, 'unknown entity kind')
+  }
+  const cfg: RuntimeConfig = {
+    site,
+    natsUrl,
+    partitions: positiveInt('partitions', o.partitions ?? DEFAULTS.partitions, 1, 4096),
+    workerId,
+    streams,
+    replicas: positiveInt('replicas', o.replicas ?? DEFAULTS.replicas, 1, 5),
+    leaseTtlMs,
+    heartbeatMs,
+    checkpointIntervalMs,
+    tickIntervalMs: positiveInt('tickIntervalMs', o.tickIntervalMs ?? DEFAULTS.tickIntervalMs, 10),
+    maxActiveActors: positiveInt('maxActiveActors', o.maxActiveActors ?? DEFAULTS.maxActiveActors),
+    idlePassivateMs: positiveInt('idlePassivateMs', o.idlePassivateMs ?? DEFAULTS.idlePassivateMs),
+    maxInFlight: positiveInt('maxInFlight', o.maxInFlight ?? DEFAULTS.maxInFlight, 10),
+    maxPendingOutputs: positiveInt('maxPendingOutputs', o.maxPendingOutputs ?? DEFAULTS.maxPendingOutputs, 1),
+    defaultProfiles,
+    profileConfig: o.profileConfig ?? {},
+    tlmMaxAgeS: positiveInt('tlmMaxAgeS', o.tlmMaxAgeS ?? DEFAULTS.tlmMaxAgeS, 0),
+  }
+  return deepFreeze(cfg)
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object') {
+    for (const v of Object.values(o)) deepFreeze(v)
+    Object.freeze(o)
+  }
+  return o
+}

@@ -1,0 +1,131 @@
+/**
+ * Placement: which worker owns which partition.
+ *
+ * - Membership: every worker publishes a heartbeat on `pw.<site>.hb.<worker>` each `heartbeatMs`; a worker is
+ *   live while its last heartbeat is younger than 3 heartbeats. A draining worker announces it and drops out.
+ * - Assignment: rendezvous (highest random weight) hashing of (worker, partition) over the live set, so a join
+ *   or leave moves only the partitions that must move (about P/N).
+ * - Ownership: a partition record in the state bucket, key `part.<p>`, written only with compare-and-set on its
+ *   KV revision. Acquiring bumps the fencing `token`; checkpoints and renewals are CAS writes from the owner's
+ *   last revision, so any write by a stale owner fails. A record is free when released (owner null) or
+ *   expired (renewedAt + ttl < now; clocks of one site are assumed within a fraction of the TTL).
+ */
+import type { KV } from '@nats-io/kv'
+import { FencedError } from './errors.js'
+import { partitionKey } from './subjects.js'
+
+export interface PartitionRecord {
+  owner: string | null
+  /** Fencing token: bumped on every acquisition, never decreases. */
+  token: number
+  /** Last stream sequence of TLM whose effects are checkpointed (0 = none). */
+  cursor: number
+  renewedAt: number
+  ttlMs: number
+  /** Processing-time timers of passivated actors: entity key (`kind.id`) -> due time. */
+  dormant?: Record<string, number>
+}
+
+export interface HeldRecord {
+  record: PartitionRecord
+  revision: number
+}
+
+/** FNV-1a 32 of a string, used for rendezvous weights. */
+function fnv(s: string): number {
+  let h = 0x811c9dc5
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i)
+    h = Math.imul(h, 0x01000193) >>> 0
+  }
+  // Final avalanche (murmur3 fmix32) so nearby inputs spread well.
+  h ^= h >>> 16
+  h = Math.imul(h, 0x85ebca6b) >>> 0
+  h ^= h >>> 13
+  h = Math.imul(h, 0xc2b2ae35) >>> 0
+  h ^= h >>> 16
+  return h >>> 0
+}
+
+/** Rendezvous hashing: the live worker with the highest weight for this partition. */
+export function ownerFor(partition: number, workers: readonly string[]): string | undefined {
+  let best: string | undefined
+  let bestW = -1
+  for (const w of workers) {
+    const weight = fnv(`${w}/${partition}`)
+    if (weight > bestW || (weight === bestW && best !== undefined && w < best)) {
+      best = w
+      bestW = weight
+    }
+  }
+  return best
+}
+
+/** The partitions assigned to `worker` among `workers`. */
+export function assignment(partitions: number, workers: readonly string[], worker: string): number[] {
+  const out: number[] = []
+  for (let p = 0; p < partitions; p++) if (ownerFor(p, workers) === worker) out.push(p)
+  return out
+}
+
+export function isFree(r: PartitionRecord | undefined, now: number): boolean {
+  return !r || r.owner === null || r.renewedAt + r.ttlMs < now
+}
+
+function decode(value: Uint8Array): PartitionRecord {
+  return JSON.parse(new TextDecoder().decode(value)) as PartitionRecord
+}
+const enc = (r: PartitionRecord): string => JSON.stringify(r)
+
+/** Reads the record of a partition (undefined when never written). */
+export async function readRecord(kv: KV, partition: number): Promise<HeldRecord | undefined> {
+  const e = await kv.get(partitionKey(partition))
+  if (!e || e.operation !== 'PUT') return undefined
+  return { record: decode(e.value), revision: e.revision }
+}
+
+/**
+ * Tries to take a free partition: CAS from the revision read, with token + 1. Returns the held record, or
+ * undefined when it is not free or someone else won the race.
+ */
+export async function tryAcquire(kv: KV, partition: number, worker: string, ttlMs: number, now = Date.now()): Promise<HeldRecord | undefined> {
+  const cur = await readRecord(kv, partition)
+  if (cur && !isFree(cur.record, now)) return undefined
+  const record: PartitionRecord = {
+    owner: worker,
+    token: (cur?.record.token ?? 0) + 1,
+    cursor: cur?.record.cursor ?? 0,
+    renewedAt: now,
+    ttlMs,
+  }
+  if (cur?.record.dormant) record.dormant = cur.record.dormant
+  try {
+    const revision = cur ? await kv.update(partitionKey(partition), enc(record), cur.revision) : await kv.create(partitionKey(partition), enc(record))
+    return { record, revision }
+  } catch (err) {
+    if (isCasConflict(err)) return undefined
+    throw err
+  }
+}
+
+/** True when a KV create/update failed because the revision moved (another writer won). */
+export function isCasConflict(err: unknown): boolean {
+  const msg = err instanceof Error ? `${err.message} ${String((err as { cause?: unknown }).cause ?? '')}` : String(err)
+  return /wrong last sequence|key exists|10071/.test(msg)
+}
+
+/**
+ * Writes a new version of a held record (renewal, checkpoint or release) with CAS from the held revision.
+ * Throws FencedError when the revision moved: someone else owns the partition now.
+ */
+export async function writeHeld(kv: KV, partition: number, held: HeldRecord, next: PartitionRecord): Promise<HeldRecord> {
+  try {
+    const revision = await kv.update(partitionKey(partition), enc(next), held.revision)
+    return { record: next, revision }
+  } catch (err) {
+    if (isCasConflict(err)) {
+      throw new FencedError(`partition ${partition}: record moved past revision ${held.revision} (token ${held.record.token}); ownership lost`, err)
+    }
+    throw err
+  }
+}

@@ -1,0 +1,139 @@
+/**
+ * Provisioning of a site's JetStream assets: streams TLM and OUT, the state KV bucket (partition records,
+ * snapshots). Idempotent: creates what is missing, accepts what matches, and fails with a coded error naming
+ * the difference when an existing asset is incompatible (e.g. another partition count).
+ */
+import { type JetStreamManager, type StreamConfig, RetentionPolicy, StorageType, DiscardPolicy, JetStreamApiError, JetStreamApiCodes } from '@nats-io/jetstream'
+import { Kvm, type KV } from '@nats-io/kv'
+import { type NatsConnection, nanos } from '@nats-io/transport-node'
+import type { RuntimeConfig } from './config.js'
+import { RuntimeErrorCodes, StreamConfigError } from './errors.js'
+import { outStreamSubjects, tlmStreamSubjects } from './subjects.js'
+
+/** The partition count is recorded in the stream description (2.9 has no stream metadata). */
+const DESC_PREFIX = 'pitwall'
+export function describeTlm(site: string, partitions: number): string {
+  return `${DESC_PREFIX} readings site=${site} partitions=${partitions}`
+}
+export function partitionsFromDescription(desc: string | undefined): number | undefined {
+  const m = /partitions=(\d+)/.exec(desc ?? '')
+  return m ? Number(m[1]) : undefined
+}
+
+export interface Provisioned {
+  state: KV
+}
+
+type StreamWant = Partial<StreamConfig> & { name: string }
+
+/** True for the JetStream API's 'stream not found' error. */
+export function isStreamNotFound(err: unknown): boolean {
+  return err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound
+}
+
+function tlmConfig(cfg: RuntimeConfig): StreamWant {
+  return {
+    name: cfg.streams.tlm,
+    description: describeTlm(cfg.site, cfg.partitions),
+    subjects: tlmStreamSubjects(cfg.site),
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    discard: DiscardPolicy.Old,
+    max_age: nanos(cfg.tlmMaxAgeS * 1000),
+    duplicate_window: nanos(120_000),
+    num_replicas: cfg.replicas,
+    allow_direct: true,
+  }
+}
+
+function outConfig(cfg: RuntimeConfig): StreamWant {
+  return {
+    name: cfg.streams.out,
+    description: `${DESC_PREFIX} outputs site=${cfg.site} partitions=${cfg.partitions}`,
+    subjects: outStreamSubjects(cfg.site),
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    discard: DiscardPolicy.Old,
+    max_age: nanos(cfg.tlmMaxAgeS * 1000),
+    duplicate_window: nanos(120_000),
+    num_replicas: cfg.replicas,
+    allow_direct: true,
+  }
+}
+
+async function ensureStream(jsm: JetStreamManager, want: StreamWant, partitions: number | undefined): Promise<void> {
+  const name = want.name
+  let info
+  try {
+    info = await jsm.streams.info(name)
+  } catch (err) {
+    if (!(isStreamNotFound(err))) throw err
+    await jsm.streams.add(want)
+    return
+  }
+  const have = info.config
+  const wantSubjects = [...(want.subjects ?? [])].sort().join(',')
+  const haveSubjects = [...(have.subjects ?? [])].sort().join(',')
+  if (wantSubjects !== haveSubjects) {
+    throw new StreamConfigError(RuntimeErrorCodes.STREAM_INCOMPATIBLE,
+      `stream ${name} exists with subjects [${haveSubjects}], this deployment needs [${wantSubjects}] (setting: site)`)
+  }
+  if (partitions !== undefined) {
+    const recorded = partitionsFromDescription(have.description)
+    if (recorded !== partitions) {
+      throw new StreamConfigError(RuntimeErrorCodes.STREAM_INCOMPATIBLE,
+        `stream ${name} was created with partitions=${recorded ?? 'unknown'}, this deployment has partitions=${partitions}` +
+        ' (setting: partitions / PITWALL_PARTITIONS). P is fixed per deployment: repartitioning needs a new stream.')
+    }
+  }
+  if (have.num_replicas !== want.num_replicas) {
+    throw new StreamConfigError(RuntimeErrorCodes.STREAM_INCOMPATIBLE,
+      `stream ${name} has ${have.num_replicas} replicas, this deployment wants ${want.num_replicas} (setting: replicas)`)
+  }
+}
+
+/** Creates or checks TLM, OUT and the state bucket. */
+export async function provision(nc: NatsConnection, jsm: JetStreamManager, cfg: RuntimeConfig): Promise<Provisioned> {
+  await ensureStream(jsm, tlmConfig(cfg), cfg.partitions)
+  await ensureStream(jsm, outConfig(cfg), cfg.partitions)
+  const state = await new Kvm(nc).create(cfg.streams.stateBucket, {
+    history: 5,
+    replicas: cfg.replicas,
+    storage: StorageType.File,
+    description: `pitwall partition records and actor snapshots, site=${cfg.site} partitions=${cfg.partitions}`,
+  })
+  return { state }
+}
+
+/** Checks that the assets exist and match, without creating anything (workers use this). */
+export async function verify(nc: NatsConnection, jsm: JetStreamManager, cfg: RuntimeConfig): Promise<Provisioned> {
+  for (const [name, parts] of [[cfg.streams.tlm, cfg.partitions], [cfg.streams.out, undefined]] as const) {
+    let info
+    try {
+      info = await jsm.streams.info(name)
+    } catch (err) {
+      if (isStreamNotFound(err)) {
+        throw new StreamConfigError(RuntimeErrorCodes.STREAM_MISSING,
+          `stream ${name} does not exist (settings: streams / PITWALL_TLM_STREAM, PITWALL_OUT_STREAM); run provisioning first`)
+      }
+      throw err
+    }
+    if (parts !== undefined) {
+      const recorded = partitionsFromDescription(info.config.description)
+      if (recorded !== parts) {
+        throw new StreamConfigError(RuntimeErrorCodes.STREAM_INCOMPATIBLE,
+          `stream ${name} was created with partitions=${recorded ?? 'unknown'}, this worker has partitions=${parts} (setting: partitions / PITWALL_PARTITIONS)`)
+      }
+    }
+  }
+  try {
+    await jsm.streams.info(`KV_${cfg.streams.stateBucket}`)
+  } catch (err) {
+    if (isStreamNotFound(err)) {
+      throw new StreamConfigError(RuntimeErrorCodes.STREAM_MISSING,
+        `KV bucket ${cfg.streams.stateBucket} does not exist (setting: streams.stateBucket / PITWALL_STATE_BUCKET); run provisioning first`)
+    }
+    throw err
+  }
+  return { state: await new Kvm(nc).open(cfg.streams.stateBucket) }
+}

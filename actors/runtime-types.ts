@@ -1,0 +1,75 @@
+/** Dependencies and observers shared by the worker and its partition runners. */
+import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream'
+import type { KV } from '@nats-io/kv'
+import type { NatsConnection } from '@nats-io/transport-node'
+import type { ActorDefinition } from './actor.js'
+import type { RuntimeConfig } from './config.js'
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyActorDefinition = ActorDefinition<any, any>
+
+/** Profiles by name, with their compiled configuration (defaults merged with deployment overrides). */
+export interface ProfileEntry {
+  def: AnyActorDefinition
+  config: unknown
+}
+export type ProfileTable = ReadonlyMap<string, ProfileEntry>
+
+export type LogFn = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void
+
+export interface RuntimeDeps {
+  nc: NatsConnection
+  js: JetStreamClient
+  jsm: JetStreamManager
+  kv: KV
+  cfg: RuntimeConfig
+  profiles: ProfileTable
+  log: LogFn
+}
+
+/** Counters a worker keeps; exported as Prometheus metrics by the observability layer. */
+export interface RuntimeStats {
+  processed: number
+  skippedReplay: number
+  invalid: number
+  outputs: number
+  checkpoints: number
+  checkpointFailures: number
+  snapshotsWritten: number
+  snapshotBytes: number
+  activations: number
+  passivations: number
+  leaseAcquired: number
+  leaseLost: number
+  leaseReleased: number
+  ticks: number
+  staleSnapshotsIgnored: number
+}
+
+export function newStats(): RuntimeStats {
+  return {
+    processed: 0, skippedReplay: 0, invalid: 0, outputs: 0, checkpoints: 0, checkpointFailures: 0,
+    snapshotsWritten: 0, snapshotBytes: 0, activations: 0, passivations: 0, leaseAcquired: 0, leaseLost: 0,
+    leaseReleased: 0, ticks: 0, staleSnapshotsIgnored: 0,
+  }
+}
+
+/** Merges a profile's defaults with deployment overrides (one level deep: nested objects are merged too). */
+export function mergeConfig(defaults: unknown, override: Record<string, unknown> | undefined): unknown {
+  if (!override) return defaults
+  const out: Record<string, unknown> = { ...(defaults as Record<string, unknown>) }
+  for (const [k, v] of Object.entries(override)) {
+    const d = out[k]
+    out[k] = d && typeof d === 'object' && !Array.isArray(d) && v && typeof v === 'object' && !Array.isArray(v)
+      ? { ...(d as Record<string, unknown>), ...(v as Record<string, unknown>) }
+      : v
+  }
+  return out
+}
+
+/** Builds the profile table from definitions and the runtime config's overrides. */
+export function buildProfiles(defs: readonly AnyActorDefinition[], cfg: RuntimeConfig): ProfileTable {
+  const m = new Map<string, ProfileEntry>()
+  for (const def of defs) m.set(def.profile, { def, config: mergeConfig(def.defaults, cfg.profileConfig[def.profile]) })
+  return m
+}
