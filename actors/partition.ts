@@ -1,0 +1,406 @@
+/**
+ * One owned partition: a private pull consumer on TLM starting after the checkpointed cursor, dispatch of
+ * messages to actor cells in stream order, outputs to OUT, and checkpoints.
+ *
+ * Checkpoint order (docs/runtime.md): (1) await every output published so far, (2) write dirty snapshots,
+ * (3) CAS the partition record with the new cursor (fails if another owner took over: fenced), (4) AckAll the
+ * message at the cursor. A crash anywhere replays from the old cursor; each cell skips what it already applied
+ * (its snapshot's lastSeq), and outputs carry deterministic ids, so state effects happen exactly once.
+ */
+import { AckPolicy, DeliverPolicy, type Consumer, type ConsumerMessages, type JsMsg, type PubAck } from '@nats-io/jetstream'
+import { headers, nanos, type Msg, type Subscription } from '@nats-io/transport-node'
+import { ActorCell, type SnapshotRecord } from './cell.js'
+import { FencedError, PitwallError, RuntimeErrorCodes } from './errors.js'
+import { type HeldRecord, type PartitionRecord, writeHeld } from './placement.js'
+import type { RuntimeDeps, RuntimeStats } from './runtime-types.js'
+import { fenceSubject, isEntityKind, outSubject, parsePartitioned, querySubject, snapshotKey, SYS_KIND, tickSubject, tlmPartitionFilter } from './subjects.js'
+import type { EntityKind } from './subjects.js'
+import type { FenceBody, Output, Reading } from './types.js'
+
+export const ERROR_HEADER = 'Pitwall-Error-Code'
+
+const te = new TextEncoder()
+const td = new TextDecoder()
+
+export type RunnerState = 'starting' | 'running' | 'stopping' | 'stopped' | 'fenced'
+
+export class PartitionRunner {
+  readonly partition: number
+  state: RunnerState = 'starting'
+  private held: HeldRecord
+  private readonly claimRevision: number
+  private readonly deps: RuntimeDeps
+  private readonly stats: RuntimeStats
+  private readonly cells = new Map<string, ActorCell>()
+  private dormant = new Map<string, number>()
+  private pending: Array<Promise<PubAck>> = []
+  private lastMsg: JsMsg | undefined
+  private lastSeq: number
+  private lastProcTime = 0
+  private msgsSinceCheckpoint = 0
+  private lastCheckpointAt = Date.now()
+  /** Local time the last successful record write was sent: our lease is safe until this + ttl. */
+  private leaseSentAt: number
+  private checkpointing: Promise<void> | undefined
+  private iter: ConsumerMessages | undefined
+  private consumer: Consumer | undefined
+  private loop: Promise<void> | undefined
+  private timers: NodeJS.Timeout[] = []
+  private querySub: Subscription | undefined
+  private tickCount = 0
+  private readonly consumerName: string
+  /** Called once when the runner stops on its own (fenced or failed). */
+  onExit: ((r: PartitionRunner, err?: unknown) => void) | undefined
+
+  constructor(deps: RuntimeDeps, stats: RuntimeStats, partition: number, held: HeldRecord, acquiredAt: number) {
+    this.deps = deps
+    this.stats = stats
+    this.partition = partition
+    this.held = held
+    this.claimRevision = held.revision
+    this.lastSeq = held.record.cursor
+    this.leaseSentAt = acquiredAt
+    this.consumerName = `pw_${deps.cfg.site}_${partition}_${held.record.token}`
+    for (const [k, at] of Object.entries(held.record.dormant ?? {})) this.dormant.set(k, at)
+  }
+
+  get token(): number {
+    return this.held.record.token
+  }
+  get activeActors(): number {
+    return this.cells.size
+  }
+  get cursor(): number {
+    return this.held.record.cursor
+  }
+
+  /** Fence marker, consumer from cursor + 1, message loop, tick and renewal timers, query endpoint. */
+  async start(): Promise<void> {
+    const { js, jsm, cfg } = this.deps
+    const fence: Output<'fence'> = {
+      id: `${SYS_KIND}:fence:${this.partition}:${this.token}`, type: 'fence', kind: SYS_KIND, entity: 'fence',
+      profile: '', ts: Date.now(), seq: this.lastSeq, site: cfg.site, partition: this.partition, token: this.token,
+      body: { partition: this.partition, token: this.token, owner: cfg.workerId } satisfies FenceBody,
+    }
+    await js.publish(fenceSubject(cfg.site, this.partition), JSON.stringify(fence), { msgID: fence.id })
+    const start = this.lastSeq + 1
+    await jsm.consumers.add(cfg.streams.tlm, {
+      name: this.consumerName,
+      filter_subject: tlmPartitionFilter(cfg.site, this.partition),
+      ack_policy: AckPolicy.All,
+      ...(this.lastSeq > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: start } : { deliver_policy: DeliverPolicy.All }),
+      max_ack_pending: cfg.maxInFlight,
+      ack_wait: nanos(Math.max(30_000, cfg.leaseTtlMs * 2)),
+      inactive_threshold: nanos(Math.max(30_000, cfg.leaseTtlMs * 5)),
+      mem_storage: true,
+    })
+    this.consumer = await js.consumers.get(cfg.streams.tlm, this.consumerName)
+    this.iter = await this.consumer.consume({ max_messages: Math.min(2_000, cfg.maxInFlight) })
+    this.querySub = this.deps.nc.subscribe(querySubject(cfg.site, this.partition), {
+      callback: (err, msg) => {
+        if (!err) void this.answerQuery(msg)
+      },
+    })
+    this.state = 'running'
+    this.loop = this.run().catch((err: unknown) => this.fail(err))
+    this.timers.push(setInterval(() => void this.renewTick(), Math.min(cfg.heartbeatMs, cfg.checkpointIntervalMs)))
+    this.timers.push(setInterval(() => void this.publishTick(), cfg.tickIntervalMs))
+  }
+
+  private async run(): Promise<void> {
+    const iter = this.iter
+    if (!iter) return
+    const cfg = this.deps.cfg
+    for await (const m of iter) {
+      if (this.state !== 'running') break
+      await this.handle(m)
+      this.lastMsg = m
+      this.lastSeq = m.seq
+      this.msgsSinceCheckpoint++
+      if (this.pending.length >= cfg.maxPendingOutputs) await this.flushOutputs()
+      if (this.msgsSinceCheckpoint >= cfg.maxInFlight / 2 || Date.now() - this.lastCheckpointAt >= cfg.checkpointIntervalMs ||
+        this.cells.size > cfg.maxActiveActors) {
+        await this.checkpoint()
+      }
+    }
+  }
+
+  private async handle(m: JsMsg): Promise<void> {
+    const parsed = parsePartitioned(m.subject)
+    const procTime = Math.floor(m.info.timestampNanos / 1e6)
+    this.lastProcTime = procTime
+    if (!parsed) {
+      this.stats.invalid++
+      return
+    }
+    if (parsed.kind === SYS_KIND) {
+      this.stats.ticks++
+      await this.fireTick(m.seq, procTime)
+      return
+    }
+    let reading: Reading
+    try {
+      reading = m.json<Reading>()
+    } catch {
+      // A malformed message in the log must not block the partition: counted and skipped.
+      this.stats.invalid++
+      return
+    }
+    if (!isEntityKind(parsed.kind) || !reading || typeof reading.ts !== 'number' || !Number.isFinite(reading.ts) ||
+      typeof reading.fields !== 'object' || reading.fields === null) {
+      this.stats.invalid++
+      return
+    }
+    const cell = await this.activate(parsed.kind, parsed.id, reading.profile)
+    if (!cell) {
+      this.stats.invalid++
+      return
+    }
+    if (cell.applyReading(m.seq, procTime, reading, this.emit)) this.stats.processed++
+    else this.stats.skippedReplay++
+  }
+
+  private async fireTick(seq: number, procTime: number): Promise<void> {
+    for (const cell of this.cells.values()) {
+      const next = cell.nextProcTimer()
+      if (next !== undefined && next <= procTime) cell.applyTick(seq, procTime, this.emit)
+    }
+    for (const [key, at] of this.dormant) {
+      if (at > procTime) continue
+      this.dormant.delete(key)
+      const dot = key.indexOf('.')
+      const kind = key.slice(0, dot)
+      if (!isEntityKind(kind)) continue
+      const cell = await this.activate(kind, key.slice(dot + 1), undefined)
+      cell?.applyTick(seq, procTime, this.emit)
+    }
+  }
+
+  private readonly emit = (o: Omit<Output, 'site' | 'partition' | 'token'>): void => {
+    const cfg = this.deps.cfg
+    const out: Output = { ...o, site: cfg.site, partition: this.partition, token: this.token } as Output
+    this.stats.outputs++
+    // The message id carries the token: a replay by the same owner dedups, a new owner's version is not
+    // mistaken for a stale owner's duplicate.
+    this.pending.push(this.deps.js.publish(outSubject(cfg.site, this.partition, o.kind, o.entity), JSON.stringify(out),
+      { msgID: `${o.id}@${this.token}` }))
+  }
+
+  /** Returns the live cell, loading it from its snapshot on first use (virtual actor activation). */
+  private async activate(kind: EntityKind, id: string, profile: string | undefined): Promise<ActorCell | undefined> {
+    const key = `${kind}.${id}`
+    const live = this.cells.get(key)
+    if (live) return live
+    const snap = await this.loadSnapshot(kind, id)
+    const name = snap?.profile ?? profile ?? this.deps.cfg.defaultProfiles[kind]
+    const entry = this.deps.profiles.get(name)
+    if (!entry || entry.def.kind !== kind) {
+      if (!snap) return undefined
+      throw new PitwallError(RuntimeErrorCodes.PROFILE_UNKNOWN, `snapshot of ${key} names profile ${name}, which this worker does not have`)
+    }
+    const cell = new ActorCell(entry.def, entry.config, { kind, id }, snap)
+    this.cells.set(key, cell)
+    this.dormant.delete(key)
+    this.stats.activations++
+    return cell
+  }
+
+  /**
+   * Reads the latest snapshot, ignoring any written after our claim by an older owner (a stale owner that
+   * woke up): for those the newest revision before the claim is used instead.
+   */
+  private async loadSnapshot(kind: string, id: string): Promise<SnapshotRecord | undefined> {
+    const kv = this.deps.kv
+    const k = snapshotKey(this.partition, kind, id)
+    const e = await kv.get(k)
+    if (!e || e.operation !== 'PUT') return undefined
+    const snap = JSON.parse(td.decode(e.value)) as SnapshotRecord
+    if (e.revision < this.claimRevision || snap.token >= this.token) {
+      if (snap.token > this.token) throw new FencedError(`snapshot of ${kind}/${id} has token ${snap.token} > ours ${this.token}`)
+      return snap
+    }
+    this.stats.staleSnapshotsIgnored++
+    let best: SnapshotRecord | undefined
+    const hist = await kv.history({ key: k })
+    for await (const h of hist) {
+      if (h.revision < this.claimRevision && h.operation === 'PUT') best = JSON.parse(td.decode(h.value)) as SnapshotRecord
+    }
+    return best
+  }
+
+  private async flushOutputs(): Promise<void> {
+    const batch = this.pending
+    this.pending = []
+    await Promise.all(batch)
+  }
+
+  private leaseSafe(): boolean {
+    // A margin of a quarter TTL: a paused process that wakes up near expiry does not write.
+    return Date.now() < this.leaseSentAt + this.deps.cfg.leaseTtlMs * 0.75
+  }
+
+  /** Outputs, then dirty snapshots, then the cursor (CAS, fenced), then AckAll. Serialised. */
+  checkpoint(): Promise<void> {
+    if (this.checkpointing) return this.checkpointing
+    this.checkpointing = this.doCheckpoint().finally(() => {
+      this.checkpointing = undefined
+    })
+    return this.checkpointing
+  }
+
+  private async doCheckpoint(): Promise<void> {
+    if (this.state === 'fenced' || this.state === 'stopped') return
+    const started = Date.now()
+    const cursor = this.lastSeq
+    const ackMsg = this.lastMsg
+    const dirty: ActorCell[] = []
+    for (const c of this.cells.values()) if (c.dirty) dirty.push(c)
+    const snaps = dirty.map((c) => {
+      c.dirty = false
+      return { key: snapshotKey(this.partition, c.entity.kind, c.entity.id), data: JSON.stringify(c.snapshot(this.token)) }
+    })
+    const victims = this.passivationCandidates()
+    const dormant: Record<string, number> = {}
+    for (const [k, at] of this.dormant) dormant[k] = at
+    for (const [k, c] of victims) {
+      const t = c.nextProcTimer()
+      if (t !== undefined) dormant[k] = t
+    }
+    try {
+      await this.flushOutputs()
+      if (!this.leaseSafe()) throw new FencedError(`partition ${this.partition}: lease may have expired, not writing`)
+      const kv = this.deps.kv
+      await Promise.all(snaps.map((s) => kv.put(s.key, s.data)))
+      this.stats.snapshotsWritten += snaps.length
+      for (const s of snaps) this.stats.snapshotBytes += s.data.length
+      const next: PartitionRecord = { ...this.held.record, cursor, renewedAt: Date.now(), dormant }
+      const sentAt = Date.now()
+      this.held = await writeHeld(kv, this.partition, this.held, next)
+      this.leaseSentAt = sentAt
+      ackMsg?.ack()
+      this.stats.checkpoints++
+      this.msgsSinceCheckpoint = 0
+      this.lastCheckpointAt = started
+      this.passivate(victims)
+    } catch (err) {
+      // Dirty cells whose snapshot did not land are dirty again; a fenced runner stops.
+      for (const c of dirty) c.dirty = true
+      this.stats.checkpointFailures++
+      throw err
+    }
+  }
+
+  /** Cells to passivate at this checkpoint: idle ones, and the least recently used above the bound. */
+  private passivationCandidates(): Array<[string, ActorCell]> {
+    const cfg = this.deps.cfg
+    const idleBefore = this.lastProcTime - cfg.idlePassivateMs
+    const out: Array<[string, ActorCell]> = []
+    for (const e of this.cells) if (e[1].lastActive < idleBefore) out.push(e)
+    const over = this.cells.size - out.length - cfg.maxActiveActors
+    if (over > 0) {
+      const rest = [...this.cells].filter((e) => e[1].lastActive >= idleBefore)
+      rest.sort((a, b) => a[1].lastActive - b[1].lastActive)
+      out.push(...rest.slice(0, over))
+    }
+    return out
+  }
+
+  /** Drops cells whose snapshot just landed, unless a message touched them meanwhile; keeps their timers. */
+  private passivate(victims: Array<[string, ActorCell]>): void {
+    for (const [k, c] of victims) {
+      if (c.dirty || this.cells.get(k) !== c) continue
+      const t = c.nextProcTimer()
+      if (t !== undefined) this.dormant.set(k, t)
+      this.cells.delete(k)
+      this.stats.passivations++
+    }
+  }
+
+  private async renewTick(): Promise<void> {
+    if (this.state !== 'running') return
+    try {
+      await this.checkpoint()
+    } catch (err) {
+      this.fail(err)
+    }
+  }
+
+  private async publishTick(): Promise<void> {
+    if (this.state !== 'running') return
+    const { js, cfg } = this.deps
+    try {
+      await js.publish(tickSubject(cfg.site, this.partition), '', { msgID: `tick:${this.partition}:${this.token}:${this.tickCount++}` })
+    } catch (err) {
+      this.deps.log('warn', 'tick publish failed', { partition: this.partition, err: String(err) })
+    }
+  }
+
+  private async answerQuery(msg: Msg): Promise<void> {
+    const h = headers()
+    try {
+      const q = JSON.parse(td.decode(msg.data)) as { kind?: string; id?: string }
+      if (typeof q.kind !== 'string' || !isEntityKind(q.kind) || typeof q.id !== 'string') {
+        throw new PitwallError(RuntimeErrorCodes.QUERY_FAILED, 'query needs {kind, id}')
+      }
+      const live = this.cells.get(`${q.kind}.${q.id}`)
+      let body: unknown
+      if (live) {
+        body = { source: 'live', kind: q.kind, id: q.id, profile: live.def.profile, lastSeq: live.lastSeq, watermark: live.watermark, state: live.query() }
+      } else {
+        const snap = await this.loadSnapshot(q.kind, q.id)
+        const entry = snap ? this.deps.profiles.get(snap.profile) : undefined
+        if (!snap || !entry) throw new PitwallError(RuntimeErrorCodes.ENTITY_UNKNOWN, `no actor ${q.kind}/${q.id}`)
+        const cell = new ActorCell(entry.def, entry.config, { kind: q.kind, id: q.id }, snap)
+        body = { source: 'snapshot', kind: q.kind, id: q.id, profile: snap.profile, lastSeq: cell.lastSeq, watermark: cell.watermark, state: cell.query() }
+      }
+      msg.respond(te.encode(JSON.stringify(body)))
+    } catch (err) {
+      const e = err instanceof PitwallError ? err : new PitwallError(RuntimeErrorCodes.QUERY_FAILED, String(err), { cause: err })
+      h.set(ERROR_HEADER, e.code)
+      msg.respond(te.encode(JSON.stringify(e.toWire())), { headers: h })
+    }
+  }
+
+  private fail(err: unknown): void {
+    if (this.state === 'stopped' || this.state === 'fenced') return
+    const fenced = err instanceof FencedError
+    this.deps.log(fenced ? 'warn' : 'error', fenced ? 'partition fenced' : 'partition runner failed',
+      { partition: this.partition, token: this.token, err: String(err) })
+    this.state = 'fenced'
+    if (fenced) this.stats.leaseLost++
+    void this.teardown(false).finally(() => this.onExit?.(this, err))
+  }
+
+  /** Graceful: stop intake, finish the current message, checkpoint, release the record. */
+  async stop(): Promise<void> {
+    if (this.state !== 'running' && this.state !== 'starting') return
+    this.state = 'stopping'
+    this.iter?.stop()
+    await this.loop
+    try {
+      await this.checkpoint()
+      const released: PartitionRecord = { ...this.held.record, owner: null, renewedAt: Date.now() }
+      this.held = await writeHeld(this.deps.kv, this.partition, this.held, released)
+      this.stats.leaseReleased++
+    } finally {
+      await this.teardown(true)
+      this.state = 'stopped'
+    }
+  }
+
+  private async teardown(deleteConsumer: boolean): Promise<void> {
+    for (const t of this.timers) clearInterval(t)
+    this.timers = []
+    this.iter?.stop()
+    this.querySub?.unsubscribe()
+    this.cells.clear()
+    if (deleteConsumer) {
+      try {
+        await this.deps.jsm.consumers.delete(this.deps.cfg.streams.tlm, this.consumerName)
+      } catch (err) {
+        // The consumer also expires by itself (inactive_threshold); log and move on.
+        this.deps.log('debug', 'consumer delete failed', { partition: this.partition, err: String(err) })
+      }
+    }
+  }
+}

@@ -1,0 +1,188 @@
+/**
+ * A worker: announces itself, computes its share of partitions over the live workers, acquires and runs them,
+ * hands them off when the assignment changes, and on stop drains (checkpoint + release every partition).
+ */
+import { jetstream, jetstreamManager } from '@nats-io/jetstream'
+import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node'
+import type { RuntimeConfig } from './config.js'
+import { RuntimeErrorCodes, UnreachableError } from './errors.js'
+import { PartitionRunner } from './partition.js'
+import { assignment, tryAcquire } from './placement.js'
+import { provision, verify } from './provision.js'
+import { type AnyActorDefinition, buildProfiles, type LogFn, newStats, type RuntimeDeps, type RuntimeStats } from './runtime-types.js'
+import { heartbeatSubject, heartbeatWildcard } from './subjects.js'
+
+export interface WorkerOptions {
+  cfg: RuntimeConfig
+  profiles: readonly AnyActorDefinition[]
+  /** Create streams and buckets when missing (default true); false: fail when they are missing. */
+  provision?: boolean
+  nc?: NatsConnection
+  log?: LogFn
+}
+
+interface Heartbeat {
+  worker: string
+  draining: boolean
+  partitions: number[]
+  at: number
+}
+
+const td = new TextDecoder()
+
+export function jsonLog(component: string): LogFn {
+  return (level, msg, fields) => {
+    if (level === 'debug' && !process.env.PITWALL_DEBUG) return
+    process.stderr.write(`${JSON.stringify({ t: new Date().toISOString(), level, component, msg, ...fields })}\n`)
+  }
+}
+
+/** Connects to NATS or fails fast with PW_NATS_UNREACHABLE naming the setting. */
+export async function connectNats(url: string, name: string): Promise<NatsConnection> {
+  try {
+    return await connect({ servers: url.split(','), name, noAsyncTraces: true, maxReconnectAttempts: -1, timeout: 5_000 })
+  } catch (err) {
+    throw new UnreachableError(RuntimeErrorCodes.NATS_UNREACHABLE, 'natsUrl (PITWALL_NATS_URL)', `cannot connect to ${url}: ${String(err)}`, err)
+  }
+}
+
+export class Worker {
+  readonly cfg: RuntimeConfig
+  readonly stats: RuntimeStats = newStats()
+  private readonly opts: WorkerOptions
+  private deps: RuntimeDeps | undefined
+  private ownsConnection = false
+  private readonly runners = new Map<number, PartitionRunner>()
+  private readonly acquiring = new Set<number>()
+  private readonly peers = new Map<string, { seenAt: number; draining: boolean }>()
+  private hbSub: Subscription | undefined
+  private timer: NodeJS.Timeout | undefined
+  private draining = false
+  private startedAt = 0
+  private placing: Promise<void> | undefined
+  private readonly log: LogFn
+
+  constructor(opts: WorkerOptions) {
+    this.opts = opts
+    this.cfg = opts.cfg
+    this.log = opts.log ?? jsonLog('worker')
+  }
+
+  get id(): string {
+    return this.cfg.workerId
+  }
+  /** Partitions currently owned, ascending. */
+  owned(): number[] {
+    return [...this.runners.keys()].sort((a, b) => a - b)
+  }
+  activeActors(): number {
+    let n = 0
+    for (const r of this.runners.values()) n += r.activeActors
+    return n
+  }
+
+  async start(): Promise<void> {
+    const cfg = this.cfg
+    let nc = this.opts.nc
+    if (!nc) {
+      nc = await connectNats(cfg.natsUrl, `pitwall-worker-${cfg.workerId}`)
+      this.ownsConnection = true
+    }
+    const js = jetstream(nc)
+    const jsm = await jetstreamManager(nc)
+    const { state } = this.opts.provision === false ? await verify(nc, jsm, cfg) : await provision(nc, jsm, cfg)
+    this.deps = { nc, js, jsm, kv: state, cfg, profiles: buildProfiles(this.opts.profiles, cfg), log: this.log }
+    this.hbSub = nc.subscribe(heartbeatWildcard(cfg.site), {
+      callback: (err, msg) => {
+        if (err) return
+        try {
+          const hb = JSON.parse(td.decode(msg.data)) as Heartbeat
+          this.peers.set(hb.worker, { seenAt: Date.now(), draining: hb.draining })
+        } catch (e) {
+          this.log('warn', 'bad heartbeat', { err: String(e) })
+        }
+      },
+    })
+    this.startedAt = Date.now()
+    this.heartbeat()
+    this.timer = setInterval(() => {
+      this.heartbeat()
+      if (!this.placing) this.placing = this.place().catch((err: unknown) => this.log('error', 'placement failed', { err: String(err) })).finally(() => { this.placing = undefined })
+    }, cfg.heartbeatMs)
+    this.log('info', 'worker started', { worker: cfg.workerId, site: cfg.site, partitions: cfg.partitions })
+  }
+
+  private heartbeat(): void {
+    if (!this.deps) return
+    const hb: Heartbeat = { worker: this.cfg.workerId, draining: this.draining, partitions: this.owned(), at: Date.now() }
+    this.deps.nc.publish(heartbeatSubject(this.cfg.site, this.cfg.workerId), JSON.stringify(hb))
+  }
+
+  /** Live, non-draining workers (including this one unless draining). */
+  liveWorkers(): string[] {
+    const cutoff = Date.now() - this.cfg.heartbeatMs * 3
+    const out: string[] = []
+    for (const [w, p] of this.peers) if (p.seenAt >= cutoff && !p.draining && w !== this.cfg.workerId) out.push(w)
+    if (!this.draining) out.push(this.cfg.workerId)
+    return out.sort()
+  }
+
+  private async place(): Promise<void> {
+    const deps = this.deps
+    if (!deps || this.draining) return
+    // Learn the peers for a moment before claiming, so a joining worker does not grab everything.
+    if (Date.now() - this.startedAt < this.cfg.heartbeatMs * 1.5) return
+    const want = new Set(assignment(this.cfg.partitions, this.liveWorkers(), this.cfg.workerId))
+    const releases: Array<Promise<void>> = []
+    for (const [p, r] of this.runners) {
+      if (!want.has(p)) {
+        this.runners.delete(p)
+        releases.push(r.stop().catch((err: unknown) => this.log('warn', 'release failed', { partition: p, err: String(err) })))
+      }
+    }
+    await Promise.all(releases)
+    await Promise.all([...want].filter((p) => !this.runners.has(p) && !this.acquiring.has(p)).map((p) => this.acquire(p)))
+  }
+
+  private async acquire(p: number): Promise<void> {
+    const deps = this.deps
+    if (!deps) return
+    this.acquiring.add(p)
+    try {
+      const at = Date.now()
+      const held = await tryAcquire(deps.kv, p, this.cfg.workerId, this.cfg.leaseTtlMs, at)
+      if (!held) return
+      const r = new PartitionRunner(deps, this.stats, p, held, at)
+      r.onExit = (runner) => {
+        if (this.runners.get(p) === runner) this.runners.delete(p)
+      }
+      this.runners.set(p, r)
+      this.stats.leaseAcquired++
+      try {
+        await r.start()
+      } catch (err) {
+        this.runners.delete(p)
+        this.log('error', 'partition start failed', { partition: p, err: String(err) })
+        await r.stop().catch(() => undefined)
+        return
+      }
+      this.log('info', 'partition acquired', { partition: p, token: held.record.token, cursor: held.record.cursor })
+    } finally {
+      this.acquiring.delete(p)
+    }
+  }
+
+  /** Graceful stop: announce draining, checkpoint and release every partition, close. */
+  async stop(): Promise<void> {
+    this.draining = true
+    if (this.timer) clearInterval(this.timer)
+    await this.placing
+    this.heartbeat()
+    const all = [...this.runners.values()]
+    this.runners.clear()
+    await Promise.all(all.map((r) => r.stop().catch((err: unknown) => this.log('warn', 'release failed', { partition: r.partition, err: String(err) }))))
+    this.hbSub?.unsubscribe()
+    if (this.deps && this.ownsConnection) await this.deps.nc.drain()
+    this.log('info', 'worker stopped', { worker: this.cfg.workerId })
+  }
+}
