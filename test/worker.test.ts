@@ -37,7 +37,7 @@ t.test('one worker processes a trace; outputs equal the reference', async (t) =>
   let mismatch = 0
   for (const o of windows) {
     const r = ref.windows.get(o.id)
-    const b = o.body as { fields: { v: { count: number; sum: number } } }
+    const b = o.body as unknown as { fields: { v: { count: number; sum: number } } }
     if (!r || r.count !== b.fields.v.count || r.sum !== b.fields.v.sum) mismatch++
   }
   t.equal(mismatch, 0, 'every window equals the reference')

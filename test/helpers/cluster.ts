@@ -1,0 +1,76 @@
+/**
+ * Worker processes for the crash, rebalance and fencing tests: spawns compiled workers (dist/) against a
+ * test nats-server, kills them (SIGKILL / SIGTERM / SIGSTOP), and feeds a trace at a fixed rate.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { jetstream } from '@nats-io/jetstream'
+import type { NatsConnection } from '@nats-io/transport-node'
+import { partitionOf, tlmSubject } from '../../actors/subjects.js'
+import type { TraceItem } from './trace.js'
+
+const root = join(import.meta.dirname, '..', '..')
+
+export function distPath(rel: string): string {
+  // Tests run from source (tap + tsx) but spawn compiled processes; `npm test` builds first.
+  const p = join(root, 'dist', rel)
+  if (!existsSync(p)) throw new Error(`${p} is missing: run \`npm run build\` first`)
+  return p
+}
+
+export interface WorkerProc {
+  id: string
+  proc: ChildProcess
+  last?: { owned: number[]; stats: Record<string, number> }
+  exited: Promise<number | null>
+}
+
+export function spawnWorker(script: string, id: string, env: Record<string, string>): WorkerProc {
+  const proc = spawn(process.execPath, [script], {
+    env: { ...process.env, ...env, PITWALL_WORKER_ID: id },
+    stdio: ['ignore', 'pipe', process.env.PITWALL_TEST_LOGS ? 'inherit' : 'ignore'],
+  })
+  const w: WorkerProc = { id, proc, exited: new Promise((r) => proc.once('exit', (code) => r(code))) }
+  let buf = ''
+  proc.stdout?.on('data', (d: Buffer) => {
+    buf += d.toString()
+    let i
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i)
+      buf = buf.slice(i + 1)
+      try {
+        w.last = JSON.parse(line) as WorkerProc['last']
+      } catch {
+        // Not a status line (the worker logs JSON to stderr; stdout carries status only).
+      }
+    }
+  })
+  return w
+}
+
+export async function kill(w: WorkerProc, signal: NodeJS.Signals): Promise<void> {
+  if (w.proc.exitCode !== null || w.proc.signalCode !== null) return
+  w.proc.kill(signal)
+  if (signal === 'SIGKILL' || signal === 'SIGTERM') await w.exited
+}
+
+/** Publishes the trace at about `ratePerS`, with the rid as message id (duplicates dedup in JetStream). */
+export async function feed(nc: NatsConnection, site: string, partitions: number, trace: TraceItem[], ratePerS: number,
+  stop: () => boolean = () => false): Promise<number> {
+  const js = jetstream(nc)
+  const batch = Math.max(1, Math.round(ratePerS / 20))
+  const started = Date.now()
+  let sent = 0
+  for (let i = 0; i < trace.length && !stop(); i += batch) {
+    const chunk = trace.slice(i, i + batch)
+    await Promise.all(chunk.map((r) => js.publish(tlmSubject(site, partitionOf(r.kind, r.id, partitions), r.kind, r.id),
+      JSON.stringify({ ts: r.ts, fields: { v: r.v }, profile: 'testsum' }), { msgID: r.rid, timeout: 30_000 })))
+    sent += chunk.length
+    const ahead = (sent / ratePerS) * 1000 - (Date.now() - started)
+    if (ahead > 0) await new Promise((r) => setTimeout(r, ahead))
+  }
+  return sent
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
