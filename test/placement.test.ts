@@ -1,0 +1,39 @@
+import t from 'tap'
+import fc from 'fast-check'
+import { jetstreamManager } from '@nats-io/jetstream'
+import { compileConfig } from '../actors/config.js'
+import { FencedError } from '../actors/errors.js'
+import { assignment, ownerFor, readRecord, tryAcquire, writeHeld } from '../actors/placement.js'
+import { provision } from '../actors/provision.js'
+import { connectTo, startNats } from './helpers/nats.js'
+
+t.test('rendezvous: every partition has exactly one owner; a join moves only partitions to the new worker', async (t) => {
+  fc.assert(fc.property(fc.uniqueArray(fc.stringMatching(/^[a-z0-9]{1,8}$/), { minLength: 1, maxLength: 12 }), fc.integer({ min: 1, max: 256 }),
+    fc.stringMatching(/^[A-Z]{1,6}$/), (workers, P, joiner) => {
+      const owners = Array.from({ length: P }, (_, p) => ownerFor(p, workers))
+      const total = workers.reduce((n, w) => n + assignment(P, workers, w).length, 0)
+      if (total !== P || owners.some((o) => o === undefined || !workers.includes(o))) return false
+      const after = Array.from({ length: P }, (_, p) => ownerFor(p, [...workers, joiner]))
+      return after.every((o, p) => o === owners[p] || o === joiner)
+    }))
+  const spread = Array.from({ length: 3 }, (_, i) => assignment(48, ['a', 'b', 'c'], ['a', 'b', 'c'][i] as string).length)
+  t.comment(`48 partitions over 3 workers: ${spread.join(' / ')}`)
+  t.ok(Math.min(...spread) >= 8, 'no worker starves')
+})
+
+t.test('partition records: acquire bumps the token, a stale holder is fenced', async (t) => {
+  const srv = await startNats()
+  t.teardown(() => srv.stop())
+  const nc = await connectTo(srv.url)
+  t.teardown(() => nc.close())
+  const { state: kv } = await provision(nc, await jetstreamManager(nc), compileConfig({ natsUrl: srv.url, partitions: 4 }))
+  const a = await tryAcquire(kv, 0, 'A', 1000, 1_000_000)
+  t.equal(a?.record.token, 1)
+  t.equal(await tryAcquire(kv, 0, 'B', 1000, 1_000_500), undefined, 'a live lease is not free')
+  const b = await tryAcquire(kv, 0, 'B', 1000, 1_002_000)
+  t.equal(b?.record.token, 2, 'an expired lease is taken with a new token')
+  await t.rejects(writeHeld(kv, 0, a as NonNullable<typeof a>, { ...(a as NonNullable<typeof a>).record, cursor: 99 }), FencedError, 'the stale owner cannot checkpoint')
+  t.equal((await readRecord(kv, 0))?.record.cursor, 0, 'cursor unchanged')
+  const [x, y] = await Promise.all([tryAcquire(kv, 1, 'X', 1000), tryAcquire(kv, 1, 'Y', 1000)])
+  t.equal([x, y].filter(Boolean).length, 1, 'of two racing acquirers exactly one wins')
+})
