@@ -3,19 +3,26 @@ import fc from 'fast-check'
 import { jetstreamManager } from '@nats-io/jetstream'
 import { compileConfig } from '../actors/config.js'
 import { FencedError } from '../actors/errors.js'
-import { assignment, ownerFor, readRecord, tryAcquire, writeHeld } from '../actors/placement.js'
+import { assignment, ownerFor, placementTable, readRecord, tryAcquire, writeHeld } from '../actors/placement.js'
 import { provision } from '../actors/provision.js'
 import { connectTo, startNats } from './helpers/nats.js'
 
-t.test('rendezvous: every partition has exactly one owner; a join moves only partitions to the new worker', async (t) => {
+t.test('placement: one owner per partition, balanced within one, a join moves few partitions', async (t) => {
+  let moved = 0
+  let ideal = 0
   fc.assert(fc.property(fc.uniqueArray(fc.stringMatching(/^[a-z0-9]{1,8}$/), { minLength: 1, maxLength: 12 }), fc.integer({ min: 1, max: 256 }),
     fc.stringMatching(/^[A-Z]{1,6}$/), (workers, P, joiner) => {
-      const owners = Array.from({ length: P }, (_, p) => ownerFor(p, workers))
-      const total = workers.reduce((n, w) => n + assignment(P, workers, w).length, 0)
-      if (total !== P || owners.some((o) => o === undefined || !workers.includes(o))) return false
-      const after = Array.from({ length: P }, (_, p) => ownerFor(p, [...workers, joiner]))
-      return after.every((o, p) => o === owners[p] || o === joiner)
+      const owners = placementTable(P, workers)
+      const loads = workers.map((w) => assignment(P, workers, w).length)
+      if (loads.reduce((a, b) => a + b, 0) !== P || owners.some((o) => !workers.includes(o))) return false
+      if (Math.max(...loads) - Math.min(...loads) > 1 && P >= workers.length) return false
+      const after = placementTable(P, [...workers, joiner])
+      moved += after.filter((o, p) => o !== owners[p]).length
+      ideal += P / (workers.length + 1)
+      return after.every((o, p) => ownerFor(p, P, [...workers, joiner]) === o)
     }))
+  t.comment(`a join moved ${moved} partitions where ${Math.round(ideal)} is the minimum`)
+  t.ok(moved <= ideal * 2.5, 'joins move at most 2.5x the minimum')
   const spread = Array.from({ length: 3 }, (_, i) => assignment(48, ['a', 'b', 'c'], ['a', 'b', 'c'][i] as string).length)
   t.comment(`48 partitions over 3 workers: ${spread.join(' / ')}`)
   t.ok(Math.min(...spread) >= 8, 'no worker starves')
