@@ -89,8 +89,16 @@ export class Worker {
       this.ownsConnection = true
     }
     const js = jetstream(nc)
+    let state
+    try {
+      const jsm = await jetstreamManager(nc)
+      state = (this.opts.provision === false ? await verify(nc, jsm, cfg) : await provision(nc, jsm, cfg)).state
+    } catch (err) {
+      // Fail fast, and do not leave a connection behind that keeps the process alive.
+      if (this.ownsConnection) await nc.close()
+      throw err
+    }
     const jsm = await jetstreamManager(nc)
-    const { state } = this.opts.provision === false ? await verify(nc, jsm, cfg) : await provision(nc, jsm, cfg)
     this.deps = { nc, js, jsm, kv: state, cfg, profiles: buildProfiles(this.opts.profiles, cfg), log: this.log }
     this.hbSub = nc.subscribe(heartbeatWildcard(cfg.site), {
       callback: (err, msg) => {

@@ -1,6 +1,10 @@
 import t from 'tap'
 import { jetstream, jetstreamManager } from '@nats-io/jetstream'
-import { compileConfig } from '../actors/config.js'
+import { compileConfig, optionsFromEnv } from '../actors/config.js'
+import { QueryError } from '../actors/errors.js'
+import { provision } from '../actors/provision.js'
+import { queryEntity } from '../actors/query.js'
+import { buildProfiles } from '../actors/runtime-types.js'
 import { Worker } from '../actors/worker.js'
 import { partitionOf, tlmSubject } from '../actors/subjects.js'
 import { connectTo, startNats } from './helpers/nats.js'
@@ -47,4 +51,53 @@ t.test('one worker processes a trace; outputs equal the reference', async (t) =>
   const body = res.json<{ source: string; state: { total: number } }>()
   t.equal(body.source, 'live')
   t.ok(body.state.total > 0)
+})
+
+t.test('live state query: owner answers, typed errors cross the wire, snapshot when no owner', async (t) => {
+  const srv = await startNats()
+  t.teardown(() => srv.stop())
+  const nc = await connectTo(srv.url)
+  t.teardown(() => nc.close())
+  const cfg = compileConfig({ natsUrl: srv.url, partitions: 4, heartbeatMs: 100, leaseTtlMs: 1000, checkpointIntervalMs: 200, workerId: 'q1' })
+  const w = new Worker({ cfg, profiles: [sumProfile], log: quiet })
+  await w.start()
+  const js = jetstream(nc)
+  for (let i = 0; i < 20; i++) {
+    await js.publish(tlmSubject('a', partitionOf('sensor', 'qs', 4), 'sensor', 'qs'), JSON.stringify({ ts: 1_700_000_000_000 + i * 1000, fields: { v: i }, profile: 'testsum' }))
+  }
+  for (let i = 0; i < 100 && w.stats.processed < 20; i++) await new Promise((r) => setTimeout(r, 50))
+  const { state: kv } = await provision(nc, await jetstreamManager(nc), cfg)
+  const deps = { nc, kv, cfg, profiles: buildProfiles([sumProfile], cfg) }
+  const live = await queryEntity(deps, 'sensor', 'qs')
+  t.equal(live.source, 'live')
+  t.same(live.state, { total: 20, late: 0, open: 1 })
+  const err = await queryEntity(deps, 'sensor', 'nobody').catch((e: unknown) => e)
+  t.type(err, QueryError)
+  t.equal((err as QueryError).code, 'PW_ENTITY_UNKNOWN', 'typed error from the owner')
+  await w.stop()
+  const snap = await queryEntity(deps, 'sensor', 'qs', 200)
+  t.equal(snap.source, 'snapshot', 'no owner: answered from the snapshot')
+  t.same(snap.state, { total: 20, late: 0, open: 1 })
+  const err2 = await queryEntity(deps, 'vehicle', 'nobody', 200).catch((e: unknown) => e)
+  t.equal((err2 as QueryError).code, 'PW_ENTITY_UNKNOWN')
+})
+
+t.test('bad configuration fails fast naming the setting', async (t) => {
+  t.throws(() => compileConfig({ partitions: 0 }), { code: 'PW_CONFIG_INVALID', message: /partitions/ })
+  t.throws(() => compileConfig({ site: 'A B' }), { message: /site/ })
+  t.throws(() => compileConfig({ heartbeatMs: 4000, leaseTtlMs: 5000 }), { message: /heartbeatMs/ })
+  t.throws(() => optionsFromEnv({ PITWALL_PARTITIONS: 'x' }), { message: /PITWALL_PARTITIONS/ })
+  const unreachable = new Worker({ cfg: compileConfig({ natsUrl: 'nats://127.0.0.1:1' }), profiles: [sumProfile], log: quiet })
+  await t.rejects(unreachable.start(), { code: 'PW_NATS_UNREACHABLE', message: /PITWALL_NATS_URL/ })
+  const srv = await startNats()
+  t.teardown(() => srv.stop())
+  const nc = await connectTo(srv.url)
+  t.teardown(() => nc.close())
+  const missing = new Worker({ cfg: compileConfig({ natsUrl: srv.url }), profiles: [sumProfile], provision: false, log: quiet })
+  await t.rejects(missing.start(), { code: 'PW_STREAM_MISSING', message: /TLM/ })
+  await provision(nc, await jetstreamManager(nc), compileConfig({ natsUrl: srv.url, partitions: 8 }))
+  const wrongP = new Worker({ cfg: compileConfig({ natsUrl: srv.url, partitions: 16 }), profiles: [sumProfile], provision: false, log: quiet })
+  await t.rejects(wrongP.start(), { code: 'PW_STREAM_INCOMPATIBLE', message: /partitions=8.*partitions=16/ })
+  await t.rejects(provision(nc, await jetstreamManager(nc), compileConfig({ natsUrl: srv.url, partitions: 16 })), { code: 'PW_STREAM_INCOMPATIBLE' })
+  await t.resolves(provision(nc, await jetstreamManager(nc), compileConfig({ natsUrl: srv.url, partitions: 8 })), 'provisioning is idempotent')
 })

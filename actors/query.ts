@@ -1,0 +1,64 @@
+/**
+ * Live state queries: NATS request/reply to the owner of the entity's partition. Answered from the live actor,
+ * or by the owner from the snapshot when the actor is passivated. When no owner answers in time (no worker
+ * holds the partition), the caller reads the last snapshot itself. Errors come back typed: the reply carries
+ * a `Pitwall-Error-Code` header and is rebuilt into the same error class here.
+ */
+import type { KV } from '@nats-io/kv'
+import { type NatsConnection, errors as natsErrors } from '@nats-io/transport-node'
+import { ActorCell, type SnapshotRecord } from './cell.js'
+import type { RuntimeConfig } from './config.js'
+import { fromWire, PitwallError, QueryError, RuntimeErrorCodes } from './errors.js'
+import { ERROR_HEADER } from './partition.js'
+import type { ProfileTable } from './runtime-types.js'
+import { type EntityKind, partitionOf, querySubject, snapshotKey } from './subjects.js'
+
+export interface LiveState {
+  source: 'live' | 'snapshot'
+  kind: EntityKind
+  id: string
+  profile: string
+  lastSeq: number
+  watermark: number | null
+  state: unknown
+}
+
+export interface QueryDeps {
+  nc: NatsConnection
+  kv: KV
+  cfg: Pick<RuntimeConfig, 'site' | 'partitions'>
+  profiles: ProfileTable
+}
+
+/** Asks the owning worker for an entity's live state; falls back to its snapshot when nobody answers. */
+export async function queryEntity(deps: QueryDeps, kind: EntityKind, id: string, timeoutMs = 1_000): Promise<LiveState> {
+  const p = partitionOf(kind, id, deps.cfg.partitions)
+  try {
+    const reply = await deps.nc.request(querySubject(deps.cfg.site, p), JSON.stringify({ kind, id }), { timeout: timeoutMs })
+    const code = reply.headers?.get(ERROR_HEADER)
+    if (code) throw fromWire(reply.json())
+    return reply.json<LiveState>()
+  } catch (err) {
+    if (err instanceof PitwallError) throw err
+    if (!(err instanceof natsErrors.NoRespondersError || err instanceof natsErrors.TimeoutError ||
+      (err instanceof natsErrors.RequestError && (err.isNoResponders() || err.cause instanceof natsErrors.TimeoutError)))) {
+      throw new QueryError(RuntimeErrorCodes.QUERY_FAILED, `query of ${kind}/${id} failed: ${String(err)}`, { cause: err })
+    }
+  }
+  return await fromSnapshot(deps, p, kind, id)
+}
+
+async function fromSnapshot(deps: QueryDeps, p: number, kind: EntityKind, id: string): Promise<LiveState> {
+  let e
+  try {
+    e = await deps.kv.get(snapshotKey(p, kind, id))
+  } catch (err) {
+    throw new QueryError(RuntimeErrorCodes.QUERY_TIMEOUT, `no owner answered for ${kind}/${id} and the snapshot store is unreachable`, { cause: err, retryable: true })
+  }
+  if (!e || e.operation !== 'PUT') throw new QueryError(RuntimeErrorCodes.ENTITY_UNKNOWN, `no actor ${kind}/${id}`)
+  const snap = JSON.parse(new TextDecoder().decode(e.value)) as SnapshotRecord
+  const entry = deps.profiles.get(snap.profile)
+  if (!entry) throw new QueryError(RuntimeErrorCodes.PROFILE_UNKNOWN, `snapshot of ${kind}/${id} names unknown profile ${snap.profile}`)
+  const cell = new ActorCell(entry.def, entry.config, { kind, id }, snap)
+  return { source: 'snapshot', kind, id, profile: snap.profile, lastSeq: cell.lastSeq, watermark: Number.isFinite(cell.watermark) ? cell.watermark : null, state: cell.query() }
+}
