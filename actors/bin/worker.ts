@@ -1,0 +1,32 @@
+/**
+ * Worker entrypoint (`node dist/actors/bin/worker.js`; the same command the local launcher and the Nomad job
+ * run). Configuration from PITWALL_* environment variables (docs/configuration.md). SIGTERM/SIGINT: drain,
+ * checkpoint and release every partition, then exit 0.
+ */
+import { compileConfig, optionsFromEnv } from '../config.js'
+import { PitwallError } from '../errors.js'
+import { PROFILES } from '../kinds/registry.js'
+import { jsonLog, Worker } from '../worker.js'
+
+const log = jsonLog('worker')
+try {
+  const cfg = compileConfig(optionsFromEnv(process.env))
+  const worker = new Worker({ cfg, profiles: PROFILES, provision: process.env.PITWALL_PROVISION !== 'false', log })
+  await worker.start()
+  let stopping = false
+  const stop = (signal: string): void => {
+    if (stopping) return
+    stopping = true
+    log('info', 'draining', { signal, partitions: worker.owned() })
+    worker.stop().then(() => process.exit(0), (err: unknown) => {
+      log('error', 'drain failed', { err: String(err) })
+      process.exit(1)
+    })
+  }
+  process.on('SIGTERM', () => stop('SIGTERM'))
+  process.on('SIGINT', () => stop('SIGINT'))
+} catch (err) {
+  const code = err instanceof PitwallError ? err.code : 'PW_START_FAILED'
+  log('error', err instanceof Error ? err.message : String(err), { code })
+  process.exit(2)
+}
