@@ -21,11 +21,14 @@ export interface WorkerOptions {
   log?: LogFn
 }
 
-interface Heartbeat {
+/** What a worker announces every heartbeat (also read by the benchmark and operators' tools). */
+export interface Heartbeat {
   worker: string
   draining: boolean
   partitions: number[]
   at: number
+  processed: number
+  activeActors: number
 }
 
 const td = new TextDecoder()
@@ -122,7 +125,10 @@ export class Worker {
 
   private heartbeat(): void {
     if (!this.deps) return
-    const hb: Heartbeat = { worker: this.cfg.workerId, draining: this.draining, partitions: this.owned(), at: Date.now() }
+    const hb: Heartbeat = {
+      worker: this.cfg.workerId, draining: this.draining, partitions: this.owned(), at: Date.now(),
+      processed: this.stats.processed, activeActors: this.activeActors(),
+    }
     this.deps.nc.publish(heartbeatSubject(this.cfg.site, this.cfg.workerId), JSON.stringify(hb))
   }
 
