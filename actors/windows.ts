@@ -1,0 +1,676 @@
+/**
+ * Event-time windows: tumbling and sliding (`EventWindows`, several definitions sharing one store) and session
+ * windows (`SessionWindows`). Pure, no I/O; the crash test's reference computation follows the semantics below.
+ *
+ * Windows (all intervals half-open, times in ms of event time):
+ * - Tumbling, size W: [floor(ts/W)*W, +W). Sliding, size W, slide S (W a multiple of S): every [k*S, k*S+W)
+ *   with k*S <= ts < k*S+W, i.e. W/S windows per reading. A tumbling window is a sliding one with S = W.
+ * - Each definition i has a horizon `closedThrough[i]` = max(every watermark passed to `advance`, end of every
+ *   window `flushAll` closed); it starts at -Infinity and never decreases. A window with end <= closedThrough
+ *   is CLOSED and never reopens; a window with end > closedThrough is OPEN.
+ * - `add(ts, fields, counts)`: the reading goes into each of its windows that is open. Bit i of the result is
+ *   set when the reading is LATE for definition i: all of its windows of that definition are closed. The caller
+ *   calls `advance(watermark)` before `add` with the watermark that includes the reading (the runtime raises
+ *   max event time before the handler runs), so "closed" means exactly "end <= current watermark, or flushed".
+ * - `advance(wm)`: closes, per definition, every window with closedThrough < end <= wm that holds at least one
+ *   accepted reading, and returns them (idleClosed false). `flushAll()` closes every open window holding a
+ *   reading (idleClosed true). Both return windows sorted by (end, start, definition order), each exactly once.
+ *   Windows without readings are never emitted.
+ * - Aggregates per configured numeric field over the window's accepted readings: count, sum, min, max, mean =
+ *   sum/count, population variance, stddev, first/last by event time (ties: the earlier arrival is first, the
+ *   later arrival is last). A value that is not a finite number is skipped for that field only. Counts: `readings`
+ *   (accepted readings) plus each configured counter (the sum of what `add` was given for it).
+ *
+ * Store: readings are aggregated into panes of P = gcd of all slides; a window is the merge of its W/P panes,
+ * so a reading costs one pane update whatever the number of windows, and a 5-minute sliding window costs five
+ * 1-minute panes, not five window copies. A pane is dropped when every window containing it is closed. Panes
+ * live in one flat `number[]` (unboxed doubles): [start, readings, counters..., fields x 9 slots].
+ */
+import { ConfigError, RuntimeErrorCodes, SnapshotError } from './errors.js'
+import type { FieldAggregate, FieldValue, WindowBody } from './types.js'
+
+/** A tumbling (no `slideMs`, or slide = size) or sliding window definition. */
+export interface WindowSpec {
+  name: string
+  sizeMs: number
+  slideMs?: number
+}
+
+export interface WindowOptions {
+  windows: readonly WindowSpec[]
+  /** Numeric fields to aggregate (others in a reading are ignored). */
+  fields: readonly string[]
+  /** Extra per-window counters, summed from what `add` is given (e.g. `alerts`, `failures`). */
+  counts?: readonly string[]
+}
+
+// Per-field slots in a record.
+const F_COUNT = 0, F_SUM = 1, F_M2 = 2, F_MIN = 3, F_MAX = 4, F_FIRST = 5, F_FIRST_TS = 6, F_LAST = 7, F_LAST_TS = 8
+const FIELD_SLOTS = 9
+
+/** The compiled, frozen form of `WindowOptions`, shared by every actor of a profile configuration. */
+export interface WindowLayout {
+  readonly specs: readonly { readonly name: string; readonly size: number; readonly slide: number }[]
+  readonly fields: readonly string[]
+  readonly counts: readonly string[]
+  /** Pane size: gcd of the slides. */
+  readonly pane: number
+  /** Numbers per pane record. */
+  readonly stride: number
+  /** Offset of the first field's slots in a record. */
+  readonly fieldBase: number
+  /** Signature of the window definitions, checked on restore. */
+  readonly signature: string
+}
+
+function gcd(a: number, b: number): number {
+  while (b !== 0) [a, b] = [b, a % b]
+  return a
+}
+
+function checkNames(setting: string, names: readonly string[]): void {
+  const seen = new Set<string>()
+  for (const n of names) {
+    if (typeof n !== 'string' || n.length === 0) throw new ConfigError(setting, 'names must be non-empty strings')
+    if (seen.has(n)) throw new ConfigError(setting, `duplicate name ${n}`)
+    seen.add(n)
+  }
+}
+
+/** Validates window options and compiles them into a layout (compile once per configuration). */
+export function compileWindows(opts: WindowOptions): WindowLayout {
+  if (!Array.isArray(opts.windows) || opts.windows.length === 0) throw new ConfigError('windows', 'at least one window is required')
+  // Late results are a bit mask per definition.
+  if (opts.windows.length > 30) throw new ConfigError('windows', 'at most 30 window definitions')
+  checkNames('windows[].name', opts.windows.map((w) => w.name))
+  const counts = opts.counts ?? []
+  checkNames('fields', opts.fields)
+  checkNames('counts', ['readings', ...counts])
+  let pane = 0
+  const specs = opts.windows.map((w) => {
+    const size = w.sizeMs
+    const slide = w.slideMs ?? w.sizeMs
+    if (!Number.isSafeInteger(size) || size <= 0) throw new ConfigError(`windows.${w.name}.sizeMs`, `must be a positive integer, got ${size}`)
+    if (!Number.isSafeInteger(slide) || slide <= 0 || size % slide !== 0) {
+      throw new ConfigError(`windows.${w.name}.slideMs`, `must be a positive integer dividing sizeMs (${size}), got ${slide}`)
+    }
+    pane = gcd(slide, pane)
+    return Object.freeze({ name: w.name, size, slide })
+  })
+  const fieldBase = 2 + counts.length
+  return Object.freeze({
+    specs: Object.freeze(specs),
+    fields: Object.freeze([...opts.fields]),
+    counts: Object.freeze([...counts]),
+    pane,
+    stride: fieldBase + FIELD_SLOTS * opts.fields.length,
+    fieldBase,
+    signature: specs.map((s) => `${s.name}:${s.size}:${s.slide}`).join(','),
+  })
+}
+
+// ---- field records (shared by panes and sessions) ---------------------------------------------------------
+
+/** Adds value x at event time ts to the field slots at `b` (sum-based Welford: exact sums, stable M2). */
+function accumulate(r: number[], b: number, x: number, ts: number): void {
+  const c = r[b + F_COUNT] as number
+  if (c === 0) {
+    r[b + F_COUNT] = 1
+    r[b + F_SUM] = x
+    r[b + F_M2] = 0
+    r[b + F_MIN] = x
+    r[b + F_MAX] = x
+    r[b + F_FIRST] = x
+    r[b + F_FIRST_TS] = ts
+    r[b + F_LAST] = x
+    r[b + F_LAST_TS] = ts
+    return
+  }
+  const sum = r[b + F_SUM] as number
+  const sum1 = sum + x
+  r[b + F_M2] = (r[b + F_M2] as number) + (x - sum / c) * (x - sum1 / (c + 1))
+  r[b + F_COUNT] = c + 1
+  r[b + F_SUM] = sum1
+  if (x < (r[b + F_MIN] as number)) r[b + F_MIN] = x
+  if (x > (r[b + F_MAX] as number)) r[b + F_MAX] = x
+  // Strict for first, non-strict for last: on equal event time the earlier arrival is first, the later last.
+  if (ts < (r[b + F_FIRST_TS] as number)) {
+    r[b + F_FIRST] = x
+    r[b + F_FIRST_TS] = ts
+  }
+  if (ts >= (r[b + F_LAST_TS] as number)) {
+    r[b + F_LAST] = x
+    r[b + F_LAST_TS] = ts
+  }
+}
+
+/**
+ * Merges the field slots at `sb` of `s` into those at `db` of `d` (Chan et al.). `s` holds readings that
+ * arrived after or lie in time after those of `d`, so on equal times `d` keeps first and `s` wins last.
+ */
+function mergeField(d: number[], db: number, s: readonly number[], sb: number): void {
+  const nb = s[sb + F_COUNT] as number
+  if (nb === 0) return
+  const na = d[db + F_COUNT] as number
+  if (na === 0) {
+    for (let k = 0; k < FIELD_SLOTS; k++) d[db + k] = s[sb + k] as number
+    return
+  }
+  const sa = d[db + F_SUM] as number, sbm = s[sb + F_SUM] as number
+  const n = na + nb
+  const delta = sbm / nb - sa / na
+  d[db + F_M2] = (d[db + F_M2] as number) + (s[sb + F_M2] as number) + delta * delta * (na * nb / n)
+  d[db + F_COUNT] = n
+  d[db + F_SUM] = sa + sbm
+  if ((s[sb + F_MIN] as number) < (d[db + F_MIN] as number)) d[db + F_MIN] = s[sb + F_MIN] as number
+  if ((s[sb + F_MAX] as number) > (d[db + F_MAX] as number)) d[db + F_MAX] = s[sb + F_MAX] as number
+  if ((s[sb + F_FIRST_TS] as number) < (d[db + F_FIRST_TS] as number)) {
+    d[db + F_FIRST] = s[sb + F_FIRST] as number
+    d[db + F_FIRST_TS] = s[sb + F_FIRST_TS] as number
+  }
+  if ((s[sb + F_LAST_TS] as number) >= (d[db + F_LAST_TS] as number)) {
+    d[db + F_LAST] = s[sb + F_LAST] as number
+    d[db + F_LAST_TS] = s[sb + F_LAST_TS] as number
+  }
+}
+
+function fieldAggregate(r: readonly number[], b: number): FieldAggregate {
+  const count = r[b + F_COUNT] as number
+  const sum = r[b + F_SUM] as number
+  const m2 = r[b + F_M2] as number
+  // Rounding can leave M2 a hair below zero for constant series.
+  const variance = m2 > 0 ? m2 / count : 0
+  return {
+    count, sum, min: r[b + F_MIN] as number, max: r[b + F_MAX] as number, mean: sum / count, variance,
+    stddev: Math.sqrt(variance), first: r[b + F_FIRST] as number, last: r[b + F_LAST] as number,
+  }
+}
+
+/** Adds one reading's fields and counters to a record whose counters start at `cb` and fields at `fb`. */
+function addReading(l: WindowLayout, r: number[], at: number, ts: number,
+  fields: Readonly<Record<string, FieldValue | undefined>>, counts: Readonly<Record<string, number>> | undefined): void {
+  r[at + 1] = (r[at + 1] as number) + 1
+  if (counts !== undefined) {
+    for (let i = 0; i < l.counts.length; i++) {
+      const v = counts[l.counts[i] as string]
+      if (typeof v === 'number' && Number.isFinite(v)) r[at + 2 + i] = (r[at + 2 + i] as number) + v
+    }
+  }
+  for (let i = 0; i < l.fields.length; i++) {
+    const x = fields[l.fields[i] as string]
+    if (typeof x === 'number' && Number.isFinite(x)) accumulate(r, at + l.fieldBase + i * FIELD_SLOTS, x, ts)
+  }
+}
+
+/** Merges record `s` at `sa` into record `d` at `da` (counters and fields; not the start slot). */
+function mergeRecord(l: WindowLayout, d: number[], da: number, s: readonly number[], sa: number): void {
+  for (let k = 1; k < l.fieldBase; k++) d[da + k] = (d[da + k] as number) + (s[sa + k] as number)
+  for (let i = 0; i < l.fields.length; i++) {
+    const off = l.fieldBase + i * FIELD_SLOTS
+    mergeField(d, da + off, s, sa + off)
+  }
+}
+
+function emptyRecord(l: WindowLayout, start: number): number[] {
+  const r = new Array<number>(l.stride).fill(0)
+  r[0] = start
+  return r
+}
+
+function body(l: WindowLayout, name: string, start: number, end: number, r: readonly number[], at: number, idleClosed: boolean): WindowBody {
+  const fields: Record<string, FieldAggregate> = {}
+  for (let i = 0; i < l.fields.length; i++) {
+    const b = at + l.fieldBase + i * FIELD_SLOTS
+    if ((r[b + F_COUNT] as number) > 0) fields[l.fields[i] as string] = fieldAggregate(r, b)
+  }
+  const counts: Record<string, number> = { readings: r[at + 1] as number }
+  for (let i = 0; i < l.counts.length; i++) counts[l.counts[i] as string] = r[at + 2 + i] as number
+  return { window: name, start, end, fields, counts, idleClosed }
+}
+
+// ---- snapshot helpers -------------------------------------------------------------------------------------
+
+function corrupt(what: string): SnapshotError {
+  return new SnapshotError(RuntimeErrorCodes.SNAPSHOT_CORRUPT, `window snapshot: ${what}`)
+}
+
+/** A number for JSON: non-finite values (an overflowing sum) become strings so they survive exactly. */
+function num(v: number): number | string {
+  return Number.isFinite(v) ? v : String(v)
+}
+
+function unnum(v: unknown, what: string): number {
+  if (typeof v === 'number' && Number.isFinite(v)) return v
+  if (v === 'Infinity') return Infinity
+  if (v === '-Infinity') return -Infinity
+  if (v === 'NaN') return NaN
+  throw corrupt(`${what} is not a number`)
+}
+
+/**
+ * Encodes records (flat, `stride` each) compactly: first/last event times as offsets from the record's start
+ * (13-digit timestamps become short numbers); an offset that would not add back exactly is kept as `[ts]`.
+ */
+function encodeRecords(l: WindowLayout, recs: readonly number[]): Array<number | string | number[]> {
+  const out: Array<number | string | number[]> = new Array(recs.length)
+  for (let at = 0; at < recs.length; at += l.stride) {
+    const start = recs[at] as number
+    for (let k = 0; k < l.stride; k++) {
+      const v = recs[at + k] as number
+      const rel = (k - l.fieldBase) % FIELD_SLOTS
+      if (k >= l.fieldBase && (rel === F_FIRST_TS || rel === F_LAST_TS)) {
+        const off = v - start
+        // An empty field's times are unused and zero: keep them zero.
+        if (recs[at + k - rel + F_COUNT] === 0) out[at + k] = 0
+        else out[at + k] = start + off === v ? off : [v]
+      } else {
+        out[at + k] = num(v)
+      }
+    }
+  }
+  return out
+}
+
+/** Decodes `encodeRecords` output written with fields `fields` / counters `counts`, remapped to layout `l`. */
+function decodeRecords(l: WindowLayout, data: unknown, fields: readonly string[], counts: readonly string[]): number[] {
+  const fieldBase = 2 + counts.length
+  const stride = fieldBase + FIELD_SLOTS * fields.length
+  if (!Array.isArray(data) || data.length % stride !== 0) throw corrupt('records are not a multiple of the record size')
+  const out: number[] = []
+  for (let at = 0; at < data.length; at += stride) {
+    const start = unnum(data[at], 'record start')
+    const src = new Array<number>(stride)
+    src[0] = start
+    for (let k = 1; k < stride; k++) {
+      const v: unknown = data[at + k]
+      const rel = (k - fieldBase) % FIELD_SLOTS
+      if (k >= fieldBase && (rel === F_FIRST_TS || rel === F_LAST_TS)) {
+        if (Array.isArray(v) && v.length === 1) src[k] = unnum(v[0], 'event time')
+        else if (src[k - rel + F_COUNT] === 0) src[k] = 0
+        else src[k] = start + unnum(v, 'event time offset')
+      } else {
+        src[k] = unnum(v, 'aggregate')
+      }
+    }
+    // Remap by name: fields or counters added to the configuration start empty, removed ones are dropped.
+    const rec = emptyRecord(l, start)
+    rec[1] = src[1] as number
+    l.counts.forEach((c, i) => {
+      const j = counts.indexOf(c)
+      if (j >= 0) rec[2 + i] = src[2 + j] as number
+    })
+    l.fields.forEach((f, i) => {
+      const j = fields.indexOf(f)
+      if (j < 0) return
+      for (let k = 0; k < FIELD_SLOTS; k++) rec[l.fieldBase + i * FIELD_SLOTS + k] = src[fieldBase + j * FIELD_SLOTS + k] as number
+    })
+    for (const v of rec) out.push(v)
+  }
+  return out
+}
+
+function stringList(v: unknown, what: string): string[] {
+  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw corrupt(`${what} is not a list of names`)
+  return v as string[]
+}
+
+// ---- EventWindows -----------------------------------------------------------------------------------------
+
+/** JSON form of `EventWindows`. */
+export interface EventWindowsJSON {
+  /** Window definitions signature (`name:size:slide,...`). */
+  k: string
+  f: string[]
+  c: string[]
+  /** closedThrough per definition (null = -Infinity). */
+  h: Array<number | null>
+  /** Pane records, flat. */
+  p: Array<number | string | number[]>
+}
+
+/** Tumbling and sliding windows of one entity, several definitions sharing one pane store. */
+export class EventWindows {
+  private readonly l: WindowLayout
+  /** closedThrough per definition. */
+  private readonly h: number[]
+  /** Pane records, sorted by start, `l.stride` numbers each. */
+  private p: number[]
+
+  /** `layout`: from `compileWindows` (or options, compiled here; prefer sharing one layout). */
+  constructor(layout: WindowLayout | WindowOptions) {
+    this.l = 'stride' in layout ? layout : compileWindows(layout)
+    this.h = new Array<number>(this.l.specs.length).fill(-Infinity)
+    this.p = []
+  }
+
+  get layout(): WindowLayout {
+    return this.l
+  }
+
+  /** The horizon of definition `i` (index or name): windows ending at or before it are closed. */
+  closedThrough(i: number | string): number {
+    const idx = typeof i === 'number' ? i : this.l.specs.findIndex((s) => s.name === i)
+    const v = this.h[idx]
+    if (v === undefined) throw new ConfigError('windows', `no window definition ${String(i)}`)
+    return v
+  }
+
+  /** Number of panes held (memory and tests). */
+  get paneCount(): number {
+    return this.p.length / this.l.stride
+  }
+
+  /**
+   * Adds a reading to each of its open windows. Returns a bit mask: bit i set = late for definition i (all its
+   * windows there are closed). 0 = accepted by every definition.
+   */
+  add(ts: number, fields: Readonly<Record<string, FieldValue | undefined>>, counts?: Readonly<Record<string, number>>): number {
+    const l = this.l
+    let late = 0
+    for (let i = 0; i < l.specs.length; i++) {
+      const s = l.specs[i] as WindowLayout['specs'][number]
+      // The reading's last window ends latest: if that one is closed, all of them are.
+      if (Math.floor(ts / s.slide) * s.slide + s.size <= (this.h[i] as number)) late |= 1 << i
+    }
+    if (late === (1 << l.specs.length) - 1 || !Number.isFinite(ts)) return (1 << l.specs.length) - 1
+    // Shared panes are safe: every window of a pane that is closed has already been emitted, so data added now
+    // only reaches windows that are still open, and those contain the reading.
+    const at = this.paneAt(Math.floor(ts / l.pane) * l.pane)
+    addReading(l, this.p, at, ts, fields, counts)
+    return late
+  }
+
+  /** Offset of the pane starting at `start`, inserted (kept sorted) if missing. */
+  private paneAt(start: number): number {
+    const p = this.p, st = this.l.stride
+    let at = p.length
+    // Readings mostly land in the newest pane: scan from the end.
+    while (at > 0 && (p[at - st] as number) >= start) {
+      at -= st
+      if (p[at] === start) return at
+    }
+    // A new array of exact size: push/splice would leave spare capacity in every actor.
+    this.p = p.slice(0, at).concat(emptyRecord(this.l, start), p.slice(at))
+    return at
+  }
+
+  /** Closes the windows the watermark passed; returns them sorted by (end, start, definition). */
+  advance(watermark: number): WindowBody[] {
+    const out: WindowBody[] = []
+    for (let i = 0; i < this.l.specs.length; i++) {
+      const h0 = this.h[i] as number
+      if (!(watermark > h0)) continue
+      this.collect(i, h0, watermark, false, out)
+      this.h[i] = watermark
+    }
+    if (out.length === 0) return out
+    this.prune()
+    return sortWindows(out, this.l)
+  }
+
+  /** Closes every open window that holds a reading (idle timeout); returns them sorted like `advance`. */
+  flushAll(): WindowBody[] {
+    const out: WindowBody[] = []
+    for (let i = 0; i < this.l.specs.length; i++) {
+      const before = out.length
+      this.collect(i, this.h[i] as number, Infinity, true, out)
+      for (let j = before; j < out.length; j++) {
+        const end = (out[j] as WindowBody).end
+        if (end > (this.h[i] as number)) this.h[i] = end
+      }
+    }
+    this.prune()
+    return sortWindows(out, this.l)
+  }
+
+  /** The open windows with their partial aggregates (for live queries); changes nothing. */
+  openWindows(): WindowBody[] {
+    const out: WindowBody[] = []
+    for (let i = 0; i < this.l.specs.length; i++) this.collect(i, this.h[i] as number, Infinity, false, out)
+    return sortWindows(out, this.l)
+  }
+
+  /** Windows of definition i with h0 < end <= h1 that contain at least one pane, appended to `out`. */
+  private collect(i: number, h0: number, h1: number, idle: boolean, out: WindowBody[]): void {
+    const l = this.l, p = this.p, st = l.stride
+    const { name, size, slide } = l.specs[i] as WindowLayout['specs'][number]
+    let ends: number[] | undefined
+    // Window ends are multiples of the slide (size is one). For a pane at ps the windows containing it end in
+    // [ceil((ps + P - size) / slide) * slide + size, floor(ps / slide) * slide + size].
+    const lowest = Math.floor(h0 / slide) * slide + slide
+    const highest = Math.floor(h1 / slide) * slide
+    for (let at = 0; at < p.length; at += st) {
+      const ps = p[at] as number
+      const lo = Math.max(Math.ceil((ps + l.pane - size) / slide) * slide + size, lowest)
+      const hi = Math.min(Math.floor(ps / slide) * slide + size, highest)
+      for (let e = lo; e <= hi; e += slide) {
+        ends ??= []
+        if (!ends.includes(e)) ends.push(e)
+      }
+    }
+    if (ends === undefined) return
+    ends.sort((a, b) => a - b)
+    const acc = emptyRecord(l, 0)
+    for (const end of ends) {
+      const start = end - size
+      acc.fill(0)
+      for (let at = 0; at < p.length; at += st) {
+        const ps = p[at] as number
+        if (ps >= start && ps < end) mergeRecord(l, acc, 0, p, at)
+      }
+      out.push(body(l, name, start, end, acc, 0, idle))
+    }
+  }
+
+  /** Drops panes whose every window is closed in every definition. */
+  private prune(): void {
+    const l = this.l, p = this.p, st = l.stride
+    let keep = 0
+    while (keep < p.length && this.paneClosed(p[keep] as number)) keep += st
+    if (keep === 0) {
+      // Panes are dropped oldest first; a later one can only be dead if the first one is.
+      return
+    }
+    this.p = p.slice(keep)
+  }
+
+  private paneClosed(ps: number): boolean {
+    const specs = this.l.specs
+    for (let i = 0; i < specs.length; i++) {
+      const s = specs[i] as WindowLayout['specs'][number]
+      if (Math.floor(ps / s.slide) * s.slide + s.size > (this.h[i] as number)) return false
+    }
+    return true
+  }
+
+  /** Compact JSON form (restores exactly with `fromJSON`). */
+  toJSON(): EventWindowsJSON {
+    return {
+      k: this.l.signature,
+      f: [...this.l.fields],
+      c: [...this.l.counts],
+      h: this.h.map((v) => (Number.isFinite(v) ? v : null)),
+      p: encodeRecords(this.l, this.p),
+    }
+  }
+
+  /**
+   * Restores from `toJSON()` output. The window definitions must be the same (else SnapshotError); fields and
+   * counters are matched by name, so adding or removing one in the configuration keeps the others.
+   */
+  static fromJSON(layout: WindowLayout | WindowOptions, data: unknown): EventWindows {
+    const w = new EventWindows(layout)
+    const l = w.l
+    const d = data as Partial<EventWindowsJSON> | null
+    if (d === null || typeof d !== 'object') throw corrupt('not an object')
+    if (d.k !== l.signature) {
+      throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_VERSION,
+        `window snapshot has definitions ${String(d.k)}, the configuration has ${l.signature}`)
+    }
+    if (!Array.isArray(d.h) || d.h.length !== l.specs.length) throw corrupt('horizons do not match the definitions')
+    d.h.forEach((v, i) => {
+      if (v !== null && !(typeof v === 'number' && Number.isFinite(v))) throw corrupt('horizon is not a number')
+      w.h[i] = v ?? -Infinity
+    })
+    w.p = decodeRecords(l, d.p, stringList(d.f, 'fields'), stringList(d.c, 'counts'))
+    for (let at = 0; at < w.p.length; at += l.stride) {
+      const ps = w.p[at] as number
+      if (ps % l.pane !== 0 || (at > 0 && ps <= (w.p[at - l.stride] as number))) throw corrupt('panes are not aligned and sorted')
+    }
+    return w
+  }
+}
+
+function sortWindows(out: WindowBody[], l: WindowLayout): WindowBody[] {
+  if (out.length < 2) return out
+  const order = new Map(l.specs.map((s, i) => [s.name, i]))
+  return out.sort((a, b) => a.end - b.end || a.start - b.start || (order.get(a.window) ?? 0) - (order.get(b.window) ?? 0))
+}
+
+// ---- SessionWindows ---------------------------------------------------------------------------------------
+
+/**
+ * Session windows with gap G. Semantics:
+ * - A session holds readings chained by event-time gaps < G; its window is [first ts, last ts + G).
+ * - `closedThrough` = max(every watermark passed to `advance`, end of every session `flushAll` closed). A
+ *   session whose end <= closedThrough is closed and never reopens.
+ * - `add(ts)`: the reading joins every open session with start - G < ts < end, merging them into one; if it
+ *   joins none it starts a new session, unless ts + G <= closedThrough, in which case it is LATE (returns true).
+ *   A reading within G of a session that is already closed starts a new session: closed sessions stay closed.
+ * - `advance(wm)` closes sessions with end <= wm; `flushAll()` closes all; both sorted by (end, start).
+ * - Aggregates and counters: as for `EventWindows`.
+ * Records: [start, readings, counters..., fields x 9, last ts] (the session's end is last ts + G).
+ */
+export class SessionWindows {
+  private readonly l: WindowLayout
+  private readonly gap: number
+  private readonly name: string
+  private h = -Infinity
+  /** Session records sorted by start; each is `stride + 1` numbers (the last one is the session's last ts). */
+  private s: number[] = []
+
+  constructor(opts: { name: string; gapMs: number; fields: readonly string[]; counts?: readonly string[] }) {
+    if (!Number.isFinite(opts.gapMs) || opts.gapMs <= 0) throw new ConfigError(`sessions.${opts.name}.gapMs`, `must be > 0, got ${opts.gapMs}`)
+    const base = compileWindows({ windows: [{ name: opts.name, sizeMs: 1 }], fields: opts.fields, counts: opts.counts ?? [] })
+    this.l = Object.freeze({ ...base, stride: base.stride + 1, signature: `${opts.name}:session:${opts.gapMs}` })
+    this.gap = opts.gapMs
+    this.name = opts.name
+  }
+
+  get closedThrough(): number {
+    return this.h
+  }
+  /** Number of open sessions. */
+  get sessionCount(): number {
+    return this.s.length / this.l.stride
+  }
+
+  /** Adds a reading; returns true when it is late (see the class doc) and was not added. */
+  add(ts: number, fields: Readonly<Record<string, FieldValue | undefined>>, counts?: Readonly<Record<string, number>>): boolean {
+    if (!Number.isFinite(ts)) return true
+    const l = this.l, st = l.stride, g = this.gap
+    let first = -1, last = -1
+    for (let at = 0; at < this.s.length; at += st) {
+      const start = this.s[at] as number, end = (this.s[at + st - 1] as number) + g
+      if (start - g < ts && ts < end) {
+        if (first < 0) first = at
+        last = at
+      }
+    }
+    if (first < 0) {
+      if (ts + g <= this.h) return true
+      const rec = emptyRecord(l, ts)
+      rec[st - 1] = ts
+      let at = 0
+      while (at < this.s.length && (this.s[at] as number) <= ts) at += st
+      this.s = this.s.slice(0, at).concat(rec, this.s.slice(at))
+      first = last = at
+    } else if (last > first) {
+      // The reading bridges sessions first..last (contiguous in start order): merge them into the first.
+      for (let at = first + st; at <= last; at += st) {
+        mergeRecord(l, this.s, first, this.s, at)
+        if ((this.s[at + st - 1] as number) > (this.s[first + st - 1] as number)) this.s[first + st - 1] = this.s[at + st - 1] as number
+      }
+      this.s = this.s.slice(0, first + st).concat(this.s.slice(last + st))
+    }
+    addReading(l, this.s, first, ts, fields, counts)
+    if (ts < (this.s[first] as number)) this.s[first] = ts
+    if (ts > (this.s[first + st - 1] as number)) this.s[first + st - 1] = ts
+    return false
+  }
+
+  /** Closes sessions whose end <= watermark; returns them sorted by (end, start). */
+  advance(watermark: number): WindowBody[] {
+    if (!(watermark > this.h)) return []
+    this.h = watermark
+    return this.close((end) => end <= watermark, false)
+  }
+
+  /** Closes every open session (idle timeout). */
+  flushAll(): WindowBody[] {
+    const out = this.close(() => true, true)
+    for (const w of out) if (w.end > this.h) this.h = w.end
+    return out
+  }
+
+  /** Open sessions with partial aggregates. */
+  openWindows(): WindowBody[] {
+    return this.collect(() => true, false).out
+  }
+
+  private close(pred: (end: number) => boolean, idle: boolean): WindowBody[] {
+    const { out, keep } = this.collect(pred, idle)
+    if (out.length > 0) this.s = keep
+    return out
+  }
+
+  private collect(pred: (end: number) => boolean, idle: boolean): { out: WindowBody[]; keep: number[] } {
+    const l = this.l, st = l.stride
+    const out: WindowBody[] = []
+    const keep: number[] = []
+    for (let at = 0; at < this.s.length; at += st) {
+      const start = this.s[at] as number, end = (this.s[at + st - 1] as number) + this.gap
+      if (pred(end)) out.push(body(l, this.name, start, end, this.s, at, idle))
+      else for (let k = 0; k < st; k++) keep.push(this.s[at + k] as number)
+    }
+    return { out: out.sort((a, b) => a.end - b.end || a.start - b.start), keep }
+  }
+
+  /** Compact JSON form (restores exactly with `fromJSON`). */
+  toJSON(): { k: string; f: string[]; c: string[]; h: number | null; p: Array<number | string | number[]>; t: number[] } {
+    const st = this.l.stride
+    const inner = { ...this.l, stride: st - 1 }
+    const recs: number[] = []
+    const lastTs: number[] = []
+    for (let at = 0; at < this.s.length; at += st) {
+      for (let k = 0; k < st - 1; k++) recs.push(this.s[at + k] as number)
+      lastTs.push(this.s[at + st - 1] as number)
+    }
+    return {
+      k: this.l.signature, f: [...this.l.fields], c: [...this.l.counts], h: Number.isFinite(this.h) ? this.h : null,
+      p: encodeRecords(inner, recs), t: lastTs,
+    }
+  }
+
+  /** Restores from `toJSON()` output (same name and gap, else SnapshotError). */
+  static fromJSON(opts: { name: string; gapMs: number; fields: readonly string[]; counts?: readonly string[] }, data: unknown): SessionWindows {
+    const w = new SessionWindows(opts)
+    const d = data as { k?: unknown; f?: unknown; c?: unknown; h?: unknown; p?: unknown; t?: unknown } | null
+    if (d === null || typeof d !== 'object') throw corrupt('not an object')
+    if (d.k !== w.l.signature) throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_VERSION, `session snapshot ${String(d.k)} is not ${w.l.signature}`)
+    if (d.h !== null && !(typeof d.h === 'number' && Number.isFinite(d.h))) throw corrupt('horizon is not a number')
+    const inner = { ...w.l, stride: w.l.stride - 1 }
+    const recs = decodeRecords(inner, d.p, stringList(d.f, 'fields'), stringList(d.c, 'counts'))
+    const n = recs.length / inner.stride
+    if (!Array.isArray(d.t) || d.t.length !== n) throw corrupt('session end times do not match the sessions')
+    const t = d.t as unknown[]
+    const s: number[] = []
+    for (let i = 0; i < n; i++) {
+      for (let k = 0; k < inner.stride; k++) s.push(recs[i * inner.stride + k] as number)
+      s.push(unnum(t[i], 'session last ts'))
+    }
+    w.h = d.h ?? -Infinity
+    w.s = s
+    return w
+  }
+}
