@@ -168,7 +168,7 @@ function drive(ops: Op[], base: number, lateness: number, step: (kind: 'advance'
   return { outputs, late }
 }
 
-t.test('tumbling and sliding windows equal the naive reference (out of order, late, flushes)', async (t) => {
+void t.test('tumbling and sliding windows equal the naive reference (out of order, late, flushes)', async (t) => {
   const stats = { readings: 0, late: 0, partial: 0, windows: 0 }
   fc.assert(fc.property(specsArb, baseArb, latenessArb, opsArb, (specs, base, lateness, ops) => {
     const w = new EventWindows({ windows: specs, fields: FIELDS, counts: COUNTS })
@@ -196,7 +196,7 @@ t.test('tumbling and sliding windows equal the naive reference (out of order, la
   t.ok(stats.late > 100 && stats.partial > 10 && stats.windows > 1000, 'the generator exercises late readings and closes windows')
 })
 
-t.test('non-integer values: mean/variance/stddev within 1e-9 of the two-pass reference', async (t) => {
+void t.test('non-integer values: mean/variance/stddev within 1e-9 of the two-pass reference', async (t) => {
   const dbl = fc.double({ min: -1e4, max: 1e4, noNaN: true, noDefaultInfinity: true })
   const ops = fc.array(fc.record({ step: fc.integer({ min: 0, max: 3000 }), back: fc.integer({ min: 0, max: 2000 }), fields: fc.record({ a: dbl, b: dbl.map((x) => 1e6 + x / 1e3) }), counts: fc.constant({}) })
     .map((r): Op => ({ r })), { maxLength: 200, size: 'max' })
@@ -224,7 +224,7 @@ t.test('non-integer values: mean/variance/stddev within 1e-9 of the two-pass ref
   t.pass('200 random runs')
 })
 
-t.test('snapshot at a random point, restore, continue: same outputs as without the snapshot', async (t) => {
+void t.test('snapshot at a random point, restore, continue: same outputs as without the snapshot', async (t) => {
   fc.assert(fc.property(specsArb, baseArb, latenessArb, opsArb, fc.nat(), (specs, base, lateness, ops, cut) => {
     const opts = { windows: specs, fields: FIELDS, counts: COUNTS }
     const layout = compileWindows(opts)
@@ -245,7 +245,7 @@ t.test('snapshot at a random point, restore, continue: same outputs as without t
   t.pass('300 random runs')
 })
 
-t.test('exact boundaries', async (t) => {
+void t.test('exact boundaries', async (t) => {
   const w = new EventWindows({ windows: [{ name: 't', sizeMs: 60_000 }, { name: 's', sizeMs: 300_000, slideMs: 60_000 }], fields: ['v'] })
   t.equal(w.add(59_999, { v: 1 }), 0)
   t.equal(w.add(60_000, { v: 2 }), 0)
@@ -266,7 +266,7 @@ t.test('exact boundaries', async (t) => {
   t.equal(w.add(130_000, { v: 1 }), 0, 'a later tumbling window, and the sliding windows ending after 360 s, are open')
 })
 
-t.test('first/last by event time, ties by arrival; non-finite values skipped per field', async (t) => {
+void t.test('first/last by event time, ties by arrival; non-finite values skipped per field', async (t) => {
   const w = new EventWindows({ windows: [{ name: 't', sizeMs: 1000 }], fields: ['v', 'u'] })
   w.add(500, { v: 1, u: NaN })
   w.add(100, { v: 2, u: 7 })
@@ -279,7 +279,7 @@ t.test('first/last by event time, ties by arrival; non-finite values skipped per
   t.equal(x?.counts.readings, 5)
 })
 
-t.test('memory: panes are shared by definitions and dropped when closed', async (t) => {
+void t.test('memory: panes are shared by definitions and dropped when closed', async (t) => {
   const w = new EventWindows({ windows: [{ name: 't', sizeMs: 60_000 }, { name: 's', sizeMs: 300_000, slideMs: 60_000 }], fields: ['a', 'b'] })
   for (let ts = 0; ts < 3_600_000; ts += 10_000) {
     w.advance(ts - 30_000)
@@ -288,7 +288,7 @@ t.test('memory: panes are shared by definitions and dropped when closed', async 
   t.ok(w.paneCount <= 6, `5-minute sliding + 30 s lateness keeps <= 6 one-minute panes (has ${w.paneCount})`)
 })
 
-t.test('snapshot: compact, fields remapped by name, other definitions rejected', async (t) => {
+void t.test('snapshot: compact, fields remapped by name, other definitions rejected', async (t) => {
   const w = new EventWindows({ windows: [{ name: 't', sizeMs: 60_000 }], fields: ['a', 'b'], counts: ['alerts'] })
   w.add(1_700_000_000_123, { a: 1, b: 2 }, { alerts: 1 })
   w.add(1_700_000_000_456, { a: 3 })
@@ -303,7 +303,7 @@ t.test('snapshot: compact, fields remapped by name, other definitions rejected',
   t.throws(() => EventWindows.fromJSON({ windows: [{ name: 't', sizeMs: 60_000 }], fields: ['a'] }, null), SnapshotError)
 })
 
-t.test('configuration is validated', async (t) => {
+void t.test('configuration is validated', async (t) => {
   t.throws(() => compileWindows({ windows: [{ name: 's', sizeMs: 300_000, slideMs: 70_000 }], fields: [] }), { code: 'PW_CONFIG_INVALID' })
   t.throws(() => compileWindows({ windows: [], fields: [] }), { code: 'PW_CONFIG_INVALID' })
   t.throws(() => compileWindows({ windows: [{ name: 'x', sizeMs: 1 }, { name: 'x', sizeMs: 2 }], fields: [] }), { code: 'PW_CONFIG_INVALID' })
@@ -354,7 +354,7 @@ class RefSessions {
   }
 }
 
-t.test('session windows equal the naive reference, and survive a snapshot', async (t) => {
+void t.test('session windows equal the naive reference, and survive a snapshot', async (t) => {
   fc.assert(fc.property(fc.constantFrom(1000, 5000, 20_000), latenessArb, opsArb, fc.nat(), (gap, lateness, ops, cut) => {
     const opts = { name: 'sess', gapMs: gap, fields: FIELDS, counts: COUNTS }
     let w = new SessionWindows(opts)
