@@ -31,7 +31,6 @@ export interface SnapshotRecord {
   state: unknown
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyDef = ActorDefinition<any, any>
 
 export class ActorCell {

@@ -5,7 +5,6 @@ import type { NatsConnection } from '@nats-io/transport-node'
 import type { ActorDefinition } from './actor.js'
 import type { RuntimeConfig } from './config.js'
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type AnyActorDefinition = ActorDefinition<any, any>
 
 /** Profiles by name, with their compiled configuration (defaults merged with deployment overrides). */

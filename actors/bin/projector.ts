@@ -1,0 +1,47 @@
+/**
+ * Projector entrypoint (`node dist/actors/bin/projector.js`): consumes the site's OUT stream into PostgreSQL.
+ * Settings: PITWALL_SITE, PITWALL_NATS_URL, PITWALL_PG_URL (docs/configuration.md). SIGTERM: finish the
+ * current batch, commit, ack, exit 0.
+ */
+import { compileConfig, optionsFromEnv } from '../config.js'
+import { ConfigError, PitwallError } from '../errors.js'
+import { Projector } from '../projector/mod.js'
+import { connectNats, jsonLog } from '../worker.js'
+
+const log = jsonLog('projector')
+const adapt = {
+  debug: (msg: string, data?: Record<string, unknown>) => log('debug', msg, data),
+  info: (msg: string, data?: Record<string, unknown>) => log('info', msg, data),
+  warn: (msg: string, data?: Record<string, unknown>) => log('warn', msg, data),
+  error: (msg: string, data?: Record<string, unknown>) => log('error', msg, data),
+}
+try {
+  const cfg = compileConfig(optionsFromEnv(process.env))
+  const pgUrl = process.env.PITWALL_PG_URL
+  if (!pgUrl) throw new ConfigError('PITWALL_PG_URL', 'is required (e.g. postgres://postgres@127.0.0.1:5432/pitwall)')
+  const nc = await connectNats(cfg.natsUrl, `pitwall-projector-${cfg.site}`)
+  const projector = new Projector({ nc, pgUrl, site: cfg.site, stream: cfg.streams.out, log: adapt })
+  await projector.start()
+  const statsEvery = setInterval(() => log('debug', 'projector stats', { ...projector.stats() }), 10_000)
+  let stopping = false
+  const stop = (): void => {
+    if (stopping) return
+    stopping = true
+    clearInterval(statsEvery)
+    projector.stop().then(() => nc.drain()).then(() => process.exit(0), (err: unknown) => {
+      log('error', 'projector stop failed', { err: String(err) })
+      process.exit(1)
+    })
+  }
+  process.on('SIGTERM', stop)
+  process.on('SIGINT', stop)
+  void projector.closed().then((failure) => {
+    if (failure !== undefined && !stopping) {
+      log('error', 'projector stopped on an error', { err: String(failure) })
+      process.exit(1)
+    }
+  })
+} catch (err) {
+  log('error', err instanceof Error ? err.message : String(err), { code: err instanceof PitwallError ? err.code : 'PW_START_FAILED' })
+  process.exit(2)
+}
