@@ -4,7 +4,7 @@
  * holds the partition), the caller reads the last snapshot itself. Errors come back typed: the reply carries
  * a `Pitwall-Error-Code` header and is rebuilt into the same error class here.
  */
-import type { KV } from '@nats-io/kv'
+import { Kvm, type KV } from '@nats-io/kv'
 import { type NatsConnection, errors as natsErrors } from '@nats-io/transport-node'
 import { ActorCell, type SnapshotRecord } from './cell.js'
 import type { RuntimeConfig } from './config.js'
@@ -61,4 +61,10 @@ async function fromSnapshot(deps: QueryDeps, p: number, kind: EntityKind, id: st
   if (!entry) throw new QueryError(RuntimeErrorCodes.PROFILE_UNKNOWN, `snapshot of ${kind}/${id} names unknown profile ${snap.profile}`)
   const cell = new ActorCell(entry.def, entry.config, { kind, id }, snap)
   return { source: 'snapshot', kind, id, profile: snap.profile, lastSeq: cell.lastSeq, watermark: Number.isFinite(cell.watermark) ? cell.watermark : null, state: cell.query() }
+}
+
+/** Query dependencies for a tool or service that is not a worker: opens the state bucket read-only. */
+export async function queryDeps(nc: NatsConnection, cfg: RuntimeConfig, profiles: ProfileTable): Promise<QueryDeps> {
+  const kv = await new Kvm(nc).open(cfg.streams.stateBucket)
+  return { nc, kv, cfg, profiles }
 }

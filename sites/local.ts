@@ -1,0 +1,61 @@
+/**
+ * The local deployment: the same processes, commands and environment variables the Nomad jobs run, started
+ * as child processes on one machine. One description of each service, used by `npm start` and by tests.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { join } from 'node:path'
+
+export const ROOT = join(import.meta.dirname, '..', '..')
+
+/** A service of a site: the command line and environment (the Nomad job's task uses the same). */
+export interface ServiceSpec {
+  name: string
+  /** Script under dist/, run with the current node. */
+  script: string
+  env: Record<string, string>
+}
+
+export function siteEnv(site: { site: string; natsUrl: string; partitions: number; pgUrl: string }): Record<string, string> {
+  return {
+    PITWALL_SITE: site.site,
+    PITWALL_NATS_URL: site.natsUrl,
+    PITWALL_PARTITIONS: String(site.partitions),
+    PITWALL_PG_URL: site.pgUrl,
+  }
+}
+
+export function workerSpec(env: Record<string, string>, index: number): ServiceSpec {
+  return { name: `worker-${index}`, script: 'actors/bin/worker.js', env: { ...env, PITWALL_WORKER_ID: `${env.PITWALL_SITE}-worker-${index}` } }
+}
+
+export function projectorSpec(env: Record<string, string>): ServiceSpec {
+  return { name: 'projector', script: 'actors/bin/projector.js', env }
+}
+
+export interface Running {
+  spec: ServiceSpec
+  proc: ChildProcess
+}
+
+/** Starts a service; its log lines (JSON on stderr) go to `onLog`. */
+export function startService(spec: ServiceSpec, onLog: (name: string, line: string) => void): Running {
+  const proc = spawn(process.execPath, [join(ROOT, 'dist', spec.script)], { env: { ...process.env, ...spec.env }, stdio: ['ignore', 'ignore', 'pipe'] })
+  let buf = ''
+  proc.stderr?.on('data', (d: Buffer) => {
+    buf += d.toString()
+    let i
+    while ((i = buf.indexOf('\n')) >= 0) {
+      onLog(spec.name, buf.slice(0, i))
+      buf = buf.slice(i + 1)
+    }
+  })
+  return { spec, proc }
+}
+
+/** SIGTERM (graceful drain) and wait for the exit. */
+export async function stopService(r: Running): Promise<void> {
+  if (r.proc.exitCode !== null || r.proc.signalCode !== null) return
+  const exited = new Promise((res) => r.proc.once('exit', res))
+  r.proc.kill('SIGTERM')
+  await exited
+}
