@@ -1,0 +1,12 @@
+/** The PostgreSQL projector: OUT stream -> tables. The only module other folders import from here. */
+export { Projector, PROJECTOR_DEFAULTS } from './projector.js'
+export type { ProjectorLog, ProjectorOptions, ProjectorStats } from './projector.js'
+export { migrate } from './migrate.js'
+export type { MigrateResult } from './migrate.js'
+export { MIGRATIONS, TABLES } from './schema.js'
+export type { Migration, TableName } from './schema.js'
+export { writeRawReadings } from './writer.js'
+export type { RawReading } from './writer.js'
+export { planBatch } from './batch.js'
+export type { BatchPlan, StreamMessage } from './batch.js'
+export { decodeOutput } from './decode.js'
