@@ -2,6 +2,7 @@
  * The profiles this build knows. Adding a profile is one file under kinds/<kind>/ plus one line here.
  */
 import type { AnyActorDefinition } from '../runtime-types.js'
+import { environment } from './sensor/environment.js'
 import { race } from './vehicle/race.js'
 
-export const PROFILES: readonly AnyActorDefinition[] = [race]
+export const PROFILES: readonly AnyActorDefinition[] = [environment, race]
