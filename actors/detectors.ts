@@ -119,7 +119,12 @@ export interface ThresholdOptions {
 const T_PHASE = 0, T_START = 1, T_PEAK = 2, T_CLEAR = 3, T_LAST = 4, T_EMIT = 5, T_REPORTED = 6, T_IGNORED = 7
 const T_BLANK: readonly number[] = [IDLE, NaN, NaN, NaN, NaN, NaN, NaN, 0]
 
+// Options objects already validated: profiles wrap their slots in a new detector per message, and options are
+// shared configuration, so each is checked once.
+const validThresholds = new WeakSet<ThresholdOptions>()
+
 function validateThreshold(o: ThresholdOptions): void {
+  if (validThresholds.has(o)) return
   if ((o.above === undefined) === (o.below === undefined)) {
     throw new ConfigError('threshold.above/below', 'exactly one of above and below must be set')
   }
@@ -130,6 +135,8 @@ function validateThreshold(o: ThresholdOptions): void {
   checkFinite('threshold.clearMs', o.clearMs, 0, false)
   checkFinite('threshold.updateDelta', o.updateDelta, 0, false)
   checkFinite('threshold.updateIntervalMs', o.updateIntervalMs, 0, false)
+  // Frozen options cannot change after the check; others are checked every time.
+  if (Object.isFrozen(o)) validThresholds.add(o)
 }
 
 /**

@@ -434,11 +434,13 @@ export class EventWindows {
   private collect(i: number, h0: number, h1: number, idle: boolean, out: WindowBody[]): void {
     const l = this.l, p = this.p, st = l.stride
     const { name, size, slide } = l.specs[i] as WindowLayout['specs'][number]
-    let ends: number[] | undefined
     // Window ends are multiples of the slide (size is one). For a pane at ps the windows containing it end in
     // [ceil((ps + P - size) / slide) * slide + size, floor(ps / slide) * slide + size].
     const lowest = Math.floor(h0 / slide) * slide + slide
     const highest = Math.floor(h1 / slide) * slide
+    // The common case on every reading: the watermark moved but crossed no slide boundary.
+    if (lowest > highest) return
+    let ends: number[] | undefined
     for (let at = 0; at < p.length; at += st) {
       const ps = p[at] as number
       const lo = Math.max(Math.ceil((ps + l.pane - size) / slide) * slide + size, lowest)

@@ -55,7 +55,7 @@ export interface EnvironmentConfig {
 }
 
 /** The domain's numbers (DOMAIN.md section 2), overridable by deployment config. */
-export const ENVIRONMENT_DEFAULTS: EnvironmentConfig = {
+export const ENVIRONMENT_DEFAULTS: EnvironmentConfig = deepFreeze({
   allowedLatenessMs: 30_000,
   idleTimeoutMs: 120_000,
   fields: ['temperature', 'humidity', 'co2', 'pressure', 'battery'],
@@ -72,6 +72,15 @@ export const ENVIRONMENT_DEFAULTS: EnvironmentConfig = {
   ],
   failure: { type: 'device_failure', severity: 'critical' },
   stale: { type: 'stale', severity: 'info' },
+})
+
+/** Freezes a configuration object and everything in it (defaults are shared by every actor). */
+function deepFreeze<T>(o: T): T {
+  if (o !== null && typeof o === 'object' && !Object.isFrozen(o)) {
+    Object.freeze(o)
+    for (const v of Object.values(o)) deepFreeze(v)
+  }
+  return o
 }
 
 export const IDLE_TIMER = 'idle'
@@ -107,6 +116,8 @@ interface Pending { w: unknown; a: string[]; f: string[] }
 /** A configuration compiled for the handlers; one per configuration object. */
 export interface Compiled {
   layout: WindowLayout
+  /** Frozen copies of the field alerts (frozen options are validated once by the detectors). */
+  alerts: readonly FieldAlertConfig[]
   fields: readonly string[]
   /** Alert types in slot order: field alerts, failure, stale. */
   types: string[]
@@ -149,7 +160,7 @@ function compiled(c: EnvironmentConfig): Compiled {
   const blank: number[] = []
   for (let i = 0; i <= c.alerts.length; i++) blank.push(...ThresholdForDuration.blank())
   blank.push(...Staleness.blank())
-  k = { layout, fields: c.fields, types: [...c.alerts.map((a) => a.type), c.failure.type, c.stale.type], failureOff, staleOff,
+  k = { layout, alerts: c.alerts.map((a) => Object.freeze({ ...a })), fields: c.fields, types: [...c.alerts.map((a) => a.type), c.failure.type, c.stale.type], failureOff, staleOff,
     stale: { timeoutMs: c.idleTimeoutMs }, blank }
   compiledByConfig.set(c, k)
   return k
@@ -237,8 +248,8 @@ function onReading(s: EnvironmentState, r: Reading, ctx: ActorContext, c: Enviro
   // times: the later arrival counts as the newest.
   const newest = !(r.ts < (v[V_TS] as number))
   let opened = 0
-  for (let i = 0; newest && i < c.alerts.length; i++) {
-    const a = c.alerts[i] as FieldAlertConfig
+  for (let i = 0; newest && i < k.alerts.length; i++) {
+    const a = k.alerts[i] as FieldAlertConfig
     const x = f[a.field]
     if (typeof x !== 'number') continue
     const ev = new ThresholdForDuration(a, s.d, i * TS).update(r.ts, x)
@@ -306,7 +317,7 @@ function query(s: EnvironmentState, ctx: { entity: EntityRef; watermark: number;
     if (start === undefined) return
     alerts.push({ type, severity, alertId: `${ctx.entity.kind}:${ctx.entity.id}:${type}:${start}`, start, peak: orNull(peak) })
   }
-  c.alerts.forEach((a, i) => {
+  k.alerts.forEach((a, i) => {
     const d = new ThresholdForDuration(a, s.d, i * TS)
     if (d.active) open(a.type, a.severity, d.start, d.peak)
   })
