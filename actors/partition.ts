@@ -79,7 +79,7 @@ export class PartitionRunner {
     const { js, jsm, cfg } = this.deps
     const fence: Output<'fence'> = {
       id: `${SYS_KIND}:fence:${this.partition}:${this.token}`, type: 'fence', kind: SYS_KIND, entity: 'fence',
-      profile: '', ts: Date.now(), seq: this.lastSeq, site: cfg.site, partition: this.partition, token: this.token,
+      profile: SYS_KIND, ts: Date.now(), seq: this.lastSeq, site: cfg.site, partition: this.partition, token: this.token,
       body: { partition: this.partition, token: this.token, owner: cfg.workerId } satisfies FenceBody,
     }
     await js.publish(fenceSubject(cfg.site, this.partition), JSON.stringify(fence), { msgID: fence.id })
@@ -120,7 +120,10 @@ export class PartitionRunner {
       if (this.pending.length >= cfg.maxPendingOutputs) await this.flushOutputs()
       if (this.msgsSinceCheckpoint >= cfg.maxInFlight / 2 || Date.now() - this.lastCheckpointAt >= cfg.checkpointIntervalMs ||
         this.cells.size > cfg.maxActiveActors) {
-        await this.checkpoint()
+        // Checkpoints are pipelined: what they write is captured synchronously, so processing goes on while
+        // snapshots and the cursor are in flight. Only a second one due while the first runs makes intake wait.
+        if (this.checkpointing) await this.checkpointing
+        else void this.checkpoint().catch((err: unknown) => this.fail(err))
       }
     }
   }

@@ -1,14 +1,17 @@
 /**
  * Crash test: a deterministic trace of 200,000 readings over 1,000 sensors (out of order, some late, some
- * duplicated) through 3 worker processes; a random worker is killed with SIGKILL at random moments (>= 10
- * times) and restarted. At the end every output equals an independent reference computation over the stream:
- * nothing lost, nothing double-counted, no two different versions of one output.
+ * duplicated) through 3 worker processes and a projector process into PostgreSQL; a random worker (and every
+ * fourth time the projector) is killed with SIGKILL at random moments (>= 10 times) and restarted. At the end
+ * the PostgreSQL tables equal an independent reference computation over the stream: nothing lost, nothing
+ * double-counted; and OUT never holds two different versions of one output.
  */
 import t from 'tap'
 import { jetstreamManager } from '@nats-io/jetstream'
 import { compileConfig } from '../actors/config.js'
 import { provision } from '../actors/provision.js'
+import pg from 'pg'
 import { connectTo, startNats } from './helpers/nats.js'
+import { createTestDb } from './helpers/pg.js'
 import { distPath, feed, kill, sleep, spawnWorker, type WorkerProc } from './helpers/cluster.js'
 import { makeTrace, readOutputs, readStream, referenceSum, rng } from './helpers/trace.js'
 
@@ -25,12 +28,20 @@ t.test('kill -9 workers at random moments: results equal the reference', async (
     PITWALL_NATS_URL: srv.url, PITWALL_PARTITIONS: String(P), PITWALL_HEARTBEAT_MS: '200', PITWALL_LEASE_TTL_MS: '1500',
     PITWALL_CHECKPOINT_INTERVAL_MS: '300', PITWALL_MAX_IN_FLIGHT: '4000',
   }
+  const db = await createTestDb()
+  t.teardown(() => db.drop())
   const jsm = await jetstreamManager(nc)
   await provision(nc, jsm, compileConfig({ natsUrl: srv.url, partitions: P }))
   const script = distPath('test/fixtures/worker-main.js')
   let gen = 0
   const workers: WorkerProc[] = [0, 1, 2].map((i) => spawnWorker(script, `w${i}-g${gen++}`, env))
-  t.teardown(async () => { for (const w of workers) await kill(w, 'SIGKILL') })
+  const projectorScript = distPath('actors/bin/projector.js')
+  const penv = { ...env, PITWALL_PG_URL: db.url }
+  let projector = spawnWorker(projectorScript, 'projector', penv)
+  t.teardown(async () => {
+    for (const w of workers) await kill(w, 'SIGKILL')
+    await kill(projector, 'SIGKILL')
+  })
 
   const trace = makeTrace(42, N, ENTITIES)
   let done = false
@@ -39,9 +50,15 @@ t.test('kill -9 workers at random moments: results equal the reference', async (
   let kills = 0
   while (!done || kills < 10) {
     await sleep(1500 + r() * 3000)
+    kills++
+    if (kills % 4 === 0) {
+      await kill(projector, 'SIGKILL')
+      await sleep(r() * 800)
+      projector = spawnWorker(projectorScript, 'projector', penv)
+      continue
+    }
     const i = Math.floor(r() * workers.length)
     await kill(workers[i] as WorkerProc, 'SIGKILL')
-    kills++
     await sleep(r() * 800)
     workers[i] = spawnWorker(script, `w${i}-g${gen++}`, env)
   }
@@ -73,5 +90,27 @@ t.test('kill -9 workers at random moments: results equal the reference', async (
   const late = [...res.accepted.values()].filter((o) => o.type === 'late')
   t.equal(late.length, ref.late.size, 'late readings equal the reference')
   t.equal(res.conflicts, 0, 'no output id with two different bodies')
+
+  // PostgreSQL, written by the projector that was killed too, equals the reference.
+  const client = new pg.Client({ connectionString: db.url })
+  await client.connect()
+  t.teardown(() => client.end())
+  type Row = { entity: string; start: string; count: number; sum: number }
+  let rows: Row[] = []
+  for (let i = 0; i < 120; i++) {
+    rows = (await client.query<Row>(`SELECT entity, (extract(epoch FROM window_start) * 1000)::bigint::text AS start,
+      (fields->'v'->>'count')::int AS count, (fields->'v'->>'sum')::float8 AS sum FROM window_aggregates WHERE window_name = 'sum'`)).rows
+    if (rows.length >= ref.windows.size) break
+    await sleep(1000)
+  }
+  let pgWrong = 0
+  for (const row of rows) {
+    const w = ref.windows.get(`sensor:${row.entity}:window:w:${row.start}`)
+    if (!w || w.count !== row.count || w.sum !== row.sum) pgWrong++
+  }
+  t.equal(rows.length, ref.windows.size, 'PostgreSQL has every window, once')
+  t.equal(pgWrong, 0, 'every PostgreSQL window equals the reference')
+  const lateRows = (await client.query<{ output_id: string }>('SELECT output_id FROM late_readings')).rows
+  t.same(lateRows.map((x) => x.output_id).sort(), [...ref.late].sort(), 'late readings in PostgreSQL equal the reference')
   t.comment(`readings=${trace.length} windows=${ref.windows.size} late=${ref.late.size} kills=${kills} staleRejected=${res.stale}`)
 })
