@@ -9,7 +9,8 @@
  *   window `flushAll` closed); it starts at -Infinity and never decreases. A window with end <= closedThrough
  *   is CLOSED and never reopens; a window with end > closedThrough is OPEN.
  * - `add(ts, fields, counts)`: the reading goes into each of its windows that is open. Bit i of the result is
- *   set when the reading is LATE for definition i: all of its windows of that definition are closed. The caller
+ *   set when the reading is LATE for definition i: all of its windows of that definition are closed (its last
+ *   window, start floor(ts/S)*S, has end <= closedThrough[i]; a non-finite ts is late everywhere). The caller
  *   calls `advance(watermark)` before `add` with the watermark that includes the reading (the runtime raises
  *   max event time before the handler runs), so "closed" means exactly "end <= current watermark, or flushed".
  * - `advance(wm)`: closes, per definition, every window with closedThrough < end <= wm that holds at least one
