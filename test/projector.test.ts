@@ -99,7 +99,7 @@ void t.test('start fails with coded errors: database unreachable, stream missing
   const p = new Projector({ nc, pgUrl: 'postgres://postgres@127.0.0.1:1/nope', site: SITE })
   const err = await p.start().then(() => undefined, (e: unknown) => e)
   t.ok(err instanceof UnreachableError, 'UnreachableError')
-  t.match(err, { code: RuntimeErrorCodes.PG_UNREACHABLE, setting: 'pg.url', retryable: true })
+  t.match(err, { code: RuntimeErrorCodes.PG_UNREACHABLE, setting: 'pg.url (PITWALL_PG_URL)', retryable: true })
   await p.stop()
   t.throws(() => new Projector({ nc, site: SITE }), ConfigError)
   t.throws(() => new Projector({ nc, pgUrl: 'postgres://x', site: SITE, batchSize: 0 }), ConfigError)

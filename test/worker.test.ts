@@ -101,3 +101,28 @@ t.test('bad configuration fails fast naming the setting', async (t) => {
   await t.rejects(provision(nc, await jetstreamManager(nc), compileConfig({ natsUrl: srv.url, partitions: 16 })), { code: 'PW_STREAM_INCOMPATIBLE' })
   await t.resolves(provision(nc, await jetstreamManager(nc), compileConfig({ natsUrl: srv.url, partitions: 8 })), 'provisioning is idempotent')
 })
+
+t.test('entrypoints fail fast with the setting named: unreachable NATS, unreachable PostgreSQL, missing PG URL', async (t) => {
+  const { spawnSync } = await import('node:child_process')
+  const { distPath } = await import('./helpers/cluster.js')
+  const run = (script: string, env: Record<string, string>): { status: number | null; err: string } => {
+    const r = spawnSync(process.execPath, [distPath(script)], { env: { ...process.env, ...env }, timeout: 20_000 })
+    return { status: r.status, err: r.stderr.toString() }
+  }
+  const w = run('actors/bin/worker.js', { PITWALL_NATS_URL: 'nats://127.0.0.1:1' })
+  t.equal(w.status, 2)
+  t.match(w.err, /PW_NATS_UNREACHABLE/)
+  t.match(w.err, /PITWALL_NATS_URL/)
+  const bad = run('actors/bin/worker.js', { PITWALL_PARTITIONS: 'sixteen' })
+  t.equal(bad.status, 2)
+  t.match(bad.err, /PW_CONFIG_INVALID/)
+  t.match(bad.err, /PITWALL_PARTITIONS/)
+  const srv = await startNats()
+  t.teardown(() => srv.stop())
+  const p = run('actors/bin/projector.js', { PITWALL_NATS_URL: srv.url, PITWALL_PG_URL: 'postgres://postgres@127.0.0.1:1/nope' })
+  t.equal(p.status, 2)
+  t.match(p.err, /PW_PG_UNREACHABLE/)
+  t.match(p.err, /PITWALL_PG_URL/)
+  const noUrl = run('actors/bin/projector.js', { PITWALL_NATS_URL: srv.url, PITWALL_PG_URL: '' })
+  t.match(noUrl.err, /PITWALL_PG_URL/)
+})

@@ -3,7 +3,7 @@ import pg from 'pg'
 import { RuntimeErrorCodes, UnreachableError } from '../errors.js'
 
 /** The setting that names the database, quoted in errors. */
-export const PG_SETTING = 'pg.url'
+export const PG_SETTING = 'pg.url (PITWALL_PG_URL)'
 
 /** Checks a pool out; a failure to connect becomes PW_PG_UNREACHABLE naming `pg.url`. */
 export async function connectPg(pool: pg.Pool): Promise<pg.PoolClient> {
