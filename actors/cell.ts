@@ -31,6 +31,9 @@ export interface SnapshotRecord {
   state: unknown
 }
 
+/** Shared empty timer list: most actors hold zero or one timer, so the list is copy-on-write. */
+const NO_TIMERS: TimerEntry[] = Object.freeze([]) as unknown as TimerEntry[]
+
 type AnyDef = ActorDefinition<any, any>
 
 export class ActorCell {
@@ -41,7 +44,7 @@ export class ActorCell {
   /** Stream sequence of the last message applied to this actor (0 = none). */
   lastSeq = 0
   maxEventTs = -Infinity
-  timers: TimerEntry[] = []
+  timers: TimerEntry[] = NO_TIMERS
   dirty = false
   /** Processing time (ms, stream timestamp) of the last message handled: drives idle passivation. */
   lastActive = 0
@@ -141,16 +144,16 @@ export class ActorCell {
       }
       if (idx < 0) return fired
       const t = this.timers[idx] as TimerEntry
-      this.timers.splice(idx, 1)
+      this.timers = this.timers.filter((_, i) => i !== idx)
       let missed = 1
       if (t.periodMs && t.periodMs > 0) {
         missed = Math.floor((now - t.at) / t.periodMs) + 1
         if (t.catchUp === 'replay' && missed > 1) {
           // Fire the first due period now and re-arm at the next one: the loop fires each period in turn.
-          this.timers.push({ ...t, at: t.at + t.periodMs })
+          this.timers = [...this.timers, { ...t, at: t.at + t.periodMs }]
           missed = 1
         } else {
-          this.timers.push({ ...t, at: t.at + missed * t.periodMs })
+          this.timers = [...this.timers, { ...t, at: t.at + missed * t.periodMs }]
         }
       }
       const ft: FiredTimer = { name: t.name, domain, at: t.at, now, missed }
@@ -175,14 +178,19 @@ export class ActorCell {
         emit({ id: `${kind}:${id}:${type}:${key}`, type, kind, entity: id, profile: cell.def.profile, ts, seq, body })
       },
       setTimer(name: string, domain: 'event' | 'processing', at: number, opts?: TimerOptions) {
-        cell.timers = cell.timers.filter((t) => t.name !== name)
+        const cur = cell.timers.find((t) => t.name === name)
+        if (cur && cur.domain === domain && cur.periodMs === opts?.periodMs && cur.catchUp === opts?.catchUp) {
+          // Re-arming the same timer (e.g. an idle timeout on every reading) allocates nothing.
+          cur.at = at
+          return
+        }
         const entry: TimerEntry = { name, domain, at }
         if (opts?.periodMs !== undefined) entry.periodMs = opts.periodMs
         if (opts?.catchUp !== undefined) entry.catchUp = opts.catchUp
-        cell.timers.push(entry)
+        cell.timers = [...cell.timers.filter((t) => t.name !== name), entry]
       },
       cancelTimer(name: string) {
-        cell.timers = cell.timers.filter((t) => t.name !== name)
+        if (cell.timers.some((t) => t.name === name)) cell.timers = cell.timers.filter((t) => t.name !== name)
       },
     }
   }

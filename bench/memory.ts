@@ -1,6 +1,8 @@
 /**
- * Heap per active actor: N environment actors as the runtime holds them (ActorCell in a Map), each having seen
- * a few readings (open windows, detectors). Run with --expose-gc; prints one JSON line.
+ * Heap per active actor: N environment actors as the runtime holds them (ActorCell in a Map). Steady state:
+ * each actor has seen 10 minutes of readings at one per 10 s, so every window pane of the 1-minute tumbling and
+ * the 5-minute sliding windows is populated. Also reports a fresh actor (3 readings). Run with --expose-gc;
+ * prints one JSON line.
  */
 import { ActorCell } from '../actors/cell.js'
 import { environment } from '../actors/kinds/sensor/environment.js'
@@ -13,20 +15,32 @@ if (!gc) {
   process.exit(2)
 }
 const emit = (_o: Omit<Output, 'site' | 'partition' | 'token'>): void => undefined
-gc()
-const before = process.memoryUsage().heapUsed
-const cells = new Map<string, ActorCell>()
-for (let i = 0; i < N; i++) {
-  const id = `env-${i}`
-  const cell = new ActorCell(environment, environment.defaults, { kind: 'sensor', id })
-  for (let k = 0; k < 3; k++) {
-    cell.applyReading(k + 1, 1_700_000_000_000 + k * 1000, {
-      ts: 1_700_000_000_000 + k * 1000,
-      fields: { temperature: 21 + k, humidity: 40, co2: 500, pressure: 1013, battery: 80, status: 'ok' },
-    }, emit)
+const T0 = 1_700_000_000_000
+
+function measure(readings: number, stepMs: number): number {
+  gc?.()
+  const before = process.memoryUsage().heapUsed
+  const cells = new Map<string, ActorCell>()
+  for (let i = 0; i < N; i++) {
+    const id = `env-${i}`
+    cells.set(`sensor.${id}`, new ActorCell(environment, environment.defaults, { kind: 'sensor', id }))
   }
-  cells.set(`sensor.${id}`, cell)
+  for (let k = 0; k < readings; k++) {
+    let seq = k * N
+    for (const cell of cells.values()) {
+      const ts = T0 + k * stepMs
+      cell.applyReading(++seq, ts, {
+        ts, fields: { temperature: 21 + (k % 5), humidity: 40 + (k % 3), co2: 500 + k, pressure: 1013, battery: 80, status: 'ok' },
+      }, emit)
+    }
+  }
+  gc?.()
+  const after = process.memoryUsage().heapUsed
+  const per = Math.round((after - before) / cells.size)
+  cells.clear()
+  return per
 }
-gc()
-const after = process.memoryUsage().heapUsed
-console.log(JSON.stringify({ bytes_per_active_actor: Math.round((after - before) / N), active_actors: cells.size }))
+
+const fresh = measure(3, 1_000)
+const steady = measure(60, 10_000)
+console.log(JSON.stringify({ bytes_per_active_actor: steady, active_actors: N, fresh_bytes_per_actor: fresh }))
