@@ -41,7 +41,7 @@ function reference(readings: Reading[]): { windows: Array<{ key: string; ts: num
     closed.sort((a, b) => a.end - b.end || a.start - b.start || (a.name < b.name ? 1 : -1))
     for (const w of closed) {
       const means: Record<string, number> = {}
-      for (const f of C.fields) {
+      for (const f of C.windowFields) {
         const xs = w.rs.map((x) => x.fields[f]).filter((x): x is number => typeof x === 'number')
         if (xs.length > 0) means[f] = xs.reduce((a, b) => a + b, 0) / xs.length
       }
@@ -254,13 +254,21 @@ void t.test('snapshot codec: compact, versioned, remaps by name, rejects garbage
   t.comment(`snapshot state: ${size} bytes of JSON`)
   t.ok(size < 1500, 'compact')
   // A configuration that drops humidity and the co2 alert keeps everything else.
-  const cfg = { ...C, fields: C.fields.filter((f) => f !== 'humidity'), alerts: C.alerts.filter((a) => a.type !== 'co2_high') }
+  const cfg = { ...C, fields: C.fields.filter((f) => f !== 'humidity'), windowFields: C.windowFields.filter((f) => f !== 'humidity'),
+    alerts: C.alerts.filter((a) => a.type !== 'co2_high') }
   const cell = new ActorCell(environment, cfg, entity, snap)
   const view = cell.query() as { last: Record<string, FieldValue>; alerts: Array<{ type: string }>; loc: unknown; windows: WindowBody[] }
   t.same(view.last, { temperature: 22, co2: 600, pressure: 1013, battery: 10, status: 'ok' })
   t.same(view.alerts.map((a) => a.type), ['battery_low'])
   t.same(view.loc, { lat: 48.1, lon: 11.5 })
-  t.same(Object.keys(view.windows[0]?.fields ?? {}), ['temperature', 'co2', 'pressure', 'battery'])
+  t.same(Object.keys(view.windows[0]?.fields ?? {}), ['temperature', 'co2', 'battery'])
+  // A snapshot written when pressure was still aggregated in windows restores; its pressure aggregates are dropped.
+  const old = runActor(environment, entity, [{ reading: { ts: T0 + 5_000, fields: { temperature: 21, pressure: 1013 } } }],
+    { config: { ...C, windowFields: C.fields } })
+  const restored = new ActorCell(environment, C, entity, JSON.parse(JSON.stringify(old.cell.snapshot(1))) as ReturnType<ActorCell['snapshot']>)
+  const rv = restored.query() as { last: Record<string, FieldValue>; windows: WindowBody[] }
+  t.same(rv.last, { temperature: 21, pressure: 1013 })
+  t.same(rv.windows.map((w) => Object.keys(w.fields)), [['temperature'], ['temperature'], ['temperature'], ['temperature'], ['temperature'], ['temperature']])
   t.throws(() => new ActorCell(environment, C, entity, { ...snap, v: 2 }), { code: 'PW_SNAPSHOT_VERSION' })
   t.throws(() => new ActorCell(environment, C, entity, { ...snap, state: { ...(snap.state as object), d: 'x' } }), { code: 'PW_SNAPSHOT_CORRUPT' })
   t.throws(() => environment.codec.decode(null, 1), { code: 'PW_SNAPSHOT_CORRUPT' })

@@ -46,8 +46,10 @@ export interface EnvironmentConfig {
   allowedLatenessMs: number
   /** Processing time without readings after which windows are flushed and a stale alert opens. */
   idleTimeoutMs: number
-  /** Numeric fields aggregated in windows and shown in the live view. */
+  /** Numeric fields shown in the live view (and usable by alerts). */
   fields: readonly string[]
+  /** Numeric fields aggregated in windows (each window holds their aggregates, so each costs memory). */
+  windowFields: readonly string[]
   windows: readonly WindowSpec[]
   alerts: readonly FieldAlertConfig[]
   failure: { type: string; severity: Severity }
@@ -59,6 +61,8 @@ export const ENVIRONMENT_DEFAULTS: EnvironmentConfig = deepFreeze({
   allowedLatenessMs: 30_000,
   idleTimeoutMs: 120_000,
   fields: ['temperature', 'humidity', 'co2', 'pressure', 'battery'],
+  // The domain asks for window means of these; pressure stays in the live view only.
+  windowFields: ['temperature', 'humidity', 'co2', 'battery'],
   windows: [
     { name: 'tumbling_1m', sizeMs: 60_000 },
     { name: 'sliding_5m_1m', sizeMs: 300_000, slideMs: 60_000 },
@@ -94,23 +98,25 @@ const FAILURE_OPTS: ThresholdOptions = Object.freeze({ above: 0.5, durationMs: 0
 const V_TS = 0, V_LAT = 1, V_LON = 2, V_FIELDS = 3
 
 /**
- * Per-actor state. Detector slots of all alerts live in `d` (threshold alerts in config order, then
- * device_failure, then staleness), wrapped in detector objects only while a message is handled.
+ * Per-actor state, kept small (an active sensor should cost well under 2 KiB): the windows and one number array
+ * `s` = live values (`V_*`: newest event time, lat, lon, then `fields`) followed by the detector slots of all
+ * alerts (threshold alerts in config order, then device_failure, then staleness). The detector slots are held
+ * sparse while the detectors are near their blank state (see `packSlots`) and expanded into a scratch buffer
+ * only while a message is handled.
  */
 export interface EnvironmentState {
   /** The compiled configuration (shared by all actors); null right after decode until a message brings it. */
   k: Compiled | null
-  /** Windows; null right after decode until the first message brings the config (`h` holds the snapshot). */
-  w: EventWindows | null
-  h: Pending | null
-  d: number[]
-  v: number[]
+  /** Windows, or right after decode the snapshot's windows and names until the first message brings the config. */
+  w: EventWindows | Pending
+  s: number[]
   /** Status of the newest reading. */
   st: string | null
   /** Readings late for at least one window definition. */
   late: number
 }
 
+/** A decoded snapshot not yet bound to a configuration: `s` then holds its live values and full detector slots. */
 interface Pending { w: unknown; a: string[]; f: string[] }
 
 /** A configuration compiled for the handlers; one per configuration object. */
@@ -124,7 +130,10 @@ export interface Compiled {
   failureOff: number
   staleOff: number
   stale: { timeoutMs: number }
+  /** Blank detector slots (full form). */
   blank: number[]
+  /** Offset of the detector slots in `s` (V_FIELDS + fields). */
+  dOff: number
 }
 
 function validate(c: EnvironmentConfig): void {
@@ -154,31 +163,96 @@ function compiled(c: EnvironmentConfig): Compiled {
   let k = compiledByConfig.get(c)
   if (k) return k
   validate(c)
-  const layout = compileWindows({ windows: c.windows, fields: c.fields, counts: COUNTS })
+  const layout = compileWindows({ windows: c.windows, fields: c.windowFields, counts: COUNTS })
   const failureOff = c.alerts.length * TS
   const staleOff = failureOff + TS
   const blank: number[] = []
   for (let i = 0; i <= c.alerts.length; i++) blank.push(...ThresholdForDuration.blank())
   blank.push(...Staleness.blank())
   k = { layout, alerts: c.alerts.map((a) => Object.freeze({ ...a })), fields: c.fields, types: [...c.alerts.map((a) => a.type), c.failure.type, c.stale.type], failureOff, staleOff,
-    stale: { timeoutMs: c.idleTimeoutMs }, blank }
+    stale: { timeoutMs: c.idleTimeoutMs }, blank, dOff: V_FIELDS + c.fields.length }
   compiledByConfig.set(c, k)
   return k
 }
 
+// ---- detector slots ----------------------------------------------------------------------------------------
+//
+// Most of the time every detector is idle and its slots equal the blank ones except for a few (last sample
+// time, staleness clock). Sparse form: [mask, the slots that differ from blank, in order], mask = sum of 2^i
+// over the differing positions i (exact in a double for up to 52 slots). The full form is used when it is not
+// longer, so `s.length - dOff` tells them apart (sparse is always shorter than full).
+
+/** Slots compared to blank: NaN equals NaN, -0 differs from 0 (the stored form must give back the same value). */
+function same(a: number, b: number): boolean {
+  return Object.is(a, b)
+}
+
+/** Scratch buffer for the full detector slots while one message is handled (single-threaded, never retained). */
+const scratch: number[] = []
+
+/** Expands the detector slots of `s` (sparse or full, from `off`) into `scratch`; returns it. */
+function unpackSlots(s: readonly number[], off: number, blank: readonly number[]): number[] {
+  const n = blank.length
+  scratch.length = n
+  if (s.length - off === n) {
+    for (let i = 0; i < n; i++) scratch[i] = s[off + i] as number
+    return scratch
+  }
+  let mask = s[off] as number, j = off + 1
+  for (let i = 0; i < n; i++) {
+    const bit = mask % 2
+    mask = (mask - bit) / 2
+    scratch[i] = bit === 1 ? s[j++] as number : blank[i] as number
+  }
+  return scratch
+}
+
+/** Stores full detector slots `d` into `st.s` from `off`, sparse when shorter; reallocates only when the size changes. */
+function packSlots(st: EnvironmentState, off: number, d: readonly number[], blank: readonly number[]): void {
+  const n = blank.length
+  let diff = 0
+  for (let i = 0; i < n; i++) if (!same(d[i] as number, blank[i] as number)) diff++
+  const sparse = n <= 52 && diff + 1 < n
+  const len = off + (sparse ? diff + 1 : n)
+  // An exact-size array: a grown one would keep spare capacity in every actor.
+  const s = st.s.length === len ? st.s : st.s.slice(0, off).concat(new Array<number>(len - off).fill(0))
+  if (!sparse) {
+    for (let i = 0; i < n; i++) s[off + i] = d[i] as number
+  } else {
+    let mask = 0, bit = 1, j = off + 1
+    for (let i = 0; i < n; i++, bit *= 2) {
+      if (same(d[i] as number, blank[i] as number)) continue
+      mask += bit
+      s[j++] = d[i] as number
+    }
+    s[off] = mask
+  }
+  st.s = s
+}
+
 function init(_entity: EntityRef, c: EnvironmentConfig): EnvironmentState {
   const k = compiled(c)
-  return { k, w: new EventWindows(k.layout), h: null, d: k.blank.slice(), v: new Array<number>(V_FIELDS + c.fields.length).fill(NaN), st: null, late: 0 }
+  const st: EnvironmentState = { k, w: new EventWindows(k.layout), s: new Array<number>(k.dOff).fill(NaN), st: null, late: 0 }
+  packSlots(st, k.dOff, k.blank, k.blank)
+  return st
 }
 
 /** Rebuilds the windows (and remaps detector and live slots by name) after a decode; no-op otherwise. */
 function hydrate(s: EnvironmentState, c: EnvironmentConfig, k: Compiled): EventWindows {
-  if (s.w && s.k === k) return s.w
-  // A different configuration object for a live state: remap through the snapshot form, like a restore.
-  if (s.w && s.k) s.h = { w: s.w.toJSON(), a: s.k.types, f: [...s.k.fields] }
-  const p = s.h
-  if (!p) throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_CORRUPT, 'environment state has neither windows nor a snapshot')
+  if (s.k === k && s.w instanceof EventWindows) return s.w
+  let p: Pending, src: number[]
+  if (s.w instanceof EventWindows && s.k) {
+    // A different configuration object for a live state: remap through the snapshot form, like a restore.
+    p = { w: s.w.toJSON(), a: s.k.types, f: [...s.k.fields] }
+    src = [...s.s.slice(0, s.k.dOff), ...unpackSlots(s.s, s.k.dOff, s.k.blank)]
+  } else if (!(s.w instanceof EventWindows)) {
+    p = s.w
+    src = s.s
+  } else {
+    throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_CORRUPT, 'environment state has windows but no configuration')
+  }
   const w = EventWindows.fromJSON(k.layout, p.w)
+  const srcOff = V_FIELDS + p.f.length
   const d = k.blank.slice()
   k.types.forEach((type, i) => {
     const j = p.a.indexOf(type)
@@ -186,19 +260,18 @@ function hydrate(s: EnvironmentState, c: EnvironmentConfig, k: Compiled): EventW
     const size = i === k.types.length - 1 ? Staleness.SLOTS : TS
     const jSize = j === p.a.length - 1 ? Staleness.SLOTS : TS
     if (j < 0 || size !== jSize) return
-    for (let x = 0; x < size; x++) d[i * TS + x] = s.d[j * TS + x] as number
+    for (let x = 0; x < size; x++) d[i * TS + x] = src[srcOff + j * TS + x] as number
   })
-  const v = new Array<number>(V_FIELDS + c.fields.length).fill(NaN)
-  for (let i = 0; i < V_FIELDS; i++) v[i] = s.v[i] as number
+  const v = new Array<number>(k.dOff).fill(NaN)
+  for (let i = 0; i < V_FIELDS; i++) v[i] = src[i] as number
   c.fields.forEach((f, i) => {
     const j = p.f.indexOf(f)
-    if (j >= 0) v[V_FIELDS + i] = s.v[V_FIELDS + j] as number
+    if (j >= 0) v[V_FIELDS + i] = src[V_FIELDS + j] as number
   })
   s.k = k
   s.w = w
-  s.h = null
-  s.d = d
-  s.v = v
+  s.s = v
+  packSlots(s, k.dOff, d, k.blank)
   return w
 }
 
@@ -235,7 +308,9 @@ function onReading(s: EnvironmentState, r: Reading, ctx: ActorContext, c: Enviro
   const w = hydrate(s, c, k)
   emitWindows(ctx, w.advance(ctx.watermark))
 
-  const stale = new Staleness(k.stale, s.d, k.staleOff)
+  // Detector slots in full form for this message (a scratch buffer: handlers do not re-enter), stored back at the end.
+  const d = unpackSlots(s.s, k.dOff, k.blank)
+  const stale = new Staleness(k.stale, d, k.staleOff)
   const sev = stale.seen(ctx.procTime, ctx.maxEventTime)
   if (sev) {
     emitAlert(ctx, c.stale.type, c.stale.severity, sev, r.ts, `readings resumed after ${fmt(sev.value / 1000)} s of silence`, {})
@@ -243,7 +318,7 @@ function onReading(s: EnvironmentState, r: Reading, ctx: ActorContext, c: Enviro
   ctx.setTimer(IDLE_TIMER, 'processing', ctx.procTime + c.idleTimeoutMs)
 
   const f = r.fields
-  const v = s.v
+  const v = s.s
   // Detectors and the live view follow the newest reading; `!(<)` also takes the first one (NaN). Equal event
   // times: the later arrival counts as the newest.
   const newest = !(r.ts < (v[V_TS] as number))
@@ -252,7 +327,7 @@ function onReading(s: EnvironmentState, r: Reading, ctx: ActorContext, c: Enviro
     const a = k.alerts[i] as FieldAlertConfig
     const x = f[a.field]
     if (typeof x !== 'number') continue
-    const ev = new ThresholdForDuration(a, s.d, i * TS).update(r.ts, x)
+    const ev = new ThresholdForDuration(a, d, i * TS).update(r.ts, x)
     if (!ev) continue
     if (ev.state === 'open') opened++
     emitAlert(ctx, a.type, a.severity, ev, r.ts, explainField(a, ev), { field: a.field, unit: a.unit })
@@ -260,7 +335,7 @@ function onReading(s: EnvironmentState, r: Reading, ctx: ActorContext, c: Enviro
   const status = f.status
   const code = typeof status === 'string' ? STATUS_CODE[status] : undefined
   if (newest && code !== undefined) {
-    const ev = new ThresholdForDuration(FAILURE_OPTS, s.d, k.failureOff).update(r.ts, code)
+    const ev = new ThresholdForDuration(FAILURE_OPTS, d, k.failureOff).update(r.ts, code)
     if (ev) {
       if (ev.state === 'open') opened++
       emitAlert(ctx, c.failure.type, c.failure.severity, ev, r.ts,
@@ -280,6 +355,7 @@ function onReading(s: EnvironmentState, r: Reading, ctx: ActorContext, c: Enviro
     }
     if (typeof status === 'string') s.st = status
   }
+  packSlots(s, k.dOff, d, k.blank)
 
   const late = w.add(r.ts, f, { alerts: opened, failures: status === 'failure' ? 1 : 0, warnings: status === 'warning' ? 1 : 0 })
   if (late !== 0) {
@@ -292,7 +368,9 @@ function onTimer(s: EnvironmentState, t: FiredTimer, ctx: ActorContext, c: Envir
   if (t.name !== IDLE_TIMER) return
   const k = compiled(c)
   emitWindows(ctx, hydrate(s, c, k).flushAll())
-  const ev = new Staleness(k.stale, s.d, k.staleOff).fire(ctx.procTime)
+  const d = unpackSlots(s.s, k.dOff, k.blank)
+  const ev = new Staleness(k.stale, d, k.staleOff).fire(ctx.procTime)
+  packSlots(s, k.dOff, d, k.blank)
   if (ev) {
     emitAlert(ctx, c.stale.type, c.stale.severity, ev, ev.start,
       `no reading for ${fmt(ev.value / 1000)} s (idle timeout ${fmt(c.idleTimeoutMs / 1000)} s); open windows flushed`, {})
@@ -308,7 +386,7 @@ function query(s: EnvironmentState, ctx: { entity: EntityRef; watermark: number;
   const w = hydrate(s, c, k)
   const last: Record<string, FieldValue> = {}
   c.fields.forEach((f, i) => {
-    const x = s.v[V_FIELDS + i] as number
+    const x = s.s[V_FIELDS + i] as number
     if (!Number.isNaN(x)) last[f] = x
   })
   if (s.st !== null) last.status = s.st
@@ -317,16 +395,17 @@ function query(s: EnvironmentState, ctx: { entity: EntityRef; watermark: number;
     if (start === undefined) return
     alerts.push({ type, severity, alertId: `${ctx.entity.kind}:${ctx.entity.id}:${type}:${start}`, start, peak: orNull(peak) })
   }
+  const d = unpackSlots(s.s, k.dOff, k.blank)
   k.alerts.forEach((a, i) => {
-    const d = new ThresholdForDuration(a, s.d, i * TS)
-    if (d.active) open(a.type, a.severity, d.start, d.peak)
+    const td = new ThresholdForDuration(a, d, i * TS)
+    if (td.active) open(a.type, a.severity, td.start, td.peak)
   })
-  const fd = new ThresholdForDuration(FAILURE_OPTS, s.d, k.failureOff)
+  const fd = new ThresholdForDuration(FAILURE_OPTS, d, k.failureOff)
   if (fd.active) open(c.failure.type, c.failure.severity, fd.start, fd.peak)
-  if (new Staleness(k.stale, s.d, k.staleOff).active) open(c.stale.type, c.stale.severity, s.d[k.staleOff + 2], undefined)
-  const lat = s.v[V_LAT] as number, lon = s.v[V_LON] as number
+  if (new Staleness(k.stale, d, k.staleOff).active) open(c.stale.type, c.stale.severity, d[k.staleOff + 2], undefined)
+  const lat = s.s[V_LAT] as number, lon = s.s[V_LON] as number
   return {
-    lastTs: orNull(s.v[V_TS]),
+    lastTs: orNull(s.s[V_TS]),
     watermark: orNull(ctx.watermark),
     lastSeq: ctx.lastSeq,
     last,
@@ -356,18 +435,19 @@ function slotsIn(xs: unknown, what: string): number[] {
 }
 
 function encode(s: EnvironmentState): Encoded {
-  // A state decoded but never hydrated re-encodes its pending snapshot unchanged.
-  const p = s.h, k = s.k
-  if (!s.w || !k) {
-    if (!p) throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_CORRUPT, 'environment state has neither windows nor a snapshot')
-    return { w: p.w, a: p.a, f: p.f, d: slotsOut(s.d), v: slotsOut(s.v), s: s.st, l: s.late }
+  const k = s.k
+  if (!(s.w instanceof EventWindows) || !k) {
+    // A state decoded but never hydrated re-encodes its pending snapshot unchanged.
+    const p = s.w as Pending
+    const vLen = V_FIELDS + p.f.length
+    return { w: p.w, a: p.a, f: p.f, d: slotsOut(s.s.slice(vLen)), v: slotsOut(s.s.slice(0, vLen)), s: s.st, l: s.late }
   }
   return {
     w: s.w.toJSON(),
     a: k.types,
     f: [...k.fields],
-    d: slotsOut(s.d),
-    v: slotsOut(s.v),
+    d: slotsOut(unpackSlots(s.s, k.dOff, k.blank)),
+    v: slotsOut(s.s.slice(0, k.dOff)),
     s: s.st,
     l: s.late,
   }
@@ -388,7 +468,7 @@ function decode(data: unknown, version: number): EnvironmentState {
   if (d.length !== e.a.length * TS - TS + Staleness.SLOTS || v.length !== V_FIELDS + e.f.length) {
     throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_CORRUPT, 'environment snapshot: slot counts do not match its names')
   }
-  return { k: null, w: null, h: { w: e.w, a: e.a, f: e.f }, d, v, st: e.s ?? null, late: e.l as number }
+  return { k: null, w: { w: e.w, a: e.a, f: e.f }, s: v.concat(d), st: e.s ?? null, late: e.l as number }
 }
 
 /** The environment profile (kind `sensor`). */
