@@ -31,11 +31,12 @@ export function isStreamNotFound(err: unknown): boolean {
   return err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound
 }
 
-function tlmConfig(cfg: RuntimeConfig): StreamWant {
+/** TLM and OUT share one shape: file storage, limits retention, a 2-minute dedup window for message ids. */
+function streamConfig(cfg: RuntimeConfig, name: string, description: string, subjects: string[]): StreamWant {
   return {
-    name: cfg.streams.tlm,
-    description: describeTlm(cfg.site, cfg.partitions),
-    subjects: tlmStreamSubjects(cfg.site),
+    name,
+    description,
+    subjects,
     retention: RetentionPolicy.Limits,
     storage: StorageType.File,
     discard: DiscardPolicy.Old,
@@ -45,21 +46,10 @@ function tlmConfig(cfg: RuntimeConfig): StreamWant {
     allow_direct: true,
   }
 }
-
-function outConfig(cfg: RuntimeConfig): StreamWant {
-  return {
-    name: cfg.streams.out,
-    description: `${DESC_PREFIX} outputs site=${cfg.site} partitions=${cfg.partitions}`,
-    subjects: outStreamSubjects(cfg.site),
-    retention: RetentionPolicy.Limits,
-    storage: StorageType.File,
-    discard: DiscardPolicy.Old,
-    max_age: nanos(cfg.tlmMaxAgeS * 1000),
-    duplicate_window: nanos(120_000),
-    num_replicas: cfg.replicas,
-    allow_direct: true,
-  }
-}
+const tlmConfig = (cfg: RuntimeConfig): StreamWant =>
+  streamConfig(cfg, cfg.streams.tlm, describeTlm(cfg.site, cfg.partitions), tlmStreamSubjects(cfg.site))
+const outConfig = (cfg: RuntimeConfig): StreamWant =>
+  streamConfig(cfg, cfg.streams.out, `${DESC_PREFIX} outputs site=${cfg.site} partitions=${cfg.partitions}`, outStreamSubjects(cfg.site))
 
 async function ensureStream(jsm: JetStreamManager, want: StreamWant, partitions: number | undefined): Promise<void> {
   const name = want.name
