@@ -332,16 +332,16 @@ export interface EventWindowsJSON {
 /** Tumbling and sliding windows of one entity, several definitions sharing one pane store. */
 export class EventWindows {
   private readonly l: WindowLayout
-  /** closedThrough per definition. */
-  private readonly h: number[]
-  /** Pane records, sorted by start, `l.stride` numbers each. */
+  /**
+   * closedThrough per definition (`specs.length` numbers), then the pane records sorted by start, `l.stride`
+   * numbers each: one array per entity, as every array costs a header and a pointer on top of its numbers.
+   */
   private p: number[]
 
   /** `layout`: from `compileWindows` (or options, compiled here; prefer sharing one layout). */
   constructor(layout: WindowLayout | WindowOptions) {
     this.l = 'stride' in layout ? layout : compileWindows(layout)
-    this.h = new Array<number>(this.l.specs.length).fill(-Infinity)
-    this.p = []
+    this.p = new Array<number>(this.l.specs.length).fill(-Infinity)
   }
 
   get layout(): WindowLayout {
@@ -351,14 +351,14 @@ export class EventWindows {
   /** The horizon of definition `i` (index or name): windows ending at or before it are closed. */
   closedThrough(i: number | string): number {
     const idx = typeof i === 'number' ? i : this.l.specs.findIndex((s) => s.name === i)
-    const v = this.h[idx]
+    const v = idx >= 0 && idx < this.l.specs.length ? this.p[idx] : undefined
     if (v === undefined) throw new ConfigError('windows', `no window definition ${String(i)}`)
     return v
   }
 
   /** Number of panes held (memory and tests). */
   get paneCount(): number {
-    return this.p.length / this.l.stride
+    return (this.p.length - this.l.specs.length) / this.l.stride
   }
 
   /**
@@ -371,7 +371,7 @@ export class EventWindows {
     for (let i = 0; i < l.specs.length; i++) {
       const s = l.specs[i] as WindowLayout['specs'][number]
       // The reading's last window ends latest: if that one is closed, all of them are.
-      if (Math.floor(ts / s.slide) * s.slide + s.size <= (this.h[i] as number)) late |= 1 << i
+      if (Math.floor(ts / s.slide) * s.slide + s.size <= (this.p[i] as number)) late |= 1 << i
     }
     if (late === (1 << l.specs.length) - 1 || !Number.isFinite(ts)) return (1 << l.specs.length) - 1
     // Shared panes are safe: every window of a pane that is closed has already been emitted, so data added now
@@ -383,10 +383,10 @@ export class EventWindows {
 
   /** Offset of the pane starting at `start`, inserted (kept sorted) if missing. */
   private paneAt(start: number): number {
-    const p = this.p, st = this.l.stride
+    const p = this.p, st = this.l.stride, first = this.l.specs.length
     let at = p.length
     // Readings mostly land in the newest pane: scan from the end.
-    while (at > 0 && (p[at - st] as number) >= start) {
+    while (at > first && (p[at - st] as number) >= start) {
       at -= st
       if (p[at] === start) return at
     }
@@ -399,10 +399,10 @@ export class EventWindows {
   advance(watermark: number): WindowBody[] {
     const out: WindowBody[] = []
     for (let i = 0; i < this.l.specs.length; i++) {
-      const h0 = this.h[i] as number
+      const h0 = this.p[i] as number
       if (!(watermark > h0)) continue
       this.collect(i, h0, watermark, false, out)
-      this.h[i] = watermark
+      this.p[i] = watermark
     }
     if (out.length === 0) return out
     this.prune()
@@ -414,10 +414,10 @@ export class EventWindows {
     const out: WindowBody[] = []
     for (let i = 0; i < this.l.specs.length; i++) {
       const before = out.length
-      this.collect(i, this.h[i] as number, Infinity, true, out)
+      this.collect(i, this.p[i] as number, Infinity, true, out)
       for (let j = before; j < out.length; j++) {
         const end = (out[j] as WindowBody).end
-        if (end > (this.h[i] as number)) this.h[i] = end
+        if (end > (this.p[i] as number)) this.p[i] = end
       }
     }
     this.prune()
@@ -427,7 +427,7 @@ export class EventWindows {
   /** The open windows with their partial aggregates (for live queries); changes nothing. */
   openWindows(): WindowBody[] {
     const out: WindowBody[] = []
-    for (let i = 0; i < this.l.specs.length; i++) this.collect(i, this.h[i] as number, Infinity, false, out)
+    for (let i = 0; i < this.l.specs.length; i++) this.collect(i, this.p[i] as number, Infinity, false, out)
     return sortWindows(out, this.l)
   }
 
@@ -442,7 +442,7 @@ export class EventWindows {
     // The common case on every reading: the watermark moved but crossed no slide boundary.
     if (lowest > highest) return
     let ends: number[] | undefined
-    for (let at = 0; at < p.length; at += st) {
+    for (let at = l.specs.length; at < p.length; at += st) {
       const ps = p[at] as number
       const lo = Math.max(Math.ceil((ps + l.pane - size) / slide) * slide + size, lowest)
       const hi = Math.min(Math.floor(ps / slide) * slide + size, highest)
@@ -457,7 +457,7 @@ export class EventWindows {
     for (const end of ends) {
       const start = end - size
       acc.fill(0)
-      for (let at = 0; at < p.length; at += st) {
+      for (let at = l.specs.length; at < p.length; at += st) {
         const ps = p[at] as number
         if (ps >= start && ps < end) mergeRecord(l, acc, 0, p, at)
       }
@@ -467,21 +467,21 @@ export class EventWindows {
 
   /** Drops panes whose every window is closed in every definition. */
   private prune(): void {
-    const l = this.l, p = this.p, st = l.stride
-    let keep = 0
+    const l = this.l, p = this.p, st = l.stride, first = l.specs.length
+    let keep = first
     while (keep < p.length && this.paneClosed(p[keep] as number)) keep += st
-    if (keep === 0) {
+    if (keep === first) {
       // Panes are dropped oldest first; a later one can only be dead if the first one is.
       return
     }
-    this.p = p.slice(keep)
+    this.p = p.slice(0, first).concat(p.slice(keep))
   }
 
   private paneClosed(ps: number): boolean {
     const specs = this.l.specs
     for (let i = 0; i < specs.length; i++) {
       const s = specs[i] as WindowLayout['specs'][number]
-      if (Math.floor(ps / s.slide) * s.slide + s.size > (this.h[i] as number)) return false
+      if (Math.floor(ps / s.slide) * s.slide + s.size > (this.p[i] as number)) return false
     }
     return true
   }
@@ -492,8 +492,8 @@ export class EventWindows {
       k: this.l.signature,
       f: [...this.l.fields],
       c: [...this.l.counts],
-      h: this.h.map((v) => (Number.isFinite(v) ? v : null)),
-      p: encodeRecords(this.l, this.p),
+      h: this.p.slice(0, this.l.specs.length).map((v) => (Number.isFinite(v) ? v : null)),
+      p: encodeRecords(this.l, this.p.slice(this.l.specs.length)),
     }
   }
 
@@ -513,13 +513,14 @@ export class EventWindows {
     if (!Array.isArray(d.h) || d.h.length !== l.specs.length) throw corrupt('horizons do not match the definitions')
     d.h.forEach((v, i) => {
       if (v !== null && !(typeof v === 'number' && Number.isFinite(v))) throw corrupt('horizon is not a number')
-      w.h[i] = v ?? -Infinity
+      w.p[i] = v ?? -Infinity
     })
-    w.p = decodeRecords(l, d.p, stringList(d.f, 'fields'), stringList(d.c, 'counts'))
-    for (let at = 0; at < w.p.length; at += l.stride) {
-      const ps = w.p[at] as number
-      if (ps % l.pane !== 0 || (at > 0 && ps <= (w.p[at - l.stride] as number))) throw corrupt('panes are not aligned and sorted')
+    const recs = decodeRecords(l, d.p, stringList(d.f, 'fields'), stringList(d.c, 'counts'))
+    for (let at = 0; at < recs.length; at += l.stride) {
+      const ps = recs[at] as number
+      if (ps % l.pane !== 0 || (at > 0 && ps <= (recs[at - l.stride] as number))) throw corrupt('panes are not aligned and sorted')
     }
+    w.p = w.p.concat(recs)
     return w
   }
 }
