@@ -164,7 +164,6 @@ export class ActorCell {
   }
 
   private context(seq: number, procTime: number, emit: EmitFn): ActorContext {
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
     const cell = this
     const { kind, id } = this.entity
     return {

@@ -18,6 +18,8 @@ import type { EntityKind } from './subjects.js'
 import type { FenceBody, Output, Reading } from './types.js'
 
 export const ERROR_HEADER = 'Pitwall-Error-Code'
+/** Snapshot puts in flight at once during a checkpoint. */
+const SNAPSHOT_PUT_CHUNK = 1_000
 
 const te = new TextEncoder()
 const td = new TextDecoder()
@@ -34,6 +36,10 @@ export class PartitionRunner {
   private readonly cells = new Map<string, ActorCell>()
   private dormant = new Map<string, number>()
   private pending: Array<Promise<PubAck>> = []
+  /** Every output batch taken so far: a checkpoint waits for all of them, not only for its own. */
+  private flushChain: Promise<unknown> = Promise.resolve()
+  /** Share of the worker's active-actor bound this partition may hold (set by the worker). */
+  activeBound: () => number
   private lastMsg: JsMsg | undefined
   private lastSeq: number
   private lastProcTime = 0
@@ -61,6 +67,7 @@ export class PartitionRunner {
     this.lastSeq = held.record.cursor
     this.leaseSentAt = acquiredAt
     this.consumerName = `pw_${deps.cfg.site}_${partition}_${held.record.token}`
+    this.activeBound = () => deps.cfg.maxActiveActors
     for (const [k, at] of Object.entries(held.record.dormant ?? {})) this.dormant.set(k, at)
   }
 
@@ -92,10 +99,11 @@ export class PartitionRunner {
       max_ack_pending: cfg.maxInFlight,
       ack_wait: nanos(Math.max(30_000, cfg.leaseTtlMs * 2)),
       inactive_threshold: nanos(Math.max(30_000, cfg.leaseTtlMs * 5)),
-      mem_storage: true,
     })
     this.consumer = await js.consumers.get(cfg.streams.tlm, this.consumerName)
-    this.iter = await this.consumer.consume({ max_messages: Math.min(2_000, cfg.maxInFlight) })
+    // Abort (and let the worker reacquire) rather than wait forever for a consumer that a server restart or the
+    // inactivity threshold removed.
+    this.iter = await this.consumer.consume({ max_messages: Math.min(2_000, cfg.maxInFlight), abort_on_missing_resource: true })
     this.querySub = this.deps.nc.subscribe(querySubject(cfg.site, this.partition), {
       callback: (err, msg) => {
         if (!err) void this.answerQuery(msg)
@@ -113,18 +121,23 @@ export class PartitionRunner {
     const cfg = this.deps.cfg
     for await (const m of iter) {
       if (this.state !== 'running') break
+      // An ack_wait redelivery of something already handled: the cells would skip it anyway.
+      if (m.seq <= this.lastSeq) continue
       await this.handle(m)
       this.lastMsg = m
       this.lastSeq = m.seq
       this.msgsSinceCheckpoint++
       if (this.pending.length >= cfg.maxPendingOutputs) await this.flushOutputs()
       if (this.msgsSinceCheckpoint >= cfg.maxInFlight / 2 || Date.now() - this.lastCheckpointAt >= cfg.checkpointIntervalMs ||
-        this.cells.size > cfg.maxActiveActors) {
+        this.cells.size > this.activeBound()) {
         // Checkpoints are pipelined: what they write is captured synchronously, so processing goes on while
         // snapshots and the cursor are in flight. Only a second one due while the first runs makes intake wait.
         if (this.checkpointing) await this.checkpointing
         else void this.checkpoint().catch((err: unknown) => this.fail(err))
       }
+    }
+    if (this.state === 'running') {
+      throw new PitwallError(RuntimeErrorCodes.SHUTTING_DOWN, `partition ${this.partition}: the consumer ended unexpectedly`, { retryable: true })
     }
   }
 
@@ -170,11 +183,15 @@ export class PartitionRunner {
     }
     for (const [key, at] of this.dormant) {
       if (at > procTime) continue
-      this.dormant.delete(key)
       const dot = key.indexOf('.')
       const kind = key.slice(0, dot)
-      if (!isEntityKind(kind)) continue
+      if (!isEntityKind(kind)) {
+        this.dormant.delete(key)
+        continue
+      }
+      // activate() removes the entry once the cell is live; until then a checkpoint still records it.
       const cell = await this.activate(kind, key.slice(dot + 1), undefined)
+      if (!cell) this.dormant.delete(key)
       cell?.applyTick(seq, procTime, this.emit)
     }
   }
@@ -185,8 +202,11 @@ export class PartitionRunner {
     this.stats.outputs++
     // The message id carries the token: a replay by the same owner dedups, a new owner's version is not
     // mistaken for a stale owner's duplicate.
-    this.pending.push(this.deps.js.publish(outSubject(cfg.site, this.partition, o.kind, o.entity), JSON.stringify(out),
-      { msgID: `${o.id}@${this.token}` }))
+    const p = this.deps.js.publish(outSubject(cfg.site, this.partition, o.kind, o.entity), JSON.stringify(out),
+      { msgID: `${o.id}@${this.token}` })
+    // Handled here so a failure cannot crash the process before the next flush; that flush still sees it.
+    p.catch(() => undefined)
+    this.pending.push(p)
   }
 
   /** Returns the live cell, loading it from its snapshot on first use (virtual actor activation). */
@@ -226,7 +246,10 @@ export class PartitionRunner {
     let best: SnapshotRecord | undefined
     const hist = await kv.history({ key: k })
     for await (const h of hist) {
-      if (h.revision < this.claimRevision && h.operation === 'PUT') best = JSON.parse(td.decode(h.value)) as SnapshotRecord
+      if (h.operation !== 'PUT') continue
+      const rec = JSON.parse(td.decode(h.value)) as SnapshotRecord
+      // Ours (written after the claim with our token) or from before the claim: both valid; newest wins.
+      if (h.revision < this.claimRevision || rec.token >= this.token) best = rec
     }
     return best
   }
@@ -234,7 +257,9 @@ export class PartitionRunner {
   private async flushOutputs(): Promise<void> {
     const batch = this.pending
     this.pending = []
-    await Promise.all(batch)
+    const all = Promise.all([this.flushChain, ...batch])
+    this.flushChain = all
+    await all
   }
 
   private leaseSafe(): boolean {
@@ -265,7 +290,8 @@ export class PartitionRunner {
     const victims = this.passivationCandidates()
     const dormant: Record<string, number> = {}
     for (const [k, at] of this.dormant) dormant[k] = at
-    for (const [k, c] of victims) {
+    // Live cells' processing-time timers too: a new owner after a crash or handover must wake them.
+    for (const [k, c] of this.cells) {
       const t = c.nextProcTimer()
       if (t !== undefined) dormant[k] = t
     }
@@ -273,7 +299,9 @@ export class PartitionRunner {
       await this.flushOutputs()
       if (!this.leaseSafe()) throw new FencedError(`partition ${this.partition}: lease may have expired, not writing`)
       const kv = this.deps.kv
-      await Promise.all(snaps.map((s) => kv.put(s.key, s.data)))
+      for (let i = 0; i < snaps.length; i += SNAPSHOT_PUT_CHUNK) {
+        await Promise.all(snaps.slice(i, i + SNAPSHOT_PUT_CHUNK).map((s) => kv.put(s.key, s.data)))
+      }
       this.stats.snapshotsWritten += snaps.length
       for (const s of snaps) this.stats.snapshotBytes += s.data.length
       const next: PartitionRecord = { ...this.held.record, cursor, renewedAt: Date.now(), dormant }
@@ -299,7 +327,7 @@ export class PartitionRunner {
     const idleBefore = this.lastProcTime - cfg.idlePassivateMs
     const out: Array<[string, ActorCell]> = []
     for (const e of this.cells) if (e[1].lastActive < idleBefore) out.push(e)
-    const over = this.cells.size - out.length - cfg.maxActiveActors
+    const over = this.cells.size - out.length - this.activeBound()
     if (over > 0) {
       const rest = [...this.cells].filter((e) => e[1].lastActive >= idleBefore)
       rest.sort((a, b) => a[1].lastActive - b[1].lastActive)
@@ -371,7 +399,11 @@ export class PartitionRunner {
       { partition: this.partition, token: this.token, err: String(err) })
     this.state = 'fenced'
     if (fenced) this.stats.leaseLost++
-    void this.teardown(false).finally(() => this.onExit?.(this, err))
+    void this.teardown(false).then(async () => {
+      // Not fenced: we still own the record; release it so a peer (or we) can retry without waiting a TTL.
+      if (!fenced) await writeHeld(this.deps.kv, this.partition, this.held, { ...this.held.record, owner: null, renewedAt: Date.now() })
+    }).catch((e: unknown) => this.deps.log('warn', 'release after failure failed', { partition: this.partition, err: String(e) }))
+      .finally(() => this.onExit?.(this, err))
   }
 
   /** Graceful: stop intake, finish the current message, checkpoint, release the record. */
@@ -381,6 +413,8 @@ export class PartitionRunner {
     this.iter?.stop()
     await this.loop
     try {
+      // An in-flight checkpoint captured its state before the last messages: wait for it, then take a fresh one.
+      if (this.checkpointing) await this.checkpointing
       await this.checkpoint()
       const released: PartitionRecord = { ...this.held.record, owner: null, renewedAt: Date.now() }
       this.held = await writeHeld(this.deps.kv, this.partition, this.held, released)

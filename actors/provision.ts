@@ -89,6 +89,8 @@ export async function provision(nc: NatsConnection, jsm: JetStreamManager, cfg: 
   const state = await new Kvm(nc).create(cfg.streams.stateBucket, {
     history: 5,
     replicas: cfg.replicas,
+    // Reads of snapshots must come from the stream leader: a lagging follower could return an older one.
+    allow_direct: false,
     storage: StorageType.File,
     description: `pitwall partition records and actor snapshots, site=${cfg.site} partitions=${cfg.partitions}`,
   })

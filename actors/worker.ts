@@ -167,6 +167,8 @@ export class Worker {
       const held = await tryAcquire(deps.kv, p, this.cfg.workerId, this.cfg.leaseTtlMs, at)
       if (!held) return
       const r = new PartitionRunner(deps, this.stats, p, held, at)
+      // The active-actor bound is per worker: each partition gets an equal share.
+      r.activeBound = () => Math.max(1, Math.floor(this.cfg.maxActiveActors / Math.max(1, this.runners.size)))
       r.onExit = (runner) => {
         if (this.runners.get(p) === runner) this.runners.delete(p)
       }
