@@ -35,6 +35,8 @@ const SENSORS = arg('sensors', 2_000)
 const WORKERS = arg('workers', 2)
 const P = arg('partitions', 16)
 const ACTORS = arg('actors', 100_000)
+/** Diagnostics: leave the projector out (the e2e figure then excludes PostgreSQL). */
+const NO_PROJECTOR = args.includes('--no-projector')
 const root = join(import.meta.dirname, '..', '..')
 const say = (s: string): void => {
   process.stderr.write(`${s}\n`)
@@ -63,7 +65,9 @@ async function baseline(nc: NatsConnection): Promise<number> {
 }
 
 function spawnProc(script: string, env: Record<string, string>): ReturnType<typeof spawn> {
-  return spawn(process.execPath, [join(root, 'dist', script)], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', process.env.PITWALL_BENCH_LOGS ? 'inherit' : 'ignore'] })
+  // PITWALL_BENCH_NODE_ARGS: extra node flags for the services (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
+  const nodeArgs = (process.env.PITWALL_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)
+  return spawn(process.execPath, [...nodeArgs, join(root, 'dist', script)], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', process.env.PITWALL_BENCH_LOGS ? 'inherit' : 'ignore'] })
 }
 
 async function main(): Promise<void> {
@@ -80,7 +84,7 @@ async function main(): Promise<void> {
     await provision(nc, await jetstreamManager(nc), cfg)
     const env = { PITWALL_NATS_URL: srv.url, PITWALL_PARTITIONS: String(P), PITWALL_PG_URL: db.url }
     for (let i = 0; i < WORKERS; i++) procs.push(spawnProc('actors/bin/worker.js', { ...env, PITWALL_WORKER_ID: `bench-w${i}` }))
-    procs.push(spawnProc('actors/bin/projector.js', env))
+    if (!NO_PROJECTOR) procs.push(spawnProc('actors/bin/projector.js', env))
     const processed = new Map<string, number>()
     nc.subscribe('pw.a.hb.*', { callback: (_e, m) => {
       const hb = m.json<{ worker: string; processed: number }>()
