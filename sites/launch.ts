@@ -52,7 +52,15 @@ async function main(): Promise<void> {
     abort.abort()
     await Promise.all(services.map(stopService))
     await nc.drain()
-    process.exit(0)
+    process.exit(process.exitCode ?? 0)
+  }
+  for (const r of services) {
+    r.proc.once('exit', (code, signal) => {
+      if (shuttingDown) return
+      process.stderr.write(`\n${r.spec.name} exited (code ${code ?? '-'}, signal ${signal ?? '-'}); see its log above. Stopping the site.\n`)
+      process.exitCode = 1
+      void shutdown()
+    })
   }
   process.on('SIGINT', () => void shutdown())
   process.on('SIGTERM', () => void shutdown())
@@ -63,7 +71,7 @@ async function main(): Promise<void> {
     '',
     `  NATS          ${cfg.natsUrl}   streams TLM (readings), OUT (outputs), KV pw_state`,
     `  PostgreSQL    ${pgUrl}`,
-    `                psql ${pgUrl} -c 'SELECT entity, window, window_start, fields FROM window_aggregates ORDER BY updated_at DESC LIMIT 5'`,
+    `                psql ${pgUrl} -c 'SELECT entity, window_name, window_start, fields FROM window_aggregates ORDER BY updated_at DESC LIMIT 5'`,
     `                psql ${pgUrl} -c 'SELECT entity, type, severity, state, started_at FROM alerts ORDER BY updated_at DESC LIMIT 10'`,
     '  live state    node dist/sites/cli.js state sensor env-0001     node dist/sites/cli.js state vehicle car-01',
     '  ownership     node dist/sites/cli.js partitions',
