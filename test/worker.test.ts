@@ -126,3 +126,28 @@ t.test('entrypoints fail fast with the setting named: unreachable NATS, unreacha
   const noUrl = run('actors/bin/projector.js', { PITWALL_NATS_URL: srv.url, PITWALL_PG_URL: '' })
   t.match(noUrl.err, /PITWALL_PG_URL/)
 })
+
+t.test('bad messages in the log are counted and skipped; good readings beside them are processed', async (t) => {
+  const srv = await startNats()
+  t.teardown(() => srv.stop())
+  const nc = await connectTo(srv.url)
+  t.teardown(() => nc.close())
+  const cfg = compileConfig({ natsUrl: srv.url, partitions: 2, heartbeatMs: 100, leaseTtlMs: 1000, checkpointIntervalMs: 200, workerId: 'bad1' })
+  const w = new Worker({ cfg, profiles: [sumProfile], log: quiet })
+  await w.start()
+  t.teardown(() => w.stop())
+  const js = jetstream(nc)
+  const subj = (id: string): string => tlmSubject('a', partitionOf('sensor', id, 2), 'sensor', id)
+  const bad = ['{not json', '{"fields":{"v":1}}', '{"ts":"soon","fields":{}}', '{"ts":1700000000000}', '{"ts":1700000000000,"fields":{},"profile":"nope"}', 'null']
+  let good = 0
+  for (let i = 0; i < 30; i++) {
+    await js.publish(subj(`g${i % 3}`), JSON.stringify({ ts: 1_700_000_000_000 + i * 1000, fields: { v: i }, profile: 'testsum' }))
+    good++
+    const b = bad[i % bad.length] as string
+    await js.publish(subj(`b${i % 3}`), b)
+  }
+  await js.publish(`tlm.a.0.lorry.x1`, '{"ts":1,"fields":{}}')
+  for (let i = 0; i < 100 && w.stats.processed + w.stats.invalid < good + 31; i++) await new Promise((r) => setTimeout(r, 50))
+  t.equal(w.stats.processed, good, 'every good reading processed')
+  t.equal(w.stats.invalid, 31, 'every bad message counted as invalid')
+})
