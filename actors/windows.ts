@@ -218,6 +218,122 @@ function emptyRecord(l: WindowLayout, start: number): number[] {
   return r
 }
 
+// ---- compact pane records (EventWindows only) --------------------------------------------------------------
+//
+// A pane in which every reading carried every field (each field's count equals `readings`, so all fields share
+// the first and last event time) is stored compactly: [start, tag, firstTs, lastTs, counters (only when one is
+// non-zero)..., fields x 6 (sum, M2, min, max, first, last)], tag = -1 - (readings * 2 + hasCounters). A full
+// record has tag = readings >= 0. Both give the same aggregates bit for bit: the compact update runs the same
+// arithmetic as `accumulate` with count = readings, and `expandRecord` rebuilds the full record exactly.
+const C_SUM = 0, C_M2 = 1, C_MIN = 2, C_MAX = 3, C_FIRST = 4, C_LAST = 5
+const C_SLOTS = 6
+
+/** Length of the record at `at` (full or compact). */
+function recordLength(l: WindowLayout, p: readonly number[], at: number): number {
+  const tag = p[at + 1] as number
+  if (tag >= 0) return l.stride
+  return 4 + ((-1 - tag) % 2 === 1 ? l.counts.length : 0) + C_SLOTS * l.fields.length
+}
+
+/** Writes the full form of the record at `at` of `p` into `d` at `da`. */
+function expandRecord(l: WindowLayout, p: readonly number[], at: number, d: number[], da: number): void {
+  const tag = p[at + 1] as number
+  if (tag >= 0) {
+    for (let k = 0; k < l.stride; k++) d[da + k] = p[at + k] as number
+    return
+  }
+  const v = -1 - tag, hasCounts = v % 2, readings = (v - hasCounts) / 2
+  const firstTs = p[at + 2] as number, lastTs = p[at + 3] as number
+  d[da] = p[at] as number
+  d[da + 1] = readings
+  for (let i = 0; i < l.counts.length; i++) d[da + 2 + i] = hasCounts === 1 ? p[at + 4 + i] as number : 0
+  const cb = at + 4 + (hasCounts === 1 ? l.counts.length : 0)
+  for (let i = 0; i < l.fields.length; i++) {
+    const s = cb + i * C_SLOTS, b = da + l.fieldBase + i * FIELD_SLOTS
+    d[b + F_COUNT] = readings
+    d[b + F_SUM] = p[s + C_SUM] as number
+    d[b + F_M2] = p[s + C_M2] as number
+    d[b + F_MIN] = p[s + C_MIN] as number
+    d[b + F_MAX] = p[s + C_MAX] as number
+    d[b + F_FIRST] = p[s + C_FIRST] as number
+    d[b + F_FIRST_TS] = firstTs
+    d[b + F_LAST] = p[s + C_LAST] as number
+    d[b + F_LAST_TS] = lastTs
+  }
+}
+
+/** The shortest exact form of full record `r` at `at`: compact when every field counted every reading. */
+function compactRecord(l: WindowLayout, r: readonly number[], at: number): number[] {
+  const readings = r[at + 1] as number
+  const fb = at + l.fieldBase
+  let ok = readings > 0 && Number.isSafeInteger(readings) && l.fields.length > 0
+  for (let i = 0; ok && i < l.fields.length; i++) {
+    const b = fb + i * FIELD_SLOTS
+    ok = r[b + F_COUNT] === readings && Object.is(r[b + F_FIRST_TS], r[fb + F_FIRST_TS]) && Object.is(r[b + F_LAST_TS], r[fb + F_LAST_TS])
+  }
+  if (!ok) return r.slice(at, at + l.stride)
+  let hasCounts = 0
+  for (let i = 0; i < l.counts.length; i++) if (!Object.is(r[at + 2 + i], 0)) hasCounts = 1
+  const out = [r[at] as number, -1 - (readings * 2 + hasCounts), r[fb + F_FIRST_TS] as number, r[fb + F_LAST_TS] as number]
+  if (hasCounts === 1) for (let i = 0; i < l.counts.length; i++) out.push(r[at + 2 + i] as number)
+  for (let i = 0; i < l.fields.length; i++) {
+    const b = fb + i * FIELD_SLOTS
+    out.push(r[b + F_SUM] as number, r[b + F_M2] as number, r[b + F_MIN] as number, r[b + F_MAX] as number,
+      r[b + F_FIRST] as number, r[b + F_LAST] as number)
+  }
+  return out
+}
+
+/**
+ * Adds a reading to the compact record at `at` in place when it keeps the record compact (every field a finite
+ * number, and counters either all zero or already stored); returns false (changing nothing) otherwise.
+ */
+function addCompact(l: WindowLayout, p: number[], at: number, ts: number,
+  fields: Readonly<Record<string, FieldValue | undefined>>, counts: Readonly<Record<string, number>> | undefined): boolean {
+  const tag = p[at + 1] as number
+  if (tag >= 0) return false
+  const v = -1 - tag, hasCounts = v % 2, c = (v - hasCounts) / 2
+  for (let i = 0; i < l.fields.length; i++) {
+    const x = fields[l.fields[i] as string]
+    if (!(typeof x === 'number' && Number.isFinite(x))) return false
+  }
+  if (hasCounts === 0 && counts !== undefined) {
+    for (let i = 0; i < l.counts.length; i++) {
+      const x = counts[l.counts[i] as string]
+      if (typeof x === 'number' && Number.isFinite(x) && !Object.is(0 + x, 0)) return false
+    }
+  }
+  if (!Number.isSafeInteger(c + 1)) return false
+  p[at + 1] = -1 - ((c + 1) * 2 + hasCounts)
+  let cb = at + 4
+  if (hasCounts === 1) {
+    if (counts !== undefined) {
+      for (let i = 0; i < l.counts.length; i++) {
+        const x = counts[l.counts[i] as string]
+        if (typeof x === 'number' && Number.isFinite(x)) p[cb + i] = (p[cb + i] as number) + x
+      }
+    }
+    cb += l.counts.length
+  }
+  // Strict for first, non-strict for last (as in `accumulate`); every field shares the reading's time.
+  const upFirst = ts < (p[at + 2] as number), upLast = ts >= (p[at + 3] as number)
+  for (let i = 0; i < l.fields.length; i++) {
+    const x = fields[l.fields[i] as string] as number
+    const b = cb + i * C_SLOTS
+    const sum = p[b + C_SUM] as number
+    const sum1 = sum + x
+    p[b + C_M2] = (p[b + C_M2] as number) + (x - sum / c) * (x - sum1 / (c + 1))
+    p[b + C_SUM] = sum1
+    if (x < (p[b + C_MIN] as number)) p[b + C_MIN] = x
+    if (x > (p[b + C_MAX] as number)) p[b + C_MAX] = x
+    if (upFirst) p[b + C_FIRST] = x
+    if (upLast) p[b + C_LAST] = x
+  }
+  if (upFirst) p[at + 2] = ts
+  if (upLast) p[at + 3] = ts
+  return true
+}
+
 function body(l: WindowLayout, name: string, start: number, end: number, r: readonly number[], at: number, idleClosed: boolean): WindowBody {
   const fields: Record<string, FieldAggregate> = {}
   for (let i = 0; i < l.fields.length; i++) {
@@ -358,7 +474,9 @@ export class EventWindows {
 
   /** Number of panes held (memory and tests). */
   get paneCount(): number {
-    return (this.p.length - this.l.specs.length) / this.l.stride
+    let n = 0
+    for (let at = this.l.specs.length; at < this.p.length; at += recordLength(this.l, this.p, at)) n++
+    return n
   }
 
   /**
@@ -376,23 +494,28 @@ export class EventWindows {
     if (late === (1 << l.specs.length) - 1 || !Number.isFinite(ts)) return (1 << l.specs.length) - 1
     // Shared panes are safe: every window of a pane that is closed has already been emitted, so data added now
     // only reaches windows that are still open, and those contain the reading.
-    const at = this.paneAt(Math.floor(ts / l.pane) * l.pane)
-    addReading(l, this.p, at, ts, fields, counts)
-    return late
-  }
-
-  /** Offset of the pane starting at `start`, inserted (kept sorted) if missing. */
-  private paneAt(start: number): number {
-    const p = this.p, st = this.l.stride, first = this.l.specs.length
-    let at = p.length
-    // Readings mostly land in the newest pane: scan from the end.
-    while (at > first && (p[at - st] as number) >= start) {
-      at -= st
-      if (p[at] === start) return at
+    const start = Math.floor(ts / l.pane) * l.pane
+    const p = this.p
+    let at = l.specs.length
+    while (at < p.length && (p[at] as number) < start) at += recordLength(l, p, at)
+    if (at < p.length && p[at] === start) {
+      if (addCompact(l, p, at, ts, fields, counts)) return late
+      if ((p[at + 1] as number) >= 0) {
+        addReading(l, p, at, ts, fields, counts)
+        return late
+      }
+      // A compact pane that this reading does not fit: rebuild it in full (or compact with counters).
+      const full = emptyRecord(l, start)
+      expandRecord(l, p, at, full, 0)
+      addReading(l, full, 0, ts, fields, counts)
+      this.p = p.slice(0, at).concat(compactRecord(l, full, 0), p.slice(at + recordLength(l, p, at)))
+      return late
     }
-    // A new array of exact size: push/splice would leave spare capacity in every actor.
-    this.p = p.slice(0, at).concat(emptyRecord(this.l, start), p.slice(at))
-    return at
+    // A new pane; a new array of exact size: push/splice would leave spare capacity in every actor.
+    const rec = emptyRecord(l, start)
+    addReading(l, rec, 0, ts, fields, counts)
+    this.p = p.slice(0, at).concat(compactRecord(l, rec, 0), p.slice(at))
+    return late
   }
 
   /** Closes the windows the watermark passed; returns them sorted by (end, start, definition). */
@@ -433,7 +556,7 @@ export class EventWindows {
 
   /** Windows of definition i with h0 < end <= h1 that contain at least one pane, appended to `out`. */
   private collect(i: number, h0: number, h1: number, idle: boolean, out: WindowBody[]): void {
-    const l = this.l, p = this.p, st = l.stride
+    const l = this.l, p = this.p
     const { name, size, slide } = l.specs[i] as WindowLayout['specs'][number]
     // Window ends are multiples of the slide (size is one). For a pane at ps the windows containing it end in
     // [ceil((ps + P - size) / slide) * slide + size, floor(ps / slide) * slide + size].
@@ -442,7 +565,7 @@ export class EventWindows {
     // The common case on every reading: the watermark moved but crossed no slide boundary.
     if (lowest > highest) return
     let ends: number[] | undefined
-    for (let at = l.specs.length; at < p.length; at += st) {
+    for (let at = l.specs.length; at < p.length; at += recordLength(l, p, at)) {
       const ps = p[at] as number
       const lo = Math.max(Math.ceil((ps + l.pane - size) / slide) * slide + size, lowest)
       const hi = Math.min(Math.floor(ps / slide) * slide + size, highest)
@@ -454,12 +577,19 @@ export class EventWindows {
     if (ends === undefined) return
     ends.sort((a, b) => a - b)
     const acc = emptyRecord(l, 0)
+    const full = emptyRecord(l, 0)
     for (const end of ends) {
       const start = end - size
       acc.fill(0)
-      for (let at = l.specs.length; at < p.length; at += st) {
+      for (let at = l.specs.length; at < p.length; at += recordLength(l, p, at)) {
         const ps = p[at] as number
-        if (ps >= start && ps < end) mergeRecord(l, acc, 0, p, at)
+        if (ps < start || ps >= end) continue
+        if ((p[at + 1] as number) >= 0) {
+          mergeRecord(l, acc, 0, p, at)
+        } else {
+          expandRecord(l, p, at, full, 0)
+          mergeRecord(l, acc, 0, full, 0)
+        }
       }
       out.push(body(l, name, start, end, acc, 0, idle))
     }
@@ -467,9 +597,9 @@ export class EventWindows {
 
   /** Drops panes whose every window is closed in every definition. */
   private prune(): void {
-    const l = this.l, p = this.p, st = l.stride, first = l.specs.length
+    const l = this.l, p = this.p, first = l.specs.length
     let keep = first
-    while (keep < p.length && this.paneClosed(p[keep] as number)) keep += st
+    while (keep < p.length && this.paneClosed(p[keep] as number)) keep += recordLength(l, p, keep)
     if (keep === first) {
       // Panes are dropped oldest first; a later one can only be dead if the first one is.
       return
@@ -486,6 +616,18 @@ export class EventWindows {
     return true
   }
 
+  /** The pane records in full form, flat (`stride` each). */
+  private fullRecords(): number[] {
+    const l = this.l, p = this.p
+    const out: number[] = []
+    for (let at = l.specs.length; at < p.length; at += recordLength(l, p, at)) {
+      const at2 = out.length
+      for (let k = 0; k < l.stride; k++) out.push(0)
+      expandRecord(l, p, at, out, at2)
+    }
+    return out
+  }
+
   /** Compact JSON form (restores exactly with `fromJSON`). */
   toJSON(): EventWindowsJSON {
     return {
@@ -493,7 +635,7 @@ export class EventWindows {
       f: [...this.l.fields],
       c: [...this.l.counts],
       h: this.p.slice(0, this.l.specs.length).map((v) => (Number.isFinite(v) ? v : null)),
-      p: encodeRecords(this.l, this.p.slice(this.l.specs.length)),
+      p: encodeRecords(this.l, this.fullRecords()),
     }
   }
 
@@ -520,7 +662,9 @@ export class EventWindows {
       const ps = recs[at] as number
       if (ps % l.pane !== 0 || (at > 0 && ps <= (recs[at - l.stride] as number))) throw corrupt('panes are not aligned and sorted')
     }
-    w.p = w.p.concat(recs)
+    const parts: number[][] = [w.p]
+    for (let at = 0; at < recs.length; at += l.stride) parts.push(compactRecord(l, recs, at))
+    w.p = ([] as number[]).concat(...parts)
     return w
   }
 }
