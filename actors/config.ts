@@ -35,6 +35,10 @@ export interface RuntimeOptions {
   profileConfig?: Record<string, Record<string, unknown>>
   /** Retention of TLM in seconds (0 = unlimited). */
   tlmMaxAgeS?: number
+  /** Port of the `/metrics` endpoint (0 = any free port); unset = no endpoint. */
+  metricsPort?: number
+  /** Interface the metrics endpoint listens on. */
+  metricsHost?: string
 }
 
 export interface RuntimeConfig {
@@ -55,6 +59,8 @@ export interface RuntimeConfig {
   readonly defaultProfiles: Readonly<Record<EntityKind, string>>
   readonly profileConfig: Readonly<Record<string, Record<string, unknown>>>
   readonly tlmMaxAgeS: number
+  readonly metricsPort: number | null
+  readonly metricsHost: string
 }
 
 export const DEFAULTS = {
@@ -91,6 +97,8 @@ export const ENV = {
   maxInFlight: 'PITWALL_MAX_IN_FLIGHT',
   maxPendingOutputs: 'PITWALL_MAX_PENDING_OUTPUTS',
   tlmMaxAgeS: 'PITWALL_TLM_MAX_AGE_S',
+  metricsPort: 'PITWALL_METRICS_PORT',
+  metricsHost: 'PITWALL_METRICS_HOST',
   profileConfig: 'PITWALL_PROFILE_CONFIG',
   tlmStream: 'PITWALL_TLM_STREAM',
   outStream: 'PITWALL_OUT_STREAM',
@@ -115,8 +123,9 @@ export function optionsFromEnv(env: Record<string, string | undefined>): Runtime
   set('site', str(ENV.site))
   set('natsUrl', str(ENV.natsUrl))
   set('workerId', str(ENV.workerId))
+  set('metricsHost', str(ENV.metricsHost))
   for (const k of ['partitions', 'replicas', 'leaseTtlMs', 'heartbeatMs', 'checkpointIntervalMs', 'tickIntervalMs',
-    'maxActiveActors', 'idlePassivateMs', 'maxInFlight', 'maxPendingOutputs', 'tlmMaxAgeS'] as const) {
+    'maxActiveActors', 'idlePassivateMs', 'maxInFlight', 'maxPendingOutputs', 'tlmMaxAgeS', 'metricsPort'] as const) {
     set(k, intFrom(env, ENV[k]))
   }
   const streams: NonNullable<RuntimeOptions['streams']> = {}
@@ -189,6 +198,8 @@ export function compileConfig(o: RuntimeOptions): RuntimeConfig {
     defaultProfiles,
     profileConfig: o.profileConfig ?? {},
     tlmMaxAgeS: positiveInt('tlmMaxAgeS', o.tlmMaxAgeS ?? DEFAULTS.tlmMaxAgeS, 0),
+    metricsPort: o.metricsPort === undefined ? null : positiveInt('metricsPort', o.metricsPort, 0, 65535),
+    metricsHost: o.metricsHost ?? '127.0.0.1',
   }
   return deepFreeze(cfg)
 }

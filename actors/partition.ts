@@ -310,6 +310,7 @@ export class PartitionRunner {
       this.leaseSentAt = sentAt
       ackMsg?.ack()
       this.stats.checkpoints++
+      this.deps.observe?.checkpoint((Date.now() - started) / 1000)
       this.msgsSinceCheckpoint = 0
       this.lastCheckpointAt = started
       this.passivate(victims)

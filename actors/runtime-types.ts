@@ -24,6 +24,8 @@ export interface RuntimeDeps {
   cfg: RuntimeConfig
   profiles: ProfileTable
   log: LogFn
+  /** Observations for histograms (metrics), optional. */
+  observe?: { checkpoint(seconds: number): void } | undefined
 }
 
 /** Counters a worker keeps; exported as Prometheus metrics by the observability layer. */

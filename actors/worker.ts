@@ -19,6 +19,8 @@ export interface WorkerOptions {
   provision?: boolean
   nc?: NatsConnection
   log?: LogFn
+  /** Observations for histograms (see actors/metrics.ts). */
+  observe?: { checkpoint(seconds: number): void }
 }
 
 /** What a worker announces every heartbeat (also read by the benchmark and operators' tools). */
@@ -102,7 +104,7 @@ export class Worker {
       throw err
     }
     const jsm = await jetstreamManager(nc)
-    this.deps = { nc, js, jsm, kv: state, cfg, profiles: buildProfiles(this.opts.profiles, cfg), log: this.log }
+    this.deps = { nc, js, jsm, kv: state, cfg, profiles: buildProfiles(this.opts.profiles, cfg), log: this.log, observe: this.opts.observe }
     this.hbSub = nc.subscribe(heartbeatWildcard(cfg.site), {
       callback: (err, msg) => {
         if (err) return

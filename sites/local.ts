@@ -25,7 +25,15 @@ export function siteEnv(site: { site: string; natsUrl: string; partitions: numbe
 }
 
 export function workerSpec(env: Record<string, string>, index: number): ServiceSpec {
-  return { name: `worker-${index}`, script: 'actors/bin/worker.js', env: { ...env, PITWALL_WORKER_ID: `${env.PITWALL_SITE}-worker-${index}` } }
+  return {
+    name: `worker-${index}`, script: 'actors/bin/worker.js',
+    env: { ...env, PITWALL_WORKER_ID: `${env.PITWALL_SITE}-worker-${index}`, PITWALL_METRICS_PORT: String(metricsPort(index)) },
+  }
+}
+
+/** Metrics port of local worker `index` (9464, 9465, ...). */
+export function metricsPort(index: number): number {
+  return 9464 + index
 }
 
 export function projectorSpec(env: Record<string, string>): ServiceSpec {

@@ -6,13 +6,22 @@
 import { compileConfig, optionsFromEnv } from '../config.js'
 import { PitwallError } from '../errors.js'
 import { PROFILES } from '../kinds/registry.js'
+import { serveMetrics, workerRegistry } from '../metrics.js'
 import { jsonLog, Worker } from '../worker.js'
 
 const log = jsonLog('worker')
 try {
   const cfg = compileConfig(optionsFromEnv(process.env))
-  const worker = new Worker({ cfg, profiles: PROFILES, provision: process.env.PITWALL_PROVISION !== 'false', log })
+  let observeCheckpoint = (_s: number): void => undefined
+  const worker = new Worker({ cfg, profiles: PROFILES, provision: process.env.PITWALL_PROVISION !== 'false', log,
+    observe: { checkpoint: (s) => observeCheckpoint(s) } })
   await worker.start()
+  if (cfg.metricsPort !== null) {
+    const { registry, checkpointSeconds } = workerRegistry(worker, { site: cfg.site, worker: cfg.workerId })
+    observeCheckpoint = (s) => checkpointSeconds.observe(s)
+    const { port } = await serveMetrics(registry, cfg.metricsPort, cfg.metricsHost)
+    log('info', 'metrics endpoint', { url: `http://${cfg.metricsHost}:${port}/metrics` })
+  }
   let stopping = false
   const stop = (signal: string): void => {
     if (stopping) return

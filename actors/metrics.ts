@@ -1,0 +1,116 @@
+/**
+ * Prometheus metrics of a worker and its projector (prom-client). Names live here and nowhere else; they are
+ * listed in docs/metrics.md. Counters mirror the runtime's RuntimeStats (read at scrape time, so the hot path
+ * only increments plain numbers); no label carries an entity id, so series stay bounded by partitions.
+ */
+import { createServer, type Server } from 'node:http'
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import type { RuntimeStats } from './runtime-types.js'
+
+export const METRICS = {
+  processed: 'pitwall_worker_readings_processed_total',
+  skippedReplay: 'pitwall_worker_readings_skipped_replay_total',
+  invalid: 'pitwall_worker_messages_invalid_total',
+  outputs: 'pitwall_worker_outputs_total',
+  checkpoints: 'pitwall_worker_checkpoints_total',
+  checkpointFailures: 'pitwall_worker_checkpoint_failures_total',
+  checkpointSeconds: 'pitwall_worker_checkpoint_duration_seconds',
+  snapshotsWritten: 'pitwall_worker_snapshots_written_total',
+  snapshotBytes: 'pitwall_worker_snapshot_bytes_total',
+  activations: 'pitwall_worker_activations_total',
+  passivations: 'pitwall_worker_passivations_total',
+  leaseChanges: 'pitwall_worker_lease_changes_total',
+  ticks: 'pitwall_worker_ticks_total',
+  staleSnapshotsIgnored: 'pitwall_worker_stale_snapshots_ignored_total',
+  partitionsOwned: 'pitwall_worker_partitions_owned',
+  activeActors: 'pitwall_worker_active_actors',
+} as const
+
+/** What the metrics read from a worker at scrape time. */
+export interface MetricsSource {
+  stats: RuntimeStats
+  owned(): number[]
+  activeActors(): number
+}
+
+type CounterKey = Exclude<keyof RuntimeStats, 'leaseAcquired' | 'leaseLost' | 'leaseReleased'>
+const COUNTERS: ReadonlyArray<[CounterKey, string, string]> = [
+  ['processed', METRICS.processed, 'Readings applied to actors (replays skipped are not counted).'],
+  ['skippedReplay', METRICS.skippedReplay, 'Readings skipped because the actor had already applied them (replay after a crash or move).'],
+  ['invalid', METRICS.invalid, 'Messages in TLM that could not be processed (malformed, unknown kind or profile); counted and skipped.'],
+  ['outputs', METRICS.outputs, 'Outputs published to OUT.'],
+  ['checkpoints', METRICS.checkpoints, 'Successful partition checkpoints.'],
+  ['checkpointFailures', METRICS.checkpointFailures, 'Failed checkpoints (fenced, or a write failed); the partition runner stops.'],
+  ['snapshotsWritten', METRICS.snapshotsWritten, 'Actor snapshots written.'],
+  ['snapshotBytes', METRICS.snapshotBytes, 'Bytes of actor snapshots written.'],
+  ['activations', METRICS.activations, 'Actor activations (loaded from snapshot or created).'],
+  ['passivations', METRICS.passivations, 'Actor passivations (idle or over the active bound).'],
+  ['ticks', METRICS.ticks, 'Processing-time tick messages handled.'],
+  ['staleSnapshotsIgnored', METRICS.staleSnapshotsIgnored, 'Snapshots ignored because a stale owner wrote them after the claim.'],
+]
+
+/** A registry with default process metrics and the worker's metrics, read from `src` at each scrape. */
+export function workerRegistry(src: MetricsSource, labels: Record<string, string>): { registry: Registry; checkpointSeconds: Histogram } {
+  const registry = new Registry()
+  registry.setDefaultLabels(labels)
+  collectDefaultMetrics({ register: registry })
+  const seen: Partial<Record<string, number>> = {}
+  for (const [key, name, help] of COUNTERS) {
+    new Counter({
+      name, help, registers: [registry],
+      collect() {
+        const v = src.stats[key]
+        const d = v - (seen[key] ?? 0)
+        seen[key] = v
+        if (d > 0) this.inc(d)
+      },
+    })
+  }
+  new Counter({
+    name: METRICS.leaseChanges, help: 'Partition lease changes: acquired, lost (fenced) or released (handoff).',
+    labelNames: ['change'], registers: [registry],
+    collect() {
+      for (const change of ['acquired', 'lost', 'released'] as const) {
+        const key = change === 'acquired' ? 'leaseAcquired' : change === 'lost' ? 'leaseLost' : 'leaseReleased'
+        const v = src.stats[key]
+        const d = v - (seen[key] ?? 0)
+        seen[key] = v
+        if (d > 0) this.inc({ change }, d)
+      }
+    },
+  })
+  new Gauge({ name: METRICS.partitionsOwned, help: 'Partitions this worker owns.', registers: [registry], collect() { this.set(src.owned().length) } })
+  new Gauge({ name: METRICS.activeActors, help: 'Actors in memory on this worker.', registers: [registry], collect() { this.set(src.activeActors()) } })
+  const checkpointSeconds = new Histogram({
+    name: METRICS.checkpointSeconds, help: 'Duration of a partition checkpoint (outputs acked, snapshots, cursor CAS).',
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [registry],
+  })
+  return { registry, checkpointSeconds }
+}
+
+/** Serves `GET /metrics` (and `/healthz`) on host:port; port 0 picks a free one. */
+export async function serveMetrics(registry: Registry, port: number, host = '127.0.0.1'): Promise<{ server: Server; port: number }> {
+  const server = createServer((req, res) => {
+    if (req.url === '/metrics') {
+      registry.metrics().then((body) => {
+        res.writeHead(200, { 'content-type': registry.contentType })
+        res.end(body)
+      }, (err: unknown) => {
+        res.writeHead(500)
+        res.end(String(err))
+      })
+    } else if (req.url === '/healthz') {
+      res.writeHead(200, { 'content-type': 'text/plain' })
+      res.end('ok\n')
+    } else {
+      res.writeHead(404)
+      res.end()
+    }
+  })
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, host, () => resolve())
+  })
+  const a = server.address()
+  return { server, port: typeof a === 'object' && a ? a.port : port }
+}

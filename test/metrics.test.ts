@@ -1,0 +1,41 @@
+import t from 'tap'
+import { jetstream } from '@nats-io/jetstream'
+import { compileConfig } from '../actors/config.js'
+import { METRICS, serveMetrics, workerRegistry } from '../actors/metrics.js'
+import { partitionOf, tlmSubject } from '../actors/subjects.js'
+import { Worker } from '../actors/worker.js'
+import { connectTo, startNats } from './helpers/nats.js'
+import { sumProfile } from './fixtures/sum-profile.js'
+
+t.test('a worker serves /metrics with its counters, bounded labels', async (t) => {
+  const srv = await startNats()
+  t.teardown(() => srv.stop())
+  const nc = await connectTo(srv.url)
+  t.teardown(() => nc.close())
+  const cfg = compileConfig({ natsUrl: srv.url, partitions: 4, heartbeatMs: 100, leaseTtlMs: 1000, checkpointIntervalMs: 200, workerId: 'm1', metricsPort: 0 })
+  let observe = (_s: number): void => undefined
+  const w = new Worker({ cfg, profiles: [sumProfile], log: () => undefined, observe: { checkpoint: (s) => observe(s) } })
+  await w.start()
+  t.teardown(() => w.stop())
+  const { registry, checkpointSeconds } = workerRegistry(w, { site: 'a', worker: 'm1' })
+  observe = (s) => checkpointSeconds.observe(s)
+  const { server, port } = await serveMetrics(registry, 0)
+  t.teardown(() => new Promise<void>((r) => server.close(() => r())))
+  const js = jetstream(nc)
+  for (let i = 0; i < 500; i++) {
+    const id = `m${i % 50}`
+    await js.publish(tlmSubject('a', partitionOf('sensor', id, 4), 'sensor', id), JSON.stringify({ ts: 1_700_000_000_000 + i * 1000, fields: { v: 1 }, profile: 'testsum' }))
+  }
+  for (let i = 0; i < 100 && w.stats.processed < 500; i++) await new Promise((r) => setTimeout(r, 50))
+  await new Promise((r) => setTimeout(r, 500))
+  const body = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
+  t.match(body, new RegExp(`${METRICS.processed}\\{site="a",worker="m1"\\} 500`), 'processed counter')
+  t.match(body, new RegExp(`${METRICS.partitionsOwned}\\{site="a",worker="m1"\\} 4`), 'partitions owned')
+  t.match(body, new RegExp(`${METRICS.activeActors}\\{site="a",worker="m1"\\} 50`), 'active actors')
+  t.match(body, new RegExp(`${METRICS.leaseChanges}\\{change="acquired",site="a",worker="m1"\\} 4`), 'lease changes by kind')
+  t.match(body, new RegExp(`${METRICS.checkpointSeconds}_count\\{site="a",worker="m1"\\} [1-9]`), 'checkpoint histogram observed')
+  t.match(body, /process_cpu_user_seconds_total/, 'default process metrics')
+  t.notMatch(body, /entity=|id="m\d/, 'no per-entity labels')
+  const again = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
+  t.match(again, new RegExp(`${METRICS.processed}\\{site="a",worker="m1"\\} 500\\n`), 'a second scrape does not double-count')
+})
