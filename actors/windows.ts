@@ -222,42 +222,55 @@ function emptyRecord(l: WindowLayout, start: number): number[] {
 //
 // A pane in which every reading carried every field (each field's count equals `readings`, so all fields share
 // the first and last event time) is stored compactly: [start, tag, firstTs, lastTs, counters (only when one is
-// non-zero)..., fields x 6 (sum, M2, min, max, first, last)], tag = -1 - (readings * 2 + hasCounters). A full
-// record has tag = readings >= 0. Both give the same aggregates bit for bit: the compact update runs the same
-// arithmetic as `accumulate` with count = readings, and `expandRecord` rebuilds the full record exactly.
+// non-zero)..., fields x 6 (sum, M2, min, max, first, last)], tag = -1 - (readings * 4 + noLast * 2 +
+// hasCounters). A full record has tag = readings >= 0. Both give the same aggregates bit for bit: the compact
+// update runs the same arithmetic as `accumulate` with count = readings, and `expandRecord` rebuilds the full
+// record exactly. `noLast` (lastTs and the last values dropped, see `EventWindows.prune`) marks a pane whose
+// last values no open window can use any more: every open window holding it also holds the next pane, which
+// has every field; its full form then carries last = first, lastTs = firstTs (later panes win last anyway).
 const C_SUM = 0, C_M2 = 1, C_MIN = 2, C_MAX = 3, C_FIRST = 4, C_LAST = 5
-const C_SLOTS = 6
+
+interface CompactShape { readings: number; noLast: number; hasCounts: number; slots: number; fieldsAt: number }
+
+function compactShape(l: WindowLayout, p: readonly number[], at: number): CompactShape {
+  const v = -1 - (p[at + 1] as number)
+  const hasCounts = v % 2, noLast = ((v - hasCounts) / 2) % 2
+  return { readings: (v - hasCounts - 2 * noLast) / 4, noLast, hasCounts, slots: 6 - noLast,
+    fieldsAt: at + 4 - noLast + hasCounts * l.counts.length }
+}
+
+function compactTag(readings: number, noLast: number, hasCounts: number): number {
+  return -1 - (readings * 4 + noLast * 2 + hasCounts)
+}
 
 /** Length of the record at `at` (full or compact). */
 function recordLength(l: WindowLayout, p: readonly number[], at: number): number {
-  const tag = p[at + 1] as number
-  if (tag >= 0) return l.stride
-  return 4 + ((-1 - tag) % 2 === 1 ? l.counts.length : 0) + C_SLOTS * l.fields.length
+  if ((p[at + 1] as number) >= 0) return l.stride
+  const c = compactShape(l, p, at)
+  return c.fieldsAt - at + c.slots * l.fields.length
 }
 
 /** Writes the full form of the record at `at` of `p` into `d` at `da`. */
 function expandRecord(l: WindowLayout, p: readonly number[], at: number, d: number[], da: number): void {
-  const tag = p[at + 1] as number
-  if (tag >= 0) {
+  if ((p[at + 1] as number) >= 0) {
     for (let k = 0; k < l.stride; k++) d[da + k] = p[at + k] as number
     return
   }
-  const v = -1 - tag, hasCounts = v % 2, readings = (v - hasCounts) / 2
-  const firstTs = p[at + 2] as number, lastTs = p[at + 3] as number
+  const c = compactShape(l, p, at)
+  const firstTs = p[at + 2] as number, lastTs = c.noLast === 1 ? firstTs : p[at + 3] as number
   d[da] = p[at] as number
-  d[da + 1] = readings
-  for (let i = 0; i < l.counts.length; i++) d[da + 2 + i] = hasCounts === 1 ? p[at + 4 + i] as number : 0
-  const cb = at + 4 + (hasCounts === 1 ? l.counts.length : 0)
+  d[da + 1] = c.readings
+  for (let i = 0; i < l.counts.length; i++) d[da + 2 + i] = c.hasCounts === 1 ? p[at + 4 - c.noLast + i] as number : 0
   for (let i = 0; i < l.fields.length; i++) {
-    const s = cb + i * C_SLOTS, b = da + l.fieldBase + i * FIELD_SLOTS
-    d[b + F_COUNT] = readings
+    const s = c.fieldsAt + i * c.slots, b = da + l.fieldBase + i * FIELD_SLOTS
+    d[b + F_COUNT] = c.readings
     d[b + F_SUM] = p[s + C_SUM] as number
     d[b + F_M2] = p[s + C_M2] as number
     d[b + F_MIN] = p[s + C_MIN] as number
     d[b + F_MAX] = p[s + C_MAX] as number
     d[b + F_FIRST] = p[s + C_FIRST] as number
     d[b + F_FIRST_TS] = firstTs
-    d[b + F_LAST] = p[s + C_LAST] as number
+    d[b + F_LAST] = p[s + (c.noLast === 1 ? C_FIRST : C_LAST)] as number
     d[b + F_LAST_TS] = lastTs
   }
 }
@@ -266,7 +279,7 @@ function expandRecord(l: WindowLayout, p: readonly number[], at: number, d: numb
 function compactRecord(l: WindowLayout, r: readonly number[], at: number): number[] {
   const readings = r[at + 1] as number
   const fb = at + l.fieldBase
-  let ok = readings > 0 && Number.isSafeInteger(readings) && l.fields.length > 0
+  let ok = readings > 0 && readings < 2 ** 50 && Number.isSafeInteger(readings) && l.fields.length > 0
   for (let i = 0; ok && i < l.fields.length; i++) {
     const b = fb + i * FIELD_SLOTS
     ok = r[b + F_COUNT] === readings && Object.is(r[b + F_FIRST_TS], r[fb + F_FIRST_TS]) && Object.is(r[b + F_LAST_TS], r[fb + F_LAST_TS])
@@ -274,12 +287,24 @@ function compactRecord(l: WindowLayout, r: readonly number[], at: number): numbe
   if (!ok) return r.slice(at, at + l.stride)
   let hasCounts = 0
   for (let i = 0; i < l.counts.length; i++) if (!Object.is(r[at + 2 + i], 0)) hasCounts = 1
-  const out = [r[at] as number, -1 - (readings * 2 + hasCounts), r[fb + F_FIRST_TS] as number, r[fb + F_LAST_TS] as number]
+  const out = [r[at] as number, compactTag(readings, 0, hasCounts), r[fb + F_FIRST_TS] as number, r[fb + F_LAST_TS] as number]
   if (hasCounts === 1) for (let i = 0; i < l.counts.length; i++) out.push(r[at + 2 + i] as number)
   for (let i = 0; i < l.fields.length; i++) {
     const b = fb + i * FIELD_SLOTS
     out.push(r[b + F_SUM] as number, r[b + F_M2] as number, r[b + F_MIN] as number, r[b + F_MAX] as number,
       r[b + F_FIRST] as number, r[b + F_LAST] as number)
+  }
+  return out
+}
+
+/** The compact record at `at` without its last values (lastTs and each field's last). */
+function dropLast(l: WindowLayout, p: readonly number[], at: number): number[] {
+  const c = compactShape(l, p, at)
+  const out = [p[at] as number, compactTag(c.readings, 1, c.hasCounts), p[at + 2] as number]
+  for (let i = at + 4; i < c.fieldsAt; i++) out.push(p[i] as number)
+  for (let i = 0; i < l.fields.length; i++) {
+    const s = c.fieldsAt + i * c.slots
+    for (let k = 0; k < C_LAST; k++) out.push(p[s + k] as number)
   }
   return out
 }
@@ -290,9 +315,8 @@ function compactRecord(l: WindowLayout, r: readonly number[], at: number): numbe
  */
 function addCompact(l: WindowLayout, p: number[], at: number, ts: number,
   fields: Readonly<Record<string, FieldValue | undefined>>, counts: Readonly<Record<string, number>> | undefined): boolean {
-  const tag = p[at + 1] as number
-  if (tag >= 0) return false
-  const v = -1 - tag, hasCounts = v % 2, c = (v - hasCounts) / 2
+  if ((p[at + 1] as number) >= 0) return false
+  const { readings: c, noLast, hasCounts, slots, fieldsAt } = compactShape(l, p, at)
   for (let i = 0; i < l.fields.length; i++) {
     const x = fields[l.fields[i] as string]
     if (!(typeof x === 'number' && Number.isFinite(x))) return false
@@ -303,23 +327,20 @@ function addCompact(l: WindowLayout, p: number[], at: number, ts: number,
       if (typeof x === 'number' && Number.isFinite(x) && !Object.is(0 + x, 0)) return false
     }
   }
-  if (!Number.isSafeInteger(c + 1)) return false
-  p[at + 1] = -1 - ((c + 1) * 2 + hasCounts)
-  let cb = at + 4
-  if (hasCounts === 1) {
-    if (counts !== undefined) {
-      for (let i = 0; i < l.counts.length; i++) {
-        const x = counts[l.counts[i] as string]
-        if (typeof x === 'number' && Number.isFinite(x)) p[cb + i] = (p[cb + i] as number) + x
-      }
+  if (c + 1 >= 2 ** 50) return false
+  p[at + 1] = compactTag(c + 1, noLast, hasCounts)
+  if (hasCounts === 1 && counts !== undefined) {
+    const cb = at + 4 - noLast
+    for (let i = 0; i < l.counts.length; i++) {
+      const x = counts[l.counts[i] as string]
+      if (typeof x === 'number' && Number.isFinite(x)) p[cb + i] = (p[cb + i] as number) + x
     }
-    cb += l.counts.length
   }
   // Strict for first, non-strict for last (as in `accumulate`); every field shares the reading's time.
-  const upFirst = ts < (p[at + 2] as number), upLast = ts >= (p[at + 3] as number)
+  const upFirst = ts < (p[at + 2] as number), upLast = noLast === 0 && ts >= (p[at + 3] as number)
   for (let i = 0; i < l.fields.length; i++) {
     const x = fields[l.fields[i] as string] as number
-    const b = cb + i * C_SLOTS
+    const b = fieldsAt + i * slots
     const sum = p[b + C_SUM] as number
     const sum1 = sum + x
     p[b + C_M2] = (p[b + C_M2] as number) + (x - sum / c) * (x - sum1 / (c + 1))
@@ -595,16 +616,44 @@ export class EventWindows {
     }
   }
 
-  /** Drops panes whose every window is closed in every definition. */
+  /**
+   * Drops panes whose every window is closed in every definition, and the last values of each compact pane P
+   * followed by a compact pane Q once every window holding P but not Q is closed (for each definition, the
+   * window end floor(Q.start / slide) * slide, the latest such end, is at or below its horizon): every open
+   * window holding P then holds Q, whose every field has a later reading, so P's last values are never used.
+   */
   private prune(): void {
     const l = this.l, p = this.p, first = l.specs.length
     let keep = first
     while (keep < p.length && this.paneClosed(p[keep] as number)) keep += recordLength(l, p, keep)
-    if (keep === first) {
-      // Panes are dropped oldest first; a later one can only be dead if the first one is.
-      return
+    let parts: number[][] | undefined
+    let from = keep
+    for (let at = keep; at < p.length;) {
+      const next = at + recordLength(l, p, at)
+      if (next >= p.length) break
+      if ((p[at + 1] as number) < 0 && compactShape(l, p, at).noLast === 0 && (p[next + 1] as number) < 0 && this.lastUnused(p[next] as number)) {
+        parts ??= [p.slice(0, first)]
+        parts.push(p.slice(from, at), dropLast(l, p, at))
+        from = next
+      }
+      at = next
     }
-    this.p = p.slice(0, first).concat(p.slice(keep))
+    if (parts) {
+      parts.push(p.slice(from))
+      this.p = ([] as number[]).concat(...parts)
+    } else if (keep > first) {
+      this.p = p.slice(0, first).concat(p.slice(keep))
+    }
+  }
+
+  /** True when every window ending at or before `qs` is closed in every definition. */
+  private lastUnused(qs: number): boolean {
+    const specs = this.l.specs
+    for (let i = 0; i < specs.length; i++) {
+      const s = specs[i] as WindowLayout['specs'][number]
+      if (Math.floor(qs / s.slide) * s.slide > (this.p[i] as number)) return false
+    }
+    return true
   }
 
   private paneClosed(ps: number): boolean {
@@ -665,6 +714,7 @@ export class EventWindows {
     const parts: number[][] = [w.p]
     for (let at = 0; at < recs.length; at += l.stride) parts.push(compactRecord(l, recs, at))
     w.p = ([] as number[]).concat(...parts)
+    w.prune()
     return w
   }
 }
