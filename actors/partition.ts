@@ -11,7 +11,7 @@ import { AckPolicy, DeliverPolicy, type Consumer, type ConsumerMessages, type Js
 import { headers, nanos, type Msg, type Subscription } from '@nats-io/transport-node'
 import { ActorCell, type SnapshotRecord } from './cell.js'
 import { FencedError, PitwallError, RuntimeErrorCodes } from './errors.js'
-import { type HeldRecord, type PartitionRecord, writeHeld } from './placement.js'
+import { type HeldRecord, isStaleWrite, type PartitionRecord, writeHeld } from './placement.js'
 import type { RuntimeDeps, RuntimeStats } from './runtime-types.js'
 import { fenceSubject, isEntityKind, outSubject, parsePartitioned, querySubject, snapshotKey, SYS_KIND, tickSubject, tlmPartitionFilter } from './subjects.js'
 import type { EntityKind } from './subjects.js'
@@ -30,7 +30,8 @@ export class PartitionRunner {
   readonly partition: number
   state: RunnerState = 'starting'
   private held: HeldRecord
-  private readonly claimRevision: number
+  /** Claims known to this owner, its own included (see PartitionRecord.claims). */
+  private readonly claims: Array<[number, number]>
   private readonly deps: RuntimeDeps
   private readonly stats: RuntimeStats
   private readonly cells = new Map<string, ActorCell>()
@@ -63,7 +64,7 @@ export class PartitionRunner {
     this.stats = stats
     this.partition = partition
     this.held = held
-    this.claimRevision = held.revision
+    this.claims = [...(held.record.claims ?? []), [held.record.token, held.revision]]
     this.lastSeq = held.record.cursor
     this.leaseSentAt = acquiredAt
     this.consumerName = `pw_${deps.cfg.site}_${partition}_${held.record.token}`
@@ -229,8 +230,8 @@ export class PartitionRunner {
   }
 
   /**
-   * Reads the latest snapshot, ignoring any written after our claim by an older owner (a stale owner that
-   * woke up): for those the newest revision before the claim is used instead.
+   * Reads the latest snapshot, ignoring any that an older owner wrote after a newer one claimed the partition
+   * (a stale owner that woke up): for those the newest valid revision in the key's history is used instead.
    */
   private async loadSnapshot(kind: string, id: string): Promise<SnapshotRecord | undefined> {
     const kv = this.deps.kv
@@ -238,7 +239,7 @@ export class PartitionRunner {
     const e = await kv.get(k)
     if (!e || e.operation !== 'PUT') return undefined
     const snap = JSON.parse(td.decode(e.value)) as SnapshotRecord
-    if (e.revision < this.claimRevision || snap.token >= this.token) {
+    if (!isStaleWrite(this.claims, snap.token, e.revision)) {
       if (snap.token > this.token) throw new FencedError(`snapshot of ${kind}/${id} has token ${snap.token} > ours ${this.token}`)
       return snap
     }
@@ -248,8 +249,7 @@ export class PartitionRunner {
     for await (const h of hist) {
       if (h.operation !== 'PUT') continue
       const rec = JSON.parse(td.decode(h.value)) as SnapshotRecord
-      // Ours (written after the claim with our token) or from before the claim: both valid; newest wins.
-      if (h.revision < this.claimRevision || rec.token >= this.token) best = rec
+      if (!isStaleWrite(this.claims, rec.token, h.revision)) best = rec
     }
     return best
   }
@@ -304,7 +304,8 @@ export class PartitionRunner {
       }
       this.stats.snapshotsWritten += snaps.length
       for (const s of snaps) this.stats.snapshotBytes += s.data.length
-      const next: PartitionRecord = { ...this.held.record, cursor, renewedAt: Date.now(), dormant }
+      // Our claim goes into the record so later owners can recognise stale snapshots too (last 16 kept).
+      const next: PartitionRecord = { ...this.held.record, cursor, renewedAt: Date.now(), dormant, claims: this.claims.slice(-16) }
       const sentAt = Date.now()
       this.held = await writeHeld(kv, this.partition, this.held, next)
       this.leaseSentAt = sentAt

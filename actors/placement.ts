@@ -24,6 +24,11 @@ export interface PartitionRecord {
   ttlMs: number
   /** Processing-time timers of passivated actors: entity key (`kind.id`) -> due time. */
   dormant?: Record<string, number>
+  /**
+   * Recent claims as [token, KV revision of the acquiring write]. A snapshot with token t written at revision
+   * r is stale when some claim has token > t and revision < r: an older owner wrote it after being replaced.
+   */
+  claims?: Array<[number, number]>
 }
 
 export interface HeldRecord {
@@ -85,6 +90,11 @@ export function assignment(partitions: number, workers: readonly string[], worke
   return out
 }
 
+/** True when a write with `token` at KV `revision` came from an owner that a newer claim had already replaced. */
+export function isStaleWrite(claims: ReadonlyArray<readonly [number, number]>, token: number, revision: number): boolean {
+  return claims.some(([t, r]) => t > token && r < revision)
+}
+
 export function isFree(r: PartitionRecord | undefined, now: number): boolean {
   return !r || r.owner === null || r.renewedAt + r.ttlMs < now
 }
@@ -116,6 +126,7 @@ export async function tryAcquire(kv: KV, partition: number, worker: string, ttlM
     ttlMs,
   }
   if (cur?.record.dormant) record.dormant = cur.record.dormant
+  if (cur?.record.claims) record.claims = cur.record.claims
   try {
     const revision = cur ? await kv.update(partitionKey(partition), enc(record), cur.revision) : await kv.create(partitionKey(partition), enc(record))
     return { record, revision }

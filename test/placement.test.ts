@@ -3,7 +3,7 @@ import fc from 'fast-check'
 import { jetstreamManager } from '@nats-io/jetstream'
 import { compileConfig } from '../actors/config.js'
 import { FencedError } from '../actors/errors.js'
-import { assignment, ownerFor, placementTable, readRecord, tryAcquire, writeHeld } from '../actors/placement.js'
+import { assignment, isStaleWrite, ownerFor, placementTable, readRecord, tryAcquire, writeHeld } from '../actors/placement.js'
 import { provision } from '../actors/provision.js'
 import { connectTo, startNats } from './helpers/nats.js'
 
@@ -43,4 +43,14 @@ t.test('partition records: acquire bumps the token, a stale holder is fenced', a
   t.equal((await readRecord(kv, 0))?.record.cursor, 0, 'cursor unchanged')
   const [x, y] = await Promise.all([tryAcquire(kv, 1, 'X', 1000), tryAcquire(kv, 1, 'Y', 1000)])
   t.equal([x, y].filter(Boolean).length, 1, 'of two racing acquirers exactly one wins')
+})
+
+t.test('stale snapshot writes are recognised through any number of later owners', async (t) => {
+  // A (token 1) claimed at rev 10, B (token 2) at rev 50, C (token 3) at rev 90.
+  const claims: Array<[number, number]> = [[1, 10], [2, 50], [3, 90]]
+  t.equal(isStaleWrite(claims, 1, 40), false, "A's write while A owned it")
+  t.equal(isStaleWrite(claims, 1, 60), true, "A's write after B claimed (seen by C, which never met A)")
+  t.equal(isStaleWrite(claims, 2, 70), false, "B's write while B owned it")
+  t.equal(isStaleWrite(claims, 2, 95), true, "B's write after C claimed")
+  t.equal(isStaleWrite(claims, 3, 200), false, "C's own writes")
 })
