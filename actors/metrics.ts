@@ -24,7 +24,26 @@ export const METRICS = {
   staleSnapshotsIgnored: 'pitwall_worker_stale_snapshots_ignored_total',
   partitionsOwned: 'pitwall_worker_partitions_owned',
   activeActors: 'pitwall_worker_active_actors',
+  projectorApplied: 'pitwall_projector_outputs_applied_total',
+  projectorRejectedStale: 'pitwall_projector_outputs_rejected_stale_total',
+  projectorRejectedMalformed: 'pitwall_projector_outputs_rejected_malformed_total',
+  projectorDuplicates: 'pitwall_projector_outputs_duplicate_total',
+  projectorBatches: 'pitwall_projector_batches_total',
+  projectorLastSeq: 'pitwall_projector_committed_sequence',
 } as const
+
+/** A counter that mirrors a monotonic number read at scrape time (the hot path only bumps plain numbers). */
+function mirroredCounter(registry: Registry, name: string, help: string, read: () => number): void {
+  let seen = 0
+  new Counter({
+    name, help, registers: [registry],
+    collect() {
+      const v = read()
+      if (v > seen) this.inc(v - seen)
+      seen = v
+    },
+  })
+}
 
 /** What the metrics read from a worker at scrape time. */
 export interface MetricsSource {
@@ -55,17 +74,7 @@ export function workerRegistry(src: MetricsSource, labels: Record<string, string
   registry.setDefaultLabels(labels)
   collectDefaultMetrics({ register: registry })
   const seen: Partial<Record<string, number>> = {}
-  for (const [key, name, help] of COUNTERS) {
-    new Counter({
-      name, help, registers: [registry],
-      collect() {
-        const v = src.stats[key]
-        const d = v - (seen[key] ?? 0)
-        seen[key] = v
-        if (d > 0) this.inc(d)
-      },
-    })
-  }
+  for (const [key, name, help] of COUNTERS) mirroredCounter(registry, name, help, () => src.stats[key])
   new Counter({
     name: METRICS.leaseChanges, help: 'Partition lease changes: acquired, lost (fenced) or released (handoff).',
     labelNames: ['change'], registers: [registry],
@@ -113,4 +122,23 @@ export async function serveMetrics(registry: Registry, port: number, host = '127
   })
   const a = server.address()
   return { server, port: typeof a === 'object' && a ? a.port : port }
+}
+
+/** What the projector metrics read at scrape time (Projector.stats()). */
+export interface ProjectorStatsSource {
+  stats(): { applied: number; rejectedStale: number; rejectedMalformed: number; duplicates: number; batches: number; lastSeq: number }
+}
+
+/** A registry with default process metrics and the projector's counters. */
+export function projectorRegistry(src: ProjectorStatsSource, labels: Record<string, string>): Registry {
+  const registry = new Registry()
+  registry.setDefaultLabels(labels)
+  collectDefaultMetrics({ register: registry })
+  mirroredCounter(registry, METRICS.projectorApplied, 'Outputs written to PostgreSQL (fences included).', () => src.stats().applied)
+  mirroredCounter(registry, METRICS.projectorRejectedStale, 'Outputs refused because a newer fencing token owns their partition.', () => src.stats().rejectedStale)
+  mirroredCounter(registry, METRICS.projectorRejectedMalformed, 'Outputs set aside in projector_rejects (undecodable or refused by the database).', () => src.stats().rejectedMalformed)
+  mirroredCounter(registry, METRICS.projectorDuplicates, 'Redelivered outputs at or below the committed position, skipped.', () => src.stats().duplicates)
+  mirroredCounter(registry, METRICS.projectorBatches, 'Transactions committed.', () => src.stats().batches)
+  new Gauge({ name: METRICS.projectorLastSeq, help: 'OUT stream sequence committed to PostgreSQL.', registers: [registry], collect() { this.set(src.stats().lastSeq) } })
+  return registry
 }

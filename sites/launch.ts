@@ -9,7 +9,7 @@
 import { jetstreamManager } from '@nats-io/jetstream'
 import pg from 'pg'
 import { compileConfig, connectNats, optionsFromEnv, PitwallError, provision } from '../actors/mod.js'
-import { metricsPort, projectorSpec, type Running, siteEnv, startService, stopService, workerSpec } from './local.js'
+import { metricsPort, PROJECTOR_METRICS_PORT, projectorSpec, type Running, siteEnv, startService, stopService, workerSpec } from './local.js'
 import { runSimulator } from './simulator.js'
 
 const WORKERS = 2
@@ -73,7 +73,7 @@ async function main(): Promise<void> {
     `  PostgreSQL    ${pgUrl}`,
     `                psql ${pgUrl} -c 'SELECT entity, window_name, window_start, fields FROM window_aggregates ORDER BY updated_at DESC LIMIT 5'`,
     `                psql ${pgUrl} -c 'SELECT entity, type, severity, state, started_at FROM alerts ORDER BY updated_at DESC LIMIT 10'`,
-    `  metrics       ${Array.from({ length: WORKERS }, (_, i) => `http://127.0.0.1:${metricsPort(i)}/metrics`).join('   ')}`,
+    `  metrics       ${[...Array.from({ length: WORKERS }, (_, i) => metricsPort(i)), PROJECTOR_METRICS_PORT].map((p) => `http://127.0.0.1:${p}/metrics`).join('   ')}`,
     '  live state    node dist/sites/cli.js state sensor env-0001     node dist/sites/cli.js state vehicle car-01',
     '  ownership     node dist/sites/cli.js partitions',
     '  stop          Ctrl-C (workers drain and release their partitions)',

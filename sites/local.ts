@@ -31,13 +31,15 @@ export function workerSpec(env: Record<string, string>, index: number): ServiceS
   }
 }
 
+export const PROJECTOR_METRICS_PORT = 9474
+
 /** Metrics port of local worker `index` (9464, 9465, ...). */
 export function metricsPort(index: number): number {
   return 9464 + index
 }
 
 export function projectorSpec(env: Record<string, string>): ServiceSpec {
-  return { name: 'projector', script: 'actors/bin/projector.js', env }
+  return { name: 'projector', script: 'actors/bin/projector.js', env: { ...env, PITWALL_METRICS_PORT: String(PROJECTOR_METRICS_PORT) } }
 }
 
 export interface Running {

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { jetstream } from '@nats-io/jetstream'
 import { compileConfig } from '../actors/config.js'
-import { METRICS, serveMetrics, workerRegistry } from '../actors/metrics.js'
+import { METRICS, projectorRegistry, serveMetrics, workerRegistry } from '../actors/metrics.js'
 import { partitionOf, tlmSubject } from '../actors/subjects.js'
 import { Worker } from '../actors/worker.js'
 import { connectTo, startNats } from './helpers/nats.js'
@@ -38,4 +38,16 @@ t.test('a worker serves /metrics with its counters, bounded labels', async (t) =
   t.notMatch(body, /entity=|id="m\d/, 'no per-entity labels')
   const again = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
   t.match(again, new RegExp(`${METRICS.processed}\\{site="a",worker="m1"\\} 500\\n`), 'a second scrape does not double-count')
+})
+
+t.test('projector registry mirrors its stats without double counting', async (t) => {
+  const stats = { applied: 10, rejectedStale: 2, rejectedMalformed: 0, duplicates: 1, batches: 3, lastSeq: 42 }
+  const reg = projectorRegistry({ stats: () => stats }, { site: 'a', service: 'projector' })
+  let body = await reg.metrics()
+  t.match(body, new RegExp(`${METRICS.projectorApplied}\\{site="a",service="projector"\\} 10`))
+  t.match(body, new RegExp(`${METRICS.projectorRejectedStale}\\{site="a",service="projector"\\} 2`))
+  stats.applied = 15
+  body = await reg.metrics()
+  t.match(body, new RegExp(`${METRICS.projectorApplied}\\{site="a",service="projector"\\} 15`))
+  t.match(body, new RegExp(`${METRICS.projectorLastSeq}\\{site="a",service="projector"\\} 42`))
 })

@@ -5,6 +5,7 @@
  */
 import { compileConfig, optionsFromEnv } from '../config.js'
 import { ConfigError, PitwallError } from '../errors.js'
+import { projectorRegistry, serveMetrics } from '../metrics.js'
 import { Projector } from '../projector/mod.js'
 import { connectNats, jsonLog } from '../worker.js'
 
@@ -22,6 +23,10 @@ try {
   const nc = await connectNats(cfg.natsUrl, `pitwall-projector-${cfg.site}`)
   const projector = new Projector({ nc, pgUrl, site: cfg.site, stream: cfg.streams.out, log: adapt })
   await projector.start()
+  if (cfg.metricsPort !== null) {
+    const { port } = await serveMetrics(projectorRegistry(projector, { site: cfg.site, service: 'projector' }), cfg.metricsPort, cfg.metricsHost)
+    log('info', 'metrics endpoint', { url: `http://${cfg.metricsHost}:${port}/metrics` })
+  }
   const statsEvery = setInterval(() => log('debug', 'projector stats', { ...projector.stats() }), 10_000)
   let stopping = false
   const stop = (): void => {
