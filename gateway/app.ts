@@ -1,0 +1,75 @@
+/**
+ * The gateway's Fastify instance: root options (body limit, timeouts, strict validation), one error shape
+ * `{code, message, item?}` for every failure, and the feature plugins, each encapsulated.
+ */
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import type { NatsConnection } from '@nats-io/transport-node'
+import { PROFILES, type EntityKind } from '../actors/mod.js'
+import type { GatewayConfig } from './config.js'
+import { GatewayError, toGatewayError, type GatewayErrorCode } from './errors.js'
+import { healthPlugin } from './health.js'
+import { ingestPlugin } from './ingest.js'
+import { statePlugin, type StateOptions } from './state.js'
+
+export interface GatewayDeps {
+  nc: NatsConnection
+  cfg: GatewayConfig
+  /** Actor profiles this deployment runs (validates `profile`, decodes snapshots); default: the build's PROFILES. */
+  profiles?: StateOptions['profiles']
+  /** Prepared live-query dependencies (tests); otherwise opened on first use. */
+  query?: StateOptions['query']
+  logger?: FastifyServerOptions['logger']
+}
+
+/** Fastify's own errors (parsing, limits, schema) -> gateway codes. */
+function fromFastify(err: FastifyError): GatewayError {
+  if (err.validation) {
+    const ctx = err.validationContext ?? 'body'
+    if (ctx === 'params') {
+      const path = err.validation[0]?.instancePath ?? ''
+      const code: GatewayErrorCode = path === '/kind' ? 'GW_ERR_KIND_INVALID' : path === '/id' ? 'GW_ERR_ID_INVALID' : 'GW_ERR_PARAMS_INVALID'
+      return new GatewayError(code, `${ctx}${path.replace(/\//g, '.')} ${err.validation[0]?.message ?? 'is invalid'}`, { item: `params${path.replace(/\//g, '.')}` })
+    }
+    return new GatewayError('GW_ERR_BODY_INVALID', `${ctx} ${err.validation[0]?.message ?? 'is invalid'} (a batch is a JSON array of readings)`, { item: ctx })
+  }
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new GatewayError('GW_ERR_BODY_TOO_LARGE', err.message)
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+    case 'FST_ERR_CTP_INVALID_TYPE':
+      return new GatewayError('GW_ERR_MEDIA_TYPE', 'send application/json (an array) or application/x-ndjson (one reading per line)')
+  }
+  const status = err.statusCode ?? 500
+  if (status >= 400 && status < 500) return new GatewayError('GW_ERR_BODY_MALFORMED', err.message, { cause: err })
+  return toGatewayError(err)
+}
+
+/** Builds the gateway (not listening); the caller owns `nc` and closes it after `app.close()`. */
+export function buildGateway(deps: GatewayDeps): FastifyInstance {
+  const { cfg, nc } = deps
+  const profileDefs = deps.profiles ?? PROFILES
+  const profiles: ReadonlyMap<string, EntityKind> = new Map(profileDefs.map((p) => [p.profile, p.kind]))
+  const app = Fastify({
+    logger: deps.logger ?? false,
+    bodyLimit: cfg.bodyLimitBytes,
+    requestTimeout: cfg.requestTimeoutMs,
+    return503OnClosing: true,
+    // No coercion: "12" is not a number and an object is not a one-item array.
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
+  })
+
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    const gw = err instanceof GatewayError ? err : fromFastify(err)
+    if (gw.status >= 500) req.log.error({ err, code: gw.code }, gw.message)
+    if (gw.status === 503) void reply.header('retry-after', String(cfg.retryAfterS))
+    void reply.code(gw.status).send(gw.toJSON())
+  })
+  app.setNotFoundHandler((req, reply) => {
+    void reply.code(404).send(new GatewayError('GW_ERR_ROUTE_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0] ?? ''}`).toJSON())
+  })
+
+  void app.register(healthPlugin, { nc, cfg })
+  void app.register(ingestPlugin, { nc, cfg, profiles })
+  void app.register(statePlugin, deps.query ? { nc, cfg, profiles: profileDefs, query: deps.query } : { nc, cfg, profiles: profileDefs })
+  return app
+}

@@ -1,0 +1,85 @@
+/**
+ * Gateway error codes, each with its HTTP status (listed in gateway/README.md), the one table that maps runtime
+ * `PW_*` codes to gateway codes, and the coded error class every route throws. Replies always have the shape
+ * `{code, message, item?}` (plus `accepted`/`rejected` for a batch where every item was rejected).
+ */
+import { PitwallError, RuntimeErrorCodes, type RuntimeErrorCode } from '../actors/mod.js'
+
+export const GW_ERR = {
+  // request level
+  GW_ERR_BODY_MALFORMED: 400,
+  GW_ERR_BODY_INVALID: 400,
+  GW_ERR_BATCH_EMPTY: 400,
+  GW_ERR_BATCH_REJECTED: 400,
+  GW_ERR_IDEMPOTENCY_KEY_INVALID: 400,
+  GW_ERR_PARAMS_INVALID: 400,
+  GW_ERR_VIN_INVALID: 400,
+  GW_ERR_BODY_TOO_LARGE: 413,
+  GW_ERR_BATCH_TOO_LARGE: 413,
+  GW_ERR_MEDIA_TYPE: 415,
+  GW_ERR_ROUTE_NOT_FOUND: 404,
+  GW_ERR_ENTITY_UNKNOWN: 404,
+  GW_ERR_UNAVAILABLE: 503,
+  GW_ERR_NOT_READY: 503,
+  GW_ERR_QUERY_FAILED: 502,
+  GW_ERR_INTERNAL: 500,
+  // item level (inside `rejected[]`; the status is the one the request gets when every item has it)
+  GW_ERR_ITEM_MALFORMED: 400,
+  GW_ERR_ITEM_NOT_OBJECT: 400,
+  GW_ERR_ITEM_UNKNOWN_PROPERTY: 400,
+  GW_ERR_KIND_INVALID: 400,
+  GW_ERR_ID_INVALID: 400,
+  GW_ERR_TS_INVALID: 400,
+  GW_ERR_TS_TOO_OLD: 400,
+  GW_ERR_TS_IN_FUTURE: 400,
+  GW_ERR_FIELDS_INVALID: 400,
+  GW_ERR_FIELDS_TOO_MANY: 400,
+  GW_ERR_FIELD_NAME_INVALID: 400,
+  GW_ERR_FIELD_VALUE_INVALID: 400,
+  GW_ERR_FIELD_NOT_FINITE: 400,
+  GW_ERR_STRING_TOO_LONG: 400,
+  GW_ERR_LOC_INVALID: 400,
+  GW_ERR_PROFILE_INVALID: 400,
+  GW_ERR_RID_INVALID: 400,
+  GW_ERR_RID_DUPLICATE: 400,
+} as const
+export type GatewayErrorCode = keyof typeof GW_ERR
+
+/** Runtime code -> gateway code (and so HTTP status). Codes not listed are internal errors (500). */
+export const PW_TO_GW: Readonly<Partial<Record<RuntimeErrorCode, GatewayErrorCode>>> = Object.freeze({
+  [RuntimeErrorCodes.ENTITY_UNKNOWN]: 'GW_ERR_ENTITY_UNKNOWN',
+  [RuntimeErrorCodes.QUERY_TIMEOUT]: 'GW_ERR_UNAVAILABLE',
+  [RuntimeErrorCodes.SHUTTING_DOWN]: 'GW_ERR_UNAVAILABLE',
+  [RuntimeErrorCodes.NATS_UNREACHABLE]: 'GW_ERR_UNAVAILABLE',
+  [RuntimeErrorCodes.STREAM_MISSING]: 'GW_ERR_UNAVAILABLE',
+  [RuntimeErrorCodes.QUERY_FAILED]: 'GW_ERR_QUERY_FAILED',
+  [RuntimeErrorCodes.READING_INVALID]: 'GW_ERR_BODY_INVALID',
+})
+
+/** A coded gateway error: HTTP status from GW_ERR, whether a retry may help, and (503) when to retry. */
+export class GatewayError extends Error {
+  readonly code: GatewayErrorCode
+  readonly status: number
+  readonly item: string | undefined
+  readonly retryable: boolean
+  constructor(code: GatewayErrorCode, message: string, opts: { item?: string; cause?: unknown } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause })
+    this.name = 'GatewayError'
+    this.code = code
+    this.status = GW_ERR[code]
+    this.item = opts.item
+    this.retryable = this.status === 503
+  }
+  toJSON(): { code: string; message: string; item?: string } {
+    return this.item === undefined ? { code: this.code, message: this.message } : { code: this.code, message: this.message, item: this.item }
+  }
+}
+
+/** Any error -> GatewayError: runtime errors through PW_TO_GW, everything else is internal. */
+export function toGatewayError(err: unknown): GatewayError {
+  if (err instanceof GatewayError) return err
+  if (err instanceof PitwallError) {
+    return new GatewayError(PW_TO_GW[err.code] ?? 'GW_ERR_INTERNAL', err.message, { cause: err })
+  }
+  return new GatewayError('GW_ERR_INTERNAL', 'internal error', { cause: err })
+}

@@ -1,0 +1,126 @@
+/**
+ * Ingest plugin: `POST /v1/readings` (any entity), `POST /v1/sensors/:id/readings` and
+ * `POST /v1/vehicles/:vin/telemetry` (one entity, from the path). JSON arrays or NDJSON. A reply is sent only
+ * after JetStream acknowledged every accepted item (acknowledged = durable), or 503 when it did not in time.
+ */
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { jetstream, type JetStreamClient, type PubAck } from '@nats-io/jetstream'
+import type { NatsConnection } from '@nats-io/transport-node'
+import { partitionOf, tlmSubject, type EntityKind } from '../actors/mod.js'
+import type { GatewayConfig } from './config.js'
+import { GatewayError } from './errors.js'
+import { Batch, errorReplies, IngestReply, SensorParams, VehicleParams, type ErrorReplyT, type IngestReplyT } from './schemas.js'
+import { MalformedLine, validateItem, vinProblem, type ItemRejection, type ValidItem } from './validate.js'
+
+export interface IngestOptions {
+  nc: NatsConnection
+  cfg: GatewayConfig
+  /** Profile name -> entity kind, for validating `profile`. */
+  profiles: ReadonlyMap<string, EntityKind>
+}
+
+export const NDJSON = 'application/x-ndjson'
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,100}$/
+
+/** NDJSON: one reading per line; a line that is not JSON is rejected alone (its index is its non-blank line). */
+export function parseNdjson(body: string): unknown[] {
+  const items: unknown[] = []
+  const lines = body.split('\n')
+  for (let i = 0; i < lines.length; i++) {
+    const line = (lines[i] ?? '').trim()
+    if (line === '') continue
+    try {
+      items.push(JSON.parse(line))
+    } catch (err) {
+      items.push(new MalformedLine(`line ${i + 1} is not JSON: ${err instanceof Error ? err.message : String(err)}`))
+    }
+  }
+  return items
+}
+
+export const ingestPlugin: FastifyPluginAsyncTypebox<IngestOptions> = async (app, opts) => {
+  const { cfg, profiles } = opts
+  const js: JetStreamClient = jetstream(opts.nc, { timeout: cfg.publishTimeoutMs })
+
+  // Same body limit as JSON; registered inside this plugin so only ingest routes accept NDJSON.
+  app.addContentTypeParser(NDJSON, { parseAs: 'string', bodyLimit: cfg.bodyLimitBytes }, (_req, body, done) => {
+    done(null, parseNdjson(body as string))
+  })
+
+  async function ingest(req: FastifyRequest, reply: FastifyReply, items: unknown[], entity?: { kind: EntityKind; id: string }): Promise<IngestReplyT | ErrorReplyT> {
+    if (items.length === 0) throw new GatewayError('GW_ERR_BATCH_EMPTY', 'the batch has no readings')
+    if (items.length > cfg.maxItemsPerBatch) {
+      throw new GatewayError('GW_ERR_BATCH_TOO_LARGE', `a batch holds at most ${cfg.maxItemsPerBatch} readings, got ${items.length}`)
+    }
+    const keyHeader = req.headers['idempotency-key']
+    if (keyHeader !== undefined && (typeof keyHeader !== 'string' || !IDEMPOTENCY_KEY.test(keyHeader))) {
+      throw new GatewayError('GW_ERR_IDEMPOTENCY_KEY_INVALID', 'Idempotency-Key must be one header of 1..100 printable ASCII characters without spaces', { item: 'headers.idempotency-key' })
+    }
+    const now = Date.now()
+    const rejected: ItemRejection[] = []
+    const valid: { index: number; item: ValidItem; msgID: string | undefined }[] = []
+    const rids = new Set<string>()
+    items.forEach((raw, index) => {
+      const r = validateItem(raw, cfg, now, profiles, entity)
+      if (!r.ok) {
+        rejected.push({ index, code: r.code, message: r.message })
+        return
+      }
+      const rid = r.item.reading.rid
+      if (rid !== undefined) {
+        // JetStream would silently drop the second; say so instead.
+        if (rids.has(rid)) {
+          rejected.push({ index, code: 'GW_ERR_RID_DUPLICATE', message: `rid ${rid} appears earlier in this batch` })
+          return
+        }
+        rids.add(rid)
+      }
+      valid.push({ index, item: r.item, msgID: rid ?? (keyHeader === undefined ? undefined : `${keyHeader}:${index}`) })
+    })
+    if (valid.length === 0) {
+      reply.code(400)
+      return { code: 'GW_ERR_BATCH_REJECTED', message: 'every reading of the batch was rejected', accepted: 0, rejected }
+    }
+    const P = cfg.runtime.partitions
+    const site = cfg.runtime.site
+    const results = await Promise.allSettled(valid.map(({ item, msgID }) =>
+      js.publish(tlmSubject(site, partitionOf(item.kind, item.id, P), item.kind, item.id), JSON.stringify(item.reading),
+        msgID === undefined ? { timeout: cfg.publishTimeoutMs } : { msgID, timeout: cfg.publishTimeoutMs })))
+    let duplicates = 0
+    let failed = 0
+    let firstFailure: unknown
+    for (const r of results) {
+      if (r.status === 'fulfilled') {
+        if ((r.value as PubAck).duplicate) duplicates++
+      } else {
+        failed++
+        firstFailure ??= r.reason
+      }
+    }
+    if (failed > 0) {
+      // Some items may be stored; a retry with the same rid / Idempotency-Key is deduplicated by JetStream.
+      throw new GatewayError('GW_ERR_UNAVAILABLE',
+        `${failed} of ${valid.length} readings were not acknowledged by JetStream (${firstFailure instanceof Error ? firstFailure.message : String(firstFailure)}); retry with the same rid or Idempotency-Key`,
+        { cause: firstFailure })
+    }
+    return { accepted: valid.length, duplicates, rejected }
+  }
+
+  const replies = { 200: IngestReply, ...errorReplies }
+
+  app.post('/v1/readings', { schema: { body: Batch, response: replies } }, async (req, reply) => await ingest(req, reply, req.body))
+
+  app.post('/v1/sensors/:id/readings', { schema: { params: SensorParams, body: Batch, response: replies } },
+    async (req, reply) => await ingest(req, reply, req.body, { kind: 'sensor', id: req.params.id }))
+
+  app.post('/v1/vehicles/:vin/telemetry', {
+    schema: { params: VehicleParams, body: Batch, response: replies },
+    // Before body validation, so a bad VIN is reported as such whatever the body holds.
+    preValidation: async (req) => {
+      const vin = (req.params as { vin?: unknown }).vin
+      const problem = typeof vin === 'string' ? vinProblem(vin) : 'missing'
+      if (problem) throw new GatewayError('GW_ERR_VIN_INVALID', `invalid VIN: ${problem}`, { item: 'params.vin' })
+    },
+  }, async (req, reply) => await ingest(req, reply, req.body, { kind: 'vehicle', id: req.params.vin }))
+}
