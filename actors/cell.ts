@@ -36,10 +36,30 @@ const NO_TIMERS: TimerEntry[] = Object.freeze([]) as unknown as TimerEntry[]
 
 type AnyDef = ActorDefinition<any, any>
 
-export class ActorCell {
-  readonly entity: EntityRef
+/** What every actor of one profile configuration shares: held once, one pointer per cell. */
+interface Profile {
   readonly def: AnyDef
   readonly config: unknown
+  readonly lateness: number
+}
+
+const profiles = new WeakMap<AnyDef, WeakMap<object, Profile>>()
+
+function profileOf(def: AnyDef, config: unknown): Profile {
+  const fresh = (): Profile => Object.freeze({ def, config, lateness: def.allowedLatenessMs(config) })
+  // Non-object configurations cannot key a WeakMap: such cells keep their own (rare; tests only).
+  if (config === null || (typeof config !== 'object' && typeof config !== 'function')) return fresh()
+  let byConfig = profiles.get(def)
+  if (!byConfig) profiles.set(def, byConfig = new WeakMap())
+  let p = byConfig.get(config)
+  if (!p) byConfig.set(config, p = fresh())
+  return p
+}
+
+export class ActorCell {
+  readonly entity: EntityRef
+  /** Definition, configuration and lateness, shared by every cell of the same configuration object. */
+  private readonly profile: Profile
   state: unknown
   /** Stream sequence of the last message applied to this actor (0 = none). */
   lastSeq = 0
@@ -48,13 +68,10 @@ export class ActorCell {
   dirty = false
   /** Processing time (ms, stream timestamp) of the last message handled: drives idle passivation. */
   lastActive = 0
-  private readonly lateness: number
 
   constructor(def: AnyDef, config: unknown, entity: EntityRef, snap?: SnapshotRecord) {
-    this.def = def
     this.entity = entity
-    this.config = config
-    this.lateness = def.allowedLatenessMs(config)
+    this.profile = profileOf(def, config)
     if (snap) {
       if (snap.profile !== def.profile) {
         throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_CORRUPT,
@@ -78,8 +95,16 @@ export class ActorCell {
     }
   }
 
+  get def(): AnyDef {
+    return this.profile.def
+  }
+
+  get config(): unknown {
+    return this.profile.config
+  }
+
   get watermark(): number {
-    return this.maxEventTs - this.lateness
+    return this.maxEventTs - this.profile.lateness
   }
 
   /** Earliest processing-time timer, or undefined. */
