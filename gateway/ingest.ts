@@ -44,6 +44,8 @@ export const ingestPlugin: FastifyPluginAsyncTypebox<IngestOptions> = async (app
   const js: JetStreamClient = jetstream(opts.nc, { timeout: cfg.publishTimeoutMs })
 
   // Same body limit as JSON; registered inside this plugin so only ingest routes accept NDJSON.
+  // Fastify parses text/plain by default; readings are JSON or NDJSON only, so anything else is a 415.
+  app.removeContentTypeParser('text/plain')
   app.addContentTypeParser(NDJSON, { parseAs: 'string', bodyLimit: cfg.bodyLimitBytes }, (_req, body, done) => {
     done(null, parseNdjson(body as string))
   })
@@ -116,8 +118,8 @@ export const ingestPlugin: FastifyPluginAsyncTypebox<IngestOptions> = async (app
 
   app.post('/v1/vehicles/:vin/telemetry', {
     schema: { params: VehicleParams, body: Batch, response: replies },
-    // Before body validation, so a bad VIN is reported as such whatever the body holds.
-    preValidation: async (req) => {
+    // Before the body is read: a bad VIN is reported as such whatever the body holds, and costs no parsing.
+    onRequest: async (req) => {
       const vin = (req.params as { vin?: unknown }).vin
       const problem = typeof vin === 'string' ? vinProblem(vin) : 'missing'
       if (problem) throw new GatewayError('GW_ERR_VIN_INVALID', `invalid VIN: ${problem}`, { item: 'params.vin' })

@@ -1,0 +1,210 @@
+/**
+ * Bad-input suite: every case gets its documented status and code, the valid readings of mixed batches are all
+ * in the stream afterwards (counted), and the gateway keeps answering. Item cases run twice: alone (the batch
+ * is rejected, 400 GW_ERR_BATCH_REJECTED) and next to a valid reading (200, the valid one stored).
+ */
+import t from 'tap'
+import { jetstreamManager } from '@nats-io/jetstream'
+import { provision } from '../actors/mod.js'
+import { buildGateway, compileGatewayConfig } from '../gateway/mod.js'
+import { connectTo, startNats } from './helpers/nats.js'
+
+const NOW = Date.now()
+const DAY = 86_400_000
+const ok = (over: Record<string, unknown> = {}): Record<string, unknown> => ({ kind: 'sensor', id: 'ok1', ts: NOW, fields: { temperature: 20 }, ...over })
+const withFields = (fields: unknown): Record<string, unknown> => ok({ fields })
+const manyFields = Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`f${i}`, i]))
+let nested: unknown = 1
+for (let i = 0; i < 200; i++) nested = { a: nested }
+
+/** [name, item, code] for one bad item of `POST /v1/readings`. */
+const ITEM_CASES: [string, unknown, string][] = [
+  ['kind missing', { id: 's', ts: NOW, fields: { a: 1 } }, 'GW_ERR_KIND_INVALID'],
+  ['kind unknown', ok({ kind: 'robot' }), 'GW_ERR_KIND_INVALID'],
+  ['kind number', ok({ kind: 1 }), 'GW_ERR_KIND_INVALID'],
+  ['kind wrong case', ok({ kind: 'Sensor' }), 'GW_ERR_KIND_INVALID'],
+  ['id missing', { kind: 'sensor', ts: NOW, fields: { a: 1 } }, 'GW_ERR_ID_INVALID'],
+  ['id empty', ok({ id: '' }), 'GW_ERR_ID_INVALID'],
+  ['id with a dot (subject token)', ok({ id: 'a.b' }), 'GW_ERR_ID_INVALID'],
+  ['id wildcard *', ok({ id: 'a*' }), 'GW_ERR_ID_INVALID'],
+  ['id wildcard >', ok({ id: '>' }), 'GW_ERR_ID_INVALID'],
+  ['id 65 chars', ok({ id: 'x'.repeat(65) }), 'GW_ERR_ID_INVALID'],
+  ['id unicode', ok({ id: 'sënsor' }), 'GW_ERR_ID_INVALID'],
+  ['id emoji', ok({ id: 'car🏎' }), 'GW_ERR_ID_INVALID'],
+  ['id control char', ok({ id: 'a\u0000b' }), 'GW_ERR_ID_INVALID'],
+  ['id newline', ok({ id: 'a\nb' }), 'GW_ERR_ID_INVALID'],
+  ['id number', ok({ id: 5 }), 'GW_ERR_ID_INVALID'],
+  ['id SQL injection', ok({ id: "x'; DROP TABLE sensors;--" }), 'GW_ERR_ID_INVALID'],
+  ['id path traversal', ok({ id: '../../etc/passwd' }), 'GW_ERR_ID_INVALID'],
+  ['ts missing', { kind: 'sensor', id: 's', fields: { a: 1 } }, 'GW_ERR_TS_INVALID'],
+  ['ts ISO string', ok({ ts: '2024-01-01T00:00:00Z' }), 'GW_ERR_TS_INVALID'],
+  ['ts numeric string', ok({ ts: String(NOW) }), 'GW_ERR_TS_INVALID'],
+  ['ts "NaN"', ok({ ts: 'NaN' }), 'GW_ERR_TS_INVALID'],
+  ['ts "Infinity"', ok({ ts: 'Infinity' }), 'GW_ERR_TS_INVALID'],
+  ['ts fractional', ok({ ts: NOW + 0.5 }), 'GW_ERR_TS_INVALID'],
+  ['ts negative', ok({ ts: -1 }), 'GW_ERR_TS_INVALID'],
+  ['ts null', ok({ ts: null }), 'GW_ERR_TS_INVALID'],
+  ['ts 1e300', ok({ ts: 1e300 }), 'GW_ERR_TS_INVALID'],
+  ['ts boolean', ok({ ts: true }), 'GW_ERR_TS_INVALID'],
+  ['ts 8 days old', ok({ ts: NOW - 8 * DAY }), 'GW_ERR_TS_TOO_OLD'],
+  ['ts epoch 0', ok({ ts: 0 }), 'GW_ERR_TS_TOO_OLD'],
+  ['ts in seconds', ok({ ts: Math.floor(NOW / 1000) }), 'GW_ERR_TS_TOO_OLD'],
+  ['ts year 3000', ok({ ts: 32_503_680_000_000 }), 'GW_ERR_TS_IN_FUTURE'],
+  ['ts 10 minutes ahead', ok({ ts: NOW + 600_000 }), 'GW_ERR_TS_IN_FUTURE'],
+  ['ts in microseconds', ok({ ts: NOW * 1000 }), 'GW_ERR_TS_IN_FUTURE'],
+  ['fields missing', { kind: 'sensor', id: 's', ts: NOW }, 'GW_ERR_FIELDS_INVALID'],
+  ['fields array', withFields([1, 2]), 'GW_ERR_FIELDS_INVALID'],
+  ['fields empty', withFields({}), 'GW_ERR_FIELDS_INVALID'],
+  ['fields string', withFields('temperature=20'), 'GW_ERR_FIELDS_INVALID'],
+  ['fields null', withFields(null), 'GW_ERR_FIELDS_INVALID'],
+  ['65 fields', withFields(manyFields), 'GW_ERR_FIELDS_TOO_MANY'],
+  ['field name empty', withFields({ '': 1 }), 'GW_ERR_FIELD_NAME_INVALID'],
+  ['field name with space', withFields({ 'a b': 1 }), 'GW_ERR_FIELD_NAME_INVALID'],
+  ['field name starts with digit', withFields({ '1a': 1 }), 'GW_ERR_FIELD_NAME_INVALID'],
+  ['field name constructor', withFields({ constructor: 1 }), 'GW_ERR_FIELD_NAME_INVALID'],
+  ['field name 65 chars', withFields({ ['f'.repeat(65)]: 1 }), 'GW_ERR_FIELD_NAME_INVALID'],
+  ['field name unicode', withFields({ température: 1 }), 'GW_ERR_FIELD_NAME_INVALID'],
+  ['field name injection', withFields({ "a');--": 1 }), 'GW_ERR_FIELD_NAME_INVALID'],
+  ['field value null', withFields({ a: null }), 'GW_ERR_FIELD_VALUE_INVALID'],
+  ['field value object', withFields({ a: { b: 1 } }), 'GW_ERR_FIELD_VALUE_INVALID'],
+  ['field value array', withFields({ a: [1] }), 'GW_ERR_FIELD_VALUE_INVALID'],
+  ['field value deeply nested', withFields({ a: nested }), 'GW_ERR_FIELD_VALUE_INVALID'],
+  ['field value "NaN"', withFields({ a: 'NaN' }), 'GW_ERR_FIELD_NOT_FINITE'],
+  ['field value "Infinity"', withFields({ a: 'Infinity' }), 'GW_ERR_FIELD_NOT_FINITE'],
+  ['field value "-Infinity"', withFields({ a: '-Infinity' }), 'GW_ERR_FIELD_NOT_FINITE'],
+  ['field value " nan "', withFields({ a: ' nan ' }), 'GW_ERR_FIELD_NOT_FINITE'],
+  ['field value "+inf"', withFields({ a: '+inf' }), 'GW_ERR_FIELD_NOT_FINITE'],
+  ['field value string 257 chars', withFields({ a: 'x'.repeat(257) }), 'GW_ERR_STRING_TOO_LONG'],
+  ['field value emoji string too long', withFields({ a: '🏎'.repeat(129) }), 'GW_ERR_STRING_TOO_LONG'],
+  ['profile unknown', ok({ profile: 'nope' }), 'GW_ERR_PROFILE_INVALID'],
+  ['profile of another kind', ok({ profile: 'race' }), 'GW_ERR_PROFILE_INVALID'],
+  ['profile number', ok({ profile: 1 }), 'GW_ERR_PROFILE_INVALID'],
+  ['loc lat 91', ok({ loc: { lat: 91, lon: 0 } }), 'GW_ERR_LOC_INVALID'],
+  ['loc lon -181', ok({ loc: { lat: 0, lon: -181 } }), 'GW_ERR_LOC_INVALID'],
+  ['loc strings', ok({ loc: { lat: '45', lon: '9' } }), 'GW_ERR_LOC_INVALID'],
+  ['loc extra property', ok({ loc: { lat: 45, lon: 9, alt: 100 } }), 'GW_ERR_LOC_INVALID'],
+  ['loc array', ok({ loc: [45, 9] }), 'GW_ERR_LOC_INVALID'],
+  ['loc null', ok({ loc: null }), 'GW_ERR_LOC_INVALID'],
+  ['loc missing lon', ok({ loc: { lat: 45 } }), 'GW_ERR_LOC_INVALID'],
+  ['rid empty', ok({ rid: '' }), 'GW_ERR_RID_INVALID'],
+  ['rid with space', ok({ rid: 'a b' }), 'GW_ERR_RID_INVALID'],
+  ['rid with CRLF (header injection)', ok({ rid: 'a\r\nNats-Msg-Id: x' }), 'GW_ERR_RID_INVALID'],
+  ['rid 129 chars', ok({ rid: 'r'.repeat(129) }), 'GW_ERR_RID_INVALID'],
+  ['rid number', ok({ rid: 7 }), 'GW_ERR_RID_INVALID'],
+  ['rid unicode', ok({ rid: 'réading' }), 'GW_ERR_RID_INVALID'],
+  ['unknown property', ok({ extra: 1 }), 'GW_ERR_ITEM_UNKNOWN_PROPERTY'],
+  ['unknown property "site"', ok({ site: 'b' }), 'GW_ERR_ITEM_UNKNOWN_PROPERTY'],
+  ['item null', null, 'GW_ERR_ITEM_NOT_OBJECT'],
+  ['item string', 'reading', 'GW_ERR_ITEM_NOT_OBJECT'],
+  ['item array', [ok()], 'GW_ERR_ITEM_NOT_OBJECT'],
+  ['item number', 42, 'GW_ERR_ITEM_NOT_OBJECT'],
+  ['item boolean', true, 'GW_ERR_ITEM_NOT_OBJECT'],
+]
+
+const VALID_VIN = '1M8GDM9AXKP042788'
+const deep = '['.repeat(5000) + ']'.repeat(5000)
+interface ReqCase { name: string; method?: 'GET' | 'POST'; url?: string; ct?: string; body?: string; headers?: Record<string, string>; status: number; code: string; first?: string }
+const json = (v: unknown): string => JSON.stringify(v)
+const REQ_CASES: ReqCase[] = [
+  { name: 'truncated JSON', body: '[{"kind":"sensor"', status: 400, code: 'GW_ERR_BODY_MALFORMED' },
+  { name: 'NaN literal', body: `[{"kind":"sensor","id":"s","ts":${NOW},"fields":{"a":NaN}}]`, status: 400, code: 'GW_ERR_BODY_MALFORMED' },
+  { name: 'Infinity literal', body: `[{"kind":"sensor","id":"s","ts":${NOW},"fields":{"a":Infinity}}]`, status: 400, code: 'GW_ERR_BODY_MALFORMED' },
+  { name: 'trailing comma', body: `[${json(ok())},]`, status: 400, code: 'GW_ERR_BODY_MALFORMED' },
+  { name: 'single quotes', body: "[{'kind':'sensor'}]", status: 400, code: 'GW_ERR_BODY_MALFORMED' },
+  { name: 'empty JSON body', body: '', status: 400, code: 'GW_ERR_BODY_MALFORMED' },
+  { name: '__proto__ poisoning', body: `[{"kind":"sensor","id":"s","ts":${NOW},"fields":{"a":1},"__proto__":{"x":1}}]`, status: 400, code: 'GW_ERR_BODY_MALFORMED' },
+  { name: 'constructor.prototype poisoning', body: '[{"constructor":{"prototype":{"x":1}}}]', status: 400, code: 'GW_ERR_BODY_MALFORMED' },
+  { name: 'body is an object', body: json(ok()), status: 400, code: 'GW_ERR_BODY_INVALID' },
+  { name: 'body is a string', body: '"readings"', status: 400, code: 'GW_ERR_BODY_INVALID' },
+  { name: 'body is a number', body: '5', status: 400, code: 'GW_ERR_BODY_INVALID' },
+  { name: 'body is null', body: 'null', status: 400, code: 'GW_ERR_BODY_INVALID' },
+  { name: 'empty batch', body: '[]', status: 400, code: 'GW_ERR_BATCH_EMPTY' },
+  { name: 'too many items', body: json(Array.from({ length: 51 }, () => ok())), status: 413, code: 'GW_ERR_BATCH_TOO_LARGE' },
+  { name: 'oversized body', body: json([ok({ fields: { a: 'x'.repeat(70_000) } })]), status: 413, code: 'GW_ERR_BODY_TOO_LARGE' },
+  { name: 'oversized NDJSON', ct: 'application/x-ndjson', body: `${json(ok())}\n`.repeat(1_000), status: 413, code: 'GW_ERR_BODY_TOO_LARGE' },
+  { name: 'deep nesting', body: deep, status: 400, code: 'GW_ERR_BATCH_REJECTED', first: 'GW_ERR_ITEM_NOT_OBJECT' },
+  { name: 'text/plain', ct: 'text/plain', body: json([ok()]), status: 415, code: 'GW_ERR_MEDIA_TYPE' },
+  { name: 'application/xml', ct: 'application/xml', body: '<r/>', status: 415, code: 'GW_ERR_MEDIA_TYPE' },
+  { name: 'form encoded', ct: 'application/x-www-form-urlencoded', body: 'a=1', status: 415, code: 'GW_ERR_MEDIA_TYPE' },
+  { name: 'Idempotency-Key with space', body: json([ok()]), headers: { 'idempotency-key': 'a b' }, status: 400, code: 'GW_ERR_IDEMPOTENCY_KEY_INVALID' },
+  { name: 'Idempotency-Key 101 chars', body: json([ok()]), headers: { 'idempotency-key': 'k'.repeat(101) }, status: 400, code: 'GW_ERR_IDEMPOTENCY_KEY_INVALID' },
+  { name: 'duplicated rid in a batch', body: json([ok({ id: 'dup', rid: 'd1' }), ok({ id: 'dup', rid: 'd1' })]), status: 200, code: '', first: 'GW_ERR_RID_DUPLICATE' },
+  { name: 'NDJSON truncated last line', ct: 'application/x-ndjson', body: `${json(ok({ id: 'nd1' }))}\n{"kind":"sens`, status: 200, code: '', first: 'GW_ERR_ITEM_MALFORMED' },
+  { name: 'NDJSON all garbage', ct: 'application/x-ndjson', body: 'foo\nbar\n', status: 400, code: 'GW_ERR_BATCH_REJECTED', first: 'GW_ERR_ITEM_MALFORMED' },
+  { name: 'NDJSON empty', ct: 'application/x-ndjson', body: '\n\n', status: 400, code: 'GW_ERR_BATCH_EMPTY' },
+  { name: 'NDJSON array line', ct: 'application/x-ndjson', body: json([ok()]), status: 400, code: 'GW_ERR_BATCH_REJECTED', first: 'GW_ERR_ITEM_NOT_OBJECT' },
+  { name: 'NDJSON NaN line', ct: 'application/x-ndjson', body: `{"kind":"sensor","id":"s","ts":${NOW},"fields":{"a":NaN}}`, status: 400, code: 'GW_ERR_BATCH_REJECTED', first: 'GW_ERR_ITEM_MALFORMED' },
+  { name: 'NDJSON __proto__ field', ct: 'application/x-ndjson', body: `{"kind":"sensor","id":"s","ts":${NOW},"fields":{"__proto__":1}}`, status: 400, code: 'GW_ERR_BATCH_REJECTED', first: 'GW_ERR_FIELD_NAME_INVALID' },
+  { name: 'unknown route', url: '/v1/nothing', body: '[]', status: 404, code: 'GW_ERR_ROUTE_NOT_FOUND' },
+  { name: 'wrong method', method: 'GET', url: '/v1/readings', status: 404, code: 'GW_ERR_ROUTE_NOT_FOUND' },
+  { name: 'sensor route: id with a dot', url: '/v1/sensors/a.b/readings', body: json([{ ts: NOW, fields: { a: 1 } }]), status: 400, code: 'GW_ERR_ID_INVALID' },
+  { name: 'sensor route: id 65 chars', url: `/v1/sensors/${'s'.repeat(65)}/readings`, body: json([{ ts: NOW, fields: { a: 1 } }]), status: 400, code: 'GW_ERR_ID_INVALID' },
+  { name: 'sensor route: encoded unicode id', url: '/v1/sensors/s%C3%ABnsor/readings', body: json([{ ts: NOW, fields: { a: 1 } }]), status: 400, code: 'GW_ERR_ID_INVALID' },
+  { name: 'sensor route: item names kind', url: '/v1/sensors/s1/readings', body: json([{ kind: 'sensor', ts: NOW, fields: { a: 1 } }]), status: 400, code: 'GW_ERR_BATCH_REJECTED', first: 'GW_ERR_ITEM_UNKNOWN_PROPERTY' },
+  { name: 'sensor route: body object', url: '/v1/sensors/s1/readings', body: json({ ts: NOW, fields: { a: 1 } }), status: 400, code: 'GW_ERR_BODY_INVALID' },
+  { name: 'sensor route: vehicle profile', url: '/v1/sensors/s1/readings', body: json([{ ts: NOW, fields: { a: 1 }, profile: 'race' }]), status: 400, code: 'GW_ERR_BATCH_REJECTED', first: 'GW_ERR_PROFILE_INVALID' },
+  { name: 'VIN 16 chars', url: '/v1/vehicles/1M8GDM9AXKP04278/telemetry', body: json([{ ts: NOW, fields: { a: 1 } }]), status: 400, code: 'GW_ERR_VIN_INVALID' },
+  { name: 'VIN 18 chars', url: '/v1/vehicles/1M8GDM9AXKP0427881/telemetry', body: json([{ ts: NOW, fields: { a: 1 } }]), status: 400, code: 'GW_ERR_VIN_INVALID' },
+  { name: 'VIN with I', url: '/v1/vehicles/1M8GDM9AXKP04278I/telemetry', body: json([{ ts: NOW, fields: { a: 1 } }]), status: 400, code: 'GW_ERR_VIN_INVALID' },
+  { name: 'VIN with O', url: '/v1/vehicles/OM8GDM9AXKP042788/telemetry', body: json([{ ts: NOW, fields: { a: 1 } }]), status: 400, code: 'GW_ERR_VIN_INVALID' },
+  { name: 'VIN with Q', url: '/v1/vehicles/1M8GDM9AXKP0Q2788/telemetry', body: json([{ ts: NOW, fields: { a: 1 } }]), status: 400, code: 'GW_ERR_VIN_INVALID' },
+  { name: 'VIN lower case', url: `/v1/vehicles/${VALID_VIN.toLowerCase()}/telemetry`, body: json([{ ts: NOW, fields: { a: 1 } }]), status: 400, code: 'GW_ERR_VIN_INVALID' },
+  { name: 'VIN wrong check digit', url: '/v1/vehicles/1M8GDM9A1KP042788/telemetry', body: json([{ ts: NOW, fields: { a: 1 } }]), status: 400, code: 'GW_ERR_VIN_INVALID' },
+  { name: 'VIN with a dash', url: '/v1/vehicles/1M8GDM9AX-P042788/telemetry', body: json([{ ts: NOW, fields: { a: 1 } }]), status: 400, code: 'GW_ERR_VIN_INVALID' },
+  { name: 'VIN bad, body bad too: VIN reported', url: '/v1/vehicles/XYZ/telemetry', body: '{', status: 400, code: 'GW_ERR_VIN_INVALID' },
+  { name: 'vehicle route: sensor profile', url: `/v1/vehicles/${VALID_VIN}/telemetry`, body: json([{ ts: NOW, fields: { a: 1 }, profile: 'environment' }]), status: 400, code: 'GW_ERR_BATCH_REJECTED', first: 'GW_ERR_PROFILE_INVALID' },
+  { name: 'state: unknown kind', method: 'GET', url: '/v1/entities/robot/x/state', status: 400, code: 'GW_ERR_KIND_INVALID' },
+  { name: 'state: id with encoded dot', method: 'GET', url: '/v1/entities/sensor/a%2Eb/state', status: 400, code: 'GW_ERR_ID_INVALID' },
+  { name: 'state: id 65 chars', method: 'GET', url: `/v1/entities/sensor/${'s'.repeat(65)}/state`, status: 400, code: 'GW_ERR_ID_INVALID' },
+  { name: 'state: unknown entity', method: 'GET', url: '/v1/entities/vehicle/nobody/state', status: 404, code: 'GW_ERR_ENTITY_UNKNOWN' },
+]
+
+t.test('bad input: documented status and code, valid readings of mixed batches all stored', async (t) => {
+  const srv = await startNats()
+  t.teardown(() => srv.stop())
+  const nc = await connectTo(srv.url)
+  t.teardown(() => nc.close())
+  const cfg = compileGatewayConfig({ bodyLimitBytes: 65_536, maxItemsPerBatch: 50, publishTimeoutMs: 2_000, queryTimeoutMs: 200, runtime: { natsUrl: srv.url, partitions: 4 } })
+  const jsm = await jetstreamManager(nc)
+  await provision(nc, jsm, cfg.runtime)
+  const app = buildGateway({ nc, cfg })
+  t.teardown(() => app.close())
+  let accepted = 0
+  type Reply = { code?: string; message?: string; accepted?: number; rejected?: { index: number; code: string }[] }
+
+  for (const [name, item, code] of ITEM_CASES) {
+    t.test(`item: ${name}`, async (t) => {
+      let res = await app.inject({ method: 'POST', url: '/v1/readings', payload: [item] })
+      t.equal(res.statusCode, 400, 'alone: 400')
+      let body = res.json<Reply>()
+      t.equal(body.code, 'GW_ERR_BATCH_REJECTED')
+      t.equal(body.rejected?.[0]?.code, code, 'alone: item code')
+      res = await app.inject({ method: 'POST', url: '/v1/readings', payload: [ok({ id: `v${accepted}` }), item] })
+      t.equal(res.statusCode, 200, 'mixed: 200')
+      body = res.json<Reply>()
+      t.equal(body.accepted, 1, 'mixed: the valid reading accepted')
+      t.same(body.rejected?.map((r) => [r.index, r.code]), [[1, code]], 'mixed: the bad one listed with its index')
+      accepted += body.accepted ?? 0
+    })
+  }
+  for (const c of REQ_CASES) {
+    t.test(`request: ${c.name}`, async (t) => {
+      const res = await app.inject({
+        method: c.method ?? 'POST', url: c.url ?? '/v1/readings',
+        headers: { ...(c.body !== undefined ? { 'content-type': c.ct ?? 'application/json' } : {}), ...c.headers },
+        ...(c.body !== undefined ? { payload: c.body } : {}),
+      })
+      t.equal(res.statusCode, c.status, 'status')
+      const body = res.json<Reply>()
+      if (c.code) t.equal(body.code, c.code, 'code')
+      if (c.status >= 400) t.type(body.message, 'string', 'message')
+      if (c.first) t.equal(body.rejected?.[0]?.code, c.first, 'first rejected item code')
+      accepted += body.accepted ?? 0
+    })
+  }
+  t.test('nothing valid lost, nothing invalid stored, still serving', async (t) => {
+    t.ok(ITEM_CASES.length + REQ_CASES.length >= 60, `${ITEM_CASES.length + REQ_CASES.length} cases`)
+    t.equal((await jsm.streams.info('TLM')).state.messages, accepted, `stream holds exactly the ${accepted} accepted readings`)
+    t.equal((await app.inject({ method: 'GET', url: '/healthz' })).statusCode, 200)
+  })
+})
