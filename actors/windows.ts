@@ -25,7 +25,9 @@
  * Store: readings are aggregated into panes of P = gcd of all slides; a window is the merge of its W/P panes,
  * so a reading costs one pane update whatever the number of windows, and a 5-minute sliding window costs five
  * 1-minute panes, not five window copies. A pane is dropped when every window containing it is closed. Panes
- * live in one flat `number[]` (unboxed doubles): [start, readings, counters..., fields x 9 slots].
+ * live in one flat `number[]` (unboxed doubles): [start, readings, counters..., fields x 9 slots], or, when every
+ * reading of the pane carried every field, a compact record with one first/last time per pane, counters only when
+ * non-zero, and no last values once no open window can end on the pane (see "compact pane records").
  */
 import { ConfigError, RuntimeErrorCodes, SnapshotError } from './errors.js'
 import type { FieldAggregate, FieldValue, WindowBody } from './types.js'
