@@ -21,6 +21,7 @@ async function main(): Promise<void> {
     try {
       await app.close()
       await nc.drain()
+      log('info', 'stopped', { signal })
       process.exit(0)
     } catch (err) {
       log('error', 'shutdown failed', { err: String(err) })

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { jetstreamManager } from '@nats-io/jetstream'
 import { provision, PROFILES, Worker, buildProfiles, partitionOf } from '../actors/mod.js'
-import { buildGateway, compileGatewayConfig, GW_ERR, vinCheckDigit, vinProblem, type GatewayConfig } from '../gateway/mod.js'
+import { buildGateway, compileGatewayConfig, gatewayOptionsFromEnv, GW_ERR, vinCheckDigit, vinProblem, type GatewayConfig } from '../gateway/mod.js'
 import { connectTo, startNats } from './helpers/nats.js'
 
 const quiet = (): void => undefined
@@ -147,4 +147,19 @@ t.test('state route: 404 for unknown, 200 after a worker processed the entity', 
 
 t.test('every GW_ERR code has a 4xx/5xx status', async (t) => {
   for (const [code, status] of Object.entries(GW_ERR)) t.ok(status >= 400 && status < 600, code)
+})
+
+t.test('config: env, defaults, contradictions named, frozen', async (t) => {
+  const cfg = compileGatewayConfig(gatewayOptionsFromEnv({ PITWALL_GATEWAY_PORT: '9000', PITWALL_GATEWAY_MAX_ITEMS: '10', PITWALL_SITE: 'b', PITWALL_PARTITIONS: '8' }))
+  t.equal(cfg.port, 9000)
+  t.equal(cfg.maxItemsPerBatch, 10)
+  t.equal(cfg.runtime.site, 'b')
+  t.equal(cfg.runtime.partitions, 8)
+  t.equal(cfg.maxFutureMs, 300_000)
+  t.ok(Object.isFrozen(cfg))
+  t.throws(() => gatewayOptionsFromEnv({ PITWALL_GATEWAY_PORT: 'abc' }), { code: 'PW_CONFIG_INVALID', message: /PITWALL_GATEWAY_PORT/ })
+  t.throws(() => compileGatewayConfig({ port: 70_000 }), { message: /^port/ })
+  t.throws(() => compileGatewayConfig({ publishTimeoutMs: 5_000, requestTimeoutMs: 1_000 }), { message: /^publishTimeoutMs/ })
+  t.throws(() => compileGatewayConfig({ bodyLimitBytes: 2048, maxStringLength: 4096 }), { message: /^maxStringLength/ })
+  t.throws(() => compileGatewayConfig({ host: 'a b' }), { message: /^host/ })
 })
