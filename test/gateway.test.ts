@@ -163,3 +163,25 @@ t.test('config: env, defaults, contradictions named, frozen', async (t) => {
   t.throws(() => compileGatewayConfig({ bodyLimitBytes: 2048, maxStringLength: 4096 }), { message: /^maxStringLength/ })
   t.throws(() => compileGatewayConfig({ host: 'a b' }), { message: /^host/ })
 })
+
+t.test('JetStream stalls: 503 with Retry-After within the publish timeout, never a hang', async (t) => {
+  const { app, srv } = await setup(t)
+  t.equal((await app.inject({ method: 'POST', url: '/v1/readings', payload: [r()] })).statusCode, 200)
+  // SIGSTOP freezes the server with its sockets open: exactly a JetStream that never acks.
+  srv.proc.kill('SIGSTOP')
+  t.teardown(() => { srv.proc.kill('SIGCONT') })
+  // The stop takes effect when the kernel next schedules the server's threads; give it that moment.
+  await new Promise((res) => setTimeout(res, 200))
+  const started = Date.now()
+  const res = await app.inject({ method: 'POST', url: '/v1/readings', payload: [r({ rid: 'late-1' })] })
+  const took = Date.now() - started
+  t.equal(res.statusCode, 503, res.body)
+  t.equal(res.json<{ code: string }>().code, 'GW_ERR_UNAVAILABLE')
+  t.equal(res.headers['retry-after'], '1')
+  t.ok(took < 2_500, `answered in ${took} ms (publish timeout 1000 ms)`)
+  const ready = await app.inject({ method: 'GET', url: '/readyz' })
+  t.equal(ready.statusCode, 503, 'not ready while JetStream does not answer')
+  srv.proc.kill('SIGCONT')
+  const again = await app.inject({ method: 'POST', url: '/v1/readings', payload: [r({ rid: 'late-1' })] })
+  t.equal(again.statusCode, 200, 'recovers once the server answers')
+})
