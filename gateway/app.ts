@@ -3,10 +3,16 @@
  * `{code, message, item?}` for every failure, and the feature plugins, each encapsulated.
  */
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import fastifyJwt from '@fastify/jwt'
+import rateLimit from '@fastify/rate-limit'
+import pg from 'pg'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { PROFILES, type EntityKind } from '../actors/mod.js'
 import type { GatewayConfig } from './config.js'
 import { GatewayError, toGatewayError, type GatewayErrorCode } from './errors.js'
+import { adminPlugin } from './admin.js'
+import { DeviceCredentials, installAuth, rateLimitKey } from './auth.js'
+import { migrate } from './db.js'
 import { healthPlugin } from './health.js'
 import { ingestPlugin } from './ingest.js'
 import { statePlugin, type StateOptions } from './state.js'
@@ -19,6 +25,8 @@ export interface GatewayDeps {
   /** Prepared live-query dependencies (tests); otherwise opened on first use. */
   query?: StateOptions['query']
   logger?: FastifyServerOptions['logger']
+  /** PostgreSQL for device credentials (owned by the caller); otherwise a pool on `cfg.auth.databaseUrl`, closed with the app. */
+  pool?: pg.Pool
 }
 
 /** Fastify's own errors (parsing, limits, schema) -> gateway codes. */
@@ -57,19 +65,48 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
     // No coercion: "12" is not a number and an object is not a one-item array.
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
   })
+  const auth = cfg.auth
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
     const gw = err instanceof GatewayError ? err : fromFastify(err)
     if (gw.status >= 500) req.log.error({ err, code: gw.code }, gw.message)
     if (gw.status === 503) void reply.header('retry-after', String(cfg.retryAfterS))
+    if (gw.status === 401) void reply.header('www-authenticate', 'Device, Bearer')
     void reply.code(gw.status).send(gw.toJSON())
   })
   app.setNotFoundHandler((req, reply) => {
     void reply.code(404).send(new GatewayError('GW_ERR_ROUTE_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0] ?? ''}`).toJSON())
   })
 
+  let pool = deps.pool
+  if (!pool && auth.databaseUrl !== undefined) {
+    const own = new pg.Pool({ connectionString: auth.databaseUrl, max: 10 })
+    // An idle client's error (server restart) must not crash the process; the next query reconnects.
+    own.on('error', (err) => app.log.warn({ err }, 'PostgreSQL idle client error'))
+    app.addHook('onClose', async () => { await own.end() })
+    pool = own
+  }
+  const devices = pool ? new DeviceCredentials(pool, auth.credentialCacheMs) : undefined
+  if (!auth.enabled) app.log.warn('PITWALL_GATEWAY_AUTH=off: every request is allowed; for local development only')
+  if (auth.jwtSecret !== undefined) {
+    void app.register(fastifyJwt, { secret: auth.jwtSecret, sign: { algorithm: 'HS256' }, verify: { algorithms: ['HS256'] } })
+  }
+  installAuth(app, auth, devices)
+  void app.register(rateLimit, {
+    global: true,
+    max: auth.rateLimitMax,
+    timeWindow: auth.rateLimitWindowMs,
+    keyGenerator: rateLimitKey,
+    errorResponseBuilder: (_req, ctx) => new GatewayError('GW_ERR_RATE_LIMITED', `more than ${ctx.max} requests in the window; retry after ${ctx.after}`),
+  })
+  if (pool) {
+    const p = pool
+    void app.register(async () => { await migrate(p) })
+  }
+
   void app.register(healthPlugin, { nc, cfg })
   void app.register(ingestPlugin, { nc, cfg, profiles })
+  if (pool && devices) void app.register(adminPlugin, { pool, devices })
   void app.register(statePlugin, deps.query ? { nc, cfg, profiles: profileDefs, query: deps.query } : { nc, cfg, profiles: profileDefs })
   return app
 }

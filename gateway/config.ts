@@ -3,6 +3,7 @@
  * (site, NATS URL, partitions, stream names) is the runtime's own compiled config, so the gateway and the
  * workers can never disagree on how subjects are named. `gatewayOptionsFromEnv` is the only reader of env here.
  */
+import { readFileSync } from 'node:fs'
 import { compileConfig, ConfigError, optionsFromEnv, type RuntimeConfig, type RuntimeOptions } from '../actors/mod.js'
 
 export interface GatewayOptions {
@@ -27,6 +28,44 @@ export interface GatewayOptions {
   /** Seconds advertised in Retry-After on 503. */
   retryAfterS?: number
   runtime?: RuntimeOptions
+  auth?: AuthOptions
+}
+
+export const ROLES = ['viewer', 'operator', 'admin'] as const
+export type Role = (typeof ROLES)[number]
+
+/** A service API key: clients send the key in `X-API-Key`; only its SHA-256 is configured. */
+export interface ApiKey {
+  readonly id: string
+  readonly role: Role
+  /** SHA-256 of the key, 32 bytes. */
+  readonly sha256: Buffer
+}
+
+export interface AuthOptions {
+  /** Auth on (default). Off is for local development only and is logged as a warning. */
+  enabled?: boolean
+  /** HS256 secret for people's JWTs (at least 32 characters). */
+  jwtSecret?: string
+  /** `id:role:sha256:<hex>` entries separated by commas. */
+  apiKeys?: string
+  /** PostgreSQL holding device credentials. */
+  databaseUrl?: string
+  /** How long a verified device credential is trusted before PostgreSQL is asked again (revocation delay). */
+  credentialCacheMs?: number
+  /** Requests per credential (or per client address when anonymous) per window. */
+  rateLimitMax?: number
+  rateLimitWindowMs?: number
+}
+
+export interface AuthConfig {
+  readonly enabled: boolean
+  readonly jwtSecret: string | undefined
+  readonly apiKeys: readonly ApiKey[]
+  readonly databaseUrl: string | undefined
+  readonly credentialCacheMs: number
+  readonly rateLimitMax: number
+  readonly rateLimitWindowMs: number
 }
 
 export interface GatewayConfig {
@@ -43,6 +82,7 @@ export interface GatewayConfig {
   readonly queryTimeoutMs: number
   readonly retryAfterS: number
   readonly runtime: RuntimeConfig
+  readonly auth: AuthConfig
 }
 
 export const GATEWAY_DEFAULTS = {
@@ -58,6 +98,9 @@ export const GATEWAY_DEFAULTS = {
   publishTimeoutMs: 5_000,
   queryTimeoutMs: 1_000,
   retryAfterS: 1,
+  credentialCacheMs: 30_000,
+  rateLimitMax: 6_000,
+  rateLimitWindowMs: 60_000,
 } as const
 
 export const GATEWAY_ENV = {
@@ -75,11 +118,94 @@ export const GATEWAY_ENV = {
   retryAfterS: 'PITWALL_GATEWAY_RETRY_AFTER_S',
 } as const
 
+export const GATEWAY_AUTH_ENV = {
+  enabled: 'PITWALL_GATEWAY_AUTH',
+  jwtSecret: 'PITWALL_GATEWAY_JWT_SECRET',
+  jwtSecretFile: 'PITWALL_GATEWAY_JWT_SECRET_FILE',
+  apiKeys: 'PITWALL_GATEWAY_API_KEYS',
+  databaseUrl: 'PITWALL_GATEWAY_DATABASE_URL',
+  credentialCacheMs: 'PITWALL_GATEWAY_CREDENTIAL_CACHE_MS',
+  rateLimitMax: 'PITWALL_GATEWAY_RATE_LIMIT_MAX',
+  rateLimitWindowMs: 'PITWALL_GATEWAY_RATE_LIMIT_WINDOW_MS',
+} as const
+
 type IntSetting = Exclude<keyof typeof GATEWAY_ENV, 'host'>
+
+function authOptionsFromEnv(env: Record<string, string | undefined>): AuthOptions {
+  const E = GATEWAY_AUTH_ENV
+  const a: AuthOptions = {}
+  const mode = env[E.enabled]
+  if (mode !== undefined && mode !== '') {
+    if (mode !== 'on' && mode !== 'off') throw new ConfigError(E.enabled, `must be "on" or "off", got ${JSON.stringify(mode)}`)
+    a.enabled = mode === 'on'
+  }
+  const secret = env[E.jwtSecret]
+  const file = env[E.jwtSecretFile]
+  if (secret && file) throw new ConfigError(E.jwtSecret, `and ${E.jwtSecretFile} are both set; use one`)
+  if (secret) a.jwtSecret = secret
+  if (file) {
+    try {
+      a.jwtSecret = readFileSync(file, 'utf8').trim()
+    } catch (err) {
+      throw new ConfigError(E.jwtSecretFile, `cannot read ${file}: ${err instanceof Error ? err.message : String(err)}`, err)
+    }
+  }
+  if (env[E.apiKeys]) a.apiKeys = env[E.apiKeys]
+  if (env[E.databaseUrl]) a.databaseUrl = env[E.databaseUrl]
+  for (const k of ['credentialCacheMs', 'rateLimitMax', 'rateLimitWindowMs'] as const) {
+    const raw = env[E[k]]
+    if (raw === undefined || raw === '') continue
+    const n = Number(raw)
+    if (!Number.isInteger(n)) throw new ConfigError(E[k], `must be an integer, got ${JSON.stringify(raw)}`)
+    a[k] = n
+  }
+  return a
+}
+
+/** Parses `id:role:sha256:<hex>,...`; the error never echoes a hash. */
+export function parseApiKeys(raw: string): ApiKey[] {
+  const keys: ApiKey[] = []
+  const ids = new Set<string>()
+  for (const entry of raw.split(',').map((e) => e.trim()).filter((e) => e !== '')) {
+    const m = /^([A-Za-z0-9_-]{1,64}):([a-z]+):sha256:([0-9a-fA-F]{64})$/.exec(entry)
+    const id = m?.[1]
+    const role = m?.[2]
+    const hex = m?.[3]
+    if (id === undefined || role === undefined || hex === undefined) {
+      throw new ConfigError(GATEWAY_AUTH_ENV.apiKeys, `entry ${keys.length + 1} is not id:role:sha256:<64 hex digits>`)
+    }
+    if (!(ROLES as readonly string[]).includes(role)) throw new ConfigError(GATEWAY_AUTH_ENV.apiKeys, `key ${id}: role must be one of ${ROLES.join(', ')}`)
+    if (ids.has(id)) throw new ConfigError(GATEWAY_AUTH_ENV.apiKeys, `key id ${id} appears twice`)
+    ids.add(id)
+    keys.push(Object.freeze({ id, role: role as Role, sha256: Buffer.from(hex, 'hex') }))
+  }
+  return keys
+}
+
+function compileAuth(a: AuthOptions): AuthConfig {
+  const d = GATEWAY_DEFAULTS
+  const E = GATEWAY_AUTH_ENV
+  const enabled = a.enabled ?? true
+  const jwtSecret = a.jwtSecret === '' ? undefined : a.jwtSecret
+  if (enabled && jwtSecret === undefined) {
+    throw new ConfigError(E.jwtSecret, `auth is on and no JWT secret is set: set ${E.jwtSecret} or ${E.jwtSecretFile} (or ${E.enabled}=off for local development only)`)
+  }
+  if (jwtSecret !== undefined && jwtSecret.length < 32) throw new ConfigError(E.jwtSecret, 'must be at least 32 characters (HS256)')
+  if (enabled && !a.databaseUrl) throw new ConfigError(E.databaseUrl, 'auth is on and device credentials live in PostgreSQL: set a connection URL')
+  return Object.freeze({
+    enabled,
+    jwtSecret,
+    apiKeys: Object.freeze(parseApiKeys(a.apiKeys ?? '')),
+    databaseUrl: a.databaseUrl,
+    credentialCacheMs: int(E.credentialCacheMs, a.credentialCacheMs ?? d.credentialCacheMs, 0, 3_600_000),
+    rateLimitMax: int(E.rateLimitMax, a.rateLimitMax ?? d.rateLimitMax, 1, 10_000_000),
+    rateLimitWindowMs: int(E.rateLimitWindowMs, a.rateLimitWindowMs ?? d.rateLimitWindowMs, 100, 86_400_000),
+  })
+}
 
 /** Reads gateway options (PITWALL_GATEWAY_*) and the runtime's (PITWALL_*) from an environment. */
 export function gatewayOptionsFromEnv(env: Record<string, string | undefined>): GatewayOptions {
-  const o: GatewayOptions = { runtime: optionsFromEnv(env) }
+  const o: GatewayOptions = { runtime: optionsFromEnv(env), auth: authOptionsFromEnv(env) }
   const host = env[GATEWAY_ENV.host]
   if (host) o.host = host
   for (const k of Object.keys(GATEWAY_ENV) as (keyof typeof GATEWAY_ENV)[]) {
@@ -125,6 +251,7 @@ export function compileGatewayConfig(o: GatewayOptions = {}): GatewayConfig {
     queryTimeoutMs: int('queryTimeoutMs', o.queryTimeoutMs ?? d.queryTimeoutMs, 10, 60_000),
     retryAfterS: int('retryAfterS', o.retryAfterS ?? d.retryAfterS, 1, 3_600),
     runtime: compileConfig(o.runtime ?? {}),
+    auth: compileAuth(o.auth ?? {}),
   }
   return Object.freeze(cfg)
 }

@@ -23,6 +23,12 @@ export const GW_ERR = {
   GW_ERR_NOT_READY: 503,
   GW_ERR_QUERY_FAILED: 502,
   GW_ERR_INTERNAL: 500,
+  // auth
+  GW_ERR_UNAUTHENTICATED: 401,
+  GW_ERR_FORBIDDEN: 403,
+  GW_ERR_FORBIDDEN_ENTITY: 403,
+  GW_ERR_CREDENTIAL_UNKNOWN: 404,
+  GW_ERR_RATE_LIMITED: 429,
   // item level (inside `rejected[]`; the status is the one the request gets when every item has it)
   GW_ERR_ITEM_MALFORMED: 400,
   GW_ERR_ITEM_NOT_OBJECT: 400,
@@ -68,7 +74,7 @@ export class GatewayError extends Error {
     this.code = code
     this.status = GW_ERR[code]
     this.item = opts.item
-    this.retryable = this.status === 503
+    this.retryable = this.status === 503 || this.status === 429
   }
   toJSON(): { code: string; message: string; item?: string } {
     return this.item === undefined ? { code: this.code, message: this.message } : { code: this.code, message: this.message, item: this.item }

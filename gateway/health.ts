@@ -14,9 +14,9 @@ export interface HealthOptions {
 export const healthPlugin: FastifyPluginAsyncTypebox<HealthOptions> = async (app, { nc, cfg }) => {
   let jsm: Promise<JetStreamManager> | undefined
 
-  app.get('/healthz', { schema: { response: { 200: HealthReply } } }, async () => ({ status: 'ok' }))
+  app.get('/healthz', { config: { access: 'public', rateLimit: false }, schema: { response: { 200: HealthReply } } }, async () => ({ status: 'ok' }))
 
-  app.get('/readyz', { schema: { response: { 200: HealthReply, ...errorReplies } } }, async () => {
+  app.get('/readyz', { config: { access: 'public', rateLimit: false }, schema: { response: { 200: HealthReply, ...errorReplies } } }, async () => {
     if (nc.isClosed()) throw new GatewayError('GW_ERR_NOT_READY', 'NATS connection is closed', { item: 'nats' })
     try {
       // The manager is created once (it checks the JetStream API); a failure forgets it so the next probe retries.

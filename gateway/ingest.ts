@@ -59,6 +59,8 @@ export const ingestPlugin: FastifyPluginAsyncTypebox<IngestOptions> = async (app
     if (keyHeader !== undefined && (typeof keyHeader !== 'string' || !IDEMPOTENCY_KEY.test(keyHeader))) {
       throw new GatewayError('GW_ERR_IDEMPOTENCY_KEY_INVALID', 'Idempotency-Key must be one header of 1..100 printable ASCII characters without spaces', { item: 'headers.idempotency-key' })
     }
+    // A device credential writes its own entity only (device routes already checked the path).
+    const device = req.principal?.type === 'device' ? req.principal : undefined
     const now = Date.now()
     const rejected: ItemRejection[] = []
     const valid: { index: number; item: ValidItem; msgID: string | undefined }[] = []
@@ -67,6 +69,10 @@ export const ingestPlugin: FastifyPluginAsyncTypebox<IngestOptions> = async (app
       const r = validateItem(raw, cfg, now, profiles, entity)
       if (!r.ok) {
         rejected.push({ index, code: r.code, message: r.message })
+        return
+      }
+      if (device && (r.item.kind !== device.kind || r.item.id !== device.entity)) {
+        rejected.push({ index, code: 'GW_ERR_FORBIDDEN_ENTITY', message: `this credential writes ${device.kind} ${device.entity} only` })
         return
       }
       const rid = r.item.reading.rid
@@ -111,15 +117,17 @@ export const ingestPlugin: FastifyPluginAsyncTypebox<IngestOptions> = async (app
 
   const replies = { 200: IngestReply, ...errorReplies }
 
-  app.post('/v1/readings', { schema: { body: Batch, response: replies } }, async (req, reply) => await ingest(req, reply, req.body))
+  app.post('/v1/readings', { config: { access: 'ingest' }, schema: { body: Batch, response: replies } }, async (req, reply) => await ingest(req, reply, req.body))
 
-  app.post('/v1/sensors/:id/readings', { schema: { params: SensorParams, body: Batch, response: replies } },
+  app.post('/v1/sensors/:id/readings', { config: { access: 'ingest', entityParam: { kind: 'sensor', param: 'id' } }, schema: { params: SensorParams, body: Batch, response: replies } },
     async (req, reply) => await ingest(req, reply, req.body, { kind: 'sensor', id: req.params.id }))
 
   app.post('/v1/vehicles/:vin/telemetry', {
+    config: { access: 'ingest', entityParam: { kind: 'vehicle', param: 'vin' } },
     schema: { params: VehicleParams, body: Batch, response: replies },
-    // Before the body is read: a bad VIN is reported as such whatever the body holds, and costs no parsing.
-    onRequest: async (req) => {
+    // Before the body is read (and after auth): a bad VIN is reported as such whatever the body holds, and
+    // costs no parsing.
+    preParsing: async (req) => {
       const vin = (req.params as { vin?: unknown }).vin
       const problem = typeof vin === 'string' ? vinProblem(vin) : 'missing'
       if (problem) throw new GatewayError('GW_ERR_VIN_INVALID', `invalid VIN: ${problem}`, { item: 'params.vin' })

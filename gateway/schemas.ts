@@ -38,7 +38,7 @@ export const ReadingItem = Type.Object({
 })
 export const Batch = Type.Array(Type.Unknown(), { description: 'readings; each item is validated separately' })
 
-export const errorReplies = { 400: ErrorReply, 404: ErrorReply, 413: ErrorReply, 415: ErrorReply, 500: ErrorReply, 502: ErrorReply, 503: ErrorReply }
+export const errorReplies = { 400: ErrorReply, 401: ErrorReply, 403: ErrorReply, 404: ErrorReply, 429: ErrorReply, 413: ErrorReply, 415: ErrorReply, 500: ErrorReply, 502: ErrorReply, 503: ErrorReply }
 
 export const EntityParams = Type.Object({
   kind: Type.Union([Type.Literal('sensor'), Type.Literal('vehicle')]),
@@ -62,3 +62,18 @@ export const HealthReply = Type.Object({
   status: Type.String(),
   checks: Type.Optional(Type.Record(Type.String(), Type.String())),
 })
+
+export const CredentialParams = Type.Object({
+  kind: Type.Union([Type.Literal('sensor'), Type.Literal('vehicle')]),
+  id: Type.String({ pattern: ID_PATTERN.source }),
+})
+export const CredIdParams = Type.Object({ credId: Type.String({ pattern: '^dc_[0-9a-f]{24}$' }) })
+export const IssuedCredential = Type.Object({
+  id: Type.String(),
+  kind: Type.String(),
+  entity: Type.String(),
+  /** `Authorization: Device <token>`; shown once, only its hash is stored. */
+  token: Type.String(),
+  createdAt: Type.String(),
+})
+export const NoContent = Type.Null({ description: 'revoked' })

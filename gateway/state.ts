@@ -20,7 +20,7 @@ export const statePlugin: FastifyPluginAsyncTypebox<StateOptions> = async (app, 
   // Opened on first use, not at start: the gateway must come up (and report not ready) without the bucket.
   let deps: Promise<QueryDeps> | undefined = opts.query ? Promise.resolve(opts.query) : undefined
 
-  app.get('/v1/entities/:kind/:id/state', { schema: { params: EntityParams, response: { 200: LiveStateReply, ...errorReplies } } }, async (req) => {
+  app.get('/v1/entities/:kind/:id/state', { config: { access: 'read' }, schema: { params: EntityParams, response: { 200: LiveStateReply, ...errorReplies } } }, async (req) => {
     let d: QueryDeps
     try {
       deps ??= queryDeps(opts.nc, opts.cfg.runtime, buildProfiles(opts.profiles, opts.cfg.runtime))

@@ -164,7 +164,7 @@ t.test('bad input: documented status and code, valid readings of mixed batches a
   t.teardown(() => srv.stop())
   const nc = await connectTo(srv.url)
   t.teardown(() => nc.close())
-  const cfg = compileGatewayConfig({ bodyLimitBytes: 65_536, maxItemsPerBatch: 50, publishTimeoutMs: 2_000, queryTimeoutMs: 200, runtime: { natsUrl: srv.url, partitions: 4 } })
+  const cfg = compileGatewayConfig({ auth: { enabled: false }, bodyLimitBytes: 65_536, maxItemsPerBatch: 50, publishTimeoutMs: 2_000, queryTimeoutMs: 200, runtime: { natsUrl: srv.url, partitions: 4 } })
   const jsm = await jetstreamManager(nc)
   await provision(nc, jsm, cfg.runtime)
   const app = buildGateway({ nc, cfg })

@@ -13,7 +13,7 @@ async function setup(t: { teardown(fn: () => unknown): void }, opts: { provision
   t.teardown(() => srv.stop())
   const nc = await connectTo(srv.url)
   t.teardown(() => nc.close())
-  const cfg: GatewayConfig = compileGatewayConfig({ publishTimeoutMs: 1_000, ...opts.gw, runtime: { natsUrl: srv.url, partitions: 4, workerId: 'gw-test', heartbeatMs: 100, leaseTtlMs: 1000, checkpointIntervalMs: 200 } })
+  const cfg: GatewayConfig = compileGatewayConfig({ publishTimeoutMs: 1_000, auth: { enabled: false }, ...opts.gw, runtime: { natsUrl: srv.url, partitions: 4, workerId: 'gw-test', heartbeatMs: 100, leaseTtlMs: 1000, checkpointIntervalMs: 200 } })
   const jsm = await jetstreamManager(nc)
   if (opts.provision !== false) await provision(nc, jsm, cfg.runtime)
   const app = buildGateway({ nc, cfg })
@@ -119,7 +119,7 @@ t.test('healthz, readyz, 503 with Retry-After when JetStream has no stream', asy
   t.equal(res.headers['retry-after'], '1')
   t.ok(Date.now() - started < 3_000, 'answers within the publish timeout')
   const jsm = await jetstreamManager(nc)
-  await provision(nc, jsm, compileGatewayConfig({ runtime: { natsUrl: 'nats://127.0.0.1:1', partitions: 4 } }).runtime)
+  await provision(nc, jsm, compileGatewayConfig({ auth: { enabled: false }, runtime: { natsUrl: 'nats://127.0.0.1:1', partitions: 4 } }).runtime)
   res = await app.inject({ method: 'GET', url: '/readyz' })
   t.equal(res.statusCode, 200)
 })
@@ -150,7 +150,7 @@ t.test('every GW_ERR code has a 4xx/5xx status', async (t) => {
 })
 
 t.test('config: env, defaults, contradictions named, frozen', async (t) => {
-  const cfg = compileGatewayConfig(gatewayOptionsFromEnv({ PITWALL_GATEWAY_PORT: '9000', PITWALL_GATEWAY_MAX_ITEMS: '10', PITWALL_SITE: 'b', PITWALL_PARTITIONS: '8' }))
+  const cfg = compileGatewayConfig(gatewayOptionsFromEnv({ PITWALL_GATEWAY_AUTH: 'off', PITWALL_GATEWAY_PORT: '9000', PITWALL_GATEWAY_MAX_ITEMS: '10', PITWALL_SITE: 'b', PITWALL_PARTITIONS: '8' }))
   t.equal(cfg.port, 9000)
   t.equal(cfg.maxItemsPerBatch, 10)
   t.equal(cfg.runtime.site, 'b')
@@ -158,10 +158,10 @@ t.test('config: env, defaults, contradictions named, frozen', async (t) => {
   t.equal(cfg.maxFutureMs, 300_000)
   t.ok(Object.isFrozen(cfg))
   t.throws(() => gatewayOptionsFromEnv({ PITWALL_GATEWAY_PORT: 'abc' }), { code: 'PW_CONFIG_INVALID', message: /PITWALL_GATEWAY_PORT/ })
-  t.throws(() => compileGatewayConfig({ port: 70_000 }), { message: /^port/ })
-  t.throws(() => compileGatewayConfig({ publishTimeoutMs: 5_000, requestTimeoutMs: 1_000 }), { message: /^publishTimeoutMs/ })
-  t.throws(() => compileGatewayConfig({ bodyLimitBytes: 2048, maxStringLength: 4096 }), { message: /^maxStringLength/ })
-  t.throws(() => compileGatewayConfig({ host: 'a b' }), { message: /^host/ })
+  t.throws(() => compileGatewayConfig({ auth: { enabled: false }, port: 70_000 }), { message: /^port/ })
+  t.throws(() => compileGatewayConfig({ auth: { enabled: false }, publishTimeoutMs: 5_000, requestTimeoutMs: 1_000 }), { message: /^publishTimeoutMs/ })
+  t.throws(() => compileGatewayConfig({ auth: { enabled: false }, bodyLimitBytes: 2048, maxStringLength: 4096 }), { message: /^maxStringLength/ })
+  t.throws(() => compileGatewayConfig({ auth: { enabled: false }, host: 'a b' }), { message: /^host/ })
 })
 
 t.test('JetStream stalls: 503 with Retry-After within the publish timeout, never a hang', async (t) => {

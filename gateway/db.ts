@@ -1,0 +1,110 @@
+/**
+ * The gateway's PostgreSQL: its own versioned migrations (applied under an advisory lock, so several gateways
+ * starting together apply each once) and the device credential store. A credential is `<id>.<secret>`; only
+ * an HMAC-SHA256 of the secret under a per-credential salt is stored. The secret is 32 random bytes, so a fast
+ * keyed hash is enough: there is nothing to brute-force, unlike a password.
+ */
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
+import type pg from 'pg'
+import type { EntityKind } from '../actors/mod.js'
+
+/** Arbitrary, fixed: the advisory lock key of the gateway's migrations ("pwgw"). */
+const MIGRATION_LOCK = 0x70776777
+
+const MIGRATIONS: readonly { version: number; sql: string }[] = [
+  {
+    version: 1,
+    sql: `CREATE TABLE device_credentials (
+      id          text PRIMARY KEY,
+      kind        text NOT NULL CHECK (kind IN ('sensor', 'vehicle')),
+      entity      text NOT NULL,
+      secret_hash text NOT NULL,
+      created_at  timestamptz NOT NULL DEFAULT now(),
+      revoked_at  timestamptz
+    );
+    CREATE INDEX device_credentials_entity ON device_credentials (kind, entity) WHERE revoked_at IS NULL;`,
+  },
+]
+
+/** Applies the migrations not yet recorded in gw_schema_migrations, each in its own transaction. */
+export async function migrate(pool: pg.Pool): Promise<number[]> {
+  const c = await pool.connect()
+  const applied: number[] = []
+  try {
+    await c.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK])
+    try {
+      await c.query('CREATE TABLE IF NOT EXISTS gw_schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())')
+      const done = new Set((await c.query<{ version: number }>('SELECT version FROM gw_schema_migrations')).rows.map((r) => r.version))
+      for (const m of MIGRATIONS) {
+        if (done.has(m.version)) continue
+        await c.query('BEGIN')
+        try {
+          await c.query(m.sql)
+          await c.query('INSERT INTO gw_schema_migrations (version) VALUES ($1)', [m.version])
+          await c.query('COMMIT')
+        } catch (err) {
+          await c.query('ROLLBACK')
+          throw err
+        }
+        applied.push(m.version)
+      }
+    } finally {
+      await c.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK])
+    }
+  } finally {
+    c.release()
+  }
+  return applied
+}
+
+export interface StoredCredential {
+  id: string
+  kind: EntityKind
+  entity: string
+  secretHash: string
+  revoked: boolean
+}
+
+export interface IssuedCredential {
+  id: string
+  kind: EntityKind
+  entity: string
+  /** `<id>.<secret>`: returned once, never stored. */
+  token: string
+  createdAt: string
+}
+
+const hashSecret = (salt: Buffer, secret: string): Buffer => createHmac('sha256', salt).update(secret).digest()
+
+/** Whether `secret` matches a stored `hmac-sha256:<salt hex>:<hash hex>`, in constant time. */
+export function secretMatches(stored: string, secret: string): boolean {
+  const [scheme, saltHex, hashHex] = stored.split(':')
+  if (scheme !== 'hmac-sha256' || saltHex === undefined || hashHex === undefined) return false
+  const expected = Buffer.from(hashHex, 'hex')
+  const got = hashSecret(Buffer.from(saltHex, 'hex'), secret)
+  return expected.length === got.length && timingSafeEqual(expected, got)
+}
+
+/** Issues a new credential; earlier ones of the entity stay valid until revoked (rotation without downtime). */
+export async function issueCredential(pool: pg.Pool, kind: EntityKind, entity: string): Promise<IssuedCredential> {
+  const id = `dc_${randomBytes(12).toString('hex')}`
+  const secret = randomBytes(32).toString('base64url')
+  const salt = randomBytes(16)
+  const stored = `hmac-sha256:${salt.toString('hex')}:${hashSecret(salt, secret).toString('hex')}`
+  const r = await pool.query<{ created_at: Date }>(
+    'INSERT INTO device_credentials (id, kind, entity, secret_hash) VALUES ($1, $2, $3, $4) RETURNING created_at', [id, kind, entity, stored])
+  return { id, kind, entity, token: `${id}.${secret}`, createdAt: (r.rows[0]?.created_at ?? new Date()).toISOString() }
+}
+
+/** Revokes a credential; false when there is no such credential (or it was revoked before). */
+export async function revokeCredential(pool: pg.Pool, id: string): Promise<boolean> {
+  const r = await pool.query('UPDATE device_credentials SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL', [id])
+  return (r.rowCount ?? 0) > 0
+}
+
+export async function loadCredential(pool: pg.Pool, id: string): Promise<StoredCredential | undefined> {
+  const r = await pool.query<{ id: string; kind: EntityKind; entity: string; secret_hash: string; revoked_at: Date | null }>(
+    'SELECT id, kind, entity, secret_hash, revoked_at FROM device_credentials WHERE id = $1', [id])
+  const row = r.rows[0]
+  return row && { id: row.id, kind: row.kind, entity: row.entity, secretHash: row.secret_hash, revoked: row.revoked_at !== null }
+}
