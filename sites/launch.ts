@@ -1,6 +1,6 @@
 /**
- * `npm start`: one local site on this machine: provisions the streams, starts two workers and the projector
- * (the same commands and environment the Nomad jobs use), feeds them with the simulator in real time, and
+ * `npm start`: one local site on this machine: provisions the streams, starts two workers, the projector and
+ * the gateway (the same commands and environment the Nomad jobs use), feeds them with the simulator in real time, and
  * prints where to look. Ctrl-C drains everything. The two-site version comes with the sites issue.
  *
  * Settings: PITWALL_* (docs/configuration.md); PITWALL_PG_URL defaults to a `pitwall` database on the local
@@ -9,7 +9,8 @@
 import { jetstreamManager } from '@nats-io/jetstream'
 import pg from 'pg'
 import { compileConfig, connectNats, optionsFromEnv, PitwallError, provision } from '../actors/mod.js'
-import { metricsPort, PROJECTOR_METRICS_PORT, projectorSpec, type Running, siteEnv, startService, stopService, workerSpec } from './local.js'
+import { createHash, randomBytes } from 'node:crypto'
+import { GATEWAY_PORT, gatewaySpec, metricsPort, PROJECTOR_METRICS_PORT, projectorSpec, type Running, siteEnv, startService, stopService, workerSpec } from './local.js'
 import { runSimulator } from './simulator.js'
 
 const WORKERS = 2
@@ -40,7 +41,14 @@ async function main(): Promise<void> {
   const onLog = (name: string, line: string): void => {
     if (verbose || /"level":"(warn|error)"/.test(line) || /partition acquired|started/.test(line)) process.stderr.write(`[${name}] ${line}\n`)
   }
-  const services: Running[] = [projectorSpec(env), ...Array.from({ length: WORKERS }, (_, i) => workerSpec(env, i))].map((s) => startService(s, onLog))
+  // Secrets for this run only: nothing is stored in the repository or on disk.
+  const adminKey = randomBytes(24).toString('hex')
+  const auth = {
+    jwtSecret: randomBytes(32).toString('hex'),
+    apiKeys: `local-admin:admin:sha256:${createHash('sha256').update(adminKey).digest('hex')}`,
+  }
+  const services: Running[] = [projectorSpec(env), ...Array.from({ length: WORKERS }, (_, i) => workerSpec(env, i)), gatewaySpec(env, auth)]
+    .map((s) => startService(s, onLog))
   const sensors = Number(process.env.PITWALL_SIM_SENSORS ?? 200)
   const cars = Number(process.env.PITWALL_SIM_CARS ?? 4)
   const abort = new AbortController()
@@ -67,13 +75,17 @@ async function main(): Promise<void> {
 
   process.stdout.write([
     '',
-    `pitwall: site ${cfg.site}, ${cfg.partitions} partitions, ${WORKERS} workers, projector, simulator (${sensors} sensors at 1 Hz, ${cars} race cars at 10 Hz)`,
+    `pitwall: site ${cfg.site}, ${cfg.partitions} partitions, ${WORKERS} workers, projector, gateway, simulator (${sensors} sensors at 1 Hz, ${cars} race cars at 10 Hz)`,
     '',
     `  NATS          ${cfg.natsUrl}   streams TLM (readings), OUT (outputs), KV pw_state`,
     `  PostgreSQL    ${pgUrl}`,
     `                psql ${pgUrl} -c 'SELECT entity, window_name, window_start, fields FROM window_aggregates ORDER BY updated_at DESC LIMIT 5'`,
     `                psql ${pgUrl} -c 'SELECT entity, type, severity, state, started_at FROM alerts ORDER BY updated_at DESC LIMIT 10'`,
     `  metrics       ${[...Array.from({ length: WORKERS }, (_, i) => metricsPort(i)), PROJECTOR_METRICS_PORT].map((p) => `http://127.0.0.1:${p}/metrics`).join('   ')}`,
+    `  gateway       http://127.0.0.1:${GATEWAY_PORT}   (admin API key for this run: ${adminKey})`,
+    `                curl -H 'X-API-Key: ${adminKey}' http://127.0.0.1:${GATEWAY_PORT}/v1/entities/sensor/env-0001/state`,
+    `                curl -H 'X-API-Key: ${adminKey}' -H 'content-type: application/json' http://127.0.0.1:${GATEWAY_PORT}/v1/readings \\`,
+    `                     -d '[{"kind":"sensor","id":"my-sensor","ts":'$(date +%s000)',"fields":{"temperature":21.5}}]'`,
     '  live state    node dist/sites/cli.js state sensor env-0001     node dist/sites/cli.js state vehicle car-01',
     '  ownership     node dist/sites/cli.js partitions',
     '  stop          Ctrl-C (workers drain and release their partitions)',

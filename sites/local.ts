@@ -32,6 +32,18 @@ export function workerSpec(env: Record<string, string>, index: number): ServiceS
 }
 
 export const PROJECTOR_METRICS_PORT = 9474
+export const GATEWAY_PORT = 8080
+
+/** The gateway with auth on: the caller supplies the secrets (generated per run by the local launcher). */
+export function gatewaySpec(env: Record<string, string>, auth: { jwtSecret: string; apiKeys: string }): ServiceSpec {
+  return {
+    name: 'gateway', script: 'gateway/bin.js',
+    env: {
+      ...env, PITWALL_GATEWAY_PORT: String(GATEWAY_PORT), PITWALL_GATEWAY_JWT_SECRET: auth.jwtSecret,
+      PITWALL_GATEWAY_API_KEYS: auth.apiKeys, PITWALL_GATEWAY_DATABASE_URL: env.PITWALL_PG_URL ?? '',
+    },
+  }
+}
 
 /** Metrics port of local worker `index` (9464, 9465, ...). */
 export function metricsPort(index: number): number {
