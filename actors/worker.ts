@@ -181,7 +181,7 @@ export class Worker {
       } catch (err) {
         this.runners.delete(p)
         this.log('error', 'partition start failed', { partition: p, err: String(err) })
-        await r.stop().catch(() => undefined)
+        await r.stop().catch((e: unknown) => this.log('warn', 'release after a failed start failed', { partition: p, err: String(e) }))
         return
       }
       this.log('info', 'partition acquired', { partition: p, token: held.record.token, cursor: held.record.cursor })
