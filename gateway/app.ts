@@ -2,7 +2,7 @@
  * The gateway's Fastify instance: root options (body limit, timeouts, strict validation), one error shape
  * `{code, message, item?}` for every failure, and the feature plugins, each encapsulated.
  */
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify'
 import fastifyJwt from '@fastify/jwt'
 import rateLimit from '@fastify/rate-limit'
 import pg from 'pg'
@@ -62,6 +62,13 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
     bodyLimit: cfg.bodyLimitBytes,
     requestTimeout: cfg.requestTimeoutMs,
     return503OnClosing: true,
+    // Path parameters longer than this are refused by the router before any route runs (GW_ERR_PARAMS_INVALID);
+    // shorter ones reach the route's own checks (id pattern, VIN) and get their specific code.
+    maxParamLength: 1024,
+    // Router-level failures (overlong parameter, malformed URL) in the gateway's error shape, not Fastify's.
+    frameworkErrors: (err, _req, reply: FastifyReply) => {
+      void reply.code(400).send(new GatewayError('GW_ERR_PARAMS_INVALID', err.message.slice(0, 200), { item: 'params' }).toJSON())
+    },
     // No coercion: "12" is not a number and an object is not a one-item array.
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
   })

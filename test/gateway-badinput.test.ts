@@ -8,6 +8,7 @@ import { jetstreamManager } from '@nats-io/jetstream'
 import { provision } from '../actors/mod.js'
 import { buildGateway, compileGatewayConfig } from '../gateway/mod.js'
 import { connectTo, startNats } from './helpers/nats.js'
+import { createTestDb } from './helpers/pg.js'
 
 const NOW = Date.now()
 const DAY = 86_400_000
@@ -99,12 +100,83 @@ const ITEM_CASES: [string, unknown, string][] = [
   ['item array', [ok()], 'GW_ERR_ITEM_NOT_OBJECT'],
   ['item number', 42, 'GW_ERR_ITEM_NOT_OBJECT'],
   ['item boolean', true, 'GW_ERR_ITEM_NOT_OBJECT'],
+  // --- added: types, numbers, unicode, keys, ranges (issue 3 list) ---
+  ['kind upper case', ok({ kind: 'SENSOR' }), 'GW_ERR_KIND_INVALID'],
+  ['kind Vehicle', ok({ kind: 'Vehicle' }), 'GW_ERR_KIND_INVALID'],
+  ['kind trailing space', ok({ kind: 'sensor ' }), 'GW_ERR_KIND_INVALID'],
+  ['kind plural', ok({ kind: 'sensors' }), 'GW_ERR_KIND_INVALID'],
+  ['kind null', ok({ kind: null }), 'GW_ERR_KIND_INVALID'],
+  ['kind array', ok({ kind: ['sensor'] }), 'GW_ERR_KIND_INVALID'],
+  ['kind object', ok({ kind: { name: 'sensor' } }), 'GW_ERR_KIND_INVALID'],
+  ['id 1000 chars', ok({ id: 'x'.repeat(1000) }), 'GW_ERR_ID_INVALID'],
+  ['id tab', ok({ id: 'a\tb' }), 'GW_ERR_ID_INVALID'],
+  ['id zero-width space', ok({ id: 'ab\u200b' }), 'GW_ERR_ID_INVALID'],
+  ['id RTL override', ok({ id: '\u202eab' }), 'GW_ERR_ID_INVALID'],
+  ['id trailing NUL', ok({ id: 'ab\u0000' }), 'GW_ERR_ID_INVALID'],
+  ['id DEL char', ok({ id: 'ab\u007f' }), 'GW_ERR_ID_INVALID'],
+  ['id BOM char', ok({ id: '\ufeffab' }), 'GW_ERR_ID_INVALID'],
+  ['id fullwidth letters', ok({ id: 'ａｂ' }), 'GW_ERR_ID_INVALID'],
+  ['id lone surrogate', ok({ id: 'a\ud800' }), 'GW_ERR_ID_INVALID'],
+  ['id object', ok({ id: { a: 1 } }), 'GW_ERR_ID_INVALID'],
+  ['id array', ok({ id: ['ok1'] }), 'GW_ERR_ID_INVALID'],
+  ['id space only', ok({ id: ' ' }), 'GW_ERR_ID_INVALID'],
+  ['ts float string', ok({ ts: `${NOW}.5` }), 'GW_ERR_TS_INVALID'],
+  ['ts "-Infinity"', ok({ ts: '-Infinity' }), 'GW_ERR_TS_INVALID'],
+  ['ts float 0.1 ms', ok({ ts: NOW + 0.1 }), 'GW_ERR_TS_INVALID'],
+  ['ts negative now', ok({ ts: -NOW }), 'GW_ERR_TS_INVALID'],
+  ['ts 2^53 (unsafe)', ok({ ts: 2 ** 53 }), 'GW_ERR_TS_INVALID'],
+  ['ts MAX_SAFE_INTEGER', ok({ ts: Number.MAX_SAFE_INTEGER }), 'GW_ERR_TS_IN_FUTURE'],
+  ['ts array', ok({ ts: [NOW] }), 'GW_ERR_TS_INVALID'],
+  ['ts object', ok({ ts: { $date: NOW } }), 'GW_ERR_TS_INVALID'],
+  ['ts empty string', ok({ ts: '' }), 'GW_ERR_TS_INVALID'],
+  ['fields boolean', withFields(true), 'GW_ERR_FIELDS_INVALID'],
+  ['fields number', withFields(1), 'GW_ERR_FIELDS_INVALID'],
+  ['fields array of objects', withFields([{ a: 1 }]), 'GW_ERR_FIELDS_INVALID'],
+  ['field name prototype', withFields({ prototype: 1 }), 'GW_ERR_FIELD_NAME_INVALID'],
+  ['field name control char', withFields({ 'a\u0001': 1 }), 'GW_ERR_FIELD_NAME_INVALID'],
+  ['field name newline', withFields({ 'a\nb': 1 }), 'GW_ERR_FIELD_NAME_INVALID'],
+  ['field name with $ (NoSQL operator)', withFields({ $gt: 1 }), 'GW_ERR_FIELD_NAME_INVALID'],
+  ['field name 1000 chars', withFields({ ['f'.repeat(1000)]: 1 }), 'GW_ERR_FIELD_NAME_INVALID'],
+  ['field value nested object 2 deep', withFields({ a: { b: { c: 1 } } }), 'GW_ERR_FIELD_VALUE_INVALID'],
+  ['field value empty object', withFields({ a: {} }), 'GW_ERR_FIELD_VALUE_INVALID'],
+  ['field value empty array', withFields({ a: [] }), 'GW_ERR_FIELD_VALUE_INVALID'],
+  ['field value "INF"', withFields({ a: 'INF' }), 'GW_ERR_FIELD_NOT_FINITE'],
+  ['field value "nan" lower', withFields({ a: 'nan' }), 'GW_ERR_FIELD_NOT_FINITE'],
+  ['field value "-NaN"', withFields({ a: '-NaN' }), 'GW_ERR_FIELD_NOT_FINITE'],
+  ['field value string 10k chars', withFields({ a: 'y'.repeat(10_000) }), 'GW_ERR_STRING_TOO_LONG'],
+  ['second field bad', withFields({ a: 1, b: null }), 'GW_ERR_FIELD_VALUE_INVALID'],
+  ['profile empty', ok({ profile: '' }), 'GW_ERR_PROFILE_INVALID'],
+  ['profile upper case', ok({ profile: 'ENVIRONMENT' }), 'GW_ERR_PROFILE_INVALID'],
+  ['profile __proto__', ok({ profile: '__proto__' }), 'GW_ERR_PROFILE_INVALID'],
+  ['profile null', ok({ profile: null }), 'GW_ERR_PROFILE_INVALID'],
+  ['loc lat -91', ok({ loc: { lat: -91, lon: 0 } }), 'GW_ERR_LOC_INVALID'],
+  ['loc lon 181', ok({ loc: { lat: 0, lon: 181 } }), 'GW_ERR_LOC_INVALID'],
+  ['loc lat "NaN"', ok({ loc: { lat: 'NaN', lon: 0 } }), 'GW_ERR_LOC_INVALID'],
+  ['loc lat boolean', ok({ loc: { lat: true, lon: 0 } }), 'GW_ERR_LOC_INVALID'],
+  ['loc empty object', ok({ loc: {} }), 'GW_ERR_LOC_INVALID'],
+  ['loc nested object', ok({ loc: { lat: { deg: 45 }, lon: 9 } }), 'GW_ERR_LOC_INVALID'],
+  ['loc GeoJSON point', ok({ loc: { type: 'Point', coordinates: [9, 45] } }), 'GW_ERR_LOC_INVALID'],
+  ['loc string', ok({ loc: '45,9' }), 'GW_ERR_LOC_INVALID'],
+  ['rid 1000 chars', ok({ rid: 'r'.repeat(1000) }), 'GW_ERR_RID_INVALID'],
+  ['rid tab', ok({ rid: 'a\tb' }), 'GW_ERR_RID_INVALID'],
+  ['rid DEL char', ok({ rid: 'a\u007f' }), 'GW_ERR_RID_INVALID'],
+  ['rid NUL', ok({ rid: 'a\u0000' }), 'GW_ERR_RID_INVALID'],
+  ['rid null', ok({ rid: null }), 'GW_ERR_RID_INVALID'],
+  ['rid object', ok({ rid: { id: 1 } }), 'GW_ERR_RID_INVALID'],
+  ['unknown property "Kind"', ok({ Kind: 'sensor' }), 'GW_ERR_ITEM_UNKNOWN_PROPERTY'],
+  ['unknown property "constructor"', ok({ constructor: 1 }), 'GW_ERR_ITEM_UNKNOWN_PROPERTY'],
+  ['unknown property "prototype"', ok({ prototype: {} }), 'GW_ERR_ITEM_UNKNOWN_PROPERTY'],
+  ['unknown property with nested object', ok({ meta: { a: { b: 1 } } }), 'GW_ERR_ITEM_UNKNOWN_PROPERTY'],
+  ['item empty object', {}, 'GW_ERR_KIND_INVALID'],
+  ['item empty array', [], 'GW_ERR_ITEM_NOT_OBJECT'],
 ]
 
 const VALID_VIN = '1M8GDM9AXKP042788'
 const deep = '['.repeat(5000) + ']'.repeat(5000)
 interface ReqCase { name: string; method?: 'GET' | 'POST'; url?: string; ct?: string; body?: string; headers?: Record<string, string>; status: number; code: string; first?: string }
 const json = (v: unknown): string => JSON.stringify(v)
+/** A one-item JSON array whose item is valid except for the raw JSON members in `members` (placed last, so they win). */
+const raw = (members: string): string => `[${json(ok({ id: 'raw1' })).slice(0, -1)},${members}}]`
 const REQ_CASES: ReqCase[] = [
   { name: 'truncated JSON', body: '[{"kind":"sensor"', status: 400, code: 'GW_ERR_BODY_MALFORMED' },
   { name: 'NaN literal', body: `[{"kind":"sensor","id":"s","ts":${NOW},"fields":{"a":NaN}}]`, status: 400, code: 'GW_ERR_BODY_MALFORMED' },
@@ -157,7 +229,115 @@ const REQ_CASES: ReqCase[] = [
   { name: 'state: id with encoded dot', method: 'GET', url: '/v1/entities/sensor/a%2Eb/state', status: 400, code: 'GW_ERR_ID_INVALID' },
   { name: 'state: id 65 chars', method: 'GET', url: `/v1/entities/sensor/${'s'.repeat(65)}/state`, status: 400, code: 'GW_ERR_ID_INVALID' },
   { name: 'state: unknown entity', method: 'GET', url: '/v1/entities/vehicle/nobody/state', status: 404, code: 'GW_ERR_ENTITY_UNKNOWN' },
+  // --- added: raw JSON the item table cannot express, encodings, headers, VINs, paths ---
+  { name: 'ts -0 (negative zero)', body: raw('"ts":-0'), status: 400, code: 'GW_ERR_BATCH_REJECTED', first: 'GW_ERR_TS_TOO_OLD' },
+  { name: 'ts 1e400 (exponent overflow)', body: raw('"ts":1e400'), status: 400, code: 'GW_ERR_BATCH_REJECTED', first: 'GW_ERR_TS_INVALID' },
+  { name: 'ts -1e400', body: raw('"ts":-1e400'), status: 400, code: 'GW_ERR_BATCH_REJECTED', first: 'GW_ERR_TS_INVALID' },
+  { name: 'ts as exponent literal (integer value)', body: raw(`"ts":${NOW / 1000}e3`), status: 200, code: '' },
+  { name: 'field 1e400', body: raw('"fields":{"a":1e400}'), status: 400, code: 'GW_ERR_BATCH_REJECTED', first: 'GW_ERR_FIELD_NOT_FINITE' },
+  { name: 'field -1e400', body: raw('"fields":{"a":-1e400}'), status: 400, code: 'GW_ERR_BATCH_REJECTED', first: 'GW_ERR_FIELD_NOT_FINITE' },
+  { name: 'field 1e-400 underflows to 0 (accepted)', body: raw('"fields":{"a":1e-400}'), status: 200, code: '' },
+  { name: 'field -0 (accepted)', body: raw('"fields":{"a":-0}'), status: 200, code: '' },
+  { name: 'field largest double (accepted)', body: raw('"fields":{"a":1.7976931348623157e308}'), status: 200, code: '' },
+  { name: 'field 400-digit integer', body: raw(`"fields":{"a":${'9'.repeat(400)}}`), status: 400, code: 'GW_ERR_BATCH_REJECTED', first: 'GW_ERR_FIELD_NOT_FINITE' },
+  { name: 'loc lat 1e400', body: raw('"loc":{"lat":1e400,"lon":0}'), status: 400, code: 'GW_ERR_BATCH_REJECTED', first: 'GW_ERR_LOC_INVALID' },
+  { name: 'duplicate key: last kind wins (invalid)', body: raw('"kind":"sensor","kind":"robot"'), status: 400, code: 'GW_ERR_BATCH_REJECTED', first: 'GW_ERR_KIND_INVALID' },
+  { name: 'duplicate key: last ts wins (valid)', body: raw(`"ts":0,"ts":${NOW}`), status: 200, code: '' },
+  { name: 'duplicate field name: last wins', body: raw('"fields":{"a":"NaN","a":1}'), status: 200, code: '' },
+  { name: '__proto__ inside fields', body: raw('"fields":{"__proto__":{"polluted":1}}'), status: 400, code: 'GW_ERR_BODY_MALFORMED' },
+  { name: '__proto__ inside loc', body: raw('"loc":{"__proto__":{"lat":1}}'), status: 400, code: 'GW_ERR_BODY_MALFORMED' },
+  { name: 'constructor key at item level', body: raw('"constructor":{"name":"x"}'), status: 400, code: 'GW_ERR_BATCH_REJECTED', first: 'GW_ERR_ITEM_UNKNOWN_PROPERTY' },
+  { name: 'NDJSON __proto__ at item level', ct: 'application/x-ndjson', body: `{"__proto__":{"x":1},"kind":"sensor","id":"s","ts":${NOW},"fields":{"a":1}}`, status: 400, code: 'GW_ERR_BATCH_REJECTED', first: 'GW_ERR_ITEM_UNKNOWN_PROPERTY' },
+  { name: 'NDJSON constructor.prototype', ct: 'application/x-ndjson', body: '{"constructor":{"prototype":{"x":1}}}', status: 400, code: 'GW_ERR_BATCH_REJECTED', first: 'GW_ERR_ITEM_UNKNOWN_PROPERTY' },
+  { name: 'NDJSON whitespace-only lines', ct: 'application/x-ndjson', body: ' \n\t\n \r\n', status: 400, code: 'GW_ERR_BATCH_EMPTY' },
+  { name: 'NDJSON CRLF lines and blank lines between', ct: 'application/x-ndjson', body: `${json(ok({ id: 'crlf1' }))}\r\n\r\n  \r\n${json(ok({ id: 'crlf2' }))}\r\n`, status: 200, code: '' },
+  { name: 'NDJSON 1e400 line', ct: 'application/x-ndjson', body: raw('"fields":{"a":1e400}').slice(1, -1), status: 400, code: 'GW_ERR_BATCH_REJECTED', first: 'GW_ERR_FIELD_NOT_FINITE' },
+  { name: 'NDJSON line is a number', ct: 'application/x-ndjson', body: '42', status: 400, code: 'GW_ERR_BATCH_REJECTED', first: 'GW_ERR_ITEM_NOT_OBJECT' },
+  { name: 'NDJSON too many lines', ct: 'application/x-ndjson', body: `${json(ok())}\n`.repeat(51), status: 413, code: 'GW_ERR_BATCH_TOO_LARGE' },
+  { name: 'JSON with a leading BOM (tolerated)', body: `\ufeff${json([ok({ id: 'bom1' })])}`, status: 200, code: '' },
+  { name: 'NDJSON with a leading BOM (tolerated)', ct: 'application/x-ndjson', body: `\ufeff${json(ok({ id: 'bom2' }))}`, status: 200, code: '' },
+  { name: 'JSON with a BOM in the middle', body: `[\ufeff${json(ok())}]`, status: 400, code: 'GW_ERR_BODY_MALFORMED' },
+  { name: 'whitespace-only JSON body', body: '   \n ', status: 400, code: 'GW_ERR_BODY_MALFORMED' },
+  { name: 'two JSON documents', body: `${json([ok()])}${json([ok()])}`, status: 400, code: 'GW_ERR_BODY_MALFORMED' },
+  { name: 'JSON comment', body: `[/* c */${json(ok())}]`, status: 400, code: 'GW_ERR_BODY_MALFORMED' },
+  { name: 'hex number literal', body: raw('"fields":{"a":0x10}'), status: 400, code: 'GW_ERR_BODY_MALFORMED' },
+  { name: 'leading-zero number', body: raw('"fields":{"a":01}'), status: 400, code: 'GW_ERR_BODY_MALFORMED' },
+  { name: 'raw control char in a string', body: raw('"fields":{"a":"x\u0001y"}'), status: 400, code: 'GW_ERR_BODY_MALFORMED' },
+  { name: 'invalid UTF-8 escape', body: raw('"fields":{"a":"\\uZZZZ"}'), status: 400, code: 'GW_ERR_BODY_MALFORMED' },
+  { name: 'charset=utf-8 (accepted)', ct: 'application/json; charset=utf-8', body: json([ok({ id: 'cs1' })]), status: 200, code: '' },
+  { name: 'charset=UTF-8 upper case (accepted)', ct: 'application/json; charset=UTF-8', body: json([ok({ id: 'cs2' })]), status: 200, code: '' },
+  { name: 'charset=utf-16', ct: 'application/json; charset=utf-16', body: json([ok()]), status: 415, code: 'GW_ERR_MEDIA_TYPE' },
+  { name: 'charset=latin1', ct: 'application/json; charset=latin1', body: json([ok()]), status: 415, code: 'GW_ERR_MEDIA_TYPE' },
+  { name: 'NDJSON charset=iso-8859-1', ct: 'application/x-ndjson; charset=iso-8859-1', body: json(ok()), status: 415, code: 'GW_ERR_MEDIA_TYPE' },
+  { name: 'application/json-seq', ct: 'application/json-seq', body: json([ok()]), status: 415, code: 'GW_ERR_MEDIA_TYPE' },
+  { name: 'multipart/form-data', ct: 'multipart/form-data; boundary=x', body: '--x--', status: 415, code: 'GW_ERR_MEDIA_TYPE' },
+  { name: 'Content-Encoding: gzip claim on plain JSON', body: json([ok()]), headers: { 'content-encoding': 'gzip' }, status: 415, code: 'GW_ERR_ENCODING_UNSUPPORTED' },
+  { name: 'Content-Encoding: deflate', body: json([ok()]), headers: { 'content-encoding': 'deflate' }, status: 415, code: 'GW_ERR_ENCODING_UNSUPPORTED' },
+  { name: 'Content-Encoding: br on NDJSON', ct: 'application/x-ndjson', body: json(ok()), headers: { 'content-encoding': 'br' }, status: 415, code: 'GW_ERR_ENCODING_UNSUPPORTED' },
+  { name: 'Content-Encoding: identity (accepted)', body: json([ok({ id: 'ident1' })]), headers: { 'content-encoding': 'identity' }, status: 200, code: '' },
+  { name: 'Idempotency-Key 1000 chars', body: json([ok()]), headers: { 'idempotency-key': 'k'.repeat(1000) }, status: 400, code: 'GW_ERR_IDEMPOTENCY_KEY_INVALID' },
+  { name: 'Idempotency-Key with a control char', body: json([ok()]), headers: { 'idempotency-key': 'a\u0001b' }, status: 400, code: 'GW_ERR_IDEMPOTENCY_KEY_INVALID' },
+  { name: 'Idempotency-Key with a tab', body: json([ok()]), headers: { 'idempotency-key': 'a\tb' }, status: 400, code: 'GW_ERR_IDEMPOTENCY_KEY_INVALID' },
+  { name: 'Idempotency-Key with DEL', body: json([ok()]), headers: { 'idempotency-key': 'a\u007fb' }, status: 400, code: 'GW_ERR_IDEMPOTENCY_KEY_INVALID' },
+  { name: 'Idempotency-Key empty', body: json([ok()]), headers: { 'idempotency-key': '' }, status: 400, code: 'GW_ERR_IDEMPOTENCY_KEY_INVALID' },
+  { name: 'Idempotency-Key 100 chars (accepted)', body: json([ok({ id: 'ik1' })]), headers: { 'idempotency-key': 'k'.repeat(100) }, status: 200, code: '' },
+  { name: 'VIN letter in position 9 (accepted, no check)', url: '/v1/vehicles/WVWZZZ1JZXW000001/telemetry', body: json([{ ts: NOW, fields: { a: 1 } }]), status: 200, code: '' },
+  { name: 'VIN all zeros (check digit 0, accepted)', url: '/v1/vehicles/00000000000000000/telemetry', body: json([{ ts: NOW, fields: { a: 1 } }]), status: 200, code: '' },
+  { name: 'VIN one lower-case letter', url: '/v1/vehicles/1M8GDM9AXkP042788/telemetry', body: json([{ ts: NOW, fields: { a: 1 } }]), status: 400, code: 'GW_ERR_VIN_INVALID' },
+  { name: 'VIN with encoded space', url: '/v1/vehicles/1M8GDM9AX%20P042788/telemetry', body: json([{ ts: NOW, fields: { a: 1 } }]), status: 400, code: 'GW_ERR_VIN_INVALID' },
+  { name: 'VIN with encoded NUL', url: '/v1/vehicles/1M8GDM9AX%00P042788/telemetry', body: json([{ ts: NOW, fields: { a: 1 } }]), status: 400, code: 'GW_ERR_VIN_INVALID' },
+  { name: 'VIN unicode look-alike', url: '/v1/vehicles/1M8GDM9AX%D0%9AP042788/telemetry', body: json([{ ts: NOW, fields: { a: 1 } }]), status: 400, code: 'GW_ERR_VIN_INVALID' },
+  { name: 'VIN 200 chars', url: `/v1/vehicles/${'A'.repeat(200)}/telemetry`, body: json([{ ts: NOW, fields: { a: 1 } }]), status: 400, code: 'GW_ERR_VIN_INVALID' },
+  { name: 'vehicle route: item names id', url: `/v1/vehicles/${VALID_VIN}/telemetry`, body: json([{ id: VALID_VIN, ts: NOW, fields: { a: 1 } }]), status: 400, code: 'GW_ERR_BATCH_REJECTED', first: 'GW_ERR_ITEM_UNKNOWN_PROPERTY' },
+  { name: 'sensor route: encoded control char id', url: '/v1/sensors/a%01b/readings', body: json([{ ts: NOW, fields: { a: 1 } }]), status: 400, code: 'GW_ERR_ID_INVALID' },
+  { name: 'sensor route: 1000-char id', url: `/v1/sensors/${'s'.repeat(1000)}/readings`, body: json([{ ts: NOW, fields: { a: 1 } }]), status: 400, code: 'GW_ERR_ID_INVALID' },
+  { name: 'sensor route: 5000-char id (router limit)', url: `/v1/sensors/${'s'.repeat(5000)}/readings`, body: json([{ ts: NOW, fields: { a: 1 } }]), status: 400, code: 'GW_ERR_PARAMS_INVALID' },
+  { name: 'state: 5000-char id (router limit)', method: 'GET', url: `/v1/entities/sensor/${'s'.repeat(5000)}/state`, status: 400, code: 'GW_ERR_PARAMS_INVALID' },
+  { name: 'charset quoted utf-8 (accepted)', ct: 'application/json; charset="utf-8"', body: json([ok({ id: 'cs3' })]), status: 200, code: '' },
+  { name: 'sensor route: empty batch', url: '/v1/sensors/s1/readings', body: '[]', status: 400, code: 'GW_ERR_BATCH_EMPTY' },
+  { name: 'state: kind upper case', method: 'GET', url: '/v1/entities/SENSOR/x/state', status: 400, code: 'GW_ERR_KIND_INVALID' },
+  { name: 'state: encoded unicode id', method: 'GET', url: '/v1/entities/sensor/%E2%80%AEab/state', status: 400, code: 'GW_ERR_ID_INVALID' },
 ]
+
+/** Auth header malformations with auth on: [name, headers]; every one is 401 GW_ERR_UNAUTHENTICATED. */
+const AUTH_CASES: [string, Record<string, string | string[]>][] = [
+  ['no credential', {}],
+  ['Authorization: Device with no token', { authorization: 'Device' }],
+  ['Authorization: Device with a space only', { authorization: 'Device ' }],
+  ['Device token garbage', { authorization: 'Device garbage' }],
+  ['Device token well-formed but unknown', { authorization: `Device dc_${'0'.repeat(24)}.${'A'.repeat(43)}` }],
+  ['Bearer with no token', { authorization: 'Bearer' }],
+  ['Bearer with garbage', { authorization: 'Bearer not.a.jwt' }],
+  ['Bearer alg none', { authorization: `Bearer ${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from('{"sub":"x","role":"admin"}').toString('base64url')}.` }],
+  ['lower-case scheme', { authorization: 'bearer x' }],
+  ['Basic scheme', { authorization: 'Basic YWRtaW46YWRtaW4=' }],
+  ['two Authorization headers', { authorization: ['Bearer a', 'Bearer b'] }],
+  ['Authorization and X-API-Key', { authorization: 'Bearer a', 'x-api-key': 'k' }],
+  ['two X-API-Key headers', { 'x-api-key': ['a', 'b'] }],
+  ['unknown X-API-Key', { 'x-api-key': 'nope' }],
+  ['empty X-API-Key', { 'x-api-key': '' }],
+]
+
+t.test('bad input with auth on: malformed credentials are 401 GW_ERR_UNAUTHENTICATED, nothing stored', async (t) => {
+  const db = await createTestDb()
+  t.teardown(() => db.drop())
+  const srv = await startNats()
+  t.teardown(() => srv.stop())
+  const nc = await connectTo(srv.url)
+  t.teardown(() => nc.close())
+  const cfg = compileGatewayConfig({ auth: { jwtSecret: 'j'.repeat(40), databaseUrl: db.url }, runtime: { natsUrl: srv.url, partitions: 4, workerId: 'gw-bad-auth' } })
+  const jsm = await jetstreamManager(nc)
+  await provision(nc, jsm, cfg.runtime)
+  const app = buildGateway({ nc, cfg })
+  t.teardown(() => app.close())
+  await app.ready()
+  for (const [name, headers] of AUTH_CASES) {
+    const res = await app.inject({ method: 'POST', url: '/v1/readings', headers, payload: [ok()] })
+    t.equal(res.statusCode, 401, `${name}: status`)
+    t.equal(res.json<{ code: string }>().code, 'GW_ERR_UNAUTHENTICATED', `${name}: code`)
+  }
+  t.equal((await jsm.streams.info('TLM')).state.messages, 0, 'nothing stored')
+})
 
 t.test('bad input: documented status and code, valid readings of mixed batches all stored', async (t) => {
   const srv = await startNats()
@@ -194,7 +374,7 @@ t.test('bad input: documented status and code, valid readings of mixed batches a
         headers: { ...(c.body !== undefined ? { 'content-type': c.ct ?? 'application/json' } : {}), ...c.headers },
         ...(c.body !== undefined ? { payload: c.body } : {}),
       })
-      t.equal(res.statusCode, c.status, 'status')
+      t.equal(res.statusCode, c.status, `status: ${res.body.slice(0, 160)}`)
       const body = res.json<Reply>()
       if (c.code) t.equal(body.code, c.code, 'code')
       if (c.status >= 400) t.type(body.message, 'string', 'message')
@@ -203,7 +383,7 @@ t.test('bad input: documented status and code, valid readings of mixed batches a
     })
   }
   t.test('nothing valid lost, nothing invalid stored, still serving', async (t) => {
-    t.ok(ITEM_CASES.length + REQ_CASES.length >= 60, `${ITEM_CASES.length + REQ_CASES.length} cases`)
+    t.ok(ITEM_CASES.length + REQ_CASES.length + AUTH_CASES.length >= 210, `${ITEM_CASES.length + REQ_CASES.length} cases`)
     t.equal((await jsm.streams.info('TLM')).state.messages, accepted, `stream holds exactly the ${accepted} accepted readings`)
     t.equal((await app.inject({ method: 'GET', url: '/healthz' })).statusCode, 200)
   })
