@@ -13,6 +13,7 @@ import { GatewayError, toGatewayError, type GatewayErrorCode } from './errors.js
 import { adminPlugin } from './admin.js'
 import { DeviceCredentials, installAuth, rateLimitKey } from './auth.js'
 import { migrate } from './db.js'
+import { corsReplyHeaders, installHeaders, securityHeaders } from './headers.js'
 import { healthPlugin } from './health.js'
 import { ingestPlugin } from './ingest.js'
 import { statePlugin, type StateOptions } from './state.js'
@@ -66,8 +67,9 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
     // shorter ones reach the route's own checks (id pattern, VIN) and get their specific code.
     maxParamLength: 1024,
     // Router-level failures (overlong parameter, malformed URL) in the gateway's error shape, not Fastify's.
-    frameworkErrors: (err, _req, reply: FastifyReply) => {
-      void reply.code(400).send(new GatewayError('GW_ERR_PARAMS_INVALID', err.message.slice(0, 200), { item: 'params' }).toJSON())
+    // These replies skip the hooks, so the security headers are set here too.
+    frameworkErrors: (err, req, reply: FastifyReply) => {
+      void reply.code(400).headers({ ...securityHeaders(cfg), 'cache-control': 'no-store', ...corsReplyHeaders(new Set(cfg.corsOrigins), req.headers.origin) }).send(new GatewayError('GW_ERR_PARAMS_INVALID', err.message.slice(0, 200), { item: 'params' }).toJSON())
     },
     // No coercion: "12" is not a number and an object is not a one-item array.
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
@@ -98,6 +100,8 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
   if (auth.jwtSecret !== undefined) {
     void app.register(fastifyJwt, { secret: auth.jwtSecret, sign: { algorithm: 'HS256' }, verify: { algorithms: ['HS256'] } })
   }
+  // Before auth: CORS preflights are answered without credentials; security headers go on every reply.
+  installHeaders(app, cfg)
   installAuth(app, auth, devices)
   void app.register(rateLimit, {
     global: true,

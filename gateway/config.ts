@@ -29,6 +29,10 @@ export interface GatewayOptions {
   retryAfterS?: number
   runtime?: RuntimeOptions
   auth?: AuthOptions
+  /** Browser origins allowed by CORS, exact (`https://app.example.com`), comma-separated or a list; none by default. */
+  corsOrigins?: string | readonly string[]
+  /** `Strict-Transport-Security: max-age=<this>` on every reply; 0 (default) sends none (set it when served over HTTPS). */
+  hstsMaxAgeS?: number
 }
 
 export const ROLES = ['viewer', 'operator', 'admin'] as const
@@ -83,6 +87,8 @@ export interface GatewayConfig {
   readonly retryAfterS: number
   readonly runtime: RuntimeConfig
   readonly auth: AuthConfig
+  readonly corsOrigins: readonly string[]
+  readonly hstsMaxAgeS: number
 }
 
 export const GATEWAY_DEFAULTS = {
@@ -98,6 +104,7 @@ export const GATEWAY_DEFAULTS = {
   publishTimeoutMs: 5_000,
   queryTimeoutMs: 1_000,
   retryAfterS: 1,
+  hstsMaxAgeS: 0,
   credentialCacheMs: 30_000,
   rateLimitMax: 6_000,
   rateLimitWindowMs: 60_000,
@@ -116,7 +123,10 @@ export const GATEWAY_ENV = {
   publishTimeoutMs: 'PITWALL_GATEWAY_PUBLISH_TIMEOUT_MS',
   queryTimeoutMs: 'PITWALL_GATEWAY_QUERY_TIMEOUT_MS',
   retryAfterS: 'PITWALL_GATEWAY_RETRY_AFTER_S',
+  hstsMaxAgeS: 'PITWALL_GATEWAY_HSTS_MAX_AGE_S',
 } as const
+
+export const GATEWAY_CORS_ENV = 'PITWALL_GATEWAY_CORS_ORIGINS'
 
 export const GATEWAY_AUTH_ENV = {
   enabled: 'PITWALL_GATEWAY_AUTH',
@@ -208,6 +218,8 @@ export function gatewayOptionsFromEnv(env: Record<string, string | undefined>): 
   const o: GatewayOptions = { runtime: optionsFromEnv(env), auth: authOptionsFromEnv(env) }
   const host = env[GATEWAY_ENV.host]
   if (host) o.host = host
+  const cors = env[GATEWAY_CORS_ENV]
+  if (cors) o.corsOrigins = cors
   for (const k of Object.keys(GATEWAY_ENV) as (keyof typeof GATEWAY_ENV)[]) {
     if (k === 'host') continue
     const raw = env[GATEWAY_ENV[k]]
@@ -222,6 +234,30 @@ export function gatewayOptionsFromEnv(env: Record<string, string | undefined>): 
 function int(setting: string, v: number, min: number, max: number): number {
   if (!Number.isInteger(v) || v < min || v > max) throw new ConfigError(setting, `must be an integer in [${min}, ${max}], got ${v}`)
   return v
+}
+
+/**
+ * Exact origins only (`scheme://host[:port]`, as browsers send them): no `*`, no wildcards, no paths, because
+ * the gateway answers with the caller's own origin and that must never be a pattern.
+ */
+export function parseCorsOrigins(raw: string | readonly string[]): string[] {
+  const list = typeof raw === 'string' ? raw.split(',') : [...raw]
+  const out: string[] = []
+  for (const entry of list.map((e) => e.trim()).filter((e) => e !== '')) {
+    if (entry.includes('*')) throw new ConfigError(GATEWAY_CORS_ENV, 'wildcards are not allowed: list exact origins')
+    let origin: string | undefined
+    try {
+      const u = new URL(entry)
+      if (u.protocol === 'http:' || u.protocol === 'https:') origin = u.origin
+    } catch {
+      origin = undefined
+    }
+    if (origin === undefined || origin !== entry) {
+      throw new ConfigError(GATEWAY_CORS_ENV, `${JSON.stringify(entry.slice(0, 100))} is not an exact origin like https://app.example.com (lower case, no path, no trailing slash)`)
+    }
+    if (!out.includes(origin)) out.push(origin)
+  }
+  return out
 }
 
 /** Validates options, applies defaults, rejects contradictions; the result is frozen. */
@@ -252,6 +288,8 @@ export function compileGatewayConfig(o: GatewayOptions = {}): GatewayConfig {
     retryAfterS: int('retryAfterS', o.retryAfterS ?? d.retryAfterS, 1, 3_600),
     runtime: compileConfig(o.runtime ?? {}),
     auth: compileAuth(o.auth ?? {}),
+    corsOrigins: Object.freeze(parseCorsOrigins(o.corsOrigins ?? [])),
+    hstsMaxAgeS: int('hstsMaxAgeS', o.hstsMaxAgeS ?? d.hstsMaxAgeS, 0, 63_072_000),
   }
   return Object.freeze(cfg)
 }

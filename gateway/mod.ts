@@ -1,7 +1,7 @@
 /** The public face of the gateway: what bin.ts, sites/ and tests may use. */
 export { buildGateway } from './app.js'
 export type { GatewayDeps } from './app.js'
-export { compileGatewayConfig, gatewayOptionsFromEnv, parseApiKeys, GATEWAY_AUTH_ENV, GATEWAY_DEFAULTS, GATEWAY_ENV, ROLES } from './config.js'
+export { compileGatewayConfig, gatewayOptionsFromEnv, parseApiKeys, parseCorsOrigins, GATEWAY_AUTH_ENV, GATEWAY_CORS_ENV, GATEWAY_DEFAULTS, GATEWAY_ENV, ROLES } from './config.js'
 export type { ApiKey, AuthConfig, AuthOptions, GatewayConfig, GatewayOptions, Role } from './config.js'
 export type { Access, Principal } from './auth.js'
 export { migrate } from './db.js'
