@@ -51,3 +51,36 @@ t.test('projector registry mirrors its stats without double counting', async (t)
   t.match(body, new RegExp(`${METRICS.projectorApplied}\\{site="a",service="projector"\\} 15`))
   t.match(body, new RegExp(`${METRICS.projectorLastSeq}\\{site="a",service="projector"\\} 42`))
 })
+
+t.test('series per process stay bounded with 100,000 entities', async (t) => {
+  const srv = await startNats()
+  t.teardown(() => srv.stop())
+  const nc = await connectTo(srv.url)
+  t.teardown(() => nc.close())
+  const cfg = compileConfig({ natsUrl: srv.url, partitions: 8, heartbeatMs: 200, leaseTtlMs: 2000, checkpointIntervalMs: 500, workerId: 'card1' })
+  const w = new Worker({ cfg, profiles: [sumProfile], log: () => undefined })
+  await w.start()
+  t.teardown(() => w.stop())
+  const { registry } = workerRegistry(w, { site: 'a', worker: 'card1' })
+  const lines = async (): Promise<string[]> => (await registry.metrics()).split('\n').filter((l) => l && !l.startsWith('#'))
+  const ours = async (): Promise<number> => (await lines()).filter((l) => l.startsWith('pitwall_')).length
+  const before = await ours()
+  const js = jetstream(nc)
+  const N = 100_000
+  for (let i = 0; i < N; i += 1000) {
+    await Promise.all(Array.from({ length: 1000 }, (_, k) => {
+      const id = `c${i + k}`
+      return js.publish(tlmSubject('a', partitionOf('sensor', id, 8), 'sensor', id), JSON.stringify({ ts: 1_700_000_000_000, fields: { v: 1 }, profile: 'testsum' }))
+    }))
+  }
+  for (let i = 0; i < 600 && w.stats.processed < N; i++) await new Promise((r) => setTimeout(r, 100))
+  t.equal(w.stats.processed, N, '100,000 distinct entities processed')
+  t.equal(w.activeActors(), N, 'all active')
+  const after = await ours()
+  const total = (await lines()).length
+  t.comment(`pitwall series: ${before} before, ${after} after 100,000 entities; ${total} series in all with the default process metrics`)
+  // Bound: one series per counter and gauge, three lease-change labels, 13 lines of the checkpoint histogram.
+  t.ok(after <= 32, `pitwall series bounded by 32, independent of entities (${after})`)
+  t.ok(after - before <= 3, 'only the lease-change labels appear after start')
+  t.ok(total < 200, `under 200 series per worker process in all (${total})`)
+})
