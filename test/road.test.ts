@@ -1,0 +1,287 @@
+/**
+ * The vehicle/road profile through the real ActorCell (test/helpers/harness.ts): trips at their boundaries,
+ * distance against a naive reference, GPS-jump rejection, geofences, DTCs, overheat / low fuel with durations
+ * and hysteresis, staleness on a processing-time tick, late readings, config validation, snapshot/restore.
+ */
+import t from 'tap'
+import fc from 'fast-check'
+import { ActorCell } from '../actors/cell.js'
+import { ConfigError } from '../actors/errors.js'
+import { ROAD_DEFAULTS, road, type RoadConfig, type RoadView } from '../actors/kinds/vehicle/road.js'
+import type { AlertBody, FieldValue, Reading, ScoreBody } from '../actors/types.js'
+import { runActor, type EmittedOutput, type HarnessMessage } from './helpers/harness.js'
+
+const entity = { kind: 'vehicle', id: 'V1' } as const
+const T0 = 1_700_006_400_000 // 2023-11-15T00:00:00Z, a UTC day boundary
+const C = ROAD_DEFAULTS
+
+const rd = (ts: number, fields: Record<string, FieldValue>): HarnessMessage => ({ reading: { ts, fields } })
+const alerts = (outs: EmittedOutput[], type?: string): AlertBody[] =>
+  outs.filter((o) => o.type === 'alert').map((o) => o.body as AlertBody).filter((b) => type === undefined || b.type === type)
+const trips = (outs: EmittedOutput[]): ScoreBody[] => outs.filter((o) => o.type === 'score').map((o) => o.body as ScoreBody)
+/** The ConfigError setting thrown by `fn`, or undefined. */
+const settingOf = (fn: () => unknown): string | undefined => {
+  try { fn() } catch (e) { return e instanceof ConfigError ? e.setting : `not a ConfigError: ${String(e)}` }
+  return undefined
+}
+const view = (r: { cell: ActorCell }): RoadView => r.cell.query() as RoadView
+
+/** Naive great-circle distance in metres via 3-D unit vectors and the chord. */
+function naiveM(lat1: number, lon1: number, lat2: number, lon2: number): number {
+  const v = (la: number, lo: number): number[] => {
+    const a = (la * Math.PI) / 180, b = (lo * Math.PI) / 180
+    return [Math.cos(a) * Math.cos(b), Math.cos(a) * Math.sin(b), Math.sin(a)]
+  }
+  const p = v(lat1, lon1), q = v(lat2, lon2)
+  const chord = Math.hypot((p[0] as number) - (q[0] as number), (p[1] as number) - (q[1] as number), (p[2] as number) - (q[2] as number))
+  return 2 * 6_371_008.8 * Math.asin(chord / 2)
+}
+
+void t.test('trip starts above 5 km/h and ends after 3 min stopped (boundaries)', async (t) => {
+  const m: HarnessMessage[] = [
+    rd(T0, { speed: 0 }),
+    rd(T0 + 10_000, { speed: 5 }), // not above 5: no trip
+    rd(T0 + 20_000, { speed: 5.1 }), // trip starts here
+    rd(T0 + 60_000, { speed: 80 }),
+    rd(T0 + 100_000, { speed: 0 }), // stop begins
+    rd(T0 + 100_000 + 179_999, { speed: 30 }), // moving again 1 ms short of 3 min: same trip
+    rd(T0 + 300_000, { speed: 0 }), // stop begins
+    rd(T0 + 479_999, { speed: 0 }), // 1 ms short of 3 min stopped: still in the trip
+    rd(T0 + 480_000, { speed: 0 }), // exactly 3 min: the trip ends at T0+300_000
+    rd(T0 + 500_000, { speed: 40 }), // a new trip
+  ]
+  const before = runActor(road, entity, m.slice(0, 8))
+  t.equal(trips(before.outputs).length, 0, 'no trip ends before 3 min stopped')
+  t.same(view(before).trip, { start: T0 + 20_000, distance_km: 0, max_speed: 80, stopped_since: T0 + 300_000 })
+  const r = runActor(road, entity, m)
+  const tr = trips(r.outputs)
+  t.equal(tr.length, 1)
+  const f = tr[0]?.factors
+  t.equal(tr[0]?.name, 'trip')
+  t.equal(f?.['start_ts'], T0 + 20_000)
+  t.equal(f?.['end_ts'], T0 + 300_000)
+  t.equal(f?.['duration_s'], 280)
+  t.equal(f?.['max_speed'], 80)
+  const out = r.outputs.find((o) => o.type === 'score')
+  t.equal(out?.id, `vehicle:V1:score:trip:${T0 + 20_000}`)
+  t.equal(out?.ts, T0 + 300_000)
+  t.equal(view(r).trip?.start, T0 + 500_000, 'the next trip is current')
+  // A reading arriving after a long gap while moving ends the old trip at its stop and starts a new one.
+  const r2 = runActor(road, entity, [rd(T0, { speed: 50 }), rd(T0 + 1000, { speed: 0 }), rd(T0 + 600_000, { speed: 50 })])
+  t.same(trips(r2.outputs).map((b) => [b.factors['start_ts'], b.factors['end_ts']]), [[T0, T0 + 1000]])
+  t.equal(view(r2).trip?.start, T0 + 600_000)
+  // Silence (unit powered off) for >= 3 min ends the trip at the last reading before the gap, even while moving.
+  const r3 = runActor(road, entity, [rd(T0, { speed: 50 }), rd(T0 + 30_000, { speed: 20 }), rd(T0 + 209_999, { speed: 20 }),
+    rd(T0 + 389_999, { speed: 0 })])
+  t.same(trips(r3.outputs).map((b) => [b.factors['start_ts'], b.factors['end_ts']]), [[T0, T0 + 209_999]])
+  t.equal(view(r3).trip, null)
+})
+
+void t.test('distance matches a naive reference on random tracks; trip avg speed', async (t) => {
+  const step = fc.record({
+    dLat: fc.double({ min: -0.004, max: 0.004, noNaN: true }),
+    dLon: fc.double({ min: -0.004, max: 0.004, noNaN: true }),
+    dt: fc.integer({ min: 5_000, max: 20_000 }),
+  })
+  fc.assert(fc.property(fc.double({ min: -60, max: 60, noNaN: true }), fc.double({ min: -170, max: 170, noNaN: true }),
+    fc.array(step, { minLength: 1, maxLength: 60 }), (lat0, lon0, steps) => {
+      let lat = lat0, lon = lon0, ts = T0
+      const m: HarnessMessage[] = [rd(ts, { lat, lon, speed: 30 })]
+      let want = 0
+      for (const s of steps) {
+        const nl = lat + s.dLat, no = lon + s.dLon
+        const d = naiveM(lat, lon, nl, no)
+        ts += s.dt
+        // Keep every step under the jump limit (0.004° ~ 450 m per >= 5 s could exceed it): skip those.
+        if (d / 1000 / (s.dt / 3_600_000) > 190) { ts -= s.dt; continue }
+        lat = nl; lon = no; want += d
+        m.push(rd(ts, { lat, lon, speed: 30 }))
+      }
+      const v = view(runActor(road, entity, m))
+      return Math.abs(v.distanceToday.km * 1000 - want) < 1e-6 * Math.max(1, want) + 1e-6
+        && Math.abs((v.trip?.distance_km ?? 0) * 1000 - want) < 1e-6 * Math.max(1, want) + 1e-6
+        && Math.abs(v.odometerKm * 1000 - want) < 1e-6 * Math.max(1, want) + 1e-6
+    }), { numRuns: 300 })
+  // 0.01° of latitude ~ 1.112 km in 60 s at 66.7 km/h, then stop for 3 min.
+  const r = runActor(road, entity, [rd(T0, { lat: 45, lon: 7, speed: 60 }), rd(T0 + 60_000, { lat: 45.01, lon: 7, speed: 0 }),
+    rd(T0 + 240_000, { lat: 45.01, lon: 7, speed: 0 })])
+  const f = trips(r.outputs)[0]?.factors ?? {}
+  t.ok(Math.abs((f['distance_km'] ?? 0) - 1.1119) < 0.001, `distance ${f['distance_km']}`)
+  t.ok(Math.abs((f['avg_speed'] ?? 0) - 66.71) < 0.1, `avg ${f['avg_speed']}`)
+})
+
+void t.test('GPS jumps (> 200 km/h implied) are ignored', async (t) => {
+  const r = runActor(road, entity, [
+    rd(T0, { lat: 45, lon: 7, speed: 50 }),
+    rd(T0 + 10_000, { lat: 46, lon: 7, speed: 50 }), // 111 km in 10 s
+    rd(T0 + 20_000, { lat: 45.001, lon: 7, speed: 50 }), // 111 m in 20 s from the last good fix
+  ])
+  const v = view(r)
+  t.ok(Math.abs(v.distanceToday.km - 0.1112) < 0.001, `distance ${v.distanceToday.km}`)
+  t.equal(v.gpsJumps, 1)
+  t.same(v.position, { ts: T0 + 20_000, lat: 45.001, lon: 7, heading: null })
+  const r2 = runActor(road, entity, [rd(T0, { lat: 45, lon: 7 }), rd(T0 + 10_000, { lat: 46, lon: 7 })])
+  t.same(view(r2).position, { ts: T0, lat: 45, lon: 7, heading: null }, 'a jump does not move the position')
+  // Exactly at the limit is accepted: 200 km/h for 18 s = 1 km.
+  const lat1 = 45 + 1 / 111.19508
+  const r3 = runActor(road, entity, [rd(T0, { lat: 45, lon: 7 }), rd(T0 + 18_100, { lat: lat1, lon: 7 })])
+  t.equal(view(r3).gpsJumps, 0)
+})
+
+void t.test('geofence enter/exit as info alerts', async (t) => {
+  const config: RoadConfig = { ...C, geofences: [{ id: 'depot', lat: 45, lon: 7, radiusM: 500 }, { id: 'yard', lat: 45.1, lon: 7, radiusM: 200 }] }
+  const r = runActor(road, entity, [
+    rd(T0, { lat: 44.99, lon: 7 }), // ~1.1 km away
+    rd(T0 + 60_000, { lat: 44.996, lon: 7 }), // ~445 m: inside
+    rd(T0 + 70_000, { lat: 44.9965, lon: 7 }), // still inside: nothing
+    rd(T0 + 120_000, { lat: 45.006, lon: 7 }), // ~667 m: outside
+  ], { config })
+  const a = alerts(r.outputs, 'geofence')
+  t.same(a.map((b) => [b.state, b.severity, b.start, b.end ?? null, b.details?.['geofence']]),
+    [['open', 'info', T0 + 60_000, null, 'depot'], ['close', 'info', T0 + 60_000, T0 + 120_000, 'depot']])
+  t.equal(a[0]?.alertId, `vehicle:V1:geofence:depot:${T0 + 60_000}`)
+  t.equal(a[0]?.threshold, 500)
+  t.equal(settingOf(() => runActor(road, entity, [], { config: { ...C, geofences: [{ id: 'x', lat: 95, lon: 0, radiusM: 1 }] } })),
+    'road.geofences[0].lat')
+})
+
+void t.test('DTC alerts open and close per code', async (t) => {
+  const r = runActor(road, entity, [
+    rd(T0, { dtc: '' }),
+    rd(T0 + 1000, { dtc: 'P0301,P0420' }),
+    rd(T0 + 2000, { rpm: 900 }), // no dtc field: no change
+    rd(T0 + 3000, { dtc: 'P0420, P0301' }),
+    rd(T0 + 4000, { dtc: 'P0420' }),
+    rd(T0 + 5000, { dtc: '' }),
+    rd(T0 + 6000, { dtc: 'P0301' }),
+  ])
+  const a = alerts(r.outputs, 'dtc')
+  t.same(a.map((b) => [b.state, b.details?.['code'], b.start, b.end ?? null]), [
+    ['open', 'P0301', T0 + 1000, null], ['open', 'P0420', T0 + 1000, null],
+    ['close', 'P0301', T0 + 1000, T0 + 4000],
+    ['close', 'P0420', T0 + 1000, T0 + 5000],
+    ['open', 'P0301', T0 + 6000, null],
+  ])
+  t.ok(a.every((b) => b.severity === 'warning'))
+  t.same(view(r).openAlerts.map((x) => x.alertId), [`vehicle:V1:dtc:P0301:${T0 + 6000}`])
+  const ids = r.outputs.map((o) => o.id)
+  t.equal(new Set(ids).size, ids.length, 'output ids are unique')
+})
+
+void t.test('engine overheat: > 110 °C for 30 s, hysteresis 5', async (t) => {
+  const r = runActor(road, entity, [
+    rd(T0, { coolant_temp: 111 }),
+    rd(T0 + 29_999, { coolant_temp: 115 }),
+    rd(T0 + 30_000, { coolant_temp: 110 }), // not above 110: resets the duration
+    rd(T0 + 40_000, { coolant_temp: 112 }),
+    rd(T0 + 70_000, { coolant_temp: 113 }), // 30 s: opens, start T0+40_000
+    rd(T0 + 80_000, { coolant_temp: 105 }), // within the hysteresis: stays open
+    rd(T0 + 90_000, { coolant_temp: 104.9 }), // closes
+  ])
+  const a = alerts(r.outputs, 'engine_overheat')
+  t.same(a.map((b) => [b.state, b.severity, b.start, b.end ?? null, b.value, b.threshold]), [
+    ['open', 'critical', T0 + 40_000, null, 113, 110], ['close', 'critical', T0 + 40_000, T0 + 90_000, 104.9, 110]])
+  t.equal(r.outputs.find((o) => o.type === 'alert')?.id, `vehicle:V1:alert:vehicle:V1:engine_overheat:${T0 + 40_000}:open:5`)
+})
+
+void t.test('low fuel: < 10 % for 60 s, hysteresis 3', async (t) => {
+  const r = runActor(road, entity, [
+    rd(T0, { fuel_level: 9.9 }),
+    rd(T0 + 59_999, { fuel_level: 9 }),
+    rd(T0 + 60_000, { fuel_level: 8 }), // opens
+    rd(T0 + 70_000, { fuel_level: 13 }), // not above 13: stays open
+    rd(T0 + 80_000, { fuel_level: 13.1 }), // closes
+    rd(T0 + 90_000, { fuel_level: 5 }),
+    rd(T0 + 100_000, { fuel_level: 10 }), // not below 10: resets
+    rd(T0 + 110_000, { fuel_level: 5 }),
+  ])
+  const a = alerts(r.outputs, 'low_fuel')
+  t.same(a.map((b) => [b.state, b.severity, b.start, b.end ?? null]), [
+    ['open', 'warning', T0, null], ['close', 'warning', T0, T0 + 80_000]])
+})
+
+void t.test('staleness: unit_offline on a processing-time tick, closed by the next reading', async (t) => {
+  const cell = new ActorCell(road, C, entity)
+  const outs: EmittedOutput[] = []
+  const emit = (o: EmittedOutput): void => { outs.push(o) }
+  const P = 5_000_000
+  cell.applyReading(1, P, { ts: T0, fields: { speed: 0 } }, emit)
+  t.equal(cell.nextProcTimer(), P + 600_000)
+  cell.applyReading(2, P + 60_000, { ts: T0 + 60_000, fields: { speed: 0 } }, emit)
+  t.equal(cell.applyTick(3, P + 659_999, emit), false, 'not yet due')
+  t.equal(outs.length, 0)
+  t.equal(cell.applyTick(4, P + 660_000, emit), true)
+  const a = alerts(outs, 'unit_offline')
+  t.same(a.map((b) => [b.state, b.severity, b.start]), [['open', 'warning', T0 + 60_000]])
+  t.equal(outs[0]?.id, `vehicle:V1:alert:vehicle:V1:unit_offline:${T0 + 60_000}:open:4`)
+  t.equal(cell.applyTick(5, P + 700_000, emit), false, 'fires once')
+  t.same((cell.query() as RoadView).openAlerts.map((x) => x.type), ['unit_offline'])
+  cell.applyReading(6, P + 800_000, { ts: T0 + 800_000, fields: { speed: 0 } }, emit)
+  t.same(alerts(outs, 'unit_offline').map((b) => [b.state, b.start, b.end ?? null]),
+    [['open', T0 + 60_000, null], ['close', T0 + 60_000, T0 + 800_000]])
+  t.equal(cell.nextProcTimer(), P + 1_400_000, 're-armed')
+})
+
+void t.test('late readings are emitted as late and not applied', async (t) => {
+  const r = runActor(road, entity, [
+    rd(T0, { lat: 45, lon: 7, speed: 40 }),
+    rd(T0 + 10_000, { lat: 45.001, lon: 7, speed: 40 }),
+    rd(T0 + 5_000, { lat: 45.05, lon: 7, speed: 0, dtc: 'P0300' }),
+    rd(T0 + 10_000, { lat: 45.002, lon: 7, speed: 40 }), // same time as the last applied: applied (but a GPS jump)
+  ])
+  const late = r.outputs.filter((o) => o.type === 'late')
+  t.equal(late.length, 1)
+  t.equal(late[0]?.id, 'vehicle:V1:late:late:3')
+  t.equal(alerts(r.outputs).length, 0)
+  const v = view(r)
+  t.equal(v.late, 1)
+  t.same(v.position, { ts: T0 + 10_000, lat: 45.001, lon: 7, heading: null })
+  t.equal(v.gpsJumps, 1, 'the equal-time moved fix is a jump (zero time, non-zero distance)')
+  t.ok(Math.abs(v.distanceToday.km - 0.1112) < 0.001)
+})
+
+void t.test('config validation names the setting', async (t) => {
+  const bad = (patch: Partial<RoadConfig>, setting: string): void => {
+    t.equal(settingOf(() => new ActorCell(road, { ...C, ...patch }, entity)), setting)
+  }
+  bad({ tripStopMs: -1 }, 'road.tripStopMs')
+  bad({ overheatC: Number.NaN }, 'road.overheatC')
+  bad({ maxJumpKmh: 0 }, 'road.maxJumpKmh')
+  bad({ staleAfterMs: 0 }, 'road.staleAfterMs')
+  bad({ geofences: [{ id: 'a', lat: 0, lon: 0, radiusM: 0 }] }, 'road.geofences[0].radiusM')
+  bad({ geofences: [{ id: 'a', lat: 0, lon: 0, radiusM: 1 }, { id: 'a', lat: 0, lon: 0, radiusM: 1 }] }, 'road.geofences[1].id')
+  t.doesNotThrow(() => new ActorCell(road, C, entity))
+})
+
+void t.test('snapshot/restore mid-run gives identical outputs and state', async (t) => {
+  const config: RoadConfig = { ...C, geofences: [{ id: 'g', lat: 45, lon: 7, radiusM: 300 }] }
+  const codes = ['P0301', 'P0420', 'U0100']
+  const msg = fc.record({
+    dt: fc.integer({ min: -20_000, max: 120_000 }),
+    dLat: fc.double({ min: -0.002, max: 0.002, noNaN: true }),
+    speed: fc.integer({ min: 0, max: 90 }),
+    cool: fc.integer({ min: 95, max: 120 }),
+    fuel: fc.integer({ min: 0, max: 20 }),
+    dtc: fc.subarray(codes),
+    tick: fc.boolean(),
+    gap: fc.integer({ min: 1_000, max: 700_000 }),
+  })
+  fc.assert(fc.property(fc.array(msg, { minLength: 1, maxLength: 80 }), fc.array(fc.nat(80), { maxLength: 4 }), (ms, cuts) => {
+    let ts = T0, lat = 45, proc = 1_000_000
+    const m: HarnessMessage[] = []
+    for (const x of ms) {
+      proc += x.gap
+      if (x.tick) { m.push({ tick: true, procTime: proc }); continue }
+      ts += x.dt; lat += x.dLat
+      const reading: Reading = { ts, fields: { lat, lon: 7, speed: x.speed, coolant_temp: x.cool, fuel_level: x.fuel, dtc: x.dtc.join(',') } }
+      m.push({ reading, procTime: proc })
+    }
+    const a = runActor(road, entity, m, { config })
+    const b = runActor(road, entity, m, { config, snapshotBefore: cuts.filter((c) => c < m.length) })
+    const ids = a.outputs.map((o) => o.id)
+    return JSON.stringify(a.outputs) === JSON.stringify(b.outputs) && JSON.stringify(a.cell.query()) === JSON.stringify(b.cell.query())
+      && new Set(ids).size === ids.length
+  }), { numRuns: 300 })
+  t.pass('property held')
+  t.throws(() => road.codec.decode({}, 2))
+})
