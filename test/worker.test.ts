@@ -151,3 +151,47 @@ t.test('bad messages in the log are counted and skipped; good readings beside th
   t.equal(w.stats.processed, good, 'every good reading processed')
   t.equal(w.stats.invalid, 31, 'every bad message counted as invalid')
 })
+
+t.test('every registered profile runs in a worker and answers live queries', async (t) => {
+  const { PROFILES } = await import('../actors/kinds/registry.js')
+  const srv = await startNats()
+  t.teardown(() => srv.stop())
+  const nc = await connectTo(srv.url)
+  t.teardown(() => nc.close())
+  const cfg = compileConfig({ natsUrl: srv.url, partitions: 4, heartbeatMs: 100, leaseTtlMs: 1000, checkpointIntervalMs: 200, workerId: 'reg1' })
+  const w = new Worker({ cfg, profiles: PROFILES, log: quiet })
+  await w.start()
+  t.teardown(() => w.stop())
+  const js = jetstream(nc)
+  const t0 = 1_700_000_000_000
+  const samples: Record<string, { kind: 'sensor' | 'vehicle'; fields: (i: number) => Record<string, number | string | boolean> }> = {
+    environment: { kind: 'sensor', fields: (i) => ({ temperature: 20 + i, humidity: 40, co2: 500, battery: 90, status: 'ok' }) },
+    asset: { kind: 'sensor', fields: (i) => ({ vibration: 2 + i * 0.01, temperature: 45, pressure: 5, flow: 10 }) },
+    race: { kind: 'vehicle', fields: (i) => ({ speed: 250, rpm: 11000, lap: 1, brake_temp_fl: 500, tyre_temp_fl: 100, tyre_wear: 10, fuel: 90, oil_pressure: 4.5, brake: 0, pit: false, lap_distance: i * 80 }) },
+    road: { kind: 'vehicle', fields: (i) => ({ lat: 48.85 + i * 0.0005, lon: 2.35, speed: 40, coolant_temp: 90, fuel_level: 50, dtc: '' }) },
+  }
+  t.same(Object.keys(samples).sort(), PROFILES.map((p) => p.profile).sort(), 'the test covers every registered profile')
+  let sent = 0
+  for (const def of PROFILES) {
+    const s = samples[def.profile]
+    if (!s) continue
+    const id = `reg-${def.profile}`
+    for (let i = 0; i < 20; i++) {
+      await js.publish(tlmSubject('a', partitionOf(s.kind, id, 4), s.kind, id), JSON.stringify({ ts: t0 + i * 1000, fields: s.fields(i), profile: def.profile }))
+      sent++
+    }
+  }
+  for (let i = 0; i < 100 && w.stats.processed < sent; i++) await new Promise((r) => setTimeout(r, 50))
+  t.equal(w.stats.processed, sent)
+  t.equal(w.stats.invalid, 0)
+  const { state: kv } = await provision(nc, await jetstreamManager(nc), cfg)
+  const deps = { nc, kv, cfg, profiles: buildProfiles(PROFILES, cfg) }
+  for (const def of PROFILES) {
+    const s = samples[def.profile]
+    if (!s) continue
+    const live = await queryEntity(deps, s.kind, `reg-${def.profile}`)
+    t.equal(live.source, 'live', `${def.profile}: live`)
+    t.equal(live.profile, def.profile)
+    t.ok(live.state, `${def.profile}: has a live view`)
+  }
+})

@@ -2,7 +2,9 @@
  * The profiles this build knows. Adding a profile is one file under kinds/<kind>/ plus one line here.
  */
 import type { AnyActorDefinition } from '../runtime-types.js'
+import { asset } from './sensor/asset.js'
 import { environment } from './sensor/environment.js'
 import { race } from './vehicle/race.js'
+import { road } from './vehicle/road.js'
 
-export const PROFILES: readonly AnyActorDefinition[] = [environment, race]
+export const PROFILES: readonly AnyActorDefinition[] = [environment, asset, race, road]
