@@ -16,6 +16,7 @@ import { migrate } from './db.js'
 import { corsReplyHeaders, installHeaders, securityHeaders } from './headers.js'
 import { healthPlugin } from './health.js'
 import { ingestPlugin } from './ingest.js'
+import { registryPlugin } from './registry.js'
 import { statePlugin, type StateOptions } from './state.js'
 
 export interface GatewayDeps {
@@ -39,7 +40,12 @@ function fromFastify(err: FastifyError): GatewayError {
       const code: GatewayErrorCode = path === '/kind' ? 'GW_ERR_KIND_INVALID' : path === '/id' ? 'GW_ERR_ID_INVALID' : 'GW_ERR_PARAMS_INVALID'
       return new GatewayError(code, `${ctx}${path.replace(/\//g, '.')} ${err.validation[0]?.message ?? 'is invalid'}`, { item: `params${path.replace(/\//g, '.')}` })
     }
-    return new GatewayError('GW_ERR_BODY_INVALID', `${ctx} ${err.validation[0]?.message ?? 'is invalid'} (a batch is a JSON array of readings)`, { item: ctx })
+    const v = err.validation[0]
+    const path = (v?.instancePath ?? '').replace(/\//g, '.')
+    if (ctx === 'querystring') return new GatewayError('GW_ERR_QUERY_INVALID', `querystring${path} ${v?.message ?? 'is invalid'}`, { item: `querystring${path}` })
+    // Ingest bodies must be arrays; registry bodies are objects and name the offending property.
+    const hint = v?.keyword === 'type' && v.params.type === 'array' ? ' (a batch is a JSON array of readings)' : ''
+    return new GatewayError('GW_ERR_BODY_INVALID', `${ctx}${path} ${v?.message ?? 'is invalid'}${hint}`, { item: ctx })
   }
   switch (err.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
@@ -118,6 +124,7 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
   void app.register(healthPlugin, { nc, cfg })
   void app.register(ingestPlugin, { nc, cfg, profiles })
   if (pool && devices) void app.register(adminPlugin, { pool, devices })
+  if (pool) void app.register(registryPlugin, { pool, profiles })
   void app.register(statePlugin, deps.query ? { nc, cfg, profiles: profileDefs, query: deps.query } : { nc, cfg, profiles: profileDefs })
   return app
 }

@@ -3,6 +3,7 @@
  *   public   no credential (health probes)
  *   read     people (JWT) and service keys of any role
  *   ingest   device credentials (their own entity only), people and keys with role operator or admin
+ *   write    people and keys with role operator or admin (registry changes; not devices)
  *   admin    people and keys with role admin
  * A route without `access` is admin-only (secure by default). Credentials:
  *   `Authorization: Device <credId>.<secret>`  device credential (PostgreSQL, see db.ts)
@@ -20,7 +21,7 @@ import { ROLES } from './config.js'
 import { loadCredential, secretMatches, type StoredCredential } from './db.js'
 import { GatewayError } from './errors.js'
 
-export type Access = 'public' | 'read' | 'ingest' | 'admin'
+export type Access = 'public' | 'read' | 'ingest' | 'write' | 'admin'
 
 export type Principal =
   | { type: 'device'; id: string; kind: EntityKind; entity: string }
@@ -142,7 +143,7 @@ function authorize(p: Principal, req: FastifyRequest): void {
     }
     return
   }
-  const need: Role = access === 'read' ? 'viewer' : access === 'ingest' ? 'operator' : 'admin'
+  const need: Role = access === 'read' ? 'viewer' : access === 'ingest' || access === 'write' ? 'operator' : 'admin'
   if (RANK[p.role] < RANK[need]) throw new GatewayError('GW_ERR_FORBIDDEN', `role ${p.role} may not do this; needs ${need} or above`)
 }
 

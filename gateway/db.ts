@@ -24,6 +24,43 @@ const MIGRATIONS: readonly { version: number; sql: string }[] = [
     );
     CREATE INDEX device_credentials_entity ON device_credentials (kind, entity) WHERE revoked_at IS NULL;`,
   },
+  {
+    // The entity registry (registry.ts). Keys are COLLATE "C" so the primary-key index gives the byte order the
+    // cursor pagination relies on. A customer still referenced by a sensor or vehicle cannot be deleted.
+    version: 2,
+    sql: `CREATE TABLE customers (
+      id         text COLLATE "C" PRIMARY KEY,
+      name       text NOT NULL,
+      created_at timestamptz NOT NULL DEFAULT now(),
+      updated_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE TABLE sensors (
+      id            text COLLATE "C" PRIMARY KEY,
+      type          text NOT NULL,
+      profile       text NOT NULL,
+      lat           double precision CHECK (lat BETWEEN -90 AND 90),
+      lon           double precision CHECK (lon BETWEEN -180 AND 180),
+      process_stage text,
+      site          text NOT NULL,
+      customer_id   text COLLATE "C" REFERENCES customers (id) ON DELETE RESTRICT,
+      created_at    timestamptz NOT NULL DEFAULT now(),
+      updated_at    timestamptz NOT NULL DEFAULT now(),
+      CHECK ((lat IS NULL) = (lon IS NULL))
+    );
+    CREATE INDEX sensors_customer ON sensors (customer_id);
+    CREATE INDEX sensors_site ON sensors (site);
+    CREATE TABLE vehicles (
+      vin         text COLLATE "C" PRIMARY KEY,
+      brand       text NOT NULL,
+      model       text NOT NULL,
+      year        integer NOT NULL,
+      customer_id text COLLATE "C" REFERENCES customers (id) ON DELETE RESTRICT,
+      profile     text NOT NULL CHECK (profile IN ('road', 'race')),
+      created_at  timestamptz NOT NULL DEFAULT now(),
+      updated_at  timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE INDEX vehicles_customer ON vehicles (customer_id);`,
+  },
 ]
 
 /** Applies the migrations not yet recorded in gw_schema_migrations, each in its own transaction. */
