@@ -215,9 +215,12 @@ t.test('config: auth on by default, secret required, file, off', async (t) => {
 
 t.test('migrations: idempotent and safe when run concurrently', async (t) => {
   const db = await createTestDb()
-  t.teardown(() => db.drop())
   const pool = new pg.Pool({ connectionString: db.url })
-  t.teardown(() => pool.end())
+  // One teardown, in order: the pool's idle connections close before DROP DATABASE ... WITH (FORCE) would kill them.
+  t.teardown(async () => {
+    await pool.end()
+    await db.drop()
+  })
   const runs = await Promise.all([migrate(pool), migrate(pool), migrate(pool)])
   t.same(runs.flat().sort((a, b) => a - b), [1, 2], 'each version applied exactly once')
   t.same(await migrate(pool), [])
