@@ -36,7 +36,20 @@ export async function createTestDb(): Promise<TestDb> {
       const c = new pg.Client({ connectionString: adminUrl() })
       await c.connect()
       try {
-        await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+        // Give connections that are still closing (pools ended a moment ago) time to go; FORCE only as a last
+        // resort, since it kills sessions whose clients then report errors into whatever test runs next.
+        for (let i = 0; ; i++) {
+          try {
+            await c.query(`DROP DATABASE IF EXISTS ${name}`)
+            break
+          } catch (err) {
+            if ((err as { code?: string }).code !== '55006' || i >= 30) {
+              await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+              break
+            }
+            await new Promise((r) => setTimeout(r, 100))
+          }
+        }
       } finally {
         await c.end()
       }
