@@ -32,15 +32,24 @@ export const METRICS = {
   projectorLastSeq: 'pitwall_projector_committed_sequence',
 } as const
 
-/** A counter that mirrors a monotonic number read at scrape time (the hot path only bumps plain numbers). */
-function mirroredCounter(registry: Registry, name: string, help: string, read: () => number): void {
-  let seen = 0
+/**
+ * A counter that mirrors monotonic numbers read at scrape time (the hot path only bumps plain numbers). With
+ * `series`, one labelled series per entry (label value -> reader); without, a single unlabelled series.
+ */
+function mirroredCounter(registry: Registry, name: string, help: string, read: () => number,
+  series?: { label: string; values: Record<string, () => number> }): void {
+  const readers: Array<[Record<string, string>, () => number]> = series
+    ? Object.entries(series.values).map(([v, r]) => [{ [series.label]: v }, r])
+    : [[{}, read]]
+  const seen = readers.map(() => 0)
   new Counter({
-    name, help, registers: [registry],
+    name, help, registers: [registry], labelNames: series ? [series.label] : [],
     collect() {
-      const v = read()
-      if (v > seen) this.inc(v - seen)
-      seen = v
+      readers.forEach(([labels, r], i) => {
+        const v = r()
+        if (v > (seen[i] as number)) this.inc(labels, v - (seen[i] as number))
+        seen[i] = v
+      })
     },
   })
 }
@@ -73,20 +82,10 @@ export function workerRegistry(src: MetricsSource, labels: Record<string, string
   const registry = new Registry()
   registry.setDefaultLabels(labels)
   collectDefaultMetrics({ register: registry })
-  const seen: Partial<Record<string, number>> = {}
   for (const [key, name, help] of COUNTERS) mirroredCounter(registry, name, help, () => src.stats[key])
-  new Counter({
-    name: METRICS.leaseChanges, help: 'Partition lease changes: acquired, lost (fenced) or released (handoff).',
-    labelNames: ['change'], registers: [registry],
-    collect() {
-      for (const change of ['acquired', 'lost', 'released'] as const) {
-        const key = change === 'acquired' ? 'leaseAcquired' : change === 'lost' ? 'leaseLost' : 'leaseReleased'
-        const v = src.stats[key]
-        const d = v - (seen[key] ?? 0)
-        seen[key] = v
-        if (d > 0) this.inc({ change }, d)
-      }
-    },
+  mirroredCounter(registry, METRICS.leaseChanges, 'Partition lease changes: acquired, lost (fenced) or released (handoff).', () => 0, {
+    label: 'change',
+    values: { acquired: () => src.stats.leaseAcquired, lost: () => src.stats.leaseLost, released: () => src.stats.leaseReleased },
   })
   new Gauge({ name: METRICS.partitionsOwned, help: 'Partitions this worker owns.', registers: [registry], collect() { this.set(src.owned().length) } })
   new Gauge({ name: METRICS.activeActors, help: 'Actors in memory on this worker.', registers: [registry], collect() { this.set(src.activeActors()) } })
