@@ -30,6 +30,22 @@ export const METRICS = {
   projectorDuplicates: 'pitwall_projector_outputs_duplicate_total',
   projectorBatches: 'pitwall_projector_batches_total',
   projectorLastSeq: 'pitwall_projector_committed_sequence',
+  // Gateway (gateway/metrics.ts). Labels: route is the route pattern (never the raw URL), status the HTTP code.
+  gatewayRequests: 'pitwall_gateway_requests_total',
+  gatewayRequestSeconds: 'pitwall_gateway_request_duration_seconds',
+  gatewayRequestBytes: 'pitwall_gateway_request_bytes_total',
+  gatewayReadingsAccepted: 'pitwall_gateway_readings_accepted_total',
+  gatewayReadingsRejected: 'pitwall_gateway_readings_rejected_total',
+  gatewayPublishSeconds: 'pitwall_gateway_jetstream_publish_duration_seconds',
+  gatewayBackpressure: 'pitwall_gateway_backpressure_responses_total',
+  gatewayLiveClients: 'pitwall_gateway_live_clients',
+  // Sites (sites/controller.ts): one series per site process, labels site (and role on the role gauge).
+  siteRole: 'pitwall_site_role',
+  siteEpoch: 'pitwall_site_epoch',
+  sitePeerLinkUp: 'pitwall_site_peer_link_up',
+  siteMirrorLag: 'pitwall_site_mirror_lag_messages',
+  siteFailovers: 'pitwall_site_failovers_total',
+  sitePartitionsOwned: 'pitwall_site_partitions_owned',
 } as const
 
 /**
