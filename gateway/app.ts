@@ -16,6 +16,7 @@ import { migrate } from './db.js'
 import { corsReplyHeaders, installHeaders, securityHeaders } from './headers.js'
 import { healthPlugin } from './health.js'
 import { ingestPlugin } from './ingest.js'
+import { GatewayMetrics, installMetrics, metricsPlugin } from './metrics.js'
 import { registryPlugin } from './registry.js'
 import { statePlugin, type StateOptions } from './state.js'
 
@@ -29,6 +30,8 @@ export interface GatewayDeps {
   logger?: FastifyServerOptions['logger']
   /** PostgreSQL for device credentials (owned by the caller); otherwise a pool on `cfg.auth.databaseUrl`, closed with the app. */
   pool?: pg.Pool
+  /** Metrics objects (tests, embedding); otherwise a fresh registry per app. */
+  metrics?: GatewayMetrics
 }
 
 /** Fastify's own errors (parsing, limits, schema) -> gateway codes. */
@@ -106,6 +109,8 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
   if (auth.jwtSecret !== undefined) {
     void app.register(fastifyJwt, { secret: auth.jwtSecret, sign: { algorithm: 'HS256' }, verify: { algorithms: ['HS256'] } })
   }
+  const metrics = deps.metrics ?? new GatewayMetrics({ site: cfg.runtime.site, service: 'gateway' })
+  installMetrics(app, metrics)
   // Before auth: CORS preflights are answered without credentials; security headers go on every reply.
   installHeaders(app, cfg)
   installAuth(app, auth, devices)
@@ -122,7 +127,8 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
   }
 
   void app.register(healthPlugin, { nc, cfg })
-  void app.register(ingestPlugin, { nc, cfg, profiles })
+  if (cfg.metrics) void app.register(metricsPlugin, { metrics })
+  void app.register(ingestPlugin, { nc, cfg, profiles, metrics })
   if (pool && devices) void app.register(adminPlugin, { pool, devices })
   if (pool) void app.register(registryPlugin, { pool, profiles })
   void app.register(statePlugin, deps.query ? { nc, cfg, profiles: profileDefs, query: deps.query } : { nc, cfg, profiles: profileDefs })

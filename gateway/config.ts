@@ -33,6 +33,8 @@ export interface GatewayOptions {
   corsOrigins?: string | readonly string[]
   /** `Strict-Transport-Security: max-age=<this>` on every reply; 0 (default) sends none (set it when served over HTTPS). */
   hstsMaxAgeS?: number
+  /** Serve Prometheus metrics at `GET /metrics` (default on; unauthenticated, so block it at the edge or turn it off). */
+  metrics?: boolean
 }
 
 export const ROLES = ['viewer', 'operator', 'admin'] as const
@@ -89,6 +91,7 @@ export interface GatewayConfig {
   readonly auth: AuthConfig
   readonly corsOrigins: readonly string[]
   readonly hstsMaxAgeS: number
+  readonly metrics: boolean
 }
 
 export const GATEWAY_DEFAULTS = {
@@ -127,6 +130,7 @@ export const GATEWAY_ENV = {
 } as const
 
 export const GATEWAY_CORS_ENV = 'PITWALL_GATEWAY_CORS_ORIGINS'
+export const GATEWAY_METRICS_ENV = 'PITWALL_GATEWAY_METRICS'
 
 export const GATEWAY_AUTH_ENV = {
   enabled: 'PITWALL_GATEWAY_AUTH',
@@ -220,6 +224,11 @@ export function gatewayOptionsFromEnv(env: Record<string, string | undefined>): 
   if (host) o.host = host
   const cors = env[GATEWAY_CORS_ENV]
   if (cors) o.corsOrigins = cors
+  const metrics = env[GATEWAY_METRICS_ENV]
+  if (metrics !== undefined && metrics !== '') {
+    if (metrics !== 'on' && metrics !== 'off') throw new ConfigError(GATEWAY_METRICS_ENV, `must be "on" or "off", got ${JSON.stringify(metrics)}`)
+    o.metrics = metrics === 'on'
+  }
   for (const k of Object.keys(GATEWAY_ENV) as (keyof typeof GATEWAY_ENV)[]) {
     if (k === 'host') continue
     const raw = env[GATEWAY_ENV[k]]
@@ -290,6 +299,7 @@ export function compileGatewayConfig(o: GatewayOptions = {}): GatewayConfig {
     auth: compileAuth(o.auth ?? {}),
     corsOrigins: Object.freeze(parseCorsOrigins(o.corsOrigins ?? [])),
     hstsMaxAgeS: int('hstsMaxAgeS', o.hstsMaxAgeS ?? d.hstsMaxAgeS, 0, 63_072_000),
+    metrics: o.metrics ?? true,
   }
   return Object.freeze(cfg)
 }

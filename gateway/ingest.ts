@@ -10,6 +10,7 @@ import type { NatsConnection } from '@nats-io/transport-node'
 import { partitionOf, tlmSubject, type EntityKind } from '../actors/mod.js'
 import type { GatewayConfig } from './config.js'
 import { GatewayError } from './errors.js'
+import { routeLabel, type GatewayMetrics } from './metrics.js'
 import { Batch, errorReplies, IngestReply, SensorParams, VehicleParams, type ErrorReplyT, type IngestReplyT } from './schemas.js'
 import { MalformedLine, validateItem, vinProblem, type ItemRejection, type ValidItem } from './validate.js'
 
@@ -18,6 +19,7 @@ export interface IngestOptions {
   cfg: GatewayConfig
   /** Profile name -> entity kind, for validating `profile`. */
   profiles: ReadonlyMap<string, EntityKind>
+  metrics: GatewayMetrics
 }
 
 export const NDJSON = 'application/x-ndjson'
@@ -52,7 +54,7 @@ export function charsetOf(contentType: string | undefined): string | undefined {
 }
 
 export const ingestPlugin: FastifyPluginAsyncTypebox<IngestOptions> = async (app, opts) => {
-  const { cfg, profiles } = opts
+  const { cfg, profiles, metrics } = opts
   const js: JetStreamClient = jetstream(opts.nc, { timeout: cfg.publishTimeoutMs })
 
   // Same body limit as JSON; registered inside this plugin so only ingest routes accept NDJSON.
@@ -111,21 +113,30 @@ export const ingestPlugin: FastifyPluginAsyncTypebox<IngestOptions> = async (app
       }
       valid.push({ index, item: r.item, msgID: rid ?? (keyHeader === undefined ? undefined : `${keyHeader}:${index}`) })
     })
+    const route = routeLabel(req)
+    for (const r of rejected) metrics.rejected.inc({ route, code: r.code })
     if (valid.length === 0) {
       reply.code(400)
       return { code: 'GW_ERR_BATCH_REJECTED', message: 'every reading of the batch was rejected', accepted: 0, rejected }
     }
     const P = cfg.runtime.partitions
     const site = cfg.runtime.site
-    const results = await Promise.allSettled(valid.map(({ item, msgID }) =>
-      js.publish(tlmSubject(site, partitionOf(item.kind, item.id, P), item.kind, item.id), JSON.stringify(item.reading),
-        msgID === undefined ? { timeout: cfg.publishTimeoutMs } : { msgID, timeout: cfg.publishTimeoutMs })))
+    const publish = async (item: ValidItem, msgID: string | undefined): Promise<PubAck> => {
+      const end = metrics.publishSeconds.startTimer()
+      try {
+        return await js.publish(tlmSubject(site, partitionOf(item.kind, item.id, P), item.kind, item.id), JSON.stringify(item.reading),
+          msgID === undefined ? { timeout: cfg.publishTimeoutMs } : { msgID, timeout: cfg.publishTimeoutMs })
+      } finally {
+        end()
+      }
+    }
+    const results = await Promise.allSettled(valid.map(({ item, msgID }) => publish(item, msgID)))
     let duplicates = 0
     let failed = 0
     let firstFailure: unknown
     for (const r of results) {
       if (r.status === 'fulfilled') {
-        if ((r.value as PubAck).duplicate) duplicates++
+        if (r.value.duplicate) duplicates++
       } else {
         failed++
         firstFailure ??= r.reason
@@ -137,6 +148,7 @@ export const ingestPlugin: FastifyPluginAsyncTypebox<IngestOptions> = async (app
         `${failed} of ${valid.length} readings were not acknowledged by JetStream (${firstFailure instanceof Error ? firstFailure.message : String(firstFailure)}); retry with the same rid or Idempotency-Key`,
         { cause: firstFailure })
     }
+    metrics.accepted.inc({ route }, valid.length)
     return { accepted: valid.length, duplicates, rejected }
   }
 
