@@ -3,57 +3,19 @@
  * own entity only), people's JWT roles, service API keys, per-credential rate limits, and no secret in logs.
  */
 import t from 'tap'
-import { createHash, createHmac, randomBytes } from 'node:crypto'
-import { Writable } from 'node:stream'
-import { jetstreamManager } from '@nats-io/jetstream'
+import { randomBytes } from 'node:crypto'
 import pg from 'pg'
-import { provision } from '../actors/mod.js'
-import { buildGateway, compileGatewayConfig, gatewayOptionsFromEnv, migrate, type AuthOptions } from '../gateway/mod.js'
-import { connectTo, startNats } from './helpers/nats.js'
+import { compileGatewayConfig, gatewayOptionsFromEnv, migrate, type AuthOptions } from '../gateway/mod.js'
 import { createTestDb } from './helpers/pg.js'
+import { b64u, bearer as bearerOf, device, JWT_SECRET, jwt, setupGateway, sha, SVC_KEY, VIEW_KEY, VIN } from './helpers/gateway.js'
 
-const JWT_SECRET = randomBytes(32).toString('hex')
-const SVC_KEY = randomBytes(24).toString('hex')
-const VIEW_KEY = randomBytes(24).toString('hex')
-const sha = (s: string): string => createHash('sha256').update(s).digest('hex')
-const b64u = (o: unknown): string => Buffer.from(JSON.stringify(o)).toString('base64url')
-
-/** An HS256 JWT made by hand, so the test does not trust the library it checks. */
-function jwt(claims: Record<string, unknown>, secret = JWT_SECRET): string {
-  const head = `${b64u({ alg: 'HS256', typ: 'JWT' })}.${b64u({ iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 600, ...claims })}`
-  return `${head}.${createHmac('sha256', secret).update(head).digest('base64url')}`
-}
-const bearer = (role: string, sub = `u-${role}`): Record<string, string> => ({ authorization: `Bearer ${jwt({ sub, role })}` })
-const device = (token: string): Record<string, string> => ({ authorization: `Device ${token}` })
-const VIN = '1M8GDM9AXKP042788'
+const bearer = (role: string, sub = `u-${role}`): Record<string, string> => bearerOf(role, { sub })
 const reading = (over: Record<string, unknown> = {}): Record<string, unknown> => ({ ts: Date.now(), fields: { temperature: 21 }, ...over })
 
 async function setup(t: { teardown(fn: () => unknown): void }, auth: AuthOptions = {}) {
-  const db = await createTestDb()
-  t.teardown(() => db.drop())
-  const srv = await startNats()
-  t.teardown(() => srv.stop())
-  const nc = await connectTo(srv.url)
-  t.teardown(() => nc.close())
-  const cfg = compileGatewayConfig({
-    publishTimeoutMs: 1_000,
-    auth: { jwtSecret: JWT_SECRET, databaseUrl: db.url, apiKeys: `ingest-svc:operator:sha256:${sha(SVC_KEY)},dash:viewer:sha256:${sha(VIEW_KEY)}`, ...auth },
-    runtime: { natsUrl: srv.url, partitions: 4, workerId: 'gw-auth' },
-  })
-  const jsm = await jetstreamManager(nc)
-  await provision(nc, jsm, cfg.runtime)
-  let logs = ''
-  const stream = new Writable({ write(chunk: Buffer, _enc, cb) { logs += chunk.toString(); cb() } })
-  const app = buildGateway({ nc, cfg, logger: { level: 'trace', stream } })
-  t.teardown(() => app.close())
-  await app.ready()
-  const count = async (): Promise<number> => (await jsm.streams.info('TLM')).state.messages
-  const issue = async (kind: string, id: string): Promise<{ id: string; token: string; entity: string }> => {
-    const res = await app.inject({ method: 'POST', url: `/v1/admin/devices/${kind}/${id}/credentials`, headers: bearer('admin') })
-    if (res.statusCode !== 201) throw new Error(`issue failed: ${res.statusCode} ${res.body}`)
-    return res.json()
-  }
-  return { app, db, cfg, count, issue, logs: () => logs }
+  const g = await setupGateway(t, { auth: { rateLimitMax: 6_000, ...auth }, capture: true })
+  if (!g.db) throw new Error('no database')
+  return { ...g, db: g.db }
 }
 
 t.test('device credentials: issue, rotate, own entity only, wrong secret, revoke after cache expiry', async (t) => {

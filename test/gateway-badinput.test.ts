@@ -4,11 +4,7 @@
  * is rejected, 400 GW_ERR_BATCH_REJECTED) and next to a valid reading (200, the valid one stored).
  */
 import t from 'tap'
-import { jetstreamManager } from '@nats-io/jetstream'
-import { provision } from '../actors/mod.js'
-import { buildGateway, compileGatewayConfig } from '../gateway/mod.js'
-import { connectTo, startNats } from './helpers/nats.js'
-import { createTestDb } from './helpers/pg.js'
+import { setupGateway } from './helpers/gateway.js'
 
 const NOW = Date.now()
 const DAY = 86_400_000
@@ -319,36 +315,17 @@ const AUTH_CASES: [string, Record<string, string | string[]>][] = [
 ]
 
 t.test('bad input with auth on: malformed credentials are 401 GW_ERR_UNAUTHENTICATED, nothing stored', async (t) => {
-  const db = await createTestDb()
-  t.teardown(() => db.drop())
-  const srv = await startNats()
-  t.teardown(() => srv.stop())
-  const nc = await connectTo(srv.url)
-  t.teardown(() => nc.close())
-  const cfg = compileGatewayConfig({ auth: { jwtSecret: 'j'.repeat(40), databaseUrl: db.url }, runtime: { natsUrl: srv.url, partitions: 4, workerId: 'gw-bad-auth' } })
-  const jsm = await jetstreamManager(nc)
-  await provision(nc, jsm, cfg.runtime)
-  const app = buildGateway({ nc, cfg })
-  t.teardown(() => app.close())
-  await app.ready()
+  const { app, count } = await setupGateway(t, { auth: { jwtSecret: 'j'.repeat(40) }, runtime: { workerId: 'gw-bad-auth' } })
   for (const [name, headers] of AUTH_CASES) {
     const res = await app.inject({ method: 'POST', url: '/v1/readings', headers, payload: [ok()] })
     t.equal(res.statusCode, 401, `${name}: status`)
     t.equal(res.json<{ code: string }>().code, 'GW_ERR_UNAUTHENTICATED', `${name}: code`)
   }
-  t.equal((await jsm.streams.info('TLM')).state.messages, 0, 'nothing stored')
+  t.equal(await count(), 0, 'nothing stored')
 })
 
 t.test('bad input: documented status and code, valid readings of mixed batches all stored', async (t) => {
-  const srv = await startNats()
-  t.teardown(() => srv.stop())
-  const nc = await connectTo(srv.url)
-  t.teardown(() => nc.close())
-  const cfg = compileGatewayConfig({ auth: { enabled: false }, bodyLimitBytes: 65_536, maxItemsPerBatch: 50, publishTimeoutMs: 2_000, queryTimeoutMs: 200, runtime: { natsUrl: srv.url, partitions: 4 } })
-  const jsm = await jetstreamManager(nc)
-  await provision(nc, jsm, cfg.runtime)
-  const app = buildGateway({ nc, cfg })
-  t.teardown(() => app.close())
+  const { app, count } = await setupGateway(t, { auth: false, gw: { bodyLimitBytes: 65_536, maxItemsPerBatch: 50, publishTimeoutMs: 2_000, queryTimeoutMs: 200 } })
   let accepted = 0
   type Reply = { code?: string; message?: string; accepted?: number; rejected?: { index: number; code: string }[] }
 
@@ -384,7 +361,7 @@ t.test('bad input: documented status and code, valid readings of mixed batches a
   }
   t.test('nothing valid lost, nothing invalid stored, still serving', async (t) => {
     t.ok(ITEM_CASES.length + REQ_CASES.length + AUTH_CASES.length >= 210, `${ITEM_CASES.length + REQ_CASES.length} cases`)
-    t.equal((await jsm.streams.info('TLM')).state.messages, accepted, `stream holds exactly the ${accepted} accepted readings`)
+    t.equal(await count(), accepted, `stream holds exactly the ${accepted} accepted readings`)
     t.equal((await app.inject({ method: 'GET', url: '/healthz' })).statusCode, 200)
   })
 })

@@ -4,24 +4,12 @@
  * role matrix (viewer reads, operator writes, admin deletes) and VIN validation.
  */
 import t from 'tap'
-import { createHash, createHmac, randomBytes } from 'node:crypto'
-import { buildGateway, compileGatewayConfig, vinCheckDigit } from '../gateway/mod.js'
-import { connectTo, startNats } from './helpers/nats.js'
-import { createTestDb } from './helpers/pg.js'
+import { vinCheckDigit } from '../gateway/mod.js'
+import { bearer as as, setupGateway, VIEW_KEY, VIN } from './helpers/gateway.js'
 
-const JWT_SECRET = randomBytes(32).toString('hex')
-const VIEW_KEY = randomBytes(24).toString('hex')
-const sha = (s: string): string => createHash('sha256').update(s).digest('hex')
-const b64u = (o: unknown): string => Buffer.from(JSON.stringify(o)).toString('base64url')
-function jwt(claims: Record<string, unknown>): string {
-  const head = `${b64u({ alg: 'HS256', typ: 'JWT' })}.${b64u({ iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 600, ...claims })}`
-  return `${head}.${createHmac('sha256', JWT_SECRET).update(head).digest('base64url')}`
-}
-const as = (role: string): Record<string, string> => ({ authorization: `Bearer ${jwt({ sub: `u-${role}`, role })}` })
 const OP = as('operator')
 const ADMIN = as('admin')
 const VIEWER = as('viewer')
-const VIN = '1M8GDM9AXKP042788'
 /** A valid VIN ending in `n` (check digit recomputed). */
 function vin(n: number): string {
   const base = `1HGCM82A03A${String(n).padStart(6, '0')}`
@@ -30,19 +18,7 @@ function vin(n: number): string {
 interface Page<T> { items: T[]; nextCursor: string | null }
 
 async function setup(t: { teardown(fn: () => unknown): void }) {
-  const db = await createTestDb()
-  t.teardown(() => db.drop())
-  const srv = await startNats()
-  t.teardown(() => srv.stop())
-  const nc = await connectTo(srv.url)
-  t.teardown(() => nc.close())
-  const cfg = compileGatewayConfig({
-    auth: { jwtSecret: JWT_SECRET, databaseUrl: db.url, apiKeys: `dash:viewer:sha256:${sha(VIEW_KEY)}`, rateLimitMax: 100_000 },
-    runtime: { natsUrl: srv.url, partitions: 4, workerId: 'gw-reg' },
-  })
-  const app = buildGateway({ nc, cfg })
-  t.teardown(() => app.close())
-  await app.ready()
+  const { app } = await setupGateway(t, { provision: false })
   const req = async (method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, headers: Record<string, string>, payload?: unknown) => {
     const res = await app.inject({ method, url, headers, ...(payload === undefined ? {} : { payload: payload as Record<string, unknown> }) })
     return { status: res.statusCode, body: res.body === '' ? undefined : res.json<Record<string, unknown>>() }
