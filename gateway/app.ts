@@ -17,6 +17,7 @@ import { corsReplyHeaders, installHeaders, securityHeaders } from './headers.js'
 import { healthPlugin } from './health.js'
 import { ingestPlugin } from './ingest.js'
 import { GatewayMetrics, installMetrics, metricsPlugin } from './metrics.js'
+import { queryPlugin } from './queries.js'
 import { registryPlugin } from './registry.js'
 import { statePlugin, type StateOptions } from './state.js'
 
@@ -131,6 +132,8 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
   void app.register(ingestPlugin, { nc, cfg, profiles, metrics })
   if (pool && devices) void app.register(adminPlugin, { pool, devices })
   if (pool) void app.register(registryPlugin, { pool, profiles })
-  void app.register(statePlugin, deps.query ? { nc, cfg, profiles: profileDefs, query: deps.query } : { nc, cfg, profiles: profileDefs })
+  if (pool) void app.register(queryPlugin, { pool })
+  const stateOpts: StateOptions = { nc, cfg, profiles: profileDefs, ...(deps.query ? { query: deps.query } : {}), ...(pool ? { pool } : {}) }
+  void app.register(statePlugin, stateOpts)
   return app
 }

@@ -25,7 +25,8 @@ export type Access = 'public' | 'read' | 'ingest' | 'write' | 'admin'
 
 export type Principal =
   | { type: 'device'; id: string; kind: EntityKind; entity: string }
-  | { type: 'user'; id: string; role: Role }
+  /** `fleets` (customer ids) and `sites` from the JWT restrict what a non-admin person sees (scope.ts). */
+  | { type: 'user'; id: string; role: Role; fleets?: readonly string[]; sites?: readonly string[] }
   | { type: 'key'; id: string; role: Role }
   /** Auth is off (local development): everything is allowed. */
   | { type: 'dev'; id: 'dev' }
@@ -114,9 +115,9 @@ async function authenticate(app: FastifyInstance, cfg: AuthConfig, devices: Devi
     return { type: 'device', id: row.id, kind: row.kind, entity: row.entity }
   }
   if (scheme === 'Bearer' && cfg.jwtSecret !== undefined) {
-    let claims: { sub?: unknown; role?: unknown }
+    let claims: { sub?: unknown; role?: unknown; fleets?: unknown; sites?: unknown }
     try {
-      claims = app.jwt.verify<{ sub?: unknown; role?: unknown }>(value)
+      claims = app.jwt.verify<{ sub?: unknown; role?: unknown; fleets?: unknown; sites?: unknown }>(value)
     } catch {
       // The reason (expired, bad signature) is not told to the client; the token is never logged.
       throw unauthenticated('bearer token invalid or expired')
@@ -124,7 +125,16 @@ async function authenticate(app: FastifyInstance, cfg: AuthConfig, devices: Devi
     if (typeof claims.sub !== 'string' || claims.sub === '' || typeof claims.role !== 'string' || !(ROLES as readonly string[]).includes(claims.role)) {
       throw unauthenticated(`bearer token must carry sub and a role (${ROLES.join(', ')})`)
     }
-    return { type: 'user', id: claims.sub, role: claims.role as Role }
+    const user: Principal = { type: 'user', id: claims.sub, role: claims.role as Role }
+    for (const claim of ['fleets', 'sites'] as const) {
+      const v = claims[claim]
+      if (v === undefined) continue
+      if (!Array.isArray(v) || v.length > 1000 || !v.every((x): x is string => typeof x === 'string' && x.length > 0 && x.length <= 64)) {
+        throw unauthenticated(`bearer token claim ${claim} must be a list of ids`)
+      }
+      user[claim] = v
+    }
+    return user
   }
   throw unauthenticated('unsupported Authorization scheme: use Device or Bearer')
 }
