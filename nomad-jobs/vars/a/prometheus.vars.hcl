@@ -1,0 +1,5 @@
+# site a, job pitwall-prometheus
+# Rendered from sites/ by nomad-jobs/jobs.ts (renderSiteVarFiles); do not edit.
+region     = "dc-a"
+datacenter = "dc-a"
+site       = "a"

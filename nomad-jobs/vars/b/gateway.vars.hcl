@@ -1,0 +1,8 @@
+# site b, job pitwall-gateway
+# Rendered from sites/ by nomad-jobs/jobs.ts (renderSiteVarFiles); do not edit.
+region      = "dc-b"
+datacenter  = "dc-b"
+site        = "b"
+partitions  = 16
+pg_user     = "postgres"
+pg_database = "pitwall_b"

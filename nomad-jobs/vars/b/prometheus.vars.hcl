@@ -1,0 +1,5 @@
+# site b, job pitwall-prometheus
+# Rendered from sites/ by nomad-jobs/jobs.ts (renderSiteVarFiles); do not edit.
+region     = "dc-b"
+datacenter = "dc-b"
+site       = "b"

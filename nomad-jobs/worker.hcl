@@ -1,0 +1,140 @@
+# pitwall worker: the actor workers of one site. Runs the command the local launcher runs (sites/local.ts
+# workerSpec: node dist/actors/bin/worker.js) with the same PITWALL_* variables; NATS and PostgreSQL come from
+# Consul. SIGTERM drains (checkpoint + release every partition), so kill_timeout covers the drain.
+#   nomad job run -var-file=nomad-jobs/vars/a/worker.vars.hcl nomad-jobs/worker.hcl   (or: pitwall deploy --site a)
+
+variable "region" {
+  type        = string
+  description = "Nomad region of the site (one region per site)"
+}
+
+variable "datacenter" {
+  type        = string
+  description = "Nomad datacenter of the site (sites/ nomadDatacenter)"
+}
+
+variable "site" {
+  type        = string
+  description = "Site name, the subject token tlm.<site>... (PITWALL_SITE)"
+}
+
+variable "partitions" {
+  type        = number
+  description = "Partitions P of the deployment (PITWALL_PARTITIONS); fixed per deployment"
+}
+
+variable "count" {
+  type        = number
+  default     = 2
+  description = "Worker processes of the site; partitions rebalance across them"
+}
+
+variable "pg_user" {
+  type        = string
+  description = "PostgreSQL user of the site's database"
+}
+
+variable "pg_database" {
+  type        = string
+  description = "PostgreSQL database of the site (its address comes from Consul service pitwall-postgres)"
+}
+
+variable "pitwall_root" {
+  type        = string
+  default     = "/opt/pitwall"
+  description = "Install directory of the pitwall build on the clients (ansible role pitwall)"
+}
+
+variable "node_bin" {
+  type        = string
+  default     = "/usr/bin/node"
+  description = "Node.js 20 binary on the clients"
+}
+
+job "pitwall-worker" {
+  region      = var.region
+  datacenters = [var.datacenter]
+  type        = "service"
+
+  meta {
+    site = var.site
+  }
+
+  update {
+    max_parallel      = 1
+    canary            = 1
+    auto_promote      = true
+    auto_revert       = true
+    min_healthy_time  = "10s"
+    healthy_deadline  = "2m"
+    progress_deadline = "5m"
+    health_check      = "checks"
+  }
+
+  group "worker" {
+    count = var.count
+
+    restart {
+      attempts = 3
+      interval = "5m"
+      delay    = "10s"
+      mode     = "delay"
+    }
+
+    network {
+      port "metrics" {}
+    }
+
+    service {
+      name     = "pitwall-worker"
+      port     = "metrics"
+      tags     = ["site-${var.site}", "metrics"]
+      provider = "consul"
+
+      check {
+        name     = "metrics"
+        type     = "http"
+        path     = "/metrics"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "worker" {
+      driver       = "raw_exec"
+      kill_signal  = "SIGTERM"
+      kill_timeout = "45s"
+
+      config {
+        command = var.node_bin
+        args    = ["${var.pitwall_root}/dist/actors/bin/worker.js"]
+      }
+
+      env {
+        PITWALL_SITE         = var.site
+        PITWALL_PARTITIONS   = var.partitions
+        PITWALL_WORKER_ID    = "${var.site}-worker-${NOMAD_ALLOC_INDEX}"
+        PITWALL_METRICS_PORT = "${NOMAD_PORT_metrics}"
+        PITWALL_METRICS_HOST = "${NOMAD_IP_metrics}"
+      }
+
+      # NATS servers of this site and its PostgreSQL, from Consul; re-rendered (and the worker restarted) when
+      # they change.
+      template {
+        data        = <<-EOT
+        PITWALL_NATS_URL={{ range $i, $s := service "pitwall-nats" }}{{ if $i }},{{ end }}nats://{{ $s.Address }}:{{ $s.Port }}{{ end }}
+        {{ with service "pitwall-postgres" }}{{ with index . 0 }}PITWALL_PG_URL=postgres://${var.pg_user}@{{ .Address }}:{{ .Port }}/${var.pg_database}{{ end }}{{ end }}
+        EOT
+        destination = "secrets/pitwall.env"
+        env         = true
+        change_mode = "restart"
+        splay       = "10s"
+      }
+
+      resources {
+        cpu    = 500
+        memory = 512
+      }
+    }
+  }
+}

@@ -1,0 +1,197 @@
+/**
+ * HCL2 job file -> Nomad API job JSON, as the Nomad agent's /v1/jobs/parse returns it, for the subset of the
+ * jobspec the pitwall jobs use (job, update, group, constraint, restart, network/port, service/check, task,
+ * config, env, template, resources, meta). Parsing is @cdktf/hcl2json's; this adds HCL2 variables
+ * (`var.x` with defaults, a var file's values, required variables) and the API's field names and units
+ * (durations in nanoseconds, MemoryMB, PortLabel ...). Runtime interpolations (`${NOMAD_*}`, `${attr.*}`) are
+ * kept verbatim, as Nomad does. Used by the Nomad double and by the job tests.
+ */
+import { parse } from '@cdktf/hcl2json'
+
+export type Json = null | boolean | number | string | Json[] | { [k: string]: Json }
+export type JsonObject = { [k: string]: Json }
+
+export class HclError extends Error {
+  constructor(message: string) {
+    super(message)
+    this.name = 'HclError'
+  }
+}
+
+const isObj = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v)
+
+/** Parses a duration like "10s", "2m", "1h30m", "500ms" into nanoseconds. */
+export function durationNs(v: Json | undefined): number {
+  if (typeof v === 'number') return v
+  if (typeof v !== 'string') throw new HclError(`bad duration ${JSON.stringify(v)}`)
+  const units: Record<string, number> = { ns: 1, us: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 }
+  let total = 0
+  let rest = v
+  while (rest.length > 0) {
+    const m = /^(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)/.exec(rest)
+    if (!m) throw new HclError(`bad duration ${JSON.stringify(v)}`)
+    total += Number(m[1]) * (units[m[2]!] ?? 0)
+    rest = rest.slice(m[0].length)
+  }
+  return total
+}
+
+/** Substitutes `var.x` references in every string of `v`. */
+function subst(v: Json, vars: Record<string, Json>, where: string): Json {
+  if (typeof v === 'string') {
+    const whole = /^\$\{var\.([A-Za-z0-9_]+)\}$/.exec(v)
+    if (whole) {
+      const name = whole[1]!
+      if (!(name in vars)) throw new HclError(`${where}: Unknown variable: There is no variable named "${name}".`)
+      return vars[name]!
+    }
+    return v.replace(/\$\{var\.([A-Za-z0-9_]+)\}/g, (_m, name: string) => {
+      if (!(name in vars)) throw new HclError(`${where}: Unknown variable: There is no variable named "${name}".`)
+      return String(vars[name])
+    })
+  }
+  if (Array.isArray(v)) return v.map((x) => subst(x, vars, where))
+  if (isObj(v)) {
+    const out: JsonObject = {}
+    for (const [k, x] of Object.entries(v)) out[k] = subst(x, vars, where)
+    return out
+  }
+  return v
+}
+
+function blocks(o: JsonObject, key: string): JsonObject[] {
+  const v = o[key]
+  if (v === undefined) return []
+  if (!Array.isArray(v)) throw new HclError(`${key}: expected a block`)
+  return v.filter(isObj)
+}
+
+function labelled(o: JsonObject, key: string): Array<[string, JsonObject]> {
+  const v = o[key]
+  if (v === undefined) return []
+  if (!isObj(v)) throw new HclError(`${key}: expected labelled blocks`)
+  const out: Array<[string, JsonObject]> = []
+  for (const [label, list] of Object.entries(v)) {
+    if (!Array.isArray(list)) throw new HclError(`${key} "${label}": expected a block`)
+    for (const b of list) if (isObj(b)) out.push([label, b])
+  }
+  return out
+}
+
+const str = (v: Json | undefined): string | undefined => (v === undefined || v === null ? undefined : String(v))
+const num = (v: Json | undefined): number | undefined => (v === undefined || v === null ? undefined : Number(v))
+
+function stringMap(o: JsonObject | undefined): Record<string, string> | null {
+  if (!o) return null
+  const out: Record<string, string> = {}
+  for (const [k, v] of Object.entries(o)) out[k] = typeof v === 'string' ? v : JSON.stringify(v)
+  return out
+}
+
+function check(c: JsonObject): JsonObject {
+  return {
+    Name: str(c.name) ?? '', Type: str(c.type) ?? '', Path: str(c.path) ?? '', PortLabel: str(c.port) ?? '',
+    Interval: durationNs(c.interval ?? '10s'), Timeout: durationNs(c.timeout ?? '2s'),
+  }
+}
+
+function service(s: JsonObject): JsonObject {
+  return {
+    Name: str(s.name) ?? '', PortLabel: str(s.port) ?? '', Tags: (s.tags as Json[] | undefined) ?? [],
+    Provider: str(s.provider) ?? 'consul', Checks: blocks(s, 'check').map(check),
+  }
+}
+
+function update(u: JsonObject | undefined): JsonObject | null {
+  if (!u) return null
+  return {
+    MaxParallel: num(u.max_parallel) ?? 1, Canary: num(u.canary) ?? 0, AutoRevert: u.auto_revert === true,
+    AutoPromote: u.auto_promote === true, HealthCheck: str(u.health_check) ?? 'checks',
+    MinHealthyTime: durationNs(u.min_healthy_time ?? '10s'), HealthyDeadline: durationNs(u.healthy_deadline ?? '5m'),
+    ProgressDeadline: durationNs(u.progress_deadline ?? '10m'), Stagger: durationNs(u.stagger ?? '30s'),
+  }
+}
+
+function task(name: string, t: JsonObject): JsonObject {
+  const res = blocks(t, 'resources')[0]
+  return {
+    Name: name, Driver: str(t.driver) ?? '', Config: blocks(t, 'config')[0] ?? {},
+    Env: stringMap(blocks(t, 'env')[0]),
+    Templates: blocks(t, 'template').map((x) => ({
+      EmbeddedTmpl: str(x.data) ?? '', DestPath: str(x.destination) ?? '', Envvars: x.env === true,
+      ChangeMode: str(x.change_mode) ?? 'restart', ChangeSignal: str(x.change_signal) ?? '',
+      Splay: durationNs(x.splay ?? '5s'), LeftDelim: str(x.left_delimiter) ?? '{{', RightDelim: str(x.right_delimiter) ?? '}}',
+    })),
+    Resources: res ? { CPU: num(res.cpu) ?? 100, MemoryMB: num(res.memory) ?? 300 } : null,
+    KillTimeout: durationNs(t.kill_timeout ?? '5s'), KillSignal: str(t.kill_signal) ?? '',
+    Services: blocks(t, 'service').map(service),
+  }
+}
+
+function group(name: string, g: JsonObject): JsonObject {
+  const restart = blocks(g, 'restart')[0]
+  return {
+    Name: name, Count: num(g.count) ?? 1,
+    Constraints: blocks(g, 'constraint').map((c) => ({ LTarget: str(c.attribute) ?? '', RTarget: str(c.value) ?? '', Operand: str(c.operator) ?? '=' })),
+    RestartPolicy: restart
+      ? { Attempts: num(restart.attempts) ?? 2, Interval: durationNs(restart.interval ?? '30m'), Delay: durationNs(restart.delay ?? '15s'), Mode: str(restart.mode) ?? 'fail' }
+      : null,
+    Networks: blocks(g, 'network').map((n) => {
+      const ports = labelled(n, 'port')
+      return {
+        ReservedPorts: ports.filter(([, p]) => p.static !== undefined).map(([label, p]) => ({ Label: label, Value: num(p.static) ?? 0 })),
+        DynamicPorts: ports.filter(([, p]) => p.static === undefined).map(([label]) => ({ Label: label, Value: 0 })),
+      }
+    }),
+    Services: blocks(g, 'service').map(service),
+    Update: update(blocks(g, 'update')[0]),
+    Tasks: labelled(g, 'task').map(([n, t]) => task(n, t)),
+    Meta: stringMap(blocks(g, 'meta')[0]),
+  }
+}
+
+/** Declared variables of a parsed file: name -> default (undefined when required). */
+export function declaredVariables(doc: JsonObject): Map<string, { default: Json | undefined; description: string | undefined }> {
+  const out = new Map<string, { default: Json | undefined; description: string | undefined }>()
+  for (const [name, v] of labelled(doc, 'variable')) out.set(name, { default: v.default, description: str(v.description) })
+  return out
+}
+
+/** Parses a job file with a var file's text; returns the API job (not canonicalized beyond what is listed). */
+export async function parseJob(jobHcl: string, varFile = ''): Promise<JsonObject> {
+  let doc: JsonObject
+  let given: JsonObject
+  try {
+    doc = await parse('job.hcl', jobHcl) as JsonObject
+    given = varFile.trim() === '' ? {} : await parse('vars.hcl', varFile) as JsonObject
+  } catch (err) {
+    throw new HclError(`error parsing: ${err instanceof Error ? err.message : String(err)}`)
+  }
+  const declared = declaredVariables(doc)
+  const vars: Record<string, Json> = {}
+  for (const [name, value] of Object.entries(given)) {
+    if (!declared.has(name)) throw new HclError(`Undefined variable: A variable named "${name}" was assigned a value, but the root module does not declare a variable of that name.`)
+    vars[name] = value
+  }
+  for (const [name, d] of declared) {
+    if (name in vars) continue
+    if (d.default === undefined) throw new HclError(`Unset variable "${name}": A used variable must be set or have a default value.`)
+    vars[name] = d.default
+  }
+  const jobs = labelled(doc, 'job')
+  if (jobs.length !== 1) throw new HclError(`expected exactly one job block, found ${jobs.length}`)
+  const [id, rawJob] = jobs[0]!
+  const j = subst(rawJob, vars, `job "${id}"`) as JsonObject
+  const up = update(blocks(j, 'update')[0])
+  const groups = labelled(j, 'group').map(([n, g]) => {
+    const tg = group(n, g)
+    // Nomad copies the job's update block into each group without its own.
+    if (tg.Update === null) tg.Update = up
+    return tg
+  })
+  return {
+    ID: id, Name: id, Region: str(j.region) ?? 'global', Namespace: str(j.namespace) ?? 'default',
+    Datacenters: (j.datacenters as Json[] | undefined) ?? ['*'], Type: str(j.type) ?? 'service', Priority: num(j.priority) ?? 50,
+    Meta: stringMap(blocks(j, 'meta')[0]), Update: up, TaskGroups: groups,
+  }
+}

@@ -1,0 +1,194 @@
+/**
+ * The Nomad client and `pitwall deploy` against the stateful Nomad API double (test/helpers/nomad-double.ts,
+ * HTTP on 127.0.0.1): parse, plan with diff, register with check-and-set (a stale index is refused),
+ * allocations, deployments going healthy with canaries, a failing canary rolled back by auto_revert, blocking
+ * queries, token / namespace / region on the wire.
+ */
+import t, { type Test } from 'tap'
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { NomadClient } from '../nomad-jobs/client.js'
+import { deployMain, parseDeployArgs } from '../nomad-jobs/deploy.js'
+import { NomadError, NomadErrorCodes } from '../nomad-jobs/errors.js'
+import { JOBS_DIR, readJobHcl } from '../nomad-jobs/jobs.js'
+import { freePort } from './helpers/nats.js'
+import { NomadDouble } from './helpers/nomad-double.js'
+
+async function double(t: Test, opts: ConstructorParameters<typeof NomadDouble>[0] = {}): Promise<NomadDouble> {
+  const d = new NomadDouble(opts)
+  await d.start()
+  t.teardown(() => d.stop())
+  return d
+}
+
+/** A copy of nomad-jobs/vars/ whose site-a worker var file can be edited. */
+async function varsCopy(t: Test): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'pw-nomad-vars-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  await cp(join(JOBS_DIR, 'vars'), dir, { recursive: true })
+  return dir
+}
+
+async function setPartitions(varsDir: string, n: number): Promise<void> {
+  const f = join(varsDir, 'a', 'worker.vars.hcl')
+  await writeFile(f, (await readFile(f, 'utf8')).replace(/^partitions\s*=.*$/m, `partitions  = ${n}`))
+}
+
+function capture(): { lines: string[]; out: (l: string) => void } {
+  const lines: string[] = []
+  return { lines, out: (l) => lines.push(l) }
+}
+
+t.test('client: parse, plan, register with check-and-set, allocations, deployment', async (t) => {
+  const d = await double(t)
+  const c = new NomadClient({ address: d.url })
+  const job = await c.parseJob(await readJobHcl('worker'), await readFile(join(JOBS_DIR, 'vars', 'a', 'worker.vars.hcl'), 'utf8'))
+  t.equal(job.ID, 'pitwall-worker')
+  t.same(job.Datacenters, ['dc-a'])
+  t.equal(job.TaskGroups[0]?.Tasks[0]?.Env?.PITWALL_SITE, 'a')
+  const plan = await c.planJob(job)
+  t.equal(plan.JobModifyIndex, 0, 'new job: modify index 0')
+  t.equal(plan.Diff?.Type, 'Added')
+  t.same(plan.Annotations?.DesiredTGUpdates, { worker: { create: 2 } })
+  const reg = await c.registerJob(job, plan.JobModifyIndex)
+  t.ok(reg.EvalID.length > 0 && reg.JobModifyIndex > 0, 'registered')
+  await t.rejects(c.registerJob(job, 0), { code: NomadErrorCodes.CAS_CONFLICT }, 'a second register expecting a new job is refused')
+  await t.rejects(c.registerJob(job, reg.JobModifyIndex - 1), { code: NomadErrorCodes.CAS_CONFLICT }, 'a stale index is refused')
+  const ev = await c.evaluation(reg.EvalID)
+  t.equal(ev.JobID, 'pitwall-worker')
+  // Deployment to healthy, followed with blocking queries.
+  let idx = 0
+  let dep = (await c.latestDeployment('pitwall-worker')).body
+  for (let i = 0; i < 50 && dep?.Status === 'running'; i++) {
+    const r = await c.deployment(dep.ID, { index: idx, waitMs: 2000 })
+    idx = r.index
+    dep = r.body
+  }
+  t.equal(dep?.Status, 'successful')
+  t.equal(dep?.TaskGroups.worker?.HealthyAllocs, 2)
+  const allocs = (await c.jobAllocations('pitwall-worker')).body
+  t.equal(allocs.filter((a) => a.DesiredStatus === 'run' && a.ClientStatus === 'running').length, 2, 'two running allocations')
+  t.ok(allocs.every((a) => a.DeploymentStatus?.Healthy === true && a.JobVersion === 0))
+  t.equal((await c.readJob('pitwall-worker')).body?.Stable, true, 'version 0 stable')
+  t.equal((await c.readJob('nope')).body, undefined, '404 -> undefined')
+  await t.rejects(c.parseJob('job "x" {', ''), { code: NomadErrorCodes.PARSE }, 'HCL errors come back as PW_NOMAD_PARSE')
+})
+
+t.test('blocking queries return on change, and on wait timeout with the same index', async (t) => {
+  const d = await double(t)
+  const c = new NomadClient({ address: d.url })
+  const job = await c.parseJob(await readJobHcl('grafana'), await readFile(join(JOBS_DIR, 'vars', 'a', 'grafana.vars.hcl'), 'utf8'))
+  const first = await c.jobAllocations('pitwall-grafana')
+  let t0 = Date.now()
+  const idle = await c.jobAllocations('pitwall-grafana', { index: first.index, waitMs: 300 })
+  const waited = Date.now() - t0
+  t.ok(waited >= 280 && waited < 2000, `no change: returned after the wait (${waited} ms)`)
+  t.equal(idle.index, first.index, 'same index')
+  t0 = Date.now()
+  const pending = c.jobAllocations('pitwall-grafana', { index: first.index, waitMs: 10_000 })
+  setTimeout(() => void c.registerJob(job), 100)
+  const changed = await pending
+  const took = Date.now() - t0
+  t.ok(took < 5000, `returned on change (${took} ms), not after the 10 s wait`)
+  t.ok(changed.index > first.index, 'index moved')
+})
+
+t.test('pitwall deploy: plan, register, follow to healthy; a change deploys with a promoted canary', async (t) => {
+  const d = await double(t)
+  const vars = await varsCopy(t)
+  const io = { nomad: { address: d.url }, ...capture() }
+  const code = await deployMain(['--site', 'a', '--job', 'worker', '--vars-dir', vars], io)
+  t.equal(code, 0, 'deployed', { output: io.lines })
+  t.match(io.lines.join('\n'), /pitwall-worker \(site a, datacenters dc-a\): plan at job modify index 0/)
+  t.match(io.lines.join('\n'), /\+ Job: "pitwall-worker"/)
+  t.match(io.lines.join('\n'), /worker: 2\/2 placed, 2 healthy, 0 unhealthy/)
+  t.match(io.lines.join('\n'), /pitwall-worker version 0 is healthy/)
+
+  // --plan only: the diff, nothing registered.
+  await setPartitions(vars, 32)
+  const p = capture()
+  t.equal(await deployMain(['--site', 'a', '--job', 'worker', '--plan', '--vars-dir', vars], { nomad: { address: d.url }, out: p.out }), 0)
+  t.match(p.lines.join('\n'), /\+\/- Task Group: "worker" \(1 canary, 2 create\/destroy update\)/)
+  t.match(p.lines.join('\n'), /\+\/- Env\[PITWALL_PARTITIONS\]: "16" => "32"/)
+  t.equal(d.job('pitwall-worker')?.Version, 0, '--plan registers nothing')
+
+  const u = capture()
+  t.equal(await deployMain(['--site', 'a', '--job', 'worker', '--vars-dir', vars], { nomad: { address: d.url }, out: u.out }), 0, 'version 1 deployed', { output: u.lines })
+  t.match(u.lines.join('\n'), /registered version 1/)
+  t.match(u.lines.join('\n'), /canaries 1\/1 promoted/)
+  t.match(u.lines.join('\n'), /v1 successful/)
+  const running = d.allocations('pitwall-worker').filter((a) => a.DesiredStatus === 'run')
+  t.equal(running.length, 2)
+  t.ok(running.every((a) => a.JobVersion === 1), 'old allocations replaced')
+
+  // Unchanged: planned, not registered.
+  const n = capture()
+  t.equal(await deployMain(['--site', 'a', '--job', 'worker', '--vars-dir', vars], { nomad: { address: d.url }, out: n.out }), 0)
+  t.match(n.lines.join('\n'), /unchanged, not registered/)
+  t.equal(d.job('pitwall-worker')?.Version, 1)
+})
+
+t.test('a job changed between plan and register is refused (EnforceIndex)', async (t) => {
+  const d = await double(t)
+  const c = new NomadClient({ address: d.url })
+  const vars = await readFile(join(JOBS_DIR, 'vars', 'a', 'projector.vars.hcl'), 'utf8')
+  const job = await c.parseJob(await readJobHcl('projector'), vars)
+  await c.registerJob(job, 0)
+  const plan = await c.planJob(job)
+  d.touchJob('pitwall-projector')
+  const err = await c.registerJob(job, plan.JobModifyIndex).catch((e: unknown) => e)
+  t.ok(err instanceof NomadError && err.code === NomadErrorCodes.CAS_CONFLICT, 'refused')
+  t.match((err as Error).message, /conflicting job modify index/)
+})
+
+t.test('a failing canary fails the deployment and auto_revert rolls back to the last stable version', async (t) => {
+  const d = await double(t, {
+    healthy: (job) => !JSON.stringify(job).includes('"PITWALL_PARTITIONS":"64"'),
+  })
+  const vars = await varsCopy(t)
+  const io = { nomad: { address: d.url }, ...capture() }
+  t.equal(await deployMain(['--site', 'a', '--job', 'worker', '--vars-dir', vars], io), 0)
+  await setPartitions(vars, 64)
+  const bad = capture()
+  const errs: string[] = []
+  const code = await deployMain(['--site', 'a', '--job', 'worker', '--vars-dir', vars], { nomad: { address: d.url }, out: bad.out, err: (l) => errs.push(l) })
+  t.equal(code, 3, 'exit 3: rolled back')
+  t.match(bad.lines.join('\n'), /v1 failed: worker: 1\/2 placed, 0 healthy, 1 unhealthy, canaries 1\/1/)
+  t.match(bad.lines.join('\n'), /rolling back: Failed due to unhealthy allocations - rolling back to job version 0/)
+  t.match(bad.lines.join('\n'), /v2 successful/)
+  t.match(errs.join('\n'), /PW_DEPLOY_ROLLED_BACK: pitwall-worker: version 1 failed .* rolled back to version 2/)
+  const job = d.job('pitwall-worker')!
+  t.equal(job.Version, 2, 'the rollback is a new version')
+  t.match(JSON.stringify(job), '"PITWALL_PARTITIONS":"16"', 'with the stable spec')
+  const running = d.allocations('pitwall-worker').filter((a) => a.DesiredStatus === 'run')
+  t.equal(running.length, 2, 'the old allocations kept running')
+  t.ok(d.allocations('pitwall-worker').filter((a) => a.DeploymentStatus?.Canary).every((a) => a.DesiredStatus === 'stop'), 'the canary stopped')
+})
+
+t.test('token, namespace and region on every request; errors are typed', async (t) => {
+  const d = await double(t, { token: 'secret-token', region: 'dc-a' })
+  const c = new NomadClient({ address: d.url, token: 'secret-token', namespace: 'pitwall', region: 'dc-a' })
+  await c.jobAllocations('x')
+  const last = d.requests[d.requests.length - 1]!
+  t.equal(last.token, 'secret-token')
+  t.same(last.query, { namespace: 'pitwall', region: 'dc-a' })
+  await t.rejects(new NomadClient({ address: d.url }).jobAllocations('x'), { code: NomadErrorCodes.HTTP, status: 403 }, 'no token: 403')
+  await t.rejects(new NomadClient({ address: d.url, token: 'secret-token', region: 'dc-z' }).jobAllocations('x'), { code: NomadErrorCodes.HTTP, status: 500 })
+  const port = await freePort()
+  await t.rejects(new NomadClient({ address: `http://127.0.0.1:${port}` }).jobAllocations('x'), { code: NomadErrorCodes.UNREACHABLE, retryable: true })
+  t.throws(() => parseDeployArgs(['--plan']), { code: NomadErrorCodes.USAGE })
+  t.throws(() => parseDeployArgs(['--site', 'a', '--job', 'db']), { code: NomadErrorCodes.USAGE })
+  const e: string[] = []
+  t.equal(await deployMain(['--site', 'zz'], { nomad: { address: d.url }, out: () => undefined, err: (l) => e.push(l) }), 1)
+  t.match(e.join(''), /PW_CONFIG_INVALID: site: unknown site 'zz'/)
+})
+
+t.test('deploying every job of a site in order', async (t) => {
+  const d = await double(t)
+  const io = { nomad: { address: d.url }, ...capture() }
+  t.equal(await deployMain(['--site', 'b'], io), 0, 'site b deployed', { output: io.lines })
+  const last = io.lines[io.lines.length - 1]!
+  t.equal(last, 'site b: pitwall-nats: deployed, pitwall-worker: deployed, pitwall-projector: deployed, pitwall-gateway: deployed, pitwall-prometheus: deployed, pitwall-grafana: deployed')
+  t.same(d.job('pitwall-nats')?.Datacenters, ['dc-b'])
+})

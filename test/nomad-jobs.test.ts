@@ -1,0 +1,143 @@
+/**
+ * The Nomad job files (nomad-jobs/*.hcl): each parses with @cdktf/hcl2json; each has described variables, the
+ * datacenter from a variable, update with canary + auto_revert, restart policy, resources, a check on every
+ * service, templates that read peers from Consul; the checked-in per-site var files equal what sites/ renders;
+ * and the tasks run the commands and environment variables of the local launcher (sites/local.ts).
+ */
+import t from 'tap'
+import { readFile } from 'node:fs/promises'
+import { parse } from '@cdktf/hcl2json'
+import { localTopology } from '../sites/local-topology.js'
+import { gatewaySpec, projectorSpec, type ServiceSpec, siteEnv, workerSpec } from '../sites/local.js'
+import { clientUrls, siteOf } from '../sites/topology.js'
+import { JOB_IDS, jobFile, JOBS, JOBS_DIR, NOMAD_ONLY_ENV, readJobHcl, renderSiteVarFiles, varsFile, WORKER_DRAIN_BUDGET_S } from '../nomad-jobs/jobs.js'
+import { declaredVariables, type Json, type JsonObject, parseJob } from './helpers/nomad-hcl.js'
+import { join } from 'node:path'
+
+const topo = localTopology()
+const obj = (v: Json | undefined): JsonObject => (typeof v === 'object' && v !== null && !Array.isArray(v) ? v : {})
+const arr = (v: Json | undefined): Json[] => (Array.isArray(v) ? v : [])
+
+t.test('every HCL file parses with @cdktf/hcl2json and declares one job with described variables', async (t) => {
+  for (const job of JOBS) {
+    const doc = await parse(`${job}.hcl`, await readJobHcl(job)) as JsonObject
+    t.same(Object.keys(obj(doc.job)), [JOB_IDS[job]], `${job}: one job, id ${JOB_IDS[job]}`)
+    const vars = declaredVariables(doc)
+    t.ok(vars.has('datacenter') && vars.has('region') && vars.has('site'), `${job}: datacenter, region, site are variables`)
+    for (const [name, v] of vars) t.ok((v.description ?? '').length > 10, `${job}: variable ${name} is described`)
+    const raw = obj(arr(obj(doc.job)[JOB_IDS[job]])[0])
+    t.same(raw.datacenters, ['${var.datacenter}'], `${job}: datacenters = [var.datacenter]`)
+    t.equal(raw.region, '${var.region}', `${job}: region = var.region`)
+  }
+})
+
+t.test('checked-in var files equal the ones rendered from sites/', async (t) => {
+  const rendered = renderSiteVarFiles(topo)
+  t.equal(rendered.size, topo.sites.length * JOBS.length)
+  for (const [rel, text] of rendered) t.equal(await readFile(join(JOBS_DIR, rel), 'utf8'), text, `${rel} is up to date (npx tsx nomad-jobs/write-vars.ts)`)
+})
+
+t.test('each job: update with canary + auto_revert, restart, resources, checks on every service, Consul templates', async (t) => {
+  for (const site of topo.sites) {
+    for (const job of JOBS) {
+      const j = await parseJob(await readJobHcl(job), await readFile(varsFile(site.name, job), 'utf8'))
+      const at = `${site.name}/${job}`
+      t.same(j.Datacenters, [site.nomadDatacenter], `${at}: datacenter from the var file`)
+      t.equal(j.Region, site.nomadDatacenter, `${at}: region`)
+      const up = obj(j.Update)
+      t.ok(Number(up.Canary) >= 1, `${at}: canary`)
+      t.equal(up.AutoRevert, true, `${at}: auto_revert`)
+      t.equal(up.HealthCheck, 'checks', `${at}: deployment health from the Consul checks`)
+      for (const g of arr(j.TaskGroups).map(obj)) {
+        const rp = obj(g.RestartPolicy)
+        t.ok(Number(rp.Attempts) > 0 && rp.Mode === 'delay', `${at}: restart policy`)
+        const services = arr(g.Services).map(obj)
+        t.ok(services.length > 0, `${at}: registers with Consul`)
+        for (const s of services) {
+          t.ok(arr(s.Checks).length > 0, `${at}: service ${String(s.Name)} has checks`)
+          t.ok(arr(s.Tags).includes(`site-${site.name}`), `${at}: service ${String(s.Name)} tagged with the site`)
+        }
+        for (const task of arr(g.Tasks).map(obj)) {
+          const r = obj(task.Resources)
+          t.ok(Number(r.CPU) > 0 && Number(r.MemoryMB) > 0, `${at}: resources`)
+          t.ok(Number(task.KillTimeout) >= 5e9, `${at}: kill_timeout`)
+          t.ok(arr(task.Templates).length > 0, `${at}: templates`)
+        }
+      }
+    }
+  }
+})
+
+t.test('templates read peers from Consul; the dialing site reads the peer datacenter', async (t) => {
+  for (const site of topo.sites) {
+    const nats = await parseJob(await readJobHcl('nats'), await readFile(varsFile(site.name, 'nats'), 'utf8'))
+    const tmpl = String(obj(arr(obj(arr(obj(arr(nats.TaskGroups)[0]).Tasks)[0]).Templates)[0]).EmbeddedTmpl)
+    t.match(tmpl, 'service "pitwall-nats-cluster|any"', `${site.name}: routes from Consul`)
+    t.match(tmpl, `domain: "${site.domain}"`, `${site.name}: JetStream domain`)
+    t.match(tmpl, `"tlm.${site.name}.*.*": "tlm.${site.name}.{{partition(16,1,2)}}.{{wildcard(1)}}.{{wildcard(2)}}"`, `${site.name}: partition mapping`)
+    const peer = topo.sites.find((s) => s !== site)!
+    if (site.leafnodeRemotes.length > 0) t.match(tmpl, `service "pitwall-nats-leaf@${peer.consulDatacenter}"`, `${site.name} dials ${peer.name} via Consul`)
+    else t.match(tmpl, 'if ne "" ""', `${site.name} only listens`)
+  }
+  for (const job of ['worker', 'projector', 'gateway'] as const) {
+    const j = await parseJob(await readJobHcl(job), await readFile(varsFile('a', job), 'utf8'))
+    const all = arr(obj(arr(obj(arr(j.TaskGroups)[0]).Tasks)[0]).Templates).map((x) => String(obj(x).EmbeddedTmpl)).join('\n')
+    t.match(all, 'service "pitwall-nats"', `${job}: NATS URLs from Consul`)
+    t.match(all, 'service "pitwall-postgres"', `${job}: PostgreSQL from Consul`)
+  }
+})
+
+/** Env variable names a task sets: its env block plus `NAME=` lines of templates with env = true. */
+function envNames(task: JsonObject): Set<string> {
+  const names = new Set(Object.keys(obj(task.Env)))
+  for (const x of arr(task.Templates).map(obj)) {
+    if (x.Envvars !== true) continue
+    for (const m of String(x.EmbeddedTmpl).matchAll(/(?:^|\}\})\s*([A-Z][A-Z0-9_]*)=/gm)) names.add(m[1]!)
+  }
+  return names
+}
+
+t.test('tasks run the local launcher commands with the same variables (one source for both)', async (t) => {
+  t.ok(WORKER_DRAIN_BUDGET_S >= 10, 'drain budget')
+  for (const site of topo.sites) {
+    const def = siteOf(topo, site.name)
+    const env = siteEnv({ site: site.name, natsUrl: clientUrls(def), partitions: topo.partitions, pgUrl: def.pgUrl })
+    const specs: Record<'worker' | 'projector' | 'gateway', ServiceSpec> = {
+      worker: workerSpec(env, 0), projector: projectorSpec(env), gateway: gatewaySpec(env, { jwtSecret: 'x', apiKeys: 'y' }),
+    }
+    for (const [job, spec] of Object.entries(specs) as Array<['worker' | 'projector' | 'gateway', ServiceSpec]>) {
+      const at = `${site.name}/${job}`
+      const j = await parseJob(await readJobHcl(job), await readFile(varsFile(site.name, job), 'utf8'))
+      const task = obj(arr(obj(arr(j.TaskGroups)[0]).Tasks)[0])
+      const cfg = obj(task.Config)
+      t.equal(cfg.command, '/usr/bin/node', `${at}: node`)
+      t.same(cfg.args, [`/opt/pitwall/dist/${spec.script}`], `${at}: runs dist/${spec.script}`)
+      const expected = new Set([...Object.keys(spec.env), ...(NOMAD_ONLY_ENV[job] ?? [])])
+      t.same([...envNames(task)].sort(), [...expected].sort(), `${at}: the same variable names as sites/local.ts (+ ${(NOMAD_ONLY_ENV[job] ?? []).join(', ') || 'nothing'})`)
+      const tenv = obj(task.Env)
+      t.equal(tenv.PITWALL_SITE, spec.env.PITWALL_SITE, `${at}: PITWALL_SITE value`)
+      t.equal(tenv.PITWALL_PARTITIONS, spec.env.PITWALL_PARTITIONS, `${at}: PITWALL_PARTITIONS value`)
+      if (job === 'worker') {
+        for (const i of [0, 1, 2]) {
+          t.equal(String(tenv.PITWALL_WORKER_ID).replace('${NOMAD_ALLOC_INDEX}', String(i)), workerSpec(env, i).env.PITWALL_WORKER_ID, `${at}: worker id of alloc ${i}`)
+        }
+        t.ok(Number(task.KillTimeout) >= WORKER_DRAIN_BUDGET_S * 1e9, `${at}: kill_timeout >= drain budget ${WORKER_DRAIN_BUDGET_S} s`)
+        t.equal(task.KillSignal, 'SIGTERM', `${at}: SIGTERM drains`)
+      }
+      // PG URL: user and database from the var file, address from Consul: with Consul's answer substituted it
+      // is the site's pgUrl.
+      const tmpl = arr(task.Templates).map((x) => String(obj(x).EmbeddedTmpl)).join('\n')
+      const u = new URL(def.pgUrl)
+      const pg = /PITWALL_PG_URL=postgres:\/\/([^@]+)@\{\{ \.Address \}\}:\{\{ \.Port \}\}\/(\S+?)(\{\{|$)/m.exec(tmpl)
+      t.ok(pg, `${at}: PG URL template`)
+      t.equal(`postgres://${pg?.[1]}@${u.hostname}:${u.port}/${pg?.[2]}`, def.pgUrl, `${at}: PG URL equals sites/ pgUrl once Consul answers`)
+    }
+  }
+  t.ok(jobFile('worker').endsWith('nomad-jobs/worker.hcl'))
+})
+
+t.test('a var file assigning an undeclared variable or missing a required one is refused', async (t) => {
+  const hcl = await readJobHcl('worker')
+  await t.rejects(parseJob(hcl, 'nope = 1\n'), /Undefined variable/)
+  await t.rejects(parseJob(hcl, 'site = "a"\n'), /Unset variable/)
+})
