@@ -30,6 +30,22 @@ export const METRICS = {
   projectorDuplicates: 'pitwall_projector_outputs_duplicate_total',
   projectorBatches: 'pitwall_projector_batches_total',
   projectorLastSeq: 'pitwall_projector_committed_sequence',
+  // Projector, by profile (actors/projector/domain-metrics.ts): late readings written aside; always on.
+  projectorLateReadings: 'pitwall_projector_late_readings_total',
+  // Domain gauges (actors/projector/domain-metrics.ts), opt-in per profile (PITWALL_DOMAIN_METRICS); per-entity
+  // series only for the first PITWALL_DOMAIN_METRICS_MAX_ENTITIES entities of a profile (default 64).
+  domainAlertsOpen: 'pitwall_domain_alerts_open',
+  domainAlertsOpened: 'pitwall_domain_alerts_opened_total',
+  domainEntityAlertsOpen: 'pitwall_domain_entity_alerts_open',
+  domainEntityScore: 'pitwall_domain_entity_score',
+  domainRecommendations: 'pitwall_domain_recommendations_total',
+  domainLapBrakeTempMax: 'pitwall_domain_lap_brake_temp_max_celsius',
+  domainLapTyreTempMax: 'pitwall_domain_lap_tyre_temp_max_celsius',
+  domainLapSeconds: 'pitwall_domain_lap_seconds',
+  domainWindowMean: 'pitwall_domain_window_mean',
+  domainStageAnomalies: 'pitwall_domain_stage_anomalies_total',
+  domainEntitiesTracked: 'pitwall_domain_entities_tracked',
+  domainDropped: 'pitwall_domain_updates_dropped_total',
   // Gateway (gateway/metrics.ts). Labels: route is the route pattern (never the raw URL), status the HTTP code.
   gatewayRequests: 'pitwall_gateway_requests_total',
   gatewayRequestSeconds: 'pitwall_gateway_request_duration_seconds',
@@ -144,8 +160,9 @@ export interface ProjectorStatsSource {
   stats(): { applied: number; rejectedStale: number; rejectedMalformed: number; duplicates: number; batches: number; lastSeq: number }
 }
 
-/** A registry with default process metrics and the projector's counters. */
-export function projectorRegistry(src: ProjectorStatsSource, labels: Record<string, string>): Registry {
+/** A registry with default process metrics and the projector's counters (and its domain metrics, if given). */
+export function projectorRegistry(src: ProjectorStatsSource, labels: Record<string, string>,
+  domain?: { register(registry: Registry): void }): Registry {
   const registry = new Registry()
   registry.setDefaultLabels(labels)
   collectDefaultMetrics({ register: registry })
@@ -155,5 +172,6 @@ export function projectorRegistry(src: ProjectorStatsSource, labels: Record<stri
   mirroredCounter(registry, METRICS.projectorDuplicates, 'Redelivered outputs at or below the committed position, skipped.', () => src.stats().duplicates)
   mirroredCounter(registry, METRICS.projectorBatches, 'Transactions committed.', () => src.stats().batches)
   new Gauge({ name: METRICS.projectorLastSeq, help: 'OUT stream sequence committed to PostgreSQL.', registers: [registry], collect() { this.set(src.stats().lastSeq) } })
+  domain?.register(registry)
   return registry
 }

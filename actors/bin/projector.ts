@@ -1,12 +1,12 @@
 /**
  * Projector entrypoint (`node dist/actors/bin/projector.js`): consumes the site's OUT stream into PostgreSQL.
- * Settings: PITWALL_SITE, PITWALL_NATS_URL, PITWALL_PG_URL (docs/configuration.md). SIGTERM: finish the
+ * Settings: PITWALL_SITE, PITWALL_NATS_URL, PITWALL_PG_URL, PITWALL_DOMAIN_METRICS (docs/configuration.md). SIGTERM: finish the
  * current batch, commit, ack, exit 0.
  */
 import { compileConfig, optionsFromEnv } from '../config.js'
 import { ConfigError, PitwallError } from '../errors.js'
 import { projectorRegistry, serveMetrics } from '../metrics.js'
-import { Projector } from '../projector/mod.js'
+import { DomainMetrics, domainMetricsFromEnv, Projector } from '../projector/mod.js'
 import { connectNats, jsonLog } from '../worker.js'
 
 const log = jsonLog('projector')
@@ -21,10 +21,11 @@ try {
   const pgUrl = process.env.PITWALL_PG_URL
   if (!pgUrl) throw new ConfigError('PITWALL_PG_URL', 'is required (e.g. postgres://postgres@127.0.0.1:5432/pitwall)')
   const nc = await connectNats(cfg.natsUrl, `pitwall-projector-${cfg.site}`)
-  const projector = new Projector({ nc, pgUrl, site: cfg.site, stream: cfg.streams.out, log: adapt })
+  const domain = new DomainMetrics(domainMetricsFromEnv(process.env))
+  const projector = new Projector({ nc, pgUrl, site: cfg.site, stream: cfg.streams.out, log: adapt, observer: domain })
   await projector.start()
   if (cfg.metricsPort !== null) {
-    const { port } = await serveMetrics(projectorRegistry(projector, { site: cfg.site, service: 'projector' }), cfg.metricsPort, cfg.metricsHost)
+    const { port } = await serveMetrics(projectorRegistry(projector, { site: cfg.site, service: 'projector' }, domain), cfg.metricsPort, cfg.metricsHost)
     log('info', 'metrics endpoint', { url: `http://${cfg.metricsHost}:${port}/metrics` })
   }
   const statsEvery = setInterval(() => log('debug', 'projector stats', { ...projector.stats() }), 10_000)

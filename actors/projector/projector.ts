@@ -25,6 +25,7 @@ import { ID_PATTERN, outStreamSubjects, SITE_PATTERN } from '../subjects.js'
 import { fenceKey, planBatch, rejectPlan, type BatchPlan, type StreamMessage } from './batch.js'
 import { createPool, guardPool, isDataError, messageOf, PG_SETTING } from './db.js'
 import { migrate } from './migrate.js'
+import type { ProjectorObserver } from './domain-metrics.js'
 import { readCursor, readFences, writeBatch, type CursorKey } from './writer.js'
 
 /** Structured log sink; debug carries per-message detail (stale outputs), warn/error need attention. */
@@ -58,6 +59,8 @@ export interface ProjectorOptions {
   retryMinMs?: number
   retryMaxMs?: number
   log?: ProjectorLog
+  /** Sees every committed batch (domain metrics, domain-metrics.ts); seeded at start from the database. */
+  observer?: ProjectorObserver
 }
 
 export interface ProjectorStats {
@@ -105,13 +108,14 @@ interface Waiter {
   timer: NodeJS.Timeout
 }
 
-type Settings = Required<Omit<ProjectorOptions, 'nc' | 'pool' | 'pgUrl' | 'log'>>
+type Settings = Required<Omit<ProjectorOptions, 'nc' | 'pool' | 'pgUrl' | 'log' | 'observer'>>
 
 /** Projects one site's OUT stream into PostgreSQL. */
 export class Projector {
   private readonly nc: NatsConnection
   private readonly cfg: Readonly<Settings>
   private readonly log: ProjectorLog
+  private readonly observer: ProjectorObserver | undefined
   private readonly pool: pg.Pool
   private readonly ownsPool: boolean
   private readonly unguard: () => void
@@ -143,6 +147,7 @@ export class Projector {
     this.cfg = Object.freeze(settings(opts))
     this.nc = opts.nc
     this.log = opts.log ?? DEFAULT_LOG
+    this.observer = opts.observer
     if ((opts.pool === undefined) === (opts.pgUrl === undefined)) {
       throw new ConfigError(PG_SETTING, 'give the projector exactly one of a pool or a connection URL')
     }
@@ -159,6 +164,7 @@ export class Projector {
     await migrate(this.pool)
     this.cursor = await readCursor(this.pool, this.key)
     this.fences = await readFences(this.pool)
+    await this.observer?.start(this.pool)
     this.jsm = await jetstreamManager(this.nc)
     await this.ensureConsumer(this.jsm)
     const consumer = await this.js.consumers.get(this.cfg.stream, this.cfg.durable)
@@ -400,6 +406,7 @@ export class Projector {
     this.counters.rejectedMalformed += plan.counts.malformed
     this.counters.duplicates += plan.counts.duplicates
     this.counters.batches++
+    this.observer?.committed(plan.rows)
     for (const s of plan.stale) this.log.debug('stale output rejected', { ...s })
     for (const r of plan.rejects) this.log.warn('output set aside', { seq: r.stream_seq, subject: r.subject, reason: r.reason })
     this.waiters = this.waiters.filter((w) => {

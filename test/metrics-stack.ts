@@ -1,0 +1,108 @@
+/**
+ * A small real pitwall stack for the observability tests: a private nats-server, a fresh PostgreSQL database,
+ * real workers (every registered profile) and the projector (with domain metrics), each serving `/metrics` on a
+ * free loopback port, and a simulated load (sites/simulator.ts) published through JetStream. Not a test file.
+ */
+import type { Server } from 'node:http'
+import pg from 'pg'
+import type { NatsConnection } from '@nats-io/transport-node'
+import { compileConfig } from '../actors/config.js'
+import { PROFILES } from '../actors/kinds/registry.js'
+import { projectorRegistry, serveMetrics, workerRegistry } from '../actors/metrics.js'
+import { DomainMetrics, domainMetricsConfig, Projector } from '../actors/projector/mod.js'
+import { Worker } from '../actors/worker.js'
+import { runSimulator, SIM_EPOCH, type SimOptions } from '../sites/simulator.js'
+import { connectTo, startNats, type NatsServer } from './helpers/nats.js'
+import { createTestDb, type TestDb } from './helpers/pg.js'
+
+export interface Stack {
+  srv: NatsServer
+  nc: NatsConnection
+  db: TestDb
+  pool: pg.Pool
+  workers: Worker[]
+  projector: Projector
+  domain: DomainMetrics
+  /** `host:port` of each worker's and the projector's metrics endpoint. */
+  targets: { worker: string[]; projector: string }
+  partitions: number
+  /** Publishes simulated readings and waits until the workers processed them and the projector committed. */
+  load(opts?: Partial<SimOptions> & { durationS?: number }): Promise<{ sent: number }>
+  stop(): Promise<void>
+}
+
+export interface StackOptions {
+  workers?: number
+  partitions?: number
+  domainProfiles?: string[]
+  maxEntities?: number
+}
+
+const quiet = (): void => undefined
+
+/** Starts the stack; call `stop()` (e.g. in a teardown) to stop everything and drop the database. */
+export async function startStack(o: StackOptions = {}): Promise<Stack> {
+  const partitions = o.partitions ?? 4
+  const stops: Array<() => Promise<void>> = []
+  const stop = async (): Promise<void> => {
+    for (const s of stops.splice(0).reverse()) await s().catch(() => undefined)
+  }
+  try {
+    const srv = await startNats()
+    stops.push(() => srv.stop())
+    const nc = await connectTo(srv.url)
+    stops.push(() => nc.close())
+    const db = await createTestDb()
+    stops.push(() => db.drop())
+    const pool = new pg.Pool({ connectionString: db.url, max: 4 })
+    stops.push(() => pool.end())
+    const closeServer = (server: Server) => () => new Promise<void>((r) => server.close(() => r()))
+    const workers: Worker[] = []
+    const workerTargets: string[] = []
+    for (let i = 0; i < (o.workers ?? 2); i++) {
+      const workerId = `w${i + 1}`
+      const cfg = compileConfig({ natsUrl: srv.url, partitions, heartbeatMs: 200, leaseTtlMs: 2000, checkpointIntervalMs: 500, workerId, metricsPort: 0 })
+      let observe = (_s: number): void => undefined
+      const w = new Worker({ cfg, profiles: PROFILES, log: quiet, observe: { checkpoint: (s) => observe(s) } })
+      await w.start()
+      stops.push(() => w.stop())
+      workers.push(w)
+      const { registry, checkpointSeconds } = workerRegistry(w, { site: 'a', worker: workerId })
+      observe = (s) => checkpointSeconds.observe(s)
+      const { server, port } = await serveMetrics(registry, 0)
+      stops.push(closeServer(server))
+      workerTargets.push(`127.0.0.1:${port}`)
+    }
+    const domainOpts = o.maxEntities === undefined
+      ? { profiles: o.domainProfiles ?? [] }
+      : { profiles: o.domainProfiles ?? [], maxEntities: o.maxEntities }
+    const domain = new DomainMetrics(domainMetricsConfig(domainOpts))
+    const projector = new Projector({ nc, pool, site: 'a', batchMs: 5, observer: domain,
+      log: { debug: quiet, info: quiet, warn: quiet, error: quiet } })
+    await projector.start()
+    stops.push(() => projector.stop())
+    const { server, port } = await serveMetrics(projectorRegistry(projector, { site: 'a', service: 'projector' }, domain), 0)
+    stops.push(closeServer(server))
+    const processed = (): number => workers.reduce((n, w) => n + w.stats.processed + w.stats.skippedReplay, 0)
+    return {
+      srv, nc, db, pool, workers, projector, domain, partitions,
+      targets: { worker: workerTargets, projector: `127.0.0.1:${port}` },
+      async load(sim = {}) {
+        const before = processed()
+        const r = await runSimulator(nc, {
+          seed: 7, sensors: 10, cars: 4, sensorHz: 1, carHz: 10, site: 'a', partitions, anomalies: true,
+          startTs: SIM_EPOCH, durationS: 300, ...sim,
+        })
+        for (let i = 0; i < 600 && processed() - before < r.sent; i++) await new Promise((res) => setTimeout(res, 50))
+        // Outputs are published at checkpoints; give the last ones time to land, then wait for the projector.
+        await new Promise((res) => setTimeout(res, 1_200))
+        await projector.caughtUp(30_000)
+        return r
+      },
+      stop,
+    }
+  } catch (err) {
+    await stop()
+    throw err
+  }
+}
