@@ -16,6 +16,7 @@ import { migrate } from './db.js'
 import { corsReplyHeaders, installHeaders, securityHeaders } from './headers.js'
 import { healthPlugin } from './health.js'
 import { ingestPlugin } from './ingest.js'
+import { livePlugin } from './live.js'
 import { GatewayMetrics, installMetrics, metricsPlugin } from './metrics.js'
 import { queryPlugin } from './queries.js'
 import { registryPlugin } from './registry.js'
@@ -135,5 +136,6 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
   if (pool) void app.register(queryPlugin, { pool })
   const stateOpts: StateOptions = { nc, cfg, profiles: profileDefs, ...(deps.query ? { query: deps.query } : {}), ...(pool ? { pool } : {}) }
   void app.register(statePlugin, stateOpts)
+  void app.register(livePlugin, { nc, cfg, metrics, ...(pool ? { pool } : {}) })
   return app
 }

@@ -35,6 +35,10 @@ export interface GatewayOptions {
   hstsMaxAgeS?: number
   /** Serve Prometheus metrics at `GET /metrics` (default on; unauthenticated, so block it at the edge or turn it off). */
   metrics?: boolean
+  /** Live feed: a comment line this often keeps idle connections open through proxies. */
+  liveHeartbeatMs?: number
+  /** Live feed: the reconnection delay suggested to EventSource clients (`retry:`). */
+  liveRetryMs?: number
 }
 
 export const ROLES = ['viewer', 'operator', 'admin'] as const
@@ -92,6 +96,8 @@ export interface GatewayConfig {
   readonly corsOrigins: readonly string[]
   readonly hstsMaxAgeS: number
   readonly metrics: boolean
+  readonly liveHeartbeatMs: number
+  readonly liveRetryMs: number
 }
 
 export const GATEWAY_DEFAULTS = {
@@ -108,6 +114,8 @@ export const GATEWAY_DEFAULTS = {
   queryTimeoutMs: 1_000,
   retryAfterS: 1,
   hstsMaxAgeS: 0,
+  liveHeartbeatMs: 15_000,
+  liveRetryMs: 2_000,
   credentialCacheMs: 30_000,
   rateLimitMax: 6_000,
   rateLimitWindowMs: 60_000,
@@ -127,6 +135,8 @@ export const GATEWAY_ENV = {
   queryTimeoutMs: 'PITWALL_GATEWAY_QUERY_TIMEOUT_MS',
   retryAfterS: 'PITWALL_GATEWAY_RETRY_AFTER_S',
   hstsMaxAgeS: 'PITWALL_GATEWAY_HSTS_MAX_AGE_S',
+  liveHeartbeatMs: 'PITWALL_GATEWAY_LIVE_HEARTBEAT_MS',
+  liveRetryMs: 'PITWALL_GATEWAY_LIVE_RETRY_MS',
 } as const
 
 export const GATEWAY_CORS_ENV = 'PITWALL_GATEWAY_CORS_ORIGINS'
@@ -300,6 +310,8 @@ export function compileGatewayConfig(o: GatewayOptions = {}): GatewayConfig {
     corsOrigins: Object.freeze(parseCorsOrigins(o.corsOrigins ?? [])),
     hstsMaxAgeS: int('hstsMaxAgeS', o.hstsMaxAgeS ?? d.hstsMaxAgeS, 0, 63_072_000),
     metrics: o.metrics ?? true,
+    liveHeartbeatMs: int('liveHeartbeatMs', o.liveHeartbeatMs ?? d.liveHeartbeatMs, 100, 300_000),
+    liveRetryMs: int('liveRetryMs', o.liveRetryMs ?? d.liveRetryMs, 100, 600_000),
   }
   return Object.freeze(cfg)
 }
