@@ -167,6 +167,7 @@ t.test('every registered profile runs in a worker and answers live queries', asy
   const samples: Record<string, { kind: 'sensor' | 'vehicle'; fields: (i: number) => Record<string, number | string | boolean> }> = {
     environment: { kind: 'sensor', fields: (i) => ({ temperature: 20 + i, humidity: 40, co2: 500, battery: 90, status: 'ok' }) },
     asset: { kind: 'sensor', fields: (i) => ({ vibration: 2 + i * 0.01, temperature: 45, pressure: 5, flow: 10 }) },
+    process: { kind: 'sensor', fields: (i) => ({ value: 300 + i, flow: 2000, temp: 15, type: 'cod', stage: 'biological' }) },
     race: { kind: 'vehicle', fields: (i) => ({ speed: 250, rpm: 11000, lap: 1, brake_temp_fl: 500, tyre_temp_fl: 100, tyre_wear: 10, fuel: 90, oil_pressure: 4.5, brake: 0, pit: false, lap_distance: i * 80 }) },
     road: { kind: 'vehicle', fields: (i) => ({ lat: 48.85 + i * 0.0005, lon: 2.35, speed: 40, coolant_temp: 90, fuel_level: 50, dtc: '' }) },
   }

@@ -4,7 +4,8 @@
 import type { AnyActorDefinition } from '../runtime-types.js'
 import { asset } from './sensor/asset.js'
 import { environment } from './sensor/environment.js'
+import { processProfile } from './sensor/process.js'
 import { race } from './vehicle/race.js'
 import { road } from './vehicle/road.js'
 
-export const PROFILES: readonly AnyActorDefinition[] = [environment, asset, race, road]
+export const PROFILES: readonly AnyActorDefinition[] = [environment, asset, processProfile, race, road]

@@ -1,0 +1,150 @@
+/**
+ * The streaming statistics behind the plant (`process`) profile, kept apart from the alert logic so they can be
+ * tested alone: an exponentially weighted (EW) bivariate regression of a sensor's value on the two covariates
+ * every plant reading carries (stage flow and water temperature), an EW scale of its residual, and replay
+ * fingerprints of whole readings.
+ *
+ * Why a regression: in a treatment plant most of a sensor's daily cycle and its response to rain are explained
+ * by the hydraulic load (flow) and by temperature. The residual (value - what flow and temperature predict) is
+ * flat when the process is healthy, so one robust scale on it covers day, night and storms alike, and "the value
+ * disagrees with its correlated sensors" is exactly a large residual.
+ *
+ * All state is a flat `number[]` (M_SLOTS numbers), updated in O(1) per reading.
+ */
+
+/** Slots of the regression state. */
+export const M = {
+  /** Number of readings learned (saturates the weight at 1/halfLife-derived alpha). */
+  N: 0,
+  MF: 1, MT: 2, MV: 3,
+  /** EW covariances: flow-flow, flow-temp, temp-temp, flow-value, temp-value, value-value. */
+  CFF: 4, CFT: 5, CTT: 6, CFV: 7, CTV: 8, CVV: 9,
+  /** EW variance of the residual (learned from healthy readings only). */
+  S2: 10,
+} as const
+export const M_SLOTS = 11
+
+export function blankModel(): number[] {
+  return new Array<number>(M_SLOTS).fill(0)
+}
+
+/** Alpha of an EW average after `n` samples: exact mean at first, then 1 / minN (a window of ~minN samples). */
+function alphaOf(n: number, minN: number): number {
+  return 1 / Math.min(n + 1, minN)
+}
+
+export interface Prediction {
+  /** Expected value from flow and temperature. */
+  expected: number
+  /** Residual scale (standard deviation), floored. */
+  sigma: number
+  /** Coefficients: value change per unit of flow, per °C. */
+  bf: number
+  bt: number
+}
+
+/** Ridge term (relative to the covariate variances): keeps the 2x2 solve sane while flow barely moves. */
+const RIDGE = 1e-3
+
+/** What the model expects for (flow, temp); `sigmaFloor` bounds the scale from below (units of the value). */
+export function predict(m: readonly number[], flow: number, temp: number, sigmaFloor: number): Prediction {
+  const cff = (m[M.CFF] as number) * (1 + RIDGE) + 1e-12
+  const ctt = (m[M.CTT] as number) * (1 + RIDGE) + 1e-12
+  const cft = m[M.CFT] as number
+  const cfv = m[M.CFV] as number, ctv = m[M.CTV] as number
+  const det = cff * ctt - cft * cft
+  let bf = 0, bt = 0
+  if (det > 0) {
+    bf = (cfv * ctt - ctv * cft) / det
+    bt = (ctv * cff - cfv * cft) / det
+  }
+  const expected = (m[M.MV] as number) + bf * (flow - (m[M.MF] as number)) + bt * (temp - (m[M.MT] as number))
+  const s2 = m[M.S2] as number
+  return { expected, sigma: Math.max(Math.sqrt(s2), sigmaFloor), bf, bt }
+}
+
+/** Readings learned before the residual scale starts. */
+export const SCALE_AFTER = 120
+
+/** Learns one healthy reading; `residual` is the one `predict` gave before this update (NaN: not learned). */
+export function learn(m: number[], flow: number, temp: number, value: number, residual: number, halfLife: number): void {
+  const n = m[M.N] as number
+  const a = alphaOf(n, halfLife)
+  const df = flow - (m[M.MF] as number), dt = temp - (m[M.MT] as number), dv = value - (m[M.MV] as number)
+  m[M.MF] = (m[M.MF] as number) + a * df
+  m[M.MT] = (m[M.MT] as number) + a * dt
+  m[M.MV] = (m[M.MV] as number) + a * dv
+  const k = 1 - a
+  m[M.CFF] = k * ((m[M.CFF] as number) + a * df * df)
+  m[M.CFT] = k * ((m[M.CFT] as number) + a * df * dt)
+  m[M.CTT] = k * ((m[M.CTT] as number) + a * dt * dt)
+  m[M.CFV] = k * ((m[M.CFV] as number) + a * df * dv)
+  m[M.CTV] = k * ((m[M.CTV] as number) + a * dt * dv)
+  m[M.CVV] = k * ((m[M.CVV] as number) + a * dv * dv)
+  // The residual scale starts once the regression has seen SCALE_AFTER readings: earlier residuals reflect an
+  // unsettled fit, not the process.
+  if (n >= SCALE_AFTER && Number.isFinite(residual)) {
+    const as = alphaOf(n - SCALE_AFTER, halfLife)
+    m[M.S2] = (1 - as) * (m[M.S2] as number) + as * residual * residual
+  }
+  m[M.N] = n + 1
+}
+
+/** z of `x` against the EW mean/variance of flow or temperature held in the model. */
+export function covariateZ(m: readonly number[], which: 'flow' | 'temp', x: number): number {
+  const mean = m[which === 'flow' ? M.MF : M.MT] as number
+  const v = m[which === 'flow' ? M.CFF : M.CTT] as number
+  return v > 0 ? (x - mean) / Math.sqrt(v) : 0
+}
+
+// ---- replay fingerprints -------------------------------------------------------------------------------
+
+const f64 = new Float64Array(1)
+const u32 = new Uint32Array(f64.buffer)
+
+/** A 32-bit fingerprint of (value, flow, temp) exactly as sent: a replayed reading repeats all three bits for bit. */
+export function fingerprint(value: number, flow: number, temp: number): number {
+  let h = 0x811c9dc5
+  for (const x of [value, flow, temp]) {
+    f64[0] = x
+    h = Math.imul(h ^ (u32[0] as number), 0x01000193)
+    h = Math.imul(h ^ (u32[1] as number), 0x01000193)
+    h ^= h >>> 15
+  }
+  return h >>> 0
+}
+
+/**
+ * Recent fingerprints: a ring (kept in the state, snapshotted) plus a count map rebuilt from it on demand (not
+ * snapshotted; a WeakMap keyed by the ring array, so it goes away with the state).
+ */
+const indexes = new WeakMap<number[], Map<number, number>>()
+
+function indexOf(ring: number[]): Map<number, number> {
+  let ix = indexes.get(ring)
+  if (!ix) {
+    ix = new Map()
+    for (const h of ring) if (!Number.isNaN(h)) ix.set(h, (ix.get(h) ?? 0) + 1)
+    indexes.set(ring, ix)
+  }
+  return ix
+}
+
+/** True when `h` is among the recent fingerprints. */
+export function seen(ring: number[], h: number): boolean {
+  return indexOf(ring).has(h)
+}
+
+/** Adds `h` at `pos` (overwriting the oldest); returns the next position. */
+export function remember(ring: number[], pos: number, h: number): number {
+  const ix = indexOf(ring)
+  const old = ring[pos] as number
+  if (!Number.isNaN(old)) {
+    const c = (ix.get(old) ?? 1) - 1
+    if (c <= 0) ix.delete(old)
+    else ix.set(old, c)
+  }
+  ring[pos] = h
+  ix.set(h, (ix.get(h) ?? 0) + 1)
+  return (pos + 1) % ring.length
+}

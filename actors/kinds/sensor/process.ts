@@ -1,0 +1,595 @@
+/**
+ * Sensor profile `process`: one actor per wastewater-plant sensor (DOMAIN.md section 3: 127 sensors, 8 stages).
+ *
+ * Reading fields:
+ *   value  the sensor's own measurement, in the unit of its type (pH, mg/l, NTU, m³/h, kWh, A, ...); absent
+ *          when the SCADA poll got nothing from the sensor (a dropout)
+ *   flow   stage flow m³/h and `temp` water temperature °C: the covariates the PLC sends with every sample
+ *   type   sensor type (`ph`, `do`, `cod`, ... see PROCESS_DEFAULTS.limits), `stage` process stage
+ *   inlet  optional, on outlet analysers: the influent value of the same parameter (treatment efficiency)
+ *
+ * CHOICE (one actor per sensor, multivariate inside the reading): the runtime wants one actor per entity, and a
+ * plant sensor is the entity operators name. The multivariate part comes from the covariates each reading
+ * carries: the actor learns how its value follows stage flow and water temperature (an exponentially weighted
+ * regression, process-model.ts), so "correlated sensors disagreeing" is a large residual against what flow and
+ * temperature predict, rain and the daily cycle are explained instead of alarmed on, and each alert can say how
+ * much the value, the flow and the temperature each drove it.
+ *
+ * Detection, per reading applied (in event-time order; an older reading is `late` and not applied), in priority
+ * order; at most one anomaly alert is open per sensor, a higher-priority finding closes a lower one:
+ *   1. cyber_attack (critical): value outside the physical range of its type, a change faster than the type's
+ *      physical max rate, or a replay (>= cyber.replayMatches consecutive readings whose exact (value, flow, temp)
+ *      was already seen in the last cyber.replayWindow readings). Works from the first reading.
+ *   2. sensor_failure (warning): value missing for >= failure.dropoutReadings readings, or exactly the same value
+ *      for >= failure.stuckReadings readings (a live sensor's noise never repeats to the last digit).
+ *   3. pollution_spike (critical) / process_malfunction (critical): residual z beyond spike.z, same sign, for
+ *      spike.confirm consecutive readings. Classified by onset: a pollutant front reaches a probe within a
+ *      reading or two, so an upward run whose residual just before it was below spike.sharpZ is a pollution
+ *      spike; a run built up over minutes (a failing blower, pump or control loop moves the process at its own
+ *      time constant), or a downward one, is a process malfunction.
+ *   4. sensor_drift (warning): the slow EW mean of the residual z beyond drift.z for drift.sustainReadings
+ *      consecutive readings with no spike-level residual among them.
+ *   Residual-based checks (3, 4) start after warmupReadings. The model learns only from readings that look
+ *   healthy (no open alert, no evidence pending, |z| < spike.clearZ), so an anomaly never becomes the baseline.
+ *
+ * Every alert names the features that drove it with their z and share (details.features), the classification
+ * reason, the stage and sensor type. Outputs:
+ *   alert  key `<alertId>:<open|close>:<seq>`, alertId `sensor:<id>:<type>:<start>`, ts = event time
+ *   score  per kpiIntervalMs of event time, when the first reading of the next interval arrives:
+ *          `anomalies:<start>` (value = alerts opened, factors per type), on outlet sensors with a limit
+ *          `compliance:<start>` (% of readings within the limit), on sensors with `inlet`
+ *          `treatment_efficiency:<start>` (mean 100 * (1 - value / inlet)). Plant KPIs are rollups of these.
+ *   late   key `late:<seq>`
+ * State: ~40 numbers plus a ring of cyber.replayWindow fingerprints (default 720: one hour at 5 s).
+ */
+import { defineActor } from '../../actor.js'
+import type { ActorContext } from '../../actor.js'
+import { ConfigError, RuntimeErrorCodes, SnapshotError } from '../../errors.js'
+import type { AlertBody, EntityRef, Reading, Severity } from '../../types.js'
+import { M, M_SLOTS, blankModel, covariateZ, fingerprint, learn, predict, remember, seen } from './process-model.js'
+
+export const PLANT_ANOMALIES = ['cyber_attack', 'sensor_failure', 'pollution_spike', 'process_malfunction', 'sensor_drift'] as const
+export type PlantAnomaly = (typeof PLANT_ANOMALIES)[number]
+
+/** Physical limits of a sensor type, and the discharge limit when it is measured at the outlet. */
+export interface SensorLimits {
+  unit: string
+  lo: number
+  hi: number
+  /** Fastest physically possible change, units per second. */
+  maxRatePerS: number
+  outlet?: { min?: number; max?: number }
+}
+
+export interface ProcessConfig {
+  allowedLatenessMs: number
+  warmupReadings: number
+  /** Memory of the regression and residual scale, in readings (default 17,280: a day at 5 s). */
+  halfLifeReadings: number
+  /** Residual scale floor, as a fraction of the type's physical span. */
+  sigmaFloorRel: number
+  spike: { z: number; confirm: number; sharpZ: number; clearZ: number; clearReadings: number }
+  drift: { z: number; slowReadings: number; sustainReadings: number; midReadings: number; clearZ: number; clearReadings: number;
+    /** The model stops learning while |slow mean| >= learnBelow. */
+    learnBelow: number
+    /** A drift open this long is accepted as the new baseline: closed, and the model's level moved to it. */
+    maxReadings: number }
+  failure: { stuckReadings: number; dropoutReadings: number; clearReadings: number }
+  cyber: { replayWindow: number; replayMatches: number; clearReadings: number }
+  kpiIntervalMs: number
+  /** Stage whose sensors are checked against `limits[type].outlet`. */
+  outletStage: string
+  severities: Record<PlantAnomaly, Severity>
+  /** Per sensor type. A type not listed gets no range/rate check (replay and the rest still apply). */
+  limits: Record<string, SensorLimits>
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o !== null && typeof o === 'object' && !Object.isFrozen(o)) {
+    Object.freeze(o)
+    for (const v of Object.values(o)) deepFreeze(v)
+  }
+  return o
+}
+
+export const PROCESS_DEFAULTS: ProcessConfig = deepFreeze({
+  allowedLatenessMs: 0,
+  warmupReadings: 720,
+  halfLifeReadings: 17_280,
+  sigmaFloorRel: 1e-5,
+  spike: { z: 6, confirm: 3, sharpZ: 2.5, clearZ: 3, clearReadings: 6 },
+  drift: { z: 1.5, slowReadings: 120, sustainReadings: 120, midReadings: 10, clearZ: 0.75, clearReadings: 12, learnBelow: 0.75, maxReadings: 8_640 },
+  failure: { stuckReadings: 6, dropoutReadings: 3, clearReadings: 3 },
+  cyber: { replayWindow: 720, replayMatches: 3, clearReadings: 12 },
+  kpiIntervalMs: 900_000,
+  outletStage: 'outlet',
+  severities: { cyber_attack: 'critical', sensor_failure: 'warning', pollution_spike: 'critical',
+    process_malfunction: 'critical', sensor_drift: 'warning' },
+  // Physical ranges and rates of the instruments; outlet limits of a typical urban discharge permit.
+  limits: {
+    ph: { unit: 'pH', lo: 0, hi: 14, maxRatePerS: 0.2 },
+    do: { unit: 'mg/l', lo: 0, hi: 20, maxRatePerS: 0.5 },
+    turbidity: { unit: 'NTU', lo: 0, hi: 4000, maxRatePerS: 100 },
+    flow: { unit: 'm³/h', lo: 0, hi: 20000, maxRatePerS: 300 },
+    temperature: { unit: '°C', lo: -5, hi: 60, maxRatePerS: 0.5 },
+    pressure: { unit: 'bar', lo: 0, hi: 16, maxRatePerS: 1 },
+    conductivity: { unit: 'µS/cm', lo: 0, hi: 20000, maxRatePerS: 400 },
+    nitrogen: { unit: 'mg/l', lo: 0, hi: 300, maxRatePerS: 10, outlet: { max: 15 } },
+    phosphorus: { unit: 'mg/l', lo: 0, hi: 60, maxRatePerS: 2, outlet: { max: 2 } },
+    tss: { unit: 'mg/l', lo: 0, hi: 20000, maxRatePerS: 300, outlet: { max: 35 } },
+    cod: { unit: 'mg/l', lo: 0, hi: 5000, maxRatePerS: 100, outlet: { max: 125 } },
+    bod5: { unit: 'mg/l', lo: 0, hi: 2000, maxRatePerS: 50, outlet: { max: 25 } },
+    metals: { unit: 'mg/l', lo: 0, hi: 20, maxRatePerS: 0.5, outlet: { max: 0.5 } },
+    chlorine: { unit: 'mg/l', lo: 0, hi: 10, maxRatePerS: 0.3, outlet: { max: 0.2 } },
+    ammonia: { unit: 'mg/l', lo: 0, hi: 200, maxRatePerS: 5, outlet: { max: 4 } },
+    nitrate: { unit: 'mg/l', lo: 0, hi: 200, maxRatePerS: 5 },
+    nitrite: { unit: 'mg/l', lo: 0, hi: 20, maxRatePerS: 0.5 },
+    energy: { unit: 'kW', lo: 0, hi: 5000, maxRatePerS: 100 },
+    pump: { unit: 'A', lo: 0, hi: 400, maxRatePerS: 40 },
+    level: { unit: 'm', lo: 0, hi: 12, maxRatePerS: 0.2 },
+    sludge: { unit: 'g/l', lo: 0, hi: 80, maxRatePerS: 2 },
+  },
+})
+
+const SEVERITIES: readonly Severity[] = ['info', 'warning', 'critical']
+const CYBER = 0, FAILURE = 1, SPIKE = 2, MALFUNCTION = 3, DRIFT = 4
+const NONE = -1
+
+/** Checks a process config; throws ConfigError naming the setting. */
+export function validateProcessConfig(c: ProcessConfig): void {
+  const num = (setting: string, v: unknown, min: number, integer = false): void => {
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < min || (integer && !Number.isInteger(v))) {
+      throw new ConfigError(`process.${setting}`, `must be a finite ${integer ? 'integer' : 'number'} >= ${min}, got ${String(v)}`)
+    }
+  }
+  const group = (g: string, v: unknown): void => {
+    if (!v || typeof v !== 'object') throw new ConfigError(`process.${g}`, 'must be an object')
+  }
+  num('allowedLatenessMs', c.allowedLatenessMs, 0)
+  num('warmupReadings', c.warmupReadings, 0, true)
+  num('halfLifeReadings', c.halfLifeReadings, 2, true)
+  num('sigmaFloorRel', c.sigmaFloorRel, 0)
+  num('kpiIntervalMs', c.kpiIntervalMs, 1000)
+  for (const g of ['spike', 'drift', 'failure', 'cyber', 'severities', 'limits'] as const) group(g, c[g])
+  num('spike.z', c.spike.z, 0)
+  num('spike.confirm', c.spike.confirm, 1, true)
+  num('spike.sharpZ', c.spike.sharpZ, 0)
+  num('spike.clearZ', c.spike.clearZ, 0)
+  if (c.spike.clearZ > c.spike.z) throw new ConfigError('process.spike.clearZ', 'must be <= spike.z')
+  num('spike.clearReadings', c.spike.clearReadings, 1, true)
+  num('drift.z', c.drift.z, 0)
+  num('drift.clearZ', c.drift.clearZ, 0)
+  num('drift.learnBelow', c.drift.learnBelow, 0)
+  for (const k of ['slowReadings', 'sustainReadings', 'midReadings', 'clearReadings', 'maxReadings'] as const) num(`drift.${k}`, c.drift[k], 1, true)
+  for (const k of ['stuckReadings', 'dropoutReadings', 'clearReadings'] as const) num(`failure.${k}`, c.failure[k], 1, true)
+  num('cyber.replayWindow', c.cyber.replayWindow, 1, true)
+  if (c.cyber.replayWindow > 20_000) throw new ConfigError('process.cyber.replayWindow', 'must be <= 20000 (memory per actor)')
+  num('cyber.replayMatches', c.cyber.replayMatches, 1, true)
+  num('cyber.clearReadings', c.cyber.clearReadings, 1, true)
+  if (typeof c.outletStage !== 'string') throw new ConfigError('process.outletStage', 'must be a string')
+  for (const a of PLANT_ANOMALIES) {
+    if (!SEVERITIES.includes(c.severities[a])) throw new ConfigError(`process.severities.${a}`, `must be one of ${SEVERITIES.join(', ')}`)
+  }
+  for (const [t, l] of Object.entries(c.limits)) {
+    group(`limits.${t}`, l)
+    num(`limits.${t}.lo`, l.lo, -Infinity)
+    num(`limits.${t}.hi`, l.hi, -Infinity)
+    if (!(l.hi > l.lo)) throw new ConfigError(`process.limits.${t}.hi`, 'must be > lo')
+    num(`limits.${t}.maxRatePerS`, l.maxRatePerS, 0)
+    if (l.outlet !== undefined) {
+      group(`limits.${t}.outlet`, l.outlet)
+      if (l.outlet.min !== undefined) num(`limits.${t}.outlet.min`, l.outlet.min, -Infinity)
+      if (l.outlet.max !== undefined) num(`limits.${t}.outlet.max`, l.outlet.max, -Infinity)
+    }
+  }
+}
+
+const validated = new WeakSet<ProcessConfig>()
+function checked(c: ProcessConfig): ProcessConfig {
+  if (!validated.has(c)) {
+    validateProcessConfig(c)
+    validated.add(c)
+  }
+  return c
+}
+
+// ---- state ------------------------------------------------------------------------------------------------
+
+/** Live slots (`v`). NaN = none. */
+const L = {
+  TS: 0, VALUE: 1, FLOW: 2, TEMP: 3,
+  /** Readings with a value applied; same value run; missing value run. */
+  N: 4, REP: 5, MISS: 6,
+  /** Spike run: count and sign. */
+  OVER: 7, OSIGN: 8,
+  /** Slow and medium EW means of residual z; run of |slow| > drift.z. */
+  SLOW: 9, MID: 10, SRUN: 11,
+  /** Consecutive replayed readings; consecutive readings meeting the open alert's clear condition. */
+  REPLAY: 12, CLEAR: 13,
+  /** Residual z of the last 3 readings (newest first), last z, last expected value. */
+  Z1: 14, Z2: 15, Z3: 16, Z: 17, EXP: 18,
+  /** Open alert: type index (NONE), start, peak |z| or value, readings in it. */
+  AT: 19, AS: 20, AP: 21,
+  /** Readings since the open alert opened. */
+  AN: 22,
+} as const
+const L_SLOTS = 23
+/** KPI interval slots (`k`): start, readings, readings under a limit, within it, efficiency sum and count, opened per type. */
+const K = { START: 0, N: 1, LIM: 2, OK: 3, EFF: 4, EFFN: 5, OPEN: 6 } as const
+const K_SLOTS = 6 + PLANT_ANOMALIES.length
+
+export interface ProcessState {
+  /** Sensor type and stage, from the newest reading that named them. */
+  type: string
+  stage: string
+  m: number[]
+  v: number[]
+  k: number[]
+  /** Replay fingerprints (NaN = empty) and the next write position. */
+  fp: number[]
+  fpPos: number
+  late: number
+}
+
+function init(_e: EntityRef, c: ProcessConfig): ProcessState {
+  checked(c)
+  const v = new Array<number>(L_SLOTS).fill(NaN)
+  for (const i of [L.N, L.REP, L.MISS, L.OVER, L.SRUN, L.REPLAY, L.CLEAR, L.SLOW, L.MID, L.AN]) v[i] = 0
+  v[L.AT] = NONE
+  const k = new Array<number>(K_SLOTS).fill(0)
+  k[K.START] = NaN
+  return { type: '', stage: '', m: blankModel(), v, k, fp: new Array<number>(c.cyber.replayWindow).fill(NaN), fpPos: 0, late: 0 }
+}
+
+// ---- alerts -------------------------------------------------------------------------------------------------
+
+interface Feature { feature: string; value: number; z: number; share: number }
+
+function fmt(x: number): string {
+  return String(Math.round(x * 1000) / 1000)
+}
+
+/** Names the features with their z and their share of the total |z| (how much each drove the finding). */
+function features(parts: Array<[string, number, number]>): Feature[] {
+  const tot = parts.reduce((a, p) => a + Math.abs(p[2]), 0) || 1
+  return parts.map(([feature, value, z]) => ({ feature, value, z: Math.round(z * 100) / 100, share: Math.round((Math.abs(z) / tot) * 1000) / 1000 }))
+    .sort((a, b) => b.share - a.share)
+}
+
+interface Finding { type: number; value: number; threshold: number; reason: string; features: Feature[] }
+
+function alertIdOf(e: EntityRef, type: number, start: number): string {
+  return `${e.kind}:${e.id}:${PLANT_ANOMALIES[type] as string}:${start}`
+}
+
+function openAlert(s: ProcessState, ctx: ActorContext, c: ProcessConfig, f: Finding, ts: number, start: number): void {
+  const name = PLANT_ANOMALIES[f.type] as PlantAnomaly
+  const alertId = alertIdOf(ctx.entity, f.type, start)
+  const top = f.features.slice(0, 3).map((x) => `${x.feature} ${Math.round(x.share * 100)} %`).join(', ')
+  const body: AlertBody = { alertId, type: name, severity: c.severities[name], state: 'open', start, value: f.value,
+    threshold: f.threshold, explanation: `${s.stage || 'plant'} ${s.type || 'sensor'}: ${f.reason} (driven by ${top})`,
+    details: { stage: s.stage, sensorType: s.type, features: f.features, reason: f.reason } }
+  ctx.emit('alert', `${alertId}:open:${ctx.seq}`, ts, body)
+  s.v[L.AT] = f.type
+  s.v[L.AS] = start
+  s.v[L.AP] = f.value
+  s.v[L.CLEAR] = 0
+  s.v[L.AN] = 0
+  s.k[K.OPEN + f.type] = (s.k[K.OPEN + f.type] as number) + 1
+}
+
+function closeAlert(s: ProcessState, ctx: ActorContext, c: ProcessConfig, ts: number, value: number, why: string): void {
+  const type = s.v[L.AT] as number
+  if (type === NONE) return
+  const name = PLANT_ANOMALIES[type] as PlantAnomaly
+  const start = s.v[L.AS] as number
+  const alertId = alertIdOf(ctx.entity, type, start)
+  ctx.emit('alert', `${alertId}:close:${ctx.seq}`, ts, { alertId, type: name, severity: c.severities[name], state: 'close', start,
+    end: ts, value, threshold: 0, explanation: `${s.stage || 'plant'} ${s.type || 'sensor'}: ${why}`,
+    details: { stage: s.stage, sensorType: s.type, peak: s.v[L.AP] } })
+  s.v[L.AT] = NONE
+  s.v[L.AS] = NaN
+  s.v[L.AP] = NaN
+  s.v[L.CLEAR] = 0
+  // Whatever was open, the residual means start afresh: the readings under the alert are not a drift.
+  s.v[L.SLOW] = 0
+  s.v[L.MID] = 0
+  s.v[L.SRUN] = 0
+}
+
+// ---- KPIs -------------------------------------------------------------------------------------------------
+
+function flushKpis(s: ProcessState, ctx: ActorContext, c: ProcessConfig): void {
+  const k = s.k
+  const start = k[K.START] as number
+  if (Number.isNaN(start) || (k[K.N] as number) === 0) return
+  const end = start + c.kpiIntervalMs
+  const factors: Record<string, number> = { readings: k[K.N] as number }
+  let opened = 0
+  PLANT_ANOMALIES.forEach((a, i) => {
+    factors[a] = k[K.OPEN + i] as number
+    opened += k[K.OPEN + i] as number
+  })
+  ctx.emit('score', `anomalies:${start}`, end, { name: 'anomalies', value: opened, factors })
+  if ((k[K.LIM] as number) > 0) {
+    ctx.emit('score', `compliance:${start}`, end, { name: 'compliance', value: (100 * (k[K.OK] as number)) / (k[K.LIM] as number),
+      factors: { readings: k[K.LIM] as number, within: k[K.OK] as number } })
+  }
+  if ((k[K.EFFN] as number) > 0) {
+    ctx.emit('score', `treatment_efficiency:${start}`, end, { name: 'treatment_efficiency', value: (k[K.EFF] as number) / (k[K.EFFN] as number),
+      factors: { samples: k[K.EFFN] as number } })
+  }
+}
+
+function kpiStep(s: ProcessState, ctx: ActorContext, c: ProcessConfig, ts: number, value: number | undefined, inlet: number | undefined): void {
+  const k = s.k
+  const start = Math.floor(ts / c.kpiIntervalMs) * c.kpiIntervalMs
+  if (start !== k[K.START]) {
+    flushKpis(s, ctx, c)
+    k.fill(0)
+    k[K.START] = start
+  }
+  k[K.N] = (k[K.N] as number) + 1
+  if (value === undefined) return
+  const lim = c.limits[s.type]?.outlet
+  if (lim && s.stage === c.outletStage) {
+    k[K.LIM] = (k[K.LIM] as number) + 1
+    if ((lim.min === undefined || value >= lim.min) && (lim.max === undefined || value <= lim.max)) k[K.OK] = (k[K.OK] as number) + 1
+  }
+  if (inlet !== undefined && inlet > 0) {
+    k[K.EFF] = (k[K.EFF] as number) + 100 * (1 - value / inlet)
+    k[K.EFFN] = (k[K.EFFN] as number) + 1
+  }
+}
+
+// ---- the reading handler ----------------------------------------------------------------------------------
+
+const num = (x: unknown): number | undefined => (typeof x === 'number' && Number.isFinite(x) ? x : undefined)
+
+/** Cyber evidence of this reading, or undefined. */
+function cyberFinding(s: ProcessState, c: ProcessConfig, ts: number, value: number, replayed: boolean): Finding | undefined {
+  const lim = c.limits[s.type]
+  const v = s.v
+  if (lim && (value < lim.lo || value > lim.hi)) {
+    const span = lim.hi - lim.lo
+    const out = value < lim.lo ? lim.lo - value : value - lim.hi
+    return { type: CYBER, value, threshold: value < lim.lo ? lim.lo : lim.hi, reason: `value ${fmt(value)} ${lim.unit} outside the physical range ${lim.lo}..${lim.hi}`,
+      features: features([['range', value, out / (span * 0.01)]]) }
+  }
+  const prev = v[L.VALUE] as number, dt = (ts - (v[L.TS] as number)) / 1000
+  if (lim && !Number.isNaN(prev) && dt > 0) {
+    const rate = Math.abs(value - prev) / dt
+    if (rate > lim.maxRatePerS) {
+      return { type: CYBER, value: rate, threshold: lim.maxRatePerS,
+        reason: `value changed ${fmt(rate)} ${lim.unit}/s (from ${fmt(prev)} to ${fmt(value)}), faster than the physical max ${lim.maxRatePerS}`,
+        features: features([['rate', rate, rate / lim.maxRatePerS]]) }
+    }
+  }
+  if (replayed && (v[L.REPLAY] as number) >= c.cyber.replayMatches) {
+    return { type: CYBER, value: v[L.REPLAY] as number, threshold: c.cyber.replayMatches,
+      reason: `${v[L.REPLAY] as number} consecutive readings repeat earlier readings bit for bit (replayed data)`,
+      features: features([['replay', v[L.REPLAY] as number, v[L.REPLAY] as number]]) }
+  }
+  return undefined
+}
+
+function onReading(s: ProcessState, r: Reading, ctx: ActorContext, c: ProcessConfig): void {
+  checked(c)
+  const v = s.v
+  const f = r.fields
+  const ts = r.ts
+  if (ts < (v[L.TS] as number)) {
+    s.late++
+    ctx.emit('late', `late:${ctx.seq}`, ts, { readingTs: ts, watermark: v[L.TS] as number, readingSeq: ctx.seq, fields: f })
+    return
+  }
+  if (typeof f['type'] === 'string') s.type = f['type']
+  if (typeof f['stage'] === 'string') s.stage = f['stage']
+  const value = num(f['value']), flow = num(f['flow']), temp = num(f['temp'])
+  kpiStep(s, ctx, c, ts, value, num(f['inlet']))
+  if (s.fp.length !== c.cyber.replayWindow) {
+    s.fp = new Array<number>(c.cyber.replayWindow).fill(NaN)
+    s.fpPos = 0
+  }
+  const open = v[L.AT] as number
+
+  // 1. cyber evidence.
+  let found: Finding | undefined
+  let replayed = false
+  if (value !== undefined) {
+    const h = fingerprint(value, flow ?? NaN, temp ?? NaN)
+    replayed = seen(s.fp, h)
+    v[L.REPLAY] = replayed ? (v[L.REPLAY] as number) + 1 : 0
+    s.fpPos = remember(s.fp, s.fpPos, h)
+    found = cyberFinding(s, c, ts, value, replayed)
+  }
+
+  // 2. sensor failure evidence.
+  if (value === undefined) {
+    v[L.MISS] = (v[L.MISS] as number) + 1
+    v[L.REP] = 0
+  } else {
+    v[L.MISS] = 0
+    v[L.REP] = value === v[L.VALUE] ? (v[L.REP] as number) + 1 : 0
+  }
+  const miss = v[L.MISS] as number, rep = (v[L.REP] as number) + 1
+  if (!found && (miss >= c.failure.dropoutReadings || (value !== undefined && rep >= c.failure.stuckReadings))) {
+    found = miss > 0
+      ? { type: FAILURE, value: miss, threshold: c.failure.dropoutReadings, reason: `no value in the last ${miss} readings (dropout)`,
+        features: features([['missing', miss, miss]]) }
+      : { type: FAILURE, value: value as number, threshold: c.failure.stuckReadings, reason: `value stuck at ${fmt(value as number)} for ${rep} readings (flatline)`,
+        features: features([['repeat', rep, rep]]) }
+  }
+
+  // 3, 4. residual against flow and temperature.
+  let z = NaN
+  let healthy = !found && value !== undefined && miss === 0 && (v[L.REP] as number) === 0 && (open === NONE)
+  if (value !== undefined && flow !== undefined && temp !== undefined) {
+    const lim = c.limits[s.type]
+    const floor = lim ? (lim.hi - lim.lo) * c.sigmaFloorRel : 1e-9
+    const p = predict(s.m, flow, temp, floor)
+    const resid = value - p.expected
+    v[L.EXP] = p.expected
+    const warm = (v[L.N] as number) >= c.warmupReadings
+    if (warm) {
+      z = resid / p.sigma
+      const base = open === DRIFT ? (v[L.MID] as number) : 0
+      const e = z - base
+      const sp = c.spike
+      const sign = e > 0 ? 1 : -1
+      if (Math.abs(e) > sp.z && (v[L.OVER] === 0 || v[L.OSIGN] === sign)) {
+        v[L.OVER] = (v[L.OVER] as number) + 1
+        v[L.OSIGN] = sign
+      } else {
+        v[L.OVER] = Math.abs(e) > sp.z ? 1 : 0
+        v[L.OSIGN] = sign
+      }
+      if (!found && (v[L.OVER] as number) >= sp.confirm) {
+        // The residual just before the run (Z{confirm}) tells a sharp front from a build-up.
+        const before = sp.confirm === 1 ? (v[L.Z1] as number) : sp.confirm === 2 ? (v[L.Z2] as number) : (v[L.Z3] as number)
+        const prior = Number.isNaN(before) ? 0 : before - base
+        const sharp = Math.abs(prior) < sp.sharpZ
+        const type = sharp && e > 0 ? SPIKE : MALFUNCTION
+        const fz = covariateZ(s.m, 'flow', flow), tz = covariateZ(s.m, 'temp', temp)
+        const reason = `value ${fmt(value)} is ${fmt(Math.abs(z))} sigma ${z > 0 ? 'above' : 'below'} the ${fmt(p.expected)} expected from flow ${fmt(flow)} and temperature ${fmt(temp)}`
+          + (type === SPIKE ? `, a sharp rise (residual ${fmt(prior)} sigma one reading before)` : sharp ? ', a sharp drop' : `, built up over minutes (residual already ${fmt(prior)} sigma before)`)
+        found = { type, value, threshold: p.expected + sign * sp.z * p.sigma, reason,
+          features: features([['value_vs_expected', value, z], ['flow', flow, fz], ['temp', temp, tz]]) }
+      }
+      // Drift: slow mean of z, fed only when nothing else is going on.
+      if (open === NONE || open === DRIFT) {
+        // Clipped at spike.z: a single wild reading belongs to the spike logic, not to the slow mean.
+        const zc = Math.max(-sp.z, Math.min(sp.z, z))
+        const a = 1 / c.drift.slowReadings
+        v[L.SLOW] = (1 - a) * (v[L.SLOW] as number) + a * zc
+        const am = 1 / c.drift.midReadings
+        v[L.MID] = (1 - am) * (v[L.MID] as number) + am * zc
+        const slow = v[L.SLOW] as number
+        v[L.SRUN] = Math.abs(slow) > c.drift.z && Math.abs(e) <= sp.z ? (v[L.SRUN] as number) + 1 : 0
+        if (!found && open === NONE && (v[L.SRUN] as number) >= c.drift.sustainReadings) {
+          const fz = covariateZ(s.m, 'flow', flow), tz = covariateZ(s.m, 'temp', temp)
+          found = { type: DRIFT, value, threshold: c.drift.z,
+            reason: `the residual against flow and temperature has averaged ${fmt(slow)} sigma for ${v[L.SRUN] as number} readings (slow ${slow > 0 ? 'upward' : 'downward'} drift)`,
+            features: features([['residual_mean', slow, slow * Math.sqrt(c.drift.slowReadings)], ['flow', flow, fz], ['temp', temp, tz]]) }
+        }
+      }
+      // Evidence pending (a large residual, a run, or a slow mean on its way to a drift) is not learned: a
+      // regression that kept learning would absorb a drift that happens to coincide with a flow or temperature trend.
+      if (Math.abs(z) >= sp.clearZ || (v[L.OVER] as number) > 0 || Math.abs(v[L.SLOW] as number) >= c.drift.learnBelow) healthy = false
+    }
+    if (healthy || !warm) {
+      if (!found && open === NONE && value !== undefined) learn(s.m, flow, temp, value, resid, c.halfLifeReadings)
+    }
+    v[L.Z3] = v[L.Z2] as number
+    v[L.Z2] = v[L.Z1] as number
+    v[L.Z1] = z
+    v[L.Z] = z
+  }
+  if (value !== undefined) v[L.N] = (v[L.N] as number) + 1
+
+  // Alert state machine: a finding of higher priority than the open alert (lower index) replaces it.
+  const cur = v[L.AT] as number
+  if (found && (cur === NONE || found.type < cur)) {
+    const start = found.type === FAILURE && miss === 0 ? ts - (rep - 1) * Math.max(0, ts - (v[L.TS] as number)) : ts
+    if (cur !== NONE) closeAlert(s, ctx, c, ts, found.value, `superseded by ${PLANT_ANOMALIES[found.type] as string}`)
+    openAlert(s, ctx, c, found, ts, Number.isFinite(start) ? start : ts)
+  } else if (cur !== NONE) {
+    let clear: boolean, need: number
+    switch (cur) {
+      case CYBER: clear = !found || found.type !== CYBER; need = c.cyber.clearReadings; break
+      case FAILURE: clear = value !== undefined && (v[L.REP] as number) === 0; need = c.failure.clearReadings; break
+      case SPIKE: case MALFUNCTION: clear = !Number.isNaN(z) && Math.abs(z) < c.spike.clearZ; need = c.spike.clearReadings; break
+      default: clear = !Number.isNaN(z) && Math.abs(v[L.MID] as number) < c.drift.clearZ; need = c.drift.clearReadings
+    }
+    if (found && found.type === cur) {
+      s.v[L.AP] = found.value
+      clear = false
+    }
+    v[L.CLEAR] = clear ? (v[L.CLEAR] as number) + 1 : 0
+    v[L.AN] = (v[L.AN] as number) + 1
+    if ((v[L.CLEAR] as number) >= need) closeAlert(s, ctx, c, ts, value ?? NaN, 'back to normal')
+    else if (cur === DRIFT && (v[L.AN] as number) >= c.drift.maxReadings) {
+      // A lasting shift: accept it as the new level rather than alarming forever.
+      const lim = c.limits[s.type]
+      const sigma = predict(s.m, v[L.FLOW] as number, v[L.TEMP] as number, lim ? (lim.hi - lim.lo) * c.sigmaFloorRel : 1e-9).sigma
+      s.m[M.MV] = (s.m[M.MV] as number) + (v[L.MID] as number) * sigma
+      closeAlert(s, ctx, c, ts, value ?? NaN, 'shift accepted as the new baseline')
+    }
+  }
+
+  v[L.TS] = ts
+  if (value !== undefined) v[L.VALUE] = value
+  if (flow !== undefined) v[L.FLOW] = flow
+  if (temp !== undefined) v[L.TEMP] = temp
+}
+
+// ---- query ----------------------------------------------------------------------------------------------
+
+const orNull = (x: number | undefined): number | null => (x !== undefined && Number.isFinite(x) ? x : null)
+
+function query(s: ProcessState, ctx: { entity: EntityRef; watermark: number; lastSeq: number }, c: ProcessConfig): unknown {
+  const v = s.v
+  const lim = c.limits[s.type]
+  const flow = v[L.FLOW] as number, temp = v[L.TEMP] as number
+  const p = Number.isNaN(flow) || Number.isNaN(temp) ? undefined : predict(s.m, flow, temp, lim ? (lim.hi - lim.lo) * c.sigmaFloorRel : 1e-9)
+  const at = v[L.AT] as number
+  return {
+    type: s.type,
+    stage: s.stage,
+    unit: lim?.unit ?? null,
+    last: { ts: orNull(v[L.TS]), value: orNull(v[L.VALUE]), flow: orNull(flow), temp: orNull(temp) },
+    model: { readings: s.m[M.N], expected: orNull(p?.expected), sigma: orNull(p?.sigma), perFlow: orNull(p?.bf), perDegree: orNull(p?.bt),
+      warm: (v[L.N] as number) >= c.warmupReadings },
+    residualZ: orNull(v[L.Z]),
+    driftMean: orNull(v[L.SLOW]),
+    alert: at === NONE ? null : { type: PLANT_ANOMALIES[at], alertId: alertIdOf(ctx.entity, at, v[L.AS] as number), start: v[L.AS] },
+    lateCount: s.late,
+    lastSeq: ctx.lastSeq,
+  }
+}
+
+// ---- snapshot codec (version 1) -------------------------------------------------------------------------
+
+const CODEC_VERSION = 1
+
+interface Encoded { t: string; g: string; m: Array<number | null>; v: Array<number | null>; k: Array<number | null>; fp: Array<number | null>; p: number; l: number }
+
+const enc = (xs: readonly number[]): Array<number | null> => xs.map((x) => (Number.isFinite(x) ? x : null))
+
+function nums(xs: unknown, what: string, len?: number): number[] {
+  if (!Array.isArray(xs) || (len !== undefined && xs.length !== len) || !xs.every((x) => x === null || (typeof x === 'number' && Number.isFinite(x)))) {
+    throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_CORRUPT, `process snapshot: ${what} is not a list of numbers`)
+  }
+  return (xs as Array<number | null>).map((x) => x ?? NaN)
+}
+
+function encode(s: ProcessState): Encoded {
+  return { t: s.type, g: s.stage, m: enc(s.m), v: enc(s.v), k: enc(s.k), fp: enc(s.fp), p: s.fpPos, l: s.late }
+}
+
+function decode(data: unknown, version: number): ProcessState {
+  if (version !== CODEC_VERSION) throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_VERSION, `process snapshot version ${version} is not ${CODEC_VERSION}`)
+  const e = data as Partial<Encoded> | null
+  if (!e || typeof e !== 'object' || typeof e.t !== 'string' || typeof e.g !== 'string' || !Number.isSafeInteger(e.l) || !Number.isSafeInteger(e.p)) {
+    throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_CORRUPT, 'process snapshot is not a process state')
+  }
+  const fp = nums(e.fp, 'fingerprints')
+  const p = e.p as number
+  if (p < 0 || (fp.length > 0 && p >= fp.length)) throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_CORRUPT, 'process snapshot: bad ring position')
+  const m = nums(e.m, 'model', M_SLOTS)
+  // The model and counters are never NaN.
+  if (m.some((x) => Number.isNaN(x))) throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_CORRUPT, 'process snapshot: bad model')
+  return { type: e.t, stage: e.g, m, v: nums(e.v, 'live values', L_SLOTS), k: nums(e.k, 'kpi counters', K_SLOTS), fp, fpPos: p, late: e.l as number }
+}
+
+/** The wastewater plant profile (kind `sensor`). */
+export const processProfile = defineActor<ProcessState, ProcessConfig>({
+  kind: 'sensor',
+  profile: 'process',
+  defaults: PROCESS_DEFAULTS,
+  allowedLatenessMs: (c) => checked(c).allowedLatenessMs,
+  init,
+  codec: { version: CODEC_VERSION, encode, decode },
+  onReading,
+  query,
+})
