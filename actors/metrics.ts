@@ -23,6 +23,9 @@ export const METRICS = {
   ticks: 'pitwall_worker_ticks_total',
   staleSnapshotsIgnored: 'pitwall_worker_stale_snapshots_ignored_total',
   partitionsOwned: 'pitwall_worker_partitions_owned',
+  // Reserved for the partition runner (not exported yet): messages in TLM not yet delivered to a partition's
+  // consumer, label `partition`. The alert PitwallConsumerLagGrowing and the SRE dashboard use it already.
+  consumerLag: 'pitwall_worker_consumer_lag_messages',
   activeActors: 'pitwall_worker_active_actors',
   projectorApplied: 'pitwall_projector_outputs_applied_total',
   projectorRejectedStale: 'pitwall_projector_outputs_rejected_stale_total',
