@@ -17,6 +17,7 @@ import { corsReplyHeaders, installHeaders, securityHeaders } from './headers.js'
 import { healthPlugin } from './health.js'
 import { ingestPlugin } from './ingest.js'
 import { livePlugin } from './live.js'
+import { installOpenApi, openApiPlugin } from './openapi.js'
 import { GatewayMetrics, installMetrics, metricsPlugin } from './metrics.js'
 import { queryPlugin } from './queries.js'
 import { registryPlugin } from './registry.js'
@@ -35,6 +36,9 @@ export interface GatewayDeps {
   /** Metrics objects (tests, embedding); otherwise a fresh registry per app. */
   metrics?: GatewayMetrics
 }
+
+/** Version of the HTTP API in the OpenAPI document. */
+export const GATEWAY_API_VERSION = '1.0.0'
 
 /** Fastify's own errors (parsing, limits, schema) -> gateway codes. */
 function fromFastify(err: FastifyError): GatewayError {
@@ -111,6 +115,8 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
   if (auth.jwtSecret !== undefined) {
     void app.register(fastifyJwt, { secret: auth.jwtSecret, sign: { algorithm: 'HS256' }, verify: { algorithms: ['HS256'] } })
   }
+  // Before any route: the document generator must see every route being added.
+  installOpenApi(app, GATEWAY_API_VERSION)
   const metrics = deps.metrics ?? new GatewayMetrics({ site: cfg.runtime.site, service: 'gateway' })
   installMetrics(app, metrics)
   // Before auth: CORS preflights are answered without credentials; security headers go on every reply.
@@ -128,7 +134,8 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
     void app.register(async () => { await migrate(p) })
   }
 
-  void app.register(healthPlugin, { nc, cfg })
+  void app.register(healthPlugin, { nc, cfg, ...(pool ? { pool } : {}) })
+  void app.register(openApiPlugin)
   if (cfg.metrics) void app.register(metricsPlugin, { metrics })
   void app.register(ingestPlugin, { nc, cfg, profiles, metrics })
   if (pool && devices) void app.register(adminPlugin, { pool, devices })

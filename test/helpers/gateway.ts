@@ -63,6 +63,8 @@ export interface SetupOptions {
   /** nats-server config lines (e.g. an mqtt listener). */
   natsConfig?: string
   deps?: Partial<Omit<GatewayDeps, 'nc' | 'cfg'>>
+  /** Called with the app before `ready()` (e.g. to add an onRoute hook that sees every route). */
+  beforeReady?: (app: FastifyInstance) => void
 }
 
 type Teardown = { teardown(fn: () => unknown): void }
@@ -86,6 +88,7 @@ export async function setupGateway(t: Teardown, o: SetupOptions = {}): Promise<T
   const stream = new Writable({ write(chunk: Buffer, _enc, cb) { logs += chunk.toString(); cb() } })
   const app = buildGateway({ nc, cfg, ...(o.capture ? { logger: { level: 'trace', stream } } : {}), ...o.deps })
   t.teardown(() => app.close())
+  o.beforeReady?.(app)
   await app.ready()
   const count = async (): Promise<number> => (await jsm.streams.info(cfg.runtime.streams.tlm)).state.messages
   const issue = async (kind: string, id: string): Promise<{ id: string; token: string; entity: string }> => {

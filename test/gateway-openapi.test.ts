@@ -1,0 +1,92 @@
+/**
+ * OpenAPI document (every route listed, valid-looking OpenAPI 3), the Swagger UI, readiness with PostgreSQL, and
+ * the error table: every GW_ERR_* code documented with its HTTP status in gateway/README.md and docs/errors.md.
+ */
+import t from 'tap'
+import { readFileSync } from 'node:fs'
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net'
+import pg from 'pg'
+import { GW_ERR } from '../gateway/mod.js'
+import { setupGateway } from './helpers/gateway.js'
+
+interface Doc {
+  openapi: string
+  info: { title: string; version: string }
+  paths: Record<string, Record<string, { responses?: Record<string, unknown>; parameters?: { in: string; name: string }[] }>>
+  components?: { securitySchemes?: Record<string, unknown> }
+}
+
+t.test('GET /openapi.json lists every route; /docs serves the UI', async (t) => {
+  const routes: { method: string; url: string }[] = []
+  const { app } = await setupGateway(t, {
+    beforeReady: (a) => a.addHook('onRoute', (r) => {
+      for (const m of [r.method].flat()) if (m !== 'HEAD') routes.push({ method: m, url: r.url })
+    }),
+  })
+  const res = await app.inject({ method: 'GET', url: '/openapi.json' })
+  t.equal(res.statusCode, 200, 'public')
+  const doc = res.json<Doc>()
+  t.match(doc.openapi, /^3\.\d+\.\d+$/)
+  t.match(doc.info, { title: 'pitwall gateway', version: /^\d+\.\d+\.\d+$/ })
+  t.ok(doc.components?.securitySchemes?.bearer && doc.components.securitySchemes.apiKey, 'security schemes')
+  const api = routes.filter((r) => r.url !== '/openapi.json' && !r.url.startsWith('/docs'))
+  t.ok(api.length >= 30, `${api.length} routes`)
+  for (const r of api) {
+    const path = r.url.replace(/:([A-Za-z]+)/g, '{$1}')
+    const op = doc.paths[path]?.[r.method.toLowerCase()]
+    t.ok(op, `${r.method} ${r.url} documented`)
+    if (!op) continue
+    t.ok(op.responses && Object.keys(op.responses).length > 0, `${r.method} ${r.url} has responses`)
+    for (const name of [...r.url.matchAll(/:([A-Za-z]+)/g)].map((m) => m[1])) {
+      t.ok(op.parameters?.some((p) => p.in === 'path' && p.name === name), `${r.method} ${r.url}: path parameter ${name}`)
+    }
+  }
+  for (const p of ['/v1/readings', '/v1/alerts', '/v1/live', '/v1/entities/{kind}/{id}/windows', '/metrics', '/readyz']) t.ok(doc.paths[p], `${p} present`)
+  const alerts = doc.paths['/v1/alerts']?.get
+  t.ok(alerts?.parameters?.some((p) => p.in === 'query' && p.name === 'severity'), 'query parameters from the TypeBox schema')
+  const ui = await app.inject({ method: 'GET', url: '/docs/' })
+  t.equal(ui.statusCode, 200)
+  t.match(ui.body, /swagger/i)
+  t.match(String(ui.headers['content-security-policy']), /script-src 'self'/, 'the UI may run its own scripts')
+  t.match(String((await app.inject({ method: 'GET', url: '/v1/alerts' })).headers['content-security-policy']), /default-src 'none'/, 'the API keeps the strict CSP')
+})
+
+t.test('/readyz checks PostgreSQL when the gateway has one', async (t) => {
+  const { app, db } = await setupGateway(t)
+  const ok = await app.inject({ method: 'GET', url: '/readyz' })
+  t.equal(ok.statusCode, 200)
+  t.same(ok.json(), { status: 'ready', checks: { nats: 'ok', jetstream: 'ok', postgres: 'ok' } })
+
+  // A second gateway reaches PostgreSQL through a TCP relay; cutting the relay makes PostgreSQL unreachable.
+  const target = new URL(db?.url ?? '')
+  const sockets = new Set<Socket>()
+  const relay = createServer((client) => {
+    const upstream = connect(Number(target.port || 5432), target.hostname)
+    for (const s of [client, upstream]) { sockets.add(s); s.on('error', () => s.destroy()); s.on('close', () => sockets.delete(s)) }
+    client.pipe(upstream).pipe(client)
+  })
+  await new Promise<void>((r) => relay.listen(0, '127.0.0.1', () => r()))
+  t.teardown(() => new Promise<void>((r) => { for (const s of sockets) s.destroy(); relay.close(() => r()) }))
+  const via = new URL(db?.url ?? '')
+  via.host = `127.0.0.1:${(relay.address() as AddressInfo).port}`
+  const pool = new pg.Pool({ connectionString: via.toString(), connectionTimeoutMillis: 500 })
+  pool.on('error', () => undefined) // the relay cut kills idle clients on purpose
+  t.teardown(() => pool.end())
+  const g2 = await setupGateway(t, { auth: false, db: false, deps: { pool }, gw: { queryTimeoutMs: 300 } })
+  t.equal((await g2.app.inject({ method: 'GET', url: '/readyz' })).statusCode, 200, 'ready through the relay')
+  await new Promise<void>((r) => { relay.close(() => r()); for (const s of sockets) s.destroy() })
+  const bad = await g2.app.inject({ method: 'GET', url: '/readyz' })
+  t.equal(bad.statusCode, 503)
+  t.match(bad.json(), { code: 'GW_ERR_NOT_READY', item: 'postgres' })
+  t.ok(bad.headers['retry-after'], 'Retry-After')
+})
+
+t.test('every GW_ERR_* code is documented with its status', async (t) => {
+  for (const file of ['gateway/README.md', 'docs/errors.md']) {
+    const text = readFileSync(file, 'utf8')
+    const rows = new Map<string, string>()
+    for (const m of text.matchAll(/^\| `(GW_ERR_[A-Z_]+)` \| ([0-9]{3})[^|]*\|/gm)) rows.set(m[1] ?? '', m[2] ?? '')
+    for (const [code, status] of Object.entries(GW_ERR)) t.equal(rows.get(code), String(status), `${file}: ${code} ${status}`)
+    t.same([...rows.keys()].filter((c) => !(c in GW_ERR)), [], `${file}: no undocumented extra codes`)
+  }
+})
