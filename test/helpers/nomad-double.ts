@@ -168,7 +168,10 @@ export class NomadDouble {
     return this.url
   }
 
+  private stopped = false
+
   async stop(): Promise<void> {
+    this.stopped = true
     for (const t of this.timers) clearTimeout(t)
     this.timers.clear()
     for (const w of this.waiters) w()
@@ -230,7 +233,7 @@ export class NomadDouble {
   /** Blocking query: hold until the index passes `min` or `ms` elapse (changes wake every waiter). */
   private async blockUntil(min: number, ms: number): Promise<void> {
     const deadline = Date.now() + ms
-    while (this.index <= min && Date.now() < deadline) {
+    while (this.index <= min && Date.now() < deadline && !this.stopped) {
       await new Promise<void>((resolve) => {
         const t = setTimeout(done, deadline - Date.now())
         function done(): void {

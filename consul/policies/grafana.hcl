@@ -1,0 +1,10 @@
+# ACL policy of Grafana: register itself and find Prometheus.
+service "grafana" {
+  policy = "write"
+}
+service "prometheus" {
+  policy = "read"
+}
+node_prefix "" {
+  policy = "read"
+}

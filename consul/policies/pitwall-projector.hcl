@@ -1,0 +1,13 @@
+# ACL policy of the projector job: register its own service, read the NATS servers and PostgreSQL of the site.
+service "pitwall-projector" {
+  policy = "write"
+}
+service "pitwall-nats" {
+  policy = "read"
+}
+service "pitwall-postgres" {
+  policy = "read"
+}
+node_prefix "" {
+  policy = "read"
+}
