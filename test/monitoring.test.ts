@@ -11,6 +11,7 @@ import { delimiter, dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { knownMetrics } from '../monitoring/metric-names.js'
+import { localJobs, renderPrometheusConfig } from '../monitoring/prometheus.js'
 import { GATEWAY_PORT, metricsPort, PROJECTOR_METRICS_PORT } from '../sites/local.js'
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
@@ -136,4 +137,20 @@ t.test('prometheus-consul.yml: consul_sd for every job; the rest passes promtool
     t.equal(r.code, 0, r.out)
     t.match(r.out, /SUCCESS: 1 rule files found/)
   })
+})
+
+t.test('the rendered local configuration (monitoring/prometheus.ts) passes promtool check config', { skip: SKIP }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'pw-prom-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const file = join(dir, 'prometheus.yml')
+  const text = renderPrometheusConfig({
+    jobs: localJobs({ workerPorts: [metricsPort(0), metricsPort(1)], projectorPort: PROJECTOR_METRICS_PORT, gatewayPort: GATEWAY_PORT }),
+    scrapeIntervalS: 5,
+  })
+  writeFileSync(file, text)
+  const r = promtool('check', 'config', file)
+  t.equal(r.code, 0, r.out)
+  t.match(r.out, /SUCCESS: 1 rule files found/)
+  for (const job of ['pitwall-worker', 'pitwall-projector', 'pitwall-gateway']) t.match(text, `job_name: '${job}'`)
+  t.match(text, `'127.0.0.1:${GATEWAY_PORT}'`)
 })

@@ -30,10 +30,10 @@ export const environmentDashboard: Dashboard = {
     {
       title: 'Trend',
       panels: [
-        timeseries('Temperature, hourly average of sensors', q(`avg_over_time(avg(${mean('temperature')})[1h:1m])`, 'temperature'), { unit: 'celsius' }),
+        timeseries('Temperature, hourly average of sensors', q(`avg(avg_over_time(${mean('temperature')}[1h]))`, 'temperature'), { unit: 'celsius' }),
         timeseries('Humidity and CO2, hourly average', [
-          q(`avg_over_time(avg(${mean('humidity')})[1h:1m])`, 'humidity %'),
-          q(`avg_over_time(avg(${mean('co2')})[1h:1m])`, 'CO2 ppm'),
+          q(`avg(avg_over_time(${mean('humidity')}[1h]))`, 'humidity %'),
+          q(`avg(avg_over_time(${mean('co2')}[1h]))`, 'CO2 ppm'),
         ]),
         timeseries('Alerts opened per hour by type', q(`sum by (type, severity) (increase(${M.domainAlertsOpened}{${env}}[1h]))`, '{{type}} ({{severity}})')),
         timeseries('Sensor comparison: temperature vs. the mean', q(`${mean('temperature')} - on () group_left () avg(${mean('temperature')})`, '{{entity}}'), { unit: 'celsius' }),
