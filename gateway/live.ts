@@ -78,17 +78,15 @@ export const livePlugin: FastifyPluginAsyncTypebox<LiveOptions> = async (app, { 
     },
   }, async (req, reply) => {
     const qs = req.query
+    const scope = pool ? scopeOf(req.principal) : null
+    // Naming an entity outside the scope is a 404, as on the other entity routes (checked first: it says less).
+    if (qs.entity !== undefined && qs.kind !== undefined && scope && pool) await assertVisible(pool, scope, qs.kind, qs.entity)
     const header = req.headers['last-event-id']
     if (header !== undefined && (typeof header !== 'string' || !SEQ.test(header.trim()))) {
       throw new GatewayError('GW_ERR_QUERY_INVALID', 'Last-Event-ID must be a stream sequence (digits)', { item: 'headers.last-event-id' })
     }
     const lastRaw = typeof header === 'string' ? header.trim() : qs.lastEventId
     const last = lastRaw === undefined ? undefined : Number(lastRaw)
-    const scope = pool ? scopeOf(req.principal) : null
-    if (qs.entity !== undefined && scope && pool) {
-      // Naming an entity outside the scope is a 404, as on the other entity routes.
-      if (qs.kind !== undefined) await assertVisible(pool, scope, qs.kind, qs.entity)
-    }
     const visible = scope && pool ? visibility(pool, scope) : undefined
     const site = cfg.runtime.site
     const filter = `out.${site}.*.${qs.kind ?? '*'}.${qs.entity ?? '*'}`

@@ -72,6 +72,23 @@ const OpenAlertsRollup = Type.Object({
 const StaleEntity = Type.Object({ kind: Type.String(), id: Type.String(), lastSeen: Nullable(Stamp), registered: Type.Boolean() })
 
 // ---- helpers ----------------------------------------------------------------------------------------------
+/** The one query method the routes use; a missing projection table is a 503 with a clear message, not a 500. */
+interface Db { query<R extends pg.QueryResultRow>(sql: string, values: unknown[]): Promise<pg.QueryResult<R>> }
+function guarded(pool: pg.Pool): Db {
+  return {
+    async query<R extends pg.QueryResultRow>(sql: string, values: unknown[]): Promise<pg.QueryResult<R>> {
+      try {
+        return await pool.query<R>(sql, values)
+      } catch (err) {
+        if ((err as { code?: unknown }).code === '42P01') {
+          throw new GatewayError('GW_ERR_UNAVAILABLE', 'the projection tables do not exist in this database yet: the site\'s projector has not run here', { cause: err })
+        }
+        throw err
+      }
+    },
+  }
+}
+
 const ms = (expr: string): string => `('epoch'::timestamptz + (${expr})::bigint * interval '1 millisecond')`
 const iso = (d: Date | null): string | null => (d === null ? null : d.toISOString())
 
@@ -115,7 +132,7 @@ function decodeCursor(raw: string | undefined, shape: ('s' | 'n')[]): Key | unde
  * Runs `SELECT ... WHERE ... ORDER BY <key> LIMIT n+1` with keyset pagination. `key` lists the sort columns
  * (SQL expression, cursor type, how to read it from a row); `desc` flips the order of all of them.
  */
-async function page<R extends pg.QueryResultRow>(pool: pg.Pool, q: Params, select: string, where: string[],
+async function page<R extends pg.QueryResultRow>(pool: Db, q: Params, select: string, where: string[],
   key: { sql: string; type: 's' | 'n'; ts?: boolean; of: (r: R) => string | number }[], desc: boolean,
   raw: { limit?: string | undefined; cursor?: string | undefined }, max = 100): Promise<{ rows: R[]; nextCursor: string | null }> {
   const limit = limitOf(raw.limit, max)
@@ -184,7 +201,9 @@ const alertOut = (r: AlertRow) => ({
 })
 
 // ---- routes -----------------------------------------------------------------------------------------------
-export const queryPlugin: FastifyPluginAsyncTypebox<QueryOptions> = async (app, { pool }) => {
+export const queryPlugin: FastifyPluginAsyncTypebox<QueryOptions> = async (app, opts) => {
+  const registry = opts.pool
+  const pool = guarded(opts.pool)
   const read = { access: 'read' as const }
   const reply = <T extends TSchema>(s: T) => ({ 200: s, ...errorReplies })
 
@@ -198,7 +217,7 @@ export const queryPlugin: FastifyPluginAsyncTypebox<QueryOptions> = async (app, 
     },
   }, async (req) => {
     const { kind, id } = req.params
-    await assertVisible(pool, scopeFor(req), kind, id)
+    await assertVisible(registry, scopeFor(req), kind, id)
     const qs = req.query
     const q = new Params()
     const where = [`kind = ${q.p(kind)}`, `entity = ${q.p(id)}`, `window_name = ${q.p(qs.window)}`]
@@ -294,7 +313,7 @@ export const queryPlugin: FastifyPluginAsyncTypebox<QueryOptions> = async (app, 
     schema: { params: EntityParams, querystring: Type.Object({ ...Range, ...Page }, strict), response: reply(ListOf(Lap)) },
   }, async (req) => {
     const { kind, id } = req.params
-    await assertVisible(pool, scopeFor(req), kind, id)
+    await assertVisible(registry, scopeFor(req), kind, id)
     const q = new Params()
     const where = [`kind = ${q.p(kind)}`, `entity = ${q.p(id)}`]
     range(q, where, 'lap_end', req.query)
@@ -337,7 +356,7 @@ export const queryPlugin: FastifyPluginAsyncTypebox<QueryOptions> = async (app, 
     schema: { params: EntityParams, querystring: Type.Object({ ...Range, ...Page }, strict), response: reply(FeatureCollection) },
   }, async (req) => {
     const { kind, id } = req.params
-    await assertVisible(pool, scopeFor(req), kind, id)
+    await assertVisible(registry, scopeFor(req), kind, id)
     const q = new Params()
     const where = [`h.kind = ${q.p(kind)}`, `h.entity = ${q.p(id)}`, `h.name = 'trip'`]
     range(q, where, 'h.scored_at', req.query)
@@ -367,7 +386,7 @@ export const queryPlugin: FastifyPluginAsyncTypebox<QueryOptions> = async (app, 
     schema: { params: EntityParams, querystring: Type.Object({ ...Range, ...Page }, strict), response: reply(FeatureCollection) },
   }, async (req) => {
     const { kind, id } = req.params
-    await assertVisible(pool, scopeFor(req), kind, id)
+    await assertVisible(registry, scopeFor(req), kind, id)
     const q = new Params()
     const where = [`kind = ${q.p(kind)}`, `entity = ${q.p(id)}`, 'lat IS NOT NULL', 'lon IS NOT NULL']
     range(q, where, 'ts', req.query)

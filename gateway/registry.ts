@@ -7,10 +7,12 @@
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type, type TSchema } from '@sinclair/typebox'
+import type { FastifyRequest } from 'fastify'
 import type pg from 'pg'
 import { ID_PATTERN, SITE_PATTERN, type EntityKind } from '../actors/mod.js'
 import { GatewayError } from './errors.js'
 import { errorReplies, NoContent } from './schemas.js'
+import { assertVisible, scopeOf, type Scope } from './scope.js'
 import { vinProblem } from './validate.js'
 
 export interface RegistryOptions {
@@ -192,6 +194,26 @@ async function update<R extends pg.QueryResultRow>(pool: pg.Pool, table: string,
   return (await pool.query<R>(`UPDATE ${table} SET ${parts.join(', ')} WHERE ${key} = $1 RETURNING *`, args)).rows[0]
 }
 
+/** Scope conditions on a registry table (none when unrestricted), appended to a list's filters. */
+function scoped(f: { where: string[]; args: unknown[] }, scope: Scope | null, table: 'customers' | 'sensors' | 'vehicles'): { where: string[]; args: unknown[] } {
+  if (!scope) return f
+  const where = [...f.where]
+  const args = [...f.args, scope.fleets]
+  const fl = `$${args.length}`
+  if (table === 'customers') where.push(`id = ANY(${fl}::text[])`)
+  else if (table === 'vehicles') where.push(`customer_id = ANY(${fl}::text[])`)
+  else {
+    args.push(scope.sites)
+    where.push(`(customer_id = ANY(${fl}::text[]) OR site = ANY($${args.length}::text[]))`)
+  }
+  return { where, args }
+}
+
+/** Registry writes are for unscoped operators and admins: a fleet/site-scoped person may not change it. */
+function assertUnscoped(req: FastifyRequest): void {
+  if (scopeOf(req.principal)) throw new GatewayError('GW_ERR_FORBIDDEN', 'a fleet/site-scoped person may not change the registry')
+}
+
 // ---- routes -----------------------------------------------------------------------------------------------
 export const registryPlugin: FastifyPluginAsyncTypebox<RegistryOptions> = async (app, { pool, profiles }) => {
   const sensorProfiles = [...profiles].filter(([, k]) => k === 'sensor').map(([p]) => p)
@@ -203,6 +225,14 @@ export const registryPlugin: FastifyPluginAsyncTypebox<RegistryOptions> = async 
   const read = { access: 'read' } as const
   const write = { access: 'write' } as const
   const admin = { access: 'admin' } as const
+  // Writes: operators and admins (config.access), never a scoped person (checked before the body is validated).
+  app.addHook('preValidation', async (req) => {
+    if (req.method !== 'GET' && req.method !== 'HEAD') assertUnscoped(req)
+  })
+  const visibleCustomer = (req: FastifyRequest, id: string): void => {
+    const scope = scopeOf(req.principal)
+    if (scope && !scope.fleets.includes(id)) throw notFound('customer', id, 'params.id')
+  }
   const replies = { ...errorReplies, 409: errorReplies[404] }
 
   // customers
@@ -215,10 +245,12 @@ export const registryPlugin: FastifyPluginAsyncTypebox<RegistryOptions> = async 
     } catch (err) { mapPg(err, 'customer', b.id) }
   })
   app.get('/v1/customers', { config: read, schema: { querystring: CustomerQuery, response: { 200: ListOf(Customer), ...replies } } }, async (req) => {
-    const { rows, nextCursor } = await list<CustomerRow >(pool, 'customers', 'id', [], [], req.query.limit, req.query.cursor)
+    const f = scoped({ where: [], args: [] }, scopeOf(req.principal), 'customers')
+    const { rows, nextCursor } = await list<CustomerRow >(pool, 'customers', 'id', f.where, f.args, req.query.limit, req.query.cursor)
     return { items: rows.map(customerOut), nextCursor }
   })
   app.get('/v1/customers/:id', { config: read, schema: { params: IdParams, response: { 200: Customer, ...replies } } }, async (req) => {
+    visibleCustomer(req, req.params.id)
     const r = (await pool.query<CustomerRow>('SELECT * FROM customers WHERE id = $1', [req.params.id])).rows[0]
     if (!r) throw notFound('customer', req.params.id, 'params.id')
     return customerOut(r)
@@ -251,11 +283,12 @@ export const registryPlugin: FastifyPluginAsyncTypebox<RegistryOptions> = async 
   })
   app.get('/v1/sensors', { config: read, schema: { querystring: SensorQuery, response: { 200: ListOf(Sensor), ...replies } } }, async (req) => {
     const q = req.query
-    const { where, args } = filters([['type = ?', q.type], ['profile = ?', q.profile], ['site = ?', q.site], ['process_stage = ?', q.processStage], ['customer_id = ?', q.customer]])
+    const { where, args } = scoped(filters([['type = ?', q.type], ['profile = ?', q.profile], ['site = ?', q.site], ['process_stage = ?', q.processStage], ['customer_id = ?', q.customer]]), scopeOf(req.principal), 'sensors')
     const { rows, nextCursor } = await list<SensorRow >(pool, 'sensors', 'id', where, args, q.limit, q.cursor)
     return { items: rows.map(sensorOut), nextCursor }
   })
   app.get('/v1/sensors/:id', { config: read, schema: { params: IdParams, response: { 200: Sensor, ...replies } } }, async (req) => {
+    await assertVisible(pool, scopeOf(req.principal), 'sensor', req.params.id)
     const r = (await pool.query<SensorRow>('SELECT * FROM sensors WHERE id = $1', [req.params.id])).rows[0]
     if (!r) throw notFound('sensor', req.params.id, 'params.id')
     return sensorOut(r)
@@ -293,12 +326,13 @@ export const registryPlugin: FastifyPluginAsyncTypebox<RegistryOptions> = async 
   })
   app.get('/v1/vehicles', { config: read, schema: { querystring: VehicleQuery, response: { 200: ListOf(Vehicle), ...replies } } }, async (req) => {
     const q = req.query
-    const { where, args } = filters([['brand = ?', q.brand], ['profile = ?', q.profile], ['customer_id = ?', q.customer],
-      ['year >= ?', yearParam(q.yearMin, 'yearMin')], ['year <= ?', yearParam(q.yearMax, 'yearMax')]])
+    const { where, args } = scoped(filters([['brand = ?', q.brand], ['profile = ?', q.profile], ['customer_id = ?', q.customer],
+      ['year >= ?', yearParam(q.yearMin, 'yearMin')], ['year <= ?', yearParam(q.yearMax, 'yearMax')]]), scopeOf(req.principal), 'vehicles')
     const { rows, nextCursor } = await list<VehicleRow >(pool, 'vehicles', 'vin', where, args, q.limit, q.cursor)
     return { items: rows.map(vehicleOut), nextCursor }
   })
   app.get('/v1/vehicles/:vin', { config: read, ...vinHook, schema: { params: VinParams, response: { 200: Vehicle, ...replies } } }, async (req) => {
+    await assertVisible(pool, scopeOf(req.principal), 'vehicle', req.params.vin)
     const r = (await pool.query<VehicleRow>('SELECT * FROM vehicles WHERE vin = $1', [req.params.vin])).rows[0]
     if (!r) throw notFound('vehicle', req.params.vin, 'params.vin')
     return vehicleOut(r)
