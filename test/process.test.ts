@@ -69,20 +69,20 @@ void t.test('healthy series: no alert, the model learns the relation', async (t)
   t.same([q.type, q.stage], ['cod', 'biological'])
 })
 
-void t.test('property: storms, daily cycles and any linear relation raise no alert', async (t) => {
+void t.test('property: after a day of history, storms, daily cycles and any linear relation raise no alert', async (t) => {
   let runs = 0
   fc.assert(fc.property(fc.record({
     a: fc.integer({ min: 10, max: 500 }), bf: fc.integer({ min: -100, max: 100 }).map((x) => x / 1000),
     bt: fc.integer({ min: -50, max: 50 }).map((x) => x / 10), sigma: fc.integer({ min: 5, max: 50 }).map((x) => x / 10),
-    seed: fc.nat(), storm: fc.integer({ min: 2, max: 4 }),
+    seed: fc.nat(), storm: fc.integer({ min: 25, max: 28 }),
   }), (s) => {
     // Offset so the series stays physically possible (a concentration is never negative) at storm flows.
-    const outs = runActor(processProfile, entity, msgs(series(4000, { ...s, a: s.a + Math.abs(s.bf) * 8000 + Math.abs(s.bt) * 20 }))).outputs
+    const outs = runActor(processProfile, entity, msgs(series(24_000, { ...s, a: s.a + Math.abs(s.bf) * 8000 + Math.abs(s.bt) * 20 }))).outputs
     const a = opened(outs)
     if (a.length > 0) throw new Error(`false alert ${a[0]?.type}: ${a[0]?.explanation}`)
     runs++
-  }), { numRuns: 12 })
-  t.equal(runs, 12)
+  }), { numRuns: 10 })
+  t.equal(runs, 10)
 })
 
 void t.test('cyber_attack: impossible value, impossible rate, replay; explained and closed', async (t) => {

@@ -21,11 +21,27 @@ export const M = {
   CFF: 4, CFT: 5, CTT: 6, CFV: 7, CTV: 8, CVV: 9,
   /** EW variance of the residual (learned from healthy readings only). */
   S2: 10,
+  /** Range of flow and temperature learned so far. */
+  FMIN: 11, FMAX: 12, TMIN: 13, TMAX: 14,
 } as const
-export const M_SLOTS = 11
+export const M_SLOTS = 15
 
 export function blankModel(): number[] {
-  return new Array<number>(M_SLOTS).fill(0)
+  const m = new Array<number>(M_SLOTS).fill(0)
+  m[M.FMIN] = m[M.TMIN] = Number.MAX_VALUE
+  m[M.FMAX] = m[M.TMAX] = -Number.MAX_VALUE
+  return m
+}
+
+/**
+ * True when (flow, temp) lies outside the learned range by more than `margin` of its width (flow) or twice that
+ * (temperature, which wanders slowly with the weather): the regression would extrapolate, so its residual is no
+ * evidence yet; the reading is learned instead.
+ */
+export function novel(m: readonly number[], flow: number, temp: number, margin: number): boolean {
+  const fl = m[M.FMIN] as number, fh = m[M.FMAX] as number, tl = m[M.TMIN] as number, th = m[M.TMAX] as number
+  const fw = (fh - fl) * margin, tw = (th - tl) * margin * 2
+  return flow < fl - fw || flow > fh + fw || temp < tl - tw || temp > th + tw
 }
 
 /** Alpha of an EW average after `n` samples: exact mean at first, then 1 / minN (a window of ~minN samples). */
@@ -87,6 +103,10 @@ export function learn(m: number[], flow: number, temp: number, value: number, re
     const as = alphaOf(n - SCALE_AFTER, halfLife)
     m[M.S2] = (1 - as) * (m[M.S2] as number) + as * residual * residual
   }
+  if (flow < (m[M.FMIN] as number)) m[M.FMIN] = flow
+  if (flow > (m[M.FMAX] as number)) m[M.FMAX] = flow
+  if (temp < (m[M.TMIN] as number)) m[M.TMIN] = temp
+  if (temp > (m[M.TMAX] as number)) m[M.TMAX] = temp
   m[M.N] = n + 1
 }
 

@@ -28,8 +28,9 @@
  *      spike; a run built up over minutes (a failing blower, pump or control loop moves the process at its own
  *      time constant), or a downward one, is a process malfunction.
  *   4. sensor_drift (warning): the slow EW mean of the residual z beyond drift.z for drift.sustainReadings
- *      consecutive readings with no spike-level residual among them.
- *   Residual-based checks (3, 4) start after warmupReadings. The model learns only from readings that look
+ *      consecutive readings with no run of spike-level residuals among them.
+ *   Residual-based checks (3, 4) start after warmupReadings, and pause while flow or temperature is beyond what the
+ *   model has learned (noveltyMargin: a first storm is learned, not alarmed on). The model learns only from readings that look
  *   healthy (no open alert, no evidence pending, |z| < spike.clearZ), so an anomaly never becomes the baseline.
  *
  * Every alert names the features that drove it with their z and share (details.features), the classification
@@ -46,7 +47,7 @@ import { defineActor } from '../../actor.js'
 import type { ActorContext } from '../../actor.js'
 import { ConfigError, RuntimeErrorCodes, SnapshotError } from '../../errors.js'
 import type { AlertBody, EntityRef, Reading, Severity } from '../../types.js'
-import { M, M_SLOTS, blankModel, covariateZ, fingerprint, learn, predict, remember, seen } from './process-model.js'
+import { M, M_SLOTS, blankModel, covariateZ, fingerprint, learn, novel, predict, remember, seen } from './process-model.js'
 
 export const PLANT_ANOMALIES = ['cyber_attack', 'sensor_failure', 'pollution_spike', 'process_malfunction', 'sensor_drift'] as const
 export type PlantAnomaly = (typeof PLANT_ANOMALIES)[number]
@@ -68,6 +69,11 @@ export interface ProcessConfig {
   halfLifeReadings: number
   /** Residual scale floor, as a fraction of the type's physical span. */
   sigmaFloorRel: number
+  /**
+   * Flow or temperature beyond the learned range by more than this fraction of its width (twice it for
+   * temperature) is a regime the model has not seen: residual checks pause and the reading is learned.
+   */
+  noveltyMargin: number
   spike: { z: number; confirm: number; sharpZ: number; clearZ: number; clearReadings: number }
   drift: { z: number; slowReadings: number; sustainReadings: number; midReadings: number; clearZ: number; clearReadings: number;
     /** The model stops learning while |slow mean| >= learnBelow. */
@@ -97,8 +103,9 @@ export const PROCESS_DEFAULTS: ProcessConfig = deepFreeze({
   warmupReadings: 720,
   halfLifeReadings: 17_280,
   sigmaFloorRel: 1e-5,
+  noveltyMargin: 0.1,
   spike: { z: 6, confirm: 3, sharpZ: 2.5, clearZ: 3, clearReadings: 6 },
-  drift: { z: 1.5, slowReadings: 120, sustainReadings: 120, midReadings: 10, clearZ: 0.75, clearReadings: 12, learnBelow: 0.75, maxReadings: 8_640 },
+  drift: { z: 1.5, slowReadings: 120, sustainReadings: 60, midReadings: 10, clearZ: 0.75, clearReadings: 12, learnBelow: 0.75, maxReadings: 8_640 },
   failure: { stuckReadings: 6, dropoutReadings: 3, clearReadings: 3 },
   cyber: { replayWindow: 720, replayMatches: 3, clearReadings: 12 },
   kpiIntervalMs: 900_000,
@@ -149,6 +156,7 @@ export function validateProcessConfig(c: ProcessConfig): void {
   num('warmupReadings', c.warmupReadings, 0, true)
   num('halfLifeReadings', c.halfLifeReadings, 2, true)
   num('sigmaFloorRel', c.sigmaFloorRel, 0)
+  num('noveltyMargin', c.noveltyMargin, 0)
   num('kpiIntervalMs', c.kpiIntervalMs, 1000)
   for (const g of ['spike', 'drift', 'failure', 'cyber', 'severities', 'limits'] as const) group(g, c[g])
   num('spike.z', c.spike.z, 0)
@@ -212,8 +220,10 @@ const L = {
   AT: 19, AS: 20, AP: 21,
   /** Readings since the open alert opened. */
   AN: 22,
+  /** Consecutive readings not learned because of the slow mean alone. */
+  GATED: 23,
 } as const
-const L_SLOTS = 23
+const L_SLOTS = 24
 /** KPI interval slots (`k`): start, readings, readings under a limit, within it, efficiency sum and count, opened per type. */
 const K = { START: 0, N: 1, LIM: 2, OK: 3, EFF: 4, EFFN: 5, OPEN: 6 } as const
 const K_SLOTS = 6 + PLANT_ANOMALIES.length
@@ -234,7 +244,7 @@ export interface ProcessState {
 function init(_e: EntityRef, c: ProcessConfig): ProcessState {
   checked(c)
   const v = new Array<number>(L_SLOTS).fill(NaN)
-  for (const i of [L.N, L.REP, L.MISS, L.OVER, L.SRUN, L.REPLAY, L.CLEAR, L.SLOW, L.MID, L.AN]) v[i] = 0
+  for (const i of [L.N, L.REP, L.MISS, L.OVER, L.SRUN, L.REPLAY, L.CLEAR, L.SLOW, L.MID, L.AN, L.GATED]) v[i] = 0
   v[L.AT] = NONE
   const k = new Array<number>(K_SLOTS).fill(0)
   k[K.START] = NaN
@@ -272,7 +282,8 @@ function openAlert(s: ProcessState, ctx: ActorContext, c: ProcessConfig, f: Find
   ctx.emit('alert', `${alertId}:open:${ctx.seq}`, ts, body)
   s.v[L.AT] = f.type
   s.v[L.AS] = start
-  s.v[L.AP] = f.value
+  // Peak: |medium mean| for a drift (see the close rule), the value otherwise.
+  s.v[L.AP] = f.type === DRIFT ? Math.abs(s.v[L.MID] as number) : f.value
   s.v[L.CLEAR] = 0
   s.v[L.AN] = 0
   s.k[K.OPEN + f.type] = (s.k[K.OPEN + f.type] as number) + 1
@@ -431,9 +442,15 @@ function onReading(s: ProcessState, r: Reading, ctx: ActorContext, c: ProcessCon
     const resid = value - p.expected
     v[L.EXP] = p.expected
     const warm = (v[L.N] as number) >= c.warmupReadings
+    // In a regime the model has not learned, its residual is no evidence: no finding starts, the reading is
+    // learned (the residual still feeds the means an open alert closes on).
+    const fresh = warm && novel(s.m, flow, temp, c.noveltyMargin)
     if (warm) {
       z = resid / p.sigma
-      const base = open === DRIFT ? (v[L.MID] as number) : 0
+      // Under an open drift, excursions are measured from the drifted level; a move back toward the model (the
+      // recalibration that ends a drift) is measured from zero, so it is not taken for a sharp drop.
+      const mid = v[L.MID] as number
+      const base = open === DRIFT && (z - mid) * mid > 0 ? mid : 0
       const e = z - base
       const sp = c.spike
       const sign = e > 0 ? 1 : -1
@@ -444,6 +461,7 @@ function onReading(s: ProcessState, r: Reading, ctx: ActorContext, c: ProcessCon
         v[L.OVER] = Math.abs(e) > sp.z ? 1 : 0
         v[L.OSIGN] = sign
       }
+      if (fresh) v[L.OVER] = 0
       if (!found && (v[L.OVER] as number) >= sp.confirm) {
         // The residual just before the run (Z{confirm}) tells a sharp front from a build-up.
         const before = sp.confirm === 1 ? (v[L.Z1] as number) : sp.confirm === 2 ? (v[L.Z2] as number) : (v[L.Z3] as number)
@@ -465,7 +483,8 @@ function onReading(s: ProcessState, r: Reading, ctx: ActorContext, c: ProcessCon
         const am = 1 / c.drift.midReadings
         v[L.MID] = (1 - am) * (v[L.MID] as number) + am * zc
         const slow = v[L.SLOW] as number
-        v[L.SRUN] = Math.abs(slow) > c.drift.z && Math.abs(e) <= sp.z ? (v[L.SRUN] as number) + 1 : 0
+        // A lone reading beyond spike.z inside a growing drift is noise on top of it; a run of them is not a drift.
+        v[L.SRUN] = Math.abs(slow) > c.drift.z && (v[L.OVER] as number) < 2 && !fresh ? (v[L.SRUN] as number) + 1 : 0
         if (!found && open === NONE && (v[L.SRUN] as number) >= c.drift.sustainReadings) {
           const fz = covariateZ(s.m, 'flow', flow), tz = covariateZ(s.m, 'temp', temp)
           found = { type: DRIFT, value, threshold: c.drift.z,
@@ -475,7 +494,14 @@ function onReading(s: ProcessState, r: Reading, ctx: ActorContext, c: ProcessCon
       }
       // Evidence pending (a large residual, a run, or a slow mean on its way to a drift) is not learned: a
       // regression that kept learning would absorb a drift that happens to coincide with a flow or temperature trend.
-      if (Math.abs(z) >= sp.clearZ || (v[L.OVER] as number) > 0 || Math.abs(v[L.SLOW] as number) >= c.drift.learnBelow) healthy = false
+      if (fresh) v[L.GATED] = 0
+      else if (Math.abs(z) >= sp.clearZ || (v[L.OVER] as number) > 0) healthy = false
+      else if (Math.abs(v[L.SLOW] as number) >= c.drift.learnBelow) {
+        // ... unless the slow mean has hovered there far longer than a drift would take to confirm: then it is
+        // the model that is off, and it must learn its way back.
+        v[L.GATED] = (v[L.GATED] as number) + 1
+        if ((v[L.GATED] as number) <= 8 * c.drift.sustainReadings) healthy = false
+      } else v[L.GATED] = 0
     }
     if (healthy || !warm) {
       if (!found && open === NONE && value !== undefined) learn(s.m, flow, temp, value, resid, c.halfLifeReadings)
@@ -499,12 +525,17 @@ function onReading(s: ProcessState, r: Reading, ctx: ActorContext, c: ProcessCon
       case CYBER: clear = !found || found.type !== CYBER; need = c.cyber.clearReadings; break
       case FAILURE: clear = value !== undefined && (v[L.REP] as number) === 0; need = c.failure.clearReadings; break
       case SPIKE: case MALFUNCTION: clear = !Number.isNaN(z) && Math.abs(z) < c.spike.clearZ; need = c.spike.clearReadings; break
-      default: clear = !Number.isNaN(z) && Math.abs(v[L.MID] as number) < c.drift.clearZ; need = c.drift.clearReadings
+      default: {
+        // Closes when the medium mean is back near zero, or has fallen well below the drift's peak (a
+        // recalibration returns the value at once; the model may have taken in a little of the drift before it was
+        // confirmed, so "back to exactly zero" would wait forever).
+        const mid = Math.abs(v[L.MID] as number)
+        if (mid > (v[L.AP] as number)) v[L.AP] = mid
+        clear = !Number.isNaN(z) && (mid < c.drift.clearZ || mid < 0.25 * (v[L.AP] as number))
+        need = c.drift.clearReadings
+      }
     }
-    if (found && found.type === cur) {
-      s.v[L.AP] = found.value
-      clear = false
-    }
+    if (found && found.type === cur) clear = false
     v[L.CLEAR] = clear ? (v[L.CLEAR] as number) + 1 : 0
     v[L.AN] = (v[L.AN] as number) + 1
     if ((v[L.CLEAR] as number) >= need) closeAlert(s, ctx, c, ts, value ?? NaN, 'back to normal')
@@ -542,6 +573,7 @@ function query(s: ProcessState, ctx: { entity: EntityRef; watermark: number; las
       warm: (v[L.N] as number) >= c.warmupReadings },
     residualZ: orNull(v[L.Z]),
     driftMean: orNull(v[L.SLOW]),
+    driftRun: v[L.SRUN],
     alert: at === NONE ? null : { type: PLANT_ANOMALIES[at], alertId: alertIdOf(ctx.entity, at, v[L.AS] as number), start: v[L.AS] },
     lateCount: s.late,
     lastSeq: ctx.lastSeq,
