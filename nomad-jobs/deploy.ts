@@ -4,13 +4,15 @@
  * file), plan with a diff, then register with check-and-set (EnforceIndex at the plan's JobModifyIndex, so a
  * job changed by someone else in between is refused, not overwritten) and follow the deployment (blocking
  * queries) until it is successful, or failed and rolled back by auto_revert. `--plan` stops after the diff.
- * `--write-vars` rewrites nomad-jobs/vars/ from the embedded topology (sites/local-topology.ts).
+ * `--write-vars` rewrites nomad-jobs/vars/ and ansible/inventory/local.yml from the embedded topology
+ * (sites/local-topology.ts).
  *
  * Exit codes: 0 deployed (or planned), 1 failed, 2 usage, 3 rolled back. Settings: NOMAD_ADDR, NOMAD_TOKEN,
  * NOMAD_NAMESPACE, NOMAD_REGION, NOMAD_CACERT, NOMAD_CLIENT_CERT, NOMAD_CLIENT_KEY (docs/deploy.md).
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
+import { renderInventory } from '../ansible/inventory.js'
 import { localTopology } from '../sites/local-topology.js'
 import { siteOf } from '../sites/topology.js'
 import { type Deployment, type FieldDiff, type Job, type JobDiff, NomadClient, type NomadClientOptions, nomadOptionsFromEnv, type ObjectDiff } from './client.js'
@@ -221,6 +223,9 @@ export async function deployMain(argv: string[], io: DeployIo = {}): Promise<num
         await writeFile(file, text)
         out(`wrote ${file}`)
       }
+      const inv = join(JOBS_DIR, '..', 'ansible', 'inventory', 'local.yml')
+      await writeFile(inv, renderInventory(localTopology()))
+      out(`wrote ${inv}`)
       return 0
     }
     const o = parseDeployArgs(argv)
