@@ -1,0 +1,322 @@
+/**
+ * `pitwall simulate --profile <race|environment|plant|asset|road> [options]`: runs one domain's seeded simulator
+ * and publishes its readings over NATS (JetStream, partitioned subjects) or through the HTTP gateway, with progress
+ * on stderr, and writes the injected episodes as ground truth.
+ *
+ *   --seed N            run seed (default 1)
+ *   --entities N        sensors / cars / locomotives / vehicles (default: the domain's own, 127 for the plant)
+ *   --rate R            readings per second at most (default: as fast as acknowledgements come back)
+ *   --duration S        seconds of event time to simulate, ending now (default: none, runs in real time until
+ *                       interrupted); with --realtime, the readings go out when due and S is also the run time
+ *   --realtime          event time = wall clock
+ *   --no-anomalies      healthy readings only (anomalies are injected by default)
+ *   --ground-truth F    write the episodes to F (NDJSON, or CSV when F ends in .csv) at the end
+ *   --nats URL          publish to JetStream at URL (default nats://127.0.0.1:4222)
+ *   --gateway URL       or POST /v1/readings batches to the gateway at URL, with X-API-Key from PITWALL_API_KEY
+ *   --site S --partitions P   subject layout when publishing over NATS (defaults a, 16: the runtime's defaults)
+ *   --batch N           readings per gateway request (default 500)
+ * Exit codes: 0 done, 2 usage error, 1 failure (printed with its code).
+ */
+import { setTimeout as sleep } from 'node:timers/promises'
+import { jetstream, type PubAck } from '@nats-io/jetstream'
+import { ConfigError, connectNats, partitionOf, PitwallError, RUNTIME_DEFAULTS, RuntimeErrorCodes, SITE_PATTERN, tlmSubject } from '../../actors/mod.js'
+import { Simulator, type SimItem } from '../simulator.js'
+import { AssetSimulator } from './asset.js'
+import { PlantSimulator } from './plant.js'
+import { RoadSimulator } from './road.js'
+import { writeGroundTruth, type DomainItem, type DomainSimulator, type Episode } from './truth.js'
+
+export const SIM_PROFILES = ['race', 'environment', 'plant', 'asset', 'road'] as const
+export type SimProfile = (typeof SIM_PROFILES)[number]
+
+export interface SimulateOptions {
+  profile: SimProfile
+  seed: number
+  entities?: number
+  ratePerS?: number
+  durationS?: number
+  realtime: boolean
+  anomalies: boolean
+  groundTruth?: string
+  nats?: string
+  gateway?: string
+  apiKey?: string
+  site: string
+  partitions: number
+  batch: number
+  /** Start of event time (ms); default: now - duration (history ending now), or now in real time. */
+  startTs?: number
+}
+
+/** Wraps the race/environment simulator of sites/simulator.ts, turning its per-reading truth into episodes. */
+class RuntimeSim implements DomainSimulator {
+  readonly startTs: number
+  private readonly sim: Simulator
+  private readonly eps = new Map<string, Episode>()
+  constructor(o: { seed: number; sensors: number; cars: number; startTs: number; anomalies: boolean; site: string; partitions: number }) {
+    this.sim = new Simulator({ ...o, sensorHz: 0.2, carHz: 10 })
+    this.startTs = this.sim.startTs
+  }
+  next(): DomainItem {
+    const it: SimItem = this.sim.next()
+    const t = it.truth
+    if (t) this.eps.set(`${it.id}:${t.type}:${t.start}`, { kind: it.kind, entity: it.id, type: t.type, start: t.start, end: t.end })
+    return { kind: it.kind, id: it.id, reading: it.reading, at: it.at }
+  }
+  episodes(untilTs: number): Episode[] {
+    return [...this.eps.values()].filter((e) => e.start <= untilTs).map((e) => ({ ...e, end: Math.min(e.end, untilTs) }))
+  }
+}
+
+/** The simulator of a profile. */
+export function makeSimulator(o: Pick<SimulateOptions, 'profile' | 'seed' | 'entities' | 'anomalies' | 'site' | 'partitions'> & { startTs: number }): DomainSimulator {
+  const base = { seed: o.seed, startTs: o.startTs, anomalies: o.anomalies }
+  switch (o.profile) {
+    case 'plant': return new PlantSimulator({ ...base, sensors: o.entities ?? 127 })
+    case 'asset': return new AssetSimulator({ ...base, locomotives: o.entities ?? 40 })
+    case 'road': return new RoadSimulator({ ...base, vehicles: o.entities ?? 40 })
+    case 'race': return new RuntimeSim({ ...base, sensors: 0, cars: o.entities ?? 20, site: o.site, partitions: o.partitions })
+    default: return new RuntimeSim({ ...base, sensors: o.entities ?? 100, cars: 0, site: o.site, partitions: o.partitions })
+  }
+}
+
+/** Parses the command line; throws ConfigError naming the option. */
+export function parseSimulateArgs(argv: readonly string[], env: Readonly<Record<string, string | undefined>> = {}): SimulateOptions {
+  const flags = new Set(['--realtime', '--no-anomalies'])
+  const vals = new Map<string, string>()
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string
+    if (flags.has(a)) { vals.set(a, 'true'); continue }
+    if (!a.startsWith('--')) throw new ConfigError('simulate', `unexpected argument ${JSON.stringify(a)}`)
+    const v = argv[i + 1]
+    if (v === undefined) throw new ConfigError(a, 'needs a value')
+    vals.set(a, v)
+    i++
+  }
+  const known = ['--profile', '--seed', '--entities', '--rate', '--duration', '--ground-truth', '--nats', '--gateway', '--site', '--partitions', '--batch', '--start', ...flags]
+  for (const k of vals.keys()) if (!known.includes(k)) throw new ConfigError(k, `unknown option; known: ${known.join(' ')}`)
+  const num = (k: string, min: number, integer: boolean): number | undefined => {
+    const s = vals.get(k)
+    if (s === undefined) return undefined
+    const n = Number(s)
+    if (!Number.isFinite(n) || n < min || (integer && !Number.isSafeInteger(n))) throw new ConfigError(k, `must be ${integer ? 'an integer' : 'a number'} >= ${min}, got ${JSON.stringify(s)}`)
+    return n
+  }
+  const profile = vals.get('--profile')
+  if (!profile || !(SIM_PROFILES as readonly string[]).includes(profile)) throw new ConfigError('--profile', `must be one of ${SIM_PROFILES.join(', ')}`)
+  if (vals.has('--nats') && vals.has('--gateway')) throw new ConfigError('--gateway', 'give --nats or --gateway, not both')
+  const o: SimulateOptions = {
+    profile: profile as SimProfile,
+    seed: num('--seed', -Number.MAX_SAFE_INTEGER, true) ?? 1,
+    realtime: vals.has('--realtime'),
+    anomalies: !vals.has('--no-anomalies'),
+    site: vals.get('--site') ?? RUNTIME_DEFAULTS.site,
+    partitions: num('--partitions', 1, true) ?? RUNTIME_DEFAULTS.partitions,
+    batch: num('--batch', 1, true) ?? 500,
+  }
+  const entities = num('--entities', 1, true)
+  if (entities !== undefined) o.entities = entities
+  const rate = num('--rate', Number.MIN_VALUE, false)
+  if (rate !== undefined) o.ratePerS = rate
+  const duration = num('--duration', 0, false)
+  if (duration !== undefined) o.durationS = duration
+  const start = num('--start', 0, true)
+  if (start !== undefined) o.startTs = start
+  const gt = vals.get('--ground-truth')
+  if (gt !== undefined) o.groundTruth = gt
+  if (!SITE_PATTERN.test(o.site)) throw new ConfigError('--site', `must match ${SITE_PATTERN}`)
+  const gw = vals.get('--gateway')
+  if (gw !== undefined) {
+    if (!/^https?:\/\//.test(gw)) throw new ConfigError('--gateway', `must be an http(s) URL, got ${JSON.stringify(gw)}`)
+    o.gateway = gw.replace(/\/+$/, '')
+    const key = env['PITWALL_API_KEY']
+    if (!key) throw new ConfigError('PITWALL_API_KEY', 'must be set to an API key with ingest access when publishing through --gateway')
+    o.apiKey = key
+  } else {
+    o.nats = vals.get('--nats') ?? 'nats://127.0.0.1:4222'
+  }
+  return o
+}
+
+/** A sink the readings go to: `send` queues one, `flush` waits until everything queued is acknowledged. */
+interface Sink {
+  send(it: DomainItem): Promise<void>
+  flush(): Promise<void>
+  readonly acked: number
+  close(): Promise<void>
+}
+
+async function natsSink(o: SimulateOptions): Promise<Sink> {
+  const nc = await connectNats(o.nats as string, 'pitwall-simulate')
+  const js = jetstream(nc)
+  const subjects = new Map<string, string>()
+  let pending: Array<Promise<PubAck>> = []
+  let acked = 0
+  const drain = async (keep: number): Promise<void> => {
+    if (pending.length <= keep) return
+    const batch = pending.slice(0, pending.length - keep)
+    pending = pending.slice(pending.length - keep)
+    const res = await Promise.allSettled(batch)
+    const bad = res.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+    if (bad) {
+      await Promise.allSettled(pending)
+      pending = []
+      throw bad.reason
+    }
+    acked += res.length
+  }
+  return {
+    get acked() { return acked },
+    async send(it) {
+      let s = subjects.get(it.id)
+      if (s === undefined) subjects.set(it.id, s = tlmSubject(o.site, partitionOf(it.kind, it.id, o.partitions), it.kind, it.id))
+      pending.push(js.publish(s, JSON.stringify(it.reading), { msgID: it.reading.rid as string }))
+      if (pending.length >= 1000) await drain(500)
+    },
+    flush: async () => await drain(0),
+    close: async () => await nc.close(),
+  }
+}
+
+/** A gateway refusal the simulator cannot fix by waiting (bad key, rejected items). */
+export class GatewaySendError extends PitwallError {
+  constructor(message: string) {
+    super(RuntimeErrorCodes.READING_INVALID, message)
+  }
+}
+
+function gatewaySink(o: SimulateOptions): Sink {
+  let buf: Array<Record<string, unknown>> = []
+  let acked = 0
+  const post = async (items: Array<Record<string, unknown>>): Promise<void> => {
+    for (let attempt = 0; ; attempt++) {
+      const res = await fetch(`${o.gateway as string}/v1/readings`, {
+        method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': o.apiKey as string }, body: JSON.stringify(items),
+      })
+      const text = await res.text()
+      if (res.status === 429 || res.status === 503) {
+        // Backpressure: wait as told, then send the same batch again (reading ids make it idempotent).
+        const wait = Number(res.headers.get('retry-after') ?? '1')
+        if (attempt >= 30) throw new GatewaySendError(`gateway still answers ${res.status} after ${attempt} retries`)
+        await sleep(Math.max(0.1, Number.isFinite(wait) ? wait : 1) * 1000)
+        continue
+      }
+      if (!res.ok) throw new GatewaySendError(`gateway answered ${res.status}: ${text.slice(0, 300)}`)
+      const body = JSON.parse(text) as { accepted: number; rejected: Array<{ index: number; code: string; message: string }> }
+      if (body.rejected.length > 0) {
+        const r = body.rejected[0]
+        throw new GatewaySendError(`gateway rejected ${body.rejected.length} readings, first #${r?.index}: ${r?.code} ${r?.message}`)
+      }
+      acked += body.accepted
+      return
+    }
+  }
+  return {
+    get acked() { return acked },
+    async send(it) {
+      buf.push({ kind: it.kind, id: it.id, ...it.reading })
+      if (buf.length >= o.batch) {
+        const b = buf
+        buf = []
+        await post(b)
+      }
+    },
+    async flush() {
+      if (buf.length === 0) return
+      const b = buf
+      buf = []
+      await post(b)
+    },
+    close: async () => undefined,
+  }
+}
+
+/** Runs a simulation to its end (or `signal`); returns readings acknowledged and the episodes injected. */
+export async function runSimulate(o: SimulateOptions, opts: { signal?: AbortSignal; progress?: (line: string) => void } = {}): Promise<{ sent: number; episodes: Episode[] }> {
+  const now = Date.now()
+  const realtime = o.realtime || o.durationS === undefined
+  const startTs = o.startTs ?? (realtime ? now : now - (o.durationS as number) * 1000)
+  const sim = makeSimulator({ ...o, startTs })
+  const endTs = o.durationS === undefined ? Infinity : startTs + o.durationS * 1000
+  const sink = o.gateway !== undefined ? gatewaySink(o) : await natsSink(o)
+  const wall0 = Date.now()
+  let queued = 0, lastProg = wall0, lastAcked = 0, eventTs = startTs
+  const progress = (final: boolean): void => {
+    const t = Date.now()
+    if (!opts.progress || (!final && t - lastProg < 1000)) return
+    const rate = Math.round(((sink.acked - lastAcked) * 1000) / Math.max(1, t - lastProg))
+    opts.progress(`simulate ${o.profile}: ${sink.acked} readings acknowledged (${rate}/s), event time ${new Date(eventTs).toISOString()}, ${sim.episodes(eventTs).length} episodes${final ? ', done' : ''}`)
+    lastProg = t
+    lastAcked = sink.acked
+  }
+  try {
+    while (!opts.signal?.aborted) {
+      const it = sim.next()
+      if (it.at >= endTs) break
+      eventTs = it.reading.ts
+      if (realtime) {
+        const wait = it.at - Date.now()
+        if (wait > 5) {
+          await sink.flush()
+          progress(false)
+          try {
+            await sleep(wait, undefined, opts.signal ? { signal: opts.signal } : undefined)
+          } catch (err) {
+            if (opts.signal?.aborted) break
+            throw err
+          }
+        }
+      } else if (o.ratePerS !== undefined) {
+        const wait = wall0 + (queued * 1000) / o.ratePerS - Date.now()
+        if (wait > 5) {
+          try {
+            await sleep(wait, undefined, opts.signal ? { signal: opts.signal } : undefined)
+          } catch (err) {
+            if (opts.signal?.aborted) break
+            throw err
+          }
+        }
+      }
+      await sink.send(it)
+      queued++
+      progress(false)
+    }
+    await sink.flush()
+    progress(true)
+  } finally {
+    await sink.close()
+  }
+  const episodes = sim.episodes(Math.min(endTs, eventTs))
+  if (o.groundTruth !== undefined) await writeGroundTruth(o.groundTruth, episodes)
+  return { sent: sink.acked, episodes }
+}
+
+export const SIMULATE_USAGE = 'usage: pitwall simulate --profile <race|environment|plant|asset|road> [--seed N] [--entities N] [--rate R] [--duration S] [--realtime] [--no-anomalies] [--ground-truth FILE] [--nats URL | --gateway URL] [--site S] [--partitions P] [--batch N]'
+
+/** `pitwall simulate ...`: returns the exit code. Reads PITWALL_API_KEY for --gateway; Ctrl-C stops cleanly. */
+export async function simulateMain(argv: string[], env: Readonly<Record<string, string | undefined>> = process.env): Promise<number> {
+  let o: SimulateOptions
+  try {
+    o = parseSimulateArgs(argv, env)
+  } catch (err) {
+    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n${SIMULATE_USAGE}\n`)
+    return 2
+  }
+  const ac = new AbortController()
+  const stop = (): void => ac.abort()
+  process.once('SIGINT', stop)
+  process.once('SIGTERM', stop)
+  try {
+    const r = await runSimulate(o, { signal: ac.signal, progress: (l) => process.stderr.write(`${l}\n`) })
+    process.stdout.write(`${JSON.stringify({ profile: o.profile, sent: r.sent, episodes: r.episodes.length, groundTruth: o.groundTruth ?? null })}\n`)
+    return 0
+  } catch (err) {
+    const code = err instanceof PitwallError ? err.code : 'PW_FAILED'
+    process.stderr.write(`${code}: ${err instanceof Error ? err.message : String(err)}\n`)
+    return 1
+  } finally {
+    process.off('SIGINT', stop)
+    process.off('SIGTERM', stop)
+  }
+}
+

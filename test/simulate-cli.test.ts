@@ -1,0 +1,109 @@
+/**
+ * `pitwall simulate` (sites/simulate/cli.ts) against real servers: option parsing, a plant run published over
+ * NATS into a private nats-server's TLM stream on partitioned subjects (re-runs deduplicate by reading id), the
+ * ground-truth file, and a road run through a real gateway (POST /v1/readings with an API key).
+ */
+import t from 'tap'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { jetstreamManager } from '@nats-io/jetstream'
+import { compileConfig } from '../actors/config.js'
+import { ConfigError } from '../actors/errors.js'
+import { provision } from '../actors/provision.js'
+import { parsePartitioned, partitionOf } from '../actors/subjects.js'
+import { parseSimulateArgs, runSimulate, simulateMain } from '../sites/simulate/cli.js'
+import type { Episode } from '../sites/simulate/truth.js'
+import { connectTo, startNats } from './helpers/nats.js'
+import { SVC_KEY, setupGateway } from './helpers/gateway.js'
+
+void t.test('options: defaults, and errors that name the option', async (t) => {
+  const o = parseSimulateArgs(['--profile', 'plant', '--seed', '5', '--entities', '12', '--duration', '30'])
+  t.match(o, { profile: 'plant', seed: 5, entities: 12, durationS: 30, realtime: false, anomalies: true, nats: 'nats://127.0.0.1:4222', site: 'a', partitions: 16 })
+  const bad = (argv: string[], env: Record<string, string> = {}): string | undefined => {
+    try {
+      parseSimulateArgs(argv, env)
+      return undefined
+    } catch (err) {
+      return err instanceof ConfigError ? err.setting : 'not a ConfigError'
+    }
+  }
+  t.equal(bad(['--profile', 'boat']), '--profile')
+  t.equal(bad(['--profile', 'plant', '--rate', '0']), '--rate')
+  t.equal(bad(['--profile', 'plant', '--entities', '1.5']), '--entities')
+  t.equal(bad(['--profile', 'plant', '--colour', 'red']), '--colour')
+  t.equal(bad(['--profile', 'plant', '--nats', 'nats://x', '--gateway', 'http://y']), '--gateway')
+  t.equal(bad(['--profile', 'plant', '--gateway', 'http://127.0.0.1:1']), 'PITWALL_API_KEY')
+  t.equal(bad(['--profile', 'plant', '--gateway', 'ftp://x'], { PITWALL_API_KEY: 'k' }), '--gateway')
+  t.equal(bad(['--profile', 'plant', '--site', 'B!']), '--site')
+  t.equal(bad(['--profile']), '--profile')
+  t.equal(await simulateMain(['--profile', 'nope'], {}), 2, 'usage errors exit 2')
+})
+
+void t.test('plant over NATS: partitioned subjects, idempotent re-run, ground truth file', async (t) => {
+  const srv = await startNats()
+  t.teardown(() => srv.stop())
+  const nc = await connectTo(srv.url)
+  t.teardown(() => nc.close())
+  const jsm = await jetstreamManager(nc)
+  const cfg = compileConfig({ natsUrl: srv.url, partitions: 4, workerId: 'sim-test' })
+  await provision(nc, jsm, cfg)
+  const dir = mkdtempSync(join(tmpdir(), 'pw-sim-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const gt = join(dir, 'truth.ndjson')
+  const start = Date.now() - 3 * 3_600_000
+  const argv = ['--profile', 'plant', '--seed', '3', '--entities', '20', '--duration', '3600', '--start', String(start), '--nats', srv.url,
+    '--partitions', '4', '--ground-truth', gt]
+  t.equal(await simulateMain(argv, {}), 0)
+  const info = await jsm.streams.info(cfg.streams.tlm)
+  t.equal(info.state.messages, 20 * 720, 'one reading per sensor every 5 s for an hour')
+  const first = await jsm.streams.getMessage(cfg.streams.tlm, { seq: 1 })
+  if (!first) throw new Error('no first message')
+  const sub = parsePartitioned(first.subject)
+  t.ok(sub, first.subject)
+  t.equal(sub?.partition, partitionOf('sensor', sub?.id ?? '', 4), 'partition from the one partition function')
+  t.match(first.json<{ fields: Record<string, unknown>; profile: string }>(), { profile: 'process', fields: { stage: 'pretreatment' } })
+  // The same run again: same reading ids, JetStream drops the duplicates.
+  t.equal(await simulateMain(argv, {}), 0)
+  t.equal((await jsm.streams.info(cfg.streams.tlm)).state.messages, 20 * 720, 're-run deduplicated')
+  // Anomalies start after the 6 h warm-up: none within this hour, and the file says so.
+  t.equal(readFileSync(gt, 'utf8'), '')
+})
+
+void t.test('race over NATS at a fixed rate, with progress lines', async (t) => {
+  const srv = await startNats()
+  t.teardown(() => srv.stop())
+  const nc = await connectTo(srv.url)
+  t.teardown(() => nc.close())
+  const jsm = await jetstreamManager(nc)
+  const cfg = compileConfig({ natsUrl: srv.url, partitions: 4, workerId: 'sim-test2' })
+  await provision(nc, jsm, cfg)
+  const dir = mkdtempSync(join(tmpdir(), 'pw-sim-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const gt = join(dir, 'truth.csv')
+  const lines: string[] = []
+  const t0 = Date.now()
+  const r = await runSimulate({ ...parseSimulateArgs(['--profile', 'race', '--entities', '2', '--duration', '100', '--rate', '1000', '--nats', srv.url, '--partitions', '4', '--ground-truth', gt], {}) },
+    { progress: (l) => lines.push(l) })
+  const took = Date.now() - t0
+  t.equal(r.sent, 2 * 10 * 100, 'two cars at 10 Hz for 100 s of event time')
+  t.ok(took >= 1800, `rate-limited: ${took} ms for 2,000 readings at 1,000/s`)
+  t.ok(lines.length >= 2 && /readings acknowledged/.test(lines[0] ?? '') && /done$/.test(lines.at(-1) ?? ''), lines.join('\n'))
+  t.equal((await jsm.streams.info(cfg.streams.tlm)).state.messages, 2000)
+  const csv = readFileSync(gt, 'utf8').trim().split('\n')
+  t.equal(csv[0], 'kind,entity,type,start,end,mode')
+  t.equal(csv.length - 1, r.episodes.length, `${r.episodes.length} episodes (pit stops, overheats) written`)
+  t.ok(r.episodes.every((e: Episode) => e.kind === 'vehicle' && e.end >= e.start))
+})
+
+void t.test('road through the HTTP gateway with an API key', async (t) => {
+  const gw = await setupGateway(t)
+  const addr = await gw.app.listen({ host: '127.0.0.1', port: 0 })
+  const o = parseSimulateArgs(['--profile', 'road', '--entities', '3', '--duration', '7200', '--gateway', addr, '--batch', '50'], { PITWALL_API_KEY: SVC_KEY })
+  const r = await runSimulate(o)
+  t.ok(r.sent > 100, `${r.sent} readings accepted`)
+  t.equal(await gw.count(), r.sent, 'every accepted reading is in the stream')
+  const bad = parseSimulateArgs(['--profile', 'road', '--entities', '1', '--duration', '7200', '--gateway', addr], { PITWALL_API_KEY: 'wrong' })
+  const err = await runSimulate(bad).then(() => undefined, (e: unknown) => e)
+  t.match(String(err), /gateway answered 401/)
+})
