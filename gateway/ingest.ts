@@ -5,12 +5,12 @@
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { jetstream, type JetStreamClient, type PubAck } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { partitionOf, tlmSubject, type EntityKind } from '../actors/mod.js'
 import type { GatewayConfig } from './config.js'
 import { GatewayError } from './errors.js'
 import { routeLabel, type GatewayMetrics } from './metrics.js'
+import { BatchPublisher } from './publisher.js'
 import { Batch, errorReplies, IngestReply, SensorParams, VehicleParams, type ErrorReplyT, type IngestReplyT } from './schemas.js'
 import { MalformedLine, validateItem, vinProblem, type ItemRejection, type ValidItem } from './validate.js'
 
@@ -55,7 +55,8 @@ export function charsetOf(contentType: string | undefined): string | undefined {
 
 export const ingestPlugin: FastifyPluginAsyncTypebox<IngestOptions> = async (app, opts) => {
   const { cfg, profiles, metrics } = opts
-  const js: JetStreamClient = jetstream(opts.nc, { timeout: cfg.publishTimeoutMs })
+  const publisher = new BatchPublisher(opts.nc)
+  app.addHook('onClose', async () => { publisher.close() })
 
   // Same body limit as JSON; registered inside this plugin so only ingest routes accept NDJSON.
   // Fastify parses text/plain by default; readings are JSON or NDJSON only, so anything else is a 415.
@@ -121,32 +122,25 @@ export const ingestPlugin: FastifyPluginAsyncTypebox<IngestOptions> = async (app
     }
     const P = cfg.runtime.partitions
     const site = cfg.runtime.site
-    const publish = async (item: ValidItem, msgID: string | undefined): Promise<PubAck> => {
-      const end = metrics.publishSeconds.startTimer()
-      try {
-        return await js.publish(tlmSubject(site, partitionOf(item.kind, item.id, P), item.kind, item.id), JSON.stringify(item.reading),
-          msgID === undefined ? { timeout: cfg.publishTimeoutMs } : { msgID, timeout: cfg.publishTimeoutMs })
-      } finally {
-        end()
-      }
-    }
-    const results = await Promise.allSettled(valid.map(({ item, msgID }) => publish(item, msgID)))
+    const results = await publisher.publish(valid.map(({ item, msgID }) => ({
+      subject: tlmSubject(site, partitionOf(item.kind, item.id, P), item.kind, item.id), data: JSON.stringify(item.reading), msgID,
+    })), cfg.publishTimeoutMs)
     let duplicates = 0
     let failed = 0
-    let firstFailure: unknown
+    let firstFailure: string | undefined
     for (const r of results) {
-      if (r.status === 'fulfilled') {
-        if (r.value.duplicate) duplicates++
+      metrics.publishSeconds.observe(r.seconds)
+      if (r.ok) {
+        if (r.duplicate) duplicates++
       } else {
         failed++
-        firstFailure ??= r.reason
+        firstFailure ??= r.error
       }
     }
     if (failed > 0) {
       // Some items may be stored; a retry with the same rid / Idempotency-Key is deduplicated by JetStream.
       throw new GatewayError('GW_ERR_UNAVAILABLE',
-        `${failed} of ${valid.length} readings were not acknowledged by JetStream (${firstFailure instanceof Error ? firstFailure.message : String(firstFailure)}); retry with the same rid or Idempotency-Key`,
-        { cause: firstFailure })
+        `${failed} of ${valid.length} readings were not acknowledged by JetStream (${firstFailure ?? 'unknown'}); retry with the same rid or Idempotency-Key`)
     }
     metrics.accepted.inc({ route }, valid.length)
     return { accepted: valid.length, duplicates, rejected }
