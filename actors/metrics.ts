@@ -35,6 +35,10 @@ export const METRICS = {
   projectorLastSeq: 'pitwall_projector_committed_sequence',
   // Projector, by profile (actors/projector/domain-metrics.ts): late readings written aside; always on.
   projectorLateReadings: 'pitwall_projector_late_readings_total',
+  // Projector writes (actors/projector/domain-metrics.ts, always on): rows by table, batch sizes, write latency.
+  projectorRows: 'pitwall_projector_rows_written_total',
+  projectorBatchMessages: 'pitwall_projector_batch_messages',
+  projectorWriteSeconds: 'pitwall_projector_write_duration_seconds',
   // Domain gauges (actors/projector/domain-metrics.ts), opt-in per profile (PITWALL_DOMAIN_METRICS); per-entity
   // series only for the first PITWALL_DOMAIN_METRICS_MAX_ENTITIES entities of a profile (default 64).
   domainAlertsOpen: 'pitwall_domain_alerts_open',

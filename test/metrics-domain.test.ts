@@ -109,7 +109,7 @@ t.test('under a simulated load the gauges agree with PostgreSQL; cap and restart
   t.teardown(() => stack.stop())
   const { sent } = await stack.load({ cars: 5, sensors: 6, durationS: 400 })
   t.ok(sent > 20_000, `${sent} readings published`)
-  const reg = registryOf(stack.domain)
+  const reg = stack.projectorMetrics
   const s = await samples(reg)
 
   const openDb = await stack.pool.query<{ profile: string; type: string; severity: string; n: string }>(
@@ -141,6 +141,18 @@ t.test('under a simulated load the gauges agree with PostgreSQL; cap and restart
   t.ok((usage.race?.dropped ?? 0) > 0, `race: updates of the other cars counted as dropped (${usage.race?.dropped})`)
   t.equal(of(s, METRICS.domainEntitiesTracked).find((x) => x.labels.profile === 'race')?.value, 3)
   t.notOk(s.some((x) => x.labels.profile === 'asset'), 'no series for profiles not enabled')
+
+  // Projector writes: rows by table at least the rows in each table (upserts count each time), one histogram
+  // observation per batch.
+  for (const table of ['lap_stats', 'scores_latest', 'window_aggregates', 'alert_events']) {
+    const r = await stack.pool.query<{ n: string }>(`SELECT count(*) AS n FROM ${table}`)
+    const written = of(s, METRICS.projectorRows).find((x) => x.labels.table === table)?.value ?? -1
+    t.ok(Number(r.rows[0]?.n) > 0 && written >= Number(r.rows[0]?.n), `${table}: ${written} rows written >= ${r.rows[0]?.n} in the table`)
+  }
+  const batches = of(s, `${METRICS.projectorBatchMessages}_count`)[0]?.value ?? 0
+  const messages = of(s, `${METRICS.projectorBatchMessages}_sum`)[0]?.value ?? 0
+  t.ok(batches > 0 && batches === of(s, `${METRICS.projectorWriteSeconds}_count`)[0]?.value, `${batches} batches observed in both histograms`)
+  t.ok(messages >= stack.projector.stats().applied, `${messages} messages in batches >= ${stack.projector.stats().applied} outputs applied`)
 
   // Two alerts left open (published to OUT like a worker would, with a token above any real one).
   const js = jetstream(stack.nc)

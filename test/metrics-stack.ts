@@ -5,6 +5,7 @@
  */
 import type { Server } from 'node:http'
 import pg from 'pg'
+import type { Registry } from 'prom-client'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { compileConfig } from '../actors/config.js'
 import { PROFILES } from '../actors/kinds/registry.js'
@@ -23,6 +24,8 @@ export interface Stack {
   workers: Worker[]
   projector: Projector
   domain: DomainMetrics
+  /** The projector's registry (projector counters, domain metrics), as served. */
+  projectorMetrics: Registry
   /** `host:port` of each worker's and the projector's metrics endpoint. */
   targets: { worker: string[]; projector: string }
   partitions: number
@@ -81,11 +84,12 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
       log: { debug: quiet, info: quiet, warn: quiet, error: quiet } })
     await projector.start()
     stops.push(() => projector.stop())
-    const { server, port } = await serveMetrics(projectorRegistry(projector, { site: 'a', service: 'projector' }, domain), 0)
+    const projectorMetrics = projectorRegistry(projector, { site: 'a', service: 'projector' }, domain)
+    const { server, port } = await serveMetrics(projectorMetrics, 0)
     stops.push(closeServer(server))
     const processed = (): number => workers.reduce((n, w) => n + w.stats.processed + w.stats.skippedReplay, 0)
     return {
-      srv, nc, db, pool, workers, projector, domain, partitions,
+      srv, nc, db, pool, workers, projector, domain, projectorMetrics, partitions,
       targets: { worker: workerTargets, projector: `127.0.0.1:${port}` },
       async load(sim = {}) {
         const before = processed()
@@ -97,6 +101,12 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
         // Outputs are published at checkpoints; give the last ones time to land, then wait for the projector.
         await new Promise((res) => setTimeout(res, 1_200))
         await projector.caughtUp(30_000)
+        // Quiet: outputs from processing-time ticks keep coming for a while; wait until none arrived for 1.5 s.
+        for (let last = -1, i = 0; i < 20 && projector.stats().lastSeq !== last; i++) {
+          last = projector.stats().lastSeq
+          await new Promise((res) => setTimeout(res, 1_500))
+          await projector.caughtUp(30_000)
+        }
         return r
       },
       stop,

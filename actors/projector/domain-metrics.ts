@@ -10,11 +10,12 @@
  * are seeded from PostgreSQL at start and tracked by alert id, so a replayed `open` or a `close` of an alert
  * opened before the start keeps the gauge right.
  */
-import { Counter, Gauge, type Registry } from 'prom-client'
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
 import type pg from 'pg'
 import { ConfigError } from '../errors.js'
 import { METRICS } from '../metrics.js'
 import type { BatchRows } from './batch.js'
+import { TABLES } from './schema.js'
 
 /** Environment variables of the domain metrics (read by the projector entrypoint through domainMetricsFromEnv). */
 export const DOMAIN_METRICS_ENV = {
@@ -94,7 +95,16 @@ export interface ProjectorObserver {
   start(pool: pg.Pool): Promise<void>
   /** Called after each committed batch with its rows. */
   committed(rows: BatchRows): void
+  /** Called once per batch of messages written (retries included in `seconds`). */
+  written?(messages: number, seconds: number): void
 }
+
+/** Table each kind of row lands in (the projector's tables, schema.ts). */
+const ROW_TABLES: ReadonlyArray<[keyof BatchRows, string]> = [
+  ['windows', TABLES.windows], ['alerts', TABLES.alerts], ['alertEvents', TABLES.alertEvents],
+  ['scoresLatest', TABLES.scoresLatest], ['scoreHistory', TABLES.scoreHistory],
+  ['recommendations', TABLES.recommendations], ['laps', TABLES.laps], ['late', TABLES.late],
+]
 
 /** Domain metrics fed by the projector; `register` adds them to a registry. */
 export class DomainMetrics implements ProjectorObserver {
@@ -112,6 +122,8 @@ export class DomainMetrics implements ProjectorObserver {
     stageAnomalies: new Table(),
   }
   private readonly late = new Map<string, number>()
+  private readonly rowsByTable = new Map<string, number>(ROW_TABLES.map(([, table]) => [table, 0]))
+  private readonly histograms: Array<{ messages: Histogram; seconds: Histogram }> = []
   private readonly dropped = new Map<string, number>()
   private readonly budgets = new Map<string, ProfileBudget>()
   // Open alerts of enabled profiles: alert id -> [profile, type, severity, entity]. Bounded by the open alerts.
@@ -133,6 +145,7 @@ export class DomainMetrics implements ProjectorObserver {
 
   /** Folds one committed batch into the gauges. */
   committed(rows: BatchRows): void {
+    for (const [k, table] of ROW_TABLES) this.rowsByTable.set(table, (this.rowsByTable.get(table) ?? 0) + rows[k].length)
     for (const l of rows.late) {
       if (this.late.has(l.profile) || this.late.size < DOMAIN_METRICS_DEFAULTS.maxProfiles) {
         this.late.set(l.profile, (this.late.get(l.profile) ?? 0) + 1)
@@ -175,6 +188,14 @@ export class DomainMetrics implements ProjectorObserver {
     }
   }
 
+  /** Observes one written batch: its size and how long writing it took. */
+  written(messages: number, seconds: number): void {
+    for (const h of this.histograms) {
+      h.messages.observe(messages)
+      h.seconds.observe(seconds)
+    }
+  }
+
   /** Label sets in use per profile and entities with series (for tests and the cardinality bound). */
   usage(): Record<string, { series: number; entities: number; dropped: number }> {
     const out: Record<string, { series: number; entities: number; dropped: number }> = {}
@@ -206,6 +227,14 @@ export class DomainMetrics implements ProjectorObserver {
       } })
     }
     const rowsOf = (table: Table) => (): Array<[Labels, number]> => [...table.rows.values()].map((r): [Labels, number] => [r.labels, r.value])
+    counter(METRICS.projectorRows, 'Rows written (inserted or updated) by table; a row folded from several outputs counts once.', ['table'],
+      () => [...this.rowsByTable].map(([table, v]): [Labels, number] => [{ table }, v]))
+    this.histograms.push({
+      messages: new Histogram({ name: METRICS.projectorBatchMessages, help: 'Messages per batch written in one transaction.',
+        buckets: [1, 5, 10, 25, 50, 100, 250, 500, 1000], registers: [registry] }),
+      seconds: new Histogram({ name: METRICS.projectorWriteSeconds, help: 'Time to write one batch to PostgreSQL (retries included).',
+        buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [registry] }),
+    })
     counter(METRICS.projectorLateReadings, 'Late readings written aside (late outputs committed), by profile.', ['profile'],
       () => [...this.late].map(([profile, v]): [Labels, number] => [{ profile }, v]))
     if (this.cfg.profiles.size === 0) return

@@ -370,6 +370,7 @@ export class Projector {
         await sleep(delay)
       }
     }
+    this.observer?.written?.(batch.length, (Date.now() - started) / 1000)
     ;(batch[batch.length - 1] as JsMsg).ack()
     this.log.debug('batch committed', { messages: batch.length, cursor: this.cursor, ms: Date.now() - started })
   }

@@ -53,6 +53,9 @@ export const sre: Dashboard = {
         timeseries('Outputs published minus projected /s', q(
           `sum by (site) (rate(${M.outputs}[1m])) - on (site) sum by (site) (rate(${M.projectorApplied}[1m]))`, '{{site}}'),
         { unit: 'ops', description: 'Positive for long: the projector falls behind the workers.' }),
+        timeseries('Projector rows written /s by table', q(`sum by (site, table) (rate(${M.projectorRows}[1m]))`, '{{table}} {{site}}'), { unit: 'ops' }),
+        timeseries('Projector batch size P50/P95', quantiles(`${M.projectorBatchMessages}_bucket`, '', [0.5, 0.95])),
+        timeseries('Projector write latency P50/P95/P99', quantiles(`${M.projectorWriteSeconds}_bucket`, ''), { unit: 's', thresholds: levels(0.25, 1) }),
         timeseries('Late readings /s by profile', q(`sum by (site, profile) (rate(${M.projectorLateReadings}[5m]))`, '{{profile}} {{site}}'), { unit: 'ops' }),
       ],
     },
