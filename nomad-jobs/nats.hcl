@@ -187,7 +187,8 @@ job "pitwall-nats" {
         args    = ["-c", "${NOMAD_TASK_DIR}/nats.conf"]
       }
 
-      # [[ ]] delimiters: the partition mapping itself contains {{ }}.
+      # [[ ]] delimiters: the partition mapping itself contains {{ }}. A list bracket is never written next to an
+      # action ("[ [[", not "[[["): the template lexer would take the first two brackets as the delimiter.
       template {
         left_delimiter  = "[["
         right_delimiter = "]]"
@@ -205,14 +206,14 @@ job "pitwall-nats" {
         cluster {
           name: "pitwall-${var.site}"
           listen: "[[ env "NOMAD_IP_cluster" ]]:${var.cluster_port}"
-          routes: [[[ range $i, $s := service "pitwall-nats-cluster|any" ]][[ if $i ]], [[ end ]]"nats-route://[[ $s.Address ]]:[[ $s.Port ]]"[[ end ]]]
+          routes: [ [[ range $i, $s := service "pitwall-nats-cluster|any" ]][[ if $i ]], [[ end ]]"nats-route://[[ $s.Address ]]:[[ $s.Port ]]"[[ end ]] ]
         }
         [[ end ]]
         leafnodes {
           listen: "[[ env "NOMAD_IP_leafnode" ]]:${var.leafnode_port}"
-        [[- if ne "${var.peer_datacenter}" "" ]]
-          remotes: [ { urls: [[[ range $i, $s := service "pitwall-nats-leaf@${var.peer_datacenter}" ]][[ if $i ]], [[ end ]]"nats-leaf://[[ $s.Address ]]:[[ $s.Port ]]"[[ end ]]] } ]
-        [[- end ]]
+        [[- if ne "${var.peer_datacenter}" "" ]][[ with service "pitwall-nats-leaf@${var.peer_datacenter}" ]]
+          remotes: [ { urls: [ [[ range $i, $s := . ]][[ if $i ]], [[ end ]]"nats-leaf://[[ $s.Address ]]:[[ $s.Port ]]"[[ end ]] ] } ]
+        [[- end ]][[ end ]]
         }
 
         # devices publish tlm.<site>.<kind>.<id>; the server adds the partition token (actors mappingFor)
