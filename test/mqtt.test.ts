@@ -80,3 +80,45 @@ t.test('MQTT QoS 1 readings land in TLM on the partitioned subject', async (t) =
   t.same(unroutable, [`tlm.${SITE}.sensor.room1.extra`], 'the five-token topic is outside every partition (no worker reads it)')
   t.ok(new Set([...got.keys()].map((k) => partitionOf(k.split('.')[0] ?? '', k.split('.')[1] ?? '', P))).size > 1, 'entities spread over partitions')
 })
+
+t.test('device users: publish permission on their own partitioned subject only', async (t) => {
+  const mqttPort = await freePort()
+  const map = mappingFor(SITE, P)
+  const own = tlmSubject(SITE, partitionOf('sensor', 'room1', P), 'sensor', 'room1')
+  const srv = await startNats({
+    config: [
+      'server_name: "pw-mqtt-perm-test"',
+      `mqtt { listen: "127.0.0.1:${mqttPort}" }`,
+      `mappings { "${map.from}": "${map.to}" }`,
+      // svc: the runtime's own user (anonymous connections map to it); dev-room1: one device. Permissions are
+      // checked on the mapped subject, so the device is allowed exactly its own partitioned subject.
+      'no_auth_user: svc',
+      `authorization { users: [ {user: svc, password: svc-pw}, {user: dev-room1, password: dev-pw, permissions: { publish: { allow: ["${own}"] } } } ] }`,
+    ].join('\n'),
+  })
+  t.teardown(() => srv.stop())
+  const nc = await connectTo(srv.url)
+  t.teardown(() => nc.close())
+  const cfg = compileConfig({ natsUrl: srv.url, site: SITE, partitions: P })
+  const jsm = await jetstreamManager(nc)
+  await provision(nc, jsm, cfg)
+  await t.rejects(mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, { clientId: 'intruder', username: 'dev-room1', password: 'wrong', reconnectPeriod: 0, connectTimeout: 3_000 }), 'wrong password refused')
+  const dev = await mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, { clientId: 'room1', username: 'dev-room1', password: 'dev-pw', reconnectPeriod: 0, connectTimeout: 5_000 })
+  t.teardown(() => dev.endAsync())
+  const wrongPartition = (partitionOf('sensor', 'room1', P) + 1) % P
+  for (const [topic, v] of [
+    [`tlm/${SITE}/sensor/room1`, 1], [`tlm/${SITE}/sensor/room2`, 2], [`tlm/${SITE}/vehicle/room1`, 3],
+    [`tlm/${SITE}/${wrongPartition}/sensor/room1`, 4], [`tlm/${SITE}/x/sensor/room1`, 5], [`tlm/${SITE}/sensor/room1`, 6],
+  ] as const) {
+    // MQTT 3.1.1 has no way to refuse a publish: the server acks and drops what the user may not publish
+    await dev.publishAsync(topic, JSON.stringify({ ts: Date.now(), fields: { v } }), { qos: 1 })
+  }
+  await new Promise((r) => setTimeout(r, 300))
+  const info = await jsm.streams.info(cfg.streams.tlm)
+  const got: [string, number][] = []
+  for (let seq = 1; seq <= info.state.last_seq; seq++) {
+    const m = await jsm.streams.getMessage(cfg.streams.tlm, { seq })
+    if (m) got.push([m.subject, m.json<{ fields: { v: number } }>().fields.v])
+  }
+  t.same(got, [[own, 1], [own, 6]], 'only its own readings, on its partition; other entities and forged partitions dropped')
+})
