@@ -39,6 +39,7 @@ export const METRICS = {
   projectorRows: 'pitwall_projector_rows_written_total',
   projectorBatchMessages: 'pitwall_projector_batch_messages',
   projectorWriteSeconds: 'pitwall_projector_write_duration_seconds',
+  projectorLag: 'pitwall_projector_lag_messages',
   // Domain gauges (actors/projector/domain-metrics.ts), opt-in per profile (PITWALL_DOMAIN_METRICS); per-entity
   // series only for the first PITWALL_DOMAIN_METRICS_MAX_ENTITIES entities of a profile (default 64).
   domainAlertsOpen: 'pitwall_domain_alerts_open',
@@ -165,6 +166,8 @@ export async function serveMetrics(registry: Registry, port: number, host = '127
 /** What the projector metrics read at scrape time (Projector.stats()). */
 export interface ProjectorStatsSource {
   stats(): { applied: number; rejectedStale: number; rejectedMalformed: number; duplicates: number; batches: number; lastSeq: number }
+  /** OUT messages not yet committed (Projector.lag()); read at scrape time when present. */
+  lag?(): Promise<number>
 }
 
 /** A registry with default process metrics and the projector's counters (and its domain metrics, if given). */
@@ -179,6 +182,18 @@ export function projectorRegistry(src: ProjectorStatsSource, labels: Record<stri
   mirroredCounter(registry, METRICS.projectorDuplicates, 'Redelivered outputs at or below the committed position, skipped.', () => src.stats().duplicates)
   mirroredCounter(registry, METRICS.projectorBatches, 'Transactions committed.', () => src.stats().batches)
   new Gauge({ name: METRICS.projectorLastSeq, help: 'OUT stream sequence committed to PostgreSQL.', registers: [registry], collect() { this.set(src.stats().lastSeq) } })
+  const lag = src.lag?.bind(src)
+  if (lag) {
+    new Gauge({ name: METRICS.projectorLag, help: 'OUT messages of this site not yet committed to PostgreSQL (stream sequences behind the last one).', registers: [registry],
+      async collect() {
+        // A failed lookup drops the series for this scrape (unknown, not a stale number); the scrape still succeeds.
+        try {
+          this.set(await lag())
+        } catch {
+          this.reset()
+        }
+      } })
+  }
   domain?.register(registry)
   return registry
 }

@@ -154,6 +154,8 @@ t.test('under a simulated load the gauges agree with PostgreSQL; cap and restart
   t.ok(batches > 0 && batches === of(s, `${METRICS.projectorWriteSeconds}_count`)[0]?.value, `${batches} batches observed in both histograms`)
   t.ok(messages >= stack.projector.stats().applied, `${messages} messages in batches >= ${stack.projector.stats().applied} outputs applied`)
 
+  t.equal(of(s, METRICS.projectorLag)[0]?.value, 0, 'projector lag 0 once caught up')
+
   // Two alerts left open (published to OUT like a worker would, with a token above any real one).
   const js = jetstream(stack.nc)
   for (const [i, ent] of ['s-open-1', 's-open-2'].entries()) {

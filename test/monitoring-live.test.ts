@@ -22,7 +22,7 @@ const EXPECT_DATA = [
   'pitwall-sre/Readings processed /s', 'pitwall-sre/Gateway requests /s', 'pitwall-sre/Outputs /s',
   'pitwall-sre/Projector writes /s', 'pitwall-sre/Outputs published and projected /s',
   'pitwall-sre/Gateway readings accepted and rejected /s', 'pitwall-sre/Projector rows written /s by table',
-  'pitwall-sre/Projector batch size P50/P95', 'pitwall-sre/Projector write latency P50/P95/P99',
+  'pitwall-sre/Projector batch size P50/P95', 'pitwall-sre/Projector lag (OUT messages not yet in PostgreSQL)', 'pitwall-sre/Projector write latency P50/P95/P99',
   'pitwall-sre/Gateway request bytes /s', 'pitwall-sre/Gateway request latency P50/P95/P99',
   'pitwall-sre/Gateway JetStream publish latency P50/P95/P99', 'pitwall-sre/Checkpoint duration P50/P95/P99',
   'pitwall-sre/Gateway P95 by route', 'pitwall-sre/Projector committed OUT sequence /s',

@@ -226,6 +226,18 @@ export class Projector {
     if (last) await this.waitForSeq(last.seq, timeoutMs)
   }
 
+  /**
+   * OUT messages of this site not yet committed: the stream sequence of the last message matching the filter
+   * minus the cursor (0 when there is none). Counted in stream sequences, so a stream that also sources the
+   * peer's outputs makes it an upper bound. Read at scrape time (one lookup).
+   */
+  async lag(): Promise<number> {
+    const jsm = this.jsm
+    if (!jsm) return 0
+    const last = await jsm.streams.getMessage(this.cfg.stream, { last_by_subj: this.filter })
+    return last ? Math.max(0, last.seq - this.cursor) : 0
+  }
+
   private async ensureConsumer(jsm: JetStreamManager): Promise<void> {
     const { stream, durable } = this.cfg
     const info = await jsm.streams.info(stream).catch((err: unknown) => {

@@ -49,6 +49,7 @@ export const sre: Dashboard = {
       panels: [
         timeseries('Consumer lag by partition', q(`sum by (site, partition) (${M.consumerLag})`, 'p{{partition}} {{site}}'),
           { description: 'Readings in TLM not yet delivered to the partition consumer.', thresholds: levels(1000, 10000) }),
+        timeseries('Projector lag (OUT messages not yet in PostgreSQL)', q(`max by (site) (${M.projectorLag})`, '{{site}}'), { thresholds: levels(1000, 20000) }),
         timeseries('Projector committed OUT sequence /s', q(`sum by (site) (rate(${M.projectorLastSeq}[1m]))`, '{{site}}'), { unit: 'ops' }),
         timeseries('Outputs published minus projected /s', q(
           `sum by (site) (rate(${M.outputs}[1m])) - on (site) sum by (site) (rate(${M.projectorApplied}[1m]))`, '{{site}}'),
