@@ -8,9 +8,9 @@
  * Injected events (with `anomalies`), each recorded as ground truth {entity, type, start, end}:
  * - engine_overheat: a thermostat fault drives coolant to 115-125 °C for 2-8 min while driving;
  * - dtc: a trouble code (e.g. P0301) is reported for 5-60 min of engine time;
- * - low_fuel: the driver skips a refuel, fuel goes below 10 % and stays until the next refuel (start = first
- *   reading below 10 %, the domain's low-fuel level; end = the refuel).
- * Otherwise drivers refuel at about 15-25 %.
+ * - low_fuel: the driver skips refuels until the tank has been below 10 % (the domain's low-fuel level) for at
+ *   least 5 minutes of driving (start = first reading below 10 %, end = the refuel).
+ * Otherwise drivers refuel at 20-30 %, and no trip burns that much.
  */
 import type { Reading } from '../../actors/mod.js'
 import { ConfigError } from '../../actors/mod.js'
@@ -193,9 +193,12 @@ export class RoadSimulator implements DomainSimulator {
       v.speed = 0
       v.coolant = 60
       v.nextTs = ts + Math.round(r.range(20, 180) * 60) * 1000
-      const want = r.range(15, 25)
+      const want = r.range(20, 30)
       if (v.fuel < want) {
-        if (this.anomalies && !v.skipRefuel && r.next() < 0.5 && v.fuel >= 10) v.skipRefuel = true
+        // A skipping driver keeps skipping until the tank has been below 10 % for 5 minutes of driving, so every
+        // low-fuel episode is a sustained one (a trip burns at most ~7 %: careful drivers never get there).
+        const lowLongEnough = !Number.isNaN(v.lowStart) && ts - v.lowStart >= 5 * MIN
+        if (this.anomalies && !lowLongEnough && (v.skipRefuel || r.next() < 0.5)) v.skipRefuel = true
         else {
           if (!Number.isNaN(v.lowStart)) this.all.push({ kind: 'vehicle', entity: v.id, type: 'low_fuel', start: v.lowStart, end: ts, mode: 'no_refuel' })
           v.lowStart = NaN
