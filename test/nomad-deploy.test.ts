@@ -5,10 +5,11 @@
  * queries, token / namespace / region on the wire.
  */
 import t, { type Test } from 'tap'
+import { spawnSync } from 'node:child_process'
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { NomadClient } from '../nomad-jobs/client.js'
+import { NomadClient, nomadOptionsFromEnv } from '../nomad-jobs/client.js'
 import { deployMain, parseDeployArgs } from '../nomad-jobs/deploy.js'
 import { NomadError, NomadErrorCodes } from '../nomad-jobs/errors.js'
 import { JOBS_DIR, readJobHcl } from '../nomad-jobs/jobs.js'
@@ -191,4 +192,31 @@ t.test('deploying every job of a site in order', async (t) => {
   const last = io.lines[io.lines.length - 1]!
   t.equal(last, 'site b: pitwall-nats: deployed, pitwall-worker: deployed, pitwall-projector: deployed, pitwall-gateway: deployed, pitwall-prometheus: deployed, pitwall-grafana: deployed')
   t.same(d.job('pitwall-nats')?.Datacenters, ['dc-b'])
+})
+
+t.test('TLS: a private CA and a client certificate (mutual TLS)', { skip: spawnSync('openssl', ['version']).status === 0 ? false : 'openssl is not installed' }, async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'pw-nomad-tls-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const ssl = (...args: string[]): void => {
+    const r = spawnSync('openssl', args, { cwd: dir, encoding: 'utf8' })
+    if (r.status !== 0) throw new Error(`openssl ${args.join(' ')}: ${r.stderr}`)
+  }
+  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=pitwall test CA')
+  for (const name of ['server', 'client']) {
+    ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}.pitwall.test`)
+    await writeFile(join(dir, `${name}.ext`), name === 'server' ? 'subjectAltName=IP:127.0.0.1\n' : 'extendedKeyUsage=clientAuth\n')
+    ssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '1', '-extfile', `${name}.ext`)
+  }
+  const pem = async (f: string): Promise<string> => await readFile(join(dir, f), 'utf8')
+  const d = await double(t, { tls: { key: await pem('server.key'), cert: await pem('server.pem'), ca: await pem('ca.pem'), requestCert: true } })
+  t.match(d.url, /^https:/)
+  // The client reads the same files the nomad CLI does.
+  const env = { NOMAD_ADDR: d.url, NOMAD_CACERT: join(dir, 'ca.pem'), NOMAD_CLIENT_CERT: join(dir, 'client.pem'), NOMAD_CLIENT_KEY: join(dir, 'client.key') }
+  const c = new NomadClient(nomadOptionsFromEnv(env))
+  const job = await c.parseJob(await readJobHcl('grafana'), await readFile(join(JOBS_DIR, 'vars', 'a', 'grafana.vars.hcl'), 'utf8'))
+  t.equal(job.ID, 'pitwall-grafana', 'parsed over mutual TLS')
+  const r = await c.jobAllocations('pitwall-grafana', { index: 0, waitMs: 100 })
+  t.ok(r.index > 0, 'blocking query over TLS')
+  await t.rejects(new NomadClient({ address: d.url }).jobAllocations('x'), { code: NomadErrorCodes.UNREACHABLE }, 'unknown CA: refused')
+  await t.rejects(new NomadClient({ address: d.url, tls: { ca: await pem('ca.pem') } }).jobAllocations('x'), { code: NomadErrorCodes.UNREACHABLE }, 'no client certificate: refused')
 })

@@ -17,6 +17,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
 import { type Json, type JsonObject, parseJob } from './nomad-hcl.js'
 
 export interface NomadDoubleOptions {
@@ -27,6 +28,8 @@ export interface NomadDoubleOptions {
   healthDelayMs?: number
   /** Health verdict of an allocation (default: healthy). */
   healthy?: (job: JsonObject, alloc: Alloc) => boolean
+  /** Serve HTTPS with this key and certificate (PEM); `requestCert`: mutual TLS against `ca`. */
+  tls?: { key: string; cert: string; ca?: string; requestCert?: boolean }
 }
 
 export interface Alloc {
@@ -159,12 +162,16 @@ export class NomadDouble {
   }
 
   async start(): Promise<string> {
-    this.server = createServer((req, res) => {
+    const handler = (req: IncomingMessage, res: ServerResponse): void => {
       this.handle(req, res).catch((err: unknown) => this.send(res, 500, String(err)))
-    })
+    }
+    const tls = this.opts.tls
+    this.server = tls
+      ? createHttpsServer({ key: tls.key, cert: tls.cert, ...(tls.ca ? { ca: tls.ca } : {}), requestCert: tls.requestCert === true, rejectUnauthorized: tls.requestCert === true }, handler)
+      : createServer(handler)
     await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve))
     const a = this.server.address()
-    this.url = `http://127.0.0.1:${typeof a === 'object' && a ? a.port : 0}`
+    this.url = `${tls ? 'https' : 'http'}://127.0.0.1:${typeof a === 'object' && a ? a.port : 0}`
     return this.url
   }
 
