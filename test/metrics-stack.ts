@@ -6,11 +6,14 @@
 import type { Server } from 'node:http'
 import pg from 'pg'
 import type { Registry } from 'prom-client'
+import { jetstream } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { compileConfig } from '../actors/config.js'
 import { PROFILES } from '../actors/kinds/registry.js'
 import { projectorRegistry, serveMetrics, workerRegistry } from '../actors/metrics.js'
 import { DomainMetrics, domainMetricsConfig, Projector } from '../actors/projector/mod.js'
+import { partitionOf, tlmSubject, type EntityKind } from '../actors/subjects.js'
+import type { Reading } from '../actors/types.js'
 import { Worker } from '../actors/worker.js'
 import { runSimulator, SIM_EPOCH, type SimOptions } from '../sites/simulator.js'
 import { connectTo, startNats, type NatsServer } from './helpers/nats.js'
@@ -31,6 +34,8 @@ export interface Stack {
   partitions: number
   /** Publishes simulated readings and waits until the workers processed them and the projector committed. */
   load(opts?: Partial<SimOptions> & { durationS?: number }): Promise<{ sent: number }>
+  /** Publishes readings of any simulator (plant, road, ...) with tlmSubject/partitionOf, then waits as `load` does. */
+  publish(items: Iterable<{ kind: EntityKind; id: string; reading: Reading }>): Promise<{ sent: number }>
   stop(): Promise<void>
 }
 
@@ -87,7 +92,20 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
     const projectorMetrics = projectorRegistry(projector, { site: 'a', service: 'projector' }, domain)
     const { server, port } = await serveMetrics(projectorMetrics, 0)
     stops.push(closeServer(server))
-    const processed = (): number => workers.reduce((n, w) => n + w.stats.processed + w.stats.skippedReplay, 0)
+    const processed = (): number => workers.reduce((n, w) => n + w.stats.processed + w.stats.skippedReplay + w.stats.invalid, 0)
+    /** Waits until the workers handled `sent` more readings and the projector has been quiet for 1.5 s. */
+    const settle = async (before: number, sent: number): Promise<void> => {
+      for (let i = 0; i < 600 && processed() - before < sent; i++) await new Promise((res) => setTimeout(res, 50))
+      // Outputs are published at checkpoints; give the last ones time to land, then wait for the projector.
+      await new Promise((res) => setTimeout(res, 1_200))
+      await projector.caughtUp(30_000)
+      // Quiet: outputs from processing-time ticks keep coming for a while; wait until none arrived for 1.5 s.
+      for (let last = -1, i = 0; i < 20 && projector.stats().lastSeq !== last; i++) {
+        last = projector.stats().lastSeq
+        await new Promise((res) => setTimeout(res, 1_500))
+        await projector.caughtUp(30_000)
+      }
+    }
     return {
       srv, nc, db, pool, workers, projector, domain, projectorMetrics, partitions,
       targets: { worker: workerTargets, projector: `127.0.0.1:${port}` },
@@ -97,17 +115,25 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
           seed: 7, sensors: 10, cars: 4, sensorHz: 1, carHz: 10, site: 'a', partitions, anomalies: true,
           startTs: SIM_EPOCH, durationS: 300, ...sim,
         })
-        for (let i = 0; i < 600 && processed() - before < r.sent; i++) await new Promise((res) => setTimeout(res, 50))
-        // Outputs are published at checkpoints; give the last ones time to land, then wait for the projector.
-        await new Promise((res) => setTimeout(res, 1_200))
-        await projector.caughtUp(30_000)
-        // Quiet: outputs from processing-time ticks keep coming for a while; wait until none arrived for 1.5 s.
-        for (let last = -1, i = 0; i < 20 && projector.stats().lastSeq !== last; i++) {
-          last = projector.stats().lastSeq
-          await new Promise((res) => setTimeout(res, 1_500))
-          await projector.caughtUp(30_000)
-        }
+        await settle(before, r.sent)
         return r
+      },
+      async publish(items) {
+        const before = processed()
+        const js = jetstream(nc)
+        let pending: Array<Promise<unknown>> = []
+        let sent = 0
+        for (const it of items) {
+          pending.push(js.publish(tlmSubject('a', partitionOf(it.kind, it.id, partitions), it.kind, it.id), JSON.stringify(it.reading)))
+          sent++
+          if (pending.length >= 500) {
+            await Promise.all(pending)
+            pending = []
+          }
+        }
+        await Promise.all(pending)
+        await settle(before, sent)
+        return { sent }
       },
       stop,
     }

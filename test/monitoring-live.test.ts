@@ -1,7 +1,8 @@
 /**
  * The dashboards and alert rules against a real Prometheus: a private nats-server and PostgreSQL database, two
  * real workers, the projector (domain metrics on for every profile) and the gateway, each serving /metrics on
- * loopback; a short simulated load (JetStream publishes and gateway batches, a few bad items); then the
+ * loopback; a short simulated load (race cars and environment sensors, the 127-sensor plant and a small fleet
+ * through JetStream, batches through the gateway with a few bad items); then the
  * `prometheus` binary (monitoring/prometheus.ts) scraping them every second with the rules loaded. Every
  * expression of every dashboard panel and every rule goes through GET /api/v1/query: all must parse, and the ones
  * in EXPECT_DATA must return data. Skipped when prometheus is not installed.
@@ -11,7 +12,10 @@ import type { FastifyInstance } from 'fastify'
 import { buildGateway, compileGatewayConfig } from '../gateway/mod.js'
 import { DASHBOARDS, expressions } from '../monitoring/dashboards/mod.js'
 import { findBinary, localJobs, renderPrometheusConfig, startPrometheus, type RunningPrometheus } from '../monitoring/prometheus.js'
-import { simulate } from '../sites/simulator.js'
+import { simulate, SIM_EPOCH } from '../sites/simulator.js'
+import { PlantSimulator } from '../sites/simulate/plant.js'
+import { RoadSimulator } from '../sites/simulate/road.js'
+import type { DomainItem, DomainSimulator } from '../sites/simulate/truth.js'
 import { freePort } from './helpers/nats.js'
 import { startStack, type Stack } from './metrics-stack.js'
 
@@ -40,7 +44,9 @@ const EXPECT_DATA = [
   'pitwall-environment/Latest window mean per sensor', 'pitwall-environment/Temperature per sensor',
   'pitwall-environment/Battery per sensor', 'pitwall-environment/Temperature, hourly average of sensors',
   'pitwall-environment/Humidity and CO2, hourly average', 'pitwall-environment/Sensor comparison: temperature vs. the mean',
-  'pitwall-plant/Open anomalies', 'pitwall-plant/Sensors tracked',
+  'pitwall-plant/Open anomalies', 'pitwall-plant/Sensors tracked', 'pitwall-plant/Anomalies per stage (1 h)',
+  'pitwall-plant/Anomalies per stage and type (24 h)', 'pitwall-plant/Anomalies opened by type (1 h)',
+  'pitwall-plant/Treatment efficiency', 'pitwall-plant/Compliance', 'pitwall-plant/Treatment efficiency and compliance',
   'pitwall-fleet/Stale units (offline)', 'pitwall-fleet/Open DTC alerts', 'pitwall-fleet/Engine overheat', 'pitwall-fleet/Low fuel',
 ]
 
@@ -50,6 +56,13 @@ const EXPECT_RULE_DATA = [
   'pitwall:worker_readings_processed:rate5m', 'pitwall:worker_messages_invalid:rate5m',
   'pitwall:gateway_request_duration_seconds:p95_1m',
 ]
+
+/** A simulator's items with event time before `end`. */
+function until(sim: DomainSimulator, end: number): DomainItem[] {
+  const out: DomainItem[] = []
+  for (let it = sim.next(); it.reading.ts < end; it = sim.next()) out.push(it)
+  return out
+}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
@@ -79,6 +92,12 @@ t.test('every dashboard and rule expression against a real Prometheus scraping t
   // Load: readings through JetStream (cars and sensors), then batches through the gateway, some items bad.
   const { sent } = await stack.load({ durationS: 300 })
   t.ok(sent > 10_000, `${sent} readings published to JetStream`)
+  // The plant (127 sensors, one reading each 30 s for 20 min, anomalies from the start) and a small fleet.
+  const plant = new PlantSimulator({ seed: 5, periodMs: 30_000, startTs: SIM_EPOCH, anomalies: true, warmupMs: 0, anomalyShare: 0.3 })
+  const road = new RoadSimulator({ seed: 5, vehicles: 6, periodMs: 5_000, startTs: SIM_EPOCH, anomalies: true })
+  const more = [...until(plant, SIM_EPOCH + 20 * 60_000), ...until(road, SIM_EPOCH + 20 * 60_000)]
+  const extra = await stack.publish(more)
+  t.ok(extra.sent > 5_000, `${extra.sent} plant and fleet readings published`)
   const gen = simulate({ seed: 99, sensors: 4, cars: 0, sensorHz: 1, carHz: 10, site: 'a', partitions: stack.partitions, startTs: Date.now() - 60_000 })
   let accepted = 0
   for (let b = 0; b < 20; b++) {
