@@ -24,8 +24,8 @@
  *      for >= failure.stuckReadings readings (a live sensor's noise never repeats to the last digit).
  *   3. pollution_spike (critical) / process_malfunction (critical): residual z beyond spike.z, same sign, for
  *      spike.confirm consecutive readings. Classified by onset: a pollutant front reaches a probe within a
- *      reading or two, so an upward run whose residual just before it was below spike.sharpZ is a pollution
- *      spike; a run built up over minutes (a failing blower, pump or control loop moves the process at its own
+ *      reading or two, so an upward run whose residual in one of the two readings before it was below spike.sharpZ is a
+ *      pollution spike; a run built up over minutes (a failing blower, pump or control loop moves the process at its own
  *      time constant), or a downward one, is a process malfunction.
  *   4. sensor_drift (warning): the slow EW mean of the residual z beyond drift.z for drift.sustainReadings
  *      consecutive readings with no run of spike-level residuals among them.
@@ -214,7 +214,7 @@ const L = {
   SLOW: 9, MID: 10, SRUN: 11,
   /** Consecutive replayed readings; consecutive readings meeting the open alert's clear condition. */
   REPLAY: 12, CLEAR: 13,
-  /** Residual z of the last 3 readings (newest first), last z, last expected value. */
+  /** Residual z of the last readings (newest first; Z4 below), last z, last expected value. */
   Z1: 14, Z2: 15, Z3: 16, Z: 17, EXP: 18,
   /** Open alert: type index (NONE), start, peak |z| or value, readings in it. */
   AT: 19, AS: 20, AP: 21,
@@ -222,8 +222,10 @@ const L = {
   AN: 22,
   /** Consecutive readings not learned because of the slow mean alone. */
   GATED: 23,
+  /** Residual z four readings back. */
+  Z4: 24,
 } as const
-const L_SLOTS = 24
+const L_SLOTS = 25
 /** KPI interval slots (`k`): start, readings, readings under a limit, within it, efficiency sum and count, opened per type. */
 const K = { START: 0, N: 1, LIM: 2, OK: 3, EFF: 4, EFFN: 5, OPEN: 6 } as const
 const K_SLOTS = 6 + PLANT_ANOMALIES.length
@@ -463,9 +465,15 @@ function onReading(s: ProcessState, r: Reading, ctx: ActorContext, c: ProcessCon
       }
       if (fresh) v[L.OVER] = 0
       if (!found && (v[L.OVER] as number) >= sp.confirm) {
-        // The residual just before the run (Z{confirm}) tells a sharp front from a build-up.
-        const before = sp.confirm === 1 ? (v[L.Z1] as number) : sp.confirm === 2 ? (v[L.Z2] as number) : (v[L.Z3] as number)
-        const prior = Number.isNaN(before) ? 0 : before - base
+        // The residual in the two readings just before the run tells a sharp front from a build-up (two, so a
+        // front whose first reading fell just short of spike.z is still a front).
+        const zs = [v[L.Z1], v[L.Z2], v[L.Z3], v[L.Z4]] as number[]
+        const near = (i: number): number => {
+          const x = zs[i]
+          return x === undefined || Number.isNaN(x) ? 0 : x - base
+        }
+        const a1 = near(sp.confirm - 1), a2 = near(Math.min(3, sp.confirm))
+        const prior = Math.abs(a1) < Math.abs(a2) ? a1 : a2
         const sharp = Math.abs(prior) < sp.sharpZ
         const type = sharp && e > 0 ? SPIKE : MALFUNCTION
         const fz = covariateZ(s.m, 'flow', flow), tz = covariateZ(s.m, 'temp', temp)
@@ -506,6 +514,7 @@ function onReading(s: ProcessState, r: Reading, ctx: ActorContext, c: ProcessCon
     if (healthy || !warm) {
       if (!found && open === NONE && value !== undefined) learn(s.m, flow, temp, value, resid, c.halfLifeReadings)
     }
+    v[L.Z4] = v[L.Z3] as number
     v[L.Z3] = v[L.Z2] as number
     v[L.Z2] = v[L.Z1] as number
     v[L.Z1] = z
