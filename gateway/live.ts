@@ -71,6 +71,8 @@ export const livePlugin: FastifyPluginAsyncTypebox<LiveOptions> = async (app, { 
   })
 
   app.get('/v1/live', {
+    // A HEAD twin would open a consumer for a reply that never has a body.
+    exposeHeadRoute: false,
     config: { access: 'read', rateLimit: false },
     schema: {
       querystring: LiveQuery,
