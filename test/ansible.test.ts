@@ -11,6 +11,7 @@ import { spawnSync } from 'node:child_process'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
+import { parse } from '@cdktf/hcl2json'
 import { renderInventory } from '../ansible/inventory.js'
 import { localTopology } from '../sites/local-topology.js'
 import { gatewaySpec, projectorSpec, siteEnv, workerSpec } from '../sites/local.js'
@@ -101,7 +102,14 @@ t.test('site.yml renders every role into temp roots; nats configs match sites/ a
     const q = JSON.parse(await readFile(join(root, s.members[0]!.name, 'etc', 'consul.d', 'pitwall-gateway.query.json'), 'utf8')) as { Service: { Failover: { Datacenters: string[] } } }
     t.same(q.Service.Failover.Datacenters, [topo.sites.find((x) => x !== s)!.consulDatacenter], `${s.name}: gateway query fails over to the peer`)
     const nomad = await readFile(join(root, s.members[0]!.name, 'etc', 'nomad.d', 'nomad.hcl'), 'utf8')
-    t.match(nomad, `datacenter = "${s.nomadDatacenter}"`, `${s.name}: nomad datacenter`)
+    const nomadDoc = await parse('nomad.hcl', nomad) as Record<string, unknown>
+    t.equal(nomadDoc.datacenter, s.nomadDatacenter, `${s.name}: nomad.hcl parses; datacenter from sites/`)
+    t.equal(nomadDoc.region, s.nomadDatacenter, `${s.name}: one region per site`)
+    const consulDoc = await parse('consul.hcl', consul) as Record<string, unknown>
+    t.equal(consulDoc.primary_datacenter, topo.sites[0]!.consulDatacenter, `${s.name}: consul.hcl parses; one primary datacenter`)
+    t.same(consulDoc.retry_join_wan, topo.sites.find((x) => x !== s)!.members.map((m) => m.host), `${s.name}: WAN join to the peer's hosts`)
+    const pgSvc = JSON.parse(await readFile(join(root, s.members[0]!.name, 'etc', 'consul.d', 'pitwall-postgres.json'), 'utf8')) as { service: { name: string; port: number } }
+    t.same([pgSvc.service.name, pgSvc.service.port], ['pitwall-postgres', Number(new URL(s.pgUrl).port)], `${s.name}: PostgreSQL registered with Consul`)
   }
 
   const second = play(inventory, 'site.yml', ev)
