@@ -11,7 +11,8 @@ import { delimiter, dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { knownMetrics } from '../monitoring/metric-names.js'
-import { localJobs, renderPrometheusConfig } from '../monitoring/prometheus.js'
+import { localJobs, renderPrometheusConfig, startLocalPrometheus } from '../monitoring/prometheus.js'
+import { freePort } from './helpers/nats.js'
 import { GATEWAY_PORT, metricsPort, PROJECTOR_METRICS_PORT } from '../sites/local.js'
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
@@ -153,4 +154,27 @@ t.test('the rendered local configuration (monitoring/prometheus.ts) passes promt
   t.match(r.out, /SUCCESS: 1 rule files found/)
   for (const job of ['pitwall-worker', 'pitwall-projector', 'pitwall-gateway']) t.match(text, `job_name: '${job}'`)
   t.match(text, `'127.0.0.1:${GATEWAY_PORT}'`)
+})
+
+t.test('startLocalPrometheus (npm start): a real Prometheus with the rules loaded, its URL, stop()', { skip: SKIP }, async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'pw-prom-local-'))
+  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }))
+  const port = await freePort()
+  const prom = await startLocalPrometheus({ workerPorts: [await freePort()], projectorPort: await freePort(), gatewayPort: await freePort(), dataDir, port })
+  t.ok(prom, 'started')
+  if (!prom) return
+  t.teardown(() => prom.stop())
+  t.equal(prom.url, `http://127.0.0.1:${port}`)
+  const rules = await fetch(`${prom.url}/api/v1/rules`).then(async (r) => await r.json() as { data: { groups: Array<{ rules: unknown[] }> } })
+  t.ok(rules.data.groups.flatMap((g) => g.rules).length >= 25, 'the alert and recording rules are loaded')
+  let jobs: string[] = []
+  for (let i = 0; i < 50 && jobs.length < 3; i++) {
+    const targets = await fetch(`${prom.url}/api/v1/targets`).then(async (r) => await r.json() as { data: { activeTargets: Array<{ labels: { job: string } }> } })
+    jobs = targets.data.activeTargets.map((x) => x.labels.job).sort()
+    if (jobs.length < 3) await new Promise((r) => setTimeout(r, 100))
+  }
+  t.same(jobs, ['pitwall-gateway', 'pitwall-projector', 'pitwall-worker'], 'the local jobs')
+  await prom.stop()
+  t.not(prom.proc.exitCode === null && prom.proc.signalCode === null, true, 'the process has exited')
+  t.notOk(await fetch(`${prom.url}/-/ready`).then(() => true, () => false), 'nothing listens any more')
 })
