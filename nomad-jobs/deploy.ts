@@ -127,7 +127,7 @@ async function follow(nomad: NomadClient, jobId: string, version: number, o: Dep
   const deadline = Date.now() + o.timeoutMs
   const remaining = (): number => {
     const left = deadline - Date.now()
-    if (left <= 0) throw new NomadError(NomadErrorCodes.TIMEOUT, `${jobId}: the deployment of version ${version} did not finish within ${Math.round(o.timeoutMs / 1000)} s`, { retryable: true })
+    if (left <= 0) throw new NomadError(NomadErrorCodes.TIMEOUT, `${jobId}: the deployment of version ${version} did not finish within ${o.timeoutMs / 1000} s`, { retryable: true })
     return left
   }
   // Wait for the deployment of our version to appear.

@@ -72,8 +72,8 @@ variable "mapping_to" {
 
 variable "store_dir" {
   type        = string
-  default     = "/var/lib/pitwall/nats"
-  description = "JetStream store root on the clients (ansible role nats_server creates it)"
+  default     = "/var/lib/nats"
+  description = "JetStream store root on the client nodes; this site's store is <store_dir>/<site>"
 }
 
 variable "nats_bin" {

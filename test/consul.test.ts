@@ -60,6 +60,17 @@ t.test('register, TTL pass, TTL expiry to critical, health ?passing, deregister'
   await t.rejects(a.ttl('nope', 'pass'), { code: DiscoveryErrorCodes.CONSUL })
 })
 
+t.test('a service critical for DeregisterCriticalServiceAfter is removed by the agent', async (t) => {
+  const { a } = await federation(t)
+  await a.register({ name: SERVICES.worker, id: 'w-1', port: 9464, address: '127.0.0.1', ttl: '200ms', deregisterAfter: '400ms' })
+  await a.ttl('service:w-1', 'pass')
+  t.equal((await a.health(SERVICES.worker)).length, 1, 'passing')
+  await sleep(300)
+  t.equal((await a.health(SERVICES.worker, { passing: false })).length, 1, 'critical but still registered')
+  await sleep(700)
+  t.same(await a.health(SERVICES.worker, { passing: false }), [], 'reaped after being critical for 400 ms')
+})
+
 t.test('health with ?dc sees the peer datacenter; peerHealthy follows it and the WAN', async (t) => {
   const { cluster, a, b } = await federation(t)
   t.equal(await a.peerHealthy(), false, 'nothing in dc-b yet')

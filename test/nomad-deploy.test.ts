@@ -185,6 +185,16 @@ t.test('token, namespace and region on every request; errors are typed', async (
   t.match(e.join(''), /PW_CONFIG_INVALID: site: unknown site 'zz'/)
 })
 
+t.test('a deployment that does not finish in time: PW_DEPLOY_TIMEOUT', async (t) => {
+  const d = await double(t, { healthDelayMs: 60_000 })
+  const errs: string[] = []
+  const t0 = Date.now()
+  const code = await deployMain(['--site', 'a', '--job', 'grafana', '--timeout', '0.5'], { nomad: { address: d.url }, out: () => undefined, err: (l) => errs.push(l) })
+  t.equal(code, 1)
+  t.match(errs.join(''), /PW_DEPLOY_TIMEOUT: pitwall-grafana: the deployment of version 0 did not finish within 0.5 s/)
+  t.ok(Date.now() - t0 < 5000, 'gave up at the deadline')
+})
+
 t.test('deploying every job of a site in order', async (t) => {
   const d = await double(t)
   const io = { nomad: { address: d.url }, ...capture() }

@@ -88,7 +88,7 @@ async function renderNats(t: Test, topo: Topology, site: SiteDef, d: ConsulDisco
   t.equal(r.status, 0, `${site.name} (${site.members.length} servers): the rendered config passes nats-server -t`, { output: `${r.stderr}${r.stdout}\n${text}` })
   const expected = renderSite(topo, site.name, { storeRoot: '/x' })[0]!
   t.same(normalise(text, `nats-route://${m.host}:${m.clusterPort}`), normalise(expected.text, ''), `${site.name} (${site.members.length} servers): same settings as sites/render.ts`)
-  t.match(text, `store_dir: "/var/lib/pitwall/nats/${site.name}"`)
+  t.match(text, `store_dir: "/var/lib/nats/${site.name}"`)
 }
 
 t.test('NATS template: routes and the peer leafnode from Consul; passes nats-server -t; same as sites/render.ts', async (t) => {
