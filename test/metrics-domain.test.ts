@@ -96,6 +96,17 @@ t.test('bookkeeping on committed batches: opens, replays, closes, caps, disabled
   t.equal(of(s, METRICS.domainLapSeconds)[0]?.value, 89.5)
   t.notOk(s.some((x) => x.labels.profile === 'road' && x.name.startsWith('pitwall_domain_')), 'nothing for a profile not enabled')
 
+  // Plant stages: anomalies per stage from details.stage, a replayed open counted once.
+  const plant = new DomainMetrics(domainMetricsConfig({ profiles: ['process'] }))
+  const plantReg = registryOf(plant)
+  const staged = (entity: string, stage: string, seq: number, id?: string): Output => {
+    const o = alertOut(entity, T0, 'open', { seq, value: 9, profile: 'process' })
+    return { ...o, ...(id ? { id } : {}), body: { ...o.body, type: 'sensor_drift', details: { stage, sensorType: 'ph' } } }
+  }
+  plant.committed(batch([staged('bio-01', 'biological', 1), staged('bio-01', 'biological', 2, 'replayed'), staged('out-01', 'outlet', 3)]))
+  const ps = of(await samples(plantReg), METRICS.domainStageAnomalies).map((x) => [x.labels.stage, x.labels.type, x.value])
+  t.same(ps, [['biological', 'sensor_drift', 1], ['outlet', 'sensor_drift', 1]], 'anomalies per stage, the replay not counted')
+
   const off = new DomainMetrics()
   const offReg = registryOf(off)
   off.committed(batch([alertOut('s1', T0, 'open', { seq: 1, value: 35, ...e }), lateOut('s1', T0 - 600_000, { seq: 2, ...e })]))

@@ -157,9 +157,9 @@ export class DomainMetrics implements ProjectorObserver {
       if (!on(e.profile)) continue
       if (e.event === 'close') this.closeAlert(e.alert_id)
       else if (e.event === 'open') {
-        this.openAlert(e.alert_id, e.profile, e.type, e.severity, e.entity, true)
         const stage = e.details?.stage
-        if (typeof stage === 'string' && stage !== '') {
+        // Counted once per alert: a replayed open of an alert already open adds nothing.
+        if (this.openAlert(e.alert_id, e.profile, e.type, e.severity, e.entity, true) && typeof stage === 'string' && stage !== '') {
           this.add(this.tables.stageAnomalies, e.profile, null, { profile: e.profile, stage, type: e.type }, 1)
         }
       }
@@ -254,13 +254,14 @@ export class DomainMetrics implements ProjectorObserver {
       () => [...this.dropped].map(([profile, v]): [Labels, number] => [{ profile }, v]))
   }
 
-  private openAlert(id: string, profile: string, type: string, severity: string, entity: string, counted: boolean): void {
-    if (this.open.has(id)) return
-    const k = this.add(this.tables.alertsOpen, profile, null, { profile, type, severity }, 1)
-    if (!k) return
+  /** Tracks a newly open alert; false when it was already open or the profile's caps leave no room. */
+  private openAlert(id: string, profile: string, type: string, severity: string, entity: string, counted: boolean): boolean {
+    if (this.open.has(id)) return false
+    if (!this.add(this.tables.alertsOpen, profile, null, { profile, type, severity }, 1)) return false
     this.open.set(id, [profile, type, severity, entity])
     if (counted) this.add(this.tables.alertsOpened, profile, null, { profile, type, severity }, 1)
     this.add(this.tables.entityAlertsOpen, profile, entity, { profile, entity, type }, 1)
+    return true
   }
 
   private closeAlert(id: string): void {
