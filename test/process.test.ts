@@ -9,6 +9,7 @@ import fc from 'fast-check'
 import { ActorCell } from '../actors/cell.js'
 import { ConfigError } from '../actors/errors.js'
 import { PROCESS_DEFAULTS, processProfile, type ProcessConfig } from '../actors/kinds/sensor/process.js'
+import { remember, seen } from '../actors/kinds/sensor/process-model.js'
 import type { AlertBody, Reading, ScoreBody } from '../actors/types.js'
 import { runActor, type EmittedOutput, type HarnessMessage } from './helpers/harness.js'
 
@@ -221,6 +222,25 @@ void t.test('snapshot/restore at any point gives identical outputs; the state st
   t.ok(size < 16_000, `snapshot state is ${size} bytes (720 fingerprints)`)
   t.throws(() => new ActorCell(processProfile, C, entity, { ...ref.cell.snapshot(1), v: 2 }), /newer/)
   t.throws(() => new ActorCell(processProfile, C, entity, { ...ref.cell.snapshot(1), state: { t: 'x' } }), /cannot be decoded/)
+})
+
+void t.test('replay index: seen() equals a scan of the ring, through collisions, wrap-around and rebuilds', async (t) => {
+  let checks = 0
+  fc.assert(fc.property(fc.integer({ min: 1, max: 40 }), fc.array(fc.integer({ min: 0, max: 63 }), { minLength: 50, maxLength: 400 }), fc.nat(400),
+    (size, hs, cut) => {
+      let ring = new Array<number>(size).fill(NaN)
+      let pos = 0
+      hs.forEach((h, i) => {
+        // Small hash values collide in the probe table on purpose; a copy at `cut` rebuilds the index.
+        if (i === cut) ring = ring.slice()
+        for (let q = 0; q < 64; q += 7) {
+          if (seen(ring, q) !== ring.includes(q)) throw new Error(`seen(${q}) wrong after ${i} inserts into ${size}`)
+          checks++
+        }
+        pos = remember(ring, pos, h)
+      })
+    }), { numRuns: 200 })
+  t.ok(checks > 50_000, `${checks} lookups compared`)
 })
 
 void t.test('invalid config is rejected at activation, naming the setting', async (t) => {

@@ -135,16 +135,27 @@ export function fingerprint(value: number, flow: number, temp: number): number {
 }
 
 /**
- * Recent fingerprints: a ring (kept in the state, snapshotted) plus a count map rebuilt from it on demand (not
- * snapshotted; a WeakMap keyed by the ring array, so it goes away with the state).
+ * Recent fingerprints: a ring (kept in the state, snapshotted) plus an index rebuilt from it on demand (not
+ * snapshotted; a WeakMap keyed by the ring array, so it goes away with the state). The index is an open-addressing
+ * table of ring positions (linear probing, backward-shift deletion) in one Int32Array of a power of two >= twice
+ * the ring: 8 KB for the default 720, where a Map would cost several times that per actor.
  */
-const indexes = new WeakMap<number[], Map<number, number>>()
+interface RingIndex { table: Int32Array; mask: number }
+const indexes = new WeakMap<number[], RingIndex>()
 
-function indexOf(ring: number[]): Map<number, number> {
+function insertAt(ix: RingIndex, ring: readonly number[], pos: number): void {
+  let i = (ring[pos] as number) & ix.mask
+  while (ix.table[i] !== 0) i = (i + 1) & ix.mask
+  ix.table[i] = pos + 1
+}
+
+function indexOf(ring: number[]): RingIndex {
   let ix = indexes.get(ring)
   if (!ix) {
-    ix = new Map()
-    for (const h of ring) if (!Number.isNaN(h)) ix.set(h, (ix.get(h) ?? 0) + 1)
+    let size = 8
+    while (size < 2 * ring.length) size *= 2
+    ix = { table: new Int32Array(size), mask: size - 1 }
+    for (let p = 0; p < ring.length; p++) if (!Number.isNaN(ring[p] as number)) insertAt(ix, ring, p)
     indexes.set(ring, ix)
   }
   return ix
@@ -152,19 +163,39 @@ function indexOf(ring: number[]): Map<number, number> {
 
 /** True when `h` is among the recent fingerprints. */
 export function seen(ring: number[], h: number): boolean {
-  return indexOf(ring).has(h)
+  const ix = indexOf(ring)
+  for (let i = h & ix.mask; ; i = (i + 1) & ix.mask) {
+    const e = ix.table[i] as number
+    if (e === 0) return false
+    if (ring[e - 1] === h) return true
+  }
+}
+
+/** Removes ring position `pos` from the index (backward-shift deletion keeps every probe chain unbroken). */
+function removeAt(ix: RingIndex, ring: readonly number[], pos: number): void {
+  const { table, mask } = ix
+  let i = (ring[pos] as number) & mask
+  while (table[i] !== pos + 1) {
+    if (table[i] === 0) return
+    i = (i + 1) & mask
+  }
+  for (let j = (i + 1) & mask; table[j] !== 0; j = (j + 1) & mask) {
+    const home = (ring[(table[j] as number) - 1] as number) & mask
+    // Move entry j into the hole at i unless its home lies cyclically in (i, j].
+    const inside = i < j ? home > i && home <= j : home > i || home <= j
+    if (!inside) {
+      table[i] = table[j] as number
+      i = j
+    }
+  }
+  table[i] = 0
 }
 
 /** Adds `h` at `pos` (overwriting the oldest); returns the next position. */
 export function remember(ring: number[], pos: number, h: number): number {
   const ix = indexOf(ring)
-  const old = ring[pos] as number
-  if (!Number.isNaN(old)) {
-    const c = (ix.get(old) ?? 1) - 1
-    if (c <= 0) ix.delete(old)
-    else ix.set(old, c)
-  }
+  if (!Number.isNaN(ring[pos] as number)) removeAt(ix, ring, pos)
   ring[pos] = h
-  ix.set(h, (ix.get(h) ?? 0) + 1)
+  insertAt(ix, ring, pos)
   return (pos + 1) % ring.length
 }
