@@ -111,7 +111,7 @@ t.test('rules use only metrics that exist; every alert is labelled, annotated an
 t.test('prometheus-consul.yml: consul_sd for every job; the rest passes promtool', async (t) => {
   const text = readFileSync(CONSUL, 'utf8')
   const jobs = text.split(/^ {2}- job_name: /m).slice(1)
-  t.same(jobs.map((j) => j.split('\n')[0]?.trim()), ['pitwall-worker', 'pitwall-projector', 'pitwall-gateway'])
+  t.same(jobs.map((j) => j.split('\n')[0]?.trim()), ['pitwall-worker', 'pitwall-projector', 'pitwall-gateway', 'pitwall-site'])
   for (const j of jobs) {
     const name = j.split('\n')[0]?.trim() ?? ''
     t.match(j, /\n {4}consul_sd_configs:\n {6}- server: '[^']+:\d+'\n/, `${name}: consul_sd_configs with a server`)
