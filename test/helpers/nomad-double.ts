@@ -13,7 +13,8 @@
  * - Blocking queries: `?index=N&wait=D` hold the request until the state index passes N or D elapses;
  *   X-Nomad-Index on every read.
  * - ACL token (`X-Nomad-Token`, 403 without it when configured), `?region=` checked, `?namespace=` recorded.
- * Not simulated: nodes, resources and placement failures, min_healthy_time (health is `healthDelayMs`).
+ * Not simulated: nodes, resources and placement failures, min_healthy_time (health is `healthDelayMs`), progress
+ * deadlines.
  */
 import { randomUUID } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
@@ -446,7 +447,8 @@ export class NomadDouble {
       if (ok) s.HealthyAllocs++
       else s.UnhealthyAllocs++
       dep.ModifyIndex = this.index
-      this.step(dep, job, group, evalId, Number(isObj(job.Update) ? job.Update.MaxParallel ?? 1 : 1))
+      const tg = ((job.TaskGroups as Json[] | undefined) ?? []).filter(isObj).find((x) => x.Name === group)
+      this.step(dep, job, group, evalId, Math.max(1, Number(isObj(tg?.Update) ? tg.Update.MaxParallel ?? 1 : 1)))
     })
     return a
   }
