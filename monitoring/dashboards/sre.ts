@@ -102,7 +102,7 @@ export const sre: Dashboard = {
         table('Site roles', q(`${M.siteRole} == 1`, undefined, true)),
         stat('Peer link up', q(`min by (site) (${M.sitePeerLinkUp})`, '{{site}}'), { thresholds: { base: 'red', steps: [{ value: 1, color: 'green' }] } }),
         stat('Epoch', q(`max by (site) (${M.siteEpoch})`, '{{site}}')),
-        timeseries('Mirror lag', q(`max by (site) (${M.siteMirrorLag})`, '{{site}}'), { thresholds: levels(1000, 10000) }),
+        timeseries('Mirror lag', q(`max by (site, stream) (${M.siteMirrorLag})`, '{{stream}} at {{site}}'), { thresholds: levels(1000, 10000) }),
         timeseries('Failovers (15 min)', q(`sum by (site) (increase(${M.siteFailovers}[15m]))`, '{{site}}'), { thresholds: levels(1) }),
         timeseries('Partitions owned per site', q(`sum by (site) (${M.sitePartitionsOwned})`, '{{site}}')),
         table('Scrape targets', q('up{job=~"pitwall-.*"}', undefined, true), { w: 24 }),
