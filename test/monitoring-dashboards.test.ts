@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
-import { DASHBOARDS, DATASOURCE, expressions, generatedFiles } from '../monitoring/dashboards/mod.js'
+import { DASHBOARDS, DATASOURCE, expressions, generatedFiles, render, type Dashboard } from '../monitoring/dashboards/mod.js'
+import { geomap, levels, q, stat, table, timeseries } from '../monitoring/dashboards/builder.js'
 import { writeGenerated } from '../monitoring/generate.js'
 import { knownMetrics } from '../monitoring/metric-names.js'
 
@@ -101,4 +102,28 @@ t.test('expressions name only metrics that exist and recording rules that are de
     }
   }
   t.ok(n >= 60, `${n} expressions checked`)
+})
+
+t.test('the builder: every panel kind, layout wrapping at 24 columns, table targets instant, thresholds', async (t) => {
+  const d: Dashboard = {
+    uid: 'pw-builder-test', title: 'builder', description: 'every kind', tags: ['t'],
+    rows: [{ title: 'r', panels: [
+      timeseries('ts', [q('up', '{{job}}')], { thresholds: levels(1, 2), unit: 's' }),
+      stat('st', q('up')),
+      stat('st2', q('up')),
+      table('tb', q('up')),
+      geomap('gm', q('up', undefined, true), { w: 24 }),
+    ] }],
+  }
+  const j = render(d) as { panels: Array<{ type: string; gridPos: { x: number; y: number; w: number; h: number }; targets?: Array<{ instant: boolean; range: boolean; format?: string; legendFormat?: string }>; fieldConfig?: { defaults: { unit: string; thresholds: { steps: Array<{ value: number | null; color: string }> }; custom?: unknown } } }> }
+  t.same(j.panels.map((p) => p.type), ['row', 'timeseries', 'stat', 'stat', 'table', 'geomap'])
+  t.same(j.panels.map((p) => [p.gridPos.x, p.gridPos.y]), [[0, 0], [0, 1], [12, 1], [18, 1], [0, 9], [0, 17]], 'panels flow left to right and wrap')
+  const [, ts, , , tb, gm] = j.panels
+  t.same(ts?.fieldConfig?.defaults.thresholds.steps, [{ color: 'green', value: null }, { color: 'orange', value: 1 }, { color: 'red', value: 2 }])
+  t.equal(ts?.fieldConfig?.defaults.unit, 's')
+  t.ok(ts?.fieldConfig?.defaults.custom, 'threshold lines drawn on a timeseries with thresholds')
+  t.same([ts?.targets?.[0]?.range, ts?.targets?.[0]?.instant, ts?.targets?.[0]?.legendFormat], [true, false, '{{job}}'])
+  t.same([tb?.targets?.[0]?.instant, tb?.targets?.[0]?.format], [true, 'table'], 'table targets are instant, table format')
+  t.same([gm?.targets?.[0]?.instant, gm?.gridPos.w], [true, 24])
+  t.same(expressions(d).map((e) => e.expr), ['up', 'up', 'up', 'up', 'up'])
 })
