@@ -39,6 +39,12 @@ export interface RuntimeOptions {
   metricsPort?: number
   /** Interface the metrics endpoint listens on. */
   metricsHost?: string
+  /** This site's JetStream domain (default: the site name). */
+  domain?: string
+  /** The peer site of a two-site deployment (docs/sites.md); unset = one site. */
+  peer?: { site: string; domain?: string }
+  /** Partitions whose home is this site (default: all when there is no peer; required with a peer). */
+  homePartitions?: number[]
 }
 
 export interface RuntimeConfig {
@@ -61,6 +67,9 @@ export interface RuntimeConfig {
   readonly tlmMaxAgeS: number
   readonly metricsPort: number | null
   readonly metricsHost: string
+  readonly domain: string
+  readonly peer: { readonly site: string; readonly domain: string } | null
+  readonly homePartitions: readonly number[]
 }
 
 export const DEFAULTS = {
@@ -99,6 +108,10 @@ export const ENV = {
   tlmMaxAgeS: 'PITWALL_TLM_MAX_AGE_S',
   metricsPort: 'PITWALL_METRICS_PORT',
   metricsHost: 'PITWALL_METRICS_HOST',
+  domain: 'PITWALL_DOMAIN',
+  peerSite: 'PITWALL_PEER_SITE',
+  peerDomain: 'PITWALL_PEER_DOMAIN',
+  homePartitions: 'PITWALL_HOME_PARTITIONS',
   profileConfig: 'PITWALL_PROFILE_CONFIG',
   tlmStream: 'PITWALL_TLM_STREAM',
   outStream: 'PITWALL_OUT_STREAM',
@@ -124,6 +137,11 @@ export function optionsFromEnv(env: Record<string, string | undefined>): Runtime
   set('natsUrl', str(ENV.natsUrl))
   set('workerId', str(ENV.workerId))
   set('metricsHost', str(ENV.metricsHost))
+  set('domain', str(ENV.domain))
+  const peerSite = str(ENV.peerSite)
+  if (peerSite) o.peer = { site: peerSite, ...(str(ENV.peerDomain) ? { domain: str(ENV.peerDomain) as string } : {}) }
+  const homes = str(ENV.homePartitions)
+  if (homes) o.homePartitions = parseRanges(ENV.homePartitions, homes)
   for (const k of ['partitions', 'replicas', 'leaseTtlMs', 'heartbeatMs', 'checkpointIntervalMs', 'tickIntervalMs',
     'maxActiveActors', 'idlePassivateMs', 'maxInFlight', 'maxPendingOutputs', 'tlmMaxAgeS', 'metricsPort'] as const) {
     set(k, intFrom(env, ENV[k]))
@@ -142,6 +160,20 @@ export function optionsFromEnv(env: Record<string, string | undefined>): Runtime
     }
   }
   return o
+}
+
+/** "0-7,9,12-15" -> [0..7, 9, 12..15]. */
+export function parseRanges(setting: string, text: string): number[] {
+  const out: number[] = []
+  for (const part of text.split(',')) {
+    const m = /^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$/.exec(part)
+    if (!m) throw new ConfigError(setting, `is not a list of partitions or ranges (e.g. 0-7,9): ${JSON.stringify(text)}`)
+    const a = Number(m[1])
+    const b = m[2] === undefined ? a : Number(m[2])
+    if (b < a) throw new ConfigError(setting, `range ${a}-${b} is backwards`)
+    for (let i = a; i <= b; i++) out.push(i)
+  }
+  return out
 }
 
 function positiveInt(setting: string, v: number, min = 1, max = Number.MAX_SAFE_INTEGER): number {
@@ -180,10 +212,27 @@ export function compileConfig(o: RuntimeOptions): RuntimeConfig {
   for (const k of Object.keys(defaultProfiles)) {
     if (!(ENTITY_KINDS as readonly string[]).includes(k)) throw new ConfigError(`defaultProfiles.${k}`, 'unknown entity kind')
   }
+  const partitions = positiveInt('partitions', o.partitions ?? DEFAULTS.partitions, 1, 4096)
+  let peer: RuntimeConfig['peer'] = null
+  if (o.peer) {
+    if (!SITE_PATTERN.test(o.peer.site)) throw new ConfigError('peer.site', `must match ${SITE_PATTERN}, got ${JSON.stringify(o.peer.site)}`)
+    if (o.peer.site === site) throw new ConfigError('peer.site', `is this site (${site}); the peer must be the other site`)
+    peer = { site: o.peer.site, domain: o.peer.domain ?? o.peer.site }
+  }
+  const domain = o.domain ?? site
+  for (const [k, d] of [['domain', domain], ['peer.domain', peer?.domain]] as const) {
+    if (d !== undefined && !/^[A-Za-z0-9_-]{1,32}$/.test(d)) throw new ConfigError(k, `invalid JetStream domain ${JSON.stringify(d)}`)
+  }
+  if (peer && peer.domain === domain) throw new ConfigError('peer.domain', `is this site's domain (${domain}); each site has its own`)
+  if (peer && o.homePartitions === undefined) throw new ConfigError('homePartitions', 'is required with a peer site (PITWALL_HOME_PARTITIONS, e.g. 0-7)')
+  const homePartitions = [...new Set(o.homePartitions ?? Array.from({ length: partitions }, (_, p) => p))].sort((a, b) => a - b)
+  for (const p of homePartitions) {
+    if (!Number.isInteger(p) || p < 0 || p >= partitions) throw new ConfigError('homePartitions', `partition ${p} is outside 0..${partitions - 1}`)
+  }
   const cfg: RuntimeConfig = {
     site,
     natsUrl,
-    partitions: positiveInt('partitions', o.partitions ?? DEFAULTS.partitions, 1, 4096),
+    partitions,
     workerId,
     streams,
     replicas: positiveInt('replicas', o.replicas ?? DEFAULTS.replicas, 1, 5),
@@ -200,6 +249,9 @@ export function compileConfig(o: RuntimeOptions): RuntimeConfig {
     tlmMaxAgeS: positiveInt('tlmMaxAgeS', o.tlmMaxAgeS ?? DEFAULTS.tlmMaxAgeS, 0),
     metricsPort: o.metricsPort === undefined ? null : positiveInt('metricsPort', o.metricsPort, 0, 65535),
     metricsHost: o.metricsHost ?? '127.0.0.1',
+    domain,
+    peer,
+    homePartitions,
   }
   return deepFreeze(cfg)
 }

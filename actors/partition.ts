@@ -13,6 +13,7 @@ import { ActorCell, type SnapshotRecord } from './cell.js'
 import { FencedError, PitwallError, RuntimeErrorCodes } from './errors.js'
 import { type HeldRecord, isStaleWrite, type PartitionRecord, writeHeld } from './placement.js'
 import type { RuntimeDeps, RuntimeStats } from './runtime-types.js'
+import { defaultChain, epochOf, inChain, position, readPeerKey, type Segment, segmentOf, segmentStream, seqOf } from './sitemap.js'
 import { fenceSubject, isEntityKind, outSubject, parsePartitioned, querySubject, snapshotKey, SYS_KIND, tickSubject, tlmPartitionFilter } from './subjects.js'
 import type { EntityKind } from './subjects.js'
 import type { FenceBody, Output, Reading } from './types.js'
@@ -55,7 +56,16 @@ export class PartitionRunner {
   private timers: NodeJS.Timeout[] = []
   private querySub: Subscription | undefined
   private tickCount = 0
-  private readonly consumerName: string
+  /** The input chain (one segment unless the partition moved between sites) and the segment being read. */
+  private readonly chain: Segment[]
+  private seg: Segment
+  private stream: string
+  private consumerName: string
+  /** Set when a sealed segment has been read to its end: the run loop moves to the next segment. */
+  private segmentDone = false
+  /** Messages of the current consumer the loop has finished with (handled or skipped). */
+  private segHandled = 0
+  private sealTimer: NodeJS.Timeout | undefined
   /** Called once when the runner stops on its own (fenced or failed). */
   onExit: ((r: PartitionRunner, err?: unknown) => void) | undefined
 
@@ -67,7 +77,10 @@ export class PartitionRunner {
     this.claims = [...(held.record.claims ?? []), [held.record.token, held.revision]]
     this.lastSeq = held.record.cursor
     this.leaseSentAt = acquiredAt
-    this.consumerName = `pw_${deps.cfg.site}_${partition}_${held.record.token}`
+    this.chain = held.record.segments ?? defaultChain(deps.cfg.site)
+    this.seg = this.segmentAt(this.lastSeq)
+    this.stream = segmentStream(deps.cfg, this.seg)
+    this.consumerName = this.nameFor(this.seg)
     this.activeBound = () => deps.cfg.maxActiveActors
     for (const [k, at] of Object.entries(held.record.dormant ?? {})) this.dormant.set(k, at)
   }
@@ -82,29 +95,100 @@ export class PartitionRunner {
     return this.held.record.cursor
   }
 
+  private nameFor(seg: Segment): string {
+    return `pw_${this.deps.cfg.site}_${this.partition}_${this.token}_${seg.epoch}`
+  }
+
+  /**
+   * The segment to read from position `pos` on: the one holding it, or the next one when that one is sealed
+   * at or before `pos`. Moving on sets lastSeq to just before the next segment's first position.
+   */
+  private segmentAt(pos: number): Segment {
+    let i = pos === 0 ? 0 : this.chain.findIndex((s) => s === segmentOf(this.chain, pos))
+    if (i < 0) {
+      throw new PitwallError(RuntimeErrorCodes.SNAPSHOT_CORRUPT, `partition ${this.partition}: cursor ${pos} (epoch ${epochOf(pos)}) is in no segment of its chain`)
+    }
+    let seg = this.chain[i] as Segment
+    while (seg.to !== undefined && pos !== 0 && epochOf(pos) === seg.epoch && seqOf(pos) >= seg.to && i + 1 < this.chain.length) {
+      seg = this.chain[++i] as Segment
+      pos = position(seg.epoch, seg.from - 1)
+      this.lastSeq = Math.max(this.lastSeq, pos)
+    }
+    return seg
+  }
+
+  /** A private pull consumer on the current segment, from the message after lastSeq. */
+  private async openConsumer(): Promise<void> {
+    const { js, jsm, cfg } = this.deps
+    const seg = this.seg
+    this.stream = segmentStream(cfg, seg)
+    this.consumerName = this.nameFor(seg)
+    const start = Math.max(seg.from, epochOf(this.lastSeq) === seg.epoch ? seqOf(this.lastSeq) + 1 : seg.from)
+    await jsm.consumers.add(this.stream, {
+      name: this.consumerName,
+      filter_subject: tlmPartitionFilter(seg.site, this.partition),
+      ack_policy: AckPolicy.All,
+      ...(start > 1 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: start } : { deliver_policy: DeliverPolicy.All }),
+      max_ack_pending: cfg.maxInFlight,
+      ack_wait: nanos(Math.max(30_000, cfg.leaseTtlMs * 2)),
+      inactive_threshold: nanos(Math.max(30_000, cfg.leaseTtlMs * 5)),
+    })
+    this.consumer = await js.consumers.get(this.stream, this.consumerName)
+    // Abort (and let the worker reacquire) rather than wait forever for a consumer that a server restart or the
+    // inactivity threshold removed.
+    this.iter = await this.consumer.consume({ max_messages: Math.min(2_000, cfg.maxInFlight), abort_on_missing_resource: true })
+    this.segmentDone = false
+    this.segHandled = 0
+    if (this.sealTimer) clearInterval(this.sealTimer)
+    this.sealTimer = seg.to === undefined ? undefined : setInterval(() => void this.checkSealed(), 200)
+  }
+
+  /**
+   * A sealed segment is done when its stream (a mirror may still be catching up) has reached the seal and
+   * everything the consumer delivered has been handled with nothing pending.
+   */
+  private async checkSealed(): Promise<void> {
+    const seg = this.seg
+    const consumer = this.consumer
+    if (seg.to === undefined || !consumer || this.segmentDone || this.state !== 'running') return
+    try {
+      const si = await this.deps.jsm.streams.info(this.stream)
+      if (si.state.last_seq < seg.to) return
+      const ci = await consumer.info()
+      // (A filtered consumer's delivered stream sequence runs ahead over other partitions' messages: count
+      // deliveries instead.)
+      if (ci.num_pending > 0 || this.seg !== seg || this.segHandled < ci.delivered.consumer_seq) return
+      this.segmentDone = true
+      this.iter?.stop()
+    } catch (err) {
+      this.deps.log('debug', 'seal check failed', { partition: this.partition, err: String(err) })
+    }
+  }
+
+  /** Moves from a finished sealed segment to the next one of the chain. */
+  private async advance(): Promise<void> {
+    const i = this.chain.indexOf(this.seg)
+    const next = this.chain[i + 1]
+    if (!next) throw new PitwallError(RuntimeErrorCodes.SHUTTING_DOWN, `partition ${this.partition}: sealed segment ${this.seg.epoch} has no successor`)
+    const old = { stream: this.stream, name: this.consumerName }
+    this.seg = next
+    this.lastSeq = Math.max(this.lastSeq, position(next.epoch, next.from - 1))
+    this.lastMsg = undefined
+    this.deps.log('info', 'partition moves to the next segment', { partition: this.partition, epoch: next.epoch, site: next.site, from: next.from })
+    await this.deps.jsm.consumers.delete(old.stream, old.name).catch(() => undefined)
+    await this.openConsumer()
+  }
+
   /** Fence marker, consumer from cursor + 1, message loop, tick and renewal timers, query endpoint. */
   async start(): Promise<void> {
-    const { js, jsm, cfg } = this.deps
+    const { js, cfg } = this.deps
     const fence: Output<'fence'> = {
       id: `${SYS_KIND}:fence:${this.partition}:${this.token}`, type: 'fence', kind: SYS_KIND, entity: 'fence',
       profile: SYS_KIND, ts: Date.now(), seq: this.lastSeq, site: cfg.site, partition: this.partition, token: this.token,
       body: { partition: this.partition, token: this.token, owner: cfg.workerId } satisfies FenceBody,
     }
     await js.publish(fenceSubject(cfg.site, this.partition), JSON.stringify(fence), { msgID: fence.id })
-    const start = this.lastSeq + 1
-    await jsm.consumers.add(cfg.streams.tlm, {
-      name: this.consumerName,
-      filter_subject: tlmPartitionFilter(cfg.site, this.partition),
-      ack_policy: AckPolicy.All,
-      ...(this.lastSeq > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: start } : { deliver_policy: DeliverPolicy.All }),
-      max_ack_pending: cfg.maxInFlight,
-      ack_wait: nanos(Math.max(30_000, cfg.leaseTtlMs * 2)),
-      inactive_threshold: nanos(Math.max(30_000, cfg.leaseTtlMs * 5)),
-    })
-    this.consumer = await js.consumers.get(cfg.streams.tlm, this.consumerName)
-    // Abort (and let the worker reacquire) rather than wait forever for a consumer that a server restart or the
-    // inactivity threshold removed.
-    this.iter = await this.consumer.consume({ max_messages: Math.min(2_000, cfg.maxInFlight), abort_on_missing_resource: true })
+    await this.openConsumer()
     this.querySub = this.deps.nc.subscribe(querySubject(cfg.site, this.partition), {
       callback: (err, msg) => {
         if (!err) void this.answerQuery(msg)
@@ -117,16 +201,44 @@ export class PartitionRunner {
   }
 
   private async run(): Promise<void> {
+    for (;;) {
+      await this.runSegment()
+      if (this.state !== 'running' || !this.segmentDone) break
+      await this.advance()
+      // A stop that came while the next consumer was being opened stopped the old iterator only.
+      if (this.state !== 'running') {
+        this.iter?.stop()
+        break
+      }
+    }
+    if (this.state === 'running') {
+      throw new PitwallError(RuntimeErrorCodes.SHUTTING_DOWN, `partition ${this.partition}: the consumer ended unexpectedly`, { retryable: true })
+    }
+  }
+
+  private async runSegment(): Promise<void> {
     const iter = this.iter
     if (!iter) return
     const cfg = this.deps.cfg
+    const seg = this.seg
     for await (const m of iter) {
       if (this.state !== 'running') break
+      if (seg.to !== undefined && m.seq > seg.to) {
+        // Past the seal: the rest of this stream belongs to no chain position (a later owner took over).
+        this.segmentDone = true
+        iter.stop()
+        break
+      }
+      const pos = position(seg.epoch, m.seq)
       // An ack_wait redelivery of something already handled: the cells would skip it anyway.
-      if (m.seq <= this.lastSeq) continue
-      await this.handle(m)
+      if (pos <= this.lastSeq) {
+        this.segHandled++
+        continue
+      }
+      await this.handle(m, pos)
+      this.segHandled++
       this.lastMsg = m
-      this.lastSeq = m.seq
+      this.lastSeq = pos
       this.msgsSinceCheckpoint++
       if (this.pending.length >= cfg.maxPendingOutputs) await this.flushOutputs()
       if (this.msgsSinceCheckpoint >= cfg.maxInFlight / 2 || Date.now() - this.lastCheckpointAt >= cfg.checkpointIntervalMs ||
@@ -137,12 +249,10 @@ export class PartitionRunner {
         else void this.checkpoint().catch((err: unknown) => this.fail(err))
       }
     }
-    if (this.state === 'running') {
-      throw new PitwallError(RuntimeErrorCodes.SHUTTING_DOWN, `partition ${this.partition}: the consumer ended unexpectedly`, { retryable: true })
-    }
   }
 
-  private async handle(m: JsMsg): Promise<void> {
+  /** Applies one message at chain position `pos`. */
+  private async handle(m: JsMsg, pos: number): Promise<void> {
     const parsed = parsePartitioned(m.subject)
     const procTime = Math.floor(m.info.timestampNanos / 1e6)
     this.lastProcTime = procTime
@@ -152,7 +262,7 @@ export class PartitionRunner {
     }
     if (parsed.kind === SYS_KIND) {
       this.stats.ticks++
-      await this.fireTick(m.seq, procTime)
+      await this.fireTick(pos, procTime)
       return
     }
     let reading: Reading
@@ -173,7 +283,7 @@ export class PartitionRunner {
       this.stats.invalid++
       return
     }
-    if (cell.applyReading(m.seq, procTime, reading, this.emit)) this.stats.processed++
+    if (cell.applyReading(pos, procTime, reading, this.emit)) this.stats.processed++
     else this.stats.skippedReplay++
   }
 
@@ -234,12 +344,27 @@ export class PartitionRunner {
    * (a stale owner that woke up): for those the newest valid revision in the key's history is used instead.
    */
   private async loadSnapshot(kind: string, id: string): Promise<SnapshotRecord | undefined> {
+    const own = await this.loadOwnSnapshot(kind, id)
+    if (!this.chain.some((s) => s.site !== this.deps.cfg.site)) return own
+    // The chain has segments read at the peer site: its snapshots (in our mirror of its bucket) may be newer.
+    const m = await readPeerKey(this.deps.jsm, this.deps.cfg, snapshotKey(this.partition, kind, id))
+    if (!m) return own
+    const peer = JSON.parse(td.decode(m.data)) as SnapshotRecord
+    if (!inChain(this.chain, peer.lastSeq) || peer.token > this.token) {
+      this.stats.staleSnapshotsIgnored++
+      return own
+    }
+    return !own || peer.lastSeq > own.lastSeq ? peer : own
+  }
+
+  /** Our site's snapshot, skipping writes of replaced owners and positions off the chain (see loadSnapshot). */
+  private async loadOwnSnapshot(kind: string, id: string): Promise<SnapshotRecord | undefined> {
     const kv = this.deps.kv
     const k = snapshotKey(this.partition, kind, id)
     const e = await kv.get(k)
     if (!e || e.operation !== 'PUT') return undefined
     const snap = JSON.parse(td.decode(e.value)) as SnapshotRecord
-    if (!isStaleWrite(this.claims, snap.token, e.revision)) {
+    if (!isStaleWrite(this.claims, snap.token, e.revision) && inChain(this.chain, snap.lastSeq)) {
       if (snap.token > this.token) throw new FencedError(`snapshot of ${kind}/${id} has token ${snap.token} > ours ${this.token}`)
       return snap
     }
@@ -249,7 +374,7 @@ export class PartitionRunner {
     for await (const h of hist) {
       if (h.operation !== 'PUT') continue
       const rec = JSON.parse(td.decode(h.value)) as SnapshotRecord
-      if (!isStaleWrite(this.claims, rec.token, h.revision)) best = rec
+      if (!isStaleWrite(this.claims, rec.token, h.revision) && inChain(this.chain, rec.lastSeq)) best = rec
     }
     return best
   }
@@ -307,7 +432,7 @@ export class PartitionRunner {
       // Our claim goes into the record so later owners can recognise stale snapshots too (last 16 kept).
       const next: PartitionRecord = { ...this.held.record, cursor, renewedAt: Date.now(), dormant, claims: this.claims.slice(-16) }
       const sentAt = Date.now()
-      this.held = await writeHeld(kv, this.partition, this.held, next)
+      this.held = await writeHeld(kv, this.partition, this.held, next, this.deps.cfg.peer !== null)
       this.leaseSentAt = sentAt
       ackMsg?.ack()
       this.stats.checkpoints++
@@ -403,7 +528,7 @@ export class PartitionRunner {
     if (fenced) this.stats.leaseLost++
     void this.teardown(false).then(async () => {
       // Not fenced: we still own the record; release it so a peer (or we) can retry without waiting a TTL.
-      if (!fenced) await writeHeld(this.deps.kv, this.partition, this.held, { ...this.held.record, owner: null, renewedAt: Date.now() })
+      if (!fenced) await writeHeld(this.deps.kv, this.partition, this.held, { ...this.held.record, owner: null, renewedAt: Date.now() }, this.deps.cfg.peer !== null)
     }).catch((e: unknown) => this.deps.log('warn', 'release after failure failed', { partition: this.partition, err: String(e) }))
       .finally(() => this.onExit?.(this, err))
   }
@@ -419,7 +544,7 @@ export class PartitionRunner {
       if (this.checkpointing) await this.checkpointing
       await this.checkpoint()
       const released: PartitionRecord = { ...this.held.record, owner: null, renewedAt: Date.now() }
-      this.held = await writeHeld(this.deps.kv, this.partition, this.held, released)
+      this.held = await writeHeld(this.deps.kv, this.partition, this.held, released, this.deps.cfg.peer !== null)
       this.stats.leaseReleased++
     } finally {
       await this.teardown(true)
@@ -430,12 +555,13 @@ export class PartitionRunner {
   private async teardown(deleteConsumer: boolean): Promise<void> {
     for (const t of this.timers) clearInterval(t)
     this.timers = []
+    if (this.sealTimer) clearInterval(this.sealTimer)
     this.iter?.stop()
     this.querySub?.unsubscribe()
     this.cells.clear()
     if (deleteConsumer) {
       try {
-        await this.deps.jsm.consumers.delete(this.deps.cfg.streams.tlm, this.consumerName)
+        await this.deps.jsm.consumers.delete(this.stream, this.consumerName)
       } catch (err) {
         // The consumer also expires by itself (inactive_threshold); log and move on.
         this.deps.log('debug', 'consumer delete failed', { partition: this.partition, err: String(err) })

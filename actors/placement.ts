@@ -12,13 +12,17 @@
  */
 import type { KV } from '@nats-io/kv'
 import { FencedError } from './errors.js'
-import { partitionKey } from './subjects.js'
+import type { Segment } from './sitemap.js'
+import { exportKey, partitionKey } from './subjects.js'
 
 export interface PartitionRecord {
   owner: string | null
   /** Fencing token: bumped on every acquisition, never decreases. */
   token: number
-  /** Last stream sequence of TLM whose effects are checkpointed (0 = none). */
+  /**
+   * Last position whose effects are checkpointed (0 = none). In epoch 0 a position is the TLM stream
+   * sequence; see actors/sitemap.ts for positions across sites.
+   */
   cursor: number
   renewedAt: number
   ttlMs: number
@@ -29,6 +33,10 @@ export interface PartitionRecord {
    * r is stale when some claim has token > t and revision < r: an older owner wrote it after being replaced.
    */
   claims?: Array<[number, number]>
+  /** Epoch of this site's tenure of the partition (two sites; absent = 0). */
+  epoch?: number
+  /** The partition's input chain (absent = one segment: this site's TLM from the start). */
+  segments?: Segment[]
 }
 
 export interface HeldRecord {
@@ -76,6 +84,27 @@ export function placementTable(partitions: number, workers: readonly string[]): 
   return out
 }
 
+/**
+ * `placementTable` over a subset of the partitions (a site's share in a two-site deployment): the same
+ * rendezvous weights per (worker, partition), bounded load over the subset. Returns partition -> worker.
+ */
+export function placementOf(partitions: readonly number[], workers: readonly string[]): Map<number, string> {
+  const sorted = [...workers].sort()
+  const out = new Map<number, string>()
+  if (sorted.length === 0) return out
+  const base = Math.floor(partitions.length / sorted.length)
+  let extra = partitions.length % sorted.length
+  const load = new Map<string, number>()
+  for (const p of partitions) {
+    const ranked = sorted.map((w) => ({ w, weight: fnv(`${w}/${p}`) })).sort((a, b) => b.weight - a.weight || (a.w < b.w ? -1 : 1))
+    const pick = ranked.find((r) => (load.get(r.w) ?? 0) < base || ((load.get(r.w) ?? 0) === base && extra > 0)) as { w: string }
+    if ((load.get(pick.w) ?? 0) === base) extra--
+    load.set(pick.w, (load.get(pick.w) ?? 0) + 1)
+    out.set(p, pick.w)
+  }
+  return out
+}
+
 /** The owner of one partition among `workers`. */
 export function ownerFor(partition: number, partitions: number, workers: readonly string[]): string | undefined {
   return placementTable(partitions, workers)[partition]
@@ -115,20 +144,28 @@ export async function readRecord(kv: KV, partition: number): Promise<HeldRecord 
  * Tries to take a free partition: CAS from the revision read, with token + 1. Returns the held record, or
  * undefined when it is not free or someone else won the race.
  */
-export async function tryAcquire(kv: KV, partition: number, worker: string, ttlMs: number, now = Date.now()): Promise<HeldRecord | undefined> {
+export async function tryAcquire(kv: KV, partition: number, worker: string, ttlMs: number, now = Date.now(),
+  gate: { minEpoch: number; slot: { index: number; stride: number }; exportCopy?: boolean } = { minEpoch: 0, slot: { index: 0, stride: 1 } }): Promise<HeldRecord | undefined> {
   const cur = await readRecord(kv, partition)
   if (cur && !isFree(cur.record, now)) return undefined
+  // Two sites: the record must belong to the current tenure (the controller writes it when the site takes over).
+  if ((cur?.record.epoch ?? 0) < gate.minEpoch) return undefined
+  let token = (cur?.record.token ?? 0) + 1
+  while (token % gate.slot.stride !== gate.slot.index) token++
   const record: PartitionRecord = {
     owner: worker,
-    token: (cur?.record.token ?? 0) + 1,
+    token,
     cursor: cur?.record.cursor ?? 0,
     renewedAt: now,
     ttlMs,
   }
   if (cur?.record.dormant) record.dormant = cur.record.dormant
   if (cur?.record.claims) record.claims = cur.record.claims
+  if (cur?.record.epoch !== undefined) record.epoch = cur.record.epoch
+  if (cur?.record.segments) record.segments = cur.record.segments
   try {
     const revision = cur ? await kv.update(partitionKey(partition), enc(record), cur.revision) : await kv.create(partitionKey(partition), enc(record))
+    if (gate.exportCopy) await kv.put(exportKey(partitionKey(partition)), enc(record))
     return { record, revision }
   } catch (err) {
     if (isCasConflict(err)) return undefined
@@ -146,9 +183,11 @@ export function isCasConflict(err: unknown): boolean {
  * Writes a new version of a held record (renewal, checkpoint or release) with CAS from the held revision.
  * Throws FencedError when the revision moved: someone else owns the partition now.
  */
-export async function writeHeld(kv: KV, partition: number, held: HeldRecord, next: PartitionRecord): Promise<HeldRecord> {
+export async function writeHeld(kv: KV, partition: number, held: HeldRecord, next: PartitionRecord, exportCopy = false): Promise<HeldRecord> {
   try {
     const revision = await kv.update(partitionKey(partition), enc(next), held.revision)
+    // After the CAS: a crash in between leaves the peer an older cursor, which replay makes good.
+    if (exportCopy) await kv.put(exportKey(partitionKey(partition)), enc(next))
     return { record: next, revision }
   } catch (err) {
     if (isCasConflict(err)) {

@@ -8,6 +8,7 @@ import { Kvm, type KV } from '@nats-io/kv'
 import { type NatsConnection, nanos } from '@nats-io/transport-node'
 import type { RuntimeConfig } from './config.js'
 import { RuntimeErrorCodes, StreamConfigError } from './errors.js'
+import { peerStreams } from './sitemap.js'
 import { outStreamSubjects, tlmStreamSubjects } from './subjects.js'
 
 /** The partition count is recorded in the stream description (2.9 has no stream metadata). */
@@ -94,7 +95,40 @@ export async function provision(nc: NatsConnection, jsm: JetStreamManager, cfg: 
     storage: StorageType.File,
     description: `pitwall partition records and actor snapshots, site=${cfg.site} partitions=${cfg.partitions}`,
   })
+  if (cfg.peer) await provisionMirrors(jsm, cfg)
   return { state }
+}
+
+/**
+ * Two sites: local mirrors of the peer's TLM, OUT and state bucket, through the peer's JetStream domain over
+ * the leafnode link (`$JS.<peer domain>.API`). Mirrors keep the origin's sequence numbers (positions are the
+ * same at both sites). Created while the peer is unreachable, they start syncing when the link comes up.
+ */
+export async function provisionMirrors(jsm: JetStreamManager, cfg: RuntimeConfig): Promise<void> {
+  if (!cfg.peer) return
+  const names = peerStreams(cfg, cfg.peer.site)
+  const external = { api: `$JS.${cfg.peer.domain}.API`, deliver: '' }
+  const wants: StreamWant[] = [
+    { name: names.tlm, description: `pitwall mirror of site ${cfg.peer.site} readings`, mirror: { name: cfg.streams.tlm, external } },
+    { name: names.out, description: `pitwall mirror of site ${cfg.peer.site} outputs`, mirror: { name: cfg.streams.out, external } },
+    // Like the bucket itself: no age limit, a few revisions per key.
+    { name: names.state, description: `pitwall mirror of site ${cfg.peer.site} state bucket`, mirror: { name: `KV_${cfg.streams.stateBucket}`, external, filter_subject: `$KV.${cfg.streams.stateBucket}.snap.>` }, max_age: 0, max_msgs_per_subject: 5 },
+  ]
+  for (const w of wants) {
+    try {
+      const info = await jsm.streams.info(w.name)
+      if (info.config.mirror?.name !== w.mirror?.name || info.config.mirror?.external?.api !== external.api) {
+        throw new StreamConfigError(RuntimeErrorCodes.STREAM_INCOMPATIBLE,
+          `stream ${w.name} exists but is not a mirror of ${w.mirror?.name ?? '?'} via ${external.api} (settings: peer.site / PITWALL_PEER_SITE, peer.domain / PITWALL_PEER_DOMAIN)`)
+      }
+    } catch (err) {
+      if (!isStreamNotFound(err)) throw err
+      await jsm.streams.add({
+        retention: RetentionPolicy.Limits, storage: StorageType.File, discard: DiscardPolicy.Old,
+        max_age: nanos(cfg.tlmMaxAgeS * 1000), num_replicas: cfg.replicas, ...w,
+      })
+    }
+  }
 }
 
 /** Checks that the assets exist and match, without creating anything (workers use this). */

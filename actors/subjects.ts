@@ -100,6 +100,16 @@ export function partitionKey(partition: number): string {
 export function snapshotKey(partition: number, kind: string, id: string): string {
   return `snap.${partition}.${kind}.${id}`
 }
+/**
+ * Two sites: copies of the partition records and the site map written with plain puts under this prefix, so
+ * that the peer's mirror (filtered to `snap.>`) carries them with the snapshots, in order. The records
+ * themselves are CAS writes whose `Nats-Expected-Last-Subject-Sequence` header a 2.9 mirror re-checks against
+ * its own contents: after any gap it stalls for good ("last sequence by subject mismatch").
+ */
+export const EXPORT_PREFIX = 'snap._x'
+export function exportKey(key: string): string {
+  return `${EXPORT_PREFIX}.${key}`
+}
 export function snapshotPrefix(partition: number): string {
   return `snap.${partition}.>`
 }

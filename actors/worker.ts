@@ -7,9 +7,10 @@ import { connect, type NatsConnection, type Subscription } from '@nats-io/transp
 import type { RuntimeConfig } from './config.js'
 import { RuntimeErrorCodes, UnreachableError } from './errors.js'
 import { PartitionRunner } from './partition.js'
-import { assignment, tryAcquire } from './placement.js'
+import { placementOf, tryAcquire } from './placement.js'
 import { provision, verify } from './provision.js'
 import { type AnyActorDefinition, buildProfiles, type LogFn, newStats, type RuntimeDeps, type RuntimeStats } from './runtime-types.js'
+import { type SiteMap, SiteMapView, siteSlot, syncPeerState } from './sitemap.js'
 import { heartbeatSubject, heartbeatWildcard } from './subjects.js'
 
 export interface WorkerOptions {
@@ -65,6 +66,8 @@ export class Worker {
   private draining = false
   private startedAt = 0
   private placing: Promise<void> | undefined
+  /** Two sites: which partitions this site owns now (refreshed every placement round). */
+  private view: SiteMapView | undefined
   private readonly log: LogFn
 
   constructor(opts: WorkerOptions) {
@@ -105,6 +108,11 @@ export class Worker {
     }
     const jsm = await jetstreamManager(nc)
     this.deps = { nc, js, jsm, kv: state, cfg, profiles: buildProfiles(this.opts.profiles, cfg), log: this.log, observe: this.opts.observe }
+    if (cfg.peer) {
+      this.view = new SiteMapView(cfg, state, jsm)
+      const sync = await syncPeerState(nc, jsm, cfg)
+      if (sync !== 'synced') this.log('warn', 'starting without the peer site\'s latest map', { peer: cfg.peer.site, reason: sync })
+    }
     this.hbSub = nc.subscribe(heartbeatWildcard(cfg.site), {
       callback: (err, msg) => {
         if (err) return
@@ -148,7 +156,18 @@ export class Worker {
     if (!deps || this.draining) return
     // Learn the peers for a moment before claiming, so a joining worker does not grab everything.
     if (Date.now() - this.startedAt < this.cfg.heartbeatMs * 1.5) return
-    const want = new Set(assignment(this.cfg.partitions, this.liveWorkers(), this.cfg.workerId))
+    let map: SiteMap | undefined
+    try {
+      map = await this.view?.refresh()
+    } catch (err) {
+      // Keep the last map: a failed read must not make us drop partitions.
+      this.log('warn', 'site map read failed', { err: String(err) })
+      map = this.view?.map
+    }
+    const mine: number[] = []
+    for (let p = 0; p < this.cfg.partitions; p++) if (!map || map.owners[p] === this.cfg.site) mine.push(p)
+    const want = new Set<number>()
+    for (const [p, w] of placementOf(mine, this.liveWorkers())) if (w === this.cfg.workerId) want.add(p)
     const releases: Array<Promise<void>> = []
     for (const [p, r] of this.runners) {
       if (!want.has(p)) {
@@ -157,16 +176,16 @@ export class Worker {
       }
     }
     await Promise.all(releases)
-    await Promise.all([...want].filter((p) => !this.runners.has(p) && !this.acquiring.has(p)).map((p) => this.acquire(p)))
+    await Promise.all([...want].filter((p) => !this.runners.has(p) && !this.acquiring.has(p)).map((p) => this.acquire(p, map?.since[p] ?? 0)))
   }
 
-  private async acquire(p: number): Promise<void> {
+  private async acquire(p: number, minEpoch: number): Promise<void> {
     const deps = this.deps
     if (!deps) return
     this.acquiring.add(p)
     try {
       const at = Date.now()
-      const held = await tryAcquire(deps.kv, p, this.cfg.workerId, this.cfg.leaseTtlMs, at)
+      const held = await tryAcquire(deps.kv, p, this.cfg.workerId, this.cfg.leaseTtlMs, at, { minEpoch, slot: siteSlot(this.cfg), exportCopy: this.cfg.peer !== null })
       if (!held) return
       const r = new PartitionRunner(deps, this.stats, p, held, at)
       // The active-actor bound is per worker: each partition gets an equal share.

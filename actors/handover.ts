@@ -1,0 +1,187 @@
+/**
+ * Moving partitions between the two sites (docs/sites.md): failover (the survivor takes the lost site's
+ * partitions from its mirrors) and failback (a controlled handover back to the home site). Both only write
+ * partition records and the site map; workers at each site follow the map (actors/worker.ts).
+ *
+ * Failover at S for lost site L, from S's own domain only (L is unreachable):
+ *   1. epoch' = the next epoch in S's slot above the effective map's epoch;
+ *   2. for each partition L owns: L's record from S's mirror of L's bucket; its chain sealed at the last
+ *      sequence of S's mirror of L's TLM (what reached S); a new segment of S's own TLM from its next sequence;
+ *      S's record written with that chain, L's cursor, a token above both sites' tokens, epoch';
+ *   3. S's map: those partitions owned by S since epoch'. S's workers take them; gateways route to S.
+ *   Readings L acked that never reached the mirror are the recovery point (counted by the failover test).
+ *
+ * Failback to home site H from S (both reachable; run at H):
+ *   1. epoch'; H's map gives H's home partitions back to H since epoch' (S's workers release them, gateways
+ *      route to H); H's workers wait: H's records are older than epoch';
+ *   2. wait until S released them and a grace period for gateways passed, then seal S's segments at S's TLM
+ *      end, and wait until H's mirror of S's bucket has S's final records (so S's snapshots are there too);
+ *   3. H's records with the chain + a segment of H's TLM from the sequence it had at step 1, epoch'.
+ *   No partition is processed by both sites: S released before H's record exists. No reading is lost: every
+ *   reading routed to S is before the seal, every reading routed to H is after H's segment start.
+ */
+import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream'
+import { Kvm, type KV } from '@nats-io/kv'
+import type { NatsConnection } from '@nats-io/transport-node'
+import type { RuntimeConfig } from './config.js'
+import { ConfigError, PitwallError, RuntimeErrorCodes } from './errors.js'
+import { isCasConflict, type PartitionRecord, readRecord } from './placement.js'
+import {
+  defaultChain, nextInSlot, peerStreams, readOwnMap, readPeerKey, type Segment, SITE_MAP_KEY, type SiteMap,
+  SiteMapView, siteSlot, syncPeerState,
+} from './sitemap.js'
+import { exportKey, partitionKey } from './subjects.js'
+
+export interface MoveResult {
+  epoch: number
+  partitions: number[]
+  /** Last sequence of the sealed segments' stream. */
+  sealedAt: number
+  /** First sequence of the new segments (in the receiving site's TLM). */
+  from: number
+  ms: number
+}
+
+const td = new TextDecoder()
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+
+function peerOf(cfg: RuntimeConfig): { site: string; domain: string } {
+  if (!cfg.peer) throw new ConfigError('peer.site', 'failover and failback need a peer site (PITWALL_PEER_SITE)')
+  return cfg.peer
+}
+
+function sealChain(chain: readonly Segment[], to: number): Segment[] {
+  const out = chain.map((s) => ({ ...s }))
+  const last = out[out.length - 1]
+  if (last && last.to === undefined) last.to = to
+  return out
+}
+
+/** Writes (CAS) our record of p for a new tenure. */
+async function writeTenure(kv: KV, p: number, rec: PartitionRecord): Promise<void> {
+  const cur = await readRecord(kv, p)
+  const claims = cur?.record.claims
+  const next: PartitionRecord = { ...rec, ...(claims ? { claims } : {}), token: Math.max(rec.token, cur?.record.token ?? 0) }
+  if (cur) await kv.update(partitionKey(p), JSON.stringify(next), cur.revision)
+  else await kv.create(partitionKey(p), JSON.stringify(next))
+  await kv.put(exportKey(partitionKey(p)), JSON.stringify(next))
+}
+
+async function writeMap(kv: KV, map: SiteMap): Promise<void> {
+  const cur = await readOwnMap(kv)
+  try {
+    if (cur) await kv.update(SITE_MAP_KEY, JSON.stringify(map), cur.revision)
+    else await kv.create(SITE_MAP_KEY, JSON.stringify(map))
+    await kv.put(exportKey(SITE_MAP_KEY), JSON.stringify(map))
+  } catch (err) {
+    if (isCasConflict(err)) throw new PitwallError(RuntimeErrorCodes.FENCED, 'the site map changed while this move was being prepared; run it again')
+    throw err
+  }
+}
+
+async function lastSeq(jsm: JetStreamManager, stream: string): Promise<number> {
+  return (await jsm.streams.info(stream)).state.last_seq
+}
+
+/** Failover: this site takes every partition the effective map gives to the peer. */
+export async function takeOver(nc: NatsConnection, cfg: RuntimeConfig, reason = 'failover'): Promise<MoveResult> {
+  const started = Date.now()
+  const peer = peerOf(cfg)
+  const jsm = await jetstreamManager(nc)
+  const kv = await new Kvm(nc).open(cfg.streams.stateBucket)
+  const map = await new SiteMapView(cfg, kv, jsm).refresh()
+  const parts = map.owners.flatMap((o, p) => (o === peer.site ? [p] : []))
+  const epoch = nextInSlot(map.epoch, siteSlot(cfg))
+  const sealedAt = await lastSeq(jsm, peerStreams(cfg, peer.site).tlm)
+  const from = (await lastSeq(jsm, cfg.streams.tlm)) + 1
+  if (parts.length === 0) return { epoch: map.epoch, partitions: [], sealedAt, from, ms: Date.now() - started }
+  for (const p of parts) {
+    const m = await readPeerKey(jsm, cfg, partitionKey(p))
+    const theirs = m ? (JSON.parse(td.decode(m.data)) as PartitionRecord) : undefined
+    const segments = [...sealChain(theirs?.segments ?? defaultChain(peer.site), sealedAt), { epoch, site: cfg.site, from }]
+    await writeTenure(kv, p, {
+      owner: null, token: theirs?.token ?? 0, cursor: theirs?.cursor ?? 0, renewedAt: Date.now(), ttlMs: cfg.leaseTtlMs,
+      ...(theirs?.dormant ? { dormant: theirs.dormant } : {}), epoch, segments,
+    })
+  }
+  const owners = [...map.owners]
+  const since = [...map.since]
+  for (const p of parts) {
+    owners[p] = cfg.site
+    since[p] = epoch
+  }
+  await writeMap(kv, { epoch, owners, since, at: Date.now(), reason })
+  return { epoch, partitions: parts, sealedAt, from, ms: Date.now() - started }
+}
+
+export interface FailbackOptions {
+  /** How long gateways may keep routing to the old site after the map changed (they refresh each second). */
+  graceMs?: number
+  /** Give up waiting for the peer to release or for mirrors after this long. */
+  timeoutMs?: number
+  log?: (msg: string) => void
+}
+
+/** Failback: this (home) site takes its home partitions back from the peer, in a controlled handover. */
+export async function takeBack(nc: NatsConnection, cfg: RuntimeConfig, opts: FailbackOptions = {}): Promise<MoveResult> {
+  const started = Date.now()
+  const peer = peerOf(cfg)
+  const graceMs = opts.graceMs ?? 2_500
+  const deadline = Date.now() + (opts.timeoutMs ?? 60_000)
+  const log = opts.log ?? ((): void => undefined)
+  const jsm = await jetstreamManager(nc)
+  const kv = await new Kvm(nc).open(cfg.streams.stateBucket)
+  // The peer's own domain, over the leafnode link: its records are read directly, not from our mirror.
+  const peerJsm = await jetstreamManager(nc, { domain: peer.domain })
+  const peerKv = await new Kvm(jetstream(nc, { domain: peer.domain })).open(cfg.streams.stateBucket)
+  // Decide on the peer's latest map: our mirror of its bucket must have caught up first.
+  const sync = await syncPeerState(nc, jsm, cfg, opts.timeoutMs ?? 60_000)
+  if (sync !== 'synced') {
+    throw new PitwallError(RuntimeErrorCodes.NATS_UNREACHABLE, `failback needs the peer site ${peer.site} reachable and our mirror of its state current (${sync})`, { retryable: true })
+  }
+  const map = await new SiteMapView(cfg, kv, jsm).refresh()
+  const home = new Set(cfg.homePartitions)
+  const parts = map.owners.flatMap((o, p) => (o === peer.site && home.has(p) ? [p] : []))
+  const from = (await lastSeq(jsm, cfg.streams.tlm)) + 1
+  if (parts.length === 0) return { epoch: map.epoch, partitions: [], sealedAt: 0, from, ms: Date.now() - started }
+  const epoch = nextInSlot(map.epoch, siteSlot(cfg))
+  const owners = [...map.owners]
+  const since = [...map.since]
+  for (const p of parts) {
+    owners[p] = cfg.site
+    since[p] = epoch
+  }
+  await writeMap(kv, { epoch, owners, since, at: Date.now(), reason: 'failback' })
+  log(`epoch ${epoch}: map gives partitions ${parts.join(',')} back to ${cfg.site}; waiting for ${peer.site} to release them`)
+  const mapAt = Date.now()
+  for (;;) {
+    const recs = await Promise.all(parts.map((p) => readRecord(peerKv, p)))
+    if (recs.every((r) => !r || r.record.owner === null || r.record.renewedAt + r.record.ttlMs < Date.now())) break
+    if (Date.now() > deadline) throw new PitwallError(RuntimeErrorCodes.SHUTTING_DOWN, `${peer.site} did not release partitions in time`, { retryable: true })
+    await sleep(100)
+  }
+  await sleep(Math.max(0, mapAt + graceMs - Date.now()))
+  const sealedAt = await lastSeq(peerJsm, cfg.streams.tlm)
+  log(`${peer.site} released them; its segments are sealed at sequence ${sealedAt}`)
+  for (const p of parts) {
+    const theirs = await readRecord(peerKv, p)
+    // Our mirror of the peer's bucket must hold this revision (and so every snapshot written before it).
+    for (;;) {
+      const m = await readPeerKey(jsm, cfg, partitionKey(p))
+      // (Compared by content: the peer's final record, once it is here, follows every snapshot it wrote.)
+      if (!theirs || (m && td.decode(m.data) === JSON.stringify(theirs.record))) break
+      if (Date.now() > deadline) {
+        const info = await jsm.streams.info(peerStreams(cfg, peer.site).state).catch(() => undefined)
+        throw new PitwallError(RuntimeErrorCodes.SHUTTING_DOWN, `mirror of ${peer.site}'s state did not catch up in time ` +
+          `(partition ${p}: mirror at ${info?.state.last_seq ?? '?'} lag ${info?.mirror?.lag ?? '?'}, has ${m ? td.decode(m.data) : 'nothing'}, want ${JSON.stringify(theirs.record)} rev ${theirs.revision})`, { retryable: true })
+      }
+      await sleep(50)
+    }
+    const segments = [...sealChain(theirs?.record.segments ?? defaultChain(peer.site), sealedAt), { epoch, site: cfg.site, from }]
+    await writeTenure(kv, p, {
+      owner: null, token: theirs?.record.token ?? 0, cursor: theirs?.record.cursor ?? 0, renewedAt: Date.now(), ttlMs: cfg.leaseTtlMs,
+      ...(theirs?.record.dormant ? { dormant: theirs.record.dormant } : {}), epoch, segments,
+    })
+  }
+  return { epoch, partitions: parts, sealedAt, from, ms: Date.now() - started }
+}

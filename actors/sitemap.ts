@@ -1,0 +1,216 @@
+/**
+ * Two sites: positions, segment chains, the site map, and the peer's mirrored state (docs/sites.md).
+ *
+ * - A partition's input is a chain of segments. A segment is a run of one site's TLM stream for that partition
+ *   (`tlm.<site>.<p>.*.*`) that began at an epoch: `{epoch, site, from, to?}`; `to` is set when it is sealed (a
+ *   failover or a handover ended it). The chain is carried in the partition record and grows by one segment
+ *   per move between sites.
+ * - A position is `epoch * 2^40 + seq`: one number that orders every message of the chain. Mirrors keep the
+ *   origin's sequence numbers, so a message has the same position at both sites; epoch 0 positions are plain
+ *   stream sequences (a single site never leaves epoch 0). Actors record the last position they applied, so a
+ *   replay on the other site skips exactly what was already applied.
+ * - The site map `{epoch, owners[p], since[p]}` says which site owns each partition. Each site writes its own
+ *   (key `site.map` in its state bucket) and reads the peer's through the mirror of the peer's bucket; the map
+ *   with the higher epoch wins. Epochs are strided by site (site i only writes epochs = i mod 2), so two maps
+ *   never tie. A worker takes partition p only when the map gives p to its site and its site's record of p has
+ *   `epoch >= since[p]` (the controller wrote the record for this tenure).
+ * - Fencing tokens are strided the same way, so tokens of one partition never collide across sites.
+ */
+import { jetstreamManager, type JetStreamManager, type StoredMsg } from '@nats-io/jetstream'
+import type { NatsConnection } from '@nats-io/transport-node'
+import type { KV } from '@nats-io/kv'
+import type { RuntimeConfig } from './config.js'
+import { PitwallError, RuntimeErrorCodes } from './errors.js'
+import { exportKey } from './subjects.js'
+
+/** Sequence numbers below 2^40 (10^12) per stream; epochs up to 8191 keep positions exact in a double. */
+export const POS_SHIFT = 2 ** 40
+export const position = (epoch: number, seq: number): number => epoch * POS_SHIFT + seq
+export const epochOf = (pos: number): number => Math.floor(pos / POS_SHIFT)
+export const seqOf = (pos: number): number => pos - epochOf(pos) * POS_SHIFT
+
+export interface Segment {
+  epoch: number
+  /** Site whose TLM holds this segment (read locally from that site's stream or its mirror). */
+  site: string
+  /** First stream sequence of the segment (inclusive). */
+  from: number
+  /** Last stream sequence (inclusive) once sealed; messages after it are not part of the chain. */
+  to?: number
+}
+
+export interface SiteMap {
+  epoch: number
+  /** Owning site per partition. */
+  owners: string[]
+  /** Epoch at which each partition's owner last changed. */
+  since: number[]
+  at: number
+  /** Why this epoch began (failover, failback, initial). */
+  reason: string
+}
+
+export const SITE_MAP_KEY = 'site.map'
+
+export function defaultChain(site: string): Segment[] {
+  return [{ epoch: 0, site, from: 1 }]
+}
+
+/** The segment a position belongs to (undefined when the chain has no segment of that epoch). */
+export function segmentOf(chain: readonly Segment[], pos: number): Segment | undefined {
+  const e = epochOf(pos)
+  return chain.find((s) => s.epoch === e)
+}
+
+/**
+ * True when `pos` is a position of the chain: 0, or inside a segment (not past its seal). Snapshots written
+ * by an owner that went on past a seal (a stale site in a split, or the unmirrored tail of a lost site) are not.
+ */
+export function inChain(chain: readonly Segment[], pos: number): boolean {
+  if (pos === 0) return true
+  const s = segmentOf(chain, pos)
+  return s !== undefined && (s.to === undefined || seqOf(pos) <= s.to)
+}
+
+/** The site index (0 or 1: the sites' names sorted) and the stride of epochs and tokens. */
+export function siteSlot(cfg: Pick<RuntimeConfig, 'site' | 'peer'>): { index: number; stride: number } {
+  if (!cfg.peer) return { index: 0, stride: 1 }
+  return { index: [cfg.site, cfg.peer.site].sort().indexOf(cfg.site), stride: 2 }
+}
+
+/** The smallest number above `after` that belongs to this site's slot. */
+export function nextInSlot(after: number, slot: { index: number; stride: number }): number {
+  let n = after + 1
+  while (n % slot.stride !== slot.index) n++
+  return n
+}
+
+/** Names of the local mirrors of the peer's assets (created by provisioning when a peer is configured). */
+export function peerStreams(cfg: Pick<RuntimeConfig, 'streams'>, peer: string): { tlm: string; out: string; state: string } {
+  return { tlm: `${cfg.streams.tlm}_${peer}`, out: `${cfg.streams.out}_${peer}`, state: `STATE_${peer}` }
+}
+
+/** The stream (in this site's domain) that holds a segment: our own TLM, or our mirror of the peer's. */
+export function segmentStream(cfg: Pick<RuntimeConfig, 'site' | 'peer' | 'streams'>, seg: Segment): string {
+  if (seg.site === cfg.site) return cfg.streams.tlm
+  if (cfg.peer && seg.site === cfg.peer.site) return peerStreams(cfg, seg.site).tlm
+  throw new PitwallError(RuntimeErrorCodes.STREAM_INCOMPATIBLE, `segment of site ${seg.site} is neither this site (${cfg.site}) nor its peer`)
+}
+
+/** The initial map: each site owns its home partitions at epoch 0. */
+export function initialMap(cfg: Pick<RuntimeConfig, 'site' | 'peer' | 'partitions' | 'homePartitions'>): SiteMap {
+  const home = new Set(cfg.homePartitions)
+  const owners = Array.from({ length: cfg.partitions }, (_, p) => (home.has(p) || !cfg.peer ? cfg.site : cfg.peer.site))
+  return { epoch: 0, owners, since: owners.map(() => 0), at: 0, reason: 'initial' }
+}
+
+const td = new TextDecoder()
+
+function decodeMap(data: Uint8Array): SiteMap | undefined {
+  try {
+    const m = JSON.parse(td.decode(data)) as SiteMap
+    return typeof m.epoch === 'number' && Array.isArray(m.owners) && Array.isArray(m.since) ? m : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** Our own map (undefined when never written). */
+export async function readOwnMap(kv: KV): Promise<{ map: SiteMap; revision: number } | undefined> {
+  const e = await kv.get(SITE_MAP_KEY)
+  if (!e || e.operation !== 'PUT') return undefined
+  const map = decodeMap(e.value)
+  return map ? { map, revision: e.revision } : undefined
+}
+
+/**
+ * A key of the peer's state bucket, read from our mirror of it (undefined when absent or deleted). Snapshots
+ * are mirrored as written; partition records and the site map through their exported copies (exportKey).
+ */
+export async function readPeerKey(jsm: JetStreamManager, cfg: Pick<RuntimeConfig, 'streams' | 'peer'>, key: string): Promise<StoredMsg | undefined> {
+  if (!cfg.peer) return undefined
+  const stored = key.startsWith('snap.') ? key : exportKey(key)
+  try {
+    const m = await jsm.streams.getMessage(peerStreams(cfg, cfg.peer.site).state, { last_by_subj: `$KV.${cfg.streams.stateBucket}.${stored}` })
+    if (!m) return undefined
+    const op = m.header?.get('KV-Operation')
+    return op === 'DEL' || op === 'PURGE' ? undefined : m
+  } catch (err) {
+    if (/no message found|not found|10037/i.test(String(err))) return undefined
+    throw err
+  }
+}
+
+export async function readPeerMap(jsm: JetStreamManager, cfg: Pick<RuntimeConfig, 'streams' | 'peer'>): Promise<SiteMap | undefined> {
+  const m = await readPeerKey(jsm, cfg, SITE_MAP_KEY)
+  return m ? decodeMap(m.data) : undefined
+}
+
+/** The map that holds: the higher epoch of ours, the peer's (mirrored) and the initial one. */
+export function effectiveMap(initial: SiteMap, own: SiteMap | undefined, peer: SiteMap | undefined): SiteMap {
+  let best = initial
+  for (const m of [own, peer]) if (m && m.epoch > best.epoch && m.owners.length === initial.owners.length) best = m
+  return best
+}
+
+/**
+ * Reads and caches the effective map; `refresh()` re-reads (workers and gateways call it about once per
+ * heartbeat). Without a peer the map is the initial one and never changes.
+ */
+export class SiteMapView {
+  private current: SiteMap
+  private readonly initial: SiteMap
+  constructor(private readonly cfg: RuntimeConfig, private readonly kv: KV, private readonly jsm: JetStreamManager) {
+    this.initial = initialMap(cfg)
+    this.current = this.initial
+  }
+  get map(): SiteMap {
+    return this.current
+  }
+  ownerOf(partition: number): string {
+    return this.current.owners[partition] ?? this.cfg.site
+  }
+  async refresh(): Promise<SiteMap> {
+    if (!this.cfg.peer) return this.current
+    const [own, peer] = await Promise.all([readOwnMap(this.kv), readPeerMap(this.jsm, this.cfg).catch(() => undefined)])
+    this.current = effectiveMap(this.initial, own?.map, peer)
+    return this.current
+  }
+}
+
+/** True when the peer's JetStream API answers within `timeoutMs` (the leafnode link and the peer are up). */
+export async function peerReachable(nc: NatsConnection, peerDomain: string, timeoutMs = 1_000): Promise<boolean> {
+  try {
+    const jsm = await jetstreamManager(nc, { domain: peerDomain, timeout: timeoutMs, checkAPI: false })
+    return (await jsm.getAccountInfo()).domain === peerDomain
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Before a worker takes partitions: when the peer is reachable, waits until our mirror of its state bucket has
+ * caught up (a site coming back must see the peer's newer map before it acts on its own old one). When the
+ * peer is unreachable there is nothing newer to learn (the split rules in docs/sites.md apply).
+ */
+export async function syncPeerState(nc: NatsConnection, jsm: JetStreamManager, cfg: RuntimeConfig, timeoutMs = 10_000): Promise<'synced' | 'peer-unreachable' | 'timeout'> {
+  if (!cfg.peer) return 'synced'
+  const deadline = Date.now() + timeoutMs
+  const name = peerStreams(cfg, cfg.peer.site).state
+  if (!(await peerReachable(nc, cfg.peer.domain, 1_000))) return 'peer-unreachable'
+  // The peer keeps writing (checkpoints): wait for what it had when we asked, not for a moving end.
+  let target: number
+  try {
+    const j = await jetstreamManager(nc, { domain: cfg.peer.domain, timeout: 1_000, checkAPI: false })
+    target = (await j.streams.info(`KV_${cfg.streams.stateBucket}`)).state.last_seq
+  } catch {
+    // The peer's bucket may not exist yet (it never started): nothing to wait for.
+    return 'synced'
+  }
+  for (;;) {
+    const mine = await jsm.streams.info(name).catch(() => undefined)
+    if (mine && mine.state.last_seq >= target) return 'synced'
+    if (Date.now() > deadline) return 'timeout'
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}

@@ -1,0 +1,215 @@
+/**
+ * The failover controller of one site (docs/sites.md, "Failover"). Every `checkMs` it probes the peer: its
+ * JetStream API over the leafnode link (`$JS.<peer domain>.API`) and, when configured, the peer controller's
+ * HTTP health URL (or Consul health, through `peerHealthy`). When every probe has failed for `failoverAfterMs`,
+ * it takes over the peer's partitions (actors/handover.ts `takeOver`). It never fails back by itself: failback
+ * is an operator's decision (`pitwall site failback`), made when the returned site has caught up.
+ *
+ * It also serves `/healthz` (the peer probes it), `/status` (JSON) and `/metrics` (METRICS.site*).
+ */
+import { createServer, type Server } from 'node:http'
+import { jetstreamManager } from '@nats-io/jetstream'
+import { Kvm } from '@nats-io/kv'
+import type { NatsConnection } from '@nats-io/transport-node'
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
+import {
+  METRICS, peerStreams, type RuntimeConfig, type SiteMap, SiteMapView, takeOver, type MoveResult,
+} from '../actors/mod.js'
+import { peerReachable } from './servers.js'
+
+export interface ControllerOptions {
+  nc: NatsConnection
+  cfg: RuntimeConfig
+  /** Probe period. */
+  checkMs?: number
+  /** Peer down (link and health) this long -> failover. 0 disables automatic failover. */
+  failoverAfterMs?: number
+  /** The peer controller's health URL (e.g. http://127.0.0.1:9481/healthz); unset: link only. */
+  peerHealthUrl?: string
+  /** Extra health source (Consul): resolves false when the peer datacenter has no passing instance. */
+  peerHealthy?: () => Promise<boolean>
+  /** HTTP port for /healthz, /status, /metrics (0: any; unset: none). */
+  port?: number
+  log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void
+}
+
+export interface SiteStatus {
+  site: string
+  peer: string
+  epoch: number
+  role: 'normal' | 'survivor' | 'degraded'
+  owned: number[]
+  peerOwned: number[]
+  peerLinkUp: boolean
+  peerDownForMs: number
+  mirrorLag: Record<string, number>
+  failovers: number
+  lastMove?: MoveResult & { at: number }
+}
+
+async function httpOk(url: string, timeoutMs: number): Promise<boolean> {
+  try {
+    const r = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) })
+    return r.ok
+  } catch {
+    return false
+  }
+}
+
+export class SiteController {
+  private readonly o: ControllerOptions
+  private readonly cfg: RuntimeConfig
+  private view: SiteMapView | undefined
+  private timer: NodeJS.Timeout | undefined
+  private server: Server | undefined
+  private downSince: number | undefined
+  private linkUp = true
+  private failovers = 0
+  private lastMove: (MoveResult & { at: number }) | undefined
+  private moving: Promise<unknown> | undefined
+  private mirrorLag: Record<string, number> = {}
+  readonly registry = new Registry()
+  port = 0
+
+  constructor(o: ControllerOptions) {
+    if (!o.cfg.peer) throw new Error('the site controller needs a peer site (PITWALL_PEER_SITE)')
+    this.o = o
+    this.cfg = o.cfg
+    const labels = { site: o.cfg.site }
+    this.registry.setDefaultLabels({ ...labels, service: 'controller' })
+    collectDefaultMetrics({ register: this.registry })
+    const self = (): SiteController => this
+    new Gauge({ name: METRICS.siteEpoch, help: 'Epoch of the effective site map.', registers: [this.registry], collect() { this.set(self().map().epoch) } })
+    new Gauge({ name: METRICS.sitePeerLinkUp, help: '1 when the peer site answers over the leafnode link.', registers: [this.registry], collect() { this.set(self().linkUp ? 1 : 0) } })
+    new Gauge({ name: METRICS.sitePartitionsOwned, help: 'Partitions the effective site map gives to this site.', registers: [this.registry],
+      collect() { this.set(self().map().owners.filter((s) => s === self().cfg.site).length) } })
+    new Gauge({ name: METRICS.siteRole, help: '1 for the current role of this site (normal, survivor: holds the peer\'s home partitions, degraded: lost its own).',
+      labelNames: ['role'], registers: [this.registry], collect() {
+        const role = self().role()
+        for (const r of ['normal', 'survivor', 'degraded']) this.set({ role: r }, r === role ? 1 : 0)
+      } })
+    new Gauge({ name: METRICS.siteMirrorLag, help: 'Messages the local mirror of a peer stream is behind (as last reported by the server).',
+      labelNames: ['stream'], registers: [this.registry], collect() { for (const [s, v] of Object.entries(self().mirrorLag)) this.set({ stream: s }, v) } })
+    let seen = 0
+    new Counter({ name: METRICS.siteFailovers, help: 'Automatic and operator failovers performed by this site.', registers: [this.registry], collect() {
+      const n = self().failovers
+      if (n > seen) this.inc(n - seen)
+      seen = n
+    } })
+  }
+
+  private map(): SiteMap {
+    return this.view?.map ?? { epoch: 0, owners: [], since: [], at: 0, reason: 'initial' }
+  }
+
+  private role(): SiteStatus['role'] {
+    const m = this.map()
+    const home = new Set(this.cfg.homePartitions)
+    const peerHomeOwned = m.owners.some((s, p) => s === this.cfg.site && !home.has(p))
+    const ownLost = m.owners.some((s, p) => s !== this.cfg.site && home.has(p))
+    return peerHomeOwned ? 'survivor' : ownLost ? 'degraded' : 'normal'
+  }
+
+  async start(): Promise<void> {
+    const jsm = await jetstreamManager(this.o.nc)
+    const kv = await new Kvm(this.o.nc).open(this.cfg.streams.stateBucket)
+    this.view = new SiteMapView(this.cfg, kv, jsm)
+    await this.view.refresh()
+    this.timer = setInterval(() => void this.tick(), this.o.checkMs ?? 500)
+    if (this.o.port !== undefined) await this.serve(this.o.port)
+  }
+
+  private async tick(): Promise<void> {
+    const peer = this.cfg.peer
+    if (!peer || !this.view) return
+    try {
+      await this.view.refresh()
+      const jsm = await jetstreamManager(this.o.nc)
+      for (const name of Object.values(peerStreams(this.cfg, peer.site))) {
+        const info = await jsm.streams.info(name).catch(() => undefined)
+        if (info?.mirror) this.mirrorLag[name] = info.mirror.lag
+      }
+    } catch (err) {
+      this.o.log?.('warn', 'site map refresh failed', { err: String(err) })
+    }
+    const timeout = Math.min(1_000, this.o.checkMs ?? 500)
+    const link = await peerReachable(this.o.nc, peer.domain, timeout)
+    this.linkUp = link
+    let healthy = link
+    if (!link && this.o.peerHealthUrl) healthy = await httpOk(this.o.peerHealthUrl, timeout)
+    if (!link && this.o.peerHealthy) healthy = healthy || await this.o.peerHealthy().catch(() => false)
+    if (healthy) {
+      this.downSince = undefined
+      return
+    }
+    this.downSince ??= Date.now()
+    const after = this.o.failoverAfterMs ?? 5_000
+    if (after > 0 && Date.now() - this.downSince >= after && !this.moving && this.map().owners.includes(peer.site)) {
+      this.o.log?.('warn', 'peer site lost: failing over', { peer: peer.site, downForMs: Date.now() - this.downSince })
+      await this.failover('automatic failover').catch((err: unknown) => this.o.log?.('error', 'failover failed', { err: String(err) }))
+    }
+  }
+
+  /** Takes the peer's partitions now (the operator command and the automatic path). */
+  async failover(reason = 'operator failover'): Promise<MoveResult> {
+    const p = takeOver(this.o.nc, this.cfg, reason)
+    this.moving = p
+    try {
+      const r = await p
+      if (r.partitions.length > 0) this.failovers++
+      this.lastMove = { ...r, at: Date.now() }
+      await this.view?.refresh()
+      this.o.log?.('info', 'failover done', { ...r })
+      return r
+    } finally {
+      this.moving = undefined
+    }
+  }
+
+  status(): SiteStatus {
+    const m = this.map()
+    const peer = this.cfg.peer?.site ?? ''
+    return {
+      site: this.cfg.site, peer, epoch: m.epoch, role: this.role(),
+      owned: m.owners.flatMap((s, p) => (s === this.cfg.site ? [p] : [])),
+      peerOwned: m.owners.flatMap((s, p) => (s === peer ? [p] : [])),
+      peerLinkUp: this.linkUp, peerDownForMs: this.downSince ? Date.now() - this.downSince : 0,
+      mirrorLag: { ...this.mirrorLag }, failovers: this.failovers, ...(this.lastMove ? { lastMove: this.lastMove } : {}),
+    }
+  }
+
+  private async serve(port: number): Promise<void> {
+    this.server = createServer((req, res) => {
+      if (req.url === '/healthz') {
+        res.writeHead(200, { 'content-type': 'text/plain' })
+        res.end('ok\n')
+      } else if (req.url === '/status') {
+        res.writeHead(200, { 'content-type': 'application/json' })
+        res.end(JSON.stringify(this.status()))
+      } else if (req.url === '/metrics') {
+        this.registry.metrics().then((body) => {
+          res.writeHead(200, { 'content-type': this.registry.contentType })
+          res.end(body)
+        }, (err: unknown) => {
+          res.writeHead(500)
+          res.end(String(err))
+        })
+      } else {
+        res.writeHead(404)
+        res.end()
+      }
+    })
+    await new Promise<void>((resolve, reject) => {
+      this.server?.once('error', reject)
+      this.server?.listen(port, this.cfg.metricsHost, () => resolve())
+    })
+    const a = this.server.address()
+    this.port = typeof a === 'object' && a ? a.port : port
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer)
+    await this.moving?.catch(() => undefined)
+    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()))
+  }
+}

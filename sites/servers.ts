@@ -1,0 +1,108 @@
+/**
+ * Runs the nats-servers of a topology on this machine from their rendered configs (sites/render.ts): used by
+ * the local launcher (`npm start`), the failover tests and `npm run bench:failover`. Each server keeps its
+ * store dir across a kill and restart, like a datacenter coming back.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdir, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { jetstreamManager } from '@nats-io/jetstream'
+import { connect, type NatsConnection } from '@nats-io/transport-node'
+export { peerReachable } from '../actors/mod.js'
+import { renderTopology, type RenderedConfig } from './render.js'
+import { clientUrls, siteOf, type Topology } from './topology.js'
+
+export interface RunningServer {
+  config: RenderedConfig
+  proc: ChildProcess
+  log(): string
+}
+
+export class LocalSites {
+  readonly topo: Topology
+  private readonly dir: string
+  private readonly bin: string
+  private readonly configs: RenderedConfig[]
+  private readonly running = new Map<string, RunningServer>()
+
+  /** `dir` holds the config files and, under `js/`, the JetStream stores. */
+  constructor(topo: Topology, dir: string, bin = process.env.NATS_SERVER_BIN ?? 'nats-server') {
+    this.topo = topo
+    this.dir = dir
+    this.bin = bin
+    this.configs = renderTopology(topo, { storeRoot: join(dir, 'js') })
+  }
+
+  /** Client URLs of a site (comma-separated, as PITWALL_NATS_URL takes them). */
+  natsUrl(site: string): string {
+    return clientUrls(siteOf(this.topo, site))
+  }
+
+  /** Starts every server of `site` (or of both sites) and waits until each accepts clients. */
+  async start(site?: string): Promise<void> {
+    await mkdir(this.dir, { recursive: true })
+    for (const c of this.configs.filter((x) => site === undefined || x.site === site)) {
+      const file = join(this.dir, c.file)
+      await writeFile(file, c.text)
+      const proc = spawn(this.bin, ['-c', file], { stdio: ['ignore', 'ignore', 'pipe'] })
+      let log = ''
+      proc.stderr?.on('data', (d: Buffer) => {
+        log = (log + d.toString()).slice(-20_000)
+      })
+      this.running.set(c.server, { config: c, proc, log: () => log })
+    }
+    for (const s of this.topo.sites.filter((x) => site === undefined || x.name === site)) {
+      for (const m of s.members) await waitForClients(`nats://${m.host}:${m.clientPort}`, this.running.get(m.name))
+    }
+  }
+
+  /** kill -9 of every server of a site (its store dir stays). */
+  async kill(site: string): Promise<void> {
+    await Promise.all([...this.running.values()].filter((r) => r.config.site === site).map(async (r) => {
+      this.running.delete(r.config.server)
+      if (r.proc.exitCode !== null || r.proc.signalCode !== null) return
+      const exited = new Promise((res) => r.proc.once('exit', res))
+      r.proc.kill('SIGKILL')
+      await exited
+    }))
+  }
+
+  async stopAll(): Promise<void> {
+    for (const s of this.topo.sites) await this.kill(s.name)
+  }
+
+  /** Server processes still running (a test asserts none died unexpectedly). */
+  servers(): RunningServer[] {
+    return [...this.running.values()]
+  }
+}
+
+async function waitForClients(url: string, r: RunningServer | undefined, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    try {
+      const nc = await connect({ servers: url, reconnect: false, timeout: 1_000 })
+      await nc.close()
+      return
+    } catch (err) {
+      if (r?.proc.exitCode !== null || Date.now() > deadline) {
+        throw new Error(`nats-server ${r?.config.server ?? url} did not start: ${r?.log() ?? ''}`, { cause: err })
+      }
+      await new Promise((res) => setTimeout(res, 50))
+    }
+  }
+}
+
+/** Waits until `nc` (connected to one site) reaches the peer's JetStream API over the leafnode link. */
+export async function waitForLink(nc: NatsConnection, peerDomain: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    try {
+      const jsm = await jetstreamManager(nc, { domain: peerDomain, timeout: 1_000 })
+      if ((await jsm.getAccountInfo()).domain === peerDomain) return
+    } catch (err) {
+      if (Date.now() > deadline) throw new Error(`no leafnode link to domain ${peerDomain} after ${timeoutMs} ms`, { cause: err })
+    }
+    await new Promise((res) => setTimeout(res, 100))
+  }
+}

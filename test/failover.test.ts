@@ -1,0 +1,21 @@
+/**
+ * Two sites on loopback (real nats-servers from the rendered configs): site loss with kill -9, automatic
+ * failover, then failback. Checks the invariants of docs/sites.md exactly (see test/helpers/failover.ts).
+ */
+import t from 'tap'
+import { runFailoverScenario } from './helpers/failover.js'
+
+t.test('site a killed (-9) under load: b fails over automatically, then a takes its partitions back', async (t) => {
+  const r = await runFailoverScenario({
+    ratePerS: 400, beforeS: 4, afterS: 3, failoverAfterMs: 1_500, failback: true, failbackS: 3,
+    log: (m) => t.comment(m),
+  })
+  t.comment(JSON.stringify(r))
+  t.ok(r.acked_at_a_before_kill > 500, `readings were acked at a before the kill (${r.acked_at_a_before_kill})`)
+  t.ok(r.rto_ms > 0 && r.rto_ms < 15_000, `b processed a's partitions again within 15 s (${r.rto_ms} ms)`)
+  t.ok(r.rpo_readings <= r.rate_per_s, `at most 1 s of readings lost (${r.rpo_readings})`)
+  t.equal(r.lost_after_mirror, 0, 'everything mirrored before the loss is in the results')
+  t.equal(r.duplicates, 0, 'nothing counted twice')
+  t.equal(r.failback_lost, 0, 'nothing lost in the failback')
+  t.ok(r.windows_checked > 100, `windows compared with the reference (${r.windows_checked})`)
+})

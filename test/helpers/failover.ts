@@ -1,0 +1,343 @@
+/**
+ * The two-site scenario behind test/failover.test.ts and `npm run bench:failover`: two local sites (one
+ * nats-server each, from the rendered configs), a worker per site (site a's as a child process so it can be
+ * killed with -9, site b's in process), b's failover controller, and a producer that routes each reading to
+ * the site owning its partition at a steady rate. Site a is killed (servers and worker, kill -9); b fails over
+ * (automatically or by the operator's command); optionally a comes back and takes its partitions back.
+ *
+ * Measured exactly, from the streams themselves:
+ * - rto_ms: kill -> b has applied a reading of a's partitions published after the kill (a probe entity);
+ * - rpo_readings / rpo_ms: readings acked at a that never reached b's mirror, and how long before the kill the
+ *   oldest of them was acked;
+ * - lost_after_mirror / duplicates / failback_lost: every window output (merged over both sites' OUT, the
+ *   later tenure winning) compared with the reference computation over the partition chains (every reading
+ *   that is in a chain counted once).
+ */
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream'
+import { Kvm } from '@nats-io/kv'
+import { connect, type NatsConnection } from '@nats-io/transport-node'
+import { compileConfig, type RuntimeConfig } from '../../actors/config.js'
+import { takeBack } from '../../actors/handover.js'
+import { readRecord } from '../../actors/placement.js'
+import { provision } from '../../actors/provision.js'
+import { queryDeps, queryEntity } from '../../actors/query.js'
+import { buildProfiles } from '../../actors/runtime-types.js'
+import { epochOf, peerStreams, type Segment, SiteMapView } from '../../actors/sitemap.js'
+import { parsePartitioned, partitionOf, tlmSubject } from '../../actors/subjects.js'
+import type { Output } from '../../actors/types.js'
+import { jsonLog, Worker } from '../../actors/worker.js'
+import { SiteController } from '../../sites/controller.js'
+import { localTopology } from '../../sites/local-topology.js'
+import { LocalSites, waitForLink } from '../../sites/servers.js'
+import { siteOf } from '../../sites/topology.js'
+import { sumProfile } from '../fixtures/sum-profile.js'
+import { distPath, kill, spawnWorker, type WorkerProc } from './cluster.js'
+import { freePort } from './nats.js'
+import { referenceSum, type StreamMsg } from './trace.js'
+
+export interface ScenarioOptions {
+  ratePerS: number
+  partitions?: number
+  entities?: number
+  beforeS: number
+  afterS: number
+  /** Automatic detection after this long (ms), or 0 for an operator-triggered failover right after the kill. */
+  failoverAfterMs: number
+  failback: boolean
+  failbackS?: number
+  log?: (msg: string) => void
+}
+
+export interface ScenarioResult {
+  rate_per_s: number
+  rto_ms: number
+  rpo_readings: number
+  rpo_ms: number
+  lost_after_mirror: number
+  duplicates: number
+  failback_lost: number
+  acked: number
+  acked_at_a_before_kill: number
+  windows_checked: number
+  failover_ms: number
+  detection: 'automatic' | 'operator'
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+const WINDOW_MS = 10_000
+const LATENESS_MS = 5_000
+
+interface Acked { rid: string; site: string; at: number }
+
+/** All messages of a stream (ordered consumer), with their sequence and message id. */
+async function readAll(nc: NatsConnection, stream: string, filter?: string): Promise<Array<{ seq: number; subject: string; rid: string; data: Uint8Array }>> {
+  const jsm = await jetstreamManager(nc)
+  const info = await jsm.streams.info(stream)
+  const out: Array<{ seq: number; subject: string; rid: string; data: Uint8Array }> = []
+  if (info.state.messages === 0) return out
+  const c = await jetstream(nc).consumers.get(stream, filter ? { filter_subjects: filter } : {})
+  const last = info.state.last_seq
+  const it = await c.consume({ max_messages: 5_000 })
+  const idle = setTimeout(() => it.stop(), 10_000)
+  for await (const m of it) {
+    out.push({ seq: m.seq, subject: m.subject, rid: m.headers?.get('Nats-Msg-Id') ?? '', data: m.data })
+    idle.refresh()
+    if (m.info.pending === 0 || m.seq >= last) break
+  }
+  clearTimeout(idle)
+  it.stop()
+  return out
+}
+
+/** The readings of a partition chain, in chain order, read from the streams local to `nc`'s site. */
+async function chainMessages(nc: NatsConnection, cfg: RuntimeConfig, p: number, chain: Segment[]): Promise<StreamMsg[]> {
+  const out: StreamMsg[] = []
+  for (const seg of chain) {
+    const stream = seg.site === cfg.site ? cfg.streams.tlm : peerStreams(cfg, seg.site).tlm
+    const msgs = await readAll(nc, stream, `tlm.${seg.site}.${p}.*.*`)
+    for (const m of msgs) {
+      if (m.seq < seg.from || (seg.to !== undefined && m.seq > seg.to)) continue
+      const sp = parsePartitioned(m.subject)
+      if (!sp || sp.kind === '_sys') continue
+      const r = JSON.parse(new TextDecoder().decode(m.data)) as { ts: number; fields: { v: number } }
+      out.push({ seq: seg.epoch * 2 ** 40 + m.seq, kind: sp.kind, id: sp.id, ts: r.ts, v: r.fields.v })
+    }
+  }
+  return out
+}
+
+/** Window outputs of a stream keyed by id, the highest token winning. */
+async function windowOutputs(nc: NatsConnection, stream: string, into: Map<string, Output>): Promise<void> {
+  for (const m of await readAll(nc, stream)) {
+    const o = JSON.parse(new TextDecoder().decode(m.data)) as Output
+    if (o.type !== 'window') continue
+    const prev = into.get(o.id)
+    if (!prev || prev.token <= o.token) into.set(o.id, o)
+  }
+}
+
+export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioResult> {
+  const log = o.log ?? ((): void => undefined)
+  const P = o.partitions ?? 8
+  const E = o.entities ?? 200
+  const ports = new Map<string, number>()
+  for (const s of ['a', 'b']) for (const k of ['client', 'cluster', 'leafnode']) ports.set(`${s}/${k}`, await freePort())
+  const topo = localTopology({ partitions: P, port: (s, _i, k) => ports.get(`${s}/${k}`) as number })
+  const dir = await mkdtemp(join(tmpdir(), 'pw-failover-'))
+  const sites = new LocalSites(topo, dir)
+  const cleanups: Array<() => Promise<unknown>> = []
+  try {
+    await sites.start()
+    const conn = (site: string): Promise<NatsConnection> => connect({ servers: sites.natsUrl(site), noAsyncTraces: true, maxReconnectAttempts: -1, reconnectTimeWait: 250 })
+    let ncA = await conn('a')
+    const ncB = await conn('b')
+    cleanups.push(() => ncB.close())
+    cleanups.push(() => ncA.close())
+    await waitForLink(ncB, 'a')
+    await waitForLink(ncA, 'b')
+    const cfgOf = (site: string, workerId: string): RuntimeConfig => compileConfig({
+      site, natsUrl: sites.natsUrl(site), partitions: P, peer: { site: site === 'a' ? 'b' : 'a' },
+      homePartitions: siteOf(topo, site).homePartitions, heartbeatMs: 250, leaseTtlMs: 2_000, checkpointIntervalMs: 250,
+      tickIntervalMs: 1_000, workerId,
+    })
+    const cfgA = cfgOf('a', 'a-1')
+    const cfgB = cfgOf('b', 'b-1')
+    await provision(ncA, await jetstreamManager(ncA), cfgA)
+    await provision(ncB, await jetstreamManager(ncB), cfgB)
+    const envA: Record<string, string> = {
+      PITWALL_SITE: 'a', PITWALL_NATS_URL: cfgA.natsUrl, PITWALL_PARTITIONS: String(P), PITWALL_PEER_SITE: 'b',
+      PITWALL_HOME_PARTITIONS: cfgA.homePartitions.join(','), PITWALL_HEARTBEAT_MS: '250', PITWALL_LEASE_TTL_MS: '2000',
+      PITWALL_CHECKPOINT_INTERVAL_MS: '250',
+    }
+    const script = distPath('test/fixtures/worker-main.js')
+    let workerA: WorkerProc = spawnWorker(script, 'a-1', envA)
+    cleanups.push(() => kill(workerA, 'SIGKILL'))
+    const workerB = new Worker({ cfg: cfgB, profiles: [sumProfile], log: process.env.PITWALL_TEST_LOGS ? jsonLog('worker-b') : () => undefined })
+    await workerB.start()
+    cleanups.push(() => workerB.stop())
+    const controller = new SiteController({ nc: ncB, cfg: cfgB, checkMs: 250, failoverAfterMs: o.failoverAfterMs > 0 ? o.failoverAfterMs : 0 })
+    await controller.start()
+    cleanups.push(() => controller.stop())
+
+    // Routing as a gateway does it: the effective site map, read at b (its own map and its mirror of a's).
+    const kvB = await new Kvm(ncB).open(cfgB.streams.stateBucket)
+    const router = new SiteMapView(cfgB, kvB, await jetstreamManager(ncB))
+    const refresh = setInterval(() => void router.refresh().catch(() => undefined), 200)
+    cleanups.push(async () => clearInterval(refresh))
+    const aliveA = { v: true }
+    const acked: Acked[] = []
+    const retry: Array<{ rid: string; id: string; ts: number; v: number }> = []
+    // A probe entity homed at a: its readings show when b processes a's partitions again.
+    let probe = 'probe-0'
+    for (let i = 0; !cfgA.homePartitions.includes(partitionOf('sensor', probe, P)); i++) probe = `probe-${i}`
+    const probeP = partitionOf('sensor', probe, P)
+    let stop = false
+    let n = 0
+    let probeN = 0
+    const clock = new Array<number>(E).fill(1_700_000_000_000)
+    const publish = async (r: { rid: string; id: string; ts: number; v: number }): Promise<void> => {
+      const p = partitionOf('sensor', r.id, P)
+      const site = router.ownerOf(p)
+      const nc = site === 'a' ? ncA : ncB
+      if (site === 'a' && !aliveA.v) {
+        retry.push(r)
+        return
+      }
+      try {
+        await jetstream(nc).publish(tlmSubject(site, p, 'sensor', r.id), JSON.stringify({ ts: r.ts, fields: { v: r.v }, profile: 'testsum' }), { msgID: r.rid, timeout: 2_000 })
+        acked.push({ rid: r.rid, site, at: Date.now() })
+      } catch {
+        retry.push(r)
+      }
+    }
+    cleanups.push(async () => { stop = true })
+    const producer = (async () => {
+      const started = Date.now()
+      const tickMs = 10
+      let sent = 0
+      while (!stop) {
+        const due = Math.floor(((Date.now() - started) / 1000) * o.ratePerS) - sent
+        const batch: Array<Promise<void>> = []
+        for (const r of retry.splice(0, retry.length)) batch.push(publish(r))
+        for (let i = 0; i < due; i++) {
+          const e = (n * 7919) % E
+          clock[e] = (clock[e] as number) + 1_000
+          batch.push(publish({ rid: `r${n}`, id: `s${e}`, ts: (clock[e] as number) - (n % 3) * 400, v: n % 100 }))
+          n++
+        }
+        sent += due
+        if (probeN * 50 < Date.now() - started) {
+          batch.push(publish({ rid: `p${probeN}`, id: probe, ts: 1_700_000_000_000 + probeN * 50, v: 1 }))
+          probeN++
+        }
+        void Promise.all(batch)
+        await sleep(tickMs)
+      }
+    })()
+
+    await sleep(o.beforeS * 1000)
+    log(`killing site a (servers and worker) after ${acked.length} acked readings`)
+    aliveA.v = false
+    const killAt = Date.now()
+    await Promise.all([sites.kill('a'), kill(workerA, 'SIGKILL')])
+    await ncA.close().catch(() => undefined)
+    const ackedAtA = acked.filter((x) => x.site === 'a' && x.at <= killAt)
+    let failoverMs = 0
+    if (o.failoverAfterMs === 0) {
+      const r = await controller.failover()
+      failoverMs = r.ms
+    }
+    const qd = await queryDeps(ncB, cfgB, buildProfiles([sumProfile], cfgB))
+    let rtoMs = -1
+    let newEpoch = 0
+    for (let i = 0; i < 1200 && rtoMs < 0; i++) {
+      newEpoch = router.map.since[probeP] ?? 0
+      if (newEpoch > 0) {
+        try {
+          const s = await queryEntity(qd, 'sensor', probe)
+          if (s.source === 'live' && epochOf(s.lastSeq) >= newEpoch) rtoMs = Date.now() - killAt
+        } catch {
+          // Not yet owned.
+        }
+      }
+      if (rtoMs < 0) await sleep(50)
+    }
+    if (failoverMs === 0) failoverMs = controller.status().lastMove?.ms ?? 0
+    log(`b processes a's partitions again after ${rtoMs} ms`)
+    await sleep(o.afterS * 1000)
+
+    let failbackDone = false
+    if (o.failback) {
+      log('restarting site a and failing back')
+      await sites.start('a')
+      ncA = await conn('a')
+      await waitForLink(ncB, 'a')
+      await waitForLink(ncA, 'b')
+      workerA = spawnWorker(script, 'a-1', envA)
+      // The operator runs failback at the home site once its mirrors caught up.
+      await sleep(1_000)
+      aliveA.v = true
+      const fb = await takeBack(ncA, cfgA, { graceMs: 1_000, timeoutMs: 60_000, log })
+      log(`failback: epoch ${fb.epoch}, partitions ${fb.partitions.join(',')} in ${fb.ms} ms`)
+      failbackDone = true
+      await sleep((o.failbackS ?? 3) * 1000)
+    }
+    stop = true
+    await producer
+    for (let i = 0; i < 50 && retry.length > 0; i++) {
+      for (const r of retry.splice(0, retry.length)) await publish(r)
+    }
+    // Let the owners apply everything and checkpoint.
+    await sleep(3_000)
+
+    // What reached b of a's acked readings (b's mirror of a's TLM).
+    const mirrored = new Set((await readAll(ncB, peerStreams(cfgB, 'a').tlm)).map((m) => m.rid))
+    const lost = ackedAtA.filter((x) => !mirrored.has(x.rid))
+    const rpoMs = lost.length === 0 ? 0 : killAt - Math.min(...lost.map((x) => x.at))
+
+    // Results vs the reference over each partition's chain, read where the partition now lives.
+    const reader = failbackDone ? { nc: ncA, cfg: cfgA } : { nc: ncB, cfg: cfgB }
+    const kvR = await new Kvm(reader.nc).open(reader.cfg.streams.stateBucket)
+    const outputs = new Map<string, Output>()
+    await windowOutputs(reader.nc, reader.cfg.streams.out, outputs)
+    await windowOutputs(reader.nc, peerStreams(reader.cfg, reader.cfg.site === 'a' ? 'b' : 'a').out, outputs)
+    let lostAfterMirror = 0
+    let duplicates = 0
+    let failbackLost = 0
+    let checked = 0
+    const viewR = new SiteMapView(reader.cfg, kvR, await jetstreamManager(reader.nc))
+    const map = await viewR.refresh()
+    if (process.env.PITWALL_TEST_LOGS) {
+      const j = await jetstreamManager(reader.nc)
+      for (const st of Object.values(peerStreams(reader.cfg, reader.cfg.site === 'a' ? 'b' : 'a'))) {
+        const i = await j.streams.info(st)
+        log(`${st}: last ${i.state.last_seq} msgs ${i.state.messages} lag ${i.mirror?.lag} active ${i.mirror?.active}`)
+      }
+    }
+    for (let p = 0; p < P; p++) {
+      // The chain as the current owner's record has it (the other site's record when it owns p).
+      const owner = map.owners[p] as string
+      const rec = owner === reader.cfg.site
+        ? (await readRecord(kvR, p))?.record
+        : (await readRecord(await new Kvm(jetstream(reader.nc, { domain: owner })).open(reader.cfg.streams.stateBucket), p))?.record
+      const chain = rec?.segments ?? [{ epoch: 0, site: owner, from: 1 }]
+      const ref = referenceSum(await chainMessages(reader.nc, reader.cfg, p, chain), WINDOW_MS, LATENESS_MS)
+      let pLost = 0
+      let pMissing = 0
+      for (const [key, w] of ref.windows) {
+        const got0 = outputs.get(key)
+        if (!got0) pMissing++
+        else if ((got0.body as unknown as { fields: { v: { count: number } } }).fields.v.count !== w.count) pLost++
+      }
+      if (process.env.PITWALL_TEST_LOGS) log(`p${p} owner ${owner} chain ${JSON.stringify(chain)} cursor ${rec?.cursor} windows ${ref.windows.size} missing ${pMissing} wrong ${pLost}`)
+      for (const [key, w] of ref.windows) {
+        checked++
+        const got = outputs.get(key)
+        const count = got ? (got.body as unknown as { fields: { v: { count: number } } }).fields.v.count : 0
+        if (count < w.count) {
+          if (failbackDone && chain.length > 2) failbackLost += w.count - count
+          else lostAfterMirror += w.count - count
+        }
+        if (count > w.count) duplicates += count - w.count
+      }
+    }
+    return {
+      rate_per_s: o.ratePerS, rto_ms: rtoMs, rpo_readings: lost.length, rpo_ms: rpoMs,
+      lost_after_mirror: lostAfterMirror, duplicates, failback_lost: failbackLost, acked: acked.length,
+      acked_at_a_before_kill: ackedAtA.length, windows_checked: checked, failover_ms: failoverMs,
+      detection: o.failoverAfterMs > 0 ? 'automatic' : 'operator',
+    }
+  } finally {
+    if (process.env.PITWALL_TEST_LOGS) {
+      for (const r of sites.servers()) log(`--- ${r.config.server}\n${r.log().split('\n').filter((l) => /WRN|ERR|irror/.test(l)).slice(-30).join('\n')}`)
+    }
+    for (const c of cleanups.reverse()) await c().catch(() => undefined)
+    await sites.stopAll()
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+export type { JetStreamManager }
