@@ -51,6 +51,19 @@ export function staticDiscovery(topo: Topology, site: string): Discovery {
   }
 }
 
+/** Discovery modes: `static` (sites/, the embedded default) or `consul`. */
+export type DiscoveryMode = 'static' | 'consul'
+
+/**
+ * The discovery of `site` for `mode` (e.g. from PITWALL_DISCOVERY, validated by the caller's config): static from
+ * the topology, or Consul at CONSUL_HTTP_ADDR / CONSUL_HTTP_TOKEN with the topology's datacenters.
+ */
+export function createDiscovery(mode: string, topo: Topology, site: string, env: NodeJS.ProcessEnv): Discovery {
+  if (mode === 'static') return staticDiscovery(topo, site)
+  if (mode === 'consul') return new ConsulDiscovery(consulOptionsFromTopology(topo, site, env))
+  throw new DiscoveryError(DiscoveryErrorCodes.CONFIG, `discovery: 'static' or 'consul', got ${JSON.stringify(mode)}`)
+}
+
 export interface ConsulDiscoveryOptions {
   /** Consul HTTP address, e.g. http://127.0.0.1:8500 (CONSUL_HTTP_ADDR). */
   address: string

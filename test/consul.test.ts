@@ -10,7 +10,7 @@ import t, { type Test } from 'tap'
 import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parse } from '@cdktf/hcl2json'
-import { ConsulDiscovery, consulOptionsFromTopology, staticDiscovery } from '../consul/discovery.js'
+import { ConsulDiscovery, consulOptionsFromTopology, createDiscovery, staticDiscovery } from '../consul/discovery.js'
 import { DiscoveryErrorCodes } from '../consul/errors.js'
 import { preparedQueries } from '../consul/queries.js'
 import { SERVICES } from '../consul/services.js'
@@ -200,6 +200,25 @@ t.test('ACL token is sent; without it Consul refuses; an unreachable agent is a 
   const down = new ConsulDiscovery({ ...a.opts, address: `http://127.0.0.1:${port}` })
   t.teardown(() => down.close())
   await t.rejects(down.health(SERVICES.nats), { code: DiscoveryErrorCodes.CONSUL, retryable: true })
+})
+
+t.test('createDiscovery picks static or Consul; both answer the same for a site registered in Consul', async (t) => {
+  const { a } = await federation(t)
+  for (const m of topo.sites[0]!.members) {
+    await a.register({ name: SERVICES.nats, id: `nats-${m.name}`, port: m.clientPort, address: m.host, ttl: '30s' })
+    await a.ttl(`service:nats-${m.name}`, 'pass')
+  }
+  const pg = new URL(topo.sites[0]!.pgUrl)
+  await a.register({ name: SERVICES.postgres, id: 'pg', port: Number(pg.port), address: pg.hostname, ttl: '30s' })
+  await a.ttl('service:pg', 'pass')
+  const viaConsul = createDiscovery('consul', topo, 'a', { CONSUL_HTTP_ADDR: a.opts.address, CONSUL_HTTP_TOKEN: TOKEN })
+  t.teardown(() => viaConsul.close())
+  const viaStatic = createDiscovery('static', topo, 'a', {})
+  t.equal(viaConsul.kind, 'consul')
+  t.equal(viaStatic.kind, 'static')
+  t.same(await viaConsul.natsUrls(), await viaStatic.natsUrls(), 'NATS URLs agree')
+  t.equal(await viaConsul.pgUrl(), await viaStatic.pgUrl(), 'PostgreSQL URL agrees')
+  t.throws(() => createDiscovery('dns', topo, 'a', {}), { code: DiscoveryErrorCodes.CONFIG })
 })
 
 t.test('static discovery from sites/ (the embedded default, no Consul)', async (t) => {
