@@ -13,6 +13,8 @@ import { tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
 import { parse } from '@cdktf/hcl2json'
 import { renderInventory } from '../ansible/inventory.js'
+import { JOBS, readJobHcl, varsFile } from '../nomad-jobs/jobs.js'
+import { durationNs, parseJob } from './helpers/nomad-hcl.js'
 import { localTopology } from '../sites/local-topology.js'
 import { gatewaySpec, projectorSpec, siteEnv, workerSpec } from '../sites/local.js'
 import { renderTopology } from '../sites/render.js'
@@ -105,6 +107,14 @@ t.test('site.yml renders every role into temp roots; nats configs match sites/ a
     const nomadDoc = await parse('nomad.hcl', nomad) as Record<string, unknown>
     t.equal(nomadDoc.datacenter, s.nomadDatacenter, `${s.name}: nomad.hcl parses; datacenter from sites/`)
     t.equal(nomadDoc.region, s.nomadDatacenter, `${s.name}: one region per site`)
+    // Nomad caps a task's kill_timeout at the client's max_kill_timeout (default 30 s): it must cover every job.
+    const maxKill = durationNs(String((nomadDoc.client as Array<Record<string, unknown>>)[0]!.max_kill_timeout))
+    for (const job of JOBS) {
+      const parsed = await parseJob(await readJobHcl(job), await readFile(varsFile(s.name, job), 'utf8'))
+      for (const g of parsed.TaskGroups as Array<{ Tasks: Array<{ KillTimeout: number }> }>) {
+        for (const task of g.Tasks) t.ok(task.KillTimeout <= maxKill, `${s.name}: ${job} kill_timeout ${task.KillTimeout / 1e9} s <= client max_kill_timeout ${maxKill / 1e9} s`)
+      }
+    }
     const consulDoc = await parse('consul.hcl', consul) as Record<string, unknown>
     t.equal(consulDoc.primary_datacenter, topo.sites[0]!.consulDatacenter, `${s.name}: consul.hcl parses; one primary datacenter`)
     t.same(consulDoc.retry_join_wan, topo.sites.find((x) => x !== s)!.members.map((m) => m.host), `${s.name}: WAN join to the peer's hosts`)
