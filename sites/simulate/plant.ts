@@ -225,6 +225,16 @@ export class PlantSimulator implements DomainSimulator {
     return s.sigma * Math.sqrt(1 + 0.25)
   }
 
+  /**
+   * An offset of `size` noise scales in direction `sign`, kept inside physics: downward only when that leaves at
+   * least half of the way to the range's floor (a drifting chlorine probe at 0.1 mg/l does not read negative;
+   * only a cyber attack sends impossible values), upward otherwise.
+   */
+  private signed(s: Sensor, sign: number, size: number): number {
+    const room = (0.5 * (s.base - s.phys.lo)) / this.scale(s)
+    return sign > 0 || room < size ? size : -size
+  }
+
   private plan(s: Sensor, ts: number): void {
     const r = s.rng
     const types = PLANT_ANOMALY_TYPES.filter((t) => t !== 'pollution_spike' || s.phys.pollutant)
@@ -233,9 +243,9 @@ export class PlantSimulator implements DomainSimulator {
     let param: number[] = []
     switch (type) {
       case 'sensor_failure': dur = r.range(10, 40) * MIN; mode = r.next() < 0.5 ? 'stuck' : 'dropout'; break
-      case 'sensor_drift': dur = r.range(60, 150) * MIN; mode = 'ramp'; param = [(r.next() < 0.5 ? -1 : 1) * r.range(5, 10)]; break
+      case 'sensor_drift': dur = r.range(60, 150) * MIN; mode = 'ramp'; param = [this.signed(s, r.next() < 0.5 ? -1 : 1, r.range(5, 10))]; break
       case 'pollution_spike': dur = r.range(5, 30) * MIN; mode = 'front'; param = [r.range(10, 25)]; break
-      case 'process_malfunction': dur = r.range(15, 60) * MIN; mode = 'decoupled'; param = [(r.next() < 0.5 ? -1 : 1) * r.range(8, 15), r.range(3, 10) * MIN]; break
+      case 'process_malfunction': dur = r.range(15, 60) * MIN; mode = 'decoupled'; param = [this.signed(s, r.next() < 0.5 ? -1 : 1, r.range(8, 15)), r.range(3, 10) * MIN]; break
       default: {
         dur = r.range(5, 20) * MIN
         mode = r.pick(['out_of_range', 'impossible_rate', 'replay'])
@@ -276,7 +286,8 @@ export class PlantSimulator implements DomainSimulator {
     const temp = round(this.temp, 3)
     s.ar = 0.9 * s.ar + Math.sqrt(1 - 0.81) * 0.5 * s.sigma * r.normal()
     const rel = this.flowMult - 1
-    let clean = s.base * (1 + p.kFlow * rel) + p.kTemp * (temp - 15) + s.ar + s.sigma * r.normal()
+    // The temperature effect scales with the level, like the flow effect (a diluted parameter moves less per °C).
+    let clean = s.base * (1 + p.kFlow * rel) + p.kTemp * (s.base / p.base) * (temp - 15) + s.ar + s.sigma * r.normal()
     if (s.type === 'flow') clean = flow + s.sigma * r.normal() + s.ar
     const decimals = Math.max(0, Math.ceil(-Math.log10(s.sigma / 200)))
     if (this.anomalies && !s.ep && ts >= s.nextStart) this.plan(s, ts)

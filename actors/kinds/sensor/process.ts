@@ -24,9 +24,9 @@
  *      for >= failure.stuckReadings readings (a live sensor's noise never repeats to the last digit).
  *   3. pollution_spike (critical) / process_malfunction (critical): residual z beyond spike.z, same sign, for
  *      spike.confirm consecutive readings. Classified by onset: a pollutant front reaches a probe within a
- *      reading or two, so an upward run whose residual in one of the two readings before it was below spike.sharpZ is a
- *      pollution spike; a run built up over minutes (a failing blower, pump or control loop moves the process at its own
- *      time constant), or a downward one, is a process malfunction.
+ *      reading or two, so an upward run whose mean residual over the 4 readings before it was below spike.sharpZ
+ *      is a pollution spike; a run built up over minutes (a failing blower, pump or control loop moves the
+ *      process at its own time constant), or a downward one, is a process malfunction.
  *   4. sensor_drift (warning): the slow EW mean of the residual z beyond drift.z for drift.sustainReadings
  *      consecutive readings with no run of spike-level residuals among them.
  *   Residual-based checks (3, 4) start after warmupReadings, and pause while flow or temperature is beyond what the
@@ -104,7 +104,7 @@ export const PROCESS_DEFAULTS: ProcessConfig = deepFreeze({
   halfLifeReadings: 17_280,
   sigmaFloorRel: 1e-5,
   noveltyMargin: 0.1,
-  spike: { z: 6, confirm: 3, sharpZ: 2.5, clearZ: 3, clearReadings: 6 },
+  spike: { z: 6, confirm: 3, sharpZ: 3, clearZ: 3, clearReadings: 6 },
   drift: { z: 1.5, slowReadings: 120, sustainReadings: 60, midReadings: 10, clearZ: 0.75, clearReadings: 12, learnBelow: 0.75, maxReadings: 8_640 },
   failure: { stuckReadings: 6, dropoutReadings: 3, clearReadings: 3 },
   cyber: { replayWindow: 720, replayMatches: 3, clearReadings: 12 },
@@ -222,10 +222,12 @@ const L = {
   AN: 22,
   /** Consecutive readings not learned because of the slow mean alone. */
   GATED: 23,
-  /** Residual z four readings back. */
-  Z4: 24,
+  /** Residual z four to six readings back. */
+  Z4: 24, Z5: 25, Z6: 26,
 } as const
-const L_SLOTS = 25
+const L_SLOTS = 27
+/** Readings before a spike run whose mean residual tells a front from a build-up. */
+const PRIOR = 4
 /** KPI interval slots (`k`): start, readings, readings under a limit, within it, efficiency sum and count, opened per type. */
 const K = { START: 0, N: 1, LIM: 2, OK: 3, EFF: 4, EFFN: 5, OPEN: 6 } as const
 const K_SLOTS = 6 + PLANT_ANOMALIES.length
@@ -465,20 +467,23 @@ function onReading(s: ProcessState, r: Reading, ctx: ActorContext, c: ProcessCon
       }
       if (fresh) v[L.OVER] = 0
       if (!found && (v[L.OVER] as number) >= sp.confirm) {
-        // The residual in the two readings just before the run tells a sharp front from a build-up (two, so a
-        // front whose first reading fell just short of spike.z is still a front).
-        const zs = [v[L.Z1], v[L.Z2], v[L.Z3], v[L.Z4]] as number[]
-        const near = (i: number): number => {
+        // The mean residual of the PRIOR readings just before the run tells a sharp front (about zero: the front
+        // arrived within a reading or two) from a build-up (already close to the threshold). A mean of four rather
+        // than one reading keeps noise from deciding a case near the boundary.
+        const zs = [v[L.Z1], v[L.Z2], v[L.Z3], v[L.Z4], v[L.Z5], v[L.Z6]] as number[]
+        let sum = 0, cnt = 0
+        for (let i = sp.confirm - 1; i < Math.min(zs.length, sp.confirm - 1 + PRIOR); i++) {
           const x = zs[i]
-          return x === undefined || Number.isNaN(x) ? 0 : x - base
+          if (x === undefined || Number.isNaN(x)) continue
+          sum += x - base
+          cnt++
         }
-        const a1 = near(sp.confirm - 1), a2 = near(Math.min(3, sp.confirm))
-        const prior = Math.abs(a1) < Math.abs(a2) ? a1 : a2
+        const prior = cnt === 0 ? 0 : sum / cnt
         const sharp = Math.abs(prior) < sp.sharpZ
         const type = sharp && e > 0 ? SPIKE : MALFUNCTION
         const fz = covariateZ(s.m, 'flow', flow), tz = covariateZ(s.m, 'temp', temp)
         const reason = `value ${fmt(value)} is ${fmt(Math.abs(z))} sigma ${z > 0 ? 'above' : 'below'} the ${fmt(p.expected)} expected from flow ${fmt(flow)} and temperature ${fmt(temp)}`
-          + (type === SPIKE ? `, a sharp rise (residual ${fmt(prior)} sigma one reading before)` : sharp ? ', a sharp drop' : `, built up over minutes (residual already ${fmt(prior)} sigma before)`)
+          + (type === SPIKE ? `, a sharp rise (mean residual ${fmt(prior)} sigma just before)` : sharp ? ', a sharp drop' : `, built up over minutes (mean residual already ${fmt(prior)} sigma just before)`)
         found = { type, value, threshold: p.expected + sign * sp.z * p.sigma, reason,
           features: features([['value_vs_expected', value, z], ['flow', flow, fz], ['temp', temp, tz]]) }
       }
@@ -514,6 +519,8 @@ function onReading(s: ProcessState, r: Reading, ctx: ActorContext, c: ProcessCon
     if (healthy || !warm) {
       if (!found && open === NONE && value !== undefined) learn(s.m, flow, temp, value, resid, c.halfLifeReadings)
     }
+    v[L.Z6] = v[L.Z5] as number
+    v[L.Z5] = v[L.Z4] as number
     v[L.Z4] = v[L.Z3] as number
     v[L.Z3] = v[L.Z2] as number
     v[L.Z2] = v[L.Z1] as number
