@@ -87,8 +87,8 @@ async function lastSeq(jsm: JetStreamManager, stream: string): Promise<number> {
 export async function takeOver(nc: NatsConnection, cfg: RuntimeConfig, reason = 'failover'): Promise<MoveResult> {
   const started = Date.now()
   const peer = peerOf(cfg)
-  const jsm = await jetstreamManager(nc)
-  const kv = await new Kvm(nc).open(cfg.streams.stateBucket)
+  const jsm = await jetstreamManager(nc, { timeout: 10_000 })
+  const kv = await new Kvm(jetstream(nc, { timeout: 10_000 })).open(cfg.streams.stateBucket)
   const map = await new SiteMapView(cfg, kv, jsm).refresh()
   const parts = map.owners.flatMap((o, p) => (o === peer.site ? [p] : []))
   const epoch = nextInSlot(map.epoch, siteSlot(cfg))
@@ -115,7 +115,10 @@ export async function takeOver(nc: NatsConnection, cfg: RuntimeConfig, reason = 
 }
 
 export interface FailbackOptions {
-  /** How long gateways may keep routing to the old site after the map changed (they refresh each second). */
+  /**
+   * How long after the map changed a reading may still land in the old site's stream: a producer's map
+   * refresh (1 s for gateways) plus its publish timeout (5 s for gateways). Default 6.5 s.
+   */
   graceMs?: number
   /** Give up waiting for the peer to release or for mirrors after this long. */
   timeoutMs?: number
@@ -126,14 +129,14 @@ export interface FailbackOptions {
 export async function takeBack(nc: NatsConnection, cfg: RuntimeConfig, opts: FailbackOptions = {}): Promise<MoveResult> {
   const started = Date.now()
   const peer = peerOf(cfg)
-  const graceMs = opts.graceMs ?? 2_500
+  const graceMs = opts.graceMs ?? 6_500
   const deadline = Date.now() + (opts.timeoutMs ?? 60_000)
   const log = opts.log ?? ((): void => undefined)
-  const jsm = await jetstreamManager(nc)
-  const kv = await new Kvm(nc).open(cfg.streams.stateBucket)
+  const jsm = await jetstreamManager(nc, { timeout: 10_000 })
+  const kv = await new Kvm(jetstream(nc, { timeout: 10_000 })).open(cfg.streams.stateBucket)
   // The peer's own domain, over the leafnode link: its records are read directly, not from our mirror.
-  const peerJsm = await jetstreamManager(nc, { domain: peer.domain })
-  const peerKv = await new Kvm(jetstream(nc, { domain: peer.domain })).open(cfg.streams.stateBucket)
+  const peerJsm = await jetstreamManager(nc, { domain: peer.domain, timeout: 10_000 })
+  const peerKv = await new Kvm(jetstream(nc, { domain: peer.domain, timeout: 10_000 })).open(cfg.streams.stateBucket)
   // Decide on the peer's latest map: our mirror of its bucket must have caught up first.
   const sync = await syncPeerState(nc, jsm, cfg, opts.timeoutMs ?? 60_000)
   if (sync !== 'synced') {

@@ -11,6 +11,7 @@ import type { RuntimeConfig } from './config.js'
 import { fromWire, PitwallError, QueryError, RuntimeErrorCodes } from './errors.js'
 import { ERROR_HEADER } from './partition.js'
 import type { ProfileTable } from './runtime-types.js'
+import { SiteRouter } from './sitemap.js'
 import { type EntityKind, partitionOf, querySubject, snapshotKey } from './subjects.js'
 
 export interface LiveState {
@@ -28,13 +29,15 @@ export interface QueryDeps {
   kv: KV
   cfg: Pick<RuntimeConfig, 'site' | 'partitions'>
   profiles: ProfileTable
+  /** Two sites: the site owning a partition now (queries go to its workers over the leafnode link). */
+  siteFor?: (partition: number) => string
 }
 
 /** Asks the owning worker for an entity's live state; falls back to its snapshot when nobody answers. */
 export async function queryEntity(deps: QueryDeps, kind: EntityKind, id: string, timeoutMs = 1_000): Promise<LiveState> {
   const p = partitionOf(kind, id, deps.cfg.partitions)
   try {
-    const reply = await deps.nc.request(querySubject(deps.cfg.site, p), JSON.stringify({ kind, id }), { timeout: timeoutMs })
+    const reply = await deps.nc.request(querySubject(deps.siteFor?.(p) ?? deps.cfg.site, p), JSON.stringify({ kind, id }), { timeout: timeoutMs })
     const code = reply.headers?.get(ERROR_HEADER)
     if (code) throw fromWire(reply.json())
     return reply.json<LiveState>()
@@ -66,5 +69,8 @@ async function fromSnapshot(deps: QueryDeps, p: number, kind: EntityKind, id: st
 /** Query dependencies for a tool or service that is not a worker: opens the state bucket read-only. */
 export async function queryDeps(nc: NatsConnection, cfg: RuntimeConfig, profiles: ProfileTable): Promise<QueryDeps> {
   const kv = await new Kvm(nc).open(cfg.streams.stateBucket)
-  return { nc, kv, cfg, profiles }
+  if (!cfg.peer) return { nc, kv, cfg, profiles }
+  const router = new SiteRouter(nc, cfg)
+  await router.start()
+  return { nc, kv, cfg, profiles, siteFor: (p) => router.siteFor(p) }
 }

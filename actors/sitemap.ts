@@ -18,7 +18,7 @@
  */
 import { jetstreamManager, type JetStreamManager, type StoredMsg } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
-import type { KV } from '@nats-io/kv'
+import { type KV, Kvm } from '@nats-io/kv'
 import type { RuntimeConfig } from './config.js'
 import { PitwallError, RuntimeErrorCodes } from './errors.js'
 import { exportKey } from './subjects.js'
@@ -212,5 +212,34 @@ export async function syncPeerState(nc: NatsConnection, jsm: JetStreamManager, c
     if (mine && mine.state.last_seq >= target) return 'synced'
     if (Date.now() > deadline) return 'timeout'
     await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
+/**
+ * Where a producer (the gateway, the simulator) sends a reading of partition p: the site owning p in the
+ * effective map, refreshed every `refreshMs`. One site: always this site. A gateway at either site publishes
+ * to `tlm.<owner>.<p>...`; the leafnode link carries it to the owner's stream.
+ */
+export class SiteRouter {
+  private view: SiteMapView | undefined
+  private timer: NodeJS.Timeout | undefined
+  constructor(private readonly nc: NatsConnection, private readonly cfg: RuntimeConfig) {}
+
+  async start(refreshMs = 1_000): Promise<void> {
+    if (!this.cfg.peer) return
+    const jsm = await jetstreamManager(this.nc)
+    const kv = await new Kvm(this.nc).open(this.cfg.streams.stateBucket)
+    this.view = new SiteMapView(this.cfg, kv, jsm)
+    await this.view.refresh().catch(() => undefined)
+    this.timer = setInterval(() => void this.view?.refresh().catch(() => undefined), refreshMs)
+    this.timer.unref()
+  }
+
+  siteFor(partition: number): string {
+    return this.view ? this.view.ownerOf(partition) : this.cfg.site
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer)
   }
 }

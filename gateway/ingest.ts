@@ -6,7 +6,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { NatsConnection } from '@nats-io/transport-node'
-import { partitionOf, tlmSubject, type EntityKind } from '../actors/mod.js'
+import { partitionOf, SiteRouter, tlmSubject, type EntityKind } from '../actors/mod.js'
 import type { GatewayConfig } from './config.js'
 import { GatewayError } from './errors.js'
 import { routeLabel, type GatewayMetrics } from './metrics.js'
@@ -56,7 +56,13 @@ export function charsetOf(contentType: string | undefined): string | undefined {
 export const ingestPlugin: FastifyPluginAsyncTypebox<IngestOptions> = async (app, opts) => {
   const { cfg, profiles, metrics } = opts
   const publisher = new BatchPublisher(opts.nc)
-  app.addHook('onClose', async () => { publisher.close() })
+  // Two sites: each reading goes to the site that owns its partition now (docs/sites.md, "Home sites").
+  const router = new SiteRouter(opts.nc, cfg.runtime)
+  await router.start()
+  app.addHook('onClose', async () => {
+    router.stop()
+    publisher.close()
+  })
 
   // Same body limit as JSON; registered inside this plugin so only ingest routes accept NDJSON.
   // Fastify parses text/plain by default; readings are JSON or NDJSON only, so anything else is a 415.
@@ -121,10 +127,10 @@ export const ingestPlugin: FastifyPluginAsyncTypebox<IngestOptions> = async (app
       return { code: 'GW_ERR_BATCH_REJECTED', message: 'every reading of the batch was rejected', accepted: 0, rejected }
     }
     const P = cfg.runtime.partitions
-    const site = cfg.runtime.site
-    const results = await publisher.publish(valid.map(({ item, msgID }) => ({
-      subject: tlmSubject(site, partitionOf(item.kind, item.id, P), item.kind, item.id), data: JSON.stringify(item.reading), msgID,
-    })), cfg.publishTimeoutMs)
+    const results = await publisher.publish(valid.map(({ item, msgID }) => {
+      const p = partitionOf(item.kind, item.id, P)
+      return { subject: tlmSubject(router.siteFor(p), p, item.kind, item.id), data: JSON.stringify(item.reading), msgID }
+    }), cfg.publishTimeoutMs)
     let duplicates = 0
     let failed = 0
     let firstFailure: string | undefined

@@ -15,12 +15,24 @@ export interface ServiceSpec {
   env: Record<string, string>
 }
 
-export function siteEnv(site: { site: string; natsUrl: string; partitions: number; pgUrl: string }): Record<string, string> {
+export function siteEnv(site: { site: string; natsUrl: string; partitions: number; pgUrl: string; domain?: string; peer?: { site: string; domain: string }; homePartitions?: readonly number[] }): Record<string, string> {
   return {
     PITWALL_SITE: site.site,
     PITWALL_NATS_URL: site.natsUrl,
     PITWALL_PARTITIONS: String(site.partitions),
     PITWALL_PG_URL: site.pgUrl,
+    // Two sites (docs/sites.md): the peer and this site's home partitions.
+    ...(site.domain ? { PITWALL_DOMAIN: site.domain } : {}),
+    ...(site.peer ? { PITWALL_PEER_SITE: site.peer.site, PITWALL_PEER_DOMAIN: site.peer.domain } : {}),
+    ...(site.homePartitions ? { PITWALL_HOME_PARTITIONS: site.homePartitions.join(',') } : {}),
+  }
+}
+
+/** The site controller (two sites): failover detection, /status, /metrics on `port`. */
+export function controllerSpec(env: Record<string, string>, port: number, peerHealthUrl?: string): ServiceSpec {
+  return {
+    name: 'controller', script: 'sites/bin/controller.js',
+    env: { ...env, PITWALL_CONTROLLER_PORT: String(port), ...(peerHealthUrl ? { PITWALL_PEER_HEALTH_URL: peerHealthUrl } : {}) },
   }
 }
 

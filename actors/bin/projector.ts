@@ -7,6 +7,7 @@ import { compileConfig, optionsFromEnv } from '../config.js'
 import { ConfigError, PitwallError } from '../errors.js'
 import { projectorRegistry, serveMetrics } from '../metrics.js'
 import { DomainMetrics, domainMetricsFromEnv, Projector } from '../projector/mod.js'
+import { peerStreams } from '../sitemap.js'
 import { connectNats, jsonLog } from '../worker.js'
 
 const log = jsonLog('projector')
@@ -24,6 +25,11 @@ try {
   const domain = new DomainMetrics(domainMetricsFromEnv(process.env))
   const projector = new Projector({ nc, pgUrl, site: cfg.site, stream: cfg.streams.out, log: adapt, observer: domain })
   await projector.start()
+  // Two sites: the peer's outputs too (our mirror of its OUT), so this site's database is complete.
+  const peer = cfg.peer
+    ? new Projector({ nc, pgUrl, site: cfg.peer.site, stream: peerStreams(cfg, cfg.peer.site).out, log: adapt, observer: domain })
+    : undefined
+  await peer?.start()
   if (cfg.metricsPort !== null) {
     const { port } = await serveMetrics(projectorRegistry(projector, { site: cfg.site, service: 'projector' }, domain), cfg.metricsPort, cfg.metricsHost)
     log('info', 'metrics endpoint', { url: `http://${cfg.metricsHost}:${port}/metrics` })
@@ -34,19 +40,21 @@ try {
     if (stopping) return
     stopping = true
     clearInterval(statsEvery)
-    projector.stop().then(() => nc.drain()).then(() => process.exit(0), (err: unknown) => {
+    Promise.all([projector.stop(), peer?.stop()]).then(() => nc.drain()).then(() => process.exit(0), (err: unknown) => {
       log('error', 'projector stop failed', { err: String(err) })
       process.exit(1)
     })
   }
   process.on('SIGTERM', stop)
   process.on('SIGINT', stop)
-  void projector.closed().then((failure) => {
-    if (failure !== undefined && !stopping) {
-      log('error', 'projector stopped on an error', { err: String(failure) })
-      process.exit(1)
-    }
-  })
+  for (const p of [projector, peer]) {
+    void p?.closed().then((failure) => {
+      if (failure !== undefined && !stopping) {
+        log('error', 'projector stopped on an error', { err: String(failure) })
+        process.exit(1)
+      }
+    })
+  }
 } catch (err) {
   log('error', err instanceof Error ? err.message : String(err), { code: err instanceof PitwallError ? err.code : 'PW_START_FAILED' })
   process.exit(2)

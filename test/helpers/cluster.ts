@@ -4,7 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { join } from 'node:path'
+import { join, sep } from 'node:path'
 import { jetstream } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { partitionOf, tlmSubject } from '../../actors/subjects.js'
@@ -14,7 +14,8 @@ const root = join(import.meta.dirname, '..', '..')
 
 export function distPath(rel: string): string {
   // Tests run from source (tap + tsx) but spawn compiled processes; `npm test` builds first.
-  const p = join(root, 'dist', rel)
+  // (When this helper itself runs compiled, from dist/test/helpers, root is already dist/.)
+  const p = root.endsWith(`${sep}dist`) ? join(root, rel) : join(root, 'dist', rel)
   if (!existsSync(p)) throw new Error(`${p} is missing: run \`npm run build\` first`)
   return p
 }

@@ -28,7 +28,6 @@ import { buildProfiles } from '../../actors/runtime-types.js'
 import { epochOf, peerStreams, type Segment, SiteMapView } from '../../actors/sitemap.js'
 import { parsePartitioned, partitionOf, tlmSubject } from '../../actors/subjects.js'
 import type { Output } from '../../actors/types.js'
-import { jsonLog, Worker } from '../../actors/worker.js'
 import { SiteController } from '../../sites/controller.js'
 import { localTopology } from '../../sites/local-topology.js'
 import { LocalSites, waitForLink } from '../../sites/servers.js'
@@ -119,6 +118,23 @@ async function windowOutputs(nc: NatsConnection, stream: string, into: Map<strin
   }
 }
 
+/** Waits until no partition consumer (`pw_*`) on the sites' TLM streams and mirrors has messages pending. */
+async function waitQuiet(sites: Array<{ nc: NatsConnection; cfg: RuntimeConfig }>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  let quietRounds = 0
+  while (quietRounds < 2 && Date.now() < deadline) {
+    let pending = 0
+    for (const { nc, cfg } of sites) {
+      const jsm = await jetstreamManager(nc, { timeout: 10_000 })
+      for (const stream of [cfg.streams.tlm, peerStreams(cfg, cfg.peer?.site ?? '').tlm]) {
+        for await (const ci of jsm.consumers.list(stream)) if (ci.name.startsWith('pw_')) pending += ci.num_pending
+      }
+    }
+    quietRounds = pending === 0 ? quietRounds + 1 : 0
+    await sleep(1_000)
+  }
+}
+
 export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioResult> {
   const log = o.log ?? ((): void => undefined)
   const P = o.partitions ?? 8
@@ -147,17 +163,18 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
     const cfgB = cfgOf('b', 'b-1')
     await provision(ncA, await jetstreamManager(ncA), cfgA)
     await provision(ncB, await jetstreamManager(ncB), cfgB)
-    const envA: Record<string, string> = {
-      PITWALL_SITE: 'a', PITWALL_NATS_URL: cfgA.natsUrl, PITWALL_PARTITIONS: String(P), PITWALL_PEER_SITE: 'b',
-      PITWALL_HOME_PARTITIONS: cfgA.homePartitions.join(','), PITWALL_HEARTBEAT_MS: '250', PITWALL_LEASE_TTL_MS: '2000',
+    // Each site's worker is its own process (site a's is killed with -9; each gets a core of its own).
+    const envOf = (c: RuntimeConfig): Record<string, string> => ({
+      PITWALL_SITE: c.site, PITWALL_NATS_URL: c.natsUrl, PITWALL_PARTITIONS: String(P), PITWALL_PEER_SITE: c.peer?.site ?? '',
+      PITWALL_HOME_PARTITIONS: c.homePartitions.join(','), PITWALL_HEARTBEAT_MS: '250', PITWALL_LEASE_TTL_MS: '2000',
       PITWALL_CHECKPOINT_INTERVAL_MS: '250',
-    }
+    })
+    const envA = envOf(cfgA)
     const script = distPath('test/fixtures/worker-main.js')
     let workerA: WorkerProc = spawnWorker(script, 'a-1', envA)
     cleanups.push(() => kill(workerA, 'SIGKILL'))
-    const workerB = new Worker({ cfg: cfgB, profiles: [sumProfile], log: process.env.PITWALL_TEST_LOGS ? jsonLog('worker-b') : () => undefined })
-    await workerB.start()
-    cleanups.push(() => workerB.stop())
+    const workerB = spawnWorker(script, 'b-1', envOf(cfgB))
+    cleanups.push(() => kill(workerB, 'SIGTERM'))
     const controller = new SiteController({ nc: ncB, cfg: cfgB, checkMs: 250, failoverAfterMs: o.failoverAfterMs > 0 ? o.failoverAfterMs : 0 })
     await controller.start()
     cleanups.push(() => controller.stop())
@@ -194,14 +211,28 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
       }
     }
     cleanups.push(async () => { stop = true })
+    let retryEpoch = 0
+    let retryAt = 0
     const producer = (async () => {
       const started = Date.now()
       const tickMs = 10
       let sent = 0
       while (!stop) {
-        const due = Math.floor(((Date.now() - started) / 1000) * o.ratePerS) - sent
+        // At most 50 ms worth per tick: a producer that fell behind does not flood (it reports what it achieved).
+        const due = Math.min(Math.ceil(o.ratePerS / 20), Math.floor(((Date.now() - started) / 1000) * o.ratePerS) - sent)
         const batch: Array<Promise<void>> = []
-        for (const r of retry.splice(0, retry.length)) batch.push(publish(r))
+        // Readings whose partition is still routed to the dead site wait in the queue; it is looked at again
+        // when the map changes or every half second (no busy retry storm).
+        if (retry.length > 0 && (router.map.epoch !== retryEpoch || Date.now() - retryAt > 500)) {
+          retryEpoch = router.map.epoch
+          retryAt = Date.now()
+          const keep: typeof retry = []
+          for (const r of retry.splice(0, retry.length)) {
+            if (!aliveA.v && router.ownerOf(partitionOf('sensor', r.id, P)) === 'a') keep.push(r)
+            else batch.push(publish(r))
+          }
+          for (const r of keep) retry.push(r)
+        }
         for (let i = 0; i < due; i++) {
           const e = (n * 7919) % E
           clock[e] = (clock[e] as number) + 1_000
@@ -223,13 +254,16 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
     aliveA.v = false
     const killAt = Date.now()
     await Promise.all([sites.kill('a'), kill(workerA, 'SIGKILL')])
-    await ncA.close().catch(() => undefined)
+    log('site a killed')
+    // (Closing a connection to a dead server with requests in flight may wait for them: do not wait long.)
+    await Promise.race([ncA.close().catch(() => undefined), sleep(1_000)])
     const ackedAtA = acked.filter((x) => x.site === 'a' && x.at <= killAt)
     let failoverMs = 0
     if (o.failoverAfterMs === 0) {
       const r = await controller.failover()
       failoverMs = r.ms
     }
+    log('waiting for b to process a\'s partitions')
     const qd = await queryDeps(ncB, cfgB, buildProfiles([sumProfile], cfgB))
     let rtoMs = -1
     let newEpoch = 0
@@ -244,6 +278,7 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
         }
       }
       if (rtoMs < 0) await sleep(50)
+      if (i % 100 === 99) log(`... ${Date.now() - killAt} ms after the kill: epoch ${router.map.epoch}, retry queue ${retry.length}`)
     }
     if (failoverMs === 0) failoverMs = controller.status().lastMove?.ms ?? 0
     log(`b processes a's partitions again after ${rtoMs} ms`)
@@ -260,7 +295,8 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
       // The operator runs failback at the home site once its mirrors caught up.
       await sleep(1_000)
       aliveA.v = true
-      const fb = await takeBack(ncA, cfgA, { graceMs: 1_000, timeoutMs: 60_000, log })
+      // Grace: longer than a producer's publish timeout (2 s) plus its map refresh (0.2 s), so nothing lands after the seal.
+      const fb = await takeBack(ncA, cfgA, { graceMs: 3_000, timeoutMs: 60_000, log })
       log(`failback: epoch ${fb.epoch}, partitions ${fb.partitions.join(',')} in ${fb.ms} ms`)
       failbackDone = true
       await sleep((o.failbackS ?? 3) * 1000)
@@ -270,8 +306,9 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
     for (let i = 0; i < 50 && retry.length > 0; i++) {
       for (const r of retry.splice(0, retry.length)) await publish(r)
     }
-    // Let the owners apply everything and checkpoint.
-    await sleep(3_000)
+    // Let the owners apply everything: every partition consumer at both sites has nothing pending, twice.
+    await waitQuiet([{ nc: ncB, cfg: cfgB }, ...(failbackDone ? [{ nc: ncA, cfg: cfgA }] : [])], 120_000)
+    await sleep(1_000)
 
     // What reached b of a's acked readings (b's mirror of a's TLM).
     const mirrored = new Set((await readAll(ncB, peerStreams(cfgB, 'a').tlm)).map((m) => m.rid))

@@ -1,0 +1,39 @@
+/**
+ * Site controller entrypoint (`node dist/sites/bin/controller.js`; the local launcher runs one per site):
+ * automatic failover when the peer site is lost, `/healthz` for the peer's probe, `/status`, `/metrics`.
+ * Settings: the runtime's PITWALL_* (site, NATS, partitions, PITWALL_PEER_SITE, PITWALL_HOME_PARTITIONS) and
+ *   PITWALL_CONTROLLER_PORT            HTTP port (default 9481)
+ *   PITWALL_FAILOVER_AFTER_MS          peer down (link and health) this long -> failover; 0 = operator only (default 5000)
+ *   PITWALL_PEER_HEALTH_URL            the peer controller's /healthz (optional; without it the link alone decides)
+ */
+import { compileConfig, ConfigError, connectNats, jsonLog, optionsFromEnv, PitwallError } from '../../actors/mod.js'
+import { SiteController } from '../controller.js'
+
+const log = jsonLog('controller')
+try {
+  const cfg = compileConfig(optionsFromEnv(process.env))
+  if (!cfg.peer) throw new ConfigError('PITWALL_PEER_SITE', 'is required: the site controller exists for two-site deployments')
+  const num = (name: string, dflt: number): number => {
+    const raw = process.env[name]
+    if (raw === undefined || raw === '') return dflt
+    const n = Number(raw)
+    if (!Number.isInteger(n) || n < 0) throw new ConfigError(name, `must be a non-negative integer, got ${JSON.stringify(raw)}`)
+    return n
+  }
+  const nc = await connectNats(cfg.natsUrl, `pitwall-controller-${cfg.site}`)
+  const peerHealthUrl = process.env.PITWALL_PEER_HEALTH_URL
+  const controller = new SiteController({
+    nc, cfg, port: num('PITWALL_CONTROLLER_PORT', 9481), failoverAfterMs: num('PITWALL_FAILOVER_AFTER_MS', 5_000),
+    ...(peerHealthUrl ? { peerHealthUrl } : {}), log,
+  })
+  await controller.start()
+  log('info', 'controller started', { site: cfg.site, peer: cfg.peer.site, url: `http://${cfg.metricsHost}:${controller.port}/status` })
+  const stop = (): void => {
+    controller.stop().then(() => nc.drain()).then(() => process.exit(0), () => process.exit(1))
+  }
+  process.on('SIGTERM', stop)
+  process.on('SIGINT', stop)
+} catch (err) {
+  log('error', err instanceof Error ? err.message : String(err), { code: err instanceof PitwallError ? err.code : 'PW_START_FAILED' })
+  process.exit(2)
+}
