@@ -46,7 +46,7 @@ const out = {
   rate_per_s: RATE, rto_ms: auto.rto_ms, rpo_readings: Math.max(auto.rpo_readings, operator.rpo_readings), rpo_ms: Math.max(auto.rpo_ms, operator.rpo_ms),
   lost_after_mirror: auto.lost_after_mirror + operator.lost_after_mirror, duplicates: auto.duplicates + operator.duplicates,
   failback_lost: auto.failback_lost, operator_rto_ms: operator.rto_ms, detect_ms: DETECT, acked: auto.acked + operator.acked,
-  achieved_rate_per_s: Math.round(Math.min(auto.acked / (BEFORE + AFTER + 5), operator.acked / (BEFORE + AFTER))),
+  achieved_rate_per_s: Math.round(Math.min(auto.achieved_rate_per_s, operator.achieved_rate_per_s)),
 }
 process.stdout.write(`${JSON.stringify(out)}\n`)
 process.exit(0)

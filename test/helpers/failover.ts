@@ -63,6 +63,8 @@ export interface ScenarioResult {
   windows_checked: number
   failover_ms: number
   detection: 'automatic' | 'operator'
+  /** Readings acked per second before the kill (the producer's achieved rate). */
+  achieved_rate_per_s: number
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
@@ -366,6 +368,7 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
       lost_after_mirror: lostAfterMirror, duplicates, failback_lost: failbackLost, acked: acked.length,
       acked_at_a_before_kill: ackedAtA.length, windows_checked: checked, failover_ms: failoverMs,
       detection: o.failoverAfterMs > 0 ? 'automatic' : 'operator',
+      achieved_rate_per_s: Math.round(acked.filter((x) => x.at <= killAt).length / o.beforeS),
     }
   } finally {
     if (process.env.PITWALL_TEST_LOGS) {
