@@ -99,6 +99,8 @@ export interface MetricsSource {
   stats: RuntimeStats
   owned(): number[]
   activeActors(): number
+  /** Consumer lag per owned partition (a series per partition: bounded by P). */
+  lags?(): Array<[number, number]>
 }
 
 type CounterKey = Exclude<keyof RuntimeStats, 'leaseAcquired' | 'leaseLost' | 'leaseReleased'>
@@ -129,6 +131,13 @@ export function workerRegistry(src: MetricsSource, labels: Record<string, string
   })
   new Gauge({ name: METRICS.partitionsOwned, help: 'Partitions this worker owns.', registers: [registry], collect() { this.set(src.owned().length) } })
   new Gauge({ name: METRICS.activeActors, help: 'Actors in memory on this worker.', registers: [registry], collect() { this.set(src.activeActors()) } })
+  new Gauge({
+    name: METRICS.consumerLag, help: 'Messages of a partition not yet received by its owner (consumer pending after the last delivery).',
+    labelNames: ['partition'], registers: [registry], collect() {
+      this.reset()
+      for (const [p, lag] of src.lags?.() ?? []) this.set({ partition: String(p) }, lag)
+    },
+  })
   const checkpointSeconds = new Histogram({
     name: METRICS.checkpointSeconds, help: 'Duration of a partition checkpoint (outputs acked, snapshots, cursor CAS).',
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [registry],

@@ -65,6 +65,8 @@ export class PartitionRunner {
   private segmentDone = false
   /** Messages of the current consumer the loop has finished with (handled or skipped). */
   private segHandled = 0
+  /** Messages of this partition still waiting in the stream behind the last one received (consumer lag). */
+  lag = 0
   private sealTimer: NodeJS.Timeout | undefined
   /** Called once when the runner stops on its own (fenced or failed). */
   onExit: ((r: PartitionRunner, err?: unknown) => void) | undefined
@@ -229,6 +231,7 @@ export class PartitionRunner {
         iter.stop()
         break
       }
+      this.lag = m.info.pending
       const pos = position(seg.epoch, m.seq)
       // An ack_wait redelivery of something already handled: the cells would skip it anyway.
       if (pos <= this.lastSeq) {

@@ -83,6 +83,10 @@ export class Worker {
   owned(): number[] {
     return [...this.runners.keys()].sort((a, b) => a - b)
   }
+  /** Consumer lag per owned partition (messages behind the last one received). */
+  lags(): Array<[number, number]> {
+    return [...this.runners].map(([p, r]) => [p, r.lag])
+  }
   activeActors(): number {
     let n = 0
     for (const r of this.runners.values()) n += r.activeActors
