@@ -234,11 +234,18 @@ void t.test('snapshot/restore at random points gives the same outputs and live v
       proc += 1000
       return { reading: { ts: clock - x.r.back, fields: x.r.fields }, procTime: proc }
     })
+    // Then a reading far later and a tick: every open window closes, so everything the state holds that any
+    // output can use shows. (Snapshots are not compared byte for byte: a pane whose `last` no open window can
+    // use any more is kept without it (noLast, actors/windows.ts); restored, it holds last = first, and a late
+    // reading with the same event time then sets a `last` that no output reads. Found by this test, seed
+    // 1992853746.)
+    const later = clock + 3_600_000
+    msgs.push({ reading: { ts: later, fields: { temperature: 20, humidity: 40, co2: 500, battery: 90 } }, procTime: proc + 1000 },
+      { tick: true, procTime: proc + 7_200_000 })
     const plain = runActor(environment, entity, msgs)
     const cut = runActor(environment, entity, msgs, { snapshotBefore: cuts.map((c) => c % Math.max(1, msgs.length)) })
     if (JSON.stringify(cut.outputs) !== JSON.stringify(plain.outputs)) throw new Error('outputs differ after restore')
     if (JSON.stringify(cut.cell.query()) !== JSON.stringify(plain.cell.query())) throw new Error('live view differs')
-    if (JSON.stringify(cut.cell.snapshot(1)) !== JSON.stringify(plain.cell.snapshot(1))) throw new Error('snapshots differ')
   }), { numRuns: 150 })
   t.pass('150 random runs')
 })
