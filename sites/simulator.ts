@@ -18,6 +18,7 @@ import { jetstream, type PubAck } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { ConfigError, SITE_PATTERN, partitionOf, tlmSubject } from '../actors/mod.js'
 import type { EntityKind, FieldValue, Reading } from '../actors/mod.js'
+import { entitySeed, Rng } from './simulate/truth.js'
 
 export interface SimOptions {
   seed: number
@@ -79,32 +80,7 @@ export const carId = (i: number): string => `car-${String(i + 1).padStart(2, '0'
 
 // ---- randomness -------------------------------------------------------------------------------------------
 
-/** mulberry32: one uint32 of state, fast, and plenty for simulation. */
-class Rng {
-  private s: number
-  constructor(seed: number) { this.s = seed >>> 0 }
-  next(): number {
-    this.s = (this.s + 0x6d2b79f5) >>> 0
-    let t = this.s
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-  range(a: number, b: number): number { return a + (b - a) * this.next() }
-  /** Standard normal (Box-Muller; the second value is dropped to keep the state one number). */
-  normal(): number { return Math.sqrt(-2 * Math.log(1 - this.next())) * Math.cos(2 * Math.PI * this.next()) }
-  exp(mean: number): number { return -mean * Math.log(1 - this.next()) }
-  int(n: number): number { return Math.floor(this.next() * n) }
-}
-
-/** Seeds a per-entity PRNG from the run seed (any safe integer) and the entity's slot. */
-function entitySeed(seed: number, kind: number, index: number): number {
-  let h = Math.imul((seed >>> 0) ^ 0x9e3779b9, 0x85ebca6b) ^ Math.floor(seed / 4294967296)
-  h = Math.imul(h ^ (h >>> 16), 0x7feb352d) ^ Math.imul(kind + 1, 0x27d4eb2f)
-  h = Math.imul(h ^ (h >>> 15), 0x846ca68b) ^ index
-  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b)
-  return (h ^ (h >>> 13)) >>> 0
-}
+// The PRNG and per-entity seeding are shared with the domain simulators (sites/simulate/truth.ts).
 
 const r1 = (x: number): number => Math.round(x * 10) / 10
 const r2 = (x: number): number => Math.round(x * 100) / 100

@@ -16,7 +16,7 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream'
+import { jetstream, jetstreamManager } from '@nats-io/jetstream'
 import { Kvm } from '@nats-io/kv'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import { compileConfig, type RuntimeConfig } from '../../actors/config.js'
@@ -344,24 +344,21 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
         : (await readRecord(await new Kvm(jetstream(reader.nc, { domain: owner })).open(reader.cfg.streams.stateBucket), p))?.record
       const chain = rec?.segments ?? [{ epoch: 0, site: owner, from: 1 }]
       const ref = referenceSum(await chainMessages(reader.nc, reader.cfg, p, chain), WINDOW_MS, LATENESS_MS)
-      let pLost = 0
-      let pMissing = 0
-      for (const [key, w] of ref.windows) {
-        const got0 = outputs.get(key)
-        if (!got0) pMissing++
-        else if ((got0.body as unknown as { fields: { v: { count: number } } }).fields.v.count !== w.count) pLost++
-      }
-      if (process.env.PITWALL_TEST_LOGS) log(`p${p} owner ${owner} chain ${JSON.stringify(chain)} cursor ${rec?.cursor} windows ${ref.windows.size} missing ${pMissing} wrong ${pLost}`)
+      let missing = 0
+      let wrong = 0
       for (const [key, w] of ref.windows) {
         checked++
         const got = outputs.get(key)
         const count = got ? (got.body as unknown as { fields: { v: { count: number } } }).fields.v.count : 0
+        if (!got) missing++
+        else if (count !== w.count) wrong++
         if (count < w.count) {
           if (failbackDone && chain.length > 2) failbackLost += w.count - count
           else lostAfterMirror += w.count - count
         }
         if (count > w.count) duplicates += count - w.count
       }
+      if (process.env.PITWALL_TEST_LOGS) log(`p${p} owner ${owner} chain ${JSON.stringify(chain)} cursor ${rec?.cursor} windows ${ref.windows.size} missing ${missing} wrong ${wrong}`)
     }
     return {
       rate_per_s: o.ratePerS, rto_ms: rtoMs, rpo_readings: lost.length, rpo_ms: rpoMs,
@@ -380,4 +377,3 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
   }
 }
 
-export type { JetStreamManager }
