@@ -32,6 +32,8 @@ export function renderInventory(topo: Topology, opts: { header?: string } = {}):
       '      vars:',
       `        pitwall_site: ${q(s.name)}`,
       `        pitwall_peer_site: ${q(peer.name)}`,
+      `        pitwall_domain: ${q(s.domain)}`,
+      `        pitwall_peer_domain: ${q(peer.domain)}`,
       `        nats_server_domain: ${q(s.domain)}`,
       `        nats_server_cluster_name: ${q(`pitwall-${s.name}`)}`,
       `        nats_server_site_group: ${q(`site_${s.name}`)}`,

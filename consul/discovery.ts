@@ -94,6 +94,53 @@ export function consulOptionsFromTopology(topo: Topology, site: string, env: Nod
   return o
 }
 
+/**
+ * Options from the environment alone, for processes that have no topology at hand (the site controller in its
+ * Nomad job): CONSUL_HTTP_ADDR (default http://127.0.0.1:8500), CONSUL_HTTP_TOKEN, PITWALL_CONSUL_DATACENTER,
+ * PITWALL_PEER_CONSUL_DATACENTER (both required), user and database from PITWALL_PG_URL when set.
+ */
+export function consulOptionsFromEnv(env: NodeJS.ProcessEnv): ConsulDiscoveryOptions {
+  const need = (name: string): string => {
+    const v = env[name]
+    if (v === undefined || !/^[A-Za-z0-9_-]{1,64}$/.test(v)) {
+      throw new DiscoveryError(DiscoveryErrorCodes.CONFIG, `${name}: a Consul datacenter name is required with PITWALL_DISCOVERY=consul, got ${JSON.stringify(v ?? null)}`)
+    }
+    return v
+  }
+  const addr = env.CONSUL_HTTP_ADDR ?? 'http://127.0.0.1:8500'
+  let pgUser = 'postgres'
+  let pgDatabase = 'postgres'
+  if (env.PITWALL_PG_URL) {
+    try {
+      const u = new URL(env.PITWALL_PG_URL)
+      pgUser = decodeURIComponent(u.username) || pgUser
+      pgDatabase = u.pathname.replace(/^\//, '') || pgDatabase
+    } catch {
+      throw new DiscoveryError(DiscoveryErrorCodes.CONFIG, 'PITWALL_PG_URL: not a URL')
+    }
+  }
+  const o: ConsulDiscoveryOptions = {
+    address: /^https?:\/\//.test(addr) ? addr : `http://${addr}`, datacenter: need('PITWALL_CONSUL_DATACENTER'),
+    peerDatacenter: need('PITWALL_PEER_CONSUL_DATACENTER'), pgUser, pgDatabase,
+  }
+  if (env.CONSUL_HTTP_TOKEN) o.token = env.CONSUL_HTTP_TOKEN
+  return o
+}
+
+/**
+ * The site controller's Consul health source (sites/bin/controller.ts): with PITWALL_DISCOVERY=consul, a
+ * `peerHealthy` that resolves true while the peer datacenter has a passing pitwall-nats instance and false when
+ * it has none or cannot be reached (WAN down); errors of the local agent resolve false too (the controller then
+ * relies on its other probes, which have failed as well when it asks). Unset or `static`: none (null).
+ */
+export function peerHealthFromEnv(env: NodeJS.ProcessEnv): { discovery: ConsulDiscovery; peerHealthy: () => Promise<boolean> } | null {
+  const mode = env.PITWALL_DISCOVERY ?? 'static'
+  if (mode === 'static') return null
+  if (mode !== 'consul') throw new DiscoveryError(DiscoveryErrorCodes.CONFIG, `PITWALL_DISCOVERY: 'static' or 'consul', got ${JSON.stringify(mode)}`)
+  const discovery = new ConsulDiscovery(consulOptionsFromEnv(env))
+  return { discovery, peerHealthy: async () => await discovery.peerHealthy().catch(() => false) }
+}
+
 /** One instance from /v1/health/service. */
 export interface ServiceEntry {
   Node: { Node: string; Address: string; Datacenter?: string }

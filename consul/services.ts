@@ -12,6 +12,8 @@ export const SERVICES = {
   worker: 'pitwall-worker',
   projector: 'pitwall-projector',
   gateway: 'pitwall-gateway',
+  /** The site controller (failover): /healthz, /status, /metrics; the peer controller probes its /healthz. */
+  controller: 'pitwall-site',
   postgres: 'pitwall-postgres',
   prometheus: 'prometheus',
   grafana: 'grafana',

@@ -1,6 +1,6 @@
 /**
  * `pitwall deploy --site <name> [--plan] [--job <job>]...`: deploys a site's Nomad jobs in order (nats, worker,
- * projector, gateway, prometheus, grafana). For each job: parse (the agent's /v1/jobs/parse, with the site's var
+ * projector, gateway, controller, prometheus, grafana). For each job: parse (the agent's /v1/jobs/parse, with the site's var
  * file), plan with a diff, then register with check-and-set (EnforceIndex at the plan's JobModifyIndex, so a
  * job changed by someone else in between is refused, not overwritten) and follow the deployment (blocking
  * queries) until it is successful, or failed and rolled back by auto_revert. `--plan` stops after the diff.
@@ -39,7 +39,7 @@ export interface DeployIo {
   nomad?: NomadClientOptions
 }
 
-const USAGE = 'usage: pitwall deploy --site <name> [--plan] [--job <nats|worker|projector|gateway|prometheus|grafana>]... [--vars-dir <dir>] [--timeout <seconds>] | pitwall deploy --write-vars'
+const USAGE = 'usage: pitwall deploy --site <name> [--plan] [--job <nats|worker|projector|gateway|controller|prometheus|grafana>]... [--vars-dir <dir>] [--timeout <seconds>] | pitwall deploy --write-vars'
 
 /** Parses the command line; throws PW_DEPLOY_USAGE naming the bad argument. */
 export function parseDeployArgs(argv: string[]): DeployOptions {

@@ -47,6 +47,26 @@ variable "port" {
   description = "HTTP port of the gateway (static: load balancers and the prepared query point at it)"
 }
 
+variable "domain" {
+  type        = string
+  description = "JetStream domain of the site (PITWALL_DOMAIN; sites/ domain)"
+}
+
+variable "peer_site" {
+  type        = string
+  description = "Name of the peer site (PITWALL_PEER_SITE): its streams are mirrored here, it takes over on loss"
+}
+
+variable "peer_domain" {
+  type        = string
+  description = "JetStream domain of the peer site (PITWALL_PEER_DOMAIN), reached as $JS.<domain>.API over the leafnode link"
+}
+
+variable "home_partitions" {
+  type        = string
+  description = "Comma-separated partitions whose home is this site (PITWALL_HOME_PARTITIONS; sites/ homePartitions)"
+}
+
 variable "pitwall_root" {
   type        = string
   default     = "/opt/pitwall"
@@ -103,7 +123,7 @@ job "pitwall-gateway" {
     service {
       name     = "pitwall-gateway"
       port     = "http"
-      tags     = ["site-${var.site}", "http"]
+      tags     = ["site-${var.site}", "http", "metrics"]
       provider = "consul"
 
       check {
@@ -126,9 +146,13 @@ job "pitwall-gateway" {
       }
 
       env {
-        PITWALL_SITE         = var.site
-        PITWALL_PARTITIONS   = var.partitions
-        PITWALL_GATEWAY_PORT = "${NOMAD_PORT_http}"
+        PITWALL_SITE            = var.site
+        PITWALL_PARTITIONS      = var.partitions
+        PITWALL_DOMAIN          = var.domain
+        PITWALL_PEER_SITE       = var.peer_site
+        PITWALL_PEER_DOMAIN     = var.peer_domain
+        PITWALL_HOME_PARTITIONS = var.home_partitions
+        PITWALL_GATEWAY_PORT    = "${NOMAD_PORT_http}"
       }
 
       template {

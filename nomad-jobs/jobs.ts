@@ -9,25 +9,41 @@ import { join } from 'node:path'
 import { mappingFor } from '../actors/mod.js'
 import { peerOf, siteOf, type SiteDef, type Topology, validateTopology } from '../sites/topology.js'
 
-/** The jobs of a site, in deploy order (NATS first: everything else finds it through Consul). */
-export const JOBS = ['nats', 'worker', 'projector', 'gateway', 'prometheus', 'grafana'] as const
+/**
+ * The jobs of a site, in deploy order (NATS first: everything else finds it through Consul; the site controller
+ * after the workers, which provision the streams and the state bucket it reads).
+ */
+export const JOBS = ['nats', 'worker', 'projector', 'gateway', 'controller', 'prometheus', 'grafana'] as const
 export type JobName = (typeof JOBS)[number]
 
 /** Nomad job ID of each file (the `job "<id>"` label). */
 export const JOB_IDS: Record<JobName, string> = {
   nats: 'pitwall-nats', worker: 'pitwall-worker', projector: 'pitwall-projector', gateway: 'pitwall-gateway',
-  prometheus: 'pitwall-prometheus', grafana: 'pitwall-grafana',
+  controller: 'pitwall-controller', prometheus: 'pitwall-prometheus', grafana: 'pitwall-grafana',
 }
 
 /**
  * Variables a Nomad task sets beyond the local launcher's spec, and why: inside an allocation the metrics endpoint
- * must listen on the allocation's address (the local default 127.0.0.1 is unreachable for the Consul check).
+ * must listen on the allocation's address (the local default 127.0.0.1 is unreachable for the Consul check). The
+ * site controller also gets its failover delay as a job variable (the launcher relies on the same default, 5 s)
+ * and Consul discovery: PITWALL_DISCOVERY=consul makes it ask Consul whether the peer datacenter's NATS servers
+ * still pass (consul/discovery.ts `peerHealthyFromEnv`), besides the leafnode link and the peer's /healthz.
  */
 export const NOMAD_ONLY_ENV: Record<string, readonly string[]> = {
   worker: ['PITWALL_METRICS_HOST'],
   projector: ['PITWALL_METRICS_HOST'],
   gateway: [],
+  controller: [
+    'PITWALL_METRICS_HOST', 'PITWALL_FAILOVER_AFTER_MS', 'PITWALL_DISCOVERY', 'CONSUL_HTTP_ADDR', 'CONSUL_HTTP_TOKEN',
+    'PITWALL_CONSUL_DATACENTER', 'PITWALL_PEER_CONSUL_DATACENTER',
+  ],
 }
+
+/** HTTP port of the site controller (/healthz, /status, /metrics): static, the peer site probes it. */
+export const CONTROLLER_PORT = 9481
+
+/** Default of PITWALL_FAILOVER_AFTER_MS (sites/bin/controller.ts): the controller job's `failover_after_ms`. */
+export const FAILOVER_AFTER_MS = 5_000
 
 /**
  * Upper bound of a worker's graceful drain (SIGTERM: final checkpoint of every owned partition, then release).
@@ -62,6 +78,15 @@ function pgParts(site: SiteDef): { pg_user: string; pg_database: string } {
   return { pg_user: decodeURIComponent(u.username) || 'postgres', pg_database: u.pathname.replace(/^\//, '') || 'postgres' }
 }
 
+/**
+ * The two-site variables of the application jobs (docs/sites.md): what `siteEnv` of sites/local.ts emits with a
+ * peer: PITWALL_DOMAIN, PITWALL_PEER_SITE, PITWALL_PEER_DOMAIN, PITWALL_HOME_PARTITIONS (comma-separated).
+ */
+function twoSite(topo: Topology, site: SiteDef): { domain: string; peer_site: string; peer_domain: string; home_partitions: string } {
+  const peer = peerOf(topo, site.name)
+  return { domain: site.domain, peer_site: peer.name, peer_domain: peer.domain, home_partitions: site.homePartitions.join(',') }
+}
+
 /** The variables of `job` for site `siteName` (one Nomad region and datacenter per site). */
 export function siteVars(topo: Topology, siteName: string, job: JobName): Record<string, VarValue> {
   validateTopology(topo)
@@ -82,7 +107,12 @@ export function siteVars(topo: Topology, siteName: string, job: JobName): Record
     case 'worker':
     case 'projector':
     case 'gateway':
-      return { ...common, partitions: topo.partitions, ...pgParts(site) }
+      return { ...common, partitions: topo.partitions, ...pgParts(site), ...twoSite(topo, site) }
+    case 'controller':
+      return {
+        ...common, partitions: topo.partitions, ...pgParts(site), ...twoSite(topo, site),
+        consul_datacenter: site.consulDatacenter, peer_datacenter: peerOf(topo, site.name).consulDatacenter,
+      }
     case 'prometheus':
     case 'grafana':
       return common

@@ -33,6 +33,26 @@ variable "pg_database" {
   description = "PostgreSQL database of the site (its address comes from Consul service pitwall-postgres)"
 }
 
+variable "domain" {
+  type        = string
+  description = "JetStream domain of the site (PITWALL_DOMAIN; sites/ domain)"
+}
+
+variable "peer_site" {
+  type        = string
+  description = "Name of the peer site (PITWALL_PEER_SITE): its streams are mirrored here, it takes over on loss"
+}
+
+variable "peer_domain" {
+  type        = string
+  description = "JetStream domain of the peer site (PITWALL_PEER_DOMAIN), reached as $JS.<domain>.API over the leafnode link"
+}
+
+variable "home_partitions" {
+  type        = string
+  description = "Comma-separated partitions whose home is this site (PITWALL_HOME_PARTITIONS; sites/ homePartitions)"
+}
+
 variable "pitwall_root" {
   type        = string
   default     = "/opt/pitwall"
@@ -105,10 +125,14 @@ job "pitwall-projector" {
       }
 
       env {
-        PITWALL_SITE         = var.site
-        PITWALL_PARTITIONS   = var.partitions
-        PITWALL_METRICS_PORT = "${NOMAD_PORT_metrics}"
-        PITWALL_METRICS_HOST = "${NOMAD_IP_metrics}"
+        PITWALL_SITE            = var.site
+        PITWALL_PARTITIONS      = var.partitions
+        PITWALL_DOMAIN          = var.domain
+        PITWALL_PEER_SITE       = var.peer_site
+        PITWALL_PEER_DOMAIN     = var.peer_domain
+        PITWALL_HOME_PARTITIONS = var.home_partitions
+        PITWALL_METRICS_PORT    = "${NOMAD_PORT_metrics}"
+        PITWALL_METRICS_HOST    = "${NOMAD_IP_metrics}"
       }
 
       template {

@@ -118,7 +118,7 @@ job "pitwall-prometheus" {
         rule_files:
           - ${var.pitwall_root}/monitoring/rules/pitwall.rules.yml
         scrape_configs:
-        {{- range $job := parseJSON `["pitwall-worker","pitwall-projector","pitwall-gateway"]` }}
+        {{- range $job := parseJSON `["pitwall-worker","pitwall-projector","pitwall-gateway","pitwall-site"]` }}
           - job_name: {{ $job }}
             consul_sd_configs:
               - server: '{{ env "attr.unique.network.ip-address" }}:8500'

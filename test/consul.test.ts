@@ -10,15 +10,16 @@ import t, { type Test } from 'tap'
 import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parse } from '@cdktf/hcl2json'
-import { ConsulDiscovery, consulOptionsFromTopology, createDiscovery, staticDiscovery } from '../consul/discovery.js'
+import { ConsulDiscovery, consulOptionsFromEnv, consulOptionsFromTopology, createDiscovery, peerHealthFromEnv, staticDiscovery } from '../consul/discovery.js'
 import { DiscoveryErrorCodes } from '../consul/errors.js'
 import { preparedQueries } from '../consul/queries.js'
 import { SERVICES } from '../consul/services.js'
-import { JOBS, readJobHcl } from '../nomad-jobs/jobs.js'
+import { JOBS, readJobHcl, varsFile } from '../nomad-jobs/jobs.js'
 import { localTopology } from '../sites/local-topology.js'
 import { clientUrls } from '../sites/topology.js'
 import { ConsulCluster } from './helpers/consul-double.js'
 import { freePort } from './helpers/nats.js'
+import { parseJob } from './helpers/nomad-hcl.js'
 
 const topo = localTopology()
 const TOKEN = 'test-acl-token'
@@ -95,6 +96,40 @@ t.test('health with ?dc sees the peer datacenter; peerHealthy follows it and the
   cluster.partitioned.delete('dc-b')
   await b.ttl('service:nats-b-1', 'fail', 'down')
   t.equal(await a.peerHealthy('dc-b'), false, 'peer nats critical')
+})
+
+t.test('the site controller\'s Consul health (peerHealthFromEnv) from the controller job\'s environment', async (t) => {
+  const { cluster, a, b } = await federation(t)
+  // The environment the controller job of site a gives the process (nomad-jobs/controller.hcl + its var file);
+  // the agent address is the double's, the token what the job's Nomad variable template renders.
+  const job = await parseJob(await readJobHcl('controller'), await readFile(varsFile('a', 'controller'), 'utf8'))
+  const task = ((job.TaskGroups as Array<{ Tasks: Array<{ Env: Record<string, string> }> }>)[0]!.Tasks[0]!)
+  const env: Record<string, string> = { ...task.Env, CONSUL_HTTP_ADDR: a.opts.address, CONSUL_HTTP_TOKEN: TOKEN, PITWALL_PG_URL: topo.sites[0]!.pgUrl }
+  t.equal(env.PITWALL_DISCOVERY, 'consul')
+  const o = consulOptionsFromEnv(env)
+  t.same([o.datacenter, o.peerDatacenter, o.pgUser, o.pgDatabase, o.token], ['dc-a', 'dc-b', 'postgres', 'pitwall_a', TOKEN], 'datacenters from the job, database from PITWALL_PG_URL')
+  t.equal(peerHealthFromEnv({}), null, 'no PITWALL_DISCOVERY: static, no Consul health')
+  t.equal(peerHealthFromEnv({ PITWALL_DISCOVERY: 'static' }), null, 'static: none')
+  t.throws(() => peerHealthFromEnv({ PITWALL_DISCOVERY: 'dns' }), { code: DiscoveryErrorCodes.CONFIG })
+  t.throws(() => peerHealthFromEnv({ PITWALL_DISCOVERY: 'consul', PITWALL_CONSUL_DATACENTER: 'dc-a' }), { code: DiscoveryErrorCodes.CONFIG, message: /PITWALL_PEER_CONSUL_DATACENTER/ })
+  const h = peerHealthFromEnv(env)!
+  t.teardown(() => h.discovery.close())
+  t.equal(h.discovery.kind, 'consul')
+  t.equal(await h.peerHealthy(), false, 'no NATS server registered in dc-b: peer unhealthy')
+  await b.register({ name: SERVICES.nats, id: 'nats-b-1', port: 4401, address: '127.0.0.1', ttl: '30s' })
+  await b.ttl('service:nats-b-1', 'pass')
+  t.equal(await h.peerHealthy(), true, 'a passing pitwall-nats in dc-b: peer healthy')
+  cluster.partitioned.add('dc-b')
+  t.equal(await h.peerHealthy(), false, 'WAN cut: unhealthy')
+  cluster.partitioned.delete('dc-b')
+  t.equal(await h.peerHealthy(), true, 'WAN back: healthy')
+  await b.ttl('service:nats-b-1', 'fail', 'site b down')
+  t.equal(await h.peerHealthy(), false, 'peer NATS critical: unhealthy')
+  await b.ttl('service:nats-b-1', 'pass')
+  const port = await freePort()
+  const gone = peerHealthFromEnv({ ...env, CONSUL_HTTP_ADDR: `http://127.0.0.1:${port}` })!
+  t.teardown(() => gone.discovery.close())
+  t.equal(await gone.peerHealthy(), false, 'local agent unreachable: false (never a rejection into the controller)')
 })
 
 t.test('blocking queries return on change, and after the wait with the same index; watches fire on change', async (t) => {
@@ -272,7 +307,10 @@ t.test('checked-in Consul files: agent configs of the two federated datacenters,
     const hcl = await readJobHcl(job)
     registered.set(job, [...hcl.matchAll(/^\s*service \{\s*\n\s*name\s*=\s*"([^"]+)"/gm)].map((m) => m[1]!))
   }
-  const policyOf: Record<string, string> = { nats: 'pitwall-nats', worker: 'pitwall-worker', projector: 'pitwall-projector', gateway: 'pitwall-gateway', prometheus: 'prometheus', grafana: 'grafana' }
+  const policyOf: Record<string, string> = {
+    nats: 'pitwall-nats', worker: 'pitwall-worker', projector: 'pitwall-projector', gateway: 'pitwall-gateway', controller: 'pitwall-controller',
+    prometheus: 'prometheus', grafana: 'grafana',
+  }
   const files = (await readdir(join(dir, 'policies'))).filter((f) => f.endsWith('.hcl'))
   t.ok(files.length >= 8)
   for (const f of files) {
@@ -288,6 +326,14 @@ t.test('checked-in Consul files: agent configs of the two federated datacenters,
     t.same(writes, [...new Set(services)].sort(), `${job}: writes exactly the services its job registers`)
   }
   t.same(registered.get('worker'), [SERVICES.worker])
+  t.same(registered.get('controller'), [SERVICES.controller], 'the controller job registers pitwall-site')
+  const ctl = await parse('c.hcl', await readFile(join(dir, 'policies', 'pitwall-controller.hcl'), 'utf8')) as Hcl
+  t.same(rules(ctl, 'service_prefix'), [['pitwall-', 'read']], 'controller: reads pitwall-* (its site and the peer datacenter)')
+  t.same(rules(ctl, 'key_prefix'), [['pitwall/failover/', 'write']], 'controller: KV only under pitwall/failover/')
+  const ctlSvc = ((await parse('s.hcl', await readFile(join(dir, 'services', 'pitwall-site.hcl'), 'utf8')) as Hcl).service as Hcl[])[0]!
+  t.equal(ctlSvc.name, SERVICES.controller, 'controller service definition (systemd deployments)')
+  t.match((ctlSvc.check as Hcl[])[0], { http: /\/healthz$/ }, 'HTTP check on /healthz')
+  t.ok((ctlSvc.tags as string[]).includes('metrics'), 'tagged metrics (Prometheus consul_sd)')
   const q = preparedQueries(topo, 'a')[0]!
   t.same(q.Service.Failover.Datacenters, ['dc-b'], 'a fails over to dc-b')
   t.equal(q.Service.OnlyPassing, true)

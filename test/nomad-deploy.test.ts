@@ -185,6 +185,35 @@ t.test('token, namespace and region on every request; errors are typed', async (
   t.match(e.join(''), /PW_CONFIG_INVALID: site: unknown site 'zz'/)
 })
 
+t.test('the site controller (no canary, one per site): a new version replaces it; an unhealthy one is rolled back', async (t) => {
+  const d = await double(t, { healthy: (job) => !JSON.stringify(job).includes('"PITWALL_FAILOVER_AFTER_MS":"1"') })
+  const vars = await varsCopy(t)
+  const f = join(vars, 'a', 'controller.vars.hcl')
+  const base = await readFile(f, 'utf8')
+  const run = async (): Promise<{ code: number; lines: string[]; errs: string[] }> => {
+    const c = capture()
+    const errs: string[] = []
+    const code = await deployMain(['--site', 'a', '--job', 'controller', '--vars-dir', vars], { nomad: { address: d.url }, out: c.out, err: (l) => errs.push(l) })
+    return { code, lines: c.lines, errs }
+  }
+  const first = await run()
+  t.equal(first.code, 0, 'version 0 deployed', { output: first.lines })
+  await writeFile(f, `${base}failover_after_ms = 8000\n`)
+  const second = await run()
+  t.equal(second.code, 0, 'version 1 deployed', { output: second.lines })
+  t.match(second.lines.join('\n'), /\+\/- Task Group: "controller" \(1 create\/destroy update\)/, 'replaced, no canary')
+  t.match(second.lines.join('\n'), /\+\/- Env\[PITWALL_FAILOVER_AFTER_MS\]: "5000" => "8000"/)
+  let running = d.allocations('pitwall-controller').filter((a) => a.DesiredStatus === 'run')
+  t.same(running.map((a) => a.JobVersion), [1], 'one controller, the new version')
+  await writeFile(f, `${base}failover_after_ms = 1\n`)
+  const bad = await run()
+  t.equal(bad.code, 3, 'unhealthy: rolled back (auto_revert)', { output: bad.lines })
+  t.match(bad.errs.join('\n'), /PW_DEPLOY_ROLLED_BACK: pitwall-controller: version 2 failed/)
+  running = d.allocations('pitwall-controller').filter((a) => a.DesiredStatus === 'run')
+  t.equal(running.length, 1, 'one controller after the rollback')
+  t.match(JSON.stringify(d.job('pitwall-controller')), '"PITWALL_FAILOVER_AFTER_MS":"8000"', 'the last stable spec again')
+})
+
 t.test('a deployment that does not finish in time: PW_DEPLOY_TIMEOUT', async (t) => {
   const d = await double(t, { healthDelayMs: 60_000 })
   const errs: string[] = []
@@ -200,8 +229,14 @@ t.test('deploying every job of a site in order', async (t) => {
   const io = { nomad: { address: d.url }, ...capture() }
   t.equal(await deployMain(['--site', 'b'], io), 0, 'site b deployed', { output: io.lines })
   const last = io.lines[io.lines.length - 1]!
-  t.equal(last, 'site b: pitwall-nats: deployed, pitwall-worker: deployed, pitwall-projector: deployed, pitwall-gateway: deployed, pitwall-prometheus: deployed, pitwall-grafana: deployed')
+  t.equal(last, 'site b: pitwall-nats: deployed, pitwall-worker: deployed, pitwall-projector: deployed, pitwall-gateway: deployed, pitwall-controller: deployed, pitwall-prometheus: deployed, pitwall-grafana: deployed')
   t.same(d.job('pitwall-nats')?.Datacenters, ['dc-b'])
+  const ctl = d.allocations('pitwall-controller').filter((a) => a.DesiredStatus === 'run')
+  t.equal(ctl.length, 1, 'one site controller running')
+  t.equal(ctl[0]?.DeploymentStatus?.Healthy, true, 'healthy')
+  t.match(io.lines.join('\n'), /pitwall-controller \(site b, datacenters dc-b\): plan at job modify index 0/)
+  t.match(io.lines.join('\n'), /controller: 1\/1 placed, 1 healthy, 0 unhealthy/, 'no canary line for the controller')
+
 })
 
 t.test('TLS: a private CA and a client certificate (mutual TLS)', { skip: spawnSync('openssl', ['version']).status === 0 ? false : 'openssl is not installed' }, async (t) => {

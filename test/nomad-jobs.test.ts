@@ -8,13 +8,25 @@ import t from 'tap'
 import { readFile } from 'node:fs/promises'
 import { parse } from '@cdktf/hcl2json'
 import { localTopology } from '../sites/local-topology.js'
-import { gatewaySpec, projectorSpec, type ServiceSpec, siteEnv, workerSpec } from '../sites/local.js'
-import { clientUrls, siteOf } from '../sites/topology.js'
-import { JOB_IDS, jobFile, JOBS, JOBS_DIR, NOMAD_ONLY_ENV, readJobHcl, renderSiteVarFiles, varsFile, WORKER_DRAIN_BUDGET_S } from '../nomad-jobs/jobs.js'
+import { controllerSpec, gatewaySpec, projectorSpec, type ServiceSpec, siteEnv, workerSpec } from '../sites/local.js'
+import { clientUrls, peerOf, siteOf, type Topology } from '../sites/topology.js'
+import {
+  CONTROLLER_PORT, FAILOVER_AFTER_MS, JOB_IDS, jobFile, JOBS, JOBS_DIR, NOMAD_ONLY_ENV, readJobHcl, renderSiteVarFiles, varsFile, WORKER_DRAIN_BUDGET_S,
+} from '../nomad-jobs/jobs.js'
 import { declaredVariables, type Json, type JsonObject, parseJob } from './helpers/nomad-hcl.js'
 import { join } from 'node:path'
 
 const topo = localTopology()
+
+/** The environment the local launcher gives a site's services (sites/launch.ts): the two-site siteEnv, with a peer. */
+function twoSiteEnv(topo: Topology, name: string): Record<string, string> {
+  const def = siteOf(topo, name)
+  const peer = peerOf(topo, name)
+  return siteEnv({
+    site: def.name, natsUrl: clientUrls(def), partitions: topo.partitions, pgUrl: def.pgUrl, domain: def.domain,
+    peer: { site: peer.name, domain: peer.domain }, homePartitions: def.homePartitions,
+  })
+}
 const obj = (v: Json | undefined): JsonObject => (typeof v === 'object' && v !== null && !Array.isArray(v) ? v : {})
 const arr = (v: Json | undefined): Json[] => (Array.isArray(v) ? v : [])
 
@@ -45,7 +57,9 @@ t.test('each job: update with canary + auto_revert, restart, resources, checks o
       t.same(j.Datacenters, [site.nomadDatacenter], `${at}: datacenter from the var file`)
       t.equal(j.Region, site.nomadDatacenter, `${at}: region`)
       const up = obj(j.Update)
-      t.ok(Number(up.Canary) >= 1, `${at}: canary`)
+      // One controller per site: a canary would run two, which could both fail over; it is replaced instead.
+      if (job === 'controller') t.equal(Number(up.Canary), 0, `${at}: no canary (one controller per site)`)
+      else t.ok(Number(up.Canary) >= 1, `${at}: canary`)
       t.equal(up.AutoRevert, true, `${at}: auto_revert`)
       t.equal(up.HealthCheck, 'checks', `${at}: deployment health from the Consul checks`)
       for (const g of arr(j.TaskGroups).map(obj)) {
@@ -79,11 +93,18 @@ t.test('templates read peers from Consul; the dialing site reads the peer datace
     if (site.leafnodeRemotes.length > 0) t.match(tmpl, `service "pitwall-nats-leaf@${peer.consulDatacenter}"`, `${site.name} dials ${peer.name} via Consul`)
     else t.match(tmpl, 'if ne "" ""', `${site.name} only listens`)
   }
-  for (const job of ['worker', 'projector', 'gateway'] as const) {
+  for (const job of ['worker', 'projector', 'gateway', 'controller'] as const) {
     const j = await parseJob(await readJobHcl(job), await readFile(varsFile('a', job), 'utf8'))
     const all = arr(obj(arr(obj(arr(j.TaskGroups)[0]).Tasks)[0]).Templates).map((x) => String(obj(x).EmbeddedTmpl)).join('\n')
     t.match(all, 'service "pitwall-nats"', `${job}: NATS URLs from Consul`)
     t.match(all, 'service "pitwall-postgres"', `${job}: PostgreSQL from Consul`)
+  }
+  for (const site of topo.sites) {
+    const j = await parseJob(await readJobHcl('controller'), await readFile(varsFile(site.name, 'controller'), 'utf8'))
+    const all = arr(obj(arr(obj(arr(j.TaskGroups)[0]).Tasks)[0]).Templates).map((x) => String(obj(x).EmbeddedTmpl)).join('\n')
+    const peer = peerOf(topo, site.name)
+    t.match(all, `service "pitwall-site@${peer.consulDatacenter}|any"`, `${site.name}/controller: the peer controller's address from the peer datacenter (${peer.consulDatacenter})`)
+    t.match(all, 'nomadVar "nomad/jobs/pitwall-controller"', `${site.name}/controller: Consul token from a Nomad variable`)
   }
 })
 
@@ -101,11 +122,14 @@ t.test('tasks run the local launcher commands with the same variables (one sourc
   t.ok(WORKER_DRAIN_BUDGET_S >= 10, 'drain budget')
   for (const site of topo.sites) {
     const def = siteOf(topo, site.name)
-    const env = siteEnv({ site: site.name, natsUrl: clientUrls(def), partitions: topo.partitions, pgUrl: def.pgUrl })
-    const specs: Record<'worker' | 'projector' | 'gateway', ServiceSpec> = {
+    const env = twoSiteEnv(topo, site.name)
+    t.ok(['PITWALL_DOMAIN', 'PITWALL_PEER_SITE', 'PITWALL_PEER_DOMAIN', 'PITWALL_HOME_PARTITIONS'].every((k) => k in env), `${site.name}: the two-site siteEnv`)
+    type App = 'worker' | 'projector' | 'gateway' | 'controller'
+    const specs: Record<App, ServiceSpec> = {
       worker: workerSpec(env, 0), projector: projectorSpec(env), gateway: gatewaySpec(env, { jwtSecret: 'x', apiKeys: 'y' }),
+      controller: controllerSpec(env, CONTROLLER_PORT, 'http://peer:9481/healthz'),
     }
-    for (const [job, spec] of Object.entries(specs) as Array<['worker' | 'projector' | 'gateway', ServiceSpec]>) {
+    for (const [job, spec] of Object.entries(specs) as Array<[App, ServiceSpec]>) {
       const at = `${site.name}/${job}`
       const j = await parseJob(await readJobHcl(job), await readFile(varsFile(site.name, job), 'utf8'))
       const task = obj(arr(obj(arr(j.TaskGroups)[0]).Tasks)[0])
@@ -117,6 +141,22 @@ t.test('tasks run the local launcher commands with the same variables (one sourc
       const tenv = obj(task.Env)
       t.equal(tenv.PITWALL_SITE, spec.env.PITWALL_SITE, `${at}: PITWALL_SITE value`)
       t.equal(tenv.PITWALL_PARTITIONS, spec.env.PITWALL_PARTITIONS, `${at}: PITWALL_PARTITIONS value`)
+      for (const k of ['PITWALL_DOMAIN', 'PITWALL_PEER_SITE', 'PITWALL_PEER_DOMAIN', 'PITWALL_HOME_PARTITIONS']) {
+        t.equal(tenv[k], spec.env[k], `${at}: ${k} = ${spec.env[k]} (the var file, from sites/)`)
+      }
+      if (job === 'controller') {
+        t.equal(tenv.PITWALL_CONTROLLER_PORT, '${NOMAD_PORT_http}', `${at}: the controller listens on its Nomad port`)
+        const g = obj(arr(j.TaskGroups)[0])
+        t.equal(g.Count, 1, `${at}: one controller per site`)
+        t.same(arr(g.Networks).map((n) => arr(obj(n).ReservedPorts)), [[{ Label: 'http', Value: CONTROLLER_PORT }]], `${at}: static port ${CONTROLLER_PORT} (the peer probes it)`)
+        t.same(arr(g.Services).map((x) => [obj(x).Name, arr(obj(x).Checks).map((c) => [obj(c).Type, obj(c).Path])]), [['pitwall-site', [['http', '/healthz']]]], `${at}: service pitwall-site, HTTP check on /healthz`)
+        t.ok(arr(obj(arr(g.Services)[0]).Tags).includes('metrics'), `${at}: tagged metrics (monitoring/prometheus-consul.yml scrapes pitwall-site with tag metrics)`)
+        t.equal(tenv.PITWALL_FAILOVER_AFTER_MS, String(FAILOVER_AFTER_MS), `${at}: failover after ${FAILOVER_AFTER_MS} ms (the controller's default)`)
+        t.equal(tenv.PITWALL_DISCOVERY, 'consul', `${at}: Consul health of the peer`)
+        t.equal(tenv.PITWALL_CONSUL_DATACENTER, def.consulDatacenter, `${at}: its Consul datacenter`)
+        t.equal(tenv.PITWALL_PEER_CONSUL_DATACENTER, peerOf(topo, site.name).consulDatacenter, `${at}: the peer's Consul datacenter`)
+        t.equal(task.KillSignal, 'SIGTERM', `${at}: SIGTERM stops it`)
+      }
       if (job === 'worker') {
         for (const i of [0, 1, 2]) {
           t.equal(String(tenv.PITWALL_WORKER_ID).replace('${NOMAD_ALLOC_INDEX}', String(i)), workerSpec(env, i).env.PITWALL_WORKER_ID, `${at}: worker id of alloc ${i}`)

@@ -5,9 +5,13 @@
  *   PITWALL_CONTROLLER_PORT            HTTP port (default 9481)
  *   PITWALL_FAILOVER_AFTER_MS          peer down (link and health) this long -> failover; 0 = operator only (default 5000)
  *   PITWALL_PEER_HEALTH_URL            the peer controller's /healthz (optional; without it the link alone decides)
+ *   PITWALL_DISCOVERY                  `consul`: also ask Consul whether the peer datacenter's NATS servers pass
+ *                                      (CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN, PITWALL_CONSUL_DATACENTER,
+ *                                      PITWALL_PEER_CONSUL_DATACENTER; consul/discovery.ts peerHealthFromEnv)
  */
 import { compileConfig, ConfigError, connectNats, jsonLog, optionsFromEnv, PitwallError } from '../../actors/mod.js'
 import { SiteController } from '../controller.js'
+import { peerHealthFromEnv } from '../../consul/discovery.js'
 
 const log = jsonLog('controller')
 try {
@@ -20,16 +24,17 @@ try {
     if (!Number.isInteger(n) || n < 0) throw new ConfigError(name, `must be a non-negative integer, got ${JSON.stringify(raw)}`)
     return n
   }
+  const consul = peerHealthFromEnv(process.env)
   const nc = await connectNats(cfg.natsUrl, `pitwall-controller-${cfg.site}`)
   const peerHealthUrl = process.env.PITWALL_PEER_HEALTH_URL
   const controller = new SiteController({
     nc, cfg, port: num('PITWALL_CONTROLLER_PORT', 9481), failoverAfterMs: num('PITWALL_FAILOVER_AFTER_MS', 5_000),
-    ...(peerHealthUrl ? { peerHealthUrl } : {}), log,
+    ...(peerHealthUrl ? { peerHealthUrl } : {}), ...(consul ? { peerHealthy: consul.peerHealthy } : {}), log,
   })
   await controller.start()
   log('info', 'controller started', { site: cfg.site, peer: cfg.peer.site, url: `http://${cfg.metricsHost}:${controller.port}/status` })
   const stop = (): void => {
-    controller.stop().then(() => nc.drain()).then(() => process.exit(0), () => process.exit(1))
+    controller.stop().then(() => consul?.discovery.close()).then(() => nc.drain()).then(() => process.exit(0), () => process.exit(1))
   }
   process.on('SIGTERM', stop)
   process.on('SIGINT', stop)

@@ -1,0 +1,14 @@
+# site b, job pitwall-controller
+# Rendered from sites/ by nomad-jobs/jobs.ts (renderSiteVarFiles); do not edit.
+region            = "dc-b"
+datacenter        = "dc-b"
+site              = "b"
+partitions        = 16
+pg_user           = "postgres"
+pg_database       = "pitwall_b"
+domain            = "b"
+peer_site         = "a"
+peer_domain       = "a"
+home_partitions   = "8,9,10,11,12,13,14,15"
+consul_datacenter = "dc-b"
+peer_datacenter   = "dc-a"
