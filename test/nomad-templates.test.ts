@@ -12,10 +12,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ConsulDiscovery } from '../consul/discovery.js'
 import { SERVICES } from '../consul/services.js'
-import { readJobHcl, renderVarFile, siteVars, varsFile } from '../nomad-jobs/jobs.js'
+import { CONTROLLER_PORT, type JobName, NOMAD_ONLY_ENV, readJobHcl, renderVarFile, siteVars, varsFile } from '../nomad-jobs/jobs.js'
 import { localTopology } from '../sites/local-topology.js'
 import { renderSite } from '../sites/render.js'
-import { clientUrls, type SiteDef, type Topology } from '../sites/topology.js'
+import { controllerSpec, gatewaySpec, GATEWAY_PORT, metricsPort, PROJECTOR_METRICS_PORT, projectorSpec, type ServiceSpec, siteEnv, workerSpec } from '../sites/local.js'
+import { clientUrls, peerOf, type SiteDef, type Topology } from '../sites/topology.js'
 import { ConsulCluster } from './helpers/consul-double.js'
 import { renderTemplate, serviceNames } from './helpers/go-template.js'
 import { type Json, type JsonObject, parseJob } from './helpers/nomad-hcl.js'
@@ -46,6 +47,8 @@ async function consulWith(t: Test, topo: Topology): Promise<Map<string, ConsulDi
     }
     const pg = new URL(s.pgUrl)
     await reg(SERVICES.postgres, 'pg', pg.hostname, Number(pg.port))
+    // The site controller (nomad-jobs/controller.hcl registers it on its static port).
+    await reg(SERVICES.controller, `controller-${s.name}`, s.members[0]!.host, CONTROLLER_PORT)
   }
   return out
 }
@@ -142,4 +145,71 @@ t.test('application templates: NATS and PostgreSQL URLs from Consul equal the si
       }
     }
   }
+})
+
+/** What a task's process sees: its env block with Nomad's runtime values substituted, plus its env templates. */
+async function taskEnv(d: ConsulDiscovery, task: JsonObject, runtime: Record<string, string>, nomadVars: Record<string, Record<string, unknown>>): Promise<Record<string, string>> {
+  const out: Record<string, string> = {}
+  for (const [k, v] of Object.entries(obj(task.Env))) out[k] = String(v).replace(/\$\{(NOMAD_[A-Za-z0-9_]+)\}/g, (_m, n: string) => runtime[n] ?? `<unset ${n}>`)
+  for (const tm of arr(task.Templates).map(obj)) {
+    if (tm.Envvars !== true) continue
+    const src = String(tm.EmbeddedTmpl)
+    const found = await lookups(d, src)
+    const text = renderTemplate(src, { service: (n) => found.get(n) ?? [], env: (n) => runtime[n] ?? '', nomadVar: (p) => nomadVars[p] }, String(tm.LeftDelim), String(tm.RightDelim))
+    for (const l of text.split('\n').map((x) => x.trim()).filter((x) => /^[A-Z_][A-Z0-9_]*=/.test(x))) out[l.slice(0, l.indexOf('='))] = l.slice(l.indexOf('=') + 1)
+  }
+  return out
+}
+
+t.test('each application task\'s whole environment, as Nomad and Consul render it, equals the local launcher\'s (two-site siteEnv)', async (t) => {
+  const topo = localTopology()
+  const consul = await consulWith(t, topo)
+  const secrets = { jwt_secret: 'j'.repeat(32), api_keys: 'k:admin:sha256:00', consul_token: 'ctl-token' }
+  const nomadVars = { 'nomad/jobs/pitwall-gateway': secrets, 'nomad/jobs/pitwall-controller': secrets }
+  for (const site of topo.sites) {
+    const peer = peerOf(topo, site.name)
+    const env = siteEnv({
+      site: site.name, natsUrl: clientUrls(site), partitions: topo.partitions, pgUrl: site.pgUrl, domain: site.domain,
+      peer: { site: peer.name, domain: peer.domain }, homePartitions: site.homePartitions,
+    })
+    const host = site.members[0]!.host
+    const cases: Array<[JobName, ServiceSpec, Record<string, string>]> = [
+      ['worker', workerSpec(env, 1), { NOMAD_ALLOC_INDEX: '1', NOMAD_PORT_metrics: String(metricsPort(1)), NOMAD_IP_metrics: host }],
+      ['projector', projectorSpec(env), { NOMAD_PORT_metrics: String(PROJECTOR_METRICS_PORT), NOMAD_IP_metrics: host }],
+      ['gateway', gatewaySpec(env, { jwtSecret: secrets.jwt_secret, apiKeys: secrets.api_keys }), { NOMAD_PORT_http: String(GATEWAY_PORT) }],
+      ['controller', controllerSpec(env, CONTROLLER_PORT, `http://${peer.members[0]!.host}:${CONTROLLER_PORT}/healthz`), { NOMAD_PORT_http: String(CONTROLLER_PORT), NOMAD_IP_http: host }],
+    ]
+    for (const [job, spec, runtime] of cases) {
+      const parsed = await parseJob(await readJobHcl(job), await readFile(varsFile(site.name, job), 'utf8'))
+      const got = await taskEnv(consul.get(site.name)!, natsTask(parsed), runtime, nomadVars)
+      const extra = NOMAD_ONLY_ENV[job] ?? []
+      const shared = Object.fromEntries(Object.entries(got).filter(([k]) => !extra.includes(k)))
+      t.same(shared, spec.env, `${site.name}/${job}: every variable and value equals sites/local.ts ${job}Spec (+ ${extra.join(', ') || 'nothing'})`)
+      if (job === 'controller') {
+        t.same(
+          [got.PITWALL_METRICS_HOST, got.PITWALL_DISCOVERY, got.CONSUL_HTTP_ADDR, got.CONSUL_HTTP_TOKEN, got.PITWALL_CONSUL_DATACENTER, got.PITWALL_PEER_CONSUL_DATACENTER],
+          [host, 'consul', 'http://127.0.0.1:8500', 'ctl-token', site.consulDatacenter, peer.consulDatacenter],
+          `${site.name}/controller: Consul health of the peer (token from the Nomad variable)`,
+        )
+      }
+    }
+  }
+})
+
+t.test('controller template: a failing peer controller does not change the rendered peer address (no restart while counting)', async (t) => {
+  const topo = localTopology()
+  const consul = await consulWith(t, topo)
+  const parsed = await parseJob(await readJobHcl('controller'), await readFile(varsFile('b', 'controller'), 'utf8'))
+  const task = natsTask(parsed)
+  const render = async (): Promise<string> => {
+    const tm = obj(arr(task.Templates)[0])
+    const found = await lookups(consul.get('b')!, String(tm.EmbeddedTmpl))
+    return renderTemplate(String(tm.EmbeddedTmpl), { service: (n) => found.get(n) ?? [], env: () => '' })
+  }
+  const before = await render()
+  t.match(before, `PITWALL_PEER_HEALTH_URL=http://127.0.0.1:${CONTROLLER_PORT}/healthz`, 'b probes a\'s controller')
+  await consul.get('a')!.ttl('service:controller-a', 'fail', 'site a down')
+  t.equal(await render(), before, 'same text while a\'s controller fails: consul-template does not restart b\'s controller')
+  await consul.get('a')!.deregister('controller-a')
+  t.notMatch(await render(), 'PITWALL_PEER_HEALTH_URL', 'no peer controller registered: no URL (the link and Consul health decide)')
 })
