@@ -137,7 +137,7 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
   void app.register(healthPlugin, { nc, cfg, ...(pool ? { pool } : {}) })
   void app.register(openApiPlugin)
   if (cfg.metrics) void app.register(metricsPlugin, { metrics })
-  void app.register(ingestPlugin, { nc, cfg, profiles, metrics })
+  void app.register(ingestPlugin, { nc, cfg, profiles, metrics, ...(pool ? { pool } : {}) })
   if (pool && devices) void app.register(adminPlugin, { pool, devices })
   if (pool) void app.register(registryPlugin, { pool, profiles })
   if (pool) void app.register(queryPlugin, { pool })

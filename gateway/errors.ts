@@ -29,6 +29,7 @@ export const GW_ERR = {
   GW_ERR_NOT_READY: 503,
   GW_ERR_QUERY_FAILED: 502,
   GW_ERR_INTERNAL: 500,
+  GW_ERR_UPGRADE_REQUIRED: 426,
   // auth
   GW_ERR_UNAUTHENTICATED: 401,
   GW_ERR_FORBIDDEN: 403,
@@ -54,6 +55,8 @@ export const GW_ERR = {
   GW_ERR_PROFILE_INVALID: 400,
   GW_ERR_RID_INVALID: 400,
   GW_ERR_RID_DUPLICATE: 400,
+  // a fleet/site-scoped person's item for an entity outside the scope (or not registered: the same answer)
+  GW_ERR_OUT_OF_SCOPE: 404,
 } as const
 export type GatewayErrorCode = keyof typeof GW_ERR
 

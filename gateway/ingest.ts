@@ -2,15 +2,19 @@
  * Ingest plugin: `POST /v1/readings` (any entity), `POST /v1/sensors/:id/readings` and
  * `POST /v1/vehicles/:vin/telemetry` (one entity, from the path). JSON arrays or NDJSON. A reply is sent only
  * after JetStream acknowledged every accepted item (acknowledged = durable), or 503 when it did not in time.
+ * A fleet/site-scoped person (scope.ts) ingests only for entities in their scope: other items are rejected
+ * (`GW_ERR_OUT_OF_SCOPE`), and a device route naming such an entity is a 404, as on the query routes.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { NatsConnection } from '@nats-io/transport-node'
+import type pg from 'pg'
 import { partitionOf, SiteRouter, tlmSubject, type EntityKind } from '../actors/mod.js'
 import type { GatewayConfig } from './config.js'
 import { GatewayError } from './errors.js'
 import { routeLabel, type GatewayMetrics } from './metrics.js'
 import { BatchPublisher } from './publisher.js'
+import { assertVisible, scopeOf, visibleEntities } from './scope.js'
 import { Batch, errorReplies, IngestReply, SensorParams, VehicleParams, type ErrorReplyT, type IngestReplyT } from './schemas.js'
 import { MalformedLine, validateItem, vinProblem, type ItemRejection, type ValidItem } from './validate.js'
 
@@ -20,6 +24,8 @@ export interface IngestOptions {
   /** Profile name -> entity kind, for validating `profile`. */
   profiles: ReadonlyMap<string, EntityKind>
   metrics: GatewayMetrics
+  /** Registry, for people's fleet/site scoping; without it nobody is scoped. */
+  pool?: pg.Pool
 }
 
 export const NDJSON = 'application/x-ndjson'
@@ -54,7 +60,7 @@ export function charsetOf(contentType: string | undefined): string | undefined {
 }
 
 export const ingestPlugin: FastifyPluginAsyncTypebox<IngestOptions> = async (app, opts) => {
-  const { cfg, profiles, metrics } = opts
+  const { cfg, profiles, metrics, pool } = opts
   const publisher = new BatchPublisher(opts.nc)
   // Two sites: each reading goes to the site that owns its partition now (docs/sites.md, "Home sites").
   const router = new SiteRouter(opts.nc, cfg.runtime)
@@ -99,14 +105,23 @@ export const ingestPlugin: FastifyPluginAsyncTypebox<IngestOptions> = async (app
     const rejected: ItemRejection[] = []
     const valid: { index: number; item: ValidItem; msgID: string | undefined }[] = []
     const rids = new Set<string>()
-    items.forEach((raw, index) => {
-      const r = validateItem(raw, cfg, now, profiles, entity)
+    const checked = items.map((raw) => validateItem(raw, cfg, now, profiles, entity))
+    // A scoped person: which of the batch's entities they see, in one query (device routes checked the path
+    // before the body was read, so every item there is visible).
+    const scope = pool && !entity ? scopeOf(req.principal) : null
+    const visible = scope && pool ? await visibleEntities(pool, scope, checked.flatMap((r) => (r.ok ? [r.item] : []))) : undefined
+    checked.forEach((r, index) => {
       if (!r.ok) {
         rejected.push({ index, code: r.code, message: r.message })
         return
       }
       if (device && (r.item.kind !== device.kind || r.item.id !== device.entity)) {
         rejected.push({ index, code: 'GW_ERR_FORBIDDEN_ENTITY', message: `this credential writes ${device.kind} ${device.entity} only` })
+        return
+      }
+      if (visible && !visible.has(`${r.item.kind}.${r.item.id}`)) {
+        // The same answer for another fleet's entity and an unregistered one: the scope does not reveal which.
+        rejected.push({ index, code: 'GW_ERR_OUT_OF_SCOPE', message: `no ${r.item.kind} ${r.item.id} in your fleets/sites` })
         return
       }
       const rid = r.item.reading.rid
@@ -156,9 +171,20 @@ export const ingestPlugin: FastifyPluginAsyncTypebox<IngestOptions> = async (app
 
   app.post('/v1/readings', { config: { access: 'ingest' }, schema: { body: Batch, response: replies } }, async (req, reply) => await ingest(req, reply, req.body))
 
-  app.post('/v1/sensors/:id/readings', { config: { access: 'ingest', entityParam: { kind: 'sensor', param: 'id' } }, schema: { params: SensorParams, body: Batch, response: replies } },
-    async (req, reply) => await ingest(req, reply, req.body, { kind: 'sensor', id: req.params.id }))
+  /** Device routes, before the body is read: a scoped person naming an entity outside the scope gets 404. */
+  const pathInScope = (kind: EntityKind, param: string) => async (req: FastifyRequest): Promise<void> => {
+    const scope = pool ? scopeOf(req.principal) : null
+    const id = (req.params as Record<string, unknown>)[param]
+    if (scope && pool && typeof id === 'string') await assertVisible(pool, scope, kind, id, `params.${param}`)
+  }
 
+  app.post('/v1/sensors/:id/readings', {
+    config: { access: 'ingest', entityParam: { kind: 'sensor', param: 'id' } },
+    schema: { params: SensorParams, body: Batch, response: replies },
+    preParsing: pathInScope('sensor', 'id'),
+  }, async (req, reply) => await ingest(req, reply, req.body, { kind: 'sensor', id: req.params.id }))
+
+  const vehicleInScope = pathInScope('vehicle', 'vin')
   app.post('/v1/vehicles/:vin/telemetry', {
     config: { access: 'ingest', entityParam: { kind: 'vehicle', param: 'vin' } },
     schema: { params: VehicleParams, body: Batch, response: replies },
@@ -168,6 +194,7 @@ export const ingestPlugin: FastifyPluginAsyncTypebox<IngestOptions> = async (app
       const vin = (req.params as { vin?: unknown }).vin
       const problem = typeof vin === 'string' ? vinProblem(vin) : 'missing'
       if (problem) throw new GatewayError('GW_ERR_VIN_INVALID', `invalid VIN: ${problem}`, { item: 'params.vin' })
+      await vehicleInScope(req)
     },
   }, async (req, reply) => await ingest(req, reply, req.body, { kind: 'vehicle', id: req.params.vin }))
 }

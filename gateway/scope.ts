@@ -40,11 +40,32 @@ export function scopeSql(scope: Scope | null, kindCol: string, entityCol: string
     ` OR EXISTS (SELECT 1 FROM vehicles vc WHERE ${kindCol} = 'vehicle' AND vc.vin = ${entityCol} AND vc.customer_id = ANY(${f}::text[])))`
 }
 
-/** Throws 404 GW_ERR_NOT_FOUND unless the scope sees this entity. */
-export async function assertVisible(pool: pg.Pool, scope: Scope | null, kind: string, id: string): Promise<void> {
+/** Throws 404 GW_ERR_NOT_FOUND unless the scope sees this entity; `item` names the parameter that named it. */
+export async function assertVisible(pool: pg.Pool, scope: Scope | null, kind: string, id: string, item = 'params.id'): Promise<void> {
   if (!scope) return
   const q = new Params()
   const cond = scopeSql(scope, q.p(kind), q.p(id), q)
   const r = await pool.query<{ ok: boolean }>(`SELECT ${cond} AS ok`, q.values)
-  if (r.rows[0]?.ok !== true) throw new GatewayError('GW_ERR_NOT_FOUND', `no ${kind} ${JSON.stringify(id)}`, { item: 'params.id' })
+  if (r.rows[0]?.ok !== true) throw new GatewayError('GW_ERR_NOT_FOUND', `no ${kind} ${JSON.stringify(id)}`, { item })
+}
+
+/** Of the given entities, those the scope sees, as `kind.id` keys; one query for a whole batch. */
+export async function visibleEntities(pool: pg.Pool, scope: Scope, entities: Iterable<{ kind: string; id: string }>): Promise<Set<string>> {
+  const kinds: string[] = []
+  const ids: string[] = []
+  const seen = new Set<string>()
+  for (const e of entities) {
+    const key = `${e.kind}.${e.id}`
+    if (seen.has(key)) continue
+    seen.add(key)
+    kinds.push(e.kind)
+    ids.push(e.id)
+  }
+  if (kinds.length === 0) return new Set()
+  const q = new Params()
+  const k = q.p(kinds)
+  const i = q.p(ids)
+  const r = await pool.query<{ k: string; e: string }>(
+    `SELECT t.k, t.e FROM unnest(${k}::text[], ${i}::text[]) AS t(k, e) WHERE ${scopeSql(scope, 't.k', 't.e', q)}`, q.values)
+  return new Set(r.rows.map((row) => `${row.k}.${row.e}`))
 }

@@ -1,7 +1,8 @@
 /**
  * Auth matrix: every route of the gateway (found by an onRoute hook, so a new route without a row fails) x every
  * credential kind: none, wrong API key, expired JWT, viewer, operator, admin (JWT), viewer and operator keys,
- * another tenant's fleet-scoped person, a device of another entity, a device of the route's own entity. Each
+ * another tenant's fleet-scoped viewer and operator, a device of another entity, a device of the route's own
+ * entity. Each
  * pair must end exactly as the route's access rule says: allowed pairs are not 401/403 (nor a scope 404), denied
  * pairs get the documented status and code. Real PostgreSQL and nats-server.
  */
@@ -12,8 +13,8 @@ import { migrate as migrateProjection } from '../actors/projector/mod.js'
 import { bearer, device, jwt, setupGateway, SVC_KEY, VIEW_KEY, VIN } from './helpers/gateway.js'
 
 type Access = 'public' | 'read' | 'ingest' | 'write' | 'admin'
-type Cred = 'none' | 'wrongKey' | 'expired' | 'viewer' | 'operator' | 'admin' | 'viewerKey' | 'operatorKey' | 'tenant' | 'deviceOther' | 'deviceOwn'
-const CREDS: readonly Cred[] = ['none', 'wrongKey', 'expired', 'viewer', 'operator', 'admin', 'viewerKey', 'operatorKey', 'tenant', 'deviceOther', 'deviceOwn']
+type Cred = 'none' | 'wrongKey' | 'expired' | 'viewer' | 'operator' | 'admin' | 'viewerKey' | 'operatorKey' | 'tenant' | 'tenantOp' | 'deviceOther' | 'deviceOwn'
+const CREDS: readonly Cred[] = ['none', 'wrongKey', 'expired', 'viewer', 'operator', 'admin', 'viewerKey', 'operatorKey', 'tenant', 'tenantOp', 'deviceOther', 'deviceOwn']
 
 interface Row {
   access: Access
@@ -71,10 +72,12 @@ function rows(): Record<string, Row | (() => Row)> {
     'GET /v1/rollups/open-alerts': { access: 'read', url: '/v1/rollups/open-alerts' },
     'GET /v1/rollups/stale': { access: 'read', url: '/v1/rollups/stale?minutes=5' },
     'GET /v1/live': { access: 'read', url: '/v1/live?kind=sensor&entity=s1', headers: live, entity: 'sensor:s1' },
+    // inject() does not upgrade: the checks before the upgrade run (auth, scope, Last-Event-ID) and answer as for SSE
+    'GET /v1/live/ws': { access: 'read', url: '/v1/live/ws?kind=sensor&entity=s1', headers: live, entity: 'sensor:s1' },
   }
 }
 
-type Expect = 'allowed' | 'unauthenticated' | 'forbidden' | 'forbiddenEntity' | 'hidden' | 'itemsRejected'
+type Expect = 'allowed' | 'unauthenticated' | 'forbidden' | 'forbiddenEntity' | 'hidden' | 'itemsRejected' | 'itemsOutOfScope'
 
 /** What the access rules say for one pair. */
 function expected(r: Row, c: Cred, key: string): Expect {
@@ -86,11 +89,17 @@ function expected(r: Row, c: Cred, key: string): Expect {
     if (r.entity === own) return 'allowed'
     return r.items ? 'itemsRejected' : 'forbiddenEntity'
   }
-  const role = c === 'viewer' || c === 'viewerKey' || c === 'tenant' ? 0 : c === 'operator' || c === 'operatorKey' ? 1 : 2
+  const role = c === 'viewer' || c === 'viewerKey' || c === 'tenant' ? 0 : c === 'operator' || c === 'operatorKey' || c === 'tenantOp' ? 1 : 2
   const need = r.access === 'read' ? 0 : r.access === 'admin' ? 2 : 1
   if (role < need) return 'forbidden'
-  // the tenant (a viewer scoped to fleet beta) cannot see acme's entities or customer
-  if (c === 'tenant' && (r.entity !== undefined || key === 'GET /v1/customers/:id')) return 'hidden'
+  if (c === 'tenant' || c === 'tenantOp') {
+    // a scoped person never changes the registry
+    if (r.access === 'write') return 'forbidden'
+    // the tenants (a viewer and an operator scoped to fleet beta) cannot see acme's entities or customer, nor
+    // ingest for them: items are rejected one by one, a device route naming one is a 404 like a query
+    if (r.items) return 'itemsOutOfScope'
+    if (r.entity !== undefined || key === 'GET /v1/customers/:id') return 'hidden'
+  }
   return 'allowed'
 }
 
@@ -128,6 +137,7 @@ t.test('auth matrix: every route x every credential kind', async (t) => {
     viewerKey: { 'x-api-key': VIEW_KEY },
     operatorKey: { 'x-api-key': SVC_KEY },
     tenant: bearer('viewer', { fleets: ['beta'] }),
+    tenantOp: bearer('operator', { fleets: ['beta'] }),
     deviceOther: device(other.token),
     deviceOwn: device(own.token),
   }
@@ -174,6 +184,12 @@ t.test('auth matrix: every route x every credential kind', async (t) => {
           t.ok(res.statusCode === 400 && b.code === 'GW_ERR_BATCH_REJECTED' && b.rejected?.every((x) => x.code === 'GW_ERR_FORBIDDEN_ENTITY'), name)
           break
         }
+        case 'itemsOutOfScope': {
+          denied++
+          const b = res.json<{ code?: string; rejected?: { index: number; code: string }[] }>()
+          t.ok(res.statusCode === 400 && b.code === 'GW_ERR_BATCH_REJECTED' && b.rejected?.length === 1 && b.rejected[0]?.index === 0 && b.rejected[0].code === 'GW_ERR_OUT_OF_SCOPE', name)
+          break
+        }
       }
     }
   }
@@ -187,4 +203,27 @@ t.test('auth matrix: every route x every credential kind', async (t) => {
   const scopedOp = bearer('operator', { fleets: ['acme'] })
   const res = await app.inject({ method: 'PATCH', url: '/v1/sensors/s1', headers: scopedOp, payload: { type: 'x' } })
   t.equal(res.json<{ code: string }>().code, 'GW_ERR_FORBIDDEN', 'a scoped operator may not change the registry')
+
+  // a scoped operator ingests for its own fleet's entities: a mixed batch keeps them, rejects the rest by index
+  const before = await g.count()
+  const mixed = await app.inject({ method: 'POST', url: '/v1/readings', headers: scopedOp, payload: [
+    { kind: 'sensor', id: 's1', ...reading() }, { kind: 'sensor', id: 's2', ...reading() }, { kind: 'vehicle', id: VIN, ...reading() },
+    { kind: 'sensor', id: 'unregistered', ...reading() }, { kind: 'vehicle', id: VIN, ...reading(), ts: 'x' },
+  ] })
+  t.equal(mixed.statusCode, 200)
+  const body = mixed.json<{ accepted: number; rejected: { index: number; code: string }[] }>()
+  t.equal(body.accepted, 2, 'own fleet accepted (a sensor and a vehicle)')
+  t.same(body.rejected.map((x) => [x.index, x.code]), [[1, 'GW_ERR_OUT_OF_SCOPE'], [3, 'GW_ERR_OUT_OF_SCOPE'], [4, 'GW_ERR_TS_INVALID']],
+    'another fleet and an unregistered entity rejected alike, by index, with validation codes kept')
+  t.equal(await g.count(), before + 2, 'exactly the accepted readings stored')
+  // `sites` scope: a site-b operator writes s2 (site b) only; vehicles are scoped by fleet only
+  const siteB = bearer('operator', { sites: ['b'] })
+  t.equal((await app.inject({ method: 'POST', url: '/v1/sensors/s2/readings', headers: siteB, payload: [reading()] })).statusCode, 200, 'site b sensor')
+  for (const url of ['/v1/sensors/s1/readings', `/v1/vehicles/${VIN}/telemetry`, '/v1/sensors/unregistered/readings']) {
+    const r = await app.inject({ method: 'POST', url, headers: siteB, payload: [reading()] })
+    t.equal(r.statusCode, 404, `${url} outside site b`)
+    t.match(r.json(), { code: 'GW_ERR_NOT_FOUND', item: url.includes('vehicles') ? 'params.vin' : 'params.id' })
+  }
+  t.equal((await app.inject({ method: 'POST', url: `/v1/vehicles/${VIN}/telemetry`, headers: scopedOp, payload: [reading()] })).statusCode, 200, 'acme vehicle by the acme operator')
+  t.equal(await g.count(), before + 4, 'and nothing else stored')
 })

@@ -4,7 +4,7 @@
  * is rejected, 400 GW_ERR_BATCH_REJECTED) and next to a valid reading (200, the valid one stored).
  */
 import t from 'tap'
-import { setupGateway } from './helpers/gateway.js'
+import { bearer, setupGateway } from './helpers/gateway.js'
 
 const NOW = Date.now()
 const DAY = 86_400_000
@@ -364,4 +364,83 @@ t.test('bad input: documented status and code, valid readings of mixed batches a
     t.equal(await count(), accepted, `stream holds exactly the ${accepted} accepted readings`)
     t.equal((await app.inject({ method: 'GET', url: '/healthz' })).statusCode, 200)
   })
+})
+
+/**
+ * Scoped ingest with auth on: [name, scope claims, item, code] for `POST /v1/readings` by a fleet/site-scoped
+ * operator (fleet acme: sensor s1 and the vehicle; site b: sensor s2). `code` '' means accepted. Each runs
+ * alone and next to an in-scope reading; the stream must hold exactly the accepted ones.
+ */
+const SCOPE_VIN = '1M8GDM9AXKP042788'
+const SCOPE_CASES: [string, Record<string, string[]>, Record<string, unknown>, string][] = [
+  ['another fleet\'s sensor', { fleets: ['acme'] }, { kind: 'sensor', id: 's2' }, 'GW_ERR_OUT_OF_SCOPE'],
+  ['unregistered sensor', { fleets: ['acme'] }, { kind: 'sensor', id: 'ghost' }, 'GW_ERR_OUT_OF_SCOPE'],
+  ['unregistered vehicle', { fleets: ['acme'] }, { kind: 'vehicle', id: '1HGCM82633A004352' }, 'GW_ERR_OUT_OF_SCOPE'],
+  ['own sensor id as a vehicle', { fleets: ['acme'] }, { kind: 'vehicle', id: 's1' }, 'GW_ERR_OUT_OF_SCOPE'],
+  ['own vehicle id as a sensor', { fleets: ['acme'] }, { kind: 'sensor', id: SCOPE_VIN }, 'GW_ERR_OUT_OF_SCOPE'],
+  ['id in another case', { fleets: ['acme'] }, { kind: 'sensor', id: 'S1' }, 'GW_ERR_OUT_OF_SCOPE'],
+  ['id that is the fleet name', { fleets: ['acme'] }, { kind: 'sensor', id: 'acme' }, 'GW_ERR_OUT_OF_SCOPE'],
+  ['empty fleets list', { fleets: [] }, { kind: 'sensor', id: 's1' }, 'GW_ERR_OUT_OF_SCOPE'],
+  ['site scope: sensor of another site', { sites: ['b'] }, { kind: 'sensor', id: 's1' }, 'GW_ERR_OUT_OF_SCOPE'],
+  ['site scope: vehicles have no site', { sites: ['b'] }, { kind: 'vehicle', id: SCOPE_VIN }, 'GW_ERR_OUT_OF_SCOPE'],
+  ['fleet name in sites', { sites: ['acme'] }, { kind: 'sensor', id: 's1' }, 'GW_ERR_OUT_OF_SCOPE'],
+  ['site name in fleets', { fleets: ['b'] }, { kind: 'sensor', id: 's2' }, 'GW_ERR_OUT_OF_SCOPE'],
+  ['injection-looking fleet claim', { fleets: ["acme' OR '1'='1"] }, { kind: 'sensor', id: 's1' }, 'GW_ERR_OUT_OF_SCOPE'],
+  ['injection-looking id (invalid before scope)', { fleets: ['acme'] }, { kind: 'sensor', id: "s1' OR '1'='1" }, 'GW_ERR_ID_INVALID'],
+  ['invalid item outside the scope keeps its validation code', { fleets: ['acme'] }, { kind: 'sensor', id: 's2', ts: 'x' }, 'GW_ERR_TS_INVALID'],
+  ['own sensor (accepted)', { fleets: ['acme'] }, { kind: 'sensor', id: 's1' }, ''],
+  ['own vehicle (accepted)', { fleets: ['acme'] }, { kind: 'vehicle', id: SCOPE_VIN }, ''],
+  ['site b sensor (accepted)', { sites: ['b'] }, { kind: 'sensor', id: 's2' }, ''],
+  ['fleet or site: either grants (accepted)', { fleets: ['nobody'], sites: ['b'] }, { kind: 'sensor', id: 's2' }, ''],
+]
+
+t.test('bad input with auth on: a scoped person\'s items outside the scope are rejected, by index', async (t) => {
+  const { app, count } = await setupGateway(t, { runtime: { workerId: 'gw-bad-scope' } })
+  const admin = bearer('admin')
+  for (const [url, body] of [
+    ['/v1/customers', { id: 'acme', name: 'Acme' }], ['/v1/customers', { id: 'beta', name: 'Beta' }],
+    ['/v1/sensors', { id: 's1', type: 'temp', profile: 'environment', site: 'a', customerId: 'acme' }],
+    ['/v1/sensors', { id: 's2', type: 'temp', profile: 'environment', site: 'b', customerId: 'beta' }],
+    ['/v1/vehicles', { vin: SCOPE_VIN, brand: 'Volvo', model: 'FH', year: 2020, profile: 'road', customerId: 'acme' }],
+  ] as const) t.equal((await app.inject({ method: 'POST', url, headers: admin, payload: body })).statusCode, 201)
+  const reading = (over: Record<string, unknown>): Record<string, unknown> => ({ ts: Date.now(), fields: { temperature: 20 }, ...over })
+  let accepted = 0
+  type Reply = { code?: string; accepted?: number; rejected?: { index: number; code: string }[] }
+  for (const [name, claims, item, code] of SCOPE_CASES) {
+    const headers = bearer('operator', claims)
+    // the in-scope companion: s1 for fleet acme, s2 for site b, none for an empty or bogus scope
+    const mate = claims.fleets?.includes('acme') ? 's1' : claims.sites?.includes('b') ? 's2' : undefined
+    let res = await app.inject({ method: 'POST', url: '/v1/readings', headers, payload: [reading(item)] })
+    let body = res.json<Reply>()
+    if (code === '') {
+      t.equal(res.statusCode, 200, `${name}: accepted`)
+      t.equal(body.accepted, 1, `${name}: one stored`)
+    } else {
+      t.equal(res.statusCode, 400, `${name}: alone 400`)
+      t.equal(body.code, 'GW_ERR_BATCH_REJECTED', `${name}: batch rejected`)
+      t.same(body.rejected?.map((r) => [r.index, r.code]), [[0, code]], `${name}: ${code}`)
+    }
+    accepted += body.accepted ?? 0
+    if (mate === undefined || code === '') continue
+    res = await app.inject({ method: 'POST', url: '/v1/readings', headers, payload: [reading({ kind: 'sensor', id: mate }), reading(item), reading({ kind: 'sensor', id: mate })] })
+    body = res.json<Reply>()
+    t.equal(res.statusCode, 200, `${name}: mixed 200`)
+    t.equal(body.accepted, 2, `${name}: mixed, both in-scope readings accepted`)
+    t.same(body.rejected?.map((r) => [r.index, r.code]), [[1, code]], `${name}: mixed, the item listed with its index`)
+    accepted += body.accepted ?? 0
+  }
+  // device routes: the path entity is checked before the body is read, 404 as on the query routes
+  for (const [url, claims, item] of [
+    ['/v1/sensors/s2/readings', { fleets: ['acme'] }, 'params.id'],
+    ['/v1/sensors/ghost/readings', { fleets: ['acme'] }, 'params.id'],
+    [`/v1/vehicles/${SCOPE_VIN}/telemetry`, { sites: ['a'] }, 'params.vin'],
+    ['/v1/vehicles/1HGCM82633A004352/telemetry', { fleets: ['acme'] }, 'params.vin'],
+  ] as const) {
+    const res = await app.inject({ method: 'POST', url, headers: { ...bearer('operator', claims), 'content-type': 'application/json' }, payload: '{not json' })
+    t.equal(res.statusCode, 404, `${url}: 404 before the (malformed) body is read`)
+    t.match(res.json(), { code: 'GW_ERR_NOT_FOUND', item }, `${url}: GW_ERR_NOT_FOUND ${item}`)
+  }
+  const bad = await app.inject({ method: 'POST', url: '/v1/vehicles/1M8GDM9AXKP04278X/telemetry', headers: bearer('operator', { fleets: ['acme'] }), payload: [reading({})] })
+  t.equal(bad.json<Reply>().code, 'GW_ERR_VIN_INVALID', 'an invalid VIN is reported as such before the scope')
+  t.equal(await count(), accepted, `stream holds exactly the ${accepted} accepted readings`)
 })
