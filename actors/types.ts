@@ -23,7 +23,7 @@ export interface EntityRef {
 }
 
 /** The output types every projector and client understands. */
-export const OUTPUT_TYPES = ['window', 'alert', 'score', 'recommendation', 'lap', 'late', 'fence'] as const
+export const OUTPUT_TYPES = ['window', 'alert', 'score', 'recommendation', 'lap', 'late', 'fence', 'position'] as const
 export type OutputType = (typeof OUTPUT_TYPES)[number]
 
 /** Window aggregate of one field. Variance is the population variance. */
@@ -106,6 +106,21 @@ export interface LateBody {
   fields: Record<string, FieldValue>
 }
 
+/**
+ * A position of a moving entity (road profile): where the reading `readingSeq` (its stream sequence in TLM) put
+ * it. Emitted at a bounded rate, plus the fixes that start a trip, begin a stop and end a trip; projected into
+ * `raw_readings` keyed by (kind, entity, readingSeq), so a replay or redelivery writes the same row.
+ */
+export interface PositionBody {
+  lat: number
+  lon: number
+  speed: number | null
+  heading: number | null
+  /** Why it was emitted: `sample` (rate-bounded), `trip_start`, `stop` (a possible trip end) or `trip_end`. */
+  reason: 'sample' | 'trip_start' | 'stop' | 'trip_end'
+  readingSeq: number
+}
+
 export interface FenceBody {
   partition: number
   token: number
@@ -120,6 +135,7 @@ export interface OutputBodies {
   lap: LapBody
   late: LateBody
   fence: FenceBody
+  position: PositionBody
 }
 
 /**

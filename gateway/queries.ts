@@ -191,7 +191,7 @@ type LapRow = {
 }
 type LateRow = { output_id: string; kind: string; entity: string; profile: string; reading_ts: Date; watermark: Date; reading_seq: string; fields: Record<string, unknown> }
 type TripRow = { output_id: string; scored_at: Date; value: number; factors: Record<string, number>; coords: [number, number][] | null }
-type PosRow = { seq: string; ts: Date; lat: number; lon: number }
+type PosRow = { seq: string; ts: Date; lat: number; lon: number; fields: Record<string, unknown> | null }
 type StaleRow = { kind: string; entity: string; last_seen: Date | null; registered: boolean }
 
 const alertOut = (r: AlertRow) => ({
@@ -380,7 +380,9 @@ export const queryPlugin: FastifyPluginAsyncTypebox<QueryOptions> = async (app, 
     }
   })
 
-  // Positions of an entity as GeoJSON Points, from raw_readings rows carrying lat/lon.
+  // Positions of an entity as GeoJSON Points, from raw_readings rows carrying lat/lon: the road profile's `position`
+  // outputs (projected there live) and any imported raw readings. Properties: ts, seq, and speed, heading and the
+  // reason (sample, trip_start, stop, trip_end) when the row has them.
   app.get('/v1/entities/:kind/:id/positions', {
     config: read,
     schema: { params: EntityParams, querystring: Type.Object({ ...Range, ...Page }, strict), response: reply(FeatureCollection) },
@@ -390,11 +392,16 @@ export const queryPlugin: FastifyPluginAsyncTypebox<QueryOptions> = async (app, 
     const q = new Params()
     const where = [`kind = ${q.p(kind)}`, `entity = ${q.p(id)}`, 'lat IS NOT NULL', 'lon IS NOT NULL']
     range(q, where, 'ts', req.query)
-    const r = await page<PosRow>(pool, q, 'SELECT seq, ts, lat, lon FROM raw_readings', where,
+    const r = await page<PosRow>(pool, q, 'SELECT seq, ts, lat, lon, fields FROM raw_readings', where,
       [{ sql: 'seq', type: 'n', of: (x) => Number(x.seq) }], false, req.query, 1000)
+    const extra = (f: Record<string, unknown> | null): Record<string, unknown> => {
+      const out: Record<string, unknown> = {}
+      for (const k of ['speed', 'heading', 'reason']) if (f && f[k] !== undefined) out[k] = f[k]
+      return out
+    }
     return {
       type: 'FeatureCollection' as const,
-      features: r.rows.map((x) => ({ type: 'Feature' as const, geometry: { type: 'Point', coordinates: [x.lon, x.lat] }, properties: { ts: x.ts.toISOString(), seq: Number(x.seq) } })),
+      features: r.rows.map((x) => ({ type: 'Feature' as const, geometry: { type: 'Point', coordinates: [x.lon, x.lat] }, properties: { ts: x.ts.toISOString(), seq: Number(x.seq), ...extra(x.fields) } })),
       nextCursor: r.nextCursor,
     }
   })

@@ -10,9 +10,11 @@
  * - alerts: the event with the highest (seq, rank, token) wins, rank open < update < close, so an older
  *   event never reopens a closed alert; `peak_value` folds over every event (furthest from the threshold).
  * - history tables keyed by output id: the first copy stays unless a higher token rewrites it.
+ * - positions go to raw_readings keyed by (kind, entity, reading seq): the first copy stays (a replay of the same
+ *   reading gives the same fix, whoever owns the partition).
  */
 import type {
-  AlertBody, FenceBody, LapBody, LateBody, Output, RecommendationBody, ScoreBody, WindowBody,
+  AlertBody, FenceBody, LapBody, LateBody, Output, PositionBody, RecommendationBody, ScoreBody, WindowBody,
 } from '../types.js'
 import { decodeOutput } from './decode.js'
 
@@ -65,6 +67,11 @@ export interface LateRow extends Provenance {
   kind: string; entity: string; profile: string; reading_ms: number; watermark_ms: number; reading_seq: number
   fields: LateBody['fields']
 }
+/** A position: a raw_readings row (seq = the reading's TLM sequence) with lat/lon and a few fields. */
+export interface PositionRow {
+  kind: string; entity: string; profile: string; seq: number; ts_ms: number; lat: number; lon: number
+  fields: Record<string, number | string>
+}
 export interface FenceRow {
   site: string; partition: number; token: number; owner: string; stream_seq: number
 }
@@ -84,6 +91,7 @@ export interface BatchRows {
   recommendations: RecommendationRow[]
   laps: LapRow[]
   late: LateRow[]
+  positions: PositionRow[]
 }
 
 export interface BatchPlan {
@@ -156,6 +164,7 @@ class Builder {
   private readonly recommendations = new Map<string, RecommendationRow>()
   private readonly laps = new Map<string, LapRow>()
   private readonly late = new Map<string, LateRow>()
+  private readonly positions = new Map<string, PositionRow>()
   private readonly rejects: RejectRow[] = []
   private readonly stale: StaleOutput[] = []
   private readonly counts = { applied: 0, stale: 0, malformed: 0, duplicates: 0 }
@@ -209,6 +218,7 @@ class Builder {
         recommendations: [...this.recommendations.values()],
         laps: [...this.laps.values()],
         late: [...this.late.values()],
+        positions: [...this.positions.values()],
       },
       fences: [...this.raised.values()],
       rejects: this.rejects,
@@ -277,6 +287,16 @@ class Builder {
           min_speed: l.minSpeed, avg_speed: l.avgSpeed, max_speed: l.maxSpeed, max_brake_temp: l.maxBrakeTemp,
           max_tyre_temp: l.maxTyreTemp, samples: l.samples,
         })
+        return
+      }
+      case 'position': {
+        const b = o.body as PositionBody
+        const key = JSON.stringify([o.kind, o.entity, b.readingSeq])
+        if (this.positions.has(key)) return
+        const fields: Record<string, number | string> = { reason: b.reason }
+        if (typeof b.speed === 'number') fields.speed = b.speed
+        if (typeof b.heading === 'number') fields.heading = b.heading
+        this.positions.set(key, { ...base, seq: b.readingSeq, ts_ms: o.ts, lat: b.lat, lon: b.lon, fields })
         return
       }
       case 'late': {

@@ -11,6 +11,7 @@ export type Decoded = { ok: true; output: Output } | { ok: false; reason: string
 const MAX_MS = 253_402_300_799_999
 const SEVERITIES = ['info', 'warning', 'critical']
 const ALERT_STATES = ['open', 'update', 'close']
+const POSITION_REASONS = ['sample', 'trip_start', 'stop', 'trip_end']
 
 type Obj = Record<string, unknown>
 
@@ -85,6 +86,11 @@ function checkBody(type: OutputType, b: Obj): void {
       return
     case 'fence':
       int(b, 'partition'); int(b, 'token'); str(b, 'owner')
+      return
+    case 'position':
+      num(b, 'lat'); num(b, 'lon'); int(b, 'readingSeq'); oneOf(b, 'reason', POSITION_REASONS)
+      if (Math.abs(b.lat as number) > 90 || Math.abs(b.lon as number) > 180) throw new Invalid('body.lat/lon: out of range')
+      for (const k of ['speed', 'heading']) if (b[k] !== null && b[k] !== undefined) num(b, k)
       return
   }
 }

@@ -144,6 +144,13 @@ const LATE_SQL = historySql(TABLES.late, {
 }, { reading_ts: msToTs('r.reading_ms'), watermark: msToTs('r.watermark_ms') }, ['output_id', 'kind', 'entity',
   'profile', 'reading_ts', 'watermark', 'reading_seq', 'fields', 'seq', 'site', 'partition', 'token'])
 
+// Positions share raw_readings with imported raw readings: same key, the first copy stays.
+const POSITIONS_SQL = `INSERT INTO ${TABLES.raw} (kind, entity, seq, ts, profile, fields, lat, lon)
+SELECT r.kind, r.entity, r.seq, ${msToTs('r.ts_ms')}, r.profile, r.fields, r.lat, r.lon
+FROM json_to_recordset($1::json) AS r(kind text, entity text, seq bigint, ts_ms bigint, profile text, fields jsonb,
+  lat float8, lon float8)
+ON CONFLICT (kind, entity, seq) DO NOTHING`
+
 const FENCES_SQL = `INSERT INTO ${TABLES.fences} AS t (site, partition, token, owner, stream_seq)
 SELECT r.site, r.partition, r.token, r.owner, r.stream_seq
 FROM json_to_recordset($1::json) AS r(site text, partition integer, token bigint, owner text, stream_seq bigint)
@@ -167,6 +174,7 @@ const ROW_STATEMENTS: Array<[keyof BatchRows, string]> = [
   ['recommendations', RECOMMENDATIONS_SQL],
   ['laps', LAPS_SQL],
   ['late', LATE_SQL],
+  ['positions', POSITIONS_SQL],
 ]
 
 /** Reads (creating if absent) the cursor row of `key`: the last stream sequence committed. */

@@ -1,7 +1,7 @@
 /**
  * `pitwall simulate --profile <race|environment|plant|asset|road> [options]`: runs one domain's seeded simulator
- * and publishes its readings over NATS (JetStream, partitioned subjects) or through the HTTP gateway, with progress
- * on stderr, and writes the injected episodes as ground truth.
+ * and publishes its readings over NATS (JetStream, partitioned subjects), through the HTTP gateway, or over MQTT
+ * to nats-server's MQTT listener, with progress on stderr, and writes the injected episodes as ground truth.
  *
  *   --seed N            run seed (default 1)
  *   --entities N        sensors / cars / locomotives / vehicles (default: the domain's own, 127 for the plant)
@@ -13,13 +13,23 @@
  *   --ground-truth F    write the episodes to F (NDJSON, or CSV when F ends in .csv) at the end
  *   --nats URL          publish to JetStream at URL (default nats://127.0.0.1:4222)
  *   --gateway URL       or POST /v1/readings batches to the gateway at URL, with X-API-Key from PITWALL_API_KEY
+ *   --transport T       nats | gateway | mqtt (default: gateway with --gateway, mqtt with --mqtt-url, else nats)
+ *   --mqtt-url URL      MQTT listener of nats-server (default mqtt://127.0.0.1:1883): QoS 1 publishes on
+ *                       `tlm/<site>/<kind>/<id>` (the server's mapping adds the partition); user and password from
+ *                       PITWALL_MQTT_USERNAME / PITWALL_MQTT_PASSWORD when set. MQTT carries no message id: a
+ *                       re-run publishes the readings again.
+ *   --warmup S          plant: no anomaly before S seconds of event time (default 21600)
+ *   --anomaly-share F   plant: fraction of each sensor's time in an episode, 0..0.5 (default 0.02)
  *   --site S --partitions P   subject layout when publishing over NATS (defaults a, 16: the runtime's defaults)
  *   --batch N           readings per gateway request (default 500)
  * Exit codes: 0 done, 2 usage error, 1 failure (printed with its code).
  */
 import { setTimeout as sleep } from 'node:timers/promises'
 import { jetstream, type PubAck } from '@nats-io/jetstream'
-import { ConfigError, connectNats, partitionOf, PitwallError, RUNTIME_DEFAULTS, RuntimeErrorCodes, SITE_PATTERN, tlmSubject } from '../../actors/mod.js'
+import {
+  ConfigError, connectNats, partitionOf, PitwallError, RUNTIME_DEFAULTS, RuntimeErrorCodes, SITE_PATTERN, tlmSubject, UnreachableError,
+} from '../../actors/mod.js'
+import type * as MqttModuleNs from 'mqtt'
 import { Simulator, type SimItem } from '../simulator.js'
 import { AssetSimulator } from './asset.js'
 import { PlantSimulator } from './plant.js'
@@ -28,6 +38,8 @@ import { writeGroundTruth, type DomainItem, type DomainSimulator, type Episode }
 
 export const SIM_PROFILES = ['race', 'environment', 'plant', 'asset', 'road'] as const
 export type SimProfile = (typeof SIM_PROFILES)[number]
+export const SIM_TRANSPORTS = ['nats', 'gateway', 'mqtt'] as const
+export type SimTransport = (typeof SIM_TRANSPORTS)[number]
 
 export interface SimulateOptions {
   profile: SimProfile
@@ -38,9 +50,16 @@ export interface SimulateOptions {
   realtime: boolean
   anomalies: boolean
   groundTruth?: string
+  transport: SimTransport
   nats?: string
   gateway?: string
   apiKey?: string
+  mqttUrl?: string
+  mqttUsername?: string
+  mqttPassword?: string
+  /** Plant only: warm-up before the first anomaly (s) and share of time in episodes. */
+  warmupS?: number
+  anomalyShare?: number
   site: string
   partitions: number
   batch: number
@@ -69,10 +88,11 @@ class RuntimeSim implements DomainSimulator {
 }
 
 /** The simulator of a profile. */
-export function makeSimulator(o: Pick<SimulateOptions, 'profile' | 'seed' | 'entities' | 'anomalies' | 'site' | 'partitions'> & { startTs: number }): DomainSimulator {
+export function makeSimulator(o: Pick<SimulateOptions, 'profile' | 'seed' | 'entities' | 'anomalies' | 'site' | 'partitions' | 'warmupS' | 'anomalyShare'> & { startTs: number }): DomainSimulator {
   const base = { seed: o.seed, startTs: o.startTs, anomalies: o.anomalies }
   switch (o.profile) {
-    case 'plant': return new PlantSimulator({ ...base, sensors: o.entities ?? 127 })
+    case 'plant': return new PlantSimulator({ ...base, sensors: o.entities ?? 127,
+      ...(o.warmupS !== undefined ? { warmupMs: o.warmupS * 1000 } : {}), ...(o.anomalyShare !== undefined ? { anomalyShare: o.anomalyShare } : {}) })
     case 'asset': return new AssetSimulator({ ...base, locomotives: o.entities ?? 40 })
     case 'road': return new RoadSimulator({ ...base, vehicles: o.entities ?? 40 })
     case 'race': return new RuntimeSim({ ...base, sensors: 0, cars: o.entities ?? 20, site: o.site, partitions: o.partitions })
@@ -93,7 +113,8 @@ export function parseSimulateArgs(argv: readonly string[], env: Readonly<Record<
     vals.set(a, v)
     i++
   }
-  const known = ['--profile', '--seed', '--entities', '--rate', '--duration', '--ground-truth', '--nats', '--gateway', '--site', '--partitions', '--batch', '--start', ...flags]
+  const known = ['--profile', '--seed', '--entities', '--rate', '--duration', '--ground-truth', '--nats', '--gateway', '--site', '--partitions', '--batch', '--start',
+    '--transport', '--mqtt-url', '--warmup', '--anomaly-share', ...flags]
   for (const k of vals.keys()) if (!known.includes(k)) throw new ConfigError(k, `unknown option; known: ${known.join(' ')}`)
   const num = (k: string, min: number, integer: boolean): number | undefined => {
     const s = vals.get(k)
@@ -105,8 +126,16 @@ export function parseSimulateArgs(argv: readonly string[], env: Readonly<Record<
   const profile = vals.get('--profile')
   if (!profile || !(SIM_PROFILES as readonly string[]).includes(profile)) throw new ConfigError('--profile', `must be one of ${SIM_PROFILES.join(', ')}`)
   if (vals.has('--nats') && vals.has('--gateway')) throw new ConfigError('--gateway', 'give --nats or --gateway, not both')
+  const tr = vals.get('--transport') ?? (vals.has('--gateway') ? 'gateway' : vals.has('--mqtt-url') ? 'mqtt' : 'nats')
+  if (!(SIM_TRANSPORTS as readonly string[]).includes(tr)) throw new ConfigError('--transport', `must be one of ${SIM_TRANSPORTS.join(', ')}, got ${JSON.stringify(tr)}`)
+  const transport = tr as SimTransport
+  const given = (['--nats', '--gateway', '--mqtt-url'] as const).filter((k) => vals.has(k))
+  const own = { nats: '--nats', gateway: '--gateway', mqtt: '--mqtt-url' }[transport]
+  const stray = given.find((k) => k !== own)
+  if (stray !== undefined) throw new ConfigError(stray, `does not apply to --transport ${transport}`)
   const o: SimulateOptions = {
     profile: profile as SimProfile,
+    transport,
     seed: num('--seed', -Number.MAX_SAFE_INTEGER, true) ?? 1,
     realtime: vals.has('--realtime'),
     anomalies: !vals.has('--no-anomalies'),
@@ -122,16 +151,34 @@ export function parseSimulateArgs(argv: readonly string[], env: Readonly<Record<
   if (duration !== undefined) o.durationS = duration
   const start = num('--start', 0, true)
   if (start !== undefined) o.startTs = start
+  const warmup = num('--warmup', 0, false)
+  const share = num('--anomaly-share', 0, false)
+  if ((warmup !== undefined || share !== undefined) && o.profile !== 'plant') {
+    throw new ConfigError(warmup !== undefined ? '--warmup' : '--anomaly-share', 'applies to --profile plant only')
+  }
+  if (share !== undefined && share > 0.5) throw new ConfigError('--anomaly-share', `must be 0..0.5, got ${share}`)
+  if (warmup !== undefined) o.warmupS = warmup
+  if (share !== undefined) o.anomalyShare = share
   const gt = vals.get('--ground-truth')
   if (gt !== undefined) o.groundTruth = gt
   if (!SITE_PATTERN.test(o.site)) throw new ConfigError('--site', `must match ${SITE_PATTERN}`)
-  const gw = vals.get('--gateway')
-  if (gw !== undefined) {
+  if (transport === 'gateway') {
+    const gw = vals.get('--gateway')
+    if (gw === undefined) throw new ConfigError('--gateway', 'is required with --transport gateway')
     if (!/^https?:\/\//.test(gw)) throw new ConfigError('--gateway', `must be an http(s) URL, got ${JSON.stringify(gw)}`)
     o.gateway = gw.replace(/\/+$/, '')
     const key = env['PITWALL_API_KEY']
     if (!key) throw new ConfigError('PITWALL_API_KEY', 'must be set to an API key with ingest access when publishing through --gateway')
     o.apiKey = key
+  } else if (transport === 'mqtt') {
+    const url = vals.get('--mqtt-url') ?? 'mqtt://127.0.0.1:1883'
+    if (!/^mqtts?:\/\/[^/]+\/?$/.test(url)) throw new ConfigError('--mqtt-url', `must be an mqtt(s)://host:port URL, got ${JSON.stringify(url)}`)
+    o.mqttUrl = url
+    const user = env['PITWALL_MQTT_USERNAME']
+    const pass = env['PITWALL_MQTT_PASSWORD']
+    if (pass !== undefined && user === undefined) throw new ConfigError('PITWALL_MQTT_USERNAME', 'must be set when PITWALL_MQTT_PASSWORD is')
+    if (user !== undefined) o.mqttUsername = user
+    if (pass !== undefined) o.mqttPassword = pass
   } else {
     o.nats = vals.get('--nats') ?? 'nats://127.0.0.1:4222'
   }
@@ -175,6 +222,63 @@ async function natsSink(o: SimulateOptions): Promise<Sink> {
     },
     flush: async () => await drain(0),
     close: async () => await nc.close(),
+  }
+}
+
+type MqttModule = typeof MqttModuleNs
+
+/** The `mqtt` package could not be loaded (it is a development dependency of pitwall). */
+export class MqttUnavailableError extends PitwallError {
+  constructor(cause: unknown) {
+    super(RuntimeErrorCodes.CONFIG_INVALID, '--transport mqtt needs the `mqtt` package (npm install mqtt)', { cause })
+  }
+}
+
+/**
+ * Publishes to nats-server's MQTT listener at QoS 1 on `tlm/<site>/<kind>/<id>` (NATS sees `tlm.<site>.<kind>.<id>`
+ * and the account mapping adds the partition, gateway/README.md). A publish counts as acknowledged on its PUBACK,
+ * which the server sends once JetStream stored the message; up to 1,000 publishes are in flight.
+ */
+async function mqttSink(o: SimulateOptions): Promise<Sink> {
+  let mqtt: MqttModule
+  try {
+    // Loaded on demand: only this transport needs it.
+    mqtt = await import('mqtt')
+  } catch (err) {
+    throw new MqttUnavailableError(err)
+  }
+  const client = await mqtt.connectAsync(o.mqttUrl as string, {
+    clientId: `pitwall-sim-${o.profile}-${process.pid}-${Date.now().toString(36)}`, clean: true, reconnectPeriod: 0, connectTimeout: 10_000,
+    ...(o.mqttUsername !== undefined ? { username: o.mqttUsername } : {}), ...(o.mqttPassword !== undefined ? { password: o.mqttPassword } : {}),
+  }).catch((err: unknown) => {
+    throw new UnreachableError(RuntimeErrorCodes.NATS_UNREACHABLE, '--mqtt-url', `cannot connect to MQTT at ${o.mqttUrl as string}: ${err instanceof Error ? err.message : String(err)}`, err)
+  })
+  const topics = new Map<string, string>()
+  let pending: Array<Promise<unknown>> = []
+  let acked = 0
+  const drain = async (keep: number): Promise<void> => {
+    if (pending.length <= keep) return
+    const batch = pending.slice(0, pending.length - keep)
+    pending = pending.slice(pending.length - keep)
+    const res = await Promise.allSettled(batch)
+    const bad = res.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+    if (bad) {
+      await Promise.allSettled(pending)
+      pending = []
+      throw bad.reason
+    }
+    acked += res.length
+  }
+  return {
+    get acked() { return acked },
+    async send(it) {
+      let topic = topics.get(it.id)
+      if (topic === undefined) topics.set(it.id, topic = `tlm/${o.site}/${it.kind}/${it.id}`)
+      pending.push(client.publishAsync(topic, JSON.stringify(it.reading), { qos: 1 }))
+      if (pending.length >= 1000) await drain(500)
+    },
+    flush: async () => await drain(0),
+    close: async () => { await client.endAsync() },
   }
 }
 
@@ -238,7 +342,7 @@ export async function runSimulate(o: SimulateOptions, opts: { signal?: AbortSign
   const startTs = o.startTs ?? (realtime ? now : now - (o.durationS as number) * 1000)
   const sim = makeSimulator({ ...o, startTs })
   const endTs = o.durationS === undefined ? Infinity : startTs + o.durationS * 1000
-  const sink = o.gateway !== undefined ? gatewaySink(o) : await natsSink(o)
+  const sink = o.transport === 'gateway' ? gatewaySink(o) : o.transport === 'mqtt' ? await mqttSink(o) : await natsSink(o)
   const wall0 = Date.now()
   let queued = 0, lastProg = wall0, lastAcked = 0, eventTs = startTs
   const progress = (final: boolean): void => {
@@ -291,7 +395,7 @@ export async function runSimulate(o: SimulateOptions, opts: { signal?: AbortSign
   return { sent: sink.acked, episodes }
 }
 
-export const SIMULATE_USAGE = 'usage: pitwall simulate --profile <race|environment|plant|asset|road> [--seed N] [--entities N] [--rate R] [--duration S] [--realtime] [--no-anomalies] [--ground-truth FILE] [--nats URL | --gateway URL] [--site S] [--partitions P] [--batch N]'
+export const SIMULATE_USAGE = 'usage: pitwall simulate --profile <race|environment|plant|asset|road> [--seed N] [--entities N] [--rate R] [--duration S] [--realtime] [--no-anomalies] [--ground-truth FILE] [--nats URL | --gateway URL | --mqtt-url URL] [--transport nats|gateway|mqtt] [--site S] [--partitions P] [--batch N] [--warmup S] [--anomaly-share F]'
 
 /** `pitwall simulate ...`: returns the exit code. Reads PITWALL_API_KEY for --gateway; Ctrl-C stops cleanly. */
 export async function simulateMain(argv: string[], env: Readonly<Record<string, string | undefined>> = process.env): Promise<number> {

@@ -22,6 +22,14 @@
  *    ts = end_ts, factors {distance_km, duration_s, max_speed, avg_speed, start_ts, end_ts}) rather than a pair
  *    of `trip` alerts: a trip is a measurement, not a condition to act on, so it stays out of alert lists,
  *    counts and notifications, and one self-contained row is what trip reports need.
+ *  - positions: a `position` output (key `pos:<readingSeq>`, ts = the fix's event time, body {lat, lon, speed,
+ *    heading, reason, readingSeq}) for an accepted fix when it starts a trip (`trip_start`), begins a stop in a
+ *    trip (`stop`, a possible trip end), or is >= positionIntervalMs of event time after the last position emitted
+ *    (`sample`; 0 = every accepted fix); and, when a trip ends after a gap, the last fix before the gap
+ *    (`trip_end`) unless it was emitted already. A trip ended by a stop ends at the `stop` position. So a trip's
+ *    positions bound its path at one point per positionIntervalMs plus its stops, and the live map and trip
+ *    geometry need no raw-reading store. At most one position per reading, keyed by its stream sequence, so a
+ *    replay emits the same ones.
  *  - geofences (config): entering opens an alert `geofence` (info), leaving closes it.
  *  - DTC: one `dtc` alert (warning) per code: opens when the code appears in `dtc`, closes when it disappears.
  *  - engine_overheat (critical): coolant > overheatC for >= overheatMs; closes below overheatC - hysteresis.
@@ -33,7 +41,7 @@
 import { defineActor } from '../../actor.js'
 import type { ActorContext, FiredTimer, SnapshotCodec } from '../../actor.js'
 import { ConfigError, RuntimeErrorCodes, SnapshotError } from '../../errors.js'
-import type { AlertBody, EntityRef, Reading, Severity } from '../../types.js'
+import type { AlertBody, EntityRef, PositionBody, Reading, Severity } from '../../types.js'
 
 export interface Geofence { id: string; lat: number; lon: number; radiusM: number }
 
@@ -52,6 +60,8 @@ export interface RoadConfig {
   lowFuelMs: number
   lowFuelHysteresis: number
   staleAfterMs: number
+  /** Event time between two sampled `position` outputs (trip starts, stops and ends are always emitted); 0 = every fix. */
+  positionIntervalMs: number
 }
 
 export const ROAD_DEFAULTS: RoadConfig = Object.freeze({
@@ -67,6 +77,7 @@ export const ROAD_DEFAULTS: RoadConfig = Object.freeze({
   lowFuelMs: 60_000,
   lowFuelHysteresis: 3,
   staleAfterMs: 600_000,
+  positionIntervalMs: 60_000,
 })
 
 export const STALE_TIMER = 'stale'
@@ -85,7 +96,7 @@ export function haversineM(lat1: number, lon1: number, lat2: number, lon2: numbe
 /** Checks a road config; throws ConfigError naming the setting. */
 export function validateRoadConfig(c: RoadConfig): void {
   const nums = ['allowedLatenessMs', 'tripStartKmh', 'tripStopMs', 'maxJumpKmh', 'overheatC', 'overheatMs',
-    'overheatHysteresis', 'lowFuelPct', 'lowFuelMs', 'lowFuelHysteresis', 'staleAfterMs'] as const
+    'overheatHysteresis', 'lowFuelPct', 'lowFuelMs', 'lowFuelHysteresis', 'staleAfterMs', 'positionIntervalMs'] as const
   for (const k of nums) {
     const v = c[k]
     if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
@@ -118,6 +129,11 @@ export interface RoadState {
   lastTs: number | null
   /** Last accepted fix: [ts, lat, lon] or null. */
   fix: [number, number, number] | null
+  /** Stream sequence of the reading of `fix`. */
+  fixSeq: number | null
+  /** Event time and reading sequence of the last `position` output (null before the first). */
+  posTs: number | null
+  posSeq: number | null
   speed: number | null
   heading: number | null
   trip: Trip | null
@@ -180,6 +196,15 @@ function finishTrip(s: RoadState, trip: Trip, end: number, ctx: ActorContext): v
   s.trip = null
 }
 
+function emitPosition(s: RoadState, ctx: ActorContext, fix: [number, number, number], seq: number, reason: PositionBody['reason']): void {
+  const [ts, lat, lon] = fix
+  // Speed and heading are the current ones; for a trip_end fix they are those of the reading after the gap.
+  const body: PositionBody = { lat, lon, speed: seq === ctx.seq ? s.speed : null, heading: seq === ctx.seq ? s.heading : null, reason, readingSeq: seq }
+  ctx.emit('position', `pos:${seq}`, ts, body)
+  if (s.posTs === null || ts >= s.posTs) s.posTs = ts
+  s.posSeq = seq
+}
+
 function onReading(s: RoadState, r: Reading, ctx: ActorContext, c: RoadConfig): void {
   const ts = r.ts
   const f = r.fields
@@ -199,6 +224,8 @@ function onReading(s: RoadState, r: Reading, ctx: ActorContext, c: RoadConfig): 
   s.lastTs = ts
 
   // Position and distance.
+  const prevFix = s.fix
+  const prevFixSeq = s.fixSeq
   const lat = num(f['lat']) ?? r.loc?.lat
   const lon = num(f['lon']) ?? r.loc?.lon
   let segKm = 0
@@ -211,7 +238,10 @@ function onReading(s: RoadState, r: Reading, ctx: ActorContext, c: RoadConfig): 
       const dtH = (ts - pts) / 3_600_000
       if (m === 0 || (dtH > 0 && m / 1000 / dtH <= c.maxJumpKmh)) { accepted = true; segKm = m / 1000 } else s.jumps++
     }
-    if (accepted) s.fix = [ts, lat, lon]
+    if (accepted) {
+      s.fix = [ts, lat, lon]
+      s.fixSeq = ctx.seq
+    }
   }
   const speed = num(f['speed']) ?? num(f['obd_speed'])
   if (speed !== undefined) s.speed = speed
@@ -219,6 +249,7 @@ function onReading(s: RoadState, r: Reading, ctx: ActorContext, c: RoadConfig): 
   if (heading !== undefined) s.heading = heading
 
   // Trips.
+  let posReason: PositionBody['reason'] | null = null
   if (speed !== undefined) {
     const moving = speed > c.tripStartKmh
     let trip = s.trip
@@ -229,14 +260,25 @@ function onReading(s: RoadState, r: Reading, ctx: ActorContext, c: RoadConfig): 
       // No data for >= tripStopMs (the unit is often powered off when parked): the trip ended at the last reading.
       finishTrip(s, trip, prevTs, ctx)
       trip = null
+      if (prevFix !== null && prevFixSeq !== null && prevFix[0] === prevTs && s.posSeq !== prevFixSeq) {
+        emitPosition(s, ctx, prevFix, prevFixSeq, 'trip_end')
+      }
     }
     if (trip) {
       if (moving) trip.stopSince = null
-      else if (trip.stopSince === null) trip.stopSince = ts
+      else if (trip.stopSince === null) {
+        trip.stopSince = ts
+        posReason = 'stop'
+      }
     } else if (moving) {
       trip = s.trip = { start: ts, km: 0, max: 0, stopSince: null }
+      posReason = 'trip_start'
     }
     if (trip && speed > trip.max) trip.max = speed
+  }
+  if (accepted && s.fix !== null) {
+    if (posReason === null && (s.posTs === null || ts - s.posTs >= c.positionIntervalMs)) posReason = 'sample'
+    if (posReason !== null) emitPosition(s, ctx, s.fix, ctx.seq, posReason)
   }
   if (segKm > 0) {
     const day = ts - (((ts % DAY_MS) + DAY_MS) % DAY_MS)
@@ -321,7 +363,7 @@ function onTimer(s: RoadState, t: FiredTimer, ctx: ActorContext, c: RoadConfig):
 
 function init(_e: EntityRef, c: RoadConfig): RoadState {
   validateRoadConfig(c)
-  return { lastTs: null, fix: null, speed: null, heading: null, trip: null, day: null, dayKm: 0, odoKm: 0,
+  return { lastTs: null, fix: null, fixSeq: null, posTs: null, posSeq: null, speed: null, heading: null, trip: null, day: null, dayKm: 0, odoKm: 0,
     fences: {}, dtc: {}, oh: [null, null, 0], lf: [null, null, 0], stale: null, late: 0, jumps: 0 }
 }
 
@@ -337,6 +379,10 @@ const codec: SnapshotCodec<RoadState> = {
     if (!s || typeof s !== 'object' || !Array.isArray(s.oh) || !Array.isArray(s.lf) || typeof s.fences !== 'object' || typeof s.dtc !== 'object') {
       throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_CORRUPT, 'road snapshot is malformed')
     }
+    // Snapshots written before positions existed: no position emitted yet (the next fix is a sample).
+    s.fixSeq ??= null
+    s.posTs ??= null
+    s.posSeq ??= null
     return s
   },
 }
