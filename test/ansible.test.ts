@@ -13,12 +13,12 @@ import { tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
 import { parse } from '@cdktf/hcl2json'
 import { renderInventory } from '../ansible/inventory.js'
-import { JOBS, readJobHcl, varsFile } from '../nomad-jobs/jobs.js'
+import { CONTROLLER_PORT, FAILOVER_AFTER_MS, JOBS, readJobHcl, varsFile } from '../nomad-jobs/jobs.js'
 import { durationNs, parseJob } from './helpers/nomad-hcl.js'
 import { localTopology } from '../sites/local-topology.js'
-import { gatewaySpec, projectorSpec, siteEnv, workerSpec } from '../sites/local.js'
+import { controllerSpec, gatewaySpec, projectorSpec, siteEnv, workerSpec } from '../sites/local.js'
 import { renderTopology } from '../sites/render.js'
-import { clientUrls, type Topology } from '../sites/topology.js'
+import { clientUrls, peerOf, type SiteDef, type Topology } from '../sites/topology.js'
 
 const ANSIBLE_DIR = join(import.meta.dirname, '..', 'ansible')
 const NATS = process.env.NATS_SERVER_BIN ?? 'nats-server'
@@ -47,7 +47,7 @@ async function extraVars(root: string): Promise<string> {
     // Debian's promtool is built without Consul service discovery and rejects consul_sd_configs.
     prometheus_root: perHost, prometheus_manage_service: false, prometheus_validate: false,
     grafana_root: perHost, grafana_manage_service: false,
-    pitwall_root: perHost,
+    pitwall_root: perHost, pitwall_manage_service: false,
   }
   const file = join(root, 'extra-vars.json')
   await writeFile(file, JSON.stringify(ev))
@@ -58,7 +58,9 @@ function play(inventory: string, playbook: string, ev: string): { out: string; s
   const t0 = Date.now()
   const r = spawnSync('ansible-playbook', ['-i', inventory, playbook, '-c', 'local', '-e', `@${ev}`], {
     cwd: ANSIBLE_DIR, encoding: 'utf8', timeout: 150_000,
-    env: { ...process.env, ANSIBLE_CONFIG: join(ANSIBLE_DIR, 'ansible.cfg'), ANSIBLE_NOCOLOR: '1', ANSIBLE_PYTHON_INTERPRETER: '/usr/bin/python3', ANSIBLE_FORCE_COLOR: '0' },
+    // Pipelining: each task's module goes to python's stdin instead of a temp file per task (fewer writes and
+    // process starts; the local connection supports it, and nothing here uses become).
+    env: { ...process.env, ANSIBLE_CONFIG: join(ANSIBLE_DIR, 'ansible.cfg'), ANSIBLE_NOCOLOR: '1', ANSIBLE_PYTHON_INTERPRETER: '/usr/bin/python3', ANSIBLE_FORCE_COLOR: '0', ANSIBLE_PIPELINING: '1' },
   })
   return { out: `${r.stdout}${r.stderr}`, status: r.status, ms: Date.now() - t0 }
 }
@@ -71,6 +73,54 @@ async function checkNats(t: Test, topo: Topology, root: string): Promise<void> {
     t.equal(text.split('\n').slice(1).join('\n'), c.text.split('\n').slice(1).join('\n'), `${c.server}: same content as sites/render.ts`)
     const r = spawnSync(NATS, ['-t', '-c', file], { encoding: 'utf8' })
     t.equal(r.status, 0, `${c.server}: nats-server -t`, { output: `${r.stderr}${r.stdout}` })
+  }
+}
+
+/** The environment the local launcher gives a site's services: the two-site siteEnv (sites/launch.ts). */
+function twoSiteEnv(topo: Topology, s: SiteDef): Record<string, string> {
+  const peer = peerOf(topo, s.name)
+  return siteEnv({
+    site: s.name, natsUrl: clientUrls(s), partitions: topo.partitions, pgUrl: s.pgUrl, domain: s.domain,
+    peer: { site: peer.name, domain: peer.domain }, homePartitions: s.homePartitions,
+  })
+}
+
+const envFile = (text: string): Record<string, string> => Object.fromEntries(text.split('\n')
+  .filter((l) => /^[A-Z_]+=/.test(l)).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]))
+
+/**
+ * What the pitwall role rendered under `root/<host>/`: the environment files carry the local launcher's variables
+ * (sites/local.ts, the two-site siteEnv) with values from the inventory; the site controller (env, systemd unit,
+ * Consul registration) only on the first host of each site, probing the peer site's first host.
+ */
+async function checkPitwall(t: Test, topo: Topology, root: string): Promise<void> {
+  for (const s of topo.sites) {
+    const env = twoSiteEnv(topo, s)
+    const first = s.members[0]!
+    const read = async (svc: string): Promise<Record<string, string>> => envFile(await readFile(join(root, first.name, 'etc', 'pitwall', `${svc}.env`), 'utf8'))
+    const worker = await read('worker')
+    const w = workerSpec(env, 0).env
+    t.same(worker, Object.fromEntries(Object.entries(w).filter(([k]) => k !== 'PITWALL_WORKER_ID' && k !== 'PITWALL_METRICS_PORT')), `${s.name}: worker env (per-instance id and port come from the unit)`)
+    t.same(await read('projector'), projectorSpec(env).env, `${s.name}: projector env`)
+    const g = gatewaySpec(env, { jwtSecret: 'x', apiKeys: 'y' }).env
+    t.same(await read('gateway'), Object.fromEntries(Object.entries(g).filter(([k]) => k !== 'PITWALL_GATEWAY_JWT_SECRET' && k !== 'PITWALL_GATEWAY_API_KEYS')), `${s.name}: gateway env (secrets come from the unit's secrets file)`)
+    const peer = peerOf(topo, s.name)
+    const peerUrl = `http://${peer.members[0]!.host}:${CONTROLLER_PORT}/healthz`
+    const ctl = await read('controller')
+    const spec = controllerSpec(env, CONTROLLER_PORT, peerUrl).env
+    const own = ['PITWALL_METRICS_HOST', 'PITWALL_FAILOVER_AFTER_MS', 'PITWALL_DISCOVERY', 'CONSUL_HTTP_ADDR', 'PITWALL_CONSUL_DATACENTER', 'PITWALL_PEER_CONSUL_DATACENTER']
+    t.same(Object.fromEntries(Object.entries(ctl).filter(([k]) => !own.includes(k))), spec, `${s.name}: controller env = sites/local.ts controllerSpec (peer ${peer.name}'s /healthz)`)
+    t.same(own.map((k) => ctl[k]), [first.host, String(FAILOVER_AFTER_MS), 'consul', 'http://127.0.0.1:8500', s.consulDatacenter, peer.consulDatacenter], `${s.name}: controller listens on the host, Consul health of ${peer.consulDatacenter}`)
+    const unit = await readFile(join(root, first.name, 'etc', 'systemd', 'system', 'pitwall-controller.service'), 'utf8')
+    t.match(unit, /^ExecStart=\/usr\/bin\/node \/opt\/pitwall\/dist\/sites\/bin\/controller\.js$/m, `${s.name}: the unit runs dist/${controllerSpec(env, 0).script}`)
+    t.match(unit, /^EnvironmentFile=\/etc\/pitwall\/controller\.env$/m, `${s.name}: unit reads controller.env`)
+    t.match(unit, /^KillSignal=SIGTERM$/m)
+    const reg = JSON.parse(await readFile(join(root, first.name, 'etc', 'consul.d', 'pitwall-site.json'), 'utf8')) as { service: { name: string; port: number; tags: string[]; checks: Array<{ http: string }> } }
+    t.same([reg.service.name, reg.service.port, reg.service.checks[0]?.http], ['pitwall-site', CONTROLLER_PORT, `http://${first.host}:${CONTROLLER_PORT}/healthz`], `${s.name}: controller registered with Consul, HTTP check on /healthz`)
+    t.ok(reg.service.tags.includes('metrics'), `${s.name}: tagged metrics (Prometheus)`)
+    for (const m of s.members.slice(1)) {
+      await t.rejects(readFile(join(root, m.name, 'etc', 'pitwall', 'controller.env'), 'utf8'), { code: 'ENOENT' }, `${m.name}: no second controller in site ${s.name}`)
+    }
   }
 }
 
@@ -87,18 +137,8 @@ t.test('site.yml renders every role into temp roots; nats configs match sites/ a
   for (const [h, r] of r1) t.ok(r.failed === 0 && r.changed > 0, `${h}: first run changed ${r.changed}, failed ${r.failed}`)
   await checkNats(t, topo, root)
 
-  // The application environment: the local launcher's variables (sites/local.ts), values from the inventory.
+  await checkPitwall(t, topo, root)
   for (const s of topo.sites) {
-    const env = siteEnv({ site: s.name, natsUrl: clientUrls(s), partitions: topo.partitions, pgUrl: s.pgUrl })
-    const read = async (svc: string): Promise<Record<string, string>> => Object.fromEntries(
-      (await readFile(join(root, s.members[0]!.name, 'etc', 'pitwall', `${svc}.env`), 'utf8')).split('\n')
-        .filter((l) => /^[A-Z_]+=/.test(l)).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]))
-    const worker = await read('worker')
-    const w = workerSpec(env, 0).env
-    t.same(worker, Object.fromEntries(Object.entries(w).filter(([k]) => k !== 'PITWALL_WORKER_ID' && k !== 'PITWALL_METRICS_PORT')), `${s.name}: worker env (per-instance id and port come from the unit)`)
-    t.same(await read('projector'), projectorSpec(env).env, `${s.name}: projector env`)
-    const g = gatewaySpec(env, { jwtSecret: 'x', apiKeys: 'y' }).env
-    t.same(await read('gateway'), Object.fromEntries(Object.entries(g).filter(([k]) => k !== 'PITWALL_GATEWAY_JWT_SECRET' && k !== 'PITWALL_GATEWAY_API_KEYS')), `${s.name}: gateway env (secrets come from the unit's secrets file)`)
     const consul = await readFile(join(root, s.members[0]!.name, 'etc', 'consul.d', 'consul.hcl'), 'utf8')
     t.match(consul, `datacenter         = "${s.consulDatacenter}"`, `${s.name}: consul datacenter`)
     const q = JSON.parse(await readFile(join(root, s.members[0]!.name, 'etc', 'consul.d', 'pitwall-gateway.query.json'), 'utf8')) as { Service: { Failover: { Datacenters: string[] } } }
@@ -139,4 +179,145 @@ t.test('a clustered topology (3 servers per site): routes and remotes from the i
   t.equal(recap(run.out).size, 6, 'six servers')
   await checkNats(t, topo, root)
   t.comment(`nats.yml on 6 hosts: ${run.ms} ms`)
+})
+
+/**
+ * The pitwall role without Ansible: its tasks/main.yml interpreted by a small runner (assert, file, template, block
+ * and when, loop; a systemd task would be an error since services are not managed here) over the inventory's
+ * variables with the role's defaults, its templates rendered by Jinja2 configured as Ansible configures it
+ * (trim_blocks, keep_trailing_newline) plus the filters and tests the role uses. Ansible itself is the reference
+ * (the tests above); this runs wherever Python has jinja2 and PyYAML, so the role's logic and templates are
+ * checked even on machines without Ansible.
+ */
+const ROLE_RUNNER = `
+import json, os, re, sys
+import jinja2, yaml
+
+role_dir, inventory, root, extra_json = sys.argv[1:5]
+extra = json.loads(extra_json)
+
+class Loader(yaml.SafeLoader):
+    pass
+Loader.add_constructor('!unsafe', lambda l, n: l.construct_scalar(n))
+inv = yaml.load(open(inventory), Loader=Loader)
+defaults = yaml.safe_load(open(os.path.join(role_dir, 'defaults', 'main.yml'))) or {}
+
+groups = {'all': []}
+group_vars = {}
+host_vars = {}
+host_groups = {}
+def walk(name, node, parents):
+    node = node or {}
+    group_vars[name] = node.get('vars') or {}
+    groups.setdefault(name, [])
+    for h, hv in (node.get('hosts') or {}).items():
+        host_vars.setdefault(h, {}).update(hv or {})
+        for g in parents + [name]:
+            if h not in groups.setdefault(g, []):
+                groups[g].append(h)
+            host_groups.setdefault(h, [])
+            if g not in host_groups[h]:
+                host_groups[h].append(g)
+    for c, cn in (node.get('children') or {}).items():
+        if c in group_vars and not cn:
+            # a reference to a group defined elsewhere: its hosts join the parents
+            for h in groups.get(c, []):
+                for g in parents + [name]:
+                    if h not in groups.setdefault(g, []):
+                        groups[g].append(h)
+            continue
+        walk(c, cn, parents + [name])
+walk('all', inv['all'], [])
+
+env = jinja2.Environment(loader=jinja2.FileSystemLoader(os.path.join(role_dir, 'templates')), trim_blocks=True,
+                         keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
+env.filters['to_json'] = lambda v: json.dumps(v)
+env.filters['to_nice_json'] = lambda v: json.dumps(v, indent=4, sort_keys=True)
+env.filters['bool'] = lambda v: v if isinstance(v, bool) else str(v).lower() in ('yes', 'on', '1', 'true', 'y')
+env.tests['match'] = lambda v, p: re.match(p, str(v)) is not None
+
+def hostvars_of(h):
+    v = dict(defaults)
+    v.update(group_vars.get('all', {}))
+    for g in host_groups.get(h, []):
+        if g != 'all':
+            v.update(group_vars.get(g, {}))
+    v.update(host_vars.get(h, {}))
+    v['inventory_hostname'] = h
+    return v
+
+hostvars = {h: hostvars_of(h) for h in host_vars}
+
+def templ(s, ctx):
+    return env.from_string(s).render(ctx) if isinstance(s, str) else s
+
+def expr(e, ctx):
+    if isinstance(e, bool):
+        return e
+    return env.compile_expression(e, undefined_to_none=False)(ctx)
+
+report = {}
+for h in host_vars:
+    ctx = dict(hostvars[h])
+    ctx.update(extra)
+    ctx['pitwall_root'] = templ(ctx.get('pitwall_root', ''), ctx)
+    ctx.update({'groups': groups, 'hostvars': hostvars, 'ansible_managed': 'Ansible managed'})
+    done = []
+    def run(tasks, ctx):
+        for task in tasks:
+            if 'when' in task and not expr(task['when'], ctx):
+                continue
+            if 'block' in task:
+                run(task['block'], ctx)
+                continue
+            items = task.get('loop', [None])
+            for item in items:
+                c = dict(ctx, item=item)
+                if 'ansible.builtin.assert' in task:
+                    for e in task['ansible.builtin.assert']['that']:
+                        if not expr(e, c):
+                            raise SystemExit(f'{h}: assertion failed: {e}')
+                elif 'ansible.builtin.file' in task:
+                    os.makedirs(templ(task['ansible.builtin.file']['path'], c), exist_ok=True)
+                elif 'ansible.builtin.template' in task:
+                    a = task['ansible.builtin.template']
+                    dest = templ(a['dest'], c)
+                    os.makedirs(os.path.dirname(dest), exist_ok=True)
+                    with open(dest, 'w') as f:
+                        f.write(env.get_template(templ(a['src'], c)).render(c))
+                    done.append(dest)
+                elif 'ansible.builtin.systemd' in task:
+                    raise SystemExit(f'{h}: would manage a service: {task["name"]}')
+                else:
+                    raise SystemExit(f'{h}: unsupported module in {task["name"]}')
+    run(yaml.safe_load(open(os.path.join(role_dir, 'tasks', 'main.yml'))), ctx)
+    report[h] = done
+print(json.dumps(report))
+`
+
+const python = ['python3', '/usr/bin/python3'].find((p) => spawnSync(p, ['-c', 'import jinja2, yaml'], { encoding: 'utf8' }).status === 0)
+
+function renderRole(role: string, inventory: string, ev: Record<string, unknown>): { status: number | null; out: string } {
+  const r = spawnSync(python!, ['-c', ROLE_RUNNER, join(ANSIBLE_DIR, 'roles', role), inventory, ev.pitwall_root_dir as string, JSON.stringify(ev.vars)], { encoding: 'utf8' })
+  return { status: r.status, out: `${r.stdout}${r.stderr}` }
+}
+
+t.test('the pitwall role rendered with Jinja2 (no Ansible needed): two-site env files, one controller per site', { skip: python ? false : 'python3 with jinja2 and PyYAML is not installed' }, async (t) => {
+  for (const topo of [localTopology(), localTopology({ clustered: true })]) {
+    const root = await mkdtemp(join(tmpdir(), 'pw-pitwall-role-'))
+    t.teardown(() => rm(root, { recursive: true, force: true }))
+    const inventory = join(root, 'inventory.yml')
+    await writeFile(inventory, renderInventory(topo))
+    const r = renderRole('pitwall', inventory, { pitwall_root_dir: root, vars: { pitwall_root: `${root}/{{ inventory_hostname }}`, pitwall_manage_service: false } })
+    t.equal(r.status, 0, `${topo.sites[0]!.members.length} server(s) per site: the role's tasks ran`, { output: r.out })
+    const done = JSON.parse(r.out) as Record<string, string[]>
+    t.same(Object.keys(done).sort(), topo.sites.flatMap((s) => s.members.map((m) => m.name)).sort(), 'every host')
+    await checkPitwall(t, topo, root)
+    // An inventory the role's assertions refuse: a home partition out of range.
+    const bad = join(root, 'bad.yml')
+    await writeFile(bad, renderInventory(topo).replace(/pitwall_home_partitions: \[0, /, 'pitwall_home_partitions: [99, '))
+    const refused = renderRole('pitwall', bad, { pitwall_root_dir: root, vars: { pitwall_root: `${root}/x`, pitwall_manage_service: false } })
+    t.not(refused.status, 0, 'home partition 99 of 16 refused by the input assertions')
+    t.match(refused.out, /assertion failed: pitwall_home_partitions/)
+  }
 })
