@@ -5,7 +5,8 @@
  */
 import { createServer, type Server } from 'node:http'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
-import type { RuntimeStats } from './runtime-types.js'
+import type { RuntimeObserver, RuntimeStats } from './runtime-types.js'
+import type { AlertBody } from './types.js'
 
 export const METRICS = {
   processed: 'pitwall_worker_readings_processed_total',
@@ -27,6 +28,14 @@ export const METRICS = {
   // consumer, label `partition`. The alert PitwallConsumerLagGrowing and the SRE dashboard use it already.
   consumerLag: 'pitwall_worker_consumer_lag_messages',
   activeActors: 'pitwall_worker_active_actors',
+  // Worker, by profile (WorkerObserver): plain numbers on the hot path, rendered at scrape time.
+  profileProcessed: 'pitwall_worker_profile_readings_processed_total',
+  lateReadings: 'pitwall_worker_late_readings_total',
+  eventToOutputSeconds: 'pitwall_worker_event_to_output_seconds',
+  ingestToOutputSeconds: 'pitwall_worker_ingest_to_output_seconds',
+  alertsOpen: 'pitwall_worker_alerts_open',
+  alertsUntracked: 'pitwall_worker_alerts_untracked_total',
+  checkpointBytes: 'pitwall_worker_checkpoint_bytes',
   projectorApplied: 'pitwall_projector_outputs_applied_total',
   projectorRejectedStale: 'pitwall_projector_outputs_rejected_stale_total',
   projectorRejectedMalformed: 'pitwall_projector_outputs_rejected_malformed_total',
@@ -119,8 +128,207 @@ const COUNTERS: ReadonlyArray<[CounterKey, string, string]> = [
   ['staleSnapshotsIgnored', METRICS.staleSnapshotsIgnored, 'Snapshots ignored because a stale owner wrote them after the claim.'],
 ]
 
-/** A registry with default process metrics and the worker's metrics, read from `src` at each scrape. */
-export function workerRegistry(src: MetricsSource, labels: Record<string, string>): { registry: Registry; checkpointSeconds: Histogram } {
+/**
+ * Latency buckets (seconds) of the worker's output histograms: 1-2.5-5 steps from 1 ms to 1 s for live data, then
+ * 2.5 s to 10 min for readings that arrive late or are replayed after a crash or a failover. 18 buckets.
+ */
+export const LATENCY_BUCKETS: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600]
+/** Checkpoint size buckets (bytes of snapshots one checkpoint writes): 1 KiB to 64 MiB, factor 4. */
+export const CHECKPOINT_BYTES_BUCKETS: readonly number[] = [1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864]
+/** Checkpoint duration buckets (seconds). */
+export const CHECKPOINT_SECONDS_BUCKETS: readonly number[] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
+/** Label sets (profile, type, severity) of `pitwall_worker_alerts_open` a worker keeps at most. */
+export const MAX_ALERT_LABEL_SETS = 64
+/** Open alerts a worker tracks by id at most (memory bound: one map entry each). */
+export const MAX_TRACKED_ALERTS = 100_000
+
+/** A histogram kept as plain numbers: per-bucket (not cumulative) counts, sum and count. */
+export class PlainHistogram {
+  readonly bounds: readonly number[]
+  readonly counts: Float64Array
+  sum = 0
+  count = 0
+  constructor(bounds: readonly number[]) {
+    this.bounds = bounds
+    this.counts = new Float64Array(bounds.length)
+  }
+
+  observe(v: number): void {
+    const b = this.bounds
+    let i = 0
+    while (i < b.length && v > (b[i] as number)) i++
+    if (i < b.length) this.counts[i] = (this.counts[i] as number) + 1
+    this.sum += v
+    this.count++
+  }
+
+  /** Prometheus samples (`_bucket` cumulative with `le`, `_sum`, `_count`) under `labels`. */
+  samples(name: string, labels: Record<string, string>): Array<{ metricName: string; labels: Record<string, string | number>; value: number }> {
+    const out: Array<{ metricName: string; labels: Record<string, string | number>; value: number }> = []
+    let acc = 0
+    this.bounds.forEach((le, i) => {
+      acc += this.counts[i] as number
+      out.push({ metricName: `${name}_bucket`, labels: { ...labels, le }, value: acc })
+    })
+    out.push({ metricName: `${name}_bucket`, labels: { ...labels, le: '+Inf' }, value: this.count })
+    out.push({ metricName: `${name}_sum`, labels, value: this.sum })
+    out.push({ metricName: `${name}_count`, labels, value: this.count })
+    return out
+  }
+}
+
+/** What a worker counts per profile. */
+export interface ProfileCounts {
+  processed: number
+  late: number
+  eventToOutput: PlainHistogram
+  ingestToOutput: PlainHistogram
+}
+
+interface AlertSet {
+  labels: { profile: string; type: string; severity: string }
+  open: number
+}
+
+/**
+ * The worker's observer (pass it as WorkerOptions.observe, then to workerRegistry): per-profile readings, late
+ * readings and output latencies, open alerts by (profile, type, severity), checkpoint durations and sizes. The hot
+ * path bumps plain numbers (a map lookup by profile per reading, one clock read per output); workerRegistry
+ * renders them at scrape time.
+ */
+export class WorkerObserver implements RuntimeObserver {
+  readonly profiles = new Map<string, ProfileCounts>()
+  readonly checkpointSeconds = new PlainHistogram(CHECKPOINT_SECONDS_BUCKETS)
+  readonly checkpointSize = new PlainHistogram(CHECKPOINT_BYTES_BUCKETS)
+  /** Label sets of the open-alerts gauge, by `profile\ntype\nseverity` (at most MAX_ALERT_LABEL_SETS). */
+  readonly alertSets = new Map<string, AlertSet>()
+  /** Alert outputs not counted because a cap was reached. */
+  alertsUntracked = 0
+  /** Open alerts by partition, then alert id (a close or a replayed open of a known id changes nothing twice). */
+  private readonly open = new Map<number, Map<string, AlertSet>>()
+  private tracked = 0
+  private readonly now: () => number
+
+  constructor(opts: { now?: () => number } = {}) {
+    this.now = opts.now ?? Date.now
+  }
+
+  private profile(name: string): ProfileCounts {
+    let p = this.profiles.get(name)
+    if (!p) {
+      // Profiles come from the worker's registry (actor definitions), not from messages: a fixed, small set.
+      p = { processed: 0, late: 0, eventToOutput: new PlainHistogram(LATENCY_BUCKETS), ingestToOutput: new PlainHistogram(LATENCY_BUCKETS) }
+      this.profiles.set(name, p)
+    }
+    return p
+  }
+
+  checkpoint(seconds: number): void {
+    this.checkpointSeconds.observe(seconds)
+  }
+
+  checkpointBytes(bytes: number): void {
+    this.checkpointSize.observe(bytes)
+  }
+
+  reading(profile: string): void {
+    this.profile(profile).processed++
+  }
+
+  output(partition: number, o: { type: string; profile: string; body: unknown }, eventMs: number, ingestMs: number): void {
+    const p = this.profile(o.profile)
+    const now = this.now()
+    // A device clock ahead of ours gives a negative age: counted in the lowest bucket, not dropped.
+    if (!Number.isNaN(eventMs)) p.eventToOutput.observe(Math.max(0, now - eventMs) / 1000)
+    p.ingestToOutput.observe(Math.max(0, now - ingestMs) / 1000)
+    if (o.type === 'late') p.late++
+    else if (o.type === 'alert') this.alert(partition, o.profile, o.body as AlertBody)
+  }
+
+  private alert(partition: number, profile: string, b: AlertBody): void {
+    let open = this.open.get(partition)
+    if (!open) this.open.set(partition, open = new Map())
+    const known = open.get(b.alertId)
+    if (b.state === 'close') {
+      if (known) {
+        known.open--
+        open.delete(b.alertId)
+        this.tracked--
+      }
+      return
+    }
+    // An open, or an update of an alert opened before this worker owned the partition: open now.
+    if (known) return
+    const key = `${profile}\n${b.type}\n${b.severity}`
+    let set = this.alertSets.get(key)
+    if (!set) {
+      if (this.alertSets.size >= MAX_ALERT_LABEL_SETS) {
+        this.alertsUntracked++
+        return
+      }
+      set = { labels: { profile, type: String(b.type), severity: String(b.severity) }, open: 0 }
+      this.alertSets.set(key, set)
+    }
+    if (this.tracked >= MAX_TRACKED_ALERTS) {
+      this.alertsUntracked++
+      return
+    }
+    set.open++
+    open.set(b.alertId, set)
+    this.tracked++
+  }
+
+  partitionClosed(partition: number): void {
+    const open = this.open.get(partition)
+    if (!open) return
+    for (const set of open.values()) set.open--
+    this.tracked -= open.size
+    this.open.delete(partition)
+  }
+}
+
+type Sample = { metricName?: string; labels: Record<string, string | number>; value: number }
+
+/** Registers a metric whose samples `values()` renders at scrape time from plain numbers. */
+function rendered(registry: Registry, kind: 'counter' | 'gauge' | 'histogram', name: string, help: string,
+  labelNames: string[], values: () => Sample[]): void {
+  const m = kind === 'counter' ? new Counter({ name, help, labelNames, registers: [] })
+    : kind === 'gauge' ? new Gauge({ name, help, labelNames, registers: [] })
+      : new Histogram({ name, help, labelNames, buckets: [1], registers: [] })
+  type Rendered = Awaited<ReturnType<typeof m.get>>
+  const get = async (): Promise<Rendered> => ({ name, help, type: kind, aggregator: 'sum', values: values() }) as unknown as Rendered
+  m.get = get
+  // The registry renders histograms through getForPromString when present: the same samples.
+  Object.assign(m, { getForPromString: get })
+  registry.registerMetric(m)
+}
+
+/** Registers the observer's metrics (per profile, open alerts, checkpoint histograms) in `registry`. */
+function registerObserver(registry: Registry, o: WorkerObserver): void {
+  const perProfile = (pick: (p: ProfileCounts) => number) => (): Sample[] =>
+    [...o.profiles].map(([profile, p]) => ({ labels: { profile }, value: pick(p) }))
+  rendered(registry, 'counter', METRICS.profileProcessed, 'Readings applied to actors, by profile (replays skipped are not counted).', ['profile'], perProfile((p) => p.processed))
+  rendered(registry, 'counter', METRICS.lateReadings, 'Late readings (behind the watermark, written aside as late outputs), by profile.', ['profile'], perProfile((p) => p.late))
+  rendered(registry, 'histogram', METRICS.eventToOutputSeconds, 'Event time of the reading being handled to the output it caused being emitted, by profile.', ['profile'],
+    () => [...o.profiles].flatMap(([profile, p]) => p.eventToOutput.samples(METRICS.eventToOutputSeconds, { profile })))
+  rendered(registry, 'histogram', METRICS.ingestToOutputSeconds, 'JetStream timestamp of the message being handled to the output it caused being emitted, by profile.', ['profile'],
+    () => [...o.profiles].flatMap(([profile, p]) => p.ingestToOutput.samples(METRICS.ingestToOutputSeconds, { profile })))
+  rendered(registry, 'gauge', METRICS.alertsOpen, 'Alerts open on the partitions this worker owns, from the alert outputs it emitted, by profile, type and severity.', ['profile', 'type', 'severity'],
+    () => [...o.alertSets.values()].map((s) => ({ labels: s.labels, value: s.open })))
+  rendered(registry, 'counter', METRICS.alertsUntracked, `Alert outputs not counted in ${METRICS.alertsOpen} because a cap was reached (label sets or tracked alerts).`, [],
+    () => [{ labels: {}, value: o.alertsUntracked }])
+  rendered(registry, 'histogram', METRICS.checkpointBytes, 'Bytes of actor snapshots one successful checkpoint wrote.', [],
+    () => o.checkpointSize.samples(METRICS.checkpointBytes, {}))
+}
+
+/**
+ * A registry with default process metrics and the worker's metrics, read from `src` at each scrape, and those of
+ * `observer` (the one given to the Worker as `observe`; a fresh one when omitted, fed only by the returned
+ * `checkpointSeconds`).
+ */
+export function workerRegistry(src: MetricsSource, labels: Record<string, string>, observer = new WorkerObserver()): {
+  registry: Registry; checkpointSeconds: { observe(seconds: number): void }; observer: WorkerObserver
+} {
   const registry = new Registry()
   registry.setDefaultLabels(labels)
   collectDefaultMetrics({ register: registry })
@@ -138,11 +346,10 @@ export function workerRegistry(src: MetricsSource, labels: Record<string, string
       for (const [p, lag] of src.lags?.() ?? []) this.set({ partition: String(p) }, lag)
     },
   })
-  const checkpointSeconds = new Histogram({
-    name: METRICS.checkpointSeconds, help: 'Duration of a partition checkpoint (outputs acked, snapshots, cursor CAS).',
-    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [registry],
-  })
-  return { registry, checkpointSeconds }
+  rendered(registry, 'histogram', METRICS.checkpointSeconds, 'Duration of a partition checkpoint (outputs acked, snapshots, cursor CAS).', [],
+    () => observer.checkpointSeconds.samples(METRICS.checkpointSeconds, {}))
+  registerObserver(registry, observer)
+  return { registry, checkpointSeconds: { observe: (s) => observer.checkpoint(s) }, observer }
 }
 
 /** Serves `GET /metrics` (and `/healthz`) on host:port; port 0 picks a free one. */

@@ -12,9 +12,12 @@ import { headers, nanos, type Msg, type Subscription } from '@nats-io/transport-
 import { ActorCell, type SnapshotRecord } from './cell.js'
 import { FencedError, PitwallError, RuntimeErrorCodes } from './errors.js'
 import { type HeldRecord, isStaleWrite, type PartitionRecord, writeHeld } from './placement.js'
+import { prefetchLastPerSubject, SnapshotPrefetch } from './prefetch.js'
 import type { RuntimeDeps, RuntimeStats } from './runtime-types.js'
-import { defaultChain, epochOf, inChain, position, readPeerKey, type Segment, segmentOf, segmentStream, seqOf } from './sitemap.js'
-import { fenceSubject, isEntityKind, outSubject, parsePartitioned, querySubject, snapshotKey, SYS_KIND, tickSubject, tlmPartitionFilter } from './subjects.js'
+import { defaultChain, epochOf, inChain, peerStreams, position, readPeerKey, type Segment, segmentOf, segmentStream, seqOf } from './sitemap.js'
+import {
+  fenceSubject, isEntityKind, outSubject, parsePartitioned, querySubject, snapshotFilter, snapshotKey, SYS_KIND, tickSubject, tlmPartitionFilter,
+} from './subjects.js'
 import type { EntityKind } from './subjects.js'
 import type { FenceBody, Output, Reading } from './types.js'
 
@@ -45,6 +48,9 @@ export class PartitionRunner {
   private lastMsg: JsMsg | undefined
   private lastSeq: number
   private lastProcTime = 0
+  /** Event time (NaN for ticks) and JetStream timestamp of the message being handled: output latency metrics. */
+  private curEventTs = Number.NaN
+  private curIngestTs = 0
   private msgsSinceCheckpoint = 0
   private lastCheckpointAt = Date.now()
   /** Local time the last successful record write was sent: our lease is safe until this + ttl. */
@@ -68,6 +74,9 @@ export class PartitionRunner {
   /** Messages of this partition still waiting in the stream behind the last one received (consumer lag). */
   lag = 0
   private sealTimer: NodeJS.Timeout | undefined
+  /** Snapshots of this partition's actors as they were at start, ours and the peer's (actors/prefetch.ts). */
+  private ownPrefetch = SnapshotPrefetch.empty()
+  private peerPrefetch = SnapshotPrefetch.empty()
   /** Called once when the runner stops on its own (fenced or failed). */
   onExit: ((r: PartitionRunner, err?: unknown) => void) | undefined
 
@@ -167,6 +176,24 @@ export class PartitionRunner {
     }
   }
 
+  /** Reads every snapshot of the partition in one pass each from our bucket and, if the chain has peer segments, our mirror of the peer's. */
+  private async prefetchSnapshots(): Promise<void> {
+    const { js, jsm, cfg } = this.deps
+    const subjects = `$KV.${cfg.streams.stateBucket}.${snapshotFilter(this.partition)}`
+    const peer = cfg.peer && this.chain.some((s) => s.site !== cfg.site) ? peerStreams(cfg, cfg.peer.site).state : undefined
+    const t0 = performance.now()
+    const [own, theirs] = await Promise.all([
+      prefetchLastPerSubject(js, jsm, `KV_${cfg.streams.stateBucket}`, subjects),
+      peer ? prefetchLastPerSubject(js, jsm, peer, subjects) : Promise.resolve(SnapshotPrefetch.empty()),
+    ])
+    this.ownPrefetch = own
+    this.peerPrefetch = theirs
+    this.deps.log('debug', 'snapshots prefetched', {
+      partition: this.partition, own: own.size, ownComplete: own.complete, peer: theirs.size, peerComplete: theirs.complete,
+      bytes: own.bytes + theirs.bytes, ms: Math.round(performance.now() - t0),
+    })
+  }
+
   /** Moves from a finished sealed segment to the next one of the chain. */
   private async advance(): Promise<void> {
     const i = this.chain.indexOf(this.seg)
@@ -190,6 +217,7 @@ export class PartitionRunner {
       body: { partition: this.partition, token: this.token, owner: cfg.workerId } satisfies FenceBody,
     }
     await js.publish(fenceSubject(cfg.site, this.partition), JSON.stringify(fence), { msgID: fence.id })
+    await this.prefetchSnapshots()
     await this.openConsumer()
     this.querySub = this.deps.nc.subscribe(querySubject(cfg.site, this.partition), {
       callback: (err, msg) => {
@@ -232,6 +260,11 @@ export class PartitionRunner {
         break
       }
       this.lag = m.info.pending
+      // Caught up on the open segment: actors that have not shown up by now load from the bucket when they do.
+      if (this.lag === 0 && seg.to === undefined && this.ownPrefetch.size + this.peerPrefetch.size > 0) {
+        this.ownPrefetch = SnapshotPrefetch.empty()
+        this.peerPrefetch = SnapshotPrefetch.empty()
+      }
       const pos = position(seg.epoch, m.seq)
       // An ack_wait redelivery of something already handled: the cells would skip it anyway.
       if (pos <= this.lastSeq) {
@@ -244,12 +277,17 @@ export class PartitionRunner {
       this.lastSeq = pos
       this.msgsSinceCheckpoint++
       if (this.pending.length >= cfg.maxPendingOutputs) await this.flushOutputs()
-      if (this.msgsSinceCheckpoint >= cfg.maxInFlight / 2 || Date.now() - this.lastCheckpointAt >= cfg.checkpointIntervalMs ||
-        this.cells.size > this.activeBound()) {
+      // Due by count (half the intake bound unacknowledged) or memory (active actors over the bound): these make
+      // intake wait for a checkpoint already running. Due by time only: start one if none runs, else go on (the
+      // next message starts it). Waiting on time alone made a replay crawl at one message per checkpoint
+      // round trip whenever checkpoints took longer than their interval (a loaded machine, bench:failover).
+      const mustWait = this.msgsSinceCheckpoint >= cfg.maxInFlight / 2 || this.cells.size > this.activeBound()
+      if (mustWait || Date.now() - this.lastCheckpointAt >= cfg.checkpointIntervalMs) {
         // Checkpoints are pipelined: what they write is captured synchronously, so processing goes on while
-        // snapshots and the cursor are in flight. Only a second one due while the first runs makes intake wait.
-        if (this.checkpointing) await this.checkpointing
-        else void this.checkpoint().catch((err: unknown) => this.fail(err))
+        // snapshots and the cursor are in flight.
+        if (this.checkpointing) {
+          if (mustWait) await this.checkpointing
+        } else void this.checkpoint().catch((err: unknown) => this.fail(err))
       }
     }
   }
@@ -259,6 +297,8 @@ export class PartitionRunner {
     const parsed = parsePartitioned(m.subject)
     const procTime = Math.floor(m.info.timestampNanos / 1e6)
     this.lastProcTime = procTime
+    this.curIngestTs = procTime
+    this.curEventTs = Number.NaN
     if (!parsed) {
       this.stats.invalid++
       return
@@ -286,8 +326,11 @@ export class PartitionRunner {
       this.stats.invalid++
       return
     }
-    if (cell.applyReading(pos, procTime, reading, this.emit)) this.stats.processed++
-    else this.stats.skippedReplay++
+    this.curEventTs = reading.ts
+    if (cell.applyReading(pos, procTime, reading, this.emit)) {
+      this.stats.processed++
+      this.deps.observe?.reading?.(cell.def.profile)
+    } else this.stats.skippedReplay++
   }
 
   private async fireTick(seq: number, procTime: number): Promise<void> {
@@ -314,6 +357,7 @@ export class PartitionRunner {
     const cfg = this.deps.cfg
     const out: Output = { ...o, site: cfg.site, partition: this.partition, token: this.token } as Output
     this.stats.outputs++
+    this.deps.observe?.output?.(this.partition, o, this.curEventTs, this.curIngestTs)
     // The message id carries the token: a replay by the same owner dedups, a new owner's version is not
     // mistaken for a stale owner's duplicate.
     const p = this.deps.js.publish(outSubject(cfg.site, this.partition, o.kind, o.entity), JSON.stringify(out),
@@ -350,9 +394,13 @@ export class PartitionRunner {
     const own = await this.loadOwnSnapshot(kind, id)
     if (!this.chain.some((s) => s.site !== this.deps.cfg.site)) return own
     // The chain has segments read at the peer site: its snapshots (in our mirror of its bucket) may be newer.
-    const m = await readPeerKey(this.deps.jsm, this.deps.cfg, snapshotKey(this.partition, kind, id))
-    if (!m) return own
-    const peer = JSON.parse(td.decode(m.data)) as SnapshotRecord
+    const key = snapshotKey(this.partition, kind, id)
+    const pre = this.peerPrefetch.take(`$KV.${this.deps.cfg.streams.stateBucket}.${key}`)
+    const data = pre === 'absent' ? undefined
+      : pre === 'unknown' ? (await readPeerKey(this.deps.jsm, this.deps.cfg, key))?.data
+        : pre.found.op === undefined ? pre.found.data : undefined
+    if (!data) return own
+    const peer = JSON.parse(td.decode(data)) as SnapshotRecord
     if (!inChain(this.chain, peer.lastSeq) || peer.token > this.token) {
       this.stats.staleSnapshotsIgnored++
       return own
@@ -364,7 +412,10 @@ export class PartitionRunner {
   private async loadOwnSnapshot(kind: string, id: string): Promise<SnapshotRecord | undefined> {
     const kv = this.deps.kv
     const k = snapshotKey(this.partition, kind, id)
-    const e = await kv.get(k)
+    const pre = this.ownPrefetch.take(`$KV.${this.deps.cfg.streams.stateBucket}.${k}`)
+    const e = pre === 'absent' ? null
+      : pre === 'unknown' ? await kv.get(k)
+        : { value: pre.found.data, revision: pre.found.seq, operation: pre.found.op === undefined ? 'PUT' : 'DEL' }
     if (!e || e.operation !== 'PUT') return undefined
     const snap = JSON.parse(td.decode(e.value)) as SnapshotRecord
     if (!isStaleWrite(this.claims, snap.token, e.revision) && inChain(this.chain, snap.lastSeq)) {
@@ -425,13 +476,22 @@ export class PartitionRunner {
     }
     try {
       await this.flushOutputs()
-      if (!this.leaseSafe()) throw new FencedError(`partition ${this.partition}: lease may have expired, not writing`)
       const kv = this.deps.kv
+      // A lease that may have run out (a slow start, a long pause) is renewed by CAS before anything is written:
+      // if another owner took the partition meanwhile, its acquisition moved the revision and this fences us.
+      if (!this.leaseSafe()) {
+        const sentAt = Date.now()
+        this.held = await writeHeld(kv, this.partition, this.held, { ...this.held.record, renewedAt: sentAt }, this.deps.cfg.peer !== null)
+        this.leaseSentAt = sentAt
+        this.deps.log('info', 'lease renewed late', { partition: this.partition, token: this.token })
+      }
       for (let i = 0; i < snaps.length; i += SNAPSHOT_PUT_CHUNK) {
         await Promise.all(snaps.slice(i, i + SNAPSHOT_PUT_CHUNK).map((s) => kv.put(s.key, s.data)))
       }
       this.stats.snapshotsWritten += snaps.length
-      for (const s of snaps) this.stats.snapshotBytes += s.data.length
+      let bytes = 0
+      for (const s of snaps) bytes += s.data.length
+      this.stats.snapshotBytes += bytes
       // Our claim goes into the record so later owners can recognise stale snapshots too (last 16 kept).
       const next: PartitionRecord = { ...this.held.record, cursor, renewedAt: Date.now(), dormant, claims: this.claims.slice(-16) }
       const sentAt = Date.now()
@@ -440,6 +500,7 @@ export class PartitionRunner {
       ackMsg?.ack()
       this.stats.checkpoints++
       this.deps.observe?.checkpoint((Date.now() - started) / 1000)
+      this.deps.observe?.checkpointBytes?.(bytes)
       this.msgsSinceCheckpoint = 0
       this.lastCheckpointAt = started
       this.passivate(victims)
@@ -562,6 +623,7 @@ export class PartitionRunner {
     this.iter?.stop()
     this.querySub?.unsubscribe()
     this.cells.clear()
+    this.deps.observe?.partitionClosed?.(this.partition)
     if (deleteConsumer) {
       try {
         await this.deps.jsm.consumers.delete(this.stream, this.consumerName)

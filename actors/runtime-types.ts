@@ -25,7 +25,26 @@ export interface RuntimeDeps {
   profiles: ProfileTable
   log: LogFn
   /** Observations for histograms (metrics), optional. */
-  observe?: { checkpoint(seconds: number): void } | undefined
+  observe?: RuntimeObserver | undefined
+}
+
+/**
+ * What the runtime reports for metrics (actors/metrics.ts WorkerObserver). Called on the hot path: implementations
+ * only bump plain numbers. Everything but `checkpoint` is optional.
+ */
+export interface RuntimeObserver {
+  checkpoint(seconds: number): void
+  /** Bytes of actor snapshots one successful checkpoint wrote (0 when nothing was dirty). */
+  checkpointBytes?(bytes: number): void
+  /** A reading applied by an actor of `profile` (replays skipped are not reported). */
+  reading?(profile: string): void
+  /**
+   * An output emitted by partition `partition` while handling a message: `eventMs` is the event time of the
+   * reading being handled (NaN for processing-time ticks), `ingestMs` the message's JetStream timestamp.
+   */
+  output?(partition: number, o: { type: string; profile: string; body: unknown }, eventMs: number, ingestMs: number): void
+  /** The runner of `partition` stopped (released, fenced or failed): what it reported is no longer this worker's. */
+  partitionClosed?(partition: number): void
 }
 
 /** Counters a worker keeps; exported as Prometheus metrics by the observability layer. */

@@ -9,7 +9,7 @@ import { RuntimeErrorCodes, UnreachableError } from './errors.js'
 import { PartitionRunner } from './partition.js'
 import { placementOf, tryAcquire } from './placement.js'
 import { provision, verify } from './provision.js'
-import { type AnyActorDefinition, buildProfiles, type LogFn, newStats, type RuntimeDeps, type RuntimeStats } from './runtime-types.js'
+import { type AnyActorDefinition, buildProfiles, type LogFn, newStats, type RuntimeDeps, type RuntimeObserver, type RuntimeStats } from './runtime-types.js'
 import { type SiteMap, SiteMapView, siteSlot, syncPeerState } from './sitemap.js'
 import { heartbeatSubject, heartbeatWildcard } from './subjects.js'
 
@@ -20,8 +20,8 @@ export interface WorkerOptions {
   provision?: boolean
   nc?: NatsConnection
   log?: LogFn
-  /** Observations for histograms (see actors/metrics.ts). */
-  observe?: { checkpoint(seconds: number): void }
+  /** Observations for histograms and per-profile metrics (see actors/metrics.ts WorkerObserver). */
+  observe?: RuntimeObserver
 }
 
 /** What a worker announces every heartbeat (also read by the benchmark and operators' tools). */

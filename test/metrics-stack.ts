@@ -10,7 +10,7 @@ import { jetstream } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { compileConfig } from '../actors/config.js'
 import { PROFILES } from '../actors/kinds/registry.js'
-import { projectorRegistry, serveMetrics, workerRegistry } from '../actors/metrics.js'
+import { projectorRegistry, serveMetrics, WorkerObserver, workerRegistry } from '../actors/metrics.js'
 import { DomainMetrics, domainMetricsConfig, Projector } from '../actors/projector/mod.js'
 import { partitionOf, tlmSubject, type EntityKind } from '../actors/subjects.js'
 import type { Reading } from '../actors/types.js'
@@ -25,6 +25,8 @@ export interface Stack {
   db: TestDb
   pool: pg.Pool
   workers: Worker[]
+  /** Each worker's metrics observer (same order as `workers`). */
+  observers: WorkerObserver[]
   projector: Projector
   domain: DomainMetrics
   /** The projector's registry (projector counters, domain metrics), as served. */
@@ -66,17 +68,18 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
     stops.push(() => pool.end())
     const closeServer = (server: Server) => () => new Promise<void>((r) => server.close(() => r()))
     const workers: Worker[] = []
+    const observers: WorkerObserver[] = []
     const workerTargets: string[] = []
     for (let i = 0; i < (o.workers ?? 2); i++) {
       const workerId = `w${i + 1}`
       const cfg = compileConfig({ natsUrl: srv.url, partitions, heartbeatMs: 200, leaseTtlMs: 2000, checkpointIntervalMs: 500, workerId, metricsPort: 0 })
-      let observe = (_s: number): void => undefined
-      const w = new Worker({ cfg, profiles: PROFILES, log: quiet, observe: { checkpoint: (s) => observe(s) } })
+      const observer = new WorkerObserver()
+      const w = new Worker({ cfg, profiles: PROFILES, log: quiet, observe: observer })
       await w.start()
       stops.push(() => w.stop())
       workers.push(w)
-      const { registry, checkpointSeconds } = workerRegistry(w, { site: 'a', worker: workerId })
-      observe = (s) => checkpointSeconds.observe(s)
+      observers.push(observer)
+      const { registry } = workerRegistry(w, { site: 'a', worker: workerId }, observer)
       const { server, port } = await serveMetrics(registry, 0)
       stops.push(closeServer(server))
       workerTargets.push(`127.0.0.1:${port}`)
@@ -107,7 +110,7 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
       }
     }
     return {
-      srv, nc, db, pool, workers, projector, domain, projectorMetrics, partitions,
+      srv, nc, db, pool, workers, observers, projector, domain, projectorMetrics, partitions,
       targets: { worker: workerTargets, projector: `127.0.0.1:${port}` },
       async load(sim = {}) {
         const before = processed()

@@ -6,19 +6,17 @@
 import { compileConfig, optionsFromEnv } from '../config.js'
 import { PitwallError } from '../errors.js'
 import { PROFILES } from '../kinds/registry.js'
-import { serveMetrics, workerRegistry } from '../metrics.js'
+import { serveMetrics, WorkerObserver, workerRegistry } from '../metrics.js'
 import { jsonLog, Worker } from '../worker.js'
 
 const log = jsonLog('worker')
 try {
   const cfg = compileConfig(optionsFromEnv(process.env))
-  let observeCheckpoint = (_s: number): void => undefined
-  const worker = new Worker({ cfg, profiles: PROFILES, provision: process.env.PITWALL_PROVISION !== 'false', log,
-    observe: { checkpoint: (s) => observeCheckpoint(s) } })
+  const observer = new WorkerObserver()
+  const worker = new Worker({ cfg, profiles: PROFILES, provision: process.env.PITWALL_PROVISION !== 'false', log, observe: observer })
   await worker.start()
   if (cfg.metricsPort !== null) {
-    const { registry, checkpointSeconds } = workerRegistry(worker, { site: cfg.site, worker: cfg.workerId })
-    observeCheckpoint = (s) => checkpointSeconds.observe(s)
+    const { registry } = workerRegistry(worker, { site: cfg.site, worker: cfg.workerId }, observer)
     const { port } = await serveMetrics(registry, cfg.metricsPort, cfg.metricsHost)
     log('info', 'metrics endpoint', { url: `http://${cfg.metricsHost}:${port}/metrics` })
   }
