@@ -92,10 +92,11 @@ export async function takeOver(nc: NatsConnection, cfg: RuntimeConfig, reason = 
   const map = await new SiteMapView(cfg, kv, jsm).refresh()
   const parts = map.owners.flatMap((o, p) => (o === peer.site ? [p] : []))
   const epoch = nextInSlot(map.epoch, siteSlot(cfg))
-  const sealedAt = await lastSeq(jsm, peerStreams(cfg, peer.site).tlm)
-  const from = (await lastSeq(jsm, cfg.streams.tlm)) + 1
+  const [sealedAt, ownLast] = await Promise.all([lastSeq(jsm, peerStreams(cfg, peer.site).tlm), lastSeq(jsm, cfg.streams.tlm)])
+  const from = ownLast + 1
   if (parts.length === 0) return { epoch: map.epoch, partitions: [], sealedAt, from, ms: Date.now() - started }
-  for (const p of parts) {
+  // One record per partition, independent keys: written concurrently (a failover's time is its RTO).
+  await Promise.all(parts.map(async (p) => {
     const m = await readPeerKey(jsm, cfg, partitionKey(p))
     const theirs = m ? (JSON.parse(td.decode(m.data)) as PartitionRecord) : undefined
     const segments = [...sealChain(theirs?.segments ?? defaultChain(peer.site), sealedAt), { epoch, site: cfg.site, from }]
@@ -103,7 +104,7 @@ export async function takeOver(nc: NatsConnection, cfg: RuntimeConfig, reason = 
       owner: null, token: theirs?.token ?? 0, cursor: theirs?.cursor ?? 0, renewedAt: Date.now(), ttlMs: cfg.leaseTtlMs,
       ...(theirs?.dormant ? { dormant: theirs.dormant } : {}), epoch, segments,
     })
-  }
+  }))
   const owners = [...map.owners]
   const since = [...map.since]
   for (const p of parts) {

@@ -100,6 +100,10 @@ export function partitionKey(partition: number): string {
 export function snapshotKey(partition: number, kind: string, id: string): string {
   return `snap.${partition}.${kind}.${id}`
 }
+/** Every snapshot key of a partition (a KV key filter). */
+export function snapshotFilter(partition: number): string {
+  return `snap.${partition}.>`
+}
 /**
  * Two sites: copies of the partition records and the site map written with plain puts under this prefix, so
  * that the peer's mirror (filtered to `snap.>`) carries them with the snapshots, in order. The records
