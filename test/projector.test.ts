@@ -4,14 +4,14 @@ import fc from 'fast-check'
 import pg from 'pg'
 import { jetstream, jetstreamManager, StorageType, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream'
 import { nanos, type NatsConnection } from '@nats-io/transport-node'
-import type { Output } from '../actors/types.js'
+import type { Output, PositionBody } from '../actors/types.js'
 import { outStreamSubjects, outSubject } from '../actors/subjects.js'
 import { ConfigError, RuntimeErrorCodes, StreamConfigError, UnreachableError } from '../actors/errors.js'
 import { migrate, MIGRATIONS, Projector, TABLES, writeRawReadings, type ProjectorOptions } from '../actors/projector/mod.js'
 import { connectTo, startNats, type NatsServer } from './helpers/nats.js'
 import { adminUrl, createTestDb, type TestDb } from './helpers/pg.js'
 import {
-  alertOut, dump, fence, lapOut, lateOut, recommendationOut, scoreOut, SITE, subjectOf, T0, windowOut,
+  alertOut, dump, fence, lapOut, lateOut, output, recommendationOut, scoreOut, SITE, subjectOf, T0, windowOut,
 } from './projector-fixtures.js'
 
 let srv: NatsServer
@@ -336,6 +336,42 @@ void t.test('writeRawReadings inserts once', async (t) => {
   const [r] = await rows(ctx.pool, `SELECT * FROM ${TABLES.raw} WHERE seq = 2`)
   t.match(r, { entity: 's1', lat: 45.1, fields: { status: 'ok' } })
   t.equal((r?.ts as Date).getTime(), T0 + 1)
+})
+
+/** A road `position` output about the reading at TLM sequence `readingSeq`, emitted while handling input `seq`. */
+function positionOut(entity: string, readingSeq: number, e: { seq: number; token?: number; ts?: number; lat?: number; reason?: PositionBody['reason'] }): Output<'position'> {
+  const body: PositionBody = { lat: e.lat ?? 45.75, lon: 4.83, speed: e.reason === 'trip_end' ? null : 42, heading: e.reason === 'trip_end' ? null : 90,
+    reason: e.reason ?? 'sample', readingSeq }
+  return output('position', entity, `vehicle:${entity}:position:pos:${readingSeq}`, body,
+    { seq: e.seq, kind: 'vehicle', profile: 'road', ts: e.ts ?? T0 + readingSeq * 1000, ...(e.token !== undefined ? { token: e.token } : {}) })
+}
+
+void t.test('positions go to raw_readings once per reading: redeliveries, replays, stale owners, bad ones set aside', async (t) => {
+  const ctx = await fresh(t)
+  const outs: Output[] = [fence(0, 1)]
+  for (let i = 1; i <= 30; i++) outs.push(positionOut('V1', i, { seq: i }))
+  // A trip end about reading 30, emitted while handling reading 31: same reading, same row.
+  outs.push(positionOut('V1', 30, { seq: 31, reason: 'trip_end' }))
+  await publish(outs)
+  const p = await ctx.projector()
+  await p.caughtUp()
+  // The same outputs again (a replay by a restarted worker publishes new stream messages), and a newer owner's copy.
+  await publish(outs.slice(1, 11))
+  await publish([fence(0, 2), positionOut('V1', 5, { seq: 5, token: 2, lat: 45.9 }), positionOut('V1', 40, { seq: 40, token: 2 })])
+  // A stale owner's output after the fence, and a position out of range.
+  await publish([positionOut('V1', 41, { seq: 41, token: 1 }), positionOut('V1', 42, { seq: 42, token: 2, lat: 95 })])
+  await p.caughtUp()
+  const got = await rows(ctx.pool, `SELECT seq, ts, lat, lon, profile, fields FROM ${TABLES.raw} WHERE kind = 'vehicle' AND entity = 'V1' ORDER BY seq`)
+  t.same(got.map((r) => Number(r.seq)), [...Array.from({ length: 30 }, (_, i) => i + 1), 40], 'one row per reading; stale and malformed ones absent')
+  t.match(got[0], { lat: 45.75, lon: 4.83, profile: 'road', fields: { reason: 'sample', speed: 42, heading: 90 } })
+  t.equal((got[0]?.ts as Date).getTime(), T0 + 1000, 'event time of the fix')
+  t.same(got[29]?.fields, { reason: 'sample', speed: 42, heading: 90 }, 'the first copy of reading 30 stays')
+  t.equal(got[4]?.lat, 45.75, 'a later copy does not rewrite the fix')
+  t.match(p.stats(), { rejectedStale: 1, rejectedMalformed: 1 })
+  const rejected = await rows(ctx.pool, `SELECT reason FROM ${TABLES.rejects}`)
+  t.match(rejected, [{ reason: /lat\/lon: out of range/ }])
+  // Readings imported with writeRawReadings share the key: no duplicate either way.
+  t.equal(await writeRawReadings(ctx.pool, [{ kind: 'vehicle', entity: 'V1', seq: 3, ts: T0 + 3000, fields: { speed: 42 }, loc: { lat: 45.75, lon: 4.83 } }]), 0)
 })
 
 void t.test('randomized duplicate deliveries give the reference tables', async (t) => {

@@ -1,14 +1,15 @@
 /**
  * The vehicle/road profile through the real ActorCell (test/helpers/harness.ts): trips at their boundaries,
  * distance against a naive reference, GPS-jump rejection, geofences, DTCs, overheat / low fuel with durations
- * and hysteresis, staleness on a processing-time tick, late readings, config validation, snapshot/restore.
+ * and hysteresis, staleness on a processing-time tick, late readings, position outputs, config validation,
+ * snapshot/restore.
  */
 import t from 'tap'
 import fc from 'fast-check'
 import { ActorCell } from '../actors/cell.js'
 import { ConfigError } from '../actors/errors.js'
 import { ROAD_DEFAULTS, road, type RoadConfig, type RoadView } from '../actors/kinds/vehicle/road.js'
-import type { AlertBody, FieldValue, Reading, ScoreBody } from '../actors/types.js'
+import type { AlertBody, FieldValue, PositionBody, Reading, ScoreBody } from '../actors/types.js'
 import { runActor, type EmittedOutput, type HarnessMessage } from './helpers/harness.js'
 
 const entity = { kind: 'vehicle', id: 'V1' } as const
@@ -240,6 +241,44 @@ void t.test('late readings are emitted as late and not applied', async (t) => {
   t.ok(Math.abs(v.distanceToday.km - 0.1112) < 0.001)
 })
 
+void t.test('positions: rate-bounded samples plus trip start, stops and the trip end after a gap', async (t) => {
+  const at = (ts: number, speed: number, lat = 45.75): HarnessMessage => rd(ts, { lat, lon: 4.83, speed, heading: 90 })
+  const m: HarnessMessage[] = [
+    at(T0, 0), // seq 1: first fix -> sample
+    at(T0 + 10_000, 0), // 2: within the minute -> none
+    at(T0 + 20_000, 30, 45.7501), // 3: trip starts -> trip_start
+    at(T0 + 30_000, 40, 45.7502), // 4: none
+    at(T0 + 80_000, 40, 45.7505), // 5: 60 s after the last position -> sample
+    rd(T0 + 85_000, { speed: 40 }), // 6: no fix -> none
+    at(T0 + 86_000, 40, 46.5), // 7: GPS jump -> ignored, none
+    at(T0 + 90_000, 0, 45.7506), // 8: a stop begins -> stop
+    at(T0 + 100_000, 30, 45.7507), // 9: none
+    at(T0 + 150_000, 30, 45.7509), // 10: sample
+    at(T0 + 160_000, 30, 45.7510), // 11: the last reading before the unit is switched off
+    at(T0 + 160_000 + 1_200_000, 0, 45.7510), // 12: after 20 min: the trip ended at 11 -> trip_end for 11, then a sample
+  ]
+  const r = runActor(road, entity, m)
+  const pos = r.outputs.filter((o) => o.type === 'position')
+  t.same(pos.map((o) => [(o.body as PositionBody).readingSeq, (o.body as PositionBody).reason, o.ts, o.seq]), [
+    [1, 'sample', T0, 1], [3, 'trip_start', T0 + 20_000, 3], [5, 'sample', T0 + 80_000, 5], [8, 'stop', T0 + 90_000, 8],
+    [10, 'sample', T0 + 150_000, 10], [11, 'trip_end', T0 + 160_000, 12], [12, 'sample', T0 + 1_360_000, 12],
+  ])
+  t.same(pos.map((o) => o.id), pos.map((o) => `vehicle:V1:position:pos:${(o.body as PositionBody).readingSeq}`), 'keyed by the reading')
+  t.match(pos[1]?.body, { lat: 45.7501, lon: 4.83, speed: 30, heading: 90 })
+  t.match(pos[5]?.body, { lat: 45.751, speed: null, heading: null }, 'a trip end after a gap has the fix, not the speed of a later reading')
+  const tr = trips(r.outputs)
+  t.equal(tr.length, 1)
+  t.same([tr[0]?.factors.start_ts, tr[0]?.factors.end_ts], [T0 + 20_000, T0 + 160_000], 'the trip runs from its trip_start to its trip_end position')
+  // Every fix with interval 0; nothing without a fix.
+  const every = runActor(road, entity, m, { config: { ...C, positionIntervalMs: 0 } })
+  t.same(every.outputs.filter((o) => o.type === 'position').map((o) => (o.body as PositionBody).readingSeq), [1, 2, 3, 4, 5, 8, 9, 10, 11, 12])
+  // Snapshots written before positions existed decode with no position emitted yet.
+  const snap = JSON.parse(JSON.stringify(r.cell.snapshot(1))) as { state: Record<string, unknown> }
+  delete snap.state.fixSeq; delete snap.state.posTs; delete snap.state.posSeq
+  const old = road.codec.decode(snap.state, 1)
+  t.same([old.fixSeq, old.posTs, old.posSeq], [null, null, null])
+})
+
 void t.test('config validation names the setting', async (t) => {
   const bad = (patch: Partial<RoadConfig>, setting: string): void => {
     t.equal(settingOf(() => new ActorCell(road, { ...C, ...patch }, entity)), setting)
@@ -248,6 +287,7 @@ void t.test('config validation names the setting', async (t) => {
   bad({ overheatC: Number.NaN }, 'road.overheatC')
   bad({ maxJumpKmh: 0 }, 'road.maxJumpKmh')
   bad({ staleAfterMs: 0 }, 'road.staleAfterMs')
+  bad({ positionIntervalMs: -1 }, 'road.positionIntervalMs')
   bad({ geofences: [{ id: 'a', lat: 0, lon: 0, radiusM: 0 }] }, 'road.geofences[0].radiusM')
   bad({ geofences: [{ id: 'a', lat: 0, lon: 0, radiusM: 1 }, { id: 'a', lat: 0, lon: 0, radiusM: 1 }] }, 'road.geofences[1].id')
   t.doesNotThrow(() => new ActorCell(road, C, entity))
