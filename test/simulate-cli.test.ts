@@ -1,7 +1,8 @@
 /**
  * `pitwall simulate` (sites/simulate/cli.ts) against real servers: option parsing, a plant run published over
  * NATS into a private nats-server's TLM stream on partitioned subjects (re-runs deduplicate by reading id), the
- * ground-truth file, and a road run through a real gateway (POST /v1/readings with an API key).
+ * ground-truth file, a road run through a real gateway (POST /v1/readings with an API key), and an environment run
+ * over MQTT through nats-server's MQTT listener (QoS 1, the server's partition mapping).
  */
 import t from 'tap'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
@@ -11,10 +12,10 @@ import { jetstreamManager } from '@nats-io/jetstream'
 import { compileConfig } from '../actors/config.js'
 import { ConfigError } from '../actors/errors.js'
 import { provision } from '../actors/provision.js'
-import { parsePartitioned, partitionOf } from '../actors/subjects.js'
+import { mappingFor, parsePartitioned, partitionOf, tlmSubject } from '../actors/subjects.js'
 import { parseSimulateArgs, runSimulate, simulateMain } from '../sites/simulate/cli.js'
 import type { Episode } from '../sites/simulate/truth.js'
-import { connectTo, startNats } from './helpers/nats.js'
+import { connectTo, freePort, startNats } from './helpers/nats.js'
 import { SVC_KEY, setupGateway } from './helpers/gateway.js'
 
 void t.test('options: defaults, and errors that name the option', async (t) => {
@@ -38,6 +39,16 @@ void t.test('options: defaults, and errors that name the option', async (t) => {
   t.equal(bad(['--profile', 'plant', '--site', 'B!']), '--site')
   t.equal(bad(['--profile']), '--profile')
   t.equal(await simulateMain(['--profile', 'nope'], {}), 2, 'usage errors exit 2')
+  t.match(parseSimulateArgs(['--profile', 'road', '--mqtt-url', 'mqtt://127.0.0.1:1884'], { PITWALL_MQTT_USERNAME: 'sim', PITWALL_MQTT_PASSWORD: 'pw' }),
+    { transport: 'mqtt', mqttUrl: 'mqtt://127.0.0.1:1884', mqttUsername: 'sim', mqttPassword: 'pw' })
+  t.match(parseSimulateArgs(['--profile', 'road', '--transport', 'mqtt']), { transport: 'mqtt', mqttUrl: 'mqtt://127.0.0.1:1883' })
+  t.match(parseSimulateArgs(['--profile', 'plant', '--warmup', '600', '--anomaly-share', '0.1']), { transport: 'nats', warmupS: 600, anomalyShare: 0.1 })
+  t.equal(bad(['--profile', 'road', '--transport', 'carrier-pigeon']), '--transport')
+  t.equal(bad(['--profile', 'road', '--transport', 'mqtt', '--nats', 'nats://x']), '--nats')
+  t.equal(bad(['--profile', 'road', '--mqtt-url', 'http://x']), '--mqtt-url')
+  t.equal(bad(['--profile', 'road', '--mqtt-url', 'mqtt://x'], { PITWALL_MQTT_PASSWORD: 'pw' }), 'PITWALL_MQTT_USERNAME')
+  t.equal(bad(['--profile', 'road', '--warmup', '60']), '--warmup')
+  t.equal(bad(['--profile', 'plant', '--anomaly-share', '0.9']), '--anomaly-share')
 })
 
 void t.test('plant over NATS: partitioned subjects, idempotent re-run, ground truth file', async (t) => {
@@ -106,4 +117,46 @@ void t.test('road through the HTTP gateway with an API key', async (t) => {
   const bad = parseSimulateArgs(['--profile', 'road', '--entities', '1', '--duration', '7200', '--gateway', addr], { PITWALL_API_KEY: 'wrong' })
   const err = await runSimulate(bad).then(() => undefined, (e: unknown) => e)
   t.match(String(err), /gateway answered 401/)
+})
+
+void t.test('environment over MQTT: QoS 1 through nats-server\'s listener, partitioned by the server\'s mapping', async (t) => {
+  const mqttPort = await freePort()
+  const map = mappingFor('a', 4)
+  const srv = await startNats({ config: ['server_name: "pw-sim-mqtt"', `mqtt { listen: "127.0.0.1:${mqttPort}" }`, `mappings { "${map.from}": "${map.to}" }`].join('\n') })
+  t.teardown(() => srv.stop())
+  const nc = await connectTo(srv.url)
+  t.teardown(() => nc.close())
+  const jsm = await jetstreamManager(nc)
+  const cfg = compileConfig({ natsUrl: srv.url, partitions: 4, workerId: 'sim-mqtt' })
+  await provision(nc, jsm, cfg)
+  const lines: string[] = []
+  const o = parseSimulateArgs(['--profile', 'environment', '--seed', '4', '--entities', '6', '--duration', '600', '--start', String(Date.now() - 3_600_000),
+    '--transport', 'mqtt', '--mqtt-url', `mqtt://127.0.0.1:${mqttPort}`], {})
+  const r = await runSimulate(o, { progress: (l) => lines.push(l) })
+  t.equal(r.sent, 6 * 120, 'six sensors, one reading every 5 s for 10 minutes, every one acknowledged (PUBACK)')
+  t.match(lines.at(-1), /720 readings acknowledged.*done$/)
+  // The server acks a QoS 1 publish once it has taken it; the stream's own store may trail by a moment.
+  let info = await jsm.streams.info(cfg.streams.tlm)
+  for (let i = 0; i < 200 && info.state.messages < r.sent; i++) {
+    await new Promise((res) => setTimeout(res, 50))
+    info = await jsm.streams.info(cfg.streams.tlm)
+  }
+  t.equal(info.state.messages, r.sent, 'every reading in TLM once')
+  const perEntity = new Map<string, number>()
+  for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
+    const m = await jsm.streams.getMessage(cfg.streams.tlm, { seq })
+    if (!m) continue
+    const sub = parsePartitioned(m.subject)
+    if (!sub) {
+      t.fail(`unpartitioned subject ${m.subject}`)
+      continue
+    }
+    if (m.subject !== tlmSubject('a', partitionOf(sub.kind, sub.id, 4), sub.kind, sub.id)) t.fail(`${m.subject}: wrong partition`)
+    const body = m.json<{ ts: number; rid: string; profile: string }>()
+    if (body.rid !== `${sub.id}:${body.ts}` || body.profile !== 'environment') t.fail(`${m.subject}: payload ${JSON.stringify(body)}`)
+    perEntity.set(sub.id, (perEntity.get(sub.id) ?? 0) + 1)
+  }
+  t.same([...perEntity.values()], Array(6).fill(120), 'on the partition of partitionOf, 120 per sensor')
+  const down = parseSimulateArgs(['--profile', 'environment', '--entities', '1', '--duration', '10', '--mqtt-url', `mqtt://127.0.0.1:${await freePort()}`], {})
+  t.match(await runSimulate(down).then(() => undefined, (e: unknown) => e), { code: 'PW_NATS_UNREACHABLE', message: /--mqtt-url: cannot connect to MQTT/ })
 })
