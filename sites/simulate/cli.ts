@@ -236,8 +236,9 @@ export class MqttUnavailableError extends PitwallError {
 
 /**
  * Publishes to nats-server's MQTT listener at QoS 1 on `tlm/<site>/<kind>/<id>` (NATS sees `tlm.<site>.<kind>.<id>`
- * and the account mapping adds the partition, gateway/README.md). A publish counts as acknowledged on its PUBACK,
- * which the server sends once JetStream stored the message; up to 1,000 publishes are in flight.
+ * and the account mapping adds the partition, gateway/README.md). A publish counts as acknowledged on its PUBACK:
+ * the server has taken it (a weaker promise than a JetStream ack, which says the stream stored it); up to 1,000
+ * publishes are in flight.
  */
 async function mqttSink(o: SimulateOptions): Promise<Sink> {
   let mqtt: MqttModule
