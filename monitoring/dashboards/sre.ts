@@ -30,6 +30,9 @@ export const sre: Dashboard = {
           q(`sum by (site) (rate(${M.projectorApplied}[1m]))`, 'written to PostgreSQL {{site}}'),
         ], { unit: 'ops' }),
         timeseries('Gateway request bytes /s', q(`sum by (site, route) (rate(${M.gatewayRequestBytes}[1m]))`, '{{route}} {{site}}'), { unit: 'bytes' }),
+        timeseries('Readings processed /s by profile', q(`sum by (site, profile) (rate(${M.profileProcessed}[1m]))`, '{{profile}} {{site}}'), { unit: 'ops' }),
+        timeseries('Replayed readings skipped /s by worker', q(`sum by (site, worker) (rate(${M.skippedReplay}[1m]))`, '{{worker}} {{site}}'),
+          { unit: 'ops', description: 'Readings at or below an actor\'s last applied position, skipped on replay after a crash, a move or a failover.' }),
       ],
     },
     {
@@ -39,6 +42,12 @@ export const sre: Dashboard = {
           { unit: 's', thresholds: levels(0.05), description: 'PitwallGatewayLatencyHigh fires when P95 > 50 ms for 1 min.' }),
         timeseries('Gateway JetStream publish latency P50/P95/P99', quantiles(`${M.gatewayPublishSeconds}_bucket`, ''), { unit: 's' }),
         timeseries('Checkpoint duration P50/P95/P99', quantiles(`${M.checkpointSeconds}_bucket`, ''), { unit: 's', thresholds: levels(0.5, 1) }),
+        timeseries('Ingest to output latency P50/P95/P99', quantiles(`${M.ingestToOutputSeconds}_bucket`, ''),
+          { unit: 's', thresholds: levels(1, 10), description: 'JetStream timestamp of the message a worker handled to the output it emitted. PitwallOutputLatencyHigh fires when P95 > 10 s for 10 min.' }),
+        timeseries('Event time to output latency P50/P95/P99', quantiles(`${M.eventToOutputSeconds}_bucket`, ''),
+          { unit: 's', description: 'Device event time of the reading handled to the output emitted: includes transport delay and device clock skew; replayed or back-filled data shows as minutes (the last bucket is 10 min).' }),
+        timeseries('Ingest to output P95 by profile', quantiles(`${M.ingestToOutputSeconds}_bucket`, 'profile', [0.95]), { unit: 's', thresholds: levels(1, 10) }),
+        timeseries('Checkpoint size P50/P95', quantiles(`${M.checkpointBytes}_bucket`, '', [0.5, 0.95]), { unit: 'bytes', description: 'Bytes of actor snapshots one checkpoint wrote.' }),
         timeseries('Gateway P95 by route', q(
           `histogram_quantile(0.95, sum by (route, le) (rate(${M.gatewayRequestSeconds}_bucket{${noLive}}[1m])))`, '{{route}}'),
         { unit: 's', thresholds: levels(0.05) }),
@@ -58,6 +67,8 @@ export const sre: Dashboard = {
         timeseries('Projector batch size P50/P95', quantiles(`${M.projectorBatchMessages}_bucket`, '', [0.5, 0.95])),
         timeseries('Projector write latency P50/P95/P99', quantiles(`${M.projectorWriteSeconds}_bucket`, ''), { unit: 's', thresholds: levels(0.25, 1) }),
         timeseries('Late readings /s by profile', q(`sum by (site, profile) (rate(${M.projectorLateReadings}[5m]))`, '{{profile}} {{site}}'), { unit: 'ops' }),
+        timeseries('Late readings share by profile (workers)', q('pitwall:late_readings:ratio5m', '{{profile}} {{site}}'),
+          { unit: 'percentunit', thresholds: levels(0.05), description: 'Late / processed readings over 5 min, counted by the workers. PitwallLateReadingsHigh fires above 5 % for 10 min.' }),
       ],
     },
     {
@@ -72,6 +83,8 @@ export const sre: Dashboard = {
           q(`sum by (site) (rate(${M.checkpointFailures}[1m]))`, 'checkpoint failures/s {{site}}'),
           q(`sum by (site) (increase(${M.leaseChanges}{change="lost"}[5m]))`, 'leases lost (5m) {{site}}'),
         ]),
+        timeseries('Open alerts by type and severity (workers)', q(`sum by (site, profile, type, severity) (${M.alertsOpen})`, '{{profile}} {{type}} {{severity}} {{site}}'),
+          { description: `Alerts open on the partitions each worker owns (from its alert outputs; capped at 64 label sets, the rest counted in ${M.alertsUntracked}).` }),
         timeseries('Projector rejects /s', [
           q(`sum by (site) (rate(${M.projectorRejectedStale}[1m]))`, 'stale {{site}}'),
           q(`sum by (site) (rate(${M.projectorRejectedMalformed}[1m]))`, 'malformed {{site}}'),
