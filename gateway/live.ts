@@ -36,7 +36,7 @@ export interface LiveOptions {
 }
 
 /** Output types a client may ask for (fences are the runtime's own bookkeeping and never sent). */
-export const LIVE_TYPES = ['window', 'alert', 'score', 'recommendation', 'lap', 'late'] as const
+export const LIVE_TYPES = ['window', 'alert', 'score', 'recommendation', 'lap', 'late', 'position'] as const
 
 const LiveQuery = Type.Object({
   kind: Type.Optional(Type.Union([Type.Literal('sensor'), Type.Literal('vehicle')])),
