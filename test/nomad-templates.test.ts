@@ -18,7 +18,8 @@ import { renderSite } from '../sites/render.js'
 import { controllerSpec, gatewaySpec, GATEWAY_PORT, metricsPort, PROJECTOR_METRICS_PORT, projectorSpec, type ServiceSpec, siteEnv, workerSpec } from '../sites/local.js'
 import { clientUrls, peerOf, type SiteDef, type Topology } from '../sites/topology.js'
 import { ConsulCluster } from './helpers/consul-double.js'
-import { renderTemplate, serviceNames } from './helpers/go-template.js'
+import { renderTemplate } from './helpers/go-template.js'
+import { lookups, taskEnv } from './helpers/nomad-env.js'
 import { type Json, type JsonObject, parseJob } from './helpers/nomad-hcl.js'
 
 const NATS = process.env.NATS_SERVER_BIN ?? 'nats-server'
@@ -51,18 +52,6 @@ async function consulWith(t: Test, topo: Topology): Promise<Map<string, ConsulDi
     await reg(SERVICES.controller, `controller-${s.name}`, s.members[0]!.host, CONTROLLER_PORT)
   }
   return out
-}
-
-/** consul-template's `service "name[@dc][|any]"`, answered by the Consul double through the adapter. */
-async function lookups(d: ConsulDiscovery, tmpl: string): Promise<Map<string, Array<Record<string, unknown>>>> {
-  const m = new Map<string, Array<Record<string, unknown>>>()
-  for (const spec of serviceNames(tmpl)) {
-    const [nameDc, filter] = spec.split('|')
-    const [name, dc] = nameDc!.split('@')
-    const entries = await d.health(name!, { ...(dc ? { dc } : {}), passing: filter !== 'any' })
-    m.set(spec, entries.map((e) => ({ ID: e.Service.ID, Name: e.Service.Service, Address: e.Service.Address || e.Node.Address, Port: e.Service.Port, Tags: e.Service.Tags })))
-  }
-  return m
 }
 
 function natsTask(job: JsonObject): JsonObject {
@@ -146,20 +135,6 @@ t.test('application templates: NATS and PostgreSQL URLs from Consul equal the si
     }
   }
 })
-
-/** What a task's process sees: its env block with Nomad's runtime values substituted, plus its env templates. */
-async function taskEnv(d: ConsulDiscovery, task: JsonObject, runtime: Record<string, string>, nomadVars: Record<string, Record<string, unknown>>): Promise<Record<string, string>> {
-  const out: Record<string, string> = {}
-  for (const [k, v] of Object.entries(obj(task.Env))) out[k] = String(v).replace(/\$\{(NOMAD_[A-Za-z0-9_]+)\}/g, (_m, n: string) => runtime[n] ?? `<unset ${n}>`)
-  for (const tm of arr(task.Templates).map(obj)) {
-    if (tm.Envvars !== true) continue
-    const src = String(tm.EmbeddedTmpl)
-    const found = await lookups(d, src)
-    const text = renderTemplate(src, { service: (n) => found.get(n) ?? [], env: (n) => runtime[n] ?? '', nomadVar: (p) => nomadVars[p] }, String(tm.LeftDelim), String(tm.RightDelim))
-    for (const l of text.split('\n').map((x) => x.trim()).filter((x) => /^[A-Z_][A-Z0-9_]*=/.test(x))) out[l.slice(0, l.indexOf('='))] = l.slice(l.indexOf('=') + 1)
-  }
-  return out
-}
 
 t.test('each application task\'s whole environment, as Nomad and Consul render it, equals the local launcher\'s (two-site siteEnv)', async (t) => {
   const topo = localTopology()

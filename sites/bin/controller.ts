@@ -12,6 +12,7 @@
 import { compileConfig, ConfigError, connectNats, jsonLog, optionsFromEnv, PitwallError } from '../../actors/mod.js'
 import { SiteController } from '../controller.js'
 import { peerHealthFromEnv } from '../../consul/discovery.js'
+import { DiscoveryError } from '../../consul/errors.js'
 
 const log = jsonLog('controller')
 try {
@@ -39,6 +40,6 @@ try {
   process.on('SIGTERM', stop)
   process.on('SIGINT', stop)
 } catch (err) {
-  log('error', err instanceof Error ? err.message : String(err), { code: err instanceof PitwallError ? err.code : 'PW_START_FAILED' })
+  log('error', err instanceof Error ? err.message : String(err), { code: err instanceof PitwallError || err instanceof DiscoveryError ? err.code : 'PW_START_FAILED' })
   process.exit(2)
 }
