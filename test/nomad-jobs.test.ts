@@ -176,6 +176,27 @@ t.test('tasks run the local launcher commands with the same variables (one sourc
   t.ok(jobFile('worker').endsWith('nomad-jobs/worker.hcl'))
 })
 
+t.test('Prometheus scrapes every service tagged metrics: the Nomad job, the Ansible role and monitoring/prometheus-consul.yml agree', async (t) => {
+  const tagged: string[] = []
+  for (const job of JOBS) {
+    const j = await parseJob(await readJobHcl(job), await readFile(varsFile('a', job), 'utf8'))
+    for (const g of arr(j.TaskGroups).map(obj)) {
+      for (const svc of arr(g.Services).map(obj)) if (arr(svc.Tags).includes('metrics')) tagged.push(String(svc.Name))
+    }
+  }
+  t.same(tagged.sort(), ['pitwall-gateway', 'pitwall-projector', 'pitwall-site', 'pitwall-worker'], 'services with /metrics are tagged metrics (the controller included)')
+  const prom = await parseJob(await readJobHcl('prometheus'), await readFile(varsFile('a', 'prometheus'), 'utf8'))
+  const tmpl = arr(obj(arr(obj(arr(prom.TaskGroups)[0]).Tasks)[0]).Templates).map((x) => String(obj(x).EmbeddedTmpl)).join('\n')
+  const list = /parseJSON `(\[[^`]*\])`/.exec(tmpl)?.[1]
+  t.same((JSON.parse(list ?? '[]') as string[]).sort(), tagged, 'the Prometheus job scrapes exactly those')
+  const role = await readFile(join(JOBS_DIR, '..', 'ansible', 'roles', 'prometheus', 'defaults', 'main.yml'), 'utf8')
+  const roleList = [...(/prometheus_scrape_services:\n((?:\s+- .+\n?)+)/.exec(role)?.[1] ?? '').matchAll(/- (\S+)/g)].map((m) => m[1]!)
+  t.same(roleList.sort(), tagged, 'the Ansible prometheus role scrapes the same')
+  const consulCfg = await readFile(join(JOBS_DIR, '..', 'monitoring', 'prometheus-consul.yml'), 'utf8')
+  const sd = [...consulCfg.matchAll(/services: \['([^']+)'\]\s+tags: \['metrics'\]/g)].map((m) => m[1]!)
+  t.same(sd.sort(), tagged, 'monitoring/prometheus-consul.yml selects the same services by the metrics tag')
+})
+
 t.test('a var file assigning an undeclared variable or missing a required one is refused', async (t) => {
   const hcl = await readJobHcl('worker')
   await t.rejects(parseJob(hcl, 'nope = 1\n'), /Undefined variable/)
