@@ -2,9 +2,11 @@
  * The gateway's PostgreSQL: its own versioned migrations (applied under an advisory lock, so several gateways
  * starting together apply each once) and the device credential store. A credential is `<id>.<secret>`; only
  * an HMAC-SHA256 of the secret under a per-credential salt is stored. The secret is 32 random bytes, so a fast
- * keyed hash is enough: there is nothing to brute-force, unlike a password.
+ * keyed hash is enough: there is nothing to brute-force, unlike a password. A bcrypt hash of the same secret is
+ * stored next to it for nats-server, which checks MQTT device passwords against bcrypt only (mqtt-users.ts).
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
+import bcrypt from 'bcryptjs'
 import type pg from 'pg'
 import type { EntityKind } from '../actors/mod.js'
 
@@ -61,6 +63,12 @@ const MIGRATIONS: readonly { version: number; sql: string }[] = [
     );
     CREATE INDEX vehicles_customer ON vehicles (customer_id);`,
   },
+  {
+    // MQTT: nats-server verifies device passwords against a bcrypt hash (mqtt-users.ts writes them into its
+    // authorization). Credentials issued before this version have none and cannot be used over MQTT.
+    version: 3,
+    sql: 'ALTER TABLE device_credentials ADD COLUMN mqtt_hash text',
+  },
 ]
 
 /** Applies the migrations not yet recorded in gw_schema_migrations, each in its own transaction. */
@@ -112,6 +120,8 @@ export interface IssuedCredential {
 }
 
 const hashSecret = (salt: Buffer, secret: string): Buffer => createHmac('sha256', salt).update(secret).digest()
+/** bcrypt cost of the MQTT hash: nats-server pays it once per MQTT connection, the gateway once per issue. */
+const MQTT_BCRYPT_COST = 10
 
 /** Whether `secret` matches a stored `hmac-sha256:<salt hex>:<hash hex>`, in constant time. */
 export function secretMatches(stored: string, secret: string): boolean {
@@ -128,8 +138,9 @@ export async function issueCredential(pool: pg.Pool, kind: EntityKind, entity: s
   const secret = randomBytes(32).toString('base64url')
   const salt = randomBytes(16)
   const stored = `hmac-sha256:${salt.toString('hex')}:${hashSecret(salt, secret).toString('hex')}`
+  const mqttHash = await bcrypt.hash(secret, MQTT_BCRYPT_COST)
   const r = await pool.query<{ created_at: Date }>(
-    'INSERT INTO device_credentials (id, kind, entity, secret_hash) VALUES ($1, $2, $3, $4) RETURNING created_at', [id, kind, entity, stored])
+    'INSERT INTO device_credentials (id, kind, entity, secret_hash, mqtt_hash) VALUES ($1, $2, $3, $4, $5) RETURNING created_at', [id, kind, entity, stored, mqttHash])
   return { id, kind, entity, token: `${id}.${secret}`, createdAt: (r.rows[0]?.created_at ?? new Date()).toISOString() }
 }
 
@@ -144,4 +155,20 @@ export async function loadCredential(pool: pg.Pool, id: string): Promise<StoredC
     'SELECT id, kind, entity, secret_hash, revoked_at FROM device_credentials WHERE id = $1', [id])
   const row = r.rows[0]
   return row && { id: row.id, kind: row.kind, entity: row.entity, secretHash: row.secret_hash, revoked: row.revoked_at !== null }
+}
+
+/** An active credential as nats-server needs it: MQTT username (the credential id), bcrypt hash, entity. */
+export interface MqttCredential {
+  id: string
+  kind: EntityKind
+  entity: string
+  /** bcrypt of the secret; null for credentials issued before migration 3 (not usable over MQTT). */
+  mqttHash: string | null
+}
+
+/** Every active (not revoked) credential, in id order. */
+export async function activeCredentials(pool: pg.Pool): Promise<MqttCredential[]> {
+  const r = await pool.query<{ id: string; kind: EntityKind; entity: string; mqtt_hash: string | null }>(
+    'SELECT id, kind, entity, mqtt_hash FROM device_credentials WHERE revoked_at IS NULL ORDER BY id')
+  return r.rows.map((row) => ({ id: row.id, kind: row.kind, entity: row.entity, mqttHash: row.mqtt_hash }))
 }

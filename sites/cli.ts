@@ -18,6 +18,7 @@ import {
   PitwallError, PROFILES, queryDeps, queryEntity, readRecord, seqOf, SiteMapView, takeBack, takeOver,
 } from '../actors/mod.js'
 import { deployMain } from '../nomad-jobs/deploy.js'
+import { mqttUsersMain } from '../gateway/mod.js'
 import { simulateMain } from './simulate/cli.js'
 import { trainMain } from './simulate/train.js'
 
@@ -29,6 +30,7 @@ const usage = [
   '       pitwall simulate --profile <race|environment|plant|asset|road> ...',
   '       pitwall train ...',
   '       pitwall deploy --site <s> [--plan]',
+  '       pitwall mqtt-users --out <file> [--service-users <file>] [--anonymous] [--reload <pid> | --pid-file <file>]',
 ].join('\n')
 const out = (s: string): void => {
   process.stdout.write(`${s}\n`)
@@ -91,6 +93,7 @@ async function main(): Promise<number> {
   if (cmd === 'train') return await trainMain(rest)
   if (cmd === 'deploy') return await deployMain(rest)
   if (cmd === 'site') return await site(rest[0])
+  if (cmd === 'mqtt-users') return await mqttUsersMain(rest, process.env, { out, readStdin: async () => { let s = ''; for await (const c of process.stdin) s += String(c); return s } })
   if (cmd !== 'state' && cmd !== 'partitions') {
     process.stderr.write(`${usage}\n`)
     return 2

@@ -88,12 +88,13 @@ t.test('device users: publish permission on their own partitioned subject only',
   const srv = await startNats({
     config: [
       'server_name: "pw-mqtt-perm-test"',
-      `mqtt { listen: "127.0.0.1:${mqttPort}" }`,
+      // Anonymous MQTT clients would otherwise inherit the global no_auth_user (svc, full permissions).
+      `mqtt { listen: "127.0.0.1:${mqttPort}", no_auth_user: nobody }`,
       `mappings { "${map.from}": "${map.to}" }`,
       // svc: the runtime's own user (anonymous connections map to it); dev-room1: one device. Permissions are
       // checked on the mapped subject, so the device is allowed exactly its own partitioned subject.
       'no_auth_user: svc',
-      `authorization { users: [ {user: svc, password: svc-pw}, {user: dev-room1, password: dev-pw, permissions: { publish: { allow: ["${own}"] } } } ] }`,
+      `authorization { users: [ {user: svc, password: svc-pw}, {user: nobody, password: nobody-pw, permissions: { publish: { deny: [">"] }, subscribe: { deny: [">"] } } }, {user: dev-room1, password: dev-pw, permissions: { publish: { allow: ["${own}"] } } } ] }`,
     ].join('\n'),
   })
   t.teardown(() => srv.stop())
@@ -103,6 +104,12 @@ t.test('device users: publish permission on their own partitioned subject only',
   const jsm = await jetstreamManager(nc)
   await provision(nc, jsm, cfg)
   await t.rejects(mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, { clientId: 'intruder', username: 'dev-room1', password: 'wrong', reconnectPeriod: 0, connectTimeout: 3_000 }), 'wrong password refused')
+  // anonymous MQTT: mapped to nobody (nats-server 2.9 then refuses the login); either way it cannot publish
+  const anon = await mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, { clientId: 'anon', reconnectPeriod: 0, connectTimeout: 3_000 }).catch(() => undefined)
+  if (anon) {
+    await anon.publishAsync(`tlm/${SITE}/sensor/room1`, JSON.stringify({ ts: Date.now(), fields: { v: 99 } }), { qos: 1 })
+    await anon.endAsync()
+  }
   const dev = await mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, { clientId: 'room1', username: 'dev-room1', password: 'dev-pw', reconnectPeriod: 0, connectTimeout: 5_000 })
   t.teardown(() => dev.endAsync())
   const wrongPartition = (partitionOf('sensor', 'room1', P) + 1) % P
