@@ -11,7 +11,11 @@ import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
-import { DASHBOARDS, DATASOURCE, expressions, generatedFiles, render, type Dashboard } from '../monitoring/dashboards/mod.js'
+import pg from 'pg'
+import { migrate } from '../actors/projector/mod.js'
+import { LATEST_POSITIONS_SQL } from '../monitoring/dashboards/fleet.js'
+import { DASHBOARDS, DATASOURCE, expressions, generatedFiles, PG_DATASOURCE, render, sqlQueries, type Dashboard } from '../monitoring/dashboards/mod.js'
+import { createTestDb } from './helpers/pg.js'
 import { geomap, levels, q, stat, table, timeseries } from '../monitoring/dashboards/builder.js'
 import { writeGenerated } from '../monitoring/generate.js'
 import { knownMetrics } from '../monitoring/metric-names.js'
@@ -24,7 +28,7 @@ interface PanelJson {
   title: string
   gridPos: { x: number; y: number; w: number; h: number }
   datasource?: { type: string; uid: string }
-  targets?: Array<{ refId: string; expr: string; datasource: { uid: string } }>
+  targets?: Array<{ refId: string; expr?: string; rawSql?: string; format?: string; datasource: { uid: string } }>
   fieldConfig?: { defaults: { thresholds: { mode: string; steps: Array<{ color: string; value: number | null }> } } }
 }
 
@@ -66,14 +70,17 @@ t.test('every dashboard and panel has a valid structure', async (t) => {
       if (p.type === 'row') continue
       charts++
       t.ok(['timeseries', 'stat', 'table', 'geomap'].includes(p.type), `${d.uid}/${p.title}: type ${p.type}`)
-      t.equal(p.datasource?.uid, DATASOURCE.uid, `${d.uid}/${p.title}: provisioned datasource`)
       const targets = p.targets ?? []
+      const ds = targets.some((x) => x.rawSql !== undefined) ? PG_DATASOURCE : DATASOURCE
+      t.equal(p.datasource?.uid, ds.uid, `${d.uid}/${p.title}: provisioned datasource`)
       t.ok(targets.length > 0, `${d.uid}/${p.title}: has targets`)
       t.equal(new Set(targets.map((x) => x.refId)).size, targets.length, `${d.uid}/${p.title}: distinct refIds`)
       for (const x of targets) {
-        t.ok(x.expr.trim().length > 0 && x.datasource.uid === DATASOURCE.uid, `${d.uid}/${p.title} ${x.refId}: expression and datasource`)
+        const text = x.expr ?? x.rawSql ?? ''
+        t.ok(text.trim().length > 0 && x.datasource.uid === ds.uid, `${d.uid}/${p.title} ${x.refId}: expression and datasource`)
+        if (x.rawSql !== undefined) t.equal(x.format, 'table', `${d.uid}/${p.title} ${x.refId}: SQL in table format`)
         let depth = 0
-        for (const c of x.expr) {
+        for (const c of text) {
           if ('([{'.includes(c)) depth++
           if (')]}'.includes(c)) depth--
           if (depth < 0) break
@@ -126,4 +133,52 @@ t.test('the builder: every panel kind, layout wrapping at 24 columns, table targ
   t.same([tb?.targets?.[0]?.instant, tb?.targets?.[0]?.format], [true, 'table'], 'table targets are instant, table format')
   t.same([gm?.targets?.[0]?.instant, gm?.gridPos.w], [true, 24])
   t.same(expressions(d).map((e) => e.expr), ['up', 'up', 'up', 'up', 'up'])
+})
+
+/** Grafana's expansion of the macros the SQL panels use (`$__timeFilter(col)` -> col BETWEEN from AND to). */
+function expandMacros(text: string, from: Date, to: Date): string {
+  return text.replace(/\$__timeFilter\(([a-z_]+)\)/g, (_, col: string) => `${col} BETWEEN '${from.toISOString()}' AND '${to.toISOString()}'`)
+}
+
+t.test('the fleet geomap query against PostgreSQL with the projector\'s schema: latest position per vehicle', async (t) => {
+  const all = DASHBOARDS.flatMap((d) => sqlQueries(d))
+  t.same(all.map((x) => x.panel), ['pitwall-fleet/Latest position per vehicle'], 'one SQL panel: the fleet geomap')
+  t.equal(all[0]?.sql, LATEST_POSITIONS_SQL)
+  const fleet = JSON.parse(generatedFiles().get('grafana/dashboards/pitwall-fleet.json') ?? '{}') as { panels: Array<{ type: string; options?: { layers?: Array<{ location?: { mode: string; latitude: string; longitude: string } }> } }> }
+  const gm = fleet.panels.find((p) => p.type === 'geomap')
+  t.same(gm?.options?.layers?.[0]?.location, { mode: 'coords', latitude: 'lat', longitude: 'lon' }, 'markers placed by the lat and lon columns')
+  t.match(generatedFiles().get('grafana/provisioning/datasources/pitwall.yml') ?? '', new RegExp(`uid: ${PG_DATASOURCE.uid}`), 'the PostgreSQL datasource is provisioned')
+
+  const db = await createTestDb()
+  t.teardown(() => db.drop())
+  const pool = new pg.Pool({ connectionString: db.url, max: 2 })
+  t.teardown(() => pool.end())
+  await migrate(pool)
+  // Positions as the projector writes them (raw_readings keyed by kind, entity, reading seq; lat/lon; fields
+  // reason and speed): three vehicles, several positions each; a reading without a position, a non-road entity
+  // and a position outside the time range must not be picked.
+  const base = Date.UTC(2025, 0, 6, 12, 0, 0)
+  const rows: Array<[string, string, number, number, string | null, number | null, number | null, Record<string, unknown>]> = []
+  for (let v = 0; v < 3; v++) {
+    for (let i = 0; i < 5; i++) rows.push(['vehicle', `truck-${v}`, v * 100 + i + 1, base + i * 60_000, 'road', 45 + v + i / 100, 7 + v + i / 100, { reason: 'sample', speed: 50 + i }])
+  }
+  rows.push(['vehicle', 'truck-0', 99, base + 10 * 60_000, 'road', null, null, { speed: 1 }])
+  rows.push(['vehicle', 'car-7', 700, base + 10 * 60_000, 'race', 43.7, 7.4, { speed: 250 }])
+  rows.push(['vehicle', 'truck-1', 150, base + 48 * 3600_000, 'road', 10, 10, { reason: 'trip_end' }])
+  for (const r of rows) {
+    await pool.query(`INSERT INTO raw_readings (kind, entity, seq, ts, profile, lat, lon, fields) VALUES ($1, $2, $3, to_timestamp($4 / 1000.0), $5, $6, $7, $8)`,
+      [r[0], r[1], r[2], r[3], r[4], r[5], r[6], JSON.stringify(r[7])])
+  }
+  const text = expandMacros(LATEST_POSITIONS_SQL, new Date(base - 3600_000), new Date(base + 6 * 3600_000))
+  t.notMatch(text, /\$__/, 'every macro expanded')
+  const plan = await pool.query(`EXPLAIN ${text}`)
+  t.ok(plan.rows.length > 0, 'PostgreSQL plans the query')
+  const res = await pool.query<{ vehicle: string; time: Date; lat: number; lon: number; speed: number | null; reason: string | null }>(text)
+  t.same(res.rows.map((r) => r.vehicle).sort(), ['truck-0', 'truck-1', 'truck-2'], 'one row per road vehicle with a position in the range')
+  for (const r of res.rows) {
+    const v = Number(r.vehicle.split('-')[1])
+    t.equal(r.time.getTime(), base + 4 * 60_000, `${r.vehicle}: its latest position in the range`)
+    t.same([r.lat, r.lon, r.speed, r.reason], [45 + v + 0.04, 7 + v + 0.04, 54, 'sample'], `${r.vehicle}: lat, lon, speed and reason of that position`)
+  }
+  t.same(res.fields.map((f) => f.name), ['vehicle', 'time', 'lat', 'lon', 'speed', 'reason'], 'columns the geomap reads (lat, lon) and its tooltip shows')
 })

@@ -1,12 +1,14 @@
 /**
  * A tiny typed builder for Grafana dashboards (JSON model, schemaVersion 39): dashboards made of rows of
- * timeseries, stat, table and geomap panels, each with PromQL targets and thresholds. Layout is computed
+ * timeseries, stat, table and geomap panels, each with PromQL (or, for PostgreSQL panels, SQL) targets and thresholds. Layout is computed
  * (panels flow left to right, 24 columns), ids and refIds are assigned, so the generated JSON is a pure function
  * of the typed description: `npm run dashboards` (monitoring/generate.ts) writes it, a test compares it.
  */
 
 /** The provisioned Prometheus datasource every panel uses (monitoring/grafana/provisioning/datasources). */
 export const DATASOURCE = { type: 'prometheus', uid: 'pitwall-prometheus' } as const
+/** The provisioned PostgreSQL datasource (the projector's database) of SQL panels. */
+export const PG_DATASOURCE = { type: 'grafana-postgresql-datasource', uid: 'pitwall-postgres' } as const
 
 export type PanelKind = 'timeseries' | 'stat' | 'table' | 'geomap'
 
@@ -22,6 +24,11 @@ export interface Target {
   instant?: boolean
 }
 
+/** A SQL target on the PostgreSQL datasource: one table-format query (Grafana macros such as `$__timeFilter(ts)` allowed). */
+export interface SqlTarget {
+  sql: string
+}
+
 /** Threshold steps: the base colour, then the value from which each next colour applies. */
 export interface Thresholds {
   base: string
@@ -32,7 +39,7 @@ export interface Panel {
   kind: PanelKind
   title: string
   description?: string
-  targets: readonly Target[]
+  targets: readonly Target[] | readonly SqlTarget[]
   unit?: Unit
   min?: number
   max?: number
@@ -58,8 +65,8 @@ export interface Dashboard {
   rows: readonly Row[]
 }
 
-const panel = (kind: PanelKind) => (title: string, targets: Target | readonly Target[], opts: Omit<Panel, 'kind' | 'title' | 'targets'> = {}): Panel =>
-  ({ kind, title, targets: Array.isArray(targets) ? targets as readonly Target[] : [targets as Target], ...opts })
+const panel = (kind: PanelKind) => (title: string, targets: Target | readonly Target[] | SqlTarget, opts: Omit<Panel, 'kind' | 'title' | 'targets'> = {}): Panel =>
+  ({ kind, title, targets: Array.isArray(targets) ? targets as readonly Target[] : 'sql' in targets ? [targets] : [targets as Target], ...opts })
 
 export const timeseries = panel('timeseries')
 export const stat = panel('stat')
@@ -73,6 +80,13 @@ export function q(expr: string, legend?: string, instant?: boolean): Target {
   if (instant) t.instant = true
   return t
 }
+
+/** A SQL target (PostgreSQL datasource). */
+export function sql(text: string): SqlTarget {
+  return { sql: text }
+}
+
+const isSql = (t: Target | SqlTarget): t is SqlTarget => 'sql' in t
 
 /** Thresholds: green below `warn`, orange from `warn`, red from `crit`. */
 export function levels(warn: number, crit?: number): Thresholds {
@@ -113,14 +127,20 @@ function panelJson(p: Panel, id: number, x: number, y: number, w: number, h: num
       ? { reduceOptions: { calcs: ['lastNotNull'], fields: '', values: false }, colorMode: 'value', graphMode: 'area', textMode: 'auto' }
       : p.kind === 'table'
         ? { showHeader: true, cellHeight: 'sm' }
-        : { view: { id: 'zero', lat: 0, lon: 0, zoom: 1 }, controls: { showZoom: true }, layers: [{ type: 'markers', name: 'entities', config: {} }] }
+        : {
+          view: { id: 'fit', lat: 0, lon: 0, zoom: 1 }, controls: { showZoom: true },
+          // Markers placed by the `lat` and `lon` fields of each row (SQL) or series (PromQL labels).
+          layers: [{ type: 'markers', name: 'entities', config: {}, location: { mode: 'coords', latitude: 'lat', longitude: 'lon' }, tooltip: true }],
+        }
+  const ds = p.targets.length > 0 && p.targets.every(isSql) ? PG_DATASOURCE : DATASOURCE
   const out: { [k: string]: Json } = {
     id,
     type: p.kind,
     title: p.title,
-    datasource: { ...DATASOURCE },
+    datasource: { ...ds },
     gridPos: { h, w, x, y },
-    targets: p.targets.map((t, i) => {
+    targets: p.targets.map((t: Target | SqlTarget, i) => {
+      if (isSql(t)) return { refId: String.fromCharCode(65 + i), datasource: { ...PG_DATASOURCE }, editorMode: 'code', format: 'table', rawQuery: true, rawSql: t.sql }
       const tj: { [k: string]: Json } = {
         refId: String.fromCharCode(65 + i),
         datasource: { ...DATASOURCE },
@@ -185,7 +205,12 @@ export function render(d: Dashboard): Json {
 
 /** Every PromQL expression of a dashboard, with the panel it belongs to. */
 export function expressions(d: Dashboard): Array<{ panel: string; expr: string; instant: boolean }> {
-  return d.rows.flatMap((r) => r.panels.flatMap((p) => p.targets.map((t) => ({
+  return d.rows.flatMap((r) => r.panels.flatMap((p) => (p.targets as ReadonlyArray<Target | SqlTarget>).flatMap((t) => isSql(t) ? [] : [{
     panel: `${d.uid}/${p.title}`, expr: t.expr, instant: t.instant === true || p.kind === 'table',
-  }))))
+  }])))
+}
+
+/** Every SQL query of a dashboard (PostgreSQL panels), with the panel it belongs to. */
+export function sqlQueries(d: Dashboard): Array<{ panel: string; sql: string }> {
+  return d.rows.flatMap((r) => r.panels.flatMap((p) => (p.targets as ReadonlyArray<Target | SqlTarget>).flatMap((t) => isSql(t) ? [{ panel: `${d.uid}/${p.title}`, sql: t.sql }] : [])))
 }
