@@ -6,7 +6,7 @@
  * (the simulators are deterministic), so a test can compute exact expectations from them. `settle` waits until
  * every published reading is processed and every output is projected. Torn down with the test.
  */
-import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream'
+import { jetstreamManager, type ConsumerInfo, type JetStreamManager } from '@nats-io/jetstream'
 import pg from 'pg'
 import { compileConfig, PROFILES, Worker, type EntityKind, type RuntimeConfig } from '../../actors/mod.js'
 import { Projector } from '../../actors/projector/mod.js'
@@ -94,14 +94,25 @@ export async function startPipeline(t: Teardown): Promise<Pipeline> {
         if (Date.now() > deadline) throw new Error(`worker processed ${worker.stats.processed} of ${readings} readings in ${timeoutMs} ms`)
         await sleep(100)
       }
-      // Outputs are published after processing; wait for OUT to stand still, then for the projector to commit it.
+      // `processed` counts a reading again after a lease lapse and a replay, so also wait until the partition
+      // consumers have delivered everything and hold at most a few unacked messages (processing-time ticks arrive
+      // every second and are acked at the next checkpoint); a consumer left behind by an earlier owner of the
+      // partition is ignored (the newest per partition is the live one). Outputs are published after processing:
+      // then wait for OUT to stand still over two polls, and for the projector to commit it.
       let last = -1
-      for (;;) {
+      for (let still = 0; still < 2;) {
+        const newest = new Map<string, ConsumerInfo>()
+        for await (const c of jsm.consumers.list(cfg.streams.tlm)) {
+          const key = c.config.filter_subject ?? ''
+          const prev = newest.get(key)
+          if (!prev || Date.parse(c.created) > Date.parse(prev.created)) newest.set(key, c)
+        }
+        const busy = [...newest.values()].some((c) => c.num_pending > 0 || c.num_ack_pending > 10)
         const seq = (await jsm.streams.info(cfg.streams.out)).state.last_seq
-        if (seq === last) break
+        still = !busy && seq === last ? still + 1 : 0
         last = seq
-        if (Date.now() > deadline) throw new Error('OUT kept growing')
-        await sleep(400)
+        if (Date.now() > deadline) throw new Error(`not settled in ${timeoutMs} ms: consumers busy ${busy}, OUT at ${seq}`)
+        await sleep(300)
       }
       await projector.caughtUp(Math.max(1_000, deadline - Date.now()))
     },
