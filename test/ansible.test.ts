@@ -149,6 +149,8 @@ t.test('site.yml renders every role into temp roots; nats configs match sites/ a
     t.equal(nomadDoc.region, s.nomadDatacenter, `${s.name}: one region per site`)
     // Nomad caps a task's kill_timeout at the client's max_kill_timeout (default 30 s): it must cover every job.
     const maxKill = durationNs(String((nomadDoc.client as Array<Record<string, unknown>>)[0]!.max_kill_timeout))
+    const retry = ((((nomadDoc.client as Array<Record<string, unknown>>)[0]!.template as Array<Record<string, unknown>>)[0]!.consul_retry) as Array<Record<string, unknown>>)[0]
+    t.equal(retry?.attempts, 0, `${s.name}: unlimited consul-template retries (a lost peer DC does not kill the survivor's tasks)`)
     for (const job of JOBS) {
       const parsed = await parseJob(await readJobHcl(job), await readFile(varsFile(s.name, job), 'utf8'))
       for (const g of parsed.TaskGroups as Array<{ Tasks: Array<{ KillTimeout: number }> }>) {
@@ -232,6 +234,8 @@ walk('all', inv['all'], [])
 env = jinja2.Environment(loader=jinja2.FileSystemLoader(os.path.join(role_dir, 'templates')), trim_blocks=True,
                          keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
 env.filters['to_json'] = lambda v: json.dumps(v)
+env.filters['intersect'] = lambda a, b: [x for i, x in enumerate(a) if x in b and x not in a[:i]]
+env.filters['extract'] = lambda key, container, morekey=None: container[key] if morekey is None else container[key][morekey]
 env.filters['to_nice_json'] = lambda v: json.dumps(v, indent=4, sort_keys=True)
 env.filters['bool'] = lambda v: v if isinstance(v, bool) else str(v).lower() in ('yes', 'on', '1', 'true', 'y')
 env.tests['match'] = lambda v, p: re.match(p, str(v)) is not None
@@ -260,7 +264,9 @@ report = {}
 for h in host_vars:
     ctx = dict(hostvars[h])
     ctx.update(extra)
-    ctx['pitwall_root'] = templ(ctx.get('pitwall_root', ''), ctx)
+    for k, v in extra.items():
+        if isinstance(v, str):
+            ctx[k] = templ(v, ctx)
     ctx.update({'groups': groups, 'hostvars': hostvars, 'ansible_managed': 'Ansible managed'})
     done = []
     def run(tasks, ctx):
@@ -313,6 +319,14 @@ t.test('the pitwall role rendered with Jinja2 (no Ansible needed): two-site env 
     const done = JSON.parse(r.out) as Record<string, string[]>
     t.same(Object.keys(done).sort(), topo.sites.flatMap((s) => s.members.map((m) => m.name)).sort(), 'every host')
     await checkPitwall(t, topo, root)
+    const nomad = renderRole('nomad', inventory, { pitwall_root_dir: root, vars: { nomad_root: `${root}/{{ inventory_hostname }}`, nomad_manage_service: false } })
+    t.equal(nomad.status, 0, 'the nomad role\'s tasks ran', { output: nomad.out })
+    for (const s of topo.sites) {
+      const doc = await parse('nomad.hcl', await readFile(join(root, s.members[0]!.name, 'etc', 'nomad.d', 'nomad.hcl'), 'utf8')) as Record<string, Array<Record<string, Array<Record<string, Array<Record<string, unknown>>>>>>>
+      const retry = doc.client?.[0]?.template?.[0]?.consul_retry?.[0]
+      t.equal(retry?.attempts, 0, `${s.name}: consul-template retries Consul lookups forever (a lost peer DC never gets the survivor's tasks killed)`)
+      t.equal(retry?.max_backoff, '1m')
+    }
     // An inventory the role's assertions refuse: a home partition out of range.
     const bad = join(root, 'bad.yml')
     await writeFile(bad, renderInventory(topo).replace(/pitwall_home_partitions: \[0, /, 'pitwall_home_partitions: [99, '))
