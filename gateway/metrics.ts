@@ -40,7 +40,7 @@ export class GatewayMetrics {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers,
     })
     this.backpressure = new Counter({ name: METRICS.gatewayBackpressure, help: 'Replies telling the client to back off (429 rate limited, 503 unavailable), by route pattern.', labelNames: ['route', 'status'], registers })
-    this.liveClients = new Gauge({ name: METRICS.gatewayLiveClients, help: 'Open live-feed (Server-Sent Events) connections.', registers })
+    this.liveClients = new Gauge({ name: METRICS.gatewayLiveClients, help: 'Open live-feed connections (Server-Sent Events and WebSocket).', registers })
   }
 }
 
