@@ -1,18 +1,20 @@
 /**
- * The whole pipeline for end-to-end tests, all real and on loopback: a private nats-server and a fresh PostgreSQL
- * database with the gateway app (auth on) from setupGateway, a Worker with every registered profile, and the
- * projector writing that worker's OUT stream into the gateway's database. `simulate` publishes a seeded
- * `pitwall simulate` run (sites/simulate/cli.ts) over NATS and also returns the same readings regenerated in memory
+ * The whole pipeline for end-to-end tests, all real and on loopback: a private nats-server (with an MQTT listener
+ * and the runtime's partition mapping) and a fresh PostgreSQL database with the gateway app (auth on) from
+ * setupGateway, a Worker with every registered profile, and the projector writing that worker's OUT stream into the
+ * gateway's database. `simulate` publishes a seeded `pitwall simulate` run (sites/simulate/cli.ts) over NATS or
+ * MQTT and also returns the same readings regenerated in memory
  * (the simulators are deterministic), so a test can compute exact expectations from them. `settle` waits until
  * every published reading is processed and every output is projected. Torn down with the test.
  */
 import { jetstreamManager, type ConsumerInfo, type JetStreamManager } from '@nats-io/jetstream'
 import pg from 'pg'
-import { compileConfig, PROFILES, Worker, type EntityKind, type RuntimeConfig } from '../../actors/mod.js'
+import { compileConfig, mappingFor, PROFILES, Worker, type EntityKind, type RuntimeConfig } from '../../actors/mod.js'
 import { Projector } from '../../actors/projector/mod.js'
 import { makeSimulator, parseSimulateArgs, runSimulate } from '../../sites/simulate/cli.js'
 import type { DomainItem, Episode } from '../../sites/simulate/truth.js'
 import { bearer, setupGateway, type TestGateway } from './gateway.js'
+import { freePort } from './nats.js'
 
 type Json = Record<string, unknown>
 type Teardown = { teardown(fn: () => unknown): void }
@@ -35,8 +37,13 @@ export interface Pipeline {
   projector: Projector
   pool: pg.Pool
   cfg: RuntimeConfig
-  /** Runs `pitwall simulate --profile <profile> ...` (event time from startTs for durationS) into this pipeline. */
-  simulate(o: { profile: string; seed: number; entities: number; startTs: number; durationS: number; extra?: string[] }): Promise<SimRun>
+  /** nats-server's MQTT listener (with the runtime's partition mapping), `mqtt://127.0.0.1:<port>`. */
+  mqttUrl: string
+  /**
+   * Runs `pitwall simulate --profile <profile> ...` (event time from startTs for durationS) into this pipeline,
+   * over NATS, or over MQTT through the server's listener with `mqtt`.
+   */
+  simulate(o: { profile: string; seed: number; entities: number; startTs: number; durationS: number; mqtt?: boolean; extra?: string[] }): Promise<SimRun>
   /** Waits until `readings` readings are processed, then until OUT stops growing and the projector has it all. */
   settle(readings: number, timeoutMs?: number): Promise<void>
   /** GET through the gateway (viewer JWT unless other headers are given). */
@@ -50,7 +57,12 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 /** Starts the pipeline (partitions 4, site a). */
 export async function startPipeline(t: Teardown): Promise<Pipeline> {
-  const gw = await setupGateway(t)
+  const mqttPort = await freePort()
+  const map = mappingFor('a', P)
+  const gw = await setupGateway(t, {
+    natsConfig: ['server_name: "pw-e2e"', `mqtt { listen: "127.0.0.1:${mqttPort}" }`, `mappings { "${map.from}": "${map.to}" }`].join('\n'),
+  })
+  const mqttUrl = `mqtt://127.0.0.1:${mqttPort}`
   const db = gw.db
   if (!db) throw new Error('setupGateway gave no database')
   const cfg = compileConfig({ natsUrl: gw.srv.url, partitions: P, heartbeatMs: 500, leaseTtlMs: 10_000, checkpointIntervalMs: 500, workerId: 'e2e-w1' })
@@ -73,10 +85,10 @@ export async function startPipeline(t: Teardown): Promise<Pipeline> {
   }
 
   return {
-    gw, worker, projector, pool, cfg, get,
+    gw, worker, projector, pool, cfg, get, mqttUrl,
     async simulate(o) {
       const argv = ['--profile', o.profile, '--seed', String(o.seed), '--entities', String(o.entities), '--start', String(o.startTs),
-        '--duration', String(o.durationS), '--nats', gw.srv.url, '--partitions', String(P), ...(o.extra ?? [])]
+        '--duration', String(o.durationS), ...(o.mqtt ? ['--mqtt-url', mqttUrl] : ['--nats', gw.srv.url]), '--partitions', String(P), ...(o.extra ?? [])]
       const opts = parseSimulateArgs(argv, {})
       const r = await runSimulate(opts)
       const endTs = o.startTs + o.durationS * 1000
