@@ -196,9 +196,10 @@ function finishTrip(s: RoadState, trip: Trip, end: number, ctx: ActorContext): v
   s.trip = null
 }
 
+/** Emits the `position` of `fix`, the fix of reading `seq`, and records it as the last position. */
 function emitPosition(s: RoadState, ctx: ActorContext, fix: [number, number, number], seq: number, reason: PositionBody['reason']): void {
   const [ts, lat, lon] = fix
-  // Speed and heading are the current ones; for a trip_end fix they are those of the reading after the gap.
+  // Speed and heading belong to the current reading: for the fix of an earlier one (trip_end) they are unknown.
   const body: PositionBody = { lat, lon, speed: seq === ctx.seq ? s.speed : null, heading: seq === ctx.seq ? s.heading : null, reason, readingSeq: seq }
   ctx.emit('position', `pos:${seq}`, ts, body)
   if (s.posTs === null || ts >= s.posTs) s.posTs = ts
