@@ -141,7 +141,7 @@ t.test('MQTT device users from the registry: own topic only, rotation and revoca
 
   /** TLM's messages after `from` as [subject, marker]; waits until `n` arrived, then a little for strays. */
   const stored = async (from: number, n: number): Promise<[string, number][]> => {
-    const deadline = Date.now() + 5_000
+    const deadline = Date.now() + 15_000
     const got = async (): Promise<[string, number][]> => {
       const info = await jsm.streams.info(cfg.streams.tlm)
       const res: [string, number][] = []
