@@ -73,12 +73,16 @@ t.test('promtool check config monitoring/prometheus.yml (with its rule files)', 
 
 t.test('prometheus.yml scrapes what `npm start` exposes', async (t) => {
   const text = readFileSync(CONFIG, 'utf8')
-  for (const port of [metricsPort(0), metricsPort(1), PROJECTOR_METRICS_PORT, GATEWAY_PORT]) {
+  // Two sites: two workers each (metricsPort 0-3), projector and gateway ports + site index, controllers on
+  // 9481 + site index (sites/launch.ts).
+  for (const port of [metricsPort(0), metricsPort(1), metricsPort(2), metricsPort(3), PROJECTOR_METRICS_PORT, PROJECTOR_METRICS_PORT + 1,
+    GATEWAY_PORT, GATEWAY_PORT + 1, 9481, 9482]) {
     t.ok(text.includes(`'127.0.0.1:${port}'`), `target 127.0.0.1:${port}`)
   }
   t.match(text, /job_name: pitwall-worker/)
   t.match(text, /job_name: pitwall-projector/)
   t.match(text, /job_name: pitwall-gateway/)
+  t.match(text, /job_name: pitwall-site/)
   t.match(text, /evaluation_interval: \d+s/)
   t.match(text, /- rules\/pitwall\.rules\.yml/)
 })
