@@ -2,12 +2,12 @@
  * WebSocket live feed (`GET /v1/live/ws`) over a real connection (the `ws` client) against a real nats-server
  * and PostgreSQL: the same outputs, filters, ids (OUT sequences), resume (`?lastEventId=`), auth and scoping as
  * the SSE feed; refusals happen before the upgrade with the HTTP status and code of the other routes; a plain
- * GET is 426; pings as heartbeats; the clients gauge; app close ends the socket with 1001.
+ * GET is 426; pings as heartbeats; the clients gauge; 1011 when OUT cannot be read; app close ends the socket with 1001.
  */
 import t from 'tap'
 import WebSocket from 'ws'
 import { jetstream } from '@nats-io/jetstream'
-import { fenceSubject, outSubject, partitionOf } from '../actors/mod.js'
+import { fenceSubject, outSubject, partitionOf, provision } from '../actors/mod.js'
 import { bearer, device, setupGateway } from './helpers/gateway.js'
 
 interface Ev { id: number; event: string; data: Record<string, unknown> }
@@ -143,6 +143,17 @@ t.test('WebSocket live feed: events, resume, filters, scoping, auth, close', asy
   t.equal(plain.statusCode, 426, 'a plain GET is 426')
   t.equal(plain.json<{ code: string }>().code, 'GW_ERR_UPGRADE_REQUIRED')
   t.equal(plain.headers.upgrade, 'websocket')
+
+  // OUT unreachable: SSE answers 503 before streaming; a WebSocket (already upgraded) is closed with 1011 and the code
+  await g.jsm.streams.delete(cfg.runtime.streams.out)
+  const sse503 = await app.inject({ method: 'GET', url: '/v1/live', headers: viewer })
+  t.equal(sse503.statusCode, 503)
+  t.equal(sse503.json<{ code: string }>().code, 'GW_ERR_UNAVAILABLE')
+  const u = wsClient(port, '/v1/live/ws', viewer)
+  await u.ready
+  t.ok(await u.until(() => u.closed() !== undefined), 'closed')
+  t.same(u.closed(), { code: 1011, reason: 'GW_ERR_UNAVAILABLE' }, '1011 with the gateway code as the reason')
+  await provision(nc, g.jsm, cfg.runtime)
 
   // app close with a client connected: 1001 (going away), close does not hang
   const e = wsClient(port, '/v1/live/ws', viewer)
