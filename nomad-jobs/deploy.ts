@@ -4,6 +4,8 @@
  * file), plan with a diff, then register with check-and-set (EnforceIndex at the plan's JobModifyIndex, so a
  * job changed by someone else in between is refused, not overwritten) and follow the deployment (blocking
  * queries) until it is successful, or failed and rolled back by auto_revert. `--plan` stops after the diff.
+ * `--skip <job>` leaves a job out (the first deployment of two sites deploys the site controllers last: a
+ * controller started while its peer site does not exist yet would take the peer's home partitions over).
  * `--write-vars` rewrites nomad-jobs/vars/ and ansible/inventory/local.yml from the embedded topology
  * (sites/local-topology.ts).
  *
@@ -39,11 +41,16 @@ export interface DeployIo {
   nomad?: NomadClientOptions
 }
 
-const USAGE = 'usage: pitwall deploy --site <name> [--plan] [--job <nats|worker|projector|gateway|controller|prometheus|grafana>]... [--vars-dir <dir>] [--timeout <seconds>] | pitwall deploy --write-vars'
+const USAGE = 'usage: pitwall deploy --site <name> [--plan] [--job <nats|worker|projector|gateway|controller|prometheus|grafana>]... [--skip <job>]... [--vars-dir <dir>] [--timeout <seconds>] | pitwall deploy --write-vars'
 
 /** Parses the command line; throws PW_DEPLOY_USAGE naming the bad argument. */
 export function parseDeployArgs(argv: string[]): DeployOptions {
   const o: DeployOptions = { site: '', plan: false, jobs: [], varsDir: join(JOBS_DIR, 'vars'), timeoutMs: 600_000, waitMs: 30_000 }
+  const skip = new Set<JobName>()
+  const jobArg = (a: string, j: string): JobName => {
+    if (!(JOBS as readonly string[]).includes(j)) throw new NomadError(NomadErrorCodes.USAGE, `${a}: unknown job '${j}' (jobs: ${JOBS.join(', ')})`)
+    return j as JobName
+  }
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
     const value = (): string => {
@@ -53,11 +60,9 @@ export function parseDeployArgs(argv: string[]): DeployOptions {
     }
     if (a === '--site') o.site = value()
     else if (a === '--plan') o.plan = true
-    else if (a === '--job') {
-      const j = value()
-      if (!(JOBS as readonly string[]).includes(j)) throw new NomadError(NomadErrorCodes.USAGE, `--job: unknown job '${j}' (jobs: ${JOBS.join(', ')})`)
-      o.jobs.push(j as JobName)
-    } else if (a === '--vars-dir') o.varsDir = value()
+    else if (a === '--job') o.jobs.push(jobArg(a, value()))
+    else if (a === '--skip') skip.add(jobArg(a, value()))
+    else if (a === '--vars-dir') o.varsDir = value()
     else if (a === '--timeout') {
       const s = Number(value())
       if (!Number.isFinite(s) || s <= 0) throw new NomadError(NomadErrorCodes.USAGE, '--timeout: seconds > 0')
@@ -65,7 +70,8 @@ export function parseDeployArgs(argv: string[]): DeployOptions {
     } else throw new NomadError(NomadErrorCodes.USAGE, `unknown argument '${String(a)}'\n${USAGE}`)
   }
   if (o.site === '') throw new NomadError(NomadErrorCodes.USAGE, `--site is required\n${USAGE}`)
-  if (o.jobs.length === 0) o.jobs = [...JOBS]
+  if (o.jobs.length > 0 && skip.size > 0) throw new NomadError(NomadErrorCodes.USAGE, `--job and --skip exclude each other\n${USAGE}`)
+  if (o.jobs.length === 0) o.jobs = JOBS.filter((j) => !skip.has(j))
   return o
 }
 

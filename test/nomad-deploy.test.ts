@@ -180,6 +180,9 @@ t.test('token, namespace and region on every request; errors are typed', async (
   await t.rejects(new NomadClient({ address: `http://127.0.0.1:${port}` }).jobAllocations('x'), { code: NomadErrorCodes.UNREACHABLE, retryable: true })
   t.throws(() => parseDeployArgs(['--plan']), { code: NomadErrorCodes.USAGE })
   t.throws(() => parseDeployArgs(['--site', 'a', '--job', 'db']), { code: NomadErrorCodes.USAGE })
+  t.same(parseDeployArgs(['--site', 'a', '--skip', 'controller']).jobs, ['nats', 'worker', 'projector', 'gateway', 'prometheus', 'grafana'], '--skip controller: every other job, in order')
+  t.throws(() => parseDeployArgs(['--site', 'a', '--skip', 'db']), { code: NomadErrorCodes.USAGE })
+  t.throws(() => parseDeployArgs(['--site', 'a', '--skip', 'grafana', '--job', 'worker']), { code: NomadErrorCodes.USAGE, message: /exclude each other/ })
   const e: string[] = []
   t.equal(await deployMain(['--site', 'zz'], { nomad: { address: d.url }, out: () => undefined, err: (l) => e.push(l) }), 1)
   t.match(e.join(''), /PW_CONFIG_INVALID: site: unknown site 'zz'/)
