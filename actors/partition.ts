@@ -214,7 +214,11 @@ export class PartitionRunner {
     const fence: Output<'fence'> = {
       id: `${SYS_KIND}:fence:${this.partition}:${this.token}`, type: 'fence', kind: SYS_KIND, entity: 'fence',
       profile: SYS_KIND, ts: Date.now(), seq: this.lastSeq, site: cfg.site, partition: this.partition, token: this.token,
-      body: { partition: this.partition, token: this.token, owner: cfg.workerId } satisfies FenceBody,
+      body: {
+        partition: this.partition, token: this.token, owner: cfg.workerId,
+        // A moved partition's chain: projectors learn from it which positions are off the chain (seals).
+        ...(this.chain.length > 1 ? { segments: this.chain } : {}),
+      } satisfies FenceBody,
     }
     await js.publish(fenceSubject(cfg.site, this.partition), JSON.stringify(fence), { msgID: fence.id })
     await this.prefetchSnapshots()

@@ -125,6 +125,11 @@ export interface FenceBody {
   partition: number
   token: number
   owner: string
+  /**
+   * The partition's input chain when it has moved between sites (actors/sitemap.ts Segment). Its sealed
+   * segments tell projectors which positions of which site are off the chain: outputs there are retracted.
+   */
+  segments?: Array<{ epoch: number; site: string; from: number; to?: number }>
 }
 
 export interface OutputBodies {

@@ -75,6 +75,20 @@ export interface PositionRow {
 export interface FenceRow {
   site: string; partition: number; token: number; owner: string; stream_seq: number
 }
+/**
+ * A sealed segment learnt from a fence: outputs of `site` in `partition` at positions of `epoch` beyond seq
+ * `to_seq` are off the chain (a split's loser, or readings never mirrored before a failover) and are retracted.
+ */
+export interface SealRow {
+  partition: number; site: string; epoch: number; to_seq: number; by_site: string; by_token: number; stream_seq: number
+}
+/** Seals known: sealKey -> to_seq. */
+export type Seals = ReadonlyMap<string, number>
+export function sealKey(partition: number, site: string, epoch: number): string {
+  return `${partition}/${site}/${epoch}`
+}
+/** 2^40: a position is epoch * 2^40 + seq (actors/sitemap.ts). */
+const POS_SHIFT = 2 ** 40
 export interface RejectRow {
   stream_seq: number; subject: string; reason: string; payload: string
 }
@@ -100,6 +114,8 @@ export interface BatchPlan {
   rows: BatchRows
   /** Fences raised by this batch (one per (site, partition), the highest token). */
   fences: FenceRow[]
+  /** Seals first learnt in this batch. */
+  seals: SealRow[]
   rejects: RejectRow[]
   stale: StaleOutput[]
   counts: { applied: number; stale: number; malformed: number; duplicates: number }
@@ -115,8 +131,8 @@ export function fenceKey(site: string, partition: number): string {
  * redeliveries); `fences` holds the highest token committed per fenceKey. Neither is modified.
  */
 export function planBatch(msgs: readonly StreamMessage[], cursor: number,
-  fences: ReadonlyMap<string, number>): BatchPlan {
-  const b = new Builder(cursor, fences)
+  fences: ReadonlyMap<string, number>, seals: Seals = new Map()): BatchPlan {
+  const b = new Builder(cursor, fences, seals)
   for (const m of msgs) b.add(m)
   return b.plan()
 }
@@ -156,6 +172,7 @@ function rejectRow(msg: StreamMessage, reason: string): RejectRow {
 class Builder {
   private last: number
   private readonly raised = new Map<string, FenceRow>()
+  private readonly sealed = new Map<string, SealRow>()
   private readonly windows = new Map<string, WindowRow>()
   private readonly alerts = new Map<string, AlertRow & { rank: number }>()
   private readonly alertEvents = new Map<string, AlertEventRow>()
@@ -169,7 +186,7 @@ class Builder {
   private readonly stale: StaleOutput[] = []
   private readonly counts = { applied: 0, stale: 0, malformed: 0, duplicates: 0 }
 
-  constructor(cursor: number, private readonly fences: ReadonlyMap<string, number>) {
+  constructor(cursor: number, private readonly fences: ReadonlyMap<string, number>, private readonly seals: Seals) {
     this.last = cursor
   }
 
@@ -196,7 +213,7 @@ class Builder {
     }
     const key = fenceKey(o.site, o.partition)
     const fence = this.fenceOf(key)
-    if (o.token < fence) {
+    if (o.token < fence || (o.type !== 'fence' && this.offChain(o))) {
       this.counts.stale++
       this.stale.push({ streamSeq: msg.seq, id: o.id, site: o.site, partition: o.partition, token: o.token, fence })
       return
@@ -221,10 +238,19 @@ class Builder {
         positions: [...this.positions.values()],
       },
       fences: [...this.raised.values()],
+      seals: [...this.sealed.values()],
       rejects: this.rejects,
       stale: this.stale,
       counts: this.counts,
     }
+  }
+
+  /** True when a seal puts the output's position off its partition's chain. */
+  private offChain(o: Output): boolean {
+    const epoch = Math.floor(o.seq / POS_SHIFT)
+    const k = sealKey(o.partition, o.site, epoch)
+    const to = this.sealed.get(k)?.to_seq ?? this.seals.get(k)
+    return to !== undefined && o.seq - epoch * POS_SHIFT > to
   }
 
   private fenceOf(key: string): number {
@@ -244,6 +270,11 @@ class Builder {
         const f = o.body as FenceBody
         if (f.token > fence) {
           this.raised.set(key, { site: o.site, partition: o.partition, token: f.token, owner: f.owner, stream_seq: streamSeq })
+        }
+        for (const s of f.segments ?? []) {
+          const k = sealKey(o.partition, s.site, s.epoch)
+          if (s.to === undefined || this.seals.has(k) || this.sealed.has(k)) continue
+          this.sealed.set(k, { partition: o.partition, site: s.site, epoch: s.epoch, to_seq: s.to, by_site: o.site, by_token: f.token, stream_seq: streamSeq })
         }
         return
       }

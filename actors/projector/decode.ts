@@ -86,6 +86,14 @@ function checkBody(type: OutputType, b: Obj): void {
       return
     case 'fence':
       int(b, 'partition'); int(b, 'token'); str(b, 'owner')
+      if (b.segments !== undefined) {
+        if (!Array.isArray(b.segments) || b.segments.length > 10_000) throw new Invalid('body.segments: must be an array')
+        for (const [i, s] of (b.segments as unknown[]).entries()) {
+          const seg = obj(s, `body.segments[${i}]`)
+          int(seg, 'epoch'); str(seg, 'site'); int(seg, 'from')
+          if (seg.to !== undefined) int(seg, 'to')
+        }
+      }
       return
     case 'position':
       num(b, 'lat'); num(b, 'lon'); int(b, 'readingSeq'); oneOf(b, 'reason', POSITION_REASONS)

@@ -22,7 +22,7 @@ import {
   ConfigError, FencedError, PitwallError, RuntimeErrorCodes, StreamConfigError, UnreachableError,
 } from '../errors.js'
 import { ID_PATTERN, outStreamSubjects, SITE_PATTERN } from '../subjects.js'
-import { fenceKey, planBatch, rejectPlan, type BatchPlan, type StreamMessage } from './batch.js'
+import { fenceKey, planBatch, rejectPlan, type BatchPlan, type Seals, type StreamMessage } from './batch.js'
 import { createPool, guardPool, isDataError, messageOf, PG_SETTING } from './db.js'
 import { migrate } from './migrate.js'
 import type { ProjectorObserver } from './domain-metrics.js'
@@ -72,6 +72,8 @@ export interface ProjectorStats {
   rejectedMalformed: number
   /** Redeliveries skipped because the cursor was already past them. */
   duplicates: number
+  /** Rows deleted because a seal put their positions off the chain (a split's loser; docs/sites.md). */
+  retracted: number
   batches: number
   /** Last stream sequence committed (the cursor). */
   lastSeq: number
@@ -127,7 +129,7 @@ export class Projector {
 
   private cursor = 0
   private fences = new Map<string, number>()
-  private readonly counters = { applied: 0, rejectedStale: 0, rejectedMalformed: 0, duplicates: 0, batches: 0 }
+  private readonly counters = { applied: 0, rejectedStale: 0, rejectedMalformed: 0, duplicates: 0, batches: 0, retracted: 0 }
   private failure: unknown
 
   // The fetch in progress, closed by stop() so the loop ends promptly.
@@ -389,9 +391,8 @@ export class Projector {
 
   /** Plans and commits `items`; if the database refuses the data, isolates the refused messages. */
   private async write(items: StreamMessage[]): Promise<void> {
-    const plan = planBatch(items, this.cursor, this.fences)
     try {
-      await this.commitPlan(plan)
+      await this.commitPlan((seals) => planBatch(items, this.cursor, this.fences, seals))
     } catch (err) {
       if (!isDataError(err)) throw err
       this.log.warn('database refused a batch; writing its messages one by one', { error: messageOf(err) })
@@ -401,16 +402,21 @@ export class Projector {
 
   private async writeOne(item: StreamMessage): Promise<void> {
     try {
-      await this.commitPlan(planBatch([item], this.cursor, this.fences))
+      await this.commitPlan((seals) => planBatch([item], this.cursor, this.fences, seals))
     } catch (err) {
       if (!isDataError(err)) throw err
       this.log.error('database refused a message; set aside in projector_rejects', { seq: item.seq, error: messageOf(err) })
-      await this.commitPlan(rejectPlan(item, `refused by PostgreSQL: ${messageOf(err)}`))
+      await this.commitPlan(() => rejectPlan(item, `refused by PostgreSQL: ${messageOf(err)}`))
     }
   }
 
-  private async commitPlan(plan: BatchPlan): Promise<void> {
-    if (plan.lastSeq > this.cursor) await writeBatch(this.pool, plan, this.key, this.cursor)
+  /** Plans (with the seals committed so far, read inside the transaction) and commits one batch. */
+  private async commitPlan(make: (seals: Seals) => BatchPlan): Promise<void> {
+    const { plan, retracted } = await writeBatch(this.pool, make, this.key, this.cursor)
+    if (retracted > 0 || plan.seals.length > 0) {
+      this.counters.retracted += retracted
+      this.log.info('seals learnt: rows off the chain retracted', { seals: plan.seals.map((s) => `${s.partition}/${s.site}/${s.epoch}>${s.to_seq}`), retracted })
+    }
     // Committed: only now does memory follow the database.
     this.cursor = Math.max(this.cursor, plan.lastSeq)
     for (const f of plan.fences) this.fences.set(fenceKey(f.site, f.partition), f.token)

@@ -22,6 +22,7 @@ export const TABLES = {
   fences: 'projector_fences',
   cursors: 'projector_cursors',
   rejects: 'projector_rejects',
+  seals: 'projector_seals',
 } as const
 export type TableName = (typeof TABLES)[keyof typeof TABLES]
 
@@ -251,6 +252,26 @@ CREATE TABLE ${TABLES.rejects} (
   payload text NOT NULL,
   rejected_at timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (site, stream, stream_seq)
+);
+`,
+  },
+  {
+    version: 2,
+    name: 'seals: positions of a site that a move put off the chain (docs/sites.md, split and heal)',
+    sql: `
+-- Learnt from fence outputs that carry a moved partition's chain: outputs of (partition, site) at positions
+-- of epoch beyond to_seq are off the chain; rows already written for them are deleted (retracted) once.
+CREATE TABLE ${TABLES.seals} (
+  partition integer NOT NULL,
+  site text NOT NULL,
+  epoch bigint NOT NULL,
+  to_seq bigint NOT NULL,
+  by_site text NOT NULL,
+  by_token bigint NOT NULL,
+  stream_seq bigint NOT NULL,
+  retracted integer NOT NULL DEFAULT 0,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (partition, site, epoch)
 );
 `,
   },

@@ -6,7 +6,7 @@
  */
 import type pg from 'pg'
 import { FencedError } from '../errors.js'
-import { fenceKey, type BatchPlan, type BatchRows } from './batch.js'
+import { fenceKey, sealKey, type BatchPlan, type BatchRows, type Seals } from './batch.js'
 import { withClient } from './db.js'
 import { msToTs, TABLES } from './schema.js'
 
@@ -194,16 +194,63 @@ export async function readFences(pool: pg.Pool): Promise<Map<string, number>> {
   return new Map(r.rows.map((f) => [fenceKey(f.site, f.partition), Number(f.token)]))
 }
 
+/** Serialises the batches of every projector writing to one database (own and peer streams): seals are read and applied in one order. */
+const BATCH_LOCK_KEY = 7_146_283_002
+
+/** Output tables and their position column: what a seal retracts. (raw_readings positions are readings; they stay.) */
+const RETRACTABLE: ReadonlyArray<[string, string]> = [
+  [TABLES.windows, 'seq'], [TABLES.alerts, 'last_seq'], [TABLES.alertEvents, 'seq'], [TABLES.scoresLatest, 'seq'],
+  [TABLES.scoreHistory, 'seq'], [TABLES.recommendations, 'seq'], [TABLES.laps, 'seq'], [TABLES.late, 'seq'],
+]
+const POS_SHIFT = 2 ** 40
+
+async function readSeals(client: pg.PoolClient): Promise<Map<string, number>> {
+  const r = await client.query<{ partition: number; site: string; epoch: string; to_seq: string }>(
+    `SELECT partition, site, epoch, to_seq FROM ${TABLES.seals}`)
+  return new Map(r.rows.map((s) => [sealKey(s.partition, s.site, Number(s.epoch)), Number(s.to_seq)]))
+}
+
+/** Records the plan's new seals and deletes the rows they put off the chain; returns the rows deleted. */
+async function applySeals(client: pg.PoolClient, plan: BatchPlan): Promise<number> {
+  let deleted = 0
+  for (const s of plan.seals) {
+    const ins = await client.query(`INSERT INTO ${TABLES.seals} (partition, site, epoch, to_seq, by_site, by_token, stream_seq)
+      VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`, [s.partition, s.site, s.epoch, s.to_seq, s.by_site, s.by_token, s.stream_seq])
+    if (ins.rowCount !== 1) continue
+    let n = 0
+    for (const [table, col] of RETRACTABLE) {
+      const del = await client.query(`DELETE FROM ${table} WHERE partition = $1 AND site = $2 AND ${col} > $3 AND ${col} < $4`,
+        [s.partition, s.site, s.epoch * POS_SHIFT + s.to_seq, (s.epoch + 1) * POS_SHIFT])
+      n += del.rowCount ?? 0
+    }
+    if (n > 0) {
+      await client.query(`UPDATE ${TABLES.seals} SET retracted = $4 WHERE partition = $1 AND site = $2 AND epoch = $3`,
+        [s.partition, s.site, s.epoch, n])
+    }
+    deleted += n
+  }
+  return deleted
+}
+
 /**
- * Commits `plan` and moves the cursor of `key` from `expected` to `plan.lastSeq`, all in one transaction.
+ * Plans a batch with the seals committed so far (`make`) and commits it, moving the cursor of `key` from
+ * `expected` to the plan's lastSeq, all in one transaction; returns the plan and the rows its seals retracted.
  * Throws FencedError (and writes nothing) if the stored cursor is not `expected`: another projector with the
  * same durable name is writing.
  */
-export async function writeBatch(pool: pg.Pool, plan: BatchPlan, key: CursorKey, expected: number): Promise<void> {
+export async function writeBatch(pool: pg.Pool, make: (seals: Seals) => BatchPlan, key: CursorKey,
+  expected: number): Promise<{ plan: BatchPlan; retracted: number }> {
   // On any failure withClient destroys the client, which aborts the transaction: no ROLLBACK that could fail.
-  await withClient(pool, async (client) => {
+  return await withClient(pool, async (client) => {
     await client.query('BEGIN')
+    await client.query('SELECT pg_advisory_xact_lock($1)', [BATCH_LOCK_KEY])
+    const plan = make(await readSeals(client))
+    if (plan.lastSeq <= expected) {
+      await client.query('COMMIT')
+      return { plan, retracted: 0 }
+    }
     await checkCursor(client, key, expected)
+    const retracted = await applySeals(client, plan)
     for (const [rows, sql] of ROW_STATEMENTS) {
       if (plan.rows[rows].length > 0) await client.query(sql, [JSON.stringify(plan.rows[rows])])
     }
@@ -216,6 +263,7 @@ export async function writeBatch(pool: pg.Pool, plan: BatchPlan, key: CursorKey,
       WHERE site = $1 AND stream = $2 AND durable = $3`,
     [key.site, key.stream, key.durable, plan.lastSeq, plan.counts.applied, plan.counts.stale, plan.counts.malformed])
     await client.query('COMMIT')
+    return { plan, retracted }
   })
 }
 
