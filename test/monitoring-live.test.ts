@@ -23,6 +23,7 @@ import type { DomainItem, DomainSimulator } from '../sites/simulate/truth.js'
 import { freePort } from './helpers/nats.js'
 import { startStack, type Stack } from './metrics-stack.js'
 import { METRICS as M } from '../actors/metrics.js'
+import { LATEST_POSITIONS_SQL } from '../monitoring/dashboards/fleet.js'
 
 const SKIP = findBinary('prometheus') === null ? 'prometheus is not installed (apt-get install -y prometheus)' : false
 
@@ -192,5 +193,16 @@ t.test('every dashboard and rule expression against a real Prometheus scraping t
   t.comment(`${late} late readings counted by the workers; ${await count(`sum(max_over_time(${M.lateReadings}[1m]))`)} scraped`)
   t.equal(await count(`max(${M.sitePeerLinkUp})`), 0, 'the controller reports the peer link down (no peer server here)')
   t.equal(await count(`sum(${M.sitePartitionsOwned})`), stack.partitions, 'the controller reports every partition owned by its site')
+
+  // The fleet geomap's SQL over what the real projector wrote from the road actors' position outputs.
+  const range = `ts BETWEEN '${new Date(SIM_EPOCH - 3600_000).toISOString()}' AND '${new Date(SIM_EPOCH + 6 * 3600_000).toISOString()}'`
+  const positions = await stack.pool.query<{ vehicle: string; time: Date; lat: number; lon: number }>(LATEST_POSITIONS_SQL.replace('$__timeFilter(ts)', range))
+  // The same answer computed another way: the newest positioned row per road vehicle.
+  const latest = await stack.pool.query<{ entity: string; ts: Date }>(`SELECT entity, max(ts) AS ts FROM raw_readings
+    WHERE kind = 'vehicle' AND profile = 'road' AND lat IS NOT NULL AND lon IS NOT NULL AND ${range} GROUP BY entity`)
+  t.ok(positions.rows.length > 0, `the fleet geomap has positions (${positions.rows.length} of the 6 simulated vehicles reported a fix)`)
+  t.same(positions.rows.map((r) => [r.vehicle, r.time.getTime()]).sort(), latest.rows.map((r) => [r.entity, r.ts.getTime()]).sort(),
+    'one row per vehicle, at its newest position')
+  t.ok(positions.rows.every((r) => Math.abs(r.lat) <= 90 && Math.abs(r.lon) <= 180), 'with valid coordinates')
   t.comment(`live monitoring test took ${Date.now() - started} ms`)
 })
