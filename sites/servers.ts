@@ -25,12 +25,23 @@ export class LocalSites {
   private readonly configs: RenderedConfig[]
   private readonly running = new Map<string, RunningServer>()
 
-  /** `dir` holds the config files and, under `js/`, the JetStream stores. */
-  constructor(topo: Topology, dir: string, bin = process.env.NATS_SERVER_BIN ?? 'nats-server') {
+  /**
+   * `dir` holds the config files and, under `js/`, the JetStream stores. `dialVia` replaces the leafnode remote
+   * URLs a dialing site's servers use (e.g. a proxy a split test can cut), after the topology was validated.
+   */
+  constructor(topo: Topology, dir: string, bin = process.env.NATS_SERVER_BIN ?? 'nats-server', dialVia?: string) {
     this.topo = topo
     this.dir = dir
     this.bin = bin
-    this.configs = renderTopology(topo, { storeRoot: join(dir, 'js') })
+    // The listening site advertises the same address: a remote otherwise learns the real leafnode URL from the
+    // listener's INFO and reconnects around the proxy.
+    const via = dialVia === undefined ? undefined : new URL(dialVia).host
+    this.configs = renderTopology(topo, { storeRoot: join(dir, 'js') }).map((c) => via === undefined ? c : {
+      ...c,
+      text: c.text.includes('remotes:')
+        ? c.text.replace(/remotes: \[ \{ urls: \[[^\]]*\] \} \]/, `remotes: [ { urls: [${JSON.stringify(dialVia)}] } ]`)
+        : c.text.replace(/leafnodes \{\n/, `leafnodes {\n  advertise: ${JSON.stringify(via)}\n`),
+    })
   }
 
   /** Client URLs of a site (comma-separated, as PITWALL_NATS_URL takes them). */

@@ -69,13 +69,13 @@ export interface ScenarioResult {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
-const WINDOW_MS = 10_000
-const LATENESS_MS = 5_000
+export const WINDOW_MS = 10_000
+export const LATENESS_MS = 5_000
 
 interface Acked { rid: string; site: string; at: number }
 
 /** All messages of a stream (ordered consumer), with their sequence and message id. */
-async function readAll(nc: NatsConnection, stream: string, filter?: string): Promise<Array<{ seq: number; subject: string; rid: string; data: Uint8Array }>> {
+export async function readAll(nc: NatsConnection, stream: string, filter?: string): Promise<Array<{ seq: number; subject: string; rid: string; data: Uint8Array }>> {
   const jsm = await jetstreamManager(nc)
   const info = await jsm.streams.info(stream)
   const out: Array<{ seq: number; subject: string; rid: string; data: Uint8Array }> = []
@@ -95,7 +95,7 @@ async function readAll(nc: NatsConnection, stream: string, filter?: string): Pro
 }
 
 /** The readings of a partition chain, in chain order, read from the streams local to `nc`'s site. */
-async function chainMessages(nc: NatsConnection, cfg: RuntimeConfig, p: number, chain: Segment[]): Promise<StreamMsg[]> {
+export async function chainMessages(nc: NatsConnection, cfg: RuntimeConfig, p: number, chain: Segment[]): Promise<StreamMsg[]> {
   const out: StreamMsg[] = []
   for (const seg of chain) {
     const stream = seg.site === cfg.site ? cfg.streams.tlm : peerStreams(cfg, seg.site).tlm
@@ -122,7 +122,7 @@ async function windowOutputs(nc: NatsConnection, stream: string, into: Map<strin
 }
 
 /** Waits until no partition consumer (`pw_*`) on the sites' TLM streams and mirrors has messages pending. */
-async function waitQuiet(sites: Array<{ nc: NatsConnection; cfg: RuntimeConfig }>, timeoutMs: number): Promise<void> {
+export async function waitQuiet(sites: Array<{ nc: NatsConnection; cfg: RuntimeConfig }>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs
   let quietRounds = 0
   while (quietRounds < 2 && Date.now() < deadline) {

@@ -1,0 +1,243 @@
+/**
+ * Split and heal (docs/sites.md, "Split"): the link between the sites is cut while both stay up.
+ * 1. No automatic failover while the peer's health answers (a link cut alone is not a loss).
+ * 2. The operator forces a failover at b anyway: both sites process a's partitions for a while (a's gateways
+ *    still route them to a, b's to b).
+ * 3. The link heals: the higher epoch (b's) wins; a's workers release; a's outputs past the seal are retracted
+ *    by both projectors (seals) and a's readings past the seal are the split's documented loss.
+ * Checked exactly: both PostgreSQL databases hold the same window rows, each equal to the reference computation
+ * over the winner's chains (nothing lost of the chain, nothing counted twice, one row per window), and the
+ * readings a accepted past the seal are counted from the streams.
+ */
+import t from 'tap'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import pg from 'pg'
+import { jetstream, jetstreamManager } from '@nats-io/jetstream'
+import { Kvm } from '@nats-io/kv'
+import { connect, type NatsConnection } from '@nats-io/transport-node'
+import { compileConfig, type RuntimeConfig } from '../actors/config.js'
+import { readRecord } from '../actors/placement.js'
+import { provision } from '../actors/provision.js'
+import { Projector, TABLES } from '../actors/projector/mod.js'
+import { peerStreams, SiteMapView } from '../actors/sitemap.js'
+import { partitionOf, tlmSubject } from '../actors/subjects.js'
+import { SiteController } from '../sites/controller.js'
+import { localTopology } from '../sites/local-topology.js'
+import { LocalSites, waitForLink } from '../sites/servers.js'
+import { siteOf } from '../sites/topology.js'
+import { distPath, kill, spawnWorker } from './helpers/cluster.js'
+import { chainMessages, LATENESS_MS, readAll, waitQuiet, WINDOW_MS } from './helpers/failover.js'
+import { freePort } from './helpers/nats.js'
+import { createTestDb } from './helpers/pg.js'
+import { CuttableProxy } from './helpers/proxy.js'
+import { referenceSum } from './helpers/trace.js'
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+const P = 8
+const E = 120
+const RATE = 600
+
+interface Reading { rid: string; id: string; ts: number; v: number }
+
+/** A site's gateway, as far as routing goes: its own connection and its own view of the site map. */
+class SiteProducer {
+  readonly acked: Array<{ rid: string; site: string; p: number; at: number }> = []
+  readonly retry: Reading[] = []
+  constructor(readonly site: string, private readonly nc: NatsConnection, readonly view: SiteMapView) {}
+
+  async publish(r: Reading): Promise<void> {
+    const p = partitionOf('sensor', r.id, P)
+    const owner = this.view.ownerOf(p)
+    try {
+      await jetstream(this.nc).publish(tlmSubject(owner, p, 'sensor', r.id), JSON.stringify({ ts: r.ts, fields: { v: r.v }, profile: 'testsum' }), { msgID: r.rid, timeout: 1_500 })
+      this.acked.push({ rid: r.rid, site: owner, p, at: Date.now() })
+    } catch {
+      this.retry.push(r)
+    }
+  }
+
+  async flushRetries(): Promise<void> {
+    for (const r of this.retry.splice(0, this.retry.length)) await this.publish(r)
+  }
+}
+
+t.test('split and heal: higher epoch wins, both databases converge to the winner\'s chains', async (t) => {
+  const log = (s: string): void => { t.comment(s) }
+  const ports = new Map<string, number>()
+  for (const s of ['a', 'b']) for (const k of ['client', 'cluster', 'leafnode']) ports.set(`${s}/${k}`, await freePort())
+  const topo = localTopology({ partitions: P, port: (s, _i, k) => ports.get(`${s}/${k}`) as number })
+  // b dials a's leafnode through a proxy the test can cut.
+  const proxy = new CuttableProxy({ host: '127.0.0.1', port: ports.get('a/leafnode') as number })
+  await proxy.start()
+  const dir = await mkdtemp(join(tmpdir(), 'pw-split-'))
+  const cleanups: Array<() => Promise<unknown>> = []
+  let sites: LocalSites | undefined
+  t.teardown(async () => {
+    for (const c of cleanups.reverse()) await c().catch(() => undefined)
+    await sites?.stopAll()
+    await proxy.stop()
+    await rm(dir, { recursive: true, force: true })
+  })
+  const local = new LocalSites(topo, dir, undefined, `nats-leaf://127.0.0.1:${proxy.port}`)
+  sites = local
+  await local.start()
+  const conn = (site: string): Promise<NatsConnection> => connect({ servers: local.natsUrl(site), noAsyncTraces: true, maxReconnectAttempts: -1, reconnectTimeWait: 250 })
+  const ncA = await conn('a')
+  const ncB = await conn('b')
+  cleanups.push(() => ncA.close(), () => ncB.close())
+  await waitForLink(ncB, 'a')
+  await waitForLink(ncA, 'b')
+  const cfgOf = (site: string): RuntimeConfig => compileConfig({
+    site, natsUrl: local.natsUrl(site), partitions: P, peer: { site: site === 'a' ? 'b' : 'a' },
+    homePartitions: siteOf(topo, site).homePartitions, heartbeatMs: 250, leaseTtlMs: 2_000, checkpointIntervalMs: 250,
+    tickIntervalMs: 1_000, workerId: `${site}-1`,
+  })
+  const cfg = { a: cfgOf('a'), b: cfgOf('b') }
+  const nc = { a: ncA, b: ncB }
+  for (const s of ['a', 'b'] as const) await provision(nc[s], await jetstreamManager(nc[s]), cfg[s])
+  const script = distPath('test/fixtures/worker-main.js')
+  for (const s of ['a', 'b'] as const) {
+    const w = spawnWorker(script, `${s}-1`, {
+      PITWALL_SITE: s, PITWALL_NATS_URL: cfg[s].natsUrl, PITWALL_PARTITIONS: String(P), PITWALL_PEER_SITE: s === 'a' ? 'b' : 'a',
+      PITWALL_HOME_PARTITIONS: cfg[s].homePartitions.join(','), PITWALL_HEARTBEAT_MS: '250', PITWALL_LEASE_TTL_MS: '2000',
+      PITWALL_CHECKPOINT_INTERVAL_MS: '250',
+    })
+    cleanups.push(() => kill(w, 'SIGTERM'))
+  }
+  // A projector pair per site (its own OUT and its mirror of the peer's), each site its own database.
+  const pools: Record<'a' | 'b', pg.Pool> = {} as Record<'a' | 'b', pg.Pool>
+  const projectors: Projector[] = []
+  for (const s of ['a', 'b'] as const) {
+    const db = await createTestDb()
+    const pool = new pg.Pool({ connectionString: db.url, max: 4 })
+    pools[s] = pool
+    cleanups.push(() => db.drop(), () => pool.end())
+    const peer = s === 'a' ? 'b' : 'a'
+    for (const [site, stream] of [[s, cfg[s].streams.out], [peer, peerStreams(cfg[s], peer).out]] as const) {
+      const p = new Projector({ nc: nc[s], pool, site, stream, durable: `projector_${site}` })
+      await p.start()
+      projectors.push(p)
+      cleanups.push(() => p.stop())
+    }
+  }
+  // b's controller: automatic failover after 1.5 s down, but a's health answers (a is up, only the link is cut).
+  const controller = new SiteController({ nc: ncB, cfg: cfg.b, checkMs: 250, failoverAfterMs: 1_500, peerHealthy: async () => true })
+  await controller.start()
+  cleanups.push(() => controller.stop())
+
+  const views = {
+    a: new SiteMapView(cfg.a, await new Kvm(ncA).open(cfg.a.streams.stateBucket), await jetstreamManager(ncA)),
+    b: new SiteMapView(cfg.b, await new Kvm(ncB).open(cfg.b.streams.stateBucket), await jetstreamManager(ncB)),
+  }
+  const refresh = setInterval(() => { for (const v of Object.values(views)) void v.refresh().catch(() => undefined) }, 200)
+  cleanups.push(async () => clearInterval(refresh))
+  await views.a.refresh()
+  await views.b.refresh()
+  const producers = { a: new SiteProducer('a', ncA, views.a), b: new SiteProducer('b', ncB, views.b) }
+  // Devices are spread over both sites' gateways (entity parity); event time 1 s per reading per entity.
+  let stop = false
+  let n = 0
+  const clock = new Array<number>(E).fill(1_700_000_000_000)
+  const producing = (async () => {
+    const started = Date.now()
+    let sent = 0
+    let retriedAt = 0
+    while (!stop) {
+      const due = Math.floor(((Date.now() - started) / 1000) * RATE) - sent
+      const batch: Array<Promise<void>> = []
+      for (let i = 0; i < due; i++) {
+        const e = (n * 7919) % E
+        clock[e] = (clock[e] as number) + 1_000
+        const r = { rid: `r${n}`, id: `s${e}`, ts: clock[e] as number, v: n % 100 }
+        batch.push((e % 2 === 0 ? producers.a : producers.b).publish(r))
+        n++
+      }
+      sent += Math.max(0, due)
+      if (Date.now() - retriedAt > 1_000) {
+        retriedAt = Date.now()
+        for (const pr of Object.values(producers)) void pr.flushRetries()
+      }
+      await Promise.all(batch)
+      await sleep(20)
+    }
+  })()
+
+  await sleep(4_000)
+  const epoch0 = views.b.map.epoch
+  log(`splitting the link after ${producers.a.acked.length + producers.b.acked.length} acked readings`)
+  proxy.split()
+  await sleep(4_000)
+  t.equal(controller.status().peerLinkUp, false, 'b sees the link down')
+  t.equal(views.b.map.epoch, epoch0, 'no automatic failover while a\'s health answers')
+  t.equal(controller.status().failovers, 0)
+
+  const move = await controller.failover('operator failover during a split')
+  log(`operator failover at b: epoch ${move.epoch}, partitions ${move.partitions.join(',')}, a's segments sealed at ${move.sealedAt}`)
+  t.same(move.partitions, [...cfg.a.homePartitions], 'b took a\'s partitions')
+  await sleep(4_000)
+  t.same(views.a.map.owners.filter((o) => o === 'a').length, cfg.a.homePartitions.length, 'during the split a still owns its partitions (its view)')
+  const ackedAtAInSplit = producers.a.acked.filter((x) => x.site === 'a').length
+
+  log('healing the link')
+  proxy.heal()
+  await waitForLink(ncB, 'a', 30_000)
+  await waitForLink(ncA, 'b', 30_000)
+  for (let i = 0; i < 100 && views.a.map.epoch !== move.epoch; i++) await sleep(100)
+  t.equal(views.a.map.epoch, move.epoch, 'a follows the higher epoch after the heal')
+  await sleep(3_000)
+  stop = true
+  await producing
+  for (let i = 0; i < 20 && (producers.a.retry.length > 0 || producers.b.retry.length > 0); i++) {
+    for (const pr of Object.values(producers)) await pr.flushRetries()
+    if (producers.a.retry.length + producers.b.retry.length > 0) await sleep(500)
+  }
+  t.equal(producers.a.retry.length + producers.b.retry.length, 0, 'every reading was acked in the end')
+  await waitQuiet([{ nc: ncA, cfg: cfg.a }, { nc: ncB, cfg: cfg.b }], 120_000)
+  // Projectors: each caught up with its stream.
+  for (const p of projectors) {
+    const stream = (p as unknown as { cfg: { stream: string } }).cfg.stream
+    const ncx = projectors.indexOf(p) < 2 ? ncA : ncB
+    const last = (await (await jetstreamManager(ncx)).streams.info(stream)).state.last_seq
+    for (let i = 0; i < 600 && p.stats().lastSeq < last; i++) await sleep(100)
+    t.ok(p.stats().lastSeq >= last, `projector of ${stream} caught up (${p.stats().lastSeq}/${last})`)
+  }
+
+  // The winner's chains, read at b (which owns every partition now).
+  const kvB = await new Kvm(ncB).open(cfg.b.streams.stateBucket)
+  const expected = new Map<string, number>()
+  let beyondSeal = 0
+  for (let p = 0; p < P; p++) {
+    const chain = (await readRecord(kvB, p))?.record.segments ?? [{ epoch: 0, site: 'b', from: 1 }]
+    const ref = referenceSum(await chainMessages(ncB, cfg.b, p, chain), WINDOW_MS, LATENESS_MS)
+    for (const [id, w] of ref.windows) expected.set(id, w.count)
+    const sealed = chain.find((s) => s.site === 'a' && s.to !== undefined)
+    if (sealed?.to !== undefined) {
+      // What a accepted for p past the seal: in a's TLM (now mirrored to b), off the winner's chain.
+      beyondSeal += (await readAll(ncB, peerStreams(cfg.b, 'a').tlm, `tlm.a.${p}.*.*`)).filter((m) => m.seq > (sealed.to as number) && !m.subject.includes('._sys.')).length
+    }
+  }
+  log(`a accepted ${ackedAtAInSplit} readings for its partitions up to the heal; ${beyondSeal} of them are past the seal (the split's loss)`)
+  t.ok(beyondSeal > 0, 'a accepted readings during the split that the winner\'s chain does not hold (documented loss)')
+
+  const rowsOf = async (pool: pg.Pool): Promise<Map<string, string>> => new Map((await pool.query<{ output_id: string; count: number; site: string; token: string }>(
+    `SELECT output_id, (fields->'v'->>'count')::int AS count, site, token FROM ${TABLES.windows}`)).rows.map((r) => [r.output_id, `${r.count}@${r.site}/${r.token}`]))
+  const dbA = await rowsOf(pools.a)
+  const dbB = await rowsOf(pools.b)
+  t.same([...dbA.entries()].sort(), [...dbB.entries()].sort(), `both databases hold the same ${dbA.size} window rows (converged)`)
+  let missing = 0
+  let wrong = 0
+  for (const [id, count] of expected) {
+    const got = dbB.get(id)
+    if (!got) missing++
+    else if (Number(got.split('@')[0]) !== count) wrong++
+  }
+  const extra = [...dbB.keys()].filter((id) => !expected.has(id)).length
+  t.equal(missing, 0, `every window of the winner's chains is in the databases (${expected.size})`)
+  t.equal(wrong, 0, 'every window count equals the reference (nothing lost, nothing counted twice)')
+  t.equal(extra, 0, 'no row outside the winner\'s chains (the loser\'s were retracted)')
+  const retracted = await pools.a.query<{ n: string }>(`SELECT coalesce(sum(retracted), 0) AS n FROM ${TABLES.seals}`)
+  log(`rows retracted at a's database: ${retracted.rows[0]?.n}`)
+  t.ok(Number(retracted.rows[0]?.n) > 0, 'a\'s database retracted the rows a wrote past the seal during the split')
+})
