@@ -4,6 +4,7 @@
  * holds the partition), the caller reads the last snapshot itself. Errors come back typed: the reply carries
  * a `Pitwall-Error-Code` header and is rebuilt into the same error class here.
  */
+import { jetstreamManager } from '@nats-io/jetstream'
 import { Kvm, type KV } from '@nats-io/kv'
 import { type NatsConnection, errors as natsErrors } from '@nats-io/transport-node'
 import { ActorCell, type SnapshotRecord } from './cell.js'
@@ -11,7 +12,7 @@ import type { RuntimeConfig } from './config.js'
 import { fromWire, PitwallError, QueryError, RuntimeErrorCodes } from './errors.js'
 import { ERROR_HEADER } from './partition.js'
 import type { ProfileTable } from './runtime-types.js'
-import { SiteRouter } from './sitemap.js'
+import { readPeerKey, SiteRouter } from './sitemap.js'
 import { type EntityKind, partitionOf, querySubject, snapshotKey } from './subjects.js'
 
 export interface LiveState {
@@ -31,6 +32,8 @@ export interface QueryDeps {
   profiles: ProfileTable
   /** Two sites: the site owning a partition now (queries go to its workers over the leafnode link). */
   siteFor?: (partition: number) => string
+  /** Two sites: a snapshot key read from our mirror of the peer's bucket (the peer may own the partition). */
+  peerSnapshot?: (key: string) => Promise<Uint8Array | undefined>
 }
 
 /** Asks the owning worker for an entity's live state; falls back to its snapshot when nobody answers. */
@@ -51,15 +54,25 @@ export async function queryEntity(deps: QueryDeps, kind: EntityKind, id: string,
   return await fromSnapshot(deps, p, kind, id)
 }
 
+/**
+ * The latest snapshot of an entity: ours, or with a peer site the one in our mirror of its bucket when that one
+ * is further along the chain (the peer owns or owned the partition); positions of both sites compare as numbers.
+ */
 async function fromSnapshot(deps: QueryDeps, p: number, kind: EntityKind, id: string): Promise<LiveState> {
-  let e
+  const key = snapshotKey(p, kind, id)
+  let own: Uint8Array | undefined
+  let peer: Uint8Array | undefined
   try {
-    e = await deps.kv.get(snapshotKey(p, kind, id))
+    const [e, m] = await Promise.all([deps.kv.get(key), deps.peerSnapshot?.(key).catch(() => undefined)])
+    own = e && e.operation === 'PUT' ? e.value : undefined
+    peer = m
   } catch (err) {
     throw new QueryError(RuntimeErrorCodes.QUERY_TIMEOUT, `no owner answered for ${kind}/${id} and the snapshot store is unreachable`, { cause: err, retryable: true })
   }
-  if (!e || e.operation !== 'PUT') throw new QueryError(RuntimeErrorCodes.ENTITY_UNKNOWN, `no actor ${kind}/${id}`)
-  const snap = JSON.parse(new TextDecoder().decode(e.value)) as SnapshotRecord
+  const td = new TextDecoder()
+  const candidates = [own, peer].flatMap((d) => (d ? [JSON.parse(td.decode(d)) as SnapshotRecord] : []))
+  if (candidates.length === 0) throw new QueryError(RuntimeErrorCodes.ENTITY_UNKNOWN, `no actor ${kind}/${id}`)
+  const snap = candidates.reduce((a, b) => (b.lastSeq > a.lastSeq ? b : a))
   const entry = deps.profiles.get(snap.profile)
   if (!entry) throw new QueryError(RuntimeErrorCodes.PROFILE_UNKNOWN, `snapshot of ${kind}/${id} names unknown profile ${snap.profile}`)
   const cell = new ActorCell(entry.def, entry.config, { kind, id }, snap)
@@ -72,5 +85,6 @@ export async function queryDeps(nc: NatsConnection, cfg: RuntimeConfig, profiles
   if (!cfg.peer) return { nc, kv, cfg, profiles }
   const router = new SiteRouter(nc, cfg)
   await router.start()
-  return { nc, kv, cfg, profiles, siteFor: (p) => router.siteFor(p) }
+  const jsm = await jetstreamManager(nc)
+  return { nc, kv, cfg, profiles, siteFor: (p) => router.siteFor(p), peerSnapshot: async (key) => (await readPeerKey(jsm, cfg, key))?.data }
 }

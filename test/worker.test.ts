@@ -6,7 +6,9 @@ import { provision } from '../actors/provision.js'
 import { queryEntity } from '../actors/query.js'
 import { buildProfiles } from '../actors/runtime-types.js'
 import { Worker } from '../actors/worker.js'
-import { partitionOf, tlmSubject } from '../actors/subjects.js'
+import { partitionOf, snapshotKey, tlmSubject } from '../actors/subjects.js'
+import { ActorCell, type SnapshotRecord } from '../actors/cell.js'
+import { POS_SHIFT } from '../actors/sitemap.js'
 import { connectTo, startNats } from './helpers/nats.js'
 import { makeTrace, readOutputs, readStream, referenceSum } from './helpers/trace.js'
 import { sumProfile } from './fixtures/sum-profile.js'
@@ -80,6 +82,21 @@ t.test('live state query: owner answers, typed errors cross the wire, snapshot w
   t.same(snap.state, { total: 20, late: 0, open: 1 })
   const err2 = await queryEntity(deps, 'vehicle', 'nobody', 200).catch((e: unknown) => e)
   t.equal((err2 as QueryError).code, 'PW_ENTITY_UNKNOWN')
+  // Two sites: the peer's mirrored snapshot wins when it is further along the chain (the peer owns the partition now).
+  const key = snapshotKey(partitionOf('sensor', 'qs', 4), 'sensor', 'qs')
+  const ownSnap = JSON.parse(new TextDecoder().decode((await kv.get(key))?.value)) as SnapshotRecord
+  const entry = buildProfiles([sumProfile], cfg).get('testsum')
+  if (!entry) throw new Error('no testsum profile')
+  const moved = new ActorCell(entry.def, entry.config, { kind: 'sensor', id: 'qs' }, ownSnap)
+  for (let i = 0; i < 5; i++) moved.applyReading(POS_SHIFT + 1 + i, Date.now(), { ts: 1_700_000_020_000 + i * 1000, fields: { v: 1 }, profile: 'testsum' }, () => undefined)
+  const peerSnap = new TextEncoder().encode(JSON.stringify(moved.snapshot(3)))
+  const viaPeer = await queryEntity({ ...deps, peerSnapshot: async () => peerSnap }, 'sensor', 'qs', 200)
+  t.equal((viaPeer.state as { total: number }).total, 25, 'the peer\'s snapshot, further along the chain, answers')
+  const behind = new TextEncoder().encode(JSON.stringify({ ...ownSnap, lastSeq: 3 }))
+  const viaOwn = await queryEntity({ ...deps, peerSnapshot: async () => behind }, 'sensor', 'qs', 200)
+  t.equal((viaOwn.state as { total: number }).total, 20, 'our own snapshot when the peer\'s is behind')
+  const onlyPeer = await queryEntity({ ...deps, peerSnapshot: async (k) => (k === snapshotKey(partitionOf('sensor', 'elsewhere', 4), 'sensor', 'elsewhere') ? peerSnap : undefined) }, 'sensor', 'elsewhere', 200)
+  t.equal(onlyPeer.source, 'snapshot', 'an entity only the peer has is answered from its snapshot')
 })
 
 t.test('bad configuration fails fast naming the setting', async (t) => {
