@@ -20,21 +20,26 @@
  *   No partition is processed by both sites: S released before H's record exists. No reading is lost: every
  *   reading routed to S is before the seal, every reading routed to H is after H's segment start.
  */
-import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream'
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream'
 import { Kvm, type KV } from '@nats-io/kv'
 import type { NatsConnection } from '@nats-io/transport-node'
 import type { RuntimeConfig } from './config.js'
 import { ConfigError, PitwallError, RuntimeErrorCodes } from './errors.js'
 import { isCasConflict, type PartitionRecord, readRecord } from './placement.js'
 import {
-  defaultChain, nextInSlot, peerStreams, readOwnMap, readPeerKey, type Segment, SITE_MAP_KEY, type SiteMap,
-  SiteMapView, siteSlot, syncPeerState,
+  defaultChain, nextInSlot, peerStreams, position, readOwnMap, readPeerHistory, readPeerKey, type Segment, SITE_MAP_KEY,
+  type SiteMap, SiteMapView, siteSlot, syncPeerState,
 } from './sitemap.js'
 import { exportKey, partitionKey } from './subjects.js'
 
 export interface MoveResult {
   epoch: number
   partitions: number[]
+  /**
+   * Failover: partitions whose latest mirrored record had a cursor past the seal (the state mirror was ahead of
+   * the readings mirror), taken from an older revision of the record instead (a consistent cut).
+   */
+  rewound?: number[]
   /** Last sequence of the sealed segments' stream. */
   sealedAt: number
   /** First sequence of the new segments (in the receiving site's TLM). */
@@ -79,6 +84,26 @@ async function writeMap(kv: KV, map: SiteMap): Promise<void> {
   }
 }
 
+/**
+ * The peer's record of p to take over from: the newest revision our mirror holds whose cursor is at or before
+ * the seal. The latest one may be past it when the state mirror ran ahead of the readings mirror (a link cut
+ * or a loss while TLM was lagging): its cursor and the snapshots written with it reflect readings this site
+ * does not have. An older revision is a consistent cut: every actor's newest snapshot at or before the seal
+ * (the partition runner picks those, `inChain`) plus the readings after its cursor, which the mirror holds.
+ */
+async function recordAtSeal(js: JetStreamClient, jsm: JetStreamManager, cfg: RuntimeConfig, p: number, sealedAt: number):
+  Promise<{ record: PartitionRecord | undefined; rewound: boolean }> {
+  const m = await readPeerKey(jsm, cfg, partitionKey(p))
+  const latest = m ? (JSON.parse(td.decode(m.data)) as PartitionRecord) : undefined
+  const bound = (r: PartitionRecord): number => position((r.segments ?? defaultChain(cfg.peer?.site ?? '')).at(-1)?.epoch ?? 0, sealedAt)
+  if (!latest || latest.cursor <= bound(latest)) return { record: latest, rewound: false }
+  const revisions = (await readPeerHistory(js, jsm, cfg, partitionKey(p)))
+    .flatMap((h) => (h.data ? [JSON.parse(td.decode(h.data)) as PartitionRecord] : []))
+  const fit = revisions.filter((r) => r.cursor <= bound(r)).at(-1)
+  // None left in the history (5 revisions): the oldest is the least wrong; its actors past the seal replay from nothing.
+  return { record: fit ?? revisions[0] ?? latest, rewound: true }
+}
+
 async function lastSeq(jsm: JetStreamManager, stream: string): Promise<number> {
   return (await jsm.streams.info(stream)).state.last_seq
 }
@@ -88,7 +113,8 @@ export async function takeOver(nc: NatsConnection, cfg: RuntimeConfig, reason = 
   const started = Date.now()
   const peer = peerOf(cfg)
   const jsm = await jetstreamManager(nc, { timeout: 10_000 })
-  const kv = await new Kvm(jetstream(nc, { timeout: 10_000 })).open(cfg.streams.stateBucket)
+  const js = jetstream(nc, { timeout: 10_000 })
+  const kv = await new Kvm(js).open(cfg.streams.stateBucket)
   const map = await new SiteMapView(cfg, kv, jsm).refresh()
   const parts = map.owners.flatMap((o, p) => (o === peer.site ? [p] : []))
   const epoch = nextInSlot(map.epoch, siteSlot(cfg))
@@ -96,9 +122,11 @@ export async function takeOver(nc: NatsConnection, cfg: RuntimeConfig, reason = 
   const from = ownLast + 1
   if (parts.length === 0) return { epoch: map.epoch, partitions: [], sealedAt, from, ms: Date.now() - started }
   // One record per partition, independent keys: written concurrently (a failover's time is its RTO).
+  const rewound: number[] = []
   await Promise.all(parts.map(async (p) => {
-    const m = await readPeerKey(jsm, cfg, partitionKey(p))
-    const theirs = m ? (JSON.parse(td.decode(m.data)) as PartitionRecord) : undefined
+    const cut = await recordAtSeal(js, jsm, cfg, p, sealedAt)
+    if (cut.rewound) rewound.push(p)
+    const theirs = cut.record
     const segments = [...sealChain(theirs?.segments ?? defaultChain(peer.site), sealedAt), { epoch, site: cfg.site, from }]
     await writeTenure(kv, p, {
       owner: null, token: theirs?.token ?? 0, cursor: theirs?.cursor ?? 0, renewedAt: Date.now(), ttlMs: cfg.leaseTtlMs,
@@ -112,7 +140,7 @@ export async function takeOver(nc: NatsConnection, cfg: RuntimeConfig, reason = 
     since[p] = epoch
   }
   await writeMap(kv, { epoch, owners, since, at: Date.now(), reason })
-  return { epoch, partitions: parts, sealedAt, from, ms: Date.now() - started }
+  return { epoch, partitions: parts, sealedAt, from, ms: Date.now() - started, ...(rewound.length > 0 ? { rewound: rewound.sort((a, b) => a - b) } : {}) }
 }
 
 export interface FailbackOptions {

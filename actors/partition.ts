@@ -14,7 +14,9 @@ import { FencedError, PitwallError, RuntimeErrorCodes } from './errors.js'
 import { type HeldRecord, isStaleWrite, type PartitionRecord, writeHeld } from './placement.js'
 import { prefetchLastPerSubject, SnapshotPrefetch } from './prefetch.js'
 import type { RuntimeDeps, RuntimeStats } from './runtime-types.js'
-import { defaultChain, epochOf, inChain, peerStreams, position, readPeerKey, type Segment, segmentOf, segmentStream, seqOf } from './sitemap.js'
+import {
+  defaultChain, epochOf, inChain, peerStreams, position, readPeerHistory, readPeerKey, type Segment, segmentOf, segmentStream, seqOf,
+} from './sitemap.js'
 import {
   fenceSubject, isEntityKind, outSubject, parsePartitioned, querySubject, snapshotFilter, snapshotKey, SYS_KIND, tickSubject, tlmPartitionFilter,
 } from './subjects.js'
@@ -188,10 +190,45 @@ export class PartitionRunner {
     ])
     this.ownPrefetch = own
     this.peerPrefetch = theirs
+    if (theirs.size > 0) void this.adoptPeerSnapshots(theirs.pending(), own)
     this.deps.log('debug', 'snapshots prefetched', {
       partition: this.partition, own: own.size, ownComplete: own.complete, peer: theirs.size, peerComplete: theirs.complete,
       bytes: own.bytes + theirs.bytes, ms: Math.round(performance.now() - t0),
     })
+  }
+
+  /**
+   * Copies the peer's snapshots of this partition that are in our chain into our own bucket (with our token),
+   * where an actor that first shows up later finds them. The peer's mirror is no place to keep them: a site that
+   * lost a split goes on writing snapshots past the seal, and once the link heals they push the valid revisions
+   * out of the mirror's history (5 per key). Only keys we have no newer snapshot of are written (create, or a
+   * CAS over our older one), so a live actor's own checkpoint always wins.
+   */
+  private async adoptPeerSnapshots(entries: Array<[string, { data: Uint8Array; op: string | undefined }]>, own: SnapshotPrefetch): Promise<void> {
+    const kv = this.deps.kv
+    const prefix = `$KV.${this.deps.cfg.streams.stateBucket}.`
+    let adopted = 0
+    const one = async ([subject, e]: [string, { data: Uint8Array; op: string | undefined }]): Promise<void> => {
+      if (e.op !== undefined || this.state === 'stopped' || this.state === 'fenced') return
+      const rec = JSON.parse(td.decode(e.data)) as SnapshotRecord
+      if (!inChain(this.chain, rec.lastSeq) || rec.token > this.token) return
+      const key = subject.slice(prefix.length)
+      const data = JSON.stringify({ ...rec, token: this.token })
+      try {
+        if (!own.has(subject)) await kv.create(key, data)
+        else {
+          const cur = await kv.get(key)
+          const mine = cur && cur.operation === 'PUT' ? (JSON.parse(td.decode(cur.value)) as SnapshotRecord) : undefined
+          if (!cur || (mine && mine.lastSeq >= rec.lastSeq)) return
+          await kv.update(key, data, cur.revision)
+        }
+        adopted++
+      } catch {
+        // Written meanwhile (the actor checkpointed, or another copy): ours is at least as new.
+      }
+    }
+    for (let i = 0; i < entries.length; i += SNAPSHOT_PUT_CHUNK) await Promise.all(entries.slice(i, i + SNAPSHOT_PUT_CHUNK).map(one))
+    this.deps.log('debug', 'peer snapshots adopted', { partition: this.partition, adopted, of: entries.length })
   }
 
   /** Moves from a finished sealed segment to the next one of the chain. */
@@ -404,10 +441,15 @@ export class PartitionRunner {
       : pre === 'unknown' ? (await readPeerKey(this.deps.jsm, this.deps.cfg, key))?.data
         : pre.found.op === undefined ? pre.found.data : undefined
     if (!data) return own
-    const peer = JSON.parse(td.decode(data)) as SnapshotRecord
-    if (!inChain(this.chain, peer.lastSeq) || peer.token > this.token) {
+    let peer: SnapshotRecord | undefined = JSON.parse(td.decode(data)) as SnapshotRecord
+    const valid = (r: SnapshotRecord): boolean => inChain(this.chain, r.lastSeq) && r.token <= this.token
+    if (!valid(peer)) {
+      // Written past the seal (the state mirror ran ahead of the readings mirror): the newest revision still in
+      // the chain, from the mirror's history (see handover.ts recordAtSeal).
       this.stats.staleSnapshotsIgnored++
-      return own
+      const history = await readPeerHistory(this.deps.js, this.deps.jsm, this.deps.cfg, key)
+      peer = history.flatMap((h) => (h.data ? [JSON.parse(td.decode(h.data)) as SnapshotRecord] : [])).filter(valid).at(-1)
+      if (!peer) return own
     }
     return !own || peer.lastSeq > own.lastSeq ? peer : own
   }

@@ -45,6 +45,16 @@ export class SnapshotPrefetch {
     return this.entries.size
   }
 
+  /** The entries not taken yet (a copy). */
+  pending(): Array<[string, PrefetchedEntry]> {
+    return [...this.entries]
+  }
+
+  /** Whether `subject` has an entry not taken yet. */
+  has(subject: string): boolean {
+    return this.entries.has(subject)
+  }
+
   /** The prefetched state of `subject`, once per key; later lookups of the same key say 'unknown'. */
   take(subject: string): Lookup {
     if (this.taken.has(subject)) return 'unknown'

@@ -16,7 +16,7 @@
  *   `epoch >= since[p]` (the controller wrote the record for this tenure).
  * - Fencing tokens are strided the same way, so tokens of one partition never collide across sites.
  */
-import { jetstreamManager, type JetStreamManager, type StoredMsg } from '@nats-io/jetstream'
+import { jetstreamManager, type JetStreamClient, type JetStreamManager, type StoredMsg } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { type KV, Kvm } from '@nats-io/kv'
 import type { RuntimeConfig } from './config.js'
@@ -139,6 +139,41 @@ export async function readPeerKey(jsm: JetStreamManager, cfg: Pick<RuntimeConfig
     if (/no message found|not found|10037/i.test(String(err))) return undefined
     throw err
   }
+}
+
+/**
+ * Every revision of a key the mirror of the peer's bucket still holds (the bucket's history, 5), oldest first,
+ * deletes included (`data` undefined). For a state cut: the newest revision that is still in a chain.
+ */
+export async function readPeerHistory(js: JetStreamClient, jsm: JetStreamManager, cfg: Pick<RuntimeConfig, 'streams' | 'peer'>,
+  key: string): Promise<Array<{ seq: number; data: Uint8Array | undefined }>> {
+  if (!cfg.peer) return []
+  const stream = peerStreams(cfg, cfg.peer.site).state
+  const subject = `$KV.${cfg.streams.stateBucket}.${key.startsWith('snap.') ? key : exportKey(key)}`
+  let last: StoredMsg | null
+  try {
+    last = await jsm.streams.getMessage(stream, { last_by_subj: subject })
+  } catch (err) {
+    if (/no message found|not found|10037/i.test(String(err))) return []
+    throw err
+  }
+  if (!last) return []
+  const out: Array<{ seq: number; data: Uint8Array | undefined }> = []
+  // (One subject as a string: a list needs nats-server 2.10.)
+  const c = await js.consumers.get(stream, { filter_subjects: subject })
+  const it = await c.consume({ max_messages: 16 })
+  const idle = setTimeout(() => it.stop(), 10_000)
+  try {
+    for await (const m of it) {
+      const op = m.headers?.get('KV-Operation')
+      out.push({ seq: m.seq, data: op === 'DEL' || op === 'PURGE' ? undefined : m.data })
+      if (m.seq >= last.seq) break
+    }
+  } finally {
+    clearTimeout(idle)
+    it.stop()
+  }
+  return out
 }
 
 export async function readPeerMap(jsm: JetStreamManager, cfg: Pick<RuntimeConfig, 'streams' | 'peer'>): Promise<SiteMap | undefined> {

@@ -174,7 +174,7 @@ t.test('split and heal: higher epoch wins, both databases converge to the winner
   t.equal(controller.status().failovers, 0)
 
   const move = await controller.failover('operator failover during a split')
-  log(`operator failover at b: epoch ${move.epoch}, partitions ${move.partitions.join(',')}, a's segments sealed at ${move.sealedAt}`)
+  log(`operator failover at b: epoch ${move.epoch}, partitions ${move.partitions.join(',')}, a's segments sealed at ${move.sealedAt}${move.rewound ? `; state cut rewound for ${move.rewound.join(',')}` : ''}`)
   t.same(move.partitions, [...cfg.a.homePartitions], 'b took a\'s partitions')
   await sleep(4_000)
   t.same(views.a.map.owners.filter((o) => o === 'a').length, cfg.a.homePartitions.length, 'during the split a still owns its partitions (its view)')
@@ -195,6 +195,7 @@ t.test('split and heal: higher epoch wins, both databases converge to the winner
   }
   t.equal(producers.a.retry.length + producers.b.retry.length, 0, 'every reading was acked in the end')
   await waitQuiet([{ nc: ncA, cfg: cfg.a }, { nc: ncB, cfg: cfg.b }], 120_000)
+  await sleep(1_000)
   // Projectors: each caught up with its stream.
   for (const p of projectors) {
     const stream = (p as unknown as { cfg: { stream: string } }).cfg.stream
@@ -218,7 +219,7 @@ t.test('split and heal: higher epoch wins, both databases converge to the winner
       beyondSeal += (await readAll(ncB, peerStreams(cfg.b, 'a').tlm, `tlm.a.${p}.*.*`)).filter((m) => m.seq > (sealed.to as number) && !m.subject.includes('._sys.')).length
     }
   }
-  log(`a accepted ${ackedAtAInSplit} readings for its partitions up to the heal; ${beyondSeal} of them are past the seal (the split's loss)`)
+  log(`a's TLM holds ${beyondSeal} readings of its partitions past the seal (the split's loss; a's gateway acked ${ackedAtAInSplit} readings for a in all)`)
   t.ok(beyondSeal > 0, 'a accepted readings during the split that the winner\'s chain does not hold (documented loss)')
 
   const rowsOf = async (pool: pg.Pool): Promise<Map<string, string>> => new Map((await pool.query<{ output_id: string; count: number; site: string; token: string }>(
@@ -234,6 +235,27 @@ t.test('split and heal: higher epoch wins, both databases converge to the winner
     else if (Number(got.split('@')[0]) !== count) wrong++
   }
   const extra = [...dbB.keys()].filter((id) => !expected.has(id)).length
+  if (missing > 0) {
+    // Where the missing windows are: which streams hold an output for them, from which site and token.
+    const want = new Set([...expected.keys()].filter((id) => !dbB.has(id)))
+    for (const [label, ncx, stream] of [['b OUT', ncB, cfg.b.streams.out], ['b OUT_a', ncB, peerStreams(cfg.b, 'a').out]] as const) {
+      for (const m of await readAll(ncx, stream)) {
+        const o = JSON.parse(new TextDecoder().decode(m.data)) as { id: string; site: string; token: number; seq: number; partition: number }
+        if (want.has(o.id)) log(`missing ${o.id} is in ${label}: site ${o.site} p${o.partition} token ${o.token} seq ${o.seq} (epoch ${Math.floor(o.seq / 2 ** 40)})`)
+      }
+    }
+    log(`missing: ${[...want].slice(0, 12).join(' ')}`)
+    const ent = [...want][0]?.split(':')[1] ?? ''
+    for (const [label, ncx, stream] of [['b OUT', ncB, cfg.b.streams.out], ['b OUT_a', ncB, peerStreams(cfg.b, 'a').out]] as const) {
+      const outs = (await readAll(ncx, stream)).map((m) => JSON.parse(new TextDecoder().decode(m.data)) as { id: string; entity: string; site: string; token: number; seq: number })
+      log(`${label} outputs of ${ent}: ${outs.filter((o) => o.entity === ent).map((o) => `${o.id.split(':').at(-1)}@${o.site}/${o.token}/${o.seq}`).join(' ')}`)
+    }
+    const p = partitionOf('sensor', ent, P)
+    const chain = (await readRecord(kvB, p))?.record.segments ?? []
+    log(`chain of p${p}: ${JSON.stringify(chain)}; cursor ${(await readRecord(kvB, p))?.record.cursor}`)
+    const msgs = (await chainMessages(ncB, cfg.b, p, chain)).filter((m) => m.id === ent)
+    log(`chain readings of ${ent}: ${msgs.map((m) => `${m.ts - 1_700_000_000_000}@${m.seq}`).join(' ')}`)
+  }
   t.equal(missing, 0, `every window of the winner's chains is in the databases (${expected.size})`)
   t.equal(wrong, 0, 'every window count equals the reference (nothing lost, nothing counted twice)')
   t.equal(extra, 0, 'no row outside the winner\'s chains (the loser\'s were retracted)')

@@ -130,7 +130,7 @@ export async function waitQuiet(sites: Array<{ nc: NatsConnection; cfg: RuntimeC
     for (const { nc, cfg } of sites) {
       const jsm = await jetstreamManager(nc, { timeout: 10_000 })
       for (const stream of [cfg.streams.tlm, peerStreams(cfg, cfg.peer?.site ?? '').tlm]) {
-        for await (const ci of jsm.consumers.list(stream)) if (ci.name.startsWith('pw_')) pending += ci.num_pending
+        for await (const ci of jsm.consumers.list(stream)) if (ci?.name?.startsWith('pw_')) pending += ci.num_pending
       }
     }
     quietRounds = pending === 0 ? quietRounds + 1 : 0
