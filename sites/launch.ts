@@ -62,6 +62,9 @@ async function main(): Promise<void> {
   const topo = localTopology({ clustered, partitions, ...(process.env.PITWALL_PG_BASE ? { pgBase: process.env.PITWALL_PG_BASE } : {}) })
   const dir = process.env.PITWALL_LOCAL_DIR ?? join(ROOT, '.pitwall-local', clustered ? 'clustered' : 'single')
   const sites = new LocalSites(topo, dir)
+  // Ctrl-C reaches every process of the terminal's group: the servers must outlive the workers' drain.
+  sites.detached = true
+  process.on('exit', () => sites.killNow())
   process.stdout.write(`starting nats-servers of sites a and b (${clustered ? '3-node cluster each' : 'one server each'}; stores in ${dir})...\n`)
   await sites.start()
   // Secrets for this run only: nothing is stored in the repository or on disk.

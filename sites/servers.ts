@@ -24,6 +24,11 @@ export class LocalSites {
   private readonly bin: string
   private readonly configs: RenderedConfig[]
   private readonly running = new Map<string, RunningServer>()
+  /**
+   * Start servers in their own process group, so a terminal's Ctrl-C (sent to the whole foreground group) does
+   * not stop them before the workers have drained (`npm start`); the owner stops them (stopAll, or killNow on exit).
+   */
+  detached = false
 
   /**
    * `dir` holds the config files and, under `js/`, the JetStream stores. `dialVia` replaces the leafnode remote
@@ -55,7 +60,7 @@ export class LocalSites {
     for (const c of this.configs.filter((x) => site === undefined || x.site === site)) {
       const file = join(this.dir, c.file)
       await writeFile(file, c.text)
-      const proc = spawn(this.bin, ['-c', file], { stdio: ['ignore', 'ignore', 'pipe'] })
+      const proc = spawn(this.bin, ['-c', file], { stdio: ['ignore', 'ignore', 'pipe'], detached: this.detached })
       let log = ''
       proc.stderr?.on('data', (d: Buffer) => {
         log = (log + d.toString()).slice(-20_000)
@@ -65,6 +70,11 @@ export class LocalSites {
     for (const s of this.topo.sites.filter((x) => site === undefined || x.name === site)) {
       for (const m of s.members) await waitForClients(`nats://${m.host}:${m.clientPort}`, this.running.get(m.name))
     }
+  }
+
+  /** kill -9 of every server still running, synchronously (for a process 'exit' handler). */
+  killNow(): void {
+    for (const r of this.running.values()) if (r.proc.exitCode === null && r.proc.signalCode === null) r.proc.kill('SIGKILL')
   }
 
   /** kill -9 of every server of a site (its store dir stays). */
