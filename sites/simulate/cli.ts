@@ -25,7 +25,7 @@
  * Exit codes: 0 done, 2 usage error, 1 failure (printed with its code).
  */
 import { setTimeout as sleep } from 'node:timers/promises'
-import { jetstream, type PubAck } from '@nats-io/jetstream'
+import { jetstream } from '@nats-io/jetstream'
 import {
   ConfigError, connectNats, partitionOf, PitwallError, RUNTIME_DEFAULTS, RuntimeErrorCodes, SITE_PATTERN, tlmSubject, UnreachableError,
 } from '../../actors/mod.js'
@@ -193,41 +193,55 @@ interface Sink {
   close(): Promise<void>
 }
 
+/**
+ * Publishes in flight, at most 1,000: past that the oldest 500 are awaited. The first failure is thrown once
+ * everything in flight has settled; `acked` counts the ones that succeeded.
+ */
+class InFlight {
+  private pending: Array<Promise<unknown>> = []
+  acked = 0
+
+  async add(p: Promise<unknown>): Promise<void> {
+    this.pending.push(p)
+    if (this.pending.length >= 1000) await this.drain(500)
+  }
+
+  /** Waits for all but the newest `keep`. */
+  async drain(keep: number): Promise<void> {
+    if (this.pending.length <= keep) return
+    const batch = this.pending.slice(0, this.pending.length - keep)
+    this.pending = this.pending.slice(this.pending.length - keep)
+    const res = await Promise.allSettled(batch)
+    const bad = res.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+    if (bad) {
+      await Promise.allSettled(this.pending)
+      this.pending = []
+      throw bad.reason
+    }
+    this.acked += res.length
+  }
+}
+
 async function natsSink(o: SimulateOptions): Promise<Sink> {
   const nc = await connectNats(o.nats as string, 'pitwall-simulate')
   const js = jetstream(nc)
   const subjects = new Map<string, string>()
-  let pending: Array<Promise<PubAck>> = []
-  let acked = 0
-  const drain = async (keep: number): Promise<void> => {
-    if (pending.length <= keep) return
-    const batch = pending.slice(0, pending.length - keep)
-    pending = pending.slice(pending.length - keep)
-    const res = await Promise.allSettled(batch)
-    const bad = res.find((r): r is PromiseRejectedResult => r.status === 'rejected')
-    if (bad) {
-      await Promise.allSettled(pending)
-      pending = []
-      throw bad.reason
-    }
-    acked += res.length
-  }
+  const inflight = new InFlight()
   return {
-    get acked() { return acked },
+    get acked() { return inflight.acked },
     async send(it) {
       let s = subjects.get(it.id)
       if (s === undefined) subjects.set(it.id, s = tlmSubject(o.site, partitionOf(it.kind, it.id, o.partitions), it.kind, it.id))
-      pending.push(js.publish(s, JSON.stringify(it.reading), { msgID: it.reading.rid as string }))
-      if (pending.length >= 1000) await drain(500)
+      await inflight.add(js.publish(s, JSON.stringify(it.reading), { msgID: it.reading.rid as string }))
     },
-    flush: async () => await drain(0),
+    flush: async () => await inflight.drain(0),
     close: async () => await nc.close(),
   }
 }
 
 type MqttModule = typeof MqttModuleNs
 
-/** The `mqtt` package could not be loaded (it is a development dependency of pitwall). */
+/** The `mqtt` package could not be loaded (a dependency of pitwall; missing from a partial install). */
 export class MqttUnavailableError extends PitwallError {
   constructor(cause: unknown) {
     super(RuntimeErrorCodes.CONFIG_INVALID, '--transport mqtt needs the `mqtt` package (npm install mqtt)', { cause })
@@ -255,30 +269,15 @@ async function mqttSink(o: SimulateOptions): Promise<Sink> {
     throw new UnreachableError(RuntimeErrorCodes.NATS_UNREACHABLE, '--mqtt-url', `cannot connect to MQTT at ${o.mqttUrl as string}: ${err instanceof Error ? err.message : String(err)}`, err)
   })
   const topics = new Map<string, string>()
-  let pending: Array<Promise<unknown>> = []
-  let acked = 0
-  const drain = async (keep: number): Promise<void> => {
-    if (pending.length <= keep) return
-    const batch = pending.slice(0, pending.length - keep)
-    pending = pending.slice(pending.length - keep)
-    const res = await Promise.allSettled(batch)
-    const bad = res.find((r): r is PromiseRejectedResult => r.status === 'rejected')
-    if (bad) {
-      await Promise.allSettled(pending)
-      pending = []
-      throw bad.reason
-    }
-    acked += res.length
-  }
+  const inflight = new InFlight()
   return {
-    get acked() { return acked },
+    get acked() { return inflight.acked },
     async send(it) {
       let topic = topics.get(it.id)
       if (topic === undefined) topics.set(it.id, topic = `tlm/${o.site}/${it.kind}/${it.id}`)
-      pending.push(client.publishAsync(topic, JSON.stringify(it.reading), { qos: 1 }))
-      if (pending.length >= 1000) await drain(500)
+      await inflight.add(client.publishAsync(topic, JSON.stringify(it.reading), { qos: 1 }))
     },
-    flush: async () => await drain(0),
+    flush: async () => await inflight.drain(0),
     close: async () => { await client.endAsync() },
   }
 }
