@@ -108,7 +108,7 @@ t.test('split and heal: higher epoch wins, both databases converge to the winner
   }
   // A projector pair per site (its own OUT and its mirror of the peer's), each site its own database.
   const pools: Record<'a' | 'b', pg.Pool> = {} as Record<'a' | 'b', pg.Pool>
-  const projectors: Projector[] = []
+  const projectors: Array<{ p: Projector; nc: NatsConnection; stream: string }> = []
   for (const s of ['a', 'b'] as const) {
     const db = await createTestDb()
     const pool = new pg.Pool({ connectionString: db.url, max: 4 })
@@ -118,7 +118,7 @@ t.test('split and heal: higher epoch wins, both databases converge to the winner
     for (const [site, stream] of [[s, cfg[s].streams.out], [peer, peerStreams(cfg[s], peer).out]] as const) {
       const p = new Projector({ nc: nc[s], pool, site, stream, durable: `projector_${site}` })
       await p.start()
-      projectors.push(p)
+      projectors.push({ p, nc: nc[s], stream })
       cleanups.push(() => p.stop())
     }
   }
@@ -197,9 +197,7 @@ t.test('split and heal: higher epoch wins, both databases converge to the winner
   await waitQuiet([{ nc: ncA, cfg: cfg.a }, { nc: ncB, cfg: cfg.b }], 120_000)
   await sleep(1_000)
   // Projectors: each caught up with its stream.
-  for (const p of projectors) {
-    const stream = (p as unknown as { cfg: { stream: string } }).cfg.stream
-    const ncx = projectors.indexOf(p) < 2 ? ncA : ncB
+  for (const { p, nc: ncx, stream } of projectors) {
     const last = (await (await jetstreamManager(ncx)).streams.info(stream)).state.last_seq
     for (let i = 0; i < 600 && p.stats().lastSeq < last; i++) await sleep(100)
     t.ok(p.stats().lastSeq >= last, `projector of ${stream} caught up (${p.stats().lastSeq}/${last})`)

@@ -16,6 +16,7 @@
 import type {
   AlertBody, FenceBody, LapBody, LateBody, Output, PositionBody, RecommendationBody, ScoreBody, WindowBody,
 } from '../types.js'
+import { epochOf, seqOf } from '../sitemap.js'
 import { decodeOutput } from './decode.js'
 
 /** What the projector needs of a JetStream message. */
@@ -87,8 +88,6 @@ export type Seals = ReadonlyMap<string, number>
 export function sealKey(partition: number, site: string, epoch: number): string {
   return `${partition}/${site}/${epoch}`
 }
-/** 2^40: a position is epoch * 2^40 + seq (actors/sitemap.ts). */
-const POS_SHIFT = 2 ** 40
 export interface RejectRow {
   stream_seq: number; subject: string; reason: string; payload: string
 }
@@ -247,10 +246,9 @@ class Builder {
 
   /** True when a seal puts the output's position off its partition's chain. */
   private offChain(o: Output): boolean {
-    const epoch = Math.floor(o.seq / POS_SHIFT)
-    const k = sealKey(o.partition, o.site, epoch)
+    const k = sealKey(o.partition, o.site, epochOf(o.seq))
     const to = this.sealed.get(k)?.to_seq ?? this.seals.get(k)
-    return to !== undefined && o.seq - epoch * POS_SHIFT > to
+    return to !== undefined && seqOf(o.seq) > to
   }
 
   private fenceOf(key: string): number {

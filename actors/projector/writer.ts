@@ -6,6 +6,7 @@
  */
 import type pg from 'pg'
 import { FencedError } from '../errors.js'
+import { position } from '../sitemap.js'
 import { fenceKey, sealKey, type BatchPlan, type BatchRows, type Seals } from './batch.js'
 import { withClient } from './db.js'
 import { msToTs, TABLES } from './schema.js'
@@ -202,7 +203,6 @@ const RETRACTABLE: ReadonlyArray<[string, string]> = [
   [TABLES.windows, 'seq'], [TABLES.alerts, 'last_seq'], [TABLES.alertEvents, 'seq'], [TABLES.scoresLatest, 'seq'],
   [TABLES.scoreHistory, 'seq'], [TABLES.recommendations, 'seq'], [TABLES.laps, 'seq'], [TABLES.late, 'seq'],
 ]
-const POS_SHIFT = 2 ** 40
 
 async function readSeals(client: pg.PoolClient): Promise<Map<string, number>> {
   const r = await client.query<{ partition: number; site: string; epoch: string; to_seq: string }>(
@@ -220,7 +220,7 @@ async function applySeals(client: pg.PoolClient, plan: BatchPlan): Promise<numbe
     let n = 0
     for (const [table, col] of RETRACTABLE) {
       const del = await client.query(`DELETE FROM ${table} WHERE partition = $1 AND site = $2 AND ${col} > $3 AND ${col} < $4`,
-        [s.partition, s.site, s.epoch * POS_SHIFT + s.to_seq, (s.epoch + 1) * POS_SHIFT])
+        [s.partition, s.site, position(s.epoch, s.to_seq), position(s.epoch + 1, 0)])
       n += del.rowCount ?? 0
     }
     if (n > 0) {
