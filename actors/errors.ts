@@ -19,6 +19,7 @@ export const RuntimeErrorCodes = {
   QUERY_TIMEOUT: 'PW_QUERY_TIMEOUT',
   QUERY_FAILED: 'PW_QUERY_FAILED',
   SHUTTING_DOWN: 'PW_SHUTTING_DOWN',
+  OUTPUT_FAILED: 'PW_OUTPUT_FAILED',
 } as const
 export type RuntimeErrorCode = (typeof RuntimeErrorCodes)[keyof typeof RuntimeErrorCodes]
 

@@ -4,7 +4,7 @@
  * holds the partition), the caller reads the last snapshot itself. Errors come back typed: the reply carries
  * a `Pitwall-Error-Code` header and is rebuilt into the same error class here.
  */
-import { jetstreamManager } from '@nats-io/jetstream'
+import { jetstream, jetstreamManager } from '@nats-io/jetstream'
 import { Kvm, type KV } from '@nats-io/kv'
 import { type NatsConnection, errors as natsErrors } from '@nats-io/transport-node'
 import { ActorCell, type SnapshotRecord } from './cell.js'
@@ -12,8 +12,10 @@ import type { RuntimeConfig } from './config.js'
 import { fromWire, PitwallError, QueryError, RuntimeErrorCodes } from './errors.js'
 import { ERROR_HEADER } from './partition.js'
 import type { ProfileTable } from './runtime-types.js'
+import { type PartitionRecord, readRecord } from './placement.js'
 import { readPeerKey, SiteRouter } from './sitemap.js'
-import { type EntityKind, partitionOf, querySubject, snapshotKey } from './subjects.js'
+import { mirrorPeerSnapshots, scopeOfRecord, SnapshotStore } from './snapshots.js'
+import { type EntityKind, partitionKey, partitionOf, querySubject } from './subjects.js'
 
 export interface LiveState {
   source: 'live' | 'snapshot'
@@ -28,12 +30,16 @@ export interface LiveState {
 export interface QueryDeps {
   nc: NatsConnection
   kv: KV
-  cfg: Pick<RuntimeConfig, 'site' | 'partitions'>
+  cfg: Pick<RuntimeConfig, 'site' | 'partitions' | 'peer' | 'streams'>
   profiles: ProfileTable
   /** Two sites: the site owning a partition now (queries go to its workers over the leafnode link). */
   siteFor?: (partition: number) => string
   /** Two sites: a snapshot key read from our mirror of the peer's bucket (the peer may own the partition). */
   peerSnapshot?: (key: string) => Promise<Uint8Array | undefined>
+  /** Two sites: a key's history in that mirror, oldest first (when its latest snapshot is past a seal). */
+  peerHistory?: (key: string) => Promise<SnapshotRecord[]>
+  /** Two sites: the peer's exported record of a partition (the tenure its snapshots are judged against). */
+  peerRecord?: (partition: number) => Promise<{ record: PartitionRecord; revision: number | undefined } | undefined>
 }
 
 /** Asks the owning worker for an entity's live state; falls back to its snapshot when nobody answers. */
@@ -55,24 +61,27 @@ export async function queryEntity(deps: QueryDeps, kind: EntityKind, id: string,
 }
 
 /**
- * The latest snapshot of an entity: ours, or with a peer site the one in our mirror of its bucket when that one
- * is further along the chain (the peer owns or owned the partition); positions of both sites compare as numbers.
+ * The snapshot an entity's owner would start from (actors/snapshots.ts, the same rule), judged against the
+ * tenure of the site that owns the partition now: our partition record, or the peer's exported one when the
+ * peer owns it. Without a record (never owned) every snapshot is valid and the one further along wins.
  */
 async function fromSnapshot(deps: QueryDeps, p: number, kind: EntityKind, id: string): Promise<LiveState> {
-  const key = snapshotKey(p, kind, id)
-  let own: Uint8Array | undefined
-  let peer: Uint8Array | undefined
+  let snap: SnapshotRecord | undefined
   try {
-    const [e, m] = await Promise.all([deps.kv.get(key), deps.peerSnapshot?.(key).catch(() => undefined)])
-    own = e && e.operation === 'PUT' ? e.value : undefined
-    peer = m
+    const owner = deps.siteFor?.(p) ?? deps.cfg.site
+    const held = owner === deps.cfg.site ? await readRecord(deps.kv, p) : await deps.peerRecord?.(p)
+    const scope = scopeOfRecord(p, owner, held?.record, held?.revision)
+    const peer = deps.peerSnapshot
+    const store = new SnapshotStore({
+      kv: deps.kv, cfg: deps.cfg,
+      peer: peer ? { latest: async (key) => await peer(key).catch(() => undefined), history: async (key) => (await deps.peerHistory?.(key)) ?? [] } : undefined,
+    }, scope)
+    snap = await store.load(kind, id)
   } catch (err) {
+    if (err instanceof PitwallError) throw err
     throw new QueryError(RuntimeErrorCodes.QUERY_TIMEOUT, `no owner answered for ${kind}/${id} and the snapshot store is unreachable`, { cause: err, retryable: true })
   }
-  const td = new TextDecoder()
-  const candidates = [own, peer].flatMap((d) => (d ? [JSON.parse(td.decode(d)) as SnapshotRecord] : []))
-  if (candidates.length === 0) throw new QueryError(RuntimeErrorCodes.ENTITY_UNKNOWN, `no actor ${kind}/${id}`)
-  const snap = candidates.reduce((a, b) => (b.lastSeq > a.lastSeq ? b : a))
+  if (!snap) throw new QueryError(RuntimeErrorCodes.ENTITY_UNKNOWN, `no actor ${kind}/${id}`)
   const entry = deps.profiles.get(snap.profile)
   if (!entry) throw new QueryError(RuntimeErrorCodes.PROFILE_UNKNOWN, `snapshot of ${kind}/${id} names unknown profile ${snap.profile}`)
   const cell = new ActorCell(entry.def, entry.config, { kind, id }, snap)
@@ -86,5 +95,13 @@ export async function queryDeps(nc: NatsConnection, cfg: RuntimeConfig, profiles
   const router = new SiteRouter(nc, cfg)
   await router.start()
   const jsm = await jetstreamManager(nc)
-  return { nc, kv, cfg, profiles, siteFor: (p) => router.siteFor(p), peerSnapshot: async (key) => (await readPeerKey(jsm, cfg, key))?.data }
+  const js = jetstream(nc)
+  const mirror = mirrorPeerSnapshots(js, jsm, cfg)
+  return {
+    nc, kv, cfg, profiles, siteFor: (p) => router.siteFor(p), peerSnapshot: mirror.latest, peerHistory: mirror.history,
+    peerRecord: async (p) => {
+      const m = await readPeerKey(jsm, cfg, partitionKey(p))
+      return m ? { record: JSON.parse(new TextDecoder().decode(m.data)) as PartitionRecord, revision: undefined } : undefined
+    },
+  }
 }
