@@ -132,7 +132,9 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
     // Errors of Node's HTTP parser and the request deadline never reach a route: they are answered here on the
     // raw socket, in the gateway's shape (see clientError below).
     clientErrorHandler: (err, socket) => { clientError(err, socket) },
-    return503OnClosing: true,
+    // Shutdown is answered by the hook below in the gateway's shape; Fastify's own 503 has neither the shape nor
+    // the security headers nor Retry-After.
+    return503OnClosing: false,
     routerOptions: {
       // Path parameters longer than this are refused by the router before any route runs (GW_ERR_PARAMS_INVALID);
       // shorter ones reach the route's own checks (id pattern, VIN) and get their specific code.
@@ -202,6 +204,14 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
   installMetrics(app, metrics)
   // Before auth: CORS preflights are answered without credentials; security headers go on every reply.
   installHeaders(app, cfg)
+  // Requests still arriving on open keep-alive connections while the gateway closes (in-flight ones finish).
+  let closing = false
+  app.addHook('preClose', async () => { closing = true })
+  app.addHook('onRequest', async (_req, reply) => {
+    if (!closing) return
+    void reply.header('connection', 'close')
+    throw new GatewayError('GW_ERR_UNAVAILABLE', 'the gateway is shutting down; retry (another instance will answer)')
+  })
   installAuth(app, auth, devices)
   installInputChecks(app)
   void app.register(rateLimit, {

@@ -178,6 +178,55 @@ t.test('item 6: HTTP parser errors have the {code, message} shape and the securi
   t.equal(ok.status, 200, 'still serving')
 })
 
+/** Splits raw HTTP/1.1 bytes into replies by Content-Length. */
+function replies(bytes: Buffer): RawReply[] {
+  const out: RawReply[] = []
+  let rest = bytes.toString('utf8')
+  while (rest.length > 0) {
+    const headEnd = rest.indexOf('\r\n\r\n')
+    if (headEnd < 0) break
+    const [statusLine = '', ...lines] = rest.slice(0, headEnd).split('\r\n')
+    const headers: Record<string, string> = {}
+    for (const l of lines) {
+      const i = l.indexOf(':')
+      if (i > 0) headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim()
+    }
+    const len = Number(headers['content-length'] ?? 0)
+    out.push({ status: Number(statusLine.split(' ')[1] ?? 0), headers, body: rest.slice(headEnd + 4, headEnd + 4 + len), ms: 0, closed: true })
+    rest = rest.slice(headEnd + 4 + len)
+  }
+  return out
+}
+
+t.test('item 6: a request arriving while the gateway shuts down gets 503 in the gateway\'s shape', async (t) => {
+  const { app, count } = await setupGateway(t, { auth: false, gw: { retryAfterS: 4 } })
+  const port = await listen(app)
+  const body = JSON.stringify([reading({ id: 'closing' })])
+  const sock = connect(port, '127.0.0.1')
+  await new Promise<void>((resolve, reject) => { sock.once('connect', resolve); sock.once('error', reject) })
+  let data = Buffer.alloc(0)
+  sock.on('data', (d: Buffer) => { data = Buffer.concat([data, d]) })
+  const ended = new Promise<void>((resolve) => { sock.on('close', () => resolve()); sock.on('error', () => resolve()) })
+  // a request in flight (its body not complete) when close starts ...
+  sock.write(`POST /v1/readings HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 10)}`)
+  await sleep(200)
+  const closed = app.close()
+  await sleep(200)
+  // ... finishes, and a second request follows on the same keep-alive connection
+  sock.write(`${body.slice(10)}GET /healthz HTTP/1.1\r\nHost: gw\r\n\r\n`)
+  await Promise.race([ended, sleep(5_000)])
+  sock.destroy()
+  await closed
+  const [first, second] = replies(data)
+  t.equal(first?.status, 200, `the request in flight is served (${first?.body ?? 'no reply'})`)
+  t.ok(second, 'the second request is answered')
+  if (second) {
+    assertShape(t, second, 503, 'GW_ERR_UNAVAILABLE', 'during shutdown')
+    t.equal(second.headers['retry-after'], '4', 'Retry-After')
+  }
+  t.equal(await count(), 1, 'the in-flight reading was stored')
+})
+
 t.test('item 5: a Content-Type parameter given twice is a 415', async (t) => {
   const { app, count } = await setupGateway(t, { runtime: { workerId: 'gw-hard-ct' } })
   const op = bearer('operator')
