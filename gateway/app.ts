@@ -112,7 +112,7 @@ export function fromClientError(err: { code?: string; reason?: string; message: 
     case 'ERR_HTTP_REQUEST_TIMEOUT':
       return new GatewayError('GW_ERR_REQUEST_TIMEOUT', 'the request (headers and body) did not arrive within requestTimeoutMs')
     case 'HPE_HEADER_OVERFLOW':
-      return new GatewayError('GW_ERR_HEADERS_TOO_LARGE', 'the request headers are larger than the server accepts (16 KiB)', { item: 'headers' })
+      return new GatewayError('GW_ERR_HEADERS_TOO_LARGE', 'the request headers are larger than the server accepts (Node\'s limit, 16 KiB by default)', { item: 'headers' })
   }
   const why = (err.reason ?? err.message).slice(0, 120)
   return new GatewayError('GW_ERR_REQUEST_MALFORMED', `the HTTP request is malformed: ${why}${err.code === undefined ? '' : ` (${err.code})`}`)
@@ -223,7 +223,22 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
   })
   if (pool) {
     const p = pool
-    void app.register(async () => { await migrate(p) })
+    const url = deps.pool ? undefined : auth.databaseUrl
+    void app.register(async () => {
+      if (url === undefined) {
+        await migrate(p)
+        return
+      }
+      // Not through the request pool: its query timeout would cut the wait for the migration lock while another
+      // gateway migrates. Connecting is still bounded.
+      const once = new pg.Pool({ connectionString: url, max: 1, connectionTimeoutMillis: cfg.databaseTimeoutMs })
+      once.on('error', (err) => app.log.warn({ err }, 'PostgreSQL idle client error (migrations)'))
+      try {
+        await migrate(once)
+      } finally {
+        await once.end()
+      }
+    })
   }
 
   void app.register(healthPlugin, { nc, cfg, ...(pool ? { pool } : {}) })
