@@ -2,20 +2,23 @@
  * The gateway's Fastify instance: root options (body limit, timeouts, strict validation), one error shape
  * `{code, message, item?}` for every failure, and the feature plugins, each encapsulated.
  */
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify'
+import { STATUS_CODES, type ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import fastifyJwt from '@fastify/jwt'
 import rateLimit from '@fastify/rate-limit'
 import pg from 'pg'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { PROFILES, type EntityKind } from '../actors/mod.js'
 import type { GatewayConfig } from './config.js'
-import { GatewayError, toGatewayError, type GatewayErrorCode } from './errors.js'
+import { GatewayError, isDatabaseInputRejected, toGatewayError, type GatewayErrorCode } from './errors.js'
 import { adminPlugin } from './admin.js'
 import { DeviceCredentials, installAuth, rateLimitKey } from './auth.js'
 import { migrate } from './db.js'
 import { corsReplyHeaders, installHeaders, securityHeaders } from './headers.js'
 import { healthPlugin } from './health.js'
 import { ingestPlugin } from './ingest.js'
+import { installInputChecks } from './input.js'
 import { livePlugin } from './live.js'
 import { installOpenApi, openApiPlugin } from './openapi.js'
 import { GatewayMetrics, installMetrics, metricsPlugin } from './metrics.js'
@@ -68,31 +71,110 @@ function fromFastify(err: FastifyError): GatewayError {
   return toGatewayError(err)
 }
 
+/** Any error a route or hook threw -> GatewayError; the request says where a value PostgreSQL refused came from. */
+function toReplyError(err: FastifyError, req: FastifyRequest): GatewayError {
+  if (err instanceof GatewayError) return err
+  if (isDatabaseInputRejected(err)) {
+    const body = req.method === 'POST' || req.method === 'PATCH' || req.method === 'PUT'
+    return new GatewayError(body ? 'GW_ERR_BODY_INVALID' : 'GW_ERR_QUERY_INVALID', 'a value holds a character the database cannot store (NUL)', { cause: err })
+  }
+  return fromFastify(err)
+}
+
+/**
+ * How often Node looks for requests past their deadline: a tenth of the timeout, between 100 ms and 1 s, so a
+ * slow request is answered 408 at most that long after `requestTimeoutMs` (Node's default is every 30 s).
+ */
+export function connectionsCheckingIntervalMs(requestTimeoutMs: number): number {
+  return Math.min(1_000, Math.max(100, Math.floor(requestTimeoutMs / 10)))
+}
+
+/**
+ * Node's HTTP server options for the request timeout. They must be given when the server is created: Node
+ * reads `connectionsCheckingInterval` only then, and the headers deadline defaults to 60 s; when the headers
+ * deadline is longer than the request deadline Node swaps the two, so a body could stall for 60 s (+ 30 s
+ * between checks) whatever `requestTimeoutMs` said (measured: 66 s with 5 s, 83 s with 30 s). Headers must
+ * arrive within the same deadline (at most Node's 60 s). 0 turns the request deadline off; Node's 60 s headers
+ * deadline stays.
+ */
+export function httpServerOptions(requestTimeoutMs: number): { requestTimeout: number; headersTimeout?: number; connectionsCheckingInterval?: number } {
+  if (requestTimeoutMs === 0) return { requestTimeout: 0 }
+  return {
+    requestTimeout: requestTimeoutMs,
+    headersTimeout: Math.min(requestTimeoutMs, 60_000),
+    connectionsCheckingInterval: connectionsCheckingIntervalMs(requestTimeoutMs),
+  }
+}
+
+/** Errors of Node's HTTP parser and request deadline -> gateway codes. */
+export function fromClientError(err: { code?: string; reason?: string; message: string }): GatewayError {
+  switch (err.code) {
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return new GatewayError('GW_ERR_REQUEST_TIMEOUT', 'the request (headers and body) did not arrive within requestTimeoutMs')
+    case 'HPE_HEADER_OVERFLOW':
+      return new GatewayError('GW_ERR_HEADERS_TOO_LARGE', 'the request headers are larger than the server accepts (Node\'s limit, 16 KiB by default)', { item: 'headers' })
+  }
+  const why = (err.reason ?? err.message).slice(0, 120)
+  return new GatewayError('GW_ERR_REQUEST_MALFORMED', `the HTTP request is malformed: ${why}${err.code === undefined ? '' : ` (${err.code})`}`)
+}
+
 /** Builds the gateway (not listening); the caller owns `nc` and closes it after `app.close()`. */
 export function buildGateway(deps: GatewayDeps): FastifyInstance {
   const { cfg, nc } = deps
   const profileDefs = deps.profiles ?? PROFILES
   const profiles: ReadonlyMap<string, EntityKind> = new Map(profileDefs.map((p) => [p.profile, p.kind]))
+  const corsOrigins = new Set(cfg.corsOrigins)
   const app = Fastify({
     logger: deps.logger ?? false,
     bodyLimit: cfg.bodyLimitBytes,
     requestTimeout: cfg.requestTimeoutMs,
-    return503OnClosing: true,
-    // Path parameters longer than this are refused by the router before any route runs (GW_ERR_PARAMS_INVALID);
-    // shorter ones reach the route's own checks (id pattern, VIN) and get their specific code.
-    maxParamLength: 1024,
+    http: httpServerOptions(cfg.requestTimeoutMs),
+    // Errors of Node's HTTP parser and the request deadline never reach a route: they are answered here on the
+    // raw socket, in the gateway's shape (see clientError below).
+    clientErrorHandler: (err, socket) => { clientError(err, socket) },
+    // Shutdown is answered by the hook below in the gateway's shape; Fastify's own 503 has neither the shape nor
+    // the security headers nor Retry-After.
+    return503OnClosing: false,
+    routerOptions: {
+      // Path parameters longer than this are refused by the router before any route runs (GW_ERR_PARAMS_INVALID);
+      // shorter ones reach the route's own checks (id pattern, VIN) and get their specific code.
+      maxParamLength: 1024,
+    },
     // Router-level failures (overlong parameter, malformed URL) in the gateway's error shape, not Fastify's.
     // These replies skip the hooks, so the security headers are set here too.
     frameworkErrors: (err, req, reply: FastifyReply) => {
-      void reply.code(400).headers({ ...securityHeaders(cfg), 'cache-control': 'no-store', ...corsReplyHeaders(new Set(cfg.corsOrigins), req.headers.origin) }).send(new GatewayError('GW_ERR_PARAMS_INVALID', err.message.slice(0, 200), { item: 'params' }).toJSON())
+      void reply.code(400).headers({ ...securityHeaders(cfg), 'cache-control': 'no-store', ...corsReplyHeaders(corsOrigins, req.headers.origin) }).send(new GatewayError('GW_ERR_PARAMS_INVALID', err.message.slice(0, 200), { item: 'params' }).toJSON())
     },
     // No coercion: "12" is not a number and an object is not a one-item array.
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
   })
   const auth = cfg.auth
 
+  /**
+   * A reply written on the socket itself (no request object, no hooks): the `{code, message}` body, the security
+   * headers, CORS when the request's headers were read (a slow body), and `Connection: close`, since the
+   * connection cannot be trusted to be at a message boundary. Nothing is written when a reply already started.
+   */
+  function clientError(err: Error & { code?: string; reason?: string }, socket: Socket): void {
+    if (err.code === 'ECONNRESET' || socket.destroyed) return
+    const gw = fromClientError(err)
+    app.log.debug({ err, code: gw.code }, 'client error answered on the socket')
+    // Node keeps the response in progress on the socket as `_httpMessage` (its own clientError code reads it).
+    const res = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? undefined
+    if (socket.writable && res?.headersSent !== true) {
+      const body = JSON.stringify(gw.toJSON())
+      const headers: Record<string, string> = {
+        ...securityHeaders(cfg), 'cache-control': 'no-store', ...corsReplyHeaders(corsOrigins, res?.req.headers.origin),
+        'content-type': 'application/json; charset=utf-8', 'content-length': String(Buffer.byteLength(body)), connection: 'close',
+      }
+      const head = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')
+      socket.write(`HTTP/1.1 ${gw.status} ${STATUS_CODES[gw.status] ?? ''}\r\n${head}\r\n${body}`)
+    }
+    socket.destroy(err)
+  }
+
   app.setErrorHandler((err: FastifyError, req, reply) => {
-    const gw = err instanceof GatewayError ? err : fromFastify(err)
+    const gw = toReplyError(err, req)
     if (gw.status >= 500) req.log.error({ err, code: gw.code }, gw.message)
     if (gw.status === 503) void reply.header('retry-after', String(cfg.retryAfterS))
     if (gw.status === 401) void reply.header('www-authenticate', 'Device, Bearer')
@@ -104,7 +186,8 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
 
   let pool = deps.pool
   if (!pool && auth.databaseUrl !== undefined) {
-    const own = new pg.Pool({ connectionString: auth.databaseUrl, max: 10 })
+    // Bounded connect and query times: a database that stops answering yields 503s, not requests that hang.
+    const own = new pg.Pool({ connectionString: auth.databaseUrl, max: 10, connectionTimeoutMillis: cfg.databaseTimeoutMs, query_timeout: cfg.databaseTimeoutMs })
     // An idle client's error (server restart) must not crash the process; the next query reconnects.
     own.on('error', (err) => app.log.warn({ err }, 'PostgreSQL idle client error'))
     app.addHook('onClose', async () => { await own.end() })
@@ -121,7 +204,16 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
   installMetrics(app, metrics)
   // Before auth: CORS preflights are answered without credentials; security headers go on every reply.
   installHeaders(app, cfg)
+  // Requests still arriving on open keep-alive connections while the gateway closes (in-flight ones finish).
+  let closing = false
+  app.addHook('preClose', async () => { closing = true })
+  app.addHook('onRequest', async (_req, reply) => {
+    if (!closing) return
+    void reply.header('connection', 'close')
+    throw new GatewayError('GW_ERR_UNAVAILABLE', 'the gateway is shutting down; retry (another instance will answer)')
+  })
   installAuth(app, auth, devices)
+  installInputChecks(app)
   void app.register(rateLimit, {
     global: true,
     max: auth.rateLimitMax,
@@ -131,7 +223,22 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
   })
   if (pool) {
     const p = pool
-    void app.register(async () => { await migrate(p) })
+    const url = deps.pool ? undefined : auth.databaseUrl
+    void app.register(async () => {
+      if (url === undefined) {
+        await migrate(p)
+        return
+      }
+      // Not through the request pool: its query timeout would cut the wait for the migration lock while another
+      // gateway migrates. Connecting is still bounded.
+      const once = new pg.Pool({ connectionString: url, max: 1, connectionTimeoutMillis: cfg.databaseTimeoutMs })
+      once.on('error', (err) => app.log.warn({ err }, 'PostgreSQL idle client error (migrations)'))
+      try {
+        await migrate(once)
+      } finally {
+        await once.end()
+      }
+    })
   }
 
   void app.register(healthPlugin, { nc, cfg, ...(pool ? { pool } : {}) })

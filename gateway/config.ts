@@ -19,8 +19,14 @@ export interface GatewayOptions {
   maxPastMs?: number
   /** Furthest accepted reading in the future (device clock skew). */
   maxFutureMs?: number
-  /** Node's request timeout: the whole request must arrive within this (slowloris guard). */
+  /** The whole request (headers and body) must arrive within this, or it is answered 408 (slowloris guard). */
   requestTimeoutMs?: number
+  /** PostgreSQL (the gateway's own pool): connecting and each query are bounded by this; past it the route answers 503. */
+  databaseTimeoutMs?: number
+  /** `/readyz`: how long each dependency check (JetStream stream info, PostgreSQL `SELECT 1`) may take. */
+  readyTimeoutMs?: number
+  /** `/readyz`: consecutive failed checks of one dependency, after it once succeeded, before the gateway reports not ready. */
+  readyFailureThreshold?: number
   /** How long to wait for JetStream acks of a batch before answering 503. */
   publishTimeoutMs?: number
   /** How long a live state query waits for the owning worker. */
@@ -88,6 +94,9 @@ export interface GatewayConfig {
   readonly maxPastMs: number
   readonly maxFutureMs: number
   readonly requestTimeoutMs: number
+  readonly databaseTimeoutMs: number
+  readonly readyTimeoutMs: number
+  readonly readyFailureThreshold: number
   readonly publishTimeoutMs: number
   readonly queryTimeoutMs: number
   readonly retryAfterS: number
@@ -110,6 +119,9 @@ export const GATEWAY_DEFAULTS = {
   maxPastMs: 7 * 24 * 3600 * 1000,
   maxFutureMs: 5 * 60 * 1000,
   requestTimeoutMs: 30_000,
+  databaseTimeoutMs: 5_000,
+  readyTimeoutMs: 2_000,
+  readyFailureThreshold: 3,
   publishTimeoutMs: 5_000,
   queryTimeoutMs: 1_000,
   retryAfterS: 1,
@@ -131,6 +143,9 @@ export const GATEWAY_ENV = {
   maxPastMs: 'PITWALL_GATEWAY_MAX_PAST_MS',
   maxFutureMs: 'PITWALL_GATEWAY_MAX_FUTURE_MS',
   requestTimeoutMs: 'PITWALL_GATEWAY_REQUEST_TIMEOUT_MS',
+  databaseTimeoutMs: 'PITWALL_GATEWAY_DATABASE_TIMEOUT_MS',
+  readyTimeoutMs: 'PITWALL_GATEWAY_READY_TIMEOUT_MS',
+  readyFailureThreshold: 'PITWALL_GATEWAY_READY_FAILURES',
   publishTimeoutMs: 'PITWALL_GATEWAY_PUBLISH_TIMEOUT_MS',
   queryTimeoutMs: 'PITWALL_GATEWAY_QUERY_TIMEOUT_MS',
   retryAfterS: 'PITWALL_GATEWAY_RETRY_AFTER_S',
@@ -292,6 +307,7 @@ export function compileGatewayConfig(o: GatewayOptions = {}): GatewayConfig {
   if (requestTimeoutMs !== 0 && publishTimeoutMs >= requestTimeoutMs) {
     throw new ConfigError('publishTimeoutMs', `must be below requestTimeoutMs (${requestTimeoutMs}) so a slow JetStream yields a 503, not a dropped connection`)
   }
+  const databaseTimeoutMs = int('databaseTimeoutMs', o.databaseTimeoutMs ?? d.databaseTimeoutMs, 100, 120_000)
   const cfg: GatewayConfig = {
     port: int('port', o.port ?? d.port, 0, 65_535),
     host,
@@ -302,6 +318,9 @@ export function compileGatewayConfig(o: GatewayOptions = {}): GatewayConfig {
     maxPastMs: int('maxPastMs', o.maxPastMs ?? d.maxPastMs, 0, Number.MAX_SAFE_INTEGER),
     maxFutureMs: int('maxFutureMs', o.maxFutureMs ?? d.maxFutureMs, 0, Number.MAX_SAFE_INTEGER),
     requestTimeoutMs,
+    databaseTimeoutMs,
+    readyTimeoutMs: int('readyTimeoutMs', o.readyTimeoutMs ?? d.readyTimeoutMs, 10, 60_000),
+    readyFailureThreshold: int('readyFailureThreshold', o.readyFailureThreshold ?? d.readyFailureThreshold, 1, 100),
     publishTimeoutMs,
     queryTimeoutMs: int('queryTimeoutMs', o.queryTimeoutMs ?? d.queryTimeoutMs, 10, 60_000),
     retryAfterS: int('retryAfterS', o.retryAfterS ?? d.retryAfterS, 1, 3_600),

@@ -3,11 +3,15 @@
  * `PW_*` codes to gateway codes, and the coded error class every route throws. Replies always have the shape
  * `{code, message, item?}` (plus `accepted`/`rejected` for a batch where every item was rejected).
  */
+import pg from 'pg'
 import { PitwallError, RuntimeErrorCodes, type RuntimeErrorCode } from '../actors/mod.js'
 
 export const GW_ERR = {
   // request level
   GW_ERR_BODY_MALFORMED: 400,
+  GW_ERR_REQUEST_MALFORMED: 400,
+  GW_ERR_REQUEST_TIMEOUT: 408,
+  GW_ERR_HEADERS_TOO_LARGE: 431,
   GW_ERR_BODY_INVALID: 400,
   GW_ERR_BATCH_EMPTY: 400,
   GW_ERR_BATCH_REJECTED: 400,
@@ -90,11 +94,50 @@ export class GatewayError extends Error {
   }
 }
 
-/** Any error -> GatewayError: runtime errors through PW_TO_GW, everything else is internal. */
+/** Socket error codes of a dependency that cannot be reached (PostgreSQL refused, reset, timed out). */
+const NETWORK_CODES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN'])
+/**
+ * node-postgres reports a lost, refused or timed-out connection as a plain Error with no code; these are its
+ * messages (pg/lib/client.js, pg-pool/index.js). They mean "the database did not answer", never a bad query.
+ */
+const PG_CONNECTION_MESSAGES = /^(Connection terminated|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error|Client was closed and is not queryable|timeout expired)/
+
+/**
+ * Whether an error says PostgreSQL is unavailable (as opposed to rejecting the query): a socket error, one of
+ * node-postgres's connection errors, or a SQLSTATE of class 08 (connection exception), 53 (insufficient
+ * resources: too many connections, out of memory, disk full), 57P01..57P03 (shutting down, starting up) or
+ * 57014 (query cancelled, e.g. by statement_timeout).
+ */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  if (!(err instanceof Error)) return false
+  if (err instanceof pg.DatabaseError) {
+    const c = err.code ?? ''
+    return c.startsWith('08') || c.startsWith('53') || c === '57P01' || c === '57P02' || c === '57P03' || c === '57014'
+  }
+  const code = (err as { code?: unknown }).code
+  if (typeof code === 'string' && NETWORK_CODES.has(code)) return true
+  if (err instanceof AggregateError) return err.errors.some(isDatabaseUnavailable)
+  return code === undefined && PG_CONNECTION_MESSAGES.test(err.message)
+}
+
+/**
+ * PostgreSQL refusing a value the client sent: text cannot hold NUL (22021 character_not_in_repertoire) and
+ * jsonb refuses `\u0000` (22P05 untranslatable_character). The routes check for NUL before any query; this is
+ * the net under those checks, so no client input can end in a 500.
+ */
+export function isDatabaseInputRejected(err: unknown): boolean {
+  return err instanceof pg.DatabaseError && (err.code === '22021' || err.code === '22P05')
+}
+
+/**
+ * Any error -> GatewayError: runtime errors through PW_TO_GW, PostgreSQL unavailable -> GW_ERR_UNAVAILABLE (the
+ * reply says only that; the cause, which may name hosts, is logged), everything else is internal.
+ */
 export function toGatewayError(err: unknown): GatewayError {
   if (err instanceof GatewayError) return err
   if (err instanceof PitwallError) {
     return new GatewayError(PW_TO_GW[err.code] ?? 'GW_ERR_INTERNAL', err.message, { cause: err })
   }
+  if (isDatabaseUnavailable(err)) return new GatewayError('GW_ERR_UNAVAILABLE', 'the database is unavailable; retry later', { cause: err })
   return new GatewayError('GW_ERR_INTERNAL', 'internal error', { cause: err })
 }

@@ -46,18 +46,6 @@ export function parseNdjson(body: string): unknown[] {
   return items
 }
 
-/** The lower-cased `charset` parameter of a Content-Type, if any. */
-export function charsetOf(contentType: string | undefined): string | undefined {
-  if (contentType === undefined) return undefined
-  for (const param of contentType.split(';').slice(1)) {
-    const eq = param.indexOf('=')
-    if (eq < 0) continue
-    if (param.slice(0, eq).trim().toLowerCase() !== 'charset') continue
-    return param.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1').toLowerCase()
-  }
-  return undefined
-}
-
 export const ingestPlugin: FastifyPluginAsyncTypebox<IngestOptions> = async (app, opts) => {
   const { cfg, profiles, metrics, pool } = opts
   const publisher = new BatchPublisher(opts.nc)
@@ -76,18 +64,7 @@ export const ingestPlugin: FastifyPluginAsyncTypebox<IngestOptions> = async (app
     done(null, parseNdjson(body as string))
   })
 
-  // Before the body is read: Fastify does not decode Content-Encoding, so a gzip body would be parsed as text
-  // (garbage) and a plain body claiming gzip would be accepted under a false label; and only UTF-8 is decoded.
-  app.addHook('preParsing', async (req) => {
-    const enc = req.headers['content-encoding']
-    if (enc !== undefined && (typeof enc !== 'string' || enc.trim().toLowerCase() !== 'identity')) {
-      throw new GatewayError('GW_ERR_ENCODING_UNSUPPORTED', 'Content-Encoding is not supported: send the body uncompressed (identity)', { item: 'headers.content-encoding' })
-    }
-    const charset = charsetOf(req.headers['content-type'])
-    if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
-      throw new GatewayError('GW_ERR_MEDIA_TYPE', `charset ${JSON.stringify(charset.slice(0, 32))} is not supported: bodies are UTF-8`, { item: 'headers.content-type' })
-    }
-  })
+  // Content-Type parameters (charset) and Content-Encoding are checked for every route by input.ts.
 
   async function ingest(req: FastifyRequest, reply: FastifyReply, items: unknown[], entity?: { kind: EntityKind; id: string }): Promise<IngestReplyT | ErrorReplyT> {
     if (items.length === 0) throw new GatewayError('GW_ERR_BATCH_EMPTY', 'the batch has no readings')

@@ -123,7 +123,8 @@ function decodeCursor(raw: string | undefined, shape: ('s' | 'n')[]): Key | unde
   if (raw === undefined) return undefined
   try {
     const v: unknown = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8'))
-    if (Array.isArray(v) && v.length === shape.length && v.every((x, i) => (shape[i] === 's' ? typeof x === 'string' : Number.isSafeInteger(x)))) return v as Key
+    // A NUL cannot be in any key this API returned (PostgreSQL text cannot hold one), and would fail the query.
+    if (Array.isArray(v) && v.length === shape.length && v.every((x, i) => (shape[i] === 's' ? typeof x === 'string' && !x.includes('\u0000') : Number.isSafeInteger(x)))) return v as Key
   } catch { /* reported below */ }
   throw new GatewayError('GW_ERR_CURSOR_INVALID', 'cursor is not one this API returned', { item: 'querystring.cursor' })
 }

@@ -11,6 +11,7 @@ import type { FastifyRequest } from 'fastify'
 import type pg from 'pg'
 import { ID_PATTERN, SITE_PATTERN, type EntityKind } from '../actors/mod.js'
 import { GatewayError } from './errors.js'
+import { nulPath } from './input.js'
 import { errorReplies, NoContent } from './schemas.js'
 import { assertVisible, scopeOf, type Scope } from './scope.js'
 import { vinProblem } from './validate.js'
@@ -119,7 +120,9 @@ function decodeCursor(raw: string | undefined): string | undefined {
   if (raw === undefined) return undefined
   try {
     const v: unknown = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8'))
-    if (typeof v === 'object' && v !== null && typeof (v as { k?: unknown }).k === 'string') return (v as { k: string }).k
+    // A NUL cannot be in any key this API returned (PostgreSQL text cannot hold one), and would fail the query.
+    const k = typeof v === 'object' && v !== null ? (v as { k?: unknown }).k : undefined
+    if (typeof k === 'string' && !k.includes('\u0000')) return k
   } catch { /* reported below */ }
   throw new GatewayError('GW_ERR_CURSOR_INVALID', 'cursor is not one this API returned', { item: 'querystring.cursor' })
 }
@@ -228,6 +231,11 @@ export const registryPlugin: FastifyPluginAsyncTypebox<RegistryOptions> = async 
   // Writes: operators and admins (config.access), never a scoped person (checked before the body is validated).
   app.addHook('preValidation', async (req) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') assertUnscoped(req)
+  })
+  // After the schemas: a string the schema allows may still hold a NUL, which PostgreSQL text cannot store.
+  app.addHook('preHandler', async (req) => {
+    const at = req.body === undefined ? undefined : nulPath(req.body, 'body')
+    if (at !== undefined) throw new GatewayError('GW_ERR_BODY_INVALID', `${at} contains a NUL character`, { item: at })
   })
   const visibleCustomer = (req: FastifyRequest, id: string): void => {
     const scope = scopeOf(req.principal)

@@ -72,9 +72,13 @@ t.test('/readyz checks PostgreSQL when the gateway has one', async (t) => {
   const pool = new pg.Pool({ connectionString: via.toString(), connectionTimeoutMillis: 500 })
   pool.on('error', () => undefined) // the relay cut kills idle clients on purpose
   t.teardown(() => pool.end())
-  const g2 = await setupGateway(t, { auth: false, db: false, deps: { pool }, gw: { queryTimeoutMs: 300 } })
+  const g2 = await setupGateway(t, { auth: false, db: false, deps: { pool }, gw: { readyTimeoutMs: 300, readyFailureThreshold: 2 } })
   t.equal((await g2.app.inject({ method: 'GET', url: '/readyz' })).statusCode, 200, 'ready through the relay')
   await new Promise<void>((r) => { relay.close(() => r()); for (const s of sockets) s.destroy() })
+  // readiness rule: after a success, one failed check is tolerated (threshold 2), the second is not ready
+  const first = await g2.app.inject({ method: 'GET', url: '/readyz' })
+  t.equal(first.statusCode, 200, 'first failed check tolerated')
+  t.match(first.json(), { status: 'degraded', checks: { postgres: /^failing \(1\/2\)/ } })
   const bad = await g2.app.inject({ method: 'GET', url: '/readyz' })
   t.equal(bad.statusCode, 503)
   t.match(bad.json(), { code: 'GW_ERR_NOT_READY', item: 'postgres' })
