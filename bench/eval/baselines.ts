@@ -160,9 +160,11 @@ export function cFactor(n: number): number {
 }
 
 interface Tree {
-  /** Per node: split feature (-1 = leaf), split value, children, leaf size. */
+  /** Per node: split feature (-1 = leaf), split value, range of that feature among the node's points, children, leaf size. */
   feat: Int16Array
   split: Float64Array
+  lo: Float64Array
+  hi: Float64Array
   left: Int32Array
   right: Int32Array
   size: Int32Array
@@ -195,7 +197,7 @@ export class IsolationForest {
         const t = idx[i] as number; idx[i] = idx[j] as number; idx[j] = t
       }
       const cap = 2 * psi + 1
-      const tree: Tree = { feat: new Int16Array(cap).fill(-1), split: new Float64Array(cap), left: new Int32Array(cap), right: new Int32Array(cap), size: new Int32Array(cap) }
+      const tree: Tree = { feat: new Int16Array(cap).fill(-1), split: new Float64Array(cap), lo: new Float64Array(cap), hi: new Float64Array(cap), left: new Int32Array(cap), right: new Int32Array(cap), size: new Int32Array(cap) }
       let nodes = 0
       const build = (pts: number[], depth: number): number => {
         const id = nodes++
@@ -213,6 +215,8 @@ export class IsolationForest {
             for (const p of pts) ((((data[p] as Float64Array)[f] as number) < sv) ? l : r).push(p)
             tree.feat[id] = f
             tree.split[id] = sv
+            tree.lo[id] = lo
+            tree.hi[id] = hi
             tree.left[id] = build(l, depth + 1)
             tree.right[id] = build(r, depth + 1)
             return id
@@ -225,18 +229,26 @@ export class IsolationForest {
     }
   }
 
-  /** Anomaly score in (0, 1]: 2^(-E[h(x)]/c(psi)); about 0.5 and below is ordinary. */
+  /**
+   * Anomaly score in (0, 1]: 2^(-E[h(x)]/c(psi)); about 0.5 and below is ordinary. One departure from the
+   * original: a point beyond the range its node's training points span on the split feature (by more than half
+   * that range) is isolated at that node. Splits only ever fall inside the training range, so the original scores a value far beyond
+   * anything seen like the most extreme training point; with this rule "never seen" counts as isolated.
+   */
   score(x: Float64Array): number {
     let total = 0
     for (const t of this.trees) {
-      let node = 0, depth = 0
+      let node = 0, depth = 0, isolated = false
       for (;;) {
         const f = t.feat[node] as number
         if (f < 0) break
-        node = ((x[f] as number) < (t.split[node] as number)) ? (t.left[node] as number) : (t.right[node] as number)
+        const v = x[f] as number
         depth++
+        const lo = t.lo[node] as number, hi = t.hi[node] as number
+        if (v < lo - 0.5 * (hi - lo) || v > hi + 0.5 * (hi - lo)) { isolated = true; break }
+        node = (v < (t.split[node] as number)) ? (t.left[node] as number) : (t.right[node] as number)
       }
-      total += depth + cFactor(t.size[node] as number)
+      total += isolated ? depth : depth + cFactor(t.size[node] as number)
     }
     return this.c === 0 ? 0.5 : 2 ** (-(total / this.trees.length) / this.c)
   }

@@ -502,6 +502,9 @@ function makeSchedule(rng: Rng, sensors: SensorSpec[], start: number, end: numbe
     while (b < end - 40 * MIN) {
       const dur = rng.uniform(10, 18) * MIN
       const ripple = rng.uniform(10, 20) * MIN
+      // one filter at a time: the PLC holds a backwash while the other filter is in one (or rippling)
+      const clash = backwashes.find((o) => b < o.rippleEnd + 5 * MIN && b + dur + ripple + 5 * MIN > o.start)
+      if (clash !== undefined) { b = clash.rippleEnd + 5 * MIN; continue }
       backwashes.push({ filter, start: b, end: b + dur, rippleEnd: b + dur + ripple })
       const affected = [
         ...idsOf('tertiary', 'pressure').slice(filter, filter + 1), ...idsOf('tertiary', 'flow'), ...idsOf('tertiary', 'level'),
@@ -787,7 +790,7 @@ class Plant {
       const no3 = this.no3L[L] ?? 8
       const cod = this.codL[L] ?? 40
       const mlssF = (this.mlss[L] ?? 3.5) / 3.5
-      const rN = 9 * theta * mlssF * (nh / (0.8 + nh)) * (doAvg / (0.6 + doAvg))
+      const rN = 11 * theta * mlssF * (nh / (0.8 + nh)) * (doAvg / (0.6 + doAvg))
       const rDN = 5.5 * 1.06 ** (tW - 20) * mlssF * (no3 / (1 + no3)) * (g.codPe / (g.codPe + 200))
       const bio = Math.max(0, cod - 28)
       const rC = 70 * theta * mlssF * (bio / (bio + 25))
@@ -835,7 +838,7 @@ class Plant {
     let tssSe = 0
     for (let j = 0; j < 2; j++) {
       const slr = ((qBio / 2 + qRas) * ((this.mlss[j] ?? 3.5))) / (this.qm * 0.5 * 1.55 * 3.5)
-      const target = 0.7 + 0.9 * slr * slr
+      const target = 0.8 + 0.55 * slr * slr
       this.blanketS[j] = (this.blanketS[j] ?? 1) + (target - (this.blanketS[j] ?? 1)) * dtH / 0.8
       const bl = this.blanketS[j] ?? 1
       g[sigAt('blanketS1', j)] = bl
