@@ -626,6 +626,7 @@ function drawEpisode(rng: Rng, type: AnomalyType, s: SensorSpec): Drawn {
       const r = rng.next()
       if (s.type === 'pump' || s.steppy) {
         p.period = rng.int(1, 2)
+        p.mag = rng.uniform(2, 4)
         return { duration: rng.uniform(3, 20) * MIN, variant: r < 0.8 ? 'toggle' : 'replay', params: { ...p, lag: rng.uniform(1, 6) * HOUR, speed: rng.uniform(0.9, 1.1), frozenCovariates: rng.chance(0.5) } }
       }
       if (r < 0.55) {
@@ -1047,11 +1048,13 @@ function* stream(seed: number, sensors: SensorSpec[], schedule: Schedule, start:
       const spec = TYPE_SPECS[s.type]
       // healthy process value as the instrument sees it
       let x: number
+      // relative instruments scatter in proportion to the level: sigma (and so anomaly sizes) follow it
+      let scale = 1
       if (s.type === 'pump') x = g[s.sig]
       else {
         const local = st.ar.step(rng) + (st.pairAr === undefined ? 0 : pairValue(st.pairAr, k, rng, pairSeen))
         const level = g[s.sig]
-        const scale = spec.relative ? Math.max(level, 0.05 * s.nominal) / s.nominal : 1
+        scale = spec.relative ? Math.max(level, 0.05 * s.nominal) / s.nominal : 1
         const truth = level + local * scale
         st.lagY = Number.isNaN(st.lagY) ? truth : st.lagY + (truth - st.lagY) * st.lagK
         x = st.gain * st.lagY + st.bias + st.noise * scale * rng.normal()
@@ -1088,7 +1091,7 @@ function* stream(seed: number, sensors: SensorSpec[], schedule: Schedule, start:
       if (ep !== undefined && ts >= ep.start && value !== undefined) {
         const u = ts - ep.start
         const dur = ep.end - ep.start
-        const sig = s.sigma
+        const sig = Math.max(s.sigma * scale, 10 ** -s.decimals)
         switch (ep.variant) {
           case 'stuck':
             if (st.frozen === undefined) {
