@@ -1,8 +1,8 @@
 /**
  * The naive baseline of issue 20, the bar any asset risk model has to clear: per unit, the hourly mean of
  * vibration and of temperature against that unit's own median over its last 30 days of hourly means, with 4 robust
- * sigmas (1.4826 x MAD). An hour above the line opens an alert (`naive_vibration` or `naive_temperature`), the
- * first hour back under it closes it: one alert per excursion. It knows nothing of duty cycles, load, seasons or
+ * sigmas (1.4826 x MAD). An hour above the line opens an alert (`naive_vibration` or `naive_temperature`), three
+ * hours in a row back under it close it: one alert per excursion (an hour's dip does not split it). It knows nothing of duty cycles, load, seasons or
  * pressure and flow; it is meant to be simple, not good.
  *
  * Details: an hour is judged when the unit's first reading of a later hour arrives (so an alert opens at that
@@ -20,6 +20,8 @@ export interface NaiveOptions {
   sigmas?: number
   minHistoryHours?: number
   minSamples?: number
+  /** Judged hours in a row under the line that end an excursion (3). */
+  closeAfterHours?: number
 }
 
 const HOUR_MS = 3_600_000
@@ -68,6 +70,7 @@ class FieldTrack {
   size = 0
   next = 0
   open = false
+  under = 0
   z: number | undefined
   constructor(cap: number) {
     this.ring = new Float64Array(cap)
@@ -81,6 +84,7 @@ export function naiveBaseline(o: NaiveOptions = {}): Detector {
   const sigmas = o.sigmas ?? 4
   const minHistory = o.minHistoryHours ?? 72
   const minSamples = o.minSamples ?? 10
+  const closeAfter = o.closeAfterHours ?? 3
   const types = fields.map((f) => `naive_${f}`)
   return {
     name: 'naive',
@@ -98,9 +102,14 @@ export function naiveBaseline(o: NaiveOptions = {}): Detector {
           const scale = Math.max(MAD_TO_SIGMA * medianInPlace(scratch, tr.size), 1e-6)
           tr.z = (m - med) / scale
           const above = tr.z > sigmas
-          if (above && !tr.open) out.push({ entity, type: types[k] as string, state: 'open', ts })
-          if (!above && tr.open) out.push({ entity, type: types[k] as string, state: 'close', ts })
-          tr.open = above
+          tr.under = above ? 0 : tr.under + 1
+          if (above && !tr.open) {
+            out.push({ entity, type: types[k] as string, state: 'open', ts })
+            tr.open = true
+          } else if (tr.open && tr.under >= closeAfter) {
+            out.push({ entity, type: types[k] as string, state: 'close', ts })
+            tr.open = false
+          }
         }
         tr.ring[tr.next] = m
         tr.next = (tr.next + 1) % cap
