@@ -44,6 +44,10 @@ t.test('the fleet is a pure function of its options, in time order', async (t) =
   t.not(TUNING_SEEDS.some((s) => (HELDOUT_SEEDS as readonly number[]).includes(s)), true, 'tuning and held-out seeds are disjoint')
 })
 
+function add(a: number[], i: number, v: number): void {
+  a[i] = (a[i] ?? 0) + v
+}
+
 interface Hourly { vib: number[]; nVib: number[]; tex: number[]; nTex: number[]; p: number[]; nP: number[] }
 
 /** Streams a fleet and keeps per unit and hour: vibration in service, temperature over ambient at load, running pressure. */
@@ -61,14 +65,14 @@ function hourly(o: FleetOptions): { fleet: AssetFleet; by: Map<string, Hourly>; 
     const h = Math.floor((reading.ts - fleet.startTs) / HOUR_MS)
     const f = reading.fields as Record<string, number>
     if (tr.duty === 'service') {
-      u.vib[h] += f['vibration'] as number; u.nVib[h]++
+      add(u.vib, h, f['vibration'] as number); add(u.nVib, h, 1)
       s.vib += f['vibration'] as number; s.n++
       if (tr.load >= 0.4 && tr.load <= 0.8) {
-        u.tex[h] += (f['temperature'] as number) - tr.ambient; u.nTex[h]++
+        add(u.tex, h, (f['temperature'] as number) - tr.ambient); add(u.nTex, h, 1)
         s.tAtLoad += (f['temperature'] as number) - tr.ambient; s.nLoad++
       }
     }
-    if (tr.duty === 'service' || tr.duty === 'idle') { u.p[h] += f['pressure'] as number; u.nP[h]++ }
+    if (tr.duty === 'service' || tr.duty === 'idle') { add(u.p, h, f['pressure'] as number); add(u.nP, h, 1) }
   }
   return { fleet, by, fields }
 }
