@@ -14,6 +14,8 @@ import {
 import { auc, median, scoreAssets, type AlertEvent, type ScoreRun } from '../bench/eval/asset-score.js'
 import { medianInPlace, naiveBaseline } from '../bench/eval/asset-baselines.js'
 import { evaluateAssets, HELDOUT_SEEDS, TUNING_SEEDS, type Detector } from '../bench/eval/asset-eval.js'
+import { formatReport, parseArgs } from '../bench/eval/asset-cli.js'
+import { ConfigError } from '../actors/errors.js'
 
 const QUICK: Omit<FleetOptions, 'seed'> = { units: 12, days: 16 }
 
@@ -95,7 +97,7 @@ t.test('every failure mode, with a precursor of the documented length; healthy r
     t.same([...modes].sort(), ['bearing', 'cooling', 'hydraulic', 'sudden'], `seed ${seed}: all modes fail`)
     const repairs = fleet.maintenance().filter((m) => m.action === 'repair')
     t.same(repairs.map((m) => `${m.entity}@${m.ts}`), failures.map((f) => `${f.entity}@${f.ts}`), 'one repair entry per failure, at the failure time')
-    for (const m of repairs) t.ok(m.completed > m.ts, 'the job completes after the failure')
+    for (const m of fleet.maintenance()) t.ok(m.completed > m.ts && Number.isInteger(m.completed), 'the job completes after the withdrawal, in whole ms')
     for (const f of failures) {
       const u = by.get(f.entity) as Hourly
       const S = fleet.startTs
@@ -293,4 +295,18 @@ t.test('evaluateAssets end to end: training CSVs, an oracle detector scored perf
   t.equal(naive?.name, 'naive')
   t.same(naive?.alertTypes, ['naive_vibration', 'naive_temperature'])
   t.equal(report.readings, digest({ seed, ...QUICK }).n)
+  const table = formatReport(report, 'test')
+  t.match(table, /\| oracle \| \d+ of \d+ /)
+  t.match(table, /\| naive \| /)
+})
+
+t.test('asset-cli arguments', async (t) => {
+  t.same(parseArgs([]).seeds, [...TUNING_SEEDS])
+  t.same(parseArgs(['--seeds', 'heldout', '--json']), { seeds: [...HELDOUT_SEEDS], seedSet: 'heldout', days: 72, units: 60, json: true })
+  t.same(parseArgs(['--quick', '--days', '20']), { seeds: [...TUNING_SEEDS], seedSet: 'tuning', days: 20, units: 12, json: false })
+  t.same(parseArgs(['--seeds', '7,8']).seeds, [7, 8])
+  t.throws(() => parseArgs(['--days', '3']), ConfigError)
+  t.throws(() => parseArgs(['--seeds', 'x']), ConfigError)
+  t.throws(() => parseArgs(['--bogus']), ConfigError)
+  t.throws(() => new AssetFleet({ seed: 1, days: 5 }), ConfigError)
 })

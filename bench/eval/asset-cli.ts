@@ -5,6 +5,7 @@
  *
  * `--quick` is a small fleet (12 units, 16 days) for a smoke run. Held-out seeds are for final reports only.
  */
+import { pathToFileURL } from 'node:url'
 import { ConfigError } from '../../actors/errors.js'
 import { FAILURE_MODES, PREDICTABLE_MODES } from './asset-scenario.js'
 import { naiveBaseline } from './asset-baselines.js'
@@ -111,7 +112,10 @@ async function main(argv: string[]): Promise<number> {
   return 0
 }
 
-main(process.argv.slice(2)).then((code) => { process.exitCode = code }, (err: unknown) => {
-  process.stderr.write(`${err instanceof Error ? err.stack ?? err.message : String(err)}\n`)
-  process.exitCode = 1
-})
+// Run only as the entry point, so tests can import parseArgs and formatReport.
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  main(process.argv.slice(2)).then((code) => { process.exitCode = code }, (err: unknown) => {
+    process.stderr.write(`${err instanceof Error ? err.stack ?? err.message : String(err)}\n`)
+    process.exitCode = 1
+  })
+}

@@ -252,10 +252,10 @@ function planFleet(seed: number, units: number, days: number, startTs: number, i
       faults: [],
       routines: [],
     }
-    let r = startTs + rng.uniform(2, 28) * DAY_MS
+    let r = Math.round(startTs + rng.uniform(2, 28) * DAY_MS)
     while (r < endTs) {
       p.routines.push(r)
-      r += rng.uniform(24, 32) * DAY_MS
+      r += Math.round(rng.uniform(24, 32) * DAY_MS)
     }
     plans.push(p)
   }
@@ -280,15 +280,15 @@ function placeFault(rng: Rng, units: UnitPlan[], mode: FailureMode, startTs: num
     const lo = startTs + L + DAY_MS
     const hi = endTs - 2 * HOUR_MS
     if (hi <= lo) continue
-    const due = lo + rng.next() * (hi - lo)
-    const onset = due - L
+    const due = Math.round(lo + rng.next() * (hi - lo))
+    const onset = Math.round(due - L)
     // One fault at a time per unit, with room for the slip, the workshop and a quiet day either side.
     const busy = (f: { onset: number; due: number }): [number, number] => [f.onset - DAY_MS, f.due + MAX_FAILURE_SLIP_MS + 5 * DAY_MS]
     const [a0, a1] = busy({ onset, due })
     if (u.faults.some((f) => { const [b0, b1] = busy(f); return a0 < b1 && b0 < a1 })) continue
     const f: FaultPlan = {
       mode, due, onset, shape: 1, vibMult: 1, spikeP: 0, spikeAmp: 0, bearingHeat: 0, coolGain: 0, coolIdle: 0,
-      pDrop: 0, qRise: 0, terminalMs: 0, workshopMs: rng.uniform(12, 60) * HOUR_MS,
+      pDrop: 0, qRise: 0, terminalMs: 0, workshopMs: Math.round(rng.uniform(12, 60) * HOUR_MS),
     }
     if (mode === 'bearing') {
       f.shape = rng.uniform(1.6, 2.4)
@@ -308,7 +308,7 @@ function placeFault(rng: Rng, units: UnitPlan[], mode: FailureMode, startTs: num
       f.qRise = rng.uniform(0.15, 0.35)
       f.terminalMs = rng.uniform(10, 30) * MIN_MS
     } else {
-      f.workshopMs = rng.uniform(24, 96) * HOUR_MS
+      f.workshopMs = Math.round(rng.uniform(24, 96) * HOUR_MS)
     }
     u.faults.push(f)
     return
@@ -466,7 +466,7 @@ class UnitSim {
     // Routine exam: taken at the first stop (depot or idle) after it is due; resets general wear.
     const routine = plan.routines[this.routineIdx]
     if (routine !== undefined && ts >= routine && this.duty !== 'service' && this.terminalStart === undefined) {
-      const len = r.uniform(6, 10) * HOUR_MS
+      const len = Math.round(r.uniform(6, 10) * HOUR_MS)
       this.maintenance.push({ entity: plan.info.entity, ts, action: 'routine', completed: ts + len })
       this.routineIdx++
       this.wear = 0
