@@ -487,7 +487,8 @@ function buildPhases(fx: GtfsFixture, chainIdx: number, trips: FixtureTrip[], da
     const warmup = grid(uni(r, 40, 240) * 1000)
     const scheduled = grid(SERVICE_DAY_MS + dayShiftMs + tr.dep * 1000)
     const start = Math.max(scheduled, free + warmup)
-    const on = start - warmup
+    // Ignition events fall on whole seconds like the periodic readings, so no two readings come < 1 s apart.
+    const on = Math.floor((start - warmup) / 1000) * 1000
     const pos = line.at(0)
     const h0 = line.headingAt(0)
     if (k > 0) {
@@ -499,7 +500,7 @@ function buildPhases(fx: GtfsFixture, chainIdx: number, trips: FixtureTrip[], da
     phases.push({ kind: 'drive', start, end: driveEnd, pos, heading: h0, drive, trip: k })
     const endPos = line.at(line.length)
     heading = line.headingAt(line.length)
-    const arrivalIdle = grid(uni(r, 15, 90) * 1000)
+    const arrivalIdle = Math.ceil((driveEnd + uni(r, 15, 90) * 1000) / 1000) * 1000 - driveEnd
     phases.push({ kind: 'idle', start: driveEnd, end: driveEnd + arrivalIdle, pos: endPos, heading, idleKind: 'arrival' })
     // Engine off for at least 4 min at the terminal (the city's idling rule is 3 min).
     free = driveEnd + arrivalIdle + 4 * 60_000
