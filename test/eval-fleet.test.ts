@@ -217,7 +217,7 @@ t.test('scorer: low fuel delay, refuel and fuel drop windows, DTC and overheat',
 
 t.test('dist: median and p95 of magnitudes, signed worst', async (t) => {
   const d = dist([1, -2, 3, -10, 4])
-  t.same([d.n, d.median, d.p95, d.max, d.worst], [5, 3, 10, 10, -10])
+  t.same([d.n, d.median, d.p95, d.max, d.worst, d.medianSigned], [5, 3, 10, 10, -10, 1])
   t.ok(Number.isNaN(dist([]).median))
 })
 

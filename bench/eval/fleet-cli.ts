@@ -45,7 +45,7 @@ function parse(argv: string[]): { opts: EvalOptions; json: boolean } {
 
 const f1 = (x: number): string => (Number.isFinite(x) ? x.toFixed(1) : '-')
 /** Median and p95 of magnitudes, and the signed worst case. */
-const d = (x: Dist, unit: string): string => `median |.| ${f1(x.median)}${unit}, p95 |.| ${f1(x.p95)}${unit}, worst ${f1(x.worst)}${unit} (n ${x.n})`
+const d = (x: Dist, unit: string): string => `median ${f1(x.medianSigned)}${unit} (|.| ${f1(x.median)}${unit}), p95 |.| ${f1(x.p95)}${unit}, worst ${f1(x.worst)}${unit} (n ${x.n})`
 
 /** The human table. */
 export function table(r: EvalResult): string {
@@ -56,8 +56,8 @@ export function table(r: EvalResult): string {
     ['trips', `${s.trips.matched}/${s.trips.truth} matched, ${s.trips.reported} reported, ${s.trips.extra} extra, ${s.trips.split} split`],
     ['trip start error', d(s.trips.startErrS, ' s')],
     ['trip end error', d(s.trips.endErrS, ' s')],
-    ['trip distance error', `median ${f1(s.trips.distancePct.medianSigned)} % (|.| ${f1(s.trips.distancePct.median)} %), p95 |.| ${f1(s.trips.distancePct.p95)} %, worst ${f1(s.trips.distancePct.worst)} %`],
-    ['  baseline (raw fixes)', `median ${f1(r.baseline.distancePct.medianSigned)} %, p95 |.| ${f1(r.baseline.distancePct.p95)} %, worst ${f1(r.baseline.distancePct.worst)} %; odometer ${f1(r.baseline.odometerErrPct)} %`],
+    ['trip distance error', d(s.trips.distancePct, ' %')],
+    ['  baseline (raw fixes)', `${d(r.baseline.distancePct, ' %')}; odometer ${f1(r.baseline.odometerErrPct)} %`],
     ['odometer', `${f1(s.odometer.reportedKm)} km vs ${f1(s.odometer.trueKm)} km true: ${f1(s.odometer.errPct)} % (${s.odometer.source})`],
     ['trip closed after ignition off', d(s.trips.closeAfterOffS, ' s')],
     ['last trip closed after quiet', `${d(s.trips.lastTripCloseAfterQuietS, ' s')}`],

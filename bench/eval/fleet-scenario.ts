@@ -72,8 +72,9 @@ export interface TrueFenceEvent {
   /** True when the path grazes the boundary by less than `AMBIGUOUS_DEPTH_M` in the episode this event starts
    *  or ends: neither reporting nor missing it is scored. */
   ambiguous: boolean
-  /** True when no GPS fix (jumps excluded) falls inside the episode this event starts or ends (e.g. a graze
-   *  crossed during a dropout, or shorter than the reading interval): not observable, so not scored. */
+  /** True when no reported fix (jumps excluded) during the episode this event starts or ends lies on that
+   *  episode's side of the edge (a graze crossed during a dropout, shorter than the reading interval, or hidden
+   *  by GPS error): no tracker could see it, so it is not scored. */
   unobserved: boolean
 }
 
@@ -420,31 +421,40 @@ function fastDepth(f: Fence): (p: LatLon) => number {
   }
 }
 
-/** Marks the events bounding an inside or outside episode that no true fix saw (see TrueFenceEvent). */
-function markUnobserved(events: TrueFenceEvent[], readings: VehicleTrace['readings'], jumps: Set<number>): void {
-  const fixTs = readings.filter((r) => typeof r.reading.fields.lat === 'number' && !jumps.has(r.reading.ts)).map((r) => r.reading.ts)
-  const anyFix = (a: number, b: number): boolean => {
+/** Marks the events bounding an inside or outside episode that no reported fix shows (see TrueFenceEvent). */
+function markUnobserved(events: TrueFenceEvent[], fences: Fence[], readings: VehicleTrace['readings'], jumps: Set<number>): void {
+  const fixes = readings
+    .filter((r) => typeof r.reading.fields.lat === 'number' && !jumps.has(r.reading.ts))
+    .map((r) => ({ ts: r.reading.ts, pos: [r.reading.fields.lat as number, r.reading.fields.lon as number] as LatLon }))
+  const firstAfter = (a: number): number => {
     let lo = 0
-    let hi = fixTs.length
+    let hi = fixes.length
     while (lo < hi) {
       const mid = (lo + hi) >> 1
-      if ((fixTs[mid] as number) <= a) lo = mid + 1
+      if ((fixes[mid] as { ts: number }).ts <= a) lo = mid + 1
       else hi = mid
     }
-    return lo < fixTs.length && (fixTs[lo] as number) < b
+    return lo
   }
+  const byId = new Map(fences.map((f) => [f.id, f]))
   const byFence = new Map<string, TrueFenceEvent[]>()
   for (const e of events) {
     let a = byFence.get(e.fence)
     if (!a) byFence.set(e.fence, a = [])
     a.push(e)
   }
-  for (const evs of byFence.values()) {
+  for (const [id, evs] of byFence) {
+    const f = byId.get(id) as Fence
     evs.sort((a, b) => a.t - b.t)
     for (let i = 0; i + 1 < evs.length; i++) {
       const a = evs[i] as TrueFenceEvent
       const b = evs[i + 1] as TrueFenceEvent
-      if (!anyFix(a.t, b.t)) {
+      const inside = a.kind === 'enter'
+      let seen = false
+      for (let k = firstAfter(a.t); k < fixes.length && (fixes[k] as { ts: number }).ts < b.t && !seen; k++) {
+        seen = (fenceDepthM(f, (fixes[k] as { pos: LatLon }).pos) <= 0) === inside
+      }
+      if (!seen) {
         a.unobserved = true
         b.unobserved = true
       }
@@ -797,6 +807,6 @@ function buildVehicle(fx: GtfsFixture, index: number, chainIdx: number, shiftMs:
     prevV = 0
   }
   truth.quietAt = readings[readings.length - 1]?.reading.ts ?? dayEnd
-  markUnobserved(truth.fenceEvents, readings, new Set(faults.jumps.map((j) => j.t)))
+  markUnobserved(truth.fenceEvents, near, readings, new Set(faults.jumps.map((j) => j.t)))
   return { vin, chain: `${chain.feed}/${chain.block}`, readings, truePos: Float64Array.from(truePos), truth, faults }
 }

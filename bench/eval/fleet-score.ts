@@ -56,7 +56,8 @@ export interface VehicleRun {
   truthBySeq?: Map<number, { ts: number; pos: LatLon; jump: boolean }>
 }
 
-export interface Dist { n: number; median: number; p95: number; max: number; worst: number }
+/** Figures of a signed quantity: median, p95 and max of magnitudes, the signed median and the signed worst. */
+export interface Dist { n: number; median: number; p95: number; max: number; worst: number; medianSigned: number }
 
 export interface FleetScore {
   vehicles: number
@@ -65,8 +66,8 @@ export interface FleetScore {
      *  split: pieces beyond the first. */
     truth: number; reported: number; matched: number; missing: number; extra: number; split: number
     startErrS: Dist; endErrS: Dist
-    /** Signed distance error (%): median of signed, p95 and max of absolute, worst signed. */
-    distancePct: Dist & { medianSigned: number }
+    /** Distance error (%) of closed trips, all pieces summed. */
+    distancePct: Dist
     /** Processing time from the true ignition off to the output of the piece that closes the trip (s). */
     closeAfterOffS: Dist
     /** Last trip of the day: processing time after the unit went quiet until it was reported (s). */
@@ -94,7 +95,7 @@ export interface FleetScore {
   faults: { jumps: number; jumpsAfterDropout: number; dropouts: number }
 }
 
-const EMPTY_DIST: Dist = { n: 0, median: NaN, p95: NaN, max: NaN, worst: NaN }
+const EMPTY_DIST: Dist = { n: 0, median: NaN, p95: NaN, max: NaN, worst: NaN, medianSigned: NaN }
 
 /** Median, 95th percentile and maximum of |x|, and the signed value of largest magnitude. */
 export function dist(xs: number[]): Dist {
@@ -103,7 +104,7 @@ export function dist(xs: number[]): Dist {
   const q = (p: number): number => abs[Math.min(abs.length - 1, Math.ceil(p * abs.length) - 1)] as number
   let worst = xs[0] as number
   for (const x of xs) if (Math.abs(x) > Math.abs(worst)) worst = x
-  return { n: xs.length, median: q(0.5), p95: q(0.95), max: abs[abs.length - 1] as number, worst }
+  return { n: xs.length, median: q(0.5), p95: q(0.95), max: abs[abs.length - 1] as number, worst, medianSigned: median(xs) }
 }
 
 function median(xs: number[]): number {
@@ -373,7 +374,7 @@ export function scoreFleet(runs: VehicleRun[], fences: Fence[], configured: Set<
     vehicles: runs.length,
     trips: {
       truth: tTruth, reported: tRep, matched: tMatched, missing: tTruth - tMatched, extra: tExtra, split: tSplit,
-      startErrS: dist(startErr), endErrS: dist(endErr), distancePct: { ...dd, medianSigned: median(dPct) },
+      startErrS: dist(startErr), endErrS: dist(endErr), distancePct: dd,
       closeAfterOffS: dist(closeAfterOff), lastTripCloseAfterQuietS: dist(lastClose), leftOpen, lastLeftOpen,
     },
     odometer: { trueKm: odoTrue, reportedKm: odoRep, errPct: ((odoRep - odoTrue) / odoTrue) * 100, source: odoSource },
@@ -387,7 +388,7 @@ export function scoreFleet(runs: VehicleRun[], fences: Fence[], configured: Set<
 }
 
 /** The naive baseline: raw haversine sum over every fix, per true trip (fixes from ignition on to off) and per day. */
-export function baselineDistances(runs: Array<{ truth: VehicleTruth; fixes: Array<{ ts: number; pos: LatLon }> }>): { distancePct: Dist & { medianSigned: number }; odometerErrPct: number } {
+export function baselineDistances(runs: Array<{ truth: VehicleTruth; fixes: Array<{ ts: number; pos: LatLon }> }>): { distancePct: Dist; odometerErrPct: number } {
   const pct: number[] = []
   let tot = 0
   let trueTot = 0
@@ -403,5 +404,5 @@ export function baselineDistances(runs: Array<{ truth: VehicleTruth; fixes: Arra
       pct.push(((d - t.distanceM) / t.distanceM) * 100)
     }
   }
-  return { distancePct: { ...dist(pct), medianSigned: median(pct) }, odometerErrPct: ((tot - trueTot) / trueTot) * 100 }
+  return { distancePct: dist(pct), odometerErrPct: ((tot - trueTot) / trueTot) * 100 }
 }
