@@ -80,6 +80,7 @@ export interface FleetScore {
   odometer: { trueKm: number; reportedKm: number; errPct: number; source: 'query' | 'trips' }
   fences: {
     /** Not scored: grazes under 1 m, and episodes no true fix saw. */
+    /** extraPct: extra / scored true events on the fences the profile was given. */
     truth: number; ambiguous: number; matched: number; missing: number; extra: number; extraPct: number
     missingByKind: Record<string, number>; extraByKind: Record<string, number>
     timeErrS: Dist
@@ -195,7 +196,7 @@ export function scoreFleet(runs: VehicleRun[], fences: Fence[], configured: Set<
   let tTruth = 0, tRep = 0, tMatched = 0, tExtra = 0, tSplit = 0, leftOpen = 0, lastLeftOpen = 0
   let odoTrue = 0, odoRep = 0
   let odoSource: 'query' | 'trips' = 'query'
-  let fTruth = 0, fAmb = 0, fMatched = 0, fMissing = 0, fExtra = 0, fNotConf = 0
+  let fTruth = 0, fTruthConf = 0, fAmb = 0, fMatched = 0, fMissing = 0, fExtra = 0, fNotConf = 0
   const missingByKind: Record<string, number> = {}
   const extraByKind: Record<string, number> = {}
   const fenceDt: number[] = []
@@ -272,6 +273,7 @@ export function scoreFleet(runs: VehicleRun[], fences: Fence[], configured: Set<
         continue
       }
       fTruth++
+      if (configured.has(te.fence)) fTruthConf++
       if (best >= 0) {
         taken.add(best)
         fMatched++
@@ -380,7 +382,7 @@ export function scoreFleet(runs: VehicleRun[], fences: Fence[], configured: Set<
     odometer: { trueKm: odoTrue, reportedKm: odoRep, errPct: ((odoRep - odoTrue) / odoTrue) * 100, source: odoSource },
     fences: {
       truth: fTruth, ambiguous: fAmb, matched: fMatched, missing: fMissing, extra: fExtra,
-      extraPct: fTruth > 0 ? (fExtra / fTruth) * 100 : 0, missingByKind, extraByKind, timeErrS: dist(fenceDt), notConfigured: fNotConf,
+      extraPct: fTruthConf > 0 ? (fExtra / fTruthConf) * 100 : 0, missingByKind, extraByKind, timeErrS: dist(fenceDt), notConfigured: fNotConf,
     },
     lowFuel: { crossings: lfCross, raised: lfRaised, missed: lfMissed, false: lfFalse, delayS: dist(lfDelay) },
     fuelEvents: fuel, dtc, overheat: oh, stops, positions: pos, faults,
