@@ -1,7 +1,7 @@
 /**
  * `npm run bench -- [--json] [--quick] [--duration 10] [--rates 1000,2000,5000,10000,20000] [--race-rates 2000]`
  *   `[--sensors 2000] [--cars rate/10] [--race-duration 15] [--workers 2] [--partitions 16] [--alert-every 5] [--e2e-start 10000]`
- *   `[--e2e-factor 1.5] [--e2e-steps 6] [--refine 1] [--grace 10] [--actors 100000]`
+ *   `[--e2e-factor 1.5] [--e2e-steps 6] [--refine 1] [--grace 20] [--actors 100000]`
  *
  * One run on this machine against a private nats-server (R1 file streams), a fresh PostgreSQL database, two
  * worker processes, the projector and the gateway (auth on, a viewer API key), all spawned as the deployment
@@ -24,7 +24,8 @@
  *             sse  the `alert` event arriving on the gateway's live feed `GET /v1/live?type=alert` (SSE), what
  *                  a pit wall screen sees.
  *           p50/p95/p99/p99.9/max each. An expected alert that has not arrived `--grace` s after the phase's
- *           last reading was due is `lost` (per place). `achieved_per_s` is what the generator really sent.
+ *           last reading was due is `lost` (per place). The next rate starts once the backlog is worked off.
+ *           `achieved_per_s` is what the generator really sent.
  * race      Race cars (vehicle kind, `race` profile) at each `--race-rates` rate for `--race-duration` s, 10
  *           samples per car per second: each car's hottest brake goes over 950 °C for 3 s per 6 s cycle; timed from the due time of the reading that completes the 2 s of
  *           heat to the `brake_overheat` open output (out, pg, sse as above).
@@ -38,8 +39,9 @@
  *           grew by at most a quarter second of input (min 2,000) and the generator kept its schedule
  *           (bench/stats.ts `sustained`). The generator never throttles itself on lag: the rate steps up
  *           geometrically (`--e2e-start`, `--e2e-factor`) until a step is not sustained, then bisects `--refine`
- *           times; `readings_per_s` is the readings counted at PostgreSQL per second in the highest sustained
- *           step (after `--warmup` s at that rate). `out_per_s`: outputs appended to OUT per second in that step.
+ *           times (a step after one that fell behind starts from a caught-up system on a fresh schedule);
+ *           `readings_per_s` is the readings counted at PostgreSQL per second in the highest sustained step
+ *           (after `--warmup` s at that rate). `out_per_s`: outputs appended to OUT per second in that step.
  * cause     In every measured window each worker answers `pw.a.stats.<worker>` (actors/loop-stats.ts): its
  *           event-loop delay histogram (monitorEventLoopDelay) and GC pauses (PerformanceObserver 'gc') for
  *           exactly that window; CPU per process (nats-server, workers, projector, gateway, the PostgreSQL
@@ -101,7 +103,7 @@ const ACTORS = arg('actors', QUICK ? 20_000 : 100_000)
 const ALERT_EVERY = arg('alert-every', 5)
 const E2E_ALERT_EVERY = 50
 const E2E = { start: arg('e2e-start', 10_000), factor: arg('e2e-factor', 1.5), maxSteps: arg('e2e-steps', QUICK ? 3 : 6), refine: arg('refine', QUICK ? 0 : 1) }
-const GRACE_S = arg('grace', 10)
+const GRACE_S = arg('grace', 20)
 const SITE = 'a'
 const root = join(import.meta.dirname, '..', '..')
 const say = (s: string): void => {
@@ -424,10 +426,14 @@ function phaseResult(obs: Observer, phase: number, rate: number, achieved: numbe
   }
 }
 
-/** Waits until every timed reading of `phase` arrived everywhere, or `GRACE_S` after `lastDue`. */
-async function settle(obs: Observer, phase: number, lastDue: number): Promise<void> {
+/**
+ * Waits until every timed reading of `phase` arrived everywhere and the backlog is worked off (lag within the
+ * slack of `rate`), or `GRACE_S` after `lastDue`: the next measurement starts from a system that caught up.
+ */
+async function settle(obs: Observer, phase: number, lastDue: number, rate: number): Promise<void> {
   while (performance.now() - lastDue < GRACE_S * 1000) {
-    if (obs.of(phase).every((t) => !Number.isNaN(t.out) && !Number.isNaN(t.pg) && !Number.isNaN(t.sse))) return
+    const arrived = obs.of(phase).every((t) => !Number.isNaN(t.out) && !Number.isNaN(t.pg) && !Number.isNaN(t.sse))
+    if (arrived && obs.lag() <= lagSlack(rate)) return
     await sleep(200)
   }
 }
@@ -535,7 +541,7 @@ CREATE TRIGGER pw_bench_notify AFTER INSERT ON alert_events FOR EACH ROW EXECUTE
       const ws = await workerStats(nc, false)
       const self = selfLoop.snapshot()
       const lag = { start: Math.round(lagAt(samples, 0, 1_000) ?? 0), end: Math.round(lagAt(samples, seconds * 1000 - 1_000, seconds * 1000) ?? 0) }
-      await settle(obs, phase, lastDue)
+      await settle(obs, phase, lastDue, rate)
       return {
         ...phaseResult(obs, phase, rate, achieved),
         lag, sustained: sustained({ rate, lag, behind }),
@@ -572,7 +578,14 @@ CREATE TRIGGER pw_bench_notify AFTER INSERT ON alert_events FOR EACH ROW EXECUTE
     let best: Record<string, unknown> | undefined
     for (let rate = nextRate(E2E, tried); rate !== undefined; rate = nextRate(E2E, tried)) {
       if (tried.length === 0) loop.start(rate)
-      else loop.setRate(rate)
+      else if (tried[tried.length - 1]?.[1] === false) {
+        // After a step that fell behind, the next one starts from a caught-up system with a fresh schedule:
+        // otherwise it would be measured catching up the previous step's backlog (more than its own rate).
+        await loop.stop()
+        await pub.drain()
+        await settle(obs, -2, performance.now(), rate)
+        loop.start(rate)
+      } else loop.setRate(rate)
       await sleep(WARMUP_S * 1000)
       pgBackends = await pgPids()
       await workerStats(nc, true)
