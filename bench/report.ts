@@ -100,7 +100,7 @@ export function renderSummary(r: RuntimeResult): string {
   const at = (rate: number): LatencyEntry | undefined => r.latency.find((l) => l.rate === rate)
   const parts = r.latency.map((l) => `${num(l.rate)}/s p99 ${ms(l.out.p99)} ms`)
   const ten = at(10_000)
-  return `Last generated run${r.meta ? ` (${r.meta.at.slice(0, 10)}, \`${r.meta.command}\`)` : ''}: ` +
+  return `Last generated run${r.meta ? ` (${r.meta.at.slice(0, 10)}, \`${r.meta.command}\`, load average ${r.meta.loadavg_start[0]} at start)` : ''}: ` +
     `${num(r.e2e.readings_per_s)} readings/s counted at PostgreSQL (${r.e2e.sustained ? 'sustained' : 'not sustained'}; ` +
     `raw JetStream publish ${num(r.baseline.jetstream_publish_per_s)} msg/s); publish -> alert on OUT ${parts.join(', ')}` +
     `${ten ? `; -> SSE at 10,000/s p99 ${ms(ten.sse.p99)} ms` : ''}; ${num(r.memory.bytes_per_active_actor)} B per active environment actor.`

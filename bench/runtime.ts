@@ -27,8 +27,9 @@
  *           last reading was due is `lost` (per place). The next rate starts once the backlog is worked off.
  *           `achieved_per_s` is what the generator really sent.
  * race      Race cars (vehicle kind, `race` profile) at each `--race-rates` rate for `--race-duration` s, 10
- *           samples per car per second: each car's hottest brake goes over 950 °C for 3 s per 6 s cycle; timed from the due time of the reading that completes the 2 s of
- *           heat to the `brake_overheat` open output (out, pg, sse as above).
+ *           samples per car per second: each car's hottest brake goes over 950 °C for 3 s per 6 s cycle;
+ *           timed from the due time of the reading that completes the 2 s of heat to the `brake_overheat` open
+ *           output (out, pg, sse as above).
  * e2e       Open loop at a target rate (same readings, battery flips every 50 readings so every partition
  *           produces alert rows continually). A reading counts as processed end to end when it reached
  *           PostgreSQL: in each partition, every reading at or below the highest input sequence of an alert row
