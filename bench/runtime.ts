@@ -10,7 +10,7 @@
  * baseline  Raw JetStream publish rate of the load generator into a bare R1 file stream (median of 3 x 150,000),
  *           same run: the ceiling the e2e figure is compared with.
  * latency   For each rate of `--rates`: environment readings (2,000 sensors in turn) published open loop at that
- *           rate for `--duration` s. Reading i is due at t0 + i/rate; every latency counts from the due time,
+ *           rate, `--warmup` s untimed, then `--duration` s measured. Reading i is due at t0 + i/rate; every latency counts from the due time,
  *           so a publisher (or server) that falls behind is charged for it: no coordinated omission. Each
  *           sensor's battery flips between 80 % and 10 % every `--alert-every` of its readings (staggered across
  *           sensors), so exactly the flipping readings open or close `battery_low`; those are the timed readings.
@@ -521,21 +521,25 @@ CREATE TRIGGER pw_bench_notify AFTER INSERT ON alert_events FOR EACH ROW EXECUTE
 
     /** One measured open-loop phase at `rate`: the window's latencies, cause figures and lag. */
     const runPhase = async (gen: { next(): Generated }, rate: number, phase: number, seconds = DURATION_S): Promise<PhaseResult & Record<string, unknown>> => {
-      obs.phase = phase
+      // Warm-up at the phase's rate, untimed (actors activate, pools fill), then the measured window.
+      obs.phase = -1
       const loop = new OpenLoop(pub, gen, obs)
+      loop.start(rate)
+      await sleep(WARMUP_S * 1000)
       pgBackends = await pgPids()
       await workerStats(nc, true)
       selfLoop.snapshot(true)
       const end = meter.begin()
       const samples: Array<{ t: number; lag: number }> = []
+      obs.phase = phase
       const t0 = performance.now()
-      loop.start(rate)
+      const sent0 = loop.sent
       while (performance.now() - t0 < seconds * 1000) {
         await sleep(250)
         samples.push({ t: performance.now() - t0, lag: obs.lag() })
       }
       const behind = loop.behind()
-      const achieved = loop.sent / ((performance.now() - t0) / 1000)
+      const achieved = (loop.sent - sent0) / ((performance.now() - t0) / 1000)
       const lastDue = performance.now()
       await loop.stop()
       const used = end()
