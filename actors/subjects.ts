@@ -7,6 +7,7 @@
  *   out.<site>.<partition>._fence._           fence marker written by a new partition owner
  *   pw.<site>.q.<partition>                   live state queries (request/reply)
  *   pw.<site>.hb.<worker>                     worker heartbeats
+ *   pw.<site>.stats.<worker>                  a worker's event-loop delay and GC pauses (request/reply)
  */
 
 export const ENTITY_KINDS = ['sensor', 'vehicle'] as const
@@ -72,6 +73,9 @@ export function heartbeatSubject(site: string, worker: string): string {
 }
 export function heartbeatWildcard(site: string): string {
   return `pw.${site}.hb.*`
+}
+export function statsSubject(site: string, worker: string): string {
+  return `pw.${site}.stats.${worker}`
 }
 
 /** Parsed `tlm.<site>.<p>.<kind>.<id>` / `out.<site>.<p>.<kind>.<id>`; undefined when the shape is wrong. */

@@ -11,7 +11,8 @@ import { placementOf, tryAcquire } from './placement.js'
 import { provision, verify } from './provision.js'
 import { type AnyActorDefinition, buildProfiles, type LogFn, newStats, type RuntimeDeps, type RuntimeObserver, type RuntimeStats } from './runtime-types.js'
 import { type SiteMap, SiteMapView, siteSlot, syncPeerState } from './sitemap.js'
-import { heartbeatSubject, heartbeatWildcard } from './subjects.js'
+import { LoopStats, type ProcessStatsSnapshot } from './loop-stats.js'
+import { heartbeatSubject, heartbeatWildcard, statsSubject } from './subjects.js'
 
 export interface WorkerOptions {
   cfg: RuntimeConfig
@@ -30,6 +31,16 @@ export interface Heartbeat {
   draining: boolean
   partitions: number[]
   at: number
+  processed: number
+  activeActors: number
+}
+
+/**
+ * Reply on `pw.<site>.stats.<worker>`: the event-loop delay histogram and GC pauses since start or the last
+ * reset (request body `{"reset":true}` starts a new interval after answering), with the processed count.
+ */
+export interface WorkerStatsReply extends ProcessStatsSnapshot {
+  worker: string
   processed: number
   activeActors: number
 }
@@ -62,6 +73,8 @@ export class Worker {
   private readonly acquiring = new Set<number>()
   private readonly peers = new Map<string, { seenAt: number; draining: boolean }>()
   private hbSub: Subscription | undefined
+  private statsSub: Subscription | undefined
+  private loopStats: LoopStats | undefined
   private timer: NodeJS.Timeout | undefined
   private draining = false
   private startedAt = 0
@@ -126,6 +139,20 @@ export class Worker {
         } catch (e) {
           this.log('warn', 'bad heartbeat', { err: String(e) })
         }
+      },
+    })
+    const loopStats = (this.loopStats = new LoopStats())
+    this.statsSub = nc.subscribe(statsSubject(cfg.site, cfg.workerId), {
+      callback: (err, msg) => {
+        if (err || !msg.reply) return
+        let reset = false
+        try {
+          reset = msg.data.length > 0 && (JSON.parse(td.decode(msg.data)) as { reset?: unknown }).reset === true
+        } catch (e) {
+          this.log('warn', 'bad stats request', { err: String(e) })
+        }
+        const reply: WorkerStatsReply = { worker: cfg.workerId, processed: this.stats.processed, activeActors: this.activeActors(), ...loopStats.snapshot(reset) }
+        msg.respond(JSON.stringify(reply))
       },
     })
     this.startedAt = Date.now()
@@ -223,6 +250,8 @@ export class Worker {
     this.runners.clear()
     await Promise.all(all.map((r) => r.stop().catch((err: unknown) => this.log('warn', 'release failed', { partition: r.partition, err: String(err) }))))
     this.hbSub?.unsubscribe()
+    this.statsSub?.unsubscribe()
+    this.loopStats?.stop()
     if (this.deps && this.ownsConnection) await this.deps.nc.drain()
     this.log('info', 'worker stopped', { worker: this.cfg.workerId })
   }

@@ -217,7 +217,17 @@ export const livePlugin: FastifyPluginAsyncTypebox<LiveOptions> = async (app, { 
     const end = run(messages, f, {
       async send(e) {
         if (!res.write(`id: ${e.seq}\nevent: ${e.type}\ndata: ${e.data}\n\n`)) {
-          await new Promise<void>((resolve) => { res.once('drain', resolve); res.once('close', resolve) })
+          // Whichever fires first settles the wait; the other listener goes with it (a slow client would
+          // otherwise collect one 'close' listener per full buffer).
+          await new Promise<void>((resolve) => {
+            const done = (): void => {
+              res.off('drain', done)
+              res.off('close', done)
+              resolve()
+            }
+            res.once('drain', done)
+            res.once('close', done)
+          })
         }
       },
       heartbeat() { res.write(': heartbeat\n\n') },
