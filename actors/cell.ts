@@ -66,6 +66,8 @@ export class ActorCell {
   maxEventTs = -Infinity
   timers: TimerEntry[] = NO_TIMERS
   dirty = false
+  /** Position of the first message applied since the last captured snapshot (meaningful while dirty). */
+  dirtyFrom = 0
   /** Processing time (ms, stream timestamp) of the last message handled: drives idle passivation. */
   lastActive = 0
 
@@ -124,7 +126,7 @@ export class ActorCell {
     this.fireDue('processing', procTime, ctx)
     this.lastSeq = seq
     this.lastActive = procTime
-    this.dirty = true
+    this.markDirty(seq)
     return true
   }
 
@@ -135,9 +137,14 @@ export class ActorCell {
     const fired = this.fireDue('processing', procTime, ctx)
     if (fired > 0) {
       this.lastSeq = seq
-      this.dirty = true
+      this.markDirty(seq)
     }
     return fired > 0
+  }
+
+  private markDirty(seq: number): void {
+    if (!this.dirty) this.dirtyFrom = seq
+    this.dirty = true
   }
 
   snapshot(token: number): SnapshotRecord {
