@@ -121,7 +121,7 @@ export const ROAD_DEFAULTS: RoadConfig = Object.freeze({
   minSatellites: 0,
   stationaryKmh: 3,
   stationaryRadiusM: 30,
-  speedIntegrateMaxMs: 5_000,
+  speedIntegrateMaxMs: 12_000,
   geofences: Object.freeze([]) as readonly Geofence[],
   geofenceMarginM: 20,
   geofenceMinDwellMs: 0,
@@ -470,7 +470,6 @@ function acceptFix(s: RoadState, segs: Seg[], ts: number, lat: number, lon: numb
 function filterFix(s: RoadState, segs: Seg[], ts: number, lat: number, lon: number, seq: number, speed: number | undefined,
   covFrom: number | null, c: RoadConfig): Array<[number, number, number, number]> {
   const v = speed === undefined ? s.vmax : Math.max(speed, s.vmax ?? 0)
-  const prevFixTs = s.lastFixTs
   s.lastFixTs = ts
   const fix = s.fix
   if (fix === null) {
@@ -480,7 +479,8 @@ function filterFix(s: RoadState, segs: Seg[], ts: number, lat: number, lon: numb
   const cand = s.cand
   if (cand !== null) {
     s.cand = null
-    if (plausible([cand[0], cand[1], cand[2]], ts, lat, lon, v, c)) {
+    // Only a fix soon after the candidate confirms it: across a gap, agreement proves nothing.
+    if (ts - cand[0] < c.confirmGapMs && plausible([cand[0], cand[1], cand[2]], ts, lat, lon, v, c)) {
       // Two fixes agree: the vehicle is there, whatever the last accepted fix said.
       acceptFix(s, segs, cand[0], cand[1], cand[2], cand[3], undefined, c)
       cover(s, ts, covFrom)
@@ -488,7 +488,7 @@ function filterFix(s: RoadState, segs: Seg[], ts: number, lat: number, lon: numb
       return [[cand[0], cand[1], cand[2], cand[3]], [ts, lat, lon, seq]]
     }
     s.jumps++
-    if (plausible(fix, ts, lat, lon, v, c)) {
+    if (ts - fix[0] < c.confirmGapMs && plausible(fix, ts, lat, lon, v, c)) {
       cover(s, ts, covFrom)
       acceptFix(s, segs, ts, lat, lon, seq, speed, c)
       return [[ts, lat, lon, seq]]
@@ -496,7 +496,8 @@ function filterFix(s: RoadState, segs: Seg[], ts: number, lat: number, lon: numb
     s.cand = [ts, lat, lon, seq]
     return []
   }
-  const gapped = prevFixTs !== null && ts - prevFixTs >= c.confirmGapMs && haversineM(fix[1], fix[2], lat, lon) > c.gpsMarginM
+  // After a gap since the last accepted fix, a fix that moved needs the next one to agree.
+  const gapped = ts - fix[0] >= c.confirmGapMs && haversineM(fix[1], fix[2], lat, lon) > c.gpsMarginM
   if (!gapped && plausible(fix, ts, lat, lon, v, c)) {
     cover(s, ts, covFrom)
     acceptFix(s, segs, ts, lat, lon, seq, speed, c)
@@ -623,7 +624,10 @@ function onReading(s: RoadState, r: Reading, ctx: ActorContext, c: RoadConfig): 
   // now may still belong to the trip that ends).
   let closeEnd: number | null = null
   let closeByGap = false
-  if (s.trip && speed !== undefined && s.trip.stopSince !== null && ts - s.trip.stopSince >= c.tripStopMs) closeEnd = s.trip.stopSince
+  // Rule a needs the stop observed for tripStopMs: when this reading moves, the stop is known to have lasted until
+  // the previous reading only (after a short silent gap the vehicle may have left long before).
+  const stoppedUntil = speed !== undefined && speed <= c.tripStartKmh ? ts : prevTs
+  if (s.trip && speed !== undefined && s.trip.stopSince !== null && stoppedUntil !== null && stoppedUntil - s.trip.stopSince >= c.tripStopMs) closeEnd = s.trip.stopSince
   else if (s.trip && gap && prevTs !== null) { closeEnd = prevTs; closeByGap = true }
   if (gap && prevTs !== null) endIdle(s, ctx, prevTs, c)
 
