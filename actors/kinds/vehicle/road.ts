@@ -244,8 +244,8 @@ export interface RoadState {
   fb: number[]
   /** Smoothed fuel levels of the event window, flat [ts, level, ...], one per FUEL_HIST_STEP_MS. */
   fh: number[]
-  /** A refuel in progress: [start ts, level before, highest level, ts of the highest]. */
-  refuel: [number, number, number, number] | null
+  /** A refuel (+1) or drop (-1) in progress: [sign, start ts, level before, extreme level, ts of the extreme]. */
+  fev: [number, number, number, number, number] | null
   /** Start of the open unit_offline alert, or null. */
   stale: number | null
   late: number
@@ -305,24 +305,40 @@ function litres(pct: number, c: RoadConfig): Record<string, number> {
   return c.fuelTankL > 0 ? { litres: (pct / 100) * c.fuelTankL } : {}
 }
 
-function finishRefuel(s: RoadState, ctx: ActorContext, ts: number, c: RoadConfig): void {
-  const r = s.refuel
-  if (!r) return
-  const [start, from, to, toTs] = r
-  s.refuel = null
-  const added = to - from
-  ctx.emit('score', `refuel:${start}`, ts, { name: 'refuel', value: added,
-    factors: { from_pct: from, to_pct: to, start_ts: start, end_ts: toTs, ...litres(added, c) } })
-  // Only a refuel inside the trip changes its fuel balance (one while parked came before its first level).
-  if (s.trip && s.trip.fuel0 !== null && start >= s.trip.start) s.trip.refuel += added
+/** Reports the refuel or drop in progress (once the level settled, or the vehicle moves). */
+function finishFuelEvent(s: RoadState, ctx: ActorContext, ts: number, c: RoadConfig): void {
+  const e = s.fev
+  if (!e) return
+  const [sign, start, from, to, toTs] = e
+  s.fev = null
   s.fh = [ts, to]
+  const amount = Math.abs(to - from)
+  if (sign > 0) {
+    ctx.emit('score', `refuel:${start}`, ts, { name: 'refuel', value: amount,
+      factors: { from_pct: from, to_pct: to, start_ts: start, end_ts: toTs, ...litres(amount, c) } })
+    // Only a refuel inside the trip changes its fuel balance (one while parked came before its first level).
+    if (s.trip && s.trip.fuel0 !== null && start >= s.trip.start) s.trip.refuel += amount
+    return
+  }
+  const body = { type: 'fuel_drop', severity: 'warning' as Severity, start, value: amount, threshold: c.fuelDropPct,
+    details: { from_pct: from, to_pct: to, end_ts: toTs, ...litres(amount, c) } }
+  emitAlert(ctx, ts, { ...body, state: 'open',
+    explanation: `fuel fell ${amount.toFixed(1)} points (${from.toFixed(1)} % -> ${to.toFixed(1)} %) in ${((toTs - start) / 60_000).toFixed(1)} min` })
+  // An event, not a lasting condition: closed at once, so it never lingers among the open alerts.
+  emitAlert(ctx, ts, { ...body, state: 'close', end: ts, explanation: 'sudden fuel drop recorded' })
+  if (s.trip && s.trip.fuel0 !== null && start >= s.trip.start) s.trip.refuel -= amount
 }
 
-/** Refuel and fuel-drop detection on the smoothed level `v` at `ts`. */
+/**
+ * Refuel and fuel-drop detection on the smoothed level `v` at `ts`: a change of >= refuelPct up / fuelDropPct
+ * down against the window's extreme starts an episode, which follows the level until it stops changing for
+ * fuelSettleMs (or the vehicle moves), so a fill or a siphoning is reported once, with its full amount.
+ */
 function fuelEvents(s: RoadState, ctx: ActorContext, ts: number, v: number, moving: boolean, c: RoadConfig): void {
-  if (s.refuel) {
-    if (v > s.refuel[2]) { s.refuel[2] = v; s.refuel[3] = ts }
-    if (moving || ts - s.refuel[3] >= c.fuelSettleMs) finishRefuel(s, ctx, ts, c)
+  const e = s.fev
+  if (e) {
+    if (e[0] * (v - e[3]) > 0) { e[3] = v; e[4] = ts }
+    if (moving || ts - e[4] >= c.fuelSettleMs) finishFuelEvent(s, ctx, ts, c)
     return
   }
   // The window's samples, and always the last one before it: a refuel or a drop while the unit was off (no
@@ -338,17 +354,10 @@ function fuelEvents(s: RoadState, ctx: ActorContext, ts: number, v: number, movi
   }
   const lastH = s.fh.length >= 2 ? s.fh[s.fh.length - 2] as number : null
   if (lastH === null || ts - lastH >= FUEL_HIST_STEP_MS) s.fh.push(ts, v)
-  if (v - min >= c.refuelPct) {
-    s.refuel = [minTs, min, v, ts]
-    if (moving) finishRefuel(s, ctx, ts, c)
-  } else if (max - v >= c.fuelDropPct) {
-    const body = { type: 'fuel_drop', severity: 'warning' as Severity, start: maxTs, value: max - v, threshold: c.fuelDropPct,
-      details: { from_pct: max, to_pct: v, ...litres(max - v, c) } }
-    emitAlert(ctx, ts, { ...body, state: 'open', explanation: `fuel fell ${(max - v).toFixed(1)} points (${max.toFixed(1)} % -> ${v.toFixed(1)} %) in ${((ts - maxTs) / 60_000).toFixed(1)} min` })
-    // An event, not a lasting condition: closed at once, so it never lingers as open.
-    emitAlert(ctx, ts, { ...body, state: 'close', end: ts, explanation: 'sudden fuel drop recorded' })
-    s.fh = [ts, v]
-  }
+  if (v - min >= c.refuelPct) s.fev = [1, minTs, min, v, ts]
+  else if (max - v >= c.fuelDropPct) s.fev = [-1, maxTs, max, v, ts]
+  else return
+  if (moving) finishFuelEvent(s, ctx, ts, c)
 }
 
 // ---- trips, stops, idle, positions ------------------------------------------------------------------------
@@ -442,15 +451,21 @@ function cover(s: RoadState, ts: number, from: number | null): void {
 }
 
 /** Accepts a fix: moves the displayed position and, unless the vehicle stands, the distance anchor. */
-function acceptFix(s: RoadState, segs: Seg[], ts: number, lat: number, lon: number, seq: number, speed: number | undefined, c: RoadConfig): void {
+function acceptFix(s: RoadState, segs: Seg[], ts: number, lat: number, lon: number, seq: number, speed: number | undefined,
+  vSince: number | null, c: RoadConfig): void {
+  const prevFixTs = s.fix ? s.fix[0] : ts
   s.fix = [ts, lat, lon]
   s.fixSeq = seq
   s.vmax = speed ?? null
   const a = s.anc
   if (a === null) { s.anc = [ts, lat, lon]; s.cov = 0; return }
   const d = haversineM(a[1], a[2], lat, lon)
-  const standing = speed === undefined || speed <= c.stationaryKmh
-  if (standing && d <= c.stationaryRadiusM) {
+  // Standing: every speed reported since the last fix says so and no gap hides a move (any plausible fix is then
+  // jitter), or the fix is within stationaryRadiusM and no speed says otherwise (a vehicle without speed moves
+  // the anchor once it got that far).
+  const slow = vSince === null || vSince <= c.stationaryKmh
+  const standing = slow && (d <= c.stationaryRadiusM || (vSince !== null && ts - prevFixTs < c.confirmGapMs))
+  if (standing) {
     // Jitter of a standing vehicle: the anchor stays, the interval is accounted for (nothing travelled).
     a[0] = ts
     s.cov = 0
@@ -463,18 +478,27 @@ function acceptFix(s: RoadState, segs: Seg[], ts: number, lat: number, lon: numb
   s.cov = 0
 }
 
+/** An accepted fix: [ts, lat, lon, reading seq, anchor lat, anchor lon] (the anchor after accepting it). */
+type Accepted = [number, number, number, number, number, number]
+
+/** The accepted-fix record of the fix just accepted. */
+function acc(s: RoadState, ts: number, lat: number, lon: number, seq: number): Accepted {
+  const a = s.anc as [number, number, number]
+  return [ts, lat, lon, seq, a[1], a[2]]
+}
+
 /**
  * Runs one fix through the filter; returns the accepted fixes, oldest first, with their reading sequences
  * (a confirmed candidate, then this fix), or none.
  */
 function filterFix(s: RoadState, segs: Seg[], ts: number, lat: number, lon: number, seq: number, speed: number | undefined,
-  covFrom: number | null, c: RoadConfig): Array<[number, number, number, number]> {
+  covFrom: number | null, c: RoadConfig): Accepted[] {
   const v = speed === undefined ? s.vmax : Math.max(speed, s.vmax ?? 0)
   s.lastFixTs = ts
   const fix = s.fix
   if (fix === null) {
-    acceptFix(s, segs, ts, lat, lon, seq, speed, c)
-    return [[ts, lat, lon, seq]]
+    acceptFix(s, segs, ts, lat, lon, seq, speed, v, c)
+    return [acc(s, ts, lat, lon, seq)]
   }
   const cand = s.cand
   if (cand !== null) {
@@ -482,16 +506,17 @@ function filterFix(s: RoadState, segs: Seg[], ts: number, lat: number, lon: numb
     // Only a fix soon after the candidate confirms it: across a gap, agreement proves nothing.
     if (ts - cand[0] < c.confirmGapMs && plausible([cand[0], cand[1], cand[2]], ts, lat, lon, v, c)) {
       // Two fixes agree: the vehicle is there, whatever the last accepted fix said.
-      acceptFix(s, segs, cand[0], cand[1], cand[2], cand[3], undefined, c)
+      acceptFix(s, segs, cand[0], cand[1], cand[2], cand[3], undefined, v, c)
+      const first = acc(s, cand[0], cand[1], cand[2], cand[3])
       cover(s, ts, covFrom)
-      acceptFix(s, segs, ts, lat, lon, seq, speed, c)
-      return [[cand[0], cand[1], cand[2], cand[3]], [ts, lat, lon, seq]]
+      acceptFix(s, segs, ts, lat, lon, seq, speed, v, c)
+      return [first, acc(s, ts, lat, lon, seq)]
     }
     s.jumps++
     if (ts - fix[0] < c.confirmGapMs && plausible(fix, ts, lat, lon, v, c)) {
       cover(s, ts, covFrom)
-      acceptFix(s, segs, ts, lat, lon, seq, speed, c)
-      return [[ts, lat, lon, seq]]
+      acceptFix(s, segs, ts, lat, lon, seq, speed, v, c)
+      return [acc(s, ts, lat, lon, seq)]
     }
     s.cand = [ts, lat, lon, seq]
     return []
@@ -500,8 +525,8 @@ function filterFix(s: RoadState, segs: Seg[], ts: number, lat: number, lon: numb
   const gapped = ts - fix[0] >= c.confirmGapMs && haversineM(fix[1], fix[2], lat, lon) > c.gpsMarginM
   if (!gapped && plausible(fix, ts, lat, lon, v, c)) {
     cover(s, ts, covFrom)
-    acceptFix(s, segs, ts, lat, lon, seq, speed, c)
-    return [[ts, lat, lon, seq]]
+    acceptFix(s, segs, ts, lat, lon, seq, speed, v, c)
+    return [acc(s, ts, lat, lon, seq)]
   }
   s.cand = [ts, lat, lon, seq]
   return []
@@ -648,7 +673,7 @@ function onReading(s: RoadState, r: Reading, ctx: ActorContext, c: RoadConfig): 
   // Position: the GPS filter (it may add distance too).
   const lat = num(f['lat']) ?? r.loc?.lat
   const lon = num(f['lon']) ?? r.loc?.lon
-  let accepted: Array<[number, number, number, number]> = []
+  let accepted: Accepted[] = []
   if (lat !== undefined && lon !== undefined && Math.abs(lat) <= 90 && Math.abs(lon) <= 180) {
     const hdop = num(f['hdop'])
     const sats = num(f['sats'])
@@ -727,7 +752,8 @@ function onReading(s: RoadState, r: Reading, ctx: ActorContext, c: RoadConfig): 
     if (posReason === null && (s.posTs === null || ts - s.posTs >= c.positionIntervalMs)) posReason = 'sample'
     if (posReason !== null) emitPosition(s, ctx, s.fix, ctx.seq, posReason)
   }
-  for (const a of accepted) stepFences(s, ctx, a[0], a[1], a[2], c)
+  // Geofences on the distance anchor: it stays put while the vehicle stands, so noise at a fence's edge does not flap.
+  for (const a of accepted) stepFences(s, ctx, a[0], a[4], a[5], c)
 
   // Ignition off ends the trip (rule b) and the idle.
   if (engine === false && typeof f['ignition'] !== 'undefined') {
@@ -818,7 +844,7 @@ function init(_e: EntityRef, c: RoadConfig): RoadState {
   validateRoadConfig(c)
   return { lastTs: null, fix: null, fixSeq: null, cand: null, lastFixTs: null, vmax: null, anc: null, cov: 0, spd: null,
     posTs: null, posSeq: null, speed: null, heading: null, engine: null, idle: null, trip: null, day: null, dayKm: 0, odoKm: 0,
-    gf: {}, gfVer: null, dtc: {}, oh: [null, null, 0], lf: [null, null, 0], lowSince: null, fb: [], fh: [], refuel: null,
+    gf: {}, gfVer: null, dtc: {}, oh: [null, null, 0], lf: [null, null, 0], lowSince: null, fb: [], fh: [], fev: null,
     stale: null, late: 0, jumps: 0, badFixes: 0 }
 }
 
@@ -830,7 +856,7 @@ const codec: SnapshotCodec<RoadState> = {
   // A copy: the runtime may hold the snapshot while the live state moves on.
   encode: (s) => ({ ...s, fix: copyArr(s.fix), cand: copyArr(s.cand), anc: copyArr(s.anc), spd: copyArr(s.spd), idle: copyArr(s.idle),
     trip: s.trip ? { ...s.trip, stopAt: copyArr(s.trip.stopAt) } : null, gf: Object.fromEntries(Object.entries(s.gf).map(([k, v]) => [k, [...v]])),
-    dtc: { ...s.dtc }, oh: [...s.oh], lf: [...s.lf], fb: [...s.fb], fh: [...s.fh], refuel: copyArr(s.refuel) }),
+    dtc: { ...s.dtc }, oh: [...s.oh], lf: [...s.lf], fb: [...s.fb], fh: [...s.fh], fev: copyArr(s.fev) }),
   decode: (d, v) => {
     if (v !== 1 && v !== CODEC_VERSION) throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_VERSION, `road snapshot version ${v} is not 1 or ${CODEC_VERSION}`)
     const s = d as RoadState & { fences?: Record<string, number> }
@@ -855,7 +881,7 @@ const codec: SnapshotCodec<RoadState> = {
       s.lowSince = s.lf[0] ?? null
       s.fb = []
       s.fh = []
-      s.refuel = null
+      s.fev = null
       s.badFixes = 0
       if (s.trip) Object.assign(s.trip, { stopAt: null, idleMs: 0, stops: 0, stopMs: 0, fuel0: null, refuel: 0, owesStart: false })
       // Snapshots written before positions existed: no position emitted yet (the next fix is a sample).
