@@ -1,0 +1,407 @@
+/**
+ * Scores a fleet-tracking run against the scenario's truth (bench/eval/fleet-scenario.ts). Input: per vehicle,
+ * the outputs a profile emitted (as an in-memory run, the projector or the live feed would see them) stamped
+ * with when they were emitted; output: what a fleet manager would see wrong, in numbers. The output shapes it
+ * understands are the documented ones of the road profile (docs/profiles.md: `score` `trip`, alerts `geofence`,
+ * `low_fuel`, `dtc`, `engine_overheat`, `position`) plus the names issue 22 asks for (`trip`, `geofence`,
+ * `refuel`, `fuel_drop`, `stop`, `idle` as output types or alert types), so a profile that grows them is scored
+ * without changing this file. Tolerances are constants below, documented in bench/eval/fleet-README.md.
+ */
+import { haversineM } from './geo.js'
+import type { LatLon } from './geo.js'
+import type { Fence, VehicleTruth, InjectedFaults } from './fleet-scenario.js'
+
+/** A reported trip closes a true trip when it ends within this of the true end. */
+export const TRIP_END_TOL_MS = 120_000
+/** A fence event matches a true one of the same vehicle, fence and direction within this time. */
+export const FENCE_TOL_MS = 90_000
+/** A fuel event matches a true one when it falls in [start - this, end + FUEL_AFTER_MS]. */
+export const FUEL_BEFORE_MS = 60_000
+export const FUEL_AFTER_MS = 300_000
+/** Low fuel raised more than this after (or before) a true crossing is not counted as that crossing's. */
+export const LOW_FUEL_WINDOW_MS = 30 * 60_000
+/** An overheat alert belongs to an episode when it opens in [start, end + this]. */
+export const OVERHEAT_AFTER_MS = 120_000
+/** An `enter` of a fence the vehicle starts the day inside, within this time of its first reading, is optional. */
+export const INITIAL_ENTER_MS = 120_000
+/** A position farther than this from the vehicle's true position at its reading counts as wrong. */
+export const POSITION_WRONG_M = 100
+
+/** An output as the runtime hands it over (site, partition, token stamped or not). */
+export interface LooseOutput {
+  type: string
+  ts: number
+  seq: number
+  body: unknown
+}
+
+/** An output and when it was produced: `at` is the event time of the input that produced it (the reading's ts,
+ *  or for a processing-time tick the tick's time minus the transport latency), `procTime` the processing time. */
+export interface TimedOutput {
+  output: LooseOutput
+  at: number
+  procTime: number
+}
+
+export interface VehicleRun {
+  vin: string
+  truth: VehicleTruth
+  faults?: InjectedFaults
+  outputs: TimedOutput[]
+  /** What the profile says the odometer is (live query), when it has one. */
+  odometerKm?: number
+  /** Processing time after the unit's last reading until which the run went on (ticks only). */
+  horizonMs: number
+  /** Readings' true positions and event times by stream sequence, to score positions (optional). */
+  truthBySeq?: Map<number, { ts: number; pos: LatLon; jump: boolean }>
+}
+
+export interface Dist { n: number; median: number; p95: number; max: number; worst: number }
+
+export interface FleetScore {
+  vehicles: number
+  trips: {
+    /** matched: true trips with at least one reported piece; extra: reported trips overlapping no true trip;
+     *  split: pieces beyond the first. */
+    truth: number; reported: number; matched: number; missing: number; extra: number; split: number
+    startErrS: Dist; endErrS: Dist
+    /** Signed distance error (%): median of signed, p95 and max of absolute, worst signed. */
+    distancePct: Dist & { medianSigned: number }
+    /** Processing time from the true ignition off to the output of the piece that closes the trip (s). */
+    closeAfterOffS: Dist
+    /** Last trip of the day: processing time after the unit went quiet until it was reported (s). */
+    lastTripCloseAfterQuietS: Dist
+    /** True trips no reported trip closes (ends within TRIP_END_TOL_MS of the true end) by the horizon. */
+    leftOpen: number
+    /** Of which the day's last trips. */
+    lastLeftOpen: number
+  }
+  odometer: { trueKm: number; reportedKm: number; errPct: number; source: 'query' | 'trips' }
+  fences: {
+    /** Not scored: grazes under 1 m, and episodes no true fix saw. */
+    truth: number; ambiguous: number; matched: number; missing: number; extra: number; extraPct: number
+    missingByKind: Record<string, number>; extraByKind: Record<string, number>
+    timeErrS: Dist
+    /** Fences the profile was not given (e.g. polygons to a circles-only profile): their events count missing. */
+    notConfigured: number
+  }
+  lowFuel: { crossings: number; raised: number; missed: number; false: number; delayS: Dist }
+  fuelEvents: { refuel: { truth: number; detected: number; extra: number }; fuelDrop: { truth: number; detected: number; extra: number } }
+  dtc: { truth: number; detected: number; extra: number }
+  overheat: { truth: number; detected: number; extra: number }
+  stops: { truthStops: number; truthIdleOver60s: number; truthIdleH: number; reported: number; matched: number }
+  positions: { emitted: number; wrong: number; wrongAtTrueFix: number; jumpsEmitted: number }
+  faults: { jumps: number; jumpsAfterDropout: number; dropouts: number }
+}
+
+const EMPTY_DIST: Dist = { n: 0, median: NaN, p95: NaN, max: NaN, worst: NaN }
+
+/** Median, 95th percentile and maximum of |x|, and the signed value of largest magnitude. */
+export function dist(xs: number[]): Dist {
+  if (xs.length === 0) return { ...EMPTY_DIST }
+  const abs = xs.map(Math.abs).sort((a, b) => a - b)
+  const q = (p: number): number => abs[Math.min(abs.length - 1, Math.ceil(p * abs.length) - 1)] as number
+  let worst = xs[0] as number
+  for (const x of xs) if (Math.abs(x) > Math.abs(worst)) worst = x
+  return { n: xs.length, median: q(0.5), p95: q(0.95), max: abs[abs.length - 1] as number, worst }
+}
+
+function median(xs: number[]): number {
+  if (xs.length === 0) return NaN
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2
+}
+
+const rec = (x: unknown): Record<string, unknown> => (x && typeof x === 'object' ? x as Record<string, unknown> : {})
+const num = (x: unknown): number | undefined => (typeof x === 'number' && Number.isFinite(x) ? x : undefined)
+
+/** The output's kind in the issue's vocabulary: its type, or the alert/score name inside it. */
+function kindOf(o: LooseOutput): string {
+  const b = rec(o.body)
+  if (o.type === 'alert') return String(b.type ?? '')
+  if (o.type === 'score') return String(b.name ?? '')
+  return o.type
+}
+
+export interface ReportedTrip { start: number; end: number; distanceM: number; procTime: number }
+
+/** Trips from `score` `trip` (factors start_ts, end_ts, distance_km) or a `trip` output (start, end, distanceM or distance_km). */
+export function reportedTrips(outs: TimedOutput[]): ReportedTrip[] {
+  const trips: ReportedTrip[] = []
+  for (const t of outs) {
+    if (kindOf(t.output) !== 'trip') continue
+    const b = rec(t.output.body)
+    const f = { ...rec(b.factors), ...b }
+    const start = num(f.start_ts) ?? num(f.start)
+    const end = num(f.end_ts) ?? num(f.end) ?? t.output.ts
+    const dM = num(f.distanceM) ?? num(f.distance_m) ?? ((num(f.distance_km) ?? NaN) * 1000)
+    if (start === undefined || !Number.isFinite(dM)) continue
+    trips.push({ start, end, distanceM: dM, procTime: t.procTime })
+  }
+  return trips.sort((a, b) => a.start - b.start)
+}
+
+export interface ReportedFenceEvent { fence: string; kind: 'enter' | 'exit'; t: number }
+
+/** Fence events: alert `geofence` open = enter (at start), close = exit (at end); or an output typed
+ *  `geofence`/`fence_event` whose body has a fence id and `event`/`kind` enter|exit. */
+export function reportedFenceEvents(outs: TimedOutput[]): ReportedFenceEvent[] {
+  const evs: ReportedFenceEvent[] = []
+  for (const t of outs) {
+    const o = t.output
+    if (kindOf(o) !== 'geofence' && o.type !== 'fence_event') continue
+    const b = rec(o.body)
+    const d = rec(b.details)
+    const fence = String(d.geofence ?? d.fence ?? d.fenceId ?? b.fence ?? b.fenceId ?? b.geofence ?? '')
+    if (!fence) continue
+    const ev = String(b.event ?? b.kind ?? '')
+    if (ev === 'enter' || ev === 'exit') evs.push({ fence, kind: ev, t: num(b.ts) ?? num(b.at) ?? o.ts })
+    else if (b.state === 'open') evs.push({ fence, kind: 'enter', t: num(b.start) ?? o.ts })
+    else if (b.state === 'close') evs.push({ fence, kind: 'exit', t: num(b.end) ?? o.ts })
+  }
+  return evs.sort((a, b) => a.t - b.t)
+}
+
+/** Opens (first emission) of alerts or outputs of one kind, with when they were raised. */
+function opens(outs: TimedOutput[], kinds: RegExp): Array<{ at: number; start: number; body: Record<string, unknown> }> {
+  const seen = new Set<string>()
+  const res: Array<{ at: number; start: number; body: Record<string, unknown> }> = []
+  for (const t of outs) {
+    if (!kinds.test(kindOf(t.output))) continue
+    const b = rec(t.output.body)
+    if (t.output.type === 'alert' && b.state !== 'open') continue
+    const id = String(b.alertId ?? `${t.output.type}:${t.output.seq}:${t.output.ts}`)
+    if (seen.has(id)) continue
+    seen.add(id)
+    res.push({ at: t.at, start: num(b.start) ?? t.output.ts, body: b })
+  }
+  return res
+}
+
+function overlap(a0: number, a1: number, b0: number, b1: number): number {
+  return Math.max(0, Math.min(a1, b1) - Math.max(a0, b0))
+}
+
+/** Scores a whole run. `fences` are the scenario's; `configured` the ids the profile was given. */
+export function scoreFleet(runs: VehicleRun[], fences: Fence[], configured: Set<string>): FleetScore {
+  const fenceKind = new Map(fences.map((f) => [f.id, f.kind]))
+  const startErr: number[] = []
+  const endErr: number[] = []
+  const dPct: number[] = []
+  const closeAfterOff: number[] = []
+  const lastClose: number[] = []
+  let tTruth = 0, tRep = 0, tMatched = 0, tExtra = 0, tSplit = 0, leftOpen = 0, lastLeftOpen = 0
+  let odoTrue = 0, odoRep = 0
+  let odoSource: 'query' | 'trips' = 'query'
+  let fTruth = 0, fAmb = 0, fMatched = 0, fMissing = 0, fExtra = 0, fNotConf = 0
+  const missingByKind: Record<string, number> = {}
+  const extraByKind: Record<string, number> = {}
+  const fenceDt: number[] = []
+  let lfCross = 0, lfRaised = 0, lfMissed = 0, lfFalse = 0
+  const lfDelay: number[] = []
+  const fuel = { refuel: { truth: 0, detected: 0, extra: 0 }, fuelDrop: { truth: 0, detected: 0, extra: 0 } }
+  const dtc = { truth: 0, detected: 0, extra: 0 }
+  const oh = { truth: 0, detected: 0, extra: 0 }
+  const stops = { truthStops: 0, truthIdleOver60s: 0, truthIdleH: 0, reported: 0, matched: 0 }
+  const pos = { emitted: 0, wrong: 0, wrongAtTrueFix: 0, jumpsEmitted: 0 }
+  const faults = { jumps: 0, jumpsAfterDropout: 0, dropouts: 0 }
+
+  for (const run of runs) {
+    const { truth } = run
+    // --- trips: each reported trip belongs to the true trip it overlaps most; a true trip's figures are
+    // those of all its pieces (distance summed, start of the first, end of the last), extra pieces are splits.
+    const rep = reportedTrips(run.outputs)
+    tTruth += truth.trips.length
+    tRep += rep.length
+    const pieces = truth.trips.map(() => [] as ReportedTrip[])
+    for (const rt of rep) {
+      let best = -1
+      let bestOv = 0
+      truth.trips.forEach((tt, ti) => {
+        const ov = overlap(tt.start, tt.end, rt.start, rt.end)
+        if (ov > bestOv) { best = ti; bestOv = ov }
+      })
+      if (best < 0) tExtra++
+      else (pieces[best] as ReportedTrip[]).push(rt)
+    }
+    const lastIdx = truth.trips.length - 1
+    truth.trips.forEach((tt, ti) => {
+      const ps = pieces[ti] as ReportedTrip[]
+      const closer = ps.find((p) => Math.abs(p.end - tt.end) <= TRIP_END_TOL_MS)
+      if (!closer) {
+        leftOpen++
+        if (ti === lastIdx) lastLeftOpen++
+      } else {
+        closeAfterOff.push((closer.procTime - tt.ignitionOff) / 1000)
+        if (ti === lastIdx) lastClose.push((closer.procTime - truth.quietAt) / 1000)
+      }
+      if (ps.length === 0) return
+      tMatched++
+      // Errors are judged on closed trips: an open trip's figures are not final (it counts in leftOpen).
+      if (!closer) return
+      tSplit += ps.length - 1
+      startErr.push((Math.min(...ps.map((p) => p.start)) - tt.start) / 1000)
+      endErr.push((Math.max(...ps.map((p) => p.end)) - tt.end) / 1000)
+      dPct.push(((ps.reduce((a, p) => a + p.distanceM, 0) - tt.distanceM) / tt.distanceM) * 100)
+    })
+    // --- odometer ---
+    odoTrue += truth.odometerM / 1000
+    if (run.odometerKm !== undefined) odoRep += run.odometerKm
+    else {
+      odoSource = 'trips'
+      odoRep += rep.reduce((a, t) => a + t.distanceM, 0) / 1000
+    }
+    // --- fences ---
+    const rf = reportedFenceEvents(run.outputs)
+    const firstTs = Math.min(...truth.trips.map((t) => t.ignitionOn))
+    const taken = new Set<number>()
+    const sortedTruth = [...truth.fenceEvents].sort((a, b) => a.t - b.t)
+    for (const te of sortedTruth) {
+      let best = -1
+      let bestDt = Infinity
+      rf.forEach((re, i) => {
+        if (taken.has(i) || re.fence !== te.fence || re.kind !== te.kind) return
+        const d = Math.abs(re.t - te.t)
+        if (d <= FENCE_TOL_MS && d < bestDt) { best = i; bestDt = d }
+      })
+      if (te.ambiguous || te.unobserved) {
+        fAmb++
+        if (best >= 0) taken.add(best)
+        continue
+      }
+      fTruth++
+      if (best >= 0) {
+        taken.add(best)
+        fMatched++
+        fenceDt.push(((rf[best] as ReportedFenceEvent).t - te.t) / 1000)
+      } else {
+        fMissing++
+        const k = fenceKind.get(te.fence) ?? 'unknown'
+        missingByKind[k] = (missingByKind[k] ?? 0) + 1
+        if (!configured.has(te.fence)) fNotConf++
+      }
+    }
+    rf.forEach((re, i) => {
+      if (taken.has(i)) return
+      if (re.kind === 'enter' && truth.initiallyInside.includes(re.fence) && re.t - firstTs <= INITIAL_ENTER_MS) return
+      fExtra++
+      const k = fenceKind.get(re.fence) ?? 'unknown'
+      extraByKind[k] = (extraByKind[k] ?? 0) + 1
+    })
+    // --- low fuel: delay from the true crossing to the reading that raised it ---
+    const lf = opens(run.outputs, /^low_fuel$/)
+    const lfUsed = new Set<number>()
+    for (const c of truth.lowFuelCrossings) {
+      lfCross++
+      const i = lf.findIndex((a, k) => !lfUsed.has(k) && Math.abs(a.at - c.t) <= LOW_FUEL_WINDOW_MS)
+      if (i < 0) { lfMissed++; continue }
+      lfUsed.add(i)
+      lfRaised++
+      lfDelay.push(((lf[i] as { at: number }).at - c.t) / 1000)
+    }
+    lfFalse += lf.length - lfUsed.size
+    // --- refuel and fuel drops ---
+    for (const [key, re] of [['refuel', /^refuel/], ['fuelDrop', /^(fuel_drop|fuel_theft|theft)/]] as const) {
+      const got = opens(run.outputs, re)
+      const tr = truth.fuelEvents.filter((e) => (key === 'refuel' ? e.kind === 'refuel' : e.kind === 'fuel_drop'))
+      const used = new Set<number>()
+      for (const e of tr) {
+        fuel[key].truth++
+        const i = got.findIndex((g, k) => !used.has(k) && g.at >= e.start - FUEL_BEFORE_MS && g.at <= e.end + FUEL_AFTER_MS)
+        if (i >= 0) { used.add(i); fuel[key].detected++ }
+      }
+      fuel[key].extra += got.length - used.size
+    }
+    // --- DTC and overheat ---
+    const dtcs = opens(run.outputs, /^dtc$/)
+    const dUsed = new Set<number>()
+    for (const d of truth.dtcs) {
+      dtc.truth++
+      const i = dtcs.findIndex((a, k) => !dUsed.has(k) && JSON.stringify(a.body).includes(d.code) && a.at >= d.t - 10_000)
+      if (i >= 0) { dUsed.add(i); dtc.detected++ }
+    }
+    dtc.extra += dtcs.length - dUsed.size
+    const ohs = opens(run.outputs, /overheat/)
+    const oUsed = new Set<number>()
+    for (const e of truth.overheats) {
+      oh.truth++
+      const i = ohs.findIndex((a, k) => !oUsed.has(k) && a.at >= e.start && a.at <= e.end + OVERHEAT_AFTER_MS)
+      if (i >= 0) { oUsed.add(i); oh.detected++ }
+    }
+    oh.extra += ohs.length - oUsed.size
+    // --- stops and idling ---
+    stops.truthStops += truth.stops.length
+    const idles = truth.stops.filter((s) => s.engineOn && s.end - s.start >= 60_000)
+    stops.truthIdleOver60s += idles.length
+    stops.truthIdleH += truth.stops.reduce((a, s) => a + (s.engineOn ? s.end - s.start : 0), 0) / 3_600_000
+    const repStops = run.outputs.filter((t) => /^(stop|idle|idling)$/.test(kindOf(t.output)))
+    stops.reported += repStops.length
+    for (const s of repStops) {
+      const b = rec(s.output.body)
+      const st = num(b.start) ?? s.output.ts
+      const en = num(b.end) ?? st
+      if (truth.stops.some((x) => overlap(x.start, x.end, st, Math.max(en, st + 1)) > 0)) stops.matched++
+    }
+    // --- positions ---
+    if (run.truthBySeq) {
+      for (const t of run.outputs) {
+        if (t.output.type !== 'position') continue
+        const b = rec(t.output.body)
+        const lat = num(b.lat)
+        const lon = num(b.lon)
+        const seq = num(b.readingSeq) ?? t.output.seq
+        const tr = run.truthBySeq.get(seq)
+        if (lat === undefined || lon === undefined || !tr) continue
+        pos.emitted++
+        if (tr.jump) pos.jumpsEmitted++
+        if (haversineM([lat, lon], tr.pos) > POSITION_WRONG_M) {
+          pos.wrong++
+          // A true fix shown at a wrong place: the position stuck where a jump put it.
+          if (!tr.jump) pos.wrongAtTrueFix++
+        }
+      }
+    }
+    if (run.faults) {
+      faults.jumps += run.faults.jumps.length
+      faults.jumpsAfterDropout += run.faults.jumps.filter((j) => j.afterDropout).length
+      faults.dropouts += run.faults.dropouts.length
+    }
+  }
+  const dd = dist(dPct)
+  return {
+    vehicles: runs.length,
+    trips: {
+      truth: tTruth, reported: tRep, matched: tMatched, missing: tTruth - tMatched, extra: tExtra, split: tSplit,
+      startErrS: dist(startErr), endErrS: dist(endErr), distancePct: { ...dd, medianSigned: median(dPct) },
+      closeAfterOffS: dist(closeAfterOff), lastTripCloseAfterQuietS: dist(lastClose), leftOpen, lastLeftOpen,
+    },
+    odometer: { trueKm: odoTrue, reportedKm: odoRep, errPct: ((odoRep - odoTrue) / odoTrue) * 100, source: odoSource },
+    fences: {
+      truth: fTruth, ambiguous: fAmb, matched: fMatched, missing: fMissing, extra: fExtra,
+      extraPct: fTruth > 0 ? (fExtra / fTruth) * 100 : 0, missingByKind, extraByKind, timeErrS: dist(fenceDt), notConfigured: fNotConf,
+    },
+    lowFuel: { crossings: lfCross, raised: lfRaised, missed: lfMissed, false: lfFalse, delayS: dist(lfDelay) },
+    fuelEvents: fuel, dtc, overheat: oh, stops, positions: pos, faults,
+  }
+}
+
+/** The naive baseline: raw haversine sum over every fix, per true trip (fixes from ignition on to off) and per day. */
+export function baselineDistances(runs: Array<{ truth: VehicleTruth; fixes: Array<{ ts: number; pos: LatLon }> }>): { distancePct: Dist & { medianSigned: number }; odometerErrPct: number } {
+  const pct: number[] = []
+  let tot = 0
+  let trueTot = 0
+  for (const r of runs) {
+    let day = 0
+    for (let i = 1; i < r.fixes.length; i++) day += haversineM((r.fixes[i - 1] as { pos: LatLon }).pos, (r.fixes[i] as { pos: LatLon }).pos)
+    tot += day
+    trueTot += r.truth.odometerM
+    for (const t of r.truth.trips) {
+      const fx = r.fixes.filter((f) => f.ts >= t.ignitionOn && f.ts <= t.ignitionOff)
+      let d = 0
+      for (let i = 1; i < fx.length; i++) d += haversineM((fx[i - 1] as { pos: LatLon }).pos, (fx[i] as { pos: LatLon }).pos)
+      pct.push(((d - t.distanceM) / t.distanceM) * 100)
+    }
+  }
+  return { distancePct: { ...dist(pct), medianSigned: median(pct) }, odometerErrPct: ((tot - trueTot) / trueTot) * 100 }
+}
