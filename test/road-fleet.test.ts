@@ -116,6 +116,16 @@ void t.test('trips close on ignition off, and on processing time when the unit g
   t.equal(scores(outs, 'trip').length, 1)
 })
 
+void t.test('a hold with the engine on does not end the trip; 3 min stopped without engine information does', async (t) => {
+  const hold = [rd(T0, { speed: 30, rpm: 1400 }), ...Array.from({ length: 25 }, (_, i) => rd(T0 + 10_000 + i * 10_000, { speed: 0, rpm: 750 })),
+    rd(T0 + 260_000, { speed: 30, rpm: 1400 })]
+  t.same(scores(runActor(road, entity, hold).outputs, 'trip'), [], 'a 4 min hold, engine on: same trip')
+  const noEngine = hold.map((m) => { const r = (m as { reading: { ts: number; fields: Record<string, FieldValue> } }).reading; return rd(r.ts, { speed: r.fields['speed'] as number }) })
+  t.same(scores(runActor(road, entity, noEngine).outputs, 'trip').map((f) => f['end_ts']), [T0 + 10_000], 'no engine information: tripStopMs')
+  const long = [...hold.slice(0, 2), ...Array.from({ length: C.tripStopEngineOnMs / 60_000 }, (_, i) => rd(T0 + 70_000 + i * 60_000, { speed: 0, rpm: 750 }))]
+  t.same(scores(runActor(road, entity, long).outputs, 'trip').map((f) => f['end_ts']), [T0 + 10_000], 'tripStopEngineOnMs with the engine on')
+})
+
 void t.test('stops, idle periods, idling alert and idle time per trip', async (t) => {
   const m: HarnessMessage[] = [rd(T0, { speed: 40, rpm: 1500 })]
   // Stop of 45 s (engine idling), drive, then idle 6 min, then drive, then park.
@@ -242,6 +252,10 @@ void t.test('config geofences still work (circles and polygons) and snapshots of
     { id: 'p', shape: { type: 'polygon', coordinates: [[[-73.99, 40.74], [-73.97, 40.74], [-73.98, 40.76]]] } }] }
   const r = runActor(road, entity, [rd(T0, { lat: 40.75, lon: -73.98, speed: 0 })], { config: cfg })
   t.same(Object.keys(view(r).geofences).sort(), ['c', 'p'])
+  // The short polygon form: one ring of [lat, lon].
+  const short: RoadConfig = { ...C, geofences: [{ id: 'q', polygon: [[40.74, -73.99], [40.74, -73.97], [40.76, -73.98]] }] }
+  t.same(Object.keys(view(runActor(road, entity, [rd(T0, { lat: 40.75, lon: -73.98 })], { config: short })).geofences), ['q'])
+  t.equal(view(runActor(road, entity, [rd(T0, { lat: 40.75, lon: -73.96 })], { config: short })).geofences['q'], undefined)
   // A version-1 state (before this change): fences as id -> start.
   const v1 = { lastTs: T0, fix: [T0, 40.75, -73.98], fixSeq: 1, posTs: T0, posSeq: 1, speed: 40, heading: null,
     trip: { start: T0 - 60_000, km: 1.5, max: 50, stopSince: null }, day: T0 - (T0 % 86_400_000), dayKm: 1.5, odoKm: 10,

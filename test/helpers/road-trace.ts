@@ -136,12 +136,14 @@ export function makeTrace(o: TraceOptions): Trace {
     }
     t += dtS
   }
-  // Parked: 4 more minutes of readings standing, then ignition off.
+  // Parked: 4 more minutes of readings standing with the engine on, then ignition off.
   for (let k = 1; k * o.periodMs <= 240_000; k++) {
     const [x, y] = at(s)
     const ts = startTs + Math.round(endT * 1000) + k * o.periodMs
     readings.push({ ts, fields: { speed: 0, ignition: true, rpm: 750, lat: Math.round((LAT0 + (y + noise * normal()) / M_PER_DEG_LAT) * 1e6) / 1e6,
       lon: Math.round((LON0 + (x + noise * normal()) / M_PER_DEG_LON) * 1e6) / 1e6 } })
   }
+  // The driver switches off: the trip ends (at the start of its last stop).
+  readings.push({ ts: startTs + Math.round(endT * 1000) + 240_000 + o.periodMs, fields: { speed: 0, ignition: false, rpm: 0 } })
   return { readings, trueM: s, startTs: startTs + leaveAt * 1000, endTs: startTs + Math.round(endT * 1000), jumps, dropouts }
 }

@@ -57,14 +57,26 @@ import type { AlertBody, EntityRef, PositionBody, Reading, Severity } from '../.
 
 export { haversineM } from '../../geo.js'
 
-/** A configured geofence: a circle `{id, lat, lon, radiusM}` or `{id, shape}` (circle or polygon). */
-export type Geofence = { id: string; lat: number; lon: number; radiusM: number } | { id: string; shape: GeofenceShape }
+/**
+ * A configured geofence: a circle `{id, lat, lon, radiusM}`, a polygon `{id, polygon: [[lat, lon], ...]}` (one
+ * ring, the short form for configuration) or `{id, shape}` (a circle or a GeoJSON polygon with holes).
+ */
+export type Geofence = { id: string; lat: number; lon: number; radiusM: number } | { id: string; shape: GeofenceShape } | { id: string; polygon: number[][] }
+
+/** The shape of a configured geofence. */
+function shapeOf(g: Geofence): GeofenceShape {
+  if ('shape' in g) return g.shape
+  if ('polygon' in g) return { type: 'polygon', coordinates: [Array.isArray(g.polygon) ? g.polygon.map((p) => [p[1] as number, p[0] as number]) : []] }
+  return { type: 'circle', lat: g.lat, lon: g.lon, radiusM: g.radiusM }
+}
 
 export interface RoadConfig {
   /** Watermark lateness (readings are applied in arrival order; older ones are `late`). */
   allowedLatenessMs: number
   tripStartKmh: number
   tripStopMs: number
+  /** Stop length that ends a trip while the engine is reported on (ignition / rpm). */
+  tripStopEngineOnMs: number
   /** Processing time after the last reading at which an open trip is closed (unit quiet). */
   tripQuietMs: number
   /** Upper bound of any plausible speed between fixes. */
@@ -113,6 +125,7 @@ export const ROAD_DEFAULTS: RoadConfig = Object.freeze({
   allowedLatenessMs: 0,
   tripStartKmh: 5,
   tripStopMs: 180_000,
+  tripStopEngineOnMs: 900_000,
   tripQuietMs: 180_000,
   maxJumpKmh: 200,
   gpsMarginM: 40,
@@ -154,7 +167,7 @@ const FUEL_HIST_STEP_MS = 20_000
 
 /** Checks a road config; throws ConfigError naming the setting. */
 export function validateRoadConfig(c: RoadConfig): void {
-  const nums = ['allowedLatenessMs', 'tripStartKmh', 'tripStopMs', 'tripQuietMs', 'maxJumpKmh', 'gpsMarginM', 'confirmGapMs',
+  const nums = ['allowedLatenessMs', 'tripStartKmh', 'tripStopMs', 'tripStopEngineOnMs', 'tripQuietMs', 'maxJumpKmh', 'gpsMarginM', 'confirmGapMs',
     'maxHdop', 'minSatellites', 'stationaryKmh', 'stationaryRadiusM', 'speedIntegrateMaxMs', 'geofenceMarginM', 'geofenceMinDwellMs',
     'stopMinMs', 'idleMinMs', 'idleAlertMs', 'overheatC', 'overheatMs', 'overheatHysteresis', 'lowFuelPct', 'lowFuelMs',
     'lowFuelHysteresis', 'fuelSmoothMs', 'refuelPct', 'fuelDropPct', 'fuelEventWindowMs', 'fuelSettleMs', 'fuelTankL',
@@ -176,8 +189,8 @@ export function validateRoadConfig(c: RoadConfig): void {
     if (typeof g.id !== 'string' || g.id === '' || g.id.includes(':')) throw new ConfigError(`${at}.id`, 'must be a non-empty string without ":"')
     if (ids.has(g.id)) throw new ConfigError(`${at}.id`, `duplicate geofence id ${g.id}`)
     ids.add(g.id)
-    if ('shape' in g) validateShape(g.shape, `${at}.shape`)
-    else validateShape({ type: 'circle', lat: g.lat, lon: g.lon, radiusM: g.radiusM }, at)
+    if ('polygon' in g && !Array.isArray(g.polygon)) throw new ConfigError(`${at}.polygon`, 'must be an array of [lat, lon]')
+    validateShape(shapeOf(g), 'shape' in g ? `${at}.shape` : 'polygon' in g ? `${at}.polygon` : at)
   })
 }
 
@@ -543,7 +556,7 @@ function fencesOf(c: RoadConfig, set: GeofenceSet | undefined, vehicle: string):
   let base = configFences.get(c.geofences)
   if (!base) {
     base = c.geofences.map((g) => ({
-      id: g.id, shape: compileShape('shape' in g ? g.shape : { type: 'circle', lat: g.lat, lon: g.lon, radiusM: g.radiusM }),
+      id: g.id, shape: compileShape(shapeOf(g)),
       marginM: c.geofenceMarginM, minDwellMs: c.geofenceMinDwellMs,
     }))
     configFences.set(c.geofences, base)
@@ -652,7 +665,10 @@ function onReading(s: RoadState, r: Reading, ctx: ActorContext, c: RoadConfig): 
   // Rule a needs the stop observed for tripStopMs: when this reading moves, the stop is known to have lasted until
   // the previous reading only (after a short silent gap the vehicle may have left long before).
   const stoppedUntil = speed !== undefined && speed <= c.tripStartKmh ? ts : prevTs
-  if (s.trip && speed !== undefined && s.trip.stopSince !== null && stoppedUntil !== null && stoppedUntil - s.trip.stopSince >= c.tripStopMs) closeEnd = s.trip.stopSince
+  // With the engine reported on, a stop is a hold (layover, queue): only a much longer one ends the trip; the
+  // ignition going off ends it at once (rule b).
+  const stopMs = s.engine === true ? c.tripStopEngineOnMs : c.tripStopMs
+  if (s.trip && speed !== undefined && s.trip.stopSince !== null && stoppedUntil !== null && stoppedUntil - s.trip.stopSince >= stopMs) closeEnd = s.trip.stopSince
   else if (s.trip && gap && prevTs !== null) { closeEnd = prevTs; closeByGap = true }
   if (gap && prevTs !== null) endIdle(s, ctx, prevTs, c)
 
