@@ -136,7 +136,7 @@ void t.test('GPS jumps (> 200 km/h implied) are ignored', async (t) => {
 })
 
 void t.test('geofence enter/exit as info alerts', async (t) => {
-  const config: RoadConfig = { ...C, geofences: [{ id: 'depot', lat: 45, lon: 7, radiusM: 500 }, { id: 'yard', lat: 45.1, lon: 7, radiusM: 200 }] }
+  const config: RoadConfig = { ...C, geofenceMarginM: 20, geofences: [{ id: 'depot', lat: 45, lon: 7, radiusM: 500 }, { id: 'yard', lat: 45.1, lon: 7, radiusM: 200 }] }
   const r = runActor(road, entity, [
     rd(T0, { lat: 44.99, lon: 7 }), // ~1.1 km away
     rd(T0 + 60_000, { lat: 44.996, lon: 7 }), // ~445 m: inside (after 60 s without fixes: a candidate)

@@ -136,7 +136,7 @@ export const ROAD_DEFAULTS: RoadConfig = Object.freeze({
   stationaryRadiusM: 30,
   speedIntegrateMaxMs: 12_000,
   geofences: Object.freeze([]) as readonly Geofence[],
-  geofenceMarginM: 20,
+  geofenceMarginM: 5,
   geofenceMinDwellMs: 0,
   stopMinMs: 30_000,
   idleMinMs: 60_000,
