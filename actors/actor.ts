@@ -46,7 +46,26 @@ export interface ActorContext {
   emit<T extends Exclude<OutputType, 'fence'>>(type: T, key: string, ts: number, body: OutputBodies[T]): void
   setTimer(name: string, domain: 'event' | 'processing', at: number, opts?: TimerOptions): void
   cancelTimer(name: string): void
+  /**
+   * Versioned reference data (e.g. the geofence set) in effect at this message's processing time, or undefined
+   * when there is none. The runtime picks the newest version whose `effectiveAt` <= `procTime`, so a replay of
+   * the same message sees the same version (actors/references.ts states the bound this relies on).
+   */
+  reference(name: string): ReferenceVersion | undefined
 }
+
+/** One version of a named piece of reference data (actors/references.ts). */
+export interface ReferenceVersion {
+  name: string
+  /** The KV revision that carried it: unique and increasing per name. */
+  revision: number
+  /** Processing time (ms, JetStream clock) from which it applies. */
+  effectiveAt: number
+  data: unknown
+}
+
+/** Looks up the reference data in effect at a processing time. */
+export type ReferenceLookup = (name: string, procTime: number) => ReferenceVersion | undefined
 
 /** A snapshot codec: the state as JSON-able data with a version, and a decoder that accepts older versions. */
 export interface SnapshotCodec<S> {

@@ -3,7 +3,7 @@
  * position, event-time clock, timers). Pure: no I/O. The partition runner feeds it messages in stream order;
  * everything it does is a function of the input log, so replays reproduce states and outputs exactly.
  */
-import type { ActorContext, ActorDefinition, FiredTimer, TimerOptions } from './actor.js'
+import type { ActorContext, ActorDefinition, FiredTimer, ReferenceLookup, TimerOptions } from './actor.js'
 import { SnapshotError, RuntimeErrorCodes } from './errors.js'
 import type { EntityRef, Output, OutputBodies, OutputType, Reading } from './types.js'
 
@@ -117,10 +117,10 @@ export class ActorCell {
   }
 
   /** Applies one reading; returns false (and does nothing) when `seq` was already applied. */
-  applyReading(seq: number, procTime: number, reading: Reading, emit: EmitFn): boolean {
+  applyReading(seq: number, procTime: number, reading: Reading, emit: EmitFn, refs?: ReferenceLookup): boolean {
     if (seq <= this.lastSeq) return false
     if (reading.ts > this.maxEventTs) this.maxEventTs = reading.ts
-    const ctx = this.context(seq, procTime, emit)
+    const ctx = this.context(seq, procTime, emit, refs)
     this.def.onReading(this.state, reading, ctx, this.config)
     this.fireDue('event', this.watermark, ctx)
     this.fireDue('processing', procTime, ctx)
@@ -131,9 +131,9 @@ export class ActorCell {
   }
 
   /** Fires processing-time timers due at `procTime` (a tick message at stream position `seq`). */
-  applyTick(seq: number, procTime: number, emit: EmitFn): boolean {
+  applyTick(seq: number, procTime: number, emit: EmitFn, refs?: ReferenceLookup): boolean {
     if (seq <= this.lastSeq) return false
-    const ctx = this.context(seq, procTime, emit)
+    const ctx = this.context(seq, procTime, emit, refs)
     const fired = this.fireDue('processing', procTime, ctx)
     if (fired > 0) {
       this.lastSeq = seq
@@ -195,7 +195,7 @@ export class ActorCell {
     return fired
   }
 
-  private context(seq: number, procTime: number, emit: EmitFn): ActorContext {
+  private context(seq: number, procTime: number, emit: EmitFn, refs: ReferenceLookup | undefined): ActorContext {
     const cell = this
     const { kind, id } = this.entity
     return {
@@ -222,6 +222,9 @@ export class ActorCell {
       },
       cancelTimer(name: string) {
         if (cell.timers.some((t) => t.name === name)) cell.timers = cell.timers.filter((t) => t.name !== name)
+      },
+      reference(name: string) {
+        return refs?.(name, procTime)
       },
     }
   }

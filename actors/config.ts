@@ -12,7 +12,9 @@ export interface RuntimeOptions {
   natsUrl?: string
   partitions?: number
   workerId?: string
-  streams?: { tlm?: string; out?: string; stateBucket?: string }
+  streams?: { tlm?: string; out?: string; stateBucket?: string; refBucket?: string }
+  /** Delay between a reference-data revision's KV timestamp and the processing time it applies from. */
+  refActivationMs?: number
   replicas?: number
   /** Lease time to live; a crashed owner's partitions move after this long. */
   leaseTtlMs?: number
@@ -52,7 +54,8 @@ export interface RuntimeConfig {
   readonly natsUrl: string
   readonly partitions: number
   readonly workerId: string
-  readonly streams: { readonly tlm: string; readonly out: string; readonly stateBucket: string }
+  readonly streams: { readonly tlm: string; readonly out: string; readonly stateBucket: string; readonly refBucket: string }
+  readonly refActivationMs: number
   readonly replicas: number
   readonly leaseTtlMs: number
   readonly heartbeatMs: number
@@ -76,7 +79,8 @@ export const DEFAULTS = {
   site: 'a',
   natsUrl: 'nats://127.0.0.1:4222',
   partitions: 16,
-  streams: { tlm: 'TLM', out: 'OUT', stateBucket: 'pw_state' },
+  streams: { tlm: 'TLM', out: 'OUT', stateBucket: 'pw_state', refBucket: 'pw_refs' },
+  refActivationMs: 2_000,
   replicas: 1,
   leaseTtlMs: 6_000,
   heartbeatMs: 1_000,
@@ -116,6 +120,8 @@ export const ENV = {
   tlmStream: 'PITWALL_TLM_STREAM',
   outStream: 'PITWALL_OUT_STREAM',
   stateBucket: 'PITWALL_STATE_BUCKET',
+  refBucket: 'PITWALL_REF_BUCKET',
+  refActivationMs: 'PITWALL_REF_ACTIVATION_MS',
 } as const
 
 function intFrom(env: Record<string, string | undefined>, name: string): number | undefined {
@@ -143,13 +149,14 @@ export function optionsFromEnv(env: Record<string, string | undefined>): Runtime
   const homes = str(ENV.homePartitions)
   if (homes) o.homePartitions = parseRanges(ENV.homePartitions, homes)
   for (const k of ['partitions', 'replicas', 'leaseTtlMs', 'heartbeatMs', 'checkpointIntervalMs', 'tickIntervalMs',
-    'maxActiveActors', 'idlePassivateMs', 'maxInFlight', 'maxPendingOutputs', 'tlmMaxAgeS', 'metricsPort'] as const) {
+    'maxActiveActors', 'idlePassivateMs', 'maxInFlight', 'maxPendingOutputs', 'tlmMaxAgeS', 'metricsPort', 'refActivationMs'] as const) {
     set(k, intFrom(env, ENV[k]))
   }
   const streams: NonNullable<RuntimeOptions['streams']> = {}
   if (str(ENV.tlmStream)) streams.tlm = str(ENV.tlmStream) as string
   if (str(ENV.outStream)) streams.out = str(ENV.outStream) as string
   if (str(ENV.stateBucket)) streams.stateBucket = str(ENV.stateBucket) as string
+  if (str(ENV.refBucket)) streams.refBucket = str(ENV.refBucket) as string
   if (Object.keys(streams).length) o.streams = streams
   const pc = str(ENV.profileConfig)
   if (pc) {
@@ -239,6 +246,7 @@ export function compileConfig(o: RuntimeOptions): RuntimeConfig {
     leaseTtlMs,
     heartbeatMs,
     checkpointIntervalMs,
+    refActivationMs: positiveInt('refActivationMs', o.refActivationMs ?? DEFAULTS.refActivationMs, 0, 600_000),
     tickIntervalMs: positiveInt('tickIntervalMs', o.tickIntervalMs ?? DEFAULTS.tickIntervalMs, 10),
     maxActiveActors: positiveInt('maxActiveActors', o.maxActiveActors ?? DEFAULTS.maxActiveActors),
     idlePassivateMs: positiveInt('idlePassivateMs', o.idlePassivateMs ?? DEFAULTS.idlePassivateMs),

@@ -203,7 +203,7 @@ export class PartitionRunner {
       return
     }
     this.curEventTs = reading.ts
-    if (cell.applyReading(pos, procTime, reading, this.emit)) {
+    if (cell.applyReading(pos, procTime, reading, this.emit, this.deps.refs)) {
       this.stats.processed++
       this.deps.observe?.reading?.(cell.def.profile)
     } else this.stats.skippedReplay++
@@ -212,7 +212,7 @@ export class PartitionRunner {
   private async fireTick(seq: number, procTime: number): Promise<void> {
     for (const cell of this.cells.values()) {
       const next = cell.nextProcTimer()
-      if (next !== undefined && next <= procTime) cell.applyTick(seq, procTime, this.emit)
+      if (next !== undefined && next <= procTime) cell.applyTick(seq, procTime, this.emit, this.deps.refs)
     }
     for (const [key, at] of this.dormant) {
       if (at > procTime) continue
@@ -225,7 +225,7 @@ export class PartitionRunner {
       // activate() removes the entry once the cell is live; until then a checkpoint still records it.
       const cell = await this.activate(kind, key.slice(dot + 1), undefined)
       if (!cell) this.dormant.delete(key)
-      cell?.applyTick(seq, procTime, this.emit)
+      cell?.applyTick(seq, procTime, this.emit, this.deps.refs)
     }
   }
 

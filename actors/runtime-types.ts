@@ -2,7 +2,7 @@
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream'
 import type { KV } from '@nats-io/kv'
 import type { NatsConnection } from '@nats-io/transport-node'
-import type { ActorDefinition } from './actor.js'
+import type { ActorDefinition, ReferenceLookup } from './actor.js'
 import type { RuntimeConfig } from './config.js'
 
 export type AnyActorDefinition = ActorDefinition<any, any>
@@ -26,6 +26,8 @@ export interface RuntimeDeps {
   log: LogFn
   /** Observations for histograms (metrics), optional. */
   observe?: RuntimeObserver | undefined
+  /** Reference data for actors (actors/references.ts); none when absent. */
+  refs?: ReferenceLookup | undefined
 }
 
 /**

@@ -9,6 +9,7 @@ import { RuntimeErrorCodes, UnreachableError } from './errors.js'
 import { PartitionRunner } from './partition.js'
 import { placementOf, tryAcquire } from './placement.js'
 import { provision, verify } from './provision.js'
+import { openReferenceBucket, ReferenceStore } from './references.js'
 import { type AnyActorDefinition, buildProfiles, type LogFn, newStats, type RuntimeDeps, type RuntimeObserver, type RuntimeStats } from './runtime-types.js'
 import { type SiteMap, SiteMapView, siteSlot, syncPeerState } from './sitemap.js'
 import { LoopStats, type ProcessStatsSnapshot } from './loop-stats.js'
@@ -82,6 +83,8 @@ export class Worker {
   /** Two sites: which partitions this site owns now (refreshed every placement round). */
   private view: SiteMapView | undefined
   private readonly log: LogFn
+  /** Reference data (geofences) the gateway publishes, followed without a restart. */
+  private refs: ReferenceStore | undefined
 
   constructor(opts: WorkerOptions) {
     this.opts = opts
@@ -124,7 +127,9 @@ export class Worker {
       throw err
     }
     const jsm = await jetstreamManager(nc)
-    this.deps = { nc, js, jsm, kv: state, cfg, profiles: buildProfiles(this.opts.profiles, cfg), log: this.log, observe: this.opts.observe }
+    // Loaded before any partition is taken, so the first message already sees the revisions in effect.
+    this.refs = await ReferenceStore.open(await openReferenceBucket(nc, cfg.streams.refBucket, cfg.replicas), cfg.refActivationMs, this.log)
+    this.deps = { nc, js, jsm, kv: state, cfg, profiles: buildProfiles(this.opts.profiles, cfg), log: this.log, observe: this.opts.observe, refs: this.refs.lookup }
     if (cfg.peer) {
       this.view = new SiteMapView(cfg, state, jsm)
       const sync = await syncPeerState(nc, jsm, cfg)
@@ -252,6 +257,7 @@ export class Worker {
     this.hbSub?.unsubscribe()
     this.statsSub?.unsubscribe()
     this.loopStats?.stop()
+    await this.refs?.stop()
     if (this.deps && this.ownsConnection) await this.deps.nc.drain()
     this.log('info', 'worker stopped', { worker: this.cfg.workerId })
   }

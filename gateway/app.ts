@@ -9,7 +9,8 @@ import fastifyJwt from '@fastify/jwt'
 import rateLimit from '@fastify/rate-limit'
 import pg from 'pg'
 import type { NatsConnection } from '@nats-io/transport-node'
-import { PROFILES, type EntityKind } from '../actors/mod.js'
+import { openReferenceBucket, PROFILES, type EntityKind } from '../actors/mod.js'
+import type { KV } from '@nats-io/kv'
 import type { GatewayConfig } from './config.js'
 import { GatewayError, isDatabaseInputRejected, toGatewayError, type GatewayErrorCode } from './errors.js'
 import { adminPlugin } from './admin.js'
@@ -22,6 +23,7 @@ import { installInputChecks } from './input.js'
 import { livePlugin } from './live.js'
 import { installOpenApi, openApiPlugin } from './openapi.js'
 import { GatewayMetrics, installMetrics, metricsPlugin } from './metrics.js'
+import { geofencePlugin, republishIfAssigned } from './geofences.js'
 import { queryPlugin } from './queries.js'
 import { registryPlugin } from './registry.js'
 import { statePlugin, type StateOptions } from './state.js'
@@ -246,7 +248,19 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
   if (cfg.metrics) void app.register(metricsPlugin, { metrics })
   void app.register(ingestPlugin, { nc, cfg, profiles, metrics, ...(pool ? { pool } : {}) })
   if (pool && devices) void app.register(adminPlugin, { pool, devices })
-  if (pool) void app.register(registryPlugin, { pool, profiles })
+  // The reference bucket the workers watch (geofences), opened on first use.
+  let bucket: Promise<KV> | undefined
+  const refs = (): Promise<KV> => {
+    bucket ??= openReferenceBucket(nc, cfg.runtime.streams.refBucket, cfg.runtime.replicas)
+    // A failed open is retried by the next request rather than cached.
+    bucket.catch(() => { bucket = undefined })
+    return bucket
+  }
+  if (pool) {
+    const p = pool
+    void app.register(registryPlugin, { pool, profiles, onVehiclesChanged: async (log) => republishIfAssigned(p, refs, log) })
+    void app.register(geofencePlugin, { pool, refs })
+  }
   if (pool) void app.register(queryPlugin, { pool })
   const stateOpts: StateOptions = { nc, cfg, profiles: profileDefs, ...(deps.query ? { query: deps.query } : {}), ...(pool ? { pool } : {}) }
   void app.register(statePlugin, stateOpts)

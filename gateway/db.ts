@@ -69,6 +69,26 @@ const MIGRATIONS: readonly { version: number; sql: string }[] = [
     version: 3,
     sql: 'ALTER TABLE device_credentials ADD COLUMN mqtt_hash text',
   },
+  {
+    // Geofences as data (geofences.ts): one row per fence, the shape as JSON (circle or GeoJSON polygon rings),
+    // assignment to customers (fleets) and vehicles; `geofence_meta.version` is the last set version published.
+    version: 4,
+    sql: `CREATE SEQUENCE geofence_version;
+    CREATE TABLE geofence_meta (version bigint NOT NULL);
+    INSERT INTO geofence_meta (version) VALUES (0);
+    CREATE TABLE geofences (
+      id           text COLLATE "C" PRIMARY KEY,
+      name         text,
+      shape        jsonb NOT NULL,
+      customers    text[] NOT NULL DEFAULT '{}',
+      vehicles     text[] NOT NULL DEFAULT '{}',
+      margin_m     double precision,
+      min_dwell_ms integer,
+      version      bigint NOT NULL,
+      created_at   timestamptz NOT NULL DEFAULT now(),
+      updated_at   timestamptz NOT NULL DEFAULT now()
+    );`,
+  },
 ]
 
 /** Applies the migrations not yet recorded in gw_schema_migrations, each in its own transaction. */

@@ -18,6 +18,8 @@ import { vinProblem } from './validate.js'
 
 export interface RegistryOptions {
   pool: pg.Pool
+  /** Called after a vehicle is created, re-assigned or deleted (geofence assignments by customer follow). */
+  onVehiclesChanged?: (log: FastifyRequest['log']) => Promise<void>
   /** profile -> kind: a sensor's profile must be one of the sensor profiles. */
   profiles: ReadonlyMap<string, EntityKind>
 }
@@ -218,7 +220,8 @@ function assertUnscoped(req: FastifyRequest): void {
 }
 
 // ---- routes -----------------------------------------------------------------------------------------------
-export const registryPlugin: FastifyPluginAsyncTypebox<RegistryOptions> = async (app, { pool, profiles }) => {
+export const registryPlugin: FastifyPluginAsyncTypebox<RegistryOptions> = async (app, { pool, profiles, onVehiclesChanged }) => {
+  const vehiclesChanged = async (req: FastifyRequest): Promise<void> => { await onVehiclesChanged?.(req.log) }
   const sensorProfiles = [...profiles].filter(([, k]) => k === 'sensor').map(([p]) => p)
   const checkSensorProfile = (profile: string | undefined): void => {
     if (profile !== undefined && profiles.get(profile) !== 'sensor') {
@@ -329,6 +332,7 @@ export const registryPlugin: FastifyPluginAsyncTypebox<RegistryOptions> = async 
         'INSERT INTO vehicles (vin, brand, model, year, customer_id, profile) VALUES ($1, $2, $3, $4, $5, $6) RETURNING *',
         [b.vin, b.brand, b.model, b.year, b.customerId ?? null, b.profile])
       void reply.code(201)
+      await vehiclesChanged(req)
       return vehicleOut(r.rows[0] as VehicleRow)
     } catch (err) { mapPg(err, 'vehicle', b.vin) }
   })
@@ -353,10 +357,12 @@ export const registryPlugin: FastifyPluginAsyncTypebox<RegistryOptions> = async 
         ['brand', b.brand], ['model', b.model], ['year', b.year], ['profile', b.profile], ['customer_id', b.customerId]])
     } catch (err) { mapPg(err, 'vehicle', req.params.vin) }
     if (!r) throw notFound('vehicle', req.params.vin, 'params.vin')
+    if (b.customerId !== undefined) await vehiclesChanged(req)
     return vehicleOut(r)
   })
   app.delete('/v1/vehicles/:vin', { config: admin, ...vinHook, schema: { params: VinParams, response: { 204: NoContent, ...replies } } }, async (req, reply) => {
     if (((await pool.query('DELETE FROM vehicles WHERE vin = $1', [req.params.vin])).rowCount ?? 0) === 0) throw notFound('vehicle', req.params.vin, 'params.vin')
+    await vehiclesChanged(req)
     void reply.code(204)
   })
 }

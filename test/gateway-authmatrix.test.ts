@@ -62,6 +62,11 @@ function rows(): Record<string, Row | (() => Row)> {
     'GET /v1/vehicles/:vin': { access: 'read', url: `/v1/vehicles/${VIN}`, entity: `vehicle:${VIN}` },
     'PATCH /v1/vehicles/:vin': { access: 'write', url: `/v1/vehicles/${VIN}`, body: { model: 'FH16' } },
     'DELETE /v1/vehicles/:vin': { access: 'admin', url: '/v1/vehicles/2HGCM82633A004352' },
+    'POST /v1/geofences': () => ({ access: 'write', url: '/v1/geofences', body: { id: uniq(), shape: { type: 'circle', lat: 40, lon: -74, radiusM: 100 } } }),
+    'GET /v1/geofences': { access: 'read', url: '/v1/geofences' },
+    'GET /v1/geofences/:id': { access: 'read', url: '/v1/geofences/gacme' },
+    'PATCH /v1/geofences/:id': { access: 'write', url: '/v1/geofences/gacme', body: { name: 'Acme depot' } },
+    'DELETE /v1/geofences/:id': { access: 'admin', url: '/v1/geofences/nobody' },
     'GET /v1/entities/:kind/:id/windows': { access: 'read', url: '/v1/entities/sensor/s1/windows?window=tumbling_1m', entity: 'sensor:s1' },
     'GET /v1/alerts': { access: 'read', url: '/v1/alerts' },
     'GET /v1/recommendations': { access: 'read', url: '/v1/recommendations' },
@@ -98,7 +103,8 @@ function expected(r: Row, c: Cred, key: string): Expect {
     // the tenants (a viewer and an operator scoped to fleet beta) cannot see acme's entities or customer, nor
     // ingest for them: items are rejected one by one, a device route naming one is a 404 like a query
     if (r.items) return 'itemsOutOfScope'
-    if (r.entity !== undefined || key === 'GET /v1/customers/:id') return 'hidden'
+    // ... nor read a geofence assigned to acme only
+    if (r.entity !== undefined || key === 'GET /v1/customers/:id' || key === 'GET /v1/geofences/:id') return 'hidden'
   }
   return 'allowed'
 }
@@ -117,6 +123,7 @@ t.test('auth matrix: every route x every credential kind', async (t) => {
     ['/v1/sensors', { id: 's1', type: 'temp', profile: 'environment', site: 'a', customerId: 'acme' }],
     ['/v1/sensors', { id: 's2', type: 'temp', profile: 'environment', site: 'b', customerId: 'beta' }],
     ['/v1/vehicles', { vin: VIN, brand: 'Volvo', model: 'FH', year: 2020, profile: 'road', customerId: 'acme' }],
+    ['/v1/geofences', { id: 'gacme', shape: { type: 'circle', lat: 40, lon: -74, radiusM: 100 }, customers: ['acme'] }],
   ] as const) t.equal((await app.inject({ method: 'POST', url, headers: admin, payload: body })).statusCode, 201)
   // Before the projector has created its tables, queries are a clear 503; then the tables exist (empty).
   const missing = await app.inject({ method: 'GET', url: '/v1/alerts', headers: admin })

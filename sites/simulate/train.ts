@@ -118,7 +118,7 @@ export async function featureRows(o: Pick<TrainOptions, 'history' | 'maintenance
     c.seq++
     c.max = Math.max(c.max, ts)
     const ctx: ActorContext = { entity: { kind: 'sensor', id }, profile: 'asset', seq: c.seq, procTime: ts, watermark: c.max - def.allowedLatenessMs(cfg),
-      maxEventTime: c.max, emit: () => undefined, setTimer: () => undefined, cancelTimer: () => undefined }
+      maxEventTime: c.max, emit: () => undefined, setTimer: () => undefined, cancelTimer: () => undefined, reference: () => undefined }
     def.onReading(c.state, { ts, fields }, ctx, cfg)
     if (++c.n % o.sampleEvery !== 0 || !def.query) continue
     const view = def.query(c.state, { entity: ctx.entity, watermark: ctx.watermark, lastSeq: c.seq }, cfg) as { features: Record<string, number> }

@@ -1,64 +1,121 @@
 /**
  * Vehicle profile `road`: one actor per road vehicle of the multi-brand fleet (DOMAIN.md section 5).
  *
- * Reading fields (all optional per reading): GPS `lat`, `lon` (or `loc`), `speed` km/h, `heading` °; OBD-2
- * `obd_speed` km/h, `rpm`, `coolant_temp` °C, `fuel_level` %, `engine_load` %, `dtc` (comma-separated trouble
- * codes, e.g. "P0301,P0420", or "" for none). Speed is the GPS `speed`, else `obd_speed`.
+ * Reading fields (all optional per reading): GPS `lat`, `lon` (or `loc`), `speed` km/h, `heading` °, `hdop`,
+ * `sats`; OBD-2 `obd_speed` km/h, `rpm`, `coolant_temp` °C, `fuel_level` %, `engine_load` %, `dtc`
+ * (comma-separated trouble codes, e.g. "P0301,P0420", or "" for none); `ignition` (boolean or 0/1). Speed is the
+ * GPS `speed`, else `obd_speed`. The engine is on when `ignition` says so, else when `rpm` > 0.
  *
- * On each reading (event time `ts`):
- *  - staleness: the processing-time timer `stale` is re-armed at procTime + staleAfterMs; an open
- *    `unit_offline` alert closes (end = ts). When the timer fires, `unit_offline` (warning) opens with
- *    start = event time of the last applied reading. Late readings count as signs of life too.
- *  - late: a reading older than the last applied one (ts < last ts) is emitted as `late` (key `late:<seq>`) and
- *    not applied to anything else (position, trips, distance, alerts).
- *  - distance: haversine between consecutive accepted fixes; a fix implying more than maxJumpKmh from the last
- *    accepted fix is a GPS jump: ignored (it does not move the position either). Distance today is per UTC day.
- *  - trips: outside a trip, speed > tripStartKmh starts one at ts. In a trip, speed <= tripStartKmh marks the
- *    start of a stop; once a reading is >= tripStopMs after that stop began (still stopped, or moving again), the
- *    trip ends at the stop start. A gap of >= tripStopMs without readings ends it at the last reading before the
- *    gap (units are often powered off when parked). A trip therefore always follows >= tripStopMs stopped (or
- *    silent), or the first reading.
- *    CHOICE: a finished trip is ONE `score` output (name `trip`, value = distance km, key `trip:<start_ts>`,
- *    ts = end_ts, factors {distance_km, duration_s, max_speed, avg_speed, start_ts, end_ts}) rather than a pair
- *    of `trip` alerts: a trip is a measurement, not a condition to act on, so it stays out of alert lists,
- *    counts and notifications, and one self-contained row is what trip reports need.
- *  - positions: a `position` output (key `pos:<readingSeq>`, ts = the fix's event time, body {lat, lon, speed,
- *    heading, reason, readingSeq}) for an accepted fix when it starts a trip (`trip_start`), begins a stop in a
- *    trip (`stop`, a possible trip end), or is >= positionIntervalMs of event time after the last position emitted
- *    (`sample`; 0 = every accepted fix); and, when a trip ends after a gap, the last fix before the gap
- *    (`trip_end`) unless it was emitted already. A trip ended by a stop ends at the `stop` position. So a trip's
- *    positions bound its path at one point per positionIntervalMs plus its stops, and the live map and trip
- *    geometry need no raw-reading store. At most one position per reading, keyed by its stream sequence, so a
- *    replay emits the same ones.
- *  - geofences (config): entering opens an alert `geofence` (info), leaving closes it.
- *  - DTC: one `dtc` alert (warning) per code: opens when the code appears in `dtc`, closes when it disappears.
- *  - engine_overheat (critical): coolant > overheatC for >= overheatMs; closes below overheatC - hysteresis.
- *  - low_fuel (warning): fuel < lowFuelPct for >= lowFuelMs; closes above lowFuelPct + hysteresis.
- * Alerts: output `alert`, key `<alertId>:<state>:<seq>`, ts = event time. alertId is
- * `<kind>:<id>:<type>:<start>`, with the code / geofence id before the start for per-code / per-fence alerts
- * (`vehicle:V1:dtc:P0301:<start>`), so several can be open at once.
+ * On each reading (event time `ts`), docs/profiles.md `road` states the rules for users; in short:
+ *  - staleness: processing-time timer `stale` (staleAfterMs) opens `unit_offline`; the next reading closes it.
+ *  - late: a reading older than the last applied one is emitted as `late` and not applied to anything else.
+ *  - GPS filter. A fix is used only when hdop <= maxHdop and sats >= minSatellites (when those are set and sent).
+ *    It is plausible from the last accepted fix when its distance <= v·dt + gpsMarginM, with v = 1.3 × the
+ *    highest speed the vehicle reported since that fix (or this reading's) + 3 m/s, capped by maxJumpKmh (no
+ *    speed known: maxJumpKmh). A plausible fix is accepted, except the first fix after >= confirmGapMs without
+ *    fixes that moved more than gpsMarginM: like an implausible fix it becomes a candidate, accepted only when
+ *    the next fix is plausible from it (then both are accepted: the vehicle is there, so true fixes are never
+ *    rejected for long after a bad one); otherwise it is a GPS jump and dropped (`gpsJumps`).
+ *  - distance: by speed where the unit reports it densely (both readings of a pair have a speed and are <=
+ *    speedIntegrateMaxMs apart: trapezoid of the two speeds, zero when both are <= stationaryKmh), else by GPS:
+ *    the chord from a distance anchor to each accepted fix, for the part of the interval speed did not cover.
+ *    The anchor stays put while the vehicle stands (speed <= stationaryKmh or unknown, and within
+ *    stationaryRadiusM), so noise at stops and lights adds nothing. Why both: summing chords of noisy fixes
+ *    inflates a distance by about σ²/step per step (+14 % at 1 s readings), speed integration does not; at 10 s
+ *    steps the chord is the better measure and its noise bias is small.
+ *  - trips: outside a trip, speed > tripStartKmh starts one. A trip ends (a) at the start of a stop once a
+ *    reading comes >= tripStopMs after it, (b) at a reading with ignition off (at the start of the stop it ended,
+ *    if any), (c) after a gap of >= tripStopMs in the readings, at the last reading before it, (d) on processing
+ *    time: `trip_quiet` fires tripQuietMs after the last reading was handled, ending the trip at the start of its
+ *    stop or at its last reading. So no trip stays open longer than tripQuietMs (+ one tick) after the unit goes
+ *    quiet. A finished trip is ONE `score` output (name `trip`, key `trip:<start_ts>`, ts = end): a measurement,
+ *    not a condition to act on, so it stays out of alert lists and notifications.
+ *  - stops (speed <= tripStartKmh inside a trip, >= stopMinMs, the vehicle moving again after it): `score` `stop`;
+ *    idle (engine on and speed <= tripStartKmh, >= idleMinMs): `score` `idle`; `idling` alert (info) after
+ *    idleAlertMs, closed when the idle ends. Idle time, stops and fuel used are per trip factors.
+ *  - positions: as before (trip_start, stop, sample every positionIntervalMs, trip_end), one per reading at most.
+ *  - geofences: circles and polygons from the config (`geofences`) and from the reference data `geofences`
+ *    (published by the gateway, actors/references.ts) assigned to this vehicle. Enter when the accepted position
+ *    is inside for >= minDwellMs (start = first fix inside); exit once it is more than marginM outside (hysteresis:
+ *    noise at the edge does not flap). Alerts `geofence` (info) open/close, `score` `geofence_dwell` on exit.
+ *    The version of the set applied is kept in the state (`gfVer`) and in each output's details.
+ *  - fuel: the level is smoothed by the median of the readings of the last fuelSmoothMs (>= 3 readings), so one
+ *    noisy reading neither raises nor restarts anything. low_fuel: smoothed < lowFuelPct for >= lowFuelMs, start =
+ *    the first raw reading below since the smoothed level was last above; closes above lowFuelPct + hysteresis.
+ *    refuel (`score`): smoothed level >= refuelPct above its minimum of the last fuelEventWindowMs, reported once
+ *    it has stopped rising for fuelSettleMs or the vehicle moves. fuel_drop (alert, warning, opened and closed at
+ *    once): smoothed level >= fuelDropPct below its maximum of the last fuelEventWindowMs.
+ *  - DTC and engine_overheat: as before.
+ * Alerts: output `alert`, key `<alertId>:<state>:<seq>`. alertId is `<kind>:<id>:<type>:<start>`, with the code /
+ * geofence id before the start for per-code / per-fence alerts (`vehicle:V1:dtc:P0301:<start>`).
  */
 import { defineActor } from '../../actor.js'
 import type { ActorContext, FiredTimer, SnapshotCodec } from '../../actor.js'
 import { ConfigError, RuntimeErrorCodes, SnapshotError } from '../../errors.js'
+import { compileShape, GEOFENCES_REF, haversineM, validateShape, type CompiledShape, type GeofenceSet, type GeofenceShape } from '../../geo.js'
 import type { AlertBody, EntityRef, PositionBody, Reading, Severity } from '../../types.js'
 
-export interface Geofence { id: string; lat: number; lon: number; radiusM: number }
+export { haversineM } from '../../geo.js'
+
+/**
+ * A configured geofence: a circle `{id, lat, lon, radiusM}`, a polygon `{id, polygon: [[lat, lon], ...]}` (one
+ * ring, the short form for configuration) or `{id, shape}` (a circle or a GeoJSON polygon with holes).
+ */
+export type Geofence = { id: string; lat: number; lon: number; radiusM: number } | { id: string; shape: GeofenceShape } | { id: string; polygon: number[][] }
+
+/** The shape of a configured geofence. */
+function shapeOf(g: Geofence): GeofenceShape {
+  if ('shape' in g) return g.shape
+  if ('polygon' in g) return { type: 'polygon', coordinates: [Array.isArray(g.polygon) ? g.polygon.map((p) => [p[1] as number, p[0] as number]) : []] }
+  return { type: 'circle', lat: g.lat, lon: g.lon, radiusM: g.radiusM }
+}
 
 export interface RoadConfig {
   /** Watermark lateness (readings are applied in arrival order; older ones are `late`). */
   allowedLatenessMs: number
   tripStartKmh: number
   tripStopMs: number
-  /** Implied speed between fixes above which a fix is a GPS jump. */
+  /** Stop length that ends a trip while the engine is reported on (ignition / rpm). */
+  tripStopEngineOnMs: number
+  /** Processing time after the last reading at which an open trip is closed (unit quiet). */
+  tripQuietMs: number
+  /** Upper bound of any plausible speed between fixes. */
   maxJumpKmh: number
+  /** GPS noise allowance added to every plausibility bound, and the radius within which a fix is "not moved". */
+  gpsMarginM: number
+  /** A fix after this long without fixes must be confirmed by the next one when it moved more than gpsMarginM. */
+  confirmGapMs: number
+  /** Fixes with hdop above this are ignored (0 = not checked). */
+  maxHdop: number
+  /** Fixes with fewer satellites are ignored (0 = not checked). */
+  minSatellites: number
+  /** Speed at or below which the vehicle stands (no distance, GPS anchor held). */
+  stationaryKmh: number
+  /** A standing vehicle's anchor moves only when a fix is farther than this. */
+  stationaryRadiusM: number
+  /** Readings with speed at most this far apart are integrated by speed rather than by GPS chord. */
+  speedIntegrateMaxMs: number
   geofences: readonly Geofence[]
+  /** Default exit hysteresis of geofences (m outside before an exit counts). */
+  geofenceMarginM: number
+  /** Default minimum time inside before an enter counts (0 = the first fix inside). */
+  geofenceMinDwellMs: number
+  stopMinMs: number
+  idleMinMs: number
+  idleAlertMs: number
   overheatC: number
   overheatMs: number
   overheatHysteresis: number
   lowFuelPct: number
   lowFuelMs: number
   lowFuelHysteresis: number
+  fuelSmoothMs: number
+  refuelPct: number
+  fuelDropPct: number
+  fuelEventWindowMs: number
+  fuelSettleMs: number
+  /** Tank capacity in litres, for litre factors (0 = unknown: percentages only). */
+  fuelTankL: number
   staleAfterMs: number
   /** Event time between two sampled `position` outputs (trip starts, stops and ends are always emitted); 0 = every fix. */
   positionIntervalMs: number
@@ -68,61 +125,91 @@ export const ROAD_DEFAULTS: RoadConfig = Object.freeze({
   allowedLatenessMs: 0,
   tripStartKmh: 5,
   tripStopMs: 180_000,
+  tripStopEngineOnMs: 900_000,
+  tripQuietMs: 180_000,
   maxJumpKmh: 200,
+  gpsMarginM: 40,
+  confirmGapMs: 25_000,
+  maxHdop: 0,
+  minSatellites: 0,
+  stationaryKmh: 3,
+  stationaryRadiusM: 30,
+  speedIntegrateMaxMs: 12_000,
   geofences: Object.freeze([]) as readonly Geofence[],
+  geofenceMarginM: 5,
+  geofenceMinDwellMs: 0,
+  stopMinMs: 30_000,
+  idleMinMs: 60_000,
+  idleAlertMs: 300_000,
   overheatC: 110,
   overheatMs: 30_000,
   overheatHysteresis: 5,
   lowFuelPct: 10,
-  lowFuelMs: 60_000,
+  lowFuelMs: 30_000,
   lowFuelHysteresis: 3,
+  fuelSmoothMs: 30_000,
+  refuelPct: 8,
+  fuelDropPct: 5,
+  fuelEventWindowMs: 600_000,
+  fuelSettleMs: 60_000,
+  fuelTankL: 0,
   staleAfterMs: 600_000,
   positionIntervalMs: 60_000,
 })
 
 export const STALE_TIMER = 'stale'
+export const QUIET_TIMER = 'trip_quiet'
 const DAY_MS = 86_400_000
-const EARTH_R_M = 6_371_008.8
-
-/** Great-circle distance in metres. */
-export function haversineM(lat1: number, lon1: number, lat2: number, lon2: number): number {
-  const rad = Math.PI / 180
-  const dLat = (lat2 - lat1) * rad
-  const dLon = (lon2 - lon1) * rad
-  const a = Math.sin(dLat / 2) ** 2 + Math.cos(lat1 * rad) * Math.cos(lat2 * rad) * Math.sin(dLon / 2) ** 2
-  return 2 * EARTH_R_M * Math.asin(Math.min(1, Math.sqrt(a)))
-}
+/** Fuel samples kept for smoothing: bounds the state at 1 s readings and long windows. */
+const FUEL_BUF_MAX = 32
+/** Smoothed-level history for refuel/drop: one sample per this much event time. */
+const FUEL_HIST_STEP_MS = 20_000
 
 /** Checks a road config; throws ConfigError naming the setting. */
 export function validateRoadConfig(c: RoadConfig): void {
-  const nums = ['allowedLatenessMs', 'tripStartKmh', 'tripStopMs', 'maxJumpKmh', 'overheatC', 'overheatMs',
-    'overheatHysteresis', 'lowFuelPct', 'lowFuelMs', 'lowFuelHysteresis', 'staleAfterMs', 'positionIntervalMs'] as const
+  const nums = ['allowedLatenessMs', 'tripStartKmh', 'tripStopMs', 'tripStopEngineOnMs', 'tripQuietMs', 'maxJumpKmh', 'gpsMarginM', 'confirmGapMs',
+    'maxHdop', 'minSatellites', 'stationaryKmh', 'stationaryRadiusM', 'speedIntegrateMaxMs', 'geofenceMarginM', 'geofenceMinDwellMs',
+    'stopMinMs', 'idleMinMs', 'idleAlertMs', 'overheatC', 'overheatMs', 'overheatHysteresis', 'lowFuelPct', 'lowFuelMs',
+    'lowFuelHysteresis', 'fuelSmoothMs', 'refuelPct', 'fuelDropPct', 'fuelEventWindowMs', 'fuelSettleMs', 'fuelTankL',
+    'staleAfterMs', 'positionIntervalMs'] as const
   for (const k of nums) {
     const v = c[k]
     if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
       throw new ConfigError(`road.${k}`, `must be a finite number >= 0, got ${String(v)}`)
     }
   }
-  if (c.maxJumpKmh <= 0) throw new ConfigError('road.maxJumpKmh', 'must be > 0')
-  if (c.staleAfterMs <= 0) throw new ConfigError('road.staleAfterMs', 'must be > 0')
+  for (const k of ['maxJumpKmh', 'staleAfterMs', 'tripQuietMs', 'refuelPct', 'fuelDropPct', 'fuelEventWindowMs'] as const) {
+    if (c[k] <= 0) throw new ConfigError(`road.${k}`, 'must be > 0')
+  }
   if (!Array.isArray(c.geofences)) throw new ConfigError('road.geofences', 'must be an array')
   const ids = new Set<string>()
   c.geofences.forEach((g: Geofence, i: number) => {
     const at = `road.geofences[${i}]`
-    if (!g || typeof g !== 'object') throw new ConfigError(at, 'must be an object {id, lat, lon, radiusM}')
+    if (!g || typeof g !== 'object') throw new ConfigError(at, 'must be an object {id, lat, lon, radiusM} or {id, shape}')
     if (typeof g.id !== 'string' || g.id === '' || g.id.includes(':')) throw new ConfigError(`${at}.id`, 'must be a non-empty string without ":"')
     if (ids.has(g.id)) throw new ConfigError(`${at}.id`, `duplicate geofence id ${g.id}`)
     ids.add(g.id)
-    if (typeof g.lat !== 'number' || !(g.lat >= -90 && g.lat <= 90)) throw new ConfigError(`${at}.lat`, 'must be in -90..90')
-    if (typeof g.lon !== 'number' || !(g.lon >= -180 && g.lon <= 180)) throw new ConfigError(`${at}.lon`, 'must be in -180..180')
-    if (typeof g.radiusM !== 'number' || !Number.isFinite(g.radiusM) || g.radiusM <= 0) throw new ConfigError(`${at}.radiusM`, 'must be > 0')
+    if ('polygon' in g && !Array.isArray(g.polygon)) throw new ConfigError(`${at}.polygon`, 'must be an array of [lat, lon]')
+    validateShape(shapeOf(g), 'shape' in g ? `${at}.shape` : 'polygon' in g ? `${at}.polygon` : at)
   })
 }
 
 /** A duration condition: `since` = event time the condition began (null = not met), `open` = alert start or null, value at open. */
 type Cond = [since: number | null, open: number | null, value: number]
 
-interface Trip { start: number; km: number; max: number; stopSince: number | null }
+interface Trip {
+  start: number; km: number; max: number; stopSince: number | null
+  /** Where the current stop began (the accepted fix then), for the `stop` output. */
+  stopAt: [number, number] | null
+  idleMs: number; stops: number; stopMs: number
+  /** Smoothed fuel level when the trip started (first known in it), refuels during it (percentage points). */
+  fuel0: number | null; refuel: number
+  /** The trip_start position is still owed (its fix was a candidate): the next accepted fix carries it. */
+  owesStart: boolean
+}
+
+/** Geofence state: [enter start or null, first-inside time of a pending enter or null]. */
+type FenceState = [entered: number | null, insideSince: number | null]
 
 export interface RoadState {
   /** Event time of the last applied reading. */
@@ -131,26 +218,52 @@ export interface RoadState {
   fix: [number, number, number] | null
   /** Stream sequence of the reading of `fix`. */
   fixSeq: number | null
+  /** A fix awaiting confirmation by the next one: [ts, lat, lon, seq]. */
+  cand: [number, number, number, number] | null
+  /** Event time of the last fix received (accepted or not). */
+  lastFixTs: number | null
+  /** Highest speed (km/h) reported since the last accepted fix (null: none), for the plausibility bound. */
+  vmax: number | null
+  /** Distance anchor [ts, lat, lon] and the ms since it covered by speed integration. */
+  anc: [number, number, number] | null
+  cov: number
+  /** Last reading with a speed: [ts, km/h]. */
+  spd: [number, number] | null
   /** Event time and reading sequence of the last `position` output (null before the first). */
   posTs: number | null
   posSeq: number | null
   speed: number | null
   heading: number | null
+  /** Last known engine state (null: never reported). */
+  engine: boolean | null
+  /** Current idle period: [since, idling alert open (1) or not (0)], or null. */
+  idle: [number, number] | null
   trip: Trip | null
   /** Start of the UTC day of `dayKm`. */
   day: number | null
   dayKm: number
   odoKm: number
-  /** Geofences the vehicle is in: id -> alert start. */
-  fences: Record<string, number>
+  /** Geofences by id. */
+  gf: Record<string, FenceState>
+  /** Version of the published geofence set last applied (null: none). */
+  gfVer: number | null
   /** Open DTCs: code -> alert start. */
   dtc: Record<string, number>
   oh: Cond
   lf: Cond
+  /** First raw fuel reading under lowFuelPct since the smoothed level was last at or above it. */
+  lowSince: number | null
+  /** Fuel readings of the smoothing window, flat [ts, level, ts, level, ...]. */
+  fb: number[]
+  /** Smoothed fuel levels of the event window, flat [ts, level, ...], one per FUEL_HIST_STEP_MS. */
+  fh: number[]
+  /** A refuel (+1) or drop (-1) in progress: [sign, start ts, level before, extreme level, ts of the extreme]. */
+  fev: [number, number, number, number, number] | null
   /** Start of the open unit_offline alert, or null. */
   stale: number | null
   late: number
   jumps: number
+  badFixes: number
 }
 
 const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined)
@@ -182,28 +295,339 @@ function stepCond(c: Cond, ts: number, v: number, over: boolean, clear: boolean,
   return null
 }
 
-function finishTrip(s: RoadState, trip: Trip, end: number, ctx: ActorContext): void {
+// ---- fuel ------------------------------------------------------------------------------------------------
+
+/** Median of the buffered levels, or null with fewer than 3 (a lone reading after a gap is not trusted). */
+function fuelSmoothed(s: RoadState): number | null {
+  const n = s.fb.length / 2
+  if (n < 3) return null
+  const vals: number[] = []
+  for (let i = 1; i < s.fb.length; i += 2) vals.push(s.fb[i] as number)
+  vals.sort((a, b) => a - b)
+  return n % 2 === 1 ? vals[(n - 1) / 2] as number : ((vals[n / 2 - 1] as number) + (vals[n / 2] as number)) / 2
+}
+
+function pushFuel(s: RoadState, ts: number, level: number, c: RoadConfig): void {
+  s.fb.push(ts, level)
+  let drop = 0
+  while (drop < s.fb.length - 2 && (ts - (s.fb[drop] as number) > c.fuelSmoothMs || s.fb.length - drop > FUEL_BUF_MAX * 2)) drop += 2
+  if (drop > 0) s.fb.splice(0, drop)
+}
+
+function litres(pct: number, c: RoadConfig): Record<string, number> {
+  return c.fuelTankL > 0 ? { litres: (pct / 100) * c.fuelTankL } : {}
+}
+
+/** Reports the refuel or drop in progress (once the level settled, or the vehicle moves). */
+function finishFuelEvent(s: RoadState, ctx: ActorContext, ts: number, c: RoadConfig): void {
+  const e = s.fev
+  if (!e) return
+  const [sign, start, from, to, toTs] = e
+  s.fev = null
+  s.fh = [ts, to]
+  const amount = Math.abs(to - from)
+  if (sign > 0) {
+    ctx.emit('score', `refuel:${start}`, ts, { name: 'refuel', value: amount,
+      factors: { from_pct: from, to_pct: to, start_ts: start, end_ts: toTs, ...litres(amount, c) } })
+    // Only a refuel inside the trip changes its fuel balance (one while parked came before its first level).
+    if (s.trip && s.trip.fuel0 !== null && start >= s.trip.start) s.trip.refuel += amount
+    return
+  }
+  const body = { type: 'fuel_drop', severity: 'warning' as Severity, start, value: amount, threshold: c.fuelDropPct,
+    details: { from_pct: from, to_pct: to, end_ts: toTs, ...litres(amount, c) } }
+  emitAlert(ctx, ts, { ...body, state: 'open',
+    explanation: `fuel fell ${amount.toFixed(1)} points (${from.toFixed(1)} % -> ${to.toFixed(1)} %) in ${((toTs - start) / 60_000).toFixed(1)} min` })
+  // An event, not a lasting condition: closed at once, so it never lingers among the open alerts.
+  emitAlert(ctx, ts, { ...body, state: 'close', end: ts, explanation: 'sudden fuel drop recorded' })
+  if (s.trip && s.trip.fuel0 !== null && start >= s.trip.start) s.trip.refuel -= amount
+}
+
+/**
+ * Refuel and fuel-drop detection on the smoothed level `v` at `ts`: a change of >= refuelPct up / fuelDropPct
+ * down against the window's extreme starts an episode, which follows the level until it stops changing for
+ * fuelSettleMs (or the vehicle moves), so a fill or a siphoning is reported once, with its full amount.
+ */
+function fuelEvents(s: RoadState, ctx: ActorContext, ts: number, v: number, moving: boolean, c: RoadConfig): void {
+  const e = s.fev
+  if (e) {
+    if (e[0] * (v - e[3]) > 0) { e[3] = v; e[4] = ts }
+    if (moving || ts - e[4] >= c.fuelSettleMs) finishFuelEvent(s, ctx, ts, c)
+    return
+  }
+  // The window's samples, and always the last one before it: a refuel or a drop while the unit was off (no
+  // readings for longer than the window) compares with the level it was switched off at.
+  let drop = 0
+  while (drop < s.fh.length - 2 && ts - (s.fh[drop] as number) > c.fuelEventWindowMs) drop += 2
+  if (drop > 0) s.fh.splice(0, drop)
+  let min = v, minTs = ts, max = v, maxTs = ts
+  for (let i = 0; i < s.fh.length; i += 2) {
+    const hv = s.fh[i + 1] as number
+    if (hv < min) { min = hv; minTs = s.fh[i] as number }
+    if (hv > max) { max = hv; maxTs = s.fh[i] as number }
+  }
+  const lastH = s.fh.length >= 2 ? s.fh[s.fh.length - 2] as number : null
+  if (lastH === null || ts - lastH >= FUEL_HIST_STEP_MS) s.fh.push(ts, v)
+  if (v - min >= c.refuelPct) s.fev = [1, minTs, min, v, ts]
+  else if (max - v >= c.fuelDropPct) s.fev = [-1, maxTs, max, v, ts]
+  else return
+  if (moving) finishFuelEvent(s, ctx, ts, c)
+}
+
+// ---- trips, stops, idle, positions ------------------------------------------------------------------------
+
+function finishTrip(s: RoadState, trip: Trip, end: number, ctx: ActorContext, c: RoadConfig): void {
   const durS = (end - trip.start) / 1000
   const km = trip.km
+  const fuelNow = fuelSmoothed(s)
+  const used = trip.fuel0 !== null && fuelNow !== null ? Math.max(0, trip.fuel0 - fuelNow + trip.refuel) : null
   ctx.emit('score', `trip:${trip.start}`, end, {
     name: 'trip',
     value: km,
     factors: {
       distance_km: km, duration_s: durS, max_speed: trip.max, avg_speed: durS > 0 ? km / (durS / 3600) : 0,
-      start_ts: trip.start, end_ts: end,
+      start_ts: trip.start, end_ts: end, idle_s: trip.idleMs / 1000, stops: trip.stops, stop_s: trip.stopMs / 1000,
+      ...(used !== null ? { fuel_used_pct: used, ...(c.fuelTankL > 0 ? { fuel_used_l: (used / 100) * c.fuelTankL } : {}) } : {}),
     },
   })
   s.trip = null
+  ctx.cancelTimer(QUIET_TIMER)
+}
+
+/** Ends the idle period at `end` (emits `idle` when long enough, closes `idling`). */
+function endIdle(s: RoadState, ctx: ActorContext, end: number, c: RoadConfig): void {
+  const idle = s.idle
+  if (!idle) return
+  s.idle = null
+  const [since, open] = idle
+  const durMs = end - since
+  if (durMs >= c.idleMinMs) {
+    ctx.emit('score', `idle:${since}`, end, { name: 'idle', value: durMs / 1000,
+      factors: { start_ts: since, end_ts: end, duration_s: durMs / 1000, ...(s.fix ? { lat: s.fix[1], lon: s.fix[2] } : {}) } })
+  }
+  if (open === 1) {
+    emitAlert(ctx, end, { type: 'idling', severity: 'info', state: 'close', start: since, end, value: durMs / 1000,
+      threshold: c.idleAlertMs / 1000, explanation: 'engine no longer idling' })
+  }
 }
 
 /** Emits the `position` of `fix`, the fix of reading `seq`, and records it as the last position. */
-function emitPosition(s: RoadState, ctx: ActorContext, fix: [number, number, number], seq: number, reason: PositionBody['reason']): void {
+function emitPosition(s: RoadState, ctx: ActorContext, fix: readonly [number, number, number], seq: number, reason: PositionBody['reason']): void {
   const [ts, lat, lon] = fix
-  // Speed and heading belong to the current reading: for the fix of an earlier one (trip_end) they are unknown.
+  // Speed and heading belong to the current reading: for the fix of an earlier one they are unknown.
   const body: PositionBody = { lat, lon, speed: seq === ctx.seq ? s.speed : null, heading: seq === ctx.seq ? s.heading : null, reason, readingSeq: seq }
   ctx.emit('position', `pos:${seq}`, ts, body)
   if (s.posTs === null || ts >= s.posTs) s.posTs = ts
   s.posSeq = seq
+}
+
+/** Ends the open trip because the unit went quiet or was switched off (rule b/c/d). */
+function closeTripAt(s: RoadState, ctx: ActorContext, lastTs: number, c: RoadConfig): void {
+  const trip = s.trip
+  if (!trip) return
+  const end = trip.stopSince ?? lastTs
+  finishTrip(s, trip, end, ctx, c)
+  const fix = s.fix
+  if (fix !== null && s.fixSeq !== null && fix[0] === lastTs && s.posSeq !== s.fixSeq) emitPosition(s, ctx, fix, s.fixSeq, 'trip_end')
+}
+
+// ---- GPS --------------------------------------------------------------------------------------------------
+
+/** Whether a move from `from` to (lat, lon) at `ts` is plausible given the speeds seen (km/h, null = unknown). */
+function plausible(from: readonly [number, number, number], ts: number, lat: number, lon: number, vKmh: number | null, c: RoadConfig): boolean {
+  const d = haversineM(from[1], from[2], lat, lon)
+  if (d <= c.gpsMarginM) return true
+  const dtS = (ts - from[0]) / 1000
+  if (dtS <= 0) return false
+  const cap = c.maxJumpKmh / 3.6
+  const v = vKmh === null ? cap : Math.min(cap, (vKmh / 3.6) * 1.3 + 3)
+  return d <= v * dtS + c.gpsMarginM
+}
+
+/** A travelled segment: [from ts, to ts, km]; the trip logic decides which trip it belongs to. */
+type Seg = [number, number, number]
+
+/** Adds `km` travelled from `from` to `ts` to the day and the odometer, and records it for the trips. */
+function addKm(s: RoadState, segs: Seg[], from: number, ts: number, km: number): void {
+  if (!(km > 0)) return
+  const day = ts - (((ts % DAY_MS) + DAY_MS) % DAY_MS)
+  if (s.day !== day) { s.day = day; s.dayKm = 0 }
+  s.dayKm += km
+  s.odoKm += km
+  segs.push([from, ts, km])
+}
+
+/** Counts the speed-integrated interval [from, ts] as covered since the distance anchor. */
+function cover(s: RoadState, ts: number, from: number | null): void {
+  if (from === null || s.anc === null) return
+  const add = ts - Math.max(from, s.anc[0])
+  if (add > 0) s.cov += add
+}
+
+/** Accepts a fix: moves the displayed position and, unless the vehicle stands, the distance anchor. */
+function acceptFix(s: RoadState, segs: Seg[], ts: number, lat: number, lon: number, seq: number, speed: number | undefined,
+  vSince: number | null, c: RoadConfig): void {
+  const prevFixTs = s.fix ? s.fix[0] : ts
+  s.fix = [ts, lat, lon]
+  s.fixSeq = seq
+  s.vmax = speed ?? null
+  const a = s.anc
+  if (a === null) { s.anc = [ts, lat, lon]; s.cov = 0; return }
+  const d = haversineM(a[1], a[2], lat, lon)
+  // Standing: every speed reported since the last fix says so and no gap hides a move (any plausible fix is then
+  // jitter), or the fix is within stationaryRadiusM and no speed says otherwise (a vehicle without speed moves
+  // the anchor once it got that far).
+  const slow = vSince === null || vSince <= c.stationaryKmh
+  const standing = slow && (d <= c.stationaryRadiusM || (vSince !== null && ts - prevFixTs < c.confirmGapMs))
+  if (standing) {
+    // Jitter of a standing vehicle: the anchor stays, the interval is accounted for (nothing travelled).
+    a[0] = ts
+    s.cov = 0
+    return
+  }
+  const span = ts - a[0]
+  const uncovered = span > 0 ? Math.max(0, span - s.cov) / span : 1
+  addKm(s, segs, a[0], ts, (d / 1000) * uncovered)
+  s.anc = [ts, lat, lon]
+  s.cov = 0
+}
+
+/** An accepted fix: [ts, lat, lon, reading seq, anchor lat, anchor lon] (the anchor after accepting it). */
+type Accepted = [number, number, number, number, number, number]
+
+/** The accepted-fix record of the fix just accepted. */
+function acc(s: RoadState, ts: number, lat: number, lon: number, seq: number): Accepted {
+  const a = s.anc as [number, number, number]
+  return [ts, lat, lon, seq, a[1], a[2]]
+}
+
+/**
+ * Runs one fix through the filter; returns the accepted fixes, oldest first, with their reading sequences
+ * (a confirmed candidate, then this fix), or none.
+ */
+function filterFix(s: RoadState, segs: Seg[], ts: number, lat: number, lon: number, seq: number, speed: number | undefined,
+  covFrom: number | null, c: RoadConfig): Accepted[] {
+  const v = speed === undefined ? s.vmax : Math.max(speed, s.vmax ?? 0)
+  s.lastFixTs = ts
+  const fix = s.fix
+  if (fix === null) {
+    acceptFix(s, segs, ts, lat, lon, seq, speed, v, c)
+    return [acc(s, ts, lat, lon, seq)]
+  }
+  const cand = s.cand
+  if (cand !== null) {
+    s.cand = null
+    // Only a fix soon after the candidate confirms it: across a gap, agreement proves nothing.
+    if (ts - cand[0] < c.confirmGapMs && plausible([cand[0], cand[1], cand[2]], ts, lat, lon, v, c)) {
+      // Two fixes agree: the vehicle is there, whatever the last accepted fix said.
+      acceptFix(s, segs, cand[0], cand[1], cand[2], cand[3], undefined, v, c)
+      const first = acc(s, cand[0], cand[1], cand[2], cand[3])
+      cover(s, ts, covFrom)
+      acceptFix(s, segs, ts, lat, lon, seq, speed, v, c)
+      return [first, acc(s, ts, lat, lon, seq)]
+    }
+    s.jumps++
+    if (ts - fix[0] < c.confirmGapMs && plausible(fix, ts, lat, lon, v, c)) {
+      cover(s, ts, covFrom)
+      acceptFix(s, segs, ts, lat, lon, seq, speed, v, c)
+      return [acc(s, ts, lat, lon, seq)]
+    }
+    s.cand = [ts, lat, lon, seq]
+    return []
+  }
+  // After a gap since the last accepted fix, a fix that moved needs the next one to agree.
+  const gapped = ts - fix[0] >= c.confirmGapMs && haversineM(fix[1], fix[2], lat, lon) > c.gpsMarginM
+  if (!gapped && plausible(fix, ts, lat, lon, v, c)) {
+    cover(s, ts, covFrom)
+    acceptFix(s, segs, ts, lat, lon, seq, speed, v, c)
+    return [acc(s, ts, lat, lon, seq)]
+  }
+  s.cand = [ts, lat, lon, seq]
+  return []
+}
+
+// ---- geofences --------------------------------------------------------------------------------------------
+
+interface LiveFence { id: string; shape: CompiledShape; marginM: number; minDwellMs: number }
+
+const configFences = new WeakMap<readonly Geofence[], LiveFence[]>()
+const setFences = new WeakMap<object, Map<string, LiveFence[]>>()
+
+function fencesOf(c: RoadConfig, set: GeofenceSet | undefined, vehicle: string): LiveFence[] {
+  let base = configFences.get(c.geofences)
+  if (!base) {
+    base = c.geofences.map((g) => ({
+      id: g.id, shape: compileShape(shapeOf(g)),
+      marginM: c.geofenceMarginM, minDwellMs: c.geofenceMinDwellMs,
+    }))
+    configFences.set(c.geofences, base)
+  }
+  if (!set || set.fences.length === 0) return base
+  let byVehicle = setFences.get(set)
+  if (!byVehicle) setFences.set(set, byVehicle = new Map())
+  let list = byVehicle.get(vehicle)
+  if (!list) {
+    const taken = new Set(base.map((f) => f.id))
+    list = [...base]
+    for (const f of set.fences) {
+      // A config fence keeps its id; the API cannot override it (docs/profiles.md).
+      if (taken.has(f.id) || (f.vehicles !== null && !f.vehicles.includes(vehicle))) continue
+      list.push({ id: f.id, shape: compileShape(f.shape), marginM: f.marginM ?? c.geofenceMarginM, minDwellMs: f.minDwellMs ?? c.geofenceMinDwellMs })
+    }
+    byVehicle.set(vehicle, list)
+  }
+  return list
+}
+
+function fenceExit(s: RoadState, ctx: ActorContext, id: string, start: number, ts: number, value: number, threshold: number, why: string): void {
+  const details = { geofence: id, ...(s.gfVer !== null ? { version: s.gfVer } : {}) }
+  emitAlert(ctx, ts, { sub: id, type: 'geofence', severity: 'info', state: 'close', start, end: ts, value, threshold, explanation: why, details })
+  ctx.emit('score', `dwell:${id}:${start}`, ts, { name: 'geofence_dwell', value: (ts - start) / 1000,
+    factors: { enter_ts: start, exit_ts: ts, dwell_s: (ts - start) / 1000, ...(s.gfVer !== null ? { version: s.gfVer } : {}) } })
+}
+
+function stepFences(s: RoadState, ctx: ActorContext, ts: number, lat: number, lon: number, c: RoadConfig): void {
+  const ref = ctx.reference(GEOFENCES_REF)
+  const set = ref?.data as GeofenceSet | undefined
+  if (set) s.gfVer = set.version
+  const fences = fencesOf(c, set, ctx.entity.id)
+  const live = new Set<string>()
+  for (const g of fences) {
+    live.add(g.id)
+    const d = g.shape.signedM(lat, lon)
+    let st = s.gf[g.id]
+    if (!st) s.gf[g.id] = st = [null, null]
+    if (st[0] === null) {
+      if (d > 0) { st[1] = null; continue }
+      if (st[1] === null) st[1] = ts
+      if (ts - st[1] < g.minDwellMs) continue
+      const start = st[1]
+      st[0] = start
+      st[1] = null
+      emitAlert(ctx, ts, { sub: g.id, type: 'geofence', severity: 'info', state: 'open', start, value: d, threshold: 0,
+        explanation: `entered geofence ${g.id} (${(-d).toFixed(0)} m inside)`,
+        details: { geofence: g.id, ...(s.gfVer !== null ? { version: s.gfVer } : {}) } })
+    } else if (d > g.marginM) {
+      const start = st[0]
+      delete s.gf[g.id]
+      fenceExit(s, ctx, g.id, start, ts, d, g.marginM, `left geofence ${g.id} (${d.toFixed(0)} m outside)`)
+    }
+  }
+  for (const id of Object.keys(s.gf).sort()) {
+    if (live.has(id)) continue
+    const st = s.gf[id] as FenceState
+    delete s.gf[id]
+    if (st[0] !== null) fenceExit(s, ctx, id, st[0], ts, 0, 0, `geofence ${id} removed or no longer assigned`)
+  }
+}
+
+// ---- the handler ------------------------------------------------------------------------------------------
+
+function engineOf(f: Reading['fields']): boolean | undefined {
+  const ign = f['ignition']
+  if (typeof ign === 'boolean') return ign
+  if (typeof ign === 'number' && Number.isFinite(ign)) return ign !== 0
+  const rpm = num(f['rpm'])
+  return rpm === undefined ? undefined : rpm > 0
 }
 
 function onReading(s: RoadState, r: Reading, ctx: ActorContext, c: RoadConfig): void {
@@ -223,90 +647,136 @@ function onReading(s: RoadState, r: Reading, ctx: ActorContext, c: RoadConfig): 
   }
   const prevTs = s.lastTs
   s.lastTs = ts
-
-  // Position and distance.
   const prevFix = s.fix
   const prevFixSeq = s.fixSeq
-  const lat = num(f['lat']) ?? r.loc?.lat
-  const lon = num(f['lon']) ?? r.loc?.lon
-  let segKm = 0
-  let accepted = false
-  if (lat !== undefined && lon !== undefined && Math.abs(lat) <= 90 && Math.abs(lon) <= 180) {
-    if (s.fix === null) accepted = true
-    else {
-      const [pts, plat, plon] = s.fix
-      const m = haversineM(plat, plon, lat, lon)
-      const dtH = (ts - pts) / 3_600_000
-      if (m === 0 || (dtH > 0 && m / 1000 / dtH <= c.maxJumpKmh)) { accepted = true; segKm = m / 1000 } else s.jumps++
-    }
-    if (accepted) {
-      s.fix = [ts, lat, lon]
-      s.fixSeq = ctx.seq
-    }
-  }
+
   const speed = num(f['speed']) ?? num(f['obd_speed'])
   if (speed !== undefined) s.speed = speed
   const heading = num(f['heading'])
   if (heading !== undefined) s.heading = heading
+  const engine = engineOf(f)
+  if (engine !== undefined) s.engine = engine
+  const gap = prevTs !== null && ts - prevTs >= c.tripStopMs
 
-  // Trips.
+  // Trip rules a and c: decided now, applied once this reading's distance is known (a candidate fix confirmed
+  // now may still belong to the trip that ends).
+  let closeEnd: number | null = null
+  let closeByGap = false
+  // Rule a needs the stop observed for tripStopMs: when this reading moves, the stop is known to have lasted until
+  // the previous reading only (after a short silent gap the vehicle may have left long before).
+  const stoppedUntil = speed !== undefined && speed <= c.tripStartKmh ? ts : prevTs
+  // With the engine reported on, a stop is a hold (layover, queue): only a much longer one ends the trip; the
+  // ignition going off ends it at once (rule b).
+  const stopMs = s.engine === true ? c.tripStopEngineOnMs : c.tripStopMs
+  if (s.trip && speed !== undefined && s.trip.stopSince !== null && stoppedUntil !== null && stoppedUntil - s.trip.stopSince >= stopMs) closeEnd = s.trip.stopSince
+  else if (s.trip && gap && prevTs !== null) { closeEnd = prevTs; closeByGap = true }
+  if (gap && prevTs !== null) endIdle(s, ctx, prevTs, c)
+
+  // Distance by speed over dense pairs of readings; `covFrom` = start of the interval it covered (ends at ts).
+  const segs: Seg[] = []
+  let covFrom: number | null = null
+  if (speed !== undefined) {
+    const p = s.spd
+    if (p !== null && ts > p[0] && ts - p[0] <= c.speedIntegrateMaxMs) {
+      const dt = ts - p[0]
+      if (p[1] > c.stationaryKmh || speed > c.stationaryKmh) addKm(s, segs, p[0], ts, ((p[1] + speed) / 2) * (dt / 3_600_000))
+      covFrom = p[0]
+    }
+    s.spd = [ts, speed]
+    if (s.vmax === null || speed > s.vmax) s.vmax = speed
+  }
+
+  // Position: the GPS filter (it may add distance too).
+  const lat = num(f['lat']) ?? r.loc?.lat
+  const lon = num(f['lon']) ?? r.loc?.lon
+  let accepted: Accepted[] = []
+  if (lat !== undefined && lon !== undefined && Math.abs(lat) <= 90 && Math.abs(lon) <= 180) {
+    const hdop = num(f['hdop'])
+    const sats = num(f['sats'])
+    if ((c.maxHdop > 0 && hdop !== undefined && hdop > c.maxHdop) || (c.minSatellites > 0 && sats !== undefined && sats < c.minSatellites)) s.badFixes++
+    else accepted = filterFix(s, segs, ts, lat, lon, ctx.seq, speed, covFrom, c)
+  }
+  if (accepted.length === 0) cover(s, ts, covFrom)
+
+  if (s.trip && closeEnd !== null) {
+    const old = s.trip
+    for (const g of segs) if (g[1] >= old.start && g[1] <= closeEnd) old.km += g[2]
+    finishTrip(s, old, closeEnd, ctx, c)
+    if (closeByGap && prevFix !== null && prevFixSeq !== null && prevFix[0] === prevTs && s.posSeq !== prevFixSeq) emitPosition(s, ctx, prevFix, prevFixSeq, 'trip_end')
+  }
+
   let posReason: PositionBody['reason'] | null = null
   if (speed !== undefined) {
     const moving = speed > c.tripStartKmh
-    let trip = s.trip
-    if (trip && trip.stopSince !== null && ts - trip.stopSince >= c.tripStopMs) {
-      finishTrip(s, trip, trip.stopSince, ctx)
-      trip = null
-    } else if (trip && prevTs !== null && ts - prevTs >= c.tripStopMs) {
-      // No data for >= tripStopMs (the unit is often powered off when parked): the trip ended at the last reading.
-      finishTrip(s, trip, prevTs, ctx)
-      trip = null
-      if (prevFix !== null && prevFixSeq !== null && prevFix[0] === prevTs && s.posSeq !== prevFixSeq) {
-        emitPosition(s, ctx, prevFix, prevFixSeq, 'trip_end')
-      }
-    }
+    const trip = s.trip
     if (trip) {
-      if (moving) trip.stopSince = null
-      else if (trip.stopSince === null) {
+      if (moving) {
+        if (trip.stopSince !== null) {
+          const dur = ts - trip.stopSince
+          if (dur >= c.stopMinMs) {
+            trip.stops++
+            trip.stopMs += dur
+            ctx.emit('score', `stop:${trip.stopSince}`, ts, { name: 'stop', value: dur / 1000,
+              factors: { start_ts: trip.stopSince, end_ts: ts, duration_s: dur / 1000, ...(trip.stopAt ? { lat: trip.stopAt[0], lon: trip.stopAt[1] } : {}) } })
+          }
+          trip.stopSince = null
+          trip.stopAt = null
+        }
+      } else if (trip.stopSince === null) {
         trip.stopSince = ts
+        trip.stopAt = s.fix ? [s.fix[1], s.fix[2]] : null
         posReason = 'stop'
       }
-    } else if (moving) {
-      trip = s.trip = { start: ts, km: 0, max: 0, stopSince: null }
+    } else if (moving && engine !== false) {
+      s.trip = { start: ts, km: 0, max: 0, stopSince: null, stopAt: null, idleMs: 0, stops: 0, stopMs: 0, fuel0: fuelSmoothed(s), refuel: 0, owesStart: true }
       posReason = 'trip_start'
     }
-    if (trip && speed > trip.max) trip.max = speed
+    if (s.trip && speed > s.trip.max) s.trip.max = speed
   }
-  if (accepted && s.fix !== null) {
+  // The rest of this reading's distance belongs to the open trip: segments after the one that ended, and for a
+  // trip starting now only the one into this reading (not one across a gap).
+  const cur = s.trip
+  if (cur) {
+    for (const g of segs) {
+      if (g[1] < cur.start || (closeEnd !== null && g[1] <= closeEnd)) continue
+      if (cur.start === ts && g[1] - g[0] >= c.tripStopMs) continue
+      cur.km += g[2]
+    }
+  }
+
+  // Idle: engine on, not moving. Time counts from the previous reading when it was idle too.
+  const idleNow = s.engine === true && speed !== undefined && speed <= c.tripStartKmh
+  if (s.idle && prevTs !== null && !gap && s.trip) s.trip.idleMs += ts - prevTs
+  if (idleNow) {
+    if (!s.idle) s.idle = [ts, 0]
+    else if (s.idle[1] === 0 && ts - s.idle[0] >= c.idleAlertMs) {
+      s.idle[1] = 1
+      emitAlert(ctx, ts, { type: 'idling', severity: 'info', state: 'open', start: s.idle[0], value: (ts - s.idle[0]) / 1000,
+        threshold: c.idleAlertMs / 1000, explanation: `engine idling for ${Math.round((ts - s.idle[0]) / 60_000)} min` })
+    }
+  } else if (s.idle && (speed !== undefined || engine === false)) endIdle(s, ctx, ts, c)
+
+  const mine = accepted.find((a) => a[3] === ctx.seq)
+  const trip = s.trip
+  const first = trip?.owesStart ? accepted.find((a) => a[0] >= trip.start) : undefined
+  if (trip && first) {
+    trip.owesStart = false
+    if (first[3] !== ctx.seq) emitPosition(s, ctx, [first[0], first[1], first[2]], first[3], 'trip_start')
+    else posReason = 'trip_start'
+  }
+  if (mine && s.fix !== null) {
     if (posReason === null && (s.posTs === null || ts - s.posTs >= c.positionIntervalMs)) posReason = 'sample'
     if (posReason !== null) emitPosition(s, ctx, s.fix, ctx.seq, posReason)
   }
-  if (segKm > 0) {
-    const day = ts - (((ts % DAY_MS) + DAY_MS) % DAY_MS)
-    if (s.day !== day) { s.day = day; s.dayKm = 0 }
-    s.dayKm += segKm
-    s.odoKm += segKm
-    if (s.trip) s.trip.km += segKm
-  }
+  // Geofences on the distance anchor: it stays put while the vehicle stands, so noise at a fence's edge does not flap.
+  for (const a of accepted) stepFences(s, ctx, a[0], a[4], a[5], c)
 
-  // Geofences.
-  if (accepted && lat !== undefined && lon !== undefined) {
-    for (const g of c.geofences) {
-      const d = haversineM(g.lat, g.lon, lat, lon)
-      const inside = d <= g.radiusM
-      const start = s.fences[g.id]
-      if (inside && start === undefined) {
-        s.fences[g.id] = ts
-        emitAlert(ctx, ts, { sub: g.id, type: 'geofence', severity: 'info', state: 'open', start: ts, value: d,
-          threshold: g.radiusM, explanation: `entered geofence ${g.id} (${d.toFixed(0)} m from centre, radius ${g.radiusM} m)`,
-          details: { geofence: g.id } })
-      } else if (!inside && start !== undefined) {
-        delete s.fences[g.id]
-        emitAlert(ctx, ts, { sub: g.id, type: 'geofence', severity: 'info', state: 'close', start, end: ts, value: d,
-          threshold: g.radiusM, explanation: `left geofence ${g.id}`, details: { geofence: g.id } })
-      }
-    }
+  // Ignition off ends the trip (rule b) and the idle.
+  if (engine === false && typeof f['ignition'] !== 'undefined') {
+    endIdle(s, ctx, ts, c)
+    if (s.trip) closeTripAt(s, ctx, ts, c)
   }
+  if (s.trip) ctx.setTimer(QUIET_TIMER, 'processing', ctx.procTime + c.tripQuietMs)
 
   // Diagnostic trouble codes.
   const dtc = f['dtc']
@@ -329,7 +799,7 @@ function onReading(s: RoadState, r: Reading, ctx: ActorContext, c: RoadConfig): 
     }
   }
 
-  // Engine overheat and low fuel.
+  // Engine overheat.
   const cool = num(f['coolant_temp'])
   if (cool !== undefined) {
     const ev = stepCond(s.oh, ts, cool, cool > c.overheatC, cool < c.overheatC - c.overheatHysteresis, c.overheatMs)
@@ -341,20 +811,44 @@ function onReading(s: RoadState, r: Reading, ctx: ActorContext, c: RoadConfig): 
         threshold: c.overheatC, explanation: `coolant back to ${cool} °C (< ${c.overheatC - c.overheatHysteresis} °C)` })
     }
   }
+
+  // Fuel: smoothed level, low fuel, refuel and drops, and the trip's starting level.
   const fuel = num(f['fuel_level'])
   if (fuel !== undefined) {
-    const ev = stepCond(s.lf, ts, fuel, fuel < c.lowFuelPct, fuel > c.lowFuelPct + c.lowFuelHysteresis, c.lowFuelMs)
-    if (ev?.[0] === 'open') {
-      emitAlert(ctx, ts, { type: 'low_fuel', severity: 'warning', state: 'open', start: ev[1], value: fuel,
-        threshold: c.lowFuelPct, explanation: `fuel ${fuel} % < ${c.lowFuelPct} % for >= ${c.lowFuelMs / 1000} s` })
-    } else if (ev?.[0] === 'close') {
-      emitAlert(ctx, ts, { type: 'low_fuel', severity: 'warning', state: 'close', start: ev[1], end: ts, value: fuel,
-        threshold: c.lowFuelPct, explanation: `fuel back to ${fuel} % (> ${c.lowFuelPct + c.lowFuelHysteresis} %)` })
+    pushFuel(s, ts, fuel, c)
+    const sm = fuelSmoothed(s)
+    if (fuel < c.lowFuelPct) s.lowSince ??= ts
+    if (sm !== null) {
+      if (sm >= c.lowFuelPct && fuel >= c.lowFuelPct) s.lowSince = null
+      // The duration counts from the first raw reading below (lowSince): a smoothed level flickering at the
+      // threshold does not restart it; the smoothed level must be below when it opens.
+      if (s.lf[1] === null) {
+        if (sm < c.lowFuelPct && s.lowSince !== null && ts - s.lowSince >= c.lowFuelMs) {
+          s.lf = [s.lowSince, s.lowSince, sm]
+          emitAlert(ctx, ts, { type: 'low_fuel', severity: 'warning', state: 'open', start: s.lowSince, value: sm,
+            threshold: c.lowFuelPct, explanation: `fuel ${sm.toFixed(1)} % (smoothed) < ${c.lowFuelPct} % for >= ${c.lowFuelMs / 1000} s` })
+        }
+      } else if (sm > c.lowFuelPct + c.lowFuelHysteresis) {
+        const start = s.lf[1]
+        s.lf = [null, null, 0]
+        s.lowSince = null
+        emitAlert(ctx, ts, { type: 'low_fuel', severity: 'warning', state: 'close', start, end: ts, value: sm,
+          threshold: c.lowFuelPct, explanation: `fuel back to ${sm.toFixed(1)} % (> ${c.lowFuelPct + c.lowFuelHysteresis} %)` })
+      }
+      fuelEvents(s, ctx, ts, sm, speed !== undefined && speed > c.tripStartKmh, c)
+      if (s.trip && s.trip.fuel0 === null) s.trip.fuel0 = sm
     }
   }
 }
 
 function onTimer(s: RoadState, t: FiredTimer, ctx: ActorContext, c: RoadConfig): void {
+  if (t.name === QUIET_TIMER) {
+    // The unit went quiet (rule d): end the trip and the idle where the data ended.
+    if (s.lastTs === null) return
+    endIdle(s, ctx, s.lastTs, c)
+    closeTripAt(s, ctx, s.lastTs, c)
+    return
+  }
   if (t.name !== STALE_TIMER || s.stale !== null || s.lastTs === null) return
   s.stale = s.lastTs
   emitAlert(ctx, s.lastTs, { type: 'unit_offline', severity: 'warning', state: 'open', start: s.lastTs,
@@ -364,26 +858,55 @@ function onTimer(s: RoadState, t: FiredTimer, ctx: ActorContext, c: RoadConfig):
 
 function init(_e: EntityRef, c: RoadConfig): RoadState {
   validateRoadConfig(c)
-  return { lastTs: null, fix: null, fixSeq: null, posTs: null, posSeq: null, speed: null, heading: null, trip: null, day: null, dayKm: 0, odoKm: 0,
-    fences: {}, dtc: {}, oh: [null, null, 0], lf: [null, null, 0], stale: null, late: 0, jumps: 0 }
+  return { lastTs: null, fix: null, fixSeq: null, cand: null, lastFixTs: null, vmax: null, anc: null, cov: 0, spd: null,
+    posTs: null, posSeq: null, speed: null, heading: null, engine: null, idle: null, trip: null, day: null, dayKm: 0, odoKm: 0,
+    gf: {}, gfVer: null, dtc: {}, oh: [null, null, 0], lf: [null, null, 0], lowSince: null, fb: [], fh: [], fev: null,
+    stale: null, late: 0, jumps: 0, badFixes: 0 }
 }
 
-const CODEC_VERSION = 1
+/** Version 2: GPS filter, idle, fuel smoothing and events, geofence states with pending enters. */
+const CODEC_VERSION = 2
+const copyArr = <T extends unknown[] | null>(a: T): T => (a ? [...a] : null) as T
 const codec: SnapshotCodec<RoadState> = {
   version: CODEC_VERSION,
   // A copy: the runtime may hold the snapshot while the live state moves on.
-  encode: (s) => ({ ...s, fix: s.fix ? [...s.fix] : null, trip: s.trip ? { ...s.trip } : null, fences: { ...s.fences },
-    dtc: { ...s.dtc }, oh: [...s.oh], lf: [...s.lf] }),
+  encode: (s) => ({ ...s, fix: copyArr(s.fix), cand: copyArr(s.cand), anc: copyArr(s.anc), spd: copyArr(s.spd), idle: copyArr(s.idle),
+    trip: s.trip ? { ...s.trip, stopAt: copyArr(s.trip.stopAt) } : null, gf: Object.fromEntries(Object.entries(s.gf).map(([k, v]) => [k, [...v]])),
+    dtc: { ...s.dtc }, oh: [...s.oh], lf: [...s.lf], fb: [...s.fb], fh: [...s.fh], fev: copyArr(s.fev) }),
   decode: (d, v) => {
-    if (v !== CODEC_VERSION) throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_VERSION, `road snapshot version ${v} is not ${CODEC_VERSION}`)
-    const s = d as RoadState
-    if (!s || typeof s !== 'object' || !Array.isArray(s.oh) || !Array.isArray(s.lf) || typeof s.fences !== 'object' || typeof s.dtc !== 'object') {
+    if (v !== 1 && v !== CODEC_VERSION) throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_VERSION, `road snapshot version ${v} is not 1 or ${CODEC_VERSION}`)
+    const s = d as RoadState & { fences?: Record<string, number> }
+    if (!s || typeof s !== 'object' || !Array.isArray(s.oh) || !Array.isArray(s.lf) || typeof s.dtc !== 'object') {
       throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_CORRUPT, 'road snapshot is malformed')
     }
-    // Snapshots written before positions existed: no position emitted yet (the next fix is a sample).
-    s.fixSeq ??= null
-    s.posTs ??= null
-    s.posSeq ??= null
+    if (v === 1) {
+      // Version 1: geofences as id -> enter start, no GPS filter / idle / fuel state. The last fix becomes the
+      // distance anchor, so the distance goes on from where it was.
+      const old = s.fences ?? {}
+      delete s.fences
+      s.gf = Object.fromEntries(Object.entries(old).map(([id, start]) => [id, [start, null] as FenceState]))
+      s.gfVer = null
+      s.cand = null
+      s.lastFixTs = s.fix ? s.fix[0] : null
+      s.vmax = s.speed ?? null
+      s.anc = s.fix ? [...s.fix] : null
+      s.cov = 0
+      s.spd = null
+      s.engine = null
+      s.idle = null
+      s.lowSince = s.lf[0] ?? null
+      s.fb = []
+      s.fh = []
+      s.fev = null
+      s.badFixes = 0
+      if (s.trip) Object.assign(s.trip, { stopAt: null, idleMs: 0, stops: 0, stopMs: 0, fuel0: null, refuel: 0, owesStart: false })
+      // Snapshots written before positions existed: no position emitted yet (the next fix is a sample).
+      s.fixSeq ??= null
+      s.posTs ??= null
+      s.posSeq ??= null
+    } else if (typeof s.gf !== 'object' || !Array.isArray(s.fb) || !Array.isArray(s.fh)) {
+      throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_CORRUPT, 'road snapshot is malformed')
+    }
     return s
   },
 }
@@ -391,9 +914,15 @@ const codec: SnapshotCodec<RoadState> = {
 export interface RoadView {
   position: { lat: number; lon: number; ts: number; heading: number | null } | null
   speed: number | null
-  trip: { start: number; distance_km: number; max_speed: number; stopped_since: number | null } | null
+  trip: { start: number; distance_km: number; max_speed: number; stopped_since: number | null; idle_s: number } | null
   distanceToday: { day: number | null; km: number }
   odometerKm: number
+  /** Smoothed fuel level (%), null before three readings of the window. */
+  fuelLevel: number | null
+  /** Geofences the vehicle is in: id -> enter time; and the version of the published set applied. */
+  geofences: Record<string, number>
+  geofenceVersion: number | null
+  idleSince: number | null
   openAlerts: Array<{ alertId: string; type: string; severity: Severity; start: number }>
   late: number
   gpsJumps: number
@@ -402,17 +931,27 @@ export interface RoadView {
 function query(s: RoadState, q: { entity: EntityRef }): RoadView {
   const e = q.entity
   const open: RoadView['openAlerts'] = []
-  for (const [id, start] of Object.entries(s.fences)) open.push({ alertId: alertId(e, 'geofence', start, id), type: 'geofence', severity: 'info', start })
+  const inside: Record<string, number> = {}
+  for (const [id, st] of Object.entries(s.gf)) {
+    if (st[0] === null) continue
+    inside[id] = st[0]
+    open.push({ alertId: alertId(e, 'geofence', st[0], id), type: 'geofence', severity: 'info', start: st[0] })
+  }
   for (const [code, start] of Object.entries(s.dtc)) open.push({ alertId: alertId(e, 'dtc', start, code), type: 'dtc', severity: 'warning', start })
   if (s.oh[1] !== null) open.push({ alertId: alertId(e, 'engine_overheat', s.oh[1]), type: 'engine_overheat', severity: 'critical', start: s.oh[1] })
   if (s.lf[1] !== null) open.push({ alertId: alertId(e, 'low_fuel', s.lf[1]), type: 'low_fuel', severity: 'warning', start: s.lf[1] })
+  if (s.idle?.[1] === 1) open.push({ alertId: alertId(e, 'idling', s.idle[0]), type: 'idling', severity: 'info', start: s.idle[0] })
   if (s.stale !== null) open.push({ alertId: alertId(e, 'unit_offline', s.stale), type: 'unit_offline', severity: 'warning', start: s.stale })
   return {
     position: s.fix ? { ts: s.fix[0], lat: s.fix[1], lon: s.fix[2], heading: s.heading } : null,
     speed: s.speed,
-    trip: s.trip ? { start: s.trip.start, distance_km: s.trip.km, max_speed: s.trip.max, stopped_since: s.trip.stopSince } : null,
+    trip: s.trip ? { start: s.trip.start, distance_km: s.trip.km, max_speed: s.trip.max, stopped_since: s.trip.stopSince, idle_s: s.trip.idleMs / 1000 } : null,
     distanceToday: { day: s.day, km: s.day !== null && s.lastTs !== null && s.lastTs - s.day < DAY_MS ? s.dayKm : 0 },
     odometerKm: s.odoKm,
+    fuelLevel: fuelSmoothed(s),
+    geofences: inside,
+    geofenceVersion: s.gfVer,
+    idleSince: s.idle?.[0] ?? null,
     openAlerts: open,
     late: s.late,
     gpsJumps: s.jumps,
