@@ -21,3 +21,7 @@ export type { Segment, SiteMap } from './sitemap.js'
 export { provisionMirrors } from './provision.js'
 export { readRecord } from './placement.js'
 export type { PartitionRecord } from './placement.js'
+export { ActorCell } from './cell.js'
+export { asset, ASSET_DEFAULTS, ASSET_FEATURES, ASSET_FIELDS, DEFAULT_MODEL as ASSET_DEFAULT_MODEL, MODEL_FEATURE_SET as ASSET_FEATURE_SET,
+  MODEL_FORMAT as ASSET_MODEL_FORMAT, featureFamily, mergeAssetModel, validateAssetModel } from './kinds/sensor/asset.js'
+export type { AssetConfig, AssetModel } from './kinds/sensor/asset.js'
