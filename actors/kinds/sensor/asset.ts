@@ -12,7 +12,7 @@
  * an hour by default: n, sum, sum of squares, max), the last `trendPeriods` periods are kept in a small ring
  * (mean, standard deviation, max per channel), and each unit learns its own baseline of those hourly figures as
  * exponentially weighted mean and variance (half-life `baseline.halfLifeHours`). The baseline is fed only with
- * periods as they leave the ring (a day late), winsorised at `baseline.clip` sigmas, so a fault that develops
+ * periods as they leave the ring (a day late); a period beyond `baseline.clip` sigmas only nudges its mean, so a fault that develops
  * over a day or two is compared with the unit before it, not absorbed into it. The first `baseline.warmupPeriods`
  * periods of a unit seed the baseline directly (no features before that: the unit is still unknown).
  *
@@ -68,7 +68,7 @@ export const ASSET_FEATURES = [
   'vibration_level_up', 'vibration_level_down', 'vibration_trend_up', 'vibration_trend_down', 'vibration_spread',
   'vibration_impulse',
   'temperature_level_up', 'temperature_level_down', 'temperature_trend_up', 'temperature_trend_down', 'temperature_spread',
-  'temperature_load', 'temperature_peak',
+  'temperature_load', 'temperature_peak', 'temperature_heat',
   'pressure_level_up', 'pressure_level_down', 'pressure_trend_up', 'pressure_trend_down', 'pressure_spread',
   'flow_level_up', 'flow_level_down', 'flow_trend_up', 'flow_trend_down', 'flow_spread',
 ] as const
@@ -109,6 +109,12 @@ export interface AssetConfig {
   zClip: number
   /** Reading field used as the load for temperature_load; vibration stands in when readings lack it. */
   loadField: string
+  /**
+   * In service: a reading whose vibration (the last known one when it has none) is >= `vibration`. Only such
+   * readings enter the periods: a unit idling or shut down (cold, pressure bled off, no flow) is not compared
+   * with itself at work. A period with fewer than `minShare` of its readings in service is absent.
+   */
+  service: { vibration: number; minShare: number }
   danger: { type: string; severity: Severity; vibration: number; temperature: number; durationMs: number;
     vibrationHysteresis: number; temperatureHysteresis: number }
   riskHigh: { type: string; severity: Severity; threshold: number; holdPeriods: number; hysteresis: number;
@@ -138,7 +144,7 @@ export const DEFAULT_MODEL: AssetModel = {
   intercept: -9,
   weights: {
     vibration_level_up: 1.2, vibration_trend_up: 0.5, vibration_spread: 0.3, vibration_impulse: 0.3,
-    temperature_level_up: 1.0, temperature_trend_up: 0.4, temperature_load: 0.6, temperature_peak: 0.4,
+    temperature_level_up: 1.0, temperature_trend_up: 0.4, temperature_load: 0.6, temperature_peak: 0.4, temperature_heat: 0.8,
     pressure_level_down: 1.2, pressure_trend_down: 0.5, pressure_spread: 0.2,
     flow_level_down: 0.8, flow_level_up: 0.5, flow_trend_down: 0.3,
   },
@@ -153,6 +159,8 @@ export const ASSET_DEFAULTS: AssetConfig = deepFreeze({
     floor: { vibration: 0.1, temperature: 1, pressure: 0.05, flow: 0.2 } },
   zClip: 12,
   loadField: 'load',
+  // Half the nominal 2 mm/s of DOMAIN.md: below it a unit idles or stands.
+  service: { vibration: 1, minShare: 0.25 },
   danger: { type: 'asset_danger', severity: 'critical', vibration: 7, temperature: 85, durationMs: 30_000,
     vibrationHysteresis: 0.5, temperatureHysteresis: 5 },
   riskHigh: { type: 'risk_high', severity: 'warning', threshold: 70, holdPeriods: 2, hysteresis: 30, clearPeriods: 12, updateStep: 10 },
@@ -163,15 +171,23 @@ export const ASSET_DEFAULTS: AssetConfig = deepFreeze({
 const SEVERITIES: readonly Severity[] = ['info', 'warning', 'critical']
 const HOUR = 3_600_000
 /** Channels aggregated per period: the four fields, then the load. */
-const CH = ASSET_FIELDS.length + 1
-const LOAD = ASSET_FIELDS.length
+const CH = ASSET_FIELDS.length + 2
+/** Heat: an in-service temperature minus the unit's recent rest temperature (ambient cancels out). */
+const HEAT = ASSET_FIELDS.length
+const LOAD = ASSET_FIELDS.length + 1
+/** Channels with a baseline: the four fields and the heat. */
+const BASE_CH = ASSET_FIELDS.length + 1
+/** Time constant of the rest temperature (idling or shut down): follows the ambient within hours. */
+const REST_TAU_MS = 2 * 3_600_000
+/** A rest temperature older than this is stale: no heat until the unit rests again. */
+const REST_STALE_MS = 36 * 3_600_000
 /** Open-period sums per channel: n, Σx, Σx², max. */
 const AF = 4
 /** Ring entry per channel: mean, sd, max (NaN when the period had no sample). */
 const RF = 3
 /** Baseline per field: EW mean and EW variance of the hourly mean, sd and max; then the load line (5 EW moments). */
 const BF = 6
-const B_LOAD = ASSET_FIELDS.length * BF
+const B_LOAD = BASE_CH * BF
 const B_LEN = B_LOAD + 5
 const TS = ThresholdForDuration.SLOTS
 // Live values: newest event time, vibration, temperature, pressure, flow.
@@ -199,6 +215,9 @@ export interface AssetState {
   v: number[]
   /** Danger detector slots, then risk_high slots. */
   d: number[]
+  /** Rest temperature (EW of readings out of service; NaN = none) and the event time of its last reading. */
+  rt: number
+  rts: number
   /** Last risk (NaN = none), floor flag of the last score (0/1). */
   r: number
   fl: number
@@ -238,6 +257,9 @@ export function validateAssetConfig(c: AssetConfig): void {
   for (const f of ASSET_FIELDS) num(`baseline.floor.${f}`, c.baseline.floor[f], 1e-9)
   num('zClip', c.zClip, 1)
   if (typeof c.loadField !== 'string' || c.loadField.length === 0) throw new ConfigError('asset.loadField', 'must be a non-empty string')
+  group('service', c.service)
+  num('service.vibration', c.service.vibration, 0)
+  num('service.minShare', c.service.minShare, 0, 1)
   num('reasons', c.reasons, 0)
   group('danger', c.danger)
   group('riskHigh', c.riskHigh)
@@ -303,8 +325,10 @@ function compiled(c: AssetConfig): Compiled {
   return k
 }
 
+/** Index of the open period's count of all readings (in service or not), after the channel sums. */
+const A_TOTAL = CH * AF
 const blankAcc = (): number[] => {
-  const a = new Array<number>(CH * AF).fill(0)
+  const a = new Array<number>(CH * AF + 1).fill(0)
   for (let ch = 0; ch < CH; ch++) a[ch * AF + 3] = -Infinity
   return a
 }
@@ -313,7 +337,7 @@ function init(_entity: EntityRef, c: AssetConfig): AssetState {
   compiled(c)
   return { p: NaN, a: blankAcc(), g: new Array<number>(c.trendPeriods * CH * RF).fill(NaN), b: new Array<number>(B_LEN).fill(0),
     bn: 0, bp: NaN, lg: NaN, v: new Array<number>(1 + LIVE.length).fill(NaN),
-    d: [...ThresholdForDuration.blank(), ...A_BLANK], r: NaN, fl: 0, late: 0 }
+    d: [...ThresholdForDuration.blank(), ...A_BLANK], rt: NaN, rts: NaN, r: NaN, fl: 0, late: 0 }
 }
 
 // ---- periods, ring and baseline -----------------------------------------------------------------------------
@@ -323,8 +347,9 @@ const at = (xs: readonly number[], i: number): number => xs[i] as number
 /** Closes the open period into the ring slot of period `p`. */
 function closePeriod(s: AssetState, c: AssetConfig): void {
   const slot = (s.p % c.trendPeriods) * CH * RF
+  const absent = at(s.a, 0) < c.service.minShare * at(s.a, A_TOTAL)
   for (let ch = 0; ch < CH; ch++) {
-    const n = at(s.a, ch * AF), o = slot + ch * RF
+    const n = absent ? 0 : at(s.a, ch * AF), o = slot + ch * RF
     if (n === 0) {
       s.g[o] = NaN; s.g[o + 1] = NaN; s.g[o + 2] = NaN
       continue
@@ -347,7 +372,14 @@ function ew(b: number[], o: number, x: number, alpha: number, clip: number, warm
   const m = at(b, o), v = at(b, o + 1)
   if (!warm && clip > 0 && v > 0) {
     const sd = Math.sqrt(v)
-    x = Math.min(m + clip * sd, Math.max(m - clip * sd, x))
+    if (Math.abs(x - m) > clip * sd) {
+      // An outlying period (a fault developing over days) must not widen the baseline it is measured against
+      // (winsorising still grows the variance by ~8 alpha per period): only the mean creeps toward it, a tenth
+      // of a clipped step, so a lasting change (a repair that leaves the unit a little different) is absorbed
+      // over weeks.
+      b[o] = m + 0.1 * alpha * clip * sd * Math.sign(x - m)
+      return
+    }
   }
   const d = x - m
   b[o] = m + alpha * d
@@ -360,7 +392,7 @@ function feedBaseline(s: AssetState, c: AssetConfig, k: Compiled, p: number): vo
   // Running average while warming up (every period counts the same), then exponential weighting.
   const alpha = Math.max(k.alpha, 1 / (s.bn + 1))
   const slot = (p % c.trendPeriods) * CH * RF
-  ASSET_FIELDS.forEach((_, f) => {
+  for (let f = 0; f < BASE_CH; f++) {
     for (let j = 0; j < 3; j++) {
       const x = at(s.g, slot + f * RF + j)
       if (s.bn === 0 || at(s.b, f * BF + 2 * j + 1) === 0 && at(s.b, f * BF + 2 * j) === 0) {
@@ -369,7 +401,7 @@ function feedBaseline(s: AssetState, c: AssetConfig, k: Compiled, p: number): vo
         ew(s.b, f * BF + 2 * j, x, alpha, c.baseline.clip, warm)
       }
     }
-  })
+  }
   // Load line: EW moments of load L and temperature T hourly means (L, T, LL, LT, TT).
   const L = at(s.g, slot + LOAD * RF), T = at(s.g, slot + 1 * RF)
   if (Number.isFinite(L) && Number.isFinite(T)) {
@@ -392,7 +424,8 @@ function advance(s: AssetState, c: AssetConfig, k: Compiled, np: number): void {
     }
   }
   closePeriod(s, c)
-  if (s.bn < c.baseline.warmupPeriods && (at(s.a, 0) > 0 || at(s.a, AF) > 0)) feedBaseline(s, c, k, s.p)
+  const slot = (s.p % R) * CH * RF
+  if (s.bn < c.baseline.warmupPeriods && (Number.isFinite(at(s.g, slot)) || Number.isFinite(at(s.g, slot + RF)))) feedBaseline(s, c, k, s.p)
   // Periods skipped by a gap are absent (NaN) in the ring.
   for (let p = s.p + 1; p < np && p <= s.p + R; p++) s.g.fill(NaN, (p % R) * CH * RF, (p % R + 1) * CH * RF)
   s.p = np
@@ -410,7 +443,8 @@ export function features(s: AssetState, c: AssetConfig): number[] {
   const cz = (z: number): number => (Number.isFinite(z) ? Math.max(-clip, Math.min(clip, z)) : 0)
   const sdOf = (f: number, j: number): number => {
     const m = at(s.b, f * BF + 2 * j), v = at(s.b, f * BF + 2 * j + 1)
-    return Math.max(Math.sqrt(Math.max(0, v)), c.baseline.floor[ASSET_FIELDS[f] as AssetField], c.baseline.relativeFloor * Math.abs(m))
+    const floor = c.baseline.floor[f === HEAT ? 'temperature' : ASSET_FIELDS[f] as AssetField]
+    return Math.max(Math.sqrt(Math.max(0, v)), floor, f === HEAT ? 0 : c.baseline.relativeFloor * Math.abs(m))
   }
   /** Mean (or max) over the recent periods of g(p), skipping absent ones. */
   const recent = (g: (p: number) => number, max = false): number => {
@@ -469,6 +503,9 @@ export function features(s: AssetState, c: AssetConfig): number[] {
       const res = recent((p) => ringAt(s, c, p, f, 0) - (mT + slopeL * dL(p)), true)
       x[o++] = Math.max(0, cz(res / resSd))
       x[o++] = Math.max(0, cz((recent((p) => ringAt(s, c, p, f, 2), true) - at(s.b, f * BF + 4)) / sdOf(f, 2)))
+      // Heat at work over the rest temperature, against the unit's usual: a cooling fault heats the unit at
+      // load whatever the weather (the ambient is in both terms).
+      x[o++] = Math.max(0, cz((recent((p) => ringAt(s, c, p, HEAT, 0)) - at(s.b, HEAT * BF)) / sdOf(HEAT, 0)))
     }
   })
   return x
@@ -585,10 +622,19 @@ function onReading(s: AssetState, r: Reading, ctx: ActorContext, c: AssetConfig)
     advance(s, c, k, p)
     completed = true
   }
-  if (p === s.p) {
+  const vibNow = typeof f['vibration'] === 'number' && Number.isFinite(f['vibration']) ? f['vibration'] : (s.v[V_VIB] as number)
+  if (p === s.p) s.a[A_TOTAL] = at(s.a, A_TOTAL) + 1
+  const temp0 = f['temperature']
+  const inService = vibNow >= c.service.vibration
+  if (!inService && typeof temp0 === 'number' && Number.isFinite(temp0) && !(r.ts < s.rts)) {
+    s.rt = Number.isNaN(s.rt) ? temp0 : s.rt + (1 - Math.exp(-(r.ts - s.rts) / REST_TAU_MS)) * (temp0 - s.rt)
+    s.rts = r.ts
+  }
+  if (p === s.p && inService) {
     // Readings of an already completed period (within the lateness) update only the live values.
     const load = f[c.loadField]
-    const vals = [...ASSET_FIELDS.map((n) => f[n]), typeof load === 'number' ? load : f['vibration']]
+    const heat = typeof temp0 === 'number' && r.ts - s.rts <= REST_STALE_MS ? temp0 - s.rt : NaN
+    const vals = [...ASSET_FIELDS.map((n) => f[n]), heat, typeof load === 'number' ? load : f['vibration']]
     vals.forEach((x, ch) => {
       if (typeof x !== 'number' || !Number.isFinite(x)) return
       const o = ch * AF
@@ -670,7 +716,7 @@ function query(s: AssetState, ctx: { entity: EntityRef; watermark: number; lastS
 const CODEC_VERSION = 2
 
 interface Encoded { p: number | null; a: Array<number | null>; g: Array<number | null>; b: number[]; bn: number; bp: number | null; lg: number | null;
-  v: Array<number | null>; d: Array<number | null>; r: number | null; fl: number; l: number }
+  v: Array<number | null>; d: Array<number | null>; rt: number | null; rts: number | null; r: number | null; fl: number; l: number }
 
 const out = (xs: readonly number[]): Array<number | null> => xs.map((x) => (Number.isFinite(x) ? x : null))
 
@@ -684,7 +730,7 @@ function numsIn(xs: unknown, what: string, len?: number): number[] {
 
 function encode(s: AssetState): Encoded {
   return { p: orNull(s.p), a: out(s.a), g: out(s.g), b: s.b.slice(), bn: s.bn, bp: orNull(s.bp), lg: orNull(s.lg), v: out(s.v), d: out(s.d),
-    r: orNull(s.r), fl: s.fl, l: s.late }
+    rt: orNull(s.rt), rts: orNull(s.rts), r: orNull(s.r), fl: s.fl, l: s.late }
 }
 
 function decode(data: unknown, version: number): AssetState {
@@ -698,12 +744,12 @@ function decode(data: unknown, version: number): AssetState {
     // unit's baseline is learned afresh (the old window holds nothing the hourly features can use).
     const d1 = numsIn(e['d'], 'detector slots', 2 * TS)
     return { p: NaN, a: blankAcc(), g: [], b: new Array<number>(B_LEN).fill(0), bn: 0, bp: NaN, lg: NaN,
-      v: numsIn(e['v'], 'live values', 1 + LIVE.length), d: [...d1.slice(0, TS), ...A_BLANK], r: NaN, fl: 0, late: e['l'] as number }
+      v: numsIn(e['v'], 'live values', 1 + LIVE.length), d: [...d1.slice(0, TS), ...A_BLANK], rt: NaN, rts: NaN, r: NaN, fl: 0, late: e['l'] as number }
   }
   if (version !== CODEC_VERSION) {
     throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_VERSION, `asset snapshot version ${version} is not ${CODEC_VERSION} or 1`)
   }
-  const a = numsIn(e['a'], 'period sums', CH * AF).map((x, i) => (i % AF === 3 && Number.isNaN(x) ? -Infinity : x))
+  const a = numsIn(e['a'], 'period sums', CH * AF + 1).map((x, i) => (i % AF === 3 && Number.isNaN(x) ? -Infinity : x))
   const b = numsIn(e['b'], 'baseline', B_LEN)
   const g = numsIn(e['g'], 'ring')
   const bn = e['bn'], fl = e['fl']
@@ -712,7 +758,7 @@ function decode(data: unknown, version: number): AssetState {
   }
   return { p: one(e['p'], 'period'), a, g, b, bn: bn as number, bp: one(e['bp'], 'baseline period'), lg: one(e['lg'], 'logit'),
     v: numsIn(e['v'], 'live values', 1 + LIVE.length), d: numsIn(e['d'], 'detector slots', TS + A_BLANK.length),
-    r: one(e['r'], 'risk'), fl: fl as number, late: e['l'] as number }
+    rt: one(e['rt'], 'rest temperature'), rts: one(e['rts'], 'rest time'), r: one(e['r'], 'risk'), fl: fl as number, late: e['l'] as number }
 }
 
 /** The asset profile (kind `sensor`). */
