@@ -14,7 +14,8 @@
  * exponentially weighted mean and variance (half-life `baseline.halfLifeHours`). The baseline is fed only with
  * periods as they leave the ring (a day late); a period beyond `baseline.clip` sigmas only nudges its mean, so a fault that develops
  * over a day or two is compared with the unit before it, not absorbed into it. The first `baseline.warmupPeriods`
- * periods of a unit seed the baseline directly (no features before that: the unit is still unknown).
+ * (a day: a shorter warm-up misses part of the daily cycle) periods seed the baseline directly (no features
+ * before that: the unit is still unknown).
  *
  * Features (unit-normalised: z = (x - baseline mean) / baseline sd, sd floored at max(floor of the field,
  * `relativeFloor` x |baseline mean|), clipped to ±`zClip`), for f in vibration, temperature, pressure, flow:
@@ -144,7 +145,9 @@ export const DEFAULT_MODEL: AssetModel = {
   intercept: -9,
   weights: {
     vibration_level_up: 1.2, vibration_trend_up: 0.5, vibration_spread: 0.3, vibration_impulse: 0.3,
-    temperature_level_up: 1.0, temperature_trend_up: 0.4, temperature_load: 0.6, temperature_peak: 0.4, temperature_heat: 0.8,
+    // The temperature features move together (level, load, peak, heat): each weighs less so that their sum
+    // is comparable to one vibration or pressure feature.
+    temperature_level_up: 0.5, temperature_trend_up: 0.15, temperature_load: 0.4, temperature_peak: 0.25, temperature_heat: 0.3,
     pressure_level_down: 1.2, pressure_trend_down: 0.5, pressure_spread: 0.2,
     flow_level_down: 0.8, flow_level_up: 0.5, flow_trend_down: 0.3,
   },
@@ -155,7 +158,7 @@ export const ASSET_DEFAULTS: AssetConfig = deepFreeze({
   periodMs: 3_600_000,
   trendPeriods: 24,
   recentPeriods: 6,
-  baseline: { halfLifeHours: 240, warmupPeriods: 12, clip: 3, relativeFloor: 0.02,
+  baseline: { halfLifeHours: 240, warmupPeriods: 24, clip: 3, relativeFloor: 0.02,
     floor: { vibration: 0.1, temperature: 1, pressure: 0.05, flow: 0.2 } },
   zClip: 12,
   loadField: 'load',
