@@ -26,6 +26,10 @@
  *   temperature_load            temperature above what the unit's own temperature-vs-load line predicts for the
  *                               hour's load (load = `loadField`, else vibration as the load proxy)
  *   temperature_peak            hourly maximum temperature above its baseline (heat that shows only at load)
+ *   temperature_heat            in-service temperature minus the unit's rest temperature (idling or shut down,
+ *                               2 h time constant), above its baseline: the ambient cancels out
+ * Only readings in service (vibration >= service.vibration) enter the periods; a period with less than
+ * service.minShare of its readings in service is absent.
  * Each feature's family is the field it is computed from (vibration, temperature, pressure, flow).
  *
  * Model: logistic, risk = 100 / (1 + exp(-(intercept + sum w_f x_f))) on the feature set named by
@@ -47,7 +51,7 @@
  *          and logit contributions, and the family they belong to.
  *   late   key `late:<seq>` for a reading older than the watermark (max event time - allowedLatenessMs); not applied.
  *
- * State (flat number arrays, about 500 numbers): the open period's sums, the ring, the baseline, the cached
+ * State (flat number arrays, about 500 numbers, ~2.6 KB of JSON): the open period's sums, the ring, the baseline, the cached
  * logit, detector slots. Replay-deterministic: everything is a function of the readings in stream order.
  */
 import { defineActor } from '../../actor.js'
