@@ -214,7 +214,7 @@ void t.test('snapshot/restore mid-run gives identical outputs; state is compact;
   }), { numRuns: 25 })
   const run = runActor(asset, entity, msgs(base))
   const size = JSON.stringify(run.cell.snapshot(1).state).length
-  t.ok(size < 12_000, `snapshot state is ${size} bytes (24 hourly periods x 5 channels)`)
+  t.ok(size < 12_000, `snapshot state is ${size} bytes (24 hourly periods x 6 channels x 3 figures)`)
   const copy = new ActorCell(asset, C, entity, JSON.parse(JSON.stringify(run.cell.snapshot(1))))
   t.same(copy.query(), run.cell.query(), 'a new cell from the JSON snapshot answers the same')
   t.throws(() => new ActorCell(asset, C, entity, { ...run.cell.snapshot(1), v: 3 }), /newer/)

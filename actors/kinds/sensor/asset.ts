@@ -51,7 +51,7 @@
  *          and logit contributions, and the family they belong to.
  *   late   key `late:<seq>` for a reading older than the watermark (max event time - allowedLatenessMs); not applied.
  *
- * State (flat number arrays, about 500 numbers, ~2.6 KB of JSON): the open period's sums, the ring, the baseline, the cached
+ * State (flat number arrays, about 600 numbers: ~5 KB in memory, ~8 KB as JSON): the open period's sums, the ring, the baseline, the cached
  * logit, detector slots. Replay-deterministic: everything is a function of the readings in stream order.
  */
 import { defineActor } from '../../actor.js'
