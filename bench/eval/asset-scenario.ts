@@ -543,7 +543,7 @@ class UnitSim {
       const sp = plan.spikeP + (f?.spikeP ?? 0) * bearing
       if (r.next() < sp) vib += r.exp(plan.spikeAmp + (f?.spikeAmp ?? 0) * bearing) * loadShape
       if (f?.mode === 'bearing' && term > 0) vib *= 1 + 2.5 * term
-      flow = this.q0() * (0.5 + 0.5 * this.loadEff) * (1 + (f?.qRise ?? 0) * hydraulic) + 0.8 * r.normal()
+      flow = plan.q0 * (0.5 + 0.5 * this.loadEff) * (1 + (f?.qRise ?? 0) * hydraulic) + 0.8 * r.normal()
       pressure += 1.2 * (1 + 2 * hydraulic) * r.normal()
     } else {
       vib = 0.06 + 0.03 * Math.abs(r.normal())
@@ -564,10 +564,6 @@ class UnitSim {
         flow: Math.round(Math.max(0, flow) * 10) / 10,
       },
     }
-  }
-
-  private q0(): number {
-    return this.plan.q0
   }
 
   private fail(ts: number, f: FaultPlan): void {
