@@ -1,5 +1,6 @@
 /**
- * `npm run bench:detect -- [--json] [--seed 7] [--plant-hours 48] [--race-minutes 60] [--asset-days 14] [--road-hours 48]`
+ * `npm run bench:detect -- [--json] [--seed 7] [--plant-hours 48] [--race-minutes 60] [--asset-days 14] [--road-hours 48]
+ *   [--asset-eval heldout|tuning|quick|off]`
  *
  * Detection quality, measured: every profile's simulator runs with injected anomalies, its readings go through the
  * real profile code in memory (one `ActorCell` per entity, exactly what a worker runs, no broker), and the alerts
@@ -12,6 +13,8 @@
  * Prints a table, then one JSON line last:
  * `{"plant":{"<type>":{"precision":P,"recall":R},...},"race":{...},"asset":{...},"road":{...},"inference_us_p95":N}`.
  * The detectors never see the ground truth: it is only read here, after the run, to score.
+ * `asset_eval` in the JSON line: the asset risk model (trained, built-in) and the naive baseline on the independent
+ * locomotive fleet by lead time (bench/asset-eval-run.ts; held-out seeds by default).
  */
 import { ActorCell } from '../actors/cell.js'
 import type { ActorDefinition } from '../actors/actor.js'
@@ -26,6 +29,7 @@ import { PlantSimulator, PLANT_ANOMALY_TYPES } from '../sites/simulate/plant.js'
 import { AssetSimulator, ASSET_TRUTH_TYPES } from '../sites/simulate/asset.js'
 import { RoadSimulator, ROAD_TRUTH_TYPES } from '../sites/simulate/road.js'
 import type { DomainSimulator, Episode } from '../sites/simulate/truth.js'
+import { assetEvalSection } from './asset-eval-run.js'
 
 const args = process.argv.slice(2)
 const arg = (name: string, dflt: number): number => {
@@ -192,7 +196,7 @@ export function benchDetect(opts: { seed: number; plantHours: number; raceMinute
 
 const r3 = (x: number): number => Math.round(x * 1000) / 1000
 
-function main(): void {
+async function main(): Promise<void> {
   const t0 = Date.now()
   const rep = benchDetect({ seed: SEED, plantHours: arg('plant-hours', 48), raceMinutes: arg('race-minutes', 60),
     assetDays: arg('asset-days', 14), roadHours: arg('road-hours', 48) })
@@ -209,8 +213,9 @@ function main(): void {
     const i = rep.inference
     console.log(`plant handler time per reading: p50 ${i.p50.toFixed(2)} µs, p95 ${i.p95.toFixed(2)} µs, p99 ${i.p99.toFixed(2)} µs (${i.samples} readings)`)
   }
+  const assetEval = await assetEvalSection(args, (s) => { if (!JSON_ONLY) console.log(s) })
   console.log(JSON.stringify({ plant: compact(rep.plant), race: compact(rep.race), asset: compact(rep.asset), road: compact(rep.road),
-    inference_us_p95: r3(rep.inference.p95) }))
+    inference_us_p95: r3(rep.inference.p95), ...(assetEval ? { asset_eval: assetEval } : {}) }))
 }
 
-if (import.meta.url === `file://${process.argv[1] ?? ''}`) main()
+if (import.meta.url === `file://${process.argv[1] ?? ''}`) await main()

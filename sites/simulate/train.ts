@@ -1,26 +1,35 @@
 /**
  * `pitwall train`: fits the `asset` profile's failure-risk model offline from a CSV of sensor history plus a
- * maintenance log, and writes a versioned JSON model file that a deployment loads at start
- * (`PITWALL_PROFILE_CONFIG='{"asset":{"model":<file contents>}}'`, docs/profiles.md).
+ * maintenance log, validates it on a held-out (later) time period through the real profile, and writes a
+ * versioned JSON model file that a deployment loads at start
+ * (`PITWALL_PROFILE_CONFIG='{"asset":{"model":<file contents>}}'`, docs/profiles.md). Every flag: TRAIN_HELP.
  *
- *   pitwall train --history H.csv --maintenance M.csv --out model.json [--horizon-hours 12] [--version V] [--l2 1]
- *   pitwall train --simulate-days 14 [--seed 1] [--entities 40] --history H.csv --maintenance M.csv --out model.json
- *     (first writes the two CSVs from the asset simulator, then trains on them)
+ * Features are computed by the asset profile itself (its handler and live view, run over the history in memory,
+ * sampled once per completed period), so training and runtime cannot disagree on what a feature is.
  *
- * History CSV: header `entity,ts,vibration,temperature[,pressure,flow]`, rows in time order per entity.
- * Maintenance CSV: header `entity,ts,action` with action `repair` or `routine`.
+ * Labels (docs/profiles.md, "label semantics"): the maintenance log's `repair` rows give failures. With
+ * `--log-time failure` (default) a row's ts is the moment the unit failed or was taken out of service; with
+ * `--log-time completion` it is when the repair job was signed off, and the failure is taken `--job-hours`
+ * earlier. A sample is positive when a failure of its entity follows within `--horizon-hours` (72); samples from
+ * the failure to `--downtime-hours` after it (the unit in the shop, then a fresh start) are left out. `routine`
+ * rows are not failures.
  *
- * Features are computed by the asset profile itself (its handler and live view, run over the history in memory),
- * so training and runtime cannot disagree on what a feature is. Label: 1 when a repair of the same entity follows
- * within the horizon, else 0. Model: L2-regularised logistic regression on standardised features (Newton's
- * method), written back in raw units: risk = 100 / (1 + exp(-(intercept + sum w_f x_f))).
+ * Model: L2-regularised logistic regression on standardised features (Newton's method), written back in raw
+ * units. Then the operating point: the intercept is shifted so that the alert threshold (riskHigh.threshold, 70)
+ * sits at the (1 - `--false-rate`) quantile of the training negatives' logits; the risk is an alert-aligned score,
+ * not a calibrated probability. Validation runs the profile with the fitted model over the whole history and
+ * scores only the held-out last `--validate-share` of the time span (sites/simulate/asset-score.ts).
  */
 import { createReadStream, createWriteStream, writeFileSync, type WriteStream } from 'node:fs'
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
-import { ConfigError, PitwallError, PROFILES } from '../../actors/mod.js'
-import type { ActorContext, ActorDefinition, Reading } from '../../actors/mod.js'
+import { parseArgs } from 'node:util'
+import { ActorCell, ASSET_DEFAULTS, ASSET_FEATURE_SET, ASSET_FEATURES, ASSET_MODEL_FORMAT, ConfigError, PitwallError, asset } from '../../actors/mod.js'
+import type { AssetConfig, AssetModel, Reading } from '../../actors/mod.js'
 import { AssetSimulator } from './asset.js'
+import { runAssetProfile, scoreLeadTime, type Failure, type HistoryRow, type LeadScore } from './asset-score.js'
+
+const HOUR = 3_600_000
 
 export interface TrainOptions {
   history: string
@@ -29,25 +38,26 @@ export interface TrainOptions {
   horizonMs: number
   version?: string
   l2: number
-  /** One sample every `sampleEvery` readings of an entity. */
+  /** One sample every `sampleEvery` completed periods of an entity. */
   sampleEvery: number
+  logTime: 'failure' | 'completion'
+  jobMs: number
+  downtimeMs: number
+  validateShare: number
+  falseRate: number
 }
 
-export interface TrainedModel {
+export const TRAIN_DEFAULTS = { horizonHours: 72, l2: 1, sampleEvery: 1, logTime: 'failure', jobHours: 8, downtimeHours: 24,
+  validateShare: 0.3, falseRate: 0.002 } as const
+
+export interface TrainedModel extends AssetModel {
   version: string
-  intercept: number
   weights: Record<string, number>
-  trained: { at: string; samples: number; positives: number; horizonHours: number; l2: number; logLoss: number;
-    /** At the profile's risk_high threshold (70), on the training samples. */
-    precision: number; recall: number }
-}
-
-type AnyDef = ActorDefinition<unknown, unknown>
-
-function assetDef(): AnyDef {
-  const d = PROFILES.find((p) => p.profile === 'asset')
-  if (!d) throw new ConfigError('profile', 'the asset profile is not registered')
-  return d as unknown as AnyDef
+  trained: { at: string; samples: number; positives: number; failures: number; horizonHours: number; l2: number; logLoss: number;
+    logTime: string; falseRate: number; trainedUntil: number; threshold: number }
+  /** Held-out period through the real profile with this model (null when it holds no failure). */
+  validation: (Pick<LeadScore, 'failures' | 'caught6h' | 'recall6h' | 'medianLeadHours' | 'falseAlerts' | 'falsePerAssetMonth'> & { from: number; to: number; assets: number }) | null
+  warnings: string[]
 }
 
 async function* csvRows(path: string): AsyncGenerator<Record<string, string>> {
@@ -68,9 +78,38 @@ async function* csvRows(path: string): AsyncGenerator<Record<string, string>> {
   }
 }
 
+/** History CSV rows as readings (numeric columns other than entity and ts become fields). */
+export async function* historyRows(path: string): AsyncGenerator<HistoryRow> {
+  for await (const r of csvRows(path)) {
+    const entity = r['entity'], ts = Number(r['ts'])
+    if (!entity || !Number.isFinite(ts)) throw new ConfigError(path, 'rows need entity and a numeric ts')
+    const fields: Reading['fields'] = {}
+    for (const [k, raw] of Object.entries(r)) {
+      if (k === 'entity' || k === 'ts' || raw === '') continue
+      const v = Number(raw)
+      if (Number.isFinite(v)) fields[k] = v
+    }
+    yield { entity, ts, fields }
+  }
+}
+
+/** Failures from the maintenance log (repair rows), per the label semantics. */
+export async function readFailures(path: string, o: Pick<TrainOptions, 'logTime' | 'jobMs'>): Promise<Failure[]> {
+  const out: Failure[] = []
+  for await (const r of csvRows(path)) {
+    const ts = Number(r['ts'])
+    if (!r['entity'] || !Number.isFinite(ts)) throw new ConfigError(path, 'rows need entity and a numeric ts')
+    if (r['action'] !== 'repair') continue
+    const f: Failure = { entity: r['entity'], ts: o.logTime === 'completion' ? ts - o.jobMs : ts }
+    if (r['mode']) f.mode = r['mode']
+    out.push(f)
+  }
+  return out.sort((a, b) => a.ts - b.ts)
+}
+
 /** Writes the asset simulator's history and maintenance log as the two training CSVs. */
-export async function writeAssetHistory(o: { seed: number; entities: number; days: number; history: string; maintenance: string }): Promise<number> {
-  const sim = new AssetSimulator({ seed: o.seed, locomotives: o.entities, anomalies: true })
+export async function writeAssetHistory(o: { seed: number; entities: number; days: number; history: string; maintenance: string; fleet?: boolean }): Promise<number> {
+  const sim = new AssetSimulator({ seed: o.seed, locomotives: o.entities, anomalies: true, fleet: o.fleet ?? false })
   const end = sim.startTs + o.days * 86_400_000
   const out: WriteStream = createWriteStream(o.history)
   out.write('entity,ts,vibration,temperature,pressure,flow\n')
@@ -86,50 +125,43 @@ export async function writeAssetHistory(o: { seed: number; entities: number; day
   return n
 }
 
-/** Feature rows computed by the asset profile over the history, with labels from the maintenance log. */
-export async function featureRows(o: Pick<TrainOptions, 'history' | 'maintenance' | 'horizonMs' | 'sampleEvery'>): Promise<{ names: string[]; x: number[][]; y: number[] }> {
-  const repairs = new Map<string, number[]>()
-  for await (const r of csvRows(o.maintenance)) {
-    const ts = Number(r['ts'])
-    if (!r['entity'] || !Number.isFinite(ts)) throw new ConfigError(o.maintenance, 'rows need entity and a numeric ts')
-    if (r['action'] !== 'repair') continue
-    let l = repairs.get(r['entity'])
-    if (!l) repairs.set(r['entity'], l = [])
-    l.push(ts)
-  }
-  for (const l of repairs.values()) l.sort((a, b) => a - b)
-  const def = assetDef()
-  const cfg = def.defaults
-  const cells = new Map<string, { state: unknown; seq: number; max: number; n: number }>()
-  let names: string[] = []
-  const x: number[][] = []
-  const y: number[] = []
-  for await (const r of csvRows(o.history)) {
-    const id = r['entity'] as string
-    const ts = Number(r['ts'])
-    if (!id || !Number.isFinite(ts)) throw new ConfigError(o.history, 'rows need entity and a numeric ts')
-    let c = cells.get(id)
-    if (!c) cells.set(id, c = { state: def.init({ kind: 'sensor', id }, cfg), seq: 0, max: -Infinity, n: 0 })
-    const fields: Reading['fields'] = {}
-    for (const k of ['vibration', 'temperature', 'pressure', 'flow']) {
-      const v = Number(r[k])
-      if (r[k] !== undefined && r[k] !== '' && Number.isFinite(v)) fields[k] = v
+export interface FeatureRow { entity: string; ts: number; x: number[] }
+
+/** Feature rows computed by the asset profile (one per completed period and entity, once its baseline is warm). */
+export async function featureRows(rows: AsyncIterable<HistoryRow> | Iterable<HistoryRow>, o: { sampleEvery: number; config?: AssetConfig }): Promise<{ rows: FeatureRow[]; from: number; to: number; entities: number }> {
+  const cfg = o.config ?? ASSET_DEFAULTS
+  const cells = new Map<string, { cell: ActorCell; period: number; n: number }>()
+  const out: FeatureRow[] = []
+  let seq = 0, from = Infinity, to = -Infinity
+  const none = (): void => undefined
+  for await (const r of rows) {
+    from = Math.min(from, r.ts)
+    to = Math.max(to, r.ts)
+    let c = cells.get(r.entity)
+    if (!c) cells.set(r.entity, c = { cell: new ActorCell(asset, cfg, { kind: 'sensor', id: r.entity }), period: NaN, n: 0 })
+    const p = Math.floor(r.ts / cfg.periodMs)
+    c.cell.applyReading(++seq, r.ts, { ts: r.ts, fields: r.fields }, none)
+    if (!(p > c.period)) {
+      if (Number.isNaN(c.period)) c.period = p
+      continue
     }
-    c.seq++
-    c.max = Math.max(c.max, ts)
-    const ctx: ActorContext = { entity: { kind: 'sensor', id }, profile: 'asset', seq: c.seq, procTime: ts, watermark: c.max - def.allowedLatenessMs(cfg),
-      maxEventTime: c.max, emit: () => undefined, setTimer: () => undefined, cancelTimer: () => undefined, reference: () => undefined }
-    def.onReading(c.state, { ts, fields }, ctx, cfg)
-    if (++c.n % o.sampleEvery !== 0 || !def.query) continue
-    const view = def.query(c.state, { entity: ctx.entity, watermark: ctx.watermark, lastSeq: c.seq }, cfg) as { features: Record<string, number> }
-    const keys = Object.keys(view.features)
-    if (keys.length === 0) continue
-    if (names.length === 0) names = keys
-    x.push(names.map((k) => view.features[k] as number))
-    const next = (repairs.get(id) ?? []).find((t) => t >= ts)
-    y.push(next !== undefined && next - ts <= o.horizonMs ? 1 : 0)
+    c.period = p
+    if (++c.n % o.sampleEvery !== 0) continue
+    const view = c.cell.query() as { baselinePeriods: number; features: Record<string, number> }
+    if (view.baselinePeriods < cfg.baseline.warmupPeriods) continue
+    out.push({ entity: r.entity, ts: r.ts, x: ASSET_FEATURES.map((f) => view.features[f] as number) })
   }
-  return { names, x, y }
+  return { rows: out, from, to, entities: cells.size }
+}
+
+/** Labels: 1 when a failure follows within the horizon, 0 otherwise, null (left out) while down after a failure. */
+export function labelOf(row: { entity: string; ts: number }, failures: readonly Failure[], o: Pick<TrainOptions, 'horizonMs' | 'downtimeMs'>): 0 | 1 | null {
+  for (const f of failures) {
+    if (f.entity !== row.entity) continue
+    if (row.ts >= f.ts && row.ts < f.ts + o.downtimeMs) return null
+    if (f.ts > row.ts && f.ts - row.ts <= o.horizonMs) return 1
+  }
+  return 0
 }
 
 /** Solves A z = b (small, dense, symmetric positive definite) by Gaussian elimination with partial pivoting. */
@@ -158,7 +190,7 @@ function solve(a: number[][], b: number[]): number[] {
 /** L2-regularised logistic regression (intercept not penalised); returns raw-unit weights and the intercept. */
 export function fitLogistic(x: number[][], y: number[], l2: number): { intercept: number; weights: number[]; logLoss: number } {
   const n = x.length, d = x[0]?.length ?? 0
-  if (n === 0 || d === 0) throw new ConfigError('history', 'no feature rows: the history is empty or too short for the feature window')
+  if (n === 0 || d === 0) throw new ConfigError('history', 'no feature rows: the history is empty or shorter than the baseline warm-up')
   const mean = new Array<number>(d).fill(0), sd = new Array<number>(d).fill(0)
   for (const r of x) r.forEach((v, j) => { mean[j] = (mean[j] as number) + v / n })
   for (const r of x) r.forEach((v, j) => { sd[j] = (sd[j] as number) + (v - (mean[j] as number)) ** 2 / n })
@@ -195,64 +227,160 @@ export function fitLogistic(x: number[][], y: number[], l2: number): { intercept
   return { intercept, weights, logLoss: loss / n }
 }
 
-/** Trains and writes the model file. */
-export async function train(o: TrainOptions): Promise<TrainedModel> {
-  const { names, x, y } = await featureRows(o)
+/** Warnings with a concrete next step when the held-out figures are poor. */
+export function adviseOn(v: TrainedModel['validation'], t: TrainedModel['trained']): string[] {
+  const w: string[] = []
+  if (t.failures < 10) w.push(`only ${t.failures} failures in the training period: the fit is weak; give a longer history (--history) or more units`)
+  if (!v) {
+    w.push('the held-out period holds no failure, so nothing was validated; raise --validate-share or give a longer history')
+    return w
+  }
+  if (v.recall6h < 0.5) {
+    w.push(`held-out recall ${v.recall6h.toFixed(2)} (failures warned >= 6 h ahead) is low: raise --false-rate (e.g. ${Math.min(0.05, t.falseRate * 3).toFixed(3)}) for more alerts, `
+      + 'and check --log-time: if the log records job completion, use --log-time completion --job-hours <typical job length>')
+  }
+  if (v.falsePerAssetMonth > 0.5) {
+    w.push(`held-out false alerts ${v.falsePerAssetMonth.toFixed(2)} per asset-month (> 0.5): lower --false-rate (e.g. ${(t.falseRate / 3).toFixed(4)}) or raise asset.riskHigh.holdPeriods`)
+  }
+  if (v.medianLeadHours !== null && v.medianLeadHours < 24) {
+    w.push(`held-out median lead ${v.medianLeadHours.toFixed(1)} h (< 24 h): a shorter --horizon-hours (e.g. 48) often learns the early signs better, or raise --false-rate`)
+  }
+  return w
+}
+
+/** Trains on the earlier part of the history, validates on the held-out rest, writes the model file. */
+export async function trainModel(rows: () => AsyncIterable<HistoryRow> | Iterable<HistoryRow>, failures: readonly Failure[],
+  o: Omit<TrainOptions, 'history' | 'maintenance' | 'out'>, config: AssetConfig = ASSET_DEFAULTS): Promise<TrainedModel> {
+  const fr = await featureRows(rows(), { sampleEvery: o.sampleEvery, config })
+  const cut = fr.to - o.validateShare * (fr.to - fr.from)
+  const x: number[][] = [], y: number[] = []
+  for (const r of fr.rows) {
+    // Labels need the horizon after the sample inside the training period: no peeking into the held-out one.
+    if (r.ts + o.horizonMs > cut) continue
+    const l = labelOf(r, failures, o)
+    if (l === null) continue
+    x.push(r.x)
+    y.push(l)
+  }
   const fit = fitLogistic(x, y, o.l2)
-  let tp = 0, fp = 0, fn = 0
-  x.forEach((r, i) => {
-    const risk = 100 / (1 + Math.exp(-(fit.intercept + r.reduce((a, v, j) => a + v * (fit.weights[j] as number), 0))))
-    const hit = risk >= 70
-    if (hit && y[i] === 1) tp++
-    else if (hit) fp++
-    else if (y[i] === 1) fn++
-  })
+  const negatives = x.filter((_, i) => y[i] === 0).map((r) => r.reduce((a, v, j) => a + v * (fit.weights[j] as number), fit.intercept)).sort((a, b) => a - b)
+  const q = negatives[Math.min(negatives.length - 1, Math.floor((1 - o.falseRate) * negatives.length))] ?? 0
+  const threshold = config.riskHigh.threshold
+  const intercept = fit.intercept + Math.log(threshold / (100 - threshold)) - q
   const at = new Date().toISOString()
   const model: TrainedModel = {
+    format: ASSET_MODEL_FORMAT,
+    features: ASSET_FEATURE_SET,
     version: o.version ?? `trained-${at.slice(0, 19).replace(/[-:]/g, '')}`,
-    intercept: fit.intercept,
-    weights: Object.fromEntries(names.map((k, j) => [k, fit.weights[j] as number])),
-    trained: { at, samples: x.length, positives: y.filter((v) => v === 1).length, horizonHours: o.horizonMs / 3_600_000, l2: o.l2,
-      logLoss: fit.logLoss, precision: tp + fp === 0 ? 1 : tp / (tp + fp), recall: tp + fn === 0 ? 1 : tp / (tp + fn) },
+    intercept,
+    weights: Object.fromEntries(ASSET_FEATURES.map((k, j) => [k, fit.weights[j] as number])),
+    trained: { at, samples: x.length, positives: y.filter((v) => v === 1).length, failures: failures.filter((f) => f.ts < cut).length,
+      horizonHours: o.horizonMs / HOUR, l2: o.l2, logLoss: fit.logLoss, logTime: o.logTime, falseRate: o.falseRate, trainedUntil: cut, threshold },
+    validation: null,
+    warnings: [],
   }
+  const held = failures.filter((f) => f.ts >= cut && f.ts <= fr.to)
+  if (held.length > 0) {
+    const run = await runAssetProfile(rows(), { config, model })
+    const s = scoreLeadTime(run.opens, failures, { from: cut, to: fr.to + 1, assets: fr.entities })
+    model.validation = { failures: s.failures, caught6h: s.caught6h, recall6h: s.recall6h, medianLeadHours: s.medianLeadHours,
+      falseAlerts: s.falseAlerts, falsePerAssetMonth: s.falsePerAssetMonth, from: cut, to: fr.to, assets: fr.entities }
+  }
+  model.warnings = adviseOn(model.validation, model.trained)
+  return model
+}
+
+/** Trains from the two CSV files and writes the model file. */
+export async function train(o: TrainOptions): Promise<TrainedModel> {
+  const failures = await readFailures(o.maintenance, o)
+  const model = await trainModel(() => historyRows(o.history), failures, o)
   writeFileSync(o.out, `${JSON.stringify(model, null, 2)}\n`)
   return model
 }
 
-export const TRAIN_USAGE = 'usage: pitwall train --history H.csv --maintenance M.csv --out model.json [--horizon-hours 12] [--version V] [--l2 1] [--sample-every 5] [--simulate-days D --seed N --entities N]'
+export const TRAIN_HELP = `usage: pitwall train --history H.csv --maintenance M.csv --out model.json [options]
+
+Fits the asset profile's failure-risk model, validates it on the held-out end of the history through the real
+profile, and writes the model file (format ${ASSET_MODEL_FORMAT}, feature set ${ASSET_FEATURE_SET}).
+
+  --history FILE          sensor history CSV: header entity,ts,<field>... (vibration, temperature, pressure,
+                          flow, load...; ts in ms), rows in time order
+  --maintenance FILE      maintenance log CSV: header entity,ts,action[,mode]; action repair (a failure) or
+                          routine (not a failure)
+  --out FILE              model file to write (JSON)
+  --log-time failure|completion
+                          what a repair row's ts means: the failure (default) or the job's completion, in which
+                          case the failure is taken --job-hours earlier
+  --job-hours H           repair job length for --log-time completion (default ${TRAIN_DEFAULTS.jobHours})
+  --horizon-hours H       a sample is positive when a failure follows within H hours (default ${TRAIN_DEFAULTS.horizonHours})
+  --downtime-hours H      samples from a failure to H hours after it are left out (default ${TRAIN_DEFAULTS.downtimeHours})
+  --validate-share F      held-out share of the time span, at its end (default ${TRAIN_DEFAULTS.validateShare})
+  --false-rate F          share of healthy training samples allowed at or above the alert threshold; sets the
+                          operating point (default ${TRAIN_DEFAULTS.falseRate})
+  --l2 X                  L2 penalty on standardised weights (default ${TRAIN_DEFAULTS.l2})
+  --sample-every N        one sample every N completed periods (hours) per entity (default ${TRAIN_DEFAULTS.sampleEvery})
+  --version V             model version label (default trained-<UTC time>)
+  --simulate-days D       first write both CSVs from the asset simulator (D days), then train on them
+  --seed N                simulator seed (default 1)
+  --entities N            simulated units (default 40)
+  --fleet                 simulate the mixed fleet (failure modes, rough units, seasons)
+  -h, --help              this text
+
+Prints one JSON line (the model's training and validation figures) and, on stderr, a warning with a suggestion
+for each poor held-out figure (recall < 0.5, > 0.5 false alerts per asset-month, median lead < 24 h).`
 
 /** `pitwall train ...`: returns the exit code. */
 export async function trainMain(argv: string[]): Promise<number> {
-  const vals = new Map<string, string>()
-  for (let i = 0; i < argv.length; i += 2) vals.set(argv[i] as string, argv[i + 1] ?? '')
-  const known = ['--history', '--maintenance', '--out', '--horizon-hours', '--version', '--l2', '--sample-every', '--simulate-days', '--seed', '--entities']
   try {
-    for (const k of vals.keys()) if (!known.includes(k)) throw new ConfigError(k, `unknown option; known: ${known.join(' ')}`)
-    const need = (k: string): string => {
-      const v = vals.get(k)
-      if (!v) throw new ConfigError(k, 'is required')
-      return v
+    let parsed
+    try {
+      parsed = parseArgs({ args: argv, strict: true, allowPositionals: false, options: {
+        history: { type: 'string' }, maintenance: { type: 'string' }, out: { type: 'string' },
+        'log-time': { type: 'string' }, 'job-hours': { type: 'string' }, 'horizon-hours': { type: 'string' },
+        'downtime-hours': { type: 'string' }, 'validate-share': { type: 'string' }, 'false-rate': { type: 'string' },
+        l2: { type: 'string' }, 'sample-every': { type: 'string' }, version: { type: 'string' },
+        'simulate-days': { type: 'string' }, seed: { type: 'string' }, entities: { type: 'string' }, fleet: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      } })
+    } catch (err) {
+      throw new ConfigError('pitwall train', err instanceof Error ? err.message : String(err))
     }
-    const num = (k: string, d: number, min: number): number => {
-      const v = vals.has(k) ? Number(vals.get(k)) : d
-      if (!Number.isFinite(v) || v < min) throw new ConfigError(k, `must be a number >= ${min}`)
-      return v
+    const v = parsed.values
+    if (v.help) {
+      process.stdout.write(`${TRAIN_HELP}\n`)
+      return 0
     }
-    const o: TrainOptions = { history: need('--history'), maintenance: need('--maintenance'), out: need('--out'),
-      horizonMs: num('--horizon-hours', 12, 0.1) * 3_600_000, l2: num('--l2', 1, 0), sampleEvery: Math.round(num('--sample-every', 5, 1)) }
-    const v = vals.get('--version')
-    if (v !== undefined) o.version = v
-    if (vals.has('--simulate-days')) {
-      const n = await writeAssetHistory({ seed: Math.round(num('--seed', 1, -Number.MAX_SAFE_INTEGER)), entities: Math.round(num('--entities', 40, 1)),
-        days: num('--simulate-days', 14, 0.01), history: o.history, maintenance: o.maintenance })
+    const need = (k: 'history' | 'maintenance' | 'out'): string => {
+      const s = v[k]
+      if (!s) throw new ConfigError(`--${k}`, 'is required')
+      return s
+    }
+    const num = (k: keyof typeof v, d: number, min: number, max = Infinity): number => {
+      const raw = v[k]
+      const n = raw === undefined ? d : Number(raw)
+      if (typeof raw === 'boolean' || !Number.isFinite(n) || n < min || n > max) throw new ConfigError(`--${String(k)}`, `must be a number in [${min}, ${max}], got ${String(raw)}`)
+      return n
+    }
+    const logTime = v['log-time'] ?? TRAIN_DEFAULTS.logTime
+    if (logTime !== 'failure' && logTime !== 'completion') throw new ConfigError('--log-time', `must be failure or completion, got ${logTime}`)
+    const o: TrainOptions = { history: need('history'), maintenance: need('maintenance'), out: need('out'),
+      horizonMs: num('horizon-hours', TRAIN_DEFAULTS.horizonHours, 1) * HOUR, l2: num('l2', TRAIN_DEFAULTS.l2, 0),
+      sampleEvery: Math.round(num('sample-every', TRAIN_DEFAULTS.sampleEvery, 1)), logTime, jobMs: num('job-hours', TRAIN_DEFAULTS.jobHours, 0) * HOUR,
+      downtimeMs: num('downtime-hours', TRAIN_DEFAULTS.downtimeHours, 0) * HOUR, validateShare: num('validate-share', TRAIN_DEFAULTS.validateShare, 0.05, 0.9),
+      falseRate: num('false-rate', TRAIN_DEFAULTS.falseRate, 1e-5, 0.5) }
+    if (v.version !== undefined) o.version = v.version
+    if (v['simulate-days'] !== undefined) {
+      const n = await writeAssetHistory({ seed: Math.round(num('seed', 1, -Number.MAX_SAFE_INTEGER)), entities: Math.round(num('entities', 40, 1)),
+        days: num('simulate-days', 14, 0.01), history: o.history, maintenance: o.maintenance, fleet: v.fleet ?? false })
       process.stderr.write(`train: wrote ${n} simulated readings to ${o.history} and the maintenance log to ${o.maintenance}\n`)
     }
     const m = await train(o)
-    process.stdout.write(`${JSON.stringify({ out: o.out, version: m.version, ...m.trained })}\n`)
+    for (const w of m.warnings) process.stderr.write(`train: warning: ${w}\n`)
+    process.stdout.write(`${JSON.stringify({ out: o.out, version: m.version, ...m.trained, validation: m.validation, warnings: m.warnings.length })}\n`)
     return 0
   } catch (err) {
     if (err instanceof ConfigError) {
-      process.stderr.write(`${err.message}\n${TRAIN_USAGE}\n`)
+      process.stderr.write(`${err.message}\nrun \`pitwall train --help\` for every flag\n`)
       return 2
     }
     const code = err instanceof PitwallError ? err.code : 'PW_FAILED'
