@@ -20,6 +20,7 @@ export const RuntimeErrorCodes = {
   QUERY_FAILED: 'PW_QUERY_FAILED',
   SHUTTING_DOWN: 'PW_SHUTTING_DOWN',
   OUTPUT_FAILED: 'PW_OUTPUT_FAILED',
+  CHECKPOINT_FAILED: 'PW_CHECKPOINT_FAILED',
 } as const
 export type RuntimeErrorCode = (typeof RuntimeErrorCodes)[keyof typeof RuntimeErrorCodes]
 

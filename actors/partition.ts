@@ -81,11 +81,11 @@ export class PartitionRunner {
     const chain = held.record.segments ?? defaultChain(deps.cfg.site)
     this.source = new SegmentSource(deps, partition, held.record.token, chain, held.record.cursor)
     this.lastSeq = this.source.floor
+    this.acks = new AckPublisher(deps.nc, `out${partition}`)
     this.snapshots = new SnapshotStore(
-      { kv: deps.kv, cfg: deps.cfg, log: deps.log, peer: deps.cfg.peer ? mirrorPeerSnapshots(deps.js, deps.jsm, deps.cfg) : undefined },
+      { kv: deps.kv, cfg: deps.cfg, log: deps.log, peer: deps.cfg.peer ? mirrorPeerSnapshots(deps.js, deps.jsm, deps.cfg) : undefined, acks: this.acks },
       { partition, token: held.record.token, chain, claims: this.claims },
     )
-    this.acks = new AckPublisher(deps.nc, `out${partition}`)
     this.sink = new OutputSink(this.acks, { site: deps.cfg.site, partition, token: held.record.token }, deps.observe)
     this.activeBound = () => deps.cfg.maxActiveActors
     for (const [k, at] of Object.entries(held.record.dormant ?? {})) this.dormant.set(k, at)

@@ -7,8 +7,9 @@
  * (bench/runtime.ts). The ack is JetStream's PubAck `{stream, seq, duplicate?}`, or `{error: {code,
  * description}}`, or a 503 status when no stream captures the subject.
  *
- * Two users: the gateway publishes an ingest batch and waits for its acks (`BatchPublisher`); a partition runner
- * publishes outputs as it goes and waits for all of them only at a checkpoint (`actors/outputs.ts`).
+ * Three users: the gateway publishes an ingest batch and waits for its acks (`BatchPublisher`); a partition runner
+ * publishes outputs as it goes and waits for all of them only at a checkpoint (`actors/outputs.ts`), and writes a
+ * checkpoint's snapshots as one batch of KV puts (`actors/snapshots.ts`).
  */
 import { randomBytes } from 'node:crypto'
 import { headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node'
@@ -101,6 +102,28 @@ export class AckPublisher {
   }
 }
 
+/**
+ * Publishes every item on `acks` and resolves with one result per item, failures included, within `timeoutMs`
+ * (what was not answered by then is expired). Used for the gateway's ingest batches and checkpoints' snapshots.
+ */
+export async function publishBatch(acks: AckPublisher, items: readonly PublishItem[], timeoutMs: number): Promise<PublishResult[]> {
+  const results: PublishResult[] = new Array<PublishResult>(items.length)
+  let left = items.length
+  if (left === 0) return results
+  let finish: () => void = () => undefined
+  const all = new Promise<void>((resolve) => { finish = resolve })
+  const t0 = performance.now()
+  const ids = items.map((it, i) => acks.send(it, (r) => {
+    results[i] = r
+    if (--left === 0) finish()
+  }, t0))
+  let timer: NodeJS.Timeout | undefined
+  await Promise.race([all, new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs) })])
+  clearTimeout(timer)
+  for (const id of ids) acks.expire(id, `no JetStream ack within ${timeoutMs} ms`)
+  return results
+}
+
 /** Publishes batches to JetStream and waits for every ack, or for the batch's timeout (the gateway's ingest). */
 export class BatchPublisher {
   private readonly acks: AckPublisher
@@ -110,22 +133,8 @@ export class BatchPublisher {
   }
 
   /** Publishes every item; resolves with one result per item, failures included, within `timeoutMs`. */
-  async publish(items: readonly PublishItem[], timeoutMs: number): Promise<PublishResult[]> {
-    const results: PublishResult[] = new Array<PublishResult>(items.length)
-    let left = items.length
-    if (left === 0) return results
-    let finish: () => void = () => undefined
-    const all = new Promise<void>((resolve) => { finish = resolve })
-    const t0 = performance.now()
-    const ids = items.map((it, i) => this.acks.send(it, (r) => {
-      results[i] = r
-      if (--left === 0) finish()
-    }, t0))
-    let timer: NodeJS.Timeout | undefined
-    await Promise.race([all, new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs) })])
-    clearTimeout(timer)
-    for (const id of ids) this.acks.expire(id, `no JetStream ack within ${timeoutMs} ms`)
-    return results
+  publish(items: readonly PublishItem[], timeoutMs: number): Promise<PublishResult[]> {
+    return publishBatch(this.acks, items, timeoutMs)
   }
 
   close(): void {
