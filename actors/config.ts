@@ -212,9 +212,6 @@ export function compileConfig(o: RuntimeOptions): RuntimeConfig {
     throw new ConfigError('heartbeatMs', `must be at most half of leaseTtlMs (${leaseTtlMs}) so a live owner renews in time`)
   }
   const checkpointIntervalMs = positiveInt('checkpointIntervalMs', o.checkpointIntervalMs ?? DEFAULTS.checkpointIntervalMs, 10)
-  if (checkpointIntervalMs * 2 > leaseTtlMs) {
-    throw new ConfigError('checkpointIntervalMs', `must be at most half of leaseTtlMs (${leaseTtlMs})`)
-  }
   const defaultProfiles = { ...DEFAULTS.defaultProfiles, ...(o.defaultProfiles ?? {}) }
   for (const k of Object.keys(defaultProfiles)) {
     if (!(ENTITY_KINDS as readonly string[]).includes(k)) throw new ConfigError(`defaultProfiles.${k}`, 'unknown entity kind')

@@ -1,5 +1,6 @@
 import t from 'tap'
 import { jetstream, jetstreamManager } from '@nats-io/jetstream'
+import { Kvm } from '@nats-io/kv'
 import { compileConfig, optionsFromEnv } from '../actors/config.js'
 import { QueryError } from '../actors/errors.js'
 import { provision } from '../actors/provision.js'
@@ -9,6 +10,7 @@ import { Worker } from '../actors/worker.js'
 import { partitionOf, snapshotKey, tlmSubject } from '../actors/subjects.js'
 import { ActorCell, type SnapshotRecord } from '../actors/cell.js'
 import { POS_SHIFT } from '../actors/sitemap.js'
+import type { PartitionRecord } from '../actors/placement.js'
 import { connectTo, startNats } from './helpers/nats.js'
 import { makeTrace, readOutputs, readStream, referenceSum } from './helpers/trace.js'
 import { sumProfile } from './fixtures/sum-profile.js'
@@ -212,4 +214,40 @@ t.test('every registered profile runs in a worker and answers live queries', asy
     t.equal(live.profile, def.profile)
     t.ok(live.state, `${def.profile}: has a live view`)
   }
+})
+
+t.test('checkpoints rarer than the lease TTL: heartbeats renew the lease alone, the cursor moves at checkpoints', async (t) => {
+  const srv = await startNats()
+  t.teardown(() => srv.stop())
+  const nc = await connectTo(srv.url)
+  t.teardown(() => nc.close())
+  // A checkpoint every 2.5 s with a 1 s lease: only the heartbeat's renewals keep the partitions.
+  const cfg = compileConfig({ natsUrl: srv.url, partitions: 2, heartbeatMs: 100, leaseTtlMs: 1000, checkpointIntervalMs: 2500, workerId: 'rare1' })
+  const w = new Worker({ cfg, profiles: [sumProfile], log: quiet })
+  await w.start()
+  t.teardown(() => w.stop())
+  const js = jetstream(nc)
+  const kv = await new Kvm(nc).open(cfg.streams.stateBucket)
+  const record = async (p: number): Promise<PartitionRecord> => (await kv.get(`part.${p}`))?.json<PartitionRecord>() as PartitionRecord
+  const trace = makeTrace(11, 400, 20)
+  await Promise.all(trace.map((r) => js.publish(tlmSubject('a', partitionOf(r.kind, r.id, 2), r.kind, r.id),
+    JSON.stringify({ ts: r.ts, fields: { v: r.v }, profile: 'testsum' }), { msgID: r.rid })))
+  const unique = trace.filter((r) => !r.dup).length
+  for (let i = 0; i < 100 && w.stats.processed < unique; i++) await new Promise((r) => setTimeout(r, 50))
+  t.equal(w.stats.processed, unique)
+  const before = await record(0)
+  t.equal(before.owner, 'rare1')
+  // Three lease TTLs later: still ours, renewed by heartbeats, with no other token.
+  const seen: number[] = []
+  for (let i = 0; i < 6; i++) {
+    await new Promise((r) => setTimeout(r, 500))
+    const rec = await record(0)
+    t.equal(rec.owner, 'rare1', 'still the owner')
+    t.equal(rec.token, before.token, 'no new tenure')
+    t.ok(Date.now() - rec.renewedAt < cfg.leaseTtlMs, 'renewed within the TTL')
+    seen.push(rec.cursor)
+  }
+  t.same(w.owned(), [0, 1])
+  t.ok(seen[seen.length - 1]! > 0, 'a checkpoint recorded a cursor')
+  t.ok(new Set(seen).size <= 3, `the cursor moved at checkpoints only (${seen.join(',')})`)
 })
