@@ -4,6 +4,7 @@
  * everything it does is a function of the input log, so replays reproduce states and outputs exactly.
  */
 import type { ActorContext, ActorDefinition, FiredTimer, ReferenceLookup, TimerOptions } from './actor.js'
+import { DEFAULT_DEDUPE, type DedupeLimits, ReadingOutcome, RecentIds, type RecentIdsRecord } from './dedupe.js'
 import { SnapshotError, RuntimeErrorCodes } from './errors.js'
 import type { EntityRef, Output, OutputBodies, OutputType, Reading } from './types.js'
 
@@ -29,6 +30,8 @@ export interface SnapshotRecord {
   /** Fencing token of the owner that wrote it. */
   token: number
   state: unknown
+  /** Reading ids applied recently (actors/dedupe.ts); absent while the actor has seen none. */
+  rids?: RecentIdsRecord
 }
 
 /** Shared empty timer list: most actors hold zero or one timer, so the list is copy-on-write. */
@@ -41,19 +44,33 @@ interface Profile {
   readonly def: AnyDef
   readonly config: unknown
   readonly lateness: number
+  readonly dedupe: DedupeLimits
 }
 
-const profiles = new WeakMap<AnyDef, WeakMap<object, Profile>>()
+const profiles = new WeakMap<AnyDef, WeakMap<object, WeakMap<DedupeLimits, Profile>>>()
 
-function profileOf(def: AnyDef, config: unknown): Profile {
-  const fresh = (): Profile => Object.freeze({ def, config, lateness: def.allowedLatenessMs(config) })
+function profileOf(def: AnyDef, config: unknown, dedupe: DedupeLimits): Profile {
+  const fresh = (): Profile => Object.freeze({ def, config, lateness: def.allowedLatenessMs(config), dedupe })
   // Non-object configurations cannot key a WeakMap: such cells keep their own (rare; tests only).
   if (config === null || (typeof config !== 'object' && typeof config !== 'function')) return fresh()
   let byConfig = profiles.get(def)
   if (!byConfig) profiles.set(def, byConfig = new WeakMap())
-  let p = byConfig.get(config)
-  if (!p) byConfig.set(config, p = fresh())
+  let byLimits = byConfig.get(config)
+  if (!byLimits) byConfig.set(config, byLimits = new WeakMap())
+  let p = byLimits.get(dedupe)
+  if (!p) byLimits.set(dedupe, p = fresh())
   return p
+}
+
+function ridsOf(entity: EntityRef, rec: RecentIdsRecord | undefined): RecentIds | undefined {
+  if (rec === undefined) return undefined
+  const ok = rec !== null && typeof rec === 'object' && Array.isArray(rec.ids) && Array.isArray(rec.ts) &&
+    rec.ids.length === rec.ts.length && (rec.f === null || typeof rec.f === 'number') &&
+    rec.ids.every((r) => typeof r === 'string') && rec.ts.every((t) => typeof t === 'number')
+  if (!ok) {
+    throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_CORRUPT, `snapshot of ${entity.kind}/${entity.id} has a malformed reading-id set`)
+  }
+  return RecentIds.restore(rec)
 }
 
 export class ActorCell {
@@ -70,10 +87,13 @@ export class ActorCell {
   dirtyFrom = 0
   /** Processing time (ms, stream timestamp) of the last message handled: drives idle passivation. */
   lastActive = 0
+  /** Reading ids applied recently; created on the first reading with a rid (none: no memory). */
+  private rids: RecentIds | undefined
 
-  constructor(def: AnyDef, config: unknown, entity: EntityRef, snap?: SnapshotRecord) {
+  /** `dedupe`: limits of the reading-id set; pass one shared object (the runtime config's) for all cells. */
+  constructor(def: AnyDef, config: unknown, entity: EntityRef, snap?: SnapshotRecord, dedupe: DedupeLimits = DEFAULT_DEDUPE) {
     this.entity = entity
-    this.profile = profileOf(def, config)
+    this.profile = profileOf(def, config, dedupe)
     if (snap) {
       if (snap.profile !== def.profile) {
         throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_CORRUPT,
@@ -92,6 +112,7 @@ export class ActorCell {
       this.lastSeq = snap.lastSeq
       this.maxEventTs = snap.maxEventTs ?? -Infinity
       this.timers = snap.timers
+      this.rids = ridsOf(entity, snap.rids)
     } else {
       this.state = def.init(entity, config)
     }
@@ -116,9 +137,24 @@ export class ActorCell {
     return min
   }
 
-  /** Applies one reading; returns false (and does nothing) when `seq` was already applied. */
-  applyReading(seq: number, procTime: number, reading: Reading, emit: EmitFn, refs?: ReferenceLookup): boolean {
-    if (seq <= this.lastSeq) return false
+  /**
+   * Applies one reading unless its stream position (`replay`) or its rid (`duplicate`) was applied already; then
+   * it does nothing at all. A duplicate changes no state, so a replay meets it as a duplicate again.
+   */
+  applyReading(seq: number, procTime: number, reading: Reading, emit: EmitFn, refs?: ReferenceLookup): ReadingOutcome {
+    if (seq <= this.lastSeq) return ReadingOutcome.REPLAY
+    let outcome: ReadingOutcome = ReadingOutcome.NO_RID
+    const rid = reading.rid
+    if (typeof rid === 'string') {
+      const limits = this.profile.dedupe
+      const seen = this.rids?.check(rid, reading.ts, this.maxEventTs, limits) ?? 'new'
+      if (seen === 'duplicate') return ReadingOutcome.DUPLICATE
+      if (seen === 'new') {
+        this.rids ??= new RecentIds()
+        this.rids.add(rid, reading.ts, Math.max(this.maxEventTs, reading.ts), limits)
+        outcome = ReadingOutcome.APPLIED
+      } else outcome = ReadingOutcome.UNVERIFIABLE
+    }
     if (reading.ts > this.maxEventTs) this.maxEventTs = reading.ts
     const ctx = this.context(seq, procTime, emit, refs)
     this.def.onReading(this.state, reading, ctx, this.config)
@@ -127,7 +163,7 @@ export class ActorCell {
     this.lastSeq = seq
     this.lastActive = procTime
     this.markDirty(seq)
-    return true
+    return outcome
   }
 
   /** Fires processing-time timers due at `procTime` (a tick message at stream position `seq`). */
@@ -148,7 +184,7 @@ export class ActorCell {
   }
 
   snapshot(token: number): SnapshotRecord {
-    return {
+    const rec: SnapshotRecord = {
       f: 1,
       profile: this.def.profile,
       v: this.def.codec.version,
@@ -158,6 +194,8 @@ export class ActorCell {
       token,
       state: this.def.codec.encode(this.state),
     }
+    if (this.rids) rec.rids = this.rids.record()
+    return rec
   }
 
   query(): unknown {

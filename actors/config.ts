@@ -4,6 +4,7 @@
  */
 import { hostname } from 'node:os'
 import { randomBytes } from 'node:crypto'
+import type { DedupeLimits } from './dedupe.js'
 import { ConfigError } from './errors.js'
 import { ENTITY_KINDS, type EntityKind, ID_PATTERN, SITE_PATTERN } from './subjects.js'
 
@@ -47,6 +48,8 @@ export interface RuntimeOptions {
   peer?: { site: string; domain?: string }
   /** Partitions whose home is this site (default: all when there is no peer; required with a peer). */
   homePartitions?: number[]
+  /** Reading-id dedupe per actor (actors/dedupe.ts): event-time horizon and most ids kept. */
+  dedupe?: { horizonMs?: number; maxIds?: number }
 }
 
 export interface RuntimeConfig {
@@ -73,6 +76,7 @@ export interface RuntimeConfig {
   readonly domain: string
   readonly peer: { readonly site: string; readonly domain: string } | null
   readonly homePartitions: readonly number[]
+  readonly dedupe: DedupeLimits
 }
 
 export const DEFAULTS = {
@@ -92,6 +96,7 @@ export const DEFAULTS = {
   maxPendingOutputs: 10_000,
   defaultProfiles: { sensor: 'environment', vehicle: 'race' },
   tlmMaxAgeS: 7 * 24 * 3600,
+  dedupe: { horizonMs: 600_000, maxIds: 256 },
 } as const
 
 /** Environment variables, one per setting (documented in docs/configuration.md). */
@@ -122,6 +127,8 @@ export const ENV = {
   stateBucket: 'PITWALL_STATE_BUCKET',
   refBucket: 'PITWALL_REF_BUCKET',
   refActivationMs: 'PITWALL_REF_ACTIVATION_MS',
+  dedupeHorizonMs: 'PITWALL_DEDUPE_HORIZON_MS',
+  dedupeMaxIds: 'PITWALL_DEDUPE_MAX_IDS',
 } as const
 
 function intFrom(env: Record<string, string | undefined>, name: string): number | undefined {
@@ -151,6 +158,11 @@ export function optionsFromEnv(env: Record<string, string | undefined>): Runtime
   for (const k of ['partitions', 'replicas', 'leaseTtlMs', 'heartbeatMs', 'checkpointIntervalMs', 'tickIntervalMs',
     'maxActiveActors', 'idlePassivateMs', 'maxInFlight', 'maxPendingOutputs', 'tlmMaxAgeS', 'metricsPort', 'refActivationMs'] as const) {
     set(k, intFrom(env, ENV[k]))
+  }
+  const horizonMs = intFrom(env, ENV.dedupeHorizonMs)
+  const maxIds = intFrom(env, ENV.dedupeMaxIds)
+  if (horizonMs !== undefined || maxIds !== undefined) {
+    o.dedupe = { ...(horizonMs !== undefined ? { horizonMs } : {}), ...(maxIds !== undefined ? { maxIds } : {}) }
   }
   const streams: NonNullable<RuntimeOptions['streams']> = {}
   if (str(ENV.tlmStream)) streams.tlm = str(ENV.tlmStream) as string
@@ -257,6 +269,11 @@ export function compileConfig(o: RuntimeOptions): RuntimeConfig {
     domain,
     peer,
     homePartitions,
+    dedupe: {
+      horizonMs: positiveInt('dedupe.horizonMs', o.dedupe?.horizonMs ?? DEFAULTS.dedupe.horizonMs, 0, 30 * 24 * 3600_000),
+      // At least 4: pruning keeps 3/4 of it.
+      maxIds: positiveInt('dedupe.maxIds', o.dedupe?.maxIds ?? DEFAULTS.dedupe.maxIds, 4, 1_000_000),
+    },
   }
   return deepFreeze(cfg)
 }

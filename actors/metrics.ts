@@ -11,6 +11,8 @@ import type { AlertBody } from './types.js'
 export const METRICS = {
   processed: 'pitwall_worker_readings_processed_total',
   skippedReplay: 'pitwall_worker_readings_skipped_replay_total',
+  duplicates: 'pitwall_worker_readings_duplicate_total',
+  ridUnverifiable: 'pitwall_worker_readings_rid_unverifiable_total',
   invalid: 'pitwall_worker_messages_invalid_total',
   outputs: 'pitwall_worker_outputs_total',
   checkpoints: 'pitwall_worker_checkpoints_total',
@@ -116,6 +118,8 @@ type CounterKey = Exclude<keyof RuntimeStats, 'leaseAcquired' | 'leaseLost' | 'l
 const COUNTERS: ReadonlyArray<[CounterKey, string, string]> = [
   ['processed', METRICS.processed, 'Readings applied to actors (replays skipped are not counted).'],
   ['skippedReplay', METRICS.skippedReplay, 'Readings skipped because the actor had already applied them (replay after a crash or move).'],
+  ['duplicates', METRICS.duplicates, 'Readings not applied because their actor had already applied their rid (a re-send).'],
+  ['ridUnverifiable', METRICS.ridUnverifiable, 'Readings applied although a re-send of them could not be ruled out: their rid is older than the actor\'s dedupe set covers (PITWALL_DEDUPE_HORIZON_MS, PITWALL_DEDUPE_MAX_IDS).'],
   ['invalid', METRICS.invalid, 'Messages in TLM that could not be processed (malformed, unknown kind or profile); counted and skipped.'],
   ['outputs', METRICS.outputs, 'Outputs published to OUT.'],
   ['checkpoints', METRICS.checkpoints, 'Successful partition checkpoints.'],

@@ -31,6 +31,8 @@ export type { CompiledShape, GeofenceDef, GeofenceSet, GeofenceShape } from './g
 export { openReferenceBucket, ReferenceStore, ReferenceTable, REF_HISTORY } from './references.js'
 export type { ReferenceLookup, ReferenceVersion } from './actor.js'
 export { ActorCell } from './cell.js'
+export { DEFAULT_DEDUPE, ReadingOutcome, RecentIds } from './dedupe.js'
+export type { DedupeLimits } from './dedupe.js'
 export { asset, ASSET_DEFAULTS, ASSET_FEATURES, ASSET_FIELDS, DEFAULT_MODEL as ASSET_DEFAULT_MODEL, MODEL_FEATURE_SET as ASSET_FEATURE_SET,
   MODEL_FORMAT as ASSET_MODEL_FORMAT, featureFamily, mergeAssetModel, validateAssetModel } from './kinds/sensor/asset.js'
 export type { AssetConfig, AssetModel } from './kinds/sensor/asset.js'

@@ -15,6 +15,7 @@
 import type { JsMsg } from '@nats-io/jetstream'
 import { headers, type Msg, type Subscription } from '@nats-io/transport-node'
 import { ActorCell, type SnapshotRecord } from './cell.js'
+import { ReadingOutcome } from './dedupe.js'
 import { FencedError, PitwallError, RuntimeErrorCodes } from './errors.js'
 import { OutputSink } from './outputs.js'
 import { type HeldRecord, type PartitionRecord, writeHeld } from './placement.js'
@@ -205,10 +206,14 @@ export class PartitionRunner {
       return
     }
     this.curEventTs = reading.ts
-    if (cell.applyReading(pos, procTime, reading, this.emit, this.deps.refs)) {
+    const outcome = cell.applyReading(pos, procTime, reading, this.emit, this.deps.refs)
+    if (outcome === ReadingOutcome.REPLAY) this.stats.skippedReplay++
+    else if (outcome === ReadingOutcome.DUPLICATE) this.stats.duplicates++
+    else {
+      if (outcome === ReadingOutcome.UNVERIFIABLE) this.stats.ridUnverifiable++
       this.stats.processed++
       this.deps.observe?.reading?.(cell.def.profile)
-    } else this.stats.skippedReplay++
+    }
   }
 
   private async fireTick(seq: number, procTime: number): Promise<void> {
@@ -248,7 +253,7 @@ export class PartitionRunner {
       if (!snap) return undefined
       throw new PitwallError(RuntimeErrorCodes.PROFILE_UNKNOWN, `snapshot of ${key} names profile ${name}, which this worker does not have`)
     }
-    const cell = new ActorCell(entry.def, entry.config, { kind, id }, snap)
+    const cell = new ActorCell(entry.def, entry.config, { kind, id }, snap, this.deps.cfg.dedupe)
     this.cells.set(key, cell)
     this.dormant.delete(key)
     this.stats.activations++
@@ -455,7 +460,7 @@ export class PartitionRunner {
         const snap = await this.loadSnapshot(q.kind, q.id)
         const entry = snap ? this.deps.profiles.get(snap.profile) : undefined
         if (!snap || !entry) throw new PitwallError(RuntimeErrorCodes.ENTITY_UNKNOWN, `no actor ${q.kind}/${q.id}`)
-        const cell = new ActorCell(entry.def, entry.config, { kind: q.kind, id: q.id }, snap)
+        const cell = new ActorCell(entry.def, entry.config, { kind: q.kind, id: q.id }, snap, this.deps.cfg.dedupe)
         body = { source: 'snapshot', kind: q.kind, id: q.id, profile: snap.profile, lastSeq: cell.lastSeq, watermark: cell.watermark, state: cell.query() }
       }
       msg.respond(te.encode(JSON.stringify(body)))

@@ -53,6 +53,10 @@ export interface RuntimeObserver {
 export interface RuntimeStats {
   processed: number
   skippedReplay: number
+  /** Readings not applied because the actor had applied their rid already (actors/dedupe.ts). */
+  duplicates: number
+  /** Readings applied whose rid is older than the actor's dedupe set covers: a re-send of them is not recognised. */
+  ridUnverifiable: number
   invalid: number
   outputs: number
   checkpoints: number
@@ -70,7 +74,7 @@ export interface RuntimeStats {
 
 export function newStats(): RuntimeStats {
   return {
-    processed: 0, skippedReplay: 0, invalid: 0, outputs: 0, checkpoints: 0, checkpointFailures: 0,
+    processed: 0, skippedReplay: 0, duplicates: 0, ridUnverifiable: 0, invalid: 0, outputs: 0, checkpoints: 0, checkpointFailures: 0,
     snapshotsWritten: 0, snapshotBytes: 0, activations: 0, passivations: 0, leaseAcquired: 0, leaseLost: 0,
     leaseReleased: 0, ticks: 0, staleSnapshotsIgnored: 0,
   }

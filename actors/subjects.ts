@@ -121,3 +121,11 @@ export function exportKey(key: string): string {
 export function snapshotPrefix(partition: number): string {
   return `snap.${partition}.>`
 }
+
+/**
+ * JetStream message id of a reading with a device-chosen `rid`: scoped by entity, so two devices that pick the
+ * same rid (counters restart, ids are only unique per device) never suppress each other in the duplicate window.
+ */
+export function readingMsgId(kind: string, id: string, rid: string): string {
+  return `${kind}.${id}:${rid}`
+}

@@ -9,7 +9,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { NatsConnection } from '@nats-io/transport-node'
 import type pg from 'pg'
-import { BatchPublisher, partitionOf, SiteRouter, tlmSubject, type EntityKind } from '../actors/mod.js'
+import { BatchPublisher, partitionOf, readingMsgId, SiteRouter, tlmSubject, type EntityKind } from '../actors/mod.js'
 import type { GatewayConfig } from './config.js'
 import { GatewayError } from './errors.js'
 import { routeLabel, type GatewayMetrics } from './metrics.js'
@@ -77,6 +77,9 @@ export const ingestPlugin: FastifyPluginAsyncTypebox<IngestOptions> = async (app
     }
     // A device credential writes its own entity only (device routes already checked the path).
     const device = req.principal?.type === 'device' ? req.principal : undefined
+    // Message ids are scoped so no client can suppress another's readings in JetStream's duplicate window: a rid
+    // by its entity, an Idempotency-Key by who sent it (principal type and credential/key/subject id).
+    const keyScope = req.principal ? `${req.principal.type}:${req.principal.id}` : 'anon'
     const now = Date.now()
     const rejected: ItemRejection[] = []
     const valid: { index: number; item: ValidItem; msgID: string | undefined }[] = []
@@ -101,15 +104,16 @@ export const ingestPlugin: FastifyPluginAsyncTypebox<IngestOptions> = async (app
         return
       }
       const rid = r.item.reading.rid
-      if (rid !== undefined) {
+      const ridID = rid === undefined ? undefined : readingMsgId(r.item.kind, r.item.id, rid)
+      if (ridID !== undefined) {
         // JetStream would silently drop the second; say so instead.
-        if (rids.has(rid)) {
-          rejected.push({ index, code: 'GW_ERR_RID_DUPLICATE', message: `rid ${rid} appears earlier in this batch` })
+        if (rids.has(ridID)) {
+          rejected.push({ index, code: 'GW_ERR_RID_DUPLICATE', message: `rid ${rid as string} appears earlier in this batch for ${r.item.kind} ${r.item.id}` })
           return
         }
-        rids.add(rid)
+        rids.add(ridID)
       }
-      valid.push({ index, item: r.item, msgID: rid ?? (keyHeader === undefined ? undefined : `${keyHeader}:${index}`) })
+      valid.push({ index, item: r.item, msgID: ridID ?? (keyHeader === undefined ? undefined : `${keyScope}:${keyHeader}:${index}`) })
     })
     const route = routeLabel(req)
     for (const r of rejected) metrics.rejected.inc({ route, code: r.code })

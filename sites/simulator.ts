@@ -16,7 +16,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { jetstream, type PubAck } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
-import { ConfigError, SITE_PATTERN, partitionOf, tlmSubject } from '../actors/mod.js'
+import { ConfigError, SITE_PATTERN, partitionOf, readingMsgId, tlmSubject } from '../actors/mod.js'
 import type { EntityKind, FieldValue, Reading } from '../actors/mod.js'
 import { entitySeed, Rng } from './simulate/truth.js'
 
@@ -696,7 +696,7 @@ export async function runSimulator(nc: NatsConnection, opts: RunSimulatorOptions
       const wait = wall0 + (queued * 1000) / opts.ratePerS - Date.now()
       if (wait > 5 && !(await pause(wait, signal))) break
     }
-    pending.push(js.publish(subjectOf(item.kind, item.id), JSON.stringify(item.reading), { msgID: item.reading.rid as string }))
+    pending.push(js.publish(subjectOf(item.kind, item.id), JSON.stringify(item.reading), { msgID: readingMsgId(item.kind, item.id, item.reading.rid as string) }))
     queued++
     if (pending.length >= maxInFlight) {
       await drain(keep)

@@ -27,7 +27,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { jetstream } from '@nats-io/jetstream'
 import {
-  ConfigError, connectNats, partitionOf, PitwallError, RUNTIME_DEFAULTS, RuntimeErrorCodes, SITE_PATTERN, tlmSubject, UnreachableError,
+  ConfigError, connectNats, partitionOf, PitwallError, readingMsgId, RUNTIME_DEFAULTS, RuntimeErrorCodes, SITE_PATTERN, tlmSubject, UnreachableError,
 } from '../../actors/mod.js'
 import type * as MqttModuleNs from 'mqtt'
 import { Simulator, type SimItem } from '../simulator.js'
@@ -232,7 +232,7 @@ async function natsSink(o: SimulateOptions): Promise<Sink> {
     async send(it) {
       let s = subjects.get(it.id)
       if (s === undefined) subjects.set(it.id, s = tlmSubject(o.site, partitionOf(it.kind, it.id, o.partitions), it.kind, it.id))
-      await inflight.add(js.publish(s, JSON.stringify(it.reading), { msgID: it.reading.rid as string }))
+      await inflight.add(js.publish(s, JSON.stringify(it.reading), { msgID: readingMsgId(it.kind, it.id, it.reading.rid as string) }))
     },
     flush: async () => await inflight.drain(0),
     close: async () => await nc.close(),
