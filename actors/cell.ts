@@ -64,9 +64,9 @@ function profileOf(def: AnyDef, config: unknown, dedupe: DedupeLimits): Profile 
 
 function ridsOf(entity: EntityRef, rec: RecentIdsRecord | undefined): RecentIds | undefined {
   if (rec === undefined) return undefined
-  const ok = rec !== null && typeof rec === 'object' && Array.isArray(rec.ids) && Array.isArray(rec.ts) &&
-    rec.ids.length === rec.ts.length && (rec.f === null || typeof rec.f === 'number') &&
-    rec.ids.every((r) => typeof r === 'string') && rec.ts.every((t) => typeof t === 'number')
+  const ok = rec !== null && typeof rec === 'object' && Array.isArray(rec.h) && Array.isArray(rec.ts) &&
+    rec.h.length === rec.ts.length && (rec.f === null || typeof rec.f === 'number') &&
+    rec.h.every((h) => Number.isSafeInteger(h) && h >= 0) && rec.ts.every((t) => typeof t === 'number')
   if (!ok) {
     throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_CORRUPT, `snapshot of ${entity.kind}/${entity.id} has a malformed reading-id set`)
   }

@@ -1,7 +1,8 @@
 /**
  * Heap per active actor: N environment actors as the runtime holds them (ActorCell in a Map). Steady state:
  * each actor has seen 10 minutes of readings at one per 10 s, so every window pane of the 1-minute tumbling and
- * the 5-minute sliding windows is populated. Also reports a fresh actor (3 readings). Run with --expose-gc;
+ * the 5-minute sliding windows is populated. Also reports a fresh actor (3 readings), and the steady actor when every
+ * reading carries a `rid` (the dedupe set holds the last 10 minutes of ids). Run with --expose-gc;
  * prints one JSON line.
  */
 import { ActorCell } from '../actors/cell.js'
@@ -17,7 +18,7 @@ if (!gc) {
 const emit = (_o: Omit<Output, 'site' | 'partition' | 'token'>): void => undefined
 const T0 = 1_700_000_000_000
 
-function measure(readings: number, stepMs: number): number {
+function measure(readings: number, stepMs: number, rids = false): number {
   gc?.()
   const before = process.memoryUsage().heapUsed
   const cells = new Map<string, ActorCell>()
@@ -31,6 +32,7 @@ function measure(readings: number, stepMs: number): number {
       const ts = T0 + k * stepMs
       cell.applyReading(++seq, ts, {
         ts, fields: { temperature: 21 + (k % 5), humidity: 40 + (k % 3), co2: 500 + k, pressure: 1013, battery: 80, status: 'ok' },
+        ...(rids ? { rid: `${k}-${seq}` } : {}),
       }, emit)
     }
   }
@@ -43,4 +45,6 @@ function measure(readings: number, stepMs: number): number {
 
 const fresh = measure(3, 1_000)
 const steady = measure(60, 10_000)
-console.log(JSON.stringify({ bytes_per_active_actor: steady, active_actors: N, fresh_bytes_per_actor: fresh }))
+// The same with a rid on every reading: the 60 ids of the last 10 minutes are kept (actors/dedupe.ts).
+const withRids = measure(60, 10_000, true)
+console.log(JSON.stringify({ bytes_per_active_actor: steady, active_actors: N, fresh_bytes_per_actor: fresh, with_rids_bytes_per_actor: withRids }))

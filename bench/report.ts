@@ -38,7 +38,7 @@ export interface RuntimeResult {
   event_loop_ms: { p99: number; max: number; workers?: Record<string, { p50: number; p99: number; p999: number; max: number }> }
   gc?: { count: number; total_ms: number; max_ms: number; ms_per_s?: number }
   cpu?: Record<string, number>
-  memory: { bytes_per_active_actor: number; active_actors: number; fresh_bytes_per_actor?: number; rss_mb?: Record<string, number> }
+  memory: { bytes_per_active_actor: number; active_actors: number; fresh_bytes_per_actor?: number; with_rids_bytes_per_actor?: number; rss_mb?: Record<string, number> }
 }
 
 export const BEGIN = '<!-- bench:runtime:begin -->'
@@ -69,7 +69,8 @@ export function renderRuntime(r: RuntimeResult): string {
   if (r.gc) out.push(`| GC in that step (all workers) | ${num(r.gc.count)} pauses, ${ms(r.gc.total_ms)} ms total, longest ${ms(r.gc.max_ms)} ms |`)
   if (r.cpu) out.push(`| CPU in that step, % of one core | ${cpuLine(r.cpu)} |`)
   out.push(`| heap per active environment actor | ${num(r.memory.bytes_per_active_actor)} B (${num(r.memory.active_actors)} actors` +
-    `${r.memory.fresh_bytes_per_actor !== undefined ? `; fresh actor ${num(r.memory.fresh_bytes_per_actor)} B` : ''}) |`)
+    `${r.memory.fresh_bytes_per_actor !== undefined ? `; fresh actor ${num(r.memory.fresh_bytes_per_actor)} B` : ''}` +
+    `${r.memory.with_rids_bytes_per_actor !== undefined ? `; with a rid on every reading ${num(r.memory.with_rids_bytes_per_actor)} B` : ''}) |`)
   if (r.e2e.steps?.length) {
     out.push('', 'e2e steps (open loop; lag = acked - counted at PostgreSQL):', '',
       '| target/s | published/s | counted/s | outputs/s | lag start -> end | generator behind | sustained |', '|---|---|---|---|---|---|---|')

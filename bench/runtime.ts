@@ -625,7 +625,7 @@ CREATE TRIGGER pw_bench_notify AFTER INSERT ON alert_events FOR EACH ROW EXECUTE
     await pub.drain()
     const top = best as { step: typeof steps[number] & { lag: { start: number; end: number }; sustained: boolean; readings_per_s: number; out_per_s: number }; event_loop_ms: unknown; gc: unknown; cpu: Record<string, number>; rss_mb: Record<string, number> }
 
-    const mem = JSON.parse(execFileSync(process.execPath, ['--expose-gc', join(root, 'dist', 'bench', 'memory.js'), String(ACTORS)]).toString().trim().split('\n').pop() as string) as { bytes_per_active_actor: number; active_actors: number; fresh_bytes_per_actor: number }
+    const mem = JSON.parse(execFileSync(process.execPath, ['--expose-gc', join(root, 'dist', 'bench', 'memory.js'), String(ACTORS)]).toString().trim().split('\n').pop() as string) as { bytes_per_active_actor: number; active_actors: number; fresh_bytes_per_actor: number; with_rids_bytes_per_actor?: number }
     say(`memory: ${mem.bytes_per_active_actor} bytes per active environment actor (${mem.active_actors} actors)`)
 
     const result = {

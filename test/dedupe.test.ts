@@ -12,7 +12,7 @@ import fc from 'fast-check'
 import t from 'tap'
 import { defineActor } from '../actors/actor.js'
 import { ActorCell, type SnapshotRecord } from '../actors/cell.js'
-import type { DedupeLimits } from '../actors/dedupe.js'
+import { ridHash, type DedupeLimits } from '../actors/dedupe.js'
 import { environment } from '../actors/kinds/sensor/environment.js'
 import type { Reading } from '../actors/types.js'
 import { runActor, type HarnessMessage } from './helpers/harness.js'
@@ -50,8 +50,9 @@ t.test('a snapshot with a malformed id set is refused with PW_SNAPSHOT_CORRUPT',
   const c = new ActorCell(counter, {}, entity)
   c.applyReading(1, 1, { ts: 1, fields: { v: 1 }, rid: 'a' }, noop)
   const snap = JSON.parse(JSON.stringify(c.snapshot(1))) as SnapshotRecord
-  t.same(snap.rids, { f: null, ids: ['a'], ts: [1] })
-  t.throws(() => new ActorCell(counter, {}, entity, { ...snap, rids: { f: null, ids: ['a', 'b'], ts: [1] } }), { code: 'PW_SNAPSHOT_CORRUPT' })
+  t.same(snap.rids, { f: null, h: [ridHash('a')], ts: [1] })
+  t.throws(() => new ActorCell(counter, {}, entity, { ...snap, rids: { f: null, h: [1, 2], ts: [1] } }), { code: 'PW_SNAPSHOT_CORRUPT' })
+  t.throws(() => new ActorCell(counter, {}, entity, { ...snap, rids: { f: null, h: ['a'], ts: [1] } as never }), { code: 'PW_SNAPSHOT_CORRUPT' })
   t.throws(() => new ActorCell(counter, {}, entity, { ...snap, rids: 'x' as never }), { code: 'PW_SNAPSHOT_CORRUPT' })
   const none = new ActorCell(counter, {}, entity)
   none.applyReading(1, 1, { ts: 1, fields: { v: 1 } }, noop)
@@ -149,4 +150,18 @@ t.test('environment profile: a trace with re-sent readings gives the windows of 
     return a.size === b.size && [...a].every((k) => b.has(k))
   }), { numRuns: 20 })
   t.pass('20 random traces')
+})
+
+t.test('ridHash: 52-bit integers, no collision among 1,000,000 sequential and random ids', async (t) => {
+  const seen = new Set<number>()
+  let bad = 0
+  for (let i = 0; i < 500_000; i++) {
+    for (const rid of [`r-${i}`, `${(i * 2654435761) >>> 0}-${i % 97}`]) {
+      const h = ridHash(rid)
+      if (!Number.isSafeInteger(h) || h < 0 || h >= 2 ** 52) bad++
+      seen.add(h)
+    }
+  }
+  t.equal(bad, 0, 'every hash is an integer in [0, 2^52)')
+  t.equal(seen.size, 1_000_000, 'no two ids share a hash')
 })
