@@ -102,5 +102,11 @@ t.test('fencing: a worker frozen past its lease cannot write', async (t) => {
   t.same(staleWrites, [], 'no partition record written with a stale token after the resume')
   const stale = await checkResults(t, nc)
   t.comment(`stale outputs rejected by the fence rule: ${stale}; f0 stats after resume: ${JSON.stringify(victim.last?.stats)}`)
+  // The frozen worker held pulled messages; on resume it applied them and published their outputs under its old
+  // token before its first CAS was refused. Those outputs exist and every one was rejected (the windows above
+  // equal the reference), and every partition it held when frozen was lost to the fence, not released.
+  t.ok(stale > 0, `the resumed worker's outputs under its old token were rejected (${stale})`)
+  t.ok((victim.last?.stats.leaseLost ?? 0) >= ownedBefore.size, `f0 was fenced on each of its ${ownedBefore.size} partitions (leaseLost ${victim.last?.stats.leaseLost})`)
+  t.ok((victim.last?.stats.checkpointFailures ?? 0) >= 1, 'its checkpoints after the resume were refused')
   t.same(ownershipViolations(watch.seen), [], 'one owner per partition at a time')
 })
