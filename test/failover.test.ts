@@ -16,6 +16,7 @@ t.test('site a killed (-9) under load: b fails over automatically, then a takes 
   t.ok(r.rpo_readings <= r.rate_per_s, `at most 1 s of readings lost (${r.rpo_readings})`)
   t.equal(r.lost_after_mirror, 0, 'everything mirrored before the loss is in the results')
   t.equal(r.duplicates, 0, 'nothing counted twice')
+  t.ok(r.straddled_resends >= 50, `re-sends straddling the failover (first copy acked at a, second at b) were sent (${r.straddled_resends}) and none was applied twice (duplicates 0)`)
   t.equal(r.failback_lost, 0, 'nothing lost in the failback')
   t.ok(r.windows_checked > 100, `windows compared with the reference (${r.windows_checked})`)
 })

@@ -66,13 +66,18 @@ export interface ScenarioResult {
   detection: 'automatic' | 'operator'
   /** Readings acked per second before the kill (the producer's achieved rate). */
   achieved_rate_per_s: number
+  /** Readings acked at a just before the kill and re-sent (same rid) to b after the failover, acked there too. */
+  straddled_resends: number
 }
+
+/** Re-sends of readings acked at a just before the kill, sent to b after the failover. */
+const STRADDLE = 100
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 export const WINDOW_MS = 10_000
 export const LATENESS_MS = 5_000
 
-interface Acked { rid: string; site: string; at: number }
+interface Acked { rid: string; site: string; at: number; r: { rid: string; id: string; ts: number; v: number } }
 
 /** All messages of a stream (ordered consumer), with their sequence and message id. */
 export async function readAll(nc: NatsConnection, stream: string, filter?: string): Promise<Array<{ seq: number; subject: string; rid: string; data: Uint8Array }>> {
@@ -104,8 +109,8 @@ export async function chainMessages(nc: NatsConnection, cfg: RuntimeConfig, p: n
       if (m.seq < seg.from || (seg.to !== undefined && m.seq > seg.to)) continue
       const sp = parsePartitioned(m.subject)
       if (!sp || sp.kind === '_sys') continue
-      const r = JSON.parse(new TextDecoder().decode(m.data)) as { ts: number; fields: { v: number } }
-      out.push({ seq: seg.epoch * 2 ** 40 + m.seq, kind: sp.kind, id: sp.id, ts: r.ts, v: r.fields.v })
+      const r = JSON.parse(new TextDecoder().decode(m.data)) as { ts: number; fields: { v: number }; rid?: string }
+      out.push({ seq: seg.epoch * 2 ** 40 + m.seq, kind: sp.kind, id: sp.id, ts: r.ts, v: r.fields.v, ...(r.rid === undefined ? {} : { rid: r.rid }) })
     }
   }
   return out
@@ -210,8 +215,8 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
         return
       }
       try {
-        await jetstream(nc).publish(tlmSubject(site, p, 'sensor', r.id), JSON.stringify({ ts: r.ts, fields: { v: r.v }, profile: 'testsum' }), { msgID: r.rid, timeout: 2_000 })
-        acked.push({ rid: r.rid, site, at: Date.now() })
+        await jetstream(nc).publish(tlmSubject(site, p, 'sensor', r.id), JSON.stringify({ ts: r.ts, fields: { v: r.v }, profile: 'testsum', rid: r.rid }), { msgID: r.rid, timeout: 2_000 })
+        acked.push({ rid: r.rid, site, at: Date.now(), r })
       } catch {
         retry.push(r)
       }
@@ -219,6 +224,9 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
     cleanups.push(async () => { stop = true })
     let retryEpoch = 0
     let retryAt = 0
+    let straddleSent = false
+    let straddled = 0
+    let killedAt = Number.POSITIVE_INFINITY
     const producer = (async () => {
       const started = Date.now()
       const tickMs = 10
@@ -229,6 +237,15 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
         const batch: Array<Promise<void>> = []
         // Readings whose partition is still routed to the dead site wait in the queue; it is looked at again
         // when the map changes or every half second (no busy retry storm).
+        // Devices re-send what they last sent to the lost site once the map points them at b: the first copies
+        // were acked at a just before the kill (and mostly mirrored), the copies are acked at b as new (b's
+        // duplicate window does not know a's stream). Sent before the queued readings, so their windows are open:
+        // applied twice, a window would count one more than the reference.
+        if (!aliveA.v && !straddleSent && router.map.epoch > 0 && router.ownerOf(cfgA.homePartitions[0] as number) === 'b') {
+          straddleSent = true
+          const lastAtA = acked.filter((x) => x.site === 'a' && x.at <= killedAt).slice(-STRADDLE)
+          for (const x of lastAtA) batch.push(publish(x.r).then(() => { straddled++ }))
+        }
         if (retry.length > 0 && (router.map.epoch !== retryEpoch || Date.now() - retryAt > 500)) {
           retryEpoch = router.map.epoch
           retryAt = Date.now()
@@ -259,6 +276,7 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
     log(`killing site a (servers and worker) after ${acked.length} acked readings`)
     aliveA.v = false
     const killAt = Date.now()
+    killedAt = killAt
     await Promise.all([sites.kill('a'), kill(workerA, 'SIGKILL')])
     log('site a killed')
     const ackedAtA = acked.filter((x) => x.site === 'a' && x.at <= killAt)
@@ -377,6 +395,7 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
       lost_after_mirror: lostAfterMirror, duplicates, failback_lost: failbackLost, acked: acked.length,
       acked_at_a_before_kill: ackedAtA.length, windows_checked: checked, failover_ms: failoverMs,
       detection: o.failoverAfterMs > 0 ? 'automatic' : 'operator',
+      straddled_resends: straddled,
       achieved_rate_per_s: Math.round(acked.filter((x) => x.at <= killAt).length / o.beforeS),
     }
   } finally {
