@@ -81,6 +81,8 @@ export const METRICS = {
   siteMirrorLag: 'pitwall_site_mirror_lag_messages',
   siteFailovers: 'pitwall_site_failovers_total',
   sitePartitionsOwned: 'pitwall_site_partitions_owned',
+  // Worker (actors/worker.ts): the peer-map gate of a restarted site (docs/sites.md, "Restarting a site").
+  siteAwaitingPeerMap: 'pitwall_site_awaiting_peer_map',
 } as const
 
 /**
@@ -112,6 +114,8 @@ export interface MetricsSource {
   activeActors(): number
   /** Consumer lag per owned partition (a series per partition: bounded by P). */
   lags?(): Array<[number, number]>
+  /** Two sites: 1 while the worker waits for the peer's map before taking partitions. */
+  awaitingPeerMap?(): number
 }
 
 type CounterKey = Exclude<keyof RuntimeStats, 'leaseAcquired' | 'leaseLost' | 'leaseReleased'>
@@ -342,6 +346,13 @@ export function workerRegistry(src: MetricsSource, labels: Record<string, string
     values: { acquired: () => src.stats.leaseAcquired, lost: () => src.stats.leaseLost, released: () => src.stats.leaseReleased },
   })
   new Gauge({ name: METRICS.partitionsOwned, help: 'Partitions this worker owns.', registers: [registry], collect() { this.set(src.owned().length) } })
+  if (src.awaitingPeerMap) {
+    const awaiting = src.awaitingPeerMap.bind(src)
+    new Gauge({
+      name: METRICS.siteAwaitingPeerMap, help: 'Two sites: 1 while this worker takes no partition because its site\'s map may be stale (waiting for the peer\'s map or an override).',
+      registers: [registry], collect() { this.set(awaiting()) },
+    })
+  }
   new Gauge({ name: METRICS.activeActors, help: 'Actors in memory on this worker.', registers: [registry], collect() { this.set(src.activeActors()) } })
   new Gauge({
     name: METRICS.consumerLag, help: 'Messages of a partition not yet received by its owner (consumer pending after the last delivery).',

@@ -251,6 +251,75 @@ export async function syncPeerState(nc: NatsConnection, jsm: JetStreamManager, c
 }
 
 /**
+ * Key (this site's state bucket) of the operator's override `pitwall site assume-peer-lost`: this site's
+ * workers may take partitions without the peer's map. Written with a plain put, so the bucket's history (5
+ * revisions) is the audit trail of who said so, when and why.
+ */
+export const SITE_OVERRIDE_KEY = 'site.override'
+/** How long an override lets workers start without the peer's map unless the operator says otherwise. */
+export const OVERRIDE_DEFAULT_MS = 60 * 60_000
+
+export interface SiteOverride {
+  /** The site the override is for (a bucket copied to the wrong site does not open its gate). */
+  site: string
+  by: string
+  host: string
+  at: number
+  /** Workers starting after this no longer open on it (a forgotten override must not hide the next outage). */
+  until: number
+  reason: string
+}
+
+/** The override in force for `site` (undefined when absent, unreadable, for another site or expired). */
+export async function readOverride(kv: KV, site: string, now = Date.now()): Promise<SiteOverride | undefined> {
+  const e = await kv.get(SITE_OVERRIDE_KEY)
+  if (!e || e.operation !== 'PUT') return undefined
+  try {
+    const o = JSON.parse(td.decode(e.value)) as SiteOverride
+    return o.site === site && typeof o.until === 'number' && o.until > now ? o : undefined
+  } catch {
+    return undefined
+  }
+}
+
+export async function writeOverride(kv: KV, o: SiteOverride): Promise<number> {
+  return await kv.put(SITE_OVERRIDE_KEY, JSON.stringify(o))
+}
+
+export type GateReason = 'synced' | 'first-start' | 'override' | 'peer-unreachable' | 'timeout'
+export interface GateState { open: boolean; reason: GateReason; override?: SiteOverride }
+
+/**
+ * The peer-map gate: may this site's workers take partitions? A site that ran before may hold a stale map (the
+ * peer may have failed over while it was gone, and a restarted site cannot tell a dead link from a dead peer),
+ * so it waits for the peer's map. Open when:
+ * - synced: the peer's JetStream answers over the link and our mirror of its state bucket caught up with it
+ *   (so the next map refresh sees the peer's epoch);
+ * - first-start: nothing of either site's state exists here (no own map, no partition record, no mirrored map
+ *   of the peer): a new deployment, nothing to be stale about;
+ * - override: the operator's `pitwall site assume-peer-lost` is in force (a peer gone for good).
+ * Otherwise closed, with why (the link or peer is down, or the mirror did not catch up in time).
+ */
+export async function peerMapGate(nc: NatsConnection, jsm: JetStreamManager, kv: KV, cfg: RuntimeConfig, syncTimeoutMs = 5_000): Promise<GateState> {
+  if (!cfg.peer) return { open: true, reason: 'synced' }
+  const sync = await syncPeerState(nc, jsm, cfg, syncTimeoutMs)
+  if (sync === 'synced') return { open: true, reason: 'synced' }
+  const override = await readOverride(kv, cfg.site)
+  if (override) return { open: true, reason: 'override', override }
+  if (!(await ranBefore(kv, jsm, cfg))) return { open: true, reason: 'first-start' }
+  return { open: false, reason: sync }
+}
+
+/** True when this site (or its mirror of the peer) holds any map or partition record: not a first start. */
+async function ranBefore(kv: KV, jsm: JetStreamManager, cfg: RuntimeConfig): Promise<boolean> {
+  if (await readOwnMap(kv)) return true
+  if (await readPeerMap(jsm, cfg).catch(() => undefined)) return true
+  const keys = await kv.keys('part.>')
+  for await (const _ of keys) return true
+  return false
+}
+
+/**
  * Where a producer (the gateway, the simulator) sends a reading of partition p: the site owning p in the
  * effective map, refreshed every `refreshMs`. One site: always this site. A gateway at either site publishes
  * to `tlm.<owner>.<p>...`; the leafnode link carries it to the owner's stream.

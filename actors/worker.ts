@@ -11,7 +11,7 @@ import { placementOf, tryAcquire } from './placement.js'
 import { provision, verify } from './provision.js'
 import { openReferenceBucket, ReferenceStore } from './references.js'
 import { type AnyActorDefinition, buildProfiles, type LogFn, newStats, type RuntimeDeps, type RuntimeObserver, type RuntimeStats } from './runtime-types.js'
-import { type SiteMap, SiteMapView, siteSlot, syncPeerState } from './sitemap.js'
+import { type GateState, peerMapGate, type SiteMap, SiteMapView, siteSlot } from './sitemap.js'
 import { LoopStats, type ProcessStatsSnapshot } from './loop-stats.js'
 import { heartbeatSubject, heartbeatWildcard, statsSubject } from './subjects.js'
 
@@ -82,6 +82,9 @@ export class Worker {
   private placing: Promise<void> | undefined
   /** Two sites: which partitions this site owns now (refreshed every placement round). */
   private view: SiteMapView | undefined
+  /** Two sites: true until the peer-map gate opened (no partition is taken while this site's map may be stale). */
+  private gateClosed = false
+  private gating: Promise<void> | undefined
   private readonly log: LogFn
   /** Reference data (geofences) the gateway publishes, followed without a restart. */
   private refs: ReferenceStore | undefined
@@ -132,8 +135,10 @@ export class Worker {
     this.deps = { nc, js, jsm, kv: state, cfg, profiles: buildProfiles(this.opts.profiles, cfg), log: this.log, observe: this.opts.observe, refs: this.refs.lookup }
     if (cfg.peer) {
       this.view = new SiteMapView(cfg, state, jsm)
-      const sync = await syncPeerState(nc, jsm, cfg)
-      if (sync !== 'synced') this.log('warn', 'starting without the peer site\'s latest map', { peer: cfg.peer.site, reason: sync })
+      // The peer-map gate (docs/sites.md, "Restarting a site"), waited on in the background so heartbeats,
+      // stats and metrics run meanwhile; place() takes nothing until it opened.
+      this.gateClosed = true
+      this.gating = this.waitForGate()
     }
     this.hbSub = nc.subscribe(heartbeatWildcard(cfg.site), {
       callback: (err, msg) => {
@@ -169,6 +174,44 @@ export class Worker {
     this.log('info', 'worker started', { worker: cfg.workerId, site: cfg.site, partitions: cfg.partitions })
   }
 
+  /** 1 while this worker waits for the peer's map before taking partitions (pitwall_site_awaiting_peer_map). */
+  awaitingPeerMap(): number {
+    return this.gateClosed ? 1 : 0
+  }
+
+  private async waitForGate(): Promise<void> {
+    const deps = this.deps
+    const peer = this.cfg.peer
+    if (!deps || !peer) return
+    const since = Date.now()
+    let loggedAt = 0
+    while (!this.draining) {
+      let g: GateState | undefined
+      let failure: string | undefined
+      try {
+        g = await peerMapGate(deps.nc, deps.jsm, deps.kv, this.cfg)
+      } catch (err) {
+        failure = String(err)
+      }
+      if (g?.open) {
+        this.gateClosed = false
+        this.log(g.reason === 'synced' ? 'info' : 'warn', 'peer-map gate open: taking partitions', {
+          peer: peer.site, reason: g.reason, waitedMs: Date.now() - since, ...(g.override ? { override: g.override } : {}),
+        })
+        return
+      }
+      // Every few seconds, so an operator looking at a site that does nothing sees why and what to do.
+      if (Date.now() - loggedAt >= 5_000) {
+        loggedAt = Date.now()
+        this.log('warn', 'waiting for the peer site\'s map before taking any partition', {
+          peer: peer.site, reason: g?.reason ?? 'check-failed', ...(failure ? { err: failure } : {}), waitedMs: Date.now() - since,
+          action: `bring the leafnode link to ${peer.site} up; only if ${peer.site} is gone for good: pitwall site assume-peer-lost --site ${this.cfg.site} --confirm (docs/sites.md)`,
+        })
+      }
+      await new Promise((r) => setTimeout(r, 1_000))
+    }
+  }
+
   private heartbeat(): void {
     if (!this.deps) return
     const hb: Heartbeat = {
@@ -189,7 +232,7 @@ export class Worker {
 
   private async place(): Promise<void> {
     const deps = this.deps
-    if (!deps || this.draining) return
+    if (!deps || this.draining || this.gateClosed) return
     // Learn the peers for a moment before claiming, so a joining worker does not grab everything.
     if (Date.now() - this.startedAt < this.cfg.heartbeatMs * 1.5) return
     let map: SiteMap | undefined
@@ -250,6 +293,7 @@ export class Worker {
     this.draining = true
     if (this.timer) clearInterval(this.timer)
     await this.placing
+    await this.gating
     this.heartbeat()
     const all = [...this.runners.values()]
     this.runners.clear()

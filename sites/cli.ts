@@ -5,17 +5,22 @@
  *   pitwall site status                    this site's epoch, role, partitions, peer link and mirror lag
  *   pitwall site failover                  take the peer site's partitions now (the peer is lost)
  *   pitwall site failback                  take this site's home partitions back from the peer (controlled)
+ *   pitwall site assume-peer-lost --site <s> --confirm --reason <why> [--for-min <n>]
+ *                                          let this site's workers take partitions without the peer's map
+ *                                          (the peer is gone for good; audited in the state bucket)
  *   pitwall simulate --profile <p> ...     seeded simulator with ground truth (sites/simulate/cli.ts)
  *   pitwall train ...                      fit the asset risk model (sites/simulate/train.ts)
  *   pitwall deploy --site <s> [--plan]     Nomad deploy of a site (nomad-jobs/deploy.ts, docs/deploy.md)
  * Settings from PITWALL_* environment variables (docs/configuration.md); `site` needs PITWALL_PEER_SITE and
  * PITWALL_HOME_PARTITIONS like the site's workers.
  */
+import { hostname, userInfo } from 'node:os'
 import { jetstreamManager } from '@nats-io/jetstream'
 import { Kvm } from '@nats-io/kv'
 import {
-  buildProfiles, compileConfig, connectNats, epochOf, isEntityKind, optionsFromEnv, peerReachable, peerStreams,
-  PitwallError, PROFILES, queryDeps, queryEntity, readRecord, seqOf, SiteMapView, takeBack, takeOver,
+  buildProfiles, compileConfig, ConfigError, connectNats, epochOf, isEntityKind, optionsFromEnv, peerReachable, peerStreams,
+  PitwallError, PROFILES, queryDeps, queryEntity, readOverride, readRecord, seqOf, SITE_OVERRIDE_KEY, SiteMapView, takeBack, takeOver, writeOverride,
+  OVERRIDE_DEFAULT_MS, type SiteOverride, type RuntimeConfig,
 } from '../actors/mod.js'
 import { deployMain } from '../nomad-jobs/deploy.js'
 import { mqttUsersMain } from '../gateway/mod.js'
@@ -27,6 +32,7 @@ const usage = [
   'usage: pitwall state <sensor|vehicle> <id>',
   '       pitwall partitions',
   '       pitwall site status|failover|failback',
+  '       pitwall site assume-peer-lost --site <this site> --confirm --reason <why> [--for-min <minutes, default 60>]',
   '       pitwall simulate --profile <race|environment|plant|asset|road> ...',
   '       pitwall train ...',
   '       pitwall deploy --site <s> [--plan]',
@@ -64,6 +70,8 @@ async function site(sub: string | undefined): Promise<number> {
       if (mine.some((p) => !home.has(p))) out(`role: SURVIVOR (holds ${cfg.peer.site}'s partitions). When ${cfg.peer.site} is back and its mirrors caught up, run 'pitwall site failback' there.`)
       else if (theirs.some((p) => home.has(p))) out(`role: DEGRADED (${cfg.peer.site} holds our home partitions). Run 'pitwall site failback' here to take them back.`)
       else out('role: NORMAL')
+      const ov = await readOverride(kv, cfg.site)
+      if (ov) out(`override in force until ${new Date(ov.until).toISOString()}: ${cfg.peer.site} assumed lost by ${ov.by}@${ov.host} at ${new Date(ov.at).toISOString()} (${ov.reason})`)
       return 0
     }
     if (sub === 'failover') {
@@ -73,6 +81,16 @@ async function site(sub: string | undefined): Promise<number> {
       const r = await takeOver(nc, cfg, 'operator failover')
       if (r.partitions.length === 0) out(`nothing to take: ${cfg.peer.site} owns no partitions (epoch ${r.epoch})`)
       else out(`failover done in ${r.ms} ms: epoch ${r.epoch}, partitions ${r.partitions.join(',')} now owned by ${cfg.site}; ${cfg.peer.site}'s readings up to sequence ${r.sealedAt} (mirror) are replayed, new ones start at ${cfg.site}'s sequence ${r.from}`)
+      return 0
+    }
+    if (sub === 'assume-peer-lost') {
+      const o = overrideFromArgs(cfg, rest.slice(1))
+      const revision = await writeOverride(kv, o)
+      const link = await peerReachable(nc, cfg.peer.domain, 1_000)
+      out(`recorded in ${cfg.streams.stateBucket}/${SITE_OVERRIDE_KEY} (revision ${revision}): ${JSON.stringify(o)}`)
+      out(`workers of ${cfg.site} waiting for ${cfg.peer.site}'s map now take partitions by ${cfg.site}'s own map; workers starting after ${new Date(o.until).toISOString()} wait again`)
+      if (link) out(`warning: ${cfg.peer.site} answers over the link right now: workers sync its map anyway, the override changes nothing`)
+      else out(`next, if ${cfg.peer.site} held partitions: 'pitwall site failover' here to take them`)
       return 0
     }
     if (sub === 'failback') {
@@ -86,6 +104,35 @@ async function site(sub: string | undefined): Promise<number> {
   } finally {
     await nc.close()
   }
+}
+
+/**
+ * The audited override from `assume-peer-lost` flags. `--site` must name this site (PITWALL_SITE) so an
+ * override is never written into the wrong site's bucket; `--confirm` and a reason are required.
+ */
+function overrideFromArgs(cfg: RuntimeConfig, args: readonly string[], now = Date.now()): SiteOverride {
+  const flag = (name: string): string | undefined => {
+    const i = args.indexOf(name)
+    return i >= 0 ? args[i + 1] : undefined
+  }
+  const peer = cfg.peer?.site ?? '?'
+  const site = flag('--site')
+  if (site !== cfg.site) throw new ConfigError('--site', `must name this site (${cfg.site}, from PITWALL_SITE), got ${site ?? 'nothing'}`)
+  if (!args.includes('--confirm')) {
+    throw new ConfigError('--confirm', `${cfg.site}'s workers would take partitions without ${peer}'s map: if ${peer} is alive behind a cut link and failed over, both sites process the same partitions; only for a peer that is gone for good. Repeat with --confirm`)
+  }
+  const reason = flag('--reason')
+  if (!reason || reason.startsWith('--')) throw new ConfigError('--reason', 'say why the peer is gone for good (recorded with who and when)')
+  const forMin = flag('--for-min')
+  const minutes = forMin === undefined ? OVERRIDE_DEFAULT_MS / 60_000 : Number(forMin)
+  if (!Number.isInteger(minutes) || minutes < 1 || minutes > 24 * 60) throw new ConfigError('--for-min', `an integer in [1, 1440], got ${forMin}`)
+  let by = process.env.USER ?? process.env.LOGNAME ?? ''
+  try {
+    by ||= userInfo().username
+  } catch {
+    by ||= 'unknown'
+  }
+  return { site: cfg.site, by, host: hostname(), at: now, until: now + minutes * 60_000, reason }
 }
 
 async function main(): Promise<number> {
