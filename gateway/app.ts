@@ -14,6 +14,7 @@ import type { KV } from '@nats-io/kv'
 import type { GatewayConfig } from './config.js'
 import { GatewayError, isDatabaseInputRejected, toGatewayError, type GatewayErrorCode } from './errors.js'
 import { adminPlugin } from './admin.js'
+import { alarmPlugin } from './alarms.js'
 import { DeviceCredentials, installAuth, rateLimitKey } from './auth.js'
 import { migrate } from './db.js'
 import { corsReplyHeaders, installHeaders, securityHeaders } from './headers.js'
@@ -262,6 +263,7 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
     void app.register(geofencePlugin, { pool, refs })
   }
   if (pool) void app.register(queryPlugin, { pool })
+  if (pool) void app.register(alarmPlugin, { pool, nc, site: cfg.runtime.site })
   const stateOpts: StateOptions = { nc, cfg, profiles: profileDefs, ...(deps.query ? { query: deps.query } : {}), ...(pool ? { pool } : {}) }
   void app.register(statePlugin, stateOpts)
   void app.register(livePlugin, { nc, cfg, metrics, ...(pool ? { pool } : {}) })

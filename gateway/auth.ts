@@ -4,6 +4,8 @@
  *   read     people (JWT) and service keys of any role
  *   ingest   device credentials (their own entity only), people and keys with role operator or admin
  *   write    people and keys with role operator or admin (registry changes; not devices)
+ *   operate  people and keys with role operator or admin, scoped people included (alarm workflow; the route
+ *            checks the scope of the thing it acts on)
  *   admin    people and keys with role admin
  * A route without `access` is admin-only (secure by default). Credentials:
  *   `Authorization: Device <credId>.<secret>`  device credential (PostgreSQL, see db.ts)
@@ -21,7 +23,7 @@ import { ROLES } from './config.js'
 import { loadCredential, secretMatches, type StoredCredential } from './db.js'
 import { GatewayError } from './errors.js'
 
-export type Access = 'public' | 'read' | 'ingest' | 'write' | 'admin'
+export type Access = 'public' | 'read' | 'ingest' | 'write' | 'operate' | 'admin'
 
 export type Principal =
   | { type: 'device'; id: string; kind: EntityKind; entity: string }
@@ -153,7 +155,7 @@ function authorize(p: Principal, req: FastifyRequest): void {
     }
     return
   }
-  const need: Role = access === 'read' ? 'viewer' : access === 'ingest' || access === 'write' ? 'operator' : 'admin'
+  const need: Role = access === 'read' ? 'viewer' : access === 'ingest' || access === 'write' || access === 'operate' ? 'operator' : 'admin'
   if (RANK[p.role] < RANK[need]) throw new GatewayError('GW_ERR_FORBIDDEN', `role ${p.role} may not do this; needs ${need} or above`)
 }
 

@@ -89,6 +89,35 @@ const MIGRATIONS: readonly { version: number; sql: string }[] = [
       updated_at   timestamptz NOT NULL DEFAULT now()
     );`,
   },
+  {
+    // The alarm workflow (alarms.ts): what people did to an alert (acknowledge, assign, clear) next to the
+    // projector's `alerts` row, and the append-only audit trail of every action with who and when. Version 6:
+    // 5 is reserved for a change made in parallel; the runner applies whatever versions are missing, gaps allowed.
+    // No foreign key to `alerts`: that table is the projector's (it may not exist yet, and seals retract rows).
+    version: 6,
+    sql: `CREATE TABLE alert_workflow (
+      alert_id         text COLLATE "C" PRIMARY KEY,
+      acknowledged_at  timestamptz,
+      acknowledged_by  text,
+      assignee         text,
+      assigned_at      timestamptz,
+      assigned_by      text,
+      cleared_at       timestamptz,
+      cleared_by       text,
+      updated_at       timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE TABLE alert_audit (
+      id         bigserial PRIMARY KEY,
+      alert_id   text COLLATE "C" NOT NULL,
+      action     text NOT NULL CHECK (action IN ('acknowledge', 'assign', 'unassign', 'comment', 'clear')),
+      actor      text NOT NULL,
+      actor_type text NOT NULL CHECK (actor_type IN ('user', 'key', 'dev')),
+      at         timestamptz NOT NULL DEFAULT clock_timestamp(),
+      comment    text,
+      assignee   text
+    );
+    CREATE INDEX alert_audit_by_alert ON alert_audit (alert_id, id);`,
+  },
 ]
 
 /** Applies the migrations not yet recorded in gw_schema_migrations, each in its own transaction. */

@@ -11,6 +11,9 @@
  * heartbeat (SSE comment, WebSocket ping) every `liveHeartbeatMs` keeps proxies from closing the connection and
  * lets either side notice a dead one. A slow client is not buffered without bound: the consumer is read only
  * as fast as the socket drains.
+ * Alarm workflow changes (acknowledge, assign, comment, clear; alarms.ts) are people's actions, not outputs:
+ * they travel on core NATS (`alarm.<site>.<kind>.<entity>`, so every gateway of the site sees them) and reach
+ * the feed as `alarm` events without an id: they are not replayed on reconnect (GET /v1/alerts/:id is the truth).
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
@@ -24,6 +27,7 @@ import { ID_PATTERN } from '../actors/mod.js'
 import type { GatewayConfig } from './config.js'
 import { GatewayError } from './errors.js'
 import type { GatewayMetrics } from './metrics.js'
+import { alarmSubject } from './alarms.js'
 import { ErrorReply, errorReplies } from './schemas.js'
 import { assertVisible, Params, scopeOf, scopeSql, type Scope } from './scope.js'
 
@@ -36,7 +40,7 @@ export interface LiveOptions {
 }
 
 /** Output types a client may ask for (fences are the runtime's own bookkeeping and never sent). */
-export const LIVE_TYPES = ['window', 'alert', 'score', 'recommendation', 'lap', 'late', 'position'] as const
+export const LIVE_TYPES = ['window', 'alert', 'score', 'recommendation', 'lap', 'late', 'position', 'alarm'] as const
 
 const LiveQuery = Type.Object({
   kind: Type.Optional(Type.Union([Type.Literal('sensor'), Type.Literal('vehicle')])),
@@ -59,8 +63,8 @@ const WS_SERVER_ERROR = 1011
 
 interface OutputHead { type?: unknown; kind?: unknown; entity?: unknown; body?: { severity?: unknown } }
 
-/** One output as the feed sends it: the OUT sequence, the output type and the output's JSON as published. */
-export interface LiveEvent { seq: number; type: string; data: string }
+/** One output as the feed sends it: the OUT sequence (none for `alarm` events), the output type and its JSON. */
+export interface LiveEvent { seq: number | undefined; type: string; data: string }
 
 /** A validated feed request: filters, start position, and the visibility check of a scoped person. */
 interface FeedRequest {
@@ -165,10 +169,12 @@ export const livePlugin: FastifyPluginAsyncTypebox<LiveOptions> = async (app, { 
     metrics.liveClients.inc()
     let ended = false
     const heartbeat = setInterval(() => { t.heartbeat() }, cfg.liveHeartbeatMs)
+    const alarms = alarmEvents(f, (e) => { if (!ended) void t.send(e).catch(() => undefined) }, log)
     const end = (reason: 'done' | 'error' | 'shutdown' = 'done'): void => {
       if (ended) return
       ended = true
       clearInterval(heartbeat)
+      alarms?.unsubscribe()
       metrics.liveClients.dec()
       open.delete(shutdown)
       void messages.close().catch(() => undefined)
@@ -191,6 +197,26 @@ export const livePlugin: FastifyPluginAsyncTypebox<LiveOptions> = async (app, { 
       }
     })()
     return end
+  }
+
+  /**
+   * The feed's alarm workflow events (core NATS), filtered like outputs; none when the type filter excludes
+   * them. `alert` includes them: a client following alerts wants to see them acknowledged and cleared.
+   */
+  function alarmEvents(f: FeedRequest, send: (e: LiveEvent) => void, log: FastifyBaseLogger): { unsubscribe(): void } | undefined {
+    if (f.qs.type !== undefined && f.qs.type !== 'alarm' && f.qs.type !== 'alert') return undefined
+    return nc.subscribe(alarmSubject(cfg.runtime.site, f.qs.kind ?? '*', f.qs.entity ?? '*'), {
+      callback: (err, m) => {
+        if (err) return
+        void (async () => {
+          const data = m.string()
+          const o = JSON.parse(data) as { kind: string; entity: string; severity?: string }
+          if (f.qs.severity !== undefined && o.severity !== f.qs.severity) return
+          if (f.visible && !(await f.visible(o.kind, o.entity))) return
+          send({ seq: undefined, type: 'alarm', data })
+        })().catch((e: unknown) => { log.warn({ err: e }, 'live feed alarm event dropped') })
+      },
+    })
   }
 
   app.get('/v1/live', {
@@ -216,7 +242,7 @@ export const livePlugin: FastifyPluginAsyncTypebox<LiveOptions> = async (app, { 
     res.write(`retry: ${cfg.liveRetryMs}\n\n`)
     const end = run(messages, f, {
       async send(e) {
-        if (!res.write(`id: ${e.seq}\nevent: ${e.type}\ndata: ${e.data}\n\n`)) {
+        if (!res.write(`${e.seq === undefined ? '' : `id: ${e.seq}\n`}event: ${e.type}\ndata: ${e.data}\n\n`)) {
           // Whichever fires first settles the wait; the other listener goes with it (a slow client would
           // otherwise collect one 'close' listener per full buffer).
           await new Promise<void>((resolve) => {
@@ -279,7 +305,7 @@ export const livePlugin: FastifyPluginAsyncTypebox<LiveOptions> = async (app, { 
       socket.on('pong', () => { alive = true })
       const end = run(messages, f, {
         async send(e) {
-          const text = `{"id":${e.seq},"event":${JSON.stringify(e.type)},"data":${e.data}}`
+          const text = `{"id":${e.seq ?? null},"event":${JSON.stringify(e.type)},"data":${e.data}}`
           if (socket.bufferedAmount < WS_HIGH_WATER) {
             socket.send(text)
             return

@@ -80,13 +80,18 @@ function guarded(pool: pg.Pool): Db {
       try {
         return await pool.query<R>(sql, values)
       } catch (err) {
-        if ((err as { code?: unknown }).code === '42P01') {
-          throw new GatewayError('GW_ERR_UNAVAILABLE', 'the projection tables do not exist in this database yet: the site\'s projector has not run here', { cause: err })
-        }
-        throw err
+        throw projectionError(err)
       }
     },
   }
+}
+
+/** A missing projection table (the site's projector has not run in this database) -> 503; other errors as they are. */
+export function projectionError(err: unknown): unknown {
+  if ((err as { code?: unknown }).code === '42P01') {
+    return new GatewayError('GW_ERR_UNAVAILABLE', 'the projection tables do not exist in this database yet: the site\'s projector has not run here', { cause: err })
+  }
+  return err
 }
 
 const ms = (expr: string): string => `('epoch'::timestamptz + (${expr})::bigint * interval '1 millisecond')`

@@ -12,7 +12,7 @@ import pg from 'pg'
 import { migrate as migrateProjection } from '../actors/projector/mod.js'
 import { bearer, device, jwt, setupGateway, SVC_KEY, VIEW_KEY, VIN } from './helpers/gateway.js'
 
-type Access = 'public' | 'read' | 'ingest' | 'write' | 'admin'
+type Access = 'public' | 'read' | 'ingest' | 'write' | 'operate' | 'admin'
 type Cred = 'none' | 'wrongKey' | 'expired' | 'viewer' | 'operator' | 'admin' | 'viewerKey' | 'operatorKey' | 'tenant' | 'tenantOp' | 'deviceOther' | 'deviceOwn'
 const CREDS: readonly Cred[] = ['none', 'wrongKey', 'expired', 'viewer', 'operator', 'admin', 'viewerKey', 'operatorKey', 'tenant', 'tenantOp', 'deviceOther', 'deviceOwn']
 
@@ -26,7 +26,14 @@ interface Row {
   entity?: 'sensor:s1' | `vehicle:${string}`
   /** Ingest with items in the body (POST /v1/readings): a device of another entity gets every item rejected. */
   items?: boolean
+  /** The code of the 404 a scoped person outside the entity's fleet gets (default GW_ERR_NOT_FOUND). */
+  hiddenCode?: string
 }
+
+/** An alert of s1 (fleet acme), written into the projector's table for the alarm workflow routes. */
+const ALERT = 'sensor:s1:temp_high:1700000000000'
+const alarm = (action: string, body?: unknown): Row =>
+  ({ access: 'operate', url: `/v1/alerts/${encodeURIComponent(ALERT)}/${action}`, body: body ?? {}, entity: 'sensor:s1', hiddenCode: 'GW_ERR_ALERT_UNKNOWN' })
 
 const now = (): number => Date.now()
 const reading = (): Record<string, unknown> => ({ ts: now(), fields: { temperature: 21 } })
@@ -69,6 +76,13 @@ function rows(): Record<string, Row | (() => Row)> {
     'DELETE /v1/geofences/:id': { access: 'admin', url: '/v1/geofences/nobody' },
     'GET /v1/entities/:kind/:id/windows': { access: 'read', url: '/v1/entities/sensor/s1/windows?window=tumbling_1m', entity: 'sensor:s1' },
     'GET /v1/alerts': { access: 'read', url: '/v1/alerts' },
+    'GET /v1/alerts/:id': { access: 'read', url: `/v1/alerts/${encodeURIComponent(ALERT)}`, entity: 'sensor:s1', hiddenCode: 'GW_ERR_ALERT_UNKNOWN' },
+    'GET /v1/alerts/:id/history': { access: 'read', url: `/v1/alerts/${encodeURIComponent(ALERT)}/history`, entity: 'sensor:s1', hiddenCode: 'GW_ERR_ALERT_UNKNOWN' },
+    // repeated acks and clears are 409s: allowed (the caller got past auth and scope)
+    'POST /v1/alerts/:id/ack': alarm('ack'),
+    'POST /v1/alerts/:id/assign': alarm('assign', { assignee: 'alice' }),
+    'POST /v1/alerts/:id/comment': alarm('comment', { comment: 'looking' }),
+    'POST /v1/alerts/:id/clear': alarm('clear'),
     'GET /v1/recommendations': { access: 'read', url: '/v1/recommendations' },
     'GET /v1/entities/:kind/:id/laps': { access: 'read', url: `/v1/entities/vehicle/${VIN}/laps`, entity: `vehicle:${VIN}` },
     'GET /v1/late-readings': { access: 'read', url: '/v1/late-readings' },
@@ -131,6 +145,9 @@ t.test('auth matrix: every route x every credential kind', async (t) => {
   t.match(missing.json(), { code: 'GW_ERR_UNAVAILABLE', message: /projector has not run/ })
   const pool = new pg.Pool({ connectionString: g.db?.url ?? '', max: 1 })
   await migrateProjection(pool)
+  await pool.query(`INSERT INTO alerts (alert_id, kind, entity, profile, type, severity, state, last_event, started_at, event_at, value, threshold,
+    peak_value, explanation, last_output_id, last_seq, site, partition, token) VALUES ($1, 'sensor', 's1', 'environment', 'temp_high', 'warning', 'open',
+    'open', now(), now(), 31, 30, 31, 'temperature 31 > 30', $1, 1, 'a', 0, 1)`, [ALERT])
   await pool.end()
   const own = await g.issue('sensor', 's1')
   const other = await g.issue('sensor', 's2')
@@ -183,7 +200,7 @@ t.test('auth matrix: every route x every credential kind', async (t) => {
           break
         case 'hidden':
           denied++
-          t.ok(res.statusCode === 404 && code === 'GW_ERR_NOT_FOUND', name)
+          t.ok(res.statusCode === 404 && code === (r.hiddenCode ?? 'GW_ERR_NOT_FOUND'), name)
           break
         case 'itemsRejected': {
           denied++
