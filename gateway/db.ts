@@ -89,6 +89,33 @@ const MIGRATIONS: readonly { version: number; sql: string }[] = [
       updated_at   timestamptz NOT NULL DEFAULT now()
     );`,
   },
+  {
+    // Out of service (service.ts, ISA-18.2): the current state per sensor, and the audit trail of every change
+    // (who, when, why). `until` is ms since the epoch. No foreign key to sensors: the audit outlives a deleted
+    // sensor.
+    version: 5,
+    sql: `CREATE SEQUENCE service_version;
+    CREATE TABLE sensor_service (
+      sensor_id  text COLLATE "C" PRIMARY KEY,
+      in_service boolean NOT NULL,
+      reason     text,
+      until      bigint,
+      changed_by text NOT NULL,
+      changed_at timestamptz NOT NULL DEFAULT now(),
+      version    bigint NOT NULL
+    );
+    CREATE TABLE sensor_service_audit (
+      id         bigserial PRIMARY KEY,
+      sensor_id  text COLLATE "C" NOT NULL,
+      in_service boolean NOT NULL,
+      reason     text,
+      until      bigint,
+      changed_by text NOT NULL,
+      changed_at timestamptz NOT NULL DEFAULT now(),
+      version    bigint NOT NULL
+    );
+    CREATE INDEX sensor_service_audit_sensor ON sensor_service_audit (sensor_id, id);`,
+  },
 ]
 
 /** Applies the migrations not yet recorded in gw_schema_migrations, each in its own transaction. */
