@@ -1,5 +1,5 @@
 /**
- * Reference data for actors (today: the geofence set), delivered at run time through a NATS KV bucket
+ * Reference data for actors (today: the geofence set and the out-of-service set, actors/service.ts), delivered at run time through a NATS KV bucket
  * (`streams.refBucket`, default `pw_refs`) that the gateway writes and every worker watches: a change needs no
  * restart. One key per name; the bucket keeps the last REF_HISTORY revisions of each.
  *
@@ -17,13 +17,14 @@ import { Kvm, KvWatchInclude, type KV, type KvEntry } from '@nats-io/kv'
 import type { NatsConnection } from '@nats-io/transport-node'
 import type { ReferenceLookup, ReferenceVersion } from './actor.js'
 import { GEOFENCES_REF, validateGeofenceSet } from './geo.js'
+import { SERVICE_REF, validateServiceSet } from './service.js'
 import type { LogFn } from './runtime-types.js'
 
 /** Revisions kept per name (the KV maximum). */
 export const REF_HISTORY = 64
 
 /** Validators per reference name: a revision they reject is logged and skipped (the previous one stays). */
-const VALIDATORS: Readonly<Record<string, (v: unknown) => unknown>> = { [GEOFENCES_REF]: validateGeofenceSet }
+const VALIDATORS: Readonly<Record<string, (v: unknown) => unknown>> = { [GEOFENCES_REF]: validateGeofenceSet, [SERVICE_REF]: validateServiceSet }
 
 /** Opens (creating when missing) the reference bucket; the gateway and the workers both call this. */
 export async function openReferenceBucket(nc: NatsConnection, bucket: string, replicas = 1): Promise<KV> {

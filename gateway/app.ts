@@ -25,6 +25,7 @@ import { livePlugin } from './live.js'
 import { installOpenApi, openApiPlugin } from './openapi.js'
 import { GatewayMetrics, installMetrics, metricsPlugin } from './metrics.js'
 import { geofencePlugin, republishIfAssigned } from './geofences.js'
+import { servicePlugin } from './service.js'
 import { queryPlugin } from './queries.js'
 import { registryPlugin } from './registry.js'
 import { statePlugin, type StateOptions } from './state.js'
@@ -249,7 +250,7 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
   if (cfg.metrics) void app.register(metricsPlugin, { metrics })
   void app.register(ingestPlugin, { nc, cfg, profiles, metrics, ...(pool ? { pool } : {}) })
   if (pool && devices) void app.register(adminPlugin, { pool, devices })
-  // The reference bucket the workers watch (geofences), opened on first use.
+  // The reference bucket the workers watch (geofences, out-of-service set), opened on first use.
   let bucket: Promise<KV> | undefined
   const refs = (): Promise<KV> => {
     bucket ??= openReferenceBucket(nc, cfg.runtime.streams.refBucket, cfg.runtime.replicas)
@@ -261,6 +262,7 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
     const p = pool
     void app.register(registryPlugin, { pool, profiles, onVehiclesChanged: async (log) => republishIfAssigned(p, refs, log) })
     void app.register(geofencePlugin, { pool, refs })
+    void app.register(servicePlugin, { pool, refs })
   }
   if (pool) void app.register(queryPlugin, { pool })
   if (pool) void app.register(alarmPlugin, { pool, nc, site: cfg.runtime.site })

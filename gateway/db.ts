@@ -90,9 +90,36 @@ const MIGRATIONS: readonly { version: number; sql: string }[] = [
     );`,
   },
   {
+    // Out of service (service.ts, ISA-18.2): the current state per sensor, and the audit trail of every change
+    // (who, when, why). `until` is ms since the epoch. No foreign key to sensors: the audit outlives a deleted
+    // sensor.
+    version: 5,
+    sql: `CREATE SEQUENCE service_version;
+    CREATE TABLE sensor_service (
+      sensor_id  text COLLATE "C" PRIMARY KEY,
+      in_service boolean NOT NULL,
+      reason     text,
+      until      bigint,
+      changed_by text NOT NULL,
+      changed_at timestamptz NOT NULL DEFAULT now(),
+      version    bigint NOT NULL
+    );
+    CREATE TABLE sensor_service_audit (
+      id         bigserial PRIMARY KEY,
+      sensor_id  text COLLATE "C" NOT NULL,
+      in_service boolean NOT NULL,
+      reason     text,
+      until      bigint,
+      changed_by text NOT NULL,
+      changed_at timestamptz NOT NULL DEFAULT now(),
+      version    bigint NOT NULL
+    );
+    CREATE INDEX sensor_service_audit_sensor ON sensor_service_audit (sensor_id, id);`,
+  },
+  {
     // The alarm workflow (alarms.ts): what people did to an alert (acknowledge, assign, clear) next to the
-    // projector's `alerts` row, and the append-only audit trail of every action with who and when. Version 6:
-    // 5 is reserved for a change made in parallel; the runner applies whatever versions are missing, gaps allowed.
+    // projector's `alerts` row, and the append-only audit trail of every action with who and when. The runner
+    // applies whatever versions are missing, in list order.
     // No foreign key to `alerts`: that table is the projector's (it may not exist yet, and seals retract rows).
     version: 6,
     sql: `CREATE TABLE alert_workflow (

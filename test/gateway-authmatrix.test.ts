@@ -74,6 +74,8 @@ function rows(): Record<string, Row | (() => Row)> {
     'GET /v1/geofences/:id': { access: 'read', url: '/v1/geofences/gacme' },
     'PATCH /v1/geofences/:id': { access: 'write', url: '/v1/geofences/gacme', body: { name: 'Acme depot' } },
     'DELETE /v1/geofences/:id': { access: 'admin', url: '/v1/geofences/nobody' },
+    'GET /v1/entities/sensor/:id/service': { access: 'read', url: '/v1/entities/sensor/s1/service', entity: 'sensor:s1' },
+    'PUT /v1/entities/sensor/:id/service': { access: 'write', url: '/v1/entities/sensor/s1/service', body: { inService: false, reason: 'calibration' }, entity: 'sensor:s1' },
     'GET /v1/entities/:kind/:id/windows': { access: 'read', url: '/v1/entities/sensor/s1/windows?window=tumbling_1m', entity: 'sensor:s1' },
     'GET /v1/alerts': { access: 'read', url: '/v1/alerts' },
     'GET /v1/alerts/:id': { access: 'read', url: `/v1/alerts/${encodeURIComponent(ALERT)}`, entity: 'sensor:s1', hiddenCode: 'GW_ERR_ALERT_UNKNOWN' },
@@ -112,8 +114,8 @@ function expected(r: Row, c: Cred, key: string): Expect {
   const need = r.access === 'read' ? 0 : r.access === 'admin' ? 2 : 1
   if (role < need) return 'forbidden'
   if (c === 'tenant' || c === 'tenantOp') {
-    // a scoped person never changes the registry
-    if (r.access === 'write') return 'forbidden'
+    // a scoped person never changes the registry; a scoped operator may put a sensor they see out of service
+    if (r.access === 'write' && key !== 'PUT /v1/entities/sensor/:id/service') return 'forbidden'
     // the tenants (a viewer and an operator scoped to fleet beta) cannot see acme's entities or customer, nor
     // ingest for them: items are rejected one by one, a device route naming one is a 404 like a query
     if (r.items) return 'itemsOutOfScope'
@@ -173,7 +175,7 @@ t.test('auth matrix: every route x every credential kind', async (t) => {
   for (const [key, spec] of Object.entries(table)) {
     for (const c of CREDS) {
       const r = typeof spec === 'function' ? spec() : spec
-      const method = key.split(' ')[0] as 'GET' | 'POST' | 'PATCH' | 'DELETE'
+      const method = key.split(' ')[0] as 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE'
       const res = await app.inject({ method, url: r.url, headers: { ...r.headers, ...headers[c] }, ...(r.body === undefined ? {} : { payload: r.body as object }) })
       const code = res.body.startsWith('{') ? res.json<{ code?: string }>().code : undefined
       const want = expected(r, c, key)

@@ -29,6 +29,9 @@
  *      process at its own time constant), or a downward one, is a process malfunction.
  *   4. sensor_drift (warning): the slow EW mean of the residual z beyond drift.z for drift.sustainReadings
  *      consecutive readings with no run of spike-level residuals among them.
+ *   Out of service (an operator's maintenance state, reference data `service`, actors/service.ts): no alert opens,
+ *   an open one closes with `out of service: <reason>`, the model learns nothing, residual means stay at zero;
+ *   KPIs and the other counters go on. Back in service, detection resumes at the next reading.
  *   Residual-based checks (3, 4) start after warmupReadings, and pause while flow or temperature is beyond what the
  *   model has learned (noveltyMargin: a first storm is learned, not alarmed on). The model learns only from readings that look
  *   healthy (no open alert, no evidence pending, |z| < spike.clearZ), so an anomaly never becomes the baseline.
@@ -46,6 +49,7 @@
 import { defineActor } from '../../actor.js'
 import type { ActorContext } from '../../actor.js'
 import { ConfigError, RuntimeErrorCodes, SnapshotError } from '../../errors.js'
+import { outOfService } from '../../service.js'
 import type { AlertBody, EntityRef, Reading, Severity } from '../../types.js'
 import { M, M_SLOTS, blankModel, covariateZ, fingerprint, learn, novel, predict, remember, seen } from './process-model.js'
 
@@ -407,6 +411,9 @@ function onReading(s: ProcessState, r: Reading, ctx: ActorContext, c: ProcessCon
     s.fpPos = 0
   }
   const open = v[L.AT] as number
+  // Out of service (actors/service.ts, ISA-18.2): the evidence below is still gathered (KPIs, replay ring, run
+  // counters), but nothing is learned from a sensor under maintenance and no alert opens; see the state machine.
+  const oos = outOfService(ctx)
 
   // 1. cyber evidence.
   let found: Finding | undefined
@@ -438,7 +445,7 @@ function onReading(s: ProcessState, r: Reading, ctx: ActorContext, c: ProcessCon
 
   // 3, 4. residual against flow and temperature.
   let z = NaN
-  let healthy = !found && value !== undefined && miss === 0 && (v[L.REP] as number) === 0 && (open === NONE)
+  let healthy = !oos && !found && value !== undefined && miss === 0 && (v[L.REP] as number) === 0 && (open === NONE)
   if (value !== undefined && flow !== undefined && temp !== undefined) {
     const lim = c.limits[s.type]
     const floor = lim ? (lim.hi - lim.lo) * c.sigmaFloorRel : 1e-9
@@ -516,7 +523,7 @@ function onReading(s: ProcessState, r: Reading, ctx: ActorContext, c: ProcessCon
         if ((v[L.GATED] as number) <= 8 * c.drift.sustainReadings) healthy = false
       } else v[L.GATED] = 0
     }
-    if (healthy || !warm) {
+    if (!oos && (healthy || !warm)) {
       if (!found && open === NONE && value !== undefined) learn(s.m, flow, temp, value, resid, c.halfLifeReadings)
     }
     v[L.Z6] = v[L.Z5] as number
@@ -528,6 +535,17 @@ function onReading(s: ProcessState, r: Reading, ctx: ActorContext, c: ProcessCon
     v[L.Z] = z
   }
   if (value !== undefined) v[L.N] = (v[L.N] as number) + 1
+
+  if (oos) {
+    // An open alert closes naming the reason; residual evidence does not pile up during the calibration to fire
+    // the moment the sensor is back (a condition that persists, such as a stuck value, is found again at once).
+    if ((v[L.AT] as number) !== NONE) closeAlert(s, ctx, c, ts, value ?? NaN, `out of service: ${oos.reason}`)
+    found = undefined
+    v[L.OVER] = 0
+    v[L.SLOW] = 0
+    v[L.MID] = 0
+    v[L.SRUN] = 0
+  }
 
   // Alert state machine: a finding of higher priority than the open alert (lower index) replaces it.
   const cur = v[L.AT] as number
