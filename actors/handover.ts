@@ -30,6 +30,7 @@ import {
   defaultChain, nextInSlot, peerStreams, position, readOwnMap, readPeerHistory, readPeerKey, type Segment, SITE_MAP_KEY,
   type SiteMap, SiteMapView, siteSlot, syncPeerState,
 } from './sitemap.js'
+import { closeRelay, segmentStart } from './relay.js'
 import { exportKey, partitionKey } from './subjects.js'
 
 export interface MoveResult {
@@ -42,8 +43,13 @@ export interface MoveResult {
   rewound?: number[]
   /** Last sequence of the sealed segments' stream. */
   sealedAt: number
-  /** First sequence of the new segments (in the receiving site's TLM). */
+  /**
+   * First sequence of new readings in the receiving site's TLM. A partition's segment starts earlier when this
+   * site held readings of it that its stray relay had not forwarded yet (`strays`).
+   */
   from: number
+  /** Partitions whose new segment starts before `from`: how many sequences earlier (unforwarded strays). */
+  strays?: Record<number, number>
   ms: number
 }
 
@@ -123,11 +129,18 @@ export async function takeOver(nc: NatsConnection, cfg: RuntimeConfig, reason = 
   if (parts.length === 0) return { epoch: map.epoch, partitions: [], sealedAt, from, ms: Date.now() - started }
   // One record per partition, independent keys: written concurrently (a failover's time is its RTO).
   const rewound: number[] = []
+  const strays: Record<number, number> = {}
   await Promise.all(parts.map(async (p) => {
+    // Readings of p that devices sent to this site while the peer owned it and that our relay did not forward
+    // (actors/relay.ts): the new segment starts at the first of them, so they are read once, here.
+    const unforwarded = await closeRelay(kv, p)
     const cut = await recordAtSeal(js, jsm, cfg, p, sealedAt)
     if (cut.rewound) rewound.push(p)
     const theirs = cut.record
-    const segments = [...sealChain(theirs?.segments ?? defaultChain(peer.site), sealedAt), { epoch, site: cfg.site, from }]
+    const chain = sealChain(theirs?.segments ?? defaultChain(peer.site), sealedAt)
+    const start = segmentStart(cfg.site, chain, unforwarded, from)
+    if (start < from) strays[p] = from - start
+    const segments = [...chain, { epoch, site: cfg.site, from: start }]
     await writeTenure(kv, p, {
       owner: null, token: theirs?.token ?? 0, cursor: theirs?.cursor ?? 0, renewedAt: Date.now(), ttlMs: cfg.leaseTtlMs,
       ...(theirs?.dormant ? { dormant: theirs.dormant } : {}), epoch, segments,
@@ -140,7 +153,11 @@ export async function takeOver(nc: NatsConnection, cfg: RuntimeConfig, reason = 
     since[p] = epoch
   }
   await writeMap(kv, { epoch, owners, since, at: Date.now(), reason })
-  return { epoch, partitions: parts, sealedAt, from, ms: Date.now() - started, ...(rewound.length > 0 ? { rewound: rewound.sort((a, b) => a - b) } : {}) }
+  return {
+    epoch, partitions: parts, sealedAt, from, ms: Date.now() - started,
+    ...(rewound.length > 0 ? { rewound: rewound.sort((a, b) => a - b) } : {}),
+    ...(Object.keys(strays).length > 0 ? { strays } : {}),
+  }
 }
 
 export interface FailbackOptions {
@@ -184,6 +201,9 @@ export async function takeBack(nc: NatsConnection, cfg: RuntimeConfig, opts: Fai
     since[p] = epoch
   }
   await writeMap(kv, { epoch, owners, since, at: Date.now(), reason: 'failback' })
+  // Our relay stops forwarding them; what it did not forward is read by our new segments.
+  const unforwarded = new Map<number, number>()
+  for (const p of parts) unforwarded.set(p, await closeRelay(kv, p))
   log(`epoch ${epoch}: map gives partitions ${parts.join(',')} back to ${cfg.site}; waiting for ${peer.site} to release them`)
   const mapAt = Date.now()
   for (;;) {
@@ -195,6 +215,7 @@ export async function takeBack(nc: NatsConnection, cfg: RuntimeConfig, opts: Fai
   await sleep(Math.max(0, mapAt + graceMs - Date.now()))
   const sealedAt = await lastSeq(peerJsm, cfg.streams.tlm)
   log(`${peer.site} released them; its segments are sealed at sequence ${sealedAt}`)
+  const strays: Record<number, number> = {}
   for (const p of parts) {
     const theirs = await readRecord(peerKv, p)
     // Our mirror of the peer's bucket must hold this revision (and so every snapshot written before it).
@@ -209,11 +230,14 @@ export async function takeBack(nc: NatsConnection, cfg: RuntimeConfig, opts: Fai
       }
       await sleep(50)
     }
-    const segments = [...sealChain(theirs?.record.segments ?? defaultChain(peer.site), sealedAt), { epoch, site: cfg.site, from }]
+    const chain = sealChain(theirs?.record.segments ?? defaultChain(peer.site), sealedAt)
+    const start = segmentStart(cfg.site, chain, unforwarded.get(p) ?? from, from)
+    if (start < from) strays[p] = from - start
+    const segments = [...chain, { epoch, site: cfg.site, from: start }]
     await writeTenure(kv, p, {
       owner: null, token: theirs?.record.token ?? 0, cursor: theirs?.record.cursor ?? 0, renewedAt: Date.now(), ttlMs: cfg.leaseTtlMs,
       ...(theirs?.record.dormant ? { dormant: theirs.record.dormant } : {}), epoch, segments,
     })
   }
-  return { epoch, partitions: parts, sealedAt, from, ms: Date.now() - started }
+  return { epoch, partitions: parts, sealedAt, from, ms: Date.now() - started, ...(Object.keys(strays).length > 0 ? { strays } : {}) }
 }

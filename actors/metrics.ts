@@ -80,6 +80,9 @@ export const METRICS = {
   sitePeerLinkUp: 'pitwall_site_peer_link_up',
   siteMirrorLag: 'pitwall_site_mirror_lag_messages',
   siteFailovers: 'pitwall_site_failovers_total',
+  siteStrayPartitions: 'pitwall_site_stray_partitions',
+  siteStraysForwarded: 'pitwall_site_strays_forwarded_total',
+  siteStrayRelayFailures: 'pitwall_site_stray_relay_failures_total',
   sitePartitionsOwned: 'pitwall_site_partitions_owned',
   // Worker (actors/worker.ts): the peer-map gate of a restarted site (docs/sites.md, "Restarting a site").
   siteAwaitingPeerMap: 'pitwall_site_awaiting_peer_map',
