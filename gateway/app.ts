@@ -43,6 +43,8 @@ export interface GatewayDeps {
   pool?: pg.Pool
   /** Metrics objects (tests, embedding); otherwise a fresh registry per app. */
   metrics?: GatewayMetrics
+  /** Apply the gateway's migrations when the app starts (default true); false for tooling that only reads the OpenAPI document. */
+  migrate?: boolean
 }
 
 /** Version of the HTTP API in the OpenAPI document. */
@@ -239,7 +241,7 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
     keyGenerator: rateLimitKey,
     errorResponseBuilder: (_req, ctx) => new GatewayError('GW_ERR_RATE_LIMITED', `more than ${ctx.max} requests in the window; retry after ${ctx.after}`),
   })
-  if (pool) {
+  if (pool && deps.migrate !== false) {
     const p = pool
     const url = deps.pool ? undefined : auth.databaseUrl
     void app.register(async () => {
