@@ -213,6 +213,7 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
       ...jwks,
       onFetch: (result) => metrics.jwksFetches.inc({ result }),
       onProblem: (message, err) => app.log.warn({ err, jwksUrl: jwks.url }, message),
+      onSkip: (why) => app.log.debug({ jwksUrl: jwks.url }, `JWKS key not used: ${why}`),
     })
     // Fetched once at start so the first person's request does not wait for it; a failure does not stop the
     // gateway (devices and service keys do not need the provider) and is retried after the cooldown.

@@ -50,8 +50,10 @@ export interface JwksOptions {
   /** A fetch (connect, headers and body) must finish within this. */
   readonly timeoutMs: number
   onFetch?: (result: JwksFetchResult) => void
-  /** Told why a fetch failed or which keys were skipped (the URL and reasons; never a token). */
+  /** Told why a fetch failed (the URL and the reason; never a token). */
   onProblem?: (message: string, err?: unknown) => void
+  /** Told which keys of a fetched set are not used and why (providers list encryption keys too: not a problem). */
+  onSkip?: (why: string) => void
 }
 
 /** The issuer and audience a provider's token must name. */
@@ -70,7 +72,10 @@ export function importJwk(jwk: unknown): { key: JwksKey } | { skip: string } {
   const alg = k.kty === 'RSA' ? 'RS256' : k.kty === 'EC' && k.crv === 'P-256' ? 'ES256' : undefined
   if (alg === undefined) return { skip: `kid ${kid}: not an RSA or P-256 key` }
   // A key announcing another algorithm (RS384, PS256, HS256...) is not used for ours: the pin is per key.
-  if (k.alg !== undefined && k.alg !== alg) return { skip: `kid ${kid}: alg ${String(k.alg).slice(0, 16)} is not accepted` }
+  if (k.alg !== undefined && k.alg !== alg) {
+    const named = String(k.alg).slice(0, 16)
+    return { skip: `kid ${kid}: alg ${named} ${(JWKS_ALGS as readonly unknown[]).includes(k.alg) ? `does not fit its ${k.kty as string} key` : 'is not accepted'}` }
+  }
   let key: KeyObject
   try {
     // Only the public members: a JWK that also carries private ones (`d`, primes) must not make them ours.
@@ -120,7 +125,7 @@ export class JwksKeySet {
     // A stale set, or a kid the set does not hold (a rotation, or a made-up kid): fetch, unless one is under
     // way (join it) or the last one started less than cooldownMs ago (use what is there).
     if (this.inflight || Date.now() - this.attemptedAt >= this.o.cooldownMs) await this.refresh()
-    else this.o.onFetch?.('throttled')
+    else if (!hit) this.o.onFetch?.('throttled')
     if (this.keys === undefined) {
       throw new GatewayError('GW_ERR_UNAVAILABLE', 'the identity provider\'s keys cannot be fetched; retry later')
     }
@@ -147,7 +152,7 @@ export class JwksKeySet {
         throw new Error(`HTTP ${res.status}`)
       }
       const doc: unknown = JSON.parse(await readBounded(res, MAX_JWKS_BYTES))
-      this.keys = parseJwks(doc, (why) => this.o.onProblem?.(`JWKS key skipped: ${why}`))
+      this.keys = parseJwks(doc, (why) => this.o.onSkip?.(why))
       this.fetchedAt = Date.now()
       this.o.onFetch?.('ok')
     } catch (err) {

@@ -5,11 +5,13 @@
  * wrong iss/aud, expired, not yet valid, unknown kid, alg none, HS256 signed with the public key, an algorithm
  * that is not its key's, a tampered payload. Key rotation (a new kid accepted after a refetch), a flood of
  * made-up kids costing the provider at most one fetch per cooldown, the provider down (503 before any set,
- * the last set kept after), a removed key refused once the cached set expires. Real nats-server and PostgreSQL.
+ * the last set kept after), a removed key refused once the cached set expires; which keys of a set are used, and
+ * sets that are not used at all (not JSON, no usable key, too large, a redirect). Real nats-server and PostgreSQL.
  */
 import t from 'tap'
-import { createHmac, sign } from 'node:crypto'
+import { createHmac, generateKeyPairSync, sign } from 'node:crypto'
 import { compileGatewayConfig, gatewayOptionsFromEnv, type AuthOptions } from '../gateway/mod.js'
+import { parseJwks } from '../gateway/jwks.js'
 import { b64u, bearer, setupGateway, SVC_KEY, VIN } from './helpers/gateway.js'
 import { AUDIENCE, idpBearer, ISSUER, makeKey, signToken, startJwksServer, type JwksServer, type TestKey } from './helpers/jwks.js'
 
@@ -236,3 +238,58 @@ t.test('config: JWKS settings from the environment, contradictions refused', asy
 function signDer(key: TestKey, data: string): string {
   return sign('sha256', Buffer.from(data), key.privateKey).toString('base64url')
 }
+
+t.test('key sets: which keys are used, and sets that are not used at all', async (t) => {
+  const small = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ format: 'jwk' })
+  const p384 = generateKeyPairSync('ec', { namedCurve: 'P-384' }).publicKey.export({ format: 'jwk' })
+  const priv = makeKey('RS256', 'with-private')
+  const skipped: string[] = []
+  const keys = parseJwks({ keys: [
+    rsa1.jwk, ec1.jwk,
+    { ...rsa1.jwk, kid: 'enc-1', use: 'enc' },
+    { ...small, kid: 'small' },
+    { ...p384, kid: 'p384' },
+    { ...rsa1.jwk, kid: 'rs384', alg: 'RS384' },
+    { ...ec1.jwk, kid: 'ec-as-rs', alg: 'RS256' },
+    { ...rsa1.jwk, kid: undefined },
+    { kty: 'oct', kid: 'hmac', k: 'c2VjcmV0' },
+    { ...rsa1.jwk, kid: 'tiny', n: 'AAAA' },
+    { kty: 'EC', crv: 'P-256', kid: 'broken', x: 'AAAA', y: 'AAAA' },
+    { ...ec1.jwk, kid: rsa1.kid },
+    { ...priv.privateKey.export({ format: 'jwk' }), kid: priv.kid },
+    'junk',
+  ] }, (why) => skipped.push(why))
+  t.same([...keys.keys()], ['rsa-1', 'ec-1', 'with-private'], 'RSA >= 2048 and P-256 signing keys with a kid')
+  t.same([...keys.values()].map((k) => k.alg), ['RS256', 'ES256', 'RS256'], 'algorithm pinned per key')
+  t.equal(keys.get('with-private')?.key.type, 'public', 'private members of a JWK are not kept')
+  t.same(skipped, ['kid enc-1: use is not sig', 'kid small: RSA key under 2048 bits', 'kid p384: not an RSA or P-256 key', 'kid rs384: alg RS384 is not accepted',
+    'kid ec-as-rs: alg RS256 does not fit its EC key', 'no kid', 'kid hmac: not an RSA or P-256 key', 'kid tiny: RSA key under 2048 bits',
+    'kid broken: not a valid EC public key', 'kid rsa-1: listed twice, the first is used', 'not an object'], 'each skipped key with its reason')
+  t.throws(() => parseJwks({ keys: [{ ...rsa1.jwk, use: 'enc' }] }), /no RS256 or ES256 signing key/)
+  t.throws(() => parseJwks({ key: [] }), /not a JWK set/)
+  t.throws(() => parseJwks([rsa1.jwk]), /not a JWK set/)
+
+  // Over HTTP: a set the gateway cannot use is a failed fetch, and the previous set stays.
+  const idp = await startJwksServer(t, [rsa1])
+  const { app } = await setup(t, idp, { jwksCooldownMs: 100 })
+  const bad: [string, { status: number; headers?: Record<string, string>; body: string }][] = [
+    ['not JSON', { status: 200, body: '<html>login</html>' }],
+    ['no usable key', { status: 200, body: JSON.stringify({ keys: [{ ...ec1.jwk, use: 'enc' }] }) }],
+    ['larger than 1 MiB', { status: 200, body: JSON.stringify({ keys: [rsa1.jwk], pad: 'x'.repeat(1_100_000) }) }],
+    ['a redirect (not followed)', { status: 302, headers: { location: idp.url }, body: '' }],
+    ['a 500', { status: 500, body: 'oops' }],
+  ]
+  for (const [name, raw] of bad) {
+    idp.setRaw(raw)
+    await new Promise((r) => setTimeout(r, 150))
+    const before = idp.requests()
+    t.equal((await sensors(app, idpBearer(ec1, 'viewer'))).statusCode, 401, `${name}: ec-1 not learnt`)
+    t.equal(idp.requests(), before + 1, `${name}: fetched`)
+    t.equal((await sensors(app, idpBearer(rsa1, 'viewer'))).statusCode, 200, `${name}: the previous set stays`)
+  }
+  idp.setRaw(undefined)
+  idp.setKeys([rsa1, ec1])
+  await new Promise((r) => setTimeout(r, 150))
+  t.equal((await sensors(app, idpBearer(ec1, 'viewer'))).statusCode, 200, 'a good set again: ec-1 learnt')
+  t.match((await app.inject({ method: 'GET', url: '/metrics' })).body, /pitwall_gateway_jwks_fetches_total\{result="failed",[^}]*\} 5\n/, 'five failed fetches')
+})

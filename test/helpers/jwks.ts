@@ -50,6 +50,8 @@ export interface JwksServer {
   setKeys(keys: readonly TestKey[]): void
   /** While down, every request gets a 503. */
   setDown(down: boolean): void
+  /** Answers every request with this status, headers and body instead of the key set (undefined: back to normal). */
+  setRaw(raw: { status: number; headers?: Record<string, string>; body: string } | undefined): void
 }
 
 /** Serves `{keys: [...]}` at /jwks on 127.0.0.1 (random port) until the test ends. */
@@ -57,8 +59,13 @@ export async function startJwksServer(t: { teardown(fn: () => unknown): void }, 
   let listed = [...keys]
   let down = false
   let served = 0
+  let raw: { status: number; headers?: Record<string, string>; body: string } | undefined
   const srv: Server = createServer((req, res) => {
     served++
+    if (raw) {
+      res.writeHead(raw.status, raw.headers).end(raw.body)
+      return
+    }
     if (down || req.url !== '/jwks') {
       res.writeHead(down ? 503 : 404).end()
       return
@@ -72,5 +79,6 @@ export async function startJwksServer(t: { teardown(fn: () => unknown): void }, 
     requests: () => served,
     setKeys: (k) => { listed = [...k] },
     setDown: (d) => { down = d },
+    setRaw: (r) => { raw = r },
   }
 }
