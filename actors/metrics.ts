@@ -74,6 +74,7 @@ export const METRICS = {
   gatewayPublishSeconds: 'pitwall_gateway_jetstream_publish_duration_seconds',
   gatewayBackpressure: 'pitwall_gateway_backpressure_responses_total',
   gatewayLiveClients: 'pitwall_gateway_live_clients',
+  gatewayJwksFetches: 'pitwall_gateway_jwks_fetches_total',
   // Sites (sites/controller.ts): one series per site process, labels site (and role on the role gauge).
   siteRole: 'pitwall_site_role',
   siteEpoch: 'pitwall_site_epoch',
