@@ -23,6 +23,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node'
 import { compileConfig, type RuntimeConfig } from '../../actors/config.js'
 import { takeBack } from '../../actors/handover.js'
 import { readRecord } from '../../actors/placement.js'
+import { readRelay } from '../../actors/relay.js'
 import { provision } from '../../actors/provision.js'
 import { queryDeps, queryEntity } from '../../actors/query.js'
 import { buildProfiles } from '../../actors/runtime-types.js'
@@ -80,17 +81,18 @@ export const LATENESS_MS = 5_000
 interface Acked { rid: string; site: string; at: number; r: { rid: string; id: string; ts: number; v: number } }
 
 /** All messages of a stream (ordered consumer), with their sequence and message id. */
-export async function readAll(nc: NatsConnection, stream: string, filter?: string): Promise<Array<{ seq: number; subject: string; rid: string; data: Uint8Array }>> {
+export async function readAll(nc: NatsConnection, stream: string, filter?: string): Promise<Array<{ seq: number; subject: string; rid: string; data: Uint8Array; relayedFrom?: string }>> {
   const jsm = await jetstreamManager(nc)
   const info = await jsm.streams.info(stream)
-  const out: Array<{ seq: number; subject: string; rid: string; data: Uint8Array }> = []
+  const out: Array<{ seq: number; subject: string; rid: string; data: Uint8Array; relayedFrom?: string }> = []
   if (info.state.messages === 0) return out
   const c = await jetstream(nc).consumers.get(stream, filter ? { filter_subjects: filter } : {})
   const last = info.state.last_seq
   const it = await c.consume({ max_messages: 5_000 })
   const idle = setTimeout(() => it.stop(), 10_000)
   for await (const m of it) {
-    out.push({ seq: m.seq, subject: m.subject, rid: m.headers?.get('Nats-Msg-Id') ?? '', data: m.data })
+    const relayedFrom = m.headers?.get('Pw-Relayed-From')
+    out.push({ seq: m.seq, subject: m.subject, rid: m.headers?.get('Nats-Msg-Id') ?? '', data: m.data, ...(relayedFrom ? { relayedFrom } : {}) })
     idle.refresh()
     if (m.info.pending === 0 || m.seq >= last) break
   }
@@ -140,6 +142,30 @@ export async function waitQuiet(sites: Array<{ nc: NatsConnection; cfg: RuntimeC
     }
     quietRounds = pending === 0 ? quietRounds + 1 : 0
     await sleep(1_000)
+  }
+}
+
+/**
+ * Waits until every site's stray relay has forwarded what it holds: for each partition the site does not own,
+ * the relay's record (`relay.<p>`) is at or past the last message of that partition in the site's TLM.
+ */
+export async function waitRelays(sites: Array<{ nc: NatsConnection; cfg: RuntimeConfig }>, timeoutMs: number): Promise<number> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    let lag = 0
+    for (const { nc, cfg } of sites) {
+      const jsm = await jetstreamManager(nc)
+      const kv = await new Kvm(nc).open(cfg.streams.stateBucket)
+      const map = await new SiteMapView(cfg, kv, jsm).refresh()
+      for (let p = 0; p < cfg.partitions; p++) {
+        if (map.owners[p] === cfg.site) continue
+        const last = (await jsm.streams.getMessage(cfg.streams.tlm, { last_by_subj: `tlm.${cfg.site}.${p}.>` }).catch(() => undefined))?.seq ?? 0
+        if (last === 0) continue
+        if (((await readRelay(kv, p))?.state.last ?? 0) < last) lag++
+      }
+    }
+    if (lag === 0 || Date.now() > deadline) return lag
+    await sleep(500)
   }
 }
 
