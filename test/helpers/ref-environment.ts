@@ -8,6 +8,7 @@
  * - the windows closed by the watermark: tumbling 1 min (`tumbling_1m`) and sliding 5 min every 1 min
  *   (`sliding_5m_1m`), with count, sum, min, max and mean of temperature, humidity, co2 and battery;
  * - the late readings (every window of the reading had closed when it was applied);
+ * - the counters `readings` and `alerts` (alerts opened by the window's readings) of each window;
  * - the threshold-for-duration alerts (`temperature_high` > 40 °C for 60 s, `co2_high` > 1500 ppm for 120 s)
  *   and the threshold alert `battery_low` (< 15 %), with their open and close times.
  *
@@ -16,18 +17,27 @@
  *    [k*60 s, (k+1)*60 s)); a sliding window is [k*60 s, k*60 s + 5 min). A window with no reading emits nothing.
  * Q2 When a window closes: when the watermark (newest event time - 30 s) is at or past its end (end exclusive).
  * Q3 A reading behind the watermark whose 1-minute window closed but whose sliding windows are open is counted
- *    in the open sliding windows only, and is not `late` (README: "a reading behind the watermark whose window
- *    is still open is counted in it").
+ *    in the open sliding windows (README: "a reading behind the watermark whose window is still open is counted
+ *    in it"). Is it `late`? README and docs/profiles.md said "late when every window it belongs to has closed",
+ *    which first read as: no. The system writes a `late` record for it (late for the 1-minute definition) and
+ *    counts it in the open sliding windows; its unit tests and code comments say the same. The docs now say it
+ *    per window definition, and so does this reference: `late` when, for at least one definition, every window
+ *    of the reading there has closed; the reading still counts in the open windows of the other definitions.
  * Q4 Which fields are aggregated: temperature, humidity, co2 and battery (docs/profiles.md lists these; pressure
  *    is an input but not in the list, so it is not expected in a window).
- * Q5 Duration alerts are evaluated per reading in the order the actor applies them (stream order), on the
- *    readings that are not late and not re-sends: the condition's run starts at the first applied reading over
- *    the threshold (start = its event time), the alert opens at the first applied reading over the threshold
- *    whose event time is >= start + duration, and it closes at the first applied reading not over the threshold
- *    (end = its event time; docs/profiles.md, end to end: "start = first reading over the threshold, end = first
- *    reading after the episode"). A run that ends before the duration opens nothing. Hysteresis has no
- *    documented default: the traces of the tests go back far below each threshold, so any small band agrees.
- * Q6 A late reading takes part in nothing but its `late` record (README: "late readings are written aside").
+ * Q5 Duration alerts: the docs did not say which readings feed them when readings arrive out of order. First
+ *    reading here: every applied reading in stream order. The system disagreed (an out-of-order reading under the
+ *    threshold closed the alert at an event time before its start in that reading): the actor feeds its alert
+ *    detectors only with readings at or after the newest event time seen so far (equal: the later arrival), so
+ *    alerts follow event time; out-of-order readings count in their windows only. docs/profiles.md now says so,
+ *    and this reference follows it. The run starts at the first such reading over the threshold (start = its
+ *    event time), the alert opens at the first such reading over the threshold whose event time is >= start +
+ *    duration, and it closes at the first such reading not over the threshold (end = its event time;
+ *    docs/profiles.md, end to end: "start = first reading over the threshold, end = first reading after the
+ *    episode"). A run that ends before the duration opens nothing. Hysteresis has no documented default: the
+ *    traces of the tests go back far below each threshold, so any small band agrees.
+ * Q6 A reading late for every definition takes part in nothing but its `late` record (README: "late readings
+ *    are written aside"); it is behind the newest event time, so it never feeds an alert (Q5).
  * Q7 Reading ids: the first copy in stream order of an (entity, rid) is applied, later copies are dropped; the
  *    traces keep every re-send within the documented horizon (10 minutes of event time, 256 ids).
  */
@@ -52,7 +62,8 @@ export const ENV_RULES: readonly EnvRule[] = [
 export interface EnvMsg { seq: number; kind: string; id: string; ts: number; fields: Record<string, FieldValue>; rid?: string }
 
 export interface Agg { count: number; sum: number; min: number; max: number }
-export interface RefWindow { entity: string; window: string; start: number; end: number; readings: number; fields: Record<string, Agg> }
+/** `readings` and `alerts` are the window's counters: readings counted, alerts their readings opened. */
+export interface RefWindow { entity: string; window: string; start: number; end: number; readings: number; alerts: number; fields: Record<string, Agg> }
 export interface RefAlert { alertId: string; entity: string; type: string; start: number; openedAt: number; end?: number }
 export interface RefLate { entity: string; seq: number; ts: number }
 
@@ -66,7 +77,9 @@ export interface EnvReference {
   alerts: Map<string, RefAlert>
   /** Copies of an (entity, rid) after the first, dropped. */
   duplicates: number
+  /** Readings counted in at least one window, and the late ones among them (`<kind>:<id>|<seq>`). */
   applied: number
+  counted: Set<string>
 }
 
 export function windowKey(entity: string, window: string, start: number): string {
@@ -92,7 +105,7 @@ function windowsOf(ts: number): Array<{ def: EnvWindowDef; start: number }> {
 }
 
 export function referenceEnvironment(msgs: readonly EnvMsg[], latenessMs = ENV_LATENESS_MS): EnvReference {
-  const res: EnvReference = { windows: new Map(), open: new Map(), late: [], alerts: new Map(), duplicates: 0, applied: 0 }
+  const res: EnvReference = { windows: new Map(), open: new Map(), late: [], alerts: new Map(), duplicates: 0, applied: 0, counted: new Set() }
   const states = new Map<string, EntityState>()
   const seen = new Set<string>()
   for (const m of msgs) {
@@ -104,6 +117,7 @@ export function referenceEnvironment(msgs: readonly EnvMsg[], latenessMs = ENV_L
     }
     let s = states.get(entity)
     if (!s) states.set(entity, (s = { maxTs: -Infinity, open: new Map(), runs: new Map() }))
+    const newest = !(m.ts < s.maxTs)
     s.maxTs = Math.max(s.maxTs, m.ts)
     const wm = s.maxTs - latenessMs
     // Close every window the watermark passed (Q2).
@@ -113,17 +127,22 @@ export function referenceEnvironment(msgs: readonly EnvMsg[], latenessMs = ENV_L
         s.open.delete(k)
       }
     }
+    let opened = 0
+    if (newest) for (const rule of ENV_RULES) if (applyRule(res, s, entity, rule, m)) opened++
     const mine = windowsOf(m.ts).filter((w) => w.start + w.def.sizeMs > wm)
-    if (mine.length === 0) {
-      res.late.push({ entity, seq: m.seq, ts: m.ts })
-      continue
+    // Late for a definition: every window of the reading there has closed (Q3).
+    const late = ENV_WINDOWS.some((def) => !mine.some((w) => w.def === def))
+    if (late) res.late.push({ entity, seq: m.seq, ts: m.ts })
+    if (mine.length > 0) {
+      res.applied++
+      if (late) res.counted.add(`${entity}|${m.seq}`)
     }
-    res.applied++
     for (const { def, start } of mine) {
       const k = windowKey(entity, def.name, start)
       let w = s.open.get(k)
-      if (!w) s.open.set(k, (w = { entity, window: def.name, start, end: start + def.sizeMs, readings: 0, fields: {} }))
+      if (!w) s.open.set(k, (w = { entity, window: def.name, start, end: start + def.sizeMs, readings: 0, alerts: 0, fields: {} }))
       w.readings++
+      w.alerts += opened
       for (const f of ENV_FIELDS) {
         const v = fieldValue(m.fields[f])
         if (v === undefined) continue
@@ -137,15 +156,15 @@ export function referenceEnvironment(msgs: readonly EnvMsg[], latenessMs = ENV_L
         }
       }
     }
-    for (const rule of ENV_RULES) applyRule(res, s, entity, rule, m)
   }
   for (const s of states.values()) for (const [k, w] of s.open) res.open.set(k, w)
   return res
 }
 
-function applyRule(res: EnvReference, s: EntityState, entity: string, rule: EnvRule, m: EnvMsg): void {
+/** Feeds one reading to one rule; true when it opened the alert. */
+function applyRule(res: EnvReference, s: EntityState, entity: string, rule: EnvRule, m: EnvMsg): boolean {
   const v = fieldValue(m.fields[rule.field])
-  if (v === undefined) return
+  if (v === undefined) return false
   const over = rule.above !== undefined ? v > rule.above : v < (rule.below as number)
   const run = s.runs.get(rule.type) ?? null
   if (over) {
@@ -155,12 +174,14 @@ function applyRule(res: EnvReference, s: EntityState, entity: string, rule: EnvR
       r.opened = true
       const alertId = `${entity}:${rule.type}:${r.start}`
       res.alerts.set(alertId, { alertId, entity, type: rule.type, start: r.start, openedAt: m.ts })
+      return true
     }
-    return
+    return false
   }
   if (run?.opened) {
     const a = res.alerts.get(`${entity}:${rule.type}:${run.start}`) as RefAlert
     a.end = m.ts
   }
   s.runs.set(rule.type, null)
+  return false
 }
