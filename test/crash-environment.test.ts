@@ -294,6 +294,8 @@ t.test('environment profile, kill -9 workers at random moments: windows, late re
   for (const [id] of alertExtra.slice(0, 5)) examples.push(`extra alert ${id}`)
   t.equal(alertWrong, 0, 'every reference alert opened at the same reading, and closed at the same event time')
   t.equal(alertExtra.length, 0, 'no alert the reference does not have')
+  t.ok(ref.shortRuns > 0 && closedAlerts > 0 && ref.duplicates > 0 && ref.counted.size > 0 && ref.late.length > ref.counted.size,
+    'the trace has runs shorter and longer than the durations, re-sends, and readings late for one and for every definition')
   t.equal(res.conflicts, 0, 'no output id with two different bodies')
   if (process.env.PITWALL_CRASH_ENV_DUMP) {
     // For looking into a difference offline: the stream as stored and the accepted outputs.
@@ -308,6 +310,6 @@ t.test('environment profile, kill -9 workers at random moments: windows, late re
   const lateEverywhere = ref.late.filter((l) => !ref.counted.has(`${l.entity}|${l.seq}`)).length
   t.comment(`readings=${stream.length} counted=${ref.applied} windows checked=${ref.windows.size} ` +
     `late=${ref.late.length} (${lateEverywhere} in no window, ${ref.late.length - lateEverywhere} still in sliding windows) ` +
-    `alerts ${ENV_RULES.map((x) => byType(x.type)).join(' ')} kills=${kills} re-sends dropped=${ref.duplicates} ` +
+    `alerts ${ENV_RULES.map((x) => byType(x.type)).join(' ')} shorter runs (no alert)=${ref.shortRuns} kills=${kills} re-sends dropped=${ref.duplicates} ` +
     `staleRejected=${res.stale} stale alerts=${[...got.alerts.values()].filter((a) => (a.open ?? a.close)?.body.type === 'stale').length}`)
 })

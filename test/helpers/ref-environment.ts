@@ -75,6 +75,8 @@ export interface EnvReference {
   late: RefLate[]
   /** Alerts by alert id `<kind>:<id>:<type>:<start>`. */
   alerts: Map<string, RefAlert>
+  /** Runs over a threshold that ended before the rule's duration: no alert. */
+  shortRuns: number
   /** Copies of an (entity, rid) after the first, dropped. */
   duplicates: number
   /** Readings counted in at least one window, and the late ones among them (`<kind>:<id>|<seq>`). */
@@ -105,7 +107,7 @@ function windowsOf(ts: number): Array<{ def: EnvWindowDef; start: number }> {
 }
 
 export function referenceEnvironment(msgs: readonly EnvMsg[], latenessMs = ENV_LATENESS_MS): EnvReference {
-  const res: EnvReference = { windows: new Map(), open: new Map(), late: [], alerts: new Map(), duplicates: 0, applied: 0, counted: new Set() }
+  const res: EnvReference = { windows: new Map(), open: new Map(), late: [], alerts: new Map(), shortRuns: 0, duplicates: 0, applied: 0, counted: new Set() }
   const states = new Map<string, EntityState>()
   const seen = new Set<string>()
   for (const m of msgs) {
@@ -178,6 +180,7 @@ function applyRule(res: EnvReference, s: EntityState, entity: string, rule: EnvR
     }
     return false
   }
+  if (run && !run.opened) res.shortRuns++
   if (run?.opened) {
     const a = res.alerts.get(`${entity}:${rule.type}:${run.start}`) as RefAlert
     a.end = m.ts
