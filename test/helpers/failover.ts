@@ -37,6 +37,7 @@ import { siteOf } from '../../sites/topology.js'
 import { sumProfile } from '../fixtures/sum-profile.js'
 import { distPath, kill, spawnWorker, type WorkerProc } from './cluster.js'
 import { freePort } from './nats.js'
+import { CuttableProxy } from './proxy.js'
 import { referenceSum, type StreamMsg } from './trace.js'
 
 export interface ScenarioOptions {
@@ -49,6 +50,9 @@ export interface ScenarioOptions {
   failoverAfterMs: number
   failback: boolean
   failbackS?: number
+  /** WAN latency (and jitter) on the leafnode link, through a proxy (test/helpers/proxy.ts): a lagging mirror. */
+  linkLatencyMs?: number
+  linkJitterMs?: number
   log?: (msg: string) => void
 }
 
@@ -69,6 +73,12 @@ export interface ScenarioResult {
   achieved_rate_per_s: number
   /** Readings acked at a just before the kill and re-sent (same rid) to b after the failover, acked there too. */
   straddled_resends: number
+  /**
+   * Of the rpo_readings (acked at a, not mirrored at the kill), those applied after all: a's disk kept them, and
+   * the failback's new segment at a starts after the seal, so they are read when a takes its partitions back.
+   */
+  rpo_recovered: number
+  link_latency_ms: number
 }
 
 /** Re-sends of readings acked at a just before the kill, sent to b after the failover. */
@@ -177,8 +187,15 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
   for (const s of ['a', 'b']) for (const k of ['client', 'cluster', 'leafnode']) ports.set(`${s}/${k}`, await freePort())
   const topo = localTopology({ partitions: P, port: (s, _i, k) => ports.get(`${s}/${k}`) as number })
   const dir = await mkdtemp(join(tmpdir(), 'pw-failover-'))
-  const sites = new LocalSites(topo, dir)
+  const latency = o.linkLatencyMs ?? 0
+  const proxy = latency > 0 ? new CuttableProxy({ host: '127.0.0.1', port: ports.get('a/leafnode') as number }) : undefined
+  if (proxy) {
+    await proxy.start()
+    proxy.latency(latency, o.linkJitterMs ?? 0)
+  }
+  const sites = new LocalSites(topo, dir, undefined, proxy ? `nats-leaf://127.0.0.1:${proxy.port}` : undefined)
   const cleanups: Array<() => Promise<unknown>> = []
+  if (proxy) cleanups.push(() => proxy.stop())
   try {
     await sites.start()
     const conn = (site: string): Promise<NatsConnection> => connect({ servers: sites.natsUrl(site), noAsyncTraces: true, maxReconnectAttempts: -1, reconnectTimeWait: 250 })
@@ -303,6 +320,8 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
     aliveA.v = false
     const killAt = Date.now()
     killedAt = killAt
+    // The datacenter's end of the link dies with it: what was still in its buffers (the proxy's queue) is lost.
+    proxy?.split()
     await Promise.all([sites.kill('a'), kill(workerA, 'SIGKILL')])
     log('site a killed')
     const ackedAtA = acked.filter((x) => x.site === 'a' && x.at <= killAt)
@@ -341,10 +360,14 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
     if (failoverMs === 0) failoverMs = controller.status().lastMove?.ms ?? 0
     log(`b processes a's partitions again after ${rtoMs} ms (the first after ${firstMs} ms)`)
     await sleep(o.afterS * 1000)
+    // What reached b of a's acked readings (b's mirror of a's TLM), read while a is still down: once a comes back
+    // the mirror catches up with what a's disk kept.
+    const mirrored = new Set((await readAll(ncB, peerStreams(cfgB, 'a').tlm)).map((m) => m.rid))
 
     let failbackDone = false
     if (o.failback) {
       log('restarting site a and failing back')
+      proxy?.heal()
       await sites.start('a')
       ncA = await conn('a')
       await waitForLink(ncB, 'a')
@@ -368,8 +391,6 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
     await waitQuiet([{ nc: ncB, cfg: cfgB }, ...(failbackDone ? [{ nc: ncA, cfg: cfgA }] : [])], 120_000)
     await sleep(1_000)
 
-    // What reached b of a's acked readings (b's mirror of a's TLM).
-    const mirrored = new Set((await readAll(ncB, peerStreams(cfgB, 'a').tlm)).map((m) => m.rid))
     const lost = ackedAtA.filter((x) => !mirrored.has(x.rid))
     const rpoMs = lost.length === 0 ? 0 : killAt - Math.min(...lost.map((x) => x.at))
 
@@ -383,6 +404,8 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
     let duplicates = 0
     let failbackLost = 0
     let checked = 0
+    const lostRids = new Set(lost.map((x) => x.rid))
+    let recovered = 0
     const viewR = new SiteMapView(reader.cfg, kvR, await jetstreamManager(reader.nc))
     const map = await viewR.refresh()
     if (process.env.PITWALL_TEST_LOGS) {
@@ -399,7 +422,11 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
         ? (await readRecord(kvR, p))?.record
         : (await readRecord(await new Kvm(jetstream(reader.nc, { domain: owner })).open(reader.cfg.streams.stateBucket), p))?.record
       const chain = rec?.segments ?? [{ epoch: 0, site: owner, from: 1 }]
-      const ref = referenceSum(await chainMessages(reader.nc, reader.cfg, p, chain), WINDOW_MS, LATENESS_MS)
+      const msgs = await chainMessages(reader.nc, reader.cfg, p, chain)
+      // Read from a's own TLM in a later tenure of a (not b's copy of a straddling re-send with the same rid).
+      const aTenures = new Set(chain.filter((seg) => seg.site === 'a' && seg.epoch > 0).map((seg) => seg.epoch))
+      for (const m of msgs) if (m.rid !== undefined && lostRids.has(m.rid) && aTenures.has(epochOf(m.seq))) recovered++
+      const ref = referenceSum(msgs, WINDOW_MS, LATENESS_MS)
       let missing = 0
       let wrong = 0
       for (const [key, w] of ref.windows) {
@@ -421,7 +448,7 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
       lost_after_mirror: lostAfterMirror, duplicates, failback_lost: failbackLost, acked: acked.length,
       acked_at_a_before_kill: ackedAtA.length, windows_checked: checked, failover_ms: failoverMs,
       detection: o.failoverAfterMs > 0 ? 'automatic' : 'operator',
-      straddled_resends: straddled,
+      straddled_resends: straddled, rpo_recovered: recovered, link_latency_ms: latency,
       achieved_rate_per_s: Math.round(acked.filter((x) => x.at <= killAt).length / o.beforeS),
     }
   } finally {
