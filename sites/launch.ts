@@ -6,7 +6,7 @@
  * partition), Prometheus scrapes everything when installed, and the launcher prints where to look and how to
  * fail over. Ctrl-C drains everything.
  *
- * Settings: PITWALL_* (docs/configuration.md); PITWALL_PG_BASE (default postgres://postgres@127.0.0.1:5432),
+ * Settings: PITWALL_* (docs/configuration.md; PITWALL_DEPLOYMENT names the deployment, default `default`); PITWALL_PG_BASE (default postgres://postgres@127.0.0.1:5432),
  * PITWALL_LOCAL_DIR (JetStream stores, default .pitwall-local/), PITWALL_SIM_SENSORS / PITWALL_SIM_CARS.
  */
 import { jetstream, jetstreamManager, type PubAck } from '@nats-io/jetstream'
@@ -15,7 +15,7 @@ import pg from 'pg'
 import { createHash, randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import {
-  compileConfig, connectNats, partitionOf, PitwallError, provision, SiteRouter, tlmSubject, type RuntimeConfig,
+  compileConfig, connectNats, partitionOf, PitwallError, provision, RUNTIME_DEFAULTS, SiteRouter, tlmSubject, type RuntimeConfig,
 } from '../actors/mod.js'
 import { renderPrometheusConfig, startPrometheus, findBinary, LOCAL_PROMETHEUS_PORT, type RunningPrometheus } from '../monitoring/prometheus.js'
 import {
@@ -75,14 +75,16 @@ async function main(): Promise<void> {
   }
   const conns: NatsConnection[] = []
   const plans: SitePlan[] = []
+  // Validated by compileConfig below; recorded with both sites' streams, buckets and databases.
+  const deployment = process.env.PITWALL_DEPLOYMENT || RUNTIME_DEFAULTS.deployment
   for (const [i, def] of topo.sites.entries()) {
     const peer = peerOf(topo, def.name)
     const env = siteEnv({
-      site: def.name, natsUrl: clientUrls(def), partitions: topo.partitions, pgUrl: def.pgUrl, domain: def.domain,
+      deployment, site: def.name, natsUrl: clientUrls(def), partitions: topo.partitions, pgUrl: def.pgUrl, domain: def.domain,
       peer: { site: peer.name, domain: peer.domain }, homePartitions: def.homePartitions,
     })
     const cfg = compileConfig({
-      site: def.name, natsUrl: clientUrls(def), partitions: topo.partitions, domain: def.domain,
+      deployment, site: def.name, natsUrl: clientUrls(def), partitions: topo.partitions, domain: def.domain,
       peer: { site: peer.name, domain: peer.domain }, homePartitions: def.homePartitions,
     })
     await ensureDatabase(def.pgUrl)
@@ -163,7 +165,7 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void shutdown())
 
   const envLine = (p: SitePlan): string =>
-    `PITWALL_SITE=${p.name} PITWALL_NATS_URL=${p.cfg.natsUrl} PITWALL_PARTITIONS=${topo.partitions} PITWALL_PEER_SITE=${p.cfg.peer?.site ?? ''} PITWALL_HOME_PARTITIONS=${p.cfg.homePartitions.join(',')}`
+    `PITWALL_DEPLOYMENT=${p.cfg.deployment} PITWALL_SITE=${p.name} PITWALL_NATS_URL=${p.cfg.natsUrl} PITWALL_PARTITIONS=${topo.partitions} PITWALL_PEER_SITE=${p.cfg.peer?.site ?? ''} PITWALL_HOME_PARTITIONS=${p.cfg.homePartitions.join(',')}`
   const lines = [
     '',
     `pitwall: two sites (a, b), ${topo.partitions} partitions (a home of ${a.cfg.homePartitions[0]}-${a.cfg.homePartitions.at(-1)}, b of ${b.cfg.homePartitions[0]}-${b.cfg.homePartitions.at(-1)}), ${WORKERS_PER_SITE} workers, projector, gateway and controller per site; simulator: ${sensors} sensors at 1 Hz, ${cars} race cars at 10 Hz`,

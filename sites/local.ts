@@ -15,8 +15,10 @@ export interface ServiceSpec {
   env: Record<string, string>
 }
 
-export function siteEnv(site: { site: string; natsUrl: string; partitions: number; pgUrl: string; domain?: string; peer?: { site: string; domain: string }; homePartitions?: readonly number[] }): Record<string, string> {
+export function siteEnv(site: { deployment?: string; site: string; natsUrl: string; partitions: number; pgUrl: string; domain?: string; peer?: { site: string; domain: string }; homePartitions?: readonly number[] }): Record<string, string> {
   return {
+    // The deployment's name (actors/deployment.ts): every process of both sites carries the same one.
+    ...(site.deployment ? { PITWALL_DEPLOYMENT: site.deployment } : {}),
     PITWALL_SITE: site.site,
     PITWALL_NATS_URL: site.natsUrl,
     PITWALL_PARTITIONS: String(site.partitions),
