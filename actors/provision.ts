@@ -29,6 +29,9 @@ export interface Provisioned {
 
 type StreamWant = Partial<StreamConfig> & { name: string }
 
+// JetStream API error: 'stream name already in use with a different configuration' (not in JetStreamApiCodes).
+const STREAM_NAME_IN_USE = 10058
+
 /** True for the JetStream API's 'stream not found' error. */
 export function isStreamNotFound(err: unknown): boolean {
   return err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound
@@ -71,8 +74,14 @@ async function ensureStream(jsm: JetStreamManager, want: StreamWant, partitions:
     info = await jsm.streams.info(name)
   } catch (err) {
     if (!(isStreamNotFound(err))) throw err
-    await jsm.streams.add(want)
-    return
+    try {
+      await jsm.streams.add(want)
+      return
+    } catch (e) {
+      // Created meanwhile with another configuration (by another deployment's provisioning): check that one.
+      if (!(e instanceof JetStreamApiError && e.code === STREAM_NAME_IN_USE)) throw e
+      info = await jsm.streams.info(name)
+    }
   }
   const have = info.config
   // First: a stream of another deployment differs in everything else too, and this is the error that says why.

@@ -178,10 +178,11 @@ export class Projector {
    */
   async start(): Promise<void> {
     await migrate(this.pool)
+    this.jsm = await jetstreamManager(this.nc)
+    // The stream first: a projector of the wrong deployment must not claim a fresh database on its way out.
+    await checkStreamDeployment(this.jsm, this.cfg.stream, this.cfg.deployment)
     const id = await claimDatabase(this.pool, this.cfg.deployment)
     this.consumerName = consumerName(this.cfg.durable, this.cfg.deployment, id.dbid)
-    this.jsm = await jetstreamManager(this.nc)
-    await checkStreamDeployment(this.jsm, this.cfg.stream, this.cfg.deployment)
     this.cursor = await readCursor(this.pool, this.key)
     this.fences = await readFences(this.pool)
     await this.observer?.start(this.pool)
@@ -200,8 +201,11 @@ export class Projector {
   async stop(): Promise<void> {
     if (this.stopping) return await this.loop
     this.stopping = true
-    await this.current?.close()
+    // close() resolves only once the loop has iterated the fetch to its end: awaiting it before the loop would
+    // deadlock when the loop is not iterating (still fetching, or waiting for a write).
+    const closing = this.current?.close()
     await this.loop
+    await closing
     for (const w of this.waiters.splice(0)) {
       clearTimeout(w.timer)
       w.reject(this.failure ?? new PitwallError(RuntimeErrorCodes.SHUTTING_DOWN, 'projector stopped'))
@@ -322,7 +326,9 @@ export class Projector {
         // A fetch is a long poll: messages are yielded as they arrive, the timer cuts batches.
         const msgs = await consumer.fetch({ max_messages: this.cfg.batchSize, expires: FETCH_EXPIRES_MS })
         this.current = msgs
-        if (this.stopping) await msgs.close()
+        // stop() came while this fetch was being issued: end it; the loop below drains it (awaiting the close
+        // here would wait for that very loop, forever).
+        if (this.stopping) void msgs.close()
         for await (const m of msgs) {
           this.push(m)
           // Backpressure: pull no more while a full batch waits for the one in the database.
