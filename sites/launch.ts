@@ -15,7 +15,7 @@ import pg from 'pg'
 import { createHash, randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import {
-  compileConfig, connectNats, partitionOf, PitwallError, provision, RUNTIME_DEFAULTS, SiteRouter, tlmSubject, type RuntimeConfig,
+  compileConfig, connectNats, partitionOf, PitwallError, provision, SiteRouter, tlmSubject, type RuntimeConfig,
 } from '../actors/mod.js'
 import { renderPrometheusConfig, startPrometheus, findBinary, LOCAL_PROMETHEUS_PORT, type RunningPrometheus } from '../monitoring/prometheus.js'
 import {
@@ -25,7 +25,7 @@ import {
 import { localTopology } from './local-topology.js'
 import { LocalSites, waitForLink } from './servers.js'
 import { Simulator } from './simulator.js'
-import { clientUrls, peerOf, siteOf } from './topology.js'
+import { clientUrls, deploymentOf, peerOf, siteOf } from './topology.js'
 
 const WORKERS_PER_SITE = 2
 const CONTROLLER_PORT = 9481
@@ -59,7 +59,10 @@ interface SitePlan {
 async function main(): Promise<void> {
   const clustered = process.env.PITWALL_CLUSTERED === '1'
   const partitions = Number(process.env.PITWALL_PARTITIONS ?? 16)
-  const topo = localTopology({ clustered, partitions, ...(process.env.PITWALL_PG_BASE ? { pgBase: process.env.PITWALL_PG_BASE } : {}) })
+  const topo = localTopology({
+    clustered, partitions, ...(process.env.PITWALL_PG_BASE ? { pgBase: process.env.PITWALL_PG_BASE } : {}),
+    ...(process.env.PITWALL_DEPLOYMENT ? { deployment: process.env.PITWALL_DEPLOYMENT } : {}),
+  })
   const dir = process.env.PITWALL_LOCAL_DIR ?? join(ROOT, '.pitwall-local', clustered ? 'clustered' : 'single')
   const sites = new LocalSites(topo, dir)
   // Ctrl-C reaches every process of the terminal's group: the servers must outlive the workers' drain.
@@ -75,8 +78,8 @@ async function main(): Promise<void> {
   }
   const conns: NatsConnection[] = []
   const plans: SitePlan[] = []
-  // Validated by compileConfig below; recorded with both sites' streams, buckets and databases.
-  const deployment = process.env.PITWALL_DEPLOYMENT || RUNTIME_DEFAULTS.deployment
+  // Recorded with both sites' streams, buckets and databases.
+  const deployment = deploymentOf(topo)
   for (const [i, def] of topo.sites.entries()) {
     const peer = peerOf(topo, def.name)
     const env = siteEnv({
