@@ -18,6 +18,7 @@ import { provision } from '../actors/provision.js'
 import { Worker } from '../actors/worker.js'
 import { outStreamSubjects } from '../actors/subjects.js'
 import type { Output } from '../actors/types.js'
+import { SiteController } from '../sites/controller.js'
 import { distPath } from './helpers/cluster.js'
 import { connectTo, startNats } from './helpers/nats.js'
 import { adminUrl, createTestDb } from './helpers/pg.js'
@@ -160,7 +161,9 @@ t.test('another deployment fails fast at start with PW_DEPLOYMENT_MISMATCH namin
   await expectMismatch('worker that provisions', new Worker({ cfg: beta, profiles: [sumProfile], log: quiet }).start())
   await expectMismatch('worker that only verifies', new Worker({ cfg: beta, profiles: [sumProfile], provision: false, log: quiet }).start())
   await expectMismatch('provisioning', provision(nc, jsm, beta))
-  await expectMismatch('gateway / site controller check', checkDeployment(nc, jsm, beta))
+  await expectMismatch('gateway check', checkDeployment(nc, jsm, beta))
+  const betaTwoSites = compileConfig({ ...base, deployment: 'beta', peer: { site: 'b' }, homePartitions: [0, 1] })
+  await expectMismatch('site controller', new SiteController({ nc, cfg: betaTwoSites }).start())
   t.match(await readDeployment(kv), { deployment: 'alpha' }, 'the refused deployment recorded nothing')
 
   const db = await createTestDb()
