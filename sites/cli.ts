@@ -18,7 +18,7 @@ import { hostname, userInfo } from 'node:os'
 import { jetstreamManager } from '@nats-io/jetstream'
 import { Kvm } from '@nats-io/kv'
 import {
-  buildProfiles, compileConfig, ConfigError, connectNats, epochOf, isEntityKind, optionsFromEnv, peerReachable, peerStreams,
+  buildProfiles, checkDeployment, compileConfig, ConfigError, connectNats, epochOf, isEntityKind, optionsFromEnv, peerReachable, peerStreams,
   PitwallError, PROFILES, queryDeps, queryEntity, readOverride, readRecord, seqOf, SITE_OVERRIDE_KEY, SiteMapView, takeBack, takeOver, writeOverride,
   OVERRIDE_DEFAULT_MS, type SiteOverride, type RuntimeConfig,
 } from '../actors/mod.js'
@@ -52,6 +52,8 @@ async function site(sub: string | undefined): Promise<number> {
   const nc = await connectNats(cfg.natsUrl, 'pitwall-cli')
   try {
     const jsm = await jetstreamManager(nc)
+    // A failover or failback moves partitions: never on another deployment's NATS (PW_DEPLOYMENT_MISMATCH).
+    await checkDeployment(nc, jsm, cfg)
     const kv = await new Kvm(nc).open(cfg.streams.stateBucket)
     const view = new SiteMapView(cfg, kv, jsm)
     if (sub === 'status') {
