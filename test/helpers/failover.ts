@@ -79,6 +79,12 @@ export interface ScenarioResult {
    */
   rpo_recovered: number
   link_latency_ms: number
+  /**
+   * Checked against the producer's log of acknowledged readings (not the system's records): readings missing or
+   * applied more than once over all entities (a wrong sum counts as extra). The recovery point is excluded only
+   * when the lost site never came back.
+   */
+  producer_log: { entities: number; readings: number; missing: number; extra: number }
 }
 
 /** Re-sends of readings acked at a just before the kill, sent to b after the failover. */
@@ -443,7 +449,31 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
       }
       if (process.env.PITWALL_TEST_LOGS) log(`p${p} owner ${owner} chain ${JSON.stringify(chain)} cursor ${rec?.cursor} windows ${ref.windows.size} missing ${missing} wrong ${wrong}`)
     }
+    // The producer's own log, independent of partition records and chains: per entity, every reading acked at
+    // either site (once per rid; re-sends share it), less the recovery point when a never came back, must be
+    // applied exactly once (count and sum in the owner's live state: in windows or late).
+    const want = new Map<string, { count: number; sum: number }>()
+    const seen = new Set<string>()
+    for (const x of acked) {
+      if (seen.has(x.rid) || (!failbackDone && lostRids.has(x.rid))) continue
+      seen.add(x.rid)
+      const w = want.get(x.r.id) ?? { count: 0, sum: 0 }
+      w.count++
+      w.sum += x.r.v
+      want.set(x.r.id, w)
+    }
+    const qdR = await queryDeps(reader.nc, reader.cfg, buildProfiles([sumProfile], reader.cfg))
+    let logMissing = 0
+    let logExtra = 0
+    for (const [id, w] of want) {
+      const st = (await queryEntity(qdR, 'sensor', id, 5_000)).state as { total: number; late: number; vsum: number }
+      const got = st.total + st.late
+      if (got < w.count) logMissing += w.count - got
+      if (got > w.count) logExtra += got - w.count
+      if (got === w.count && st.vsum !== w.sum) logExtra++
+    }
     return {
+      producer_log: { entities: want.size, readings: seen.size, missing: logMissing, extra: logExtra },
       rate_per_s: o.ratePerS, rto_ms: rtoMs, rpo_readings: lost.length, rpo_ms: rpoMs,
       lost_after_mirror: lostAfterMirror, duplicates, failback_lost: failbackLost, acked: acked.length,
       acked_at_a_before_kill: ackedAtA.length, windows_checked: checked, failover_ms: failoverMs,
