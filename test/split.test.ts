@@ -22,12 +22,15 @@ import type { MoveResult } from '../actors/handover.js'
 import { readRecord } from '../actors/placement.js'
 import { provision } from '../actors/provision.js'
 import { Projector, TABLES } from '../actors/projector/mod.js'
+import { queryDeps, queryEntity } from '../actors/query.js'
+import { buildProfiles } from '../actors/runtime-types.js'
 import { peerStreams, SiteMapView } from '../actors/sitemap.js'
 import { partitionOf, tlmSubject } from '../actors/subjects.js'
 import { SiteController } from '../sites/controller.js'
 import { localTopology } from '../sites/local-topology.js'
 import { LocalSites, waitForLink } from '../sites/servers.js'
 import { siteOf } from '../sites/topology.js'
+import { sumProfile } from './fixtures/sum-profile.js'
 import { distPath, kill, spawnWorker } from './helpers/cluster.js'
 import { chainMessages, LATENESS_MS, readAll, waitQuiet, waitRelays, WINDOW_MS } from './helpers/failover.js'
 import { freePort } from './helpers/nats.js'
@@ -44,7 +47,7 @@ interface Reading { rid: string; id: string; ts: number; v: number }
 
 /** A site's gateway, as far as routing goes: its own connection and its own view of the site map. */
 class SiteProducer {
-  readonly acked: Array<{ rid: string; site: string; p: number; at: number }> = []
+  readonly acked: Array<{ rid: string; site: string; p: number; at: number; id: string; v: number }> = []
   readonly retry: Reading[] = []
   constructor(readonly site: string, private readonly nc: NatsConnection, readonly view: SiteMapView) {}
 
@@ -53,7 +56,7 @@ class SiteProducer {
     const owner = this.view.ownerOf(p)
     try {
       await jetstream(this.nc).publish(tlmSubject(owner, p, 'sensor', r.id), JSON.stringify({ ts: r.ts, fields: { v: r.v }, profile: 'testsum' }), { msgID: r.rid, timeout: 1_500 })
-      this.acked.push({ rid: r.rid, site: owner, p, at: Date.now() })
+      this.acked.push({ rid: r.rid, site: owner, p, at: Date.now(), id: r.id, v: r.v })
     } catch {
       this.retry.push(r)
     }
@@ -285,6 +288,29 @@ async function splitAndHeal(t: Test, o: SplitOptions): Promise<void> {
   log(`a's TLM holds ${beyondSeal} readings of its partitions past the seal (a's gateway acked ${ackedAtAInSplit} readings for a in all); a's relay forwarded ${relayed} of them to b`)
   t.ok(beyondSeal > 0, 'a accepted readings during the split that are past the winner\'s seal')
   t.equal(relayed, beyondSeal, 'every one of them was forwarded to the winner by a\'s stray relay: the split loses nothing')
+  // The producers' own log, apart from any record of the system: every acked reading (once per rid) is applied
+  // exactly once by the final owner (count and sum in its live state, windows and late together).
+  const want = new Map<string, { count: number; sum: number }>()
+  const seen = new Set<string>()
+  for (const x of [...producers.a.acked, ...producers.b.acked]) {
+    if (seen.has(x.rid)) continue
+    seen.add(x.rid)
+    const w = want.get(x.id) ?? { count: 0, sum: 0 }
+    w.count++
+    w.sum += x.v
+    want.set(x.id, w)
+  }
+  const qd = await queryDeps(ncB, cfg.b, buildProfiles([sumProfile], cfg.b))
+  let logMissing = 0
+  let logExtra = 0
+  for (const [id, w] of want) {
+    const st = (await queryEntity(qd, 'sensor', id, 5_000)).state as { total: number; late: number; vsum: number }
+    const got = st.total + st.late
+    if (got < w.count) logMissing += w.count - got
+    if (got > w.count || (got === w.count && st.vsum !== w.sum)) logExtra += Math.max(1, got - w.count)
+  }
+  t.same({ missing: logMissing, extra: logExtra }, { missing: 0, extra: 0 }, `every reading of the producers' log (${seen.size}) applied exactly once`)
+
   const rowsOf = async (pool: pg.Pool): Promise<Map<string, string>> => new Map((await pool.query<{ output_id: string; count: number; site: string; token: string }>(
     `SELECT output_id, (fields->'v'->>'count')::int AS count, site, token FROM ${TABLES.windows}`)).rows.map((r) => [r.output_id, `${r.count}@${r.site}/${r.token}`]))
   const dbA = await rowsOf(pools.a)
