@@ -5,8 +5,9 @@
  * reaches, and that site's TLM stores and acknowledges it. A partition's input is its chain of segments, each a
  * run of ONE site's TLM (actors/sitemap.ts). A message in site X's TLM for partition p that no segment of p's
  * chain covers is a **stray**: X does not own p. The relay of site X forwards its strays, in order, to the
- * owner's TLM (`tlm.<owner>.<p>.<kind>.<id>`, over the leafnode link, message id `relay:<X>:<seq>` so the
- * owner's duplicate window drops a re-forward), where they become ordinary readings of the owner's segment.
+ * owner's TLM (`tlm.<owner>.<p>.<kind>.<id>`, over the leafnode link, with the device's own message id, or
+ * `relay:<X>:<seq>` when it sent none, so the owner's duplicate window drops a re-forward and a copy the device
+ * also re-sent to the owner), where they become ordinary readings of the owner's segment.
  *
  * Exactly once, with the relay and the moves (takeOver/takeBack) in different processes, through one record per
  * partition in this site's state bucket, `relay.<p>` = {last, pending?, closed?}, written with compare-and-set:
@@ -240,6 +241,14 @@ export class StrayRelay {
     this.lanes.set(p, lane)
   }
 
+  /** The owner's segments of p (its own site's), read only when the batch holds copies relayed from the owner. */
+  private async ownerSegments(p: number, owner: string, batch: JsMsg[]): Promise<Segment[] | undefined> {
+    if (!batch.some((m) => m.headers?.get('Pw-Relayed-From')?.startsWith(`${owner}:`))) return undefined
+    const m = await readPeerKey(await jetstreamManager(this.o.nc), this.cfg, partitionKey(p))
+    const rec = m ? (JSON.parse(td.decode(m.data)) as PartitionRecord) : undefined
+    return (rec?.segments ?? defaultChain(owner)).filter((g) => g.site === owner)
+  }
+
   /** Claims, forwards and commits one batch; false when the lane must stop (closed, owner changed, failure). */
   private async forward(p: number, owner: string, batch: JsMsg[]): Promise<boolean> {
     const kv = this.kv
@@ -260,12 +269,24 @@ export class StrayRelay {
     }
     const js = jetstream(this.o.nc, { timeout: this.o.publishTimeoutMs ?? 2_000 })
     const sends: Array<Promise<unknown>> = []
+    // Copies of the owner's own strays that this site stored (a forward to here whose PubAck was lost when this
+    // site went down): the owner's move read its original if it is in one of the owner's segments.
+    const owners = await this.ownerSegments(p, owner, todo)
     for (const m of todo) {
       const sp = parsePartitioned(m.subject)
       if (!sp || sp.kind === SYS_KIND) continue
+      const from = m.headers?.get('Pw-Relayed-From')
+      if (from && owners && from.startsWith(`${owner}:`)) {
+        const seq = Number(from.slice(owner.length + 1))
+        if (owners.some((g) => seq >= g.from && (g.to === undefined || seq <= g.to))) continue
+      }
       const h = natsHeaders()
       h.set('Pw-Relayed-From', `${this.cfg.site}:${m.seq}`)
-      sends.push(js.publish(tlmSubject(owner, p, sp.kind, sp.id), m.data, { msgID: `relay:${this.cfg.site}:${m.seq}`, headers: h }))
+      // The device's own message id when it sent one: a copy the device also re-sent to the owner (a publish that
+      // timed out here and was retried there) is then dropped by the owner's duplicate window, as if the device
+      // had published both at the owner. Without one, an id of this site's stream position.
+      const original = m.headers?.get('Nats-Msg-Id')
+      sends.push(js.publish(tlmSubject(owner, p, sp.kind, sp.id), m.data, { msgID: original || `relay:${this.cfg.site}:${m.seq}`, headers: h }))
     }
     const results = await Promise.allSettled(sends)
     const failed = results.filter((r) => r.status === 'rejected').length
