@@ -1,7 +1,7 @@
 /** The public face of the actor runtime: what the gateway, sites/ and tools may import. */
 export { defineActor, jsonCodec } from './actor.js'
 export type { ActorContext, ActorDefinition, FiredTimer, SnapshotCodec, TimerOptions } from './actor.js'
-export { compileConfig, optionsFromEnv, DEFAULTS as RUNTIME_DEFAULTS, ENV as RUNTIME_ENV } from './config.js'
+export { compileConfig, optionsFromEnv, parseRanges, DEFAULTS as RUNTIME_DEFAULTS, ENV as RUNTIME_ENV } from './config.js'
 export type { RuntimeConfig, RuntimeOptions } from './config.js'
 export * from './errors.js'
 export { PROFILES } from './kinds/registry.js'
@@ -19,7 +19,7 @@ export type { GcSummary, LoopDelaySummary, ProcessStatsSnapshot } from './loop-s
 export { METRICS, serveMetrics } from './metrics.js'
 export { mirrorLags, ranges, takeBack, takeOver } from './handover.js'
 export type { FailbackOptions, MoveResult } from './handover.js'
-export { effectiveMap, initialMap, peerStreams, POS_SHIFT, position, epochOf, seqOf, readOwnMap, readPeerMap, SiteMapView, SiteRouter, siteSlot, peerReachable, syncPeerState, peerMapGate, readOverride, writeOverride, SITE_OVERRIDE_KEY, OVERRIDE_DEFAULT_MS } from './sitemap.js'
+export { effectiveMap, initialMap, peerStreams, POS_SHIFT, position, epochOf, seqOf, readOwnMap, readPeerKey, readPeerMap, SiteMapView, SiteRouter, siteSlot, peerReachable, syncPeerState, peerMapGate, readOverride, writeOverride, SITE_OVERRIDE_KEY, OVERRIDE_DEFAULT_MS } from './sitemap.js'
 export type { GateState, Segment, SiteMap, SiteOverride } from './sitemap.js'
 export { provisionMirrors } from './provision.js'
 export { readRecord } from './placement.js'

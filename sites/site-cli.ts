@@ -1,0 +1,558 @@
+/**
+ * `pitwall site <command> [flags]` (docs/sites.md, "Operating two sites"): status, failover, failback and
+ * assume-peer-lost, for the operator. What a command needs to know about the site comes from flags, from a
+ * site definition file (`--topology <file.json> --site <s>`, checked with validateTopology), or, as a fallback,
+ * from the PITWALL_* variables the site's workers use; flags win. A home list that overlaps, leaves a partition
+ * without its home or contradicts the topology or the site's recorded map and partition records is refused
+ * with PW_CONFIG_INVALID naming the flag.
+ *
+ * Exported for tests (`siteMain`): sites/cli.ts calls it with process.argv and process.env.
+ */
+import { readFile } from 'node:fs/promises'
+import { hostname, userInfo } from 'node:os'
+import { AckPolicy, DeliverPolicy, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream'
+import { type KV, Kvm } from '@nats-io/kv'
+import type { NatsConnection } from '@nats-io/transport-node'
+import {
+  compileConfig, ConfigError, connectNats, epochOf, mirrorLags, OVERRIDE_DEFAULT_MS, optionsFromEnv, parseRanges, partitionKey, peerReachable, peerStreams,
+  ranges, readOverride, readOwnMap, readPeerKey, readPeerMap, readRecord, seqOf, SITE_OVERRIDE_KEY, SiteMapView, SYS_KIND, takeBack, takeOver, TICK_ID, writeOverride,
+  type MoveResult, type PartitionRecord, type RuntimeConfig, type RuntimeOptions, type Segment, type SiteOverride,
+} from '../actors/mod.js'
+import { clientUrls, peerOf, siteOf, type Topology, validateTopology } from './topology.js'
+
+export interface SiteIo {
+  out: (line: string) => void
+  err: (line: string) => void
+  /** Reads a --topology file (tests may pass their own). */
+  readFile?: (path: string) => Promise<string>
+}
+
+/** Flags every `site` command takes: where the site is and what it is. */
+const SITE_FLAGS: ReadonlyArray<readonly [string, string]> = [
+  ['--topology <file.json>', 'site definition file (docs/sites.md, "Topology fields"); with --site, gives every setting below'],
+  ['--site <name>', 'this site (PITWALL_SITE)'],
+  ['--peer <name>', 'the peer site (PITWALL_PEER_SITE)'],
+  ['--home <list>', 'partitions whose home is this site, e.g. 0-7 or 0-7,12 (PITWALL_HOME_PARTITIONS)'],
+  ['--partitions <n>', 'number of partitions P (PITWALL_PARTITIONS)'],
+  ['--nats <urls>', 'this site\'s NATS servers, comma-separated (PITWALL_NATS_URL)'],
+  ['--domain <d>', 'this site\'s JetStream domain (PITWALL_DOMAIN; default the site name)'],
+  ['--peer-domain <d>', 'the peer\'s JetStream domain (PITWALL_PEER_DOMAIN; default the peer\'s name)'],
+  ['--help', 'this help'],
+]
+
+interface Command {
+  summary: string
+  flags: ReadonlyArray<readonly [string, string]>
+  booleans: readonly string[]
+}
+
+const COMMANDS: Record<string, Command> = {
+  status: {
+    summary: 'this site\'s epoch, role, partitions, peer link, readings per stream (ticks apart), mirror lag and RPO',
+    flags: [], booleans: [],
+  },
+  failover: {
+    summary: 'take the peer site\'s partitions now (the peer is lost); waits until every moved partition is processed again',
+    flags: [
+      ['--wait-s <s>', 'wait this long for every moved partition to process again (default 60; 0: do not wait)'],
+    ],
+    booleans: [],
+  },
+  failback: {
+    summary: 'at the home site, once it is back and linked: take its home partitions back from the peer (controlled)',
+    flags: [
+      ['--grace-s <s>', 'how long producers have to follow the new map before the peer\'s segments are sealed (default 6.5)'],
+      ['--timeout-s <s>', 'give up waiting for the peer to release or for mirrors after this long (default 60)'],
+      ['--wait-s <s>', 'then wait this long for every partition taken back to process again (default 60; 0: do not wait)'],
+    ],
+    booleans: [],
+  },
+  'assume-peer-lost': {
+    summary: 'let this site\'s workers take partitions without the peer\'s map (the peer is gone for good; audited)',
+    flags: [
+      ['--confirm', 'required: the peer is gone for good, not merely unreachable'],
+      ['--reason <why>', 'required: recorded with who and when'],
+      ['--for-min <n>', 'the override holds for workers starting in the next n minutes (default 60, 1..1440)'],
+    ],
+    booleans: ['--confirm'],
+  },
+}
+
+const GENERAL_BOOLEANS = ['--help']
+
+/** Usage of `pitwall site` or of one of its commands. */
+export function siteHelp(sub?: string): string {
+  const fmt = (flags: ReadonlyArray<readonly [string, string]>): string[] => flags.map(([f, d]) => `  ${f.padEnd(24)} ${d}`)
+  const c = sub ? COMMANDS[sub] : undefined
+  if (sub && c) {
+    return [`usage: pitwall site ${sub} [flags]`, `  ${c.summary}`, '', ...(c.flags.length > 0 ? ['flags:', ...fmt(c.flags), ''] : []),
+      'site flags (flags win over the PITWALL_* variables):', ...fmt(SITE_FLAGS)].join('\n')
+  }
+  return ['usage: pitwall site <command> [flags]', '',
+    'commands:', ...Object.entries(COMMANDS).map(([k, v]) => `  ${k.padEnd(24)} ${v.summary}`), '',
+    'site flags (flags win over the PITWALL_* variables):', ...fmt(SITE_FLAGS), '',
+    '`pitwall site <command> --help` lists the flags of a command.'].join('\n')
+}
+
+/** `--x value` / `--x=value` flags; booleans take no value. An unknown flag is a ConfigError naming it. */
+export function parseFlags(args: readonly string[], known: readonly string[], booleans: readonly string[]): Map<string, string> {
+  const out = new Map<string, string>()
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i] as string
+    if (!a.startsWith('--')) throw new ConfigError(a, `unexpected argument ${JSON.stringify(a)} (flags start with --; see --help)`)
+    const eq = a.indexOf('=')
+    const name = eq > 0 ? a.slice(0, eq) : a
+    if (!known.includes(name) && !booleans.includes(name)) throw new ConfigError(name, `unknown flag (known: ${[...known, ...booleans].join(' ')})`)
+    if (out.has(name)) throw new ConfigError(name, 'given twice')
+    if (booleans.includes(name)) {
+      if (eq > 0) throw new ConfigError(name, 'takes no value')
+      out.set(name, 'true')
+      continue
+    }
+    const v = eq > 0 ? a.slice(eq + 1) : args[++i]
+    if (v === undefined || v === '' || (eq < 0 && v.startsWith('--'))) throw new ConfigError(name, 'needs a value')
+    out.set(name, v)
+  }
+  return out
+}
+
+const flagName = (spec: string): string => spec.split(' ')[0] as string
+
+/** A --home style list: partitions 0..P-1, none twice. */
+export function parseHome(flag: string, text: string, partitions: number): number[] {
+  const ps = parseRanges(flag, text)
+  const seen = new Set<number>()
+  for (const p of ps) {
+    if (p >= partitions) throw new ConfigError(flag, `partition ${p} is outside 0..${partitions - 1} (P = ${partitions}), got ${JSON.stringify(text)}`)
+    if (seen.has(p)) throw new ConfigError(flag, `partition ${p} is listed twice (overlapping ranges), got ${JSON.stringify(text)}`)
+    seen.add(p)
+  }
+  if (ps.length === 0) throw new ConfigError(flag, 'lists no partition')
+  return ps.sort((a, b) => a - b)
+}
+
+async function loadTopology(file: string, io: SiteIo): Promise<Topology> {
+  let text: string
+  try {
+    text = await (io.readFile ?? ((f: string) => readFile(f, 'utf8')))(file)
+  } catch (err) {
+    throw new ConfigError('--topology', `cannot read ${file}: ${err instanceof Error ? err.message : String(err)}`, err)
+  }
+  let def: Topology
+  try {
+    def = JSON.parse(text) as Topology
+  } catch (err) {
+    throw new ConfigError('--topology', `${file} is not valid JSON: ${err instanceof Error ? err.message : String(err)}`, err)
+  }
+  try {
+    return validateTopology(def)
+  } catch (err) {
+    if (err instanceof ConfigError) throw new ConfigError('--topology', `${file}: ${err.message}`, err)
+    throw err
+  }
+}
+
+function sameList(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i])
+}
+
+/**
+ * The runtime config of a `site` command: env, then the topology file, then flags (flags win). Everything that
+ * names a flag is checked against the others: --home against the topology's homePartitions, --site and --peer
+ * against its sites, --partitions against its P.
+ */
+export async function siteConfig(flags: Map<string, string>, env: Record<string, string | undefined>, io: SiteIo): Promise<RuntimeConfig> {
+  const o: RuntimeOptions = optionsFromEnv(env)
+  const file = flags.get('--topology')
+  const siteFlag = flags.get('--site')
+  if (siteFlag !== undefined) {
+    // PITWALL_* of another site would point the command at that site's servers with this site's name.
+    if (env.PITWALL_SITE && env.PITWALL_SITE !== siteFlag && !file && !flags.has('--nats')) {
+      throw new ConfigError('--site', `${JSON.stringify(siteFlag)} but PITWALL_SITE is ${JSON.stringify(env.PITWALL_SITE)}: the other PITWALL_* variables are that site's; pass --nats and --home too, or --topology`)
+    }
+    o.site = siteFlag
+  }
+  let topoHome: number[] | undefined
+  if (file) {
+    const topo = await loadTopology(file, io)
+    if (!o.site) throw new ConfigError('--site', `which site of ${file}? (${topo.sites.map((s) => s.name).join(' or ')})`)
+    let me
+    try {
+      me = siteOf(topo, o.site)
+    } catch (err) {
+      throw new ConfigError('--site', `${err instanceof ConfigError ? err.message.replace(/^site: /, '') : String(err)} in ${file}`)
+    }
+    const peer = peerOf(topo, me.name)
+    o.site = me.name
+    o.natsUrl = clientUrls(me)
+    o.domain = me.domain
+    o.partitions = topo.partitions
+    o.peer = { site: peer.name, domain: peer.domain }
+    topoHome = [...me.homePartitions].sort((a, b) => a - b)
+    o.homePartitions = topoHome
+  }
+  const partitions = flags.get('--partitions')
+  if (partitions !== undefined) {
+    const n = Number(partitions)
+    if (!Number.isInteger(n) || n < 1 || n > 4096) throw new ConfigError('--partitions', `must be an integer 1..4096, got ${JSON.stringify(partitions)}`)
+    if (file && n !== o.partitions) throw new ConfigError('--partitions', `${n} disagrees with ${file} (partitions ${o.partitions})`)
+    o.partitions = n
+  }
+  const peer = flags.get('--peer')
+  if (peer !== undefined) {
+    if (file && peer !== o.peer?.site) throw new ConfigError('--peer', `${JSON.stringify(peer)} disagrees with ${file} (the peer of ${o.site} is ${o.peer?.site})`)
+    o.peer = { site: peer, ...(o.peer?.site === peer && o.peer.domain ? { domain: o.peer.domain } : {}) }
+  }
+  const peerDomain = flags.get('--peer-domain')
+  if (peerDomain !== undefined) {
+    if (!o.peer) throw new ConfigError('--peer-domain', 'needs a peer site (--peer)')
+    if (file && peerDomain !== o.peer.domain) throw new ConfigError('--peer-domain', `${JSON.stringify(peerDomain)} disagrees with ${file} (${o.peer.domain})`)
+    o.peer = { site: o.peer.site, domain: peerDomain }
+  }
+  const domain = flags.get('--domain')
+  if (domain !== undefined) {
+    if (file && domain !== o.domain) throw new ConfigError('--domain', `${JSON.stringify(domain)} disagrees with ${file} (${o.domain})`)
+    o.domain = domain
+  }
+  const nats = flags.get('--nats')
+  if (nats !== undefined) o.natsUrl = nats
+  const P = o.partitions ?? 16
+  const home = flags.get('--home')
+  if (home !== undefined) {
+    const ps = parseHome('--home', home, P)
+    if (topoHome && !sameList(ps, topoHome)) {
+      throw new ConfigError('--home', `${JSON.stringify(home)} disagrees with ${file}: the home partitions of ${o.site} are ${ranges(topoHome)}`)
+    }
+    o.homePartitions = ps
+  } else if (!topoHome && env.PITWALL_HOME_PARTITIONS) {
+    // The variable is checked like the flag (overlaps and range), naming the variable.
+    o.homePartitions = parseHome('PITWALL_HOME_PARTITIONS', env.PITWALL_HOME_PARTITIONS, P)
+  }
+  if (!o.peer) throw new ConfigError('--peer', 'pitwall site needs the peer site: --peer <name> or --topology <file> --site <name> (or PITWALL_PEER_SITE); this deployment has one site otherwise')
+  if (o.homePartitions === undefined) throw new ConfigError('--home', `this site's home partitions are required, e.g. --home 0-${Math.max(0, Math.floor(P / 2) - 1)} (or --topology, or PITWALL_HOME_PARTITIONS)`)
+  try {
+    return compileConfig(o)
+  } catch (err) {
+    // Name the flag the operator typed, not the internal setting.
+    const toFlag: Record<string, string> = { site: '--site', natsUrl: '--nats', partitions: '--partitions', 'peer.site': '--peer', 'peer.domain': '--peer-domain', domain: '--domain', homePartitions: '--home' }
+    if (err instanceof ConfigError && toFlag[err.setting]) throw new ConfigError(toFlag[err.setting] as string, err.message.slice(err.setting.length + 2), err)
+    throw err
+  }
+}
+
+/**
+ * The home site of each partition as this site recorded it: a partition the recorded map (ours or the peer's,
+ * mirrored) shows unmoved since epoch 0 is at home with its owner; a partition record's chain starts with the
+ * home site's epoch-0 segment. Nothing recorded (a first start): an empty map.
+ */
+export async function recordedHomes(kv: KV, jsm: JetStreamManager, cfg: RuntimeConfig): Promise<Map<number, { site: string; from: string }>> {
+  const homes = new Map<number, { site: string; from: string }>()
+  const own = await readOwnMap(kv)
+  const peerMap = await readPeerMap(jsm, cfg).catch(() => undefined)
+  for (const [m, from] of [[own?.map, `${cfg.site}'s site map`], [peerMap, `${cfg.peer?.site}'s site map`]] as const) {
+    if (!m || m.owners.length !== cfg.partitions) continue
+    m.owners.forEach((s, p) => {
+      if (m.since[p] === 0 && !homes.has(p)) homes.set(p, { site: s, from: `${from} (epoch ${m.epoch})` })
+    })
+  }
+  for (let p = 0; p < cfg.partitions; p++) {
+    if (homes.has(p)) continue
+    const mine = (await readRecord(kv, p))?.record
+    const m = mine ? undefined : await readPeerKey(jsm, cfg, partitionKey(p)).catch(() => undefined)
+    const rec = mine ?? (m ? (JSON.parse(new TextDecoder().decode(m.data)) as PartitionRecord) : undefined)
+    const first = rec?.segments?.[0]
+    if (first && first.epoch === 0) homes.set(p, { site: first.site, from: `the chain of partition ${p}` })
+  }
+  return homes
+}
+
+/** Refuses a home list that contradicts what the site recorded (the flag, or the variable, is named). */
+export async function checkHome(kv: KV, jsm: JetStreamManager, cfg: RuntimeConfig, setting: string): Promise<void> {
+  const recorded = await recordedHomes(kv, jsm, cfg)
+  if (recorded.size === 0) return
+  const given = new Set(cfg.homePartitions)
+  for (const [p, h] of [...recorded].sort((a, b) => a[0] - b[0])) {
+    if (given.has(p) && h.site !== cfg.site) {
+      throw new ConfigError(setting, `${ranges(cfg.homePartitions)} includes partition ${p}, whose home is ${h.site} by ${h.from}`)
+    }
+    if (!given.has(p) && h.site === cfg.site) {
+      throw new ConfigError(setting, `${ranges(cfg.homePartitions)} leaves out partition ${p}, whose home is ${cfg.site} by ${h.from}: it would have no home site`)
+    }
+  }
+}
+
+/** Messages of `stream` matching `filter` from sequence `from` on (an ephemeral consumer's pending count). */
+export async function countFrom(jsm: JetStreamManager, stream: string, filter: string, from: number): Promise<number> {
+  const ci = await jsm.consumers.add(stream, {
+    filter_subject: filter, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: Math.max(1, from), ack_policy: AckPolicy.None,
+    inactive_threshold: 5_000_000_000, mem_storage: true,
+  })
+  try {
+    return ci.num_pending
+  } finally {
+    await jsm.consumers.delete(stream, ci.name).catch(() => undefined)
+  }
+}
+
+export interface ReadingCounts { stream: string; messages: number; ticks: number; readings: number; lastSeq: number }
+
+/** Readings vs `_sys.tick` messages of a TLM stream (or mirror) holding site `site`'s subjects. */
+export async function readingCounts(jsm: JetStreamManager, stream: string, site: string): Promise<ReadingCounts | undefined> {
+  const info = await jsm.streams.info(stream, { subjects_filter: `tlm.${site}.*.${SYS_KIND}.${TICK_ID}` }).catch(() => undefined)
+  if (!info) return undefined
+  const ticks = Object.values(info.state.subjects ?? {}).reduce((a, b) => a + b, 0)
+  return { stream, messages: info.state.messages, ticks, readings: info.state.messages - ticks, lastSeq: info.state.last_seq }
+}
+
+/** Readings (ticks excluded) of partition p in `stream` (site `site`'s subjects) with from <= seq < to. */
+async function readingsBetween(jsm: JetStreamManager, stream: string, site: string, p: number, from: number, to: number | undefined): Promise<number> {
+  const count = async (filter: string, s: number): Promise<number> => await countFrom(jsm, stream, filter, s)
+  const all = `tlm.${site}.${p}.*.*`
+  const tick = `tlm.${site}.${p}.${SYS_KIND}.${TICK_ID}`
+  const fromOn = (await count(all, from)) - (await count(tick, from))
+  if (to === undefined) return fromOn
+  return fromOn - ((await count(all, to)) - (await count(tick, to)))
+}
+
+export interface Unprocessed {
+  /** Readings acked at a site after its segment of a partition was sealed, before its next segment: never processed. */
+  readings: number
+  /** Per site: how many, and whether counted exactly (the site's own stream, or the peer's over the link). */
+  bySite: Record<string, { readings: number; exact: boolean }>
+}
+
+/**
+ * The recovery point, counted by sequence once the streams can be read: for each partition, the readings that
+ * a site acknowledged past the seal of its segment (and before its next segment of that partition), so never
+ * part of the chain and never processed. Ticks are excluded. The peer's stream is read over the link when it
+ * is up; otherwise this site's mirror of it, which lacks exactly what was never mirrored (not exact).
+ */
+export async function unprocessedReadings(nc: NatsConnection, jsm: JetStreamManager, kv: KV, cfg: RuntimeConfig, map: { owners: string[] }, linkUp: boolean): Promise<Unprocessed> {
+  const peer = cfg.peer?.site ?? ''
+  const peerJsm = linkUp && cfg.peer ? await jetstreamManager(nc, { domain: cfg.peer.domain, timeout: 5_000, checkAPI: false }) : undefined
+  const res: Unprocessed = { readings: 0, bySite: {} }
+  for (let p = 0; p < cfg.partitions; p++) {
+    let rec: PartitionRecord | undefined
+    if (map.owners[p] === cfg.site) rec = (await readRecord(kv, p))?.record
+    else {
+      const m = await readPeerKey(jsm, cfg, partitionKey(p)).catch(() => undefined)
+      rec = m ? (JSON.parse(new TextDecoder().decode(m.data)) as PartitionRecord) : undefined
+    }
+    const chain: Segment[] = rec?.segments ?? []
+    for (let i = 0; i < chain.length; i++) {
+      const seg = chain[i] as Segment
+      if (seg.to === undefined) continue
+      const next = chain.slice(i + 1).find((s) => s.site === seg.site)
+      const own = seg.site === cfg.site
+      if (!own && seg.site !== peer) continue
+      const [j, stream] = own ? [jsm, cfg.streams.tlm] : peerJsm ? [peerJsm, cfg.streams.tlm] : [jsm, peerStreams(cfg, peer).tlm]
+      const n = await readingsBetween(j, stream, seg.site, p, seg.to + 1, next?.from).catch(() => 0)
+      const s = (res.bySite[seg.site] ??= { readings: 0, exact: own || peerJsm !== undefined })
+      s.readings += n
+      res.readings += n
+    }
+  }
+  return res
+}
+
+const num = (flags: Map<string, string>, name: string, dflt: number, max: number): number => {
+  const v = flags.get(name)
+  if (v === undefined) return dflt
+  const n = Number(v)
+  if (!Number.isFinite(n) || n < 0 || n > max) throw new ConfigError(name, `must be a number of seconds in [0, ${max}], got ${JSON.stringify(v)}`)
+  return n
+}
+
+const fmtPos = (pos: number): string => (epochOf(pos) === 0 ? String(pos) : `${epochOf(pos)}:${seqOf(pos)}`)
+const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`
+
+/**
+ * Waits until every moved partition is processed again: its record (this site's) has an owner and a cursor in
+ * the new epoch (the owner replayed up to the seal and applied a message of its own new segment: a reading or
+ * its processing-time tick). Returns the ms from `t0` per partition; missing ones timed out.
+ */
+export async function waitProcessing(kv: KV, parts: readonly number[], epoch: number, t0: number, timeoutMs: number,
+  onPartition?: (p: number, ms: number, rec: PartitionRecord) => void): Promise<Map<number, number>> {
+  const done = new Map<number, number>()
+  const deadline = Date.now() + timeoutMs
+  while (done.size < parts.length && Date.now() <= deadline) {
+    for (const p of parts) {
+      if (done.has(p)) continue
+      const r = (await readRecord(kv, p))?.record
+      if (r && r.owner !== null && (r.epoch ?? 0) >= epoch && epochOf(r.cursor) >= epoch) {
+        const ms = Date.now() - t0
+        done.set(p, ms)
+        onPartition?.(p, ms, r)
+      }
+    }
+    if (done.size < parts.length) await new Promise((res) => setTimeout(res, 100))
+  }
+  return done
+}
+
+function overrideFromFlags(cfg: RuntimeConfig, flags: Map<string, string>, now = Date.now()): SiteOverride {
+  const peer = cfg.peer?.site ?? '?'
+  if (!flags.has('--site')) throw new ConfigError('--site', `must name this site (${cfg.site}) explicitly, got nothing`)
+  if (!flags.has('--confirm')) {
+    throw new ConfigError('--confirm', `${cfg.site}'s workers would take partitions without ${peer}'s map: if ${peer} is alive behind a cut link and failed over, both sites process the same partitions; only for a peer that is gone for good. Repeat with --confirm`)
+  }
+  const reason = flags.get('--reason')
+  if (!reason) throw new ConfigError('--reason', 'say why the peer is gone for good (recorded with who and when)')
+  const forMin = flags.get('--for-min')
+  const minutes = forMin === undefined ? OVERRIDE_DEFAULT_MS / 60_000 : Number(forMin)
+  if (!Number.isInteger(minutes) || minutes < 1 || minutes > 24 * 60) throw new ConfigError('--for-min', `an integer in [1, 1440], got ${forMin}`)
+  let by = process.env.USER ?? process.env.LOGNAME ?? ''
+  try {
+    by ||= userInfo().username
+  } catch {
+    by ||= 'unknown'
+  }
+  return { site: cfg.site, by, host: hostname(), at: now, until: now + minutes * 60_000, reason }
+}
+
+/** `pitwall site <args...>`: returns the exit code (0 ok, 1 failed or timed out, 2 usage). */
+export async function siteMain(args: readonly string[], env: Record<string, string | undefined>, io: SiteIo): Promise<number> {
+  const [sub, ...rest] = args
+  if (sub === undefined || sub === '--help' || sub === 'help') {
+    io.out(siteHelp())
+    return sub === undefined ? 2 : 0
+  }
+  const command = COMMANDS[sub]
+  if (!command) {
+    io.err(`unknown command 'site ${sub}'\n${siteHelp()}`)
+    return 2
+  }
+  const known = [...SITE_FLAGS, ...command.flags].map(([f]) => flagName(f)).filter((f) => !command.booleans.includes(f) && !GENERAL_BOOLEANS.includes(f))
+  const flags = parseFlags(rest, known, [...command.booleans, ...GENERAL_BOOLEANS])
+  if (flags.has('--help')) {
+    io.out(siteHelp(sub))
+    return 0
+  }
+  const cfg = await siteConfig(flags, env, io)
+  const homeSetting = flags.has('--home') ? '--home' : flags.has('--topology') ? '--topology' : 'PITWALL_HOME_PARTITIONS'
+  const peer = cfg.peer as { site: string; domain: string }
+  const nc = await connectNats(cfg.natsUrl, 'pitwall-cli')
+  try {
+    const jsm = await jetstreamManager(nc)
+    const domain = (await jsm.getAccountInfo()).domain
+    if (domain !== undefined && domain !== cfg.domain) {
+      throw new ConfigError(flags.has('--nats') ? '--nats' : flags.has('--topology') ? '--topology' : 'PITWALL_NATS_URL',
+        `the servers at ${cfg.natsUrl} are JetStream domain ${domain}, not ${cfg.domain} (site ${cfg.site})`)
+    }
+    const kv = await new Kvm(nc).open(cfg.streams.stateBucket)
+    await checkHome(kv, jsm, cfg, homeSetting)
+    const view = new SiteMapView(cfg, kv, jsm)
+    if (sub === 'status') return await status(nc, jsm, kv, view, cfg, io)
+    if (sub === 'failover') {
+      const waitMs = num(flags, '--wait-s', 60, 3_600) * 1000
+      if (await peerReachable(nc, peer.domain, 1_000)) {
+        io.out(`warning: ${peer.site} still answers over the link; failing over anyway (its workers release the partitions when they see epoch > theirs)`)
+      }
+      const t0 = Date.now()
+      const r = await takeOver(nc, cfg, 'operator failover')
+      if (r.partitions.length === 0) {
+        io.out(`nothing to take: ${peer.site} owns no partitions (epoch ${r.epoch})`)
+        return 0
+      }
+      io.out(`failover: epoch ${r.epoch}, partitions ${ranges(r.partitions)} of ${peer.site} now owned by ${cfg.site} (records and map written in ${r.ms} ms; the workers take them at their next heartbeat)`)
+      io.out(`${peer.site}'s readings up to its TLM sequence ${r.sealedAt} (what reached ${cfg.site}'s mirror) are replayed; new readings of these partitions go to ${cfg.site}'s TLM from sequence ${r.from}`)
+      if (r.rewound) io.out(`partitions ${ranges(r.rewound)} start from an older record of ${peer.site} (its state mirror was ahead of its readings mirror)`)
+      io.out(rpoLine(peer.site, r))
+      return await reportProcessing(kv, r, t0, waitMs, cfg, io, 'failover')
+    }
+    if (sub === 'failback') {
+      const graceMs = num(flags, '--grace-s', 6.5, 600) * 1000
+      const timeoutMs = num(flags, '--timeout-s', 60, 3_600) * 1000
+      const waitMs = num(flags, '--wait-s', 60, 3_600) * 1000
+      io.out(`failback to ${cfg.site}: producers (gateways, simulators) must route by the site map within the grace period (${secs(graceMs)}): a reading sent to ${peer.site} after its segments are sealed is kept in ${peer.site}'s TLM but never processed.`)
+      io.out(`readings sent to ${cfg.site} while ${peer.site} owned these partitions (unmirrored at the loss, or by a producer on an old map) are not processed either: 'site status' counts them as unprocessed.`)
+      const t0 = Date.now()
+      const r = await takeBack(nc, cfg, { graceMs, timeoutMs, log: (m) => io.out(`  [${secs(Date.now() - t0)}] ${m}`) })
+      if (r.partitions.length === 0) {
+        io.out(`nothing to take back: ${cfg.site} owns its home partitions (epoch ${r.epoch})`)
+        return 0
+      }
+      io.out(`failback handover done in ${secs(r.ms)}: epoch ${r.epoch}, partitions ${ranges(r.partitions)} owned by ${cfg.site} again`)
+      return await reportProcessing(kv, r, t0, waitMs, cfg, io, 'failback')
+    }
+    const o = overrideFromFlags(cfg, flags)
+    const revision = await writeOverride(kv, o)
+    const link = await peerReachable(nc, peer.domain, 1_000)
+    io.out(`recorded in ${cfg.streams.stateBucket}/${SITE_OVERRIDE_KEY} (revision ${revision}): ${JSON.stringify(o)}`)
+    io.out(`workers of ${cfg.site} waiting for ${peer.site}'s map now take partitions by ${cfg.site}'s own map; workers starting after ${new Date(o.until).toISOString()} wait again`)
+    if (link) io.out(`warning: ${peer.site} answers over the link right now: workers sync its map anyway, the override changes nothing`)
+    else io.out(`next, if ${peer.site} held partitions: 'pitwall site failover' here to take them`)
+    return 0
+  } finally {
+    await nc.close()
+  }
+}
+
+function rpoLine(peer: string, r: MoveResult): string {
+  const n = r.unmirrored ?? 0
+  if (n === 0) return `RPO: 0: the mirror of ${peer}'s TLM had everything ${peer} last reported (lag 0); nothing acknowledged at ${peer} is left out`
+  return `RPO: ${peer}'s TLM was last reported at sequence ${r.sealedAt + n}, the mirror has ${r.sealedAt}: up to ${n} readings acknowledged at ${peer} were never mirrored and are not processed ` +
+    `(${n} messages, _sys.tick ones included; counted exactly, ticks apart, by 'pitwall site status' once ${peer} is back)`
+}
+
+async function reportProcessing(kv: KV, r: MoveResult, t0: number, waitMs: number, cfg: RuntimeConfig, io: SiteIo, what: string): Promise<number> {
+  if (waitMs === 0) {
+    io.out(`not waiting (--wait-s 0): check 'pitwall partitions' for owners and cursors in epoch ${r.epoch}`)
+    return 0
+  }
+  io.out(`waiting up to ${secs(waitMs)} until every moved partition is processed again (its owner's cursor in epoch ${r.epoch})`)
+  const done = await waitProcessing(kv, r.partitions, r.epoch, t0, waitMs, (p, ms, rec) => {
+    io.out(`  partition ${p} processing again ${secs(ms)} after the ${what} began (owner ${rec.owner}, cursor ${fmtPos(rec.cursor)})`)
+  })
+  const missing = r.partitions.filter((p) => !done.has(p))
+  if (missing.length > 0) {
+    io.err(`partitions ${ranges(missing)} are not processed after ${secs(waitMs)}: are ${cfg.site}'s workers running and past the peer-map gate? ('pitwall partitions', gauge pitwall_site_awaiting_peer_map)`)
+    return 1
+  }
+  io.out(`all ${r.partitions.length} partitions processing again ${secs(Math.max(...done.values()))} after the ${what} began`)
+  return 0
+}
+
+async function status(nc: NatsConnection, jsm: JetStreamManager, kv: KV, view: SiteMapView, cfg: RuntimeConfig, io: SiteIo): Promise<number> {
+  const peer = cfg.peer as { site: string; domain: string }
+  const map = await view.refresh()
+  const link = await peerReachable(nc, peer.domain, 1_000)
+  io.out(`site ${cfg.site} (domain ${cfg.domain})   peer ${peer.site} (domain ${peer.domain}): link ${link ? 'UP' : 'DOWN'}`)
+  io.out(`epoch ${map.epoch} (${map.reason}${map.at ? `, ${new Date(map.at).toISOString()}` : ''})`)
+  const mine = map.owners.flatMap((s, p) => (s === cfg.site ? [p] : []))
+  const theirs = map.owners.flatMap((s, p) => (s !== cfg.site ? [p] : []))
+  io.out(`partitions owned here: ${ranges(mine) || '-'}   at ${peer.site}: ${ranges(theirs) || '-'}   home here: ${ranges(cfg.homePartitions)}`)
+  const own = await readingCounts(jsm, cfg.streams.tlm, cfg.site)
+  if (own) io.out(`readings ${cfg.streams.tlm.padEnd(10)} ${own.readings} readings (+ ${own.ticks} _sys.tick messages), last sequence ${own.lastSeq}`)
+  const streams = peerStreams(cfg, peer.site)
+  const lags = await mirrorLags(jsm, cfg, peer.site)
+  const mirror = await readingCounts(jsm, streams.tlm, peer.site)
+  if (mirror) io.out(`mirror   ${streams.tlm.padEnd(10)} ${mirror.readings} readings (+ ${mirror.ticks} _sys.tick messages), last sequence ${mirror.lastSeq}, lag ${lags[streams.tlm] ?? '?'}`)
+  else io.out(`mirror   ${streams.tlm.padEnd(10)} missing`)
+  for (const name of [streams.out, streams.state]) {
+    const info = await jsm.streams.info(name).catch(() => undefined)
+    io.out(`mirror   ${name.padEnd(10)} ${info ? `${info.state.messages} msgs, last ${info.state.last_seq}, lag ${info.mirror?.lag ?? '?'}, active ${info.mirror && info.mirror.active >= 0 ? `${Math.round(info.mirror.active / 1e6)} ms ago` : 'never'}` : 'missing'}`)
+  }
+  // RPO now: what the peer acked that this site does not have.
+  if (mirror) {
+    if (link) {
+      const pj = await jetstreamManager(nc, { domain: peer.domain, timeout: 5_000, checkAPI: false })
+      const notYet = await countFrom(pj, cfg.streams.tlm, `tlm.${peer.site}.*.*.*`, mirror.lastSeq + 1).catch(() => undefined)
+      const ticks = await countFrom(pj, cfg.streams.tlm, `tlm.${peer.site}.*.${SYS_KIND}.${TICK_ID}`, mirror.lastSeq + 1).catch(() => undefined)
+      if (notYet !== undefined && ticks !== undefined) io.out(`RPO now: ${notYet - ticks} readings acknowledged at ${peer.site} are not yet in ${streams.tlm} (exact, ticks excluded; the link is up)`)
+    } else {
+      const lag = lags[streams.tlm] ?? 0
+      io.out(`RPO now: ${peer.site}'s TLM last reported at sequence ${mirror.lastSeq + lag}, mirror at ${mirror.lastSeq}: up to ${lag} readings acknowledged at ${peer.site} are not here (link down: ticks included, last known)`)
+    }
+  }
+  const un = await unprocessedReadings(nc, jsm, kv, cfg, map, link)
+  const parts = Object.entries(un.bySite).map(([s, v]) => `${v.readings} at ${s}${v.exact ? '' : ` (from ${cfg.site}'s mirror; ${s} unreachable: what was never mirrored is not counted)`}`)
+  io.out(`unprocessed: ${un.readings} readings acknowledged past a seal (lost at a failover, or sent to a site on an old map)${parts.length > 0 ? `: ${parts.join(', ')}` : ''}`)
+  const home = new Set(cfg.homePartitions)
+  if (mine.some((p) => !home.has(p))) io.out(`role: SURVIVOR (holds ${peer.site}'s partitions). When ${peer.site} is back and its mirrors caught up, run 'pitwall site failback' there.`)
+  else if (theirs.some((p) => home.has(p))) io.out(`role: DEGRADED (${peer.site} holds our home partitions). Run 'pitwall site failback' here to take them back.`)
+  else io.out('role: NORMAL')
+  const ov = await readOverride(kv, cfg.site)
+  if (ov) io.out(`override in force until ${new Date(ov.until).toISOString()}: ${peer.site} assumed lost by ${ov.by}@${ov.host} at ${new Date(ov.at).toISOString()} (${ov.reason})`)
+  return 0
+}
