@@ -257,11 +257,12 @@ export async function recordedHomes(kv: KV, jsm: JetStreamManager, cfg: RuntimeC
   }
   for (let p = 0; p < cfg.partitions; p++) {
     if (homes.has(p)) continue
+    // Our record, else the peer's (mirrored): a record that never moved has no chain.
     const mine = (await readRecord(kv, p))?.record
-    const m = mine ? undefined : await readPeerKey(jsm, cfg, partitionKey(p)).catch(() => undefined)
-    const rec = mine ?? (m ? (JSON.parse(new TextDecoder().decode(m.data)) as PartitionRecord) : undefined)
-    const first = rec?.segments?.[0]
-    if (first && first.epoch === 0) homes.set(p, { site: first.site, from: `the chain of partition ${p}` })
+    const m = await readPeerKey(jsm, cfg, partitionKey(p)).catch(() => undefined)
+    const theirs = m ? (JSON.parse(new TextDecoder().decode(m.data)) as PartitionRecord) : undefined
+    const first = [mine, theirs].map((r) => r?.segments?.[0]).find((s) => s?.epoch === 0)
+    if (first) homes.set(p, { site: first.site, from: `the chain of partition ${p}` })
   }
   return homes
 }
@@ -491,8 +492,9 @@ export async function siteMain(args: readonly string[], env: Record<string, stri
 function rpoLine(peer: string, r: MoveResult): string {
   const n = r.unmirrored ?? 0
   if (n === 0) return `RPO: 0: the mirror of ${peer}'s TLM had everything ${peer} last reported (lag 0); nothing acknowledged at ${peer} is left out`
-  return `RPO: ${peer}'s TLM was last reported at sequence ${r.sealedAt + n}, the mirror has ${r.sealedAt}: up to ${n} readings acknowledged at ${peer} were never mirrored and are not processed ` +
-    `(${n} messages, _sys.tick ones included; counted exactly, ticks apart, by 'pitwall site status' once ${peer} is back)`
+  return `RPO: the mirror of ${peer}'s TLM ends at sequence ${r.sealedAt}, ${n} messages behind ${peer}'s TLM when last heard (sequence ${r.sealedAt + n}): ` +
+    `readings acknowledged at ${peer} past ${r.sealedAt} are not processed (the lag counts _sys.tick messages too, and not what ${peer} acked after it was last heard; ` +
+    `'pitwall site status' counts them exactly, ticks apart, once ${peer} is back)`
 }
 
 async function reportProcessing(kv: KV, r: MoveResult, t0: number, waitMs: number, cfg: RuntimeConfig, io: SiteIo, what: string): Promise<number> {
@@ -542,7 +544,7 @@ async function status(nc: NatsConnection, jsm: JetStreamManager, kv: KV, view: S
       if (notYet !== undefined && ticks !== undefined) io.out(`RPO now: ${notYet - ticks} readings acknowledged at ${peer.site} are not yet in ${streams.tlm} (exact, ticks excluded; the link is up)`)
     } else {
       const lag = lags[streams.tlm] ?? 0
-      io.out(`RPO now: ${peer.site}'s TLM last reported at sequence ${mirror.lastSeq + lag}, mirror at ${mirror.lastSeq}: up to ${lag} readings acknowledged at ${peer.site} are not here (link down: ticks included, last known)`)
+      io.out(`RPO now: ${peer.site}'s TLM was at sequence ${mirror.lastSeq + lag} when last heard, the mirror is at ${mirror.lastSeq}: ${lag} messages acknowledged at ${peer.site} are not here (link down: _sys.tick messages included, and nothing acked after it was last heard)`)
     }
   }
   const un = await unprocessedReadings(nc, jsm, kv, cfg, map, link)
