@@ -10,12 +10,12 @@
  */
 import { readFile } from 'node:fs/promises'
 import { hostname, userInfo } from 'node:os'
-import { AckPolicy, DeliverPolicy, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream'
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream'
 import { type KV, Kvm } from '@nats-io/kv'
 import type { NatsConnection } from '@nats-io/transport-node'
 import {
   compileConfig, ConfigError, connectNats, epochOf, mirrorLags, OVERRIDE_DEFAULT_MS, optionsFromEnv, parseRanges, partitionKey, peerReachable, peerStreams,
-  ranges, readOverride, readOwnMap, readPeerKey, readPeerMap, readRecord, seqOf, SITE_OVERRIDE_KEY, SiteMapView, SYS_KIND, takeBack, takeOver, TICK_ID, writeOverride,
+  position, ranges, readOverride, readOwnMap, readPeerKey, readPeerMap, readRecord, seqOf, SITE_OVERRIDE_KEY, SiteMapView, SYS_KIND, takeBack, takeOver, TICK_ID, writeOverride,
   type MoveResult, type PartitionRecord, type RuntimeConfig, type RuntimeOptions, type Segment, type SiteOverride,
 } from '../actors/mod.js'
 import { clientUrls, peerOf, siteOf, type Topology, validateTopology } from './topology.js'
@@ -305,14 +305,29 @@ export async function readingCounts(jsm: JetStreamManager, stream: string, site:
   return { stream, messages: info.state.messages, ticks, readings: info.state.messages - ticks, lastSeq: info.state.last_seq }
 }
 
-/** Readings (ticks excluded) of partition p in `stream` (site `site`'s subjects) with from <= seq < to. */
-async function readingsBetween(jsm: JetStreamManager, stream: string, site: string, p: number, from: number, to: number | undefined): Promise<number> {
-  const count = async (filter: string, s: number): Promise<number> => await countFrom(jsm, stream, filter, s)
-  const all = `tlm.${site}.${p}.*.*`
-  const tick = `tlm.${site}.${p}.${SYS_KIND}.${TICK_ID}`
-  const fromOn = (await count(all, from)) - (await count(tick, from))
-  if (to === undefined) return fromOn
-  return fromOn - ((await count(all, to)) - (await count(tick, to)))
+/**
+ * Readings (`_sys.tick` messages excluded) of `stream` matching `filter` with from <= seq < end: read one by one
+ * (an ordered consumer) so that a stream still growing cannot skew the count. Ranges are what was never mirrored
+ * or never processed, normally small.
+ */
+export async function readingsBetween(js: JetStreamClient, jsm: JetStreamManager, stream: string, filter: string, from: number, end: number): Promise<number> {
+  if (end <= from || (await countFrom(jsm, stream, filter, from)) === 0) return 0
+  const c = await js.consumers.get(stream, { filter_subjects: filter, opt_start_seq: from })
+  const it = await c.consume({ max_messages: 1_000 })
+  const idle = setTimeout(() => it.stop(), 10_000)
+  let n = 0
+  try {
+    for await (const m of it) {
+      if (m.seq >= end) break
+      idle.refresh()
+      if (!m.subject.endsWith(`.${SYS_KIND}.${TICK_ID}`)) n++
+      if (m.info.pending === 0 || m.seq + 1 >= end) break
+    }
+  } finally {
+    clearTimeout(idle)
+    it.stop()
+  }
+  return n
 }
 
 export interface Unprocessed {
@@ -331,6 +346,13 @@ export interface Unprocessed {
 export async function unprocessedReadings(nc: NatsConnection, jsm: JetStreamManager, kv: KV, cfg: RuntimeConfig, map: { owners: string[] }, linkUp: boolean): Promise<Unprocessed> {
   const peer = cfg.peer?.site ?? ''
   const peerJsm = linkUp && cfg.peer ? await jetstreamManager(nc, { domain: cfg.peer.domain, timeout: 5_000, checkAPI: false }) : undefined
+  const local = { js: jetstream(nc), jsm }
+  const remote = peerJsm && cfg.peer ? { js: jetstream(nc, { domain: cfg.peer.domain, timeout: 5_000 }), jsm: peerJsm } : undefined
+  const ends = new Map<string, number>()
+  const endOf = async (j: JetStreamManager, stream: string, key: string): Promise<number> => {
+    if (!ends.has(key)) ends.set(key, (await j.streams.info(stream)).state.last_seq + 1)
+    return ends.get(key) as number
+  }
   const res: Unprocessed = { readings: 0, bySite: {} }
   for (let p = 0; p < cfg.partitions; p++) {
     let rec: PartitionRecord | undefined
@@ -346,9 +368,11 @@ export async function unprocessedReadings(nc: NatsConnection, jsm: JetStreamMana
       const next = chain.slice(i + 1).find((s) => s.site === seg.site)
       const own = seg.site === cfg.site
       if (!own && seg.site !== peer) continue
-      const [j, stream] = own ? [jsm, cfg.streams.tlm] : peerJsm ? [peerJsm, cfg.streams.tlm] : [jsm, peerStreams(cfg, peer).tlm]
-      const n = await readingsBetween(j, stream, seg.site, p, seg.to + 1, next?.from).catch(() => 0)
-      const s = (res.bySite[seg.site] ??= { readings: 0, exact: own || peerJsm !== undefined })
+      const [j, stream] = own ? [local, cfg.streams.tlm] : remote ? [remote, cfg.streams.tlm] : [local, peerStreams(cfg, peer).tlm]
+      // The end of an open range is the stream's end when first looked at (one snapshot per stream).
+      const end = next?.from ?? await endOf(j.jsm, stream, `${j === remote ? 'peer' : 'local'}/${stream}`)
+      const n = await readingsBetween(j.js, j.jsm, stream, `tlm.${seg.site}.${p}.*.*`, seg.to + 1, end)
+      const s = (res.bySite[seg.site] ??= { readings: 0, exact: own || remote !== undefined })
       s.readings += n
       res.readings += n
     }
@@ -368,11 +392,12 @@ const fmtPos = (pos: number): string => (epochOf(pos) === 0 ? String(pos) : `${e
 const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`
 
 /**
- * Waits until every moved partition is processed again: its record (this site's) has an owner and a cursor in
- * the new epoch (the owner replayed up to the seal and applied a message of its own new segment: a reading or
- * its processing-time tick). Returns the ms from `t0` per partition; missing ones timed out.
+ * Waits until every moved partition is processed again: its record (this site's) has an owner and a cursor at
+ * or past the first position of the new segment (the owner replayed up to the seal and applied a message of
+ * its own new segment: a reading or its processing-time tick). Returns the ms from `t0` per partition; missing
+ * ones timed out.
  */
-export async function waitProcessing(kv: KV, parts: readonly number[], epoch: number, t0: number, timeoutMs: number,
+export async function waitProcessing(kv: KV, parts: readonly number[], epoch: number, from: number, t0: number, timeoutMs: number,
   onPartition?: (p: number, ms: number, rec: PartitionRecord) => void): Promise<Map<number, number>> {
   const done = new Map<number, number>()
   const deadline = Date.now() + timeoutMs
@@ -380,7 +405,7 @@ export async function waitProcessing(kv: KV, parts: readonly number[], epoch: nu
     for (const p of parts) {
       if (done.has(p)) continue
       const r = (await readRecord(kv, p))?.record
-      if (r && r.owner !== null && (r.epoch ?? 0) >= epoch && epochOf(r.cursor) >= epoch) {
+      if (r && r.owner !== null && (r.epoch ?? 0) >= epoch && r.cursor >= position(epoch, from)) {
         const ms = Date.now() - t0
         done.set(p, ms)
         onPartition?.(p, ms, r)
@@ -502,8 +527,8 @@ async function reportProcessing(kv: KV, r: MoveResult, t0: number, waitMs: numbe
     io.out(`not waiting (--wait-s 0): check 'pitwall partitions' for owners and cursors in epoch ${r.epoch}`)
     return 0
   }
-  io.out(`waiting up to ${secs(waitMs)} until every moved partition is processed again (its owner's cursor in epoch ${r.epoch})`)
-  const done = await waitProcessing(kv, r.partitions, r.epoch, t0, waitMs, (p, ms, rec) => {
+  io.out(`waiting up to ${secs(waitMs)} until every moved partition is processed again (its owner applied a message of the new segment: cursor at or past ${fmtPos(position(r.epoch, r.from))})`)
+  const done = await waitProcessing(kv, r.partitions, r.epoch, r.from, t0, waitMs, (p, ms, rec) => {
     io.out(`  partition ${p} processing again ${secs(ms)} after the ${what} began (owner ${rec.owner}, cursor ${fmtPos(rec.cursor)})`)
   })
   const missing = r.partitions.filter((p) => !done.has(p))
@@ -539,9 +564,9 @@ async function status(nc: NatsConnection, jsm: JetStreamManager, kv: KV, view: S
   if (mirror) {
     if (link) {
       const pj = await jetstreamManager(nc, { domain: peer.domain, timeout: 5_000, checkAPI: false })
-      const notYet = await countFrom(pj, cfg.streams.tlm, `tlm.${peer.site}.*.*.*`, mirror.lastSeq + 1).catch(() => undefined)
-      const ticks = await countFrom(pj, cfg.streams.tlm, `tlm.${peer.site}.*.${SYS_KIND}.${TICK_ID}`, mirror.lastSeq + 1).catch(() => undefined)
-      if (notYet !== undefined && ticks !== undefined) io.out(`RPO now: ${notYet - ticks} readings acknowledged at ${peer.site} are not yet in ${streams.tlm} (exact, ticks excluded; the link is up)`)
+      const peerEnd = (await pj.streams.info(cfg.streams.tlm)).state.last_seq + 1
+      const notYet = await readingsBetween(jetstream(nc, { domain: peer.domain, timeout: 5_000 }), pj, cfg.streams.tlm, `tlm.${peer.site}.*.*.*`, mirror.lastSeq + 1, peerEnd)
+      io.out(`RPO now: ${notYet} readings acknowledged at ${peer.site} (up to its TLM sequence ${peerEnd - 1}) are not yet in ${streams.tlm} (exact, ticks excluded; the link is up)`)
     } else {
       const lag = lags[streams.tlm] ?? 0
       io.out(`RPO now: ${peer.site}'s TLM was at sequence ${mirror.lastSeq + lag} when last heard, the mirror is at ${mirror.lastSeq}: ${lag} messages acknowledged at ${peer.site} are not here (link down: _sys.tick messages included, and nothing acked after it was last heard)`)

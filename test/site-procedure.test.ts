@@ -2,7 +2,8 @@
  * The operator's procedure of docs/sites.md ("Procedure: failover, restart, failback"), run step by step as
  * printed: the `$ pitwall site ...` commands are read from the document and run through the CLI's exported
  * `siteMain` with the site definition file (`--topology sites.json --site <s>`) against two local sites (real
- * nats-servers from the rendered configs, a worker process per site, kill -9 of site a). Between the commands
+ * nats-servers from the rendered configs, a worker process per site; the leafnode link is cut one second before
+ * site a is killed with -9, so a acks readings b never mirrors). Between the commands
  * the test does what the steps say (kill a, restart a's servers, start a's worker) while a producer routes
  * readings by the site map at a steady rate.
  *
@@ -29,6 +30,7 @@ import { siteOf } from '../sites/topology.js'
 import { distPath, kill, spawnWorker, type WorkerProc } from './helpers/cluster.js'
 import { readAll } from './helpers/failover.js'
 import { freePort } from './helpers/nats.js'
+import { CuttableProxy } from './helpers/proxy.js'
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 const P = 8
@@ -63,11 +65,15 @@ t.test('the documented failover, restart and failback procedure, step by step as
   const dir = await mkdtemp(join(tmpdir(), 'pw-procedure-'))
   const topoFile = join(dir, 'sites.json')
   await writeFile(topoFile, JSON.stringify(topo, null, 2))
-  const sites = new LocalSites(topo, dir)
+  // b dials a through a proxy: the link is cut a moment before a is lost, so a acks readings b never mirrors.
+  const proxy = new CuttableProxy({ host: '127.0.0.1', port: ports.get('a/leafnode') as number })
+  await proxy.start()
+  const sites = new LocalSites(topo, dir, undefined, `nats-leaf://127.0.0.1:${proxy.port}`)
   const cleanups: Array<() => Promise<unknown>> = []
   t.teardown(async () => {
     for (const c of cleanups.reverse()) await c().catch(() => undefined)
     await sites.stopAll()
+    await proxy.stop()
     await rm(dir, { recursive: true, force: true })
   })
   await sites.start()
@@ -197,9 +203,11 @@ t.test('the documented failover, restart and failback procedure, step by step as
   t.match(r.out, 'link UP', 'the link is up')
   t.match(r.out, 'role: NORMAL', 'b is NORMAL')
   t.match(r.out, /readings TLM\s+\d+ readings \(\+ \d+ _sys.tick messages\)/, 'readings and ticks counted apart')
-  t.match(r.out, /RPO now: \d+ readings acknowledged at a are not yet in TLM_a \(exact/, 'RPO now, exact while linked')
+  t.match(r.out, /RPO now: \d+ readings acknowledged at a \(up to its TLM sequence \d+\) are not yet in TLM_a \(exact/, 'RPO now, exact while linked')
 
-  // Site a lost: servers and worker killed with -9.
+  // The link is cut, then a second later site a is lost: servers and worker killed with -9.
+  proxy.split()
+  await sleep(1_000)
   const ackedBefore = acked.length
   aliveA.v = false
   const killAt = Date.now()
@@ -234,7 +242,8 @@ t.test('the documented failover, restart and failback procedure, step by step as
   // RPO: what a acked that b's mirror never got (read before a comes back: then the mirror catches up).
   const mirrored = new Set((await readAll(ncB, peerStreams(cfgB, 'a').tlm)).map((m) => m.rid))
   const lost = ackedAtA.filter((x) => !mirrored.has(x.rid)).length
-  // a's servers come back; the operator waits for the link (status at a: link UP, mirror lag 0).
+  // a's servers come back (and the link with them); the operator waits for the link (status at a: link UP, mirror lag 0).
+  proxy.heal()
   await sites.start('a')
   ncA = await conn('a')
   await waitForLink(ncA, 'b')
@@ -271,4 +280,5 @@ t.test('the documented failover, restart and failback procedure, step by step as
   const measured = { rto_ms: rtoMs, failover_command_ms: foMs, failback_ms: fbMs, rpo_readings: lost, acked_at_a_before_kill: ackedAtA.length }
   t.comment(`measured: ${JSON.stringify(measured)}`)
   t.ok(rtoMs > 0 && rtoMs < 20_000, `RTO ${rtoMs} ms: every moved partition has new outputs at b`)
+  t.ok(lost > 0, `the cut before the loss left readings acked at a and never mirrored (${lost}), counted exactly by status`)
 })
