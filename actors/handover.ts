@@ -50,6 +50,8 @@ export interface MoveResult {
    * at the lost site and are not replayed (the recovery point).
    */
   unmirrored?: number
+  /** Failover: how long before the move the mirror of the peer's TLM last heard from the peer. */
+  lastHeardMs?: number
   /** Time to write the records and the map; the moved partitions are processed again a heartbeat or more later. */
   ms: number
 }
@@ -163,8 +165,10 @@ export async function takeOver(nc: NatsConnection, cfg: RuntimeConfig, reason = 
   const sealedAt = mirror.state.last_seq
   // What the mirror last heard of the peer's TLM: readings past the seal were acked there and never reached us.
   const unmirrored = mirror.mirror?.lag ?? 0
+  const lastHeardMs = mirror.mirror && mirror.mirror.active >= 0 ? Math.round(mirror.mirror.active / 1e6) : undefined
   const from = ownLast + 1
-  if (parts.length === 0) return { epoch: map.epoch, partitions: [], sealedAt, from, ms: Date.now() - started, unmirrored }
+  const heard = lastHeardMs === undefined ? {} : { lastHeardMs }
+  if (parts.length === 0) return { epoch: map.epoch, partitions: [], sealedAt, from, ms: Date.now() - started, unmirrored, ...heard }
   // One record per partition, independent keys: written concurrently (a failover's time is its RTO).
   const rewound: number[] = []
   await Promise.all(parts.map(async (p) => {
@@ -184,7 +188,7 @@ export async function takeOver(nc: NatsConnection, cfg: RuntimeConfig, reason = 
     since[p] = epoch
   }
   await writeMap(kv, { epoch, owners, since, at: Date.now(), reason })
-  return { epoch, partitions: parts, sealedAt, from, ms: Date.now() - started, unmirrored, ...(rewound.length > 0 ? { rewound: rewound.sort((a, b) => a - b) } : {}) }
+  return { epoch, partitions: parts, sealedAt, from, ms: Date.now() - started, unmirrored, ...heard, ...(rewound.length > 0 ? { rewound: rewound.sort((a, b) => a - b) } : {}) }
 }
 
 export interface FailbackOptions {

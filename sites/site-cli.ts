@@ -516,10 +516,10 @@ export async function siteMain(args: readonly string[], env: Record<string, stri
 
 function rpoLine(peer: string, r: MoveResult): string {
   const n = r.unmirrored ?? 0
-  if (n === 0) return `RPO: 0: the mirror of ${peer}'s TLM had everything ${peer} last reported (lag 0); nothing acknowledged at ${peer} is left out`
-  return `RPO: the mirror of ${peer}'s TLM ends at sequence ${r.sealedAt}, ${n} messages behind ${peer}'s TLM when last heard (sequence ${r.sealedAt + n}): ` +
-    `readings acknowledged at ${peer} past ${r.sealedAt} are not processed (the lag counts _sys.tick messages too, and not what ${peer} acked after it was last heard; ` +
-    `'pitwall site status' counts them exactly, ticks apart, once ${peer} is back)`
+  const heard = r.lastHeardMs === undefined ? `never heard from ${peer}` : `last heard from ${peer} ${secs(r.lastHeardMs)} before the failover`
+  const lag = n === 0 ? `it had everything ${peer} had reported (lag 0)` : `it was ${n} messages behind (${peer}'s TLM at sequence ${r.sealedAt + n}; _sys.tick messages included)`
+  return `RPO: the mirror of ${peer}'s TLM ends at sequence ${r.sealedAt}; ${heard}, ${lag}. Readings ${peer} acknowledged past ${r.sealedAt} are not processed; ` +
+    `those acked after it was last heard are not known here: 'pitwall site status' counts them exactly, ticks apart, once ${peer} is back (unprocessed at ${peer})`
 }
 
 async function reportProcessing(kv: KV, r: MoveResult, t0: number, waitMs: number, cfg: RuntimeConfig, io: SiteIo, what: string): Promise<number> {
