@@ -114,7 +114,7 @@ async function main(): Promise<void> {
 
   const verbose = process.env.PITWALL_DEBUG !== undefined
   const onLog = (name: string, line: string): void => {
-    if (verbose || /"level":"(warn|error)"/.test(line) || /partition acquired|started|failover done/.test(line)) process.stderr.write(`[${name}] ${line}\n`)
+    if (verbose || /"level":"(warn|error)"/.test(line) || /partition acquired|started|failover:/.test(line)) process.stderr.write(`[${name}] ${line}\n`)
   }
   const services: Running[] = plans.flatMap((p) => p.services).map((s) => startService(s, onLog))
   let prometheus: RunningPrometheus | null = null
