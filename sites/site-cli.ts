@@ -305,13 +305,23 @@ export async function readingCounts(jsm: JetStreamManager, stream: string, site:
   return { stream, messages: info.state.messages, ticks, readings: info.state.messages - ticks, lastSeq: info.state.last_seq }
 }
 
+/** Longest range of sequences counted message by message; longer ones are counted from consumer info (about). */
+export const MAX_SCAN = 100_000
+
 /**
  * Readings (`_sys.tick` messages excluded) of `stream` matching `filter` with from <= seq < end: read one by one
  * (an ordered consumer) so that a stream still growing cannot skew the count. Ranges are what was never mirrored
- * or never processed, normally small.
+ * or never processed, normally small; one longer than MAX_SCAN sequences is counted from the pending counts of
+ * ephemeral consumers instead, which messages arriving meanwhile can skew (`exact` false).
  */
-export async function readingsBetween(js: JetStreamClient, jsm: JetStreamManager, stream: string, filter: string, from: number, end: number): Promise<number> {
-  if (end <= from || (await countFrom(jsm, stream, filter, from)) === 0) return 0
+export async function readingsBetween(js: JetStreamClient, jsm: JetStreamManager, stream: string, filter: string, from: number, end: number,
+  maxScan = MAX_SCAN): Promise<{ readings: number; exact: boolean }> {
+  if (end <= from || (await countFrom(jsm, stream, filter, from)) === 0) return { readings: 0, exact: true }
+  if (end - from > maxScan) {
+    const tick = `${filter.split('.').slice(0, 3).join('.')}.${SYS_KIND}.${TICK_ID}`
+    const on = async (s: number): Promise<number> => (await countFrom(jsm, stream, filter, s)) - (await countFrom(jsm, stream, tick, s))
+    return { readings: Math.max(0, (await on(from)) - (await on(end))), exact: false }
+  }
   const c = await js.consumers.get(stream, { filter_subjects: filter, opt_start_seq: from })
   const it = await c.consume({ max_messages: 1_000 })
   const idle = setTimeout(() => it.stop(), 10_000)
@@ -327,13 +337,13 @@ export async function readingsBetween(js: JetStreamClient, jsm: JetStreamManager
     clearTimeout(idle)
     it.stop()
   }
-  return n
+  return { readings: n, exact: true }
 }
 
 export interface Unprocessed {
   /** Readings acked at a site after its segment of a partition was sealed, before its next segment: never processed. */
   readings: number
-  /** Per site: how many, and whether counted exactly (the site's own stream, or the peer's over the link). */
+  /** Per site: how many, and whether counted exactly (the site's own stream, or the peer's over the link; ranges up to MAX_SCAN). */
   bySite: Record<string, { readings: number; exact: boolean }>
 }
 
@@ -373,8 +383,9 @@ export async function unprocessedReadings(nc: NatsConnection, jsm: JetStreamMana
       const end = next?.from ?? await endOf(j.jsm, stream, `${j === remote ? 'peer' : 'local'}/${stream}`)
       const n = await readingsBetween(j.js, j.jsm, stream, `tlm.${seg.site}.${p}.*.*`, seg.to + 1, end)
       const s = (res.bySite[seg.site] ??= { readings: 0, exact: own || remote !== undefined })
-      s.readings += n
-      res.readings += n
+      s.readings += n.readings
+      s.exact &&= n.exact
+      res.readings += n.readings
     }
   }
   return res
@@ -566,14 +577,15 @@ async function status(nc: NatsConnection, jsm: JetStreamManager, kv: KV, view: S
       const pj = await jetstreamManager(nc, { domain: peer.domain, timeout: 5_000, checkAPI: false })
       const peerEnd = (await pj.streams.info(cfg.streams.tlm)).state.last_seq + 1
       const notYet = await readingsBetween(jetstream(nc, { domain: peer.domain, timeout: 5_000 }), pj, cfg.streams.tlm, `tlm.${peer.site}.*.*.*`, mirror.lastSeq + 1, peerEnd)
-      io.out(`RPO now: ${notYet} readings acknowledged at ${peer.site} (up to its TLM sequence ${peerEnd - 1}) are not yet in ${streams.tlm} (exact, ticks excluded; the link is up)`)
+      io.out(`RPO now: ${notYet.readings} readings acknowledged at ${peer.site} (up to its TLM sequence ${peerEnd - 1}) are not yet in ${streams.tlm} (${notYet.exact ? 'exact' : 'about: a long range, counted from consumer info'}, ticks excluded; the link is up)`)
     } else {
       const lag = lags[streams.tlm] ?? 0
       io.out(`RPO now: ${peer.site}'s TLM was at sequence ${mirror.lastSeq + lag} when last heard, the mirror is at ${mirror.lastSeq}: ${lag} messages acknowledged at ${peer.site} are not here (link down: _sys.tick messages included, and nothing acked after it was last heard)`)
     }
   }
   const un = await unprocessedReadings(nc, jsm, kv, cfg, map, link)
-  const parts = Object.entries(un.bySite).map(([s, v]) => `${v.readings} at ${s}${v.exact ? '' : ` (from ${cfg.site}'s mirror; ${s} unreachable: what was never mirrored is not counted)`}`)
+  const parts = Object.entries(un.bySite).map(([s, v]) => `${v.readings} at ${s}${v.exact ? '' : s !== cfg.site && !link
+    ? ` (from ${cfg.site}'s mirror; ${s} unreachable: what was never mirrored is not counted)` : ' (about: a long range, counted from consumer info)'}`)
   io.out(`unprocessed: ${un.readings} readings acknowledged past a seal (lost at a failover, or sent to a site on an old map)${parts.length > 0 ? `: ${parts.join(', ')}` : ''}`)
   const home = new Set(cfg.homePartitions)
   if (mine.some((p) => !home.has(p))) io.out(`role: SURVIVOR (holds ${peer.site}'s partitions). When ${peer.site} is back and its mirrors caught up, run 'pitwall site failback' there.`)

@@ -6,11 +6,11 @@
  * shared nats-server (127.0.0.1:4222) with a bucket of its own.
  */
 import t, { type Test } from 'tap'
-import { jetstreamManager } from '@nats-io/jetstream'
+import { jetstream, jetstreamManager } from '@nats-io/jetstream'
 import { Kvm } from '@nats-io/kv'
 import { connect } from '@nats-io/transport-node'
 import { ConfigError, compileConfig } from '../actors/mod.js'
-import { checkHome, parseFlags, parseHome, siteConfig, siteHelp, siteMain, type SiteIo } from '../sites/site-cli.js'
+import { checkHome, parseFlags, parseHome, readingCounts, readingsBetween, siteConfig, siteHelp, siteMain, type SiteIo } from '../sites/site-cli.js'
 import { localTopology } from '../sites/local-topology.js'
 
 const topo = localTopology({ partitions: 16 })
@@ -129,4 +129,35 @@ t.test('a home list that contradicts the site\'s recorded map or partition recor
   t.pass('0-3 agrees with the recorded map')
   await refused(t, 'leaves out a recorded home', () => checkHome(kv, jsm, cfgOf([0, 1, 2]), '--home'), '--home', 'leaves out partition 3, whose home is a by a\'s site map (epoch 2)')
   await refused(t, 'claims the peer\'s partition (from a chain)', () => checkHome(kv, jsm, cfgOf([0, 1, 2, 3, 5]), '--home'), '--home', 'includes partition 5, whose home is b by the chain of partition 5')
+})
+
+t.test('readings are counted apart from _sys.tick messages, over the whole stream and over a range of sequences', async (t) => {
+  const nc = await connect({ servers: '127.0.0.1:4222' })
+  const site = `z${process.pid}`
+  const stream = `PW_SITECLI_TLM_${process.pid}`
+  const jsm = await jetstreamManager(nc)
+  await jsm.streams.add({ name: stream, subjects: [`tlm.${site}.*.*.*`] })
+  t.teardown(async () => {
+    await jsm.streams.delete(stream).catch(() => undefined)
+    await nc.close()
+  })
+  const js = jetstream(nc)
+  // seq 1..30: partition 0 and 1 readings, a tick of each partition every third message.
+  const kinds: string[] = []
+  for (let i = 0; i < 30; i++) {
+    const p = i % 2
+    const subject = i % 3 === 2 ? `tlm.${site}.${p}._sys.tick` : `tlm.${site}.${p}.sensor.s${i}`
+    kinds.push(subject)
+    await js.publish(subject, '{}')
+  }
+  const reading = (s: string): boolean => !s.endsWith('._sys.tick')
+  t.match(await readingCounts(jsm, stream, site), { messages: 30, ticks: 10, readings: 20, lastSeq: 30 }, 'the stream: 20 readings + 10 ticks')
+  const expect = (p: number | '*', from: number, end: number): number =>
+    kinds.filter((s, i) => i + 1 >= from && i + 1 < end && reading(s) && (p === '*' || s.startsWith(`tlm.${site}.${p}.`))).length
+  for (const [p, from, end] of [['*', 1, 31], [0, 5, 20], [1, 11, 31], [0, 29, 31], [1, 31, 40], [0, 12, 12]] as const) {
+    const r = await readingsBetween(js, jsm, stream, `tlm.${site}.${p}.*.*`, from, end)
+    t.same(r, { readings: expect(p, from, end), exact: true }, `partition ${p}, sequences [${from}, ${end}): ${r.readings} readings, counted one by one`)
+  }
+  const long = await readingsBetween(js, jsm, stream, `tlm.${site}.0.*.*`, 3, 31, 5)
+  t.same(long, { readings: expect(0, 3, 31), exact: false }, 'a range longer than the scan limit: counted from consumer info, marked not exact')
 })
