@@ -30,6 +30,7 @@ import {
   defaultChain, nextInSlot, peerStreams, position, readOwnMap, readPeerHistory, readPeerKey, type Segment, SITE_MAP_KEY,
   type SiteMap, SiteMapView, siteSlot, syncPeerState,
 } from './sitemap.js'
+import { closeRelay, segmentStart } from './relay.js'
 import { exportKey, partitionKey } from './subjects.js'
 
 export interface MoveResult {
@@ -42,12 +43,17 @@ export interface MoveResult {
   rewound?: number[]
   /** Last sequence of the sealed segments' stream. */
   sealedAt: number
-  /** First sequence of the new segments (in the receiving site's TLM). */
+  /**
+   * First sequence of new readings in the receiving site's TLM. A partition's segment starts earlier when this
+   * site held readings of it that its stray relay had not forwarded yet (`strays`).
+   */
   from: number
+  /** Partitions whose new segment starts before `from`: how many sequences earlier (unforwarded strays). */
+  strays?: Record<number, number>
   /**
    * Failover: messages of the peer's TLM past the seal that the mirror knew of but never received (the mirror's
-   * lag as last reported by the server, `_sys.tick` messages included): at most this many readings were acked
-   * at the lost site and are not replayed (the recovery point).
+   * lag as last reported by the server, `_sys.tick` messages included): readings acked at the lost site and not
+   * replayed (the recovery point; the lost site's relay forwards them if it comes back, docs/sites.md).
    */
   unmirrored?: number
   /** Failover: how long before the move the mirror of the peer's TLM last heard from the peer. */
@@ -171,11 +177,18 @@ export async function takeOver(nc: NatsConnection, cfg: RuntimeConfig, reason = 
   if (parts.length === 0) return { epoch: map.epoch, partitions: [], sealedAt, from, ms: Date.now() - started, unmirrored, ...heard }
   // One record per partition, independent keys: written concurrently (a failover's time is its RTO).
   const rewound: number[] = []
+  const strays: Record<number, number> = {}
   await Promise.all(parts.map(async (p) => {
+    // Readings of p that devices sent to this site while the peer owned it and that our relay did not forward
+    // (actors/relay.ts): the new segment starts at the first of them, so they are read once, here.
+    const unforwarded = await closeRelay(kv, p)
     const cut = await recordAtSeal(js, jsm, cfg, p, sealedAt)
     if (cut.rewound) rewound.push(p)
     const theirs = cut.record
-    const segments = [...sealChain(theirs?.segments ?? defaultChain(peer.site), sealedAt), { epoch, site: cfg.site, from }]
+    const chain = sealChain(theirs?.segments ?? defaultChain(peer.site), sealedAt)
+    const start = segmentStart(cfg.site, chain, unforwarded, from)
+    if (start < from) strays[p] = from - start
+    const segments = [...chain, { epoch, site: cfg.site, from: start }]
     await writeTenure(kv, p, {
       owner: null, token: theirs?.token ?? 0, cursor: theirs?.cursor ?? 0, renewedAt: Date.now(), ttlMs: cfg.leaseTtlMs,
       ...(theirs?.dormant ? { dormant: theirs.dormant } : {}), epoch, segments,
@@ -188,7 +201,11 @@ export async function takeOver(nc: NatsConnection, cfg: RuntimeConfig, reason = 
     since[p] = epoch
   }
   await writeMap(kv, { epoch, owners, since, at: Date.now(), reason })
-  return { epoch, partitions: parts, sealedAt, from, ms: Date.now() - started, unmirrored, ...heard, ...(rewound.length > 0 ? { rewound: rewound.sort((a, b) => a - b) } : {}) }
+  return {
+    epoch, partitions: parts, sealedAt, from, ms: Date.now() - started, unmirrored, ...heard,
+    ...(rewound.length > 0 ? { rewound: rewound.sort((a, b) => a - b) } : {}),
+    ...(Object.keys(strays).length > 0 ? { strays } : {}),
+  }
 }
 
 export interface FailbackOptions {
@@ -232,6 +249,9 @@ export async function takeBack(nc: NatsConnection, cfg: RuntimeConfig, opts: Fai
     since[p] = epoch
   }
   await writeMap(kv, { epoch, owners, since, at: Date.now(), reason: 'failback' })
+  // Our relay stops forwarding them; what it did not forward is read by our new segments.
+  const unforwarded = new Map<number, number>()
+  for (const p of parts) unforwarded.set(p, await closeRelay(kv, p))
   const mapAt = Date.now()
   const M = parts.length
   log(`map written: epoch ${epoch} gives partitions ${ranges(parts)} back to ${cfg.site} (${M} partitions); producers now route them to ${cfg.site}`)
@@ -260,6 +280,7 @@ export async function takeBack(nc: NatsConnection, cfg: RuntimeConfig, opts: Fai
   const sealedAt = await lastSeq(peerJsm, cfg.streams.tlm)
   log(`seals: ${peer.site}'s segments of ${M} partitions sealed at ${peer.site}'s TLM sequence ${sealedAt}; ${lagText(await mirrorLags(jsm, cfg, peer.site))}`)
   let written = 0
+  const strays: Record<number, number> = {}
   for (const p of parts) {
     const theirs = await readRecord(peerKv, p)
     // Our mirror of the peer's bucket must hold this revision (and so every snapshot written before it).
@@ -276,7 +297,10 @@ export async function takeBack(nc: NatsConnection, cfg: RuntimeConfig, opts: Fai
       if (wait()) log(`partition ${p}: waiting for ${peer.site}'s final record in our mirror; ${lagText(await mirrorLags(jsm, cfg, peer.site))}`)
       await sleep(50)
     }
-    const segments = [...sealChain(theirs?.record.segments ?? defaultChain(peer.site), sealedAt), { epoch, site: cfg.site, from }]
+    const chain = sealChain(theirs?.record.segments ?? defaultChain(peer.site), sealedAt)
+    const start = segmentStart(cfg.site, chain, unforwarded.get(p) ?? from, from)
+    if (start < from) strays[p] = from - start
+    const segments = [...chain, { epoch, site: cfg.site, from: start }]
     await writeTenure(kv, p, {
       owner: null, token: theirs?.record.token ?? 0, cursor: theirs?.record.cursor ?? 0, renewedAt: Date.now(), ttlMs: cfg.leaseTtlMs,
       ...(theirs?.record.dormant ? { dormant: theirs.record.dormant } : {}), epoch, segments,
@@ -285,5 +309,5 @@ export async function takeBack(nc: NatsConnection, cfg: RuntimeConfig, opts: Fai
     if (written === M || tick()) log(`records written: ${written}/${M} (${cfg.site}'s workers take each partition at their next heartbeat)`)
   }
   log(`${lagText(await mirrorLags(jsm, cfg, peer.site))}`)
-  return { epoch, partitions: parts, sealedAt, from, ms: Date.now() - started }
+  return { epoch, partitions: parts, sealedAt, from, ms: Date.now() - started, ...(Object.keys(strays).length > 0 ? { strays } : {}) }
 }

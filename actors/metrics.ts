@@ -74,12 +74,16 @@ export const METRICS = {
   gatewayPublishSeconds: 'pitwall_gateway_jetstream_publish_duration_seconds',
   gatewayBackpressure: 'pitwall_gateway_backpressure_responses_total',
   gatewayLiveClients: 'pitwall_gateway_live_clients',
+  gatewayJwksFetches: 'pitwall_gateway_jwks_fetches_total',
   // Sites (sites/controller.ts): one series per site process, labels site (and role on the role gauge).
   siteRole: 'pitwall_site_role',
   siteEpoch: 'pitwall_site_epoch',
   sitePeerLinkUp: 'pitwall_site_peer_link_up',
   siteMirrorLag: 'pitwall_site_mirror_lag_messages',
   siteFailovers: 'pitwall_site_failovers_total',
+  siteStrayPartitions: 'pitwall_site_stray_partitions',
+  siteStraysForwarded: 'pitwall_site_strays_forwarded_total',
+  siteStrayRelayFailures: 'pitwall_site_stray_relay_failures_total',
   sitePartitionsOwned: 'pitwall_site_partitions_owned',
   // Worker (actors/worker.ts): the peer-map gate of a restarted site (docs/sites.md, "Restarting a site").
   siteAwaitingPeerMap: 'pitwall_site_awaiting_peer_map',

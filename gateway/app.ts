@@ -16,6 +16,7 @@ import { GatewayError, isDatabaseInputRejected, toGatewayError, type GatewayErro
 import { adminPlugin } from './admin.js'
 import { alarmPlugin } from './alarms.js'
 import { DeviceCredentials, installAuth, rateLimitKey } from './auth.js'
+import { JwksKeySet } from './jwks.js'
 import { migrate } from './db.js'
 import { corsReplyHeaders, installHeaders, securityHeaders } from './headers.js'
 import { healthPlugin } from './health.js'
@@ -42,6 +43,8 @@ export interface GatewayDeps {
   pool?: pg.Pool
   /** Metrics objects (tests, embedding); otherwise a fresh registry per app. */
   metrics?: GatewayMetrics
+  /** Apply the gateway's migrations when the app starts (default true); false for tooling that only reads the OpenAPI document. */
+  migrate?: boolean
 }
 
 /** Version of the HTTP API in the OpenAPI document. */
@@ -202,9 +205,23 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
   if (auth.jwtSecret !== undefined) {
     void app.register(fastifyJwt, { secret: auth.jwtSecret, sign: { algorithm: 'HS256' }, verify: { algorithms: ['HS256'] } })
   }
+  const metrics = deps.metrics ?? new GatewayMetrics({ site: cfg.runtime.site, service: 'gateway' })
+  let idp: JwksKeySet | undefined
+  if (auth.enabled && auth.jwks !== undefined) {
+    const jwks = auth.jwks
+    idp = new JwksKeySet({
+      ...jwks,
+      onFetch: (result) => metrics.jwksFetches.inc({ result }),
+      onProblem: (message, err) => app.log.warn({ err, jwksUrl: jwks.url }, message),
+      onSkip: (why) => app.log.debug({ jwksUrl: jwks.url }, `JWKS key not used: ${why}`),
+    })
+    // Fetched once at start so the first person's request does not wait for it; a failure does not stop the
+    // gateway (devices and service keys do not need the provider) and is retried after the cooldown.
+    const keys = idp
+    app.addHook('onReady', async () => { void keys.refresh() })
+  }
   // Before any route: the document generator must see every route being added.
   installOpenApi(app, GATEWAY_API_VERSION)
-  const metrics = deps.metrics ?? new GatewayMetrics({ site: cfg.runtime.site, service: 'gateway' })
   installMetrics(app, metrics)
   // Before auth: CORS preflights are answered without credentials; security headers go on every reply.
   installHeaders(app, cfg)
@@ -216,7 +233,7 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
     void reply.header('connection', 'close')
     throw new GatewayError('GW_ERR_UNAVAILABLE', 'the gateway is shutting down; retry (another instance will answer)')
   })
-  installAuth(app, auth, devices)
+  installAuth(app, auth, devices, idp)
   installInputChecks(app)
   void app.register(rateLimit, {
     global: true,
@@ -225,7 +242,7 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
     keyGenerator: rateLimitKey,
     errorResponseBuilder: (_req, ctx) => new GatewayError('GW_ERR_RATE_LIMITED', `more than ${ctx.max} requests in the window; retry after ${ctx.after}`),
   })
-  if (pool) {
+  if (pool && deps.migrate !== false) {
     const p = pool
     const url = deps.pool ? undefined : auth.databaseUrl
     void app.register(async () => {

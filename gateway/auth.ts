@@ -9,7 +9,8 @@
  *   admin    people and keys with role admin
  * A route without `access` is admin-only (secure by default). Credentials:
  *   `Authorization: Device <credId>.<secret>`  device credential (PostgreSQL, see db.ts)
- *   `Authorization: Bearer <jwt>`               a person; HS256, claims `sub` and `role`
+ *   `Authorization: Bearer <jwt>`               a person; claims `sub` and `role`; HS256 with the shared secret,
+ *                                               or RS256/ES256 with an identity provider's keys (jwks.ts)
  *   `X-API-Key: <key>`                          a service; keys configured by their SHA-256
  * Who the caller is is settled in `onRequest` (so the rate limiter can key on it) and enforced in `preParsing`,
  * after the rate limiter: failed attempts are rate limited too, per client address.
@@ -22,6 +23,7 @@ import type { AuthConfig, Role } from './config.js'
 import { ROLES } from './config.js'
 import { loadCredential, secretMatches, type StoredCredential } from './db.js'
 import { GatewayError } from './errors.js'
+import { tokenAlg, verifyProviderToken, type JwksKeySet } from './jwks.js'
 
 export type Access = 'public' | 'read' | 'ingest' | 'write' | 'operate' | 'admin'
 
@@ -91,8 +93,29 @@ function unauthenticated(message: string): GatewayError {
   return new GatewayError('GW_ERR_UNAUTHENTICATED', message)
 }
 
+type PersonClaims = { sub?: unknown; role?: unknown; fleets?: unknown; sites?: unknown }
+
+/**
+ * A person's verified claims. The header's `alg` picks the verifier: HS256 the shared secret (fast-jwt, pinned
+ * to HS256), RS256/ES256 the identity provider's keys; anything else (`none` included) is refused before any key
+ * is looked at, so a token HMAC-signed with a provider's public key never meets that key.
+ */
+async function verifyBearer(app: FastifyInstance, cfg: AuthConfig, idp: JwksKeySet | undefined, token: string): Promise<PersonClaims> {
+  const alg = tokenAlg(token)
+  if (alg === 'HS256' && cfg.jwtSecret !== undefined) {
+    try {
+      return app.jwt.verify<PersonClaims>(token)
+    } catch {
+      // The reason (expired, bad signature) is not told to the client; the token is never logged.
+      throw unauthenticated('bearer token invalid or expired')
+    }
+  }
+  if ((alg === 'RS256' || alg === 'ES256') && idp !== undefined && cfg.jwks !== undefined) return await verifyProviderToken(token, idp, cfg.jwks)
+  throw unauthenticated(alg === undefined ? 'bearer token is not a JWT' : 'bearer token algorithm is not accepted')
+}
+
 /** Who sent the request; throws GW_ERR_UNAUTHENTICATED for missing, malformed, wrong, expired or revoked credentials. */
-async function authenticate(app: FastifyInstance, cfg: AuthConfig, devices: DeviceCredentials | undefined, req: FastifyRequest): Promise<Principal> {
+async function authenticate(app: FastifyInstance, cfg: AuthConfig, devices: DeviceCredentials | undefined, idp: JwksKeySet | undefined, req: FastifyRequest): Promise<Principal> {
   const authz = req.headers.authorization
   const apiKey = req.headers['x-api-key']
   if (authz !== undefined && apiKey !== undefined) throw unauthenticated('send one credential: Authorization or X-API-Key, not both')
@@ -116,14 +139,9 @@ async function authenticate(app: FastifyInstance, cfg: AuthConfig, devices: Devi
     if (!row) throw unauthenticated('device credential unknown, revoked or wrong')
     return { type: 'device', id: row.id, kind: row.kind, entity: row.entity }
   }
-  if (scheme === 'Bearer' && cfg.jwtSecret !== undefined) {
-    let claims: { sub?: unknown; role?: unknown; fleets?: unknown; sites?: unknown }
-    try {
-      claims = app.jwt.verify<{ sub?: unknown; role?: unknown; fleets?: unknown; sites?: unknown }>(value)
-    } catch {
-      // The reason (expired, bad signature) is not told to the client; the token is never logged.
-      throw unauthenticated('bearer token invalid or expired')
-    }
+  if (scheme === 'Bearer' && (cfg.jwtSecret !== undefined || idp !== undefined)) {
+    // HS256 and provider tokens alike: the same claims, the same scoping.
+    const claims = await verifyBearer(app, cfg, idp, value)
     if (typeof claims.sub !== 'string' || claims.sub === '' || typeof claims.role !== 'string' || !(ROLES as readonly string[]).includes(claims.role)) {
       throw unauthenticated(`bearer token must carry sub and a role (${ROLES.join(', ')})`)
     }
@@ -169,7 +187,7 @@ export function rateLimitKey(req: FastifyRequest): string {
  * Installs the auth hooks on the root instance (so they cover every plugin's routes). Must be called before
  * the rate limiter and the feature plugins are registered.
  */
-export function installAuth(app: FastifyInstance, cfg: AuthConfig, devices: DeviceCredentials | undefined): void {
+export function installAuth(app: FastifyInstance, cfg: AuthConfig, devices: DeviceCredentials | undefined, idp?: JwksKeySet): void {
   app.decorateRequest('principal', null)
   app.decorateRequest('authError', null)
   app.addHook('onRequest', async (req) => {
@@ -179,7 +197,7 @@ export function installAuth(app: FastifyInstance, cfg: AuthConfig, devices: Devi
       return
     }
     try {
-      req.principal = await authenticate(app, cfg, devices, req)
+      req.principal = await authenticate(app, cfg, devices, idp, req)
     } catch (err) {
       if (!(err instanceof GatewayError)) throw err
       req.authError = err

@@ -63,6 +63,18 @@ export interface AuthOptions {
   enabled?: boolean
   /** HS256 secret for people's JWTs (at least 32 characters). */
   jwtSecret?: string
+  /** An identity provider's JWKS (https, or http on loopback): people's RS256/ES256 tokens are verified with its keys. */
+  jwksUrl?: string
+  /** The `iss` a provider's token must carry (required with jwksUrl). */
+  jwtIssuer?: string
+  /** The `aud` a provider's token must hold (required with jwksUrl): this API as registered at the provider. */
+  jwtAudience?: string
+  /** How long the provider's key set is used before it is fetched again. */
+  jwksCacheMs?: number
+  /** Least time between two fetches of the key set (an unknown `kid` does not trigger one sooner). */
+  jwksCooldownMs?: number
+  /** A key set fetch must finish within this. */
+  jwksTimeoutMs?: number
   /** `id:role:sha256:<hex>` entries separated by commas. */
   apiKeys?: string
   /** PostgreSQL holding device credentials. */
@@ -74,9 +86,20 @@ export interface AuthOptions {
   rateLimitWindowMs?: number
 }
 
+/** An identity provider whose RS256/ES256 tokens are accepted (jwks.ts). */
+export interface JwksConfig {
+  readonly url: string
+  readonly issuer: string
+  readonly audience: string
+  readonly cacheMs: number
+  readonly cooldownMs: number
+  readonly timeoutMs: number
+}
+
 export interface AuthConfig {
   readonly enabled: boolean
   readonly jwtSecret: string | undefined
+  readonly jwks: JwksConfig | undefined
   readonly apiKeys: readonly ApiKey[]
   readonly databaseUrl: string | undefined
   readonly credentialCacheMs: number
@@ -131,6 +154,9 @@ export const GATEWAY_DEFAULTS = {
   credentialCacheMs: 30_000,
   rateLimitMax: 6_000,
   rateLimitWindowMs: 60_000,
+  jwksCacheMs: 600_000,
+  jwksCooldownMs: 30_000,
+  jwksTimeoutMs: 5_000,
 } as const
 
 export const GATEWAY_ENV = {
@@ -166,6 +192,12 @@ export const GATEWAY_AUTH_ENV = {
   credentialCacheMs: 'PITWALL_GATEWAY_CREDENTIAL_CACHE_MS',
   rateLimitMax: 'PITWALL_GATEWAY_RATE_LIMIT_MAX',
   rateLimitWindowMs: 'PITWALL_GATEWAY_RATE_LIMIT_WINDOW_MS',
+  jwksUrl: 'PITWALL_GATEWAY_JWT_JWKS_URL',
+  jwtIssuer: 'PITWALL_GATEWAY_JWT_ISSUER',
+  jwtAudience: 'PITWALL_GATEWAY_JWT_AUDIENCE',
+  jwksCacheMs: 'PITWALL_GATEWAY_JWT_JWKS_CACHE_MS',
+  jwksCooldownMs: 'PITWALL_GATEWAY_JWT_JWKS_COOLDOWN_MS',
+  jwksTimeoutMs: 'PITWALL_GATEWAY_JWT_JWKS_TIMEOUT_MS',
 } as const
 
 type IntSetting = Exclude<keyof typeof GATEWAY_ENV, 'host'>
@@ -191,7 +223,11 @@ function authOptionsFromEnv(env: Record<string, string | undefined>): AuthOption
   }
   if (env[E.apiKeys]) a.apiKeys = env[E.apiKeys]
   if (env[E.databaseUrl]) a.databaseUrl = env[E.databaseUrl]
-  for (const k of ['credentialCacheMs', 'rateLimitMax', 'rateLimitWindowMs'] as const) {
+  for (const k of ['jwksUrl', 'jwtIssuer', 'jwtAudience'] as const) {
+    const v = env[E[k]]
+    if (v) a[k] = v
+  }
+  for (const k of ['credentialCacheMs', 'rateLimitMax', 'rateLimitWindowMs', 'jwksCacheMs', 'jwksCooldownMs', 'jwksTimeoutMs'] as const) {
     const raw = env[E[k]]
     if (raw === undefined || raw === '') continue
     const n = Number(raw)
@@ -221,19 +257,61 @@ export function parseApiKeys(raw: string): ApiKey[] {
   return keys
 }
 
+/** Loopback hosts, where a JWKS may be fetched over plain http (a provider on the same machine, tests). */
+const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/
+
+/** The identity provider's settings, or undefined when no JWKS URL is set; issuer and audience come with it. */
+function compileJwks(a: AuthOptions): JwksConfig | undefined {
+  const d = GATEWAY_DEFAULTS
+  const E = GATEWAY_AUTH_ENV
+  const url = a.jwksUrl === '' ? undefined : a.jwksUrl
+  if (url === undefined) {
+    for (const k of ['jwtIssuer', 'jwtAudience'] as const) {
+      if (a[k]) throw new ConfigError(E[k], `is set but ${E.jwksUrl} is not: issuer and audience apply to an identity provider's tokens`)
+    }
+    return undefined
+  }
+  let u: URL
+  try {
+    u = new URL(url)
+  } catch {
+    throw new ConfigError(E.jwksUrl, `is not a URL: ${JSON.stringify(url.slice(0, 200))}`)
+  }
+  if (!(u.protocol === 'https:' || (u.protocol === 'http:' && LOOPBACK.test(u.hostname)))) {
+    throw new ConfigError(E.jwksUrl, 'must be https (plain http only on a loopback address): the keys decide who is let in')
+  }
+  if (u.username !== '' || u.password !== '') throw new ConfigError(E.jwksUrl, 'must not carry credentials; a JWKS is public')
+  const text = (k: 'jwtIssuer' | 'jwtAudience', what: string): string => {
+    const v = a[k]
+    if (v === undefined || v === '') throw new ConfigError(E[k], `is required with ${E.jwksUrl}: ${what}`)
+    if (v.length > 1024) throw new ConfigError(E[k], 'is longer than 1024 characters')
+    return v
+  }
+  return Object.freeze({
+    url: u.toString(),
+    issuer: text('jwtIssuer', 'the provider\'s issuer, exactly as its tokens carry it in `iss`'),
+    audience: text('jwtAudience', 'this API\'s identifier at the provider, which its tokens carry in `aud`'),
+    cacheMs: int(E.jwksCacheMs, a.jwksCacheMs ?? d.jwksCacheMs, 1_000, 86_400_000),
+    cooldownMs: int(E.jwksCooldownMs, a.jwksCooldownMs ?? d.jwksCooldownMs, 100, 3_600_000),
+    timeoutMs: int(E.jwksTimeoutMs, a.jwksTimeoutMs ?? d.jwksTimeoutMs, 100, 60_000),
+  })
+}
+
 function compileAuth(a: AuthOptions): AuthConfig {
   const d = GATEWAY_DEFAULTS
   const E = GATEWAY_AUTH_ENV
   const enabled = a.enabled ?? true
   const jwtSecret = a.jwtSecret === '' ? undefined : a.jwtSecret
-  if (enabled && jwtSecret === undefined) {
-    throw new ConfigError(E.jwtSecret, `auth is on and no JWT secret is set: set ${E.jwtSecret} or ${E.jwtSecretFile} (or ${E.enabled}=off for local development only)`)
+  const jwks = compileJwks(a)
+  if (enabled && jwtSecret === undefined && jwks === undefined) {
+    throw new ConfigError(E.jwtSecret, `auth is on and people's JWTs cannot be verified: set ${E.jwtSecret} or ${E.jwtSecretFile} (HS256), ${E.jwksUrl} (an identity provider's RS256/ES256 keys) or both (or ${E.enabled}=off for local development only)`)
   }
   if (jwtSecret !== undefined && jwtSecret.length < 32) throw new ConfigError(E.jwtSecret, 'must be at least 32 characters (HS256)')
   if (enabled && !a.databaseUrl) throw new ConfigError(E.databaseUrl, 'auth is on and device credentials live in PostgreSQL: set a connection URL')
   return Object.freeze({
     enabled,
     jwtSecret,
+    jwks,
     apiKeys: Object.freeze(parseApiKeys(a.apiKeys ?? '')),
     databaseUrl: a.databaseUrl,
     credentialCacheMs: int(E.credentialCacheMs, a.credentialCacheMs ?? d.credentialCacheMs, 0, 3_600_000),

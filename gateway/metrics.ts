@@ -22,6 +22,7 @@ export class GatewayMetrics {
   readonly publishSeconds: Histogram
   readonly backpressure: Counter<'route' | 'status'>
   readonly liveClients: Gauge
+  readonly jwksFetches: Counter<'result'>
 
   constructor(labels: Record<string, string>) {
     const registers = [this.registry]
@@ -41,6 +42,7 @@ export class GatewayMetrics {
     })
     this.backpressure = new Counter({ name: METRICS.gatewayBackpressure, help: 'Replies telling the client to back off (429 rate limited, 503 unavailable), by route pattern.', labelNames: ['route', 'status'], registers })
     this.liveClients = new Gauge({ name: METRICS.gatewayLiveClients, help: 'Open live-feed connections (Server-Sent Events and WebSocket).', registers })
+    this.jwksFetches = new Counter({ name: METRICS.gatewayJwksFetches, help: 'Identity provider key set fetches: ok, failed, or throttled (an unknown kid within the cooldown, no fetch).', labelNames: ['result'], registers })
   }
 }
 

@@ -2,7 +2,7 @@
 export { buildGateway } from './app.js'
 export type { GatewayDeps } from './app.js'
 export { compileGatewayConfig, gatewayOptionsFromEnv, parseApiKeys, parseCorsOrigins, GATEWAY_AUTH_ENV, GATEWAY_CORS_ENV, GATEWAY_DEFAULTS, GATEWAY_METRICS_ENV, GATEWAY_ENV, ROLES } from './config.js'
-export type { ApiKey, AuthConfig, AuthOptions, GatewayConfig, GatewayOptions, Role } from './config.js'
+export type { ApiKey, AuthConfig, AuthOptions, GatewayConfig, GatewayOptions, JwksConfig, Role } from './config.js'
 export type { Access, Principal } from './auth.js'
 export { migrate } from './db.js'
 export { GatewayError, GW_ERR, PW_TO_GW, toGatewayError } from './errors.js'

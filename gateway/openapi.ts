@@ -24,7 +24,7 @@ export function installOpenApi(app: FastifyInstance, version: string): void {
       info: { title: 'pitwall gateway', version, description: DESCRIPTION },
       components: {
         securitySchemes: {
-          bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
+          bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'A person: claims sub, role (viewer, operator, admin), optional fleets/sites; HS256 with the gateway\'s shared secret, or RS256/ES256 issued by the configured identity provider (its JWKS, iss and aud checked)' },
           apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
           device: { type: 'apiKey', in: 'header', name: 'Authorization', description: 'Device <credId>.<secret>' },
         },

@@ -13,7 +13,7 @@ import { Kvm } from '@nats-io/kv'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 import {
-  METRICS, peerStreams, type RuntimeConfig, type SiteMap, SiteMapView, takeOver, type MoveResult,
+  METRICS, peerMapGate, peerStreams, type RuntimeConfig, type SiteMap, SiteMapView, StrayRelay, takeOver, type MoveResult,
 } from '../actors/mod.js'
 import { peerReachable } from './servers.js'
 import { waitProcessing } from './site-cli.js'
@@ -31,6 +31,11 @@ export interface ControllerOptions {
   peerHealthy?: () => Promise<boolean>
   /** HTTP port for /healthz, /status, /metrics (0: any; unset: none). */
   port?: number
+  /**
+   * Run this site's stray relay (actors/relay.ts): readings devices sent here for partitions the peer owns are
+   * forwarded to it. Default true; one controller per site runs it.
+   */
+  relay?: boolean
   log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void
 }
 
@@ -47,6 +52,8 @@ export interface SiteStatus {
   failovers: number
   /** The last failover; `processingAgainMs`: from its start until every moved partition was processed again. */
   lastMove?: MoveResult & { at: number; processingAgainMs?: number }
+  /** The stray relay: readings sent here for the peer's partitions, forwarded (undefined until it runs). */
+  relay?: { active: number; forwarded: number; failures: number }
 }
 
 async function httpOk(url: string, timeoutMs: number): Promise<boolean> {
@@ -70,6 +77,9 @@ export class SiteController {
   private lastMove: (MoveResult & { at: number; processingAgainMs?: number }) | undefined
   private moving: Promise<unknown> | undefined
   private mirrorLag: Record<string, number> = {}
+  private relay: StrayRelay | undefined
+  private relayStarting: Promise<void> | undefined
+  private stopped = false
   readonly registry = new Registry()
   port = 0
 
@@ -92,6 +102,22 @@ export class SiteController {
       } })
     new Gauge({ name: METRICS.siteMirrorLag, help: 'Messages the local mirror of a peer stream is behind (as last reported by the server).',
       labelNames: ['stream'], registers: [this.registry], collect() { for (const [s, v] of Object.entries(self().mirrorLag)) this.set({ stream: s }, v) } })
+    new Gauge({ name: METRICS.siteStrayPartitions, help: 'Partitions whose stray readings (sent to this site, owned by the peer) the relay is forwarding now.',
+      registers: [this.registry], collect() { this.set(self().relay?.stats.active ?? 0) } })
+    let forwarded = 0
+    new Counter({ name: METRICS.siteStraysForwarded, help: 'Readings sent to this site for partitions the peer owns, forwarded to the peer by the stray relay.',
+      registers: [this.registry], collect() {
+        const n = self().relay?.stats.forwarded ?? 0
+        if (n > forwarded) this.inc(n - forwarded)
+        forwarded = n
+      } })
+    let relayFailures = 0
+    new Counter({ name: METRICS.siteStrayRelayFailures, help: 'Stray relay batches that failed to forward (retried) or lanes that stopped.',
+      registers: [this.registry], collect() {
+        const n = self().relay?.stats.failures ?? 0
+        if (n > relayFailures) this.inc(n - relayFailures)
+        relayFailures = n
+      } })
     let seen = 0
     new Counter({ name: METRICS.siteFailovers, help: 'Automatic and operator failovers performed by this site.', registers: [this.registry], collect() {
       const n = self().failovers
@@ -119,6 +145,25 @@ export class SiteController {
     await this.view.refresh()
     this.timer = setInterval(() => void this.tick(), this.o.checkMs ?? 500)
     if (this.o.port !== undefined) await this.serve(this.o.port)
+    if (this.o.relay !== false) this.relayStarting = this.startRelay(jsm, kv)
+  }
+
+  /** The stray relay starts once the peer-map gate is open: a site coming back must not act on its old map. */
+  private async startRelay(jsm: Awaited<ReturnType<typeof jetstreamManager>>, kv: Awaited<ReturnType<Kvm['open']>>): Promise<void> {
+    let waitedLogged = 0
+    while (!this.stopped) {
+      const gate = await peerMapGate(this.o.nc, jsm, kv, this.cfg).catch(() => ({ open: false, reason: 'timeout' as const }))
+      if (gate.open) break
+      if (Date.now() - waitedLogged > 5_000) {
+        waitedLogged = Date.now()
+        this.o.log?.('info', 'stray relay waits for the peer site\'s map', { reason: gate.reason })
+      }
+      await new Promise((r) => setTimeout(r, 2_000))
+    }
+    if (this.stopped) return
+    const relay = new StrayRelay({ nc: this.o.nc, cfg: this.cfg, ...(this.o.log ? { log: this.o.log } : {}) })
+    await relay.start()
+    this.relay = relay
   }
 
   private async tick(): Promise<void> {
@@ -200,6 +245,7 @@ export class SiteController {
       peerOwned: m.owners.flatMap((s, p) => (s === peer ? [p] : [])),
       peerLinkUp: this.linkUp, peerDownForMs: this.downSince ? Date.now() - this.downSince : 0,
       mirrorLag: { ...this.mirrorLag }, failovers: this.failovers, ...(this.lastMove ? { lastMove: this.lastMove } : {}),
+      ...(this.relay ? { relay: { active: this.relay.stats.active, forwarded: this.relay.stats.forwarded, failures: this.relay.stats.failures } } : {}),
     }
   }
 
@@ -233,7 +279,10 @@ export class SiteController {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true
     if (this.timer) clearInterval(this.timer)
+    await this.relayStarting?.catch(() => undefined)
+    await this.relay?.stop()
     await this.moving?.catch(() => undefined)
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()))
   }

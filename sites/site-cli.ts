@@ -14,9 +14,9 @@ import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JetStreamCl
 import { type KV, Kvm } from '@nats-io/kv'
 import type { NatsConnection } from '@nats-io/transport-node'
 import {
-  compileConfig, ConfigError, connectNats, epochOf, mirrorLags, OVERRIDE_DEFAULT_MS, optionsFromEnv, parseRanges, partitionKey, peerReachable, peerStreams,
-  position, ranges, readOverride, readOwnMap, readPeerKey, readPeerMap, readRecord, seqOf, SITE_OVERRIDE_KEY, SiteMapView, SYS_KIND, takeBack, takeOver, TICK_ID, writeOverride,
-  type MoveResult, type PartitionRecord, type RuntimeConfig, type RuntimeOptions, type Segment, type SiteOverride,
+  compileConfig, ConfigError, connectNats, defaultChain, epochOf, mirrorLags, OVERRIDE_DEFAULT_MS, optionsFromEnv, parseRanges, partitionKey, peerReachable, peerStreams,
+  position, ranges, readOverride, readOwnMap, readPeerKey, readPeerMap, readRecord, readRelay, seqOf, SITE_OVERRIDE_KEY, SiteMapView, SYS_KIND, takeBack, takeOver, TICK_ID, writeOverride,
+  type MoveResult, type PartitionRecord, type RuntimeConfig, type RuntimeOptions, type SiteOverride,
 } from '../actors/mod.js'
 import { clientUrls, peerOf, siteOf, type Topology, validateTopology } from './topology.js'
 
@@ -340,52 +340,55 @@ export async function readingsBetween(js: JetStreamClient, jsm: JetStreamManager
   return { readings: n, exact: true }
 }
 
-export interface Unprocessed {
-  /** Readings acked at a site after its segment of a partition was sealed, before its next segment: never processed. */
+export interface PendingStrays {
+  /** Readings in no segment of their partition's chain and not forwarded by the relay of the site holding them. */
   readings: number
-  /** Per site: how many, and whether counted exactly (the site's own stream, or the peer's over the link; ranges up to MAX_SCAN). */
+  /** Per site that could be read (this site; the peer over the link): how many, and whether counted exactly. */
   bySite: Record<string, { readings: number; exact: boolean }>
 }
 
 /**
- * The recovery point, counted by sequence once the streams can be read: for each partition, the readings that
- * a site acknowledged past the seal of its segment (and before its next segment of that partition), so never
- * part of the chain and never processed. Ticks are excluded. The peer's stream is read over the link when it
- * is up; otherwise this site's mirror of it, which lacks exactly what was never mirrored (not exact).
+ * Readings acknowledged and not applied yet, counted by sequence: for each partition and each site X, the
+ * messages of X's TLM for it that no segment of its chain covers (strays: sent to X while X did not own it, or
+ * past the seal of X's segment: the unmirrored tail of a lost site) and that X's stray relay has not forwarded
+ * (past `relay.<p>`.last). X's relay (its controller) forwards them, or X's next segment reads them when the
+ * partition moves to X (actors/relay.ts). A failover's recovery point shows here once the lost site is back.
+ * Ticks are excluded. The peer's stream and relay are read over the link; with the link down it is left out.
  */
-export async function unprocessedReadings(nc: NatsConnection, jsm: JetStreamManager, kv: KV, cfg: RuntimeConfig, map: { owners: string[] }, linkUp: boolean): Promise<Unprocessed> {
-  const peer = cfg.peer?.site ?? ''
-  const peerJsm = linkUp && cfg.peer ? await jetstreamManager(nc, { domain: cfg.peer.domain, timeout: 5_000, checkAPI: false }) : undefined
-  const local = { js: jetstream(nc), jsm }
-  const remote = peerJsm && cfg.peer ? { js: jetstream(nc, { domain: cfg.peer.domain, timeout: 5_000 }), jsm: peerJsm } : undefined
-  const ends = new Map<string, number>()
-  const endOf = async (j: JetStreamManager, stream: string, key: string): Promise<number> => {
-    if (!ends.has(key)) ends.set(key, (await j.streams.info(stream)).state.last_seq + 1)
-    return ends.get(key) as number
+export async function pendingStrays(nc: NatsConnection, jsm: JetStreamManager, kv: KV, cfg: RuntimeConfig, map: { owners: string[] }, linkUp: boolean): Promise<PendingStrays> {
+  const peer = cfg.peer
+  const sites: Array<{ site: string; js: JetStreamClient; jsm: JetStreamManager; kv: KV }> = [{ site: cfg.site, js: jetstream(nc), jsm, kv }]
+  if (linkUp && peer) {
+    const pjs = jetstream(nc, { domain: peer.domain, timeout: 5_000 })
+    sites.push({ site: peer.site, js: pjs, jsm: await jetstreamManager(nc, { domain: peer.domain, timeout: 5_000, checkAPI: false }), kv: await new Kvm(pjs).open(cfg.streams.stateBucket) })
   }
-  const res: Unprocessed = { readings: 0, bySite: {} }
-  for (let p = 0; p < cfg.partitions; p++) {
-    let rec: PartitionRecord | undefined
-    if (map.owners[p] === cfg.site) rec = (await readRecord(kv, p))?.record
-    else {
-      const m = await readPeerKey(jsm, cfg, partitionKey(p)).catch(() => undefined)
-      rec = m ? (JSON.parse(new TextDecoder().decode(m.data)) as PartitionRecord) : undefined
-    }
-    const chain: Segment[] = rec?.segments ?? []
-    for (let i = 0; i < chain.length; i++) {
-      const seg = chain[i] as Segment
-      if (seg.to === undefined) continue
-      const next = chain.slice(i + 1).find((s) => s.site === seg.site)
-      const own = seg.site === cfg.site
-      if (!own && seg.site !== peer) continue
-      const [j, stream] = own ? [local, cfg.streams.tlm] : remote ? [remote, cfg.streams.tlm] : [local, peerStreams(cfg, peer).tlm]
-      // The end of an open range is the stream's end when first looked at (one snapshot per stream).
-      const end = next?.from ?? await endOf(j.jsm, stream, `${j === remote ? 'peer' : 'local'}/${stream}`)
-      const n = await readingsBetween(j.js, j.jsm, stream, `tlm.${seg.site}.${p}.*.*`, seg.to + 1, end)
-      const s = (res.bySite[seg.site] ??= { readings: 0, exact: own || remote !== undefined })
-      s.readings += n.readings
-      s.exact &&= n.exact
-      res.readings += n.readings
+  const res: PendingStrays = { readings: 0, bySite: {} }
+  for (const x of sites) {
+    // One end per stream, when first looked at: a stream still growing does not move it.
+    const end = (await x.jsm.streams.info(cfg.streams.tlm)).state.last_seq + 1
+    const bySite = (res.bySite[x.site] ??= { readings: 0, exact: true })
+    for (let p = 0; p < cfg.partitions; p++) {
+      const owner = map.owners[p] as string
+      let rec: PartitionRecord | undefined
+      if (owner === cfg.site) rec = (await readRecord(kv, p))?.record
+      else {
+        const m = await readPeerKey(jsm, cfg, partitionKey(p)).catch(() => undefined)
+        rec = m ? (JSON.parse(new TextDecoder().decode(m.data)) as PartitionRecord) : undefined
+      }
+      const segs = (rec?.segments ?? defaultChain(owner)).filter((g) => g.site === x.site).sort((g, h) => g.from - h.from)
+      let from = ((await readRelay(x.kv, p))?.state.last ?? 0) + 1
+      const ranges: Array<[number, number]> = []
+      for (const g of segs) {
+        if (g.from > from) ranges.push([from, Math.min(g.from, end)])
+        from = Math.max(from, g.to === undefined ? Number.POSITIVE_INFINITY : g.to + 1)
+      }
+      if (from < end) ranges.push([from, end])
+      for (const [a, b] of ranges) {
+        const n = await readingsBetween(x.js, x.jsm, cfg.streams.tlm, `tlm.${x.site}.${p}.*.*`, a, b)
+        bySite.readings += n.readings
+        bySite.exact &&= n.exact
+        res.readings += n.readings
+      }
     }
   }
   return res
@@ -494,6 +497,7 @@ export async function siteMain(args: readonly string[], env: Record<string, stri
       io.out(`failover: epoch ${r.epoch}, partitions ${ranges(r.partitions)} of ${peer.site} now owned by ${cfg.site} (records and map written in ${r.ms} ms; the workers take them at their next heartbeat)`)
       io.out(`${peer.site}'s readings up to its TLM sequence ${r.sealedAt} (what reached ${cfg.site}'s mirror) are replayed; new readings of these partitions go to ${cfg.site}'s TLM from sequence ${r.from}`)
       if (r.rewound) io.out(`partitions ${ranges(r.rewound)} start from an older record of ${peer.site} (its state mirror was ahead of its readings mirror)`)
+      if (r.strays) io.out(strayLine(cfg.site, r))
       io.out(rpoLine(peer.site, r))
       return await reportProcessing(kv, r, t0, waitMs, cfg, io, 'failover')
     }
@@ -501,8 +505,8 @@ export async function siteMain(args: readonly string[], env: Record<string, stri
       const graceMs = num(flags, '--grace-s', 6.5, 600) * 1000
       const timeoutMs = num(flags, '--timeout-s', 60, 3_600) * 1000
       const waitMs = num(flags, '--wait-s', 60, 3_600) * 1000
-      io.out(`failback to ${cfg.site}: producers (gateways, simulators) must route by the site map within the grace period (${secs(graceMs)}): a reading sent to ${peer.site} after its segments are sealed is kept in ${peer.site}'s TLM but never processed.`)
-      io.out(`readings sent to ${cfg.site} while ${peer.site} owned these partitions (unmirrored at the loss, or by a producer on an old map) are not processed either: 'site status' counts them as unprocessed.`)
+      io.out(`failback to ${cfg.site}: producers (gateways, simulators) must route by the site map within the grace period (${secs(graceMs)}): a reading sent to ${peer.site} after its segments are sealed is a stray there, forwarded to ${cfg.site} by ${peer.site}'s relay (applied, but late: its window may have closed).`)
+      io.out(`readings ${cfg.site} acknowledged for these partitions while ${peer.site} owned them (its unmirrored tail from before the loss, strays) are forwarded by ${cfg.site}'s relay or, if not yet, read by ${cfg.site}'s new segments ('not yet applied' in 'site status').`)
       const t0 = Date.now()
       const r = await takeBack(nc, cfg, { graceMs, timeoutMs, log: (m) => io.out(`  [${secs(Date.now() - t0)}] ${m}`) })
       if (r.partitions.length === 0) {
@@ -510,6 +514,7 @@ export async function siteMain(args: readonly string[], env: Record<string, stri
         return 0
       }
       io.out(`failback handover done in ${secs(r.ms)}: epoch ${r.epoch}, partitions ${ranges(r.partitions)} owned by ${cfg.site} again`)
+      if (r.strays) io.out(strayLine(cfg.site, r))
       return await reportProcessing(kv, r, t0, waitMs, cfg, io, 'failback')
     }
     const o = overrideFromFlags(cfg, flags)
@@ -525,12 +530,17 @@ export async function siteMain(args: readonly string[], env: Record<string, stri
   }
 }
 
+function strayLine(site: string, r: MoveResult): string {
+  const starts = Object.entries(r.strays ?? {}).map(([p, n]) => `partition ${p} from sequence ${r.from - n}`)
+  return `readings of ${site}'s TLM its relay had not forwarded (strays) are read by the new segments, which start earlier: ${starts.join(', ')}`
+}
+
 function rpoLine(peer: string, r: MoveResult): string {
   const n = r.unmirrored ?? 0
   const heard = r.lastHeardMs === undefined ? `never heard from ${peer}` : `last heard from ${peer} ${secs(r.lastHeardMs)} before the failover`
   const lag = n === 0 ? `it had everything ${peer} had reported (lag 0)` : `it was ${n} messages behind (${peer}'s TLM at sequence ${r.sealedAt + n}; _sys.tick messages included)`
-  return `RPO: the mirror of ${peer}'s TLM ends at sequence ${r.sealedAt}; ${heard}, ${lag}. Readings ${peer} acknowledged past ${r.sealedAt} are not processed; ` +
-    `those acked after it was last heard are not known here: 'pitwall site status' counts them exactly, ticks apart, once ${peer} is back (unprocessed at ${peer})`
+  return `RPO: the mirror of ${peer}'s TLM ends at sequence ${r.sealedAt}; ${heard}, ${lag}. Readings ${peer} acknowledged past ${r.sealedAt} are not processed now; ` +
+    `those acked after it was last heard are not known here. If ${peer} comes back with its disk, its relay forwards them here ('not yet applied' at ${peer} in 'pitwall site status' counts them exactly until then)`
 }
 
 async function reportProcessing(kv: KV, r: MoveResult, t0: number, waitMs: number, cfg: RuntimeConfig, io: SiteIo, what: string): Promise<number> {
@@ -583,10 +593,10 @@ async function status(nc: NatsConnection, jsm: JetStreamManager, kv: KV, view: S
       io.out(`RPO now: ${peer.site}'s TLM was at sequence ${mirror.lastSeq + lag} when last heard, the mirror is at ${mirror.lastSeq}: ${lag} messages acknowledged at ${peer.site} are not here (link down: _sys.tick messages included, and nothing acked after it was last heard)`)
     }
   }
-  const un = await unprocessedReadings(nc, jsm, kv, cfg, map, link)
-  const parts = Object.entries(un.bySite).map(([s, v]) => `${v.readings} at ${s}${v.exact ? '' : s !== cfg.site && !link
-    ? ` (from ${cfg.site}'s mirror; ${s} unreachable: what was never mirrored is not counted)` : ' (about: a long range, counted from consumer info)'}`)
-  io.out(`unprocessed: ${un.readings} readings acknowledged past a seal (lost at a failover, or sent to a site on an old map)${parts.length > 0 ? `: ${parts.join(', ')}` : ''}`)
+  const un = await pendingStrays(nc, jsm, kv, cfg, map, link)
+  const bySite = Object.entries(un.bySite).map(([s, v]) => `${v.readings} at ${s}${v.exact ? '' : ' (about: a long range, counted from consumer info)'}`)
+  if (!link) bySite.push(`${peer.site}: unknown (link down)`)
+  io.out(`not yet applied: ${un.readings} readings acknowledged in no segment and not forwarded by a relay (sent to a site that did not own the partition, or a lost site's unmirrored tail): ${bySite.join(', ')}`)
   const home = new Set(cfg.homePartitions)
   if (mine.some((p) => !home.has(p))) io.out(`role: SURVIVOR (holds ${peer.site}'s partitions). When ${peer.site} is back and its mirrors caught up, run 'pitwall site failback' there.`)
   else if (theirs.some((p) => home.has(p))) io.out(`role: DEGRADED (${peer.site} holds our home partitions). Run 'pitwall site failback' here to take them back.`)

@@ -2,7 +2,9 @@
  * Auth matrix: every route of the gateway (found by an onRoute hook, so a new route without a row fails) x every
  * credential kind: none, wrong API key, expired JWT, viewer, operator, admin (JWT), viewer and operator keys,
  * another tenant's fleet-scoped viewer and operator, a device of another entity, a device of the route's own
- * entity. Each
+ * entity, and people whose tokens come from an identity provider (issue 19: RS256 and ES256 verified against a
+ * JWKS served by a local HTTP server): viewer, operator, admin, another tenant's operator, and a token the
+ * provider issued for another API (wrong `aud`). Each
  * pair must end exactly as the route's access rule says: allowed pairs are not 401/403 (nor a scope 404), denied
  * pairs get the documented status and code. Real PostgreSQL and nats-server.
  */
@@ -11,10 +13,13 @@ import { randomBytes } from 'node:crypto'
 import pg from 'pg'
 import { migrate as migrateProjection } from '../actors/projector/mod.js'
 import { bearer, device, jwt, setupGateway, SVC_KEY, VIEW_KEY, VIN } from './helpers/gateway.js'
+import { AUDIENCE, idpBearer, ISSUER, makeKey, startJwksServer } from './helpers/jwks.js'
 
 type Access = 'public' | 'read' | 'ingest' | 'write' | 'operate' | 'admin'
 type Cred = 'none' | 'wrongKey' | 'expired' | 'viewer' | 'operator' | 'admin' | 'viewerKey' | 'operatorKey' | 'tenant' | 'tenantOp' | 'deviceOther' | 'deviceOwn'
-const CREDS: readonly Cred[] = ['none', 'wrongKey', 'expired', 'viewer', 'operator', 'admin', 'viewerKey', 'operatorKey', 'tenant', 'tenantOp', 'deviceOther', 'deviceOwn']
+  | 'idpViewer' | 'idpOperator' | 'idpAdmin' | 'idpTenantOp' | 'idpOtherApi'
+const CREDS: readonly Cred[] = ['none', 'wrongKey', 'expired', 'viewer', 'operator', 'admin', 'viewerKey', 'operatorKey', 'tenant', 'tenantOp', 'deviceOther', 'deviceOwn',
+  'idpViewer', 'idpOperator', 'idpAdmin', 'idpTenantOp', 'idpOtherApi']
 
 interface Row {
   access: Access
@@ -103,17 +108,18 @@ type Expect = 'allowed' | 'unauthenticated' | 'forbidden' | 'forbiddenEntity' | 
 /** What the access rules say for one pair. */
 function expected(r: Row, c: Cred, key: string): Expect {
   if (r.access === 'public') return 'allowed'
-  if (c === 'none' || c === 'wrongKey' || c === 'expired') return 'unauthenticated'
+  if (c === 'none' || c === 'wrongKey' || c === 'expired' || c === 'idpOtherApi') return 'unauthenticated'
   if (c === 'deviceOther' || c === 'deviceOwn') {
     if (r.access !== 'ingest') return 'forbidden'
     const own = c === 'deviceOwn' ? 'sensor:s1' : 'sensor:s2'
     if (r.entity === own) return 'allowed'
     return r.items ? 'itemsRejected' : 'forbiddenEntity'
   }
-  const role = c === 'viewer' || c === 'viewerKey' || c === 'tenant' ? 0 : c === 'operator' || c === 'operatorKey' || c === 'tenantOp' ? 1 : 2
+  const role = c === 'viewer' || c === 'viewerKey' || c === 'tenant' || c === 'idpViewer' ? 0
+    : c === 'operator' || c === 'operatorKey' || c === 'tenantOp' || c === 'idpOperator' || c === 'idpTenantOp' ? 1 : 2
   const need = r.access === 'read' ? 0 : r.access === 'admin' ? 2 : 1
   if (role < need) return 'forbidden'
-  if (c === 'tenant' || c === 'tenantOp') {
+  if (c === 'tenant' || c === 'tenantOp' || c === 'idpTenantOp') {
     // a scoped person never changes the registry; a scoped operator may put a sensor they see out of service
     if (r.access === 'write' && key !== 'PUT /v1/entities/sensor/:id/service') return 'forbidden'
     // the tenants (a viewer and an operator scoped to fleet beta) cannot see acme's entities or customer, nor
@@ -127,7 +133,11 @@ function expected(r: Row, c: Cred, key: string): Expect {
 
 t.test('auth matrix: every route x every credential kind', async (t) => {
   const routes: string[] = []
+  const rsa = makeKey('RS256', 'rsa-1')
+  const ec = makeKey('ES256', 'ec-1')
+  const idp = await startJwksServer(t, [rsa, ec])
   const g = await setupGateway(t, {
+    auth: { jwksUrl: idp.url, jwtIssuer: ISSUER, jwtAudience: AUDIENCE },
     beforeReady: (a) => a.addHook('onRoute', (r) => {
       for (const m of [r.method].flat()) if (m !== 'HEAD' && !r.url.startsWith('/docs')) routes.push(`${m} ${r.url}`)
     }),
@@ -166,6 +176,11 @@ t.test('auth matrix: every route x every credential kind', async (t) => {
     tenantOp: bearer('operator', { fleets: ['beta'] }),
     deviceOther: device(other.token),
     deviceOwn: device(own.token),
+    idpViewer: idpBearer(rsa, 'viewer'),
+    idpOperator: idpBearer(ec, 'operator'),
+    idpAdmin: idpBearer(rsa, 'admin'),
+    idpTenantOp: idpBearer(ec, 'operator', { fleets: ['beta'] }),
+    idpOtherApi: idpBearer(rsa, 'admin', { aud: 'another-api' }),
   }
 
   const table = rows()

@@ -1,5 +1,6 @@
 /**
- * OpenAPI document (every route listed, valid-looking OpenAPI 3), the Swagger UI, readiness with PostgreSQL, and
+ * OpenAPI document (every route listed, valid-looking OpenAPI 3), the committed gateway/openapi.json equal to the
+ * one generated now (so a contract change is a reviewed diff), the Swagger UI, readiness with PostgreSQL, and
  * the error table: every GW_ERR_* code documented with its HTTP status in gateway/README.md and docs/errors.md.
  */
 import t from 'tap'
@@ -7,6 +8,7 @@ import { readFileSync } from 'node:fs'
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net'
 import pg from 'pg'
 import { GW_ERR } from '../gateway/mod.js'
+import { generateOpenApi, OPENAPI_FILE } from '../gateway/openapi-export.js'
 import { setupGateway } from './helpers/gateway.js'
 
 interface Doc {
@@ -49,6 +51,58 @@ t.test('GET /openapi.json lists every route; /docs serves the UI', async (t) => 
   t.match(ui.body, /swagger/i)
   t.match(String(ui.headers['content-security-policy']), /script-src 'self'/, 'the UI may run its own scripts')
   t.match(String((await app.inject({ method: 'GET', url: '/v1/alerts' })).headers['content-security-policy']), /default-src 'none'/, 'the API keeps the strict CSP')
+})
+
+type Json = null | boolean | number | string | Json[] | { [k: string]: Json }
+
+/** Operations (`METHOD /path`) added, removed and changed between two documents, and other top-level keys changed. */
+function diffDocuments(committed: Doc, generated: Doc): { added: string[]; removed: string[]; changed: string[]; other: string[] } {
+  const ops = (d: Doc): Map<string, string> => {
+    const m = new Map<string, string>()
+    for (const [path, methods] of Object.entries(d.paths ?? {})) for (const [method, op] of Object.entries(methods)) m.set(`${method.toUpperCase()} ${path}`, JSON.stringify(op))
+    return m
+  }
+  const a = ops(committed)
+  const b = ops(generated)
+  const keys = new Set([...Object.keys(committed), ...Object.keys(generated)])
+  keys.delete('paths')
+  return {
+    added: [...b.keys()].filter((k) => !a.has(k)),
+    removed: [...a.keys()].filter((k) => !b.has(k)),
+    changed: [...a.keys()].filter((k) => b.has(k) && a.get(k) !== b.get(k)),
+    other: [...keys].filter((k) => JSON.stringify((committed as unknown as Record<string, Json>)[k]) !== JSON.stringify((generated as unknown as Record<string, Json>)[k])),
+  }
+}
+
+t.test(`${OPENAPI_FILE} is the document the gateway generates (the API's contract changes only on purpose)`, async (t) => {
+  const { app, nc } = await setupGateway(t)
+  const generated = await generateOpenApi(nc)
+  let committed = ''
+  try {
+    committed = readFileSync(OPENAPI_FILE, 'utf8')
+  } catch {
+    // missing: reported below as a difference
+  }
+  const howTo = `If the change is intended, check it against the compatibility promise in gateway/README.md ("Versioning and compatibility"), ` +
+    `then regenerate the file with \`npm run openapi\` (needs nats-server at PITWALL_NATS_URL, default nats://127.0.0.1:4222) and commit it.`
+  if (committed !== generated) {
+    const d = committed === '' ? undefined : diffDocuments(JSON.parse(committed) as Doc, JSON.parse(generated) as Doc)
+    const list = (name: string, xs: string[]): string => xs.length === 0 ? '' : ` ${name}: ${xs.slice(0, 10).join(', ')}${xs.length > 10 ? ` and ${xs.length - 10} more` : ''};`
+    const what = d === undefined ? ' (the file is missing)' : `${list('operations added', d.added)}${list('removed (breaking)', d.removed)}${list('changed', d.changed)}${list('top-level keys changed', d.other)}` || ' (formatting only)'
+    t.fail(`${OPENAPI_FILE} differs from the generated document:${what} ${howTo}`)
+  } else {
+    t.pass(`${OPENAPI_FILE} is up to date (${generated.length} bytes)`)
+  }
+  // What a gateway with auth on and its database serves is that same document: the settings do not change it.
+  const served = await app.inject({ method: 'GET', url: '/openapi.json' })
+  t.same(served.json(), JSON.parse(generated), 'a running gateway (auth on, PostgreSQL) serves the generated document')
+  // The diff itself, on a made-up change: a removed route, a changed one, a new one.
+  const doc = JSON.parse(generated) as Doc
+  const edited = JSON.parse(generated) as Doc
+  delete edited.paths['/v1/alerts']
+  edited.paths['/v1/sensors'] = { ...edited.paths['/v1/sensors'], post: { responses: {} } }
+  edited.paths['/v1/new'] = { get: { responses: {} } }
+  t.same(diffDocuments(doc, edited), { added: ['GET /v1/new'], removed: ['GET /v1/alerts'], changed: ['POST /v1/sensors'], other: [] }, 'the diff names operations')
 })
 
 t.test('/readyz checks PostgreSQL when the gateway has one', async (t) => {

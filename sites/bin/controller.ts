@@ -5,6 +5,8 @@
  *   PITWALL_CONTROLLER_PORT            HTTP port (default 9481)
  *   PITWALL_FAILOVER_AFTER_MS          peer down (link and health) this long -> failover; 0 = operator only (default 5000)
  *   PITWALL_PEER_HEALTH_URL            the peer controller's /healthz (optional; without it the link alone decides)
+ *   PITWALL_STRAY_RELAY                `on` (default) | `off`: forward readings devices sent here for the peer's
+ *                                      partitions (actors/relay.ts); one controller per site runs it
  *   PITWALL_DISCOVERY                  `consul`: also ask Consul whether the peer datacenter's NATS servers pass
  *                                      (CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN, PITWALL_CONSUL_DATACENTER,
  *                                      PITWALL_PEER_CONSUL_DATACENTER; consul/discovery.ts peerHealthFromEnv)
@@ -25,11 +27,14 @@ try {
     if (!Number.isInteger(n) || n < 0) throw new ConfigError(name, `must be a non-negative integer, got ${JSON.stringify(raw)}`)
     return n
   }
+  const relayRaw = process.env.PITWALL_STRAY_RELAY ?? 'on'
+  if (relayRaw !== 'on' && relayRaw !== 'off') throw new ConfigError('PITWALL_STRAY_RELAY', `must be on or off, got ${JSON.stringify(relayRaw)}`)
   const consul = peerHealthFromEnv(process.env)
   const nc = await connectNats(cfg.natsUrl, `pitwall-controller-${cfg.site}`)
   const peerHealthUrl = process.env.PITWALL_PEER_HEALTH_URL
   const controller = new SiteController({
     nc, cfg, port: num('PITWALL_CONTROLLER_PORT', 9481), failoverAfterMs: num('PITWALL_FAILOVER_AFTER_MS', 5_000),
+    relay: relayRaw === 'on',
     ...(peerHealthUrl ? { peerHealthUrl } : {}), ...(consul ? { peerHealthy: consul.peerHealthy } : {}), log,
   })
   await controller.start()
