@@ -10,7 +10,7 @@
  */
 import { readFile } from 'node:fs/promises'
 import { hostname, userInfo } from 'node:os'
-import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream'
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream'
 import { type KV, Kvm } from '@nats-io/kv'
 import type { NatsConnection } from '@nats-io/transport-node'
 import {
@@ -282,19 +282,6 @@ export async function checkHome(kv: KV, jsm: JetStreamManager, cfg: RuntimeConfi
   }
 }
 
-/** Messages of `stream` matching `filter` from sequence `from` on (an ephemeral consumer's pending count). */
-export async function countFrom(jsm: JetStreamManager, stream: string, filter: string, from: number): Promise<number> {
-  const ci = await jsm.consumers.add(stream, {
-    filter_subject: filter, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: Math.max(1, from), ack_policy: AckPolicy.None,
-    inactive_threshold: 5_000_000_000, mem_storage: true,
-  })
-  try {
-    return ci.num_pending
-  } finally {
-    await jsm.consumers.delete(stream, ci.name).catch(() => undefined)
-  }
-}
-
 export interface ReadingCounts { stream: string; messages: number; ticks: number; readings: number; lastSeq: number }
 
 /** Readings vs `_sys.tick` messages of a TLM stream (or mirror) holding site `site`'s subjects. */
@@ -305,23 +292,19 @@ export async function readingCounts(jsm: JetStreamManager, stream: string, site:
   return { stream, messages: info.state.messages, ticks, readings: info.state.messages - ticks, lastSeq: info.state.last_seq }
 }
 
-/** Longest range of sequences counted message by message; longer ones are counted from consumer info (about). */
-export const MAX_SCAN = 100_000
-
 /**
- * Readings (`_sys.tick` messages excluded) of `stream` matching `filter` with from <= seq < end: read one by one
- * (an ordered consumer) so that a stream still growing cannot skew the count. Ranges are what was never mirrored
- * or never processed, normally small; one longer than MAX_SCAN sequences is counted from the pending counts of
- * ephemeral consumers instead, which messages arriving meanwhile can skew (`exact` false).
+ * Readings (`_sys.tick` messages excluded) of `stream` matching `filter` with from <= seq < end, read one by one
+ * (an ordered consumer) up to the last matching message when looked at, so that a stream still growing cannot
+ * skew the count. (A consumer's pending count is not used: nats-server 2.9 reports it wrong for a filtered
+ * consumer that starts at a sequence.) Ranges are what was never mirrored or never applied, normally small.
  */
-export async function readingsBetween(js: JetStreamClient, jsm: JetStreamManager, stream: string, filter: string, from: number, end: number,
-  maxScan = MAX_SCAN): Promise<{ readings: number; exact: boolean }> {
-  if (end <= from || (await countFrom(jsm, stream, filter, from)) === 0) return { readings: 0, exact: true }
-  if (end - from > maxScan) {
-    const tick = `${filter.split('.').slice(0, 3).join('.')}.${SYS_KIND}.${TICK_ID}`
-    const on = async (s: number): Promise<number> => (await countFrom(jsm, stream, filter, s)) - (await countFrom(jsm, stream, tick, s))
-    return { readings: Math.max(0, (await on(from)) - (await on(end))), exact: false }
-  }
+export async function readingsBetween(js: JetStreamClient, jsm: JetStreamManager, stream: string, filter: string, from: number, end: number): Promise<number> {
+  if (end <= from) return 0
+  const last = await jsm.streams.getMessage(stream, { last_by_subj: filter }).then((m) => m?.seq ?? 0, (err: unknown) => {
+    if (/no message found|not found|10037/i.test(String(err))) return 0
+    throw err
+  })
+  if (last < from) return 0
   const c = await js.consumers.get(stream, { filter_subjects: filter, opt_start_seq: from })
   const it = await c.consume({ max_messages: 1_000 })
   const idle = setTimeout(() => it.stop(), 10_000)
@@ -331,20 +314,20 @@ export async function readingsBetween(js: JetStreamClient, jsm: JetStreamManager
       if (m.seq >= end) break
       idle.refresh()
       if (!m.subject.endsWith(`.${SYS_KIND}.${TICK_ID}`)) n++
-      if (m.info.pending === 0 || m.seq + 1 >= end) break
+      if (m.seq >= last || m.seq + 1 >= end) break
     }
   } finally {
     clearTimeout(idle)
     it.stop()
   }
-  return { readings: n, exact: true }
+  return n
 }
 
 export interface PendingStrays {
   /** Readings in no segment of their partition's chain and not forwarded by the relay of the site holding them. */
   readings: number
-  /** Per site that could be read (this site; the peer over the link): how many, and whether counted exactly. */
-  bySite: Record<string, { readings: number; exact: boolean }>
+  /** Per site that could be read (this site; the peer over the link). */
+  bySite: Record<string, number>
 }
 
 /**
@@ -366,7 +349,7 @@ export async function pendingStrays(nc: NatsConnection, jsm: JetStreamManager, k
   for (const x of sites) {
     // One end per stream, when first looked at: a stream still growing does not move it.
     const end = (await x.jsm.streams.info(cfg.streams.tlm)).state.last_seq + 1
-    const bySite = (res.bySite[x.site] ??= { readings: 0, exact: true })
+    res.bySite[x.site] = 0
     for (let p = 0; p < cfg.partitions; p++) {
       const owner = map.owners[p] as string
       let rec: PartitionRecord | undefined
@@ -385,9 +368,8 @@ export async function pendingStrays(nc: NatsConnection, jsm: JetStreamManager, k
       if (from < end) ranges.push([from, end])
       for (const [a, b] of ranges) {
         const n = await readingsBetween(x.js, x.jsm, cfg.streams.tlm, `tlm.${x.site}.${p}.*.*`, a, b)
-        bySite.readings += n.readings
-        bySite.exact &&= n.exact
-        res.readings += n.readings
+        res.bySite[x.site] = (res.bySite[x.site] ?? 0) + n
+        res.readings += n
       }
     }
   }
@@ -587,14 +569,14 @@ async function status(nc: NatsConnection, jsm: JetStreamManager, kv: KV, view: S
       const pj = await jetstreamManager(nc, { domain: peer.domain, timeout: 5_000, checkAPI: false })
       const peerEnd = (await pj.streams.info(cfg.streams.tlm)).state.last_seq + 1
       const notYet = await readingsBetween(jetstream(nc, { domain: peer.domain, timeout: 5_000 }), pj, cfg.streams.tlm, `tlm.${peer.site}.*.*.*`, mirror.lastSeq + 1, peerEnd)
-      io.out(`RPO now: ${notYet.readings} readings acknowledged at ${peer.site} (up to its TLM sequence ${peerEnd - 1}) are not yet in ${streams.tlm} (${notYet.exact ? 'exact' : 'about: a long range, counted from consumer info'}, ticks excluded; the link is up)`)
+      io.out(`RPO now: ${notYet} readings acknowledged at ${peer.site} (up to its TLM sequence ${peerEnd - 1}) are not yet in ${streams.tlm} (exact, ticks excluded; the link is up)`)
     } else {
       const lag = lags[streams.tlm] ?? 0
       io.out(`RPO now: ${peer.site}'s TLM was at sequence ${mirror.lastSeq + lag} when last heard, the mirror is at ${mirror.lastSeq}: ${lag} messages acknowledged at ${peer.site} are not here (link down: _sys.tick messages included, and nothing acked after it was last heard)`)
     }
   }
   const un = await pendingStrays(nc, jsm, kv, cfg, map, link)
-  const bySite = Object.entries(un.bySite).map(([s, v]) => `${v.readings} at ${s}${v.exact ? '' : ' (about: a long range, counted from consumer info)'}`)
+  const bySite = Object.entries(un.bySite).map(([s, n]) => `${n} at ${s}`)
   if (!link) bySite.push(`${peer.site}: unknown (link down)`)
   io.out(`not yet applied: ${un.readings} readings acknowledged in no segment and not forwarded by a relay (sent to a site that did not own the partition, or a lost site's unmirrored tail): ${bySite.join(', ')}`)
   const home = new Set(cfg.homePartitions)

@@ -154,10 +154,11 @@ t.test('readings are counted apart from _sys.tick messages, over the whole strea
   t.match(await readingCounts(jsm, stream, site), { messages: 30, ticks: 10, readings: 20, lastSeq: 30 }, 'the stream: 20 readings + 10 ticks')
   const expect = (p: number | '*', from: number, end: number): number =>
     kinds.filter((s, i) => i + 1 >= from && i + 1 < end && reading(s) && (p === '*' || s.startsWith(`tlm.${site}.${p}.`))).length
-  for (const [p, from, end] of [['*', 1, 31], [0, 5, 20], [1, 11, 31], [0, 29, 31], [1, 31, 40], [0, 12, 12]] as const) {
-    const r = await readingsBetween(js, jsm, stream, `tlm.${site}.${p}.*.*`, from, end)
-    t.same(r, { readings: expect(p, from, end), exact: true }, `partition ${p}, sequences [${from}, ${end}): ${r.readings} readings, counted one by one`)
+  for (let round = 0; round < 5; round++) {
+    for (const [p, from, end] of [['*', 1, 31], [0, 5, 20], [1, 11, 31], [0, 29, 31], [1, 31, 40], [0, 12, 12], [1, 1, 29]] as const) {
+      const n = await readingsBetween(js, jsm, stream, `tlm.${site}.${p}.*.*`, from, end)
+      t.equal(n, expect(p, from, end), `partition ${p}, sequences [${from}, ${end}): ${n} readings`)
+    }
   }
-  const long = await readingsBetween(js, jsm, stream, `tlm.${site}.0.*.*`, 3, 31, 5)
-  t.same(long, { readings: expect(0, 3, 31), exact: false }, 'a range longer than the scan limit: counted from consumer info, marked not exact')
+  t.equal(await readingsBetween(js, jsm, stream, `tlm.${site}.7.*.*`, 1, 31), 0, 'a partition without messages: 0')
 })
