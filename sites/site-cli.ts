@@ -451,6 +451,10 @@ export async function siteMain(args: readonly string[], env: Record<string, stri
     return 0
   }
   const cfg = await siteConfig(flags, env, io)
+  // Checked before anything is done (flags of another command were refused by parseFlags).
+  const waitMs = num(flags, '--wait-s', 60, 3_600) * 1000
+  const graceMs = num(flags, '--grace-s', 6.5, 600) * 1000
+  const timeoutMs = num(flags, '--timeout-s', 60, 3_600) * 1000
   const homeSetting = flags.has('--home') ? '--home' : flags.has('--topology') ? '--topology' : 'PITWALL_HOME_PARTITIONS'
   const peer = cfg.peer as { site: string; domain: string }
   const nc = await connectNats(cfg.natsUrl, 'pitwall-cli')
@@ -466,7 +470,6 @@ export async function siteMain(args: readonly string[], env: Record<string, stri
     const view = new SiteMapView(cfg, kv, jsm)
     if (sub === 'status') return await status(nc, jsm, kv, view, cfg, io)
     if (sub === 'failover') {
-      const waitMs = num(flags, '--wait-s', 60, 3_600) * 1000
       if (await peerReachable(nc, peer.domain, 1_000)) {
         io.out(`warning: ${peer.site} still answers over the link; failing over anyway (its workers release the partitions when they see epoch > theirs)`)
       }
@@ -484,9 +487,6 @@ export async function siteMain(args: readonly string[], env: Record<string, stri
       return await reportProcessing(kv, r, t0, waitMs, cfg, io, 'failover')
     }
     if (sub === 'failback') {
-      const graceMs = num(flags, '--grace-s', 6.5, 600) * 1000
-      const timeoutMs = num(flags, '--timeout-s', 60, 3_600) * 1000
-      const waitMs = num(flags, '--wait-s', 60, 3_600) * 1000
       io.out(`failback to ${cfg.site}: producers (gateways, simulators) must route by the site map within the grace period (${secs(graceMs)}): a reading sent to ${peer.site} after its segments are sealed is a stray there, forwarded to ${cfg.site} by ${peer.site}'s relay (applied, but late: its window may have closed).`)
       io.out(`readings ${cfg.site} acknowledged for these partitions while ${peer.site} owned them (its unmirrored tail from before the loss, strays) are forwarded by ${cfg.site}'s relay or, if not yet, read by ${cfg.site}'s new segments ('not yet applied' in 'site status').`)
       const t0 = Date.now()

@@ -98,6 +98,13 @@ t.test('flags: unknown, repeated or missing values are refused; --help per comma
     t.ok(text.includes(flag) && text.includes('--home <list>') && text.includes('--site <name>'), `site ${cmd} --help lists ${flag} and the site flags`)
   }
   t.match(siteHelp(), /failback .*controlled/, 'pitwall site --help lists the commands')
+  try {
+    // Refused before connecting (nothing listens on this port).
+    await siteMain(['failback', '--site', 'a', '--peer', 'b', '--home', '0-7', '--nats', 'nats://127.0.0.1:1', '--grace-s', '-1'], {}, io())
+    t.fail('a negative grace period was taken')
+  } catch (err) {
+    t.match(err, { code: 'PW_CONFIG_INVALID', setting: '--grace-s' }, 'a bad number is refused, naming the flag')
+  }
   const lines: string[] = []
   t.equal(await siteMain(['frobnicate'], {}, io(lines)), 2, 'an unknown command is a usage error')
   try {
