@@ -9,6 +9,8 @@ import { ConfigError } from './errors.js'
 import { ENTITY_KINDS, type EntityKind, ID_PATTERN, SITE_PATTERN } from './subjects.js'
 
 export interface RuntimeOptions {
+  /** Name of the deployment these processes belong to; recorded with its streams, buckets and database (actors/deployment.ts). */
+  deployment?: string
   site?: string
   natsUrl?: string
   partitions?: number
@@ -53,6 +55,7 @@ export interface RuntimeOptions {
 }
 
 export interface RuntimeConfig {
+  readonly deployment: string
   readonly site: string
   readonly natsUrl: string
   readonly partitions: number
@@ -80,6 +83,7 @@ export interface RuntimeConfig {
 }
 
 export const DEFAULTS = {
+  deployment: 'default',
   site: 'a',
   natsUrl: 'nats://127.0.0.1:4222',
   partitions: 16,
@@ -101,6 +105,7 @@ export const DEFAULTS = {
 
 /** Environment variables, one per setting (documented in docs/configuration.md). */
 export const ENV = {
+  deployment: 'PITWALL_DEPLOYMENT',
   site: 'PITWALL_SITE',
   natsUrl: 'PITWALL_NATS_URL',
   partitions: 'PITWALL_PARTITIONS',
@@ -131,6 +136,12 @@ export const ENV = {
   dedupeMaxIds: 'PITWALL_DEDUPE_MAX_IDS',
 } as const
 
+/**
+ * A deployment name: it ends up in stream descriptions, a KV value, consumer names and a database row, so it
+ * is kept to characters all of them take (no dots, no underscores: `_` separates the parts of a consumer name).
+ */
+export const DEPLOYMENT_PATTERN = /^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$/
+
 function intFrom(env: Record<string, string | undefined>, name: string): number | undefined {
   const raw = env[name]
   if (raw === undefined || raw === '') return undefined
@@ -146,6 +157,7 @@ export function optionsFromEnv(env: Record<string, string | undefined>): Runtime
   const set = <K extends keyof RuntimeOptions>(k: K, v: RuntimeOptions[K] | undefined): void => {
     if (v !== undefined) o[k] = v
   }
+  set('deployment', str(ENV.deployment))
   set('site', str(ENV.site))
   set('natsUrl', str(ENV.natsUrl))
   set('workerId', str(ENV.workerId))
@@ -204,6 +216,10 @@ function positiveInt(setting: string, v: number, min = 1, max = Number.MAX_SAFE_
 
 /** Validates options, applies defaults, rejects contradictions; the result is frozen. */
 export function compileConfig(o: RuntimeOptions): RuntimeConfig {
+  const deployment = o.deployment ?? DEFAULTS.deployment
+  if (!DEPLOYMENT_PATTERN.test(deployment)) {
+    throw new ConfigError(`deployment (${ENV.deployment})`, `must match ${DEPLOYMENT_PATTERN} (lower-case letters, digits, inner dashes), got ${JSON.stringify(deployment)}`)
+  }
   const site = o.site ?? DEFAULTS.site
   if (!SITE_PATTERN.test(site)) throw new ConfigError('site', `must match ${SITE_PATTERN}, got ${JSON.stringify(site)}`)
   const natsUrl = o.natsUrl ?? DEFAULTS.natsUrl
@@ -246,6 +262,7 @@ export function compileConfig(o: RuntimeOptions): RuntimeConfig {
     if (!Number.isInteger(p) || p < 0 || p >= partitions) throw new ConfigError('homePartitions', `partition ${p} is outside 0..${partitions - 1}`)
   }
   const cfg: RuntimeConfig = {
+    deployment,
     site,
     natsUrl,
     partitions,

@@ -5,6 +5,7 @@
  */
 export const RuntimeErrorCodes = {
   CONFIG_INVALID: 'PW_CONFIG_INVALID',
+  DEPLOYMENT_MISMATCH: 'PW_DEPLOYMENT_MISMATCH',
   NATS_UNREACHABLE: 'PW_NATS_UNREACHABLE',
   PG_UNREACHABLE: 'PW_PG_UNREACHABLE',
   STREAM_MISSING: 'PW_STREAM_MISSING',
@@ -43,9 +44,29 @@ export class PitwallError extends Error {
 /** A setting is missing, malformed or contradicts another; the message names the setting. */
 export class ConfigError extends PitwallError {
   readonly setting: string
-  constructor(setting: string, message: string, cause?: unknown) {
-    super(RuntimeErrorCodes.CONFIG_INVALID, `${setting}: ${message}`, { cause })
+  constructor(setting: string, message: string, cause?: unknown,
+    code: typeof RuntimeErrorCodes.CONFIG_INVALID | typeof RuntimeErrorCodes.DEPLOYMENT_MISMATCH = RuntimeErrorCodes.CONFIG_INVALID) {
+    super(code, `${setting}: ${message}`, { cause })
     this.setting = setting
+  }
+}
+
+/**
+ * The streams, buckets or database this process reached were claimed by another deployment
+ * (actors/deployment.ts): the process was pointed at the wrong NATS or PostgreSQL, or its deployment
+ * setting is wrong. `where` names the asset that holds the recorded identity.
+ */
+export class DeploymentMismatchError extends ConfigError {
+  readonly recorded: string
+  readonly given: string
+  readonly where: string
+  constructor(setting: string, recorded: string, given: string, where: string) {
+    super(setting, `is ${JSON.stringify(given)}, but ${where} belongs to deployment ${JSON.stringify(recorded)}; ` +
+      `point this process at its own deployment's NATS and PostgreSQL, or set ${setting}=${recorded} if it is ` +
+      'meant to join that one', undefined, RuntimeErrorCodes.DEPLOYMENT_MISMATCH)
+    this.recorded = recorded
+    this.given = given
+    this.where = where
   }
 }
 

@@ -6,7 +6,7 @@
  * `pitwall deploy --write-vars`, which writes the Nomad var files and this inventory).
  */
 import { mappingFor } from '../actors/mod.js'
-import { peerOf, type Topology, validateTopology } from '../sites/topology.js'
+import { deploymentOf, peerOf, type Topology, validateTopology } from '../sites/topology.js'
 
 const q = (s: string): string => JSON.stringify(s)
 
@@ -18,6 +18,7 @@ export function renderInventory(topo: Topology, opts: { header?: string } = {}):
     `# ${opts.header ?? 'Inventory generated from sites/ (ansible/inventory.ts renderInventory); do not edit.'}`,
     'all:',
     '  vars:',
+    `    pitwall_deployment: ${q(deploymentOf(topo))}`,
     `    pitwall_partitions: ${topo.partitions}`,
     // The first site's Consul datacenter is the primary (ACL authority) of the federation.
     `    consul_primary_datacenter: ${q(topo.sites[0]!.consulDatacenter)}`,

@@ -3,7 +3,8 @@
  * SIGTERM/SIGINT: stop accepting (in-flight requests finish, new ones get 503), then drain NATS so every
  * publish already sent is flushed before exit.
  */
-import { connectNats, jsonLog, PitwallError } from '../actors/mod.js'
+import { jetstreamManager } from '@nats-io/jetstream'
+import { checkDeployment, ConfigError, connectNats, jsonLog, PitwallError } from '../actors/mod.js'
 import { buildGateway, compileGatewayConfig, gatewayOptionsFromEnv } from './mod.js'
 
 const log = jsonLog('gateway')
@@ -11,6 +12,11 @@ const log = jsonLog('gateway')
 async function main(): Promise<void> {
   const cfg = compileGatewayConfig(gatewayOptionsFromEnv(process.env))
   const nc = await connectNats(cfg.runtime.natsUrl, 'pitwall-gateway')
+  // Fail fast when this NATS carries another deployment's streams (PW_DEPLOYMENT_MISMATCH).
+  await checkDeployment(nc, await jetstreamManager(nc), cfg.runtime).catch(async (err: unknown) => {
+    await nc.close()
+    throw err
+  })
   const app = buildGateway({ nc, cfg, logger: { level: process.env.PITWALL_DEBUG ? 'debug' : 'info' } })
   await app.listen({ port: cfg.port, host: cfg.host })
   let stopping = false
@@ -34,5 +40,5 @@ async function main(): Promise<void> {
 
 main().catch((err: unknown) => {
   log('error', 'gateway failed to start', { code: err instanceof PitwallError ? err.code : undefined, err: String(err) })
-  process.exit(err instanceof PitwallError && err.code === 'PW_CONFIG_INVALID' ? 2 : 1)
+  process.exit(err instanceof ConfigError ? 2 : 1)
 })

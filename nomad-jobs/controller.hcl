@@ -17,6 +17,12 @@ variable "datacenter" {
   description = "Nomad datacenter of the site (sites/ nomadDatacenter)"
 }
 
+variable "deployment" {
+  type        = string
+  default     = "default"
+  description = "Name of the deployment (PITWALL_DEPLOYMENT), recorded with its streams, buckets and database; the same at both sites"
+}
+
 variable "site" {
   type        = string
   description = "Site name, the subject token tlm.<site>... (PITWALL_SITE)"
@@ -160,6 +166,7 @@ job "pitwall-controller" {
       }
 
       env {
+        PITWALL_DEPLOYMENT             = var.deployment
         PITWALL_SITE                   = var.site
         PITWALL_PARTITIONS             = var.partitions
         PITWALL_DOMAIN                 = var.domain

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { mappingFor } from '../actors/mod.js'
-import { peerOf, siteOf, type SiteDef, type Topology, validateTopology } from '../sites/topology.js'
+import { deploymentOf, peerOf, siteOf, type SiteDef, type Topology, validateTopology } from '../sites/topology.js'
 
 /**
  * The jobs of a site, in deploy order (NATS first: everything else finds it through Consul; the site controller
@@ -107,10 +107,10 @@ export function siteVars(topo: Topology, siteName: string, job: JobName): Record
     case 'worker':
     case 'projector':
     case 'gateway':
-      return { ...common, partitions: topo.partitions, ...pgParts(site), ...twoSite(topo, site) }
+      return { ...common, deployment: deploymentOf(topo), partitions: topo.partitions, ...pgParts(site), ...twoSite(topo, site) }
     case 'controller':
       return {
-        ...common, partitions: topo.partitions, ...pgParts(site), ...twoSite(topo, site),
+        ...common, deployment: deploymentOf(topo), partitions: topo.partitions, ...pgParts(site), ...twoSite(topo, site),
         consul_datacenter: site.consulDatacenter, peer_datacenter: peerOf(topo, site.name).consulDatacenter,
       }
     case 'prometheus':

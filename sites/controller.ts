@@ -13,7 +13,7 @@ import { Kvm } from '@nats-io/kv'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 import {
-  METRICS, peerMapGate, peerStreams, type RuntimeConfig, type SiteMap, SiteMapView, StrayRelay, takeOver, type MoveResult,
+  checkDeployment, METRICS, peerMapGate, peerStreams, type RuntimeConfig, type SiteMap, SiteMapView, StrayRelay, takeOver, type MoveResult,
 } from '../actors/mod.js'
 import { peerReachable } from './servers.js'
 import { waitProcessing } from './site-cli.js'
@@ -140,6 +140,7 @@ export class SiteController {
 
   async start(): Promise<void> {
     const jsm = await jetstreamManager(this.o.nc)
+    await checkDeployment(this.o.nc, jsm, this.cfg)
     const kv = await new Kvm(this.o.nc).open(this.cfg.streams.stateBucket)
     this.view = new SiteMapView(this.cfg, kv, jsm)
     await this.view.refresh()

@@ -6,7 +6,7 @@
  * partition), Prometheus scrapes everything when installed, and the launcher prints where to look and how to
  * fail over. Ctrl-C drains everything.
  *
- * Settings: PITWALL_* (docs/configuration.md); PITWALL_PG_BASE (default postgres://postgres@127.0.0.1:5432),
+ * Settings: PITWALL_* (docs/configuration.md; PITWALL_DEPLOYMENT names the deployment, default `default`); PITWALL_PG_BASE (default postgres://postgres@127.0.0.1:5432),
  * PITWALL_LOCAL_DIR (JetStream stores, default .pitwall-local/), PITWALL_SIM_SENSORS / PITWALL_SIM_CARS.
  */
 import { jetstream, jetstreamManager, type PubAck } from '@nats-io/jetstream'
@@ -26,7 +26,7 @@ import {
 import { localTopology } from './local-topology.js'
 import { LocalSites, waitForLink } from './servers.js'
 import { Simulator } from './simulator.js'
-import { clientUrls, peerOf, siteOf } from './topology.js'
+import { clientUrls, deploymentOf, peerOf, siteOf } from './topology.js'
 
 const WORKERS_PER_SITE = 2
 const CONTROLLER_PORT = 9481
@@ -60,7 +60,10 @@ interface SitePlan {
 async function main(): Promise<void> {
   const clustered = process.env.PITWALL_CLUSTERED === '1'
   const partitions = Number(process.env.PITWALL_PARTITIONS ?? 16)
-  const topo = localTopology({ clustered, partitions, ...(process.env.PITWALL_PG_BASE ? { pgBase: process.env.PITWALL_PG_BASE } : {}) })
+  const topo = localTopology({
+    clustered, partitions, ...(process.env.PITWALL_PG_BASE ? { pgBase: process.env.PITWALL_PG_BASE } : {}),
+    ...(process.env.PITWALL_DEPLOYMENT ? { deployment: process.env.PITWALL_DEPLOYMENT } : {}),
+  })
   const dir = process.env.PITWALL_LOCAL_DIR ?? join(ROOT, '.pitwall-local', clustered ? 'clustered' : 'single')
   const sites = new LocalSites(topo, dir)
   // Ctrl-C reaches every process of the terminal's group: the servers must outlive the workers' drain.
@@ -79,14 +82,16 @@ async function main(): Promise<void> {
   }
   const conns: NatsConnection[] = []
   const plans: SitePlan[] = []
+  // Recorded with both sites' streams, buckets and databases.
+  const deployment = deploymentOf(topo)
   for (const [i, def] of topo.sites.entries()) {
     const peer = peerOf(topo, def.name)
     const env = siteEnv({
-      site: def.name, natsUrl: clientUrls(def), partitions: topo.partitions, pgUrl: def.pgUrl, domain: def.domain,
+      deployment, site: def.name, natsUrl: clientUrls(def), partitions: topo.partitions, pgUrl: def.pgUrl, domain: def.domain,
       peer: { site: peer.name, domain: peer.domain }, homePartitions: def.homePartitions,
     })
     const cfg = compileConfig({
-      site: def.name, natsUrl: clientUrls(def), partitions: topo.partitions, domain: def.domain,
+      deployment, site: def.name, natsUrl: clientUrls(def), partitions: topo.partitions, domain: def.domain,
       peer: { site: peer.name, domain: peer.domain }, homePartitions: def.homePartitions,
     })
     await ensureDatabase(def.pgUrl)
@@ -166,7 +171,8 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => void shutdown())
   process.on('SIGTERM', () => void shutdown())
 
-  const siteCmd = (p: SitePlan, sub: string): string => `node dist/sites/cli.js site ${sub} --topology ${topoFile} --site ${p.name}`
+  const siteCmd = (p: SitePlan, sub: string): string =>
+    `node dist/sites/cli.js site ${sub} --topology ${topoFile} --site ${p.name}${p.cfg.deployment === 'default' ? '' : ` --deployment ${p.cfg.deployment}`}`
   const lines = [
     '',
     `pitwall: two sites (a, b), ${topo.partitions} partitions (a home of ${a.cfg.homePartitions[0]}-${a.cfg.homePartitions.at(-1)}, b of ${b.cfg.homePartitions[0]}-${b.cfg.homePartitions.at(-1)}), ${WORKERS_PER_SITE} workers, projector, gateway and controller per site; simulator: ${sensors} sensors at 1 Hz, ${cars} race cars at 10 Hz`,

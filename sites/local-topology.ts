@@ -18,6 +18,8 @@ export interface LocalTopologyOptions {
   port?: (site: string, index: number, kind: PortKind) => number
   /** PostgreSQL base URL without database; each site gets database `pitwall_<site>`. */
   pgBase?: string
+  /** The deployment's name (PITWALL_DEPLOYMENT); default `default`. */
+  deployment?: string
 }
 
 const BASE: Record<string, Record<PortKind, number>> = {
@@ -50,7 +52,7 @@ export function localTopology(opts: LocalTopologyOptions = {}): Topology {
   const a = site('a', Array.from({ length: half }, (_, i) => i))
   const b = site('b', Array.from({ length: P - half }, (_, i) => half + i))
   b.leafnodeRemotes = a.members.map((m) => `nats-leaf://${m.host}:${m.leafnodePort}`)
-  return validateTopology({ partitions: P, sites: [a, b] })
+  return validateTopology({ ...(opts.deployment ? { deployment: opts.deployment } : {}), partitions: P, sites: [a, b] })
 }
 
 /** The named local variants (every one is rendered and checked with `nats-server -t` in test/sites.test.ts). */

@@ -4,6 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { join } from 'node:path'
+import { RUNTIME_DEFAULTS } from '../actors/mod.js'
 
 export const ROOT = join(import.meta.dirname, '..', '..')
 
@@ -15,8 +16,10 @@ export interface ServiceSpec {
   env: Record<string, string>
 }
 
-export function siteEnv(site: { site: string; natsUrl: string; partitions: number; pgUrl: string; domain?: string; peer?: { site: string; domain: string }; homePartitions?: readonly number[] }): Record<string, string> {
+export function siteEnv(site: { deployment?: string; site: string; natsUrl: string; partitions: number; pgUrl: string; domain?: string; peer?: { site: string; domain: string }; homePartitions?: readonly number[] }): Record<string, string> {
   return {
+    // The deployment's name (actors/deployment.ts): every process of both sites carries the same one.
+    PITWALL_DEPLOYMENT: site.deployment ?? RUNTIME_DEFAULTS.deployment,
     PITWALL_SITE: site.site,
     PITWALL_NATS_URL: site.natsUrl,
     PITWALL_PARTITIONS: String(site.partitions),

@@ -14,7 +14,7 @@ import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManage
 import { type KV, Kvm } from '@nats-io/kv'
 import type { NatsConnection } from '@nats-io/transport-node'
 import {
-  compileConfig, ConfigError, connectNats, defaultChain, epochOf, mirrorLags, OVERRIDE_DEFAULT_MS, optionsFromEnv, parseRanges, partitionKey, peerReachable, peerStreams,
+  checkDeployment, compileConfig, ConfigError, connectNats, defaultChain, epochOf, mirrorLags, OVERRIDE_DEFAULT_MS, optionsFromEnv, parseRanges, partitionKey, peerReachable, peerStreams,
   position, ranges, readOverride, readOwnMap, readPeerKey, readPeerMap, readRecord, readRelay, seqOf, SITE_OVERRIDE_KEY, SiteMapView, SYS_KIND, takeBack, takeOver, TICK_ID, writeOverride,
   type MoveResult, type PartitionRecord, type RuntimeConfig, type RuntimeOptions, type SiteOverride,
 } from '../actors/mod.js'
@@ -37,6 +37,7 @@ const SITE_FLAGS: ReadonlyArray<readonly [string, string]> = [
   ['--nats <urls>', 'this site\'s NATS servers, comma-separated (PITWALL_NATS_URL)'],
   ['--domain <d>', 'this site\'s JetStream domain (PITWALL_DOMAIN; default the site name)'],
   ['--peer-domain <d>', 'the peer\'s JetStream domain (PITWALL_PEER_DOMAIN; default the peer\'s name)'],
+  ['--deployment <name>', 'the deployment the site belongs to, checked against its streams and bucket (PITWALL_DEPLOYMENT; default "default")'],
   ['--help', 'this help'],
 ]
 
@@ -216,6 +217,8 @@ export async function siteConfig(flags: Map<string, string>, env: Record<string,
   }
   const nats = flags.get('--nats')
   if (nats !== undefined) o.natsUrl = nats
+  const deployment = flags.get('--deployment')
+  if (deployment !== undefined) o.deployment = deployment
   const P = o.partitions ?? 16
   const home = flags.get('--home')
   if (home !== undefined) {
@@ -234,7 +237,10 @@ export async function siteConfig(flags: Map<string, string>, env: Record<string,
     return compileConfig(o)
   } catch (err) {
     // Name the flag the operator typed, not the internal setting.
-    const toFlag: Record<string, string> = { site: '--site', natsUrl: '--nats', partitions: '--partitions', 'peer.site': '--peer', 'peer.domain': '--peer-domain', domain: '--domain', homePartitions: '--home' }
+    const toFlag: Record<string, string> = {
+      site: '--site', natsUrl: '--nats', partitions: '--partitions', 'peer.site': '--peer', 'peer.domain': '--peer-domain', domain: '--domain',
+      homePartitions: '--home', deployment: '--deployment',
+    }
     if (err instanceof ConfigError && toFlag[err.setting]) throw new ConfigError(toFlag[err.setting] as string, err.message.slice(err.setting.length + 2), err)
     throw err
   }
@@ -460,6 +466,8 @@ export async function siteMain(args: readonly string[], env: Record<string, stri
   const nc = await connectNats(cfg.natsUrl, 'pitwall-cli')
   try {
     const jsm = await jetstreamManager(nc)
+    // A failover or failback moves partitions: never on another deployment's NATS (PW_DEPLOYMENT_MISMATCH).
+    await checkDeployment(nc, jsm, cfg)
     const domain = (await jsm.getAccountInfo()).domain
     if (domain !== undefined && domain !== cfg.domain) {
       throw new ConfigError(flags.has('--nats') ? '--nats' : flags.has('--topology') ? '--topology' : 'PITWALL_NATS_URL',

@@ -3,7 +3,7 @@
  * link. `validateTopology` rejects every contradiction with a ConfigError naming the item. docs/sites.md
  * describes the fields; sites/render.ts turns a definition into nats-server configs.
  */
-import { ConfigError, SITE_PATTERN } from '../actors/mod.js'
+import { ConfigError, DEPLOYMENT_PATTERN, RUNTIME_DEFAULTS, SITE_PATTERN } from '../actors/mod.js'
 
 /** One nats-server of a site's cluster. */
 export interface NatsMember {
@@ -40,6 +40,8 @@ export interface SiteDef {
 }
 
 export interface Topology {
+  /** The deployment both sites belong to (PITWALL_DEPLOYMENT, actors/deployment.ts); default `default`. */
+  deployment?: string
   /** Number of partitions P (the `{{partition(P,1,2)}}` mapping and the runtime's PITWALL_PARTITIONS). */
   partitions: number
   sites: SiteDef[]
@@ -66,6 +68,11 @@ export function parseLeafUrl(u: string): { host: string; port: number } | undefi
   return { host: url.hostname, port }
 }
 
+/** The deployment's name (PITWALL_DEPLOYMENT of every service of both sites). */
+export function deploymentOf(topo: Topology): string {
+  return topo.deployment ?? RUNTIME_DEFAULTS.deployment
+}
+
 /** The peer of `site` (the other of the two sites). */
 export function peerOf(topo: Topology, site: string): SiteDef {
   const peer = topo.sites.find((s) => s.name !== site)
@@ -75,6 +82,9 @@ export function peerOf(topo: Topology, site: string): SiteDef {
 
 /** Checks a definition; throws a ConfigError naming the first offending item. Returns the definition. */
 export function validateTopology(def: Topology): Topology {
+  if (def.deployment !== undefined && !DEPLOYMENT_PATTERN.test(def.deployment)) {
+    throw new ConfigError('deployment', `must match ${DEPLOYMENT_PATTERN}, got ${JSON.stringify(def.deployment)}`)
+  }
   const P = def.partitions
   if (!Number.isInteger(P) || P < 1 || P > 4096) throw new ConfigError('partitions', `must be an integer 1..4096, got ${String(P)}`)
   if (!Array.isArray(def.sites) || def.sites.length !== 2) throw new ConfigError('sites', `exactly two sites are required, got ${Array.isArray(def.sites) ? def.sites.length : 'none'}`)

@@ -11,7 +11,7 @@ import { localTopology } from '../sites/local-topology.js'
 import { controllerSpec, gatewaySpec, projectorSpec, type ServiceSpec, siteEnv, workerSpec } from '../sites/local.js'
 import { clientUrls, peerOf, siteOf, type Topology } from '../sites/topology.js'
 import {
-  CONTROLLER_PORT, FAILOVER_AFTER_MS, JOB_IDS, jobFile, JOBS, JOBS_DIR, NOMAD_ONLY_ENV, readJobHcl, renderSiteVarFiles, varsFile, WORKER_DRAIN_BUDGET_S,
+  CONTROLLER_PORT, FAILOVER_AFTER_MS, JOB_IDS, jobFile, JOBS, JOBS_DIR, NOMAD_ONLY_ENV, readJobHcl, renderSiteVarFiles, renderVarFile, siteVars, varsFile, WORKER_DRAIN_BUDGET_S,
 } from '../nomad-jobs/jobs.js'
 import { declaredVariables, type Json, type JsonObject, parseJob } from './helpers/nomad-hcl.js'
 import { join } from 'node:path'
@@ -141,7 +141,7 @@ t.test('tasks run the local launcher commands with the same variables (one sourc
       const tenv = obj(task.Env)
       t.equal(tenv.PITWALL_SITE, spec.env.PITWALL_SITE, `${at}: PITWALL_SITE value`)
       t.equal(tenv.PITWALL_PARTITIONS, spec.env.PITWALL_PARTITIONS, `${at}: PITWALL_PARTITIONS value`)
-      for (const k of ['PITWALL_DOMAIN', 'PITWALL_PEER_SITE', 'PITWALL_PEER_DOMAIN', 'PITWALL_HOME_PARTITIONS']) {
+      for (const k of ['PITWALL_DEPLOYMENT', 'PITWALL_DOMAIN', 'PITWALL_PEER_SITE', 'PITWALL_PEER_DOMAIN', 'PITWALL_HOME_PARTITIONS']) {
         t.equal(tenv[k], spec.env[k], `${at}: ${k} = ${spec.env[k]} (the var file, from sites/)`)
       }
       if (job === 'controller') {
@@ -201,4 +201,15 @@ t.test('a var file assigning an undeclared variable or missing a required one is
   const hcl = await readJobHcl('worker')
   await t.rejects(parseJob(hcl, 'nope = 1\n'), /Undefined variable/)
   await t.rejects(parseJob(hcl, 'site = "a"\n'), /Unset variable/)
+})
+
+t.test('the deployment name goes from sites/ into every application job and is validated there', async (t) => {
+  const topo = localTopology({ deployment: 'plant-7' })
+  for (const job of ['worker', 'projector', 'gateway', 'controller'] as const) {
+    t.equal(siteVars(topo, 'a', job).deployment, 'plant-7', `${job}: deployment var`)
+    const j = await parseJob(await readJobHcl(job), renderVarFile(siteVars(topo, 'a', job), 'test'))
+    t.equal(obj(obj(arr(obj(arr(j.TaskGroups)[0]).Tasks)[0]).Env).PITWALL_DEPLOYMENT, 'plant-7', `${job}: PITWALL_DEPLOYMENT from the var`)
+  }
+  t.equal(siteVars(localTopology(), 'a', 'worker').deployment, 'default', 'default: default')
+  t.throws(() => localTopology({ deployment: 'Plant_7' }), { code: 'PW_CONFIG_INVALID', message: /deployment/ })
 })

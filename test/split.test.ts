@@ -9,7 +9,7 @@
  * over the winner's chains (nothing lost of the chain, nothing counted twice, one row per window), and the
  * readings a accepted past the seal are counted from the streams.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -18,17 +18,21 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream'
 import { Kvm } from '@nats-io/kv'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import { compileConfig, type RuntimeConfig } from '../actors/config.js'
+import type { MoveResult } from '../actors/handover.js'
 import { readRecord } from '../actors/placement.js'
 import { provision } from '../actors/provision.js'
 import { Projector, TABLES } from '../actors/projector/mod.js'
+import { queryDeps, queryEntity } from '../actors/query.js'
+import { buildProfiles } from '../actors/runtime-types.js'
 import { peerStreams, SiteMapView } from '../actors/sitemap.js'
 import { partitionOf, tlmSubject } from '../actors/subjects.js'
 import { SiteController } from '../sites/controller.js'
 import { localTopology } from '../sites/local-topology.js'
 import { LocalSites, waitForLink } from '../sites/servers.js'
 import { siteOf } from '../sites/topology.js'
+import { sumProfile } from './fixtures/sum-profile.js'
 import { distPath, kill, spawnWorker } from './helpers/cluster.js'
-import { chainMessages, LATENESS_MS, readAll, waitQuiet, WINDOW_MS } from './helpers/failover.js'
+import { chainMessages, LATENESS_MS, readAll, waitQuiet, waitRelays, WINDOW_MS } from './helpers/failover.js'
 import { freePort } from './helpers/nats.js'
 import { createTestDb } from './helpers/pg.js'
 import { CuttableProxy } from './helpers/proxy.js'
@@ -43,7 +47,7 @@ interface Reading { rid: string; id: string; ts: number; v: number }
 
 /** A site's gateway, as far as routing goes: its own connection and its own view of the site map. */
 class SiteProducer {
-  readonly acked: Array<{ rid: string; site: string; p: number; at: number }> = []
+  readonly acked: Array<{ rid: string; site: string; p: number; at: number; id: string; v: number }> = []
   readonly retry: Reading[] = []
   constructor(readonly site: string, private readonly nc: NatsConnection, readonly view: SiteMapView) {}
 
@@ -52,7 +56,7 @@ class SiteProducer {
     const owner = this.view.ownerOf(p)
     try {
       await jetstream(this.nc).publish(tlmSubject(owner, p, 'sensor', r.id), JSON.stringify({ ts: r.ts, fields: { v: r.v }, profile: 'testsum' }), { msgID: r.rid, timeout: 1_500 })
-      this.acked.push({ rid: r.rid, site: owner, p, at: Date.now() })
+      this.acked.push({ rid: r.rid, site: owner, p, at: Date.now(), id: r.id, v: r.v })
     } catch {
       this.retry.push(r)
     }
@@ -63,14 +67,37 @@ class SiteProducer {
   }
 }
 
-t.test('split and heal: higher epoch wins, both databases converge to the winner\'s chains', async (t) => {
-  const log = (s: string): void => { t.comment(s) }
+interface SplitOptions {
+  /** 'cut': both sides see the link close at once; 'blackhole': packets stop, nothing closes (test/helpers/proxy.ts). */
+  fault: 'cut' | 'blackhole'
+  /**
+   * Whether b's probe of a's controller health (`/healthz`, the real controller) crosses the same faulty network
+   * as the leafnode link. false: it takes another path (a management network) and keeps answering.
+   */
+  healthOverLink: boolean
+  /** WAN latency and jitter on the link (and the health path), from the start. */
+  latencyMs: number
+  jitterMs: number
+}
+
+t.test('split (clean cut, health answers over another path, 50 ms WAN): no automatic failover; operator failover; heal converges', async (t) => {
+  await splitAndHeal(t, { fault: 'cut', healthOverLink: false, latencyMs: 50, jitterMs: 20 })
+})
+
+t.test('silent partition (blackhole of the link and the health path, 100 ms WAN): b fails over by itself; heal converges', async (t) => {
+  await splitAndHeal(t, { fault: 'blackhole', healthOverLink: true, latencyMs: 100, jitterMs: 50 })
+})
+
+async function splitAndHeal(t: Test, o: SplitOptions): Promise<void> {
+  const t0 = Date.now()
+  const log = (s: string): void => { t.comment(`+${((Date.now() - t0) / 1000).toFixed(1)}s ${s}`) }
   const ports = new Map<string, number>()
   for (const s of ['a', 'b']) for (const k of ['client', 'cluster', 'leafnode']) ports.set(`${s}/${k}`, await freePort())
   const topo = localTopology({ partitions: P, port: (s, _i, k) => ports.get(`${s}/${k}`) as number })
   // b dials a's leafnode through a proxy the test can cut.
   const proxy = new CuttableProxy({ host: '127.0.0.1', port: ports.get('a/leafnode') as number })
   await proxy.start()
+  proxy.latency(o.latencyMs, o.jitterMs)
   const dir = await mkdtemp(join(tmpdir(), 'pw-split-'))
   const cleanups: Array<() => Promise<unknown>> = []
   let sites: LocalSites | undefined
@@ -122,8 +149,19 @@ t.test('split and heal: higher epoch wins, both databases converge to the winner
       cleanups.push(() => p.stop())
     }
   }
-  // b's controller: automatic failover after 1.5 s down, but a's health answers (a is up, only the link is cut).
-  const controller = new SiteController({ nc: ncB, cfg: cfg.b, checkMs: 250, failoverAfterMs: 1_500, peerHealthy: async () => true })
+  // Both controllers run as in production (each with its stray relay). a's: operator failover only. b's:
+  // automatic failover after 1.5 s with the peer down, probing the link and a's controller's /healthz through a
+  // second proxy, faulted with the link when the health path crosses the same network.
+  const controllerA = new SiteController({ nc: ncA, cfg: cfg.a, checkMs: 250, failoverAfterMs: 0, port: 0 })
+  await controllerA.start()
+  cleanups.push(() => controllerA.stop())
+  const healthProxy = new CuttableProxy({ host: '127.0.0.1', port: controllerA.port })
+  await healthProxy.start()
+  healthProxy.latency(o.latencyMs, o.jitterMs)
+  cleanups.push(() => healthProxy.stop())
+  const controller = new SiteController({
+    nc: ncB, cfg: cfg.b, checkMs: 250, failoverAfterMs: 1_500, peerHealthUrl: `http://127.0.0.1:${healthProxy.port}/healthz`,
+  })
   await controller.start()
   cleanups.push(() => controller.stop())
 
@@ -166,15 +204,32 @@ t.test('split and heal: higher epoch wins, both databases converge to the winner
 
   await sleep(4_000)
   const epoch0 = views.b.map.epoch
-  log(`splitting the link after ${producers.a.acked.length + producers.b.acked.length} acked readings`)
-  proxy.split()
-  await sleep(4_000)
-  t.equal(controller.status().peerLinkUp, false, 'b sees the link down')
-  t.equal(views.b.map.epoch, epoch0, 'no automatic failover while a\'s health answers')
-  t.equal(controller.status().failovers, 0)
-
-  const move = await controller.failover('operator failover during a split')
-  log(`operator failover at b: epoch ${move.epoch}, partitions ${move.partitions.join(',')}, a's segments sealed at ${move.sealedAt}${move.rewound ? `; state cut rewound for ${move.rewound.join(',')}` : ''}`)
+  log(`${o.fault === 'cut' ? 'cutting' : 'blackholing'} the link${o.healthOverLink ? ' and the health path' : ''} after ${producers.a.acked.length + producers.b.acked.length} acked readings`)
+  const faultAt = Date.now()
+  if (o.fault === 'cut') proxy.split()
+  else proxy.blackhole()
+  if (o.healthOverLink) {
+    if (o.fault === 'cut') healthProxy.split()
+    else healthProxy.blackhole()
+  }
+  let move: MoveResult
+  if (!o.healthOverLink) {
+    await sleep(4_000)
+    t.equal(controller.status().peerLinkUp, false, 'b sees the link down')
+    t.equal(views.b.map.epoch, epoch0, 'no automatic failover while a\'s health answers')
+    t.equal(controller.status().failovers, 0)
+    move = await controller.failover('operator failover during a split')
+  } else {
+    // Nothing closes: b learns of the partition only from its probes timing out.
+    for (let i = 0; i < 300 && !controller.status().lastMove; i++) await sleep(50)
+    const last = controller.status().lastMove
+    t.ok(last, 'b failed over by itself once its probes of the link and of a\'s health timed out')
+    if (!last) return
+    move = last
+    log(`automatic failover at b ${last.at - faultAt} ms after the partition began (failoverAfterMs 1500, probe every 250 ms)`)
+    await sleep(Math.max(0, 4_000 - (Date.now() - faultAt)))
+  }
+  log(`failover at b: epoch ${move.epoch}, partitions ${move.partitions.join(',')}, a's segments sealed at ${move.sealedAt}${move.rewound ? `; state cut rewound for ${move.rewound.join(',')}` : ''}`)
   t.same(move.partitions, [...cfg.a.homePartitions], 'b took a\'s partitions')
   await sleep(4_000)
   t.same(views.a.map.owners.filter((o) => o === 'a').length, cfg.a.homePartitions.length, 'during the split a still owns its partitions (its view)')
@@ -182,6 +237,7 @@ t.test('split and heal: higher epoch wins, both databases converge to the winner
 
   log('healing the link')
   proxy.heal()
+  healthProxy.heal()
   await waitForLink(ncB, 'a', 30_000)
   await waitForLink(ncA, 'b', 30_000)
   for (let i = 0; i < 100 && views.a.map.epoch !== move.epoch; i++) await sleep(100)
@@ -194,7 +250,12 @@ t.test('split and heal: higher epoch wins, both databases converge to the winner
     if (producers.a.retry.length + producers.b.retry.length > 0) await sleep(500)
   }
   t.equal(producers.a.retry.length + producers.b.retry.length, 0, 'every reading was acked in the end')
+  log('producers stopped; waiting for the relays')
+  // a's relay forwards what a accepted past the seal once b's records are mirrored at a; then the owners apply it.
+  t.equal(await waitRelays([{ nc: ncA, cfg: cfg.a }, { nc: ncB, cfg: cfg.b }], 120_000), 0, 'both stray relays caught up')
+  log('relays caught up; waiting for the partition consumers')
   await waitQuiet([{ nc: ncA, cfg: cfg.a }, { nc: ncB, cfg: cfg.b }], 120_000)
+  log('partition consumers idle')
   await sleep(1_000)
   // Projectors: each caught up with its stream.
   for (const { p, nc: ncx, stream } of projectors) {
@@ -203,6 +264,7 @@ t.test('split and heal: higher epoch wins, both databases converge to the winner
     t.ok(p.stats().lastSeq >= last, `projector of ${stream} caught up (${p.stats().lastSeq}/${last})`)
   }
 
+  log('projectors caught up; reading the winner\'s chains')
   // The winner's chains, read at b (which owns every partition now).
   const kvB = await new Kvm(ncB).open(cfg.b.streams.stateBucket)
   const expected = new Map<string, number>()
@@ -217,8 +279,37 @@ t.test('split and heal: higher epoch wins, both databases converge to the winner
       beyondSeal += (await readAll(ncB, peerStreams(cfg.b, 'a').tlm, `tlm.a.${p}.*.*`)).filter((m) => m.seq > (sealed.to as number) && !m.subject.includes('._sys.')).length
     }
   }
-  log(`a's TLM holds ${beyondSeal} readings of its partitions past the seal (the split's loss; a's gateway acked ${ackedAtAInSplit} readings for a in all)`)
-  t.ok(beyondSeal > 0, 'a accepted readings during the split that the winner\'s chain does not hold (documented loss)')
+  // a's stray relay forwards what a accepted past the seal to b (after b's record with the seal reached a):
+  // copies in b's TLM carry Pw-Relayed-From, and they are part of the winner's chain, so of the reference.
+  let relayed = 0
+  for (let p = 0; p < P; p++) {
+    relayed += (await readAll(ncB, cfg.b.streams.tlm, `tlm.b.${p}.*.*`)).filter((m) => m.relayedFrom?.startsWith('a:')).length
+  }
+  log(`a's TLM holds ${beyondSeal} readings of its partitions past the seal (a's gateway acked ${ackedAtAInSplit} readings for a in all); a's relay forwarded ${relayed} of them to b`)
+  t.ok(beyondSeal > 0, 'a accepted readings during the split that are past the winner\'s seal')
+  t.equal(relayed, beyondSeal, 'every one of them was forwarded to the winner by a\'s stray relay: the split loses nothing')
+  // The producers' own log, apart from any record of the system: every acked reading (once per rid) is applied
+  // exactly once by the final owner (count and sum in its live state, windows and late together).
+  const want = new Map<string, { count: number; sum: number }>()
+  const seen = new Set<string>()
+  for (const x of [...producers.a.acked, ...producers.b.acked]) {
+    if (seen.has(x.rid)) continue
+    seen.add(x.rid)
+    const w = want.get(x.id) ?? { count: 0, sum: 0 }
+    w.count++
+    w.sum += x.v
+    want.set(x.id, w)
+  }
+  const qd = await queryDeps(ncB, cfg.b, buildProfiles([sumProfile], cfg.b))
+  let logMissing = 0
+  let logExtra = 0
+  for (const [id, w] of want) {
+    const st = (await queryEntity(qd, 'sensor', id, 5_000)).state as { total: number; late: number; vsum: number }
+    const got = st.total + st.late
+    if (got < w.count) logMissing += w.count - got
+    if (got > w.count || (got === w.count && st.vsum !== w.sum)) logExtra += Math.max(1, got - w.count)
+  }
+  t.same({ missing: logMissing, extra: logExtra }, { missing: 0, extra: 0 }, `every reading of the producers' log (${seen.size}) applied exactly once`)
 
   const rowsOf = async (pool: pg.Pool): Promise<Map<string, string>> => new Map((await pool.query<{ output_id: string; count: number; site: string; token: string }>(
     `SELECT output_id, (fields->'v'->>'count')::int AS count, site, token FROM ${TABLES.windows}`)).rows.map((r) => [r.output_id, `${r.count}@${r.site}/${r.token}`]))
@@ -260,4 +351,4 @@ t.test('split and heal: higher epoch wins, both databases converge to the winner
   const retracted = await pools.a.query<{ n: string }>(`SELECT coalesce(sum(retracted), 0) AS n FROM ${TABLES.seals}`)
   log(`rows retracted at a's database: ${retracted.rows[0]?.n}`)
   t.ok(Number(retracted.rows[0]?.n) > 0, 'a\'s database retracted the rows a wrote past the seal during the split')
-})
+}

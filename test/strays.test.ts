@@ -17,7 +17,6 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { jetstream, jetstreamManager } from '@nats-io/jetstream'
-import { Kvm } from '@nats-io/kv'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import mqtt, { type MqttClient } from 'mqtt'
 import t from 'tap'
@@ -25,9 +24,7 @@ import { compileConfig, type RuntimeConfig } from '../actors/config.js'
 import { takeBack } from '../actors/handover.js'
 import { provision } from '../actors/provision.js'
 import { queryDeps, queryEntity } from '../actors/query.js'
-import { readRelay } from '../actors/relay.js'
 import { buildProfiles } from '../actors/runtime-types.js'
-import { SiteMapView } from '../actors/sitemap.js'
 import { deviceSubject, partitionOf } from '../actors/subjects.js'
 import { SiteController } from '../sites/controller.js'
 import { localTopology } from '../sites/local-topology.js'
@@ -36,7 +33,7 @@ import { siteOf, validateTopology } from '../sites/topology.js'
 import { sumProfile } from './fixtures/sum-profile.js'
 import { distPath, kill, spawnWorker, type WorkerProc } from './helpers/cluster.js'
 import { freePort } from './helpers/nats.js'
-import { waitQuiet } from './helpers/failover.js'
+import { waitQuiet, waitRelays } from './helpers/failover.js'
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 const P = 8
@@ -181,12 +178,7 @@ t.test('a reading acknowledged at either site is applied once, whatever site the
   await producer
 
   // Everything forwarded and applied: relays caught up, partition consumers idle.
-  const deadline = Date.now() + 90_000
-  for (;;) {
-    const lag = await relayLag([{ nc: ncA, cfg: cfgA }, { nc: ncB, cfg: cfgB }])
-    if (lag === 0 || Date.now() > deadline) break
-    await sleep(500)
-  }
+  await waitRelays([{ nc: ncA, cfg: cfgA }, { nc: ncB, cfg: cfgB }], 90_000)
   await waitQuiet([{ nc: ncA, cfg: cfgA }, { nc: ncB, cfg: cfgB }], 90_000)
   await sleep(1_500)
 
@@ -220,23 +212,3 @@ t.test('a reading acknowledged at either site is applied once, whatever site the
   t.same(wrong.slice(0, 10), [], 'count and sum per entity equal the producer\'s log')
   if (wrong.length > 0) t.comment(logs.slice(-40).join('\n'))
 })
-
-/** Strays not yet forwarded: per site, for partitions it does not own, TLM messages after the relay's `last`. */
-async function relayLag(sites: Array<{ nc: NatsConnection; cfg: RuntimeConfig }>): Promise<number> {
-  let lag = 0
-  for (const { nc, cfg } of sites) {
-    const jsm = await jetstreamManager(nc)
-    const kv = await new Kvm(nc).open(cfg.streams.stateBucket)
-    const map = await new SiteMapView(cfg, kv, jsm).refresh()
-    for (let p = 0; p < cfg.partitions; p++) {
-      if (map.owners[p] === cfg.site) continue
-      const info = await jsm.streams.info(cfg.streams.tlm, { subjects_filter: `tlm.${cfg.site}.${p}.*.*` })
-      const subjects = info.state.subjects ?? {}
-      if (Object.keys(subjects).length === 0) continue
-      const last = (await jsm.streams.getMessage(cfg.streams.tlm, { last_by_subj: `tlm.${cfg.site}.${p}.>` }).catch(() => undefined))?.seq ?? 0
-      const st = (await readRelay(kv, p))?.state
-      if ((st?.last ?? 0) < last) lag += 1
-    }
-  }
-  return lag
-}

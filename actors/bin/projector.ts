@@ -1,9 +1,12 @@
 /**
  * Projector entrypoint (`node dist/actors/bin/projector.js`): consumes the site's OUT stream into PostgreSQL.
- * Settings: PITWALL_SITE, PITWALL_NATS_URL, PITWALL_PG_URL, PITWALL_DOMAIN_METRICS (docs/configuration.md). SIGTERM: finish the
- * current batch, commit, ack, exit 0.
+ * Settings: PITWALL_DEPLOYMENT, PITWALL_SITE, PITWALL_NATS_URL, PITWALL_PG_URL, PITWALL_DOMAIN_METRICS (docs/configuration.md).
+ * Exits 2 at start when the streams, the state bucket or the database belong to another deployment
+ * (PW_DEPLOYMENT_MISMATCH). SIGTERM: finish the current batch, commit, ack, exit 0.
  */
+import { jetstreamManager } from '@nats-io/jetstream'
 import { compileConfig, optionsFromEnv } from '../config.js'
+import { checkDeployment } from '../deployment.js'
 import { ConfigError, PitwallError } from '../errors.js'
 import { projectorRegistry, serveMetrics } from '../metrics.js'
 import { DomainMetrics, domainMetricsFromEnv, Projector } from '../projector/mod.js'
@@ -22,12 +25,13 @@ try {
   const pgUrl = process.env.PITWALL_PG_URL
   if (!pgUrl) throw new ConfigError('PITWALL_PG_URL', 'is required (e.g. postgres://postgres@127.0.0.1:5432/pitwall)')
   const nc = await connectNats(cfg.natsUrl, `pitwall-projector-${cfg.site}`)
+  await checkDeployment(nc, await jetstreamManager(nc), cfg)
   const domain = new DomainMetrics(domainMetricsFromEnv(process.env))
-  const projector = new Projector({ nc, pgUrl, site: cfg.site, stream: cfg.streams.out, log: adapt, observer: domain })
+  const projector = new Projector({ nc, pgUrl, deployment: cfg.deployment, site: cfg.site, stream: cfg.streams.out, log: adapt, observer: domain })
   await projector.start()
   // Two sites: the peer's outputs too (our mirror of its OUT), so this site's database is complete.
   const peer = cfg.peer
-    ? new Projector({ nc, pgUrl, site: cfg.peer.site, stream: peerStreams(cfg, cfg.peer.site).out, log: adapt, observer: domain })
+    ? new Projector({ nc, pgUrl, deployment: cfg.deployment, site: cfg.peer.site, stream: peerStreams(cfg, cfg.peer.site).out, log: adapt, observer: domain })
     : undefined
   await peer?.start()
   if (cfg.metricsPort !== null) {

@@ -1,5 +1,5 @@
 /** The PostgreSQL projector: OUT stream -> tables. The only module other folders import from here. */
-export { Projector, PROJECTOR_DEFAULTS } from './projector.js'
+export { consumerName, Projector, PROJECTOR_DEFAULTS } from './projector.js'
 export type { ProjectorLog, ProjectorOptions, ProjectorStats } from './projector.js'
 export { migrate } from './migrate.js'
 export type { MigrateResult } from './migrate.js'
@@ -12,3 +12,5 @@ export type { BatchPlan, StreamMessage } from './batch.js'
 export { decodeOutput } from './decode.js'
 export { DomainMetrics, domainMetricsConfig, domainMetricsFromEnv, DOMAIN_METRICS_DEFAULTS, DOMAIN_METRICS_ENV } from './domain-metrics.js'
 export type { DomainMetricsConfig, ProjectorObserver } from './domain-metrics.js'
+export { claimDatabase, databaseId } from './identity.js'
+export type { DatabaseIdentity } from './identity.js'

@@ -10,6 +10,10 @@
  * everything below the acked message, messages delivered but never committed (prefetched before a stop or
  * crash) would be acked implicitly by the next batch and lost; so at start, if the consumer has delivered
  * past the cursor, it is recreated to deliver from cursor + 1.
+ *
+ * Several projectors may read one stream into different databases (a second deployment's, a reporting
+ * copy): each has its own consumer, named `<durable>_<deployment>_<dbid>` (identity.ts), so none recreates
+ * another's. The cursor row keeps the plain durable name: it lives in the database the dbid names.
  */
 import {
   AckPolicy, DeliverPolicy, jetstream, JetStreamApiCodes, JetStreamApiError, jetstreamManager,
@@ -21,9 +25,12 @@ import type pg from 'pg'
 import {
   ConfigError, FencedError, PitwallError, RuntimeErrorCodes, StreamConfigError, UnreachableError,
 } from '../errors.js'
+import { DEFAULTS as RUNTIME_DEFAULTS, DEPLOYMENT_PATTERN, ENV as RUNTIME_ENV } from '../config.js'
+import { checkStreamDeployment } from '../deployment.js'
 import { ID_PATTERN, outStreamSubjects, SITE_PATTERN } from '../subjects.js'
 import { fenceKey, planBatch, rejectPlan, type BatchPlan, type Seals, type StreamMessage } from './batch.js'
 import { createPool, guardPool, isDataError, messageOf, PG_SETTING } from './db.js'
+import { claimDatabase } from './identity.js'
 import { migrate } from './migrate.js'
 import type { ProjectorObserver } from './domain-metrics.js'
 import { readCursor, readFences, writeBatch, type CursorKey } from './writer.js'
@@ -45,7 +52,9 @@ export interface ProjectorOptions {
   site: string
   /** Stream name; default `OUT`. */
   stream?: string
-  /** Durable consumer name; default `projector`. */
+  /** Deployment this projector belongs to (PITWALL_DEPLOYMENT); checked against the stream and the database. Default `default`. */
+  deployment?: string
+  /** Base of the durable consumer's name (`<durable>_<deployment>_<dbid>`) and of the cursor row; default `projector`. */
   durable?: string
   /** Messages per transaction, at most; default 500. */
   batchSize?: number
@@ -126,6 +135,8 @@ export class Projector {
   private readonly filter: string
   private readonly js: JetStreamClient
   private jsm: JetStreamManager | undefined
+  // The durable consumer's name, known once the database is identified (start).
+  private consumerName = ''
 
   private cursor = 0
   private fences = new Map<string, number>()
@@ -161,25 +172,40 @@ export class Projector {
     this.js = jetstream(this.nc)
   }
 
-  /** Migrates the database, loads cursor and fences, (re)creates the consumer and starts consuming. */
+  /**
+   * Migrates the database, checks the deployment recorded in it and in the stream, loads cursor and fences,
+   * (re)creates the consumer and starts consuming.
+   */
   async start(): Promise<void> {
     await migrate(this.pool)
+    this.jsm = await jetstreamManager(this.nc)
+    // The stream first: a projector of the wrong deployment must not claim a fresh database on its way out.
+    await checkStreamDeployment(this.jsm, this.cfg.stream, this.cfg.deployment)
+    const id = await claimDatabase(this.pool, this.cfg.deployment)
+    this.consumerName = consumerName(this.cfg.durable, this.cfg.deployment, id.dbid)
     this.cursor = await readCursor(this.pool, this.key)
     this.fences = await readFences(this.pool)
     await this.observer?.start(this.pool)
-    this.jsm = await jetstreamManager(this.nc)
     await this.ensureConsumer(this.jsm)
-    const consumer = await this.js.consumers.get(this.cfg.stream, this.cfg.durable)
+    const consumer = await this.js.consumers.get(this.cfg.stream, this.consumerName)
     this.loop = this.run(consumer)
-    this.log.info('projector started', { ...this.key, cursor: this.cursor, fences: this.fences.size })
+    this.log.info('projector started', { ...this.key, consumer: this.consumerName, database: id.database, cursor: this.cursor, fences: this.fences.size })
+  }
+
+  /** The durable consumer's name on the stream (set by start()). */
+  consumer(): string {
+    return this.consumerName
   }
 
   /** Stops consuming, writes and acks what was received, and releases the pool if the projector owns it. */
   async stop(): Promise<void> {
     if (this.stopping) return await this.loop
     this.stopping = true
-    await this.current?.close()
+    // close() resolves only once the loop has iterated the fetch to its end: awaiting it before the loop would
+    // deadlock when the loop is not iterating (still fetching, or waiting for a write).
+    const closing = this.current?.close()
     await this.loop
+    await closing
     for (const w of this.waiters.splice(0)) {
       clearTimeout(w.timer)
       w.reject(this.failure ?? new PitwallError(RuntimeErrorCodes.SHUTTING_DOWN, 'projector stopped'))
@@ -241,7 +267,8 @@ export class Projector {
   }
 
   private async ensureConsumer(jsm: JetStreamManager): Promise<void> {
-    const { stream, durable } = this.cfg
+    const { stream } = this.cfg
+    const durable = this.consumerName
     const info = await jsm.streams.info(stream).catch((err: unknown) => {
       if (isApiError(err, JetStreamApiCodes.StreamNotFound)) {
         throw new StreamConfigError(RuntimeErrorCodes.STREAM_MISSING, `stream ${stream} does not exist`)
@@ -263,6 +290,14 @@ export class Projector {
       if (isApiError(err, JetStreamApiCodes.ConsumerNotFound)) return undefined
       throw err
     })
+    if (!existing) {
+      // Before deployments, the consumer was named after the durable alone; an old projector may still use it.
+      const legacy = await jsm.consumers.info(stream, this.cfg.durable).catch(() => undefined)
+      if (legacy) {
+        this.log.info('a consumer from before deployment identities remains; delete it once no older projector runs',
+          { stream, legacy: this.cfg.durable, consumer: durable })
+      }
+    }
     if (existing) {
       const c = existing.config
       const reusable = existing.delivered.stream_seq <= this.cursor && c.ack_policy === AckPolicy.All &&
@@ -291,7 +326,9 @@ export class Projector {
         // A fetch is a long poll: messages are yielded as they arrive, the timer cuts batches.
         const msgs = await consumer.fetch({ max_messages: this.cfg.batchSize, expires: FETCH_EXPIRES_MS })
         this.current = msgs
-        if (this.stopping) await msgs.close()
+        // stop() came while this fetch was being issued: end it; the loop below drains it (awaiting the close
+        // here would wait for that very loop, forever).
+        if (this.stopping) void msgs.close()
         for await (const m of msgs) {
           this.push(m)
           // Backpressure: pull no more while a full batch waits for the one in the database.
@@ -450,9 +487,15 @@ export class Projector {
 
 }
 
+/** `<durable>_<deployment>_<dbid>`: one consumer per (deployment, database) on a stream. */
+export function consumerName(durable: string, deployment: string, dbid: string): string {
+  return `${durable}_${deployment}_${dbid}`
+}
+
 function settings(o: ProjectorOptions): Settings {
   const s: Settings = {
     site: o.site,
+    deployment: o.deployment ?? RUNTIME_DEFAULTS.deployment,
     stream: o.stream ?? PROJECTOR_DEFAULTS.stream,
     durable: o.durable ?? PROJECTOR_DEFAULTS.durable,
     batchSize: o.batchSize ?? PROJECTOR_DEFAULTS.batchSize,
@@ -465,6 +508,9 @@ function settings(o: ProjectorOptions): Settings {
   if (!SITE_PATTERN.test(s.site)) throw new ConfigError('site', `'${s.site}' is not a site name`)
   if (!ID_PATTERN.test(s.stream)) throw new ConfigError('projector.stream', `'${s.stream}' is not a stream name`)
   if (!ID_PATTERN.test(s.durable)) throw new ConfigError('projector.durable', `'${s.durable}' is not a consumer name`)
+  if (!DEPLOYMENT_PATTERN.test(s.deployment)) {
+    throw new ConfigError(`deployment (${RUNTIME_ENV.deployment})`, `'${s.deployment}' does not match ${DEPLOYMENT_PATTERN}`)
+  }
   const positive: Array<keyof Settings> = ['batchSize', 'batchMs', 'maxAckPending', 'ackWaitMs', 'retryMinMs', 'retryMaxMs']
   for (const k of positive) {
     const v = s[k]

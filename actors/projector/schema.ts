@@ -23,6 +23,7 @@ export const TABLES = {
   cursors: 'projector_cursors',
   rejects: 'projector_rejects',
   seals: 'projector_seals',
+  identity: 'projector_identity',
 } as const
 export type TableName = (typeof TABLES)[keyof typeof TABLES]
 
@@ -272,6 +273,18 @@ CREATE TABLE ${TABLES.seals} (
   retracted integer NOT NULL DEFAULT 0,
   created_at timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (partition, site, epoch)
+);
+`,
+  },
+  {
+    version: 3,
+    name: 'identity: the deployment this database belongs to (issue 13 part 4, actors/projector/identity.ts)',
+    sql: `
+-- One row, written create-only by the first projector to start: a projector of another deployment is refused.
+CREATE TABLE ${TABLES.identity} (
+  singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+  deployment text NOT NULL,
+  claimed_at timestamptz NOT NULL DEFAULT now()
 );
 `,
   },

@@ -23,6 +23,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node'
 import { compileConfig, type RuntimeConfig } from '../../actors/config.js'
 import { takeBack } from '../../actors/handover.js'
 import { readRecord } from '../../actors/placement.js'
+import { readRelay } from '../../actors/relay.js'
 import { provision } from '../../actors/provision.js'
 import { queryDeps, queryEntity } from '../../actors/query.js'
 import { buildProfiles } from '../../actors/runtime-types.js'
@@ -36,6 +37,7 @@ import { siteOf } from '../../sites/topology.js'
 import { sumProfile } from '../fixtures/sum-profile.js'
 import { distPath, kill, spawnWorker, type WorkerProc } from './cluster.js'
 import { freePort } from './nats.js'
+import { CuttableProxy } from './proxy.js'
 import { referenceSum, type StreamMsg } from './trace.js'
 
 export interface ScenarioOptions {
@@ -48,6 +50,9 @@ export interface ScenarioOptions {
   failoverAfterMs: number
   failback: boolean
   failbackS?: number
+  /** WAN latency (and jitter) on the leafnode link, through a proxy (test/helpers/proxy.ts): a lagging mirror. */
+  linkLatencyMs?: number
+  linkJitterMs?: number
   log?: (msg: string) => void
 }
 
@@ -68,6 +73,18 @@ export interface ScenarioResult {
   achieved_rate_per_s: number
   /** Readings acked at a just before the kill and re-sent (same rid) to b after the failover, acked there too. */
   straddled_resends: number
+  /**
+   * Of the rpo_readings (acked at a, not mirrored at the kill), those applied after all: a's disk kept them, and
+   * the failback's new segment at a starts after the seal, so they are read when a takes its partitions back.
+   */
+  rpo_recovered: number
+  link_latency_ms: number
+  /**
+   * Checked against the producer's log of acknowledged readings (not the system's records): readings missing or
+   * applied more than once over all entities (a wrong sum counts as extra). The recovery point is excluded only
+   * when the lost site never came back.
+   */
+  producer_log: { entities: number; readings: number; missing: number; extra: number }
 }
 
 /** Re-sends of readings acked at a just before the kill, sent to b after the failover. */
@@ -80,17 +97,18 @@ export const LATENESS_MS = 5_000
 interface Acked { rid: string; site: string; at: number; r: { rid: string; id: string; ts: number; v: number } }
 
 /** All messages of a stream (ordered consumer), with their sequence and message id. */
-export async function readAll(nc: NatsConnection, stream: string, filter?: string): Promise<Array<{ seq: number; subject: string; rid: string; data: Uint8Array }>> {
+export async function readAll(nc: NatsConnection, stream: string, filter?: string): Promise<Array<{ seq: number; subject: string; rid: string; data: Uint8Array; relayedFrom?: string }>> {
   const jsm = await jetstreamManager(nc)
   const info = await jsm.streams.info(stream)
-  const out: Array<{ seq: number; subject: string; rid: string; data: Uint8Array }> = []
+  const out: Array<{ seq: number; subject: string; rid: string; data: Uint8Array; relayedFrom?: string }> = []
   if (info.state.messages === 0) return out
   const c = await jetstream(nc).consumers.get(stream, filter ? { filter_subjects: filter } : {})
   const last = info.state.last_seq
   const it = await c.consume({ max_messages: 5_000 })
   const idle = setTimeout(() => it.stop(), 10_000)
   for await (const m of it) {
-    out.push({ seq: m.seq, subject: m.subject, rid: m.headers?.get('Nats-Msg-Id') ?? '', data: m.data })
+    const relayedFrom = m.headers?.get('Pw-Relayed-From')
+    out.push({ seq: m.seq, subject: m.subject, rid: m.headers?.get('Nats-Msg-Id') ?? '', data: m.data, ...(relayedFrom ? { relayedFrom } : {}) })
     idle.refresh()
     if (m.info.pending === 0 || m.seq >= last) break
   }
@@ -143,6 +161,30 @@ export async function waitQuiet(sites: Array<{ nc: NatsConnection; cfg: RuntimeC
   }
 }
 
+/**
+ * Waits until every site's stray relay has forwarded what it holds: for each partition the site does not own,
+ * the relay's record (`relay.<p>`) is at or past the last message of that partition in the site's TLM.
+ */
+export async function waitRelays(sites: Array<{ nc: NatsConnection; cfg: RuntimeConfig }>, timeoutMs: number): Promise<number> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    let lag = 0
+    for (const { nc, cfg } of sites) {
+      const jsm = await jetstreamManager(nc)
+      const kv = await new Kvm(nc).open(cfg.streams.stateBucket)
+      const map = await new SiteMapView(cfg, kv, jsm).refresh()
+      for (let p = 0; p < cfg.partitions; p++) {
+        if (map.owners[p] === cfg.site) continue
+        const last = (await jsm.streams.getMessage(cfg.streams.tlm, { last_by_subj: `tlm.${cfg.site}.${p}.>` }).catch(() => undefined))?.seq ?? 0
+        if (last === 0) continue
+        if (((await readRelay(kv, p))?.state.last ?? 0) < last) lag++
+      }
+    }
+    if (lag === 0 || Date.now() > deadline) return lag
+    await sleep(500)
+  }
+}
+
 export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioResult> {
   const log = o.log ?? ((): void => undefined)
   const P = o.partitions ?? 8
@@ -151,8 +193,15 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
   for (const s of ['a', 'b']) for (const k of ['client', 'cluster', 'leafnode']) ports.set(`${s}/${k}`, await freePort())
   const topo = localTopology({ partitions: P, port: (s, _i, k) => ports.get(`${s}/${k}`) as number })
   const dir = await mkdtemp(join(tmpdir(), 'pw-failover-'))
-  const sites = new LocalSites(topo, dir)
+  const latency = o.linkLatencyMs ?? 0
+  const proxy = latency > 0 ? new CuttableProxy({ host: '127.0.0.1', port: ports.get('a/leafnode') as number }) : undefined
+  if (proxy) {
+    await proxy.start()
+    proxy.latency(latency, o.linkJitterMs ?? 0)
+  }
+  const sites = new LocalSites(topo, dir, undefined, proxy ? `nats-leaf://127.0.0.1:${proxy.port}` : undefined)
   const cleanups: Array<() => Promise<unknown>> = []
+  if (proxy) cleanups.push(() => proxy.stop())
   try {
     await sites.start()
     const conn = (site: string): Promise<NatsConnection> => connect({ servers: sites.natsUrl(site), noAsyncTraces: true, maxReconnectAttempts: -1, reconnectTimeWait: 250 })
@@ -277,6 +326,8 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
     aliveA.v = false
     const killAt = Date.now()
     killedAt = killAt
+    // The datacenter's end of the link dies with it: what was still in its buffers (the proxy's queue) is lost.
+    proxy?.split()
     await Promise.all([sites.kill('a'), kill(workerA, 'SIGKILL')])
     log('site a killed')
     const ackedAtA = acked.filter((x) => x.site === 'a' && x.at <= killAt)
@@ -315,10 +366,14 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
     if (failoverMs === 0) failoverMs = controller.status().lastMove?.ms ?? 0
     log(`b processes a's partitions again after ${rtoMs} ms (the first after ${firstMs} ms)`)
     await sleep(o.afterS * 1000)
+    // What reached b of a's acked readings (b's mirror of a's TLM), read while a is still down: once a comes back
+    // the mirror catches up with what a's disk kept.
+    const mirrored = new Set((await readAll(ncB, peerStreams(cfgB, 'a').tlm)).map((m) => m.rid))
 
     let failbackDone = false
     if (o.failback) {
       log('restarting site a and failing back')
+      proxy?.heal()
       await sites.start('a')
       ncA = await conn('a')
       await waitForLink(ncB, 'a')
@@ -342,8 +397,6 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
     await waitQuiet([{ nc: ncB, cfg: cfgB }, ...(failbackDone ? [{ nc: ncA, cfg: cfgA }] : [])], 120_000)
     await sleep(1_000)
 
-    // What reached b of a's acked readings (b's mirror of a's TLM).
-    const mirrored = new Set((await readAll(ncB, peerStreams(cfgB, 'a').tlm)).map((m) => m.rid))
     const lost = ackedAtA.filter((x) => !mirrored.has(x.rid))
     const rpoMs = lost.length === 0 ? 0 : killAt - Math.min(...lost.map((x) => x.at))
 
@@ -357,6 +410,8 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
     let duplicates = 0
     let failbackLost = 0
     let checked = 0
+    const lostRids = new Set(lost.map((x) => x.rid))
+    let recovered = 0
     const viewR = new SiteMapView(reader.cfg, kvR, await jetstreamManager(reader.nc))
     const map = await viewR.refresh()
     if (process.env.PITWALL_TEST_LOGS) {
@@ -373,7 +428,11 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
         ? (await readRecord(kvR, p))?.record
         : (await readRecord(await new Kvm(jetstream(reader.nc, { domain: owner })).open(reader.cfg.streams.stateBucket), p))?.record
       const chain = rec?.segments ?? [{ epoch: 0, site: owner, from: 1 }]
-      const ref = referenceSum(await chainMessages(reader.nc, reader.cfg, p, chain), WINDOW_MS, LATENESS_MS)
+      const msgs = await chainMessages(reader.nc, reader.cfg, p, chain)
+      // Read from a's own TLM in a later tenure of a (not b's copy of a straddling re-send with the same rid).
+      const aTenures = new Set(chain.filter((seg) => seg.site === 'a' && seg.epoch > 0).map((seg) => seg.epoch))
+      for (const m of msgs) if (m.rid !== undefined && lostRids.has(m.rid) && aTenures.has(epochOf(m.seq))) recovered++
+      const ref = referenceSum(msgs, WINDOW_MS, LATENESS_MS)
       let missing = 0
       let wrong = 0
       for (const [key, w] of ref.windows) {
@@ -390,12 +449,36 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
       }
       if (process.env.PITWALL_TEST_LOGS) log(`p${p} owner ${owner} chain ${JSON.stringify(chain)} cursor ${rec?.cursor} windows ${ref.windows.size} missing ${missing} wrong ${wrong}`)
     }
+    // The producer's own log, independent of partition records and chains: per entity, every reading acked at
+    // either site (once per rid; re-sends share it), less the recovery point when a never came back, must be
+    // applied exactly once (count and sum in the owner's live state: in windows or late).
+    const want = new Map<string, { count: number; sum: number }>()
+    const seen = new Set<string>()
+    for (const x of acked) {
+      if (seen.has(x.rid) || (!failbackDone && lostRids.has(x.rid))) continue
+      seen.add(x.rid)
+      const w = want.get(x.r.id) ?? { count: 0, sum: 0 }
+      w.count++
+      w.sum += x.r.v
+      want.set(x.r.id, w)
+    }
+    const qdR = await queryDeps(reader.nc, reader.cfg, buildProfiles([sumProfile], reader.cfg))
+    let logMissing = 0
+    let logExtra = 0
+    for (const [id, w] of want) {
+      const st = (await queryEntity(qdR, 'sensor', id, 5_000)).state as { total: number; late: number; vsum: number }
+      const got = st.total + st.late
+      if (got < w.count) logMissing += w.count - got
+      if (got > w.count) logExtra += got - w.count
+      if (got === w.count && st.vsum !== w.sum) logExtra++
+    }
     return {
+      producer_log: { entities: want.size, readings: seen.size, missing: logMissing, extra: logExtra },
       rate_per_s: o.ratePerS, rto_ms: rtoMs, rpo_readings: lost.length, rpo_ms: rpoMs,
       lost_after_mirror: lostAfterMirror, duplicates, failback_lost: failbackLost, acked: acked.length,
       acked_at_a_before_kill: ackedAtA.length, windows_checked: checked, failover_ms: failoverMs,
       detection: o.failoverAfterMs > 0 ? 'automatic' : 'operator',
-      straddled_resends: straddled,
+      straddled_resends: straddled, rpo_recovered: recovered, link_latency_ms: latency,
       achieved_rate_per_s: Math.round(acked.filter((x) => x.at <= killAt).length / o.beforeS),
     }
   } finally {

@@ -36,7 +36,8 @@
  *   reordered (allowed lateness 0).
  * - Laps: lap time = event time of the first sample of the next lap - that of the first sample of this lap.
  *   A lap is valid for references when its start was seen, no pit lane sample fell in it, and the counter
- *   went up by exactly one. The first lap seen is emitted with what was seen, but is never a reference.
+ *   went up by exactly one. The first lap seen is emitted with what was seen, but is never a reference. The
+ *   counter only moves forward: a reading with a lower lap counts in the lap in progress (one `lap:<n>` per car).
  * - Speed-loss reference: the median of the car's first `pitStop.referenceLaps` valid laps (median, not best:
  *   one lucky tow or one traffic lap does not move it). Brake reference: the same laps' mean peak-corner brake
  *   temperature. After a pit stop the last-lap pace is forgotten until the next valid lap.
@@ -581,10 +582,10 @@ function onReading(s: RaceState, r: Reading, ctx: ActorContext, c: RaceConfig): 
       finishLap(s, ctx, det, cur, ts, lapNo, c)
       s.lap = newLap(lapNo, ts, lapNo === cur.lap + 1, s.inPit)
       lapEnded = true
-    } else if (lapNo < cur.lap) {
-      // The counter went back (a new session): the lap in progress is unfinished and not emitted.
-      s.lap = newLap(lapNo, ts, false, s.inPit)
     }
+    // A counter that goes back (a glitch, or a session restarting its count) counts in the lap in progress:
+    // restarting there threw that lap away and emitted `lap:<n>` a second time with another body (a one-sample
+    // fragment overwriting the lap already stored), and lap ids are unique per car.
   }
   const a = s.lap
   if (a) {

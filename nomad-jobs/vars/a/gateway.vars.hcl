@@ -3,6 +3,7 @@
 region          = "dc-a"
 datacenter      = "dc-a"
 site            = "a"
+deployment      = "default"
 partitions      = 16
 pg_user         = "postgres"
 pg_database     = "pitwall_a"

@@ -3,6 +3,7 @@
 region          = "dc-b"
 datacenter      = "dc-b"
 site            = "b"
+deployment      = "default"
 partitions      = 16
 pg_user         = "postgres"
 pg_database     = "pitwall_b"
