@@ -50,6 +50,15 @@ export interface MoveResult {
   from: number
   /** Partitions whose new segment starts before `from`: how many sequences earlier (unforwarded strays). */
   strays?: Record<number, number>
+  /**
+   * Failover: messages of the peer's TLM past the seal that the mirror knew of but never received (the mirror's
+   * lag as last reported by the server, `_sys.tick` messages included): readings acked at the lost site and not
+   * replayed (the recovery point; the lost site's relay forwards them if it comes back, docs/sites.md).
+   */
+  unmirrored?: number
+  /** Failover: how long before the move the mirror of the peer's TLM last heard from the peer. */
+  lastHeardMs?: number
+  /** Time to write the records and the map; the moved partitions are processed again a heartbeat or more later. */
   ms: number
 }
 
@@ -110,6 +119,40 @@ async function recordAtSeal(js: JetStreamClient, jsm: JetStreamManager, cfg: Run
   return { record: fit ?? revisions[0] ?? latest, rewound: true }
 }
 
+/** "0-7,12": a sorted list of partitions as ranges. */
+export function ranges(ps: readonly number[]): string {
+  const out: string[] = []
+  const sorted = [...ps].sort((a, b) => a - b)
+  for (let i = 0; i < sorted.length; i++) {
+    const a = sorted[i] as number
+    let b = a
+    while (sorted[i + 1] === b + 1) b = sorted[++i] as number
+    out.push(a === b ? String(a) : `${a}-${b}`)
+  }
+  return out.join(',')
+}
+
+/** True at most once per `ms` (progress lines while a wait goes on). */
+function throttle(ms: number): () => boolean {
+  let last = Date.now()
+  return () => {
+    if (Date.now() - last < ms) return false
+    last = Date.now()
+    return true
+  }
+}
+
+/** Messages each local mirror of the peer's streams is behind, as last reported by the server. */
+export async function mirrorLags(jsm: JetStreamManager, cfg: RuntimeConfig, peer: string): Promise<Record<string, number | undefined>> {
+  const out: Record<string, number | undefined> = {}
+  for (const name of Object.values(peerStreams(cfg, peer))) out[name] = (await jsm.streams.info(name).catch(() => undefined))?.mirror?.lag
+  return out
+}
+
+function lagText(lags: Record<string, number | undefined>): string {
+  return `lag ${Object.entries(lags).map(([k, v]) => `${k} ${v ?? '?'}`).join(', ')}`
+}
+
 async function lastSeq(jsm: JetStreamManager, stream: string): Promise<number> {
   return (await jsm.streams.info(stream)).state.last_seq
 }
@@ -124,9 +167,14 @@ export async function takeOver(nc: NatsConnection, cfg: RuntimeConfig, reason = 
   const map = await new SiteMapView(cfg, kv, jsm).refresh()
   const parts = map.owners.flatMap((o, p) => (o === peer.site ? [p] : []))
   const epoch = nextInSlot(map.epoch, siteSlot(cfg))
-  const [sealedAt, ownLast] = await Promise.all([lastSeq(jsm, peerStreams(cfg, peer.site).tlm), lastSeq(jsm, cfg.streams.tlm)])
+  const [mirror, ownLast] = await Promise.all([jsm.streams.info(peerStreams(cfg, peer.site).tlm), lastSeq(jsm, cfg.streams.tlm)])
+  const sealedAt = mirror.state.last_seq
+  // What the mirror last heard of the peer's TLM: readings past the seal were acked there and never reached us.
+  const unmirrored = mirror.mirror?.lag ?? 0
+  const lastHeardMs = mirror.mirror && mirror.mirror.active >= 0 ? Math.round(mirror.mirror.active / 1e6) : undefined
   const from = ownLast + 1
-  if (parts.length === 0) return { epoch: map.epoch, partitions: [], sealedAt, from, ms: Date.now() - started }
+  const heard = lastHeardMs === undefined ? {} : { lastHeardMs }
+  if (parts.length === 0) return { epoch: map.epoch, partitions: [], sealedAt, from, ms: Date.now() - started, unmirrored, ...heard }
   // One record per partition, independent keys: written concurrently (a failover's time is its RTO).
   const rewound: number[] = []
   const strays: Record<number, number> = {}
@@ -154,7 +202,7 @@ export async function takeOver(nc: NatsConnection, cfg: RuntimeConfig, reason = 
   }
   await writeMap(kv, { epoch, owners, since, at: Date.now(), reason })
   return {
-    epoch, partitions: parts, sealedAt, from, ms: Date.now() - started,
+    epoch, partitions: parts, sealedAt, from, ms: Date.now() - started, unmirrored, ...heard,
     ...(rewound.length > 0 ? { rewound: rewound.sort((a, b) => a - b) } : {}),
     ...(Object.keys(strays).length > 0 ? { strays } : {}),
   }
@@ -204,21 +252,39 @@ export async function takeBack(nc: NatsConnection, cfg: RuntimeConfig, opts: Fai
   // Our relay stops forwarding them; what it did not forward is read by our new segments.
   const unforwarded = new Map<number, number>()
   for (const p of parts) unforwarded.set(p, await closeRelay(kv, p))
-  log(`epoch ${epoch}: map gives partitions ${parts.join(',')} back to ${cfg.site}; waiting for ${peer.site} to release them`)
   const mapAt = Date.now()
+  const M = parts.length
+  log(`map written: epoch ${epoch} gives partitions ${ranges(parts)} back to ${cfg.site} (${M} partitions); producers now route them to ${cfg.site}`)
+  log(`new readings of these partitions start at ${cfg.site}'s TLM sequence ${from}; waiting for ${peer.site} to release them`)
+  const tick = throttle(1_000)
+  let releasedBefore = -1
   for (;;) {
     const recs = await Promise.all(parts.map((p) => readRecord(peerKv, p)))
-    if (recs.every((r) => !r || r.record.owner === null || r.record.renewedAt + r.record.ttlMs < Date.now())) break
-    if (Date.now() > deadline) throw new PitwallError(RuntimeErrorCodes.SHUTTING_DOWN, `${peer.site} did not release partitions in time`, { retryable: true })
+    const released = parts.filter((_, i) => {
+      const r = recs[i]
+      return !r || r.record.owner === null || r.record.renewedAt + r.record.ttlMs < Date.now()
+    })
+    if (released.length !== releasedBefore || tick()) {
+      log(`${peer.site} released ${released.length}/${M} partitions${released.length > 0 && released.length < M ? ` (${ranges(released)})` : ''}`)
+      releasedBefore = released.length
+    }
+    if (released.length === M) break
+    if (Date.now() > deadline) throw new PitwallError(RuntimeErrorCodes.SHUTTING_DOWN, `${peer.site} did not release partitions in time (released ${released.length}/${M})`, { retryable: true })
     await sleep(100)
   }
-  await sleep(Math.max(0, mapAt + graceMs - Date.now()))
+  // The grace period: producers still routing by the old map may land readings in the peer's TLM until then.
+  for (let left = mapAt + graceMs - Date.now(); left > 0; left = mapAt + graceMs - Date.now()) {
+    log(`grace period: ${(left / 1000).toFixed(1)} s left for producers to follow the map (readings sent to ${peer.site} until the seal are kept)`)
+    await sleep(Math.min(left, 1_000))
+  }
   const sealedAt = await lastSeq(peerJsm, cfg.streams.tlm)
-  log(`${peer.site} released them; its segments are sealed at sequence ${sealedAt}`)
+  log(`seals: ${peer.site}'s segments of ${M} partitions sealed at ${peer.site}'s TLM sequence ${sealedAt}; ${lagText(await mirrorLags(jsm, cfg, peer.site))}`)
+  let written = 0
   const strays: Record<number, number> = {}
   for (const p of parts) {
     const theirs = await readRecord(peerKv, p)
     // Our mirror of the peer's bucket must hold this revision (and so every snapshot written before it).
+    const wait = throttle(1_000)
     for (;;) {
       const m = await readPeerKey(jsm, cfg, partitionKey(p))
       // (Compared by content: the peer's final record, once it is here, follows every snapshot it wrote.)
@@ -228,6 +294,7 @@ export async function takeBack(nc: NatsConnection, cfg: RuntimeConfig, opts: Fai
         throw new PitwallError(RuntimeErrorCodes.SHUTTING_DOWN, `mirror of ${peer.site}'s state did not catch up in time ` +
           `(partition ${p}: mirror at ${info?.state.last_seq ?? '?'} lag ${info?.mirror?.lag ?? '?'}, has ${m ? td.decode(m.data) : 'nothing'}, want ${JSON.stringify(theirs.record)} rev ${theirs.revision})`, { retryable: true })
       }
+      if (wait()) log(`partition ${p}: waiting for ${peer.site}'s final record in our mirror; ${lagText(await mirrorLags(jsm, cfg, peer.site))}`)
       await sleep(50)
     }
     const chain = sealChain(theirs?.record.segments ?? defaultChain(peer.site), sealedAt)
@@ -238,6 +305,9 @@ export async function takeBack(nc: NatsConnection, cfg: RuntimeConfig, opts: Fai
       owner: null, token: theirs?.record.token ?? 0, cursor: theirs?.record.cursor ?? 0, renewedAt: Date.now(), ttlMs: cfg.leaseTtlMs,
       ...(theirs?.record.dormant ? { dormant: theirs.record.dormant } : {}), epoch, segments,
     })
+    written++
+    if (written === M || tick()) log(`records written: ${written}/${M} (${cfg.site}'s workers take each partition at their next heartbeat)`)
   }
+  log(`${lagText(await mirrorLags(jsm, cfg, peer.site))}`)
   return { epoch, partitions: parts, sealedAt, from, ms: Date.now() - started, ...(Object.keys(strays).length > 0 ? { strays } : {}) }
 }

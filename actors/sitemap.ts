@@ -233,13 +233,17 @@ export async function syncPeerState(nc: NatsConnection, jsm: JetStreamManager, c
   const deadline = Date.now() + timeoutMs
   const name = peerStreams(cfg, cfg.peer.site).state
   if (!(await peerReachable(nc, cfg.peer.domain, 1_000))) return 'peer-unreachable'
-  // The peer keeps writing (checkpoints): wait for what it had when we asked, not for a moving end.
+  // The peer keeps writing (checkpoints): wait for what it had when we asked, not for a moving end. Our mirror
+  // carries only `snap.>` (records and the map as exported copies): wait for the peer's last message there, not
+  // for its bucket's end, which other keys (`deployment`) may hold and the mirror never receives.
   let target: number
   try {
     const j = await jetstreamManager(nc, { domain: cfg.peer.domain, timeout: 1_000, checkAPI: false })
-    target = (await j.streams.info(`KV_${cfg.streams.stateBucket}`)).state.last_seq
+    const last = await j.streams.getMessage(`KV_${cfg.streams.stateBucket}`, { last_by_subj: `$KV.${cfg.streams.stateBucket}.snap.>` })
+    if (!last) return 'synced'
+    target = last.seq
   } catch {
-    // The peer's bucket may not exist yet (it never started): nothing to wait for.
+    // The peer's bucket may not exist yet (it never started) or holds no snapshot yet: nothing to wait for.
     return 'synced'
   }
   for (;;) {

@@ -16,6 +16,7 @@ import {
   checkDeployment, METRICS, peerMapGate, peerStreams, type RuntimeConfig, type SiteMap, SiteMapView, StrayRelay, takeOver, type MoveResult,
 } from '../actors/mod.js'
 import { peerReachable } from './servers.js'
+import { waitProcessing } from './site-cli.js'
 
 export interface ControllerOptions {
   nc: NatsConnection
@@ -49,7 +50,8 @@ export interface SiteStatus {
   peerDownForMs: number
   mirrorLag: Record<string, number>
   failovers: number
-  lastMove?: MoveResult & { at: number }
+  /** The last failover; `processingAgainMs`: from its start until every moved partition was processed again. */
+  lastMove?: MoveResult & { at: number; processingAgainMs?: number }
   /** The stray relay: readings sent here for the peer's partitions, forwarded (undefined until it runs). */
   relay?: { active: number; forwarded: number; failures: number }
 }
@@ -72,7 +74,7 @@ export class SiteController {
   private downSince: number | undefined
   private linkUp = true
   private failovers = 0
-  private lastMove: (MoveResult & { at: number }) | undefined
+  private lastMove: (MoveResult & { at: number; processingAgainMs?: number }) | undefined
   private moving: Promise<unknown> | undefined
   private mirrorLag: Record<string, number> = {}
   private relay: StrayRelay | undefined
@@ -198,17 +200,40 @@ export class SiteController {
 
   /** Takes the peer's partitions now (the operator command and the automatic path). */
   async failover(reason = 'operator failover'): Promise<MoveResult> {
+    const started = Date.now()
     const p = takeOver(this.o.nc, this.cfg, reason)
     this.moving = p
     try {
       const r = await p
       if (r.partitions.length > 0) this.failovers++
-      this.lastMove = { ...r, at: Date.now() }
+      const move: NonNullable<SiteStatus['lastMove']> = { ...r, at: Date.now() }
+      this.lastMove = move
       await this.view?.refresh()
-      this.o.log?.('info', 'failover done', { ...r })
+      this.o.log?.('info', 'failover: records and map written (the workers take the partitions at their next heartbeat)', { ...r })
+      if (r.partitions.length > 0) void this.watchProcessing(move, started)
       return r
     } finally {
       this.moving = undefined
+    }
+  }
+
+  /**
+   * After a failover: when is every moved partition processed again (a message of its new segment applied)?
+   * That, not the time to write the records, is what the operator waits for; logged and kept in `lastMove`.
+   */
+  private async watchProcessing(move: NonNullable<SiteStatus['lastMove']>, started: number): Promise<void> {
+    try {
+      const kv = await new Kvm(this.o.nc).open(this.cfg.streams.stateBucket)
+      const done = await waitProcessing(kv, move.partitions, move.epoch, move.from, started, 120_000)
+      const missing = move.partitions.filter((p) => !done.has(p))
+      if (missing.length === 0) {
+        move.processingAgainMs = Math.max(...done.values())
+        this.o.log?.('info', 'failover: every moved partition is processed again', { partitions: move.partitions, afterMs: move.processingAgainMs })
+      } else {
+        this.o.log?.('warn', 'failover: moved partitions not processed after 120 s (are the workers running and past the peer-map gate?)', { missing })
+      }
+    } catch (err) {
+      this.o.log?.('warn', 'failover: could not watch the moved partitions', { err: String(err) })
     }
   }
 

@@ -13,6 +13,7 @@ import { jetstream, jetstreamManager, type PubAck } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import pg from 'pg'
 import { createHash, randomBytes } from 'node:crypto'
+import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import {
   compileConfig, connectNats, partitionOf, PitwallError, provision, SiteRouter, tlmSubject, type RuntimeConfig,
@@ -70,6 +71,9 @@ async function main(): Promise<void> {
   process.on('exit', () => sites.killNow())
   process.stdout.write(`starting nats-servers of sites a and b (${clustered ? '3-node cluster each' : 'one server each'}; stores in ${dir})...\n`)
   await sites.start()
+  // The site definition the `pitwall site` commands of the drill read (--topology <file> --site <s>).
+  const topoFile = join(dir, 'sites.json')
+  await writeFile(topoFile, `${JSON.stringify(topo, null, 2)}\n`)
   // Secrets for this run only: nothing is stored in the repository or on disk.
   const adminKey = randomBytes(24).toString('hex')
   const auth = {
@@ -119,7 +123,7 @@ async function main(): Promise<void> {
 
   const verbose = process.env.PITWALL_DEBUG !== undefined
   const onLog = (name: string, line: string): void => {
-    if (verbose || /"level":"(warn|error)"/.test(line) || /partition acquired|started|failover done/.test(line)) process.stderr.write(`[${name}] ${line}\n`)
+    if (verbose || /"level":"(warn|error)"/.test(line) || /partition acquired|started|failover:/.test(line)) process.stderr.write(`[${name}] ${line}\n`)
   }
   const services: Running[] = plans.flatMap((p) => p.services).map((s) => startService(s, onLog))
   let prometheus: RunningPrometheus | null = null
@@ -167,8 +171,8 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => void shutdown())
   process.on('SIGTERM', () => void shutdown())
 
-  const envLine = (p: SitePlan): string =>
-    `PITWALL_DEPLOYMENT=${p.cfg.deployment} PITWALL_SITE=${p.name} PITWALL_NATS_URL=${p.cfg.natsUrl} PITWALL_PARTITIONS=${topo.partitions} PITWALL_PEER_SITE=${p.cfg.peer?.site ?? ''} PITWALL_HOME_PARTITIONS=${p.cfg.homePartitions.join(',')}`
+  const siteCmd = (p: SitePlan, sub: string): string =>
+    `node dist/sites/cli.js site ${sub} --topology ${topoFile} --site ${p.name}${p.cfg.deployment === 'default' ? '' : ` --deployment ${p.cfg.deployment}`}`
   const lines = [
     '',
     `pitwall: two sites (a, b), ${topo.partitions} partitions (a home of ${a.cfg.homePartitions[0]}-${a.cfg.homePartitions.at(-1)}, b of ${b.cfg.homePartitions[0]}-${b.cfg.homePartitions.at(-1)}), ${WORKERS_PER_SITE} workers, projector, gateway and controller per site; simulator: ${sensors} sensors at 1 Hz, ${cars} race cars at 10 Hz`,
@@ -192,10 +196,11 @@ async function main(): Promise<void> {
     ...(prometheus ? [`Prometheus     ${prometheus.url}`] : ['Prometheus     not installed (Debian: apt-get install prometheus); skipped']),
     '',
     'failover drill:',
-    `  site status    ${envLine(b)} node dist/sites/cli.js site status`,
+    `  site status    ${siteCmd(b, 'status')}`,
     `  lose site a    kill -9 the a/* processes and a's nats-server (pgrep -f ${join(dir, 'a')}); b's controller fails over after 5 s`,
-    `  or by hand     ${envLine(b)} node dist/sites/cli.js site failover`,
-    `  failback       (a running again) ${envLine(a)} node dist/sites/cli.js site failback`,
+    `  or by hand     ${siteCmd(b, 'failover')}`,
+    `  failback       (a running again, link UP in '${siteCmd(a, 'status')}') ${siteCmd(a, 'failback')}`,
+    '  procedure      docs/sites.md, "Procedure: failover, restart, failback"',
     '  stop           Ctrl-C (workers drain and release their partitions)',
     '', '',
   )
