@@ -342,17 +342,33 @@ export class ConsulDiscovery implements Discovery {
   }
 
   /**
-   * Acquires `key` with a new session (TTL `ttl`, renewed every ttl/2; released on session loss, behavior
-   * `release`). Throws PW_LOCK_HELD when another session holds it.
+   * Acquires `key` with a new session (TTL `ttl`, 10s..24h, renewed every ttl/2; released on session loss,
+   * behavior `release`, with lock-delay `lockDelay`, default 1s). Throws PW_LOCK_HELD when the key is held by
+   * another session, or still under the lock-delay of a session that was invalidated holding it; with `waitMs`,
+   * retries (every `retryMs`, default 250 ms) for that long first.
+   *
+   * Takeover timing under Consul's rules (https://developer.hashicorp.com/consul/api-docs/session): a holder that
+   * stops renewing keeps the lock until the agent invalidates its session, at one to two TTLs after the last
+   * renew, and then nobody gets it for the lock-delay: a takeover happens at most 2 x ttl + lockDelay after the
+   * holder's last renew (`lockTakeoverBoundMs`), and never earlier than ttl + lockDelay.
    */
-  async lock(key: string, o: { ttl?: string; value?: string; name?: string } = {}): Promise<Lock> {
+  async lock(key: string, o: { ttl?: string; lockDelay?: string; value?: string; name?: string; waitMs?: number; retryMs?: number } = {}): Promise<Lock> {
     const ttl = o.ttl ?? '15s'
-    const created = await this.call('session create', () => this.consul.session.create({ name: o.name ?? `pitwall lock ${key}`, ttl, behavior: 'release', lockdelay: '1s' })) as { ID: string }
+    const lockdelay = o.lockDelay ?? '1s'
+    parseDurationMs(ttl)
+    parseDurationMs(lockdelay)
+    const created = await this.call('session create', () => this.consul.session.create({ name: o.name ?? `pitwall lock ${key}`, ttl, behavior: 'release', lockdelay })) as { ID: string }
     const session = created.ID
-    const ok = await this.call(`kv acquire ${key}`, () => this.consul.kv.set({ key, value: o.value ?? session, acquire: session })) as boolean
+    const deadline = Date.now() + (o.waitMs ?? 0)
+    let ok = false
+    for (;;) {
+      ok = await this.call(`kv acquire ${key}`, () => this.consul.kv.set({ key, value: o.value ?? session, acquire: session })) as boolean
+      if (ok || Date.now() >= deadline) break
+      await new Promise((r) => setTimeout(r, Math.min(o.retryMs ?? 250, Math.max(1, deadline - Date.now()))))
+    }
     if (!ok) {
       await this.call('session destroy', () => this.consul.session.destroy(session))
-      throw new DiscoveryError(DiscoveryErrorCodes.LOCK_HELD, `${key} is held by another session`, { retryable: true })
+      throw new DiscoveryError(DiscoveryErrorCodes.LOCK_HELD, `${key} is held by another session (or under the lock-delay of one that lost it)`, { retryable: true })
     }
     const ms = Math.max(500, parseDurationMs(ttl) / 2)
     const timer = setInterval(() => {
@@ -407,6 +423,14 @@ export class ConsulDiscovery implements Discovery {
     this.renewals.clear()
     this.consul.destroy()
   }
+}
+
+/**
+ * The longest a lock taken with `lock(key, { ttl, lockDelay })` stays unavailable after its holder's last renew:
+ * the agent invalidates the session at most 2 x TTL later, then the lock-delay runs.
+ */
+export function lockTakeoverBoundMs(ttl: string, lockDelay = '1s'): number {
+  return 2 * parseDurationMs(ttl) + parseDurationMs(lockDelay)
 }
 
 function parseDurationMs(s: string): number {

@@ -10,7 +10,7 @@ import t, { type Test } from 'tap'
 import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parse } from '@cdktf/hcl2json'
-import { ConsulDiscovery, consulOptionsFromEnv, consulOptionsFromTopology, createDiscovery, peerHealthFromEnv, staticDiscovery } from '../consul/discovery.js'
+import { ConsulDiscovery, consulOptionsFromEnv, lockTakeoverBoundMs, consulOptionsFromTopology, createDiscovery, peerHealthFromEnv, staticDiscovery } from '../consul/discovery.js'
 import { DiscoveryErrorCodes } from '../consul/errors.js'
 import { preparedQueries } from '../consul/queries.js'
 import { SERVICES } from '../consul/services.js'
@@ -25,8 +25,12 @@ const topo = localTopology()
 const TOKEN = 'test-acl-token'
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
-async function federation(t: Test): Promise<{ cluster: ConsulCluster; a: ConsulDiscovery; b: ConsulDiscovery }> {
-  const cluster = new ConsulCluster({ token: TOKEN, minSessionTtlMs: 100 })
+/**
+ * Two federated datacenters. The agents keep Consul's own timing bounds unless `fast` (the double's
+ * `fastTimingForTests`: bounds / 100), which only the tests that watch an expiry or a reap happen ask for.
+ */
+async function federation(t: Test, fast = false): Promise<{ cluster: ConsulCluster; a: ConsulDiscovery; b: ConsulDiscovery }> {
+  const cluster = new ConsulCluster({ token: TOKEN, ...(fast ? { fastTimingForTests: true } : {}) })
   t.teardown(() => cluster.stop())
   const agentA = await cluster.agent('dc-a')
   const agentB = await cluster.agent('dc-b')
@@ -41,7 +45,7 @@ async function federation(t: Test): Promise<{ cluster: ConsulCluster; a: ConsulD
 }
 
 t.test('register, TTL pass, TTL expiry to critical, health ?passing, deregister', async (t) => {
-  const { a } = await federation(t)
+  const { a } = await federation(t, true)
   await a.register({ name: SERVICES.nats, id: 'nats-a-1', port: 4301, address: '127.0.0.1', tags: ['site-a'], ttl: '400ms' })
   t.same(await a.health(SERVICES.nats), [], 'a TTL check starts critical: not passing')
   await t.rejects(a.natsUrls(), { code: DiscoveryErrorCodes.NO_INSTANCE })
@@ -69,15 +73,53 @@ t.test('register, TTL pass, TTL expiry to critical, health ?passing, deregister'
   await t.rejects(a.ttl('nope', 'pass'), { code: DiscoveryErrorCodes.CONSUL })
 })
 
-t.test('a service critical for DeregisterCriticalServiceAfter is removed by the agent', async (t) => {
-  const { a } = await federation(t)
-  await a.register({ name: SERVICES.worker, id: 'w-1', port: 9464, address: '127.0.0.1', ttl: '200ms', deregisterAfter: '400ms' })
+t.test('a service critical for DeregisterCriticalServiceAfter is removed by the agent (minimum and reaper interval)', async (t) => {
+  // Fast timing: the minimum is 600 ms (1 min / 100) and the reaper runs every 300 ms (30 s / 100).
+  const { a } = await federation(t, true)
+  await a.register({ name: SERVICES.worker, id: 'w-1', port: 9464, address: '127.0.0.1', ttl: '200ms', deregisterAfter: '100ms' })
   await a.ttl('service:w-1', 'pass')
   t.equal((await a.health(SERVICES.worker)).length, 1, 'passing')
-  await sleep(300)
-  t.equal((await a.health(SERVICES.worker, { passing: false })).length, 1, 'critical but still registered')
-  await sleep(700)
-  t.same(await a.health(SERVICES.worker, { passing: false }), [], 'reaped after being critical for 400 ms')
+  const t0 = Date.now()
+  await sleep(500)
+  t.equal((await a.health(SERVICES.worker, { passing: false })).length, 1, 'critical for ~300 ms, longer than the 100 ms asked: still registered (raised to the minimum)')
+  let gone = 0
+  while (Date.now() - t0 < 3000) {
+    if ((await a.health(SERVICES.worker, { passing: false })).length === 0) {
+      gone = Date.now() - t0
+      break
+    }
+    await sleep(25)
+  }
+  // Critical from ~200 ms (TTL) on; reaped once critical > 600 ms, at the next reaper tick (<= 300 ms later).
+  t.ok(gone >= 800 && gone <= 2000, `reaped ${gone} ms after the last pass: TTL + minimum + up to one reaper interval`)
+})
+
+t.test('the agent\'s bounds by default: session TTL 10s..24h, checks need an interval, DeregisterCriticalServiceAfter >= 1m', async (t) => {
+  const { a } = await federation(t)
+  const put = async (path: string, body: unknown): Promise<{ status: number; text: string }> => {
+    const r = await fetch(new URL(path, a.opts.address), { method: 'PUT', headers: { 'x-consul-token': TOKEN }, body: JSON.stringify(body) })
+    return { status: r.status, text: await r.text() }
+  }
+  t.same(await put('/v1/session/create', { TTL: '5s' }), { status: 500, text: "Invalid Session TTL '5000000000', must be between [10s=24h0m0s]" }, 'TTL below 10s refused as the server does')
+  t.same(await put('/v1/session/create', { TTL: '25h' }), { status: 500, text: "Invalid Session TTL '90000000000000', must be between [10s=24h0m0s]" }, 'TTL above 24h refused')
+  t.equal((await put('/v1/session/create', { TTL: 'soon' })).status, 400, 'unparseable TTL: 400')
+  t.equal((await put('/v1/session/create', { TTL: '10s', LockDelay: '61s' })).status, 500, 'lock-delay above 60s refused')
+  t.equal((await put('/v1/session/create', { TTL: '10s' })).status, 200, '10s accepted')
+  t.equal((await put('/v1/session/create', { TTL: '86400s' })).status, 200, '86400s accepted')
+  await t.rejects(a.lock('pitwall/failover/short', { ttl: '1s' }), { code: DiscoveryErrorCodes.CONSUL, message: /Invalid Session TTL/ }, 'lock() surfaces the agent\'s refusal')
+  const svc = { Name: 'pitwall-test', ID: 'pt-1', Port: 1 }
+  t.same(await put('/v1/agent/service/register', { ...svc, Check: { HTTP: 'http://127.0.0.1:1/healthz' } }), { status: 400, text: 'Invalid check: Interval must be > 0 for Script, HTTP, H2PING, TCP, UDP or gRPC checks' }, 'HTTP check without interval refused')
+  t.equal((await put('/v1/agent/service/register', { ...svc, Checks: [{ TTL: '30s' }, { TCP: '127.0.0.1:1' }] })).status, 400, 'TCP check without interval refused')
+  t.equal((await put('/v1/agent/service/register', { ...svc, Check: { Args: ['/bin/true'] } })).status, 400, 'script check without interval refused')
+  t.same(await put('/v1/agent/service/register', { ...svc, Check: { TTL: '30s', Interval: '10s' } }), { status: 400, text: 'Invalid check: Interval and TTL cannot both be specified' })
+  t.same(await put('/v1/agent/service/register', { ...svc, Check: { Name: 'nothing' } }), { status: 400, text: 'Invalid check: TTL must be > 0 for TTL checks' })
+  t.same(await a.health('pitwall-test', { passing: false }), [], 'nothing registered by the refused requests')
+  t.equal((await put('/v1/agent/service/register', { ...svc, Check: { HTTP: 'http://127.0.0.1:1/healthz', Interval: '10s' } })).status, 200, 'with an interval: accepted')
+  // DeregisterCriticalServiceAfter below the minimum is raised to 1 minute, not honoured: still there 1 s later.
+  await a.register({ name: SERVICES.worker, id: 'w-1', port: 9464, address: '127.0.0.1', ttl: '30s', deregisterAfter: '400ms' })
+  await a.ttl('service:w-1', 'fail', 'down')
+  await sleep(1000)
+  t.equal((await a.health(SERVICES.worker, { passing: false })).length, 1, 'critical for 1 s with a 400ms timeout: kept (minimum 1m, reaper every 30 s)')
 })
 
 t.test('health with ?dc sees the peer datacenter; peerHealthy follows it and the WAN', async (t) => {
@@ -169,8 +211,9 @@ t.test('blocking queries return on change, and after the wait with the same inde
   t.equal(seen.length, 3, 'no callback without a change')
 })
 
-t.test('locks: sessions + KV acquire/release; a lost session releases the lock', async (t) => {
-  const { cluster, a } = await federation(t)
+t.test('locks: sessions + KV acquire/release; a lost session releases the lock after its lock-delay', async (t) => {
+  // Fast timing only lowers the TTL minimum (a 300 ms session); the lock-delay asked for (1s) is enforced as is.
+  const { cluster, a } = await federation(t, true)
   const agentA = [...cluster.dcs.keys()][0]!
   t.equal(agentA, 'dc-a')
   const other = new ConsulDiscovery({ ...a.opts })
@@ -186,18 +229,34 @@ t.test('locks: sessions + KV acquire/release; a lost session releases the lock',
   const again = await other.lock('pitwall/failover/leader', { ttl: '10s' })
   t.pass('acquired after release')
   await again.release()
-  // A holder that stops renewing (crashed): the session expires and the lock is free again.
+  // A holder that stops renewing (crashed): the agent invalidates its session up to 2 x TTL after the last renew,
+  // then the key stays under the session's lock-delay (1s) before anyone may take it.
   const crashed = new ConsulDiscovery({ ...a.opts })
-  await crashed.lock('pitwall/failover/leader', { ttl: '300ms' })
+  const t0 = Date.now()
+  const lost = await crashed.lock('pitwall/failover/leader', { ttl: '300ms' })
   crashed.close()
   await t.rejects(other.lock('pitwall/failover/leader'), { code: DiscoveryErrorCodes.LOCK_HELD }, 'held right after')
-  await sleep(600)
-  const taken = await other.lock('pitwall/failover/leader', { ttl: '10s' })
-  t.pass('free after the holder session expired')
+  await sleep(450 - (Date.now() - t0))
+  await t.rejects(other.lock('pitwall/failover/leader'), { code: DiscoveryErrorCodes.LOCK_HELD }, 'still held past the TTL (the agent may wait up to 2 x TTL)')
+  for (let i = 0; i < 40; i++) {
+    const kv = await a.consul.kv.get('pitwall/failover/leader') as { Session?: string }
+    if (kv.Session !== lost.session) break
+    await sleep(25)
+  }
+  const freed = Date.now() - t0
+  t.ok(freed >= 550 && freed < 1200, `session invalidated ${freed} ms after the last renew (2 x 300 ms)`)
+  await t.rejects(other.lock('pitwall/failover/leader'), { code: DiscoveryErrorCodes.LOCK_HELD }, 'released but under lock-delay: refused')
+  const taken = await other.lock('pitwall/failover/leader', { ttl: '10s', waitMs: 3000, retryMs: 50 })
+  const at = Date.now() - t0
+  t.ok(at >= 600 + 1000 && at <= lockTakeoverBoundMs('300ms', '1s') + 700, `taken over ${at} ms after the last renew: after invalidation + lock-delay, within 2 x TTL + lock-delay`)
   const e = await a.consul.kv.get('pitwall/failover/leader') as { Session?: string; LockIndex: number }
   t.equal(e.Session, taken.session)
   t.equal(e.LockIndex, 4, 'LockIndex counts acquisitions')
   await taken.release()
+  // An explicit release sets no lock-delay: the next holder gets the key at once.
+  const next = await other.lock('pitwall/failover/leader', { ttl: '10s' })
+  t.pass('acquired right after an explicit release')
+  await next.release()
 })
 
 t.test('prepared query: nearest healthy gateway, failover to the peer datacenter', async (t) => {

@@ -2,7 +2,9 @@
  * The Nomad client and `pitwall deploy` against the stateful Nomad API double (test/helpers/nomad-double.ts,
  * HTTP on 127.0.0.1): parse, plan with diff, register with check-and-set (a stale index is refused),
  * allocations, deployments going healthy with canaries, a failing canary rolled back by auto_revert, blocking
- * queries, token / namespace / region on the wire.
+ * queries, token / namespace / region on the wire; register/plan validation and the update block's timing
+ * (min_healthy_time, healthy_deadline, progress_deadline). Deployments run with the double's fastTimingForTests
+ * (update-block durations / 100) except in the test that checks the job's own timing is the default.
  */
 import t, { type Test } from 'tap'
 import { spawnSync } from 'node:child_process'
@@ -17,7 +19,7 @@ import { freePort } from './helpers/nats.js'
 import { NomadDouble } from './helpers/nomad-double.js'
 
 async function double(t: Test, opts: ConstructorParameters<typeof NomadDouble>[0] = {}): Promise<NomadDouble> {
-  const d = new NomadDouble(opts)
+  const d = new NomadDouble({ fastTimingForTests: true, ...opts })
   await d.start()
   t.teardown(() => d.stop())
   return d
@@ -156,7 +158,8 @@ t.test('a failing canary fails the deployment and auto_revert rolls back to the 
   const code = await deployMain(['--site', 'a', '--job', 'worker', '--vars-dir', vars], { nomad: { address: d.url }, out: bad.out, err: (l) => errs.push(l) })
   t.equal(code, 3, 'exit 3: rolled back')
   t.match(bad.lines.join('\n'), /v1 failed: worker: 1\/2 placed, 0 healthy, 1 unhealthy, canaries 1\/1/)
-  t.match(bad.lines.join('\n'), /rolling back: Failed due to unhealthy allocations - rolling back to job version 0/)
+  // healthy_deadline 2m: the canary is unhealthy at 1.2 s; progress_deadline 5m: the deployment fails at 3 s.
+  t.match(bad.lines.join('\n'), /rolling back: Failed due to progress deadline - rolling back to job version 0/)
   t.match(bad.lines.join('\n'), /v2 successful/)
   t.match(errs.join('\n'), /PW_DEPLOY_ROLLED_BACK: pitwall-worker: version 1 failed .* rolled back to version 2/)
   const job = d.job('pitwall-worker')!
@@ -267,4 +270,117 @@ t.test('TLS: a private CA and a client certificate (mutual TLS)', { skip: spawnS
   t.ok(r.index > 0, 'blocking query over TLS')
   await t.rejects(new NomadClient({ address: d.url }).jobAllocations('x'), { code: NomadErrorCodes.UNREACHABLE }, 'unknown CA: refused')
   await t.rejects(new NomadClient({ address: d.url, tls: { ca: await pem('ca.pem') } }).jobAllocations('x'), { code: NomadErrorCodes.UNREACHABLE }, 'no client certificate: refused')
+})
+
+/** Waits until the job's latest deployment is no longer running; returns it. */
+async function settled(c: NomadClient, jobId: string, version: number): Promise<NonNullable<Awaited<ReturnType<NomadClient['latestDeployment']>>['body']>> {
+  let idx = 0
+  for (let i = 0; i < 200; i++) {
+    const r = await c.latestDeployment(jobId, { index: idx, waitMs: 2000 })
+    idx = r.index
+    if (r.body && r.body.JobVersion === version && r.body.Status !== 'running') return r.body
+  }
+  throw new Error(`${jobId} v${version}: still running`)
+}
+
+t.test('register and plan validate the job as Nomad does (HTTP 500, its multierror text)', async (t) => {
+  const d = await double(t)
+  const c = new NomadClient({ address: d.url })
+  const good = await c.parseJob(await readJobHcl('controller'), await readFile(join(JOBS_DIR, 'vars', 'a', 'controller.vars.hcl'), 'utf8'))
+  const edit = (f: (j: Record<string, any>) => void): typeof good => {
+    const j = JSON.parse(JSON.stringify(good)) as typeof good
+    f(j as unknown as Record<string, any>)
+    return j
+  }
+  const cases: Array<[string, typeof good, RegExp]> = [
+    ['no datacenters', edit((j) => { j.Datacenters = [] }), /^1 error occurred:\n\t\* Missing job datacenters$/],
+    ['datacenters absent', edit((j) => { delete j.Datacenters }), /Missing job datacenters/],
+    ['a task without a driver', edit((j) => { j.TaskGroups[0].Tasks[0].Driver = '' }), /Task group controller validation failed: 1 error occurred:\n\t\* Task controller validation failed: 1 error occurred:\n\t\* Missing task driver/],
+    ['count < 0', edit((j) => { j.TaskGroups[0].Count = -1 }), /Task group count can't be negative/],
+    ['min_healthy_time >= healthy_deadline', edit((j) => { j.TaskGroups[0].Update.MinHealthyTime = 180e9 }), /Minimum healthy time must be less than healthy deadline: 3m0s > 2m0s/],
+    ['healthy_deadline >= progress_deadline', edit((j) => { j.TaskGroups[0].Update.HealthyDeadline = 300e9 }), /Healthy deadline must be less than progress deadline: 5m0s > 5m0s/],
+    ['bad health_check', edit((j) => { j.TaskGroups[0].Update.HealthCheck = 'consul' }), /Invalid health check given: "consul"/],
+    ['negative max_parallel', edit((j) => { j.TaskGroups[0].Update.MaxParallel = -1 }), /Max parallel can not be less than zero: -1 < 0/],
+    ['bad type', edit((j) => { j.Type = 'daemon' }), /Invalid job type: "daemon"/],
+    ['no task groups', edit((j) => { j.TaskGroups = [] }), /Missing job task groups/],
+  ]
+  for (const [what, job, msg] of cases) {
+    const viaPlan = await c.planJob(job).catch((e: unknown) => e)
+    t.ok(viaPlan instanceof NomadError && viaPlan.code === NomadErrorCodes.HTTP && viaPlan.status === 500, `${what}: plan refused`)
+    const viaRegister = await c.registerJob(job).catch((e: unknown) => e) as NomadError
+    t.match(viaRegister, { code: NomadErrorCodes.HTTP, status: 500 }, `${what}: register refused`)
+    t.match(viaRegister.message.replace(/^POST \/v1\/jobs: HTTP 500: /, ''), msg, `${what}: Nomad's message`)
+  }
+  const two = edit((j) => { j.Datacenters = []; j.TaskGroups[0].Count = -1 })
+  t.match((await c.registerJob(two).catch((e: unknown) => e) as Error).message, /2 errors occurred:\n\t\* Missing job datacenters\n\t\* Task group controller validation failed/, 'every problem listed')
+  t.equal(d.job('pitwall-controller'), undefined, 'nothing was registered')
+  t.ok((await c.registerJob(good)).EvalID, 'the valid job registers')
+})
+
+t.test('by default the double keeps the job\'s own timing: no healthy allocation before min_healthy_time (10 s)', async (t) => {
+  const d = await double(t, { fastTimingForTests: false })
+  const c = new NomadClient({ address: d.url })
+  const job = await c.parseJob(await readJobHcl('controller'), await readFile(join(JOBS_DIR, 'vars', 'a', 'controller.vars.hcl'), 'utf8'))
+  await c.registerJob(job)
+  await new Promise((r) => setTimeout(r, 1500))
+  const allocs = d.allocations('pitwall-controller')
+  t.equal(allocs.length, 1, 'placed')
+  t.equal(allocs[0]?.DeploymentStatus?.Healthy, null, 'running for 1.5 s with passing checks: not healthy yet (min_healthy_time 10s)')
+  t.equal(d.deploymentsOf('pitwall-controller')[0]?.Status, 'running')
+})
+
+t.test('min_healthy_time, healthy_deadline and progress_deadline drive the deployment', async (t) => {
+  const failing = new Set<string>()
+  const d = await double(t, { healthDelayMs: 0, healthy: (job) => !failing.has(String((job.Meta as Record<string, string> | null)?.try ?? '')) })
+  const c = new NomadClient({ address: d.url })
+  const base = await c.parseJob(await readJobHcl('controller'), await readFile(join(JOBS_DIR, 'vars', 'a', 'controller.vars.hcl'), 'utf8'))
+  const version = (n: number, update: Record<string, number> = {}): typeof base => {
+    const j = JSON.parse(JSON.stringify(base)) as typeof base & { Meta: Record<string, string> | null; TaskGroups: Array<{ Update: Record<string, number>; Tasks: Array<{ Env: Record<string, string> | null }> }> }
+    j.Meta = { ...(j.Meta ?? {}), try: String(n) }
+    Object.assign(j.TaskGroups[0]!.Update, update)
+    j.TaskGroups[0]!.Tasks[0]!.Env = { ...(j.TaskGroups[0]!.Tasks[0]!.Env ?? {}), PITWALL_TRY: String(n) }
+    return j
+  }
+  // v0: min_healthy_time 10s -> 100 ms: healthy no sooner than that after placement.
+  await c.registerJob(version(0))
+  const v0 = await settled(c, 'pitwall-controller', 0)
+  t.equal(v0.Status, 'successful')
+  const a0 = d.allocations('pitwall-controller')[0]!
+  const healthyAfter = Date.parse(a0.DeploymentStatus!.Timestamp) - a0.CreateTime / 1e6
+  t.ok(healthyAfter >= 95 && healthyAfter < 1000, `healthy ${healthyAfter} ms after placement (min_healthy_time 10s / 100)`)
+
+  // v1 never passes its checks; progress_deadline 0: unhealthy at healthy_deadline (2m -> 1.2 s) fails it at once.
+  failing.add('1')
+  const t1 = Date.now()
+  await c.registerJob(version(1, { ProgressDeadline: 0 }))
+  const v1 = await settled(c, 'pitwall-controller', 1)
+  const took1 = Date.now() - t1
+  t.equal(v1.Status, 'failed')
+  t.equal(v1.StatusDescription, 'Failed due to unhealthy allocations - rolling back to job version 0')
+  t.ok(took1 >= 1150 && took1 < 3500, `failed at the healthy deadline (${took1} ms, 2m / 100)`)
+  const v2 = await settled(c, 'pitwall-controller', 2)
+  t.equal(v2.Status, 'successful', 'auto_revert: v0\'s spec again, as version 2')
+
+  // v3 never passes; progress_deadline 1m -> 600 ms, healthy_deadline 30s -> 300 ms: fails at the progress deadline.
+  failing.add('3')
+  const t3 = Date.now()
+  await c.registerJob(version(3, { HealthyDeadline: 30e9, ProgressDeadline: 60e9 }))
+  const v3 = await settled(c, 'pitwall-controller', 3)
+  const took3 = Date.now() - t3
+  t.equal(v3.StatusDescription, 'Failed due to progress deadline - rolling back to job version 2')
+  t.ok(took3 >= 580 && took3 < 2500, `failed at the progress deadline (${took3} ms, 1m / 100)`)
+  t.equal(v3.TaskGroups.controller?.UnhealthyAllocs, 1, 'its allocation was marked unhealthy first (healthy_deadline)')
+  t.equal((await settled(c, 'pitwall-controller', 4)).Status, 'successful', 'rolled back to the stable spec')
+  t.match(JSON.stringify(d.job('pitwall-controller')), '"PITWALL_TRY":"0"', 'the last stable version\'s spec (v2, a copy of v0)')
+  t.equal(d.job('pitwall-controller')?.Version, 4)
+
+  // A slow start within the deadlines: healthy, later than min_healthy_time.
+  const slow = new NomadDouble({ fastTimingForTests: true, healthDelayMs: 400 })
+  await slow.start()
+  t.teardown(() => slow.stop())
+  const cs = new NomadClient({ address: slow.url })
+  const ts = Date.now()
+  await cs.registerJob(version(0))
+  t.equal((await settled(cs, 'pitwall-controller', 0)).Status, 'successful')
+  t.ok(Date.now() - ts >= 500, 'healthy after the start (400 ms) plus min_healthy_time (100 ms)')
 })

@@ -213,3 +213,23 @@ t.test('the deployment name goes from sites/ into every application job and is v
   t.equal(siteVars(localTopology(), 'a', 'worker').deployment, 'default', 'default: default')
   t.throws(() => localTopology({ deployment: 'Plant_7' }), { code: 'PW_CONFIG_INVALID', message: /deployment/ })
 })
+
+t.test('an unknown or misspelled attribute or block is refused, naming it and its block, as Nomad\'s parser does', async (t) => {
+  const hcl = await readJobHcl('worker')
+  const vars = await readFile(varsFile('a', 'worker'), 'utf8')
+  const refused = async (from: RegExp, to: string, msg: RegExp, what: string): Promise<void> => {
+    t.match(hcl, from, `${what}: the job file has what is misspelled`)
+    await t.rejects(parseJob(hcl.replace(from, to), vars), msg, what)
+  }
+  await refused(/min_healthy_time(\s+)=/, 'min_healty_time$1=', /^job "pitwall-worker" > update: Unsupported argument; An argument named "min_healty_time" is not expected here\. Did you mean "min_healthy_time"\?$/, 'update attribute')
+  await refused(/(\n\s+)driver(\s+)=/, '$1drivr$2=', /job "pitwall-worker" > group "worker" > task "worker": Unsupported argument; An argument named "drivr" is not expected here\. Did you mean "driver"\?/, 'task attribute')
+  await refused(/resources \{/, 'resource {', /> task "worker": Unsupported block type; Blocks of type "resource" are not expected here\. Did you mean "resources"\?/, 'task block')
+  await refused(/(\n\s+)count(\s+)=/, '$1cuont$2=', /> group "worker": Unsupported argument; An argument named "cuont" is not expected here\. Did you mean "count"\?/, 'group attribute')
+  await refused(/(\n\s+)interval(\s+)= "10s"/, '$1intervall$2= "10s"', /> service > check: Unsupported argument; An argument named "intervall" is not expected here\. Did you mean "interval"\?/, 'check attribute')
+  await refused(/(\n\s+)datacenters(\s+)=/, '$1datacenters$2= ["x"]\n  colour$2=', /^job "pitwall-worker": Unsupported argument; An argument named "colour" is not expected here\.$/, 'job attribute, no near miss')
+  const j = await parseJob(hcl.replace(/(\n\s+)driver(\s+)= .*\n/, '$&$1env { ANY_NAME = "x" }\n'), vars)
+  t.ok(j.ID, 'env, config and meta stay free-form')
+  for (const job of JOBS) {
+    for (const site of topo.sites) t.ok((await parseJob(await readJobHcl(job), await readFile(varsFile(site.name, job), 'utf8'))).ID, `${site.name}/${job}: every checked-in job passes the strict parser`)
+  }
+})

@@ -5,20 +5,55 @@
  * that datacenter, as a server would over the WAN; an unknown or cut-off one answers 500 "No path to datacenter").
  * Kept and simulated:
  * - agent service register/deregister with checks; TTL checks (`/v1/agent/check/pass|warn|fail|update/:id`) that
- *   turn critical when their TTL runs out; DeregisterCriticalServiceAfter;
+ *   turn critical when their TTL runs out; DeregisterCriticalServiceAfter (raised to its 1 minute minimum, reaped
+ *   by a reaper that runs every 30 s); HTTP/TCP/script/gRPC checks without an Interval are refused (400);
  * - /v1/health/service/:name with ?passing, ?tag, ?dc, and blocking queries (?index=&wait=, X-Consul-Index per
  *   service, returning on a change or when the wait ends);
- * - sessions (create with TTL + behavior release/delete, renew, destroy, info; TTL expiry invalidates) and KV
- *   (get/put/delete, ?acquire= / ?release= / ?cas=, LockIndex, Session);
+ * - sessions (create with TTL + behavior release/delete, renew, destroy, info) and KV (get/put/delete, ?acquire= /
+ *   ?release= / ?cas=, LockIndex, Session); a TTL outside 10s..24h is refused; a session whose TTL runs out is
+ *   invalidated at twice its TTL after the last renew (the server's timer: never before the TTL, up to 2x);
+ *   the lock-delay of an invalidated session (default 15s, at most 60s) is enforced: its keys cannot be acquired
+ *   by any session until it has passed (acquire answers false), an explicit ?release= sets no delay;
  * - prepared queries (create/list/get/delete, execute by ID or name, OnlyPassing, Failover.Datacenters in order:
  *   the result's Datacenter and Failovers say where the answer came from);
  * - ACL token: with `token` set, requests without X-Consul-Token (or ?token=) get 403 "ACL not found".
  * Not simulated: HTTP/TCP check execution (those checks keep their registered Status), Raft, DNS, Near sorting.
+ *
+ * Timing is Consul's by default (`CONSUL_BOUNDS`). A test that must watch an expiry happen opts in with
+ * `fastTimingForTests: true`, which divides every bound by 100 (session TTL >= 100 ms, DeregisterCriticalService-
+ * After >= 600 ms, reaper every 300 ms); what a client asks for (TTLs, lock-delay) is never shortened.
+ * Bounds from https://developer.hashicorp.com/consul/api-docs/session (TTL "between 10s and 86400s", "Consul may
+ * choose to lazily invalidate ... up to double", LockDelay default 15s, max 60s),
+ * https://developer.hashicorp.com/consul/docs/automate/session (lock-delay after invalidation) and
+ * https://developer.hashicorp.com/consul/api-docs/agent/check (DeregisterCriticalServiceAfter: "The minimum
+ * timeout is 1 minute, and the process that reaps critical services runs every 30 seconds"; Interval "required"
+ * for script, HTTP, TCP and gRPC checks).
  */
 import { randomUUID } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 
 type CheckStatus = 'passing' | 'warning' | 'critical'
+
+/** The agent's and servers' timing bounds, ms (see the header for the documentation they come from). */
+export const CONSUL_BOUNDS = {
+  sessionTtlMinMs: 10_000,
+  sessionTtlMaxMs: 86_400_000,
+  /** A session is invalidated at most this many TTLs after its last renew (and never before one TTL). */
+  sessionTtlMultiplier: 2,
+  lockDelayDefaultMs: 15_000,
+  lockDelayMaxMs: 60_000,
+  deregisterCriticalMinMs: 60_000,
+  reapIntervalMs: 30_000,
+} as const
+
+/** Go's time.Duration formatting for the bounds quoted in error messages (10s, 24h0m0s, 1m0s, 100ms). */
+function goDuration(ms: number): string {
+  if (ms < 1000) return `${ms}ms`
+  const h = Math.floor(ms / 3_600_000)
+  const m = Math.floor((ms % 3_600_000) / 60_000)
+  const sec = (ms % 60_000) / 1000
+  return h > 0 ? `${h}h${m}m${sec}s` : m > 0 ? `${m}m${sec}s` : `${sec}s`
+}
 
 interface CheckRec {
   CheckID: string
@@ -30,8 +65,9 @@ interface CheckRec {
   Node: string
   ttlMs?: number
   deregisterAfterMs?: number
+  /** When the check last turned critical (the reaper compares it with deregisterAfterMs). */
+  criticalSince?: number
   timer?: NodeJS.Timeout
-  criticalTimer?: NodeJS.Timeout
 }
 
 interface ServiceRec {
@@ -81,6 +117,8 @@ class Datacenter {
   readonly sessions = new Map<string, SessionRec>()
   readonly kv = new Map<string, KvRec>()
   readonly queries = new Map<string, QueryRec>()
+  /** Keys under lock-delay after their session was invalidated: key -> until (epoch ms). */
+  readonly lockDelays = new Map<string, number>()
   /** Index of the last change per service name (health blocking queries), and of the KV. */
   readonly serviceIndex = new Map<string, number>()
   kvIndex = 1
@@ -108,14 +146,45 @@ function durationMs(s: unknown): number | undefined {
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
 
+/** A registered check's initial status: its Status if valid, else critical (the agent's default). */
+function checkStatus(cd: Record<string, unknown>): CheckStatus {
+  return (['passing', 'warning', 'critical'].includes(String(cd.Status)) ? String(cd.Status) : 'critical') as CheckStatus
+}
+
+/** Why the agent refuses a check definition (CheckType.Validate's messages), or undefined. */
+function checkProblem(cd: Record<string, unknown>): string | undefined {
+  const given = (k: string): boolean => cd[k] !== undefined && cd[k] !== '' && cd[k] !== null
+  const interval = durationMs(cd.Interval) ?? 0
+  const ttl = durationMs(cd.TTL) ?? 0
+  if (given('Interval') && durationMs(cd.Interval) === undefined) return `time: invalid duration ${JSON.stringify(String(cd.Interval))}`
+  if (given('TTL') && durationMs(cd.TTL) === undefined) return `time: invalid duration ${JSON.stringify(String(cd.TTL))}`
+  const intervalCheck = ['HTTP', 'TCP', 'UDP', 'GRPC', 'H2PING', 'Args', 'ScriptArgs'].some(given)
+  if (interval > 0 && ttl > 0) return 'Interval and TTL cannot both be specified'
+  if (intervalCheck && interval <= 0) return 'Interval must be > 0 for Script, HTTP, H2PING, TCP, UDP or gRPC checks'
+  if (!intervalCheck && !given('AliasService') && !given('AliasNode') && ttl <= 0) return 'TTL must be > 0 for TTL checks'
+  return undefined
+}
+
 /** The datacenters of a federation and the WAN between them. */
 export class ConsulCluster {
   readonly dcs = new Map<string, Datacenter>()
   /** Datacenters cut off from the WAN (forwarded requests to or from them fail). */
   readonly partitioned = new Set<string>()
   private readonly agents: ConsulAgentDouble[] = []
-  /** `minSessionTtlMs`: Consul's lower bound of a session TTL is 10 s; tests of expiry may lower it. */
-  constructor(readonly opts: { token?: string; minSessionTtlMs?: number } = {}) {}
+  /** The bounds in force: CONSUL_BOUNDS, or divided by 100 with `fastTimingForTests`. */
+  readonly bounds: { -readonly [K in keyof typeof CONSUL_BOUNDS]: number }
+  private reaper: NodeJS.Timeout | undefined
+  /**
+   * `token`: the ACL token every request must carry. `fastTimingForTests`: divide Consul's timing bounds by 100,
+   * for the few tests that watch a session expire or a critical service get reaped (see the header).
+   */
+  constructor(readonly opts: { token?: string; fastTimingForTests?: boolean } = {}) {
+    const f = opts.fastTimingForTests === true ? 100 : 1
+    this.bounds = {
+      ...CONSUL_BOUNDS, sessionTtlMinMs: CONSUL_BOUNDS.sessionTtlMinMs / f, deregisterCriticalMinMs: CONSUL_BOUNDS.deregisterCriticalMinMs / f,
+      reapIntervalMs: CONSUL_BOUNDS.reapIntervalMs / f,
+    }
+  }
 
   /** Starts the HTTP agent of datacenter `dc` (node `node-<dc>`). */
   async agent(dc: string): Promise<ConsulAgentDouble> {
@@ -123,19 +192,37 @@ export class ConsulCluster {
     const a = new ConsulAgentDouble(this, dc)
     await a.start()
     this.agents.push(a)
+    this.reaper ??= setInterval(() => this.reap(), this.bounds.reapIntervalMs)
     return a
+  }
+
+  /** The agent's reaper: deregisters the service of every check critical for longer than its timeout. */
+  private reap(): void {
+    const now = Date.now()
+    for (const dc of this.dcs.values()) {
+      for (const c of [...dc.checks.values()]) {
+        if (c.deregisterAfterMs === undefined || c.criticalSince === undefined || now - c.criticalSince <= c.deregisterAfterMs) continue
+        const s = dc.services.get(c.ServiceID)
+        if (!s) continue
+        dc.services.delete(s.ID)
+        for (const [cid, x] of dc.checks) {
+          if (x.ServiceID !== s.ID) continue
+          clearTimeout(x.timer)
+          dc.checks.delete(cid)
+        }
+        dc.bump(s.Service)
+      }
+    }
   }
 
   stopped = false
 
   async stop(): Promise<void> {
     this.stopped = true
+    clearInterval(this.reaper)
     for (const a of this.agents) await a.stop()
     for (const dc of this.dcs.values()) {
-      for (const c of dc.checks.values()) {
-        clearTimeout(c.timer)
-        clearTimeout(c.criticalTimer)
-      }
+      for (const c of dc.checks.values()) clearTimeout(c.timer)
       for (const s of dc.sessions.values()) clearTimeout(s.timer)
       for (const w of dc.waiters) w()
       dc.waiters = []
@@ -272,13 +359,21 @@ export class ConsulAgentDouble {
     }
     if (method === 'PUT' && p === '/v1/session/create') {
       const b = this.json(await this.body(req))
+      const bounds = this.cluster.bounds
+      // LockDelay: a Go duration string, or a number (nanoseconds; below 1000 taken as seconds, as the agent does).
+      const lockDelay = b.LockDelay === undefined ? bounds.lockDelayDefaultMs : typeof b.LockDelay === 'number' ? (b.LockDelay < 1000 ? b.LockDelay * 1000 : b.LockDelay / 1e6) : durationMs(b.LockDelay)
+      if (lockDelay === undefined) return this.send(res, 400, `Request decode failed: time: invalid duration ${JSON.stringify(String(b.LockDelay))}`, dc.index)
+      if (lockDelay > bounds.lockDelayMaxMs) return this.send(res, 500, `Session lock delay must be less than or equal to ${goDuration(bounds.lockDelayMaxMs)}`, dc.index)
       const s: SessionRec = {
         ID: randomUUID(), Name: String(b.Name ?? ''), TTL: String(b.TTL ?? ''), Behavior: b.Behavior === 'delete' ? 'delete' : 'release',
-        LockDelay: durationMs(b.LockDelay) ?? 15_000, Node: dc.node, CreateIndex: 0, ModifyIndex: 0,
+        LockDelay: lockDelay, Node: dc.node, CreateIndex: 0, ModifyIndex: 0,
       }
       const ttl = durationMs(s.TTL)
-      const min = this.cluster.opts.minSessionTtlMs ?? 10_000
-      if (s.TTL !== '' && (ttl === undefined || ttl < min || ttl > 86_400_000)) return this.send(res, 400, `Invalid Session TTL '${s.TTL}', must be between [${min / 1000}s=24h0m0s]`, dc.index)
+      if (s.TTL !== '' && ttl === undefined) return this.send(res, 400, `Request decode failed: time: invalid duration ${JSON.stringify(s.TTL)}`, dc.index)
+      // The server's check and message (HTTP 500, the TTL in nanoseconds, the bounds as Go durations).
+      if (ttl !== undefined && ttl !== 0 && (ttl < bounds.sessionTtlMinMs || ttl > bounds.sessionTtlMaxMs)) {
+        return this.send(res, 500, `Invalid Session TTL '${Math.round(ttl * 1e6)}', must be between [${goDuration(bounds.sessionTtlMinMs)}=${goDuration(bounds.sessionTtlMaxMs)}]`, dc.index)
+      }
       s.CreateIndex = s.ModifyIndex = dc.bump()
       dc.sessions.set(s.ID, s)
       this.armSession(dc, s)
@@ -326,6 +421,11 @@ export class ConsulAgentDouble {
   private register(res: ServerResponse, dc: Datacenter, b: Record<string, unknown>): void {
     const name = typeof b.Name === 'string' ? b.Name : ''
     if (name === '') return this.send(res, 400, 'Missing service name', dc.index)
+    const defs = Array.isArray(b.Checks) ? b.Checks.filter(isObj) : isObj(b.Check) ? [b.Check] : []
+    for (const cd of defs) {
+      const problem = checkProblem(cd)
+      if (problem) return this.send(res, 400, `Invalid check: ${problem}`, dc.index)
+    }
     const id = typeof b.ID === 'string' && b.ID !== '' ? b.ID : name
     if (dc.services.has(id)) this.deregister(dc, id, false)
     const s: ServiceRec = {
@@ -333,19 +433,20 @@ export class ConsulAgentDouble {
       Port: Number(b.Port ?? 0), Meta: isObj(b.Meta) ? Object.fromEntries(Object.entries(b.Meta).map(([k, v]) => [k, String(v)])) : {}, node: dc.node,
     }
     dc.services.set(id, s)
-    const defs = Array.isArray(b.Checks) ? b.Checks.filter(isObj) : isObj(b.Check) ? [b.Check] : []
     defs.forEach((cd, i) => {
       const ttlMs = durationMs(cd.TTL)
+      const deregisterAfter = durationMs(cd.DeregisterCriticalServiceAfter)
       const c: CheckRec = {
         CheckID: typeof cd.CheckID === 'string' ? cd.CheckID : defs.length > 1 ? `service:${id}:${i + 1}` : `service:${id}`,
         Name: typeof cd.Name === 'string' ? cd.Name : `Service '${name}' check`,
         // TTL checks start critical (Consul's default) unless a Status is given; others keep their Status.
-        Status: (['passing', 'warning', 'critical'].includes(String(cd.Status)) ? String(cd.Status) : 'critical') as CheckStatus,
+        Status: checkStatus(cd),
         Output: '', ServiceID: id, ServiceName: name, Node: dc.node, ...(ttlMs !== undefined ? { ttlMs } : {}),
-        ...(durationMs(cd.DeregisterCriticalServiceAfter) !== undefined ? { deregisterAfterMs: durationMs(cd.DeregisterCriticalServiceAfter)! } : {}),
+        // The agent raises a shorter timeout to its minimum (with a warning in its log), it does not refuse it.
+        ...(deregisterAfter !== undefined && deregisterAfter > 0 ? { deregisterAfterMs: Math.max(deregisterAfter, this.cluster.bounds.deregisterCriticalMinMs) } : {}),
+        ...(checkStatus(cd) === 'critical' ? { criticalSince: Date.now() } : {}),
       }
       dc.checks.set(c.CheckID, c)
-      if (c.Status === 'critical') this.armDeregister(dc, c)
     })
     dc.bump(name)
     this.send(res, 200, '', dc.index)
@@ -358,7 +459,6 @@ export class ConsulAgentDouble {
     for (const [cid, c] of dc.checks) {
       if (c.ServiceID === id) {
         clearTimeout(c.timer)
-        clearTimeout(c.criticalTimer)
         dc.checks.delete(cid)
       }
     }
@@ -367,13 +467,10 @@ export class ConsulAgentDouble {
 
   private setStatus(dc: Datacenter, c: CheckRec, status: CheckStatus, output: string): void {
     const changed = c.Status !== status || c.Output !== output
+    if (status === 'critical') c.criticalSince ??= Date.now()
+    else delete c.criticalSince
     c.Status = status
     c.Output = output
-    if (status === 'critical') this.armDeregister(dc, c)
-    else {
-      clearTimeout(c.criticalTimer)
-      c.criticalTimer = undefined
-    }
     if (changed) dc.bump(c.ServiceName)
   }
 
@@ -381,11 +478,6 @@ export class ConsulAgentDouble {
     clearTimeout(c.timer)
     if (c.ttlMs === undefined) return
     c.timer = setTimeout(() => this.setStatus(dc, c, 'critical', `TTL expired`), c.ttlMs)
-  }
-
-  private armDeregister(dc: Datacenter, c: CheckRec): void {
-    if (c.deregisterAfterMs === undefined || c.criticalTimer) return
-    c.criticalTimer = setTimeout(() => this.deregister(dc, c.ServiceID), c.deregisterAfterMs)
   }
 
   private healthEntries(dc: Datacenter, name: string, passing: boolean, tag: string | undefined): unknown[] {
@@ -411,11 +503,15 @@ export class ConsulAgentDouble {
     clearTimeout(s.timer)
     const ttl = durationMs(s.TTL)
     if (ttl === undefined) return
-    // Consul invalidates a session some time after its TTL (up to 2x); the double uses the TTL itself.
-    s.timer = setTimeout(() => this.invalidate(dc, s.ID), ttl)
+    // The server arms its timer at TTL x SessionTTLMultiplier (2) on create and on every renew: a session whose
+    // holder stopped renewing outlives its TTL, and a takeover must not count on less.
+    s.timer = setTimeout(() => this.invalidate(dc, s.ID), ttl * this.cluster.bounds.sessionTtlMultiplier)
   }
 
-  /** Destroys a session; its locks are released (or their keys deleted, behavior delete). */
+  /**
+   * Destroys a session (expiry or destroy); its locks are released (or their keys deleted, behavior delete) and
+   * stay under the session's lock-delay: no session can acquire them before it has passed.
+   */
   private invalidate(dc: Datacenter, id: string): void {
     const s = dc.sessions.get(id)
     if (!s) return
@@ -424,6 +520,7 @@ export class ConsulAgentDouble {
     const idx = dc.bump()
     for (const [k, e] of [...dc.kv]) {
       if (e.Session !== id) continue
+      if (s.LockDelay > 0) dc.lockDelays.set(k, Date.now() + s.LockDelay)
       if (s.Behavior === 'delete') dc.kv.delete(k)
       else {
         delete e.Session
@@ -467,6 +564,9 @@ export class ConsulAgentDouble {
       const s = dc.sessions.get(q.acquire)
       if (!s) return this.send(res, 500, `invalid session "${q.acquire}"`, dc.kvIndex)
       if (cur?.Session && cur.Session !== s.ID) return this.send(res, 200, false, dc.kvIndex)
+      const delayedUntil = dc.lockDelays.get(key)
+      if (delayedUntil !== undefined && Date.now() < delayedUntil) return this.send(res, 200, false, dc.kvIndex)
+      dc.lockDelays.delete(key)
       const idx = dc.bump()
       const lockIndex = cur?.Session === s.ID ? cur.LockIndex : (cur?.LockIndex ?? 0) + 1
       dc.kv.set(key, { Key: key, Value: value, Flags: Number(q.flags ?? 0), Session: s.ID, LockIndex: lockIndex, CreateIndex: cur?.CreateIndex ?? idx, ModifyIndex: idx })

@@ -5,16 +5,30 @@
  * - /v1/jobs/parse: HCL2 + var file -> job JSON (test/helpers/nomad-hcl.ts over @cdktf/hcl2json); 400 on errors.
  * - /v1/job/:id/plan: a structured Diff against the registered version, DesiredTGUpdates annotations, and the
  *   JobModifyIndex to enforce.
- * - /v1/jobs (register): versions, EnforceIndex check-and-set (a stale index is refused with Nomad's message), an
+ * - /v1/jobs (register) and /v1/job/:id/plan validate the job as Nomad's Job.Validate does (missing or empty
+ *   datacenters, bad type or priority, no task groups, count < 0, a task without a driver, a bad update block:
+ *   health_check, max_parallel/canary < 0, min_healthy_time >= healthy_deadline, healthy_deadline >=
+ *   progress_deadline ...), refusing with HTTP 500 and Nomad's multierror text ("1 error occurred:\n\t* ...").
+ * - register: versions, EnforceIndex check-and-set (a stale index is refused with Nomad's message), an
  *   evaluation, and a deployment run by a small scheduler: the first version places every allocation; later ones
  *   place `canary` canaries, promote them when healthy (auto_promote), then replace the old allocations
- *   max_parallel at a time. Allocation health comes from `healthy(job, alloc)`; an unhealthy canary fails the
- *   deployment and, with auto_revert, re-registers the last stable version as a new version (Nomad's rollback).
+ *   max_parallel at a time. Deployment timing follows the group's update block
+ *   (https://developer.hashicorp.com/nomad/docs/job-specification/update): an allocation whose tasks run and
+ *   checks pass (`healthy(job, alloc)`, after `healthDelayMs`) is marked healthy only after min_healthy_time; one
+ *   that never passes is marked unhealthy at healthy_deadline; the deployment fails when no allocation turned
+ *   healthy within progress_deadline (reset by each healthy one and by a promotion) - "Failed due to progress
+ *   deadline" - or, with progress_deadline = 0, at the first unhealthy allocation - "Failed due to unhealthy
+ *   allocations". A failed deployment with auto_revert re-registers the last stable version as a new version
+ *   (Nomad's rollback).
  * - Blocking queries: `?index=N&wait=D` hold the request until the state index passes N or D elapses;
  *   X-Nomad-Index on every read.
  * - ACL token (`X-Nomad-Token`, 403 without it when configured), `?region=` checked, `?namespace=` recorded.
- * Not simulated: nodes, resources and placement failures, min_healthy_time (health is `healthDelayMs`), progress
- * deadlines.
+ * Not simulated: nodes, resources and placement failures, rescheduling of unhealthy allocations (the deployment
+ * then fails at its progress deadline, as Nomad's does when the replacements are no healthier).
+ *
+ * Timing is the job's own by default (a worker deployment takes min_healthy_time = 10 s per step, as on a real
+ * cluster). Tests that run whole deployments opt in with `fastTimingForTests: true`: every update-block duration is
+ * divided by 100 (10 s -> 100 ms, 2 m -> 1.2 s, 5 m -> 3 s).
  */
 import { randomUUID } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
@@ -25,8 +39,10 @@ export interface NomadDoubleOptions {
   /** Required X-Nomad-Token when set. */
   token?: string
   region?: string
-  /** Time from placement to a health verdict, ms. */
+  /** Time from placement until the tasks run and their checks pass (or are known to fail), ms (default 30). */
   healthDelayMs?: number
+  /** Divide the update block's durations (min_healthy_time, healthy_deadline, progress_deadline) by 100. */
+  fastTimingForTests?: boolean
   /** Health verdict of an allocation (default: healthy). */
   healthy?: (job: JsonObject, alloc: Alloc) => boolean
   /** Serve HTTPS with this key and certificate (PEM); `requestCert`: mutual TLS against `ca`. */
@@ -45,6 +61,8 @@ export interface Alloc {
   ClientStatus: 'pending' | 'running' | 'complete' | 'failed'
   DeploymentID: string
   DeploymentStatus: { Healthy: boolean | null; Canary: boolean; Timestamp: string } | null
+  /** Placement time, ns since the epoch (Nomad's CreateTime). */
+  CreateTime: number
   CreateIndex: number
   ModifyIndex: number
 }
@@ -92,6 +110,86 @@ export interface RequestLog {
 const RUNTIME_FIELDS = new Set(['Version', 'Stable', 'Status', 'StatusDescription', 'JobModifyIndex', 'CreateIndex', 'ModifyIndex', 'SubmitTime', 'Stop'])
 
 const isObj = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v)
+
+/** Go's time.Duration formatting of nanoseconds, as Nomad's messages print durations (10s, 2m0s, 1h0m0s). */
+function goDuration(ns: number): string {
+  if (ns === 0) return '0s'
+  const sign = ns < 0 ? '-' : ''
+  const ms = Math.abs(ns) / 1e6
+  if (ms < 1000) return `${sign}${ms}ms`
+  const h = Math.floor(ms / 3_600_000)
+  const m = Math.floor((ms % 3_600_000) / 60_000)
+  const sec = (ms % 60_000) / 1000
+  return sign + (h > 0 ? `${h}h${m}m${sec}s` : m > 0 ? `${m}m${sec}s` : `${sec}s`)
+}
+
+/** Nomad's multierror text (hashicorp/go-multierror's list format). */
+function multierror(errs: string[]): string {
+  return `${errs.length} error${errs.length === 1 ? '' : 's'} occurred:\n\t* ${errs.join('\n\t* ')}\n\n`
+}
+
+/** UpdateStrategy.Validate (nomad/structs), over the API job's Update object. */
+function updateProblems(u: JsonObject): string[] {
+  const errs: string[] = []
+  const n = (k: string): number => Number(u[k] ?? 0)
+  if (!['checks', 'task_states', 'manual'].includes(String(u.HealthCheck ?? 'checks'))) errs.push(`Invalid health check given: ${JSON.stringify(String(u.HealthCheck))}`)
+  if (n('MaxParallel') < 0) errs.push(`Max parallel can not be less than zero: ${n('MaxParallel')} < 0`)
+  if (n('Canary') < 0) errs.push(`Canary count can not be less than zero: ${n('Canary')} < 0`)
+  if (u.AutoPromote === true && n('Canary') === 0) errs.push('Auto Promote requires a Canary count greater than zero')
+  if (n('MinHealthyTime') < 0) errs.push(`Minimum healthy time may not be less than zero: ${goDuration(n('MinHealthyTime'))}`)
+  if (n('HealthyDeadline') <= 0) errs.push(`Healthy deadline must be greater than zero: ${goDuration(n('HealthyDeadline'))}`)
+  if (n('ProgressDeadline') < 0) errs.push(`Progress deadline must be zero or greater: ${goDuration(n('ProgressDeadline'))}`)
+  if (n('MinHealthyTime') >= n('HealthyDeadline')) errs.push(`Minimum healthy time must be less than healthy deadline: ${goDuration(n('MinHealthyTime'))} > ${goDuration(n('HealthyDeadline'))}`)
+  if (n('ProgressDeadline') !== 0 && n('HealthyDeadline') >= n('ProgressDeadline')) errs.push(`Healthy deadline must be less than progress deadline: ${goDuration(n('HealthyDeadline'))} > ${goDuration(n('ProgressDeadline'))}`)
+  if (u.Stagger !== undefined && n('Stagger') <= 0) errs.push(`Stagger must be greater than zero: ${goDuration(n('Stagger'))}`)
+  return errs
+}
+
+/**
+ * Job.Validate as Nomad runs it on register and plan (https://developer.hashicorp.com/nomad/api-docs/jobs, the
+ * job specification's required fields): the error list, empty when the job is valid.
+ */
+export function validateJob(job: JsonObject): string[] {
+  const errs: string[] = []
+  if (job.Region === '') errs.push('Missing job region')
+  if (typeof job.ID !== 'string' || job.ID === '') errs.push('Missing job ID')
+  else if (job.ID.includes(' ')) errs.push('Job ID contains a space')
+  if (job.Name === '') errs.push('Missing job name')
+  const type = job.Type ?? 'service'
+  if (type === '') errs.push('Missing job type')
+  else if (!['service', 'batch', 'system', 'sysbatch'].includes(String(type))) errs.push(`Invalid job type: ${JSON.stringify(String(type))}`)
+  const prio = Number(job.Priority ?? 50)
+  if (!Number.isInteger(prio) || prio < 1 || prio > 100) errs.push('Job priority must be between [1, 100]')
+  if (!Array.isArray(job.Datacenters) || job.Datacenters.length === 0) errs.push('Missing job datacenters')
+  const groups = Array.isArray(job.TaskGroups) ? job.TaskGroups.filter(isObj) : []
+  if (groups.length === 0) errs.push('Missing job task groups')
+  const seen = new Map<string, number>()
+  groups.forEach((g, i) => {
+    const name = String(g.Name ?? '')
+    if (name === '') errs.push(`Job task group ${i + 1} missing name`)
+    else if (seen.has(name)) errs.push(`Job task group ${i + 1} redefines '${name}' from group ${seen.get(name)! + 1}`)
+    else seen.set(name, i)
+    const ge: string[] = []
+    if (Number(g.Count ?? 1) < 0) ge.push("Task group count can't be negative")
+    const tasks = Array.isArray(g.Tasks) ? g.Tasks.filter(isObj) : []
+    if (tasks.length === 0) ge.push('Missing tasks for task group')
+    if (isObj(g.Update)) ge.push(...updateProblems(g.Update))
+    const seenTasks = new Map<string, number>()
+    tasks.forEach((tk, j) => {
+      const te: string[] = []
+      const tn = String(tk.Name ?? '')
+      if (tn === '') te.push('Missing task name')
+      else if (tn.includes(' ')) te.push('Task name contains a space')
+      if (seenTasks.has(tn)) ge.push(`Task ${j + 1} redefines '${tn}' from task ${seenTasks.get(tn)! + 1}`)
+      seenTasks.set(tn, j)
+      if (typeof tk.Driver !== 'string' || tk.Driver === '') te.push('Missing task driver')
+      if (te.length > 0) ge.push(`Task ${tn} validation failed: ${multierror(te)}`)
+    })
+    if (ge.length > 0) errs.push(`Task group ${name} validation failed: ${multierror(ge)}`)
+  })
+  return errs
+}
+
 const clone = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T
 
 /** Parses "5s", "300ms", "1m" (Go durations as Nomad's ?wait= takes them). */
@@ -155,11 +253,19 @@ export class NomadDouble {
   private readonly timers = new Set<NodeJS.Timeout>()
   private readonly healthy: (job: JsonObject, alloc: Alloc) => boolean
   private readonly healthDelayMs: number
+  /** Divisor of the update block's durations (100 with fastTimingForTests). */
+  private readonly timeDivisor: number
   url = ''
 
   constructor(private readonly opts: NomadDoubleOptions = {}) {
     this.healthy = opts.healthy ?? (() => true)
     this.healthDelayMs = opts.healthDelayMs ?? 30
+    this.timeDivisor = opts.fastTimingForTests === true ? 100 : 1
+  }
+
+  /** An update-block duration (ns) as the double waits it, ms. */
+  private wait(ns: number): number {
+    return ns / 1e6 / this.timeDivisor
   }
 
   async start(): Promise<string> {
@@ -344,6 +450,8 @@ export class NomadDouble {
   private plan(res: ServerResponse, id: string, b: JsonObject): void {
     const job = isObj(b.Job) ? b.Job : undefined
     if (!job || job.ID !== id) return this.send(res, 400, 'Job ID does not match')
+    const problems = validateJob(job)
+    if (problems.length > 0) return this.send(res, 500, multierror(problems))
     const cur = this.jobs.get(id)?.current
     const d = this.diff(cur, job)
     const desired: Record<string, Json> = {}
@@ -357,6 +465,8 @@ export class NomadDouble {
   private register(res: ServerResponse, b: JsonObject): void {
     const job = isObj(b.Job) ? clone(b.Job) : undefined
     if (!job || typeof job.ID !== 'string' || job.ID === '') return this.send(res, 400, 'Job must have a valid ID')
+    const problems = validateJob(job)
+    if (problems.length > 0) return this.send(res, 500, multierror(problems))
     const rec = this.jobs.get(job.ID)
     if (b.EnforceIndex === true) {
       const want = Number(b.JobModifyIndex ?? 0)
@@ -430,27 +540,52 @@ export class NomadDouble {
     const a: Alloc = {
       ID: randomUUID(), EvalID: evalId, Name: `${dep.JobID}.${group}[${idx}]`, NodeID: 'node-1', JobID: dep.JobID, JobVersion: dep.JobVersion,
       TaskGroup: group, DesiredStatus: 'run', ClientStatus: 'running', DeploymentID: dep.ID,
-      DeploymentStatus: { Healthy: null, Canary: canary, Timestamp: new Date().toISOString() }, CreateIndex: this.index, ModifyIndex: this.index,
+      DeploymentStatus: { Healthy: null, Canary: canary, Timestamp: new Date().toISOString() }, CreateTime: Date.now() * 1e6, CreateIndex: this.index, ModifyIndex: this.index,
     }
     this.allocs.push(a)
     const s = dep.TaskGroups[group]!
     s.PlacedAllocs++
     if (canary) s.PlacedCanaries.push(a.ID)
     dep.ModifyIndex = this.index
-    this.later(this.healthDelayMs, () => {
-      if (dep.Status !== 'running') return
+    const tg = ((job.TaskGroups as Json[] | undefined) ?? []).filter(isObj).find((x) => x.Name === group)
+    const up = isObj(tg?.Update) ? tg.Update : {}
+    const minHealthy = this.wait(Number(up.MinHealthyTime ?? 10e9))
+    const deadline = this.wait(Number(up.HealthyDeadline ?? 300e9))
+    if (s.PlacedAllocs === 1 && s.ProgressDeadline > 0) this.armProgress(dep, group)
+    const verdict = (ok: boolean): void => {
+      if (dep.Status !== 'running' || a.DeploymentStatus?.Healthy !== null) return
       this.bump()
-      const ok = this.healthy(job, a)
       a.DeploymentStatus = { Healthy: ok, Canary: canary, Timestamp: new Date().toISOString() }
       if (!ok) a.ClientStatus = 'failed'
       a.ModifyIndex = this.index
-      if (ok) s.HealthyAllocs++
-      else s.UnhealthyAllocs++
+      if (ok) {
+        s.HealthyAllocs++
+        if (s.ProgressDeadline > 0) this.armProgress(dep, group)
+      } else s.UnhealthyAllocs++
       dep.ModifyIndex = this.index
-      const tg = ((job.TaskGroups as Json[] | undefined) ?? []).filter(isObj).find((x) => x.Name === group)
-      this.step(dep, job, group, evalId, Math.max(1, Number(isObj(tg?.Update) ? tg.Update.MaxParallel ?? 1 : 1)))
-    })
+      this.step(dep, job, group, evalId, Math.max(1, Number(up.MaxParallel ?? 1)))
+    }
+    // Running with passing checks after healthDelayMs, healthy once that has lasted min_healthy_time; never
+    // passing (or not healthy in time): unhealthy at healthy_deadline.
+    const ok = this.healthy(job, a)
+    if (ok && this.healthDelayMs + minHealthy < deadline) this.later(this.healthDelayMs + minHealthy, () => verdict(true))
+    else this.later(deadline, () => verdict(false))
     return a
+  }
+
+  /** (Re)starts a group's progress deadline; when it passes without a healthy allocation, the deployment fails. */
+  private armProgress(dep: DeploymentRec, group: string): void {
+    const s = dep.TaskGroups[group]!
+    const ms = this.wait(s.ProgressDeadline)
+    const by = new Date(Date.now() + ms).toISOString()
+    s.RequireProgressBy = by
+    this.later(ms, () => {
+      // A later arming (progress made since) supersedes this one.
+      if (dep.Status !== 'running' || s.RequireProgressBy !== by || s.HealthyAllocs >= s.DesiredTotal) return
+      // Healthy canaries waiting for a manual promotion are not a lack of progress.
+      if (s.DesiredCanaries > 0 && !s.Promoted && s.HealthyAllocs >= s.DesiredCanaries) return
+      this.fail(dep, 'Failed due to progress deadline')
+    })
   }
 
   private stopAlloc(a: Alloc): void {
@@ -466,7 +601,10 @@ export class NomadDouble {
     const s = dep.TaskGroups[group]!
     const mine = this.allocs.filter((a) => a.DeploymentID === dep.ID && a.TaskGroup === group)
     const old = this.allocs.filter((a) => a.JobID === dep.JobID && a.TaskGroup === group && a.DesiredStatus === 'run' && a.DeploymentID !== dep.ID)
-    if (s.UnhealthyAllocs > 0) return this.fail(dep)
+    // Without a progress deadline the first unhealthy allocation fails the deployment; with one, the deployment
+    // waits for it (rescheduling is not simulated, so it fails there).
+    if (s.UnhealthyAllocs > 0 && s.ProgressDeadline === 0) return this.fail(dep, 'Failed due to unhealthy allocations')
+    if (s.UnhealthyAllocs > 0) return
     const pending = mine.filter((a) => a.DeploymentStatus?.Healthy === null).length
     if (s.DesiredCanaries > 0 && !s.Promoted) {
       if (s.PlacedCanaries.length < s.DesiredCanaries) {
@@ -478,6 +616,8 @@ export class NomadDouble {
       this.bump()
       s.Promoted = true
       dep.ModifyIndex = this.index
+      // A promotion resets the progress deadline.
+      if (s.ProgressDeadline > 0) this.armProgress(dep, group)
     }
     // Replace old allocations (canaries count as replacements), max_parallel in flight.
     const runningNew = mine.filter((a) => a.DesiredStatus === 'run').length
@@ -501,16 +641,14 @@ export class NomadDouble {
     }
   }
 
-  private fail(dep: DeploymentRec): void {
+  private fail(dep: DeploymentRec, reason: string): void {
     if (dep.Status !== 'running') return
     const rec = this.jobs.get(dep.JobID)!
     const revert = Object.values(dep.TaskGroups).some((g) => g.AutoRevert)
     const stable = [...rec.versions].reverse().find((v) => v.Stable === true && Number(v.Version) !== dep.JobVersion)
     this.bump()
     dep.Status = 'failed'
-    dep.StatusDescription = revert && stable
-      ? `Failed due to unhealthy allocations - rolling back to job version ${Number(stable.Version)}`
-      : 'Failed due to unhealthy allocations'
+    dep.StatusDescription = revert && stable ? `${reason} - rolling back to job version ${Number(stable.Version)}` : reason
     dep.ModifyIndex = this.index
     // The failed version's allocations stop (canaries) ...
     for (const a of this.allocs.filter((x) => x.DeploymentID === dep.ID && x.DesiredStatus === 'run')) this.stopAlloc(a)

@@ -5,6 +5,14 @@
  * (`var.x` with defaults, a var file's values, required variables) and the API's field names and units
  * (durations in nanoseconds, MemoryMB, PortLabel ...). Runtime interpolations (`${NOMAD_*}`, `${attr.*}`) are
  * kept verbatim, as Nomad does. Used by the Nomad double and by the job tests.
+ *
+ * Like Nomad's job parser (jobspec2, HCL2 decoding into the jobspec's schema), an argument or block the jobspec
+ * does not define is an error naming it and the block it is in, with HCL's "Did you mean" for a near miss:
+ * `job "x" > group "y": Unsupported argument; An argument named "cuont" is not expected here. Did you mean "count"?`
+ * The schema below lists every argument and block of https://developer.hashicorp.com/nomad/docs/job-specification
+ * for the blocks this maps (job, group, task, update, restart, network/port, service/check, resources, template,
+ * constraint) and accepts the others' names without mapping them (affinity, spread, vault, volume ...); config,
+ * env and meta are free-form maps, as in Nomad.
  */
 import { parse } from '@cdktf/hcl2json'
 
@@ -19,6 +27,97 @@ export class HclError extends Error {
 }
 
 const isObj = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v)
+
+/** A block's arguments and nested blocks; `null` for a block whose content is free-form (or not mapped here). */
+interface BlockSchema {
+  args: string[]
+  blocks: Record<string, BlockSchema | null>
+  /** Blocks with a label (`group "name" {}`), as hcl2json gives them: label -> [block]. */
+  labelled?: Record<string, BlockSchema | null>
+}
+
+const FREE: null = null
+const CONSTRAINT: BlockSchema = { args: ['attribute', 'operator', 'value'], blocks: {} }
+const UPDATE: BlockSchema = { args: ['max_parallel', 'health_check', 'min_healthy_time', 'healthy_deadline', 'progress_deadline', 'auto_revert', 'auto_promote', 'canary', 'stagger'], blocks: {} }
+const RESTART: BlockSchema = { args: ['attempts', 'delay', 'interval', 'mode', 'render_templates'], blocks: {} }
+const CHECK: BlockSchema = {
+  args: ['address_mode', 'args', 'command', 'grpc_service', 'grpc_use_tls', 'initial_status', 'success_before_passing', 'failures_before_critical',
+    'failures_before_warning', 'interval', 'method', 'body', 'name', 'path', 'expose', 'port', 'protocol', 'task', 'timeout', 'type', 'tls_server_name',
+    'tls_skip_verify', 'on_update', 'notes', 'header'],
+  blocks: { check_restart: FREE, header: FREE },
+}
+const SERVICE: BlockSchema = {
+  args: ['name', 'port', 'tags', 'canary_tags', 'enable_tag_override', 'address', 'address_mode', 'task', 'on_update', 'provider', 'meta', 'canary_meta', 'tagged_addresses', 'cluster', 'weights', 'kind'],
+  blocks: { check: CHECK, connect: FREE, meta: FREE, canary_meta: FREE, tagged_addresses: FREE, identity: FREE, weights: FREE },
+}
+const TEMPLATE: BlockSchema = {
+  args: ['change_mode', 'change_signal', 'data', 'destination', 'env', 'error_on_missing_key', 'left_delimiter', 'perms', 'uid', 'gid', 'right_delimiter', 'source', 'splay', 'vault_grace', 'once'],
+  blocks: { wait: FREE, change_script: FREE },
+}
+const TASK: BlockSchema = {
+  args: ['driver', 'user', 'kill_timeout', 'kill_signal', 'leader', 'shutdown_delay', 'kind', 'meta', 'env', 'config'],
+  blocks: {
+    config: FREE, env: FREE, meta: FREE, template: TEMPLATE, service: SERVICE, constraint: CONSTRAINT,
+    resources: { args: ['cpu', 'cores', 'memory', 'memory_max', 'secrets'], blocks: { device: FREE, numa: FREE } },
+    restart: RESTART, artifact: FREE, affinity: FREE, consul: FREE, csi_plugin: FREE, dispatch_payload: FREE, identity: FREE, lifecycle: FREE,
+    logs: FREE, scaling: FREE, vault: FREE, volume_mount: FREE, schedule: FREE, action: FREE,
+  },
+}
+const GROUP: BlockSchema = {
+  args: ['count', 'shutdown_delay', 'stop_after_client_disconnect', 'max_client_disconnect', 'prevent_reschedule_on_lost', 'meta'],
+  blocks: {
+    constraint: CONSTRAINT, update: UPDATE, restart: RESTART, service: SERVICE, meta: FREE,
+    network: { args: ['mode', 'hostname'], blocks: { dns: FREE }, labelled: { port: { args: ['static', 'to', 'host_network', 'ignore_collision'], blocks: {} } } },
+    affinity: FREE, consul: FREE, disconnect: FREE, ephemeral_disk: FREE, migrate: FREE, reschedule: FREE, scaling: FREE, spread: FREE, vault: FREE,
+  },
+  labelled: { task: TASK, volume: FREE },
+}
+const JOB: BlockSchema = {
+  args: ['all_at_once', 'datacenters', 'node_pool', 'namespace', 'priority', 'region', 'type', 'vault_token', 'consul_token', 'meta'],
+  blocks: {
+    update: UPDATE, constraint: CONSTRAINT, meta: FREE, affinity: FREE, spread: FREE, periodic: FREE, parameterized: FREE, multiregion: FREE,
+    reschedule: FREE, migrate: FREE, vault: FREE, ui: FREE,
+  },
+  labelled: { group: GROUP },
+}
+
+/** HCL's suggestion for a near miss (Levenshtein distance < 3), or ''. */
+function didYouMean(name: string, known: string[]): string {
+  const dist = (a: string, b: string): number => {
+    const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)])
+    for (let j = 1; j <= b.length; j++) d[0]![j] = j
+    for (let i = 1; i <= a.length; i++) {
+      for (let j = 1; j <= b.length; j++) d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1))
+    }
+    return d[a.length]![b.length]!
+  }
+  const best = known.map((k) => [k, dist(name, k)] as const).filter(([, n]) => n < 3).sort((x, y) => x[1] - y[1])[0]
+  return best ? ` Did you mean "${best[0]}"?` : ''
+}
+
+/** Refuses what `schema` does not define in block `o` (at `where`), recursively, as Nomad's parser does. */
+function checkSchema(o: JsonObject, schema: BlockSchema, where: string): void {
+  for (const [k, v] of Object.entries(o)) {
+    const isBlock = Array.isArray(v) && v.length > 0 && v.every(isObj)
+    const lab = schema.labelled?.[k]
+    if (lab !== undefined) {
+      if (!isObj(v)) throw new HclError(`${where}: Missing name for ${k}; All ${k} blocks must have 1 labels (name).`)
+      if (lab) for (const [label, list] of Object.entries(v)) for (const b of Array.isArray(list) ? list.filter(isObj) : []) checkSchema(b, lab, `${where} > ${k} "${label}"`)
+      continue
+    }
+    if (isBlock && k in schema.blocks) {
+      const sub = schema.blocks[k]
+      if (sub) for (const b of v as JsonObject[]) checkSchema(b, sub, `${where} > ${k}`)
+      continue
+    }
+    if (!isBlock && schema.args.includes(k)) continue
+    if (isBlock) {
+      const known = [...Object.keys(schema.blocks), ...Object.keys(schema.labelled ?? {})]
+      throw new HclError(`${where}: Unsupported block type; Blocks of type "${k}" are not expected here.${didYouMean(k, known)}`)
+    }
+    throw new HclError(`${where}: Unsupported argument; An argument named "${k}" is not expected here.${didYouMean(k, schema.args)}`)
+  }
+}
 
 /** Parses a duration like "10s", "2m", "1h30m", "500ms" into nanoseconds. */
 export function durationNs(v: Json | undefined): number {
@@ -178,9 +277,13 @@ export async function parseJob(jobHcl: string, varFile = ''): Promise<JsonObject
     if (d.default === undefined) throw new HclError(`Unset variable "${name}": A used variable must be set or have a default value.`)
     vars[name] = d.default
   }
+  for (const k of Object.keys(doc)) {
+    if (!['job', 'variable', 'locals'].includes(k)) throw new HclError(`Unsupported block type; Blocks of type "${k}" are not expected here.${didYouMean(k, ['job', 'variable', 'locals'])}`)
+  }
   const jobs = labelled(doc, 'job')
   if (jobs.length !== 1) throw new HclError(`expected exactly one job block, found ${jobs.length}`)
   const [id, rawJob] = jobs[0]!
+  checkSchema(rawJob, JOB, `job "${id}"`)
   const j = subst(rawJob, vars, `job "${id}"`) as JsonObject
   const up = update(blocks(j, 'update')[0])
   const groups = labelled(j, 'group').map(([n, g]) => {
