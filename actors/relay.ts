@@ -66,7 +66,7 @@ async function casRelay(kv: KV, p: number, next: RelayState, revision: number | 
  * batch being forwarded to end. Returns the first sequence of this site's TLM whose stray of p was not
  * forwarded: the new segment must start there (or later, after this site's last seal of p).
  */
-export async function closeRelay(kv: KV, p: number, waitMs = 3_000): Promise<number> {
+export async function closeRelay(kv: KV, p: number, waitMs = 6_000): Promise<number> {
   const deadline = Date.now() + waitMs
   for (;;) {
     const cur = await readRelay(kv, p)
@@ -268,17 +268,19 @@ export class StrayRelay {
       throw err
     }
     const js = jetstream(this.o.nc, { timeout: this.o.publishTimeoutMs ?? 2_000 })
-    const sends: Array<Promise<unknown>> = []
+    // In stream order: each message with its publish (none for ticks and copies that need no forward).
+    const sends: Array<{ seq: number; sent?: Promise<unknown> }> = []
     // Copies of the owner's own strays that this site stored (a forward to here whose PubAck was lost when this
     // site went down): the owner's move read its original if it is in one of the owner's segments.
     const owners = await this.ownerSegments(p, owner, todo)
     for (const m of todo) {
       const sp = parsePartitioned(m.subject)
-      if (!sp || sp.kind === SYS_KIND) continue
       const from = m.headers?.get('Pw-Relayed-From')
-      if (from && owners && from.startsWith(`${owner}:`)) {
-        const seq = Number(from.slice(owner.length + 1))
-        if (owners.some((g) => seq >= g.from && (g.to === undefined || seq <= g.to))) continue
+      const ownerHasIt = from !== undefined && owners !== undefined && from.startsWith(`${owner}:`) &&
+        owners.some((g) => Number(from.slice(owner.length + 1)) >= g.from && (g.to === undefined || Number(from.slice(owner.length + 1)) <= g.to))
+      if (!sp || sp.kind === SYS_KIND || ownerHasIt) {
+        sends.push({ seq: m.seq })
+        continue
       }
       const h = natsHeaders()
       h.set('Pw-Relayed-From', `${this.cfg.site}:${m.seq}`)
@@ -286,25 +288,29 @@ export class StrayRelay {
       // timed out here and was retried there) is then dropped by the owner's duplicate window, as if the device
       // had published both at the owner. Without one, an id of this site's stream position.
       const original = m.headers?.get('Nats-Msg-Id')
-      sends.push(js.publish(tlmSubject(owner, p, sp.kind, sp.id), m.data, { msgID: original || `relay:${this.cfg.site}:${m.seq}`, headers: h }))
+      sends.push({ seq: m.seq, sent: js.publish(tlmSubject(owner, p, sp.kind, sp.id), m.data, { msgID: original || `relay:${this.cfg.site}:${m.seq}`, headers: h }) })
     }
-    const results = await Promise.allSettled(sends)
-    const failed = results.filter((r) => r.status === 'rejected').length
+    const results = await Promise.allSettled(sends.map(async (x) => await x.sent))
+    // Commit the longest prefix that reached the owner (its stream acknowledges in order, so when the owner is
+    // lost mid-batch the prefix is what it has): a move then starts right after it. The rest is forwarded again
+    // (same message ids: the owner's duplicate window drops what did arrive).
+    const firstFailed = results.findIndex((r) => r.status === 'rejected')
+    const upTo = firstFailed < 0 ? last : firstFailed === 0 ? done : (sends[firstFailed - 1] as { seq: number }).seq
+    const forwarded = sends.slice(0, firstFailed < 0 ? sends.length : firstFailed).filter((x) => x.sent !== undefined).length
     try {
-      if (failed > 0) {
-        this.stats.failures++
-        await casRelay(kv, p, { last: done, at: Date.now() }, rev)
-        this.o.log?.('warn', 'stray relay: forwarding failed; will retry', { partition: p, owner, failed, of: sends.length })
-        await sleep(1_000)
-        return false
-      }
-      await casRelay(kv, p, { last, at: Date.now() }, rev)
+      await casRelay(kv, p, { last: Math.max(done, upTo), at: Date.now() }, rev)
     } catch (err) {
       // Closed meanwhile (a move timed out waiting for this batch): stop; the move read the batch as not forwarded.
       if (isCasConflict(err)) return false
       throw err
     }
-    this.stats.forwarded += sends.length
+    this.stats.forwarded += forwarded
+    if (firstFailed >= 0) {
+      this.stats.failures++
+      this.o.log?.('warn', 'stray relay: forwarding failed; will retry', { partition: p, owner, failed: results.length - firstFailed, of: results.length })
+      await sleep(1_000)
+      return false
+    }
     this.stats.batches++
     return !this.stopped
   }

@@ -33,7 +33,7 @@ import { siteOf, validateTopology } from '../sites/topology.js'
 import { sumProfile } from './fixtures/sum-profile.js'
 import { distPath, kill, spawnWorker, type WorkerProc } from './helpers/cluster.js'
 import { freePort } from './helpers/nats.js'
-import { waitQuiet, waitRelays } from './helpers/failover.js'
+import { readAll, waitQuiet, waitRelays } from './helpers/failover.js'
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 const P = 8
@@ -210,5 +210,21 @@ t.test('a reading acknowledged at either site is applied once, whatever site the
   t.equal(missing, 0, 'no reading acknowledged at either site is missing')
   t.equal(extra, 0, 'no reading is applied twice')
   t.same(wrong.slice(0, 10), [], 'count and sum per entity equal the producer\'s log')
-  if (wrong.length > 0) t.comment(logs.slice(-40).join('\n'))
+  if (wrong.length > 0) {
+    t.comment(wrong.slice(0, 5).join('\n'))
+    // Where the extra copies are: every message of the first wrong entity in both sites' TLM (and mirrors).
+    const id = (wrong[0] as string).split(':')[0] as string
+    const p = partitionOf('sensor', id, P)
+    for (const [label, ncx, stream, subj] of [['a TLM', ncA, cfgA.streams.tlm, `tlm.a.${p}.sensor.${id}`], ['b TLM', ncB, cfgB.streams.tlm, `tlm.b.${p}.sensor.${id}`]] as const) {
+      const msgs = await readAll(ncx, stream, subj)
+      t.comment(`${label} ${id}: ${msgs.map((m) => `${m.seq}${m.relayedFrom ? `<${m.relayedFrom}` : ''}[${new TextDecoder().decode(m.data).slice(6, 19)}]`).join(' ')}`)
+    }
+    const { readRecord } = await import('../actors/placement.js')
+    const { Kvm } = await import('@nats-io/kv')
+    for (const [site, ncx, cfg] of [['a', ncA, cfgA], ['b', ncB, cfgB]] as const) {
+      const rec = (await readRecord(await new Kvm(ncx).open(cfg.streams.stateBucket), p))?.record
+      t.comment(`${site} record p${p}: ${JSON.stringify(rec?.segments)} cursor ${rec?.cursor}`)
+    }
+    t.comment(logs.slice(-30).join('\n'))
+  }
 })
