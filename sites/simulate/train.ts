@@ -45,8 +45,8 @@ export interface TrainOptions {
   downtimeMs: number
   validateShare: number
   falseRate: number
-  /** Allow negative weights (default: every weight >= 0, fitLogisticNonNegative). */
-  signed?: boolean
+  /** Every weight >= 0 (fitLogisticNonNegative); default: signed weights (fitLogistic). */
+  nonNegative?: boolean
 }
 
 export const TRAIN_DEFAULTS = { horizonHours: 72, l2: 1, sampleEvery: 1, logTime: 'failure', jobHours: 8, downtimeHours: 24,
@@ -57,7 +57,7 @@ export interface TrainedModel extends AssetModel {
   weights: Record<string, number>
   trained: { at: string; samples: number; positives: number; failures: number; horizonHours: number; l2: number; logLoss: number;
     logTime: string; falseRate: number; trainedUntil: number; threshold: number
-    /** How the weights were fitted: 'non-negative' (default) or 'signed' (--signed). */
+    /** How the weights were fitted: 'signed' (default) or 'non-negative' (--non-negative). */
     weights: 'non-negative' | 'signed' }
   /** Held-out period through the real profile with this model (null when it holds no failure). */
   validation: (Pick<LeadScore, 'failures' | 'caught6h' | 'recall6h' | 'medianLeadHours' | 'falseAlerts' | 'falsePerAssetMonth'> & { from: number; to: number; assets: number }) | null
@@ -237,7 +237,8 @@ export function fitLogistic(x: number[][], y: number[], l2: number): { intercept
  * or below the unit's own baseline, a trend, a spread, an impulse), so a negative weight says "this sign of a
  * fault makes a failure less likely": on a training period with a handful of failures per mode that is an
  * accident of the sample (a mode that happened to be absent, a healthy rough unit), and it hides that mode at
- * run time. Features fixed at 0 weigh 0 in the model file.
+ * run time. Features fixed at 0 weigh 0 in the model file. `pitwall train --non-negative` (opt-in: measured
+ * trade-offs in docs/profiles.md).
  */
 export function fitLogisticNonNegative(x: number[][], y: number[], l2: number): { intercept: number; weights: number[]; logLoss: number } {
   const d = x[0]?.length ?? 0
@@ -287,7 +288,7 @@ function fitUntil(fr: { rows: FeatureRow[] }, failures: readonly Failure[], unti
     x.push(r.x)
     y.push(l)
   }
-  const fit = o.signed ? fitLogistic(x, y, o.l2) : fitLogisticNonNegative(x, y, o.l2)
+  const fit = o.nonNegative ? fitLogisticNonNegative(x, y, o.l2) : fitLogistic(x, y, o.l2)
   const negatives = x.filter((_, i) => y[i] === 0).map((r) => r.reduce((a, v, j) => a + v * (fit.weights[j] as number), fit.intercept)).sort((a, b) => a - b)
   const q = negatives[Math.min(negatives.length - 1, Math.floor((1 - o.falseRate) * negatives.length))] ?? 0
   return { intercept: fit.intercept + Math.log(threshold / (100 - threshold)) - q, weights: fit.weights, logLoss: fit.logLoss,
@@ -310,7 +311,7 @@ export async function trainModel(rows: () => AsyncIterable<HistoryRow> | Iterabl
     weights: Object.fromEntries(ASSET_FEATURES.map((k, j) => [k, fit.weights[j] as number])),
     trained: { at, samples: fit.samples, positives: fit.positives, failures: failures.filter((f) => f.ts < cut).length,
       horizonHours: o.horizonMs / HOUR, l2: o.l2, logLoss: fit.logLoss, logTime: o.logTime, falseRate: o.falseRate, trainedUntil: cut, threshold,
-      weights: o.signed ? 'signed' : 'non-negative' },
+      weights: o.nonNegative ? 'non-negative' : 'signed' },
     validation: null,
     warnings: [],
   }
@@ -355,8 +356,7 @@ profile, and writes the model file (format ${ASSET_MODEL_FORMAT}, feature set ${
   --l2 X                  L2 penalty on standardised weights (default ${TRAIN_DEFAULTS.l2})
   --sample-every N        one sample every N completed periods (hours) per entity (default ${TRAIN_DEFAULTS.sampleEvery})
   --version V             model version label (default trained-<UTC time>)
-  --signed                allow negative weights (default: every weight >= 0; a sign of a fault never lowers
-                          the risk)
+  --non-negative          every weight >= 0 (a sign of a fault never lowers the risk); default: signed weights
   --simulate-days D       first write both CSVs from the asset simulator (D days), then train on them
   --seed N                simulator seed (default 1)
   --entities N            simulated units (default 40)
@@ -377,7 +377,7 @@ export async function trainMain(argv: string[]): Promise<number> {
         'downtime-hours': { type: 'string' }, 'validate-share': { type: 'string' }, 'false-rate': { type: 'string' },
         l2: { type: 'string' }, 'sample-every': { type: 'string' }, version: { type: 'string' },
         'simulate-days': { type: 'string' }, seed: { type: 'string' }, entities: { type: 'string' }, fleet: { type: 'boolean' },
-        signed: { type: 'boolean' },
+        'non-negative': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       } })
     } catch (err) {
@@ -407,7 +407,7 @@ export async function trainMain(argv: string[]): Promise<number> {
       downtimeMs: num('downtime-hours', TRAIN_DEFAULTS.downtimeHours, 0) * HOUR, validateShare: num('validate-share', TRAIN_DEFAULTS.validateShare, 0.05, 0.9),
       falseRate: num('false-rate', TRAIN_DEFAULTS.falseRate, 1e-5, 0.5) }
     if (v.version !== undefined) o.version = v.version
-    if (v.signed) o.signed = true
+    if (v['non-negative']) o.nonNegative = true
     if (v['simulate-days'] !== undefined) {
       const n = await writeAssetHistory({ seed: Math.round(num('seed', 1, -Number.MAX_SAFE_INTEGER)), entities: Math.round(num('entities', 40, 1)),
         days: num('simulate-days', 14, 0.01), history: o.history, maintenance: o.maintenance, fleet: v.fleet ?? false })
