@@ -13,7 +13,7 @@ import { ActorCell } from '../actors/cell.js'
 import { ASSET_DEFAULTS, MODEL_FEATURE_SET, MODEL_FORMAT, asset, mergeAssetModel } from '../actors/kinds/sensor/asset.js'
 import { AssetSimulator } from '../sites/simulate/asset.js'
 import { runAssetProfile, scoreLeadTime, type Failure, type HistoryRow } from '../sites/simulate/asset-score.js'
-import { adviseOn, fitLogistic, labelOf, trainMain, type TrainedModel } from '../sites/simulate/train.js'
+import { adviseOn, fitLogistic, fitLogisticNonNegative, labelOf, trainMain, type TrainedModel } from '../sites/simulate/train.js'
 
 const H = 3_600_000
 
@@ -30,6 +30,28 @@ void t.test('logistic fit recovers known coefficients', async (t) => {
   t.ok(Math.abs(f.intercept - 1) < 0.15, `intercept ${f.intercept}`)
   t.ok(Math.abs((f.weights[0] ?? 0) - 2) < 0.15, `w1 ${f.weights[0]}`)
   t.ok(Math.abs((f.weights[1] ?? 0) + 0.5) < 0.05, `w2 ${f.weights[1]}`)
+})
+
+void t.test('non-negative fit: a feature that came out negative weighs 0, the others are refitted without it', async (t) => {
+  let s = 7
+  const rnd = (): number => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 4294967296)
+  const x: number[][] = [], y: number[] = []
+  for (let i = 0; i < 20_000; i++) {
+    const a = rnd() * 4 - 2, b = rnd() * 10, c = rnd() * 2
+    x.push([a, b, c])
+    y.push(rnd() < 1 / (1 + Math.exp(-(1 + 2 * a - 0.5 * b + 1.5 * c))) ? 1 : 0)
+  }
+  const signed = fitLogistic(x, y, 0)
+  t.ok((signed.weights[1] ?? 0) < -0.4, `signed fit keeps the negative weight: ${signed.weights[1]}`)
+  const f = fitLogisticNonNegative(x, y, 0)
+  t.equal(f.weights[1], 0, 'the negative feature is fixed at 0')
+  t.ok(f.weights.every((w) => w >= 0), `all weights >= 0: ${f.weights.join(', ')}`)
+  // Leaving a real effect out of a logistic fit attenuates the others a little (2 and 1.5 true): they stay clearly positive.
+  t.ok((f.weights[0] ?? 0) > 1 && (f.weights[2] ?? 0) > 0.8, `the positive features keep their weight: ${f.weights.join(', ')}`)
+  // Nothing negative to drop: the same fit as the unconstrained one.
+  const pos = x.map((r) => [r[0] as number, r[2] as number])
+  const y2 = x.map((r, i) => (rnd() < 1 / (1 + Math.exp(-(1 + 2 * (r[0] as number) + 1.5 * (r[2] as number)))) ? 1 : 0) + 0 * i)
+  t.same(fitLogisticNonNegative(pos, y2, 1).weights, fitLogistic(pos, y2, 1).weights)
 })
 
 void t.test('labels: positive within the horizon before a failure, left out while down, routine rows are no failures', async (t) => {

@@ -45,16 +45,20 @@ export interface TrainOptions {
   downtimeMs: number
   validateShare: number
   falseRate: number
+  /** Every weight >= 0 (fitLogisticNonNegative); default: signed weights (fitLogistic). */
+  nonNegative?: boolean
 }
 
 export const TRAIN_DEFAULTS = { horizonHours: 72, l2: 1, sampleEvery: 1, logTime: 'failure', jobHours: 8, downtimeHours: 24,
-  validateShare: 0.3, falseRate: 0.002 } as const
+  validateShare: 0.3, falseRate: 0.003 } as const
 
 export interface TrainedModel extends AssetModel {
   version: string
   weights: Record<string, number>
   trained: { at: string; samples: number; positives: number; failures: number; horizonHours: number; l2: number; logLoss: number;
-    logTime: string; falseRate: number; trainedUntil: number; threshold: number }
+    logTime: string; falseRate: number; trainedUntil: number; threshold: number
+    /** How the weights were fitted: 'signed' (default) or 'non-negative' (--non-negative). */
+    weights: 'non-negative' | 'signed' }
   /** Held-out period through the real profile with this model (null when it holds no failure). */
   validation: (Pick<LeadScore, 'failures' | 'caught6h' | 'recall6h' | 'medianLeadHours' | 'falseAlerts' | 'falsePerAssetMonth'> & { from: number; to: number; assets: number }) | null
   warnings: string[]
@@ -227,6 +231,30 @@ export function fitLogistic(x: number[][], y: number[], l2: number): { intercept
   return { intercept, weights, logLoss: loss / n }
 }
 
+/**
+ * Logistic regression with every weight >= 0 (an active set: fit, fix the features that came out negative at 0,
+ * refit on the rest, until none is negative). Every asset feature is one-sided evidence of a fault (a level above
+ * or below the unit's own baseline, a trend, a spread, an impulse), so a negative weight says "this sign of a
+ * fault makes a failure less likely": on a training period with a handful of failures per mode that is an
+ * accident of the sample (a mode that happened to be absent, a healthy rough unit), and it hides that mode at
+ * run time. Features fixed at 0 weigh 0 in the model file. `pitwall train --non-negative` (opt-in: measured
+ * trade-offs in docs/profiles.md).
+ */
+export function fitLogisticNonNegative(x: number[][], y: number[], l2: number): { intercept: number; weights: number[]; logLoss: number } {
+  const d = x[0]?.length ?? 0
+  let keep = Array.from({ length: d }, (_, j) => j)
+  for (;;) {
+    const fit = fitLogistic(x.map((r) => keep.map((j) => r[j] as number)), y, l2)
+    const negative = keep.filter((_, i) => (fit.weights[i] as number) < 0)
+    if (negative.length === 0 || keep.length === negative.length) {
+      const weights = new Array<number>(d).fill(0)
+      keep.forEach((j, i) => { weights[j] = Math.max(0, fit.weights[i] as number) })
+      return { intercept: fit.intercept, weights, logLoss: fit.logLoss }
+    }
+    keep = keep.filter((j) => !negative.includes(j))
+  }
+}
+
 /** Warnings with a concrete next step when the held-out figures are poor. */
 export function adviseOn(v: TrainedModel['validation'], t: TrainedModel['trained']): string[] {
   const w: string[] = []
@@ -248,34 +276,42 @@ export function adviseOn(v: TrainedModel['validation'], t: TrainedModel['trained
   return w
 }
 
-/** Trains on the earlier part of the history, validates on the held-out rest, writes the model file. */
-export async function trainModel(rows: () => AsyncIterable<HistoryRow> | Iterable<HistoryRow>, failures: readonly Failure[],
-  o: Omit<TrainOptions, 'history' | 'maintenance' | 'out'>, config: AssetConfig = ASSET_DEFAULTS): Promise<TrainedModel> {
-  const fr = await featureRows(rows(), { sampleEvery: o.sampleEvery, config })
-  const cut = fr.to - o.validateShare * (fr.to - fr.from)
+/** Fits weights and the operating point on the labelled feature rows whose horizon ends by `until`. */
+function fitUntil(fr: { rows: FeatureRow[] }, failures: readonly Failure[], until: number, o: Omit<TrainOptions, 'history' | 'maintenance' | 'out'>,
+  threshold: number): { intercept: number; weights: number[]; logLoss: number; samples: number; positives: number } {
   const x: number[][] = [], y: number[] = []
   for (const r of fr.rows) {
-    // Labels need the horizon after the sample inside the training period: no peeking into the held-out one.
-    if (r.ts + o.horizonMs > cut) continue
+    // Labels need the horizon after the sample inside the period: no peeking past `until`.
+    if (r.ts + o.horizonMs > until) continue
     const l = labelOf(r, failures, o)
     if (l === null) continue
     x.push(r.x)
     y.push(l)
   }
-  const fit = fitLogistic(x, y, o.l2)
+  const fit = o.nonNegative ? fitLogisticNonNegative(x, y, o.l2) : fitLogistic(x, y, o.l2)
   const negatives = x.filter((_, i) => y[i] === 0).map((r) => r.reduce((a, v, j) => a + v * (fit.weights[j] as number), fit.intercept)).sort((a, b) => a - b)
   const q = negatives[Math.min(negatives.length - 1, Math.floor((1 - o.falseRate) * negatives.length))] ?? 0
+  return { intercept: fit.intercept + Math.log(threshold / (100 - threshold)) - q, weights: fit.weights, logLoss: fit.logLoss,
+    samples: x.length, positives: y.filter((v) => v === 1).length }
+}
+
+/** Trains on the earlier part of the history, validates on the held-out rest through the real profile. */
+export async function trainModel(rows: () => AsyncIterable<HistoryRow> | Iterable<HistoryRow>, failures: readonly Failure[],
+  o: Omit<TrainOptions, 'history' | 'maintenance' | 'out'>, config: AssetConfig = ASSET_DEFAULTS): Promise<TrainedModel> {
+  const fr = await featureRows(rows(), { sampleEvery: o.sampleEvery, config })
+  const cut = fr.to - o.validateShare * (fr.to - fr.from)
   const threshold = config.riskHigh.threshold
-  const intercept = fit.intercept + Math.log(threshold / (100 - threshold)) - q
+  const fit = fitUntil(fr, failures, cut, o, threshold)
   const at = new Date().toISOString()
   const model: TrainedModel = {
     format: ASSET_MODEL_FORMAT,
     features: ASSET_FEATURE_SET,
     version: o.version ?? `trained-${at.slice(0, 19).replace(/[-:]/g, '')}`,
-    intercept,
+    intercept: fit.intercept,
     weights: Object.fromEntries(ASSET_FEATURES.map((k, j) => [k, fit.weights[j] as number])),
-    trained: { at, samples: x.length, positives: y.filter((v) => v === 1).length, failures: failures.filter((f) => f.ts < cut).length,
-      horizonHours: o.horizonMs / HOUR, l2: o.l2, logLoss: fit.logLoss, logTime: o.logTime, falseRate: o.falseRate, trainedUntil: cut, threshold },
+    trained: { at, samples: fit.samples, positives: fit.positives, failures: failures.filter((f) => f.ts < cut).length,
+      horizonHours: o.horizonMs / HOUR, l2: o.l2, logLoss: fit.logLoss, logTime: o.logTime, falseRate: o.falseRate, trainedUntil: cut, threshold,
+      weights: o.nonNegative ? 'non-negative' : 'signed' },
     validation: null,
     warnings: [],
   }
@@ -320,6 +356,7 @@ profile, and writes the model file (format ${ASSET_MODEL_FORMAT}, feature set ${
   --l2 X                  L2 penalty on standardised weights (default ${TRAIN_DEFAULTS.l2})
   --sample-every N        one sample every N completed periods (hours) per entity (default ${TRAIN_DEFAULTS.sampleEvery})
   --version V             model version label (default trained-<UTC time>)
+  --non-negative          every weight >= 0 (a sign of a fault never lowers the risk); default: signed weights
   --simulate-days D       first write both CSVs from the asset simulator (D days), then train on them
   --seed N                simulator seed (default 1)
   --entities N            simulated units (default 40)
@@ -340,6 +377,7 @@ export async function trainMain(argv: string[]): Promise<number> {
         'downtime-hours': { type: 'string' }, 'validate-share': { type: 'string' }, 'false-rate': { type: 'string' },
         l2: { type: 'string' }, 'sample-every': { type: 'string' }, version: { type: 'string' },
         'simulate-days': { type: 'string' }, seed: { type: 'string' }, entities: { type: 'string' }, fleet: { type: 'boolean' },
+        'non-negative': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       } })
     } catch (err) {
@@ -369,6 +407,7 @@ export async function trainMain(argv: string[]): Promise<number> {
       downtimeMs: num('downtime-hours', TRAIN_DEFAULTS.downtimeHours, 0) * HOUR, validateShare: num('validate-share', TRAIN_DEFAULTS.validateShare, 0.05, 0.9),
       falseRate: num('false-rate', TRAIN_DEFAULTS.falseRate, 1e-5, 0.5) }
     if (v.version !== undefined) o.version = v.version
+    if (v['non-negative']) o.nonNegative = true
     if (v['simulate-days'] !== undefined) {
       const n = await writeAssetHistory({ seed: Math.round(num('seed', 1, -Number.MAX_SAFE_INTEGER)), entities: Math.round(num('entities', 40, 1)),
         days: num('simulate-days', 14, 0.01), history: o.history, maintenance: o.maintenance, fleet: v.fleet ?? false })

@@ -170,7 +170,7 @@ export const ASSET_DEFAULTS: AssetConfig = deepFreeze({
   service: { vibration: 1, minShare: 0.25 },
   danger: { type: 'asset_danger', severity: 'critical', vibration: 7, temperature: 85, durationMs: 30_000,
     vibrationHysteresis: 0.5, temperatureHysteresis: 5 },
-  riskHigh: { type: 'risk_high', severity: 'warning', threshold: 70, holdPeriods: 2, hysteresis: 30, clearPeriods: 12, updateStep: 10 },
+  riskHigh: { type: 'risk_high', severity: 'warning', threshold: 70, holdPeriods: 2, hysteresis: 20, clearPeriods: 8, updateStep: 10 },
   reasons: 3,
   model: DEFAULT_MODEL,
 })
