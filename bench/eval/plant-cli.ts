@@ -1,6 +1,6 @@
 /**
  * `node dist/bench/eval/plant-cli.js [--seeds tuning|heldout|1,2,...] [--hours H] [--quick] [--json]
- *   [--detectors all|process,robust-z,iforest]`
+ *   [--detectors all|process,robust-z,iforest] [--process-config JSON]`
  *
  * Runs the project's process profile and the two baselines (robust z-score, Isolation Forest) over the independent plant scenario and prints a
  * table, then one JSON line (the result of evaluatePlant). Tuning seeds by default; run `--seeds heldout` only
@@ -10,6 +10,7 @@ import { isolationForestBaseline, robustZBaseline } from './baselines.js'
 import { evaluatePlant, HELDOUT_SEEDS, TUNING_SEEDS, type PlantDetector, type PlantEvalResult } from './plant-eval.js'
 import { ANOMALY_TYPES, DEFAULT_HOURS, DEFAULT_WARMUP_HOURS, QUICK_HOURS } from './plant-scenario.js'
 import { processProfileDetector } from './plant-process.js'
+import { PROCESS_DEFAULTS, validateProcessConfig, type ProcessConfig } from '../../actors/kinds/sensor/process.js'
 
 const args = process.argv.slice(2)
 const value = (name: string): string | undefined => {
@@ -31,8 +32,26 @@ if (!(hours > DEFAULT_WARMUP_HOURS + 1)) {
 }
 const detectorArg = value('detectors') ?? 'all'
 const wanted = detectorArg === 'all' ? ['process', 'robust-z', 'iforest'] : detectorArg.split(',')
+/** `--process-config '{"drift":{"z":3}}'`: settings merged over PROCESS_DEFAULTS (validated by the profile). */
+function merged(base: unknown, over: unknown): unknown {
+  if (over === null || typeof over !== 'object' || Array.isArray(over) || base === null || typeof base !== 'object') return over
+  const out: Record<string, unknown> = { ...(base as Record<string, unknown>) }
+  for (const [k, v] of Object.entries(over as Record<string, unknown>)) out[k] = merged(out[k], v)
+  return out
+}
+let processConfig: ProcessConfig = PROCESS_DEFAULTS
+const overrides = value('process-config')
+if (overrides !== undefined) {
+  try {
+    processConfig = merged(PROCESS_DEFAULTS, JSON.parse(overrides)) as ProcessConfig
+    validateProcessConfig(processConfig)
+  } catch (err) {
+    process.stderr.write(`--process-config: ${(err as Error).message}\n`)
+    process.exit(2)
+  }
+}
 const known: Record<string, () => PlantDetector> = {
-  process: () => processProfileDetector(),
+  process: () => processProfileDetector(processConfig),
   'robust-z': () => robustZBaseline(),
   iforest: () => isolationForestBaseline({ warmupMs: DEFAULT_WARMUP_HOURS * 3_600_000 }),
 }

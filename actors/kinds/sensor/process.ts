@@ -89,10 +89,12 @@ export interface ProcessConfig {
    * Spike / malfunction: |baseline z| > z for `confirm` readings opens; the front (time from the first reading
    * beyond `departZ` to the first beyond `z`) tells a pollutant front (<= frontS, upward, chemistry type) from a
    * build-up; on outlet analysers an `inlet` that rose by `inletZ` or more makes it a spike, one that did not a
-   * malfunction. Nothing opens while the stage flow is `stormFlowZ` or more above its own baseline (a storm's
-   * first flush moves every sensor). `updateZ`: an open alert is updated when its peak grows by this much.
+   * malfunction. Types no pollutant front reaches (flow, level, pump, energy, pressure, temperature: equipment
+   * that steps) need `equipmentZ` instead of `z`, and a jump on them beyond `regimeZ` is a change of state (a
+   * blower or pump switching on or off): the baseline restarts at the new level. Nothing opens while the stage flow is `stormFlowZ` or more above its own baseline (a storm's
+   * first flush moves every sensor). A malfunction must hold `malfunctionConfirm` readings. `updateZ`: an open alert is updated when its peak grows by this much.
    */
-  spike: { z: number; confirm: number; departZ: number; frontS: number; inletZ: number; stormFlowZ: number; clearZ: number; clearReadings: number; updateZ: number }
+  spike: { z: number; equipmentZ: number; regimeZ: number; confirm: number; malfunctionConfirm: number; departZ: number; frontS: number; inletZ: number; stormFlowZ: number; clearZ: number; clearReadings: number; updateZ: number }
   drift: { z: number; slowReadings: number; sustainReadings: number; midReadings: number; clearZ: number; clearReadings: number;
     /** The model stops learning while |slow mean| >= learnBelow. */
     learnBelow: number
@@ -100,18 +102,21 @@ export interface ProcessConfig {
     maxReadings: number }
   /**
    * Stuck: the same value for max(stuckReadings, holdFactor x the longest run of one value the sensor had while
-   * healthy) readings, so a quantised or sample-and-hold sensor is judged by its own hold behaviour. A reading
+   * healthy) readings, so a quantised or sample-and-hold sensor is judged by its own hold behaviour; judged only
+   * once the sensor has changed value minChanges times (a pump that has not switched yet has no known hold). A reading
    * outside the type's range by at most loopBreakRel of its span is a 4-20 mA loop break (sensor_failure), one
    * further out is no instrument's value (cyber_attack).
    */
-  failure: { stuckReadings: number; holdFactor: number; dropoutReadings: number; loopBreakRel: number; clearReadings: number }
+  failure: { stuckReadings: number; holdFactor: number; minChanges: number; dropoutReadings: number; loopBreakRel: number; clearReadings: number }
   /**
    * Replay: `replayMatches` consecutive readings seen bit for bit in the last `replayWindow`, only on a sensor
    * whose healthy readings repeat such a fingerprint at most `replayMaxRate` of the time (at SCADA resolution a
-   * slow sensor repeats its (value, flow, temp) by itself). Toggling: `toggleSteps` consecutive steps in
-   * alternating signs, each larger than `toggleStepZ` times the sensor's mean healthy step.
+   * slow sensor repeats its (value, flow, temp) by itself). Toggling: `toggleSteps` large steps in alternating
+   * signs, each larger than `toggleStepZ` times the sensor's mean healthy step over the last `stepReadings` (and
+   * than its quantum and than `toggleSpanRel` of the range of values it had while healthy), at most `toggleGap` readings apart, each within `toggleTolerance` of the size of the one
+   * before (a toggle swings between two levels; noise steps have random sizes).
    */
-  cyber: { replayWindow: number; replayMatches: number; replayMaxRate: number; toggleSteps: number; toggleStepZ: number; clearReadings: number }
+  cyber: { replayWindow: number; replayMatches: number; replayMaxRate: number; toggleSteps: number; toggleStepZ: number; toggleGap: number; toggleTolerance: number; toggleSpanRel: number; stepReadings: number; clearReadings: number }
   kpiIntervalMs: number
   /** Stage whose sensors are checked against `limits[type].outlet`. */
   outletStage: string
@@ -135,10 +140,10 @@ export const PROCESS_DEFAULTS: ProcessConfig = deepFreeze({
   sigmaFloorRel: 1e-5,
   noveltyMargin: 0.1,
   baseline: { readings: 360, scaleReadings: 1440, fastReadings: 3, winsorZ: 3 },
-  spike: { z: 5, confirm: 12, departZ: 1.5, frontS: 150, inletZ: 2, stormFlowZ: 4, clearZ: 2, clearReadings: 36, updateZ: 1 },
-  drift: { z: 1.5, slowReadings: 120, sustainReadings: 60, midReadings: 10, clearZ: 0.75, clearReadings: 12, learnBelow: 0.75, maxReadings: 8_640 },
-  failure: { stuckReadings: 6, holdFactor: 2, dropoutReadings: 6, loopBreakRel: 0.1, clearReadings: 3 },
-  cyber: { replayWindow: 720, replayMatches: 3, replayMaxRate: 0.01, toggleSteps: 4, toggleStepZ: 8, clearReadings: 12 },
+  spike: { z: 3.5, equipmentZ: 8, regimeZ: 30, confirm: 6, malfunctionConfirm: 60, departZ: 1.5, frontS: 150, inletZ: 2, stormFlowZ: 4, clearZ: 2, clearReadings: 36, updateZ: 1 },
+  drift: { z: 6, slowReadings: 120, sustainReadings: 720, midReadings: 10, clearZ: 0.75, clearReadings: 12, learnBelow: 0.75, maxReadings: 8_640 },
+  failure: { stuckReadings: 6, holdFactor: 2, minChanges: 20, dropoutReadings: 6, loopBreakRel: 0.1, clearReadings: 3 },
+  cyber: { replayWindow: 720, replayMatches: 3, replayMaxRate: 0.01, toggleSteps: 6, toggleStepZ: 8, toggleGap: 2, toggleTolerance: 0.3, toggleSpanRel: 0.1, stepReadings: 120, clearReadings: 12 },
   kpiIntervalMs: 900_000,
   outletStage: 'outlet',
   severities: { cyber_attack: 'critical', sensor_failure: 'warning', pollution_spike: 'critical',
@@ -195,7 +200,8 @@ export function validateProcessConfig(c: ProcessConfig): void {
   num('baseline.winsorZ', c.baseline.winsorZ, 0)
   num('spike.z', c.spike.z, 0)
   num('spike.confirm', c.spike.confirm, 1, true)
-  for (const k of ['departZ', 'frontS', 'inletZ', 'stormFlowZ', 'clearZ', 'updateZ'] as const) num(`spike.${k}`, c.spike[k], 0)
+  num('spike.malfunctionConfirm', c.spike.malfunctionConfirm, 1, true)
+  for (const k of ['equipmentZ', 'regimeZ', 'departZ', 'frontS', 'inletZ', 'stormFlowZ', 'clearZ', 'updateZ'] as const) num(`spike.${k}`, c.spike[k], 0)
   if (c.spike.clearZ > c.spike.z) throw new ConfigError('process.spike.clearZ', 'must be <= spike.z')
   if (c.spike.departZ > c.spike.z) throw new ConfigError('process.spike.departZ', 'must be <= spike.z')
   num('spike.clearReadings', c.spike.clearReadings, 1, true)
@@ -205,6 +211,7 @@ export function validateProcessConfig(c: ProcessConfig): void {
   for (const k of ['slowReadings', 'sustainReadings', 'midReadings', 'clearReadings', 'maxReadings'] as const) num(`drift.${k}`, c.drift[k], 1, true)
   for (const k of ['stuckReadings', 'dropoutReadings', 'clearReadings'] as const) num(`failure.${k}`, c.failure[k], 1, true)
   num('failure.holdFactor', c.failure.holdFactor, 1)
+  num('failure.minChanges', c.failure.minChanges, 0, true)
   num('failure.loopBreakRel', c.failure.loopBreakRel, 0)
   num('cyber.replayWindow', c.cyber.replayWindow, 1, true)
   if (c.cyber.replayWindow > 20_000) throw new ConfigError('process.cyber.replayWindow', 'must be <= 20000 (memory per actor)')
@@ -212,6 +219,10 @@ export function validateProcessConfig(c: ProcessConfig): void {
   num('cyber.replayMaxRate', c.cyber.replayMaxRate, 0)
   num('cyber.toggleSteps', c.cyber.toggleSteps, 2, true)
   num('cyber.toggleStepZ', c.cyber.toggleStepZ, 0)
+  num('cyber.toggleGap', c.cyber.toggleGap, 0, true)
+  num('cyber.toggleTolerance', c.cyber.toggleTolerance, 0)
+  num('cyber.toggleSpanRel', c.cyber.toggleSpanRel, 0)
+  num('cyber.stepReadings', c.cyber.stepReadings, 1, true)
   num('cyber.clearReadings', c.cyber.clearReadings, 1, true)
   if (typeof c.outletStage !== 'string') throw new ConfigError('process.outletStage', 'must be a string')
   for (const a of PLANT_ANOMALIES) {
@@ -273,8 +284,16 @@ const L = {
   STEP: 35, ALT: 36, DSIGN: 37,
   /** Peak |z| last reported by an open alert (updates). */
   UPD: 38,
+  /** Value changes seen while healthy (the hold behaviour is known after failure.minChanges of them). */
+  CHG: 39,
+  /** Readings since the last large step (toggling); warm-up readings outside the type's range. */
+  GAP: 40, ROUT: 41,
+  /** Size of the last large step (a toggle goes back and forth between the same two levels). */
+  BIGM: 42,
+  /** Lowest and highest value seen while healthy. */
+  VMIN: 43, VMAX: 44,
 } as const
-const L_SLOTS = 39
+const L_SLOTS = 45
 /** Sensor types a pollutant front can reach (concentrations and water-quality analysers). */
 const CHEMISTRY = new Set(['ph', 'do', 'turbidity', 'conductivity', 'nitrogen', 'phosphorus', 'tss', 'cod', 'bod5', 'metals', 'chlorine',
   'ammonia', 'nitrate', 'nitrite', 'sludge'])
@@ -295,11 +314,16 @@ export interface ProcessState {
   late: number
 }
 
+function freshLive(): number[] {
+  const v = new Array<number>(L_SLOTS).fill(NaN)
+  for (const i of [L.N, L.REP, L.MISS, L.OVER, L.SRUN, L.REPLAY, L.CLEAR, L.SLOW, L.MID, L.AN, L.GATED, L.HOLD, L.FPR, L.BN, L.ALT, L.DSIGN, L.CHG, L.GAP, L.ROUT]) v[i] = 0
+  v[L.AT] = NONE
+  return v
+}
+
 function init(_e: EntityRef, c: ProcessConfig): ProcessState {
   checked(c)
-  const v = new Array<number>(L_SLOTS).fill(NaN)
-  for (const i of [L.N, L.REP, L.MISS, L.OVER, L.SRUN, L.REPLAY, L.CLEAR, L.SLOW, L.MID, L.AN, L.GATED, L.HOLD, L.FPR, L.BN, L.ALT, L.DSIGN]) v[i] = 0
-  v[L.AT] = NONE
+  const v = freshLive()
   const k = new Array<number>(K_SLOTS).fill(0)
   k[K.START] = NaN
   return { type: '', stage: '', m: blankModel(), v, k, fp: new Array<number>(c.cyber.replayWindow).fill(NaN), fpPos: 0, late: 0 }
@@ -430,10 +454,20 @@ function kpiStep(s: ProcessState, ctx: ActorContext, c: ProcessConfig, ts: numbe
 
 const num = (x: unknown): number | undefined => (typeof x === 'number' && Number.isFinite(x) ? x : undefined)
 
-/** Range evidence of this reading: just outside the type's range is a loop break, further out no instrument's value. */
+/**
+ * Range evidence of this reading: just outside the type's range is a loop break, further out no instrument's
+ * value. A sensor whose warm-up readings were outside the range more than 1 % of the time has an instrument range
+ * the type's limits do not describe (e.g. another unit): no range finding on it, only the other checks.
+ */
 function rangeFinding(s: ProcessState, c: ProcessConfig, value: number): Finding | undefined {
   const lim = c.limits[s.type]
   if (!lim || (value >= lim.lo && value <= lim.hi)) return undefined
+  const v = s.v
+  if ((v[L.N] as number) < c.warmupReadings) {
+    v[L.ROUT] = (v[L.ROUT] as number) + 1
+    return undefined
+  }
+  if ((v[L.ROUT] as number) > c.warmupReadings * 0.01) return undefined
   const span = lim.hi - lim.lo
   const out = value < lim.lo ? lim.lo - value : value - lim.hi
   const edge = value < lim.lo ? lim.lo : lim.hi
@@ -451,7 +485,9 @@ function cyberFinding(s: ProcessState, c: ProcessConfig, ts: number, value: numb
   const lim = c.limits[s.type]
   const v = s.v
   const prev = v[L.VALUE] as number, dt = (ts - (v[L.TS] as number)) / 1000
-  if (lim && !Number.isNaN(prev) && dt > 0) {
+  // Equipment (flow, level, pump, energy, ...) steps by itself when pumps stage or a filter goes to backwash: a
+  // single fast step there is a change of state, not evidence; toggling is (below).
+  if (lim && CHEMISTRY.has(s.type) && !Number.isNaN(prev) && dt > 0) {
     const rate = Math.abs(value - prev) / dt
     if (rate > lim.maxRatePerS) {
       return { type: CYBER, value: rate, threshold: lim.maxRatePerS,
@@ -460,7 +496,7 @@ function cyberFinding(s: ProcessState, c: ProcessConfig, ts: number, value: numb
     }
   }
   if ((v[L.ALT] as number) >= c.cyber.toggleSteps) {
-    const step = Math.abs(value - prev), typical = Math.max(v[L.STEP] as number, v[L.QUANT] as number)
+    const step = Math.abs(value - prev), typical = v[L.STEP] as number
     return { type: CYBER, value: step, threshold: c.cyber.toggleStepZ * typical,
       reason: `${v[L.ALT] as number} steps in a row in alternating signs, the last ${fmt(step)} against a typical step of ${fmt(typical)} (toggling faster than the process can move)`,
       features: features([['toggle_steps', v[L.ALT] as number, v[L.ALT] as number], ['step', step, typical > 0 ? step / typical : 0]]) }
@@ -513,12 +549,27 @@ function onReading(s: ProcessState, r: Reading, ctx: ActorContext, c: ProcessCon
   if (value !== undefined && !Number.isNaN(prev)) {
     const d = value - prev
     if (d !== 0 && !(Math.abs(d) >= (v[L.QUANT] as number))) v[L.QUANT] = Math.abs(d)
-    const typical = Math.max(Number.isNaN(v[L.STEP] as number) ? 0 : v[L.STEP] as number, Number.isNaN(v[L.QUANT] as number) ? 0 : v[L.QUANT] as number)
-    const big = (v[L.N] as number) >= c.warmupReadings && typical > 0 && Math.abs(d) > c.cyber.toggleStepZ * typical
+    const typical = Number.isNaN(v[L.STEP] as number) ? 0 : v[L.STEP] as number
+    const span = (v[L.VMAX] as number) - (v[L.VMIN] as number)
+    const big = (v[L.N] as number) >= c.warmupReadings && Math.abs(d) > c.cyber.toggleStepZ * typical && Math.abs(d) >= (v[L.QUANT] as number) &&
+      Math.abs(d) >= c.cyber.toggleSpanRel * span
+    // A toggle swings between the same two levels: each large step about as large as the one before.
+    const same = Math.abs(Math.abs(d) - (v[L.BIGM] as number)) <= c.cyber.toggleTolerance * Math.abs(d)
     const sign = d > 0 ? 1 : -1
-    v[L.ALT] = big ? (v[L.DSIGN] === -sign ? (v[L.ALT] as number) + 1 : 1) : 0
-    v[L.DSIGN] = big ? sign : 0
-    if (calm && !big) v[L.STEP] = Number.isNaN(v[L.STEP] as number) ? Math.abs(d) : ew(v[L.STEP] as number, Math.abs(d), v[L.N] as number, c.baseline.scaleReadings)
+    if (big) {
+      v[L.ALT] = v[L.DSIGN] === -sign && (v[L.GAP] as number) <= c.cyber.toggleGap && same ? (v[L.ALT] as number) + 1 : 1
+      v[L.DSIGN] = sign
+      v[L.GAP] = 0
+      v[L.BIGM] = Math.abs(d)
+    } else {
+      v[L.GAP] = (v[L.GAP] as number) + 1
+      if ((v[L.GAP] as number) > c.cyber.toggleGap) v[L.ALT] = 0
+    }
+    if (calm && !big) {
+      if (!(value >= (v[L.VMIN] as number))) v[L.VMIN] = value
+      if (!(value <= (v[L.VMAX] as number))) v[L.VMAX] = value
+    }
+    if (calm && !big) v[L.STEP] = Number.isNaN(v[L.STEP] as number) ? Math.abs(d) : ew(v[L.STEP] as number, Math.abs(d), v[L.N] as number, c.cyber.stepReadings)
   }
 
   // 1. cyber and range evidence.
@@ -546,13 +597,14 @@ function onReading(s: ProcessState, r: Reading, ctx: ActorContext, c: ProcessCon
       // raise the bar by much.
       const run = (v[L.REP] as number) + 1
       const hold = v[L.HOLD] as number
+      if (calm) v[L.CHG] = (v[L.CHG] as number) + 1
       if (calm && run > hold) v[L.HOLD] = (v[L.N] as number) < c.warmupReadings * 6 ? run : Math.min(run, Math.max(hold * 1.25, hold + 1))
       v[L.REP] = 0
     }
   }
   const miss = v[L.MISS] as number, rep = (v[L.REP] as number) + 1
   const need = stuckNeed(s, c)
-  if ((!found || found.type > FAILURE) && (miss >= c.failure.dropoutReadings || (value !== undefined && rep >= need && (v[L.N] as number) >= c.warmupReadings))) {
+  if ((!found || found.type > FAILURE) && (miss >= c.failure.dropoutReadings || (value !== undefined && rep >= need && (v[L.N] as number) >= c.warmupReadings && (v[L.CHG] as number) >= c.failure.minChanges))) {
     found = miss > 0
       ? { type: FAILURE, value: miss, threshold: c.failure.dropoutReadings, reason: `no value in the last ${miss} readings (dropout)`,
         features: features([['missing', miss, miss]]) }
@@ -581,13 +633,21 @@ function onReading(s: ProcessState, r: Reading, ctx: ActorContext, c: ProcessCon
     v[L.FAST] = (v[L.FAST] as number) + (x - (v[L.FAST] as number)) / bl.fastReadings
     const quant = Number.isNaN(v[L.QUANT] as number) ? 0 : v[L.QUANT] as number
     const scale = Math.max(1.2533 * (v[L.DEV] as number), quant, floor)
+    if (!CHEMISTRY.has(s.type) && Math.abs(x - (v[L.BASE] as number)) > c.spike.regimeZ * scale && bn > 0) {
+      // Equipment changing state (a blower or pump switching): restart the level there, keep the scale.
+      v[L.BASE] = v[L.FAST] = x
+      v[L.DEPART] = NaN
+      v[L.OVER] = 0
+    }
     const zb = ((v[L.FAST] as number) - (v[L.BASE] as number)) / scale
     v[L.ZB] = zb
     const d = x - (v[L.BASE] as number)
     const settled = bn >= bl.fastReadings * 10
     const dc = settled ? Math.max(-bl.winsorZ * scale, Math.min(bl.winsorZ * scale, d)) : d
     if (!oos) v[L.BASE] = (v[L.BASE] as number) + dc / Math.min(bn + 1, bl.readings)
-    if (calm) v[L.DEV] = ew(v[L.DEV] as number, Math.abs(dc), bn, bl.scaleReadings)
+    // Learned at a quarter of the rate while an alert is open, so a sensor whose scale was wrong cannot stay in
+    // alert forever; an anomaly moves it by at most winsorZ scales a reading.
+    if (!oos) v[L.DEV] = ew(v[L.DEV] as number, Math.abs(dc), bn, calm ? bl.scaleReadings : 4 * bl.scaleReadings)
     v[L.BN] = bn + 1
 
     // Inlet (outlet analysers) and stage flow: their own baselines, to tell a front from the process.
@@ -620,7 +680,9 @@ function onReading(s: ProcessState, r: Reading, ctx: ActorContext, c: ProcessCon
       if (Math.abs(zb) < sp.departZ) v[L.DEPART] = NaN
       else if (Number.isNaN(v[L.DEPART] as number)) v[L.DEPART] = ts
       const storm = fz >= sp.stormFlowZ
-      if (Math.abs(zb) > sp.z && !storm && (v[L.OVER] === 0 || v[L.OSIGN] === sign)) {
+      const chem = CHEMISTRY.has(s.type)
+      const zOpen = chem ? sp.z : sp.equipmentZ
+      if (Math.abs(zb) > zOpen && !storm && (v[L.OVER] === 0 || v[L.OSIGN] === sign)) {
         if (v[L.OVER] === 0) v[L.FIRST] = ts
         v[L.OVER] = (v[L.OVER] as number) + 1
         v[L.OSIGN] = sign
@@ -628,7 +690,6 @@ function onReading(s: ProcessState, r: Reading, ctx: ActorContext, c: ProcessCon
       const run = v[L.OVER] as number
       if (!found && run >= sp.confirm) {
         const frontS = Math.max(0, ((v[L.FIRST] as number) - (Number.isNaN(v[L.DEPART] as number) ? (v[L.FIRST] as number) : v[L.DEPART] as number)) / 1000)
-        const chem = CHEMISTRY.has(s.type)
         let type: number, why: string
         if (sign > 0 && !Number.isNaN(inz)) {
           // An outlet analyser: a pollutant front raises its inlet too; a rise the inlet does not share is the plant.
@@ -644,7 +705,10 @@ function onReading(s: ProcessState, r: Reading, ctx: ActorContext, c: ProcessCon
         const cz = p ? covariateZ(s.m, 'flow', flow as number) : 0, tz = p ? covariateZ(s.m, 'temp', temp as number) : 0
         const feats: Array<[string, number, number]> = [['value_vs_baseline', value, zb], ['flow', flow ?? NaN, cz], ['temp', temp ?? NaN, tz]]
         if (!Number.isNaN(inz)) feats.push(['inlet', inlet as number, inz])
-        found = { type, value, threshold: sp.z, peak: Math.abs(zb),
+        // A malfunction lasts (15 min and more): it must hold malfunctionConfirm readings, which a passing
+        // equipment step or a short excursion does not.
+        if (type === MALFUNCTION && run < sp.malfunctionConfirm) found = undefined
+        else found = { type, value, threshold: zOpen, peak: Math.abs(zb),
           reason: `value ${fmt(value)} is ${fmt(Math.abs(zb))} sigma ${sign > 0 ? 'above' : 'below'} its rolling baseline (sigma ${fmt(scale)}), ${why}`,
           features: features(feats) }
       }
@@ -777,9 +841,14 @@ function query(s: ProcessState, ctx: { entity: EntityRef; watermark: number; las
   }
 }
 
-// ---- snapshot codec (version 1) -------------------------------------------------------------------------
+// ---- snapshot codec (version 2) -------------------------------------------------------------------------
 
-const CODEC_VERSION = 1
+/**
+ * Version 2 added the baseline, hold, quantum and toggle slots to `v`. A version 1 snapshot is read with its
+ * model, KPI counters and replay ring, and fresh live slots: detection warms up again (warmupReadings), the
+ * covariate model is kept.
+ */
+const CODEC_VERSION = 2
 
 interface Encoded { t: string; g: string; m: Array<number | null>; v: Array<number | null>; k: Array<number | null>; fp: Array<number | null>; p: number; l: number }
 
@@ -797,7 +866,7 @@ function encode(s: ProcessState): Encoded {
 }
 
 function decode(data: unknown, version: number): ProcessState {
-  if (version !== CODEC_VERSION) throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_VERSION, `process snapshot version ${version} is not ${CODEC_VERSION}`)
+  if (version !== CODEC_VERSION && version !== 1) throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_VERSION, `process snapshot version ${version} is not 1 or ${CODEC_VERSION}`)
   const e = data as Partial<Encoded> | null
   if (!e || typeof e !== 'object' || typeof e.t !== 'string' || typeof e.g !== 'string' || !Number.isSafeInteger(e.l) || !Number.isSafeInteger(e.p)) {
     throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_CORRUPT, 'process snapshot is not a process state')
@@ -808,7 +877,8 @@ function decode(data: unknown, version: number): ProcessState {
   const m = nums(e.m, 'model', M_SLOTS)
   // The model and counters are never NaN.
   if (m.some((x) => Number.isNaN(x))) throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_CORRUPT, 'process snapshot: bad model')
-  return { type: e.t, stage: e.g, m, v: nums(e.v, 'live values', L_SLOTS), k: nums(e.k, 'kpi counters', K_SLOTS), fp, fpPos: p, late: e.l as number }
+  const v = version === 1 ? freshLive() : nums(e.v, 'live values', L_SLOTS)
+  return { type: e.t, stage: e.g, m, v, k: nums(e.k, 'kpi counters', K_SLOTS), fp, fpPos: p, late: e.l as number }
 }
 
 /** The wastewater plant profile (kind `sensor`). */
