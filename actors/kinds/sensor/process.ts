@@ -86,16 +86,17 @@ export interface ProcessConfig {
    */
   baseline: { readings: number; scaleReadings: number; fastReadings: number; winsorZ: number }
   /**
-   * Spike / malfunction: |baseline z| > z for `confirm` readings opens; the front (time from the first reading
-   * beyond `departZ` to the first beyond `z`) tells a pollutant front (<= frontS, upward, chemistry type) from a
+   * Spike / malfunction: |baseline z| > z for `confirm` readings opens; the rise time (from the first reading
+   * beyond `departZ` to the last 10 % growth of the excursion, decided once it has not grown for
+   * `plateauReadings`) tells a pollutant front (<= frontS, upward, chemistry type) from a
    * build-up; on outlet analysers an `inlet` that rose by `inletZ` or more makes it a spike, one that did not a
    * malfunction. Types no pollutant front reaches (flow, level, pump, energy, pressure, temperature: equipment
    * that steps) need `equipmentZ` instead of `z`, and a jump on them beyond `regimeZ` is a change of state (a
    * blower or pump switching on or off): the baseline restarts at the new level. Nothing opens while the stage flow is `stormFlowZ` or more above its own baseline (a storm's
    * first flush moves every sensor). A malfunction must hold `malfunctionConfirm` readings. `updateZ`: an open alert is updated when its peak grows by this much.
    */
-  spike: { z: number; equipmentZ: number; regimeZ: number; confirm: number; malfunctionConfirm: number; departZ: number; frontS: number; inletZ: number; stormFlowZ: number; clearZ: number; clearReadings: number; updateZ: number }
-  drift: { z: number; slowReadings: number; sustainReadings: number; midReadings: number; clearZ: number; clearReadings: number;
+  spike: { z: number; equipmentZ: number; regimeZ: number; confirm: number; malfunctionConfirm: number; plateauReadings: number; departZ: number; frontS: number; inletZ: number; stormFlowZ: number; clearZ: number; clearReadings: number; updateZ: number }
+  drift: { z: number; scaleZ: number; slowReadings: number; sustainReadings: number; midReadings: number; clearZ: number; clearReadings: number;
     /** The model stops learning while |slow mean| >= learnBelow. */
     learnBelow: number
     /** A drift open this long is accepted as the new baseline: closed, and the model's level moved to it. */
@@ -140,8 +141,8 @@ export const PROCESS_DEFAULTS: ProcessConfig = deepFreeze({
   sigmaFloorRel: 1e-5,
   noveltyMargin: 0.1,
   baseline: { readings: 360, scaleReadings: 1440, fastReadings: 3, winsorZ: 3 },
-  spike: { z: 3.5, equipmentZ: 8, regimeZ: 30, confirm: 6, malfunctionConfirm: 60, departZ: 1.5, frontS: 150, inletZ: 2, stormFlowZ: 4, clearZ: 2, clearReadings: 36, updateZ: 1 },
-  drift: { z: 6, slowReadings: 120, sustainReadings: 720, midReadings: 10, clearZ: 0.75, clearReadings: 12, learnBelow: 0.75, maxReadings: 8_640 },
+  spike: { z: 3.5, equipmentZ: 8, regimeZ: 50, confirm: 6, malfunctionConfirm: 60, plateauReadings: 6, departZ: 1.5, frontS: 120, inletZ: 2, stormFlowZ: 4, clearZ: 2, clearReadings: 36, updateZ: 1 },
+  drift: { z: 1.5, scaleZ: 8, slowReadings: 120, sustainReadings: 60, midReadings: 10, clearZ: 0.75, clearReadings: 12, learnBelow: 0.75, maxReadings: 8_640 },
   failure: { stuckReadings: 6, holdFactor: 2, minChanges: 20, dropoutReadings: 6, loopBreakRel: 0.1, clearReadings: 3 },
   cyber: { replayWindow: 720, replayMatches: 3, replayMaxRate: 0.01, toggleSteps: 6, toggleStepZ: 8, toggleGap: 2, toggleTolerance: 0.3, toggleSpanRel: 0.1, stepReadings: 120, clearReadings: 12 },
   kpiIntervalMs: 900_000,
@@ -201,11 +202,13 @@ export function validateProcessConfig(c: ProcessConfig): void {
   num('spike.z', c.spike.z, 0)
   num('spike.confirm', c.spike.confirm, 1, true)
   num('spike.malfunctionConfirm', c.spike.malfunctionConfirm, 1, true)
+  num('spike.plateauReadings', c.spike.plateauReadings, 1, true)
   for (const k of ['equipmentZ', 'regimeZ', 'departZ', 'frontS', 'inletZ', 'stormFlowZ', 'clearZ', 'updateZ'] as const) num(`spike.${k}`, c.spike[k], 0)
   if (c.spike.clearZ > c.spike.z) throw new ConfigError('process.spike.clearZ', 'must be <= spike.z')
   if (c.spike.departZ > c.spike.z) throw new ConfigError('process.spike.departZ', 'must be <= spike.z')
   num('spike.clearReadings', c.spike.clearReadings, 1, true)
   num('drift.z', c.drift.z, 0)
+  num('drift.scaleZ', c.drift.scaleZ, 0)
   num('drift.clearZ', c.drift.clearZ, 0)
   num('drift.learnBelow', c.drift.learnBelow, 0)
   for (const k of ['slowReadings', 'sustainReadings', 'midReadings', 'clearReadings', 'maxReadings'] as const) num(`drift.${k}`, c.drift[k], 1, true)
@@ -292,8 +295,14 @@ const L = {
   BIGM: 42,
   /** Lowest and highest value seen while healthy. */
   VMIN: 43, VMAX: 44,
+  /** Peak |baseline z| of the current excursion and when it was last raised by 10 % or more. */
+  PEAK: 45, PEAKTS: 46,
+  /** EW mean |slow mean| while healthy: how far this sensor's residual wanders by itself (drift threshold). */
+  SLOWDEV: 47,
 } as const
-const L_SLOTS = 45
+const L_SLOTS = 48
+/** The slow mean of z is fed z clipped at this: a single wild reading belongs to the spike logic. */
+const DRIFT_CLIP = 6
 /** Sensor types a pollutant front can reach (concentrations and water-quality analysers). */
 const CHEMISTRY = new Set(['ph', 'do', 'turbidity', 'conductivity', 'nitrogen', 'phosphorus', 'tss', 'cod', 'bod5', 'metals', 'chlorine',
   'ammonia', 'nitrate', 'nitrite', 'sludge'])
@@ -677,8 +686,16 @@ function onReading(s: ProcessState, r: Reading, ctx: ActorContext, c: ProcessCon
     if (warm) {
       const sp = c.spike
       const sign = zb > 0 ? 1 : -1
-      if (Math.abs(zb) < sp.departZ) v[L.DEPART] = NaN
-      else if (Number.isNaN(v[L.DEPART] as number)) v[L.DEPART] = ts
+      if (Math.abs(zb) < sp.departZ) {
+        v[L.DEPART] = NaN
+        v[L.PEAK] = 0
+      } else {
+        if (Number.isNaN(v[L.DEPART] as number)) v[L.DEPART] = ts
+        if (!(Math.abs(zb) < 1.1 * (v[L.PEAK] as number))) {
+          v[L.PEAK] = Math.abs(zb)
+          v[L.PEAKTS] = ts
+        }
+      }
       const storm = fz >= sp.stormFlowZ
       const chem = CHEMISTRY.has(s.type)
       const zOpen = chem ? sp.z : sp.equipmentZ
@@ -689,13 +706,17 @@ function onReading(s: ProcessState, r: Reading, ctx: ActorContext, c: ProcessCon
       } else v[L.OVER] = 0
       const run = v[L.OVER] as number
       if (!found && run >= sp.confirm) {
-        const frontS = Math.max(0, ((v[L.FIRST] as number) - (Number.isNaN(v[L.DEPART] as number) ? (v[L.FIRST] as number) : v[L.DEPART] as number)) / 1000)
+        // The rise time: from leaving the band (departZ) to the last time the excursion grew by 10 %. Decided once
+        // it has stopped growing for plateauReadings (or once it has lasted malfunctionConfirm readings).
+        const departed = Number.isNaN(v[L.DEPART] as number) ? (v[L.FIRST] as number) : v[L.DEPART] as number
+        const frontS = Math.max(0, ((v[L.PEAKTS] as number) - departed) / 1000)
+        const rising = (ts - (v[L.PEAKTS] as number)) < sp.plateauReadings * Math.max(1, ts - (v[L.TS] as number))
         let type: number, why: string
         if (sign > 0 && !Number.isNaN(inz)) {
           // An outlet analyser: a pollutant front raises its inlet too; a rise the inlet does not share is the plant.
           type = inz >= sp.inletZ ? SPIKE : MALFUNCTION
           why = inz >= sp.inletZ ? `the inlet rose too (${fmt(inz)} sigma): a pollutant front` : `the inlet stayed normal (${fmt(inz)} sigma): the treatment is failing`
-        } else if (sign > 0 && chem && frontS <= sp.frontS) {
+        } else if (sign > 0 && chem && frontS <= sp.frontS && run < sp.malfunctionConfirm) {
           type = SPIKE
           why = `a front of ${fmt(frontS)} s: a pollutant front`
         } else {
@@ -706,8 +727,8 @@ function onReading(s: ProcessState, r: Reading, ctx: ActorContext, c: ProcessCon
         const feats: Array<[string, number, number]> = [['value_vs_baseline', value, zb], ['flow', flow ?? NaN, cz], ['temp', temp ?? NaN, tz]]
         if (!Number.isNaN(inz)) feats.push(['inlet', inlet as number, inz])
         // A malfunction lasts (15 min and more): it must hold malfunctionConfirm readings, which a passing
-        // equipment step or a short excursion does not.
-        if (type === MALFUNCTION && run < sp.malfunctionConfirm) found = undefined
+        // equipment step or a short excursion does not. A spike is typed once its rise has ended.
+        if ((type === MALFUNCTION || rising) && run < sp.malfunctionConfirm) found = undefined
         else found = { type, value, threshold: zOpen, peak: Math.abs(zb),
           reason: `value ${fmt(value)} is ${fmt(Math.abs(zb))} sigma ${sign > 0 ? 'above' : 'below'} its rolling baseline (sigma ${fmt(scale)}), ${why}`,
           features: features(feats) }
@@ -724,15 +745,18 @@ function onReading(s: ProcessState, r: Reading, ctx: ActorContext, c: ProcessCon
       z = resid / p.sigma
       const sp = c.spike
       if (open === NONE || open === DRIFT) {
-        // Clipped at spike.z: a single wild reading belongs to the spike logic, not to the slow mean.
-        const zc = Math.max(-sp.z, Math.min(sp.z, z))
+        const zc = Math.max(-DRIFT_CLIP, Math.min(DRIFT_CLIP, z))
         v[L.SLOW] = ew(v[L.SLOW] as number, zc, Infinity, c.drift.slowReadings)
         v[L.MID] = ew(v[L.MID] as number, zc, Infinity, c.drift.midReadings)
         const slow = v[L.SLOW] as number
-        v[L.SRUN] = Math.abs(slow) > c.drift.z && (v[L.OVER] as number) === 0 && !fresh ? (v[L.SRUN] as number) + 1 : 0
+        // The threshold is the sensor's own: drift.z, or scaleZ times how far its slow mean wanders while healthy
+        // (a process the covariate model fits badly wanders far, and must drift further to count).
+        const dz = Math.max(c.drift.z, c.drift.scaleZ * 1.2533 * (Number.isNaN(v[L.SLOWDEV] as number) ? 0 : v[L.SLOWDEV] as number))
+        v[L.SRUN] = Math.abs(slow) > dz && (v[L.OVER] as number) === 0 && !fresh ? (v[L.SRUN] as number) + 1 : 0
+        if (calm && (v[L.SRUN] as number) === 0) v[L.SLOWDEV] = ew(Number.isNaN(v[L.SLOWDEV] as number) ? 0 : v[L.SLOWDEV] as number, Math.abs(slow), (v[L.N] as number) - c.warmupReadings, c.halfLifeReadings)
         if (!found && open === NONE && (v[L.SRUN] as number) >= c.drift.sustainReadings) {
           const fz = covariateZ(s.m, 'flow', flow), tz = covariateZ(s.m, 'temp', temp)
-          found = { type: DRIFT, value, threshold: c.drift.z,
+          found = { type: DRIFT, value, threshold: dz,
             reason: `the residual against flow and temperature has averaged ${fmt(slow)} sigma for ${v[L.SRUN] as number} readings (slow ${slow > 0 ? 'upward' : 'downward'} drift)`,
             features: features([['residual_mean', slow, slow * Math.sqrt(c.drift.slowReadings)], ['flow', flow, fz], ['temp', temp, tz]]) }
         }
