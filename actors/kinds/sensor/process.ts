@@ -142,7 +142,7 @@ export const PROCESS_DEFAULTS: ProcessConfig = deepFreeze({
   noveltyMargin: 0.1,
   baseline: { readings: 360, scaleReadings: 1440, fastReadings: 3, winsorZ: 3 },
   spike: { z: 3.5, equipmentZ: 8, regimeZ: 50, confirm: 6, malfunctionConfirm: 60, plateauReadings: 6, departZ: 1.5, frontS: 120, inletZ: 2, stormFlowZ: 4, clearZ: 2, clearReadings: 36, updateZ: 1 },
-  drift: { z: 1.5, scaleZ: 8, slowReadings: 120, sustainReadings: 60, midReadings: 10, clearZ: 0.75, clearReadings: 12, learnBelow: 0.75, maxReadings: 8_640 },
+  drift: { z: 1.5, scaleZ: 12, slowReadings: 120, sustainReadings: 120, midReadings: 10, clearZ: 0.75, clearReadings: 12, learnBelow: 0.75, maxReadings: 8_640 },
   failure: { stuckReadings: 6, holdFactor: 2, minChanges: 20, dropoutReadings: 6, loopBreakRel: 0.1, clearReadings: 3 },
   cyber: { replayWindow: 720, replayMatches: 3, replayMaxRate: 0.01, toggleSteps: 6, toggleStepZ: 8, toggleGap: 2, toggleTolerance: 0.3, toggleSpanRel: 0.1, stepReadings: 120, clearReadings: 12 },
   kpiIntervalMs: 900_000,
@@ -753,7 +753,11 @@ function onReading(s: ProcessState, r: Reading, ctx: ActorContext, c: ProcessCon
         // (a process the covariate model fits badly wanders far, and must drift further to count).
         const dz = Math.max(c.drift.z, c.drift.scaleZ * 1.2533 * (Number.isNaN(v[L.SLOWDEV] as number) ? 0 : v[L.SLOWDEV] as number))
         v[L.SRUN] = Math.abs(slow) > dz && (v[L.OVER] as number) === 0 && !fresh ? (v[L.SRUN] as number) + 1 : 0
-        if (calm && (v[L.SRUN] as number) === 0) v[L.SLOWDEV] = ew(Number.isNaN(v[L.SLOWDEV] as number) ? 0 : v[L.SLOWDEV] as number, Math.abs(slow), (v[L.N] as number) - c.warmupReadings, c.halfLifeReadings)
+        if (calm && (v[L.SRUN] as number) === 0) {
+          // Clipped at three times its current value, so a drift on its way up cannot teach the sensor to tolerate it.
+          const sd = Number.isNaN(v[L.SLOWDEV] as number) ? 0 : v[L.SLOWDEV] as number
+          v[L.SLOWDEV] = ew(sd, Math.min(Math.abs(slow), Math.max(3 * sd, c.drift.z / Math.max(1, c.drift.scaleZ))), (v[L.N] as number) - c.warmupReadings, c.halfLifeReadings)
+        }
         if (!found && open === NONE && (v[L.SRUN] as number) >= c.drift.sustainReadings) {
           const fz = covariateZ(s.m, 'flow', flow), tz = covariateZ(s.m, 'temp', temp)
           found = { type: DRIFT, value, threshold: dz,
