@@ -95,8 +95,8 @@ export interface ProcessConfig {
    * blower or pump switching on or off): the baseline restarts at the new level. Nothing opens while the stage flow is `stormFlowZ` or more above its own baseline (a storm's
    * first flush moves every sensor). A malfunction must hold `malfunctionConfirm` readings. `updateZ`: an open alert is updated when its peak grows by this much.
    */
-  spike: { z: number; equipmentZ: number; regimeZ: number; confirm: number; malfunctionConfirm: number; plateauReadings: number; departZ: number; frontS: number; inletZ: number; stormFlowZ: number; clearZ: number; clearReadings: number; updateZ: number }
-  drift: { z: number; scaleZ: number; slowReadings: number; sustainReadings: number; midReadings: number; clearZ: number; clearReadings: number;
+  spike: { z: number; equipmentZ: number; regimeZ: number; confirm: number; malfunctionConfirm: number; plateauReadings: number; departZ: number; frontS: number; frontZ: number; inletZ: number; stormFlowZ: number; clearZ: number; clearReadings: number; updateZ: number }
+  drift: { z: number; scaleZ: number; fastZ: number; fastRatio: number; slowReadings: number; sustainReadings: number; midReadings: number; clearZ: number; clearReadings: number;
     /** The model stops learning while |slow mean| >= learnBelow. */
     learnBelow: number
     /** A drift open this long is accepted as the new baseline: closed, and the model's level moved to it. */
@@ -141,8 +141,8 @@ export const PROCESS_DEFAULTS: ProcessConfig = deepFreeze({
   sigmaFloorRel: 1e-5,
   noveltyMargin: 0.1,
   baseline: { readings: 360, scaleReadings: 1440, fastReadings: 3, winsorZ: 3 },
-  spike: { z: 3.5, equipmentZ: 8, regimeZ: 50, confirm: 6, malfunctionConfirm: 60, plateauReadings: 6, departZ: 1.5, frontS: 120, inletZ: 2, stormFlowZ: 4, clearZ: 2, clearReadings: 36, updateZ: 1 },
-  drift: { z: 1.5, scaleZ: 12, slowReadings: 120, sustainReadings: 120, midReadings: 10, clearZ: 0.75, clearReadings: 12, learnBelow: 0.75, maxReadings: 8_640 },
+  spike: { z: 3.5, equipmentZ: 8, regimeZ: 50, confirm: 6, malfunctionConfirm: 60, plateauReadings: 6, departZ: 1.5, frontS: 120, frontZ: 6, inletZ: 2, stormFlowZ: 4, clearZ: 2, clearReadings: 36, updateZ: 1 },
+  drift: { z: 1.5, scaleZ: 12, fastZ: 8, fastRatio: 3, slowReadings: 120, sustainReadings: 120, midReadings: 10, clearZ: 0.75, clearReadings: 12, learnBelow: 0.75, maxReadings: 8_640 },
   failure: { stuckReadings: 6, holdFactor: 2, minChanges: 20, dropoutReadings: 6, loopBreakRel: 0.1, clearReadings: 3 },
   cyber: { replayWindow: 720, replayMatches: 3, replayMaxRate: 0.01, toggleSteps: 6, toggleStepZ: 8, toggleGap: 2, toggleTolerance: 0.3, toggleSpanRel: 0.1, stepReadings: 120, clearReadings: 12 },
   kpiIntervalMs: 900_000,
@@ -203,12 +203,14 @@ export function validateProcessConfig(c: ProcessConfig): void {
   num('spike.confirm', c.spike.confirm, 1, true)
   num('spike.malfunctionConfirm', c.spike.malfunctionConfirm, 1, true)
   num('spike.plateauReadings', c.spike.plateauReadings, 1, true)
-  for (const k of ['equipmentZ', 'regimeZ', 'departZ', 'frontS', 'inletZ', 'stormFlowZ', 'clearZ', 'updateZ'] as const) num(`spike.${k}`, c.spike[k], 0)
+  for (const k of ['equipmentZ', 'regimeZ', 'departZ', 'frontS', 'frontZ', 'inletZ', 'stormFlowZ', 'clearZ', 'updateZ'] as const) num(`spike.${k}`, c.spike[k], 0)
   if (c.spike.clearZ > c.spike.z) throw new ConfigError('process.spike.clearZ', 'must be <= spike.z')
   if (c.spike.departZ > c.spike.z) throw new ConfigError('process.spike.departZ', 'must be <= spike.z')
   num('spike.clearReadings', c.spike.clearReadings, 1, true)
   num('drift.z', c.drift.z, 0)
   num('drift.scaleZ', c.drift.scaleZ, 0)
+  num('drift.fastZ', c.drift.fastZ, 0)
+  num('drift.fastRatio', c.drift.fastRatio, 0)
   num('drift.clearZ', c.drift.clearZ, 0)
   num('drift.learnBelow', c.drift.learnBelow, 0)
   for (const k of ['slowReadings', 'sustainReadings', 'midReadings', 'clearReadings', 'maxReadings'] as const) num(`drift.${k}`, c.drift[k], 1, true)
@@ -299,8 +301,10 @@ const L = {
   PEAK: 45, PEAKTS: 46,
   /** EW mean |slow mean| while healthy: how far this sensor's residual wanders by itself (drift threshold). */
   SLOWDEV: 47,
+  /** 1 when the open alert was found by the drift rule (it closes by that rule), else 0. */
+  SLOWOPEN: 48,
 } as const
-const L_SLOTS = 48
+const L_SLOTS = 49
 /** The slow mean of z is fed z clipped at this: a single wild reading belongs to the spike logic. */
 const DRIFT_CLIP = 6
 /** Sensor types a pollutant front can reach (concentrations and water-quality analysers). */
@@ -325,7 +329,7 @@ export interface ProcessState {
 
 function freshLive(): number[] {
   const v = new Array<number>(L_SLOTS).fill(NaN)
-  for (const i of [L.N, L.REP, L.MISS, L.OVER, L.SRUN, L.REPLAY, L.CLEAR, L.SLOW, L.MID, L.AN, L.GATED, L.HOLD, L.FPR, L.BN, L.ALT, L.DSIGN, L.CHG, L.GAP, L.ROUT]) v[i] = 0
+  for (const i of [L.N, L.REP, L.MISS, L.OVER, L.SRUN, L.REPLAY, L.CLEAR, L.SLOW, L.MID, L.AN, L.GATED, L.HOLD, L.FPR, L.BN, L.ALT, L.DSIGN, L.CHG, L.GAP, L.ROUT, L.SLOWOPEN]) v[i] = 0
   v[L.AT] = NONE
   return v
 }
@@ -354,7 +358,8 @@ function features(parts: Array<[string, number, number]>): Feature[] {
 }
 
 /** `peak`: the |z| an open alert of this finding reports, for updates (spike, malfunction). */
-interface Finding { type: number; value: number; threshold: number; reason: string; features: Feature[]; peak?: number }
+/** `slow`: found by the drift rule (a drift, or a shift typed as a malfunction); such an alert closes by the drift rule. */
+interface Finding { type: number; value: number; threshold: number; reason: string; features: Feature[]; peak?: number; slow?: boolean }
 
 function alertIdOf(e: EntityRef, type: number, start: number): string {
   return `${e.kind}:${e.id}:${PLANT_ANOMALIES[type] as string}:${start}`
@@ -371,7 +376,8 @@ function openAlert(s: ProcessState, ctx: ActorContext, c: ProcessConfig, f: Find
   s.v[L.AT] = f.type
   s.v[L.AS] = start
   // Peak: |medium mean| for a drift (see the close rule), the value otherwise.
-  s.v[L.AP] = f.type === DRIFT ? Math.abs(s.v[L.MID] as number) : f.value
+  s.v[L.AP] = f.slow ? Math.abs(s.v[L.MID] as number) : f.value
+  s.v[L.SLOWOPEN] = f.slow ? 1 : 0
   s.v[L.CLEAR] = 0
   s.v[L.AN] = 0
   s.v[L.UPD] = f.peak ?? NaN
@@ -406,6 +412,7 @@ function closeAlert(s: ProcessState, ctx: ActorContext, c: ProcessConfig, ts: nu
   s.v[L.AT] = NONE
   s.v[L.AS] = NaN
   s.v[L.AP] = NaN
+  s.v[L.SLOWOPEN] = 0
   s.v[L.CLEAR] = 0
   // Whatever was open, the residual means start afresh: the readings under the alert are not a drift.
   s.v[L.SLOW] = 0
@@ -699,7 +706,16 @@ function onReading(s: ProcessState, r: Reading, ctx: ActorContext, c: ProcessCon
       const storm = fz >= sp.stormFlowZ
       const chem = CHEMISTRY.has(s.type)
       const zOpen = chem ? sp.z : sp.equipmentZ
-      if (Math.abs(zb) > zOpen && !storm && (v[L.OVER] === 0 || v[L.OSIGN] === sign)) {
+      const recal = (open === DRIFT || (v[L.SLOWOPEN] as number) === 1) && Math.abs(zb) > zOpen && sign !== Math.sign(v[L.SLOW] as number)
+      if (recal) {
+        // A step against an open drift (or a shift the drift rule found) is its recalibration or its end: the value returns to what flow and temperature
+        // predict, and the rolling baseline, which had followed the drift, restarts there (no spike).
+        v[L.BASE] = v[L.FAST] = x
+        v[L.ZB] = 0
+        v[L.DEPART] = NaN
+        v[L.PEAK] = 0
+      }
+      if (Math.abs(zb) > zOpen && !storm && !recal && (v[L.OVER] === 0 || v[L.OSIGN] === sign)) {
         if (v[L.OVER] === 0) v[L.FIRST] = ts
         v[L.OVER] = (v[L.OVER] as number) + 1
         v[L.OSIGN] = sign
@@ -716,7 +732,7 @@ function onReading(s: ProcessState, r: Reading, ctx: ActorContext, c: ProcessCon
           // An outlet analyser: a pollutant front raises its inlet too; a rise the inlet does not share is the plant.
           type = inz >= sp.inletZ ? SPIKE : MALFUNCTION
           why = inz >= sp.inletZ ? `the inlet rose too (${fmt(inz)} sigma): a pollutant front` : `the inlet stayed normal (${fmt(inz)} sigma): the treatment is failing`
-        } else if (sign > 0 && chem && frontS <= sp.frontS && run < sp.malfunctionConfirm) {
+        } else if (sign > 0 && chem && frontS <= sp.frontS && (v[L.PEAK] as number) >= sp.frontZ && run < sp.malfunctionConfirm) {
           type = SPIKE
           why = `a front of ${fmt(frontS)} s: a pollutant front`
         } else {
@@ -744,7 +760,7 @@ function onReading(s: ProcessState, r: Reading, ctx: ActorContext, c: ProcessCon
     if (warm) {
       z = resid / p.sigma
       const sp = c.spike
-      if (open === NONE || open === DRIFT) {
+      if (open === NONE || open === DRIFT || (v[L.SLOWOPEN] as number) === 1) {
         const zc = Math.max(-DRIFT_CLIP, Math.min(DRIFT_CLIP, z))
         v[L.SLOW] = ew(v[L.SLOW] as number, zc, Infinity, c.drift.slowReadings)
         v[L.MID] = ew(v[L.MID] as number, zc, Infinity, c.drift.midReadings)
@@ -752,7 +768,10 @@ function onReading(s: ProcessState, r: Reading, ctx: ActorContext, c: ProcessCon
         // The threshold is the sensor's own: drift.z, or scaleZ times how far its slow mean wanders while healthy
         // (a process the covariate model fits badly wanders far, and must drift further to count).
         const dz = Math.max(c.drift.z, c.drift.scaleZ * 1.2533 * (Number.isNaN(v[L.SLOWDEV] as number) ? 0 : v[L.SLOWDEV] as number))
-        v[L.SRUN] = Math.abs(slow) > dz && (v[L.OVER] as number) === 0 && !fresh ? (v[L.SRUN] as number) + 1 : 0
+        // A spike-level run pauses the count (the spike rule judges it) rather than restarting it, so a build-up the
+        // baseline keeps crossing back and forth is still confirmed.
+        if (!(Math.abs(slow) > dz)) v[L.SRUN] = 0
+        else if ((v[L.OVER] as number) === 0 && !fresh) v[L.SRUN] = (v[L.SRUN] as number) + 1
         if (calm && (v[L.SRUN] as number) === 0) {
           // Clipped at three times its current value, so a drift on its way up cannot teach the sensor to tolerate it.
           const sd = Number.isNaN(v[L.SLOWDEV] as number) ? 0 : v[L.SLOWDEV] as number
@@ -760,7 +779,15 @@ function onReading(s: ProcessState, r: Reading, ctx: ActorContext, c: ProcessCon
         }
         if (!found && open === NONE && (v[L.SRUN] as number) >= c.drift.sustainReadings) {
           const fz = covariateZ(s.m, 'flow', flow), tz = covariateZ(s.m, 'temp', temp)
-          found = { type: DRIFT, value, threshold: dz,
+          // A drift creeps: when it is confirmed its recent residual is a few times the threshold at most. A shift
+          // whose last readings (the baseline's fast mean, unclipped) are already far beyond it built up in minutes:
+          // a process malfunction the rolling baseline followed too closely to hold it as an excursion.
+          const recent = (v[L.FAST] as number) / p.sigma
+          if (Math.sign(recent) === Math.sign(slow) && Math.abs(recent) >= Math.max(c.drift.fastZ, c.drift.fastRatio * dz)) {
+            found = { type: MALFUNCTION, value, threshold: Math.max(c.drift.fastZ, c.drift.fastRatio * dz), peak: Math.abs(recent), slow: true,
+              reason: `the residual against flow and temperature is ${fmt(recent)} sigma, ${fmt(Math.abs(recent) / dz)} x this sensor's drift threshold after ${v[L.SRUN] as number} readings: built up too fast for a drift`,
+              features: features([['residual_recent', value, recent], ['residual_mean', slow, slow * Math.sqrt(c.drift.slowReadings)], ['flow', flow, fz], ['temp', temp, tz]]) }
+          } else found = { type: DRIFT, value, threshold: dz, slow: true,
             reason: `the residual against flow and temperature has averaged ${fmt(slow)} sigma for ${v[L.SRUN] as number} readings (slow ${slow > 0 ? 'upward' : 'downward'} drift)`,
             features: features([['residual_mean', slow, slow * Math.sqrt(c.drift.slowReadings)], ['flow', flow, fz], ['temp', temp, tz]]) }
         }
@@ -805,7 +832,8 @@ function onReading(s: ProcessState, r: Reading, ctx: ActorContext, c: ProcessCon
   } else if (cur !== NONE) {
     if (found?.peak !== undefined && family(found.type) === family(cur) && found.peak >= (v[L.UPD] as number) + c.spike.updateZ) updateAlert(s, ctx, c, found, ts)
     let clear: boolean, need: number
-    switch (cur) {
+    const bySlow = cur === DRIFT || (v[L.SLOWOPEN] as number) === 1
+    switch (bySlow ? DRIFT : cur) {
       case CYBER: clear = !found || found.type !== CYBER; need = c.cyber.clearReadings; break
       case FAILURE: clear = value !== undefined && (v[L.REP] as number) === 0 && !(found?.type === FAILURE); need = c.failure.clearReadings; break
       case SPIKE: case MALFUNCTION: {
@@ -828,7 +856,7 @@ function onReading(s: ProcessState, r: Reading, ctx: ActorContext, c: ProcessCon
     v[L.CLEAR] = clear ? (v[L.CLEAR] as number) + 1 : 0
     v[L.AN] = (v[L.AN] as number) + 1
     if ((v[L.CLEAR] as number) >= need) closeAlert(s, ctx, c, ts, value ?? NaN, 'back to normal')
-    else if (cur === DRIFT && (v[L.AN] as number) >= c.drift.maxReadings) {
+    else if (bySlow && (v[L.AN] as number) >= c.drift.maxReadings) {
       // A lasting shift: accept it as the new level rather than alarming forever.
       const sigma = predict(s.m, v[L.FLOW] as number, v[L.TEMP] as number, floor).sigma
       s.m[M.MV] = (s.m[M.MV] as number) + (v[L.MID] as number) * sigma
@@ -905,7 +933,10 @@ function decode(data: unknown, version: number): ProcessState {
   const m = nums(e.m, 'model', M_SLOTS)
   // The model and counters are never NaN.
   if (m.some((x) => Number.isNaN(x))) throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_CORRUPT, 'process snapshot: bad model')
-  const v = version === 1 ? freshLive() : nums(e.v, 'live values', L_SLOTS)
+  // A version 2 snapshot written before the SLOWOPEN slot has one slot fewer (its open alert closes by its type's rule).
+  const v = version === 1 ? freshLive() : nums(e.v, 'live values')
+  if (v.length === L_SLOTS - 1) v.push(0)
+  if (v.length !== L_SLOTS) throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_CORRUPT, 'process snapshot: live values is not a list of numbers')
   return { type: e.t, stage: e.g, m, v, k: nums(e.k, 'kpi counters', K_SLOTS), fp, fpPos: p, late: e.l as number }
 }
 
