@@ -141,8 +141,8 @@ export const PROCESS_DEFAULTS: ProcessConfig = deepFreeze({
   sigmaFloorRel: 1e-5,
   noveltyMargin: 0.1,
   baseline: { readings: 360, scaleReadings: 1440, fastReadings: 3, winsorZ: 3 },
-  spike: { z: 3.5, equipmentZ: 8, regimeZ: 50, confirm: 6, malfunctionConfirm: 60, plateauReadings: 6, departZ: 1.5, frontS: 120, frontZ: 6, inletZ: 2, stormFlowZ: 4, clearZ: 2, clearReadings: 36, updateZ: 1 },
-  drift: { z: 1.5, scaleZ: 12, fastZ: 8, fastRatio: 3, slowReadings: 120, sustainReadings: 120, midReadings: 10, clearZ: 0.75, clearReadings: 12, learnBelow: 0.75, maxReadings: 8_640 },
+  spike: { z: 3.5, equipmentZ: 8, regimeZ: 50, confirm: 6, malfunctionConfirm: 60, plateauReadings: 6, departZ: 1.5, frontS: 120, frontZ: 4.5, inletZ: 2, stormFlowZ: 4, clearZ: 2, clearReadings: 36, updateZ: 1 },
+  drift: { z: 1.5, scaleZ: 12, fastZ: 7, fastRatio: 2, slowReadings: 120, sustainReadings: 120, midReadings: 10, clearZ: 0.75, clearReadings: 12, learnBelow: 0.75, maxReadings: 8_640 },
   failure: { stuckReadings: 6, holdFactor: 2, minChanges: 20, dropoutReadings: 6, loopBreakRel: 0.1, clearReadings: 3 },
   cyber: { replayWindow: 720, replayMatches: 3, replayMaxRate: 0.01, toggleSteps: 6, toggleStepZ: 8, toggleGap: 2, toggleTolerance: 0.3, toggleSpanRel: 0.1, stepReadings: 120, clearReadings: 12 },
   kpiIntervalMs: 900_000,
@@ -772,8 +772,9 @@ function onReading(s: ProcessState, r: Reading, ctx: ActorContext, c: ProcessCon
         // baseline keeps crossing back and forth is still confirmed.
         if (!(Math.abs(slow) > dz)) v[L.SRUN] = 0
         else if ((v[L.OVER] as number) === 0 && !fresh) v[L.SRUN] = (v[L.SRUN] as number) + 1
-        if (calm && (v[L.SRUN] as number) === 0) {
-          // Clipped at three times its current value, so a drift on its way up cannot teach the sensor to tolerate it.
+        if (calm && (v[L.SRUN] as number) === 0 && Math.abs(slow) < 0.5 * dz) {
+          // Clipped at three times its current value, and learned only well inside the threshold, so a drift on its
+          // way up cannot teach the sensor to tolerate it (early on, when the mean learns fast, it would outrun it).
           const sd = Number.isNaN(v[L.SLOWDEV] as number) ? 0 : v[L.SLOWDEV] as number
           v[L.SLOWDEV] = ew(sd, Math.min(Math.abs(slow), Math.max(3 * sd, c.drift.z / Math.max(1, c.drift.scaleZ))), (v[L.N] as number) - c.warmupReadings, c.halfLifeReadings)
         }
