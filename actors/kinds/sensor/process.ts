@@ -95,7 +95,7 @@ export interface ProcessConfig {
    * blower or pump switching on or off): the baseline restarts at the new level. Nothing opens while the stage flow is `stormFlowZ` or more above its own baseline (a storm's
    * first flush moves every sensor). A malfunction must hold `malfunctionConfirm` readings. `updateZ`: an open alert is updated when its peak grows by this much.
    */
-  spike: { z: number; equipmentZ: number; regimeZ: number; confirm: number; malfunctionConfirm: number; plateauReadings: number; departZ: number; frontS: number; frontZ: number; inletZ: number; stormFlowZ: number; clearZ: number; clearReadings: number; updateZ: number }
+  spike: { z: number; equipmentZ: number; regimeZ: number; confirm: number; malfunctionConfirm: number; plateauReadings: number; departZ: number; frontS: number; inletZ: number; stormFlowZ: number; clearZ: number; clearReadings: number; updateZ: number }
   drift: { z: number; scaleZ: number; fastZ: number; fastRatio: number; slowReadings: number; sustainReadings: number; midReadings: number; clearZ: number; clearReadings: number;
     /** The model stops learning while |slow mean| >= learnBelow. */
     learnBelow: number
@@ -141,7 +141,7 @@ export const PROCESS_DEFAULTS: ProcessConfig = deepFreeze({
   sigmaFloorRel: 1e-5,
   noveltyMargin: 0.1,
   baseline: { readings: 360, scaleReadings: 1440, fastReadings: 3, winsorZ: 3 },
-  spike: { z: 3.5, equipmentZ: 8, regimeZ: 50, confirm: 6, malfunctionConfirm: 60, plateauReadings: 6, departZ: 1.5, frontS: 120, frontZ: 4.5, inletZ: 2, stormFlowZ: 4, clearZ: 2, clearReadings: 36, updateZ: 1 },
+  spike: { z: 3.5, equipmentZ: 8, regimeZ: 50, confirm: 6, malfunctionConfirm: 60, plateauReadings: 6, departZ: 1.5, frontS: 75, inletZ: 2, stormFlowZ: 4, clearZ: 2, clearReadings: 36, updateZ: 1 },
   drift: { z: 1.5, scaleZ: 12, fastZ: 7, fastRatio: 2, slowReadings: 120, sustainReadings: 120, midReadings: 10, clearZ: 0.75, clearReadings: 12, learnBelow: 0.75, maxReadings: 8_640 },
   failure: { stuckReadings: 6, holdFactor: 2, minChanges: 20, dropoutReadings: 6, loopBreakRel: 0.1, clearReadings: 3 },
   cyber: { replayWindow: 720, replayMatches: 3, replayMaxRate: 0.01, toggleSteps: 6, toggleStepZ: 8, toggleGap: 2, toggleTolerance: 0.3, toggleSpanRel: 0.1, stepReadings: 120, clearReadings: 12 },
@@ -203,7 +203,7 @@ export function validateProcessConfig(c: ProcessConfig): void {
   num('spike.confirm', c.spike.confirm, 1, true)
   num('spike.malfunctionConfirm', c.spike.malfunctionConfirm, 1, true)
   num('spike.plateauReadings', c.spike.plateauReadings, 1, true)
-  for (const k of ['equipmentZ', 'regimeZ', 'departZ', 'frontS', 'frontZ', 'inletZ', 'stormFlowZ', 'clearZ', 'updateZ'] as const) num(`spike.${k}`, c.spike[k], 0)
+  for (const k of ['equipmentZ', 'regimeZ', 'departZ', 'frontS', 'inletZ', 'stormFlowZ', 'clearZ', 'updateZ'] as const) num(`spike.${k}`, c.spike[k], 0)
   if (c.spike.clearZ > c.spike.z) throw new ConfigError('process.spike.clearZ', 'must be <= spike.z')
   if (c.spike.departZ > c.spike.z) throw new ConfigError('process.spike.departZ', 'must be <= spike.z')
   num('spike.clearReadings', c.spike.clearReadings, 1, true)
@@ -732,7 +732,7 @@ function onReading(s: ProcessState, r: Reading, ctx: ActorContext, c: ProcessCon
           // An outlet analyser: a pollutant front raises its inlet too; a rise the inlet does not share is the plant.
           type = inz >= sp.inletZ ? SPIKE : MALFUNCTION
           why = inz >= sp.inletZ ? `the inlet rose too (${fmt(inz)} sigma): a pollutant front` : `the inlet stayed normal (${fmt(inz)} sigma): the treatment is failing`
-        } else if (sign > 0 && chem && frontS <= sp.frontS && (v[L.PEAK] as number) >= sp.frontZ && run < sp.malfunctionConfirm) {
+        } else if (sign > 0 && chem && frontS <= sp.frontS && run < sp.malfunctionConfirm) {
           type = SPIKE
           why = `a front of ${fmt(frontS)} s: a pollutant front`
         } else {
