@@ -231,6 +231,13 @@ void t.test('snapshot/restore at any point gives identical outputs; the state st
   t.ok(size < 16_000, `snapshot state is ${size} bytes (720 fingerprints)`)
   t.throws(() => new ActorCell(processProfile, C, entity, { ...ref.cell.snapshot(1), v: 3 }), /newer/)
   t.throws(() => new ActorCell(processProfile, C, entity, { ...ref.cell.snapshot(1), state: { t: 'x' } }), /cannot be decoded/)
+  // A version 2 snapshot written before the last live slot (alert found by the drift rule) is read with it unset;
+  // any other length is corrupt.
+  const snap = ref.cell.snapshot(1)
+  const st = snap.state as { v: unknown[] }
+  const older = new ActorCell(processProfile, C, entity, { ...snap, state: { ...st, v: st.v.slice(0, -1) } })
+  t.same(older.query(), ref.cell.query(), 'one slot fewer: same live view')
+  t.throws(() => new ActorCell(processProfile, C, entity, { ...snap, state: { ...st, v: st.v.slice(0, -2) } }), /cannot be decoded/)
 })
 
 void t.test('replay index: seen() equals a scan of the ring, through collisions, wrap-around and rebuilds', async (t) => {
