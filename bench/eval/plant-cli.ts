@@ -1,13 +1,16 @@
 /**
- * `node dist/bench/eval/plant-cli.js [--seeds tuning|heldout|1,2,...] [--hours H] [--quick] [--json]`
+ * `node dist/bench/eval/plant-cli.js [--seeds tuning|heldout|1,2,...] [--hours H] [--quick] [--json]
+ *   [--detectors all|process,robust-z,iforest] [--process-config JSON]`
  *
- * Runs the two baselines (robust z-score, Isolation Forest) over the independent plant scenario and prints a
+ * Runs the project's process profile and the two baselines (robust z-score, Isolation Forest) over the independent plant scenario and prints a
  * table, then one JSON line (the result of evaluatePlant). Tuning seeds by default; run `--seeds heldout` only
  * for a final report (see bench/eval/README.md). 48 h x 3 seeds takes about a minute on a 2-core machine.
  */
 import { isolationForestBaseline, robustZBaseline } from './baselines.js'
-import { evaluatePlant, HELDOUT_SEEDS, TUNING_SEEDS, type PlantEvalResult } from './plant-eval.js'
+import { evaluatePlant, HELDOUT_SEEDS, TUNING_SEEDS, type PlantDetector, type PlantEvalResult } from './plant-eval.js'
 import { ANOMALY_TYPES, DEFAULT_HOURS, DEFAULT_WARMUP_HOURS, QUICK_HOURS } from './plant-scenario.js'
+import { processProfileDetector } from './plant-process.js'
+import { PROCESS_DEFAULTS, validateProcessConfig, type ProcessConfig } from '../../actors/kinds/sensor/process.js'
 
 const args = process.argv.slice(2)
 const value = (name: string): string | undefined => {
@@ -27,11 +30,40 @@ if (!(hours > DEFAULT_WARMUP_HOURS + 1)) {
   process.stderr.write(`--hours must exceed the ${DEFAULT_WARMUP_HOURS} h warm-up by more than 1 (got ${value('hours')})\n`)
   process.exit(2)
 }
+const detectorArg = value('detectors') ?? 'all'
+const wanted = detectorArg === 'all' ? ['process', 'robust-z', 'iforest'] : detectorArg.split(',')
+/** `--process-config '{"drift":{"z":3}}'`: settings merged over PROCESS_DEFAULTS (validated by the profile). */
+function merged(base: unknown, over: unknown): unknown {
+  if (over === null || typeof over !== 'object' || Array.isArray(over) || base === null || typeof base !== 'object') return over
+  const out: Record<string, unknown> = { ...(base as Record<string, unknown>) }
+  for (const [k, v] of Object.entries(over as Record<string, unknown>)) out[k] = merged(out[k], v)
+  return out
+}
+let processConfig: ProcessConfig = PROCESS_DEFAULTS
+const overrides = value('process-config')
+if (overrides !== undefined) {
+  try {
+    processConfig = merged(PROCESS_DEFAULTS, JSON.parse(overrides)) as ProcessConfig
+    validateProcessConfig(processConfig)
+  } catch (err) {
+    process.stderr.write(`--process-config: ${(err as Error).message}\n`)
+    process.exit(2)
+  }
+}
+const known: Record<string, () => PlantDetector> = {
+  process: () => processProfileDetector(processConfig),
+  'robust-z': () => robustZBaseline(),
+  iforest: () => isolationForestBaseline({ warmupMs: DEFAULT_WARMUP_HOURS * 3_600_000 }),
+}
+if (wanted.length === 0 || wanted.some((w) => known[w] === undefined)) {
+  process.stderr.write(`--detectors must be all or a comma-separated list of ${Object.keys(known).join(', ')} (got ${detectorArg})\n`)
+  process.exit(2)
+}
 const say = (s: string): void => { if (!JSON_ONLY) process.stderr.write(`${s}\n`) }
 
 const result = evaluatePlant({
   seeds, hours,
-  detectors: [robustZBaseline(), isolationForestBaseline({ warmupMs: DEFAULT_WARMUP_HOURS * 3_600_000 })],
+  detectors: wanted.map((w) => (known[w] as () => PlantDetector)()),
   log: say,
 })
 

@@ -78,14 +78,46 @@ export interface ProcessConfig {
    * temperature) is a regime the model has not seen: residual checks pause and the reading is learned.
    */
   noveltyMargin: number
-  spike: { z: number; confirm: number; sharpZ: number; clearZ: number; clearReadings: number }
-  drift: { z: number; slowReadings: number; sustainReadings: number; midReadings: number; clearZ: number; clearReadings: number;
+  /**
+   * The rolling baseline spikes and malfunctions are measured against: an EW level of the residual (value minus
+   * what flow and temperature predict) with a memory of `readings`, updated with each step clipped at
+   * `winsorZ` scales (an excursion barely moves it), and an EW mean absolute deviation around it with a memory of
+   * `scaleReadings` (learned only while no alert is open). `fastReadings`: EW smoothing of the value compared.
+   */
+  baseline: { readings: number; scaleReadings: number; fastReadings: number; winsorZ: number }
+  /**
+   * Spike / malfunction: |baseline z| > z for `confirm` readings opens; the rise time (from the first reading
+   * beyond `departZ` to the last 10 % growth of the excursion, decided once it has not grown for
+   * `plateauReadings`) tells a pollutant front (<= frontS, upward, chemistry type) from a
+   * build-up; on outlet analysers an `inlet` that rose by `inletZ` or more makes it a spike, one that did not a
+   * malfunction. Types no pollutant front reaches (flow, level, pump, energy, pressure, temperature: equipment
+   * that steps) need `equipmentZ` instead of `z`, and a jump on them beyond `regimeZ` is a change of state (a
+   * blower or pump switching on or off): the baseline restarts at the new level. Nothing opens while the stage flow is `stormFlowZ` or more above its own baseline (a storm's
+   * first flush moves every sensor). A malfunction must hold `malfunctionConfirm` readings. `updateZ`: an open alert is updated when its peak grows by this much.
+   */
+  spike: { z: number; equipmentZ: number; regimeZ: number; confirm: number; malfunctionConfirm: number; plateauReadings: number; departZ: number; frontS: number; inletZ: number; stormFlowZ: number; clearZ: number; clearReadings: number; updateZ: number }
+  drift: { z: number; scaleZ: number; fastZ: number; fastRatio: number; slowReadings: number; sustainReadings: number; midReadings: number; clearZ: number; clearReadings: number;
     /** The model stops learning while |slow mean| >= learnBelow. */
     learnBelow: number
     /** A drift open this long is accepted as the new baseline: closed, and the model's level moved to it. */
     maxReadings: number }
-  failure: { stuckReadings: number; dropoutReadings: number; clearReadings: number }
-  cyber: { replayWindow: number; replayMatches: number; clearReadings: number }
+  /**
+   * Stuck: the same value for max(stuckReadings, holdFactor x the longest run of one value the sensor had while
+   * healthy) readings, so a quantised or sample-and-hold sensor is judged by its own hold behaviour; judged only
+   * once the sensor has changed value minChanges times (a pump that has not switched yet has no known hold). A reading
+   * outside the type's range by at most loopBreakRel of its span is a 4-20 mA loop break (sensor_failure), one
+   * further out is no instrument's value (cyber_attack).
+   */
+  failure: { stuckReadings: number; holdFactor: number; minChanges: number; dropoutReadings: number; loopBreakRel: number; clearReadings: number }
+  /**
+   * Replay: `replayMatches` consecutive readings seen bit for bit in the last `replayWindow`, only on a sensor
+   * whose healthy readings repeat such a fingerprint at most `replayMaxRate` of the time (at SCADA resolution a
+   * slow sensor repeats its (value, flow, temp) by itself). Toggling: `toggleSteps` large steps in alternating
+   * signs, each larger than `toggleStepZ` times the sensor's mean healthy step over the last `stepReadings` (and
+   * than its quantum and than `toggleSpanRel` of the range of values it had while healthy), at most `toggleGap` readings apart, each within `toggleTolerance` of the size of the one
+   * before (a toggle swings between two levels; noise steps have random sizes).
+   */
+  cyber: { replayWindow: number; replayMatches: number; replayMaxRate: number; toggleSteps: number; toggleStepZ: number; toggleGap: number; toggleTolerance: number; toggleSpanRel: number; stepReadings: number; clearReadings: number }
   kpiIntervalMs: number
   /** Stage whose sensors are checked against `limits[type].outlet`. */
   outletStage: string
@@ -108,10 +140,11 @@ export const PROCESS_DEFAULTS: ProcessConfig = deepFreeze({
   halfLifeReadings: 17_280,
   sigmaFloorRel: 1e-5,
   noveltyMargin: 0.1,
-  spike: { z: 6, confirm: 3, sharpZ: 3, clearZ: 3, clearReadings: 6 },
-  drift: { z: 1.5, slowReadings: 120, sustainReadings: 60, midReadings: 10, clearZ: 0.75, clearReadings: 12, learnBelow: 0.75, maxReadings: 8_640 },
-  failure: { stuckReadings: 6, dropoutReadings: 3, clearReadings: 3 },
-  cyber: { replayWindow: 720, replayMatches: 3, clearReadings: 12 },
+  baseline: { readings: 360, scaleReadings: 1440, fastReadings: 3, winsorZ: 3 },
+  spike: { z: 3.5, equipmentZ: 8, regimeZ: 50, confirm: 6, malfunctionConfirm: 60, plateauReadings: 6, departZ: 1.5, frontS: 75, inletZ: 2, stormFlowZ: 4, clearZ: 2, clearReadings: 36, updateZ: 1 },
+  drift: { z: 1.5, scaleZ: 12, fastZ: 7, fastRatio: 2, slowReadings: 120, sustainReadings: 120, midReadings: 10, clearZ: 0.75, clearReadings: 12, learnBelow: 0.75, maxReadings: 8_640 },
+  failure: { stuckReadings: 6, holdFactor: 2, minChanges: 20, dropoutReadings: 6, loopBreakRel: 0.1, clearReadings: 3 },
+  cyber: { replayWindow: 720, replayMatches: 3, replayMaxRate: 0.01, toggleSteps: 6, toggleStepZ: 8, toggleGap: 2, toggleTolerance: 0.3, toggleSpanRel: 0.1, stepReadings: 120, clearReadings: 12 },
   kpiIntervalMs: 900_000,
   outletStage: 'outlet',
   severities: { cyber_attack: 'critical', sensor_failure: 'warning', pollution_spike: 'critical',
@@ -163,20 +196,38 @@ export function validateProcessConfig(c: ProcessConfig): void {
   num('noveltyMargin', c.noveltyMargin, 0)
   num('kpiIntervalMs', c.kpiIntervalMs, 1000)
   for (const g of ['spike', 'drift', 'failure', 'cyber', 'severities', 'limits'] as const) group(g, c[g])
+  group('baseline', c.baseline)
+  for (const k of ['readings', 'scaleReadings', 'fastReadings'] as const) num(`baseline.${k}`, c.baseline[k], 1, true)
+  num('baseline.winsorZ', c.baseline.winsorZ, 0)
   num('spike.z', c.spike.z, 0)
   num('spike.confirm', c.spike.confirm, 1, true)
-  num('spike.sharpZ', c.spike.sharpZ, 0)
-  num('spike.clearZ', c.spike.clearZ, 0)
+  num('spike.malfunctionConfirm', c.spike.malfunctionConfirm, 1, true)
+  num('spike.plateauReadings', c.spike.plateauReadings, 1, true)
+  for (const k of ['equipmentZ', 'regimeZ', 'departZ', 'frontS', 'inletZ', 'stormFlowZ', 'clearZ', 'updateZ'] as const) num(`spike.${k}`, c.spike[k], 0)
   if (c.spike.clearZ > c.spike.z) throw new ConfigError('process.spike.clearZ', 'must be <= spike.z')
+  if (c.spike.departZ > c.spike.z) throw new ConfigError('process.spike.departZ', 'must be <= spike.z')
   num('spike.clearReadings', c.spike.clearReadings, 1, true)
   num('drift.z', c.drift.z, 0)
+  num('drift.scaleZ', c.drift.scaleZ, 0)
+  num('drift.fastZ', c.drift.fastZ, 0)
+  num('drift.fastRatio', c.drift.fastRatio, 0)
   num('drift.clearZ', c.drift.clearZ, 0)
   num('drift.learnBelow', c.drift.learnBelow, 0)
   for (const k of ['slowReadings', 'sustainReadings', 'midReadings', 'clearReadings', 'maxReadings'] as const) num(`drift.${k}`, c.drift[k], 1, true)
   for (const k of ['stuckReadings', 'dropoutReadings', 'clearReadings'] as const) num(`failure.${k}`, c.failure[k], 1, true)
+  num('failure.holdFactor', c.failure.holdFactor, 1)
+  num('failure.minChanges', c.failure.minChanges, 0, true)
+  num('failure.loopBreakRel', c.failure.loopBreakRel, 0)
   num('cyber.replayWindow', c.cyber.replayWindow, 1, true)
   if (c.cyber.replayWindow > 20_000) throw new ConfigError('process.cyber.replayWindow', 'must be <= 20000 (memory per actor)')
   num('cyber.replayMatches', c.cyber.replayMatches, 1, true)
+  num('cyber.replayMaxRate', c.cyber.replayMaxRate, 0)
+  num('cyber.toggleSteps', c.cyber.toggleSteps, 2, true)
+  num('cyber.toggleStepZ', c.cyber.toggleStepZ, 0)
+  num('cyber.toggleGap', c.cyber.toggleGap, 0, true)
+  num('cyber.toggleTolerance', c.cyber.toggleTolerance, 0)
+  num('cyber.toggleSpanRel', c.cyber.toggleSpanRel, 0)
+  num('cyber.stepReadings', c.cyber.stepReadings, 1, true)
   num('cyber.clearReadings', c.cyber.clearReadings, 1, true)
   if (typeof c.outletStage !== 'string') throw new ConfigError('process.outletStage', 'must be a string')
   for (const a of PLANT_ANOMALIES) {
@@ -212,26 +263,53 @@ const L = {
   TS: 0, VALUE: 1, FLOW: 2, TEMP: 3,
   /** Readings with a value applied; same value run; missing value run. */
   N: 4, REP: 5, MISS: 6,
-  /** Spike run: count and sign. */
+  /** Run of readings beyond spike.z against the baseline: count and sign. */
   OVER: 7, OSIGN: 8,
-  /** Slow and medium EW means of residual z; run of |slow| > drift.z. */
+  /** Slow and medium EW means of the covariate-model residual z; run of |slow| > drift.z. */
   SLOW: 9, MID: 10, SRUN: 11,
   /** Consecutive replayed readings; consecutive readings meeting the open alert's clear condition. */
   REPLAY: 12, CLEAR: 13,
-  /** Residual z of the last readings (newest first; Z4 below), last z, last expected value. */
-  Z1: 14, Z2: 15, Z3: 16, Z: 17, EXP: 18,
-  /** Open alert: type index (NONE), start, peak |z| or value, readings in it. */
-  AT: 19, AS: 20, AP: 21,
-  /** Readings since the open alert opened. */
-  AN: 22,
+  /** Last covariate-model residual z, last expected value. */
+  Z: 14, EXP: 15,
+  /** Open alert: type index (NONE), start, peak (|z|, or the finding's value), readings since it opened. */
+  AT: 16, AS: 17, AP: 18, AN: 19,
   /** Consecutive readings not learned because of the slow mean alone. */
-  GATED: 23,
-  /** Residual z four to six readings back. */
-  Z4: 24, Z5: 25, Z6: 26,
+  GATED: 20,
+  /** The sensor's quantum (smallest change seen), longest healthy run of one value, EW rate of replay hits. */
+  QUANT: 21, HOLD: 22, FPR: 23,
+  /** Rolling baseline of the residual: level, mean absolute deviation, fast EW value, baseline z, readings. */
+  BASE: 24, DEV: 25, FAST: 26, ZB: 27, BN: 28,
+  /** Event time the current excursion passed spike.departZ, and the time it first passed spike.z. */
+  DEPART: 29, FIRST: 30,
+  /** Inlet baseline (outlet analysers): level and mean absolute deviation. */
+  INB: 31, INDEV: 32,
+  /** Stage flow baseline: level and mean absolute deviation. */
+  FLB: 33, FLD: 34,
+  /** EW mean |step| of healthy readings; alternating large steps in a row and the sign of the last. */
+  STEP: 35, ALT: 36, DSIGN: 37,
+  /** Peak |z| last reported by an open alert (updates). */
+  UPD: 38,
+  /** Value changes seen while healthy (the hold behaviour is known after failure.minChanges of them). */
+  CHG: 39,
+  /** Readings since the last large step (toggling); warm-up readings outside the type's range. */
+  GAP: 40, ROUT: 41,
+  /** Size of the last large step (a toggle goes back and forth between the same two levels). */
+  BIGM: 42,
+  /** Lowest and highest value seen while healthy. */
+  VMIN: 43, VMAX: 44,
+  /** Peak |baseline z| of the current excursion and when it was last raised by 10 % or more. */
+  PEAK: 45, PEAKTS: 46,
+  /** EW mean |slow mean| while healthy: how far this sensor's residual wanders by itself (drift threshold). */
+  SLOWDEV: 47,
+  /** 1 when the open alert was found by the drift rule (it closes by that rule), else 0. */
+  SLOWOPEN: 48,
 } as const
-const L_SLOTS = 27
-/** Readings before a spike run whose mean residual tells a front from a build-up. */
-const PRIOR = 4
+const L_SLOTS = 49
+/** The slow mean of z is fed z clipped at this: a single wild reading belongs to the spike logic. */
+const DRIFT_CLIP = 6
+/** Sensor types a pollutant front can reach (concentrations and water-quality analysers). */
+const CHEMISTRY = new Set(['ph', 'do', 'turbidity', 'conductivity', 'nitrogen', 'phosphorus', 'tss', 'cod', 'bod5', 'metals', 'chlorine',
+  'ammonia', 'nitrate', 'nitrite', 'sludge'])
 /** KPI interval slots (`k`): start, readings, readings under a limit, within it, efficiency sum and count, opened per type. */
 const K = { START: 0, N: 1, LIM: 2, OK: 3, EFF: 4, EFFN: 5, OPEN: 6 } as const
 const K_SLOTS = 6 + PLANT_ANOMALIES.length
@@ -249,11 +327,16 @@ export interface ProcessState {
   late: number
 }
 
+function freshLive(): number[] {
+  const v = new Array<number>(L_SLOTS).fill(NaN)
+  for (const i of [L.N, L.REP, L.MISS, L.OVER, L.SRUN, L.REPLAY, L.CLEAR, L.SLOW, L.MID, L.AN, L.GATED, L.HOLD, L.FPR, L.BN, L.ALT, L.DSIGN, L.CHG, L.GAP, L.ROUT, L.SLOWOPEN]) v[i] = 0
+  v[L.AT] = NONE
+  return v
+}
+
 function init(_e: EntityRef, c: ProcessConfig): ProcessState {
   checked(c)
-  const v = new Array<number>(L_SLOTS).fill(NaN)
-  for (const i of [L.N, L.REP, L.MISS, L.OVER, L.SRUN, L.REPLAY, L.CLEAR, L.SLOW, L.MID, L.AN, L.GATED]) v[i] = 0
-  v[L.AT] = NONE
+  const v = freshLive()
   const k = new Array<number>(K_SLOTS).fill(0)
   k[K.START] = NaN
   return { type: '', stage: '', m: blankModel(), v, k, fp: new Array<number>(c.cyber.replayWindow).fill(NaN), fpPos: 0, late: 0 }
@@ -274,7 +357,9 @@ function features(parts: Array<[string, number, number]>): Feature[] {
     .sort((a, b) => b.share - a.share)
 }
 
-interface Finding { type: number; value: number; threshold: number; reason: string; features: Feature[] }
+/** `peak`: the |z| an open alert of this finding reports, for updates (spike, malfunction). */
+/** `slow`: found by the drift rule (a drift, or a shift typed as a malfunction); such an alert closes by the drift rule. */
+interface Finding { type: number; value: number; threshold: number; reason: string; features: Feature[]; peak?: number; slow?: boolean }
 
 function alertIdOf(e: EntityRef, type: number, start: number): string {
   return `${e.kind}:${e.id}:${PLANT_ANOMALIES[type] as string}:${start}`
@@ -291,10 +376,28 @@ function openAlert(s: ProcessState, ctx: ActorContext, c: ProcessConfig, f: Find
   s.v[L.AT] = f.type
   s.v[L.AS] = start
   // Peak: |medium mean| for a drift (see the close rule), the value otherwise.
-  s.v[L.AP] = f.type === DRIFT ? Math.abs(s.v[L.MID] as number) : f.value
+  s.v[L.AP] = f.slow ? Math.abs(s.v[L.MID] as number) : f.value
+  s.v[L.SLOWOPEN] = f.slow ? 1 : 0
   s.v[L.CLEAR] = 0
   s.v[L.AN] = 0
+  s.v[L.UPD] = f.peak ?? NaN
   s.k[K.OPEN + f.type] = (s.k[K.OPEN + f.type] as number) + 1
+}
+
+/**
+ * The open alert grew (its peak |z| by spike.updateZ or more): the same alert, state `update`, with the features
+ * of the reading that made it grow. One episode stays one alert that updates, not a series.
+ */
+function updateAlert(s: ProcessState, ctx: ActorContext, c: ProcessConfig, f: Finding, ts: number): void {
+  const type = s.v[L.AT] as number
+  const name = PLANT_ANOMALIES[type] as PlantAnomaly
+  const start = s.v[L.AS] as number
+  const alertId = alertIdOf(ctx.entity, type, start)
+  const top = f.features.slice(0, 3).map((x) => `${x.feature} ${Math.round(x.share * 100)} %`).join(', ')
+  ctx.emit('alert', `${alertId}:update:${ctx.seq}`, ts, { alertId, type: name, severity: c.severities[name], state: 'update', start, value: f.value,
+    threshold: f.threshold, explanation: `${s.stage || 'plant'} ${s.type || 'sensor'}: ${f.reason} (driven by ${top})`,
+    details: { stage: s.stage, sensorType: s.type, features: f.features, reason: f.reason } })
+  s.v[L.UPD] = f.peak ?? NaN
 }
 
 function closeAlert(s: ProcessState, ctx: ActorContext, c: ProcessConfig, ts: number, value: number, why: string): void {
@@ -309,11 +412,13 @@ function closeAlert(s: ProcessState, ctx: ActorContext, c: ProcessConfig, ts: nu
   s.v[L.AT] = NONE
   s.v[L.AS] = NaN
   s.v[L.AP] = NaN
+  s.v[L.SLOWOPEN] = 0
   s.v[L.CLEAR] = 0
   // Whatever was open, the residual means start afresh: the readings under the alert are not a drift.
   s.v[L.SLOW] = 0
   s.v[L.MID] = 0
   s.v[L.SRUN] = 0
+  s.v[L.UPD] = NaN
 }
 
 // ---- KPIs -------------------------------------------------------------------------------------------------
@@ -365,18 +470,40 @@ function kpiStep(s: ProcessState, ctx: ActorContext, c: ProcessConfig, ts: numbe
 
 const num = (x: unknown): number | undefined => (typeof x === 'number' && Number.isFinite(x) ? x : undefined)
 
-/** Cyber evidence of this reading, or undefined. */
+/**
+ * Range evidence of this reading: just outside the type's range is a loop break, further out no instrument's
+ * value. A sensor whose warm-up readings were outside the range more than 1 % of the time has an instrument range
+ * the type's limits do not describe (e.g. another unit): no range finding on it, only the other checks.
+ */
+function rangeFinding(s: ProcessState, c: ProcessConfig, value: number): Finding | undefined {
+  const lim = c.limits[s.type]
+  if (!lim || (value >= lim.lo && value <= lim.hi)) return undefined
+  const v = s.v
+  if ((v[L.N] as number) < c.warmupReadings) {
+    v[L.ROUT] = (v[L.ROUT] as number) + 1
+    return undefined
+  }
+  if ((v[L.ROUT] as number) > c.warmupReadings * 0.01) return undefined
+  const span = lim.hi - lim.lo
+  const out = value < lim.lo ? lim.lo - value : value - lim.hi
+  const edge = value < lim.lo ? lim.lo : lim.hi
+  if (out <= span * c.failure.loopBreakRel) {
+    return { type: FAILURE, value, threshold: edge,
+      reason: `value ${fmt(value)} ${lim.unit} just ${value < lim.lo ? 'below' : 'above'} the range ${lim.lo}..${lim.hi} (4-20 mA loop break or saturated transmitter)`,
+      features: features([['range', value, out / (span * 0.01)]]) }
+  }
+  return { type: CYBER, value, threshold: edge, reason: `value ${fmt(value)} ${lim.unit} outside the physical range ${lim.lo}..${lim.hi}`,
+    features: features([['range', value, out / (span * 0.01)]]) }
+}
+
+/** Cyber evidence of this reading (rate, toggling, replay), or undefined. */
 function cyberFinding(s: ProcessState, c: ProcessConfig, ts: number, value: number, replayed: boolean): Finding | undefined {
   const lim = c.limits[s.type]
   const v = s.v
-  if (lim && (value < lim.lo || value > lim.hi)) {
-    const span = lim.hi - lim.lo
-    const out = value < lim.lo ? lim.lo - value : value - lim.hi
-    return { type: CYBER, value, threshold: value < lim.lo ? lim.lo : lim.hi, reason: `value ${fmt(value)} ${lim.unit} outside the physical range ${lim.lo}..${lim.hi}`,
-      features: features([['range', value, out / (span * 0.01)]]) }
-  }
   const prev = v[L.VALUE] as number, dt = (ts - (v[L.TS] as number)) / 1000
-  if (lim && !Number.isNaN(prev) && dt > 0) {
+  // Equipment (flow, level, pump, energy, ...) steps by itself when pumps stage or a filter goes to backwash: a
+  // single fast step there is a change of state, not evidence; toggling is (below).
+  if (lim && CHEMISTRY.has(s.type) && !Number.isNaN(prev) && dt > 0) {
     const rate = Math.abs(value - prev) / dt
     if (rate > lim.maxRatePerS) {
       return { type: CYBER, value: rate, threshold: lim.maxRatePerS,
@@ -384,12 +511,26 @@ function cyberFinding(s: ProcessState, c: ProcessConfig, ts: number, value: numb
         features: features([['rate', rate, rate / lim.maxRatePerS]]) }
     }
   }
-  if (replayed && (v[L.REPLAY] as number) >= c.cyber.replayMatches) {
+  if ((v[L.ALT] as number) >= c.cyber.toggleSteps) {
+    const step = Math.abs(value - prev), typical = v[L.STEP] as number
+    return { type: CYBER, value: step, threshold: c.cyber.toggleStepZ * typical,
+      reason: `${v[L.ALT] as number} steps in a row in alternating signs, the last ${fmt(step)} against a typical step of ${fmt(typical)} (toggling faster than the process can move)`,
+      features: features([['toggle_steps', v[L.ALT] as number, v[L.ALT] as number], ['step', step, typical > 0 ? step / typical : 0]]) }
+  }
+  if (replayed && (v[L.REPLAY] as number) >= c.cyber.replayMatches && (v[L.FPR] as number) <= c.cyber.replayMaxRate) {
     return { type: CYBER, value: v[L.REPLAY] as number, threshold: c.cyber.replayMatches,
       reason: `${v[L.REPLAY] as number} consecutive readings repeat earlier readings bit for bit (replayed data)`,
-      features: features([['replay', v[L.REPLAY] as number, v[L.REPLAY] as number]]) }
+      features: features([['replay', v[L.REPLAY] as number, v[L.REPLAY] as number], ['replay_base_rate', v[L.FPR] as number, 0]]) }
   }
   return undefined
+}
+
+/** EW step with alpha 1 / min(n + 1, memory): the exact mean at first, then a window of about `memory` readings. */
+const ew = (cur: number, x: number, n: number, memory: number): number => cur + (x - cur) / Math.min(n + 1, memory)
+
+/** Readings a stuck value must last on this sensor: its own longest healthy hold, times holdFactor. */
+function stuckNeed(s: ProcessState, c: ProcessConfig): number {
+  return Math.max(c.failure.stuckReadings, Math.ceil(c.failure.holdFactor * (s.v[L.HOLD] as number)))
 }
 
 function onReading(s: ProcessState, r: Reading, ctx: ActorContext, c: ProcessConfig): void {
@@ -404,8 +545,10 @@ function onReading(s: ProcessState, r: Reading, ctx: ActorContext, c: ProcessCon
   }
   if (typeof f['type'] === 'string') s.type = f['type']
   if (typeof f['stage'] === 'string') s.stage = f['stage']
-  const value = num(f['value']), flow = num(f['flow']), temp = num(f['temp'])
-  kpiStep(s, ctx, c, ts, value, num(f['inlet']))
+  const value = num(f['value']), inlet = num(f['inlet'])
+  const flow = num(f['flow']) ?? (Number.isNaN(v[L.FLOW] as number) ? undefined : v[L.FLOW] as number)
+  const temp = num(f['temp']) ?? (Number.isNaN(v[L.TEMP] as number) ? undefined : v[L.TEMP] as number)
+  kpiStep(s, ctx, c, ts, value, inlet)
   if (s.fp.length !== c.cyber.replayWindow) {
     s.fp = new Array<number>(c.cyber.replayWindow).fill(NaN)
     s.fpPos = 0
@@ -414,106 +557,243 @@ function onReading(s: ProcessState, r: Reading, ctx: ActorContext, c: ProcessCon
   // Out of service (actors/service.ts, ISA-18.2): the evidence below is still gathered (KPIs, replay ring, run
   // counters), but nothing is learned from a sensor under maintenance and no alert opens; see the state machine.
   const oos = outOfService(ctx)
+  const calm = !oos && open === NONE
 
-  // 1. cyber evidence.
+  // The sensor's own resolution and step size, learned from its data: a quantised sensor's repeats and steps are
+  // judged against them, not against a rule that assumes a live value never repeats.
+  const prev = v[L.VALUE] as number
+  if (value !== undefined && !Number.isNaN(prev)) {
+    const d = value - prev
+    if (d !== 0 && !(Math.abs(d) >= (v[L.QUANT] as number))) v[L.QUANT] = Math.abs(d)
+    const typical = Number.isNaN(v[L.STEP] as number) ? 0 : v[L.STEP] as number
+    const span = (v[L.VMAX] as number) - (v[L.VMIN] as number)
+    const big = (v[L.N] as number) >= c.warmupReadings && Math.abs(d) > c.cyber.toggleStepZ * typical && Math.abs(d) >= (v[L.QUANT] as number) &&
+      Math.abs(d) >= c.cyber.toggleSpanRel * span
+    // A toggle swings between the same two levels: each large step about as large as the one before.
+    const same = Math.abs(Math.abs(d) - (v[L.BIGM] as number)) <= c.cyber.toggleTolerance * Math.abs(d)
+    const sign = d > 0 ? 1 : -1
+    if (big) {
+      v[L.ALT] = v[L.DSIGN] === -sign && (v[L.GAP] as number) <= c.cyber.toggleGap && same ? (v[L.ALT] as number) + 1 : 1
+      v[L.DSIGN] = sign
+      v[L.GAP] = 0
+      v[L.BIGM] = Math.abs(d)
+    } else {
+      v[L.GAP] = (v[L.GAP] as number) + 1
+      if ((v[L.GAP] as number) > c.cyber.toggleGap) v[L.ALT] = 0
+    }
+    if (calm && !big) {
+      if (!(value >= (v[L.VMIN] as number))) v[L.VMIN] = value
+      if (!(value <= (v[L.VMAX] as number))) v[L.VMAX] = value
+    }
+    if (calm && !big) v[L.STEP] = Number.isNaN(v[L.STEP] as number) ? Math.abs(d) : ew(v[L.STEP] as number, Math.abs(d), v[L.N] as number, c.cyber.stepReadings)
+  }
+
+  // 1. cyber and range evidence.
   let found: Finding | undefined
   let replayed = false
   if (value !== undefined) {
-    const h = fingerprint(value, flow ?? NaN, temp ?? NaN)
+    const h = fingerprint(value, num(f['flow']) ?? NaN, num(f['temp']) ?? NaN)
     replayed = seen(s.fp, h)
     v[L.REPLAY] = replayed ? (v[L.REPLAY] as number) + 1 : 0
+    // How often this sensor's healthy readings repeat a recent fingerprint by themselves.
+    if (calm) v[L.FPR] = ew(v[L.FPR] as number, replayed ? 1 : 0, v[L.N] as number, c.cyber.replayWindow)
     s.fpPos = remember(s.fp, s.fpPos, h)
-    found = cyberFinding(s, c, ts, value, replayed)
+    found = rangeFinding(s, c, value) ?? cyberFinding(s, c, ts, value, replayed)
   }
 
   // 2. sensor failure evidence.
   if (value === undefined) {
     v[L.MISS] = (v[L.MISS] as number) + 1
-    v[L.REP] = 0
   } else {
     v[L.MISS] = 0
-    v[L.REP] = value === v[L.VALUE] ? (v[L.REP] as number) + 1 : 0
+    if (value === prev) v[L.REP] = (v[L.REP] as number) + 1
+    else {
+      // A run of one value that ended without an alert is healthy hold behaviour (sample-and-hold analysers,
+      // SCADA quantisation): learned, growing by at most a quarter at a time so a near-threshold fault does not
+      // raise the bar by much.
+      const run = (v[L.REP] as number) + 1
+      const hold = v[L.HOLD] as number
+      if (calm) v[L.CHG] = (v[L.CHG] as number) + 1
+      if (calm && run > hold) v[L.HOLD] = (v[L.N] as number) < c.warmupReadings * 6 ? run : Math.min(run, Math.max(hold * 1.25, hold + 1))
+      v[L.REP] = 0
+    }
   }
   const miss = v[L.MISS] as number, rep = (v[L.REP] as number) + 1
-  if (!found && (miss >= c.failure.dropoutReadings || (value !== undefined && rep >= c.failure.stuckReadings))) {
+  const need = stuckNeed(s, c)
+  if ((!found || found.type > FAILURE) && (miss >= c.failure.dropoutReadings || (value !== undefined && rep >= need && (v[L.N] as number) >= c.warmupReadings && (v[L.CHG] as number) >= c.failure.minChanges))) {
     found = miss > 0
       ? { type: FAILURE, value: miss, threshold: c.failure.dropoutReadings, reason: `no value in the last ${miss} readings (dropout)`,
         features: features([['missing', miss, miss]]) }
-      : { type: FAILURE, value: value as number, threshold: c.failure.stuckReadings, reason: `value stuck at ${fmt(value as number)} for ${rep} readings (flatline)`,
-        features: features([['repeat', rep, rep]]) }
+      : { type: FAILURE, value: value as number, threshold: need,
+        reason: `value stuck at ${fmt(value as number)} for ${rep} readings (flatline; this sensor's longest healthy hold is ${v[L.HOLD] as number})`,
+        features: features([['repeat', rep, rep / Math.max(1, v[L.HOLD] as number)]]) }
   }
 
-  // 3, 4. residual against flow and temperature.
+  // 3. spike / malfunction: the residual against a rolling robust baseline.
+  const lim = c.limits[s.type]
+  const floor = lim ? (lim.hi - lim.lo) * c.sigmaFloorRel : 1e-9
   let z = NaN
-  let healthy = !oos && !found && value !== undefined && miss === 0 && (v[L.REP] as number) === 0 && (open === NONE)
-  if (value !== undefined && flow !== undefined && temp !== undefined) {
-    const lim = c.limits[s.type]
-    const floor = lim ? (lim.hi - lim.lo) * c.sigmaFloorRel : 1e-9
-    const p = predict(s.m, flow, temp, floor)
-    const resid = value - p.expected
-    v[L.EXP] = p.expected
-    const warm = (v[L.N] as number) >= c.warmupReadings
-    // In a regime the model has not learned, its residual is no evidence: no finding starts, the reading is
-    // learned (the residual still feeds the means an open alert closes on).
-    const fresh = warm && novel(s.m, flow, temp, c.noveltyMargin)
+  let resid = NaN
+  let warm = false
+  if (value !== undefined) {
+    const p = flow !== undefined && temp !== undefined ? predict(s.m, flow, temp, floor) : undefined
+    resid = p ? value - p.expected : NaN
+    const x = p ? resid : value - (Number.isNaN(v[L.EXP] as number) ? 0 : v[L.EXP] as number)
+    if (p) v[L.EXP] = p.expected
+    const bn = v[L.BN] as number
+    const bl = c.baseline
+    if (bn === 0) {
+      v[L.BASE] = v[L.FAST] = x
+      v[L.DEV] = 0
+    }
+    v[L.FAST] = (v[L.FAST] as number) + (x - (v[L.FAST] as number)) / bl.fastReadings
+    const quant = Number.isNaN(v[L.QUANT] as number) ? 0 : v[L.QUANT] as number
+    const scale = Math.max(1.2533 * (v[L.DEV] as number), quant, floor)
+    if (!CHEMISTRY.has(s.type) && Math.abs(x - (v[L.BASE] as number)) > c.spike.regimeZ * scale && bn > 0) {
+      // Equipment changing state (a blower or pump switching): restart the level there, keep the scale.
+      v[L.BASE] = v[L.FAST] = x
+      v[L.DEPART] = NaN
+      v[L.OVER] = 0
+    }
+    const zb = ((v[L.FAST] as number) - (v[L.BASE] as number)) / scale
+    v[L.ZB] = zb
+    const d = x - (v[L.BASE] as number)
+    const settled = bn >= bl.fastReadings * 10
+    const dc = settled ? Math.max(-bl.winsorZ * scale, Math.min(bl.winsorZ * scale, d)) : d
+    if (!oos) v[L.BASE] = (v[L.BASE] as number) + dc / Math.min(bn + 1, bl.readings)
+    // Learned at a quarter of the rate while an alert is open, so a sensor whose scale was wrong cannot stay in
+    // alert forever; an anomaly moves it by at most winsorZ scales a reading.
+    if (!oos) v[L.DEV] = ew(v[L.DEV] as number, Math.abs(dc), bn, calm ? bl.scaleReadings : 4 * bl.scaleReadings)
+    v[L.BN] = bn + 1
+
+    // Inlet (outlet analysers) and stage flow: their own baselines, to tell a front from the process.
+    let inz = NaN
+    if (inlet !== undefined) {
+      if (Number.isNaN(v[L.INB] as number)) { v[L.INB] = inlet; v[L.INDEV] = 0 }
+      const iscale = Math.max(1.2533 * (v[L.INDEV] as number), floor, quant)
+      const di = inlet - (v[L.INB] as number)
+      inz = di / iscale
+      const dic = settled ? Math.max(-bl.winsorZ * iscale, Math.min(bl.winsorZ * iscale, di)) : di
+      v[L.INDEV] = ew(v[L.INDEV] as number, Math.abs(dic), bn, bl.scaleReadings)
+      v[L.INB] = (v[L.INB] as number) + dic / Math.min(bn + 1, bl.readings)
+    }
+    let fz = 0
+    const fl = num(f['flow'])
+    if (fl !== undefined) {
+      if (Number.isNaN(v[L.FLB] as number)) { v[L.FLB] = fl; v[L.FLD] = 0 }
+      const fscale = Math.max(1.2533 * (v[L.FLD] as number), 1e-9)
+      const df = fl - (v[L.FLB] as number)
+      fz = df / fscale
+      const dfc = settled ? Math.max(-bl.winsorZ * fscale, Math.min(bl.winsorZ * fscale, df)) : df
+      v[L.FLD] = ew(v[L.FLD] as number, Math.abs(dfc), bn, bl.scaleReadings)
+      v[L.FLB] = (v[L.FLB] as number) + dfc / Math.min(bn + 1, bl.readings)
+    }
+
+    warm = (v[L.N] as number) >= c.warmupReadings
     if (warm) {
-      z = resid / p.sigma
-      // Under an open drift, excursions are measured from the drifted level; a move back toward the model (the
-      // recalibration that ends a drift) is measured from zero, so it is not taken for a sharp drop.
-      const mid = v[L.MID] as number
-      const base = open === DRIFT && (z - mid) * mid > 0 ? mid : 0
-      const e = z - base
       const sp = c.spike
-      const sign = e > 0 ? 1 : -1
-      if (Math.abs(e) > sp.z && (v[L.OVER] === 0 || v[L.OSIGN] === sign)) {
+      const sign = zb > 0 ? 1 : -1
+      if (Math.abs(zb) < sp.departZ) {
+        v[L.DEPART] = NaN
+        v[L.PEAK] = 0
+      } else {
+        if (Number.isNaN(v[L.DEPART] as number)) v[L.DEPART] = ts
+        if (!(Math.abs(zb) < 1.1 * (v[L.PEAK] as number))) {
+          v[L.PEAK] = Math.abs(zb)
+          v[L.PEAKTS] = ts
+        }
+      }
+      const storm = fz >= sp.stormFlowZ
+      const chem = CHEMISTRY.has(s.type)
+      const zOpen = chem ? sp.z : sp.equipmentZ
+      const recal = (open === DRIFT || (v[L.SLOWOPEN] as number) === 1) && Math.abs(zb) > zOpen && sign !== Math.sign(v[L.SLOW] as number)
+      if (recal) {
+        // A step against an open drift (or a shift the drift rule found) is its recalibration or its end: the value returns to what flow and temperature
+        // predict, and the rolling baseline, which had followed the drift, restarts there (no spike).
+        v[L.BASE] = v[L.FAST] = x
+        v[L.ZB] = 0
+        v[L.DEPART] = NaN
+        v[L.PEAK] = 0
+      }
+      if (Math.abs(zb) > zOpen && !storm && !recal && (v[L.OVER] === 0 || v[L.OSIGN] === sign)) {
+        if (v[L.OVER] === 0) v[L.FIRST] = ts
         v[L.OVER] = (v[L.OVER] as number) + 1
         v[L.OSIGN] = sign
-      } else {
-        v[L.OVER] = Math.abs(e) > sp.z ? 1 : 0
-        v[L.OSIGN] = sign
-      }
-      if (fresh) v[L.OVER] = 0
-      if (!found && (v[L.OVER] as number) >= sp.confirm) {
-        // The mean residual of the PRIOR readings just before the run tells a sharp front (about zero: the front
-        // arrived within a reading or two) from a build-up (already close to the threshold). A mean of four rather
-        // than one reading keeps noise from deciding a case near the boundary.
-        const zs = [v[L.Z1], v[L.Z2], v[L.Z3], v[L.Z4], v[L.Z5], v[L.Z6]] as number[]
-        let sum = 0, cnt = 0
-        for (let i = sp.confirm - 1; i < Math.min(zs.length, sp.confirm - 1 + PRIOR); i++) {
-          const x = zs[i]
-          if (x === undefined || Number.isNaN(x)) continue
-          sum += x - base
-          cnt++
+      } else v[L.OVER] = 0
+      const run = v[L.OVER] as number
+      if (!found && run >= sp.confirm) {
+        // The rise time: from leaving the band (departZ) to the last time the excursion grew by 10 %. Decided once
+        // it has stopped growing for plateauReadings (or once it has lasted malfunctionConfirm readings).
+        const departed = Number.isNaN(v[L.DEPART] as number) ? (v[L.FIRST] as number) : v[L.DEPART] as number
+        const frontS = Math.max(0, ((v[L.PEAKTS] as number) - departed) / 1000)
+        const rising = (ts - (v[L.PEAKTS] as number)) < sp.plateauReadings * Math.max(1, ts - (v[L.TS] as number))
+        let type: number, why: string
+        if (sign > 0 && !Number.isNaN(inz)) {
+          // An outlet analyser: a pollutant front raises its inlet too; a rise the inlet does not share is the plant.
+          type = inz >= sp.inletZ ? SPIKE : MALFUNCTION
+          why = inz >= sp.inletZ ? `the inlet rose too (${fmt(inz)} sigma): a pollutant front` : `the inlet stayed normal (${fmt(inz)} sigma): the treatment is failing`
+        } else if (sign > 0 && chem && frontS <= sp.frontS && run < sp.malfunctionConfirm) {
+          type = SPIKE
+          why = `a front of ${fmt(frontS)} s: a pollutant front`
+        } else {
+          type = MALFUNCTION
+          why = sign < 0 ? `a drop over ${fmt(frontS)} s` : chem ? `built up over ${fmt(frontS)} s, slower than a front` : `on a ${s.type || 'sensor'} that no pollutant front reaches`
         }
-        const prior = cnt === 0 ? 0 : sum / cnt
-        const sharp = Math.abs(prior) < sp.sharpZ
-        const type = sharp && e > 0 ? SPIKE : MALFUNCTION
-        const fz = covariateZ(s.m, 'flow', flow), tz = covariateZ(s.m, 'temp', temp)
-        const reason = `value ${fmt(value)} is ${fmt(Math.abs(z))} sigma ${z > 0 ? 'above' : 'below'} the ${fmt(p.expected)} expected from flow ${fmt(flow)} and temperature ${fmt(temp)}`
-          + (type === SPIKE ? `, a sharp rise (mean residual ${fmt(prior)} sigma just before)` : sharp ? ', a sharp drop' : `, built up over minutes (mean residual already ${fmt(prior)} sigma just before)`)
-        found = { type, value, threshold: p.expected + sign * sp.z * p.sigma, reason,
-          features: features([['value_vs_expected', value, z], ['flow', flow, fz], ['temp', temp, tz]]) }
+        const cz = p ? covariateZ(s.m, 'flow', flow as number) : 0, tz = p ? covariateZ(s.m, 'temp', temp as number) : 0
+        const feats: Array<[string, number, number]> = [['value_vs_baseline', value, zb], ['flow', flow ?? NaN, cz], ['temp', temp ?? NaN, tz]]
+        if (!Number.isNaN(inz)) feats.push(['inlet', inlet as number, inz])
+        // A malfunction lasts (15 min and more): it must hold malfunctionConfirm readings, which a passing
+        // equipment step or a short excursion does not. A spike is typed once its rise has ended.
+        if ((type === MALFUNCTION || rising) && run < sp.malfunctionConfirm) found = undefined
+        else found = { type, value, threshold: zOpen, peak: Math.abs(zb),
+          reason: `value ${fmt(value)} is ${fmt(Math.abs(zb))} sigma ${sign > 0 ? 'above' : 'below'} its rolling baseline (sigma ${fmt(scale)}), ${why}`,
+          features: features(feats) }
       }
-      // Drift: slow mean of z, fed only when nothing else is going on.
-      if (open === NONE || open === DRIFT) {
-        // Clipped at spike.z: a single wild reading belongs to the spike logic, not to the slow mean.
-        const zc = Math.max(-sp.z, Math.min(sp.z, z))
-        const a = 1 / c.drift.slowReadings
-        v[L.SLOW] = (1 - a) * (v[L.SLOW] as number) + a * zc
-        const am = 1 / c.drift.midReadings
-        v[L.MID] = (1 - am) * (v[L.MID] as number) + am * zc
+    }
+  }
+
+  // 4. drift: the slow mean of the covariate-model residual z.
+  if (value !== undefined && flow !== undefined && temp !== undefined && !Number.isNaN(resid)) {
+    const p = predict(s.m, flow, temp, floor)
+    const fresh = warm && novel(s.m, flow, temp, c.noveltyMargin)
+    let healthy = calm && !found && miss === 0 && (v[L.REP] as number) === 0
+    if (warm) {
+      z = resid / p.sigma
+      const sp = c.spike
+      if (open === NONE || open === DRIFT || (v[L.SLOWOPEN] as number) === 1) {
+        const zc = Math.max(-DRIFT_CLIP, Math.min(DRIFT_CLIP, z))
+        v[L.SLOW] = ew(v[L.SLOW] as number, zc, Infinity, c.drift.slowReadings)
+        v[L.MID] = ew(v[L.MID] as number, zc, Infinity, c.drift.midReadings)
         const slow = v[L.SLOW] as number
-        // A lone reading beyond spike.z inside a growing drift is noise on top of it; a run of them is not a drift.
-        v[L.SRUN] = Math.abs(slow) > c.drift.z && (v[L.OVER] as number) < 2 && !fresh ? (v[L.SRUN] as number) + 1 : 0
+        // The threshold is the sensor's own: drift.z, or scaleZ times how far its slow mean wanders while healthy
+        // (a process the covariate model fits badly wanders far, and must drift further to count).
+        const dz = Math.max(c.drift.z, c.drift.scaleZ * 1.2533 * (Number.isNaN(v[L.SLOWDEV] as number) ? 0 : v[L.SLOWDEV] as number))
+        // A spike-level run pauses the count (the spike rule judges it) rather than restarting it, so a build-up the
+        // baseline keeps crossing back and forth is still confirmed.
+        if (!(Math.abs(slow) > dz)) v[L.SRUN] = 0
+        else if ((v[L.OVER] as number) === 0 && !fresh) v[L.SRUN] = (v[L.SRUN] as number) + 1
+        if (calm && (v[L.SRUN] as number) === 0 && Math.abs(slow) < 0.5 * dz) {
+          // Clipped at three times its current value, and learned only well inside the threshold, so a drift on its
+          // way up cannot teach the sensor to tolerate it (early on, when the mean learns fast, it would outrun it).
+          const sd = Number.isNaN(v[L.SLOWDEV] as number) ? 0 : v[L.SLOWDEV] as number
+          v[L.SLOWDEV] = ew(sd, Math.min(Math.abs(slow), Math.max(3 * sd, c.drift.z / Math.max(1, c.drift.scaleZ))), (v[L.N] as number) - c.warmupReadings, c.halfLifeReadings)
+        }
         if (!found && open === NONE && (v[L.SRUN] as number) >= c.drift.sustainReadings) {
           const fz = covariateZ(s.m, 'flow', flow), tz = covariateZ(s.m, 'temp', temp)
-          found = { type: DRIFT, value, threshold: c.drift.z,
+          // A drift creeps: when it is confirmed its recent residual is a few times the threshold at most. A shift
+          // whose last readings (the baseline's fast mean, unclipped) are already far beyond it built up in minutes:
+          // a process malfunction the rolling baseline followed too closely to hold it as an excursion.
+          const recent = (v[L.FAST] as number) / p.sigma
+          if (Math.sign(recent) === Math.sign(slow) && Math.abs(recent) >= Math.max(c.drift.fastZ, c.drift.fastRatio * dz)) {
+            found = { type: MALFUNCTION, value, threshold: Math.max(c.drift.fastZ, c.drift.fastRatio * dz), peak: Math.abs(recent), slow: true,
+              reason: `the residual against flow and temperature is ${fmt(recent)} sigma, ${fmt(Math.abs(recent) / dz)} x this sensor's drift threshold after ${v[L.SRUN] as number} readings: built up too fast for a drift`,
+              features: features([['residual_recent', value, recent], ['residual_mean', slow, slow * Math.sqrt(c.drift.slowReadings)], ['flow', flow, fz], ['temp', temp, tz]]) }
+          } else found = { type: DRIFT, value, threshold: dz, slow: true,
             reason: `the residual against flow and temperature has averaged ${fmt(slow)} sigma for ${v[L.SRUN] as number} readings (slow ${slow > 0 ? 'upward' : 'downward'} drift)`,
             features: features([['residual_mean', slow, slow * Math.sqrt(c.drift.slowReadings)], ['flow', flow, fz], ['temp', temp, tz]]) }
         }
       }
-      // Evidence pending (a large residual, a run, or a slow mean on its way to a drift) is not learned: a
-      // regression that kept learning would absorb a drift that happens to coincide with a flow or temperature trend.
+      // Evidence pending is not learned: a regression that kept learning would absorb a drift.
       if (fresh) v[L.GATED] = 0
       else if (Math.abs(z) >= sp.clearZ || (v[L.OVER] as number) > 0) healthy = false
       else if (Math.abs(v[L.SLOW] as number) >= c.drift.learnBelow) {
@@ -523,15 +803,7 @@ function onReading(s: ProcessState, r: Reading, ctx: ActorContext, c: ProcessCon
         if ((v[L.GATED] as number) <= 8 * c.drift.sustainReadings) healthy = false
       } else v[L.GATED] = 0
     }
-    if (!oos && (healthy || !warm)) {
-      if (!found && open === NONE && value !== undefined) learn(s.m, flow, temp, value, resid, c.halfLifeReadings)
-    }
-    v[L.Z6] = v[L.Z5] as number
-    v[L.Z5] = v[L.Z4] as number
-    v[L.Z4] = v[L.Z3] as number
-    v[L.Z3] = v[L.Z2] as number
-    v[L.Z2] = v[L.Z1] as number
-    v[L.Z1] = z
+    if (!oos && (healthy || !warm) && !found && open === NONE) learn(s.m, flow, temp, value, resid, c.halfLifeReadings)
     v[L.Z] = z
   }
   if (value !== undefined) v[L.N] = (v[L.N] as number) + 1
@@ -545,20 +817,32 @@ function onReading(s: ProcessState, r: Reading, ctx: ActorContext, c: ProcessCon
     v[L.SLOW] = 0
     v[L.MID] = 0
     v[L.SRUN] = 0
+    v[L.DEPART] = NaN
   }
 
-  // Alert state machine: a finding of higher priority than the open alert (lower index) replaces it.
+  // Alert state machine, one alert per episode: a finding of higher priority than the open alert (lower index)
+  // replaces it; one of lower or equal priority only updates it (when it grew), so an episode does not flap
+  // between types. Closing needs the type's clear condition for its clearReadings in a row (hysteresis).
   const cur = v[L.AT] as number
-  if (found && (cur === NONE || found.type < cur)) {
-    const start = found.type === FAILURE && miss === 0 ? ts - (rep - 1) * Math.max(0, ts - (v[L.TS] as number)) : ts
+  // Spike and malfunction are one family: a reading that now looks like the other updates the open alert.
+  const family = (t: number): number => (t === MALFUNCTION ? SPIKE : t)
+  if (found && (cur === NONE || family(found.type) < family(cur))) {
+    const start = found.type === FAILURE && miss === 0 && found.features[0]?.feature === 'repeat' ? ts - (rep - 1) * Math.max(0, ts - (v[L.TS] as number)) : ts
     if (cur !== NONE) closeAlert(s, ctx, c, ts, found.value, `superseded by ${PLANT_ANOMALIES[found.type] as string}`)
     openAlert(s, ctx, c, found, ts, Number.isFinite(start) ? start : ts)
   } else if (cur !== NONE) {
+    if (found?.peak !== undefined && family(found.type) === family(cur) && found.peak >= (v[L.UPD] as number) + c.spike.updateZ) updateAlert(s, ctx, c, found, ts)
     let clear: boolean, need: number
-    switch (cur) {
+    const bySlow = cur === DRIFT || (v[L.SLOWOPEN] as number) === 1
+    switch (bySlow ? DRIFT : cur) {
       case CYBER: clear = !found || found.type !== CYBER; need = c.cyber.clearReadings; break
-      case FAILURE: clear = value !== undefined && (v[L.REP] as number) === 0; need = c.failure.clearReadings; break
-      case SPIKE: case MALFUNCTION: clear = !Number.isNaN(z) && Math.abs(z) < c.spike.clearZ; need = c.spike.clearReadings; break
+      case FAILURE: clear = value !== undefined && (v[L.REP] as number) === 0 && !(found?.type === FAILURE); need = c.failure.clearReadings; break
+      case SPIKE: case MALFUNCTION: {
+        const zb = v[L.ZB] as number
+        clear = value !== undefined && Math.abs(zb) < c.spike.clearZ
+        need = c.spike.clearReadings
+        break
+      }
       default: {
         // Closes when the medium mean is back near zero, or has fallen well below the drift's peak (a
         // recalibration returns the value at once; the model may have taken in a little of the drift before it was
@@ -569,14 +853,13 @@ function onReading(s: ProcessState, r: Reading, ctx: ActorContext, c: ProcessCon
         need = c.drift.clearReadings
       }
     }
-    if (found && found.type === cur) clear = false
+    if (found && family(found.type) === family(cur)) clear = false
     v[L.CLEAR] = clear ? (v[L.CLEAR] as number) + 1 : 0
     v[L.AN] = (v[L.AN] as number) + 1
     if ((v[L.CLEAR] as number) >= need) closeAlert(s, ctx, c, ts, value ?? NaN, 'back to normal')
-    else if (cur === DRIFT && (v[L.AN] as number) >= c.drift.maxReadings) {
+    else if (bySlow && (v[L.AN] as number) >= c.drift.maxReadings) {
       // A lasting shift: accept it as the new level rather than alarming forever.
-      const lim = c.limits[s.type]
-      const sigma = predict(s.m, v[L.FLOW] as number, v[L.TEMP] as number, lim ? (lim.hi - lim.lo) * c.sigmaFloorRel : 1e-9).sigma
+      const sigma = predict(s.m, v[L.FLOW] as number, v[L.TEMP] as number, floor).sigma
       s.m[M.MV] = (s.m[M.MV] as number) + (v[L.MID] as number) * sigma
       closeAlert(s, ctx, c, ts, value ?? NaN, 'shift accepted as the new baseline')
     }
@@ -606,6 +889,7 @@ function query(s: ProcessState, ctx: { entity: EntityRef; watermark: number; las
     model: { readings: s.m[M.N], expected: orNull(p?.expected), sigma: orNull(p?.sigma), perFlow: orNull(p?.bf), perDegree: orNull(p?.bt),
       warm: (v[L.N] as number) >= c.warmupReadings },
     residualZ: orNull(v[L.Z]),
+    baseline: { z: orNull(v[L.ZB]), level: orNull(v[L.BASE]), deviation: orNull(v[L.DEV]), quantum: orNull(v[L.QUANT]), longestHold: v[L.HOLD] },
     driftMean: orNull(v[L.SLOW]),
     driftRun: v[L.SRUN],
     alert: at === NONE ? null : { type: PLANT_ANOMALIES[at], alertId: alertIdOf(ctx.entity, at, v[L.AS] as number), start: v[L.AS] },
@@ -614,9 +898,14 @@ function query(s: ProcessState, ctx: { entity: EntityRef; watermark: number; las
   }
 }
 
-// ---- snapshot codec (version 1) -------------------------------------------------------------------------
+// ---- snapshot codec (version 2) -------------------------------------------------------------------------
 
-const CODEC_VERSION = 1
+/**
+ * Version 2 added the baseline, hold, quantum and toggle slots to `v`. A version 1 snapshot is read with its
+ * model, KPI counters and replay ring, and fresh live slots: detection warms up again (warmupReadings), the
+ * covariate model is kept.
+ */
+const CODEC_VERSION = 2
 
 interface Encoded { t: string; g: string; m: Array<number | null>; v: Array<number | null>; k: Array<number | null>; fp: Array<number | null>; p: number; l: number }
 
@@ -634,7 +923,7 @@ function encode(s: ProcessState): Encoded {
 }
 
 function decode(data: unknown, version: number): ProcessState {
-  if (version !== CODEC_VERSION) throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_VERSION, `process snapshot version ${version} is not ${CODEC_VERSION}`)
+  if (version !== CODEC_VERSION && version !== 1) throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_VERSION, `process snapshot version ${version} is not 1 or ${CODEC_VERSION}`)
   const e = data as Partial<Encoded> | null
   if (!e || typeof e !== 'object' || typeof e.t !== 'string' || typeof e.g !== 'string' || !Number.isSafeInteger(e.l) || !Number.isSafeInteger(e.p)) {
     throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_CORRUPT, 'process snapshot is not a process state')
@@ -645,7 +934,11 @@ function decode(data: unknown, version: number): ProcessState {
   const m = nums(e.m, 'model', M_SLOTS)
   // The model and counters are never NaN.
   if (m.some((x) => Number.isNaN(x))) throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_CORRUPT, 'process snapshot: bad model')
-  return { type: e.t, stage: e.g, m, v: nums(e.v, 'live values', L_SLOTS), k: nums(e.k, 'kpi counters', K_SLOTS), fp, fpPos: p, late: e.l as number }
+  // A version 2 snapshot written before the SLOWOPEN slot has one slot fewer (its open alert closes by its type's rule).
+  const v = version === 1 ? freshLive() : nums(e.v, 'live values')
+  if (v.length === L_SLOTS - 1) v.push(0)
+  if (v.length !== L_SLOTS) throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_CORRUPT, 'process snapshot: live values is not a list of numbers')
+  return { type: e.t, stage: e.g, m, v, k: nums(e.k, 'kpi counters', K_SLOTS), fp, fpPos: p, late: e.l as number }
 }
 
 /** The wastewater plant profile (kind `sensor`). */
