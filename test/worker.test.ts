@@ -74,14 +74,14 @@ t.test('live state query: owner answers, typed errors cross the wire, snapshot w
   const deps = { nc, kv, cfg, profiles: buildProfiles([sumProfile], cfg) }
   const live = await queryEntity(deps, 'sensor', 'qs')
   t.equal(live.source, 'live')
-  t.same(live.state, { total: 20, late: 0, open: 1 })
+  t.same(live.state, { total: 20, late: 0, open: 1, vsum: 190 })
   const err = await queryEntity(deps, 'sensor', 'nobody').catch((e: unknown) => e)
   t.type(err, QueryError)
   t.equal((err as QueryError).code, 'PW_ENTITY_UNKNOWN', 'typed error from the owner')
   await w.stop()
   const snap = await queryEntity(deps, 'sensor', 'qs', 200)
   t.equal(snap.source, 'snapshot', 'no owner: answered from the snapshot')
-  t.same(snap.state, { total: 20, late: 0, open: 1 })
+  t.same(snap.state, { total: 20, late: 0, open: 1, vsum: 190 })
   const err2 = await queryEntity(deps, 'vehicle', 'nobody', 200).catch((e: unknown) => e)
   t.equal((err2 as QueryError).code, 'PW_ENTITY_UNKNOWN')
   // Two sites: the peer's mirrored snapshot wins when it is further along the chain (the peer owns the partition now).
