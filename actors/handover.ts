@@ -167,6 +167,11 @@ export async function takeOver(nc: NatsConnection, cfg: RuntimeConfig, reason = 
   const map = await new SiteMapView(cfg, kv, jsm).refresh()
   const parts = map.owners.flatMap((o, p) => (o === peer.site ? [p] : []))
   const epoch = nextInSlot(map.epoch, siteSlot(cfg))
+  // Our relay stops forwarding them BEFORE the seal is read: a stray it forwarded is then either in the peer's
+  // stream up to what our mirror holds (before the seal) or in its unmirrored tail (counted in `unmirrored`), and
+  // what it did not forward is read by our new segments (actors/relay.ts).
+  const unforwarded = new Map<number, number>()
+  await Promise.all(parts.map(async (p) => { unforwarded.set(p, await closeRelay(kv, p)) }))
   const [mirror, ownLast] = await Promise.all([jsm.streams.info(peerStreams(cfg, peer.site).tlm), lastSeq(jsm, cfg.streams.tlm)])
   const sealedAt = mirror.state.last_seq
   // What the mirror last heard of the peer's TLM: readings past the seal were acked there and never reached us.
@@ -179,14 +184,13 @@ export async function takeOver(nc: NatsConnection, cfg: RuntimeConfig, reason = 
   const rewound: number[] = []
   const strays: Record<number, number> = {}
   await Promise.all(parts.map(async (p) => {
-    // Readings of p that devices sent to this site while the peer owned it and that our relay did not forward
-    // (actors/relay.ts): the new segment starts at the first of them, so they are read once, here.
-    const unforwarded = await closeRelay(kv, p)
     const cut = await recordAtSeal(js, jsm, cfg, p, sealedAt)
     if (cut.rewound) rewound.push(p)
     const theirs = cut.record
     const chain = sealChain(theirs?.segments ?? defaultChain(peer.site), sealedAt)
-    const start = segmentStart(cfg.site, chain, unforwarded, from)
+    // Readings of p that devices sent to this site while the peer owned it and that our relay did not forward:
+    // the new segment starts at the first of them, so they are read once, here.
+    const start = segmentStart(cfg.site, chain, unforwarded.get(p) ?? from)
     if (start < from) strays[p] = from - start
     const segments = [...chain, { epoch, site: cfg.site, from: start }]
     await writeTenure(kv, p, {
@@ -298,7 +302,7 @@ export async function takeBack(nc: NatsConnection, cfg: RuntimeConfig, opts: Fai
       await sleep(50)
     }
     const chain = sealChain(theirs?.record.segments ?? defaultChain(peer.site), sealedAt)
-    const start = segmentStart(cfg.site, chain, unforwarded.get(p) ?? from, from)
+    const start = segmentStart(cfg.site, chain, unforwarded.get(p) ?? from)
     if (start < from) strays[p] = from - start
     const segments = [...chain, { epoch, site: cfg.site, from: start }]
     await writeTenure(kv, p, {

@@ -84,10 +84,14 @@ export async function closeRelay(kv: KV, p: number, waitMs = 6_000): Promise<num
   }
 }
 
-/** The first sequence of this site's new segment of p: strays not forwarded, never before this site's last seal. */
-export function segmentStart(site: string, chain: readonly Segment[], firstUnforwarded: number, next: number): number {
+/**
+ * The first sequence of this site's new segment of p: the first stray the relay did not forward, never before
+ * this site's last seal. Not earlier: a reading stored here after the move began (past the TLM's last sequence
+ * when the move read it) but forwarded before the relay closed is in the old owner's stream, before its seal.
+ */
+export function segmentStart(site: string, chain: readonly Segment[], firstUnforwarded: number): number {
   const sealed = chain.filter((s) => s.site === site).map((s) => s.to ?? 0)
-  return Math.max(Math.min(next, firstUnforwarded), Math.max(0, ...sealed) + 1)
+  return Math.max(firstUnforwarded, Math.max(0, ...sealed) + 1)
 }
 
 export interface RelayStats {
