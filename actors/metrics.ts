@@ -75,6 +75,13 @@ export const METRICS = {
   gatewayBackpressure: 'pitwall_gateway_backpressure_responses_total',
   gatewayLiveClients: 'pitwall_gateway_live_clients',
   gatewayJwksFetches: 'pitwall_gateway_jwks_fetches_total',
+  // Webhook notifications (gateway/notify-worker.ts). Labels: outcome and result from fixed sets, never a URL.
+  notifyDeliveries: 'pitwall_notify_deliveries_total',
+  notifyAttempts: 'pitwall_notify_attempts_total',
+  notifyAttemptSeconds: 'pitwall_notify_attempt_duration_seconds',
+  notifyDeliveryLatencySeconds: 'pitwall_notify_delivery_latency_seconds',
+  notifyPending: 'pitwall_notify_pending',
+  notifyOldestPendingSeconds: 'pitwall_notify_oldest_pending_seconds',
   // Sites (sites/controller.ts): one series per site process, labels site (and role on the role gauge).
   siteRole: 'pitwall_site_role',
   siteEpoch: 'pitwall_site_epoch',

@@ -15,6 +15,8 @@ import type { GatewayConfig } from './config.js'
 import { GatewayError, isDatabaseInputRejected, toGatewayError, type GatewayErrorCode } from './errors.js'
 import { adminPlugin } from './admin.js'
 import { alarmPlugin } from './alarms.js'
+import { notifyPlugin } from './notify.js'
+import { NotifyWorker } from './notify-worker.js'
 import { DeviceCredentials, installAuth, rateLimitKey } from './auth.js'
 import { JwksKeySet } from './jwks.js'
 import { migrate } from './db.js'
@@ -283,6 +285,16 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
   }
   if (pool) void app.register(queryPlugin, { pool })
   if (pool) void app.register(alarmPlugin, { pool, nc, site: cfg.runtime.site })
+  if (pool) {
+    void app.register(notifyPlugin, { pool })
+    if (cfg.notify.worker) {
+      // Started once the app is ready (migrations applied); stopped in preClose, before the pool closes, so the
+      // attempts in flight are recorded.
+      const worker = new NotifyWorker({ pool, cfg: cfg.notify, metrics, log: app.log })
+      app.addHook('onReady', async () => { worker.start() })
+      app.addHook('preClose', async () => { await worker.stop() })
+    }
+  }
   const stateOpts: StateOptions = { nc, cfg, profiles: profileDefs, ...(deps.query ? { query: deps.query } : {}), ...(pool ? { pool } : {}) }
   void app.register(statePlugin, stateOpts)
   void app.register(livePlugin, { nc, cfg, metrics, ...(pool ? { pool } : {}) })

@@ -45,6 +45,41 @@ export interface GatewayOptions {
   liveHeartbeatMs?: number
   /** Live feed: the reconnection delay suggested to EventSource clients (`retry:`). */
   liveRetryMs?: number
+  /** Webhook notifications (notify.ts, notify-worker.ts). */
+  notify?: NotifyOptions
+}
+
+/** Webhook notifications: the delivery worker's settings (docs/configuration.md, "Notifications"). */
+export interface NotifyOptions {
+  /** Run the delivery worker in this gateway (default on; it needs the database). Several gateways may run it. */
+  worker?: boolean
+  /** One HTTP attempt (connect, send, response headers) must finish within this, or it failed. */
+  timeoutMs?: number
+  /** How often an idle worker looks for due deliveries. */
+  pollMs?: number
+  /** Deliveries in flight per worker (each to a different alert of a subscription, or another subscription). */
+  concurrency?: number
+  /** Retry delay after the first failed attempt; doubles per attempt up to backoffMaxMs, with jitter. */
+  backoffBaseMs?: number
+  backoffMaxMs?: number
+  /** A delivery not delivered this long after its event is given up (`expired`). */
+  maxAgeMs?: number
+  /** Pending deliveries kept per subscription; beyond it the oldest are given up (`dropped`). */
+  maxPending?: number
+  /** Finished deliveries (and their attempts) are deleted this long after they finished. */
+  retentionMs?: number
+}
+
+export interface NotifyConfig {
+  readonly worker: boolean
+  readonly timeoutMs: number
+  readonly pollMs: number
+  readonly concurrency: number
+  readonly backoffBaseMs: number
+  readonly backoffMaxMs: number
+  readonly maxAgeMs: number
+  readonly maxPending: number
+  readonly retentionMs: number
 }
 
 export const ROLES = ['viewer', 'operator', 'admin'] as const
@@ -130,6 +165,7 @@ export interface GatewayConfig {
   readonly metrics: boolean
   readonly liveHeartbeatMs: number
   readonly liveRetryMs: number
+  readonly notify: NotifyConfig
 }
 
 export const GATEWAY_DEFAULTS = {
@@ -158,6 +194,70 @@ export const GATEWAY_DEFAULTS = {
   jwksCooldownMs: 30_000,
   jwksTimeoutMs: 5_000,
 } as const
+
+export const NOTIFY_DEFAULTS = {
+  worker: true,
+  timeoutMs: 10_000,
+  pollMs: 1_000,
+  concurrency: 16,
+  backoffBaseMs: 1_000,
+  backoffMaxMs: 300_000,
+  maxAgeMs: 24 * 3_600_000,
+  maxPending: 100_000,
+  retentionMs: 7 * 24 * 3_600_000,
+} as const
+
+export const NOTIFY_ENV = {
+  worker: 'PITWALL_NOTIFY_WORKER',
+  timeoutMs: 'PITWALL_NOTIFY_TIMEOUT_MS',
+  pollMs: 'PITWALL_NOTIFY_POLL_MS',
+  concurrency: 'PITWALL_NOTIFY_CONCURRENCY',
+  backoffBaseMs: 'PITWALL_NOTIFY_BACKOFF_BASE_MS',
+  backoffMaxMs: 'PITWALL_NOTIFY_BACKOFF_MAX_MS',
+  maxAgeMs: 'PITWALL_NOTIFY_MAX_AGE_MS',
+  maxPending: 'PITWALL_NOTIFY_MAX_PENDING',
+  retentionMs: 'PITWALL_NOTIFY_RETENTION_MS',
+} as const
+
+function notifyOptionsFromEnv(env: Record<string, string | undefined>): NotifyOptions {
+  const o: NotifyOptions = {}
+  const w = env[NOTIFY_ENV.worker]
+  if (w !== undefined && w !== '') {
+    if (w !== 'on' && w !== 'off') throw new ConfigError(NOTIFY_ENV.worker, `must be "on" or "off", got ${JSON.stringify(w)}`)
+    o.worker = w === 'on'
+  }
+  for (const k of ['timeoutMs', 'pollMs', 'concurrency', 'backoffBaseMs', 'backoffMaxMs', 'maxAgeMs', 'maxPending', 'retentionMs'] as const) {
+    const raw = env[NOTIFY_ENV[k]]
+    if (raw === undefined || raw === '') continue
+    const n = Number(raw)
+    if (!Number.isInteger(n)) throw new ConfigError(NOTIFY_ENV[k], `must be an integer, got ${JSON.stringify(raw)}`)
+    o[k] = n
+  }
+  return o
+}
+
+/** Validates the notification settings; `name` gives the setting's env name in errors. */
+export function compileNotify(o: NotifyOptions = {}): NotifyConfig {
+  const d = NOTIFY_DEFAULTS
+  const E = NOTIFY_ENV
+  const timeoutMs = int(E.timeoutMs, o.timeoutMs ?? d.timeoutMs, 100, 300_000)
+  const backoffBaseMs = int(E.backoffBaseMs, o.backoffBaseMs ?? d.backoffBaseMs, 10, 3_600_000)
+  const backoffMaxMs = int(E.backoffMaxMs, o.backoffMaxMs ?? d.backoffMaxMs, 10, 86_400_000)
+  if (backoffMaxMs < backoffBaseMs) throw new ConfigError(E.backoffMaxMs, `must be at least ${E.backoffBaseMs} (${backoffBaseMs})`)
+  const maxAgeMs = int(E.maxAgeMs, o.maxAgeMs ?? d.maxAgeMs, 1_000, 30 * 86_400_000)
+  if (maxAgeMs <= timeoutMs) throw new ConfigError(E.maxAgeMs, `must exceed ${E.timeoutMs} (${timeoutMs}): no attempt could finish`)
+  return Object.freeze({
+    worker: o.worker ?? d.worker,
+    timeoutMs,
+    pollMs: int(E.pollMs, o.pollMs ?? d.pollMs, 10, 60_000),
+    concurrency: int(E.concurrency, o.concurrency ?? d.concurrency, 1, 1_000),
+    backoffBaseMs,
+    backoffMaxMs,
+    maxAgeMs,
+    maxPending: int(E.maxPending, o.maxPending ?? d.maxPending, 1, 100_000_000),
+    retentionMs: int(E.retentionMs, o.retentionMs ?? d.retentionMs, 60_000, 365 * 86_400_000),
+  })
+}
 
 export const GATEWAY_ENV = {
   port: 'PITWALL_GATEWAY_PORT',
@@ -322,7 +422,7 @@ function compileAuth(a: AuthOptions): AuthConfig {
 
 /** Reads gateway options (PITWALL_GATEWAY_*) and the runtime's (PITWALL_*) from an environment. */
 export function gatewayOptionsFromEnv(env: Record<string, string | undefined>): GatewayOptions {
-  const o: GatewayOptions = { runtime: optionsFromEnv(env), auth: authOptionsFromEnv(env) }
+  const o: GatewayOptions = { runtime: optionsFromEnv(env), auth: authOptionsFromEnv(env), notify: notifyOptionsFromEnv(env) }
   const host = env[GATEWAY_ENV.host]
   if (host) o.host = host
   const cors = env[GATEWAY_CORS_ENV]
@@ -409,6 +509,7 @@ export function compileGatewayConfig(o: GatewayOptions = {}): GatewayConfig {
     metrics: o.metrics ?? true,
     liveHeartbeatMs: int('liveHeartbeatMs', o.liveHeartbeatMs ?? d.liveHeartbeatMs, 100, 300_000),
     liveRetryMs: int('liveRetryMs', o.liveRetryMs ?? d.liveRetryMs, 100, 600_000),
+    notify: compileNotify(o.notify),
   }
   return Object.freeze(cfg)
 }

@@ -145,6 +145,150 @@ const MIGRATIONS: readonly { version: number; sql: string }[] = [
     );
     CREATE INDEX alert_audit_by_alert ON alert_audit (alert_id, id);`,
   },
+  {
+    // Webhook notifications (notify.ts, notify-worker.ts): subscriptions, the outbox (one row per delivery:
+    // an alert event x a subscription that selects it) and the attempts log. Rows enter the outbox from
+    // triggers, in the same transaction as the alert event (the projector's alert_events, through the hook its
+    // migration 4 installs) or the workflow action (alert_audit), so an event is never written without its
+    // deliveries nor a delivery without its event. `notify_alert_seq` numbers each alert's events; its row
+    // lock, held to commit, makes that number follow commit order, which the worker's per-alert order needs.
+    version: 7,
+    sql: `CREATE TABLE notify_subscriptions (
+      id          text COLLATE "C" PRIMARY KEY,
+      name        text NOT NULL,
+      url         text NOT NULL,
+      secret      text NOT NULL,
+      enabled     boolean NOT NULL DEFAULT true,
+      events      text[],
+      profiles    text[],
+      types       text[],
+      severities  text[],
+      kinds       text[],
+      entities    text[],
+      fleets      text[],
+      sites       text[],
+      created_by  text NOT NULL,
+      created_at  timestamptz NOT NULL DEFAULT now(),
+      updated_at  timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE TABLE notify_alert_seq (
+      alert_id text COLLATE "C" PRIMARY KEY,
+      last_seq bigint NOT NULL
+    );
+    CREATE TABLE notify_outbox (
+      id               bigserial PRIMARY KEY,
+      delivery_id      uuid NOT NULL UNIQUE,
+      subscription_id  text COLLATE "C" NOT NULL REFERENCES notify_subscriptions (id) ON DELETE CASCADE,
+      alert_id         text COLLATE "C" NOT NULL,
+      alert_seq        bigint NOT NULL,
+      event            text NOT NULL,
+      payload          jsonb NOT NULL,
+      status           text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'expired', 'dropped')),
+      attempts         integer NOT NULL DEFAULT 0,
+      created_at       timestamptz NOT NULL DEFAULT now(),
+      next_attempt_at  timestamptz NOT NULL DEFAULT now(),
+      lease_until      timestamptz,
+      lease_owner      text,
+      last_status_code integer,
+      last_error       text,
+      finished_at      timestamptz,
+      UNIQUE (subscription_id, alert_id, alert_seq)
+    );
+    CREATE INDEX notify_outbox_due ON notify_outbox (next_attempt_at, id) WHERE status = 'pending';
+    CREATE INDEX notify_outbox_finished ON notify_outbox (finished_at) WHERE status <> 'pending';
+    CREATE INDEX notify_outbox_by_subscription ON notify_outbox (subscription_id, id);
+    CREATE TABLE notify_attempts (
+      outbox_id   bigint NOT NULL REFERENCES notify_outbox (id) ON DELETE CASCADE,
+      attempt     integer NOT NULL,
+      started_at  timestamptz NOT NULL,
+      duration_ms integer NOT NULL,
+      status_code integer,
+      error       text,
+      outcome     text NOT NULL CHECK (outcome IN ('delivered', 'failed')),
+      worker      text NOT NULL,
+      PRIMARY KEY (outbox_id, attempt)
+    );
+
+    CREATE FUNCTION pw_iso(t timestamptz) RETURNS text LANGUAGE sql IMMUTABLE AS
+      $f$ SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') $f$;
+
+    -- Fan-out of one alert event to the subscriptions that select it (their filters: NULL = any).
+    CREATE FUNCTION pw_notify_enqueue(a_id text, a_kind text, a_entity text, a_profile text, a_type text, a_severity text,
+        a_event text, a_body jsonb) RETURNS void LANGUAGE plpgsql AS $f$
+    DECLARE
+      n bigint;
+      e_fleet text;
+      e_site text;
+    BEGIN
+      IF NOT EXISTS (SELECT 1 FROM notify_subscriptions WHERE enabled) THEN RETURN; END IF;
+      INSERT INTO notify_alert_seq AS q (alert_id, last_seq) VALUES (a_id, 1)
+        ON CONFLICT (alert_id) DO UPDATE SET last_seq = q.last_seq + 1 RETURNING last_seq INTO n;
+      IF a_kind = 'sensor' THEN
+        SELECT customer_id, site INTO e_fleet, e_site FROM sensors WHERE id = a_entity;
+      ELSIF a_kind = 'vehicle' THEN
+        SELECT customer_id INTO e_fleet FROM vehicles WHERE vin = a_entity;
+      END IF;
+      INSERT INTO notify_outbox (delivery_id, subscription_id, alert_id, alert_seq, event, payload)
+      SELECT x.d, x.id, a_id, n, a_event, jsonb_build_object('deliveryId', x.d, 'subscriptionId', x.id, 'sequence', n) || a_body
+      FROM (SELECT gen_random_uuid() AS d, s.id FROM notify_subscriptions s
+        WHERE s.enabled
+          AND (s.events IS NULL OR a_event = ANY (s.events))
+          AND (s.profiles IS NULL OR a_profile = ANY (s.profiles))
+          AND (s.types IS NULL OR a_type = ANY (s.types))
+          AND (s.severities IS NULL OR a_severity = ANY (s.severities))
+          AND (s.kinds IS NULL OR a_kind = ANY (s.kinds))
+          AND (s.entities IS NULL OR a_entity = ANY (s.entities))
+          AND (s.fleets IS NULL OR e_fleet = ANY (s.fleets))
+          AND (s.sites IS NULL OR e_site = ANY (s.sites))) x;
+    END $f$;
+
+    -- The detector's open, update and close, as the projector inserts them into alert_events.
+    -- Columns read into scalars (not %ROWTYPE): plpgsql resolves row types when the function is created, and
+    -- the projector's tables may not exist yet.
+    CREATE OR REPLACE FUNCTION pw_alert_event_hook() RETURNS trigger LANGUAGE plpgsql AS $f$
+    DECLARE
+      w_assignee text;
+      w_cleared timestamptz;
+      w_acked timestamptz;
+    BEGIN
+      SELECT assignee, cleared_at, acknowledged_at INTO w_assignee, w_cleared, w_acked FROM alert_workflow WHERE alert_id = NEW.alert_id;
+      PERFORM pw_notify_enqueue(NEW.alert_id, NEW.kind, NEW.entity, NEW.profile, NEW.type, NEW.severity, NEW.event,
+        jsonb_build_object('event', NEW.event, 'at', pw_iso(NEW.event_at), 'by', 'system', 'byType', 'system',
+          'comment', NULL, 'assignee', w_assignee,
+          'alert', jsonb_build_object('alertId', NEW.alert_id, 'kind', NEW.kind, 'entity', NEW.entity, 'profile', NEW.profile,
+            'type', NEW.type, 'severity', NEW.severity, 'explanation', NEW.explanation, 'startedAt', pw_iso(NEW.started_at),
+            'endedAt', pw_iso(NEW.ended_at), 'value', NEW.value, 'threshold', NEW.threshold, 'details', NEW.details,
+            'active', NEW.event <> 'close' AND w_cleared IS NULL, 'acknowledged', w_acked IS NOT NULL)));
+      RETURN NULL;
+    END $f$;
+    DO $d$ BEGIN
+      IF to_regclass('alert_events') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'alert_events_hook') THEN
+        CREATE TRIGGER alert_events_hook AFTER INSERT ON alert_events FOR EACH ROW EXECUTE FUNCTION pw_alert_event_hook();
+      END IF;
+    END $d$;
+
+    -- People's acknowledge, assign, unassign, comment and clear (alarms.ts writes the workflow row first).
+    CREATE FUNCTION pw_alert_audit_hook() RETURNS trigger LANGUAGE plpgsql AS $f$
+    DECLARE
+      a_body jsonb;
+      a_kind text; a_entity text; a_profile text; a_type text; a_severity text;
+      w_assignee text;
+    BEGIN
+      SELECT a.kind, a.entity, a.profile, a.type, a.severity, w.assignee,
+          jsonb_build_object('alertId', a.alert_id, 'kind', a.kind, 'entity', a.entity, 'profile', a.profile,
+            'type', a.type, 'severity', a.severity, 'explanation', a.explanation, 'startedAt', pw_iso(a.started_at),
+            'endedAt', pw_iso(a.ended_at), 'value', a.value, 'threshold', a.threshold, 'details', a.details,
+            'active', a.state = 'open' AND w.cleared_at IS NULL, 'acknowledged', w.acknowledged_at IS NOT NULL)
+        INTO a_kind, a_entity, a_profile, a_type, a_severity, w_assignee, a_body
+        FROM alerts a LEFT JOIN alert_workflow w ON w.alert_id = a.alert_id WHERE a.alert_id = NEW.alert_id;
+      IF NOT FOUND THEN RETURN NULL; END IF;
+      PERFORM pw_notify_enqueue(NEW.alert_id, a_kind, a_entity, a_profile, a_type, a_severity, NEW.action,
+        jsonb_build_object('event', NEW.action, 'at', pw_iso(NEW.at), 'by', NEW.actor, 'byType', NEW.actor_type,
+          'comment', NEW.comment, 'assignee', w_assignee, 'alert', a_body));
+      RETURN NULL;
+    END $f$;
+    CREATE TRIGGER alert_audit_notify AFTER INSERT ON alert_audit FOR EACH ROW EXECUTE FUNCTION pw_alert_audit_hook();`,
+  },
 ]
 
 /** Applies the migrations not yet recorded in gw_schema_migrations, each in its own transaction. */

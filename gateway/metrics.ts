@@ -23,6 +23,12 @@ export class GatewayMetrics {
   readonly backpressure: Counter<'route' | 'status'>
   readonly liveClients: Gauge
   readonly jwksFetches: Counter<'result'>
+  readonly notifyDeliveries: Counter<'outcome'>
+  readonly notifyAttempts: Counter<'result'>
+  readonly notifyAttemptSeconds: Histogram<'result'>
+  readonly notifyLatencySeconds: Histogram
+  readonly notifyPending: Gauge
+  readonly notifyOldestPendingSeconds: Gauge
 
   constructor(labels: Record<string, string>) {
     const registers = [this.registry]
@@ -43,6 +49,21 @@ export class GatewayMetrics {
     this.backpressure = new Counter({ name: METRICS.gatewayBackpressure, help: 'Replies telling the client to back off (429 rate limited, 503 unavailable), by route pattern.', labelNames: ['route', 'status'], registers })
     this.liveClients = new Gauge({ name: METRICS.gatewayLiveClients, help: 'Open live-feed connections (Server-Sent Events and WebSocket).', registers })
     this.jwksFetches = new Counter({ name: METRICS.gatewayJwksFetches, help: 'Identity provider key set fetches: ok, failed, or throttled (an unknown kid within the cooldown, no fetch).', labelNames: ['result'], registers })
+    this.notifyDeliveries = new Counter({
+      name: METRICS.notifyDeliveries, labelNames: ['outcome'], registers,
+      help: 'Webhook deliveries finished by this gateway: delivered, expired (older than the max age) or dropped (over the per-subscription backlog bound).',
+    })
+    this.notifyAttempts = new Counter({ name: METRICS.notifyAttempts, help: 'Webhook HTTP attempts, by result: ok (2xx), http_error (any other status), timeout, network_error.', labelNames: ['result'], registers })
+    this.notifyAttemptSeconds = new Histogram({
+      name: METRICS.notifyAttemptSeconds, help: 'Duration of one webhook HTTP attempt, by result.', labelNames: ['result'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers,
+    })
+    this.notifyLatencySeconds = new Histogram({
+      name: METRICS.notifyDeliveryLatencySeconds, help: 'Time from an alert event entering the outbox to its delivery (retries included).',
+      buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400, 86400], registers,
+    })
+    this.notifyPending = new Gauge({ name: METRICS.notifyPending, help: 'Webhook deliveries pending in the outbox (all subscriptions; the same value from every gateway running a worker).', registers })
+    this.notifyOldestPendingSeconds = new Gauge({ name: METRICS.notifyOldestPendingSeconds, help: 'Age of the oldest pending webhook delivery (0 when none).', registers })
   }
 }
 

@@ -288,4 +288,21 @@ CREATE TABLE ${TABLES.identity} (
 );
 `,
   },
+  {
+    version: 4,
+    name: 'alert event hook: a row trigger calling pw_alert_event_hook() in the projector transaction (gateway notifications)',
+    sql: `
+-- Whoever needs alert events in the same transaction as the projector writes them (the gateway's notification
+-- outbox, gateway/notify.ts) defines pw_alert_event_hook(); until then it is this no-op. Defined only if absent:
+-- the gateway's migration may have created the real one first (both share the database).
+DO $$ BEGIN
+  IF to_regprocedure('pw_alert_event_hook()') IS NULL THEN
+    CREATE FUNCTION pw_alert_event_hook() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NULL; END';
+  END IF;
+END $$;
+-- AFTER INSERT only: a redelivery (ON CONFLICT DO NOTHING/UPDATE) inserts nothing and fires nothing.
+CREATE TRIGGER ${TABLES.alertEvents}_hook AFTER INSERT ON ${TABLES.alertEvents}
+  FOR EACH ROW EXECUTE FUNCTION pw_alert_event_hook();
+`,
+  },
 ]
