@@ -212,9 +212,13 @@ const MIGRATIONS: readonly { version: number; sql: string }[] = [
     CREATE FUNCTION pw_iso(t timestamptz) RETURNS text LANGUAGE sql IMMUTABLE AS
       $f$ SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') $f$;
 
-    -- Fan-out of one alert event to the subscriptions that select it (their filters: NULL = any).
+    -- Fan-out of one alert event to the subscriptions that select it (their filters: NULL = any). The delivery
+    -- id of a detector event is derived from the subscription id and the output id (the same at both sites, whose
+    -- projectors both write every alert event), so a subscription created with the same id at both sites sends
+    -- each detector event twice under one delivery id, which receivers dedupe; people's actions (a_key NULL) are
+    -- written at one site only and get a random id.
     CREATE FUNCTION pw_notify_enqueue(a_id text, a_kind text, a_entity text, a_profile text, a_type text, a_severity text,
-        a_event text, a_body jsonb) RETURNS void LANGUAGE plpgsql AS $f$
+        a_event text, a_key text, a_body jsonb) RETURNS void LANGUAGE plpgsql AS $f$
     DECLARE
       n bigint;
       e_fleet text;
@@ -230,7 +234,8 @@ const MIGRATIONS: readonly { version: number; sql: string }[] = [
       END IF;
       INSERT INTO notify_outbox (delivery_id, subscription_id, alert_id, alert_seq, event, payload)
       SELECT x.d, x.id, a_id, n, a_event, jsonb_build_object('deliveryId', x.d, 'subscriptionId', x.id, 'sequence', n) || a_body
-      FROM (SELECT gen_random_uuid() AS d, s.id FROM notify_subscriptions s
+      FROM (SELECT CASE WHEN a_key IS NULL THEN gen_random_uuid() ELSE md5(s.id || chr(10) || a_key)::uuid END AS d, s.id
+        FROM notify_subscriptions s
         WHERE s.enabled
           AND (s.events IS NULL OR a_event = ANY (s.events))
           AND (s.profiles IS NULL OR a_profile = ANY (s.profiles))
@@ -252,7 +257,7 @@ const MIGRATIONS: readonly { version: number; sql: string }[] = [
       w_acked timestamptz;
     BEGIN
       SELECT assignee, cleared_at, acknowledged_at INTO w_assignee, w_cleared, w_acked FROM alert_workflow WHERE alert_id = NEW.alert_id;
-      PERFORM pw_notify_enqueue(NEW.alert_id, NEW.kind, NEW.entity, NEW.profile, NEW.type, NEW.severity, NEW.event,
+      PERFORM pw_notify_enqueue(NEW.alert_id, NEW.kind, NEW.entity, NEW.profile, NEW.type, NEW.severity, NEW.event, NEW.output_id,
         jsonb_build_object('event', NEW.event, 'at', pw_iso(NEW.event_at), 'by', 'system', 'byType', 'system',
           'comment', NULL, 'assignee', w_assignee,
           'alert', jsonb_build_object('alertId', NEW.alert_id, 'kind', NEW.kind, 'entity', NEW.entity, 'profile', NEW.profile,
@@ -282,7 +287,7 @@ const MIGRATIONS: readonly { version: number; sql: string }[] = [
         INTO a_kind, a_entity, a_profile, a_type, a_severity, w_assignee, a_body
         FROM alerts a LEFT JOIN alert_workflow w ON w.alert_id = a.alert_id WHERE a.alert_id = NEW.alert_id;
       IF NOT FOUND THEN RETURN NULL; END IF;
-      PERFORM pw_notify_enqueue(NEW.alert_id, a_kind, a_entity, a_profile, a_type, a_severity, NEW.action,
+      PERFORM pw_notify_enqueue(NEW.alert_id, a_kind, a_entity, a_profile, a_type, a_severity, NEW.action, NULL,
         jsonb_build_object('event', NEW.action, 'at', pw_iso(NEW.at), 'by', NEW.actor, 'byType', NEW.actor_type,
           'comment', NEW.comment, 'assignee', w_assignee, 'alert', a_body));
       RETURN NULL;

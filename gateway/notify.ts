@@ -15,7 +15,7 @@ import type { FastifyRequest } from 'fastify'
 import type pg from 'pg'
 import { GatewayError } from './errors.js'
 import { projectionError } from './queries.js'
-import { errorReplies, NoContent } from './schemas.js'
+import { ErrorReply, errorReplies, NoContent } from './schemas.js'
 import { scopeOf } from './scope.js'
 
 export interface NotifyPluginOptions {
@@ -157,16 +157,23 @@ export const notifyPlugin: FastifyPluginAsyncTypebox<NotifyPluginOptions> = asyn
   app.post('/v1/notifications/subscriptions', {
     config: write,
     schema: {
-      body: Type.Object({ name: Name, url: Url, enabled: Type.Optional(Type.Boolean()), filter: Type.Optional(Filter) }, strict),
-      response: { 201: Created, ...errorReplies },
+      body: Type.Object({
+        id: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$', description: 'chosen by the client (the same at both sites, see gateway/README.md); default a random `sub_...`' })),
+        name: Name, url: Url, enabled: Type.Optional(Type.Boolean()), filter: Type.Optional(Filter),
+      }, strict),
+      response: { 201: Created, 409: ErrorReply, ...errorReplies },
     },
   }, async (req, reply) => {
     const b = req.body
     const url = checkWebhookUrl(b.url, 'body.url')
     const secret = newSecret()
-    const r = await q<SubRow>(`INSERT INTO notify_subscriptions (id, name, url, secret, enabled, ${FILTER_KEYS.join(', ')}, created_by)
+    const id = b.id ?? newId()
+    const r = await pool.query<SubRow>(`INSERT INTO notify_subscriptions (id, name, url, secret, enabled, ${FILTER_KEYS.join(', ')}, created_by)
       VALUES ($1, $2, $3, $4, $5, ${FILTER_KEYS.map((_, i) => `$${i + 6}`).join(', ')}, $${FILTER_KEYS.length + 6}) RETURNING ${SUB_COLS}`,
-    [newId(), b.name, url, secret, b.enabled ?? true, ...filterValues(b.filter), creator(req)])
+    [id, b.name, url, secret, b.enabled ?? true, ...filterValues(b.filter), creator(req)]).catch((err: unknown) => {
+      if ((err as { code?: string }).code === '23505') throw new GatewayError('GW_ERR_CONFLICT', `subscription ${JSON.stringify(id)} already exists`, { item: 'body.id', cause: err })
+      throw projectionError(err)
+    })
     void reply.code(201)
     return { ...subOut(r.rows[0] as SubRow), secret }
   })
