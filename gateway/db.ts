@@ -175,10 +175,13 @@ const MIGRATIONS: readonly { version: number; sql: string }[] = [
       alert_id text COLLATE "C" PRIMARY KEY,
       last_seq bigint NOT NULL
     );
+    -- No foreign key to notify_subscriptions: its per-row check would cost every fan-out. Rows are inserted only
+    -- for subscriptions selected in the same statement; deleting a subscription deletes its rows (notify.ts), and
+    -- the worker claims only rows whose subscription exists (the sweep removes any left by a race).
     CREATE TABLE notify_outbox (
       id               bigserial PRIMARY KEY,
       delivery_id      uuid NOT NULL UNIQUE,
-      subscription_id  text COLLATE "C" NOT NULL REFERENCES notify_subscriptions (id) ON DELETE CASCADE,
+      subscription_id  text COLLATE "C" NOT NULL,
       alert_id         text COLLATE "C" NOT NULL,
       alert_seq        bigint NOT NULL,
       event            text NOT NULL,
@@ -196,7 +199,6 @@ const MIGRATIONS: readonly { version: number; sql: string }[] = [
     );
     CREATE INDEX notify_outbox_due ON notify_outbox (next_attempt_at, id) WHERE status = 'pending';
     CREATE INDEX notify_outbox_finished ON notify_outbox (finished_at) WHERE status <> 'pending';
-    CREATE INDEX notify_outbox_by_subscription ON notify_outbox (subscription_id, id);
     CREATE TABLE notify_attempts (
       outbox_id   bigint NOT NULL REFERENCES notify_outbox (id) ON DELETE CASCADE,
       attempt     integer NOT NULL,
@@ -212,8 +214,9 @@ const MIGRATIONS: readonly { version: number; sql: string }[] = [
     CREATE FUNCTION pw_iso(t timestamptz) RETURNS text LANGUAGE sql IMMUTABLE AS
       $f$ SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') $f$;
 
-    -- Fan-out of one alert event to the subscriptions that select it (their filters: NULL = any). The delivery
-    -- id of a detector event is derived from the subscription id and the output id (the same at both sites, whose
+    -- Fan-out of one alert event to the subscriptions that select it (their filters: NULL = any); used for
+    -- people's actions, one row at a time. The detector's events (below) do the same set-wise. The delivery id of
+    -- a detector event is derived from the subscription id and the output id (the same at both sites, whose
     -- projectors both write every alert event), so a subscription created with the same id at both sites sends
     -- each detector event twice under one delivery id, which receivers dedupe; people's actions (a_key NULL) are
     -- written at one site only and get a random id.
@@ -248,27 +251,53 @@ const MIGRATIONS: readonly { version: number; sql: string }[] = [
     END $f$;
 
     -- The detector's open, update and close, as the projector inserts them into alert_events.
-    -- Columns read into scalars (not %ROWTYPE): plpgsql resolves row types when the function is created, and
-    -- the projector's tables may not exist yet.
+    -- The detector's open, update and close, as the projector inserts them into alert_events: once per statement
+    -- (a projector batch), set-wise, over the transition table new_rows. Within a batch an alert's events are
+    -- numbered in stream order (input seq, then open < update < close as pw_alert_rank says). The counter rows are
+    -- locked in alert id order, so two such statements never deadlock on them.
     CREATE OR REPLACE FUNCTION pw_alert_event_hook() RETURNS trigger LANGUAGE plpgsql AS $f$
-    DECLARE
-      w_assignee text;
-      w_cleared timestamptz;
-      w_acked timestamptz;
     BEGIN
-      SELECT assignee, cleared_at, acknowledged_at INTO w_assignee, w_cleared, w_acked FROM alert_workflow WHERE alert_id = NEW.alert_id;
-      PERFORM pw_notify_enqueue(NEW.alert_id, NEW.kind, NEW.entity, NEW.profile, NEW.type, NEW.severity, NEW.event, NEW.output_id,
-        jsonb_build_object('event', NEW.event, 'at', pw_iso(NEW.event_at), 'by', 'system', 'byType', 'system',
-          'comment', NULL, 'assignee', w_assignee,
-          'alert', jsonb_build_object('alertId', NEW.alert_id, 'kind', NEW.kind, 'entity', NEW.entity, 'profile', NEW.profile,
-            'type', NEW.type, 'severity', NEW.severity, 'explanation', NEW.explanation, 'startedAt', pw_iso(NEW.started_at),
-            'endedAt', pw_iso(NEW.ended_at), 'value', NEW.value, 'threshold', NEW.threshold, 'details', NEW.details,
-            'active', NEW.event <> 'close' AND w_cleared IS NULL, 'acknowledged', w_acked IS NOT NULL)));
+      IF NOT EXISTS (SELECT 1 FROM notify_subscriptions WHERE enabled) THEN RETURN NULL; END IF;
+      WITH counted AS (
+        INSERT INTO notify_alert_seq AS q (alert_id, last_seq)
+        SELECT alert_id, count(*) FROM new_rows GROUP BY alert_id ORDER BY alert_id
+        ON CONFLICT (alert_id) DO UPDATE SET last_seq = q.last_seq + EXCLUDED.last_seq
+        RETURNING q.alert_id, q.last_seq
+      ), ev AS (
+        SELECT r.*, c.last_seq - count(*) OVER (PARTITION BY r.alert_id)
+            + row_number() OVER (PARTITION BY r.alert_id ORDER BY r.seq, pw_alert_rank(r.event), r.output_id) AS n,
+          coalesce(sn.customer_id, vh.customer_id) AS e_fleet, sn.site AS e_site,
+          w.assignee AS w_assignee, w.cleared_at AS w_cleared, w.acknowledged_at AS w_acked
+        FROM new_rows r JOIN counted c ON c.alert_id = r.alert_id
+          LEFT JOIN sensors sn ON r.kind = 'sensor' AND sn.id = r.entity
+          LEFT JOIN vehicles vh ON r.kind = 'vehicle' AND vh.vin = r.entity
+          LEFT JOIN alert_workflow w ON w.alert_id = r.alert_id
+      ), sel AS (
+        SELECT md5(s.id || chr(10) || e.output_id)::uuid AS d, s.id AS sub, e.*
+        FROM ev e JOIN notify_subscriptions s ON s.enabled
+          AND (s.events IS NULL OR e.event = ANY (s.events))
+          AND (s.profiles IS NULL OR e.profile = ANY (s.profiles))
+          AND (s.types IS NULL OR e.type = ANY (s.types))
+          AND (s.severities IS NULL OR e.severity = ANY (s.severities))
+          AND (s.kinds IS NULL OR e.kind = ANY (s.kinds))
+          AND (s.entities IS NULL OR e.entity = ANY (s.entities))
+          AND (s.fleets IS NULL OR e.e_fleet = ANY (s.fleets))
+          AND (s.sites IS NULL OR e.e_site = ANY (s.sites))
+      )
+      INSERT INTO notify_outbox (delivery_id, subscription_id, alert_id, alert_seq, event, payload)
+      SELECT d, sub, alert_id, n, event, jsonb_build_object('deliveryId', d, 'subscriptionId', sub, 'sequence', n,
+          'event', event, 'at', pw_iso(event_at), 'by', 'system', 'byType', 'system', 'comment', NULL, 'assignee', w_assignee,
+          'alert', jsonb_build_object('alertId', alert_id, 'kind', kind, 'entity', entity, 'profile', profile,
+            'type', type, 'severity', severity, 'explanation', explanation, 'startedAt', pw_iso(started_at),
+            'endedAt', pw_iso(ended_at), 'value', value, 'threshold', threshold, 'details', details,
+            'active', event <> 'close' AND w_cleared IS NULL, 'acknowledged', w_acked IS NOT NULL))
+      FROM sel ORDER BY alert_id, n;
       RETURN NULL;
     END $f$;
     DO $d$ BEGIN
       IF to_regclass('alert_events') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'alert_events_hook') THEN
-        CREATE TRIGGER alert_events_hook AFTER INSERT ON alert_events FOR EACH ROW EXECUTE FUNCTION pw_alert_event_hook();
+        CREATE TRIGGER alert_events_hook AFTER INSERT ON alert_events REFERENCING NEW TABLE AS new_rows
+          FOR EACH STATEMENT EXECUTE FUNCTION pw_alert_event_hook();
       END IF;
     END $d$;
 

@@ -104,7 +104,8 @@ export class NotifyWorker {
     while (this.running) {
       const free = this.cfg.concurrency - this.inflight.size
       let claimed = 0
-      if (free > 0) {
+      // Claim in batches (half the slots free, or all): one claim query per delivery would cost more than the sends.
+      if (free > 0 && (free >= Math.ceil(this.cfg.concurrency / 2) || this.inflight.size === 0)) {
         try {
           const rows = await this.claim(free)
           claimed = rows.length
@@ -155,7 +156,7 @@ export class NotifyWorker {
     this.inflight.add(p)
   }
 
-  /** One attempt: POST, then record the attempt and the delivery's new state in one transaction. */
+  /** One attempt: POST, then record the attempt and the delivery's new state in one statement. */
   private async deliver(row: Claimed): Promise<void> {
     const body = JSON.stringify(row.payload)
     const ts = Math.floor(Date.now() / 1000)
@@ -202,34 +203,25 @@ export class NotifyWorker {
     const delay = retryDelayMs(row.attempts, this.cfg.backoffBaseMs, this.cfg.backoffMaxMs)
     const expired = !ok && Date.now() + delay - row.created_at.getTime() >= this.cfg.maxAgeMs
     const status = ok ? 'delivered' : expired ? 'expired' : 'pending'
-    const c = await this.pool.connect()
-    try {
-      await c.query('BEGIN')
-      await c.query(`INSERT INTO notify_attempts (outbox_id, attempt, started_at, duration_ms, status_code, error, outcome, worker)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING`,
-      [row.id, row.attempts, started, durationMs, code, error?.slice(0, ERROR_CHARS) ?? null, ok ? 'delivered' : 'failed', this.id])
-      // Only while this worker still holds the lease of this attempt: a worker that lost it records its
-      // attempt in the log but does not change the delivery the next holder owns.
-      const u = await c.query(`UPDATE notify_outbox SET status = $3, lease_until = NULL, lease_owner = NULL, last_status_code = $4, last_error = $5,
+    // One statement (atomic, one round trip): the attempt goes into the log, and the delivery changes only while
+    // this worker still holds the lease of this attempt (a worker that lost it logs its attempt but does not
+    // change the delivery the next holder owns).
+    const u = await this.pool.query(`WITH logged AS (
+        INSERT INTO notify_attempts (outbox_id, attempt, started_at, duration_ms, status_code, error, outcome, worker)
+        SELECT $1, $7, $8, $9, $4, $5, $10, $2 WHERE EXISTS (SELECT 1 FROM notify_outbox WHERE id = $1)
+        ON CONFLICT DO NOTHING)
+      UPDATE notify_outbox SET status = $3, lease_until = NULL, lease_owner = NULL, last_status_code = $4, last_error = $5,
           next_attempt_at = CASE WHEN $3 = 'pending' THEN now() + $6 * interval '1 millisecond' ELSE next_attempt_at END,
           finished_at = CASE WHEN $3 = 'pending' THEN NULL ELSE now() END
         WHERE id = $1 AND lease_owner = $2 AND attempts = $7 AND status = 'pending'`,
-      [row.id, this.id, status, code, error?.slice(0, ERROR_CHARS) ?? null, delay, row.attempts])
-      await c.query('COMMIT')
-      if (u.rowCount === 1) {
-        if (ok) {
-          this.metrics.notifyDeliveries.inc({ outcome: 'delivered' })
-          this.metrics.notifyLatencySeconds.observe((Date.now() - row.created_at.getTime()) / 1000)
-        } else if (expired) {
-          this.metrics.notifyDeliveries.inc({ outcome: 'expired' })
-          this.log.warn({ deliveryId: row.delivery_id, subscription: row.subscription_id, attempts: row.attempts }, 'notify: delivery expired (max age reached)')
-        }
-      }
-    } catch (err) {
-      await c.query('ROLLBACK').catch(() => undefined)
-      throw err
-    } finally {
-      c.release()
+    [row.id, this.id, status, code, error?.slice(0, ERROR_CHARS) ?? null, delay, row.attempts, started, durationMs, ok ? 'delivered' : 'failed'])
+    if (u.rowCount !== 1) return
+    if (ok) {
+      this.metrics.notifyDeliveries.inc({ outcome: 'delivered' })
+      this.metrics.notifyLatencySeconds.observe((Date.now() - row.created_at.getTime()) / 1000)
+    } else if (expired) {
+      this.metrics.notifyDeliveries.inc({ outcome: 'expired' })
+      this.log.warn({ deliveryId: row.delivery_id, subscription: row.subscription_id, attempts: row.attempts }, 'notify: delivery expired (max age reached)')
     }
   }
 
@@ -239,6 +231,8 @@ export class NotifyWorker {
     const expired = await this.pool.query(`UPDATE notify_outbox SET status = 'expired', finished_at = now(), last_error = coalesce(last_error, 'max age reached before any attempt')
       WHERE status = 'pending' AND created_at <= now() - $1 * interval '1 millisecond' AND ${free}`, [this.cfg.maxAgeMs])
     if (expired.rowCount) this.metrics.notifyDeliveries.inc({ outcome: 'expired' }, expired.rowCount)
+    await this.pool.query(`DELETE FROM notify_outbox o WHERE status = 'pending'
+      AND NOT EXISTS (SELECT 1 FROM notify_subscriptions s WHERE s.id = o.subscription_id)`)
     const over = await this.pool.query<{ subscription_id: string; n: string }>(
       "SELECT subscription_id, count(*) AS n FROM notify_outbox WHERE status = 'pending' GROUP BY subscription_id HAVING count(*) > $1", [this.cfg.maxPending])
     for (const s of over.rows) {

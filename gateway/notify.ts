@@ -218,8 +218,10 @@ export const notifyPlugin: FastifyPluginAsyncTypebox<NotifyPluginOptions> = asyn
     config: { access: 'admin' },
     schema: { params: IdParams, response: { 204: NoContent, ...errorReplies } },
   }, async (req, reply) => {
-    const r = await q('DELETE FROM notify_subscriptions WHERE id = $1', [req.params.id])
-    if (r.rowCount !== 1) throw unknownSub(req.params.id)
+    const r = await q<{ n: number }>(`WITH d AS (DELETE FROM notify_subscriptions WHERE id = $1 RETURNING id),
+      o AS (DELETE FROM notify_outbox WHERE subscription_id IN (SELECT id FROM d))
+      SELECT count(*)::int AS n FROM d`, [req.params.id])
+    if (r.rows[0]?.n !== 1) throw unknownSub(req.params.id)
     void reply.code(204)
     return null
   })

@@ -408,6 +408,13 @@ t.test('notifications', async (t) => {
     t.same(b.map((r) => r.delivery_id).sort(), outs.map((o) => derivedId('pager', o.id)).sort(), 'site b: the derived ids')
     t.same(a.filter((r) => r.event !== 'acknowledge').map((r) => r.delivery_id).sort(), b.map((r) => r.delivery_id).sort(), 'site a: the same ids for the same events')
     t.equal(a.filter((r) => r.event === 'acknowledge').length, 1, 'the acknowledgement only at the site where it was made')
+    // a redelivered output (stored again by JetStream under another message id) is projected idempotently: no new delivery
+    const again = outs[0]!
+    await js.publish(subjectOf(again), JSON.stringify(again), { msgID: `${again.id}:again` })
+    published++
+    await until('projected again', async () => projector.stats().applied >= published && projector2.stats().applied >= published)
+    t.equal((await pool.query(q)).rows.length, a.length, 'a redelivery notifies nothing (site a)')
+    t.equal((await pool2.query(q)).rows.length, b.length, 'nor at site b')
     await call('DELETE', '/v1/notifications/subscriptions/pager', admin)
   })
 

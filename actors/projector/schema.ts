@@ -290,7 +290,7 @@ CREATE TABLE ${TABLES.identity} (
   },
   {
     version: 4,
-    name: 'alert event hook: a row trigger calling pw_alert_event_hook() in the projector transaction (gateway notifications)',
+    name: 'alert event hook: a statement trigger calling pw_alert_event_hook() in the projector transaction (gateway notifications)',
     sql: `
 -- Whoever needs alert events in the same transaction as the projector writes them (the gateway's notification
 -- outbox, gateway/notify.ts) defines pw_alert_event_hook(); until then it is this no-op. Defined only if absent:
@@ -300,9 +300,10 @@ DO $$ BEGIN
     CREATE FUNCTION pw_alert_event_hook() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NULL; END';
   END IF;
 END $$;
--- AFTER INSERT only: a redelivery (ON CONFLICT DO NOTHING/UPDATE) inserts nothing and fires nothing.
+-- Once per statement, with the rows it inserted as the transition table new_rows (a batch is one statement, so
+-- the hook works set-wise). Inserted rows only: a redelivery that conflicts (ON CONFLICT ... UPDATE) is not in it.
 CREATE TRIGGER ${TABLES.alertEvents}_hook AFTER INSERT ON ${TABLES.alertEvents}
-  FOR EACH ROW EXECUTE FUNCTION pw_alert_event_hook();
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION pw_alert_event_hook();
 `,
   },
 ]
