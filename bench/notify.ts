@@ -9,7 +9,7 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import pg from 'pg'
 import pino from 'pino'
-import { migrate as migrateProjection } from '../actors/projector/mod.js'
+import { migrate as migrateProjection } from '../projector/mod.js'
 import { compileNotify, GatewayMetrics, migrate as migrateGateway, NotifyWorker } from '../gateway/mod.js'
 import { createTestDb } from '../test/helpers/pg.js'
 

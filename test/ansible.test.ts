@@ -76,7 +76,7 @@ async function checkNats(t: Test, topo: Topology, root: string): Promise<void> {
   }
 }
 
-/** The environment the local launcher gives a site's services: the two-site siteEnv (sites/launch.ts). */
+/** The environment the local launcher gives a site's services: the two-site siteEnv (cmd/lab.ts). */
 function twoSiteEnv(topo: Topology, s: SiteDef): Record<string, string> {
   const peer = peerOf(topo, s.name)
   return siteEnv({

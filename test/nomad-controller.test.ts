@@ -1,5 +1,5 @@
 /**
- * The site controller as its Nomad job runs it: the process `sites/bin/controller` with the environment of
+ * The site controller as its Nomad job runs it: the process `cmd/controller` with the environment of
  * nomad-jobs/controller.hcl (site b's var file, failover_after_ms lowered), its templates rendered from the Consul
  * double (NATS of the site, the peer controller's address in dc-a, the ACL token from the Nomad variable), against
  * real nats-servers of both sites. Site a is killed with -9, so the leafnode link and a's /healthz are gone. While

@@ -11,9 +11,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ActorCell } from '../actors/cell.js'
 import { ASSET_DEFAULTS, MODEL_FEATURE_SET, MODEL_FORMAT, asset, mergeAssetModel } from '../actors/kinds/sensor/asset.js'
-import { AssetSimulator } from '../sites/simulate/asset.js'
-import { runAssetProfile, scoreLeadTime, type Failure, type HistoryRow } from '../sites/simulate/asset-score.js'
-import { adviseOn, fitLogistic, fitLogisticNonNegative, labelOf, trainMain, type TrainedModel } from '../sites/simulate/train.js'
+import { AssetSimulator } from '../simulators/asset.js'
+import { runAssetProfile, scoreLeadTime, type Failure, type HistoryRow } from '../simulators/asset-score.js'
+import { adviseOn, fitLogistic, fitLogisticNonNegative, labelOf, trainMain, type TrainedModel } from '../simulators/train.js'
 
 const H = 3_600_000
 

@@ -28,13 +28,13 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { jetstream } from '@nats-io/jetstream'
 import {
   ConfigError, connectNats, partitionOf, PitwallError, readingMsgId, RUNTIME_DEFAULTS, RuntimeErrorCodes, SITE_PATTERN, tlmSubject, UnreachableError,
-} from '../../actors/mod.js'
+} from '../actors/mod.js'
 import type * as MqttModuleNs from 'mqtt'
-import { Simulator, type SimItem } from '../simulator.js'
-import { AssetSimulator } from './asset.js'
-import { PlantSimulator } from './plant.js'
-import { RoadSimulator } from './road.js'
-import { writeGroundTruth, type DomainItem, type DomainSimulator, type Episode } from './truth.js'
+import { Simulator, type SimItem } from '../simulators/simulator.js'
+import { AssetSimulator } from '../simulators/asset.js'
+import { PlantSimulator } from '../simulators/plant.js'
+import { RoadSimulator } from '../simulators/road.js'
+import { writeGroundTruth, type DomainItem, type DomainSimulator, type Episode } from '../simulators/truth.js'
 
 export const SIM_PROFILES = ['race', 'environment', 'plant', 'asset', 'road'] as const
 export type SimProfile = (typeof SIM_PROFILES)[number]

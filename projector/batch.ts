@@ -15,8 +15,8 @@
  */
 import type {
   AlertBody, FenceBody, LapBody, LateBody, Output, PositionBody, RecommendationBody, ScoreBody, WindowBody,
-} from '../types.js'
-import { epochOf, seqOf } from '../sitemap.js'
+} from '../actors/types.js'
+import { epochOf, seqOf } from '../actors/sitemap.js'
 import { decodeOutput } from './decode.js'
 
 /** What the projector needs of a JetStream message. */

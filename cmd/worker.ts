@@ -1,13 +1,13 @@
 /**
- * Worker entrypoint (`node dist/actors/bin/worker.js`; the same command the local launcher and the Nomad job
+ * Worker entrypoint (`node dist/cmd/worker.js`; the same command the local launcher and the Nomad job
  * run). Configuration from PITWALL_* environment variables (docs/configuration.md). SIGTERM/SIGINT: drain,
  * checkpoint and release every partition, then exit 0.
  */
-import { compileConfig, optionsFromEnv } from '../config.js'
-import { PitwallError } from '../errors.js'
-import { PROFILES } from '../kinds/registry.js'
-import { serveMetrics, WorkerObserver, workerRegistry } from '../metrics.js'
-import { jsonLog, Worker } from '../worker.js'
+import { compileConfig, optionsFromEnv } from '../actors/config.js'
+import { PitwallError } from '../actors/errors.js'
+import { PROFILES } from '../actors/kinds/registry.js'
+import { serveMetrics, WorkerObserver, workerRegistry } from '../actors/metrics.js'
+import { jsonLog, Worker } from '../actors/worker.js'
 
 const log = jsonLog('worker')
 try {

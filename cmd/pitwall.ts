@@ -1,10 +1,10 @@
 /**
- * `pitwall` operator command (bin in package.json; `node dist/sites/cli.js ...`):
+ * `pitwall` operator command (bin in package.json; `node dist/cmd/pitwall.js ...`):
  *   pitwall state <sensor|vehicle> <id>    live state of an entity (from its owner, or its last snapshot)
  *   pitwall partitions                     owner, fencing token, epoch and cursor of every partition
  *   pitwall site <command> [flags]         status, failover, failback, assume-peer-lost (sites/site-cli.ts;
  *                                          flags or --topology <file> --site <s>; `pitwall site --help`)
- *   pitwall simulate --profile <p> ...     seeded simulator with ground truth (sites/simulate/cli.ts)
+ *   pitwall simulate --profile <p> ...     seeded simulator with ground truth (cmd/simulate.ts)
  *   pitwall train ...                      fit the asset risk model (sites/simulate/train.ts)
  *   pitwall deploy --site <s> [--plan]     Nomad deploy of a site (nomad-jobs/deploy.ts, docs/deploy.md)
  * Settings from PITWALL_* environment variables (docs/configuration.md); `site` commands take flags (or a site
@@ -16,9 +16,9 @@ import {
 } from '../actors/mod.js'
 import { deployMain } from '../nomad-jobs/deploy.js'
 import { mqttUsersMain } from '../gateway/mod.js'
-import { siteMain } from './site-cli.js'
-import { simulateMain } from './simulate/cli.js'
-import { trainMain } from './simulate/train.js'
+import { siteMain } from '../sites/site-cli.js'
+import { simulateMain } from './simulate.js'
+import { trainMain } from '../simulators/train.js'
 
 const [cmd, ...rest] = process.argv.slice(2)
 const usage = [

@@ -1,5 +1,5 @@
 /**
- * Site controller entrypoint (`node dist/sites/bin/controller.js`; the local launcher runs one per site):
+ * Site controller entrypoint (`node dist/cmd/controller.js`; the local launcher runs one per site):
  * automatic failover when the peer site is lost, `/healthz` for the peer's probe, `/status`, `/metrics`.
  * Settings: the runtime's PITWALL_* (site, NATS, partitions, PITWALL_PEER_SITE, PITWALL_HOME_PARTITIONS) and
  *   PITWALL_CONTROLLER_PORT            HTTP port (default 9481)
@@ -11,10 +11,10 @@
  *                                      (CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN, PITWALL_CONSUL_DATACENTER,
  *                                      PITWALL_PEER_CONSUL_DATACENTER; consul/discovery.ts peerHealthFromEnv)
  */
-import { compileConfig, ConfigError, connectNats, jsonLog, optionsFromEnv, PitwallError } from '../../actors/mod.js'
-import { SiteController } from '../controller.js'
-import { peerHealthFromEnv } from '../../consul/discovery.js'
-import { DiscoveryError } from '../../consul/errors.js'
+import { compileConfig, ConfigError, connectNats, jsonLog, optionsFromEnv, PitwallError } from '../actors/mod.js'
+import { SiteController } from '../sites/controller.js'
+import { peerHealthFromEnv } from '../consul/discovery.js'
+import { DiscoveryError } from '../consul/errors.js'
 
 const log = jsonLog('controller')
 try {

@@ -5,7 +5,7 @@
  */
 import { createWriteStream, type WriteStream } from 'node:fs'
 import { once } from 'node:events'
-import type { EntityKind, Reading } from '../../actors/mod.js'
+import type { EntityKind, Reading } from '../actors/mod.js'
 
 /** One injected anomaly: the readings of `entity` with `start <= ts <= end` are part of it. */
 export interface Episode {

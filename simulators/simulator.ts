@@ -18,7 +18,7 @@ import { jetstream, type PubAck } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { ConfigError, SITE_PATTERN, partitionOf, readingMsgId, tlmSubject } from '../actors/mod.js'
 import type { EntityKind, FieldValue, Reading } from '../actors/mod.js'
-import { entitySeed, Rng } from './simulate/truth.js'
+import { entitySeed, Rng } from './truth.js'
 
 export interface SimOptions {
   seed: number

@@ -12,8 +12,8 @@
  *   least 5 minutes of driving (start = first reading below 10 %, end = the refuel).
  * Otherwise drivers refuel at 20-30 %, and no trip burns that much.
  */
-import type { Reading } from '../../actors/mod.js'
-import { ConfigError } from '../../actors/mod.js'
+import type { Reading } from '../actors/mod.js'
+import { ConfigError } from '../actors/mod.js'
 import { Rng, clipEpisodes, entitySeed, round } from './truth.js'
 import type { DomainItem, DomainSimulator, Episode } from './truth.js'
 

@@ -1,17 +1,17 @@
 /**
- * Projector entrypoint (`node dist/actors/bin/projector.js`): consumes the site's OUT stream into PostgreSQL.
+ * Projector entrypoint (`node dist/cmd/projector.js`): consumes the site's OUT stream into PostgreSQL.
  * Settings: PITWALL_DEPLOYMENT, PITWALL_SITE, PITWALL_NATS_URL, PITWALL_PG_URL, PITWALL_DOMAIN_METRICS (docs/configuration.md).
  * Exits 2 at start when the streams, the state bucket or the database belong to another deployment
  * (PW_DEPLOYMENT_MISMATCH). SIGTERM: finish the current batch, commit, ack, exit 0.
  */
 import { jetstreamManager } from '@nats-io/jetstream'
-import { compileConfig, optionsFromEnv } from '../config.js'
-import { checkDeployment } from '../deployment.js'
-import { ConfigError, PitwallError } from '../errors.js'
-import { projectorRegistry, serveMetrics } from '../metrics.js'
+import { compileConfig, optionsFromEnv } from '../actors/config.js'
+import { checkDeployment } from '../actors/deployment.js'
+import { ConfigError, PitwallError } from '../actors/errors.js'
+import { projectorRegistry, serveMetrics } from '../actors/metrics.js'
 import { DomainMetrics, domainMetricsFromEnv, Projector } from '../projector/mod.js'
-import { peerStreams } from '../sitemap.js'
-import { connectNats, jsonLog } from '../worker.js'
+import { peerStreams } from '../actors/sitemap.js'
+import { connectNats, jsonLog } from '../actors/worker.js'
 
 const log = jsonLog('projector')
 const adapt = {

@@ -22,8 +22,8 @@
  *   sudden     no precursor.
  * Episodes carry `mode`; the unit is healthy again after the repair.
  */
-import type { Reading } from '../../actors/mod.js'
-import { ConfigError } from '../../actors/mod.js'
+import type { Reading } from '../actors/mod.js'
+import { ConfigError } from '../actors/mod.js'
 import { Rng, clipEpisodes, entitySeed, round } from './truth.js'
 import type { DomainItem, DomainSimulator, Episode } from './truth.js'
 

@@ -278,7 +278,7 @@ CREATE TABLE ${TABLES.seals} (
   },
   {
     version: 3,
-    name: 'identity: the deployment this database belongs to (issue 13 part 4, actors/projector/identity.ts)',
+    name: 'identity: the deployment this database belongs to (issue 13 part 4, projector/identity.ts)',
     sql: `
 -- One row, written create-only by the first projector to start: a projector of another deployment is refused.
 CREATE TABLE ${TABLES.identity} (

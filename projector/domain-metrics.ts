@@ -12,8 +12,8 @@
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
 import type pg from 'pg'
-import { ConfigError } from '../errors.js'
-import { METRICS } from '../metrics.js'
+import { ConfigError } from '../actors/errors.js'
+import { METRICS } from '../actors/metrics.js'
 import type { BatchRows } from './batch.js'
 import { TABLES } from './schema.js'
 

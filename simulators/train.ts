@@ -24,8 +24,8 @@ import { createReadStream, createWriteStream, writeFileSync, type WriteStream } 
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
-import { ActorCell, ASSET_DEFAULTS, ASSET_FEATURE_SET, ASSET_FEATURES, ASSET_MODEL_FORMAT, ConfigError, PitwallError, asset } from '../../actors/mod.js'
-import type { AssetConfig, AssetModel, Reading } from '../../actors/mod.js'
+import { ActorCell, ASSET_DEFAULTS, ASSET_FEATURE_SET, ASSET_FEATURES, ASSET_MODEL_FORMAT, ConfigError, PitwallError, asset } from '../actors/mod.js'
+import type { AssetConfig, AssetModel, Reading } from '../actors/mod.js'
 import { AssetSimulator } from './asset.js'
 import { runAssetProfile, scoreLeadTime, type Failure, type HistoryRow, type LeadScore } from './asset-score.js'
 

@@ -19,8 +19,8 @@
  *   jumps, or a replay of the sensor's own readings from 30-50 min before, 5-20 min).
  *   Every episode is recorded as ground truth {entity, type, start, end, mode}.
  */
-import type { Reading } from '../../actors/mod.js'
-import { ConfigError } from '../../actors/mod.js'
+import type { Reading } from '../actors/mod.js'
+import { ConfigError } from '../actors/mod.js'
 import { Rng, clipEpisodes, entitySeed, round } from './truth.js'
 import type { DomainItem, DomainSimulator, Episode } from './truth.js'
 

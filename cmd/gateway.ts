@@ -1,11 +1,11 @@
 /**
- * Gateway entrypoint: `node dist/gateway/bin.js`, configured by PITWALL_GATEWAY_* and PITWALL_* variables.
+ * Gateway entrypoint: `node dist/cmd/gateway.js`, configured by PITWALL_GATEWAY_* and PITWALL_* variables.
  * SIGTERM/SIGINT: stop accepting (in-flight requests finish, new ones get 503), then drain NATS so every
  * publish already sent is flushed before exit.
  */
 import { jetstreamManager } from '@nats-io/jetstream'
 import { checkDeployment, ConfigError, connectNats, jsonLog, PitwallError } from '../actors/mod.js'
-import { buildGateway, compileGatewayConfig, gatewayOptionsFromEnv } from './mod.js'
+import { buildGateway, compileGatewayConfig, gatewayOptionsFromEnv } from '../gateway/mod.js'
 
 const log = jsonLog('gateway')
 

@@ -8,8 +8,8 @@
  * - an alert opening is false when no failure of its entity follows within maxLead (72 h);
  * - false alerts per asset-month = false openings / (assets x test days / 30).
  */
-import { ActorCell, ASSET_DEFAULTS, asset, mergeAssetModel } from '../../actors/mod.js'
-import type { AlertBody, AssetConfig, AssetModel, Output, Reading } from '../../actors/mod.js'
+import { ActorCell, ASSET_DEFAULTS, asset, mergeAssetModel } from '../actors/mod.js'
+import type { AlertBody, AssetConfig, AssetModel, Output, Reading } from '../actors/mod.js'
 
 const HOUR = 3_600_000
 

@@ -22,11 +22,11 @@ import { renderPrometheusConfig, startPrometheus, findBinary, LOCAL_PROMETHEUS_P
 import {
   controllerSpec, gatewaySpec, GATEWAY_PORT, metricsPort, PROJECTOR_METRICS_PORT, projectorSpec, ROOT, type Running,
   type ServiceSpec, siteEnv, startService, stopService, workerSpec,
-} from './local.js'
-import { localTopology } from './local-topology.js'
-import { LocalSites, waitForLink } from './servers.js'
-import { Simulator } from './simulator.js'
-import { clientUrls, deploymentOf, peerOf, siteOf } from './topology.js'
+} from '../sites/local.js'
+import { localTopology } from '../sites/local-topology.js'
+import { LocalSites, waitForLink } from '../sites/servers.js'
+import { Simulator } from '../simulators/simulator.js'
+import { clientUrls, deploymentOf, peerOf, siteOf } from '../sites/topology.js'
 
 const WORKERS_PER_SITE = 2
 const CONTROLLER_PORT = 9481
@@ -172,7 +172,7 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void shutdown())
 
   const siteCmd = (p: SitePlan, sub: string): string =>
-    `node dist/sites/cli.js site ${sub} --topology ${topoFile} --site ${p.name}${p.cfg.deployment === 'default' ? '' : ` --deployment ${p.cfg.deployment}`}`
+    `node dist/cmd/pitwall.js site ${sub} --topology ${topoFile} --site ${p.name}${p.cfg.deployment === 'default' ? '' : ` --deployment ${p.cfg.deployment}`}`
   const lines = [
     '',
     `pitwall: two sites (a, b), ${topo.partitions} partitions (a home of ${a.cfg.homePartitions[0]}-${a.cfg.homePartitions.at(-1)}, b of ${b.cfg.homePartitions[0]}-${b.cfg.homePartitions.at(-1)}), ${WORKERS_PER_SITE} workers, projector, gateway and controller per site; simulator: ${sensors} sensors at 1 Hz, ${cars} race cars at 10 Hz`,
