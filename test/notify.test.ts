@@ -9,7 +9,7 @@
  * - roles: who may list, create, change, delete and rotate; the secret is returned only on create and rotate.
  * The references are computed by the test from the documented rules, never read back from the code under test.
  */
-import { createHash } from 'node:crypto'
+import { createHash, createHmac } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import t, { type Test } from 'tap'
@@ -17,7 +17,7 @@ import { jetstream } from '@nats-io/jetstream'
 import pg from 'pg'
 import { Projector } from '../projector/mod.js'
 import type { AlertBody, AlertState, Output } from '../actors/types.js'
-import { compileNotify, GatewayMetrics, migrate as migrateGateway, NotifyWorker, verifyDelivery } from '../gateway/mod.js'
+import { compileNotify, GatewayMetrics, migrate as migrateGateway, NotifyWorker, retryDelayMs, verifyDelivery } from '../gateway/mod.js'
 import { output, subjectOf } from './projector-fixtures.js'
 import { bearer, setupGateway, SVC_KEY } from './helpers/gateway.js'
 import { createTestDb } from './helpers/pg.js'
@@ -91,6 +91,18 @@ function alert(entity: string, opened: number, state: AlertState, o: { type?: st
   const s = ++seq
   return output('alert', entity, `${body.alertId}:${state}:${s}`, body, { seq: s, kind, profile: o.profile ?? 'environment', ts: o.at ?? opened })
 }
+
+t.test('retry delays: exponential, capped, with equal jitter (gateway/README.md)', async (t) => {
+  for (const [base, max] of [[1_000, 300_000], [100, 400]] as const) {
+    for (let n = 1; n <= 30; n++) {
+      const exp = Math.min(max, base * 2 ** (n - 1))
+      t.equal(retryDelayMs(n, base, max, () => 0), Math.round(exp / 2), `attempt ${n}: the least delay is half`)
+      t.equal(retryDelayMs(n, base, max, () => 0.999999), Math.round(exp / 2 + 0.999999 * exp / 2), `attempt ${n}: the most is the full delay`)
+    }
+  }
+  const d = Array.from({ length: 1000 }, () => retryDelayMs(3, 1_000, 300_000))
+  t.ok(d.every((x) => x >= 2_000 && x <= 4_000) && new Set(d).size > 100, 'attempt 3 of the defaults: 2-4 s, spread')
+})
 
 t.test('notifications', async (t) => {
   const g = await setupGateway(t, { gw: { notify: { worker: false } } })
@@ -318,6 +330,13 @@ t.test('notifications', async (t) => {
       t.equal(a.json.deliveryId, a.deliveryId, 'the body names its delivery id')
     }
     t.pass(`${rx.arrivals.length} signatures checked`)
+    // and by the documented recipe itself, not the module under test: v1= hex HMAC-SHA256(secret, "<timestamp>.<body>")
+    for (const a of rx.arrivals) {
+      const key = a.json.subscriptionId === subId ? secret : (other.body.secret as string)
+      const ts = String(a.headers['pitwall-timestamp'])
+      if (a.headers['pitwall-signature'] !== `v1=${createHmac('sha256', key).update(`${ts}.${a.body}`).digest('hex')}`) t.fail(`documented recipe fails for ${a.deliveryId}`)
+      if (Math.abs(Number(ts) - a.at / 1000) > 5) t.fail(`timestamp of ${a.deliveryId} is not the attempt's time`)
+    }
     // a tampered body or an old timestamp fails verification
     const a0 = up[0]!
     const hdr = { timestamp: a0.headers['pitwall-timestamp'] as string, signature: a0.headers['pitwall-signature'] as string }
