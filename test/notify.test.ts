@@ -17,7 +17,7 @@ import { jetstream } from '@nats-io/jetstream'
 import pg from 'pg'
 import { Projector } from '../projector/mod.js'
 import type { AlertBody, AlertState, Output } from '../actors/types.js'
-import { compileNotify, GatewayMetrics, migrate as migrateGateway, NotifyWorker, retryDelayMs, verifyDelivery } from '../gateway/mod.js'
+import { compileGatewayConfig, compileNotify, GatewayMetrics, gatewayOptionsFromEnv, migrate as migrateGateway, NotifyWorker, retryDelayMs, verifyDelivery } from '../gateway/mod.js'
 import { output, subjectOf } from './projector-fixtures.js'
 import { bearer, setupGateway, SVC_KEY } from './helpers/gateway.js'
 import { createTestDb } from './helpers/pg.js'
@@ -102,6 +102,18 @@ t.test('retry delays: exponential, capped, with equal jitter (gateway/README.md)
   }
   const d = Array.from({ length: 1000 }, () => retryDelayMs(3, 1_000, 300_000))
   t.ok(d.every((x) => x >= 2_000 && x <= 4_000) && new Set(d).size > 100, 'attempt 3 of the defaults: 2-4 s, spread')
+})
+
+t.test('settings: defaults, environment, contradictions named', async (t) => {
+  t.match(compileNotify(), { worker: true, timeoutMs: 10_000, pollMs: 1_000, concurrency: 16, backoffBaseMs: 1_000, backoffMaxMs: 300_000,
+    maxAgeMs: 86_400_000, maxPending: 100_000, retentionMs: 604_800_000 }, 'the documented defaults')
+  const o = gatewayOptionsFromEnv({ PITWALL_NOTIFY_WORKER: 'off', PITWALL_NOTIFY_TIMEOUT_MS: '2500', PITWALL_NOTIFY_MAX_AGE_MS: '3600000', PITWALL_NOTIFY_MAX_PENDING: '10' })
+  t.match(compileGatewayConfig({ ...o, auth: { enabled: false } }).notify, { worker: false, timeoutMs: 2_500, maxAgeMs: 3_600_000, maxPending: 10, pollMs: 1_000 })
+  t.throws(() => gatewayOptionsFromEnv({ PITWALL_NOTIFY_WORKER: 'yes' }), { code: 'PW_CONFIG_INVALID', message: /^PITWALL_NOTIFY_WORKER: / })
+  t.throws(() => gatewayOptionsFromEnv({ PITWALL_NOTIFY_POLL_MS: '1.5' }), { code: 'PW_CONFIG_INVALID', message: /^PITWALL_NOTIFY_POLL_MS: / })
+  t.throws(() => compileNotify({ backoffBaseMs: 5_000, backoffMaxMs: 1_000 }), { code: 'PW_CONFIG_INVALID', message: /^PITWALL_NOTIFY_BACKOFF_MAX_MS: / })
+  t.throws(() => compileNotify({ timeoutMs: 60_000, maxAgeMs: 30_000 }), { code: 'PW_CONFIG_INVALID', message: /^PITWALL_NOTIFY_MAX_AGE_MS: / })
+  t.throws(() => compileNotify({ concurrency: 0 }), { code: 'PW_CONFIG_INVALID', message: /^PITWALL_NOTIFY_CONCURRENCY: / })
 })
 
 t.test('notifications', async (t) => {
