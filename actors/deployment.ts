@@ -10,7 +10,7 @@
  * - the descriptions of TLM, OUT and the peer mirrors (`... deployment=<name>`), which processes that only
  *   read a stream (the projector on a mirror) can check without the bucket.
  * Assets provisioned before deployments existed record nothing; they are claimed by the next provisioning
- * and accepted meanwhile. The projector's database records it too (actors/projector/identity.ts).
+ * and accepted meanwhile. The projector's database records it too (projector/identity.ts).
  */
 import { JetStreamApiCodes, JetStreamApiError, type JetStreamManager, type StreamInfo } from '@nats-io/jetstream'
 import { Kvm, type KV } from '@nats-io/kv'

@@ -44,14 +44,14 @@ export const METRICS = {
   projectorDuplicates: 'pitwall_projector_outputs_duplicate_total',
   projectorBatches: 'pitwall_projector_batches_total',
   projectorLastSeq: 'pitwall_projector_committed_sequence',
-  // Projector, by profile (actors/projector/domain-metrics.ts): late readings written aside; always on.
+  // Projector, by profile (projector/domain-metrics.ts): late readings written aside; always on.
   projectorLateReadings: 'pitwall_projector_late_readings_total',
-  // Projector writes (actors/projector/domain-metrics.ts, always on): rows by table, batch sizes, write latency.
+  // Projector writes (projector/domain-metrics.ts, always on): rows by table, batch sizes, write latency.
   projectorRows: 'pitwall_projector_rows_written_total',
   projectorBatchMessages: 'pitwall_projector_batch_messages',
   projectorWriteSeconds: 'pitwall_projector_write_duration_seconds',
   projectorLag: 'pitwall_projector_lag_messages',
-  // Domain gauges (actors/projector/domain-metrics.ts), opt-in per profile (PITWALL_DOMAIN_METRICS); per-entity
+  // Domain gauges (projector/domain-metrics.ts), opt-in per profile (PITWALL_DOMAIN_METRICS); per-entity
   // series only for the first PITWALL_DOMAIN_METRICS_MAX_ENTITIES entities of a profile (default 64).
   domainAlertsOpen: 'pitwall_domain_alerts_open',
   domainAlertsOpened: 'pitwall_domain_alerts_opened_total',

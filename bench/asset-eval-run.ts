@@ -17,7 +17,7 @@ import { evaluateAssets, HELDOUT_SEEDS, TUNING_SEEDS, type Detector, type Detect
 import type { AlertEvent } from './eval/asset-score.js'
 import { naiveBaseline } from './eval/asset-baselines.js'
 import { AssetFleet } from './eval/asset-scenario.js'
-import { historyRows, readFailures, trainModel, TRAIN_DEFAULTS, type TrainedModel } from '../sites/simulate/train.js'
+import { historyRows, readFailures, trainModel, TRAIN_DEFAULTS, type TrainedModel } from '../cmd/train.js'
 
 const HOUR = 3_600_000
 

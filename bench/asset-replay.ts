@@ -16,7 +16,7 @@ import { ASSET_DEFAULTS, ASSET_FEATURES, DEFAULT_MODEL, featureFamily } from '..
 import { ConfigError } from '../actors/errors.js'
 import { AssetFleet, DAY_MS, type FailureTruth, type MaintenanceEntry } from './eval/asset-scenario.js'
 import { HELDOUT_SEEDS, TUNING_SEEDS } from './eval/asset-eval.js'
-import { featureRows, fitLogistic, fitLogisticNonNegative, labelOf, TRAIN_DEFAULTS, type FeatureRow } from '../sites/simulate/train.js'
+import { featureRows, fitLogistic, fitLogisticNonNegative, labelOf, TRAIN_DEFAULTS, type FeatureRow } from '../cmd/train.js'
 
 const HOUR = 3_600_000
 const FAMILIES: Record<string, readonly string[]> = { bearing: ['vibration'], cooling: ['temperature'], hydraulic: ['pressure', 'flow'] }

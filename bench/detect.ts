@@ -24,11 +24,11 @@ import { race } from '../actors/kinds/vehicle/race.js'
 import { road } from '../actors/kinds/vehicle/road.js'
 import type { EntityKind } from '../actors/subjects.js'
 import type { AlertBody, Output, Reading } from '../actors/types.js'
-import { Simulator } from '../sites/simulator.js'
-import { PlantSimulator, PLANT_ANOMALY_TYPES } from '../sites/simulate/plant.js'
-import { AssetSimulator, ASSET_TRUTH_TYPES } from '../sites/simulate/asset.js'
-import { RoadSimulator, ROAD_TRUTH_TYPES } from '../sites/simulate/road.js'
-import type { DomainSimulator, Episode } from '../sites/simulate/truth.js'
+import { Simulator } from '../simulators/simulator.js'
+import { PlantSimulator, PLANT_ANOMALY_TYPES } from '../simulators/plant.js'
+import { AssetSimulator, ASSET_TRUTH_TYPES } from '../simulators/asset.js'
+import { RoadSimulator, ROAD_TRUTH_TYPES } from '../simulators/road.js'
+import type { DomainSimulator, Episode } from '../simulators/truth.js'
 import { assetEvalSection } from './asset-eval-run.js'
 
 const args = process.argv.slice(2)
@@ -162,7 +162,7 @@ export function benchDetect(opts: { seed: number; plantHours: number; raceMinute
   const plantScore = score(alertSpans(plant.outs, plant.endTs), plant.episodes, PLANT_ANOMALY_TYPES, undefined, plant.endTs)
   const us = timings.us.subarray(0, timings.n)
 
-  // Race: the runtime's own simulator (sites/simulator.ts), cars only, with overheat episodes.
+  // Race: the runtime's own simulator (simulators/simulator.ts), cars only, with overheat episodes.
   const raceSim = new Simulator({ seed: opts.seed, sensors: 0, cars: 10, sensorHz: 1, carHz: 10, site: 'a', partitions: 1, anomalies: true })
   const raceEnd = raceSim.startTs + opts.raceMinutes * 60_000
   const raceEps = new Map<string, Episode>()

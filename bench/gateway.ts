@@ -1,6 +1,6 @@
 /**
  * Gateway benchmark: `node dist/bench/gateway.js [--json] [--duration 10]` (build first). On loopback, a private
- * nats-server and the real gateway process (`dist/gateway/bin.js`, auth off, rate limit out of the way) are
+ * nats-server and the real gateway process (`dist/cmd/gateway.js`, auth off, rate limit out of the way) are
  * driven by autocannon from this process:
  *   baseline  raw JetStream publish of the same readings into TLM (bench/load.ts RawPublisher), same run
  *   ingest    POST /v1/readings with 500 readings per request, as fast as 8 connections go; every 2xx means
@@ -135,7 +135,7 @@ async function main(): Promise<void> {
     await jsm.streams.purge(cfg.streams.tlm)
 
     const port = await freePort()
-    gw = spawn(process.execPath, [join(root, 'dist', 'gateway', 'bin.js')], {
+    gw = spawn(process.execPath, [join(root, 'dist', 'cmd', 'gateway.js')], {
       env: {
         ...process.env, PITWALL_NATS_URL: srv.url, PITWALL_PARTITIONS: String(P), PITWALL_GATEWAY_AUTH: 'off',
         PITWALL_GATEWAY_HOST: '127.0.0.1', PITWALL_GATEWAY_PORT: String(port), PITWALL_GATEWAY_RATE_LIMIT_MAX: '10000000',

@@ -66,7 +66,7 @@ import type { NatsConnection } from '@nats-io/transport-node'
 import pg from 'pg'
 import { LoopStats, statsSubject, type WorkerStatsReply } from '../actors/mod.js'
 import { compileConfig } from '../actors/config.js'
-import { migrate } from '../actors/projector/migrate.js'
+import { migrate } from '../projector/migrate.js'
 import { provision } from '../actors/provision.js'
 import { partitionOf, tlmSubject } from '../actors/subjects.js'
 import type { Output } from '../actors/types.js'
@@ -477,11 +477,11 @@ CREATE TRIGGER pw_bench_notify AFTER INSERT ON alert_events FOR EACH ROW EXECUTE
     const benchPids = new Set([(await listener.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid])
 
     const env = { PITWALL_NATS_URL: srv.url, PITWALL_PARTITIONS: String(P), PITWALL_PG_URL: db.url, PITWALL_SITE: SITE }
-    for (let i = 0; i < WORKERS; i++) procs.set(`worker-${i}`, spawnProc('actors/bin/worker.js', { ...env, PITWALL_WORKER_ID: `bench-w${i}` }))
-    procs.set('projector', spawnProc('actors/bin/projector.js', env))
+    for (let i = 0; i < WORKERS; i++) procs.set(`worker-${i}`, spawnProc('cmd/worker.js', { ...env, PITWALL_WORKER_ID: `bench-w${i}` }))
+    procs.set('projector', spawnProc('cmd/projector.js', env))
     const viewerKey = randomBytes(24).toString('hex')
     const port = await freePort()
-    procs.set('gateway', spawnProc('gateway/bin.js', {
+    procs.set('gateway', spawnProc('cmd/gateway.js', {
       ...env, PITWALL_GATEWAY_AUTH: 'on', PITWALL_GATEWAY_JWT_SECRET: randomBytes(32).toString('hex'),
       PITWALL_GATEWAY_API_KEYS: `bench-viewer:viewer:sha256:${createHash('sha256').update(viewerKey).digest('hex')}`,
       PITWALL_GATEWAY_DATABASE_URL: db.url, PITWALL_GATEWAY_HOST: '127.0.0.1', PITWALL_GATEWAY_PORT: String(port),

@@ -128,7 +128,7 @@ export function consulOptionsFromEnv(env: NodeJS.ProcessEnv): ConsulDiscoveryOpt
 }
 
 /**
- * The site controller's Consul health source (sites/bin/controller.ts): with PITWALL_DISCOVERY=consul, a
+ * The site controller's Consul health source (cmd/controller.ts): with PITWALL_DISCOVERY=consul, a
  * `peerHealthy` that resolves true while the peer datacenter has a passing pitwall-nats instance and false when
  * it has none or cannot be reached (WAN down); errors of the local agent resolve false too (the controller then
  * relies on its other probes, which have failed as well when it asks). Unset or `static`: none (null).

@@ -19,6 +19,7 @@ import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
 import type { NatsConnection } from '@nats-io/transport-node'
 import type pg from 'pg'
+import { TABLES as T } from '../projector/mod.js'
 import type { Principal } from './auth.js'
 import { GatewayError } from './errors.js'
 import { projectionError } from './queries.js'
@@ -121,14 +122,14 @@ function alarmSql(req: FastifyRequest, id: string, lock: boolean): { sql: string
   const q = new Params()
   const idp = q.p(id)
   const scope = scopeSql(scopeOf(req.principal), 'a.kind', 'a.entity', q)
-  const occurrence = (dir: '<' | '>') => `(SELECT o.alert_id FROM alerts o WHERE o.kind = a.kind AND o.entity = a.entity AND o.type = a.type
+  const occurrence = (dir: '<' | '>') => `(SELECT o.alert_id FROM ${T.alerts} o WHERE o.kind = a.kind AND o.entity = a.entity AND o.type = a.type
       AND (o.started_at, o.alert_id COLLATE "C") ${dir} (a.started_at, a.alert_id COLLATE "C")
       ORDER BY o.started_at ${dir === '<' ? 'DESC' : 'ASC'}, o.alert_id COLLATE "C" ${dir === '<' ? 'DESC' : 'ASC'} LIMIT 1)`
   return {
     sql: `SELECT a.alert_id, a.kind, a.entity, a.profile, a.type, a.severity, a.explanation, a.state, a.started_at, a.ended_at,
       w.acknowledged_at, w.acknowledged_by, w.assignee, w.assigned_at, w.assigned_by, w.cleared_at, w.cleared_by,
       ${occurrence('<')} AS previous_alert_id, ${occurrence('>')} AS next_alert_id
-    FROM alerts a ${lock ? 'JOIN' : 'LEFT JOIN'} alert_workflow w ON w.alert_id = a.alert_id
+    FROM ${T.alerts} a ${lock ? 'JOIN' : 'LEFT JOIN'} alert_workflow w ON w.alert_id = a.alert_id
     WHERE a.alert_id = ${idp} AND ${scope}${lock ? ' FOR UPDATE OF w' : ''}`,
     values: q.values,
   }
@@ -160,7 +161,7 @@ export const alarmPlugin: FastifyPluginAsyncTypebox<AlarmOptions> = async (app, 
       await c.query('BEGIN')
       try {
         // Only for an alert that exists: junk ids must not leave workflow rows behind.
-        await c.query('INSERT INTO alert_workflow (alert_id) SELECT alert_id FROM alerts WHERE alert_id = $1 ON CONFLICT DO NOTHING', [id])
+        await c.query(`INSERT INTO alert_workflow (alert_id) SELECT alert_id FROM ${T.alerts} WHERE alert_id = $1 ON CONFLICT DO NOTHING`, [id])
         const { sql, values } = alarmSql(req, id, true)
         const row = (await c.query<AlarmRow>(sql, values)).rows[0]
         if (!row) throw unknown(id)
@@ -205,7 +206,7 @@ export const alarmPlugin: FastifyPluginAsyncTypebox<AlarmOptions> = async (app, 
     const r = await pool.query<{ at: Date; action: string; by: string; by_type: string; comment: string | null; assignee: string | null }>(
       `SELECT at, action, by, by_type, comment, assignee FROM (
         SELECT event_at AS at, event AS action, 'system' AS by, 'system' AS by_type, NULL::text AS comment, NULL::text AS assignee, 0 AS src, seq AS n
-          FROM alert_events WHERE alert_id = $1 AND event IN ('open', 'close')
+          FROM ${T.alertEvents} WHERE alert_id = $1 AND event IN ('open', 'close')
         UNION ALL
         SELECT at, action, actor, actor_type, comment, assignee, 1, id FROM alert_audit WHERE alert_id = $1
       ) h ORDER BY at, src, n`, [id]).catch((err: unknown) => { throw projectionError(err) })

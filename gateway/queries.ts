@@ -1,19 +1,19 @@
 /**
- * Query plugin: history from the projector's tables (actors/projector/schema.ts; the gateway's database is the
+ * Query plugin: history from the projector's tables (projector/schema.ts; the gateway's database is the
  * one the site's projector writes) and fleet/plant roll-ups over them and the registry. Viewers and up; people
  * are scoped to their fleets/sites (scope.ts). Every list is keyset-paginated: `nextCursor` is the opaque
  * base64url of the last row's sort key and the next page starts strictly after it. Times are ISO 8601 in
  * replies; `from`/`to` accept ISO 8601 or epoch milliseconds and form the half-open range [from, to).
  *
- * Table names are written here rather than imported: the gateway sees the runtime only through actors/mod.ts,
- * and the projector's schema is not part of that face. test/gateway-queries.test.ts writes its rows with the
- * real projector, so a renamed table or column fails there.
+ * Table names come from the projector's face (`TABLES`, projector/mod.ts), the contract between the two;
+ * test/gateway-queries.test.ts writes its rows with the real projector, so a renamed column fails there.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
 import type pg from 'pg'
 import { ID_PATTERN } from '../actors/mod.js'
+import { TABLES as T } from '../projector/mod.js'
 import { GatewayError } from './errors.js'
 import { errorReplies, EntityParams } from './schemas.js'
 import { assertVisible, Params, scopeOf, scopeSql, type Scope } from './scope.js'
@@ -164,7 +164,7 @@ async function page<R extends pg.QueryResultRow>(pool: Db, q: Params, select: st
  * window, last of the latest), the number of source windows and the summed counters.
  */
 function bucketSql(bucket: string, where: string[], limit: string): string {
-  return `WITH w AS (SELECT ${bucket} AS bucket, window_start, fields, counts, idle_closed FROM window_aggregates WHERE ${where.join(' AND ')}),
+  return `WITH w AS (SELECT ${bucket} AS bucket, window_start, fields, counts, idle_closed FROM ${T.windows} WHERE ${where.join(' AND ')}),
     b AS (SELECT DISTINCT bucket FROM w ORDER BY bucket LIMIT ${limit}),
     wb AS (SELECT w.* FROM w JOIN b USING (bucket)),
     meta AS (SELECT bucket, count(*)::int AS windows, bool_or(idle_closed) AS idle FROM wb GROUP BY bucket),
@@ -229,7 +229,7 @@ export const queryPlugin: FastifyPluginAsyncTypebox<QueryOptions> = async (app, 
     const where = [`kind = ${q.p(kind)}`, `entity = ${q.p(id)}`, `window_name = ${q.p(qs.window)}`]
     range(q, where, 'window_start', qs)
     if (qs.resolution === undefined) {
-      const r = await page<WindowRow>(pool, q, 'SELECT window_name, window_start, window_end, fields, counts, idle_closed FROM window_aggregates', where,
+      const r = await page<WindowRow>(pool, q, `SELECT window_name, window_start, window_end, fields, counts, idle_closed FROM ${T.windows}`, where,
         [{ sql: 'window_start', type: 'n', ts: true, of: (x) => x.window_start.getTime() }], false, qs)
       return {
         items: r.rows.map((w) => ({
@@ -282,7 +282,7 @@ export const queryPlugin: FastifyPluginAsyncTypebox<QueryOptions> = async (app, 
     const where = [scopeSql(scopeFor(req), 'a.kind', 'a.entity', q)]
     for (const col of ['state', 'severity', 'type', 'kind', 'entity'] as const) if (qs[col] !== undefined) where.push(`a.${col} = ${q.p(qs[col])}`)
     range(q, where, 'a.started_at', qs)
-    const r = await page<AlertRow>(pool, q, 'SELECT a.* FROM alerts a', where, [
+    const r = await page<AlertRow>(pool, q, `SELECT a.* FROM ${T.alerts} a`, where, [
       { sql: 'a.started_at', type: 'n', ts: true, of: (x) => x.started_at.getTime() },
       { sql: 'a.alert_id', type: 's', of: (x) => x.alert_id },
     ], true, qs)
@@ -301,7 +301,7 @@ export const queryPlugin: FastifyPluginAsyncTypebox<QueryOptions> = async (app, 
     const where = [scopeSql(scopeFor(req), 'r.kind', 'r.entity', q)]
     for (const col of ['kind', 'entity', 'action'] as const) if (qs[col] !== undefined) where.push(`r.${col} = ${q.p(qs[col])}`)
     range(q, where, 'r.recommended_at', qs)
-    const r = await page<RecRow>(pool, q, 'SELECT r.* FROM recommendations r', where, [
+    const r = await page<RecRow>(pool, q, `SELECT r.* FROM ${T.recommendations} r`, where, [
       { sql: 'r.recommended_at', type: 'n', ts: true, of: (x) => x.recommended_at.getTime() },
       { sql: 'r.output_id', type: 's', of: (x) => x.output_id },
     ], true, qs)
@@ -323,7 +323,7 @@ export const queryPlugin: FastifyPluginAsyncTypebox<QueryOptions> = async (app, 
     const q = new Params()
     const where = [`kind = ${q.p(kind)}`, `entity = ${q.p(id)}`]
     range(q, where, 'lap_end', req.query)
-    const r = await page<LapRow>(pool, q, 'SELECT * FROM lap_stats', where, [{ sql: 'lap', type: 'n', of: (x) => x.lap }], false, req.query)
+    const r = await page<LapRow>(pool, q, `SELECT * FROM ${T.laps}`, where, [{ sql: 'lap', type: 'n', of: (x) => x.lap }], false, req.query)
     return {
       items: r.rows.map((x) => ({
         lap: x.lap, profile: x.profile, start: x.lap_start.toISOString(), end: x.lap_end.toISOString(), lapTimeMs: Number(x.lap_time_ms),
@@ -342,7 +342,7 @@ export const queryPlugin: FastifyPluginAsyncTypebox<QueryOptions> = async (app, 
     const where = [scopeSql(scopeFor(req), 'l.kind', 'l.entity', q)]
     for (const col of ['kind', 'entity'] as const) if (qs[col] !== undefined) where.push(`l.${col} = ${q.p(qs[col])}`)
     range(q, where, 'l.reading_ts', qs)
-    const r = await page<LateRow>(pool, q, 'SELECT l.* FROM late_readings l', where, [
+    const r = await page<LateRow>(pool, q, `SELECT l.* FROM ${T.late} l`, where, [
       { sql: 'l.reading_ts', type: 'n', ts: true, of: (x) => x.reading_ts.getTime() },
       { sql: 'l.output_id', type: 's', of: (x) => x.output_id },
     ], true, qs)
@@ -366,9 +366,9 @@ export const queryPlugin: FastifyPluginAsyncTypebox<QueryOptions> = async (app, 
     const q = new Params()
     const where = [`h.kind = ${q.p(kind)}`, `h.entity = ${q.p(id)}`, `h.name = 'trip'`]
     range(q, where, 'h.scored_at', req.query)
-    const coords = `(SELECT json_agg(json_build_array(p.lon, p.lat) ORDER BY p.ts, p.seq) FROM raw_readings p WHERE p.kind = h.kind AND p.entity = h.entity
+    const coords = `(SELECT json_agg(json_build_array(p.lon, p.lat) ORDER BY p.ts, p.seq) FROM ${T.raw} p WHERE p.kind = h.kind AND p.entity = h.entity
       AND p.lat IS NOT NULL AND p.lon IS NOT NULL AND p.ts >= ${ms("(h.factors->>'start_ts')::float8")} AND p.ts <= ${ms("(h.factors->>'end_ts')::float8")}) AS coords`
-    const r = await page<TripRow>(pool, q, `SELECT h.output_id, h.scored_at, h.value, h.factors, ${coords} FROM score_history h`, where, [
+    const r = await page<TripRow>(pool, q, `SELECT h.output_id, h.scored_at, h.value, h.factors, ${coords} FROM ${T.scoreHistory} h`, where, [
       { sql: 'h.scored_at', type: 'n', ts: true, of: (x) => x.scored_at.getTime() },
       { sql: 'h.output_id', type: 's', of: (x) => x.output_id },
     ], false, req.query)
@@ -398,7 +398,7 @@ export const queryPlugin: FastifyPluginAsyncTypebox<QueryOptions> = async (app, 
     const q = new Params()
     const where = [`kind = ${q.p(kind)}`, `entity = ${q.p(id)}`, 'lat IS NOT NULL', 'lon IS NOT NULL']
     range(q, where, 'ts', req.query)
-    const r = await page<PosRow>(pool, q, 'SELECT seq, ts, lat, lon, fields FROM raw_readings', where,
+    const r = await page<PosRow>(pool, q, `SELECT seq, ts, lat, lon, fields FROM ${T.raw}`, where,
       [{ sql: 'seq', type: 'n', of: (x) => Number(x.seq) }], false, req.query, 1000)
     const extra = (f: Record<string, unknown> | null): Record<string, unknown> => {
       const out: Record<string, unknown> = {}
@@ -422,8 +422,8 @@ export const queryPlugin: FastifyPluginAsyncTypebox<QueryOptions> = async (app, 
     if (req.query.kind !== undefined) where.push(`a.kind = ${q.p(req.query.kind)}`)
     const w = where.join(' AND ')
     const [byType, byStage] = await Promise.all([
-      pool.query<{ type: string; severity: string; count: number }>(`SELECT a.type, a.severity, count(*)::int AS count FROM alerts a WHERE ${w} GROUP BY a.type, a.severity ORDER BY count DESC, a.type COLLATE "C", a.severity`, q.values),
-      pool.query<{ process_stage: string | null; count: number }>(`SELECT s.process_stage, count(*)::int AS count FROM alerts a JOIN sensors s ON a.kind = 'sensor' AND s.id = a.entity WHERE ${w} GROUP BY s.process_stage ORDER BY count DESC, s.process_stage COLLATE "C" NULLS LAST`, q.values),
+      pool.query<{ type: string; severity: string; count: number }>(`SELECT a.type, a.severity, count(*)::int AS count FROM ${T.alerts} a WHERE ${w} GROUP BY a.type, a.severity ORDER BY count DESC, a.type COLLATE "C", a.severity`, q.values),
+      pool.query<{ process_stage: string | null; count: number }>(`SELECT s.process_stage, count(*)::int AS count FROM ${T.alerts} a JOIN sensors s ON a.kind = 'sensor' AND s.id = a.entity WHERE ${w} GROUP BY s.process_stage ORDER BY count DESC, s.process_stage COLLATE "C" NULLS LAST`, q.values),
     ])
     return {
       total: byType.rows.reduce((n, r) => n + r.count, 0),
@@ -445,8 +445,8 @@ export const queryPlugin: FastifyPluginAsyncTypebox<QueryOptions> = async (app, 
       SELECT e.kind, e.entity, s.last_seen, bool_or(e.registered) AS registered FROM (
         SELECT 'sensor'::text AS kind, id AS entity, true AS registered FROM sensors
         UNION ALL SELECT 'vehicle', vin, true FROM vehicles
-        UNION ALL SELECT DISTINCT kind, entity, false FROM window_aggregates) e
-      LEFT JOIN (SELECT kind, entity, max(window_end) AS last_seen FROM window_aggregates GROUP BY kind, entity) s ON s.kind = e.kind AND s.entity = e.entity
+        UNION ALL SELECT DISTINCT kind, entity, false FROM ${T.windows}) e
+      LEFT JOIN (SELECT kind, entity, max(window_end) AS last_seen FROM ${T.windows} GROUP BY kind, entity) s ON s.kind = e.kind AND s.entity = e.entity
       GROUP BY e.kind, e.entity, s.last_seen) x`
     const where = [`(x.last_seen IS NULL OR x.last_seen < now() - ${q.p(minutes)} * interval '1 minute')`, scopeSql(scopeFor(req), 'x.kind', 'x.entity', q)]
     if (qs.kind !== undefined) where.push(`x.kind = ${q.p(qs.kind)}`)

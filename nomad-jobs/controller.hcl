@@ -1,5 +1,5 @@
 # pitwall site controller: one per site (docs/sites.md "Failover"). Runs the command the local launcher runs
-# (sites/local.ts controllerSpec: node dist/sites/bin/controller.js) with the same variables. It probes the peer
+# (sites/local.ts controllerSpec: node dist/cmd/controller.js) with the same variables. It probes the peer
 # site every 500 ms: its JetStream API over the leafnode link, the peer controller's /healthz (address from the
 # peer datacenter's Consul catalog) and, with PITWALL_DISCOVERY=consul, Consul health of the peer's NATS servers;
 # when all of them have failed for failover_after_ms it takes over the peer's partitions. NATS and PostgreSQL of
@@ -162,7 +162,7 @@ job "pitwall-controller" {
 
       config {
         command = var.node_bin
-        args    = ["${var.pitwall_root}/dist/sites/bin/controller.js"]
+        args    = ["${var.pitwall_root}/dist/cmd/controller.js"]
       }
 
       env {

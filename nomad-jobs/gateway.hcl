@@ -1,5 +1,5 @@
 # pitwall gateway: HTTP ingest, queries and live state of one site. Runs the command the local launcher runs
-# (sites/local.ts gatewaySpec: node dist/gateway/bin.js) with the same variables. Secrets (JWT secret, API key
+# (sites/local.ts gatewaySpec: node dist/cmd/gateway.js) with the same variables. Secrets (JWT secret, API key
 # hashes) come from the Nomad variable nomad/jobs/pitwall-gateway; NATS and PostgreSQL from Consul. The service
 # is what the Consul prepared query pitwall-gateway resolves (nearest healthy site, failover to the peer).
 #   nomad var put nomad/jobs/pitwall-gateway jwt_secret=... api_keys=...
@@ -148,7 +148,7 @@ job "pitwall-gateway" {
 
       config {
         command = var.node_bin
-        args    = ["${var.pitwall_root}/dist/gateway/bin.js"]
+        args    = ["${var.pitwall_root}/dist/cmd/gateway.js"]
       }
 
       env {

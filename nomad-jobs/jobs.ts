@@ -42,7 +42,7 @@ export const NOMAD_ONLY_ENV: Record<string, readonly string[]> = {
 /** HTTP port of the site controller (/healthz, /status, /metrics): static, the peer site probes it. */
 export const CONTROLLER_PORT = 9481
 
-/** Default of PITWALL_FAILOVER_AFTER_MS (sites/bin/controller.ts): the controller job's `failover_after_ms`. */
+/** Default of PITWALL_FAILOVER_AFTER_MS (cmd/controller.ts): the controller job's `failover_after_ms`. */
 export const FAILOVER_AFTER_MS = 5_000
 
 /**

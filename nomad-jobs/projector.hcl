@@ -1,5 +1,5 @@
 # pitwall projector: one per site; consumes the site's OUT (and the peer's mirror) into the site's PostgreSQL.
-# Runs the command the local launcher runs (sites/local.ts projectorSpec: node dist/actors/bin/projector.js) with
+# Runs the command the local launcher runs (sites/local.ts projectorSpec: node dist/cmd/projector.js) with
 # the same PITWALL_* variables; NATS and PostgreSQL come from Consul.
 #   nomad job run -var-file=nomad-jobs/vars/a/projector.vars.hcl nomad-jobs/projector.hcl
 
@@ -127,7 +127,7 @@ job "pitwall-projector" {
 
       config {
         command = var.node_bin
-        args    = ["${var.pitwall_root}/dist/actors/bin/projector.js"]
+        args    = ["${var.pitwall_root}/dist/cmd/projector.js"]
       }
 
       env {

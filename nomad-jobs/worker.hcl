@@ -1,5 +1,5 @@
 # pitwall worker: the actor workers of one site. Runs the command the local launcher runs (sites/local.ts
-# workerSpec: node dist/actors/bin/worker.js) with the same PITWALL_* variables; NATS and PostgreSQL come from
+# workerSpec: node dist/cmd/worker.js) with the same PITWALL_* variables; NATS and PostgreSQL come from
 # Consul. SIGTERM drains (checkpoint + release every partition), so kill_timeout covers the drain.
 #   nomad job run -var-file=nomad-jobs/vars/a/worker.vars.hcl nomad-jobs/worker.hcl   (or: pitwall deploy --site a)
 
@@ -133,7 +133,7 @@ job "pitwall-worker" {
 
       config {
         command = var.node_bin
-        args    = ["${var.pitwall_root}/dist/actors/bin/worker.js"]
+        args    = ["${var.pitwall_root}/dist/cmd/worker.js"]
       }
 
       env {

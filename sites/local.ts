@@ -34,14 +34,14 @@ export function siteEnv(site: { deployment?: string; site: string; natsUrl: stri
 /** The site controller (two sites): failover detection, /status, /metrics on `port`. */
 export function controllerSpec(env: Record<string, string>, port: number, peerHealthUrl?: string): ServiceSpec {
   return {
-    name: 'controller', script: 'sites/bin/controller.js',
+    name: 'controller', script: 'cmd/controller.js',
     env: { ...env, PITWALL_CONTROLLER_PORT: String(port), ...(peerHealthUrl ? { PITWALL_PEER_HEALTH_URL: peerHealthUrl } : {}) },
   }
 }
 
 export function workerSpec(env: Record<string, string>, index: number): ServiceSpec {
   return {
-    name: `worker-${index}`, script: 'actors/bin/worker.js',
+    name: `worker-${index}`, script: 'cmd/worker.js',
     env: { ...env, PITWALL_WORKER_ID: `${env.PITWALL_SITE}-worker-${index}`, PITWALL_METRICS_PORT: String(metricsPort(index)) },
   }
 }
@@ -52,7 +52,7 @@ export const GATEWAY_PORT = 8080
 /** The gateway with auth on: the caller supplies the secrets (generated per run by the local launcher). */
 export function gatewaySpec(env: Record<string, string>, auth: { jwtSecret: string; apiKeys: string }): ServiceSpec {
   return {
-    name: 'gateway', script: 'gateway/bin.js',
+    name: 'gateway', script: 'cmd/gateway.js',
     env: {
       ...env, PITWALL_GATEWAY_PORT: String(GATEWAY_PORT), PITWALL_GATEWAY_JWT_SECRET: auth.jwtSecret,
       PITWALL_GATEWAY_API_KEYS: auth.apiKeys, PITWALL_GATEWAY_DATABASE_URL: env.PITWALL_PG_URL ?? '',
@@ -66,7 +66,7 @@ export function metricsPort(index: number): number {
 }
 
 export function projectorSpec(env: Record<string, string>): ServiceSpec {
-  return { name: 'projector', script: 'actors/bin/projector.js', env: { ...env, PITWALL_METRICS_PORT: String(PROJECTOR_METRICS_PORT) } }
+  return { name: 'projector', script: 'cmd/projector.js', env: { ...env, PITWALL_METRICS_PORT: String(PROJECTOR_METRICS_PORT) } }
 }
 
 export interface Running {

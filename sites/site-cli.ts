@@ -6,7 +6,7 @@
  * without its home or contradicts the topology or the site's recorded map and partition records is refused
  * with PW_CONFIG_INVALID naming the flag.
  *
- * Exported for tests (`siteMain`): sites/cli.ts calls it with process.argv and process.env.
+ * Exported for tests (`siteMain`): cmd/pitwall.ts calls it with process.argv and process.env.
  */
 import { readFile } from 'node:fs/promises'
 import { hostname, userInfo } from 'node:os'

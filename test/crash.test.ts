@@ -35,7 +35,7 @@ t.test('kill -9 workers at random moments: results equal the reference', async (
   const script = distPath('test/fixtures/worker-main.js')
   let gen = 0
   const workers: WorkerProc[] = [0, 1, 2].map((i) => spawnWorker(script, `w${i}-g${gen++}`, env))
-  const projectorScript = distPath('actors/bin/projector.js')
+  const projectorScript = distPath('cmd/projector.js')
   const penv = { ...env, PITWALL_PG_URL: db.url }
   let projector = spawnWorker(projectorScript, 'projector', penv)
   t.teardown(async () => {

@@ -13,7 +13,7 @@ import { Kvm } from '@nats-io/kv'
 import { compileConfig, optionsFromEnv } from '../actors/config.js'
 import { checkDeployment, DEPLOYMENT_KEY, deploymentFromDescription, readDeployment } from '../actors/deployment.js'
 import { ConfigError, DeploymentMismatchError } from '../actors/errors.js'
-import { consumerName, databaseId, Projector, TABLES } from '../actors/projector/mod.js'
+import { consumerName, databaseId, Projector, TABLES } from '../projector/mod.js'
 import { provision } from '../actors/provision.js'
 import { Worker } from '../actors/worker.js'
 import { outStreamSubjects } from '../actors/subjects.js'
@@ -193,9 +193,9 @@ t.test('another deployment fails fast at start with PW_DEPLOYMENT_MISMATCH namin
     return { status: r.status, err: r.stderr.toString() }
   }
   for (const [script, extra] of [
-    ['actors/bin/worker.js', {}],
-    ['actors/bin/projector.js', { PITWALL_PG_URL: db.url }],
-    ['gateway/bin.js', { PITWALL_GATEWAY_AUTH: 'off', PITWALL_GATEWAY_PORT: '0' }],
+    ['cmd/worker.js', {}],
+    ['cmd/projector.js', { PITWALL_PG_URL: db.url }],
+    ['cmd/gateway.js', { PITWALL_GATEWAY_AUTH: 'off', PITWALL_GATEWAY_PORT: '0' }],
   ] as const) {
     const r = run(script, extra)
     t.equal(r.status, 2, `${script} exits 2`)

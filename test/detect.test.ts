@@ -6,7 +6,7 @@
 import t from 'tap'
 import { alertSpans, benchDetect, percentile, score } from '../bench/detect.js'
 import type { AlertBody, Output } from '../actors/types.js'
-import type { Episode } from '../sites/simulate/truth.js'
+import type { Episode } from '../simulators/truth.js'
 
 const ep = (entity: string, type: string, start: number, end: number): Episode => ({ kind: 'sensor', entity, type, start, end })
 const out = (entity: string, b: Partial<AlertBody>): Pick<Output, 'entity' | 'type' | 'body'> =>

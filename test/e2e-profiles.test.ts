@@ -1,5 +1,5 @@
 /**
- * End to end, one seeded run per profile: `pitwall simulate` (sites/simulate/cli.ts) publishes into a real
+ * End to end, one seeded run per profile: `pitwall simulate` (cmd/simulate.ts) publishes into a real
  * nats-server (the environment sensors over MQTT through its listener, the rest over NATS) -> a real Worker runs the actors -> the real projector writes OUT into a fresh PostgreSQL database ->
  * the gateway's HTTP routes (inject, auth on) answer; the answers are checked against the simulator's ground truth
  * (test/helpers/e2e.ts). Where the detector is exact (threshold-for-duration on values the simulator guarantees:
@@ -15,8 +15,8 @@ import { environment } from '../actors/kinds/sensor/environment.js'
 import { road } from '../actors/kinds/vehicle/road.js'
 import type { LateBody, PositionBody, ScoreBody } from '../actors/types.js'
 import { runCells, score } from '../bench/detect.js'
-import { PLANT_ANOMALY_TYPES } from '../sites/simulate/plant.js'
-import type { DomainItem, Episode } from '../sites/simulate/truth.js'
+import { PLANT_ANOMALY_TYPES } from '../simulators/plant.js'
+import type { DomainItem, Episode } from '../simulators/truth.js'
 import { alertsOf, msOf, startPipeline, type SimRun } from './helpers/e2e.js'
 import { VIEW_KEY } from './helpers/gateway.js'
 

@@ -8,7 +8,7 @@
 import t from 'tap'
 import { jetstream } from '@nats-io/jetstream'
 import pg from 'pg'
-import { Projector } from '../actors/projector/mod.js'
+import { Projector } from '../projector/mod.js'
 import type { Output } from '../actors/types.js'
 import { alertOut, subjectOf } from './projector-fixtures.js'
 import { bearer, setupGateway, SVC_KEY } from './helpers/gateway.js'

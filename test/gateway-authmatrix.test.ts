@@ -11,7 +11,7 @@
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
-import { migrate as migrateProjection } from '../actors/projector/mod.js'
+import { migrate as migrateProjection } from '../projector/mod.js'
 import { bearer, device, jwt, setupGateway, SVC_KEY, VIEW_KEY, VIN } from './helpers/gateway.js'
 import { AUDIENCE, idpBearer, ISSUER, makeKey, startJwksServer } from './helpers/jwks.js'
 

@@ -7,7 +7,7 @@
 import t from 'tap'
 import { jetstream } from '@nats-io/jetstream'
 import pg from 'pg'
-import { Projector, writeRawReadings } from '../actors/projector/mod.js'
+import { Projector, writeRawReadings } from '../projector/mod.js'
 import type { Output } from '../actors/types.js'
 import { alertOut, lapOut, lateOut, output, recommendationOut, subjectOf, windowOut } from './projector-fixtures.js'
 import { bearer, setupGateway, VIN } from './helpers/gateway.js'

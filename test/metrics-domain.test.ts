@@ -1,5 +1,5 @@
 /**
- * Domain metrics of the projector (actors/projector/domain-metrics.ts): under a simulated load through real
+ * Domain metrics of the projector (projector/domain-metrics.ts): under a simulated load through real
  * workers, a real nats-server and PostgreSQL, the gauges agree with the tables the projector wrote (open alerts by
  * profile/type/severity, per-car pit-stop scores and lap maxima); the per-profile entity cap holds and counts
  * what it drops; a restarted projector seeds open alerts from PostgreSQL; profiles not enabled export nothing.
@@ -9,7 +9,7 @@ import t from 'tap'
 import { jetstream } from '@nats-io/jetstream'
 import type { Registry } from 'prom-client'
 import { METRICS } from '../actors/metrics.js'
-import { DomainMetrics, domainMetricsConfig, domainMetricsFromEnv, planBatch } from '../actors/projector/mod.js'
+import { DomainMetrics, domainMetricsConfig, domainMetricsFromEnv, planBatch } from '../projector/mod.js'
 import { ConfigError } from '../actors/errors.js'
 import { Registry as PromRegistry } from 'prom-client'
 import type { Output } from '../actors/types.js'

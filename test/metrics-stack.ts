@@ -1,7 +1,7 @@
 /**
  * A small real pitwall stack for the observability tests: a private nats-server, a fresh PostgreSQL database,
  * real workers (every registered profile) and the projector (with domain metrics), each serving `/metrics` on a
- * free loopback port, and a simulated load (sites/simulator.ts) published through JetStream. Not a test file.
+ * free loopback port, and a simulated load (simulators/simulator.ts) published through JetStream. Not a test file.
  */
 import type { Server } from 'node:http'
 import pg from 'pg'
@@ -11,11 +11,11 @@ import type { NatsConnection } from '@nats-io/transport-node'
 import { compileConfig } from '../actors/config.js'
 import { PROFILES } from '../actors/kinds/registry.js'
 import { projectorRegistry, serveMetrics, WorkerObserver, workerRegistry } from '../actors/metrics.js'
-import { DomainMetrics, domainMetricsConfig, Projector } from '../actors/projector/mod.js'
+import { DomainMetrics, domainMetricsConfig, Projector } from '../projector/mod.js'
 import { partitionOf, tlmSubject, type EntityKind } from '../actors/subjects.js'
 import type { Reading } from '../actors/types.js'
 import { Worker } from '../actors/worker.js'
-import { runSimulator, SIM_EPOCH, type SimOptions } from '../sites/simulator.js'
+import { runSimulator, SIM_EPOCH, type SimOptions } from '../simulators/simulator.js'
 import { connectTo, startNats, type NatsServer } from './helpers/nats.js'
 import { createTestDb, type TestDb } from './helpers/pg.js'
 

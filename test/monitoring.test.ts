@@ -74,7 +74,7 @@ t.test('promtool check config monitoring/prometheus.yml (with its rule files)', 
 t.test('prometheus.yml scrapes what `npm start` exposes', async (t) => {
   const text = readFileSync(CONFIG, 'utf8')
   // Two sites: two workers each (metricsPort 0-3), projector and gateway ports + site index, controllers on
-  // 9481 + site index (sites/launch.ts).
+  // 9481 + site index (cmd/lab.ts).
   for (const port of [metricsPort(0), metricsPort(1), metricsPort(2), metricsPort(3), PROJECTOR_METRICS_PORT, PROJECTOR_METRICS_PORT + 1,
     GATEWAY_PORT, GATEWAY_PORT + 1, 9481, 9482]) {
     t.ok(text.includes(`'127.0.0.1:${port}'`), `target 127.0.0.1:${port}`)

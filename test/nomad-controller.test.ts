@@ -1,5 +1,5 @@
 /**
- * The site controller as its Nomad job runs it: the process `sites/bin/controller` with the environment of
+ * The site controller as its Nomad job runs it: the process `cmd/controller` with the environment of
  * nomad-jobs/controller.hcl (site b's var file, failover_after_ms lowered), its templates rendered from the Consul
  * double (NATS of the site, the peer controller's address in dc-a, the ACL token from the Nomad variable), against
  * real nats-servers of both sites. Site a is killed with -9, so the leafnode link and a's /healthz are gone. While
@@ -88,7 +88,7 @@ t.test('the controller job\'s process fails over only when Consul, too, says the
   t.equal(env.PITWALL_PEER_HEALTH_URL, `http://127.0.0.1:${deadPort}/healthz`, 'the peer controller\'s address from dc-a')
   t.equal(env.PITWALL_FAILOVER_AFTER_MS, '1500')
   t.equal(env.PITWALL_DISCOVERY, 'consul')
-  const proc = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'sites', 'bin', 'controller.ts')], { cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] })
+  const proc = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'cmd', 'controller.ts')], { cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] })
   let log = ''
   proc.stderr.on('data', (d: Buffer) => {
     log = (log + d.toString()).slice(-50_000)

@@ -18,7 +18,7 @@ import { join } from 'node:path'
 
 const topo = localTopology()
 
-/** The environment the local launcher gives a site's services (sites/launch.ts): the two-site siteEnv, with a peer. */
+/** The environment the local launcher gives a site's services (cmd/lab.ts): the two-site siteEnv, with a peer. */
 function twoSiteEnv(topo: Topology, name: string): Record<string, string> {
   const def = siteOf(topo, name)
   const peer = peerOf(topo, name)

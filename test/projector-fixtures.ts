@@ -5,7 +5,7 @@ import type {
   ScoreBody, WindowBody,
 } from '../actors/types.js'
 import { fenceSubject, outSubject } from '../actors/subjects.js'
-import { TABLES } from '../actors/projector/mod.js'
+import { TABLES } from '../projector/mod.js'
 
 export const SITE = 'a'
 export const T0 = 1_700_000_000_000

@@ -1,7 +1,7 @@
 // Pure planning rules of the projector (no servers): decoding, redelivery skip, fencing, in-batch dedup.
 import t from 'tap'
 import type { Output } from '../actors/types.js'
-import { decodeOutput, planBatch, type StreamMessage } from '../actors/projector/mod.js'
+import { decodeOutput, planBatch, type StreamMessage } from '../projector/mod.js'
 import { alertOut, fence, scoreOut, subjectOf, T0, windowOut } from './projector-fixtures.js'
 
 const enc = new TextEncoder()

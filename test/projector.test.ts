@@ -7,7 +7,7 @@ import { nanos, type NatsConnection } from '@nats-io/transport-node'
 import type { Output, PositionBody } from '../actors/types.js'
 import { outStreamSubjects, outSubject } from '../actors/subjects.js'
 import { ConfigError, RuntimeErrorCodes, StreamConfigError, UnreachableError } from '../actors/errors.js'
-import { migrate, MIGRATIONS, Projector, TABLES, writeRawReadings, type ProjectorOptions } from '../actors/projector/mod.js'
+import { migrate, MIGRATIONS, Projector, TABLES, writeRawReadings, type ProjectorOptions } from '../projector/mod.js'
 import { connectTo, startNats, type NatsServer } from './helpers/nats.js'
 import { adminUrl, createTestDb, type TestDb } from './helpers/pg.js'
 import {

@@ -1,7 +1,7 @@
 /**
  * The peer-map gate (docs/sites.md, "Restarting a site"; issue 21 part 1): a restarted site must not act on its
  * old map. Two local sites from the rendered configs (b dials a through a proxy the test cuts), the production
- * worker (`dist/actors/bin/worker.js`, every production profile) as a process per site.
+ * worker (`dist/cmd/worker.js`, every production profile) as a process per site.
  * 1. Site a is killed with -9 (servers and worker); b fails over (as `pitwall site failover` does).
  * 2. The link is cut; a's servers and worker restart. Readings are published to a's TLM for a's partitions (a's
  *    own gateway routes by a's stale map). a takes no partition: its partition records and its OUT stay as
@@ -75,7 +75,7 @@ t.test('a restarted site takes no partition before it has the peer\'s map, unles
     PITWALL_CHECKPOINT_INTERVAL_MS: '250',
   })
   // The production worker with every production profile; a's serves metrics for the gauge.
-  const script = distPath('actors/bin/worker.js')
+  const script = distPath('cmd/worker.js')
   const metricsPort = await freePort()
   const startA = (): WorkerProc => {
     const w = spawnWorker(script, 'a-1', { ...envOf(cfg.a), PITWALL_METRICS_PORT: String(metricsPort) })
@@ -179,7 +179,7 @@ t.test('a restarted site takes no partition before it has the peer\'s map, unles
   t.equal(await gauge(), 1, 'b gone: the restarted a waits again')
   const cli = async (...args: string[]): Promise<{ code: number; out: string }> => {
     try {
-      const r = await run(process.execPath, [distPath('sites/cli.js'), 'site', ...args], { env: { ...process.env, ...envOf(cfg.a) } })
+      const r = await run(process.execPath, [distPath('cmd/pitwall.js'), 'site', ...args], { env: { ...process.env, ...envOf(cfg.a) } })
       return { code: 0, out: r.stdout }
     } catch (err) {
       const e = err as { code: number; stdout: string; stderr: string }

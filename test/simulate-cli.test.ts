@@ -1,5 +1,5 @@
 /**
- * `pitwall simulate` (sites/simulate/cli.ts) against real servers: option parsing, a plant run published over
+ * `pitwall simulate` (cmd/simulate.ts) against real servers: option parsing, a plant run published over
  * NATS into a private nats-server's TLM stream on partitioned subjects (re-runs deduplicate by reading id), the
  * ground-truth file, a road run through a real gateway (POST /v1/readings with an API key), and an environment run
  * over MQTT through nats-server's MQTT listener (QoS 1, the server's partition mapping).
@@ -13,8 +13,8 @@ import { compileConfig } from '../actors/config.js'
 import { ConfigError } from '../actors/errors.js'
 import { provision } from '../actors/provision.js'
 import { mappingFor, parsePartitioned, partitionOf, tlmSubject } from '../actors/subjects.js'
-import { parseSimulateArgs, runSimulate, simulateMain } from '../sites/simulate/cli.js'
-import type { Episode } from '../sites/simulate/truth.js'
+import { parseSimulateArgs, runSimulate, simulateMain } from '../cmd/simulate.js'
+import type { Episode } from '../simulators/truth.js'
 import { connectTo, freePort, startNats } from './helpers/nats.js'
 import { SVC_KEY, setupGateway } from './helpers/gateway.js'
 

@@ -1,5 +1,5 @@
 /**
- * The domain simulators of sites/simulate/ (plant, asset, road): layout, determinism per seed and per entity,
+ * The domain simulators of simulators/ (plant, asset, road): layout, determinism per seed and per entity,
  * physics of healthy readings against the profiles' physical limits, the signature of every injected episode in
  * the readings it covers, the maintenance log, VINs, and the ground-truth writers.
  */
@@ -9,10 +9,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ID_PATTERN } from '../actors/subjects.js'
 import { PROCESS_DEFAULTS } from '../actors/kinds/sensor/process.js'
-import { PLANT_ANOMALY_TYPES, PLANT_STAGES, PlantSimulator, plantLayout } from '../sites/simulate/plant.js'
-import { AssetSimulator } from '../sites/simulate/asset.js'
-import { RoadSimulator, vinCheckDigit } from '../sites/simulate/road.js'
-import { writeGroundTruth, type DomainItem, type DomainSimulator, type Episode } from '../sites/simulate/truth.js'
+import { PLANT_ANOMALY_TYPES, PLANT_STAGES, PlantSimulator, plantLayout } from '../simulators/plant.js'
+import { AssetSimulator } from '../simulators/asset.js'
+import { RoadSimulator, vinCheckDigit } from '../simulators/road.js'
+import { writeGroundTruth, type DomainItem, type DomainSimulator, type Episode } from '../simulators/truth.js'
 
 const take = (sim: DomainSimulator, n: number): DomainItem[] => Array.from({ length: n }, () => sim.next())
 const HOUR = 3_600_000

@@ -8,7 +8,7 @@ import { ActorCell } from '../actors/cell.js'
 import { partitionOf, tlmSubject } from '../actors/subjects.js'
 import type { AlertBody, FieldValue, Output, Reading } from '../actors/types.js'
 import { RACE_DEFAULTS, race } from '../actors/kinds/vehicle/race.js'
-import { SIM_EPISODES, SIM_EPOCH, Simulator, carId, runSimulator, sensorId, simulate, type SimItem, type SimOptions } from '../sites/simulator.js'
+import { SIM_EPISODES, SIM_EPOCH, Simulator, carId, runSimulator, sensorId, simulate, type SimItem, type SimOptions } from '../simulators/simulator.js'
 import { connectTo, startNats } from './helpers/nats.js'
 
 const BASE: SimOptions = { seed: 42, sensors: 3, cars: 2, sensorHz: 1, carHz: 10, site: 'a', partitions: 4 }

@@ -1,5 +1,5 @@
 /**
- * `pitwall train` (sites/simulate/train.ts): the logistic fit recovers known coefficients; labels follow the
+ * `pitwall train` (cmd/train.ts): the logistic fit recovers known coefficients; labels follow the
  * documented semantics; a model trained from the simulated mixed fleet's history and maintenance log is a valid
  * format-2 `asset` model, carries held-out validation figures and, loaded as profile config, warns ahead of the
  * failures of another seed through the real profile; the lead-time scorer counts by hand; flags are parsed
@@ -11,9 +11,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ActorCell } from '../actors/cell.js'
 import { ASSET_DEFAULTS, MODEL_FEATURE_SET, MODEL_FORMAT, asset, mergeAssetModel } from '../actors/kinds/sensor/asset.js'
-import { AssetSimulator } from '../sites/simulate/asset.js'
-import { runAssetProfile, scoreLeadTime, type Failure, type HistoryRow } from '../sites/simulate/asset-score.js'
-import { adviseOn, fitLogistic, fitLogisticNonNegative, labelOf, trainMain, type TrainedModel } from '../sites/simulate/train.js'
+import { AssetSimulator } from '../simulators/asset.js'
+import { runAssetProfile, scoreLeadTime, type Failure, type HistoryRow } from '../simulators/asset-score.js'
+import { adviseOn, fitLogistic, fitLogisticNonNegative, labelOf, trainMain, type TrainedModel } from '../cmd/train.js'
 
 const H = 3_600_000
 

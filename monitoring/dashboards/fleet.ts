@@ -1,11 +1,11 @@
 /** Vehicle fleet: stale (offline) units, DTC alerts, engine overheat, low fuel, trips (profile road). */
-import { METRICS as M } from '../../actors/metrics.js'
+import { METRICS as M } from '../../actors/mod.js'
 import { geomap, levels, q, sql, stat, table, timeseries, type Dashboard } from './builder.js'
 
 const road = 'profile="road"'
 /**
  * The latest position of each vehicle in the dashboard's time range: road actors emit position outputs (rate
- * bounded, trip start/stop/end) that the projector writes into raw_readings with lat/lon (actors/projector/
+ * bounded, trip start/stop/end) that the projector writes into raw_readings with lat/lon (projector/
  * schema.ts). DISTINCT ON with the (kind, entity, ts) index read backwards: one row per vehicle.
  */
 export const LATEST_POSITIONS_SQL = `SELECT DISTINCT ON (entity) entity AS vehicle, ts AS "time", lat, lon,

@@ -2,7 +2,7 @@
  * The whole pipeline for end-to-end tests, all real and on loopback: a private nats-server (with an MQTT listener
  * and the runtime's partition mapping) and a fresh PostgreSQL database with the gateway app (auth on) from
  * setupGateway, a Worker with every registered profile, and the projector writing that worker's OUT stream into the
- * gateway's database. `simulate` publishes a seeded `pitwall simulate` run (sites/simulate/cli.ts) over NATS or
+ * gateway's database. `simulate` publishes a seeded `pitwall simulate` run (cmd/simulate.ts) over NATS or
  * MQTT and also returns the same readings regenerated in memory
  * (the simulators are deterministic), so a test can compute exact expectations from them. `settle` waits until
  * every published reading is processed and every output is projected. Torn down with the test.
@@ -10,9 +10,9 @@
 import { jetstreamManager, type ConsumerInfo, type JetStreamManager } from '@nats-io/jetstream'
 import pg from 'pg'
 import { compileConfig, mappingFor, PROFILES, Worker, type EntityKind, type RuntimeConfig } from '../../actors/mod.js'
-import { Projector } from '../../actors/projector/mod.js'
-import { makeSimulator, parseSimulateArgs, runSimulate } from '../../sites/simulate/cli.js'
-import type { DomainItem, Episode } from '../../sites/simulate/truth.js'
+import { Projector } from '../../projector/mod.js'
+import { makeSimulator, parseSimulateArgs, runSimulate } from '../../cmd/simulate.js'
+import type { DomainItem, Episode } from '../../simulators/truth.js'
 import { bearer, setupGateway, type TestGateway } from './gateway.js'
 import { freePort } from './nats.js'
 
