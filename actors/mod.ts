@@ -41,5 +41,5 @@ export { ActorCell } from './cell.js'
 export { DEFAULT_DEDUPE, ReadingOutcome, RecentIds } from './dedupe.js'
 export type { DedupeLimits } from './dedupe.js'
 export { asset, ASSET_DEFAULTS, ASSET_FEATURES, ASSET_FIELDS, DEFAULT_MODEL as ASSET_DEFAULT_MODEL, MODEL_FEATURE_SET as ASSET_FEATURE_SET,
-  MODEL_FORMAT as ASSET_MODEL_FORMAT, featureFamily, mergeAssetModel, validateAssetModel } from './kinds/sensor/asset.js'
-export type { AssetConfig, AssetModel } from './kinds/sensor/asset.js'
+  MODEL_FORMAT as ASSET_MODEL_FORMAT, MODEL_HEADS as ASSET_MODEL_HEADS, featureFamily, mergeAssetModel, modelHeads as assetModelHeads, validateAssetModel } from './kinds/sensor/asset.js'
+export type { AssetConfig, AssetModel, AssetModelHead } from './kinds/sensor/asset.js'
