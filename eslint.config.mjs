@@ -2,6 +2,22 @@
 // consistent type imports, and no deep imports across top-level folders (STYLE.md rule 1).
 import tseslint from 'typescript-eslint'
 
+/** Each room and the rooms it may import (all below it; no arrow runs back up). */
+const ROOMS = {
+  actors: [],
+  projector: ['actors'],
+  sites: ['actors'],
+  simulators: ['actors'],
+  monitoring: ['actors'],
+  consul: ['actors', 'sites'],
+  ansible: ['actors', 'sites'],
+  'nomad-jobs': ['actors', 'sites', 'ansible'],
+  gateway: ['actors', 'projector'],
+  cmd: ['actors', 'projector', 'sites', 'simulators', 'monitoring', 'consul', 'ansible', 'nomad-jobs', 'gateway'],
+}
+/** Rooms used by others only through their face, `<room>/mod.ts`. */
+const FACES = ['actors', 'projector']
+
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', '.tap/**', '**/*.mjs', '**/*.tmp.ts'] },
   {
@@ -22,23 +38,22 @@ export default tseslint.config(
     files: ['test/**/*.test.ts'],
     rules: { '@typescript-eslint/no-floating-promises': 'off' },
   },
-  {
-    // Product code outside actors/ uses the runtime through its public face only, and nothing imports the
-    // gateway (imports go one way: gateway -> actors). Tests and benchmarks may reach inside.
-    files: ['gateway/**/*.ts', 'sites/**/*.ts', 'consul/**/*.ts', 'nomad-jobs/**/*.ts'],
+  // Rooms and their arrows (docs/architecture.md): a room imports only the rooms below it, the runtime and the
+  // projector only through their faces (mod.ts). Nothing imports cmd/ (the entrypoints) but cmd/ itself.
+  ...Object.entries(ROOMS).map(([room, below]) => ({
+    files: [`${room}/**/*.ts`],
     rules: {
       'no-restricted-imports': ['error', {
         patterns: [
-          { group: ['**/actors/*', '!**/actors/mod.js'], message: 'import the runtime through actors/mod.ts' },
-          { group: ['**/actors/*/**'], message: 'import the runtime through actors/mod.ts' },
+          ...Object.keys(ROOMS).filter((r) => r !== room && !below.includes(r)).map((r) => ({
+            group: [`**/${r}/**`], message: `${room}/ may import only ${below.length > 0 ? below.join(', ') : 'no other room'} (docs/architecture.md)`,
+          })),
+          ...FACES.filter((f) => f !== room && below.includes(f)).flatMap((f) => [
+            { group: [`**/${f}/*`, `!**/${f}/mod.js`], message: `import ${f}/ through ${f}/mod.ts` },
+            { group: [`**/${f}/*/**`], message: `import ${f}/ through ${f}/mod.ts` },
+          ]),
         ],
       }],
     },
-  },
-  {
-    files: ['actors/**/*.ts'],
-    rules: {
-      'no-restricted-imports': ['error', { patterns: [{ group: ['**/gateway/**', '**/sites/**'], message: 'imports go one way: gateway/sites -> actors, never back' }] }],
-    },
-  },
+  })),
 )

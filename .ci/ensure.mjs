@@ -58,7 +58,7 @@ const NATS_LOG = `/var/log/nats-server${NATS_SUFFIX}.log`
 const NATS_PIDFILE = `/run/pitwall-nats-server${NATS_SUFFIX}.pid`
 // Written when this script installed PostgreSQL or created its cluster: only then do we edit pg_hba.conf.
 const PG_OURS_MARKER = '/var/lib/pitwall/postgresql-installed-by-ensure'
-const BUILD_DIRS = ['actors', 'gateway', 'sites', 'bench', 'test'] // test/fixtures are spawned from dist/
+const BUILD_DIRS = ['actors', 'projector', 'sites', 'simulators', 'gateway', 'consul', 'nomad-jobs', 'ansible', 'monitoring', 'cmd', 'bench', 'test'] // test/fixtures are spawned from dist/
 const OPTIONAL_PROBES = { prometheus: 'promtool', ansible: 'ansible-playbook', 'ansible-core': 'ansible-playbook' }
 
 const say = (msg) => console.log(`ensure: ${DRY ? '[dry-run] would ' : ''}${msg}`)

@@ -48,6 +48,17 @@ export interface WorkerStatsReply extends ProcessStatsSnapshot {
 
 const td = new TextDecoder()
 
+/**
+ * Names this process for `ps` and `top`: `pitwall:<site>:<service>` (and the worker id for workers), so one
+ * site's processes can be told from the other's on a machine that runs both (the local lab).
+ */
+export function setProcessTitle(service: string, env: NodeJS.ProcessEnv = process.env): string {
+  const id = env.PITWALL_WORKER_ID
+  const title = `pitwall:${env.PITWALL_SITE ?? 'a'}:${service}${service === 'worker' && id ? `:${id}` : ''}`
+  process.title = title
+  return title
+}
+
 export function jsonLog(component: string): LogFn {
   return (level, msg, fields) => {
     if (level === 'debug' && !process.env.PITWALL_DEBUG) return

@@ -17,7 +17,7 @@ import { evaluateAssets, HELDOUT_SEEDS, TUNING_SEEDS, type Detector, type Detect
 import type { AlertEvent } from './eval/asset-score.js'
 import { naiveBaseline } from './eval/asset-baselines.js'
 import { AssetFleet } from './eval/asset-scenario.js'
-import { historyRows, readFailures, trainModel, TRAIN_DEFAULTS, type TrainedModel } from '../simulators/train.js'
+import { historyRows, readFailures, trainModel, TRAIN_DEFAULTS, type TrainedModel } from '../cmd/train.js'
 
 const HOUR = 3_600_000
 
@@ -66,6 +66,7 @@ export function profileDetector(name: string, o: { trained: boolean; config?: As
       const failures = await readFailures(maintenance, { logTime: 'failure', jobMs: 0 })
       const m = await trainModel(() => historyRows(readings), failures, {
         horizonMs: TRAIN_DEFAULTS.horizonHours * HOUR, l2: TRAIN_DEFAULTS.l2, sampleEvery: TRAIN_DEFAULTS.sampleEvery, logTime: 'failure', jobMs: 0,
+        model: TRAIN_DEFAULTS.model, attributeMs: TRAIN_DEFAULTS.attributeHours * HOUR,
         downtimeMs: TRAIN_DEFAULTS.downtimeHours * HOUR, validateShare: TRAIN_DEFAULTS.validateShare, falseRate: TRAIN_DEFAULTS.falseRate,
         version: `eval-${o.models.length + 1}` }, o.config ?? ASSET_DEFAULTS)
       o.models.push(m)

@@ -7,43 +7,65 @@
  * rows and scores the test period by the evaluation's rules (`asset_danger` left out). With the built-in model
  * it reproduces `bench/asset-eval-run.ts`'s figures; use that one for reports.
  *
- *   node dist/bench/asset-replay.js [--seeds tuning|heldout|1,2] [--units 60] [--variants JSON]
+ *   node dist/bench/asset-replay.js [--seeds tuning|heldout|1,2] [--units 60] [--variants JSON] [--cache DIR]
  *
- * A variant: {"model": "trained"|"builtin", "falseRate": 0.003, "nonNegative": false, "hold": 2, "hysteresis": 20,
- * "clear": 8}; missing keys take the current defaults. Tune on tuning seeds only.
+ * A variant: {"model": "trained"|"builtin", "heads": true (per-family) | false (single), "falseRate", "l2", "prior":
+ * "shrink" (toward the built-in weights, default) | "only" (built-in weights, fitted operating point) | "none",
+ * "attributeHours", "horizonHours", "validateShare", "nonNegative", "hold", "hysteresis", "clear"}; missing keys take
+ * `pitwall train`'s and the profile's current defaults. `--cache DIR` keeps each seed's feature rows there (a
+ * JSON file per seed, units and feature set) so that a sweep computes them once. Tune on tuning seeds only.
  */
-import { ASSET_DEFAULTS, ASSET_FEATURES, DEFAULT_MODEL, featureFamily } from '../actors/kinds/sensor/asset.js'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { ASSET_DEFAULTS, ASSET_FEATURES, DEFAULT_MODEL, featureFamily, modelHeads, MODEL_FEATURE_SET as ASSET_FEATURE_SET } from '../actors/kinds/sensor/asset.js'
 import { ConfigError } from '../actors/errors.js'
 import { AssetFleet, DAY_MS, type FailureTruth, type MaintenanceEntry } from './eval/asset-scenario.js'
 import { HELDOUT_SEEDS, TUNING_SEEDS } from './eval/asset-eval.js'
-import { featureRows, fitLogistic, fitLogisticNonNegative, labelOf, TRAIN_DEFAULTS, type FeatureRow } from '../simulators/train.js'
+import { builtinPrior, featureRows, fitHeads, fitLogistic, fitLogisticNonNegative, labelOf, TRAIN_DEFAULTS, type FeatureRow } from '../cmd/train.js'
 
 const HOUR = 3_600_000
 const FAMILIES: Record<string, readonly string[]> = { bearing: ['vibration'], cooling: ['temperature'], hydraulic: ['pressure', 'flow'] }
 
-export interface Variant { model?: 'trained' | 'builtin'; falseRate?: number; nonNegative?: boolean; hold?: number; hysteresis?: number; clear?: number }
+export interface Variant { model?: 'trained' | 'builtin'; falseRate?: number; nonNegative?: boolean; hold?: number; hysteresis?: number; clear?: number
+  /** Per-family heads (fitHeads) instead of one logistic; attributeHours: the span before a failure that attributes it to a head. */
+  heads?: boolean; attributeHours?: number; horizonHours?: number; prior?: 'none' | 'shrink' | 'only'; l2?: number; validateShare?: number }
 
-interface SeedRun { rows: FeatureRow[]; failures: FailureTruth[]; maintenance: MaintenanceEntry[]; odd: Set<string>; units: number; testStart: number; testDays: number }
+interface Head { intercept: number; weights: number[] }
+
+interface SeedRun { rows: FeatureRow[]; failures: FailureTruth[]; maintenance: MaintenanceEntry[]; odd: string[]; units: number; testStart: number; testDays: number }
 
 /** The profile's feature rows over one seed's whole run, with its ground truth. */
-export async function seedRun(seed: number, units: number, days = 72): Promise<SeedRun> {
+export async function seedRun(seed: number, units: number, days = 72, cacheDir?: string): Promise<SeedRun> {
+  const file = cacheDir === undefined ? undefined : join(cacheDir, `asset-rows-${seed}-${units}-${days}-${ASSET_FEATURE_SET}.json`)
+  if (file !== undefined && existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as SeedRun
+  const run = await computeSeedRun(seed, units, days)
+  if (file !== undefined) writeFileSync(file, JSON.stringify(run))
+  return run
+}
+
+async function computeSeedRun(seed: number, units: number, days: number): Promise<SeedRun> {
   const fleet = new AssetFleet({ seed, units, days })
   function* rows(): Generator<{ entity: string; ts: number; fields: Record<string, number> }> {
     for (const { entity, reading } of fleet.readings()) yield { entity, ts: reading.ts, fields: reading.fields as Record<string, number> }
   }
   const fr = await featureRows(rows(), { sampleEvery: 1 })
   return { rows: fr.rows, failures: fleet.failures(), maintenance: fleet.maintenance(),
-    odd: new Set(fleet.unitInfo().filter((u) => u.character !== 'normal').map((u) => u.entity)), units, testStart: fleet.startTs + (days / 2) * DAY_MS, testDays: days / 2 }
+    odd: fleet.unitInfo().filter((u) => u.character !== 'normal').map((u) => u.entity), units, testStart: fleet.startTs + (days / 2) * DAY_MS, testDays: days / 2 }
 }
 
 /** Fits on the training period as `pitwall train` does (held-out share, horizon, downtime, operating point). */
-function fit(r: SeedRun, v: Variant): { intercept: number; weights: number[] } {
-  if (v.model === 'builtin') return { intercept: DEFAULT_MODEL.intercept, weights: ASSET_FEATURES.map((f) => DEFAULT_MODEL.weights[f] ?? 0) }
+function fit(r: SeedRun, v: Variant): Head[] {
+  if (v.model === 'builtin') return modelHeads(DEFAULT_MODEL).map((h) => ({ intercept: h.intercept, weights: ASSET_FEATURES.map((f) => h.weights[f] ?? 0) }))
   const fails = r.maintenance.filter((m) => m.action === 'repair' && m.ts < r.testStart).map((m) => ({ entity: m.entity, ts: m.ts }))
   const train = r.rows.filter((x) => x.ts < r.testStart)
   const from = train[0]?.ts ?? r.testStart
-  const cut = r.testStart - TRAIN_DEFAULTS.validateShare * (r.testStart - from)
-  const o = { horizonMs: TRAIN_DEFAULTS.horizonHours * HOUR, downtimeMs: TRAIN_DEFAULTS.downtimeHours * HOUR }
+  const cut = r.testStart - (v.validateShare ?? TRAIN_DEFAULTS.validateShare) * (r.testStart - from)
+  const o = { horizonMs: (v.horizonHours ?? TRAIN_DEFAULTS.horizonHours) * HOUR, downtimeMs: TRAIN_DEFAULTS.downtimeHours * HOUR }
+  if (v.heads ?? TRAIN_DEFAULTS.model === 'per-family') {
+    const prior = v.prior === 'none' ? {} : { prior: builtinPrior(), priorOnly: v.prior === 'only' }
+    return fitHeads(train, fails, cut, { ...o, l2: v.l2 ?? TRAIN_DEFAULTS.l2, falseRate: v.falseRate ?? TRAIN_DEFAULTS.falseRate, nonNegative: v.nonNegative ?? false,
+      attributeMs: (v.attributeHours ?? TRAIN_DEFAULTS.attributeHours) * HOUR, ...prior }, ASSET_DEFAULTS.riskHigh.threshold)
+  }
   const x: number[][] = [], y: number[] = []
   for (const row of train) {
     if (row.ts + o.horizonMs > cut) continue
@@ -52,15 +74,15 @@ function fit(r: SeedRun, v: Variant): { intercept: number; weights: number[] } {
     x.push(row.x)
     y.push(l)
   }
-  const f = (v.nonNegative ? fitLogisticNonNegative : fitLogistic)(x, y, TRAIN_DEFAULTS.l2)
+  const f = (v.nonNegative ? fitLogisticNonNegative : fitLogistic)(x, y, v.l2 ?? TRAIN_DEFAULTS.singleL2)
   const neg = x.filter((_, i) => y[i] === 0).map((row) => row.reduce((a, val, j) => a + val * (f.weights[j] as number), f.intercept)).sort((a, b) => a - b)
-  const q = neg[Math.min(neg.length - 1, Math.floor((1 - (v.falseRate ?? TRAIN_DEFAULTS.falseRate)) * neg.length))] ?? 0
+  const q = neg[Math.min(neg.length - 1, Math.floor((1 - (v.falseRate ?? TRAIN_DEFAULTS.singleFalseRate)) * neg.length))] ?? 0
   const t = ASSET_DEFAULTS.riskHigh.threshold
-  return { intercept: f.intercept + Math.log(t / (100 - t)) - q, weights: f.weights }
+  return [{ intercept: f.intercept + Math.log(t / (100 - t)) - q, weights: f.weights }]
 }
 
 /** risk_high openings (with the top reason's family) replayed over the rows. */
-function openings(r: SeedRun, m: { intercept: number; weights: number[] }, v: Variant): Array<{ entity: string; ts: number; family: string | null }> {
+function openings(r: SeedRun, heads: readonly Head[], v: Variant): Array<{ entity: string; ts: number; family: string | null }> {
   const rh = ASSET_DEFAULTS.riskHigh
   const hold = v.hold ?? rh.holdPeriods, clear = v.clear ?? rh.clearPeriods, low = rh.threshold - (v.hysteresis ?? rh.hysteresis)
   const st = new Map<string, { open: boolean; hot: number; cool: number }>()
@@ -68,7 +90,12 @@ function openings(r: SeedRun, m: { intercept: number; weights: number[] }, v: Va
   for (const row of r.rows) {
     let s = st.get(row.entity)
     if (!s) st.set(row.entity, s = { open: false, hot: 0, cool: 0 })
-    const risk = 100 / (1 + Math.exp(-row.x.reduce((a, val, j) => a + val * (m.weights[j] as number), m.intercept)))
+    let m = heads[0] as Head, lg = -Infinity
+    for (const h of heads) {
+      const l = row.x.reduce((a, val, j) => a + val * (h.weights[j] as number), h.intercept)
+      if (l > lg) { lg = l; m = h }
+    }
+    const risk = 100 / (1 + Math.exp(-lg))
     if (!s.open) {
       s.hot = risk >= rh.threshold ? s.hot + 1 : 0
       if (s.hot < hold) continue
@@ -113,7 +140,7 @@ export function scoreVariant(runs: readonly SeedRun[], v: Variant): Record<strin
     for (const o of opens) {
       if (r.failures.some((f) => f.entity === o.entity && f.ts >= o.ts && f.ts - o.ts <= 72 * HOUR)) continue
       falses++
-      if (r.odd.has(o.entity)) odd++
+      if (r.odd.includes(o.entity)) odd++
     }
   }
   leads.sort((a, b) => a - b)
@@ -125,15 +152,16 @@ export function scoreVariant(runs: readonly SeedRun[], v: Variant): Record<strin
     opensPerCaught: caughtPredictable ? r3(opensNearCaught / caughtPredictable) : null, rightFamily: trueAlerts ? r3(right / trueAlerts) : null }
 }
 
-function parse(argv: readonly string[]): { seeds: number[]; units: number; variants: Variant[] } {
-  const o = { seeds: [...TUNING_SEEDS] as number[], units: 60, variants: [{}, { model: 'builtin' }] as Variant[] }
+function parse(argv: readonly string[]): { seeds: number[]; units: number; variants: Variant[]; cache: string | undefined } {
+  const o = { seeds: [...TUNING_SEEDS] as number[], units: 60, variants: [{}, { model: 'builtin' }] as Variant[], cache: undefined as string | undefined }
   for (let i = 0; i < argv.length; i += 2) {
     const a = argv[i], v = argv[i + 1]
     if (v === undefined) throw new ConfigError(String(a), 'needs a value')
     if (a === '--seeds') o.seeds = v === 'tuning' ? [...TUNING_SEEDS] : v === 'heldout' ? [...HELDOUT_SEEDS] : v.split(',').map(Number)
     else if (a === '--units') o.units = Number(v)
     else if (a === '--variants') o.variants = JSON.parse(v) as Variant[]
-    else throw new ConfigError(String(a), 'unknown flag (--seeds, --units, --variants)')
+    else if (a === '--cache') o.cache = v
+    else throw new ConfigError(String(a), 'unknown flag (--seeds, --units, --variants, --cache)')
   }
   if (o.seeds.some((s) => !Number.isInteger(s))) throw new ConfigError('--seeds', 'tuning, heldout or comma-separated integers')
   if (!Number.isInteger(o.units) || o.units < 4) throw new ConfigError('--units', 'must be an integer >= 4')
@@ -146,12 +174,12 @@ if (import.meta.url === `file://${process.argv[1] ?? ''}`) {
   try {
     o = parse(process.argv.slice(2))
   } catch (err) {
-    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\nusage: node dist/bench/asset-replay.js [--seeds tuning|heldout|1,2] [--units 60] [--variants JSON]\n`)
+    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\nusage: node dist/bench/asset-replay.js [--seeds tuning|heldout|1,2] [--units 60] [--variants JSON] [--cache DIR]\n`)
     process.exit(2)
   }
   const runs: SeedRun[] = []
   for (const seed of o.seeds) {
-    runs.push(await seedRun(seed, o.units))
+    runs.push(await seedRun(seed, o.units, 72, o.cache))
     process.stderr.write(`seed ${seed}: ${runs[runs.length - 1]?.rows.length ?? 0} feature rows\n`)
   }
   for (const v of o.variants) process.stdout.write(`${JSON.stringify(scoreVariant(runs, v))}\n`)

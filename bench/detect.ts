@@ -162,7 +162,7 @@ export function benchDetect(opts: { seed: number; plantHours: number; raceMinute
   const plantScore = score(alertSpans(plant.outs, plant.endTs), plant.episodes, PLANT_ANOMALY_TYPES, undefined, plant.endTs)
   const us = timings.us.subarray(0, timings.n)
 
-  // Race: the runtime's own simulator (sites/simulator.ts), cars only, with overheat episodes.
+  // Race: the runtime's own simulator (simulators/simulator.ts), cars only, with overheat episodes.
   const raceSim = new Simulator({ seed: opts.seed, sensors: 0, cars: 10, sensorHz: 1, carHz: 10, site: 'a', partitions: 1, anomalies: true })
   const raceEnd = raceSim.startTs + opts.raceMinutes * 60_000
   const raceEps = new Map<string, Episode>()

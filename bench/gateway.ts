@@ -135,7 +135,7 @@ async function main(): Promise<void> {
     await jsm.streams.purge(cfg.streams.tlm)
 
     const port = await freePort()
-    gw = spawn(process.execPath, [join(root, 'dist', 'gateway', 'bin.js')], {
+    gw = spawn(process.execPath, [join(root, 'dist', 'cmd', 'gateway.js')], {
       env: {
         ...process.env, PITWALL_NATS_URL: srv.url, PITWALL_PARTITIONS: String(P), PITWALL_GATEWAY_AUTH: 'off',
         PITWALL_GATEWAY_HOST: '127.0.0.1', PITWALL_GATEWAY_PORT: String(port), PITWALL_GATEWAY_RATE_LIMIT_MAX: '10000000',

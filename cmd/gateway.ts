@@ -4,10 +4,11 @@
  * publish already sent is flushed before exit.
  */
 import { jetstreamManager } from '@nats-io/jetstream'
-import { checkDeployment, ConfigError, connectNats, jsonLog, PitwallError } from '../actors/mod.js'
+import { checkDeployment, ConfigError, connectNats, jsonLog, PitwallError, setProcessTitle } from '../actors/mod.js'
 import { buildGateway, compileGatewayConfig, gatewayOptionsFromEnv } from '../gateway/mod.js'
 
 const log = jsonLog('gateway')
+setProcessTitle('gateway')
 
 async function main(): Promise<void> {
   const cfg = compileGatewayConfig(gatewayOptionsFromEnv(process.env))

@@ -5,7 +5,7 @@
  *   pitwall site <command> [flags]         status, failover, failback, assume-peer-lost (sites/site-cli.ts;
  *                                          flags or --topology <file> --site <s>; `pitwall site --help`)
  *   pitwall simulate --profile <p> ...     seeded simulator with ground truth (cmd/simulate.ts)
- *   pitwall train ...                      fit the asset risk model (sites/simulate/train.ts)
+ *   pitwall train ...                      fit the asset risk model (cmd/train.ts)
  *   pitwall deploy --site <s> [--plan]     Nomad deploy of a site (nomad-jobs/deploy.ts, docs/deploy.md)
  * Settings from PITWALL_* environment variables (docs/configuration.md); `site` commands take flags (or a site
  * definition file) that win over them.
@@ -18,7 +18,7 @@ import { deployMain } from '../nomad-jobs/deploy.js'
 import { mqttUsersMain } from '../gateway/mod.js'
 import { siteMain } from '../sites/site-cli.js'
 import { simulateMain } from './simulate.js'
-import { trainMain } from '../simulators/train.js'
+import { trainMain } from './train.js'
 
 const [cmd, ...rest] = process.argv.slice(2)
 const usage = [

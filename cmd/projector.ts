@@ -5,15 +5,11 @@
  * (PW_DEPLOYMENT_MISMATCH). SIGTERM: finish the current batch, commit, ack, exit 0.
  */
 import { jetstreamManager } from '@nats-io/jetstream'
-import { compileConfig, optionsFromEnv } from '../actors/config.js'
-import { checkDeployment } from '../actors/deployment.js'
-import { ConfigError, PitwallError } from '../actors/errors.js'
-import { projectorRegistry, serveMetrics } from '../actors/metrics.js'
+import { checkDeployment, compileConfig, ConfigError, connectNats, jsonLog, optionsFromEnv, peerStreams, PitwallError, projectorRegistry, serveMetrics, setProcessTitle } from '../actors/mod.js'
 import { DomainMetrics, domainMetricsFromEnv, Projector } from '../projector/mod.js'
-import { peerStreams } from '../actors/sitemap.js'
-import { connectNats, jsonLog } from '../actors/worker.js'
 
 const log = jsonLog('projector')
+setProcessTitle('projector')
 const adapt = {
   debug: (msg: string, data?: Record<string, unknown>) => log('debug', msg, data),
   info: (msg: string, data?: Record<string, unknown>) => log('info', msg, data),

@@ -67,7 +67,7 @@ export interface SimulateOptions {
   startTs?: number
 }
 
-/** Wraps the race/environment simulator of sites/simulator.ts, turning its per-reading truth into episodes. */
+/** Wraps the race/environment simulator of simulators/simulator.ts, turning its per-reading truth into episodes. */
 class RuntimeSim implements DomainSimulator {
   readonly startTs: number
   private readonly sim: Simulator

@@ -3,13 +3,10 @@
  * run). Configuration from PITWALL_* environment variables (docs/configuration.md). SIGTERM/SIGINT: drain,
  * checkpoint and release every partition, then exit 0.
  */
-import { compileConfig, optionsFromEnv } from '../actors/config.js'
-import { PitwallError } from '../actors/errors.js'
-import { PROFILES } from '../actors/kinds/registry.js'
-import { serveMetrics, WorkerObserver, workerRegistry } from '../actors/metrics.js'
-import { jsonLog, Worker } from '../actors/worker.js'
+import { compileConfig, jsonLog, optionsFromEnv, PitwallError, PROFILES, serveMetrics, setProcessTitle, Worker, WorkerObserver, workerRegistry } from '../actors/mod.js'
 
 const log = jsonLog('worker')
+setProcessTitle('worker')
 try {
   const cfg = compileConfig(optionsFromEnv(process.env))
   const observer = new WorkerObserver()

@@ -5,9 +5,8 @@
  * base64url of the last row's sort key and the next page starts strictly after it. Times are ISO 8601 in
  * replies; `from`/`to` accept ISO 8601 or epoch milliseconds and form the half-open range [from, to).
  *
- * Table names are written here rather than imported: the gateway sees the runtime only through actors/mod.ts,
- * and the projector's schema is not part of that face. test/gateway-queries.test.ts writes its rows with the
- * real projector, so a renamed table or column fails there.
+ * Table names come from the projector's face (`TABLES`, projector/mod.ts), the contract between the two;
+ * test/gateway-queries.test.ts writes its rows with the real projector, so a renamed column fails there.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type, type Static, type TSchema } from '@sinclair/typebox'

@@ -4,7 +4,7 @@
  * dashboard expression only names metrics that exist.
  */
 import { collectDefaultMetrics, Registry } from 'prom-client'
-import { METRICS } from '../actors/metrics.js'
+import { METRICS } from '../actors/mod.js'
 
 /** Names of prom-client's default metrics (process_*, nodejs_*). */
 export async function defaultMetricNames(): Promise<Set<string>> {

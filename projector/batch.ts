@@ -13,10 +13,8 @@
  * - positions go to raw_readings keyed by (kind, entity, reading seq): the first copy stays (a replay of the same
  *   reading gives the same fix, whoever owns the partition).
  */
-import type {
-  AlertBody, FenceBody, LapBody, LateBody, Output, PositionBody, RecommendationBody, ScoreBody, WindowBody,
-} from '../actors/types.js'
-import { epochOf, seqOf } from '../actors/sitemap.js'
+import { epochOf, seqOf } from '../actors/mod.js'
+import type { AlertBody, FenceBody, LapBody, LateBody, Output, PositionBody, RecommendationBody, ScoreBody, WindowBody } from '../actors/mod.js'
 import { decodeOutput } from './decode.js'
 
 /** What the projector needs of a JetStream message. */

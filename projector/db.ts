@@ -1,6 +1,6 @@
 /** PostgreSQL plumbing shared by the projector modules: connecting with a coded error, classifying failures. */
 import pg from 'pg'
-import { RuntimeErrorCodes, UnreachableError } from '../actors/errors.js'
+import { RuntimeErrorCodes, UnreachableError } from '../actors/mod.js'
 
 /** The setting that names the database, quoted in errors. */
 export const PG_SETTING = 'pg.url (PITWALL_PG_URL)'

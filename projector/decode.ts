@@ -3,7 +3,7 @@
  * types, non-finite numbers, NUL characters, times out of range) is refused here with a reason, so a bad
  * message is set aside instead of failing the batch it travels in.
  */
-import { OUTPUT_TYPES, type Output, type OutputType } from '../actors/types.js'
+import { OUTPUT_TYPES, type Output, type OutputType } from '../actors/mod.js'
 
 export type Decoded = { ok: true; output: Output } | { ok: false; reason: string }
 

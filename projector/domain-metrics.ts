@@ -12,8 +12,7 @@
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
 import type pg from 'pg'
-import { ConfigError } from '../actors/errors.js'
-import { METRICS } from '../actors/metrics.js'
+import { ConfigError, METRICS } from '../actors/mod.js'
 import type { BatchRows } from './batch.js'
 import { TABLES } from './schema.js'
 

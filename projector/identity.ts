@@ -12,7 +12,7 @@
  */
 import { createHash } from 'node:crypto'
 import type pg from 'pg'
-import { assertDeployment } from '../actors/deployment.js'
+import { assertDeployment } from '../actors/mod.js'
 import { withClient } from './db.js'
 import { TABLES } from './schema.js'
 

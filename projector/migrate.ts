@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto'
 import type pg from 'pg'
-import { ConfigError } from '../actors/errors.js'
+import { ConfigError } from '../actors/mod.js'
 import { PG_SETTING, withClient } from './db.js'
 import { MIGRATIONS, TABLES, type Migration } from './schema.js'
 

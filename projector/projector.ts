@@ -22,12 +22,7 @@ import {
 } from '@nats-io/jetstream'
 import { nanos, type NatsConnection } from '@nats-io/transport-node'
 import type pg from 'pg'
-import {
-  ConfigError, FencedError, PitwallError, RuntimeErrorCodes, StreamConfigError, UnreachableError,
-} from '../actors/errors.js'
-import { DEFAULTS as RUNTIME_DEFAULTS, DEPLOYMENT_PATTERN, ENV as RUNTIME_ENV } from '../actors/config.js'
-import { checkStreamDeployment } from '../actors/deployment.js'
-import { ID_PATTERN, outStreamSubjects, SITE_PATTERN } from '../actors/subjects.js'
+import { checkStreamDeployment, ConfigError, DEPLOYMENT_PATTERN, FencedError, ID_PATTERN, outStreamSubjects, PitwallError, RUNTIME_DEFAULTS, RUNTIME_ENV, RuntimeErrorCodes, SITE_PATTERN, StreamConfigError, UnreachableError } from '../actors/mod.js'
 import { fenceKey, planBatch, rejectPlan, type BatchPlan, type Seals, type StreamMessage } from './batch.js'
 import { createPool, guardPool, isDataError, messageOf, PG_SETTING } from './db.js'
 import { claimDatabase } from './identity.js'

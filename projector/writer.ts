@@ -5,8 +5,7 @@
  * batch.ts, so replays and redeliveries leave the tables as they were (apart from updated_at).
  */
 import type pg from 'pg'
-import { FencedError } from '../actors/errors.js'
-import { position } from '../actors/sitemap.js'
+import { FencedError, position } from '../actors/mod.js'
 import { fenceKey, sealKey, type BatchPlan, type BatchRows, type Seals } from './batch.js'
 import { withClient } from './db.js'
 import { msToTs, TABLES } from './schema.js'

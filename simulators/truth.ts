@@ -1,6 +1,6 @@
 /**
- * What every domain simulator under sites/simulate/ shares: the seeded PRNG and per-entity seeding (same scheme
- * as sites/simulator.ts, so adding entities never changes the others' streams), the simulated item, and the
+ * What every domain simulator under simulators/ shares: the seeded PRNG and per-entity seeding (same scheme
+ * as simulators/simulator.ts, so adding entities never changes the others' streams), the simulated item, and the
  * ground-truth record of an injected anomaly with its writers (NDJSON or CSV file).
  */
 import { createWriteStream, type WriteStream } from 'node:fs'

@@ -112,7 +112,7 @@ async function checkPitwall(t: Test, topo: Topology, root: string): Promise<void
     t.same(Object.fromEntries(Object.entries(ctl).filter(([k]) => !own.includes(k))), spec, `${s.name}: controller env = sites/local.ts controllerSpec (peer ${peer.name}'s /healthz)`)
     t.same(own.map((k) => ctl[k]), [first.host, String(FAILOVER_AFTER_MS), 'consul', 'http://127.0.0.1:8500', s.consulDatacenter, peer.consulDatacenter], `${s.name}: controller listens on the host, Consul health of ${peer.consulDatacenter}`)
     const unit = await readFile(join(root, first.name, 'etc', 'systemd', 'system', 'pitwall-controller.service'), 'utf8')
-    t.match(unit, /^ExecStart=\/usr\/bin\/node \/opt\/pitwall\/dist\/sites\/bin\/controller\.js$/m, `${s.name}: the unit runs dist/${controllerSpec(env, 0).script}`)
+    t.match(unit, /^ExecStart=\/usr\/bin\/node \/opt\/pitwall\/dist\/cmd\/controller\.js$/m, `${s.name}: the unit runs dist/${controllerSpec(env, 0).script}`)
     t.match(unit, /^EnvironmentFile=\/etc\/pitwall\/controller\.env$/m, `${s.name}: unit reads controller.env`)
     t.match(unit, /^KillSignal=SIGTERM$/m)
     const reg = JSON.parse(await readFile(join(root, first.name, 'etc', 'consul.d', 'pitwall-site.json'), 'utf8')) as { service: { name: string; port: number; tags: string[]; checks: Array<{ http: string }> } }

@@ -8,7 +8,7 @@ import t from 'tap'
 import fc from 'fast-check'
 import { ActorCell } from '../actors/cell.js'
 import { ConfigError } from '../actors/errors.js'
-import { ASSET_DEFAULTS, asset, type AssetConfig } from '../actors/kinds/sensor/asset.js'
+import { ASSET_DEFAULTS, MODEL_FEATURE_SET, MODEL_FORMAT, asset, mergeAssetModel, type AssetConfig, type AssetModelHead } from '../actors/kinds/sensor/asset.js'
 import type { AlertBody, LateBody, Reading, ScoreBody } from '../actors/types.js'
 import { runActor, type EmittedOutput, type HarnessMessage } from './helpers/harness.js'
 
@@ -131,7 +131,7 @@ void t.test('no features, risk or alerts before the baseline is warm; scores onc
     t.equal((o.ts - TH) % H, 0, 'scored on the first reading of a period')
     const b = o.body as ScoreBody
     t.equal(o.id, `sensor:loco7:score:failure_risk:${o.ts}`)
-    const sum = C.model.intercept + Object.values(b.factors).reduce((a, x) => a + x, 0)
+    const sum = (C.model.heads?.[0]?.intercept ?? NaN) + Object.values(b.factors).reduce((a, x) => a + x, 0)
     t.ok(Math.abs(100 / (1 + Math.exp(-sum)) - b.value) < 1e-9, 'factors sum to the logit')
   }
 })
@@ -166,6 +166,35 @@ void t.test('one risk_high per developing fault: opens after the hold, updates a
   }
   const close = rh.at(-1) as AlertBody
   t.ok(close.end !== undefined && close.end > open.start)
+})
+
+void t.test('per-family heads: the risk is the largest head, whose features are the reasons and whose name the alert carries', async (t) => {
+  // Two heads with hand-set weights: a vibration head that a leak leaves at its intercept, and a hydraulic head.
+  const model = { format: MODEL_FORMAT, features: MODEL_FEATURE_SET, version: 'heads-test', heads: [
+    { name: 'vibration', intercept: -6, weights: { vibration_level_up: 1, vibration_trend_up: 0.5 } },
+    { name: 'hydraulic', intercept: -7, weights: { pressure_level_down: 1, pressure_trend_down: 0.5, flow_level_up: 0.5 } },
+  ] }
+  const c = mergeAssetModel(C, model)
+  const rs = unit(96, (h) => ({ pressure: 5 - 1.5 * ramp(48, 48)(h) }))
+  const run = runActor(asset, entity, msgs(rs), { config: c })
+  const v = run.cell.query() as View & { heads: Record<string, number | null> }
+  const logistic = (l: number): number => 100 / (1 + Math.exp(-l))
+  const f = v.features
+  // Expected head risks computed here from the documented formula, not read from the profile.
+  const hyd = logistic(-7 + (f['pressure_level_down'] ?? 0) + 0.5 * (f['pressure_trend_down'] ?? 0) + 0.5 * (f['flow_level_up'] ?? 0))
+  const vib = logistic(-6 + (f['vibration_level_up'] ?? 0) + 0.5 * (f['vibration_trend_up'] ?? 0))
+  t.ok(Math.abs((v.heads['hydraulic'] ?? NaN) - hyd) < 1e-9 && Math.abs((v.heads['vibration'] ?? NaN) - vib) < 1e-9, `head risks ${JSON.stringify(v.heads)}`)
+  t.ok(hyd > 90 && vib < 1, `the leak drives the hydraulic head (${hyd.toFixed(1)}) and not the vibration head (${vib.toFixed(3)})`)
+  const last = scores(run.outputs).at(-1)?.body as ScoreBody
+  t.ok(Math.abs(last.value - Math.max(hyd, vib)) < 1e-6 || last.value > C.riskHigh.threshold, 'the scored risk is the largest head')
+  t.ok(Object.keys(last.factors).every((k) => k.startsWith('pressure_') || k.startsWith('flow_')), `score factors are the top head's: ${Object.keys(last.factors).join(',')}`)
+  t.ok(v.reasons.length > 0 && v.reasons.every((r) => r.family === 'pressure' || r.family === 'flow'), 'reasons come from the hydraulic head')
+  const open = alerts(run.outputs, 'risk_high').find((a) => a.state === 'open')
+  t.equal(open?.details?.['head'], 'hydraulic')
+  t.equal(open?.details?.['family'], 'pressure')
+  // The same unit with a bearing fault: the vibration head takes over.
+  const b = runActor(asset, entity, msgs(unit(96, (h, i) => ({ vibration: 2 + 0.2 * Math.sin(i * 1.7) + 3 * ramp(60, 36)(h) }))), { config: c })
+  t.equal(alerts(b.outputs, 'risk_high').find((a) => a.state === 'open')?.details?.['head'], 'vibration')
 })
 
 void t.test('live query: risk, reasons with families, last values, open alerts', async (t) => {
@@ -240,12 +269,21 @@ void t.test('invalid config and old model files are rejected at activation, nami
     }
   }
   t.equal(settingOf(C), undefined, 'the defaults are valid')
-  t.equal(settingOf(cfg({ model: { ...C.model, intercept: Number.NaN } })), 'asset.model.intercept')
+  const head0 = C.model.heads?.[0] as AssetModelHead
+  const withHead = (h: Record<string, unknown>): Record<string, unknown> => ({ ...C.model, heads: [{ ...head0, ...h }] })
+  t.equal(settingOf(cfg({ model: withHead({ intercept: Number.NaN }) })), 'asset.model.heads[0].intercept')
   t.equal(settingOf(cfg({ model: { ...C.model, version: 0 } })), 'asset.model.version')
   t.equal(settingOf(cfg({ model: { ...C.model, version: '' } })), 'asset.model.version')
-  t.equal(settingOf(cfg({ model: { ...C.model, weights: { vibration_level_up: 'x' } } })), 'asset.model.weights.vibration_level_up')
-  t.equal(settingOf(cfg({ model: { ...C.model, weights: { bogus: 1 } } })), 'asset.model.weights.bogus')
-  t.equal(settingOf({ ...C, model: { ...C.model, weights: undefined } } as unknown as AssetConfig), 'asset.model.weights')
+  t.equal(settingOf(cfg({ model: withHead({ weights: { vibration_level_up: 'x' } }) })), 'asset.model.heads[0].weights.vibration_level_up')
+  t.equal(settingOf(cfg({ model: withHead({ weights: { bogus: 1 } }) })), 'asset.model.heads[0].weights.bogus')
+  t.equal(settingOf({ ...C, model: withHead({ weights: undefined }) } as unknown as AssetConfig), 'asset.model.heads[0].weights')
+  t.equal(settingOf(cfg({ model: { ...C.model, heads: [] } })), 'asset.model.heads')
+  t.equal(settingOf(cfg({ model: { ...C.model, heads: [head0, head0] } })), 'asset.model.heads[1].name', 'head names are unique')
+  // A format-2 file (one logistic) is still read, as one head; its fields are checked where they are.
+  const v2 = { format: 2, features: MODEL_FEATURE_SET, version: 'trained-2', intercept: head0.intercept, weights: head0.weights }
+  t.equal(settingOf(cfg({ model: v2 })), undefined, 'a format-2 model loads')
+  t.equal(settingOf(cfg({ model: { ...v2, intercept: 'x' } })), 'asset.model.intercept')
+  t.equal(settingOf(cfg({ model: { ...C.model, format: 4 } })), 'asset.model.format')
   t.equal(settingOf(cfg({ model: null })), 'asset.model')
   // A format-1 model file (what `pitwall train` wrote before): rejected with a message that says what to do.
   const old = { version: 'trained-1', intercept: -3, weights: { vibration_level: 1 }, trained: {} }
@@ -258,5 +296,5 @@ void t.test('invalid config and old model files are rejected at activation, nami
   t.equal(settingOf(cfg({ riskHigh: { hysteresis: 80 } })), 'asset.riskHigh.hysteresis')
   t.equal(settingOf(cfg({ baseline: { floor: { vibration: 0 } } })), 'asset.baseline.floor.vibration')
   t.equal(settingOf(cfg({ danger: { vibration: Number.POSITIVE_INFINITY } })), 'asset.danger.vibration')
-  t.equal(settingOf(cfg({ model: { ...C.model, version: '2026-11-a', intercept: -3, weights: {} } })), undefined, 'a string version is fine')
+  t.equal(settingOf(cfg({ model: { ...withHead({ intercept: -3, weights: {} }), version: '2026-11-a' } })), undefined, 'a string version is fine')
 })

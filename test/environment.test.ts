@@ -236,7 +236,7 @@ void t.test('snapshot/restore at random points gives the same outputs and live v
     })
     // Then a reading far later and a tick: every open window closes, so everything the state holds that any
     // output can use shows. (Snapshots are not compared byte for byte: a pane whose `last` no open window can
-    // use any more is kept without it (noLast, actors/windows.ts); restored, it holds last = first, and a late
+    // use any more is kept without it (noLast, actors/windows/); restored, it holds last = first, and a late
     // reading with the same event time then sets a `last` that no output reads. Found by this test, seed
     // 1992853746.)
     const later = clock + 3_600_000

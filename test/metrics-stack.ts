@@ -1,7 +1,7 @@
 /**
  * A small real pitwall stack for the observability tests: a private nats-server, a fresh PostgreSQL database,
  * real workers (every registered profile) and the projector (with domain metrics), each serving `/metrics` on a
- * free loopback port, and a simulated load (sites/simulator.ts) published through JetStream. Not a test file.
+ * free loopback port, and a simulated load (simulators/simulator.ts) published through JetStream. Not a test file.
  */
 import type { Server } from 'node:http'
 import pg from 'pg'

@@ -88,7 +88,7 @@ t.test('the controller job\'s process fails over only when Consul, too, says the
   t.equal(env.PITWALL_PEER_HEALTH_URL, `http://127.0.0.1:${deadPort}/healthz`, 'the peer controller\'s address from dc-a')
   t.equal(env.PITWALL_FAILOVER_AFTER_MS, '1500')
   t.equal(env.PITWALL_DISCOVERY, 'consul')
-  const proc = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'sites', 'bin', 'controller.ts')], { cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] })
+  const proc = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'cmd', 'controller.ts')], { cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] })
   let log = ''
   proc.stderr.on('data', (d: Buffer) => {
     log = (log + d.toString()).slice(-50_000)

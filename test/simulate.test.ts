@@ -1,5 +1,5 @@
 /**
- * The domain simulators of sites/simulate/ (plant, asset, road): layout, determinism per seed and per entity,
+ * The domain simulators of simulators/ (plant, asset, road): layout, determinism per seed and per entity,
  * physics of healthy readings against the profiles' physical limits, the signature of every injected episode in
  * the readings it covers, the maintenance log, VINs, and the ground-truth writers.
  */

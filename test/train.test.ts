@@ -1,7 +1,8 @@
 /**
- * `pitwall train` (sites/simulate/train.ts): the logistic fit recovers known coefficients; labels follow the
- * documented semantics; a model trained from the simulated mixed fleet's history and maintenance log is a valid
- * format-2 `asset` model, carries held-out validation figures and, loaded as profile config, warns ahead of the
+ * `pitwall train` (cmd/train.ts): the logistic fit recovers known coefficients; labels follow the
+ * documented semantics; the per-family fit attributes failures from the features and fits each head on its own
+ * family; a model trained from the simulated mixed fleet's history and maintenance log is a valid
+ * format-3 `asset` model (one head per family), carries held-out validation figures and, loaded as profile config, warns ahead of the
  * failures of another seed through the real profile; the lead-time scorer counts by hand; flags are parsed
  * strictly (per-command --help, unknown flags and bad values exit 2).
  */
@@ -10,10 +11,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ActorCell } from '../actors/cell.js'
-import { ASSET_DEFAULTS, MODEL_FEATURE_SET, MODEL_FORMAT, asset, mergeAssetModel } from '../actors/kinds/sensor/asset.js'
+import { ASSET_DEFAULTS, ASSET_FEATURES, MODEL_FEATURE_SET, MODEL_FORMAT, MODEL_HEADS, asset, featureFamily, mergeAssetModel } from '../actors/kinds/sensor/asset.js'
 import { AssetSimulator } from '../simulators/asset.js'
 import { runAssetProfile, scoreLeadTime, type Failure, type HistoryRow } from '../simulators/asset-score.js'
-import { adviseOn, fitLogistic, fitLogisticNonNegative, labelOf, trainMain, type TrainedModel } from '../simulators/train.js'
+import { adviseOn, attributeFailures, fitHeads, fitLogistic, fitLogisticNonNegative, labelOf, trainMain, type FeatureRow, type HeadFit, type TrainedModel } from '../cmd/train.js'
 
 const H = 3_600_000
 
@@ -84,7 +85,8 @@ void t.test('lead-time scorer counted by hand', async (t) => {
 })
 
 void t.test('warnings carry a concrete suggestion', async (t) => {
-  const trained = { failures: 30, falseRate: 0.002 } as TrainedModel['trained']
+  const heads = ['vibration', 'temperature', 'hydraulic'].map((name) => ({ name, failures: 5, samples: 100, positives: 10 }))
+  const trained = { failures: 30, falseRate: 0.002, model: 'per-family', heads } as TrainedModel['trained']
   const poor = adviseOn({ failures: 10, caught6h: 2, recall6h: 0.2, medianLeadHours: 10, falseAlerts: 30, falsePerAssetMonth: 1.2, from: 0, to: 1, assets: 10 }, trained)
   t.equal(poor.length, 3)
   t.match(poor[0], /--false-rate \(e\.g\. 0\.006\).*--log-time completion/)
@@ -92,6 +94,62 @@ void t.test('warnings carry a concrete suggestion', async (t) => {
   t.match(poor[2], /--horizon-hours/)
   t.same(adviseOn({ failures: 10, caught6h: 9, recall6h: 0.9, medianLeadHours: 40, falseAlerts: 0, falsePerAssetMonth: 0, from: 0, to: 1, assets: 10 }, trained), [])
   t.match(adviseOn(null, { ...trained, failures: 3 }), [/only 3 failures/, /held-out period holds no failure/])
+  const lonely = { ...trained, heads: heads.map((h) => (h.name === 'hydraulic' ? { ...h, failures: 0 } : h)) }
+  t.match(adviseOn(null, lonely), [/no training failure was attributed to the hydraulic head: it keeps the built-in weights/, /holds no failure/])
+})
+
+// Rows of 24 features (ASSET_FEATURES order) for the per-family fit: noise, plus a family's features raised
+// in the hours before a failure of that family.
+function familyRows(seed: number): { rows: FeatureRow[]; failures: Failure[] } {
+  let x = seed
+  const rnd = (): number => ((x = (x * 1103515245 + 12345) % 2147483648) / 2147483648)
+  const idx = (fam: string): number[] => ASSET_FEATURES.map((f, j) => (featureFamily(f) === fam ? j : -1)).filter((j) => j >= 0)
+  const failures: Failure[] = []
+  const rows: FeatureRow[] = []
+  const plan: Array<[string, number, string | null]> = []
+  for (let u = 0; u < 30; u++) plan.push([`u${u}`, (200 + (u % 7) * 40) * H, (['vibration', 'pressure', 'temperature', null] as const)[u % 4] ?? null])
+  for (const [entity, fts, fam] of plan) {
+    failures.push({ entity, ts: fts })
+    for (let h = 0; h < 500; h++) {
+      const ts = h * H
+      const row = ASSET_FEATURES.map(() => Math.max(0, rnd() * 2 - 1))
+      const before = (fts - ts) / H
+      if (fam !== null && before > 0 && before <= 48) for (const j of idx(fam)) row[j] = (row[j] as number) + 6 * (1 - before / 60)
+      rows.push({ entity, ts, x: row })
+    }
+  }
+  rows.sort((a, b) => a.ts - b.ts)
+  return { rows, failures }
+}
+
+void t.test('per-family fit: failures attributed from the features alone; each head weighs its family only, at its own operating point', async (t) => {
+  const { rows, failures } = familyRows(7)
+  const o = { horizonMs: 72 * H, downtimeMs: 24 * H, attributeMs: 24 * H, until: Infinity }
+  const owner = attributeFailures(rows, failures, o)
+  // Expected from how the rows were built: u%4 = 0 vibration, 1 pressure (the hydraulic head), 2 temperature, 3 none.
+  t.same(owner, failures.map((_, u) => (['vibration', 'hydraulic', 'temperature', null] as const)[u % 4]))
+  const heads = fitHeads(rows, failures, Infinity, { ...o, l2: 1, falseRate: 0.01 }, 70)
+  t.same(heads.map((h) => h.name), ['vibration', 'temperature', 'hydraulic'])
+  for (const h of heads) {
+    const fields = (MODEL_HEADS as Record<string, readonly string[]>)[h.name] ?? []
+    ASSET_FEATURES.forEach((f, j) => {
+      if (!fields.includes(featureFamily(f))) t.equal(h.weights[j], 0, `${h.name} head: ${f} weighs 0`)
+    })
+    t.ok(h.failures >= 7 && h.positives > 0, `${h.name}: ${h.failures} failures, ${h.positives} positives`)
+    // Operating point: about falseRate of the head's healthy rows (no failure within 72 h) reach the threshold logit.
+    const healthy = rows.filter((r) => labelOf(r, failures, o) === 0)
+    const thr = Math.log(70 / 30)
+    const over = healthy.filter((r) => r.x.reduce((a, v, j) => a + v * (h.weights[j] as number), h.intercept) >= thr).length / healthy.length
+    t.ok(over <= 0.012 && over >= 0.005, `${h.name}: ${(100 * over).toFixed(2)} % of healthy rows at or above the threshold (falseRate 1 %)`)
+  }
+  // A prior: with priorOnly the weights are the prior's (restricted to the head), only the intercept is fitted.
+  const prior = ASSET_FEATURES.map((_, j) => j + 1)
+  const fixed = fitHeads(rows, failures, Infinity, { ...o, l2: 1, falseRate: 0.01, prior, priorOnly: true }, 70)
+  const vib = fixed[0] as HeadFit
+  ASSET_FEATURES.forEach((f, j) => t.equal(vib.weights[j], featureFamily(f) === 'vibration' ? j + 1 : 0))
+  // A strong pull toward the prior keeps the fitted weights near it; a weak one lets the data speak.
+  const near = fitLogistic(rows.map((r) => r.x.slice(0, 2)), rows.map((r) => (r.x[0] as number) > 3 ? 1 : 0), 1e7, [0.123, 0.456])
+  t.ok(Math.abs((near.weights[0] ?? 0) - 0.123) < 0.01 && Math.abs((near.weights[1] ?? 0) - 0.456) < 0.01, `pulled to the prior: ${near.weights.join(', ')}`)
 })
 
 void t.test('train from the simulated fleet; the model is versioned, validated, loads and warns ahead on another seed', async (t) => {
@@ -107,7 +165,13 @@ void t.test('train from the simulated fleet; the model is versioned, validated, 
   t.ok(model.trained.failures >= 5, `${model.trained.failures} training failures`)
   t.ok(model.validation && model.validation.failures > 0, 'validated on the held-out period')
   t.ok(Array.isArray(model.warnings))
-  const family = (f: string): number => Object.entries(model.weights).filter(([k]) => k.startsWith(`${f}_`)).reduce((a, [, w]) => a + Math.max(0, w), 0)
+  t.same(model.heads.map((h) => h.name), ['vibration', 'temperature', 'hydraulic'], 'one head per failure family (the default)')
+  t.equal(model.trained.model, 'per-family')
+  for (const h of model.heads) {
+    const fields = (MODEL_HEADS as Record<string, readonly string[]>)[h.name] ?? []
+    t.ok(Object.keys(h.weights).every((k) => fields.some((f) => k.startsWith(`${f}_`))), `the ${h.name} head weighs only its family's features: ${Object.keys(h.weights).join(',')}`)
+  }
+  const family = (f: string): number => model.heads.flatMap((h) => Object.entries(h.weights)).filter(([k]) => k.startsWith(`${f}_`)).reduce((a, [, w]) => a + Math.max(0, w), 0)
   t.ok(family('vibration') > 0 && family('pressure') > 0, `vibration (${family('vibration').toFixed(2)}) and pressure (${family('pressure').toFixed(2)}) features carry weight`)
   const config = mergeAssetModel(ASSET_DEFAULTS, model)
   t.doesNotThrow(() => new ActorCell(asset, config, { kind: 'sensor', id: 'x' }), 'a valid asset model')

@@ -4,7 +4,7 @@
  */
 import t from 'tap'
 import fc from 'fast-check'
-import { EventWindows, SessionWindows, compileWindows, type WindowSpec } from '../actors/windows.js'
+import { EventWindows, SessionWindows, compileWindows, type WindowSpec } from '../actors/windows/mod.js'
 import { SnapshotError } from '../actors/errors.js'
 import type { FieldAggregate, FieldValue, WindowBody } from '../actors/types.js'
 

@@ -1,5 +1,5 @@
 /** Environment sensors, the two views of DOMAIN.md: what is happening now, and the trend (profile environment). */
-import { METRICS as M } from '../../actors/metrics.js'
+import { METRICS as M } from '../../actors/mod.js'
 import { levels, q, stat, table, timeseries, type Dashboard } from './builder.js'
 
 const env = 'profile="environment"'

@@ -1,5 +1,5 @@
 /** Vehicle fleet: stale (offline) units, DTC alerts, engine overheat, low fuel, trips (profile road). */
-import { METRICS as M } from '../../actors/metrics.js'
+import { METRICS as M } from '../../actors/mod.js'
 import { geomap, levels, q, sql, stat, table, timeseries, type Dashboard } from './builder.js'
 
 const road = 'profile="road"'

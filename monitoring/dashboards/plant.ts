@@ -1,5 +1,5 @@
 /** Wastewater plant: anomalies per stage and type, treatment efficiency, compliance (profile process). */
-import { METRICS as M } from '../../actors/metrics.js'
+import { METRICS as M } from '../../actors/mod.js'
 import { levels, q, stat, table, timeseries, type Dashboard } from './builder.js'
 
 const proc = 'profile="process"'

@@ -1,5 +1,5 @@
 /** Race pit wall: temperatures with thresholds, pit-stop score, recommendations, anomalies (profile race). */
-import { METRICS as M } from '../../actors/metrics.js'
+import { METRICS as M } from '../../actors/mod.js'
 import { levels, q, stat, table, timeseries, type Dashboard } from './builder.js'
 
 const race = 'profile="race"'

@@ -1,5 +1,5 @@
 /** SRE overview: throughput, latency P50/P95/P99, lag, errors, saturation, sites. */
-import { METRICS as M } from '../../actors/metrics.js'
+import { METRICS as M } from '../../actors/mod.js'
 import { levels, q, quantiles, stat, table, timeseries, type Dashboard } from './builder.js'
 
 const noLive = 'route!~"/v1/live|/metrics"'

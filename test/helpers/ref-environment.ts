@@ -1,7 +1,7 @@
 /**
  * Independent reference of the production `environment` profile (issue 13 part 5), written only from the
  * documentation: README.md (Concepts: event time, the late rule, reading ids), docs/profiles.md (environment) and
- * docs/runtime.md (reading ids, timers). Nothing of actors/windows.ts, actors/detectors.ts or actors/kinds/ is
+ * docs/runtime.md (reading ids, timers). Nothing of actors/windows/, actors/detectors.ts or actors/kinds/ is
  * read or imported; only the wire types.
  *
  * Given the readings of a stream in stream order, it computes per entity:

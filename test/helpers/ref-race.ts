@@ -1,7 +1,7 @@
 /**
  * Independent reference of the production `race` profile (issue 13 part 5), written only from the
  * documentation: README.md (Concepts: event time, late readings, reading ids), docs/profiles.md (race),
- * docs/runtime.md (reading ids, timers) and DOMAIN.md section 1. Nothing of actors/windows.ts,
+ * docs/runtime.md (reading ids, timers) and DOMAIN.md section 1. Nothing of actors/windows/,
  * actors/detectors.ts or actors/kinds/ is read or imported; only the wire types.
  *
  * Given the readings of a stream in stream order, it computes per car:
@@ -15,7 +15,7 @@
  * guess Q1-Q5; the race section of docs/profiles.md now answers them (the system's behaviour, deliberate and
  * covered by test/race.test.ts), and this file follows it:
  * Q1 Field names: the race section listed the inputs in words only. Taken first from the device format of the
- *    simulator (sites/simulator.ts): `brake_temp_<c>`, `tyre_temp_<c>` (c = fl, fr, rl, rr), `speed`, `lap`;
+ *    simulator (simulators/simulator.ts): `brake_temp_<c>`, `tyre_temp_<c>` (c = fl, fr, rl, rr), `speed`, `lap`;
  *    the docs now name them.
  * Q2 Per corner or per car: "brake temperature > 950 °C" with four brakes. Read as the hottest corner, one alert
  *    per car and type (ids without a sub-key); the docs now say so.

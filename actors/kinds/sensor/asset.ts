@@ -32,9 +32,11 @@
  * service.minShare of its readings in service is absent.
  * Each feature's family is the field it is computed from (vibration, temperature, pressure, flow).
  *
- * Model: logistic, risk = 100 / (1 + exp(-(intercept + sum w_f x_f))) on the feature set named by
- * `model.features` (MODEL_FEATURE_SET), file format `model.format` (MODEL_FORMAT); recomputed at each completed
- * period. A model of another format or feature set is rejected at activation (ConfigError PW_CONFIG_INVALID on
+ * Model: heads of logistics, risk = max over heads of 100 / (1 + exp(-(intercept + sum w_f x_f))) on the feature
+ * set named by `model.features` (MODEL_FEATURE_SET), file format `model.format` (MODEL_FORMAT; format 2, a single
+ * logistic, is read as one head); recomputed at each completed period. `pitwall train` fits one head per failure
+ * family (MODEL_HEADS: vibration, temperature, hydraulic), each on its own family's features with its own operating
+ * point, so a family that commoner faults move cannot drown out another; the reasons are the top head's features. A model of another format or feature set is rejected at activation (ConfigError PW_CONFIG_INVALID on
  * `asset.model.format` / `asset.model.features`): retrain it with `pitwall train`.
  *
  * Outputs:
@@ -61,8 +63,14 @@ import type { DetectorEvent, ThresholdOptions } from '../../detectors.js'
 import { ConfigError, RuntimeErrorCodes, SnapshotError } from '../../errors.js'
 import type { AlertBody, EntityRef, Reading, Severity } from '../../types.js'
 
-/** Model file format: 2 = hourly per-unit baseline features (format 1 had 10-minute window levels). */
-export const MODEL_FORMAT = 2
+/**
+ * Model file format: 3 = heads (one logistic per failure family; the risk is the largest head's), on hourly
+ * per-unit baseline features. Format 2 (one logistic: `intercept` + `weights`) is still read, as a single head
+ * named `all`; format 1 (10-minute window levels) is not.
+ */
+export const MODEL_FORMAT = 3
+/** Model file formats this version reads. */
+const READABLE_FORMATS: readonly number[] = [2, 3]
 /** Name of the feature set this code computes; a model names the set it was trained on. */
 export const MODEL_FEATURE_SET = 'asset-hourly-baseline-1'
 
@@ -79,6 +87,9 @@ export const ASSET_FEATURES = [
 ] as const
 export type AssetFeature = (typeof ASSET_FEATURES)[number]
 
+/** Heads of a per-family model and the fields whose features each one sees (a failure mode per head). */
+export const MODEL_HEADS = { vibration: ['vibration'], temperature: ['temperature'], hydraulic: ['pressure', 'flow'] } as const
+
 /** Feature names of model format 1, recognised only to reject such a model with a clear message. */
 const FORMAT1_FEATURES: readonly string[] = ['vibration_level', 'vibration_trend', 'vibration_variance', 'temperature_level', 'temperature_trend', 'temperature_variance']
 
@@ -87,16 +98,33 @@ export function featureFamily(f: string): string {
   return f.slice(0, f.indexOf('_'))
 }
 
+/** One logistic of a model: risk of this head = 100 / (1 + exp(-(intercept + sum w x))). */
+export interface AssetModelHead {
+  /** Head name (a MODEL_HEADS key for a per-family model; `all` for a single logistic). */
+  name: string
+  intercept: number
+  /** Weight per feature; a feature left out weighs 0. */
+  weights: Partial<Record<AssetFeature, number>>
+}
+
 export interface AssetModel {
-  /** File format (MODEL_FORMAT). */
+  /** File format (MODEL_FORMAT; 2 still read). */
   format: number
   /** Feature set the weights refer to (MODEL_FEATURE_SET). */
   features: string
   /** Model version label (positive integer or non-empty string), reported with every score and alert. */
   version: number | string
-  intercept: number
-  /** Weight per feature; a feature left out weighs 0. */
-  weights: Partial<Record<AssetFeature, number>>
+  /** Format 3: the heads; the risk is the largest head's, and the reasons are that head's features. */
+  heads?: AssetModelHead[]
+  /** Format 2: the single logistic's intercept and weights. */
+  intercept?: number
+  weights?: Partial<Record<AssetFeature, number>>
+}
+
+/** The heads of a model of either readable format (format 2: one head `all`). */
+export function modelHeads(m: AssetModel): AssetModelHead[] {
+  if (m.format === 2) return [{ name: 'all', intercept: m.intercept as number, weights: m.weights ?? {} }]
+  return m.heads ?? []
 }
 
 export interface AssetConfig {
@@ -146,15 +174,14 @@ export const DEFAULT_MODEL: AssetModel = {
   format: MODEL_FORMAT,
   features: MODEL_FEATURE_SET,
   version: 'builtin-2',
-  intercept: -9,
-  weights: {
+  heads: [{ name: 'all', intercept: -9, weights: {
     vibration_level_up: 1.2, vibration_trend_up: 0.5, vibration_spread: 0.3, vibration_impulse: 0.3,
     // The temperature features move together (level, load, peak, heat): each weighs less so that their sum
     // is comparable to one vibration or pressure feature.
     temperature_level_up: 0.5, temperature_trend_up: 0.15, temperature_load: 0.4, temperature_peak: 0.25, temperature_heat: 0.3,
     pressure_level_down: 1.2, pressure_trend_down: 0.5, pressure_spread: 0.2,
     flow_level_down: 0.8, flow_level_up: 0.5, flow_trend_down: 0.3,
-  },
+  } }],
 }
 
 export const ASSET_DEFAULTS: AssetConfig = deepFreeze({
@@ -232,7 +259,8 @@ export interface AssetState {
 }
 
 interface Compiled {
-  weights: number[]
+  /** Per head: name, intercept and weights in ASSET_FEATURES order. */
+  heads: Array<{ name: string; intercept: number; weights: number[] }>
   alpha: number
   danger: ThresholdOptions
 }
@@ -291,11 +319,11 @@ export function validateAssetModel(m: AssetModel, at = 'model'): void {
   if (!m || typeof m !== 'object') throw new ConfigError(at, 'must be an object')
   // A format-1 file merged over the defaults (deployment overrides merge one level deep) inherits the default
   // format and feature set: its format-1 feature names give it away.
-  const v1 = m.weights && typeof m.weights === 'object' ? Object.keys(m.weights).find((k) => FORMAT1_FEATURES.includes(k)) : undefined
+  const v1 = m.weights && typeof m.weights === 'object' && m.format !== 2 ? Object.keys(m.weights).find((k) => FORMAT1_FEATURES.includes(k)) : undefined
   if (v1 !== undefined) {
     throw new ConfigError(`${at}.format`, `weight ${v1} is a format-1 feature (10-minute window): this version reads format ${MODEL_FORMAT} models only; retrain it with \`pitwall train\``)
   }
-  if (m.format !== MODEL_FORMAT) {
+  if (typeof m.format !== 'number' || !READABLE_FORMATS.includes(m.format)) {
     throw new ConfigError(`${at}.format`, m.format === undefined
       ? `missing: this is a format-1 model (10-minute window features), which this version cannot use; retrain it with \`pitwall train\` (format ${MODEL_FORMAT})`
       : `model file format ${String(m.format)} is not supported (this version reads format ${MODEL_FORMAT}); retrain it with \`pitwall train\``)
@@ -307,14 +335,28 @@ export function validateAssetModel(m: AssetModel, at = 'model'): void {
   if (!((typeof v === 'number' && Number.isSafeInteger(v) && v > 0) || (typeof v === 'string' && v.length > 0))) {
     throw new ConfigError(`${at}.version`, `must be a positive integer or a non-empty string, got ${JSON.stringify(v) ?? String(v)}`)
   }
-  if (typeof m.intercept !== 'number' || !Number.isFinite(m.intercept)) throw new ConfigError(`${at}.intercept`, 'must be a finite number')
-  if (!m.weights || typeof m.weights !== 'object') throw new ConfigError(`${at}.weights`, 'must be an object')
-  for (const [k, w] of Object.entries(m.weights)) {
-    if (!(ASSET_FEATURES as readonly string[]).includes(k)) {
-      throw new ConfigError(`${at}.weights.${k}`, `unknown feature; known: ${ASSET_FEATURES.join(', ')}`)
+  const head = (h: { intercept?: unknown; weights?: unknown }, where: string): void => {
+    if (typeof h.intercept !== 'number' || !Number.isFinite(h.intercept)) throw new ConfigError(`${where}.intercept`, 'must be a finite number')
+    if (!h.weights || typeof h.weights !== 'object') throw new ConfigError(`${where}.weights`, 'must be an object')
+    for (const [k, w] of Object.entries(h.weights)) {
+      if (!(ASSET_FEATURES as readonly string[]).includes(k)) {
+        throw new ConfigError(`${where}.weights.${k}`, `unknown feature; known: ${ASSET_FEATURES.join(', ')}`)
+      }
+      if (typeof w !== 'number' || !Number.isFinite(w)) throw new ConfigError(`${where}.weights.${k}`, 'must be a finite number')
     }
-    if (typeof w !== 'number' || !Number.isFinite(w)) throw new ConfigError(`${at}.weights.${k}`, 'must be a finite number')
   }
+  if (m.format === 2) {
+    head(m, at)
+    return
+  }
+  if (!Array.isArray(m.heads) || m.heads.length === 0) throw new ConfigError(`${at}.heads`, 'must be a non-empty list of heads {name, intercept, weights}')
+  const names = new Set<string>()
+  m.heads.forEach((h, i) => {
+    if (!h || typeof h !== 'object') throw new ConfigError(`${at}.heads[${i}]`, 'must be an object {name, intercept, weights}')
+    if (typeof h.name !== 'string' || h.name.length === 0 || names.has(h.name)) throw new ConfigError(`${at}.heads[${i}].name`, 'must be a non-empty string, unique among the heads')
+    names.add(h.name)
+    head(h, `${at}.heads[${i}]`)
+  })
 }
 
 const compiledByConfig = new WeakMap<AssetConfig, Compiled>()
@@ -324,7 +366,7 @@ function compiled(c: AssetConfig): Compiled {
   if (k) return k
   validateAssetConfig(c)
   k = {
-    weights: ASSET_FEATURES.map((f) => c.model.weights[f] ?? 0),
+    heads: modelHeads(c.model).map((h) => ({ name: h.name, intercept: h.intercept, weights: ASSET_FEATURES.map((f) => h.weights[f] ?? 0) })),
     alpha: 1 - 2 ** (-(c.periodMs / HOUR) / c.baseline.halfLifeHours),
     danger: Object.freeze({ above: 0.5, durationMs: c.danger.durationMs, hysteresis: 0.5 }),
   }
@@ -437,7 +479,7 @@ function advance(s: AssetState, c: AssetConfig, k: Compiled, np: number): void {
   for (let p = s.p + 1; p < np && p <= s.p + R; p++) s.g.fill(NaN, (p % R) * CH * RF, (p % R + 1) * CH * RF)
   s.p = np
   s.a = blankAcc()
-  s.lg = s.bn >= c.baseline.warmupPeriods ? logitOf(features(s, c), k, c) : NaN
+  s.lg = s.bn >= c.baseline.warmupPeriods ? logitOf(features(s, c), k) : NaN
 }
 
 // ---- features ---------------------------------------------------------------------------------------------
@@ -518,19 +560,29 @@ export function features(s: AssetState, c: AssetConfig): number[] {
   return x
 }
 
-function logitOf(x: readonly number[], k: Compiled, c: AssetConfig): number {
-  let l = c.model.intercept
-  for (let j = 0; j < x.length; j++) l += at(k.weights, j) * at(x, j)
-  return l
+/** The largest head's logit and that head's index (the risk is the largest head's). */
+function topHead(x: readonly number[], k: Compiled): { logit: number; head: number } {
+  let best = -Infinity, head = 0
+  k.heads.forEach((h, i) => {
+    let l = h.intercept
+    for (let j = 0; j < x.length; j++) l += at(h.weights, j) * at(x, j)
+    if (l > best) { best = l; head = i }
+  })
+  return { logit: best, head }
+}
+
+function logitOf(x: readonly number[], k: Compiled): number {
+  return topHead(x, k).logit
 }
 
 interface Reason { feature: string; family: string; value: number; contribution: number }
 
-/** The features that pushed the logit up most, largest first. */
+/** The features that pushed the largest head's logit up most, largest first. */
 function reasonsOf(x: readonly number[], k: Compiled, n: number): Reason[] {
   const r: Reason[] = []
+  const w = (k.heads[topHead(x, k).head] as Compiled['heads'][number]).weights
   ASSET_FEATURES.forEach((feature, j) => {
-    const contribution = at(k.weights, j) * at(x, j)
+    const contribution = at(w, j) * at(x, j)
     if (contribution > 0) r.push({ feature, family: featureFamily(feature), value: at(x, j), contribution })
   })
   r.sort((a, b) => b.contribution - a.contribution || (a.feature < b.feature ? -1 : 1))
@@ -559,8 +611,9 @@ function riskAlert(s: AssetState, c: AssetConfig, k: Compiled, ctx: ActorContext
   const rh = c.riskHigh, o = TS, d = s.d
   const risk = riskOf(s.lg)
   const why = (): Record<string, unknown> => {
-    const rs = reasonsOf(features(s, c), k, Math.max(1, c.reasons))
-    return { reasons: rs, family: rs[0]?.family ?? null, modelVersion: c.model.version }
+    const x = features(s, c)
+    const rs = reasonsOf(x, k, Math.max(1, c.reasons))
+    return { reasons: rs, family: rs[0]?.family ?? null, head: k.heads[topHead(x, k).head]?.name ?? null, modelVersion: c.model.version }
   }
   const top = (det: Record<string, unknown>): string =>
     (det['reasons'] as Reason[]).map((r) => `${r.feature} ${fmt(r.value)} (+${fmt(r.contribution)})`).join(', ')
@@ -602,7 +655,9 @@ function riskAlert(s: AssetState, c: AssetConfig, k: Compiled, ctx: ActorContext
 function emitScore(s: AssetState, c: AssetConfig, k: Compiled, ctx: ActorContext, ts: number, floor: boolean): void {
   const x = features(s, c)
   const factors: Record<string, number> = {}
-  ASSET_FEATURES.forEach((f, j) => { if (at(k.weights, j) !== 0) factors[f] = at(k.weights, j) * at(x, j) })
+  const top = topHead(x, k)
+  const w = (k.heads[top.head] as Compiled['heads'][number]).weights
+  ASSET_FEATURES.forEach((f, j) => { if (at(w, j) !== 0) factors[f] = at(w, j) * at(x, j) })
   s.r = floor ? 100 : riskOf(s.lg)
   s.fl = floor ? 1 : 0
   // The floor lifted before the unit is known: no model risk to report.
@@ -709,6 +764,9 @@ function query(s: AssetState, ctx: { entity: EntityRef; watermark: number; lastS
     baselinePeriods: s.bn,
     reasons,
     features: Object.fromEntries(ASSET_FEATURES.map((f, j) => [f, at(x, j)])),
+    // Each head's risk now (the risk is the largest; before the baseline is warm, null).
+    heads: Object.fromEntries(k.heads.map((h) => [h.name, s.bn >= c.baseline.warmupPeriods
+      ? riskOf(ASSET_FEATURES.reduce((a, _, j) => a + at(h.weights, j) * at(x, j), h.intercept)) : null])),
     last,
     lastTs: orNull(s.v[V_TS]),
     watermark: orNull(ctx.watermark),
@@ -786,5 +844,9 @@ export const asset = defineActor<AssetState, AssetConfig>({
 
 /** A config with its model replaced (a fresh object: configs are validated and compiled per object). */
 export function mergeAssetModel(c: AssetConfig, m: AssetModel): AssetConfig {
-  return { ...c, model: { format: m.format, features: m.features, version: m.version, intercept: m.intercept, weights: { ...m.weights } } }
+  const model: AssetModel = { format: m.format, features: m.features, version: m.version }
+  if (m.heads !== undefined) model.heads = m.heads.map((h) => ({ name: h.name, intercept: h.intercept, weights: { ...h.weights } }))
+  if (m.intercept !== undefined) model.intercept = m.intercept
+  if (m.weights !== undefined) model.weights = { ...m.weights }
+  return { ...c, model }
 }

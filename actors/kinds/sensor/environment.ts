@@ -9,7 +9,7 @@
  *  1. windows: `advance(ctx.watermark)` first (the watermark already includes this reading), emitting each
  *     closed window as `window`, key `<window>:<start>`, ts = end, idleClosed false; then `add`. A reading that
  *     is late for at least one window definition (all of its windows there are closed) is emitted as `late`,
- *     key `late:<seq>`, and counted in `late` (see actors/windows.ts for the exact definition);
+ *     key `late:<seq>`, and counted in `late` (see actors/windows/ for the exact definition);
  *  2. staleness: an open `stale` alert closes (end = max event time); the processing-time timer `idle` is
  *     re-armed at procTime + idleTimeoutMs;
  *  3. alerts, fed only with readings at or after the newest event time seen (older ones skip the detectors):
@@ -30,8 +30,8 @@ import { Staleness, ThresholdForDuration } from '../../detectors.js'
 import type { DetectorEvent, ThresholdOptions } from '../../detectors.js'
 import { ConfigError, RuntimeErrorCodes, SnapshotError } from '../../errors.js'
 import type { AlertBody, EntityRef, FieldValue, Reading, Severity, WindowBody } from '../../types.js'
-import { EventWindows, compileWindows } from '../../windows.js'
-import type { WindowLayout, WindowSpec } from '../../windows.js'
+import { EventWindows, compileWindows } from '../../windows/mod.js'
+import type { WindowLayout, WindowSpec } from '../../windows/mod.js'
 
 /** A threshold alert on one numeric field. */
 export interface FieldAlertConfig extends ThresholdOptions {

@@ -18,16 +18,17 @@
  * units. Then the operating point: the intercept is shifted so that the alert threshold (riskHigh.threshold, 70)
  * sits at the (1 - `--false-rate`) quantile of the training negatives' logits; the risk is an alert-aligned score,
  * not a calibrated probability. Validation runs the profile with the fitted model over the whole history and
- * scores only the held-out last `--validate-share` of the time span (sites/simulate/asset-score.ts).
+ * scores only the held-out last `--validate-share` of the time span (simulators/asset-score.ts).
  */
 import { createReadStream, createWriteStream, writeFileSync, type WriteStream } from 'node:fs'
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
-import { ActorCell, ASSET_DEFAULTS, ASSET_FEATURE_SET, ASSET_FEATURES, ASSET_MODEL_FORMAT, ConfigError, PitwallError, asset } from '../actors/mod.js'
-import type { AssetConfig, AssetModel, Reading } from '../actors/mod.js'
-import { AssetSimulator } from './asset.js'
-import { runAssetProfile, scoreLeadTime, type Failure, type HistoryRow, type LeadScore } from './asset-score.js'
+import { ActorCell, ASSET_DEFAULT_MODEL, ASSET_DEFAULTS, ASSET_FEATURE_SET, ASSET_FEATURES, ASSET_MODEL_FORMAT, ASSET_MODEL_HEADS, ConfigError, PitwallError, asset,
+  assetModelHeads, featureFamily } from '../actors/mod.js'
+import type { AssetConfig, AssetModel, AssetModelHead, Reading } from '../actors/mod.js'
+import { AssetSimulator } from '../simulators/asset.js'
+import { runAssetProfile, scoreLeadTime, type Failure, type HistoryRow, type LeadScore } from '../simulators/asset-score.js'
 
 const HOUR = 3_600_000
 
@@ -47,18 +48,31 @@ export interface TrainOptions {
   falseRate: number
   /** Every weight >= 0 (fitLogisticNonNegative); default: signed weights (fitLogistic). */
   nonNegative?: boolean
+  /** One head per failure family (default) or a single logistic over every feature. */
+  model?: 'per-family' | 'single'
+  /** Per-family: the span before a failure that attributes it to a head (attributeFailures). */
+  attributeMs?: number
 }
 
-export const TRAIN_DEFAULTS = { horizonHours: 72, l2: 1, sampleEvery: 1, logTime: 'failure', jobHours: 8, downtimeHours: 24,
-  validateShare: 0.3, falseRate: 0.003 } as const
+/**
+ * Defaults. Per-family (the default model): `l2` pulls each head's standardised weights toward the built-in
+ * model's (the prior), `falseRate` is per head. Single: the defaults of the one-logistic fit before per-family
+ * heads (`singleL2` toward 0, `singleFalseRate`). Swept on the independent fleet's tuning seeds (docs/profiles.md).
+ */
+export const TRAIN_DEFAULTS = { horizonHours: 72, l2: 1000, sampleEvery: 1, logTime: 'failure', jobHours: 8, downtimeHours: 24,
+  validateShare: 0.3, falseRate: 0.001, model: 'per-family', attributeHours: 24, singleL2: 1, singleFalseRate: 0.003 } as const
 
 export interface TrainedModel extends AssetModel {
   version: string
-  weights: Record<string, number>
+  heads: AssetModelHead[]
   trained: { at: string; samples: number; positives: number; failures: number; horizonHours: number; l2: number; logLoss: number;
     logTime: string; falseRate: number; trainedUntil: number; threshold: number
     /** How the weights were fitted: 'signed' (default) or 'non-negative' (--non-negative). */
-    weights: 'non-negative' | 'signed' }
+    weights: 'non-negative' | 'signed'
+    /** 'per-family' (one head per failure family, prior = the built-in weights) or 'single'. */
+    model: 'per-family' | 'single'
+    /** Per head: training failures attributed to it, samples and positives it was fitted on. */
+    heads: Array<{ name: string; failures: number; samples: number; positives: number }> }
   /** Held-out period through the real profile with this model (null when it holds no failure). */
   validation: (Pick<LeadScore, 'failures' | 'caught6h' | 'recall6h' | 'medianLeadHours' | 'falseAlerts' | 'falsePerAssetMonth'> & { from: number; to: number; assets: number }) | null
   warnings: string[]
@@ -192,13 +206,15 @@ function solve(a: number[][], b: number[]): number[] {
 }
 
 /** L2-regularised logistic regression (intercept not penalised); returns raw-unit weights and the intercept. */
-export function fitLogistic(x: number[][], y: number[], l2: number): { intercept: number; weights: number[]; logLoss: number } {
+export function fitLogistic(x: number[][], y: number[], l2: number, prior?: readonly number[]): { intercept: number; weights: number[]; logLoss: number } {
   const n = x.length, d = x[0]?.length ?? 0
   if (n === 0 || d === 0) throw new ConfigError('history', 'no feature rows: the history is empty or shorter than the baseline warm-up')
   const mean = new Array<number>(d).fill(0), sd = new Array<number>(d).fill(0)
   for (const r of x) r.forEach((v, j) => { mean[j] = (mean[j] as number) + v / n })
   for (const r of x) r.forEach((v, j) => { sd[j] = (sd[j] as number) + (v - (mean[j] as number)) ** 2 / n })
   for (let j = 0; j < d; j++) sd[j] = Math.sqrt(sd[j] as number) || 1
+  // The penalty pulls each standardised weight toward the prior's (0 without one).
+  const p0 = Array.from({ length: d }, (_, j) => (prior?.[j] ?? 0) * (sd[j] as number))
   const z = x.map((r) => [1, ...r.map((v, j) => (v - (mean[j] as number)) / (sd[j] as number))])
   let w = new Array<number>(d + 1).fill(0)
   for (let it = 0; it < 50; it++) {
@@ -214,7 +230,7 @@ export function fitLogistic(x: number[][], y: number[], l2: number): { intercept
       }
     })
     for (let j = 1; j <= d; j++) {
-      g[j] = (g[j] as number) + l2 * (w[j] as number)
+      g[j] = (g[j] as number) + l2 * ((w[j] as number) - (p0[j - 1] as number))
       ;(h[j] as number[])[j] = ((h[j] as number[])[j] as number) + l2
     }
     const step = solve(h, g)
@@ -240,11 +256,11 @@ export function fitLogistic(x: number[][], y: number[], l2: number): { intercept
  * run time. Features fixed at 0 weigh 0 in the model file. `pitwall train --non-negative` (opt-in: measured
  * trade-offs in docs/profiles.md).
  */
-export function fitLogisticNonNegative(x: number[][], y: number[], l2: number): { intercept: number; weights: number[]; logLoss: number } {
+export function fitLogisticNonNegative(x: number[][], y: number[], l2: number, prior?: readonly number[]): { intercept: number; weights: number[]; logLoss: number } {
   const d = x[0]?.length ?? 0
   let keep = Array.from({ length: d }, (_, j) => j)
   for (;;) {
-    const fit = fitLogistic(x.map((r) => keep.map((j) => r[j] as number)), y, l2)
+    const fit = fitLogistic(x.map((r) => keep.map((j) => r[j] as number)), y, l2, prior ? keep.map((j) => prior[j] as number) : undefined)
     const negative = keep.filter((_, i) => (fit.weights[i] as number) < 0)
     if (negative.length === 0 || keep.length === negative.length) {
       const weights = new Array<number>(d).fill(0)
@@ -255,10 +271,104 @@ export function fitLogisticNonNegative(x: number[][], y: number[], l2: number): 
   }
 }
 
+/** The built-in model's weights (ASSET_FEATURES order): the prior a per-family fit is pulled toward. */
+export function builtinPrior(): number[] {
+  const h = assetModelHeads(ASSET_DEFAULT_MODEL)[0]
+  return ASSET_FEATURES.map((f) => h?.weights[f] ?? 0)
+}
+
+/** Feature indices (into ASSET_FEATURES) of each head of a per-family model. */
+export function headIndices(): Array<{ name: string; idx: number[] }> {
+  return Object.entries(ASSET_MODEL_HEADS).map(([name, fields]) => ({ name,
+    idx: ASSET_FEATURES.map((f, j) => ((fields as readonly string[]).includes(featureFamily(f)) ? j : -1)).filter((j) => j >= 0) }))
+}
+
+/** Value at quantile q of an ascending-sorted list (0 when empty). */
+function quantileOf(sorted: readonly number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.floor(q * sorted.length)))] ?? 0
+}
+
+/**
+ * Which head each failure belongs to, from the features alone (the log says nothing of the failure mode): per
+ * head, the sum of its features over the `attributeMs` before the failure, in units of that sum's 99th
+ * percentile over healthy samples; the head whose evidence is largest, when it is at least 1 (above what 1 % of
+ * healthy hours reach); else none (a sudden failure: nothing to learn from).
+ */
+export function attributeFailures(rows: readonly FeatureRow[], failures: readonly Failure[], o: Pick<TrainOptions, 'horizonMs' | 'downtimeMs'> & { attributeMs: number; until: number }): Array<string | null> {
+  const heads = headIndices()
+  const sum = (x: readonly number[], idx: readonly number[]): number => idx.reduce((a, j) => a + (x[j] as number), 0)
+  const neg = heads.map(() => [] as number[])
+  const byEntity = new Map<string, FeatureRow[]>()
+  for (const r of rows) {
+    if (r.ts > o.until) continue
+    let l = byEntity.get(r.entity)
+    if (!l) byEntity.set(r.entity, l = [])
+    l.push(r)
+    if (labelOf(r, failures, o) === 0) heads.forEach((h, i) => (neg[i] as number[]).push(sum(r.x, h.idx)))
+  }
+  const q = neg.map((v) => Math.max(1e-6, quantileOf(v.sort((a, b) => a - b), 0.99)))
+  return failures.map((f) => {
+    const before = (byEntity.get(f.entity) ?? []).filter((r) => r.ts < f.ts && r.ts >= f.ts - o.attributeMs)
+    if (before.length === 0) return null
+    let best: string | null = null, bestE = 1
+    heads.forEach((h, i) => {
+      const e = before.reduce((a, r) => a + sum(r.x, h.idx), 0) / before.length / (q[i] as number)
+      if (e >= bestE) { bestE = e; best = h.name }
+    })
+    return best
+  })
+}
+
+export interface HeadFit { name: string; intercept: number; weights: number[]; samples: number; positives: number; failures: number; logLoss: number }
+
+/**
+ * Per-family fit: one logistic per head on that head's features only, positives = samples within the horizon
+ * of a failure attributed to the head (attributeFailures), samples before failures of other heads left out; each
+ * head gets its own operating point (threshold at its negatives' 1 - falseRate quantile). Weights are full length
+ * (0 outside the head).
+ */
+export function fitHeads(rows: readonly FeatureRow[], failures: readonly Failure[], until: number,
+  o: Pick<TrainOptions, 'horizonMs' | 'downtimeMs' | 'l2' | 'falseRate' | 'nonNegative'> & { attributeMs: number; prior?: readonly number[]; priorOnly?: boolean }, threshold: number): HeadFit[] {
+  const owner = attributeFailures(rows, failures, { ...o, until })
+  return headIndices().map((h) => {
+    const x: number[][] = [], y: number[] = []
+    for (const r of rows) {
+      if (r.ts + o.horizonMs > until) continue
+      let label: 0 | 1 | null = 0
+      for (let i = 0; i < failures.length; i++) {
+        const f = failures[i] as Failure
+        if (f.entity !== r.entity) continue
+        if (r.ts >= f.ts && r.ts < f.ts + o.downtimeMs) { label = null; break }
+        if (f.ts > r.ts && f.ts - r.ts <= o.horizonMs) { label = owner[i] === h.name ? 1 : null; break }
+      }
+      if (label === null) continue
+      x.push(h.idx.map((j) => r.x[j] as number))
+      y.push(label)
+    }
+    const nFail = owner.filter((n, i) => n === h.name && (failures[i] as Failure).ts <= until).length
+    const weights = new Array<number>(ASSET_FEATURES.length).fill(0)
+    const prior = o.prior ? h.idx.map((j) => o.prior?.[j] ?? 0) : undefined
+    let fit: { intercept: number; weights: number[]; logLoss: number }
+    if (prior && (o.priorOnly || !y.includes(1))) fit = { intercept: 0, weights: prior, logLoss: NaN }
+    else if (!y.includes(1)) return { name: h.name, intercept: -50, weights, samples: x.length, positives: 0, failures: nFail, logLoss: 0 }
+    else fit = o.nonNegative ? fitLogisticNonNegative(x, y, o.l2, prior) : fitLogistic(x, y, o.l2, prior)
+    h.idx.forEach((j, i) => { weights[j] = fit.weights[i] as number })
+    const negatives = x.filter((_, i) => y[i] === 0).map((r) => r.reduce((a, v, j) => a + v * (fit.weights[j] as number), fit.intercept)).sort((a, b) => a - b)
+    const q = quantileOf(negatives, 1 - o.falseRate)
+    return { name: h.name, intercept: fit.intercept + Math.log(threshold / (100 - threshold)) - q, weights, samples: x.length,
+      positives: y.filter((v) => v === 1).length, failures: nFail, logLoss: fit.logLoss }
+  })
+}
+
 /** Warnings with a concrete next step when the held-out figures are poor. */
 export function adviseOn(v: TrainedModel['validation'], t: TrainedModel['trained']): string[] {
   const w: string[] = []
   if (t.failures < 10) w.push(`only ${t.failures} failures in the training period: the fit is weak; give a longer history (--history) or more units`)
+  for (const h of t.heads) {
+    if (t.model === 'per-family' && h.failures === 0) {
+      w.push(`no training failure was attributed to the ${h.name} head: it keeps the built-in weights at its own operating point; give a longer history that holds such failures`)
+    }
+  }
   if (!v) {
     w.push('the held-out period holds no failure, so nothing was validated; raise --validate-share or give a longer history')
     return w
@@ -276,7 +386,7 @@ export function adviseOn(v: TrainedModel['validation'], t: TrainedModel['trained
   return w
 }
 
-/** Fits weights and the operating point on the labelled feature rows whose horizon ends by `until`. */
+/** Fits weights and the operating point on the labelled feature rows whose horizon ends by `until` (one logistic). */
 function fitUntil(fr: { rows: FeatureRow[] }, failures: readonly Failure[], until: number, o: Omit<TrainOptions, 'history' | 'maintenance' | 'out'>,
   threshold: number): { intercept: number; weights: number[]; logLoss: number; samples: number; positives: number } {
   const x: number[][] = [], y: number[] = []
@@ -301,17 +411,32 @@ export async function trainModel(rows: () => AsyncIterable<HistoryRow> | Iterabl
   const fr = await featureRows(rows(), { sampleEvery: o.sampleEvery, config })
   const cut = fr.to - o.validateShare * (fr.to - fr.from)
   const threshold = config.riskHigh.threshold
-  const fit = fitUntil(fr, failures, cut, o, threshold)
+  const kind = o.model ?? TRAIN_DEFAULTS.model
+  const weightsOf = (w: readonly number[]): Record<string, number> =>
+    Object.fromEntries(ASSET_FEATURES.map((k, j) => [k, w[j] as number]).filter(([, v]) => v !== 0))
+  let heads: AssetModelHead[], summary: TrainedModel['trained']['heads'], samples: number, positives: number, logLoss: number
+  if (kind === 'per-family') {
+    const fit = fitHeads(fr.rows, failures, cut, { ...o, attributeMs: o.attributeMs ?? TRAIN_DEFAULTS.attributeHours * HOUR, prior: builtinPrior() }, threshold)
+    heads = fit.map((h) => ({ name: h.name, intercept: h.intercept, weights: weightsOf(h.weights) }))
+    summary = fit.map((h) => ({ name: h.name, failures: h.failures, samples: h.samples, positives: h.positives }))
+    samples = fit.reduce((a, h) => Math.max(a, h.samples), 0)
+    positives = fit.reduce((a, h) => a + h.positives, 0)
+    logLoss = fit.reduce((a, h) => a + (Number.isFinite(h.logLoss) ? h.logLoss : 0), 0) / fit.length
+  } else {
+    const fit = fitUntil(fr, failures, cut, o, threshold)
+    heads = [{ name: 'all', intercept: fit.intercept, weights: weightsOf(fit.weights) }]
+    summary = [{ name: 'all', failures: failures.filter((f) => f.ts < cut).length, samples: fit.samples, positives: fit.positives }]
+    ;({ samples, positives, logLoss } = fit)
+  }
   const at = new Date().toISOString()
   const model: TrainedModel = {
     format: ASSET_MODEL_FORMAT,
     features: ASSET_FEATURE_SET,
     version: o.version ?? `trained-${at.slice(0, 19).replace(/[-:]/g, '')}`,
-    intercept: fit.intercept,
-    weights: Object.fromEntries(ASSET_FEATURES.map((k, j) => [k, fit.weights[j] as number])),
-    trained: { at, samples: fit.samples, positives: fit.positives, failures: failures.filter((f) => f.ts < cut).length,
-      horizonHours: o.horizonMs / HOUR, l2: o.l2, logLoss: fit.logLoss, logTime: o.logTime, falseRate: o.falseRate, trainedUntil: cut, threshold,
-      weights: o.nonNegative ? 'non-negative' : 'signed' },
+    heads,
+    trained: { at, samples, positives, failures: failures.filter((f) => f.ts < cut).length,
+      horizonHours: o.horizonMs / HOUR, l2: o.l2, logLoss, logTime: o.logTime, falseRate: o.falseRate, trainedUntil: cut, threshold,
+      weights: o.nonNegative ? 'non-negative' : 'signed', model: kind, heads: summary },
     validation: null,
     warnings: [],
   }
@@ -351,9 +476,16 @@ profile, and writes the model file (format ${ASSET_MODEL_FORMAT}, feature set ${
   --horizon-hours H       a sample is positive when a failure follows within H hours (default ${TRAIN_DEFAULTS.horizonHours})
   --downtime-hours H      samples from a failure to H hours after it are left out (default ${TRAIN_DEFAULTS.downtimeHours})
   --validate-share F      held-out share of the time span, at its end (default ${TRAIN_DEFAULTS.validateShare})
-  --false-rate F          share of healthy training samples allowed at or above the alert threshold; sets the
-                          operating point (default ${TRAIN_DEFAULTS.falseRate})
-  --l2 X                  L2 penalty on standardised weights (default ${TRAIN_DEFAULTS.l2})
+  --model per-family|single
+                          one logistic per failure family (vibration, temperature, hydraulic: pressure and
+                          flow), each on its family's features with its own operating point, the risk the
+                          largest head's (default); or one logistic over every feature
+  --attribute-hours H     per-family: a training failure belongs to the head whose features stood highest
+                          (against their healthy 99th percentile) in the H hours before it (default ${TRAIN_DEFAULTS.attributeHours})
+  --false-rate F          share of healthy training samples allowed at or above the alert threshold, per head;
+                          sets the operating point (default ${TRAIN_DEFAULTS.falseRate}; single: ${TRAIN_DEFAULTS.singleFalseRate})
+  --l2 X                  L2 penalty on standardised weights, toward the built-in model's weights per-family
+                          (default ${TRAIN_DEFAULTS.l2}), toward 0 single (default ${TRAIN_DEFAULTS.singleL2})
   --sample-every N        one sample every N completed periods (hours) per entity (default ${TRAIN_DEFAULTS.sampleEvery})
   --version V             model version label (default trained-<UTC time>)
   --non-negative          every weight >= 0 (a sign of a fault never lowers the risk); default: signed weights
@@ -377,7 +509,7 @@ export async function trainMain(argv: string[]): Promise<number> {
         'downtime-hours': { type: 'string' }, 'validate-share': { type: 'string' }, 'false-rate': { type: 'string' },
         l2: { type: 'string' }, 'sample-every': { type: 'string' }, version: { type: 'string' },
         'simulate-days': { type: 'string' }, seed: { type: 'string' }, entities: { type: 'string' }, fleet: { type: 'boolean' },
-        'non-negative': { type: 'boolean' },
+        'non-negative': { type: 'boolean' }, model: { type: 'string' }, 'attribute-hours': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       } })
     } catch (err) {
@@ -401,11 +533,15 @@ export async function trainMain(argv: string[]): Promise<number> {
     }
     const logTime = v['log-time'] ?? TRAIN_DEFAULTS.logTime
     if (logTime !== 'failure' && logTime !== 'completion') throw new ConfigError('--log-time', `must be failure or completion, got ${logTime}`)
-    const o: TrainOptions = { history: need('history'), maintenance: need('maintenance'), out: need('out'),
-      horizonMs: num('horizon-hours', TRAIN_DEFAULTS.horizonHours, 1) * HOUR, l2: num('l2', TRAIN_DEFAULTS.l2, 0),
+    const kind = v.model ?? TRAIN_DEFAULTS.model
+    if (kind !== 'per-family' && kind !== 'single') throw new ConfigError('--model', `must be per-family or single, got ${kind}`)
+    const single = kind === 'single'
+    const o: TrainOptions = { history: need('history'), maintenance: need('maintenance'), out: need('out'), model: kind,
+      attributeMs: num('attribute-hours', TRAIN_DEFAULTS.attributeHours, 1) * HOUR,
+      horizonMs: num('horizon-hours', TRAIN_DEFAULTS.horizonHours, 1) * HOUR, l2: num('l2', single ? TRAIN_DEFAULTS.singleL2 : TRAIN_DEFAULTS.l2, 0),
       sampleEvery: Math.round(num('sample-every', TRAIN_DEFAULTS.sampleEvery, 1)), logTime, jobMs: num('job-hours', TRAIN_DEFAULTS.jobHours, 0) * HOUR,
       downtimeMs: num('downtime-hours', TRAIN_DEFAULTS.downtimeHours, 0) * HOUR, validateShare: num('validate-share', TRAIN_DEFAULTS.validateShare, 0.05, 0.9),
-      falseRate: num('false-rate', TRAIN_DEFAULTS.falseRate, 1e-5, 0.5) }
+      falseRate: num('false-rate', single ? TRAIN_DEFAULTS.singleFalseRate : TRAIN_DEFAULTS.falseRate, 1e-5, 0.5) }
     if (v.version !== undefined) o.version = v.version
     if (v['non-negative']) o.nonNegative = true
     if (v['simulate-days'] !== undefined) {
