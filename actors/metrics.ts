@@ -75,6 +75,8 @@ export const METRICS = {
   gatewayBackpressure: 'pitwall_gateway_backpressure_responses_total',
   gatewayLiveClients: 'pitwall_gateway_live_clients',
   gatewayJwksFetches: 'pitwall_gateway_jwks_fetches_total',
+  gatewayRateLimitStoreUp: 'pitwall_gateway_rate_limit_store_up',
+  gatewayRateLimitFallback: 'pitwall_gateway_rate_limit_fallback_total',
   // Sites (sites/controller.ts): one series per site process, labels site (and role on the role gauge).
   siteRole: 'pitwall_site_role',
   siteEpoch: 'pitwall_site_epoch',
