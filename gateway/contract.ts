@@ -266,7 +266,7 @@ const ALARM = {
   assignedAt: null, assignedBy: null, clearedAt: null, clearedBy: null, previousAlertId: null, nextAlertId: null,
 }
 
-/** Every route of the gateway, `METHOD path` (OpenAPI path syntax). A route missing here fails the document build. */
+/** Every route of the gateway, `METHOD path` (OpenAPI path syntax). A route missing here fails test/gateway-openapi.test.ts. */
 export const OPERATIONS: Readonly<Record<string, Operation>> = {
   // ingest
   'POST /v1/readings': { id: 'ingestReadings', tag: 'ingest', summary: 'Send a batch of readings of any entities', errors: INGEST_ERRORS,

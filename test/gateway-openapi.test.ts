@@ -170,7 +170,7 @@ t.test('every operation: an id, a tag, a summary, its real security, its error c
       const name = `${method.toUpperCase()} ${path}`
       t.ok(op.operationId && /^[a-z][A-Za-z]+$/.test(op.operationId) && !ids.has(op.operationId), `${name}: a unique operationId (${op.operationId})`)
       ids.add(op.operationId ?? '')
-      t.ok(op.tags?.length === 1 && tags.has(op.tags[0] ?? ''), `${name}: one declared tag`)
+      t.ok(op.tags?.length === 1 && tags.has(op.tags[0] ?? ''), `${name}: one declared tag (a route without one has no entry in OPERATIONS, gateway/contract.ts)`)
       t.ok((op.summary ?? '').length > 5, `${name}: a summary`)
       const schemes = (op.security ?? []).flatMap((s) => Object.keys(s)).sort()
       const want = publicPaths.has(path) ? [] : ingest.has(path) ? ['apiKey', 'bearer', 'device'] : ['apiKey', 'bearer']
