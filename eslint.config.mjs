@@ -34,6 +34,22 @@ export default tseslint.config(
     },
   },
   {
+    // The operator console (browser code, console/tsconfig.json): the same typed rules for its .tsx views, and it
+    // talks to the product over HTTP only, never by importing it.
+    files: ['console/**/*.ts', 'console/**/*.tsx'],
+    extends: [tseslint.configs.base],
+    languageOptions: {
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': ['error', { checksVoidReturn: { arguments: false, attributes: false } }],
+      '@typescript-eslint/consistent-type-imports': 'error',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      'no-restricted-imports': ['error', { patterns: [{ group: ['**/actors/**', '**/gateway/**', '**/sites/**'], message: 'the console uses the HTTP API, not the server code' }] }],
+    },
+  },
+  {
     // tap's top-level t.test() calls are collected by the runner; awaiting them would serialise nothing more.
     files: ['test/**/*.test.ts'],
     rules: { '@typescript-eslint/no-floating-promises': 'off' },

@@ -577,6 +577,17 @@ function staleBuild() {
     }
   }
   for (const d of BUILD_DIRS) walk(d)
+  if (found) return found
+  // The operator console (console/, bundled by console/build.mjs into dist/console): any source newer than its build.
+  const consoleBuilt = mtime(path.join(ROOT, 'dist', 'console', 'index.html'))
+  const consoleWalk = (rel) => {
+    for (const e of fs.readdirSync(path.join(ROOT, rel), { withFileTypes: true })) {
+      const r = path.join(rel, e.name)
+      if (e.isDirectory()) consoleWalk(r)
+      else if (!found && (consoleBuilt < 0 || consoleBuilt < mtime(path.join(ROOT, r)))) found = r
+    }
+  }
+  if (fs.existsSync(path.join(ROOT, 'console'))) consoleWalk('console')
   return found
 }
 

@@ -111,7 +111,14 @@ async function main(): Promise<void> {
       services: [
         { ...proj, name: `${def.name}/projector`, env: { ...proj.env, PITWALL_METRICS_PORT: String(projectorPort) } },
         ...workerIdx.map((k) => ({ ...workerSpec(env, k), name: `${def.name}/worker-${k}` })),
-        { ...gw, name: `${def.name}/gateway`, env: { ...gw.env, PITWALL_GATEWAY_PORT: String(gatewayPort) } },
+        {
+          ...gw, name: `${def.name}/gateway`,
+          env: {
+            ...gw.env, PITWALL_GATEWAY_PORT: String(gatewayPort),
+            // The console's Sites view reads both controllers through the gateway.
+            PITWALL_GATEWAY_SITE_STATUS_URLS: topo.sites.map((d, k) => `${d.name}=http://127.0.0.1:${CONTROLLER_PORT + k}/status`).join(','),
+          },
+        },
         { ...controllerSpec(env, controllerPort, `http://127.0.0.1:${peerControllerPort}/healthz`), name: `${def.name}/controller` },
       ],
     })
@@ -174,6 +181,9 @@ async function main(): Promise<void> {
   const siteCmd = (p: SitePlan, sub: string): string =>
     `node dist/cmd/pitwall.js site ${sub} --topology ${topoFile} --site ${p.name}${p.cfg.deployment === 'default' ? '' : ` --deployment ${p.cfg.deployment}`}`
   const lines = [
+    '',
+    `operator console  http://127.0.0.1:${a.gatewayPort}/console/   (site b: http://127.0.0.1:${b.gatewayPort}/console/)`,
+    `                  sign in with the admin API key ${adminKey}`,
     '',
     `pitwall: two sites (a, b), ${topo.partitions} partitions (a home of ${a.cfg.homePartitions[0]}-${a.cfg.homePartitions.at(-1)}, b of ${b.cfg.homePartitions[0]}-${b.cfg.homePartitions.at(-1)}), ${WORKERS_PER_SITE} workers, projector, gateway and controller per site; simulator: ${sensors} sensors at 1 Hz, ${cars} race cars at 10 Hz`,
     '',

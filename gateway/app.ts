@@ -15,6 +15,7 @@ import type { GatewayConfig } from './config.js'
 import { GatewayError, isDatabaseInputRejected, toGatewayError, type GatewayErrorCode } from './errors.js'
 import { adminPlugin } from './admin.js'
 import { alarmPlugin } from './alarms.js'
+import { consolePlugin } from './console.js'
 import { DeviceCredentials, installAuth, rateLimitKey } from './auth.js'
 import { JwksKeySet } from './jwks.js'
 import { migrate } from './db.js'
@@ -306,5 +307,6 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
   const stateOpts: StateOptions = { nc, cfg, profiles: profileDefs, ...(deps.query ? { query: deps.query } : {}), ...(pool ? { pool } : {}) }
   void app.register(statePlugin, stateOpts)
   void app.register(livePlugin, { nc, cfg, metrics, ...(pool ? { pool } : {}) })
+  void app.register(consolePlugin, { cfg, warn: (msg) => app.log.warn(msg) })
   return app
 }

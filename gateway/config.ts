@@ -4,6 +4,7 @@
  * workers can never disagree on how subjects are named. `gatewayOptionsFromEnv` is the only reader of env here.
  */
 import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 import { compileConfig, ConfigError, optionsFromEnv, type RuntimeConfig, type RuntimeOptions } from '../actors/mod.js'
 
 export interface GatewayOptions {
@@ -45,6 +46,15 @@ export interface GatewayOptions {
   liveHeartbeatMs?: number
   /** Live feed: the reconnection delay suggested to EventSource clients (`retry:`). */
   liveRetryMs?: number
+  /** Operator console: the built files (`dist/console`); default next to the gateway's build; `off` serves none. */
+  consoleDir?: string
+  /**
+   * Operator console: a raster tile URL template for maps (`https://tiles.example.com/{z}/{x}/{y}.png`); unset, the maps
+   * draw their GeoJSON layers on a blank background (no request leaves the origin).
+   */
+  consoleTileUrl?: string
+  /** `GET /v1/sites`: each site controller's status URL, `a=http://host:9481/status,b=...`. */
+  siteStatusUrls?: string | Readonly<Record<string, string>>
 }
 
 export const ROLES = ['viewer', 'operator', 'admin'] as const
@@ -142,6 +152,10 @@ export interface GatewayConfig {
   readonly metrics: boolean
   readonly liveHeartbeatMs: number
   readonly liveRetryMs: number
+  /** Directory of the built console, or undefined when it is turned off. */
+  readonly consoleDir: string | undefined
+  readonly consoleTileUrl: string | undefined
+  readonly siteStatusUrls: Readonly<Record<string, string>>
 }
 
 export const GATEWAY_DEFAULTS = {
@@ -197,6 +211,16 @@ export const GATEWAY_ENV = {
 } as const
 
 export const GATEWAY_CORS_ENV = 'PITWALL_GATEWAY_CORS_ORIGINS'
+export const GATEWAY_CONSOLE_ENV = {
+  consoleDir: 'PITWALL_GATEWAY_CONSOLE_DIR',
+  consoleTileUrl: 'PITWALL_GATEWAY_CONSOLE_TILE_URL',
+  siteStatusUrls: 'PITWALL_GATEWAY_SITE_STATUS_URLS',
+} as const
+/**
+ * The console's build: next to the gateway's (dist/gateway/config.js -> dist/console), or the repository's
+ * dist/console when the gateway runs from its TypeScript sources (tsx, tap).
+ */
+export const DEFAULT_CONSOLE_DIR = fileURLToPath(new URL(/\/dist\/gateway\/[^/]*$/.test(import.meta.url) ? '../console/' : '../dist/console/', import.meta.url))
 export const GATEWAY_METRICS_ENV = 'PITWALL_GATEWAY_METRICS'
 
 export const GATEWAY_AUTH_ENV = {
@@ -367,6 +391,10 @@ export function gatewayOptionsFromEnv(env: Record<string, string | undefined>): 
   if (host) o.host = host
   const cors = env[GATEWAY_CORS_ENV]
   if (cors) o.corsOrigins = cors
+  for (const k of ['consoleDir', 'consoleTileUrl', 'siteStatusUrls'] as const) {
+    const v = env[GATEWAY_CONSOLE_ENV[k]]
+    if (v !== undefined && v !== '') o[k] = v
+  }
   const metrics = env[GATEWAY_METRICS_ENV]
   if (metrics !== undefined && metrics !== '') {
     if (metrics !== 'on' && metrics !== 'off') throw new ConfigError(GATEWAY_METRICS_ENV, `must be "on" or "off", got ${JSON.stringify(metrics)}`)
@@ -449,6 +477,50 @@ export function compileGatewayConfig(o: GatewayOptions = {}): GatewayConfig {
     metrics: o.metrics ?? true,
     liveHeartbeatMs: int('liveHeartbeatMs', o.liveHeartbeatMs ?? d.liveHeartbeatMs, 100, 300_000),
     liveRetryMs: int('liveRetryMs', o.liveRetryMs ?? d.liveRetryMs, 100, 600_000),
+    consoleDir: o.consoleDir === 'off' ? undefined : (o.consoleDir ?? DEFAULT_CONSOLE_DIR),
+    consoleTileUrl: parseTileUrl(o.consoleTileUrl),
+    siteStatusUrls: Object.freeze(parseSiteStatusUrls(o.siteStatusUrls ?? {})),
   }
   return Object.freeze(cfg)
+}
+
+/** A raster tile URL template: http(s), with {z}, {x} and {y}. */
+export function parseTileUrl(raw: string | undefined): string | undefined {
+  if (raw === undefined || raw === '') return undefined
+  const E = GATEWAY_CONSOLE_ENV.consoleTileUrl
+  let u: URL
+  try {
+    u = new URL(raw.replace(/[{}]/g, '_'))
+  } catch {
+    throw new ConfigError(E, 'is not a URL template like https://tiles.example.com/{z}/{x}/{y}.png')
+  }
+  if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new ConfigError(E, 'must be an http or https URL')
+  for (const p of ['{z}', '{x}', '{y}']) if (!raw.includes(p)) throw new ConfigError(E, `must contain ${p}`)
+  return raw
+}
+
+/** `site=url,...` (or a record) -> record; each URL http(s), each site name a site name. */
+export function parseSiteStatusUrls(raw: string | Readonly<Record<string, string>>): Record<string, string> {
+  const E = GATEWAY_CONSOLE_ENV.siteStatusUrls
+  const entries = typeof raw === 'string'
+    ? raw.split(',').map((e) => e.trim()).filter((e) => e !== '').map((e) => {
+      const i = e.indexOf('=')
+      if (i <= 0) throw new ConfigError(E, `${JSON.stringify(e.slice(0, 100))} is not site=url`)
+      return [e.slice(0, i).trim(), e.slice(i + 1).trim()] as const
+    })
+    : Object.entries(raw)
+  const out: Record<string, string> = {}
+  for (const [site, url] of entries) {
+    if (!/^[a-z0-9][a-z0-9_-]{0,31}$/.test(site)) throw new ConfigError(E, `${JSON.stringify(site.slice(0, 40))} is not a site name`)
+    let ok = false
+    try {
+      const u = new URL(url)
+      ok = u.protocol === 'http:' || u.protocol === 'https:'
+    } catch {
+      ok = false
+    }
+    if (!ok) throw new ConfigError(E, `the URL of site ${site} is not an http(s) URL`)
+    out[site] = url
+  }
+  return out
 }

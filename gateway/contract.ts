@@ -243,7 +243,7 @@ export const TAGS = {
   live: 'Live feed of the site\'s outputs (SSE, WebSocket)',
   registry: 'Registry: customers, sensors, vehicles, service state',
   geofences: 'Geofences for road vehicles',
-  admin: 'Device credentials',
+  admin: 'Device credentials and who the caller is',
   health: 'Health, metrics and this document',
 } as const
 export type Tag = keyof typeof TAGS
@@ -335,6 +335,9 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
   'POST /v1/admin/devices/{kind}/{id}/credentials': { id: 'issueDeviceCredential', tag: 'admin', summary: 'Issue a device credential (the token is shown once)',
     reply: { id: 'dc_0123456789abcdef01234567', kind: 'sensor', entity: 'env-0042', token: 'dc_0123456789abcdef01234567.<43 characters>', createdAt: '2026-01-01T00:00:00.000Z' } },
   'DELETE /v1/admin/credentials/{credId}': { id: 'revokeDeviceCredential', tag: 'admin', summary: 'Revoke a device credential', errors: ['GW_ERR_CREDENTIAL_UNKNOWN'] },
+  // the operator console's helpers (console.ts)
+  'GET /v1/whoami': { id: 'whoami', tag: 'admin', summary: 'Who the caller is: a person\'s or a key\'s id, role and scope (the console\'s start)' },
+  'GET /v1/sites': { id: 'listSites', tag: 'health', summary: 'The sites of the deployment: role, epoch, reachability (the console\'s sites view)' },
   // health
   'GET /healthz': { id: 'getHealth', tag: 'health', summary: 'Liveness', reply: { status: 'ok' } },
   'GET /readyz': { id: 'getReadiness', tag: 'health', summary: 'Readiness: NATS, JetStream, PostgreSQL', errors: ['GW_ERR_NOT_READY'], reply: { status: 'ready', checks: { nats: 'ok', jetstream: 'ok', postgres: 'ok' } } },

@@ -63,7 +63,8 @@ export function installHeaders(app: FastifyInstance, cfg: Pick<GatewayConfig, 'c
   })
 
   app.addHook('onSend', async (_req, reply, payload) => {
-    void reply.headers(security)
+    // The operator console's pages set their own policy (console.ts); every other reply gets `default-src 'none'`.
+    for (const [k, v] of Object.entries(security)) if (k !== 'content-security-policy' || !reply.hasHeader(k)) void reply.header(k, v)
     // API replies are per caller and per moment (live state, credentials): never stored by a cache.
     if (!reply.hasHeader('cache-control')) void reply.header('cache-control', 'no-store')
     return payload

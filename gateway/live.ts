@@ -14,6 +14,9 @@
  * Alarm workflow changes (acknowledge, assign, comment, clear; alarms.ts) are people's actions, not outputs:
  * they travel on core NATS (`alarm.<site>.<kind>.<entity>`, so every gateway of the site sees them) and reach
  * the feed as `alarm` events without an id: they are not replayed on reconnect (GET /v1/alerts/:id is the truth).
+ * Raw readings (`type=reading`, only when asked for by name: a race car sends tens per second) are the instant
+ * values a pit wall shows: read from core NATS as they are published to TLM at this site (no id, no replay), and
+ * under backpressure coalesced per entity (the newest value of each field wins) rather than queued.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
@@ -23,7 +26,7 @@ import { Type } from '@sinclair/typebox'
 import { DeliverPolicy, jetstream, type ConsumerMessages, type JetStreamClient } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import type pg from 'pg'
-import { ID_PATTERN } from '../actors/mod.js'
+import { ID_PATTERN, isEntityKind, parsePartitioned } from '../actors/mod.js'
 import type { GatewayConfig } from './config.js'
 import { GatewayError } from './errors.js'
 import type { GatewayMetrics } from './metrics.js'
@@ -40,7 +43,7 @@ export interface LiveOptions {
 }
 
 /** Output types a client may ask for (fences are the runtime's own bookkeeping and never sent). */
-export const LIVE_TYPES = ['window', 'alert', 'score', 'recommendation', 'lap', 'late', 'position', 'alarm'] as const
+export const LIVE_TYPES = ['window', 'alert', 'score', 'recommendation', 'lap', 'late', 'position', 'alarm', 'reading'] as const
 
 const LiveQuery = Type.Object({
   kind: Type.Optional(Type.Union([Type.Literal('sensor'), Type.Literal('vehicle')])),
@@ -170,11 +173,13 @@ export const livePlugin: FastifyPluginAsyncTypebox<LiveOptions> = async (app, { 
     let ended = false
     const heartbeat = setInterval(() => { t.heartbeat() }, cfg.liveHeartbeatMs)
     const alarms = alarmEvents(f, (e) => { if (!ended) void t.send(e).catch(() => undefined) }, log)
+    const readings = readingEvents(f, (e) => (ended ? Promise.resolve() : t.send(e)), log)
     const end = (reason: 'done' | 'error' | 'shutdown' = 'done'): void => {
       if (ended) return
       ended = true
       clearInterval(heartbeat)
       alarms?.unsubscribe()
+      readings?.unsubscribe()
       metrics.liveClients.dec()
       open.delete(shutdown)
       void messages.close().catch(() => undefined)
@@ -215,6 +220,51 @@ export const livePlugin: FastifyPluginAsyncTypebox<LiveOptions> = async (app, { 
           if (f.visible && !(await f.visible(o.kind, o.entity))) return
           send({ seq: undefined, type: 'alarm', data })
         })().catch((e: unknown) => { log.warn({ err: e }, 'live feed alarm event dropped') })
+      },
+    })
+  }
+
+  /**
+   * Raw readings of this site's TLM (core NATS, `tlm.<site>.<p>.<kind>.<entity>`) as `reading` events
+   * `{type: "reading", kind, entity, ts, fields, profile?, loc?}`; only with `type=reading`. While a write is
+   * waiting for the socket, later readings are merged per entity (fields of the newest reading win) and sent
+   * when it drains: memory is bounded by the number of entities, and a slow client sees fewer, fresher values.
+   */
+  function readingEvents(f: FeedRequest, send: (e: LiveEvent) => Promise<void>, log: FastifyBaseLogger): { unsubscribe(): void } | undefined {
+    if (f.qs.type !== 'reading') return undefined
+    interface Pending { kind: string; entity: string; ts: number; fields: Record<string, unknown>; profile?: unknown; loc?: unknown }
+    const pending = new Map<string, Pending>()
+    let busy = false
+    const flush = async (): Promise<void> => {
+      busy = true
+      try {
+        while (pending.size > 0) {
+          const [key, r] = pending.entries().next().value as [string, Pending]
+          pending.delete(key)
+          await send({ seq: undefined, type: 'reading', data: JSON.stringify({ type: 'reading', ...r }) })
+        }
+      } finally {
+        busy = false
+      }
+    }
+    return nc.subscribe(`tlm.${cfg.runtime.site}.*.${f.qs.kind ?? '*'}.${f.qs.entity ?? '*'}`, {
+      callback: (err, m) => {
+        if (err) return
+        const at = parsePartitioned(m.subject)
+        if (!at || !isEntityKind(at.kind)) return
+        void (async () => {
+          if (f.visible && !(await f.visible(at.kind, at.id))) return
+          const r = m.json<{ ts?: unknown; fields?: unknown; profile?: unknown; loc?: unknown }>()
+          if (typeof r.ts !== 'number' || typeof r.fields !== 'object' || r.fields === null) return
+          const key = `${at.kind}.${at.id}`
+          const prev = pending.get(key)
+          pending.set(key, {
+            kind: at.kind, entity: at.id, ts: Math.max(r.ts, prev?.ts ?? -Infinity),
+            fields: { ...prev?.fields, ...(r.fields as Record<string, unknown>) },
+            ...(r.profile !== undefined ? { profile: r.profile } : {}), ...(r.loc !== undefined ? { loc: r.loc } : {}),
+          })
+          if (!busy) await flush()
+        })().catch((e: unknown) => { log.debug({ err: e }, 'live feed reading dropped') })
       },
     })
   }

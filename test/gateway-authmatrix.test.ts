@@ -53,6 +53,11 @@ function rows(): Record<string, Row | (() => Row)> {
     'GET /readyz': { access: 'public', url: '/readyz' },
     'GET /metrics': { access: 'public', url: '/metrics' },
     'GET /openapi.json': { access: 'public', url: '/openapi.json' },
+    // the operator console's pages hold no data (their API calls carry the credential): public
+    'GET /console': { access: 'public', url: '/console' },
+    'GET /console/*': { access: 'public', url: '/console/' },
+    'GET /v1/whoami': { access: 'read', url: '/v1/whoami' },
+    'GET /v1/sites': { access: 'read', url: '/v1/sites' },
     'POST /v1/readings': { access: 'ingest', url: '/v1/readings', body: [{ kind: 'sensor', id: 's1', ...reading() }], items: true, entity: 'sensor:s1' },
     'POST /v1/sensors/:id/readings': { access: 'ingest', url: '/v1/sensors/s1/readings', body: [reading()], entity: 'sensor:s1' },
     'POST /v1/vehicles/:vin/telemetry': { access: 'ingest', url: `/v1/vehicles/${VIN}/telemetry`, body: [reading()], entity: `vehicle:${VIN}` },

@@ -612,6 +612,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/whoami": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Who the caller is: a person's or a key's id, role and scope (the console's start) */
+        get: operations["whoami"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sites": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The sites of the deployment: role, epoch, reachability (the console's sites view) */
+        get: operations["listSites"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -12887,7 +12921,7 @@ export interface operations {
             query?: {
                 kind?: "sensor" | "vehicle";
                 entity?: string;
-                type?: "window" | "alert" | "score" | "recommendation" | "lap" | "late" | "position" | "alarm";
+                type?: "window" | "alert" | "score" | "recommendation" | "lap" | "late" | "position" | "alarm" | "reading";
                 severity?: "info" | "warning" | "critical";
                 lastEventId?: string;
             };
@@ -13073,7 +13107,7 @@ export interface operations {
             query?: {
                 kind?: "sensor" | "vehicle";
                 entity?: string;
-                type?: "window" | "alert" | "score" | "recommendation" | "lap" | "late" | "position" | "alarm";
+                type?: "window" | "alert" | "score" | "recommendation" | "lap" | "late" | "position" | "alarm" | "reading";
                 severity?: "info" | "warning" | "critical";
                 lastEventId?: string;
             };
@@ -13179,6 +13213,379 @@ export interface operations {
                     "application/json": {
                         /** @enum {string} */
                         code: "GW_ERR_UPGRADE_REQUIRED";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_RATE_LIMITED */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_RATE_LIMITED";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_HEADERS_TOO_LARGE */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_HEADERS_TOO_LARGE";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_INTERNAL */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_INTERNAL";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_UNAVAILABLE */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_UNAVAILABLE";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+        };
+    };
+    whoami: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        type: "user" | "key" | "dev";
+                        id: string;
+                        role: "viewer" | "operator" | "admin";
+                        fleets?: string[];
+                        sites?: string[];
+                    };
+                };
+            };
+            /** @description GW_ERR_QUERY_INVALID, GW_ERR_REQUEST_MALFORMED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_QUERY_INVALID" | "GW_ERR_REQUEST_MALFORMED";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_UNAUTHENTICATED";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_FORBIDDEN";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_REQUEST_TIMEOUT */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_REQUEST_TIMEOUT";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_RATE_LIMITED */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_RATE_LIMITED";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_HEADERS_TOO_LARGE */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_HEADERS_TOO_LARGE";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_INTERNAL */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_INTERNAL";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_UNAVAILABLE */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_UNAVAILABLE";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+        };
+    };
+    listSites: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            site: string;
+                            reachable: boolean;
+                            status?: unknown;
+                            error?: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_QUERY_INVALID, GW_ERR_REQUEST_MALFORMED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_QUERY_INVALID" | "GW_ERR_REQUEST_MALFORMED";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_UNAUTHENTICATED";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_FORBIDDEN";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_REQUEST_TIMEOUT */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_REQUEST_TIMEOUT";
                         message: string;
                         item?: string;
                         accepted?: number;
