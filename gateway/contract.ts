@@ -213,9 +213,21 @@ export const DOC_BODIES: Readonly<Record<string, TSchema>> = {
   'POST /v1/vehicles/{vin}/telemetry': batch(PathReading),
 }
 
+/** A site controller's `/status` (sites/controller.ts SiteStatus), as `GET /v1/sites` relays it. */
+const SiteStatus = Type.Object({
+  site: Type.String(), peer: Type.String(), epoch: Type.Integer(),
+  role: Type.Union([Type.Literal('normal'), Type.Literal('survivor'), Type.Literal('degraded')]),
+  owned: Type.Array(Type.Integer()), peerOwned: Type.Array(Type.Integer()), peerLinkUp: Type.Boolean(), peerDownForMs: Num,
+  mirrorLag: Type.Record(Type.String(), Num), failovers: Type.Integer(),
+  lastMove: Type.Optional(Type.Object({ at: Ms, processingAgainMs: Type.Optional(Num) }, { description: 'the last failover or failback (its result, when, and how long until every moved partition was processed again)' })),
+  relay: Type.Optional(Type.Object({ active: Num, forwarded: Num, failures: Num })),
+})
+const SitesDoc = Type.Object({ items: Type.Array(Type.Object({ site: Type.String(), reachable: Type.Boolean(), status: Type.Optional(SiteStatus), error: Type.Optional(Type.String()) })) })
+
 /** Reply schemas the document shows instead of a route's looser serialisation schema: `METHOD path` -> status -> schema. */
 export const DOC_REPLIES: Readonly<Record<string, Record<number, TSchema>>> = {
   'GET /v1/entities/{kind}/{id}/state': { 200: LiveStateDoc },
+  'GET /v1/sites': { 200: SitesDoc },
   'GET /v1/alerts': { 200: Type.Object({ items: Type.Array(AlertDoc), nextCursor: Nullable(Type.String()) }) },
   'GET /v1/late-readings': { 200: Type.Object({ items: Type.Array(LateReadingDoc), nextCursor: Nullable(Type.String()) }) },
   'GET /v1/entities/{kind}/{id}/trips': { 200: collection(TripFeature, 'TripCollection') },

@@ -13511,7 +13511,31 @@ export interface operations {
                         items: {
                             site: string;
                             reachable: boolean;
-                            status?: unknown;
+                            status?: {
+                                site: string;
+                                peer: string;
+                                epoch: number;
+                                role: "normal" | "survivor" | "degraded";
+                                owned: number[];
+                                peerOwned: number[];
+                                peerLinkUp: boolean;
+                                peerDownForMs: number;
+                                mirrorLag: {
+                                    [key: string]: number;
+                                };
+                                failovers: number;
+                                /** @description the last failover or failback (its result, when, and how long until every moved partition was processed again) */
+                                lastMove?: {
+                                    /** @description ms since the Unix epoch */
+                                    at: number;
+                                    processingAgainMs?: number;
+                                };
+                                relay?: {
+                                    active: number;
+                                    forwarded: number;
+                                    failures: number;
+                                };
+                            };
                             error?: string;
                         }[];
                     };
