@@ -82,6 +82,8 @@ export const METRICS = {
   notifyDeliveryLatencySeconds: 'pitwall_notify_delivery_latency_seconds',
   notifyPending: 'pitwall_notify_pending',
   notifyOldestPendingSeconds: 'pitwall_notify_oldest_pending_seconds',
+  gatewayRateLimitStoreUp: 'pitwall_gateway_rate_limit_store_up',
+  gatewayRateLimitFallback: 'pitwall_gateway_rate_limit_fallback_total',
   // Sites (sites/controller.ts): one series per site process, labels site (and role on the role gauge).
   siteRole: 'pitwall_site_role',
   siteEpoch: 'pitwall_site_epoch',

@@ -9,7 +9,7 @@ import fastifyJwt from '@fastify/jwt'
 import rateLimit from '@fastify/rate-limit'
 import pg from 'pg'
 import type { NatsConnection } from '@nats-io/transport-node'
-import { openReferenceBucket, PROFILES, type EntityKind } from '../actors/mod.js'
+import { METRICS, openReferenceBucket, PROFILES, type EntityKind } from '../actors/mod.js'
 import type { KV } from '@nats-io/kv'
 import type { GatewayConfig } from './config.js'
 import { GatewayError, isDatabaseInputRejected, toGatewayError, type GatewayErrorCode } from './errors.js'
@@ -21,6 +21,7 @@ import { NotifyWorker } from './notify-worker.js'
 import { DeviceCredentials, installAuth, rateLimitKey } from './auth.js'
 import { JwksKeySet } from './jwks.js'
 import { migrate } from './db.js'
+import { LocalCounter, rateLimitStore, SiteRateLimiter } from './ratelimit.js'
 import { corsReplyHeaders, installHeaders, securityHeaders } from './headers.js'
 import { healthPlugin } from './health.js'
 import { ingestPlugin } from './ingest.js'
@@ -238,8 +239,27 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
   })
   installAuth(app, auth, devices, idp)
   installInputChecks(app)
+  // Counted in the site's KV bucket, shared by its gateways, with the per-process limiter as the fallback (ratelimit.ts).
+  const local = new LocalCounter()
+  if (auth.rateLimitStore === 'local') {
+    // No shared store: its gauge and counter would only say "down".
+    metrics.registry.removeSingleMetric(METRICS.gatewayRateLimitStoreUp)
+    metrics.registry.removeSingleMetric(METRICS.gatewayRateLimitFallback)
+  }
+  const limiter = auth.rateLimitStore === 'local'
+    ? { incr: async (key: string, windowMs: number) => local.incr(key, windowMs) }
+    : new SiteRateLimiter({
+      nc, bucket: auth.rateLimitBucket, windowMs: auth.rateLimitWindowMs, storeTimeoutMs: auth.rateLimitStoreTimeoutMs, storeRetryMs: auth.rateLimitStoreRetryMs,
+      onFallback: () => metrics.rateLimitFallback.inc(),
+      onStoreState: (up, err) => {
+        metrics.rateLimitStoreUp.set(up ? 1 : 0)
+        if (up) app.log.info({ bucket: auth.rateLimitBucket }, 'rate limits counted in the site\'s shared store again')
+        else app.log.warn({ err, bucket: auth.rateLimitBucket, retryMs: auth.rateLimitStoreRetryMs }, 'rate limit store unavailable: counting per process until it answers (each gateway allows the full limit meanwhile)')
+      },
+    })
   void app.register(rateLimit, {
     global: true,
+    store: rateLimitStore(limiter),
     max: auth.rateLimitMax,
     timeWindow: auth.rateLimitWindowMs,
     keyGenerator: rateLimitKey,

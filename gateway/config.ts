@@ -129,6 +129,14 @@ export interface AuthOptions {
   /** Requests per credential (or per client address when anonymous) per window. */
   rateLimitMax?: number
   rateLimitWindowMs?: number
+  /** Where requests are counted: `nats` (default) a KV bucket every gateway of the site shares, `local` this process only. */
+  rateLimitStore?: 'nats' | 'local'
+  /** The shared store's KV bucket (the same for every gateway of a site). */
+  rateLimitBucket?: string
+  /** A count in the shared store must finish within this, else the per-process limiter counts the request. */
+  rateLimitStoreTimeoutMs?: number
+  /** After the shared store failed, how long the per-process limiter counts before the store is tried again. */
+  rateLimitStoreRetryMs?: number
 }
 
 /** An identity provider whose RS256/ES256 tokens are accepted (jwks.ts). */
@@ -150,6 +158,10 @@ export interface AuthConfig {
   readonly credentialCacheMs: number
   readonly rateLimitMax: number
   readonly rateLimitWindowMs: number
+  readonly rateLimitStore: 'nats' | 'local'
+  readonly rateLimitBucket: string
+  readonly rateLimitStoreTimeoutMs: number
+  readonly rateLimitStoreRetryMs: number
 }
 
 export interface GatewayConfig {
@@ -204,6 +216,10 @@ export const GATEWAY_DEFAULTS = {
   credentialCacheMs: 30_000,
   rateLimitMax: 6_000,
   rateLimitWindowMs: 60_000,
+  rateLimitStore: 'nats',
+  rateLimitBucket: 'pw_ratelimit',
+  rateLimitStoreTimeoutMs: 250,
+  rateLimitStoreRetryMs: 5_000,
   jwksCacheMs: 600_000,
   jwksCooldownMs: 30_000,
   jwksTimeoutMs: 5_000,
@@ -316,6 +332,10 @@ export const GATEWAY_AUTH_ENV = {
   credentialCacheMs: 'PITWALL_GATEWAY_CREDENTIAL_CACHE_MS',
   rateLimitMax: 'PITWALL_GATEWAY_RATE_LIMIT_MAX',
   rateLimitWindowMs: 'PITWALL_GATEWAY_RATE_LIMIT_WINDOW_MS',
+  rateLimitStore: 'PITWALL_GATEWAY_RATE_LIMIT_STORE',
+  rateLimitBucket: 'PITWALL_GATEWAY_RATE_LIMIT_BUCKET',
+  rateLimitStoreTimeoutMs: 'PITWALL_GATEWAY_RATE_LIMIT_STORE_TIMEOUT_MS',
+  rateLimitStoreRetryMs: 'PITWALL_GATEWAY_RATE_LIMIT_STORE_RETRY_MS',
   jwksUrl: 'PITWALL_GATEWAY_JWT_JWKS_URL',
   jwtIssuer: 'PITWALL_GATEWAY_JWT_ISSUER',
   jwtAudience: 'PITWALL_GATEWAY_JWT_AUDIENCE',
@@ -347,11 +367,16 @@ function authOptionsFromEnv(env: Record<string, string | undefined>): AuthOption
   }
   if (env[E.apiKeys]) a.apiKeys = env[E.apiKeys]
   if (env[E.databaseUrl]) a.databaseUrl = env[E.databaseUrl]
-  for (const k of ['jwksUrl', 'jwtIssuer', 'jwtAudience'] as const) {
+  for (const k of ['jwksUrl', 'jwtIssuer', 'jwtAudience', 'rateLimitBucket'] as const) {
     const v = env[E[k]]
     if (v) a[k] = v
   }
-  for (const k of ['credentialCacheMs', 'rateLimitMax', 'rateLimitWindowMs', 'jwksCacheMs', 'jwksCooldownMs', 'jwksTimeoutMs'] as const) {
+  const store = env[E.rateLimitStore]
+  if (store !== undefined && store !== '') {
+    if (store !== 'nats' && store !== 'local') throw new ConfigError(E.rateLimitStore, `must be "nats" or "local", got ${JSON.stringify(store)}`)
+    a.rateLimitStore = store
+  }
+  for (const k of ['credentialCacheMs', 'rateLimitMax', 'rateLimitWindowMs', 'rateLimitStoreTimeoutMs', 'rateLimitStoreRetryMs', 'jwksCacheMs', 'jwksCooldownMs', 'jwksTimeoutMs'] as const) {
     const raw = env[E[k]]
     if (raw === undefined || raw === '') continue
     const n = Number(raw)
@@ -441,7 +466,22 @@ function compileAuth(a: AuthOptions): AuthConfig {
     credentialCacheMs: int(E.credentialCacheMs, a.credentialCacheMs ?? d.credentialCacheMs, 0, 3_600_000),
     rateLimitMax: int(E.rateLimitMax, a.rateLimitMax ?? d.rateLimitMax, 1, 10_000_000),
     rateLimitWindowMs: int(E.rateLimitWindowMs, a.rateLimitWindowMs ?? d.rateLimitWindowMs, 100, 86_400_000),
+    rateLimitStore: rateLimitStoreOf(a.rateLimitStore ?? d.rateLimitStore),
+    rateLimitBucket: bucketName(a.rateLimitBucket ?? d.rateLimitBucket),
+    rateLimitStoreTimeoutMs: int(E.rateLimitStoreTimeoutMs, a.rateLimitStoreTimeoutMs ?? d.rateLimitStoreTimeoutMs, 10, 10_000),
+    rateLimitStoreRetryMs: int(E.rateLimitStoreRetryMs, a.rateLimitStoreRetryMs ?? d.rateLimitStoreRetryMs, 100, 600_000),
   })
+}
+
+function rateLimitStoreOf(v: string): 'nats' | 'local' {
+  if (v !== 'nats' && v !== 'local') throw new ConfigError(GATEWAY_AUTH_ENV.rateLimitStore, `must be "nats" or "local", got ${JSON.stringify(v)}`)
+  return v
+}
+
+/** A JetStream KV bucket name: letters, digits, `-` and `_`. */
+function bucketName(v: string): string {
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(v)) throw new ConfigError(GATEWAY_AUTH_ENV.rateLimitBucket, `must be 1..64 letters, digits, - or _, got ${JSON.stringify(v)}`)
+  return v
 }
 
 /** Reads gateway options (PITWALL_GATEWAY_*) and the runtime's (PITWALL_*) from an environment. */

@@ -29,6 +29,8 @@ export class GatewayMetrics {
   readonly notifyLatencySeconds: Histogram
   readonly notifyPending: Gauge
   readonly notifyOldestPendingSeconds: Gauge
+  readonly rateLimitStoreUp: Gauge
+  readonly rateLimitFallback: Counter
 
   constructor(labels: Record<string, string>) {
     const registers = [this.registry]
@@ -48,6 +50,8 @@ export class GatewayMetrics {
     })
     this.backpressure = new Counter({ name: METRICS.gatewayBackpressure, help: 'Replies telling the client to back off (429 rate limited, 503 unavailable), by route pattern.', labelNames: ['route', 'status'], registers })
     this.liveClients = new Gauge({ name: METRICS.gatewayLiveClients, help: 'Open live-feed connections (Server-Sent Events and WebSocket).', registers })
+    this.rateLimitStoreUp = new Gauge({ name: METRICS.gatewayRateLimitStoreUp, help: 'Whether the last rate limit count used the store shared by the site\'s gateways (1), or the per-process limiter because the store failed (0).', registers })
+    this.rateLimitFallback = new Counter({ name: METRICS.gatewayRateLimitFallback, help: 'Requests counted by the per-process rate limiter because the shared store was unavailable.', registers })
     this.jwksFetches = new Counter({ name: METRICS.gatewayJwksFetches, help: 'Identity provider key set fetches: ok, failed, or throttled (an unknown kid within the cooldown, no fetch).', labelNames: ['result'], registers })
     this.notifyDeliveries = new Counter({
       name: METRICS.notifyDeliveries, labelNames: ['outcome'], registers,

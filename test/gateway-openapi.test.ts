@@ -150,3 +150,55 @@ t.test('every GW_ERR_* code is documented with its status', async (t) => {
     t.same([...rows.keys()].filter((c) => !(c in GW_ERR)), [], `${file}: no undocumented extra codes`)
   }
 })
+
+t.test('every operation: an id, a tag, a summary, its real security, its error codes by status, typed replies', async (t) => {
+  type Op = { operationId?: string; tags?: string[]; summary?: string; security?: Record<string, string[]>[]; responses: Record<string, { content?: Record<string, { schema?: Json; example?: Json }> }>; requestBody?: { content: Record<string, { schema?: Json; example?: Json }> } }
+  const doc = JSON.parse(readFileSync(OPENAPI_FILE, 'utf8')) as { tags?: { name: string }[]; paths: Record<string, Record<string, Op>>; components: { schemas: Record<string, Json> } }
+  const tags = new Set((doc.tags ?? []).map((x) => x.name))
+  t.ok(tags.size >= 8, 'tags declared at the top')
+  const ids = new Set<string>()
+  const publicPaths = new Set(['/healthz', '/readyz', '/metrics'])
+  const ingest = new Set(['/v1/readings', '/v1/sensors/{id}/readings', '/v1/vehicles/{vin}/telemetry'])
+  let examples = 0
+  /** Schemas that accept anything (`{}`, TypeBox's Unknown) where a typed body belongs. */
+  const untyped = (s: Json, at: string, out: string[]): void => {
+    if (s === null || typeof s !== 'object') return
+    if (Array.isArray(s)) { s.forEach((x, i) => untyped(x, `${at}[${i}]`, out)); return }
+    if (Object.keys(s).length === 0) out.push(at)
+    for (const [k, v] of Object.entries(s)) if (k !== 'properties' || Object.keys(v as object).length > 0) untyped(v, `${at}.${k}`, out)
+  }
+  for (const [path, methods] of Object.entries(doc.paths)) {
+    for (const [method, op] of Object.entries(methods)) {
+      const name = `${method.toUpperCase()} ${path}`
+      t.ok(op.operationId && /^[a-z][A-Za-z]+$/.test(op.operationId) && !ids.has(op.operationId), `${name}: a unique operationId (${op.operationId})`)
+      ids.add(op.operationId ?? '')
+      t.ok(op.tags?.length === 1 && tags.has(op.tags[0] ?? ''), `${name}: one declared tag (a route without one has no entry in OPERATIONS, gateway/contract.ts)`)
+      t.ok((op.summary ?? '').length > 5, `${name}: a summary`)
+      const schemes = (op.security ?? []).flatMap((s) => Object.keys(s)).sort()
+      const want = publicPaths.has(path) ? [] : ingest.has(path) ? ['apiKey', 'bearer', 'device'] : ['apiKey', 'bearer']
+      t.same(schemes, want, `${name}: security ${want.join(', ') || 'none'}`)
+      for (const [status, res] of Object.entries(op.responses)) {
+        const schema = res.content?.['application/json']?.schema as { properties?: { code?: { enum?: string[] } } } | undefined
+        if (Number(status) >= 400) {
+          const codes = schema?.properties?.code?.enum ?? []
+          t.ok(codes.length > 0 && codes.every((c) => String(GW_ERR[c as keyof typeof GW_ERR]) === status), `${name} ${status}: codes of that status (${codes.join(', ')})`)
+        } else if (schema !== undefined) {
+          const loose: string[] = []
+          untyped(schema as Json, 'reply', loose)
+          t.same(loose, [], `${name} ${status}: typed reply`)
+        }
+        if (res.content?.['application/json']?.example !== undefined) examples++
+      }
+      if (op.requestBody?.content['application/json']?.example !== undefined) examples++
+      if (op.requestBody) {
+        const loose: string[] = []
+        untyped(op.requestBody.content['application/json']?.schema ?? null, 'body', loose)
+        t.same(loose, [], `${name}: typed request body`)
+      }
+    }
+  }
+  t.ok(examples >= 20, `${examples} request and reply examples`)
+  for (const c of ['Alert', 'LiveState', 'LiveOutput']) t.ok(doc.components.schemas[c], `components.schemas.${c} for generated clients`)
+  const state = doc.paths['/v1/entities/{kind}/{id}/state']?.get?.responses['200']?.content?.['application/json']?.schema as { anyOf?: { properties: { profile: { enum: string[] } } }[] }
+  t.same(state.anyOf?.map((v) => v.properties.profile.enum[0]).sort(), ['asset', 'environment', 'process', 'race', 'road'], 'live state: one variant per profile')
+})
