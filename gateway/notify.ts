@@ -68,7 +68,17 @@ const Attempt = Type.Object({
   attempt: Type.Integer(), startedAt: Type.String(), durationMs: Type.Integer(), statusCode: Nullable(Type.Integer()),
   error: Nullable(Type.String()), outcome: Type.Union([Type.Literal('delivered'), Type.Literal('failed')]), worker: Type.String(),
 })
-const DeliveryDetail = Type.Intersect([Delivery, Type.Object({ payload: Type.Unknown(), attemptLog: Type.Array(Attempt) })])
+/** The webhook body as sent (gateway/README.md, Notifications): fixed when the event committed. */
+const Payload = Type.Object({
+  deliveryId: Type.String(), subscriptionId: Type.String(), sequence: Type.Integer(), event: Type.String(), at: Type.String(),
+  by: Type.Optional(Type.Union([Type.String(), Type.Null()])), byType: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+  comment: Type.Optional(Type.Union([Type.String(), Type.Null()])), assignee: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+  alert: Type.Object({
+    alertId: Type.String(), kind: Type.String(), entity: Type.String(), profile: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+    type: Type.String(), severity: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+  }, { additionalProperties: true, description: 'the alert: id, entity, type, severity, explanation, times, value, threshold, details, workflow flags' }),
+}, { additionalProperties: true })
+const DeliveryDetail = Type.Intersect([Delivery, Type.Object({ payload: Payload, attemptLog: Type.Array(Attempt) })])
 const DeliveryQuery = Type.Object({
   subscription: Type.Optional(Type.String({ maxLength: 64 })),
   status: Type.Optional(Status),
@@ -263,7 +273,7 @@ export const notifyPlugin: FastifyPluginAsyncTypebox<NotifyPluginOptions> = asyn
     config: write,
     schema: { params: DeliveryParams, response: { 200: DeliveryDetail, ...errorReplies } },
   }, async (req) => {
-    const row = (await q<DeliveryRow & { payload: unknown }>(`SELECT ${DELIVERY_COLS}, payload FROM notify_outbox WHERE delivery_id = $1`, [req.params.id])).rows[0]
+    const row = (await q<DeliveryRow & { payload: Static<typeof Payload> }>(`SELECT ${DELIVERY_COLS}, payload FROM notify_outbox WHERE delivery_id = $1`, [req.params.id])).rows[0]
     if (!row) throw new GatewayError('GW_ERR_DELIVERY_UNKNOWN', `no delivery ${req.params.id}`, { item: 'params.id' })
     const attempts = await q<{ attempt: number; started_at: Date; duration_ms: number; status_code: number | null; error: string | null; outcome: 'delivered' | 'failed'; worker: string }>(
       'SELECT attempt, started_at, duration_ms, status_code, error, outcome, worker FROM notify_attempts WHERE outbox_id = $1 ORDER BY attempt', [row.id])

@@ -14141,7 +14141,30 @@ export interface operations {
                         lastStatusCode: number | null;
                         lastError: string | null;
                     } & {
-                        payload: unknown;
+                        payload: {
+                            deliveryId: string;
+                            subscriptionId: string;
+                            sequence: number;
+                            event: string;
+                            at: string;
+                            by?: string | null;
+                            byType?: string | null;
+                            comment?: string | null;
+                            assignee?: string | null;
+                            /** @description the alert: id, entity, type, severity, explanation, times, value, threshold, details, workflow flags */
+                            alert: {
+                                alertId: string;
+                                kind: string;
+                                entity: string;
+                                profile?: string | null;
+                                type: string;
+                                severity?: string | null;
+                            } & {
+                                [key: string]: unknown;
+                            };
+                        } & {
+                            [key: string]: unknown;
+                        };
                         attemptLog: {
                             attempt: number;
                             startedAt: string;
