@@ -8,112 +8,19 @@
  * stream as stored: every window (count, sum, min, max exact, mean within 1e-9), every late reading, every
  * duration alert's open and close. PITWALL_CRASH_ENV_READINGS scales it (default 36,000 readings).
  */
-import { writeFileSync } from 'node:fs'
 import t from 'tap'
-import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream'
+import { jetstream, jetstreamManager } from '@nats-io/jetstream'
 import { compileConfig } from '../actors/config.js'
 import { provision } from '../actors/provision.js'
-import { parsePartitioned, partitionOf, readingMsgId, tlmSubject } from '../actors/subjects.js'
-import type { AlertBody, LateBody, Output, Reading, WindowBody } from '../actors/types.js'
-import { distPath, kill, sleep, spawnWorker, type WorkerProc } from './helpers/cluster.js'
+import { distPath, kill, killLoop, spawnWorker, type WorkerProc } from './helpers/cluster.js'
+import { checkEnvironment, feedEnvPlan, makeEnvPlan } from './helpers/env-trace.js'
 import { connectTo, startNats } from './helpers/nats.js'
-import { fencedOutputs as outputs, readAll } from './helpers/streams.js'
-import { ENV_FIELDS, ENV_RULES, type EnvMsg, referenceEnvironment, windowKey } from './helpers/ref-environment.js'
 import { rng } from './helpers/trace.js'
 
 const N = Number(process.env.PITWALL_CRASH_ENV_READINGS ?? 36_000)
 const SENSORS = Number(process.env.PITWALL_CRASH_ENV_SENSORS ?? 300)
 const P = 8
 const SITE = 'a'
-const STEP_MS = 10_000
-const BASE = 1_800_000_000_000
-
-interface Send { id: string; reading: Reading; resend: boolean }
-
-/** Episodes over a threshold, per sensor, in event time: [start, end). Lengths straddle each rule's duration. */
-function episodes(r: () => number, from: number, to: number, lengths: number[]): Array<[number, number]> {
-  const out: Array<[number, number]> = []
-  let at = from + Math.floor(r() * 300_000)
-  while (at < to) {
-    const len = lengths[Math.floor(r() * lengths.length)] as number
-    out.push([at, at + len])
-    at += len + 120_000 + Math.floor(r() * 600_000)
-  }
-  return out
-}
-const inside = (eps: Array<[number, number]>, ts: number): boolean => eps.some(([a, b]) => ts >= a && ts < b)
-/** A value on a 1/4 grid: sums of these are exact in any order, so window sums compare exactly. */
-const q = (r: () => number, lo: number, span: number): number => lo + Math.floor(r() * span * 4) / 4
-
-/**
- * The send plan: per reading a sensor is drawn, its clock advances 10 s; event time is jittered back up to 20 s
- * (out of order within the lateness), 1.5 % of readings 60-200 s behind (behind the watermark: their tumbling
- * window may be closed, their sliding windows open), 1 % 310-400 s behind (late: every window closed). 1.5 % are
- * re-sent later (same rid, no message id). Each sensor ends with one reading an hour ahead that closes its windows.
- */
-function makePlan(seed: number, n: number, sensors: number): { plan: Send[]; resends: number } {
-  const r = rng(seed)
-  const clock = Array.from({ length: sensors }, () => BASE + Math.floor(r() * 60_000))
-  const span = Math.ceil(n / sensors) * STEP_MS
-  const temp = clock.map((c) => episodes(r, c, c + span, [30_000, 50_000, 90_000, 150_000, 300_000]))
-  const co2 = clock.map((c) => episodes(r, c, c + span, [60_000, 100_000, 180_000, 400_000]))
-  const batt = clock.map((c) => episodes(r, c, c + span, [40_000, 200_000]).filter(() => r() < 0.3))
-  const reading = (e: number, ts: number, i: number): Reading => ({
-    ts,
-    rid: `r${i}`,
-    profile: 'environment',
-    fields: {
-      temperature: inside(temp[e] as Array<[number, number]>, ts) ? q(r, 40.25, 15) : q(r, 15, 15),
-      humidity: q(r, 30, 40),
-      co2: inside(co2[e] as Array<[number, number]>, ts) ? q(r, 1500.25, 900) : q(r, 400, 800),
-      pressure: q(r, 990, 40),
-      battery: inside(batt[e] as Array<[number, number]>, ts) ? q(r, 5, 9) : q(r, 30, 70),
-      status: 'ok',
-    },
-  })
-  const plan: Send[] = []
-  for (let i = 0; i < n; i++) {
-    const e = Math.floor(r() * sensors)
-    clock[e] = (clock[e] as number) + STEP_MS
-    let ts = (clock[e] as number) - Math.floor(r() * 2 * STEP_MS)
-    const u = r()
-    if (u < 0.01) ts -= 310_000 + Math.floor(r() * 90_000)
-    else if (u < 0.025) ts -= 60_000 + Math.floor(r() * 140_000)
-    plan.push({ id: `s${e}`, reading: reading(e, ts, i), resend: false })
-  }
-  let resends = 0
-  const withResends: Send[] = []
-  const later = new Map<number, Send[]>()
-  for (let i = 0; i < plan.length; i++) {
-    const s = plan[i] as Send
-    withResends.push(s, ...(later.get(i) ?? []))
-    later.delete(i)
-    if (r() < 0.015) {
-      const at = Math.min(plan.length - 1, i + 1 + Math.floor(r() * 3_000))
-      later.set(at, [...(later.get(at) ?? []), { ...s, resend: true }])
-      resends++
-    }
-  }
-  for (const rest of later.values()) withResends.push(...rest)
-  for (let e = 0; e < sensors; e++) withResends.push({ id: `s${e}`, reading: reading(e, (clock[e] as number) + 3_600_000, n + e), resend: false })
-  return { plan: withResends, resends }
-}
-
-/** Publishes the plan at about `ratePerS`: first copies with the entity-scoped message id, re-sends without. */
-async function feedPlan(js: JetStreamClient, plan: Send[], ratePerS: number): Promise<number> {
-  const batch = Math.max(1, Math.round(ratePerS / 20))
-  const started = Date.now()
-  let sent = 0
-  for (let i = 0; i < plan.length; i += batch) {
-    const chunk = plan.slice(i, i + batch)
-    await Promise.all(chunk.map((s) => js.publish(tlmSubject(SITE, partitionOf('sensor', s.id, P), 'sensor', s.id), JSON.stringify(s.reading),
-      s.resend ? { timeout: 30_000 } : { msgID: readingMsgId('sensor', s.id, s.reading.rid as string), timeout: 30_000 })))
-    sent += chunk.length
-    const ahead = (sent / ratePerS) * 1000 - (Date.now() - started)
-    if (ahead > 0) await sleep(ahead)
-  }
-  return sent
-}
 
 t.test('environment profile, kill -9 workers at random moments: windows, late readings and alerts equal the docs-based reference', async (t) => {
   const srv = await startNats()
@@ -134,144 +41,12 @@ t.test('environment profile, kill -9 workers at random moments: windows, late re
   })
 
   const seed = Number(process.env.PITWALL_CRASH_ENV_SEED ?? 7)
-  const { plan, resends } = makePlan(seed, N, SENSORS)
+  const { plan, resends } = makeEnvPlan(seed, N, SENSORS)
   t.comment(`seed ${seed}: ${plan.length} sends (${resends} re-sends) over ${SENSORS} sensors`)
   let done = false
-  const feeding = feedPlan(jetstream(nc), plan, Number(process.env.PITWALL_CRASH_ENV_RATE ?? 1_000)).then((n) => { done = true; return n })
-  const r = rng(seed + 1)
-  let kills = 0
-  while (!done || kills < 6) {
-    await sleep(1500 + r() * 3000)
-    const i = Math.floor(r() * workers.length)
-    await kill(workers[i] as WorkerProc, 'SIGKILL')
-    kills++
-    await sleep(r() * 800)
-    workers[i] = spawnWorker(script, `w${i}-g${gen++}`, env)
-  }
+  const feeding = feedEnvPlan(jetstream(nc), SITE, P, plan, Number(process.env.PITWALL_CRASH_ENV_RATE ?? 1_000)).then((n) => { done = true; return n })
+  const kills = await killLoop(workers, (i) => spawnWorker(script, `w${i}-g${gen++}`, env), rng(seed + 1), () => done)
   t.equal(await feeding, plan.length, 'whole plan published')
 
-  const dec = new TextDecoder()
-  const stream = await readAll<EnvMsg>(nc, 'TLM', (subject, seq, data) => {
-    const p = parsePartitioned(subject)
-    if (!p || p.kind === '_sys') return undefined
-    const b = JSON.parse(dec.decode(data)) as Reading
-    return { seq, kind: p.kind, id: p.id, ts: b.ts, fields: b.fields, rid: b.rid }
-  })
-  t.equal(stream.length, plan.length, 'every send is stored (re-sends without message id are not caught by JetStream)')
-  const ref = referenceEnvironment(stream)
-  t.equal(ref.duplicates, resends, 'the reference drops exactly the re-sends')
-
-  const lateIds = new Set(ref.late.map((l) => `${l.entity}|${l.seq}`))
-  const closedAlerts = [...ref.alerts.values()].filter((a) => a.end !== undefined).length
-  let res = await outputs(nc)
-  const summarize = (): { windows: Map<string, Output<'window'>>; late: Set<string>; alerts: Map<string, { open?: Output<'alert'>; close?: Output<'alert'> }> } => {
-    const windows = new Map<string, Output<'window'>>()
-    const late = new Set<string>()
-    const alerts = new Map<string, { open?: Output<'alert'>; close?: Output<'alert'> }>()
-    for (const o of res.accepted.values()) {
-      const entity = `${o.kind}:${o.entity}`
-      if (o.type === 'window') {
-        const b = o.body as WindowBody
-        windows.set(windowKey(entity, b.window, b.start), o as Output<'window'>)
-      } else if (o.type === 'late') late.add(`${entity}|${(o.body as LateBody).readingSeq}`)
-      else if (o.type === 'alert') {
-        const b = o.body as AlertBody
-        const a = alerts.get(b.alertId) ?? {}
-        if (b.state === 'open') a.open = o as Output<'alert'>
-        if (b.state === 'close') a.close = o as Output<'alert'>
-        alerts.set(b.alertId, a)
-      }
-    }
-    return { windows, late, alerts }
-  }
-  let got = summarize()
-  for (let i = 0; i < 30; i++) {
-    const windowsIn = [...ref.windows.keys()].every((k) => got.windows.has(k))
-    const lateIn = [...lateIds].every((k) => got.late.has(k))
-    const closesIn = [...got.alerts.values()].filter((a) => a.close).length >= closedAlerts
-    if (windowsIn && lateIn && closesIn) break
-    await sleep(2000)
-    res = await outputs(nc)
-    got = summarize()
-  }
-
-  // Windows: every reference window, exactly; no window the reference does not have (the last reading of each
-  // sensor, an hour ahead, leaves its own windows open: neither side closes them unless idle-closed).
-  let missing = 0
-  let wrong = 0
-  const examples: string[] = []
-  for (const [k, w] of ref.windows) {
-    const o = got.windows.get(k)
-    if (!o) {
-      missing++
-      if (examples.length < 5) examples.push(`missing ${k} readings=${w.readings}`)
-      continue
-    }
-    const b = o.body
-    if (b.counts.readings !== w.readings || (b.counts.alerts ?? 0) !== w.alerts) {
-      wrong++
-      if (examples.length < 10) examples.push(`${k} counts: expected readings=${w.readings} alerts=${w.alerts} got ${JSON.stringify(b.counts)}`)
-      continue
-    }
-    for (const f of ENV_FIELDS) {
-      const want = w.fields[f]
-      const have = b.fields[f]
-      const ok = want === undefined ? have === undefined
-        : have !== undefined && have.count === want.count && have.sum === want.sum && have.min === want.min && have.max === want.max &&
-          Math.abs(have.mean - want.sum / want.count) <= 1e-9
-      if (!ok) {
-        wrong++
-        if (examples.length < 10) examples.push(`${k} ${f}: expected ${JSON.stringify(want)} got ${JSON.stringify(have && { count: have.count, sum: have.sum, min: have.min, max: have.max, mean: have.mean })}`)
-        break
-      }
-    }
-  }
-  const otherFields = [...got.windows.values()].filter((o) => Object.keys(o.body.fields).some((f) => !(ENV_FIELDS as readonly string[]).includes(f)))
-  t.equal(otherFields.length, 0, 'windows aggregate temperature, humidity, co2 and battery only (docs/profiles.md)')
-  const extra = [...got.windows.entries()].filter(([k, o]) => !ref.windows.has(k) && !(o.body.idleClosed && ref.open.has(k)))
-  for (const [k, o] of extra.slice(0, 5)) examples.push(`extra ${k} idleClosed=${o.body.idleClosed} count=${o.body.fields.temperature?.count}`)
-  t.equal(missing, 0, 'no window lost')
-  t.equal(wrong, 0, 'every window: count, sum, min, max exact and mean within 1e-9 for temperature, humidity, co2, battery; counters readings and alerts')
-  t.equal(extra.length, 0, 'no window the reference does not have')
-
-  // Late readings: the same (entity, stream sequence) set.
-  const lateMissing = [...lateIds].filter((k) => !got.late.has(k))
-  const lateExtra = [...got.late].filter((k) => !lateIds.has(k))
-  for (const k of [...lateMissing.slice(0, 3), ...lateExtra.slice(0, 3)]) examples.push(`late ${lateIds.has(k) ? 'missing' : 'extra'} ${k}`)
-  t.equal(lateMissing.length, 0, 'every late reading recorded')
-  t.equal(lateExtra.length, 0, 'no late record the reference does not have (a re-sent late reading is not recorded twice)')
-
-  // Duration alerts: the same ids (start), opened, and closed at the same event time. `stale` is processing time.
-  const types = new Set(ENV_RULES.map((x) => x.type))
-  let alertWrong = 0
-  for (const a of ref.alerts.values()) {
-    const o = got.alerts.get(a.alertId)
-    const ok = o?.open?.ts === a.openedAt && (a.end === undefined ? o.close === undefined : o.close?.body.end === a.end)
-    if (!ok) {
-      alertWrong++
-      if (examples.length < 20) examples.push(`alert ${a.alertId}: expected open at ${a.openedAt}${a.end !== undefined ? `, close at ${a.end}` : ', still open'}; got ${o?.open ? `open at ${o.open.ts}` : 'no open'}, ${o?.close ? `close at ${o.close.body.end}` : 'no close'}`)
-    }
-  }
-  const alertExtra = [...got.alerts.entries()].filter(([id, o]) => types.has((o.open ?? o.close)?.body.type ?? '') && !ref.alerts.has(id))
-  for (const [id] of alertExtra.slice(0, 5)) examples.push(`extra alert ${id}`)
-  t.equal(alertWrong, 0, 'every reference alert opened at the same reading, and closed at the same event time')
-  t.equal(alertExtra.length, 0, 'no alert the reference does not have')
-  t.ok(ref.shortRuns > 0 && closedAlerts > 0 && ref.duplicates > 0 && ref.counted.size > 0 && ref.late.length > ref.counted.size,
-    'the trace has runs shorter and longer than the durations, re-sends, and readings late for one and for every definition')
-  t.equal(res.conflicts, 0, 'no output id with two different bodies')
-  if (process.env.PITWALL_CRASH_ENV_DUMP) {
-    // For looking into a difference offline: the stream as stored and the accepted outputs.
-    writeFileSync(process.env.PITWALL_CRASH_ENV_DUMP, JSON.stringify({ stream, outputs: [...res.accepted.values()].filter((o) => o.type !== 'window') }))
-  }
-  if (examples.length > 0) t.comment(`differences:\n  ${examples.join('\n  ')}`)
-
-  const byType = (ty: string): string => {
-    const all = [...ref.alerts.values()].filter((a) => a.type === ty)
-    return `${ty}=${all.length}(${all.filter((a) => a.end !== undefined).length} closed)`
-  }
-  const lateEverywhere = ref.late.filter((l) => !ref.counted.has(`${l.entity}|${l.seq}`)).length
-  t.comment(`readings=${stream.length} counted=${ref.applied} windows checked=${ref.windows.size} ` +
-    `late=${ref.late.length} (${lateEverywhere} in no window, ${ref.late.length - lateEverywhere} still in sliding windows) ` +
-    `alerts ${ENV_RULES.map((x) => byType(x.type)).join(' ')} shorter runs (no alert)=${ref.shortRuns} kills=${kills} re-sends dropped=${ref.duplicates} ` +
-    `staleRejected=${res.stale} stale alerts=${[...got.alerts.values()].filter((a) => (a.open ?? a.close)?.body.type === 'stale').length}`)
+  await checkEnvironment(t, nc, { sends: plan.length, resends, note: `kills=${kills}` })
 })

@@ -15,7 +15,7 @@ import { compileConfig } from '../actors/config.js'
 import { provision } from '../actors/provision.js'
 import { parsePartitioned, partitionOf, readingMsgId, tlmSubject } from '../actors/subjects.js'
 import type { AlertBody, LapBody, LateBody, Output, Reading } from '../actors/types.js'
-import { distPath, kill, sleep, spawnWorker, type WorkerProc } from './helpers/cluster.js'
+import { distPath, kill, killLoop, sleep, spawnWorker, type WorkerProc } from './helpers/cluster.js'
 import { connectTo, startNats } from './helpers/nats.js'
 import { CORNERS, RACE_RULES, type RaceMsg, alertKey, lapKey, referenceRace } from './helpers/ref-race.js'
 import { fencedOutputs, readAll } from './helpers/streams.js'
@@ -193,16 +193,7 @@ t.test('race profile, kill -9 workers at random moments: alerts, late readings a
   let done = false
   const started = Date.now()
   const feeding = feedPlan(jetstream(nc), plan, Number(process.env.PITWALL_CRASH_RACE_RATE ?? 1_000)).then((n) => { done = true; return n })
-  const r = rng(seed + 1)
-  let kills = 0
-  while (!done || kills < 6) {
-    await sleep(1500 + r() * 3000)
-    const i = Math.floor(r() * workers.length)
-    await kill(workers[i] as WorkerProc, 'SIGKILL')
-    kills++
-    await sleep(r() * 800)
-    workers[i] = spawnWorker(script, `w${i}-g${gen++}`, env)
-  }
+  const kills = await killLoop(workers, (i) => spawnWorker(script, `w${i}-g${gen++}`, env), rng(seed + 1), () => done)
   t.equal(await feeding, plan.length, 'whole plan published')
 
   const dec = new TextDecoder()

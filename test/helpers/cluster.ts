@@ -75,3 +75,21 @@ export async function feed(nc: NatsConnection, site: string, partitions: number,
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+
+/**
+ * Chaos for the crash tests: until `done()` and at least `minKills` kills, every 1.5-4.5 s a random worker of
+ * `workers` is killed with -9 and, 0-0.8 s later, replaced by `respawn(i)`. Returns the number of kills.
+ */
+export async function killLoop(workers: WorkerProc[], respawn: (i: number) => WorkerProc, r: () => number, done: () => boolean,
+  minKills = 6): Promise<number> {
+  let kills = 0
+  while (!done() || kills < minKills) {
+    await sleep(1500 + r() * 3000)
+    const i = Math.floor(r() * workers.length)
+    await kill(workers[i] as WorkerProc, 'SIGKILL')
+    kills++
+    await sleep(r() * 800)
+    workers[i] = respawn(i)
+  }
+  return kills
+}
