@@ -175,6 +175,7 @@ t.test('a restarted site takes no partition before it has the peer\'s map, unles
   // 4. b gone for good: a restarts with no link and waits; the operator's override lets it act.
   await Promise.all([sites.kill('b'), kill(workerB, 'SIGKILL'), kill(workerA, 'SIGKILL')])
   workerA = startA()
+  await waitFor('a\'s metrics', async () => (await gauge()) !== undefined)
   await sleep(3_000)
   t.equal(await gauge(), 1, 'b gone: the restarted a waits again')
   const cli = async (...args: string[]): Promise<{ code: number; out: string }> => {
