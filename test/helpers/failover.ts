@@ -207,7 +207,7 @@ export async function waitRelays(sites: Array<{ nc: NatsConnection; cfg: Runtime
 }
 
 /** A reading's body: the test profile's single field, or an `environment` reading (values from `v`). */
-function payload(r: { rid: string; ts: number; v: number }, production: boolean): Record<string, unknown> {
+export function payload(r: { rid: string; ts: number; v: number }, production: boolean): Record<string, unknown> {
   if (!production) return { ts: r.ts, fields: { v: r.v }, profile: 'testsum', rid: r.rid }
   return {
     ts: r.ts, rid: r.rid, profile: 'environment',
