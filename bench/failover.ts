@@ -83,7 +83,8 @@ const out = {
   profiles: PROFILES,
   lagging_link: {
     latency_ms: LATENCY, rate_kbps: RATE_KBPS, rto_ms: lagging.rto_ms, rpo_readings: lagging.rpo_readings, rpo_reported: lagging.rpo_reported,
-    in_flight_at_kill: lagging.in_flight_at_kill, mirror_lag_at_kill: lagging.mirror_lag_at_kill, rpo_ms: lagging.rpo_ms, rpo_recovered: lagging.rpo_recovered,
+    in_flight_at_kill: lagging.in_flight_at_kill, mirror_lag_at_kill: lagging.mirror_lag_at_kill,
+    seal_age_ms: lagging.seal_age_ms, last_heard_ms: lagging.last_heard_ms, failover_after_kill_ms: lagging.failover_after_kill_ms, rpo_ms: lagging.rpo_ms, rpo_recovered: lagging.rpo_recovered,
     lost_after_mirror: lagging.lost_after_mirror, duplicates: lagging.duplicates, failback_lost: lagging.failback_lost,
     achieved_rate_per_s: lagging.achieved_rate_per_s,
   },

@@ -100,6 +100,11 @@ export interface ScenarioResult {
   in_flight_at_kill: number
   /** b's mirror of a's TLM behind a's stream at the kill, as b's stream info last reported it (messages). */
   mirror_lag_at_kill: number
+  /** What the failover reported (MoveResult): how long before it a stored the newest mirrored message, and last heard of a. */
+  seal_age_ms: number
+  last_heard_ms: number
+  /** When the failover began, after the kill. */
+  failover_after_kill_ms: number
   /**
    * Checked against the producer's log of acknowledged readings (not the system's records): readings missing or
    * applied more than once over all entities (a wrong sum counts as extra). The recovery point is excluded only
@@ -404,6 +409,7 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
       if (i % 100 === 99) log(`... ${Date.now() - killAt} ms after the kill: epoch ${router.map.epoch}, ${waiting.size} partitions to go, retry queue ${retry.length}`)
     }
     if (failoverMs === 0) failoverMs = controller.status().lastMove?.ms ?? 0
+    const move = controller.status().lastMove
     log(`b processes a's partitions again after ${rtoMs} ms (the first after ${firstMs} ms)`)
     await sleep(o.afterS * 1000)
     // What reached b of a's acked readings (b's mirror of a's TLM), read while a is still down: once a comes back
@@ -537,6 +543,7 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
       detection: o.failoverAfterMs > 0 ? 'automatic' : 'operator',
       straddled_resends: straddled, rpo_recovered: recovered, link_latency_ms: latency, link_rate_kbps: rateKbps,
       rpo_reported: rpoReported, in_flight_at_kill: unanswered, mirror_lag_at_kill: lagAtKill,
+      seal_age_ms: move?.sealAgeMs ?? -1, last_heard_ms: move?.lastHeardMs ?? -1, failover_after_kill_ms: move ? move.at - move.ms - killAt : -1,
       achieved_rate_per_s: Math.round(acked.filter((x) => x.at <= killAt).length / o.beforeS),
     }
   } finally {
