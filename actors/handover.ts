@@ -58,6 +58,14 @@ export interface MoveResult {
   unmirrored?: number
   /** Failover: how long before the move the mirror of the peer's TLM last heard from the peer. */
   lastHeardMs?: number
+  /**
+   * Failover: how long before the move the peer stored the newest message the mirror holds (the seal; mirrors
+   * keep the origin's timestamps, so clocks of the two sites are compared). Over a slow link the mirror keeps
+   * hearing from the peer while it is seconds behind, and what is on the wire is not in `unmirrored`: when this
+   * is well above `lastHeardMs`, readings the peer stored in between may be missing (the RPO in time, an upper
+   * bound if the peer was storing until it was lost; the exact count is known once it is back).
+   */
+  sealAgeMs?: number
   /** Time to write the records and the map; the moved partitions are processed again a heartbeat or more later. */
   ms: number
 }
@@ -178,7 +186,8 @@ export async function takeOver(nc: NatsConnection, cfg: RuntimeConfig, reason = 
   const unmirrored = mirror.mirror?.lag ?? 0
   const lastHeardMs = mirror.mirror && mirror.mirror.active >= 0 ? Math.round(mirror.mirror.active / 1e6) : undefined
   const from = ownLast + 1
-  const heard = lastHeardMs === undefined ? {} : { lastHeardMs }
+  const newest = mirror.state.messages > 0 ? Date.parse(mirror.state.last_ts) : Number.NaN
+  const heard = { ...(lastHeardMs === undefined ? {} : { lastHeardMs }), ...(Number.isFinite(newest) ? { sealAgeMs: Math.max(0, started - newest) } : {}) }
   if (parts.length === 0) return { epoch: map.epoch, partitions: [], sealedAt, from, ms: Date.now() - started, unmirrored, ...heard }
   // One record per partition, independent keys: written concurrently (a failover's time is its RTO).
   const rewound: number[] = []

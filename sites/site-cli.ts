@@ -529,8 +529,16 @@ function rpoLine(peer: string, r: MoveResult): string {
   const n = r.unmirrored ?? 0
   const heard = r.lastHeardMs === undefined ? `never heard from ${peer}` : `last heard from ${peer} ${secs(r.lastHeardMs)} before the failover`
   const lag = n === 0 ? `it had everything ${peer} had reported (lag 0)` : `it was ${n} messages behind (${peer}'s TLM at sequence ${r.sealedAt + n}; _sys.tick messages included)`
-  return `RPO: the mirror of ${peer}'s TLM ends at sequence ${r.sealedAt}; ${heard}, ${lag}. Readings ${peer} acknowledged past ${r.sealedAt} are not processed now; ` +
+  return `RPO: the mirror of ${peer}'s TLM ends at sequence ${r.sealedAt}; ${heard}, ${lag}${sealAge(peer, r)}. Readings ${peer} acknowledged past ${r.sealedAt} are not processed now; ` +
     `those acked after it was last heard are not known here. If ${peer} comes back with its disk, its relay forwards them here ('not yet applied' at ${peer} in 'pitwall site status' counts them exactly until then)`
+}
+
+/** The seal's age: over a slow link the mirror hears the peer while it is seconds behind (MoveResult.sealAgeMs). */
+function sealAge(peer: string, r: MoveResult): string {
+  if (r.sealAgeMs === undefined) return ''
+  const behind = r.sealAgeMs - (r.lastHeardMs ?? 0)
+  const gap = behind > 2_000 ? `: if ${peer} stored readings until it was lost, up to ${secs(behind)} of them after that one are not here (a slow link: what is on the wire is not in the lag)` : ''
+  return `; the newest message it holds was stored at ${peer} ${secs(r.sealAgeMs)} before the failover${gap}`
 }
 
 async function reportProcessing(kv: KV, r: MoveResult, t0: number, waitMs: number, cfg: RuntimeConfig, io: SiteIo, what: string): Promise<number> {

@@ -31,6 +31,8 @@ t.test('a lagging link (200 ms WAN): the mirror is behind at the kill; the RPO i
   t.comment(JSON.stringify(r))
   t.ok(r.rpo_readings > 0, `with the link 200 ms behind, some readings acked at a were not in b's mirror at the kill (${r.rpo_readings}, oldest ${r.rpo_ms} ms before it)`)
   t.equal(r.rpo_recovered, r.rpo_readings, 'every one of them is read after the failback (a\'s new segment starts after the seal): counted, never silently lost')
+  t.ok(r.rpo_reported >= r.rpo_readings && r.rpo_reported <= r.rpo_readings + r.in_flight_at_kill,
+    `once a is back the system reports ${r.rpo_reported} of them ('not yet applied' at a; + up to ${r.in_flight_at_kill} publishes unanswered at the kill)`)
   t.equal(r.lost_after_mirror, 0, 'everything mirrored before the loss is in the results')
   t.equal(r.duplicates, 0, 'nothing counted twice')
   t.equal(r.failback_lost, 0, 'nothing lost in the failback')

@@ -8,8 +8,12 @@
  * Measured exactly, from the streams themselves:
  * - rto_ms: kill -> b has applied a reading published after the kill in every one of a's partitions (a probe
  *   entity per partition; the slowest partition counts);
- * - rpo_readings / rpo_ms: readings acked at a that never reached b's mirror, and how long before the kill the
- *   oldest of them was acked;
+ * - rpo_readings / rpo_ms: readings acked at a that never reached b's mirror (the producer's log against b's
+ *   mirror read while a is down), and how long before the kill the oldest of them was acked;
+ * - rpo_reported: what the system itself reports once a's servers are back (with failback): the readings of
+ *   a's TLM no segment covers and no relay forwarded, counted by sequence (`pendingStrays`, the 'not yet
+ *   applied ... at a' of `pitwall site status`). It equals rpo_readings plus, at most, the publishes still in
+ *   flight at the kill (stored at a, their ack lost with it: `in_flight_at_kill`);
  * - lost_after_mirror / duplicates / failback_lost: every window output (merged over both sites' OUT, the
  *   later tenure winning) compared with the reference computation over the partition chains (every reading
  *   that is in a chain counted once).
@@ -31,6 +35,8 @@ import { epochOf, peerStreams, type Segment, SiteMapView } from '../../actors/si
 import { parsePartitioned, partitionOf, tlmSubject } from '../../actors/subjects.js'
 import type { Output } from '../../actors/types.js'
 import { SiteController } from '../../sites/controller.js'
+import { pendingStrays } from '../../sites/site-cli.js'
+import { PROFILES } from '../../actors/kinds/registry.js'
 import { localTopology } from '../../sites/local-topology.js'
 import { LocalSites, waitForLink } from '../../sites/servers.js'
 import { siteOf } from '../../sites/topology.js'
@@ -53,6 +59,14 @@ export interface ScenarioOptions {
   /** WAN latency (and jitter) on the leafnode link, through a proxy (test/helpers/proxy.ts): a lagging mirror. */
   linkLatencyMs?: number
   linkJitterMs?: number
+  /** A slow link: the leafnode link carries at most this many kilobits per second each way (0: no limit). */
+  linkRateKbps?: number
+  /**
+   * 'production': the workers run the production profile list (test/fixtures/worker-prod-main.ts) and the
+   * readings are the `environment` profile's; the window and live-state checks of the test profile are skipped
+   * (windows_checked 0, producer_log from the chains: every acked reading in a chain). Default 'testsum'.
+   */
+  profiles?: 'testsum' | 'production'
   log?: (msg: string) => void
 }
 
@@ -79,6 +93,18 @@ export interface ScenarioResult {
    */
   rpo_recovered: number
   link_latency_ms: number
+  link_rate_kbps: number
+  /** The system's own count of the recovery point once a's servers are back (failback runs only; else -1). */
+  rpo_reported: number
+  /** Publishes to a in flight at the kill that were never answered: stored or not, the producer cannot know. */
+  in_flight_at_kill: number
+  /** b's mirror of a's TLM behind a's stream at the kill, as b's stream info last reported it (messages). */
+  mirror_lag_at_kill: number
+  /** What the failover reported (MoveResult): how long before it a stored the newest mirrored message, and last heard of a. */
+  seal_age_ms: number
+  last_heard_ms: number
+  /** When the failover began, after the kill. */
+  failover_after_kill_ms: number
   /**
    * Checked against the producer's log of acknowledged readings (not the system's records): readings missing or
    * applied more than once over all entities (a wrong sum counts as extra). The recovery point is excluded only
@@ -185,6 +211,15 @@ export async function waitRelays(sites: Array<{ nc: NatsConnection; cfg: Runtime
   }
 }
 
+/** A reading's body: the test profile's single field, or an `environment` reading (values from `v`). */
+export function payload(r: { rid: string; ts: number; v: number }, production: boolean): Record<string, unknown> {
+  if (!production) return { ts: r.ts, fields: { v: r.v }, profile: 'testsum', rid: r.rid }
+  return {
+    ts: r.ts, rid: r.rid, profile: 'environment',
+    fields: { temperature: 15 + (r.v % 20), humidity: 30 + (r.v % 40), co2: 400 + r.v * 5, pressure: 1000, battery: 50 + (r.v % 50), status: 'ok' },
+  }
+}
+
 export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioResult> {
   const log = o.log ?? ((): void => undefined)
   const P = o.partitions ?? 8
@@ -194,10 +229,13 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
   const topo = localTopology({ partitions: P, port: (s, _i, k) => ports.get(`${s}/${k}`) as number })
   const dir = await mkdtemp(join(tmpdir(), 'pw-failover-'))
   const latency = o.linkLatencyMs ?? 0
-  const proxy = latency > 0 ? new CuttableProxy({ host: '127.0.0.1', port: ports.get('a/leafnode') as number }) : undefined
+  const rateKbps = o.linkRateKbps ?? 0
+  const production = o.profiles === 'production'
+  const proxy = latency > 0 || rateKbps > 0 ? new CuttableProxy({ host: '127.0.0.1', port: ports.get('a/leafnode') as number }) : undefined
   if (proxy) {
     await proxy.start()
     proxy.latency(latency, o.linkJitterMs ?? 0)
+    proxy.throttle(rateKbps)
   }
   const sites = new LocalSites(topo, dir, undefined, proxy ? `nats-leaf://127.0.0.1:${proxy.port}` : undefined)
   const cleanups: Array<() => Promise<unknown>> = []
@@ -227,7 +265,8 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
       PITWALL_CHECKPOINT_INTERVAL_MS: '250',
     })
     const envA = envOf(cfgA)
-    const script = distPath('test/fixtures/worker-main.js')
+    const script = distPath(production ? 'test/fixtures/worker-prod-main.js' : 'test/fixtures/worker-main.js')
+    const profiles = production ? PROFILES : [sumProfile]
     let workerA: WorkerProc = spawnWorker(script, 'a-1', envA)
     cleanups.push(() => kill(workerA, 'SIGKILL'))
     const workerB = spawnWorker(script, 'b-1', envOf(cfgB))
@@ -255,6 +294,7 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
     let n = 0
     let probeN = 0
     const clock = new Array<number>(E).fill(1_700_000_000_000)
+    const inFlightA = new Set<string>()
     const publish = async (r: { rid: string; id: string; ts: number; v: number }): Promise<void> => {
       const p = partitionOf('sensor', r.id, P)
       const site = router.ownerOf(p)
@@ -263,11 +303,14 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
         retry.push(r)
         return
       }
+      if (site === 'a') inFlightA.add(r.rid)
       try {
-        await jetstream(nc).publish(tlmSubject(site, p, 'sensor', r.id), JSON.stringify({ ts: r.ts, fields: { v: r.v }, profile: 'testsum', rid: r.rid }), { msgID: r.rid, timeout: 2_000 })
+        await jetstream(nc).publish(tlmSubject(site, p, 'sensor', r.id), JSON.stringify(payload(r, production)), { msgID: r.rid, timeout: 2_000 })
         acked.push({ rid: r.rid, site, at: Date.now(), r })
       } catch {
         retry.push(r)
+      } finally {
+        if (site === 'a') inFlightA.delete(r.rid)
       }
     }
     cleanups.push(async () => { stop = true })
@@ -326,11 +369,13 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
     aliveA.v = false
     const killAt = Date.now()
     killedAt = killAt
+    const inFlightAtKill = new Set(inFlightA)
+    const lagAtKill = (await (await jetstreamManager(ncB)).streams.info(peerStreams(cfgB, 'a').tlm)).mirror?.lag ?? 0
     // The datacenter's end of the link dies with it: what was still in its buffers (the proxy's queue) is lost.
     proxy?.split()
     await Promise.all([sites.kill('a'), kill(workerA, 'SIGKILL')])
     log('site a killed')
-    const ackedAtA = acked.filter((x) => x.site === 'a' && x.at <= killAt)
+    let ackedAtA = acked.filter((x) => x.site === 'a' && x.at <= killAt)
     let failoverMs = 0
     // The operator's command right away; closing the connection to the dead server (which may wait for
     // requests in flight) goes on meanwhile and is not part of the RTO.
@@ -341,7 +386,7 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
     }
     await closingA
     log('waiting for b to process a\'s partitions')
-    const qd = await queryDeps(ncB, cfgB, buildProfiles([sumProfile], cfgB))
+    const qd = await queryDeps(ncB, cfgB, buildProfiles(profiles, cfgB))
     let rtoMs = -1
     let firstMs = -1
     const waiting = new Set(probes)
@@ -364,20 +409,32 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
       if (i % 100 === 99) log(`... ${Date.now() - killAt} ms after the kill: epoch ${router.map.epoch}, ${waiting.size} partitions to go, retry queue ${retry.length}`)
     }
     if (failoverMs === 0) failoverMs = controller.status().lastMove?.ms ?? 0
+    const move = controller.status().lastMove
     log(`b processes a's partitions again after ${rtoMs} ms (the first after ${firstMs} ms)`)
     await sleep(o.afterS * 1000)
     // What reached b of a's acked readings (b's mirror of a's TLM), read while a is still down: once a comes back
     // the mirror catches up with what a's disk kept.
     const mirrored = new Set((await readAll(ncB, peerStreams(cfgB, 'a').tlm)).map((m) => m.rid))
+    // Publishes in flight at the kill whose ack still came (a stored them before it died) were acked at a too;
+    // the others are unknown to the producer (stored or not).
+    ackedAtA = ackedAtA.concat(acked.filter((x) => x.site === 'a' && x.at > killAt && inFlightAtKill.has(x.rid)))
+    const unanswered = [...inFlightAtKill].filter((rid) => !ackedAtA.some((x) => x.rid === rid)).length
 
     let failbackDone = false
+    let rpoReported = -1
     if (o.failback) {
       log('restarting site a and failing back')
+      // a's datacenter is back on a link of normal speed.
+      proxy?.throttle(0)
+      proxy?.latency(0, 0)
       proxy?.heal()
       await sites.start('a')
       ncA = await conn('a')
       await waitForLink(ncB, 'a')
       await waitForLink(ncA, 'b')
+      // What the operator sees at b before a's workers start ('not yet applied ... at a' in `site status`).
+      rpoReported = (await pendingStrays(ncB, await jetstreamManager(ncB), kvB, cfgB, await router.refresh(), true)).bySite.a ?? 0
+      log(`a is back: the system reports ${rpoReported} readings acknowledged at a and not applied (pendingStrays)`)
       workerA = spawnWorker(script, 'a-1', envA)
       // The operator runs failback at the home site once its mirrors caught up.
       await sleep(1_000)
@@ -397,7 +454,7 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
     await waitQuiet([{ nc: ncB, cfg: cfgB }, ...(failbackDone ? [{ nc: ncA, cfg: cfgA }] : [])], 120_000)
     await sleep(1_000)
 
-    const lost = ackedAtA.filter((x) => !mirrored.has(x.rid))
+    const lost = [...new Map(ackedAtA.filter((x) => !mirrored.has(x.rid)).map((x) => [x.rid, x])).values()]
     const rpoMs = lost.length === 0 ? 0 : killAt - Math.min(...lost.map((x) => x.at))
 
     // Results vs the reference over each partition's chain, read where the partition now lives.
@@ -411,6 +468,7 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
     let failbackLost = 0
     let checked = 0
     const lostRids = new Set(lost.map((x) => x.rid))
+    const inChains = new Set<string>()
     let recovered = 0
     const viewR = new SiteMapView(reader.cfg, kvR, await jetstreamManager(reader.nc))
     const map = await viewR.refresh()
@@ -432,7 +490,9 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
       // Read from a's own TLM in a later tenure of a (not b's copy of a straddling re-send with the same rid).
       const aTenures = new Set(chain.filter((seg) => seg.site === 'a' && seg.epoch > 0).map((seg) => seg.epoch))
       for (const m of msgs) if (m.rid !== undefined && lostRids.has(m.rid) && aTenures.has(epochOf(m.seq))) recovered++
-      const ref = referenceSum(msgs, WINDOW_MS, LATENESS_MS)
+      for (const m of msgs) if (m.rid !== undefined) inChains.add(m.rid)
+      // The production profiles' windows are checked by their own tests (crash-environment, crash-race).
+      const ref = production ? { windows: new Map<string, { count: number }>() } : referenceSum(msgs, WINDOW_MS, LATENESS_MS)
       let missing = 0
       let wrong = 0
       for (const [key, w] of ref.windows) {
@@ -462,10 +522,13 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
       w.sum += x.r.v
       want.set(x.r.id, w)
     }
-    const qdR = await queryDeps(reader.nc, reader.cfg, buildProfiles([sumProfile], reader.cfg))
+    const qdR = await queryDeps(reader.nc, reader.cfg, buildProfiles(profiles, reader.cfg))
     let logMissing = 0
     let logExtra = 0
-    for (const [id, w] of want) {
+    // Production profiles: every reading of the log is in a partition's chain (read by its owner; the profile's
+    // own tests check what the actor makes of it).
+    if (production) logMissing = [...seen].filter((rid) => !inChains.has(rid)).length
+    for (const [id, w] of production ? [] : want) {
       const st = (await queryEntity(qdR, 'sensor', id, 5_000)).state as { total: number; late: number; vsum: number }
       const got = st.total + st.late
       if (got < w.count) logMissing += w.count - got
@@ -478,7 +541,9 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
       lost_after_mirror: lostAfterMirror, duplicates, failback_lost: failbackLost, acked: acked.length,
       acked_at_a_before_kill: ackedAtA.length, windows_checked: checked, failover_ms: failoverMs,
       detection: o.failoverAfterMs > 0 ? 'automatic' : 'operator',
-      straddled_resends: straddled, rpo_recovered: recovered, link_latency_ms: latency,
+      straddled_resends: straddled, rpo_recovered: recovered, link_latency_ms: latency, link_rate_kbps: rateKbps,
+      rpo_reported: rpoReported, in_flight_at_kill: unanswered, mirror_lag_at_kill: lagAtKill,
+      seal_age_ms: move?.sealAgeMs ?? -1, last_heard_ms: move?.lastHeardMs ?? -1, failover_after_kill_ms: move ? move.at - move.ms - killAt : -1,
       achieved_rate_per_s: Math.round(acked.filter((x) => x.at <= killAt).length / o.beforeS),
     }
   } finally {

@@ -13,6 +13,16 @@
  *   is silent: one-way loss.
  * - `stall()`: a peer that froze: nothing forwarded, new connections never answered; `heal()` destroys them.
  * - `latency(ms, jitterMs)`: every chunk is delivered `ms` ± `jitterMs` later, in order per direction (a WAN).
+ * - `loss(dir, rate)`: one-way packet loss, as TCP makes it look. TCP never delivers a byte stream with holes and
+ *   never reorders it: a lost segment is retransmitted after the retransmission timeout (Linux: at least 200 ms,
+ *   doubled on each loss in a row) and every byte behind it waits (head-of-line blocking). So a proxy, which
+ *   only sees the stream, models loss honestly as stalls: each chunk in that direction is "lost" with
+ *   probability `rate` and then delivered one RTO later (200, 400, 800 ms... on consecutive losses, at most
+ *   `maxStallMs`), holding everything behind it. Reordering, duplication and holes are impossible over TCP and
+ *   not modelled; a loss long enough to kill the connection is `blackhole` (or `split`).
+ * - `throttle(kbps)`: a slow link: each direction of each connection sends at most `kbps` kilobits per second
+ *   (a chunk leaves when the ones before it have, taking `bytes * 8 / kbps` ms), then the latency applies. The
+ *   queue is the proxy's (unbounded, like a deep buffer); `queued()` says how many bytes wait in it.
  */
 import { createServer, connect, type Server, type Socket } from 'node:net'
 
@@ -26,7 +36,14 @@ interface Pair {
   /** Chunks on their way per direction (latency), oldest first, each with the time it is due. */
   wire: Record<Dir, Array<{ at: number; data: Buffer }>>
   timer: Record<Dir, NodeJS.Timeout | undefined>
+  /** When the last chunk per direction has left the throttled link (ms since the epoch). */
+  busyUntil: Record<Dir, number>
+  /** Losses in a row per direction (the RTO doubles with each). */
+  lossRun: Record<Dir, number>
 }
+
+/** TCP's minimum retransmission timeout on Linux (TCP_RTO_MIN). */
+export const RTO_MIN_MS = 200
 
 export class CuttableProxy {
   private server: Server | undefined
@@ -36,6 +53,11 @@ export class CuttableProxy {
   private silent: Record<Dir, boolean> = { up: false, down: false }
   private delayMs = 0
   private jitterMs = 0
+  private lossRate: Record<Dir, number> = { up: 0, down: 0 }
+  private maxStallMs = 3_200
+  private kbps = 0
+  /** Chunks "lost" (held for an RTO) per direction, since start. */
+  readonly lost: Record<Dir, number> = { up: 0, down: 0 }
   port = 0
 
   constructor(private readonly target: { host: string; port: number }) {}
@@ -57,7 +79,8 @@ export class CuttableProxy {
       client.destroy()
       return
     }
-    const pair: Pair = { client, upstream: undefined, held: { up: [], down: [] }, wire: { up: [], down: [] }, timer: { up: undefined, down: undefined } }
+    const pair: Pair = { client, upstream: undefined, held: { up: [], down: [] }, wire: { up: [], down: [] }, timer: { up: undefined, down: undefined },
+      busyUntil: { up: 0, down: 0 }, lossRun: { up: 0, down: 0 } }
     this.pairs.add(pair)
     client.on('data', (b) => this.relay(pair, 'up', b))
     client.on('close', () => {
@@ -94,15 +117,37 @@ export class CuttableProxy {
     const chunks = pair.held[dir].splice(0)
     if (chunks.length === 0) return
     const data = Buffer.concat(chunks)
-    if (this.delayMs === 0 && this.jitterMs === 0) {
+    if (this.delayMs === 0 && this.jitterMs === 0 && this.lossRate[dir] === 0 && this.kbps === 0) {
       dst.write(data)
       return
     }
-    // One FIFO per direction drained by one timer: chunks never overtake each other whatever their jitter.
+    // One FIFO per direction drained by one timer: chunks never overtake each other whatever their jitter, and
+    // a chunk held for a retransmission holds every chunk behind it.
     const last = pair.wire[dir].at(-1)?.at ?? 0
-    const delay = Math.max(0, this.delayMs + (Math.random() * 2 - 1) * this.jitterMs)
-    pair.wire[dir].push({ at: Math.max(Date.now() + delay, last), data })
+    const sent = this.transmitted(pair, dir, data.length)
+    const delay = Math.max(0, this.delayMs + (Math.random() * 2 - 1) * this.jitterMs) + this.retransmitWait(pair, dir)
+    pair.wire[dir].push({ at: Math.max(sent + delay, last), data })
     this.drain(pair, dir, dst)
+  }
+
+  /** When a chunk of `bytes` has left the throttled link (now without a throttle). */
+  private transmitted(pair: Pair, dir: Dir, bytes: number): number {
+    const now = Date.now()
+    if (this.kbps === 0) return now
+    pair.busyUntil[dir] = Math.max(now, pair.busyUntil[dir]) + (bytes * 8) / this.kbps
+    return pair.busyUntil[dir]
+  }
+
+  /** The retransmission wait of a lost chunk (0 when it got through): RTO_MIN doubled per loss in a row. */
+  private retransmitWait(pair: Pair, dir: Dir): number {
+    if (this.lossRate[dir] === 0 || Math.random() >= this.lossRate[dir]) {
+      pair.lossRun[dir] = 0
+      return 0
+    }
+    this.lost[dir]++
+    const ms = Math.min(this.maxStallMs, RTO_MIN_MS * 2 ** pair.lossRun[dir])
+    pair.lossRun[dir]++
+    return ms
   }
 
   private drain(pair: Pair, dir: Dir, dst: Socket): void {
@@ -150,6 +195,29 @@ export class CuttableProxy {
   latency(ms: number, jitterMs = 0): void {
     this.delayMs = ms
     this.jitterMs = jitterMs
+  }
+
+  /**
+   * One-way loss: each chunk in `dir` ('up': client -> target, 'down': target -> client) is lost with probability
+   * `rate` and retransmitted an RTO later (see the top of the file); `loss(dir, 0)` ends it.
+   */
+  loss(dir: Dir, rate: number, maxStallMs = 3_200): void {
+    if (!(rate >= 0 && rate < 1)) throw new RangeError(`loss rate must be in [0, 1), got ${rate}`)
+    this.lossRate[dir] = rate
+    this.maxStallMs = maxStallMs
+  }
+
+  /** Limits each direction of each connection to `kbps` kilobits per second (0: no limit). */
+  throttle(kbps: number): void {
+    if (!(kbps >= 0)) throw new RangeError(`throttle must be >= 0 kbps, got ${kbps}`)
+    this.kbps = kbps
+  }
+
+  /** Bytes on their way (held by latency, loss or the throttle) over every connection and direction. */
+  queued(): number {
+    let n = 0
+    for (const p of this.pairs) for (const d of ['up', 'down'] as const) for (const c of p.wire[d]) n += c.data.length
+    return n
   }
 
   heal(): void {
