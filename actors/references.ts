@@ -18,7 +18,7 @@ import type { NatsConnection } from '@nats-io/transport-node'
 import type { ReferenceLookup, ReferenceVersion } from './actor.js'
 import { GEOFENCES_REF, validateGeofenceSet } from './geo.js'
 import { SERVICE_REF, validateServiceSet } from './service.js'
-import type { LogFn } from './runtime-types.js'
+import type { LogFn } from './log.js'
 
 /** Revisions kept per name (the KV maximum). */
 export const REF_HISTORY = 64

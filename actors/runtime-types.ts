@@ -4,6 +4,7 @@ import type { KV } from '@nats-io/kv'
 import type { NatsConnection } from '@nats-io/transport-node'
 import type { ActorDefinition, ReferenceLookup } from './actor.js'
 import type { RuntimeConfig } from './config.js'
+import type { LogFn } from './log.js'
 
 export type AnyActorDefinition = ActorDefinition<any, any>
 
@@ -14,7 +15,6 @@ export interface ProfileEntry {
 }
 export type ProfileTable = ReadonlyMap<string, ProfileEntry>
 
-export type LogFn = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void
 
 export interface RuntimeDeps {
   nc: NatsConnection

@@ -21,7 +21,7 @@ import { FencedError, PitwallError, RuntimeErrorCodes } from './errors.js'
 import { isStaleWrite, type PartitionRecord } from './placement.js'
 import { publishBatch, type AckPublisher } from './publish.js'
 import { prefetchLastPerSubject, SnapshotPrefetch } from './prefetch.js'
-import type { LogFn } from './runtime-types.js'
+import type { LogFn } from './log.js'
 import { defaultChain, inChain, peerStreams, readPeerHistory, readPeerKey, type Segment } from './sitemap.js'
 import { snapshotFilter, snapshotKey } from './subjects.js'
 

@@ -10,7 +10,8 @@ import { PartitionRunner } from './partition.js'
 import { placementOf, tryAcquire } from './placement.js'
 import { provision, verify } from './provision.js'
 import { openReferenceBucket, ReferenceStore } from './references.js'
-import { type AnyActorDefinition, buildProfiles, type LogFn, newStats, type RuntimeDeps, type RuntimeObserver, type RuntimeStats } from './runtime-types.js'
+import { createLog, type LogFn } from './log.js'
+import { type AnyActorDefinition, buildProfiles, newStats, type RuntimeDeps, type RuntimeObserver, type RuntimeStats } from './runtime-types.js'
 import { type GateState, peerMapGate, type SiteMap, SiteMapView, siteSlot } from './sitemap.js'
 import { LoopStats, type ProcessStatsSnapshot } from './loop-stats.js'
 import { heartbeatSubject, heartbeatWildcard, statsSubject } from './subjects.js'
@@ -59,13 +60,6 @@ export function setProcessTitle(service: string, env: NodeJS.ProcessEnv = proces
   return title
 }
 
-export function jsonLog(component: string): LogFn {
-  return (level, msg, fields) => {
-    if (level === 'debug' && !process.env.PITWALL_DEBUG) return
-    process.stderr.write(`${JSON.stringify({ t: new Date().toISOString(), level, component, msg, ...fields })}\n`)
-  }
-}
-
 /** Connects to NATS or fails fast with PW_NATS_UNREACHABLE naming the setting. */
 export async function connectNats(url: string, name: string): Promise<NatsConnection> {
   try {
@@ -103,7 +97,7 @@ export class Worker {
   constructor(opts: WorkerOptions) {
     this.opts = opts
     this.cfg = opts.cfg
-    this.log = opts.log ?? jsonLog('worker')
+    this.log = opts.log ?? createLog('worker', { site: opts.cfg.site, worker: opts.cfg.workerId })
   }
 
   get id(): string {

@@ -11,12 +11,12 @@
  *                                      (CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN, PITWALL_CONSUL_DATACENTER,
  *                                      PITWALL_PEER_CONSUL_DATACENTER; consul/discovery.ts peerHealthFromEnv)
  */
-import { compileConfig, ConfigError, connectNats, jsonLog, optionsFromEnv, PitwallError, setProcessTitle } from '../actors/mod.js'
+import { compileConfig, ConfigError, connectNats, createLog, optionsFromEnv, PitwallError, setProcessTitle } from '../actors/mod.js'
 import { SiteController } from '../sites/controller.js'
 import { peerHealthFromEnv } from '../consul/discovery.js'
 import { DiscoveryError } from '../consul/errors.js'
 
-const log = jsonLog('controller')
+const log = createLog('controller', { site: process.env.PITWALL_SITE ?? 'a' })
 setProcessTitle('controller')
 try {
   const cfg = compileConfig(optionsFromEnv(process.env))

@@ -4,10 +4,10 @@
  * publish already sent is flushed before exit.
  */
 import { jetstreamManager } from '@nats-io/jetstream'
-import { checkDeployment, ConfigError, connectNats, jsonLog, PitwallError, setProcessTitle } from '../actors/mod.js'
+import { checkDeployment, ConfigError, connectNats, createLog, PitwallError, setProcessTitle } from '../actors/mod.js'
 import { buildGateway, compileGatewayConfig, gatewayOptionsFromEnv } from '../gateway/mod.js'
 
-const log = jsonLog('gateway')
+const log = createLog('gateway', { site: process.env.PITWALL_SITE ?? 'a' })
 setProcessTitle('gateway')
 
 async function main(): Promise<void> {
@@ -18,7 +18,7 @@ async function main(): Promise<void> {
     await nc.close()
     throw err
   })
-  const app = buildGateway({ nc, cfg, logger: { level: process.env.PITWALL_DEBUG ? 'debug' : 'info' } })
+  const app = buildGateway({ nc, cfg, logger: log.pino.child({ component: 'http' }) })
   await app.listen({ port: cfg.port, host: cfg.host })
   let stopping = false
   const stop = async (signal: string): Promise<void> => {

@@ -5,17 +5,11 @@
  * (PW_DEPLOYMENT_MISMATCH). SIGTERM: finish the current batch, commit, ack, exit 0.
  */
 import { jetstreamManager } from '@nats-io/jetstream'
-import { checkDeployment, compileConfig, ConfigError, connectNats, jsonLog, optionsFromEnv, peerStreams, PitwallError, projectorRegistry, serveMetrics, setProcessTitle } from '../actors/mod.js'
+import { checkDeployment, compileConfig, ConfigError, connectNats, createLog, optionsFromEnv, peerStreams, PitwallError, projectorRegistry, serveMetrics, setProcessTitle } from '../actors/mod.js'
 import { DomainMetrics, domainMetricsFromEnv, Projector } from '../projector/mod.js'
 
-const log = jsonLog('projector')
+const log = createLog('projector', { site: process.env.PITWALL_SITE ?? 'a' })
 setProcessTitle('projector')
-const adapt = {
-  debug: (msg: string, data?: Record<string, unknown>) => log('debug', msg, data),
-  info: (msg: string, data?: Record<string, unknown>) => log('info', msg, data),
-  warn: (msg: string, data?: Record<string, unknown>) => log('warn', msg, data),
-  error: (msg: string, data?: Record<string, unknown>) => log('error', msg, data),
-}
 try {
   const cfg = compileConfig(optionsFromEnv(process.env))
   const pgUrl = process.env.PITWALL_PG_URL
@@ -23,11 +17,11 @@ try {
   const nc = await connectNats(cfg.natsUrl, `pitwall-projector-${cfg.site}`)
   await checkDeployment(nc, await jetstreamManager(nc), cfg)
   const domain = new DomainMetrics(domainMetricsFromEnv(process.env))
-  const projector = new Projector({ nc, pgUrl, deployment: cfg.deployment, site: cfg.site, stream: cfg.streams.out, log: adapt, observer: domain })
+  const projector = new Projector({ nc, pgUrl, deployment: cfg.deployment, site: cfg.site, stream: cfg.streams.out, log: log.child({ stream: cfg.streams.out }), observer: domain })
   await projector.start()
   // Two sites: the peer's outputs too (our mirror of its OUT), so this site's database is complete.
   const peer = cfg.peer
-    ? new Projector({ nc, pgUrl, deployment: cfg.deployment, site: cfg.peer.site, stream: peerStreams(cfg, cfg.peer.site).out, log: adapt, observer: domain })
+    ? new Projector({ nc, pgUrl, deployment: cfg.deployment, site: cfg.peer.site, stream: peerStreams(cfg, cfg.peer.site).out, log: log.child({ stream: peerStreams(cfg, cfg.peer.site).out }), observer: domain })
     : undefined
   await peer?.start()
   if (cfg.metricsPort !== null) {

@@ -3,9 +3,9 @@
  * run). Configuration from PITWALL_* environment variables (docs/configuration.md). SIGTERM/SIGINT: drain,
  * checkpoint and release every partition, then exit 0.
  */
-import { compileConfig, jsonLog, optionsFromEnv, PitwallError, PROFILES, serveMetrics, setProcessTitle, Worker, WorkerObserver, workerRegistry } from '../actors/mod.js'
+import { compileConfig, createLog, optionsFromEnv, PitwallError, PROFILES, serveMetrics, setProcessTitle, Worker, WorkerObserver, workerRegistry } from '../actors/mod.js'
 
-const log = jsonLog('worker')
+const log = createLog('worker', { site: process.env.PITWALL_SITE ?? 'a' })
 setProcessTitle('worker')
 try {
   const cfg = compileConfig(optionsFromEnv(process.env))

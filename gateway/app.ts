@@ -4,7 +4,7 @@
  */
 import { STATUS_CODES, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import fastifyJwt from '@fastify/jwt'
 import rateLimit from '@fastify/rate-limit'
 import pg from 'pg'
@@ -42,7 +42,8 @@ export interface GatewayDeps {
   profiles?: StateOptions['profiles']
   /** Prepared live-query dependencies (tests); otherwise opened on first use. */
   query?: StateOptions['query']
-  logger?: FastifyServerOptions['logger']
+  /** Fastify's request log: a pino logger (the process's, actors/log.ts `log.pino`), or Fastify's own options; default none. */
+  logger?: FastifyServerOptions['logger'] | FastifyBaseLogger
   /** PostgreSQL for device credentials (owned by the caller); otherwise a pool on `cfg.auth.databaseUrl`, closed with the app. */
   pool?: pg.Pool
   /** Metrics objects (tests, embedding); otherwise a fresh registry per app. */
@@ -55,6 +56,11 @@ export interface GatewayDeps {
 export const GATEWAY_API_VERSION = '1.0.0'
 
 /** Fastify's own errors (parsing, limits, schema) -> gateway codes. */
+/** A logger instance (has pino's level methods and `child`), not Fastify's logger options. */
+function isPino(l: unknown): l is FastifyBaseLogger {
+  return typeof l === 'object' && l !== null && typeof (l as FastifyBaseLogger).child === 'function' && typeof (l as FastifyBaseLogger).info === 'function'
+}
+
 function fromFastify(err: FastifyError): GatewayError {
   if (err.validation) {
     const ctx = err.validationContext ?? 'body'
@@ -136,7 +142,7 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
   const profiles: ReadonlyMap<string, EntityKind> = new Map(profileDefs.map((p) => [p.profile, p.kind]))
   const corsOrigins = new Set(cfg.corsOrigins)
   const app = Fastify({
-    logger: deps.logger ?? false,
+    ...(isPino(deps.logger) ? { loggerInstance: deps.logger } : { logger: deps.logger ?? false }),
     bodyLimit: cfg.bodyLimitBytes,
     requestTimeout: cfg.requestTimeoutMs,
     http: httpServerOptions(cfg.requestTimeoutMs),

@@ -1,6 +1,6 @@
 /** The PostgreSQL projector: OUT stream -> tables. The only module other folders import from here. */
 export { consumerName, Projector, PROJECTOR_DEFAULTS } from './projector.js'
-export type { ProjectorLog, ProjectorOptions, ProjectorStats } from './projector.js'
+export type { ProjectorOptions, ProjectorStats } from './projector.js'
 export { migrate } from './migrate.js'
 export type { MigrateResult } from './migrate.js'
 export { MIGRATIONS, TABLES } from './schema.js'

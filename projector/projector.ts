@@ -22,7 +22,7 @@ import {
 } from '@nats-io/jetstream'
 import { nanos, type NatsConnection } from '@nats-io/transport-node'
 import type pg from 'pg'
-import { checkStreamDeployment, ConfigError, DEPLOYMENT_PATTERN, FencedError, ID_PATTERN, outStreamSubjects, PitwallError, RUNTIME_DEFAULTS, RUNTIME_ENV, RuntimeErrorCodes, SITE_PATTERN, StreamConfigError, UnreachableError } from '../actors/mod.js'
+import { checkStreamDeployment, ConfigError, createLog, type LogFn, DEPLOYMENT_PATTERN, FencedError, ID_PATTERN, outStreamSubjects, PitwallError, RUNTIME_DEFAULTS, RUNTIME_ENV, RuntimeErrorCodes, SITE_PATTERN, StreamConfigError, UnreachableError } from '../actors/mod.js'
 import { fenceKey, planBatch, rejectPlan, type BatchPlan, type Seals, type StreamMessage } from './batch.js'
 import { createPool, guardPool, isDataError, messageOf, PG_SETTING } from './db.js'
 import { claimDatabase } from './identity.js'
@@ -30,13 +30,6 @@ import { migrate } from './migrate.js'
 import type { ProjectorObserver } from './domain-metrics.js'
 import { readCursor, readFences, writeBatch, type CursorKey } from './writer.js'
 
-/** Structured log sink; debug carries per-message detail (stale outputs), warn/error need attention. */
-export interface ProjectorLog {
-  debug(msg: string, data?: Record<string, unknown>): void
-  info(msg: string, data?: Record<string, unknown>): void
-  warn(msg: string, data?: Record<string, unknown>): void
-  error(msg: string, data?: Record<string, unknown>): void
-}
 
 export interface ProjectorOptions {
   nc: NatsConnection
@@ -62,7 +55,8 @@ export interface ProjectorOptions {
   /** Retry delays after a failed write, ms; default 100 doubling to 5,000. */
   retryMinMs?: number
   retryMaxMs?: number
-  log?: ProjectorLog
+  /** Where the projector logs (actors/log.ts); default a `projector` logger of its own (debug: per batch). */
+  log?: LogFn
   /** Sees every committed batch (domain metrics, domain-metrics.ts); seeded at start from the database. */
   observer?: ProjectorObserver
 }
@@ -99,13 +93,6 @@ export const PROJECTOR_DEFAULTS = {
 // How long one fetch waits for messages before the next is issued (the server's long-poll).
 const FETCH_EXPIRES_MS = 5_000
 
-// Default log: quiet on the per-batch levels, JSON lines on stderr for what needs attention.
-const DEFAULT_LOG: ProjectorLog = {
-  debug: () => undefined,
-  info: () => undefined,
-  warn: (msg, data) => console.warn(JSON.stringify({ level: 'warn', msg, ...data })),
-  error: (msg, data) => console.error(JSON.stringify({ level: 'error', msg, ...data })),
-}
 
 interface Waiter {
   seq: number
@@ -120,7 +107,7 @@ type Settings = Required<Omit<ProjectorOptions, 'nc' | 'pool' | 'pgUrl' | 'log' 
 export class Projector {
   private readonly nc: NatsConnection
   private readonly cfg: Readonly<Settings>
-  private readonly log: ProjectorLog
+  private readonly log: LogFn
   private readonly observer: ProjectorObserver | undefined
   private readonly pool: pg.Pool
   private readonly ownsPool: boolean
@@ -154,14 +141,14 @@ export class Projector {
   constructor(opts: ProjectorOptions) {
     this.cfg = Object.freeze(settings(opts))
     this.nc = opts.nc
-    this.log = opts.log ?? DEFAULT_LOG
+    this.log = opts.log ?? createLog('projector', { site: opts.site })
     this.observer = opts.observer
     if ((opts.pool === undefined) === (opts.pgUrl === undefined)) {
       throw new ConfigError(PG_SETTING, 'give the projector exactly one of a pool or a connection URL')
     }
     this.ownsPool = opts.pool === undefined
     this.pool = opts.pool ?? createPool(opts.pgUrl as string)
-    this.unguard = guardPool(this.pool, (err) => this.log.warn('PostgreSQL connection lost', { error: err.message }))
+    this.unguard = guardPool(this.pool, (err) => this.log('warn', 'PostgreSQL connection lost', { error: err.message }))
     this.key = { site: this.cfg.site, stream: this.cfg.stream, durable: this.cfg.durable }
     this.filter = outStreamSubjects(this.cfg.site)[0] as string
     this.js = jetstream(this.nc)
@@ -184,7 +171,7 @@ export class Projector {
     await this.ensureConsumer(this.jsm)
     const consumer = await this.js.consumers.get(this.cfg.stream, this.consumerName)
     this.loop = this.run(consumer)
-    this.log.info('projector started', { ...this.key, consumer: this.consumerName, database: id.database, cursor: this.cursor, fences: this.fences.size })
+    this.log('info', 'projector started', { ...this.key, consumer: this.consumerName, database: id.database, cursor: this.cursor, fences: this.fences.size })
   }
 
   /** The durable consumer's name on the stream (set by start()). */
@@ -277,7 +264,7 @@ export class Projector {
         `recreated; reset the projector's row in projector_cursors to project it again`)
     }
     if (this.cursor > 0 && info.state.first_seq > this.cursor + 1) {
-      this.log.warn('stream messages expired before they were projected',
+      this.log('warn', 'stream messages expired before they were projected',
         { stream, from: this.cursor + 1, to: info.state.first_seq - 1 })
     }
     const filter = this.filter
@@ -289,7 +276,7 @@ export class Projector {
       // Before deployments, the consumer was named after the durable alone; an old projector may still use it.
       const legacy = await jsm.consumers.info(stream, this.cfg.durable).catch(() => undefined)
       if (legacy) {
-        this.log.info('a consumer from before deployment identities remains; delete it once no older projector runs',
+        this.log('info', 'a consumer from before deployment identities remains; delete it once no older projector runs',
           { stream, legacy: this.cfg.durable, consumer: durable })
       }
     }
@@ -298,7 +285,7 @@ export class Projector {
       const reusable = existing.delivered.stream_seq <= this.cursor && c.ack_policy === AckPolicy.All &&
         (c.filter_subject ?? '') === filter
       if (reusable) return
-      this.log.info('recreating projector consumer to resume at the committed cursor',
+      this.log('info', 'recreating projector consumer to resume at the committed cursor',
         { durable, delivered: existing.delivered.stream_seq, cursor: this.cursor })
       await jsm.consumers.delete(stream, durable)
     }
@@ -338,12 +325,12 @@ export class Projector {
         }
         failures++
         const delay = this.backoff(failures)
-        this.log.warn('fetching from OUT failed; retrying', { error: messageOf(err), delayMs: delay })
+        this.log('warn', 'fetching from OUT failed; retrying', { error: messageOf(err), delayMs: delay })
         // Settle what was received before touching the consumer, which may have to be recreated.
         await this.drain()
         await sleep(delay)
         if (this.jsm && !this.stopping) await this.ensureConsumer(this.jsm).catch((e: unknown) => {
-          this.log.warn('checking the projector consumer failed', { error: messageOf(e) })
+          this.log('warn', 'checking the projector consumer failed', { error: messageOf(e) })
         })
       }
     }
@@ -412,13 +399,13 @@ export class Projector {
           return
         }
         const delay = this.backoff(attempt)
-        this.log.warn('batch write failed; retrying', { attempt, delayMs: delay, error: messageOf(err) })
+        this.log('warn', 'batch write failed; retrying', { attempt, delayMs: delay, error: messageOf(err) })
         await sleep(delay)
       }
     }
     this.observer?.written?.(batch.length, (Date.now() - started) / 1000)
     ;(batch[batch.length - 1] as JsMsg).ack()
-    this.log.debug('batch committed', { messages: batch.length, cursor: this.cursor, ms: Date.now() - started })
+    this.log('debug', 'batch committed', { messages: batch.length, cursor: this.cursor, ms: Date.now() - started })
   }
 
   /** Plans and commits `items`; if the database refuses the data, isolates the refused messages. */
@@ -427,7 +414,7 @@ export class Projector {
       await this.commitPlan((seals) => planBatch(items, this.cursor, this.fences, seals))
     } catch (err) {
       if (!isDataError(err)) throw err
-      this.log.warn('database refused a batch; writing its messages one by one', { error: messageOf(err) })
+      this.log('warn', 'database refused a batch; writing its messages one by one', { error: messageOf(err) })
       for (const item of items) await this.writeOne(item)
     }
   }
@@ -437,7 +424,7 @@ export class Projector {
       await this.commitPlan((seals) => planBatch([item], this.cursor, this.fences, seals))
     } catch (err) {
       if (!isDataError(err)) throw err
-      this.log.error('database refused a message; set aside in projector_rejects', { seq: item.seq, error: messageOf(err) })
+      this.log('error', 'database refused a message; set aside in projector_rejects', { seq: item.seq, error: messageOf(err) })
       await this.commitPlan(() => rejectPlan(item, `refused by PostgreSQL: ${messageOf(err)}`))
     }
   }
@@ -447,7 +434,7 @@ export class Projector {
     const { plan, retracted } = await writeBatch(this.pool, make, this.key, this.cursor)
     if (retracted > 0 || plan.seals.length > 0) {
       this.counters.retracted += retracted
-      this.log.info('seals learnt: rows off the chain retracted', { seals: plan.seals.map((s) => `${s.partition}/${s.site}/${s.epoch}>${s.to_seq}`), retracted })
+      this.log('info', 'seals learnt: rows off the chain retracted', { seals: plan.seals.map((s) => `${s.partition}/${s.site}/${s.epoch}>${s.to_seq}`), retracted })
     }
     // Committed: only now does memory follow the database.
     this.cursor = Math.max(this.cursor, plan.lastSeq)
@@ -458,8 +445,8 @@ export class Projector {
     this.counters.duplicates += plan.counts.duplicates
     this.counters.batches++
     this.observer?.committed(plan.rows)
-    for (const s of plan.stale) this.log.debug('stale output rejected', { ...s })
-    for (const r of plan.rejects) this.log.warn('output set aside', { seq: r.stream_seq, subject: r.subject, reason: r.reason })
+    for (const s of plan.stale) this.log('debug', 'stale output rejected', { ...s })
+    for (const r of plan.rejects) this.log('warn', 'output set aside', { seq: r.stream_seq, subject: r.subject, reason: r.reason })
     this.waiters = this.waiters.filter((w) => {
       if (w.seq > this.cursor) return true
       clearTimeout(w.timer)
@@ -471,13 +458,13 @@ export class Projector {
   private fail(err: unknown, msg: string): void {
     if (this.failure !== undefined) return
     this.failure = err
-    this.log.error(msg, { error: messageOf(err), ...this.key, cursor: this.cursor })
+    this.log('error', msg, { error: messageOf(err), ...this.key, cursor: this.cursor })
     for (const w of this.waiters.splice(0)) {
       clearTimeout(w.timer)
       w.reject(err)
     }
     // Stop pulling: nothing more can be committed in order.
-    this.current?.close().catch((e: unknown) => this.log.warn('closing the fetch failed', { error: messageOf(e) }))
+    this.current?.close().catch((e: unknown) => this.log('warn', 'closing the fetch failed', { error: messageOf(e) }))
   }
 
 }

@@ -26,7 +26,7 @@ import { fence, subjectOf, T0, windowOut } from './projector-fixtures.js'
 import { sumProfile } from './fixtures/sum-profile.js'
 
 const quiet = (): void => undefined
-const silent = { debug: quiet, info: quiet, warn: quiet, error: quiet }
+const silent = quiet
 const MISMATCH = 'PW_DEPLOYMENT_MISMATCH'
 
 async function consumers(jsm: JetStreamManager, stream: string): Promise<Map<string, string>> {

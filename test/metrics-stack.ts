@@ -89,7 +89,7 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
       : { profiles: o.domainProfiles ?? [], maxEntities: o.maxEntities }
     const domain = new DomainMetrics(domainMetricsConfig(domainOpts))
     const projector = new Projector({ nc, pool, site: 'a', batchMs: 5, observer: domain,
-      log: { debug: quiet, info: quiet, warn: quiet, error: quiet } })
+      log: quiet })
     await projector.start()
     stops.push(() => projector.stop())
     const projectorMetrics = projectorRegistry(projector, { site: 'a', service: 'projector' }, domain)
