@@ -17,6 +17,9 @@ import {
 import { deployMain } from '../nomad-jobs/deploy.js'
 import { mqttUsersMain } from '../gateway/mod.js'
 import { siteMain } from '../sites/site-cli.js'
+import { LabError } from '../sites/errors.js'
+import { labMain } from '../sites/lab-cli.js'
+import { ROOT } from '../sites/local.js'
 import { simulateMain } from './simulate.js'
 import { trainMain } from './train.js'
 
@@ -25,6 +28,7 @@ const usage = [
   'usage: pitwall state <sensor|vehicle> <id>',
   '       pitwall partitions',
   '       pitwall site status|failover|failback|assume-peer-lost [--topology <file> --site <s> | --site <s> --peer <s> --home <0-7> ...] (pitwall site --help)',
+  '       pitwall lab status|kill-site <s>|restore-site <s> [--lab <dir>] (pitwall lab --help)',
   '       pitwall simulate --profile <race|environment|plant|asset|road> ...',
   '       pitwall train ...',
   '       pitwall deploy --site <s> [--plan]',
@@ -39,6 +43,7 @@ async function main(): Promise<number> {
   if (cmd === 'simulate') return await simulateMain(rest)
   if (cmd === 'train') return await trainMain(rest)
   if (cmd === 'deploy') return await deployMain(rest)
+  if (cmd === 'lab') return await labMain(rest, process.env, ROOT, { out, err: (s) => process.stderr.write(`${s}\n`) })
   if (cmd === 'site') return await siteMain(rest, process.env, { out, err: (s) => process.stderr.write(`${s}\n`) })
   if (cmd === 'mqtt-users') return await mqttUsersMain(rest, process.env, { out, readStdin: async () => { let s = ''; for await (const c of process.stdin) s += String(c); return s } })
   if (cmd !== 'state' && cmd !== 'partitions') {
@@ -72,7 +77,7 @@ async function main(): Promise<number> {
 }
 
 main().then((code) => process.exit(code), (err: unknown) => {
-  const code = err instanceof PitwallError ? err.code : 'PW_FAILED'
+  const code = err instanceof PitwallError || err instanceof LabError ? err.code : 'PW_FAILED'
   process.stderr.write(`${code}: ${err instanceof Error ? err.message : String(err)}\n`)
   process.exit(1)
 })
