@@ -5,9 +5,10 @@
  * are done by the launcher (it holds the processes and this run's secrets), reached at the state file's control
  * address. Exported for tests (`labMain`); cmd/pitwall.ts calls it.
  */
-import { type CommandSpec, commandHelp, ConfigError, flagString, parseCommand, ranges } from '../actors/mod.js'
+import { type CommandSpec, commandHelp, ConfigError, flagString, parseCommand, ranges, type RuntimeConfig } from '../actors/mod.js'
 import { LabError, LabErrorCodes } from './errors.js'
 import { findLab, type LabState, pidAlive } from './lab-state.js'
+import { siteConfig } from './site-cli.js'
 
 export interface LabIo {
   out: (line: string) => void
@@ -122,4 +123,23 @@ async function labStatus(lab: LabState, io: LabIo): Promise<number> {
     }
   }
   return 0
+}
+
+/** Variables that point a command at a site; with none set (and no --lab), the CLI looks for the running lab. */
+export const SITE_VARIABLES = ['PITWALL_NATS_URL', 'PITWALL_SITE', 'PITWALL_PARTITIONS', 'PITWALL_PEER_SITE', 'PITWALL_HOME_PARTITIONS'] as const
+
+/**
+ * The runtime config of a command run against the lab (`pitwall state`, `pitwall partitions`): the lab's
+ * topology file and `site` (default: the first site that is up), as `pitwall site --topology` reads them.
+ */
+export async function labSiteConfig(env: Record<string, string | undefined>, root: string, labDir: string | undefined, site: string | undefined,
+  io: LabIo): Promise<{ cfg: RuntimeConfig; lab: LabState }> {
+  const lab = await findLab(env, root, labDir)
+  const up = Object.entries(lab.sites).find(([, s]) => s.state === 'up')?.[0]
+  const name = site ?? up
+  if (name === undefined) throw new LabError(LabErrorCodes.NOT_FOUND, `no site of the lab ${lab.dir} is up ('pitwall lab status'); pass --site <s> to ask a site anyway`)
+  if (!(name in lab.sites)) throw new ConfigError('--site', `${JSON.stringify(name)} is not a site of the lab (${Object.keys(lab.sites).join(', ')})`)
+  const flags = new Map([['--topology', lab.topology], ['--site', name], ['--deployment', lab.deployment]])
+  // No PITWALL_* variable may mix into the lab's settings.
+  return { cfg: await siteConfig(flags, {}, { out: io.out, err: io.err }), lab }
 }

@@ -72,6 +72,13 @@ function siteLines(out: string): Record<string, { state: string; epoch?: number;
   return res
 }
 
+/** Rows of `pitwall partitions`: partition, site, owner, token, epoch. */
+function partitionTable(out: string): Array<{ p: number; site: string; owner: string; token: number; epoch: number }> {
+  return [...out.matchAll(/^(\d+)\s+(\w+)\s+(\S+)\s+(\d+)\s+(\d+)\s/gm)].map((m) => ({
+    p: Number(m[1]), site: m[2] as string, owner: m[3] as string, token: Number(m[4]), epoch: Number(m[5]),
+  }))
+}
+
 const alive = (pid: number | null): boolean => {
   if (pid === null) return false
   try {
@@ -155,6 +162,10 @@ void t.test('the printed failover drill works step by step', { timeout: 180_000 
   const r1 = await runUntil(s1.cmd, (r) => siteLines(r.out).a?.owns === '0-3' && siteLines(r.out).b?.owns === '4-7', 60_000)
   t.match(siteLines(r1.out), { a: { state: 'UP', role: 'NORMAL', owns: '0-3' }, b: { state: 'UP', role: 'NORMAL', owns: '4-7' } }, `1. ${s1.note}`)
   lap(1)
+  // `pitwall partitions` finds the lab by itself, and shows b's partitions with their owner at b.
+  const parts1 = partitionTable((await run(`node dist/cmd/pitwall.js partitions --lab ${dir}`)).out)
+  t.same(parts1.map((r) => r.site), ['a', 'a', 'a', 'a', 'b', 'b', 'b', 'b'], 'partitions at a: the map\'s owner site of each')
+  t.ok(parts1.every((r) => r.owner.startsWith(`${r.site}-worker-`) && r.token > 0), 'every partition with its owner and token at its site (none "(free)")')
 
   // 2. Lose a: every process of a is gone, b's are not.
   const pidsOf = (site: string): number[] => (state.sites[site]?.processes ?? []).flatMap((p) => (p.pid === null ? [] : [p.pid]))
@@ -174,6 +185,8 @@ void t.test('the printed failover drill works step by step', { timeout: 180_000 
   t.match(r3.out, /link DOWN/, '3. b sees the link down')
   t.match(r3.out, /partitions owned here: 0-7/, '3. b owns a\'s partitions after the failover')
   t.match(r3.out, want3 as string)
+  const parts3 = partitionTable((await run(`node dist/cmd/pitwall.js partitions --lab ${dir} --site b`)).out)
+  t.ok(parts3.length === 8 && parts3.every((r) => r.site === 'b' && r.owner.startsWith('b-worker-') && r.epoch === 1), 'partitions at b: every one owned by a worker of b in epoch 1')
   lap(3)
   t.comment(`failover seen after ${((Date.now() - killAt.getTime()) / 1000).toFixed(1)} s (${r3.tries} status runs)`)
 
