@@ -1,7 +1,7 @@
 /**
  * Command-line flags for every `pitwall` command and entrypoint, on `node:util` parseArgs: one spec per command
  * gives its `--help` text and its parser. An unknown flag, a flag without its value or a stray argument is a
- * ConfigError (PW_CONFIG_INVALID) naming the flag, with the known ones listed.
+ * ConfigError (PW_CONFIG_INVALID) naming the flag, with the known ones listed; so is a flag given twice.
  */
 import { parseArgs } from 'node:util'
 import { ConfigError } from './errors.js'
@@ -14,6 +14,8 @@ export interface FlagSpec {
   value?: string
   help: string
   multiple?: boolean
+  /** One-letter alias (`h` for -h). */
+  short?: string
 }
 
 export interface CommandSpec {
@@ -35,20 +37,27 @@ const HELP: FlagSpec = { name: 'help', type: 'boolean', help: 'this help' }
 
 /** The --help text of a command. */
 export function commandHelp(spec: CommandSpec): string {
-  const flags = [...spec.flags, HELP].map((f) => `  --${f.name}${f.value ? ` ${f.value}` : ''}`.padEnd(28) + ` ${f.help}`)
+  const flags = (spec.flags.some((f) => f.name === 'help') ? spec.flags : [...spec.flags, HELP]).map((f) => `  --${f.name}${f.value ? ` ${f.value}` : ''}`.padEnd(28) + ` ${f.help}`)
   return [`usage: ${spec.usage}`, `  ${spec.summary}`, '', 'flags:', ...flags].join('\n')
 }
 
 /** Parses `args` by `spec`; `help` is true when --help was given (nothing else is checked then). */
 export function parseCommand(args: readonly string[], spec: CommandSpec): ParsedCommand {
-  const known = [...spec.flags, HELP]
-  const options = Object.fromEntries(known.map((f) => [f.name, { type: f.type, ...(f.multiple ? { multiple: true } : {}) }]))
-  if (args.includes('--help')) return { values: {}, positionals: [], help: true }
+  const known = spec.flags.some((f) => f.name === 'help') ? spec.flags : [...spec.flags, HELP]
+  const options = Object.fromEntries(known.map((f) => [f.name, { type: f.type, ...(f.multiple ? { multiple: true } : {}), ...(f.short ? { short: f.short } : {}) }]))
+  const helpShort = known.find((f) => f.name === 'help')?.short
+  if (args.includes('--help') || (helpShort !== undefined && args.includes(`-${helpShort}`))) return { values: {}, positionals: [], help: true }
   let parsed: ReturnType<typeof parseArgs>
   try {
-    parsed = parseArgs({ args: [...args], options, allowPositionals: true, strict: true })
+    parsed = parseArgs({ args: [...args], options, allowPositionals: true, strict: true, tokens: true })
   } catch (err) {
     throw argError(err, known)
+  }
+  const seen = new Set<string>()
+  for (const tok of parsed.tokens ?? []) {
+    if (tok.kind !== 'option' || known.find((f) => f.name === tok.name)?.multiple) continue
+    if (seen.has(tok.name)) throw new ConfigError(`--${tok.name}`, 'given twice')
+    seen.add(tok.name)
   }
   const pos = spec.positionals ?? { min: 0, max: 0, names: '' }
   if (parsed.positionals.length > pos.max) {

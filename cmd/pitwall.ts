@@ -20,15 +20,11 @@ import {
   buildProfiles, type CommandSpec, commandHelp, compileConfig, ConfigError, connectNats, flagString, isEntityKind, optionsFromEnv, type ParsedCommand,
   parseCommand, PitwallError, PROFILES, queryDeps, queryEntity, type RuntimeConfig,
 } from '../actors/mod.js'
-import { deployMain } from '../nomad-jobs/deploy.js'
-import { mqttUsersMain } from '../gateway/mod.js'
 import { LabError } from '../sites/errors.js'
 import { labMain, labSiteConfig, SITE_VARIABLES } from '../sites/lab-cli.js'
 import { ROOT } from '../sites/local.js'
 import { formatPartitions, partitionRows } from '../sites/partitions.js'
 import { siteMain } from '../sites/site-cli.js'
-import { simulateMain } from './simulate.js'
-import { trainMain } from './train.js'
 
 const WHERE = [
   { name: 'lab', type: 'string', value: '<dir>', help: 'the local lab to ask (its PITWALL_LOCAL_DIR); default: the running one, unless PITWALL_* variables name a site' },
@@ -82,12 +78,13 @@ async function whereConfig(p: ParsedCommand): Promise<RuntimeConfig> {
 
 async function main(): Promise<number> {
   const [cmd, ...rest] = process.argv.slice(2)
-  if (cmd === 'simulate') return await simulateMain(rest)
-  if (cmd === 'train') return await trainMain(rest)
-  if (cmd === 'deploy') return await deployMain(rest)
+  // Imported when used: the gateway's and Nomad's modules cost seconds of start-up the other commands need not pay.
+  if (cmd === 'simulate') return await (await import('./simulate.js')).simulateMain(rest)
+  if (cmd === 'train') return await (await import('./train.js')).trainMain(rest)
+  if (cmd === 'deploy') return await (await import('../nomad-jobs/deploy.js')).deployMain(rest)
   if (cmd === 'lab') return await labMain(rest, process.env, ROOT, { out, err })
   if (cmd === 'site') return await siteMain(rest, process.env, { out, err })
-  if (cmd === 'mqtt-users') return await mqttUsersMain(rest, process.env, { out, readStdin: async () => { let s = ''; for await (const c of process.stdin) s += String(c); return s } })
+  if (cmd === 'mqtt-users') return await (await import('../gateway/mod.js')).mqttUsersMain(rest, process.env, { out, readStdin: async () => { let s = ''; for await (const c of process.stdin) s += String(c); return s } })
   if (cmd === '--help' || cmd === 'help') {
     out(usage)
     return 0
