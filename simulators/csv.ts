@@ -1,6 +1,6 @@
 /**
  * A streaming CSV reader after RFC 4180 (`pitwall train` reads its history and maintenance CSVs with it): fields
- * separated by commas, records by CRLF or LF, a field in double quotes may hold commas, line breaks and doubled
+ * separated by commas, records by CRLF or LF (a lone CR is data), a field in double quotes may hold commas, line breaks and doubled
  * quotes (`""` is one `"`). Blank lines are skipped. A quote inside an unquoted field, text after a closing
  * quote or a quoted field left open at the end is a ConfigError naming the file and line. No CSV package is in
  * the dependencies, and this is all the format needs.
@@ -15,77 +15,106 @@ export interface CsvRecord {
 
 type State = 'start' | 'unquoted' | 'quoted' | 'quote'
 
-/** Records of the CSV text arriving in `chunks` (any split, even inside a field or a CRLF). */
+/**
+ * Records of the CSV text arriving in `chunks` (any split, even inside a field or a CRLF). Read line by line: a
+ * line outside quotes with no quote in it is split at its commas (the common case, as fast as a plain split);
+ * any other line goes through the quote state machine, which carries a quoted field over line breaks.
+ */
 export async function* csvRecords(chunks: AsyncIterable<string | Buffer>, where: string): AsyncGenerator<CsvRecord> {
-  let state: State = 'start'
-  let field = ''
-  let cells: string[] = []
-  let line = 1
-  let recordLine = 1
-  let afterCr = false
-  const fail = (msg: string): never => {
-    throw new ConfigError(where, `line ${line}: ${msg}`)
+  const m = new QuoteMachine(where)
+  let rest = ''
+  let line = 0
+  for await (const chunk of chunks) {
+    rest += String(chunk)
+    let from = 0
+    for (let nl = rest.indexOf('\n'); nl >= 0; nl = rest.indexOf('\n', from)) {
+      const r = m.line(rest.slice(from, nl), ++line)
+      from = nl + 1
+      if (r) yield r
+    }
+    rest = rest.slice(from)
   }
-  const endField = (): void => {
-    cells.push(field)
-    field = ''
+  if (rest !== '') {
+    const r = m.line(rest, ++line)
+    if (r) yield r
   }
-  const endRecord = (): CsvRecord | undefined => {
-    endField()
-    const r = cells.length === 1 && cells[0] === '' ? undefined : { cells, line: recordLine }
-    cells = []
-    state = 'start'
+  m.end()
+}
+
+/** The RFC 4180 states over one physical line at a time. */
+class QuoteMachine {
+  private state: State = 'start'
+  private field = ''
+  private cells: string[] = []
+  private recordLine = 0
+  private lineNo = 0
+  constructor(private readonly where: string) {}
+
+  /** One line (without its LF); the record it completes, if any. */
+  line(raw: string, lineNo: number): CsvRecord | undefined {
+    this.lineNo = lineNo
+    const cr = raw.endsWith('\r')
+    const body = cr ? raw.slice(0, -1) : raw
+    if (this.state !== 'quoted') {
+      if (!body.includes('"')) return body === '' ? undefined : { cells: body.split(','), line: lineNo }
+      this.recordLine = lineNo
+    } else {
+      // The line break inside a quoted field is part of its value.
+      this.field += '\n'
+    }
+    for (const c of body) this.char(c)
+    if (this.state === 'quoted') {
+      if (cr) this.field += '\r'
+      return undefined
+    }
+    this.cells.push(this.field)
+    const r = { cells: this.cells, line: this.recordLine }
+    this.cells = []
+    this.field = ''
+    this.state = 'start'
     return r
   }
-  for await (const chunk of chunks) {
-    for (const c of String(chunk)) {
-      if (afterCr) {
-        afterCr = false
-        // The LF of a CRLF: the record already ended at the CR.
-        if (c === '\n') continue
-      }
-      if (c === '\n' || c === '\r') {
-        if (state === 'quoted') {
-          field += c
-          if (c === '\n') line++
-          continue
-        }
-        const r = endRecord()
-        line++
-        recordLine = line
-        afterCr = c === '\r'
-        if (r) yield r
-        continue
-      }
-      if (state === 'start') {
-        if (c === '"') state = 'quoted'
-        else if (c === ',') endField()
+
+  end(): void {
+    if (this.state === 'quoted') this.fail(`a quoted field opened on line ${this.recordLine} is not closed`)
+  }
+
+  private char(c: string): void {
+    switch (this.state) {
+      case 'start':
+        if (c === '"') this.state = 'quoted'
+        else if (c === ',') this.endField()
         else {
-          field += c
-          state = 'unquoted'
+          this.field += c
+          this.state = 'unquoted'
         }
-      } else if (state === 'unquoted') {
-        if (c === ',') {
-          endField()
-          state = 'start'
-        } else if (c === '"') fail('a quote inside an unquoted field (quote the whole field and double the quote: "a ""b""")')
-        else field += c
-      } else if (state === 'quoted') {
-        if (c === '"') state = 'quote'
-        else field += c
-      } else if (c === '"') {
-        field += '"'
-        state = 'quoted'
-      } else if (c === ',') {
-        endField()
-        state = 'start'
-      } else fail(`text after a closing quote (${JSON.stringify(c)})`)
+        return
+      case 'unquoted':
+        if (c === ',') this.endField()
+        else if (c === '"') this.fail('a quote inside an unquoted field (quote the whole field and double the quote: "a ""b""")')
+        else this.field += c
+        return
+      case 'quoted':
+        if (c === '"') this.state = 'quote'
+        else this.field += c
+        return
+      case 'quote':
+        if (c === '"') {
+          this.field += '"'
+          this.state = 'quoted'
+        } else if (c === ',') this.endField()
+        else this.fail(`text after a closing quote (${JSON.stringify(c)})`)
     }
   }
-  if (state === 'quoted') fail(`a quoted field opened on line ${recordLine} is not closed`)
-  if (state !== 'start' || cells.length > 0) {
-    const r = endRecord()
-    if (r) yield r
+
+  private endField(): void {
+    this.cells.push(this.field)
+    this.field = ''
+    this.state = 'start'
+  }
+
+  private fail(msg: string): never {
+    throw new ConfigError(this.where, `line ${this.lineNo}: ${msg}`)
   }
 }
 
