@@ -198,6 +198,7 @@ async function main(): Promise<void> {
       return null
     })
   }
+  await lab.setPrometheus(prometheus?.url ?? null)
   const sensors = Number(process.env.PITWALL_SIM_SENSORS ?? 200)
   const cars = Number(process.env.PITWALL_SIM_CARS ?? 4)
   let shuttingDown = false

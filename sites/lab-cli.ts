@@ -109,7 +109,7 @@ async function controllerStatus(url: string): Promise<ControllerStatus | undefin
 
 /** One block per site: its state, what its controller says, then each process. */
 async function labStatus(lab: LabState, io: LabIo): Promise<number> {
-  io.out(`lab ${lab.dir} (${lab.mode}, launcher pid ${lab.pid}, started ${lab.startedAt}; P = ${lab.partitions}; topology ${lab.topology})`)
+  io.out(`lab ${lab.dir} (${lab.mode}, launcher pid ${lab.pid}, started ${lab.startedAt}; P = ${lab.partitions}; topology ${lab.topology}${lab.prometheus ? `; Prometheus ${lab.prometheus}` : ''})`)
   for (const [name, s] of Object.entries(lab.sites)) {
     const c = await controllerStatus(s.controllerUrl)
     const view = c

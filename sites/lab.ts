@@ -69,6 +69,12 @@ export class LabSupervisor {
     await this.saveState()
   }
 
+  /** Records Prometheus's URL once it runs (it starts after the services it scrapes). */
+  async setPrometheus(url: string | null): Promise<void> {
+    this.o.base.prometheus = url
+    await this.saveState()
+  }
+
   /** True while every process of the site runs (the simulator sends only to such sites). */
   isUp(site: string): boolean {
     return this.siteState(site) === 'up'
