@@ -44,3 +44,5 @@ export type { DedupeLimits } from './dedupe.js'
 export { asset, ASSET_DEFAULTS, ASSET_FEATURES, ASSET_FIELDS, DEFAULT_MODEL as ASSET_DEFAULT_MODEL, MODEL_FEATURE_SET as ASSET_FEATURE_SET,
   MODEL_FORMAT as ASSET_MODEL_FORMAT, MODEL_HEADS as ASSET_MODEL_HEADS, featureFamily, mergeAssetModel, modelHeads as assetModelHeads, validateAssetModel } from './kinds/sensor/asset.js'
 export type { AssetConfig, AssetModel, AssetModelHead } from './kinds/sensor/asset.js'
+export { commandHelp, flagString, parseCommand } from './args.js'
+export type { CommandSpec, FlagSpec, ParsedCommand } from './args.js'

@@ -27,7 +27,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { jetstream } from '@nats-io/jetstream'
 import {
-  ConfigError, connectNats, partitionOf, PitwallError, readingMsgId, RUNTIME_DEFAULTS, RuntimeErrorCodes, SITE_PATTERN, tlmSubject, UnreachableError,
+  type CommandSpec, commandHelp, ConfigError, connectNats, parseCommand, partitionOf, PitwallError, readingMsgId, RUNTIME_DEFAULTS, RuntimeErrorCodes, SITE_PATTERN, tlmSubject, UnreachableError,
 } from '../actors/mod.js'
 import type * as MqttModuleNs from 'mqtt'
 import { Simulator, type SimItem } from '../simulators/simulator.js'
@@ -100,22 +100,42 @@ export function makeSimulator(o: Pick<SimulateOptions, 'profile' | 'seed' | 'ent
   }
 }
 
+const STRING_FLAGS: ReadonlyArray<readonly [string, string, string]> = [
+  ['profile', '<p>', 'race | environment | plant | asset | road (required)'],
+  ['seed', '<n>', 'run seed (default 1)'],
+  ['entities', '<n>', 'sensors / cars / locomotives / vehicles (default: the domain\'s own)'],
+  ['rate', '<r>', 'readings per second at most (default: as fast as acks come back)'],
+  ['duration', '<s>', 'seconds of event time, ending now (default: real time until interrupted)'],
+  ['ground-truth', '<file>', 'write the episodes to the file (NDJSON, or CSV for .csv)'],
+  ['nats', '<url>', 'publish to JetStream at the URL (default nats://127.0.0.1:4222)'],
+  ['gateway', '<url>', 'or POST batches to the gateway (X-API-Key from PITWALL_API_KEY)'],
+  ['transport', '<t>', 'nats | gateway | mqtt'],
+  ['mqtt-url', '<url>', 'MQTT listener of nats-server (default mqtt://127.0.0.1:1883)'],
+  ['warmup', '<s>', 'plant: no anomaly before S seconds of event time'],
+  ['anomaly-share', '<f>', 'plant: fraction of each sensor\'s time in an episode, 0..0.5'],
+  ['site', '<s>', 'subject layout over NATS: the site (default a)'],
+  ['partitions', '<p>', 'subject layout over NATS: P (default 16)'],
+  ['batch', '<n>', 'readings per gateway request (default 500)'],
+  ['start', '<ms>', 'event time of the first reading (default: now - duration)'],
+]
+
+/** The flags of `pitwall simulate` (node:util parseArgs through parseCommand). */
+export const SIMULATE_SPEC: CommandSpec = {
+  usage: 'pitwall simulate --profile <race|environment|plant|asset|road> [flags]',
+  summary: 'a seeded simulator with ground truth, published over NATS, the gateway or MQTT',
+  flags: [
+    ...STRING_FLAGS.map(([name, value, help]) => ({ name, type: 'string' as const, value, help })),
+    { name: 'realtime', type: 'boolean', help: 'event time = wall clock' },
+    { name: 'no-anomalies', type: 'boolean', help: 'healthy readings only' },
+  ],
+}
+
 /** Parses the command line; throws ConfigError naming the option. */
 export function parseSimulateArgs(argv: readonly string[], env: Readonly<Record<string, string | undefined>> = {}): SimulateOptions {
-  const flags = new Set(['--realtime', '--no-anomalies'])
+  const p = parseCommand(argv, SIMULATE_SPEC)
+  if (p.help) throw new ConfigError('--help', 'use simulateMain for --help')
   const vals = new Map<string, string>()
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i] as string
-    if (flags.has(a)) { vals.set(a, 'true'); continue }
-    if (!a.startsWith('--')) throw new ConfigError('simulate', `unexpected argument ${JSON.stringify(a)}`)
-    const v = argv[i + 1]
-    if (v === undefined) throw new ConfigError(a, 'needs a value')
-    vals.set(a, v)
-    i++
-  }
-  const known = ['--profile', '--seed', '--entities', '--rate', '--duration', '--ground-truth', '--nats', '--gateway', '--site', '--partitions', '--batch', '--start',
-    '--transport', '--mqtt-url', '--warmup', '--anomaly-share', ...flags]
-  for (const k of vals.keys()) if (!known.includes(k)) throw new ConfigError(k, `unknown option; known: ${known.join(' ')}`)
+  for (const [k, v] of Object.entries(p.values)) if (v !== undefined && v !== false) vals.set(`--${k}`, String(v))
   const num = (k: string, min: number, integer: boolean): number | undefined => {
     const s = vals.get(k)
     if (s === undefined) return undefined
@@ -401,6 +421,10 @@ export const SIMULATE_USAGE = 'usage: pitwall simulate --profile <race|environme
 export async function simulateMain(argv: string[], env: Readonly<Record<string, string | undefined>> = process.env): Promise<number> {
   let o: SimulateOptions
   try {
+    if (parseCommand(argv, SIMULATE_SPEC).help) {
+      process.stdout.write(`${commandHelp(SIMULATE_SPEC)}\n`)
+      return 0
+    }
     o = parseSimulateArgs(argv, env)
   } catch (err) {
     process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n${SIMULATE_USAGE}\n`)

@@ -22,12 +22,11 @@
  */
 import { createReadStream, createWriteStream, writeFileSync, type WriteStream } from 'node:fs'
 import { once } from 'node:events'
-import { createInterface } from 'node:readline'
-import { parseArgs } from 'node:util'
-import { ActorCell, ASSET_DEFAULT_MODEL, ASSET_DEFAULTS, ASSET_FEATURE_SET, ASSET_FEATURES, ASSET_MODEL_FORMAT, ASSET_MODEL_HEADS, ConfigError, PitwallError, asset,
+import { ActorCell, ASSET_DEFAULT_MODEL, ASSET_DEFAULTS, ASSET_FEATURE_SET, ASSET_FEATURES, ASSET_MODEL_FORMAT, ASSET_MODEL_HEADS, type CommandSpec, ConfigError, parseCommand, PitwallError, asset,
   assetModelHeads, featureFamily } from '../actors/mod.js'
 import type { AssetConfig, AssetModel, AssetModelHead, Reading } from '../actors/mod.js'
 import { AssetSimulator } from '../simulators/asset.js'
+import { csvObjects } from '../simulators/csv.js'
 import { runAssetProfile, scoreLeadTime, type Failure, type HistoryRow, type LeadScore } from '../simulators/asset-score.js'
 
 const HOUR = 3_600_000
@@ -78,22 +77,9 @@ export interface TrainedModel extends AssetModel {
   warnings: string[]
 }
 
-async function* csvRows(path: string): AsyncGenerator<Record<string, string>> {
-  const rl = createInterface({ input: createReadStream(path), crlfDelay: Infinity })
-  let header: string[] | undefined
-  let line = 0
-  for await (const raw of rl) {
-    line++
-    const text = raw.trim()
-    if (text === '') continue
-    const cells = text.split(',')
-    if (!header) {
-      header = cells
-      continue
-    }
-    if (cells.length !== header.length) throw new ConfigError(path, `line ${line}: ${cells.length} cells, header has ${header.length}`)
-    yield Object.fromEntries(header.map((h, i) => [h, cells[i] as string]))
-  }
+/** Rows of a CSV file (RFC 4180: quoted fields may hold commas, quotes and line breaks) keyed by its header. */
+function csvRows(path: string): AsyncGenerator<Record<string, string>> {
+  return csvObjects(createReadStream(path, 'utf8'), path)
 }
 
 /** History CSV rows as readings (numeric columns other than entity and ts become fields). */
@@ -498,28 +484,29 @@ profile, and writes the model file (format ${ASSET_MODEL_FORMAT}, feature set ${
 Prints one JSON line (the model's training and validation figures) and, on stderr, a warning with a suggestion
 for each poor held-out figure (recall < 0.5, > 0.5 false alerts per asset-month, median lead < 24 h).`
 
+const STRING_FLAGS = ['history', 'maintenance', 'out', 'log-time', 'job-hours', 'horizon-hours', 'downtime-hours', 'validate-share', 'false-rate', 'l2',
+  'sample-every', 'version', 'simulate-days', 'seed', 'entities', 'model', 'attribute-hours'] as const
+
+/** The flags of `pitwall train` (their meaning is in TRAIN_HELP). */
+export const TRAIN_SPEC: CommandSpec = {
+  usage: 'pitwall train --history H.csv --maintenance M.csv --out model.json [options]',
+  summary: 'fit the asset profile\'s failure-risk model',
+  flags: [
+    ...STRING_FLAGS.map((name) => ({ name, type: 'string' as const, help: '' })),
+    { name: 'fleet', type: 'boolean', help: '' }, { name: 'non-negative', type: 'boolean', help: '' },
+    { name: 'help', type: 'boolean', short: 'h', help: 'this text' },
+  ],
+}
+
 /** `pitwall train ...`: returns the exit code. */
 export async function trainMain(argv: string[]): Promise<number> {
   try {
-    let parsed
-    try {
-      parsed = parseArgs({ args: argv, strict: true, allowPositionals: false, options: {
-        history: { type: 'string' }, maintenance: { type: 'string' }, out: { type: 'string' },
-        'log-time': { type: 'string' }, 'job-hours': { type: 'string' }, 'horizon-hours': { type: 'string' },
-        'downtime-hours': { type: 'string' }, 'validate-share': { type: 'string' }, 'false-rate': { type: 'string' },
-        l2: { type: 'string' }, 'sample-every': { type: 'string' }, version: { type: 'string' },
-        'simulate-days': { type: 'string' }, seed: { type: 'string' }, entities: { type: 'string' }, fleet: { type: 'boolean' },
-        'non-negative': { type: 'boolean' }, model: { type: 'string' }, 'attribute-hours': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      } })
-    } catch (err) {
-      throw new ConfigError('pitwall train', err instanceof Error ? err.message : String(err))
-    }
-    const v = parsed.values
-    if (v.help) {
+    const parsed = parseCommand(argv, TRAIN_SPEC)
+    if (parsed.help) {
       process.stdout.write(`${TRAIN_HELP}\n`)
       return 0
     }
+    const v = parsed.values as Partial<Record<string, string>> & { fleet?: boolean; 'non-negative'?: boolean }
     const need = (k: 'history' | 'maintenance' | 'out'): string => {
       const s = v[k]
       if (!s) throw new ConfigError(`--${k}`, 'is required')

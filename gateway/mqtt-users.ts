@@ -17,7 +17,7 @@ import { chmod, readFile, rename, writeFile } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import bcrypt from 'bcryptjs'
 import pg from 'pg'
-import { compileConfig, ConfigError, ID_PATTERN, optionsFromEnv, partitionOf, tlmSubject } from '../actors/mod.js'
+import { type CommandSpec, commandHelp, compileConfig, ConfigError, flagString, ID_PATTERN, optionsFromEnv, parseCommand, partitionOf, tlmSubject } from '../actors/mod.js'
 import { activeCredentials, migrate, type MqttCredential } from './db.js'
 import { GATEWAY_AUTH_ENV } from './config.js'
 
@@ -146,24 +146,33 @@ export interface MqttUsersArgs {
 const USAGE = 'usage: pitwall mqtt-users --out <file> [--service-users <file>] [--anonymous] [--reload <pid> | --pid-file <file>]\n' +
   '       pitwall mqtt-users --hash < password    (prints a bcrypt hash for the service users file)'
 
-/** Parses the command's arguments; throws ConfigError with the usage on anything else. */
+/** The flags of `pitwall mqtt-users` (node:util parseArgs through parseCommand). */
+export const MQTT_USERS_SPEC: CommandSpec = {
+  usage: 'pitwall mqtt-users --out <file> [--service-users <file>] [--anonymous] [--reload <pid> | --pid-file <file>]  |  pitwall mqtt-users --hash < password',
+  summary: 'write the MQTT users file of this site\'s nats-servers from the device credentials (gateway/README.md, "MQTT")',
+  flags: [
+    { name: 'out', type: 'string', value: '<file>', help: 'the users file to write' },
+    { name: 'service-users', type: 'string', value: '<file>', help: 'name:<bcrypt hash> lines for the runtime\'s own connections' },
+    { name: 'anonymous', type: 'boolean', help: 'let connections without a user in (as the anonymous user)' },
+    { name: 'reload', type: 'string', value: '<pid>', help: 'then tell this nats-server to reload' },
+    { name: 'pid-file', type: 'string', value: '<file>', help: 'or the nats-server whose pid is in this file' },
+    { name: 'hash', type: 'boolean', help: 'print a bcrypt hash of the password on stdin (for --service-users), nothing else' },
+  ],
+}
+
+/** Parses the command's arguments; throws ConfigError naming the flag (with the usage) on anything else. */
 export function parseMqttUsersArgs(args: readonly string[]): MqttUsersArgs {
-  if (args.length === 1 && args[0] === '--hash') return { out: '', hash: true }
-  const flags = new Map<string, string>()
-  let anonymous = false
-  for (let i = 0; i < args.length; i += 2) {
-    const k = args[i] ?? ''
-    if (k === '--anonymous' && !anonymous) {
-      anonymous = true
-      i--
-      continue
-    }
-    const v = args[i + 1]
-    if (!['--out', '--service-users', '--reload', '--pid-file'].includes(k) || v === undefined || v.startsWith('--') || flags.has(k)) {
-      throw new ConfigError('mqtt-users', `bad argument ${JSON.stringify(k)}\n${USAGE}`)
-    }
-    flags.set(k, v)
+  const p = parseCommand(args, MQTT_USERS_SPEC)
+  if (p.values.hash === true) {
+    if (args.length !== 1) throw new ConfigError('--hash', `takes no other flag\n${USAGE}`)
+    return { out: '', hash: true }
   }
+  const flags = new Map<string, string>()
+  for (const k of ['out', 'service-users', 'reload', 'pid-file']) {
+    const v = flagString(p, k)
+    if (v !== undefined) flags.set(`--${k}`, v)
+  }
+  const anonymous = p.values.anonymous === true
   const out = flags.get('--out')
   const serviceUsers = flags.get('--service-users')
   if (out === undefined) throw new ConfigError('mqtt-users', `--out is required\n${USAGE}`)
@@ -188,6 +197,10 @@ export function parseMqttUsersArgs(args: readonly string[]): MqttUsersArgs {
  * (PW_CONFIG_INVALID, naming the setting).
  */
 export async function mqttUsersMain(args: readonly string[], env: Record<string, string | undefined>, io: { out(s: string): void; readStdin(): Promise<string> }): Promise<number> {
+  if (parseCommand(args, MQTT_USERS_SPEC).help) {
+    io.out(commandHelp(MQTT_USERS_SPEC))
+    return 0
+  }
   const a = parseMqttUsersArgs(args)
   if (a.hash) {
     const password = (await io.readStdin()).replace(/\r?\n$/, '')

@@ -18,6 +18,8 @@ export interface LocalTopologyOptions {
   port?: (site: string, index: number, kind: PortKind) => number
   /** PostgreSQL base URL without database; each site gets database `pitwall_<site>`. */
   pgBase?: string
+  /** Database name prefix: site s gets `<prefix><s>` (default `pitwall_`). */
+  pgPrefix?: string
   /** The deployment's name (PITWALL_DEPLOYMENT); default `default`. */
   deployment?: string
 }
@@ -45,7 +47,7 @@ export function localTopology(opts: LocalTopologyOptions = {}): Topology {
       })
     }
     return {
-      name, domain: name, members, leafnodeRemotes: [], pgUrl: `${pgBase}/pitwall_${name}`,
+      name, domain: name, members, leafnodeRemotes: [], pgUrl: `${pgBase}/${opts.pgPrefix ?? 'pitwall_'}${name}`,
       consulDatacenter: `dc-${name}`, nomadDatacenter: `dc-${name}`, homePartitions: home,
     }
   }

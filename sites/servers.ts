@@ -57,7 +57,12 @@ export class LocalSites {
   /** Starts every server of `site` (or of both sites) and waits until each accepts clients. */
   async start(site?: string): Promise<void> {
     await mkdir(this.dir, { recursive: true })
-    for (const c of this.configs.filter((x) => site === undefined || x.site === site)) {
+    // A server still running is left alone (restoring a site starts only what is missing).
+    const alive = (c: RenderedConfig): boolean => {
+      const r = this.running.get(c.server)
+      return r !== undefined && r.proc.exitCode === null && r.proc.signalCode === null
+    }
+    for (const c of this.configs.filter((x) => (site === undefined || x.site === site) && !alive(x))) {
       const file = join(this.dir, c.file)
       await writeFile(file, c.text)
       const proc = spawn(this.bin, ['-c', file], { stdio: ['ignore', 'ignore', 'pipe'], detached: this.detached })
@@ -90,6 +95,11 @@ export class LocalSites {
 
   async stopAll(): Promise<void> {
     for (const s of this.topo.sites) await this.kill(s.name)
+  }
+
+  /** The servers of a site (running or not) with their client URLs. */
+  configsOf(site: string): Array<{ server: string; url: string }> {
+    return siteOf(this.topo, site).members.map((m) => ({ server: m.name, url: `nats://${m.host}:${m.clientPort}` }))
   }
 
   /** Server processes still running (a test asserts none died unexpectedly). */

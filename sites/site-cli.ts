@@ -14,7 +14,7 @@ import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManage
 import { type KV, Kvm } from '@nats-io/kv'
 import type { NatsConnection } from '@nats-io/transport-node'
 import {
-  checkDeployment, compileConfig, ConfigError, connectNats, defaultChain, epochOf, mirrorLags, OVERRIDE_DEFAULT_MS, optionsFromEnv, parseRanges, partitionKey, peerReachable, peerStreams,
+  checkDeployment, type CommandSpec, compileConfig, ConfigError, connectNats, defaultChain, epochOf, mirrorLags, OVERRIDE_DEFAULT_MS, optionsFromEnv, parseCommand, parseRanges, partitionKey, peerReachable, peerStreams,
   position, ranges, readOverride, readOwnMap, readPeerKey, readPeerMap, readRecord, readRelay, seqOf, SITE_OVERRIDE_KEY, SiteMapView, SYS_KIND, takeBack, takeOver, TICK_ID, writeOverride,
   type MoveResult, type PartitionRecord, type RuntimeConfig, type RuntimeOptions, type SiteOverride,
 } from '../actors/mod.js'
@@ -95,24 +95,25 @@ export function siteHelp(sub?: string): string {
     '`pitwall site <command> --help` lists the flags of a command.'].join('\n')
 }
 
-/** `--x value` / `--x=value` flags; booleans take no value. An unknown flag is a ConfigError naming it. */
+/**
+ * `--x value` / `--x=value` flags (node:util parseArgs through parseCommand); booleans take no value. An
+ * unknown flag, one given twice, a flag without its value or a stray argument is a ConfigError naming it.
+ */
 export function parseFlags(args: readonly string[], known: readonly string[], booleans: readonly string[]): Map<string, string> {
+  const spec: CommandSpec = {
+    usage: 'pitwall site <command> [flags]', summary: '',
+    flags: [
+      ...known.map((f) => ({ name: f.replace(/^--/, ''), type: 'string' as const, help: '' })),
+      ...booleans.filter((f) => f !== '--help').map((f) => ({ name: f.replace(/^--/, ''), type: 'boolean' as const, help: '' })),
+    ],
+  }
+  const p = parseCommand(args, spec)
+  if (p.help) return new Map([['--help', 'true']])
   const out = new Map<string, string>()
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i] as string
-    if (!a.startsWith('--')) throw new ConfigError(a, `unexpected argument ${JSON.stringify(a)} (flags start with --; see --help)`)
-    const eq = a.indexOf('=')
-    const name = eq > 0 ? a.slice(0, eq) : a
-    if (!known.includes(name) && !booleans.includes(name)) throw new ConfigError(name, `unknown flag (known: ${[...known, ...booleans].join(' ')})`)
-    if (out.has(name)) throw new ConfigError(name, 'given twice')
-    if (booleans.includes(name)) {
-      if (eq > 0) throw new ConfigError(name, 'takes no value')
-      out.set(name, 'true')
-      continue
-    }
-    const v = eq > 0 ? a.slice(eq + 1) : args[++i]
-    if (v === undefined || v === '' || (eq < 0 && v.startsWith('--'))) throw new ConfigError(name, 'needs a value')
-    out.set(name, v)
+  for (const [k, v] of Object.entries(p.values)) {
+    if (v === undefined || v === false) continue
+    if (v === '') throw new ConfigError(`--${k}`, 'needs a value')
+    out.set(`--${k}`, String(v))
   }
   return out
 }
