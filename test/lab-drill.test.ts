@@ -163,7 +163,9 @@ void t.test('the printed failover drill works step by step', { timeout: 180_000 
   t.match(siteLines(r1.out), { a: { state: 'UP', role: 'NORMAL', owns: '0-3' }, b: { state: 'UP', role: 'NORMAL', owns: '4-7' } }, `1. ${s1.note}`)
   lap(1)
   // `pitwall partitions` finds the lab by itself, and shows b's partitions with their owner at b.
-  const parts1 = partitionTable((await run(`node dist/cmd/pitwall.js partitions --lab ${dir}`)).out)
+  // (The controllers report the map; a partition may still be on its way to a worker: ask until all are held.)
+  const allHeld = (out: string): boolean => partitionTable(out).every((r) => r.owner.startsWith(`${r.site}-worker-`) && r.token > 0)
+  const parts1 = partitionTable((await runUntil(`node dist/cmd/pitwall.js partitions --lab ${dir}`, (r) => allHeld(r.out), 30_000)).out)
   t.same(parts1.map((r) => r.site), ['a', 'a', 'a', 'a', 'b', 'b', 'b', 'b'], 'partitions at a: the map\'s owner site of each')
   t.ok(parts1.every((r) => r.owner.startsWith(`${r.site}-worker-`) && r.token > 0), 'every partition with its owner and token at its site (none "(free)")')
 
