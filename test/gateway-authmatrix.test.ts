@@ -96,7 +96,7 @@ function rows(): Record<string, Row | (() => Row)> {
     'POST /v1/alerts/:id/comment': alarm('comment', { comment: 'looking' }),
     'POST /v1/alerts/:id/clear': alarm('clear'),
     // notifications: unscoped operators and admins (a scoped person is refused like on a registry write)
-    'POST /v1/notifications/subscriptions': () => ({ access: 'write', url: '/v1/notifications/subscriptions', body: { name: uniq(), url: 'http://127.0.0.1:9/hook' } }),
+    'POST /v1/notifications/subscriptions': () => ({ access: 'write', url: '/v1/notifications/subscriptions', body: { name: uniq(), url: 'http://192.0.2.1:9/hook' } }),
     'GET /v1/notifications/subscriptions': { access: 'write', url: '/v1/notifications/subscriptions' },
     'GET /v1/notifications/subscriptions/:id': { access: 'write', url: '/v1/notifications/subscriptions/sub_none' },
     'PATCH /v1/notifications/subscriptions/:id': { access: 'write', url: '/v1/notifications/subscriptions/sub_none', body: { enabled: true } },

@@ -12781,7 +12781,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description GW_ERR_BODY_INVALID, GW_ERR_BODY_MALFORMED, GW_ERR_QUERY_INVALID, GW_ERR_REQUEST_MALFORMED, GW_ERR_WEBHOOK_URL_INVALID */
+            /** @description GW_ERR_BODY_INVALID, GW_ERR_BODY_MALFORMED, GW_ERR_QUERY_INVALID, GW_ERR_REQUEST_MALFORMED, GW_ERR_WEBHOOK_URL_FORBIDDEN, GW_ERR_WEBHOOK_URL_INVALID */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -12789,7 +12789,7 @@ export interface operations {
                 content: {
                     "application/json": {
                         /** @enum {string} */
-                        code: "GW_ERR_BODY_INVALID" | "GW_ERR_BODY_MALFORMED" | "GW_ERR_QUERY_INVALID" | "GW_ERR_REQUEST_MALFORMED" | "GW_ERR_WEBHOOK_URL_INVALID";
+                        code: "GW_ERR_BODY_INVALID" | "GW_ERR_BODY_MALFORMED" | "GW_ERR_QUERY_INVALID" | "GW_ERR_REQUEST_MALFORMED" | "GW_ERR_WEBHOOK_URL_FORBIDDEN" | "GW_ERR_WEBHOOK_URL_INVALID";
                         message: string;
                         item?: string;
                         accepted?: number;
@@ -13481,7 +13481,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description GW_ERR_BODY_INVALID, GW_ERR_BODY_MALFORMED, GW_ERR_ID_INVALID, GW_ERR_KIND_INVALID, GW_ERR_PARAMS_INVALID, GW_ERR_QUERY_INVALID, GW_ERR_REQUEST_MALFORMED, GW_ERR_WEBHOOK_URL_INVALID */
+            /** @description GW_ERR_BODY_INVALID, GW_ERR_BODY_MALFORMED, GW_ERR_ID_INVALID, GW_ERR_KIND_INVALID, GW_ERR_PARAMS_INVALID, GW_ERR_QUERY_INVALID, GW_ERR_REQUEST_MALFORMED, GW_ERR_WEBHOOK_URL_FORBIDDEN, GW_ERR_WEBHOOK_URL_INVALID */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -13489,7 +13489,7 @@ export interface operations {
                 content: {
                     "application/json": {
                         /** @enum {string} */
-                        code: "GW_ERR_BODY_INVALID" | "GW_ERR_BODY_MALFORMED" | "GW_ERR_ID_INVALID" | "GW_ERR_KIND_INVALID" | "GW_ERR_PARAMS_INVALID" | "GW_ERR_QUERY_INVALID" | "GW_ERR_REQUEST_MALFORMED" | "GW_ERR_WEBHOOK_URL_INVALID";
+                        code: "GW_ERR_BODY_INVALID" | "GW_ERR_BODY_MALFORMED" | "GW_ERR_ID_INVALID" | "GW_ERR_KIND_INVALID" | "GW_ERR_PARAMS_INVALID" | "GW_ERR_QUERY_INVALID" | "GW_ERR_REQUEST_MALFORMED" | "GW_ERR_WEBHOOK_URL_FORBIDDEN" | "GW_ERR_WEBHOOK_URL_INVALID";
                         message: string;
                         item?: string;
                         accepted?: number;
