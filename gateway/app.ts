@@ -17,6 +17,7 @@ import { adminPlugin } from './admin.js'
 import { alarmPlugin } from './alarms.js'
 import { consolePlugin } from './console.js'
 import { notifyPlugin } from './notify.js'
+import { siteCommandPlugin } from './site-commands.js'
 import { AddressPolicy } from './notify-address.js'
 import { NotifyWorker } from './notify-worker.js'
 import { DeviceCredentials, installAuth, rateLimitKey } from './auth.js'
@@ -322,5 +323,6 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
   void app.register(statePlugin, stateOpts)
   void app.register(livePlugin, { nc, cfg, metrics, ...(pool ? { pool } : {}) })
   void app.register(consolePlugin, { cfg, warn: (msg) => app.log.warn(msg) })
+  void app.register(siteCommandPlugin, { cfg, ...(pool ? { pool } : {}) })
   return app
 }

@@ -56,6 +56,8 @@ export interface GatewayOptions {
   consoleTileUrl?: string
   /** `GET /v1/sites`: each site controller's status URL, `a=http://host:9481/status,b=...`. */
   siteStatusUrls?: string | Readonly<Record<string, string>>
+  /** Sent as `Authorization: Bearer` to the site controllers' command API (their PITWALL_CONTROLLER_COMMAND_TOKEN). */
+  siteCommandToken?: string
   /** Webhook notifications (notify.ts, notify-worker.ts). */
   notify?: NotifyOptions
 }
@@ -195,6 +197,7 @@ export interface GatewayConfig {
   readonly consoleDir: string | undefined
   readonly consoleTileUrl: string | undefined
   readonly siteStatusUrls: Readonly<Record<string, string>>
+  readonly siteCommandToken: string | undefined
   readonly notify: NotifyConfig
 }
 
@@ -332,6 +335,7 @@ export const GATEWAY_CONSOLE_ENV = {
   consoleDir: 'PITWALL_GATEWAY_CONSOLE_DIR',
   consoleTileUrl: 'PITWALL_GATEWAY_CONSOLE_TILE_URL',
   siteStatusUrls: 'PITWALL_GATEWAY_SITE_STATUS_URLS',
+  siteCommandToken: 'PITWALL_GATEWAY_SITE_COMMAND_TOKEN',
 } as const
 /**
  * The console's build: next to the gateway's (dist/gateway/config.js -> dist/console), or the repository's
@@ -508,7 +512,7 @@ export function gatewayOptionsFromEnv(env: Record<string, string | undefined>): 
   if (host) o.host = host
   const cors = env[GATEWAY_CORS_ENV]
   if (cors) o.corsOrigins = cors
-  for (const k of ['consoleDir', 'consoleTileUrl', 'siteStatusUrls'] as const) {
+  for (const k of ['consoleDir', 'consoleTileUrl', 'siteStatusUrls', 'siteCommandToken'] as const) {
     const v = env[GATEWAY_CONSOLE_ENV[k]]
     if (v !== undefined && v !== '') o[k] = v
   }
@@ -597,6 +601,7 @@ export function compileGatewayConfig(o: GatewayOptions = {}): GatewayConfig {
     consoleDir: o.consoleDir === 'off' ? undefined : (o.consoleDir ?? DEFAULT_CONSOLE_DIR),
     consoleTileUrl: parseTileUrl(o.consoleTileUrl),
     siteStatusUrls: Object.freeze(parseSiteStatusUrls(o.siteStatusUrls ?? {})),
+    siteCommandToken: o.siteCommandToken === undefined || o.siteCommandToken === '' ? undefined : o.siteCommandToken,
     notify: compileNotify(o.notify),
   }
   return Object.freeze(cfg)

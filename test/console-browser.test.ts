@@ -22,6 +22,7 @@ import { join, resolve } from 'node:path'
 import { jetstreamManager } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import type { Browser, Page } from 'playwright-core'
+import pg from 'pg'
 import { compileConfig, partitionOf, peerStreams, tlmSubject } from '../actors/mod.js'
 import { buildGateway, compileGatewayConfig } from '../gateway/mod.js'
 import { SiteController } from '../sites/controller.js'
@@ -83,13 +84,15 @@ t.test('operator console in headless Chromium', { skip: CHROMIUM === undefined &
   const nc: NatsConnection = p.gw.nc
   const db = p.gw.db
   if (!db) throw new Error('no database')
+  const pool = new pg.Pool({ connectionString: db.url, max: 2 })
+  t.teardown(() => pool.end())
   const admin = bearer('admin')
 
   // The site controller of site a (peer b has no server here: link down, failover off), as in monitoring-live.
   const ctlCfg = compileConfig({ natsUrl: p.gw.srv.url, partitions: P, workerId: 'ctl-a', peer: { site: 'b' }, homePartitions: [0, 1, 2, 3] })
   const jsm = await jetstreamManager(nc)
   await jsm.streams.add({ name: peerStreams(ctlCfg, 'b').tlm, mirror: { name: ctlCfg.streams.tlm } })
-  const controller = new SiteController({ nc, cfg: ctlCfg, checkMs: 250, failoverAfterMs: 0, port: 0, relay: false })
+  const controller = new SiteController({ nc, cfg: ctlCfg, checkMs: 250, failoverAfterMs: 0, port: 0, relay: false, commandToken: 'ctl-token', commandTimings: { timeoutMs: 2_000, waitMs: 2_000 } })
   await controller.start()
   t.teardown(() => controller.stop())
 
@@ -99,6 +102,7 @@ t.test('operator console in headless Chromium', { skip: CHROMIUM === undefined &
     auth: { jwtSecret: JWT_SECRET, apiKeys: `ingest-svc:operator:sha256:${sha(SVC_KEY)},dash:viewer:sha256:${sha(VIEW_KEY)}`, rateLimitMax: 100_000, databaseUrl: db.url },
     runtime: { natsUrl: p.gw.srv.url, partitions: P, workerId: 'gw-console' },
     siteStatusUrls: { a: `http://127.0.0.1:${controller.port}/status`, b: `http://127.0.0.1:${await freePort()}/status` },
+    siteCommandToken: 'ctl-token',
   })
   const app = buildGateway({ nc, cfg })
   t.teardown(() => app.close())
@@ -344,7 +348,45 @@ t.test('operator console in headless Chromium', { skip: CHROMIUM === undefined &
     t.match(await page.textContent('[data-site=a] [data-field=epoch]'), /^\d+$/)
     t.equal(await page.locator('[data-site=a] .partitions span.own').count(), 4, 'site a owns its 4 partitions')
     t.match(await page.textContent('[data-site=b]'), /unreachable/)
+    t.equal(await page.locator('[data-site=a] button[data-command]').count(), 0, 'an operator gets no failover/failback buttons')
+    await page.close()
+  })
+
+  t.test('sites: failover and failback from the console (admin, confirmed, audited, progress shown)', async (t) => {
+    const call2 = async (role: string, site: string, command: string): Promise<{ status: number; body: Json }> =>
+      call('POST', `/v1/sites/${site}/${command}`, bearer(role), { reason: 'drill', confirm: true })
+    t.match(await call2('operator', 'a', 'failover'), { status: 403, body: { code: 'GW_ERR_FORBIDDEN' } }, 'an operator may not fail over')
+    t.match(await call2('admin', 'b', 'failover'), { status: 502, body: { code: 'GW_ERR_SITE_UNREACHABLE' } }, 'site b has no controller running')
+    t.match(await call2('admin', 'zz', 'failover'), { status: 404, body: { code: 'GW_ERR_SITE_UNKNOWN' } })
+    const direct = await fetch(`http://127.0.0.1:${controller.port}/failover`, { method: 'POST', body: JSON.stringify({ by: 'mallory', reason: 'x' }) })
+    t.equal(direct.status, 401, 'the controller refuses a command without its token')
+
+    const page = await open(jwt({ sub: 'u-admin', role: 'admin' }))
+    await page.click('a[data-route=sites]')
+    await page.waitForSelector('[data-site=a] [data-role]')
+    const epoch = Number(await page.textContent('[data-site=a] [data-field=epoch]'))
+    await page.click('[data-site=a] button[data-command=failover]')
+    await page.waitForSelector('[data-dialog=failover]')
+    t.ok(await page.isDisabled('[data-dialog=failover] button[type=submit]'), 'no confirmation without a reason')
+    await page.fill('[data-dialog=failover] input[name=reason]', 'drill: site b lost power')
+    await shot(page, 'sites-confirm')
+    const t1 = Date.now()
+    await page.click('[data-dialog=failover] button[type=submit]')
+    await page.waitForSelector('[data-site=a] [data-operation][data-state=succeeded]', { timeout: 10_000 })
+    t.pass(`failover shown as succeeded ${Date.now() - t1} ms after confirming`)
+    // Site b owns no partition here (its controller is not running, P=4 are all a's): the CLI's own answer.
+    t.match(await page.textContent('[data-site=a] [data-operation] .lines'), /nothing to take: b owns no partitions \(epoch \d+\)/)
+    t.equal(Number(await page.textContent('[data-site=a] [data-field=epoch]')), epoch, 'nothing moved: the epoch is unchanged')
     await shot(page, 'sites')
+    // Failback needs the peer reachable: the handover's error is shown, as `pitwall site failback` prints it.
+    await page.click('[data-site=a] button[data-command=failback]')
+    await page.fill('[data-dialog=failback] input[name=reason]', 'drill: back')
+    await page.click('[data-dialog=failback] button[type=submit]')
+    await page.waitForSelector('[data-site=a] [data-operation][data-state=failed]', { timeout: 15_000 })
+    t.match(await page.textContent('[data-site=a] [data-operation] .lines'), /failback needs the peer site b reachable/)
+    const audit = await pool.query<{ command: string; actor: string; reason: string; outcome: string }>(
+      "SELECT command, actor, reason, outcome FROM site_command_audit WHERE site = 'a' AND actor = 'u-admin' ORDER BY id")
+    t.match(audit.rows, [{ command: 'failover', reason: 'drill: site b lost power', outcome: 'accepted' }, { command: 'failback', reason: 'drill: back', outcome: 'accepted' }], 'both audited with who and why')
     await page.close()
   })
 
