@@ -7,6 +7,8 @@
  *   PITWALL_PEER_HEALTH_URL            the peer controller's /healthz (optional; without it the link alone decides)
  *   PITWALL_STRAY_RELAY                `on` (default) | `off`: forward readings devices sent here for the peer's
  *                                      partitions (actors/relay.ts); one controller per site runs it
+ *   PITWALL_CONTROLLER_COMMAND_TOKEN   required as `Authorization: Bearer <token>` by POST /failover and /failback
+ *                                      (the gateway sends PITWALL_GATEWAY_SITE_COMMAND_TOKEN); unset: no token asked
  *   PITWALL_DISCOVERY                  `consul`: also ask Consul whether the peer datacenter's NATS servers pass
  *                                      (CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN, PITWALL_CONSUL_DATACENTER,
  *                                      PITWALL_PEER_CONSUL_DATACENTER; consul/discovery.ts peerHealthFromEnv)
@@ -33,9 +35,10 @@ try {
   const consul = peerHealthFromEnv(process.env)
   const nc = await connectNats(cfg.natsUrl, `pitwall-controller-${cfg.site}`)
   const peerHealthUrl = process.env.PITWALL_PEER_HEALTH_URL
+  const commandToken = process.env.PITWALL_CONTROLLER_COMMAND_TOKEN
   const controller = new SiteController({
     nc, cfg, port: num('PITWALL_CONTROLLER_PORT', 9481), failoverAfterMs: num('PITWALL_FAILOVER_AFTER_MS', 5_000),
-    relay: relayRaw === 'on',
+    relay: relayRaw === 'on', ...(commandToken ? { commandToken } : {}),
     ...(peerHealthUrl ? { peerHealthUrl } : {}), ...(consul ? { peerHealthy: consul.peerHealthy } : {}), log,
   })
   await controller.start()

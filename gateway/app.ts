@@ -17,6 +17,8 @@ import { adminPlugin } from './admin.js'
 import { alarmPlugin } from './alarms.js'
 import { consolePlugin } from './console.js'
 import { notifyPlugin } from './notify.js'
+import { siteCommandPlugin } from './site-commands.js'
+import { AddressPolicy } from './notify-address.js'
 import { NotifyWorker } from './notify-worker.js'
 import { DeviceCredentials, installAuth, rateLimitKey } from './auth.js'
 import { JwksKeySet } from './jwks.js'
@@ -313,11 +315,12 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
   if (pool) void app.register(queryPlugin, { pool })
   if (pool) void app.register(alarmPlugin, { pool, nc, site: cfg.runtime.site })
   if (pool) {
-    void app.register(notifyPlugin, { pool })
+    const addresses = new AddressPolicy(cfg.notify.allowPrivate)
+    void app.register(notifyPlugin, { pool, addresses })
     if (cfg.notify.worker) {
       // Started once the app is ready (migrations applied); stopped in preClose, before the pool closes, so the
       // attempts in flight are recorded.
-      const worker = new NotifyWorker({ pool, cfg: cfg.notify, metrics, log: app.log })
+      const worker = new NotifyWorker({ pool, cfg: cfg.notify, metrics, log: app.log, addresses })
       app.addHook('onReady', async () => { worker.start() })
       app.addHook('preClose', async () => { await worker.stop() })
     }
@@ -326,5 +329,6 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
   void app.register(statePlugin, stateOpts)
   void app.register(livePlugin, { nc, cfg, metrics, ...(pool ? { pool } : {}) })
   void app.register(consolePlugin, { cfg, warn: (msg) => app.log.warn(msg) })
+  void app.register(siteCommandPlugin, { cfg, ...(pool ? { pool } : {}) })
   return app
 }

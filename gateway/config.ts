@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
+import { parseCidr } from './notify-address.js'
 import { compileConfig, ConfigError, optionsFromEnv, type RuntimeConfig, type RuntimeOptions } from '../actors/mod.js'
 
 export interface GatewayOptions {
@@ -55,6 +56,8 @@ export interface GatewayOptions {
   consoleTileUrl?: string
   /** `GET /v1/sites`: each site controller's status URL, `a=http://host:9481/status,b=...`. */
   siteStatusUrls?: string | Readonly<Record<string, string>>
+  /** Sent as `Authorization: Bearer` to the site controllers' command API (their PITWALL_CONTROLLER_COMMAND_TOKEN). */
+  siteCommandToken?: string
   /** Webhook notifications (notify.ts, notify-worker.ts). */
   notify?: NotifyOptions
 }
@@ -78,6 +81,8 @@ export interface NotifyOptions {
   maxPending?: number
   /** Finished deliveries (and their attempts) are deleted this long after they finished. */
   retentionMs?: number
+  /** CIDRs of private/loopback/link-local ranges webhooks may reach (internal receivers); default none (notify-address.ts). */
+  allowPrivate?: readonly string[] | string
 }
 
 export interface NotifyConfig {
@@ -90,6 +95,7 @@ export interface NotifyConfig {
   readonly maxAgeMs: number
   readonly maxPending: number
   readonly retentionMs: number
+  readonly allowPrivate: readonly string[]
 }
 
 export const ROLES = ['viewer', 'operator', 'admin'] as const
@@ -191,6 +197,7 @@ export interface GatewayConfig {
   readonly consoleDir: string | undefined
   readonly consoleTileUrl: string | undefined
   readonly siteStatusUrls: Readonly<Record<string, string>>
+  readonly siteCommandToken: string | undefined
   readonly notify: NotifyConfig
 }
 
@@ -247,6 +254,7 @@ export const NOTIFY_ENV = {
   maxAgeMs: 'PITWALL_NOTIFY_MAX_AGE_MS',
   maxPending: 'PITWALL_NOTIFY_MAX_PENDING',
   retentionMs: 'PITWALL_NOTIFY_RETENTION_MS',
+  allowPrivate: 'PITWALL_NOTIFY_ALLOW_PRIVATE',
 } as const
 
 function notifyOptionsFromEnv(env: Record<string, string | undefined>): NotifyOptions {
@@ -263,7 +271,18 @@ function notifyOptionsFromEnv(env: Record<string, string | undefined>): NotifyOp
     if (!Number.isInteger(n)) throw new ConfigError(NOTIFY_ENV[k], `must be an integer, got ${JSON.stringify(raw)}`)
     o[k] = n
   }
+  const allow = env[NOTIFY_ENV.allowPrivate]
+  if (allow !== undefined && allow !== '') o.allowPrivate = allow
   return o
+}
+
+/** The allowed private ranges: a list or a comma-separated string of CIDRs (a bare address is one host). */
+function allowedRanges(raw: readonly string[] | string | undefined): readonly string[] {
+  const list = typeof raw === 'string' ? raw.split(',').map((x) => x.trim()).filter((x) => x !== '') : [...(raw ?? [])]
+  for (const c of list) {
+    if (!parseCidr(c)) throw new ConfigError(NOTIFY_ENV.allowPrivate, `${JSON.stringify(c)} is not a CIDR such as 10.20.0.0/16 or fd00::/8`)
+  }
+  return Object.freeze(list)
 }
 
 /** Validates the notification settings; `name` gives the setting's env name in errors. */
@@ -286,6 +305,7 @@ export function compileNotify(o: NotifyOptions = {}): NotifyConfig {
     maxAgeMs,
     maxPending: int(E.maxPending, o.maxPending ?? d.maxPending, 1, 100_000_000),
     retentionMs: int(E.retentionMs, o.retentionMs ?? d.retentionMs, 60_000, 365 * 86_400_000),
+    allowPrivate: allowedRanges(o.allowPrivate),
   })
 }
 
@@ -315,6 +335,7 @@ export const GATEWAY_CONSOLE_ENV = {
   consoleDir: 'PITWALL_GATEWAY_CONSOLE_DIR',
   consoleTileUrl: 'PITWALL_GATEWAY_CONSOLE_TILE_URL',
   siteStatusUrls: 'PITWALL_GATEWAY_SITE_STATUS_URLS',
+  siteCommandToken: 'PITWALL_GATEWAY_SITE_COMMAND_TOKEN',
 } as const
 /**
  * The console's build: next to the gateway's (dist/gateway/config.js -> dist/console), or the repository's
@@ -491,7 +512,7 @@ export function gatewayOptionsFromEnv(env: Record<string, string | undefined>): 
   if (host) o.host = host
   const cors = env[GATEWAY_CORS_ENV]
   if (cors) o.corsOrigins = cors
-  for (const k of ['consoleDir', 'consoleTileUrl', 'siteStatusUrls'] as const) {
+  for (const k of ['consoleDir', 'consoleTileUrl', 'siteStatusUrls', 'siteCommandToken'] as const) {
     const v = env[GATEWAY_CONSOLE_ENV[k]]
     if (v !== undefined && v !== '') o[k] = v
   }
@@ -580,6 +601,7 @@ export function compileGatewayConfig(o: GatewayOptions = {}): GatewayConfig {
     consoleDir: o.consoleDir === 'off' ? undefined : (o.consoleDir ?? DEFAULT_CONSOLE_DIR),
     consoleTileUrl: parseTileUrl(o.consoleTileUrl),
     siteStatusUrls: Object.freeze(parseSiteStatusUrls(o.siteStatusUrls ?? {})),
+    siteCommandToken: o.siteCommandToken === undefined || o.siteCommandToken === '' ? undefined : o.siteCommandToken,
     notify: compileNotify(o.notify),
   }
   return Object.freeze(cfg)

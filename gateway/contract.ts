@@ -221,6 +221,11 @@ const SiteStatus = Type.Object({
   mirrorLag: Type.Record(Type.String(), Num), failovers: Type.Integer(),
   lastMove: Type.Optional(Type.Object({ at: Ms, processingAgainMs: Type.Optional(Num) }, { description: 'the last failover or failback (its result, when, and how long until every moved partition was processed again)' })),
   relay: Type.Optional(Type.Object({ active: Num, forwarded: Num, failures: Num })),
+  operation: Type.Optional(Type.Object({
+    id: Type.String(), command: Type.Union([Type.Literal('failover'), Type.Literal('failback')]), by: Type.String(), reason: Type.String(),
+    startedAt: Ms, finishedAt: Type.Optional(Ms), state: Type.Union([Type.Literal('running'), Type.Literal('succeeded'), Type.Literal('failed')]),
+    exitCode: Type.Optional(Type.Integer()), error: Type.Optional(Type.String()), lines: Type.Array(Type.String(), { description: 'the report lines of `pitwall site failover|failback`' }),
+  }, { description: 'the last operator command (POST /v1/sites/{site}/failover|failback), running or finished' })),
 })
 const SitesDoc = Type.Object({ items: Type.Array(Type.Object({ site: Type.String(), reachable: Type.Boolean(), status: Type.Optional(SiteStatus), error: Type.Optional(Type.String()) })) })
 
@@ -350,12 +355,12 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
   'DELETE /v1/admin/credentials/{credId}': { id: 'revokeDeviceCredential', tag: 'admin', summary: 'Revoke a device credential', errors: ['GW_ERR_CREDENTIAL_UNKNOWN'] },
   // notifications (notify.ts)
   'POST /v1/notifications/subscriptions': { id: 'createSubscription', tag: 'notifications', summary: 'Subscribe a webhook to alerts and alarm actions (the signing secret is shown once)',
-    errors: ['GW_ERR_CONFLICT', 'GW_ERR_WEBHOOK_URL_INVALID', 'GW_ERR_FORBIDDEN', 'GW_ERR_MEDIA_TYPE'],
+    errors: ['GW_ERR_CONFLICT', 'GW_ERR_WEBHOOK_URL_INVALID', 'GW_ERR_WEBHOOK_URL_FORBIDDEN', 'GW_ERR_FORBIDDEN', 'GW_ERR_MEDIA_TYPE'],
     request: { id: 'ops-pager', name: 'Ops pager', url: 'https://hooks.example.com/pitwall', filter: { events: ['open', 'close'], severities: ['critical'], profiles: ['race'] } } },
   'GET /v1/notifications/subscriptions': { id: 'listSubscriptions', tag: 'notifications', summary: 'List webhook subscriptions (secrets never shown)', errors: [...LIST, 'GW_ERR_FORBIDDEN'] },
   'GET /v1/notifications/subscriptions/{id}': { id: 'getSubscription', tag: 'notifications', summary: 'One webhook subscription', errors: ['GW_ERR_SUBSCRIPTION_UNKNOWN', 'GW_ERR_FORBIDDEN'] },
   'PATCH /v1/notifications/subscriptions/{id}': { id: 'updateSubscription', tag: 'notifications', summary: 'Change a subscription (a new filter replaces the old one)',
-    errors: ['GW_ERR_SUBSCRIPTION_UNKNOWN', 'GW_ERR_WEBHOOK_URL_INVALID', 'GW_ERR_FORBIDDEN', 'GW_ERR_MEDIA_TYPE'] },
+    errors: ['GW_ERR_SUBSCRIPTION_UNKNOWN', 'GW_ERR_WEBHOOK_URL_INVALID', 'GW_ERR_WEBHOOK_URL_FORBIDDEN', 'GW_ERR_FORBIDDEN', 'GW_ERR_MEDIA_TYPE'] },
   'DELETE /v1/notifications/subscriptions/{id}': { id: 'deleteSubscription', tag: 'notifications', summary: 'Delete a subscription and its pending deliveries', errors: ['GW_ERR_SUBSCRIPTION_UNKNOWN', 'GW_ERR_FORBIDDEN'] },
   'POST /v1/notifications/subscriptions/{id}/secret': { id: 'rotateSubscriptionSecret', tag: 'notifications', summary: 'Rotate a subscription\'s signing secret (shown once)', errors: ['GW_ERR_SUBSCRIPTION_UNKNOWN', 'GW_ERR_FORBIDDEN'] },
   'GET /v1/notifications/deliveries': { id: 'listDeliveries', tag: 'notifications', summary: 'The delivery log: deliveries with their status, newest first', errors: [...LIST, 'GW_ERR_QUERY_INVALID', 'GW_ERR_FORBIDDEN'] },
@@ -363,6 +368,10 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
   // the operator console's helpers (console.ts)
   'GET /v1/whoami': { id: 'whoami', tag: 'admin', summary: 'Who the caller is: a person\'s or a key\'s id, role and scope (the console\'s start)' },
   'GET /v1/sites': { id: 'listSites', tag: 'health', summary: 'The sites of the deployment: role, epoch, reachability (the console\'s sites view)' },
+  'POST /v1/sites/{site}/failover': { id: 'failoverSite', tag: 'health', summary: 'Operator failover: this site takes its peer\'s partitions (admins; audited; progress in GET /v1/sites)',
+    errors: ['GW_ERR_SITE_UNKNOWN', 'GW_ERR_SITE_BUSY', 'GW_ERR_SITE_UNREACHABLE', 'GW_ERR_MEDIA_TYPE'], request: { reason: 'site b lost power (ticket OPS-812)', confirm: true } },
+  'POST /v1/sites/{site}/failback': { id: 'failbackSite', tag: 'health', summary: 'Operator failback: the home site takes its partitions back from the peer (admins; audited; progress in GET /v1/sites)',
+    errors: ['GW_ERR_SITE_UNKNOWN', 'GW_ERR_SITE_BUSY', 'GW_ERR_SITE_UNREACHABLE', 'GW_ERR_MEDIA_TYPE'], request: { reason: 'site b is back and its mirrors caught up', confirm: true } },
   // health
   'GET /healthz': { id: 'getHealth', tag: 'health', summary: 'Liveness', reply: { status: 'ok' } },
   'GET /readyz': { id: 'getReadiness', tag: 'health', summary: 'Readiness: NATS, JetStream, PostgreSQL', errors: ['GW_ERR_NOT_READY'], reply: { status: 'ready', checks: { nats: 'ok', jetstream: 'ok', postgres: 'ok' } } },

@@ -323,6 +323,24 @@ const MIGRATIONS: readonly { version: number; sql: string }[] = [
     END $f$;
     CREATE TRIGGER alert_audit_notify AFTER INSERT ON alert_audit FOR EACH ROW EXECUTE FUNCTION pw_alert_audit_hook();`,
   },
+  {
+    // Operator site commands (site-commands.ts): every failover/failback asked through the gateway, with who,
+    // when, why and what the site controller answered (accepted with its operation id, busy, unreachable).
+    version: 8,
+    sql: `CREATE TABLE site_command_audit (
+      id          bigserial PRIMARY KEY,
+      at          timestamptz NOT NULL DEFAULT now(),
+      site        text NOT NULL,
+      command     text NOT NULL CHECK (command IN ('failover', 'failback')),
+      actor       text NOT NULL,
+      actor_type  text NOT NULL,
+      reason      text NOT NULL,
+      outcome     text NOT NULL CHECK (outcome IN ('accepted', 'busy', 'refused', 'unreachable')),
+      operation   text,
+      detail      text
+    );
+    CREATE INDEX site_command_audit_at ON site_command_audit (at DESC);`,
+  },
 ]
 
 /** Applies the migrations not yet recorded in gw_schema_migrations, each in its own transaction. */

@@ -15,10 +15,14 @@
  *   `maxPending` pending deliveries has its oldest `dropped`; both counted in pitwall_notify_deliveries_total.
  */
 import { randomBytes } from 'node:crypto'
+import { request as httpRequest, type OutgoingHttpHeaders } from 'node:http'
+import { request as httpsRequest } from 'node:https'
+import { isIP } from 'node:net'
 import type { FastifyBaseLogger } from 'fastify'
 import type pg from 'pg'
 import type { NotifyConfig } from './config.js'
 import type { GatewayMetrics } from './metrics.js'
+import { AddressPolicy, AddressRefused } from './notify-address.js'
 import { NOTIFY_HEADERS, retryDelayMs, signDelivery } from './notify-sign.js'
 
 /** Added to the HTTP timeout for the lease, so a slow database write after the attempt never lets a second worker in. */
@@ -62,6 +66,8 @@ export interface NotifyWorkerOptions {
   cfg: NotifyConfig
   metrics: GatewayMetrics
   log: FastifyBaseLogger
+  /** The SSRF guard (notify-address.ts); default: one built from `cfg.allowPrivate`. */
+  addresses?: AddressPolicy
   /** Names this worker in leases and the attempts log (default: a random id). */
   id?: string
 }
@@ -73,6 +79,7 @@ export class NotifyWorker {
   private readonly cfg: NotifyConfig
   private readonly metrics: GatewayMetrics
   private readonly log: FastifyBaseLogger
+  private readonly addresses: AddressPolicy
   private readonly inflight = new Set<Promise<void>>()
   private running = false
   private loop: Promise<void> | undefined
@@ -84,6 +91,7 @@ export class NotifyWorker {
     this.cfg = o.cfg
     this.metrics = o.metrics
     this.log = o.log
+    this.addresses = o.addresses ?? new AddressPolicy(o.cfg.allowPrivate)
     this.id = o.id ?? `nw-${randomBytes(4).toString('hex')}`
   }
 
@@ -165,35 +173,29 @@ export class NotifyWorker {
     let error: string | null = null
     let result: AttemptResult
     try {
-      const res = await fetch(row.url, {
-        method: 'POST',
-        body,
-        redirect: 'manual',
-        signal: AbortSignal.timeout(this.cfg.timeoutMs),
-        headers: {
-          'content-type': 'application/json',
-          'user-agent': 'pitwall-notify/1',
-          [NOTIFY_HEADERS.delivery]: row.delivery_id,
-          [NOTIFY_HEADERS.timestamp]: String(ts),
-          [NOTIFY_HEADERS.signature]: signDelivery(row.secret, ts, body),
-          [NOTIFY_HEADERS.event]: row.event,
-          [NOTIFY_HEADERS.subscription]: row.subscription_id,
-          [NOTIFY_HEADERS.attempt]: String(row.attempts),
-        },
-      })
-      code = res.status
-      // The reply body is not read: only the status counts, and a receiver that trickles it must not hold a slot.
-      await res.body?.cancel().catch(() => undefined)
+      code = await postWebhook(row.url, body, {
+        'content-type': 'application/json',
+        'user-agent': 'pitwall-notify/1',
+        [NOTIFY_HEADERS.delivery]: row.delivery_id,
+        [NOTIFY_HEADERS.timestamp]: String(ts),
+        [NOTIFY_HEADERS.signature]: signDelivery(row.secret, ts, body),
+        [NOTIFY_HEADERS.event]: row.event,
+        [NOTIFY_HEADERS.subscription]: row.subscription_id,
+        [NOTIFY_HEADERS.attempt]: String(row.attempts),
+      }, this.cfg.timeoutMs, this.addresses)
       result = code >= 200 && code < 300 ? 'ok' : 'http_error'
-      if (result !== 'ok') error = `HTTP ${code}`
+      if (result !== 'ok') error = code >= 300 && code < 400 ? `HTTP ${code} (redirects are not followed)` : `HTTP ${code}`
     } catch (err) {
-      const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } }
-      if (e.name === 'TimeoutError' || e.name === 'AbortError') {
+      const e = err as { name?: string; message?: string; code?: string; cause?: { code?: string; message?: string } }
+      if (err instanceof AddressRefused) {
+        result = 'network_error'
+        error = err.message
+      } else if (e.name === 'TimeoutError' || e.name === 'AbortError') {
         result = 'timeout'
         error = `no response within ${this.cfg.timeoutMs} ms`
       } else {
         result = 'network_error'
-        error = [e.message, e.cause?.code ?? e.cause?.message].filter((x) => x).join(': ')
+        error = [e.message, e.cause?.code ?? e.cause?.message ?? e.code].filter((x) => x).join(': ')
       }
     }
     const durationMs = Date.now() - started.getTime()
@@ -251,4 +253,25 @@ export class NotifyWorker {
     this.metrics.notifyPending.set(Number(g.rows[0]?.n ?? 0))
     this.metrics.notifyOldestPendingSeconds.set(Math.max(0, g.rows[0]?.age ?? 0))
   }
+}
+
+/**
+ * POSTs one delivery and returns the status once the response headers are in; the reply body is not read (only
+ * the status counts, and a receiver that trickles it must not hold a slot). node:http rather than fetch, for its
+ * `lookup` hook: the SSRF guard judges the address the socket connects to (an IP literal, which is never looked
+ * up, before connecting). Redirects are not followed (a 3xx is a failed attempt).
+ */
+async function postWebhook(url: string, body: string, headers: OutgoingHttpHeaders, timeoutMs: number, addresses: AddressPolicy): Promise<number> {
+  const u = new URL(url)
+  const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname
+  if (isIP(host) !== 0) addresses.check(host)
+  const send = u.protocol === 'https:' ? httpsRequest : httpRequest
+  return new Promise<number>((resolve, reject) => {
+    const req = send(u, { method: 'POST', headers: { ...headers, 'content-length': Buffer.byteLength(body) }, lookup: addresses.lookup, signal: AbortSignal.timeout(timeoutMs) }, (res) => {
+      resolve(res.statusCode ?? 0)
+      res.destroy()
+    })
+    req.once('error', reject)
+    req.end(body)
+  })
 }

@@ -14,12 +14,15 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
 import type pg from 'pg'
 import { GatewayError } from './errors.js'
+import type { AddressPolicy } from './notify-address.js'
 import { projectionError } from './queries.js'
 import { ErrorReply, errorReplies, NoContent } from './schemas.js'
 import { scopeOf } from './scope.js'
 
 export interface NotifyPluginOptions {
   pool: pg.Pool
+  /** The SSRF guard: a URL whose host is (or resolves to) a refused address is not accepted. */
+  addresses: AddressPolicy
 }
 
 /** The events a subscription can select: the detector's and people's (alarms.ts). */
@@ -128,6 +131,17 @@ export function checkWebhookUrl(raw: string, item: string): string {
   return u.href
 }
 
+/** checkWebhookUrl, then the SSRF guard on its host (notify-address.ts): `400 GW_ERR_WEBHOOK_URL_FORBIDDEN`. */
+export async function checkWebhookTarget(raw: string, item: string, addresses: AddressPolicy): Promise<string> {
+  const href = checkWebhookUrl(raw, item)
+  try {
+    await addresses.checkHost(new URL(href).hostname)
+  } catch (err) {
+    throw new GatewayError('GW_ERR_WEBHOOK_URL_FORBIDDEN', (err as Error).message, { item, cause: err })
+  }
+  return href
+}
+
 /** A new signing secret: 32 random bytes, prefixed so it is recognisable in a secret scanner. */
 const newSecret = (): string => `whsec_${randomBytes(32).toString('base64url')}`
 const newId = (): string => `sub_${randomBytes(9).toString('base64url')}`
@@ -158,7 +172,7 @@ function decodeCursor(raw: string | undefined): string | undefined {
   throw new GatewayError('GW_ERR_CURSOR_INVALID', 'cursor is not one this API returned', { item: 'querystring.cursor' })
 }
 
-export const notifyPlugin: FastifyPluginAsyncTypebox<NotifyPluginOptions> = async (app, { pool }) => {
+export const notifyPlugin: FastifyPluginAsyncTypebox<NotifyPluginOptions> = async (app, { pool, addresses }) => {
   const write = { access: 'write' as const }
   app.addHook('preHandler', unscopedOnly)
   const q = async <R extends pg.QueryResultRow>(sql: string, values: unknown[]): Promise<pg.QueryResult<R>> =>
@@ -175,7 +189,7 @@ export const notifyPlugin: FastifyPluginAsyncTypebox<NotifyPluginOptions> = asyn
     },
   }, async (req, reply) => {
     const b = req.body
-    const url = checkWebhookUrl(b.url, 'body.url')
+    const url = await checkWebhookTarget(b.url, 'body.url', addresses)
     const secret = newSecret()
     const id = b.id ?? newId()
     const r = await pool.query<SubRow>(`INSERT INTO notify_subscriptions (id, name, url, secret, enabled, ${FILTER_KEYS.join(', ')}, created_by)
@@ -215,7 +229,7 @@ export const notifyPlugin: FastifyPluginAsyncTypebox<NotifyPluginOptions> = asyn
     const values: unknown[] = [req.params.id]
     const set = (col: string, v: unknown): void => { values.push(v); sets.push(`${col} = $${values.length}`) }
     if (b.name !== undefined) set('name', b.name)
-    if (b.url !== undefined) set('url', checkWebhookUrl(b.url, 'body.url'))
+    if (b.url !== undefined) set('url', await checkWebhookTarget(b.url, 'body.url', addresses))
     if (b.enabled !== undefined) set('enabled', b.enabled)
     // A filter in a PATCH replaces the whole filter (lists it leaves out select any).
     if (b.filter !== undefined) FILTER_KEYS.forEach((k, i) => { set(k, filterValues(b.filter)[i]) })

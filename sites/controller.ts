@@ -5,9 +5,15 @@
  * it takes over the peer's partitions (actors/handover.ts `takeOver`). It never fails back by itself: failback
  * is an operator's decision (`pitwall site failback`), made when the returned site has caught up.
  *
- * It also serves `/healthz` (the peer probes it), `/status` (JSON) and `/metrics` (METRICS.site*).
+ * It also serves `/healthz` (the peer probes it), `/status` (JSON) and `/metrics` (METRICS.site*), and the operator
+ * commands `POST /failover` and `POST /failback` (body `{"by", "reason"}`; the console reaches them through the
+ * gateway, which checks the caller is an admin and audits the command). A command runs the same code as
+ * `pitwall site failover|failback` (site-cli.ts failoverCommand/failbackCommand), one at a time; its report lines,
+ * state and result are in `/status` under `operation` while it runs and after. With a command token set, a command
+ * without `Authorization: Bearer <token>` is refused (401).
  */
-import { createServer, type Server } from 'node:http'
+import { randomBytes, timingSafeEqual } from 'node:crypto'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { jetstreamManager } from '@nats-io/jetstream'
 import { Kvm } from '@nats-io/kv'
 import type { NatsConnection } from '@nats-io/transport-node'
@@ -16,7 +22,7 @@ import {
   checkDeployment, METRICS, peerMapGate, peerStreams, type RuntimeConfig, type SiteMap, SiteMapView, StrayRelay, takeOver, type MoveResult,
 } from '../actors/mod.js'
 import { peerReachable } from './servers.js'
-import { waitProcessing } from './site-cli.js'
+import { failbackCommand, failoverCommand, waitProcessing } from './site-cli.js'
 
 export interface ControllerOptions {
   nc: NatsConnection
@@ -37,7 +43,30 @@ export interface ControllerOptions {
    */
   relay?: boolean
   log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void
+  /** Required in `Authorization: Bearer` by POST /failover and /failback when set (PITWALL_CONTROLLER_COMMAND_TOKEN). */
+  commandToken?: string
+  /** The failback's grace, release timeout and the wait for processing, as `pitwall site failback` defaults them. */
+  commandTimings?: { graceMs?: number; timeoutMs?: number; waitMs?: number }
 }
+
+/** An operator command (POST /failover or /failback) and its progress, as `/status` reports it. */
+export interface SiteOperation {
+  id: string
+  command: 'failover' | 'failback'
+  by: string
+  reason: string
+  startedAt: number
+  finishedAt?: number
+  state: 'running' | 'succeeded' | 'failed'
+  /** The exit code `pitwall site` would return (0 ok, 1 failed or timed out). */
+  exitCode?: number
+  error?: string
+  /** The report lines `pitwall site` prints, as they come (the first 200). */
+  lines: string[]
+}
+
+const OPERATION_LINES = 200
+const COMMAND_BODY_BYTES = 4_096
 
 export interface SiteStatus {
   site: string
@@ -54,6 +83,8 @@ export interface SiteStatus {
   lastMove?: MoveResult & { at: number; processingAgainMs?: number }
   /** The stray relay: readings sent here for the peer's partitions, forwarded (undefined until it runs). */
   relay?: { active: number; forwarded: number; failures: number }
+  /** The last operator command, running or finished. */
+  operation?: SiteOperation
 }
 
 async function httpOk(url: string, timeoutMs: number): Promise<boolean> {
@@ -80,6 +111,8 @@ export class SiteController {
   private relay: StrayRelay | undefined
   private relayStarting: Promise<void> | undefined
   private stopped = false
+  private operation: SiteOperation | undefined
+  private operationRun: Promise<void> | undefined
   readonly registry = new Registry()
   port = 0
 
@@ -247,7 +280,72 @@ export class SiteController {
       peerLinkUp: this.linkUp, peerDownForMs: this.downSince ? Date.now() - this.downSince : 0,
       mirrorLag: { ...this.mirrorLag }, failovers: this.failovers, ...(this.lastMove ? { lastMove: this.lastMove } : {}),
       ...(this.relay ? { relay: { active: this.relay.stats.active, forwarded: this.relay.stats.forwarded, failures: this.relay.stats.failures } } : {}),
+      ...(this.operation ? { operation: { ...this.operation, lines: [...this.operation.lines] } } : {}),
     }
+  }
+
+  /**
+   * Starts an operator command unless one is running (then undefined): `pitwall site failover|failback`'s code,
+   * its lines collected into the operation. The failover goes through `failover()` so it counts like any other.
+   */
+  command(command: SiteOperation['command'], by: string, reason: string): SiteOperation | undefined {
+    if (this.operation?.state === 'running' || this.moving) return undefined
+    const op: SiteOperation = { id: `op_${randomBytes(6).toString('hex')}`, command, by, reason, startedAt: Date.now(), state: 'running', lines: [] }
+    this.operation = op
+    this.o.log?.('info', `operator ${command}`, { by, reason, operation: op.id })
+    this.operationRun = this.runCommand(op)
+    return op
+  }
+
+  private async runCommand(op: SiteOperation): Promise<void> {
+    const line = (l: string): void => { if (op.lines.length < OPERATION_LINES) op.lines.push(l) }
+    const io = { out: line, err: line }
+    const t = this.o.commandTimings ?? {}
+    try {
+      const kv = await new Kvm(this.o.nc).open(this.cfg.streams.stateBucket)
+      const waitMs = t.waitMs ?? 60_000
+      op.exitCode = op.command === 'failover'
+        ? await failoverCommand(this.o.nc, kv, this.cfg, io, { waitMs, move: async () => this.failover(`operator failover by ${op.by}: ${op.reason}`) })
+        : await failbackCommand(this.o.nc, kv, this.cfg, io, { graceMs: t.graceMs ?? 6_500, timeoutMs: t.timeoutMs ?? 60_000, waitMs })
+      op.state = op.exitCode === 0 ? 'succeeded' : 'failed'
+    } catch (err) {
+      op.state = 'failed'
+      op.exitCode = 1
+      op.error = err instanceof Error ? err.message : String(err)
+    }
+    op.finishedAt = Date.now()
+    await this.view?.refresh().catch(() => undefined)
+    this.o.log?.(op.state === 'succeeded' ? 'info' : 'warn', `operator ${op.command} ${op.state}`, { by: op.by, operation: op.id, ms: op.finishedAt - op.startedAt, ...(op.error ? { err: op.error } : {}) })
+  }
+
+  /** POST /failover|/failback: token, body `{by, reason}`, one command at a time. */
+  private async onCommand(req: IncomingMessage, res: ServerResponse, command: SiteOperation['command']): Promise<void> {
+    const reply = (code: number, body: unknown): void => {
+      res.writeHead(code, { 'content-type': 'application/json' })
+      res.end(JSON.stringify(body))
+    }
+    if (!this.tokenOk(req.headers.authorization)) return reply(401, { code: 'CONTROLLER_UNAUTHORIZED', message: 'commands need the controller\'s command token (Authorization: Bearer)' })
+    let body: { by?: unknown; reason?: unknown }
+    try {
+      body = JSON.parse(await readBody(req, COMMAND_BODY_BYTES)) as typeof body
+    } catch (err) {
+      return reply(400, { code: 'CONTROLLER_BODY_INVALID', message: `the body must be JSON {"by", "reason"} of at most ${COMMAND_BODY_BYTES} bytes (${String(err)})` })
+    }
+    const text = (v: unknown, max: number): string | undefined => (typeof v === 'string' && v.trim() !== '' && v.length <= max ? v.trim() : undefined)
+    const by = text(body.by, 200)
+    const reason = text(body.reason, 500)
+    if (by === undefined || reason === undefined) return reply(400, { code: 'CONTROLLER_BODY_INVALID', message: '"by" (1..200 characters) and "reason" (1..500) are required' })
+    const op = this.command(command, by, reason)
+    if (!op) return reply(409, { code: 'CONTROLLER_BUSY', message: `a ${this.operation?.command ?? 'failover'} is running (${this.operation?.id ?? 'automatic'})` })
+    reply(202, op)
+  }
+
+  private tokenOk(header: string | undefined): boolean {
+    const token = this.o.commandToken
+    if (token === undefined || token === '') return true
+    const got = Buffer.from(header ?? '')
+    const want = Buffer.from(`Bearer ${token}`)
+    return got.length === want.length && timingSafeEqual(got, want)
   }
 
   private async serve(port: number): Promise<void> {
@@ -258,6 +356,11 @@ export class SiteController {
       } else if (req.url === '/status') {
         res.writeHead(200, { 'content-type': 'application/json' })
         res.end(JSON.stringify(this.status()))
+      } else if (req.method === 'POST' && (req.url === '/failover' || req.url === '/failback')) {
+        this.onCommand(req, res, req.url === '/failover' ? 'failover' : 'failback').catch((err: unknown) => {
+          if (!res.headersSent) res.writeHead(500)
+          res.end(String(err))
+        })
       } else if (req.url === '/metrics') {
         this.registry.metrics().then((body) => {
           res.writeHead(200, { 'content-type': this.registry.contentType })
@@ -285,6 +388,19 @@ export class SiteController {
     await this.relayStarting?.catch(() => undefined)
     await this.relay?.stop()
     await this.moving?.catch(() => undefined)
+    await this.operationRun
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()))
   }
+}
+
+/** A request body up to `max` bytes (more is an error). */
+async function readBody(req: IncomingMessage, max: number): Promise<string> {
+  const chunks: Buffer[] = []
+  let n = 0
+  for await (const c of req) {
+    n += (c as Buffer).length
+    if (n > max) throw new Error('body too large')
+    chunks.push(c as Buffer)
+  }
+  return Buffer.concat(chunks).toString()
 }

@@ -478,36 +478,8 @@ export async function siteMain(args: readonly string[], env: Record<string, stri
     await checkHome(kv, jsm, cfg, homeSetting)
     const view = new SiteMapView(cfg, kv, jsm)
     if (sub === 'status') return await status(nc, jsm, kv, view, cfg, io)
-    if (sub === 'failover') {
-      if (await peerReachable(nc, peer.domain, 1_000)) {
-        io.out(`warning: ${peer.site} still answers over the link; failing over anyway (its workers release the partitions when they see epoch > theirs)`)
-      }
-      const t0 = Date.now()
-      const r = await takeOver(nc, cfg, 'operator failover')
-      if (r.partitions.length === 0) {
-        io.out(`nothing to take: ${peer.site} owns no partitions (epoch ${r.epoch})`)
-        return 0
-      }
-      io.out(`failover: epoch ${r.epoch}, partitions ${ranges(r.partitions)} of ${peer.site} now owned by ${cfg.site} (records and map written in ${r.ms} ms; the workers take them at their next heartbeat)`)
-      io.out(`${peer.site}'s readings up to its TLM sequence ${r.sealedAt} (what reached ${cfg.site}'s mirror) are replayed; new readings of these partitions go to ${cfg.site}'s TLM from sequence ${r.from}`)
-      if (r.rewound) io.out(`partitions ${ranges(r.rewound)} start from an older record of ${peer.site} (its state mirror was ahead of its readings mirror)`)
-      if (r.strays) io.out(strayLine(cfg.site, r))
-      io.out(rpoLine(peer.site, r))
-      return await reportProcessing(kv, r, t0, waitMs, cfg, io, 'failover')
-    }
-    if (sub === 'failback') {
-      io.out(`failback to ${cfg.site}: producers (gateways, simulators) must route by the site map within the grace period (${secs(graceMs)}): a reading sent to ${peer.site} after its segments are sealed is a stray there, forwarded to ${cfg.site} by ${peer.site}'s relay (applied, but late: its window may have closed).`)
-      io.out(`readings ${cfg.site} acknowledged for these partitions while ${peer.site} owned them (its unmirrored tail from before the loss, strays) are forwarded by ${cfg.site}'s relay or, if not yet, read by ${cfg.site}'s new segments ('not yet applied' in 'site status').`)
-      const t0 = Date.now()
-      const r = await takeBack(nc, cfg, { graceMs, timeoutMs, log: (m) => io.out(`  [${secs(Date.now() - t0)}] ${m}`) })
-      if (r.partitions.length === 0) {
-        io.out(`nothing to take back: ${cfg.site} owns its home partitions (epoch ${r.epoch})`)
-        return 0
-      }
-      io.out(`failback handover done in ${secs(r.ms)}: epoch ${r.epoch}, partitions ${ranges(r.partitions)} owned by ${cfg.site} again`)
-      if (r.strays) io.out(strayLine(cfg.site, r))
-      return await reportProcessing(kv, r, t0, waitMs, cfg, io, 'failback')
-    }
+    if (sub === 'failover') return await failoverCommand(nc, kv, cfg, io, { waitMs })
+    if (sub === 'failback') return await failbackCommand(nc, kv, cfg, io, { graceMs, timeoutMs, waitMs })
     const o = overrideFromFlags(cfg, flags)
     const revision = await writeOverride(kv, o)
     const link = await peerReachable(nc, peer.domain, 1_000)
@@ -519,6 +491,46 @@ export async function siteMain(args: readonly string[], env: Record<string, stri
   } finally {
     await nc.close()
   }
+}
+
+/**
+ * `pitwall site failover`, its steps and report: takes the peer's partitions (o.move, default takeOver) and waits
+ * until they are processed again. The site controller's `POST /failover` runs the same function (its io collects
+ * the lines for the console). Returns the exit code.
+ */
+export async function failoverCommand(nc: NatsConnection, kv: KV, cfg: RuntimeConfig, io: SiteIo, o: { waitMs: number; move?: () => Promise<MoveResult> }): Promise<number> {
+  const peer = cfg.peer as { site: string; domain: string }
+  if (await peerReachable(nc, peer.domain, 1_000)) {
+    io.out(`warning: ${peer.site} still answers over the link; failing over anyway (its workers release the partitions when they see epoch > theirs)`)
+  }
+  const t0 = Date.now()
+  const r = await (o.move ?? (() => takeOver(nc, cfg, 'operator failover')))()
+  if (r.partitions.length === 0) {
+    io.out(`nothing to take: ${peer.site} owns no partitions (epoch ${r.epoch})`)
+    return 0
+  }
+  io.out(`failover: epoch ${r.epoch}, partitions ${ranges(r.partitions)} of ${peer.site} now owned by ${cfg.site} (records and map written in ${r.ms} ms; the workers take them at their next heartbeat)`)
+  io.out(`${peer.site}'s readings up to its TLM sequence ${r.sealedAt} (what reached ${cfg.site}'s mirror) are replayed; new readings of these partitions go to ${cfg.site}'s TLM from sequence ${r.from}`)
+  if (r.rewound) io.out(`partitions ${ranges(r.rewound)} start from an older record of ${peer.site} (its state mirror was ahead of its readings mirror)`)
+  if (r.strays) io.out(strayLine(cfg.site, r))
+  io.out(rpoLine(peer.site, r))
+  return await reportProcessing(kv, r, t0, o.waitMs, cfg, io, 'failover')
+}
+
+/** `pitwall site failback`: the controlled handover back to this (home) site; the controller's `POST /failback` too. */
+export async function failbackCommand(nc: NatsConnection, kv: KV, cfg: RuntimeConfig, io: SiteIo, o: { graceMs: number; timeoutMs: number; waitMs: number }): Promise<number> {
+  const peer = cfg.peer as { site: string; domain: string }
+  io.out(`failback to ${cfg.site}: producers (gateways, simulators) must route by the site map within the grace period (${secs(o.graceMs)}): a reading sent to ${peer.site} after its segments are sealed is a stray there, forwarded to ${cfg.site} by ${peer.site}'s relay (applied, but late: its window may have closed).`)
+  io.out(`readings ${cfg.site} acknowledged for these partitions while ${peer.site} owned them (its unmirrored tail from before the loss, strays) are forwarded by ${cfg.site}'s relay or, if not yet, read by ${cfg.site}'s new segments ('not yet applied' in 'site status').`)
+  const t0 = Date.now()
+  const r = await takeBack(nc, cfg, { graceMs: o.graceMs, timeoutMs: o.timeoutMs, log: (m) => io.out(`  [${secs(Date.now() - t0)}] ${m}`) })
+  if (r.partitions.length === 0) {
+    io.out(`nothing to take back: ${cfg.site} owns its home partitions (epoch ${r.epoch})`)
+    return 0
+  }
+  io.out(`failback handover done in ${secs(r.ms)}: epoch ${r.epoch}, partitions ${ranges(r.partitions)} owned by ${cfg.site} again`)
+  if (r.strays) io.out(strayLine(cfg.site, r))
+  return await reportProcessing(kv, r, t0, o.waitMs, cfg, io, 'failback')
 }
 
 function strayLine(site: string, r: MoveResult): string {

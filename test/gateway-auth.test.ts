@@ -184,6 +184,6 @@ t.test('migrations: idempotent and safe when run concurrently', async (t) => {
     await db.drop()
   })
   const runs = await Promise.all([migrate(pool), migrate(pool), migrate(pool)])
-  t.same(runs.flat().sort((a, b) => a - b), [1, 2, 3, 4, 5, 6, 7], 'each version applied exactly once (4: geofences, 5: out of service, 6: alarm workflow, 7: notifications)')
+  t.same(runs.flat().sort((a, b) => a - b), [1, 2, 3, 4, 5, 6, 7, 8], 'each version applied exactly once (4: geofences, 5: out of service, 6: alarm workflow, 7: notifications, 8: site command audit)')
   t.same(await migrate(pool), [])
 })

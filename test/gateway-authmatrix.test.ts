@@ -58,6 +58,9 @@ function rows(): Record<string, Row | (() => Row)> {
     'GET /console/*': { access: 'public', url: '/console/' },
     'GET /v1/whoami': { access: 'read', url: '/v1/whoami' },
     'GET /v1/sites': { access: 'read', url: '/v1/sites' },
+    // operator site commands: admins (no controller for site zz here, so an allowed caller gets 404 GW_ERR_SITE_UNKNOWN)
+    'POST /v1/sites/:site/failover': { access: 'admin', url: '/v1/sites/zz/failover', body: { reason: 'drill', confirm: true } },
+    'POST /v1/sites/:site/failback': { access: 'admin', url: '/v1/sites/zz/failback', body: { reason: 'drill', confirm: true } },
     'POST /v1/readings': { access: 'ingest', url: '/v1/readings', body: [{ kind: 'sensor', id: 's1', ...reading() }], items: true, entity: 'sensor:s1' },
     'POST /v1/sensors/:id/readings': { access: 'ingest', url: '/v1/sensors/s1/readings', body: [reading()], entity: 'sensor:s1' },
     'POST /v1/vehicles/:vin/telemetry': { access: 'ingest', url: `/v1/vehicles/${VIN}/telemetry`, body: [reading()], entity: `vehicle:${VIN}` },
@@ -96,7 +99,7 @@ function rows(): Record<string, Row | (() => Row)> {
     'POST /v1/alerts/:id/comment': alarm('comment', { comment: 'looking' }),
     'POST /v1/alerts/:id/clear': alarm('clear'),
     // notifications: unscoped operators and admins (a scoped person is refused like on a registry write)
-    'POST /v1/notifications/subscriptions': () => ({ access: 'write', url: '/v1/notifications/subscriptions', body: { name: uniq(), url: 'http://127.0.0.1:9/hook' } }),
+    'POST /v1/notifications/subscriptions': () => ({ access: 'write', url: '/v1/notifications/subscriptions', body: { name: uniq(), url: 'http://192.0.2.1:9/hook' } }),
     'GET /v1/notifications/subscriptions': { access: 'write', url: '/v1/notifications/subscriptions' },
     'GET /v1/notifications/subscriptions/:id': { access: 'write', url: '/v1/notifications/subscriptions/sub_none' },
     'PATCH /v1/notifications/subscriptions/:id': { access: 'write', url: '/v1/notifications/subscriptions/sub_none', body: { enabled: true } },

@@ -17,7 +17,7 @@ import { jetstream } from '@nats-io/jetstream'
 import pg from 'pg'
 import { Projector } from '../projector/mod.js'
 import type { AlertBody, AlertState, Output } from '../actors/types.js'
-import { compileGatewayConfig, compileNotify, GatewayMetrics, gatewayOptionsFromEnv, migrate as migrateGateway, NotifyWorker, retryDelayMs, verifyDelivery } from '../gateway/mod.js'
+import { AddressPolicy, compileGatewayConfig, compileNotify, GatewayMetrics, gatewayOptionsFromEnv, migrate as migrateGateway, NotifyWorker, retryDelayMs, verifyDelivery } from '../gateway/mod.js'
 import { output, subjectOf } from './projector-fixtures.js'
 import { bearer, setupGateway, SVC_KEY } from './helpers/gateway.js'
 import { createTestDb } from './helpers/pg.js'
@@ -116,8 +116,41 @@ t.test('settings: defaults, environment, contradictions named', async (t) => {
   t.throws(() => compileNotify({ concurrency: 0 }), { code: 'PW_CONFIG_INVALID', message: /^PITWALL_NOTIFY_CONCURRENCY: / })
 })
 
+/**
+ * The SSRF guard's reference: addresses written by hand from the documented refused ranges (gateway/README.md,
+ * Notifications: loopback, private, shared, link-local/metadata, multicast, reserved; IPv6 unique-local,
+ * link-local, and IPv4 embedded in IPv6 judged as the IPv4 address).
+ */
+const REFUSED = ['127.0.0.1', '127.255.0.9', '10.0.0.1', '10.255.255.255', '172.16.0.1', '172.31.255.254', '192.168.1.10', '169.254.169.254', '169.254.0.1',
+  '100.64.0.1', '100.100.100.200', '168.63.129.16', '0.0.0.0', '224.0.0.251', '239.1.2.3', '240.0.0.1', '255.255.255.255', '192.0.0.170', '198.18.0.1',
+  '::1', '::', 'fe80::1', 'fd00:ec2::254', 'fc00::5', 'ff02::1', '::ffff:127.0.0.1', '::ffff:7f00:1', '::ffff:a9fe:a9fe', '64:ff9b::a00:1', '2002:c0a8:101::1']
+const PERMITTED = ['8.8.8.8', '1.1.1.1', '172.15.255.255', '172.32.0.1', '192.169.0.1', '100.63.255.255', '100.128.0.1', '169.253.255.255', '223.255.255.255',
+  '2001:4860:4860::8888', '2606:4700::1111', '::ffff:8.8.8.8', '64:ff9b::808:808', '2002:808:808::1', 'fe00::1']
+
+t.test('SSRF guard: refused and permitted addresses, the allow list, names', async (t) => {
+  const p = new AddressPolicy()
+  for (const a of REFUSED) t.type(p.refusal(a), 'string', `${a} refused (${p.refusal(a) ?? ''})`)
+  for (const a of PERMITTED) t.equal(p.refusal(a), undefined, `${a} permitted`)
+  t.match(p.refusal('169.254.169.254'), /metadata/, 'the metadata address is named as such')
+  const allow = new AddressPolicy(['127.0.0.1/32', '10.20.0.0/16', 'fd00::/8'])
+  for (const a of ['127.0.0.1', '10.20.3.4', 'fd12::1', '::ffff:127.0.0.1']) t.equal(allow.refusal(a), undefined, `${a} allowed by the list`)
+  for (const a of ['127.0.0.2', '10.21.0.1', 'fc00::1', '169.254.169.254']) t.type(allow.refusal(a), 'string', `${a} still refused`)
+  await t.rejects(p.checkHost('localhost'), { name: 'AddressRefused', address: '127.0.0.1' }, 'localhost is loopback')
+  await t.rejects(p.checkHost('api.localhost.'), { name: 'AddressRefused' }, '*.localhost too')
+  await t.rejects(p.checkHost('[::1]'), { name: 'AddressRefused' }, 'a bracketed IPv6 literal')
+  await t.rejects(p.checkHost('inside.example', async () => ['8.8.8.8', '10.1.1.1']), { name: 'AddressRefused', address: '10.1.1.1' }, 'a name resolving to any refused address')
+  await t.resolves(p.checkHost('hooks.example', async () => ['8.8.8.8']), 'a name resolving to public addresses')
+  await t.resolves(p.checkHost('nowhere.example', async () => { throw Object.assign(new Error('nx'), { code: 'ENOTFOUND' }) }), 'a name that does not resolve: checked at delivery')
+  t.throws(() => compileNotify({ allowPrivate: '10.0.0.0/8, nope' }), { code: 'PW_CONFIG_INVALID', message: /^PITWALL_NOTIFY_ALLOW_PRIVATE: "nope"/ })
+  t.throws(() => compileNotify({ allowPrivate: '10.0.0.0/33' }), { code: 'PW_CONFIG_INVALID', message: /^PITWALL_NOTIFY_ALLOW_PRIVATE: / })
+  t.same(compileGatewayConfig({ ...gatewayOptionsFromEnv({ PITWALL_NOTIFY_ALLOW_PRIVATE: '10.0.0.0/8,fd00::/8 , 192.168.1.5' }), auth: { enabled: false } }).notify.allowPrivate,
+    ['10.0.0.0/8', 'fd00::/8', '192.168.1.5'], 'from the environment, comma-separated')
+  t.same(compileNotify().allowPrivate, [], 'none allowed by default')
+})
+
 t.test('notifications', async (t) => {
-  const g = await setupGateway(t, { gw: { notify: { worker: false } } })
+  // The receivers are on 127.0.0.1, which the SSRF guard refuses unless allowed (as an internal receiver's range would be).
+  const g = await setupGateway(t, { gw: { notify: { worker: false, allowPrivate: '127.0.0.1/32,127.0.0.3/32' } } })
   const { app, nc } = g
   if (!g.db) throw new Error('no database')
   const pool = new pg.Pool({ connectionString: g.db.url, max: 6 })
@@ -146,7 +179,7 @@ t.test('notifications', async (t) => {
     published += outs.length
     await until('projector', async () => projector.stats().applied >= published)
   }
-  const cfg = compileNotify({ timeoutMs: 1_000, pollMs: 50, backoffBaseMs: 100, backoffMaxMs: 400, concurrency: 8 })
+  const cfg = compileNotify({ timeoutMs: 1_000, pollMs: 50, backoffBaseMs: 100, backoffMaxMs: 400, concurrency: 8, allowPrivate: ['127.0.0.1/32'] })
   const workers: NotifyWorker[] = []
   const startWorker = (id: string): NotifyWorker => {
     const w = new NotifyWorker({ pool, cfg, metrics: new GatewayMetrics({ service: 'test' }), log: app.log, id })
@@ -386,6 +419,40 @@ t.test('notifications', async (t) => {
     t.equal(byWorker.reduce((s, r) => s + r.n, 0), ids.length, 'one delivered attempt per delivery across both workers')
     t.comment(`delivered by worker: ${JSON.stringify(byWorker)}; attempts in all: ${String((await pool.query('SELECT count(*)::int AS n FROM notify_attempts')).rows[0].n)}`)
     for (const id of [subId, other.body.id as string]) await call('DELETE', `/v1/notifications/subscriptions/${id}`, admin)
+  })
+
+  t.test('SSRF: refused at create and update; at delivery after resolving; redirects not followed', async (t) => {
+    for (const url of ['http://10.0.0.1/x', 'http://127.0.0.2:9/x', 'http://169.254.169.254/latest/meta-data/', 'http://[::1]:9/', 'http://[::ffff:a9fe:a9fe]/', 'https://[fd00:ec2::254]/']) {
+      t.match(await call('POST', '/v1/notifications/subscriptions', op, { name: 'x', url }), { status: 400, body: { code: 'GW_ERR_WEBHOOK_URL_FORBIDDEN', item: 'body.url' } }, `create ${url}`)
+    }
+    const rx = new Receiver(0)
+    await rx.listen()
+    t.teardown(() => rx.close())
+    // A second receiver, on another loopback address, that redirects every request to the first.
+    const redirect = createServer((req, res) => { req.resume(); res.writeHead(302, { location: rx.url }).end() })
+    await new Promise<void>((resolve) => { redirect.listen(0, '127.0.0.3', resolve) })
+    t.teardown(() => new Promise<void>((resolve) => { redirect.closeAllConnections(); redirect.close(() => { resolve() }) }))
+    const subs: Record<string, string> = {}
+    for (const [name, url] of [['literal', rx.url], ['named', `http://localhost:${rx.port}/hook`], ['redirect', `http://127.0.0.3:${(redirect.address() as AddressInfo).port}/r`]] as const) {
+      const r = await call('POST', '/v1/notifications/subscriptions', admin, { name, url, filter: { entities: ['s2'] } })
+      t.equal(r.status, 201, `${name}: allowed by this gateway's PITWALL_NOTIFY_ALLOW_PRIVATE`)
+      subs[name] = r.body.id as string
+    }
+    t.match(await call('PATCH', `/v1/notifications/subscriptions/${subs.literal!}`, op, { url: 'http://192.168.0.1/x' }), { status: 400, body: { code: 'GW_ERR_WEBHOOK_URL_FORBIDDEN' } }, 'update refused')
+    // This worker allows only the redirecting receiver: the stored URLs to 127.0.0.1 (allowed when written) are refused when sent.
+    const strict = new NotifyWorker({ pool, cfg, metrics: new GatewayMetrics({ service: 'test' }), log: app.log, id: 'strict', addresses: new AddressPolicy(['127.0.0.3/32']) })
+    strict.start()
+    t.teardown(() => strict.stop())
+    await publish([alert('s2', T1 + 400 * MIN, 'open', { severity: 'critical' })])
+    const attempts = async (sub: string): Promise<Json[]> => (await pool.query<Json>(`SELECT a.outcome, a.error, a.status_code FROM notify_attempts a
+      JOIN notify_outbox o ON o.id = a.outbox_id WHERE o.subscription_id = $1 ORDER BY a.attempt`, [sub])).rows
+    await until('an attempt per subscription', async () => (await Promise.all(Object.values(subs).map(attempts))).every((a) => a.length > 0))
+    await strict.stop()
+    t.match((await attempts(subs.literal!))[0], { outcome: 'failed', error: /address 127\.0\.0\.1 is loopback/ }, 'an IP literal: refused before connecting')
+    t.match((await attempts(subs.named!))[0], { outcome: 'failed', error: /address (127\.0\.0\.1|::1) is loopback/ }, 'a name: refused on the address it resolved to')
+    t.match((await attempts(subs.redirect!))[0], { outcome: 'failed', status_code: 302, error: 'HTTP 302 (redirects are not followed)' }, 'a redirect: a failed attempt')
+    t.equal(rx.arrivals.length, 0, 'nothing reached the receiver, directly or by the redirect')
+    for (const id of Object.values(subs)) t.equal((await call('DELETE', `/v1/notifications/subscriptions/${id}`, admin)).status, 204)
   })
 
   t.test('two workers, many alerts at once: each delivery once', async (t) => {

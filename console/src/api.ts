@@ -32,7 +32,7 @@ export class ApiError extends Error {
 let headers: Record<string, string> = {}
 export function useCredential(c: string): void { headers = credentialHeaders(c) }
 
-export async function api<T = Json>(path: string, init: { method?: 'GET' | 'POST'; body?: unknown } = {}): Promise<T> {
+export async function api<T = Json>(path: string, init: { method?: 'GET' | 'POST' | 'PATCH'; body?: unknown } = {}): Promise<T> {
   const res = await fetch(path, {
     method: init.method ?? 'GET',
     headers: { ...headers, ...(init.body === undefined ? {} : { 'content-type': 'application/json' }) },

@@ -5,6 +5,7 @@
  * background when there is a tile server. Positions move with the feed's `position` outputs.
  */
 import { useEffect, useRef, useState } from 'preact/hooks'
+import { FleetRegistry } from './registry.js'
 import type * as MapLibreGl from 'maplibre-gl'
 import type { GeoJSONSource, Map as MapLibreMap, StyleSpecification } from 'maplibre-gl'
 import { api, enc, ago, fmtTime, num, type Json } from './api.js'
@@ -186,6 +187,7 @@ export function FleetView({ ctx }: { ctx: Ctx }) {
         )}
         <h3>Geofences</h3>
         <ul class="plain">{fences.map((f) => <li key={String(f.id)} data-fence={String(f.id)}><b>{String(f.name ?? f.id)}</b> <span class="muted">{(f.shape as Json).type === 'circle' ? `circle ${num((f.shape as Json).radiusM)} m` : 'polygon'}</span></li>)}</ul>
+        <FleetRegistry canEdit={ctx.me.role !== 'viewer'} />
       </aside>
     </div>
   )

@@ -734,6 +734,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/sites/{site}/failover": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Operator failover: this site takes its peer's partitions (admins; audited; progress in GET /v1/sites) */
+        post: operations["failoverSite"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sites/{site}/failback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Operator failback: the home site takes its partitions back from the peer (admins; audited; progress in GET /v1/sites) */
+        post: operations["failbackSite"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -12781,7 +12815,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description GW_ERR_BODY_INVALID, GW_ERR_BODY_MALFORMED, GW_ERR_QUERY_INVALID, GW_ERR_REQUEST_MALFORMED, GW_ERR_WEBHOOK_URL_INVALID */
+            /** @description GW_ERR_BODY_INVALID, GW_ERR_BODY_MALFORMED, GW_ERR_QUERY_INVALID, GW_ERR_REQUEST_MALFORMED, GW_ERR_WEBHOOK_URL_FORBIDDEN, GW_ERR_WEBHOOK_URL_INVALID */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -12789,7 +12823,7 @@ export interface operations {
                 content: {
                     "application/json": {
                         /** @enum {string} */
-                        code: "GW_ERR_BODY_INVALID" | "GW_ERR_BODY_MALFORMED" | "GW_ERR_QUERY_INVALID" | "GW_ERR_REQUEST_MALFORMED" | "GW_ERR_WEBHOOK_URL_INVALID";
+                        code: "GW_ERR_BODY_INVALID" | "GW_ERR_BODY_MALFORMED" | "GW_ERR_QUERY_INVALID" | "GW_ERR_REQUEST_MALFORMED" | "GW_ERR_WEBHOOK_URL_FORBIDDEN" | "GW_ERR_WEBHOOK_URL_INVALID";
                         message: string;
                         item?: string;
                         accepted?: number;
@@ -13481,7 +13515,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description GW_ERR_BODY_INVALID, GW_ERR_BODY_MALFORMED, GW_ERR_ID_INVALID, GW_ERR_KIND_INVALID, GW_ERR_PARAMS_INVALID, GW_ERR_QUERY_INVALID, GW_ERR_REQUEST_MALFORMED, GW_ERR_WEBHOOK_URL_INVALID */
+            /** @description GW_ERR_BODY_INVALID, GW_ERR_BODY_MALFORMED, GW_ERR_ID_INVALID, GW_ERR_KIND_INVALID, GW_ERR_PARAMS_INVALID, GW_ERR_QUERY_INVALID, GW_ERR_REQUEST_MALFORMED, GW_ERR_WEBHOOK_URL_FORBIDDEN, GW_ERR_WEBHOOK_URL_INVALID */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -13489,7 +13523,7 @@ export interface operations {
                 content: {
                     "application/json": {
                         /** @enum {string} */
-                        code: "GW_ERR_BODY_INVALID" | "GW_ERR_BODY_MALFORMED" | "GW_ERR_ID_INVALID" | "GW_ERR_KIND_INVALID" | "GW_ERR_PARAMS_INVALID" | "GW_ERR_QUERY_INVALID" | "GW_ERR_REQUEST_MALFORMED" | "GW_ERR_WEBHOOK_URL_INVALID";
+                        code: "GW_ERR_BODY_INVALID" | "GW_ERR_BODY_MALFORMED" | "GW_ERR_ID_INVALID" | "GW_ERR_KIND_INVALID" | "GW_ERR_PARAMS_INVALID" | "GW_ERR_QUERY_INVALID" | "GW_ERR_REQUEST_MALFORMED" | "GW_ERR_WEBHOOK_URL_FORBIDDEN" | "GW_ERR_WEBHOOK_URL_INVALID";
                         message: string;
                         item?: string;
                         accepted?: number;
@@ -15481,6 +15515,22 @@ export interface operations {
                                     forwarded: number;
                                     failures: number;
                                 };
+                                /** @description the last operator command (POST /v1/sites/{site}/failover|failback), running or finished */
+                                operation?: {
+                                    id: string;
+                                    command: "failover" | "failback";
+                                    by: string;
+                                    reason: string;
+                                    /** @description ms since the Unix epoch */
+                                    startedAt: number;
+                                    /** @description ms since the Unix epoch */
+                                    finishedAt?: number;
+                                    state: "running" | "succeeded" | "failed";
+                                    exitCode?: number;
+                                    error?: string;
+                                    /** @description the report lines of `pitwall site failover|failback` */
+                                    lines: string[];
+                                };
                             };
                             error?: string;
                         }[];
@@ -15616,6 +15666,626 @@ export interface operations {
                     "application/json": {
                         /** @enum {string} */
                         code: "GW_ERR_INTERNAL";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_UNAVAILABLE */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_UNAVAILABLE";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+        };
+    };
+    failoverSite: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                site: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "reason": "site b lost power (ticket OPS-812)",
+                 *       "confirm": true
+                 *     }
+                 */
+                "application/json": {
+                    /** @description why: recorded with who and when */
+                    reason: string;
+                    /**
+                     * @description must be true: the command moves partitions between sites
+                     * @enum {boolean}
+                     */
+                    confirm: true;
+                };
+            };
+        };
+        responses: {
+            /** @description the operation the controller started; follow it in GET /v1/sites (status.operation) */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        command: string;
+                        by: string;
+                        reason: string;
+                        startedAt: number;
+                        state: "running" | "succeeded" | "failed";
+                        lines: string[];
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description GW_ERR_BODY_INVALID, GW_ERR_BODY_MALFORMED, GW_ERR_ID_INVALID, GW_ERR_KIND_INVALID, GW_ERR_PARAMS_INVALID, GW_ERR_QUERY_INVALID, GW_ERR_REQUEST_MALFORMED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_BODY_INVALID" | "GW_ERR_BODY_MALFORMED" | "GW_ERR_ID_INVALID" | "GW_ERR_KIND_INVALID" | "GW_ERR_PARAMS_INVALID" | "GW_ERR_QUERY_INVALID" | "GW_ERR_REQUEST_MALFORMED";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_UNAUTHENTICATED";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_FORBIDDEN";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_SITE_UNKNOWN */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_SITE_UNKNOWN";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_REQUEST_TIMEOUT */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_REQUEST_TIMEOUT";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_SITE_BUSY */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_SITE_BUSY";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_BODY_TOO_LARGE */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_BODY_TOO_LARGE";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_MEDIA_TYPE */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_MEDIA_TYPE";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_RATE_LIMITED */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_RATE_LIMITED";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_HEADERS_TOO_LARGE */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_HEADERS_TOO_LARGE";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_INTERNAL */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_INTERNAL";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_SITE_UNREACHABLE */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_SITE_UNREACHABLE";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_UNAVAILABLE */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_UNAVAILABLE";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+        };
+    };
+    failbackSite: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                site: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "reason": "site b is back and its mirrors caught up",
+                 *       "confirm": true
+                 *     }
+                 */
+                "application/json": {
+                    /** @description why: recorded with who and when */
+                    reason: string;
+                    /**
+                     * @description must be true: the command moves partitions between sites
+                     * @enum {boolean}
+                     */
+                    confirm: true;
+                };
+            };
+        };
+        responses: {
+            /** @description the operation the controller started; follow it in GET /v1/sites (status.operation) */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        command: string;
+                        by: string;
+                        reason: string;
+                        startedAt: number;
+                        state: "running" | "succeeded" | "failed";
+                        lines: string[];
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description GW_ERR_BODY_INVALID, GW_ERR_BODY_MALFORMED, GW_ERR_ID_INVALID, GW_ERR_KIND_INVALID, GW_ERR_PARAMS_INVALID, GW_ERR_QUERY_INVALID, GW_ERR_REQUEST_MALFORMED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_BODY_INVALID" | "GW_ERR_BODY_MALFORMED" | "GW_ERR_ID_INVALID" | "GW_ERR_KIND_INVALID" | "GW_ERR_PARAMS_INVALID" | "GW_ERR_QUERY_INVALID" | "GW_ERR_REQUEST_MALFORMED";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_UNAUTHENTICATED";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_FORBIDDEN";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_SITE_UNKNOWN */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_SITE_UNKNOWN";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_REQUEST_TIMEOUT */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_REQUEST_TIMEOUT";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_SITE_BUSY */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_SITE_BUSY";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_BODY_TOO_LARGE */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_BODY_TOO_LARGE";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_MEDIA_TYPE */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_MEDIA_TYPE";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_RATE_LIMITED */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_RATE_LIMITED";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_HEADERS_TOO_LARGE */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_HEADERS_TOO_LARGE";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_INTERNAL */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_INTERNAL";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_SITE_UNREACHABLE */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_SITE_UNREACHABLE";
                         message: string;
                         item?: string;
                         accepted?: number;
