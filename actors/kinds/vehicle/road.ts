@@ -100,6 +100,10 @@ export interface RoadConfig {
   geofenceMarginM: number
   /** Default minimum time inside before an enter counts (0 = the first fix inside). */
   geofenceMinDwellMs: number
+  /** An exit also counts once every fix has been outside (even within the margin) for this long (0 = margin only). */
+  geofenceExitConfirmMs: number
+  /** A segment between two fixes outside a fence that passes more than this deep inside is an enter and an exit (0 = off). */
+  geofenceClipDepthM: number
   stopMinMs: number
   idleMinMs: number
   idleAlertMs: number
@@ -138,6 +142,8 @@ export const ROAD_DEFAULTS: RoadConfig = Object.freeze({
   geofences: Object.freeze([]) as readonly Geofence[],
   geofenceMarginM: 5,
   geofenceMinDwellMs: 0,
+  geofenceExitConfirmMs: 0,
+  geofenceClipDepthM: 10,
   stopMinMs: 30_000,
   idleMinMs: 60_000,
   idleAlertMs: 300_000,
@@ -168,7 +174,7 @@ const FUEL_HIST_STEP_MS = 20_000
 /** Checks a road config; throws ConfigError naming the setting. */
 export function validateRoadConfig(c: RoadConfig): void {
   const nums = ['allowedLatenessMs', 'tripStartKmh', 'tripStopMs', 'tripStopEngineOnMs', 'tripQuietMs', 'maxJumpKmh', 'gpsMarginM', 'confirmGapMs',
-    'maxHdop', 'minSatellites', 'stationaryKmh', 'stationaryRadiusM', 'speedIntegrateMaxMs', 'geofenceMarginM', 'geofenceMinDwellMs',
+    'maxHdop', 'minSatellites', 'stationaryKmh', 'stationaryRadiusM', 'speedIntegrateMaxMs', 'geofenceMarginM', 'geofenceMinDwellMs', 'geofenceExitConfirmMs', 'geofenceClipDepthM',
     'stopMinMs', 'idleMinMs', 'idleAlertMs', 'overheatC', 'overheatMs', 'overheatHysteresis', 'lowFuelPct', 'lowFuelMs',
     'lowFuelHysteresis', 'fuelSmoothMs', 'refuelPct', 'fuelDropPct', 'fuelEventWindowMs', 'fuelSettleMs', 'fuelTankL',
     'staleAfterMs', 'positionIntervalMs'] as const
@@ -208,8 +214,12 @@ interface Trip {
   owesStart: boolean
 }
 
-/** Geofence state: [enter start or null, first-inside time of a pending enter or null]. */
-type FenceState = [entered: number | null, insideSince: number | null]
+/**
+ * Geofence state: [enter start or null, crossing time of a pending enter or null, crossing time of a pending exit
+ * (every fix since has been outside) or null, event time and signed distance (m) of the last fix]. The last three
+ * are missing in snapshots written before they existed (read as null).
+ */
+type FenceState = [entered: number | null, insideSince: number | null, outSince?: number | null, lastTs?: number | null, lastD?: number | null]
 
 export interface RoadState {
   /** Event time of the last applied reading. */
@@ -578,46 +588,132 @@ function fencesOf(c: RoadConfig, set: GeofenceSet | undefined, vehicle: string):
   return list
 }
 
-function fenceExit(s: RoadState, ctx: ActorContext, id: string, start: number, ts: number, value: number, threshold: number, why: string): void {
+function fenceExit(s: RoadState, ctx: ActorContext, id: string, start: number, ts: number, end: number, value: number, threshold: number, why: string): void {
   const details = { geofence: id, ...(s.gfVer !== null ? { version: s.gfVer } : {}) }
-  emitAlert(ctx, ts, { sub: id, type: 'geofence', severity: 'info', state: 'close', start, end: ts, value, threshold, explanation: why, details })
-  ctx.emit('score', `dwell:${id}:${start}`, ts, { name: 'geofence_dwell', value: (ts - start) / 1000,
-    factors: { enter_ts: start, exit_ts: ts, dwell_s: (ts - start) / 1000, ...(s.gfVer !== null ? { version: s.gfVer } : {}) } })
+  emitAlert(ctx, ts, { sub: id, type: 'geofence', severity: 'info', state: 'close', start, end, value, threshold, explanation: why, details })
+  ctx.emit('score', `dwell:${id}:${start}`, ts, { name: 'geofence_dwell', value: (end - start) / 1000,
+    factors: { enter_ts: start, exit_ts: end, dwell_s: (end - start) / 1000, ...(s.gfVer !== null ? { version: s.gfVer } : {}) } })
 }
 
-function stepFences(s: RoadState, ctx: ActorContext, ts: number, lat: number, lon: number, c: RoadConfig): void {
+function fenceEnter(s: RoadState, ctx: ActorContext, id: string, start: number, ts: number, d: number, why: string): void {
+  emitAlert(ctx, ts, { sub: id, type: 'geofence', severity: 'info', state: 'open', start, value: d, threshold: 0, explanation: why,
+    details: { geofence: id, ...(s.gfVer !== null ? { version: s.gfVer } : {}) } })
+}
+
+/**
+ * When the boundary was crossed between the fence's last fix and this one (signed distance `d` at `ts`): linear
+ * in the signed distance, so an event is dated where the track crossed the edge, not at the first fix beyond it
+ * (after a dropout that may be a minute later). `ts` when the last fix was on the same side or unknown.
+ */
+function crossedAt(st: FenceState, ts: number, d: number): number {
+  const t0 = st[3] ?? null
+  const d0 = st[4] ?? null
+  if (t0 === null || d0 === null || ts <= t0 || (d0 > 0) === (d > 0)) return ts
+  return Math.round(t0 + ((ts - t0) * d0) / (d0 - d))
+}
+
+/** Samples along a segment between two fixes: about one per 2 m, at most this many. */
+const CLIP_SAMPLES_MAX = 100
+
+/**
+ * A fence clipped between two fixes both outside it: the straight segment from `from` to the fix passes more than
+ * `depthM` inside (a corner cut by a fast vehicle, a short crossing between sparse fixes). Returns the times the
+ * segment entered and left the fence, or null. Cheap when far: the signed distance is 1-Lipschitz, so no point
+ * of the segment is deeper than (d0 + d1 - length) / 2 inside.
+ */
+function clipped(shape: CompiledShape, from: readonly [number, number, number], d0: number, ts: number, lat: number, lon: number, d1: number, depthM: number): [number, number] | null {
+  const len = haversineM(from[1], from[2], lat, lon)
+  if ((d0 + d1 - len) / 2 >= -depthM || ts <= from[0]) return null
+  const n = Math.min(CLIP_SAMPLES_MAX, Math.ceil(len / 2))
+  let inFrom = -1
+  let inTo = -1
+  let deepest = 0
+  for (let k = 1; k < n; k++) {
+    const f = k / n
+    const d = shape.signedM(from[1] + (lat - from[1]) * f, from[2] + (lon - from[2]) * f)
+    if (d <= 0) { if (inFrom < 0) inFrom = f; inTo = f }
+    if (d < deepest) deepest = d
+  }
+  if (deepest >= -depthM || inFrom < 0) return null
+  const at = (f: number): number => Math.round(from[0] + (ts - from[0]) * f)
+  return [at(inFrom), at(inTo)]
+}
+
+/**
+ * Advances every fence with an accepted fix at `ts`: `fix` the fix, `anc` the distance anchor (held while the
+ * vehicle stands), `prev` the accepted fix before (for clips).
+ */
+function stepFences(s: RoadState, ctx: ActorContext, ts: number, fix: readonly [number, number], anc: readonly [number, number],
+  prev: readonly [number, number, number] | null, c: RoadConfig): void {
   const ref = ctx.reference(GEOFENCES_REF)
   const set = ref?.data as GeofenceSet | undefined
   if (set) s.gfVer = set.version
   const fences = fencesOf(c, set, ctx.entity.id)
   const live = new Set<string>()
+  const same = fix[0] === anc[0] && fix[1] === anc[1]
   for (const g of fences) {
     live.add(g.id)
-    const d = g.shape.signedM(lat, lon)
+    const dF = g.shape.signedM(fix[0], fix[1])
+    const d = same ? dF : g.shape.signedM(anc[0], anc[1])
     let st = s.gf[g.id]
-    if (!st) s.gf[g.id] = st = [null, null]
-    if (st[0] === null) {
-      if (d > 0) { st[1] = null; continue }
-      if (st[1] === null) st[1] = ts
-      if (ts - st[1] < g.minDwellMs) continue
-      const start = st[1]
-      st[0] = start
-      st[1] = null
-      emitAlert(ctx, ts, { sub: g.id, type: 'geofence', severity: 'info', state: 'open', start, value: d, threshold: 0,
-        explanation: `entered geofence ${g.id} (${(-d).toFixed(0)} m inside)`,
-        details: { geofence: g.id, ...(s.gfVer !== null ? { version: s.gfVer } : {}) } })
-    } else if (d > g.marginM) {
-      const start = st[0]
-      delete s.gf[g.id]
-      fenceExit(s, ctx, g.id, start, ts, d, g.marginM, `left geofence ${g.id} (${d.toFixed(0)} m outside)`)
-    }
+    if (!st) s.gf[g.id] = st = [null, null, null, null, null]
+    const cross = crossedAt(st, ts, dF)
+    if (st[0] === null) stepOutside(s, ctx, g, st, ts, fix, d, dF, cross, prev, c)
+    else stepInside(s, ctx, g, st, ts, d, dF, cross, c)
+    // An exit deleted the state; the next fix starts a fresh one that still knows this fix (for crossings).
+    const now = s.gf[g.id] ?? (s.gf[g.id] = [null, null, null, null, null])
+    now[3] = ts
+    now[4] = dF
   }
   for (const id of Object.keys(s.gf).sort()) {
     if (live.has(id)) continue
     const st = s.gf[id] as FenceState
     delete s.gf[id]
-    if (st[0] !== null) fenceExit(s, ctx, id, st[0], ts, 0, 0, `geofence ${id} removed or no longer assigned`)
+    if (st[0] !== null) fenceExit(s, ctx, id, st[0], ts, ts, 0, 0, `geofence ${id} removed or no longer assigned`)
   }
+}
+
+/** A fence the vehicle is not in: enter once the anchor has been inside for minDwellMs; or a clip between two fixes. */
+function stepOutside(s: RoadState, ctx: ActorContext, g: LiveFence, st: FenceState, ts: number, fix: readonly [number, number], d: number, dF: number,
+  cross: number, prev: readonly [number, number, number] | null, c: RoadConfig): void {
+  if (d > 0) {
+    st[1] = null
+    const d0 = st[4] ?? null
+    // Only between two consecutive fixes close in time (a straight line across a long gap may cut any corner),
+    // and for fences without a minimum dwell (a clip has none).
+    if (c.geofenceClipDepthM <= 0 || g.minDwellMs > 0 || prev === null || d0 === null || d0 <= 0 || dF <= 0 || st[3] !== prev[0] ||
+      ts - prev[0] > c.speedIntegrateMaxMs) return
+    const clip = clipped(g.shape, prev, d0, ts, fix[0], fix[1], dF, c.geofenceClipDepthM)
+    if (!clip) return
+    fenceEnter(s, ctx, g.id, clip[0], ts, 0, `passed through geofence ${g.id} between two fixes`)
+    fenceExit(s, ctx, g.id, clip[0], ts, clip[1], dF, g.marginM, `left geofence ${g.id} (passed through between two fixes)`)
+    return
+  }
+  if (st[1] === null) st[1] = dF <= 0 ? cross : ts
+  if (ts - st[1] < g.minDwellMs) return
+  const start = st[1]
+  st[0] = start
+  st[1] = null
+  st[2] = null
+  fenceEnter(s, ctx, g.id, start, ts, d, `entered geofence ${g.id} (${(-d).toFixed(0)} m inside)`)
+}
+
+/**
+ * A fence the vehicle is in: exit once the anchor is more than marginM outside, or once every fix has been outside
+ * for geofenceExitConfirmMs (a vehicle standing just outside an edge: its fixes stay out, within the margin).
+ * The exit is dated at the crossing before the first of those fixes.
+ */
+function stepInside(s: RoadState, ctx: ActorContext, g: LiveFence, st: FenceState, ts: number, d: number, dF: number, cross: number, c: RoadConfig): void {
+  const pending = st[2] ?? null
+  if (dF <= 0) st[2] = null
+  else if (pending === null) st[2] = cross
+  const confirmed = pending !== null && dF > 0 && c.geofenceExitConfirmMs > 0 && ts - pending >= c.geofenceExitConfirmMs
+  if (d <= g.marginM && !confirmed) return
+  const start = st[0] as number
+  const end = st[2] ?? cross
+  delete s.gf[g.id]
+  fenceExit(s, ctx, g.id, start, ts, Math.max(start, end), d, g.marginM,
+    d > g.marginM ? `left geofence ${g.id} (${d.toFixed(0)} m outside)` : `left geofence ${g.id} (outside for ${((ts - (st[2] ?? ts)) / 1000).toFixed(0)} s)`)
 }
 
 // ---- the handler ------------------------------------------------------------------------------------------
@@ -769,7 +865,11 @@ function onReading(s: RoadState, r: Reading, ctx: ActorContext, c: RoadConfig): 
     if (posReason !== null) emitPosition(s, ctx, s.fix, ctx.seq, posReason)
   }
   // Geofences on the distance anchor: it stays put while the vehicle stands, so noise at a fence's edge does not flap.
-  for (const a of accepted) stepFences(s, ctx, a[0], a[4], a[5], c)
+  let before = prevFix
+  for (const a of accepted) {
+    stepFences(s, ctx, a[0], [a[1], a[2]], [a[4], a[5]], before, c)
+    before = [a[0], a[1], a[2]]
+  }
 
   // Ignition off ends the trip (rule b) and the idle.
   if (engine === false && typeof f['ignition'] !== 'undefined') {
