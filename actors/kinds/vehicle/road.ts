@@ -114,6 +114,8 @@ export interface RoadConfig {
   lowFuelMs: number
   lowFuelHysteresis: number
   fuelSmoothMs: number
+  /** Low fuel on the level of a robust trend line (Theil-Sen) over this much of the smoothed level (0 = the smoothed level itself). */
+  fuelTrendMs: number
   refuelPct: number
   fuelDropPct: number
   fuelEventWindowMs: number
@@ -154,6 +156,7 @@ export const ROAD_DEFAULTS: RoadConfig = Object.freeze({
   lowFuelMs: 30_000,
   lowFuelHysteresis: 3,
   fuelSmoothMs: 30_000,
+  fuelTrendMs: 600_000,
   refuelPct: 8,
   fuelDropPct: 5,
   fuelEventWindowMs: 600_000,
@@ -176,7 +179,7 @@ export function validateRoadConfig(c: RoadConfig): void {
   const nums = ['allowedLatenessMs', 'tripStartKmh', 'tripStopMs', 'tripStopEngineOnMs', 'tripQuietMs', 'maxJumpKmh', 'gpsMarginM', 'confirmGapMs',
     'maxHdop', 'minSatellites', 'stationaryKmh', 'stationaryRadiusM', 'speedIntegrateMaxMs', 'geofenceMarginM', 'geofenceMinDwellMs', 'geofenceExitConfirmMs', 'geofenceClipDepthM',
     'stopMinMs', 'idleMinMs', 'idleAlertMs', 'overheatC', 'overheatMs', 'overheatHysteresis', 'lowFuelPct', 'lowFuelMs',
-    'lowFuelHysteresis', 'fuelSmoothMs', 'refuelPct', 'fuelDropPct', 'fuelEventWindowMs', 'fuelSettleMs', 'fuelTankL',
+    'lowFuelHysteresis', 'fuelSmoothMs', 'fuelTrendMs', 'refuelPct', 'fuelDropPct', 'fuelEventWindowMs', 'fuelSettleMs', 'fuelTankL',
     'staleAfterMs', 'positionIntervalMs'] as const
   for (const k of nums) {
     const v = c[k]
@@ -267,6 +270,12 @@ export interface RoadState {
   fb: number[]
   /** Smoothed fuel levels of the event window, flat [ts, level, ...], one per FUEL_HIST_STEP_MS. */
   fh: number[]
+  /** Fuel levels of the trend window (fuelTrendMs), flat [ts, level, ...]: the mean of each FUEL_HIST_STEP_MS bin. */
+  ft: number[]
+  /** The bin being filled: [sum of ts, sum of levels, readings, first ts], or null. */
+  fbin: [number, number, number, number] | null
+  /** The trend line fitted when the last bin closed: [ts, level at ts, slope per ms], or null (too few bins). */
+  fline: [number, number, number] | null
   /** A refuel (+1) or drop (-1) in progress: [sign, start ts, level before, extreme level, ts of the extreme]. */
   fev: [number, number, number, number, number] | null
   /** Start of the open unit_offline alert, or null. */
@@ -328,6 +337,111 @@ function litres(pct: number, c: RoadConfig): Record<string, number> {
   return c.fuelTankL > 0 ? { litres: (pct / 100) * c.fuelTankL } : {}
 }
 
+/**
+ * Adds a raw reading to the trend window: readings are averaged per FUEL_HIST_STEP_MS bin (mean time, mean level),
+ * bins older than fuelTrendMs drop out, and a gap of more than TREND_GAP_MS restarts it.
+ */
+function pushTrend(s: RoadState, ts: number, raw: number, c: RoadConfig): void {
+  // A gap (the unit was off: a refuel or a siphoning may have moved the level) restarts the window.
+  const lastTs = s.fbin !== null ? s.fbin[0] / s.fbin[2] : s.ft.length >= 2 ? s.ft[s.ft.length - 2] as number : null
+  if (lastTs !== null && ts - lastTs > TREND_GAP_MS) { s.ft = []; s.fbin = null; s.fline = null }
+  let closed = false
+  if (s.fbin !== null && ts - s.fbin[3] >= FUEL_HIST_STEP_MS) {
+    const [sumTs, sumLv, n] = s.fbin
+    s.ft.push(Math.round(sumTs / n), sumLv / n)
+    s.fbin = null
+    closed = true
+  }
+  if (s.fbin === null) s.fbin = [0, 0, 0, ts]
+  s.fbin[0] += ts
+  s.fbin[1] += raw
+  s.fbin[2]++
+  let drop = 0
+  while (drop < s.ft.length && ts - (s.ft[drop] as number) > c.fuelTrendMs) drop += 2
+  if (drop > 0) s.ft.splice(0, drop)
+  // The line is refitted once per bin (a Theil-Sen fit is quadratic in the bins), then followed to each reading.
+  // A short window extrapolates a noisy slope: the line is used once the bins span half the window.
+  if (closed) {
+    const span = s.ft.length >= 4 ? (s.ft[s.ft.length - 2] as number) - (s.ft[0] as number) : 0
+    const line = span >= c.fuelTrendMs / 2 ? trendLevel(s.ft, ts) : null
+    s.fline = line ? [ts, line[0], line[1]] : null
+  }
+}
+
+/** A gap in the fuel readings that restarts the trend window. */
+const TREND_GAP_MS = 60_000
+/** Fewest samples of the trend window (FUEL_HIST_STEP_MS apart) before its line is trusted over the smoothed level. */
+const TREND_MIN_SAMPLES = 6
+
+/**
+ * The level at `ts` on the Theil-Sen line of the trend window (median of the pairwise slopes, then the median
+ * intercept): robust to slosh and to a burst of bad readings, and unbiased while the tank drains, where a median
+ * or a mean of the window lags by half the window. [level, slope per ms], or null with too few samples.
+ */
+export function trendLevel(ft: readonly number[], ts: number): [number, number] | null {
+  const n = ft.length / 2
+  if (n < TREND_MIN_SAMPLES) return null
+  const slopes: number[] = []
+  for (let i = 0; i < n; i++) {
+    for (let j = i + 1; j < n; j++) {
+      const dt = (ft[2 * j] as number) - (ft[2 * i] as number)
+      if (dt > 0) slopes.push(((ft[2 * j + 1] as number) - (ft[2 * i + 1] as number)) / dt)
+    }
+  }
+  if (slopes.length === 0) return null
+  const slope = medianOf(slopes)
+  const icpt: number[] = []
+  for (let i = 0; i < n; i++) icpt.push((ft[2 * i + 1] as number) + slope * (ts - (ft[2 * i] as number)))
+  return [medianOf(icpt), slope]
+}
+
+function medianOf(xs: number[]): number {
+  xs.sort((a, b) => a - b)
+  const m = xs.length >> 1
+  return xs.length % 2 ? xs[m] as number : ((xs[m - 1] as number) + (xs[m] as number)) / 2
+}
+
+/**
+ * low_fuel on the estimated level: the trend line's level at `ts` when the window holds enough samples, else the
+ * smoothed level (and, with fuelTrendMs 0, always the smoothed level with the first raw reading below as start).
+ * Opens once the estimate has been below lowFuelPct for lowFuelMs; closes above lowFuelPct + lowFuelHysteresis.
+ */
+function lowFuel(s: RoadState, ctx: ActorContext, ts: number, raw: number, sm: number, c: RoadConfig): void {
+  if (c.fuelTrendMs > 0) pushTrend(s, ts, raw, c)
+  // With a trend window, nothing is raised until it holds TREND_MIN_SAMPLES bins, nor while a refuel or a drop is
+  // being followed (the line spans the jump).
+  const fl = c.fuelTrendMs > 0 && s.fev === null ? s.fline : null
+  const tr: [number, number] | null = fl ? [fl[1] + fl[2] * (ts - fl[0]), fl[2]] : null
+  if (c.fuelTrendMs > 0 && tr === null && s.lf[1] === null) return
+  const est = tr ? tr[0] : sm
+  // When the estimate went below: with a trend, where its line crossed (not before the window); else the
+  // first raw reading below since the smoothed level was last above (a level flickering at the threshold does
+  // not restart the duration).
+  if (tr) {
+    if (est >= c.lowFuelPct) s.lowSince = null
+    else if (s.lowSince === null) {
+      const back = tr[1] < 0 ? (c.lowFuelPct - est) / tr[1] : 0
+      s.lowSince = Math.round(Math.max(s.ft[0] as number, ts + back))
+    }
+  } else {
+    if (raw < c.lowFuelPct) s.lowSince ??= ts
+    if (sm >= c.lowFuelPct && raw >= c.lowFuelPct) s.lowSince = null
+  }
+  if (s.lf[1] === null) {
+    if (est < c.lowFuelPct && s.lowSince !== null && ts - s.lowSince >= c.lowFuelMs) {
+      s.lf = [s.lowSince, s.lowSince, est]
+      emitAlert(ctx, ts, { type: 'low_fuel', severity: 'warning', state: 'open', start: s.lowSince, value: est,
+        threshold: c.lowFuelPct, explanation: `fuel ${est.toFixed(1)} % (${tr ? 'trend of the last minutes' : 'smoothed'}) < ${c.lowFuelPct} %` })
+    }
+  } else if (sm > c.lowFuelPct + c.lowFuelHysteresis) {
+    const start = s.lf[1]
+    s.lf = [null, null, 0]
+    s.lowSince = null
+    emitAlert(ctx, ts, { type: 'low_fuel', severity: 'warning', state: 'close', start, end: ts, value: sm,
+      threshold: c.lowFuelPct, explanation: `fuel back to ${sm.toFixed(1)} % (> ${c.lowFuelPct + c.lowFuelHysteresis} %)` })
+  }
+}
+
 /** Reports the refuel or drop in progress (once the level settled, or the vehicle moves). */
 function finishFuelEvent(s: RoadState, ctx: ActorContext, ts: number, c: RoadConfig): void {
   const e = s.fev
@@ -335,6 +449,10 @@ function finishFuelEvent(s: RoadState, ctx: ActorContext, ts: number, c: RoadCon
   const [sign, start, from, to, toTs] = e
   s.fev = null
   s.fh = [ts, to]
+  // The level jumped: a trend across the jump means nothing.
+  s.ft = [ts, to]
+  s.fbin = null
+  s.fline = null
   const amount = Math.abs(to - from)
   if (sign > 0) {
     ctx.emit('score', `refuel:${start}`, ts, { name: 'refuel', value: amount,
@@ -917,24 +1035,8 @@ function onReading(s: RoadState, r: Reading, ctx: ActorContext, c: RoadConfig): 
   if (fuel !== undefined) {
     pushFuel(s, ts, fuel, c)
     const sm = fuelSmoothed(s)
-    if (fuel < c.lowFuelPct) s.lowSince ??= ts
     if (sm !== null) {
-      if (sm >= c.lowFuelPct && fuel >= c.lowFuelPct) s.lowSince = null
-      // The duration counts from the first raw reading below (lowSince): a smoothed level flickering at the
-      // threshold does not restart it; the smoothed level must be below when it opens.
-      if (s.lf[1] === null) {
-        if (sm < c.lowFuelPct && s.lowSince !== null && ts - s.lowSince >= c.lowFuelMs) {
-          s.lf = [s.lowSince, s.lowSince, sm]
-          emitAlert(ctx, ts, { type: 'low_fuel', severity: 'warning', state: 'open', start: s.lowSince, value: sm,
-            threshold: c.lowFuelPct, explanation: `fuel ${sm.toFixed(1)} % (smoothed) < ${c.lowFuelPct} % for >= ${c.lowFuelMs / 1000} s` })
-        }
-      } else if (sm > c.lowFuelPct + c.lowFuelHysteresis) {
-        const start = s.lf[1]
-        s.lf = [null, null, 0]
-        s.lowSince = null
-        emitAlert(ctx, ts, { type: 'low_fuel', severity: 'warning', state: 'close', start, end: ts, value: sm,
-          threshold: c.lowFuelPct, explanation: `fuel back to ${sm.toFixed(1)} % (> ${c.lowFuelPct + c.lowFuelHysteresis} %)` })
-      }
+      lowFuel(s, ctx, ts, fuel, sm, c)
       fuelEvents(s, ctx, ts, sm, speed !== undefined && speed > c.tripStartKmh, c)
       if (s.trip && s.trip.fuel0 === null) s.trip.fuel0 = sm
     }
@@ -960,7 +1062,7 @@ function init(_e: EntityRef, c: RoadConfig): RoadState {
   validateRoadConfig(c)
   return { lastTs: null, fix: null, fixSeq: null, cand: null, lastFixTs: null, vmax: null, anc: null, cov: 0, spd: null,
     posTs: null, posSeq: null, speed: null, heading: null, engine: null, idle: null, trip: null, day: null, dayKm: 0, odoKm: 0,
-    gf: {}, gfVer: null, dtc: {}, oh: [null, null, 0], lf: [null, null, 0], lowSince: null, fb: [], fh: [], fev: null,
+    gf: {}, gfVer: null, dtc: {}, oh: [null, null, 0], lf: [null, null, 0], lowSince: null, fb: [], fh: [], ft: [], fbin: null, fline: null, fev: null,
     stale: null, late: 0, jumps: 0, badFixes: 0 }
 }
 
@@ -972,7 +1074,7 @@ const codec: SnapshotCodec<RoadState> = {
   // A copy: the runtime may hold the snapshot while the live state moves on.
   encode: (s) => ({ ...s, fix: copyArr(s.fix), cand: copyArr(s.cand), anc: copyArr(s.anc), spd: copyArr(s.spd), idle: copyArr(s.idle),
     trip: s.trip ? { ...s.trip, stopAt: copyArr(s.trip.stopAt) } : null, gf: Object.fromEntries(Object.entries(s.gf).map(([k, v]) => [k, [...v]])),
-    dtc: { ...s.dtc }, oh: [...s.oh], lf: [...s.lf], fb: [...s.fb], fh: [...s.fh], fev: copyArr(s.fev) }),
+    dtc: { ...s.dtc }, oh: [...s.oh], lf: [...s.lf], fb: [...s.fb], fh: [...s.fh], ft: [...(s.ft ?? [])], fbin: copyArr(s.fbin ?? null), fline: copyArr(s.fline ?? null), fev: copyArr(s.fev) }),
   decode: (d, v) => {
     if (v !== 1 && v !== CODEC_VERSION) throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_VERSION, `road snapshot version ${v} is not 1 or ${CODEC_VERSION}`)
     const s = d as RoadState & { fences?: Record<string, number> }
@@ -1007,6 +1109,10 @@ const codec: SnapshotCodec<RoadState> = {
     } else if (typeof s.gf !== 'object' || !Array.isArray(s.fb) || !Array.isArray(s.fh)) {
       throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_CORRUPT, 'road snapshot is malformed')
     }
+    // Written before the trend window existed: it fills again from the next readings.
+    if (!Array.isArray(s.ft)) s.ft = []
+    s.fbin ??= null
+    s.fline ??= null
     return s
   },
 }
