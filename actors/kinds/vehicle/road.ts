@@ -36,12 +36,17 @@
  *  - positions: as before (trip_start, stop, sample every positionIntervalMs, trip_end), one per reading at most.
  *  - geofences: circles and polygons from the config (`geofences`) and from the reference data `geofences`
  *    (published by the gateway, actors/references.ts) assigned to this vehicle. Enter when the accepted position
- *    is inside for >= minDwellMs (start = first fix inside); exit once it is more than marginM outside (hysteresis:
- *    noise at the edge does not flap). Alerts `geofence` (info) open/close, `score` `geofence_dwell` on exit.
+ *    is inside for >= minDwellMs; exit once it is more than marginM outside (hysteresis: noise at the edge does
+ *    not flap) or, with geofenceExitConfirmMs, once every fix has been outside that long. Both are dated at the
+ *    crossing interpolated between the fixes on either side (also across a dropout). A fence clipped between two
+ *    close fixes outside it (segment > geofenceClipDepthM deep) is an enter and an exit. Alerts `geofence`
+ *    (info) open/close, `score` `geofence_dwell` on exit.
  *    The version of the set applied is kept in the state (`gfVer`) and in each output's details.
  *  - fuel: the level is smoothed by the median of the readings of the last fuelSmoothMs (>= 3 readings), so one
- *    noisy reading neither raises nor restarts anything. low_fuel: smoothed < lowFuelPct for >= lowFuelMs, start =
- *    the first raw reading below since the smoothed level was last above; closes above lowFuelPct + hysteresis.
+ *    noisy reading neither raises nor restarts anything. low_fuel: the level of a Theil-Sen line through the 20 s
+ *    means of the last fuelTrendMs, at the reading's time, < lowFuelPct for >= lowFuelMs since the line crossed
+ *    it (fuelTrendMs 0: the smoothed level, from the first raw reading below); closes when the smoothed level is
+ *    above lowFuelPct + hysteresis.
  *    refuel (`score`): smoothed level >= refuelPct above its minimum of the last fuelEventWindowMs, reported once
  *    it has stopped rising for fuelSettleMs or the vehicle moves. fuel_drop (alert, warning, opened and closed at
  *    once): smoothed level >= fuelDropPct below its maximum of the last fuelEventWindowMs.
