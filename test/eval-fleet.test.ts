@@ -4,7 +4,7 @@ import { buildScenario, loadFixture, vinCheckDigit } from '../bench/eval/fleet-s
 import type { VehicleTruth } from '../bench/eval/fleet-scenario.js'
 import { Polyline, haversineM, fenceDepthM } from '../bench/eval/geo.js'
 import type { Fence, LatLon } from '../bench/eval/geo.js'
-import { dist, scoreFleet, FENCE_TOL_MS } from '../bench/eval/fleet-score.js'
+import { alignInTime, dist, matchFenceEvents, scoreFleet, FENCE_TOL_MS } from '../bench/eval/fleet-score.js'
 import type { TimedOutput, VehicleRun } from '../bench/eval/fleet-score.js'
 import { runFleetEval } from '../bench/eval/fleet-eval.js'
 
@@ -230,4 +230,17 @@ t.test('the road profile runs over a small fleet in memory and is scored', async
   t.ok(Number.isFinite(r.score.odometer.errPct) && Number.isFinite(r.baseline.odometerErrPct), 'odometer and baseline figures')
   t.ok(r.baseline.distancePct.n === 4, 'baseline per true trip')
   t.ok(r.score.fences.truth + r.score.fences.ambiguous > 0, 'fence events to score')
+})
+
+t.test('fence events are paired optimally: an early true event does not take the report of the next one', async (t) => {
+  // True exits at 0 s and 80 s; the tracker reported one exit, at 81 s. Greedy in time order paired it with the
+  // exit at 0 s (81 s apart, within the tolerance) and counted the exit at 80 s missing.
+  const ev = (kind: 'enter' | 'exit', s: number): { fence: string; kind: 'enter' | 'exit'; t: number; ambiguous: boolean; unobserved: boolean } =>
+    ({ fence: 'f', kind, t: s * 1000, ambiguous: false, unobserved: false })
+  const truth = { trips: [{ ignitionOn: -600_000 }], initiallyInside: [], fenceEvents: [ev('exit', 0), ev('enter', 5), ev('exit', 80)] } as unknown as VehicleTruth
+  const m = matchFenceEvents(truth, [{ fence: 'f', kind: 'exit', t: 81_000 }])
+  t.same(m.matched.map(([a, b]) => [a.t, b.t]), [[80_000, 81_000]], 'the report goes to the exit 1 s away')
+  t.same(m.missing.map((e) => [e.kind, e.t]), [['exit', 0], ['enter', 5000]])
+  t.same(alignInTime([0, 100, 200], [85, 95, 190], 90), [[0, 0], [1, 1], [2, 2]], 'most pairs first')
+  t.same(alignInTime([0, 100], [99], 100), [[1, 0]], 'then the least time error')
 })

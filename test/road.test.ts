@@ -145,12 +145,19 @@ void t.test('geofence enter/exit as info alerts', async (t) => {
     rd(T0 + 80_000, { lat: 45.006, lon: 7 }), // ~667 m: out
   ], { config })
   const a = alerts(r.outputs, 'geofence')
-  t.same(a.map((b) => [b.state, b.severity, b.start, b.end ?? null, b.details?.['geofence']]),
-    [['open', 'info', T0 + 60_000, null, 'depot'], ['close', 'info', T0 + 60_000, T0 + 80_000, 'depot']])
-  t.equal(a[0]?.alertId, `vehicle:V1:geofence:depot:${T0 + 60_000}`)
+  // Events are dated where the track crossed the edge: linear in the signed distance between the fix before and
+  // the fix beyond it (enter: T0 .. T0+60 s; exit: T0+70 s .. T0+75 s, the first fix outside, within the margin).
+  const dd = (lat: number): number => naiveM(45, 7, lat, 7) - 500
+  const cross = (t0: number, t1: number, d0: number, d1: number): number => Math.round(t0 + ((t1 - t0) * d0) / (d0 - d1))
+  const enter = cross(T0, T0 + 60_000, dd(44.99), dd(44.996))
+  const exit = cross(T0 + 70_000, T0 + 75_000, dd(44.9965), dd(45.0046))
+  t.same(a.map((b) => [b.state, b.severity, b.details?.['geofence']]), [['open', 'info', 'depot'], ['close', 'info', 'depot']])
+  t.ok(Math.abs((a[0]?.start ?? 0) - enter) <= 1 && Math.abs((a[1]?.end ?? 0) - exit) <= 1, `enter ${a[0]?.start} ~ ${enter}, exit ${a[1]?.end} ~ ${exit}`)
+  t.equal(a[1]?.start, a[0]?.start)
+  t.equal(a[0]?.alertId, `vehicle:V1:geofence:depot:${a[0]?.start}`)
   t.ok(Math.abs((a[0]?.value ?? 0) + 55) < 2, `signed distance to the boundary ${a[0]?.value}`)
   const dwell = r.outputs.filter((o) => o.type === 'score' && (o.body as ScoreBody).name === 'geofence_dwell').map((o) => (o.body as ScoreBody).factors)
-  t.same(dwell, [{ enter_ts: T0 + 60_000, exit_ts: T0 + 80_000, dwell_s: 20 }], 'dwell time on exit')
+  t.same(dwell, [{ enter_ts: a[0]?.start, exit_ts: a[1]?.end, dwell_s: ((a[1]?.end ?? 0) - (a[0]?.start ?? 0)) / 1000 }], 'dwell time on exit')
   t.equal(settingOf(() => runActor(road, entity, [], { config: { ...C, geofences: [{ id: 'x', lat: 95, lon: 0, radiusM: 1 }] } })),
     'road.geofences[0].lat')
 })
@@ -194,7 +201,10 @@ void t.test('engine overheat: > 110 °C for 30 s, hysteresis 5', async (t) => {
   t.equal(r.outputs.find((o) => o.type === 'alert')?.id, `vehicle:V1:alert:vehicle:V1:engine_overheat:${T0 + 40_000}:open:5`)
 })
 
-void t.test('low fuel: smoothed level < 10 % for 30 s, hysteresis 3; one noisy reading changes nothing', async (t) => {
+/** Low fuel on the smoothed level (the rule before the trend line; test/road-edges.test.ts has the trend). */
+const OLD_FUEL: RoadConfig = { ...C, fuelTrendMs: 0 }
+
+void t.test('low fuel (fuelTrendMs 0): smoothed level < 10 % for 30 s, hysteresis 3; one noisy reading changes nothing', async (t) => {
   const at = (s: number, fuel: number): HarnessMessage => rd(T0 + s * 1000, { fuel_level: fuel })
   const r = runActor(road, entity, [
     at(0, 10.4), at(10, 10.3), at(20, 10.2),
@@ -203,12 +213,12 @@ void t.test('low fuel: smoothed level < 10 % for 30 s, hysteresis 3; one noisy r
     at(50, 14), // one noisy reading: the median of the last 30 s (9.85) stays under 10, nothing restarts
     at(60, 9.2), // 30 s after the start, median 9.35: opens with start T0+30 s
     at(70, 9.1), at(80, 13.2), at(90, 13.5), at(100, 13.4), // median 13.3 > 13: closes
-  ])
+  ], { config: OLD_FUEL })
   const a = alerts(r.outputs, 'low_fuel')
   t.same(a.map((b) => [b.state, b.severity, b.start, b.end ?? null, r.outputs.find((o) => o.body === b)?.ts]), [
     ['open', 'warning', T0 + 30_000, null, T0 + 60_000], ['close', 'warning', T0 + 30_000, T0 + 100_000, T0 + 100_000]])
   // A lone low reading among normal ones never opens it.
-  const spike = runActor(road, entity, [at(0, 20), at(10, 20), at(20, 3), at(30, 20), at(40, 20), at(50, 20), at(60, 20), at(70, 20)])
+  const spike = runActor(road, entity, [at(0, 20), at(10, 20), at(20, 3), at(30, 20), at(40, 20), at(50, 20), at(60, 20), at(70, 20)], { config: OLD_FUEL })
   t.same(alerts(spike.outputs), [], 'a spike raises nothing')
 })
 

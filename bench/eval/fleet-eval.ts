@@ -22,6 +22,10 @@ export interface EvalOptions extends ScenarioOptions {
   latencyMs?: number
   /** How long after a unit's last reading the run keeps firing its timers. */
   horizonMs?: number
+  /** Diagnostics (fleet-diag.ts): called after each reading is applied, with the cell (its state) and the index. */
+  observe?: (vin: string, index: number, cell: ActorCell) => void
+  /** Diagnostics: keep every vehicle's run (outputs and truth) in the result. */
+  keepRuns?: boolean
 }
 
 export interface EvalResult {
@@ -31,6 +35,8 @@ export interface EvalResult {
   score: FleetScore
   baseline: ReturnType<typeof baselineDistances>
   ms: { scenario: number; profile: number }
+  /** With `keepRuns`: the scenario and every vehicle's run. */
+  runs?: { scenario: FleetScenario; runs: VehicleRun[] }
 }
 
 /**
@@ -113,6 +119,7 @@ export function runFleetEval(opts: EvalOptions = {}): EvalResult {
       const tp: LatLon = [v.truePos[2 * i] as number, v.truePos[2 * i + 1] as number]
       truthBySeq.set(s, { ts: reading.ts, pos: tp, jump: jumpTs.has(reading.ts) })
       cell.applyReading(s, p, reading, emit)
+      opts.observe?.(v.vin, i, cell)
       const { lat, lon } = reading.fields
       if (typeof lat === 'number' && typeof lon === 'number') vf.push({ ts: reading.ts, pos: [lat, lon] })
     })
@@ -139,5 +146,6 @@ export function runFleetEval(opts: EvalOptions = {}): EvalResult {
     score,
     baseline: baselineDistances(fixes),
     ms: { scenario: t1 - t0, profile: t2 - t1 },
+    ...(opts.keepRuns ? { runs: { scenario: sc, runs } } : {}),
   }
 }

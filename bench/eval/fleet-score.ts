@@ -9,7 +9,7 @@
  */
 import { haversineM } from './geo.js'
 import type { LatLon } from './geo.js'
-import type { Fence, VehicleTruth, InjectedFaults } from './fleet-scenario.js'
+import type { Fence, VehicleTruth, InjectedFaults, TrueFenceEvent } from './fleet-scenario.js'
 
 /** A reported trip closes a true trip when it ends within this of the true end. */
 export const TRIP_END_TOL_MS = 120_000
@@ -165,6 +165,86 @@ export function reportedFenceEvents(outs: TimedOutput[]): ReportedFenceEvent[] {
   return evs.sort((a, b) => a.t - b.t)
 }
 
+/**
+ * The fence events of one vehicle matched, per fence and direction: the most pairs of a true and a reported
+ * event within FENCE_TOL_MS, then the smallest total time error, in time order (an order-preserving assignment,
+ * optimal on a line). A greedy pass in time order let an early true event take a report that belonged to a
+ * later one and count both neighbours missing. Ambiguous or unobserved true events take theirs too but are not
+ * scored. Also used by fleet-diag.ts to explain each missing event.
+ */
+export function matchFenceEvents(truth: VehicleTruth, rf: ReportedFenceEvent[]): {
+  matched: Array<[TrueFenceEvent, ReportedFenceEvent]>; missing: TrueFenceEvent[]; extra: ReportedFenceEvent[]; notScored: TrueFenceEvent[]
+} {
+  const firstTs = Math.min(...truth.trips.map((t) => t.ignitionOn))
+  const out = { matched: [] as Array<[TrueFenceEvent, ReportedFenceEvent]>, missing: [] as TrueFenceEvent[], extra: [] as ReportedFenceEvent[], notScored: [] as TrueFenceEvent[] }
+  const groups = new Map<string, { t: TrueFenceEvent[]; r: ReportedFenceEvent[] }>()
+  const group = (fence: string, kind: string): { t: TrueFenceEvent[]; r: ReportedFenceEvent[] } => {
+    const k = `${fence}\u0000${kind}`
+    let g = groups.get(k)
+    if (!g) groups.set(k, g = { t: [], r: [] })
+    return g
+  }
+  for (const te of truth.fenceEvents) group(te.fence, te.kind).t.push(te)
+  for (const re of rf) group(re.fence, re.kind).r.push(re)
+  for (const g of groups.values()) {
+    g.t.sort((a, b) => a.t - b.t)
+    g.r.sort((a, b) => a.t - b.t)
+    const pairs = alignInTime(g.t.map((e) => e.t), g.r.map((e) => e.t), FENCE_TOL_MS)
+    const tookT = new Map(pairs.map(([i, j]) => [i, j]))
+    const tookR = new Set(pairs.map(([, j]) => j))
+    g.t.forEach((te, i) => {
+      const j = tookT.get(i)
+      if (te.ambiguous || te.unobserved) out.notScored.push(te)
+      else if (j !== undefined) out.matched.push([te, g.r[j] as ReportedFenceEvent])
+      else out.missing.push(te)
+    })
+    g.r.forEach((re, j) => {
+      if (tookR.has(j)) return
+      if (re.kind === 'enter' && truth.initiallyInside.includes(re.fence) && re.t - firstTs <= INITIAL_ENTER_MS) return
+      out.extra.push(re)
+    })
+  }
+  return out
+}
+
+/** Order-preserving pairs (i, j) of sorted times a[i], b[j] within `tol`: the most pairs, then the least total |a - b|. */
+export function alignInTime(a: number[], b: number[], tol: number): Array<[number, number]> {
+  const n = a.length
+  const m = b.length
+  // best[i][j]: [pairs, -error] over a[i..], b[j..]; compared lexicographically.
+  const cnt = Array.from({ length: n + 1 }, () => new Float64Array(m + 1))
+  const err = Array.from({ length: n + 1 }, () => new Float64Array(m + 1))
+  const better = (c1: number, e1: number, c2: number, e2: number): boolean => c1 > c2 || (c1 === c2 && e1 < e2)
+  for (let i = n - 1; i >= 0; i--) {
+    for (let j = m - 1; j >= 0; j--) {
+      let c = (cnt[i + 1] as Float64Array)[j] as number
+      let e = (err[i + 1] as Float64Array)[j] as number
+      const c2 = (cnt[i] as Float64Array)[j + 1] as number
+      const e2 = (err[i] as Float64Array)[j + 1] as number
+      if (better(c2, e2, c, e)) { c = c2; e = e2 }
+      const d = Math.abs((a[i] as number) - (b[j] as number))
+      if (d <= tol) {
+        const c3 = ((cnt[i + 1] as Float64Array)[j + 1] as number) + 1
+        const e3 = ((err[i + 1] as Float64Array)[j + 1] as number) + d
+        if (better(c3, e3, c, e)) { c = c3; e = e3 }
+      }
+      ;(cnt[i] as Float64Array)[j] = c
+      ;(err[i] as Float64Array)[j] = e
+    }
+  }
+  const pairs: Array<[number, number]> = []
+  let i = 0
+  let j = 0
+  while (i < n && j < m) {
+    const c = (cnt[i] as Float64Array)[j] as number
+    const e = (err[i] as Float64Array)[j] as number
+    const d = Math.abs((a[i] as number) - (b[j] as number))
+    if (d <= tol && ((cnt[i + 1] as Float64Array)[j + 1] as number) + 1 === c && ((err[i + 1] as Float64Array)[j + 1] as number) + d === e) { pairs.push([i, j]); i++; j++ } else if ((cnt[i + 1] as Float64Array)[j] === c && (err[i + 1] as Float64Array)[j] === e) i++
+    else j++
+  }
+  return pairs
+}
+
 /** Opens (first emission) of alerts or outputs of one kind, with when they were raised. */
 function opens(outs: TimedOutput[], kinds: RegExp): Array<{ at: number; start: number; body: Record<string, unknown> }> {
   const seen = new Set<string>()
@@ -255,43 +335,27 @@ export function scoreFleet(runs: VehicleRun[], fences: Fence[], configured: Set<
       odoRep += rep.reduce((a, t) => a + t.distanceM, 0) / 1000
     }
     // --- fences ---
-    const rf = reportedFenceEvents(run.outputs)
-    const firstTs = Math.min(...truth.trips.map((t) => t.ignitionOn))
-    const taken = new Set<number>()
-    const sortedTruth = [...truth.fenceEvents].sort((a, b) => a.t - b.t)
-    for (const te of sortedTruth) {
-      let best = -1
-      let bestDt = Infinity
-      rf.forEach((re, i) => {
-        if (taken.has(i) || re.fence !== te.fence || re.kind !== te.kind) return
-        const d = Math.abs(re.t - te.t)
-        if (d <= FENCE_TOL_MS && d < bestDt) { best = i; bestDt = d }
-      })
-      if (te.ambiguous || te.unobserved) {
-        fAmb++
-        if (best >= 0) taken.add(best)
-        continue
-      }
+    const fm = matchFenceEvents(truth, reportedFenceEvents(run.outputs))
+    fAmb += fm.notScored.length
+    for (const [te, re] of fm.matched) {
       fTruth++
       if (configured.has(te.fence)) fTruthConf++
-      if (best >= 0) {
-        taken.add(best)
-        fMatched++
-        fenceDt.push(((rf[best] as ReportedFenceEvent).t - te.t) / 1000)
-      } else {
-        fMissing++
-        const k = fenceKind.get(te.fence) ?? 'unknown'
-        missingByKind[k] = (missingByKind[k] ?? 0) + 1
-        if (!configured.has(te.fence)) fNotConf++
-      }
+      fMatched++
+      fenceDt.push((re.t - te.t) / 1000)
     }
-    rf.forEach((re, i) => {
-      if (taken.has(i)) return
-      if (re.kind === 'enter' && truth.initiallyInside.includes(re.fence) && re.t - firstTs <= INITIAL_ENTER_MS) return
+    for (const te of fm.missing) {
+      fTruth++
+      if (configured.has(te.fence)) fTruthConf++
+      fMissing++
+      const k = fenceKind.get(te.fence) ?? 'unknown'
+      missingByKind[k] = (missingByKind[k] ?? 0) + 1
+      if (!configured.has(te.fence)) fNotConf++
+    }
+    for (const re of fm.extra) {
       fExtra++
       const k = fenceKind.get(re.fence) ?? 'unknown'
       extraByKind[k] = (extraByKind[k] ?? 0) + 1
-    })
+    }
     // --- low fuel: delay from the true crossing to the reading that raised it ---
     const lf = opens(run.outputs, /^low_fuel$/)
     const lfUsed = new Set<number>()

@@ -36,12 +36,17 @@
  *  - positions: as before (trip_start, stop, sample every positionIntervalMs, trip_end), one per reading at most.
  *  - geofences: circles and polygons from the config (`geofences`) and from the reference data `geofences`
  *    (published by the gateway, actors/references.ts) assigned to this vehicle. Enter when the accepted position
- *    is inside for >= minDwellMs (start = first fix inside); exit once it is more than marginM outside (hysteresis:
- *    noise at the edge does not flap). Alerts `geofence` (info) open/close, `score` `geofence_dwell` on exit.
+ *    is inside for >= minDwellMs; exit once it is more than marginM outside (hysteresis: noise at the edge does
+ *    not flap) or, with geofenceExitConfirmMs, once every fix has been outside that long. Both are dated at the
+ *    crossing interpolated between the fixes on either side (also across a dropout). A fence clipped between two
+ *    close fixes outside it (segment > geofenceClipDepthM deep) is an enter and an exit. Alerts `geofence`
+ *    (info) open/close, `score` `geofence_dwell` on exit.
  *    The version of the set applied is kept in the state (`gfVer`) and in each output's details.
  *  - fuel: the level is smoothed by the median of the readings of the last fuelSmoothMs (>= 3 readings), so one
- *    noisy reading neither raises nor restarts anything. low_fuel: smoothed < lowFuelPct for >= lowFuelMs, start =
- *    the first raw reading below since the smoothed level was last above; closes above lowFuelPct + hysteresis.
+ *    noisy reading neither raises nor restarts anything. low_fuel: the level of a Theil-Sen line through the 20 s
+ *    means of the last fuelTrendMs, at the reading's time, < lowFuelPct for >= lowFuelMs since the line crossed
+ *    it (fuelTrendMs 0: the smoothed level, from the first raw reading below); closes when the smoothed level is
+ *    above lowFuelPct + hysteresis.
  *    refuel (`score`): smoothed level >= refuelPct above its minimum of the last fuelEventWindowMs, reported once
  *    it has stopped rising for fuelSettleMs or the vehicle moves. fuel_drop (alert, warning, opened and closed at
  *    once): smoothed level >= fuelDropPct below its maximum of the last fuelEventWindowMs.
@@ -100,6 +105,10 @@ export interface RoadConfig {
   geofenceMarginM: number
   /** Default minimum time inside before an enter counts (0 = the first fix inside). */
   geofenceMinDwellMs: number
+  /** An exit also counts once every fix has been outside (even within the margin) for this long (0 = margin only). */
+  geofenceExitConfirmMs: number
+  /** A segment between two fixes outside a fence that passes more than this deep inside is an enter and an exit (0 = off). */
+  geofenceClipDepthM: number
   stopMinMs: number
   idleMinMs: number
   idleAlertMs: number
@@ -110,6 +119,8 @@ export interface RoadConfig {
   lowFuelMs: number
   lowFuelHysteresis: number
   fuelSmoothMs: number
+  /** Low fuel on the level of a robust trend line (Theil-Sen) over this much of the smoothed level (0 = the smoothed level itself). */
+  fuelTrendMs: number
   refuelPct: number
   fuelDropPct: number
   fuelEventWindowMs: number
@@ -138,6 +149,8 @@ export const ROAD_DEFAULTS: RoadConfig = Object.freeze({
   geofences: Object.freeze([]) as readonly Geofence[],
   geofenceMarginM: 5,
   geofenceMinDwellMs: 0,
+  geofenceExitConfirmMs: 0,
+  geofenceClipDepthM: 10,
   stopMinMs: 30_000,
   idleMinMs: 60_000,
   idleAlertMs: 300_000,
@@ -148,6 +161,7 @@ export const ROAD_DEFAULTS: RoadConfig = Object.freeze({
   lowFuelMs: 30_000,
   lowFuelHysteresis: 3,
   fuelSmoothMs: 30_000,
+  fuelTrendMs: 600_000,
   refuelPct: 8,
   fuelDropPct: 5,
   fuelEventWindowMs: 600_000,
@@ -168,9 +182,9 @@ const FUEL_HIST_STEP_MS = 20_000
 /** Checks a road config; throws ConfigError naming the setting. */
 export function validateRoadConfig(c: RoadConfig): void {
   const nums = ['allowedLatenessMs', 'tripStartKmh', 'tripStopMs', 'tripStopEngineOnMs', 'tripQuietMs', 'maxJumpKmh', 'gpsMarginM', 'confirmGapMs',
-    'maxHdop', 'minSatellites', 'stationaryKmh', 'stationaryRadiusM', 'speedIntegrateMaxMs', 'geofenceMarginM', 'geofenceMinDwellMs',
+    'maxHdop', 'minSatellites', 'stationaryKmh', 'stationaryRadiusM', 'speedIntegrateMaxMs', 'geofenceMarginM', 'geofenceMinDwellMs', 'geofenceExitConfirmMs', 'geofenceClipDepthM',
     'stopMinMs', 'idleMinMs', 'idleAlertMs', 'overheatC', 'overheatMs', 'overheatHysteresis', 'lowFuelPct', 'lowFuelMs',
-    'lowFuelHysteresis', 'fuelSmoothMs', 'refuelPct', 'fuelDropPct', 'fuelEventWindowMs', 'fuelSettleMs', 'fuelTankL',
+    'lowFuelHysteresis', 'fuelSmoothMs', 'fuelTrendMs', 'refuelPct', 'fuelDropPct', 'fuelEventWindowMs', 'fuelSettleMs', 'fuelTankL',
     'staleAfterMs', 'positionIntervalMs'] as const
   for (const k of nums) {
     const v = c[k]
@@ -208,8 +222,12 @@ interface Trip {
   owesStart: boolean
 }
 
-/** Geofence state: [enter start or null, first-inside time of a pending enter or null]. */
-type FenceState = [entered: number | null, insideSince: number | null]
+/**
+ * Geofence state: [enter start or null, crossing time of a pending enter or null, crossing time of a pending exit
+ * (every fix since has been outside) or null, event time and signed distance (m) of the last fix]. The last three
+ * are missing in snapshots written before they existed (read as null).
+ */
+type FenceState = [entered: number | null, insideSince: number | null, outSince?: number | null, lastTs?: number | null, lastD?: number | null]
 
 export interface RoadState {
   /** Event time of the last applied reading. */
@@ -257,6 +275,12 @@ export interface RoadState {
   fb: number[]
   /** Smoothed fuel levels of the event window, flat [ts, level, ...], one per FUEL_HIST_STEP_MS. */
   fh: number[]
+  /** Fuel levels of the trend window (fuelTrendMs), flat [ts, level, ...]: the mean of each FUEL_HIST_STEP_MS bin. */
+  ft: number[]
+  /** The bin being filled: [sum of ts, sum of levels, readings, first ts], or null. */
+  fbin: [number, number, number, number] | null
+  /** The trend line fitted when the last bin closed: [ts, level at ts, slope per ms], or null (too few bins). */
+  fline: [number, number, number] | null
   /** A refuel (+1) or drop (-1) in progress: [sign, start ts, level before, extreme level, ts of the extreme]. */
   fev: [number, number, number, number, number] | null
   /** Start of the open unit_offline alert, or null. */
@@ -318,6 +342,111 @@ function litres(pct: number, c: RoadConfig): Record<string, number> {
   return c.fuelTankL > 0 ? { litres: (pct / 100) * c.fuelTankL } : {}
 }
 
+/**
+ * Adds a raw reading to the trend window: readings are averaged per FUEL_HIST_STEP_MS bin (mean time, mean level),
+ * bins older than fuelTrendMs drop out, and a gap of more than TREND_GAP_MS restarts it.
+ */
+function pushTrend(s: RoadState, ts: number, raw: number, c: RoadConfig): void {
+  // A gap (the unit was off: a refuel or a siphoning may have moved the level) restarts the window.
+  const lastTs = s.fbin !== null ? s.fbin[0] / s.fbin[2] : s.ft.length >= 2 ? s.ft[s.ft.length - 2] as number : null
+  if (lastTs !== null && ts - lastTs > TREND_GAP_MS) { s.ft = []; s.fbin = null; s.fline = null }
+  let closed = false
+  if (s.fbin !== null && ts - s.fbin[3] >= FUEL_HIST_STEP_MS) {
+    const [sumTs, sumLv, n] = s.fbin
+    s.ft.push(Math.round(sumTs / n), sumLv / n)
+    s.fbin = null
+    closed = true
+  }
+  if (s.fbin === null) s.fbin = [0, 0, 0, ts]
+  s.fbin[0] += ts
+  s.fbin[1] += raw
+  s.fbin[2]++
+  let drop = 0
+  while (drop < s.ft.length && ts - (s.ft[drop] as number) > c.fuelTrendMs) drop += 2
+  if (drop > 0) s.ft.splice(0, drop)
+  // The line is refitted once per bin (a Theil-Sen fit is quadratic in the bins), then followed to each reading.
+  // A short window extrapolates a noisy slope: the line is used once the bins span half the window.
+  if (closed) {
+    const span = s.ft.length >= 4 ? (s.ft[s.ft.length - 2] as number) - (s.ft[0] as number) : 0
+    const line = span >= c.fuelTrendMs / 2 ? trendLevel(s.ft, ts) : null
+    s.fline = line ? [ts, line[0], line[1]] : null
+  }
+}
+
+/** A gap in the fuel readings that restarts the trend window. */
+const TREND_GAP_MS = 60_000
+/** Fewest samples of the trend window (FUEL_HIST_STEP_MS apart) before its line is trusted over the smoothed level. */
+const TREND_MIN_SAMPLES = 6
+
+/**
+ * The level at `ts` on the Theil-Sen line of the trend window (median of the pairwise slopes, then the median
+ * intercept): robust to slosh and to a burst of bad readings, and unbiased while the tank drains, where a median
+ * or a mean of the window lags by half the window. [level, slope per ms], or null with too few samples.
+ */
+export function trendLevel(ft: readonly number[], ts: number): [number, number] | null {
+  const n = ft.length / 2
+  if (n < TREND_MIN_SAMPLES) return null
+  const slopes: number[] = []
+  for (let i = 0; i < n; i++) {
+    for (let j = i + 1; j < n; j++) {
+      const dt = (ft[2 * j] as number) - (ft[2 * i] as number)
+      if (dt > 0) slopes.push(((ft[2 * j + 1] as number) - (ft[2 * i + 1] as number)) / dt)
+    }
+  }
+  if (slopes.length === 0) return null
+  const slope = medianOf(slopes)
+  const icpt: number[] = []
+  for (let i = 0; i < n; i++) icpt.push((ft[2 * i + 1] as number) + slope * (ts - (ft[2 * i] as number)))
+  return [medianOf(icpt), slope]
+}
+
+function medianOf(xs: number[]): number {
+  xs.sort((a, b) => a - b)
+  const m = xs.length >> 1
+  return xs.length % 2 ? xs[m] as number : ((xs[m - 1] as number) + (xs[m] as number)) / 2
+}
+
+/**
+ * low_fuel on the estimated level: the trend line's level at `ts` when the window holds enough samples, else the
+ * smoothed level (and, with fuelTrendMs 0, always the smoothed level with the first raw reading below as start).
+ * Opens once the estimate has been below lowFuelPct for lowFuelMs; closes above lowFuelPct + lowFuelHysteresis.
+ */
+function lowFuel(s: RoadState, ctx: ActorContext, ts: number, raw: number, sm: number, c: RoadConfig): void {
+  if (c.fuelTrendMs > 0) pushTrend(s, ts, raw, c)
+  // With a trend window, nothing is raised until it holds TREND_MIN_SAMPLES bins, nor while a refuel or a drop is
+  // being followed (the line spans the jump).
+  const fl = c.fuelTrendMs > 0 && s.fev === null ? s.fline : null
+  const tr: [number, number] | null = fl ? [fl[1] + fl[2] * (ts - fl[0]), fl[2]] : null
+  if (c.fuelTrendMs > 0 && tr === null && s.lf[1] === null) return
+  const est = tr ? tr[0] : sm
+  // When the estimate went below: with a trend, where its line crossed (not before the window); else the
+  // first raw reading below since the smoothed level was last above (a level flickering at the threshold does
+  // not restart the duration).
+  if (tr) {
+    if (est >= c.lowFuelPct) s.lowSince = null
+    else if (s.lowSince === null) {
+      const back = tr[1] < 0 ? (c.lowFuelPct - est) / tr[1] : 0
+      s.lowSince = Math.round(Math.max(s.ft[0] as number, ts + back))
+    }
+  } else {
+    if (raw < c.lowFuelPct) s.lowSince ??= ts
+    if (sm >= c.lowFuelPct && raw >= c.lowFuelPct) s.lowSince = null
+  }
+  if (s.lf[1] === null) {
+    if (est < c.lowFuelPct && s.lowSince !== null && ts - s.lowSince >= c.lowFuelMs) {
+      s.lf = [s.lowSince, s.lowSince, est]
+      emitAlert(ctx, ts, { type: 'low_fuel', severity: 'warning', state: 'open', start: s.lowSince, value: est,
+        threshold: c.lowFuelPct, explanation: `fuel ${est.toFixed(1)} % (${tr ? 'trend of the last minutes' : 'smoothed'}) < ${c.lowFuelPct} %` })
+    }
+  } else if (sm > c.lowFuelPct + c.lowFuelHysteresis) {
+    const start = s.lf[1]
+    s.lf = [null, null, 0]
+    s.lowSince = null
+    emitAlert(ctx, ts, { type: 'low_fuel', severity: 'warning', state: 'close', start, end: ts, value: sm,
+      threshold: c.lowFuelPct, explanation: `fuel back to ${sm.toFixed(1)} % (> ${c.lowFuelPct + c.lowFuelHysteresis} %)` })
+  }
+}
+
 /** Reports the refuel or drop in progress (once the level settled, or the vehicle moves). */
 function finishFuelEvent(s: RoadState, ctx: ActorContext, ts: number, c: RoadConfig): void {
   const e = s.fev
@@ -325,6 +454,10 @@ function finishFuelEvent(s: RoadState, ctx: ActorContext, ts: number, c: RoadCon
   const [sign, start, from, to, toTs] = e
   s.fev = null
   s.fh = [ts, to]
+  // The level jumped: a trend across the jump means nothing.
+  s.ft = [ts, to]
+  s.fbin = null
+  s.fline = null
   const amount = Math.abs(to - from)
   if (sign > 0) {
     ctx.emit('score', `refuel:${start}`, ts, { name: 'refuel', value: amount,
@@ -578,46 +711,132 @@ function fencesOf(c: RoadConfig, set: GeofenceSet | undefined, vehicle: string):
   return list
 }
 
-function fenceExit(s: RoadState, ctx: ActorContext, id: string, start: number, ts: number, value: number, threshold: number, why: string): void {
+function fenceExit(s: RoadState, ctx: ActorContext, id: string, start: number, ts: number, end: number, value: number, threshold: number, why: string): void {
   const details = { geofence: id, ...(s.gfVer !== null ? { version: s.gfVer } : {}) }
-  emitAlert(ctx, ts, { sub: id, type: 'geofence', severity: 'info', state: 'close', start, end: ts, value, threshold, explanation: why, details })
-  ctx.emit('score', `dwell:${id}:${start}`, ts, { name: 'geofence_dwell', value: (ts - start) / 1000,
-    factors: { enter_ts: start, exit_ts: ts, dwell_s: (ts - start) / 1000, ...(s.gfVer !== null ? { version: s.gfVer } : {}) } })
+  emitAlert(ctx, ts, { sub: id, type: 'geofence', severity: 'info', state: 'close', start, end, value, threshold, explanation: why, details })
+  ctx.emit('score', `dwell:${id}:${start}`, ts, { name: 'geofence_dwell', value: (end - start) / 1000,
+    factors: { enter_ts: start, exit_ts: end, dwell_s: (end - start) / 1000, ...(s.gfVer !== null ? { version: s.gfVer } : {}) } })
 }
 
-function stepFences(s: RoadState, ctx: ActorContext, ts: number, lat: number, lon: number, c: RoadConfig): void {
+function fenceEnter(s: RoadState, ctx: ActorContext, id: string, start: number, ts: number, d: number, why: string): void {
+  emitAlert(ctx, ts, { sub: id, type: 'geofence', severity: 'info', state: 'open', start, value: d, threshold: 0, explanation: why,
+    details: { geofence: id, ...(s.gfVer !== null ? { version: s.gfVer } : {}) } })
+}
+
+/**
+ * When the boundary was crossed between the fence's last fix and this one (signed distance `d` at `ts`): linear
+ * in the signed distance, so an event is dated where the track crossed the edge, not at the first fix beyond it
+ * (after a dropout that may be a minute later). `ts` when the last fix was on the same side or unknown.
+ */
+function crossedAt(st: FenceState, ts: number, d: number): number {
+  const t0 = st[3] ?? null
+  const d0 = st[4] ?? null
+  if (t0 === null || d0 === null || ts <= t0 || (d0 > 0) === (d > 0)) return ts
+  return Math.round(t0 + ((ts - t0) * d0) / (d0 - d))
+}
+
+/** Samples along a segment between two fixes: about one per 2 m, at most this many. */
+const CLIP_SAMPLES_MAX = 100
+
+/**
+ * A fence clipped between two fixes both outside it: the straight segment from `from` to the fix passes more than
+ * `depthM` inside (a corner cut by a fast vehicle, a short crossing between sparse fixes). Returns the times the
+ * segment entered and left the fence, or null. Cheap when far: the signed distance is 1-Lipschitz, so no point
+ * of the segment is deeper than (d0 + d1 - length) / 2 inside.
+ */
+function clipped(shape: CompiledShape, from: readonly [number, number, number], d0: number, ts: number, lat: number, lon: number, d1: number, depthM: number): [number, number] | null {
+  const len = haversineM(from[1], from[2], lat, lon)
+  if ((d0 + d1 - len) / 2 >= -depthM || ts <= from[0]) return null
+  const n = Math.min(CLIP_SAMPLES_MAX, Math.ceil(len / 2))
+  let inFrom = -1
+  let inTo = -1
+  let deepest = 0
+  for (let k = 1; k < n; k++) {
+    const f = k / n
+    const d = shape.signedM(from[1] + (lat - from[1]) * f, from[2] + (lon - from[2]) * f)
+    if (d <= 0) { if (inFrom < 0) inFrom = f; inTo = f }
+    if (d < deepest) deepest = d
+  }
+  if (deepest >= -depthM || inFrom < 0) return null
+  const at = (f: number): number => Math.round(from[0] + (ts - from[0]) * f)
+  return [at(inFrom), at(inTo)]
+}
+
+/**
+ * Advances every fence with an accepted fix at `ts`: `fix` the fix, `anc` the distance anchor (held while the
+ * vehicle stands), `prev` the accepted fix before (for clips).
+ */
+function stepFences(s: RoadState, ctx: ActorContext, ts: number, fix: readonly [number, number], anc: readonly [number, number],
+  prev: readonly [number, number, number] | null, c: RoadConfig): void {
   const ref = ctx.reference(GEOFENCES_REF)
   const set = ref?.data as GeofenceSet | undefined
   if (set) s.gfVer = set.version
   const fences = fencesOf(c, set, ctx.entity.id)
   const live = new Set<string>()
+  const same = fix[0] === anc[0] && fix[1] === anc[1]
   for (const g of fences) {
     live.add(g.id)
-    const d = g.shape.signedM(lat, lon)
+    const dF = g.shape.signedM(fix[0], fix[1])
+    const d = same ? dF : g.shape.signedM(anc[0], anc[1])
     let st = s.gf[g.id]
-    if (!st) s.gf[g.id] = st = [null, null]
-    if (st[0] === null) {
-      if (d > 0) { st[1] = null; continue }
-      if (st[1] === null) st[1] = ts
-      if (ts - st[1] < g.minDwellMs) continue
-      const start = st[1]
-      st[0] = start
-      st[1] = null
-      emitAlert(ctx, ts, { sub: g.id, type: 'geofence', severity: 'info', state: 'open', start, value: d, threshold: 0,
-        explanation: `entered geofence ${g.id} (${(-d).toFixed(0)} m inside)`,
-        details: { geofence: g.id, ...(s.gfVer !== null ? { version: s.gfVer } : {}) } })
-    } else if (d > g.marginM) {
-      const start = st[0]
-      delete s.gf[g.id]
-      fenceExit(s, ctx, g.id, start, ts, d, g.marginM, `left geofence ${g.id} (${d.toFixed(0)} m outside)`)
-    }
+    if (!st) s.gf[g.id] = st = [null, null, null, null, null]
+    const cross = crossedAt(st, ts, dF)
+    if (st[0] === null) stepOutside(s, ctx, g, st, ts, fix, d, dF, cross, prev, c)
+    else stepInside(s, ctx, g, st, ts, d, dF, cross, c)
+    // An exit deleted the state; the next fix starts a fresh one that still knows this fix (for crossings).
+    const now = s.gf[g.id] ?? (s.gf[g.id] = [null, null, null, null, null])
+    now[3] = ts
+    now[4] = dF
   }
   for (const id of Object.keys(s.gf).sort()) {
     if (live.has(id)) continue
     const st = s.gf[id] as FenceState
     delete s.gf[id]
-    if (st[0] !== null) fenceExit(s, ctx, id, st[0], ts, 0, 0, `geofence ${id} removed or no longer assigned`)
+    if (st[0] !== null) fenceExit(s, ctx, id, st[0], ts, ts, 0, 0, `geofence ${id} removed or no longer assigned`)
   }
+}
+
+/** A fence the vehicle is not in: enter once the anchor has been inside for minDwellMs; or a clip between two fixes. */
+function stepOutside(s: RoadState, ctx: ActorContext, g: LiveFence, st: FenceState, ts: number, fix: readonly [number, number], d: number, dF: number,
+  cross: number, prev: readonly [number, number, number] | null, c: RoadConfig): void {
+  if (d > 0) {
+    st[1] = null
+    const d0 = st[4] ?? null
+    // Only between two consecutive fixes close in time (a straight line across a long gap may cut any corner),
+    // and for fences without a minimum dwell (a clip has none).
+    if (c.geofenceClipDepthM <= 0 || g.minDwellMs > 0 || prev === null || d0 === null || d0 <= 0 || dF <= 0 || st[3] !== prev[0] ||
+      ts - prev[0] > c.speedIntegrateMaxMs) return
+    const clip = clipped(g.shape, prev, d0, ts, fix[0], fix[1], dF, c.geofenceClipDepthM)
+    if (!clip) return
+    fenceEnter(s, ctx, g.id, clip[0], ts, 0, `passed through geofence ${g.id} between two fixes`)
+    fenceExit(s, ctx, g.id, clip[0], ts, clip[1], dF, g.marginM, `left geofence ${g.id} (passed through between two fixes)`)
+    return
+  }
+  if (st[1] === null) st[1] = dF <= 0 ? cross : ts
+  if (ts - st[1] < g.minDwellMs) return
+  const start = st[1]
+  st[0] = start
+  st[1] = null
+  st[2] = null
+  fenceEnter(s, ctx, g.id, start, ts, d, `entered geofence ${g.id} (${(-d).toFixed(0)} m inside)`)
+}
+
+/**
+ * A fence the vehicle is in: exit once the anchor is more than marginM outside, or once every fix has been outside
+ * for geofenceExitConfirmMs (a vehicle standing just outside an edge: its fixes stay out, within the margin).
+ * The exit is dated at the crossing before the first of those fixes.
+ */
+function stepInside(s: RoadState, ctx: ActorContext, g: LiveFence, st: FenceState, ts: number, d: number, dF: number, cross: number, c: RoadConfig): void {
+  const pending = st[2] ?? null
+  if (dF <= 0) st[2] = null
+  else if (pending === null) st[2] = cross
+  const confirmed = pending !== null && dF > 0 && c.geofenceExitConfirmMs > 0 && ts - pending >= c.geofenceExitConfirmMs
+  if (d <= g.marginM && !confirmed) return
+  const start = st[0] as number
+  const end = st[2] ?? cross
+  delete s.gf[g.id]
+  fenceExit(s, ctx, g.id, start, ts, Math.max(start, end), d, g.marginM,
+    d > g.marginM ? `left geofence ${g.id} (${d.toFixed(0)} m outside)` : `left geofence ${g.id} (outside for ${((ts - (st[2] ?? ts)) / 1000).toFixed(0)} s)`)
 }
 
 // ---- the handler ------------------------------------------------------------------------------------------
@@ -769,7 +988,11 @@ function onReading(s: RoadState, r: Reading, ctx: ActorContext, c: RoadConfig): 
     if (posReason !== null) emitPosition(s, ctx, s.fix, ctx.seq, posReason)
   }
   // Geofences on the distance anchor: it stays put while the vehicle stands, so noise at a fence's edge does not flap.
-  for (const a of accepted) stepFences(s, ctx, a[0], a[4], a[5], c)
+  let before = prevFix
+  for (const a of accepted) {
+    stepFences(s, ctx, a[0], [a[1], a[2]], [a[4], a[5]], before, c)
+    before = [a[0], a[1], a[2]]
+  }
 
   // Ignition off ends the trip (rule b) and the idle.
   if (engine === false && typeof f['ignition'] !== 'undefined') {
@@ -817,24 +1040,8 @@ function onReading(s: RoadState, r: Reading, ctx: ActorContext, c: RoadConfig): 
   if (fuel !== undefined) {
     pushFuel(s, ts, fuel, c)
     const sm = fuelSmoothed(s)
-    if (fuel < c.lowFuelPct) s.lowSince ??= ts
     if (sm !== null) {
-      if (sm >= c.lowFuelPct && fuel >= c.lowFuelPct) s.lowSince = null
-      // The duration counts from the first raw reading below (lowSince): a smoothed level flickering at the
-      // threshold does not restart it; the smoothed level must be below when it opens.
-      if (s.lf[1] === null) {
-        if (sm < c.lowFuelPct && s.lowSince !== null && ts - s.lowSince >= c.lowFuelMs) {
-          s.lf = [s.lowSince, s.lowSince, sm]
-          emitAlert(ctx, ts, { type: 'low_fuel', severity: 'warning', state: 'open', start: s.lowSince, value: sm,
-            threshold: c.lowFuelPct, explanation: `fuel ${sm.toFixed(1)} % (smoothed) < ${c.lowFuelPct} % for >= ${c.lowFuelMs / 1000} s` })
-        }
-      } else if (sm > c.lowFuelPct + c.lowFuelHysteresis) {
-        const start = s.lf[1]
-        s.lf = [null, null, 0]
-        s.lowSince = null
-        emitAlert(ctx, ts, { type: 'low_fuel', severity: 'warning', state: 'close', start, end: ts, value: sm,
-          threshold: c.lowFuelPct, explanation: `fuel back to ${sm.toFixed(1)} % (> ${c.lowFuelPct + c.lowFuelHysteresis} %)` })
-      }
+      lowFuel(s, ctx, ts, fuel, sm, c)
       fuelEvents(s, ctx, ts, sm, speed !== undefined && speed > c.tripStartKmh, c)
       if (s.trip && s.trip.fuel0 === null) s.trip.fuel0 = sm
     }
@@ -860,7 +1067,7 @@ function init(_e: EntityRef, c: RoadConfig): RoadState {
   validateRoadConfig(c)
   return { lastTs: null, fix: null, fixSeq: null, cand: null, lastFixTs: null, vmax: null, anc: null, cov: 0, spd: null,
     posTs: null, posSeq: null, speed: null, heading: null, engine: null, idle: null, trip: null, day: null, dayKm: 0, odoKm: 0,
-    gf: {}, gfVer: null, dtc: {}, oh: [null, null, 0], lf: [null, null, 0], lowSince: null, fb: [], fh: [], fev: null,
+    gf: {}, gfVer: null, dtc: {}, oh: [null, null, 0], lf: [null, null, 0], lowSince: null, fb: [], fh: [], ft: [], fbin: null, fline: null, fev: null,
     stale: null, late: 0, jumps: 0, badFixes: 0 }
 }
 
@@ -872,7 +1079,7 @@ const codec: SnapshotCodec<RoadState> = {
   // A copy: the runtime may hold the snapshot while the live state moves on.
   encode: (s) => ({ ...s, fix: copyArr(s.fix), cand: copyArr(s.cand), anc: copyArr(s.anc), spd: copyArr(s.spd), idle: copyArr(s.idle),
     trip: s.trip ? { ...s.trip, stopAt: copyArr(s.trip.stopAt) } : null, gf: Object.fromEntries(Object.entries(s.gf).map(([k, v]) => [k, [...v]])),
-    dtc: { ...s.dtc }, oh: [...s.oh], lf: [...s.lf], fb: [...s.fb], fh: [...s.fh], fev: copyArr(s.fev) }),
+    dtc: { ...s.dtc }, oh: [...s.oh], lf: [...s.lf], fb: [...s.fb], fh: [...s.fh], ft: [...(s.ft ?? [])], fbin: copyArr(s.fbin ?? null), fline: copyArr(s.fline ?? null), fev: copyArr(s.fev) }),
   decode: (d, v) => {
     if (v !== 1 && v !== CODEC_VERSION) throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_VERSION, `road snapshot version ${v} is not 1 or ${CODEC_VERSION}`)
     const s = d as RoadState & { fences?: Record<string, number> }
@@ -907,6 +1114,10 @@ const codec: SnapshotCodec<RoadState> = {
     } else if (typeof s.gf !== 'object' || !Array.isArray(s.fb) || !Array.isArray(s.fh)) {
       throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_CORRUPT, 'road snapshot is malformed')
     }
+    // Written before the trend window existed: it fills again from the next readings.
+    if (!Array.isArray(s.ft)) s.ft = []
+    s.fbin ??= null
+    s.fline ??= null
     return s
   },
 }
