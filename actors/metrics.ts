@@ -5,7 +5,7 @@
  */
 import { createServer, type Server } from 'node:http'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
-import type { RuntimeObserver, RuntimeStats } from './runtime-types.js'
+import type { RuntimeObserver, RuntimeStats } from './runtime.js'
 import type { AlertBody } from './types.js'
 
 export const METRICS = {

@@ -10,7 +10,7 @@
  */
 import { PitwallError, RuntimeErrorCodes } from './errors.js'
 import type { AckPublisher, PublishResult } from './publish.js'
-import type { RuntimeObserver } from './runtime-types.js'
+import type { RuntimeObserver } from './runtime.js'
 import { outSubject } from './subjects.js'
 import type { Output } from './types.js'
 

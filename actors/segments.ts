@@ -10,7 +10,7 @@
 import { AckPolicy, DeliverPolicy, type Consumer, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream'
 import { nanos } from '@nats-io/transport-node'
 import { PitwallError, RuntimeErrorCodes } from './errors.js'
-import type { RuntimeDeps } from './runtime-types.js'
+import type { RuntimeDeps } from './runtime.js'
 import { epochOf, position, type Segment, segmentOf, segmentStream, seqOf } from './sitemap.js'
 import { tlmPartitionFilter } from './subjects.js'
 

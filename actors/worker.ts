@@ -3,15 +3,15 @@
  * hands them off when the assignment changes, and on stop drains (checkpoint + release every partition).
  */
 import { jetstream, jetstreamManager } from '@nats-io/jetstream'
-import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node'
+import type { NatsConnection, Subscription } from '@nats-io/transport-node'
 import type { RuntimeConfig } from './config.js'
-import { RuntimeErrorCodes, UnreachableError } from './errors.js'
 import { PartitionRunner } from './partition.js'
 import { placementOf, tryAcquire } from './placement.js'
 import { provision, verify } from './provision.js'
 import { openReferenceBucket, ReferenceStore } from './references.js'
 import { createLog, type LogFn } from './log.js'
-import { type AnyActorDefinition, buildProfiles, newStats, type RuntimeDeps, type RuntimeObserver, type RuntimeStats } from './runtime-types.js'
+import { connectNats } from './process.js'
+import { type AnyActorDefinition, buildProfiles, newStats, type RuntimeDeps, type RuntimeObserver, type RuntimeStats } from './runtime.js'
 import { type GateState, peerMapGate, type SiteMap, SiteMapView, siteSlot } from './sitemap.js'
 import { LoopStats, type ProcessStatsSnapshot } from './loop-stats.js'
 import { heartbeatSubject, heartbeatWildcard, statsSubject } from './subjects.js'
@@ -48,26 +48,6 @@ export interface WorkerStatsReply extends ProcessStatsSnapshot {
 }
 
 const td = new TextDecoder()
-
-/**
- * Names this process for `ps` and `top`: `pitwall:<site>:<service>` (and the worker id for workers), so one
- * site's processes can be told from the other's on a machine that runs both (the local lab).
- */
-export function setProcessTitle(service: string, env: NodeJS.ProcessEnv = process.env): string {
-  const id = env.PITWALL_WORKER_ID
-  const title = `pitwall:${env.PITWALL_SITE ?? 'a'}:${service}${service === 'worker' && id ? `:${id}` : ''}`
-  process.title = title
-  return title
-}
-
-/** Connects to NATS or fails fast with PW_NATS_UNREACHABLE naming the setting. */
-export async function connectNats(url: string, name: string): Promise<NatsConnection> {
-  try {
-    return await connect({ servers: url.split(','), name, noAsyncTraces: true, maxReconnectAttempts: -1, timeout: 5_000 })
-  } catch (err) {
-    throw new UnreachableError(RuntimeErrorCodes.NATS_UNREACHABLE, 'natsUrl (PITWALL_NATS_URL)', `cannot connect to ${url}: ${String(err)}`, err)
-  }
-}
 
 export class Worker {
   readonly cfg: RuntimeConfig

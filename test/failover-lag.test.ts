@@ -24,5 +24,8 @@ t.test(`a slow link (${RATE_KBPS} kbps): the mirror is seconds behind at the kil
     `the failover itself reported the gap in time: the newest mirrored message was stored at a ${r.seal_age_ms} ms before it (last heard ${r.last_heard_ms} ms before; failover began ${r.failover_after_kill_ms} ms after the kill), covering the ${r.rpo_ms} ms of the producer's log`)
   t.equal(r.rpo_recovered, r.rpo_readings, 'every one of them is read at the failback (a\'s new segment starts after the seal)')
   t.ok(r.rto_ms > 0 && r.rto_ms < 15_000, `b processed a's partitions again within 15 s of the kill (${r.rto_ms} ms), replaying a lagging mirror`)
+  t.ok(r.windows_checked > 0, `${r.windows_checked} environment windows compared with the docs-only reference over each partition's chain`)
+  t.same({ lost: r.lost_after_mirror, duplicates: r.duplicates, failback_lost: r.failback_lost, wrong: r.windows_wrong }, { lost: 0, duplicates: 0, failback_lost: 0, wrong: 0 },
+    'every window: reading count, and count, sum, min and max of every field, equal the reference (nothing lost, nothing twice, across failover and failback)')
   t.equal(r.producer_log.missing, 0, `every reading of the producer's log (${r.producer_log.readings}), the recovery point included, is in a partition chain`)
 })

@@ -1,7 +1,7 @@
 /**
  * The profiles this build knows. Adding a profile is one file under kinds/<kind>/ plus one line here.
  */
-import type { AnyActorDefinition } from '../runtime-types.js'
+import type { AnyActorDefinition } from '../runtime.js'
 import { asset } from './sensor/asset.js'
 import { environment } from './sensor/environment.js'
 import { processProfile } from './sensor/process.js'

@@ -30,10 +30,10 @@ import { readRecord } from '../../actors/placement.js'
 import { readRelay } from '../../actors/relay.js'
 import { provision } from '../../actors/provision.js'
 import { queryDeps, queryEntity } from '../../actors/query.js'
-import { buildProfiles } from '../../actors/runtime-types.js'
+import { buildProfiles } from '../../actors/runtime.js'
 import { epochOf, peerStreams, type Segment, SiteMapView } from '../../actors/sitemap.js'
 import { parsePartitioned, partitionOf, tlmSubject } from '../../actors/subjects.js'
-import type { Output } from '../../actors/types.js'
+import type { Output, WindowBody } from '../../actors/types.js'
 import { SiteController } from '../../sites/controller.js'
 import { pendingStrays } from '../../sites/site-cli.js'
 import { PROFILES } from '../../actors/kinds/registry.js'
@@ -44,6 +44,7 @@ import { sumProfile } from '../fixtures/sum-profile.js'
 import { distPath, kill, spawnWorker, type WorkerProc } from './cluster.js'
 import { freePort } from './nats.js'
 import { CuttableProxy } from './proxy.js'
+import { ENV_FIELDS, referenceEnvironment, windowKey } from './ref-environment.js'
 import { referenceSum, type StreamMsg } from './trace.js'
 
 export interface ScenarioOptions {
@@ -63,8 +64,9 @@ export interface ScenarioOptions {
   linkRateKbps?: number
   /**
    * 'production': the workers run the production profile list (test/fixtures/worker-prod-main.ts) and the
-   * readings are the `environment` profile's; the window and live-state checks of the test profile are skipped
-   * (windows_checked 0, producer_log from the chains: every acked reading in a chain). Default 'testsum'.
+   * readings are the `environment` profile's; windows are compared with the docs-only reference
+   * (test/helpers/ref-environment.ts) over each partition's chain instead of the test profile's sums, and the
+   * live-state check of the producer's log becomes "every acked reading is in a chain". Default 'testsum'.
    */
   profiles?: 'testsum' | 'production'
   log?: (msg: string) => void
@@ -78,6 +80,8 @@ export interface ScenarioResult {
   lost_after_mirror: number
   duplicates: number
   failback_lost: number
+  /** Production profiles: windows whose reading count is right but a field's count, sum, min or max is not. */
+  windows_wrong: number
   acked: number
   acked_at_a_before_kill: number
   windows_checked: number
@@ -153,8 +157,8 @@ export async function chainMessages(nc: NatsConnection, cfg: RuntimeConfig, p: n
       if (m.seq < seg.from || (seg.to !== undefined && m.seq > seg.to)) continue
       const sp = parsePartitioned(m.subject)
       if (!sp || sp.kind === '_sys') continue
-      const r = JSON.parse(new TextDecoder().decode(m.data)) as { ts: number; fields: { v: number }; rid?: string }
-      out.push({ seq: seg.epoch * 2 ** 40 + m.seq, kind: sp.kind, id: sp.id, ts: r.ts, v: r.fields.v, ...(r.rid === undefined ? {} : { rid: r.rid }) })
+      const r = JSON.parse(new TextDecoder().decode(m.data)) as { ts: number; fields: { v: number } & Record<string, number | string>; rid?: string }
+      out.push({ seq: seg.epoch * 2 ** 40 + m.seq, kind: sp.kind, id: sp.id, ts: r.ts, v: r.fields.v, fields: r.fields, ...(r.rid === undefined ? {} : { rid: r.rid }) })
     }
   }
   return out
@@ -350,7 +354,8 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
         }
         for (let i = 0; i < due; i++) {
           const e = (n * 7919) % E
-          clock[e] = (clock[e] as number) + 1_000
+          // 10 s of event time per reading on the production profile, so its 1-minute windows close during the run.
+          clock[e] = (clock[e] as number) + (production ? 10_000 : 1_000)
           batch.push(publish({ rid: `r${n}`, id: `s${e}`, ts: (clock[e] as number) - (n % 3) * 400, v: n % 100 }))
           n++
         }
@@ -463,6 +468,13 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
     const outputs = new Map<string, Output>()
     await windowOutputs(reader.nc, reader.cfg.streams.out, outputs)
     await windowOutputs(reader.nc, peerStreams(reader.cfg, reader.cfg.site === 'a' ? 'b' : 'a').out, outputs)
+    // Production: the same outputs by window (entity, window, start), as the reference keys them.
+    const envWindows = new Map<string, Output>()
+    for (const o of outputs.values()) {
+      const b = o.body as WindowBody
+      envWindows.set(windowKey(`${o.kind}:${o.entity}`, b.window, b.start), o)
+    }
+    let windowsWrong = 0
     let lostAfterMirror = 0
     let duplicates = 0
     let failbackLost = 0
@@ -491,8 +503,24 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
       const aTenures = new Set(chain.filter((seg) => seg.site === 'a' && seg.epoch > 0).map((seg) => seg.epoch))
       for (const m of msgs) if (m.rid !== undefined && lostRids.has(m.rid) && aTenures.has(epochOf(m.seq))) recovered++
       for (const m of msgs) if (m.rid !== undefined) inChains.add(m.rid)
-      // The production profiles' windows are checked by their own tests (crash-environment, crash-race).
-      const ref = production ? { windows: new Map<string, { count: number }>() } : referenceSum(msgs, WINDOW_MS, LATENESS_MS)
+      if (production) {
+        // The `environment` profile's windows against the docs-only reference over the chain (count, sum, min and
+        // max of every field; a count short is a lost reading, a count over a duplicate, the rest wrong).
+        const ref = referenceEnvironment(msgs.map((m) => ({ seq: m.seq, kind: m.kind, id: m.id, ts: m.ts, fields: m.fields ?? {}, ...(m.rid === undefined ? {} : { rid: m.rid }) })))
+        for (const [key, w] of ref.windows) {
+          checked++
+          const body = envWindows.get(key)?.body as WindowBody | undefined
+          const count = body?.fields.temperature?.count ?? 0
+          const want = w.fields.temperature?.count ?? 0
+          if (count < want) {
+            if (failbackDone && chain.length > 2) failbackLost += want - count
+            else lostAfterMirror += want - count
+          } else if (count > want) duplicates += count - want
+          else if (!body || ENV_FIELDS.some((f) => { const a = body.fields[f]; const b = w.fields[f]; return (a === undefined) !== (b === undefined) || (a !== undefined && b !== undefined && (a.count !== b.count || a.sum !== b.sum || a.min !== b.min || a.max !== b.max)) })) windowsWrong++
+        }
+        continue
+      }
+      const ref = referenceSum(msgs, WINDOW_MS, LATENESS_MS)
       let missing = 0
       let wrong = 0
       for (const [key, w] of ref.windows) {
@@ -538,7 +566,7 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
     return {
       producer_log: { entities: want.size, readings: seen.size, missing: logMissing, extra: logExtra },
       rate_per_s: o.ratePerS, rto_ms: rtoMs, rpo_readings: lost.length, rpo_ms: rpoMs,
-      lost_after_mirror: lostAfterMirror, duplicates, failback_lost: failbackLost, acked: acked.length,
+      lost_after_mirror: lostAfterMirror, duplicates, failback_lost: failbackLost, windows_wrong: windowsWrong, acked: acked.length,
       acked_at_a_before_kill: ackedAtA.length, windows_checked: checked, failover_ms: failoverMs,
       detection: o.failoverAfterMs > 0 ? 'automatic' : 'operator',
       straddled_resends: straddled, rpo_recovered: recovered, link_latency_ms: latency, link_rate_kbps: rateKbps,

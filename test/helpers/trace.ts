@@ -43,7 +43,7 @@ export function makeTrace(seed: number, n: number, entities: number, opts: { ste
   return out
 }
 
-export interface StreamMsg { seq: number; kind: string; id: string; ts: number; v: number; rid?: string }
+export interface StreamMsg { seq: number; kind: string; id: string; ts: number; v: number; rid?: string; fields?: Record<string, number | string> }
 
 /** Reads every reading of a TLM stream in sequence order (skipping runtime ticks). */
 export async function readStream(jsm: JetStreamManager, stream: string): Promise<StreamMsg[]> {

@@ -1,4 +1,7 @@
-/** Dependencies and observers shared by the worker and its partition runners. */
+/**
+ * The runtime's shared parts: the dependencies and observers the worker gives its partition runners, the profile
+ * table (`buildProfiles`) and the worker's counters (`newStats`).
+ */
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream'
 import type { KV } from '@nats-io/kv'
 import type { NatsConnection } from '@nats-io/transport-node'
