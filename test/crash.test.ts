@@ -1,5 +1,5 @@
 /**
- * Crash test: a deterministic trace of 200,000 readings over 1,000 sensors (out of order, some late, some
+ * Crash test: a deterministic trace of 100,000 readings over 1,000 sensors (out of order, some late, some
  * duplicated) through 3 worker processes and a projector process into PostgreSQL; a random worker (and every
  * fourth time the projector) is killed with SIGKILL at random moments (>= 10 times) and restarted. At the end
  * the PostgreSQL tables equal an independent reference computation over the stream: nothing lost, nothing
@@ -15,7 +15,7 @@ import { createTestDb } from './helpers/pg.js'
 import { distPath, feed, kill, sleep, spawnWorker, type WorkerProc } from './helpers/cluster.js'
 import { makeTrace, readOutputs, readStream, referenceSum, rng } from './helpers/trace.js'
 
-const N = Number(process.env.PITWALL_CRASH_READINGS ?? 200_000)
+const N = Number(process.env.PITWALL_CRASH_READINGS ?? 100_000)
 const ENTITIES = 1_000
 const P = 16
 
