@@ -5,6 +5,8 @@
  *   PITWALL_CONTROLLER_PORT            HTTP port (default 9481)
  *   PITWALL_FAILOVER_AFTER_MS          peer down (link and health) this long -> failover; 0 = operator only (default 5000)
  *   PITWALL_PEER_HEALTH_URL            the peer controller's /healthz (optional; without it the link alone decides)
+ *   PITWALL_PROBE_TIMEOUT_MS           how long one probe of the peer may take (default 500): above twice the WAN's
+ *                                      round trip, or a slow link looks like a lost site
  *   PITWALL_STRAY_RELAY                `on` (default) | `off`: forward readings devices sent here for the peer's
  *                                      partitions (actors/relay.ts); one controller per site runs it
  *   PITWALL_CONTROLLER_COMMAND_TOKEN   required as `Authorization: Bearer <token>` by POST /failover and /failback
@@ -38,6 +40,7 @@ try {
   const commandToken = process.env.PITWALL_CONTROLLER_COMMAND_TOKEN
   const controller = new SiteController({
     nc, cfg, port: num('PITWALL_CONTROLLER_PORT', 9481), failoverAfterMs: num('PITWALL_FAILOVER_AFTER_MS', 5_000),
+    probeTimeoutMs: num('PITWALL_PROBE_TIMEOUT_MS', 500),
     relay: relayRaw === 'on', ...(commandToken ? { commandToken } : {}),
     ...(peerHealthUrl ? { peerHealthUrl } : {}), ...(consul ? { peerHealthy: consul.peerHealthy } : {}), log,
   })

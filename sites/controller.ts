@@ -29,6 +29,11 @@ export interface ControllerOptions {
   cfg: RuntimeConfig
   /** Probe period. */
   checkMs?: number
+  /**
+   * How long one probe (the link's JetStream request, the health URL) may take; default min(1 s, checkMs). Over a
+   * WAN, an HTTP probe needs two round trips (connect, request): set it above twice the round trip time.
+   */
+  probeTimeoutMs?: number
   /** Peer down (link and health) this long -> failover. 0 disables automatic failover. */
   failoverAfterMs?: number
   /** The peer controller's health URL (e.g. http://127.0.0.1:9481/healthz); unset: link only. */
@@ -213,7 +218,7 @@ export class SiteController {
     } catch (err) {
       this.o.log?.('warn', 'site map refresh failed', { err: String(err) })
     }
-    const timeout = Math.min(1_000, this.o.checkMs ?? 500)
+    const timeout = this.o.probeTimeoutMs ?? Math.min(1_000, this.o.checkMs ?? 500)
     const link = await peerReachable(this.o.nc, peer.domain, timeout)
     this.linkUp = link
     let healthy = link

@@ -196,7 +196,9 @@ export async function splitAndHeal(t: Test, o: SplitOptions): Promise<void> {
   healthProxy.latency(o.latencyMs, o.jitterMs)
   cleanups.push(() => healthProxy.stop())
   const controller = new SiteController({
+    // A probe over the WAN needs two round trips (connect, request): up to 4 x (latency + jitter), loaded CI aside.
     nc: ncB, cfg: cfg.b, checkMs: 250, failoverAfterMs: 1_500, peerHealthUrl: `http://127.0.0.1:${healthProxy.port}/healthz`,
+    probeTimeoutMs: Math.max(250, 4 * (o.latencyMs + o.jitterMs)),
   })
   await controller.start()
   cleanups.push(() => controller.stop())
