@@ -9,7 +9,7 @@ import type { Json } from './api.js'
 
 export const BAND_K = 3
 
-export interface ProcessModel { expected: number; sigma: number; perFlow: number; perDegree: number; flow: number | null; temp: number | null }
+export interface ProcessModel { expected: number; sigma: number; warm: boolean; readings: number; perFlow: number; perDegree: number; flow: number | null; temp: number | null }
 
 const finite = (x: unknown): number | null => (typeof x === 'number' && Number.isFinite(x) ? x : null)
 
@@ -20,7 +20,7 @@ export function processModel(reply: Json | null): ProcessModel | null {
   const last = (state?.last ?? {}) as Json
   const expected = finite(m?.expected), sigma = finite(m?.sigma)
   if (expected === null || sigma === null) return null
-  return { expected, sigma, perFlow: finite(m?.perFlow) ?? 0, perDegree: finite(m?.perDegree) ?? 0, flow: finite(last.flow), temp: finite(last.temp) }
+  return { expected, sigma, warm: m?.warm === true, readings: finite(m?.readings) ?? 0, perFlow: finite(m?.perFlow) ?? 0, perDegree: finite(m?.perDegree) ?? 0, flow: finite(last.flow), temp: finite(last.temp) }
 }
 
 /** Expected value at each reading, and the band edges expected +- K sigma. */

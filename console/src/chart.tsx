@@ -23,7 +23,7 @@ export function Chart({ data, series, height = 240, band, name }: { data: uPlot.
         { stroke: '#94a3b8', grid: { stroke: '#1e293b' }, ticks: { stroke: '#1e293b' } },
         { stroke: '#94a3b8', grid: { stroke: '#1e293b' }, ticks: { stroke: '#1e293b' } },
       ],
-      series: [{}, ...series.map(([label, stroke], i) => ({ label, stroke, width: i === 0 ? 2 : 1, ...(i > 0 ? { dash: [4, 4] } : {}) }))],
+      series: [{}, ...series.map(([label, stroke], i) => ({ label, stroke, width: i === 0 ? 2 : 1, ...(i > 0 ? { dash: [4, 4], points: { show: false } } : {}) }))],
       ...(band ? { bands: [{ series: [band.hi + 1, band.lo + 1] as [number, number], fill: band.fill }] } : {}),
     }
     plot.current = new uPlot(opts, data, el.current)

@@ -2,7 +2,8 @@
  * Plant (process), Sensors (environment) and Assets (asset): the profile's sensors (registry, plus any the feed
  * shows) with their live values (`reading` events), open alerts and latest score, the plant's stages with their
  * alerts, and one sensor's series: window means with their min-max band from `GET .../windows` where the
- * profile has windows (environment), otherwise the values received since the view opened.
+ * profile has windows (environment), otherwise the values received since the view opened. A plant sensor's
+ * `value` series carries its expected band (band.ts); an asset shows its stored risk trend (risk.tsx).
  */
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks'
 import type uPlot from 'uplot'
@@ -11,6 +12,7 @@ import { frameBatcher } from './live.js'
 import { Chart, type BandSpec } from './chart.js'
 import { BAND_K, expectedBand, processModel, type ProcessModel } from './band.js'
 import { SeverityChip } from './alerts.js'
+import { RiskTrend } from './risk.js'
 import type { Ctx } from './main.js'
 
 interface Row { id: string; type: string | null; stage: string | null; fields: Record<string, unknown>; ts: number | null; alerts: Map<string, { type: string; severity: string }>; score: { name: string; value: number } | null; window: string | null }
@@ -145,7 +147,7 @@ export function EntitiesView({ ctx, profile, title }: { ctx: Ctx; profile: strin
         data = [...data, b.exp, b.hi, b.lo]
         chartSeries = [[chartField, '#38bdf8'], ['expected (current model)', '#a3e635'], [`+${BAND_K}σ`, '#4d7c0f'], [`-${BAND_K}σ`, '#4d7c0f']]
         band = { hi: 2, lo: 3, fill: 'rgba(163, 230, 53, 0.15)' }
-        label += `; expected ± ${BAND_K}σ (band from the current model, σ ${num(model.sigma, 3)})`
+        label += `; expected ± ${BAND_K}σ (band from the current model, σ ${num(model.sigma, 3)}${model.warm ? '' : `; model warming up, ${model.readings} readings learned`})`
       }
     }
     if (data !== null && data.length === 4 && band === undefined) chartSeries = [[chartField, '#38bdf8'], ['min', '#64748b'], ['max', '#64748b']]
@@ -184,6 +186,7 @@ export function EntitiesView({ ctx, profile, title }: { ctx: Ctx; profile: strin
             <h3 class="mono">{sel.id}</h3>
             <div class="field-pick">{Object.keys(sel.fields).filter((k) => typeof sel.fields[k] === 'number').map((k) => <button key={k} class={k === chartField ? 'on' : 'ghost'} onClick={() => setField(k)}>{k}</button>)}</div>
             {data !== null ? <><div class="muted small">{label}</div><Chart data={data} series={chartSeries} band={band} name={band ? 'band' : 'series'} /></> : <div class="empty">Waiting for values…</div>}
+            {profile === 'asset' && <><h4>Risk trend</h4><RiskTrend id={sel.id} /></>}
             <dl class="kv">{Object.entries(sel.fields).slice(0, 16).map(([k, v]) => <><dt>{k}</dt><dd>{typeof v === 'number' ? num(v, 2) : String(v)}</dd></>)}</dl>
           </>
         ) : <div class="empty-detail">Select a sensor to see its series.</div>}
