@@ -255,7 +255,7 @@ export interface Operation {
 export const TAGS = {
   ingest: 'Readings from devices and services',
   state: 'Live state of an entity',
-  history: 'History: windows, alerts, recommendations, laps, late readings, trips, positions, roll-ups',
+  history: 'History: windows, alerts, recommendations, laps, scores, late readings, trips, positions, roll-ups',
   alarms: 'Alarm workflow: acknowledge, assign, comment, clear, history',
   live: 'Live feed of the site\'s outputs (SSE, WebSocket)',
   registry: 'Registry: customers, sensors, vehicles, service state',
@@ -309,6 +309,8 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
       details: { corner: 'brake_temp_fl', corners: ['brake_temp_fl'], peak: 968 } }], nextCursor: null } },
   'GET /v1/recommendations': { id: 'listRecommendations', tag: 'history', summary: 'Recommendations (pit now), newest first', errors: LIST },
   'GET /v1/entities/{kind}/{id}/laps': { id: 'listLaps', tag: 'history', summary: 'Lap statistics of a vehicle', errors: LIST },
+  'GET /v1/entities/{kind}/{id}/scores': { id: 'listScores', tag: 'history', summary: 'Score history of an entity (e.g. an asset\'s failure_risk), oldest first', errors: LIST,
+    reply: { items: [{ id: 'out-1', name: 'failure_risk', profile: 'asset', scoredAt: '2026-01-01T01:00:00.000Z', value: 42.5, factors: { vibration: 0.6 } }], nextCursor: null } },
   'GET /v1/late-readings': { id: 'listLateReadings', tag: 'history', summary: 'Readings that arrived behind the watermark', errors: LIST },
   'GET /v1/entities/{kind}/{id}/trips': { id: 'listTrips', tag: 'history', summary: 'Trips of a vehicle as GeoJSON LineStrings', errors: LIST },
   'GET /v1/entities/{kind}/{id}/positions': { id: 'listPositions', tag: 'history', summary: 'Positions of a vehicle as GeoJSON Points', errors: LIST },

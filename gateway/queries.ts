@@ -57,6 +57,9 @@ const Lap = Type.Object({
   lap: Type.Integer(), profile: Type.String(), start: Stamp, end: Stamp, lapTimeMs: Type.Number(), minSpeed: Type.Number(), avgSpeed: Type.Number(),
   maxSpeed: Type.Number(), maxBrakeTemp: Type.Number(), maxTyreTemp: Type.Number(), samples: Type.Integer(),
 })
+const ScorePoint = Type.Object({
+  id: Type.String(), name: Type.String(), profile: Type.String(), scoredAt: Stamp, value: Type.Number(), factors: Type.Record(Type.String(), Type.Union([Type.Number(), Type.String(), Type.Null()])),
+})
 const LateReading = Type.Object({
   id: Type.String(), kind: Type.String(), entity: Type.String(), profile: Type.String(), readingTs: Stamp, watermark: Stamp,
   readingSeq: Type.Number(), fields: Type.Record(Type.String(), Type.Unknown()),
@@ -196,6 +199,7 @@ type LapRow = {
   max_brake_temp: number; max_tyre_temp: number; samples: number
 }
 type LateRow = { output_id: string; kind: string; entity: string; profile: string; reading_ts: Date; watermark: Date; reading_seq: string; fields: Record<string, unknown> }
+type ScoreRow = { output_id: string; name: string; profile: string; scored_at: Date; value: number; factors: Record<string, number | string | null> }
 type TripRow = { output_id: string; scored_at: Date; value: number; factors: Record<string, number>; coords: [number, number][] | null }
 type PosRow = { seq: string; ts: Date; lat: number; lon: number; fields: Record<string, unknown> | null }
 type StaleRow = { kind: string; entity: string; last_seen: Date | null; registered: boolean }
@@ -329,6 +333,27 @@ export const queryPlugin: FastifyPluginAsyncTypebox<QueryOptions> = async (app, 
         lap: x.lap, profile: x.profile, start: x.lap_start.toISOString(), end: x.lap_end.toISOString(), lapTimeMs: Number(x.lap_time_ms),
         minSpeed: x.min_speed, avgSpeed: x.avg_speed, maxSpeed: x.max_speed, maxBrakeTemp: x.max_brake_temp, maxTyreTemp: x.max_tyre_temp, samples: x.samples,
       })),
+      nextCursor: r.nextCursor,
+    }
+  })
+
+  // Score history of an entity (score_history), oldest first: e.g. an asset's failure_risk trend (`name`).
+  app.get('/v1/entities/:kind/:id/scores', {
+    config: read,
+    schema: { params: EntityParams, querystring: Type.Object({ name: Type.Optional(Text), ...Range, ...Page }, strict), response: reply(ListOf(ScorePoint)) },
+  }, async (req) => {
+    const { kind, id } = req.params
+    await assertVisible(registry, scopeFor(req), kind, id)
+    const q = new Params()
+    const where = [`h.kind = ${q.p(kind)}`, `h.entity = ${q.p(id)}`]
+    if (req.query.name !== undefined) where.push(`h.name = ${q.p(req.query.name)}`)
+    range(q, where, 'h.scored_at', req.query)
+    const r = await page<ScoreRow>(pool, q, `SELECT h.output_id, h.name, h.profile, h.scored_at, h.value, h.factors FROM ${T.scoreHistory} h`, where, [
+      { sql: 'h.scored_at', type: 'n', ts: true, of: (x) => x.scored_at.getTime() },
+      { sql: 'h.output_id', type: 's', of: (x) => x.output_id },
+    ], false, req.query, 1000)
+    return {
+      items: r.rows.map((x) => ({ id: x.output_id, name: x.name, profile: x.profile, scoredAt: x.scored_at.toISOString(), value: x.value, factors: x.factors })),
       nextCursor: r.nextCursor,
     }
   })

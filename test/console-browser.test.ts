@@ -126,6 +126,15 @@ t.test('operator console in headless Chromium', { skip: CHROMIUM === undefined &
   t.equal((await call('POST', '/v1/vehicles', admin, { vin: PARKED, brand: 'Honda', model: 'Accord', year: 2003, profile: 'road' })).status, 201)
   t.equal((await call('POST', '/v1/geofences', admin, { id: 'depot', name: 'Depot', shape: { type: 'circle', lat: 40.7506, lon: -73.9935, radiusM: 400 } })).status, 201)
 
+  // Stored risk history: a day of hourly failure_risk scores of the first asset (the asset profile scores once an
+  // hour, too slow for a live test), written as the projector writes them.
+  const RISK_HOURS = 24
+  for (let h = RISK_HOURS; h > 0; h--) {
+    await pool.query(`INSERT INTO score_history (output_id, kind, entity, name, profile, scored_at, value, factors, seq, site, partition, token)
+      VALUES ($1, 'sensor', $2, 'failure_risk', 'asset', $3, $4, '{"vibration_rms": 0.5}', $5, 'a', 0, 1)`,
+    [`seed-risk-${h}`, assets[0], new Date(Date.now() - h * 3_600_000), 20 + (RISK_HOURS - h) * 3, 1_000_000 + h])
+  }
+
   const publish = (kind: 'sensor' | 'vehicle', id: string, reading: Json): void => {
     nc.publish(tlmSubject('a', partitionOf(kind, id, P), kind, id), JSON.stringify(reading))
   }
@@ -133,6 +142,13 @@ t.test('operator console in headless Chromium', { skip: CHROMIUM === undefined &
   const now = Date.now()
   for (let k = 600; k > 0; k -= 10) {
     for (const [i, id] of envs.entries()) publish('sensor', id, { ts: now - k * 1000, profile: 'environment', fields: { temperature: 21 + i + Math.sin(k / 60) * 2, humidity: 45 + i, co2: 600 + k % 90, battery: 97 - i } })
+  }
+  // The plant's covariate model learns from 800 readings per sensor (400 s at 2 Hz, past its 720-reading warm-up),
+  // so its sigma, and the expected band, are real.
+  const PLANT_HISTORY = 800
+  for (let k = PLANT_HISTORY; k > 0; k--) {
+    for (const [i, [id, type, stage]] of plant.entries()) publish('sensor', id, { ts: now - k * 500, profile: 'process', fields: { value: 7 + i + Math.sin(k / 2 + 0.25) * 0.3, flow: 820, temp: 18.5, type, stage } })
+    if (k % 200 === 0) await nc.flush()
   }
   for (let k = 0; k < 30; k++) {
     publish('vehicle', VIN, { ts: now - (30 - k) * 2_000, profile: 'road', fields: { lat: 40.7506 + k * 0.0004, lon: -73.9935 + k * 0.0003, speed: 28, ignition: true, fuel_level: 63, rpm: 1_500 } })
@@ -374,6 +390,33 @@ t.test('operator console in headless Chromium', { skip: CHROMIUM === undefined &
       await page.click(`tr[data-entity="${first}"]`)
       await page.waitForSelector('aside.detail .chart canvas', { timeout: 10_000 })
       t.pass(`${route}: a uPlot series of ${first}`)
+      if (route === 'plant') {
+        // the expected band of a plant sensor whose model has learned (one alerted from the start learns nothing):
+        // the live state's model, drawn across the series, said to come from the current model
+        type Model = { expected: number | null; sigma: number | null; warm: boolean }
+        let healthy: { id: string; model: Model } | undefined
+        const seen: string[] = []
+        for (const id of ids) {
+          const state = (await call('GET', `/v1/entities/sensor/${id}/state`, admin)).body.state as { model: Model; alert: { type: string } | null }
+          seen.push(`${id}: ${state.alert?.type ?? 'no alert'} sigma ${state.model.sigma}`)
+          if (state.model.warm && (state.model.sigma ?? 0) > 0.01) { healthy = { id, model: state.model }; break }
+        }
+        const m = healthy?.model
+        t.ok(m && m.warm && typeof m.expected === 'number' && typeof m.sigma === 'number' && m.sigma > 0.01,
+          `plant: the API gives ${healthy?.id}'s learned expected value and sigma (${JSON.stringify(m)}; ${seen.join(', ')})`)
+        await page.click(`tr[data-entity="${healthy?.id ?? first}"]`)
+        await page.waitForSelector('aside.detail .chart[data-chart=band] canvas', { timeout: 10_000 })
+        const points = Number(await page.getAttribute('aside.detail .chart[data-chart=band]', 'data-points'))
+        t.ok(points > 0, `plant: the expected band is drawn over ${points} readings`)
+        t.match(await page.textContent('aside.detail'), /expected ± 3σ \(band from the current model, σ \d/, 'plant: the legend says k and where the band comes from')
+      }
+      if (route === 'assets') {
+        const api = (await call('GET', `/v1/entities/sensor/${first}/scores?name=failure_risk&limit=1000`, admin)).body.items as Json[]
+        t.equal(api.length, RISK_HOURS, `assets: the API gives ${first}'s ${RISK_HOURS} stored risk scores`)
+        await page.waitForSelector(`aside.detail .chart[data-chart=risk][data-points="${api.length}"] canvas`, { timeout: 10_000 })
+        t.pass(`assets: the risk trend of ${first} is drawn with the API's ${api.length} scores`)
+        t.match(await page.textContent('aside.detail'), /risk_high at 70 \(profile default\)/, 'assets: the risk_high threshold line')
+      }
       if (route === 'sensors') {
         await page.waitForSelector('aside.detail >> text=window means', { timeout: 10_000 })
         t.pass('sensors: window means from the API')

@@ -111,6 +111,7 @@ function rows(): Record<string, Row | (() => Row)> {
     'GET /v1/entities/:kind/:id/laps': { access: 'read', url: `/v1/entities/vehicle/${VIN}/laps`, entity: `vehicle:${VIN}` },
     'GET /v1/late-readings': { access: 'read', url: '/v1/late-readings' },
     'GET /v1/entities/:kind/:id/trips': { access: 'read', url: `/v1/entities/vehicle/${VIN}/trips`, entity: `vehicle:${VIN}` },
+    'GET /v1/entities/:kind/:id/scores': { access: 'read', url: `/v1/entities/vehicle/${VIN}/scores`, entity: `vehicle:${VIN}` },
     'GET /v1/entities/:kind/:id/positions': { access: 'read', url: `/v1/entities/vehicle/${VIN}/positions`, entity: `vehicle:${VIN}` },
     'GET /v1/rollups/open-alerts': { access: 'read', url: '/v1/rollups/open-alerts' },
     'GET /v1/rollups/stale': { access: 'read', url: '/v1/rollups/stale?minutes=5' },

@@ -1,11 +1,17 @@
-/** A uPlot time series (seconds on x), resized with its container; `series` is [label, colour][]. */
+/**
+ * A uPlot time series (seconds on x), resized with its container; `series` is [label, colour][]. `band` shades
+ * between two of the series (indexes into `series`); `lines` are horizontal lines (e.g. a threshold) drawn as
+ * their own flat series by the caller. The element carries `data-points` (the x length) for the browser test.
+ */
 import { useEffect, useRef } from 'preact/hooks'
 import uPlot from 'uplot'
 
-export function Chart({ data, series, height = 240 }: { data: uPlot.AlignedData; series: [string, string][]; height?: number }) {
+export interface BandSpec { hi: number; lo: number; fill: string }
+
+export function Chart({ data, series, height = 240, band, name }: { data: uPlot.AlignedData; series: [string, string][]; height?: number; band?: BandSpec; name?: string }) {
   const el = useRef<HTMLDivElement>(null)
   const plot = useRef<uPlot | null>(null)
-  const key = series.map((s) => s[0]).join('|')
+  const key = series.map((s) => s[0]).join('|') + (band ? `|${band.hi}-${band.lo}` : '')
   useEffect(() => {
     if (!el.current) return
     const opts: uPlot.Options = {
@@ -17,7 +23,8 @@ export function Chart({ data, series, height = 240 }: { data: uPlot.AlignedData;
         { stroke: '#94a3b8', grid: { stroke: '#1e293b' }, ticks: { stroke: '#1e293b' } },
         { stroke: '#94a3b8', grid: { stroke: '#1e293b' }, ticks: { stroke: '#1e293b' } },
       ],
-      series: [{}, ...series.map(([label, stroke], i) => ({ label, stroke, width: i === 0 ? 2 : 1, ...(i > 0 ? { dash: [4, 4] } : {}) }))],
+      series: [{}, ...series.map(([label, stroke], i) => ({ label, stroke, width: i === 0 ? 2 : 1, ...(i > 0 ? { dash: [4, 4], points: { show: false } } : {}) }))],
+      ...(band ? { bands: [{ series: [band.hi + 1, band.lo + 1] as [number, number], fill: band.fill }] } : {}),
     }
     plot.current = new uPlot(opts, data, el.current)
     const ro = new ResizeObserver(() => { if (el.current && plot.current) plot.current.setSize({ width: el.current.clientWidth, height }) })
@@ -25,5 +32,5 @@ export function Chart({ data, series, height = 240 }: { data: uPlot.AlignedData;
     return () => { ro.disconnect(); plot.current?.destroy(); plot.current = null }
   }, [key, height])
   useEffect(() => { plot.current?.setData(data) }, [data])
-  return <div class="chart" ref={el} />
+  return <div class="chart" ref={el} data-chart={name} data-points={data[0].length} />
 }

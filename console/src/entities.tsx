@@ -2,14 +2,17 @@
  * Plant (process), Sensors (environment) and Assets (asset): the profile's sensors (registry, plus any the feed
  * shows) with their live values (`reading` events), open alerts and latest score, the plant's stages with their
  * alerts, and one sensor's series: window means with their min-max band from `GET .../windows` where the
- * profile has windows (environment), otherwise the values received since the view opened.
+ * profile has windows (environment), otherwise the values received since the view opened. A plant sensor's
+ * `value` series carries its expected band (band.ts); an asset shows its stored risk trend (risk.tsx).
  */
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks'
 import type uPlot from 'uplot'
 import { api, enc, fmtTime, num, type Json, follow } from './api.js'
 import { frameBatcher } from './live.js'
-import { Chart } from './chart.js'
+import { Chart, type BandSpec } from './chart.js'
+import { BAND_K, expectedBand, processModel, type ProcessModel } from './band.js'
 import { SeverityChip } from './alerts.js'
+import { RiskTrend } from './risk.js'
 import type { Ctx } from './main.js'
 
 interface Row { id: string; type: string | null; stage: string | null; fields: Record<string, unknown>; ts: number | null; alerts: Map<string, { type: string; severity: string }>; score: { name: string; value: number } | null; window: string | null }
@@ -29,6 +32,7 @@ export function EntitiesView({ ctx, profile, title }: { ctx: Ctx; profile: strin
   const [field, setField] = useState<string | null>(null)
   const [windows, setWindows] = useState<Json[] | null>(null)
   const [kpis, setKpis] = useState<Record<string, number>>({})
+  const [model, setModel] = useState<ProcessModel | null>(null)
 
   useEffect(() => {
     const store = rows.current
@@ -111,12 +115,24 @@ export function EntitiesView({ ctx, profile, title }: { ctx: Ctx; profile: strin
     void api<{ items: Json[] }>(`/v1/entities/sensor/${enc(selected)}/windows?window=${enc(w)}&from=${Date.now() - 6 * 3600_000}&limit=100`).then((r) => setWindows(r.items), () => setWindows([]))
   }, [selected, sel?.window])
 
+  // The selected plant sensor's covariate model (live state), re-read every 5 s for the expected band.
+  useEffect(() => {
+    setModel(null)
+    if (selected === null || profile !== 'process') return
+    const read = (): void => { void api(`/v1/entities/sensor/${enc(selected)}/state`).then((r) => setModel(processModel(r)), () => setModel(null)) }
+    read()
+    const timer = setInterval(read, 5_000)
+    return () => clearInterval(timer)
+  }, [selected])
+
   const stages = new Map<string, { sensors: number; alerts: number }>()
   const stageOf = (r: Row): string => r.stage ?? (typeof r.fields.stage === 'string' ? r.fields.stage : '—')
   if (profile === 'process') for (const r of list) { const st = stageOf(r); const s = stages.get(st) ?? { sensors: 0, alerts: 0 }; s.sensors++; s.alerts += r.alerts.size; stages.set(st, s) }
 
   let data: uPlot.AlignedData | null = null
   let label = ''
+  let chartSeries: [string, string][] = [[chartField ?? '', '#38bdf8']]
+  let band: BandSpec | undefined
   if (sel && chartField !== null) {
     if (windows !== null && windows.length > 0) {
       const pts = windows.filter((w) => (w.fields as Json)[chartField] !== undefined)
@@ -126,7 +142,15 @@ export function EntitiesView({ ctx, profile, title }: { ctx: Ctx; profile: strin
     } else {
       const s = series.current.get(sel.id)
       if (s && s.v[chartField]) { data = [s.t.slice(), s.v[chartField].slice()]; label = `${chartField}: live values since this view opened` }
+      if (s && data !== null && model !== null && chartField === 'value') {
+        const b = expectedBand(model, s.v.flow, s.v.temp, s.t.length)
+        data = [...data, b.exp, b.hi, b.lo]
+        chartSeries = [[chartField, '#38bdf8'], ['expected (current model)', '#a3e635'], [`+${BAND_K}σ`, '#4d7c0f'], [`-${BAND_K}σ`, '#4d7c0f']]
+        band = { hi: 2, lo: 3, fill: 'rgba(163, 230, 53, 0.15)' }
+        label += `; expected ± ${BAND_K}σ (band from the current model, σ ${num(model.sigma, 3)}${model.warm ? '' : `; model warming up, ${model.readings} readings learned`})`
+      }
     }
+    if (data !== null && data.length === 4 && band === undefined) chartSeries = [[chartField, '#38bdf8'], ['min', '#64748b'], ['max', '#64748b']]
   }
   const open = list.reduce((n, r) => n + r.alerts.size, 0)
   return (
@@ -161,7 +185,8 @@ export function EntitiesView({ ctx, profile, title }: { ctx: Ctx; profile: strin
           <>
             <h3 class="mono">{sel.id}</h3>
             <div class="field-pick">{Object.keys(sel.fields).filter((k) => typeof sel.fields[k] === 'number').map((k) => <button key={k} class={k === chartField ? 'on' : 'ghost'} onClick={() => setField(k)}>{k}</button>)}</div>
-            {data !== null ? <><div class="muted small">{label}</div><Chart data={data} series={data.length > 2 ? [[chartField ?? '', '#38bdf8'], ['min', '#64748b'], ['max', '#64748b']] : [[chartField ?? '', '#38bdf8']]} /></> : <div class="empty">Waiting for values…</div>}
+            {data !== null ? <><div class="muted small">{label}</div><Chart data={data} series={chartSeries} band={band} name={band ? 'band' : 'series'} /></> : <div class="empty">Waiting for values…</div>}
+            {profile === 'asset' && <><h4>Risk trend</h4><RiskTrend id={sel.id} /></>}
             <dl class="kv">{Object.entries(sel.fields).slice(0, 16).map(([k, v]) => <><dt>{k}</dt><dd>{typeof v === 'number' ? num(v, 2) : String(v)}</dd></>)}</dl>
           </>
         ) : <div class="empty-detail">Select a sensor to see its series.</div>}

@@ -374,6 +374,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/entities/{kind}/{id}/scores": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Score history of an entity (e.g. an asset's failure_risk), oldest first */
+        get: operations["listScores"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/late-readings": {
         parameters: {
             query?: never;
@@ -9648,6 +9665,227 @@ export interface operations {
                             maxBrakeTemp: number;
                             maxTyreTemp: number;
                             samples: number;
+                        }[];
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description GW_ERR_CURSOR_INVALID, GW_ERR_ID_INVALID, GW_ERR_KIND_INVALID, GW_ERR_PARAMS_INVALID, GW_ERR_QUERY_INVALID, GW_ERR_REQUEST_MALFORMED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_CURSOR_INVALID" | "GW_ERR_ID_INVALID" | "GW_ERR_KIND_INVALID" | "GW_ERR_PARAMS_INVALID" | "GW_ERR_QUERY_INVALID" | "GW_ERR_REQUEST_MALFORMED";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_UNAUTHENTICATED";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_FORBIDDEN";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_REQUEST_TIMEOUT */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_REQUEST_TIMEOUT";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_RATE_LIMITED */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_RATE_LIMITED";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_HEADERS_TOO_LARGE */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_HEADERS_TOO_LARGE";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_INTERNAL */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_INTERNAL";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_UNAVAILABLE */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_UNAVAILABLE";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+        };
+    };
+    listScores: {
+        parameters: {
+            query?: {
+                name?: string;
+                /** @description ISO 8601, or milliseconds since the Unix epoch */
+                from?: string;
+                /** @description ISO 8601, or milliseconds since the Unix epoch */
+                to?: string;
+                limit?: string;
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                kind: "sensor" | "vehicle";
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": "out-1",
+                     *           "name": "failure_risk",
+                     *           "profile": "asset",
+                     *           "scoredAt": "2026-01-01T01:00:00.000Z",
+                     *           "value": 42.5,
+                     *           "factors": {
+                     *             "vibration": 0.6
+                     *           }
+                     *         }
+                     *       ],
+                     *       "nextCursor": null
+                     *     }
+                     */
+                    "application/json": {
+                        items: {
+                            id: string;
+                            name: string;
+                            profile: string;
+                            /** @description ISO 8601 */
+                            scoredAt: string;
+                            value: number;
+                            factors: {
+                                [key: string]: number | string | (never | null);
+                            };
                         }[];
                         nextCursor: string | null;
                     };
