@@ -533,80 +533,81 @@ function stuckNeed(s: ProcessState, c: ProcessConfig): number {
   return Math.max(c.failure.stuckReadings, Math.ceil(c.failure.holdFactor * (s.v[L.HOLD] as number)))
 }
 
-function onReading(s: ProcessState, r: Reading, ctx: ActorContext, c: ProcessConfig): void {
-  checked(c)
-  const v = s.v
-  const f = r.fields
-  const ts = r.ts
-  if (ts < (v[L.TS] as number)) {
-    s.late++
-    ctx.emit('late', `late:${ctx.seq}`, ts, { readingTs: ts, watermark: v[L.TS] as number, readingSeq: ctx.seq, fields: f })
-    return
-  }
+/** The operator's out-of-service entry of this sensor, when it has one. */
+type OutOfService = ReturnType<typeof outOfService>
+
+/** A reading older than the last one applied is counted and written aside (`late`), never applied. */
+function rejectLate(s: ProcessState, r: Reading, ctx: ActorContext): boolean {
+  const last = s.v[L.TS] as number
+  if (!(r.ts < last)) return false
+  s.late++
+  ctx.emit('late', `late:${ctx.seq}`, r.ts, { readingTs: r.ts, watermark: last, readingSeq: ctx.seq, fields: r.fields })
+  return true
+}
+
+/** Takes the sensor's type and stage from the reading when it names them, and sizes the replay ring to the config. */
+function identify(s: ProcessState, f: Reading['fields'], c: ProcessConfig): void {
   if (typeof f['type'] === 'string') s.type = f['type']
   if (typeof f['stage'] === 'string') s.stage = f['stage']
-  const value = num(f['value']), inlet = num(f['inlet'])
-  const flow = num(f['flow']) ?? (Number.isNaN(v[L.FLOW] as number) ? undefined : v[L.FLOW] as number)
-  const temp = num(f['temp']) ?? (Number.isNaN(v[L.TEMP] as number) ? undefined : v[L.TEMP] as number)
-  kpiStep(s, ctx, c, ts, value, inlet)
   if (s.fp.length !== c.cyber.replayWindow) {
     s.fp = new Array<number>(c.cyber.replayWindow).fill(NaN)
     s.fpPos = 0
   }
-  const open = v[L.AT] as number
-  // Out of service (actors/service.ts, ISA-18.2): the evidence below is still gathered (KPIs, replay ring, run
-  // counters), but nothing is learned from a sensor under maintenance and no alert opens; see the state machine.
-  const oos = outOfService(ctx)
-  const calm = !oos && open === NONE
+}
 
-  // The sensor's own resolution and step size, learned from its data: a quantised sensor's repeats and steps are
-  // judged against them, not against a rule that assumes a live value never repeats.
+/** Learns the sensor's resolution, step size and range from its data, and counts alternating large steps (toggling). */
+function learnResolution(s: ProcessState, c: ProcessConfig, value: number | undefined, calm: boolean): void {
+  // A quantised sensor's repeats and steps are judged against these, not against a rule that assumes a live value
+  // never repeats.
+  const v = s.v
   const prev = v[L.VALUE] as number
-  if (value !== undefined && !Number.isNaN(prev)) {
-    const d = value - prev
-    if (d !== 0 && !(Math.abs(d) >= (v[L.QUANT] as number))) v[L.QUANT] = Math.abs(d)
-    const typical = Number.isNaN(v[L.STEP] as number) ? 0 : v[L.STEP] as number
-    const span = (v[L.VMAX] as number) - (v[L.VMIN] as number)
-    const big = (v[L.N] as number) >= c.warmupReadings && Math.abs(d) > c.cyber.toggleStepZ * typical && Math.abs(d) >= (v[L.QUANT] as number) &&
-      Math.abs(d) >= c.cyber.toggleSpanRel * span
-    // A toggle swings between the same two levels: each large step about as large as the one before.
-    const same = Math.abs(Math.abs(d) - (v[L.BIGM] as number)) <= c.cyber.toggleTolerance * Math.abs(d)
-    const sign = d > 0 ? 1 : -1
-    if (big) {
-      v[L.ALT] = v[L.DSIGN] === -sign && (v[L.GAP] as number) <= c.cyber.toggleGap && same ? (v[L.ALT] as number) + 1 : 1
-      v[L.DSIGN] = sign
-      v[L.GAP] = 0
-      v[L.BIGM] = Math.abs(d)
-    } else {
-      v[L.GAP] = (v[L.GAP] as number) + 1
-      if ((v[L.GAP] as number) > c.cyber.toggleGap) v[L.ALT] = 0
-    }
-    if (calm && !big) {
-      if (!(value >= (v[L.VMIN] as number))) v[L.VMIN] = value
-      if (!(value <= (v[L.VMAX] as number))) v[L.VMAX] = value
-    }
-    if (calm && !big) v[L.STEP] = Number.isNaN(v[L.STEP] as number) ? Math.abs(d) : ew(v[L.STEP] as number, Math.abs(d), v[L.N] as number, c.cyber.stepReadings)
+  if (value === undefined || Number.isNaN(prev)) return
+  const d = value - prev
+  if (d !== 0 && !(Math.abs(d) >= (v[L.QUANT] as number))) v[L.QUANT] = Math.abs(d)
+  const typical = Number.isNaN(v[L.STEP] as number) ? 0 : v[L.STEP] as number
+  const span = (v[L.VMAX] as number) - (v[L.VMIN] as number)
+  const big = (v[L.N] as number) >= c.warmupReadings && Math.abs(d) > c.cyber.toggleStepZ * typical && Math.abs(d) >= (v[L.QUANT] as number) &&
+    Math.abs(d) >= c.cyber.toggleSpanRel * span
+  // A toggle swings between the same two levels: each large step about as large as the one before.
+  const same = Math.abs(Math.abs(d) - (v[L.BIGM] as number)) <= c.cyber.toggleTolerance * Math.abs(d)
+  const sign = d > 0 ? 1 : -1
+  if (big) {
+    v[L.ALT] = v[L.DSIGN] === -sign && (v[L.GAP] as number) <= c.cyber.toggleGap && same ? (v[L.ALT] as number) + 1 : 1
+    v[L.DSIGN] = sign
+    v[L.GAP] = 0
+    v[L.BIGM] = Math.abs(d)
+  } else {
+    v[L.GAP] = (v[L.GAP] as number) + 1
+    if ((v[L.GAP] as number) > c.cyber.toggleGap) v[L.ALT] = 0
   }
-
-  // 1. cyber and range evidence.
-  let found: Finding | undefined
-  let replayed = false
-  if (value !== undefined) {
-    const h = fingerprint(value, num(f['flow']) ?? NaN, num(f['temp']) ?? NaN)
-    replayed = seen(s.fp, h)
-    v[L.REPLAY] = replayed ? (v[L.REPLAY] as number) + 1 : 0
-    // How often this sensor's healthy readings repeat a recent fingerprint by themselves.
-    if (calm) v[L.FPR] = ew(v[L.FPR] as number, replayed ? 1 : 0, v[L.N] as number, c.cyber.replayWindow)
-    s.fpPos = remember(s.fp, s.fpPos, h)
-    found = rangeFinding(s, c, value) ?? cyberFinding(s, c, ts, value, replayed)
+  if (calm && !big) {
+    if (!(value >= (v[L.VMIN] as number))) v[L.VMIN] = value
+    if (!(value <= (v[L.VMAX] as number))) v[L.VMAX] = value
   }
+  if (calm && !big) v[L.STEP] = Number.isNaN(v[L.STEP] as number) ? Math.abs(d) : ew(v[L.STEP] as number, Math.abs(d), v[L.N] as number, c.cyber.stepReadings)
+}
 
-  // 2. sensor failure evidence.
+/** Step 1: cyber and range evidence (replay ring, range, rate, toggling). */
+function cyberEvidence(s: ProcessState, c: ProcessConfig, f: Reading['fields'], ts: number, value: number | undefined, calm: boolean): Finding | undefined {
+  if (value === undefined) return undefined
+  const v = s.v
+  const h = fingerprint(value, num(f['flow']) ?? NaN, num(f['temp']) ?? NaN)
+  const replayed = seen(s.fp, h)
+  v[L.REPLAY] = replayed ? (v[L.REPLAY] as number) + 1 : 0
+  // How often this sensor's healthy readings repeat a recent fingerprint by themselves.
+  if (calm) v[L.FPR] = ew(v[L.FPR] as number, replayed ? 1 : 0, v[L.N] as number, c.cyber.replayWindow)
+  s.fpPos = remember(s.fp, s.fpPos, h)
+  return rangeFinding(s, c, value) ?? cyberFinding(s, c, ts, value, replayed)
+}
+
+/** Step 2: sensor failure evidence (dropout, stuck value); keeps a finding of higher priority. */
+function failureEvidence(s: ProcessState, c: ProcessConfig, value: number | undefined, calm: boolean, found: Finding | undefined): Finding | undefined {
+  const v = s.v
   if (value === undefined) {
     v[L.MISS] = (v[L.MISS] as number) + 1
   } else {
     v[L.MISS] = 0
-    if (value === prev) v[L.REP] = (v[L.REP] as number) + 1
+    if (value === v[L.VALUE]) v[L.REP] = (v[L.REP] as number) + 1
     else {
       // A run of one value that ended without an alert is healthy hold behaviour (sample-and-hold analysers,
       // SCADA quantisation): learned, growing by at most a quarter at a time so a near-threshold fault does not
@@ -620,255 +621,366 @@ function onReading(s: ProcessState, r: Reading, ctx: ActorContext, c: ProcessCon
   }
   const miss = v[L.MISS] as number, rep = (v[L.REP] as number) + 1
   const need = stuckNeed(s, c)
-  if ((!found || found.type > FAILURE) && (miss >= c.failure.dropoutReadings || (value !== undefined && rep >= need && (v[L.N] as number) >= c.warmupReadings && (v[L.CHG] as number) >= c.failure.minChanges))) {
-    found = miss > 0
-      ? { type: FAILURE, value: miss, threshold: c.failure.dropoutReadings, reason: `no value in the last ${miss} readings (dropout)`,
-        features: features([['missing', miss, miss]]) }
-      : { type: FAILURE, value: value as number, threshold: need,
-        reason: `value stuck at ${fmt(value as number)} for ${rep} readings (flatline; this sensor's longest healthy hold is ${v[L.HOLD] as number})`,
-        features: features([['repeat', rep, rep / Math.max(1, v[L.HOLD] as number)]]) }
+  if ((found && found.type <= FAILURE) || !(miss >= c.failure.dropoutReadings || (value !== undefined && rep >= need && (v[L.N] as number) >= c.warmupReadings && (v[L.CHG] as number) >= c.failure.minChanges))) return found
+  return miss > 0
+    ? { type: FAILURE, value: miss, threshold: c.failure.dropoutReadings, reason: `no value in the last ${miss} readings (dropout)`,
+      features: features([['missing', miss, miss]]) }
+    : { type: FAILURE, value: value as number, threshold: need,
+      reason: `value stuck at ${fmt(value as number)} for ${rep} readings (flatline; this sensor's longest healthy hold is ${v[L.HOLD] as number})`,
+      features: features([['repeat', rep, rep / Math.max(1, v[L.HOLD] as number)]]) }
+}
+
+/**
+ * Moves the rolling robust baseline of the residual `x` (level, mean absolute deviation, fast mean, baseline z in
+ * v[L.ZB]); returns the scale this reading's z was measured with.
+ */
+function rollingBaseline(s: ProcessState, c: ProcessConfig, x: number, floor: number, oos: OutOfService, calm: boolean): number {
+  const v = s.v
+  const bn = v[L.BN] as number
+  const bl = c.baseline
+  if (bn === 0) {
+    v[L.BASE] = v[L.FAST] = x
+    v[L.DEV] = 0
   }
-
-  // 3. spike / malfunction: the residual against a rolling robust baseline.
-  const lim = c.limits[s.type]
-  const floor = lim ? (lim.hi - lim.lo) * c.sigmaFloorRel : 1e-9
-  let z = NaN
-  let resid = NaN
-  let warm = false
-  if (value !== undefined) {
-    const p = flow !== undefined && temp !== undefined ? predict(s.m, flow, temp, floor) : undefined
-    resid = p ? value - p.expected : NaN
-    const x = p ? resid : value - (Number.isNaN(v[L.EXP] as number) ? 0 : v[L.EXP] as number)
-    if (p) v[L.EXP] = p.expected
-    const bn = v[L.BN] as number
-    const bl = c.baseline
-    if (bn === 0) {
-      v[L.BASE] = v[L.FAST] = x
-      v[L.DEV] = 0
-    }
-    v[L.FAST] = (v[L.FAST] as number) + (x - (v[L.FAST] as number)) / bl.fastReadings
-    const quant = Number.isNaN(v[L.QUANT] as number) ? 0 : v[L.QUANT] as number
-    const scale = Math.max(1.2533 * (v[L.DEV] as number), quant, floor)
-    if (!CHEMISTRY.has(s.type) && Math.abs(x - (v[L.BASE] as number)) > c.spike.regimeZ * scale && bn > 0) {
-      // Equipment changing state (a blower or pump switching): restart the level there, keep the scale.
-      v[L.BASE] = v[L.FAST] = x
-      v[L.DEPART] = NaN
-      v[L.OVER] = 0
-    }
-    const zb = ((v[L.FAST] as number) - (v[L.BASE] as number)) / scale
-    v[L.ZB] = zb
-    const d = x - (v[L.BASE] as number)
-    const settled = bn >= bl.fastReadings * 10
-    const dc = settled ? Math.max(-bl.winsorZ * scale, Math.min(bl.winsorZ * scale, d)) : d
-    if (!oos) v[L.BASE] = (v[L.BASE] as number) + dc / Math.min(bn + 1, bl.readings)
-    // Learned at a quarter of the rate while an alert is open, so a sensor whose scale was wrong cannot stay in
-    // alert forever; an anomaly moves it by at most winsorZ scales a reading.
-    if (!oos) v[L.DEV] = ew(v[L.DEV] as number, Math.abs(dc), bn, calm ? bl.scaleReadings : 4 * bl.scaleReadings)
-    v[L.BN] = bn + 1
-
-    // Inlet (outlet analysers) and stage flow: their own baselines, to tell a front from the process.
-    let inz = NaN
-    if (inlet !== undefined) {
-      if (Number.isNaN(v[L.INB] as number)) { v[L.INB] = inlet; v[L.INDEV] = 0 }
-      const iscale = Math.max(1.2533 * (v[L.INDEV] as number), floor, quant)
-      const di = inlet - (v[L.INB] as number)
-      inz = di / iscale
-      const dic = settled ? Math.max(-bl.winsorZ * iscale, Math.min(bl.winsorZ * iscale, di)) : di
-      v[L.INDEV] = ew(v[L.INDEV] as number, Math.abs(dic), bn, bl.scaleReadings)
-      v[L.INB] = (v[L.INB] as number) + dic / Math.min(bn + 1, bl.readings)
-    }
-    let fz = 0
-    const fl = num(f['flow'])
-    if (fl !== undefined) {
-      if (Number.isNaN(v[L.FLB] as number)) { v[L.FLB] = fl; v[L.FLD] = 0 }
-      const fscale = Math.max(1.2533 * (v[L.FLD] as number), 1e-9)
-      const df = fl - (v[L.FLB] as number)
-      fz = df / fscale
-      const dfc = settled ? Math.max(-bl.winsorZ * fscale, Math.min(bl.winsorZ * fscale, df)) : df
-      v[L.FLD] = ew(v[L.FLD] as number, Math.abs(dfc), bn, bl.scaleReadings)
-      v[L.FLB] = (v[L.FLB] as number) + dfc / Math.min(bn + 1, bl.readings)
-    }
-
-    warm = (v[L.N] as number) >= c.warmupReadings
-    if (warm) {
-      const sp = c.spike
-      const sign = zb > 0 ? 1 : -1
-      if (Math.abs(zb) < sp.departZ) {
-        v[L.DEPART] = NaN
-        v[L.PEAK] = 0
-      } else {
-        if (Number.isNaN(v[L.DEPART] as number)) v[L.DEPART] = ts
-        if (!(Math.abs(zb) < 1.1 * (v[L.PEAK] as number))) {
-          v[L.PEAK] = Math.abs(zb)
-          v[L.PEAKTS] = ts
-        }
-      }
-      const storm = fz >= sp.stormFlowZ
-      const chem = CHEMISTRY.has(s.type)
-      const zOpen = chem ? sp.z : sp.equipmentZ
-      const recal = (open === DRIFT || (v[L.SLOWOPEN] as number) === 1) && Math.abs(zb) > zOpen && sign !== Math.sign(v[L.SLOW] as number)
-      if (recal) {
-        // A step against an open drift (or a shift the drift rule found) is its recalibration or its end: the value returns to what flow and temperature
-        // predict, and the rolling baseline, which had followed the drift, restarts there (no spike).
-        v[L.BASE] = v[L.FAST] = x
-        v[L.ZB] = 0
-        v[L.DEPART] = NaN
-        v[L.PEAK] = 0
-      }
-      if (Math.abs(zb) > zOpen && !storm && !recal && (v[L.OVER] === 0 || v[L.OSIGN] === sign)) {
-        if (v[L.OVER] === 0) v[L.FIRST] = ts
-        v[L.OVER] = (v[L.OVER] as number) + 1
-        v[L.OSIGN] = sign
-      } else v[L.OVER] = 0
-      const run = v[L.OVER] as number
-      if (!found && run >= sp.confirm) {
-        // The rise time: from leaving the band (departZ) to the last time the excursion grew by 10 %. Decided once
-        // it has stopped growing for plateauReadings (or once it has lasted malfunctionConfirm readings).
-        const departed = Number.isNaN(v[L.DEPART] as number) ? (v[L.FIRST] as number) : v[L.DEPART] as number
-        const frontS = Math.max(0, ((v[L.PEAKTS] as number) - departed) / 1000)
-        const rising = (ts - (v[L.PEAKTS] as number)) < sp.plateauReadings * Math.max(1, ts - (v[L.TS] as number))
-        let type: number, why: string
-        if (sign > 0 && !Number.isNaN(inz)) {
-          // An outlet analyser: a pollutant front raises its inlet too; a rise the inlet does not share is the plant.
-          type = inz >= sp.inletZ ? SPIKE : MALFUNCTION
-          why = inz >= sp.inletZ ? `the inlet rose too (${fmt(inz)} sigma): a pollutant front` : `the inlet stayed normal (${fmt(inz)} sigma): the treatment is failing`
-        } else if (sign > 0 && chem && frontS <= sp.frontS && run < sp.malfunctionConfirm) {
-          type = SPIKE
-          why = `a front of ${fmt(frontS)} s: a pollutant front`
-        } else {
-          type = MALFUNCTION
-          why = sign < 0 ? `a drop over ${fmt(frontS)} s` : chem ? `built up over ${fmt(frontS)} s, slower than a front` : `on a ${s.type || 'sensor'} that no pollutant front reaches`
-        }
-        const cz = p ? covariateZ(s.m, 'flow', flow as number) : 0, tz = p ? covariateZ(s.m, 'temp', temp as number) : 0
-        const feats: Array<[string, number, number]> = [['value_vs_baseline', value, zb], ['flow', flow ?? NaN, cz], ['temp', temp ?? NaN, tz]]
-        if (!Number.isNaN(inz)) feats.push(['inlet', inlet as number, inz])
-        // A malfunction lasts (15 min and more): it must hold malfunctionConfirm readings, which a passing
-        // equipment step or a short excursion does not. A spike is typed once its rise has ended.
-        if ((type === MALFUNCTION || rising) && run < sp.malfunctionConfirm) found = undefined
-        else found = { type, value, threshold: zOpen, peak: Math.abs(zb),
-          reason: `value ${fmt(value)} is ${fmt(Math.abs(zb))} sigma ${sign > 0 ? 'above' : 'below'} its rolling baseline (sigma ${fmt(scale)}), ${why}`,
-          features: features(feats) }
-      }
-    }
-  }
-
-  // 4. drift: the slow mean of the covariate-model residual z.
-  if (value !== undefined && flow !== undefined && temp !== undefined && !Number.isNaN(resid)) {
-    const p = predict(s.m, flow, temp, floor)
-    const fresh = warm && novel(s.m, flow, temp, c.noveltyMargin)
-    let healthy = calm && !found && miss === 0 && (v[L.REP] as number) === 0
-    if (warm) {
-      z = resid / p.sigma
-      const sp = c.spike
-      if (open === NONE || open === DRIFT || (v[L.SLOWOPEN] as number) === 1) {
-        const zc = Math.max(-DRIFT_CLIP, Math.min(DRIFT_CLIP, z))
-        v[L.SLOW] = ew(v[L.SLOW] as number, zc, Infinity, c.drift.slowReadings)
-        v[L.MID] = ew(v[L.MID] as number, zc, Infinity, c.drift.midReadings)
-        const slow = v[L.SLOW] as number
-        // The threshold is the sensor's own: drift.z, or scaleZ times how far its slow mean wanders while healthy
-        // (a process the covariate model fits badly wanders far, and must drift further to count).
-        const dz = Math.max(c.drift.z, c.drift.scaleZ * 1.2533 * (Number.isNaN(v[L.SLOWDEV] as number) ? 0 : v[L.SLOWDEV] as number))
-        // A spike-level run pauses the count (the spike rule judges it) rather than restarting it, so a build-up the
-        // baseline keeps crossing back and forth is still confirmed.
-        if (!(Math.abs(slow) > dz)) v[L.SRUN] = 0
-        else if ((v[L.OVER] as number) === 0 && !fresh) v[L.SRUN] = (v[L.SRUN] as number) + 1
-        if (calm && (v[L.SRUN] as number) === 0 && Math.abs(slow) < 0.5 * dz) {
-          // Clipped at three times its current value, and learned only well inside the threshold, so a drift on its
-          // way up cannot teach the sensor to tolerate it (early on, when the mean learns fast, it would outrun it).
-          const sd = Number.isNaN(v[L.SLOWDEV] as number) ? 0 : v[L.SLOWDEV] as number
-          v[L.SLOWDEV] = ew(sd, Math.min(Math.abs(slow), Math.max(3 * sd, c.drift.z / Math.max(1, c.drift.scaleZ))), (v[L.N] as number) - c.warmupReadings, c.halfLifeReadings)
-        }
-        if (!found && open === NONE && (v[L.SRUN] as number) >= c.drift.sustainReadings) {
-          const fz = covariateZ(s.m, 'flow', flow), tz = covariateZ(s.m, 'temp', temp)
-          // A drift creeps: when it is confirmed its recent residual is a few times the threshold at most. A shift
-          // whose last readings (the baseline's fast mean, unclipped) are already far beyond it built up in minutes:
-          // a process malfunction the rolling baseline followed too closely to hold it as an excursion.
-          const recent = (v[L.FAST] as number) / p.sigma
-          if (Math.sign(recent) === Math.sign(slow) && Math.abs(recent) >= Math.max(c.drift.fastZ, c.drift.fastRatio * dz)) {
-            found = { type: MALFUNCTION, value, threshold: Math.max(c.drift.fastZ, c.drift.fastRatio * dz), peak: Math.abs(recent), slow: true,
-              reason: `the residual against flow and temperature is ${fmt(recent)} sigma, ${fmt(Math.abs(recent) / dz)} x this sensor's drift threshold after ${v[L.SRUN] as number} readings: built up too fast for a drift`,
-              features: features([['residual_recent', value, recent], ['residual_mean', slow, slow * Math.sqrt(c.drift.slowReadings)], ['flow', flow, fz], ['temp', temp, tz]]) }
-          } else found = { type: DRIFT, value, threshold: dz, slow: true,
-            reason: `the residual against flow and temperature has averaged ${fmt(slow)} sigma for ${v[L.SRUN] as number} readings (slow ${slow > 0 ? 'upward' : 'downward'} drift)`,
-            features: features([['residual_mean', slow, slow * Math.sqrt(c.drift.slowReadings)], ['flow', flow, fz], ['temp', temp, tz]]) }
-        }
-      }
-      // Evidence pending is not learned: a regression that kept learning would absorb a drift.
-      if (fresh) v[L.GATED] = 0
-      else if (Math.abs(z) >= sp.clearZ || (v[L.OVER] as number) > 0) healthy = false
-      else if (Math.abs(v[L.SLOW] as number) >= c.drift.learnBelow) {
-        // ... unless the slow mean has hovered there far longer than a drift would take to confirm: then it is
-        // the model that is off, and it must learn its way back.
-        v[L.GATED] = (v[L.GATED] as number) + 1
-        if ((v[L.GATED] as number) <= 8 * c.drift.sustainReadings) healthy = false
-      } else v[L.GATED] = 0
-    }
-    if (!oos && (healthy || !warm) && !found && open === NONE) learn(s.m, flow, temp, value, resid, c.halfLifeReadings)
-    v[L.Z] = z
-  }
-  if (value !== undefined) v[L.N] = (v[L.N] as number) + 1
-
-  if (oos) {
-    // An open alert closes naming the reason; residual evidence does not pile up during the calibration to fire
-    // the moment the sensor is back (a condition that persists, such as a stuck value, is found again at once).
-    if ((v[L.AT] as number) !== NONE) closeAlert(s, ctx, c, ts, value ?? NaN, `out of service: ${oos.reason}`)
-    found = undefined
-    v[L.OVER] = 0
-    v[L.SLOW] = 0
-    v[L.MID] = 0
-    v[L.SRUN] = 0
+  v[L.FAST] = (v[L.FAST] as number) + (x - (v[L.FAST] as number)) / bl.fastReadings
+  const quant = Number.isNaN(v[L.QUANT] as number) ? 0 : v[L.QUANT] as number
+  const scale = Math.max(1.2533 * (v[L.DEV] as number), quant, floor)
+  if (!CHEMISTRY.has(s.type) && Math.abs(x - (v[L.BASE] as number)) > c.spike.regimeZ * scale && bn > 0) {
+    // Equipment changing state (a blower or pump switching): restart the level there, keep the scale.
+    v[L.BASE] = v[L.FAST] = x
     v[L.DEPART] = NaN
+    v[L.OVER] = 0
   }
+  v[L.ZB] = ((v[L.FAST] as number) - (v[L.BASE] as number)) / scale
+  const d = x - (v[L.BASE] as number)
+  const dc = bn >= bl.fastReadings * 10 ? Math.max(-bl.winsorZ * scale, Math.min(bl.winsorZ * scale, d)) : d
+  if (!oos) v[L.BASE] = (v[L.BASE] as number) + dc / Math.min(bn + 1, bl.readings)
+  // Learned at a quarter of the rate while an alert is open, so a sensor whose scale was wrong cannot stay in
+  // alert forever; an anomaly moves it by at most winsorZ scales a reading.
+  if (!oos) v[L.DEV] = ew(v[L.DEV] as number, Math.abs(dc), bn, calm ? bl.scaleReadings : 4 * bl.scaleReadings)
+  v[L.BN] = bn + 1
+  return scale
+}
 
-  // Alert state machine, one alert per episode: a finding of higher priority than the open alert (lower index)
-  // replaces it; one of lower or equal priority only updates it (when it grew), so an episode does not flap
-  // between types. Closing needs the type's clear condition for its clearReadings in a row (hysteresis).
-  const cur = v[L.AT] as number
-  // Spike and malfunction are one family: a reading that now looks like the other updates the open alert.
-  const family = (t: number): number => (t === MALFUNCTION ? SPIKE : t)
-  if (found && (cur === NONE || family(found.type) < family(cur))) {
-    const start = found.type === FAILURE && miss === 0 && found.features[0]?.feature === 'repeat' ? ts - (rep - 1) * Math.max(0, ts - (v[L.TS] as number)) : ts
-    if (cur !== NONE) closeAlert(s, ctx, c, ts, found.value, `superseded by ${PLANT_ANOMALIES[found.type] as string}`)
-    openAlert(s, ctx, c, found, ts, Number.isFinite(start) ? start : ts)
-  } else if (cur !== NONE) {
-    if (found?.peak !== undefined && family(found.type) === family(cur) && found.peak >= (v[L.UPD] as number) + c.spike.updateZ) updateAlert(s, ctx, c, found, ts)
-    let clear: boolean, need: number
-    const bySlow = cur === DRIFT || (v[L.SLOWOPEN] as number) === 1
-    switch (bySlow ? DRIFT : cur) {
-      case CYBER: clear = !found || found.type !== CYBER; need = c.cyber.clearReadings; break
-      case FAILURE: clear = value !== undefined && (v[L.REP] as number) === 0 && !(found?.type === FAILURE); need = c.failure.clearReadings; break
-      case SPIKE: case MALFUNCTION: {
-        const zb = v[L.ZB] as number
-        clear = value !== undefined && Math.abs(zb) < c.spike.clearZ
-        need = c.spike.clearReadings
-        break
-      }
-      default: {
-        // Closes when the medium mean is back near zero, or has fallen well below the drift's peak (a
-        // recalibration returns the value at once; the model may have taken in a little of the drift before it was
-        // confirmed, so "back to exactly zero" would wait forever).
-        const mid = Math.abs(v[L.MID] as number)
-        if (mid > (v[L.AP] as number)) v[L.AP] = mid
-        clear = !Number.isNaN(z) && (mid < c.drift.clearZ || mid < 0.25 * (v[L.AP] as number))
-        need = c.drift.clearReadings
-      }
-    }
-    if (found && family(found.type) === family(cur)) clear = false
-    v[L.CLEAR] = clear ? (v[L.CLEAR] as number) + 1 : 0
-    v[L.AN] = (v[L.AN] as number) + 1
-    if ((v[L.CLEAR] as number) >= need) closeAlert(s, ctx, c, ts, value ?? NaN, 'back to normal')
-    else if (bySlow && (v[L.AN] as number) >= c.drift.maxReadings) {
-      // A lasting shift: accept it as the new level rather than alarming forever.
-      const sigma = predict(s.m, v[L.FLOW] as number, v[L.TEMP] as number, floor).sigma
-      s.m[M.MV] = (s.m[M.MV] as number) + (v[L.MID] as number) * sigma
-      closeAlert(s, ctx, c, ts, value ?? NaN, 'shift accepted as the new baseline')
+/**
+ * A side baseline (inlet of an outlet analyser, stage flow) in slots `lvl`, `dev`: returns the z of `x` against it,
+ * then learns `x` the way the residual baseline learns. `bn`: the residual baseline's readings before this one.
+ */
+function sideZ(v: number[], lvl: number, dev: number, x: number, minScale: number, bn: number, bl: ProcessConfig['baseline']): number {
+  if (Number.isNaN(v[lvl] as number)) { v[lvl] = x; v[dev] = 0 }
+  const scale = Math.max(1.2533 * (v[dev] as number), minScale)
+  const d = x - (v[lvl] as number)
+  const dc = bn >= bl.fastReadings * 10 ? Math.max(-bl.winsorZ * scale, Math.min(bl.winsorZ * scale, d)) : d
+  v[dev] = ew(v[dev] as number, Math.abs(dc), bn, bl.scaleReadings)
+  v[lvl] = (v[lvl] as number) + dc / Math.min(bn + 1, bl.readings)
+  return d / scale
+}
+
+/** Tracks when the current excursion left the departZ band and when its peak last grew by 10 %. */
+function trackExcursion(v: number[], sp: ProcessConfig['spike'], zb: number, ts: number): void {
+  if (Math.abs(zb) < sp.departZ) {
+    v[L.DEPART] = NaN
+    v[L.PEAK] = 0
+    return
+  }
+  if (Number.isNaN(v[L.DEPART] as number)) v[L.DEPART] = ts
+  if (!(Math.abs(zb) < 1.1 * (v[L.PEAK] as number))) {
+    v[L.PEAK] = Math.abs(zb)
+    v[L.PEAKTS] = ts
+  }
+}
+
+/** Counts the run of readings beyond the opening threshold in one direction (OVER, OSIGN, FIRST); returns it. */
+function countOver(v: number[], zb: number, zOpen: number, sign: number, blocked: boolean, ts: number): number {
+  if (Math.abs(zb) > zOpen && !blocked && (v[L.OVER] === 0 || v[L.OSIGN] === sign)) {
+    if (v[L.OVER] === 0) v[L.FIRST] = ts
+    v[L.OVER] = (v[L.OVER] as number) + 1
+    v[L.OSIGN] = sign
+  } else v[L.OVER] = 0
+  return v[L.OVER] as number
+}
+
+/**
+ * Types a confirmed excursion: a pollutant front (spike) or the process (malfunction), by the inlet on outlet
+ * analysers, else by its rise time; undefined while it is not decided yet.
+ */
+function classifyExcursion(s: ProcessState, c: ProcessConfig, ts: number, value: number, flow: number | undefined, temp: number | undefined,
+  inlet: number | undefined, inz: number, zb: number, zOpen: number, scale: number, run: number): Finding | undefined {
+  const v = s.v, sp = c.spike
+  const sign = zb > 0 ? 1 : -1
+  const chem = CHEMISTRY.has(s.type)
+  // The rise time: from leaving the band (departZ) to the last time the excursion grew by 10 %. Decided once
+  // it has stopped growing for plateauReadings (or once it has lasted malfunctionConfirm readings).
+  const departed = Number.isNaN(v[L.DEPART] as number) ? (v[L.FIRST] as number) : v[L.DEPART] as number
+  const frontS = Math.max(0, ((v[L.PEAKTS] as number) - departed) / 1000)
+  const rising = (ts - (v[L.PEAKTS] as number)) < sp.plateauReadings * Math.max(1, ts - (v[L.TS] as number))
+  let type: number, why: string
+  if (sign > 0 && !Number.isNaN(inz)) {
+    // An outlet analyser: a pollutant front raises its inlet too; a rise the inlet does not share is the plant.
+    type = inz >= sp.inletZ ? SPIKE : MALFUNCTION
+    why = inz >= sp.inletZ ? `the inlet rose too (${fmt(inz)} sigma): a pollutant front` : `the inlet stayed normal (${fmt(inz)} sigma): the treatment is failing`
+  } else if (sign > 0 && chem && frontS <= sp.frontS && run < sp.malfunctionConfirm) {
+    type = SPIKE
+    why = `a front of ${fmt(frontS)} s: a pollutant front`
+  } else {
+    type = MALFUNCTION
+    why = sign < 0 ? `a drop over ${fmt(frontS)} s` : chem ? `built up over ${fmt(frontS)} s, slower than a front` : `on a ${s.type || 'sensor'} that no pollutant front reaches`
+  }
+  const p = flow !== undefined && temp !== undefined
+  const cz = p ? covariateZ(s.m, 'flow', flow) : 0, tz = p ? covariateZ(s.m, 'temp', temp) : 0
+  const feats: Array<[string, number, number]> = [['value_vs_baseline', value, zb], ['flow', flow ?? NaN, cz], ['temp', temp ?? NaN, tz]]
+  if (!Number.isNaN(inz)) feats.push(['inlet', inlet as number, inz])
+  // A malfunction lasts (15 min and more): it must hold malfunctionConfirm readings, which a passing
+  // equipment step or a short excursion does not. A spike is typed once its rise has ended.
+  if ((type === MALFUNCTION || rising) && run < sp.malfunctionConfirm) return undefined
+  return { type, value, threshold: zOpen, peak: Math.abs(zb),
+    reason: `value ${fmt(value)} is ${fmt(Math.abs(zb))} sigma ${sign > 0 ? 'above' : 'below'} its rolling baseline (sigma ${fmt(scale)}), ${why}`,
+    features: features(feats) }
+}
+
+/** Step 3: spike / malfunction, the residual against a rolling robust baseline; keeps an earlier finding. */
+function spikeEvidence(s: ProcessState, c: ProcessConfig, f: Reading['fields'], ts: number, value: number | undefined, flow: number | undefined,
+  temp: number | undefined, inlet: number | undefined, floor: number, oos: OutOfService, calm: boolean, open: number, found: Finding | undefined): Finding | undefined {
+  if (value === undefined) return found
+  const v = s.v
+  const p = flow !== undefined && temp !== undefined ? predict(s.m, flow, temp, floor) : undefined
+  const x = p ? value - p.expected : value - (Number.isNaN(v[L.EXP] as number) ? 0 : v[L.EXP] as number)
+  if (p) v[L.EXP] = p.expected
+  const bn = v[L.BN] as number
+  const scale = rollingBaseline(s, c, x, floor, oos, calm)
+  const zb = v[L.ZB] as number
+  // Inlet (outlet analysers) and stage flow: their own baselines, to tell a front from the process.
+  const quant = Number.isNaN(v[L.QUANT] as number) ? 0 : v[L.QUANT] as number
+  const inz = inlet !== undefined ? sideZ(v, L.INB, L.INDEV, inlet, Math.max(floor, quant), bn, c.baseline) : NaN
+  const fl = num(f['flow'])
+  const fz = fl !== undefined ? sideZ(v, L.FLB, L.FLD, fl, 1e-9, bn, c.baseline) : 0
+
+  if ((v[L.N] as number) < c.warmupReadings) return found
+  const sp = c.spike
+  const sign = zb > 0 ? 1 : -1
+  trackExcursion(v, sp, zb, ts)
+  const zOpen = CHEMISTRY.has(s.type) ? sp.z : sp.equipmentZ
+  const recal = (open === DRIFT || (v[L.SLOWOPEN] as number) === 1) && Math.abs(zb) > zOpen && sign !== Math.sign(v[L.SLOW] as number)
+  if (recal) {
+    // A step against an open drift (or a shift the drift rule found) is its recalibration or its end: the value returns to what flow and temperature
+    // predict, and the rolling baseline, which had followed the drift, restarts there (no spike).
+    v[L.BASE] = v[L.FAST] = x
+    v[L.ZB] = 0
+    v[L.DEPART] = NaN
+    v[L.PEAK] = 0
+  }
+  // Nothing opens while the stage flow is far above its own baseline (a storm's first flush moves every sensor).
+  const run = countOver(v, zb, zOpen, sign, fz >= sp.stormFlowZ || recal, ts)
+  if (found || run < sp.confirm) return found
+  return classifyExcursion(s, c, ts, value, flow, temp, inlet, inz, zb, zOpen, scale, run)
+}
+
+/** The covariate-model residual of this reading (stored by step 3 in v[L.EXP]), NaN when flow or temperature is unknown. */
+function residualOf(v: number[], value: number | undefined, flow: number | undefined, temp: number | undefined): number {
+  return value !== undefined && flow !== undefined && temp !== undefined ? value - (v[L.EXP] as number) : NaN
+}
+
+/** Moves the slow and medium means of the residual z and the drift run; a confirmed run is a drift or a fast shift. */
+function driftFinding(s: ProcessState, c: ProcessConfig, value: number, flow: number, temp: number, z: number, sigma: number, fresh: boolean,
+  calm: boolean, open: number, found: Finding | undefined): Finding | undefined {
+  const v = s.v
+  const zc = Math.max(-DRIFT_CLIP, Math.min(DRIFT_CLIP, z))
+  v[L.SLOW] = ew(v[L.SLOW] as number, zc, Infinity, c.drift.slowReadings)
+  v[L.MID] = ew(v[L.MID] as number, zc, Infinity, c.drift.midReadings)
+  const slow = v[L.SLOW] as number
+  // The threshold is the sensor's own: drift.z, or scaleZ times how far its slow mean wanders while healthy
+  // (a process the covariate model fits badly wanders far, and must drift further to count).
+  const dz = Math.max(c.drift.z, c.drift.scaleZ * 1.2533 * (Number.isNaN(v[L.SLOWDEV] as number) ? 0 : v[L.SLOWDEV] as number))
+  // A spike-level run pauses the count (the spike rule judges it) rather than restarting it, so a build-up the
+  // baseline keeps crossing back and forth is still confirmed.
+  if (!(Math.abs(slow) > dz)) v[L.SRUN] = 0
+  else if ((v[L.OVER] as number) === 0 && !fresh) v[L.SRUN] = (v[L.SRUN] as number) + 1
+  if (calm && (v[L.SRUN] as number) === 0 && Math.abs(slow) < 0.5 * dz) {
+    // Clipped at three times its current value, and learned only well inside the threshold, so a drift on its
+    // way up cannot teach the sensor to tolerate it (early on, when the mean learns fast, it would outrun it).
+    const sd = Number.isNaN(v[L.SLOWDEV] as number) ? 0 : v[L.SLOWDEV] as number
+    v[L.SLOWDEV] = ew(sd, Math.min(Math.abs(slow), Math.max(3 * sd, c.drift.z / Math.max(1, c.drift.scaleZ))), (v[L.N] as number) - c.warmupReadings, c.halfLifeReadings)
+  }
+  if (found || open !== NONE || (v[L.SRUN] as number) < c.drift.sustainReadings) return found
+  const fz = covariateZ(s.m, 'flow', flow), tz = covariateZ(s.m, 'temp', temp)
+  // A drift creeps: when it is confirmed its recent residual is a few times the threshold at most. A shift
+  // whose last readings (the baseline's fast mean, unclipped) are already far beyond it built up in minutes:
+  // a process malfunction the rolling baseline followed too closely to hold it as an excursion.
+  const recent = (v[L.FAST] as number) / sigma
+  if (Math.sign(recent) === Math.sign(slow) && Math.abs(recent) >= Math.max(c.drift.fastZ, c.drift.fastRatio * dz)) {
+    return { type: MALFUNCTION, value, threshold: Math.max(c.drift.fastZ, c.drift.fastRatio * dz), peak: Math.abs(recent), slow: true,
+      reason: `the residual against flow and temperature is ${fmt(recent)} sigma, ${fmt(Math.abs(recent) / dz)} x this sensor's drift threshold after ${v[L.SRUN] as number} readings: built up too fast for a drift`,
+      features: features([['residual_recent', value, recent], ['residual_mean', slow, slow * Math.sqrt(c.drift.slowReadings)], ['flow', flow, fz], ['temp', temp, tz]]) }
+  }
+  return { type: DRIFT, value, threshold: dz, slow: true,
+    reason: `the residual against flow and temperature has averaged ${fmt(slow)} sigma for ${v[L.SRUN] as number} readings (slow ${slow > 0 ? 'upward' : 'downward'} drift)`,
+    features: features([['residual_mean', slow, slow * Math.sqrt(c.drift.slowReadings)], ['flow', flow, fz], ['temp', temp, tz]]) }
+}
+
+/** Whether this warm reading may teach the covariate model: evidence pending is not learned (GATED counts the slow-mean holds). */
+function learnable(s: ProcessState, c: ProcessConfig, z: number, fresh: boolean, healthy: boolean): boolean {
+  const v = s.v
+  // Evidence pending is not learned: a regression that kept learning would absorb a drift.
+  if (fresh) v[L.GATED] = 0
+  else if (Math.abs(z) >= c.spike.clearZ || (v[L.OVER] as number) > 0) return false
+  else if (Math.abs(v[L.SLOW] as number) >= c.drift.learnBelow) {
+    // ... unless the slow mean has hovered there far longer than a drift would take to confirm: then it is
+    // the model that is off, and it must learn its way back.
+    v[L.GATED] = (v[L.GATED] as number) + 1
+    if ((v[L.GATED] as number) <= 8 * c.drift.sustainReadings) return false
+  } else v[L.GATED] = 0
+  return healthy
+}
+
+/** Step 4: drift, the slow mean of the covariate-model residual z; the model learns from healthy readings. */
+function driftEvidence(s: ProcessState, c: ProcessConfig, value: number, flow: number, temp: number, resid: number, floor: number,
+  oos: OutOfService, calm: boolean, open: number, found: Finding | undefined): Finding | undefined {
+  const v = s.v
+  const p = predict(s.m, flow, temp, floor)
+  const warm = (v[L.N] as number) >= c.warmupReadings
+  const fresh = warm && novel(s.m, flow, temp, c.noveltyMargin)
+  let healthy = calm && !found && (v[L.MISS] as number) === 0 && (v[L.REP] as number) === 0
+  let z = NaN
+  if (warm) {
+    z = resid / p.sigma
+    if (open === NONE || open === DRIFT || (v[L.SLOWOPEN] as number) === 1) found = driftFinding(s, c, value, flow, temp, z, p.sigma, fresh, calm, open, found)
+    healthy = learnable(s, c, z, fresh, healthy)
+  }
+  if (!oos && (healthy || !warm) && !found && open === NONE) learn(s.m, flow, temp, value, resid, c.halfLifeReadings)
+  v[L.Z] = z
+  return found
+}
+
+/**
+ * Out of service: an open alert closes naming the reason; residual evidence does not pile up during the
+ * calibration to fire the moment the sensor is back (a condition that persists, such as a stuck value, is found
+ * again at once).
+ */
+function suspend(s: ProcessState, ctx: ActorContext, c: ProcessConfig, ts: number, value: number | undefined, reason: string): void {
+  const v = s.v
+  if ((v[L.AT] as number) !== NONE) closeAlert(s, ctx, c, ts, value ?? NaN, `out of service: ${reason}`)
+  v[L.OVER] = 0
+  v[L.SLOW] = 0
+  v[L.MID] = 0
+  v[L.SRUN] = 0
+  v[L.DEPART] = NaN
+}
+
+/** Spike and malfunction are one family: a reading that now looks like the other updates the open alert. */
+const family = (t: number): number => (t === MALFUNCTION ? SPIKE : t)
+
+/** Whether the open alert of type `kind` (DRIFT for one found by the drift rule) sees its clear condition now. */
+function clearNow(s: ProcessState, c: ProcessConfig, kind: number, value: number | undefined, found: Finding | undefined, z: number): boolean {
+  const v = s.v
+  switch (kind) {
+    case CYBER: return !found || found.type !== CYBER
+    case FAILURE: return value !== undefined && (v[L.REP] as number) === 0 && !(found?.type === FAILURE)
+    case SPIKE: case MALFUNCTION: return value !== undefined && Math.abs(v[L.ZB] as number) < c.spike.clearZ
+    default: {
+      // Closes when the medium mean is back near zero, or has fallen well below the drift's peak (a
+      // recalibration returns the value at once; the model may have taken in a little of the drift before it was
+      // confirmed, so "back to exactly zero" would wait forever).
+      const mid = Math.abs(v[L.MID] as number)
+      if (mid > (v[L.AP] as number)) v[L.AP] = mid
+      return !Number.isNaN(z) && (mid < c.drift.clearZ || mid < 0.25 * (v[L.AP] as number))
     }
   }
+}
 
+/** Readings in a row the clear condition of an alert of type `kind` must hold (hysteresis). */
+function clearNeed(c: ProcessConfig, kind: number): number {
+  switch (kind) {
+    case CYBER: return c.cyber.clearReadings
+    case FAILURE: return c.failure.clearReadings
+    case SPIKE: case MALFUNCTION: return c.spike.clearReadings
+    default: return c.drift.clearReadings
+  }
+}
+
+/** Opens an alert for a finding of higher priority than the one open, closing that one (superseded). */
+function raise(s: ProcessState, ctx: ActorContext, c: ProcessConfig, ts: number, found: Finding, cur: number): void {
+  const v = s.v
+  const rep = (v[L.REP] as number) + 1
+  // A stuck value started when its run did.
+  const start = found.type === FAILURE && (v[L.MISS] as number) === 0 && found.features[0]?.feature === 'repeat' ? ts - (rep - 1) * Math.max(0, ts - (v[L.TS] as number)) : ts
+  if (cur !== NONE) closeAlert(s, ctx, c, ts, found.value, `superseded by ${PLANT_ANOMALIES[found.type] as string}`)
+  openAlert(s, ctx, c, found, ts, Number.isFinite(start) ? start : ts)
+}
+
+/** Updates the open alert when it grew, and closes it after its clear condition held long enough, or accepts a lasting shift. */
+function settle(s: ProcessState, ctx: ActorContext, c: ProcessConfig, ts: number, value: number | undefined, found: Finding | undefined,
+  z: number, floor: number, cur: number): void {
+  const v = s.v
+  if (found?.peak !== undefined && family(found.type) === family(cur) && found.peak >= (v[L.UPD] as number) + c.spike.updateZ) updateAlert(s, ctx, c, found, ts)
+  const bySlow = cur === DRIFT || (v[L.SLOWOPEN] as number) === 1
+  const kind = bySlow ? DRIFT : cur
+  const clear = clearNow(s, c, kind, value, found, z) && !(found && family(found.type) === family(cur))
+  v[L.CLEAR] = clear ? (v[L.CLEAR] as number) + 1 : 0
+  v[L.AN] = (v[L.AN] as number) + 1
+  if ((v[L.CLEAR] as number) >= clearNeed(c, kind)) closeAlert(s, ctx, c, ts, value ?? NaN, 'back to normal')
+  else if (bySlow && (v[L.AN] as number) >= c.drift.maxReadings) {
+    // A lasting shift: accept it as the new level rather than alarming forever.
+    const sigma = predict(s.m, v[L.FLOW] as number, v[L.TEMP] as number, floor).sigma
+    s.m[M.MV] = (s.m[M.MV] as number) + (v[L.MID] as number) * sigma
+    closeAlert(s, ctx, c, ts, value ?? NaN, 'shift accepted as the new baseline')
+  }
+}
+
+/**
+ * The alert state machine, one alert per episode: a finding of higher priority than the open alert (lower index)
+ * replaces it; one of lower or equal priority only updates it (when it grew), so an episode does not flap between
+ * types. Closing needs the type's clear condition for its clearReadings in a row (hysteresis).
+ */
+function stepAlert(s: ProcessState, ctx: ActorContext, c: ProcessConfig, ts: number, value: number | undefined, found: Finding | undefined,
+  z: number, floor: number): void {
+  const cur = s.v[L.AT] as number
+  if (found && (cur === NONE || family(found.type) < family(cur))) raise(s, ctx, c, ts, found, cur)
+  else if (cur !== NONE) settle(s, ctx, c, ts, value, found, z, floor, cur)
+}
+
+/** Remembers this reading (time, value and covariates) for the next one. */
+function rememberReading(v: number[], ts: number, value: number | undefined, flow: number | undefined, temp: number | undefined): void {
   v[L.TS] = ts
   if (value !== undefined) v[L.VALUE] = value
   if (flow !== undefined) v[L.FLOW] = flow
   if (temp !== undefined) v[L.TEMP] = temp
+}
+
+/** One reading: the steps of the header, in order (late, KPIs, evidence 1-4, out of service, alert state machine). */
+function onReading(s: ProcessState, r: Reading, ctx: ActorContext, c: ProcessConfig): void {
+  checked(c)
+  if (rejectLate(s, r, ctx)) return
+  const v = s.v
+  const f = r.fields
+  const ts = r.ts
+  identify(s, f, c)
+  const value = num(f['value']), inlet = num(f['inlet'])
+  const flow = num(f['flow']) ?? (Number.isNaN(v[L.FLOW] as number) ? undefined : v[L.FLOW] as number)
+  const temp = num(f['temp']) ?? (Number.isNaN(v[L.TEMP] as number) ? undefined : v[L.TEMP] as number)
+  kpiStep(s, ctx, c, ts, value, inlet)
+  const open = v[L.AT] as number
+  // Out of service (actors/service.ts, ISA-18.2): the evidence below is still gathered (KPIs, replay ring, run
+  // counters), but nothing is learned from a sensor under maintenance and no alert opens; see the state machine.
+  const oos = outOfService(ctx)
+  const calm = !oos && open === NONE
+  const lim = c.limits[s.type]
+  const floor = lim ? (lim.hi - lim.lo) * c.sigmaFloorRel : 1e-9
+
+  learnResolution(s, c, value, calm)
+  let found = cyberEvidence(s, c, f, ts, value, calm)
+  found = failureEvidence(s, c, value, calm, found)
+  found = spikeEvidence(s, c, f, ts, value, flow, temp, inlet, floor, oos, calm, open, found)
+  const resid = residualOf(v, value, flow, temp)
+  if (!Number.isNaN(resid)) found = driftEvidence(s, c, value as number, flow as number, temp as number, resid, floor, oos, calm, open, found)
+  // The drift step's z, NaN when it did not run.
+  const z = Number.isNaN(resid) ? NaN : v[L.Z] as number
+  if (value !== undefined) v[L.N] = (v[L.N] as number) + 1
+  if (oos) {
+    suspend(s, ctx, c, ts, value, oos.reason)
+    found = undefined
+  }
+  stepAlert(s, ctx, c, ts, value, found, z, floor)
+  rememberReading(v, ts, value, flow, temp)
 }
 
 // ---- query ----------------------------------------------------------------------------------------------

@@ -508,19 +508,16 @@ function score(s: RaceState, ctx: ActorContext, ts: number, c: RaceConfig): void
 
 // ---- the profile ----------------------------------------------------------------------------------------
 
-function onReading(s: RaceState, r: Reading, ctx: ActorContext, c: RaceConfig): void {
-  const ts = r.ts
-  if (s.lastTs !== null && ts < s.lastTs) {
-    s.late++
-    ctx.emit('late', `late:${ctx.seq}`, ts, { readingTs: ts, watermark: ctx.watermark, readingSeq: ctx.seq, fields: r.fields })
-    return
-  }
-  s.lastTs = ts
-  const det = s.det ?? hydrate(s, c)
-  const f = r.fields
-  for (const k in f) if (KNOWN_FIELDS.has(k)) s.last[k] = f[k] as FieldValue
+/** A reading older than the last one applied is counted and written aside (`late`), never applied. */
+function rejectLate(s: RaceState, r: Reading, ctx: ActorContext): boolean {
+  if (s.lastTs === null || !(r.ts < s.lastTs)) return false
+  s.late++
+  ctx.emit('late', `late:${ctx.seq}`, r.ts, { readingTs: r.ts, watermark: ctx.watermark, readingSeq: ctx.seq, fields: r.fields })
+  return true
+}
 
-  // Pit stops: entering the pit lane, or a tyre wear drop (new tyres) when the car sends no pit flag.
+/** Pit stops: entering the pit lane, or a tyre wear drop (new tyres) when the car sends no pit flag. */
+function trackPit(s: RaceState, f: Reading['fields'], c: RaceConfig): void {
   const pit = f.pit
   if (typeof pit === 'boolean') {
     if (pit && !s.inPit) pitStop(s)
@@ -533,86 +530,108 @@ function onReading(s: RaceState, r: Reading, ctx: ActorContext, c: RaceConfig): 
     if (s.wear !== null && wear < s.wear - c.pitStop.wearDropPct) pitStop(s)
     s.wear = wear
   }
+}
+
+/** Oil pressure drop, judged only above the rpm gate. */
+function oilPressure(s: RaceState, ctx: ActorContext, det: Detectors, ts: number, oilP: number, c: RaceConfig): void {
+  const rpm = num(s.last, 'rpm')
+  const gated = rpm !== undefined && rpm > c.oil.minRpm
+  // Below the rpm gate low pressure is normal: the sample counts as healthy, which ends an episode.
+  const ev = det.oil.update(ts, gated ? oilP : Number.MAX_VALUE)
+  if (!ev) return
+  onDetector(s, ctx, 'oil_pressure_drop', ev, ts, oilP, (e) => e.state === 'close'
+    ? (gated ? `oil pressure back to ${fmt(oilP, 2)} bar` : `rpm ${fmt(rpm ?? 0, 0)} at or below ${c.oil.minRpm}: low pressure expected`)
+    : `oil pressure ${fmt(oilP, 2)} bar below ${c.oil.minBar} bar for >= ${secs(c.oil.durationMs)} at ${fmt(rpm ?? 0, 0)} rpm`,
+  { peak: ev.peak, rpm: rpm ?? null, oil_pressure: oilP })
+}
+
+/** Sudden speed loss: the drop over the window, not counting braking zones. */
+function speedLoss(s: RaceState, ctx: ActorContext, det: Detectors, ts: number, speed: number, c: RaceConfig): void {
+  const brake = num(s.last, 'brake') ?? 0
+  const drop = speedDrop(s, ts, speed, brake > c.speedLoss.brakeMaxPct, c.speedLoss.windowMs)
+  const ev = det.speed.update(ts, drop)
+  if (!ev) return
+  const from = s.dqV[s.dqH] ?? speed
+  onDetector(s, ctx, 'sudden_speed_loss', ev, ts, ev.value, (e) => e.state === 'close'
+    ? `speed drop over ${secs(c.speedLoss.windowMs)} back to ${fmt(e.value)} km/h`
+    : `speed fell ${fmt(e.value)} km/h (${fmt(from)} -> ${fmt(speed)}) within ${secs(c.speedLoss.windowMs)} without brake > ${c.speedLoss.brakeMaxPct} %`,
+  { peak: ev.peak, speed, fromSpeed: from, fromTs: s.dqT[s.dqH] ?? ts, brake })
+}
+
+/** Laps: the sample that moves the counter belongs to the new lap; returns whether a lap ended. */
+function advanceLap(s: RaceState, ctx: ActorContext, det: Detectors, ts: number, lapNo: number, c: RaceConfig): boolean {
+  const cur = s.lap
+  if (cur === null) {
+    s.lap = newLap(lapNo, ts, false, s.inPit)
+    return false
+  }
+  // A counter that goes back (a glitch, or a session restarting its count) counts in the lap in progress:
+  // restarting there threw that lap away and emitted `lap:<n>` a second time with another body (a one-sample
+  // fragment overwriting the lap already stored), and lap ids are unique per car.
+  if (!(lapNo > cur.lap)) return false
+  finishLap(s, ctx, det, cur, ts, lapNo, c)
+  s.lap = newLap(lapNo, ts, lapNo === cur.lap + 1, s.inPit)
+  return true
+}
+
+/** Adds this sample to the per-lap statistics of the lap in progress. */
+function accumulateLap(s: RaceState, speed: number | undefined, brakeT: number | undefined, tyreT: number | undefined, fuel: number | undefined): void {
+  const a = s.lap
+  if (!a) return
+  a.samples++
+  if (s.inPit) a.pit = true
+  if (speed !== undefined) {
+    if (a.spN === 0 || speed < a.spMin) a.spMin = speed
+    if (a.spN === 0 || speed > a.spMax) a.spMax = speed
+    a.spSum += speed
+    a.spN++
+  }
+  if (brakeT !== undefined) {
+    if (brakeT > a.brakeMax) a.brakeMax = brakeT
+    a.brSum += brakeT
+    a.brN++
+  }
+  if (tyreT !== undefined && tyreT > a.tyreMax) a.tyreMax = tyreT
+  if (fuel !== undefined && fuel >= 0) {
+    if (a.fuelFirst < 0) a.fuelFirst = fuel
+    a.fuelLast = fuel
+  }
+}
+
+/** The pit-stop score: at each lap's end and every pitStop.intervalMs of event time. */
+function scoreStep(s: RaceState, ctx: ActorContext, ts: number, lapEnded: boolean, c: RaceConfig): void {
+  const iv = c.pitStop.intervalMs
+  const due = iv > 0 && s.nextScoreAt !== null && ts >= s.nextScoreAt
+  if (lapEnded || due) score(s, ctx, ts, c)
+  if (iv > 0 && (s.nextScoreAt === null || lapEnded || due)) s.nextScoreAt = ts + iv
+}
+
+/** One reading: late check, pit stops, the five anomalies, laps and their statistics, the score. */
+function onReading(s: RaceState, r: Reading, ctx: ActorContext, c: RaceConfig): void {
+  if (rejectLate(s, r, ctx)) return
+  const ts = r.ts
+  s.lastTs = ts
+  const det = s.det ?? hydrate(s, c)
+  const f = r.fields
+  for (const k in f) if (KNOWN_FIELDS.has(k)) s.last[k] = f[k] as FieldValue
+  trackPit(s, f, c)
 
   // Anomalies.
   const brakeT = hottest(f, BRAKE_FIELDS)
   if (brakeT !== undefined) temperatureAlert(s, ctx, 'brake_overheat', det.brake, f, ts, brakeT, c.brake)
   const tyreT = hottest(f, TYRE_FIELDS)
   if (tyreT !== undefined) temperatureAlert(s, ctx, 'tire_overheat', det.tyre, f, ts, tyreT, c.tyre)
-
   const oilP = num(f, 'oil_pressure')
-  if (oilP !== undefined) {
-    const rpm = num(s.last, 'rpm')
-    const gated = rpm !== undefined && rpm > c.oil.minRpm
-    // Below the rpm gate low pressure is normal: the sample counts as healthy, which ends an episode.
-    const ev = det.oil.update(ts, gated ? oilP : Number.MAX_VALUE)
-    if (ev) {
-      onDetector(s, ctx, 'oil_pressure_drop', ev, ts, oilP, (e) => e.state === 'close'
-        ? (gated ? `oil pressure back to ${fmt(oilP, 2)} bar` : `rpm ${fmt(rpm ?? 0, 0)} at or below ${c.oil.minRpm}: low pressure expected`)
-        : `oil pressure ${fmt(oilP, 2)} bar below ${c.oil.minBar} bar for >= ${secs(c.oil.durationMs)} at ${fmt(rpm ?? 0, 0)} rpm`,
-      { peak: ev.peak, rpm: rpm ?? null, oil_pressure: oilP })
-    }
-  }
-
+  if (oilP !== undefined) oilPressure(s, ctx, det, ts, oilP, c)
   const speed = num(f, 'speed')
-  if (speed !== undefined) {
-    const brake = num(s.last, 'brake') ?? 0
-    const drop = speedDrop(s, ts, speed, brake > c.speedLoss.brakeMaxPct, c.speedLoss.windowMs)
-    const ev = det.speed.update(ts, drop)
-    if (ev) {
-      const from = s.dqV[s.dqH] ?? speed
-      onDetector(s, ctx, 'sudden_speed_loss', ev, ts, ev.value, (e) => e.state === 'close'
-        ? `speed drop over ${secs(c.speedLoss.windowMs)} back to ${fmt(e.value)} km/h`
-        : `speed fell ${fmt(e.value)} km/h (${fmt(from)} -> ${fmt(speed)}) within ${secs(c.speedLoss.windowMs)} without brake > ${c.speedLoss.brakeMaxPct} %`,
-      { peak: ev.peak, speed, fromSpeed: from, fromTs: s.dqT[s.dqH] ?? ts, brake })
-    }
-  }
-
+  if (speed !== undefined) speedLoss(s, ctx, det, ts, speed, c)
   const fuel = num(f, 'fuel')
   if (fuel !== undefined) fuelIncrease(s, ctx, det.fuelInc, ts, fuel)
 
-  // Laps: the sample that moves the counter belongs to the new lap.
-  let lapEnded = false
   const lapNo = num(f, 'lap')
-  if (lapNo !== undefined) {
-    const cur = s.lap
-    if (cur === null) {
-      s.lap = newLap(lapNo, ts, false, s.inPit)
-    } else if (lapNo > cur.lap) {
-      finishLap(s, ctx, det, cur, ts, lapNo, c)
-      s.lap = newLap(lapNo, ts, lapNo === cur.lap + 1, s.inPit)
-      lapEnded = true
-    }
-    // A counter that goes back (a glitch, or a session restarting its count) counts in the lap in progress:
-    // restarting there threw that lap away and emitted `lap:<n>` a second time with another body (a one-sample
-    // fragment overwriting the lap already stored), and lap ids are unique per car.
-  }
-  const a = s.lap
-  if (a) {
-    a.samples++
-    if (s.inPit) a.pit = true
-    if (speed !== undefined) {
-      if (a.spN === 0 || speed < a.spMin) a.spMin = speed
-      if (a.spN === 0 || speed > a.spMax) a.spMax = speed
-      a.spSum += speed
-      a.spN++
-    }
-    if (brakeT !== undefined) {
-      if (brakeT > a.brakeMax) a.brakeMax = brakeT
-      a.brSum += brakeT
-      a.brN++
-    }
-    if (tyreT !== undefined && tyreT > a.tyreMax) a.tyreMax = tyreT
-    if (fuel !== undefined && fuel >= 0) {
-      if (a.fuelFirst < 0) a.fuelFirst = fuel
-      a.fuelLast = fuel
-    }
-  }
-
-  const iv = c.pitStop.intervalMs
-  const due = iv > 0 && s.nextScoreAt !== null && ts >= s.nextScoreAt
-  if (lapEnded || due) score(s, ctx, ts, c)
-  if (iv > 0 && (s.nextScoreAt === null || lapEnded || due)) s.nextScoreAt = ts + iv
+  const lapEnded = lapNo !== undefined && advanceLap(s, ctx, det, ts, lapNo, c)
+  accumulateLap(s, speed, brakeT, tyreT, fuel)
+  scoreStep(s, ctx, ts, lapEnded, c)
 }
 
 // ---- snapshot codec -------------------------------------------------------------------------------------

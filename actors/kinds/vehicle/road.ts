@@ -849,21 +849,212 @@ function engineOf(f: Reading['fields']): boolean | undefined {
   return rpm === undefined ? undefined : rpm > 0
 }
 
+/** Any reading re-arms the staleness timer and closes an open `unit_offline`. */
+function unitBack(s: RoadState, ctx: ActorContext, ts: number, c: RoadConfig): void {
+  ctx.setTimer(STALE_TIMER, 'processing', ctx.procTime + c.staleAfterMs)
+  if (s.stale === null) return
+  const end = Math.max(ts, s.stale)
+  emitAlert(ctx, end, { type: 'unit_offline', severity: 'warning', state: 'close', start: s.stale, end, value: 0,
+    threshold: c.staleAfterMs, explanation: 'on-board unit sends data again' })
+  s.stale = null
+}
+
+/** A reading older than the last one applied is counted and written aside (`late`), never applied. */
+function rejectLate(s: RoadState, r: Reading, ctx: ActorContext): boolean {
+  if (s.lastTs === null || !(r.ts < s.lastTs)) return false
+  s.late++
+  ctx.emit('late', `late:${ctx.seq}`, r.ts, { readingTs: r.ts, watermark: s.lastTs, readingSeq: ctx.seq, fields: r.fields })
+  return true
+}
+
+/**
+ * Trip rule a: the end of the open trip when its stop has lasted long enough, else null. It needs the stop
+ * observed for tripStopMs: when this reading moves, the stop is known to have lasted until the previous reading
+ * only (after a short silent gap the vehicle may have left long before).
+ */
+function stopEnd(s: RoadState, c: RoadConfig, ts: number, prevTs: number | null, speed: number | undefined): number | null {
+  const stoppedUntil = speed !== undefined && speed <= c.tripStartKmh ? ts : prevTs
+  // With the engine reported on, a stop is a hold (layover, queue): only a much longer one ends the trip; the
+  // ignition going off ends it at once (rule b).
+  const stopMs = s.engine === true ? c.tripStopEngineOnMs : c.tripStopMs
+  const trip = s.trip
+  return trip && speed !== undefined && trip.stopSince !== null && stoppedUntil !== null && stoppedUntil - trip.stopSince >= stopMs ? trip.stopSince : null
+}
+
+/** Distance by speed over dense pairs of readings into `segs`; returns the start of the interval it covered (ends at ts). */
+function speedDistance(s: RoadState, segs: Seg[], ts: number, speed: number, c: RoadConfig): number | null {
+  let covFrom: number | null = null
+  const p = s.spd
+  if (p !== null && ts > p[0] && ts - p[0] <= c.speedIntegrateMaxMs) {
+    const dt = ts - p[0]
+    if (p[1] > c.stationaryKmh || speed > c.stationaryKmh) addKm(s, segs, p[0], ts, ((p[1] + speed) / 2) * (dt / 3_600_000))
+    covFrom = p[0]
+  }
+  s.spd = [ts, speed]
+  if (s.vmax === null || speed > s.vmax) s.vmax = speed
+  return covFrom
+}
+
+/** Position: a fix of usable quality goes through the GPS filter (which may add distance too); returns the fixes it accepted. */
+function positionFixes(s: RoadState, r: Reading, segs: Seg[], seq: number, speed: number | undefined, covFrom: number | null, c: RoadConfig): Accepted[] {
+  const f = r.fields
+  const lat = num(f['lat']) ?? r.loc?.lat
+  const lon = num(f['lon']) ?? r.loc?.lon
+  let accepted: Accepted[] = []
+  if (lat !== undefined && lon !== undefined && Math.abs(lat) <= 90 && Math.abs(lon) <= 180) {
+    const hdop = num(f['hdop'])
+    const sats = num(f['sats'])
+    if ((c.maxHdop > 0 && hdop !== undefined && hdop > c.maxHdop) || (c.minSatellites > 0 && sats !== undefined && sats < c.minSatellites)) s.badFixes++
+    else accepted = filterFix(s, segs, r.ts, lat, lon, seq, speed, covFrom, c)
+  }
+  if (accepted.length === 0) cover(s, r.ts, covFrom)
+  return accepted
+}
+
+/** Ends the trip that rule a or c closed, with the distance up to its end; a trip ended by a gap shows its last fix. */
+function closeEndedTrip(s: RoadState, ctx: ActorContext, segs: Seg[], closeEnd: number, byGap: boolean, prevTs: number | null,
+  prevFix: RoadState['fix'], prevFixSeq: number | null, c: RoadConfig): void {
+  const old = s.trip
+  if (!old) return
+  for (const g of segs) if (g[1] >= old.start && g[1] <= closeEnd) old.km += g[2]
+  finishTrip(s, old, closeEnd, ctx, c)
+  if (byGap && prevFix !== null && prevFixSeq !== null && prevFix[0] === prevTs && s.posSeq !== prevFixSeq) emitPosition(s, ctx, prevFix, prevFixSeq, 'trip_end')
+}
+
+/** Trip start, stops (emits `stop` when long enough) and top speed by this reading's speed; returns the position reason it gives. */
+function stepTrip(s: RoadState, ctx: ActorContext, ts: number, speed: number, engine: boolean | undefined, c: RoadConfig): PositionBody['reason'] | null {
+  let posReason: PositionBody['reason'] | null = null
+  const moving = speed > c.tripStartKmh
+  const trip = s.trip
+  if (trip) {
+    if (moving) {
+      if (trip.stopSince !== null) {
+        const dur = ts - trip.stopSince
+        if (dur >= c.stopMinMs) {
+          trip.stops++
+          trip.stopMs += dur
+          ctx.emit('score', `stop:${trip.stopSince}`, ts, { name: 'stop', value: dur / 1000,
+            factors: { start_ts: trip.stopSince, end_ts: ts, duration_s: dur / 1000, ...(trip.stopAt ? { lat: trip.stopAt[0], lon: trip.stopAt[1] } : {}) } })
+        }
+        trip.stopSince = null
+        trip.stopAt = null
+      }
+    } else if (trip.stopSince === null) {
+      trip.stopSince = ts
+      trip.stopAt = s.fix ? [s.fix[1], s.fix[2]] : null
+      posReason = 'stop'
+    }
+  } else if (moving && engine !== false) {
+    s.trip = { start: ts, km: 0, max: 0, stopSince: null, stopAt: null, idleMs: 0, stops: 0, stopMs: 0, fuel0: fuelSmoothed(s), refuel: 0, owesStart: true }
+    posReason = 'trip_start'
+  }
+  if (s.trip && speed > s.trip.max) s.trip.max = speed
+  return posReason
+}
+
+/**
+ * The rest of this reading's distance belongs to the open trip: segments after the one that ended, and for a
+ * trip starting now only the one into this reading (not one across a gap).
+ */
+function tripDistance(s: RoadState, segs: Seg[], ts: number, closeEnd: number | null, c: RoadConfig): void {
+  const cur = s.trip
+  if (!cur) return
+  for (const g of segs) {
+    if (g[1] < cur.start || (closeEnd !== null && g[1] <= closeEnd)) continue
+    if (cur.start === ts && g[1] - g[0] >= c.tripStopMs) continue
+    cur.km += g[2]
+  }
+}
+
+/** Idle: engine on, not moving. Time counts from the previous reading when it was idle too; long idling alerts. */
+function stepIdle(s: RoadState, ctx: ActorContext, ts: number, prevTs: number | null, gap: boolean, speed: number | undefined,
+  engine: boolean | undefined, c: RoadConfig): void {
+  const idleNow = s.engine === true && speed !== undefined && speed <= c.tripStartKmh
+  if (s.idle && prevTs !== null && !gap && s.trip) s.trip.idleMs += ts - prevTs
+  if (idleNow) {
+    if (!s.idle) s.idle = [ts, 0]
+    else if (s.idle[1] === 0 && ts - s.idle[0] >= c.idleAlertMs) {
+      s.idle[1] = 1
+      emitAlert(ctx, ts, { type: 'idling', severity: 'info', state: 'open', start: s.idle[0], value: (ts - s.idle[0]) / 1000,
+        threshold: c.idleAlertMs / 1000, explanation: `engine idling for ${Math.round((ts - s.idle[0]) / 60_000)} min` })
+    }
+  } else if (s.idle && (speed !== undefined || engine === false)) endIdle(s, ctx, ts, c)
+}
+
+/** Positions: the trip's first fix (owed since it started), then this reading's fix for a reason or every positionIntervalMs. */
+function emitPositions(s: RoadState, ctx: ActorContext, ts: number, accepted: Accepted[], reason: PositionBody['reason'] | null, c: RoadConfig): void {
+  let posReason = reason
+  const mine = accepted.find((a) => a[3] === ctx.seq)
+  const trip = s.trip
+  const first = trip?.owesStart ? accepted.find((a) => a[0] >= trip.start) : undefined
+  if (trip && first) {
+    trip.owesStart = false
+    if (first[3] !== ctx.seq) emitPosition(s, ctx, [first[0], first[1], first[2]], first[3], 'trip_start')
+    else posReason = 'trip_start'
+  }
+  if (mine && s.fix !== null) {
+    if (posReason === null && (s.posTs === null || ts - s.posTs >= c.positionIntervalMs)) posReason = 'sample'
+    if (posReason !== null) emitPosition(s, ctx, s.fix, ctx.seq, posReason)
+  }
+}
+
+/** Geofences on the distance anchor: it stays put while the vehicle stands, so noise at a fence's edge does not flap. */
+function fenceSteps(s: RoadState, ctx: ActorContext, accepted: Accepted[], prevFix: RoadState['fix'], c: RoadConfig): void {
+  let before = prevFix
+  for (const a of accepted) {
+    stepFences(s, ctx, a[0], [a[1], a[2]], [a[4], a[5]], before, c)
+    before = [a[0], a[1], a[2]]
+  }
+}
+
+/** Diagnostic trouble codes: the reported set opens an alert per new code and closes those no longer reported. */
+function stepDtc(s: RoadState, ctx: ActorContext, ts: number, dtc: string): void {
+  const now = new Set(dtc.split(',').map((x) => x.trim().toUpperCase()).filter((x) => x !== ''))
+  for (const code of Object.keys(s.dtc).sort()) {
+    if (!now.has(code)) {
+      const start = s.dtc[code] as number
+      delete s.dtc[code]
+      emitAlert(ctx, ts, { sub: code, type: 'dtc', severity: 'warning', state: 'close', start, end: ts, value: 0,
+        threshold: 0, explanation: `trouble code ${code} cleared`, details: { code } })
+    }
+  }
+  for (const code of [...now].sort()) {
+    if (s.dtc[code] === undefined) {
+      s.dtc[code] = ts
+      emitAlert(ctx, ts, { sub: code, type: 'dtc', severity: 'warning', state: 'open', start: ts, value: 1,
+        threshold: 0, explanation: `diagnostic trouble code ${code} reported`, details: { code } })
+    }
+  }
+}
+
+/** Engine overheat: coolant above overheatC for overheatMs opens, below it by the hysteresis closes. */
+function stepOverheat(s: RoadState, ctx: ActorContext, ts: number, cool: number, c: RoadConfig): void {
+  const ev = stepCond(s.oh, ts, cool, cool > c.overheatC, cool < c.overheatC - c.overheatHysteresis, c.overheatMs)
+  if (ev?.[0] === 'open') {
+    emitAlert(ctx, ts, { type: 'engine_overheat', severity: 'critical', state: 'open', start: ev[1], value: cool,
+      threshold: c.overheatC, explanation: `coolant ${cool} °C > ${c.overheatC} °C for >= ${c.overheatMs / 1000} s` })
+  } else if (ev?.[0] === 'close') {
+    emitAlert(ctx, ts, { type: 'engine_overheat', severity: 'critical', state: 'close', start: ev[1], end: ts, value: cool,
+      threshold: c.overheatC, explanation: `coolant back to ${cool} °C (< ${c.overheatC - c.overheatHysteresis} °C)` })
+  }
+}
+
+/** Fuel: smoothed level, low fuel, refuel and drops, and the trip's starting level. */
+function stepFuel(s: RoadState, ctx: ActorContext, ts: number, fuel: number, speed: number | undefined, c: RoadConfig): void {
+  pushFuel(s, ts, fuel, c)
+  const sm = fuelSmoothed(s)
+  if (sm === null) return
+  lowFuel(s, ctx, ts, fuel, sm, c)
+  fuelEvents(s, ctx, ts, sm, speed !== undefined && speed > c.tripStartKmh, c)
+  if (s.trip && s.trip.fuel0 === null) s.trip.fuel0 = sm
+}
+
+/** One reading: staleness, late check, trip rules, distance, position, trip and idle, positions, geofences, ignition, DTCs, overheat, fuel. */
 function onReading(s: RoadState, r: Reading, ctx: ActorContext, c: RoadConfig): void {
   const ts = r.ts
   const f = r.fields
-  ctx.setTimer(STALE_TIMER, 'processing', ctx.procTime + c.staleAfterMs)
-  if (s.stale !== null) {
-    const end = Math.max(ts, s.stale)
-    emitAlert(ctx, end, { type: 'unit_offline', severity: 'warning', state: 'close', start: s.stale, end, value: 0,
-      threshold: c.staleAfterMs, explanation: 'on-board unit sends data again' })
-    s.stale = null
-  }
-  if (s.lastTs !== null && ts < s.lastTs) {
-    s.late++
-    ctx.emit('late', `late:${ctx.seq}`, ts, { readingTs: ts, watermark: s.lastTs, readingSeq: ctx.seq, fields: f })
-    return
-  }
+  unitBack(s, ctx, ts, c)
+  if (rejectLate(s, r, ctx)) return
   const prevTs = s.lastTs
   s.lastTs = ts
   const prevFix = s.fix
@@ -879,120 +1070,20 @@ function onReading(s: RoadState, r: Reading, ctx: ActorContext, c: RoadConfig): 
 
   // Trip rules a and c: decided now, applied once this reading's distance is known (a candidate fix confirmed
   // now may still belong to the trip that ends).
-  let closeEnd: number | null = null
-  let closeByGap = false
-  // Rule a needs the stop observed for tripStopMs: when this reading moves, the stop is known to have lasted until
-  // the previous reading only (after a short silent gap the vehicle may have left long before).
-  const stoppedUntil = speed !== undefined && speed <= c.tripStartKmh ? ts : prevTs
-  // With the engine reported on, a stop is a hold (layover, queue): only a much longer one ends the trip; the
-  // ignition going off ends it at once (rule b).
-  const stopMs = s.engine === true ? c.tripStopEngineOnMs : c.tripStopMs
-  if (s.trip && speed !== undefined && s.trip.stopSince !== null && stoppedUntil !== null && stoppedUntil - s.trip.stopSince >= stopMs) closeEnd = s.trip.stopSince
-  else if (s.trip && gap && prevTs !== null) { closeEnd = prevTs; closeByGap = true }
+  let closeEnd = stopEnd(s, c, ts, prevTs, speed)
+  const closeByGap = closeEnd === null && gap && prevTs !== null && !!s.trip
+  if (closeByGap) closeEnd = prevTs
   if (gap && prevTs !== null) endIdle(s, ctx, prevTs, c)
 
-  // Distance by speed over dense pairs of readings; `covFrom` = start of the interval it covered (ends at ts).
   const segs: Seg[] = []
-  let covFrom: number | null = null
-  if (speed !== undefined) {
-    const p = s.spd
-    if (p !== null && ts > p[0] && ts - p[0] <= c.speedIntegrateMaxMs) {
-      const dt = ts - p[0]
-      if (p[1] > c.stationaryKmh || speed > c.stationaryKmh) addKm(s, segs, p[0], ts, ((p[1] + speed) / 2) * (dt / 3_600_000))
-      covFrom = p[0]
-    }
-    s.spd = [ts, speed]
-    if (s.vmax === null || speed > s.vmax) s.vmax = speed
-  }
-
-  // Position: the GPS filter (it may add distance too).
-  const lat = num(f['lat']) ?? r.loc?.lat
-  const lon = num(f['lon']) ?? r.loc?.lon
-  let accepted: Accepted[] = []
-  if (lat !== undefined && lon !== undefined && Math.abs(lat) <= 90 && Math.abs(lon) <= 180) {
-    const hdop = num(f['hdop'])
-    const sats = num(f['sats'])
-    if ((c.maxHdop > 0 && hdop !== undefined && hdop > c.maxHdop) || (c.minSatellites > 0 && sats !== undefined && sats < c.minSatellites)) s.badFixes++
-    else accepted = filterFix(s, segs, ts, lat, lon, ctx.seq, speed, covFrom, c)
-  }
-  if (accepted.length === 0) cover(s, ts, covFrom)
-
-  if (s.trip && closeEnd !== null) {
-    const old = s.trip
-    for (const g of segs) if (g[1] >= old.start && g[1] <= closeEnd) old.km += g[2]
-    finishTrip(s, old, closeEnd, ctx, c)
-    if (closeByGap && prevFix !== null && prevFixSeq !== null && prevFix[0] === prevTs && s.posSeq !== prevFixSeq) emitPosition(s, ctx, prevFix, prevFixSeq, 'trip_end')
-  }
-
-  let posReason: PositionBody['reason'] | null = null
-  if (speed !== undefined) {
-    const moving = speed > c.tripStartKmh
-    const trip = s.trip
-    if (trip) {
-      if (moving) {
-        if (trip.stopSince !== null) {
-          const dur = ts - trip.stopSince
-          if (dur >= c.stopMinMs) {
-            trip.stops++
-            trip.stopMs += dur
-            ctx.emit('score', `stop:${trip.stopSince}`, ts, { name: 'stop', value: dur / 1000,
-              factors: { start_ts: trip.stopSince, end_ts: ts, duration_s: dur / 1000, ...(trip.stopAt ? { lat: trip.stopAt[0], lon: trip.stopAt[1] } : {}) } })
-          }
-          trip.stopSince = null
-          trip.stopAt = null
-        }
-      } else if (trip.stopSince === null) {
-        trip.stopSince = ts
-        trip.stopAt = s.fix ? [s.fix[1], s.fix[2]] : null
-        posReason = 'stop'
-      }
-    } else if (moving && engine !== false) {
-      s.trip = { start: ts, km: 0, max: 0, stopSince: null, stopAt: null, idleMs: 0, stops: 0, stopMs: 0, fuel0: fuelSmoothed(s), refuel: 0, owesStart: true }
-      posReason = 'trip_start'
-    }
-    if (s.trip && speed > s.trip.max) s.trip.max = speed
-  }
-  // The rest of this reading's distance belongs to the open trip: segments after the one that ended, and for a
-  // trip starting now only the one into this reading (not one across a gap).
-  const cur = s.trip
-  if (cur) {
-    for (const g of segs) {
-      if (g[1] < cur.start || (closeEnd !== null && g[1] <= closeEnd)) continue
-      if (cur.start === ts && g[1] - g[0] >= c.tripStopMs) continue
-      cur.km += g[2]
-    }
-  }
-
-  // Idle: engine on, not moving. Time counts from the previous reading when it was idle too.
-  const idleNow = s.engine === true && speed !== undefined && speed <= c.tripStartKmh
-  if (s.idle && prevTs !== null && !gap && s.trip) s.trip.idleMs += ts - prevTs
-  if (idleNow) {
-    if (!s.idle) s.idle = [ts, 0]
-    else if (s.idle[1] === 0 && ts - s.idle[0] >= c.idleAlertMs) {
-      s.idle[1] = 1
-      emitAlert(ctx, ts, { type: 'idling', severity: 'info', state: 'open', start: s.idle[0], value: (ts - s.idle[0]) / 1000,
-        threshold: c.idleAlertMs / 1000, explanation: `engine idling for ${Math.round((ts - s.idle[0]) / 60_000)} min` })
-    }
-  } else if (s.idle && (speed !== undefined || engine === false)) endIdle(s, ctx, ts, c)
-
-  const mine = accepted.find((a) => a[3] === ctx.seq)
-  const trip = s.trip
-  const first = trip?.owesStart ? accepted.find((a) => a[0] >= trip.start) : undefined
-  if (trip && first) {
-    trip.owesStart = false
-    if (first[3] !== ctx.seq) emitPosition(s, ctx, [first[0], first[1], first[2]], first[3], 'trip_start')
-    else posReason = 'trip_start'
-  }
-  if (mine && s.fix !== null) {
-    if (posReason === null && (s.posTs === null || ts - s.posTs >= c.positionIntervalMs)) posReason = 'sample'
-    if (posReason !== null) emitPosition(s, ctx, s.fix, ctx.seq, posReason)
-  }
-  // Geofences on the distance anchor: it stays put while the vehicle stands, so noise at a fence's edge does not flap.
-  let before = prevFix
-  for (const a of accepted) {
-    stepFences(s, ctx, a[0], [a[1], a[2]], [a[4], a[5]], before, c)
-    before = [a[0], a[1], a[2]]
-  }
+  const covFrom = speed !== undefined ? speedDistance(s, segs, ts, speed, c) : null
+  const accepted = positionFixes(s, r, segs, ctx.seq, speed, covFrom, c)
+  if (s.trip && closeEnd !== null) closeEndedTrip(s, ctx, segs, closeEnd, closeByGap, prevTs, prevFix, prevFixSeq, c)
+  const posReason = speed !== undefined ? stepTrip(s, ctx, ts, speed, engine, c) : null
+  tripDistance(s, segs, ts, closeEnd, c)
+  stepIdle(s, ctx, ts, prevTs, gap, speed, engine, c)
+  emitPositions(s, ctx, ts, accepted, posReason, c)
+  fenceSteps(s, ctx, accepted, prevFix, c)
 
   // Ignition off ends the trip (rule b) and the idle.
   if (engine === false && typeof f['ignition'] !== 'undefined') {
@@ -1000,52 +1091,12 @@ function onReading(s: RoadState, r: Reading, ctx: ActorContext, c: RoadConfig): 
     if (s.trip) closeTripAt(s, ctx, ts, c)
   }
   if (s.trip) ctx.setTimer(QUIET_TIMER, 'processing', ctx.procTime + c.tripQuietMs)
-
-  // Diagnostic trouble codes.
   const dtc = f['dtc']
-  if (typeof dtc === 'string') {
-    const now = new Set(dtc.split(',').map((x) => x.trim().toUpperCase()).filter((x) => x !== ''))
-    for (const code of Object.keys(s.dtc).sort()) {
-      if (!now.has(code)) {
-        const start = s.dtc[code] as number
-        delete s.dtc[code]
-        emitAlert(ctx, ts, { sub: code, type: 'dtc', severity: 'warning', state: 'close', start, end: ts, value: 0,
-          threshold: 0, explanation: `trouble code ${code} cleared`, details: { code } })
-      }
-    }
-    for (const code of [...now].sort()) {
-      if (s.dtc[code] === undefined) {
-        s.dtc[code] = ts
-        emitAlert(ctx, ts, { sub: code, type: 'dtc', severity: 'warning', state: 'open', start: ts, value: 1,
-          threshold: 0, explanation: `diagnostic trouble code ${code} reported`, details: { code } })
-      }
-    }
-  }
-
-  // Engine overheat.
+  if (typeof dtc === 'string') stepDtc(s, ctx, ts, dtc)
   const cool = num(f['coolant_temp'])
-  if (cool !== undefined) {
-    const ev = stepCond(s.oh, ts, cool, cool > c.overheatC, cool < c.overheatC - c.overheatHysteresis, c.overheatMs)
-    if (ev?.[0] === 'open') {
-      emitAlert(ctx, ts, { type: 'engine_overheat', severity: 'critical', state: 'open', start: ev[1], value: cool,
-        threshold: c.overheatC, explanation: `coolant ${cool} °C > ${c.overheatC} °C for >= ${c.overheatMs / 1000} s` })
-    } else if (ev?.[0] === 'close') {
-      emitAlert(ctx, ts, { type: 'engine_overheat', severity: 'critical', state: 'close', start: ev[1], end: ts, value: cool,
-        threshold: c.overheatC, explanation: `coolant back to ${cool} °C (< ${c.overheatC - c.overheatHysteresis} °C)` })
-    }
-  }
-
-  // Fuel: smoothed level, low fuel, refuel and drops, and the trip's starting level.
+  if (cool !== undefined) stepOverheat(s, ctx, ts, cool, c)
   const fuel = num(f['fuel_level'])
-  if (fuel !== undefined) {
-    pushFuel(s, ts, fuel, c)
-    const sm = fuelSmoothed(s)
-    if (sm !== null) {
-      lowFuel(s, ctx, ts, fuel, sm, c)
-      fuelEvents(s, ctx, ts, sm, speed !== undefined && speed > c.tripStartKmh, c)
-      if (s.trip && s.trip.fuel0 === null) s.trip.fuel0 = sm
-    }
-  }
+  if (fuel !== undefined) stepFuel(s, ctx, ts, fuel, speed, c)
 }
 
 function onTimer(s: RoadState, t: FiredTimer, ctx: ActorContext, c: RoadConfig): void {
