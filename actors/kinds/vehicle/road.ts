@@ -921,8 +921,12 @@ function closeEndedTrip(s: RoadState, ctx: ActorContext, segs: Seg[], closeEnd: 
   if (byGap && prevFix !== null && prevFixSeq !== null && prevFix[0] === prevTs && s.posSeq !== prevFixSeq) emitPosition(s, ctx, prevFix, prevFixSeq, 'trip_end')
 }
 
-/** Trip start, stops (emits `stop` when long enough) and top speed by this reading's speed; returns the position reason it gives. */
-function stepTrip(s: RoadState, ctx: ActorContext, ts: number, speed: number, engine: boolean | undefined, c: RoadConfig): PositionBody['reason'] | null {
+/**
+ * Trip start, stops (emits `stop` when long enough) and top speed by this reading's speed; returns the position
+ * reason it gives. A trip starts only at a time after the previous reading's: a trip that ended at that reading
+ * (ignition off, or closed by the quiet timer) keeps its id (`trip:<start>`) to itself.
+ */
+function stepTrip(s: RoadState, ctx: ActorContext, ts: number, prevTs: number | null, speed: number, engine: boolean | undefined, c: RoadConfig): PositionBody['reason'] | null {
   let posReason: PositionBody['reason'] | null = null
   const moving = speed > c.tripStartKmh
   const trip = s.trip
@@ -944,7 +948,7 @@ function stepTrip(s: RoadState, ctx: ActorContext, ts: number, speed: number, en
       trip.stopAt = s.fix ? [s.fix[1], s.fix[2]] : null
       posReason = 'stop'
     }
-  } else if (moving && engine !== false) {
+  } else if (moving && engine !== false && (prevTs === null || ts > prevTs)) {
     s.trip = { start: ts, km: 0, max: 0, stopSince: null, stopAt: null, idleMs: 0, stops: 0, stopMs: 0, fuel0: fuelSmoothed(s), refuel: 0, owesStart: true }
     posReason = 'trip_start'
   }
@@ -1079,7 +1083,7 @@ function onReading(s: RoadState, r: Reading, ctx: ActorContext, c: RoadConfig): 
   const covFrom = speed !== undefined ? speedDistance(s, segs, ts, speed, c) : null
   const accepted = positionFixes(s, r, segs, ctx.seq, speed, covFrom, c)
   if (s.trip && closeEnd !== null) closeEndedTrip(s, ctx, segs, closeEnd, closeByGap, prevTs, prevFix, prevFixSeq, c)
-  const posReason = speed !== undefined ? stepTrip(s, ctx, ts, speed, engine, c) : null
+  const posReason = speed !== undefined ? stepTrip(s, ctx, ts, prevTs, speed, engine, c) : null
   tripDistance(s, segs, ts, closeEnd, c)
   stepIdle(s, ctx, ts, prevTs, gap, speed, engine, c)
   emitPositions(s, ctx, ts, accepted, posReason, c)
