@@ -5,7 +5,7 @@
  * issue 13 part 5), the lagging-link run on the test profile (per-entity count and sum from the producer's log).
  */
 import t from 'tap'
-import { runFailoverScenario } from './helpers/failover.js'
+import { assertDatabases, runFailoverScenario } from './helpers/failover.js'
 
 t.test('site a killed (-9) under load: b fails over automatically, then a takes its partitions back', async (t) => {
   const r = await runFailoverScenario({
@@ -22,6 +22,7 @@ t.test('site a killed (-9) under load: b fails over automatically, then a takes 
   t.equal(r.failback_lost, 0, 'nothing lost in the failback')
   t.equal(r.windows_wrong, 0, 'every window\'s count, sum, min and max of every field equal the reference')
   t.ok(r.windows_checked > 100, `environment windows compared with the docs-only reference (${r.windows_checked})`)
+  assertDatabases(t, r, ['a', 'b'])
   t.equal(r.producer_log.missing, 0, `every reading of the producer's log (${r.producer_log.readings}) is in a partition's chain`)
 })
 

@@ -14,11 +14,14 @@
  *   a's TLM no segment covers and no relay forwarded, counted by sequence (`pendingStrays`, the 'not yet
  *   applied ... at a' of `pitwall site status`). It equals rpo_readings plus, at most, the publishes still in
  *   flight at the kill (stored at a, their ack lost with it: `in_flight_at_kill`);
- * - lost_after_mirror / duplicates / failback_lost: every window output (merged over both sites' OUT, the
- *   later tenure winning) compared with the reference computation over the partition chains (every reading
- *   that is in a chain counted once).
+ * - lost_after_mirror / duplicates / failback_lost: every window output (merged over both sites' OUT as the
+ *   projector merges them: positions off the chain dropped, the one furthest along the chain winning; see
+ *   `chainOutputs`) compared with the reference computation over the partition chains (every reading that is in a
+ *   chain counted once).
  */
 import { mkdtemp, rm } from 'node:fs/promises'
+import pg from 'pg'
+import type { Test } from 'tap'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { jetstream, jetstreamManager } from '@nats-io/jetstream'
@@ -31,10 +34,12 @@ import { readRelay } from '../../actors/relay.js'
 import { provision } from '../../actors/provision.js'
 import { queryDeps, queryEntity } from '../../actors/query.js'
 import { buildProfiles } from '../../actors/runtime.js'
-import { epochOf, peerStreams, type Segment, SiteMapView } from '../../actors/sitemap.js'
+import { epochOf, inChain, peerStreams, type Segment, SiteMapView } from '../../actors/sitemap.js'
 import { parsePartitioned, partitionOf, tlmSubject } from '../../actors/subjects.js'
 import type { Output, WindowBody } from '../../actors/types.js'
 import { SiteController } from '../../sites/controller.js'
+import { silentLog } from '../../actors/log.js'
+import { Projector, TABLES } from '../../projector/mod.js'
 import { pendingStrays } from '../../sites/site-cli.js'
 import { PROFILES } from '../../actors/kinds/registry.js'
 import { localTopology } from '../../sites/local-topology.js'
@@ -43,6 +48,7 @@ import { siteOf } from '../../sites/topology.js'
 import { sumProfile } from '../fixtures/sum-profile.js'
 import { distPath, kill, spawnWorker, type WorkerProc } from './cluster.js'
 import { freePort } from './nats.js'
+import { createTestDb } from './pg.js'
 import { CuttableProxy } from './proxy.js'
 import { ENV_FIELDS, referenceEnvironment, windowKey } from './ref-environment.js'
 import { referenceSum, type StreamMsg } from './trace.js'
@@ -115,6 +121,13 @@ export interface ScenarioResult {
    * when the lost site never came back.
    */
   producer_log: { entities: number; readings: number; missing: number; extra: number }
+  /**
+   * Production profiles: what users see. Each site's projectors (its OUT and its mirror of the peer's, into the
+   * site's own PostgreSQL; a's die with it at the kill and start again with it) against the docs-only reference
+   * over the chains: window rows missing, with another reading count or temperature count/sum, or not in the
+   * reference (a row a seal should have retracted). Sites not running at the end are not checked.
+   */
+  databases?: Record<string, { rows: number; missing: number; wrong: number; extra: number; retracted: number }>
 }
 
 /** Re-sends of readings acked at a just before the kill, sent to b after the failover. */
@@ -164,14 +177,47 @@ export async function chainMessages(nc: NatsConnection, cfg: RuntimeConfig, p: n
   return out
 }
 
-/** Window outputs of a stream keyed by id, the highest token winning. */
-async function windowOutputs(nc: NatsConnection, stream: string, into: Map<string, Output>): Promise<void> {
+/** The window outputs of a stream. */
+async function windowOutputs(nc: NatsConnection, stream: string, into: Output[]): Promise<void> {
   for (const m of await readAll(nc, stream)) {
     const o = JSON.parse(new TextDecoder().decode(m.data)) as Output
-    if (o.type !== 'window') continue
-    const prev = into.get(o.id)
-    if (!prev || prev.token <= o.token) into.set(o.id, o)
+    if (o.type === 'window') into.push(o)
   }
+}
+
+/**
+ * The window outputs of partition `p` as the projector keeps them (docs/sites.md, seals): an output whose position
+ * a seal put off the partition's chain is dropped (the killed site wrote it past what its successor read), and of
+ * the copies of one output id the one furthest along the chain wins (tokens order owners within a site only).
+ */
+export function chainOutputs(all: readonly Output[], p: number, chain: readonly Segment[]): Map<string, Output> {
+  const out = new Map<string, Output>()
+  for (const o of all) {
+    if (o.partition !== p || !inChain(chain, o.seq)) continue
+    const prev = out.get(o.id)
+    if (!prev || prev.seq < o.seq || (prev.seq === o.seq && prev.token <= o.token)) out.set(o.id, o)
+  }
+  return out
+}
+
+/** Each site's database (ScenarioResult.databases) equals the reference: no window missing, wrong or off the chain. */
+export function assertDatabases(t: Test, r: ScenarioResult, sites: readonly string[]): void {
+  for (const site of sites) {
+    const d = r.databases?.[site]
+    t.same(d && { missing: d.missing, wrong: d.wrong, extra: d.extra }, { missing: 0, wrong: 0, extra: 0 },
+      `${site}'s PostgreSQL (its projectors: own OUT and the peer's mirror): ${d?.rows} window rows, each equal to the reference; none off the chain (${d?.retracted} rows retracted by seals)`)
+  }
+}
+
+/** What a window row is compared by: reading count, temperature count and sum. */
+export const envValue = (readings: number, t: { count: number; sum: number } | undefined): string => `${readings}:${t?.count ?? 0}:${t?.sum ?? 0}`
+
+/** The environment profile's window rows: `<kind>:<id>|<window>|<start ms>` -> `readings:count:sum@site/token` (temperature). */
+export async function envRows(pool: pg.Pool): Promise<Map<string, string>> {
+  const rows = (await pool.query<{ kind: string; entity: string; window_name: string; start: string; readings: number; tc: number; ts: number; site: string; token: string }>(
+    `SELECT kind, entity, window_name, (extract(epoch FROM window_start) * 1000)::bigint AS start, (counts->>'readings')::int AS readings,
+       (fields->'temperature'->>'count')::int AS tc, (fields->'temperature'->>'sum')::float8 AS ts, site, token FROM ${TABLES.windows}`)).rows
+  return new Map(rows.map((r) => [windowKey(`${r.kind}:${r.entity}`, r.window_name, Number(r.start)), `${envValue(r.readings, { count: r.tc, sum: r.ts })}@${r.site}/${r.token}`]))
 }
 
 /** Waits until no partition consumer (`pw_*`) on the sites' TLM streams and mirrors has messages pending. */
@@ -280,6 +326,31 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
     cleanups.push(() => kill(workerA, 'SIGKILL'))
     const workerB = spawnWorker(script, 'b-1', envOf(cfgB))
     cleanups.push(() => kill(workerB, 'SIGTERM'))
+    // Production: a projector pair per site (its OUT and its mirror of the peer's), each site its own database.
+    const pools = new Map<string, pg.Pool>()
+    const projectors = new Map<string, Array<{ p: Projector; nc: NatsConnection; stream: string }>>()
+    const startProjectors = async (site: string, nc: NatsConnection, cfg: RuntimeConfig): Promise<void> => {
+      let pool = pools.get(site)
+      if (!pool) {
+        const db = await createTestDb()
+        const created = new pg.Pool({ connectionString: db.url, max: 4 })
+        pools.set(site, pool = created)
+        cleanups.push(() => db.drop(), () => created.end())
+      }
+      const peer = site === 'a' ? 'b' : 'a'
+      const list: Array<{ p: Projector; nc: NatsConnection; stream: string }> = []
+      for (const [from, stream] of [[site, cfg.streams.out], [peer, peerStreams(cfg, peer).out]] as const) {
+        const p = new Projector({ nc, pool, site: from, stream, durable: `projector_${from}`, ...(process.env.PITWALL_TEST_LOGS ? {} : { log: silentLog }) })
+        await p.start()
+        list.push({ p, nc, stream })
+        cleanups.push(() => p.stop())
+      }
+      projectors.set(site, list)
+    }
+    if (production) {
+      await startProjectors('a', ncA, cfgA)
+      await startProjectors('b', ncB, cfgB)
+    }
     const controller = new SiteController({ nc: ncB, cfg: cfgB, checkMs: 250, failoverAfterMs: o.failoverAfterMs > 0 ? o.failoverAfterMs : 0 })
     await controller.start()
     cleanups.push(() => controller.stop())
@@ -383,7 +454,10 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
     const lagAtKill = (await (await jetstreamManager(ncB)).streams.info(peerStreams(cfgB, 'a').tlm)).mirror?.lag ?? 0
     // The datacenter's end of the link dies with it: what was still in its buffers (the proxy's queue) is lost.
     proxy?.split()
-    await Promise.all([sites.kill('a'), kill(workerA, 'SIGKILL')])
+    // a's projectors die with its datacenter (whatever they had not committed is read again when they restart).
+    const deadProjectors = (projectors.get('a') ?? []).map(({ p }) => Promise.race([p.stop().catch(() => undefined), sleep(2_000)]))
+    projectors.delete('a')
+    await Promise.all([sites.kill('a'), kill(workerA, 'SIGKILL'), ...deadProjectors])
     log('site a killed')
     let ackedAtA = acked.filter((x) => x.site === 'a' && x.at <= killAt)
     let failoverMs = 0
@@ -446,6 +520,7 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
       rpoReported = (await pendingStrays(ncB, await jetstreamManager(ncB), kvB, cfgB, await router.refresh(), true)).bySite.a ?? 0
       log(`a is back: the system reports ${rpoReported} readings acknowledged at a and not applied (pendingStrays)`)
       workerA = spawnWorker(script, 'a-1', envA)
+      if (production) await startProjectors('a', ncA, cfgA)
       // The operator runs failback at the home site once its mirrors caught up.
       await sleep(1_000)
       aliveA.v = true
@@ -463,6 +538,14 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
     // Let the owners apply everything: every partition consumer at both sites has nothing pending, twice.
     await waitQuiet([{ nc: ncB, cfg: cfgB }, ...(failbackDone ? [{ nc: ncA, cfg: cfgA }] : [])], 120_000)
     await sleep(1_000)
+    // Each running projector caught up with its stream.
+    for (const list of projectors.values()) {
+      for (const { p, nc, stream } of list) {
+        const last = (await (await jetstreamManager(nc)).streams.info(stream)).state.last_seq
+        for (let i = 0; i < 600 && p.stats().lastSeq < last; i++) await sleep(100)
+        if (p.stats().lastSeq < last) log(`projector of ${stream} behind: ${p.stats().lastSeq}/${last}`)
+      }
+    }
 
     const lost = [...new Map(ackedAtA.filter((x) => !mirrored.has(x.rid)).map((x) => [x.rid, x])).values()]
     const rpoMs = lost.length === 0 ? 0 : killAt - Math.min(...lost.map((x) => x.at))
@@ -470,15 +553,9 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
     // Results vs the reference over each partition's chain, read where the partition now lives.
     const reader = failbackDone ? { nc: ncA, cfg: cfgA } : { nc: ncB, cfg: cfgB }
     const kvR = await new Kvm(reader.nc).open(reader.cfg.streams.stateBucket)
-    const outputs = new Map<string, Output>()
-    await windowOutputs(reader.nc, reader.cfg.streams.out, outputs)
-    await windowOutputs(reader.nc, peerStreams(reader.cfg, reader.cfg.site === 'a' ? 'b' : 'a').out, outputs)
-    // Production: the same outputs by window (entity, window, start), as the reference keys them.
-    const envWindows = new Map<string, Output>()
-    for (const o of outputs.values()) {
-      const b = o.body as WindowBody
-      envWindows.set(windowKey(`${o.kind}:${o.entity}`, b.window, b.start), o)
-    }
+    const allOutputs: Output[] = []
+    await windowOutputs(reader.nc, reader.cfg.streams.out, allOutputs)
+    await windowOutputs(reader.nc, peerStreams(reader.cfg, reader.cfg.site === 'a' ? 'b' : 'a').out, allOutputs)
     let windowsWrong = 0
     let lostAfterMirror = 0
     let duplicates = 0
@@ -487,6 +564,8 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
     const lostRids = new Set(lost.map((x) => x.rid))
     const inChains = new Set<string>()
     let recovered = 0
+    /** Production: the reference's closed windows, as the databases are compared. */
+    const expected = new Map<string, string>()
     const viewR = new SiteMapView(reader.cfg, kvR, await jetstreamManager(reader.nc))
     const map = await viewR.refresh()
     if (process.env.PITWALL_TEST_LOGS) {
@@ -504,6 +583,13 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
         : (await readRecord(await new Kvm(jetstream(reader.nc, { domain: owner })).open(reader.cfg.streams.stateBucket), p))?.record
       const chain = rec?.segments ?? [{ epoch: 0, site: owner, from: 1 }]
       const msgs = await chainMessages(reader.nc, reader.cfg, p, chain)
+      const outputs = chainOutputs(allOutputs, p, chain)
+      // Production: the same outputs by window (entity, window, start), as the reference keys them.
+      const envWindows = new Map<string, Output>()
+      for (const o of outputs.values()) {
+        const b = o.body as WindowBody
+        envWindows.set(windowKey(`${o.kind}:${o.entity}`, b.window, b.start), o)
+      }
       // Read from a's own TLM in a later tenure of a (not b's copy of a straddling re-send with the same rid).
       const aTenures = new Set(chain.filter((seg) => seg.site === 'a' && seg.epoch > 0).map((seg) => seg.epoch))
       for (const m of msgs) if (m.rid !== undefined && lostRids.has(m.rid) && aTenures.has(epochOf(m.seq))) recovered++
@@ -514,6 +600,7 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
         const ref = referenceEnvironment(msgs.map((m) => ({ seq: m.seq, kind: m.kind, id: m.id, ts: m.ts, fields: m.fields ?? {}, ...(m.rid === undefined ? {} : { rid: m.rid }) })))
         for (const [key, w] of ref.windows) {
           checked++
+          expected.set(key, envValue(w.readings, w.fields.temperature))
           const body = envWindows.get(key)?.body as WindowBody | undefined
           const count = body?.fields.temperature?.count ?? 0
           const want = w.fields.temperature?.count ?? 0
@@ -568,7 +655,25 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
       if (got > w.count) logExtra += got - w.count
       if (got === w.count && st.vsum !== w.sum) logExtra++
     }
+    let databases: ScenarioResult['databases']
+    for (const [site, pool] of production ? pools : []) {
+      if (!projectors.has(site)) continue
+      const rows = await envRows(pool)
+      const d = { rows: rows.size, missing: 0, wrong: 0, extra: 0, retracted: 0 }
+      for (const [k, v] of expected) {
+        const got = rows.get(k)
+        if (got === undefined) d.missing++
+        else if (got.split('@')[0] !== v) {
+          d.wrong++
+          if (d.wrong <= 3) log(`${site}'s database: ${k} is ${got}, the reference says ${v}`)
+        }
+      }
+      for (const k of rows.keys()) if (!expected.has(k)) d.extra++
+      d.retracted = Number((await pool.query<{ n: string }>(`SELECT coalesce(sum(retracted), 0) AS n FROM ${TABLES.seals}`)).rows[0]?.n ?? 0)
+      ;(databases ??= {})[site] = d
+    }
     return {
+      ...(databases ? { databases } : {}),
       producer_log: { entities: want.size, readings: seen.size, missing: logMissing, extra: logExtra },
       rate_per_s: o.ratePerS, rto_ms: rtoMs, rpo_readings: lost.length, rpo_ms: rpoMs,
       lost_after_mirror: lostAfterMirror, duplicates, failback_lost: failbackLost, windows_wrong: windowsWrong, acked: acked.length,

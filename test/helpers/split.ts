@@ -37,11 +37,11 @@ import { LocalSites, waitForLink } from '../../sites/servers.js'
 import { siteOf } from '../../sites/topology.js'
 import { sumProfile } from '../fixtures/sum-profile.js'
 import { distPath, kill, spawnWorker } from './cluster.js'
-import { chainMessages, LATENESS_MS, payload, readAll, waitQuiet, waitRelays, WINDOW_MS } from './failover.js'
+import { chainMessages, envRows, envValue, LATENESS_MS, payload, readAll, waitQuiet, waitRelays, WINDOW_MS } from './failover.js'
 import { freePort } from './nats.js'
 import { createTestDb } from './pg.js'
 import { CuttableProxy } from './proxy.js'
-import { referenceEnvironment, windowKey, type EnvMsg } from './ref-environment.js'
+import { referenceEnvironment, type EnvMsg } from './ref-environment.js'
 import { referenceSum } from './trace.js'
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
@@ -424,16 +424,6 @@ async function sumRows(pool: pg.Pool): Promise<Map<string, string>> {
   const rows = (await pool.query<{ output_id: string; count: number; site: string; token: string }>(
     `SELECT output_id, (fields->'v'->>'count')::int AS count, site, token FROM ${TABLES.windows}`)).rows
   return new Map(rows.map((r) => [r.output_id, `${r.count}@${r.site}/${r.token}`]))
-}
-
-const envValue = (readings: number, t: { count: number; sum: number } | undefined): string => `${readings}:${t?.count ?? 0}:${t?.sum ?? 0}`
-
-/** The environment profile's window rows: `<kind>:<id>|<window>|<start ms>` -> `readings:count:sum@site/token` (temperature). */
-async function envRows(pool: pg.Pool): Promise<Map<string, string>> {
-  const rows = (await pool.query<{ kind: string; entity: string; window_name: string; start: string; readings: number; tc: number; ts: number; site: string; token: string }>(
-    `SELECT kind, entity, window_name, (extract(epoch FROM window_start) * 1000)::bigint AS start, (counts->>'readings')::int AS readings,
-       (fields->'temperature'->>'count')::int AS tc, (fields->'temperature'->>'sum')::float8 AS ts, site, token FROM ${TABLES.windows}`)).rows
-  return new Map(rows.map((r) => [windowKey(`${r.kind}:${r.entity}`, r.window_name, Number(r.start)), `${envValue(r.readings, { count: r.tc, sum: r.ts })}@${r.site}/${r.token}`]))
 }
 
 /** The readings of a partition chain with all their fields, in chain order (positions as epoch * 2^40 + seq). */
