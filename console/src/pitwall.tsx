@@ -96,6 +96,7 @@ class CarCard extends Component<{ car: Car; v: number; pos: number; selected: bo
     const alerts = [...car.alerts.values()]
     return (
       <article class={`car ${pitNow ? 'pit-now' : ''} ${alerts.some((a) => a.severity === 'critical') ? 'critical' : ''} ${selected ? 'sel' : ''}`} data-car={car.id} onClick={() => onSelect(car.id)}>
+        <div class="car-in">
         <header>
           <div><span class="pos">P{pos}</span> <b class="car-id">{car.id}</b> <span class="muted">{typeof f.driver === 'string' ? f.driver : ''}</span></div>
           {pitNow && <span class="badge pit" title={car.pitNow?.reason}>PIT NOW</span>}
@@ -118,6 +119,7 @@ class CarCard extends Component<{ car: Car; v: number; pos: number; selected: bo
         </div>
         <Score score={car.score} />
         <CarAlerts alerts={alerts} n={car.alerts.size} key2={alerts.map((a) => a.alertId).join()} />
+        </div>
       </article>
     )
   }

@@ -154,7 +154,7 @@ function AlertDistribution({ dist, bucketMs }: { dist: Dist | null; bucketMs: nu
   const seg = (n: number, of: number, sev: string) => n > 0 ? <i class={`seg sev-${sev}`} style={{ width: `${(n / of) * 100}%` }} title={`${n} ${sev}`} /> : null
   return (
     <div data-alert-dist={dist.total}>
-      <div class="muted small">{dist.total} alerts started in the period</div>
+      <div class="muted small">{dist.total} {dist.total === 1 ? 'alert' : 'alerts'} started in the period</div>
       <table class="grid compact dist">
         <tbody>
           {[...types.entries()].sort((a, b) => b[1].total - a[1].total).map(([type, t]) => (
@@ -173,7 +173,7 @@ function AlertDistribution({ dist, bucketMs }: { dist: Dist | null; bucketMs: nu
               </div>
             ))}
           </div>
-          <div class="muted small cols-axis"><span>{fmtTime(dist.byBucket[0]?.start)}</span><span>{fmtTime(dist.byBucket.at(-1)?.start)}</span></div>
+          <div class="muted small cols-axis"><span>{fmtTime(dist.byBucket[0]?.start)}</span>{dist.byBucket.length > 1 && <span>{fmtTime(dist.byBucket.at(-1)?.start)}</span>}</div>
         </>
       )}
     </div>
