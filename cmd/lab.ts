@@ -132,12 +132,16 @@ async function main(): Promise<void> {
   // The site definition the `pitwall site` commands of the drill read (--topology <file> --site <s>).
   const topoFile = join(dir, 'sites.json')
   await writeFile(topoFile, `${JSON.stringify(topo, null, 2)}\n`)
-  // Secrets for this run only: nothing is stored in the repository or on disk.
+  // Secrets for this run only: nothing is stored in the repository; the tokens the drill's commands need are in
+  // lab.json (mode 0600), the admin API key is printed for the console.
   const adminKey = randomBytes(24).toString('hex')
   const auth = {
     jwtSecret: randomBytes(32).toString('hex'),
     apiKeys: `local-admin:admin:sha256:${createHash('sha256').update(adminKey).digest('hex')}`,
   }
+  // The site controllers accept failover/failback only with this token (the gateways relay the console's commands
+  // with it); nobody else on loopback can move partitions. Kept in lab.json (mode 0600), never printed.
+  const controllerToken = randomBytes(24).toString('hex')
   const conns: NatsConnection[] = []
   const plans: SitePlan[] = []
   // Recorded with both sites' streams, buckets and databases.
@@ -156,7 +160,7 @@ async function main(): Promise<void> {
     const nc = await connectNats(cfg.natsUrl, `pitwall-launcher-${def.name}`)
     conns.push(nc)
     await provision(nc, await jetstreamManager(nc), cfg)
-    plans.push(sitePlan({ def: { name: def.name, pgUrl: def.pgUrl }, i, env, cfg, auth, ports, siteNames: topo.sites.map((d) => d.name) }))
+    plans.push(sitePlan({ def: { name: def.name, pgUrl: def.pgUrl }, i, env, cfg, auth, controllerToken, ports, siteNames: topo.sites.map((d) => d.name) }))
   }
   const [a, b] = plans as [SitePlan, SitePlan]
   const waitLinks = async (): Promise<void> => {
@@ -175,7 +179,7 @@ async function main(): Promise<void> {
     say: (line) => process.stderr.write(`${line}\n`),
     base: {
       mode: clustered ? 'clustered' : 'single', dir, topology: topoFile, deployment, partitions: topo.partitions,
-      prometheus: null,
+      prometheus: null, controllerToken,
     },
   })
   await lab.start()
@@ -261,7 +265,7 @@ async function main(): Promise<void> {
 /** A site's services with this run's ports and secrets: the same specs at start and at restore-site. */
 function sitePlan(o: {
   def: { name: string; pgUrl: string }; i: number; env: Record<string, string>; cfg: RuntimeConfig
-  auth: { jwtSecret: string; apiKeys: string }; ports: LabPorts; siteNames: string[]
+  auth: { jwtSecret: string; apiKeys: string }; controllerToken: string; ports: LabPorts; siteNames: string[]
 }): SitePlan {
   const { def, i, env, ports } = o
   const workerIdx = Array.from({ length: WORKERS_PER_SITE }, (_, k) => i * WORKERS_PER_SITE + k)
@@ -284,9 +288,14 @@ function sitePlan(o: {
         ...gw.env, PITWALL_GATEWAY_PORT: String(gatewayPort),
         // The console's Sites view reads both controllers through the gateway.
         PITWALL_GATEWAY_SITE_STATUS_URLS: o.siteNames.map((d, k) => `${d}=${controllerUrl(k)}/status`).join(','),
+        // ... and relays the console's failover/failback to them with the controllers' command token.
+        PITWALL_GATEWAY_SITE_COMMAND_TOKEN: o.controllerToken,
       },
     },
-    { ...controllerSpec(env, controllerPort, `${controllerUrl(1 - i)}/healthz`), name: `${def.name}/controller` },
+    (() => {
+      const c = controllerSpec(env, controllerPort, `${controllerUrl(1 - i)}/healthz`)
+      return { ...c, name: `${def.name}/controller`, env: { ...c.env, PITWALL_CONTROLLER_COMMAND_TOKEN: o.controllerToken } }
+    })(),
   ]
   const urls: Record<string, string> = {
     [`${def.name}/projector`]: `http://127.0.0.1:${projectorPort}/metrics`,

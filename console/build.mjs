@@ -15,6 +15,8 @@ const result = await build({
   entryPoints: { app: join(here, 'src', 'main.tsx') },
   bundle: true,
   minify: true,
+  // PITWALL_CONSOLE_NAMES=1 keeps function names (a build for the profiler: PITWALL_CONSOLE_PROFILE in the browser test).
+  minifyIdentifiers: process.env.PITWALL_CONSOLE_NAMES !== '1',
   format: 'esm',
   target: ['es2022', 'chrome110', 'firefox115', 'safari16'],
   jsx: 'automatic',

@@ -316,6 +316,11 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
   'GET /v1/entities/{kind}/{id}/positions': { id: 'listPositions', tag: 'history', summary: 'Positions of a vehicle as GeoJSON Points', errors: LIST },
   'GET /v1/rollups/open-alerts': { id: 'rollupOpenAlerts', tag: 'history', summary: 'Open alerts counted by type, severity and process stage' },
   'GET /v1/rollups/stale': { id: 'rollupStale', tag: 'history', summary: 'Entities silent for more than N minutes', errors: LIST },
+  'GET /v1/rollups/alerts': { id: 'rollupAlerts', tag: 'history', summary: 'Alerts started in a period, by type and severity and per time bucket', errors: ['GW_ERR_QUERY_INVALID'],
+    reply: { total: 3, byType: [{ type: 'temp_high', severity: 'warning', count: 2 }, { type: 'co2_high', severity: 'critical', count: 1 }],
+      byBucket: [{ start: '2026-01-01T00:00:00.000Z', count: 2, info: 0, warning: 2, critical: 0 }, { start: '2026-01-01T02:00:00.000Z', count: 1, info: 0, warning: 0, critical: 1 }] } },
+  'GET /v1/rollups/late-readings': { id: 'rollupLateReadings', tag: 'history', summary: 'Late readings in a period, counted per entity', errors: ['GW_ERR_QUERY_INVALID'],
+    reply: { total: 4, byEntity: [{ kind: 'sensor', entity: 'env-0042', count: 3, last: '2026-01-01T00:10:00.000Z', maxBehindMs: 95000 }] } },
   // alarms
   'GET /v1/alerts/{id}': { id: 'getAlarm', tag: 'alarms', summary: 'One alert as an alarm: workflow state and occurrences', errors: ['GW_ERR_ALERT_UNKNOWN'], reply: ALARM },
   'GET /v1/alerts/{id}/history': { id: 'getAlarmHistory', tag: 'alarms', summary: 'The audit trail of an alert', errors: ['GW_ERR_ALERT_UNKNOWN'] },

@@ -23,6 +23,8 @@ export interface QueryOptions {
 }
 
 const DEFAULT_LIMIT = 20
+/** Buckets of one alerts roll-up at most. */
+const ROLLUP_BUCKETS = 1000
 const strict = { additionalProperties: false } as const
 const Text = Type.String({ minLength: 1, maxLength: 128 })
 const Id = Type.String({ pattern: ID_PATTERN.source })
@@ -71,6 +73,20 @@ const OpenAlertsRollup = Type.Object({
   total: Type.Integer(),
   byType: Type.Array(Type.Object({ type: Type.String(), severity: Type.String(), count: Type.Integer() })),
   byStage: Type.Array(Type.Object({ processStage: Nullable(Type.String()), count: Type.Integer() })),
+})
+const AlertsRollup = Type.Object({
+  total: Type.Integer({ description: 'alerts started in [from, to)' }),
+  byType: Type.Array(Type.Object({ type: Type.String(), severity: Type.String(), count: Type.Integer() })),
+  byBucket: Type.Array(Type.Object({
+    start: Stamp, count: Type.Integer(), info: Type.Integer(), warning: Type.Integer(), critical: Type.Integer(),
+  }), { description: 'alerts started per bucket of `bucket` ms (aligned to the Unix epoch), oldest first; buckets without an alert are left out' }),
+})
+const LateRollup = Type.Object({
+  total: Type.Integer({ description: 'late readings whose reading time is in [from, to)' }),
+  byEntity: Type.Array(Type.Object({
+    kind: Type.String(), entity: Type.String(), count: Type.Integer(), last: Stamp,
+    maxBehindMs: Type.Number({ description: 'the most a reading was behind the watermark (watermark - reading time)' }),
+  }), { description: 'per entity, most late readings first (at most 1000 entities)' }),
 })
 const StaleEntity = Type.Object({ kind: Type.String(), id: Type.String(), lastSeen: Nullable(Stamp), registered: Type.Boolean() })
 
@@ -454,6 +470,65 @@ export const queryPlugin: FastifyPluginAsyncTypebox<QueryOptions> = async (app, 
       total: byType.rows.reduce((n, r) => n + r.count, 0),
       byType: byType.rows,
       byStage: byStage.rows.map((r) => ({ processStage: r.process_stage, count: r.count })),
+    }
+  })
+
+  // Alerts started in [from, to) counted by type and severity and per time bucket: the alert distribution of a
+  // period (the console's Sensors trend). `profile` narrows to one profile's entities.
+  app.get('/v1/rollups/alerts', {
+    config: read,
+    schema: {
+      querystring: Type.Object({ kind: Type.Optional(Kind), profile: Type.Optional(Text), bucket: Type.Optional(Digits(10)), ...Range }, strict),
+      response: reply(AlertsRollup),
+    },
+  }, async (req) => {
+    const qs = req.query
+    const bucket = qs.bucket === undefined ? 3_600_000 : Number(qs.bucket)
+    if (bucket < 60_000 || bucket > 31 * 86_400_000) throw new GatewayError('GW_ERR_QUERY_INVALID', 'bucket must be 60000..2678400000 ms', { item: 'querystring.bucket' })
+    const from = timeParam(qs.from, 'from')
+    const to = timeParam(qs.to, 'to')
+    if (from !== undefined && to !== undefined && (to - from) / bucket > ROLLUP_BUCKETS) {
+      throw new GatewayError('GW_ERR_QUERY_INVALID', `at most ${ROLLUP_BUCKETS} buckets: widen bucket or narrow from..to`, { item: 'querystring.bucket' })
+    }
+    const q = new Params()
+    const where = [scopeSql(scopeFor(req), 'a.kind', 'a.entity', q)]
+    for (const col of ['kind', 'profile'] as const) if (qs[col] !== undefined) where.push(`a.${col} = ${q.p(qs[col])}`)
+    range(q, where, 'a.started_at', qs)
+    const w = where.join(' AND ')
+    // An integer checked above, written into the SQL: as a parameter it would be one the first query does not use.
+    const b = String(Math.trunc(bucket))
+    const [byType, byBucket] = await Promise.all([
+      pool.query<{ type: string; severity: string; count: number }>(`SELECT a.type, a.severity, count(*)::int AS count FROM ${T.alerts} a WHERE ${w}
+        GROUP BY a.type, a.severity ORDER BY count DESC, a.type COLLATE "C", a.severity`, q.values),
+      pool.query<{ start: string; count: number; info: number; warning: number; critical: number }>(`SELECT * FROM (
+          SELECT (((extract(epoch FROM a.started_at) * 1000)::bigint / ${b}::bigint) * ${b}::bigint)::text AS start, count(*)::int AS count,
+            (count(*) FILTER (WHERE a.severity = 'info'))::int AS info, (count(*) FILTER (WHERE a.severity = 'warning'))::int AS warning,
+            (count(*) FILTER (WHERE a.severity = 'critical'))::int AS critical
+          FROM ${T.alerts} a WHERE ${w} GROUP BY 1 ORDER BY 1::bigint DESC LIMIT ${ROLLUP_BUCKETS}) x ORDER BY x.start::bigint`, q.values),
+    ])
+    return {
+      total: byType.rows.reduce((n, r) => n + r.count, 0),
+      byType: byType.rows,
+      byBucket: byBucket.rows.map((r) => ({ start: new Date(Number(r.start)).toISOString(), count: r.count, info: r.info, warning: r.warning, critical: r.critical })),
+    }
+  })
+
+  // Late readings (behind the watermark) whose reading time is in [from, to), counted per entity.
+  app.get('/v1/rollups/late-readings', {
+    config: read,
+    schema: { querystring: Type.Object({ kind: Type.Optional(Kind), profile: Type.Optional(Text), ...Range }, strict), response: reply(LateRollup) },
+  }, async (req) => {
+    const qs = req.query
+    const q = new Params()
+    const where = [scopeSql(scopeFor(req), 'l.kind', 'l.entity', q)]
+    for (const col of ['kind', 'profile'] as const) if (qs[col] !== undefined) where.push(`l.${col} = ${q.p(qs[col])}`)
+    range(q, where, 'l.reading_ts', qs)
+    const r = await pool.query<{ kind: string; entity: string; count: number; last: Date; behind: number; total: number }>(`SELECT l.kind, l.entity, count(*)::int AS count,
+        max(l.reading_ts) AS last, (max(extract(epoch FROM l.watermark - l.reading_ts)) * 1000)::float8 AS behind, (sum(count(*)) OVER ())::int AS total
+      FROM ${T.late} l WHERE ${where.join(' AND ')} GROUP BY l.kind, l.entity ORDER BY count DESC, l.kind, l.entity COLLATE "C" LIMIT 1000`, q.values)
+    return {
+      total: r.rows[0]?.total ?? 0,
+      byEntity: r.rows.map((x) => ({ kind: x.kind, entity: x.entity, count: x.count, last: x.last.toISOString(), maxBehindMs: Math.round(x.behind) })),
     }
   })
 

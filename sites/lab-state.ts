@@ -48,6 +48,12 @@ export interface LabState {
   partitions: number
   /** The launcher's control endpoint (loopback; the token is for this run only; the file is mode 0600). */
   control: { url: string; token: string }
+  /**
+   * This run's site-controller command token: the controllers require it (PITWALL_CONTROLLER_COMMAND_TOKEN) on
+   * POST /failover and /failback, and the gateways send it when they relay the console's commands
+   * (PITWALL_GATEWAY_SITE_COMMAND_TOKEN). Never printed; only here (mode 0600).
+   */
+  controllerToken: string
   sites: Record<string, LabSite>
   prometheus: string | null
 }

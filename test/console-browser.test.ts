@@ -13,7 +13,7 @@
  * Without chromium the test is skipped with a message, except under CI=true, where it fails. Screenshots go to a
  * temporary directory, or to PITWALL_CONSOLE_SCREENSHOTS (e.g. docs/console) when set.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { execFileSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp } from 'node:fs/promises'
@@ -42,6 +42,37 @@ function findChromium(): string | undefined {
     }
   }
   return undefined
+}
+
+/** Self time per function (name, file:line) of a V8 CPU profile, most first. */
+function selfTimes(profile: { nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[]; samples?: number[]; timeDeltas?: number[] }): { name: string; ms: number }[] {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]))
+  const self = new Map<string, number>()
+  const samples = profile.samples ?? []
+  const deltas = profile.timeDeltas ?? []
+  for (let i = 0; i < samples.length; i++) {
+    const n = byId.get(samples[i] as number)
+    if (!n) continue
+    const f = n.callFrame
+    const key = `${f.functionName || '(anonymous)'} ${f.url.replace(/^.*\//, '')}:${f.lineNumber + 1}`
+    self.set(key, (self.get(key) ?? 0) + (deltas[i + 1] ?? deltas[i] ?? 0) / 1000)
+  }
+  return [...self.entries()].map(([name, ms]) => ({ name, ms })).sort((a, b) => b.ms - a.ms)
+}
+
+interface TraceEvent { name: string; ph: string; pid: number; tid: number; dur?: number; args?: { name?: string } }
+/** Time per trace event name on the renderer's main thread(s) (CrRendererMain), most first. */
+function mainThreadTimes(events: TraceEvent[]): { name: string; ms: number; n: number }[] {
+  const main = new Set(events.filter((e) => e.ph === 'M' && e.name === 'thread_name' && e.args?.name === 'CrRendererMain').map((e) => `${e.pid}/${e.tid}`))
+  const by = new Map<string, { ms: number; n: number }>()
+  for (const e of events) {
+    if (e.ph !== 'X' || e.dur === undefined || !main.has(`${e.pid}/${e.tid}`)) continue
+    const r = by.get(e.name) ?? { ms: 0, n: 0 }
+    r.ms += e.dur / 1000
+    r.n++
+    by.set(e.name, r)
+  }
+  return [...by.entries()].map(([name, r]) => ({ name, ...r })).sort((a, b) => b.ms - a.ms)
 }
 
 const CHROMIUM = findChromium()
@@ -135,6 +166,19 @@ t.test('operator console in headless Chromium', { skip: CHROMIUM === undefined &
     [`seed-risk-${h}`, assets[0], new Date(Date.now() - h * 3_600_000), 20 + (RISK_HOURS - h) * 3, 1_000_000 + h])
   }
 
+  // Yesterday's windows of env-0001 (the Sensors trend compares the last hour with the same hour a day before; the
+  // stack has not run for a day): 45 one-minute windows 24 h 50 min .. 24 h 5 min ago, written as the projector
+  // writes them, at 15 °C where today's readings are at 21.
+  const YESTERDAY_WINDOWS = 45
+  const dayAgo = Math.floor((Date.now() - 86_400_000 - 50 * 60_000) / 60_000) * 60_000
+  for (let k = 0; k < YESTERDAY_WINDOWS; k++) {
+    const start = dayAgo + k * 60_000
+    const agg = (mean: number): Json => ({ count: 6, sum: mean * 6, min: mean - 0.2, max: mean + 0.2, mean, variance: 0.01, stddev: 0.1, first: mean, last: mean })
+    await pool.query(`INSERT INTO window_aggregates (kind, entity, window_name, window_start, window_end, profile, fields, counts, idle_closed, output_id, seq, site, partition, token)
+      VALUES ('sensor', 'env-0001', 'tumbling_1m', $1, $2, 'environment', $3, '{}', false, $4, $5, 'a', 0, 1)`,
+    [new Date(start), new Date(start + 60_000), JSON.stringify({ temperature: agg(15 + k * 0.02), humidity: agg(44), co2: agg(610), battery: agg(97) }), `seed-window-${k}`, 2_000_000 + k])
+  }
+
   const publish = (kind: 'sensor' | 'vehicle', id: string, reading: Json): void => {
     nc.publish(tlmSubject('a', partitionOf(kind, id, P), kind, id), JSON.stringify(reading))
   }
@@ -172,7 +216,8 @@ t.test('operator console in headless Chromium', { skip: CHROMIUM === undefined &
       }
       if (tick % 10 === 0) {
         for (const [i, [id, type, stage]] of plant.entries()) publish('sensor', id, { ts, profile: 'process', fields: { value: 7 + i + Math.sin(tick / 20) * 0.3, flow: 820, temp: 18.5, type, stage } })
-        for (const [i, id] of envs.entries()) publish('sensor', id, { ts, profile: 'environment', fields: { temperature: 21 + i + Math.sin(tick / 40), humidity: 45 + i, co2: 640, battery: 96 - i } })
+        // env-0006's battery is low (battery_low opens at once: a live environment alert)
+        for (const [i, id] of envs.entries()) publish('sensor', id, { ts, profile: 'environment', fields: { temperature: 21 + i + Math.sin(tick / 40), humidity: 45 + i, co2: 640, battery: i === 5 ? 9 : 96 - i } })
         for (const [i, id] of assets.entries()) publish('sensor', id, { ts, profile: 'asset', fields: { vibration: 2 + i * 0.4 + Math.sin(tick / 10) * 0.2, temperature: 45 + i * 3, pressure: 6.1, flow: 12 } })
       }
       tick++
@@ -180,6 +225,9 @@ t.test('operator console in headless Chromium', { skip: CHROMIUM === undefined &
     }
   })()
   t.teardown(async () => { stopLoad = true; await load })
+  // Two readings of env-0003 from 5 minutes ago arrive now: behind its watermark, late readings.
+  await sleep(1_500)
+  for (let k = 0; k < 2; k++) publish('sensor', 'env-0003', { ts: Date.now() - 5 * 60_000 + k * 1_000, profile: 'environment', fields: { temperature: 23, humidity: 47, co2: 640, battery: 94 } })
 
   // The brake alert reaches PostgreSQL (worker -> OUT -> projector).
   let alertId: string | undefined
@@ -251,6 +299,16 @@ t.test('operator console in headless Chromium', { skip: CHROMIUM === undefined &
     // Frame intervals while 20 cars stream at 20 Hz (400 readings/s), over 5 s, and the console's own work in each
     // frame (the `pitwall:frame` measures: applying the events and re-rendering the cards).
     await op.evaluate(() => { performance.clearMeasures('pitwall:frame') })
+    // PITWALL_CONSOLE_PROFILE=<file>: a CPU profile of the page over the measured 5 s (Chrome DevTools format) and
+    // the functions with the most self time, to find what a frame costs.
+    const profileTo = process.env.PITWALL_CONSOLE_PROFILE
+    const cdp = profileTo ? await op.context().newCDPSession(op) : undefined
+    if (cdp) {
+      await browser.startTracing(op, { categories: ['devtools.timeline', 'disabled-by-default-devtools.timeline'] })
+      await cdp.send('Profiler.enable')
+      await cdp.send('Profiler.setSamplingInterval', { interval: 200 })
+      await cdp.send('Profiler.start')
+    }
     const frames = await op.evaluate(async () => new Promise<number[]>((done) => {
       const out: number[] = []
       let last = performance.now()
@@ -263,6 +321,15 @@ t.test('operator console in headless Chromium', { skip: CHROMIUM === undefined &
       }
       requestAnimationFrame(step)
     }))
+    if (cdp && profileTo) {
+      const { profile } = await cdp.send('Profiler.stop')
+      await (await import('node:fs/promises')).writeFile(profileTo, JSON.stringify(profile))
+      console.log(`# CPU profile of the pit wall in ${profileTo}; self time by function:\n${selfTimes(profile).slice(0, 12).map((r) => `#   ${r.ms.toFixed(0).padStart(6)} ms  ${r.name}`).join('\n')}`)
+      const traceText = (await browser.stopTracing()).toString()
+      await (await import('node:fs/promises')).writeFile(`${profileTo}.trace.json`, traceText)
+      const trace = JSON.parse(traceText) as { traceEvents: TraceEvent[] }
+      console.log(`# the renderer's main thread over the 5 s, by trace event (ms, nested events counted in their parents too):\n${mainThreadTimes(trace.traceEvents).slice(0, 16).map((r) => `#   ${r.ms.toFixed(0).padStart(6)} ms  ${String(r.n).padStart(5)}x  ${r.name}`).join('\n')}`)
+    }
     const sorted = [...frames].sort((a, b) => a - b)
     const p95 = sorted[Math.floor(sorted.length * 0.95)] ?? Infinity
     const p50 = sorted[Math.floor(sorted.length * 0.5)] ?? Infinity
@@ -319,6 +386,49 @@ t.test('operator console in headless Chromium', { skip: CHROMIUM === undefined &
     t.match(refused, { status: 403, body: { code: 'GW_ERR_FORBIDDEN' } }, 'the API refuses a viewer from the console page')
     await viewer.close()
   })
+
+  /**
+   * Sensors (environment): the map with every sensor placed, late readings and live alerts as the API counts them;
+   * the trend: three sensors on one chart, the last hour against the same hour yesterday, the alert distribution.
+   */
+  const sensorChecks = async (t: Test, page: Page): Promise<void> => {
+    await page.waitForSelector(`.map.sensor-map[data-ready=yes][data-placed="${envs.length}"]`, { timeout: 20_000 })
+    t.pass(`sensors: the map places the ${envs.length} sensors from their registry locations`)
+    // late readings: what the API counts for the last 24 h, per sensor, is in the table
+    let late = 0
+    for (let i = 0; i < 50 && late < 2; i++) {
+      const r = await call('GET', `/v1/rollups/late-readings?kind=sensor&profile=environment&from=${Date.now() - 86_400_000}`, admin)
+      late = ((r.body.byEntity as Json[]).find((e) => e.entity === 'env-0003')?.count as number | undefined) ?? 0
+      if (late < 2) await sleep(200)
+    }
+    t.equal(late, 2, 'the API counts env-0003\'s 2 late readings')
+    await page.waitForSelector('tr[data-entity="env-0003"] td[data-late="2"]', { timeout: 35_000 })
+    t.pass('sensors: the table shows them (late readings of the last 24 h)')
+    // env-0006's low battery: a live alert, in the list and in the API
+    await page.waitForSelector('[data-live-alert^="sensor:env-0006:battery_low"]', { timeout: 10_000 })
+    const open = (await call('GET', '/v1/alerts?state=open&entity=env-0006', admin)).body.items as Json[]
+    t.ok(open.some((a) => a.type === 'battery_low'), 'sensors: the live battery_low alert of env-0006 is the API\'s')
+    await shot(page, 'sensors')
+    // Trend: pick two more sensors (env-0001 is picked), compare them, and the hour against yesterday's.
+    await page.click('[data-tab=trend]')
+    await page.click('tr[data-entity="env-0002"]')
+    await page.click('tr[data-entity="env-0003"]')
+    await page.waitForSelector('.chart[data-chart=compare][data-series="3"] canvas', { timeout: 10_000 })
+    const points = Number(await page.getAttribute('.chart[data-chart=compare]', 'data-points'))
+    const apiWindows = ((await call('GET', `/v1/entities/sensor/env-0001/windows?window=tumbling_1m&from=${Date.now() - 3_600_000}&limit=100`, admin)).body.items as Json[]).length
+    t.ok(points >= apiWindows - 1 && points <= apiWindows + 2, `sensors trend: 3 sensors on one chart over ${points} window starts (the API has ${apiWindows} windows of env-0001 in the hour)`)
+    await page.waitForSelector('.chart[data-chart=periods][data-series="2"] canvas', { timeout: 10_000 })
+    t.match(await page.textContent('section.panel'), new RegExp(`a day before \\(${YESTERDAY_WINDOWS} windows\\)`), `sensors trend: the same hour yesterday, its ${YESTERDAY_WINDOWS} stored windows`)
+    // the alert distribution of the hour: the API's count, battery_low among the types
+    const dist = (await call('GET', `/v1/rollups/alerts?kind=sensor&profile=environment&from=${Date.now() - 3_600_000}`, admin)).body
+    await page.waitForSelector(`[data-alert-dist="${String(dist.total)}"] [data-type=battery_low]`, { timeout: 10_000 })
+    t.pass(`sensors trend: the alert distribution of the hour (${String(dist.total)} alerts, battery_low among them)`)
+    await page.waitForSelector('[data-late-period="2"]', { timeout: 10_000 })
+    t.pass('sensors trend: the late readings of the hour')
+    await sleep(500)
+    await shot(page, 'sensors-trend')
+    await page.click('[data-tab=now]')
+  }
 
   t.test('fleet, plant, sensors, assets and sites render real data', async (t) => {
     const page = await open(SVC_KEY)
@@ -420,10 +530,13 @@ t.test('operator console in headless Chromium', { skip: CHROMIUM === undefined &
       if (route === 'sensors') {
         await page.waitForSelector('aside.detail >> text=window means', { timeout: 10_000 })
         t.pass('sensors: window means from the API')
+        await sensorChecks(t, page)
       }
-      // a few more live points on the series before the picture
-      await sleep(route === 'sensors' ? 500 : 3_000)
-      await shot(page, route)
+      // a few more live points on the series before the picture (the sensors' pictures are taken above)
+      if (route !== 'sensors') {
+        await sleep(3_000)
+        await shot(page, route)
+      }
     }
 
     await page.click('a[data-route=sites]')

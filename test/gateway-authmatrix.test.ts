@@ -115,6 +115,8 @@ function rows(): Record<string, Row | (() => Row)> {
     'GET /v1/entities/:kind/:id/positions': { access: 'read', url: `/v1/entities/vehicle/${VIN}/positions`, entity: `vehicle:${VIN}` },
     'GET /v1/rollups/open-alerts': { access: 'read', url: '/v1/rollups/open-alerts' },
     'GET /v1/rollups/stale': { access: 'read', url: '/v1/rollups/stale?minutes=5' },
+    'GET /v1/rollups/alerts': { access: 'read', url: '/v1/rollups/alerts?profile=environment' },
+    'GET /v1/rollups/late-readings': { access: 'read', url: '/v1/rollups/late-readings?kind=sensor' },
     'GET /v1/live': { access: 'read', url: '/v1/live?kind=sensor&entity=s1', headers: live, entity: 'sensor:s1' },
     // inject() does not upgrade: the checks before the upgrade run (auth, scope, Last-Event-ID) and answer as for SSE
     'GET /v1/live/ws': { access: 'read', url: '/v1/live/ws?kind=sensor&entity=s1', headers: live, entity: 'sensor:s1' },

@@ -11,7 +11,7 @@ import t from 'tap'
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
@@ -150,6 +150,7 @@ void t.test('the printed failover drill works step by step', { timeout: 180_000 
   const state = JSON.parse(await readFile(join(dir, 'lab.json'), 'utf8')) as LabState
   t.equal(state.pid, lab.pid, 'the state file names the launcher')
   t.equal(state.topology, join(dir, 'sites.json'))
+  t.equal((await stat(join(dir, 'lab.json'))).mode & 0o777, 0o600, 'lab.json is readable by its owner only (it holds the run\'s tokens)')
   const until = (s: Step): string | undefined => /repeat until '([^']+)'/.exec(s.note)?.[1]
   const [s1, s2, s3, s4, s5, s6, s7, s8] = steps as [Step, Step, Step, Step, Step, Step, Step, Step]
   let lapAt = Date.now()
@@ -162,6 +163,21 @@ void t.test('the printed failover drill works step by step', { timeout: 180_000 
   const r1 = await runUntil(s1.cmd, (r) => siteLines(r.out).a?.owns === '0-3' && siteLines(r.out).b?.owns === '4-7', 60_000)
   t.match(siteLines(r1.out), { a: { state: 'UP', role: 'NORMAL', owns: '0-3' }, b: { state: 'UP', role: 'NORMAL', owns: '4-7' } }, `1. ${s1.note}`)
   lap(1)
+  // The controllers take failover/failback only with this run's command token (lab.json, never printed).
+  const token = state.controllerToken
+  t.match(token, /^[0-9a-f]{48}$/, 'a per-run controller command token in lab.json')
+  t.notOk(stdout.includes(token) || stderr.includes(token), 'the token is not printed')
+  for (const site of ['a', 'b']) {
+    const url = new URL('/failover', state.sites[site]?.controllerUrl).href
+    const post = async (auth?: string): Promise<{ status: number; code: unknown }> => {
+      const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...(auth ? { authorization: auth } : {}) }, body: '{}' })
+      return { status: res.status, code: ((await res.json()) as { code?: unknown }).code }
+    }
+    t.same(await post(), { status: 401, code: 'CONTROLLER_UNAUTHORIZED' }, `${site}: a command without the token is refused`)
+    t.same(await post(`Bearer ${'0'.repeat(48)}`), { status: 401, code: 'CONTROLLER_UNAUTHORIZED' }, `${site}: with a wrong token too`)
+    // With the token it gets past the check to the body's (empty here: nothing is started).
+    t.same(await post(`Bearer ${token}`), { status: 400, code: 'CONTROLLER_BODY_INVALID' }, `${site}: the token is accepted`)
+  }
   // `pitwall partitions` finds the lab by itself, and shows b's partitions with their owner at b.
   // (The controllers report the map; a partition may still be on its way to a worker: ask until all are held.)
   const allHeld = (out: string): boolean => partitionTable(out).every((r) => r.owner.startsWith(`${r.site}-worker-`) && r.token > 0)
@@ -232,6 +248,23 @@ void t.test('the printed failover drill works step by step', { timeout: 180_000 
   t.match(siteLines(r8.out), { a: { state: 'UP', role: 'NORMAL', owns: '0-3', epoch: 2 }, b: { state: 'UP', role: 'NORMAL', owns: '4-7', epoch: 2 } }, `8. ${s8.note}`)
   t.notMatch(r8.out, /\b(killed|exited|gone)\b/, 'no process is missing')
   lap(8)
+  // The console's failback goes through the gateway, which relays it with the token: accepted by a's controller,
+  // which finds nothing to take back (a owns its partitions).
+  const adminKey = /sign in with the admin API key ([0-9a-f]+)/.exec(stdout)?.[1] ?? ''
+  const gw = state.sites.a?.gatewayUrl as string
+  const relayed = await fetch(`${gw}/v1/sites/a/failback`, {
+    method: 'POST', headers: { 'x-api-key': adminKey, 'content-type': 'application/json' }, body: JSON.stringify({ reason: 'lab drill: relay check', confirm: true }),
+  })
+  const op = await relayed.json() as { id?: string; state?: string }
+  t.equal(relayed.status, 202, `the gateway relays an admin's failback with the token (${JSON.stringify(op).slice(0, 200)})`)
+  let done: { state?: string; lines?: string[] } | undefined
+  for (const deadline = Date.now() + 30_000; Date.now() < deadline; await sleep(500)) {
+    const s = await (await fetch(state.sites.a?.controllerUrl as string)).json() as { operation?: { id: string; state: string; lines: string[] } }
+    const o = s.operation
+    if (o !== undefined && o.id === op.id && o.state !== 'running') { done = o; break }
+  }
+  t.match(done, { state: 'succeeded' }, 'the relayed failback ran')
+  t.match(done?.lines?.join('\n'), /nothing to take back: a owns its home partitions/)
   t.comment(`drill done ${((Date.now() - t0) / 1000).toFixed(1)} s after the launcher started`)
 
   lab.kill('SIGINT')

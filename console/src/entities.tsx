@@ -1,8 +1,8 @@
 /**
- * Plant (process), Sensors (environment) and Assets (asset): the profile's sensors (registry, plus any the feed
- * shows) with their live values (`reading` events), open alerts and latest score, the plant's stages with their
- * alerts, and one sensor's series: window means with their min-max band from `GET .../windows` where the
- * profile has windows (environment), otherwise the values received since the view opened. A plant sensor's
+ * Plant (process) and Assets (asset): the profile's sensors (registry, plus any the feed shows) with their live
+ * values (`reading` events), open alerts and latest score, the plant's stages with their alerts, and one sensor's
+ * series: window means with their min-max band from `GET .../windows` where the profile has windows, otherwise the
+ * values received since the view opened. (Sensors, the environment profile, have their own view: sensors.tsx.) A plant sensor's
  * `value` series carries its expected band (band.ts); an asset shows its stored risk trend (risk.tsx).
  */
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks'

@@ -11,6 +11,7 @@ import { PitWallView } from './pitwall.js'
 import { SitesView } from './sites.js'
 import { FleetView } from './fleet.js'
 import { EntitiesView } from './entities.js'
+import { SensorsView } from './sensors.js'
 
 export interface Ctx { me: Me; settings: Settings; hub: LiveHub }
 
@@ -96,7 +97,7 @@ function App() {
         {route === 'pitwall' && <PitWallView ctx={ctx} />}
         {route === 'fleet' && <FleetView ctx={ctx} />}
         {route === 'plant' && <EntitiesView ctx={ctx} profile="process" title="Plant" />}
-        {route === 'sensors' && <EntitiesView ctx={ctx} profile="environment" title="Sensors" />}
+        {route === 'sensors' && <SensorsView ctx={ctx} />}
         {route === 'assets' && <EntitiesView ctx={ctx} profile="asset" title="Assets" />}
         {route === 'sites' && <SitesView ctx={ctx} />}
       </main>

@@ -2,7 +2,10 @@
  * The pit wall: every race car live. Instant values come from the feed's `reading` events (the gateway
  * coalesces them under backpressure), scores, recommendations, laps and alerts from its outputs. Events are
  * applied to a plain store as they arrive and the cards re-render once per animation frame, each card only
- * when its car changed, so 20 cars at 20 Hz cost at most one render per frame.
+ * when its car changed, so 20 cars at 20 Hz cost at most one render per frame. What the browser does with a
+ * render costs more than the render (the profile in the browser test: layout and paint, not script), so each card
+ * is a fixed-size, contained box that is not rendered while out of view (style.css `.car`), and the bars move by
+ * transform, which changes no layout.
  */
 import { Component } from 'preact'
 import { useEffect, useRef, useState } from 'preact/hooks'
@@ -36,6 +39,8 @@ const lapTime = (ms: number | null): string => {
   const m = Math.floor(ms / 60_000)
   return `${m}:${((ms % 60_000) / 1000).toFixed(3).padStart(6, '0')}`
 }
+/** A bar's filled fraction, 0..1 (drawn with scaleX: a transform changes no layout, a width would relayout the card). */
+const fill = (x: number): string => Math.min(1, Math.max(0, Number.isFinite(x) ? x : 0)).toFixed(3)
 const band = (v: unknown, t: { low: number; high: number; alert: number }): string =>
   typeof v !== 'number' ? 'na' : v > t.alert ? 'alert' : v > t.high ? 'hot' : v < t.low ? 'cold' : 'ok'
 
@@ -61,7 +66,7 @@ class Score extends Component<{ score: Car['score'] }> {
         <div class="factors">
           {FACTORS.map(([k, label, w]) => {
             const v = sc?.factors[k] ?? 0
-            return <div class="factor" key={k} title={`${label}: factor ${num(v, 2)} × ${w} %`}><span>{label}</span><div class="bar thin"><i style={{ width: `${Math.min(100, v * 100)}%` }} /></div><b>{num(v * w, 0)}</b></div>
+            return <div class="factor" key={k} title={`${label}: factor ${num(v, 2)} × ${w} %`}><span>{label}</span><div class="bar thin"><i style={{ transform: `scaleX(${fill(v)})` }} /></div><b>{num(v * w, 0)}</b></div>
           })}
         </div>
       </div>
@@ -91,6 +96,7 @@ class CarCard extends Component<{ car: Car; v: number; pos: number; selected: bo
     const alerts = [...car.alerts.values()]
     return (
       <article class={`car ${pitNow ? 'pit-now' : ''} ${alerts.some((a) => a.severity === 'critical') ? 'critical' : ''} ${selected ? 'sel' : ''}`} data-car={car.id} onClick={() => onSelect(car.id)}>
+        <div class="car-in">
         <header>
           <div><span class="pos">P{pos}</span> <b class="car-id">{car.id}</b> <span class="muted">{typeof f.driver === 'string' ? f.driver : ''}</span></div>
           {pitNow && <span class="badge pit" title={car.pitNow?.reason}>PIT NOW</span>}
@@ -107,12 +113,13 @@ class CarCard extends Component<{ car: Car; v: number; pos: number; selected: bo
         <div class="corners">{CORNERS.map((c) => <Corner key={c} label={c} brake={f[`brake_temp_${c}`]} tyre={f[`tyre_temp_${c}`]} />)}</div>
         <div class="bars">
           <label>Fuel <b>{num(f.fuel, 1)} kg</b></label>
-          <div class="bar"><i style={{ width: `${Math.min(100, Math.max(0, (Number(f.fuel) || 0) / 110 * 100))}%` }} /></div>
+          <div class="bar"><i style={{ transform: `scaleX(${fill((Number(f.fuel) || 0) / 110)})` }} /></div>
           <label>Tyre wear <b>{num(f.tyre_wear, 0)} %</b></label>
-          <div class="bar wear"><i style={{ width: `${Math.min(100, Math.max(0, Number(f.tyre_wear) || 0))}%` }} /></div>
+          <div class="bar wear"><i style={{ transform: `scaleX(${fill((Number(f.tyre_wear) || 0) / 100)})` }} /></div>
         </div>
         <Score score={car.score} />
         <CarAlerts alerts={alerts} n={car.alerts.size} key2={alerts.map((a) => a.alertId).join()} />
+        </div>
       </article>
     )
   }

@@ -459,6 +459,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/rollups/alerts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Alerts started in a period, by type and severity and per time bucket */
+        get: operations["rollupAlerts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/rollups/late-readings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Late readings in a period, counted per entity */
+        get: operations["rollupLateReadings"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/rollups/stale": {
         parameters: {
             query?: never;
@@ -10702,6 +10736,458 @@ export interface operations {
                         byStage: {
                             processStage: string | null;
                             count: number;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_QUERY_INVALID, GW_ERR_REQUEST_MALFORMED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_QUERY_INVALID" | "GW_ERR_REQUEST_MALFORMED";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_UNAUTHENTICATED";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_FORBIDDEN";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_REQUEST_TIMEOUT */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_REQUEST_TIMEOUT";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_RATE_LIMITED */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_RATE_LIMITED";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_HEADERS_TOO_LARGE */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_HEADERS_TOO_LARGE";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_INTERNAL */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_INTERNAL";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_UNAVAILABLE */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_UNAVAILABLE";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+        };
+    };
+    rollupAlerts: {
+        parameters: {
+            query?: {
+                kind?: "sensor" | "vehicle";
+                profile?: string;
+                bucket?: string;
+                /** @description ISO 8601, or milliseconds since the Unix epoch */
+                from?: string;
+                /** @description ISO 8601, or milliseconds since the Unix epoch */
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "total": 3,
+                     *       "byType": [
+                     *         {
+                     *           "type": "temp_high",
+                     *           "severity": "warning",
+                     *           "count": 2
+                     *         },
+                     *         {
+                     *           "type": "co2_high",
+                     *           "severity": "critical",
+                     *           "count": 1
+                     *         }
+                     *       ],
+                     *       "byBucket": [
+                     *         {
+                     *           "start": "2026-01-01T00:00:00.000Z",
+                     *           "count": 2,
+                     *           "info": 0,
+                     *           "warning": 2,
+                     *           "critical": 0
+                     *         },
+                     *         {
+                     *           "start": "2026-01-01T02:00:00.000Z",
+                     *           "count": 1,
+                     *           "info": 0,
+                     *           "warning": 0,
+                     *           "critical": 1
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description alerts started in [from, to) */
+                        total: number;
+                        byType: {
+                            type: string;
+                            severity: string;
+                            count: number;
+                        }[];
+                        /** @description alerts started per bucket of `bucket` ms (aligned to the Unix epoch), oldest first; buckets without an alert are left out */
+                        byBucket: {
+                            /** @description ISO 8601 */
+                            start: string;
+                            count: number;
+                            info: number;
+                            warning: number;
+                            critical: number;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_QUERY_INVALID, GW_ERR_REQUEST_MALFORMED */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_QUERY_INVALID" | "GW_ERR_REQUEST_MALFORMED";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_UNAUTHENTICATED */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_UNAUTHENTICATED";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_FORBIDDEN */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_FORBIDDEN";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_REQUEST_TIMEOUT */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_REQUEST_TIMEOUT";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_RATE_LIMITED */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_RATE_LIMITED";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_HEADERS_TOO_LARGE */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_HEADERS_TOO_LARGE";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_INTERNAL */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_INTERNAL";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description GW_ERR_UNAVAILABLE */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        code: "GW_ERR_UNAVAILABLE";
+                        message: string;
+                        item?: string;
+                        accepted?: number;
+                        rejected?: {
+                            index: number;
+                            code: string;
+                            message: string;
+                        }[];
+                    };
+                };
+            };
+        };
+    };
+    rollupLateReadings: {
+        parameters: {
+            query?: {
+                kind?: "sensor" | "vehicle";
+                profile?: string;
+                /** @description ISO 8601, or milliseconds since the Unix epoch */
+                from?: string;
+                /** @description ISO 8601, or milliseconds since the Unix epoch */
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "total": 4,
+                     *       "byEntity": [
+                     *         {
+                     *           "kind": "sensor",
+                     *           "entity": "env-0042",
+                     *           "count": 3,
+                     *           "last": "2026-01-01T00:10:00.000Z",
+                     *           "maxBehindMs": 95000
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description late readings whose reading time is in [from, to) */
+                        total: number;
+                        /** @description per entity, most late readings first (at most 1000 entities) */
+                        byEntity: {
+                            kind: string;
+                            entity: string;
+                            count: number;
+                            /** @description ISO 8601 */
+                            last: string;
+                            /** @description the most a reading was behind the watermark (watermark - reading time) */
+                            maxBehindMs: number;
                         }[];
                     };
                 };
