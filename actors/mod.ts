@@ -1,5 +1,6 @@
 /** The public face of the actor runtime: what the gateway, sites/ and tools may import. */
 export { defineActor, jsonCodec } from './actor.js'
+export { ALERT_RANK, ALERT_STATES, alertId, alertKey, emitAlert, SEVERITIES, stateAfter } from './alerts.js'
 export type { ActorContext, ActorDefinition, FiredTimer, SnapshotCodec, TimerOptions } from './actor.js'
 export { compileConfig, DEPLOYMENT_PATTERN, optionsFromEnv, parseRanges, DEFAULTS as RUNTIME_DEFAULTS, ENV as RUNTIME_ENV } from './config.js'
 export type { RuntimeConfig, RuntimeOptions } from './config.js'
