@@ -19,7 +19,7 @@ import { distPath, kill, killLoop, sleep, spawnWorker, type WorkerProc } from '.
 import { connectTo, startNats } from './helpers/nats.js'
 import { CORNERS, RACE_RULES, type RaceMsg, alertKey, lapKey, referenceRace } from './helpers/ref-race.js'
 import { fencedOutputs, readAll } from './helpers/streams.js'
-import { rng } from './helpers/trace.js'
+import { interleaveResends, rng } from './helpers/trace.js'
 
 const N = Number(process.env.PITWALL_CRASH_RACE_READINGS ?? 24_000)
 const CARS = Number(process.env.PITWALL_CRASH_RACE_CARS ?? 40)
@@ -102,20 +102,7 @@ function makePlan(seed: number, n: number, cars: number): { plan: Send[]; resend
     else if (u < 0.058) lap -= 1
     plan.push({ id: `car-${e}`, reading: reading(e, ts, i, u < 0.04 ? lapOf(e, ts) : lap), resend: false })
   }
-  let resends = 0
-  const withResends: Send[] = []
-  const later = new Map<number, Send[]>()
-  for (let i = 0; i < plan.length; i++) {
-    const s = plan[i] as Send
-    withResends.push(s, ...(later.get(i) ?? []))
-    later.delete(i)
-    if (r() < 0.015) {
-      const at = Math.min(plan.length - 1, i + 1 + Math.floor(r() * 2_000))
-      later.set(at, [...(later.get(at) ?? []), { ...s, resend: true }])
-      resends++
-    }
-  }
-  for (const rest of later.values()) withResends.push(...rest)
+  const { plan: withResends, resends } = interleaveResends(plan, r, 0.015, 2_000)
   for (let e = 0; e < cars; e++) {
     const ts = (clock[e] as number) + STEP_MS
     withResends.push({ id: `car-${e}`, reading: reading(e, ts, n + e, lapOf(e, ts) + 1, true), resend: false })
