@@ -8,8 +8,8 @@ import t from 'tap'
 import { readFile } from 'node:fs/promises'
 import { parse } from '@cdktf/hcl2json'
 import { localTopology } from '../sites/local-topology.js'
-import { controllerSpec, gatewaySpec, projectorSpec, type ServiceSpec, siteEnv, workerSpec } from '../sites/local.js'
-import { clientUrls, peerOf, siteOf, type Topology } from '../sites/topology.js'
+import { controllerSpec, gatewaySpec, projectorSpec, type ServiceSpec, topologySiteEnv, workerSpec } from '../sites/local.js'
+import { peerOf, siteOf, type Topology } from '../sites/topology.js'
 import {
   CONTROLLER_PORT, FAILOVER_AFTER_MS, JOB_IDS, jobFile, JOBS, JOBS_DIR, NOMAD_ONLY_ENV, readJobHcl, renderSiteVarFiles, renderVarFile, siteVars, varsFile, WORKER_DRAIN_BUDGET_S,
 } from '../nomad-jobs/jobs.js'
@@ -19,14 +19,7 @@ import { join } from 'node:path'
 const topo = localTopology()
 
 /** The environment the local launcher gives a site's services (cmd/lab.ts): the two-site siteEnv, with a peer. */
-function twoSiteEnv(topo: Topology, name: string): Record<string, string> {
-  const def = siteOf(topo, name)
-  const peer = peerOf(topo, name)
-  return siteEnv({
-    site: def.name, natsUrl: clientUrls(def), partitions: topo.partitions, pgUrl: def.pgUrl, domain: def.domain,
-    peer: { site: peer.name, domain: peer.domain }, homePartitions: def.homePartitions,
-  })
-}
+const twoSiteEnv = (topo: Topology, name: string): Record<string, string> => topologySiteEnv(topo, name)
 const obj = (v: Json | undefined): JsonObject => (typeof v === 'object' && v !== null && !Array.isArray(v) ? v : {})
 const arr = (v: Json | undefined): Json[] => (Array.isArray(v) ? v : [])
 
