@@ -10,13 +10,10 @@
  * (times, speeds, maxima, samples). PITWALL_CRASH_RACE_READINGS / _CARS / _SEED / _RATE vary it.
  */
 import t from 'tap'
-import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream'
-import { compileConfig } from '../actors/config.js'
-import { provision } from '../actors/provision.js'
+import { jetstream, type JetStreamClient } from '@nats-io/jetstream'
 import { parsePartitioned, partitionOf, readingMsgId, tlmSubject } from '../actors/subjects.js'
 import type { AlertBody, LapBody, LateBody, Output, Reading } from '../actors/types.js'
-import { distPath, kill, killLoop, sleep, spawnWorker, type WorkerProc } from './helpers/cluster.js'
-import { connectTo, startNats } from './helpers/nats.js'
+import { killLoop, sleep, startProdWorkers } from './helpers/cluster.js'
 import { CORNERS, RACE_RULES, type RaceMsg, alertKey, lapKey, referenceRace } from './helpers/ref-race.js'
 import { fencedOutputs, readAll } from './helpers/streams.js'
 import { interleaveResends, rng } from './helpers/trace.js'
@@ -157,22 +154,7 @@ function summarize(accepted: Map<string, Output>): Got {
 }
 
 t.test('race profile, kill -9 workers at random moments: alerts, late readings and laps equal the docs-based reference', async (t) => {
-  const srv = await startNats()
-  t.teardown(() => srv.stop())
-  const nc = await connectTo(srv.url)
-  t.teardown(() => nc.close())
-  const env = {
-    PITWALL_NATS_URL: srv.url, PITWALL_SITE: SITE, PITWALL_PARTITIONS: String(P), PITWALL_HEARTBEAT_MS: '200',
-    PITWALL_LEASE_TTL_MS: '1500', PITWALL_CHECKPOINT_INTERVAL_MS: '300', PITWALL_MAX_IN_FLIGHT: '4000',
-  }
-  const jsm = await jetstreamManager(nc)
-  await provision(nc, jsm, compileConfig({ natsUrl: srv.url, site: SITE, partitions: P }))
-  const script = distPath('test/fixtures/worker-prod-main.js')
-  let gen = 0
-  const workers: WorkerProc[] = [0, 1, 2].map((i) => spawnWorker(script, `w${i}-g${gen++}`, env))
-  t.teardown(async () => {
-    for (const w of workers) await kill(w, 'SIGKILL')
-  })
+  const { nc, workers, respawn } = await startProdWorkers(t, SITE, P)
 
   const seed = Number(process.env.PITWALL_CRASH_RACE_SEED ?? 11)
   const { plan, resends } = makePlan(seed, N, CARS)
@@ -180,7 +162,7 @@ t.test('race profile, kill -9 workers at random moments: alerts, late readings a
   let done = false
   const started = Date.now()
   const feeding = feedPlan(jetstream(nc), plan, Number(process.env.PITWALL_CRASH_RACE_RATE ?? 1_000)).then((n) => { done = true; return n })
-  const kills = await killLoop(workers, (i) => spawnWorker(script, `w${i}-g${gen++}`, env), rng(seed + 1), () => done)
+  const kills = await killLoop(workers, respawn, rng(seed + 1), () => done)
   t.equal(await feeding, plan.length, 'whole plan published')
 
   const dec = new TextDecoder()
