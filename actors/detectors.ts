@@ -12,11 +12,12 @@
  *   detector on demand (`new X(opts, buf, offset)`): the wrapper holds no state of its own.
  * - `toJSON()` gives the slots with `null` for NaN; `fromJSON(opts, data)` restores exactly.
  */
+import type { AlertState } from './alerts.js'
 import { ConfigError, RuntimeErrorCodes, SnapshotError } from './errors.js'
 
 /** What a detector reports. Fields have the same meaning for every detector unless its doc says otherwise. */
 export interface DetectorEvent {
-  state: 'open' | 'update' | 'close'
+  state: AlertState
   /** Time the condition began (for ThresholdForDuration: the first sample of the run that opened it). */
   start: number
   /** On close: time of the sample that closed it. */

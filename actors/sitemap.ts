@@ -52,6 +52,21 @@ export interface SiteMap {
 
 export const SITE_MAP_KEY = 'site.map'
 
+/**
+ * What a site is doing in the site map (docs/sites.md): `survivor` when it owns a partition of the peer's home,
+ * `degraded` when the peer owns one of its own home, else `normal`. The controller's /status and metric and
+ * `pitwall site status` all say this; the rule is here once.
+ */
+export const SITE_ROLES = ['normal', 'survivor', 'degraded'] as const
+export type SiteRole = (typeof SITE_ROLES)[number]
+
+/** The role of `site`, whose home partitions are `home`, in map `m`. */
+export function siteRole(m: Pick<SiteMap, 'owners'>, site: string, home: Iterable<number>): SiteRole {
+  const h = new Set(home)
+  if (m.owners.some((s, p) => s === site && !h.has(p))) return 'survivor'
+  return m.owners.some((s, p) => s !== site && h.has(p)) ? 'degraded' : 'normal'
+}
+
 export function defaultChain(site: string): Segment[] {
   return [{ epoch: 0, site, from: 1 }]
 }

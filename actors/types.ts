@@ -1,4 +1,5 @@
 /** Wire types shared by producers, the runtime, the projector and the gateway. */
+import type { AlertState, Severity } from './alerts.js'
 import type { EntityKind } from './subjects.js'
 
 export type FieldValue = number | boolean | string
@@ -52,11 +53,10 @@ export interface WindowBody {
   idleClosed: boolean
 }
 
-export type Severity = 'info' | 'warning' | 'critical'
-export type AlertState = 'open' | 'update' | 'close'
+export type { AlertState, Severity }
 
 export interface AlertBody {
-  /** Deterministic alert id: `<kind>:<id>:<type>:<event time it opened>`. */
+  /** Deterministic alert id: `<kind>:<id>:<type>:<event time it opened>` (actors/alerts.ts alertId). */
   alertId: string
   type: string
   severity: Severity

@@ -27,7 +27,7 @@ import { LabError } from '../sites/errors.js'
 import { LabSupervisor, type LabSitePlan } from '../sites/lab.js'
 import {
   controllerSpec, gatewaySpec, GATEWAY_PORT, metricsPort, PROJECTOR_METRICS_PORT, projectorSpec, ROOT,
-  type ServiceSpec, siteEnv, workerSpec,
+  type ServiceSpec, topologySiteEnv, workerSpec,
 } from '../sites/local.js'
 import { localTopology, type PortKind } from '../sites/local-topology.js'
 import { LocalSites, waitForLink } from '../sites/servers.js'
@@ -148,10 +148,7 @@ async function main(): Promise<void> {
   const deployment = deploymentOf(topo)
   for (const [i, def] of topo.sites.entries()) {
     const peer = peerOf(topo, def.name)
-    const env = siteEnv({
-      deployment, site: def.name, natsUrl: clientUrls(def), partitions: topo.partitions, pgUrl: def.pgUrl, domain: def.domain,
-      peer: { site: peer.name, domain: peer.domain }, homePartitions: def.homePartitions,
-    })
+    const env = topologySiteEnv(topo, def.name, deployment)
     const cfg = compileConfig({
       deployment, site: def.name, natsUrl: clientUrls(def), partitions: topo.partitions, domain: def.domain,
       peer: { site: peer.name, domain: peer.domain }, homePartitions: def.homePartitions,

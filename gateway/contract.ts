@@ -16,6 +16,7 @@
  *   - examples: request and reply examples of the main operations.
  */
 import { Type, type TSchema } from '@sinclair/typebox'
+import { SITE_ROLES } from '../actors/mod.js'
 import { GW_ERR, type GatewayErrorCode } from './errors.js'
 import type { Access } from './auth.js'
 
@@ -216,7 +217,7 @@ export const DOC_BODIES: Readonly<Record<string, TSchema>> = {
 /** A site controller's `/status` (sites/controller.ts SiteStatus), as `GET /v1/sites` relays it. */
 const SiteStatus = Type.Object({
   site: Type.String(), peer: Type.String(), epoch: Type.Integer(),
-  role: Type.Union([Type.Literal('normal'), Type.Literal('survivor'), Type.Literal('degraded')]),
+  role: Type.Union(SITE_ROLES.map((r) => Type.Literal(r))),
   owned: Type.Array(Type.Integer()), peerOwned: Type.Array(Type.Integer()), peerLinkUp: Type.Boolean(), peerDownForMs: Num,
   mirrorLag: Type.Record(Type.String(), Num), failovers: Type.Integer(),
   lastMove: Type.Optional(Type.Object({ at: Ms, processingAgainMs: Type.Optional(Num) }, { description: 'the last failover or failback (its result, when, and how long until every moved partition was processed again)' })),

@@ -16,6 +16,7 @@ import type { FastifyRequest } from 'fastify'
 import type { KV } from '@nats-io/kv'
 import type pg from 'pg'
 import { ConfigError, GEOFENCES_REF, ID_PATTERN, validateShape, type GeofenceSet, type GeofenceShape } from '../actors/mod.js'
+import { decodeTextCursor, encodeTextCursor } from './cursor.js'
 import { GatewayError } from './errors.js'
 import { errorReplies, NoContent } from './schemas.js'
 import { scopeOf } from './scope.js'
@@ -194,11 +195,7 @@ export const geofencePlugin: FastifyPluginAsyncTypebox<GeofenceOptions> = async 
   app.get('/v1/geofences', { config: { access: 'read' }, schema: { querystring: Query, response: { 200: List, ...replies } } }, async (req) => {
     const limit = req.query.limit === undefined ? DEFAULT_LIMIT : Number(req.query.limit)
     if (limit < 1 || limit > MAX_LIMIT) throw new GatewayError('GW_ERR_QUERY_INVALID', `limit must be 1..${MAX_LIMIT}`, { item: 'querystring.limit' })
-    let after: string | undefined
-    if (req.query.cursor !== undefined) {
-      after = Buffer.from(req.query.cursor, 'base64url').toString('utf8')
-      if (!ID_PATTERN.test(after)) throw new GatewayError('GW_ERR_CURSOR_INVALID', 'cursor is not one this API returned', { item: 'querystring.cursor' })
-    }
+    const after = decodeTextCursor(req.query.cursor, ID_PATTERN)
     const scope = scopeOf(req.principal)
     const args: unknown[] = [after ?? '', limit + 1]
     let where = 'id > $1'
@@ -207,7 +204,7 @@ export const geofencePlugin: FastifyPluginAsyncTypebox<GeofenceOptions> = async 
     const page = rows.slice(0, limit)
     const version = Number((await pool.query<{ version: string }>('SELECT version FROM geofence_meta')).rows[0]?.version ?? 0)
     const last = page[page.length - 1]
-    return { items: page.map(out), nextCursor: rows.length > limit && last ? Buffer.from(last.id).toString('base64url') : null, version }
+    return { items: page.map(out), nextCursor: rows.length > limit && last ? encodeTextCursor(last.id) : null, version }
   })
 
   app.get('/v1/geofences/:id', { config: { access: 'read' }, schema: { params: IdParams, response: { 200: Geofence, ...replies } } }, async (req) => {

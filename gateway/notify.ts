@@ -13,6 +13,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
 import type pg from 'pg'
+import { decodeCursor, encodeCursor, fieldOf } from './cursor.js'
 import { GatewayError } from './errors.js'
 import type { AddressPolicy } from './notify-address.js'
 import { projectionError } from './queries.js'
@@ -162,15 +163,6 @@ async function unscopedOnly(req: FastifyRequest): Promise<void> {
 
 const filterValues = (f: FilterT | undefined): (string[] | null)[] => FILTER_KEYS.map((k) => f?.[k] ?? null)
 
-const encodeCursor = (id: string): string => Buffer.from(JSON.stringify({ o: id })).toString('base64url')
-function decodeCursor(raw: string | undefined): string | undefined {
-  if (raw === undefined) return undefined
-  try {
-    const v = JSON.parse(Buffer.from(raw, 'base64url').toString()) as { o?: unknown }
-    if (typeof v.o === 'string' && /^[0-9]{1,19}$/.test(v.o)) return v.o
-  } catch { /* falls through to the coded error */ }
-  throw new GatewayError('GW_ERR_CURSOR_INVALID', 'cursor is not one this API returned', { item: 'querystring.cursor' })
-}
 
 export const notifyPlugin: FastifyPluginAsyncTypebox<NotifyPluginOptions> = async (app, { pool, addresses }) => {
   const write = { access: 'write' as const }
@@ -273,14 +265,14 @@ export const notifyPlugin: FastifyPluginAsyncTypebox<NotifyPluginOptions> = asyn
     if (qs.subscription !== undefined) add((p) => `subscription_id = ${p}`, qs.subscription)
     if (qs.status !== undefined) add((p) => `status = ${p}`, qs.status)
     if (qs.alert !== undefined) add((p) => `alert_id = ${p}`, qs.alert)
-    const after = decodeCursor(qs.cursor)
+    const after = decodeCursor(qs.cursor, (v) => { const o = fieldOf(v, 'o'); return typeof o === 'string' && /^[0-9]{1,19}$/.test(o) ? o : undefined })
     if (after !== undefined) add((p) => `id < ${p}::bigint`, after)
     values.push(limit + 1)
     const rows = (await q<DeliveryRow>(`SELECT ${DELIVERY_COLS} FROM notify_outbox ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
       ORDER BY id DESC LIMIT $${values.length}`, values)).rows
     const page = rows.slice(0, limit)
     const last = page[page.length - 1]
-    return { items: page.map(deliveryOut), nextCursor: rows.length > limit && last ? encodeCursor(last.id) : null }
+    return { items: page.map(deliveryOut), nextCursor: rows.length > limit && last ? encodeCursor({ o: last.id }) : null }
   })
 
   app.get('/v1/notifications/deliveries/:id', {

@@ -14,6 +14,7 @@ import type { FastifyRequest } from 'fastify'
 import type pg from 'pg'
 import { ID_PATTERN } from '../actors/mod.js'
 import { TABLES as T } from '../projector/mod.js'
+import { decodeCursor, encodeCursor, isTextKey } from './cursor.js'
 import { GatewayError } from './errors.js'
 import { errorReplies, EntityParams } from './schemas.js'
 import { assertVisible, Params, scopeOf, scopeSql, type Scope } from './scope.js'
@@ -142,16 +143,9 @@ function range(q: Params, where: string[], col: string, raw: { from?: string | u
 }
 
 type Key = (string | number)[]
-const encodeCursor = (k: Key): string => Buffer.from(JSON.stringify(k)).toString('base64url')
-function decodeCursor(raw: string | undefined, shape: ('s' | 'n')[]): Key | undefined {
-  if (raw === undefined) return undefined
-  try {
-    const v: unknown = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8'))
-    // A NUL cannot be in any key this API returned (PostgreSQL text cannot hold one), and would fail the query.
-    if (Array.isArray(v) && v.length === shape.length && v.every((x, i) => (shape[i] === 's' ? typeof x === 'string' && !x.includes('\u0000') : Number.isSafeInteger(x)))) return v as Key
-  } catch { /* reported below */ }
-  throw new GatewayError('GW_ERR_CURSOR_INVALID', 'cursor is not one this API returned', { item: 'querystring.cursor' })
-}
+/** A keyset cursor: the sort key of the last row, text ('s') or integer ('n') per column. */
+const keyCursor = (raw: string | undefined, shape: ('s' | 'n')[]): Key | undefined => decodeCursor(raw, (v) =>
+  Array.isArray(v) && v.length === shape.length && v.every((x, i) => (shape[i] === 's' ? isTextKey(x) : Number.isSafeInteger(x))) ? v as Key : undefined)
 
 /**
  * Runs `SELECT ... WHERE ... ORDER BY <key> LIMIT n+1` with keyset pagination. `key` lists the sort columns
@@ -161,7 +155,7 @@ async function page<R extends pg.QueryResultRow>(pool: Db, q: Params, select: st
   key: { sql: string; type: 's' | 'n'; ts?: boolean; of: (r: R) => string | number }[], desc: boolean,
   raw: { limit?: string | undefined; cursor?: string | undefined }, max = 100): Promise<{ rows: R[]; nextCursor: string | null }> {
   const limit = limitOf(raw.limit, max)
-  const after = decodeCursor(raw.cursor, key.map((k) => k.type))
+  const after = keyCursor(raw.cursor, key.map((k) => k.type))
   const conds = [...where]
   if (after) {
     const cols = key.map((k) => (k.type === 's' ? `${k.sql} COLLATE "C"` : k.sql))
@@ -262,7 +256,7 @@ export const queryPlugin: FastifyPluginAsyncTypebox<QueryOptions> = async (app, 
     const res = Number(qs.resolution)
     if (res < 1000 || res > 31 * 86_400_000) throw new GatewayError('GW_ERR_QUERY_INVALID', 'resolution must be 1000..2678400000 ms', { item: 'querystring.resolution' })
     const limit = limitOf(qs.limit)
-    const after = decodeCursor(qs.cursor, ['n'])
+    const after = keyCursor(qs.cursor, ['n'])
     const bucket = `((extract(epoch FROM window_start) * 1000)::bigint / ${q.p(res)}::bigint) * $${q.values.length}::bigint`
     if (after) where.push(`window_start >= ${ms(q.p((after[0] as number) + res))}`)
     const rows = (await pool.query<BucketRow>(bucketSql(bucket, where, q.p(limit + 1)), q.values)).rows

@@ -10,6 +10,7 @@ import { Type, type TSchema } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
 import type pg from 'pg'
 import { ID_PATTERN, SITE_PATTERN, type EntityKind } from '../actors/mod.js'
+import { decodeCursor, encodeCursor, fieldOf, isTextKey } from './cursor.js'
 import { GatewayError } from './errors.js'
 import { nulPath } from './input.js'
 import { errorReplies, NoContent } from './schemas.js'
@@ -117,17 +118,6 @@ function pageLimit(raw: string | undefined): number {
   if (n < 1 || n > MAX_LIMIT) throw new GatewayError('GW_ERR_QUERY_INVALID', `limit must be 1..${MAX_LIMIT}`, { item: 'querystring.limit' })
   return n
 }
-const encodeCursor = (key: string): string => Buffer.from(JSON.stringify({ k: key })).toString('base64url')
-function decodeCursor(raw: string | undefined): string | undefined {
-  if (raw === undefined) return undefined
-  try {
-    const v: unknown = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8'))
-    // A NUL cannot be in any key this API returned (PostgreSQL text cannot hold one), and would fail the query.
-    const k = typeof v === 'object' && v !== null ? (v as { k?: unknown }).k : undefined
-    if (typeof k === 'string' && !k.includes('\u0000')) return k
-  } catch { /* reported below */ }
-  throw new GatewayError('GW_ERR_CURSOR_INVALID', 'cursor is not one this API returned', { item: 'querystring.cursor' })
-}
 function yearParam(raw: string | undefined, name: string): number | undefined {
   if (raw === undefined) return undefined
   const n = Number(raw)
@@ -158,7 +148,7 @@ function mapPg(err: unknown, what: string, key: string): never {
 async function list<R extends pg.QueryResultRow>(pool: pg.Pool, table: string, key: string, where: string[], args: unknown[],
   limitRaw: string | undefined, cursorRaw: string | undefined): Promise<{ rows: R[]; nextCursor: string | null }> {
   const limit = pageLimit(limitRaw)
-  const after = decodeCursor(cursorRaw)
+  const after = decodeCursor(cursorRaw, (v) => { const k = fieldOf(v, 'k'); return isTextKey(k) ? k : undefined })
   const conds = [...where]
   const params = [...args]
   if (after !== undefined) {
@@ -171,7 +161,7 @@ async function list<R extends pg.QueryResultRow>(pool: pg.Pool, table: string, k
   const more = rows.length > limit
   const page = more ? rows.slice(0, limit) : rows
   const last = page[page.length - 1]
-  return { rows: page, nextCursor: more && last ? encodeCursor(String(last[key])) : null }
+  return { rows: page, nextCursor: more && last ? encodeCursor({ k: String(last[key]) }) : null }
 }
 
 /** Appends `col = $n` for every defined filter. */

@@ -9,11 +9,15 @@
  * `--write-vars` rewrites nomad-jobs/vars/ and ansible/inventory/local.yml from the embedded topology
  * (sites/local-topology.ts).
  *
+ * Flags are parsed by actors/args.ts (node:util parseArgs) like every command: `--help`; an unknown flag, a flag
+ * given twice (but --job and --skip, which repeat) or one without its value is PW_CONFIG_INVALID naming the flag.
+ *
  * Exit codes: 0 deployed (or planned), 1 failed, 2 usage, 3 rolled back. Settings: NOMAD_ADDR, NOMAD_TOKEN,
  * NOMAD_NAMESPACE, NOMAD_REGION, NOMAD_CACERT, NOMAD_CLIENT_CERT, NOMAD_CLIENT_KEY (docs/deploy.md).
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
+import { type CommandSpec, commandHelp, ConfigError, flagString, parseCommand } from '../actors/mod.js'
 import { renderInventory } from '../ansible/inventory.js'
 import { localTopology } from '../sites/local-topology.js'
 import { siteOf } from '../sites/topology.js'
@@ -31,6 +35,8 @@ export interface DeployOptions {
   timeoutMs: number
   /** Longest single blocking query, ms. */
   waitMs: number
+  /** --write-vars: rewrite the var files and the inventory instead of deploying. */
+  writeVars?: boolean
 }
 
 export interface DeployIo {
@@ -43,31 +49,43 @@ export interface DeployIo {
 
 const USAGE = 'usage: pitwall deploy --site <name> [--plan] [--job <nats|worker|projector|gateway|controller|prometheus|grafana>]... [--skip <job>]... [--vars-dir <dir>] [--timeout <seconds>] | pitwall deploy --write-vars'
 
-/** Parses the command line; throws PW_DEPLOY_USAGE naming the bad argument. */
+/** The flags of `pitwall deploy` (node:util parseArgs through parseCommand). */
+export const DEPLOY_SPEC: CommandSpec = {
+  usage: 'pitwall deploy --site <name> [--plan] [--job <job>]... [--skip <job>]... [--vars-dir <dir>] [--timeout <seconds>] | pitwall deploy --write-vars',
+  summary: `deploys a site's Nomad jobs in order (${JOBS.join(', ')}): parse, plan with a diff, register with check-and-set, follow the deployment`,
+  flags: [
+    { name: 'site', type: 'string', value: '<name>', help: 'the site to deploy (required)' },
+    { name: 'plan', type: 'boolean', help: 'stop after the plan\'s diff' },
+    { name: 'job', type: 'string', value: '<job>', multiple: true, help: 'deploy only this job (repeatable)' },
+    { name: 'skip', type: 'string', value: '<job>', multiple: true, help: 'leave this job out (repeatable)' },
+    { name: 'vars-dir', type: 'string', value: '<dir>', help: 'directory of <site>/<job>.vars.hcl (default nomad-jobs/vars)' },
+    { name: 'timeout', type: 'string', value: '<seconds>', help: 'longest wait for one job\'s deployment (default 600)' },
+    { name: 'write-vars', type: 'boolean', help: 'rewrite nomad-jobs/vars/ and ansible/inventory/local.yml from the embedded topology' },
+  ],
+}
+
+/**
+ * Parses the command line (not --help, which deployMain answers). Flag errors are PW_CONFIG_INVALID naming the flag;
+ * a missing --site, an unknown job or --job with --skip are PW_DEPLOY_USAGE.
+ */
 export function parseDeployArgs(argv: string[]): DeployOptions {
-  const o: DeployOptions = { site: '', plan: false, jobs: [], varsDir: join(JOBS_DIR, 'vars'), timeoutMs: 600_000, waitMs: 30_000 }
-  const skip = new Set<JobName>()
+  const p = parseCommand(argv, DEPLOY_SPEC)
+  if (p.help) throw new ConfigError('--help', 'deployMain answers --help')
+  const o: DeployOptions = { site: flagString(p, 'site') ?? '', plan: p.values.plan === true, jobs: [], varsDir: flagString(p, 'vars-dir') ?? join(JOBS_DIR, 'vars'),
+    timeoutMs: 600_000, waitMs: 30_000 }
+  if (p.values['write-vars'] === true) return { ...o, writeVars: true }
   const jobArg = (a: string, j: string): JobName => {
     if (!(JOBS as readonly string[]).includes(j)) throw new NomadError(NomadErrorCodes.USAGE, `${a}: unknown job '${j}' (jobs: ${JOBS.join(', ')})`)
     return j as JobName
   }
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]
-    const value = (): string => {
-      const v = argv[++i]
-      if (v === undefined || v.startsWith('--')) throw new NomadError(NomadErrorCodes.USAGE, `${a} needs a value\n${USAGE}`)
-      return v
-    }
-    if (a === '--site') o.site = value()
-    else if (a === '--plan') o.plan = true
-    else if (a === '--job') o.jobs.push(jobArg(a, value()))
-    else if (a === '--skip') skip.add(jobArg(a, value()))
-    else if (a === '--vars-dir') o.varsDir = value()
-    else if (a === '--timeout') {
-      const s = Number(value())
-      if (!Number.isFinite(s) || s <= 0) throw new NomadError(NomadErrorCodes.USAGE, '--timeout: seconds > 0')
-      o.timeoutMs = s * 1000
-    } else throw new NomadError(NomadErrorCodes.USAGE, `unknown argument '${String(a)}'\n${USAGE}`)
+  const list = (name: string): string[] => (Array.isArray(p.values[name]) ? p.values[name] : [])
+  o.jobs = list('job').map((j) => jobArg('--job', j))
+  const skip = new Set(list('skip').map((j) => jobArg('--skip', j)))
+  const timeout = flagString(p, 'timeout')
+  if (timeout !== undefined) {
+    const s = Number(timeout)
+    if (!Number.isFinite(s) || s <= 0) throw new NomadError(NomadErrorCodes.USAGE, '--timeout: seconds > 0')
+    o.timeoutMs = s * 1000
   }
   if (o.site === '') throw new NomadError(NomadErrorCodes.USAGE, `--site is required\n${USAGE}`)
   if (o.jobs.length > 0 && skip.size > 0) throw new NomadError(NomadErrorCodes.USAGE, `--job and --skip exclude each other\n${USAGE}`)
@@ -221,8 +239,15 @@ export async function deployJob(nomad: NomadClient, job: JobName, o: DeployOptio
 export async function deployMain(argv: string[], io: DeployIo = {}): Promise<number> {
   const out = io.out ?? ((l: string) => process.stdout.write(`${l}\n`))
   const err = io.err ?? ((l: string) => process.stderr.write(`${l}\n`))
+  let parsed = false
   try {
-    if (argv.includes('--write-vars')) {
+    if (parseCommand(argv, DEPLOY_SPEC).help) {
+      out(commandHelp(DEPLOY_SPEC))
+      return 0
+    }
+    const o = parseDeployArgs(argv)
+    parsed = true
+    if (o.writeVars === true) {
       for (const [rel, text] of renderSiteVarFiles(localTopology())) {
         const file = join(JOBS_DIR, rel)
         await mkdir(dirname(file), { recursive: true })
@@ -234,7 +259,6 @@ export async function deployMain(argv: string[], io: DeployIo = {}): Promise<num
       out(`wrote ${inv}`)
       return 0
     }
-    const o = parseDeployArgs(argv)
     siteOf(localTopology(), o.site)
     const nomad = new NomadClient(io.nomad ?? nomadOptionsFromEnv(io.env ?? process.env))
     const done: string[] = []
@@ -246,6 +270,11 @@ export async function deployMain(argv: string[], io: DeployIo = {}): Promise<num
   } catch (e) {
     const code = e instanceof NomadError || (e instanceof Error && 'code' in e) ? String((e as { code: unknown }).code) : 'PW_DEPLOY_FAILED'
     err(`${code}: ${e instanceof Error ? e.message : String(e)}`)
+    // A flag error is a usage error (2); a bad setting found later (an unknown --site) is a failure (1).
+    if (e instanceof ConfigError && !parsed) {
+      err('see pitwall deploy --help')
+      return 2
+    }
     if (e instanceof NomadError) return e.code === NomadErrorCodes.USAGE ? 2 : e.code === NomadErrorCodes.ROLLED_BACK ? 3 : 1
     return 1
   }

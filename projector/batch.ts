@@ -13,7 +13,7 @@
  * - positions go to raw_readings keyed by (kind, entity, reading seq): the first copy stays (a replay of the same
  *   reading gives the same fix, whoever owns the partition).
  */
-import { epochOf, seqOf } from '../actors/mod.js'
+import { ALERT_RANK, epochOf, seqOf, stateAfter } from '../actors/mod.js'
 import type { AlertBody, FenceBody, LapBody, LateBody, Output, PositionBody, RecommendationBody, ScoreBody, WindowBody } from '../actors/mod.js'
 import { decodeOutput } from './decode.js'
 
@@ -142,8 +142,6 @@ export function rejectPlan(msg: StreamMessage, reason: string): BatchPlan {
   plan.lastSeq = msg.seq
   return plan
 }
-
-const ALERT_RANK: Record<AlertBody['state'], number> = { open: 0, update: 1, close: 2 }
 
 /** Lexicographic a >= b over equal-length tuples. */
 function atLeast(a: readonly number[], b: readonly number[]): boolean {
@@ -346,7 +344,7 @@ class Builder {
     }
     this.alerts.set(e.alert_id, {
       alert_id: e.alert_id, kind: e.kind, entity: e.entity, profile: e.profile, type: e.type, severity: e.severity,
-      state: e.event === 'close' ? 'closed' : 'open', last_event: e.event, start_ms: e.start_ms, end_ms: e.end_ms,
+      state: stateAfter(e.event), last_event: e.event, start_ms: e.start_ms, end_ms: e.end_ms,
       event_ms: e.event_ms, value: e.value, threshold: e.threshold,
       peak_value: prev ? foldPeak(prev.peak_value, peak, e.threshold) : peak,
       explanation: e.explanation, details: e.details, last_output_id: e.output_id, last_seq: e.seq, site: e.site,

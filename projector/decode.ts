@@ -3,14 +3,12 @@
  * types, non-finite numbers, NUL characters, times out of range) is refused here with a reason, so a bad
  * message is set aside instead of failing the batch it travels in.
  */
-import { OUTPUT_TYPES, type Output, type OutputType } from '../actors/mod.js'
+import { ALERT_STATES, OUTPUT_TYPES, SEVERITIES, type Output, type OutputType } from '../actors/mod.js'
 
 export type Decoded = { ok: true; output: Output } | { ok: false; reason: string }
 
 // Event times are epoch milliseconds between 1970 and the end of year 9999 (both ends fit timestamptz).
 const MAX_MS = 253_402_300_799_999
-const SEVERITIES = ['info', 'warning', 'critical']
-const ALERT_STATES = ['open', 'update', 'close']
 const POSITION_REASONS = ['sample', 'trip_start', 'stop', 'trip_end']
 
 type Obj = Record<string, unknown>
@@ -125,6 +123,6 @@ function ms(o: Obj, k: string): void {
   int(o, k)
   if ((o[k] as number) > MAX_MS) throw new Invalid(`${k}: epoch milliseconds out of range`)
 }
-function oneOf(o: Obj, k: string, allowed: string[]): void {
+function oneOf(o: Obj, k: string, allowed: readonly string[]): void {
   if (!allowed.includes(o[k] as string)) throw new Invalid(`${k}: must be one of ${allowed.join(', ')}`)
 }

@@ -19,7 +19,7 @@ import { Kvm } from '@nats-io/kv'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 import {
-  checkDeployment, METRICS, peerMapGate, peerStreams, type RuntimeConfig, type SiteMap, SiteMapView, StrayRelay, takeOver, type MoveResult,
+  checkDeployment, METRICS, peerMapGate, peerStreams, type RuntimeConfig, type SiteMap, SiteMapView, SITE_ROLES, siteRole, type SiteRole, StrayRelay, takeOver, type MoveResult,
 } from '../actors/mod.js'
 import { peerReachable } from './servers.js'
 import { failbackCommand, failoverCommand, waitProcessing } from './site-cli.js'
@@ -77,7 +77,7 @@ export interface SiteStatus {
   site: string
   peer: string
   epoch: number
-  role: 'normal' | 'survivor' | 'degraded'
+  role: SiteRole
   owned: number[]
   peerOwned: number[]
   peerLinkUp: boolean
@@ -136,7 +136,7 @@ export class SiteController {
     new Gauge({ name: METRICS.siteRole, help: '1 for the current role of this site (normal, survivor: holds the peer\'s home partitions, degraded: lost its own).',
       labelNames: ['role'], registers: [this.registry], collect() {
         const role = self().role()
-        for (const r of ['normal', 'survivor', 'degraded']) this.set({ role: r }, r === role ? 1 : 0)
+        for (const r of SITE_ROLES) this.set({ role: r }, r === role ? 1 : 0)
       } })
     new Gauge({ name: METRICS.siteMirrorLag, help: 'Messages the local mirror of a peer stream is behind (as last reported by the server).',
       labelNames: ['stream'], registers: [this.registry], collect() { for (const [s, v] of Object.entries(self().mirrorLag)) this.set({ stream: s }, v) } })
@@ -168,12 +168,8 @@ export class SiteController {
     return this.view?.map ?? { epoch: 0, owners: [], since: [], at: 0, reason: 'initial' }
   }
 
-  private role(): SiteStatus['role'] {
-    const m = this.map()
-    const home = new Set(this.cfg.homePartitions)
-    const peerHomeOwned = m.owners.some((s, p) => s === this.cfg.site && !home.has(p))
-    const ownLost = m.owners.some((s, p) => s !== this.cfg.site && home.has(p))
-    return peerHomeOwned ? 'survivor' : ownLost ? 'degraded' : 'normal'
+  private role(): SiteRole {
+    return siteRole(this.map(), this.cfg.site, this.cfg.homePartitions)
   }
 
   async start(): Promise<void> {

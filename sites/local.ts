@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { join } from 'node:path'
 import { RUNTIME_DEFAULTS } from '../actors/mod.js'
+import { clientUrls, peerOf, siteOf, type Topology } from './topology.js'
 
 export const ROOT = join(import.meta.dirname, '..', '..')
 
@@ -29,6 +30,20 @@ export function siteEnv(site: { deployment?: string; site: string; natsUrl: stri
     ...(site.peer ? { PITWALL_PEER_SITE: site.peer.site, PITWALL_PEER_DOMAIN: site.peer.domain } : {}),
     ...(site.homePartitions ? { PITWALL_HOME_PARTITIONS: site.homePartitions.join(',') } : {}),
   }
+}
+
+/**
+ * The environment of site `name`'s services in a two-site topology: its servers, partitions, database, domain, the
+ * peer and its home partitions. The local lab (cmd/lab.ts) runs its processes with it; the Ansible role and the
+ * Nomad jobs render the same variables (their tests compare against this).
+ */
+export function topologySiteEnv(topo: Topology, name: string, deployment?: string): Record<string, string> {
+  const def = siteOf(topo, name)
+  const peer = peerOf(topo, name)
+  return siteEnv({
+    ...(deployment === undefined ? {} : { deployment }), site: def.name, natsUrl: clientUrls(def), partitions: topo.partitions, pgUrl: def.pgUrl,
+    domain: def.domain, peer: { site: peer.name, domain: peer.domain }, homePartitions: def.homePartitions,
+  })
 }
 
 /** The site controller (two sites): failover detection, /status, /metrics on `port`. */

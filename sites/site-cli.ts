@@ -15,7 +15,7 @@ import { type KV, Kvm } from '@nats-io/kv'
 import type { NatsConnection } from '@nats-io/transport-node'
 import {
   checkDeployment, type CommandSpec, compileConfig, ConfigError, connectNats, defaultChain, epochOf, mirrorLags, OVERRIDE_DEFAULT_MS, optionsFromEnv, parseCommand, parseRanges, partitionKey, peerReachable, peerStreams,
-  position, ranges, readOverride, readOwnMap, readPeerKey, readPeerMap, readRecord, readRelay, seqOf, SITE_OVERRIDE_KEY, SiteMapView, SYS_KIND, takeBack, takeOver, TICK_ID, writeOverride,
+  position, ranges, readOverride, readOwnMap, readPeerKey, readPeerMap, readRecord, readRelay, seqOf, SITE_OVERRIDE_KEY, SiteMapView, siteRole, SYS_KIND, takeBack, takeOver, TICK_ID, writeOverride,
   type MoveResult, type PartitionRecord, type RuntimeConfig, type RuntimeOptions, type SiteOverride,
 } from '../actors/mod.js'
 import { clientUrls, peerOf, siteOf, type Topology, validateTopology } from './topology.js'
@@ -608,9 +608,9 @@ async function status(nc: NatsConnection, jsm: JetStreamManager, kv: KV, view: S
   const bySite = Object.entries(un.bySite).map(([s, n]) => `${n} at ${s}`)
   if (!link) bySite.push(`${peer.site}: unknown (link down)`)
   io.out(`not yet applied: ${un.readings} readings acknowledged in no segment and not forwarded by a relay (sent to a site that did not own the partition, or a lost site's unmirrored tail): ${bySite.join(', ')}`)
-  const home = new Set(cfg.homePartitions)
-  if (mine.some((p) => !home.has(p))) io.out(`role: SURVIVOR (holds ${peer.site}'s partitions). When ${peer.site} is back and its mirrors caught up, run 'pitwall site failback' there.`)
-  else if (theirs.some((p) => home.has(p))) io.out(`role: DEGRADED (${peer.site} holds our home partitions). Run 'pitwall site failback' here to take them back.`)
+  const role = siteRole(map, cfg.site, cfg.homePartitions)
+  if (role === 'survivor') io.out(`role: SURVIVOR (holds ${peer.site}'s partitions). When ${peer.site} is back and its mirrors caught up, run 'pitwall site failback' there.`)
+  else if (role === 'degraded') io.out(`role: DEGRADED (${peer.site} holds our home partitions). Run 'pitwall site failback' here to take them back.`)
   else io.out('role: NORMAL')
   const ov = await readOverride(kv, cfg.site)
   if (ov) io.out(`override in force until ${new Date(ov.until).toISOString()}: ${peer.site} assumed lost by ${ov.by}@${ov.host} at ${new Date(ov.at).toISOString()} (${ov.reason})`)

@@ -16,9 +16,9 @@ import { renderInventory } from '../ansible/inventory.js'
 import { CONTROLLER_PORT, FAILOVER_AFTER_MS, JOBS, readJobHcl, varsFile } from '../nomad-jobs/jobs.js'
 import { durationNs, parseJob } from './helpers/nomad-hcl.js'
 import { localTopology } from '../sites/local-topology.js'
-import { controllerSpec, gatewaySpec, projectorSpec, siteEnv, workerSpec } from '../sites/local.js'
+import { controllerSpec, gatewaySpec, projectorSpec, topologySiteEnv, workerSpec } from '../sites/local.js'
 import { renderTopology } from '../sites/render.js'
-import { clientUrls, peerOf, type SiteDef, type Topology } from '../sites/topology.js'
+import { peerOf, type SiteDef, type Topology } from '../sites/topology.js'
 
 const ANSIBLE_DIR = join(import.meta.dirname, '..', 'ansible')
 const NATS = process.env.NATS_SERVER_BIN ?? 'nats-server'
@@ -77,13 +77,7 @@ async function checkNats(t: Test, topo: Topology, root: string): Promise<void> {
 }
 
 /** The environment the local launcher gives a site's services: the two-site siteEnv (cmd/lab.ts). */
-function twoSiteEnv(topo: Topology, s: SiteDef): Record<string, string> {
-  const peer = peerOf(topo, s.name)
-  return siteEnv({
-    site: s.name, natsUrl: clientUrls(s), partitions: topo.partitions, pgUrl: s.pgUrl, domain: s.domain,
-    peer: { site: peer.name, domain: peer.domain }, homePartitions: s.homePartitions,
-  })
-}
+const twoSiteEnv = (topo: Topology, s: SiteDef): Record<string, string> => topologySiteEnv(topo, s.name)
 
 const envFile = (text: string): Record<string, string> => Object.fromEntries(text.split('\n')
   .filter((l) => /^[A-Z_]+=/.test(l)).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]))

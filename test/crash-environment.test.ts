@@ -9,12 +9,9 @@
  * duration alert's open and close. PITWALL_CRASH_ENV_READINGS scales it (default 36,000 readings).
  */
 import t from 'tap'
-import { jetstream, jetstreamManager } from '@nats-io/jetstream'
-import { compileConfig } from '../actors/config.js'
-import { provision } from '../actors/provision.js'
-import { distPath, kill, killLoop, spawnWorker, type WorkerProc } from './helpers/cluster.js'
+import { jetstream } from '@nats-io/jetstream'
+import { killLoop, startProdWorkers } from './helpers/cluster.js'
 import { checkEnvironment, feedEnvPlan, makeEnvPlan } from './helpers/env-trace.js'
-import { connectTo, startNats } from './helpers/nats.js'
 import { rng } from './helpers/trace.js'
 
 const N = Number(process.env.PITWALL_CRASH_ENV_READINGS ?? 36_000)
@@ -23,29 +20,14 @@ const P = 8
 const SITE = 'a'
 
 t.test('environment profile, kill -9 workers at random moments: windows, late readings and alerts equal the docs-based reference', async (t) => {
-  const srv = await startNats()
-  t.teardown(() => srv.stop())
-  const nc = await connectTo(srv.url)
-  t.teardown(() => nc.close())
-  const env = {
-    PITWALL_NATS_URL: srv.url, PITWALL_SITE: SITE, PITWALL_PARTITIONS: String(P), PITWALL_HEARTBEAT_MS: '200',
-    PITWALL_LEASE_TTL_MS: '1500', PITWALL_CHECKPOINT_INTERVAL_MS: '300', PITWALL_MAX_IN_FLIGHT: '4000',
-  }
-  const jsm = await jetstreamManager(nc)
-  await provision(nc, jsm, compileConfig({ natsUrl: srv.url, site: SITE, partitions: P }))
-  const script = distPath('test/fixtures/worker-prod-main.js')
-  let gen = 0
-  const workers: WorkerProc[] = [0, 1, 2].map((i) => spawnWorker(script, `w${i}-g${gen++}`, env))
-  t.teardown(async () => {
-    for (const w of workers) await kill(w, 'SIGKILL')
-  })
+  const { nc, workers, respawn } = await startProdWorkers(t, SITE, P)
 
   const seed = Number(process.env.PITWALL_CRASH_ENV_SEED ?? 7)
   const { plan, resends } = makeEnvPlan(seed, N, SENSORS)
   t.comment(`seed ${seed}: ${plan.length} sends (${resends} re-sends) over ${SENSORS} sensors`)
   let done = false
   const feeding = feedEnvPlan(jetstream(nc), SITE, P, plan, Number(process.env.PITWALL_CRASH_ENV_RATE ?? 1_000)).then((n) => { done = true; return n })
-  const kills = await killLoop(workers, (i) => spawnWorker(script, `w${i}-g${gen++}`, env), rng(seed + 1), () => done)
+  const kills = await killLoop(workers, respawn, rng(seed + 1), () => done)
   t.equal(await feeding, plan.length, 'whole plan published')
 
   await checkEnvironment(t, nc, { sends: plan.length, resends, note: `kills=${kills}` })

@@ -10,16 +10,13 @@
  * (times, speeds, maxima, samples). PITWALL_CRASH_RACE_READINGS / _CARS / _SEED / _RATE vary it.
  */
 import t from 'tap'
-import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream'
-import { compileConfig } from '../actors/config.js'
-import { provision } from '../actors/provision.js'
+import { jetstream, type JetStreamClient } from '@nats-io/jetstream'
 import { parsePartitioned, partitionOf, readingMsgId, tlmSubject } from '../actors/subjects.js'
 import type { AlertBody, LapBody, LateBody, Output, Reading } from '../actors/types.js'
-import { distPath, kill, killLoop, sleep, spawnWorker, type WorkerProc } from './helpers/cluster.js'
-import { connectTo, startNats } from './helpers/nats.js'
+import { killLoop, sleep, startProdWorkers } from './helpers/cluster.js'
 import { CORNERS, RACE_RULES, type RaceMsg, alertKey, lapKey, referenceRace } from './helpers/ref-race.js'
 import { fencedOutputs, readAll } from './helpers/streams.js'
-import { rng } from './helpers/trace.js'
+import { interleaveResends, rng } from './helpers/trace.js'
 
 const N = Number(process.env.PITWALL_CRASH_RACE_READINGS ?? 24_000)
 const CARS = Number(process.env.PITWALL_CRASH_RACE_CARS ?? 40)
@@ -102,20 +99,7 @@ function makePlan(seed: number, n: number, cars: number): { plan: Send[]; resend
     else if (u < 0.058) lap -= 1
     plan.push({ id: `car-${e}`, reading: reading(e, ts, i, u < 0.04 ? lapOf(e, ts) : lap), resend: false })
   }
-  let resends = 0
-  const withResends: Send[] = []
-  const later = new Map<number, Send[]>()
-  for (let i = 0; i < plan.length; i++) {
-    const s = plan[i] as Send
-    withResends.push(s, ...(later.get(i) ?? []))
-    later.delete(i)
-    if (r() < 0.015) {
-      const at = Math.min(plan.length - 1, i + 1 + Math.floor(r() * 2_000))
-      later.set(at, [...(later.get(at) ?? []), { ...s, resend: true }])
-      resends++
-    }
-  }
-  for (const rest of later.values()) withResends.push(...rest)
+  const { plan: withResends, resends } = interleaveResends(plan, r, 0.015, 2_000)
   for (let e = 0; e < cars; e++) {
     const ts = (clock[e] as number) + STEP_MS
     withResends.push({ id: `car-${e}`, reading: reading(e, ts, n + e, lapOf(e, ts) + 1, true), resend: false })
@@ -170,22 +154,7 @@ function summarize(accepted: Map<string, Output>): Got {
 }
 
 t.test('race profile, kill -9 workers at random moments: alerts, late readings and laps equal the docs-based reference', async (t) => {
-  const srv = await startNats()
-  t.teardown(() => srv.stop())
-  const nc = await connectTo(srv.url)
-  t.teardown(() => nc.close())
-  const env = {
-    PITWALL_NATS_URL: srv.url, PITWALL_SITE: SITE, PITWALL_PARTITIONS: String(P), PITWALL_HEARTBEAT_MS: '200',
-    PITWALL_LEASE_TTL_MS: '1500', PITWALL_CHECKPOINT_INTERVAL_MS: '300', PITWALL_MAX_IN_FLIGHT: '4000',
-  }
-  const jsm = await jetstreamManager(nc)
-  await provision(nc, jsm, compileConfig({ natsUrl: srv.url, site: SITE, partitions: P }))
-  const script = distPath('test/fixtures/worker-prod-main.js')
-  let gen = 0
-  const workers: WorkerProc[] = [0, 1, 2].map((i) => spawnWorker(script, `w${i}-g${gen++}`, env))
-  t.teardown(async () => {
-    for (const w of workers) await kill(w, 'SIGKILL')
-  })
+  const { nc, workers, respawn } = await startProdWorkers(t, SITE, P)
 
   const seed = Number(process.env.PITWALL_CRASH_RACE_SEED ?? 11)
   const { plan, resends } = makePlan(seed, N, CARS)
@@ -193,7 +162,7 @@ t.test('race profile, kill -9 workers at random moments: alerts, late readings a
   let done = false
   const started = Date.now()
   const feeding = feedPlan(jetstream(nc), plan, Number(process.env.PITWALL_CRASH_RACE_RATE ?? 1_000)).then((n) => { done = true; return n })
-  const kills = await killLoop(workers, (i) => spawnWorker(script, `w${i}-g${gen++}`, env), rng(seed + 1), () => done)
+  const kills = await killLoop(workers, respawn, rng(seed + 1), () => done)
   t.equal(await feeding, plan.length, 'whole plan published')
 
   const dec = new TextDecoder()

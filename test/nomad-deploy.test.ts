@@ -384,3 +384,32 @@ t.test('min_healthy_time, healthy_deadline and progress_deadline drive the deplo
   t.equal((await settled(cs, 'pitwall-controller', 0)).Status, 'successful')
   t.ok(Date.now() - ts >= 500, 'healthy after the start (400 ms) plus min_healthy_time (100 ms)')
 })
+
+t.test('pitwall deploy flags: parsed by actors/args.ts like every command', async (t) => {
+  const bad = (argv: string[], flag: string, why: RegExp): void => {
+    t.throws(() => parseDeployArgs(argv), { code: 'PW_CONFIG_INVALID', setting: flag, message: why }, argv.join(' '))
+  }
+  bad(['--site', 'a', '--sit', 'b'], '--sit', /unknown flag/)
+  bad(['--site', 'a', '--site', 'b'], '--site', /given twice/)
+  bad(['--site', 'a', '--plan', '--plan'], '--plan', /given twice/)
+  bad(['--site'], '--site', /needs a value/)
+  bad(['--site', 'a', '--vars-dir'], '--vars-dir', /needs a value/)
+  bad(['--site', 'a', '--plan=yes'], '--plan', /takes no value/)
+  bad(['--site', 'a', 'worker'], '"worker"', /unexpected argument/)
+  const o = parseDeployArgs(['--site', 'b', '--plan', '--job', 'worker', '--job', 'gateway', '--vars-dir', '/tmp/v', '--timeout', '2.5'])
+  t.same({ site: o.site, plan: o.plan, jobs: o.jobs, varsDir: o.varsDir, timeoutMs: o.timeoutMs }, { site: 'b', plan: true, jobs: ['worker', 'gateway'], varsDir: '/tmp/v', timeoutMs: 2500 },
+    '--job repeats, in the order given')
+  t.same(parseDeployArgs(['--site', 'a', '--skip', 'grafana', '--skip', 'prometheus']).jobs, ['nats', 'worker', 'projector', 'gateway', 'controller'])
+  t.equal(parseDeployArgs(['--write-vars']).writeVars, true, '--write-vars needs no --site')
+  t.throws(() => parseDeployArgs(['--site', 'a', '--timeout', '0']), { code: NomadErrorCodes.USAGE, message: /--timeout/ })
+
+  const lines: string[] = []
+  const errs: string[] = []
+  const io = { out: (l: string) => lines.push(l), err: (l: string) => errs.push(l), nomad: { address: 'http://127.0.0.1:9' } }
+  t.equal(await deployMain(['--help'], io), 0, '--help: exit 0')
+  t.match(lines.join('\n'), /usage: pitwall deploy --site <name>[\s\S]*--skip <job>[\s\S]*--write-vars/, 'the help lists the flags')
+  t.equal(await deployMain(['--site', 'a', '--jobs', 'worker'], io), 2, 'an unknown flag: usage, exit 2')
+  t.match(errs.join('\n'), /PW_CONFIG_INVALID: --jobs: unknown flag \(known: .*--job .*\)/)
+  t.equal(await deployMain(['--plan'], io), 2, 'no --site: usage, exit 2')
+  t.match(errs.at(-1), /PW_DEPLOY_USAGE: --site is required/)
+})

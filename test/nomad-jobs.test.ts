@@ -8,8 +8,8 @@ import t from 'tap'
 import { readFile } from 'node:fs/promises'
 import { parse } from '@cdktf/hcl2json'
 import { localTopology } from '../sites/local-topology.js'
-import { controllerSpec, gatewaySpec, projectorSpec, type ServiceSpec, siteEnv, workerSpec } from '../sites/local.js'
-import { clientUrls, peerOf, siteOf, type Topology } from '../sites/topology.js'
+import { controllerSpec, gatewaySpec, projectorSpec, type ServiceSpec, topologySiteEnv, workerSpec } from '../sites/local.js'
+import { peerOf, siteOf, type Topology } from '../sites/topology.js'
 import {
   CONTROLLER_PORT, FAILOVER_AFTER_MS, JOB_IDS, jobFile, JOBS, JOBS_DIR, NOMAD_ONLY_ENV, readJobHcl, renderSiteVarFiles, renderVarFile, siteVars, varsFile, WORKER_DRAIN_BUDGET_S,
 } from '../nomad-jobs/jobs.js'
@@ -19,14 +19,7 @@ import { join } from 'node:path'
 const topo = localTopology()
 
 /** The environment the local launcher gives a site's services (cmd/lab.ts): the two-site siteEnv, with a peer. */
-function twoSiteEnv(topo: Topology, name: string): Record<string, string> {
-  const def = siteOf(topo, name)
-  const peer = peerOf(topo, name)
-  return siteEnv({
-    site: def.name, natsUrl: clientUrls(def), partitions: topo.partitions, pgUrl: def.pgUrl, domain: def.domain,
-    peer: { site: peer.name, domain: peer.domain }, homePartitions: def.homePartitions,
-  })
-}
+const twoSiteEnv = (topo: Topology, name: string): Record<string, string> => topologySiteEnv(topo, name)
 const obj = (v: Json | undefined): JsonObject => (typeof v === 'object' && v !== null && !Array.isArray(v) ? v : {})
 const arr = (v: Json | undefined): Json[] => (Array.isArray(v) ? v : [])
 
@@ -232,4 +225,32 @@ t.test('an unknown or misspelled attribute or block is refused, naming it and it
   for (const job of JOBS) {
     for (const site of topo.sites) t.ok((await parseJob(await readJobHcl(job), await readFile(varsFile(site.name, job), 'utf8'))).ID, `${site.name}/${job}: every checked-in job passes the strict parser`)
   }
+})
+
+t.test('what the test parser does not evaluate it refuses, naming it, instead of passing it through', async (t) => {
+  const hcl = await readJobHcl('worker')
+  const vars = await readFile(varsFile('a', 'worker'), 'utf8')
+  const env = (line: string): string => hcl.replace(/(\n\s+)env \{/, (m) => `${m}\n        PROBE = ${line}`)
+  const probe = async (h: string, v = vars): Promise<Json | undefined> => obj(obj(arr(obj(arr((await parseJob(h, v)).TaskGroups)[0]).Tasks)[0]).Env).PROBE
+  t.match(hcl, /\n\s+env \{/, 'the worker job has an env block')
+  // Variables: the declared type, with HCL's conversions.
+  t.match(hcl, /variable "partitions" \{[^}]*type\s+=\s+number/, 'partitions is a number variable')
+  await t.rejects(parseJob(hcl, vars.replace(/^partitions\s*=.*$/m, 'partitions = "lots"')), /^Invalid value for variable "partitions": .* a number is required\.$/)
+  t.equal(obj(obj(arr(obj(arr((await parseJob(hcl, vars.replace(/^partitions\s*=.*$/m, 'partitions = "32"'))).TaskGroups)[0]).Tasks)[0]).Env).PITWALL_PARTITIONS, '32',
+    '"32" converts to the number 32')
+  await t.rejects(parseJob(hcl, vars.replace(/^site\s*=.*$/m, 'site = ["a"]')), /^Invalid value for variable "site": .* string is required\.$/)
+  // Interpolations: var.<name> substituted, runtime ones kept, $${ literal; anything else refused.
+  t.equal(await probe(env('"${var.site}-x"')), 'a-x')
+  t.equal(await probe(env('"${NOMAD_ALLOC_ID}/${attr.unique.hostname}/${node.datacenter}"')), '${NOMAD_ALLOC_ID}/${attr.unique.hostname}/${node.datacenter}', 'runtime interpolations kept')
+  t.equal(await probe(env('"a$${x}b"')), 'a${x}b', '$${ is a literal ${')
+  await t.rejects(probe(env('"${var.nope + 1}"')), /Unknown variable: There is no variable named "nope"/)
+  await t.rejects(probe(env('"${upper(var.site)}"')), /Unsupported expression "\$\{upper\(var\.site\)\}"/, 'a function')
+  await t.rejects(probe(`locals {}\n${env('local.x')}`), /Unsupported expression "\$\{local\.x\}"/, 'a local')
+  await t.rejects(probe(env('"${var.partitions * 2}"')), /Unsupported expression/, 'an operator')
+  // Numbers of the fields the API maps.
+  await t.rejects(parseJob(hcl.replace(/(\n\s+)count(\s+)= .*/, '$1count$2= "two"'), vars), /group "worker" > count: Unsuitable value type; .* a number is required, got "two"/)
+  await t.rejects(parseJob(hcl.replace(/(\n\s+)cpu(\s+)= .*/, '$1cpu$2= true'), vars), /resources\.cpu: Unsuitable value type/)
+  // Syntax errors come from HCL itself, with the position.
+  await t.rejects(parseJob(hcl.replace(/\}\s*$/, ''), vars), /^error parsing: .*job\.hcl:\d+,\d+-\d+: Unclosed configuration block/)
+  await t.rejects(parseJob(hcl.replace(/(\n\s+)(driver\s+= .*)/, '$1$2$1$2'), vars), /Attribute redefined; The argument "driver" was already set/)
 })

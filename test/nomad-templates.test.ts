@@ -15,7 +15,7 @@ import { SERVICES } from '../consul/services.js'
 import { CONTROLLER_PORT, type JobName, NOMAD_ONLY_ENV, readJobHcl, renderVarFile, siteVars, varsFile } from '../nomad-jobs/jobs.js'
 import { localTopology } from '../sites/local-topology.js'
 import { renderSite } from '../sites/render.js'
-import { controllerSpec, gatewaySpec, GATEWAY_PORT, metricsPort, PROJECTOR_METRICS_PORT, projectorSpec, type ServiceSpec, siteEnv, workerSpec } from '../sites/local.js'
+import { controllerSpec, gatewaySpec, GATEWAY_PORT, metricsPort, PROJECTOR_METRICS_PORT, projectorSpec, type ServiceSpec, topologySiteEnv, workerSpec } from '../sites/local.js'
 import { clientUrls, peerOf, type SiteDef, type Topology } from '../sites/topology.js'
 import { ConsulCluster } from './helpers/consul-double.js'
 import { renderTemplate } from './helpers/go-template.js'
@@ -143,10 +143,7 @@ t.test('each application task\'s whole environment, as Nomad and Consul render i
   const nomadVars = { 'nomad/jobs/pitwall-gateway': secrets, 'nomad/jobs/pitwall-controller': secrets }
   for (const site of topo.sites) {
     const peer = peerOf(topo, site.name)
-    const env = siteEnv({
-      site: site.name, natsUrl: clientUrls(site), partitions: topo.partitions, pgUrl: site.pgUrl, domain: site.domain,
-      peer: { site: peer.name, domain: peer.domain }, homePartitions: site.homePartitions,
-    })
+    const env = topologySiteEnv(topo, site.name)
     const host = site.members[0]!.host
     const cases: Array<[JobName, ServiceSpec, Record<string, string>]> = [
       ['worker', workerSpec(env, 1), { NOMAD_ALLOC_INDEX: '1', NOMAD_PORT_metrics: String(metricsPort(1)), NOMAD_IP_metrics: host }],

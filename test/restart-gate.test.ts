@@ -13,67 +13,30 @@
  */
 import t from 'tap'
 import { execFile } from 'node:child_process'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { jetstream, jetstreamManager } from '@nats-io/jetstream'
 import { Kvm, type KV } from '@nats-io/kv'
-import { connect, type NatsConnection } from '@nats-io/transport-node'
-import { compileConfig, type RuntimeConfig } from '../actors/config.js'
+import type { NatsConnection } from '@nats-io/transport-node'
+import type { RuntimeConfig } from '../actors/config.js'
 import { takeOver } from '../actors/handover.js'
 import { readRecord } from '../actors/placement.js'
-import { provision } from '../actors/provision.js'
 import { SITE_OVERRIDE_KEY, SiteMapView } from '../actors/sitemap.js'
 import { partitionOf, tlmSubject } from '../actors/subjects.js'
-import { localTopology } from '../sites/local-topology.js'
-import { LocalSites, waitForLink } from '../sites/servers.js'
-import { siteOf } from '../sites/topology.js'
+import { waitForLink } from '../sites/servers.js'
 import { distPath, kill, spawnWorker, type WorkerProc } from './helpers/cluster.js'
 import { freePort } from './helpers/nats.js'
-import { CuttableProxy } from './helpers/proxy.js'
+import type { CuttableProxy } from './helpers/proxy.js'
+import { startTwoSites } from './helpers/two-sites.js'
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 const run = promisify(execFile)
 const P = 8
 
 t.test('a restarted site takes no partition before it has the peer\'s map, unless the operator overrides', async (t) => {
-  const ports = new Map<string, number>()
-  for (const s of ['a', 'b']) for (const k of ['client', 'cluster', 'leafnode']) ports.set(`${s}/${k}`, await freePort())
-  const topo = localTopology({ partitions: P, port: (s, _i, k) => ports.get(`${s}/${k}`) as number })
-  const proxy = new CuttableProxy({ host: '127.0.0.1', port: ports.get('a/leafnode') as number })
-  await proxy.start()
-  const dir = await mkdtemp(join(tmpdir(), 'pw-restart-gate-'))
-  const sites = new LocalSites(topo, dir, undefined, `nats-leaf://127.0.0.1:${proxy.port}`)
-  const cleanups: Array<() => Promise<unknown>> = []
-  t.teardown(async () => {
-    for (const c of cleanups.reverse()) await c().catch(() => undefined)
-    await sites.stopAll()
-    await proxy.stop()
-    await rm(dir, { recursive: true, force: true })
-  })
-  await sites.start()
-  const conn = async (site: string): Promise<NatsConnection> => {
-    const nc = await connect({ servers: sites.natsUrl(site), noAsyncTraces: true, maxReconnectAttempts: -1, reconnectTimeWait: 250 })
-    cleanups.push(() => nc.close())
-    return nc
-  }
-  let ncA = await conn('a')
-  const ncB = await conn('b')
-  await waitForLink(ncB, 'a')
-  await waitForLink(ncA, 'b')
-  const cfgOf = (site: string): RuntimeConfig => compileConfig({
-    site, natsUrl: sites.natsUrl(site), partitions: P, peer: { site: site === 'a' ? 'b' : 'a' },
-    homePartitions: siteOf(topo, site).homePartitions, heartbeatMs: 250, leaseTtlMs: 2_000, checkpointIntervalMs: 250, workerId: `${site}-1`,
-  })
-  const cfg = { a: cfgOf('a'), b: cfgOf('b') }
-  await provision(ncA, await jetstreamManager(ncA), cfg.a)
-  await provision(ncB, await jetstreamManager(ncB), cfg.b)
-  const envOf = (c: RuntimeConfig): Record<string, string> => ({
-    PITWALL_SITE: c.site, PITWALL_NATS_URL: c.natsUrl, PITWALL_PARTITIONS: String(P), PITWALL_PEER_SITE: c.peer?.site ?? '',
-    PITWALL_HOME_PARTITIONS: c.homePartitions.join(','), PITWALL_HEARTBEAT_MS: '250', PITWALL_LEASE_TTL_MS: '2000',
-    PITWALL_CHECKPOINT_INTERVAL_MS: '250',
-  })
+  const { proxy: px, sites, nc, cfg, conn, envOf, cleanups } = await startTwoSites(t, { partitions: P, tmpPrefix: 'pw-restart-gate-', proxy: true })
+  const proxy = px as CuttableProxy
+  let ncA = nc.a
+  const ncB = nc.b
   // The production worker with every production profile; a's serves metrics for the gauge.
   const script = distPath('cmd/worker.js')
   const metricsPort = await freePort()

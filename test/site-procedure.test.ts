@@ -13,25 +13,20 @@
  * they are applied (a's new segments read them: no controller, so no relay, runs in this test) and none is left.
  */
 import t from 'tap'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { jetstream, jetstreamManager } from '@nats-io/jetstream'
 import { Kvm } from '@nats-io/kv'
-import { connect, type NatsConnection } from '@nats-io/transport-node'
-import { compileConfig, type RuntimeConfig } from '../actors/config.js'
-import { provision } from '../actors/provision.js'
+import type { RuntimeConfig } from '../actors/config.js'
 import { epochOf, peerStreams, SiteMapView } from '../actors/sitemap.js'
 import { partitionOf, tlmSubject } from '../actors/subjects.js'
 import type { Output } from '../actors/types.js'
-import { localTopology } from '../sites/local-topology.js'
-import { LocalSites, waitForLink } from '../sites/servers.js'
+import { waitForLink } from '../sites/servers.js'
 import { siteMain } from '../sites/site-cli.js'
-import { siteOf } from '../sites/topology.js'
 import { distPath, kill, spawnWorker, type WorkerProc } from './helpers/cluster.js'
 import { readAll } from './helpers/failover.js'
-import { freePort } from './helpers/nats.js'
-import { CuttableProxy } from './helpers/proxy.js'
+import type { CuttableProxy } from './helpers/proxy.js'
+import { startTwoSites } from './helpers/two-sites.js'
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 const P = 8
@@ -60,46 +55,20 @@ t.test('the documented failover, restart and failback procedure, step by step as
     `pitwall site status ${at('a')}`,
   ], 'the procedure has the commands this test runs between its actions')
 
-  const ports = new Map<string, number>()
-  for (const s of ['a', 'b']) for (const k of ['client', 'cluster', 'leafnode']) ports.set(`${s}/${k}`, await freePort())
-  const topo = localTopology({ partitions: P, port: (s, _i, k) => ports.get(`${s}/${k}`) as number })
-  const dir = await mkdtemp(join(tmpdir(), 'pw-procedure-'))
-  const topoFile = join(dir, 'sites.json')
-  await writeFile(topoFile, JSON.stringify(topo, null, 2))
-  // b dials a through a proxy: the link is cut a moment before a is lost, so a acks readings b never mirrors.
-  const proxy = new CuttableProxy({ host: '127.0.0.1', port: ports.get('a/leafnode') as number })
-  await proxy.start()
-  const sites = new LocalSites(topo, dir, undefined, `nats-leaf://127.0.0.1:${proxy.port}`)
-  const cleanups: Array<() => Promise<unknown>> = []
-  t.teardown(async () => {
-    for (const c of cleanups.reverse()) await c().catch(() => undefined)
-    await sites.stopAll()
-    await proxy.stop()
-    await rm(dir, { recursive: true, force: true })
+  let topoFile = ''
+  const { proxy: px, sites, nc, cfg, conn, envOf, cleanups } = await startTwoSites(t, {
+    partitions: P, tmpPrefix: 'pw-procedure-', proxy: true,
+    // b dials a through a proxy: the link is cut a moment before a is lost, so a acks readings b never mirrors.
+    beforeStart: async (topo, dir) => {
+      topoFile = join(dir, 'sites.json')
+      await writeFile(topoFile, JSON.stringify(topo, null, 2))
+    },
   })
-  await sites.start()
-  const conn = async (site: string): Promise<NatsConnection> => {
-    const nc = await connect({ servers: sites.natsUrl(site), noAsyncTraces: true, maxReconnectAttempts: -1, reconnectTimeWait: 250 })
-    cleanups.push(() => nc.close())
-    return nc
-  }
-  let ncA = await conn('a')
-  const ncB = await conn('b')
-  await waitForLink(ncB, 'a')
-  await waitForLink(ncA, 'b')
-  const cfgOf = (site: string): RuntimeConfig => compileConfig({
-    site, natsUrl: sites.natsUrl(site), partitions: P, peer: { site: site === 'a' ? 'b' : 'a' },
-    homePartitions: siteOf(topo, site).homePartitions, heartbeatMs: 250, leaseTtlMs: 2_000, checkpointIntervalMs: 250, workerId: `${site}-1`,
-  })
-  const cfgA = cfgOf('a')
-  const cfgB = cfgOf('b')
-  await provision(ncA, await jetstreamManager(ncA), cfgA)
-  await provision(ncB, await jetstreamManager(ncB), cfgB)
-  const envOf = (c: RuntimeConfig): Record<string, string> => ({
-    PITWALL_SITE: c.site, PITWALL_NATS_URL: c.natsUrl, PITWALL_PARTITIONS: String(P), PITWALL_PEER_SITE: c.peer?.site ?? '',
-    PITWALL_HOME_PARTITIONS: c.homePartitions.join(','), PITWALL_HEARTBEAT_MS: '250', PITWALL_LEASE_TTL_MS: '2000',
-    PITWALL_CHECKPOINT_INTERVAL_MS: '250',
-  })
+  const proxy = px as CuttableProxy
+  let ncA = nc.a
+  const ncB = nc.b
+  const cfgA = cfg.a
+  const cfgB = cfg.b
   const script = distPath('test/fixtures/worker-main.js')
   const startWorker = (c: RuntimeConfig): WorkerProc => {
     const w = spawnWorker(script, `${c.site}-1`, envOf(c))

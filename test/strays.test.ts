@@ -13,27 +13,21 @@
  * readings (in windows or late, the owner's live state) and their sum equal what was acknowledged at either
  * site. Real nats-servers (rendered configs, MQTT listeners), real workers as processes, the real `mqtt` client.
  */
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { jetstream, jetstreamManager } from '@nats-io/jetstream'
-import { connect, type NatsConnection } from '@nats-io/transport-node'
+import { jetstream } from '@nats-io/jetstream'
+import type { NatsConnection } from '@nats-io/transport-node'
 import mqtt, { type MqttClient } from 'mqtt'
 import t from 'tap'
-import { compileConfig, type RuntimeConfig } from '../actors/config.js'
 import { takeBack } from '../actors/handover.js'
-import { provision } from '../actors/provision.js'
 import { queryDeps, queryEntity } from '../actors/query.js'
 import { buildProfiles } from '../actors/runtime.js'
 import { deviceSubject, partitionOf } from '../actors/subjects.js'
 import { SiteController } from '../sites/controller.js'
-import { localTopology } from '../sites/local-topology.js'
-import { LocalSites, waitForLink } from '../sites/servers.js'
-import { siteOf, validateTopology } from '../sites/topology.js'
+import { waitForLink } from '../sites/servers.js'
+import { validateTopology } from '../sites/topology.js'
 import { sumProfile } from './fixtures/sum-profile.js'
 import { distPath, kill, spawnWorker, type WorkerProc } from './helpers/cluster.js'
-import { freePort } from './helpers/nats.js'
 import { readAll, waitQuiet, waitRelays } from './helpers/failover.js'
+import { startTwoSites } from './helpers/two-sites.js'
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 const P = 8
@@ -45,43 +39,17 @@ type Transport = 'nats' | 'mqtt'
 interface Acked { id: string; v: number; site: string; transport: Transport; epoch: Epoch; stray: boolean }
 
 t.test('a reading acknowledged at either site is applied once, whatever site the device reached', async (t) => {
-  const ports = new Map<string, number>()
-  for (const s of ['a', 'b']) for (const k of ['client', 'cluster', 'leafnode', 'mqtt']) ports.set(`${s}/${k}`, await freePort())
-  const base = localTopology({ partitions: P, port: (s, _i, k) => ports.get(`${s}/${k}`) as number })
-  const topo = validateTopology({
-    ...base,
-    sites: base.sites.map((s) => ({ ...s, members: s.members.map((m) => ({ ...m, mqttPort: ports.get(`${s.name}/mqtt`) as number })) })) as typeof base.sites,
+  const { ports, sites, nc: first, cfg, conn, envOf, cleanups } = await startTwoSites(t, {
+    partitions: P, tmpPrefix: 'pw-strays-', tickIntervalMs: 1_000, extraPorts: ['mqtt'],
+    shape: (base, ports) => validateTopology({
+      ...base,
+      sites: base.sites.map((s) => ({ ...s, members: s.members.map((m) => ({ ...m, mqttPort: ports.get(`${s.name}/mqtt`) as number })) })) as typeof base.sites,
+    }),
   })
-  const dir = await mkdtemp(join(tmpdir(), 'pw-strays-'))
-  const sites = new LocalSites(topo, dir)
-  const cleanups: Array<() => Promise<unknown>> = []
-  t.teardown(async () => {
-    for (const c of cleanups.reverse()) await c().catch(() => undefined)
-    await sites.stopAll()
-    await rm(dir, { recursive: true, force: true })
-  })
-  await sites.start()
-  const conn = (site: string): Promise<NatsConnection> => connect({ servers: sites.natsUrl(site), noAsyncTraces: true, maxReconnectAttempts: -1, reconnectTimeWait: 250 })
-  let ncA = await conn('a')
-  const ncB = await conn('b')
-  cleanups.push(() => ncB.close())
-  cleanups.push(() => ncA.close())
-  await waitForLink(ncB, 'a')
-  await waitForLink(ncA, 'b')
-  const cfgOf = (site: string): RuntimeConfig => compileConfig({
-    site, natsUrl: sites.natsUrl(site), partitions: P, peer: { site: site === 'a' ? 'b' : 'a' },
-    homePartitions: siteOf(topo, site).homePartitions, heartbeatMs: 250, leaseTtlMs: 2_000, checkpointIntervalMs: 250,
-    tickIntervalMs: 1_000, workerId: `${site}-1`,
-  })
-  const cfgA = cfgOf('a')
-  const cfgB = cfgOf('b')
-  await provision(ncA, await jetstreamManager(ncA), cfgA)
-  await provision(ncB, await jetstreamManager(ncB), cfgB)
-  const envOf = (c: RuntimeConfig): Record<string, string> => ({
-    PITWALL_SITE: c.site, PITWALL_NATS_URL: c.natsUrl, PITWALL_PARTITIONS: String(P), PITWALL_PEER_SITE: c.peer?.site ?? '',
-    PITWALL_HOME_PARTITIONS: c.homePartitions.join(','), PITWALL_HEARTBEAT_MS: '250', PITWALL_LEASE_TTL_MS: '2000',
-    PITWALL_CHECKPOINT_INTERVAL_MS: '250',
-  })
+  let ncA = first.a
+  const ncB = first.b
+  const cfgA = cfg.a
+  const cfgB = cfg.b
   const script = distPath('test/fixtures/worker-main.js')
   let workerA: WorkerProc = spawnWorker(script, 'a-1', envOf(cfgA))
   cleanups.push(() => kill(workerA, 'SIGKILL'))

@@ -7,7 +7,11 @@ import { existsSync } from 'node:fs'
 import { join, sep } from 'node:path'
 import { jetstream } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
+import { jetstreamManager } from '@nats-io/jetstream'
+import { compileConfig } from '../../actors/config.js'
+import { provision } from '../../actors/provision.js'
 import { partitionOf, tlmSubject } from '../../actors/subjects.js'
+import { connectTo, startNats } from './nats.js'
 import type { TraceItem } from './trace.js'
 
 const root = join(import.meta.dirname, '..', '..')
@@ -72,6 +76,33 @@ export async function feed(nc: NatsConnection, site: string, partitions: number,
     if (ahead > 0) await new Promise((r) => setTimeout(r, ahead))
   }
   return sent
+}
+
+/**
+ * The production-profile crash tests' cluster: a private nats-server with the site's streams provisioned, a
+ * connection to it, and 3 worker processes of test/fixtures/worker-prod-main (the production worker body and
+ * profiles; heartbeat 200 ms, lease 1.5 s, checkpoints every 300 ms). `respawn(i)` starts worker i's next
+ * generation (for killLoop). Everything is stopped at `t`'s teardown.
+ */
+export async function startProdWorkers(t: { teardown(fn: () => unknown): void }, site: string, partitions: number):
+  Promise<{ nc: NatsConnection; workers: WorkerProc[]; respawn: (i: number) => WorkerProc }> {
+  const srv = await startNats()
+  t.teardown(() => srv.stop())
+  const nc = await connectTo(srv.url)
+  t.teardown(() => nc.close())
+  const env = {
+    PITWALL_NATS_URL: srv.url, PITWALL_SITE: site, PITWALL_PARTITIONS: String(partitions), PITWALL_HEARTBEAT_MS: '200',
+    PITWALL_LEASE_TTL_MS: '1500', PITWALL_CHECKPOINT_INTERVAL_MS: '300', PITWALL_MAX_IN_FLIGHT: '4000',
+  }
+  await provision(nc, await jetstreamManager(nc), compileConfig({ natsUrl: srv.url, site, partitions }))
+  const script = distPath('test/fixtures/worker-prod-main.js')
+  let gen = 0
+  const respawn = (i: number): WorkerProc => spawnWorker(script, `w${i}-g${gen++}`, env)
+  const workers: WorkerProc[] = [0, 1, 2].map(respawn)
+  t.teardown(async () => {
+    for (const w of workers) await kill(w, 'SIGKILL')
+  })
+  return { nc, workers, respawn }
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))

@@ -16,7 +16,7 @@ import type { AlertBody, LateBody, Output, Reading, WindowBody } from '../../act
 import { sleep } from './cluster.js'
 import { ENV_FIELDS, ENV_RULES, type EnvMsg, referenceEnvironment, windowKey } from './ref-environment.js'
 import { fencedOutputs as outputs, readAll } from './streams.js'
-import { rng } from './trace.js'
+import { interleaveResends, rng } from './trace.js'
 
 const STEP_MS = 10_000
 const BASE = 1_800_000_000_000
@@ -76,20 +76,7 @@ export function makeEnvPlan(seed: number, n: number, sensors: number): EnvPlan {
     else if (u < 0.025) ts -= 60_000 + Math.floor(r() * 140_000)
     plan.push({ id: `s${e}`, reading: reading(e, ts, i), resend: false })
   }
-  let resends = 0
-  const withResends: Send[] = []
-  const later = new Map<number, Send[]>()
-  for (let i = 0; i < plan.length; i++) {
-    const s = plan[i] as Send
-    withResends.push(s, ...(later.get(i) ?? []))
-    later.delete(i)
-    if (r() < 0.015) {
-      const at = Math.min(plan.length - 1, i + 1 + Math.floor(r() * 3_000))
-      later.set(at, [...(later.get(at) ?? []), { ...s, resend: true }])
-      resends++
-    }
-  }
-  for (const rest of later.values()) withResends.push(...rest)
+  const { plan: withResends, resends } = interleaveResends(plan, r, 0.015, 3_000)
   for (let e = 0; e < sensors; e++) withResends.push({ id: `s${e}`, reading: reading(e, (clock[e] as number) + 3_600_000, n + e), resend: false })
   return { plan: withResends, resends }
 }

@@ -13,6 +13,14 @@
  * for the blocks this maps (job, group, task, update, restart, network/port, service/check, resources, template,
  * constraint) and accepts the others' names without mapping them (affinity, spread, vault, volume ...); config,
  * env and meta are free-form maps, as in Nomad.
+ *
+ * What it evaluates, and what it refuses instead of passing through (docs/deploy.md, "The HCL parser of the tests"):
+ * - variables: a value must suit the declared `type` (string, number, bool; HCL's conversions: 16 -> "16" for a
+ *   string, "16" -> 16 for a number, "true" -> true), else `Invalid value for variable`;
+ * - interpolations: `${var.<name>}` is substituted, Nomad's runtime interpolations (`${NOMAD_*}`, `${attr.*}`,
+ *   `${node.*}`, `${meta.*}`, `${env.*}`, `${device.*}`) are kept, `$${` is a literal `${`; any other expression
+ *   (functions, locals, operators, unknown roots) is an error naming it, not kept verbatim as if Nomad would;
+ * - numbers of the mapped fields (count, priority, cpu, memory, ports, update and restart counts) must be numbers.
  */
 import { parse } from '@cdktf/hcl2json'
 
@@ -135,19 +143,30 @@ export function durationNs(v: Json | undefined): number {
   return total
 }
 
-/** Substitutes `var.x` references in every string of `v`. */
+/** Nomad's runtime interpolations, left for the client to fill (jobspec2 keeps them as they are). */
+const RUNTIME = /^(?:NOMAD_[A-Za-z0-9_]+|(?:attr|node|meta|env|device)\.[A-Za-z0-9_.\-]+)$/
+
+/** The value of one `${...}` expression: a variable, or a runtime interpolation kept as it is; else an error. */
+function interpolate(expr: string, vars: Record<string, Json>, where: string): Json {
+  const ref = /^var\.([A-Za-z0-9_]+)$/.exec(expr)
+  if (ref) {
+    const name = ref[1]!
+    if (!(name in vars)) throw new HclError(`${where}: Unknown variable: There is no variable named "${name}".`)
+    return vars[name]!
+  }
+  if (RUNTIME.test(expr)) return `\${${expr}}`
+  const unknown = [...expr.matchAll(/\bvar\.([A-Za-z0-9_]+)/g)].map((m) => m[1]!).find((n) => !(n in vars))
+  if (unknown !== undefined) throw new HclError(`${where}: Unknown variable: There is no variable named "${unknown}".`)
+  throw new HclError(`${where}: Unsupported expression "\${${expr}}": this parser substitutes var.<name> and keeps Nomad's runtime ` +
+    'interpolations (NOMAD_*, attr.*, node.*, meta.*, env.*, device.*); functions, locals and operators are not evaluated here')
+}
+
+/** Substitutes `${...}` interpolations in every string of `v` (`$${` is a literal `${`). */
 function subst(v: Json, vars: Record<string, Json>, where: string): Json {
   if (typeof v === 'string') {
-    const whole = /^\$\{var\.([A-Za-z0-9_]+)\}$/.exec(v)
-    if (whole) {
-      const name = whole[1]!
-      if (!(name in vars)) throw new HclError(`${where}: Unknown variable: There is no variable named "${name}".`)
-      return vars[name]!
-    }
-    return v.replace(/\$\{var\.([A-Za-z0-9_]+)\}/g, (_m, name: string) => {
-      if (!(name in vars)) throw new HclError(`${where}: Unknown variable: There is no variable named "${name}".`)
-      return String(vars[name])
-    })
+    const whole = /^\$\{([^{}]*)\}$/.exec(v)
+    if (whole) return interpolate(whole[1]!, vars, where)
+    return v.replace(/\$?\$\{([^{}]*)\}/g, (m, expr: string) => (m.startsWith('$$') ? m.slice(1) : String(interpolate(expr, vars, where))))
   }
   if (Array.isArray(v)) return v.map((x) => subst(x, vars, where))
   if (isObj(v)) {
@@ -178,7 +197,13 @@ function labelled(o: JsonObject, key: string): Array<[string, JsonObject]> {
 }
 
 const str = (v: Json | undefined): string | undefined => (v === undefined || v === null ? undefined : String(v))
-const num = (v: Json | undefined): number | undefined => (v === undefined || v === null ? undefined : Number(v))
+/** A number field (`name`), with HCL's string -> number conversion; anything else is Nomad's "Unsuitable value type". */
+const num = (v: Json | undefined, name: string): number | undefined => {
+  if (v === undefined || v === null) return undefined
+  const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN
+  if (!Number.isFinite(n)) throw new HclError(`${name}: Unsuitable value type; Unsuitable value: a number is required, got ${JSON.stringify(v)}.`)
+  return n
+}
 
 function stringMap(o: JsonObject | undefined): Record<string, string> | null {
   if (!o) return null
@@ -204,7 +229,7 @@ function service(s: JsonObject): JsonObject {
 function update(u: JsonObject | undefined): JsonObject | null {
   if (!u) return null
   return {
-    MaxParallel: num(u.max_parallel) ?? 1, Canary: num(u.canary) ?? 0, AutoRevert: u.auto_revert === true,
+    MaxParallel: num(u.max_parallel, 'update.max_parallel') ?? 1, Canary: num(u.canary, 'update.canary') ?? 0, AutoRevert: u.auto_revert === true,
     AutoPromote: u.auto_promote === true, HealthCheck: str(u.health_check) ?? 'checks',
     MinHealthyTime: durationNs(u.min_healthy_time ?? '10s'), HealthyDeadline: durationNs(u.healthy_deadline ?? '5m'),
     ProgressDeadline: durationNs(u.progress_deadline ?? '10m'), Stagger: durationNs(u.stagger ?? '30s'),
@@ -221,7 +246,7 @@ function task(name: string, t: JsonObject): JsonObject {
       ChangeMode: str(x.change_mode) ?? 'restart', ChangeSignal: str(x.change_signal) ?? '',
       Splay: durationNs(x.splay ?? '5s'), LeftDelim: str(x.left_delimiter) ?? '{{', RightDelim: str(x.right_delimiter) ?? '}}',
     })),
-    Resources: res ? { CPU: num(res.cpu) ?? 100, MemoryMB: num(res.memory) ?? 300 } : null,
+    Resources: res ? { CPU: num(res.cpu, `task "${name}" > resources.cpu`) ?? 100, MemoryMB: num(res.memory, `task "${name}" > resources.memory`) ?? 300 } : null,
     KillTimeout: durationNs(t.kill_timeout ?? '5s'), KillSignal: str(t.kill_signal) ?? '',
     Services: blocks(t, 'service').map(service),
   }
@@ -230,15 +255,15 @@ function task(name: string, t: JsonObject): JsonObject {
 function group(name: string, g: JsonObject): JsonObject {
   const restart = blocks(g, 'restart')[0]
   return {
-    Name: name, Count: num(g.count) ?? 1,
+    Name: name, Count: num(g.count, `group "${name}" > count`) ?? 1,
     Constraints: blocks(g, 'constraint').map((c) => ({ LTarget: str(c.attribute) ?? '', RTarget: str(c.value) ?? '', Operand: str(c.operator) ?? '=' })),
     RestartPolicy: restart
-      ? { Attempts: num(restart.attempts) ?? 2, Interval: durationNs(restart.interval ?? '30m'), Delay: durationNs(restart.delay ?? '15s'), Mode: str(restart.mode) ?? 'fail' }
+      ? { Attempts: num(restart.attempts, `group "${name}" > restart.attempts`) ?? 2, Interval: durationNs(restart.interval ?? '30m'), Delay: durationNs(restart.delay ?? '15s'), Mode: str(restart.mode) ?? 'fail' }
       : null,
     Networks: blocks(g, 'network').map((n) => {
       const ports = labelled(n, 'port')
       return {
-        ReservedPorts: ports.filter(([, p]) => p.static !== undefined).map(([label, p]) => ({ Label: label, Value: num(p.static) ?? 0 })),
+        ReservedPorts: ports.filter(([, p]) => p.static !== undefined).map(([label, p]) => ({ Label: label, Value: num(p.static, `port "${label}" > static`) ?? 0 })),
         DynamicPorts: ports.filter(([, p]) => p.static === undefined).map(([label]) => ({ Label: label, Value: 0 })),
       }
     }),
@@ -250,10 +275,39 @@ function group(name: string, g: JsonObject): JsonObject {
 }
 
 /** Declared variables of a parsed file: name -> default (undefined when required). */
-export function declaredVariables(doc: JsonObject): Map<string, { default: Json | undefined; description: string | undefined }> {
-  const out = new Map<string, { default: Json | undefined; description: string | undefined }>()
-  for (const [name, v] of labelled(doc, 'variable')) out.set(name, { default: v.default, description: str(v.description) })
+export function declaredVariables(doc: JsonObject): Map<string, { default: Json | undefined; description: string | undefined; type: string | undefined }> {
+  const out = new Map<string, { default: Json | undefined; description: string | undefined; type: string | undefined }>()
+  for (const [name, v] of labelled(doc, 'variable')) {
+    const type = typeof v.type === 'string' ? v.type.replace(/^\$\{(.*)\}$/, '$1') : undefined
+    out.set(name, { default: v.default, description: str(v.description), type })
+  }
   return out
+}
+
+/** A variable's value converted to its declared type as HCL converts (string, number, bool), else an error. */
+function typed(name: string, type: string | undefined, v: Json): Json {
+  const bad = (what: string): HclError =>
+    new HclError(`Invalid value for variable "${name}": The given value ${JSON.stringify(v)} is not suitable for var.${name}: ${what} is required.`)
+  switch (type) {
+    case undefined: case 'any': return v
+    case 'string':
+      if (typeof v === 'string') return v
+      if (typeof v === 'number' || typeof v === 'boolean') return String(v)
+      throw bad('string')
+    case 'number': {
+      const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN
+      if (!Number.isFinite(n)) throw bad('a number')
+      return n
+    }
+    case 'bool':
+      if (typeof v === 'boolean') return v
+      if (v === 'true' || v === 'false') return v === 'true'
+      throw bad('bool')
+    default:
+      if (/^(list|set|tuple)\(/.test(type) && !Array.isArray(v)) throw bad(type)
+      if (/^(map|object)\(/.test(type) && !isObj(v)) throw bad(type)
+      return v
+  }
 }
 
 /** Parses a job file with a var file's text; returns the API job (not canonicalized beyond what is listed). */
@@ -270,12 +324,12 @@ export async function parseJob(jobHcl: string, varFile = ''): Promise<JsonObject
   const vars: Record<string, Json> = {}
   for (const [name, value] of Object.entries(given)) {
     if (!declared.has(name)) throw new HclError(`Undefined variable: A variable named "${name}" was assigned a value, but the root module does not declare a variable of that name.`)
-    vars[name] = value
+    vars[name] = typed(name, declared.get(name)?.type, value)
   }
   for (const [name, d] of declared) {
     if (name in vars) continue
     if (d.default === undefined) throw new HclError(`Unset variable "${name}": A used variable must be set or have a default value.`)
-    vars[name] = d.default
+    vars[name] = typed(name, d.type, d.default)
   }
   for (const k of Object.keys(doc)) {
     if (!['job', 'variable', 'locals'].includes(k)) throw new HclError(`Unsupported block type; Blocks of type "${k}" are not expected here.${didYouMean(k, ['job', 'variable', 'locals'])}`)
@@ -294,7 +348,7 @@ export async function parseJob(jobHcl: string, varFile = ''): Promise<JsonObject
   })
   return {
     ID: id, Name: id, Region: str(j.region) ?? 'global', Namespace: str(j.namespace) ?? 'default',
-    Datacenters: (j.datacenters as Json[] | undefined) ?? ['*'], Type: str(j.type) ?? 'service', Priority: num(j.priority) ?? 50,
+    Datacenters: (j.datacenters as Json[] | undefined) ?? ['*'], Type: str(j.type) ?? 'service', Priority: num(j.priority, 'priority') ?? 50,
     Meta: stringMap(blocks(j, 'meta')[0]), Update: up, TaskGroups: groups,
   }
 }

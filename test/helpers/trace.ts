@@ -19,6 +19,29 @@ export function rng(seed: number): () => number {
   }
 }
 
+/**
+ * Interleaves re-sends into a send plan: after each item, with probability `p` (one draw of `r`), a copy marked
+ * `resend` is scheduled 1..`within` items later (a second draw); copies due past the end follow it. Returns the
+ * plan with the copies and their count. Both crash tests (env-trace.ts, crash-race.test.ts) draw through this.
+ */
+export function interleaveResends<T extends { resend: boolean }>(plan: readonly T[], r: () => number, p: number, within: number): { plan: T[]; resends: number } {
+  let resends = 0
+  const out: T[] = []
+  const later = new Map<number, T[]>()
+  for (let i = 0; i < plan.length; i++) {
+    const s = plan[i] as T
+    out.push(s, ...(later.get(i) ?? []))
+    later.delete(i)
+    if (r() < p) {
+      const at = Math.min(plan.length - 1, i + 1 + Math.floor(r() * within))
+      later.set(at, [...(later.get(at) ?? []), { ...s, resend: true }])
+      resends++
+    }
+  }
+  for (const rest of later.values()) out.push(...rest)
+  return { plan: out, resends }
+}
+
 export interface TraceItem { kind: 'sensor'; id: string; ts: number; v: number; rid: string; dup: boolean }
 
 /**

@@ -57,6 +57,7 @@
  * logit, detector slots. Replay-deterministic: everything is a function of the readings in stream order.
  */
 import { defineActor } from '../../actor.js'
+import * as alert from '../../alerts.js'
 import type { ActorContext } from '../../actor.js'
 import { ThresholdForDuration } from '../../detectors.js'
 import type { DetectorEvent, ThresholdOptions } from '../../detectors.js'
@@ -599,10 +600,10 @@ const riskOf = (lg: number): number => 100 / (1 + Math.exp(-lg))
 
 function emitAlert(ctx: ActorContext, type: string, severity: Severity, ev: DetectorEvent, ts: number, value: number, threshold: number,
   explanation: string, details: Record<string, unknown>): void {
-  const alertId = `${ctx.entity.kind}:${ctx.entity.id}:${type}:${ev.start}`
+  const alertId = alert.alertId(ctx.entity, type, ev.start)
   const body: AlertBody = { alertId, type, severity, state: ev.state, start: ev.start, value, threshold, explanation, details }
   if (ev.end !== undefined) body.end = ev.end
-  ctx.emit('alert', `${alertId}:${ev.state}:${ctx.seq}`, ts, body)
+  alert.emitAlert(ctx, ts, body)
 }
 
 /** risk_high after a completed period: hold before opening, update on growth, clear after a calm run. */
@@ -751,11 +752,11 @@ function query(s: AssetState, ctx: { entity: EntityRef; watermark: number; lastS
   const alerts: Array<{ type: string; severity: Severity; alertId: string; start: number }> = []
   const td = new ThresholdForDuration(k.danger, s.d, 0)
   if (td.active && td.start !== undefined) {
-    alerts.push({ type: c.danger.type, severity: c.danger.severity, alertId: `${ctx.entity.kind}:${ctx.entity.id}:${c.danger.type}:${td.start}`, start: td.start })
+    alerts.push({ type: c.danger.type, severity: c.danger.severity, alertId: alert.alertId(ctx.entity, c.danger.type, td.start), start: td.start })
   }
   if (at(s.d, TS + A_PHASE) === 1) {
     const start = at(s.d, TS + A_START)
-    alerts.push({ type: c.riskHigh.type, severity: c.riskHigh.severity, alertId: `${ctx.entity.kind}:${ctx.entity.id}:${c.riskHigh.type}:${start}`, start })
+    alerts.push({ type: c.riskHigh.type, severity: c.riskHigh.severity, alertId: alert.alertId(ctx.entity, c.riskHigh.type, start), start })
   }
   return {
     risk: orNull(s.r),

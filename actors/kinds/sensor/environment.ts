@@ -25,6 +25,7 @@
  * State is a handful of flat number arrays (see EnvironmentState) so an active sensor stays well under 2 KiB.
  */
 import { defineActor } from '../../actor.js'
+import * as alert from '../../alerts.js'
 import type { ActorContext, FiredTimer } from '../../actor.js'
 import { Staleness, ThresholdForDuration } from '../../detectors.js'
 import type { DetectorEvent, ThresholdOptions } from '../../detectors.js'
@@ -285,11 +286,11 @@ function fmt(v: number): string {
 
 function emitAlert(ctx: ActorContext, type: string, severity: Severity, ev: DetectorEvent, ts: number, explanation: string,
   details: Record<string, unknown>): void {
-  const alertId = `${ctx.entity.kind}:${ctx.entity.id}:${type}:${ev.start}`
+  const alertId = alert.alertId(ctx.entity, type, ev.start)
   const body: AlertBody = { alertId, type, severity, state: ev.state, start: ev.start, value: ev.value, threshold: ev.threshold,
     explanation, details: { peak: ev.peak, ...details } }
   if (ev.end !== undefined) body.end = ev.end
-  ctx.emit('alert', `${alertId}:${ev.state}:${ctx.seq}`, ts, body)
+  alert.emitAlert(ctx, ts, body)
 }
 
 function explainField(a: FieldAlertConfig, ev: DetectorEvent): string {
@@ -393,7 +394,7 @@ function query(s: EnvironmentState, ctx: { entity: EntityRef; watermark: number;
   const alerts: Array<{ type: string; severity: Severity; alertId: string; start: number; peak: number | null }> = []
   const open = (type: string, severity: Severity, start: number | undefined, peak: number | undefined): void => {
     if (start === undefined) return
-    alerts.push({ type, severity, alertId: `${ctx.entity.kind}:${ctx.entity.id}:${type}:${start}`, start, peak: orNull(peak) })
+    alerts.push({ type, severity, alertId: alert.alertId(ctx.entity, type, start), start, peak: orNull(peak) })
   }
   const d = unpackSlots(s.s, k.dOff, k.blank)
   k.alerts.forEach((a, i) => {

@@ -47,6 +47,7 @@
  * State: ~40 numbers plus a ring of cyber.replayWindow fingerprints (default 720: one hour at 5 s).
  */
 import { defineActor } from '../../actor.js'
+import * as alert from '../../alerts.js'
 import type { ActorContext } from '../../actor.js'
 import { ConfigError, RuntimeErrorCodes, SnapshotError } from '../../errors.js'
 import { outOfService } from '../../service.js'
@@ -362,7 +363,7 @@ function features(parts: Array<[string, number, number]>): Feature[] {
 interface Finding { type: number; value: number; threshold: number; reason: string; features: Feature[]; peak?: number; slow?: boolean }
 
 function alertIdOf(e: EntityRef, type: number, start: number): string {
-  return `${e.kind}:${e.id}:${PLANT_ANOMALIES[type] as string}:${start}`
+  return alert.alertId(e, PLANT_ANOMALIES[type] as string, start)
 }
 
 function openAlert(s: ProcessState, ctx: ActorContext, c: ProcessConfig, f: Finding, ts: number, start: number): void {
@@ -372,7 +373,7 @@ function openAlert(s: ProcessState, ctx: ActorContext, c: ProcessConfig, f: Find
   const body: AlertBody = { alertId, type: name, severity: c.severities[name], state: 'open', start, value: f.value,
     threshold: f.threshold, explanation: `${s.stage || 'plant'} ${s.type || 'sensor'}: ${f.reason} (driven by ${top})`,
     details: { stage: s.stage, sensorType: s.type, features: f.features, reason: f.reason } }
-  ctx.emit('alert', `${alertId}:open:${ctx.seq}`, ts, body)
+  alert.emitAlert(ctx, ts, body)
   s.v[L.AT] = f.type
   s.v[L.AS] = start
   // Peak: |medium mean| for a drift (see the close rule), the value otherwise.
@@ -394,7 +395,7 @@ function updateAlert(s: ProcessState, ctx: ActorContext, c: ProcessConfig, f: Fi
   const start = s.v[L.AS] as number
   const alertId = alertIdOf(ctx.entity, type, start)
   const top = f.features.slice(0, 3).map((x) => `${x.feature} ${Math.round(x.share * 100)} %`).join(', ')
-  ctx.emit('alert', `${alertId}:update:${ctx.seq}`, ts, { alertId, type: name, severity: c.severities[name], state: 'update', start, value: f.value,
+  alert.emitAlert(ctx, ts, { alertId, type: name, severity: c.severities[name], state: 'update', start, value: f.value,
     threshold: f.threshold, explanation: `${s.stage || 'plant'} ${s.type || 'sensor'}: ${f.reason} (driven by ${top})`,
     details: { stage: s.stage, sensorType: s.type, features: f.features, reason: f.reason } })
   s.v[L.UPD] = f.peak ?? NaN
@@ -406,7 +407,7 @@ function closeAlert(s: ProcessState, ctx: ActorContext, c: ProcessConfig, ts: nu
   const name = PLANT_ANOMALIES[type] as PlantAnomaly
   const start = s.v[L.AS] as number
   const alertId = alertIdOf(ctx.entity, type, start)
-  ctx.emit('alert', `${alertId}:close:${ctx.seq}`, ts, { alertId, type: name, severity: c.severities[name], state: 'close', start,
+  alert.emitAlert(ctx, ts, { alertId, type: name, severity: c.severities[name], state: 'close', start,
     end: ts, value, threshold: 0, explanation: `${s.stage || 'plant'} ${s.type || 'sensor'}: ${why}`,
     details: { stage: s.stage, sensorType: s.type, peak: s.v[L.AP] } })
   s.v[L.AT] = NONE

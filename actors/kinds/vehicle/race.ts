@@ -43,6 +43,7 @@
  *   temperature. After a pit stop the last-lap pace is forgotten until the next valid lap.
  */
 import { defineActor } from '../../actor.js'
+import * as alert from '../../alerts.js'
 import type { ActorContext } from '../../actor.js'
 import { ThresholdForDuration } from '../../detectors.js'
 import type { DetectorEvent, ThresholdOptions } from '../../detectors.js'
@@ -286,7 +287,7 @@ function openAlert(s: RaceState, ctx: ActorContext, type: RaceAnomaly, start: nu
   const prev = s.lastStart[type]
   const st = prev !== undefined && start <= prev ? prev + 1 : start
   s.lastStart[type] = st
-  const id = `${ctx.entity.kind}:${ctx.entity.id}:${type}:${st}`
+  const id = alert.alertId(ctx.entity, type, st)
   s.alerts[type] = { id, start: st, value, threshold, peak: typeof details.peak === 'number' ? details.peak : value }
   emitAlert(ctx, type, 'open', s.alerts[type], ts, undefined, value, threshold, explanation, details)
 }
@@ -294,7 +295,7 @@ function openAlert(s: RaceState, ctx: ActorContext, type: RaceAnomaly, start: nu
 function emitAlert(ctx: ActorContext, type: RaceAnomaly, state: AlertState, a: OpenAlert, ts: number, end: number | undefined,
   value: number, threshold: number, explanation: string, details: Record<string, unknown>): void {
   const body = { alertId: a.id, type, severity: RACE_ANOMALIES[type], state, start: a.start, value, threshold, explanation, details }
-  ctx.emit('alert', `${a.id}:${state}:${ctx.seq}`, ts, end === undefined ? body : { ...body, end })
+  alert.emitAlert(ctx, ts, end === undefined ? body : { ...body, end })
 }
 
 function updateAlert(s: RaceState, ctx: ActorContext, type: RaceAnomaly, ts: number, value: number, peak: number,

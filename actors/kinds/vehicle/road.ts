@@ -55,6 +55,7 @@
  * geofence id before the start for per-code / per-fence alerts (`vehicle:V1:dtc:P0301:<start>`).
  */
 import { defineActor } from '../../actor.js'
+import * as alert from '../../alerts.js'
 import type { ActorContext, FiredTimer, SnapshotCodec } from '../../actor.js'
 import { ConfigError, RuntimeErrorCodes, SnapshotError } from '../../errors.js'
 import { compileShape, GEOFENCES_REF, haversineM, validateShape, type CompiledShape, type GeofenceSet, type GeofenceShape } from '../../geo.js'
@@ -292,15 +293,10 @@ export interface RoadState {
 
 const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined)
 
-function alertId(e: EntityRef, type: string, start: number, sub?: string): string {
-  return sub === undefined ? `${e.kind}:${e.id}:${type}:${start}` : `${e.kind}:${e.id}:${type}:${sub}:${start}`
-}
-
 function emitAlert(ctx: ActorContext, ts: number, b: Omit<AlertBody, 'alertId'> & { sub?: string }): void {
   const { sub, ...rest } = b
-  const id = alertId(ctx.entity, b.type, b.start, sub)
-  const body: AlertBody = { alertId: id, ...rest }
-  ctx.emit('alert', `${id}:${b.state}:${ctx.seq}`, ts, body)
+  const body: AlertBody = { alertId: alert.alertId(ctx.entity, b.type, b.start, sub), ...rest }
+  alert.emitAlert(ctx, ts, body)
 }
 
 /**
@@ -1201,13 +1197,13 @@ function query(s: RoadState, q: { entity: EntityRef }): RoadView {
   for (const [id, st] of Object.entries(s.gf)) {
     if (st[0] === null) continue
     inside[id] = st[0]
-    open.push({ alertId: alertId(e, 'geofence', st[0], id), type: 'geofence', severity: 'info', start: st[0] })
+    open.push({ alertId: alert.alertId(e, 'geofence', st[0], id), type: 'geofence', severity: 'info', start: st[0] })
   }
-  for (const [code, start] of Object.entries(s.dtc)) open.push({ alertId: alertId(e, 'dtc', start, code), type: 'dtc', severity: 'warning', start })
-  if (s.oh[1] !== null) open.push({ alertId: alertId(e, 'engine_overheat', s.oh[1]), type: 'engine_overheat', severity: 'critical', start: s.oh[1] })
-  if (s.lf[1] !== null) open.push({ alertId: alertId(e, 'low_fuel', s.lf[1]), type: 'low_fuel', severity: 'warning', start: s.lf[1] })
-  if (s.idle?.[1] === 1) open.push({ alertId: alertId(e, 'idling', s.idle[0]), type: 'idling', severity: 'info', start: s.idle[0] })
-  if (s.stale !== null) open.push({ alertId: alertId(e, 'unit_offline', s.stale), type: 'unit_offline', severity: 'warning', start: s.stale })
+  for (const [code, start] of Object.entries(s.dtc)) open.push({ alertId: alert.alertId(e, 'dtc', start, code), type: 'dtc', severity: 'warning', start })
+  if (s.oh[1] !== null) open.push({ alertId: alert.alertId(e, 'engine_overheat', s.oh[1]), type: 'engine_overheat', severity: 'critical', start: s.oh[1] })
+  if (s.lf[1] !== null) open.push({ alertId: alert.alertId(e, 'low_fuel', s.lf[1]), type: 'low_fuel', severity: 'warning', start: s.lf[1] })
+  if (s.idle?.[1] === 1) open.push({ alertId: alert.alertId(e, 'idling', s.idle[0]), type: 'idling', severity: 'info', start: s.idle[0] })
+  if (s.stale !== null) open.push({ alertId: alert.alertId(e, 'unit_offline', s.stale), type: 'unit_offline', severity: 'warning', start: s.stale })
   return {
     position: s.fix ? { ts: s.fix[0], lat: s.fix[1], lon: s.fix[2], heading: s.heading } : null,
     speed: s.speed,

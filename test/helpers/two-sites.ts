@@ -1,0 +1,97 @@
+/**
+ * Two local sites for the two-site tests, started the same way each time: the local topology on free loopback ports,
+ * both sites' nats-servers (sites/servers.ts LocalSites) in a temp dir, b dialling a's leafnode (through a
+ * CuttableProxy the test can cut, with `proxy`), a connection to each site once the leafnode link is up both ways,
+ * each site's runtime config (worker `<site>-1`, heartbeat 250 ms, lease 2 s, checkpoints every 250 ms) provisioned,
+ * and the environment a worker process of that config gets. Everything stops at the test's teardown: first the
+ * test's own `cleanups` (last first), then the servers, the proxy and the temp dir.
+ */
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { Test } from 'tap'
+import { jetstreamManager } from '@nats-io/jetstream'
+import { connect, type NatsConnection } from '@nats-io/transport-node'
+import { compileConfig, type RuntimeConfig } from '../../actors/config.js'
+import { provision } from '../../actors/provision.js'
+import { localTopology } from '../../sites/local-topology.js'
+import { LocalSites, waitForLink } from '../../sites/servers.js'
+import { siteOf, type Topology } from '../../sites/topology.js'
+import { freePort } from './nats.js'
+import { CuttableProxy } from './proxy.js'
+
+export type Site = 'a' | 'b'
+
+export interface TwoSitesOptions {
+  partitions: number
+  /** Temp dir prefix, e.g. `pw-strays-`. */
+  tmpPrefix: string
+  /** b dials a's leafnode through a CuttableProxy (`proxy` of the result). */
+  proxy?: boolean
+  /** More ports per site (e.g. `mqtt`) and a change of the topology that uses them. */
+  extraPorts?: readonly string[]
+  shape?: (topo: Topology, ports: ReadonlyMap<string, number>) => Topology
+  /** Called with the topology and the temp dir before the servers start (e.g. to write a topology file). */
+  beforeStart?: (topo: Topology, dir: string) => Promise<void>
+  /** The runtimes' tick interval (default: the runtime's). */
+  tickIntervalMs?: number
+}
+
+export interface TwoSites {
+  topo: Topology
+  dir: string
+  ports: ReadonlyMap<string, number>
+  sites: LocalSites
+  proxy: CuttableProxy | undefined
+  /** The first connection to each site. */
+  nc: Record<Site, NatsConnection>
+  cfg: Record<Site, RuntimeConfig>
+  /** A new connection to a site (after a restart), closed at teardown. */
+  conn(site: Site): Promise<NatsConnection>
+  /** The environment of a worker process of `c`. */
+  envOf(c: RuntimeConfig): Record<string, string>
+  /** Run at teardown, last first, before the servers stop. */
+  cleanups: Array<() => Promise<unknown>>
+}
+
+/** Starts two sites as described above; stops them at `t`'s teardown. */
+export async function startTwoSites(t: Test, o: TwoSitesOptions): Promise<TwoSites> {
+  const ports = new Map<string, number>()
+  for (const s of ['a', 'b']) for (const k of ['client', 'cluster', 'leafnode', ...(o.extraPorts ?? [])]) ports.set(`${s}/${k}`, await freePort())
+  const base = localTopology({ partitions: o.partitions, port: (s, _i, k) => ports.get(`${s}/${k}`) as number })
+  const topo = o.shape ? o.shape(base, ports) : base
+  const dir = await mkdtemp(join(tmpdir(), o.tmpPrefix))
+  await o.beforeStart?.(topo, dir)
+  const proxy = o.proxy ? new CuttableProxy({ host: '127.0.0.1', port: ports.get('a/leafnode') as number }) : undefined
+  await proxy?.start()
+  const sites = new LocalSites(topo, dir, undefined, proxy ? `nats-leaf://127.0.0.1:${proxy.port}` : undefined)
+  const cleanups: Array<() => Promise<unknown>> = []
+  t.teardown(async () => {
+    for (const c of cleanups.reverse()) await c().catch(() => undefined)
+    await sites.stopAll()
+    await proxy?.stop()
+    await rm(dir, { recursive: true, force: true })
+  })
+  await sites.start()
+  const conn = async (site: Site): Promise<NatsConnection> => {
+    const nc = await connect({ servers: sites.natsUrl(site), noAsyncTraces: true, maxReconnectAttempts: -1, reconnectTimeWait: 250 })
+    cleanups.push(() => nc.close())
+    return nc
+  }
+  const nc = { a: await conn('a'), b: await conn('b') }
+  await waitForLink(nc.b, 'a')
+  await waitForLink(nc.a, 'b')
+  const cfgOf = (site: Site): RuntimeConfig => compileConfig({
+    site, natsUrl: sites.natsUrl(site), partitions: o.partitions, peer: { site: site === 'a' ? 'b' : 'a' },
+    homePartitions: siteOf(topo, site).homePartitions, heartbeatMs: 250, leaseTtlMs: 2_000, checkpointIntervalMs: 250,
+    ...(o.tickIntervalMs === undefined ? {} : { tickIntervalMs: o.tickIntervalMs }), workerId: `${site}-1`,
+  })
+  const cfg = { a: cfgOf('a'), b: cfgOf('b') }
+  for (const s of ['a', 'b'] as const) await provision(nc[s], await jetstreamManager(nc[s]), cfg[s])
+  const envOf = (c: RuntimeConfig): Record<string, string> => ({
+    PITWALL_SITE: c.site, PITWALL_NATS_URL: c.natsUrl, PITWALL_PARTITIONS: String(o.partitions), PITWALL_PEER_SITE: c.peer?.site ?? '',
+    PITWALL_HOME_PARTITIONS: c.homePartitions.join(','), PITWALL_HEARTBEAT_MS: '250', PITWALL_LEASE_TTL_MS: '2000',
+    PITWALL_CHECKPOINT_INTERVAL_MS: '250',
+  })
+  return { topo, dir, ports, sites, proxy, nc, cfg, conn, envOf, cleanups }
+}
