@@ -64,7 +64,7 @@ export interface PairConfig {
   driftMinutes: number
   /** |fast z| and |slow z| under which a minute is healthy enough for the regression to learn from. */
   learnZ: number
-  /** A minute teaches the scales its |mean| clipped at this many scales. */
+  /** A minute teaches a scale its |mean| clipped at this many scales. */
   scaleClipZ: number
   clearZ: number
   clearMinutes: number
@@ -301,13 +301,18 @@ function judge(s: PairState, ctx: ActorContext, c: PairConfig, ts: number, ma: n
     v[P.RGD] = ewa(n > 0 ? v[P.RGD] as number : NaN, g * d, n, mem)
     v[P.N] = n + 1
   }
-  // The scales learn from every minute no alert holds, each value clipped at scaleClipZ scales: learning only
-  // the minutes under learnZ would cut the tails off and shrink the scale minute after minute.
-  if (!out && !flat && at === NONE && n > 0 && (!warm || Math.abs(zf) <= c.malfunctionZ)) {
-    // (Unclipped over the first half hour, while the scales are still being found.)
-    const cf = n >= 30 ? c.scaleClipZ * fs : Infinity, cs = n >= 30 ? c.scaleClipZ * ss : Infinity
-    v[P.FSCALE] = ewa(v[P.FSCALE] as number, Math.min(Math.abs(v[P.FAST] as number), cf), n, c.fastScaleMinutes)
-    v[P.SSCALE] = ewa(v[P.SSCALE] as number, Math.min(Math.abs(v[P.SLOW] as number), cs), n, c.slowScaleMinutes)
+  // The scales learn from every minute no alert holds and whose fast |z| is within malfunctionZ, its |mean|
+  // clipped at scaleClipZ scales: gating them at learnZ would cut the tails off and shrink them minute after
+  // minute; the clip keeps an excursion that builds up from teaching them much.
+  if (!out && !flat && at === NONE && n > 0) {
+    // (Unclipped while the pair warms up: the scales are still being found.)
+    if (!warm || Math.abs(zf) <= c.malfunctionZ) {
+      v[P.FSCALE] = ewa(v[P.FSCALE] as number, Math.min(Math.abs(v[P.FAST] as number), warm ? c.scaleClipZ * fs : Infinity), n, c.fastScaleMinutes)
+    }
+    // The slow scale only while the slow mean is within scaleClipZ: a drift creeps under malfunctionZ for hours.
+    if (!warm || (Math.abs(zf) <= c.malfunctionZ && Math.abs(zs) < c.scaleClipZ)) {
+      v[P.SSCALE] = ewa(v[P.SSCALE] as number, Math.min(Math.abs(v[P.SLOW] as number), warm ? c.scaleClipZ * ss : Infinity), n, c.slowScaleMinutes)
+    }
   }
   const refMoved = Math.abs(zf) >= c.learnZ || Math.abs(zs) >= c.learnZ || at !== NONE
   if (!refMoved || Number.isNaN(v[P.REFA] as number)) {
