@@ -74,6 +74,9 @@ export const ALERT_DETAILS: ReadonlyArray<{ types: readonly string[]; profile: s
       stage: Type.Optional(Type.String()), sensorType: Type.Optional(Type.String()),
       features: Type.Optional(Type.Array(ProcessFeature, { description: 'the features that drove the finding, largest share first' })),
       reason: Type.Optional(Type.String()), peak: Type.Optional(NumOrNull),
+      sensor: Type.Optional(Type.String({ description: 'process-pair: the probe the alert is about' })),
+      partner: Type.Optional(Type.String({ description: 'process-pair: its redundant partner' })),
+      pair: Type.Optional(Type.String({ description: 'process-pair: the pair actor (P&ID tag) that raised it' })),
     }) },
   { profile: 'road', types: ['geofence'], details: Type.Object({ geofence: Type.String(), version: Type.Optional(Type.Integer({ description: 'the geofence set version applied' })) }) },
   { profile: 'road', types: ['dtc'], details: Type.Object({ code: Type.String({ description: 'the diagnostic trouble code' }) }) },
@@ -146,6 +149,14 @@ const processState = Type.Object({
   alert: Nullable(Type.Object({ type: Type.String(), alertId: Type.String(), start: Ms })),
   lateCount: Type.Integer(), lastSeq: Type.Integer(),
 })
+const pairState = Type.Object({
+  members: Type.Array(Nullable(Type.String()), { description: 'the two probes, in the order first seen' }),
+  minutes: Num, warm: Type.Boolean(),
+  difference: Type.Object({ fast: NumOrNull, slow: NumOrNull, fastScale: NumOrNull, slowScale: NumOrNull },
+    { description: 'residual of the difference between the probes: fast and slow means, their healthy scales' }),
+  alert: Nullable(Type.Object({ type: Type.String(), sensor: Type.String(), start: Ms })),
+  lateCount: Type.Integer(), foreignCount: Type.Integer(), lastSeq: Type.Integer(),
+})
 const Factors = Type.Object({ tyre_wear: Num, speed_loss: Num, brake_degradation: Num, anomaly_penalty: Num })
 const raceState = Type.Object({
   driver: Nullable(Type.String()), lastTs: NumOrNull, lap: Nullable(Type.Integer()), inPit: Type.Boolean(), last: Fields,
@@ -166,6 +177,7 @@ export const PROFILE_STATES: ReadonlyArray<{ kind: 'sensor' | 'vehicle'; profile
   { kind: 'sensor', profile: 'environment', state: envState },
   { kind: 'sensor', profile: 'asset', state: assetState },
   { kind: 'sensor', profile: 'process', state: processState },
+  { kind: 'sensor', profile: 'process-pair', state: pairState },
   { kind: 'vehicle', profile: 'race', state: raceState },
   { kind: 'vehicle', profile: 'road', state: roadState },
 ]

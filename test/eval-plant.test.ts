@@ -226,7 +226,7 @@ t.test('baselines: both alert on a plain spike, and not before it', async (t) =>
     readings.push({ ts, fields: { value: Math.round((10 + rng.normal() * 0.2 + (inSpike ? 3 : 0)) * 100) / 100, type: 'cod', stage: 'outlet' } })
   }
   for (const det of [robustZBaseline(), isolationForestBaseline({ warmupMs: 2 * 3_600_000 })]) {
-    const inst = det.create()
+    const inst = det.create({ sensors: [] })
     const events: AlertEvent[] = []
     for (const r of readings) events.push(...inst.onReading('x', r))
     const opens = events.filter((e) => e.state === 'open')

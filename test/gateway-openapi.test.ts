@@ -200,5 +200,5 @@ t.test('every operation: an id, a tag, a summary, its real security, its error c
   t.ok(examples >= 20, `${examples} request and reply examples`)
   for (const c of ['Alert', 'LiveState', 'LiveOutput']) t.ok(doc.components.schemas[c], `components.schemas.${c} for generated clients`)
   const state = doc.paths['/v1/entities/{kind}/{id}/state']?.get?.responses['200']?.content?.['application/json']?.schema as { anyOf?: { properties: { profile: { enum: string[] } } }[] }
-  t.same(state.anyOf?.map((v) => v.properties.profile.enum[0]).sort(), ['asset', 'environment', 'process', 'race', 'road'], 'live state: one variant per profile')
+  t.same(state.anyOf?.map((v) => v.properties.profile.enum[0]).sort(), ['asset', 'environment', 'process', 'process-pair', 'race', 'road'], 'live state: one variant per profile')
 })

@@ -7,7 +7,7 @@
  * final report. A figure quoted from tuning seeds says how well the detector fits what its author saw.
  */
 import type { Reading } from '../../actors/types.js'
-import { ANOMALY_TYPES, DEFAULT_HOURS, DEFAULT_WARMUP_HOURS, plantScenario, type MaintenanceWindow } from './plant-scenario.js'
+import { ANOMALY_TYPES, DEFAULT_HOURS, DEFAULT_WARMUP_HOURS, plantScenario, type MaintenanceWindow, type SensorInfo } from './plant-scenario.js'
 import { scoreAlerts, type ScoreResult, type ScoreRun, type ScoredAlert } from './score.js'
 
 /** Seeds to develop and tune on. */
@@ -37,10 +37,18 @@ export interface DetectorInstance {
   outOfService?(entity: string, inService: boolean, ts: number): AlertEvent[]
 }
 
+/**
+ * The plant's instrument list as an operator configures it (P&ID: id, type, stage, redundant partner): what a
+ * detector may know about the plant besides the readings.
+ */
+export interface PlantInstruments {
+  sensors: ReadonlyArray<Pick<SensorInfo, 'id' | 'type' | 'stage' | 'pair'>>
+}
+
 /** A detector under evaluation: `create()` is called once per seed, before its first reading. */
 export interface PlantDetector {
   name: string
-  create(): DetectorInstance
+  create(plant: PlantInstruments): DetectorInstance
 }
 
 export interface EvaluatePlantOptions {
@@ -128,7 +136,7 @@ export function evaluatePlant(opts: EvaluatePlantOptions): PlantEvalResult {
   for (const seed of opts.seeds) {
     const sc = plantScenario({ seed, hours, warmupHours })
     sensors = sc.sensors.length
-    const instances = opts.detectors.map((d) => d.create())
+    const instances = opts.detectors.map((d) => d.create({ sensors: sc.sensors }))
     const ledgers = opts.detectors.map(() => new AlertLedger())
     const actions = operatorActions(sc.maintenance, opts.operatorActions ?? 'calibrations')
     let nextAction = 0

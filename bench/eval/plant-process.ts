@@ -3,24 +3,47 @@
  * through the real profile code in memory, one `ActorCell` per sensor (what a worker runs, no broker), and the
  * alert outputs become alert events. Out of service is announced the way the gateway does it: as the reference
  * data `service` (actors/service.ts) that the profile reads, one new revision per operator action.
+ *
+ * Redundant pairs (docs/profiles.md "Redundant pairs"): with `pairs` on (the default), each pair of the
+ * instrument list also gets a `process-pair` cell, and every reading of a member is applied to it too, with the
+ * field `member`, as the ingest fan-out of the runtime route does. Its alerts name the probe
+ * (`details.sensor`), which is the entity they are scored on.
  */
 import { ActorCell } from '../../actors/cell.js'
 import type { ActorDefinition, ReferenceVersion } from '../../actors/actor.js'
 import { processProfile, type ProcessConfig } from '../../actors/kinds/sensor/process.js'
+import { pairEntityId, processPairProfile, type PairConfig } from '../../actors/kinds/sensor/process-pair.js'
 import { SERVICE_REF, type ServiceSet } from '../../actors/service.js'
 import type { AlertBody, Output, Reading } from '../../actors/types.js'
-import type { AlertEvent, DetectorInstance, PlantDetector } from './plant-eval.js'
+import type { AlertEvent, DetectorInstance, PlantDetector, PlantInstruments } from './plant-eval.js'
 
 type AnyDef = ActorDefinition<unknown, unknown>
 
+export interface ProcessDetectorOptions {
+  /** Settings of the pair actors, or false for none (the sensor actors alone). Default: the profile's defaults. */
+  pairs?: PairConfig | false
+}
+
 /** The process profile under evaluation; `config` defaults to the profile's defaults. */
-export function processProfileDetector(config?: ProcessConfig, name = 'pitwall process profile'): PlantDetector {
+export function processProfileDetector(config?: ProcessConfig, name = 'pitwall process profile', opts: ProcessDetectorOptions = {}): PlantDetector {
   return {
     name,
-    create(): DetectorInstance {
+    create(plant: PlantInstruments): DetectorInstance {
       const def = processProfile as unknown as AnyDef
+      const pairDef = processPairProfile as unknown as AnyDef
       const cfg = config ?? processProfile.defaults
+      const pairCfg = opts.pairs === undefined ? processPairProfile.defaults : opts.pairs
       const cells = new Map<string, ActorCell>()
+      // The pair cell of each paired sensor (shared by both members).
+      const pairOf = new Map<string, ActorCell>()
+      if (pairCfg !== false) {
+        for (const s of plant.sensors) {
+          if (s.pair === undefined || pairOf.has(s.id)) continue
+          const cell = new ActorCell(pairDef, pairCfg, { kind: 'sensor', id: pairEntityId(s.id, s.pair) })
+          pairOf.set(s.id, cell)
+          pairOf.set(s.pair, cell)
+        }
+      }
       const service: ServiceSet = { version: 0, sensors: {} }
       let ref: ReferenceVersion = { name: SERVICE_REF, revision: 0, effectiveAt: 0, data: service }
       const refs = (n: string): ReferenceVersion | undefined => (n === SERVICE_REF ? ref : undefined)
@@ -29,7 +52,8 @@ export function processProfileDetector(config?: ProcessConfig, name = 'pitwall p
       const emit = (o: Omit<Output, 'site' | 'partition' | 'token'>): void => {
         if (o.type !== 'alert') return
         const b = o.body as AlertBody
-        out.push({ entity: o.entity, type: b.type, state: b.state, ts: o.ts })
+        const probe = b.details?.['sensor']
+        out.push({ entity: typeof probe === 'string' ? probe : o.entity, type: b.type, state: b.state, ts: o.ts })
       }
       return {
         onReading(entity: string, r: Reading): AlertEvent[] {
@@ -38,6 +62,8 @@ export function processProfileDetector(config?: ProcessConfig, name = 'pitwall p
           out = []
           // Processing time = event time: the bench replays the stream as it happened.
           cell.applyReading(++seq, r.ts, r, emit, refs)
+          const pair = pairOf.get(entity)
+          if (pair) pair.applyReading(++seq, r.ts, { ts: r.ts, fields: { member: entity, ...(r.fields['value'] === undefined ? {} : { value: r.fields['value'] }) } }, emit, refs)
           return out
         },
         outOfService(entity: string, inService: boolean, ts: number): AlertEvent[] {

@@ -1050,6 +1050,12 @@ export interface components {
                 }[];
                 reason?: string;
                 peak?: number | null;
+                /** @description process-pair: the probe the alert is about */
+                sensor?: string;
+                /** @description process-pair: its redundant partner */
+                partner?: string;
+                /** @description process-pair: the pair actor (P&ID tag) that raised it */
+                pair?: string;
             } | null;
         } | {
             alertId: string;
@@ -1293,6 +1299,38 @@ export interface components {
                     start: number;
                 } | null;
                 lateCount: number;
+                lastSeq: number;
+            };
+        } | {
+            /** @description the owning actor, or its last snapshot when no worker owns it */
+            source: "live" | "snapshot";
+            id: string;
+            lastSeq: number;
+            watermark: number | null;
+            /** @enum {string} */
+            kind: "sensor";
+            /** @enum {string} */
+            profile: "process-pair";
+            state: {
+                /** @description the two probes, in the order first seen */
+                members: (string | null)[];
+                minutes: number;
+                warm: boolean;
+                /** @description residual of the difference between the probes: fast and slow means, their healthy scales */
+                difference: {
+                    fast: number | null;
+                    slow: number | null;
+                    fastScale: number | null;
+                    slowScale: number | null;
+                };
+                alert: {
+                    type: string;
+                    sensor: string;
+                    /** @description ms since the Unix epoch */
+                    start: number;
+                } | null;
+                lateCount: number;
+                foreignCount: number;
                 lastSeq: number;
             };
         } | {
@@ -1634,6 +1672,12 @@ export interface components {
                     }[];
                     reason?: string;
                     peak?: number | null;
+                    /** @description process-pair: the probe the alert is about */
+                    sensor?: string;
+                    /** @description process-pair: its redundant partner */
+                    partner?: string;
+                    /** @description process-pair: the pair actor (P&ID tag) that raised it */
+                    pair?: string;
                 } | null;
             } | {
                 alertId: string;
@@ -9192,6 +9236,12 @@ export interface operations {
                                 }[];
                                 reason?: string;
                                 peak?: number | null;
+                                /** @description process-pair: the probe the alert is about */
+                                sensor?: string;
+                                /** @description process-pair: its redundant partner */
+                                partner?: string;
+                                /** @description process-pair: the pair actor (P&ID tag) that raised it */
+                                pair?: string;
                             } | null;
                         } | {
                             alertId: string;
@@ -15309,6 +15359,38 @@ export interface operations {
                                 start: number;
                             } | null;
                             lateCount: number;
+                            lastSeq: number;
+                        };
+                    } | {
+                        /** @description the owning actor, or its last snapshot when no worker owns it */
+                        source: "live" | "snapshot";
+                        id: string;
+                        lastSeq: number;
+                        watermark: number | null;
+                        /** @enum {string} */
+                        kind: "sensor";
+                        /** @enum {string} */
+                        profile: "process-pair";
+                        state: {
+                            /** @description the two probes, in the order first seen */
+                            members: (string | null)[];
+                            minutes: number;
+                            warm: boolean;
+                            /** @description residual of the difference between the probes: fast and slow means, their healthy scales */
+                            difference: {
+                                fast: number | null;
+                                slow: number | null;
+                                fastScale: number | null;
+                                slowScale: number | null;
+                            };
+                            alert: {
+                                type: string;
+                                sensor: string;
+                                /** @description ms since the Unix epoch */
+                                start: number;
+                            } | null;
+                            lateCount: number;
+                            foreignCount: number;
                             lastSeq: number;
                         };
                     } | {
