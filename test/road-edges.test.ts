@@ -141,3 +141,32 @@ void t.test('low fuel on a noisy drain is raised close to the true crossing', as
   t.same(trendLevel([0, 10, 1000, 9, 2000, 8, 3000, 7, 4000, 6, 5000, 50], 6000)?.map((x) => Math.round(x * 1000) / 1000), [4, -0.001],
     'Theil-Sen: one wild sample does not move the line')
 })
+
+void t.test('a jump after a dropout that lands where the vehicle stood is not taken: the distance of the gap counts', async (t) => {
+  // 60 s east at 10 m/s (600 m), 30 s standing, a link dropout of 100 s in which the vehicle drives 1,000 m on,
+  // then a first fix 8 m from where it stood (a jump: it is 1,000 m further) with the speed it drives at, then true
+  // fixes for 60 s (600 m more), then ignition off. Every leg is straight east: the true distance is 2,200 m.
+  const msgs: HarnessMessage[] = []
+  let ts = T0
+  const fix = (x: number, kmh: number, extra: Record<string, FieldValue> = {}): void => {
+    msgs.push(rd(ts, { ...at(x, 0), speed: kmh, obd_speed: kmh, ignition: true, ...extra }))
+    ts += 1000
+  }
+  for (let k = 0; k <= 60; k++) fix(k * 10, k === 60 ? 0 : 36)
+  for (let k = 0; k < 30; k++) fix(600, 0)
+  ts += 100_000
+  msgs.push(rd(ts, { ...at(608, 0), speed: 36, obd_speed: 36, ignition: true }))
+  ts += 1000
+  for (let k = 1; k <= 60; k++) fix(1600 + k * 10, 36)
+  fix(2200, 0, { ignition: false })
+  const r = runActor(road, entity, msgs, { config: ROAD_DEFAULTS })
+  const trips = r.outputs.filter((o) => o.type === 'score' && (o.body as { name: string }).name === 'trip')
+  t.equal(trips.length, 1, 'one trip')
+  const km = (trips[0]?.body as unknown as { factors: { distance_km: number } }).factors.distance_km
+  t.ok(Math.abs(km * 1000 - 2200) <= 2200 * 0.02, `trip distance ${(km * 1000).toFixed(0)} m, true 2200 m`)
+  // The jump (at x = 608 m, 1,000 m from the vehicle) is never shown as a position.
+  const shown = r.outputs.filter((o) => o.type === 'position').map((o) => o.body as { lat: number; lon: number })
+  const jumpAt = at(608, 0)
+  t.notOk(shown.some((p) => Math.abs(p.lon - jumpAt.lon) * M_LON < 1), 'the jump is not a position')
+  t.equal((r.cell.query() as { gpsJumps: number }).gpsJumps, 1, 'counted as a GPS jump')
+})
