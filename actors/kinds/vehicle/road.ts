@@ -36,9 +36,11 @@
  *    idleAlertMs, closed when the idle ends. Idle time, stops and fuel used are per trip factors.
  *  - positions: as before (trip_start, stop, sample every positionIntervalMs, trip_end), one per reading at most.
  *  - geofences: circles and polygons from the config (`geofences`) and from the reference data `geofences`
- *    (published by the gateway, actors/references.ts) assigned to this vehicle. Enter when the accepted position
- *    is inside for >= minDwellMs; exit once it is more than marginM outside (hysteresis: noise at the edge does
- *    not flap) or, with geofenceExitConfirmMs, once every fix has been outside that long. Both are dated at the
+ *    (published by the gateway, actors/references.ts) assigned to this vehicle. The position is the accepted fix
+ *    while moving, the mean of the stand's fixes while standing. Enter when it is inside for >= minDwellMs and
+ *    more than geofenceEnterMarginM deep (or, with geofenceEnterConfirmMs, inside that long); exit once it is
+ *    more than marginM outside (hysteresis: noise at the edge does not flap) or, with geofenceExitConfirmMs,
+ *    once it has been outside that long. Both are dated at the
  *    crossing interpolated between the fixes on either side (also across a dropout). A fence clipped between two
  *    close fixes outside it (segment > geofenceClipDepthM deep) is an enter and an exit. Alerts `geofence`
  *    (info) open/close, `score` `geofence_dwell` on exit.
@@ -788,8 +790,8 @@ function clipped(shape: CompiledShape, from: readonly [number, number, number], 
 }
 
 /**
- * Advances every fence with an accepted fix at `ts`: `fix` the fix, `anc` the distance anchor (held while the
- * vehicle stands), `prev` the accepted fix before (for clips).
+ * Advances every fence with an accepted fix at `ts`: `fix` the fix, `anc` the position judged (the fix, or the
+ * mean of the stand's fixes while the vehicle stands), `prev` the accepted fix before (for clips).
  */
 function stepFences(s: RoadState, ctx: ActorContext, ts: number, fix: readonly [number, number], anc: readonly [number, number],
   prev: readonly [number, number, number] | null, c: RoadConfig): void {
@@ -821,7 +823,7 @@ function stepFences(s: RoadState, ctx: ActorContext, ts: number, fix: readonly [
   }
 }
 
-/** A fence the vehicle is not in: enter once the anchor has been inside for minDwellMs; or a clip between two fixes. */
+/** A fence the vehicle is not in: enter once the position is deep enough inside (or long enough) and for minDwellMs; or a clip between two fixes. */
 function stepOutside(s: RoadState, ctx: ActorContext, g: LiveFence, st: FenceState, ts: number, fix: readonly [number, number], d: number, dF: number,
   cross: number, prev: readonly [number, number, number] | null, c: RoadConfig): void {
   if (d > 0) {
@@ -849,7 +851,7 @@ function stepOutside(s: RoadState, ctx: ActorContext, g: LiveFence, st: FenceSta
 }
 
 /**
- * A fence the vehicle is in: exit once the anchor is more than marginM outside, or once every fix has been outside
+ * A fence the vehicle is in: exit once the position is more than marginM outside, or once it has been outside
  * for geofenceExitConfirmMs (a vehicle standing just outside an edge: its fixes stay out, within the margin).
  * The exit is dated at the crossing before the first of those fixes.
  */
@@ -1029,7 +1031,7 @@ function emitPositions(s: RoadState, ctx: ActorContext, ts: number, accepted: Ac
   }
 }
 
-/** Geofences on the distance anchor: it stays put while the vehicle stands, so noise at a fence's edge does not flap. */
+/** Geofences on the fix, or while the vehicle stands on the mean of the stand's fixes (steadier than any one of them). */
 function fenceSteps(s: RoadState, ctx: ActorContext, accepted: Accepted[], prevFix: RoadState['fix'], c: RoadConfig): void {
   let before = prevFix
   for (const a of accepted) {
