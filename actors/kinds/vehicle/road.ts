@@ -155,7 +155,7 @@ export const ROAD_DEFAULTS: RoadConfig = Object.freeze({
   speedIntegrateMaxMs: 12_000,
   geofences: Object.freeze([]) as readonly Geofence[],
   geofenceMarginM: 5,
-  geofenceEnterMarginM: 0,
+  geofenceEnterMarginM: 1,
   geofenceEnterConfirmMs: 0,
   geofenceMinDwellMs: 0,
   geofenceExitConfirmMs: 0,
@@ -709,17 +709,18 @@ function filterFix(s: RoadState, segs: Seg[], ts: number, lat: number, lon: numb
 
 interface LiveFence { id: string; shape: CompiledShape; marginM: number; enterMarginM: number; minDwellMs: number }
 
-const configFences = new WeakMap<readonly Geofence[], LiveFence[]>()
+// By configuration (not by its fence list alone: the margins are part of the compiled fences).
+const configFences = new WeakMap<RoadConfig, LiveFence[]>()
 const setFences = new WeakMap<object, Map<string, LiveFence[]>>()
 
 function fencesOf(c: RoadConfig, set: GeofenceSet | undefined, vehicle: string): LiveFence[] {
-  let base = configFences.get(c.geofences)
+  let base = configFences.get(c)
   if (!base) {
     base = c.geofences.map((g) => ({
       id: g.id, shape: compileShape(shapeOf(g)),
       marginM: c.geofenceMarginM, enterMarginM: c.geofenceEnterMarginM, minDwellMs: c.geofenceMinDwellMs,
     }))
-    configFences.set(c.geofences, base)
+    configFences.set(c, base)
   }
   if (!set || set.fences.length === 0) return base
   let byVehicle = setFences.get(set)
