@@ -141,3 +141,75 @@ void t.test('low fuel on a noisy drain is raised close to the true crossing', as
   t.same(trendLevel([0, 10, 1000, 9, 2000, 8, 3000, 7, 4000, 6, 5000, 50], 6000)?.map((x) => Math.round(x * 1000) / 1000), [4, -0.001],
     'Theil-Sen: one wild sample does not move the line')
 })
+
+void t.test('a jump after a dropout that lands where the vehicle stood is not taken: the distance of the gap counts', async (t) => {
+  // 60 s east at 10 m/s (600 m), 30 s standing, a link dropout of 100 s in which the vehicle drives 1,000 m on,
+  // then a first fix 8 m from where it stood (a jump: it is 1,000 m further) with the speed it drives at, then true
+  // fixes for 60 s (600 m more), then ignition off. Every leg is straight east: the true distance is 2,200 m.
+  const msgs: HarnessMessage[] = []
+  let ts = T0
+  const fix = (x: number, kmh: number, extra: Record<string, FieldValue> = {}): void => {
+    msgs.push(rd(ts, { ...at(x, 0), speed: kmh, obd_speed: kmh, ignition: true, ...extra }))
+    ts += 1000
+  }
+  for (let k = 0; k <= 60; k++) fix(k * 10, k === 60 ? 0 : 36)
+  for (let k = 0; k < 30; k++) fix(600, 0)
+  ts += 100_000
+  msgs.push(rd(ts, { ...at(608, 0), speed: 36, obd_speed: 36, ignition: true }))
+  ts += 1000
+  for (let k = 1; k <= 60; k++) fix(1600 + k * 10, 36)
+  fix(2200, 0, { ignition: false })
+  const r = runActor(road, entity, msgs, { config: ROAD_DEFAULTS })
+  const trips = r.outputs.filter((o) => o.type === 'score' && (o.body as { name: string }).name === 'trip')
+  t.equal(trips.length, 1, 'one trip')
+  const km = (trips[0]?.body as unknown as { factors: { distance_km: number } }).factors.distance_km
+  t.ok(Math.abs(km * 1000 - 2200) <= 2200 * 0.02, `trip distance ${(km * 1000).toFixed(0)} m, true 2200 m`)
+  // The jump (at x = 608 m, 1,000 m from the vehicle) is never shown as a position.
+  const shown = r.outputs.filter((o) => o.type === 'position').map((o) => o.body as { lat: number; lon: number })
+  const jumpAt = at(608, 0)
+  t.notOk(shown.some((p) => Math.abs(p.lon - jumpAt.lon) * M_LON < 1), 'the jump is not a position')
+  t.equal((r.cell.query() as { gpsJumps: number }).gpsJumps, 1, 'counted as a GPS jump')
+})
+
+void t.test('a bus parked inside an edge is inside although the fix it arrived with was outside: the stand is averaged', async (t) => {
+  // Circle of 100 m: east along y = 0 at 10 m/s, 1 s fixes read 7 m behind (x - 7), then parked at x = -96 (4 m
+  // inside) for 3 min with speed 0; its fixes wander about it: -7 m decaying over 30 s plus 4 m of swing
+  // (some fixes 1-2 m outside the edge).
+  const m: HarnessMessage[] = []
+  let ts = T0
+  for (let x = -200; x <= -100; x += 10) { m.push(rd(ts, { ...at(x - 7, 0), speed: 36 })); ts += 1000 }
+  for (let k = 0; k < 180; k++) {
+    const err = -7 * Math.exp(-k / 30) + 4 * Math.sin(k / 7)
+    m.push(rd(ts, { ...at(-96 + err, 0), speed: 0 }))
+    ts += 1000
+  }
+  const r = runActor(road, entity, m, { config: CIRCLE })
+  const ev = events(r.outputs)
+  t.same(ev.map((e) => e[0]), ['enter'], 'one enter, no exit while parked')
+  t.same(Object.keys((r.cell.query() as { geofences: Record<string, number> }).geofences), ['c'], 'inside at the end')
+  // The mean of the stand's fixes, not the first of them, is judged: with the arrival fix alone (3 m outside) the
+  // bus would stay outside for as long as it stands.
+  const arrival = -96 - 7
+  t.ok(arrival < -100, `the arrival fix is outside (x ${arrival})`)
+})
+
+void t.test('enter hysteresis: a fix a little inside is not an enter, a true crossing is, dated at the edge', async (t) => {
+  // Passing along y = 104 (4 m outside the 100 m circle at x = 0), two fixes read 4.7 m north of it (0.2 and 0.7 m inside).
+  const pass = (dip: boolean): HarnessMessage[] => driveEast(104, -300, 300, 10, 1).map((msg, k) => {
+    const r = (msg as { reading: { ts: number; fields: Record<string, FieldValue> } }).reading
+    const x = -300 + k * 10
+    return dip && (x === -10 || x === 0) ? rd(r.ts, { ...at(x, 99.3), speed: 36 }) : msg
+  })
+  t.same(events(runActor(road, entity, pass(true), { config: CIRCLE }).outputs), [], 'default 1 m enter margin: no event')
+  const flap = events(runActor(road, entity, pass(true), { config: { ...CIRCLE, geofenceEnterMarginM: 0 } }).outputs)
+  t.same(flap.map((e) => e[0]), ['enter', 'exit'], 'margin 0: the noise is an enter and an exit')
+  // A graze 3 m deep (y = 97) is an enter and an exit, dated where the line crosses the edge: x = -sqrt(100² - 97²).
+  const ev = events(runActor(road, entity, driveEast(97, -300, 300, 10, 1), { config: CIRCLE }).outputs)
+  t.same(ev.map((e) => e[0]), ['enter', 'exit'])
+  const half = Math.sqrt(100 ** 2 - 97 ** 2)
+  t.ok(Math.abs((ev[0]?.[1] ?? 0) - (T0 + ((300 - half) / 10) * 1000)) <= 300, `enter dated at the edge (${((ev[0]?.[1] ?? 0) - T0) / 1000} s)`)
+  // geofenceEnterConfirmMs: inside that long counts within the margin (the 3 m graze, 4.9 s inside, with a 5 m margin).
+  const held = events(runActor(road, entity, driveEast(97, -300, 300, 10, 1), { config: { ...CIRCLE, geofenceEnterMarginM: 5, geofenceEnterConfirmMs: 3_000 } }).outputs)
+  t.same(held.map((e) => e[0]), ['enter', 'exit'], 'inside for 3 s (of 4.9 s): an enter within the margin')
+  t.same(events(runActor(road, entity, driveEast(97, -300, 300, 10, 1), { config: { ...CIRCLE, geofenceEnterMarginM: 5 } }).outputs), [], 'margin 5 m only: no event')
+})

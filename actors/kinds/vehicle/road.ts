@@ -13,7 +13,8 @@
  *    It is plausible from the last accepted fix when its distance <= v·dt + gpsMarginM, with v = 1.3 × the
  *    highest speed the vehicle reported since that fix (or this reading's) + 3 m/s, capped by maxJumpKmh (no
  *    speed known: maxJumpKmh). A plausible fix is accepted, except the first fix after >= confirmGapMs without
- *    fixes that moved more than gpsMarginM: like an implausible fix it becomes a candidate, accepted only when
+ *    fixes that moved more than gpsMarginM or whose reading reports a speed above stationaryKmh: like an
+ *    implausible fix it becomes a candidate, accepted only when
  *    the next fix is plausible from it (then both are accepted: the vehicle is there, so true fixes are never
  *    rejected for long after a bad one); otherwise it is a GPS jump and dropped (`gpsJumps`).
  *  - distance: by speed where the unit reports it densely (both readings of a pair have a speed and are <=
@@ -35,9 +36,11 @@
  *    idleAlertMs, closed when the idle ends. Idle time, stops and fuel used are per trip factors.
  *  - positions: as before (trip_start, stop, sample every positionIntervalMs, trip_end), one per reading at most.
  *  - geofences: circles and polygons from the config (`geofences`) and from the reference data `geofences`
- *    (published by the gateway, actors/references.ts) assigned to this vehicle. Enter when the accepted position
- *    is inside for >= minDwellMs; exit once it is more than marginM outside (hysteresis: noise at the edge does
- *    not flap) or, with geofenceExitConfirmMs, once every fix has been outside that long. Both are dated at the
+ *    (published by the gateway, actors/references.ts) assigned to this vehicle. The position is the accepted fix
+ *    while moving, the mean of the stand's fixes while standing. Enter when it is inside for >= minDwellMs and
+ *    more than geofenceEnterMarginM deep (or, with geofenceEnterConfirmMs, inside that long); exit once it is
+ *    more than marginM outside (hysteresis: noise at the edge does not flap) or, with geofenceExitConfirmMs,
+ *    once it has been outside that long. Both are dated at the
  *    crossing interpolated between the fixes on either side (also across a dropout). A fence clipped between two
  *    close fixes outside it (segment > geofenceClipDepthM deep) is an enter and an exit. Alerts `geofence`
  *    (info) open/close, `score` `geofence_dwell` on exit.
@@ -104,6 +107,10 @@ export interface RoadConfig {
   geofences: readonly Geofence[]
   /** Default exit hysteresis of geofences (m outside before an exit counts). */
   geofenceMarginM: number
+  /** Enter hysteresis of geofences (m inside before an enter counts). */
+  geofenceEnterMarginM: number
+  /** An enter also counts once the position has been inside (even within the enter margin) for this long (0 = margin only). */
+  geofenceEnterConfirmMs: number
   /** Default minimum time inside before an enter counts (0 = the first fix inside). */
   geofenceMinDwellMs: number
   /** An exit also counts once every fix has been outside (even within the margin) for this long (0 = margin only). */
@@ -149,6 +156,8 @@ export const ROAD_DEFAULTS: RoadConfig = Object.freeze({
   speedIntegrateMaxMs: 12_000,
   geofences: Object.freeze([]) as readonly Geofence[],
   geofenceMarginM: 5,
+  geofenceEnterMarginM: 1,
+  geofenceEnterConfirmMs: 0,
   geofenceMinDwellMs: 0,
   geofenceExitConfirmMs: 0,
   geofenceClipDepthM: 10,
@@ -183,7 +192,7 @@ const FUEL_HIST_STEP_MS = 20_000
 /** Checks a road config; throws ConfigError naming the setting. */
 export function validateRoadConfig(c: RoadConfig): void {
   const nums = ['allowedLatenessMs', 'tripStartKmh', 'tripStopMs', 'tripStopEngineOnMs', 'tripQuietMs', 'maxJumpKmh', 'gpsMarginM', 'confirmGapMs',
-    'maxHdop', 'minSatellites', 'stationaryKmh', 'stationaryRadiusM', 'speedIntegrateMaxMs', 'geofenceMarginM', 'geofenceMinDwellMs', 'geofenceExitConfirmMs', 'geofenceClipDepthM',
+    'maxHdop', 'minSatellites', 'stationaryKmh', 'stationaryRadiusM', 'speedIntegrateMaxMs', 'geofenceMarginM', 'geofenceEnterMarginM', 'geofenceEnterConfirmMs', 'geofenceMinDwellMs', 'geofenceExitConfirmMs', 'geofenceClipDepthM',
     'stopMinMs', 'idleMinMs', 'idleAlertMs', 'overheatC', 'overheatMs', 'overheatHysteresis', 'lowFuelPct', 'lowFuelMs',
     'lowFuelHysteresis', 'fuelSmoothMs', 'fuelTrendMs', 'refuelPct', 'fuelDropPct', 'fuelEventWindowMs', 'fuelSettleMs', 'fuelTankL',
     'staleAfterMs', 'positionIntervalMs'] as const
@@ -246,6 +255,8 @@ export interface RoadState {
   /** Distance anchor [ts, lat, lon] and the ms since it covered by speed integration. */
   anc: [number, number, number] | null
   cov: number
+  /** Fixes of the current stand (the anchor's and the jitter since): [count, sum of lat, sum of lon], or null. */
+  am: [number, number, number] | null
   /** Last reading with a speed: [ts, km/h]. */
   spd: [number, number] | null
   /** Event time and reading sequence of the last `position` output (null before the first). */
@@ -600,7 +611,7 @@ function acceptFix(s: RoadState, segs: Seg[], ts: number, lat: number, lon: numb
   s.fixSeq = seq
   s.vmax = speed ?? null
   const a = s.anc
-  if (a === null) { s.anc = [ts, lat, lon]; s.cov = 0; return }
+  if (a === null) { s.anc = [ts, lat, lon]; s.am = [1, lat, lon]; s.cov = 0; return }
   const d = haversineM(a[1], a[2], lat, lon)
   // Standing: every speed reported since the last fix says so and no gap hides a move (any plausible fix is then
   // jitter), or the fix is within stationaryRadiusM and no speed says otherwise (a vehicle without speed moves
@@ -608,23 +619,35 @@ function acceptFix(s: RoadState, segs: Seg[], ts: number, lat: number, lon: numb
   const slow = vSince === null || vSince <= c.stationaryKmh
   const standing = slow && (d <= c.stationaryRadiusM || (vSince !== null && ts - prevFixTs < c.confirmGapMs))
   if (standing) {
-    // Jitter of a standing vehicle: the anchor stays, the interval is accounted for (nothing travelled).
+    // Jitter of a standing vehicle: the anchor stays, the interval is accounted for (nothing travelled). The
+    // fixes of the stand are averaged for the geofences: GPS error wanders for tens of seconds, so one fix (the
+    // anchor, taken while arriving) can be metres off where the mean of a minute's fixes is not.
     a[0] = ts
     s.cov = 0
+    const m = s.am ?? (s.am = [1, a[1], a[2]])
+    m[0]++
+    m[1] += lat
+    m[2] += lon
     return
   }
   const span = ts - a[0]
   const uncovered = span > 0 ? Math.max(0, span - s.cov) / span : 1
   addKm(s, segs, a[0], ts, (d / 1000) * uncovered)
   s.anc = [ts, lat, lon]
+  s.am = [1, lat, lon]
   s.cov = 0
 }
 
-/** An accepted fix: [ts, lat, lon, reading seq, anchor lat, anchor lon] (the anchor after accepting it). */
+/**
+ * An accepted fix: [ts, lat, lon, reading seq, lat, lon of the position the geofences use]: the fix while moving,
+ * the mean of the stand's fixes while standing.
+ */
 type Accepted = [number, number, number, number, number, number]
 
 /** The accepted-fix record of the fix just accepted. */
 function acc(s: RoadState, ts: number, lat: number, lon: number, seq: number): Accepted {
+  const m = s.am
+  if (m !== null && m[0] > 1) return [ts, lat, lon, seq, m[1] / m[0], m[2] / m[0]]
   const a = s.anc as [number, number, number]
   return [ts, lat, lon, seq, a[1], a[2]]
 }
@@ -663,8 +686,12 @@ function filterFix(s: RoadState, segs: Seg[], ts: number, lat: number, lon: numb
     s.cand = [ts, lat, lon, seq]
     return []
   }
-  // After a gap since the last accepted fix, a fix that moved needs the next one to agree.
-  const gapped = ts - fix[0] >= c.confirmGapMs && haversineM(fix[1], fix[2], lat, lon) > c.gpsMarginM
+  // After a gap since the last accepted fix, a fix needs the next one to agree when it moved, or when the vehicle
+  // reports motion now: a jump that lands near where the vehicle stood before the gap does not look "moved", and
+  // accepting it would lose the whole distance driven during the gap (the true fixes after it snap back within a
+  // second, where speed integration, not the chord, counts the distance).
+  const gapped = ts - fix[0] >= c.confirmGapMs &&
+    (haversineM(fix[1], fix[2], lat, lon) > c.gpsMarginM || (speed !== undefined && speed > c.stationaryKmh))
   if (!gapped && plausible(fix, ts, lat, lon, v, c)) {
     cover(s, ts, covFrom)
     acceptFix(s, segs, ts, lat, lon, seq, speed, v, c)
@@ -676,19 +703,20 @@ function filterFix(s: RoadState, segs: Seg[], ts: number, lat: number, lon: numb
 
 // ---- geofences --------------------------------------------------------------------------------------------
 
-interface LiveFence { id: string; shape: CompiledShape; marginM: number; minDwellMs: number }
+interface LiveFence { id: string; shape: CompiledShape; marginM: number; enterMarginM: number; minDwellMs: number }
 
-const configFences = new WeakMap<readonly Geofence[], LiveFence[]>()
+// By configuration (not by its fence list alone: the margins are part of the compiled fences).
+const configFences = new WeakMap<RoadConfig, LiveFence[]>()
 const setFences = new WeakMap<object, Map<string, LiveFence[]>>()
 
 function fencesOf(c: RoadConfig, set: GeofenceSet | undefined, vehicle: string): LiveFence[] {
-  let base = configFences.get(c.geofences)
+  let base = configFences.get(c)
   if (!base) {
     base = c.geofences.map((g) => ({
       id: g.id, shape: compileShape(shapeOf(g)),
-      marginM: c.geofenceMarginM, minDwellMs: c.geofenceMinDwellMs,
+      marginM: c.geofenceMarginM, enterMarginM: c.geofenceEnterMarginM, minDwellMs: c.geofenceMinDwellMs,
     }))
-    configFences.set(c.geofences, base)
+    configFences.set(c, base)
   }
   if (!set || set.fences.length === 0) return base
   let byVehicle = setFences.get(set)
@@ -700,7 +728,7 @@ function fencesOf(c: RoadConfig, set: GeofenceSet | undefined, vehicle: string):
     for (const f of set.fences) {
       // A config fence keeps its id; the API cannot override it (docs/profiles.md).
       if (taken.has(f.id) || (f.vehicles !== null && !f.vehicles.includes(vehicle))) continue
-      list.push({ id: f.id, shape: compileShape(f.shape), marginM: f.marginM ?? c.geofenceMarginM, minDwellMs: f.minDwellMs ?? c.geofenceMinDwellMs })
+      list.push({ id: f.id, shape: compileShape(f.shape), marginM: f.marginM ?? c.geofenceMarginM, enterMarginM: c.geofenceEnterMarginM, minDwellMs: f.minDwellMs ?? c.geofenceMinDwellMs })
     }
     byVehicle.set(vehicle, list)
   }
@@ -759,8 +787,8 @@ function clipped(shape: CompiledShape, from: readonly [number, number, number], 
 }
 
 /**
- * Advances every fence with an accepted fix at `ts`: `fix` the fix, `anc` the distance anchor (held while the
- * vehicle stands), `prev` the accepted fix before (for clips).
+ * Advances every fence with an accepted fix at `ts`: `fix` the fix, `anc` the position judged (the fix, or the
+ * mean of the stand's fixes while the vehicle stands), `prev` the accepted fix before (for clips).
  */
 function stepFences(s: RoadState, ctx: ActorContext, ts: number, fix: readonly [number, number], anc: readonly [number, number],
   prev: readonly [number, number, number] | null, c: RoadConfig): void {
@@ -792,7 +820,7 @@ function stepFences(s: RoadState, ctx: ActorContext, ts: number, fix: readonly [
   }
 }
 
-/** A fence the vehicle is not in: enter once the anchor has been inside for minDwellMs; or a clip between two fixes. */
+/** A fence the vehicle is not in: enter once the position is deep enough inside (or long enough) and for minDwellMs; or a clip between two fixes. */
 function stepOutside(s: RoadState, ctx: ActorContext, g: LiveFence, st: FenceState, ts: number, fix: readonly [number, number], d: number, dF: number,
   cross: number, prev: readonly [number, number, number] | null, c: RoadConfig): void {
   if (d > 0) {
@@ -809,7 +837,9 @@ function stepOutside(s: RoadState, ctx: ActorContext, g: LiveFence, st: FenceSta
     return
   }
   if (st[1] === null) st[1] = dF <= 0 ? cross : ts
-  if (ts - st[1] < g.minDwellMs) return
+  // Enter hysteresis: the position must be enterMarginM inside (the crossing stays dated where it began).
+  const held = c.geofenceEnterConfirmMs > 0 && ts - st[1] >= c.geofenceEnterConfirmMs
+  if ((d > -g.enterMarginM && !held) || ts - st[1] < g.minDwellMs) return
   const start = st[1]
   st[0] = start
   st[1] = null
@@ -818,15 +848,15 @@ function stepOutside(s: RoadState, ctx: ActorContext, g: LiveFence, st: FenceSta
 }
 
 /**
- * A fence the vehicle is in: exit once the anchor is more than marginM outside, or once every fix has been outside
+ * A fence the vehicle is in: exit once the position is more than marginM outside, or once it has been outside
  * for geofenceExitConfirmMs (a vehicle standing just outside an edge: its fixes stay out, within the margin).
  * The exit is dated at the crossing before the first of those fixes.
  */
 function stepInside(s: RoadState, ctx: ActorContext, g: LiveFence, st: FenceState, ts: number, d: number, dF: number, cross: number, c: RoadConfig): void {
   const pending = st[2] ?? null
-  if (dF <= 0) st[2] = null
-  else if (pending === null) st[2] = cross
-  const confirmed = pending !== null && dF > 0 && c.geofenceExitConfirmMs > 0 && ts - pending >= c.geofenceExitConfirmMs
+  if (d <= 0) st[2] = null
+  else if (pending === null) st[2] = dF > 0 ? cross : ts
+  const confirmed = pending !== null && d > 0 && c.geofenceExitConfirmMs > 0 && ts - pending >= c.geofenceExitConfirmMs
   if (d <= g.marginM && !confirmed) return
   const start = st[0] as number
   const end = st[2] ?? cross
@@ -998,7 +1028,7 @@ function emitPositions(s: RoadState, ctx: ActorContext, ts: number, accepted: Ac
   }
 }
 
-/** Geofences on the distance anchor: it stays put while the vehicle stands, so noise at a fence's edge does not flap. */
+/** Geofences on the fix, or while the vehicle stands on the mean of the stand's fixes (steadier than any one of them). */
 function fenceSteps(s: RoadState, ctx: ActorContext, accepted: Accepted[], prevFix: RoadState['fix'], c: RoadConfig): void {
   let before = prevFix
   for (const a of accepted) {
@@ -1116,7 +1146,7 @@ function onTimer(s: RoadState, t: FiredTimer, ctx: ActorContext, c: RoadConfig):
 
 function init(_e: EntityRef, c: RoadConfig): RoadState {
   validateRoadConfig(c)
-  return { lastTs: null, fix: null, fixSeq: null, cand: null, lastFixTs: null, vmax: null, anc: null, cov: 0, spd: null,
+  return { lastTs: null, fix: null, fixSeq: null, cand: null, lastFixTs: null, vmax: null, anc: null, cov: 0, am: null, spd: null,
     posTs: null, posSeq: null, speed: null, heading: null, engine: null, idle: null, trip: null, day: null, dayKm: 0, odoKm: 0,
     gf: {}, gfVer: null, dtc: {}, oh: [null, null, 0], lf: [null, null, 0], lowSince: null, fb: [], fh: [], ft: [], fbin: null, fline: null, fev: null,
     stale: null, late: 0, jumps: 0, badFixes: 0 }
@@ -1128,7 +1158,7 @@ const copyArr = <T extends unknown[] | null>(a: T): T => (a ? [...a] : null) as 
 const codec: SnapshotCodec<RoadState> = {
   version: CODEC_VERSION,
   // A copy: the runtime may hold the snapshot while the live state moves on.
-  encode: (s) => ({ ...s, fix: copyArr(s.fix), cand: copyArr(s.cand), anc: copyArr(s.anc), spd: copyArr(s.spd), idle: copyArr(s.idle),
+  encode: (s) => ({ ...s, fix: copyArr(s.fix), cand: copyArr(s.cand), anc: copyArr(s.anc), am: copyArr(s.am ?? null), spd: copyArr(s.spd), idle: copyArr(s.idle),
     trip: s.trip ? { ...s.trip, stopAt: copyArr(s.trip.stopAt) } : null, gf: Object.fromEntries(Object.entries(s.gf).map(([k, v]) => [k, [...v]])),
     dtc: { ...s.dtc }, oh: [...s.oh], lf: [...s.lf], fb: [...s.fb], fh: [...s.fh], ft: [...(s.ft ?? [])], fbin: copyArr(s.fbin ?? null), fline: copyArr(s.fline ?? null), fev: copyArr(s.fev) }),
   decode: (d, v) => {
@@ -1165,6 +1195,8 @@ const codec: SnapshotCodec<RoadState> = {
     } else if (typeof s.gf !== 'object' || !Array.isArray(s.fb) || !Array.isArray(s.fh)) {
       throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_CORRUPT, 'road snapshot is malformed')
     }
+    // Written before the stand's mean existed: it starts again at the next fix.
+    s.am ??= null
     // Written before the trend window existed: it fills again from the next readings.
     if (!Array.isArray(s.ft)) s.ft = []
     s.fbin ??= null
