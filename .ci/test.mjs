@@ -25,7 +25,7 @@ const HEAVY = new Set([
   'ownership.test.ts', 'restart-gate.test.ts', 'site-procedure.test.ts', 'sites.test.ts', 'split.test.ts',
   'strays.test.ts', 'nomad-controller.test.ts', 'nomad-drain.test.ts', 'lab-drill.test.ts', 'split-loss.test.ts',
   'failover-lag.test.ts',
-].map((f) => `test/${f}`))
+].map((f) => `test/integration/${f}`))
 
 const args = process.argv.slice(2)
 if (args.length > 0 || process.env.PITWALL_TEST_LANES === '1') {

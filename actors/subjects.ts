@@ -27,7 +27,7 @@ export function isEntityKind(k: string): k is EntityKind {
 
 /**
  * FNV-1a, 32 bit, over the UTF-8 bytes of `kind` followed by `id` (no separator): exactly what nats-server's
- * `{{partition(P,1,2)}}` mapping computes over wildcard tokens 1 and 2 (test/subjects.test.ts checks this
+ * `{{partition(P,1,2)}}` mapping computes over wildcard tokens 1 and 2 (test/integration/subjects.test.ts checks this
  * against a real server).
  */
 export function partitionOf(kind: string, id: string, partitions: number): number {

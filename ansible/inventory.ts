@@ -2,7 +2,7 @@
  * The Ansible inventory of a deployment, generated from the sites/ topology (one source for addresses and ports):
  * a group per site (`site_<name>`) with the site's settings as group variables, one host per nats-server with its
  * ports as host variables, and the functional groups the playbooks target. `renderInventory(localTopology())` is
- * checked in as ansible/inventory/local.yml (test/ansible.test.ts fails when it drifts; rewrite it with
+ * checked in as ansible/inventory/local.yml (test/integration/ansible.test.ts fails when it drifts; rewrite it with
  * `pitwall deploy --write-vars`, which writes the Nomad var files and this inventory).
  */
 import { mappingFor } from '../actors/mod.js'

@@ -1,6 +1,6 @@
 /**
  * The pure arithmetic of the runtime benchmark (bench/runtime.ts), kept apart so it is tested without servers
- * (test/bench-stats.test.ts): latency summaries, which readings count as projected, the lag rule that decides
+ * (test/unit/bench-stats.test.ts): latency summaries, which readings count as projected, the lag rule that decides
  * whether a rate was sustained, the step search for the highest sustained rate, and CPU from /proc.
  */
 import { percentile } from './load.js'

@@ -307,7 +307,7 @@ function sitePlan(o: {
 }
 
 /**
- * The failover drill, one numbered `$` command per step and, under it, what to look for. test/lab-drill.test.ts
+ * The failover drill, one numbered `$` command per step and, under it, what to look for. test/integration/lab-drill.test.ts
  * runs these lines in order (a line `repeat until '<text>'` means: run again until the output holds the text).
  */
 function drill(o: { a: SitePlan; b: SitePlan; topoFile: string; labFlag: string; deployment: string }): string[] {

@@ -11,7 +11,7 @@
  *   - typed bodies: replies whose serialisation schema is deliberately loose (the live state of any profile,
  *     an alert's details, GeoJSON, a late reading's fields) are described precisely here, per profile and per
  *     alert type (DOC_REPLIES). The route still serialises with its own schema, so the document can only be
- *     stricter than the server, never drop what it sends; test/gateway-client.test.ts validates real replies
+ *     stricter than the server, never drop what it sends; test/integration/gateway-client.test.ts validates real replies
  *     against the document's schemas, so the two cannot drift apart unnoticed.
  *   - examples: request and reply examples of the main operations.
  */
@@ -49,7 +49,7 @@ const AssetReason = Type.Object({ feature: Type.String(), family: Type.String(),
 
 /**
  * `details` of an alert, by type (the detectors of docs/profiles.md). Every alert type of this build is listed
- * (an alert of a type not listed fails test/gateway-client.test.ts). Properties and types may be added within
+ * (an alert of a type not listed fails test/integration/gateway-client.test.ts). Properties and types may be added within
  * /v1 (gateway/README.md, "Versioning and compatibility"), so clients must ignore unknown ones.
  */
 export const ALERT_DETAILS: ReadonlyArray<{ types: readonly string[]; profile: string; details: TSchema }> = [
@@ -297,7 +297,7 @@ const ALARM = {
   assignedAt: null, assignedBy: null, clearedAt: null, clearedBy: null, previousAlertId: null, nextAlertId: null,
 }
 
-/** Every route of the gateway, `METHOD path` (OpenAPI path syntax). A route missing here fails test/gateway-openapi.test.ts. */
+/** Every route of the gateway, `METHOD path` (OpenAPI path syntax). A route missing here fails test/integration/gateway-openapi.test.ts. */
 export const OPERATIONS: Readonly<Record<string, Operation>> = {
   // ingest
   'POST /v1/readings': { id: 'ingestReadings', tag: 'ingest', summary: 'Send a batch of readings of any entities', errors: INGEST_ERRORS,

@@ -1,7 +1,7 @@
 /**
  * The committed OpenAPI document, gateway/openapi.json: what `GET /openapi.json` serves for a gateway with the
  * default settings and every feature on (a database present), generated from the app itself so it cannot be
- * written by hand. test/gateway-openapi.test.ts generates it again and fails when the two differ, so a change to
+ * written by hand. test/integration/gateway-openapi.test.ts generates it again and fails when the two differ, so a change to
  * the API's contract shows up in review as a diff of this file (gateway/README.md, "Compatibility").
  *
  *   npm run openapi      (tsx gateway/openapi-export.ts [--out <file>]; needs nats-server at PITWALL_NATS_URL)

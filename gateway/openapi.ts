@@ -58,7 +58,7 @@ export function documentRoute(method: string | string[], url: string, schema: Ro
   const m = [method].flat()[0] ?? 'GET'
   const key = `${m} ${url.replace(/:([A-Za-z]+)/g, '{$1}')}`
   // A route without an entry still gets a document (serving /openapi.json must not fail), but with no summary
-  // and an undeclared tag, which test/gateway-openapi.test.ts refuses: add the route to OPERATIONS (contract.ts).
+  // and an undeclared tag, which test/integration/gateway-openapi.test.ts refuses: add the route to OPERATIONS (contract.ts).
   const op = OPERATIONS[key] ?? { id: key.toLowerCase().replace(/[^a-z0-9]+(.)?/g, (_m, c: string | undefined) => (c ?? '').toUpperCase()), tag: 'undocumented' as Tag, summary: '' }
   const codes = errorCodes(access, { params: schema?.params !== undefined, query: schema?.querystring !== undefined, body: schema?.body !== undefined, database: false }, op)
   const response: Record<string, unknown> = {}

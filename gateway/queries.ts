@@ -6,7 +6,7 @@
  * replies; `from`/`to` accept ISO 8601 or epoch milliseconds and form the half-open range [from, to).
  *
  * Table names come from the projector's face (`TABLES`, projector/mod.ts), the contract between the two;
- * test/gateway-queries.test.ts writes its rows with the real projector, so a renamed column fails there.
+ * test/integration/gateway-queries.test.ts writes its rows with the real projector, so a renamed column fails there.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type, type Static, type TSchema } from '@sinclair/typebox'

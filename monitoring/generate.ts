@@ -1,7 +1,7 @@
 /**
  * Writes the generated Grafana files (dashboards JSON, provisioning YAML) into monitoring/grafana/ from the typed
  * dashboards in monitoring/dashboards/. Run: `npx tsx monitoring/generate.ts` (or `npm run dashboards`).
- * test/monitoring-dashboards.test.ts fails when the checked-in files differ from what this writes.
+ * test/integration/monitoring-dashboards.test.ts fails when the checked-in files differ from what this writes.
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'

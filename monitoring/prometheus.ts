@@ -2,7 +2,7 @@
  * Runs a real Prometheus (Debian's `prometheus` package) for the local deployment and the tests: renders a
  * configuration for the local services (static targets, the alert rules of monitoring/rules/), starts the binary
  * on a loopback port with a private data dir, waits until it is ready, and gives back its URL, a query helper and
- * a stop function. `npm start` calls startLocalPrometheus(); test/monitoring-live.test.ts uses the parts.
+ * a stop function. `npm start` calls startLocalPrometheus(); test/integration/monitoring-live.test.ts uses the parts.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { accessSync, constants } from 'node:fs'

@@ -1,7 +1,7 @@
 /**
  * The Nomad job files of a site and their per-site variables. One HCL file per service (nomad-jobs/<job>.hcl),
  * run once per site with the var file rendered here from the `sites/` topology (checked in under
- * nomad-jobs/vars/<site>/<job>.vars.hcl; test/nomad-jobs.test.ts fails when they drift).
+ * nomad-jobs/vars/<site>/<job>.vars.hcl; test/unit/nomad-jobs.test.ts fails when they drift).
  */
 import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'

@@ -57,7 +57,7 @@ export function localTopology(opts: LocalTopologyOptions = {}): Topology {
   return validateTopology({ ...(opts.deployment ? { deployment: opts.deployment } : {}), partitions: P, sites: [a, b] })
 }
 
-/** The named local variants (every one is rendered and checked with `nats-server -t` in test/sites.test.ts). */
+/** The named local variants (every one is rendered and checked with `nats-server -t` in test/integration/sites.test.ts). */
 export const LOCAL_TOPOLOGIES: Record<string, () => Topology> = {
   single: () => localTopology(),
   clustered: () => localTopology({ clustered: true }),

@@ -2,7 +2,7 @@
  * A typed client of the gateway, generated from the committed OpenAPI document (gateway/openapi.json) in the
  * build: `openapi-typescript` writes `openapi.d.ts` (paths, operations, components) and `openapi-fetch` makes
  * the calls, so a request or reply that does not fit the document does not compile. The gateway's integration
- * tests call the server through it (test/gateway-client.test.ts), with every reply checked against the
+ * tests call the server through it (test/integration/gateway-client.test.ts), with every reply checked against the
  * document's schema for its status (`contractChecker`), so the document cannot drift from the server.
  *
  *   const api = createPitwallClient('https://gw.example.com', { bearer: token })

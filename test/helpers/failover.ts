@@ -1,5 +1,5 @@
 /**
- * The two-site scenario behind test/failover.test.ts and `npm run bench:failover`: two local sites (one
+ * The two-site scenario behind test/integration/failover.test.ts and `npm run bench:failover`: two local sites (one
  * nats-server each, from the rendered configs), a worker per site (site a's as a child process so it can be
  * killed with -9, site b's in process), b's failover controller, and a producer that routes each reading to
  * the site owning its partition at a steady rate. Site a is killed (servers and worker, kill -9); b fails over

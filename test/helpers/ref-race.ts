@@ -13,7 +13,7 @@
  *
  * Readings of the docs where they leave a question open. The first version of this file (commit 23bb840) had to
  * guess Q1-Q5; the race section of docs/profiles.md now answers them (the system's behaviour, deliberate and
- * covered by test/race.test.ts), and this file follows it:
+ * covered by test/unit/race.test.ts), and this file follows it:
  * Q1 Field names: the race section listed the inputs in words only. Taken first from the device format of the
  *    simulator (simulators/simulator.ts): `brake_temp_<c>`, `tyre_temp_<c>` (c = fl, fr, rl, rr), `speed`, `lap`;
  *    the docs now name them.

@@ -1,5 +1,5 @@
 /**
- * Split and heal (docs/sites.md, "Split"), the scenario behind test/split.test.ts and test/split-loss.test.ts:
+ * Split and heal (docs/sites.md, "Split"), the scenario behind test/integration/split.test.ts and test/integration/split-loss.test.ts:
  * the leafnode link between two local sites runs through a proxy with a real network's faults
  * (test/helpers/proxy.ts); it is cut (or blackholed) while both sites stay up.
  * 1. No automatic failover while the peer's health answers (a link cut alone is not a loss).

@@ -1,6 +1,6 @@
 /**
- * Reading whole streams back in the crash tests of the production profiles (test/crash-environment.test.ts,
- * test/crash-race.test.ts): every message up to the last sequence through an ordered consumer, and OUT with the
+ * Reading whole streams back in the crash tests of the production profiles (test/integration/crash-environment.test.ts,
+ * test/integration/crash-race.test.ts): every message up to the last sequence through an ordered consumer, and OUT with the
  * projector's fence rule.
  */
 import { jetstream, jetstreamManager } from '@nats-io/jetstream'

@@ -1,6 +1,6 @@
 /**
  * The pit-stop score of a race car: a pure function of the car's current inputs, kept apart from the actor so
- * it can be checked against a naive reference (test/pitstop.test.ts) and reused by tools.
+ * it can be checked against a naive reference (test/unit/pitstop.test.ts) and reused by tools.
  *
  *   score = 100 * (wTyreWear * tyre_wear + wSpeedLoss * speed_loss + wBrake * brake_degradation
  *                  + wAnomaly * anomaly_penalty), each factor in 0..1, rounded to 0.01.
