@@ -43,10 +43,23 @@ export default tseslint.config(
     },
     rules: {
       '@typescript-eslint/no-floating-promises': 'error',
-      '@typescript-eslint/no-misused-promises': ['error', { checksVoidReturn: { arguments: false, attributes: false } }],
+      '@typescript-eslint/no-misused-promises': [
+        'error',
+        { checksVoidReturn: { arguments: false, attributes: false } },
+      ],
       '@typescript-eslint/consistent-type-imports': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
-      'no-restricted-imports': ['error', { patterns: [{ group: ['**/actors/**', '**/gateway/**', '**/sites/**'], message: 'the console uses the HTTP API, not the server code' }] }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/actors/**', '**/gateway/**', '**/sites/**'],
+              message: 'the console uses the HTTP API, not the server code',
+            },
+          ],
+        },
+      ],
     },
   },
   {
@@ -59,17 +72,23 @@ export default tseslint.config(
   ...Object.entries(ROOMS).map(([room, below]) => ({
     files: [`${room}/**/*.ts`],
     rules: {
-      'no-restricted-imports': ['error', {
-        patterns: [
-          ...Object.keys(ROOMS).filter((r) => r !== room && !below.includes(r)).map((r) => ({
-            group: [`**/${r}/**`], message: `${room}/ may import only ${below.length > 0 ? below.join(', ') : 'no other room'} (docs/architecture.md)`,
-          })),
-          ...FACES.filter((f) => f !== room && below.includes(f)).flatMap((f) => [
-            { group: [`**/${f}/*`, `!**/${f}/mod.js`], message: `import ${f}/ through ${f}/mod.ts` },
-            { group: [`**/${f}/*/**`], message: `import ${f}/ through ${f}/mod.ts` },
-          ]),
-        ],
-      }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            ...Object.keys(ROOMS)
+              .filter((r) => r !== room && !below.includes(r))
+              .map((r) => ({
+                group: [`**/${r}/**`],
+                message: `${room}/ may import only ${below.length > 0 ? below.join(', ') : 'no other room'} (docs/architecture.md)`,
+              })),
+            ...FACES.filter((f) => f !== room && below.includes(f)).flatMap((f) => [
+              { group: [`**/${f}/*`, `!**/${f}/mod.js`], message: `import ${f}/ through ${f}/mod.ts` },
+              { group: [`**/${f}/*/**`], message: `import ${f}/ through ${f}/mod.ts` },
+            ]),
+          ],
+        },
+      ],
     },
   })),
 )

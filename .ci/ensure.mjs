@@ -39,7 +39,14 @@ if (!mode || !MODES.has(mode)) {
   console.error('usage: node .ci/ensure.mjs start|test|bench [--dry-run]')
   process.exit(2)
 }
-const SIM = new Set(DRY ? (process.env.PITWALL_ENSURE_SIMULATE ?? '').split(',').map((s) => s.trim()).filter(Boolean) : [])
+const SIM = new Set(
+  DRY
+    ? (process.env.PITWALL_ENSURE_SIMULATE ?? '')
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)
+    : [],
+)
 
 const PG = {
   host: process.env.PGHOST || '127.0.0.1',
@@ -58,7 +65,20 @@ const NATS_LOG = `/var/log/nats-server${NATS_SUFFIX}.log`
 const NATS_PIDFILE = `/run/pitwall-nats-server${NATS_SUFFIX}.pid`
 // Written when this script installed PostgreSQL or created its cluster: only then do we edit pg_hba.conf.
 const PG_OURS_MARKER = '/var/lib/pitwall/postgresql-installed-by-ensure'
-const BUILD_DIRS = ['actors', 'projector', 'sites', 'simulators', 'gateway', 'consul', 'nomad-jobs', 'ansible', 'monitoring', 'cmd', 'bench', 'test'] // test/fixtures are spawned from dist/
+const BUILD_DIRS = [
+  'actors',
+  'projector',
+  'sites',
+  'simulators',
+  'gateway',
+  'consul',
+  'nomad-jobs',
+  'ansible',
+  'monitoring',
+  'cmd',
+  'bench',
+  'test',
+] // test/fixtures are spawned from dist/
 const OPTIONAL_PROBES = { prometheus: 'promtool', ansible: 'ansible-playbook', 'ansible-core': 'ansible-playbook' }
 
 const say = (msg) => console.log(`ensure: ${DRY ? '[dry-run] would ' : ''}${msg}`)
@@ -110,7 +130,9 @@ function which(cmd) {
 
 /** Like which(), but also looks in the sbin dirs a non-login root shell may lack. */
 function findTool(cmd) {
-  return which(cmd) ?? ['/usr/sbin', '/sbin', '/usr/bin', '/bin'].map((d) => path.join(d, cmd)).find(isExecutable) ?? null
+  return (
+    which(cmd) ?? ['/usr/sbin', '/sbin', '/usr/bin', '/bin'].map((d) => path.join(d, cmd)).find(isExecutable) ?? null
+  )
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
@@ -152,7 +174,10 @@ function probeSocket(opts, talk, silent, timeoutMs = 1500) {
       resolve(v)
     }
     // Connected but no (complete) answer: something else listens there.
-    const timer = setTimeout(() => finish(connected ? { up: true, ...silent } : { up: false, why: 'timeout' }), timeoutMs)
+    const timer = setTimeout(
+      () => finish(connected ? { up: true, ...silent } : { up: false, why: 'timeout' }),
+      timeoutMs,
+    )
     sock.on('error', (e) => finish(connected ? { up: true, ...silent } : { up: false, why: e.code ?? e.message }))
     sock.on('close', () => finish(connected ? { up: true, ...silent } : { up: false, why: 'closed' }))
     sock.on('connect', () => {
@@ -165,22 +190,26 @@ function probeSocket(opts, talk, silent, timeoutMs = 1500) {
 /** NATS: the server greets with `INFO {json}\r\n`; require JetStream. */
 function probeNats() {
   if (SIM.has('nats-down')) return Promise.resolve({ up: false, why: 'simulated' })
-  return probeSocket({ host: NATS.host, port: NATS.port }, (sock, finish) => {
-    let buf = ''
-    sock.setEncoding('utf8')
-    sock.on('data', (d) => {
-      buf += d
-      const eol = buf.indexOf('\r\n')
-      if (eol < 0) return
-      const line = buf.slice(0, eol)
-      if (!line.startsWith('INFO ')) return finish({ up: true, nats: false })
-      let info = {}
-      try {
-        info = JSON.parse(line.slice(5))
-      } catch {}
-      finish({ up: true, nats: true, jetstream: info.jetstream === true, version: info.version })
-    })
-  }, { nats: false })
+  return probeSocket(
+    { host: NATS.host, port: NATS.port },
+    (sock, finish) => {
+      let buf = ''
+      sock.setEncoding('utf8')
+      sock.on('data', (d) => {
+        buf += d
+        const eol = buf.indexOf('\r\n')
+        if (eol < 0) return
+        const line = buf.slice(0, eol)
+        if (!line.startsWith('INFO ')) return finish({ up: true, nats: false })
+        let info = {}
+        try {
+          info = JSON.parse(line.slice(5))
+        } catch {}
+        finish({ up: true, nats: true, jetstream: info.jetstream === true, version: info.version })
+      })
+    },
+    { nats: false },
+  )
 }
 
 /**
@@ -194,52 +223,59 @@ function probePg({ database = PG.database, query } = {}) {
   if (SIM.has('pg-no-db') && database === PG.database && !query) {
     return Promise.resolve({ up: true, code: '3D000', message: `database "${database}" does not exist` })
   }
-  const where = PG.host.startsWith('/') ? { path: path.join(PG.host, `.s.PGSQL.${PG.port}`) } : { host: PG.host, port: PG.port }
-  return probeSocket(where, (sock, finish) => {
-    const params = Buffer.from(`user\0${PG.user}\0database\0${database}\0application_name\0pitwall-ensure\0\0`)
-    const head = Buffer.alloc(8)
-    head.writeInt32BE(8 + params.length, 0)
-    head.writeInt32BE(196608, 4) // protocol 3.0
-    sock.write(Buffer.concat([head, params]))
-    let buf = Buffer.alloc(0)
-    let queried = false
-    let result = null
-    sock.on('data', (d) => {
-      buf = Buffer.concat([buf, d])
-      while (buf.length >= 5) {
-        const type = String.fromCharCode(buf[0])
-        const len = buf.readInt32BE(1)
-        if (buf.length < 1 + len) return
-        const body = buf.subarray(5, 1 + len)
-        buf = buf.subarray(1 + len)
-        if (type === 'E') {
-          const fields = {}
-          for (let i = 0; i < body.length && body[i] !== 0; ) {
-            const end = body.indexOf(0, i + 1)
-            fields[String.fromCharCode(body[i])] = body.toString('utf8', i + 1, end)
-            i = end + 1
+  const where = PG.host.startsWith('/')
+    ? { path: path.join(PG.host, `.s.PGSQL.${PG.port}`) }
+    : { host: PG.host, port: PG.port }
+  return probeSocket(
+    where,
+    (sock, finish) => {
+      const params = Buffer.from(`user\0${PG.user}\0database\0${database}\0application_name\0pitwall-ensure\0\0`)
+      const head = Buffer.alloc(8)
+      head.writeInt32BE(8 + params.length, 0)
+      head.writeInt32BE(196608, 4) // protocol 3.0
+      sock.write(Buffer.concat([head, params]))
+      let buf = Buffer.alloc(0)
+      let queried = false
+      let result = null
+      sock.on('data', (d) => {
+        buf = Buffer.concat([buf, d])
+        while (buf.length >= 5) {
+          const type = String.fromCharCode(buf[0])
+          const len = buf.readInt32BE(1)
+          if (buf.length < 1 + len) return
+          const body = buf.subarray(5, 1 + len)
+          buf = buf.subarray(1 + len)
+          if (type === 'E') {
+            const fields = {}
+            for (let i = 0; i < body.length && body[i] !== 0;) {
+              const end = body.indexOf(0, i + 1)
+              fields[String.fromCharCode(body[i])] = body.toString('utf8', i + 1, end)
+              i = end + 1
+            }
+            const err = { up: true, code: fields.C, message: fields.M }
+            if (!queried) return finish(err)
+            result = err // a query error: wait for ReadyForQuery
+          } else if (type === 'R') {
+            const method = body.readInt32BE(0)
+            if (method !== 0) return finish({ up: true, auth: method })
+          } else if (type === 'Z') {
+            if (!query || queried) {
+              sock.write(Buffer.from([0x58, 0, 0, 0, 4])) // Terminate
+              return finish(result ?? { up: true, ok: true })
+            }
+            queried = true
+            const q = Buffer.from(`${query}\0`)
+            const qh = Buffer.alloc(5)
+            qh.write('Q', 0)
+            qh.writeInt32BE(4 + q.length, 1)
+            sock.write(Buffer.concat([qh, q]))
           }
-          const err = { up: true, code: fields.C, message: fields.M }
-          if (!queried) return finish(err)
-          result = err // a query error: wait for ReadyForQuery
-        } else if (type === 'R') {
-          const method = body.readInt32BE(0)
-          if (method !== 0) return finish({ up: true, auth: method })
-        } else if (type === 'Z') {
-          if (!query || queried) {
-            sock.write(Buffer.from([0x58, 0, 0, 0, 4])) // Terminate
-            return finish(result ?? { up: true, ok: true })
-          }
-          queried = true
-          const q = Buffer.from(`${query}\0`)
-          const qh = Buffer.alloc(5)
-          qh.write('Q', 0)
-          qh.writeInt32BE(4 + q.length, 1)
-          sock.write(Buffer.concat([qh, q]))
         }
-      }
-    })
-  }, { code: 'silent', message: 'no valid answer to a startup message (is it PostgreSQL?)' }, 3000)
+      })
+    },
+    { code: 'silent', message: 'no valid answer to a startup message (is it PostgreSQL?)' },
+    3000,
+  )
 }
 
 async function waitFor(probe, accept, ms) {
@@ -263,8 +299,13 @@ function depsState() {
 }
 
 function ensureDeps(state) {
-  if (!fs.existsSync(path.join(ROOT, 'package-lock.json'))) fail('package-lock.json is missing: run `npm install` and commit it')
-  const why = { missing: 'node_modules is missing', incomplete: 'node_modules has no .package-lock.json', stale: 'package-lock.json changed' }[state]
+  if (!fs.existsSync(path.join(ROOT, 'package-lock.json')))
+    fail('package-lock.json is missing: run `npm install` and commit it')
+  const why = {
+    missing: 'node_modules is missing',
+    incomplete: 'node_modules has no .package-lock.json',
+    stale: 'package-lock.json changed',
+  }[state]
   say(`run npm ci (${why})`)
   if (DRY) return
   const r = run('npm', ['ci', '--no-audit', '--no-fund'], { show: true })
@@ -321,7 +362,8 @@ function natsBinary() {
 function ensureNatsBinary(state) {
   if (state.fromEnv) fail(`NATS_SERVER_BIN=${process.env.NATS_SERVER_BIN} is not an executable file`)
   if (state.bin === null) {
-    if (!canApt()) fail('nats-server is not installed; run as root: DEBIAN_FRONTEND=noninteractive apt-get install -y nats-server')
+    if (!canApt())
+      fail('nats-server is not installed; run as root: DEBIAN_FRONTEND=noninteractive apt-get install -y nats-server')
     aptInstall(['nats-server'])
     if (DRY) return '/usr/sbin/nats-server'
     const again = natsBinary()
@@ -329,7 +371,9 @@ function ensureNatsBinary(state) {
     state = again
   }
   if (!state.onPath && mode === 'test') {
-    note(`nats-server is ${state.bin} but not on PATH; tests spawn \`nats-server\`: export PATH="${path.dirname(state.bin)}:$PATH" (or NATS_SERVER_BIN=${state.bin})`)
+    note(
+      `nats-server is ${state.bin} but not on PATH; tests spawn \`nats-server\`: export PATH="${path.dirname(state.bin)}:$PATH" (or NATS_SERVER_BIN=${state.bin})`,
+    )
   }
   return state.bin
 }
@@ -337,17 +381,33 @@ function ensureNatsBinary(state) {
 async function ensureNats(state, bin) {
   if (state.up) {
     if (!state.nats) fail(`${NATS.host}:${NATS.port} is not a NATS server; free the port or set PITWALL_NATS_URL`)
-    if (!state.jetstream) fail(`the NATS server at ${NATS.host}:${NATS.port} has JetStream disabled; restart it with -js`)
+    if (!state.jetstream)
+      fail(`the NATS server at ${NATS.host}:${NATS.port} has JetStream disabled; restart it with -js`)
     return
   }
-  if (!isLocal(NATS.host)) fail(`NATS at ${NATS.host}:${NATS.port} is not reachable (${state.why}) and is not local; start it there`)
+  if (!isLocal(NATS.host))
+    fail(`NATS at ${NATS.host}:${NATS.port} is not reachable (${state.why}) and is not local; start it there`)
   if (!bin) bin = '/usr/sbin/nats-server'
   const serverArgs = ['-a', '127.0.0.1', '-p', String(NATS.port), '-js']
   let log
   if (IS_ROOT && findTool('start-stop-daemon')) {
     log = NATS_LOG
-    const argv = ['--start', '--oknodo', '--background', '--pidfile', NATS_PIDFILE, '--make-pidfile', '--exec', bin, '--',
-      ...serverArgs, '-sd', NATS_STORE, '-l', NATS_LOG]
+    const argv = [
+      '--start',
+      '--oknodo',
+      '--background',
+      '--pidfile',
+      NATS_PIDFILE,
+      '--make-pidfile',
+      '--exec',
+      bin,
+      '--',
+      ...serverArgs,
+      '-sd',
+      NATS_STORE,
+      '-l',
+      NATS_LOG,
+    ]
     say(`start nats-server on 127.0.0.1:${NATS.port}: mkdir -p ${NATS_STORE} && start-stop-daemon ${argv.join(' ')}`)
     if (DRY) return
     fs.mkdirSync(NATS_STORE, { recursive: true })
@@ -364,7 +424,8 @@ async function ensureNats(state, bin) {
     spawn(bin, argv, { detached: true, stdio: 'ignore', cwd: ROOT }).unref()
   }
   const s = await waitFor(probeNats, (x) => x.up, 15000)
-  if (!s.up) fail(`nats-server did not come up on 127.0.0.1:${NATS.port} within 15 s; last lines of ${log}:\n${tailFile(log)}`)
+  if (!s.up)
+    fail(`nats-server did not come up on 127.0.0.1:${NATS.port} within 15 s; last lines of ${log}:\n${tailFile(log)}`)
   if (!s.jetstream) fail(`nats-server on 127.0.0.1:${NATS.port} came up without JetStream; see ${log}`)
 }
 
@@ -414,17 +475,23 @@ const startCmd = (c) => `pg_ctlcluster --skip-systemctl-redirect ${c.version} ${
 
 async function startPostgres(state) {
   const where = `${PG.host}:${PG.port}`
-  if (!isLocal(PG.host)) fail(`PostgreSQL at ${where} is not reachable (${state.why}) and is not local; start it there or fix PGHOST/PGPORT`)
+  if (!isLocal(PG.host))
+    fail(`PostgreSQL at ${where} is not reachable (${state.why}) and is not local; start it there or fix PGHOST/PGPORT`)
   let clusters = pgClusters()
   const hasCtl = SIM.has('pg-not-installed') ? false : findTool('pg_ctlcluster') !== null
   if (!hasCtl || clusters.length === 0) {
     if (!IS_ROOT) {
-      fail(`PostgreSQL is not installed/configured; as root run: apt-get install -y postgresql && ${startCmd({ version: '15', name: 'main' })}` +
-        ` && su postgres -c "createdb ${PG.database}", then put \`host all all 127.0.0.1/32 trust\` first in` +
-        ' /etc/postgresql/15/main/pg_hba.conf and run: pg_ctlcluster 15 main reload')
+      fail(
+        `PostgreSQL is not installed/configured; as root run: apt-get install -y postgresql && ${startCmd({ version: '15', name: 'main' })}` +
+          ` && su postgres -c "createdb ${PG.database}", then put \`host all all 127.0.0.1/32 trust\` first in` +
+          ' /etc/postgresql/15/main/pg_hba.conf and run: pg_ctlcluster 15 main reload',
+      )
     }
     if (!hasCtl) {
-      if (!canApt()) fail('PostgreSQL is not installed and apt-get is not available; install PostgreSQL 15 and start it on 127.0.0.1:5432')
+      if (!canApt())
+        fail(
+          'PostgreSQL is not installed and apt-get is not available; install PostgreSQL 15 and start it on 127.0.0.1:5432',
+        )
       aptInstall(['postgresql'])
       if (!DRY) markPgOurs('installed')
       clusters = DRY ? [{ version: '15', name: 'main', port: PG.port, dir: '/etc/postgresql/15/main' }] : pgClusters()
@@ -433,7 +500,10 @@ async function startPostgres(state) {
       // Binaries but no cluster (the package's postinst normally creates <version>/main): create one.
       let versions = []
       try {
-        versions = fs.readdirSync('/usr/lib/postgresql').filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(a) - Number(b))
+        versions = fs
+          .readdirSync('/usr/lib/postgresql')
+          .filter((v) => /^\d+$/.test(v))
+          .sort((a, b) => Number(a) - Number(b))
       } catch {}
       const v = versions.at(-1)
       if (!v) fail('PostgreSQL server binaries not found under /usr/lib/postgresql; run: apt-get install -y postgresql')
@@ -450,12 +520,16 @@ async function startPostgres(state) {
   }
   const matching = clusters.filter((c) => c.port === PG.port)
   if (matching.length === 0) {
-    fail(`no PostgreSQL cluster is configured on port ${PG.port} (${clusters.map((c) => `${c.version}/${c.name}:${c.port}`).join(', ')}); set PGPORT`)
+    fail(
+      `no PostgreSQL cluster is configured on port ${PG.port} (${clusters.map((c) => `${c.version}/${c.name}:${c.port}`).join(', ')}); set PGPORT`,
+    )
   }
   // Ours: trust loopback before starting (the package's postinst may have started it already: reload below).
   const edited = pgOurs() ? matching.filter((c) => trustLoopback(c, { reload: false })) : []
   if (!IS_ROOT) {
-    fail(`PostgreSQL is not running on ${where}; as root (or the postgres user) run: ${matching.map(startCmd).join(' && ')}`)
+    fail(
+      `PostgreSQL is not running on ${where}; as root (or the postgres user) run: ${matching.map(startCmd).join(' && ')}`,
+    )
   }
   for (const c of matching) {
     say(`start PostgreSQL: ${startCmd(c)}`)
@@ -467,8 +541,10 @@ async function startPostgres(state) {
   const s = await waitFor(probePg, (x) => x.up && x.code !== '57P03', 30000)
   if (!s.up) {
     const c = matching[0]
-    fail(`PostgreSQL did not come up on ${where} within 30 s; see /var/log/postgresql/postgresql-${c.version}-${c.name}.log:\n` +
-      tailFile(`/var/log/postgresql/postgresql-${c.version}-${c.name}.log`))
+    fail(
+      `PostgreSQL did not come up on ${where} within 30 s; see /var/log/postgresql/postgresql-${c.version}-${c.name}.log:\n` +
+        tailFile(`/var/log/postgresql/postgresql-${c.version}-${c.name}.log`),
+    )
   }
   for (const c of edited) run(findTool('pg_ctlcluster'), ['--skip-systemctl-redirect', c.version, c.name, 'reload'])
 }
@@ -490,7 +566,12 @@ function trustLoopback(c, { reload }) {
   if (DRY) return true
   const lines = text.split('\n')
   const at = lines.findIndex((l) => l.trim() !== '' && !l.trim().startsWith('#'))
-  const add = [TRUST_TAG, 'host    all    all    127.0.0.1/32    trust', 'host    all    all    ::1/128         trust', '']
+  const add = [
+    TRUST_TAG,
+    'host    all    all    127.0.0.1/32    trust',
+    'host    all    all    ::1/128         trust',
+    '',
+  ]
   lines.splice(at < 0 ? lines.length : at, 0, ...add)
   fs.writeFileSync(hba, lines.join('\n'))
   if (reload) {
@@ -518,7 +599,9 @@ async function ensurePgAccess(state) {
       state = await waitFor(probePg, (x) => x.auth === undefined, 5000)
       if (state.auth === undefined) return ensurePgAccess(state)
     }
-    fail(`PostgreSQL at ${where} asks ${PG.user} for a ${AUTH_NAMES[state.auth] ?? `method ${state.auth}`} password; tests need trust auth: ${hbaHelp()}`)
+    fail(
+      `PostgreSQL at ${where} asks ${PG.user} for a ${AUTH_NAMES[state.auth] ?? `method ${state.auth}`} password; tests need trust auth: ${hbaHelp()}`,
+    )
   }
   if (state.ok) return
   if (state.code === '3D000') {
@@ -528,20 +611,27 @@ async function ensurePgAccess(state) {
     if (!q.ok && q.code !== '42P04') {
       // Fall back to the postgres OS user over the local socket (peer auth).
       const su = findTool('su')
-      const r = IS_ROOT && su && isLocal(PG.host)
-        ? run(su, ['postgres', '-c', `createdb -p ${PG.port} ${shellQuote(PG.database)}`])
-        : { ok: false, out: q.message ?? `auth ${q.auth}` }
-      if (!r.ok) fail(`cannot create database ${PG.database}: ${tail(r.out, 3)}; run: su postgres -c "createdb ${PG.database}"`)
+      const r =
+        IS_ROOT && su && isLocal(PG.host)
+          ? run(su, ['postgres', '-c', `createdb -p ${PG.port} ${shellQuote(PG.database)}`])
+          : { ok: false, out: q.message ?? `auth ${q.auth}` }
+      if (!r.ok)
+        fail(`cannot create database ${PG.database}: ${tail(r.out, 3)}; run: su postgres -c "createdb ${PG.database}"`)
     }
     const again = await probePg()
-    if (!again.ok) fail(`database ${PG.database} still not usable on ${where}: ${again.message ?? `auth ${again.auth}`}`)
+    if (!again.ok)
+      fail(`database ${PG.database} still not usable on ${where}: ${again.message ?? `auth ${again.auth}`}`)
     return
   }
   if (state.code === '28000' && /role .* does not exist/.test(state.message ?? '')) {
-    fail(`PostgreSQL at ${where}: ${state.message}; run: su postgres -c "createuser --superuser ${PG.user}" (or set PGUSER)`)
+    fail(
+      `PostgreSQL at ${where}: ${state.message}; run: su postgres -c "createuser --superuser ${PG.user}" (or set PGUSER)`,
+    )
   }
   if (state.code === '28000') fail(`PostgreSQL at ${where} rejects ${PG.user}: ${state.message}; ${hbaHelp()}`)
-  fail(`PostgreSQL at ${where}: ${state.message}${state.code && state.code !== 'silent' ? ` (SQLSTATE ${state.code})` : ''}`)
+  fail(
+    `PostgreSQL at ${where}: ${state.message}${state.code && state.code !== 'silent' ? ` (SQLSTATE ${state.code})` : ''}`,
+  )
 }
 
 function shellQuote(s) {
@@ -633,11 +723,13 @@ async function withLock(fn) {
       } else {
         alive = Date.now() - mtime(lock) < 10_000 // just created, pid not written yet
       }
-      if (!alive || Date.now() - mtime(lock) > 30 * 60_000) { // dead holder, or a reused pid after a reboot
+      if (!alive || Date.now() - mtime(lock) > 30 * 60_000) {
+        // dead holder, or a reused pid after a reboot
         fs.rmSync(lock, { recursive: true, force: true })
         continue
       }
-      if (Date.now() > deadline) fail(`another ensure run (pid ${pid}) has held ${lock} for 15 minutes; remove it if stale`)
+      if (Date.now() > deadline)
+        fail(`another ensure run (pid ${pid}) has held ${lock} for 15 minutes; remove it if stale`)
       if (!told) note(`waiting for another ensure run (pid ${pid})`)
       told = true
       await sleep(500)
@@ -662,8 +754,15 @@ async function survey() {
 }
 
 const allGood = (s) =>
-  s.deps === 'ok' && s.bin.bin && (s.bin.onPath || s.bin.fromEnv || mode !== 'test') && s.pg.ok && s.nats.up && s.nats.nats &&
-  s.nats.jetstream && !s.build && s.optional.length === 0
+  s.deps === 'ok' &&
+  s.bin.bin &&
+  (s.bin.onPath || s.bin.fromEnv || mode !== 'test') &&
+  s.pg.ok &&
+  s.nats.up &&
+  s.nats.nats &&
+  s.nats.jetstream &&
+  !s.build &&
+  s.optional.length === 0
 
 async function main() {
   let s = await survey()

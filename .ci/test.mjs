@@ -20,12 +20,26 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 const TIMES = join(ROOT, '.ci', 'test-times.json')
 
 /** Multi-process tests that kill or time servers: never two of them at once (all in lane A). */
-const HEAVY = new Set([
-  'crash.test.ts', 'crash-environment.test.ts', 'crash-race.test.ts', 'edge-dedupe.test.ts', 'failover.test.ts',
-  'ownership.test.ts', 'restart-gate.test.ts', 'site-procedure.test.ts', 'sites.test.ts', 'split.test.ts',
-  'strays.test.ts', 'nomad-controller.test.ts', 'nomad-drain.test.ts', 'lab-drill.test.ts', 'split-loss.test.ts',
-  'failover-lag.test.ts',
-].map((f) => `test/integration/${f}`))
+const HEAVY = new Set(
+  [
+    'crash.test.ts',
+    'crash-environment.test.ts',
+    'crash-race.test.ts',
+    'edge-dedupe.test.ts',
+    'failover.test.ts',
+    'ownership.test.ts',
+    'restart-gate.test.ts',
+    'site-procedure.test.ts',
+    'sites.test.ts',
+    'split.test.ts',
+    'strays.test.ts',
+    'nomad-controller.test.ts',
+    'nomad-drain.test.ts',
+    'lab-drill.test.ts',
+    'split-loss.test.ts',
+    'failover-lag.test.ts',
+  ].map((f) => `test/integration/${f}`),
+)
 
 const args = process.argv.slice(2)
 if (args.length > 0 || process.env.PITWALL_TEST_LANES === '1') {
@@ -46,7 +60,11 @@ function testFiles(dir = join(ROOT, 'test')) {
 }
 
 function readTimes() {
-  try { return JSON.parse(readFileSync(TIMES, 'utf8')) } catch { return {} }
+  try {
+    return JSON.parse(readFileSync(TIMES, 'utf8'))
+  } catch {
+    return {}
+  }
 }
 
 /** Lane A: every heavy file, then light ones while it is the shorter lane; lane B: the rest. Longest first. */
@@ -58,9 +76,18 @@ function plan(files, times) {
   let ta = a.reduce((s, f) => s + est(f), 0)
   let tb = 0
   for (const f of files.filter((f) => !HEAVY.has(f)).sort(byTime)) {
-    if (ta < tb) { a.push(f); ta += est(f) } else { b.push(f); tb += est(f) }
+    if (ta < tb) {
+      a.push(f)
+      ta += est(f)
+    } else {
+      b.push(f)
+      tb += est(f)
+    }
   }
-  return [{ name: 'A', files: a, est: ta }, { name: 'B', files: b, est: tb }]
+  return [
+    { name: 'A', files: a, est: ta },
+    { name: 'B', files: b, est: tb },
+  ]
 }
 
 function runLane(lane, times) {
@@ -107,12 +134,19 @@ async function lanes() {
   let failed = false
   for (const r of results) {
     failed ||= r.code !== 0
-    const slow = r.lane.files.filter((f) => times[f] !== undefined).sort((x, y) => times[y] - times[x]).slice(0, 5)
+    const slow = r.lane.files
+      .filter((f) => times[f] !== undefined)
+      .sort((x, y) => times[y] - times[x])
+      .slice(0, 5)
     process.stdout.write(`# lane ${r.lane.name}: exit ${r.code} in ${r.s.toFixed(0)} s ${r.summary.join(' ')}\n`)
     process.stdout.write(`#   slowest: ${slow.map((f) => `${f} ${times[f]} s`).join(', ')}\n`)
   }
   // Every file's new time; files that did not report (crashed, timed out) keep their old one.
   const merged = Object.fromEntries(files.map((f) => [f, times[f] ?? old[f]]).filter(([, v]) => v !== undefined))
-  try { writeFileSync(TIMES, `${JSON.stringify(merged, null, 1)}\n`) } catch { /* read-only checkout: keep going */ }
+  try {
+    writeFileSync(TIMES, `${JSON.stringify(merged, null, 1)}\n`)
+  } catch {
+    /* read-only checkout: keep going */
+  }
   process.exit(failed ? 1 : 0)
 }

@@ -27,7 +27,9 @@ export const ALERT_RANK: Readonly<Record<AlertState, number>> = Object.freeze({ 
 
 /** The deterministic id of the alert of `type` that began at `start` (`sub`: which one, when several can be open). */
 export function alertId(entity: EntityRef, type: string, start: number, sub?: string): string {
-  return sub === undefined ? `${entity.kind}:${entity.id}:${type}:${start}` : `${entity.kind}:${entity.id}:${type}:${sub}:${start}`
+  return sub === undefined
+    ? `${entity.kind}:${entity.id}:${type}:${start}`
+    : `${entity.kind}:${entity.id}:${type}:${sub}:${start}`
 }
 
 /** The output key of one event of an alert: `<alertId>:<state>:<seq>`. */

@@ -37,16 +37,24 @@ const HELP: FlagSpec = { name: 'help', type: 'boolean', help: 'this help' }
 
 /** The --help text of a command. */
 export function commandHelp(spec: CommandSpec): string {
-  const flags = (spec.flags.some((f) => f.name === 'help') ? spec.flags : [...spec.flags, HELP]).map((f) => `  --${f.name}${f.value ? ` ${f.value}` : ''}`.padEnd(28) + ` ${f.help}`)
+  const flags = (spec.flags.some((f) => f.name === 'help') ? spec.flags : [...spec.flags, HELP]).map(
+    (f) => `  --${f.name}${f.value ? ` ${f.value}` : ''}`.padEnd(28) + ` ${f.help}`,
+  )
   return [`usage: ${spec.usage}`, `  ${spec.summary}`, '', 'flags:', ...flags].join('\n')
 }
 
 /** Parses `args` by `spec`; `help` is true when --help was given (nothing else is checked then). */
 export function parseCommand(args: readonly string[], spec: CommandSpec): ParsedCommand {
   const known = spec.flags.some((f) => f.name === 'help') ? spec.flags : [...spec.flags, HELP]
-  const options = Object.fromEntries(known.map((f) => [f.name, { type: f.type, ...(f.multiple ? { multiple: true } : {}), ...(f.short ? { short: f.short } : {}) }]))
+  const options = Object.fromEntries(
+    known.map((f) => [
+      f.name,
+      { type: f.type, ...(f.multiple ? { multiple: true } : {}), ...(f.short ? { short: f.short } : {}) },
+    ]),
+  )
   const helpShort = known.find((f) => f.name === 'help')?.short
-  if (args.includes('--help') || (helpShort !== undefined && args.includes(`-${helpShort}`))) return { values: {}, positionals: [], help: true }
+  if (args.includes('--help') || (helpShort !== undefined && args.includes(`-${helpShort}`)))
+    return { values: {}, positionals: [], help: true }
   let parsed: ReturnType<typeof parseArgs>
   try {
     parsed = parseArgs({ args: [...args], options, allowPositionals: true, strict: true, tokens: true })
@@ -62,9 +70,13 @@ export function parseCommand(args: readonly string[], spec: CommandSpec): Parsed
   const pos = spec.positionals ?? { min: 0, max: 0, names: '' }
   if (parsed.positionals.length > pos.max) {
     const extra = parsed.positionals[pos.max] as string
-    throw new ConfigError(extra.startsWith('-') ? extra : JSON.stringify(extra), `unexpected argument (usage: ${spec.usage}; see --help)`)
+    throw new ConfigError(
+      extra.startsWith('-') ? extra : JSON.stringify(extra),
+      `unexpected argument (usage: ${spec.usage}; see --help)`,
+    )
   }
-  if (parsed.positionals.length < pos.min) throw new ConfigError(pos.names || 'arguments', `missing (usage: ${spec.usage}; see --help)`)
+  if (parsed.positionals.length < pos.min)
+    throw new ConfigError(pos.names || 'arguments', `missing (usage: ${spec.usage}; see --help)`)
   return { values: parsed.values as ParsedCommand['values'], positionals: parsed.positionals, help: false }
 }
 

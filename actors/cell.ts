@@ -54,21 +54,30 @@ function profileOf(def: AnyDef, config: unknown, dedupe: DedupeLimits): Profile 
   // Non-object configurations cannot key a WeakMap: such cells keep their own (rare; tests only).
   if (config === null || (typeof config !== 'object' && typeof config !== 'function')) return fresh()
   let byConfig = profiles.get(def)
-  if (!byConfig) profiles.set(def, byConfig = new WeakMap())
+  if (!byConfig) profiles.set(def, (byConfig = new WeakMap()))
   let byLimits = byConfig.get(config)
-  if (!byLimits) byConfig.set(config, byLimits = new WeakMap())
+  if (!byLimits) byConfig.set(config, (byLimits = new WeakMap()))
   let p = byLimits.get(dedupe)
-  if (!p) byLimits.set(dedupe, p = fresh())
+  if (!p) byLimits.set(dedupe, (p = fresh()))
   return p
 }
 
 function ridsOf(entity: EntityRef, rec: RecentIdsRecord | undefined): RecentIds | undefined {
   if (rec === undefined) return undefined
-  const ok = rec !== null && typeof rec === 'object' && Array.isArray(rec.h) && Array.isArray(rec.ts) &&
-    rec.h.length === rec.ts.length && (rec.f === null || typeof rec.f === 'number') &&
-    rec.h.every((h) => Number.isSafeInteger(h) && h >= 0) && rec.ts.every((t) => typeof t === 'number')
+  const ok =
+    rec !== null &&
+    typeof rec === 'object' &&
+    Array.isArray(rec.h) &&
+    Array.isArray(rec.ts) &&
+    rec.h.length === rec.ts.length &&
+    (rec.f === null || typeof rec.f === 'number') &&
+    rec.h.every((h) => Number.isSafeInteger(h) && h >= 0) &&
+    rec.ts.every((t) => typeof t === 'number')
   if (!ok) {
-    throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_CORRUPT, `snapshot of ${entity.kind}/${entity.id} has a malformed reading-id set`)
+    throw new SnapshotError(
+      RuntimeErrorCodes.SNAPSHOT_CORRUPT,
+      `snapshot of ${entity.kind}/${entity.id} has a malformed reading-id set`,
+    )
   }
   return RecentIds.restore(rec)
 }
@@ -91,23 +100,36 @@ export class ActorCell {
   private rids: RecentIds | undefined
 
   /** `dedupe`: limits of the reading-id set; pass one shared object (the runtime config's) for all cells. */
-  constructor(def: AnyDef, config: unknown, entity: EntityRef, snap?: SnapshotRecord, dedupe: DedupeLimits = DEFAULT_DEDUPE) {
+  constructor(
+    def: AnyDef,
+    config: unknown,
+    entity: EntityRef,
+    snap?: SnapshotRecord,
+    dedupe: DedupeLimits = DEFAULT_DEDUPE,
+  ) {
     this.entity = entity
     this.profile = profileOf(def, config, dedupe)
     if (snap) {
       if (snap.profile !== def.profile) {
-        throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_CORRUPT,
-          `snapshot of ${entity.kind}/${entity.id} has profile ${snap.profile}, expected ${def.profile}`)
+        throw new SnapshotError(
+          RuntimeErrorCodes.SNAPSHOT_CORRUPT,
+          `snapshot of ${entity.kind}/${entity.id} has profile ${snap.profile}, expected ${def.profile}`,
+        )
       }
       if (snap.v > def.codec.version) {
-        throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_VERSION,
-          `snapshot of ${entity.kind}/${entity.id} has codec version ${snap.v}, newer than ${def.codec.version}`)
+        throw new SnapshotError(
+          RuntimeErrorCodes.SNAPSHOT_VERSION,
+          `snapshot of ${entity.kind}/${entity.id} has codec version ${snap.v}, newer than ${def.codec.version}`,
+        )
       }
       try {
         this.state = def.codec.decode(snap.state, snap.v)
       } catch (err) {
-        throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_CORRUPT,
-          `snapshot of ${entity.kind}/${entity.id} cannot be decoded`, err)
+        throw new SnapshotError(
+          RuntimeErrorCodes.SNAPSHOT_CORRUPT,
+          `snapshot of ${entity.kind}/${entity.id} cannot be decoded`,
+          err,
+        )
       }
       this.lastSeq = snap.lastSeq
       this.maxEventTs = snap.maxEventTs ?? -Infinity
@@ -199,7 +221,11 @@ export class ActorCell {
   }
 
   query(): unknown {
-    const view = this.def.query?.(this.state, { entity: this.entity, watermark: this.watermark, lastSeq: this.lastSeq }, this.config)
+    const view = this.def.query?.(
+      this.state,
+      { entity: this.entity, watermark: this.watermark, lastSeq: this.lastSeq },
+      this.config,
+    )
     return view ?? this.def.codec.encode(this.state)
   }
 
@@ -241,8 +267,12 @@ export class ActorCell {
       profile: this.def.profile,
       seq,
       procTime,
-      get watermark() { return cell.watermark },
-      get maxEventTime() { return cell.maxEventTs },
+      get watermark() {
+        return cell.watermark
+      },
+      get maxEventTime() {
+        return cell.maxEventTs
+      },
       emit<T extends Exclude<OutputType, 'fence'>>(type: T, key: string, ts: number, body: OutputBodies[T]) {
         emit({ id: `${kind}:${id}:${type}:${key}`, type, kind, entity: id, profile: cell.def.profile, ts, seq, body })
       },

@@ -60,7 +60,12 @@ export interface RuntimeConfig {
   readonly natsUrl: string
   readonly partitions: number
   readonly workerId: string
-  readonly streams: { readonly tlm: string; readonly out: string; readonly stateBucket: string; readonly refBucket: string }
+  readonly streams: {
+    readonly tlm: string
+    readonly out: string
+    readonly stateBucket: string
+    readonly refBucket: string
+  }
   readonly refActivationMs: number
   readonly replicas: number
   readonly leaseTtlMs: number
@@ -167,8 +172,21 @@ export function optionsFromEnv(env: Record<string, string | undefined>): Runtime
   if (peerSite) o.peer = { site: peerSite, ...(str(ENV.peerDomain) ? { domain: str(ENV.peerDomain) as string } : {}) }
   const homes = str(ENV.homePartitions)
   if (homes) o.homePartitions = parseRanges(ENV.homePartitions, homes)
-  for (const k of ['partitions', 'replicas', 'leaseTtlMs', 'heartbeatMs', 'checkpointIntervalMs', 'tickIntervalMs',
-    'maxActiveActors', 'idlePassivateMs', 'maxInFlight', 'maxPendingOutputs', 'tlmMaxAgeS', 'metricsPort', 'refActivationMs'] as const) {
+  for (const k of [
+    'partitions',
+    'replicas',
+    'leaseTtlMs',
+    'heartbeatMs',
+    'checkpointIntervalMs',
+    'tickIntervalMs',
+    'maxActiveActors',
+    'idlePassivateMs',
+    'maxInFlight',
+    'maxPendingOutputs',
+    'tlmMaxAgeS',
+    'metricsPort',
+    'refActivationMs',
+  ] as const) {
     set(k, intFrom(env, ENV[k]))
   }
   const horizonMs = intFrom(env, ENV.dedupeHorizonMs)
@@ -198,7 +216,8 @@ export function parseRanges(setting: string, text: string): number[] {
   const out: number[] = []
   for (const part of text.split(',')) {
     const m = /^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$/.exec(part)
-    if (!m) throw new ConfigError(setting, `is not a list of partitions or ranges (e.g. 0-7,9): ${JSON.stringify(text)}`)
+    if (!m)
+      throw new ConfigError(setting, `is not a list of partitions or ranges (e.g. 0-7,9): ${JSON.stringify(text)}`)
     const a = Number(m[1])
     const b = m[2] === undefined ? a : Number(m[2])
     if (b < a) throw new ConfigError(setting, `range ${a}-${b} is backwards`)
@@ -218,7 +237,10 @@ function positiveInt(setting: string, v: number, min = 1, max = Number.MAX_SAFE_
 export function compileConfig(o: RuntimeOptions): RuntimeConfig {
   const deployment = o.deployment ?? DEFAULTS.deployment
   if (!DEPLOYMENT_PATTERN.test(deployment)) {
-    throw new ConfigError(`deployment (${ENV.deployment})`, `must match ${DEPLOYMENT_PATTERN} (lower-case letters, digits, inner dashes), got ${JSON.stringify(deployment)}`)
+    throw new ConfigError(
+      `deployment (${ENV.deployment})`,
+      `must match ${DEPLOYMENT_PATTERN} (lower-case letters, digits, inner dashes), got ${JSON.stringify(deployment)}`,
+    )
   }
   const site = o.site ?? DEFAULTS.site
   if (!SITE_PATTERN.test(site)) throw new ConfigError('site', `must match ${SITE_PATTERN}, got ${JSON.stringify(site)}`)
@@ -228,7 +250,8 @@ export function compileConfig(o: RuntimeOptions): RuntimeConfig {
       throw new ConfigError('natsUrl', `is not a NATS URL: ${JSON.stringify(u)}`)
     }
   }
-  const workerId = o.workerId ?? `${hostname().replace(/[^A-Za-z0-9_-]/g, '-')}-${process.pid}-${randomBytes(3).toString('hex')}`
+  const workerId =
+    o.workerId ?? `${hostname().replace(/[^A-Za-z0-9_-]/g, '-')}-${process.pid}-${randomBytes(3).toString('hex')}`
   if (!ID_PATTERN.test(workerId)) throw new ConfigError('workerId', `must match ${ID_PATTERN}`)
   const streams = { ...DEFAULTS.streams, ...(o.streams ?? {}) }
   for (const [k, v] of Object.entries(streams)) {
@@ -237,29 +260,48 @@ export function compileConfig(o: RuntimeOptions): RuntimeConfig {
   const leaseTtlMs = positiveInt('leaseTtlMs', o.leaseTtlMs ?? DEFAULTS.leaseTtlMs, 500)
   const heartbeatMs = positiveInt('heartbeatMs', o.heartbeatMs ?? DEFAULTS.heartbeatMs, 50)
   if (heartbeatMs * 2 > leaseTtlMs) {
-    throw new ConfigError('heartbeatMs', `must be at most half of leaseTtlMs (${leaseTtlMs}) so a live owner renews in time`)
+    throw new ConfigError(
+      'heartbeatMs',
+      `must be at most half of leaseTtlMs (${leaseTtlMs}) so a live owner renews in time`,
+    )
   }
-  const checkpointIntervalMs = positiveInt('checkpointIntervalMs', o.checkpointIntervalMs ?? DEFAULTS.checkpointIntervalMs, 10)
+  const checkpointIntervalMs = positiveInt(
+    'checkpointIntervalMs',
+    o.checkpointIntervalMs ?? DEFAULTS.checkpointIntervalMs,
+    10,
+  )
   const defaultProfiles = { ...DEFAULTS.defaultProfiles, ...(o.defaultProfiles ?? {}) }
   for (const k of Object.keys(defaultProfiles)) {
-    if (!(ENTITY_KINDS as readonly string[]).includes(k)) throw new ConfigError(`defaultProfiles.${k}`, 'unknown entity kind')
+    if (!(ENTITY_KINDS as readonly string[]).includes(k))
+      throw new ConfigError(`defaultProfiles.${k}`, 'unknown entity kind')
   }
   const partitions = positiveInt('partitions', o.partitions ?? DEFAULTS.partitions, 1, 4096)
   let peer: RuntimeConfig['peer'] = null
   if (o.peer) {
-    if (!SITE_PATTERN.test(o.peer.site)) throw new ConfigError('peer.site', `must match ${SITE_PATTERN}, got ${JSON.stringify(o.peer.site)}`)
-    if (o.peer.site === site) throw new ConfigError('peer.site', `is this site (${site}); the peer must be the other site`)
+    if (!SITE_PATTERN.test(o.peer.site))
+      throw new ConfigError('peer.site', `must match ${SITE_PATTERN}, got ${JSON.stringify(o.peer.site)}`)
+    if (o.peer.site === site)
+      throw new ConfigError('peer.site', `is this site (${site}); the peer must be the other site`)
     peer = { site: o.peer.site, domain: o.peer.domain ?? o.peer.site }
   }
   const domain = o.domain ?? site
-  for (const [k, d] of [['domain', domain], ['peer.domain', peer?.domain]] as const) {
-    if (d !== undefined && !/^[A-Za-z0-9_-]{1,32}$/.test(d)) throw new ConfigError(k, `invalid JetStream domain ${JSON.stringify(d)}`)
+  for (const [k, d] of [
+    ['domain', domain],
+    ['peer.domain', peer?.domain],
+  ] as const) {
+    if (d !== undefined && !/^[A-Za-z0-9_-]{1,32}$/.test(d))
+      throw new ConfigError(k, `invalid JetStream domain ${JSON.stringify(d)}`)
   }
-  if (peer && peer.domain === domain) throw new ConfigError('peer.domain', `is this site's domain (${domain}); each site has its own`)
-  if (peer && o.homePartitions === undefined) throw new ConfigError('homePartitions', 'is required with a peer site (PITWALL_HOME_PARTITIONS, e.g. 0-7)')
-  const homePartitions = [...new Set(o.homePartitions ?? Array.from({ length: partitions }, (_, p) => p))].sort((a, b) => a - b)
+  if (peer && peer.domain === domain)
+    throw new ConfigError('peer.domain', `is this site's domain (${domain}); each site has its own`)
+  if (peer && o.homePartitions === undefined)
+    throw new ConfigError('homePartitions', 'is required with a peer site (PITWALL_HOME_PARTITIONS, e.g. 0-7)')
+  const homePartitions = [...new Set(o.homePartitions ?? Array.from({ length: partitions }, (_, p) => p))].sort(
+    (a, b) => a - b,
+  )
   for (const p of homePartitions) {
-    if (!Number.isInteger(p) || p < 0 || p >= partitions) throw new ConfigError('homePartitions', `partition ${p} is outside 0..${partitions - 1}`)
+    if (!Number.isInteger(p) || p < 0 || p >= partitions)
+      throw new ConfigError('homePartitions', `partition ${p} is outside 0..${partitions - 1}`)
   }
   const cfg: RuntimeConfig = {
     deployment,
@@ -287,7 +329,12 @@ export function compileConfig(o: RuntimeOptions): RuntimeConfig {
     peer,
     homePartitions,
     dedupe: {
-      horizonMs: positiveInt('dedupe.horizonMs', o.dedupe?.horizonMs ?? DEFAULTS.dedupe.horizonMs, 0, 30 * 24 * 3600_000),
+      horizonMs: positiveInt(
+        'dedupe.horizonMs',
+        o.dedupe?.horizonMs ?? DEFAULTS.dedupe.horizonMs,
+        0,
+        30 * 24 * 3600_000,
+      ),
       // At least 4: pruning keeps 3/4 of it.
       maxIds: positiveInt('dedupe.maxIds', o.dedupe?.maxIds ?? DEFAULTS.dedupe.maxIds, 4, 1_000_000),
     },

@@ -156,7 +156,7 @@ export class RecentIds {
       this.floor = cut
       this.keepAbove(cut)
     }
-    const keep = Math.floor(limits.maxIds * 3 / 4)
+    const keep = Math.floor((limits.maxIds * 3) / 4)
     if (this.n <= keep) return
     const byTs = new Float64Array(this.n)
     for (let i = 0; i < this.n; i++) byTs[i] = this.a[2 * i + 1] as number

@@ -45,7 +45,8 @@ export function deploymentFromDescription(desc: string | undefined): string | un
 
 /** Throws PW_DEPLOYMENT_MISMATCH when `recorded` is set and is not `given`; `where` names the asset. */
 export function assertDeployment(recorded: string | undefined, given: string, where: string): void {
-  if (recorded !== undefined && recorded !== given) throw new DeploymentMismatchError(DEPLOYMENT_SETTING, recorded, given, where)
+  if (recorded !== undefined && recorded !== given)
+    throw new DeploymentMismatchError(DEPLOYMENT_SETTING, recorded, given, where)
 }
 
 const td = new TextDecoder()
@@ -57,7 +58,8 @@ export async function readDeployment(kv: KV): Promise<DeploymentRecord | undefin
   const text = td.decode(e.value)
   try {
     const r = JSON.parse(text) as Partial<DeploymentRecord>
-    if (typeof r.deployment === 'string') return { deployment: r.deployment, site: String(r.site ?? ''), at: Number(r.at ?? 0) }
+    if (typeof r.deployment === 'string')
+      return { deployment: r.deployment, site: String(r.site ?? ''), at: Number(r.at ?? 0) }
   } catch {
     // Not JSON: reported below as an unreadable record, which no deployment matches.
   }
@@ -68,7 +70,10 @@ export async function readDeployment(kv: KV): Promise<DeploymentRecord | undefin
  * Records `cfg.deployment` in the state bucket unless a record exists (create-only), then checks the record in
  * force: throws PW_DEPLOYMENT_MISMATCH when another deployment holds the bucket. Run at provisioning.
  */
-export async function claimDeployment(kv: KV, cfg: Pick<RuntimeConfig, 'deployment' | 'site' | 'streams'>): Promise<DeploymentRecord> {
+export async function claimDeployment(
+  kv: KV,
+  cfg: Pick<RuntimeConfig, 'deployment' | 'site' | 'streams'>,
+): Promise<DeploymentRecord> {
   const where = `KV bucket ${cfg.streams.stateBucket}`
   let rec = await readDeployment(kv)
   if (!rec) {
@@ -107,7 +112,11 @@ export async function checkStreamDeployment(jsm: JetStreamManager, stream: strin
  * PITWALL_DEPLOYMENT, the recorded and the given name. Creates nothing; returns the recorded name (undefined
  * when the assets are missing or predate deployments).
  */
-export async function checkDeployment(nc: NatsConnection, jsm: JetStreamManager, cfg: Pick<RuntimeConfig, 'deployment' | 'streams'>): Promise<string | undefined> {
+export async function checkDeployment(
+  nc: NatsConnection,
+  jsm: JetStreamManager,
+  cfg: Pick<RuntimeConfig, 'deployment' | 'streams'>,
+): Promise<string | undefined> {
   for (const stream of [cfg.streams.tlm, cfg.streams.out]) await checkStreamDeployment(jsm, stream, cfg.deployment)
   if (!(await infoOrUndefined(jsm, `KV_${cfg.streams.stateBucket}`))) return undefined
   const rec = await readDeployment(await new Kvm(nc).open(cfg.streams.stateBucket))

@@ -86,7 +86,10 @@ abstract class SlotView {
       this.o = 0
     } else {
       if (!Number.isInteger(off) || off < 0 || off + blank.length > buf.length) {
-        throw new ConfigError('detector.offset', `slots ${off}..${off + blank.length} are outside a buffer of ${buf.length}`)
+        throw new ConfigError(
+          'detector.offset',
+          `slots ${off}..${off + blank.length} are outside a buffer of ${buf.length}`,
+        )
       }
       this.b = buf
       this.o = off
@@ -117,7 +120,14 @@ export interface ThresholdOptions {
 
 // Slots: phase, start of the hot run, peak, start of the clear run, last ts, ts of the last open/update,
 // peak reported by the last open/update, ignored count.
-const T_PHASE = 0, T_START = 1, T_PEAK = 2, T_CLEAR = 3, T_LAST = 4, T_EMIT = 5, T_REPORTED = 6, T_IGNORED = 7
+const T_PHASE = 0,
+  T_START = 1,
+  T_PEAK = 2,
+  T_CLEAR = 3,
+  T_LAST = 4,
+  T_EMIT = 5,
+  T_REPORTED = 6,
+  T_IGNORED = 7
 const T_BLANK: readonly number[] = [IDLE, NaN, NaN, NaN, NaN, NaN, NaN, 0]
 
 // Options objects already validated: profiles wrap their slots in a new detector per message, and options are
@@ -172,7 +182,8 @@ export class ThresholdForDuration extends SlotView implements SampleDetector {
 
   /** Feeds one sample; returns the event it causes, if any. */
   update(ts: number, value: number): DetectorEvent | undefined {
-    const b = this.b, o = this.o
+    const b = this.b,
+      o = this.o
     if (!Number.isFinite(ts) || !Number.isFinite(value) || ts < (b[o + T_LAST] as number)) {
       b[o + T_IGNORED] = (b[o + T_IGNORED] as number) + 1
       return undefined
@@ -226,7 +237,8 @@ export class ThresholdForDuration extends SlotView implements SampleDetector {
     const delta = this.opts.updateDelta
     if (delta === undefined) return undefined
     const grown = up ? peak - (b[o + T_REPORTED] as number) : (b[o + T_REPORTED] as number) - peak
-    if (grown < delta || grown <= 0 || ts - (b[o + T_EMIT] as number) < (this.opts.updateIntervalMs ?? 0)) return undefined
+    if (grown < delta || grown <= 0 || ts - (b[o + T_EMIT] as number) < (this.opts.updateIntervalMs ?? 0))
+      return undefined
     b[o + T_EMIT] = ts
     b[o + T_REPORTED] = peak
     return { state: 'update', start, value, peak, threshold }
@@ -266,7 +278,12 @@ export interface RangeOptions {
   max: number
 }
 
-const R_PHASE = 0, R_START = 1, R_PEAK = 2, R_THRESHOLD = 3, R_LAST = 4, R_IGNORED = 5
+const R_PHASE = 0,
+  R_START = 1,
+  R_PEAK = 2,
+  R_THRESHOLD = 3,
+  R_LAST = 4,
+  R_IGNORED = 5
 const R_BLANK: readonly number[] = [IDLE, NaN, NaN, NaN, NaN, 0]
 
 /**
@@ -298,7 +315,8 @@ export class RangeCheck extends SlotView implements SampleDetector {
 
   /** Feeds one sample; returns the event it causes, if any. */
   update(ts: number, value: number): DetectorEvent | undefined {
-    const b = this.b, o = this.o
+    const b = this.b,
+      o = this.o
     if (!Number.isFinite(ts) || !Number.isFinite(value) || ts < (b[o + R_LAST] as number)) {
       b[o + R_IGNORED] = (b[o + R_IGNORED] as number) + 1
       return undefined
@@ -319,8 +337,14 @@ export class RangeCheck extends SlotView implements SampleDetector {
     const p = b[o + R_PEAK] as number
     if (outside && dist > (p < min ? min - p : p - max)) b[o + R_PEAK] = value
     if (outside) return undefined
-    const ev: DetectorEvent = { state: 'close', start: b[o + R_START] as number, end: ts, value,
-      peak: b[o + R_PEAK] as number, threshold: b[o + R_THRESHOLD] as number }
+    const ev: DetectorEvent = {
+      state: 'close',
+      start: b[o + R_START] as number,
+      end: ts,
+      value,
+      peak: b[o + R_PEAK] as number,
+      threshold: b[o + R_THRESHOLD] as number,
+    }
     b[o + R_PHASE] = IDLE
     b[o + R_START] = NaN
     b[o + R_PEAK] = NaN
@@ -347,7 +371,12 @@ export interface RateOptions {
   maxPerSecond: number
 }
 
-const C_PHASE = 0, C_START = 1, C_PEAK = 2, C_LAST = 3, C_VALUE = 4, C_IGNORED = 5
+const C_PHASE = 0,
+  C_START = 1,
+  C_PEAK = 2,
+  C_LAST = 3,
+  C_VALUE = 4,
+  C_IGNORED = 5
 const C_BLANK: readonly number[] = [IDLE, NaN, NaN, NaN, NaN, 0]
 
 /**
@@ -378,7 +407,8 @@ export class RateOfChange extends SlotView implements SampleDetector {
 
   /** Feeds one sample; returns the event it causes, if any. */
   update(ts: number, value: number): DetectorEvent | undefined {
-    const b = this.b, o = this.o
+    const b = this.b,
+      o = this.o
     const last = b[o + C_LAST] as number
     if (!Number.isFinite(ts) || !Number.isFinite(value) || ts < last) {
       b[o + C_IGNORED] = (b[o + C_IGNORED] as number) + 1
@@ -400,8 +430,14 @@ export class RateOfChange extends SlotView implements SampleDetector {
     }
     if (Math.abs(rate) > Math.abs(b[o + C_PEAK] as number)) b[o + C_PEAK] = rate
     if (hot) return undefined
-    const ev: DetectorEvent = { state: 'close', start: b[o + C_START] as number, end: ts, value: rate,
-      peak: b[o + C_PEAK] as number, threshold }
+    const ev: DetectorEvent = {
+      state: 'close',
+      start: b[o + C_START] as number,
+      end: ts,
+      value: rate,
+      peak: b[o + C_PEAK] as number,
+      threshold,
+    }
     b[o + C_PHASE] = IDLE
     b[o + C_START] = NaN
     b[o + C_PEAK] = NaN
@@ -429,7 +465,12 @@ export interface FlatlineOptions {
   durationMs: number
 }
 
-const F_PHASE = 0, F_REF_TS = 1, F_REF = 2, F_DEV = 3, F_LAST = 4, F_IGNORED = 5
+const F_PHASE = 0,
+  F_REF_TS = 1,
+  F_REF = 2,
+  F_DEV = 3,
+  F_LAST = 4,
+  F_IGNORED = 5
 const F_BLANK: readonly number[] = [IDLE, NaN, NaN, NaN, NaN, 0]
 
 /**
@@ -461,7 +502,8 @@ export class Flatline extends SlotView implements SampleDetector {
 
   /** Feeds one sample; returns the event it causes, if any. */
   update(ts: number, value: number): DetectorEvent | undefined {
-    const b = this.b, o = this.o
+    const b = this.b,
+      o = this.o
     if (!Number.isFinite(ts) || !Number.isFinite(value) || ts < (b[o + F_LAST] as number)) {
       b[o + F_IGNORED] = (b[o + F_IGNORED] as number) + 1
       return undefined
@@ -473,7 +515,14 @@ export class Flatline extends SlotView implements SampleDetector {
     if (Number.isNaN(ref) || dev > eps) {
       const wasOpen = b[o + F_PHASE] === OPEN
       const ev: DetectorEvent | undefined = wasOpen
-        ? { state: 'close', start: b[o + F_REF_TS] as number, end: ts, value, peak: b[o + F_DEV] as number, threshold: eps }
+        ? {
+            state: 'close',
+            start: b[o + F_REF_TS] as number,
+            end: ts,
+            value,
+            peak: b[o + F_DEV] as number,
+            threshold: eps,
+          }
         : undefined
       b[o + F_PHASE] = IDLE
       b[o + F_REF_TS] = ts
@@ -488,7 +537,8 @@ export class Flatline extends SlotView implements SampleDetector {
   }
 
   private maybeOpen(ts: number, value: number): DetectorEvent | undefined {
-    const b = this.b, o = this.o
+    const b = this.b,
+      o = this.o
     const start = b[o + F_REF_TS] as number
     if (ts - start < this.opts.durationMs) return undefined
     b[o + F_PHASE] = OPEN
@@ -519,7 +569,10 @@ export interface StalenessOptions {
   timeoutMs: number
 }
 
-const S_PHASE = 0, S_SEEN = 1, S_EVENT = 2, S_IGNORED = 3
+const S_PHASE = 0,
+  S_SEEN = 1,
+  S_EVENT = 2,
+  S_IGNORED = 3
 const S_BLANK: readonly number[] = [IDLE, NaN, NaN, 0]
 
 /**
@@ -551,7 +604,8 @@ export class Staleness extends SlotView {
 
   /** Records a reading at clock time `now` (event time `eventTs`); closes an open staleness alert. */
   seen(now: number, eventTs: number): DetectorEvent | undefined {
-    const b = this.b, o = this.o
+    const b = this.b,
+      o = this.o
     const last = b[o + S_SEEN] as number
     if (!Number.isFinite(now) || !Number.isFinite(eventTs) || now < last) {
       b[o + S_IGNORED] = (b[o + S_IGNORED] as number) + 1
@@ -574,12 +628,19 @@ export class Staleness extends SlotView {
 
   /** The deadline timer fired at `now`: opens when the deadline has really passed and it is not open yet. */
   fire(now: number): DetectorEvent | undefined {
-    const b = this.b, o = this.o
+    const b = this.b,
+      o = this.o
     const due = this.deadline()
     if (due === undefined || now < due || b[o + S_PHASE] === OPEN) return undefined
     b[o + S_PHASE] = OPEN
     const silence = now - (b[o + S_SEEN] as number)
-    return { state: 'open', start: b[o + S_EVENT] as number, value: silence, peak: silence, threshold: this.opts.timeoutMs }
+    return {
+      state: 'open',
+      start: b[o + S_EVENT] as number,
+      value: silence,
+      peak: silence,
+      threshold: this.opts.timeoutMs,
+    }
   }
 
   get active(): boolean {

@@ -44,8 +44,14 @@ export class PitwallError extends Error {
 /** A setting is missing, malformed or contradicts another; the message names the setting. */
 export class ConfigError extends PitwallError {
   readonly setting: string
-  constructor(setting: string, message: string, cause?: unknown,
-    code: typeof RuntimeErrorCodes.CONFIG_INVALID | typeof RuntimeErrorCodes.DEPLOYMENT_MISMATCH = RuntimeErrorCodes.CONFIG_INVALID) {
+  constructor(
+    setting: string,
+    message: string,
+    cause?: unknown,
+    code:
+      | typeof RuntimeErrorCodes.CONFIG_INVALID
+      | typeof RuntimeErrorCodes.DEPLOYMENT_MISMATCH = RuntimeErrorCodes.CONFIG_INVALID,
+  ) {
     super(code, `${setting}: ${message}`, { cause })
     this.setting = setting
   }
@@ -61,9 +67,14 @@ export class DeploymentMismatchError extends ConfigError {
   readonly given: string
   readonly where: string
   constructor(setting: string, recorded: string, given: string, where: string) {
-    super(setting, `is ${JSON.stringify(given)}, but ${where} belongs to deployment ${JSON.stringify(recorded)}; ` +
-      `point this process at its own deployment's NATS and PostgreSQL, or set ${setting}=${recorded} if it is ` +
-      'meant to join that one', undefined, RuntimeErrorCodes.DEPLOYMENT_MISMATCH)
+    super(
+      setting,
+      `is ${JSON.stringify(given)}, but ${where} belongs to deployment ${JSON.stringify(recorded)}; ` +
+        `point this process at its own deployment's NATS and PostgreSQL, or set ${setting}=${recorded} if it is ` +
+        'meant to join that one',
+      undefined,
+      RuntimeErrorCodes.DEPLOYMENT_MISMATCH,
+    )
     this.recorded = recorded
     this.given = given
     this.where = where
@@ -73,8 +84,12 @@ export class DeploymentMismatchError extends ConfigError {
 /** A dependency (NATS, PostgreSQL) cannot be reached at start. */
 export class UnreachableError extends PitwallError {
   readonly setting: string
-  constructor(code: typeof RuntimeErrorCodes.NATS_UNREACHABLE | typeof RuntimeErrorCodes.PG_UNREACHABLE,
-    setting: string, message: string, cause?: unknown) {
+  constructor(
+    code: typeof RuntimeErrorCodes.NATS_UNREACHABLE | typeof RuntimeErrorCodes.PG_UNREACHABLE,
+    setting: string,
+    message: string,
+    cause?: unknown,
+  ) {
     super(code, `${setting}: ${message}`, { cause, retryable: true })
     this.setting = setting
   }
@@ -82,8 +97,10 @@ export class UnreachableError extends PitwallError {
 
 /** A stream or bucket is missing, or exists with a configuration this deployment cannot use. */
 export class StreamConfigError extends PitwallError {
-  constructor(code: typeof RuntimeErrorCodes.STREAM_MISSING | typeof RuntimeErrorCodes.STREAM_INCOMPATIBLE,
-    message: string) {
+  constructor(
+    code: typeof RuntimeErrorCodes.STREAM_MISSING | typeof RuntimeErrorCodes.STREAM_INCOMPATIBLE,
+    message: string,
+  ) {
     super(code, message)
   }
 }
@@ -97,8 +114,11 @@ export class FencedError extends PitwallError {
 
 /** A snapshot could not be decoded or has a version no codec handles. */
 export class SnapshotError extends PitwallError {
-  constructor(code: typeof RuntimeErrorCodes.SNAPSHOT_CORRUPT | typeof RuntimeErrorCodes.SNAPSHOT_VERSION,
-    message: string, cause?: unknown) {
+  constructor(
+    code: typeof RuntimeErrorCodes.SNAPSHOT_CORRUPT | typeof RuntimeErrorCodes.SNAPSHOT_VERSION,
+    message: string,
+    cause?: unknown,
+  ) {
     super(code, message, { cause })
   }
 }
@@ -120,6 +140,7 @@ const byCode = new Map<string, RuntimeErrorCode>(Object.values(RuntimeErrorCodes
 /** Rebuilds a coded error received over the wire. Unknown codes become PW_QUERY_FAILED. */
 export function fromWire(w: { code?: unknown; message?: unknown; retryable?: unknown }): PitwallError {
   const code = (typeof w.code === 'string' && byCode.get(w.code)) || RuntimeErrorCodes.QUERY_FAILED
-  return new QueryError(code, typeof w.message === 'string' ? w.message : 'query failed',
-    { retryable: w.retryable === true })
+  return new QueryError(code, typeof w.message === 'string' ? w.message : 'query failed', {
+    retryable: w.retryable === true,
+  })
 }

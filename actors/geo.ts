@@ -55,21 +55,34 @@ export interface CompiledShape {
 export function validateShape(s: GeofenceShape, at: string): void {
   if (!s || typeof s !== 'object') throw new ConfigError(at, 'must be a circle or a polygon')
   if (s.type === 'circle') {
-    if (typeof s.lat !== 'number' || !(s.lat >= -90 && s.lat <= 90)) throw new ConfigError(`${at}.lat`, 'must be in -90..90')
-    if (typeof s.lon !== 'number' || !(s.lon >= -180 && s.lon <= 180)) throw new ConfigError(`${at}.lon`, 'must be in -180..180')
-    if (typeof s.radiusM !== 'number' || !Number.isFinite(s.radiusM) || s.radiusM <= 0) throw new ConfigError(`${at}.radiusM`, 'must be > 0')
+    if (typeof s.lat !== 'number' || !(s.lat >= -90 && s.lat <= 90))
+      throw new ConfigError(`${at}.lat`, 'must be in -90..90')
+    if (typeof s.lon !== 'number' || !(s.lon >= -180 && s.lon <= 180))
+      throw new ConfigError(`${at}.lon`, 'must be in -180..180')
+    if (typeof s.radiusM !== 'number' || !Number.isFinite(s.radiusM) || s.radiusM <= 0)
+      throw new ConfigError(`${at}.radiusM`, 'must be > 0')
     return
   }
   if (s.type !== 'polygon') throw new ConfigError(`${at}.type`, 'must be "circle" or "polygon"')
-  if (!Array.isArray(s.coordinates) || s.coordinates.length === 0) throw new ConfigError(`${at}.coordinates`, 'must hold at least the outer ring')
+  if (!Array.isArray(s.coordinates) || s.coordinates.length === 0)
+    throw new ConfigError(`${at}.coordinates`, 'must hold at least the outer ring')
   s.coordinates.forEach((ring, i) => {
     if (!Array.isArray(ring)) throw new ConfigError(`${at}.coordinates[${i}]`, 'must be an array of [lon, lat]')
     const open = openRing(ring)
     if (open.length < 3) throw new ConfigError(`${at}.coordinates[${i}]`, 'a ring needs at least 3 distinct vertices')
     ring.forEach((p, j) => {
-      if (!Array.isArray(p) || p.length < 2 || typeof p[0] !== 'number' || typeof p[1] !== 'number' ||
-        !(p[0] >= -180 && p[0] <= 180) || !(p[1] >= -90 && p[1] <= 90)) {
-        throw new ConfigError(`${at}.coordinates[${i}][${j}]`, 'must be [lon, lat] with lon in -180..180 and lat in -90..90')
+      if (
+        !Array.isArray(p) ||
+        p.length < 2 ||
+        typeof p[0] !== 'number' ||
+        typeof p[1] !== 'number' ||
+        !(p[0] >= -180 && p[0] <= 180) ||
+        !(p[1] >= -90 && p[1] <= 90)
+      ) {
+        throw new ConfigError(
+          `${at}.coordinates[${i}][${j}]`,
+          'must be [lon, lat] with lon in -180..180 and lat in -90..90',
+        )
       }
     })
   })
@@ -115,7 +128,10 @@ export function compileShape(s: GeofenceShape): CompiledShape {
   const rings = s.coordinates.map((ring) => {
     const open = openRing(ring)
     const xy = new Float64Array(open.length * 2)
-    open.forEach((p, i) => { xy[2 * i] = ((p[0] as number) - lon0) * kx; xy[2 * i + 1] = ((p[1] as number) - lat0) * ky })
+    open.forEach((p, i) => {
+      xy[2 * i] = ((p[0] as number) - lon0) * kx
+      xy[2 * i + 1] = ((p[1] as number) - lat0) * ky
+    })
     return xy
   })
   return {
@@ -127,10 +143,12 @@ export function compileShape(s: GeofenceShape): CompiledShape {
       for (const xy of rings) {
         const n = xy.length / 2
         for (let i = 0, j = n - 1; i < n; j = i++) {
-          const xi = xy[2 * i] as number, yi = xy[2 * i + 1] as number
-          const xj = xy[2 * j] as number, yj = xy[2 * j + 1] as number
+          const xi = xy[2 * i] as number,
+            yi = xy[2 * i + 1] as number
+          const xj = xy[2 * j] as number,
+            yj = xy[2 * j + 1] as number
           // Even-odd rule over all rings: a point in a hole crosses the hole's ring once more.
-          if ((yi > py) !== (yj > py) && px < ((xj - xi) * (py - yi)) / (yj - yi) + xi) inside = !inside
+          if (yi > py !== yj > py && px < ((xj - xi) * (py - yi)) / (yj - yi) + xi) inside = !inside
           const d = segDist(px, py, xi, yi, xj, yj)
           if (d < best) best = d
         }
@@ -148,9 +166,11 @@ export function validateGeofenceSet(v: unknown): GeofenceSet {
   }
   s.fences.forEach((f, i) => {
     const at = `geofences.fences[${i}]`
-    if (!f || typeof f.id !== 'string' || f.id === '' || f.id.includes(':')) throw new ConfigError(`${at}.id`, 'must be a non-empty string without ":"')
+    if (!f || typeof f.id !== 'string' || f.id === '' || f.id.includes(':'))
+      throw new ConfigError(`${at}.id`, 'must be a non-empty string without ":"')
     validateShape(f.shape, `${at}.shape`)
-    if (f.vehicles !== null && !Array.isArray(f.vehicles)) throw new ConfigError(`${at}.vehicles`, 'must be null or an array of ids')
+    if (f.vehicles !== null && !Array.isArray(f.vehicles))
+      throw new ConfigError(`${at}.vehicles`, 'must be null or an array of ids')
   })
   return s
 }

@@ -27,8 +27,19 @@ import type { RuntimeConfig } from './config.js'
 import { ConfigError, PitwallError, RuntimeErrorCodes } from './errors.js'
 import { isCasConflict, type PartitionRecord, readRecord } from './placement.js'
 import {
-  defaultChain, nextInSlot, peerStreams, position, readOwnMap, readPeerHistory, readPeerKey, type Segment, SITE_MAP_KEY,
-  type SiteMap, SiteMapView, siteSlot, syncPeerState,
+  defaultChain,
+  nextInSlot,
+  peerStreams,
+  position,
+  readOwnMap,
+  readPeerHistory,
+  readPeerKey,
+  type Segment,
+  SITE_MAP_KEY,
+  type SiteMap,
+  SiteMapView,
+  siteSlot,
+  syncPeerState,
 } from './sitemap.js'
 import { closeRelay, segmentStart } from './relay.js'
 import { exportKey, partitionKey } from './subjects.js'
@@ -89,7 +100,11 @@ function sealChain(chain: readonly Segment[], to: number): Segment[] {
 async function writeTenure(kv: KV, p: number, rec: PartitionRecord): Promise<void> {
   const cur = await readRecord(kv, p)
   const claims = cur?.record.claims
-  const next: PartitionRecord = { ...rec, ...(claims ? { claims } : {}), token: Math.max(rec.token, cur?.record.token ?? 0) }
+  const next: PartitionRecord = {
+    ...rec,
+    ...(claims ? { claims } : {}),
+    token: Math.max(rec.token, cur?.record.token ?? 0),
+  }
   if (cur) await kv.update(partitionKey(p), JSON.stringify(next), cur.revision)
   else await kv.create(partitionKey(p), JSON.stringify(next))
   await kv.put(exportKey(partitionKey(p)), JSON.stringify(next))
@@ -102,7 +117,11 @@ async function writeMap(kv: KV, map: SiteMap): Promise<void> {
     else await kv.create(SITE_MAP_KEY, JSON.stringify(map))
     await kv.put(exportKey(SITE_MAP_KEY), JSON.stringify(map))
   } catch (err) {
-    if (isCasConflict(err)) throw new PitwallError(RuntimeErrorCodes.FENCED, 'the site map changed while this move was being prepared; run it again')
+    if (isCasConflict(err))
+      throw new PitwallError(
+        RuntimeErrorCodes.FENCED,
+        'the site map changed while this move was being prepared; run it again',
+      )
     throw err
   }
 }
@@ -114,14 +133,21 @@ async function writeMap(kv: KV, map: SiteMap): Promise<void> {
  * does not have. An older revision is a consistent cut: every actor's newest snapshot at or before the seal
  * (the partition runner picks those, `inChain`) plus the readings after its cursor, which the mirror holds.
  */
-async function recordAtSeal(js: JetStreamClient, jsm: JetStreamManager, cfg: RuntimeConfig, p: number, sealedAt: number):
-  Promise<{ record: PartitionRecord | undefined; rewound: boolean }> {
+async function recordAtSeal(
+  js: JetStreamClient,
+  jsm: JetStreamManager,
+  cfg: RuntimeConfig,
+  p: number,
+  sealedAt: number,
+): Promise<{ record: PartitionRecord | undefined; rewound: boolean }> {
   const m = await readPeerKey(jsm, cfg, partitionKey(p))
   const latest = m ? (JSON.parse(td.decode(m.data)) as PartitionRecord) : undefined
-  const bound = (r: PartitionRecord): number => position((r.segments ?? defaultChain(cfg.peer?.site ?? '')).at(-1)?.epoch ?? 0, sealedAt)
+  const bound = (r: PartitionRecord): number =>
+    position((r.segments ?? defaultChain(cfg.peer?.site ?? '')).at(-1)?.epoch ?? 0, sealedAt)
   if (!latest || latest.cursor <= bound(latest)) return { record: latest, rewound: false }
-  const revisions = (await readPeerHistory(js, jsm, cfg, partitionKey(p)))
-    .flatMap((h) => (h.data ? [JSON.parse(td.decode(h.data)) as PartitionRecord] : []))
+  const revisions = (await readPeerHistory(js, jsm, cfg, partitionKey(p))).flatMap((h) =>
+    h.data ? [JSON.parse(td.decode(h.data)) as PartitionRecord] : [],
+  )
   const fit = revisions.filter((r) => r.cursor <= bound(r)).at(-1)
   // None left in the history (5 revisions): the oldest is the least wrong; its actors past the seal replay from nothing.
   return { record: fit ?? revisions[0] ?? latest, rewound: true }
@@ -151,14 +177,21 @@ function throttle(ms: number): () => boolean {
 }
 
 /** Messages each local mirror of the peer's streams is behind, as last reported by the server. */
-export async function mirrorLags(jsm: JetStreamManager, cfg: RuntimeConfig, peer: string): Promise<Record<string, number | undefined>> {
+export async function mirrorLags(
+  jsm: JetStreamManager,
+  cfg: RuntimeConfig,
+  peer: string,
+): Promise<Record<string, number | undefined>> {
   const out: Record<string, number | undefined> = {}
-  for (const name of Object.values(peerStreams(cfg, peer))) out[name] = (await jsm.streams.info(name).catch(() => undefined))?.mirror?.lag
+  for (const name of Object.values(peerStreams(cfg, peer)))
+    out[name] = (await jsm.streams.info(name).catch(() => undefined))?.mirror?.lag
   return out
 }
 
 function lagText(lags: Record<string, number | undefined>): string {
-  return `lag ${Object.entries(lags).map(([k, v]) => `${k} ${v ?? '?'}`).join(', ')}`
+  return `lag ${Object.entries(lags)
+    .map(([k, v]) => `${k} ${v ?? '?'}`)
+    .join(', ')}`
 }
 
 async function lastSeq(jsm: JetStreamManager, stream: string): Promise<number> {
@@ -179,34 +212,53 @@ export async function takeOver(nc: NatsConnection, cfg: RuntimeConfig, reason = 
   // stream up to what our mirror holds (before the seal) or in its unmirrored tail (counted in `unmirrored`), and
   // what it did not forward is read by our new segments (actors/relay.ts).
   const unforwarded = new Map<number, number>()
-  await Promise.all(parts.map(async (p) => { unforwarded.set(p, await closeRelay(kv, p)) }))
-  const [mirror, ownLast] = await Promise.all([jsm.streams.info(peerStreams(cfg, peer.site).tlm), lastSeq(jsm, cfg.streams.tlm)])
+  await Promise.all(
+    parts.map(async (p) => {
+      unforwarded.set(p, await closeRelay(kv, p))
+    }),
+  )
+  const [mirror, ownLast] = await Promise.all([
+    jsm.streams.info(peerStreams(cfg, peer.site).tlm),
+    lastSeq(jsm, cfg.streams.tlm),
+  ])
   const sealedAt = mirror.state.last_seq
   // What the mirror last heard of the peer's TLM: readings past the seal were acked there and never reached us.
   const unmirrored = mirror.mirror?.lag ?? 0
   const lastHeardMs = mirror.mirror && mirror.mirror.active >= 0 ? Math.round(mirror.mirror.active / 1e6) : undefined
   const from = ownLast + 1
   const newest = mirror.state.messages > 0 ? Date.parse(mirror.state.last_ts) : Number.NaN
-  const heard = { ...(lastHeardMs === undefined ? {} : { lastHeardMs }), ...(Number.isFinite(newest) ? { sealAgeMs: Math.max(0, started - newest) } : {}) }
-  if (parts.length === 0) return { epoch: map.epoch, partitions: [], sealedAt, from, ms: Date.now() - started, unmirrored, ...heard }
+  const heard = {
+    ...(lastHeardMs === undefined ? {} : { lastHeardMs }),
+    ...(Number.isFinite(newest) ? { sealAgeMs: Math.max(0, started - newest) } : {}),
+  }
+  if (parts.length === 0)
+    return { epoch: map.epoch, partitions: [], sealedAt, from, ms: Date.now() - started, unmirrored, ...heard }
   // One record per partition, independent keys: written concurrently (a failover's time is its RTO).
   const rewound: number[] = []
   const strays: Record<number, number> = {}
-  await Promise.all(parts.map(async (p) => {
-    const cut = await recordAtSeal(js, jsm, cfg, p, sealedAt)
-    if (cut.rewound) rewound.push(p)
-    const theirs = cut.record
-    const chain = sealChain(theirs?.segments ?? defaultChain(peer.site), sealedAt)
-    // Readings of p that devices sent to this site while the peer owned it and that our relay did not forward:
-    // the new segment starts at the first of them, so they are read once, here.
-    const start = segmentStart(cfg.site, chain, unforwarded.get(p) ?? from)
-    if (start < from) strays[p] = from - start
-    const segments = [...chain, { epoch, site: cfg.site, from: start }]
-    await writeTenure(kv, p, {
-      owner: null, token: theirs?.token ?? 0, cursor: theirs?.cursor ?? 0, renewedAt: Date.now(), ttlMs: cfg.leaseTtlMs,
-      ...(theirs?.dormant ? { dormant: theirs.dormant } : {}), epoch, segments,
-    })
-  }))
+  await Promise.all(
+    parts.map(async (p) => {
+      const cut = await recordAtSeal(js, jsm, cfg, p, sealedAt)
+      if (cut.rewound) rewound.push(p)
+      const theirs = cut.record
+      const chain = sealChain(theirs?.segments ?? defaultChain(peer.site), sealedAt)
+      // Readings of p that devices sent to this site while the peer owned it and that our relay did not forward:
+      // the new segment starts at the first of them, so they are read once, here.
+      const start = segmentStart(cfg.site, chain, unforwarded.get(p) ?? from)
+      if (start < from) strays[p] = from - start
+      const segments = [...chain, { epoch, site: cfg.site, from: start }]
+      await writeTenure(kv, p, {
+        owner: null,
+        token: theirs?.token ?? 0,
+        cursor: theirs?.cursor ?? 0,
+        renewedAt: Date.now(),
+        ttlMs: cfg.leaseTtlMs,
+        ...(theirs?.dormant ? { dormant: theirs.dormant } : {}),
+        epoch,
+        segments,
+      })
+    }),
+  )
   const owners = [...map.owners]
   const since = [...map.since]
   for (const p of parts) {
@@ -215,7 +267,13 @@ export async function takeOver(nc: NatsConnection, cfg: RuntimeConfig, reason = 
   }
   await writeMap(kv, { epoch, owners, since, at: Date.now(), reason })
   return {
-    epoch, partitions: parts, sealedAt, from, ms: Date.now() - started, unmirrored, ...heard,
+    epoch,
+    partitions: parts,
+    sealedAt,
+    from,
+    ms: Date.now() - started,
+    unmirrored,
+    ...heard,
     ...(rewound.length > 0 ? { rewound: rewound.sort((a, b) => a - b) } : {}),
     ...(Object.keys(strays).length > 0 ? { strays } : {}),
   }
@@ -233,7 +291,11 @@ export interface FailbackOptions {
 }
 
 /** Failback: this (home) site takes its home partitions back from the peer, in a controlled handover. */
-export async function takeBack(nc: NatsConnection, cfg: RuntimeConfig, opts: FailbackOptions = {}): Promise<MoveResult> {
+export async function takeBack(
+  nc: NatsConnection,
+  cfg: RuntimeConfig,
+  opts: FailbackOptions = {},
+): Promise<MoveResult> {
   const started = Date.now()
   const peer = peerOf(cfg)
   const graceMs = opts.graceMs ?? 6_500
@@ -247,7 +309,11 @@ export async function takeBack(nc: NatsConnection, cfg: RuntimeConfig, opts: Fai
   // Decide on the peer's latest map: our mirror of its bucket must have caught up first.
   const sync = await syncPeerState(nc, jsm, cfg, opts.timeoutMs ?? 60_000)
   if (sync !== 'synced') {
-    throw new PitwallError(RuntimeErrorCodes.NATS_UNREACHABLE, `failback needs the peer site ${peer.site} reachable and our mirror of its state current (${sync})`, { retryable: true })
+    throw new PitwallError(
+      RuntimeErrorCodes.NATS_UNREACHABLE,
+      `failback needs the peer site ${peer.site} reachable and our mirror of its state current (${sync})`,
+      { retryable: true },
+    )
   }
   const map = await new SiteMapView(cfg, kv, jsm).refresh()
   const home = new Set(cfg.homePartitions)
@@ -267,8 +333,12 @@ export async function takeBack(nc: NatsConnection, cfg: RuntimeConfig, opts: Fai
   for (const p of parts) unforwarded.set(p, await closeRelay(kv, p))
   const mapAt = Date.now()
   const M = parts.length
-  log(`map written: epoch ${epoch} gives partitions ${ranges(parts)} back to ${cfg.site} (${M} partitions); producers now route them to ${cfg.site}`)
-  log(`new readings of these partitions start at ${cfg.site}'s TLM sequence ${from}; waiting for ${peer.site} to release them`)
+  log(
+    `map written: epoch ${epoch} gives partitions ${ranges(parts)} back to ${cfg.site} (${M} partitions); producers now route them to ${cfg.site}`,
+  )
+  log(
+    `new readings of these partitions start at ${cfg.site}'s TLM sequence ${from}; waiting for ${peer.site} to release them`,
+  )
   const tick = throttle(1_000)
   let releasedBefore = -1
   for (;;) {
@@ -278,20 +348,31 @@ export async function takeBack(nc: NatsConnection, cfg: RuntimeConfig, opts: Fai
       return !r || r.record.owner === null || r.record.renewedAt + r.record.ttlMs < Date.now()
     })
     if (released.length !== releasedBefore || tick()) {
-      log(`${peer.site} released ${released.length}/${M} partitions${released.length > 0 && released.length < M ? ` (${ranges(released)})` : ''}`)
+      log(
+        `${peer.site} released ${released.length}/${M} partitions${released.length > 0 && released.length < M ? ` (${ranges(released)})` : ''}`,
+      )
       releasedBefore = released.length
     }
     if (released.length === M) break
-    if (Date.now() > deadline) throw new PitwallError(RuntimeErrorCodes.SHUTTING_DOWN, `${peer.site} did not release partitions in time (released ${released.length}/${M})`, { retryable: true })
+    if (Date.now() > deadline)
+      throw new PitwallError(
+        RuntimeErrorCodes.SHUTTING_DOWN,
+        `${peer.site} did not release partitions in time (released ${released.length}/${M})`,
+        { retryable: true },
+      )
     await sleep(100)
   }
   // The grace period: producers still routing by the old map may land readings in the peer's TLM until then.
   for (let left = mapAt + graceMs - Date.now(); left > 0; left = mapAt + graceMs - Date.now()) {
-    log(`grace period: ${(left / 1000).toFixed(1)} s left for producers to follow the map (readings sent to ${peer.site} until the seal are kept)`)
+    log(
+      `grace period: ${(left / 1000).toFixed(1)} s left for producers to follow the map (readings sent to ${peer.site} until the seal are kept)`,
+    )
     await sleep(Math.min(left, 1_000))
   }
   const sealedAt = await lastSeq(peerJsm, cfg.streams.tlm)
-  log(`seals: ${peer.site}'s segments of ${M} partitions sealed at ${peer.site}'s TLM sequence ${sealedAt}; ${lagText(await mirrorLags(jsm, cfg, peer.site))}`)
+  log(
+    `seals: ${peer.site}'s segments of ${M} partitions sealed at ${peer.site}'s TLM sequence ${sealedAt}; ${lagText(await mirrorLags(jsm, cfg, peer.site))}`,
+  )
   let written = 0
   const strays: Record<number, number> = {}
   for (const p of parts) {
@@ -304,10 +385,17 @@ export async function takeBack(nc: NatsConnection, cfg: RuntimeConfig, opts: Fai
       if (!theirs || (m && td.decode(m.data) === JSON.stringify(theirs.record))) break
       if (Date.now() > deadline) {
         const info = await jsm.streams.info(peerStreams(cfg, peer.site).state).catch(() => undefined)
-        throw new PitwallError(RuntimeErrorCodes.SHUTTING_DOWN, `mirror of ${peer.site}'s state did not catch up in time ` +
-          `(partition ${p}: mirror at ${info?.state.last_seq ?? '?'} lag ${info?.mirror?.lag ?? '?'}, has ${m ? td.decode(m.data) : 'nothing'}, want ${JSON.stringify(theirs.record)} rev ${theirs.revision})`, { retryable: true })
+        throw new PitwallError(
+          RuntimeErrorCodes.SHUTTING_DOWN,
+          `mirror of ${peer.site}'s state did not catch up in time ` +
+            `(partition ${p}: mirror at ${info?.state.last_seq ?? '?'} lag ${info?.mirror?.lag ?? '?'}, has ${m ? td.decode(m.data) : 'nothing'}, want ${JSON.stringify(theirs.record)} rev ${theirs.revision})`,
+          { retryable: true },
+        )
       }
-      if (wait()) log(`partition ${p}: waiting for ${peer.site}'s final record in our mirror; ${lagText(await mirrorLags(jsm, cfg, peer.site))}`)
+      if (wait())
+        log(
+          `partition ${p}: waiting for ${peer.site}'s final record in our mirror; ${lagText(await mirrorLags(jsm, cfg, peer.site))}`,
+        )
       await sleep(50)
     }
     const chain = sealChain(theirs?.record.segments ?? defaultChain(peer.site), sealedAt)
@@ -315,12 +403,26 @@ export async function takeBack(nc: NatsConnection, cfg: RuntimeConfig, opts: Fai
     if (start < from) strays[p] = from - start
     const segments = [...chain, { epoch, site: cfg.site, from: start }]
     await writeTenure(kv, p, {
-      owner: null, token: theirs?.record.token ?? 0, cursor: theirs?.record.cursor ?? 0, renewedAt: Date.now(), ttlMs: cfg.leaseTtlMs,
-      ...(theirs?.record.dormant ? { dormant: theirs.record.dormant } : {}), epoch, segments,
+      owner: null,
+      token: theirs?.record.token ?? 0,
+      cursor: theirs?.record.cursor ?? 0,
+      renewedAt: Date.now(),
+      ttlMs: cfg.leaseTtlMs,
+      ...(theirs?.record.dormant ? { dormant: theirs.record.dormant } : {}),
+      epoch,
+      segments,
     })
     written++
-    if (written === M || tick()) log(`records written: ${written}/${M} (${cfg.site}'s workers take each partition at their next heartbeat)`)
+    if (written === M || tick())
+      log(`records written: ${written}/${M} (${cfg.site}'s workers take each partition at their next heartbeat)`)
   }
   log(`${lagText(await mirrorLags(jsm, cfg, peer.site))}`)
-  return { epoch, partitions: parts, sealedAt, from, ms: Date.now() - started, ...(Object.keys(strays).length > 0 ? { strays } : {}) }
+  return {
+    epoch,
+    partitions: parts,
+    sealedAt,
+    from,
+    ms: Date.now() - started,
+    ...(Object.keys(strays).length > 0 ? { strays } : {}),
+  }
 }

@@ -32,13 +32,20 @@ export function logLevel(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 /** The process's root logger: `service` (worker, projector, gateway, controller, lab, ...) and fixed bindings. */
-export function createLog(service: string, bindings: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = process.env): Log {
-  const root = pino({
-    level: logLevel(env),
-    base: { service, pid: process.pid, ...bindings },
-    timestamp: pino.stdTimeFunctions.isoTime,
-    formatters: { level: (label) => ({ level: label }) },
-  }, pino.destination({ dest: 2, sync: true }))
+export function createLog(
+  service: string,
+  bindings: Record<string, unknown> = {},
+  env: NodeJS.ProcessEnv = process.env,
+): Log {
+  const root = pino(
+    {
+      level: logLevel(env),
+      base: { service, pid: process.pid, ...bindings },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    pino.destination({ dest: 2, sync: true }),
+  )
   return wrap(root)
 }
 
@@ -59,7 +66,8 @@ export const silentLog: Log = wrap(pino({ level: 'silent' }))
 export function asLog(fn: LogFn | Log): Log {
   if ('child' in fn && typeof fn.child === 'function') return fn
   const make = (bound: Record<string, unknown>): Log => {
-    const log = ((level, msg, fields) => fn(level, msg, Object.keys(bound).length > 0 ? { ...bound, ...fields } : fields)) as Log
+    const log = ((level, msg, fields) =>
+      fn(level, msg, Object.keys(bound).length > 0 ? { ...bound, ...fields } : fields)) as Log
     Object.defineProperty(log, 'pino', { get: () => silentLog.pino })
     log.child = (b) => make({ ...bound, ...b })
     return log

@@ -102,14 +102,22 @@ export const METRICS = {
  * A counter that mirrors monotonic numbers read at scrape time (the hot path only bumps plain numbers). With
  * `series`, one labelled series per entry (label value -> reader); without, a single unlabelled series.
  */
-function mirroredCounter(registry: Registry, name: string, help: string, read: () => number,
-  series?: { label: string; values: Record<string, () => number> }): void {
+function mirroredCounter(
+  registry: Registry,
+  name: string,
+  help: string,
+  read: () => number,
+  series?: { label: string; values: Record<string, () => number> },
+): void {
   const readers: Array<[Record<string, string>, () => number]> = series
     ? Object.entries(series.values).map(([v, r]) => [{ [series.label]: v }, r])
     : [[{}, read]]
   const seen = readers.map(() => 0)
   new Counter({
-    name, help, registers: [registry], labelNames: series ? [series.label] : [],
+    name,
+    help,
+    registers: [registry],
+    labelNames: series ? [series.label] : [],
     collect() {
       readers.forEach(([labels, r], i) => {
         const v = r()
@@ -134,28 +142,56 @@ export interface MetricsSource {
 type CounterKey = Exclude<keyof RuntimeStats, 'leaseAcquired' | 'leaseLost' | 'leaseReleased'>
 const COUNTERS: ReadonlyArray<[CounterKey, string, string]> = [
   ['processed', METRICS.processed, 'Readings applied to actors (replays skipped are not counted).'],
-  ['skippedReplay', METRICS.skippedReplay, 'Readings skipped because the actor had already applied them (replay after a crash or move).'],
-  ['duplicates', METRICS.duplicates, 'Readings not applied because their actor had already applied their rid (a re-send).'],
-  ['ridUnverifiable', METRICS.ridUnverifiable, 'Readings applied although a re-send of them could not be ruled out: their rid is older than the actor\'s dedupe set covers (PITWALL_DEDUPE_HORIZON_MS, PITWALL_DEDUPE_MAX_IDS).'],
-  ['invalid', METRICS.invalid, 'Messages in TLM that could not be processed (malformed, unknown kind or profile); counted and skipped.'],
+  [
+    'skippedReplay',
+    METRICS.skippedReplay,
+    'Readings skipped because the actor had already applied them (replay after a crash or move).',
+  ],
+  [
+    'duplicates',
+    METRICS.duplicates,
+    'Readings not applied because their actor had already applied their rid (a re-send).',
+  ],
+  [
+    'ridUnverifiable',
+    METRICS.ridUnverifiable,
+    "Readings applied although a re-send of them could not be ruled out: their rid is older than the actor's dedupe set covers (PITWALL_DEDUPE_HORIZON_MS, PITWALL_DEDUPE_MAX_IDS).",
+  ],
+  [
+    'invalid',
+    METRICS.invalid,
+    'Messages in TLM that could not be processed (malformed, unknown kind or profile); counted and skipped.',
+  ],
   ['outputs', METRICS.outputs, 'Outputs published to OUT.'],
   ['checkpoints', METRICS.checkpoints, 'Successful partition checkpoints.'],
-  ['checkpointFailures', METRICS.checkpointFailures, 'Failed checkpoints (fenced, or a write failed); the partition runner stops.'],
+  [
+    'checkpointFailures',
+    METRICS.checkpointFailures,
+    'Failed checkpoints (fenced, or a write failed); the partition runner stops.',
+  ],
   ['snapshotsWritten', METRICS.snapshotsWritten, 'Actor snapshots written.'],
   ['snapshotBytes', METRICS.snapshotBytes, 'Bytes of actor snapshots written.'],
   ['activations', METRICS.activations, 'Actor activations (loaded from snapshot or created).'],
   ['passivations', METRICS.passivations, 'Actor passivations (idle or over the active bound).'],
   ['ticks', METRICS.ticks, 'Processing-time tick messages handled.'],
-  ['staleSnapshotsIgnored', METRICS.staleSnapshotsIgnored, 'Snapshots ignored because a stale owner wrote them after the claim.'],
+  [
+    'staleSnapshotsIgnored',
+    METRICS.staleSnapshotsIgnored,
+    'Snapshots ignored because a stale owner wrote them after the claim.',
+  ],
 ]
 
 /**
  * Latency buckets (seconds) of the worker's output histograms: 1-2.5-5 steps from 1 ms to 1 s for live data, then
  * 2.5 s to 10 min for readings that arrive late or are replayed after a crash or a failover. 18 buckets.
  */
-export const LATENCY_BUCKETS: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600]
+export const LATENCY_BUCKETS: readonly number[] = [
+  0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600,
+]
 /** Checkpoint size buckets (bytes of snapshots one checkpoint writes): 1 KiB to 64 MiB, factor 4. */
-export const CHECKPOINT_BYTES_BUCKETS: readonly number[] = [1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864]
+export const CHECKPOINT_BYTES_BUCKETS: readonly number[] = [
+  1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
+]
 /** Checkpoint duration buckets (seconds). */
 export const CHECKPOINT_SECONDS_BUCKETS: readonly number[] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
 /** Label sets (profile, type, severity) of `pitwall_worker_alerts_open` a worker keeps at most. */
@@ -184,7 +220,10 @@ export class PlainHistogram {
   }
 
   /** Prometheus samples (`_bucket` cumulative with `le`, `_sum`, `_count`) under `labels`. */
-  samples(name: string, labels: Record<string, string>): Array<{ metricName: string; labels: Record<string, string | number>; value: number }> {
+  samples(
+    name: string,
+    labels: Record<string, string>,
+  ): Array<{ metricName: string; labels: Record<string, string | number>; value: number }> {
     const out: Array<{ metricName: string; labels: Record<string, string | number>; value: number }> = []
     let acc = 0
     this.bounds.forEach((le, i) => {
@@ -238,7 +277,12 @@ export class WorkerObserver implements RuntimeObserver {
     let p = this.profiles.get(name)
     if (!p) {
       // Profiles come from the worker's registry (actor definitions), not from messages: a fixed, small set.
-      p = { processed: 0, late: 0, eventToOutput: new PlainHistogram(LATENCY_BUCKETS), ingestToOutput: new PlainHistogram(LATENCY_BUCKETS) }
+      p = {
+        processed: 0,
+        late: 0,
+        eventToOutput: new PlainHistogram(LATENCY_BUCKETS),
+        ingestToOutput: new PlainHistogram(LATENCY_BUCKETS),
+      }
       this.profiles.set(name, p)
     }
     return p
@@ -256,7 +300,12 @@ export class WorkerObserver implements RuntimeObserver {
     this.profile(profile).processed++
   }
 
-  output(partition: number, o: { type: string; profile: string; body: unknown }, eventMs: number, ingestMs: number): void {
+  output(
+    partition: number,
+    o: { type: string; profile: string; body: unknown },
+    eventMs: number,
+    ingestMs: number,
+  ): void {
     const p = this.profile(o.profile)
     const now = this.now()
     // A device clock ahead of ours gives a negative age: counted in the lowest bucket, not dropped.
@@ -268,7 +317,7 @@ export class WorkerObserver implements RuntimeObserver {
 
   private alert(partition: number, profile: string, b: AlertBody): void {
     let open = this.open.get(partition)
-    if (!open) this.open.set(partition, open = new Map())
+    if (!open) this.open.set(partition, (open = new Map()))
     const known = open.get(b.alertId)
     if (b.state === 'close') {
       if (known) {
@@ -311,13 +360,23 @@ export class WorkerObserver implements RuntimeObserver {
 type Sample = { metricName?: string; labels: Record<string, string | number>; value: number }
 
 /** Registers a metric whose samples `values()` renders at scrape time from plain numbers. */
-function rendered(registry: Registry, kind: 'counter' | 'gauge' | 'histogram', name: string, help: string,
-  labelNames: string[], values: () => Sample[]): void {
-  const m = kind === 'counter' ? new Counter({ name, help, labelNames, registers: [] })
-    : kind === 'gauge' ? new Gauge({ name, help, labelNames, registers: [] })
-      : new Histogram({ name, help, labelNames, buckets: [1], registers: [] })
+function rendered(
+  registry: Registry,
+  kind: 'counter' | 'gauge' | 'histogram',
+  name: string,
+  help: string,
+  labelNames: string[],
+  values: () => Sample[],
+): void {
+  const m =
+    kind === 'counter'
+      ? new Counter({ name, help, labelNames, registers: [] })
+      : kind === 'gauge'
+        ? new Gauge({ name, help, labelNames, registers: [] })
+        : new Histogram({ name, help, labelNames, buckets: [1], registers: [] })
   type Rendered = Awaited<ReturnType<typeof m.get>>
-  const get = async (): Promise<Rendered> => ({ name, help, type: kind, aggregator: 'sum', values: values() }) as unknown as Rendered
+  const get = async (): Promise<Rendered> =>
+    ({ name, help, type: kind, aggregator: 'sum', values: values() }) as unknown as Rendered
   m.get = get
   // The registry renders histograms through getForPromString when present: the same samples.
   Object.assign(m, { getForPromString: get })
@@ -328,18 +387,63 @@ function rendered(registry: Registry, kind: 'counter' | 'gauge' | 'histogram', n
 function registerObserver(registry: Registry, o: WorkerObserver): void {
   const perProfile = (pick: (p: ProfileCounts) => number) => (): Sample[] =>
     [...o.profiles].map(([profile, p]) => ({ labels: { profile }, value: pick(p) }))
-  rendered(registry, 'counter', METRICS.profileProcessed, 'Readings applied to actors, by profile (replays skipped are not counted).', ['profile'], perProfile((p) => p.processed))
-  rendered(registry, 'counter', METRICS.lateReadings, 'Late readings (behind the watermark, written aside as late outputs), by profile.', ['profile'], perProfile((p) => p.late))
-  rendered(registry, 'histogram', METRICS.eventToOutputSeconds, 'Event time of the reading being handled to the output it caused being emitted, by profile.', ['profile'],
-    () => [...o.profiles].flatMap(([profile, p]) => p.eventToOutput.samples(METRICS.eventToOutputSeconds, { profile })))
-  rendered(registry, 'histogram', METRICS.ingestToOutputSeconds, 'JetStream timestamp of the message being handled to the output it caused being emitted, by profile.', ['profile'],
-    () => [...o.profiles].flatMap(([profile, p]) => p.ingestToOutput.samples(METRICS.ingestToOutputSeconds, { profile })))
-  rendered(registry, 'gauge', METRICS.alertsOpen, 'Alerts open on the partitions this worker owns, from the alert outputs it emitted, by profile, type and severity.', ['profile', 'type', 'severity'],
-    () => [...o.alertSets.values()].map((s) => ({ labels: s.labels, value: s.open })))
-  rendered(registry, 'counter', METRICS.alertsUntracked, `Alert outputs not counted in ${METRICS.alertsOpen} because a cap was reached (label sets or tracked alerts).`, [],
-    () => [{ labels: {}, value: o.alertsUntracked }])
-  rendered(registry, 'histogram', METRICS.checkpointBytes, 'Bytes of actor snapshots one successful checkpoint wrote.', [],
-    () => o.checkpointSize.samples(METRICS.checkpointBytes, {}))
+  rendered(
+    registry,
+    'counter',
+    METRICS.profileProcessed,
+    'Readings applied to actors, by profile (replays skipped are not counted).',
+    ['profile'],
+    perProfile((p) => p.processed),
+  )
+  rendered(
+    registry,
+    'counter',
+    METRICS.lateReadings,
+    'Late readings (behind the watermark, written aside as late outputs), by profile.',
+    ['profile'],
+    perProfile((p) => p.late),
+  )
+  rendered(
+    registry,
+    'histogram',
+    METRICS.eventToOutputSeconds,
+    'Event time of the reading being handled to the output it caused being emitted, by profile.',
+    ['profile'],
+    () => [...o.profiles].flatMap(([profile, p]) => p.eventToOutput.samples(METRICS.eventToOutputSeconds, { profile })),
+  )
+  rendered(
+    registry,
+    'histogram',
+    METRICS.ingestToOutputSeconds,
+    'JetStream timestamp of the message being handled to the output it caused being emitted, by profile.',
+    ['profile'],
+    () =>
+      [...o.profiles].flatMap(([profile, p]) => p.ingestToOutput.samples(METRICS.ingestToOutputSeconds, { profile })),
+  )
+  rendered(
+    registry,
+    'gauge',
+    METRICS.alertsOpen,
+    'Alerts open on the partitions this worker owns, from the alert outputs it emitted, by profile, type and severity.',
+    ['profile', 'type', 'severity'],
+    () => [...o.alertSets.values()].map((s) => ({ labels: s.labels, value: s.open })),
+  )
+  rendered(
+    registry,
+    'counter',
+    METRICS.alertsUntracked,
+    `Alert outputs not counted in ${METRICS.alertsOpen} because a cap was reached (label sets or tracked alerts).`,
+    [],
+    () => [{ labels: {}, value: o.alertsUntracked }],
+  )
+  rendered(
+    registry,
+    'histogram',
+    METRICS.checkpointBytes,
+    'Bytes of actor snapshots one successful checkpoint wrote.',
+    [],
+    () => o.checkpointSize.samples(METRICS.checkpointBytes, {}),
+  )
 }
 
 /**
@@ -347,50 +451,100 @@ function registerObserver(registry: Registry, o: WorkerObserver): void {
  * `observer` (the one given to the Worker as `observe`; a fresh one when omitted, fed only by the returned
  * `checkpointSeconds`).
  */
-export function workerRegistry(src: MetricsSource, labels: Record<string, string>, observer = new WorkerObserver()): {
-  registry: Registry; checkpointSeconds: { observe(seconds: number): void }; observer: WorkerObserver
+export function workerRegistry(
+  src: MetricsSource,
+  labels: Record<string, string>,
+  observer = new WorkerObserver(),
+): {
+  registry: Registry
+  checkpointSeconds: { observe(seconds: number): void }
+  observer: WorkerObserver
 } {
   const registry = new Registry()
   registry.setDefaultLabels(labels)
   collectDefaultMetrics({ register: registry })
   for (const [key, name, help] of COUNTERS) mirroredCounter(registry, name, help, () => src.stats[key])
-  mirroredCounter(registry, METRICS.leaseChanges, 'Partition lease changes: acquired, lost (fenced) or released (handoff).', () => 0, {
-    label: 'change',
-    values: { acquired: () => src.stats.leaseAcquired, lost: () => src.stats.leaseLost, released: () => src.stats.leaseReleased },
+  mirroredCounter(
+    registry,
+    METRICS.leaseChanges,
+    'Partition lease changes: acquired, lost (fenced) or released (handoff).',
+    () => 0,
+    {
+      label: 'change',
+      values: {
+        acquired: () => src.stats.leaseAcquired,
+        lost: () => src.stats.leaseLost,
+        released: () => src.stats.leaseReleased,
+      },
+    },
+  )
+  new Gauge({
+    name: METRICS.partitionsOwned,
+    help: 'Partitions this worker owns.',
+    registers: [registry],
+    collect() {
+      this.set(src.owned().length)
+    },
   })
-  new Gauge({ name: METRICS.partitionsOwned, help: 'Partitions this worker owns.', registers: [registry], collect() { this.set(src.owned().length) } })
   if (src.awaitingPeerMap) {
     const awaiting = src.awaitingPeerMap.bind(src)
     new Gauge({
-      name: METRICS.siteAwaitingPeerMap, help: 'Two sites: 1 while this worker takes no partition because its site\'s map may be stale (waiting for the peer\'s map or an override).',
-      registers: [registry], collect() { this.set(awaiting()) },
+      name: METRICS.siteAwaitingPeerMap,
+      help: "Two sites: 1 while this worker takes no partition because its site's map may be stale (waiting for the peer's map or an override).",
+      registers: [registry],
+      collect() {
+        this.set(awaiting())
+      },
     })
   }
-  new Gauge({ name: METRICS.activeActors, help: 'Actors in memory on this worker.', registers: [registry], collect() { this.set(src.activeActors()) } })
   new Gauge({
-    name: METRICS.consumerLag, help: 'Messages of a partition not yet received by its owner (consumer pending after the last delivery).',
-    labelNames: ['partition'], registers: [registry], collect() {
+    name: METRICS.activeActors,
+    help: 'Actors in memory on this worker.',
+    registers: [registry],
+    collect() {
+      this.set(src.activeActors())
+    },
+  })
+  new Gauge({
+    name: METRICS.consumerLag,
+    help: 'Messages of a partition not yet received by its owner (consumer pending after the last delivery).',
+    labelNames: ['partition'],
+    registers: [registry],
+    collect() {
       this.reset()
       for (const [p, lag] of src.lags?.() ?? []) this.set({ partition: String(p) }, lag)
     },
   })
-  rendered(registry, 'histogram', METRICS.checkpointSeconds, 'Duration of a partition checkpoint (outputs acked, snapshots, cursor CAS).', [],
-    () => observer.checkpointSeconds.samples(METRICS.checkpointSeconds, {}))
+  rendered(
+    registry,
+    'histogram',
+    METRICS.checkpointSeconds,
+    'Duration of a partition checkpoint (outputs acked, snapshots, cursor CAS).',
+    [],
+    () => observer.checkpointSeconds.samples(METRICS.checkpointSeconds, {}),
+  )
   registerObserver(registry, observer)
   return { registry, checkpointSeconds: { observe: (s) => observer.checkpoint(s) }, observer }
 }
 
 /** Serves `GET /metrics` (and `/healthz`) on host:port; port 0 picks a free one. */
-export async function serveMetrics(registry: Registry, port: number, host = '127.0.0.1'): Promise<{ server: Server; port: number }> {
+export async function serveMetrics(
+  registry: Registry,
+  port: number,
+  host = '127.0.0.1',
+): Promise<{ server: Server; port: number }> {
   const server = createServer((req, res) => {
     if (req.url === '/metrics') {
-      registry.metrics().then((body) => {
-        res.writeHead(200, { 'content-type': registry.contentType })
-        res.end(body)
-      }, (err: unknown) => {
-        res.writeHead(500)
-        res.end(String(err))
-      })
+      registry.metrics().then(
+        (body) => {
+          res.writeHead(200, { 'content-type': registry.contentType })
+          res.end(body)
+        },
+        (err: unknown) => {
+          res.writeHead(500)
+          res.end(String(err))
+        },
+      )
     } else if (req.url === '/healthz') {
       res.writeHead(200, { 'content-type': 'text/plain' })
       res.end('ok\n')
@@ -409,26 +563,66 @@ export async function serveMetrics(registry: Registry, port: number, host = '127
 
 /** What the projector metrics read at scrape time (Projector.stats()). */
 export interface ProjectorStatsSource {
-  stats(): { applied: number; rejectedStale: number; rejectedMalformed: number; duplicates: number; batches: number; lastSeq: number }
+  stats(): {
+    applied: number
+    rejectedStale: number
+    rejectedMalformed: number
+    duplicates: number
+    batches: number
+    lastSeq: number
+  }
   /** OUT messages not yet committed (Projector.lag()); read at scrape time when present. */
   lag?(): Promise<number>
 }
 
 /** A registry with default process metrics and the projector's counters (and its domain metrics, if given). */
-export function projectorRegistry(src: ProjectorStatsSource, labels: Record<string, string>,
-  domain?: { register(registry: Registry): void }): Registry {
+export function projectorRegistry(
+  src: ProjectorStatsSource,
+  labels: Record<string, string>,
+  domain?: { register(registry: Registry): void },
+): Registry {
   const registry = new Registry()
   registry.setDefaultLabels(labels)
   collectDefaultMetrics({ register: registry })
-  mirroredCounter(registry, METRICS.projectorApplied, 'Outputs written to PostgreSQL (fences included).', () => src.stats().applied)
-  mirroredCounter(registry, METRICS.projectorRejectedStale, 'Outputs refused because a newer fencing token owns their partition.', () => src.stats().rejectedStale)
-  mirroredCounter(registry, METRICS.projectorRejectedMalformed, 'Outputs set aside in projector_rejects (undecodable or refused by the database).', () => src.stats().rejectedMalformed)
-  mirroredCounter(registry, METRICS.projectorDuplicates, 'Redelivered outputs at or below the committed position, skipped.', () => src.stats().duplicates)
+  mirroredCounter(
+    registry,
+    METRICS.projectorApplied,
+    'Outputs written to PostgreSQL (fences included).',
+    () => src.stats().applied,
+  )
+  mirroredCounter(
+    registry,
+    METRICS.projectorRejectedStale,
+    'Outputs refused because a newer fencing token owns their partition.',
+    () => src.stats().rejectedStale,
+  )
+  mirroredCounter(
+    registry,
+    METRICS.projectorRejectedMalformed,
+    'Outputs set aside in projector_rejects (undecodable or refused by the database).',
+    () => src.stats().rejectedMalformed,
+  )
+  mirroredCounter(
+    registry,
+    METRICS.projectorDuplicates,
+    'Redelivered outputs at or below the committed position, skipped.',
+    () => src.stats().duplicates,
+  )
   mirroredCounter(registry, METRICS.projectorBatches, 'Transactions committed.', () => src.stats().batches)
-  new Gauge({ name: METRICS.projectorLastSeq, help: 'OUT stream sequence committed to PostgreSQL.', registers: [registry], collect() { this.set(src.stats().lastSeq) } })
+  new Gauge({
+    name: METRICS.projectorLastSeq,
+    help: 'OUT stream sequence committed to PostgreSQL.',
+    registers: [registry],
+    collect() {
+      this.set(src.stats().lastSeq)
+    },
+  })
   const lag = src.lag?.bind(src)
   if (lag) {
-    new Gauge({ name: METRICS.projectorLag, help: 'OUT messages of this site not yet committed to PostgreSQL (stream sequences behind the last one).', registers: [registry],
+    new Gauge({
+      name: METRICS.projectorLag,
+      help: 'OUT messages of this site not yet committed to PostgreSQL (stream sequences behind the last one).',
+      registers: [registry],
       async collect() {
         // A failed lookup drops the series for this scrape (unknown, not a stale number); the scrape still succeeds.
         try {
@@ -436,7 +630,8 @@ export function projectorRegistry(src: ProjectorStatsSource, labels: Record<stri
         } catch {
           this.reset()
         }
-      } })
+      },
+    })
   }
   domain?.register(registry)
   return registry

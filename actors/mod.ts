@@ -2,12 +2,26 @@
 export { defineActor, jsonCodec } from './actor.js'
 export { ALERT_RANK, ALERT_STATES, alertId, alertKey, emitAlert, SEVERITIES, stateAfter } from './alerts.js'
 export type { ActorContext, ActorDefinition, FiredTimer, SnapshotCodec, TimerOptions } from './actor.js'
-export { compileConfig, DEPLOYMENT_PATTERN, optionsFromEnv, parseRanges, DEFAULTS as RUNTIME_DEFAULTS, ENV as RUNTIME_ENV } from './config.js'
+export {
+  compileConfig,
+  DEPLOYMENT_PATTERN,
+  optionsFromEnv,
+  parseRanges,
+  DEFAULTS as RUNTIME_DEFAULTS,
+  ENV as RUNTIME_ENV,
+} from './config.js'
 export type { RuntimeConfig, RuntimeOptions } from './config.js'
 export * from './errors.js'
 export { PROFILES } from './kinds/registry.js'
 export { provision, verify } from './provision.js'
-export { assertDeployment, checkDeployment, checkStreamDeployment, claimDeployment, DEPLOYMENT_KEY, readDeployment } from './deployment.js'
+export {
+  assertDeployment,
+  checkDeployment,
+  checkStreamDeployment,
+  claimDeployment,
+  DEPLOYMENT_KEY,
+  readDeployment,
+} from './deployment.js'
 export type { DeploymentRecord } from './deployment.js'
 export { queryDeps, queryEntity } from './query.js'
 export type { LiveState } from './query.js'
@@ -27,7 +41,31 @@ export { mirrorLags, ranges, takeBack, takeOver } from './handover.js'
 export { closeRelay, readRelay, relayKey, StrayRelay } from './relay.js'
 export type { RelayState, RelayStats } from './relay.js'
 export type { FailbackOptions, MoveResult } from './handover.js'
-export { defaultChain, effectiveMap, initialMap, peerStreams, POS_SHIFT, position, epochOf, seqOf, readOwnMap, readPeerKey, readPeerMap, SiteMapView, SiteRouter, siteSlot, peerReachable, syncPeerState, peerMapGate, readOverride, writeOverride, SITE_OVERRIDE_KEY, OVERRIDE_DEFAULT_MS, SITE_ROLES, siteRole } from './sitemap.js'
+export {
+  defaultChain,
+  effectiveMap,
+  initialMap,
+  peerStreams,
+  POS_SHIFT,
+  position,
+  epochOf,
+  seqOf,
+  readOwnMap,
+  readPeerKey,
+  readPeerMap,
+  SiteMapView,
+  SiteRouter,
+  siteSlot,
+  peerReachable,
+  syncPeerState,
+  peerMapGate,
+  readOverride,
+  writeOverride,
+  SITE_OVERRIDE_KEY,
+  OVERRIDE_DEFAULT_MS,
+  SITE_ROLES,
+  siteRole,
+} from './sitemap.js'
 export type { GateState, Segment, SiteMap, SiteOverride, SiteRole } from './sitemap.js'
 export { provisionMirrors } from './provision.js'
 export { readRecord } from './placement.js'
@@ -43,8 +81,20 @@ export type { ReferenceLookup, ReferenceVersion } from './actor.js'
 export { ActorCell } from './cell.js'
 export { DEFAULT_DEDUPE, ReadingOutcome, RecentIds } from './dedupe.js'
 export type { DedupeLimits } from './dedupe.js'
-export { asset, ASSET_DEFAULTS, ASSET_FEATURES, ASSET_FIELDS, DEFAULT_MODEL as ASSET_DEFAULT_MODEL, MODEL_FEATURE_SET as ASSET_FEATURE_SET,
-  MODEL_FORMAT as ASSET_MODEL_FORMAT, MODEL_HEADS as ASSET_MODEL_HEADS, featureFamily, mergeAssetModel, modelHeads as assetModelHeads, validateAssetModel } from './kinds/sensor/asset.js'
+export {
+  asset,
+  ASSET_DEFAULTS,
+  ASSET_FEATURES,
+  ASSET_FIELDS,
+  DEFAULT_MODEL as ASSET_DEFAULT_MODEL,
+  MODEL_FEATURE_SET as ASSET_FEATURE_SET,
+  MODEL_FORMAT as ASSET_MODEL_FORMAT,
+  MODEL_HEADS as ASSET_MODEL_HEADS,
+  featureFamily,
+  mergeAssetModel,
+  modelHeads as assetModelHeads,
+  validateAssetModel,
+} from './kinds/sensor/asset.js'
 export type { AssetConfig, AssetModel, AssetModelHead } from './kinds/sensor/asset.js'
 export { commandHelp, flagString, parseCommand } from './args.js'
 export type { CommandSpec, FlagSpec, ParsedCommand } from './args.js'

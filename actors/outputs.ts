@@ -51,8 +51,10 @@ export class OutputSink {
     const out = { ...o, site, partition, token } as Output
     this.outputs++
     this.observe?.output?.(partition, o, eventMs, ingestMs)
-    const id = this.acks.send({ subject: outSubject(site, partition, o.kind, o.entity), data: JSON.stringify(out), msgID: `${o.id}@${token}` },
-      (r, sent) => this.settle(sent, r))
+    const id = this.acks.send(
+      { subject: outSubject(site, partition, o.kind, o.entity), data: JSON.stringify(out), msgID: `${o.id}@${token}` },
+      (r, sent) => this.settle(sent, r),
+    )
     this.lastId = id
     // `send` may have answered synchronously (a closed connection): settle() then ran before the id was known.
     if (!this.settled.delete(id)) this.outstanding.add(id)
@@ -90,7 +92,8 @@ export class OutputSink {
     await new Promise<void>((resolve) => {
       this.waiters.push({ upto, resolve })
       timer = setTimeout(() => {
-        for (const id of [...this.outstanding]) if (id <= upto) this.acks.expire(id, `no JetStream ack within ${timeoutMs} ms`)
+        for (const id of [...this.outstanding])
+          if (id <= upto) this.acks.expire(id, `no JetStream ack within ${timeoutMs} ms`)
       }, timeoutMs)
     })
     clearTimeout(timer)
@@ -99,7 +102,9 @@ export class OutputSink {
 
   private check(): void {
     if (this.failure !== undefined) {
-      throw new PitwallError(RuntimeErrorCodes.OUTPUT_FAILED, `partition ${this.stamp.partition}: ${this.failure}`, { retryable: true })
+      throw new PitwallError(RuntimeErrorCodes.OUTPUT_FAILED, `partition ${this.stamp.partition}: ${this.failure}`, {
+        retryable: true,
+      })
     }
   }
 

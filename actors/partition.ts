@@ -24,7 +24,15 @@ import type { RuntimeDeps, RuntimeStats } from './runtime.js'
 import { SegmentSource } from './segments.js'
 import { defaultChain } from './sitemap.js'
 import { mirrorPeerSnapshots, SnapshotStore } from './snapshots.js'
-import { fenceSubject, isEntityKind, parsePartitioned, querySubject, snapshotKey, SYS_KIND, tickSubject } from './subjects.js'
+import {
+  fenceSubject,
+  isEntityKind,
+  parsePartitioned,
+  querySubject,
+  snapshotKey,
+  SYS_KIND,
+  tickSubject,
+} from './subjects.js'
 import type { EntityKind } from './subjects.js'
 import type { FenceBody, Output, Reading } from './types.js'
 
@@ -86,7 +94,13 @@ export class PartitionRunner {
     this.lastSeq = this.source.floor
     this.acks = new AckPublisher(deps.nc, `out${partition}`)
     this.snapshots = new SnapshotStore(
-      { kv: deps.kv, cfg: deps.cfg, log: deps.log, peer: deps.cfg.peer ? mirrorPeerSnapshots(deps.js, deps.jsm, deps.cfg) : undefined, acks: this.acks },
+      {
+        kv: deps.kv,
+        cfg: deps.cfg,
+        log: deps.log,
+        peer: deps.cfg.peer ? mirrorPeerSnapshots(deps.js, deps.jsm, deps.cfg) : undefined,
+        acks: this.acks,
+      },
       { partition, token: held.record.token, chain, claims: this.claims },
     )
     this.sink = new OutputSink(this.acks, { site: deps.cfg.site, partition, token: held.record.token }, deps.observe)
@@ -113,10 +127,20 @@ export class PartitionRunner {
     const { js, cfg } = this.deps
     const chain = this.source.chain
     const fence: Output<'fence'> = {
-      id: `${SYS_KIND}:fence:${this.partition}:${this.token}`, type: 'fence', kind: SYS_KIND, entity: 'fence',
-      profile: SYS_KIND, ts: Date.now(), seq: this.lastSeq, site: cfg.site, partition: this.partition, token: this.token,
+      id: `${SYS_KIND}:fence:${this.partition}:${this.token}`,
+      type: 'fence',
+      kind: SYS_KIND,
+      entity: 'fence',
+      profile: SYS_KIND,
+      ts: Date.now(),
+      seq: this.lastSeq,
+      site: cfg.site,
+      partition: this.partition,
+      token: this.token,
       body: {
-        partition: this.partition, token: this.token, owner: cfg.workerId,
+        partition: this.partition,
+        token: this.token,
+        owner: cfg.workerId,
         // A moved partition's chain: projectors learn from it which positions are off the chain (seals).
         ...(chain.length > 1 ? { segments: [...chain] } : {}),
       } satisfies FenceBody,
@@ -145,7 +169,8 @@ export class PartitionRunner {
       }
       const { m, pos } = item
       // Caught up on the open segment: actors that have not shown up by now load from the bucket when they do.
-      if (this.source.lag === 0 && this.source.segment.to === undefined && this.snapshots.prefetched > 0) this.snapshots.dropPrefetch()
+      if (this.source.lag === 0 && this.source.segment.to === undefined && this.snapshots.prefetched > 0)
+        this.snapshots.dropPrefetch()
       // An ack_wait redelivery of something already handled: the cells would skip it anyway.
       if (pos <= this.lastSeq) continue
       await this.handle(m, pos)
@@ -167,7 +192,11 @@ export class PartitionRunner {
       }
     }
     if (this.state === 'running') {
-      throw new PitwallError(RuntimeErrorCodes.SHUTTING_DOWN, `partition ${this.partition}: the consumer ended unexpectedly`, { retryable: true })
+      throw new PitwallError(
+        RuntimeErrorCodes.SHUTTING_DOWN,
+        `partition ${this.partition}: the consumer ended unexpectedly`,
+        { retryable: true },
+      )
     }
   }
 
@@ -195,8 +224,14 @@ export class PartitionRunner {
       this.stats.invalid++
       return
     }
-    if (!isEntityKind(parsed.kind) || !reading || typeof reading.ts !== 'number' || !Number.isFinite(reading.ts) ||
-      typeof reading.fields !== 'object' || reading.fields === null) {
+    if (
+      !isEntityKind(parsed.kind) ||
+      !reading ||
+      typeof reading.ts !== 'number' ||
+      !Number.isFinite(reading.ts) ||
+      typeof reading.fields !== 'object' ||
+      reading.fields === null
+    ) {
       this.stats.invalid++
       return
     }
@@ -251,7 +286,10 @@ export class PartitionRunner {
     const entry = this.deps.profiles.get(name)
     if (!entry || entry.def.kind !== kind) {
       if (!snap) return undefined
-      throw new PitwallError(RuntimeErrorCodes.PROFILE_UNKNOWN, `snapshot of ${key} names profile ${name}, which this worker does not have`)
+      throw new PitwallError(
+        RuntimeErrorCodes.PROFILE_UNKNOWN,
+        `snapshot of ${key} names profile ${name}, which this worker does not have`,
+      )
     }
     const cell = new ActorCell(entry.def, entry.config, { kind, id }, snap, this.deps.cfg.dedupe)
     this.cells.set(key, cell)
@@ -277,7 +315,9 @@ export class PartitionRunner {
   checkpoint(): Promise<void> {
     if (this.checkpointing) return this.checkpointing
     const renewing = this.renewing
-    this.checkpointing = (renewing ? renewing.catch(() => undefined).then(() => this.doCheckpoint()) : this.doCheckpoint()).finally(() => {
+    this.checkpointing = (
+      renewing ? renewing.catch(() => undefined).then(() => this.doCheckpoint()) : this.doCheckpoint()
+    ).finally(() => {
       this.checkpointing = undefined
     })
     return this.checkpointing
@@ -297,11 +337,20 @@ export class PartitionRunner {
     for (const c of todo) {
       if (performance.now() - sliceStart >= CAPTURE_SLICE_MS) {
         await new Promise<void>((resolve) => setImmediate(resolve))
-        if (this.state === 'fenced' || this.state === 'stopped') throw new PitwallError(RuntimeErrorCodes.SHUTTING_DOWN, `partition ${this.partition}: stopped during a checkpoint`)
+        if (this.state === 'fenced' || this.state === 'stopped')
+          throw new PitwallError(
+            RuntimeErrorCodes.SHUTTING_DOWN,
+            `partition ${this.partition}: stopped during a checkpoint`,
+          )
         sliceStart = performance.now()
       }
       if (!c.dirty) continue
-      out.push({ cell: c, from: c.dirtyFrom, key: snapshotKey(this.partition, c.entity.kind, c.entity.id), data: JSON.stringify(c.snapshot(this.token)) })
+      out.push({
+        cell: c,
+        from: c.dirtyFrom,
+        key: snapshotKey(this.partition, c.entity.kind, c.entity.id),
+        data: JSON.stringify(c.snapshot(this.token)),
+      })
       c.dirty = false
     }
     return out
@@ -341,7 +390,13 @@ export class PartitionRunner {
       // if another owner took the partition meanwhile, its acquisition moved the revision and this fences us.
       if (!this.leaseSafe()) {
         const sentAt = Date.now()
-        this.held = await writeHeld(kv, this.partition, this.held, { ...this.held.record, renewedAt: sentAt }, this.deps.cfg.peer !== null)
+        this.held = await writeHeld(
+          kv,
+          this.partition,
+          this.held,
+          { ...this.held.record, renewedAt: sentAt },
+          this.deps.cfg.peer !== null,
+        )
         this.leaseSentAt = sentAt
         this.deps.log('info', 'lease renewed late', { partition: this.partition, token: this.token })
       }
@@ -352,7 +407,13 @@ export class PartitionRunner {
       this.stats.snapshotBytes += bytes
       // Our claim goes into the record so later owners can recognise stale snapshots too (last 16 kept).
       const cursor = this.safeCursor(flushedUpto)
-      const next: PartitionRecord = { ...this.held.record, cursor, renewedAt: Date.now(), dormant, claims: this.claims.slice(-16) }
+      const next: PartitionRecord = {
+        ...this.held.record,
+        cursor,
+        renewedAt: Date.now(),
+        dormant,
+        claims: this.claims.slice(-16),
+      }
       const sentAt = Date.now()
       this.held = await writeHeld(kv, this.partition, this.held, next, this.deps.cfg.peer !== null)
       this.leaseSentAt = sentAt
@@ -426,7 +487,13 @@ export class PartitionRunner {
     const renew = async (): Promise<void> => {
       if (this.state === 'fenced' || this.state === 'stopped') return
       const sentAt = Date.now()
-      this.held = await writeHeld(this.deps.kv, this.partition, this.held, { ...this.held.record, renewedAt: sentAt }, this.deps.cfg.peer !== null)
+      this.held = await writeHeld(
+        this.deps.kv,
+        this.partition,
+        this.held,
+        { ...this.held.record, renewedAt: sentAt },
+        this.deps.cfg.peer !== null,
+      )
       this.leaseSentAt = sentAt
     }
     this.renewing = renew().finally(() => {
@@ -439,7 +506,9 @@ export class PartitionRunner {
     if (this.state !== 'running') return
     const { js, cfg } = this.deps
     try {
-      await js.publish(tickSubject(cfg.site, this.partition), '', { msgID: `tick:${this.partition}:${this.token}:${this.tickCount++}` })
+      await js.publish(tickSubject(cfg.site, this.partition), '', {
+        msgID: `tick:${this.partition}:${this.token}:${this.tickCount++}`,
+      })
     } catch (err) {
       this.deps.log('warn', 'tick publish failed', { partition: this.partition, err: String(err) })
     }
@@ -455,17 +524,36 @@ export class PartitionRunner {
       const live = this.cells.get(`${q.kind}.${q.id}`)
       let body: unknown
       if (live) {
-        body = { source: 'live', kind: q.kind, id: q.id, profile: live.def.profile, lastSeq: live.lastSeq, watermark: live.watermark, state: live.query() }
+        body = {
+          source: 'live',
+          kind: q.kind,
+          id: q.id,
+          profile: live.def.profile,
+          lastSeq: live.lastSeq,
+          watermark: live.watermark,
+          state: live.query(),
+        }
       } else {
         const snap = await this.loadSnapshot(q.kind, q.id)
         const entry = snap ? this.deps.profiles.get(snap.profile) : undefined
         if (!snap || !entry) throw new PitwallError(RuntimeErrorCodes.ENTITY_UNKNOWN, `no actor ${q.kind}/${q.id}`)
         const cell = new ActorCell(entry.def, entry.config, { kind: q.kind, id: q.id }, snap, this.deps.cfg.dedupe)
-        body = { source: 'snapshot', kind: q.kind, id: q.id, profile: snap.profile, lastSeq: cell.lastSeq, watermark: cell.watermark, state: cell.query() }
+        body = {
+          source: 'snapshot',
+          kind: q.kind,
+          id: q.id,
+          profile: snap.profile,
+          lastSeq: cell.lastSeq,
+          watermark: cell.watermark,
+          state: cell.query(),
+        }
       }
       msg.respond(te.encode(JSON.stringify(body)))
     } catch (err) {
-      const e = err instanceof PitwallError ? err : new PitwallError(RuntimeErrorCodes.QUERY_FAILED, String(err), { cause: err })
+      const e =
+        err instanceof PitwallError
+          ? err
+          : new PitwallError(RuntimeErrorCodes.QUERY_FAILED, String(err), { cause: err })
       h.set(ERROR_HEADER, e.code)
       msg.respond(te.encode(JSON.stringify(e.toWire())), { headers: h })
     }
@@ -474,14 +562,28 @@ export class PartitionRunner {
   private fail(err: unknown): void {
     if (this.state === 'stopped' || this.state === 'fenced') return
     const fenced = err instanceof FencedError
-    this.deps.log(fenced ? 'warn' : 'error', fenced ? 'partition fenced' : 'partition runner failed',
-      { partition: this.partition, token: this.token, err: String(err) })
+    this.deps.log(fenced ? 'warn' : 'error', fenced ? 'partition fenced' : 'partition runner failed', {
+      partition: this.partition,
+      token: this.token,
+      err: String(err),
+    })
     this.state = 'fenced'
     if (fenced) this.stats.leaseLost++
-    void this.teardown(false).then(async () => {
-      // Not fenced: we still own the record; release it so a peer (or we) can retry without waiting a TTL.
-      if (!fenced) await writeHeld(this.deps.kv, this.partition, this.held, { ...this.held.record, owner: null, renewedAt: Date.now() }, this.deps.cfg.peer !== null)
-    }).catch((e: unknown) => this.deps.log('warn', 'release after failure failed', { partition: this.partition, err: String(e) }))
+    void this.teardown(false)
+      .then(async () => {
+        // Not fenced: we still own the record; release it so a peer (or we) can retry without waiting a TTL.
+        if (!fenced)
+          await writeHeld(
+            this.deps.kv,
+            this.partition,
+            this.held,
+            { ...this.held.record, owner: null, renewedAt: Date.now() },
+            this.deps.cfg.peer !== null,
+          )
+      })
+      .catch((e: unknown) =>
+        this.deps.log('warn', 'release after failure failed', { partition: this.partition, err: String(e) }),
+      )
       .finally(() => this.onExit?.(this, err))
   }
 

@@ -75,8 +75,12 @@ export function placementTable(partitions: number, workers: readonly string[]): 
   const load = new Map<string, number>()
   const out: string[] = []
   for (let p = 0; p < partitions; p++) {
-    const ranked = sorted.map((w) => ({ w, weight: fnv(`${w}/${p}`) })).sort((a, b) => b.weight - a.weight || (a.w < b.w ? -1 : 1))
-    const pick = ranked.find((r) => (load.get(r.w) ?? 0) < base || ((load.get(r.w) ?? 0) === base && extra > 0)) as { w: string }
+    const ranked = sorted
+      .map((w) => ({ w, weight: fnv(`${w}/${p}`) }))
+      .sort((a, b) => b.weight - a.weight || (a.w < b.w ? -1 : 1))
+    const pick = ranked.find((r) => (load.get(r.w) ?? 0) < base || ((load.get(r.w) ?? 0) === base && extra > 0)) as {
+      w: string
+    }
     if ((load.get(pick.w) ?? 0) === base) extra--
     load.set(pick.w, (load.get(pick.w) ?? 0) + 1)
     out.push(pick.w)
@@ -96,8 +100,12 @@ export function placementOf(partitions: readonly number[], workers: readonly str
   let extra = partitions.length % sorted.length
   const load = new Map<string, number>()
   for (const p of partitions) {
-    const ranked = sorted.map((w) => ({ w, weight: fnv(`${w}/${p}`) })).sort((a, b) => b.weight - a.weight || (a.w < b.w ? -1 : 1))
-    const pick = ranked.find((r) => (load.get(r.w) ?? 0) < base || ((load.get(r.w) ?? 0) === base && extra > 0)) as { w: string }
+    const ranked = sorted
+      .map((w) => ({ w, weight: fnv(`${w}/${p}`) }))
+      .sort((a, b) => b.weight - a.weight || (a.w < b.w ? -1 : 1))
+    const pick = ranked.find((r) => (load.get(r.w) ?? 0) < base || ((load.get(r.w) ?? 0) === base && extra > 0)) as {
+      w: string
+    }
     if ((load.get(pick.w) ?? 0) === base) extra--
     load.set(pick.w, (load.get(pick.w) ?? 0) + 1)
     out.set(p, pick.w)
@@ -120,7 +128,11 @@ export function assignment(partitions: number, workers: readonly string[], worke
 }
 
 /** True when a write with `token` at KV `revision` came from an owner that a newer claim had already replaced. */
-export function isStaleWrite(claims: ReadonlyArray<readonly [number, number]>, token: number, revision: number): boolean {
+export function isStaleWrite(
+  claims: ReadonlyArray<readonly [number, number]>,
+  token: number,
+  revision: number,
+): boolean {
   return claims.some(([t, r]) => t > token && r < revision)
 }
 
@@ -144,8 +156,17 @@ export async function readRecord(kv: KV, partition: number): Promise<HeldRecord 
  * Tries to take a free partition: CAS from the revision read, with token + 1. Returns the held record, or
  * undefined when it is not free or someone else won the race.
  */
-export async function tryAcquire(kv: KV, partition: number, worker: string, ttlMs: number, now = Date.now(),
-  gate: { minEpoch: number; slot: { index: number; stride: number }; exportCopy?: boolean } = { minEpoch: 0, slot: { index: 0, stride: 1 } }): Promise<HeldRecord | undefined> {
+export async function tryAcquire(
+  kv: KV,
+  partition: number,
+  worker: string,
+  ttlMs: number,
+  now = Date.now(),
+  gate: { minEpoch: number; slot: { index: number; stride: number }; exportCopy?: boolean } = {
+    minEpoch: 0,
+    slot: { index: 0, stride: 1 },
+  },
+): Promise<HeldRecord | undefined> {
   const cur = await readRecord(kv, partition)
   if (cur && !isFree(cur.record, now)) return undefined
   // Two sites: the record must belong to the current tenure (the controller writes it when the site takes over).
@@ -164,7 +185,9 @@ export async function tryAcquire(kv: KV, partition: number, worker: string, ttlM
   if (cur?.record.epoch !== undefined) record.epoch = cur.record.epoch
   if (cur?.record.segments) record.segments = cur.record.segments
   try {
-    const revision = cur ? await kv.update(partitionKey(partition), enc(record), cur.revision) : await kv.create(partitionKey(partition), enc(record))
+    const revision = cur
+      ? await kv.update(partitionKey(partition), enc(record), cur.revision)
+      : await kv.create(partitionKey(partition), enc(record))
     if (gate.exportCopy) await kv.put(exportKey(partitionKey(partition)), enc(record))
     return { record, revision }
   } catch (err) {
@@ -183,7 +206,13 @@ export function isCasConflict(err: unknown): boolean {
  * Writes a new version of a held record (renewal, checkpoint or release) with CAS from the held revision.
  * Throws FencedError when the revision moved: someone else owns the partition now.
  */
-export async function writeHeld(kv: KV, partition: number, held: HeldRecord, next: PartitionRecord, exportCopy = false): Promise<HeldRecord> {
+export async function writeHeld(
+  kv: KV,
+  partition: number,
+  held: HeldRecord,
+  next: PartitionRecord,
+  exportCopy = false,
+): Promise<HeldRecord> {
   try {
     const revision = await kv.update(partitionKey(partition), enc(next), held.revision)
     // After the CAS: a crash in between leaves the peer an older cursor, which replay makes good.
@@ -191,7 +220,10 @@ export async function writeHeld(kv: KV, partition: number, held: HeldRecord, nex
     return { record: next, revision }
   } catch (err) {
     if (isCasConflict(err)) {
-      throw new FencedError(`partition ${partition}: record moved past revision ${held.revision} (token ${held.record.token}); ownership lost`, err)
+      throw new FencedError(
+        `partition ${partition}: record moved past revision ${held.revision} (token ${held.record.token}); ownership lost`,
+        err,
+      )
     }
     throw err
   }

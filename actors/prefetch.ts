@@ -35,7 +35,11 @@ export const DEFAULT_PREFETCH_LIMITS: PrefetchLimits = { maxEntries: 50_000, max
 
 export class SnapshotPrefetch {
   private readonly taken = new Set<string>()
-  constructor(private readonly entries: Map<string, PrefetchedEntry>, readonly complete: boolean, readonly bytes: number) {}
+  constructor(
+    private readonly entries: Map<string, PrefetchedEntry>,
+    readonly complete: boolean,
+    readonly bytes: number,
+  ) {}
 
   static empty(): SnapshotPrefetch {
     return new SnapshotPrefetch(new Map(), false, 0)
@@ -72,13 +76,21 @@ export class SnapshotPrefetch {
  * Reads the last message of every subject under `filter` in `stream`. An incomplete result (limits reached,
  * stream missing, an error) is still correct for the keys it holds; the caller asks the bucket for the rest.
  */
-export async function prefetchLastPerSubject(js: JetStreamClient, jsm: JetStreamManager, stream: string, filter: string,
-  limits: PrefetchLimits = DEFAULT_PREFETCH_LIMITS): Promise<SnapshotPrefetch> {
+export async function prefetchLastPerSubject(
+  js: JetStreamClient,
+  jsm: JetStreamManager,
+  stream: string,
+  filter: string,
+  limits: PrefetchLimits = DEFAULT_PREFETCH_LIMITS,
+): Promise<SnapshotPrefetch> {
   let name: string | undefined
   try {
     const ci = await jsm.consumers.add(stream, {
-      filter_subject: filter, deliver_policy: DeliverPolicy.LastPerSubject, ack_policy: AckPolicy.None,
-      inactive_threshold: nanos(30_000), mem_storage: true,
+      filter_subject: filter,
+      deliver_policy: DeliverPolicy.LastPerSubject,
+      ack_policy: AckPolicy.None,
+      inactive_threshold: nanos(30_000),
+      mem_storage: true,
     })
     name = ci.name
     let left = ci.num_pending
@@ -87,7 +99,8 @@ export async function prefetchLastPerSubject(js: JetStreamClient, jsm: JetStream
     const consumer = await js.consumers.get(stream, name)
     let bytes = 0
     while (left > 0) {
-      if (entries.size >= limits.maxEntries || bytes >= limits.maxBytes) return new SnapshotPrefetch(entries, false, bytes)
+      if (entries.size >= limits.maxEntries || bytes >= limits.maxBytes)
+        return new SnapshotPrefetch(entries, false, bytes)
       const batch = await consumer.fetch({ max_messages: Math.min(left, 1_000), expires: 2_000 })
       let got = 0
       for await (const m of batch) {

@@ -19,8 +19,19 @@ export function setProcessTitle(service: string, env: NodeJS.ProcessEnv = proces
 /** Connects to NATS or fails fast with PW_NATS_UNREACHABLE naming the setting. */
 export async function connectNats(url: string, name: string): Promise<NatsConnection> {
   try {
-    return await connect({ servers: url.split(','), name, noAsyncTraces: true, maxReconnectAttempts: -1, timeout: 5_000 })
+    return await connect({
+      servers: url.split(','),
+      name,
+      noAsyncTraces: true,
+      maxReconnectAttempts: -1,
+      timeout: 5_000,
+    })
   } catch (err) {
-    throw new UnreachableError(RuntimeErrorCodes.NATS_UNREACHABLE, 'natsUrl (PITWALL_NATS_URL)', `cannot connect to ${url}: ${String(err)}`, err)
+    throw new UnreachableError(
+      RuntimeErrorCodes.NATS_UNREACHABLE,
+      'natsUrl (PITWALL_NATS_URL)',
+      `cannot connect to ${url}: ${String(err)}`,
+      err,
+    )
   }
 }

@@ -4,11 +4,26 @@
  * the difference when an existing asset is incompatible (e.g. another partition count). Records the deployment's
  * identity with them (actors/deployment.ts) and refuses assets another deployment recorded.
  */
-import { type JetStreamManager, type StreamConfig, type StreamInfo, RetentionPolicy, StorageType, DiscardPolicy, JetStreamApiError, JetStreamApiCodes } from '@nats-io/jetstream'
+import {
+  type JetStreamManager,
+  type StreamConfig,
+  type StreamInfo,
+  RetentionPolicy,
+  StorageType,
+  DiscardPolicy,
+  JetStreamApiError,
+  JetStreamApiCodes,
+} from '@nats-io/jetstream'
 import { Kvm, type KV } from '@nats-io/kv'
 import { type NatsConnection, nanos } from '@nats-io/transport-node'
 import type { RuntimeConfig } from './config.js'
-import { assertDeployment, checkDeployment, claimDeployment, deploymentFromDescription, describeDeployment } from './deployment.js'
+import {
+  assertDeployment,
+  checkDeployment,
+  claimDeployment,
+  deploymentFromDescription,
+  describeDeployment,
+} from './deployment.js'
 import { RuntimeErrorCodes, StreamConfigError } from './errors.js'
 import { peerStreams } from './sitemap.js'
 import { outStreamSubjects, tlmStreamSubjects } from './subjects.js'
@@ -55,25 +70,41 @@ function streamConfig(cfg: RuntimeConfig, name: string, description: string, sub
 const tlmConfig = (cfg: RuntimeConfig): StreamWant =>
   streamConfig(cfg, cfg.streams.tlm, describeTlm(cfg.site, cfg.partitions, cfg.deployment), tlmStreamSubjects(cfg.site))
 const outConfig = (cfg: RuntimeConfig): StreamWant =>
-  streamConfig(cfg, cfg.streams.out, `${DESC_PREFIX} outputs site=${cfg.site} partitions=${cfg.partitions} ${describeDeployment(cfg.deployment)}`, outStreamSubjects(cfg.site))
+  streamConfig(
+    cfg,
+    cfg.streams.out,
+    `${DESC_PREFIX} outputs site=${cfg.site} partitions=${cfg.partitions} ${describeDeployment(cfg.deployment)}`,
+    outStreamSubjects(cfg.site),
+  )
 
 /**
  * The deployment recorded in an existing stream's description must be this one; a stream from before
  * deployments has its description completed (claimed), which 2.9 allows on a live stream.
  */
-async function claimStream(jsm: JetStreamManager, info: StreamInfo, want: StreamWant, deployment: string): Promise<void> {
+async function claimStream(
+  jsm: JetStreamManager,
+  info: StreamInfo,
+  want: StreamWant,
+  deployment: string,
+): Promise<void> {
   const recorded = deploymentFromDescription(info.config.description)
   assertDeployment(recorded, deployment, `stream ${want.name}`)
-  if (recorded === undefined) await jsm.streams.update(want.name, { ...info.config, description: want.description ?? '' })
+  if (recorded === undefined)
+    await jsm.streams.update(want.name, { ...info.config, description: want.description ?? '' })
 }
 
-async function ensureStream(jsm: JetStreamManager, want: StreamWant, partitions: number | undefined, deployment: string): Promise<void> {
+async function ensureStream(
+  jsm: JetStreamManager,
+  want: StreamWant,
+  partitions: number | undefined,
+  deployment: string,
+): Promise<void> {
   const name = want.name
   let info
   try {
     info = await jsm.streams.info(name)
   } catch (err) {
-    if (!(isStreamNotFound(err))) throw err
+    if (!isStreamNotFound(err)) throw err
     try {
       await jsm.streams.add(want)
       return
@@ -89,20 +120,26 @@ async function ensureStream(jsm: JetStreamManager, want: StreamWant, partitions:
   const wantSubjects = [...(want.subjects ?? [])].sort().join(',')
   const haveSubjects = [...(have.subjects ?? [])].sort().join(',')
   if (wantSubjects !== haveSubjects) {
-    throw new StreamConfigError(RuntimeErrorCodes.STREAM_INCOMPATIBLE,
-      `stream ${name} exists with subjects [${haveSubjects}], this deployment needs [${wantSubjects}] (setting: site)`)
+    throw new StreamConfigError(
+      RuntimeErrorCodes.STREAM_INCOMPATIBLE,
+      `stream ${name} exists with subjects [${haveSubjects}], this deployment needs [${wantSubjects}] (setting: site)`,
+    )
   }
   if (partitions !== undefined) {
     const recorded = partitionsFromDescription(have.description)
     if (recorded !== partitions) {
-      throw new StreamConfigError(RuntimeErrorCodes.STREAM_INCOMPATIBLE,
+      throw new StreamConfigError(
+        RuntimeErrorCodes.STREAM_INCOMPATIBLE,
         `stream ${name} was created with partitions=${recorded ?? 'unknown'}, this deployment has partitions=${partitions}` +
-        ' (setting: partitions / PITWALL_PARTITIONS). P is fixed per deployment: repartitioning needs a new stream.')
+          ' (setting: partitions / PITWALL_PARTITIONS). P is fixed per deployment: repartitioning needs a new stream.',
+      )
     }
   }
   if (have.num_replicas !== want.num_replicas) {
-    throw new StreamConfigError(RuntimeErrorCodes.STREAM_INCOMPATIBLE,
-      `stream ${name} has ${have.num_replicas} replicas, this deployment wants ${want.num_replicas} (setting: replicas)`)
+    throw new StreamConfigError(
+      RuntimeErrorCodes.STREAM_INCOMPATIBLE,
+      `stream ${name} has ${have.num_replicas} replicas, this deployment wants ${want.num_replicas} (setting: replicas)`,
+    )
   }
   await claimStream(jsm, info, want, deployment)
 }
@@ -135,24 +172,48 @@ export async function provisionMirrors(jsm: JetStreamManager, cfg: RuntimeConfig
   const external = { api: `$JS.${cfg.peer.domain}.API`, deliver: '' }
   const dep = describeDeployment(cfg.deployment)
   const wants: StreamWant[] = [
-    { name: names.tlm, description: `pitwall mirror of site ${cfg.peer.site} readings ${dep}`, mirror: { name: cfg.streams.tlm, external } },
-    { name: names.out, description: `pitwall mirror of site ${cfg.peer.site} outputs ${dep}`, mirror: { name: cfg.streams.out, external } },
+    {
+      name: names.tlm,
+      description: `pitwall mirror of site ${cfg.peer.site} readings ${dep}`,
+      mirror: { name: cfg.streams.tlm, external },
+    },
+    {
+      name: names.out,
+      description: `pitwall mirror of site ${cfg.peer.site} outputs ${dep}`,
+      mirror: { name: cfg.streams.out, external },
+    },
     // Like the bucket itself: no age limit, a few revisions per key.
-    { name: names.state, description: `pitwall mirror of site ${cfg.peer.site} state bucket ${dep}`, mirror: { name: `KV_${cfg.streams.stateBucket}`, external, filter_subject: `$KV.${cfg.streams.stateBucket}.snap.>` }, max_age: 0, max_msgs_per_subject: 5 },
+    {
+      name: names.state,
+      description: `pitwall mirror of site ${cfg.peer.site} state bucket ${dep}`,
+      mirror: {
+        name: `KV_${cfg.streams.stateBucket}`,
+        external,
+        filter_subject: `$KV.${cfg.streams.stateBucket}.snap.>`,
+      },
+      max_age: 0,
+      max_msgs_per_subject: 5,
+    },
   ]
   for (const w of wants) {
     try {
       const info = await jsm.streams.info(w.name)
       if (info.config.mirror?.name !== w.mirror?.name || info.config.mirror?.external?.api !== external.api) {
-        throw new StreamConfigError(RuntimeErrorCodes.STREAM_INCOMPATIBLE,
-          `stream ${w.name} exists but is not a mirror of ${w.mirror?.name ?? '?'} via ${external.api} (settings: peer.site / PITWALL_PEER_SITE, peer.domain / PITWALL_PEER_DOMAIN)`)
+        throw new StreamConfigError(
+          RuntimeErrorCodes.STREAM_INCOMPATIBLE,
+          `stream ${w.name} exists but is not a mirror of ${w.mirror?.name ?? '?'} via ${external.api} (settings: peer.site / PITWALL_PEER_SITE, peer.domain / PITWALL_PEER_DOMAIN)`,
+        )
       }
       await claimStream(jsm, info, w, cfg.deployment)
     } catch (err) {
       if (!isStreamNotFound(err)) throw err
       await jsm.streams.add({
-        retention: RetentionPolicy.Limits, storage: StorageType.File, discard: DiscardPolicy.Old,
-        max_age: nanos(cfg.tlmMaxAgeS * 1000), num_replicas: cfg.replicas, ...w,
+        retention: RetentionPolicy.Limits,
+        storage: StorageType.File,
+        discard: DiscardPolicy.Old,
+        max_age: nanos(cfg.tlmMaxAgeS * 1000),
+        num_replicas: cfg.replicas,
+        ...w,
       })
     }
   }
@@ -160,22 +221,29 @@ export async function provisionMirrors(jsm: JetStreamManager, cfg: RuntimeConfig
 
 /** Checks that the assets exist and match, without creating anything (workers use this). */
 export async function verify(nc: NatsConnection, jsm: JetStreamManager, cfg: RuntimeConfig): Promise<Provisioned> {
-  for (const [name, parts] of [[cfg.streams.tlm, cfg.partitions], [cfg.streams.out, undefined]] as const) {
+  for (const [name, parts] of [
+    [cfg.streams.tlm, cfg.partitions],
+    [cfg.streams.out, undefined],
+  ] as const) {
     let info
     try {
       info = await jsm.streams.info(name)
     } catch (err) {
       if (isStreamNotFound(err)) {
-        throw new StreamConfigError(RuntimeErrorCodes.STREAM_MISSING,
-          `stream ${name} does not exist (settings: streams / PITWALL_TLM_STREAM, PITWALL_OUT_STREAM); run provisioning first`)
+        throw new StreamConfigError(
+          RuntimeErrorCodes.STREAM_MISSING,
+          `stream ${name} does not exist (settings: streams / PITWALL_TLM_STREAM, PITWALL_OUT_STREAM); run provisioning first`,
+        )
       }
       throw err
     }
     if (parts !== undefined) {
       const recorded = partitionsFromDescription(info.config.description)
       if (recorded !== parts) {
-        throw new StreamConfigError(RuntimeErrorCodes.STREAM_INCOMPATIBLE,
-          `stream ${name} was created with partitions=${recorded ?? 'unknown'}, this worker has partitions=${parts} (setting: partitions / PITWALL_PARTITIONS)`)
+        throw new StreamConfigError(
+          RuntimeErrorCodes.STREAM_INCOMPATIBLE,
+          `stream ${name} was created with partitions=${recorded ?? 'unknown'}, this worker has partitions=${parts} (setting: partitions / PITWALL_PARTITIONS)`,
+        )
       }
     }
   }
@@ -183,8 +251,10 @@ export async function verify(nc: NatsConnection, jsm: JetStreamManager, cfg: Run
     await jsm.streams.info(`KV_${cfg.streams.stateBucket}`)
   } catch (err) {
     if (isStreamNotFound(err)) {
-      throw new StreamConfigError(RuntimeErrorCodes.STREAM_MISSING,
-        `KV bucket ${cfg.streams.stateBucket} does not exist (setting: streams.stateBucket / PITWALL_STATE_BUCKET); run provisioning first`)
+      throw new StreamConfigError(
+        RuntimeErrorCodes.STREAM_MISSING,
+        `KV bucket ${cfg.streams.stateBucket} does not exist (setting: streams.stateBucket / PITWALL_STATE_BUCKET); run provisioning first`,
+      )
     }
     throw err
   }

@@ -22,7 +22,8 @@ export interface PublishItem {
 }
 
 /** `seconds`: from publish to ack (or to the failure being known). */
-export type PublishResult = { ok: true; duplicate: boolean; seq: number; seconds: number } | { ok: false; error: string; seconds: number }
+export type PublishResult =
+  { ok: true; duplicate: boolean; seq: number; seconds: number } | { ok: false; error: string; seconds: number }
 
 type Done = (r: PublishResult, id: number) => void
 
@@ -38,9 +39,16 @@ export class AckPublisher {
   private readonly sub: Subscription
   private n = 0
 
-  constructor(private readonly nc: NatsConnection, tag = 'pw') {
+  constructor(
+    private readonly nc: NatsConnection,
+    tag = 'pw',
+  ) {
     this.prefix = `_INBOX.${tag}${randomBytes(8).toString('hex')}`
-    this.sub = nc.subscribe(`${this.prefix}.*`, { callback: (_err, msg) => { this.onAck(msg) } })
+    this.sub = nc.subscribe(`${this.prefix}.*`, {
+      callback: (_err, msg) => {
+        this.onAck(msg)
+      },
+    })
   }
 
   /** Messages sent and not yet answered. */
@@ -60,7 +68,8 @@ export class AckPublisher {
     }
     try {
       const ack = msg.json<{ seq?: number; duplicate?: boolean; error?: { code?: number; description?: string } }>()
-      if (ack.error || typeof ack.seq !== 'number') p.done({ ok: false, error: ack.error?.description ?? 'JetStream refused the message', seconds }, id)
+      if (ack.error || typeof ack.seq !== 'number')
+        p.done({ ok: false, error: ack.error?.description ?? 'JetStream refused the message', seconds }, id)
       else p.done({ ok: true, duplicate: ack.duplicate === true, seq: ack.seq, seconds }, id)
     } catch (err) {
       p.done({ ok: false, error: `unreadable ack: ${err instanceof Error ? err.message : String(err)}`, seconds }, id)
@@ -98,7 +107,8 @@ export class AckPublisher {
     this.sub.unsubscribe()
     const left = [...this.pending]
     this.pending.clear()
-    for (const [id, p] of left) p.done({ ok: false, error: 'publisher closed', seconds: (performance.now() - p.t0) / 1000 }, id)
+    for (const [id, p] of left)
+      p.done({ ok: false, error: 'publisher closed', seconds: (performance.now() - p.t0) / 1000 }, id)
   }
 }
 
@@ -106,19 +116,36 @@ export class AckPublisher {
  * Publishes every item on `acks` and resolves with one result per item, failures included, within `timeoutMs`
  * (what was not answered by then is expired). Used for the gateway's ingest batches and checkpoints' snapshots.
  */
-export async function publishBatch(acks: AckPublisher, items: readonly PublishItem[], timeoutMs: number): Promise<PublishResult[]> {
+export async function publishBatch(
+  acks: AckPublisher,
+  items: readonly PublishItem[],
+  timeoutMs: number,
+): Promise<PublishResult[]> {
   const results: PublishResult[] = new Array<PublishResult>(items.length)
   let left = items.length
   if (left === 0) return results
   let finish: () => void = () => undefined
-  const all = new Promise<void>((resolve) => { finish = resolve })
+  const all = new Promise<void>((resolve) => {
+    finish = resolve
+  })
   const t0 = performance.now()
-  const ids = items.map((it, i) => acks.send(it, (r) => {
-    results[i] = r
-    if (--left === 0) finish()
-  }, t0))
+  const ids = items.map((it, i) =>
+    acks.send(
+      it,
+      (r) => {
+        results[i] = r
+        if (--left === 0) finish()
+      },
+      t0,
+    ),
+  )
   let timer: NodeJS.Timeout | undefined
-  await Promise.race([all, new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs) })])
+  await Promise.race([
+    all,
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, timeoutMs)
+    }),
+  ])
   clearTimeout(timer)
   for (const id of ids) acks.expire(id, `no JetStream ack within ${timeoutMs} ms`)
   return results

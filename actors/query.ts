@@ -43,18 +43,32 @@ export interface QueryDeps {
 }
 
 /** Asks the owning worker for an entity's live state; falls back to its snapshot when nobody answers. */
-export async function queryEntity(deps: QueryDeps, kind: EntityKind, id: string, timeoutMs = 1_000): Promise<LiveState> {
+export async function queryEntity(
+  deps: QueryDeps,
+  kind: EntityKind,
+  id: string,
+  timeoutMs = 1_000,
+): Promise<LiveState> {
   const p = partitionOf(kind, id, deps.cfg.partitions)
   try {
-    const reply = await deps.nc.request(querySubject(deps.siteFor?.(p) ?? deps.cfg.site, p), JSON.stringify({ kind, id }), { timeout: timeoutMs })
+    const reply = await deps.nc.request(
+      querySubject(deps.siteFor?.(p) ?? deps.cfg.site, p),
+      JSON.stringify({ kind, id }),
+      { timeout: timeoutMs },
+    )
     const code = reply.headers?.get(ERROR_HEADER)
     if (code) throw fromWire(reply.json())
     return reply.json<LiveState>()
   } catch (err) {
     if (err instanceof PitwallError) throw err
-    if (!(err instanceof natsErrors.NoRespondersError || err instanceof natsErrors.TimeoutError ||
-      (err instanceof natsErrors.RequestError && (err.isNoResponders() || err.cause instanceof natsErrors.TimeoutError)))) {
-      throw new QueryError(RuntimeErrorCodes.QUERY_FAILED, `query of ${kind}/${id} failed: ${String(err)}`, { cause: err })
+    if (!(
+      err instanceof natsErrors.NoRespondersError ||
+      err instanceof natsErrors.TimeoutError ||
+      (err instanceof natsErrors.RequestError && (err.isNoResponders() || err.cause instanceof natsErrors.TimeoutError))
+    )) {
+      throw new QueryError(RuntimeErrorCodes.QUERY_FAILED, `query of ${kind}/${id} failed: ${String(err)}`, {
+        cause: err,
+      })
     }
   }
   return await fromSnapshot(deps, p, kind, id)
@@ -72,20 +86,45 @@ async function fromSnapshot(deps: QueryDeps, p: number, kind: EntityKind, id: st
     const held = owner === deps.cfg.site ? await readRecord(deps.kv, p) : await deps.peerRecord?.(p)
     const scope = scopeOfRecord(p, owner, held?.record, held?.revision)
     const peer = deps.peerSnapshot
-    const store = new SnapshotStore({
-      kv: deps.kv, cfg: deps.cfg,
-      peer: peer ? { latest: async (key) => await peer(key).catch(() => undefined), history: async (key) => (await deps.peerHistory?.(key)) ?? [] } : undefined,
-    }, scope)
+    const store = new SnapshotStore(
+      {
+        kv: deps.kv,
+        cfg: deps.cfg,
+        peer: peer
+          ? {
+              latest: async (key) => await peer(key).catch(() => undefined),
+              history: async (key) => (await deps.peerHistory?.(key)) ?? [],
+            }
+          : undefined,
+      },
+      scope,
+    )
     snap = await store.load(kind, id)
   } catch (err) {
     if (err instanceof PitwallError) throw err
-    throw new QueryError(RuntimeErrorCodes.QUERY_TIMEOUT, `no owner answered for ${kind}/${id} and the snapshot store is unreachable`, { cause: err, retryable: true })
+    throw new QueryError(
+      RuntimeErrorCodes.QUERY_TIMEOUT,
+      `no owner answered for ${kind}/${id} and the snapshot store is unreachable`,
+      { cause: err, retryable: true },
+    )
   }
   if (!snap) throw new QueryError(RuntimeErrorCodes.ENTITY_UNKNOWN, `no actor ${kind}/${id}`)
   const entry = deps.profiles.get(snap.profile)
-  if (!entry) throw new QueryError(RuntimeErrorCodes.PROFILE_UNKNOWN, `snapshot of ${kind}/${id} names unknown profile ${snap.profile}`)
+  if (!entry)
+    throw new QueryError(
+      RuntimeErrorCodes.PROFILE_UNKNOWN,
+      `snapshot of ${kind}/${id} names unknown profile ${snap.profile}`,
+    )
   const cell = new ActorCell(entry.def, entry.config, { kind, id }, snap)
-  return { source: 'snapshot', kind, id, profile: snap.profile, lastSeq: cell.lastSeq, watermark: Number.isFinite(cell.watermark) ? cell.watermark : null, state: cell.query() }
+  return {
+    source: 'snapshot',
+    kind,
+    id,
+    profile: snap.profile,
+    lastSeq: cell.lastSeq,
+    watermark: Number.isFinite(cell.watermark) ? cell.watermark : null,
+    state: cell.query(),
+  }
 }
 
 /** Query dependencies for a tool or service that is not a worker: opens the state bucket read-only. */
@@ -98,10 +137,18 @@ export async function queryDeps(nc: NatsConnection, cfg: RuntimeConfig, profiles
   const js = jetstream(nc)
   const mirror = mirrorPeerSnapshots(js, jsm, cfg)
   return {
-    nc, kv, cfg, profiles, siteFor: (p) => router.siteFor(p), peerSnapshot: mirror.latest, peerHistory: mirror.history,
+    nc,
+    kv,
+    cfg,
+    profiles,
+    siteFor: (p) => router.siteFor(p),
+    peerSnapshot: mirror.latest,
+    peerHistory: mirror.history,
     peerRecord: async (p) => {
       const m = await readPeerKey(jsm, cfg, partitionKey(p))
-      return m ? { record: JSON.parse(new TextDecoder().decode(m.data)) as PartitionRecord, revision: undefined } : undefined
+      return m
+        ? { record: JSON.parse(new TextDecoder().decode(m.data)) as PartitionRecord, revision: undefined }
+        : undefined
     },
   }
 }

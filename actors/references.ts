@@ -24,7 +24,10 @@ import type { LogFn } from './log.js'
 export const REF_HISTORY = 64
 
 /** Validators per reference name: a revision they reject is logged and skipped (the previous one stays). */
-const VALIDATORS: Readonly<Record<string, (v: unknown) => unknown>> = { [GEOFENCES_REF]: validateGeofenceSet, [SERVICE_REF]: validateServiceSet }
+const VALIDATORS: Readonly<Record<string, (v: unknown) => unknown>> = {
+  [GEOFENCES_REF]: validateGeofenceSet,
+  [SERVICE_REF]: validateServiceSet,
+}
 
 /** Opens (creating when missing) the reference bucket; the gateway and the workers both call this. */
 export async function openReferenceBucket(nc: NatsConnection, bucket: string, replicas = 1): Promise<KV> {
@@ -41,7 +44,7 @@ export class ReferenceTable {
     const check = VALIDATORS[name]
     if (check) check(value)
     let list = this.byName.get(name)
-    if (!list) this.byName.set(name, list = [])
+    if (!list) this.byName.set(name, (list = []))
     if (list.some((v) => v.revision === revision)) return true
     const v: ReferenceVersion = { name, revision, effectiveAt: createdMs + this.activationMs, data: value }
     list.push(v)
@@ -59,7 +62,10 @@ export class ReferenceTable {
     let found = -1
     while (lo <= hi) {
       const mid = (lo + hi) >> 1
-      if ((list[mid] as ReferenceVersion).effectiveAt <= procTime) { found = mid; lo = mid + 1 } else hi = mid - 1
+      if ((list[mid] as ReferenceVersion).effectiveAt <= procTime) {
+        found = mid
+        lo = mid + 1
+      } else hi = mid - 1
     }
     // Older than every kept revision: the oldest one (documented above).
     return list[found < 0 ? 0 : found]
@@ -79,7 +85,11 @@ export class ReferenceStore {
   private watcher: { stop(): void } | undefined
   private done: Promise<void> | undefined
 
-  private constructor(private readonly kv: KV, activationMs: number, private readonly log: LogFn) {
+  private constructor(
+    private readonly kv: KV,
+    activationMs: number,
+    private readonly log: LogFn,
+  ) {
     this.table = new ReferenceTable(activationMs)
   }
 
@@ -89,14 +99,20 @@ export class ReferenceStore {
     let last = 0
     const hist = await kv.history({ key: '>' })
     for await (const e of hist) last = Math.max(last, store.apply(e))
-    const w = await kv.watch({ key: '>', include: KvWatchInclude.AllHistory, ...(last > 0 ? { resumeFromRevision: last + 1 } : {}) })
+    const w = await kv.watch({
+      key: '>',
+      include: KvWatchInclude.AllHistory,
+      ...(last > 0 ? { resumeFromRevision: last + 1 } : {}),
+    })
     store.watcher = w
     store.done = (async () => {
       for await (const e of w) {
         if (store.stopped) break
         store.apply(e)
       }
-    })().catch((err: unknown) => { if (!store.stopped) log('error', 'reference watch ended', { err: String(err) }) })
+    })().catch((err: unknown) => {
+      if (!store.stopped) log('error', 'reference watch ended', { err: String(err) })
+    })
     return store
   }
 

@@ -114,7 +114,12 @@ export interface RelayOptions {
   log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void
 }
 
-interface Lane { start: number; owner: string; stop: () => void; done: Promise<void> }
+interface Lane {
+  start: number
+  owner: string
+  stop: () => void
+  done: Promise<void>
+}
 
 /** Forwards this site's strays to their owners; one lane (an ordered consumer) per partition it relays. */
 export class StrayRelay {
@@ -139,7 +144,9 @@ export class StrayRelay {
     this.view = new SiteMapView(this.cfg, this.kv, await jetstreamManager(this.o.nc))
     await this.reconcile()
     this.timer = setInterval(() => {
-      this.reconciling ??= this.reconcile().finally(() => { this.reconciling = undefined })
+      this.reconciling ??= this.reconcile().finally(() => {
+        this.reconciling = undefined
+      })
     }, this.o.reconcileMs ?? 1_000)
   }
 
@@ -151,7 +158,10 @@ export class StrayRelay {
   }
 
   /** Where p's relay should start now, or undefined when p must not be relayed (owned here, or a move in flight). */
-  private async startFor(p: number, jsm: Awaited<ReturnType<typeof jetstreamManager>>): Promise<{ start: number; owner: string } | undefined> {
+  private async startFor(
+    p: number,
+    jsm: Awaited<ReturnType<typeof jetstreamManager>>,
+  ): Promise<{ start: number; owner: string } | undefined> {
     const map = this.view?.map
     const kv = this.kv
     if (!map || !kv) return undefined
@@ -211,14 +221,20 @@ export class StrayRelay {
     let stopIt: (() => void) | undefined
     let stopped = false
     const lane: Lane = {
-      start, owner,
-      stop: () => { stopped = true; stopIt?.() },
+      start,
+      owner,
+      stop: () => {
+        stopped = true
+        stopIt?.()
+      },
       done: Promise.resolve(),
     }
     lane.done = (async () => {
       const js = jetstream(this.o.nc)
       const c = await js.consumers.get(this.cfg.streams.tlm, {
-        filter_subjects: tlmPartitionFilter(this.cfg.site, p), deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: start,
+        filter_subjects: tlmPartitionFilter(this.cfg.site, p),
+        deliver_policy: DeliverPolicy.StartSequence,
+        opt_start_seq: start,
       })
       const it = await c.consume({ max_messages: this.o.batch ?? 256 })
       stopIt = () => it.stop()
@@ -235,13 +251,15 @@ export class StrayRelay {
       } finally {
         it.stop()
       }
-    })().catch((err: unknown) => {
-      this.stats.failures++
-      this.o.log?.('warn', 'stray relay: lane stopped', { partition: p, err: String(err) })
-    }).finally(() => {
-      // A lane that ended by itself (failure, closed) is started again by the next reconcile, from the record.
-      if (this.lanes.get(p) === lane) this.lanes.delete(p)
-    })
+    })()
+      .catch((err: unknown) => {
+        this.stats.failures++
+        this.o.log?.('warn', 'stray relay: lane stopped', { partition: p, err: String(err) })
+      })
+      .finally(() => {
+        // A lane that ended by itself (failure, closed) is started again by the next reconcile, from the record.
+        if (this.lanes.get(p) === lane) this.lanes.delete(p)
+      })
     this.lanes.set(p, lane)
   }
 
@@ -266,7 +284,12 @@ export class StrayRelay {
     if (todo.length === 0) return !this.stopped
     let rev: number
     try {
-      rev = await casRelay(kv, p, { last: done, pending: { first: Math.max(first, done + 1), last }, at: Date.now() }, cur?.revision)
+      rev = await casRelay(
+        kv,
+        p,
+        { last: done, pending: { first: Math.max(first, done + 1), last }, at: Date.now() },
+        cur?.revision,
+      )
     } catch (err) {
       if (isCasConflict(err)) return false
       throw err
@@ -280,8 +303,15 @@ export class StrayRelay {
     for (const m of todo) {
       const sp = parsePartitioned(m.subject)
       const from = m.headers?.get('Pw-Relayed-From')
-      const ownerHasIt = from !== undefined && owners !== undefined && from.startsWith(`${owner}:`) &&
-        owners.some((g) => Number(from.slice(owner.length + 1)) >= g.from && (g.to === undefined || Number(from.slice(owner.length + 1)) <= g.to))
+      const ownerHasIt =
+        from !== undefined &&
+        owners !== undefined &&
+        from.startsWith(`${owner}:`) &&
+        owners.some(
+          (g) =>
+            Number(from.slice(owner.length + 1)) >= g.from &&
+            (g.to === undefined || Number(from.slice(owner.length + 1)) <= g.to),
+        )
       if (!sp || sp.kind === SYS_KIND || ownerHasIt) {
         sends.push({ seq: m.seq })
         continue
@@ -292,7 +322,13 @@ export class StrayRelay {
       // timed out here and was retried there) is then dropped by the owner's duplicate window, as if the device
       // had published both at the owner. Without one, an id of this site's stream position.
       const original = m.headers?.get('Nats-Msg-Id')
-      sends.push({ seq: m.seq, sent: js.publish(tlmSubject(owner, p, sp.kind, sp.id), m.data, { msgID: original || `relay:${this.cfg.site}:${m.seq}`, headers: h }) })
+      sends.push({
+        seq: m.seq,
+        sent: js.publish(tlmSubject(owner, p, sp.kind, sp.id), m.data, {
+          msgID: original || `relay:${this.cfg.site}:${m.seq}`,
+          headers: h,
+        }),
+      })
     }
     const results = await Promise.allSettled(sends.map(async (x) => await x.sent))
     // Commit the longest prefix that reached the owner (its stream acknowledges in order, so when the owner is
@@ -300,7 +336,9 @@ export class StrayRelay {
     // (same message ids: the owner's duplicate window drops what did arrive).
     const firstFailed = results.findIndex((r) => r.status === 'rejected')
     const upTo = firstFailed < 0 ? last : firstFailed === 0 ? done : (sends[firstFailed - 1] as { seq: number }).seq
-    const forwarded = sends.slice(0, firstFailed < 0 ? sends.length : firstFailed).filter((x) => x.sent !== undefined).length
+    const forwarded = sends
+      .slice(0, firstFailed < 0 ? sends.length : firstFailed)
+      .filter((x) => x.sent !== undefined).length
     try {
       await casRelay(kv, p, { last: Math.max(done, upTo), at: Date.now() }, rev)
     } catch (err) {
@@ -311,7 +349,12 @@ export class StrayRelay {
     this.stats.forwarded += forwarded
     if (firstFailed >= 0) {
       this.stats.failures++
-      this.o.log?.('warn', 'stray relay: forwarding failed; will retry', { partition: p, owner, failed: results.length - firstFailed, of: results.length })
+      this.o.log?.('warn', 'stray relay: forwarding failed; will retry', {
+        partition: p,
+        owner,
+        failed: results.length - firstFailed,
+        of: results.length,
+      })
       await sleep(1_000)
       return false
     }

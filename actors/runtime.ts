@@ -18,7 +18,6 @@ export interface ProfileEntry {
 }
 export type ProfileTable = ReadonlyMap<string, ProfileEntry>
 
-
 export interface RuntimeDeps {
   nc: NatsConnection
   js: JetStreamClient
@@ -47,7 +46,12 @@ export interface RuntimeObserver {
    * An output emitted by partition `partition` while handling a message: `eventMs` is the event time of the
    * reading being handled (NaN for processing-time ticks), `ingestMs` the message's JetStream timestamp.
    */
-  output?(partition: number, o: { type: string; profile: string; body: unknown }, eventMs: number, ingestMs: number): void
+  output?(
+    partition: number,
+    o: { type: string; profile: string; body: unknown },
+    eventMs: number,
+    ingestMs: number,
+  ): void
   /** The runner of `partition` stopped (released, fenced or failed): what it reported is no longer this worker's. */
   partitionClosed?(partition: number): void
 }
@@ -77,9 +81,23 @@ export interface RuntimeStats {
 
 export function newStats(): RuntimeStats {
   return {
-    processed: 0, skippedReplay: 0, duplicates: 0, ridUnverifiable: 0, invalid: 0, outputs: 0, checkpoints: 0, checkpointFailures: 0,
-    snapshotsWritten: 0, snapshotBytes: 0, activations: 0, passivations: 0, leaseAcquired: 0, leaseLost: 0,
-    leaseReleased: 0, ticks: 0, staleSnapshotsIgnored: 0,
+    processed: 0,
+    skippedReplay: 0,
+    duplicates: 0,
+    ridUnverifiable: 0,
+    invalid: 0,
+    outputs: 0,
+    checkpoints: 0,
+    checkpointFailures: 0,
+    snapshotsWritten: 0,
+    snapshotBytes: 0,
+    activations: 0,
+    passivations: 0,
+    leaseAcquired: 0,
+    leaseLost: 0,
+    leaseReleased: 0,
+    ticks: 0,
+    staleSnapshotsIgnored: 0,
   }
 }
 
@@ -89,9 +107,10 @@ export function mergeConfig(defaults: unknown, override: Record<string, unknown>
   const out: Record<string, unknown> = { ...(defaults as Record<string, unknown>) }
   for (const [k, v] of Object.entries(override)) {
     const d = out[k]
-    out[k] = d && typeof d === 'object' && !Array.isArray(d) && v && typeof v === 'object' && !Array.isArray(v)
-      ? { ...(d as Record<string, unknown>), ...(v as Record<string, unknown>) }
-      : v
+    out[k] =
+      d && typeof d === 'object' && !Array.isArray(d) && v && typeof v === 'object' && !Array.isArray(v)
+        ? { ...(d as Record<string, unknown>), ...(v as Record<string, unknown>) }
+        : v
   }
   return out
 }

@@ -57,10 +57,19 @@ export class SegmentSource {
   private segmentAt(pos: number): Segment {
     let i = pos === 0 ? 0 : this.chain.findIndex((s) => s === segmentOf(this.chain, pos))
     if (i < 0) {
-      throw new PitwallError(RuntimeErrorCodes.SNAPSHOT_CORRUPT, `partition ${this.partition}: cursor ${pos} (epoch ${epochOf(pos)}) is in no segment of its chain`)
+      throw new PitwallError(
+        RuntimeErrorCodes.SNAPSHOT_CORRUPT,
+        `partition ${this.partition}: cursor ${pos} (epoch ${epochOf(pos)}) is in no segment of its chain`,
+      )
     }
     let seg = this.chain[i] as Segment
-    while (seg.to !== undefined && pos !== 0 && epochOf(pos) === seg.epoch && seqOf(pos) >= seg.to && i + 1 < this.chain.length) {
+    while (
+      seg.to !== undefined &&
+      pos !== 0 &&
+      epochOf(pos) === seg.epoch &&
+      seqOf(pos) >= seg.to &&
+      i + 1 < this.chain.length
+    ) {
       seg = this.chain[++i] as Segment
       pos = position(seg.epoch, seg.from - 1)
       this.floor = Math.max(this.floor, pos)
@@ -83,7 +92,9 @@ export class SegmentSource {
       name: this.consumerName,
       filter_subject: tlmPartitionFilter(seg.site, this.partition),
       ack_policy: AckPolicy.All,
-      ...(start > 1 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: start } : { deliver_policy: DeliverPolicy.All }),
+      ...(start > 1
+        ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: start }
+        : { deliver_policy: DeliverPolicy.All }),
       max_ack_pending: cfg.maxInFlight,
       ack_wait: nanos(Math.max(30_000, cfg.leaseTtlMs * 2)),
       inactive_threshold: nanos(Math.max(30_000, cfg.leaseTtlMs * 5)),
@@ -91,7 +102,10 @@ export class SegmentSource {
     this.consumer = await js.consumers.get(this.stream, this.consumerName)
     // Abort (and let the worker reacquire) rather than wait forever for a consumer that a server restart or the
     // inactivity threshold removed.
-    this.iter = await this.consumer.consume({ max_messages: Math.min(2_000, cfg.maxInFlight), abort_on_missing_resource: true })
+    this.iter = await this.consumer.consume({
+      max_messages: Math.min(2_000, cfg.maxInFlight),
+      abort_on_missing_resource: true,
+    })
     this.segmentDone = false
     this.segHandled = 0
     if (this.sealTimer) clearInterval(this.sealTimer)
@@ -124,11 +138,20 @@ export class SegmentSource {
   private async advance(): Promise<void> {
     const i = this.chain.indexOf(this.seg)
     const next = this.chain[i + 1]
-    if (!next) throw new PitwallError(RuntimeErrorCodes.SHUTTING_DOWN, `partition ${this.partition}: sealed segment ${this.seg.epoch} has no successor`)
+    if (!next)
+      throw new PitwallError(
+        RuntimeErrorCodes.SHUTTING_DOWN,
+        `partition ${this.partition}: sealed segment ${this.seg.epoch} has no successor`,
+      )
     const old = { stream: this.stream, name: this.consumerName }
     this.seg = next
     this.floor = Math.max(this.floor, position(next.epoch, next.from - 1))
-    this.deps.log('info', 'partition moves to the next segment', { partition: this.partition, epoch: next.epoch, site: next.site, from: next.from })
+    this.deps.log('info', 'partition moves to the next segment', {
+      partition: this.partition,
+      epoch: next.epoch,
+      site: next.site,
+      from: next.from,
+    })
     await this.deps.jsm.consumers.delete(old.stream, old.name).catch(() => undefined)
     await this.open()
   }

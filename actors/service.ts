@@ -36,14 +36,23 @@ export const SERVICE_REF = 'service'
 /** Checks a published set (workers refuse a malformed revision and keep the previous one). */
 export function validateServiceSet(v: unknown): ServiceSet {
   const s = v as ServiceSet
-  if (!s || typeof s !== 'object' || !Number.isInteger(s.version) || !s.sensors || typeof s.sensors !== 'object' || Array.isArray(s.sensors)) {
+  if (
+    !s ||
+    typeof s !== 'object' ||
+    !Number.isInteger(s.version) ||
+    !s.sensors ||
+    typeof s.sensors !== 'object' ||
+    Array.isArray(s.sensors)
+  ) {
     throw new ConfigError(SERVICE_REF, 'must be {version, sensors{}}')
   }
   for (const [id, e] of Object.entries(s.sensors)) {
     const at = `${SERVICE_REF}.sensors.${id}`
-    if (!e || typeof e !== 'object' || typeof e.reason !== 'string') throw new ConfigError(`${at}.reason`, 'must be a string')
+    if (!e || typeof e !== 'object' || typeof e.reason !== 'string')
+      throw new ConfigError(`${at}.reason`, 'must be a string')
     if (!Number.isFinite(e.since)) throw new ConfigError(`${at}.since`, 'must be a time in ms')
-    if (e.until !== null && !Number.isFinite(e.until)) throw new ConfigError(`${at}.until`, 'must be null or a time in ms')
+    if (e.until !== null && !Number.isFinite(e.until))
+      throw new ConfigError(`${at}.until`, 'must be null or a time in ms')
     if (typeof e.by !== 'string') throw new ConfigError(`${at}.by`, 'must be a string')
   }
   return s

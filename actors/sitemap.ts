@@ -101,7 +101,10 @@ export function nextInSlot(after: number, slot: { index: number; stride: number 
 }
 
 /** Names of the local mirrors of the peer's assets (created by provisioning when a peer is configured). */
-export function peerStreams(cfg: Pick<RuntimeConfig, 'streams'>, peer: string): { tlm: string; out: string; state: string } {
+export function peerStreams(
+  cfg: Pick<RuntimeConfig, 'streams'>,
+  peer: string,
+): { tlm: string; out: string; state: string } {
   return { tlm: `${cfg.streams.tlm}_${peer}`, out: `${cfg.streams.out}_${peer}`, state: `STATE_${peer}` }
 }
 
@@ -109,7 +112,10 @@ export function peerStreams(cfg: Pick<RuntimeConfig, 'streams'>, peer: string): 
 export function segmentStream(cfg: Pick<RuntimeConfig, 'site' | 'peer' | 'streams'>, seg: Segment): string {
   if (seg.site === cfg.site) return cfg.streams.tlm
   if (cfg.peer && seg.site === cfg.peer.site) return peerStreams(cfg, seg.site).tlm
-  throw new PitwallError(RuntimeErrorCodes.STREAM_INCOMPATIBLE, `segment of site ${seg.site} is neither this site (${cfg.site}) nor its peer`)
+  throw new PitwallError(
+    RuntimeErrorCodes.STREAM_INCOMPATIBLE,
+    `segment of site ${seg.site} is neither this site (${cfg.site}) nor its peer`,
+  )
 }
 
 /** The initial map: each site owns its home partitions at epoch 0. */
@@ -142,11 +148,17 @@ export async function readOwnMap(kv: KV): Promise<{ map: SiteMap; revision: numb
  * A key of the peer's state bucket, read from our mirror of it (undefined when absent or deleted). Snapshots
  * are mirrored as written; partition records and the site map through their exported copies (exportKey).
  */
-export async function readPeerKey(jsm: JetStreamManager, cfg: Pick<RuntimeConfig, 'streams' | 'peer'>, key: string): Promise<StoredMsg | undefined> {
+export async function readPeerKey(
+  jsm: JetStreamManager,
+  cfg: Pick<RuntimeConfig, 'streams' | 'peer'>,
+  key: string,
+): Promise<StoredMsg | undefined> {
   if (!cfg.peer) return undefined
   const stored = key.startsWith('snap.') ? key : exportKey(key)
   try {
-    const m = await jsm.streams.getMessage(peerStreams(cfg, cfg.peer.site).state, { last_by_subj: `$KV.${cfg.streams.stateBucket}.${stored}` })
+    const m = await jsm.streams.getMessage(peerStreams(cfg, cfg.peer.site).state, {
+      last_by_subj: `$KV.${cfg.streams.stateBucket}.${stored}`,
+    })
     if (!m) return undefined
     const op = m.header?.get('KV-Operation')
     return op === 'DEL' || op === 'PURGE' ? undefined : m
@@ -160,8 +172,12 @@ export async function readPeerKey(jsm: JetStreamManager, cfg: Pick<RuntimeConfig
  * Every revision of a key the mirror of the peer's bucket still holds (the bucket's history, 5), oldest first,
  * deletes included (`data` undefined). For a state cut: the newest revision that is still in a chain.
  */
-export async function readPeerHistory(js: JetStreamClient, jsm: JetStreamManager, cfg: Pick<RuntimeConfig, 'streams' | 'peer'>,
-  key: string): Promise<Array<{ seq: number; data: Uint8Array | undefined }>> {
+export async function readPeerHistory(
+  js: JetStreamClient,
+  jsm: JetStreamManager,
+  cfg: Pick<RuntimeConfig, 'streams' | 'peer'>,
+  key: string,
+): Promise<Array<{ seq: number; data: Uint8Array | undefined }>> {
   if (!cfg.peer) return []
   const stream = peerStreams(cfg, cfg.peer.site).state
   const subject = `$KV.${cfg.streams.stateBucket}.${key.startsWith('snap.') ? key : exportKey(key)}`
@@ -191,7 +207,10 @@ export async function readPeerHistory(js: JetStreamClient, jsm: JetStreamManager
   return out
 }
 
-export async function readPeerMap(jsm: JetStreamManager, cfg: Pick<RuntimeConfig, 'streams' | 'peer'>): Promise<SiteMap | undefined> {
+export async function readPeerMap(
+  jsm: JetStreamManager,
+  cfg: Pick<RuntimeConfig, 'streams' | 'peer'>,
+): Promise<SiteMap | undefined> {
   const m = await readPeerKey(jsm, cfg, SITE_MAP_KEY)
   return m ? decodeMap(m.data) : undefined
 }
@@ -210,7 +229,11 @@ export function effectiveMap(initial: SiteMap, own: SiteMap | undefined, peer: S
 export class SiteMapView {
   private current: SiteMap
   private readonly initial: SiteMap
-  constructor(private readonly cfg: RuntimeConfig, private readonly kv: KV, private readonly jsm: JetStreamManager) {
+  constructor(
+    private readonly cfg: RuntimeConfig,
+    private readonly kv: KV,
+    private readonly jsm: JetStreamManager,
+  ) {
     this.initial = initialMap(cfg)
     this.current = this.initial
   }
@@ -243,7 +266,12 @@ export async function peerReachable(nc: NatsConnection, peerDomain: string, time
  * caught up (a site coming back must see the peer's newer map before it acts on its own old one). When the
  * peer is unreachable there is nothing newer to learn (the split rules in docs/sites.md apply).
  */
-export async function syncPeerState(nc: NatsConnection, jsm: JetStreamManager, cfg: RuntimeConfig, timeoutMs = 10_000): Promise<'synced' | 'peer-unreachable' | 'timeout'> {
+export async function syncPeerState(
+  nc: NatsConnection,
+  jsm: JetStreamManager,
+  cfg: RuntimeConfig,
+  timeoutMs = 10_000,
+): Promise<'synced' | 'peer-unreachable' | 'timeout'> {
   if (!cfg.peer) return 'synced'
   const deadline = Date.now() + timeoutMs
   const name = peerStreams(cfg, cfg.peer.site).state
@@ -254,7 +282,9 @@ export async function syncPeerState(nc: NatsConnection, jsm: JetStreamManager, c
   let target: number
   try {
     const j = await jetstreamManager(nc, { domain: cfg.peer.domain, timeout: 1_000, checkAPI: false })
-    const last = await j.streams.getMessage(`KV_${cfg.streams.stateBucket}`, { last_by_subj: `$KV.${cfg.streams.stateBucket}.snap.>` })
+    const last = await j.streams.getMessage(`KV_${cfg.streams.stateBucket}`, {
+      last_by_subj: `$KV.${cfg.streams.stateBucket}.snap.>`,
+    })
     if (!last) return 'synced'
     target = last.seq
   } catch {
@@ -306,7 +336,11 @@ export async function writeOverride(kv: KV, o: SiteOverride): Promise<number> {
 }
 
 export type GateReason = 'synced' | 'first-start' | 'override' | 'peer-unreachable' | 'timeout'
-export interface GateState { open: boolean; reason: GateReason; override?: SiteOverride }
+export interface GateState {
+  open: boolean
+  reason: GateReason
+  override?: SiteOverride
+}
 
 /**
  * The peer-map gate: may this site's workers take partitions? A site that ran before may hold a stale map (the
@@ -319,7 +353,13 @@ export interface GateState { open: boolean; reason: GateReason; override?: SiteO
  * - override: the operator's `pitwall site assume-peer-lost` is in force (a peer gone for good).
  * Otherwise closed, with why (the link or peer is down, or the mirror did not catch up in time).
  */
-export async function peerMapGate(nc: NatsConnection, jsm: JetStreamManager, kv: KV, cfg: RuntimeConfig, syncTimeoutMs = 5_000): Promise<GateState> {
+export async function peerMapGate(
+  nc: NatsConnection,
+  jsm: JetStreamManager,
+  kv: KV,
+  cfg: RuntimeConfig,
+  syncTimeoutMs = 5_000,
+): Promise<GateState> {
   if (!cfg.peer) return { open: true, reason: 'synced' }
   const sync = await syncPeerState(nc, jsm, cfg, syncTimeoutMs)
   if (sync === 'synced') return { open: true, reason: 'synced' }
@@ -346,7 +386,10 @@ async function ranBefore(kv: KV, jsm: JetStreamManager, cfg: RuntimeConfig): Pro
 export class SiteRouter {
   private view: SiteMapView | undefined
   private timer: NodeJS.Timeout | undefined
-  constructor(private readonly nc: NatsConnection, private readonly cfg: RuntimeConfig) {}
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly cfg: RuntimeConfig,
+  ) {}
 
   async start(refreshMs = 1_000): Promise<void> {
     if (!this.cfg.peer) return

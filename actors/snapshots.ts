@@ -42,10 +42,17 @@ export interface SnapshotScope {
 }
 
 /** The scope of the tenure a partition record describes (the record's owner, or its last one). */
-export function scopeOfRecord(partition: number, site: string, rec: PartitionRecord | undefined, revision: number | undefined): SnapshotScope {
+export function scopeOfRecord(
+  partition: number,
+  site: string,
+  rec: PartitionRecord | undefined,
+  revision: number | undefined,
+): SnapshotScope {
   if (!rec) return { partition, token: Number.POSITIVE_INFINITY, chain: undefined, claims: [] }
   return {
-    partition, token: rec.token, chain: rec.segments ?? defaultChain(site),
+    partition,
+    token: rec.token,
+    chain: rec.segments ?? defaultChain(site),
     claims: [...(rec.claims ?? []), ...(revision === undefined ? [] : [[rec.token, revision] as [number, number]])],
   }
 }
@@ -67,7 +74,11 @@ export interface SnapshotDeps {
 }
 
 /** The peer reads of a worker (JetStream access to our mirror of the peer's bucket). */
-export function mirrorPeerSnapshots(js: JetStreamClient, jsm: JetStreamManager, cfg: Pick<RuntimeConfig, 'streams' | 'peer'>): PeerSnapshots {
+export function mirrorPeerSnapshots(
+  js: JetStreamClient,
+  jsm: JetStreamManager,
+  cfg: Pick<RuntimeConfig, 'streams' | 'peer'>,
+): PeerSnapshots {
   return {
     latest: async (key) => (await readPeerKey(jsm, cfg, key))?.data,
     history: async (key) => (await readPeerHistory(js, jsm, cfg, key)).flatMap((h) => (h.data ? [decode(h.data)] : [])),
@@ -80,7 +91,10 @@ export class SnapshotStore {
   /** Snapshots skipped because a stale owner wrote them or they lie off the chain. */
   staleIgnored = 0
 
-  constructor(private readonly deps: SnapshotDeps, private readonly scope: SnapshotScope) {}
+  constructor(
+    private readonly deps: SnapshotDeps,
+    private readonly scope: SnapshotScope,
+  ) {}
 
   private get usesPeer(): boolean {
     const chain = this.scope.chain
@@ -117,8 +131,13 @@ export class SnapshotStore {
     this.peerPrefetch = theirs
     if (theirs.size > 0) void this.adopt(theirs.pending(), own, live)
     this.deps.log?.('debug', 'snapshots prefetched', {
-      partition: this.scope.partition, own: own.size, ownComplete: own.complete, peer: theirs.size, peerComplete: theirs.complete,
-      bytes: own.bytes + theirs.bytes, ms: Math.round(performance.now() - t0),
+      partition: this.scope.partition,
+      own: own.size,
+      ownComplete: own.complete,
+      peer: theirs.size,
+      peerComplete: theirs.complete,
+      bytes: own.bytes + theirs.bytes,
+      ms: Math.round(performance.now() - t0),
     })
   }
 
@@ -135,7 +154,11 @@ export class SnapshotStore {
    * out of the mirror's history (5 per key). Only keys we have no newer snapshot of are written (create, or a
    * CAS over our older one), so a live actor's own checkpoint always wins.
    */
-  private async adopt(entries: Array<[string, { data: Uint8Array; op: string | undefined }]>, own: SnapshotPrefetch, live: () => boolean): Promise<void> {
+  private async adopt(
+    entries: Array<[string, { data: Uint8Array; op: string | undefined }]>,
+    own: SnapshotPrefetch,
+    live: () => boolean,
+  ): Promise<void> {
     const kv = this.deps.kv
     const prefix = this.subject('')
     const token = this.scope.token
@@ -159,7 +182,8 @@ export class SnapshotStore {
         // Written meanwhile (the actor checkpointed, or another copy): ours is at least as new.
       }
     }
-    for (let i = 0; i < entries.length; i += SNAPSHOT_PUT_CHUNK) await Promise.all(entries.slice(i, i + SNAPSHOT_PUT_CHUNK).map(one))
+    for (let i = 0; i < entries.length; i += SNAPSHOT_PUT_CHUNK)
+      await Promise.all(entries.slice(i, i + SNAPSHOT_PUT_CHUNK).map(one))
     this.deps.log?.('debug', 'peer snapshots adopted', { partition: this.scope.partition, adopted, of: entries.length })
   }
 
@@ -176,9 +200,14 @@ export class SnapshotStore {
     const peer = this.deps.peer
     if (!peer) return undefined
     const pre = this.peerPrefetch.take(this.subject(key))
-    const data = pre === 'absent' ? undefined
-      : pre === 'unknown' ? await peer.latest(key)
-        : pre.found.op === undefined ? pre.found.data : undefined
+    const data =
+      pre === 'absent'
+        ? undefined
+        : pre === 'unknown'
+          ? await peer.latest(key)
+          : pre.found.op === undefined
+            ? pre.found.data
+            : undefined
     if (!data) return undefined
     const rec = decode(data)
     if (this.valid(rec)) return rec
@@ -192,13 +221,20 @@ export class SnapshotStore {
     const kv = this.deps.kv
     const key = snapshotKey(this.scope.partition, kind, id)
     const pre = this.ownPrefetch.take(this.subject(key))
-    const e = pre === 'absent' ? null
-      : pre === 'unknown' ? await kv.get(key)
-        : { value: pre.found.data, revision: pre.found.seq, operation: pre.found.op === undefined ? 'PUT' : 'DEL' }
+    const e =
+      pre === 'absent'
+        ? null
+        : pre === 'unknown'
+          ? await kv.get(key)
+          : { value: pre.found.data, revision: pre.found.seq, operation: pre.found.op === undefined ? 'PUT' : 'DEL' }
     if (!e || e.operation !== 'PUT') return undefined
     const snap = decode(e.value)
-    if (!isStaleWrite(this.scope.claims, snap.token, e.revision) && (this.scope.chain === undefined || inChain(this.scope.chain, snap.lastSeq))) {
-      if (snap.token > this.scope.token) throw new FencedError(`snapshot of ${kind}/${id} has token ${snap.token} > ours ${this.scope.token}`)
+    if (
+      !isStaleWrite(this.scope.claims, snap.token, e.revision) &&
+      (this.scope.chain === undefined || inChain(this.scope.chain, snap.lastSeq))
+    ) {
+      if (snap.token > this.scope.token)
+        throw new FencedError(`snapshot of ${kind}/${id} has token ${snap.token} > ours ${this.scope.token}`)
       return snap
     }
     this.staleIgnored++
@@ -206,7 +242,11 @@ export class SnapshotStore {
     for await (const h of await kv.history({ key })) {
       if (h.operation !== 'PUT') continue
       const rec = decode(h.value)
-      if (!isStaleWrite(this.scope.claims, rec.token, h.revision) && (this.scope.chain === undefined || inChain(this.scope.chain, rec.lastSeq))) best = rec
+      if (
+        !isStaleWrite(this.scope.claims, rec.token, h.revision) &&
+        (this.scope.chain === undefined || inChain(this.scope.chain, rec.lastSeq))
+      )
+        best = rec
     }
     return best
   }
@@ -226,11 +266,19 @@ export class SnapshotStore {
         await Promise.all(chunk.map((s) => kv.put(s.key, s.data)))
         continue
       }
-      const results = await publishBatch(acks, chunk.map((s) => ({ subject: this.subject(s.key), data: s.data })), SNAPSHOT_PUT_TIMEOUT_MS)
+      const results = await publishBatch(
+        acks,
+        chunk.map((s) => ({ subject: this.subject(s.key), data: s.data })),
+        SNAPSHOT_PUT_TIMEOUT_MS,
+      )
       const failed = results.findIndex((r) => !r.ok)
       if (failed >= 0) {
         const r = results[failed] as { error: string }
-        throw new PitwallError(RuntimeErrorCodes.CHECKPOINT_FAILED, `snapshot ${chunk[failed]?.key} not stored: ${r.error}`, { retryable: true })
+        throw new PitwallError(
+          RuntimeErrorCodes.CHECKPOINT_FAILED,
+          `snapshot ${chunk[failed]?.key} not stored: ${r.error}`,
+          { retryable: true },
+        )
       }
     }
   }

@@ -79,7 +79,9 @@ export function statsSubject(site: string, worker: string): string {
 }
 
 /** Parsed `tlm.<site>.<p>.<kind>.<id>` / `out.<site>.<p>.<kind>.<id>`; undefined when the shape is wrong. */
-export function parsePartitioned(subject: string): { site: string; partition: number; kind: string; id: string } | undefined {
+export function parsePartitioned(
+  subject: string,
+): { site: string; partition: number; kind: string; id: string } | undefined {
   const t = subject.split('.')
   if (t.length !== 5) return undefined
   const [, site, p, kind, id] = t as [string, string, string, string, string]

@@ -11,7 +11,14 @@ import { provision, verify } from './provision.js'
 import { openReferenceBucket, ReferenceStore } from './references.js'
 import { createLog, type LogFn } from './log.js'
 import { connectNats } from './process.js'
-import { type AnyActorDefinition, buildProfiles, newStats, type RuntimeDeps, type RuntimeObserver, type RuntimeStats } from './runtime.js'
+import {
+  type AnyActorDefinition,
+  buildProfiles,
+  newStats,
+  type RuntimeDeps,
+  type RuntimeObserver,
+  type RuntimeStats,
+} from './runtime.js'
 import { type GateState, peerMapGate, type SiteMap, SiteMapView, siteSlot } from './sitemap.js'
 import { LoopStats, type ProcessStatsSnapshot } from './loop-stats.js'
 import { heartbeatSubject, heartbeatWildcard, statsSubject } from './subjects.js'
@@ -116,8 +123,22 @@ export class Worker {
     }
     const jsm = await jetstreamManager(nc)
     // Loaded before any partition is taken, so the first message already sees the revisions in effect.
-    this.refs = await ReferenceStore.open(await openReferenceBucket(nc, cfg.streams.refBucket, cfg.replicas), cfg.refActivationMs, this.log)
-    this.deps = { nc, js, jsm, kv: state, cfg, profiles: buildProfiles(this.opts.profiles, cfg), log: this.log, observe: this.opts.observe, refs: this.refs.lookup }
+    this.refs = await ReferenceStore.open(
+      await openReferenceBucket(nc, cfg.streams.refBucket, cfg.replicas),
+      cfg.refActivationMs,
+      this.log,
+    )
+    this.deps = {
+      nc,
+      js,
+      jsm,
+      kv: state,
+      cfg,
+      profiles: buildProfiles(this.opts.profiles, cfg),
+      log: this.log,
+      observe: this.opts.observe,
+      refs: this.refs.lookup,
+    }
     if (cfg.peer) {
       this.view = new SiteMapView(cfg, state, jsm)
       // The peer-map gate (docs/sites.md, "Restarting a site"), waited on in the background so heartbeats,
@@ -146,7 +167,12 @@ export class Worker {
         } catch (e) {
           this.log('warn', 'bad stats request', { err: String(e) })
         }
-        const reply: WorkerStatsReply = { worker: cfg.workerId, processed: this.stats.processed, activeActors: this.activeActors(), ...loopStats.snapshot(reset) }
+        const reply: WorkerStatsReply = {
+          worker: cfg.workerId,
+          processed: this.stats.processed,
+          activeActors: this.activeActors(),
+          ...loopStats.snapshot(reset),
+        }
         msg.respond(JSON.stringify(reply))
       },
     })
@@ -154,7 +180,12 @@ export class Worker {
     this.heartbeat()
     this.timer = setInterval(() => {
       this.heartbeat()
-      if (!this.placing) this.placing = this.place().catch((err: unknown) => this.log('error', 'placement failed', { err: String(err) })).finally(() => { this.placing = undefined })
+      if (!this.placing)
+        this.placing = this.place()
+          .catch((err: unknown) => this.log('error', 'placement failed', { err: String(err) }))
+          .finally(() => {
+            this.placing = undefined
+          })
     }, cfg.heartbeatMs)
     this.log('info', 'worker started', { worker: cfg.workerId, site: cfg.site, partitions: cfg.partitions })
   }
@@ -181,15 +212,21 @@ export class Worker {
       if (g?.open) {
         this.gateClosed = false
         this.log(g.reason === 'synced' ? 'info' : 'warn', 'peer-map gate open: taking partitions', {
-          peer: peer.site, reason: g.reason, waitedMs: Date.now() - since, ...(g.override ? { override: g.override } : {}),
+          peer: peer.site,
+          reason: g.reason,
+          waitedMs: Date.now() - since,
+          ...(g.override ? { override: g.override } : {}),
         })
         return
       }
       // Every few seconds, so an operator looking at a site that does nothing sees why and what to do.
       if (Date.now() - loggedAt >= 5_000) {
         loggedAt = Date.now()
-        this.log('warn', 'waiting for the peer site\'s map before taking any partition', {
-          peer: peer.site, reason: g?.reason ?? 'check-failed', ...(failure ? { err: failure } : {}), waitedMs: Date.now() - since,
+        this.log('warn', "waiting for the peer site's map before taking any partition", {
+          peer: peer.site,
+          reason: g?.reason ?? 'check-failed',
+          ...(failure ? { err: failure } : {}),
+          waitedMs: Date.now() - since,
           action: `bring the leafnode link to ${peer.site} up; only if ${peer.site} is gone for good: pitwall site assume-peer-lost --site ${this.cfg.site} --confirm (docs/sites.md)`,
         })
       }
@@ -200,8 +237,12 @@ export class Worker {
   private heartbeat(): void {
     if (!this.deps) return
     const hb: Heartbeat = {
-      worker: this.cfg.workerId, draining: this.draining, partitions: this.owned(), at: Date.now(),
-      processed: this.stats.processed, activeActors: this.activeActors(),
+      worker: this.cfg.workerId,
+      draining: this.draining,
+      partitions: this.owned(),
+      at: Date.now(),
+      processed: this.stats.processed,
+      activeActors: this.activeActors(),
     }
     this.deps.nc.publish(heartbeatSubject(this.cfg.site, this.cfg.workerId), JSON.stringify(hb))
   }
@@ -236,11 +277,17 @@ export class Worker {
     for (const [p, r] of this.runners) {
       if (!want.has(p)) {
         this.runners.delete(p)
-        releases.push(r.stop().catch((err: unknown) => this.log('warn', 'release failed', { partition: p, err: String(err) })))
+        releases.push(
+          r.stop().catch((err: unknown) => this.log('warn', 'release failed', { partition: p, err: String(err) })),
+        )
       }
     }
     await Promise.all(releases)
-    await Promise.all([...want].filter((p) => !this.runners.has(p) && !this.acquiring.has(p)).map((p) => this.acquire(p, map?.since[p] ?? 0)))
+    await Promise.all(
+      [...want]
+        .filter((p) => !this.runners.has(p) && !this.acquiring.has(p))
+        .map((p) => this.acquire(p, map?.since[p] ?? 0)),
+    )
   }
 
   private async acquire(p: number, minEpoch: number): Promise<void> {
@@ -249,7 +296,11 @@ export class Worker {
     this.acquiring.add(p)
     try {
       const at = Date.now()
-      const held = await tryAcquire(deps.kv, p, this.cfg.workerId, this.cfg.leaseTtlMs, at, { minEpoch, slot: siteSlot(this.cfg), exportCopy: this.cfg.peer !== null })
+      const held = await tryAcquire(deps.kv, p, this.cfg.workerId, this.cfg.leaseTtlMs, at, {
+        minEpoch,
+        slot: siteSlot(this.cfg),
+        exportCopy: this.cfg.peer !== null,
+      })
       if (!held) return
       const r = new PartitionRunner(deps, this.stats, p, held, at)
       // The active-actor bound is per worker: each partition gets an equal share.
@@ -264,7 +315,11 @@ export class Worker {
       } catch (err) {
         this.runners.delete(p)
         this.log('error', 'partition start failed', { partition: p, err: String(err) })
-        await r.stop().catch((e: unknown) => this.log('warn', 'release after a failed start failed', { partition: p, err: String(e) }))
+        await r
+          .stop()
+          .catch((e: unknown) =>
+            this.log('warn', 'release after a failed start failed', { partition: p, err: String(e) }),
+          )
         return
       }
       this.log('info', 'partition acquired', { partition: p, token: held.record.token, cursor: held.record.cursor })
@@ -282,7 +337,13 @@ export class Worker {
     this.heartbeat()
     const all = [...this.runners.values()]
     this.runners.clear()
-    await Promise.all(all.map((r) => r.stop().catch((err: unknown) => this.log('warn', 'release failed', { partition: r.partition, err: String(err) }))))
+    await Promise.all(
+      all.map((r) =>
+        r
+          .stop()
+          .catch((err: unknown) => this.log('warn', 'release failed', { partition: r.partition, err: String(err) })),
+      ),
+    )
     this.hbSub?.unsubscribe()
     this.statsSub?.unsubscribe()
     this.loopStats?.stop()

@@ -21,10 +21,18 @@ import { historyRows, readFailures, trainModel, TRAIN_DEFAULTS, type TrainedMode
 
 const HOUR = 3_600_000
 
-interface Opened { seed: number; entity: string; ts: number; family: string | null }
+interface Opened {
+  seed: number
+  entity: string
+  ts: number
+  family: string | null
+}
 
 /** The asset profile as an evaluation detector; `trained` fits a model per seed with `pitwall train`'s defaults. */
-export function profileDetector(name: string, o: { trained: boolean; config?: AssetConfig; opens: Opened[]; models: TrainedModel[]; seeds: readonly number[] }): Detector {
+export function profileDetector(
+  name: string,
+  o: { trained: boolean; config?: AssetConfig; opens: Opened[]; models: TrainedModel[]; seeds: readonly number[] },
+): Detector {
   let model: AssetModel | undefined
   let seedIdx = -1
   const det: Detector = {
@@ -32,7 +40,7 @@ export function profileDetector(name: string, o: { trained: boolean; config?: As
     create(): DetectorInstance {
       seedIdx++
       const seed = o.seeds[seedIdx] ?? seedIdx
-      const config = model ? mergeAssetModel(o.config ?? ASSET_DEFAULTS, model) : o.config ?? ASSET_DEFAULTS
+      const config = model ? mergeAssetModel(o.config ?? ASSET_DEFAULTS, model) : (o.config ?? ASSET_DEFAULTS)
       const cells = new Map<string, ActorCell>()
       let seq = 0
       let out: AlertEvent[] = []
@@ -41,14 +49,15 @@ export function profileDetector(name: string, o: { trained: boolean; config?: As
         const b = x.body as AlertBody
         out.push({ entity: x.entity, type: b.type, state: b.state, ts: x.ts })
         if (b.state === 'open') {
-          const family = b.type === config.danger.type ? 'danger' : (b.details?.['family'] as string | null | undefined) ?? null
+          const family =
+            b.type === config.danger.type ? 'danger' : ((b.details?.['family'] as string | null | undefined) ?? null)
           o.opens.push({ seed, entity: x.entity, ts: x.ts, family })
         }
       }
       return {
         onReading(entity: string, r: Reading): AlertEvent[] {
           let cell = cells.get(entity)
-          if (!cell) cells.set(entity, cell = new ActorCell(asset, config, { kind: 'sensor', id: entity }))
+          if (!cell) cells.set(entity, (cell = new ActorCell(asset, config, { kind: 'sensor', id: entity })))
           out = []
           cell.applyReading(++seq, r.ts, r, emit)
           return out
@@ -64,11 +73,24 @@ export function profileDetector(name: string, o: { trained: boolean; config?: As
   if (o.trained) {
     det.train = async (readings: string, maintenance: string): Promise<void> => {
       const failures = await readFailures(maintenance, { logTime: 'failure', jobMs: 0 })
-      const m = await trainModel(() => historyRows(readings), failures, {
-        horizonMs: TRAIN_DEFAULTS.horizonHours * HOUR, l2: TRAIN_DEFAULTS.l2, sampleEvery: TRAIN_DEFAULTS.sampleEvery, logTime: 'failure', jobMs: 0,
-        model: TRAIN_DEFAULTS.model, attributeMs: TRAIN_DEFAULTS.attributeHours * HOUR,
-        downtimeMs: TRAIN_DEFAULTS.downtimeHours * HOUR, validateShare: TRAIN_DEFAULTS.validateShare, falseRate: TRAIN_DEFAULTS.falseRate,
-        version: `eval-${o.models.length + 1}` }, o.config ?? ASSET_DEFAULTS)
+      const m = await trainModel(
+        () => historyRows(readings),
+        failures,
+        {
+          horizonMs: TRAIN_DEFAULTS.horizonHours * HOUR,
+          l2: TRAIN_DEFAULTS.l2,
+          sampleEvery: TRAIN_DEFAULTS.sampleEvery,
+          logTime: 'failure',
+          jobMs: 0,
+          model: TRAIN_DEFAULTS.model,
+          attributeMs: TRAIN_DEFAULTS.attributeHours * HOUR,
+          downtimeMs: TRAIN_DEFAULTS.downtimeHours * HOUR,
+          validateShare: TRAIN_DEFAULTS.validateShare,
+          falseRate: TRAIN_DEFAULTS.falseRate,
+          version: `eval-${o.models.length + 1}`,
+        },
+        o.config ?? ASSET_DEFAULTS,
+      )
       o.models.push(m)
       model = m
     }
@@ -76,20 +98,40 @@ export function profileDetector(name: string, o: { trained: boolean; config?: As
   return det
 }
 
-const FAMILIES: Record<string, readonly string[]> = { bearing: ['vibration'], cooling: ['temperature'], hydraulic: ['pressure', 'flow'] }
+const FAMILIES: Record<string, readonly string[]> = {
+  bearing: ['vibration'],
+  cooling: ['temperature'],
+  hydraulic: ['pressure', 'flow'],
+}
 
 /** Share of openings 1-72 h before a predictable failure whose top reason is the mode's family. */
-function familyShare(opens: readonly Opened[], seeds: readonly number[], units: number, days: number, trainDays: number): { share: number | null; n: number } {
-  let right = 0, n = 0
+function familyShare(
+  opens: readonly Opened[],
+  seeds: readonly number[],
+  units: number,
+  days: number,
+  trainDays: number,
+): { share: number | null; n: number } {
+  let right = 0,
+    n = 0
   for (const seed of seeds) {
     const fleet = new AssetFleet({ seed, units, days })
-    for (const _ of fleet.readings()) { /* run the fleet to its end: failures() lists those that happened */ }
+    for (const _ of fleet.readings()) {
+      /* run the fleet to its end: failures() lists those that happened */
+    }
     const testStart = fleet.startTs + trainDays * 86_400_000
     for (const f of fleet.failures()) {
       const fam = FAMILIES[f.mode]
       if (!fam || f.ts < testStart) continue
       for (const a of opens) {
-        if (a.seed !== seed || a.entity !== f.entity || a.family === 'danger' || a.ts < f.ts - 72 * HOUR || a.ts > f.ts - HOUR) continue
+        if (
+          a.seed !== seed ||
+          a.entity !== f.entity ||
+          a.family === 'danger' ||
+          a.ts < f.ts - 72 * HOUR ||
+          a.ts > f.ts - HOUR
+        )
+          continue
         n++
         if (a.family !== null && fam.includes(a.family)) right++
       }
@@ -101,43 +143,91 @@ function familyShare(opens: readonly Opened[], seeds: readonly number[], units: 
 const r3 = (x: number | null): number | null => (x === null ? null : Math.round(x * 1000) / 1000)
 
 /** Runs the evaluation; returns the compact figures of the three detectors. */
-export async function assetEval(o: { seeds: readonly number[]; units?: number; days?: number; log?: (s: string) => void }): Promise<Record<string, unknown>> {
-  const units = o.units ?? 60, days = o.days ?? 72, trainDays = days / 2
-  const trainedOpens: Opened[] = [], builtinOpens: Opened[] = [], models: TrainedModel[] = []
-  const rep = await evaluateAssets({ seeds: o.seeds, units, days, trainDays, detectors: [
-    profileDetector('asset-trained', { trained: true, opens: trainedOpens, models, seeds: o.seeds }),
-    profileDetector('asset-builtin', { trained: false, opens: builtinOpens, models, seeds: o.seeds }),
-    naiveBaseline(),
-  ], ...(o.log ? { log: o.log } : {}) })
-  const fam = { 'asset-trained': familyShare(trainedOpens, o.seeds, units, days, trainDays), 'asset-builtin': familyShare(builtinOpens, o.seeds, units, days, trainDays) }
+export async function assetEval(o: {
+  seeds: readonly number[]
+  units?: number
+  days?: number
+  log?: (s: string) => void
+}): Promise<Record<string, unknown>> {
+  const units = o.units ?? 60,
+    days = o.days ?? 72,
+    trainDays = days / 2
+  const trainedOpens: Opened[] = [],
+    builtinOpens: Opened[] = [],
+    models: TrainedModel[] = []
+  const rep = await evaluateAssets({
+    seeds: o.seeds,
+    units,
+    days,
+    trainDays,
+    detectors: [
+      profileDetector('asset-trained', { trained: true, opens: trainedOpens, models, seeds: o.seeds }),
+      profileDetector('asset-builtin', { trained: false, opens: builtinOpens, models, seeds: o.seeds }),
+      naiveBaseline(),
+    ],
+    ...(o.log ? { log: o.log } : {}),
+  })
+  const fam = {
+    'asset-trained': familyShare(trainedOpens, o.seeds, units, days, trainDays),
+    'asset-builtin': familyShare(builtinOpens, o.seeds, units, days, trainDays),
+  }
   const out: Record<string, unknown> = { seeds: rep.seeds, units, days, trainDays }
   for (const d of rep.detectors) {
     const s = d.score
-    const m = (k: 'bearing' | 'cooling' | 'hydraulic' | 'sudden'): string => `${s.modes[k].warned}/${s.modes[k].caught}/${s.modes[k].total}`
-    out[d.name] = { warned6h: r3(s.predictable.shareWarned), caught: r3(s.predictable.shareCaught), medianLeadH: r3(s.predictable.medianLeadH),
-      falsePerAssetMonth: r3(s.falsePerAssetMonth), falseOnOddUnits: s.falseOnOddUnits, opensPerCaught: r3(s.opensPerCaught), auc: r3(s.auc),
-      'modes warned/caught/total': { bearing: m('bearing'), cooling: m('cooling'), hydraulic: m('hydraulic'), sudden: m('sudden') },
-      ...(d.name in fam ? { rightFamily: r3(fam[d.name as keyof typeof fam].share), trueAlerts: fam[d.name as keyof typeof fam].n } : {}) }
+    const m = (k: 'bearing' | 'cooling' | 'hydraulic' | 'sudden'): string =>
+      `${s.modes[k].warned}/${s.modes[k].caught}/${s.modes[k].total}`
+    out[d.name] = {
+      warned6h: r3(s.predictable.shareWarned),
+      caught: r3(s.predictable.shareCaught),
+      medianLeadH: r3(s.predictable.medianLeadH),
+      falsePerAssetMonth: r3(s.falsePerAssetMonth),
+      falseOnOddUnits: s.falseOnOddUnits,
+      opensPerCaught: r3(s.opensPerCaught),
+      auc: r3(s.auc),
+      'modes warned/caught/total': {
+        bearing: m('bearing'),
+        cooling: m('cooling'),
+        hydraulic: m('hydraulic'),
+        sudden: m('sudden'),
+      },
+      ...(d.name in fam
+        ? { rightFamily: r3(fam[d.name as keyof typeof fam].share), trueAlerts: fam[d.name as keyof typeof fam].n }
+        : {}),
+    }
   }
-  out['trainedValidation'] = models.map((m) => ({ recall6h: r3(m.validation?.recall6h ?? null), medianLeadH: r3(m.validation?.medianLeadHours ?? null),
-    falsePerAssetMonth: r3(m.validation?.falsePerAssetMonth ?? null), warnings: m.warnings.length }))
+  out['trainedValidation'] = models.map((m) => ({
+    recall6h: r3(m.validation?.recall6h ?? null),
+    medianLeadH: r3(m.validation?.medianLeadHours ?? null),
+    falsePerAssetMonth: r3(m.validation?.falsePerAssetMonth ?? null),
+    warnings: m.warnings.length,
+  }))
   return out
 }
 
 /** The bench:detect hook: `--asset-eval heldout|tuning|quick|off` (default heldout). */
-export async function assetEvalSection(args: readonly string[], log: (s: string) => void): Promise<Record<string, unknown> | undefined> {
+export async function assetEvalSection(
+  args: readonly string[],
+  log: (s: string) => void,
+): Promise<Record<string, unknown> | undefined> {
   const i = args.indexOf('--asset-eval')
   const which = i >= 0 ? args[i + 1] : 'heldout'
   if (which === 'off') return undefined
-  if (which !== 'heldout' && which !== 'tuning' && which !== 'quick') throw new Error(`--asset-eval must be heldout, tuning, quick or off, got ${String(which)}`)
+  if (which !== 'heldout' && which !== 'tuning' && which !== 'quick')
+    throw new Error(`--asset-eval must be heldout, tuning, quick or off, got ${String(which)}`)
   const u = args.indexOf('--units')
   const units = u >= 0 ? Number(args[u + 1]) : which === 'quick' ? 16 : 60
-  return await assetEval({ seeds: which === 'heldout' ? HELDOUT_SEEDS : which === 'quick' ? [TUNING_SEEDS[0]] : TUNING_SEEDS, units,
-    days: which === 'quick' ? 30 : 72, log })
+  return await assetEval({
+    seeds: which === 'heldout' ? HELDOUT_SEEDS : which === 'quick' ? [TUNING_SEEDS[0]] : TUNING_SEEDS,
+    units,
+    days: which === 'quick' ? 30 : 72,
+    log,
+  })
 }
 
 if (import.meta.url === `file://${process.argv[1] ?? ''}`) {
   const args = process.argv.slice(2)
-  const out = await assetEvalSection(args.includes('--asset-eval') ? args : [...args, '--asset-eval', 'tuning'], (s) => process.stderr.write(`${s}\n`))
+  const out = await assetEvalSection(args.includes('--asset-eval') ? args : [...args, '--asset-eval', 'tuning'], (s) =>
+    process.stderr.write(`${s}\n`),
+  )
   process.stdout.write(`${JSON.stringify(out)}\n`)
 }

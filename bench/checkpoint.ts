@@ -24,12 +24,28 @@ const T0 = 1_700_000_000_000
 const emit = (_o: Omit<Output, 'site' | 'partition' | 'token'>): void => undefined
 
 const cells: ActorCell[] = []
-for (let i = 0; i < N; i++) cells.push(new ActorCell(environment, environment.defaults, { kind: 'sensor', id: `env-${i}` }))
+for (let i = 0; i < N; i++)
+  cells.push(new ActorCell(environment, environment.defaults, { kind: 'sensor', id: `env-${i}` }))
 let seq = 0
 for (let k = 0; k < 60; k++) {
   for (const c of cells) {
     const ts = T0 + k * 10_000
-    c.applyReading(++seq, ts, { ts, fields: { temperature: 21 + (k % 5), humidity: 40 + (k % 3), co2: 500 + k, pressure: 1013, battery: 80, status: 'ok' } }, emit)
+    c.applyReading(
+      ++seq,
+      ts,
+      {
+        ts,
+        fields: {
+          temperature: 21 + (k % 5),
+          humidity: 40 + (k % 3),
+          co2: 500 + k,
+          pressure: 1013,
+          battery: 80,
+          status: 'ok',
+        },
+      },
+      emit,
+    )
   }
 }
 
@@ -56,7 +72,14 @@ for (let r = 0; r < REPS; r++) {
   longest.push(Math.max(worst, performance.now() - sliceStart))
 }
 const total = median(all)
-console.log(JSON.stringify({
-  actors: N, reps: REPS, serialise_all_ms: +total.toFixed(2), per_snapshot_us: +((total * 1000) / N).toFixed(2),
-  bytes_per_snapshot: Math.round(bytes / N), slice_ms: SLICE_MS, longest_slice_ms: +median(longest).toFixed(2),
-}))
+console.log(
+  JSON.stringify({
+    actors: N,
+    reps: REPS,
+    serialise_all_ms: +total.toFixed(2),
+    per_snapshot_us: +((total * 1000) / N).toFixed(2),
+    bytes_per_snapshot: Math.round(bytes / N),
+    slice_ms: SLICE_MS,
+    longest_slice_ms: +median(longest).toFixed(2),
+  }),
+)

@@ -47,7 +47,8 @@ async function seconds(read: () => AsyncGenerator<Record<string, string>>): Prom
 
 const dir = await mkdtemp(join(tmpdir(), 'pw-bench-csv-'))
 try {
-  const line = (i: number, q: string): string => `${q}pump-${i % 40}${q},${1_700_000_000_000 + i * 60_000},${(i % 300) / 100},${60 + (i % 50) / 10},${5 + (i % 7) / 10},${100 + (i % 11)},${(i % 13) / 13}`
+  const line = (i: number, q: string): string =>
+    `${q}pump-${i % 40}${q},${1_700_000_000_000 + i * 60_000},${(i % 300) / 100},${60 + (i % 50) / 10},${5 + (i % 7) / 10},${100 + (i % 11)},${(i % 13) / 13}`
   const plain = join(dir, 'plain.csv')
   const quoted = join(dir, 'quoted.csv')
   const head = 'entity,ts,vibration,temperature,pressure,flow,load\n'
@@ -56,7 +57,9 @@ try {
   const split = await seconds(() => splitRows(plain))
   const rfc = await seconds(() => csvObjects(createReadStream(plain, 'utf8'), plain))
   const rfcQuoted = await seconds(() => csvObjects(createReadStream(quoted, 'utf8'), quoted))
-  process.stdout.write(`${JSON.stringify({ rows: ROWS, reps: REPS, split_s: split, rfc4180_s: rfc, rfc4180_quoted_s: rfcQuoted })}\n`)
+  process.stdout.write(
+    `${JSON.stringify({ rows: ROWS, reps: REPS, split_s: split, rfc4180_s: rfc, rfc4180_quoted_s: rfcQuoted })}\n`,
+  )
 } finally {
   await rm(dir, { recursive: true, force: true })
 }

@@ -41,9 +41,21 @@ const arg = (name: string, dflt: number): number => {
 const JSON_ONLY = args.includes('--json')
 const SEED = arg('seed', 7)
 
-export interface Scored { precision: number; recall: number; alerts: number; matched: number; episodes: number; detected: number }
+export interface Scored {
+  precision: number
+  recall: number
+  alerts: number
+  matched: number
+  episodes: number
+  detected: number
+}
 
-interface AlertSpan { entity: string; type: string; start: number; end: number }
+interface AlertSpan {
+  entity: string
+  type: string
+  start: number
+  end: number
+}
 
 /** Open/close alert outputs into spans (open ones end at `endTs`). */
 export function alertSpans(outs: ReadonlyArray<Pick<Output, 'entity' | 'type' | 'body'>>, endTs: number): AlertSpan[] {
@@ -69,13 +81,18 @@ export function alertSpans(outs: ReadonlyArray<Pick<Output, 'entity' | 'type' | 
  * Precision and recall per truth type. `alias` maps an alert type to the truth type it reports (default: the
  * same name); alert types that map to no truth type are not scored.
  */
-export function score(alerts: readonly AlertSpan[], episodes: readonly Episode[], types: readonly string[],
-  alias: (alertType: string) => string | undefined = (t) => t, endTs = Infinity): Record<string, Scored> {
+export function score(
+  alerts: readonly AlertSpan[],
+  episodes: readonly Episode[],
+  types: readonly string[],
+  alias: (alertType: string) => string | undefined = (t) => t,
+  endTs = Infinity,
+): Record<string, Scored> {
   const byKey = new Map<string, Episode[]>()
   for (const e of episodes) {
     const k = `${e.entity}\u0000${e.type}`
     let l = byKey.get(k)
-    if (!l) byKey.set(k, l = [])
+    if (!l) byKey.set(k, (l = []))
     l.push(e)
   }
   const out: Record<string, Scored> = {}
@@ -113,15 +130,20 @@ export function percentile(xs: Float64Array | number[], p: number): number {
 type AnyDef = ActorDefinition<unknown, unknown>
 
 /** Runs items through one cell per entity; returns the outputs, and handler times (µs) when `timings` is given. */
-export function runCells(def: AnyDef, next: () => { kind: EntityKind; id: string; reading: Reading } | undefined,
-  timings?: { us: Float64Array; n: number }): Array<Omit<Output, 'site' | 'partition' | 'token'>> {
+export function runCells(
+  def: AnyDef,
+  next: () => { kind: EntityKind; id: string; reading: Reading } | undefined,
+  timings?: { us: Float64Array; n: number },
+): Array<Omit<Output, 'site' | 'partition' | 'token'>> {
   const cells = new Map<string, ActorCell>()
   const outs: Array<Omit<Output, 'site' | 'partition' | 'token'>> = []
-  const emit = (o: Omit<Output, 'site' | 'partition' | 'token'>): void => { outs.push(o) }
+  const emit = (o: Omit<Output, 'site' | 'partition' | 'token'>): void => {
+    outs.push(o)
+  }
   let seq = 0
   for (let it = next(); it; it = next()) {
     let cell = cells.get(it.id)
-    if (!cell) cells.set(it.id, cell = new ActorCell(def, def.defaults, { kind: it.kind, id: it.id }))
+    if (!cell) cells.set(it.id, (cell = new ActorCell(def, def.defaults, { kind: it.kind, id: it.id })))
     seq++
     if (timings && timings.n < timings.us.length) {
       const t0 = process.hrtime.bigint()
@@ -134,12 +156,21 @@ export function runCells(def: AnyDef, next: () => { kind: EntityKind; id: string
   return outs
 }
 
-function runDomain(sim: DomainSimulator, def: AnyDef, hours: number, timings?: { us: Float64Array; n: number }): { outs: ReturnType<typeof runCells>; episodes: Episode[]; endTs: number } {
+function runDomain(
+  sim: DomainSimulator,
+  def: AnyDef,
+  hours: number,
+  timings?: { us: Float64Array; n: number },
+): { outs: ReturnType<typeof runCells>; episodes: Episode[]; endTs: number } {
   const endTs = sim.startTs + hours * 3_600_000
-  const outs = runCells(def, () => {
-    const it = sim.next()
-    return it.reading.ts < endTs ? it : undefined
-  }, timings)
+  const outs = runCells(
+    def,
+    () => {
+      const it = sim.next()
+      return it.reading.ts < endTs ? it : undefined
+    },
+    timings,
+  )
   return { outs, episodes: sim.episodes(Infinity), endTs }
 }
 
@@ -152,18 +183,39 @@ export interface DetectReport {
   readings: Record<string, number>
 }
 
-export function benchDetect(opts: { seed: number; plantHours: number; raceMinutes: number; assetDays: number; roadHours: number }): DetectReport {
+export function benchDetect(opts: {
+  seed: number
+  plantHours: number
+  raceMinutes: number
+  assetDays: number
+  roadHours: number
+}): DetectReport {
   const readings: Record<string, number> = {}
   // Plant: 127 sensors, 5 s.
   const plantSim = new PlantSimulator({ seed: opts.seed, anomalies: true })
   const timings = { us: new Float64Array(Math.min(10_000_000, Math.ceil(opts.plantHours * 720 * 127))), n: 0 }
   const plant = runDomain(plantSim, processProfile as AnyDef, opts.plantHours, timings)
   readings['plant'] = timings.n
-  const plantScore = score(alertSpans(plant.outs, plant.endTs), plant.episodes, PLANT_ANOMALY_TYPES, undefined, plant.endTs)
+  const plantScore = score(
+    alertSpans(plant.outs, plant.endTs),
+    plant.episodes,
+    PLANT_ANOMALY_TYPES,
+    undefined,
+    plant.endTs,
+  )
   const us = timings.us.subarray(0, timings.n)
 
   // Race: the runtime's own simulator (simulators/simulator.ts), cars only, with overheat episodes.
-  const raceSim = new Simulator({ seed: opts.seed, sensors: 0, cars: 10, sensorHz: 1, carHz: 10, site: 'a', partitions: 1, anomalies: true })
+  const raceSim = new Simulator({
+    seed: opts.seed,
+    sensors: 0,
+    cars: 10,
+    sensorHz: 1,
+    carHz: 10,
+    site: 'a',
+    partitions: 1,
+    anomalies: true,
+  })
   const raceEnd = raceSim.startTs + opts.raceMinutes * 60_000
   const raceEps = new Map<string, Episode>()
   let raceN = 0
@@ -172,34 +224,69 @@ export function benchDetect(opts: { seed: number; plantHours: number; raceMinute
     if (it.reading.ts >= raceEnd) return undefined
     raceN++
     const t = it.truth
-    if (t && t.type !== 'pit_stop') raceEps.set(`${it.id}:${t.type}:${t.start}`, { kind: 'vehicle', entity: it.id, type: t.type, start: t.start, end: t.end })
+    if (t && t.type !== 'pit_stop')
+      raceEps.set(`${it.id}:${t.type}:${t.start}`, {
+        kind: 'vehicle',
+        entity: it.id,
+        type: t.type,
+        start: t.start,
+        end: t.end,
+      })
     return it
   })
   readings['race'] = raceN
-  const raceScore = score(alertSpans(raceOuts, raceEnd), [...raceEps.values()], ['brake_overheat', 'tire_overheat'], undefined, raceEnd)
+  const raceScore = score(
+    alertSpans(raceOuts, raceEnd),
+    [...raceEps.values()],
+    ['brake_overheat', 'tire_overheat'],
+    undefined,
+    raceEnd,
+  )
 
   const assetSim = new AssetSimulator({ seed: opts.seed, locomotives: 40, anomalies: true })
   const assetRun = runDomain(assetSim, asset as AnyDef, opts.assetDays * 24)
   readings['asset'] = assetSim.produced
   // Both asset alerts report the same injected condition: a unit degrading toward failure.
-  const assetScore = score(alertSpans(assetRun.outs, assetRun.endTs), assetRun.episodes, ASSET_TRUTH_TYPES,
-    (t) => (t === 'risk_high' || t === 'asset_danger' ? 'degradation' : undefined), assetRun.endTs)
+  const assetScore = score(
+    alertSpans(assetRun.outs, assetRun.endTs),
+    assetRun.episodes,
+    ASSET_TRUTH_TYPES,
+    (t) => (t === 'risk_high' || t === 'asset_danger' ? 'degradation' : undefined),
+    assetRun.endTs,
+  )
 
   const roadSim = new RoadSimulator({ seed: opts.seed, vehicles: 40, anomalies: true })
   const roadRun = runDomain(roadSim, road as AnyDef, opts.roadHours)
   readings['road'] = roadSim.produced
-  const roadScore = score(alertSpans(roadRun.outs, roadRun.endTs), roadRun.episodes, ROAD_TRUTH_TYPES, undefined, roadRun.endTs)
+  const roadScore = score(
+    alertSpans(roadRun.outs, roadRun.endTs),
+    roadRun.episodes,
+    ROAD_TRUTH_TYPES,
+    undefined,
+    roadRun.endTs,
+  )
 
-  return { plant: plantScore, race: raceScore, asset: assetScore, road: roadScore,
-    inference: { p50: percentile(us, 50), p95: percentile(us, 95), p99: percentile(us, 99), samples: us.length }, readings }
+  return {
+    plant: plantScore,
+    race: raceScore,
+    asset: assetScore,
+    road: roadScore,
+    inference: { p50: percentile(us, 50), p95: percentile(us, 95), p99: percentile(us, 99), samples: us.length },
+    readings,
+  }
 }
 
 const r3 = (x: number): number => Math.round(x * 1000) / 1000
 
 async function main(): Promise<void> {
   const t0 = Date.now()
-  const rep = benchDetect({ seed: SEED, plantHours: arg('plant-hours', 48), raceMinutes: arg('race-minutes', 60),
-    assetDays: arg('asset-days', 14), roadHours: arg('road-hours', 48) })
+  const rep = benchDetect({
+    seed: SEED,
+    plantHours: arg('plant-hours', 48),
+    raceMinutes: arg('race-minutes', 60),
+    assetDays: arg('asset-days', 14),
+    roadHours: arg('road-hours', 48),
+  })
   const compact = (r: Record<string, Scored>): Record<string, { precision: number; recall: number }> =>
     Object.fromEntries(Object.entries(r).map(([k, v]) => [k, { precision: r3(v.precision), recall: r3(v.recall) }]))
   if (!JSON_ONLY) {
@@ -207,15 +294,29 @@ async function main(): Promise<void> {
     console.log('domain  type                  precision  recall  alerts matched episodes detected')
     for (const d of ['plant', 'race', 'asset', 'road'] as const) {
       for (const [t, s] of Object.entries(rep[d])) {
-        console.log(`${d.padEnd(7)} ${t.padEnd(21)} ${s.precision.toFixed(3).padStart(9)} ${s.recall.toFixed(3).padStart(7)} ${String(s.alerts).padStart(7)} ${String(s.matched).padStart(7)} ${String(s.episodes).padStart(8)} ${String(s.detected).padStart(8)}`)
+        console.log(
+          `${d.padEnd(7)} ${t.padEnd(21)} ${s.precision.toFixed(3).padStart(9)} ${s.recall.toFixed(3).padStart(7)} ${String(s.alerts).padStart(7)} ${String(s.matched).padStart(7)} ${String(s.episodes).padStart(8)} ${String(s.detected).padStart(8)}`,
+        )
       }
     }
     const i = rep.inference
-    console.log(`plant handler time per reading: p50 ${i.p50.toFixed(2)} µs, p95 ${i.p95.toFixed(2)} µs, p99 ${i.p99.toFixed(2)} µs (${i.samples} readings)`)
+    console.log(
+      `plant handler time per reading: p50 ${i.p50.toFixed(2)} µs, p95 ${i.p95.toFixed(2)} µs, p99 ${i.p99.toFixed(2)} µs (${i.samples} readings)`,
+    )
   }
-  const assetEval = await assetEvalSection(args, (s) => { if (!JSON_ONLY) console.log(s) })
-  console.log(JSON.stringify({ plant: compact(rep.plant), race: compact(rep.race), asset: compact(rep.asset), road: compact(rep.road),
-    inference_us_p95: r3(rep.inference.p95), ...(assetEval ? { asset_eval: assetEval } : {}) }))
+  const assetEval = await assetEvalSection(args, (s) => {
+    if (!JSON_ONLY) console.log(s)
+  })
+  console.log(
+    JSON.stringify({
+      plant: compact(rep.plant),
+      race: compact(rep.race),
+      asset: compact(rep.asset),
+      road: compact(rep.road),
+      inference_us_p95: r3(rep.inference.p95),
+      ...(assetEval ? { asset_eval: assetEval } : {}),
+    }),
+  )
 }
 
 if (import.meta.url === `file://${process.argv[1] ?? ''}`) await main()

@@ -37,14 +37,19 @@ const SINGLE_RATE = 1_000
 const P = 16
 const SENSORS = 2_000
 const root = join(import.meta.dirname, '..', '..')
-const say = (s: string): void => { process.stderr.write(`${s}\n`) }
+const say = (s: string): void => {
+  process.stderr.write(`${s}\n`)
+}
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
 /** `n` environment readings of distinct sensors, as /v1/readings items. */
 function items(n: number, offset = 0): Array<Record<string, unknown>> {
   const ts = Date.now()
   return Array.from({ length: n }, (_, i) => ({
-    kind: 'sensor', id: `s${(offset + i) % SENSORS}`, ts: ts + i, profile: 'environment',
+    kind: 'sensor',
+    id: `s${(offset + i) % SENSORS}`,
+    ts: ts + i,
+    profile: 'environment',
     fields: { temperature: 21 + (i % 7) / 10, humidity: 40 + (i % 11), co2: 420 + (i % 50), battery: 90 },
   }))
 }
@@ -54,14 +59,21 @@ async function waitHttp(url: string, proc: ChildProcess): Promise<void> {
     if (proc.exitCode !== null) throw new Error(`gateway exited with ${proc.exitCode}`)
     try {
       if ((await fetch(url)).ok) return
-    } catch { /* not up yet */ }
+    } catch {
+      /* not up yet */
+    }
     await sleep(50)
   }
   throw new Error(`gateway did not answer ${url}`)
 }
 
 /** Result of an open-loop run: latencies in ms from each request's due time, and the failures. */
-interface Paced { latencies: number[]; non2xx: number; errors: number; seconds: number }
+interface Paced {
+  latencies: number[]
+  non2xx: number
+  errors: number
+  seconds: number
+}
 
 /**
  * Sends `rate` POSTs per second for `seconds`, evenly spaced, over a keep-alive pool of `sockets` connections.
@@ -73,21 +85,32 @@ async function paced(url: string, body: string, rate: number, seconds: number, s
   const u = new URL(url)
   const total = Math.round(rate * seconds)
   const out: Paced = { latencies: [], non2xx: 0, errors: 0, seconds }
-  const one = (due: number): Promise<void> => new Promise((resolve) => {
-    const req = request({
-      agent, host: u.hostname, port: u.port, path: u.pathname, method: 'POST',
-      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-    }, (res) => {
-      res.resume()
-      res.on('end', () => {
-        if ((res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 300) out.latencies.push(performance.now() - due)
-        else out.non2xx++
+  const one = (due: number): Promise<void> =>
+    new Promise((resolve) => {
+      const req = request(
+        {
+          agent,
+          host: u.hostname,
+          port: u.port,
+          path: u.pathname,
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+        },
+        (res) => {
+          res.resume()
+          res.on('end', () => {
+            if ((res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 300) out.latencies.push(performance.now() - due)
+            else out.non2xx++
+            resolve()
+          })
+        },
+      )
+      req.on('error', () => {
+        out.errors++
         resolve()
       })
+      req.end(body)
     })
-    req.on('error', () => { out.errors++; resolve() })
-    req.end(body)
-  })
   const inflight: Array<Promise<void>> = []
   const t0 = performance.now() + 5
   let sent = 0
@@ -137,8 +160,13 @@ async function main(): Promise<void> {
     const port = await freePort()
     gw = spawn(process.execPath, [join(root, 'dist', 'cmd', 'gateway.js')], {
       env: {
-        ...process.env, PITWALL_NATS_URL: srv.url, PITWALL_PARTITIONS: String(P), PITWALL_GATEWAY_AUTH: 'off',
-        PITWALL_GATEWAY_HOST: '127.0.0.1', PITWALL_GATEWAY_PORT: String(port), PITWALL_GATEWAY_RATE_LIMIT_MAX: '10000000',
+        ...process.env,
+        PITWALL_NATS_URL: srv.url,
+        PITWALL_PARTITIONS: String(P),
+        PITWALL_GATEWAY_AUTH: 'off',
+        PITWALL_GATEWAY_HOST: '127.0.0.1',
+        PITWALL_GATEWAY_PORT: String(port),
+        PITWALL_GATEWAY_RATE_LIMIT_MAX: '10000000',
       },
       stdio: ['ignore', 'ignore', process.env.PITWALL_BENCH_LOGS ? 'inherit' : 'ignore'],
     })
@@ -147,13 +175,29 @@ async function main(): Promise<void> {
     const headers = { 'content-type': 'application/json' }
 
     // warm-up, then batched ingest
-    await autocannon({ url: `${base}/v1/readings`, method: 'POST', headers, body: JSON.stringify(items(BATCH)), connections: 4, duration: 2 })
+    await autocannon({
+      url: `${base}/v1/readings`,
+      method: 'POST',
+      headers,
+      body: JSON.stringify(items(BATCH)),
+      connections: 4,
+      duration: 2,
+    })
     await jsm.streams.purge(cfg.streams.tlm)
-    const ing = await autocannon({ url: `${base}/v1/readings`, method: 'POST', headers, body: JSON.stringify(items(BATCH, 7)), connections: 8, duration: DURATION_S })
+    const ing = await autocannon({
+      url: `${base}/v1/readings`,
+      method: 'POST',
+      headers,
+      body: JSON.stringify(items(BATCH, 7)),
+      connections: 8,
+      duration: DURATION_S,
+    })
     const ok = ing['2xx']
     const readingsPerS = (ok * BATCH) / ing.duration
     const stored = (await jsm.streams.info(cfg.streams.tlm)).state.messages
-    say(`ingest: ${ok} requests of ${BATCH} -> ${Math.round(readingsPerS)} readings/s; non-2xx ${ing.non2xx}, errors ${ing.errors}, timeouts ${ing.timeouts}; TLM holds ${stored} (>= ${ok * BATCH})`)
+    say(
+      `ingest: ${ok} requests of ${BATCH} -> ${Math.round(readingsPerS)} readings/s; non-2xx ${ing.non2xx}, errors ${ing.errors}, timeouts ${ing.timeouts}; TLM holds ${stored} (>= ${ok * BATCH})`,
+    )
     if (stored < ok * BATCH) throw new Error(`acknowledged readings missing from TLM: ${stored} < ${ok * BATCH}`)
 
     // single readings at a fixed rate, into an empty stream as the ingest phase started with
@@ -162,8 +206,13 @@ async function main(): Promise<void> {
     const one = await paced(`${base}/v1/readings`, JSON.stringify(items(1, 3)), SINGLE_RATE, DURATION_S)
     const lat = [...one.latencies].sort((a, b) => a - b)
     const r2 = (x: number): number => Math.round(x * 100) / 100
-    const single = { req_per_s: Math.round(lat.length / one.seconds), latency_ms: { p50: r2(percentile(lat, 50)), p99: r2(percentile(lat, 99)) } }
-    say(`single: ${single.req_per_s} req/s at a target of ${SINGLE_RATE}/s (open loop); latency p50 ${single.latency_ms.p50} ms, p99 ${single.latency_ms.p99} ms, max ${r2(lat.at(-1) ?? NaN)} ms; non-2xx ${one.non2xx}, errors ${one.errors}`)
+    const single = {
+      req_per_s: Math.round(lat.length / one.seconds),
+      latency_ms: { p50: r2(percentile(lat, 50)), p99: r2(percentile(lat, 99)) },
+    }
+    say(
+      `single: ${single.req_per_s} req/s at a target of ${SINGLE_RATE}/s (open loop); latency p50 ${single.latency_ms.p50} ms, p99 ${single.latency_ms.p99} ms, max ${r2(lat.at(-1) ?? NaN)} ms; non-2xx ${one.non2xx}, errors ${one.errors}`,
+    )
 
     const result = {
       ingest: { readings_per_s: Math.round(readingsPerS), batch: BATCH },
@@ -176,8 +225,12 @@ async function main(): Promise<void> {
       say('| measure | value |')
       say('|---|---|')
       say(`| baseline raw JetStream publish | ${result.baseline_msgs_per_s} msg/s |`)
-      say(`| batched ingest (${BATCH}/request, acked) | ${result.ingest.readings_per_s} readings/s (${result.ratio_to_baseline} of baseline) |`)
-      say(`| single POSTs at ${SINGLE_RATE}/s | ${single.req_per_s} req/s, p50 ${single.latency_ms.p50} ms, p99 ${single.latency_ms.p99} ms |`)
+      say(
+        `| batched ingest (${BATCH}/request, acked) | ${result.ingest.readings_per_s} readings/s (${result.ratio_to_baseline} of baseline) |`,
+      )
+      say(
+        `| single POSTs at ${SINGLE_RATE}/s | ${single.req_per_s} req/s, p50 ${single.latency_ms.p50} ms, p99 ${single.latency_ms.p99} ms |`,
+      )
     }
     console.log(JSON.stringify(result))
   } finally {
@@ -193,6 +246,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  say(`bench failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`)
+  say(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`)
   process.exit(1)
 })

@@ -69,7 +69,12 @@ export class RawPublisher {
 }
 
 /** One generated reading: entity id, payload, and whether it must produce the alert output the bench times. */
-export interface Generated { kind: 'sensor' | 'vehicle'; id: string; data: string; expectAlert: boolean }
+export interface Generated {
+  kind: 'sensor' | 'vehicle'
+  id: string
+  data: string
+  expectAlert: boolean
+}
 
 /**
  * Environment readings: `sensors` sensors in turn, event time advancing `stepMs` per reading of a sensor.
@@ -123,8 +128,12 @@ export class EnvReadings {
     const data = JSON.stringify({
       ts,
       fields: {
-        temperature: 20 + ((s + k) % 7), humidity: 40 + (k % 10), co2: 450 + ((s * 7 + k) % 50), pressure: 1013,
-        battery: this.low[s] ? 10 : 80, status: 'ok',
+        temperature: 20 + ((s + k) % 7),
+        humidity: 40 + (k % 10),
+        co2: 450 + ((s * 7 + k) % 50),
+        pressure: 1013,
+        battery: this.low[s] ? 10 : 80,
+        status: 'ok',
       },
     })
     return { kind: 'sensor', id: `${this.prefix}${s}`, data, expectAlert: flip }
@@ -165,9 +174,22 @@ export class RaceReadings {
       ts: this.base + k * RaceReadings.STEP_MS,
       profile: 'race',
       fields: {
-        speed: 250, rpm: 11_000, gear: 7, throttle: 90, brake: 0, fuel: 80, oil_pressure: 4.5,
-        brake_temp_fl: hot ? 980 : 600, brake_temp_fr: 590, brake_temp_rl: 500, brake_temp_rr: 500,
-        tyre_temp_fl: 100, tyre_temp_fr: 100, tyre_temp_rl: 100, tyre_temp_rr: 100, tyre_wear: 10,
+        speed: 250,
+        rpm: 11_000,
+        gear: 7,
+        throttle: 90,
+        brake: 0,
+        fuel: 80,
+        oil_pressure: 4.5,
+        brake_temp_fl: hot ? 980 : 600,
+        brake_temp_fr: 590,
+        brake_temp_rl: 500,
+        brake_temp_rr: 500,
+        tyre_temp_fl: 100,
+        tyre_temp_fr: 100,
+        tyre_temp_rl: 100,
+        tyre_temp_rr: 100,
+        tyre_wear: 10,
       },
     })
     // The heat run as the car's actor sees it starts at its first hot sample, which for a car whose first
@@ -187,5 +209,9 @@ export function percentile(sorted: number[], p: number): number {
 
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b)
-  return s.length ? (s.length % 2 ? (s[(s.length - 1) / 2] as number) : ((s[s.length / 2 - 1] as number) + (s[s.length / 2] as number)) / 2) : NaN
+  return s.length
+    ? s.length % 2
+      ? (s[(s.length - 1) / 2] as number)
+      : ((s[s.length / 2 - 1] as number) + (s[s.length / 2] as number)) / 2
+    : NaN
 }

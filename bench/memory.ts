@@ -30,10 +30,23 @@ function measure(readings: number, stepMs: number, rids = false): number {
     let seq = k * N
     for (const cell of cells.values()) {
       const ts = T0 + k * stepMs
-      cell.applyReading(++seq, ts, {
-        ts, fields: { temperature: 21 + (k % 5), humidity: 40 + (k % 3), co2: 500 + k, pressure: 1013, battery: 80, status: 'ok' },
-        ...(rids ? { rid: `${k}-${seq}` } : {}),
-      }, emit)
+      cell.applyReading(
+        ++seq,
+        ts,
+        {
+          ts,
+          fields: {
+            temperature: 21 + (k % 5),
+            humidity: 40 + (k % 3),
+            co2: 500 + k,
+            pressure: 1013,
+            battery: 80,
+            status: 'ok',
+          },
+          ...(rids ? { rid: `${k}-${seq}` } : {}),
+        },
+        emit,
+      )
     }
   }
   gc?.()
@@ -47,4 +60,11 @@ const fresh = measure(3, 1_000)
 const steady = measure(60, 10_000)
 // The same with a rid on every reading: the 60 ids of the last 10 minutes are kept (actors/dedupe.ts).
 const withRids = measure(60, 10_000, true)
-console.log(JSON.stringify({ bytes_per_active_actor: steady, active_actors: N, fresh_bytes_per_actor: fresh, with_rids_bytes_per_actor: withRids }))
+console.log(
+  JSON.stringify({
+    bytes_per_active_actor: steady,
+    active_actors: N,
+    fresh_bytes_per_actor: fresh,
+    with_rids_bytes_per_actor: withRids,
+  }),
+)

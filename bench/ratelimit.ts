@@ -50,16 +50,21 @@ try {
   const local = new LocalCounter()
   const loc = await time(() => local.incr('k', WINDOW))
   const last = Math.max(...burst.map((r) => r.current))
-  console.log(JSON.stringify({
-    n: N,
-    alone_ms: { p50: q(alone, 0.5), p99: q(alone, 0.99) },
-    two_gateways_ms: { p50: q(two, 0.5), p99: q(two, 0.99) },
-    burst_1000: { total_ms: Math.round(burstMs * 10) / 10, counted: last, store_up: a.storeUp },
-    local_ms: { p50: q(loc, 0.5), p99: q(loc, 0.99) },
-    store_up: a.storeUp === true && b.storeUp === true,
-  }))
+  console.log(
+    JSON.stringify({
+      n: N,
+      alone_ms: { p50: q(alone, 0.5), p99: q(alone, 0.99) },
+      two_gateways_ms: { p50: q(two, 0.5), p99: q(two, 0.99) },
+      burst_1000: { total_ms: Math.round(burstMs * 10) / 10, counted: last, store_up: a.storeUp },
+      local_ms: { p50: q(loc, 0.5), p99: q(loc, 0.99) },
+      store_up: a.storeUp === true && b.storeUp === true,
+    }),
+  )
 } finally {
-  await new Kvm(nc1).open(BUCKET).then((kv) => kv.destroy()).catch(() => undefined)
+  await new Kvm(nc1)
+    .open(BUCKET)
+    .then((kv) => kv.destroy())
+    .catch(() => undefined)
   await nc1.close()
   await nc2.close()
 }

@@ -8,7 +8,14 @@
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 
-export interface Summary { n: number; p50: number | null; p95: number | null; p99: number | null; p999: number | null; max: number | null }
+export interface Summary {
+  n: number
+  p50: number | null
+  p95: number | null
+  p99: number | null
+  p999: number | null
+  max: number | null
+}
 export interface LatencyEntry {
   rate: number
   achieved_per_s: number
@@ -26,71 +33,145 @@ export interface LatencyEntry {
   observer_loop_ms?: { p99: number; max: number }
 }
 export interface RuntimeResult {
-  meta?: { at: string; command: string; node: string; cpus: number; mem_gib: number; loadavg_start: number[]; loadavg_end: number[]; sensors: number; workers: number; partitions: number; duration_s: number; alert_every: number; grace_s: number }
+  meta?: {
+    at: string
+    command: string
+    node: string
+    cpus: number
+    mem_gib: number
+    loadavg_start: number[]
+    loadavg_end: number[]
+    sensors: number
+    workers: number
+    partitions: number
+    duration_s: number
+    alert_every: number
+    grace_s: number
+  }
   baseline: { jetstream_publish_per_s: number }
   e2e: {
-    readings_per_s: number; counted_at: string; sustained: boolean; lag: { start: number; end: number }; target_per_s?: number
-    out_per_s?: number; ratio_to_baseline?: number
-    steps?: Array<{ rate: number; published_per_s: number; readings_per_s: number; out_per_s: number; lag: { start: number; end: number }; behind: number; sustained: boolean }>
+    readings_per_s: number
+    counted_at: string
+    sustained: boolean
+    lag: { start: number; end: number }
+    target_per_s?: number
+    out_per_s?: number
+    ratio_to_baseline?: number
+    steps?: Array<{
+      rate: number
+      published_per_s: number
+      readings_per_s: number
+      out_per_s: number
+      lag: { start: number; end: number }
+      behind: number
+      sustained: boolean
+    }>
   }
   latency: LatencyEntry[]
   race?: Array<Omit<LatencyEntry, 'sustained' | 'lag' | 'event_loop_ms' | 'gc' | 'cpu'> & { cars: number }>
-  event_loop_ms: { p99: number; max: number; workers?: Record<string, { p50: number; p99: number; p999: number; max: number }> }
+  event_loop_ms: {
+    p99: number
+    max: number
+    workers?: Record<string, { p50: number; p99: number; p999: number; max: number }>
+  }
   gc?: { count: number; total_ms: number; max_ms: number; ms_per_s?: number }
   cpu?: Record<string, number>
-  memory: { bytes_per_active_actor: number; active_actors: number; fresh_bytes_per_actor?: number; with_rids_bytes_per_actor?: number; rss_mb?: Record<string, number> }
+  memory: {
+    bytes_per_active_actor: number
+    active_actors: number
+    fresh_bytes_per_actor?: number
+    with_rids_bytes_per_actor?: number
+    rss_mb?: Record<string, number>
+  }
 }
 
 export const BEGIN = '<!-- bench:runtime:begin -->'
 export const END = '<!-- bench:runtime:end -->'
 
-const num = (x: number | null | undefined): string => (x === null || x === undefined || Number.isNaN(x) ? '-' : x.toLocaleString('en-US', { maximumFractionDigits: 2 }))
-const ms = (x: number | null | undefined): string => (x === null || x === undefined ? '-' : x >= 100 ? num(Math.round(x)) : num(x))
+const num = (x: number | null | undefined): string =>
+  x === null || x === undefined || Number.isNaN(x) ? '-' : x.toLocaleString('en-US', { maximumFractionDigits: 2 })
+const ms = (x: number | null | undefined): string =>
+  x === null || x === undefined ? '-' : x >= 100 ? num(Math.round(x)) : num(x)
 const lat = (s: Summary): string => `${ms(s.p50)} / ${ms(s.p95)} / ${ms(s.p99)} / ${ms(s.p999)} / ${ms(s.max)}`
 const cpuLine = (c: Record<string, number> | undefined): string =>
-  c ? Object.entries(c).filter(([k]) => k !== 'machine_busy_pct').map(([k, v]) => `${k} ${num(v)}`).join(', ') + ` (machine busy ${num(c.machine_busy_pct)} %)` : '-'
+  c
+    ? Object.entries(c)
+        .filter(([k]) => k !== 'machine_busy_pct')
+        .map(([k, v]) => `${k} ${num(v)}`)
+        .join(', ') + ` (machine busy ${num(c.machine_busy_pct)} %)`
+    : '-'
 
 /** The markdown of one run: e2e, the latency curve with its cause, race, memory. */
 export function renderRuntime(r: RuntimeResult): string {
   const out: string[] = []
   const m = r.meta
   if (m) {
-    out.push(`Run of ${m.at} (\`${m.command}\`): ${m.cpus} CPUs, ${m.mem_gib} GiB, Node ${m.node}; load average ` +
-      `${m.loadavg_start.join(' ')} before, ${m.loadavg_end.join(' ')} after; ${m.sensors} sensors, ${m.workers} workers, ` +
-      `P = ${m.partitions}, ${m.duration_s} s per measured window.`, '')
+    out.push(
+      `Run of ${m.at} (\`${m.command}\`): ${m.cpus} CPUs, ${m.mem_gib} GiB, Node ${m.node}; load average ` +
+        `${m.loadavg_start.join(' ')} before, ${m.loadavg_end.join(' ')} after; ${m.sensors} sensors, ${m.workers} workers, ` +
+        `P = ${m.partitions}, ${m.duration_s} s per measured window.`,
+      '',
+    )
   }
   out.push('| measure | result |', '|---|---|')
   out.push(`| baseline: raw JetStream publish | ${num(r.baseline.jetstream_publish_per_s)} msg/s |`)
-  out.push(`| e2e readings/s counted at ${r.e2e.counted_at} | ${num(r.e2e.readings_per_s)} /s` +
-    `${r.e2e.ratio_to_baseline !== undefined ? ` (${num(r.e2e.ratio_to_baseline)} of baseline)` : ''}, ` +
-    `${r.e2e.sustained ? 'sustained' : '**not sustained**'}, lag ${num(r.e2e.lag.start)} -> ${num(r.e2e.lag.end)}` +
-    `${r.e2e.out_per_s !== undefined ? `; ${num(r.e2e.out_per_s)} outputs/s on OUT` : ''} |`)
+  out.push(
+    `| e2e readings/s counted at ${r.e2e.counted_at} | ${num(r.e2e.readings_per_s)} /s` +
+      `${r.e2e.ratio_to_baseline !== undefined ? ` (${num(r.e2e.ratio_to_baseline)} of baseline)` : ''}, ` +
+      `${r.e2e.sustained ? 'sustained' : '**not sustained**'}, lag ${num(r.e2e.lag.start)} -> ${num(r.e2e.lag.end)}` +
+      `${r.e2e.out_per_s !== undefined ? `; ${num(r.e2e.out_per_s)} outputs/s on OUT` : ''} |`,
+  )
   out.push(`| worker event loop in that step | p99 ${ms(r.event_loop_ms.p99)} ms, max ${ms(r.event_loop_ms.max)} ms |`)
-  if (r.gc) out.push(`| GC in that step (all workers) | ${num(r.gc.count)} pauses, ${ms(r.gc.total_ms)} ms total, longest ${ms(r.gc.max_ms)} ms |`)
+  if (r.gc)
+    out.push(
+      `| GC in that step (all workers) | ${num(r.gc.count)} pauses, ${ms(r.gc.total_ms)} ms total, longest ${ms(r.gc.max_ms)} ms |`,
+    )
   if (r.cpu) out.push(`| CPU in that step, % of one core | ${cpuLine(r.cpu)} |`)
-  out.push(`| heap per active environment actor | ${num(r.memory.bytes_per_active_actor)} B (${num(r.memory.active_actors)} actors` +
-    `${r.memory.fresh_bytes_per_actor !== undefined ? `; fresh actor ${num(r.memory.fresh_bytes_per_actor)} B` : ''}` +
-    `${r.memory.with_rids_bytes_per_actor !== undefined ? `; with a rid on every reading ${num(r.memory.with_rids_bytes_per_actor)} B` : ''}) |`)
+  out.push(
+    `| heap per active environment actor | ${num(r.memory.bytes_per_active_actor)} B (${num(r.memory.active_actors)} actors` +
+      `${r.memory.fresh_bytes_per_actor !== undefined ? `; fresh actor ${num(r.memory.fresh_bytes_per_actor)} B` : ''}` +
+      `${r.memory.with_rids_bytes_per_actor !== undefined ? `; with a rid on every reading ${num(r.memory.with_rids_bytes_per_actor)} B` : ''}) |`,
+  )
   if (r.e2e.steps?.length) {
-    out.push('', 'e2e steps (open loop; lag = acked - counted at PostgreSQL):', '',
-      '| target/s | published/s | counted/s | outputs/s | lag start -> end | generator behind | sustained |', '|---|---|---|---|---|---|---|')
+    out.push(
+      '',
+      'e2e steps (open loop; lag = acked - counted at PostgreSQL):',
+      '',
+      '| target/s | published/s | counted/s | outputs/s | lag start -> end | generator behind | sustained |',
+      '|---|---|---|---|---|---|---|',
+    )
     for (const s of r.e2e.steps) {
-      out.push(`| ${num(s.rate)} | ${num(s.published_per_s)} | ${num(s.readings_per_s)} | ${num(s.out_per_s)} | ${num(s.lag.start)} -> ${num(s.lag.end)} | ${num(s.behind)} | ${s.sustained ? 'yes' : 'no'} |`)
+      out.push(
+        `| ${num(s.rate)} | ${num(s.published_per_s)} | ${num(s.readings_per_s)} | ${num(s.out_per_s)} | ${num(s.lag.start)} -> ${num(s.lag.end)} | ${num(s.behind)} | ${s.sustained ? 'yes' : 'no'} |`,
+      )
     }
   }
-  out.push('', 'Latency from each reading\'s due time, ms, p50 / p95 / p99 / p99.9 / max:', '',
+  out.push(
+    '',
+    "Latency from each reading's due time, ms, p50 / p95 / p99 / p99.9 / max:",
+    '',
     '| rate (achieved) | alerts | publish -> OUT | -> PostgreSQL row | -> SSE event | lost (out/pg/sse) | sustained | worker loop p99 / max | GC ms | CPU % |',
-    '|---|---|---|---|---|---|---|---|---|---|')
+    '|---|---|---|---|---|---|---|---|---|---|',
+  )
   for (const l of r.latency) {
-    out.push(`| ${num(l.rate)} (${num(l.achieved_per_s)}) | ${num(l.timed)} | ${lat(l.out)} | ${lat(l.pg)} | ${lat(l.sse)} | ` +
-      `${l.lost_by_place.out} / ${l.lost_by_place.pg} / ${l.lost_by_place.sse} | ${l.sustained === undefined ? '-' : l.sustained ? 'yes' : 'no'} | ` +
-      `${l.event_loop_ms ? `${ms(l.event_loop_ms.p99)} / ${ms(l.event_loop_ms.max)}` : '-'} | ${l.gc ? `${ms(l.gc.total_ms)} (${l.gc.count})` : '-'} | ${cpuLine(l.cpu)} |`)
+    out.push(
+      `| ${num(l.rate)} (${num(l.achieved_per_s)}) | ${num(l.timed)} | ${lat(l.out)} | ${lat(l.pg)} | ${lat(l.sse)} | ` +
+        `${l.lost_by_place.out} / ${l.lost_by_place.pg} / ${l.lost_by_place.sse} | ${l.sustained === undefined ? '-' : l.sustained ? 'yes' : 'no'} | ` +
+        `${l.event_loop_ms ? `${ms(l.event_loop_ms.p99)} / ${ms(l.event_loop_ms.max)}` : '-'} | ${l.gc ? `${ms(l.gc.total_ms)} (${l.gc.count})` : '-'} | ${cpuLine(l.cpu)} |`,
+    )
   }
   if (r.race?.length) {
-    out.push('', 'Race: from the reading that completes 2 s of brake heat (> 950 °C) to the `brake_overheat` open, ms, p50 / p95 / p99 / p99.9 / max:', '',
-      '| rate (achieved) | cars | alerts | -> OUT | -> PostgreSQL row | -> SSE event | lost (out/pg/sse) |', '|---|---|---|---|---|---|---|')
+    out.push(
+      '',
+      'Race: from the reading that completes 2 s of brake heat (> 950 °C) to the `brake_overheat` open, ms, p50 / p95 / p99 / p99.9 / max:',
+      '',
+      '| rate (achieved) | cars | alerts | -> OUT | -> PostgreSQL row | -> SSE event | lost (out/pg/sse) |',
+      '|---|---|---|---|---|---|---|',
+    )
     for (const l of r.race) {
-      out.push(`| ${num(l.rate)} (${num(l.achieved_per_s)}) | ${num(l.cars)} | ${num(l.timed)} | ${lat(l.out)} | ${lat(l.pg)} | ${lat(l.sse)} | ${l.lost_by_place.out} / ${l.lost_by_place.pg} / ${l.lost_by_place.sse} |`)
+      out.push(
+        `| ${num(l.rate)} (${num(l.achieved_per_s)}) | ${num(l.cars)} | ${num(l.timed)} | ${lat(l.out)} | ${lat(l.pg)} | ${lat(l.sse)} | ${l.lost_by_place.out} / ${l.lost_by_place.pg} / ${l.lost_by_place.sse} |`,
+      )
     }
   }
   return out.join('\n')
@@ -101,10 +182,12 @@ export function renderSummary(r: RuntimeResult): string {
   const at = (rate: number): LatencyEntry | undefined => r.latency.find((l) => l.rate === rate)
   const parts = r.latency.map((l) => `${num(l.rate)}/s p99 ${ms(l.out.p99)} ms`)
   const ten = at(10_000)
-  return `Last generated run${r.meta ? ` (${r.meta.at.slice(0, 10)}, \`${r.meta.command}\`, load average ${r.meta.loadavg_start[0]} at start)` : ''}: ` +
+  return (
+    `Last generated run${r.meta ? ` (${r.meta.at.slice(0, 10)}, \`${r.meta.command}\`, load average ${r.meta.loadavg_start[0]} at start)` : ''}: ` +
     `${num(r.e2e.readings_per_s)} readings/s counted at PostgreSQL (${r.e2e.sustained ? 'sustained' : 'not sustained'}; ` +
     `raw JetStream publish ${num(r.baseline.jetstream_publish_per_s)} msg/s); publish -> alert on OUT ${parts.join(', ')}` +
     `${ten ? `; -> SSE at 10,000/s p99 ${ms(ten.sse.p99)} ms` : ''}; ${num(r.memory.bytes_per_active_actor)} B per active environment actor.`
+  )
 }
 
 /** `doc` with the text between the markers replaced by `body`; throws when the markers are missing. */
@@ -128,8 +211,13 @@ export function parseResults(text: string): RuntimeResult[] {
 }
 
 export function renderSection(runs: readonly RuntimeResult[]): string {
-  return ['', '_Generated by `npm run bench:report` from `npm run bench -- --json`; do not edit by hand._', '',
-    runs.map((r, i) => `${runs.length > 1 ? `#### Run ${i + 1}\n\n` : ''}${renderRuntime(r)}`).join('\n\n'), ''].join('\n')
+  return [
+    '',
+    '_Generated by `npm run bench:report` from `npm run bench -- --json`; do not edit by hand._',
+    '',
+    runs.map((r, i) => `${runs.length > 1 ? `#### Run ${i + 1}\n\n` : ''}${renderRuntime(r)}`).join('\n\n'),
+    '',
+  ].join('\n')
 }
 
 async function main(): Promise<void> {
@@ -145,7 +233,9 @@ async function main(): Promise<void> {
   const readme = join(root, 'README.md')
   // The README line sits in a list item: indented so it stays part of it.
   writeFileSync(readme, replaceSection(readFileSync(readme, 'utf8'), `  ${renderSummary(runs[0] as RuntimeResult)}`))
-  process.stderr.write(`rewrote the generated sections of docs/benchmarks.md and README.md from ${runs.length} run(s)\n`)
+  process.stderr.write(
+    `rewrote the generated sections of docs/benchmarks.md and README.md from ${runs.length} run(s)\n`,
+  )
 }
 
 if (process.argv[1] && import.meta.filename === process.argv[1]) {

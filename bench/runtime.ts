@@ -75,7 +75,16 @@ import { createTestDb } from '../test/helpers/pg.js'
 import { renderRuntime, type RuntimeResult } from './report.js'
 import { EnvReadings, median, RaceReadings, RawPublisher, type Generated } from './load.js'
 import {
-  cpuPercent, highestSustained, lagAt, lagSlack, machineBusy, nextRate, parseProcStat, SeqIndex, summarize, sustained,
+  cpuPercent,
+  highestSustained,
+  lagAt,
+  lagSlack,
+  machineBusy,
+  nextRate,
+  parseProcStat,
+  SeqIndex,
+  summarize,
+  sustained,
   type LatencySummary,
 } from './stats.js'
 
@@ -87,7 +96,12 @@ const arg = (name: string, dflt: number): number => {
 }
 const list = (name: string, dflt: number[]): number[] => {
   const i = args.indexOf(`--${name}`)
-  return i >= 0 ? String(args[i + 1]).split(',').filter(Boolean).map(Number) : dflt
+  return i >= 0
+    ? String(args[i + 1])
+        .split(',')
+        .filter(Boolean)
+        .map(Number)
+    : dflt
 }
 // `--json` is accepted for the documented command; stdout carries only the JSON line either way.
 const DURATION_S = arg('duration', QUICK ? 4 : 10)
@@ -103,7 +117,12 @@ const P = arg('partitions', 16)
 const ACTORS = arg('actors', QUICK ? 20_000 : 100_000)
 const ALERT_EVERY = arg('alert-every', 5)
 const E2E_ALERT_EVERY = 50
-const E2E = { start: arg('e2e-start', 10_000), factor: arg('e2e-factor', 1.5), maxSteps: arg('e2e-steps', QUICK ? 3 : 6), refine: arg('refine', QUICK ? 0 : 1) }
+const E2E = {
+  start: arg('e2e-start', 10_000),
+  factor: arg('e2e-factor', 1.5),
+  maxSteps: arg('e2e-steps', QUICK ? 3 : 6),
+  refine: arg('refine', QUICK ? 0 : 1),
+}
 const GRACE_S = arg('grace', 20)
 const SITE = 'a'
 const root = join(import.meta.dirname, '..', '..')
@@ -123,7 +142,13 @@ async function baseline(nc: NatsConnection): Promise<number> {
   const jsm = await jetstreamManager(nc)
   const rates: number[] = []
   for (let rep = 0; rep < 3; rep++) {
-    await jsm.streams.add({ name: 'BASE', subjects: ['base.>'], storage: StorageType.File, retention: RetentionPolicy.Limits, num_replicas: 1 })
+    await jsm.streams.add({
+      name: 'BASE',
+      subjects: ['base.>'],
+      storage: StorageType.File,
+      retention: RetentionPolicy.Limits,
+      num_replicas: 1,
+    })
     const pub = new RawPublisher(nc)
     const gen = new EnvReadings(SENSORS)
     const n = QUICK ? 50_000 : 150_000
@@ -143,11 +168,20 @@ async function baseline(nc: NatsConnection): Promise<number> {
 function spawnProc(script: string, env: Record<string, string>): ChildProcess {
   // PITWALL_BENCH_NODE_ARGS: extra node flags for the services (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
   const nodeArgs = (process.env.PITWALL_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)
-  return spawn(process.execPath, [...nodeArgs, join(root, 'dist', script)], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', process.env.PITWALL_BENCH_LOGS ? 'inherit' : 'ignore'] })
+  return spawn(process.execPath, [...nodeArgs, join(root, 'dist', script)], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'ignore', process.env.PITWALL_BENCH_LOGS ? 'inherit' : 'ignore'],
+  })
 }
 
 /** Times of one timed reading: due (ms, performance.now) and its alert's arrival at each place. */
-interface Timed { due: number; phase: number; out: number; pg: number; sse: number }
+interface Timed {
+  due: number
+  phase: number
+  out: number
+  pg: number
+  sse: number
+}
 type Place = 'out' | 'pg' | 'sse'
 
 /**
@@ -219,7 +253,11 @@ class OpenLoop {
   private stopped = false
   private done: Promise<void> = Promise.resolve()
 
-  constructor(private readonly pub: RawPublisher, private readonly gen: { next(): Generated }, private readonly obs: Observer) {}
+  constructor(
+    private readonly pub: RawPublisher,
+    private readonly gen: { next(): Generated },
+    private readonly obs: Observer,
+  ) {}
 
   /** Readings due by `now` since start (fractional). */
   dueBy(now: number): number {
@@ -278,7 +316,13 @@ class OpenLoop {
 /** /proc readings of the processes under test, for CPU per process over a window. */
 class CpuMeter {
   constructor(private readonly procs: () => Map<string, number[]>) {}
-  private read(): { at: number; ticks: Map<string, number>; rss: Map<string, number>; machine: number[]; self: NodeJS.CpuUsage } {
+  private read(): {
+    at: number
+    ticks: Map<string, number>
+    rss: Map<string, number>
+    machine: number[]
+    self: NodeJS.CpuUsage
+  } {
     const ticks = new Map<string, number>()
     const rss = new Map<string, number>()
     for (const [name, pids] of this.procs()) {
@@ -297,7 +341,13 @@ class CpuMeter {
       rss.set(name, r)
     }
     const line = readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? ''
-    return { at: performance.now(), ticks, rss, machine: line.trim().split(/\s+/).slice(1).map(Number), self: process.cpuUsage() }
+    return {
+      at: performance.now(),
+      ticks,
+      rss,
+      machine: line.trim().split(/\s+/).slice(1).map(Number),
+      self: process.cpuUsage(),
+    }
   }
 
   begin(): () => { cpu: Record<string, number>; rss_mb: Record<string, number> } {
@@ -355,7 +405,13 @@ function causeOf(ws: WorkerStatsReply[]): { event_loop_ms: Record<string, unknow
   const r = (x: number): number => Math.round(x * 100) / 100
   return {
     event_loop_ms: { p99, max, workers: loop },
-    gc: { count, total_ms: r(total), max_ms: r(gmax), ms_per_s: seconds > 0 ? r(total / ws.length / seconds) : 0, workers: gcw },
+    gc: {
+      count,
+      total_ms: r(total),
+      max_ms: r(gmax),
+      ms_per_s: seconds > 0 ? r(total / ws.length / seconds) : 0,
+      workers: gcw,
+    },
   }
 }
 
@@ -381,7 +437,9 @@ function sseClient(url: string, key: string, onEvent: (o: { seq: number }, at: n
           if (data) onEvent(JSON.parse(data.slice(6)) as { seq: number }, at)
         }
       })
-      resolve(() => { req.destroy() })
+      resolve(() => {
+        req.destroy()
+      })
     })
     req.on('error', reject)
     req.end()
@@ -393,7 +451,9 @@ async function waitHttp(url: string, proc: ChildProcess): Promise<void> {
     if (proc.exitCode !== null) throw new Error(`gateway exited with ${proc.exitCode}`)
     try {
       if ((await fetch(url)).ok) return
-    } catch { /* not up yet */ }
+    } catch {
+      /* not up yet */
+    }
     await sleep(50)
   }
   throw new Error(`gateway did not answer ${url}`)
@@ -422,8 +482,14 @@ function phaseResult(obs: Observer, phase: number, rate: number, achieved: numbe
     }
   }
   return {
-    rate, achieved_per_s: Math.round(achieved), timed: ts.length,
-    out: summarize(lat.out), pg: summarize(lat.pg), sse: summarize(lat.sse), lost: lost.out, lost_by_place: lost,
+    rate,
+    achieved_per_s: Math.round(achieved),
+    timed: ts.length,
+    out: summarize(lat.out),
+    pg: summarize(lat.pg),
+    sse: summarize(lat.sse),
+    lost: lost.out,
+    lost_by_place: lost,
   }
 }
 
@@ -477,34 +543,58 @@ CREATE TRIGGER pw_bench_notify AFTER INSERT ON alert_events FOR EACH ROW EXECUTE
     const benchPids = new Set([(await listener.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid])
 
     const env = { PITWALL_NATS_URL: srv.url, PITWALL_PARTITIONS: String(P), PITWALL_PG_URL: db.url, PITWALL_SITE: SITE }
-    for (let i = 0; i < WORKERS; i++) procs.set(`worker-${i}`, spawnProc('cmd/worker.js', { ...env, PITWALL_WORKER_ID: `bench-w${i}` }))
+    for (let i = 0; i < WORKERS; i++)
+      procs.set(`worker-${i}`, spawnProc('cmd/worker.js', { ...env, PITWALL_WORKER_ID: `bench-w${i}` }))
     procs.set('projector', spawnProc('cmd/projector.js', env))
     const viewerKey = randomBytes(24).toString('hex')
     const port = await freePort()
-    procs.set('gateway', spawnProc('cmd/gateway.js', {
-      ...env, PITWALL_GATEWAY_AUTH: 'on', PITWALL_GATEWAY_JWT_SECRET: randomBytes(32).toString('hex'),
-      PITWALL_GATEWAY_API_KEYS: `bench-viewer:viewer:sha256:${createHash('sha256').update(viewerKey).digest('hex')}`,
-      PITWALL_GATEWAY_DATABASE_URL: db.url, PITWALL_GATEWAY_HOST: '127.0.0.1', PITWALL_GATEWAY_PORT: String(port),
-    }))
+    procs.set(
+      'gateway',
+      spawnProc('cmd/gateway.js', {
+        ...env,
+        PITWALL_GATEWAY_AUTH: 'on',
+        PITWALL_GATEWAY_JWT_SECRET: randomBytes(32).toString('hex'),
+        PITWALL_GATEWAY_API_KEYS: `bench-viewer:viewer:sha256:${createHash('sha256').update(viewerKey).digest('hex')}`,
+        PITWALL_GATEWAY_DATABASE_URL: db.url,
+        PITWALL_GATEWAY_HOST: '127.0.0.1',
+        PITWALL_GATEWAY_PORT: String(port),
+      }),
+    )
     await waitHttp(`http://127.0.0.1:${port}/healthz`, procs.get('gateway') as ChildProcess)
 
     // Which workers are up: each answers its stats subject once it runs.
     const hb = new Set<string>()
-    const hbSub = nc.subscribe(`pw.${SITE}.hb.*`, { callback: (_e, m) => { hb.add(m.json<{ worker: string }>().worker) } })
+    const hbSub = nc.subscribe(`pw.${SITE}.hb.*`, {
+      callback: (_e, m) => {
+        hb.add(m.json<{ worker: string }>().worker)
+      },
+    })
     for (let i = 0; i < 200 && hb.size < WORKERS; i++) await sleep(100)
     hbSub.unsubscribe()
     await sleep(3_000) // placement settles: every partition owned
 
-    nc.subscribe(`out.${SITE}.>`, { callback: (_e, m) => {
-      const at = performance.now()
-      const o = m.json<Output>()
-      if (o.type === 'alert') obs.arrived('out', o.seq, at)
-    } })
-    closers.push(await sseClient(`http://127.0.0.1:${port}/v1/live?type=alert`, viewerKey, (o, at) => { obs.arrived('sse', o.seq, at) }))
+    nc.subscribe(`out.${SITE}.>`, {
+      callback: (_e, m) => {
+        const at = performance.now()
+        const o = m.json<Output>()
+        if (o.type === 'alert') obs.arrived('out', o.seq, at)
+      },
+    })
+    closers.push(
+      await sseClient(`http://127.0.0.1:${port}/v1/live?type=alert`, viewerKey, (o, at) => {
+        obs.arrived('sse', o.seq, at)
+      }),
+    )
 
     // PostgreSQL backends of this database serving the services (not this process's own connections).
-    const pgPids = async (): Promise<number[]> => (await pool.query<{ pid: number }>(
-      'SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()')).rows.map((r) => r.pid).filter((p) => !benchPids.has(p))
+    const pgPids = async (): Promise<number[]> =>
+      (
+        await pool.query<{ pid: number }>(
+          'SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()',
+        )
+      ).rows
+        .map((r) => r.pid)
+        .filter((p) => !benchPids.has(p))
     let pgBackends = await pgPids()
     const meter = new CpuMeter(() => {
       const m = new Map<string, number[]>()
@@ -515,12 +605,21 @@ CREATE TRIGGER pw_bench_notify AFTER INSERT ON alert_events FOR EACH ROW EXECUTE
     })
 
     const pub = new RawPublisher(nc, 20_000)
-    pub.onAck = (seq, num) => { obs.acked(seq, num) }
-    closers.push(() => { pub.close() })
+    pub.onAck = (seq, num) => {
+      obs.acked(seq, num)
+    }
+    closers.push(() => {
+      pub.close()
+    })
     const envGen = new EnvReadings(SENSORS, { alertEvery: ALERT_EVERY })
 
     /** One measured open-loop phase at `rate`: the window's latencies, cause figures and lag. */
-    const runPhase = async (gen: { next(): Generated }, rate: number, phase: number, seconds = DURATION_S): Promise<PhaseResult & Record<string, unknown>> => {
+    const runPhase = async (
+      gen: { next(): Generated },
+      rate: number,
+      phase: number,
+      seconds = DURATION_S,
+    ): Promise<PhaseResult & Record<string, unknown>> => {
       // Warm-up at the phase's rate, untimed (actors activate, pools fill), then the measured window.
       obs.phase = -1
       const loop = new OpenLoop(pub, gen, obs)
@@ -545,12 +644,18 @@ CREATE TRIGGER pw_bench_notify AFTER INSERT ON alert_events FOR EACH ROW EXECUTE
       const used = end()
       const ws = await workerStats(nc, false)
       const self = selfLoop.snapshot()
-      const lag = { start: Math.round(lagAt(samples, 0, 1_000) ?? 0), end: Math.round(lagAt(samples, seconds * 1000 - 1_000, seconds * 1000) ?? 0) }
+      const lag = {
+        start: Math.round(lagAt(samples, 0, 1_000) ?? 0),
+        end: Math.round(lagAt(samples, seconds * 1000 - 1_000, seconds * 1000) ?? 0),
+      }
       await settle(obs, phase, lastDue, rate)
       return {
         ...phaseResult(obs, phase, rate, achieved),
-        lag, sustained: sustained({ rate, lag, behind }),
-        ...causeOf(ws), cpu: used.cpu, observer_loop_ms: { p99: self.loop_ms.p99, max: self.loop_ms.max },
+        lag,
+        sustained: sustained({ rate, lag, behind }),
+        ...causeOf(ws),
+        cpu: used.cpu,
+        observer_loop_ms: { p99: self.loop_ms.p99, max: self.loop_ms.max },
       }
     }
 
@@ -561,7 +666,9 @@ CREATE TRIGGER pw_bench_notify AFTER INSERT ON alert_events FOR EACH ROW EXECUTE
       const r = await runPhase(envGen, rate, phase++)
       latency.push(r)
       const f = (s: LatencySummary): string => `p50 ${s.p50} p99 ${s.p99} p999 ${s.p999} max ${s.max}`
-      say(`latency at ${r.achieved_per_s}/s (${r.timed} alerts): out ${f(r.out)} | pg ${f(r.pg)} | sse ${f(r.sse)} | lost ${JSON.stringify(r.lost_by_place)}`)
+      say(
+        `latency at ${r.achieved_per_s}/s (${r.timed} alerts): out ${f(r.out)} | pg ${f(r.pg)} | sse ${f(r.sse)} | lost ${JSON.stringify(r.lost_by_place)}`,
+      )
     }
 
     // Race: brake heat -> brake_overheat.
@@ -569,8 +676,20 @@ CREATE TRIGGER pw_bench_notify AFTER INSERT ON alert_events FOR EACH ROW EXECUTE
     for (const [i, rate] of RACE_RATES.entries()) {
       const cars = CARS || Math.max(1, Math.round(rate / 10))
       const r = await runPhase(new RaceReadings(cars, { prefix: `car${i}-` }), rate, phase++, RACE_DURATION_S)
-      race.push({ rate: r.rate, achieved_per_s: r.achieved_per_s, cars, timed: r.timed, out: r.out, pg: r.pg, sse: r.sse, lost: r.lost, lost_by_place: r.lost_by_place })
-      say(`race at ${r.achieved_per_s}/s (${r.timed} brake_overheat opens): out p99 ${r.out.p99} ms, pg p99 ${r.pg.p99} ms, sse p99 ${r.sse.p99} ms, lost ${JSON.stringify(r.lost_by_place)}`)
+      race.push({
+        rate: r.rate,
+        achieved_per_s: r.achieved_per_s,
+        cars,
+        timed: r.timed,
+        out: r.out,
+        pg: r.pg,
+        sse: r.sse,
+        lost: r.lost,
+        lost_by_place: r.lost_by_place,
+      })
+      say(
+        `race at ${r.achieved_per_s}/s (${r.timed} brake_overheat opens): out p99 ${r.out.p99} ms, pg p99 ${r.pg.p99} ms, sse p99 ${r.sse.p99} ms, lost ${JSON.stringify(r.lost_by_place)}`,
+      )
     }
 
     // e2e: step the rate up until the lag grows; the generator runs on across steps at the new rate.
@@ -608,36 +727,87 @@ CREATE TRIGGER pw_bench_notify AFTER INSERT ON alert_events FOR EACH ROW EXECUTE
       const outPerS = ((await jsm.streams.info(cfg.streams.out)).state.last_seq - out0) / secs
       const used = end()
       const ws = await workerStats(nc, false)
-      const lag = { start: Math.round(lagAt(samples, 0, 1_000) ?? 0), end: Math.round(lagAt(samples, DURATION_S * 1000 - 1_000, DURATION_S * 1000) ?? 0) }
+      const lag = {
+        start: Math.round(lagAt(samples, 0, 1_000) ?? 0),
+        end: Math.round(lagAt(samples, DURATION_S * 1000 - 1_000, DURATION_S * 1000) ?? 0),
+      }
       // Counted = acked - growth of the lag, both ends the medians the sustained rule uses: an instantaneous
       // count jumps with each projector batch and alert row, the medians do not.
       const counted = published - (lag.end - lag.start) / secs
       const behind = loop.behind()
       const ok = sustained({ rate, lag, behind })
       tried.push([rate, ok])
-      const step = { rate, published_per_s: Math.round(published), readings_per_s: Math.round(counted), out_per_s: Math.round(outPerS), lag, behind, sustained: ok }
+      const step = {
+        rate,
+        published_per_s: Math.round(published),
+        readings_per_s: Math.round(counted),
+        out_per_s: Math.round(outPerS),
+        lag,
+        behind,
+        sustained: ok,
+      }
       steps.push(step)
-      say(`e2e step ${rate}/s: published ${step.published_per_s}/s, counted at PostgreSQL ${step.readings_per_s}/s, lag ${lag.start} -> ${lag.end} (slack ${lagSlack(rate)}), generator behind ${behind}: ${ok ? 'sustained' : 'NOT sustained'}`)
+      say(
+        `e2e step ${rate}/s: published ${step.published_per_s}/s, counted at PostgreSQL ${step.readings_per_s}/s, lag ${lag.start} -> ${lag.end} (slack ${lagSlack(rate)}), generator behind ${behind}: ${ok ? 'sustained' : 'NOT sustained'}`,
+      )
       if (ok && rate === highestSustained(tried)) best = { step, ...causeOf(ws), cpu: used.cpu, rss_mb: used.rss_mb }
       if (!best && tried.length === 1) best = { step, ...causeOf(ws), cpu: used.cpu, rss_mb: used.rss_mb }
     }
     await loop.stop()
     await pub.drain()
-    const top = best as { step: typeof steps[number] & { lag: { start: number; end: number }; sustained: boolean; readings_per_s: number; out_per_s: number }; event_loop_ms: unknown; gc: unknown; cpu: Record<string, number>; rss_mb: Record<string, number> }
+    const top = best as {
+      step: (typeof steps)[number] & {
+        lag: { start: number; end: number }
+        sustained: boolean
+        readings_per_s: number
+        out_per_s: number
+      }
+      event_loop_ms: unknown
+      gc: unknown
+      cpu: Record<string, number>
+      rss_mb: Record<string, number>
+    }
 
-    const mem = JSON.parse(execFileSync(process.execPath, ['--expose-gc', join(root, 'dist', 'bench', 'memory.js'), String(ACTORS)]).toString().trim().split('\n').pop() as string) as { bytes_per_active_actor: number; active_actors: number; fresh_bytes_per_actor: number; with_rids_bytes_per_actor?: number }
+    const mem = JSON.parse(
+      execFileSync(process.execPath, ['--expose-gc', join(root, 'dist', 'bench', 'memory.js'), String(ACTORS)])
+        .toString()
+        .trim()
+        .split('\n')
+        .pop() as string,
+    ) as {
+      bytes_per_active_actor: number
+      active_actors: number
+      fresh_bytes_per_actor: number
+      with_rids_bytes_per_actor?: number
+    }
     say(`memory: ${mem.bytes_per_active_actor} bytes per active environment actor (${mem.active_actors} actors)`)
 
     const result = {
       meta: {
-        at: startedAt, command: `node dist/bench/runtime.js ${args.join(' ')}`.trim(), node: process.version,
-        cpus: cpus().length, mem_gib: Math.round(totalmem() / 2 ** 30), loadavg_start: load0.map((x) => +x.toFixed(2)), loadavg_end: loadavg().map((x) => +x.toFixed(2)),
-        sensors: SENSORS, workers: WORKERS, partitions: P, duration_s: DURATION_S, alert_every: ALERT_EVERY, grace_s: GRACE_S,
+        at: startedAt,
+        command: `node dist/bench/runtime.js ${args.join(' ')}`.trim(),
+        node: process.version,
+        cpus: cpus().length,
+        mem_gib: Math.round(totalmem() / 2 ** 30),
+        loadavg_start: load0.map((x) => +x.toFixed(2)),
+        loadavg_end: loadavg().map((x) => +x.toFixed(2)),
+        sensors: SENSORS,
+        workers: WORKERS,
+        partitions: P,
+        duration_s: DURATION_S,
+        alert_every: ALERT_EVERY,
+        grace_s: GRACE_S,
       },
       baseline: { jetstream_publish_per_s: Math.round(base) },
       e2e: {
-        readings_per_s: top.step.readings_per_s, counted_at: 'postgres', sustained: top.step.sustained, lag: top.step.lag,
-        target_per_s: top.step.rate, out_per_s: top.step.out_per_s, ratio_to_baseline: +(top.step.readings_per_s / base).toFixed(3), steps,
+        readings_per_s: top.step.readings_per_s,
+        counted_at: 'postgres',
+        sustained: top.step.sustained,
+        lag: top.step.lag,
+        target_per_s: top.step.rate,
+        out_per_s: top.step.out_per_s,
+        ratio_to_baseline: +(top.step.readings_per_s / base).toFixed(3),
+        steps,
       },
       latency,
       race,
@@ -653,10 +823,14 @@ CREATE TRIGGER pw_bench_notify AFTER INSERT ON alert_events FOR EACH ROW EXECUTE
     selfLoop.stop()
     for (const c of closers.reverse()) await Promise.resolve(c()).catch(() => undefined)
     for (const p of procs.values()) p.kill('SIGTERM')
-    await Promise.all([...procs.values()].map((p) => Promise.race([
-      new Promise((r) => (p.exitCode !== null ? r(null) : p.once('exit', r))),
-      sleep(10_000).then(() => p.kill('SIGKILL')),
-    ])))
+    await Promise.all(
+      [...procs.values()].map((p) =>
+        Promise.race([
+          new Promise((r) => (p.exitCode !== null ? r(null) : p.once('exit', r))),
+          sleep(10_000).then(() => p.kill('SIGKILL')),
+        ]),
+      ),
+    )
     await nc.close()
     await db.drop()
     await srv.stop()
@@ -664,6 +838,6 @@ CREATE TRIGGER pw_bench_notify AFTER INSERT ON alert_events FOR EACH ROW EXECUTE
 }
 
 main().catch((err: unknown) => {
-  say(`bench failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`)
+  say(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`)
   process.exit(1)
 })

@@ -23,8 +23,12 @@ export function summarize(values: readonly number[]): LatencySummary {
   const s = Float64Array.from(values).sort()
   const a = s as unknown as number[]
   return {
-    n: s.length, p50: r2(percentile(a, 50)), p95: r2(percentile(a, 95)), p99: r2(percentile(a, 99)),
-    p999: r2(percentile(a, 99.9)), max: r2(s[s.length - 1] as number),
+    n: s.length,
+    p50: r2(percentile(a, 50)),
+    p95: r2(percentile(a, 95)),
+    p99: r2(percentile(a, 99)),
+    p999: r2(percentile(a, 99.9)),
+    max: r2(s[s.length - 1] as number),
   }
 }
 
@@ -90,10 +94,19 @@ export class SeqIndex {
 }
 
 /** Median of the lag samples taken in [from, to] (ms); undefined when there is none. */
-export function lagAt(samples: ReadonlyArray<{ t: number; lag: number }>, from: number, to: number): number | undefined {
-  const xs = samples.filter((s) => s.t >= from && s.t <= to).map((s) => s.lag).sort((a, b) => a - b)
+export function lagAt(
+  samples: ReadonlyArray<{ t: number; lag: number }>,
+  from: number,
+  to: number,
+): number | undefined {
+  const xs = samples
+    .filter((s) => s.t >= from && s.t <= to)
+    .map((s) => s.lag)
+    .sort((a, b) => a - b)
   if (xs.length === 0) return undefined
-  return xs.length % 2 ? (xs[(xs.length - 1) / 2] as number) : ((xs[xs.length / 2 - 1] as number) + (xs[xs.length / 2] as number)) / 2
+  return xs.length % 2
+    ? (xs[(xs.length - 1) / 2] as number)
+    : ((xs[xs.length / 2 - 1] as number) + (xs[xs.length / 2] as number)) / 2
 }
 
 export interface SustainedInput {

@@ -15,7 +15,15 @@
  *                                      (CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN, PITWALL_CONSUL_DATACENTER,
  *                                      PITWALL_PEER_CONSUL_DATACENTER; consul/discovery.ts peerHealthFromEnv)
  */
-import { compileConfig, ConfigError, connectNats, createLog, optionsFromEnv, PitwallError, setProcessTitle } from '../actors/mod.js'
+import {
+  compileConfig,
+  ConfigError,
+  connectNats,
+  createLog,
+  optionsFromEnv,
+  PitwallError,
+  setProcessTitle,
+} from '../actors/mod.js'
 import { SiteController } from '../sites/controller.js'
 import { peerHealthFromEnv } from '../consul/discovery.js'
 import { DiscoveryError } from '../consul/errors.js'
@@ -24,34 +32,56 @@ const log = createLog('controller', { site: process.env.PITWALL_SITE ?? 'a' })
 setProcessTitle('controller')
 try {
   const cfg = compileConfig(optionsFromEnv(process.env))
-  if (!cfg.peer) throw new ConfigError('PITWALL_PEER_SITE', 'is required: the site controller exists for two-site deployments')
+  if (!cfg.peer)
+    throw new ConfigError('PITWALL_PEER_SITE', 'is required: the site controller exists for two-site deployments')
   const num = (name: string, dflt: number): number => {
     const raw = process.env[name]
     if (raw === undefined || raw === '') return dflt
     const n = Number(raw)
-    if (!Number.isInteger(n) || n < 0) throw new ConfigError(name, `must be a non-negative integer, got ${JSON.stringify(raw)}`)
+    if (!Number.isInteger(n) || n < 0)
+      throw new ConfigError(name, `must be a non-negative integer, got ${JSON.stringify(raw)}`)
     return n
   }
   const relayRaw = process.env.PITWALL_STRAY_RELAY ?? 'on'
-  if (relayRaw !== 'on' && relayRaw !== 'off') throw new ConfigError('PITWALL_STRAY_RELAY', `must be on or off, got ${JSON.stringify(relayRaw)}`)
+  if (relayRaw !== 'on' && relayRaw !== 'off')
+    throw new ConfigError('PITWALL_STRAY_RELAY', `must be on or off, got ${JSON.stringify(relayRaw)}`)
   const consul = peerHealthFromEnv(process.env)
   const nc = await connectNats(cfg.natsUrl, `pitwall-controller-${cfg.site}`)
   const peerHealthUrl = process.env.PITWALL_PEER_HEALTH_URL
   const commandToken = process.env.PITWALL_CONTROLLER_COMMAND_TOKEN
   const controller = new SiteController({
-    nc, cfg, port: num('PITWALL_CONTROLLER_PORT', 9481), failoverAfterMs: num('PITWALL_FAILOVER_AFTER_MS', 5_000),
+    nc,
+    cfg,
+    port: num('PITWALL_CONTROLLER_PORT', 9481),
+    failoverAfterMs: num('PITWALL_FAILOVER_AFTER_MS', 5_000),
     probeTimeoutMs: num('PITWALL_PROBE_TIMEOUT_MS', 500),
-    relay: relayRaw === 'on', ...(commandToken ? { commandToken } : {}),
-    ...(peerHealthUrl ? { peerHealthUrl } : {}), ...(consul ? { peerHealthy: consul.peerHealthy } : {}), log,
+    relay: relayRaw === 'on',
+    ...(commandToken ? { commandToken } : {}),
+    ...(peerHealthUrl ? { peerHealthUrl } : {}),
+    ...(consul ? { peerHealthy: consul.peerHealthy } : {}),
+    log,
   })
   await controller.start()
-  log('info', 'controller started', { site: cfg.site, peer: cfg.peer.site, url: `http://${cfg.metricsHost}:${controller.port}/status` })
+  log('info', 'controller started', {
+    site: cfg.site,
+    peer: cfg.peer.site,
+    url: `http://${cfg.metricsHost}:${controller.port}/status`,
+  })
   const stop = (): void => {
-    controller.stop().then(() => consul?.discovery.close()).then(() => nc.drain()).then(() => process.exit(0), () => process.exit(1))
+    controller
+      .stop()
+      .then(() => consul?.discovery.close())
+      .then(() => nc.drain())
+      .then(
+        () => process.exit(0),
+        () => process.exit(1),
+      )
   }
   process.on('SIGTERM', stop)
   process.on('SIGINT', stop)
 } catch (err) {
-  log('error', err instanceof Error ? err.message : String(err), { code: err instanceof PitwallError || err instanceof DiscoveryError ? err.code : 'PW_START_FAILED' })
+  log('error', err instanceof Error ? err.message : String(err), {
+    code: err instanceof PitwallError || err instanceof DiscoveryError ? err.code : 'PW_START_FAILED',
+  })
   process.exit(2)
 }

@@ -40,6 +40,9 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  log('error', 'gateway failed to start', { code: err instanceof PitwallError ? err.code : undefined, err: String(err) })
+  log('error', 'gateway failed to start', {
+    code: err instanceof PitwallError ? err.code : undefined,
+    err: String(err),
+  })
   process.exit(err instanceof ConfigError ? 2 : 1)
 })

@@ -20,14 +20,37 @@ import { writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import {
-  compileConfig, ConfigError, connectNats, partitionOf, PitwallError, provision, ranges, SiteRouter, tlmSubject, type RuntimeConfig,
+  compileConfig,
+  ConfigError,
+  connectNats,
+  partitionOf,
+  PitwallError,
+  provision,
+  ranges,
+  SiteRouter,
+  tlmSubject,
+  type RuntimeConfig,
 } from '../actors/mod.js'
-import { renderPrometheusConfig, startPrometheus, findBinary, LOCAL_PROMETHEUS_PORT, type RunningPrometheus } from '../monitoring/prometheus.js'
+import {
+  renderPrometheusConfig,
+  startPrometheus,
+  findBinary,
+  LOCAL_PROMETHEUS_PORT,
+  type RunningPrometheus,
+} from '../monitoring/prometheus.js'
 import { LabError } from '../sites/errors.js'
 import { LabSupervisor, type LabSitePlan } from '../sites/lab.js'
 import {
-  controllerSpec, gatewaySpec, GATEWAY_PORT, metricsPort, PROJECTOR_METRICS_PORT, projectorSpec, ROOT,
-  type ServiceSpec, topologySiteEnv, workerSpec,
+  controllerSpec,
+  gatewaySpec,
+  GATEWAY_PORT,
+  metricsPort,
+  PROJECTOR_METRICS_PORT,
+  projectorSpec,
+  ROOT,
+  type ServiceSpec,
+  topologySiteEnv,
+  workerSpec,
 } from '../sites/local.js'
 import { localTopology, type PortKind } from '../sites/local-topology.js'
 import { LocalSites, waitForLink } from '../sites/servers.js'
@@ -52,10 +75,15 @@ interface LabPorts {
 /** `n` distinct ports free now: all listened on at once, so the OS hands out no port twice. */
 async function freePorts(n: number): Promise<number[]> {
   const servers = Array.from({ length: n }, () => createServer())
-  const ports = await Promise.all(servers.map((srv) => new Promise<number>((res, rej) => {
-    srv.once('error', rej)
-    srv.listen(0, '127.0.0.1', () => res((srv.address() as { port: number }).port))
-  })))
+  const ports = await Promise.all(
+    servers.map(
+      (srv) =>
+        new Promise<number>((res, rej) => {
+          srv.once('error', rej)
+          srv.listen(0, '127.0.0.1', () => res((srv.address() as { port: number }).port))
+        }),
+    ),
+  )
   await Promise.all(servers.map((srv) => new Promise((res) => srv.close(res))))
   return ports
 }
@@ -65,9 +93,14 @@ async function labPorts(mode: string | undefined, members: number): Promise<LabP
   const workers = sites * WORKERS_PER_SITE
   if (mode === undefined || mode === '' || mode === 'fixed') {
     return {
-      nats: (site, i, kind) => ({ a: { client: 4301, cluster: 6301, leafnode: 7301 }, b: { client: 4401, cluster: 6401, leafnode: 7401 } }[site]?.[kind] ?? 0) + i,
-      gateway: [GATEWAY_PORT, GATEWAY_PORT + 1], controller: [CONTROLLER_PORT, CONTROLLER_PORT + 1],
-      projector: [PROJECTOR_METRICS_PORT, PROJECTOR_METRICS_PORT + 1], worker: Array.from({ length: workers }, (_, k) => metricsPort(k)),
+      nats: (site, i, kind) =>
+        (({ a: { client: 4301, cluster: 6301, leafnode: 7301 }, b: { client: 4401, cluster: 6401, leafnode: 7401 } })[
+          site
+        ]?.[kind] ?? 0) + i,
+      gateway: [GATEWAY_PORT, GATEWAY_PORT + 1],
+      controller: [CONTROLLER_PORT, CONTROLLER_PORT + 1],
+      projector: [PROJECTOR_METRICS_PORT, PROJECTOR_METRICS_PORT + 1],
+      worker: Array.from({ length: workers }, (_, k) => metricsPort(k)),
       prometheus: LOCAL_PROMETHEUS_PORT,
     }
   }
@@ -76,16 +109,22 @@ async function labPorts(mode: string | undefined, members: number): Promise<LabP
   const free = await freePorts(sites * members * kinds.length + sites * 3 + workers + 1)
   const take = (n: number): number[] => free.splice(0, n)
   const nats = new Map<string, number>()
-  for (const site of ['a', 'b']) for (let i = 0; i < members; i++) for (const kind of kinds) nats.set(`${site}/${i}/${kind}`, take(1)[0] as number)
+  for (const site of ['a', 'b'])
+    for (let i = 0; i < members; i++) for (const kind of kinds) nats.set(`${site}/${i}/${kind}`, take(1)[0] as number)
   return {
     nats: (site, i, kind) => nats.get(`${site}/${i}/${kind}`) ?? 0,
-    gateway: take(sites), controller: take(sites), projector: take(sites), worker: take(workers), prometheus: take(1)[0] as number,
+    gateway: take(sites),
+    controller: take(sites),
+    projector: take(sites),
+    worker: take(workers),
+    prometheus: take(1)[0] as number,
   }
 }
 
 /** PITWALL_LAB_DB_PREFIX: a database name prefix (the names are quoted nowhere else). */
 function labDbPrefix(raw: string): string {
-  if (!/^[a-z_][a-z0-9_]{0,40}$/.test(raw)) throw new ConfigError('PITWALL_LAB_DB_PREFIX', `must match [a-z_][a-z0-9_]{0,40}, got ${JSON.stringify(raw)}`)
+  if (!/^[a-z_][a-z0-9_]{0,40}$/.test(raw))
+    throw new ConfigError('PITWALL_LAB_DB_PREFIX', `must match [a-z_][a-z0-9_]{0,40}, got ${JSON.stringify(raw)}`)
   return raw
 }
 
@@ -117,7 +156,10 @@ async function main(): Promise<void> {
   const partitions = Number(process.env.PITWALL_PARTITIONS ?? 16)
   const ports = await labPorts(process.env.PITWALL_LAB_PORTS, clustered ? 3 : 1)
   const topo = localTopology({
-    clustered, partitions, port: ports.nats, ...(process.env.PITWALL_PG_BASE ? { pgBase: process.env.PITWALL_PG_BASE } : {}),
+    clustered,
+    partitions,
+    port: ports.nats,
+    ...(process.env.PITWALL_PG_BASE ? { pgBase: process.env.PITWALL_PG_BASE } : {}),
     ...(process.env.PITWALL_LAB_DB_PREFIX ? { pgPrefix: labDbPrefix(process.env.PITWALL_LAB_DB_PREFIX) } : {}),
     ...(process.env.PITWALL_DEPLOYMENT ? { deployment: process.env.PITWALL_DEPLOYMENT } : {}),
   })
@@ -127,7 +169,9 @@ async function main(): Promise<void> {
   // Ctrl-C reaches every process of the terminal's group: the servers must outlive the workers' drain.
   sites.detached = true
   process.on('exit', () => sites.killNow())
-  process.stdout.write(`starting nats-servers of sites a and b (${clustered ? '3-node cluster each' : 'one server each'}; stores in ${dir})...\n`)
+  process.stdout.write(
+    `starting nats-servers of sites a and b (${clustered ? '3-node cluster each' : 'one server each'}; stores in ${dir})...\n`,
+  )
   await sites.start()
   // The site definition the `pitwall site` commands of the drill read (--topology <file> --site <s>).
   const topoFile = join(dir, 'sites.json')
@@ -150,14 +194,30 @@ async function main(): Promise<void> {
     const peer = peerOf(topo, def.name)
     const env = topologySiteEnv(topo, def.name, deployment)
     const cfg = compileConfig({
-      deployment, site: def.name, natsUrl: clientUrls(def), partitions: topo.partitions, domain: def.domain,
-      peer: { site: peer.name, domain: peer.domain }, homePartitions: def.homePartitions,
+      deployment,
+      site: def.name,
+      natsUrl: clientUrls(def),
+      partitions: topo.partitions,
+      domain: def.domain,
+      peer: { site: peer.name, domain: peer.domain },
+      homePartitions: def.homePartitions,
     })
     await ensureDatabase(def.pgUrl)
     const nc = await connectNats(cfg.natsUrl, `pitwall-launcher-${def.name}`)
     conns.push(nc)
     await provision(nc, await jetstreamManager(nc), cfg)
-    plans.push(sitePlan({ def: { name: def.name, pgUrl: def.pgUrl }, i, env, cfg, auth, controllerToken, ports, siteNames: topo.sites.map((d) => d.name) }))
+    plans.push(
+      sitePlan({
+        def: { name: def.name, pgUrl: def.pgUrl },
+        i,
+        env,
+        cfg,
+        auth,
+        controllerToken,
+        ports,
+        siteNames: topo.sites.map((d) => d.name),
+      }),
+    )
   }
   const [a, b] = plans as [SitePlan, SitePlan]
   const waitLinks = async (): Promise<void> => {
@@ -169,14 +229,28 @@ async function main(): Promise<void> {
 
   const verbose = process.env.PITWALL_DEBUG !== undefined
   const onLog = (name: string, line: string): void => {
-    if (verbose || /"level":"(warn|error)"/.test(line) || /partition acquired|started|failover:|peer-map gate open/.test(line)) process.stderr.write(`[${name}] ${line}\n`)
+    if (
+      verbose ||
+      /"level":"(warn|error)"/.test(line) ||
+      /partition acquired|started|failover:|peer-map gate open/.test(line)
+    )
+      process.stderr.write(`[${name}] ${line}\n`)
   }
   const lab = new LabSupervisor({
-    servers: sites, plans, token: randomBytes(24).toString('hex'), waitLinks, onLog,
+    servers: sites,
+    plans,
+    token: randomBytes(24).toString('hex'),
+    waitLinks,
+    onLog,
     say: (line) => process.stderr.write(`${line}\n`),
     base: {
-      mode: clustered ? 'clustered' : 'single', dir, topology: topoFile, deployment, partitions: topo.partitions,
-      prometheus: null, controllerToken,
+      mode: clustered ? 'clustered' : 'single',
+      dir,
+      topology: topoFile,
+      deployment,
+      partitions: topo.partitions,
+      prometheus: null,
+      controllerToken,
     },
   })
   await lab.start()
@@ -184,7 +258,8 @@ async function main(): Promise<void> {
   if (findBinary('prometheus')) {
     const targets = (ps: number[]): string[] => ps.map((p) => `127.0.0.1:${p}`)
     prometheus = await startPrometheus({
-      port: ports.prometheus, dataDir: join(dir, 'prometheus'),
+      port: ports.prometheus,
+      dataDir: join(dir, 'prometheus'),
       configText: renderPrometheusConfig({
         scrapeIntervalS: 5,
         jobs: [
@@ -241,12 +316,15 @@ async function main(): Promise<void> {
     `admin API key for this run: ${adminKey}`,
     `  curl -H 'X-API-Key: ${adminKey}' ${a.gatewayUrl}/v1/entities/sensor/env-0001/state`,
     `  curl -H 'X-API-Key: ${adminKey}' '${b.gatewayUrl}/v1/alerts?state=open'`,
-    ...(prometheus ? [`Prometheus     ${prometheus.url}`] : ['Prometheus     not installed (Debian: apt-get install prometheus); skipped']),
+    ...(prometheus
+      ? [`Prometheus     ${prometheus.url}`]
+      : ['Prometheus     not installed (Debian: apt-get install prometheus); skipped']),
     `lab state      ${join(dir, 'lab.json')} (pids, ports; 'pitwall state', 'pitwall partitions' and 'pitwall lab' read it)`,
     '',
     ...drill({ a, b, topoFile, labFlag: dir === defaultDir ? '' : ` --lab ${dir}`, deployment }),
     '  stop           Ctrl-C (workers drain and release their partitions)',
-    '', '',
+    '',
+    '',
   )
   process.stdout.write(lines.join('\n'))
 
@@ -256,13 +334,27 @@ async function main(): Promise<void> {
     await r.start()
     routers.push(r)
   }
-  await feed(conns, routers, topo.partitions, sensors, cars, (site) => lab.isUp(site), () => shuttingDown)
+  await feed(
+    conns,
+    routers,
+    topo.partitions,
+    sensors,
+    cars,
+    (site) => lab.isUp(site),
+    () => shuttingDown,
+  )
 }
 
 /** A site's services with this run's ports and secrets: the same specs at start and at restore-site. */
 function sitePlan(o: {
-  def: { name: string; pgUrl: string }; i: number; env: Record<string, string>; cfg: RuntimeConfig
-  auth: { jwtSecret: string; apiKeys: string }; controllerToken: string; ports: LabPorts; siteNames: string[]
+  def: { name: string; pgUrl: string }
+  i: number
+  env: Record<string, string>
+  cfg: RuntimeConfig
+  auth: { jwtSecret: string; apiKeys: string }
+  controllerToken: string
+  ports: LabPorts
+  siteNames: string[]
 }): SitePlan {
   const { def, i, env, ports } = o
   const workerIdx = Array.from({ length: WORKERS_PER_SITE }, (_, k) => i * WORKERS_PER_SITE + k)
@@ -280,9 +372,11 @@ function sitePlan(o: {
       return { ...w, name: `${def.name}/worker-${k}`, env: { ...w.env, PITWALL_METRICS_PORT: String(metricsPorts[j]) } }
     }),
     {
-      ...gw, name: `${def.name}/gateway`,
+      ...gw,
+      name: `${def.name}/gateway`,
       env: {
-        ...gw.env, PITWALL_GATEWAY_PORT: String(gatewayPort),
+        ...gw.env,
+        PITWALL_GATEWAY_PORT: String(gatewayPort),
         // The console's Sites view reads both controllers through the gateway.
         PITWALL_GATEWAY_SITE_STATUS_URLS: o.siteNames.map((d, k) => `${d}=${controllerUrl(k)}/status`).join(','),
         // ... and relays the console's failover/failback to them with the controllers' command token.
@@ -291,18 +385,34 @@ function sitePlan(o: {
     },
     (() => {
       const c = controllerSpec(env, controllerPort, `${controllerUrl(1 - i)}/healthz`)
-      return { ...c, name: `${def.name}/controller`, env: { ...c.env, PITWALL_CONTROLLER_COMMAND_TOKEN: o.controllerToken } }
+      return {
+        ...c,
+        name: `${def.name}/controller`,
+        env: { ...c.env, PITWALL_CONTROLLER_COMMAND_TOKEN: o.controllerToken },
+      }
     })(),
   ]
   const urls: Record<string, string> = {
     [`${def.name}/projector`]: `http://127.0.0.1:${projectorPort}/metrics`,
     [`${def.name}/gateway`]: `http://127.0.0.1:${gatewayPort}`,
     [`${def.name}/controller`]: `${controllerUrl(i)}/status`,
-    ...Object.fromEntries(workerIdx.map((k, j) => [`${def.name}/worker-${k}`, `http://127.0.0.1:${metricsPorts[j]}/metrics`])),
+    ...Object.fromEntries(
+      workerIdx.map((k, j) => [`${def.name}/worker-${k}`, `http://127.0.0.1:${metricsPorts[j]}/metrics`]),
+    ),
   }
   return {
-    name: def.name, cfg: o.cfg, natsUrl: o.cfg.natsUrl, pgUrl: def.pgUrl, gatewayPort, controllerPort, projectorPort, metricsPorts,
-    gatewayUrl: `http://127.0.0.1:${gatewayPort}`, controllerUrl: `${controllerUrl(i)}/status`, services, urls,
+    name: def.name,
+    cfg: o.cfg,
+    natsUrl: o.cfg.natsUrl,
+    pgUrl: def.pgUrl,
+    gatewayPort,
+    controllerPort,
+    projectorPort,
+    metricsPorts,
+    gatewayUrl: `http://127.0.0.1:${gatewayPort}`,
+    controllerUrl: `${controllerUrl(i)}/status`,
+    services,
+    urls,
   }
 }
 
@@ -319,11 +429,23 @@ function drill(o: { a: SitePlan; b: SitePlan; topoFile: string; labFlag: string;
   const steps: Array<[string, string]> = [
     [lab('status'), `both sites UP; a owns ${ranges(a.cfg.homePartitions)}, b owns ${ranges(b.cfg.homePartitions)}`],
     [lab(`kill-site ${a.name}`), `lose site a: kill -9 of its services and nats-server; site b keeps running`],
-    [site(b, 'status'), `repeat until 'role: SURVIVOR' (b's controller fails over about 5 s after it lost a; 'link DOWN' before)`],
-    [lab('status'), `site a DOWN, site b UP and owning every partition; readings keep reaching b's PostgreSQL (${b.pgUrl})`],
-    [lab(`restore-site ${a.name}`), 'a\'s nats-server, the link, then its workers (they take nothing b owns: the peer-map gate), projector, gateway, controller'],
+    [
+      site(b, 'status'),
+      `repeat until 'role: SURVIVOR' (b's controller fails over about 5 s after it lost a; 'link DOWN' before)`,
+    ],
+    [
+      lab('status'),
+      `site a DOWN, site b UP and owning every partition; readings keep reaching b's PostgreSQL (${b.pgUrl})`,
+    ],
+    [
+      lab(`restore-site ${a.name}`),
+      "a's nats-server, the link, then its workers (they take nothing b owns: the peer-map gate), projector, gateway, controller",
+    ],
     [site(a, 'status'), `repeat until 'role: DEGRADED' (link UP; b still holds a's home partitions)`],
-    [site(a, 'failback'), `hand a's partitions back (controlled; about 10 s): 'all ${a.cfg.homePartitions.length} partitions processing again'`],
+    [
+      site(a, 'failback'),
+      `hand a's partitions back (controlled; about 10 s): 'all ${a.cfg.homePartitions.length} partitions processing again'`,
+    ],
     [lab('status'), `both sites UP; a owns ${ranges(a.cfg.homePartitions)} again, b ${ranges(b.cfg.homePartitions)}`],
   ]
   return [
@@ -338,9 +460,26 @@ function drill(o: { a: SitePlan; b: SitePlan; topoFile: string; labFlag: string;
  * Real-time feed: items of the seeded simulator at their delivery time, published to their owner site. A device
  * near a site that is down reaches the other one; a reading whose owner site is down is not sent (counted).
  */
-async function feed(conns: NatsConnection[], routers: SiteRouter[], P: number, sensors: number, cars: number,
-  isUp: (site: string) => boolean, stop: () => boolean): Promise<void> {
-  const sim = new Simulator({ seed: 1, sensors, cars, sensorHz: 1, carHz: 10, site: 'a', partitions: P, anomalies: true, startTs: Date.now() })
+async function feed(
+  conns: NatsConnection[],
+  routers: SiteRouter[],
+  P: number,
+  sensors: number,
+  cars: number,
+  isUp: (site: string) => boolean,
+  stop: () => boolean,
+): Promise<void> {
+  const sim = new Simulator({
+    seed: 1,
+    sensors,
+    cars,
+    sensorHz: 1,
+    carHz: 10,
+    site: 'a',
+    partitions: P,
+    anomalies: true,
+    startTs: Date.now(),
+  })
   const js = conns.map((nc) => jetstream(nc))
   const names = ['a', 'b']
   const siteIdx = (s: string): number => (s === 'a' ? 0 : 1)
@@ -367,10 +506,16 @@ async function feed(conns: NatsConnection[], routers: SiteRouter[], P: number, s
       unsent++
       continue
     }
-    pending.push((js[siteIdx(owner)] ?? js[0])!.publish(tlmSubject(owner, p, kind, id), JSON.stringify(item.reading), { timeout: 5_000 }).catch(() => undefined))
+    pending.push(
+      (js[siteIdx(owner)] ?? js[0])!
+        .publish(tlmSubject(owner, p, kind, id), JSON.stringify(item.reading), { timeout: 5_000 })
+        .catch(() => undefined),
+    )
     if (Date.now() - last > 10_000) {
       last = Date.now()
-      process.stdout.write(`simulator: ${sent - unsent} readings sent (${Math.round((sent - unsent) / ((Date.now() - started) / 1000))}/s)${unsent > 0 ? `, ${unsent} not sent: their owner site was down` : ''}\n`)
+      process.stdout.write(
+        `simulator: ${sent - unsent} readings sent (${Math.round((sent - unsent) / ((Date.now() - started) / 1000))}/s)${unsent > 0 ? `, ${unsent} not sent: their owner site was down` : ''}\n`,
+      )
     }
   }
 }

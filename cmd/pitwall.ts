@@ -17,8 +17,22 @@
  * PW_CONFIG_INVALID naming it.
  */
 import {
-  buildProfiles, type CommandSpec, commandHelp, compileConfig, ConfigError, connectNats, flagString, isEntityKind, optionsFromEnv, type ParsedCommand,
-  parseCommand, PitwallError, PROFILES, queryDeps, queryEntity, type RuntimeConfig,
+  buildProfiles,
+  type CommandSpec,
+  commandHelp,
+  compileConfig,
+  ConfigError,
+  connectNats,
+  flagString,
+  isEntityKind,
+  optionsFromEnv,
+  type ParsedCommand,
+  parseCommand,
+  PitwallError,
+  PROFILES,
+  queryDeps,
+  queryEntity,
+  type RuntimeConfig,
 } from '../actors/mod.js'
 import { LabError } from '../sites/errors.js'
 import { labMain, labSiteConfig, SITE_VARIABLES } from '../sites/lab-cli.js'
@@ -27,7 +41,12 @@ import { formatPartitions, partitionRows } from '../sites/partitions.js'
 import { siteMain } from '../sites/site-cli.js'
 
 const WHERE = [
-  { name: 'lab', type: 'string', value: '<dir>', help: 'the local lab to ask (its PITWALL_LOCAL_DIR); default: the running one, unless PITWALL_* variables name a site' },
+  {
+    name: 'lab',
+    type: 'string',
+    value: '<dir>',
+    help: 'the local lab to ask (its PITWALL_LOCAL_DIR); default: the running one, unless PITWALL_* variables name a site',
+  },
   { name: 'site', type: 'string', value: '<s>', help: 'with the lab: which site to ask (default: the first one up)' },
 ] as const
 
@@ -35,11 +54,13 @@ const COMMANDS: Record<string, CommandSpec> = {
   state: {
     usage: 'pitwall state <sensor|vehicle> <id> [--lab <dir>] [--site <s>]',
     summary: 'live state of an entity, from its owner (at either site) or its last snapshot',
-    flags: WHERE, positionals: { min: 2, max: 2, names: '<kind> <id>' },
+    flags: WHERE,
+    positionals: { min: 2, max: 2, names: '<kind> <id>' },
   },
   partitions: {
     usage: 'pitwall partitions [--lab <dir>] [--site <s>]',
-    summary: 'owner, fencing token, epoch and cursor of every partition; with two sites, the peer\'s partitions with their owner at the peer',
+    summary:
+      "owner, fencing token, epoch and cursor of every partition; with two sites, the peer's partitions with their owner at the peer",
     flags: WHERE,
   },
 }
@@ -68,7 +89,11 @@ async function whereConfig(p: ParsedCommand): Promise<RuntimeConfig> {
   const site = flagString(p, 'site')
   if (labDir === undefined && SITE_VARIABLES.some((k) => process.env[k])) {
     const cfg = compileConfig(optionsFromEnv(process.env))
-    if (site !== undefined && site !== cfg.site) throw new ConfigError('--site', `${JSON.stringify(site)} but PITWALL_SITE is ${JSON.stringify(cfg.site)}: --site chooses a site of the lab (--lab); unset the PITWALL_* variables or set them for that site`)
+    if (site !== undefined && site !== cfg.site)
+      throw new ConfigError(
+        '--site',
+        `${JSON.stringify(site)} but PITWALL_SITE is ${JSON.stringify(cfg.site)}: --site chooses a site of the lab (--lab); unset the PITWALL_* variables or set them for that site`,
+      )
     return cfg
   }
   const { cfg, lab } = await labSiteConfig(process.env, ROOT, labDir, site, { out, err })
@@ -84,7 +109,17 @@ async function main(): Promise<number> {
   if (cmd === 'deploy') return await (await import('../nomad-jobs/deploy.js')).deployMain(rest)
   if (cmd === 'lab') return await labMain(rest, process.env, ROOT, { out, err })
   if (cmd === 'site') return await siteMain(rest, process.env, { out, err })
-  if (cmd === 'mqtt-users') return await (await import('../gateway/mod.js')).mqttUsersMain(rest, process.env, { out, readStdin: async () => { let s = ''; for await (const c of process.stdin) s += String(c); return s } })
+  if (cmd === 'mqtt-users')
+    return await (
+      await import('../gateway/mod.js')
+    ).mqttUsersMain(rest, process.env, {
+      out,
+      readStdin: async () => {
+        let s = ''
+        for await (const c of process.stdin) s += String(c)
+        return s
+      },
+    })
   if (cmd === '--help' || cmd === 'help') {
     out(usage)
     return 0
@@ -100,12 +135,17 @@ async function main(): Promise<number> {
     return 0
   }
   const [kind, id] = p.positionals as [string | undefined, string | undefined]
-  if (cmd === 'state' && !isEntityKind(kind ?? '')) throw new ConfigError('<kind>', `must be sensor or vehicle, got ${JSON.stringify(kind)}`)
+  if (cmd === 'state' && !isEntityKind(kind ?? ''))
+    throw new ConfigError('<kind>', `must be sensor or vehicle, got ${JSON.stringify(kind)}`)
   const cfg = await whereConfig(p)
   const nc = await connectNats(cfg.natsUrl, 'pitwall-cli')
   try {
     if (cmd === 'state' && isEntityKind(kind ?? '') && id) {
-      const res = await queryEntity(await queryDeps(nc, cfg, buildProfiles(PROFILES, cfg)), kind as 'sensor' | 'vehicle', id)
+      const res = await queryEntity(
+        await queryDeps(nc, cfg, buildProfiles(PROFILES, cfg)),
+        kind as 'sensor' | 'vehicle',
+        id,
+      )
       out(JSON.stringify(res, null, 2))
       return 0
     }
@@ -116,8 +156,11 @@ async function main(): Promise<number> {
   }
 }
 
-main().then((code) => process.exit(code), (e: unknown) => {
-  const code = e instanceof PitwallError || e instanceof LabError ? e.code : 'PW_FAILED'
-  process.stderr.write(`${code}: ${e instanceof Error ? e.message : String(e)}\n`)
-  process.exit(1)
-})
+main().then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    const code = e instanceof PitwallError || e instanceof LabError ? e.code : 'PW_FAILED'
+    process.stderr.write(`${code}: ${e instanceof Error ? e.message : String(e)}\n`)
+    process.exit(1)
+  },
+)

@@ -27,7 +27,19 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { jetstream } from '@nats-io/jetstream'
 import {
-  type CommandSpec, commandHelp, ConfigError, connectNats, parseCommand, partitionOf, PitwallError, readingMsgId, RUNTIME_DEFAULTS, RuntimeErrorCodes, SITE_PATTERN, tlmSubject, UnreachableError,
+  type CommandSpec,
+  commandHelp,
+  ConfigError,
+  connectNats,
+  parseCommand,
+  partitionOf,
+  PitwallError,
+  readingMsgId,
+  RUNTIME_DEFAULTS,
+  RuntimeErrorCodes,
+  SITE_PATTERN,
+  tlmSubject,
+  UnreachableError,
 } from '../actors/mod.js'
 import type * as MqttModuleNs from 'mqtt'
 import { Simulator, type SimItem } from '../simulators/simulator.js'
@@ -72,38 +84,69 @@ class RuntimeSim implements DomainSimulator {
   readonly startTs: number
   private readonly sim: Simulator
   private readonly eps = new Map<string, Episode>()
-  constructor(o: { seed: number; sensors: number; cars: number; startTs: number; anomalies: boolean; site: string; partitions: number }) {
+  constructor(o: {
+    seed: number
+    sensors: number
+    cars: number
+    startTs: number
+    anomalies: boolean
+    site: string
+    partitions: number
+  }) {
     this.sim = new Simulator({ ...o, sensorHz: 0.2, carHz: 10 })
     this.startTs = this.sim.startTs
   }
   next(): DomainItem {
     const it: SimItem = this.sim.next()
     const t = it.truth
-    if (t) this.eps.set(`${it.id}:${t.type}:${t.start}`, { kind: it.kind, entity: it.id, type: t.type, start: t.start, end: t.end })
+    if (t)
+      this.eps.set(`${it.id}:${t.type}:${t.start}`, {
+        kind: it.kind,
+        entity: it.id,
+        type: t.type,
+        start: t.start,
+        end: t.end,
+      })
     return { kind: it.kind, id: it.id, reading: it.reading, at: it.at }
   }
   episodes(untilTs: number): Episode[] {
-    return [...this.eps.values()].filter((e) => e.start <= untilTs).map((e) => ({ ...e, end: Math.min(e.end, untilTs) }))
+    return [...this.eps.values()]
+      .filter((e) => e.start <= untilTs)
+      .map((e) => ({ ...e, end: Math.min(e.end, untilTs) }))
   }
 }
 
 /** The simulator of a profile. */
-export function makeSimulator(o: Pick<SimulateOptions, 'profile' | 'seed' | 'entities' | 'anomalies' | 'site' | 'partitions' | 'warmupS' | 'anomalyShare'> & { startTs: number }): DomainSimulator {
+export function makeSimulator(
+  o: Pick<
+    SimulateOptions,
+    'profile' | 'seed' | 'entities' | 'anomalies' | 'site' | 'partitions' | 'warmupS' | 'anomalyShare'
+  > & { startTs: number },
+): DomainSimulator {
   const base = { seed: o.seed, startTs: o.startTs, anomalies: o.anomalies }
   switch (o.profile) {
-    case 'plant': return new PlantSimulator({ ...base, sensors: o.entities ?? 127,
-      ...(o.warmupS !== undefined ? { warmupMs: o.warmupS * 1000 } : {}), ...(o.anomalyShare !== undefined ? { anomalyShare: o.anomalyShare } : {}) })
-    case 'asset': return new AssetSimulator({ ...base, locomotives: o.entities ?? 40 })
-    case 'road': return new RoadSimulator({ ...base, vehicles: o.entities ?? 40 })
-    case 'race': return new RuntimeSim({ ...base, sensors: 0, cars: o.entities ?? 20, site: o.site, partitions: o.partitions })
-    default: return new RuntimeSim({ ...base, sensors: o.entities ?? 100, cars: 0, site: o.site, partitions: o.partitions })
+    case 'plant':
+      return new PlantSimulator({
+        ...base,
+        sensors: o.entities ?? 127,
+        ...(o.warmupS !== undefined ? { warmupMs: o.warmupS * 1000 } : {}),
+        ...(o.anomalyShare !== undefined ? { anomalyShare: o.anomalyShare } : {}),
+      })
+    case 'asset':
+      return new AssetSimulator({ ...base, locomotives: o.entities ?? 40 })
+    case 'road':
+      return new RoadSimulator({ ...base, vehicles: o.entities ?? 40 })
+    case 'race':
+      return new RuntimeSim({ ...base, sensors: 0, cars: o.entities ?? 20, site: o.site, partitions: o.partitions })
+    default:
+      return new RuntimeSim({ ...base, sensors: o.entities ?? 100, cars: 0, site: o.site, partitions: o.partitions })
   }
 }
 
 const STRING_FLAGS: ReadonlyArray<readonly [string, string, string]> = [
   ['profile', '<p>', 'race | environment | plant | asset | road (required)'],
   ['seed', '<n>', 'run seed (default 1)'],
-  ['entities', '<n>', 'sensors / cars / locomotives / vehicles (default: the domain\'s own)'],
+  ['entities', '<n>', "sensors / cars / locomotives / vehicles (default: the domain's own)"],
   ['rate', '<r>', 'readings per second at most (default: as fast as acks come back)'],
   ['duration', '<s>', 'seconds of event time, ending now (default: real time until interrupted)'],
   ['ground-truth', '<file>', 'write the episodes to the file (NDJSON, or CSV for .csv)'],
@@ -112,7 +155,7 @@ const STRING_FLAGS: ReadonlyArray<readonly [string, string, string]> = [
   ['transport', '<t>', 'nats | gateway | mqtt'],
   ['mqtt-url', '<url>', 'MQTT listener of nats-server (default mqtt://127.0.0.1:1883)'],
   ['warmup', '<s>', 'plant: no anomaly before S seconds of event time'],
-  ['anomaly-share', '<f>', 'plant: fraction of each sensor\'s time in an episode, 0..0.5'],
+  ['anomaly-share', '<f>', "plant: fraction of each sensor's time in an episode, 0..0.5"],
   ['site', '<s>', 'subject layout over NATS: the site (default a)'],
   ['partitions', '<p>', 'subject layout over NATS: P (default 16)'],
   ['batch', '<n>', 'readings per gateway request (default 500)'],
@@ -131,7 +174,10 @@ export const SIMULATE_SPEC: CommandSpec = {
 }
 
 /** Parses the command line; throws ConfigError naming the option. */
-export function parseSimulateArgs(argv: readonly string[], env: Readonly<Record<string, string | undefined>> = {}): SimulateOptions {
+export function parseSimulateArgs(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>> = {},
+): SimulateOptions {
   const p = parseCommand(argv, SIMULATE_SPEC)
   if (p.help) throw new ConfigError('--help', 'use simulateMain for --help')
   const vals = new Map<string, string>()
@@ -140,14 +186,18 @@ export function parseSimulateArgs(argv: readonly string[], env: Readonly<Record<
     const s = vals.get(k)
     if (s === undefined) return undefined
     const n = Number(s)
-    if (!Number.isFinite(n) || n < min || (integer && !Number.isSafeInteger(n))) throw new ConfigError(k, `must be ${integer ? 'an integer' : 'a number'} >= ${min}, got ${JSON.stringify(s)}`)
+    if (!Number.isFinite(n) || n < min || (integer && !Number.isSafeInteger(n)))
+      throw new ConfigError(k, `must be ${integer ? 'an integer' : 'a number'} >= ${min}, got ${JSON.stringify(s)}`)
     return n
   }
   const profile = vals.get('--profile')
-  if (!profile || !(SIM_PROFILES as readonly string[]).includes(profile)) throw new ConfigError('--profile', `must be one of ${SIM_PROFILES.join(', ')}`)
-  if (vals.has('--nats') && vals.has('--gateway')) throw new ConfigError('--gateway', 'give --nats or --gateway, not both')
+  if (!profile || !(SIM_PROFILES as readonly string[]).includes(profile))
+    throw new ConfigError('--profile', `must be one of ${SIM_PROFILES.join(', ')}`)
+  if (vals.has('--nats') && vals.has('--gateway'))
+    throw new ConfigError('--gateway', 'give --nats or --gateway, not both')
   const tr = vals.get('--transport') ?? (vals.has('--gateway') ? 'gateway' : vals.has('--mqtt-url') ? 'mqtt' : 'nats')
-  if (!(SIM_TRANSPORTS as readonly string[]).includes(tr)) throw new ConfigError('--transport', `must be one of ${SIM_TRANSPORTS.join(', ')}, got ${JSON.stringify(tr)}`)
+  if (!(SIM_TRANSPORTS as readonly string[]).includes(tr))
+    throw new ConfigError('--transport', `must be one of ${SIM_TRANSPORTS.join(', ')}, got ${JSON.stringify(tr)}`)
   const transport = tr as SimTransport
   const given = (['--nats', '--gateway', '--mqtt-url'] as const).filter((k) => vals.has(k))
   const own = { nats: '--nats', gateway: '--gateway', mqtt: '--mqtt-url' }[transport]
@@ -185,18 +235,25 @@ export function parseSimulateArgs(argv: readonly string[], env: Readonly<Record<
   if (transport === 'gateway') {
     const gw = vals.get('--gateway')
     if (gw === undefined) throw new ConfigError('--gateway', 'is required with --transport gateway')
-    if (!/^https?:\/\//.test(gw)) throw new ConfigError('--gateway', `must be an http(s) URL, got ${JSON.stringify(gw)}`)
+    if (!/^https?:\/\//.test(gw))
+      throw new ConfigError('--gateway', `must be an http(s) URL, got ${JSON.stringify(gw)}`)
     o.gateway = gw.replace(/\/+$/, '')
     const key = env['PITWALL_API_KEY']
-    if (!key) throw new ConfigError('PITWALL_API_KEY', 'must be set to an API key with ingest access when publishing through --gateway')
+    if (!key)
+      throw new ConfigError(
+        'PITWALL_API_KEY',
+        'must be set to an API key with ingest access when publishing through --gateway',
+      )
     o.apiKey = key
   } else if (transport === 'mqtt') {
     const url = vals.get('--mqtt-url') ?? 'mqtt://127.0.0.1:1883'
-    if (!/^mqtts?:\/\/[^/]+\/?$/.test(url)) throw new ConfigError('--mqtt-url', `must be an mqtt(s)://host:port URL, got ${JSON.stringify(url)}`)
+    if (!/^mqtts?:\/\/[^/]+\/?$/.test(url))
+      throw new ConfigError('--mqtt-url', `must be an mqtt(s)://host:port URL, got ${JSON.stringify(url)}`)
     o.mqttUrl = url
     const user = env['PITWALL_MQTT_USERNAME']
     const pass = env['PITWALL_MQTT_PASSWORD']
-    if (pass !== undefined && user === undefined) throw new ConfigError('PITWALL_MQTT_USERNAME', 'must be set when PITWALL_MQTT_PASSWORD is')
+    if (pass !== undefined && user === undefined)
+      throw new ConfigError('PITWALL_MQTT_USERNAME', 'must be set when PITWALL_MQTT_PASSWORD is')
     if (user !== undefined) o.mqttUsername = user
     if (pass !== undefined) o.mqttPassword = pass
   } else {
@@ -248,11 +305,16 @@ async function natsSink(o: SimulateOptions): Promise<Sink> {
   const subjects = new Map<string, string>()
   const inflight = new InFlight()
   return {
-    get acked() { return inflight.acked },
+    get acked() {
+      return inflight.acked
+    },
     async send(it) {
       let s = subjects.get(it.id)
-      if (s === undefined) subjects.set(it.id, s = tlmSubject(o.site, partitionOf(it.kind, it.id, o.partitions), it.kind, it.id))
-      await inflight.add(js.publish(s, JSON.stringify(it.reading), { msgID: readingMsgId(it.kind, it.id, it.reading.rid as string) }))
+      if (s === undefined)
+        subjects.set(it.id, (s = tlmSubject(o.site, partitionOf(it.kind, it.id, o.partitions), it.kind, it.id)))
+      await inflight.add(
+        js.publish(s, JSON.stringify(it.reading), { msgID: readingMsgId(it.kind, it.id, it.reading.rid as string) }),
+      )
     },
     flush: async () => await inflight.drain(0),
     close: async () => await nc.close(),
@@ -282,23 +344,38 @@ async function mqttSink(o: SimulateOptions): Promise<Sink> {
   } catch (err) {
     throw new MqttUnavailableError(err)
   }
-  const client = await mqtt.connectAsync(o.mqttUrl as string, {
-    clientId: `pitwall-sim-${o.profile}-${process.pid}-${Date.now().toString(36)}`, clean: true, reconnectPeriod: 0, connectTimeout: 10_000,
-    ...(o.mqttUsername !== undefined ? { username: o.mqttUsername } : {}), ...(o.mqttPassword !== undefined ? { password: o.mqttPassword } : {}),
-  }).catch((err: unknown) => {
-    throw new UnreachableError(RuntimeErrorCodes.NATS_UNREACHABLE, '--mqtt-url', `cannot connect to MQTT at ${o.mqttUrl as string}: ${err instanceof Error ? err.message : String(err)}`, err)
-  })
+  const client = await mqtt
+    .connectAsync(o.mqttUrl as string, {
+      clientId: `pitwall-sim-${o.profile}-${process.pid}-${Date.now().toString(36)}`,
+      clean: true,
+      reconnectPeriod: 0,
+      connectTimeout: 10_000,
+      ...(o.mqttUsername !== undefined ? { username: o.mqttUsername } : {}),
+      ...(o.mqttPassword !== undefined ? { password: o.mqttPassword } : {}),
+    })
+    .catch((err: unknown) => {
+      throw new UnreachableError(
+        RuntimeErrorCodes.NATS_UNREACHABLE,
+        '--mqtt-url',
+        `cannot connect to MQTT at ${o.mqttUrl as string}: ${err instanceof Error ? err.message : String(err)}`,
+        err,
+      )
+    })
   const topics = new Map<string, string>()
   const inflight = new InFlight()
   return {
-    get acked() { return inflight.acked },
+    get acked() {
+      return inflight.acked
+    },
     async send(it) {
       let topic = topics.get(it.id)
-      if (topic === undefined) topics.set(it.id, topic = `tlm/${o.site}/${it.kind}/${it.id}`)
+      if (topic === undefined) topics.set(it.id, (topic = `tlm/${o.site}/${it.kind}/${it.id}`))
       await inflight.add(client.publishAsync(topic, JSON.stringify(it.reading), { qos: 1 }))
     },
     flush: async () => await inflight.drain(0),
-    close: async () => { await client.endAsync() },
+    close: async () => {
+      await client.endAsync()
+    },
   }
 }
 
@@ -315,7 +392,9 @@ function gatewaySink(o: SimulateOptions): Sink {
   const post = async (items: Array<Record<string, unknown>>): Promise<void> => {
     for (let attempt = 0; ; attempt++) {
       const res = await fetch(`${o.gateway as string}/v1/readings`, {
-        method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': o.apiKey as string }, body: JSON.stringify(items),
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-api-key': o.apiKey as string },
+        body: JSON.stringify(items),
       })
       const text = await res.text()
       if (res.status === 429 || res.status === 503) {
@@ -326,17 +405,24 @@ function gatewaySink(o: SimulateOptions): Sink {
         continue
       }
       if (!res.ok) throw new GatewaySendError(`gateway answered ${res.status}: ${text.slice(0, 300)}`)
-      const body = JSON.parse(text) as { accepted: number; rejected: Array<{ index: number; code: string; message: string }> }
+      const body = JSON.parse(text) as {
+        accepted: number
+        rejected: Array<{ index: number; code: string; message: string }>
+      }
       if (body.rejected.length > 0) {
         const r = body.rejected[0]
-        throw new GatewaySendError(`gateway rejected ${body.rejected.length} readings, first #${r?.index}: ${r?.code} ${r?.message}`)
+        throw new GatewaySendError(
+          `gateway rejected ${body.rejected.length} readings, first #${r?.index}: ${r?.code} ${r?.message}`,
+        )
       }
       acked += body.accepted
       return
     }
   }
   return {
-    get acked() { return acked },
+    get acked() {
+      return acked
+    },
     async send(it) {
       buf.push({ kind: it.kind, id: it.id, ...it.reading })
       if (buf.length >= o.batch) {
@@ -356,20 +442,29 @@ function gatewaySink(o: SimulateOptions): Sink {
 }
 
 /** Runs a simulation to its end (or `signal`); returns readings acknowledged and the episodes injected. */
-export async function runSimulate(o: SimulateOptions, opts: { signal?: AbortSignal; progress?: (line: string) => void } = {}): Promise<{ sent: number; episodes: Episode[] }> {
+export async function runSimulate(
+  o: SimulateOptions,
+  opts: { signal?: AbortSignal; progress?: (line: string) => void } = {},
+): Promise<{ sent: number; episodes: Episode[] }> {
   const now = Date.now()
   const realtime = o.realtime || o.durationS === undefined
   const startTs = o.startTs ?? (realtime ? now : now - (o.durationS as number) * 1000)
   const sim = makeSimulator({ ...o, startTs })
   const endTs = o.durationS === undefined ? Infinity : startTs + o.durationS * 1000
-  const sink = o.transport === 'gateway' ? gatewaySink(o) : o.transport === 'mqtt' ? await mqttSink(o) : await natsSink(o)
+  const sink =
+    o.transport === 'gateway' ? gatewaySink(o) : o.transport === 'mqtt' ? await mqttSink(o) : await natsSink(o)
   const wall0 = Date.now()
-  let queued = 0, lastProg = wall0, lastAcked = 0, eventTs = startTs
+  let queued = 0,
+    lastProg = wall0,
+    lastAcked = 0,
+    eventTs = startTs
   const progress = (final: boolean): void => {
     const t = Date.now()
     if (!opts.progress || (!final && t - lastProg < 1000)) return
     const rate = Math.round(((sink.acked - lastAcked) * 1000) / Math.max(1, t - lastProg))
-    opts.progress(`simulate ${o.profile}: ${sink.acked} readings acknowledged (${rate}/s), event time ${new Date(eventTs).toISOString()}, ${sim.episodes(eventTs).length} episodes${final ? ', done' : ''}`)
+    opts.progress(
+      `simulate ${o.profile}: ${sink.acked} readings acknowledged (${rate}/s), event time ${new Date(eventTs).toISOString()}, ${sim.episodes(eventTs).length} episodes${final ? ', done' : ''}`,
+    )
     lastProg = t
     lastAcked = sink.acked
   }
@@ -415,10 +510,14 @@ export async function runSimulate(o: SimulateOptions, opts: { signal?: AbortSign
   return { sent: sink.acked, episodes }
 }
 
-export const SIMULATE_USAGE = 'usage: pitwall simulate --profile <race|environment|plant|asset|road> [--seed N] [--entities N] [--rate R] [--duration S] [--realtime] [--no-anomalies] [--ground-truth FILE] [--nats URL | --gateway URL | --mqtt-url URL] [--transport nats|gateway|mqtt] [--site S] [--partitions P] [--batch N] [--warmup S] [--anomaly-share F]'
+export const SIMULATE_USAGE =
+  'usage: pitwall simulate --profile <race|environment|plant|asset|road> [--seed N] [--entities N] [--rate R] [--duration S] [--realtime] [--no-anomalies] [--ground-truth FILE] [--nats URL | --gateway URL | --mqtt-url URL] [--transport nats|gateway|mqtt] [--site S] [--partitions P] [--batch N] [--warmup S] [--anomaly-share F]'
 
 /** `pitwall simulate ...`: returns the exit code. Reads PITWALL_API_KEY for --gateway; Ctrl-C stops cleanly. */
-export async function simulateMain(argv: string[], env: Readonly<Record<string, string | undefined>> = process.env): Promise<number> {
+export async function simulateMain(
+  argv: string[],
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): Promise<number> {
   let o: SimulateOptions
   try {
     if (parseCommand(argv, SIMULATE_SPEC).help) {
@@ -436,7 +535,9 @@ export async function simulateMain(argv: string[], env: Readonly<Record<string, 
   process.once('SIGTERM', stop)
   try {
     const r = await runSimulate(o, { signal: ac.signal, progress: (l) => process.stderr.write(`${l}\n`) })
-    process.stdout.write(`${JSON.stringify({ profile: o.profile, sent: r.sent, episodes: r.episodes.length, groundTruth: o.groundTruth ?? null })}\n`)
+    process.stdout.write(
+      `${JSON.stringify({ profile: o.profile, sent: r.sent, episodes: r.episodes.length, groundTruth: o.groundTruth ?? null })}\n`,
+    )
     return 0
   } catch (err) {
     const code = err instanceof PitwallError ? err.code : 'PW_FAILED'
@@ -447,4 +548,3 @@ export async function simulateMain(argv: string[], env: Readonly<Record<string, 
     process.off('SIGTERM', stop)
   }
 }
-

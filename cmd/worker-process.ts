@@ -6,7 +6,16 @@
  * (1 when the drain fails). A configuration or start failure is logged with its code and exits 2.
  */
 import {
-  type AnyActorDefinition, compileConfig, createLog, type Log, optionsFromEnv, PitwallError, serveMetrics, Worker, WorkerObserver, workerRegistry,
+  type AnyActorDefinition,
+  compileConfig,
+  createLog,
+  type Log,
+  optionsFromEnv,
+  PitwallError,
+  serveMetrics,
+  Worker,
+  WorkerObserver,
+  workerRegistry,
 } from '../actors/mod.js'
 
 export interface WorkerProcessOptions {
@@ -23,7 +32,13 @@ export async function runWorkerProcess(o: WorkerProcessOptions): Promise<Worker>
   try {
     const cfg = compileConfig(optionsFromEnv(env))
     const observer = new WorkerObserver()
-    const worker = new Worker({ cfg, profiles: o.profiles, provision: env.PITWALL_PROVISION !== 'false', log, observe: observer })
+    const worker = new Worker({
+      cfg,
+      profiles: o.profiles,
+      provision: env.PITWALL_PROVISION !== 'false',
+      log,
+      observe: observer,
+    })
     await worker.start()
     if (cfg.metricsPort !== null) {
       const { registry } = workerRegistry(worker, { site: cfg.site, worker: cfg.workerId }, observer)
@@ -35,10 +50,13 @@ export async function runWorkerProcess(o: WorkerProcessOptions): Promise<Worker>
       if (stopping) return
       stopping = true
       log('info', 'draining', { signal, partitions: worker.owned() })
-      worker.stop().then(() => process.exit(0), (err: unknown) => {
-        log('error', 'drain failed', { err: String(err) })
-        process.exit(1)
-      })
+      worker.stop().then(
+        () => process.exit(0),
+        (err: unknown) => {
+          log('error', 'drain failed', { err: String(err) })
+          process.exit(1)
+        },
+      )
     }
     process.on('SIGTERM', () => stop('SIGTERM'))
     process.on('SIGINT', () => stop('SIGINT'))

@@ -37,12 +37,20 @@ const html = (await readFile(join(here, 'index.html'), 'utf8')).replace('%APP_JS
 await writeFile(join(out, 'index.html'), html)
 await writeFile(join(out, 'favicon.svg'), await readFile(join(here, 'favicon.svg')))
 // MapLibre loads its tile worker from ./maplibre-gl-worker.mjs next to the bundle (a module worker, same origin).
-await writeFile(join(out, 'maplibre-gl-worker.mjs'), await readFile(join(here, '..', 'node_modules', 'maplibre-gl', 'dist', 'maplibre-gl-worker.mjs')))
+await writeFile(
+  join(out, 'maplibre-gl-worker.mjs'),
+  await readFile(join(here, '..', 'node_modules', 'maplibre-gl', 'dist', 'maplibre-gl-worker.mjs')),
+)
 // Pre-compressed copies: the gateway sends the .br or .gz one to a browser that accepts it (no work per request).
 for (const name of await readdir(out)) {
   if (!/\.(js|mjs|css|html|svg)$/.test(name)) continue
   const body = await readFile(join(out, name))
-  await writeFile(join(out, `${name}.br`), brotliCompressSync(body, { params: { [constants.BROTLI_PARAM_QUALITY]: 11, [constants.BROTLI_PARAM_SIZE_HINT]: body.length } }))
+  await writeFile(
+    join(out, `${name}.br`),
+    brotliCompressSync(body, {
+      params: { [constants.BROTLI_PARAM_QUALITY]: 11, [constants.BROTLI_PARAM_SIZE_HINT]: body.length },
+    }),
+  )
   await writeFile(join(out, `${name}.gz`), gzipSync(body, { level: 9 }))
 }
 console.log(`console: dist/console/${js}, ${css}`)

@@ -81,13 +81,19 @@ export interface ConsulDiscoveryOptions {
 }
 
 /** Options from CONSUL_HTTP_ADDR / CONSUL_HTTP_TOKEN and the topology's datacenters. */
-export function consulOptionsFromTopology(topo: Topology, site: string, env: NodeJS.ProcessEnv): ConsulDiscoveryOptions {
+export function consulOptionsFromTopology(
+  topo: Topology,
+  site: string,
+  env: NodeJS.ProcessEnv,
+): ConsulDiscoveryOptions {
   const s = siteOf(topo, site)
   const u = new URL(s.pgUrl)
   const addr = env.CONSUL_HTTP_ADDR ?? 'http://127.0.0.1:8500'
   const o: ConsulDiscoveryOptions = {
-    address: /^https?:\/\//.test(addr) ? addr : `http://${addr}`, datacenter: s.consulDatacenter,
-    peerDatacenter: peerOf(topo, site).consulDatacenter, pgUser: decodeURIComponent(u.username) || 'postgres',
+    address: /^https?:\/\//.test(addr) ? addr : `http://${addr}`,
+    datacenter: s.consulDatacenter,
+    peerDatacenter: peerOf(topo, site).consulDatacenter,
+    pgUser: decodeURIComponent(u.username) || 'postgres',
     pgDatabase: u.pathname.replace(/^\//, '') || 'postgres',
   }
   if (env.CONSUL_HTTP_TOKEN) o.token = env.CONSUL_HTTP_TOKEN
@@ -103,7 +109,10 @@ export function consulOptionsFromEnv(env: NodeJS.ProcessEnv): ConsulDiscoveryOpt
   const need = (name: string): string => {
     const v = env[name]
     if (v === undefined || !/^[A-Za-z0-9_-]{1,64}$/.test(v)) {
-      throw new DiscoveryError(DiscoveryErrorCodes.CONFIG, `${name}: a Consul datacenter name is required with PITWALL_DISCOVERY=consul, got ${JSON.stringify(v ?? null)}`)
+      throw new DiscoveryError(
+        DiscoveryErrorCodes.CONFIG,
+        `${name}: a Consul datacenter name is required with PITWALL_DISCOVERY=consul, got ${JSON.stringify(v ?? null)}`,
+      )
     }
     return v
   }
@@ -120,8 +129,11 @@ export function consulOptionsFromEnv(env: NodeJS.ProcessEnv): ConsulDiscoveryOpt
     }
   }
   const o: ConsulDiscoveryOptions = {
-    address: /^https?:\/\//.test(addr) ? addr : `http://${addr}`, datacenter: need('PITWALL_CONSUL_DATACENTER'),
-    peerDatacenter: need('PITWALL_PEER_CONSUL_DATACENTER'), pgUser, pgDatabase,
+    address: /^https?:\/\//.test(addr) ? addr : `http://${addr}`,
+    datacenter: need('PITWALL_CONSUL_DATACENTER'),
+    peerDatacenter: need('PITWALL_PEER_CONSUL_DATACENTER'),
+    pgUser,
+    pgDatabase,
   }
   if (env.CONSUL_HTTP_TOKEN) o.token = env.CONSUL_HTTP_TOKEN
   return o
@@ -133,10 +145,16 @@ export function consulOptionsFromEnv(env: NodeJS.ProcessEnv): ConsulDiscoveryOpt
  * it has none or cannot be reached (WAN down); errors of the local agent resolve false too (the controller then
  * relies on its other probes, which have failed as well when it asks). Unset or `static`: none (null).
  */
-export function peerHealthFromEnv(env: NodeJS.ProcessEnv): { discovery: ConsulDiscovery; peerHealthy: () => Promise<boolean> } | null {
+export function peerHealthFromEnv(
+  env: NodeJS.ProcessEnv,
+): { discovery: ConsulDiscovery; peerHealthy: () => Promise<boolean> } | null {
   const mode = env.PITWALL_DISCOVERY ?? 'static'
   if (mode === 'static') return null
-  if (mode !== 'consul') throw new DiscoveryError(DiscoveryErrorCodes.CONFIG, `PITWALL_DISCOVERY: 'static' or 'consul', got ${JSON.stringify(mode)}`)
+  if (mode !== 'consul')
+    throw new DiscoveryError(
+      DiscoveryErrorCodes.CONFIG,
+      `PITWALL_DISCOVERY: 'static' or 'consul', got ${JSON.stringify(mode)}`,
+    )
   const discovery = new ConsulDiscovery(consulOptionsFromEnv(env))
   return { discovery, peerHealthy: async () => await discovery.peerHealthy().catch(() => false) }
 }
@@ -144,8 +162,21 @@ export function peerHealthFromEnv(env: NodeJS.ProcessEnv): { discovery: ConsulDi
 /** One instance from /v1/health/service. */
 export interface ServiceEntry {
   Node: { Node: string; Address: string; Datacenter?: string }
-  Service: { ID: string; Service: string; Tags: string[] | null; Address: string; Port: number; Meta?: Record<string, string> | null }
-  Checks: Array<{ CheckID: string; Name: string; Status: 'passing' | 'warning' | 'critical'; ServiceID: string; Output?: string }>
+  Service: {
+    ID: string
+    Service: string
+    Tags: string[] | null
+    Address: string
+    Port: number
+    Meta?: Record<string, string> | null
+  }
+  Checks: Array<{
+    CheckID: string
+    Name: string
+    Status: 'passing' | 'warning' | 'critical'
+    ServiceID: string
+    Output?: string
+  }>
 }
 
 export interface PreparedQueryResult {
@@ -189,7 +220,16 @@ type RawResponse = { headers: Record<string, string | undefined> }
 
 /** The `consul` client's calls with the raw response (for X-Consul-Index): its documented `ctx.includeResponse`. */
 interface HealthWithResponse {
-  service(o: { service: string; passing?: boolean; dc?: string; index?: string; wait?: string; timeout?: number } & WithResponse): Promise<[RawResponse, ServiceEntry[]]>
+  service(
+    o: {
+      service: string
+      passing?: boolean
+      dc?: string
+      index?: string
+      wait?: string
+      timeout?: number
+    } & WithResponse,
+  ): Promise<[RawResponse, ServiceEntry[]]>
 }
 
 /** Discovery through Consul. */
@@ -201,9 +241,15 @@ export class ConsulDiscovery implements Discovery {
 
   constructor(readonly opts: ConsulDiscoveryOptions) {
     const u = new URL(opts.address)
-    if (!['http:', 'https:'].includes(u.protocol)) throw new DiscoveryError(DiscoveryErrorCodes.CONFIG, `CONSUL_HTTP_ADDR: http(s) URL expected, got ${opts.address}`)
+    if (!['http:', 'https:'].includes(u.protocol))
+      throw new DiscoveryError(
+        DiscoveryErrorCodes.CONFIG,
+        `CONSUL_HTTP_ADDR: http(s) URL expected, got ${opts.address}`,
+      )
     this.consul = new Consul({
-      host: u.hostname, port: Number(u.port || (u.protocol === 'https:' ? 443 : 80)), secure: u.protocol === 'https:',
+      host: u.hostname,
+      port: Number(u.port || (u.protocol === 'https:' ? 443 : 80)),
+      secure: u.protocol === 'https:',
       ...(opts.token ? { defaults: { token: opts.token } } : {}),
     })
   }
@@ -212,7 +258,11 @@ export class ConsulDiscovery implements Discovery {
     try {
       return await f()
     } catch (err) {
-      throw new DiscoveryError(DiscoveryErrorCodes.CONSUL, `consul ${what}: ${err instanceof Error ? err.message : String(err)}`, { cause: err, retryable: true })
+      throw new DiscoveryError(
+        DiscoveryErrorCodes.CONSUL,
+        `consul ${what}: ${err instanceof Error ? err.message : String(err)}`,
+        { cause: err, retryable: true },
+      )
     }
   }
 
@@ -225,9 +275,17 @@ export class ConsulDiscovery implements Discovery {
    * A blocking health query: returns when the service's health index moves past `index` (a change) or after
    * `waitMs` (same index, same answer). Pass the returned index to the next call.
    */
-  async healthBlocking(service: string, o: { dc?: string; passing?: boolean; index: string | undefined; waitMs?: number; ctx?: RequestCtx }): Promise<{ entries: ServiceEntry[]; index: string }> {
+  async healthBlocking(
+    service: string,
+    o: { dc?: string; passing?: boolean; index: string | undefined; waitMs?: number; ctx?: RequestCtx },
+  ): Promise<{ entries: ServiceEntry[]; index: string }> {
     const health = this.consul.health as unknown as HealthWithResponse
-    const q: Parameters<HealthWithResponse['service']>[0] = { service, passing: o.passing ?? true, dc: o.dc ?? this.opts.datacenter, ctx: o.ctx ?? requestCtx() }
+    const q: Parameters<HealthWithResponse['service']>[0] = {
+      service,
+      passing: o.passing ?? true,
+      dc: o.dc ?? this.opts.datacenter,
+      ctx: o.ctx ?? requestCtx(),
+    }
     if (o.index !== undefined) {
       const waitMs = o.waitMs ?? this.opts.watchWaitMs ?? 300_000
       q.index = o.index
@@ -241,14 +299,24 @@ export class ConsulDiscovery implements Discovery {
 
   async natsUrls(): Promise<string[]> {
     const e = await this.health(SERVICES.nats)
-    if (e.length === 0) throw new DiscoveryError(DiscoveryErrorCodes.NO_INSTANCE, `no passing ${SERVICES.nats} in ${this.opts.datacenter}`, { retryable: true })
+    if (e.length === 0)
+      throw new DiscoveryError(
+        DiscoveryErrorCodes.NO_INSTANCE,
+        `no passing ${SERVICES.nats} in ${this.opts.datacenter}`,
+        { retryable: true },
+      )
     return e.map((x) => `nats://${addressOf(x)}:${x.Service.Port}`)
   }
 
   async pgUrl(): Promise<string> {
     const e = await this.health(SERVICES.postgres)
     const first = e[0]
-    if (!first) throw new DiscoveryError(DiscoveryErrorCodes.NO_INSTANCE, `no passing ${SERVICES.postgres} in ${this.opts.datacenter}`, { retryable: true })
+    if (!first)
+      throw new DiscoveryError(
+        DiscoveryErrorCodes.NO_INSTANCE,
+        `no passing ${SERVICES.postgres} in ${this.opts.datacenter}`,
+        { retryable: true },
+      )
     return `postgres://${encodeURIComponent(this.opts.pgUser)}@${addressOf(first)}:${first.Service.Port}/${this.opts.pgDatabase}`
   }
 
@@ -272,18 +340,30 @@ export class ConsulDiscovery implements Discovery {
 
   /** The nearest healthy gateway: executes the prepared query (it fails over to the peer datacenter). */
   async gateway(): Promise<PreparedQueryResult> {
-    return await this.call('query execute', () => this.consul.query.execute({ query: GATEWAY_QUERY, near: '_agent' } as never)) as PreparedQueryResult
+    return (await this.call('query execute', () =>
+      this.consul.query.execute({ query: GATEWAY_QUERY, near: '_agent' } as never),
+    )) as PreparedQueryResult
   }
 
   watchNats(onChange: (urls: string[]) => void, onError?: (err: Error) => void): () => void {
-    return this.watch(SERVICES.nats, {}, (e) => onChange(e.map((x) => `nats://${addressOf(x)}:${x.Service.Port}`)), onError)
+    return this.watch(
+      SERVICES.nats,
+      {},
+      (e) => onChange(e.map((x) => `nats://${addressOf(x)}:${x.Service.Port}`)),
+      onError,
+    )
   }
 
   /**
    * Watches a service's passing instances with blocking queries: `onChange` now and after every change of the
    * set (not on wait timeouts). Errors back off (1 s doubling to 30 s). Returns a stop function.
    */
-  watch(service: string, o: { dc?: string }, onChange: (entries: ServiceEntry[]) => void, onError?: (err: Error) => void): () => void {
+  watch(
+    service: string,
+    o: { dc?: string },
+    onChange: (entries: ServiceEntry[]) => void,
+    onError?: (err: Error) => void,
+  ): () => void {
     let stopped = false
     let ctx: RequestCtx | undefined
     let index: string | undefined
@@ -293,7 +373,12 @@ export class ConsulDiscovery implements Discovery {
       while (!stopped) {
         try {
           ctx = requestCtx()
-          const r = await this.healthBlocking(service, { ...o, index: index ?? '0', ctx, ...(index === undefined ? { waitMs: 1 } : {}) })
+          const r = await this.healthBlocking(service, {
+            ...o,
+            index: index ?? '0',
+            ctx,
+            ...(index === undefined ? { waitMs: 1 } : {}),
+          })
           if (stopped) return
           // A lower index means the agent restarted: start over (Consul's documented reset rule).
           index = BigInt(r.index) < BigInt(index ?? '0') ? '0' : r.index
@@ -324,10 +409,21 @@ export class ConsulDiscovery implements Discovery {
 
   /** Registers a service with the local agent, with a TTL check `service:<id>`. */
   async register(s: TtlService): Promise<void> {
-    await this.call(`register ${s.id}`, () => this.consul.agent.service.register({
-      name: s.name, id: s.id, port: s.port, tags: s.tags ?? [], ...(s.address ? { address: s.address } : {}),
-      check: { checkid: `service:${s.id}`, name: `${s.name} TTL`, ttl: s.ttl, ...(s.deregisterAfter ? { deregistercriticalserviceafter: s.deregisterAfter } : {}) } as never,
-    }))
+    await this.call(`register ${s.id}`, () =>
+      this.consul.agent.service.register({
+        name: s.name,
+        id: s.id,
+        port: s.port,
+        tags: s.tags ?? [],
+        ...(s.address ? { address: s.address } : {}),
+        check: {
+          checkid: `service:${s.id}`,
+          name: `${s.name} TTL`,
+          ttl: s.ttl,
+          ...(s.deregisterAfter ? { deregistercriticalserviceafter: s.deregisterAfter } : {}),
+        } as never,
+      }),
+    )
   }
 
   async deregister(id: string): Promise<void> {
@@ -338,7 +434,9 @@ export class ConsulDiscovery implements Discovery {
   async ttl(checkId: string, status: 'pass' | 'warn' | 'fail', note?: string): Promise<void> {
     const c = this.consul.agent.check
     const o = note ? { id: checkId, note } : { id: checkId }
-    await this.call(`check ${status} ${checkId}`, () => (status === 'pass' ? c.pass(o) : status === 'warn' ? c.warn(o) : c.fail(o)))
+    await this.call(`check ${status} ${checkId}`, () =>
+      status === 'pass' ? c.pass(o) : status === 'warn' ? c.warn(o) : c.fail(o),
+    )
   }
 
   /**
@@ -352,23 +450,34 @@ export class ConsulDiscovery implements Discovery {
    * renew, and then nobody gets it for the lock-delay: a takeover happens at most 2 x ttl + lockDelay after the
    * holder's last renew (`lockTakeoverBoundMs`), and never earlier than ttl + lockDelay.
    */
-  async lock(key: string, o: { ttl?: string; lockDelay?: string; value?: string; name?: string; waitMs?: number; retryMs?: number } = {}): Promise<Lock> {
+  async lock(
+    key: string,
+    o: { ttl?: string; lockDelay?: string; value?: string; name?: string; waitMs?: number; retryMs?: number } = {},
+  ): Promise<Lock> {
     const ttl = o.ttl ?? '15s'
     const lockdelay = o.lockDelay ?? '1s'
     parseDurationMs(ttl)
     parseDurationMs(lockdelay)
-    const created = await this.call('session create', () => this.consul.session.create({ name: o.name ?? `pitwall lock ${key}`, ttl, behavior: 'release', lockdelay })) as { ID: string }
+    const created = (await this.call('session create', () =>
+      this.consul.session.create({ name: o.name ?? `pitwall lock ${key}`, ttl, behavior: 'release', lockdelay }),
+    )) as { ID: string }
     const session = created.ID
     const deadline = Date.now() + (o.waitMs ?? 0)
     let ok = false
     for (;;) {
-      ok = await this.call(`kv acquire ${key}`, () => this.consul.kv.set({ key, value: o.value ?? session, acquire: session })) as boolean
+      ok = (await this.call(`kv acquire ${key}`, () =>
+        this.consul.kv.set({ key, value: o.value ?? session, acquire: session }),
+      )) as boolean
       if (ok || Date.now() >= deadline) break
       await new Promise((r) => setTimeout(r, Math.min(o.retryMs ?? 250, Math.max(1, deadline - Date.now()))))
     }
     if (!ok) {
       await this.call('session destroy', () => this.consul.session.destroy(session))
-      throw new DiscoveryError(DiscoveryErrorCodes.LOCK_HELD, `${key} is held by another session (or under the lock-delay of one that lost it)`, { retryable: true })
+      throw new DiscoveryError(
+        DiscoveryErrorCodes.LOCK_HELD,
+        `${key} is held by another session (or under the lock-delay of one that lost it)`,
+        { retryable: true },
+      )
     }
     const ms = Math.max(500, parseDurationMs(ttl) / 2)
     const timer = setInterval(() => {
@@ -378,7 +487,8 @@ export class ConsulDiscovery implements Discovery {
     this.renewals.add(timer)
     let released = false
     return {
-      key, session,
+      key,
+      session,
       release: async () => {
         if (released) return
         released = true
@@ -402,16 +512,22 @@ export class ConsulDiscovery implements Discovery {
       if (this.opts.token) headers['x-consul-token'] = this.opts.token
       const init: RequestInit = { method, headers, signal: AbortSignal.timeout(30_000) }
       if (body !== undefined) init.body = JSON.stringify(body)
-      const r = await this.call(`${method} ${path}`, () => fetch(new URL(`/v1${path}?dc=${encodeURIComponent(this.opts.datacenter)}`, this.opts.address), init))
+      const r = await this.call(`${method} ${path}`, () =>
+        fetch(new URL(`/v1${path}?dc=${encodeURIComponent(this.opts.datacenter)}`, this.opts.address), init),
+      )
       const text = await r.text()
-      if (!r.ok) throw new DiscoveryError(DiscoveryErrorCodes.CONSUL, `consul ${method} ${path}: HTTP ${r.status}: ${text}`, { retryable: r.status >= 500 })
-      return text === '' ? null : JSON.parse(text) as unknown
+      if (!r.ok)
+        throw new DiscoveryError(DiscoveryErrorCodes.CONSUL, `consul ${method} ${path}: HTTP ${r.status}: ${text}`, {
+          retryable: r.status >= 500,
+        })
+      return text === '' ? null : (JSON.parse(text) as unknown)
     }
-    const existing = (await http('GET', '/query') ?? []) as Array<{ ID: string; Name: string }>
+    const existing = ((await http('GET', '/query')) ?? []) as Array<{ ID: string; Name: string }>
     const ids: string[] = []
     for (const d of defs) {
-      for (const e of existing.filter((x) => x.Name === d.Name)) await http('DELETE', `/query/${encodeURIComponent(e.ID)}`)
-      const r = await http('POST', '/query', d) as { ID: string }
+      for (const e of existing.filter((x) => x.Name === d.Name))
+        await http('DELETE', `/query/${encodeURIComponent(e.ID)}`)
+      const r = (await http('POST', '/query', d)) as { ID: string }
       ids.push(r.ID)
     }
     return ids

@@ -10,7 +10,13 @@ import { GATEWAY_QUERY, SERVICES } from './services.js'
 /** A prepared query definition in the shape of Consul's POST /v1/query body. */
 export interface PreparedQueryDef {
   Name: string
-  Service: { Service: string; OnlyPassing: boolean; Near: string; Tags: string[]; Failover: { NearestN: number; Datacenters: string[] } }
+  Service: {
+    Service: string
+    OnlyPassing: boolean
+    Near: string
+    Tags: string[]
+    Failover: { NearestN: number; Datacenters: string[] }
+  }
   DNS: { TTL: string }
 }
 
@@ -18,10 +24,18 @@ export interface PreparedQueryDef {
 export function preparedQueries(topo: Topology, site: string): PreparedQueryDef[] {
   siteOf(topo, site)
   const peer = peerOf(topo, site)
-  return [{
-    Name: GATEWAY_QUERY,
-    Service: { Service: SERVICES.gateway, OnlyPassing: true, Near: '_agent', Tags: [], Failover: { NearestN: 0, Datacenters: [peer.consulDatacenter] } },
-    // Short TTL: a failover must reach DNS clients within seconds.
-    DNS: { TTL: '5s' },
-  }]
+  return [
+    {
+      Name: GATEWAY_QUERY,
+      Service: {
+        Service: SERVICES.gateway,
+        OnlyPassing: true,
+        Near: '_agent',
+        Tags: [],
+        Failover: { NearestN: 0, Datacenters: [peer.consulDatacenter] },
+      },
+      // Short TTL: a failover must reach DNS clients within seconds.
+      DNS: { TTL: '5s' },
+    },
+  ]
 }

@@ -16,25 +16,38 @@ export interface AdminOptions {
 }
 
 export const adminPlugin: FastifyPluginAsyncTypebox<AdminOptions> = async (app, { pool, devices }) => {
-  app.post('/v1/admin/devices/:kind/:id/credentials', {
-    config: { access: 'admin' },
-    schema: { params: CredentialParams, response: { 201: IssuedCredential, ...errorReplies } },
-  }, async (req, reply) => {
-    const cred = await issueCredential(pool, req.params.kind, req.params.id)
-    req.log.info({ credId: cred.id, kind: cred.kind, entity: cred.entity, by: req.principal?.id }, 'device credential issued')
-    void reply.code(201).header('cache-control', 'no-store')
-    return cred
-  })
+  app.post(
+    '/v1/admin/devices/:kind/:id/credentials',
+    {
+      config: { access: 'admin' },
+      schema: { params: CredentialParams, response: { 201: IssuedCredential, ...errorReplies } },
+    },
+    async (req, reply) => {
+      const cred = await issueCredential(pool, req.params.kind, req.params.id)
+      req.log.info(
+        { credId: cred.id, kind: cred.kind, entity: cred.entity, by: req.principal?.id },
+        'device credential issued',
+      )
+      void reply.code(201).header('cache-control', 'no-store')
+      return cred
+    },
+  )
 
-  app.delete('/v1/admin/credentials/:credId', {
-    config: { access: 'admin' },
-    schema: { params: CredIdParams, response: { 204: NoContent, ...errorReplies } },
-  }, async (req, reply) => {
-    if (!await revokeCredential(pool, req.params.credId)) {
-      throw new GatewayError('GW_ERR_CREDENTIAL_UNKNOWN', `no active credential ${req.params.credId}`, { item: 'params.credId' })
-    }
-    devices.forget(req.params.credId)
-    req.log.info({ credId: req.params.credId, by: req.principal?.id }, 'device credential revoked')
-    void reply.code(204)
-  })
+  app.delete(
+    '/v1/admin/credentials/:credId',
+    {
+      config: { access: 'admin' },
+      schema: { params: CredIdParams, response: { 204: NoContent, ...errorReplies } },
+    },
+    async (req, reply) => {
+      if (!(await revokeCredential(pool, req.params.credId))) {
+        throw new GatewayError('GW_ERR_CREDENTIAL_UNKNOWN', `no active credential ${req.params.credId}`, {
+          item: 'params.credId',
+        })
+      }
+      devices.forget(req.params.credId)
+      req.log.info({ credId: req.params.credId, by: req.principal?.id }, 'device credential revoked')
+      void reply.code(204)
+    },
+  )
 }

@@ -35,7 +35,12 @@ export interface AlarmOptions {
 /** The core NATS subject of alarm workflow changes: one per entity, so the live feed filters by subject. */
 export const alarmSubject = (site: string, kind: string, entity: string): string => `alarm.${site}.${kind}.${entity}`
 
-export const ALARM_STATUSES = ['active_unacknowledged', 'active_acknowledged', 'cleared_unacknowledged', 'cleared_acknowledged'] as const
+export const ALARM_STATUSES = [
+  'active_unacknowledged',
+  'active_acknowledged',
+  'cleared_unacknowledged',
+  'cleared_acknowledged',
+] as const
 export type AlarmStatus = (typeof ALARM_STATUSES)[number]
 export type AlarmAction = 'acknowledge' | 'assign' | 'unassign' | 'comment' | 'clear'
 
@@ -50,41 +55,88 @@ const Nullable = <T extends ReturnType<typeof Type.String>>(s: T) => Type.Union(
 const Comment = Type.String({ minLength: 1, maxLength: 2000 })
 /** People are named by their JWT `sub` (or `key:<id>` for a service key): any printable id. */
 const Who = Type.String({ minLength: 1, maxLength: 128, pattern: '^[^\\x00-\\x1f\\x7f]+$' })
-const AlertParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 512, pattern: '^[^\\x00-\\x1f\\x7f]+$' }) }, strict)
+const AlertParams = Type.Object(
+  { id: Type.String({ minLength: 1, maxLength: 512, pattern: '^[^\\x00-\\x1f\\x7f]+$' }) },
+  strict,
+)
 
 const Alarm = Type.Object({
-  alertId: Type.String(), kind: Type.String(), entity: Type.String(), profile: Type.String(), type: Type.String(), severity: Type.String(),
-  explanation: Type.String(), startedAt: Stamp, endedAt: Nullable(Stamp),
-  status: Type.Union([Type.Literal('active_unacknowledged'), Type.Literal('active_acknowledged'), Type.Literal('cleared_unacknowledged'), Type.Literal('cleared_acknowledged')]),
-  active: Type.Boolean(), acknowledged: Type.Boolean(),
-  acknowledgedAt: Nullable(Stamp), acknowledgedBy: Nullable(Type.String()),
-  assignee: Nullable(Type.String()), assignedAt: Nullable(Stamp), assignedBy: Nullable(Type.String()),
-  clearedAt: Nullable(Stamp), clearedBy: Nullable(Type.String({ description: 'a person, or `system` when the detector closed the alert' })),
-  previousAlertId: Nullable(Type.String({ description: 'the previous occurrence: the same entity and type, opened before this one' })),
+  alertId: Type.String(),
+  kind: Type.String(),
+  entity: Type.String(),
+  profile: Type.String(),
+  type: Type.String(),
+  severity: Type.String(),
+  explanation: Type.String(),
+  startedAt: Stamp,
+  endedAt: Nullable(Stamp),
+  status: Type.Union([
+    Type.Literal('active_unacknowledged'),
+    Type.Literal('active_acknowledged'),
+    Type.Literal('cleared_unacknowledged'),
+    Type.Literal('cleared_acknowledged'),
+  ]),
+  active: Type.Boolean(),
+  acknowledged: Type.Boolean(),
+  acknowledgedAt: Nullable(Stamp),
+  acknowledgedBy: Nullable(Type.String()),
+  assignee: Nullable(Type.String()),
+  assignedAt: Nullable(Stamp),
+  assignedBy: Nullable(Type.String()),
+  clearedAt: Nullable(Stamp),
+  clearedBy: Nullable(Type.String({ description: 'a person, or `system` when the detector closed the alert' })),
+  previousAlertId: Nullable(
+    Type.String({ description: 'the previous occurrence: the same entity and type, opened before this one' }),
+  ),
   nextAlertId: Nullable(Type.String({ description: 'the next occurrence (the alert opened again after this one)' })),
 })
 export type AlarmT = Static<typeof Alarm>
 
 const HistoryItem = Type.Object({
   at: Stamp,
-  action: Type.Union([Type.Literal('open'), Type.Literal('close'), Type.Literal('acknowledge'), Type.Literal('assign'), Type.Literal('unassign'),
-    Type.Literal('comment'), Type.Literal('clear')]),
+  action: Type.Union([
+    Type.Literal('open'),
+    Type.Literal('close'),
+    Type.Literal('acknowledge'),
+    Type.Literal('assign'),
+    Type.Literal('unassign'),
+    Type.Literal('comment'),
+    Type.Literal('clear'),
+  ]),
   by: Type.String({ description: 'the person or key; `system` for the detector opening and closing the alert' }),
   byType: Type.Union([Type.Literal('system'), Type.Literal('user'), Type.Literal('key'), Type.Literal('dev')]),
-  comment: Nullable(Type.String()), assignee: Nullable(Type.String()),
+  comment: Nullable(Type.String()),
+  assignee: Nullable(Type.String()),
 })
 const History = Type.Object({ alertId: Type.String(), items: Type.Array(HistoryItem) })
 
 const replies = { 200: Alarm, 409: ErrorReply, ...errorReplies }
 /** Acknowledge and clear take an optional comment; a request without a body (`curl -X POST`) is `{}`. */
 const OptionalComment = Type.Object({ comment: Type.Optional(Comment) }, strict)
-const noBodyIsEmpty = async (req: FastifyRequest): Promise<void> => { req.body ??= {} }
+const noBodyIsEmpty = async (req: FastifyRequest): Promise<void> => {
+  req.body ??= {}
+}
 
 type AlarmRow = {
-  alert_id: string; kind: string; entity: string; profile: string; type: string; severity: string; explanation: string
-  state: string; started_at: Date; ended_at: Date | null
-  acknowledged_at: Date | null; acknowledged_by: string | null; assignee: string | null; assigned_at: Date | null; assigned_by: string | null
-  cleared_at: Date | null; cleared_by: string | null; previous_alert_id: string | null; next_alert_id: string | null
+  alert_id: string
+  kind: string
+  entity: string
+  profile: string
+  type: string
+  severity: string
+  explanation: string
+  state: string
+  started_at: Date
+  ended_at: Date | null
+  acknowledged_at: Date | null
+  acknowledged_by: string | null
+  assignee: string | null
+  assigned_at: Date | null
+  assigned_by: string | null
+  cleared_at: Date | null
+  cleared_by: string | null
+  previous_alert_id: string | null
+  next_alert_id: string | null
 }
 
 const iso = (d: Date | null): string | null => (d === null ? null : d.toISOString())
@@ -95,14 +147,27 @@ export function alarmOut(r: AlarmRow): AlarmT {
   const active = !byPerson && r.state === 'open'
   const acknowledged = r.acknowledged_at !== null
   return {
-    alertId: r.alert_id, kind: r.kind, entity: r.entity, profile: r.profile, type: r.type, severity: r.severity,
-    explanation: r.explanation, startedAt: r.started_at.toISOString(), endedAt: iso(r.ended_at),
-    status: alarmStatus(active, acknowledged), active, acknowledged,
-    acknowledgedAt: iso(r.acknowledged_at), acknowledgedBy: r.acknowledged_by,
-    assignee: r.assignee, assignedAt: iso(r.assigned_at), assignedBy: r.assigned_by,
+    alertId: r.alert_id,
+    kind: r.kind,
+    entity: r.entity,
+    profile: r.profile,
+    type: r.type,
+    severity: r.severity,
+    explanation: r.explanation,
+    startedAt: r.started_at.toISOString(),
+    endedAt: iso(r.ended_at),
+    status: alarmStatus(active, acknowledged),
+    active,
+    acknowledged,
+    acknowledgedAt: iso(r.acknowledged_at),
+    acknowledgedBy: r.acknowledged_by,
+    assignee: r.assignee,
+    assignedAt: iso(r.assigned_at),
+    assignedBy: r.assigned_by,
     clearedAt: byPerson ? iso(r.cleared_at) : active ? null : iso(r.ended_at),
     clearedBy: byPerson ? r.cleared_by : active ? null : 'system',
-    previousAlertId: r.previous_alert_id, nextAlertId: r.next_alert_id,
+    previousAlertId: r.previous_alert_id,
+    nextAlertId: r.next_alert_id,
   }
 }
 
@@ -122,7 +187,9 @@ function alarmSql(req: FastifyRequest, id: string, lock: boolean): { sql: string
   const q = new Params()
   const idp = q.p(id)
   const scope = scopeSql(scopeOf(req.principal), 'a.kind', 'a.entity', q)
-  const occurrence = (dir: '<' | '>') => `(SELECT o.alert_id FROM ${T.alerts} o WHERE o.kind = a.kind AND o.entity = a.entity AND o.type = a.type
+  const occurrence = (
+    dir: '<' | '>',
+  ) => `(SELECT o.alert_id FROM ${T.alerts} o WHERE o.kind = a.kind AND o.entity = a.entity AND o.type = a.type
       AND (o.started_at, o.alert_id COLLATE "C") ${dir} (a.started_at, a.alert_id COLLATE "C")
       ORDER BY o.started_at ${dir === '<' ? 'DESC' : 'ASC'}, o.alert_id COLLATE "C" ${dir === '<' ? 'DESC' : 'ASC'} LIMIT 1)`
   return {
@@ -135,14 +202,17 @@ function alarmSql(req: FastifyRequest, id: string, lock: boolean): { sql: string
   }
 }
 
-const unknown = (id: string): GatewayError => new GatewayError('GW_ERR_ALERT_UNKNOWN', `no alert ${JSON.stringify(id)}`, { item: 'params.id' })
+const unknown = (id: string): GatewayError =>
+  new GatewayError('GW_ERR_ALERT_UNKNOWN', `no alert ${JSON.stringify(id)}`, { item: 'params.id' })
 
 export const alarmPlugin: FastifyPluginAsyncTypebox<AlarmOptions> = async (app, { pool, nc, site }) => {
   const operate = { access: 'operate' as const }
 
   async function read(req: FastifyRequest, id: string): Promise<AlarmT> {
     const { sql, values } = alarmSql(req, id, false)
-    const r = await pool.query<AlarmRow>(sql, values).catch((err: unknown) => { throw projectionError(err) })
+    const r = await pool.query<AlarmRow>(sql, values).catch((err: unknown) => {
+      throw projectionError(err)
+    })
     const row = r.rows[0]
     if (!row) throw unknown(id)
     return alarmOut(row)
@@ -152,8 +222,13 @@ export const alarmPlugin: FastifyPluginAsyncTypebox<AlarmOptions> = async (app, 
    * One action in one transaction: the alert must exist and be visible, the rule `check` must pass on the locked
    * workflow row, then the row changes and the audit gets its line. Published on the live feed after COMMIT.
    */
-  async function act(req: FastifyRequest, id: string, action: AlarmAction, change: { set?: string; comment?: string; assignee?: string },
-    check: (a: AlarmT) => void): Promise<AlarmT> {
+  async function act(
+    req: FastifyRequest,
+    id: string,
+    action: AlarmAction,
+    change: { set?: string; comment?: string; assignee?: string },
+    check: (a: AlarmT) => void,
+  ): Promise<AlarmT> {
     const who = actorOf(req.principal)
     const c = await pool.connect()
     let out: AlarmT
@@ -161,16 +236,26 @@ export const alarmPlugin: FastifyPluginAsyncTypebox<AlarmOptions> = async (app, 
       await c.query('BEGIN')
       try {
         // Only for an alert that exists: junk ids must not leave workflow rows behind.
-        await c.query(`INSERT INTO alert_workflow (alert_id) SELECT alert_id FROM ${T.alerts} WHERE alert_id = $1 ON CONFLICT DO NOTHING`, [id])
+        await c.query(
+          `INSERT INTO alert_workflow (alert_id) SELECT alert_id FROM ${T.alerts} WHERE alert_id = $1 ON CONFLICT DO NOTHING`,
+          [id],
+        )
         const { sql, values } = alarmSql(req, id, true)
         const row = (await c.query<AlarmRow>(sql, values)).rows[0]
         if (!row) throw unknown(id)
         check(alarmOut(row))
         // $2 is the actor, $3 the assignee (assign only); a comment changes no state.
-        if (change.set === undefined) await c.query('UPDATE alert_workflow SET updated_at = now() WHERE alert_id = $1', [id])
-        else await c.query(`UPDATE alert_workflow SET ${change.set}, updated_at = now() WHERE alert_id = $1`, change.assignee === undefined ? [id, who.actor] : [id, who.actor, change.assignee])
-        await c.query('INSERT INTO alert_audit (alert_id, action, actor, actor_type, comment, assignee) VALUES ($1, $2, $3, $4, $5, $6)',
-          [id, action, who.actor, who.type, change.comment ?? null, change.assignee ?? null])
+        if (change.set === undefined)
+          await c.query('UPDATE alert_workflow SET updated_at = now() WHERE alert_id = $1', [id])
+        else
+          await c.query(
+            `UPDATE alert_workflow SET ${change.set}, updated_at = now() WHERE alert_id = $1`,
+            change.assignee === undefined ? [id, who.actor] : [id, who.actor, change.assignee],
+          )
+        await c.query(
+          'INSERT INTO alert_audit (alert_id, action, actor, actor_type, comment, assignee) VALUES ($1, $2, $3, $4, $5, $6)',
+          [id, action, who.actor, who.type, change.comment ?? null, change.assignee ?? null],
+        )
         const after = (await c.query<AlarmRow>(sql, values)).rows[0]
         if (!after) throw unknown(id)
         out = alarmOut(after)
@@ -184,79 +269,170 @@ export const alarmPlugin: FastifyPluginAsyncTypebox<AlarmOptions> = async (app, 
     }
     // Best effort: the change is committed; a feed that misses it still shows it on the next GET.
     try {
-      nc.publish(alarmSubject(site, out.kind, out.entity), JSON.stringify({ action, by: who.actor, at: new Date().toISOString(), comment: change.comment ?? null, ...out }))
+      nc.publish(
+        alarmSubject(site, out.kind, out.entity),
+        JSON.stringify({
+          action,
+          by: who.actor,
+          at: new Date().toISOString(),
+          comment: change.comment ?? null,
+          ...out,
+        }),
+      )
     } catch (err) {
       req.log.warn({ err }, 'alarm change not published on the live feed')
     }
     return out
   }
 
-  app.get('/v1/alerts/:id', {
-    config: { access: 'read' },
-    schema: { params: AlertParams, response: replies },
-  }, async (req) => read(req, req.params.id))
+  app.get(
+    '/v1/alerts/:id',
+    {
+      config: { access: 'read' },
+      schema: { params: AlertParams, response: replies },
+    },
+    async (req) => read(req, req.params.id),
+  )
 
-  app.get('/v1/alerts/:id/history', {
-    config: { access: 'read' },
-    schema: { params: AlertParams, response: { 200: History, ...errorReplies } },
-  }, async (req) => {
-    const id = req.params.id
-    await read(req, id)
-    // The detector's open and close (alert_events, projector) and people's actions, in time order.
-    const r = await pool.query<{ at: Date; action: string; by: string; by_type: string; comment: string | null; assignee: string | null }>(
-      `SELECT at, action, by, by_type, comment, assignee FROM (
+  app.get(
+    '/v1/alerts/:id/history',
+    {
+      config: { access: 'read' },
+      schema: { params: AlertParams, response: { 200: History, ...errorReplies } },
+    },
+    async (req) => {
+      const id = req.params.id
+      await read(req, id)
+      // The detector's open and close (alert_events, projector) and people's actions, in time order.
+      const r = await pool
+        .query<{
+          at: Date
+          action: string
+          by: string
+          by_type: string
+          comment: string | null
+          assignee: string | null
+        }>(
+          `SELECT at, action, by, by_type, comment, assignee FROM (
         SELECT event_at AS at, event AS action, 'system' AS by, 'system' AS by_type, NULL::text AS comment, NULL::text AS assignee, 0 AS src, seq AS n
           FROM ${T.alertEvents} WHERE alert_id = $1 AND event IN ('open', 'close')
         UNION ALL
         SELECT at, action, actor, actor_type, comment, assignee, 1, id FROM alert_audit WHERE alert_id = $1
-      ) h ORDER BY at, src, n`, [id]).catch((err: unknown) => { throw projectionError(err) })
-    return {
-      alertId: id,
-      items: r.rows.map((h) => ({
-        at: h.at.toISOString(), action: h.action as Static<typeof HistoryItem>['action'], by: h.by,
-        byType: h.by_type as Static<typeof HistoryItem>['byType'], comment: h.comment, assignee: h.assignee,
-      })),
-    }
-  })
-
-  app.post('/v1/alerts/:id/ack', {
-    config: operate,
-    schema: { params: AlertParams, body: OptionalComment, response: replies },
-    preValidation: noBodyIsEmpty,
-  }, async (req) => {
-    const comment = req.body.comment
-    return act(req, req.params.id, 'acknowledge', { set: 'acknowledged_at = now(), acknowledged_by = $2', ...(comment === undefined ? {} : { comment }) }, (a) => {
-      if (a.acknowledged) throw new GatewayError('GW_ERR_ALERT_ACKNOWLEDGED', `alert already acknowledged by ${a.acknowledgedBy ?? '?'} at ${a.acknowledgedAt ?? '?'}`, { item: 'params.id' })
-    })
-  })
-
-  app.post('/v1/alerts/:id/assign', {
-    config: operate,
-    schema: {
-      params: AlertParams,
-      body: Type.Object({ assignee: Type.Union([Who, Type.Null()], { description: 'who takes it; null unassigns' }), comment: Type.Optional(Comment) }, strict),
-      response: replies,
+      ) h ORDER BY at, src, n`,
+          [id],
+        )
+        .catch((err: unknown) => {
+          throw projectionError(err)
+        })
+      return {
+        alertId: id,
+        items: r.rows.map((h) => ({
+          at: h.at.toISOString(),
+          action: h.action as Static<typeof HistoryItem>['action'],
+          by: h.by,
+          byType: h.by_type as Static<typeof HistoryItem>['byType'],
+          comment: h.comment,
+          assignee: h.assignee,
+        })),
+      }
     },
-  }, async (req) => {
-    const { assignee, comment } = req.body
-    const extra = comment === undefined ? {} : { comment }
-    if (assignee === null) return act(req, req.params.id, 'unassign', { set: 'assignee = NULL, assigned_at = now(), assigned_by = $2', ...extra }, () => undefined)
-    return act(req, req.params.id, 'assign', { set: 'assignee = $3, assigned_at = now(), assigned_by = $2', assignee, ...extra }, () => undefined)
-  })
+  )
 
-  app.post('/v1/alerts/:id/comment', {
-    config: operate,
-    schema: { params: AlertParams, body: Type.Object({ comment: Comment }, strict), response: replies },
-  }, async (req) => act(req, req.params.id, 'comment', { comment: req.body.comment }, () => undefined))
+  app.post(
+    '/v1/alerts/:id/ack',
+    {
+      config: operate,
+      schema: { params: AlertParams, body: OptionalComment, response: replies },
+      preValidation: noBodyIsEmpty,
+    },
+    async (req) => {
+      const comment = req.body.comment
+      return act(
+        req,
+        req.params.id,
+        'acknowledge',
+        { set: 'acknowledged_at = now(), acknowledged_by = $2', ...(comment === undefined ? {} : { comment }) },
+        (a) => {
+          if (a.acknowledged)
+            throw new GatewayError(
+              'GW_ERR_ALERT_ACKNOWLEDGED',
+              `alert already acknowledged by ${a.acknowledgedBy ?? '?'} at ${a.acknowledgedAt ?? '?'}`,
+              { item: 'params.id' },
+            )
+        },
+      )
+    },
+  )
 
-  app.post('/v1/alerts/:id/clear', {
-    config: operate,
-    schema: { params: AlertParams, body: OptionalComment, response: replies },
-    preValidation: noBodyIsEmpty,
-  }, async (req) => {
-    const comment = req.body.comment
-    return act(req, req.params.id, 'clear', { set: 'cleared_at = now(), cleared_by = $2', ...(comment === undefined ? {} : { comment }) }, (a) => {
-      if (!a.active) throw new GatewayError('GW_ERR_ALERT_CLEARED', `alert already cleared by ${a.clearedBy ?? '?'} at ${a.clearedAt ?? '?'}`, { item: 'params.id' })
-    })
-  })
+  app.post(
+    '/v1/alerts/:id/assign',
+    {
+      config: operate,
+      schema: {
+        params: AlertParams,
+        body: Type.Object(
+          {
+            assignee: Type.Union([Who, Type.Null()], { description: 'who takes it; null unassigns' }),
+            comment: Type.Optional(Comment),
+          },
+          strict,
+        ),
+        response: replies,
+      },
+    },
+    async (req) => {
+      const { assignee, comment } = req.body
+      const extra = comment === undefined ? {} : { comment }
+      if (assignee === null)
+        return act(
+          req,
+          req.params.id,
+          'unassign',
+          { set: 'assignee = NULL, assigned_at = now(), assigned_by = $2', ...extra },
+          () => undefined,
+        )
+      return act(
+        req,
+        req.params.id,
+        'assign',
+        { set: 'assignee = $3, assigned_at = now(), assigned_by = $2', assignee, ...extra },
+        () => undefined,
+      )
+    },
+  )
+
+  app.post(
+    '/v1/alerts/:id/comment',
+    {
+      config: operate,
+      schema: { params: AlertParams, body: Type.Object({ comment: Comment }, strict), response: replies },
+    },
+    async (req) => act(req, req.params.id, 'comment', { comment: req.body.comment }, () => undefined),
+  )
+
+  app.post(
+    '/v1/alerts/:id/clear',
+    {
+      config: operate,
+      schema: { params: AlertParams, body: OptionalComment, response: replies },
+      preValidation: noBodyIsEmpty,
+    },
+    async (req) => {
+      const comment = req.body.comment
+      return act(
+        req,
+        req.params.id,
+        'clear',
+        { set: 'cleared_at = now(), cleared_by = $2', ...(comment === undefined ? {} : { comment }) },
+        (a) => {
+          if (!a.active)
+            throw new GatewayError(
+              'GW_ERR_ALERT_CLEARED',
+              `alert already cleared by ${a.clearedBy ?? '?'} at ${a.clearedAt ?? '?'}`,
+              { item: 'params.id' },
+            )
+        },
+      )
+    },
+  )
 }

@@ -4,7 +4,14 @@
  */
 import { STATUS_CODES, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  type FastifyServerOptions,
+} from 'fastify'
 import fastifyJwt from '@fastify/jwt'
 import rateLimit from '@fastify/rate-limit'
 import pg from 'pg'
@@ -60,7 +67,12 @@ export const GATEWAY_API_VERSION = '1.0.0'
 /** Fastify's own errors (parsing, limits, schema) -> gateway codes. */
 /** A logger instance (has pino's level methods and `child`), not Fastify's logger options. */
 function isPino(l: unknown): l is FastifyBaseLogger {
-  return typeof l === 'object' && l !== null && typeof (l as FastifyBaseLogger).child === 'function' && typeof (l as FastifyBaseLogger).info === 'function'
+  return (
+    typeof l === 'object' &&
+    l !== null &&
+    typeof (l as FastifyBaseLogger).child === 'function' &&
+    typeof (l as FastifyBaseLogger).info === 'function'
+  )
 }
 
 function fromFastify(err: FastifyError): GatewayError {
@@ -68,12 +80,18 @@ function fromFastify(err: FastifyError): GatewayError {
     const ctx = err.validationContext ?? 'body'
     if (ctx === 'params') {
       const path = err.validation[0]?.instancePath ?? ''
-      const code: GatewayErrorCode = path === '/kind' ? 'GW_ERR_KIND_INVALID' : path === '/id' ? 'GW_ERR_ID_INVALID' : 'GW_ERR_PARAMS_INVALID'
-      return new GatewayError(code, `${ctx}${path.replace(/\//g, '.')} ${err.validation[0]?.message ?? 'is invalid'}`, { item: `params${path.replace(/\//g, '.')}` })
+      const code: GatewayErrorCode =
+        path === '/kind' ? 'GW_ERR_KIND_INVALID' : path === '/id' ? 'GW_ERR_ID_INVALID' : 'GW_ERR_PARAMS_INVALID'
+      return new GatewayError(code, `${ctx}${path.replace(/\//g, '.')} ${err.validation[0]?.message ?? 'is invalid'}`, {
+        item: `params${path.replace(/\//g, '.')}`,
+      })
     }
     const v = err.validation[0]
     const path = (v?.instancePath ?? '').replace(/\//g, '.')
-    if (ctx === 'querystring') return new GatewayError('GW_ERR_QUERY_INVALID', `querystring${path} ${v?.message ?? 'is invalid'}`, { item: `querystring${path}` })
+    if (ctx === 'querystring')
+      return new GatewayError('GW_ERR_QUERY_INVALID', `querystring${path} ${v?.message ?? 'is invalid'}`, {
+        item: `querystring${path}`,
+      })
     // Ingest bodies must be arrays; registry bodies are objects and name the offending property.
     const hint = v?.keyword === 'type' && v.params.type === 'array' ? ' (a batch is a JSON array of readings)' : ''
     return new GatewayError('GW_ERR_BODY_INVALID', `${ctx}${path} ${v?.message ?? 'is invalid'}${hint}`, { item: ctx })
@@ -83,7 +101,10 @@ function fromFastify(err: FastifyError): GatewayError {
       return new GatewayError('GW_ERR_BODY_TOO_LARGE', err.message)
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
     case 'FST_ERR_CTP_INVALID_TYPE':
-      return new GatewayError('GW_ERR_MEDIA_TYPE', 'send application/json (an array) or application/x-ndjson (one reading per line)')
+      return new GatewayError(
+        'GW_ERR_MEDIA_TYPE',
+        'send application/json (an array) or application/x-ndjson (one reading per line)',
+      )
   }
   const status = err.statusCode ?? 500
   if (status >= 400 && status < 500) return new GatewayError('GW_ERR_BODY_MALFORMED', err.message, { cause: err })
@@ -95,7 +116,11 @@ function toReplyError(err: FastifyError, req: FastifyRequest): GatewayError {
   if (err instanceof GatewayError) return err
   if (isDatabaseInputRejected(err)) {
     const body = req.method === 'POST' || req.method === 'PATCH' || req.method === 'PUT'
-    return new GatewayError(body ? 'GW_ERR_BODY_INVALID' : 'GW_ERR_QUERY_INVALID', 'a value holds a character the database cannot store (NUL)', { cause: err })
+    return new GatewayError(
+      body ? 'GW_ERR_BODY_INVALID' : 'GW_ERR_QUERY_INVALID',
+      'a value holds a character the database cannot store (NUL)',
+      { cause: err },
+    )
   }
   return fromFastify(err)
 }
@@ -116,7 +141,11 @@ export function connectionsCheckingIntervalMs(requestTimeoutMs: number): number 
  * arrive within the same deadline (at most Node's 60 s). 0 turns the request deadline off; Node's 60 s headers
  * deadline stays.
  */
-export function httpServerOptions(requestTimeoutMs: number): { requestTimeout: number; headersTimeout?: number; connectionsCheckingInterval?: number } {
+export function httpServerOptions(requestTimeoutMs: number): {
+  requestTimeout: number
+  headersTimeout?: number
+  connectionsCheckingInterval?: number
+} {
   if (requestTimeoutMs === 0) return { requestTimeout: 0 }
   return {
     requestTimeout: requestTimeoutMs,
@@ -129,12 +158,22 @@ export function httpServerOptions(requestTimeoutMs: number): { requestTimeout: n
 export function fromClientError(err: { code?: string; reason?: string; message: string }): GatewayError {
   switch (err.code) {
     case 'ERR_HTTP_REQUEST_TIMEOUT':
-      return new GatewayError('GW_ERR_REQUEST_TIMEOUT', 'the request (headers and body) did not arrive within requestTimeoutMs')
+      return new GatewayError(
+        'GW_ERR_REQUEST_TIMEOUT',
+        'the request (headers and body) did not arrive within requestTimeoutMs',
+      )
     case 'HPE_HEADER_OVERFLOW':
-      return new GatewayError('GW_ERR_HEADERS_TOO_LARGE', 'the request headers are larger than the server accepts (Node\'s limit, 16 KiB by default)', { item: 'headers' })
+      return new GatewayError(
+        'GW_ERR_HEADERS_TOO_LARGE',
+        "the request headers are larger than the server accepts (Node's limit, 16 KiB by default)",
+        { item: 'headers' },
+      )
   }
   const why = (err.reason ?? err.message).slice(0, 120)
-  return new GatewayError('GW_ERR_REQUEST_MALFORMED', `the HTTP request is malformed: ${why}${err.code === undefined ? '' : ` (${err.code})`}`)
+  return new GatewayError(
+    'GW_ERR_REQUEST_MALFORMED',
+    `the HTTP request is malformed: ${why}${err.code === undefined ? '' : ` (${err.code})`}`,
+  )
 }
 
 /** Builds the gateway (not listening); the caller owns `nc` and closes it after `app.close()`. */
@@ -150,7 +189,9 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
     http: httpServerOptions(cfg.requestTimeoutMs),
     // Errors of Node's HTTP parser and the request deadline never reach a route: they are answered here on the
     // raw socket, in the gateway's shape (see clientError below).
-    clientErrorHandler: (err, socket) => { clientError(err, socket) },
+    clientErrorHandler: (err, socket) => {
+      clientError(err, socket)
+    },
     // Shutdown is answered by the hook below in the gateway's shape; Fastify's own 503 has neither the shape nor
     // the security headers nor Retry-After.
     return503OnClosing: false,
@@ -162,7 +203,14 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
     // Router-level failures (overlong parameter, malformed URL) in the gateway's error shape, not Fastify's.
     // These replies skip the hooks, so the security headers are set here too.
     frameworkErrors: (err, req, reply: FastifyReply) => {
-      void reply.code(400).headers({ ...securityHeaders(cfg), 'cache-control': 'no-store', ...corsReplyHeaders(corsOrigins, req.headers.origin) }).send(new GatewayError('GW_ERR_PARAMS_INVALID', err.message.slice(0, 200), { item: 'params' }).toJSON())
+      void reply
+        .code(400)
+        .headers({
+          ...securityHeaders(cfg),
+          'cache-control': 'no-store',
+          ...corsReplyHeaders(corsOrigins, req.headers.origin),
+        })
+        .send(new GatewayError('GW_ERR_PARAMS_INVALID', err.message.slice(0, 200), { item: 'params' }).toJSON())
     },
     // No coercion: "12" is not a number and an object is not a one-item array.
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
@@ -183,10 +231,16 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
     if (socket.writable && res?.headersSent !== true) {
       const body = JSON.stringify(gw.toJSON())
       const headers: Record<string, string> = {
-        ...securityHeaders(cfg), 'cache-control': 'no-store', ...corsReplyHeaders(corsOrigins, res?.req.headers.origin),
-        'content-type': 'application/json; charset=utf-8', 'content-length': String(Buffer.byteLength(body)), connection: 'close',
+        ...securityHeaders(cfg),
+        'cache-control': 'no-store',
+        ...corsReplyHeaders(corsOrigins, res?.req.headers.origin),
+        'content-type': 'application/json; charset=utf-8',
+        'content-length': String(Buffer.byteLength(body)),
+        connection: 'close',
       }
-      const head = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')
+      const head = Object.entries(headers)
+        .map(([k, v]) => `${k}: ${v}\r\n`)
+        .join('')
       socket.write(`HTTP/1.1 ${gw.status} ${STATUS_CODES[gw.status] ?? ''}\r\n${head}\r\n${body}`)
     }
     socket.destroy(err)
@@ -200,22 +254,37 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
     void reply.code(gw.status).send(gw.toJSON())
   })
   app.setNotFoundHandler((req, reply) => {
-    void reply.code(404).send(new GatewayError('GW_ERR_ROUTE_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0] ?? ''}`).toJSON())
+    void reply
+      .code(404)
+      .send(
+        new GatewayError('GW_ERR_ROUTE_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0] ?? ''}`).toJSON(),
+      )
   })
 
   let pool = deps.pool
   if (!pool && auth.databaseUrl !== undefined) {
     // Bounded connect and query times: a database that stops answering yields 503s, not requests that hang.
-    const own = new pg.Pool({ connectionString: auth.databaseUrl, max: 10, connectionTimeoutMillis: cfg.databaseTimeoutMs, query_timeout: cfg.databaseTimeoutMs })
+    const own = new pg.Pool({
+      connectionString: auth.databaseUrl,
+      max: 10,
+      connectionTimeoutMillis: cfg.databaseTimeoutMs,
+      query_timeout: cfg.databaseTimeoutMs,
+    })
     // An idle client's error (server restart) must not crash the process; the next query reconnects.
     own.on('error', (err) => app.log.warn({ err }, 'PostgreSQL idle client error'))
-    app.addHook('onClose', async () => { await own.end() })
+    app.addHook('onClose', async () => {
+      await own.end()
+    })
     pool = own
   }
   const devices = pool ? new DeviceCredentials(pool, auth.credentialCacheMs) : undefined
   if (!auth.enabled) app.log.warn('PITWALL_GATEWAY_AUTH=off: every request is allowed; for local development only')
   if (auth.jwtSecret !== undefined) {
-    void app.register(fastifyJwt, { secret: auth.jwtSecret, sign: { algorithm: 'HS256' }, verify: { algorithms: ['HS256'] } })
+    void app.register(fastifyJwt, {
+      secret: auth.jwtSecret,
+      sign: { algorithm: 'HS256' },
+      verify: { algorithms: ['HS256'] },
+    })
   }
   const metrics = deps.metrics ?? new GatewayMetrics({ site: cfg.runtime.site, service: 'gateway' })
   let idp: JwksKeySet | undefined
@@ -230,7 +299,9 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
     // Fetched once at start so the first person's request does not wait for it; a failure does not stop the
     // gateway (devices and service keys do not need the provider) and is retried after the cooldown.
     const keys = idp
-    app.addHook('onReady', async () => { void keys.refresh() })
+    app.addHook('onReady', async () => {
+      void keys.refresh()
+    })
   }
   // Before any route: the document generator must see every route being added.
   installOpenApi(app, GATEWAY_API_VERSION)
@@ -239,7 +310,9 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
   installHeaders(app, cfg)
   // Requests still arriving on open keep-alive connections while the gateway closes (in-flight ones finish).
   let closing = false
-  app.addHook('preClose', async () => { closing = true })
+  app.addHook('preClose', async () => {
+    closing = true
+  })
   app.addHook('onRequest', async (_req, reply) => {
     if (!closing) return
     void reply.header('connection', 'close')
@@ -254,24 +327,35 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
     metrics.registry.removeSingleMetric(METRICS.gatewayRateLimitStoreUp)
     metrics.registry.removeSingleMetric(METRICS.gatewayRateLimitFallback)
   }
-  const limiter = auth.rateLimitStore === 'local'
-    ? { incr: async (key: string, windowMs: number) => local.incr(key, windowMs) }
-    : new SiteRateLimiter({
-      nc, bucket: auth.rateLimitBucket, windowMs: auth.rateLimitWindowMs, storeTimeoutMs: auth.rateLimitStoreTimeoutMs, storeRetryMs: auth.rateLimitStoreRetryMs,
-      onFallback: () => metrics.rateLimitFallback.inc(),
-      onStoreState: (up, err) => {
-        metrics.rateLimitStoreUp.set(up ? 1 : 0)
-        if (up) app.log.info({ bucket: auth.rateLimitBucket }, 'rate limits counted in the site\'s shared store again')
-        else app.log.warn({ err, bucket: auth.rateLimitBucket, retryMs: auth.rateLimitStoreRetryMs }, 'rate limit store unavailable: counting per process until it answers (each gateway allows the full limit meanwhile)')
-      },
-    })
+  const limiter =
+    auth.rateLimitStore === 'local'
+      ? { incr: async (key: string, windowMs: number) => local.incr(key, windowMs) }
+      : new SiteRateLimiter({
+          nc,
+          bucket: auth.rateLimitBucket,
+          windowMs: auth.rateLimitWindowMs,
+          storeTimeoutMs: auth.rateLimitStoreTimeoutMs,
+          storeRetryMs: auth.rateLimitStoreRetryMs,
+          onFallback: () => metrics.rateLimitFallback.inc(),
+          onStoreState: (up, err) => {
+            metrics.rateLimitStoreUp.set(up ? 1 : 0)
+            if (up)
+              app.log.info({ bucket: auth.rateLimitBucket }, "rate limits counted in the site's shared store again")
+            else
+              app.log.warn(
+                { err, bucket: auth.rateLimitBucket, retryMs: auth.rateLimitStoreRetryMs },
+                'rate limit store unavailable: counting per process until it answers (each gateway allows the full limit meanwhile)',
+              )
+          },
+        })
   void app.register(rateLimit, {
     global: true,
     store: rateLimitStore(limiter),
     max: auth.rateLimitMax,
     timeWindow: auth.rateLimitWindowMs,
     keyGenerator: rateLimitKey,
-    errorResponseBuilder: (_req, ctx) => new GatewayError('GW_ERR_RATE_LIMITED', `more than ${ctx.max} requests in the window; retry after ${ctx.after}`),
+    errorResponseBuilder: (_req, ctx) =>
+      new GatewayError('GW_ERR_RATE_LIMITED', `more than ${ctx.max} requests in the window; retry after ${ctx.after}`),
   })
   if (pool && deps.migrate !== false) {
     const p = pool
@@ -303,12 +387,18 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
   const refs = (): Promise<KV> => {
     bucket ??= openReferenceBucket(nc, cfg.runtime.streams.refBucket, cfg.runtime.replicas)
     // A failed open is retried by the next request rather than cached.
-    bucket.catch(() => { bucket = undefined })
+    bucket.catch(() => {
+      bucket = undefined
+    })
     return bucket
   }
   if (pool) {
     const p = pool
-    void app.register(registryPlugin, { pool, profiles, onVehiclesChanged: async (log) => republishIfAssigned(p, refs, log) })
+    void app.register(registryPlugin, {
+      pool,
+      profiles,
+      onVehiclesChanged: async (log) => republishIfAssigned(p, refs, log),
+    })
     void app.register(geofencePlugin, { pool, refs })
     void app.register(servicePlugin, { pool, refs })
   }
@@ -321,11 +411,21 @@ export function buildGateway(deps: GatewayDeps): FastifyInstance {
       // Started once the app is ready (migrations applied); stopped in preClose, before the pool closes, so the
       // attempts in flight are recorded.
       const worker = new NotifyWorker({ pool, cfg: cfg.notify, metrics, log: app.log, addresses })
-      app.addHook('onReady', async () => { worker.start() })
-      app.addHook('preClose', async () => { await worker.stop() })
+      app.addHook('onReady', async () => {
+        worker.start()
+      })
+      app.addHook('preClose', async () => {
+        await worker.stop()
+      })
     }
   }
-  const stateOpts: StateOptions = { nc, cfg, profiles: profileDefs, ...(deps.query ? { query: deps.query } : {}), ...(pool ? { pool } : {}) }
+  const stateOpts: StateOptions = {
+    nc,
+    cfg,
+    profiles: profileDefs,
+    ...(deps.query ? { query: deps.query } : {}),
+    ...(pool ? { pool } : {}),
+  }
   void app.register(statePlugin, stateOpts)
   void app.register(livePlugin, { nc, cfg, metrics, ...(pool ? { pool } : {}) })
   void app.register(consolePlugin, { cfg, warn: (msg) => app.log.warn(msg) })

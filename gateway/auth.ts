@@ -55,7 +55,10 @@ const CACHE_MAX = 100_000
 /** Verifies device credentials against PostgreSQL, trusting a verified row for `ttlMs` (revocation delay). */
 export class DeviceCredentials {
   private readonly cache = new Map<string, { until: number; row: StoredCredential | undefined }>()
-  constructor(private readonly pool: pg.Pool, private readonly ttlMs: number) {}
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly ttlMs: number,
+  ) {}
 
   /** The credential's entity, or undefined when the token is unknown, revoked or wrong. */
   async verify(token: string): Promise<StoredCredential | undefined> {
@@ -100,7 +103,12 @@ type PersonClaims = { sub?: unknown; role?: unknown; fleets?: unknown; sites?: u
  * to HS256), RS256/ES256 the identity provider's keys; anything else (`none` included) is refused before any key
  * is looked at, so a token HMAC-signed with a provider's public key never meets that key.
  */
-async function verifyBearer(app: FastifyInstance, cfg: AuthConfig, idp: JwksKeySet | undefined, token: string): Promise<PersonClaims> {
+async function verifyBearer(
+  app: FastifyInstance,
+  cfg: AuthConfig,
+  idp: JwksKeySet | undefined,
+  token: string,
+): Promise<PersonClaims> {
   const alg = tokenAlg(token)
   if (alg === 'HS256' && cfg.jwtSecret !== undefined) {
     try {
@@ -110,15 +118,23 @@ async function verifyBearer(app: FastifyInstance, cfg: AuthConfig, idp: JwksKeyS
       throw unauthenticated('bearer token invalid or expired')
     }
   }
-  if ((alg === 'RS256' || alg === 'ES256') && idp !== undefined && cfg.jwks !== undefined) return await verifyProviderToken(token, idp, cfg.jwks)
+  if ((alg === 'RS256' || alg === 'ES256') && idp !== undefined && cfg.jwks !== undefined)
+    return await verifyProviderToken(token, idp, cfg.jwks)
   throw unauthenticated(alg === undefined ? 'bearer token is not a JWT' : 'bearer token algorithm is not accepted')
 }
 
 /** Who sent the request; throws GW_ERR_UNAUTHENTICATED for missing, malformed, wrong, expired or revoked credentials. */
-async function authenticate(app: FastifyInstance, cfg: AuthConfig, devices: DeviceCredentials | undefined, idp: JwksKeySet | undefined, req: FastifyRequest): Promise<Principal> {
+async function authenticate(
+  app: FastifyInstance,
+  cfg: AuthConfig,
+  devices: DeviceCredentials | undefined,
+  idp: JwksKeySet | undefined,
+  req: FastifyRequest,
+): Promise<Principal> {
   const authz = req.headers.authorization
   const apiKey = req.headers['x-api-key']
-  if (authz !== undefined && apiKey !== undefined) throw unauthenticated('send one credential: Authorization or X-API-Key, not both')
+  if (authz !== undefined && apiKey !== undefined)
+    throw unauthenticated('send one credential: Authorization or X-API-Key, not both')
   if (typeof apiKey === 'string') {
     const got = sha256(apiKey)
     let match: Principal | undefined
@@ -130,7 +146,8 @@ async function authenticate(app: FastifyInstance, cfg: AuthConfig, devices: Devi
     return match
   }
   if (apiKey !== undefined) throw unauthenticated('X-API-Key sent more than once')
-  if (authz === undefined) throw unauthenticated('credentials required: Authorization: Device <credential> | Bearer <jwt>, or X-API-Key')
+  if (authz === undefined)
+    throw unauthenticated('credentials required: Authorization: Device <credential> | Bearer <jwt>, or X-API-Key')
   const sp = authz.indexOf(' ')
   const scheme = sp < 0 ? authz : authz.slice(0, sp)
   const value = sp < 0 ? '' : authz.slice(sp + 1).trim()
@@ -142,14 +159,23 @@ async function authenticate(app: FastifyInstance, cfg: AuthConfig, devices: Devi
   if (scheme === 'Bearer' && (cfg.jwtSecret !== undefined || idp !== undefined)) {
     // HS256 and provider tokens alike: the same claims, the same scoping.
     const claims = await verifyBearer(app, cfg, idp, value)
-    if (typeof claims.sub !== 'string' || claims.sub === '' || typeof claims.role !== 'string' || !(ROLES as readonly string[]).includes(claims.role)) {
+    if (
+      typeof claims.sub !== 'string' ||
+      claims.sub === '' ||
+      typeof claims.role !== 'string' ||
+      !(ROLES as readonly string[]).includes(claims.role)
+    ) {
       throw unauthenticated(`bearer token must carry sub and a role (${ROLES.join(', ')})`)
     }
     const user: Principal = { type: 'user', id: claims.sub, role: claims.role as Role }
     for (const claim of ['fleets', 'sites'] as const) {
       const v = claims[claim]
       if (v === undefined) continue
-      if (!Array.isArray(v) || v.length > 1000 || !v.every((x): x is string => typeof x === 'string' && x.length > 0 && x.length <= 64)) {
+      if (
+        !Array.isArray(v) ||
+        v.length > 1000 ||
+        !v.every((x): x is string => typeof x === 'string' && x.length > 0 && x.length <= 64)
+      ) {
         throw unauthenticated(`bearer token claim ${claim} must be a list of ids`)
       }
       user[claim] = v
@@ -168,13 +194,21 @@ function authorize(p: Principal, req: FastifyRequest): void {
     if (entityParam) {
       const target = (req.params as Record<string, unknown>)[entityParam.param]
       if (entityParam.kind !== p.kind || target !== p.entity) {
-        throw new GatewayError('GW_ERR_FORBIDDEN_ENTITY', `this credential writes ${p.kind} ${p.entity} only`, { item: `params.${entityParam.param}` })
+        throw new GatewayError('GW_ERR_FORBIDDEN_ENTITY', `this credential writes ${p.kind} ${p.entity} only`, {
+          item: `params.${entityParam.param}`,
+        })
       }
     }
     return
   }
-  const need: Role = access === 'read' ? 'viewer' : access === 'ingest' || access === 'write' || access === 'operate' ? 'operator' : 'admin'
-  if (RANK[p.role] < RANK[need]) throw new GatewayError('GW_ERR_FORBIDDEN', `role ${p.role} may not do this; needs ${need} or above`)
+  const need: Role =
+    access === 'read'
+      ? 'viewer'
+      : access === 'ingest' || access === 'write' || access === 'operate'
+        ? 'operator'
+        : 'admin'
+  if (RANK[p.role] < RANK[need])
+    throw new GatewayError('GW_ERR_FORBIDDEN', `role ${p.role} may not do this; needs ${need} or above`)
 }
 
 /** The rate limiter's key: the credential when known, else the client address. */
@@ -187,7 +221,12 @@ export function rateLimitKey(req: FastifyRequest): string {
  * Installs the auth hooks on the root instance (so they cover every plugin's routes). Must be called before
  * the rate limiter and the feature plugins are registered.
  */
-export function installAuth(app: FastifyInstance, cfg: AuthConfig, devices: DeviceCredentials | undefined, idp?: JwksKeySet): void {
+export function installAuth(
+  app: FastifyInstance,
+  cfg: AuthConfig,
+  devices: DeviceCredentials | undefined,
+  idp?: JwksKeySet,
+): void {
   app.decorateRequest('principal', null)
   app.decorateRequest('authError', null)
   app.addHook('onRequest', async (req) => {

@@ -261,10 +261,20 @@ function notifyOptionsFromEnv(env: Record<string, string | undefined>): NotifyOp
   const o: NotifyOptions = {}
   const w = env[NOTIFY_ENV.worker]
   if (w !== undefined && w !== '') {
-    if (w !== 'on' && w !== 'off') throw new ConfigError(NOTIFY_ENV.worker, `must be "on" or "off", got ${JSON.stringify(w)}`)
+    if (w !== 'on' && w !== 'off')
+      throw new ConfigError(NOTIFY_ENV.worker, `must be "on" or "off", got ${JSON.stringify(w)}`)
     o.worker = w === 'on'
   }
-  for (const k of ['timeoutMs', 'pollMs', 'concurrency', 'backoffBaseMs', 'backoffMaxMs', 'maxAgeMs', 'maxPending', 'retentionMs'] as const) {
+  for (const k of [
+    'timeoutMs',
+    'pollMs',
+    'concurrency',
+    'backoffBaseMs',
+    'backoffMaxMs',
+    'maxAgeMs',
+    'maxPending',
+    'retentionMs',
+  ] as const) {
     const raw = env[NOTIFY_ENV[k]]
     if (raw === undefined || raw === '') continue
     const n = Number(raw)
@@ -278,9 +288,19 @@ function notifyOptionsFromEnv(env: Record<string, string | undefined>): NotifyOp
 
 /** The allowed private ranges: a list or a comma-separated string of CIDRs (a bare address is one host). */
 function allowedRanges(raw: readonly string[] | string | undefined): readonly string[] {
-  const list = typeof raw === 'string' ? raw.split(',').map((x) => x.trim()).filter((x) => x !== '') : [...(raw ?? [])]
+  const list =
+    typeof raw === 'string'
+      ? raw
+          .split(',')
+          .map((x) => x.trim())
+          .filter((x) => x !== '')
+      : [...(raw ?? [])]
   for (const c of list) {
-    if (!parseCidr(c)) throw new ConfigError(NOTIFY_ENV.allowPrivate, `${JSON.stringify(c)} is not a CIDR such as 10.20.0.0/16 or fd00::/8`)
+    if (!parseCidr(c))
+      throw new ConfigError(
+        NOTIFY_ENV.allowPrivate,
+        `${JSON.stringify(c)} is not a CIDR such as 10.20.0.0/16 or fd00::/8`,
+      )
   }
   return Object.freeze(list)
 }
@@ -292,9 +312,11 @@ export function compileNotify(o: NotifyOptions = {}): NotifyConfig {
   const timeoutMs = int(E.timeoutMs, o.timeoutMs ?? d.timeoutMs, 100, 300_000)
   const backoffBaseMs = int(E.backoffBaseMs, o.backoffBaseMs ?? d.backoffBaseMs, 10, 3_600_000)
   const backoffMaxMs = int(E.backoffMaxMs, o.backoffMaxMs ?? d.backoffMaxMs, 10, 86_400_000)
-  if (backoffMaxMs < backoffBaseMs) throw new ConfigError(E.backoffMaxMs, `must be at least ${E.backoffBaseMs} (${backoffBaseMs})`)
+  if (backoffMaxMs < backoffBaseMs)
+    throw new ConfigError(E.backoffMaxMs, `must be at least ${E.backoffBaseMs} (${backoffBaseMs})`)
   const maxAgeMs = int(E.maxAgeMs, o.maxAgeMs ?? d.maxAgeMs, 1_000, 30 * 86_400_000)
-  if (maxAgeMs <= timeoutMs) throw new ConfigError(E.maxAgeMs, `must exceed ${E.timeoutMs} (${timeoutMs}): no attempt could finish`)
+  if (maxAgeMs <= timeoutMs)
+    throw new ConfigError(E.maxAgeMs, `must exceed ${E.timeoutMs} (${timeoutMs}): no attempt could finish`)
   return Object.freeze({
     worker: o.worker ?? d.worker,
     timeoutMs,
@@ -341,7 +363,9 @@ export const GATEWAY_CONSOLE_ENV = {
  * The console's build: next to the gateway's (dist/gateway/config.js -> dist/console), or the repository's
  * dist/console when the gateway runs from its TypeScript sources (tsx, tap).
  */
-export const DEFAULT_CONSOLE_DIR = fileURLToPath(new URL(/\/dist\/gateway\/[^/]*$/.test(import.meta.url) ? '../console/' : '../dist/console/', import.meta.url))
+export const DEFAULT_CONSOLE_DIR = fileURLToPath(
+  new URL(/\/dist\/gateway\/[^/]*$/.test(import.meta.url) ? '../console/' : '../dist/console/', import.meta.url),
+)
 export const GATEWAY_METRICS_ENV = 'PITWALL_GATEWAY_METRICS'
 
 export const GATEWAY_AUTH_ENV = {
@@ -372,7 +396,8 @@ function authOptionsFromEnv(env: Record<string, string | undefined>): AuthOption
   const a: AuthOptions = {}
   const mode = env[E.enabled]
   if (mode !== undefined && mode !== '') {
-    if (mode !== 'on' && mode !== 'off') throw new ConfigError(E.enabled, `must be "on" or "off", got ${JSON.stringify(mode)}`)
+    if (mode !== 'on' && mode !== 'off')
+      throw new ConfigError(E.enabled, `must be "on" or "off", got ${JSON.stringify(mode)}`)
     a.enabled = mode === 'on'
   }
   const secret = env[E.jwtSecret]
@@ -383,7 +408,11 @@ function authOptionsFromEnv(env: Record<string, string | undefined>): AuthOption
     try {
       a.jwtSecret = readFileSync(file, 'utf8').trim()
     } catch (err) {
-      throw new ConfigError(E.jwtSecretFile, `cannot read ${file}: ${err instanceof Error ? err.message : String(err)}`, err)
+      throw new ConfigError(
+        E.jwtSecretFile,
+        `cannot read ${file}: ${err instanceof Error ? err.message : String(err)}`,
+        err,
+      )
     }
   }
   if (env[E.apiKeys]) a.apiKeys = env[E.apiKeys]
@@ -394,10 +423,20 @@ function authOptionsFromEnv(env: Record<string, string | undefined>): AuthOption
   }
   const store = env[E.rateLimitStore]
   if (store !== undefined && store !== '') {
-    if (store !== 'nats' && store !== 'local') throw new ConfigError(E.rateLimitStore, `must be "nats" or "local", got ${JSON.stringify(store)}`)
+    if (store !== 'nats' && store !== 'local')
+      throw new ConfigError(E.rateLimitStore, `must be "nats" or "local", got ${JSON.stringify(store)}`)
     a.rateLimitStore = store
   }
-  for (const k of ['credentialCacheMs', 'rateLimitMax', 'rateLimitWindowMs', 'rateLimitStoreTimeoutMs', 'rateLimitStoreRetryMs', 'jwksCacheMs', 'jwksCooldownMs', 'jwksTimeoutMs'] as const) {
+  for (const k of [
+    'credentialCacheMs',
+    'rateLimitMax',
+    'rateLimitWindowMs',
+    'rateLimitStoreTimeoutMs',
+    'rateLimitStoreRetryMs',
+    'jwksCacheMs',
+    'jwksCooldownMs',
+    'jwksTimeoutMs',
+  ] as const) {
     const raw = env[E[k]]
     if (raw === undefined || raw === '') continue
     const n = Number(raw)
@@ -411,7 +450,10 @@ function authOptionsFromEnv(env: Record<string, string | undefined>): AuthOption
 export function parseApiKeys(raw: string): ApiKey[] {
   const keys: ApiKey[] = []
   const ids = new Set<string>()
-  for (const entry of raw.split(',').map((e) => e.trim()).filter((e) => e !== '')) {
+  for (const entry of raw
+    .split(',')
+    .map((e) => e.trim())
+    .filter((e) => e !== '')) {
     const m = /^([A-Za-z0-9_-]{1,64}):([a-z]+):sha256:([0-9a-fA-F]{64})$/.exec(entry)
     const id = m?.[1]
     const role = m?.[2]
@@ -419,7 +461,8 @@ export function parseApiKeys(raw: string): ApiKey[] {
     if (id === undefined || role === undefined || hex === undefined) {
       throw new ConfigError(GATEWAY_AUTH_ENV.apiKeys, `entry ${keys.length + 1} is not id:role:sha256:<64 hex digits>`)
     }
-    if (!(ROLES as readonly string[]).includes(role)) throw new ConfigError(GATEWAY_AUTH_ENV.apiKeys, `key ${id}: role must be one of ${ROLES.join(', ')}`)
+    if (!(ROLES as readonly string[]).includes(role))
+      throw new ConfigError(GATEWAY_AUTH_ENV.apiKeys, `key ${id}: role must be one of ${ROLES.join(', ')}`)
     if (ids.has(id)) throw new ConfigError(GATEWAY_AUTH_ENV.apiKeys, `key id ${id} appears twice`)
     ids.add(id)
     keys.push(Object.freeze({ id, role: role as Role, sha256: Buffer.from(hex, 'hex') }))
@@ -437,7 +480,11 @@ function compileJwks(a: AuthOptions): JwksConfig | undefined {
   const url = a.jwksUrl === '' ? undefined : a.jwksUrl
   if (url === undefined) {
     for (const k of ['jwtIssuer', 'jwtAudience'] as const) {
-      if (a[k]) throw new ConfigError(E[k], `is set but ${E.jwksUrl} is not: issuer and audience apply to an identity provider's tokens`)
+      if (a[k])
+        throw new ConfigError(
+          E[k],
+          `is set but ${E.jwksUrl} is not: issuer and audience apply to an identity provider's tokens`,
+        )
     }
     return undefined
   }
@@ -448,9 +495,13 @@ function compileJwks(a: AuthOptions): JwksConfig | undefined {
     throw new ConfigError(E.jwksUrl, `is not a URL: ${JSON.stringify(url.slice(0, 200))}`)
   }
   if (!(u.protocol === 'https:' || (u.protocol === 'http:' && LOOPBACK.test(u.hostname)))) {
-    throw new ConfigError(E.jwksUrl, 'must be https (plain http only on a loopback address): the keys decide who is let in')
+    throw new ConfigError(
+      E.jwksUrl,
+      'must be https (plain http only on a loopback address): the keys decide who is let in',
+    )
   }
-  if (u.username !== '' || u.password !== '') throw new ConfigError(E.jwksUrl, 'must not carry credentials; a JWKS is public')
+  if (u.username !== '' || u.password !== '')
+    throw new ConfigError(E.jwksUrl, 'must not carry credentials; a JWKS is public')
   const text = (k: 'jwtIssuer' | 'jwtAudience', what: string): string => {
     const v = a[k]
     if (v === undefined || v === '') throw new ConfigError(E[k], `is required with ${E.jwksUrl}: ${what}`)
@@ -459,8 +510,8 @@ function compileJwks(a: AuthOptions): JwksConfig | undefined {
   }
   return Object.freeze({
     url: u.toString(),
-    issuer: text('jwtIssuer', 'the provider\'s issuer, exactly as its tokens carry it in `iss`'),
-    audience: text('jwtAudience', 'this API\'s identifier at the provider, which its tokens carry in `aud`'),
+    issuer: text('jwtIssuer', "the provider's issuer, exactly as its tokens carry it in `iss`"),
+    audience: text('jwtAudience', "this API's identifier at the provider, which its tokens carry in `aud`"),
     cacheMs: int(E.jwksCacheMs, a.jwksCacheMs ?? d.jwksCacheMs, 1_000, 86_400_000),
     cooldownMs: int(E.jwksCooldownMs, a.jwksCooldownMs ?? d.jwksCooldownMs, 100, 3_600_000),
     timeoutMs: int(E.jwksTimeoutMs, a.jwksTimeoutMs ?? d.jwksTimeoutMs, 100, 60_000),
@@ -474,10 +525,15 @@ function compileAuth(a: AuthOptions): AuthConfig {
   const jwtSecret = a.jwtSecret === '' ? undefined : a.jwtSecret
   const jwks = compileJwks(a)
   if (enabled && jwtSecret === undefined && jwks === undefined) {
-    throw new ConfigError(E.jwtSecret, `auth is on and people's JWTs cannot be verified: set ${E.jwtSecret} or ${E.jwtSecretFile} (HS256), ${E.jwksUrl} (an identity provider's RS256/ES256 keys) or both (or ${E.enabled}=off for local development only)`)
+    throw new ConfigError(
+      E.jwtSecret,
+      `auth is on and people's JWTs cannot be verified: set ${E.jwtSecret} or ${E.jwtSecretFile} (HS256), ${E.jwksUrl} (an identity provider's RS256/ES256 keys) or both (or ${E.enabled}=off for local development only)`,
+    )
   }
-  if (jwtSecret !== undefined && jwtSecret.length < 32) throw new ConfigError(E.jwtSecret, 'must be at least 32 characters (HS256)')
-  if (enabled && !a.databaseUrl) throw new ConfigError(E.databaseUrl, 'auth is on and device credentials live in PostgreSQL: set a connection URL')
+  if (jwtSecret !== undefined && jwtSecret.length < 32)
+    throw new ConfigError(E.jwtSecret, 'must be at least 32 characters (HS256)')
+  if (enabled && !a.databaseUrl)
+    throw new ConfigError(E.databaseUrl, 'auth is on and device credentials live in PostgreSQL: set a connection URL')
   return Object.freeze({
     enabled,
     jwtSecret,
@@ -489,25 +545,44 @@ function compileAuth(a: AuthOptions): AuthConfig {
     rateLimitWindowMs: int(E.rateLimitWindowMs, a.rateLimitWindowMs ?? d.rateLimitWindowMs, 100, 86_400_000),
     rateLimitStore: rateLimitStoreOf(a.rateLimitStore ?? d.rateLimitStore),
     rateLimitBucket: bucketName(a.rateLimitBucket ?? d.rateLimitBucket),
-    rateLimitStoreTimeoutMs: int(E.rateLimitStoreTimeoutMs, a.rateLimitStoreTimeoutMs ?? d.rateLimitStoreTimeoutMs, 10, 10_000),
-    rateLimitStoreRetryMs: int(E.rateLimitStoreRetryMs, a.rateLimitStoreRetryMs ?? d.rateLimitStoreRetryMs, 100, 600_000),
+    rateLimitStoreTimeoutMs: int(
+      E.rateLimitStoreTimeoutMs,
+      a.rateLimitStoreTimeoutMs ?? d.rateLimitStoreTimeoutMs,
+      10,
+      10_000,
+    ),
+    rateLimitStoreRetryMs: int(
+      E.rateLimitStoreRetryMs,
+      a.rateLimitStoreRetryMs ?? d.rateLimitStoreRetryMs,
+      100,
+      600_000,
+    ),
   })
 }
 
 function rateLimitStoreOf(v: string): 'nats' | 'local' {
-  if (v !== 'nats' && v !== 'local') throw new ConfigError(GATEWAY_AUTH_ENV.rateLimitStore, `must be "nats" or "local", got ${JSON.stringify(v)}`)
+  if (v !== 'nats' && v !== 'local')
+    throw new ConfigError(GATEWAY_AUTH_ENV.rateLimitStore, `must be "nats" or "local", got ${JSON.stringify(v)}`)
   return v
 }
 
 /** A JetStream KV bucket name: letters, digits, `-` and `_`. */
 function bucketName(v: string): string {
-  if (!/^[A-Za-z0-9_-]{1,64}$/.test(v)) throw new ConfigError(GATEWAY_AUTH_ENV.rateLimitBucket, `must be 1..64 letters, digits, - or _, got ${JSON.stringify(v)}`)
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(v))
+    throw new ConfigError(
+      GATEWAY_AUTH_ENV.rateLimitBucket,
+      `must be 1..64 letters, digits, - or _, got ${JSON.stringify(v)}`,
+    )
   return v
 }
 
 /** Reads gateway options (PITWALL_GATEWAY_*) and the runtime's (PITWALL_*) from an environment. */
 export function gatewayOptionsFromEnv(env: Record<string, string | undefined>): GatewayOptions {
-  const o: GatewayOptions = { runtime: optionsFromEnv(env), auth: authOptionsFromEnv(env), notify: notifyOptionsFromEnv(env) }
+  const o: GatewayOptions = {
+    runtime: optionsFromEnv(env),
+    auth: authOptionsFromEnv(env),
+    notify: notifyOptionsFromEnv(env),
+  }
   const host = env[GATEWAY_ENV.host]
   if (host) o.host = host
   const cors = env[GATEWAY_CORS_ENV]
@@ -518,7 +593,8 @@ export function gatewayOptionsFromEnv(env: Record<string, string | undefined>): 
   }
   const metrics = env[GATEWAY_METRICS_ENV]
   if (metrics !== undefined && metrics !== '') {
-    if (metrics !== 'on' && metrics !== 'off') throw new ConfigError(GATEWAY_METRICS_ENV, `must be "on" or "off", got ${JSON.stringify(metrics)}`)
+    if (metrics !== 'on' && metrics !== 'off')
+      throw new ConfigError(GATEWAY_METRICS_ENV, `must be "on" or "off", got ${JSON.stringify(metrics)}`)
     o.metrics = metrics === 'on'
   }
   for (const k of Object.keys(GATEWAY_ENV) as (keyof typeof GATEWAY_ENV)[]) {
@@ -533,7 +609,8 @@ export function gatewayOptionsFromEnv(env: Record<string, string | undefined>): 
 }
 
 function int(setting: string, v: number, min: number, max: number): number {
-  if (!Number.isInteger(v) || v < min || v > max) throw new ConfigError(setting, `must be an integer in [${min}, ${max}], got ${v}`)
+  if (!Number.isInteger(v) || v < min || v > max)
+    throw new ConfigError(setting, `must be an integer in [${min}, ${max}], got ${v}`)
   return v
 }
 
@@ -554,7 +631,10 @@ export function parseCorsOrigins(raw: string | readonly string[]): string[] {
       origin = undefined
     }
     if (origin === undefined || origin !== entry) {
-      throw new ConfigError(GATEWAY_CORS_ENV, `${JSON.stringify(entry.slice(0, 100))} is not an exact origin like https://app.example.com (lower case, no path, no trailing slash)`)
+      throw new ConfigError(
+        GATEWAY_CORS_ENV,
+        `${JSON.stringify(entry.slice(0, 100))} is not an exact origin like https://app.example.com (lower case, no path, no trailing slash)`,
+      )
     }
     if (!out.includes(origin)) out.push(origin)
   }
@@ -565,14 +645,19 @@ export function parseCorsOrigins(raw: string | readonly string[]): string[] {
 export function compileGatewayConfig(o: GatewayOptions = {}): GatewayConfig {
   const d = GATEWAY_DEFAULTS
   const host = o.host ?? d.host
-  if (!/^[A-Za-z0-9.:_-]{1,253}$/.test(host)) throw new ConfigError('host', `is not a host name or address: ${JSON.stringify(host)}`)
+  if (!/^[A-Za-z0-9.:_-]{1,253}$/.test(host))
+    throw new ConfigError('host', `is not a host name or address: ${JSON.stringify(host)}`)
   const bodyLimitBytes = int('bodyLimitBytes', o.bodyLimitBytes ?? d.bodyLimitBytes, 1024, 256 * 1_048_576)
   const maxStringLength = int('maxStringLength', o.maxStringLength ?? d.maxStringLength, 1, 65_536)
-  if (maxStringLength > bodyLimitBytes) throw new ConfigError('maxStringLength', `exceeds bodyLimitBytes (${bodyLimitBytes}); no request could carry it`)
+  if (maxStringLength > bodyLimitBytes)
+    throw new ConfigError('maxStringLength', `exceeds bodyLimitBytes (${bodyLimitBytes}); no request could carry it`)
   const requestTimeoutMs = int('requestTimeoutMs', o.requestTimeoutMs ?? d.requestTimeoutMs, 0, 600_000)
   const publishTimeoutMs = int('publishTimeoutMs', o.publishTimeoutMs ?? d.publishTimeoutMs, 10, 120_000)
   if (requestTimeoutMs !== 0 && publishTimeoutMs >= requestTimeoutMs) {
-    throw new ConfigError('publishTimeoutMs', `must be below requestTimeoutMs (${requestTimeoutMs}) so a slow JetStream yields a 503, not a dropped connection`)
+    throw new ConfigError(
+      'publishTimeoutMs',
+      `must be below requestTimeoutMs (${requestTimeoutMs}) so a slow JetStream yields a 503, not a dropped connection`,
+    )
   }
   const databaseTimeoutMs = int('databaseTimeoutMs', o.databaseTimeoutMs ?? d.databaseTimeoutMs, 100, 120_000)
   const cfg: GatewayConfig = {
@@ -625,16 +710,22 @@ export function parseTileUrl(raw: string | undefined): string | undefined {
 /** `site=url,...` (or a record) -> record; each URL http(s), each site name a site name. */
 export function parseSiteStatusUrls(raw: string | Readonly<Record<string, string>>): Record<string, string> {
   const E = GATEWAY_CONSOLE_ENV.siteStatusUrls
-  const entries = typeof raw === 'string'
-    ? raw.split(',').map((e) => e.trim()).filter((e) => e !== '').map((e) => {
-      const i = e.indexOf('=')
-      if (i <= 0) throw new ConfigError(E, `${JSON.stringify(e.slice(0, 100))} is not site=url`)
-      return [e.slice(0, i).trim(), e.slice(i + 1).trim()] as const
-    })
-    : Object.entries(raw)
+  const entries =
+    typeof raw === 'string'
+      ? raw
+          .split(',')
+          .map((e) => e.trim())
+          .filter((e) => e !== '')
+          .map((e) => {
+            const i = e.indexOf('=')
+            if (i <= 0) throw new ConfigError(E, `${JSON.stringify(e.slice(0, 100))} is not site=url`)
+            return [e.slice(0, i).trim(), e.slice(i + 1).trim()] as const
+          })
+      : Object.entries(raw)
   const out: Record<string, string> = {}
   for (const [site, url] of entries) {
-    if (!/^[a-z0-9][a-z0-9_-]{0,31}$/.test(site)) throw new ConfigError(E, `${JSON.stringify(site.slice(0, 40))} is not a site name`)
+    if (!/^[a-z0-9][a-z0-9_-]{0,31}$/.test(site))
+      throw new ConfigError(E, `${JSON.stringify(site.slice(0, 40))} is not a site name`)
     let ok = false
     try {
       const u = new URL(url)

@@ -40,7 +40,14 @@ const TYPES: Record<string, string> = {
 const HASHED = /-[A-Z0-9]{8,}\.(js|css)$/i
 const SITE_STATUS_TIMEOUT_MS = 2_000
 
-interface StaticFile { body: Buffer; br?: Buffer; gz?: Buffer; type: string; etag: string; immutable: boolean }
+interface StaticFile {
+  body: Buffer
+  br?: Buffer
+  gz?: Buffer
+  type: string
+  etag: string
+  immutable: boolean
+}
 
 /** The console's Content-Security-Policy: this origin, plus the tile server's origin for images and fetches. */
 export function consoleCsp(tileUrl: string | undefined): string {
@@ -70,7 +77,14 @@ async function loadFiles(dir: string): Promise<Map<string, StaticFile>> {
     // The build writes brotli and gzip copies next to each file; sent to browsers that accept them.
     const br = await readFile(join(dir, `${name}.br`)).catch(() => undefined)
     const gz = await readFile(join(dir, `${name}.gz`)).catch(() => undefined)
-    files.set(name, { body, ...(br ? { br } : {}), ...(gz ? { gz } : {}), type, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"`, immutable: HASHED.test(name) })
+    files.set(name, {
+      body,
+      ...(br ? { br } : {}),
+      ...(gz ? { gz } : {}),
+      type,
+      etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"`,
+      immutable: HASHED.test(name),
+    })
   }
   return files
 }
@@ -97,24 +111,45 @@ export const consolePlugin: FastifyPluginAsyncTypebox<ConsoleOptions> = async (a
     try {
       files = await loadFiles(cfg.consoleDir)
     } catch (err) {
-      warn(`operator console not served: ${cfg.consoleDir} cannot be read (${err instanceof Error ? err.message : String(err)}); run npm run build`)
+      warn(
+        `operator console not served: ${cfg.consoleDir} cannot be read (${err instanceof Error ? err.message : String(err)}); run npm run build`,
+      )
     }
   }
   const csp = consoleCsp(cfg.consoleTileUrl)
-  const settings = Buffer.from(JSON.stringify({ site: cfg.runtime.site, tileUrl: cfg.consoleTileUrl ?? null, sites: Object.keys(cfg.siteStatusUrls) }))
+  const settings = Buffer.from(
+    JSON.stringify({
+      site: cfg.runtime.site,
+      tileUrl: cfg.consoleTileUrl ?? null,
+      sites: Object.keys(cfg.siteStatusUrls),
+    }),
+  )
 
-  app.get('/console', { config: { access: 'public' }, schema: { hide: true } }, async (_req, reply) => reply.redirect('/console/', 302))
+  app.get('/console', { config: { access: 'public' }, schema: { hide: true } }, async (_req, reply) =>
+    reply.redirect('/console/', 302),
+  )
   app.get('/console/*', { config: { access: 'public' }, schema: { hide: true } }, async (req, reply) => {
     const name = (req.params as { '*': string })['*']
     if (name === 'config.json') {
-      return reply.header('cache-control', 'no-cache').type(TYPES['.json'] ?? '').send(settings)
+      return reply
+        .header('cache-control', 'no-cache')
+        .type(TYPES['.json'] ?? '')
+        .send(settings)
     }
     // Every path that is not a file is the app (it routes by the URL's hash).
     const f = files.get(name === '' || !files.has(name) ? 'index.html' : name)
     if (f === undefined) {
-      throw new GatewayError('GW_ERR_NOT_FOUND', cfg.consoleDir === undefined ? 'the operator console is turned off (PITWALL_GATEWAY_CONSOLE_DIR=off)' : 'the operator console is not built (npm run build)', { item: 'console' })
+      throw new GatewayError(
+        'GW_ERR_NOT_FOUND',
+        cfg.consoleDir === undefined
+          ? 'the operator console is turned off (PITWALL_GATEWAY_CONSOLE_DIR=off)'
+          : 'the operator console is not built (npm run build)',
+        { item: 'console' },
+      )
     }
-    void reply.header('content-security-policy', csp).header('etag', f.etag)
+    void reply
+      .header('content-security-policy', csp)
+      .header('etag', f.etag)
       .header('cache-control', f.immutable ? 'public, max-age=31536000, immutable' : 'no-cache')
       .header('vary', 'accept-encoding')
     if (req.headers['if-none-match'] === f.etag) return reply.code(304).send()
@@ -124,26 +159,52 @@ export const consolePlugin: FastifyPluginAsyncTypebox<ConsoleOptions> = async (a
     return reply.type(f.type).send(f.body)
   })
 
-  app.get('/v1/whoami', { config: { access: 'read' }, schema: { response: { 200: Whoami, ...errorReplies } } }, async (req) => {
-    const p = req.principal
-    if (p === null || p.type === 'device') throw new GatewayError('GW_ERR_FORBIDDEN', 'devices have no console')
-    if (p.type === 'dev') return { type: 'dev' as const, id: 'dev', role: 'admin' as const }
-    if (p.type === 'key') return { type: 'key' as const, id: p.id, role: p.role }
-    return { type: 'user' as const, id: p.id, role: p.role, ...(p.fleets ? { fleets: [...p.fleets] } : {}), ...(p.sites ? { sites: [...p.sites] } : {}) }
-  })
-
-  app.get('/v1/sites', { config: { access: 'read' }, schema: { response: { 200: Type.Object({ items: Type.Array(SiteItem) }), ...errorReplies } } }, async () => {
-    const items = await Promise.all(Object.entries(cfg.siteStatusUrls).map(async ([site, url]) => {
-      try {
-        const res = await fetch(url, { signal: AbortSignal.timeout(SITE_STATUS_TIMEOUT_MS), redirect: 'error' })
-        if (!res.ok) return { site, reachable: false, error: `the controller answered ${res.status}` }
-        return { site, reachable: true, status: await res.json() as unknown }
-      } catch (err) {
-        // The URL names a host: it stays in the log, not in the reply.
-        app.log.warn({ err, site }, 'site controller status unreachable')
-        return { site, reachable: false, error: err instanceof Error && err.name === 'TimeoutError' ? `no answer within ${SITE_STATUS_TIMEOUT_MS} ms` : 'unreachable' }
+  app.get(
+    '/v1/whoami',
+    { config: { access: 'read' }, schema: { response: { 200: Whoami, ...errorReplies } } },
+    async (req) => {
+      const p = req.principal
+      if (p === null || p.type === 'device') throw new GatewayError('GW_ERR_FORBIDDEN', 'devices have no console')
+      if (p.type === 'dev') return { type: 'dev' as const, id: 'dev', role: 'admin' as const }
+      if (p.type === 'key') return { type: 'key' as const, id: p.id, role: p.role }
+      return {
+        type: 'user' as const,
+        id: p.id,
+        role: p.role,
+        ...(p.fleets ? { fleets: [...p.fleets] } : {}),
+        ...(p.sites ? { sites: [...p.sites] } : {}),
       }
-    }))
-    return { items }
-  })
+    },
+  )
+
+  app.get(
+    '/v1/sites',
+    {
+      config: { access: 'read' },
+      schema: { response: { 200: Type.Object({ items: Type.Array(SiteItem) }), ...errorReplies } },
+    },
+    async () => {
+      const items = await Promise.all(
+        Object.entries(cfg.siteStatusUrls).map(async ([site, url]) => {
+          try {
+            const res = await fetch(url, { signal: AbortSignal.timeout(SITE_STATUS_TIMEOUT_MS), redirect: 'error' })
+            if (!res.ok) return { site, reachable: false, error: `the controller answered ${res.status}` }
+            return { site, reachable: true, status: (await res.json()) as unknown }
+          } catch (err) {
+            // The URL names a host: it stays in the log, not in the reply.
+            app.log.warn({ err, site }, 'site controller status unreachable')
+            return {
+              site,
+              reachable: false,
+              error:
+                err instanceof Error && err.name === 'TimeoutError'
+                  ? `no answer within ${SITE_STATUS_TIMEOUT_MS} ms`
+                  : 'unreachable',
+            }
+          }
+        }),
+      )
+      return { items }
+    },
+  )
 }

@@ -350,8 +350,12 @@ export async function migrate(pool: pg.Pool): Promise<number[]> {
   try {
     await c.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK])
     try {
-      await c.query('CREATE TABLE IF NOT EXISTS gw_schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())')
-      const done = new Set((await c.query<{ version: number }>('SELECT version FROM gw_schema_migrations')).rows.map((r) => r.version))
+      await c.query(
+        'CREATE TABLE IF NOT EXISTS gw_schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())',
+      )
+      const done = new Set(
+        (await c.query<{ version: number }>('SELECT version FROM gw_schema_migrations')).rows.map((r) => r.version),
+      )
       for (const m of MIGRATIONS) {
         if (done.has(m.version)) continue
         await c.query('BEGIN')
@@ -412,21 +416,38 @@ export async function issueCredential(pool: pg.Pool, kind: EntityKind, entity: s
   const stored = `hmac-sha256:${salt.toString('hex')}:${hashSecret(salt, secret).toString('hex')}`
   const mqttHash = await bcrypt.hash(secret, MQTT_BCRYPT_COST)
   const r = await pool.query<{ created_at: Date }>(
-    'INSERT INTO device_credentials (id, kind, entity, secret_hash, mqtt_hash) VALUES ($1, $2, $3, $4, $5) RETURNING created_at', [id, kind, entity, stored, mqttHash])
+    'INSERT INTO device_credentials (id, kind, entity, secret_hash, mqtt_hash) VALUES ($1, $2, $3, $4, $5) RETURNING created_at',
+    [id, kind, entity, stored, mqttHash],
+  )
   return { id, kind, entity, token: `${id}.${secret}`, createdAt: (r.rows[0]?.created_at ?? new Date()).toISOString() }
 }
 
 /** Revokes a credential; false when there is no such credential (or it was revoked before). */
 export async function revokeCredential(pool: pg.Pool, id: string): Promise<boolean> {
-  const r = await pool.query('UPDATE device_credentials SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL', [id])
+  const r = await pool.query('UPDATE device_credentials SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL', [
+    id,
+  ])
   return (r.rowCount ?? 0) > 0
 }
 
 export async function loadCredential(pool: pg.Pool, id: string): Promise<StoredCredential | undefined> {
-  const r = await pool.query<{ id: string; kind: EntityKind; entity: string; secret_hash: string; revoked_at: Date | null }>(
-    'SELECT id, kind, entity, secret_hash, revoked_at FROM device_credentials WHERE id = $1', [id])
+  const r = await pool.query<{
+    id: string
+    kind: EntityKind
+    entity: string
+    secret_hash: string
+    revoked_at: Date | null
+  }>('SELECT id, kind, entity, secret_hash, revoked_at FROM device_credentials WHERE id = $1', [id])
   const row = r.rows[0]
-  return row && { id: row.id, kind: row.kind, entity: row.entity, secretHash: row.secret_hash, revoked: row.revoked_at !== null }
+  return (
+    row && {
+      id: row.id,
+      kind: row.kind,
+      entity: row.entity,
+      secretHash: row.secret_hash,
+      revoked: row.revoked_at !== null,
+    }
+  )
 }
 
 /** An active credential as nats-server needs it: MQTT username (the credential id), bcrypt hash, entity. */
@@ -441,6 +462,7 @@ export interface MqttCredential {
 /** Every active (not revoked) credential, in id order. */
 export async function activeCredentials(pool: pg.Pool): Promise<MqttCredential[]> {
   const r = await pool.query<{ id: string; kind: EntityKind; entity: string; mqtt_hash: string | null }>(
-    'SELECT id, kind, entity, mqtt_hash FROM device_credentials WHERE revoked_at IS NULL ORDER BY id')
+    'SELECT id, kind, entity, mqtt_hash FROM device_credentials WHERE revoked_at IS NULL ORDER BY id',
+  )
   return r.rows.map((row) => ({ id: row.id, kind: row.kind, entity: row.entity, mqttHash: row.mqtt_hash }))
 }

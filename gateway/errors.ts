@@ -102,17 +102,30 @@ export class GatewayError extends Error {
     this.retryable = this.status === 503 || this.status === 429
   }
   toJSON(): { code: string; message: string; item?: string } {
-    return this.item === undefined ? { code: this.code, message: this.message } : { code: this.code, message: this.message, item: this.item }
+    return this.item === undefined
+      ? { code: this.code, message: this.message }
+      : { code: this.code, message: this.message, item: this.item }
   }
 }
 
 /** Socket error codes of a dependency that cannot be reached (PostgreSQL refused, reset, timed out). */
-const NETWORK_CODES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN'])
+const NETWORK_CODES: ReadonlySet<string> = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+])
 /**
  * node-postgres reports a lost, refused or timed-out connection as a plain Error with no code; these are its
  * messages (pg/lib/client.js, pg-pool/index.js). They mean "the database did not answer", never a bad query.
  */
-const PG_CONNECTION_MESSAGES = /^(Connection terminated|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error|Client was closed and is not queryable|timeout expired)/
+const PG_CONNECTION_MESSAGES =
+  /^(Connection terminated|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error|Client was closed and is not queryable|timeout expired)/
 
 /**
  * Whether an error says PostgreSQL is unavailable (as opposed to rejecting the query): a socket error, one of
@@ -150,6 +163,7 @@ export function toGatewayError(err: unknown): GatewayError {
   if (err instanceof PitwallError) {
     return new GatewayError(PW_TO_GW[err.code] ?? 'GW_ERR_INTERNAL', err.message, { cause: err })
   }
-  if (isDatabaseUnavailable(err)) return new GatewayError('GW_ERR_UNAVAILABLE', 'the database is unavailable; retry later', { cause: err })
+  if (isDatabaseUnavailable(err))
+    return new GatewayError('GW_ERR_UNAVAILABLE', 'the database is unavailable; retry later', { cause: err })
   return new GatewayError('GW_ERR_INTERNAL', 'internal error', { cause: err })
 }

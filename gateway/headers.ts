@@ -9,7 +9,8 @@ import type { GatewayConfig } from './config.js'
 /** Headers a browser client may send cross-origin. */
 export const CORS_ALLOW_HEADERS = 'Authorization, Content-Type, Idempotency-Key, X-API-Key, Last-Event-ID'
 /** Reply headers a browser client may read cross-origin. */
-export const CORS_EXPOSE_HEADERS = 'Retry-After, WWW-Authenticate, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset'
+export const CORS_EXPOSE_HEADERS =
+  'Retry-After, WWW-Authenticate, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset'
 export const CORS_ALLOW_METHODS = 'GET, POST, DELETE'
 export const CORS_MAX_AGE_S = 600
 
@@ -31,7 +32,10 @@ export function securityHeaders(cfg: Pick<GatewayConfig, 'hstsMaxAgeS'>): Record
  * is listed exactly; never `*`. Credentials are headers (Authorization, X-API-Key), not cookies, so
  * Access-Control-Allow-Credentials is not sent.
  */
-export function corsReplyHeaders(origins: ReadonlySet<string>, origin: string | string[] | undefined): Record<string, string> {
+export function corsReplyHeaders(
+  origins: ReadonlySet<string>,
+  origin: string | string[] | undefined,
+): Record<string, string> {
   if (origins.size === 0) return {}
   if (typeof origin !== 'string' || !origins.has(origin)) return { vary: 'Origin' }
   return { vary: 'Origin', 'access-control-allow-origin': origin, 'access-control-expose-headers': CORS_EXPOSE_HEADERS }
@@ -52,7 +56,8 @@ export function installHeaders(app: FastifyInstance, cfg: Pick<GatewayConfig, 'c
     // A preflight: OPTIONS with Access-Control-Request-Method. Answered here for any path, without credentials.
     if (req.method === 'OPTIONS' && req.headers['access-control-request-method'] !== undefined) {
       if (allowed) {
-        void reply.header('access-control-allow-methods', CORS_ALLOW_METHODS)
+        void reply
+          .header('access-control-allow-methods', CORS_ALLOW_METHODS)
           .header('access-control-allow-headers', CORS_ALLOW_HEADERS)
           .header('access-control-max-age', String(CORS_MAX_AGE_S))
       }
@@ -64,7 +69,8 @@ export function installHeaders(app: FastifyInstance, cfg: Pick<GatewayConfig, 'c
 
   app.addHook('onSend', async (_req, reply, payload) => {
     // The operator console's pages set their own policy (console.ts); every other reply gets `default-src 'none'`.
-    for (const [k, v] of Object.entries(security)) if (k !== 'content-security-policy' || !reply.hasHeader(k)) void reply.header(k, v)
+    for (const [k, v] of Object.entries(security))
+      if (k !== 'content-security-policy' || !reply.hasHeader(k)) void reply.header(k, v)
     // API replies are per caller and per moment (live state, credentials): never stored by a cache.
     if (!reply.hasHeader('cache-control')) void reply.header('cache-control', 'no-store')
     return payload

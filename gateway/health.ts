@@ -29,7 +29,9 @@ async function within<T>(p: Promise<T>, ms: number): Promise<T> {
   try {
     return await Promise.race([
       p,
-      new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms) }),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)
+      }),
     ])
   } finally {
     clearTimeout(timer)
@@ -54,10 +56,15 @@ export class ReadinessCheck {
   private succeeded = false
   private inflight: Promise<CheckOutcome> | undefined
 
-  constructor(private readonly run: () => Promise<void>, private readonly threshold: number) {}
+  constructor(
+    private readonly run: () => Promise<void>,
+    private readonly threshold: number,
+  ) {}
 
   probe(): Promise<CheckOutcome> {
-    this.inflight ??= this.once().finally(() => { this.inflight = undefined })
+    this.inflight ??= this.once().finally(() => {
+      this.inflight = undefined
+    })
     return this.inflight
   }
 
@@ -80,36 +87,61 @@ export const healthPlugin: FastifyPluginAsyncTypebox<HealthOptions> = async (app
   let jsm: Promise<JetStreamManager> | undefined
   const ms = cfg.readyTimeoutMs
   const checks: [name: string, what: string, check: ReadinessCheck][] = [
-    ['jetstream', `JetStream stream ${cfg.runtime.streams.tlm} unreachable`, new ReadinessCheck(async () => {
-      try {
-        // The manager is created once (it checks the JetStream API); a failure forgets it so the next probe retries.
-        jsm ??= jetstreamManager(nc, { timeout: ms })
-        await within((async () => { await (await jsm).streams.info(cfg.runtime.streams.tlm) })(), ms)
-      } catch (err) {
-        jsm = undefined
-        throw err
-      }
-    }, cfg.readyFailureThreshold)],
+    [
+      'jetstream',
+      `JetStream stream ${cfg.runtime.streams.tlm} unreachable`,
+      new ReadinessCheck(async () => {
+        try {
+          // The manager is created once (it checks the JetStream API); a failure forgets it so the next probe retries.
+          jsm ??= jetstreamManager(nc, { timeout: ms })
+          await within(
+            (async () => {
+              await (await jsm).streams.info(cfg.runtime.streams.tlm)
+            })(),
+            ms,
+          )
+        } catch (err) {
+          jsm = undefined
+          throw err
+        }
+      }, cfg.readyFailureThreshold),
+    ],
   ]
   if (pool) {
-    checks.push(['postgres', 'PostgreSQL unreachable', new ReadinessCheck(async () => { await within(pool.query('SELECT 1'), ms) }, cfg.readyFailureThreshold)])
+    checks.push([
+      'postgres',
+      'PostgreSQL unreachable',
+      new ReadinessCheck(async () => {
+        await within(pool.query('SELECT 1'), ms)
+      }, cfg.readyFailureThreshold),
+    ])
   }
 
-  app.get('/healthz', { config: { access: 'public', rateLimit: false }, schema: { response: { 200: HealthReply } } }, async () => ({ status: 'ok' }))
+  app.get(
+    '/healthz',
+    { config: { access: 'public', rateLimit: false }, schema: { response: { 200: HealthReply } } },
+    async () => ({ status: 'ok' }),
+  )
 
-  app.get('/readyz', { config: { access: 'public', rateLimit: false }, schema: { response: { 200: HealthReply, ...errorReplies } } }, async () => {
-    // A closed connection is a local fact, not a slow answer: not ready at once (it never reopens).
-    if (nc.isClosed()) throw new GatewayError('GW_ERR_NOT_READY', 'NATS connection is closed', { item: 'nats' })
-    const outcomes = await Promise.all(checks.map(async ([name, what, check]) => ({ name, what, o: await check.probe() })))
-    const result: Record<string, string> = { nats: 'ok' }
-    for (const { name, what, o } of outcomes) {
-      if (o.down) {
-        const reason = o.error instanceof Error ? o.error.message : String(o.error)
-        throw new GatewayError('GW_ERR_NOT_READY', `${what}: ${reason}`, { item: name, cause: o.error })
+  app.get(
+    '/readyz',
+    { config: { access: 'public', rateLimit: false }, schema: { response: { 200: HealthReply, ...errorReplies } } },
+    async () => {
+      // A closed connection is a local fact, not a slow answer: not ready at once (it never reopens).
+      if (nc.isClosed()) throw new GatewayError('GW_ERR_NOT_READY', 'NATS connection is closed', { item: 'nats' })
+      const outcomes = await Promise.all(
+        checks.map(async ([name, what, check]) => ({ name, what, o: await check.probe() })),
+      )
+      const result: Record<string, string> = { nats: 'ok' }
+      for (const { name, what, o } of outcomes) {
+        if (o.down) {
+          const reason = o.error instanceof Error ? o.error.message : String(o.error)
+          throw new GatewayError('GW_ERR_NOT_READY', `${what}: ${reason}`, { item: name, cause: o.error })
+        }
+        result[name] = o.status
       }
-      result[name] = o.status
-    }
-    const degraded = outcomes.some(({ o }) => o.status !== 'ok')
-    return { status: degraded ? 'degraded' : 'ready', checks: result }
-  })
+      const degraded = outcomes.some(({ o }) => o.status !== 'ok')
+      return { status: degraded ? 'degraded' : 'ready', checks: result }
+    },
+  )
 }

@@ -14,7 +14,15 @@ import type { GatewayConfig } from './config.js'
 import { GatewayError } from './errors.js'
 import { routeLabel, type GatewayMetrics } from './metrics.js'
 import { assertVisible, scopeOf, visibleEntities } from './scope.js'
-import { Batch, errorReplies, IngestReply, SensorParams, VehicleParams, type ErrorReplyT, type IngestReplyT } from './schemas.js'
+import {
+  Batch,
+  errorReplies,
+  IngestReply,
+  SensorParams,
+  VehicleParams,
+  type ErrorReplyT,
+  type IngestReplyT,
+} from './schemas.js'
 import { MalformedLine, validateItem, vinProblem, type ItemRejection, type ValidItem } from './validate.js'
 
 export interface IngestOptions {
@@ -66,14 +74,26 @@ export const ingestPlugin: FastifyPluginAsyncTypebox<IngestOptions> = async (app
 
   // Content-Type parameters (charset) and Content-Encoding are checked for every route by input.ts.
 
-  async function ingest(req: FastifyRequest, reply: FastifyReply, items: unknown[], entity?: { kind: EntityKind; id: string }): Promise<IngestReplyT | ErrorReplyT> {
+  async function ingest(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    items: unknown[],
+    entity?: { kind: EntityKind; id: string },
+  ): Promise<IngestReplyT | ErrorReplyT> {
     if (items.length === 0) throw new GatewayError('GW_ERR_BATCH_EMPTY', 'the batch has no readings')
     if (items.length > cfg.maxItemsPerBatch) {
-      throw new GatewayError('GW_ERR_BATCH_TOO_LARGE', `a batch holds at most ${cfg.maxItemsPerBatch} readings, got ${items.length}`)
+      throw new GatewayError(
+        'GW_ERR_BATCH_TOO_LARGE',
+        `a batch holds at most ${cfg.maxItemsPerBatch} readings, got ${items.length}`,
+      )
     }
     const keyHeader = req.headers['idempotency-key']
     if (keyHeader !== undefined && (typeof keyHeader !== 'string' || !IDEMPOTENCY_KEY.test(keyHeader))) {
-      throw new GatewayError('GW_ERR_IDEMPOTENCY_KEY_INVALID', 'Idempotency-Key must be one header of 1..100 printable ASCII characters without spaces', { item: 'headers.idempotency-key' })
+      throw new GatewayError(
+        'GW_ERR_IDEMPOTENCY_KEY_INVALID',
+        'Idempotency-Key must be one header of 1..100 printable ASCII characters without spaces',
+        { item: 'headers.idempotency-key' },
+      )
     }
     // A device credential writes its own entity only (device routes already checked the path).
     const device = req.principal?.type === 'device' ? req.principal : undefined
@@ -88,19 +108,34 @@ export const ingestPlugin: FastifyPluginAsyncTypebox<IngestOptions> = async (app
     // A scoped person: which of the batch's entities they see, in one query (device routes checked the path
     // before the body was read, so every item there is visible).
     const scope = pool && !entity ? scopeOf(req.principal) : null
-    const visible = scope && pool ? await visibleEntities(pool, scope, checked.flatMap((r) => (r.ok ? [r.item] : []))) : undefined
+    const visible =
+      scope && pool
+        ? await visibleEntities(
+            pool,
+            scope,
+            checked.flatMap((r) => (r.ok ? [r.item] : [])),
+          )
+        : undefined
     checked.forEach((r, index) => {
       if (!r.ok) {
         rejected.push({ index, code: r.code, message: r.message })
         return
       }
       if (device && (r.item.kind !== device.kind || r.item.id !== device.entity)) {
-        rejected.push({ index, code: 'GW_ERR_FORBIDDEN_ENTITY', message: `this credential writes ${device.kind} ${device.entity} only` })
+        rejected.push({
+          index,
+          code: 'GW_ERR_FORBIDDEN_ENTITY',
+          message: `this credential writes ${device.kind} ${device.entity} only`,
+        })
         return
       }
       if (visible && !visible.has(`${r.item.kind}.${r.item.id}`)) {
         // The same answer for another fleet's entity and an unregistered one: the scope does not reveal which.
-        rejected.push({ index, code: 'GW_ERR_OUT_OF_SCOPE', message: `no ${r.item.kind} ${r.item.id} in your fleets/sites` })
+        rejected.push({
+          index,
+          code: 'GW_ERR_OUT_OF_SCOPE',
+          message: `no ${r.item.kind} ${r.item.id} in your fleets/sites`,
+        })
         return
       }
       const rid = r.item.reading.rid
@@ -108,24 +143,44 @@ export const ingestPlugin: FastifyPluginAsyncTypebox<IngestOptions> = async (app
       if (ridID !== undefined) {
         // JetStream would silently drop the second; say so instead.
         if (rids.has(ridID)) {
-          rejected.push({ index, code: 'GW_ERR_RID_DUPLICATE', message: `rid ${rid as string} appears earlier in this batch for ${r.item.kind} ${r.item.id}` })
+          rejected.push({
+            index,
+            code: 'GW_ERR_RID_DUPLICATE',
+            message: `rid ${rid as string} appears earlier in this batch for ${r.item.kind} ${r.item.id}`,
+          })
           return
         }
         rids.add(ridID)
       }
-      valid.push({ index, item: r.item, msgID: ridID ?? (keyHeader === undefined ? undefined : `${keyScope}:${keyHeader}:${index}`) })
+      valid.push({
+        index,
+        item: r.item,
+        msgID: ridID ?? (keyHeader === undefined ? undefined : `${keyScope}:${keyHeader}:${index}`),
+      })
     })
     const route = routeLabel(req)
     for (const r of rejected) metrics.rejected.inc({ route, code: r.code })
     if (valid.length === 0) {
       reply.code(400)
-      return { code: 'GW_ERR_BATCH_REJECTED', message: 'every reading of the batch was rejected', accepted: 0, rejected }
+      return {
+        code: 'GW_ERR_BATCH_REJECTED',
+        message: 'every reading of the batch was rejected',
+        accepted: 0,
+        rejected,
+      }
     }
     const P = cfg.runtime.partitions
-    const results = await publisher.publish(valid.map(({ item, msgID }) => {
-      const p = partitionOf(item.kind, item.id, P)
-      return { subject: tlmSubject(router.siteFor(p), p, item.kind, item.id), data: JSON.stringify(item.reading), msgID }
-    }), cfg.publishTimeoutMs)
+    const results = await publisher.publish(
+      valid.map(({ item, msgID }) => {
+        const p = partitionOf(item.kind, item.id, P)
+        return {
+          subject: tlmSubject(router.siteFor(p), p, item.kind, item.id),
+          data: JSON.stringify(item.reading),
+          msgID,
+        }
+      }),
+      cfg.publishTimeoutMs,
+    )
     let duplicates = 0
     let failed = 0
     let firstFailure: string | undefined
@@ -140,8 +195,10 @@ export const ingestPlugin: FastifyPluginAsyncTypebox<IngestOptions> = async (app
     }
     if (failed > 0) {
       // Some items may be stored; a retry with the same rid / Idempotency-Key is deduplicated by JetStream.
-      throw new GatewayError('GW_ERR_UNAVAILABLE',
-        `${failed} of ${valid.length} readings were not acknowledged by JetStream (${firstFailure ?? 'unknown'}); retry with the same rid or Idempotency-Key`)
+      throw new GatewayError(
+        'GW_ERR_UNAVAILABLE',
+        `${failed} of ${valid.length} readings were not acknowledged by JetStream (${firstFailure ?? 'unknown'}); retry with the same rid or Idempotency-Key`,
+      )
     }
     metrics.accepted.inc({ route }, valid.length)
     return { accepted: valid.length, duplicates, rejected }
@@ -149,32 +206,46 @@ export const ingestPlugin: FastifyPluginAsyncTypebox<IngestOptions> = async (app
 
   const replies = { 200: IngestReply, ...errorReplies }
 
-  app.post('/v1/readings', { config: { access: 'ingest' }, schema: { body: Batch, response: replies } }, async (req, reply) => await ingest(req, reply, req.body))
+  app.post(
+    '/v1/readings',
+    { config: { access: 'ingest' }, schema: { body: Batch, response: replies } },
+    async (req, reply) => await ingest(req, reply, req.body),
+  )
 
   /** Device routes, before the body is read: a scoped person naming an entity outside the scope gets 404. */
-  const pathInScope = (kind: EntityKind, param: string) => async (req: FastifyRequest): Promise<void> => {
-    const scope = pool ? scopeOf(req.principal) : null
-    const id = (req.params as Record<string, unknown>)[param]
-    if (scope && pool && typeof id === 'string') await assertVisible(pool, scope, kind, id, `params.${param}`)
-  }
+  const pathInScope =
+    (kind: EntityKind, param: string) =>
+    async (req: FastifyRequest): Promise<void> => {
+      const scope = pool ? scopeOf(req.principal) : null
+      const id = (req.params as Record<string, unknown>)[param]
+      if (scope && pool && typeof id === 'string') await assertVisible(pool, scope, kind, id, `params.${param}`)
+    }
 
-  app.post('/v1/sensors/:id/readings', {
-    config: { access: 'ingest', entityParam: { kind: 'sensor', param: 'id' } },
-    schema: { params: SensorParams, body: Batch, response: replies },
-    preParsing: pathInScope('sensor', 'id'),
-  }, async (req, reply) => await ingest(req, reply, req.body, { kind: 'sensor', id: req.params.id }))
+  app.post(
+    '/v1/sensors/:id/readings',
+    {
+      config: { access: 'ingest', entityParam: { kind: 'sensor', param: 'id' } },
+      schema: { params: SensorParams, body: Batch, response: replies },
+      preParsing: pathInScope('sensor', 'id'),
+    },
+    async (req, reply) => await ingest(req, reply, req.body, { kind: 'sensor', id: req.params.id }),
+  )
 
   const vehicleInScope = pathInScope('vehicle', 'vin')
-  app.post('/v1/vehicles/:vin/telemetry', {
-    config: { access: 'ingest', entityParam: { kind: 'vehicle', param: 'vin' } },
-    schema: { params: VehicleParams, body: Batch, response: replies },
-    // Before the body is read (and after auth): a bad VIN is reported as such whatever the body holds, and
-    // costs no parsing.
-    preParsing: async (req) => {
-      const vin = (req.params as { vin?: unknown }).vin
-      const problem = typeof vin === 'string' ? vinProblem(vin) : 'missing'
-      if (problem) throw new GatewayError('GW_ERR_VIN_INVALID', `invalid VIN: ${problem}`, { item: 'params.vin' })
-      await vehicleInScope(req)
+  app.post(
+    '/v1/vehicles/:vin/telemetry',
+    {
+      config: { access: 'ingest', entityParam: { kind: 'vehicle', param: 'vin' } },
+      schema: { params: VehicleParams, body: Batch, response: replies },
+      // Before the body is read (and after auth): a bad VIN is reported as such whatever the body holds, and
+      // costs no parsing.
+      preParsing: async (req) => {
+        const vin = (req.params as { vin?: unknown }).vin
+        const problem = typeof vin === 'string' ? vinProblem(vin) : 'missing'
+        if (problem) throw new GatewayError('GW_ERR_VIN_INVALID', `invalid VIN: ${problem}`, { item: 'params.vin' })
+        await vehicleInScope(req)
+      },
     },
-  }, async (req, reply) => await ingest(req, reply, req.body, { kind: 'vehicle', id: req.params.vin }))
+    async (req, reply) => await ingest(req, reply, req.body, { kind: 'vehicle', id: req.params.vin }),
+  )
 }

@@ -26,8 +26,12 @@ export function contentTypeProblem(contentType: string): string | undefined {
     if (seen.has(name)) return `Content-Type parameter ${JSON.stringify(name.slice(0, 32))} appears more than once`
     seen.add(name)
     if (name !== 'charset') continue
-    const charset = (eq < 0 ? '' : param.slice(eq + 1)).trim().replace(/^"(.*)"$/, '$1').toLowerCase()
-    if (charset !== 'utf-8' && charset !== 'utf8') return `charset ${JSON.stringify(charset.slice(0, 32))} is not supported: bodies are UTF-8`
+    const charset = (eq < 0 ? '' : param.slice(eq + 1))
+      .trim()
+      .replace(/^"(.*)"$/, '$1')
+      .toLowerCase()
+    if (charset !== 'utf-8' && charset !== 'utf8')
+      return `charset ${JSON.stringify(charset.slice(0, 32))} is not supported: bodies are UTF-8`
   }
   return undefined
 }
@@ -59,7 +63,11 @@ export function installInputChecks(app: FastifyInstance): void {
     if (BODYLESS.has(req.method)) return
     const enc = req.headers['content-encoding']
     if (enc !== undefined && (typeof enc !== 'string' || enc.trim().toLowerCase() !== 'identity')) {
-      throw new GatewayError('GW_ERR_ENCODING_UNSUPPORTED', 'Content-Encoding is not supported: send the body uncompressed (identity)', { item: 'headers.content-encoding' })
+      throw new GatewayError(
+        'GW_ERR_ENCODING_UNSUPPORTED',
+        'Content-Encoding is not supported: send the body uncompressed (identity)',
+        { item: 'headers.content-encoding' },
+      )
     }
     const ct = req.headers['content-type']
     const problem = ct === undefined ? undefined : contentTypeProblem(ct)
@@ -72,7 +80,11 @@ export function installInputChecks(app: FastifyInstance): void {
       for (const [name, v] of Object.entries(query)) {
         const values: unknown[] = Array.isArray(v) ? v : [v]
         if (name.includes('\u0000') || values.some((x) => typeof x === 'string' && x.includes('\u0000'))) {
-          throw new GatewayError('GW_ERR_QUERY_INVALID', `query parameter ${JSON.stringify(name.replace(/\u0000/g, ''))} contains a NUL character`, { item: `querystring.${name.replace(/\u0000/g, '')}` })
+          throw new GatewayError(
+            'GW_ERR_QUERY_INVALID',
+            `query parameter ${JSON.stringify(name.replace(/\u0000/g, ''))} contains a NUL character`,
+            { item: `querystring.${name.replace(/\u0000/g, '')}` },
+          )
         }
       }
     }

@@ -77,7 +77,9 @@ export function importJwk(jwk: unknown): { key: JwksKey } | { skip: string } {
   // A key announcing another algorithm (RS384, PS256, HS256...) is not used for ours: the pin is per key.
   if (k.alg !== undefined && k.alg !== alg) {
     const named = String(k.alg).slice(0, 16)
-    return { skip: `kid ${kid}: alg ${named} ${(JWKS_ALGS as readonly unknown[]).includes(k.alg) ? `does not fit its ${k.kty as string} key` : 'is not accepted'}` }
+    return {
+      skip: `kid ${kid}: alg ${named} ${(JWKS_ALGS as readonly unknown[]).includes(k.alg) ? `does not fit its ${k.kty as string} key` : 'is not accepted'}`,
+    }
   }
   let key: KeyObject
   try {
@@ -87,7 +89,8 @@ export function importJwk(jwk: unknown): { key: JwksKey } | { skip: string } {
   } catch {
     return { skip: `kid ${kid}: not a valid ${k.kty as string} public key` }
   }
-  if (alg === 'RS256' && (key.asymmetricKeyDetails?.modulusLength ?? 0) < MIN_RSA_BITS) return { skip: `kid ${kid}: RSA key under ${MIN_RSA_BITS} bits` }
+  if (alg === 'RS256' && (key.asymmetricKeyDetails?.modulusLength ?? 0) < MIN_RSA_BITS)
+    return { skip: `kid ${kid}: RSA key under ${MIN_RSA_BITS} bits` }
   return { key: Object.freeze({ kid, alg, key }) }
 }
 
@@ -98,10 +101,19 @@ export function parseJwks(doc: unknown, onSkip: (why: string) => void = () => un
   const keys = new Map<string, JwksKey>()
   for (const jwk of list) {
     const r = importJwk(jwk)
-    if ('skip' in r) { onSkip(r.skip); continue }
+    if ('skip' in r) {
+      onSkip(r.skip)
+      continue
+    }
     // A kid listed twice is ambiguous: the first one wins, the others are reported.
-    if (keys.has(r.key.kid)) { onSkip(`kid ${r.key.kid}: listed twice, the first is used`); continue }
-    if (keys.size >= MAX_KEYS) { onSkip(`more than ${MAX_KEYS} keys; the rest are ignored`); break }
+    if (keys.has(r.key.kid)) {
+      onSkip(`kid ${r.key.kid}: listed twice, the first is used`)
+      continue
+    }
+    if (keys.size >= MAX_KEYS) {
+      onSkip(`more than ${MAX_KEYS} keys; the rest are ignored`)
+      break
+    }
     keys.set(r.key.kid, r.key)
   }
   if (keys.size === 0) throw new Error('the JWK set holds no RS256 or ES256 signing key')
@@ -130,14 +142,16 @@ export class JwksKeySet {
     if (this.inflight || Date.now() - this.attemptedAt >= this.o.cooldownMs) await this.refresh()
     else if (!hit) this.o.onFetch?.('throttled')
     if (this.keys === undefined) {
-      throw new GatewayError('GW_ERR_UNAVAILABLE', 'the identity provider\'s keys cannot be fetched; retry later')
+      throw new GatewayError('GW_ERR_UNAVAILABLE', "the identity provider's keys cannot be fetched; retry later")
     }
     return this.keys.get(kid)
   }
 
   /** Fetches the set now (or joins the fetch under way); never throws, a failure keeps the previous set. */
   refresh(): Promise<void> {
-    this.inflight ??= this.load().finally(() => { this.inflight = undefined })
+    this.inflight ??= this.load().finally(() => {
+      this.inflight = undefined
+    })
     return this.inflight
   }
 
@@ -149,7 +163,11 @@ export class JwksKeySet {
   private async load(): Promise<void> {
     this.attemptedAt = Date.now()
     try {
-      const res = await fetch(this.o.url, { signal: AbortSignal.timeout(this.o.timeoutMs), redirect: 'error', headers: { accept: 'application/json' } })
+      const res = await fetch(this.o.url, {
+        signal: AbortSignal.timeout(this.o.timeoutMs),
+        redirect: 'error',
+        headers: { accept: 'application/json' },
+      })
       if (res.status !== 200) {
         await res.body?.cancel()
         throw new Error(`HTTP ${res.status}`)
@@ -160,7 +178,10 @@ export class JwksKeySet {
       this.o.onFetch?.('ok')
     } catch (err) {
       this.o.onFetch?.('failed')
-      this.o.onProblem?.(`JWKS fetch from ${this.o.url} failed${this.keys ? '; the previous key set stays in use' : ''}`, err)
+      this.o.onProblem?.(
+        `JWKS fetch from ${this.o.url} failed${this.keys ? '; the previous key set stays in use' : ''}`,
+        err,
+      )
     }
   }
 }
@@ -198,7 +219,7 @@ function refuse(reason: string): GatewayError {
 function decodeJson(part: string): Record<string, unknown> | undefined {
   try {
     const v: unknown = JSON.parse(Buffer.from(part, 'base64url').toString('utf8'))
-    return typeof v === 'object' && v !== null && !Array.isArray(v) ? v as Record<string, unknown> : undefined
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined
   } catch {
     return undefined
   }
@@ -217,17 +238,31 @@ export function tokenAlg(token: string): string | undefined {
  * Verifies a provider's token and returns its claims. Throws GW_ERR_UNAUTHENTICATED with the check that failed
  * (never the token, a key or the expected values), or GW_ERR_UNAVAILABLE when the key set cannot be had.
  */
-export async function verifyProviderToken(token: string, keys: JwksKeySet, policy: JwtPolicy, nowMs = Date.now()): Promise<Record<string, unknown>> {
+export async function verifyProviderToken(
+  token: string,
+  keys: JwksKeySet,
+  policy: JwtPolicy,
+  nowMs = Date.now(),
+): Promise<Record<string, unknown>> {
   if (token.length > MAX_TOKEN_LENGTH) throw refuse('is too long')
   const parts = token.split('.')
   const [h, p, s] = parts
-  if (parts.length !== 3 || h === undefined || p === undefined || s === undefined || h === '' || p === '' || !parts.every((x) => B64URL.test(x))) {
+  if (
+    parts.length !== 3 ||
+    h === undefined ||
+    p === undefined ||
+    s === undefined ||
+    h === '' ||
+    p === '' ||
+    !parts.every((x) => B64URL.test(x))
+  ) {
     throw refuse('is not a signed JWT (header.payload.signature)')
   }
   const header = decodeJson(h)
   if (!header) throw refuse('header is not a JSON object')
   const alg = header.alg
-  if (typeof alg !== 'string' || !(JWKS_ALGS as readonly string[]).includes(alg)) throw refuse('algorithm is not accepted')
+  if (typeof alg !== 'string' || !(JWKS_ALGS as readonly string[]).includes(alg))
+    throw refuse('algorithm is not accepted')
   if (header.crit !== undefined) throw refuse('carries critical header parameters, none of which is understood')
   const kid = header.kid
   if (typeof kid !== 'string' || kid === '') throw refuse('names no key (kid)')
@@ -237,9 +272,10 @@ export async function verifyProviderToken(token: string, keys: JwksKeySet, polic
   const sig = Buffer.from(s, 'base64url')
   const data = Buffer.from(`${h}.${p}`)
   // ES256 signatures are r||s, 32 bytes each (JWA), not DER.
-  const ok = key.alg === 'ES256'
-    ? sig.length === 64 && verify('sha256', data, { key: key.key, dsaEncoding: 'ieee-p1363' }, sig)
-    : verify('sha256', data, key.key, sig)
+  const ok =
+    key.alg === 'ES256'
+      ? sig.length === 64 && verify('sha256', data, { key: key.key, dsaEncoding: 'ieee-p1363' }, sig)
+      : verify('sha256', data, key.key, sig)
   if (!ok) throw refuse('signature is invalid')
   const claims = decodeJson(p)
   if (!claims) throw refuse('payload is not a JSON object')
@@ -247,9 +283,11 @@ export async function verifyProviderToken(token: string, keys: JwksKeySet, polic
   const { exp, nbf, iss, aud } = claims
   if (typeof exp !== 'number' || !Number.isFinite(exp)) throw refuse('has no expiry (exp)')
   if (now > exp + JWT_CLOCK_TOLERANCE_S) throw refuse('is expired')
-  if (nbf !== undefined && (typeof nbf !== 'number' || !Number.isFinite(nbf))) throw refuse('not-before (nbf) is not a number')
+  if (nbf !== undefined && (typeof nbf !== 'number' || !Number.isFinite(nbf)))
+    throw refuse('not-before (nbf) is not a number')
   if (typeof nbf === 'number' && now < nbf - JWT_CLOCK_TOLERANCE_S) throw refuse('is not valid yet (nbf)')
   if (iss !== policy.issuer) throw refuse('issuer (iss) is not accepted')
-  if (!(aud === policy.audience || (Array.isArray(aud) && aud.includes(policy.audience)))) throw refuse('audience (aud) is not accepted')
+  if (!(aud === policy.audience || (Array.isArray(aud) && aud.includes(policy.audience))))
+    throw refuse('audience (aud) is not accepted')
   return claims
 }

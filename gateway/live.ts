@@ -43,17 +43,36 @@ export interface LiveOptions {
 }
 
 /** Output types a client may ask for (fences are the runtime's own bookkeeping and never sent). */
-export const LIVE_TYPES = ['window', 'alert', 'score', 'recommendation', 'lap', 'late', 'position', 'alarm', 'reading'] as const
+export const LIVE_TYPES = [
+  'window',
+  'alert',
+  'score',
+  'recommendation',
+  'lap',
+  'late',
+  'position',
+  'alarm',
+  'reading',
+] as const
 
-const LiveQuery = Type.Object({
-  kind: Type.Optional(Type.Union([Type.Literal('sensor'), Type.Literal('vehicle')])),
-  entity: Type.Optional(Type.String({ pattern: ID_PATTERN.source })),
-  type: Type.Optional(Type.Union(LIVE_TYPES.map((x) => Type.Literal(x)))),
-  severity: Type.Optional(Type.Union([Type.Literal('info'), Type.Literal('warning'), Type.Literal('critical')])),
-  /** For clients that cannot send headers (WebSocket, a first EventSource connection); the header wins. */
-  lastEventId: Type.Optional(Type.String({ pattern: '^[0-9]{1,15}$' })),
-}, { additionalProperties: false })
-type LiveQueryT = { kind?: 'sensor' | 'vehicle'; entity?: string; type?: (typeof LIVE_TYPES)[number]; severity?: 'info' | 'warning' | 'critical'; lastEventId?: string }
+const LiveQuery = Type.Object(
+  {
+    kind: Type.Optional(Type.Union([Type.Literal('sensor'), Type.Literal('vehicle')])),
+    entity: Type.Optional(Type.String({ pattern: ID_PATTERN.source })),
+    type: Type.Optional(Type.Union(LIVE_TYPES.map((x) => Type.Literal(x)))),
+    severity: Type.Optional(Type.Union([Type.Literal('info'), Type.Literal('warning'), Type.Literal('critical')])),
+    /** For clients that cannot send headers (WebSocket, a first EventSource connection); the header wins. */
+    lastEventId: Type.Optional(Type.String({ pattern: '^[0-9]{1,15}$' })),
+  },
+  { additionalProperties: false },
+)
+type LiveQueryT = {
+  kind?: 'sensor' | 'vehicle'
+  entity?: string
+  type?: (typeof LIVE_TYPES)[number]
+  severity?: 'info' | 'warning' | 'critical'
+  lastEventId?: string
+}
 
 const SEQ = /^[0-9]{1,15}$/
 /** How long a scoped person's visibility of an entity is trusted (registry changes show within this). */
@@ -64,10 +83,19 @@ const WS_HIGH_WATER = 256 * 1024
 const WS_GOING_AWAY = 1001
 const WS_SERVER_ERROR = 1011
 
-interface OutputHead { type?: unknown; kind?: unknown; entity?: unknown; body?: { severity?: unknown } }
+interface OutputHead {
+  type?: unknown
+  kind?: unknown
+  entity?: unknown
+  body?: { severity?: unknown }
+}
 
 /** One output as the feed sends it: the OUT sequence (none for `alarm` events), the output type and its JSON. */
-export interface LiveEvent { seq: number | undefined; type: string; data: string }
+export interface LiveEvent {
+  seq: number | undefined
+  type: string
+  data: string
+}
 
 /** A validated feed request: filters, start position, and the visibility check of a scoped person. */
 interface FeedRequest {
@@ -105,13 +133,20 @@ function visibility(pool: pg.Pool, scope: Scope): (kind: string, entity: string)
 async function feedRequest(req: FastifyRequest, qs: LiveQueryT, pool: pg.Pool | undefined): Promise<FeedRequest> {
   const scope = pool ? scopeOf(req.principal) : null
   // Naming an entity outside the scope is a 404, as on the other entity routes (checked first: it says less).
-  if (qs.entity !== undefined && qs.kind !== undefined && scope && pool) await assertVisible(pool, scope, qs.kind, qs.entity)
+  if (qs.entity !== undefined && qs.kind !== undefined && scope && pool)
+    await assertVisible(pool, scope, qs.kind, qs.entity)
   const header = req.headers['last-event-id']
   if (header !== undefined && (typeof header !== 'string' || !SEQ.test(header.trim()))) {
-    throw new GatewayError('GW_ERR_QUERY_INVALID', 'Last-Event-ID must be a stream sequence (digits)', { item: 'headers.last-event-id' })
+    throw new GatewayError('GW_ERR_QUERY_INVALID', 'Last-Event-ID must be a stream sequence (digits)', {
+      item: 'headers.last-event-id',
+    })
   }
   const lastRaw = typeof header === 'string' ? header.trim() : qs.lastEventId
-  return { qs, last: lastRaw === undefined ? undefined : Number(lastRaw), visible: scope && pool ? visibility(pool, scope) : undefined }
+  return {
+    qs,
+    last: lastRaw === undefined ? undefined : Number(lastRaw),
+    visible: scope && pool ? visibility(pool, scope) : undefined,
+  }
 }
 
 /** Opens the connection's ordered consumer on OUT, subject-filtered by kind and entity; GW_ERR_UNAVAILABLE if it cannot. */
@@ -120,11 +155,17 @@ async function subscribe(js: JetStreamClient, cfg: GatewayConfig, f: FeedRequest
   try {
     const consumer = await js.consumers.get(cfg.runtime.streams.out, {
       filter_subjects: filter,
-      ...(f.last === undefined ? { deliver_policy: DeliverPolicy.New } : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: f.last + 1 }),
+      ...(f.last === undefined
+        ? { deliver_policy: DeliverPolicy.New }
+        : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: f.last + 1 }),
     })
     return await consumer.consume({ max_messages: 256 })
   } catch (err) {
-    throw new GatewayError('GW_ERR_UNAVAILABLE', `stream ${cfg.runtime.streams.out} unreachable: ${err instanceof Error ? err.message : String(err)}`, { cause: err })
+    throw new GatewayError(
+      'GW_ERR_UNAVAILABLE',
+      `stream ${cfg.runtime.streams.out} unreachable: ${err instanceof Error ? err.message : String(err)}`,
+      { cause: err },
+    )
   }
 }
 
@@ -152,7 +193,9 @@ export const livePlugin: FastifyPluginAsyncTypebox<LiveOptions> = async (app, { 
   const endAll = (): void => {
     for (const end of [...open]) end()
   }
-  app.addHook('preClose', async () => { endAll() })
+  app.addHook('preClose', async () => {
+    endAll()
+  })
   // Encapsulated here: only the feed routes upgrade. Its preClose runs before ours, so it ends the feeds too
   // (its default would close sockets without a code).
   await app.register(fastifyWebsocket, {
@@ -160,7 +203,9 @@ export const livePlugin: FastifyPluginAsyncTypebox<LiveOptions> = async (app, { 
     preClose(done) {
       endAll()
       for (const client of this.websocketServer.clients) client.close(WS_GOING_AWAY, 'gateway closing')
-      this.websocketServer.close(() => { done() })
+      this.websocketServer.close(() => {
+        done()
+      })
     },
   })
 
@@ -171,8 +216,16 @@ export const livePlugin: FastifyPluginAsyncTypebox<LiveOptions> = async (app, { 
   function run(messages: ConsumerMessages, f: FeedRequest, t: Transport, log: FastifyBaseLogger): () => void {
     metrics.liveClients.inc()
     let ended = false
-    const heartbeat = setInterval(() => { t.heartbeat() }, cfg.liveHeartbeatMs)
-    const alarms = alarmEvents(f, (e) => { if (!ended) void t.send(e).catch(() => undefined) }, log)
+    const heartbeat = setInterval(() => {
+      t.heartbeat()
+    }, cfg.liveHeartbeatMs)
+    const alarms = alarmEvents(
+      f,
+      (e) => {
+        if (!ended) void t.send(e).catch(() => undefined)
+      },
+      log,
+    )
     const readings = readingEvents(f, (e) => (ended ? Promise.resolve() : t.send(e)), log)
     const end = (reason: 'done' | 'error' | 'shutdown' = 'done'): void => {
       if (ended) return
@@ -185,7 +238,9 @@ export const livePlugin: FastifyPluginAsyncTypebox<LiveOptions> = async (app, { 
       void messages.close().catch(() => undefined)
       t.close(reason)
     }
-    const shutdown = (): void => { end('shutdown') }
+    const shutdown = (): void => {
+      end('shutdown')
+    }
     open.add(shutdown)
     void (async () => {
       let reason: 'done' | 'error' = 'done'
@@ -208,7 +263,11 @@ export const livePlugin: FastifyPluginAsyncTypebox<LiveOptions> = async (app, { 
    * The feed's alarm workflow events (core NATS), filtered like outputs; none when the type filter excludes
    * them. `alert` includes them: a client following alerts wants to see them acknowledged and cleared.
    */
-  function alarmEvents(f: FeedRequest, send: (e: LiveEvent) => void, log: FastifyBaseLogger): { unsubscribe(): void } | undefined {
+  function alarmEvents(
+    f: FeedRequest,
+    send: (e: LiveEvent) => void,
+    log: FastifyBaseLogger,
+  ): { unsubscribe(): void } | undefined {
     if (f.qs.type !== undefined && f.qs.type !== 'alarm' && f.qs.type !== 'alert') return undefined
     return nc.subscribe(alarmSubject(cfg.runtime.site, f.qs.kind ?? '*', f.qs.entity ?? '*'), {
       callback: (err, m) => {
@@ -219,7 +278,9 @@ export const livePlugin: FastifyPluginAsyncTypebox<LiveOptions> = async (app, { 
           if (f.qs.severity !== undefined && o.severity !== f.qs.severity) return
           if (f.visible && !(await f.visible(o.kind, o.entity))) return
           send({ seq: undefined, type: 'alarm', data })
-        })().catch((e: unknown) => { log.warn({ err: e }, 'live feed alarm event dropped') })
+        })().catch((e: unknown) => {
+          log.warn({ err: e }, 'live feed alarm event dropped')
+        })
       },
     })
   }
@@ -230,9 +291,20 @@ export const livePlugin: FastifyPluginAsyncTypebox<LiveOptions> = async (app, { 
    * waiting for the socket, later readings are merged per entity (fields of the newest reading win) and sent
    * when it drains: memory is bounded by the number of entities, and a slow client sees fewer, fresher values.
    */
-  function readingEvents(f: FeedRequest, send: (e: LiveEvent) => Promise<void>, log: FastifyBaseLogger): { unsubscribe(): void } | undefined {
+  function readingEvents(
+    f: FeedRequest,
+    send: (e: LiveEvent) => Promise<void>,
+    log: FastifyBaseLogger,
+  ): { unsubscribe(): void } | undefined {
     if (f.qs.type !== 'reading') return undefined
-    interface Pending { kind: string; entity: string; ts: number; fields: Record<string, unknown>; profile?: unknown; loc?: unknown }
+    interface Pending {
+      kind: string
+      entity: string
+      ts: number
+      fields: Record<string, unknown>
+      profile?: unknown
+      loc?: unknown
+    }
     const pending = new Map<string, Pending>()
     let busy = false
     const flush = async (): Promise<void> => {
@@ -259,59 +331,86 @@ export const livePlugin: FastifyPluginAsyncTypebox<LiveOptions> = async (app, { 
           const key = `${at.kind}.${at.id}`
           const prev = pending.get(key)
           pending.set(key, {
-            kind: at.kind, entity: at.id, ts: Math.max(r.ts, prev?.ts ?? -Infinity),
+            kind: at.kind,
+            entity: at.id,
+            ts: Math.max(r.ts, prev?.ts ?? -Infinity),
             fields: { ...prev?.fields, ...(r.fields as Record<string, unknown>) },
-            ...(r.profile !== undefined ? { profile: r.profile } : {}), ...(r.loc !== undefined ? { loc: r.loc } : {}),
+            ...(r.profile !== undefined ? { profile: r.profile } : {}),
+            ...(r.loc !== undefined ? { loc: r.loc } : {}),
           })
           if (!busy) await flush()
-        })().catch((e: unknown) => { log.debug({ err: e }, 'live feed reading dropped') })
+        })().catch((e: unknown) => {
+          log.debug({ err: e }, 'live feed reading dropped')
+        })
       },
     })
   }
 
-  app.get('/v1/live', {
-    // A HEAD twin would open a consumer for a reply that never has a body.
-    exposeHeadRoute: false,
-    config: { access: 'read', rateLimit: false },
-    schema: {
-      querystring: LiveQuery,
-      response: { 200: Type.String({ description: 'text/event-stream: `id:` OUT sequence, `event:` output type, `data:` the output (JSON)' }), ...errorReplies },
-    },
-  }, async (req, reply) => {
-    const f = await feedRequest(req, req.query, pool)
-    const messages = await subscribe(js, cfg, f)
-    reply.hijack()
-    const res = reply.raw
-    res.writeHead(200, {
-      ...(reply.getHeaders() as Record<string, string>),
-      'content-type': 'text/event-stream; charset=utf-8',
-      'cache-control': 'no-store',
-      'x-accel-buffering': 'no',
-      connection: 'keep-alive',
-    })
-    res.write(`retry: ${cfg.liveRetryMs}\n\n`)
-    const end = run(messages, f, {
-      async send(e) {
-        if (!res.write(`${e.seq === undefined ? '' : `id: ${e.seq}\n`}event: ${e.type}\ndata: ${e.data}\n\n`)) {
-          // Whichever fires first settles the wait; the other listener goes with it (a slow client would
-          // otherwise collect one 'close' listener per full buffer).
-          await new Promise<void>((resolve) => {
-            const done = (): void => {
-              res.off('drain', done)
-              res.off('close', done)
-              resolve()
-            }
-            res.once('drain', done)
-            res.once('close', done)
-          })
-        }
+  app.get(
+    '/v1/live',
+    {
+      // A HEAD twin would open a consumer for a reply that never has a body.
+      exposeHeadRoute: false,
+      config: { access: 'read', rateLimit: false },
+      schema: {
+        querystring: LiveQuery,
+        response: {
+          200: Type.String({
+            description: 'text/event-stream: `id:` OUT sequence, `event:` output type, `data:` the output (JSON)',
+          }),
+          ...errorReplies,
+        },
       },
-      heartbeat() { res.write(': heartbeat\n\n') },
-      close() { if (!res.writableEnded) res.end() },
-    }, req.log)
-    req.raw.on('close', () => { end() })
-    res.on('error', () => { end() })
-  })
+    },
+    async (req, reply) => {
+      const f = await feedRequest(req, req.query, pool)
+      const messages = await subscribe(js, cfg, f)
+      reply.hijack()
+      const res = reply.raw
+      res.writeHead(200, {
+        ...(reply.getHeaders() as Record<string, string>),
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-store',
+        'x-accel-buffering': 'no',
+        connection: 'keep-alive',
+      })
+      res.write(`retry: ${cfg.liveRetryMs}\n\n`)
+      const end = run(
+        messages,
+        f,
+        {
+          async send(e) {
+            if (!res.write(`${e.seq === undefined ? '' : `id: ${e.seq}\n`}event: ${e.type}\ndata: ${e.data}\n\n`)) {
+              // Whichever fires first settles the wait; the other listener goes with it (a slow client would
+              // otherwise collect one 'close' listener per full buffer).
+              await new Promise<void>((resolve) => {
+                const done = (): void => {
+                  res.off('drain', done)
+                  res.off('close', done)
+                  resolve()
+                }
+                res.once('drain', done)
+                res.once('close', done)
+              })
+            }
+          },
+          heartbeat() {
+            res.write(': heartbeat\n\n')
+          },
+          close() {
+            if (!res.writableEnded) res.end()
+          },
+        },
+        req.log,
+      )
+      req.raw.on('close', () => {
+        end()
+      })
+      res.on('error', () => {
+        end()
+      })
+    },
+  )
 
   // The request (filters, scope, Last-Event-ID) is checked before the upgrade, so a refused WebSocket gets a
   // plain HTTP status and code like every other route; a request without `Upgrade: websocket` gets 426.
@@ -323,14 +422,24 @@ export const livePlugin: FastifyPluginAsyncTypebox<LiveOptions> = async (app, { 
     config: { access: 'read', rateLimit: false },
     schema: {
       querystring: LiveQuery,
-      response: { 101: Type.Null({ description: 'WebSocket: one text message per output, `{"id": <OUT sequence>, "event": <output type>, "data": <the output>}`' }), 426: ErrorReply, ...errorReplies },
+      response: {
+        101: Type.Null({
+          description:
+            'WebSocket: one text message per output, `{"id": <OUT sequence>, "event": <output type>, "data": <the output>}`',
+        }),
+        426: ErrorReply,
+        ...errorReplies,
+      },
     },
     preHandler: async (req) => {
       checked.set(req, await feedRequest(req, req.query as LiveQueryT, pool))
     },
     handler: async (_req, reply) => {
       void reply.header('upgrade', 'websocket')
-      throw new GatewayError('GW_ERR_UPGRADE_REQUIRED', 'this route is a WebSocket: send Upgrade: websocket (or use GET /v1/live for Server-Sent Events)')
+      throw new GatewayError(
+        'GW_ERR_UPGRADE_REQUIRED',
+        'this route is a WebSocket: send Upgrade: websocket (or use GET /v1/live for Server-Sent Events)',
+      )
     },
     wsHandler: async (socket: WebSocket, req) => {
       const f = checked.get(req)
@@ -352,35 +461,50 @@ export const livePlugin: FastifyPluginAsyncTypebox<LiveOptions> = async (app, { 
         return
       }
       let alive = true
-      socket.on('pong', () => { alive = true })
-      const end = run(messages, f, {
-        async send(e) {
-          const text = `{"id":${e.seq ?? null},"event":${JSON.stringify(e.type)},"data":${e.data}}`
-          if (socket.bufferedAmount < WS_HIGH_WATER) {
-            socket.send(text)
-            return
-          }
-          await new Promise<void>((resolve) => { socket.send(text, () => { resolve() }) })
+      socket.on('pong', () => {
+        alive = true
+      })
+      const end = run(
+        messages,
+        f,
+        {
+          async send(e) {
+            const text = `{"id":${e.seq ?? null},"event":${JSON.stringify(e.type)},"data":${e.data}}`
+            if (socket.bufferedAmount < WS_HIGH_WATER) {
+              socket.send(text)
+              return
+            }
+            await new Promise<void>((resolve) => {
+              socket.send(text, () => {
+                resolve()
+              })
+            })
+          },
+          heartbeat() {
+            // A client that did not answer the previous ping is gone (half-open connection): drop it.
+            if (!alive) {
+              socket.terminate()
+              return
+            }
+            alive = false
+            socket.ping()
+          },
+          close(reason) {
+            if (socket.readyState === socket.OPEN) {
+              if (reason === 'shutdown') socket.close(WS_GOING_AWAY, 'gateway closing')
+              else if (reason === 'error') socket.close(WS_SERVER_ERROR, 'GW_ERR_UNAVAILABLE')
+              else socket.close()
+            }
+          },
         },
-        heartbeat() {
-          // A client that did not answer the previous ping is gone (half-open connection): drop it.
-          if (!alive) {
-            socket.terminate()
-            return
-          }
-          alive = false
-          socket.ping()
-        },
-        close(reason) {
-          if (socket.readyState === socket.OPEN) {
-            if (reason === 'shutdown') socket.close(WS_GOING_AWAY, 'gateway closing')
-            else if (reason === 'error') socket.close(WS_SERVER_ERROR, 'GW_ERR_UNAVAILABLE')
-            else socket.close()
-          }
-        },
-      }, req.log)
-      socket.on('close', () => { end() })
-      socket.on('error', () => { end() })
+        req.log,
+      )
+      socket.on('close', () => {
+        end()
+      })
+      socket.on('error', () => {
+        end()
+      })
     },
   })
 }

@@ -36,44 +36,111 @@ export class GatewayMetrics {
     const registers = [this.registry]
     this.registry.setDefaultLabels(labels)
     collectDefaultMetrics({ register: this.registry })
-    this.requests = new Counter({ name: METRICS.gatewayRequests, help: 'HTTP requests answered, by route pattern, method and status.', labelNames: ['route', 'method', 'status'], registers })
+    this.requests = new Counter({
+      name: METRICS.gatewayRequests,
+      help: 'HTTP requests answered, by route pattern, method and status.',
+      labelNames: ['route', 'method', 'status'],
+      registers,
+    })
     this.requestSeconds = new Histogram({
-      name: METRICS.gatewayRequestSeconds, help: 'Time from request received to reply sent, by route pattern and method.', labelNames: ['route', 'method'],
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers,
+      name: METRICS.gatewayRequestSeconds,
+      help: 'Time from request received to reply sent, by route pattern and method.',
+      labelNames: ['route', 'method'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
     })
-    this.requestBytes = new Counter({ name: METRICS.gatewayRequestBytes, help: 'Request body bytes received (Content-Length), by route pattern.', labelNames: ['route'], registers })
-    this.accepted = new Counter({ name: METRICS.gatewayReadingsAccepted, help: 'Readings acknowledged by JetStream (duplicates included), by ingest route.', labelNames: ['route'], registers })
-    this.rejected = new Counter({ name: METRICS.gatewayReadingsRejected, help: 'Readings rejected per item, by ingest route and GW_ERR_* code.', labelNames: ['route', 'code'], registers })
+    this.requestBytes = new Counter({
+      name: METRICS.gatewayRequestBytes,
+      help: 'Request body bytes received (Content-Length), by route pattern.',
+      labelNames: ['route'],
+      registers,
+    })
+    this.accepted = new Counter({
+      name: METRICS.gatewayReadingsAccepted,
+      help: 'Readings acknowledged by JetStream (duplicates included), by ingest route.',
+      labelNames: ['route'],
+      registers,
+    })
+    this.rejected = new Counter({
+      name: METRICS.gatewayReadingsRejected,
+      help: 'Readings rejected per item, by ingest route and GW_ERR_* code.',
+      labelNames: ['route', 'code'],
+      registers,
+    })
     this.publishSeconds = new Histogram({
-      name: METRICS.gatewayPublishSeconds, help: 'Time from a JetStream publish to its ack (or failure), per reading.',
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers,
+      name: METRICS.gatewayPublishSeconds,
+      help: 'Time from a JetStream publish to its ack (or failure), per reading.',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
     })
-    this.backpressure = new Counter({ name: METRICS.gatewayBackpressure, help: 'Replies telling the client to back off (429 rate limited, 503 unavailable), by route pattern.', labelNames: ['route', 'status'], registers })
-    this.liveClients = new Gauge({ name: METRICS.gatewayLiveClients, help: 'Open live-feed connections (Server-Sent Events and WebSocket).', registers })
-    this.rateLimitStoreUp = new Gauge({ name: METRICS.gatewayRateLimitStoreUp, help: 'Whether the last rate limit count used the store shared by the site\'s gateways (1), or the per-process limiter because the store failed (0).', registers })
-    this.rateLimitFallback = new Counter({ name: METRICS.gatewayRateLimitFallback, help: 'Requests counted by the per-process rate limiter because the shared store was unavailable.', registers })
-    this.jwksFetches = new Counter({ name: METRICS.gatewayJwksFetches, help: 'Identity provider key set fetches: ok, failed, or throttled (an unknown kid within the cooldown, no fetch).', labelNames: ['result'], registers })
+    this.backpressure = new Counter({
+      name: METRICS.gatewayBackpressure,
+      help: 'Replies telling the client to back off (429 rate limited, 503 unavailable), by route pattern.',
+      labelNames: ['route', 'status'],
+      registers,
+    })
+    this.liveClients = new Gauge({
+      name: METRICS.gatewayLiveClients,
+      help: 'Open live-feed connections (Server-Sent Events and WebSocket).',
+      registers,
+    })
+    this.rateLimitStoreUp = new Gauge({
+      name: METRICS.gatewayRateLimitStoreUp,
+      help: "Whether the last rate limit count used the store shared by the site's gateways (1), or the per-process limiter because the store failed (0).",
+      registers,
+    })
+    this.rateLimitFallback = new Counter({
+      name: METRICS.gatewayRateLimitFallback,
+      help: 'Requests counted by the per-process rate limiter because the shared store was unavailable.',
+      registers,
+    })
+    this.jwksFetches = new Counter({
+      name: METRICS.gatewayJwksFetches,
+      help: 'Identity provider key set fetches: ok, failed, or throttled (an unknown kid within the cooldown, no fetch).',
+      labelNames: ['result'],
+      registers,
+    })
     this.notifyDeliveries = new Counter({
-      name: METRICS.notifyDeliveries, labelNames: ['outcome'], registers,
+      name: METRICS.notifyDeliveries,
+      labelNames: ['outcome'],
+      registers,
       help: 'Webhook deliveries finished by this gateway: delivered, expired (older than the max age) or dropped (over the per-subscription backlog bound).',
     })
-    this.notifyAttempts = new Counter({ name: METRICS.notifyAttempts, help: 'Webhook HTTP attempts, by result: ok (2xx), http_error (any other status), timeout, network_error.', labelNames: ['result'], registers })
+    this.notifyAttempts = new Counter({
+      name: METRICS.notifyAttempts,
+      help: 'Webhook HTTP attempts, by result: ok (2xx), http_error (any other status), timeout, network_error.',
+      labelNames: ['result'],
+      registers,
+    })
     this.notifyAttemptSeconds = new Histogram({
-      name: METRICS.notifyAttemptSeconds, help: 'Duration of one webhook HTTP attempt, by result.', labelNames: ['result'],
-      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers,
+      name: METRICS.notifyAttemptSeconds,
+      help: 'Duration of one webhook HTTP attempt, by result.',
+      labelNames: ['result'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
     })
     this.notifyLatencySeconds = new Histogram({
-      name: METRICS.notifyDeliveryLatencySeconds, help: 'Time from an alert event entering the outbox to its delivery (retries included).',
-      buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400, 86400], registers,
+      name: METRICS.notifyDeliveryLatencySeconds,
+      help: 'Time from an alert event entering the outbox to its delivery (retries included).',
+      buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400, 86400],
+      registers,
     })
-    this.notifyPending = new Gauge({ name: METRICS.notifyPending, help: 'Webhook deliveries pending in the outbox (all subscriptions; the same value from every gateway running a worker).', registers })
-    this.notifyOldestPendingSeconds = new Gauge({ name: METRICS.notifyOldestPendingSeconds, help: 'Age of the oldest pending webhook delivery (0 when none).', registers })
+    this.notifyPending = new Gauge({
+      name: METRICS.notifyPending,
+      help: 'Webhook deliveries pending in the outbox (all subscriptions; the same value from every gateway running a worker).',
+      registers,
+    })
+    this.notifyOldestPendingSeconds = new Gauge({
+      name: METRICS.notifyOldestPendingSeconds,
+      help: 'Age of the oldest pending webhook delivery (0 when none).',
+      registers,
+    })
   }
 }
 
 /** The route label of a request: its route pattern, or `unmatched`. */
 export function routeLabel(req: { is404: boolean; routeOptions: { url?: string | undefined } }): string {
-  return req.is404 ? UNMATCHED : req.routeOptions.url ?? UNMATCHED
+  return req.is404 ? UNMATCHED : (req.routeOptions.url ?? UNMATCHED)
 }
 
 /** Root hooks counting every reply (must be installed on the root instance to see every plugin's routes). */

@@ -13,7 +13,11 @@ import { lookup as dnsLookup } from 'node:dns'
 import { BlockList, isIP, type LookupFunction } from 'node:net'
 
 type Family = 'ipv4' | 'ipv6'
-interface Range { readonly net: string; readonly bits: number; readonly why: string }
+interface Range {
+  readonly net: string
+  readonly bits: number
+  readonly why: string
+}
 
 /** What is refused, and why (the reason goes into the error and the delivery log). */
 export const REFUSED_RANGES: Readonly<Record<Family, readonly Range[]>> = {
@@ -45,8 +49,13 @@ export const REFUSED_RANGES: Readonly<Record<Family, readonly Range[]>> = {
 /** A refused address: the reason, for the coded error and the delivery log. */
 export class AddressRefused extends Error {
   readonly code = 'NOTIFY_ADDRESS_REFUSED'
-  constructor(readonly address: string, readonly why: string) {
-    super(`address ${address} is ${why}; webhooks to it are refused (PITWALL_NOTIFY_ALLOW_PRIVATE lists ranges to allow)`)
+  constructor(
+    readonly address: string,
+    readonly why: string,
+  ) {
+    super(
+      `address ${address} is ${why}; webhooks to it are refused (PITWALL_NOTIFY_ALLOW_PRIVATE lists ranges to allow)`,
+    )
     this.name = 'AddressRefused'
   }
 }
@@ -165,10 +174,17 @@ export class AddressPolicy {
 /** Every address a name resolves to (the system resolver, like the delivery's connection uses), within 2 s. */
 async function resolveAll(host: string): Promise<string[]> {
   const addrs = new Promise<string[]>((resolve, reject) => {
-    dnsLookup(host, { all: true }, (err, a) => { if (err) reject(err); else resolve(a.map((x) => x.address)) })
+    dnsLookup(host, { all: true }, (err, a) => {
+      if (err) reject(err)
+      else resolve(a.map((x) => x.address))
+    })
   })
   let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_, reject) => { timer = setTimeout(() => { reject(new Error('DNS timeout')) }, 2_000) })
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reject(new Error('DNS timeout'))
+    }, 2_000)
+  })
   try {
     return await Promise.race([addrs, timeout])
   } finally {

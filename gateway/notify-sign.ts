@@ -32,8 +32,13 @@ export type VerifyFailure = 'timestamp_missing' | 'timestamp_too_old' | 'timesta
  * A receiver's check: the timestamp within `toleranceS` of `nowS` (either side, for clock skew) and one of the
  * signature header's `v1=` values equal (in constant time) to the expected one.
  */
-export function verifyDelivery(secret: string, headers: { timestamp: string | undefined; signature: string | undefined }, body: string,
-  nowS: number = Math.floor(Date.now() / 1000), toleranceS = 300): VerifyFailure | null {
+export function verifyDelivery(
+  secret: string,
+  headers: { timestamp: string | undefined; signature: string | undefined },
+  body: string,
+  nowS: number = Math.floor(Date.now() / 1000),
+  toleranceS = 300,
+): VerifyFailure | null {
   const ts = Number(headers.timestamp)
   if (headers.timestamp === undefined || !Number.isInteger(ts)) return 'timestamp_missing'
   if (nowS - ts > toleranceS) return 'timestamp_too_old'
@@ -51,7 +56,12 @@ export function verifyDelivery(secret: string, headers: { timestamp: string | un
  * `maxMs`, with "equal jitter" (half fixed, half random), so receivers coming back from an outage are not hit by
  * every gateway's retries at the same instant, while the delay never drops below half the schedule.
  */
-export function retryDelayMs(attempt: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
+export function retryDelayMs(
+  attempt: number,
+  baseMs: number,
+  maxMs: number,
+  random: () => number = Math.random,
+): number {
   const exp = Math.min(maxMs, baseMs * 2 ** Math.min(40, Math.max(0, attempt - 1)))
   return Math.round(exp / 2 + random() * (exp / 2))
 }

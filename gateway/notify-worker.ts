@@ -156,7 +156,12 @@ export class NotifyWorker {
 
   private launch(row: Claimed): void {
     const p: Promise<void> = this.deliver(row)
-      .catch((err: unknown) => { this.log.error({ err, deliveryId: row.delivery_id }, 'notify: recording a delivery attempt failed; the lease will expire and it is retried') })
+      .catch((err: unknown) => {
+        this.log.error(
+          { err, deliveryId: row.delivery_id },
+          'notify: recording a delivery attempt failed; the lease will expire and it is retried',
+        )
+      })
       .finally(() => {
         this.inflight.delete(p)
         this.wake?.()
@@ -173,18 +178,25 @@ export class NotifyWorker {
     let error: string | null = null
     let result: AttemptResult
     try {
-      code = await postWebhook(row.url, body, {
-        'content-type': 'application/json',
-        'user-agent': 'pitwall-notify/1',
-        [NOTIFY_HEADERS.delivery]: row.delivery_id,
-        [NOTIFY_HEADERS.timestamp]: String(ts),
-        [NOTIFY_HEADERS.signature]: signDelivery(row.secret, ts, body),
-        [NOTIFY_HEADERS.event]: row.event,
-        [NOTIFY_HEADERS.subscription]: row.subscription_id,
-        [NOTIFY_HEADERS.attempt]: String(row.attempts),
-      }, this.cfg.timeoutMs, this.addresses)
+      code = await postWebhook(
+        row.url,
+        body,
+        {
+          'content-type': 'application/json',
+          'user-agent': 'pitwall-notify/1',
+          [NOTIFY_HEADERS.delivery]: row.delivery_id,
+          [NOTIFY_HEADERS.timestamp]: String(ts),
+          [NOTIFY_HEADERS.signature]: signDelivery(row.secret, ts, body),
+          [NOTIFY_HEADERS.event]: row.event,
+          [NOTIFY_HEADERS.subscription]: row.subscription_id,
+          [NOTIFY_HEADERS.attempt]: String(row.attempts),
+        },
+        this.cfg.timeoutMs,
+        this.addresses,
+      )
       result = code >= 200 && code < 300 ? 'ok' : 'http_error'
-      if (result !== 'ok') error = code >= 300 && code < 400 ? `HTTP ${code} (redirects are not followed)` : `HTTP ${code}`
+      if (result !== 'ok')
+        error = code >= 300 && code < 400 ? `HTTP ${code} (redirects are not followed)` : `HTTP ${code}`
     } catch (err) {
       const e = err as { name?: string; message?: string; code?: string; cause?: { code?: string; message?: string } }
       if (err instanceof AddressRefused) {
@@ -208,7 +220,8 @@ export class NotifyWorker {
     // One statement (atomic, one round trip): the attempt goes into the log, and the delivery changes only while
     // this worker still holds the lease of this attempt (a worker that lost it logs its attempt but does not
     // change the delivery the next holder owns).
-    const u = await this.pool.query(`WITH logged AS (
+    const u = await this.pool.query(
+      `WITH logged AS (
         INSERT INTO notify_attempts (outbox_id, attempt, started_at, duration_ms, status_code, error, outcome, worker)
         SELECT $1, $7, $8, $9, $4, $5, $10, $2 WHERE EXISTS (SELECT 1 FROM notify_outbox WHERE id = $1)
         ON CONFLICT DO NOTHING)
@@ -216,40 +229,70 @@ export class NotifyWorker {
           next_attempt_at = CASE WHEN $3 = 'pending' THEN now() + $6 * interval '1 millisecond' ELSE next_attempt_at END,
           finished_at = CASE WHEN $3 = 'pending' THEN NULL ELSE now() END
         WHERE id = $1 AND lease_owner = $2 AND attempts = $7 AND status = 'pending'`,
-    [row.id, this.id, status, code, error?.slice(0, ERROR_CHARS) ?? null, delay, row.attempts, started, durationMs, ok ? 'delivered' : 'failed'])
+      [
+        row.id,
+        this.id,
+        status,
+        code,
+        error?.slice(0, ERROR_CHARS) ?? null,
+        delay,
+        row.attempts,
+        started,
+        durationMs,
+        ok ? 'delivered' : 'failed',
+      ],
+    )
     if (u.rowCount !== 1) return
     if (ok) {
       this.metrics.notifyDeliveries.inc({ outcome: 'delivered' })
       this.metrics.notifyLatencySeconds.observe((Date.now() - row.created_at.getTime()) / 1000)
     } else if (expired) {
       this.metrics.notifyDeliveries.inc({ outcome: 'expired' })
-      this.log.warn({ deliveryId: row.delivery_id, subscription: row.subscription_id, attempts: row.attempts }, 'notify: delivery expired (max age reached)')
+      this.log.warn(
+        { deliveryId: row.delivery_id, subscription: row.subscription_id, attempts: row.attempts },
+        'notify: delivery expired (max age reached)',
+      )
     }
   }
 
   /** Expiry of deliveries never attempted in time, the backlog bound, retention, and the backlog gauges. */
   async sweep(): Promise<void> {
-    const free = "(lease_until IS NULL OR lease_until <= now())"
-    const expired = await this.pool.query(`UPDATE notify_outbox SET status = 'expired', finished_at = now(), last_error = coalesce(last_error, 'max age reached before any attempt')
-      WHERE status = 'pending' AND created_at <= now() - $1 * interval '1 millisecond' AND ${free}`, [this.cfg.maxAgeMs])
+    const free = '(lease_until IS NULL OR lease_until <= now())'
+    const expired = await this.pool.query(
+      `UPDATE notify_outbox SET status = 'expired', finished_at = now(), last_error = coalesce(last_error, 'max age reached before any attempt')
+      WHERE status = 'pending' AND created_at <= now() - $1 * interval '1 millisecond' AND ${free}`,
+      [this.cfg.maxAgeMs],
+    )
     if (expired.rowCount) this.metrics.notifyDeliveries.inc({ outcome: 'expired' }, expired.rowCount)
     await this.pool.query(`DELETE FROM notify_outbox o WHERE status = 'pending'
       AND NOT EXISTS (SELECT 1 FROM notify_subscriptions s WHERE s.id = o.subscription_id)`)
     const over = await this.pool.query<{ subscription_id: string; n: string }>(
-      "SELECT subscription_id, count(*) AS n FROM notify_outbox WHERE status = 'pending' GROUP BY subscription_id HAVING count(*) > $1", [this.cfg.maxPending])
+      "SELECT subscription_id, count(*) AS n FROM notify_outbox WHERE status = 'pending' GROUP BY subscription_id HAVING count(*) > $1",
+      [this.cfg.maxPending],
+    )
     for (const s of over.rows) {
-      const dropped = await this.pool.query(`UPDATE notify_outbox o SET status = 'dropped', finished_at = now(), last_error = 'backlog over ' || $2 || ' pending deliveries'
+      const dropped = await this.pool.query(
+        `UPDATE notify_outbox o SET status = 'dropped', finished_at = now(), last_error = 'backlog over ' || $2 || ' pending deliveries'
         FROM (SELECT id FROM notify_outbox WHERE subscription_id = $1 AND status = 'pending' ORDER BY id DESC OFFSET $2) old
-        WHERE o.id = old.id AND o.status = 'pending' AND (o.lease_until IS NULL OR o.lease_until <= now())`, [s.subscription_id, this.cfg.maxPending])
+        WHERE o.id = old.id AND o.status = 'pending' AND (o.lease_until IS NULL OR o.lease_until <= now())`,
+        [s.subscription_id, this.cfg.maxPending],
+      )
       if (dropped.rowCount) {
         this.metrics.notifyDeliveries.inc({ outcome: 'dropped' }, dropped.rowCount)
-        this.log.warn({ subscription: s.subscription_id, dropped: dropped.rowCount, pending: Number(s.n) }, 'notify: backlog bound reached; oldest deliveries dropped')
+        this.log.warn(
+          { subscription: s.subscription_id, dropped: dropped.rowCount, pending: Number(s.n) },
+          'notify: backlog bound reached; oldest deliveries dropped',
+        )
       }
     }
-    await this.pool.query(`DELETE FROM notify_outbox WHERE id IN (SELECT id FROM notify_outbox WHERE status <> 'pending'
-      AND finished_at < now() - $1 * interval '1 millisecond' LIMIT 10000)`, [this.cfg.retentionMs])
+    await this.pool.query(
+      `DELETE FROM notify_outbox WHERE id IN (SELECT id FROM notify_outbox WHERE status <> 'pending'
+      AND finished_at < now() - $1 * interval '1 millisecond' LIMIT 10000)`,
+      [this.cfg.retentionMs],
+    )
     const g = await this.pool.query<{ n: string; age: number | null }>(
-      "SELECT count(*) AS n, extract(epoch FROM now() - min(created_at))::float8 AS age FROM notify_outbox WHERE status = 'pending'")
+      "SELECT count(*) AS n, extract(epoch FROM now() - min(created_at))::float8 AS age FROM notify_outbox WHERE status = 'pending'",
+    )
     this.metrics.notifyPending.set(Number(g.rows[0]?.n ?? 0))
     this.metrics.notifyOldestPendingSeconds.set(Math.max(0, g.rows[0]?.age ?? 0))
   }
@@ -261,16 +304,31 @@ export class NotifyWorker {
  * `lookup` hook: the SSRF guard judges the address the socket connects to (an IP literal, which is never looked
  * up, before connecting). Redirects are not followed (a 3xx is a failed attempt).
  */
-async function postWebhook(url: string, body: string, headers: OutgoingHttpHeaders, timeoutMs: number, addresses: AddressPolicy): Promise<number> {
+async function postWebhook(
+  url: string,
+  body: string,
+  headers: OutgoingHttpHeaders,
+  timeoutMs: number,
+  addresses: AddressPolicy,
+): Promise<number> {
   const u = new URL(url)
   const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname
   if (isIP(host) !== 0) addresses.check(host)
   const send = u.protocol === 'https:' ? httpsRequest : httpRequest
   return new Promise<number>((resolve, reject) => {
-    const req = send(u, { method: 'POST', headers: { ...headers, 'content-length': Buffer.byteLength(body) }, lookup: addresses.lookup, signal: AbortSignal.timeout(timeoutMs) }, (res) => {
-      resolve(res.statusCode ?? 0)
-      res.destroy()
-    })
+    const req = send(
+      u,
+      {
+        method: 'POST',
+        headers: { ...headers, 'content-length': Buffer.byteLength(body) },
+        lookup: addresses.lookup,
+        signal: AbortSignal.timeout(timeoutMs),
+      },
+      (res) => {
+        resolve(res.statusCode ?? 0)
+        res.destroy()
+      },
+    )
     req.once('error', reject)
     req.end(body)
   })

@@ -30,7 +30,8 @@ export async function generateOpenApi(nc: NatsConnection): Promise<string> {
   try {
     await app.ready()
     const res = await app.inject({ method: 'GET', url: '/openapi.json' })
-    if (res.statusCode !== 200) throw new Error(`GET /openapi.json answered ${res.statusCode}: ${res.body.slice(0, 200)}`)
+    if (res.statusCode !== 200)
+      throw new Error(`GET /openapi.json answered ${res.statusCode}: ${res.body.slice(0, 200)}`)
     return `${JSON.stringify(res.json(), null, 2)}\n`
   } finally {
     await app.close()

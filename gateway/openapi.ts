@@ -10,7 +10,19 @@ import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import { GW_ERR } from './errors.js'
 import type { Access } from './auth.js'
-import { DOC_BODIES, DOC_REPLIES, AlertDoc, LiveStateDoc, errorCodes, errorResponses, LiveOutput, OPERATIONS, securityOf, TAGS, type Tag } from './contract.js'
+import {
+  DOC_BODIES,
+  DOC_REPLIES,
+  AlertDoc,
+  LiveStateDoc,
+  errorCodes,
+  errorResponses,
+  LiveOutput,
+  OPERATIONS,
+  securityOf,
+  TAGS,
+  type Tag,
+} from './contract.js'
 import { ErrorReply } from './schemas.js'
 
 const DESCRIPTION = `Ingest, queries, live feed and registry of a pitwall site. Every error reply is
@@ -19,7 +31,8 @@ Credentials: \`Authorization: Bearer <JWT>\` (people), \`X-API-Key\` (services),
 each operation lists the ones it accepts (none for the public ones). Compatibility within /v1: gateway/README.md,
 "Versioning and compatibility".`
 
-const UI_CSP = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'"
+const UI_CSP =
+  "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'"
 
 /** Registers the document generator; call before any route is added. */
 export function installOpenApi(app: FastifyInstance, version: string): void {
@@ -29,7 +42,13 @@ export function installOpenApi(app: FastifyInstance, version: string): void {
       info: { title: 'pitwall gateway', version, description: DESCRIPTION },
       components: {
         securitySchemes: {
-          bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'A person: claims sub, role (viewer, operator, admin), optional fleets/sites; HS256 with the gateway\'s shared secret, or RS256/ES256 issued by the configured identity provider (its JWKS, iss and aud checked)' },
+          bearer: {
+            type: 'http',
+            scheme: 'bearer',
+            bearerFormat: 'JWT',
+            description:
+              "A person: claims sub, role (viewer, operator, admin), optional fleets/sites; HS256 with the gateway's shared secret, or RS256/ES256 issued by the configured identity provider (its JWKS, iss and aud checked)",
+          },
           apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
           device: { type: 'apiKey', in: 'header', name: 'Authorization', description: 'Device <credId>.<secret>' },
         },
@@ -38,29 +57,62 @@ export function installOpenApi(app: FastifyInstance, version: string): void {
     },
     // HEAD twins of GET routes are not listed; everything else is.
     hideUntagged: false,
-    transform: ({ schema, url, route }) => ({ schema: documentRoute(route.method, url, schema as RouteSchema | undefined, route.config?.access ?? 'admin'), url }),
+    transform: ({ schema, url, route }) => ({
+      schema: documentRoute(route.method, url, schema as RouteSchema | undefined, route.config?.access ?? 'admin'),
+      url,
+    }),
     // Output shapes no route replies with directly (the live feed's `data:`), for generated clients.
     transformObject: (documentObject) => {
       const doc = 'openapiObject' in documentObject ? documentObject.openapiObject : documentObject.swaggerObject
       const components = (doc as { components?: { schemas?: Record<string, unknown> } }).components
       // Named, so generated clients can import them: components['schemas']['Alert'] and so on.
-      if (components) components.schemas = { ...components.schemas, Alert: toOpenApi30(AlertDoc), LiveState: toOpenApi30(LiveStateDoc), LiveOutput: toOpenApi30(LiveOutput) }
+      if (components)
+        components.schemas = {
+          ...components.schemas,
+          Alert: toOpenApi30(AlertDoc),
+          LiveState: toOpenApi30(LiveStateDoc),
+          LiveOutput: toOpenApi30(LiveOutput),
+        }
       return doc
     },
   })
 }
 
-type RouteSchema = { hide?: boolean; params?: unknown; querystring?: unknown; body?: unknown; response?: Record<string, unknown> } & Record<string, unknown>
+type RouteSchema = {
+  hide?: boolean
+  params?: unknown
+  querystring?: unknown
+  body?: unknown
+  response?: Record<string, unknown>
+} & Record<string, unknown>
 
 /** The document's operation for one route (contract.ts): id, tag, summary, security, errors per status, typed replies, examples. */
-export function documentRoute(method: string | string[], url: string, schema: RouteSchema | undefined, access: Access): RouteSchema {
+export function documentRoute(
+  method: string | string[],
+  url: string,
+  schema: RouteSchema | undefined,
+  access: Access,
+): RouteSchema {
   if (schema?.hide === true) return schema
   const m = [method].flat()[0] ?? 'GET'
   const key = `${m} ${url.replace(/:([A-Za-z]+)/g, '{$1}')}`
   // A route without an entry still gets a document (serving /openapi.json must not fail), but with no summary
   // and an undeclared tag, which test/integration/gateway-openapi.test.ts refuses: add the route to OPERATIONS (contract.ts).
-  const op = OPERATIONS[key] ?? { id: key.toLowerCase().replace(/[^a-z0-9]+(.)?/g, (_m, c: string | undefined) => (c ?? '').toUpperCase()), tag: 'undocumented' as Tag, summary: '' }
-  const codes = errorCodes(access, { params: schema?.params !== undefined, query: schema?.querystring !== undefined, body: schema?.body !== undefined, database: false }, op)
+  const op = OPERATIONS[key] ?? {
+    id: key.toLowerCase().replace(/[^a-z0-9]+(.)?/g, (_m, c: string | undefined) => (c ?? '').toUpperCase()),
+    tag: 'undocumented' as Tag,
+    summary: '',
+  }
+  const codes = errorCodes(
+    access,
+    {
+      params: schema?.params !== undefined,
+      query: schema?.querystring !== undefined,
+      body: schema?.body !== undefined,
+      database: false,
+    },
+    op,
+  )
   const response: Record<string, unknown> = {}
   const own = DOC_REPLIES[key] ?? {}
   let exampled = false
@@ -80,7 +132,14 @@ export function documentRoute(method: string | string[], url: string, schema: Ro
     tags: [tag],
     ...(op.summary === '' ? {} : { summary: op.summary }),
     security: securityOf(access),
-    ...(schema?.body !== undefined ? { body: { ...(DOC_BODIES[key] ?? schema.body as object), ...(op.request !== undefined ? { examples: [op.request] } : {}) } } : {}),
+    ...(schema?.body !== undefined
+      ? {
+          body: {
+            ...(DOC_BODIES[key] ?? (schema.body as object)),
+            ...(op.request !== undefined ? { examples: [op.request] } : {}),
+          },
+        }
+      : {}),
     response,
   }
 }
@@ -111,7 +170,8 @@ export const openApiPlugin: FastifyPluginAsync = async (app) => {
     route.config = { ...(route.config ?? {}), access: 'public', rateLimit: false }
   })
   app.addHook('onSend', async (req, reply, payload) => {
-    if (req.url.startsWith('/docs')) void reply.header('content-security-policy', UI_CSP).header('cache-control', 'public, max-age=300')
+    if (req.url.startsWith('/docs'))
+      void reply.header('content-security-policy', UI_CSP).header('cache-control', 'public, max-age=300')
     return payload
   })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())

@@ -23,7 +23,10 @@ import { Kvm, type KV } from '@nats-io/kv'
 import type { NatsConnection } from '@nats-io/transport-node'
 import type { FastifyRateLimitStore } from '@fastify/rate-limit'
 
-export interface Count { current: number; ttl: number }
+export interface Count {
+  current: number
+  ttl: number
+}
 
 /** The per-process limiter: fixed windows aligned like the shared ones, bounded in size. */
 export class LocalCounter {
@@ -92,7 +95,9 @@ export class SiteRateLimiter {
         return await kvm.open(this.o.bucket)
       }
     })()
-    this.kv.catch(() => { this.kv = undefined })
+    this.kv.catch(() => {
+      this.kv = undefined
+    })
     return this.kv
   }
 
@@ -103,7 +108,9 @@ export class SiteRateLimiter {
       try {
         const r = await Promise.race([
           this.shared(key, windowMs, max, now),
-          new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new StoreTimeout(this.o.storeTimeoutMs)), this.o.storeTimeoutMs) }),
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(() => reject(new StoreTimeout(this.o.storeTimeoutMs)), this.o.storeTimeoutMs)
+          }),
         ])
         this.state(true)
         return r
@@ -186,7 +193,8 @@ export class SiteRateLimiter {
           continue
         }
         last = { n: Number(e.string()), rev: e.revision }
-        if (!Number.isSafeInteger(last.n)) throw new Error(`rate limit key ${k} holds ${JSON.stringify(e.string())}`, { cause: err })
+        if (!Number.isSafeInteger(last.n))
+          throw new Error(`rate limit key ${k} holds ${JSON.stringify(e.string())}`, { cause: err })
       }
     }
     throw new Error(`rate limit key ${k}: ${CAS_ATTEMPTS} compare-and-set attempts lost`)
@@ -199,10 +207,15 @@ export class SiteRateLimiter {
 }
 
 /** The limiter as @fastify/rate-limit's store (the plugin constructs the class; every instance shares `limiter`). */
-export function rateLimitStore(limiter: { incr(key: string, windowMs: number, max: number): Promise<Count> }): new () => FastifyRateLimitStore {
+export function rateLimitStore(limiter: {
+  incr(key: string, windowMs: number, max: number): Promise<Count>
+}): new () => FastifyRateLimitStore {
   return class SiteStore implements FastifyRateLimitStore {
     incr(key: string, cb: (error: Error | null, result?: Count) => void, timeWindow: number, max: number): void {
-      limiter.incr(key, timeWindow, max).then((r) => cb(null, r), (err: unknown) => cb(err instanceof Error ? err : new Error(String(err))))
+      limiter.incr(key, timeWindow, max).then(
+        (r) => cb(null, r),
+        (err: unknown) => cb(err instanceof Error ? err : new Error(String(err))),
+      )
     }
 
     child(): FastifyRateLimitStore {

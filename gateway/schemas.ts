@@ -8,7 +8,9 @@ export const ErrorReply = Type.Object({
   item: Type.Optional(Type.String()),
   // present only on GW_ERR_BATCH_REJECTED: the same shape as a 200 ingest reply
   accepted: Type.Optional(Type.Integer()),
-  rejected: Type.Optional(Type.Array(Type.Object({ index: Type.Integer(), code: Type.String(), message: Type.String() }))),
+  rejected: Type.Optional(
+    Type.Array(Type.Object({ index: Type.Integer(), code: Type.String(), message: Type.String() })),
+  ),
 })
 export type ErrorReplyT = Static<typeof ErrorReply>
 
@@ -38,7 +40,18 @@ export const ReadingItem = Type.Object({
 })
 export const Batch = Type.Array(Type.Unknown(), { description: 'readings; each item is validated separately' })
 
-export const errorReplies = { 400: ErrorReply, 401: ErrorReply, 403: ErrorReply, 404: ErrorReply, 429: ErrorReply, 413: ErrorReply, 415: ErrorReply, 500: ErrorReply, 502: ErrorReply, 503: ErrorReply }
+export const errorReplies = {
+  400: ErrorReply,
+  401: ErrorReply,
+  403: ErrorReply,
+  404: ErrorReply,
+  429: ErrorReply,
+  413: ErrorReply,
+  415: ErrorReply,
+  500: ErrorReply,
+  502: ErrorReply,
+  503: ErrorReply,
+}
 
 export const EntityParams = Type.Object({
   kind: Type.Union([Type.Literal('sensor'), Type.Literal('vehicle')]),

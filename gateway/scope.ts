@@ -36,12 +36,20 @@ export function scopeSql(scope: Scope | null, kindCol: string, entityCol: string
   if (!scope) return 'TRUE'
   const f = q.p(scope.fleets)
   const s = q.p(scope.sites)
-  return `(EXISTS (SELECT 1 FROM sensors sc WHERE ${kindCol} = 'sensor' AND sc.id = ${entityCol} AND (sc.customer_id = ANY(${f}::text[]) OR sc.site = ANY(${s}::text[])))` +
+  return (
+    `(EXISTS (SELECT 1 FROM sensors sc WHERE ${kindCol} = 'sensor' AND sc.id = ${entityCol} AND (sc.customer_id = ANY(${f}::text[]) OR sc.site = ANY(${s}::text[])))` +
     ` OR EXISTS (SELECT 1 FROM vehicles vc WHERE ${kindCol} = 'vehicle' AND vc.vin = ${entityCol} AND vc.customer_id = ANY(${f}::text[])))`
+  )
 }
 
 /** Throws 404 GW_ERR_NOT_FOUND unless the scope sees this entity; `item` names the parameter that named it. */
-export async function assertVisible(pool: pg.Pool, scope: Scope | null, kind: string, id: string, item = 'params.id'): Promise<void> {
+export async function assertVisible(
+  pool: pg.Pool,
+  scope: Scope | null,
+  kind: string,
+  id: string,
+  item = 'params.id',
+): Promise<void> {
   if (!scope) return
   const q = new Params()
   const cond = scopeSql(scope, q.p(kind), q.p(id), q)
@@ -50,7 +58,11 @@ export async function assertVisible(pool: pg.Pool, scope: Scope | null, kind: st
 }
 
 /** Of the given entities, those the scope sees, as `kind.id` keys; one query for a whole batch. */
-export async function visibleEntities(pool: pg.Pool, scope: Scope, entities: Iterable<{ kind: string; id: string }>): Promise<Set<string>> {
+export async function visibleEntities(
+  pool: pg.Pool,
+  scope: Scope,
+  entities: Iterable<{ kind: string; id: string }>,
+): Promise<Set<string>> {
   const kinds: string[] = []
   const ids: string[] = []
   const seen = new Set<string>()
@@ -66,6 +78,8 @@ export async function visibleEntities(pool: pg.Pool, scope: Scope, entities: Ite
   const k = q.p(kinds)
   const i = q.p(ids)
   const r = await pool.query<{ k: string; e: string }>(
-    `SELECT t.k, t.e FROM unnest(${k}::text[], ${i}::text[]) AS t(k, e) WHERE ${scopeSql(scope, 't.k', 't.e', q)}`, q.values)
+    `SELECT t.k, t.e FROM unnest(${k}::text[], ${i}::text[]) AS t(k, e) WHERE ${scopeSql(scope, 't.k', 't.e', q)}`,
+    q.values,
+  )
   return new Set(r.rows.map((row) => `${row.k}.${row.e}`))
 }

@@ -24,20 +24,31 @@ export const statePlugin: FastifyPluginAsyncTypebox<StateOptions> = async (app, 
   // Opened on first use, not at start: the gateway must come up (and report not ready) without the bucket.
   let deps: Promise<QueryDeps> | undefined = opts.query ? Promise.resolve(opts.query) : undefined
 
-  app.get('/v1/entities/:kind/:id/state', { config: { access: 'read' }, schema: { params: EntityParams, response: { 200: LiveStateReply, ...errorReplies } } }, async (req) => {
-    if (opts.pool) await assertVisible(opts.pool, scopeOf(req.principal), req.params.kind, req.params.id)
-    let d: QueryDeps
-    try {
-      deps ??= queryDeps(opts.nc, opts.cfg.runtime, buildProfiles(opts.profiles, opts.cfg.runtime))
-      d = await deps
-    } catch (err) {
-      deps = undefined // retried on the next request
-      throw new GatewayError('GW_ERR_UNAVAILABLE', `state store ${opts.cfg.runtime.streams.stateBucket} unreachable`, { cause: err })
-    }
-    try {
-      return await queryEntity(d, req.params.kind, req.params.id, opts.cfg.queryTimeoutMs)
-    } catch (err) {
-      throw toGatewayError(err)
-    }
-  })
+  app.get(
+    '/v1/entities/:kind/:id/state',
+    {
+      config: { access: 'read' },
+      schema: { params: EntityParams, response: { 200: LiveStateReply, ...errorReplies } },
+    },
+    async (req) => {
+      if (opts.pool) await assertVisible(opts.pool, scopeOf(req.principal), req.params.kind, req.params.id)
+      let d: QueryDeps
+      try {
+        deps ??= queryDeps(opts.nc, opts.cfg.runtime, buildProfiles(opts.profiles, opts.cfg.runtime))
+        d = await deps
+      } catch (err) {
+        deps = undefined // retried on the next request
+        throw new GatewayError(
+          'GW_ERR_UNAVAILABLE',
+          `state store ${opts.cfg.runtime.streams.stateBucket} unreachable`,
+          { cause: err },
+        )
+      }
+      try {
+        return await queryEntity(d, req.params.kind, req.params.id, opts.cfg.queryTimeoutMs)
+      } catch (err) {
+        throw toGatewayError(err)
+      }
+    },
+  )
 }

@@ -61,7 +61,13 @@ export function renderPrometheusConfig(o: PrometheusConfigOptions): string {
 }
 
 /** The jobs of a local site: workers, projector, gateway (and a site controller when given). */
-export function localJobs(p: { workerPorts: readonly number[]; projectorPort?: number; gatewayPort?: number; sitePort?: number; host?: string }): ScrapeJob[] {
+export function localJobs(p: {
+  workerPorts: readonly number[]
+  projectorPort?: number
+  gatewayPort?: number
+  sitePort?: number
+  host?: string
+}): ScrapeJob[] {
   const h = p.host ?? '127.0.0.1'
   const jobs: ScrapeJob[] = []
   if (p.workerPorts.length) jobs.push({ job: 'pitwall-worker', targets: p.workerPorts.map((x) => `${h}:${x}`) })
@@ -116,19 +122,35 @@ export class PrometheusStartError extends Error {
  * Starts `prometheus` with `configText` on host:port (port 0 is not supported by Prometheus: pick a free one),
  * storing its TSDB under `dataDir` (a temp dir when omitted, removed on stop). Resolves when `/-/ready` answers.
  */
-export async function startPrometheus(o: { configText: string; port: number; dataDir?: string; host?: string; bin?: string; retention?: string; log?: (line: string) => void }): Promise<RunningPrometheus> {
+export async function startPrometheus(o: {
+  configText: string
+  port: number
+  dataDir?: string
+  host?: string
+  bin?: string
+  retention?: string
+  log?: (line: string) => void
+}): Promise<RunningPrometheus> {
   const bin = o.bin ?? findBinary('prometheus')
   if (!bin) throw new PrometheusStartError('prometheus is not installed (Debian: apt-get install -y prometheus)')
   const host = o.host ?? '127.0.0.1'
   const ownDir = o.dataDir === undefined
-  const dataDir = o.dataDir ?? await mkdtemp(join(tmpdir(), 'pw-prom-'))
+  const dataDir = o.dataDir ?? (await mkdtemp(join(tmpdir(), 'pw-prom-')))
   await mkdir(join(dataDir, 'tsdb'), { recursive: true })
   const configFile = join(dataDir, 'prometheus.yml')
   await writeFile(configFile, o.configText)
-  const proc = spawn(bin, [
-    `--config.file=${configFile}`, `--storage.tsdb.path=${join(dataDir, 'tsdb')}`, `--web.listen-address=${host}:${o.port}`,
-    `--storage.tsdb.retention.time=${o.retention ?? '2d'}`, '--web.enable-lifecycle', '--log.level=warn',
-  ], { stdio: ['ignore', 'ignore', 'pipe'] })
+  const proc = spawn(
+    bin,
+    [
+      `--config.file=${configFile}`,
+      `--storage.tsdb.path=${join(dataDir, 'tsdb')}`,
+      `--web.listen-address=${host}:${o.port}`,
+      `--storage.tsdb.retention.time=${o.retention ?? '2d'}`,
+      '--web.enable-lifecycle',
+      '--log.level=warn',
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  )
   let stderr = ''
   proc.stderr?.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-4000)
@@ -151,7 +173,10 @@ export async function startPrometheus(o: { configText: string; port: number; dat
       await stop()
       throw new PrometheusStartError(`prometheus exited with ${proc.exitCode}: ${stderr}`)
     }
-    const ok = await fetch(`${url}/-/ready`).then((r) => r.ok, () => false)
+    const ok = await fetch(`${url}/-/ready`).then(
+      (r) => r.ok,
+      () => false,
+    )
     if (ok) break
     if (Date.now() > deadline) {
       await stop()
@@ -160,20 +185,30 @@ export async function startPrometheus(o: { configText: string; port: number; dat
     await new Promise((r) => setTimeout(r, 100))
   }
   return {
-    url, port: o.port, dataDir, proc, stop,
+    url,
+    port: o.port,
+    dataDir,
+    proc,
+    stop,
     async query(expr) {
       const r = await fetch(`${url}/api/v1/query?query=${encodeURIComponent(expr)}`)
-      return await r.json() as PromReply
+      return (await r.json()) as PromReply
     },
     async targetsUp(min, timeoutMs = 30_000) {
       const end = Date.now() + timeoutMs
       let last = ''
       for (;;) {
-        const r = await fetch(`${url}/api/v1/targets?state=active`).then(async (x) => await x.json() as {
-          data: { activeTargets: Array<{ health: string; labels: { job: string; instance: string }; lastError: string }> }
-        })
+        const r = await fetch(`${url}/api/v1/targets?state=active`).then(
+          async (x) =>
+            (await x.json()) as {
+              data: {
+                activeTargets: Array<{ health: string; labels: { job: string; instance: string }; lastError: string }>
+              }
+            },
+        )
         const ts = r.data.activeTargets
-        if (ts.length >= min && ts.every((t) => t.health === 'up')) return ts.map((t) => ({ job: t.labels.job, instance: t.labels.instance }))
+        if (ts.length >= min && ts.every((t) => t.health === 'up'))
+          return ts.map((t) => ({ job: t.labels.job, instance: t.labels.instance }))
         last = ts.map((t) => `${t.labels.job} ${t.labels.instance} ${t.health} ${t.lastError}`).join('; ')
         if (Date.now() > end) throw new PrometheusStartError(`targets not all up after ${timeoutMs} ms: ${last}`)
         await new Promise((res) => setTimeout(res, 250))
@@ -190,10 +225,16 @@ export const LOCAL_PROMETHEUS_PORT = 9090
  * services every 5 s with the alert rules loaded, data under `dataDir` (kept between runs). Resolves with null
  * when it is not installed (the caller prints how to install it).
  */
-export async function startLocalPrometheus(p: Parameters<typeof localJobs>[0] & { dataDir: string; port?: number; log?: (line: string) => void }): Promise<RunningPrometheus | null> {
+export async function startLocalPrometheus(
+  p: Parameters<typeof localJobs>[0] & { dataDir: string; port?: number; log?: (line: string) => void },
+): Promise<RunningPrometheus | null> {
   if (!findBinary('prometheus')) return null
   const configText = renderPrometheusConfig({ jobs: localJobs(p), scrapeIntervalS: 5 })
-  const opts: Parameters<typeof startPrometheus>[0] = { configText, port: p.port ?? LOCAL_PROMETHEUS_PORT, dataDir: p.dataDir }
+  const opts: Parameters<typeof startPrometheus>[0] = {
+    configText,
+    port: p.port ?? LOCAL_PROMETHEUS_PORT,
+    dataDir: p.dataDir,
+  }
   if (p.log) opts.log = p.log
   return await startPrometheus(opts)
 }

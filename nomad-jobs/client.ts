@@ -78,16 +78,44 @@ export interface TaskGroup {
   Name: string
   Count: number
   Update?: { Canary: number; AutoRevert: boolean; AutoPromote: boolean } | null
-  Tasks: Array<{ Name: string; Driver: string; Config: Record<string, unknown>; Env: Record<string, string> | null; [k: string]: unknown }>
+  Tasks: Array<{
+    Name: string
+    Driver: string
+    Config: Record<string, unknown>
+    Env: Record<string, string> | null
+    [k: string]: unknown
+  }>
   [k: string]: unknown
 }
 
-export interface FieldDiff { Type: DiffType; Name: string; Old: string; New: string; Annotations?: string[] | null }
-export interface ObjectDiff { Type: DiffType; Name: string; Fields: FieldDiff[] | null; Objects: ObjectDiff[] | null }
+export interface FieldDiff {
+  Type: DiffType
+  Name: string
+  Old: string
+  New: string
+  Annotations?: string[] | null
+}
+export interface ObjectDiff {
+  Type: DiffType
+  Name: string
+  Fields: FieldDiff[] | null
+  Objects: ObjectDiff[] | null
+}
 export type DiffType = 'Added' | 'Deleted' | 'Edited' | 'None'
-export interface TaskDiff extends ObjectDiff { Annotations?: string[] | null }
-export interface TaskGroupDiff extends ObjectDiff { Tasks: TaskDiff[] | null; Updates: Record<string, number> | null }
-export interface JobDiff { Type: DiffType; ID: string; Fields: FieldDiff[] | null; Objects: ObjectDiff[] | null; TaskGroups: TaskGroupDiff[] | null }
+export interface TaskDiff extends ObjectDiff {
+  Annotations?: string[] | null
+}
+export interface TaskGroupDiff extends ObjectDiff {
+  Tasks: TaskDiff[] | null
+  Updates: Record<string, number> | null
+}
+export interface JobDiff {
+  Type: DiffType
+  ID: string
+  Fields: FieldDiff[] | null
+  Objects: ObjectDiff[] | null
+  TaskGroups: TaskGroupDiff[] | null
+}
 
 export interface PlanResponse {
   JobModifyIndex: number
@@ -161,7 +189,9 @@ export class NomadClient {
 
   /** POST /v1/jobs/parse: HCL (+ var file text) -> job JSON, parsed by the agent. */
   async parseJob(jobHcl: string, variables = ''): Promise<Job> {
-    return (await this.call<Job>('POST', '/v1/jobs/parse', { JobHCL: jobHcl, Variables: variables, Canonicalize: true })).body
+    return (
+      await this.call<Job>('POST', '/v1/jobs/parse', { JobHCL: jobHcl, Variables: variables, Canonicalize: true })
+    ).body
   }
 
   /** POST /v1/job/:id/plan with Diff: what registering `job` would change (dry run of the scheduler). */
@@ -218,7 +248,12 @@ export class NomadClient {
   }
 
   /** One request; query parameters for namespace, region and blocking; errors become NomadError. */
-  async call<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown, b: BlockingOptions = {}): Promise<QueryResult<T>> {
+  async call<T>(
+    method: 'GET' | 'POST' | 'PUT' | 'DELETE',
+    path: string,
+    body?: unknown,
+    b: BlockingOptions = {},
+  ): Promise<QueryResult<T>> {
     const url = new URL(this.base + path)
     if (this.opts.namespace) url.searchParams.set('namespace', this.opts.namespace)
     if (this.opts.region) url.searchParams.set('region', this.opts.region)
@@ -236,44 +271,82 @@ export class NomadClient {
     if (payload !== undefined) headers['content-type'] = 'application/json'
     let res: { status: number; text: string; index: string | null }
     try {
-      res = this.opts.tls && url.protocol === 'https:'
-        ? await this.viaHttps(url, method, headers, payload, timeoutMs, this.opts.tls)
-        : await this.viaFetch(url, method, headers, payload, timeoutMs)
+      res =
+        this.opts.tls && url.protocol === 'https:'
+          ? await this.viaHttps(url, method, headers, payload, timeoutMs, this.opts.tls)
+          : await this.viaFetch(url, method, headers, payload, timeoutMs)
     } catch (err) {
-      throw new NomadError(NomadErrorCodes.UNREACHABLE, `${method} ${url.pathname}: ${err instanceof Error ? err.message : String(err)}`, { cause: err, retryable: true })
+      throw new NomadError(
+        NomadErrorCodes.UNREACHABLE,
+        `${method} ${url.pathname}: ${err instanceof Error ? err.message : String(err)}`,
+        { cause: err, retryable: true },
+      )
     }
     if (res.status < 200 || res.status >= 300) {
       const text = res.text.trim()
       if (/job modify index/i.test(text)) {
-        throw new NomadError(NomadErrorCodes.CAS_CONFLICT, `${method} ${url.pathname}: the job changed since the plan (${text}); plan again`, { status: res.status })
+        throw new NomadError(
+          NomadErrorCodes.CAS_CONFLICT,
+          `${method} ${url.pathname}: the job changed since the plan (${text}); plan again`,
+          { status: res.status },
+        )
       }
       if (path === '/v1/jobs/parse') throw new NomadError(NomadErrorCodes.PARSE, text, { status: res.status })
-      throw new NomadError(NomadErrorCodes.HTTP, `${method} ${url.pathname}: HTTP ${res.status}: ${text}`, { status: res.status, retryable: res.status >= 500 })
+      throw new NomadError(NomadErrorCodes.HTTP, `${method} ${url.pathname}: HTTP ${res.status}: ${text}`, {
+        status: res.status,
+        retryable: res.status >= 500,
+      })
     }
     return { body: (res.text === '' ? null : JSON.parse(res.text)) as T, index: Number(res.index ?? 0) }
   }
 
-  private async viaFetch(url: URL, method: string, headers: Record<string, string>, payload: string | undefined, timeoutMs: number): Promise<{ status: number; text: string; index: string | null }> {
+  private async viaFetch(
+    url: URL,
+    method: string,
+    headers: Record<string, string>,
+    payload: string | undefined,
+    timeoutMs: number,
+  ): Promise<{ status: number; text: string; index: string | null }> {
     const init: RequestInit = { method, headers, signal: AbortSignal.timeout(timeoutMs) }
     if (payload !== undefined) init.body = payload
     const r = await fetch(url, init)
     return { status: r.status, text: await r.text(), index: r.headers.get('x-nomad-index') }
   }
 
-  private async viaHttps(url: URL, method: string, headers: Record<string, string>, payload: string | undefined, timeoutMs: number, tls: NomadTls): Promise<{ status: number; text: string; index: string | null }> {
+  private async viaHttps(
+    url: URL,
+    method: string,
+    headers: Record<string, string>,
+    payload: string | undefined,
+    timeoutMs: number,
+    tls: NomadTls,
+  ): Promise<{ status: number; text: string; index: string | null }> {
     return await new Promise((resolve, reject) => {
-      const req = httpsRequest(url, {
-        method, headers, timeout: timeoutMs, rejectUnauthorized: tls.insecureSkipVerify !== true,
-        ...(tls.ca ? { ca: tls.ca } : {}), ...(tls.cert ? { cert: tls.cert } : {}), ...(tls.key ? { key: tls.key } : {}),
-      }, (res) => {
-        const chunks: Buffer[] = []
-        res.on('data', (c: Buffer) => chunks.push(c))
-        res.on('end', () => {
-          const idx = res.headers['x-nomad-index']
-          resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8'), index: typeof idx === 'string' ? idx : null })
-        })
-        res.on('error', reject)
-      })
+      const req = httpsRequest(
+        url,
+        {
+          method,
+          headers,
+          timeout: timeoutMs,
+          rejectUnauthorized: tls.insecureSkipVerify !== true,
+          ...(tls.ca ? { ca: tls.ca } : {}),
+          ...(tls.cert ? { cert: tls.cert } : {}),
+          ...(tls.key ? { key: tls.key } : {}),
+        },
+        (res) => {
+          const chunks: Buffer[] = []
+          res.on('data', (c: Buffer) => chunks.push(c))
+          res.on('end', () => {
+            const idx = res.headers['x-nomad-index']
+            resolve({
+              status: res.statusCode ?? 0,
+              text: Buffer.concat(chunks).toString('utf8'),
+              index: typeof idx === 'string' ? idx : null,
+            })
+          })
+          res.on('error', reject)
+        },
+      )
       req.on('timeout', () => req.destroy(new Error(`timed out after ${timeoutMs} ms`)))
       req.on('error', reject)
       if (payload !== undefined) req.write(payload)

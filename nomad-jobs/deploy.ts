@@ -21,7 +21,16 @@ import { type CommandSpec, commandHelp, ConfigError, flagString, parseCommand } 
 import { renderInventory } from '../ansible/inventory.js'
 import { localTopology } from '../sites/local-topology.js'
 import { siteOf } from '../sites/topology.js'
-import { type Deployment, type FieldDiff, type Job, type JobDiff, NomadClient, type NomadClientOptions, nomadOptionsFromEnv, type ObjectDiff } from './client.js'
+import {
+  type Deployment,
+  type FieldDiff,
+  type Job,
+  type JobDiff,
+  NomadClient,
+  type NomadClientOptions,
+  nomadOptionsFromEnv,
+  type ObjectDiff,
+} from './client.js'
 import { NomadError, NomadErrorCodes } from './errors.js'
 import { JOB_IDS, JOBS, JOBS_DIR, type JobName, readJobHcl, renderSiteVarFiles } from './jobs.js'
 
@@ -47,20 +56,36 @@ export interface DeployIo {
   nomad?: NomadClientOptions
 }
 
-const USAGE = 'usage: pitwall deploy --site <name> [--plan] [--job <nats|worker|projector|gateway|controller|prometheus|grafana>]... [--skip <job>]... [--vars-dir <dir>] [--timeout <seconds>] | pitwall deploy --write-vars'
+const USAGE =
+  'usage: pitwall deploy --site <name> [--plan] [--job <nats|worker|projector|gateway|controller|prometheus|grafana>]... [--skip <job>]... [--vars-dir <dir>] [--timeout <seconds>] | pitwall deploy --write-vars'
 
 /** The flags of `pitwall deploy` (node:util parseArgs through parseCommand). */
 export const DEPLOY_SPEC: CommandSpec = {
-  usage: 'pitwall deploy --site <name> [--plan] [--job <job>]... [--skip <job>]... [--vars-dir <dir>] [--timeout <seconds>] | pitwall deploy --write-vars',
+  usage:
+    'pitwall deploy --site <name> [--plan] [--job <job>]... [--skip <job>]... [--vars-dir <dir>] [--timeout <seconds>] | pitwall deploy --write-vars',
   summary: `deploys a site's Nomad jobs in order (${JOBS.join(', ')}): parse, plan with a diff, register with check-and-set, follow the deployment`,
   flags: [
     { name: 'site', type: 'string', value: '<name>', help: 'the site to deploy (required)' },
-    { name: 'plan', type: 'boolean', help: 'stop after the plan\'s diff' },
+    { name: 'plan', type: 'boolean', help: "stop after the plan's diff" },
     { name: 'job', type: 'string', value: '<job>', multiple: true, help: 'deploy only this job (repeatable)' },
     { name: 'skip', type: 'string', value: '<job>', multiple: true, help: 'leave this job out (repeatable)' },
-    { name: 'vars-dir', type: 'string', value: '<dir>', help: 'directory of <site>/<job>.vars.hcl (default nomad-jobs/vars)' },
-    { name: 'timeout', type: 'string', value: '<seconds>', help: 'longest wait for one job\'s deployment (default 600)' },
-    { name: 'write-vars', type: 'boolean', help: 'rewrite nomad-jobs/vars/ and ansible/inventory/local.yml from the embedded topology' },
+    {
+      name: 'vars-dir',
+      type: 'string',
+      value: '<dir>',
+      help: 'directory of <site>/<job>.vars.hcl (default nomad-jobs/vars)',
+    },
+    {
+      name: 'timeout',
+      type: 'string',
+      value: '<seconds>',
+      help: "longest wait for one job's deployment (default 600)",
+    },
+    {
+      name: 'write-vars',
+      type: 'boolean',
+      help: 'rewrite nomad-jobs/vars/ and ansible/inventory/local.yml from the embedded topology',
+    },
   ],
 }
 
@@ -71,11 +96,18 @@ export const DEPLOY_SPEC: CommandSpec = {
 export function parseDeployArgs(argv: string[]): DeployOptions {
   const p = parseCommand(argv, DEPLOY_SPEC)
   if (p.help) throw new ConfigError('--help', 'deployMain answers --help')
-  const o: DeployOptions = { site: flagString(p, 'site') ?? '', plan: p.values.plan === true, jobs: [], varsDir: flagString(p, 'vars-dir') ?? join(JOBS_DIR, 'vars'),
-    timeoutMs: 600_000, waitMs: 30_000 }
+  const o: DeployOptions = {
+    site: flagString(p, 'site') ?? '',
+    plan: p.values.plan === true,
+    jobs: [],
+    varsDir: flagString(p, 'vars-dir') ?? join(JOBS_DIR, 'vars'),
+    timeoutMs: 600_000,
+    waitMs: 30_000,
+  }
   if (p.values['write-vars'] === true) return { ...o, writeVars: true }
   const jobArg = (a: string, j: string): JobName => {
-    if (!(JOBS as readonly string[]).includes(j)) throw new NomadError(NomadErrorCodes.USAGE, `${a}: unknown job '${j}' (jobs: ${JOBS.join(', ')})`)
+    if (!(JOBS as readonly string[]).includes(j))
+      throw new NomadError(NomadErrorCodes.USAGE, `${a}: unknown job '${j}' (jobs: ${JOBS.join(', ')})`)
     return j as JobName
   }
   const list = (name: string): string[] => (Array.isArray(p.values[name]) ? p.values[name] : [])
@@ -88,7 +120,8 @@ export function parseDeployArgs(argv: string[]): DeployOptions {
     o.timeoutMs = s * 1000
   }
   if (o.site === '') throw new NomadError(NomadErrorCodes.USAGE, `--site is required\n${USAGE}`)
-  if (o.jobs.length > 0 && skip.size > 0) throw new NomadError(NomadErrorCodes.USAGE, `--job and --skip exclude each other\n${USAGE}`)
+  if (o.jobs.length > 0 && skip.size > 0)
+    throw new NomadError(NomadErrorCodes.USAGE, `--job and --skip exclude each other\n${USAGE}`)
   if (o.jobs.length === 0) o.jobs = JOBS.filter((j) => !skip.has(j))
   return o
 }
@@ -119,7 +152,9 @@ export function formatDiff(d: JobDiff | null): string[] {
   for (const o of d.Objects ?? []) objectLines(o, '  ', out)
   for (const tg of d.TaskGroups ?? []) {
     if (tg.Type === 'None' && !Object.keys(tg.Updates ?? {}).some((k) => k !== 'ignore')) continue
-    const updates = Object.entries(tg.Updates ?? {}).map(([k, n]) => `${n} ${k}`).join(', ')
+    const updates = Object.entries(tg.Updates ?? {})
+      .map(([k, n]) => `${n} ${k}`)
+      .join(', ')
     const tsign = tg.Type === 'Added' ? '+' : tg.Type === 'Deleted' ? '-' : '+/-'
     out.push(`${tsign} Task Group: ${JSON.stringify(tg.Name)}${updates ? ` (${updates})` : ''}`)
     for (const f of tg.Fields ?? []) if (f.Type !== 'None') out.push(fieldLine(f, '  '))
@@ -127,7 +162,9 @@ export function formatDiff(d: JobDiff | null): string[] {
     for (const task of tg.Tasks ?? []) {
       if (task.Type === 'None') continue
       const ts = task.Type === 'Added' ? '+' : task.Type === 'Deleted' ? '-' : '+/-'
-      out.push(`  ${ts} Task: ${JSON.stringify(task.Name)}${task.Annotations?.length ? ` (${task.Annotations.join(', ')})` : ''}`)
+      out.push(
+        `  ${ts} Task: ${JSON.stringify(task.Name)}${task.Annotations?.length ? ` (${task.Annotations.join(', ')})` : ''}`,
+      )
       for (const f of task.Fields ?? []) if (f.Type !== 'None') out.push(fieldLine(f, '    '))
       for (const o of task.Objects ?? []) objectLines(o, '    ', out)
     }
@@ -138,7 +175,10 @@ export function formatDiff(d: JobDiff | null): string[] {
 /** One progress line of a deployment. */
 export function formatProgress(d: Deployment): string {
   const groups = Object.entries(d.TaskGroups).map(([name, s]) => {
-    const canary = s.DesiredCanaries > 0 ? `, canaries ${s.PlacedCanaries?.length ?? 0}/${s.DesiredCanaries}${s.Promoted ? ' promoted' : ''}` : ''
+    const canary =
+      s.DesiredCanaries > 0
+        ? `, canaries ${s.PlacedCanaries?.length ?? 0}/${s.DesiredCanaries}${s.Promoted ? ' promoted' : ''}`
+        : ''
     return `${name}: ${s.PlacedAllocs}/${s.DesiredTotal} placed, ${s.HealthyAllocs} healthy, ${s.UnhealthyAllocs} unhealthy${canary}`
   })
   return `  deployment ${d.ID.slice(0, 8)} v${d.JobVersion} ${d.Status}: ${groups.join('; ')}${d.StatusDescription ? ` (${d.StatusDescription})` : ''}`
@@ -147,11 +187,22 @@ export function formatProgress(d: Deployment): string {
 const TERMINAL = new Set(['successful', 'failed', 'cancelled'])
 
 /** Follows the job's deployments from `version` on until one ends; returns the final deployment of `version` and the rollback's, if any. */
-async function follow(nomad: NomadClient, jobId: string, version: number, o: DeployOptions, out: (l: string) => void): Promise<{ final: Deployment; rollback?: Deployment }> {
+async function follow(
+  nomad: NomadClient,
+  jobId: string,
+  version: number,
+  o: DeployOptions,
+  out: (l: string) => void,
+): Promise<{ final: Deployment; rollback?: Deployment }> {
   const deadline = Date.now() + o.timeoutMs
   const remaining = (): number => {
     const left = deadline - Date.now()
-    if (left <= 0) throw new NomadError(NomadErrorCodes.TIMEOUT, `${jobId}: the deployment of version ${version} did not finish within ${o.timeoutMs / 1000} s`, { retryable: true })
+    if (left <= 0)
+      throw new NomadError(
+        NomadErrorCodes.TIMEOUT,
+        `${jobId}: the deployment of version ${version} did not finish within ${o.timeoutMs / 1000} s`,
+        { retryable: true },
+      )
     return left
   }
   // Wait for the deployment of our version to appear.
@@ -205,16 +256,25 @@ async function follow(nomad: NomadClient, jobId: string, version: number, o: Dep
 }
 
 /** Plans and (unless o.plan) registers and follows one job. */
-export async function deployJob(nomad: NomadClient, job: JobName, o: DeployOptions, out: (l: string) => void): Promise<'unchanged' | 'planned' | 'deployed'> {
+export async function deployJob(
+  nomad: NomadClient,
+  job: JobName,
+  o: DeployOptions,
+  out: (l: string) => void,
+): Promise<'unchanged' | 'planned' | 'deployed'> {
   const hcl = await readJobHcl(job)
   const vars = await readFile(join(o.varsDir, o.site, `${job}.vars.hcl`), 'utf8')
   const parsed: Job = await nomad.parseJob(hcl, vars)
-  if (parsed.ID !== JOB_IDS[job]) throw new NomadError(NomadErrorCodes.PARSE, `${job}.hcl: job id ${parsed.ID}, expected ${JOB_IDS[job]}`)
+  if (parsed.ID !== JOB_IDS[job])
+    throw new NomadError(NomadErrorCodes.PARSE, `${job}.hcl: job id ${parsed.ID}, expected ${JOB_IDS[job]}`)
   const plan = await nomad.planJob(parsed)
-  out(`${parsed.ID} (site ${o.site}, datacenters ${parsed.Datacenters.join(',')}): plan at job modify index ${plan.JobModifyIndex}`)
+  out(
+    `${parsed.ID} (site ${o.site}, datacenters ${parsed.Datacenters.join(',')}): plan at job modify index ${plan.JobModifyIndex}`,
+  )
   for (const l of formatDiff(plan.Diff)) out(`  ${l}`)
   if (plan.Warnings) out(`  warnings: ${plan.Warnings}`)
-  if (plan.FailedTGAllocs && Object.keys(plan.FailedTGAllocs).length > 0) out(`  WARNING: the scheduler could not place: ${Object.keys(plan.FailedTGAllocs).join(', ')}`)
+  if (plan.FailedTGAllocs && Object.keys(plan.FailedTGAllocs).length > 0)
+    out(`  WARNING: the scheduler could not place: ${Object.keys(plan.FailedTGAllocs).join(', ')}`)
   if (o.plan) return 'planned'
   if (!plan.Diff || plan.Diff.Type === 'None') {
     out('  unchanged, not registered')
@@ -230,9 +290,15 @@ export async function deployJob(nomad: NomadClient, job: JobName, o: DeployOptio
     return 'deployed'
   }
   if (rollback) {
-    throw new NomadError(NomadErrorCodes.ROLLED_BACK, `${parsed.ID}: version ${version} failed (${final.StatusDescription}); rolled back to version ${rollback.JobVersion} (${rollback.Status})`)
+    throw new NomadError(
+      NomadErrorCodes.ROLLED_BACK,
+      `${parsed.ID}: version ${version} failed (${final.StatusDescription}); rolled back to version ${rollback.JobVersion} (${rollback.Status})`,
+    )
   }
-  throw new NomadError(NomadErrorCodes.DEPLOY_FAILED, `${parsed.ID}: version ${version} ${final.Status}: ${final.StatusDescription}`)
+  throw new NomadError(
+    NomadErrorCodes.DEPLOY_FAILED,
+    `${parsed.ID}: version ${version} ${final.Status}: ${final.StatusDescription}`,
+  )
 }
 
 /** Entry point of `pitwall deploy`; returns the exit code. */
@@ -268,14 +334,18 @@ export async function deployMain(argv: string[], io: DeployIo = {}): Promise<num
     out(`site ${o.site}: ${done.join(', ')}`)
     return 0
   } catch (e) {
-    const code = e instanceof NomadError || (e instanceof Error && 'code' in e) ? String((e as { code: unknown }).code) : 'PW_DEPLOY_FAILED'
+    const code =
+      e instanceof NomadError || (e instanceof Error && 'code' in e)
+        ? String((e as { code: unknown }).code)
+        : 'PW_DEPLOY_FAILED'
     err(`${code}: ${e instanceof Error ? e.message : String(e)}`)
     // A flag error is a usage error (2); a bad setting found later (an unknown --site) is a failure (1).
     if (e instanceof ConfigError && !parsed) {
       err('see pitwall deploy --help')
       return 2
     }
-    if (e instanceof NomadError) return e.code === NomadErrorCodes.USAGE ? 2 : e.code === NomadErrorCodes.ROLLED_BACK ? 3 : 1
+    if (e instanceof NomadError)
+      return e.code === NomadErrorCodes.USAGE ? 2 : e.code === NomadErrorCodes.ROLLED_BACK ? 3 : 1
     return 1
   }
 }

@@ -28,7 +28,11 @@ export class NomadError extends Error {
   readonly retryable: boolean
   /** HTTP status when the agent answered. */
   readonly status: number | undefined
-  constructor(code: NomadErrorCode, message: string, opts: { cause?: unknown; retryable?: boolean; status?: number } = {}) {
+  constructor(
+    code: NomadErrorCode,
+    message: string,
+    opts: { cause?: unknown; retryable?: boolean; status?: number } = {},
+  ) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause })
     this.name = 'NomadError'
     this.code = code

@@ -18,8 +18,13 @@ export type JobName = (typeof JOBS)[number]
 
 /** Nomad job ID of each file (the `job "<id>"` label). */
 export const JOB_IDS: Record<JobName, string> = {
-  nats: 'pitwall-nats', worker: 'pitwall-worker', projector: 'pitwall-projector', gateway: 'pitwall-gateway',
-  controller: 'pitwall-controller', prometheus: 'pitwall-prometheus', grafana: 'pitwall-grafana',
+  nats: 'pitwall-nats',
+  worker: 'pitwall-worker',
+  projector: 'pitwall-projector',
+  gateway: 'pitwall-gateway',
+  controller: 'pitwall-controller',
+  prometheus: 'pitwall-prometheus',
+  grafana: 'pitwall-grafana',
 }
 
 /**
@@ -34,8 +39,13 @@ export const NOMAD_ONLY_ENV: Record<string, readonly string[]> = {
   projector: ['PITWALL_METRICS_HOST'],
   gateway: [],
   controller: [
-    'PITWALL_METRICS_HOST', 'PITWALL_FAILOVER_AFTER_MS', 'PITWALL_DISCOVERY', 'CONSUL_HTTP_ADDR', 'CONSUL_HTTP_TOKEN',
-    'PITWALL_CONSUL_DATACENTER', 'PITWALL_PEER_CONSUL_DATACENTER',
+    'PITWALL_METRICS_HOST',
+    'PITWALL_FAILOVER_AFTER_MS',
+    'PITWALL_DISCOVERY',
+    'CONSUL_HTTP_ADDR',
+    'CONSUL_HTTP_TOKEN',
+    'PITWALL_CONSUL_DATACENTER',
+    'PITWALL_PEER_CONSUL_DATACENTER',
   ],
 }
 
@@ -75,16 +85,27 @@ export type VarValue = string | number | boolean
 /** User and database of a site's `postgres://user[:pw]@host:port/db` URL (the address comes from Consul). */
 function pgParts(site: SiteDef): { pg_user: string; pg_database: string } {
   const u = new URL(site.pgUrl)
-  return { pg_user: decodeURIComponent(u.username) || 'postgres', pg_database: u.pathname.replace(/^\//, '') || 'postgres' }
+  return {
+    pg_user: decodeURIComponent(u.username) || 'postgres',
+    pg_database: u.pathname.replace(/^\//, '') || 'postgres',
+  }
 }
 
 /**
  * The two-site variables of the application jobs (docs/sites.md): what `siteEnv` of sites/local.ts emits with a
  * peer: PITWALL_DOMAIN, PITWALL_PEER_SITE, PITWALL_PEER_DOMAIN, PITWALL_HOME_PARTITIONS (comma-separated).
  */
-function twoSite(topo: Topology, site: SiteDef): { domain: string; peer_site: string; peer_domain: string; home_partitions: string } {
+function twoSite(
+  topo: Topology,
+  site: SiteDef,
+): { domain: string; peer_site: string; peer_domain: string; home_partitions: string } {
   const peer = peerOf(topo, site.name)
-  return { domain: site.domain, peer_site: peer.name, peer_domain: peer.domain, home_partitions: site.homePartitions.join(',') }
+  return {
+    domain: site.domain,
+    peer_site: peer.name,
+    peer_domain: peer.domain,
+    home_partitions: site.homePartitions.join(','),
+  }
 }
 
 /** The variables of `job` for site `siteName` (one Nomad region and datacenter per site). */
@@ -98,20 +119,36 @@ export function siteVars(topo: Topology, siteName: string, job: JobName): Record
       if (!first) throw new Error('unreachable: validated site without members')
       const map = mappingFor(site.name, topo.partitions)
       return {
-        ...common, domain: site.domain, count: site.members.length, client_port: first.clientPort,
-        cluster_port: first.clusterPort, leafnode_port: first.leafnodePort,
+        ...common,
+        domain: site.domain,
+        count: site.members.length,
+        client_port: first.clientPort,
+        cluster_port: first.clusterPort,
+        leafnode_port: first.leafnodePort,
         peer_datacenter: site.leafnodeRemotes.length > 0 ? peerOf(topo, site.name).consulDatacenter : '',
-        mapping_from: map.from, mapping_to: map.to,
+        mapping_from: map.from,
+        mapping_to: map.to,
       }
     }
     case 'worker':
     case 'projector':
     case 'gateway':
-      return { ...common, deployment: deploymentOf(topo), partitions: topo.partitions, ...pgParts(site), ...twoSite(topo, site) }
+      return {
+        ...common,
+        deployment: deploymentOf(topo),
+        partitions: topo.partitions,
+        ...pgParts(site),
+        ...twoSite(topo, site),
+      }
     case 'controller':
       return {
-        ...common, deployment: deploymentOf(topo), partitions: topo.partitions, ...pgParts(site), ...twoSite(topo, site),
-        consul_datacenter: site.consulDatacenter, peer_datacenter: peerOf(topo, site.name).consulDatacenter,
+        ...common,
+        deployment: deploymentOf(topo),
+        partitions: topo.partitions,
+        ...pgParts(site),
+        ...twoSite(topo, site),
+        consul_datacenter: site.consulDatacenter,
+        peer_datacenter: peerOf(topo, site.name).consulDatacenter,
       }
     case 'prometheus':
     case 'grafana':
@@ -123,7 +160,8 @@ export function siteVars(topo: Topology, siteName: string, job: JobName): Record
 export function renderVarFile(vars: Record<string, VarValue>, header: string): string {
   const lines = [`# ${header}`, '# Rendered from sites/ by nomad-jobs/jobs.ts (renderSiteVarFiles); do not edit.']
   const width = Math.max(...Object.keys(vars).map((k) => k.length))
-  for (const [k, v] of Object.entries(vars)) lines.push(`${k.padEnd(width)} = ${typeof v === 'string' ? JSON.stringify(v) : String(v)}`)
+  for (const [k, v] of Object.entries(vars))
+    lines.push(`${k.padEnd(width)} = ${typeof v === 'string' ? JSON.stringify(v) : String(v)}`)
   return lines.join('\n') + '\n'
 }
 
@@ -132,7 +170,10 @@ export function renderSiteVarFiles(topo: Topology): Map<string, string> {
   const out = new Map<string, string>()
   for (const s of topo.sites) {
     for (const job of JOBS) {
-      out.set(join('vars', s.name, `${job}.vars.hcl`), renderVarFile(siteVars(topo, s.name, job), `site ${s.name}, job ${JOB_IDS[job]}`))
+      out.set(
+        join('vars', s.name, `${job}.vars.hcl`),
+        renderVarFile(siteVars(topo, s.name, job), `site ${s.name}, job ${JOB_IDS[job]}`),
+      )
     }
   }
   return out

@@ -14,7 +14,17 @@
  *   reading gives the same fix, whoever owns the partition).
  */
 import { ALERT_RANK, epochOf, seqOf, stateAfter } from '../actors/mod.js'
-import type { AlertBody, FenceBody, LapBody, LateBody, Output, PositionBody, RecommendationBody, ScoreBody, WindowBody } from '../actors/mod.js'
+import type {
+  AlertBody,
+  FenceBody,
+  LapBody,
+  LateBody,
+  Output,
+  PositionBody,
+  RecommendationBody,
+  ScoreBody,
+  WindowBody,
+} from '../actors/mod.js'
 import { decodeOutput } from './decode.js'
 
 /** What the projector needs of a JetStream message. */
@@ -34,52 +44,128 @@ interface Provenance {
 }
 
 export interface WindowRow extends Provenance {
-  kind: string; entity: string; window_name: string; start_ms: number; end_ms: number; profile: string
-  fields: WindowBody['fields']; counts: WindowBody['counts']; idle_closed: boolean
+  kind: string
+  entity: string
+  window_name: string
+  start_ms: number
+  end_ms: number
+  profile: string
+  fields: WindowBody['fields']
+  counts: WindowBody['counts']
+  idle_closed: boolean
 }
 export interface AlertRow {
-  alert_id: string; kind: string; entity: string; profile: string; type: string; severity: string
-  state: 'open' | 'closed'; last_event: AlertBody['state']; start_ms: number; end_ms: number | null
-  event_ms: number; value: number; threshold: number; peak_value: number; explanation: string
-  details: Record<string, unknown> | null; last_output_id: string; last_seq: number; site: string
-  partition: number; token: number
+  alert_id: string
+  kind: string
+  entity: string
+  profile: string
+  type: string
+  severity: string
+  state: 'open' | 'closed'
+  last_event: AlertBody['state']
+  start_ms: number
+  end_ms: number | null
+  event_ms: number
+  value: number
+  threshold: number
+  peak_value: number
+  explanation: string
+  details: Record<string, unknown> | null
+  last_output_id: string
+  last_seq: number
+  site: string
+  partition: number
+  token: number
 }
 export interface AlertEventRow extends Provenance {
-  alert_id: string; kind: string; entity: string; profile: string; type: string; severity: string
-  event: AlertBody['state']; event_ms: number; start_ms: number; end_ms: number | null; value: number
-  threshold: number; explanation: string; details: Record<string, unknown> | null
+  alert_id: string
+  kind: string
+  entity: string
+  profile: string
+  type: string
+  severity: string
+  event: AlertBody['state']
+  event_ms: number
+  start_ms: number
+  end_ms: number | null
+  value: number
+  threshold: number
+  explanation: string
+  details: Record<string, unknown> | null
 }
 export interface ScoreRow extends Provenance {
-  kind: string; entity: string; name: string; profile: string; scored_ms: number; value: number
+  kind: string
+  entity: string
+  name: string
+  profile: string
+  scored_ms: number
+  value: number
   factors: Record<string, number>
 }
 export interface RecommendationRow extends Provenance {
-  kind: string; entity: string; profile: string; recommended_ms: number; action: string; score: number
-  factors: Record<string, number>; reason: string
+  kind: string
+  entity: string
+  profile: string
+  recommended_ms: number
+  action: string
+  score: number
+  factors: Record<string, number>
+  reason: string
 }
 export interface LapRow extends Provenance {
-  kind: string; entity: string; lap: number; profile: string; start_ms: number; end_ms: number
-  lap_time_ms: number; min_speed: number; avg_speed: number; max_speed: number; max_brake_temp: number
-  max_tyre_temp: number; samples: number
+  kind: string
+  entity: string
+  lap: number
+  profile: string
+  start_ms: number
+  end_ms: number
+  lap_time_ms: number
+  min_speed: number
+  avg_speed: number
+  max_speed: number
+  max_brake_temp: number
+  max_tyre_temp: number
+  samples: number
 }
 export interface LateRow extends Provenance {
-  kind: string; entity: string; profile: string; reading_ms: number; watermark_ms: number; reading_seq: number
+  kind: string
+  entity: string
+  profile: string
+  reading_ms: number
+  watermark_ms: number
+  reading_seq: number
   fields: LateBody['fields']
 }
 /** A position: a raw_readings row (seq = the reading's TLM sequence) with lat/lon and a few fields. */
 export interface PositionRow {
-  kind: string; entity: string; profile: string; seq: number; ts_ms: number; lat: number; lon: number
+  kind: string
+  entity: string
+  profile: string
+  seq: number
+  ts_ms: number
+  lat: number
+  lon: number
   fields: Record<string, number | string>
 }
 export interface FenceRow {
-  site: string; partition: number; token: number; owner: string; stream_seq: number
+  site: string
+  partition: number
+  token: number
+  owner: string
+  stream_seq: number
 }
 /**
  * A sealed segment learnt from a fence: outputs of `site` in `partition` at positions of `epoch` beyond seq
  * `to_seq` are off the chain (a split's loser, or readings never mirrored before a failover) and are retracted.
  */
 export interface SealRow {
-  partition: number; site: string; epoch: number; to_seq: number; by_site: string; by_token: number; stream_seq: number
+  partition: number
+  site: string
+  epoch: number
+  to_seq: number
+  by_site: string
+  by_token: number
+  stream_seq: number
 }
 /** Seals known: sealKey -> to_seq. */
 export type Seals = ReadonlyMap<string, number>
@@ -87,10 +173,18 @@ export function sealKey(partition: number, site: string, epoch: number): string 
   return `${partition}/${site}/${epoch}`
 }
 export interface RejectRow {
-  stream_seq: number; subject: string; reason: string; payload: string
+  stream_seq: number
+  subject: string
+  reason: string
+  payload: string
 }
 export interface StaleOutput {
-  streamSeq: number; id: string; site: string; partition: number; token: number; fence: number
+  streamSeq: number
+  id: string
+  site: string
+  partition: number
+  token: number
+  fence: number
 }
 
 export interface BatchRows {
@@ -127,8 +221,12 @@ export function fenceKey(site: string, partition: number): string {
  * Plans one batch. `cursor` is the last stream sequence already committed (messages at or below it are
  * redeliveries); `fences` holds the highest token committed per fenceKey. Neither is modified.
  */
-export function planBatch(msgs: readonly StreamMessage[], cursor: number,
-  fences: ReadonlyMap<string, number>, seals: Seals = new Map()): BatchPlan {
+export function planBatch(
+  msgs: readonly StreamMessage[],
+  cursor: number,
+  fences: ReadonlyMap<string, number>,
+  seals: Seals = new Map(),
+): BatchPlan {
   const b = new Builder(cursor, fences, seals)
   for (const m of msgs) b.add(m)
   return b.plan()
@@ -181,7 +279,11 @@ class Builder {
   private readonly stale: StaleOutput[] = []
   private readonly counts = { applied: 0, stale: 0, malformed: 0, duplicates: 0 }
 
-  constructor(cursor: number, private readonly fences: ReadonlyMap<string, number>, private readonly seals: Seals) {
+  constructor(
+    cursor: number,
+    private readonly fences: ReadonlyMap<string, number>,
+    private readonly seals: Seals,
+  ) {
     this.last = cursor
   }
 
@@ -201,8 +303,11 @@ class Builder {
     if (o.type === 'fence') {
       const f = o.body as FenceBody
       if (f.partition !== o.partition || f.token !== o.token) {
-        this.reject(msg, `fence body (partition ${f.partition}, token ${f.token}) disagrees with the envelope ` +
-          `(partition ${o.partition}, token ${o.token})`)
+        this.reject(
+          msg,
+          `fence body (partition ${f.partition}, token ${f.token}) disagrees with the envelope ` +
+            `(partition ${o.partition}, token ${o.token})`,
+        )
         return
       }
     }
@@ -263,29 +368,59 @@ class Builder {
       case 'fence': {
         const f = o.body as FenceBody
         if (f.token > fence) {
-          this.raised.set(key, { site: o.site, partition: o.partition, token: f.token, owner: f.owner, stream_seq: streamSeq })
+          this.raised.set(key, {
+            site: o.site,
+            partition: o.partition,
+            token: f.token,
+            owner: f.owner,
+            stream_seq: streamSeq,
+          })
         }
         for (const s of f.segments ?? []) {
           const k = sealKey(o.partition, s.site, s.epoch)
           if (s.to === undefined || this.seals.has(k) || this.sealed.has(k)) continue
-          this.sealed.set(k, { partition: o.partition, site: s.site, epoch: s.epoch, to_seq: s.to, by_site: o.site, by_token: f.token, stream_seq: streamSeq })
+          this.sealed.set(k, {
+            partition: o.partition,
+            site: s.site,
+            epoch: s.epoch,
+            to_seq: s.to,
+            by_site: o.site,
+            by_token: f.token,
+            stream_seq: streamSeq,
+          })
         }
         return
       }
       case 'window': {
         const w = o.body as WindowBody
         keepNewest(this.windows, JSON.stringify([o.kind, o.entity, w.window, w.start]), {
-          ...base, ...p, window_name: w.window, start_ms: w.start, end_ms: w.end, fields: w.fields,
-          counts: w.counts, idle_closed: w.idleClosed,
+          ...base,
+          ...p,
+          window_name: w.window,
+          start_ms: w.start,
+          end_ms: w.end,
+          fields: w.fields,
+          counts: w.counts,
+          idle_closed: w.idleClosed,
         })
         return
       }
       case 'alert': {
         const a = o.body as AlertBody
         const event: AlertEventRow = {
-          ...base, ...p, alert_id: a.alertId, type: a.type, severity: a.severity, event: a.state, event_ms: o.ts,
-          start_ms: a.start, end_ms: a.end ?? null, value: a.value, threshold: a.threshold,
-          explanation: a.explanation, details: a.details ?? null,
+          ...base,
+          ...p,
+          alert_id: a.alertId,
+          type: a.type,
+          severity: a.severity,
+          event: a.state,
+          event_ms: o.ts,
+          start_ms: a.start,
+          end_ms: a.end ?? null,
+          value: a.value,
+          threshold: a.threshold,
+          explanation: a.explanation,
+          details: a.details ?? null,
         }
         keepFirst(this.alertEvents, o.id, event)
         this.mergeAlert(event, a)
@@ -301,16 +436,31 @@ class Builder {
       case 'recommendation': {
         const r = o.body as RecommendationBody
         keepFirst(this.recommendations, o.id, {
-          ...base, ...p, recommended_ms: o.ts, action: r.action, score: r.score, factors: r.factors, reason: r.reason,
+          ...base,
+          ...p,
+          recommended_ms: o.ts,
+          action: r.action,
+          score: r.score,
+          factors: r.factors,
+          reason: r.reason,
         })
         return
       }
       case 'lap': {
         const l = o.body as LapBody
         keepNewest(this.laps, JSON.stringify([o.kind, o.entity, l.lap]), {
-          ...base, ...p, lap: l.lap, start_ms: l.start, end_ms: l.end, lap_time_ms: l.lapTimeMs,
-          min_speed: l.minSpeed, avg_speed: l.avgSpeed, max_speed: l.maxSpeed, max_brake_temp: l.maxBrakeTemp,
-          max_tyre_temp: l.maxTyreTemp, samples: l.samples,
+          ...base,
+          ...p,
+          lap: l.lap,
+          start_ms: l.start,
+          end_ms: l.end,
+          lap_time_ms: l.lapTimeMs,
+          min_speed: l.minSpeed,
+          avg_speed: l.avgSpeed,
+          max_speed: l.maxSpeed,
+          max_brake_temp: l.maxBrakeTemp,
+          max_tyre_temp: l.maxTyreTemp,
+          samples: l.samples,
         })
         return
       }
@@ -327,7 +477,12 @@ class Builder {
       case 'late': {
         const l = o.body as LateBody
         keepFirst(this.late, o.id, {
-          ...base, ...p, reading_ms: l.readingTs, watermark_ms: l.watermark, reading_seq: l.readingSeq, fields: l.fields,
+          ...base,
+          ...p,
+          reading_ms: l.readingTs,
+          watermark_ms: l.watermark,
+          reading_seq: l.readingSeq,
+          fields: l.fields,
         })
         return
       }
@@ -343,12 +498,28 @@ class Builder {
       return
     }
     this.alerts.set(e.alert_id, {
-      alert_id: e.alert_id, kind: e.kind, entity: e.entity, profile: e.profile, type: e.type, severity: e.severity,
-      state: stateAfter(e.event), last_event: e.event, start_ms: e.start_ms, end_ms: e.end_ms,
-      event_ms: e.event_ms, value: e.value, threshold: e.threshold,
+      alert_id: e.alert_id,
+      kind: e.kind,
+      entity: e.entity,
+      profile: e.profile,
+      type: e.type,
+      severity: e.severity,
+      state: stateAfter(e.event),
+      last_event: e.event,
+      start_ms: e.start_ms,
+      end_ms: e.end_ms,
+      event_ms: e.event_ms,
+      value: e.value,
+      threshold: e.threshold,
       peak_value: prev ? foldPeak(prev.peak_value, peak, e.threshold) : peak,
-      explanation: e.explanation, details: e.details, last_output_id: e.output_id, last_seq: e.seq, site: e.site,
-      partition: e.partition, token: e.token, rank,
+      explanation: e.explanation,
+      details: e.details,
+      last_output_id: e.output_id,
+      last_seq: e.seq,
+      site: e.site,
+      partition: e.partition,
+      token: e.token,
+      rank,
     })
   }
 }

@@ -10,8 +10,12 @@ export async function connectPg(pool: pg.Pool): Promise<pg.PoolClient> {
   try {
     return await pool.connect()
   } catch (err) {
-    throw new UnreachableError(RuntimeErrorCodes.PG_UNREACHABLE, PG_SETTING,
-      `cannot connect to PostgreSQL: ${messageOf(err)}`, err)
+    throw new UnreachableError(
+      RuntimeErrorCodes.PG_UNREACHABLE,
+      PG_SETTING,
+      `cannot connect to PostgreSQL: ${messageOf(err)}`,
+      err,
+    )
   }
 }
 
@@ -23,7 +27,9 @@ export async function connectPg(pool: pg.Pool): Promise<pg.PoolClient> {
 export async function withClient<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await connectPg(pool)
   let lost: Error | undefined
-  const onError = (err: Error): void => { lost = err }
+  const onError = (err: Error): void => {
+    lost = err
+  }
   client.on('error', onError)
   let failed: unknown
   try {

@@ -57,45 +57,76 @@ function checkOutput(v: unknown): Output {
 function checkBody(type: OutputType, b: Obj): void {
   switch (type) {
     case 'window':
-      str(b, 'window'); ms(b, 'start'); ms(b, 'end'); obj(b.fields, 'body.fields'); obj(b.counts, 'body.counts')
+      str(b, 'window')
+      ms(b, 'start')
+      ms(b, 'end')
+      obj(b.fields, 'body.fields')
+      obj(b.counts, 'body.counts')
       if (typeof b.idleClosed !== 'boolean') throw new Invalid('body.idleClosed: must be a boolean')
       return
     case 'alert':
-      str(b, 'alertId'); str(b, 'type'); str(b, 'explanation'); ms(b, 'start'); num(b, 'value'); num(b, 'threshold')
-      oneOf(b, 'severity', SEVERITIES); oneOf(b, 'state', ALERT_STATES)
+      str(b, 'alertId')
+      str(b, 'type')
+      str(b, 'explanation')
+      ms(b, 'start')
+      num(b, 'value')
+      num(b, 'threshold')
+      oneOf(b, 'severity', SEVERITIES)
+      oneOf(b, 'state', ALERT_STATES)
       if (b.end !== undefined) ms(b, 'end')
       if (b.details !== undefined) obj(b.details, 'body.details')
       return
     case 'score':
-      str(b, 'name'); num(b, 'value'); obj(b.factors, 'body.factors')
+      str(b, 'name')
+      num(b, 'value')
+      obj(b.factors, 'body.factors')
       return
     case 'recommendation':
-      str(b, 'action'); str(b, 'reason'); num(b, 'score'); obj(b.factors, 'body.factors')
+      str(b, 'action')
+      str(b, 'reason')
+      num(b, 'score')
+      obj(b.factors, 'body.factors')
       return
     case 'lap':
-      int(b, 'lap'); ms(b, 'start'); ms(b, 'end'); int(b, 'lapTimeMs'); int(b, 'samples')
+      int(b, 'lap')
+      ms(b, 'start')
+      ms(b, 'end')
+      int(b, 'lapTimeMs')
+      int(b, 'samples')
       for (const k of ['minSpeed', 'avgSpeed', 'maxSpeed', 'maxBrakeTemp', 'maxTyreTemp']) num(b, k)
       if ((b.lap as number) > 2_147_483_647 || (b.samples as number) > 2_147_483_647) {
         throw new Invalid('body.lap/samples: out of range')
       }
       return
     case 'late':
-      ms(b, 'readingTs'); ms(b, 'watermark'); int(b, 'readingSeq'); obj(b.fields, 'body.fields')
+      ms(b, 'readingTs')
+      ms(b, 'watermark')
+      int(b, 'readingSeq')
+      obj(b.fields, 'body.fields')
       return
     case 'fence':
-      int(b, 'partition'); int(b, 'token'); str(b, 'owner')
+      int(b, 'partition')
+      int(b, 'token')
+      str(b, 'owner')
       if (b.segments !== undefined) {
-        if (!Array.isArray(b.segments) || b.segments.length > 10_000) throw new Invalid('body.segments: must be an array')
+        if (!Array.isArray(b.segments) || b.segments.length > 10_000)
+          throw new Invalid('body.segments: must be an array')
         for (const [i, s] of (b.segments as unknown[]).entries()) {
           const seg = obj(s, `body.segments[${i}]`)
-          int(seg, 'epoch'); str(seg, 'site'); int(seg, 'from')
+          int(seg, 'epoch')
+          str(seg, 'site')
+          int(seg, 'from')
           if (seg.to !== undefined) int(seg, 'to')
         }
       }
       return
     case 'position':
-      num(b, 'lat'); num(b, 'lon'); int(b, 'readingSeq'); oneOf(b, 'reason', POSITION_REASONS)
-      if (Math.abs(b.lat as number) > 90 || Math.abs(b.lon as number) > 180) throw new Invalid('body.lat/lon: out of range')
+      num(b, 'lat')
+      num(b, 'lon')
+      int(b, 'readingSeq')
+      oneOf(b, 'reason', POSITION_REASONS)
+      if (Math.abs(b.lat as number) > 90 || Math.abs(b.lon as number) > 180)
+        throw new Invalid('body.lat/lon: out of range')
       for (const k of ['speed', 'heading']) if (b[k] !== null && b[k] !== undefined) num(b, k)
       return
   }

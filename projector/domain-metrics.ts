@@ -41,7 +41,9 @@ export interface DomainMetricsConfig {
 const PROFILE_NAME = /^[a-z][a-z0-9_-]{0,31}$/
 
 /** Validates domain-metric options; the result is frozen. */
-export function domainMetricsConfig(o: { profiles?: readonly string[]; maxEntities?: number; maxSeries?: number } = {}): DomainMetricsConfig {
+export function domainMetricsConfig(
+  o: { profiles?: readonly string[]; maxEntities?: number; maxSeries?: number } = {},
+): DomainMetricsConfig {
   const profiles = new Set<string>()
   for (const p of o.profiles ?? []) {
     if (!PROFILE_NAME.test(p)) throw new ConfigError(DOMAIN_METRICS_ENV.profiles, `'${p}' is not a profile name`)
@@ -58,12 +60,16 @@ export function domainMetricsConfig(o: { profiles?: readonly string[]; maxEntiti
 /** Reads PITWALL_DOMAIN_METRICS (comma-separated profiles) and PITWALL_DOMAIN_METRICS_MAX_ENTITIES. */
 export function domainMetricsFromEnv(env: Record<string, string | undefined>): DomainMetricsConfig {
   const raw = env[DOMAIN_METRICS_ENV.profiles] ?? ''
-  const profiles = raw.split(',').map((s) => s.trim()).filter((s) => s !== '')
+  const profiles = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')
   const me = env[DOMAIN_METRICS_ENV.maxEntities]
   let maxEntities: number | undefined
   if (me !== undefined && me !== '') {
     maxEntities = Number(me)
-    if (!Number.isInteger(maxEntities)) throw new ConfigError(DOMAIN_METRICS_ENV.maxEntities, `must be an integer, got ${JSON.stringify(me)}`)
+    if (!Number.isInteger(maxEntities))
+      throw new ConfigError(DOMAIN_METRICS_ENV.maxEntities, `must be an integer, got ${JSON.stringify(me)}`)
   }
   return domainMetricsConfig(maxEntities === undefined ? { profiles } : { profiles, maxEntities })
 }
@@ -100,9 +106,14 @@ export interface ProjectorObserver {
 
 /** Table each kind of row lands in (the projector's tables, schema.ts). */
 const ROW_TABLES: ReadonlyArray<[keyof BatchRows, string]> = [
-  ['windows', TABLES.windows], ['alerts', TABLES.alerts], ['alertEvents', TABLES.alertEvents],
-  ['scoresLatest', TABLES.scoresLatest], ['scoreHistory', TABLES.scoreHistory],
-  ['recommendations', TABLES.recommendations], ['laps', TABLES.laps], ['late', TABLES.late],
+  ['windows', TABLES.windows],
+  ['alerts', TABLES.alerts],
+  ['alertEvents', TABLES.alertEvents],
+  ['scoresLatest', TABLES.scoresLatest],
+  ['scoreHistory', TABLES.scoreHistory],
+  ['recommendations', TABLES.recommendations],
+  ['laps', TABLES.laps],
+  ['late', TABLES.late],
 ]
 
 /** Domain metrics fed by the projector; `register` adds them to a registry. */
@@ -138,13 +149,15 @@ export class DomainMetrics implements ProjectorObserver {
     if (this.cfg.profiles.size === 0) return
     const r = await pool.query<{ alert_id: string; profile: string; type: string; severity: string; entity: string }>(
       `SELECT alert_id, profile, type, severity, entity FROM alerts WHERE state = 'open' AND profile = ANY($1) ORDER BY started_at`,
-      [[...this.cfg.profiles]])
+      [[...this.cfg.profiles]],
+    )
     for (const a of r.rows) this.openAlert(a.alert_id, a.profile, a.type, a.severity, a.entity, false)
   }
 
   /** Folds one committed batch into the gauges. */
   committed(rows: BatchRows): void {
-    for (const [k, table] of ROW_TABLES) this.rowsByTable.set(table, (this.rowsByTable.get(table) ?? 0) + rows[k].length)
+    for (const [k, table] of ROW_TABLES)
+      this.rowsByTable.set(table, (this.rowsByTable.get(table) ?? 0) + rows[k].length)
     for (const l of rows.late) {
       if (this.late.has(l.profile) || this.late.size < DOMAIN_METRICS_DEFAULTS.maxProfiles) {
         this.late.set(l.profile, (this.late.get(l.profile) ?? 0) + 1)
@@ -158,16 +171,34 @@ export class DomainMetrics implements ProjectorObserver {
       else if (e.event === 'open') {
         const stage = e.details?.stage
         // Counted once per alert: a replayed open of an alert already open adds nothing.
-        if (this.openAlert(e.alert_id, e.profile, e.type, e.severity, e.entity, true) && typeof stage === 'string' && stage !== '') {
+        if (
+          this.openAlert(e.alert_id, e.profile, e.type, e.severity, e.entity, true) &&
+          typeof stage === 'string' &&
+          stage !== ''
+        ) {
           this.add(this.tables.stageAnomalies, e.profile, null, { profile: e.profile, stage, type: e.type }, 1)
         }
       }
     }
     for (const s of rows.scoresLatest) {
-      if (on(s.profile)) this.set(this.tables.entityScore, s.profile, s.entity, { profile: s.profile, entity: s.entity, name: s.name }, s.value)
+      if (on(s.profile))
+        this.set(
+          this.tables.entityScore,
+          s.profile,
+          s.entity,
+          { profile: s.profile, entity: s.entity, name: s.name },
+          s.value,
+        )
     }
     for (const r of rows.recommendations) {
-      if (on(r.profile)) this.add(this.tables.recommendations, r.profile, r.entity, { profile: r.profile, entity: r.entity, action: r.action }, 1)
+      if (on(r.profile))
+        this.add(
+          this.tables.recommendations,
+          r.profile,
+          r.entity,
+          { profile: r.profile, entity: r.entity, action: r.action },
+          1,
+        )
     }
     for (const l of rows.laps) {
       if (!on(l.profile)) continue
@@ -181,7 +212,13 @@ export class DomainMetrics implements ProjectorObserver {
       for (const field of WINDOW_FIELDS[w.profile] ?? []) {
         const agg = w.fields[field]
         if (agg && agg.count > 0) {
-          this.set(this.tables.windowMean, w.profile, w.entity, { profile: w.profile, entity: w.entity, field }, agg.mean)
+          this.set(
+            this.tables.windowMean,
+            w.profile,
+            w.entity,
+            { profile: w.profile, entity: w.entity, field },
+            agg.mean,
+          )
         }
       }
     }
@@ -209,52 +246,146 @@ export class DomainMetrics implements ProjectorObserver {
   register(registry: Registry): void {
     const t = this.tables
     const gauge = (name: string, help: string, labelNames: string[], read: () => Iterable<[Labels, number]>): void => {
-      new Gauge({ name, help, labelNames, registers: [registry], collect() {
-        for (const [labels, v] of read()) this.set(labels, v)
-      } })
+      new Gauge({
+        name,
+        help,
+        labelNames,
+        registers: [registry],
+        collect() {
+          for (const [labels, v] of read()) this.set(labels, v)
+        },
+      })
     }
-    const counter = (name: string, help: string, labelNames: string[], read: () => Iterable<[Labels, number]>): void => {
+    const counter = (
+      name: string,
+      help: string,
+      labelNames: string[],
+      read: () => Iterable<[Labels, number]>,
+    ): void => {
       const seen = new Map<string, number>()
-      new Counter({ name, help, labelNames, registers: [registry], collect() {
-        for (const [labels, v] of read()) {
-          const k = JSON.stringify(labels)
-          const prev = seen.get(k) ?? 0
-          if (v > prev) this.inc(labels, v - prev)
-          else if (prev === 0) this.inc(labels, 0)
-          seen.set(k, v)
-        }
-      } })
+      new Counter({
+        name,
+        help,
+        labelNames,
+        registers: [registry],
+        collect() {
+          for (const [labels, v] of read()) {
+            const k = JSON.stringify(labels)
+            const prev = seen.get(k) ?? 0
+            if (v > prev) this.inc(labels, v - prev)
+            else if (prev === 0) this.inc(labels, 0)
+            seen.set(k, v)
+          }
+        },
+      })
     }
-    const rowsOf = (table: Table) => (): Array<[Labels, number]> => [...table.rows.values()].map((r): [Labels, number] => [r.labels, r.value])
-    counter(METRICS.projectorRows, 'Rows written (inserted or updated) by table; a row folded from several outputs counts once.', ['table'],
-      () => [...this.rowsByTable].map(([table, v]): [Labels, number] => [{ table }, v]))
+    const rowsOf = (table: Table) => (): Array<[Labels, number]> =>
+      [...table.rows.values()].map((r): [Labels, number] => [r.labels, r.value])
+    counter(
+      METRICS.projectorRows,
+      'Rows written (inserted or updated) by table; a row folded from several outputs counts once.',
+      ['table'],
+      () => [...this.rowsByTable].map(([table, v]): [Labels, number] => [{ table }, v]),
+    )
     this.histograms.push({
-      messages: new Histogram({ name: METRICS.projectorBatchMessages, help: 'Messages per batch written in one transaction.',
-        buckets: [1, 5, 10, 25, 50, 100, 250, 500, 1000], registers: [registry] }),
-      seconds: new Histogram({ name: METRICS.projectorWriteSeconds, help: 'Time to write one batch to PostgreSQL (retries included).',
-        buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [registry] }),
+      messages: new Histogram({
+        name: METRICS.projectorBatchMessages,
+        help: 'Messages per batch written in one transaction.',
+        buckets: [1, 5, 10, 25, 50, 100, 250, 500, 1000],
+        registers: [registry],
+      }),
+      seconds: new Histogram({
+        name: METRICS.projectorWriteSeconds,
+        help: 'Time to write one batch to PostgreSQL (retries included).',
+        buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+        registers: [registry],
+      }),
     })
-    counter(METRICS.projectorLateReadings, 'Late readings written aside (late outputs committed), by profile.', ['profile'],
-      () => [...this.late].map(([profile, v]): [Labels, number] => [{ profile }, v]))
+    counter(
+      METRICS.projectorLateReadings,
+      'Late readings written aside (late outputs committed), by profile.',
+      ['profile'],
+      () => [...this.late].map(([profile, v]): [Labels, number] => [{ profile }, v]),
+    )
     if (this.cfg.profiles.size === 0) return
-    gauge(METRICS.domainAlertsOpen, 'Open alerts by profile, type and severity.', ['profile', 'type', 'severity'], rowsOf(t.alertsOpen))
-    counter(METRICS.domainAlertsOpened, 'Alerts opened, by profile, type and severity.', ['profile', 'type', 'severity'], rowsOf(t.alertsOpened))
-    gauge(METRICS.domainEntityAlertsOpen, 'Open alerts of one entity by type (entities under the cap).', ['profile', 'entity', 'type'], rowsOf(t.entityAlertsOpen))
-    gauge(METRICS.domainEntityScore, 'Latest score of an entity (e.g. race pit_stop 0-100, asset failure_risk 0-1).', ['profile', 'entity', 'name'], rowsOf(t.entityScore))
-    counter(METRICS.domainRecommendations, 'Recommendations emitted (e.g. race pit_now), by entity and action.', ['profile', 'entity', 'action'], rowsOf(t.recommendations))
-    gauge(METRICS.domainLapBrakeTempMax, 'Highest brake temperature of the last completed lap, any corner (°C).', ['profile', 'entity'], rowsOf(t.lapBrake))
-    gauge(METRICS.domainLapTyreTempMax, 'Highest tyre temperature of the last completed lap, any corner (°C).', ['profile', 'entity'], rowsOf(t.lapTyre))
+    gauge(
+      METRICS.domainAlertsOpen,
+      'Open alerts by profile, type and severity.',
+      ['profile', 'type', 'severity'],
+      rowsOf(t.alertsOpen),
+    )
+    counter(
+      METRICS.domainAlertsOpened,
+      'Alerts opened, by profile, type and severity.',
+      ['profile', 'type', 'severity'],
+      rowsOf(t.alertsOpened),
+    )
+    gauge(
+      METRICS.domainEntityAlertsOpen,
+      'Open alerts of one entity by type (entities under the cap).',
+      ['profile', 'entity', 'type'],
+      rowsOf(t.entityAlertsOpen),
+    )
+    gauge(
+      METRICS.domainEntityScore,
+      'Latest score of an entity (e.g. race pit_stop 0-100, asset failure_risk 0-1).',
+      ['profile', 'entity', 'name'],
+      rowsOf(t.entityScore),
+    )
+    counter(
+      METRICS.domainRecommendations,
+      'Recommendations emitted (e.g. race pit_now), by entity and action.',
+      ['profile', 'entity', 'action'],
+      rowsOf(t.recommendations),
+    )
+    gauge(
+      METRICS.domainLapBrakeTempMax,
+      'Highest brake temperature of the last completed lap, any corner (°C).',
+      ['profile', 'entity'],
+      rowsOf(t.lapBrake),
+    )
+    gauge(
+      METRICS.domainLapTyreTempMax,
+      'Highest tyre temperature of the last completed lap, any corner (°C).',
+      ['profile', 'entity'],
+      rowsOf(t.lapTyre),
+    )
     gauge(METRICS.domainLapSeconds, 'Time of the last completed lap (s).', ['profile', 'entity'], rowsOf(t.lapSeconds))
-    gauge(METRICS.domainWindowMean, 'Mean of a field over the entity\'s last closed window.', ['profile', 'entity', 'field'], rowsOf(t.windowMean))
-    counter(METRICS.domainStageAnomalies, 'Anomalies opened per process stage and type (alerts carrying details.stage).', ['profile', 'stage', 'type'], rowsOf(t.stageAnomalies))
-    gauge(METRICS.domainEntitiesTracked, 'Entities with per-entity domain series (at most the cap).', ['profile'],
-      () => [...this.cfg.profiles].map((profile): [Labels, number] => [{ profile }, this.budgets.get(profile)?.entities.size ?? 0]))
-    counter(METRICS.domainDropped, 'Domain metric updates not recorded because the profile reached its entity or series cap.', ['profile'],
-      () => [...this.dropped].map(([profile, v]): [Labels, number] => [{ profile }, v]))
+    gauge(
+      METRICS.domainWindowMean,
+      "Mean of a field over the entity's last closed window.",
+      ['profile', 'entity', 'field'],
+      rowsOf(t.windowMean),
+    )
+    counter(
+      METRICS.domainStageAnomalies,
+      'Anomalies opened per process stage and type (alerts carrying details.stage).',
+      ['profile', 'stage', 'type'],
+      rowsOf(t.stageAnomalies),
+    )
+    gauge(METRICS.domainEntitiesTracked, 'Entities with per-entity domain series (at most the cap).', ['profile'], () =>
+      [...this.cfg.profiles].map((profile): [Labels, number] => [
+        { profile },
+        this.budgets.get(profile)?.entities.size ?? 0,
+      ]),
+    )
+    counter(
+      METRICS.domainDropped,
+      'Domain metric updates not recorded because the profile reached its entity or series cap.',
+      ['profile'],
+      () => [...this.dropped].map(([profile, v]): [Labels, number] => [{ profile }, v]),
+    )
   }
 
   /** Tracks a newly open alert; false when it was already open or the profile's caps leave no room. */
-  private openAlert(id: string, profile: string, type: string, severity: string, entity: string, counted: boolean): boolean {
+  private openAlert(
+    id: string,
+    profile: string,
+    type: string,
+    severity: string,
+    entity: string,
+    counted: boolean,
+  ): boolean {
     if (this.open.has(id)) return false
     if (!this.add(this.tables.alertsOpen, profile, null, { profile, type, severity }, 1)) return false
     this.open.set(id, [profile, type, severity, entity])
@@ -284,7 +415,12 @@ export class DomainMetrics implements ProjectorObserver {
   }
 
   /** The row of `labels`, created if the profile's caps allow; undefined (and counted as dropped) if not. */
-  private row(table: Table, profile: string, entity: string | null, labels: Labels): { labels: Labels; value: number } | undefined {
+  private row(
+    table: Table,
+    profile: string,
+    entity: string | null,
+    labels: Labels,
+  ): { labels: Labels; value: number } | undefined {
     const key = Object.values(labels).join('\u0000')
     const existing = table.rows.get(key)
     if (existing) return existing

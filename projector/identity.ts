@@ -37,7 +37,8 @@ export function databaseId(systemIdentifier: string, database: string): string {
 export async function claimDatabase(pool: pg.Pool, deployment: string): Promise<DatabaseIdentity> {
   return await withClient(pool, async (client) => {
     const id = await client.query<{ sysid: string; db: string }>(
-      'SELECT system_identifier::text AS sysid, current_database() AS db FROM pg_control_system()')
+      'SELECT system_identifier::text AS sysid, current_database() AS db FROM pg_control_system()',
+    )
     const { sysid, db } = id.rows[0] as { sysid: string; db: string }
     await client.query(`INSERT INTO ${TABLES.identity} (deployment) VALUES ($1) ON CONFLICT DO NOTHING`, [deployment])
     const r = await client.query<{ deployment: string }>(`SELECT deployment FROM ${TABLES.identity}`)

@@ -40,7 +40,8 @@ async function applyPending(client: pg.PoolClient, migrations: readonly Migratio
   )`)
   const done = new Map<number, string>()
   const res = await client.query<{ version: number; checksum: string }>(
-    `SELECT version, checksum FROM ${TABLES.migrations}`)
+    `SELECT version, checksum FROM ${TABLES.migrations}`,
+  )
   for (const r of res.rows) done.set(r.version, r.checksum)
 
   const applied: number[] = []
@@ -49,15 +50,21 @@ async function applyPending(client: pg.PoolClient, migrations: readonly Migratio
     const recorded = done.get(m.version)
     if (recorded !== undefined) {
       if (recorded !== sum) {
-        throw new ConfigError(PG_SETTING, `migration ${m.version} (${m.name}) was applied with different SQL ` +
-          `(checksum ${recorded}, this build has ${sum}); add a new migration instead of editing an applied one`)
+        throw new ConfigError(
+          PG_SETTING,
+          `migration ${m.version} (${m.name}) was applied with different SQL ` +
+            `(checksum ${recorded}, this build has ${sum}); add a new migration instead of editing an applied one`,
+        )
       }
       continue
     }
     await client.query('BEGIN')
     await client.query(m.sql)
-    await client.query(`INSERT INTO ${TABLES.migrations} (version, name, checksum) VALUES ($1, $2, $3)`,
-      [m.version, m.name, sum])
+    await client.query(`INSERT INTO ${TABLES.migrations} (version, name, checksum) VALUES ($1, $2, $3)`, [
+      m.version,
+      m.name,
+      sum,
+    ])
     await client.query('COMMIT')
     applied.push(m.version)
     done.set(m.version, sum)
@@ -74,8 +81,10 @@ function checkOrder(migrations: readonly Migration[]): void {
   let prev = 0
   for (const m of migrations) {
     if (!Number.isInteger(m.version) || m.version <= prev) {
-      throw new ConfigError('projector.migrations', `versions must be increasing integers; ${m.version} (${m.name}) ` +
-        `follows ${prev}`)
+      throw new ConfigError(
+        'projector.migrations',
+        `versions must be increasing integers; ${m.version} (${m.name}) ` + `follows ${prev}`,
+      )
     }
     prev = m.version
   }

@@ -10,7 +10,13 @@ export type { RawReading } from './writer.js'
 export { planBatch } from './batch.js'
 export type { BatchPlan, StreamMessage } from './batch.js'
 export { decodeOutput } from './decode.js'
-export { DomainMetrics, domainMetricsConfig, domainMetricsFromEnv, DOMAIN_METRICS_DEFAULTS, DOMAIN_METRICS_ENV } from './domain-metrics.js'
+export {
+  DomainMetrics,
+  domainMetricsConfig,
+  domainMetricsFromEnv,
+  DOMAIN_METRICS_DEFAULTS,
+  DOMAIN_METRICS_ENV,
+} from './domain-metrics.js'
 export type { DomainMetricsConfig, ProjectorObserver } from './domain-metrics.js'
 export { claimDatabase, databaseId } from './identity.js'
 export type { DatabaseIdentity } from './identity.js'

@@ -16,20 +16,44 @@
  * another's. The cursor row keeps the plain durable name: it lives in the database the dbid names.
  */
 import {
-  AckPolicy, DeliverPolicy, jetstream, JetStreamApiCodes, JetStreamApiError, jetstreamManager,
-  type Consumer, type ConsumerConfig, type ConsumerMessages, type JetStreamClient, type JetStreamManager,
+  AckPolicy,
+  DeliverPolicy,
+  jetstream,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  jetstreamManager,
+  type Consumer,
+  type ConsumerConfig,
+  type ConsumerMessages,
+  type JetStreamClient,
+  type JetStreamManager,
   type JsMsg,
 } from '@nats-io/jetstream'
 import { nanos, type NatsConnection } from '@nats-io/transport-node'
 import type pg from 'pg'
-import { checkStreamDeployment, ConfigError, createLog, type LogFn, DEPLOYMENT_PATTERN, FencedError, ID_PATTERN, outStreamSubjects, PitwallError, RUNTIME_DEFAULTS, RUNTIME_ENV, RuntimeErrorCodes, SITE_PATTERN, StreamConfigError, UnreachableError } from '../actors/mod.js'
+import {
+  checkStreamDeployment,
+  ConfigError,
+  createLog,
+  type LogFn,
+  DEPLOYMENT_PATTERN,
+  FencedError,
+  ID_PATTERN,
+  outStreamSubjects,
+  PitwallError,
+  RUNTIME_DEFAULTS,
+  RUNTIME_ENV,
+  RuntimeErrorCodes,
+  SITE_PATTERN,
+  StreamConfigError,
+  UnreachableError,
+} from '../actors/mod.js'
 import { fenceKey, planBatch, rejectPlan, type BatchPlan, type Seals, type StreamMessage } from './batch.js'
 import { createPool, guardPool, isDataError, messageOf, PG_SETTING } from './db.js'
 import { claimDatabase } from './identity.js'
 import { migrate } from './migrate.js'
 import type { ProjectorObserver } from './domain-metrics.js'
 import { readCursor, readFences, writeBatch, type CursorKey } from './writer.js'
-
 
 export interface ProjectorOptions {
   nc: NatsConnection
@@ -93,7 +117,6 @@ export const PROJECTOR_DEFAULTS = {
 // How long one fetch waits for messages before the next is issued (the server's long-poll).
 const FETCH_EXPIRES_MS = 5_000
 
-
 interface Waiter {
   seq: number
   resolve: () => void
@@ -122,7 +145,14 @@ export class Projector {
 
   private cursor = 0
   private fences = new Map<string, number>()
-  private readonly counters = { applied: 0, rejectedStale: 0, rejectedMalformed: 0, duplicates: 0, batches: 0, retracted: 0 }
+  private readonly counters = {
+    applied: 0,
+    rejectedStale: 0,
+    rejectedMalformed: 0,
+    duplicates: 0,
+    batches: 0,
+    retracted: 0,
+  }
   private failure: unknown
 
   // The fetch in progress, closed by stop() so the loop ends promptly.
@@ -171,7 +201,13 @@ export class Projector {
     await this.ensureConsumer(this.jsm)
     const consumer = await this.js.consumers.get(this.cfg.stream, this.consumerName)
     this.loop = this.run(consumer)
-    this.log('info', 'projector started', { ...this.key, consumer: this.consumerName, database: id.database, cursor: this.cursor, fences: this.fences.size })
+    this.log('info', 'projector started', {
+      ...this.key,
+      consumer: this.consumerName,
+      database: id.database,
+      cursor: this.cursor,
+      fences: this.fences.size,
+    })
   }
 
   /** The durable consumer's name on the stream (set by start()). */
@@ -217,8 +253,12 @@ export class Projector {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiters = this.waiters.filter((w) => w.timer !== timer)
-        reject(new PitwallError(RuntimeErrorCodes.QUERY_TIMEOUT,
-          `projector did not reach stream sequence ${seq} within ${timeoutMs} ms (at ${this.cursor})`))
+        reject(
+          new PitwallError(
+            RuntimeErrorCodes.QUERY_TIMEOUT,
+            `projector did not reach stream sequence ${seq} within ${timeoutMs} ms (at ${this.cursor})`,
+          ),
+        )
       }, timeoutMs)
       this.waiters.push({ seq, resolve, reject, timer })
     })
@@ -255,17 +295,27 @@ export class Projector {
       if (isApiError(err, JetStreamApiCodes.StreamNotFound)) {
         throw new StreamConfigError(RuntimeErrorCodes.STREAM_MISSING, `stream ${stream} does not exist`)
       }
-      throw new UnreachableError(RuntimeErrorCodes.NATS_UNREACHABLE, 'nats.url',
-        `cannot read stream ${stream}: ${messageOf(err)}`, err)
+      throw new UnreachableError(
+        RuntimeErrorCodes.NATS_UNREACHABLE,
+        'nats.url',
+        `cannot read stream ${stream}: ${messageOf(err)}`,
+        err,
+      )
     })
     if (info.state.last_seq < this.cursor) {
-      throw new StreamConfigError(RuntimeErrorCodes.STREAM_INCOMPATIBLE, `stream ${stream} ends at sequence ` +
-        `${info.state.last_seq} but projector ${durable} has committed up to ${this.cursor}: the stream was ` +
-        `recreated; reset the projector's row in projector_cursors to project it again`)
+      throw new StreamConfigError(
+        RuntimeErrorCodes.STREAM_INCOMPATIBLE,
+        `stream ${stream} ends at sequence ` +
+          `${info.state.last_seq} but projector ${durable} has committed up to ${this.cursor}: the stream was ` +
+          `recreated; reset the projector's row in projector_cursors to project it again`,
+      )
     }
     if (this.cursor > 0 && info.state.first_seq > this.cursor + 1) {
-      this.log('warn', 'stream messages expired before they were projected',
-        { stream, from: this.cursor + 1, to: info.state.first_seq - 1 })
+      this.log('warn', 'stream messages expired before they were projected', {
+        stream,
+        from: this.cursor + 1,
+        to: info.state.first_seq - 1,
+      })
     }
     const filter = this.filter
     const existing = await jsm.consumers.info(stream, durable).catch((err: unknown) => {
@@ -276,17 +326,25 @@ export class Projector {
       // Before deployments, the consumer was named after the durable alone; an old projector may still use it.
       const legacy = await jsm.consumers.info(stream, this.cfg.durable).catch(() => undefined)
       if (legacy) {
-        this.log('info', 'a consumer from before deployment identities remains; delete it once no older projector runs',
-          { stream, legacy: this.cfg.durable, consumer: durable })
+        this.log(
+          'info',
+          'a consumer from before deployment identities remains; delete it once no older projector runs',
+          { stream, legacy: this.cfg.durable, consumer: durable },
+        )
       }
     }
     if (existing) {
       const c = existing.config
-      const reusable = existing.delivered.stream_seq <= this.cursor && c.ack_policy === AckPolicy.All &&
+      const reusable =
+        existing.delivered.stream_seq <= this.cursor &&
+        c.ack_policy === AckPolicy.All &&
         (c.filter_subject ?? '') === filter
       if (reusable) return
-      this.log('info', 'recreating projector consumer to resume at the committed cursor',
-        { durable, delivered: existing.delivered.stream_seq, cursor: this.cursor })
+      this.log('info', 'recreating projector consumer to resume at the committed cursor', {
+        durable,
+        delivered: existing.delivered.stream_seq,
+        cursor: this.cursor,
+      })
       await jsm.consumers.delete(stream, durable)
     }
     const cfg: Partial<ConsumerConfig> = {
@@ -329,9 +387,10 @@ export class Projector {
         // Settle what was received before touching the consumer, which may have to be recreated.
         await this.drain()
         await sleep(delay)
-        if (this.jsm && !this.stopping) await this.ensureConsumer(this.jsm).catch((e: unknown) => {
-          this.log('warn', 'checking the projector consumer failed', { error: messageOf(e) })
-        })
+        if (this.jsm && !this.stopping)
+          await this.ensureConsumer(this.jsm).catch((e: unknown) => {
+            this.log('warn', 'checking the projector consumer failed', { error: messageOf(e) })
+          })
       }
     }
     await this.drain()
@@ -424,7 +483,10 @@ export class Projector {
       await this.commitPlan((seals) => planBatch([item], this.cursor, this.fences, seals))
     } catch (err) {
       if (!isDataError(err)) throw err
-      this.log('error', 'database refused a message; set aside in projector_rejects', { seq: item.seq, error: messageOf(err) })
+      this.log('error', 'database refused a message; set aside in projector_rejects', {
+        seq: item.seq,
+        error: messageOf(err),
+      })
       await this.commitPlan(() => rejectPlan(item, `refused by PostgreSQL: ${messageOf(err)}`))
     }
   }
@@ -434,7 +496,10 @@ export class Projector {
     const { plan, retracted } = await writeBatch(this.pool, make, this.key, this.cursor)
     if (retracted > 0 || plan.seals.length > 0) {
       this.counters.retracted += retracted
-      this.log('info', 'seals learnt: rows off the chain retracted', { seals: plan.seals.map((s) => `${s.partition}/${s.site}/${s.epoch}>${s.to_seq}`), retracted })
+      this.log('info', 'seals learnt: rows off the chain retracted', {
+        seals: plan.seals.map((s) => `${s.partition}/${s.site}/${s.epoch}>${s.to_seq}`),
+        retracted,
+      })
     }
     // Committed: only now does memory follow the database.
     this.cursor = Math.max(this.cursor, plan.lastSeq)
@@ -446,7 +511,8 @@ export class Projector {
     this.counters.batches++
     this.observer?.committed(plan.rows)
     for (const s of plan.stale) this.log('debug', 'stale output rejected', { ...s })
-    for (const r of plan.rejects) this.log('warn', 'output set aside', { seq: r.stream_seq, subject: r.subject, reason: r.reason })
+    for (const r of plan.rejects)
+      this.log('warn', 'output set aside', { seq: r.stream_seq, subject: r.subject, reason: r.reason })
     this.waiters = this.waiters.filter((w) => {
       if (w.seq > this.cursor) return true
       clearTimeout(w.timer)
@@ -466,7 +532,6 @@ export class Projector {
     // Stop pulling: nothing more can be committed in order.
     this.current?.close().catch((e: unknown) => this.log('warn', 'closing the fetch failed', { error: messageOf(e) }))
   }
-
 }
 
 /** `<durable>_<deployment>_<dbid>`: one consumer per (deployment, database) on a stream. */
@@ -491,9 +556,19 @@ function settings(o: ProjectorOptions): Settings {
   if (!ID_PATTERN.test(s.stream)) throw new ConfigError('projector.stream', `'${s.stream}' is not a stream name`)
   if (!ID_PATTERN.test(s.durable)) throw new ConfigError('projector.durable', `'${s.durable}' is not a consumer name`)
   if (!DEPLOYMENT_PATTERN.test(s.deployment)) {
-    throw new ConfigError(`deployment (${RUNTIME_ENV.deployment})`, `'${s.deployment}' does not match ${DEPLOYMENT_PATTERN}`)
+    throw new ConfigError(
+      `deployment (${RUNTIME_ENV.deployment})`,
+      `'${s.deployment}' does not match ${DEPLOYMENT_PATTERN}`,
+    )
   }
-  const positive: Array<keyof Settings> = ['batchSize', 'batchMs', 'maxAckPending', 'ackWaitMs', 'retryMinMs', 'retryMaxMs']
+  const positive: Array<keyof Settings> = [
+    'batchSize',
+    'batchMs',
+    'maxAckPending',
+    'ackWaitMs',
+    'retryMinMs',
+    'retryMaxMs',
+  ]
   for (const k of positive) {
     const v = s[k]
     if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) {

@@ -58,24 +58,32 @@ function median(xs: number[]): number | null {
 }
 
 /** Scores alert openings against failures inside [from, to) (alerts and failures outside are ignored). */
-export function scoreLeadTime(opens: readonly AlertOpen[], failures: readonly Failure[], o: { from: number; to: number; assets: number;
-  minLeadMs?: number; maxLeadMs?: number; warnMs?: number }): LeadScore {
-  const minLead = o.minLeadMs ?? HOUR, maxLead = o.maxLeadMs ?? 72 * HOUR, warn = o.warnMs ?? 6 * HOUR
+export function scoreLeadTime(
+  opens: readonly AlertOpen[],
+  failures: readonly Failure[],
+  o: { from: number; to: number; assets: number; minLeadMs?: number; maxLeadMs?: number; warnMs?: number },
+): LeadScore {
+  const minLead = o.minLeadMs ?? HOUR,
+    maxLead = o.maxLeadMs ?? 72 * HOUR,
+    warn = o.warnMs ?? 6 * HOUR
   const inOpens = opens.filter((a) => a.ts >= o.from && a.ts < o.to)
   const inFails = failures.filter((f) => f.ts >= o.from && f.ts < o.to)
   const byEntity = new Map<string, AlertOpen[]>()
   for (const a of inOpens) {
     let l = byEntity.get(a.entity)
-    if (!l) byEntity.set(a.entity, l = [])
+    if (!l) byEntity.set(a.entity, (l = []))
     l.push(a)
   }
   const leads: number[] = []
   const byMode: LeadScore['byMode'] = {}
   const modeLeads = new Map<string, number[]>()
-  let caught = 0, caught6h = 0, right = 0, trueAlerts = 0
+  let caught = 0,
+    caught6h = 0,
+    right = 0,
+    trueAlerts = 0
   for (const f of inFails) {
     const mode = f.mode ?? 'unknown'
-    const m = byMode[mode] ??= { failures: 0, caught6h: 0, recall6h: 0, medianLeadHours: null }
+    const m = (byMode[mode] ??= { failures: 0, caught6h: 0, recall6h: 0, medianLeadHours: null })
     m.failures++
     const hits = (byEntity.get(f.entity) ?? []).filter((a) => a.ts >= f.ts - maxLead && a.ts <= f.ts - minLead)
     if (hits.length === 0) continue
@@ -84,9 +92,12 @@ export function scoreLeadTime(opens: readonly AlertOpen[], failures: readonly Fa
     caught++
     leads.push(lead)
     let ml = modeLeads.get(mode)
-    if (!ml) modeLeads.set(mode, ml = [])
+    if (!ml) modeLeads.set(mode, (ml = []))
     ml.push(lead)
-    if (f.ts - first.ts >= warn) { caught6h++; m.caught6h++ }
+    if (f.ts - first.ts >= warn) {
+      caught6h++
+      m.caught6h++
+    }
     const fam = MODE_FAMILIES[mode]
     if (fam) {
       for (const h of hits) {
@@ -104,9 +115,18 @@ export function scoreLeadTime(opens: readonly AlertOpen[], failures: readonly Fa
     if (!failures.some((f) => f.entity === a.entity && f.ts > a.ts && f.ts - a.ts <= maxLead)) falseAlerts++
   }
   const months = (o.assets * (o.to - o.from)) / (30 * 24 * HOUR)
-  return { failures: inFails.length, caught, caught6h, recall6h: inFails.length ? caught6h / inFails.length : 1, medianLeadHours: median(leads),
-    falseAlerts, alerts: inOpens.length, falsePerAssetMonth: months > 0 ? falseAlerts / months : 0,
-    rightFamily: trueAlerts ? right / trueAlerts : null, byMode }
+  return {
+    failures: inFails.length,
+    caught,
+    caught6h,
+    recall6h: inFails.length ? caught6h / inFails.length : 1,
+    medianLeadHours: median(leads),
+    falseAlerts,
+    alerts: inOpens.length,
+    falsePerAssetMonth: months > 0 ? falseAlerts / months : 0,
+    rightFamily: trueAlerts ? right / trueAlerts : null,
+    byMode,
+  }
 }
 
 export interface HistoryRow {
@@ -119,21 +139,25 @@ export interface HistoryRow {
  * Runs the real asset profile (one ActorCell per entity, stream order = row order) over a history and returns
  * the alert openings, with the family of each alert's top reason. `model` replaces the configured model.
  */
-export async function runAssetProfile(rows: AsyncIterable<HistoryRow> | Iterable<HistoryRow>, o: { config?: AssetConfig; model?: AssetModel } = {}): Promise<{ opens: AlertOpen[]; readings: number }> {
-  const config = o.model ? mergeAssetModel(o.config ?? ASSET_DEFAULTS, o.model) : o.config ?? ASSET_DEFAULTS
+export async function runAssetProfile(
+  rows: AsyncIterable<HistoryRow> | Iterable<HistoryRow>,
+  o: { config?: AssetConfig; model?: AssetModel } = {},
+): Promise<{ opens: AlertOpen[]; readings: number }> {
+  const config = o.model ? mergeAssetModel(o.config ?? ASSET_DEFAULTS, o.model) : (o.config ?? ASSET_DEFAULTS)
   const cells = new Map<string, ActorCell>()
   const opens: AlertOpen[] = []
   const emit = (out: Omit<Output, 'site' | 'partition' | 'token'>): void => {
     if (out.type !== 'alert') return
     const b = out.body as AlertBody
     if (b.state !== 'open') return
-    const fam = b.type === config.danger.type ? 'danger' : (b.details?.['family'] as string | null | undefined) ?? null
+    const fam =
+      b.type === config.danger.type ? 'danger' : ((b.details?.['family'] as string | null | undefined) ?? null)
     opens.push({ entity: out.entity, ts: b.start, type: b.type, family: fam })
   }
   let seq = 0
   for await (const r of rows) {
     let cell = cells.get(r.entity)
-    if (!cell) cells.set(r.entity, cell = new ActorCell(asset, config, { kind: 'sensor', id: r.entity }))
+    if (!cell) cells.set(r.entity, (cell = new ActorCell(asset, config, { kind: 'sensor', id: r.entity })))
     cell.applyReading(++seq, r.ts, { ts: r.ts, fields: r.fields }, emit)
   }
   return { opens, readings: seq }
@@ -144,9 +168,23 @@ export async function runAssetProfile(rows: AsyncIterable<HistoryRow> | Iterable
  * sigmas (1.4826 x MAD) above its own median over the previous `windowDays` days opens an alert; it closes
  * (re-arms) after `rearmHours` hours below. Needs a week of hours before it judges.
  */
-export async function naiveBaseline(rows: AsyncIterable<HistoryRow> | Iterable<HistoryRow>, o: { windowDays?: number; sigmas?: number; rearmHours?: number } = {}): Promise<AlertOpen[]> {
-  const windowH = (o.windowDays ?? 30) * 24, k = o.sigmas ?? 4, rearm = o.rearmHours ?? 12
-  interface U { h: number; n: number; sv: number; st: number; vib: number[]; temp: number[]; open: boolean; calm: number }
+export async function naiveBaseline(
+  rows: AsyncIterable<HistoryRow> | Iterable<HistoryRow>,
+  o: { windowDays?: number; sigmas?: number; rearmHours?: number } = {},
+): Promise<AlertOpen[]> {
+  const windowH = (o.windowDays ?? 30) * 24,
+    k = o.sigmas ?? 4,
+    rearm = o.rearmHours ?? 12
+  interface U {
+    h: number
+    n: number
+    sv: number
+    st: number
+    vib: number[]
+    temp: number[]
+    open: boolean
+    calm: number
+  }
   const units = new Map<string, U>()
   const opens: AlertOpen[] = []
   const med = (a: number[]): number => {
@@ -161,8 +199,10 @@ export async function naiveBaseline(rows: AsyncIterable<HistoryRow> | Iterable<H
   }
   const close = (id: string, u: U, ts: number): void => {
     if (u.n === 0) return
-    const v = u.sv / u.n, t = u.st / u.n
-    const hotV = judge(u.vib, v), hotT = judge(u.temp, t)
+    const v = u.sv / u.n,
+      t = u.st / u.n
+    const hotV = judge(u.vib, v),
+      hotT = judge(u.temp, t)
     if (hotV || hotT) {
       u.calm = 0
       if (!u.open) {
@@ -170,19 +210,31 @@ export async function naiveBaseline(rows: AsyncIterable<HistoryRow> | Iterable<H
         opens.push({ entity: id, ts, type: 'naive', family: hotV ? 'vibration' : 'temperature' })
       }
     } else if (u.open && ++u.calm >= rearm) u.open = false
-    u.vib.push(v); u.temp.push(t)
-    if (u.vib.length > windowH) { u.vib.shift(); u.temp.shift() }
+    u.vib.push(v)
+    u.temp.push(t)
+    if (u.vib.length > windowH) {
+      u.vib.shift()
+      u.temp.shift()
+    }
   }
   for await (const r of rows) {
     const h = Math.floor(r.ts / HOUR)
     let u = units.get(r.entity)
-    if (!u) units.set(r.entity, u = { h, n: 0, sv: 0, st: 0, vib: [], temp: [], open: false, calm: 0 })
+    if (!u) units.set(r.entity, (u = { h, n: 0, sv: 0, st: 0, vib: [], temp: [], open: false, calm: 0 }))
     if (h > u.h) {
       close(r.entity, u, r.ts)
-      u.h = h; u.n = 0; u.sv = 0; u.st = 0
+      u.h = h
+      u.n = 0
+      u.sv = 0
+      u.st = 0
     }
-    const v = r.fields['vibration'], t = r.fields['temperature']
-    if (typeof v === 'number' && typeof t === 'number') { u.n++; u.sv += v; u.st += t }
+    const v = r.fields['vibration'],
+      t = r.fields['temperature']
+    if (typeof v === 'number' && typeof t === 'number') {
+      u.n++
+      u.sv += v
+      u.st += t
+    }
   }
   return opens
 }

@@ -71,8 +71,12 @@ interface Loco {
 function characterOf(seed: number, i: number): Loco['character'] {
   const ch = new Rng(entitySeed(seed, 21, i))
   const kind = ch.next()
-  return { vibMul: kind < 0.09 ? ch.range(1.6, 2.2) : 1, hot: kind >= 0.09 && kind < 0.17 ? ch.range(8, 14) : 0,
-    p0: 5 * ch.range(0.9, 1.1), q0: 12 * ch.range(0.85, 1.15) }
+  return {
+    vibMul: kind < 0.09 ? ch.range(1.6, 2.2) : 1,
+    hot: kind >= 0.09 && kind < 0.17 ? ch.range(8, 14) : 0,
+    p0: 5 * ch.range(0.9, 1.1),
+    q0: 12 * ch.range(0.85, 1.15),
+  }
 }
 
 /** Readings of all locomotives, one period after another. */
@@ -91,17 +95,29 @@ export class AssetSimulator implements DomainSimulator {
   constructor(readonly opts: AssetSimOptions) {
     if (!Number.isSafeInteger(opts.seed)) throw new ConfigError('sim.seed', `must be an integer, got ${opts.seed}`)
     const n = opts.locomotives ?? 40
-    if (!Number.isInteger(n) || n < 1 || n > 100_000) throw new ConfigError('sim.locomotives', `must be an integer 1..100000, got ${n}`)
+    if (!Number.isInteger(n) || n < 1 || n > 100_000)
+      throw new ConfigError('sim.locomotives', `must be an integer 1..100000, got ${n}`)
     this.period = opts.periodMs ?? 60_000
-    if (!Number.isInteger(this.period) || this.period < 100) throw new ConfigError('sim.periodMs', `must be an integer >= 100, got ${this.period}`)
+    if (!Number.isInteger(this.period) || this.period < 100)
+      throw new ConfigError('sim.periodMs', `must be an integer >= 100, got ${this.period}`)
     this.startTs = opts.startTs ?? ASSET_EPOCH
     this.anomalies = opts.anomalies ?? false
     this.fleet = opts.fleet ?? false
     this.locos = Array.from({ length: n }, (_, i) => {
       const rng = new Rng(entitySeed(opts.seed, 20, i))
-      return { id: locoId(i), rng, vib0: rng.range(1.6, 2.4), temp0: rng.range(42, 48), deg: undefined,
-        nextDeg: opts.fleet ? this.startTs + 72 * HOUR + rng.exp(20 * 24 * HOUR) : this.startTs + 24 * HOUR + rng.exp(96 * HOUR), nextRoutine: this.startTs + rng.exp(72 * HOUR), climbEnd: 0,
-        character: characterOf(opts.seed, i) }
+      return {
+        id: locoId(i),
+        rng,
+        vib0: rng.range(1.6, 2.4),
+        temp0: rng.range(42, 48),
+        deg: undefined,
+        nextDeg: opts.fleet
+          ? this.startTs + 72 * HOUR + rng.exp(20 * 24 * HOUR)
+          : this.startTs + 24 * HOUR + rng.exp(96 * HOUR),
+        nextRoutine: this.startTs + rng.exp(72 * HOUR),
+        climbEnd: 0,
+        character: characterOf(opts.seed, i),
+      }
     })
   }
 
@@ -163,7 +179,14 @@ export class AssetSimulator implements DomainSimulator {
     if (this.anomalies && !l.deg && ts >= l.nextDeg) {
       const u = r.next()
       const mode: AssetFailureMode = u < 0.3 ? 'bearing' : u < 0.6 ? 'cooling' : u < 0.8 ? 'hydraulic' : 'sudden'
-      const days = mode === 'bearing' ? r.range(2, 6) : mode === 'cooling' ? r.range(1, 3) : mode === 'hydraulic' ? r.range(2, 5) : r.range(0.2, 1)
+      const days =
+        mode === 'bearing'
+          ? r.range(2, 6)
+          : mode === 'cooling'
+            ? r.range(1, 3)
+            : mode === 'hydraulic'
+              ? r.range(2, 5)
+              : r.range(0.2, 1)
       const end = ts + Math.round((days * 24 * HOUR) / this.period) * this.period
       l.deg = { start: ts, end, vib: r.range(3, 6), temp: r.range(25, 45), mode }
       if (mode !== 'sudden') this.all.push({ kind: 'sensor', entity: l.id, type: 'degradation', start: ts, end, mode })
@@ -178,14 +201,16 @@ export class AssetSimulator implements DomainSimulator {
     const hod = (ts % (24 * HOUR)) / HOUR
     const season = 8 * Math.sin((2 * Math.PI * (ts - this.startTs)) / (120 * 24 * HOUR))
     let vib = l.vib0 * vibMul * (climbing ? 1.3 : 1) + 0.3 * vibMul * r.normal()
-    let temp = l.temp0 + hot + season + 4 * Math.sin((2 * Math.PI * (hod - 14)) / 24) + (climbing ? 14 : 0) + 1.5 * r.normal()
+    let temp =
+      l.temp0 + hot + season + 4 * Math.sin((2 * Math.PI * (hod - 14)) / 24) + (climbing ? 14 : 0) + 1.5 * r.normal()
     let pres = p0 * (climbing ? 1.05 : 1) + 0.12 * r.normal()
     let flow = q0 * (climbing ? 1.2 : 1) + 0.5 * r.normal()
     const d = l.deg
     if (d) {
       if (ts > d.end) {
         this.log.push({ entity: l.id, ts: d.end, action: 'repair' })
-        if (d.mode === 'sudden') this.all.push({ kind: 'sensor', entity: l.id, type: 'degradation', start: d.end, end: d.end, mode: 'sudden' })
+        if (d.mode === 'sudden')
+          this.all.push({ kind: 'sensor', entity: l.id, type: 'degradation', start: d.end, end: d.end, mode: 'sudden' })
         l.deg = undefined
         l.nextDeg = ts + 24 * HOUR + r.exp(25 * 24 * HOUR)
       } else {

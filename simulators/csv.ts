@@ -91,7 +91,8 @@ class QuoteMachine {
         return
       case 'unquoted':
         if (c === ',') this.endField()
-        else if (c === '"') this.fail('a quote inside an unquoted field (quote the whole field and double the quote: "a ""b""")')
+        else if (c === '"')
+          this.fail('a quote inside an unquoted field (quote the whole field and double the quote: "a ""b""")')
         else this.field += c
         return
       case 'quoted':
@@ -119,14 +120,18 @@ class QuoteMachine {
 }
 
 /** Records as objects keyed by the header (the first record); a record of another width is a ConfigError. */
-export async function* csvObjects(chunks: AsyncIterable<string | Buffer>, where: string): AsyncGenerator<Record<string, string>> {
+export async function* csvObjects(
+  chunks: AsyncIterable<string | Buffer>,
+  where: string,
+): AsyncGenerator<Record<string, string>> {
   let header: string[] | undefined
   for await (const r of csvRecords(chunks, where)) {
     if (!header) {
       header = r.cells
       continue
     }
-    if (r.cells.length !== header.length) throw new ConfigError(where, `line ${r.line}: ${r.cells.length} cells, header has ${header.length}`)
+    if (r.cells.length !== header.length)
+      throw new ConfigError(where, `line ${r.line}: ${r.cells.length} cells, header has ${header.length}`)
     yield Object.fromEntries(header.map((h, i) => [h, r.cells[i] as string]))
   }
 }

@@ -69,9 +69,19 @@ export const clamp = (x: number, a: number, b: number): number => (x < a ? a : x
 
 // ---- entities ---------------------------------------------------------------------------------------------
 
-export interface Sample { fields: Record<string, FieldValue>; truth?: GroundTruth; delayMs: number; loc?: { lat: number; lon: number } }
+export interface Sample {
+  fields: Record<string, FieldValue>
+  truth?: GroundTruth
+  delayMs: number
+  loc?: { lat: number; lon: number }
+}
 
-export interface Episode { type: SimEpisode; start: number; end: number; corner: number }
+export interface Episode {
+  type: SimEpisode
+  start: number
+  end: number
+  corner: number
+}
 
 export abstract class Entity {
   /** Sample k is due at t0 + round(k * periodMs): integer, strictly increasing event times for Hz <= 1000. */
@@ -80,8 +90,16 @@ export abstract class Entity {
   private readonly t0: number
   protected nextEpisode: number
   protected episode: Episode | null = null
-  constructor(readonly kind: EntityKind, readonly id: string, readonly order: number, readonly rng: Rng,
-    readonly periodMs: number, startTs: number, anomalies: boolean, gapMs: number) {
+  constructor(
+    readonly kind: EntityKind,
+    readonly id: string,
+    readonly order: number,
+    readonly rng: Rng,
+    readonly periodMs: number,
+    startTs: number,
+    anomalies: boolean,
+    gapMs: number,
+  ) {
     // A random phase spreads entities over the period instead of publishing them in bursts.
     this.t0 = startTs + Math.floor(rng.next() * periodMs)
     this.nextTs = this.t0
@@ -93,7 +111,12 @@ export abstract class Entity {
   }
   abstract sample(ts: number): Sample
   /** Ends the finished episode and starts the next one when it is due and `canStart`. */
-  protected episodeAt(ts: number, gapMs: number, canStart: boolean, pick: () => { type: SimEpisode; durMs: number; corner?: number }): Episode | null {
+  protected episodeAt(
+    ts: number,
+    gapMs: number,
+    canStart: boolean,
+    pick: () => { type: SimEpisode; durMs: number; corner?: number },
+  ): Episode | null {
     if (this.episode && ts > this.episode.end) {
       this.nextEpisode = this.episode.end + this.rng.exp(gapMs)
       this.episode = null

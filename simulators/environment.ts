@@ -38,8 +38,10 @@ export class SensorSim extends Entity {
     const hour = (((ts / HOUR) % 24) + 24) % 24
     const ep = this.episodeAt(ts, SIM_RATES.sensorEpisodeGapMs, true, () => {
       const u = rng.next()
-      return u < 0.4 ? { type: 'high_temperature', durMs: rng.range(75, 240) * 1000 }
-        : u < 0.8 ? { type: 'high_co2', durMs: rng.range(150, 600) * 1000 }
+      return u < 0.4
+        ? { type: 'high_temperature', durMs: rng.range(75, 240) * 1000 }
+        : u < 0.8
+          ? { type: 'high_co2', durMs: rng.range(150, 600) * 1000 }
           : { type: 'sensor_failure', durMs: rng.range(60, 600) * 1000 }
     })
 
@@ -70,7 +72,11 @@ export class SensorSim extends Entity {
 
     // Ornstein-Uhlenbeck around 1013 hPa (6 h relaxation, 5 hPa spread), exact for any step.
     const decay = Math.exp(-dtH / 6)
-    this.pressure = clamp(1013 + (this.pressure - 1013) * decay + 5 * Math.sqrt(1 - decay * decay) * rng.normal(), 985, 1040)
+    this.pressure = clamp(
+      1013 + (this.pressure - 1013) * decay + 5 * Math.sqrt(1 - decay * decay) * rng.normal(),
+      985,
+      1040,
+    )
 
     this.battery -= this.drainPerH * dtH
     if (this.battery < 5) this.battery = 100 // a technician swapped it
@@ -78,13 +84,21 @@ export class SensorSim extends Entity {
 
     // Most readings arrive on time; a few are held back by the radio link, rarely for long.
     const u = rng.next()
-    const delayMs = u < SIM_RATES.lateLong ? Math.round(rng.range(30_000, 45_000))
-      : u < SIM_RATES.lateLong + SIM_RATES.lateShort ? Math.round(rng.range(500, 5_000)) : 0
+    const delayMs =
+      u < SIM_RATES.lateLong
+        ? Math.round(rng.range(30_000, 45_000))
+        : u < SIM_RATES.lateLong + SIM_RATES.lateShort
+          ? Math.round(rng.range(500, 5_000))
+          : 0
 
     const s: Sample = {
       fields: {
-        temperature: r2(temperature), humidity: r1(humidity), co2: Math.round(co2), pressure: r1(this.pressure),
-        battery: r2(this.battery), status,
+        temperature: r2(temperature),
+        humidity: r1(humidity),
+        co2: Math.round(co2),
+        pressure: r1(this.pressure),
+        battery: r2(this.battery),
+        status,
       },
       delayMs,
       loc: { lat: this.lat, lon: this.lon },
@@ -93,4 +107,3 @@ export class SensorSim extends Entity {
     return s
   }
 }
-

@@ -25,20 +25,54 @@ import { Rng, clipEpisodes, entitySeed, round } from './truth.js'
 import type { DomainItem, DomainSimulator, Episode } from './truth.js'
 
 export const PLANT_STAGES = [
-  ['pretreatment', 'pre', 15], ['primary', 'pri', 18], ['biological', 'bio', 35], ['secondary', 'sec', 16],
-  ['tertiary', 'ter', 12], ['disinfection', 'dis', 8], ['sludge', 'slu', 10], ['outlet', 'out', 13],
+  ['pretreatment', 'pre', 15],
+  ['primary', 'pri', 18],
+  ['biological', 'bio', 35],
+  ['secondary', 'sec', 16],
+  ['tertiary', 'ter', 12],
+  ['disinfection', 'dis', 8],
+  ['sludge', 'slu', 10],
+  ['outlet', 'out', 13],
 ] as const
 
 /** Sensor types per stage, assigned in turn to the stage's sensors. */
 const STAGE_TYPES: Record<string, readonly string[]> = {
   pretreatment: ['flow', 'ph', 'turbidity', 'cod', 'conductivity', 'temperature', 'pump', 'level', 'tss', 'energy'],
   primary: ['tss', 'turbidity', 'cod', 'bod5', 'flow', 'ph', 'pump', 'level', 'sludge'],
-  biological: ['do', 'ammonia', 'nitrate', 'nitrite', 'ph', 'temperature', 'tss', 'energy', 'do', 'cod', 'nitrogen', 'phosphorus', 'pressure'],
+  biological: [
+    'do',
+    'ammonia',
+    'nitrate',
+    'nitrite',
+    'ph',
+    'temperature',
+    'tss',
+    'energy',
+    'do',
+    'cod',
+    'nitrogen',
+    'phosphorus',
+    'pressure',
+  ],
   secondary: ['turbidity', 'tss', 'sludge', 'flow', 'pump', 'level', 'phosphorus', 'cod'],
   tertiary: ['turbidity', 'phosphorus', 'nitrogen', 'metals', 'pressure', 'flow'],
   disinfection: ['chlorine', 'flow', 'turbidity', 'ph'],
   sludge: ['sludge', 'pump', 'energy', 'level', 'temperature', 'metals'],
-  outlet: ['cod', 'bod5', 'tss', 'nitrogen', 'phosphorus', 'ammonia', 'ph', 'flow', 'turbidity', 'metals', 'chlorine', 'temperature', 'conductivity'],
+  outlet: [
+    'cod',
+    'bod5',
+    'tss',
+    'nitrogen',
+    'phosphorus',
+    'ammonia',
+    'ph',
+    'flow',
+    'turbidity',
+    'metals',
+    'chlorine',
+    'temperature',
+    'conductivity',
+  ],
 }
 
 interface TypePhysics {
@@ -83,14 +117,34 @@ export const PLANT_PHYSICS: Record<string, TypePhysics> = {
 
 /** Concentration factor of each stage (1 at the inlet); sludge concentrates, the outlet is clean. */
 const STAGE_FACTOR: Record<string, number> = {
-  pretreatment: 1, primary: 0.7, biological: 0.3, secondary: 0.12, tertiary: 0.07, disinfection: 0.05, sludge: 2.5, outlet: 0.045,
+  pretreatment: 1,
+  primary: 0.7,
+  biological: 0.3,
+  secondary: 0.12,
+  tertiary: 0.07,
+  disinfection: 0.05,
+  sludge: 2.5,
+  outlet: 0.045,
 }
 /** Mean flow of each stage, m³/h. */
 const STAGE_FLOW: Record<string, number> = {
-  pretreatment: 2400, primary: 2380, biological: 2350, secondary: 2300, tertiary: 2280, disinfection: 2280, sludge: 120, outlet: 2270,
+  pretreatment: 2400,
+  primary: 2380,
+  biological: 2350,
+  secondary: 2300,
+  tertiary: 2280,
+  disinfection: 2280,
+  sludge: 120,
+  outlet: 2270,
 }
 
-export const PLANT_ANOMALY_TYPES = ['sensor_failure', 'sensor_drift', 'pollution_spike', 'process_malfunction', 'cyber_attack'] as const
+export const PLANT_ANOMALY_TYPES = [
+  'sensor_failure',
+  'sensor_drift',
+  'pollution_spike',
+  'process_malfunction',
+  'cyber_attack',
+] as const
 
 export interface PlantSimOptions {
   seed: number
@@ -143,7 +197,12 @@ class Weather {
   /** Rain factor (0 = dry) at `ts` (called with non-decreasing ts). */
   rain(ts: number): number {
     while (this.nextRain <= ts + HOUR) {
-      this.events.push({ start: this.nextRain, peak: this.rng.range(0.3, 1), rise: this.rng.range(20, 40) * MIN, tau: this.rng.range(2, 4) * HOUR })
+      this.events.push({
+        start: this.nextRain,
+        peak: this.rng.range(0.3, 1),
+        rise: this.rng.range(20, 40) * MIN,
+        tau: this.rng.range(2, 4) * HOUR,
+      })
       this.nextRain += this.rng.exp(24 * HOUR) + 4 * HOUR
     }
     while (this.events.length > 0 && ts - (this.events[0] as { start: number }).start > 30 * HOUR) this.events.shift()
@@ -160,7 +219,8 @@ class Weather {
 function checkOptions(o: PlantSimOptions): void {
   if (!Number.isSafeInteger(o.seed)) throw new ConfigError('sim.seed', `must be an integer, got ${o.seed}`)
   const n = o.sensors ?? 127
-  if (!Number.isInteger(n) || n < 1 || n > 100_000) throw new ConfigError('sim.sensors', `must be an integer 1..100000, got ${n}`)
+  if (!Number.isInteger(n) || n < 1 || n > 100_000)
+    throw new ConfigError('sim.sensors', `must be an integer 1..100000, got ${n}`)
   const p = o.periodMs ?? 5000
   if (!Number.isInteger(p) || p < 100) throw new ConfigError('sim.periodMs', `must be an integer >= 100, got ${p}`)
   const share = o.anomalyShare ?? 0.02
@@ -210,12 +270,30 @@ export class PlantSimulator implements DomainSimulator {
     this.weather = new Weather(opts.seed, this.startTs)
     this.sensors = plantLayout(opts.sensors ?? 127).map((l, i) => {
       const phys = PLANT_PHYSICS[l.type] as TypePhysics
-      const base = l.type === 'flow' ? (STAGE_FLOW[l.stage] as number) : phys.pollutant ? phys.base * (STAGE_FACTOR[l.stage] as number)
-        : l.type === 'chlorine' && l.stage !== 'disinfection' ? phys.base * 0.1 : phys.base
+      const base =
+        l.type === 'flow'
+          ? (STAGE_FLOW[l.stage] as number)
+          : phys.pollutant
+            ? phys.base * (STAGE_FACTOR[l.stage] as number)
+            : l.type === 'chlorine' && l.stage !== 'disinfection'
+              ? phys.base * 0.1
+              : phys.base
       const rng = new Rng(entitySeed(opts.seed, 8, i))
       const sigma = (phys.relative ? base * phys.noise : phys.noise) * rng.range(0.8, 1.2)
-      const s: Sensor = { ...l, phys, base, sigma, ar: 0, rng, hist: new Float64Array(HIST * 3), histN: 0, ep: undefined, epParam: [],
-        nextStart: this.warmupEnd + rng.exp(this.gapMean), lastValue: NaN }
+      const s: Sensor = {
+        ...l,
+        phys,
+        base,
+        sigma,
+        ar: 0,
+        rng,
+        hist: new Float64Array(HIST * 3),
+        histN: 0,
+        ep: undefined,
+        epParam: [],
+        nextStart: this.warmupEnd + rng.exp(this.gapMean),
+        lastValue: NaN,
+      }
       return s
     })
   }
@@ -242,10 +320,25 @@ export class PlantSimulator implements DomainSimulator {
     let dur: number, mode: string
     let param: number[] = []
     switch (type) {
-      case 'sensor_failure': dur = r.range(10, 40) * MIN; mode = r.next() < 0.5 ? 'stuck' : 'dropout'; break
-      case 'sensor_drift': dur = r.range(60, 150) * MIN; mode = 'ramp'; param = [this.signed(s, r.next() < 0.5 ? -1 : 1, r.range(5, 10))]; break
-      case 'pollution_spike': dur = r.range(5, 30) * MIN; mode = 'front'; param = [r.range(10, 25)]; break
-      case 'process_malfunction': dur = r.range(15, 60) * MIN; mode = 'decoupled'; param = [this.signed(s, r.next() < 0.5 ? -1 : 1, r.range(8, 15)), r.range(3, 10) * MIN]; break
+      case 'sensor_failure':
+        dur = r.range(10, 40) * MIN
+        mode = r.next() < 0.5 ? 'stuck' : 'dropout'
+        break
+      case 'sensor_drift':
+        dur = r.range(60, 150) * MIN
+        mode = 'ramp'
+        param = [this.signed(s, r.next() < 0.5 ? -1 : 1, r.range(5, 10))]
+        break
+      case 'pollution_spike':
+        dur = r.range(5, 30) * MIN
+        mode = 'front'
+        param = [r.range(10, 25)]
+        break
+      case 'process_malfunction':
+        dur = r.range(15, 60) * MIN
+        mode = 'decoupled'
+        param = [this.signed(s, r.next() < 0.5 ? -1 : 1, r.range(8, 15)), r.range(3, 10) * MIN]
+        break
       default: {
         dur = r.range(5, 20) * MIN
         mode = r.pick(['out_of_range', 'impossible_rate', 'replay'])
@@ -254,7 +347,14 @@ export class PlantSimulator implements DomainSimulator {
         if (mode === 'replay' && s.histN < HIST) mode = 'out_of_range'
       }
     }
-    const ep: Episode = { kind: 'sensor', entity: s.id, type, start: ts, end: ts + Math.round(dur / this.period) * this.period, mode }
+    const ep: Episode = {
+      kind: 'sensor',
+      entity: s.id,
+      type,
+      start: ts,
+      end: ts + Math.round(dur / this.period) * this.period,
+      mode,
+    }
     s.ep = ep
     s.epParam = param
     this.all.push(ep)
@@ -263,11 +363,15 @@ export class PlantSimulator implements DomainSimulator {
   next(): DomainItem {
     const ts = this.startTs + this.tick * this.period
     if (this.idx === 0) {
-      const hourOfDay = ((ts % (24 * HOUR)) / HOUR)
+      const hourOfDay = (ts % (24 * HOUR)) / HOUR
       this.rainNow = this.weather.rain(ts)
       this.flowMult = (1 + 0.3 * Math.sin((2 * Math.PI * (hourOfDay - 5)) / 24)) * (1 + this.rainNow)
       const days = (ts - PLANT_EPOCH) / (24 * HOUR)
-      this.temp = 15 + 1.5 * Math.sin((2 * Math.PI * (hourOfDay - 9)) / 24) + 1.2 * Math.sin((2 * Math.PI * days) / 3.3) - 0.6 * this.rainNow
+      this.temp =
+        15 +
+        1.5 * Math.sin((2 * Math.PI * (hourOfDay - 9)) / 24) +
+        1.2 * Math.sin((2 * Math.PI * days) / 3.3) -
+        0.6 * this.rainNow
     }
     const s = this.sensors[this.idx] as Sensor
     const item = this.sample(s, ts)
@@ -292,25 +396,38 @@ export class PlantSimulator implements DomainSimulator {
     const decimals = Math.max(0, Math.ceil(-Math.log10(s.sigma / 200)))
     if (this.anomalies && !s.ep && ts >= s.nextStart) this.plan(s, ts)
     let value: number | undefined = clean
-    let rFlow = flow, rTemp = temp
+    let rFlow = flow,
+      rTemp = temp
     const ep = s.ep
     if (ep && ts <= ep.end) {
       const t = ts - ep.start
       const sc = this.scale(s)
       switch (ep.type) {
-        case 'sensor_failure': value = ep.mode === 'stuck' ? s.lastValue : undefined; break
-        case 'sensor_drift': value = clean + (s.epParam[0] as number) * sc * (t / (ep.end - ep.start)); break
-        case 'pollution_spike': value = clean + (s.epParam[0] as number) * sc * Math.exp(-t / ((ep.end - ep.start) / 2)); break
-        case 'process_malfunction': value = clean + (s.epParam[0] as number) * sc * Math.min(1, t / (s.epParam[1] as number)); break
+        case 'sensor_failure':
+          value = ep.mode === 'stuck' ? s.lastValue : undefined
+          break
+        case 'sensor_drift':
+          value = clean + (s.epParam[0] as number) * sc * (t / (ep.end - ep.start))
+          break
+        case 'pollution_spike':
+          value = clean + (s.epParam[0] as number) * sc * Math.exp(-t / ((ep.end - ep.start) / 2))
+          break
+        case 'process_malfunction':
+          value = clean + (s.epParam[0] as number) * sc * Math.min(1, t / (s.epParam[1] as number))
+          break
         default:
           if (ep.mode === 'out_of_range') {
-            value = (Math.floor(t / this.period) % 2 === 0 ? p.hi * r.range(1.1, 1.5) : p.lo - (p.hi - p.lo) * r.range(0.01, 0.1))
+            value =
+              Math.floor(t / this.period) % 2 === 0
+                ? p.hi * r.range(1.1, 1.5)
+                : p.lo - (p.hi - p.lo) * r.range(0.01, 0.1)
           } else if (ep.mode === 'impossible_rate') {
-            value = p.lo + (p.hi - p.lo) * (Math.floor(t / this.period) % 2 === 0 ? r.range(0.85, 0.95) : r.range(0.02, 0.1))
+            value =
+              p.lo + (p.hi - p.lo) * (Math.floor(t / this.period) % 2 === 0 ? r.range(0.85, 0.95) : r.range(0.02, 0.1))
           } else {
             // Replay: the sensor's own readings from `param` ago, bit for bit.
             const back = Math.round((s.epParam[0] as number) / this.period)
-            const j = ((s.histN - back) % HIST + HIST) % HIST
+            const j = (((s.histN - back) % HIST) + HIST) % HIST
             value = s.hist[j * 3] as number
             rFlow = s.hist[j * 3 + 1] as number
             rTemp = s.hist[j * 3 + 2] as number

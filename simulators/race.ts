@@ -9,8 +9,15 @@ import { carId, clamp, Entity, r1, r2, SIM_RATES, type Sample } from './entity.j
 const TRACK = {
   lengthM: 5850,
   corners: [
-    [936, 95, 1], [1346, 175, -1], [1872, 230, 1], [2691, 85, -1], [3159, 140, 1],
-    [3569, 200, -1], [4446, 110, 1], [4856, 160, -1], [5441, 125, 1],
+    [936, 95, 1],
+    [1346, 175, -1],
+    [1872, 230, 1],
+    [2691, 85, -1],
+    [3159, 140, 1],
+    [3569, 200, -1],
+    [4446, 110, 1],
+    [4856, 160, -1],
+    [5441, 125, 1],
   ],
   topKmh: 318,
   /** Deceleration of a full braking zone, m/s². */
@@ -19,7 +26,11 @@ const TRACK = {
   pitInM: 300,
   pitOutM: 300,
   pitStopMs: 2_500,
-  drs: [[5560, 5850], [0, 760], [1990, 2570]],
+  drs: [
+    [5560, 5850],
+    [0, 760],
+    [1990, 2570],
+  ],
 } as const
 const L = TRACK.lengthM
 const PIT_ENTRY = L - TRACK.pitInM
@@ -110,7 +121,7 @@ export class CarSim extends Entity {
   /** Speed the car can carry here (km/h): the envelope scaled by driver skill and slowed by tyre wear. */
   private target(): number {
     const w = this.wear / 100
-    return (ENVELOPE[Math.floor(this.s)] as number) * 3.6 * this.skill / (1 + 0.18 * w * w)
+    return ((ENVELOPE[Math.floor(this.s)] as number) * 3.6 * this.skill) / (1 + 0.18 * w * w)
   }
 
   private step(t: number, h: number): void {
@@ -128,9 +139,13 @@ export class CarSim extends Entity {
     if (P) {
       const e = (t - P.start) / 1000 + h
       const pk = TRACK.pitKmh
-      if (e < PIT_A) { this.v = pk; throttle = 25 }
-      else if (e < PIT_B) { this.v = pk * Math.max(0, PIT_B - e); brake = 70 }
-      else if (e < PIT_C) {
+      if (e < PIT_A) {
+        this.v = pk
+        throttle = 25
+      } else if (e < PIT_B) {
+        this.v = pk * Math.max(0, PIT_B - e)
+        brake = 70
+      } else if (e < PIT_C) {
         this.v = 0
         if (!P.serviced) {
           P.serviced = true
@@ -139,8 +154,13 @@ export class CarSim extends Entity {
           // No refuelling in a real race; here it keeps an endless simulation going.
           if (this.fuel < 40) this.fuel = 100
         }
-      } else if (e < PIT_D) { this.v = (pk * (e - PIT_C)) / (PIT_D - PIT_C); throttle = 40 }
-      else { this.v = pk; throttle = 25 }
+      } else if (e < PIT_D) {
+        this.v = (pk * (e - PIT_C)) / (PIT_D - PIT_C)
+        throttle = 40
+      } else {
+        this.v = pk
+        throttle = 25
+      }
     } else {
       let tgt = this.target()
       if (this.plannedPit && this.s < PIT_ENTRY) {
@@ -174,7 +194,10 @@ export class CarSim extends Entity {
       const tT = this.tyreT[c] as number
       this.tyreT[c] = tT + (tt - tT) * (1 - Math.exp(-h / 8))
     }
-    this.wear = Math.min(100, this.wear + WEAR_PER_M * this.wearRate * (this.v / 3.6) * h * (1 + Math.abs(this.gLat) / 4))
+    this.wear = Math.min(
+      100,
+      this.wear + WEAR_PER_M * this.wearRate * (this.v / 3.6) * h * (1 + Math.abs(this.gLat) / 4),
+    )
     this.fuel = Math.max(0, this.fuel - (0.004 + (0.026 * throttle) / 100) * h)
     const deploy = throttle === 100 && this.v > 120 && this.ers > 0.3
     this.ers = clamp(this.ers + (braking ? 0.12 * h : 0) - (deploy ? 0.12 * h : 0), 0, 4)
@@ -210,7 +233,11 @@ export class CarSim extends Entity {
     let gear = 0
     if (v > 0.5) {
       gear = GEAR_TOP.length - 1
-      for (let g = 1; g < GEAR_TOP.length; g++) if (v <= (GEAR_TOP[g] as number)) { gear = g; break }
+      for (let g = 1; g < GEAR_TOP.length; g++)
+        if (v <= (GEAR_TOP[g] as number)) {
+          gear = g
+          break
+        }
     }
     const rpm = gear === 0 ? 4000 : Math.max(4000, (12000 * v) / (GEAR_TOP[gear] as number))
     const drs = !this.pit && v > 250 && TRACK.drs.some(([a, b]) => this.s >= a && this.s < b)
@@ -257,4 +284,3 @@ export class CarSim extends Entity {
     return s
   }
 }
-

@@ -19,7 +19,11 @@ import type { DomainItem, DomainSimulator, Episode } from './truth.js'
 
 export const ROAD_TRUTH_TYPES = ['engine_overheat', 'dtc', 'low_fuel'] as const
 export const ROAD_EPOCH = Date.UTC(2025, 0, 6, 0, 0, 0)
-const LAT0 = 45.74, LON0 = 4.82, DLAT = 0.005, DLON = 0.007, GRID = 12
+const LAT0 = 45.74,
+  LON0 = 4.82,
+  DLAT = 0.005,
+  DLON = 0.007,
+  GRID = 12
 const MIN = 60_000
 
 export interface RoadSimOptions {
@@ -31,8 +35,31 @@ export interface RoadSimOptions {
 }
 
 const VIN_CHARS = 'ABCDEFGHJKLMNPRSTUVWXYZ0123456789'
-const VIN_VALUES: Record<string, number> = { A: 1, B: 2, C: 3, D: 4, E: 5, F: 6, G: 7, H: 8, J: 1, K: 2, L: 3, M: 4, N: 5, P: 7, R: 9,
-  S: 2, T: 3, U: 4, V: 5, W: 6, X: 7, Y: 8, Z: 9 }
+const VIN_VALUES: Record<string, number> = {
+  A: 1,
+  B: 2,
+  C: 3,
+  D: 4,
+  E: 5,
+  F: 6,
+  G: 7,
+  H: 8,
+  J: 1,
+  K: 2,
+  L: 3,
+  M: 4,
+  N: 5,
+  P: 7,
+  R: 9,
+  S: 2,
+  T: 3,
+  U: 4,
+  V: 5,
+  W: 6,
+  X: 7,
+  Y: 8,
+  Z: 9,
+}
 const VIN_WEIGHTS = [8, 7, 6, 5, 4, 3, 2, 10, 0, 9, 8, 7, 6, 5, 4, 3, 2]
 
 /** The check digit (position 9) of a VIN, per ISO 3779 / 49 CFR 565. */
@@ -63,7 +90,11 @@ interface Vehicle {
   driving: boolean
   tripEnd: number
   /** Position on the grid (fractional along the current edge). */
-  gi: number; gj: number; ti: number; tj: number; frac: number
+  gi: number
+  gj: number
+  ti: number
+  tj: number
+  frac: number
   speed: number
   stopUntil: number
   fuel: number
@@ -91,17 +122,40 @@ export class RoadSimulator implements DomainSimulator {
   constructor(readonly opts: RoadSimOptions) {
     if (!Number.isSafeInteger(opts.seed)) throw new ConfigError('sim.seed', `must be an integer, got ${opts.seed}`)
     const n = opts.vehicles ?? 40
-    if (!Number.isInteger(n) || n < 1 || n > 10_000) throw new ConfigError('sim.vehicles', `must be an integer 1..10000, got ${n}`)
+    if (!Number.isInteger(n) || n < 1 || n > 10_000)
+      throw new ConfigError('sim.vehicles', `must be an integer 1..10000, got ${n}`)
     this.period = opts.periodMs ?? 10_000
-    if (!Number.isInteger(this.period) || this.period < 100) throw new ConfigError('sim.periodMs', `must be an integer >= 100, got ${this.period}`)
+    if (!Number.isInteger(this.period) || this.period < 100)
+      throw new ConfigError('sim.periodMs', `must be an integer >= 100, got ${this.period}`)
     this.startTs = opts.startTs ?? ROAD_EPOCH
     this.anomalies = opts.anomalies ?? false
     this.vs = Array.from({ length: n }, (_, i) => {
       const rng = new Rng(entitySeed(opts.seed, 30, i))
-      const gi = rng.int(GRID), gj = rng.int(GRID)
-      return { id: makeVin(rng), rng, nextTs: this.startTs + Math.round(rng.range(0, 60) * MIN / 1000) * 1000, driving: false, tripEnd: 0,
-        gi, gj, ti: gi, tj: gj, frac: 0, speed: 0, stopUntil: 0, fuel: rng.range(11, 40), coolant: 10, skipRefuel: false, lowStart: NaN,
-        overheat: undefined, dtc: undefined, nextOverheat: rng.exp(600 * MIN), nextDtc: rng.exp(500 * MIN), engineMs: 0 }
+      const gi = rng.int(GRID),
+        gj = rng.int(GRID)
+      return {
+        id: makeVin(rng),
+        rng,
+        nextTs: this.startTs + Math.round((rng.range(0, 60) * MIN) / 1000) * 1000,
+        driving: false,
+        tripEnd: 0,
+        gi,
+        gj,
+        ti: gi,
+        tj: gj,
+        frac: 0,
+        speed: 0,
+        stopUntil: 0,
+        fuel: rng.range(11, 40),
+        coolant: 10,
+        skipRefuel: false,
+        lowStart: NaN,
+        overheat: undefined,
+        dtc: undefined,
+        nextOverheat: rng.exp(600 * MIN),
+        nextDtc: rng.exp(500 * MIN),
+        engineMs: 0,
+      }
     })
   }
 
@@ -115,8 +169,13 @@ export class RoadSimulator implements DomainSimulator {
   private pickTarget(v: Vehicle): void {
     const r = v.rng
     // Move one block along a street: change i or j by one, staying on the grid.
-    if (r.next() < 0.5) { v.ti = Math.max(0, Math.min(GRID - 1, v.gi + (r.next() < 0.5 ? -1 : 1))); v.tj = v.gj }
-    else { v.tj = Math.max(0, Math.min(GRID - 1, v.gj + (r.next() < 0.5 ? -1 : 1))); v.ti = v.gi }
+    if (r.next() < 0.5) {
+      v.ti = Math.max(0, Math.min(GRID - 1, v.gi + (r.next() < 0.5 ? -1 : 1)))
+      v.tj = v.gj
+    } else {
+      v.tj = Math.max(0, Math.min(GRID - 1, v.gj + (r.next() < 0.5 ? -1 : 1)))
+      v.ti = v.gi
+    }
     v.frac = 0
   }
 
@@ -137,7 +196,7 @@ export class RoadSimulator implements DomainSimulator {
       const target = r.range(30, 60)
       v.speed = Math.max(0, v.speed + (target - v.speed) * 0.5 + 3 * r.normal())
       const blockM = 550
-      v.frac += (v.speed / 3.6) * dtS / blockM
+      v.frac += ((v.speed / 3.6) * dtS) / blockM
       if (v.frac >= 1) {
         v.gi = v.ti
         v.gj = v.tj
@@ -145,14 +204,21 @@ export class RoadSimulator implements DomainSimulator {
         if (r.next() < 0.3) v.stopUntil = ts + r.range(10, 40) * 1000
       }
     }
-    v.fuel = Math.max(0, v.fuel - (v.speed / 3.6) * dtS / 1000 * 0.12)
+    v.fuel = Math.max(0, v.fuel - (((v.speed / 3.6) * dtS) / 1000) * 0.12)
     v.engineMs += this.period
     // Coolant warms to ~90 °C.
     v.coolant += (90 - v.coolant) * 0.05 + 0.3 * r.normal()
     if (this.anomalies) {
       if (!v.overheat && v.engineMs >= v.nextOverheat && ts + 8 * MIN < v.tripEnd) {
         v.overheat = { start: ts, end: ts + Math.round(r.range(2, 8) * 6) * 10_000, peak: r.range(115, 125) }
-        this.all.push({ kind: 'vehicle', entity: v.id, type: 'engine_overheat', start: v.overheat.start, end: v.overheat.end, mode: 'thermostat' })
+        this.all.push({
+          kind: 'vehicle',
+          entity: v.id,
+          type: 'engine_overheat',
+          start: v.overheat.start,
+          end: v.overheat.end,
+          mode: 'thermostat',
+        })
       }
       if (!v.dtc && v.engineMs >= v.nextDtc) {
         v.dtc = { start: ts, end: ts + Math.round(r.range(5, 60)) * MIN, code: r.pick(DTC_CODES) }
@@ -182,11 +248,23 @@ export class RoadSimulator implements DomainSimulator {
     const lat = LAT0 + DLAT * (v.gi + (v.ti - v.gi) * v.frac) + 0.000045 * r.normal()
     const lon = LON0 + DLON * (v.gj + (v.tj - v.gj) * v.frac) + 0.000064 * r.normal()
     const fields: Reading['fields'] = {
-      lat: round(lat, 6), lon: round(lon, 6), speed: round(v.speed, 1), heading: round(v.ti !== v.gi ? (v.ti > v.gi ? 0 : 180) : (v.tj > v.gj ? 90 : 270), 0),
-      obd_speed: round(v.speed, 0), rpm: Math.round(v.speed > 0 ? 900 + v.speed * 35 + 50 * r.normal() : 800 + 20 * r.normal()),
-      coolant_temp: round(coolant, 1), fuel_level: fuel, engine_load: round(Math.min(100, 20 + v.speed * 0.6 + 3 * r.normal()), 1), dtc,
+      lat: round(lat, 6),
+      lon: round(lon, 6),
+      speed: round(v.speed, 1),
+      heading: round(v.ti !== v.gi ? (v.ti > v.gi ? 0 : 180) : v.tj > v.gj ? 90 : 270, 0),
+      obd_speed: round(v.speed, 0),
+      rpm: Math.round(v.speed > 0 ? 900 + v.speed * 35 + 50 * r.normal() : 800 + 20 * r.normal()),
+      coolant_temp: round(coolant, 1),
+      fuel_level: fuel,
+      engine_load: round(Math.min(100, 20 + v.speed * 0.6 + 3 * r.normal()), 1),
+      dtc,
     }
-    const item: DomainItem = { kind: 'vehicle', id: v.id, reading: { ts, fields, profile: 'road', rid: `${v.id}:${ts}` }, at: ts }
+    const item: DomainItem = {
+      kind: 'vehicle',
+      id: v.id,
+      reading: { ts, fields, profile: 'road', rid: `${v.id}:${ts}` },
+      at: ts,
+    }
     // Trip end: park 20 min - 3 h; refuel before the next trip unless this driver skips it.
     if (ts >= v.tripEnd && !v.overheat) {
       v.driving = false
@@ -200,7 +278,15 @@ export class RoadSimulator implements DomainSimulator {
         const lowLongEnough = !Number.isNaN(v.lowStart) && ts - v.lowStart >= 5 * MIN
         if (this.anomalies && !lowLongEnough && (v.skipRefuel || r.next() < 0.5)) v.skipRefuel = true
         else {
-          if (!Number.isNaN(v.lowStart)) this.all.push({ kind: 'vehicle', entity: v.id, type: 'low_fuel', start: v.lowStart, end: ts, mode: 'no_refuel' })
+          if (!Number.isNaN(v.lowStart))
+            this.all.push({
+              kind: 'vehicle',
+              entity: v.id,
+              type: 'low_fuel',
+              start: v.lowStart,
+              end: ts,
+              mode: 'no_refuel',
+            })
           v.lowStart = NaN
           v.skipRefuel = false
           v.fuel = r.range(85, 100)
@@ -216,8 +302,17 @@ export class RoadSimulator implements DomainSimulator {
   episodes(untilTs: number): Episode[] {
     const open: Episode[] = []
     for (const v of this.vs) {
-      if (v.dtc) open.push({ kind: 'vehicle', entity: v.id, type: 'dtc', start: v.dtc.start, end: v.dtc.end, mode: v.dtc.code })
-      if (!Number.isNaN(v.lowStart)) open.push({ kind: 'vehicle', entity: v.id, type: 'low_fuel', start: v.lowStart, end: untilTs, mode: 'no_refuel' })
+      if (v.dtc)
+        open.push({ kind: 'vehicle', entity: v.id, type: 'dtc', start: v.dtc.start, end: v.dtc.end, mode: v.dtc.code })
+      if (!Number.isNaN(v.lowStart))
+        open.push({
+          kind: 'vehicle',
+          entity: v.id,
+          type: 'low_fuel',
+          start: v.lowStart,
+          end: untilTs,
+          mode: 'no_refuel',
+        })
     }
     return clipEpisodes([...this.all, ...open], untilTs)
   }

@@ -30,8 +30,12 @@ export type { GroundTruth, SimEpisode, SimItem, SimOptions } from './entity.js'
 class Heap<T> {
   private readonly a: T[] = []
   constructor(private readonly less: (x: T, y: T) => boolean) {}
-  get size(): number { return this.a.length }
-  top(): T | undefined { return this.a[0] }
+  get size(): number {
+    return this.a.length
+  }
+  top(): T | undefined {
+    return this.a[0]
+  }
   push(x: T): void {
     const a = this.a
     a.push(x)
@@ -73,7 +77,8 @@ class Heap<T> {
 
 function checkOptions(o: SimOptions): void {
   const int = (k: 'sensors' | 'cars' | 'partitions', min: number): void => {
-    if (!Number.isInteger(o[k]) || o[k] < min) throw new ConfigError(`sim.${k}`, `must be an integer >= ${min}, got ${o[k]}`)
+    if (!Number.isInteger(o[k]) || o[k] < min)
+      throw new ConfigError(`sim.${k}`, `must be an integer >= ${min}, got ${o[k]}`)
   }
   if (!Number.isSafeInteger(o.seed)) throw new ConfigError('sim.seed', `must be a safe integer, got ${o.seed}`)
   int('sensors', 0)
@@ -81,10 +86,14 @@ function checkOptions(o: SimOptions): void {
   int('partitions', 1)
   if (o.sensors + o.cars === 0) throw new ConfigError('sim.sensors', 'sensors + cars must be at least 1')
   // Above 1 kHz two samples of one entity could share a millisecond, and with it a message id.
-  if (o.sensors > 0 && !(o.sensorHz > 0 && o.sensorHz <= 1000)) throw new ConfigError('sim.sensorHz', `must be in (0, 1000], got ${o.sensorHz}`)
-  if (o.cars > 0 && !(o.carHz > 0 && o.carHz <= 1000)) throw new ConfigError('sim.carHz', `must be in (0, 1000], got ${o.carHz}`)
-  if (!SITE_PATTERN.test(o.site)) throw new ConfigError('sim.site', `must match ${SITE_PATTERN}, got ${JSON.stringify(o.site)}`)
-  if (o.startTs !== undefined && !Number.isSafeInteger(o.startTs)) throw new ConfigError('sim.startTs', `must be an integer ms time, got ${o.startTs}`)
+  if (o.sensors > 0 && !(o.sensorHz > 0 && o.sensorHz <= 1000))
+    throw new ConfigError('sim.sensorHz', `must be in (0, 1000], got ${o.sensorHz}`)
+  if (o.cars > 0 && !(o.carHz > 0 && o.carHz <= 1000))
+    throw new ConfigError('sim.carHz', `must be in (0, 1000], got ${o.carHz}`)
+  if (!SITE_PATTERN.test(o.site))
+    throw new ConfigError('sim.site', `must match ${SITE_PATTERN}, got ${JSON.stringify(o.site)}`)
+  if (o.startTs !== undefined && !Number.isSafeInteger(o.startTs))
+    throw new ConfigError('sim.startTs', `must be an integer ms time, got ${o.startTs}`)
 }
 
 const PROFILE: Record<EntityKind, string> = { sensor: 'environment', vehicle: 'race' }
@@ -103,10 +112,15 @@ export class Simulator {
     checkOptions(opts)
     this.startTs = opts.startTs ?? SIM_EPOCH
     const anomalies = opts.anomalies ?? false
-    this.due = new Heap<Entity>((a, b) => a.nextTs < b.nextTs || (a.nextTs === b.nextTs && (a.kind < b.kind || (a.kind === b.kind && a.order < b.order))))
+    this.due = new Heap<Entity>(
+      (a, b) =>
+        a.nextTs < b.nextTs || (a.nextTs === b.nextTs && (a.kind < b.kind || (a.kind === b.kind && a.order < b.order))),
+    )
     this.held = new Heap((a, b) => a.at < b.at || (a.at === b.at && a.n < b.n))
     for (let i = 0; i < opts.sensors; i++) {
-      this.due.push(new SensorSim(i, new Rng(entitySeed(opts.seed, 0, i)), 1000 / opts.sensorHz, this.startTs, anomalies))
+      this.due.push(
+        new SensorSim(i, new Rng(entitySeed(opts.seed, 0, i)), 1000 / opts.sensorHz, this.startTs, anomalies),
+      )
     }
     for (let i = 0; i < opts.cars; i++) {
       this.due.push(new CarSim(i, new Rng(entitySeed(opts.seed, 1, i)), 1000 / opts.carHz, this.startTs, anomalies))
@@ -177,10 +191,13 @@ async function pause(ms: number, signal: AbortSignal | undefined): Promise<boole
  */
 export async function runSimulator(nc: NatsConnection, opts: RunSimulatorOptions): Promise<{ sent: number }> {
   const realtime = opts.realtime ?? false
-  if (opts.ratePerS !== undefined && !(opts.ratePerS > 0)) throw new ConfigError('sim.ratePerS', `must be > 0, got ${opts.ratePerS}`)
-  if (opts.durationS !== undefined && !(opts.durationS >= 0)) throw new ConfigError('sim.durationS', `must be >= 0, got ${opts.durationS}`)
+  if (opts.ratePerS !== undefined && !(opts.ratePerS > 0))
+    throw new ConfigError('sim.ratePerS', `must be > 0, got ${opts.ratePerS}`)
+  if (opts.durationS !== undefined && !(opts.durationS >= 0))
+    throw new ConfigError('sim.durationS', `must be >= 0, got ${opts.durationS}`)
   const maxInFlight = opts.maxInFlight ?? 1_000
-  if (!Number.isInteger(maxInFlight) || maxInFlight < 1) throw new ConfigError('sim.maxInFlight', `must be an integer >= 1, got ${maxInFlight}`)
+  if (!Number.isInteger(maxInFlight) || maxInFlight < 1)
+    throw new ConfigError('sim.maxInFlight', `must be an integer >= 1, got ${maxInFlight}`)
   const startTs = realtime || opts.startTs === undefined ? Date.now() : opts.startTs
   const sim = new Simulator({ ...opts, startTs })
   const endTs = opts.durationS === undefined ? Infinity : startTs + opts.durationS * 1000
@@ -247,7 +264,11 @@ export async function runSimulator(nc: NatsConnection, opts: RunSimulatorOptions
       const wait = wall0 + (queued * 1000) / opts.ratePerS - Date.now()
       if (wait > 5 && !(await pause(wait, signal))) break
     }
-    pending.push(js.publish(subjectOf(item.kind, item.id), JSON.stringify(item.reading), { msgID: readingMsgId(item.kind, item.id, item.reading.rid as string) }))
+    pending.push(
+      js.publish(subjectOf(item.kind, item.id), JSON.stringify(item.reading), {
+        msgID: readingMsgId(item.kind, item.id, item.reading.rid as string),
+      }),
+    )
     queued++
     if (pending.length >= maxInFlight) {
       await drain(keep)

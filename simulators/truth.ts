@@ -38,7 +38,9 @@ export interface DomainSimulator {
 /** mulberry32: one uint32 of state. */
 export class Rng {
   private s: number
-  constructor(seed: number) { this.s = seed >>> 0 }
+  constructor(seed: number) {
+    this.s = seed >>> 0
+  }
   next(): number {
     this.s = (this.s + 0x6d2b79f5) >>> 0
     let t = this.s
@@ -46,11 +48,21 @@ export class Rng {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296
   }
-  range(a: number, b: number): number { return a + (b - a) * this.next() }
-  normal(): number { return Math.sqrt(-2 * Math.log(1 - this.next())) * Math.cos(2 * Math.PI * this.next()) }
-  exp(mean: number): number { return -mean * Math.log(1 - this.next()) }
-  int(n: number): number { return Math.floor(this.next() * n) }
-  pick<T>(xs: readonly T[]): T { return xs[this.int(xs.length)] as T }
+  range(a: number, b: number): number {
+    return a + (b - a) * this.next()
+  }
+  normal(): number {
+    return Math.sqrt(-2 * Math.log(1 - this.next())) * Math.cos(2 * Math.PI * this.next())
+  }
+  exp(mean: number): number {
+    return -mean * Math.log(1 - this.next())
+  }
+  int(n: number): number {
+    return Math.floor(this.next() * n)
+  }
+  pick<T>(xs: readonly T[]): T {
+    return xs[this.int(xs.length)] as T
+  }
 }
 
 /** Seeds a per-entity PRNG from the run seed, a domain slot and the entity's index. */
@@ -79,7 +91,9 @@ export async function writeGroundTruth(path: string, episodes: readonly Episode[
   const csv = path.endsWith('.csv')
   if (csv) out.write('kind,entity,type,start,end,mode\n')
   for (const e of episodes) {
-    const line = csv ? `${e.kind},${e.entity},${e.type},${e.start},${e.end},${e.mode ?? ''}\n` : `${JSON.stringify(e)}\n`
+    const line = csv
+      ? `${e.kind},${e.entity},${e.type},${e.start},${e.end},${e.mode ?? ''}\n`
+      : `${JSON.stringify(e)}\n`
     if (!out.write(line)) await once(out, 'drain')
   }
   out.end()

@@ -19,7 +19,19 @@ import { Kvm } from '@nats-io/kv'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 import {
-  checkDeployment, METRICS, peerMapGate, peerStreams, type RuntimeConfig, type SiteMap, SiteMapView, SITE_ROLES, siteRole, type SiteRole, StrayRelay, takeOver, type MoveResult,
+  checkDeployment,
+  METRICS,
+  peerMapGate,
+  peerStreams,
+  type RuntimeConfig,
+  type SiteMap,
+  SiteMapView,
+  SITE_ROLES,
+  siteRole,
+  type SiteRole,
+  StrayRelay,
+  takeOver,
+  type MoveResult,
 } from '../actors/mod.js'
 import { peerReachable } from './servers.js'
 import { failbackCommand, failoverCommand, waitProcessing } from './site-cli.js'
@@ -129,39 +141,94 @@ export class SiteController {
     this.registry.setDefaultLabels({ ...labels, service: 'controller' })
     collectDefaultMetrics({ register: this.registry })
     const self = (): SiteController => this
-    new Gauge({ name: METRICS.siteEpoch, help: 'Epoch of the effective site map.', registers: [this.registry], collect() { this.set(self().map().epoch) } })
-    new Gauge({ name: METRICS.sitePeerLinkUp, help: '1 when the peer site answers over the leafnode link.', registers: [this.registry], collect() { this.set(self().linkUp ? 1 : 0) } })
-    new Gauge({ name: METRICS.sitePartitionsOwned, help: 'Partitions the effective site map gives to this site.', registers: [this.registry],
-      collect() { this.set(self().map().owners.filter((s) => s === self().cfg.site).length) } })
-    new Gauge({ name: METRICS.siteRole, help: '1 for the current role of this site (normal, survivor: holds the peer\'s home partitions, degraded: lost its own).',
-      labelNames: ['role'], registers: [this.registry], collect() {
+    new Gauge({
+      name: METRICS.siteEpoch,
+      help: 'Epoch of the effective site map.',
+      registers: [this.registry],
+      collect() {
+        this.set(self().map().epoch)
+      },
+    })
+    new Gauge({
+      name: METRICS.sitePeerLinkUp,
+      help: '1 when the peer site answers over the leafnode link.',
+      registers: [this.registry],
+      collect() {
+        this.set(self().linkUp ? 1 : 0)
+      },
+    })
+    new Gauge({
+      name: METRICS.sitePartitionsOwned,
+      help: 'Partitions the effective site map gives to this site.',
+      registers: [this.registry],
+      collect() {
+        this.set(
+          self()
+            .map()
+            .owners.filter((s) => s === self().cfg.site).length,
+        )
+      },
+    })
+    new Gauge({
+      name: METRICS.siteRole,
+      help: "1 for the current role of this site (normal, survivor: holds the peer's home partitions, degraded: lost its own).",
+      labelNames: ['role'],
+      registers: [this.registry],
+      collect() {
         const role = self().role()
         for (const r of SITE_ROLES) this.set({ role: r }, r === role ? 1 : 0)
-      } })
-    new Gauge({ name: METRICS.siteMirrorLag, help: 'Messages the local mirror of a peer stream is behind (as last reported by the server).',
-      labelNames: ['stream'], registers: [this.registry], collect() { for (const [s, v] of Object.entries(self().mirrorLag)) this.set({ stream: s }, v) } })
-    new Gauge({ name: METRICS.siteStrayPartitions, help: 'Partitions whose stray readings (sent to this site, owned by the peer) the relay is forwarding now.',
-      registers: [this.registry], collect() { this.set(self().relay?.stats.active ?? 0) } })
+      },
+    })
+    new Gauge({
+      name: METRICS.siteMirrorLag,
+      help: 'Messages the local mirror of a peer stream is behind (as last reported by the server).',
+      labelNames: ['stream'],
+      registers: [this.registry],
+      collect() {
+        for (const [s, v] of Object.entries(self().mirrorLag)) this.set({ stream: s }, v)
+      },
+    })
+    new Gauge({
+      name: METRICS.siteStrayPartitions,
+      help: 'Partitions whose stray readings (sent to this site, owned by the peer) the relay is forwarding now.',
+      registers: [this.registry],
+      collect() {
+        this.set(self().relay?.stats.active ?? 0)
+      },
+    })
     let forwarded = 0
-    new Counter({ name: METRICS.siteStraysForwarded, help: 'Readings sent to this site for partitions the peer owns, forwarded to the peer by the stray relay.',
-      registers: [this.registry], collect() {
+    new Counter({
+      name: METRICS.siteStraysForwarded,
+      help: 'Readings sent to this site for partitions the peer owns, forwarded to the peer by the stray relay.',
+      registers: [this.registry],
+      collect() {
         const n = self().relay?.stats.forwarded ?? 0
         if (n > forwarded) this.inc(n - forwarded)
         forwarded = n
-      } })
+      },
+    })
     let relayFailures = 0
-    new Counter({ name: METRICS.siteStrayRelayFailures, help: 'Stray relay batches that failed to forward (retried) or lanes that stopped.',
-      registers: [this.registry], collect() {
+    new Counter({
+      name: METRICS.siteStrayRelayFailures,
+      help: 'Stray relay batches that failed to forward (retried) or lanes that stopped.',
+      registers: [this.registry],
+      collect() {
         const n = self().relay?.stats.failures ?? 0
         if (n > relayFailures) this.inc(n - relayFailures)
         relayFailures = n
-      } })
+      },
+    })
     let seen = 0
-    new Counter({ name: METRICS.siteFailovers, help: 'Automatic and operator failovers performed by this site.', registers: [this.registry], collect() {
-      const n = self().failovers
-      if (n > seen) this.inc(n - seen)
-      seen = n
-    } })
+    new Counter({
+      name: METRICS.siteFailovers,
+      help: 'Automatic and operator failovers performed by this site.',
+      registers: [this.registry],
+      collect() {
+        const n = self().failovers
+        if (n > seen) this.inc(n - seen)
+        seen = n
+      },
+    })
   }
 
   private map(): SiteMap {
@@ -184,14 +251,20 @@ export class SiteController {
   }
 
   /** The stray relay starts once the peer-map gate is open: a site coming back must not act on its old map. */
-  private async startRelay(jsm: Awaited<ReturnType<typeof jetstreamManager>>, kv: Awaited<ReturnType<Kvm['open']>>): Promise<void> {
+  private async startRelay(
+    jsm: Awaited<ReturnType<typeof jetstreamManager>>,
+    kv: Awaited<ReturnType<Kvm['open']>>,
+  ): Promise<void> {
     let waitedLogged = 0
     while (!this.stopped) {
-      const gate = await peerMapGate(this.o.nc, jsm, kv, this.cfg).catch(() => ({ open: false, reason: 'timeout' as const }))
+      const gate = await peerMapGate(this.o.nc, jsm, kv, this.cfg).catch(() => ({
+        open: false,
+        reason: 'timeout' as const,
+      }))
       if (gate.open) break
       if (Date.now() - waitedLogged > 5_000) {
         waitedLogged = Date.now()
-        this.o.log?.('info', 'stray relay waits for the peer site\'s map', { reason: gate.reason })
+        this.o.log?.('info', "stray relay waits for the peer site's map", { reason: gate.reason })
       }
       await new Promise((r) => setTimeout(r, 2_000))
     }
@@ -219,7 +292,7 @@ export class SiteController {
     this.linkUp = link
     let healthy = link
     if (!link && this.o.peerHealthUrl) healthy = await httpOk(this.o.peerHealthUrl, timeout)
-    if (!link && this.o.peerHealthy) healthy = healthy || await this.o.peerHealthy().catch(() => false)
+    if (!link && this.o.peerHealthy) healthy = healthy || (await this.o.peerHealthy().catch(() => false))
     if (healthy) {
       this.downSince = undefined
       return
@@ -228,7 +301,9 @@ export class SiteController {
     const after = this.o.failoverAfterMs ?? 5_000
     if (after > 0 && Date.now() - this.downSince >= after && !this.moving && this.map().owners.includes(peer.site)) {
       this.o.log?.('warn', 'peer site lost: failing over', { peer: peer.site, downForMs: Date.now() - this.downSince })
-      await this.failover('automatic failover').catch((err: unknown) => this.o.log?.('error', 'failover failed', { err: String(err) }))
+      await this.failover('automatic failover').catch((err: unknown) =>
+        this.o.log?.('error', 'failover failed', { err: String(err) }),
+      )
     }
   }
 
@@ -243,7 +318,11 @@ export class SiteController {
       const move: NonNullable<SiteStatus['lastMove']> = { ...r, at: Date.now() }
       this.lastMove = move
       await this.view?.refresh()
-      this.o.log?.('info', 'failover: records and map written (the workers take the partitions at their next heartbeat)', { ...r })
+      this.o.log?.(
+        'info',
+        'failover: records and map written (the workers take the partitions at their next heartbeat)',
+        { ...r },
+      )
       if (r.partitions.length > 0) void this.watchProcessing(move, started)
       return r
     } finally {
@@ -262,9 +341,16 @@ export class SiteController {
       const missing = move.partitions.filter((p) => !done.has(p))
       if (missing.length === 0) {
         move.processingAgainMs = Math.max(...done.values())
-        this.o.log?.('info', 'failover: every moved partition is processed again', { partitions: move.partitions, afterMs: move.processingAgainMs })
+        this.o.log?.('info', 'failover: every moved partition is processed again', {
+          partitions: move.partitions,
+          afterMs: move.processingAgainMs,
+        })
       } else {
-        this.o.log?.('warn', 'failover: moved partitions not processed after 120 s (are the workers running and past the peer-map gate?)', { missing })
+        this.o.log?.(
+          'warn',
+          'failover: moved partitions not processed after 120 s (are the workers running and past the peer-map gate?)',
+          { missing },
+        )
       }
     } catch (err) {
       this.o.log?.('warn', 'failover: could not watch the moved partitions', { err: String(err) })
@@ -275,12 +361,26 @@ export class SiteController {
     const m = this.map()
     const peer = this.cfg.peer?.site ?? ''
     return {
-      site: this.cfg.site, peer, epoch: m.epoch, role: this.role(),
+      site: this.cfg.site,
+      peer,
+      epoch: m.epoch,
+      role: this.role(),
       owned: m.owners.flatMap((s, p) => (s === this.cfg.site ? [p] : [])),
       peerOwned: m.owners.flatMap((s, p) => (s === peer ? [p] : [])),
-      peerLinkUp: this.linkUp, peerDownForMs: this.downSince ? Date.now() - this.downSince : 0,
-      mirrorLag: { ...this.mirrorLag }, failovers: this.failovers, ...(this.lastMove ? { lastMove: this.lastMove } : {}),
-      ...(this.relay ? { relay: { active: this.relay.stats.active, forwarded: this.relay.stats.forwarded, failures: this.relay.stats.failures } } : {}),
+      peerLinkUp: this.linkUp,
+      peerDownForMs: this.downSince ? Date.now() - this.downSince : 0,
+      mirrorLag: { ...this.mirrorLag },
+      failovers: this.failovers,
+      ...(this.lastMove ? { lastMove: this.lastMove } : {}),
+      ...(this.relay
+        ? {
+            relay: {
+              active: this.relay.stats.active,
+              forwarded: this.relay.stats.forwarded,
+              failures: this.relay.stats.failures,
+            },
+          }
+        : {}),
       ...(this.operation ? { operation: { ...this.operation, lines: [...this.operation.lines] } } : {}),
     }
   }
@@ -291,7 +391,15 @@ export class SiteController {
    */
   command(command: SiteOperation['command'], by: string, reason: string): SiteOperation | undefined {
     if (this.operation?.state === 'running' || this.moving) return undefined
-    const op: SiteOperation = { id: `op_${randomBytes(6).toString('hex')}`, command, by, reason, startedAt: Date.now(), state: 'running', lines: [] }
+    const op: SiteOperation = {
+      id: `op_${randomBytes(6).toString('hex')}`,
+      command,
+      by,
+      reason,
+      startedAt: Date.now(),
+      state: 'running',
+      lines: [],
+    }
     this.operation = op
     this.o.log?.('info', `operator ${command}`, { by, reason, operation: op.id })
     this.operationRun = this.runCommand(op)
@@ -299,15 +407,25 @@ export class SiteController {
   }
 
   private async runCommand(op: SiteOperation): Promise<void> {
-    const line = (l: string): void => { if (op.lines.length < OPERATION_LINES) op.lines.push(l) }
+    const line = (l: string): void => {
+      if (op.lines.length < OPERATION_LINES) op.lines.push(l)
+    }
     const io = { out: line, err: line }
     const t = this.o.commandTimings ?? {}
     try {
       const kv = await new Kvm(this.o.nc).open(this.cfg.streams.stateBucket)
       const waitMs = t.waitMs ?? 60_000
-      op.exitCode = op.command === 'failover'
-        ? await failoverCommand(this.o.nc, kv, this.cfg, io, { waitMs, move: async () => this.failover(`operator failover by ${op.by}: ${op.reason}`) })
-        : await failbackCommand(this.o.nc, kv, this.cfg, io, { graceMs: t.graceMs ?? 6_500, timeoutMs: t.timeoutMs ?? 60_000, waitMs })
+      op.exitCode =
+        op.command === 'failover'
+          ? await failoverCommand(this.o.nc, kv, this.cfg, io, {
+              waitMs,
+              move: async () => this.failover(`operator failover by ${op.by}: ${op.reason}`),
+            })
+          : await failbackCommand(this.o.nc, kv, this.cfg, io, {
+              graceMs: t.graceMs ?? 6_500,
+              timeoutMs: t.timeoutMs ?? 60_000,
+              waitMs,
+            })
       op.state = op.exitCode === 0 ? 'succeeded' : 'failed'
     } catch (err) {
       op.state = 'failed'
@@ -316,7 +434,12 @@ export class SiteController {
     }
     op.finishedAt = Date.now()
     await this.view?.refresh().catch(() => undefined)
-    this.o.log?.(op.state === 'succeeded' ? 'info' : 'warn', `operator ${op.command} ${op.state}`, { by: op.by, operation: op.id, ms: op.finishedAt - op.startedAt, ...(op.error ? { err: op.error } : {}) })
+    this.o.log?.(op.state === 'succeeded' ? 'info' : 'warn', `operator ${op.command} ${op.state}`, {
+      by: op.by,
+      operation: op.id,
+      ms: op.finishedAt - op.startedAt,
+      ...(op.error ? { err: op.error } : {}),
+    })
   }
 
   /** POST /failover|/failback: token, body `{by, reason}`, one command at a time. */
@@ -325,19 +448,35 @@ export class SiteController {
       res.writeHead(code, { 'content-type': 'application/json' })
       res.end(JSON.stringify(body))
     }
-    if (!this.tokenOk(req.headers.authorization)) return reply(401, { code: 'CONTROLLER_UNAUTHORIZED', message: 'commands need the controller\'s command token (Authorization: Bearer)' })
+    if (!this.tokenOk(req.headers.authorization))
+      return reply(401, {
+        code: 'CONTROLLER_UNAUTHORIZED',
+        message: "commands need the controller's command token (Authorization: Bearer)",
+      })
     let body: { by?: unknown; reason?: unknown }
     try {
       body = JSON.parse(await readBody(req, COMMAND_BODY_BYTES)) as typeof body
     } catch (err) {
-      return reply(400, { code: 'CONTROLLER_BODY_INVALID', message: `the body must be JSON {"by", "reason"} of at most ${COMMAND_BODY_BYTES} bytes (${String(err)})` })
+      return reply(400, {
+        code: 'CONTROLLER_BODY_INVALID',
+        message: `the body must be JSON {"by", "reason"} of at most ${COMMAND_BODY_BYTES} bytes (${String(err)})`,
+      })
     }
-    const text = (v: unknown, max: number): string | undefined => (typeof v === 'string' && v.trim() !== '' && v.length <= max ? v.trim() : undefined)
+    const text = (v: unknown, max: number): string | undefined =>
+      typeof v === 'string' && v.trim() !== '' && v.length <= max ? v.trim() : undefined
     const by = text(body.by, 200)
     const reason = text(body.reason, 500)
-    if (by === undefined || reason === undefined) return reply(400, { code: 'CONTROLLER_BODY_INVALID', message: '"by" (1..200 characters) and "reason" (1..500) are required' })
+    if (by === undefined || reason === undefined)
+      return reply(400, {
+        code: 'CONTROLLER_BODY_INVALID',
+        message: '"by" (1..200 characters) and "reason" (1..500) are required',
+      })
     const op = this.command(command, by, reason)
-    if (!op) return reply(409, { code: 'CONTROLLER_BUSY', message: `a ${this.operation?.command ?? 'failover'} is running (${this.operation?.id ?? 'automatic'})` })
+    if (!op)
+      return reply(409, {
+        code: 'CONTROLLER_BUSY',
+        message: `a ${this.operation?.command ?? 'failover'} is running (${this.operation?.id ?? 'automatic'})`,
+      })
     reply(202, op)
   }
 
@@ -363,13 +502,16 @@ export class SiteController {
           res.end(String(err))
         })
       } else if (req.url === '/metrics') {
-        this.registry.metrics().then((body) => {
-          res.writeHead(200, { 'content-type': this.registry.contentType })
-          res.end(body)
-        }, (err: unknown) => {
-          res.writeHead(500)
-          res.end(String(err))
-        })
+        this.registry.metrics().then(
+          (body) => {
+            res.writeHead(200, { 'content-type': this.registry.contentType })
+            res.end(body)
+          },
+          (err: unknown) => {
+            res.writeHead(500)
+            res.end(String(err))
+          },
+        )
       } else {
         res.writeHead(404)
         res.end()

@@ -98,7 +98,10 @@ export async function readLabState(dir: string): Promise<LabState | undefined> {
     throw new LabError(LabErrorCodes.STATE_INVALID, `${file} is not JSON: ${String(err)}`, { cause: err })
   }
   if (s.version !== LAB_STATE_VERSION || typeof s.pid !== 'number' || typeof s.sites !== 'object' || !s.control?.url) {
-    throw new LabError(LabErrorCodes.STATE_INVALID, `${file} is not a lab state file of version ${LAB_STATE_VERSION} (written by another pitwall?)`)
+    throw new LabError(
+      LabErrorCodes.STATE_INVALID,
+      `${file} is not a lab state file of version ${LAB_STATE_VERSION} (written by another pitwall?)`,
+    )
   }
   return s
 }
@@ -125,10 +128,16 @@ export async function findLab(env: Record<string, string | undefined>, root: str
   }
   if (found.length === 1) return found[0] as LabState
   if (found.length > 1) {
-    throw new ConfigError('--lab', `two labs are running (${found.map((s) => s.dir).join(' and ')}): pass --lab <dir> or set PITWALL_LOCAL_DIR`)
+    throw new ConfigError(
+      '--lab',
+      `two labs are running (${found.map((s) => s.dir).join(' and ')}): pass --lab <dir> or set PITWALL_LOCAL_DIR`,
+    )
   }
   const looked = dirs.map((d) => join(d, LAB_STATE_FILE)).join(', ')
-  throw new LabError(LabErrorCodes.NOT_FOUND, `no running local lab (looked for ${looked}${stale.length > 0 ? `; stale: ${stale.join(', ')}` : ''}). ` +
-    'Start one with `npm start` (PITWALL_LOCAL_DIR if it runs elsewhere), or point the command at a site with PITWALL_SITE, PITWALL_NATS_URL, PITWALL_PARTITIONS ' +
-    '(and PITWALL_PEER_SITE, PITWALL_HOME_PARTITIONS for two sites; docs/configuration.md)')
+  throw new LabError(
+    LabErrorCodes.NOT_FOUND,
+    `no running local lab (looked for ${looked}${stale.length > 0 ? `; stale: ${stale.join(', ')}` : ''}). ` +
+      'Start one with `npm start` (PITWALL_LOCAL_DIR if it runs elsewhere), or point the command at a site with PITWALL_SITE, PITWALL_NATS_URL, PITWALL_PARTITIONS ' +
+      '(and PITWALL_PEER_SITE, PITWALL_HOME_PARTITIONS for two sites; docs/configuration.md)',
+  )
 }

@@ -13,7 +13,14 @@
 import { timingSafeEqual } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { LAB_STATE_VERSION, type LabProcess, type LabSite, type LabState, removeLabState, writeLabState } from './lab-state.js'
+import {
+  LAB_STATE_VERSION,
+  type LabProcess,
+  type LabSite,
+  type LabState,
+  removeLabState,
+  writeLabState,
+} from './lab-state.js'
 import { type Running, type ServiceSpec, startService, stopService } from './local.js'
 import type { LocalSites } from './servers.js'
 
@@ -97,9 +104,11 @@ export class LabSupervisor {
         say(`killed ${s.name} (pid ${r.proc.pid ?? '?'}) with SIGKILL`)
       }
       const servers = this.o.servers.servers().filter((x) => x.config.site === site)
-      for (const x of servers) this.exits.set(serverName(x.config.server), { status: 'killed', exit: 'SIGKILL (pitwall lab kill-site)' })
+      for (const x of servers)
+        this.exits.set(serverName(x.config.server), { status: 'killed', exit: 'SIGKILL (pitwall lab kill-site)' })
       await this.o.servers.kill(site)
-      for (const x of servers) say(`killed nats-server ${x.config.server} (pid ${x.proc.pid ?? '?'}) with SIGKILL; its store stays`)
+      for (const x of servers)
+        say(`killed nats-server ${x.config.server} (pid ${x.proc.pid ?? '?'}) with SIGKILL; its store stays`)
     })
   }
 
@@ -113,7 +122,9 @@ export class LabSupervisor {
       await this.saveState()
       say('waiting for the leafnode link in both directions...')
       await this.o.waitLinks()
-      say(`link up; starting ${site}'s services: its workers take no partition before they hold the peer's map (the peer-map gate)`)
+      say(
+        `link up; starting ${site}'s services: its workers take no partition before they hold the peer's map (the peer-map gate)`,
+      )
       const started = this.startServices(plan)
       for (const s of started) say(`started ${s.spec.name} (pid ${s.proc.pid ?? '?'})`)
     })
@@ -170,8 +181,10 @@ export class LabSupervisor {
     const exit = `code ${code ?? '-'}, signal ${signal ?? '-'}`
     this.exits.set(run.spec.name, { status: 'exited', exit })
     const site = run.spec.name.split('/')[0] ?? '?'
-    this.o.say(`${run.spec.name} exited (${exit}); see its log above. The lab keeps running: 'pitwall lab status' shows what runs, ` +
-      `'pitwall lab restore-site ${site}' starts what is missing of site ${site}`)
+    this.o.say(
+      `${run.spec.name} exited (${exit}); see its log above. The lab keeps running: 'pitwall lab status' shows what runs, ` +
+        `'pitwall lab restore-site ${site}' starts what is missing of site ${site}`,
+    )
     void this.saveState()
   }
 
@@ -186,7 +199,9 @@ export class LabSupervisor {
         if (this.stopping || this.exits.get(name)?.status === 'killed') return
         const exit = `code ${code ?? '-'}, signal ${signal ?? '-'}`
         this.exits.set(name, { status: 'exited', exit })
-        this.o.say(`${name} exited (${exit}); the lab keeps running ('pitwall lab restore-site ${x.config.site}' starts it again)`)
+        this.o.say(
+          `${name} exited (${exit}); the lab keeps running ('pitwall lab restore-site ${x.config.site}' starts it again)`,
+        )
         void this.saveState()
       })
     }
@@ -198,7 +213,9 @@ export class LabSupervisor {
     const out: LabProcess[] = []
     for (const c of this.o.servers.configsOf(site)) {
       const name = serverName(c.server)
-      const x = servers.find((y) => y.config.server === c.server && y.proc.exitCode === null && y.proc.signalCode === null)
+      const x = servers.find(
+        (y) => y.config.server === c.server && y.proc.exitCode === null && y.proc.signalCode === null,
+      )
       out.push(procEntry(name, x?.proc.pid ?? null, this.exits.get(name), c.url))
     }
     for (const s of plan.services) {
@@ -221,28 +238,41 @@ export class LabSupervisor {
     const sites: Record<string, LabSite> = {}
     for (const p of this.o.plans) {
       sites[p.name] = {
-        state: this.siteState(p.name), natsUrl: p.natsUrl, pgUrl: p.pgUrl, gatewayUrl: p.gatewayUrl, controllerUrl: p.controllerUrl,
+        state: this.siteState(p.name),
+        natsUrl: p.natsUrl,
+        pgUrl: p.pgUrl,
+        gatewayUrl: p.gatewayUrl,
+        controllerUrl: p.controllerUrl,
         processes: this.processes(p.name),
       }
     }
     return {
-      ...this.o.base, version: LAB_STATE_VERSION, pid: process.pid, startedAt: this.startedAt, updatedAt: new Date().toISOString(),
-      control: { url: this.controlUrl, token: this.o.token }, sites,
+      ...this.o.base,
+      version: LAB_STATE_VERSION,
+      pid: process.pid,
+      startedAt: this.startedAt,
+      updatedAt: new Date().toISOString(),
+      control: { url: this.controlUrl, token: this.o.token },
+      sites,
     }
   }
 
   private async saveState(): Promise<void> {
     if (this.stopping) return
-    this.writing = this.writing.then(() => (this.stopping ? undefined : writeLabState(this.o.base.dir, this.snapshot()))).catch((err: unknown) => {
-      this.o.say(`cannot write the lab state file: ${String(err)}`)
-    })
+    this.writing = this.writing
+      .then(() => (this.stopping ? undefined : writeLabState(this.o.base.dir, this.snapshot())))
+      .catch((err: unknown) => {
+        this.o.say(`cannot write the lab state file: ${String(err)}`)
+      })
     await this.writing
   }
 
   /** POST /sites/<s>/kill | /sites/<s>/restore, GET /state; answers in lines, the last `done` or `failed: ...`. */
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (!authorized(req, this.o.token)) {
-      res.writeHead(401, { 'content-type': 'text/plain' }).end('failed: PW_LAB_COMMAND_FAILED: wrong or missing control token\n')
+      res
+        .writeHead(401, { 'content-type': 'text/plain' })
+        .end('failed: PW_LAB_COMMAND_FAILED: wrong or missing control token\n')
       return
     }
     const m = /^\/sites\/([a-z][a-z0-9-]*)\/(kill|restore)$/.exec(req.url ?? '')
@@ -251,7 +281,9 @@ export class LabSupervisor {
       return
     }
     if (req.method !== 'POST' || !m) {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('failed: PW_LAB_COMMAND_FAILED: unknown control request\n')
+      res
+        .writeHead(404, { 'content-type': 'text/plain' })
+        .end('failed: PW_LAB_COMMAND_FAILED: unknown control request\n')
       return
     }
     const [, site, what] = m as unknown as [string, string, 'kill' | 'restore']
@@ -272,10 +304,16 @@ export class LabSupervisor {
 
 const serverName = (server: string): string => `nats-server ${server}`
 
-function procEntry(name: string, pid: number | null, ended: { status: 'killed' | 'exited'; exit: string } | undefined, url: string | undefined): LabProcess {
-  const base: LabProcess = pid !== null
-    ? { name, pid, status: 'running' }
-    : { name, pid: null, status: ended?.status ?? 'exited', ...(ended ? { exit: ended.exit } : {}) }
+function procEntry(
+  name: string,
+  pid: number | null,
+  ended: { status: 'killed' | 'exited'; exit: string } | undefined,
+  url: string | undefined,
+): LabProcess {
+  const base: LabProcess =
+    pid !== null
+      ? { name, pid, status: 'running' }
+      : { name, pid: null, status: ended?.status ?? 'exited', ...(ended ? { exit: ended.exit } : {}) }
   return url === undefined ? base : { ...base, url }
 }
 

@@ -47,12 +47,24 @@ export function localTopology(opts: LocalTopologyOptions = {}): Topology {
       })
     }
     return {
-      name, domain: name, members, leafnodeRemotes: [], pgUrl: `${pgBase}/${opts.pgPrefix ?? 'pitwall_'}${name}`,
-      consulDatacenter: `dc-${name}`, nomadDatacenter: `dc-${name}`, homePartitions: home,
+      name,
+      domain: name,
+      members,
+      leafnodeRemotes: [],
+      pgUrl: `${pgBase}/${opts.pgPrefix ?? 'pitwall_'}${name}`,
+      consulDatacenter: `dc-${name}`,
+      nomadDatacenter: `dc-${name}`,
+      homePartitions: home,
     }
   }
-  const a = site('a', Array.from({ length: half }, (_, i) => i))
-  const b = site('b', Array.from({ length: P - half }, (_, i) => half + i))
+  const a = site(
+    'a',
+    Array.from({ length: half }, (_, i) => i),
+  )
+  const b = site(
+    'b',
+    Array.from({ length: P - half }, (_, i) => half + i),
+  )
   b.leafnodeRemotes = a.members.map((m) => `nats-leaf://${m.host}:${m.leafnodePort}`)
   return validateTopology({ ...(opts.deployment ? { deployment: opts.deployment } : {}), partitions: P, sites: [a, b] })
 }

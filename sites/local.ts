@@ -17,7 +17,16 @@ export interface ServiceSpec {
   env: Record<string, string>
 }
 
-export function siteEnv(site: { deployment?: string; site: string; natsUrl: string; partitions: number; pgUrl: string; domain?: string; peer?: { site: string; domain: string }; homePartitions?: readonly number[] }): Record<string, string> {
+export function siteEnv(site: {
+  deployment?: string
+  site: string
+  natsUrl: string
+  partitions: number
+  pgUrl: string
+  domain?: string
+  peer?: { site: string; domain: string }
+  homePartitions?: readonly number[]
+}): Record<string, string> {
   return {
     // The deployment's name (actors/deployment.ts): every process of both sites carries the same one.
     PITWALL_DEPLOYMENT: site.deployment ?? RUNTIME_DEFAULTS.deployment,
@@ -41,23 +50,39 @@ export function topologySiteEnv(topo: Topology, name: string, deployment?: strin
   const def = siteOf(topo, name)
   const peer = peerOf(topo, name)
   return siteEnv({
-    ...(deployment === undefined ? {} : { deployment }), site: def.name, natsUrl: clientUrls(def), partitions: topo.partitions, pgUrl: def.pgUrl,
-    domain: def.domain, peer: { site: peer.name, domain: peer.domain }, homePartitions: def.homePartitions,
+    ...(deployment === undefined ? {} : { deployment }),
+    site: def.name,
+    natsUrl: clientUrls(def),
+    partitions: topo.partitions,
+    pgUrl: def.pgUrl,
+    domain: def.domain,
+    peer: { site: peer.name, domain: peer.domain },
+    homePartitions: def.homePartitions,
   })
 }
 
 /** The site controller (two sites): failover detection, /status, /metrics on `port`. */
 export function controllerSpec(env: Record<string, string>, port: number, peerHealthUrl?: string): ServiceSpec {
   return {
-    name: 'controller', script: 'cmd/controller.js',
-    env: { ...env, PITWALL_CONTROLLER_PORT: String(port), ...(peerHealthUrl ? { PITWALL_PEER_HEALTH_URL: peerHealthUrl } : {}) },
+    name: 'controller',
+    script: 'cmd/controller.js',
+    env: {
+      ...env,
+      PITWALL_CONTROLLER_PORT: String(port),
+      ...(peerHealthUrl ? { PITWALL_PEER_HEALTH_URL: peerHealthUrl } : {}),
+    },
   }
 }
 
 export function workerSpec(env: Record<string, string>, index: number): ServiceSpec {
   return {
-    name: `worker-${index}`, script: 'cmd/worker.js',
-    env: { ...env, PITWALL_WORKER_ID: `${env.PITWALL_SITE}-worker-${index}`, PITWALL_METRICS_PORT: String(metricsPort(index)) },
+    name: `worker-${index}`,
+    script: 'cmd/worker.js',
+    env: {
+      ...env,
+      PITWALL_WORKER_ID: `${env.PITWALL_SITE}-worker-${index}`,
+      PITWALL_METRICS_PORT: String(metricsPort(index)),
+    },
   }
 }
 
@@ -67,10 +92,14 @@ export const GATEWAY_PORT = 8080
 /** The gateway with auth on: the caller supplies the secrets (generated per run by the local launcher). */
 export function gatewaySpec(env: Record<string, string>, auth: { jwtSecret: string; apiKeys: string }): ServiceSpec {
   return {
-    name: 'gateway', script: 'cmd/gateway.js',
+    name: 'gateway',
+    script: 'cmd/gateway.js',
     env: {
-      ...env, PITWALL_GATEWAY_PORT: String(GATEWAY_PORT), PITWALL_GATEWAY_JWT_SECRET: auth.jwtSecret,
-      PITWALL_GATEWAY_API_KEYS: auth.apiKeys, PITWALL_GATEWAY_DATABASE_URL: env.PITWALL_PG_URL ?? '',
+      ...env,
+      PITWALL_GATEWAY_PORT: String(GATEWAY_PORT),
+      PITWALL_GATEWAY_JWT_SECRET: auth.jwtSecret,
+      PITWALL_GATEWAY_API_KEYS: auth.apiKeys,
+      PITWALL_GATEWAY_DATABASE_URL: env.PITWALL_PG_URL ?? '',
     },
   }
 }
@@ -81,7 +110,11 @@ export function metricsPort(index: number): number {
 }
 
 export function projectorSpec(env: Record<string, string>): ServiceSpec {
-  return { name: 'projector', script: 'cmd/projector.js', env: { ...env, PITWALL_METRICS_PORT: String(PROJECTOR_METRICS_PORT) } }
+  return {
+    name: 'projector',
+    script: 'cmd/projector.js',
+    env: { ...env, PITWALL_METRICS_PORT: String(PROJECTOR_METRICS_PORT) },
+  }
 }
 
 export interface Running {
@@ -91,7 +124,10 @@ export interface Running {
 
 /** Starts a service; its log lines (JSON on stderr) go to `onLog`. */
 export function startService(spec: ServiceSpec, onLog: (name: string, line: string) => void): Running {
-  const proc = spawn(process.execPath, [join(ROOT, 'dist', spec.script)], { env: { ...process.env, ...spec.env }, stdio: ['ignore', 'ignore', 'pipe'] })
+  const proc = spawn(process.execPath, [join(ROOT, 'dist', spec.script)], {
+    env: { ...process.env, ...spec.env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  })
   let buf = ''
   proc.stderr?.on('data', (d: Buffer) => {
     buf += d.toString()

@@ -8,7 +8,15 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream'
 import { type KV, Kvm } from '@nats-io/kv'
 import type { NatsConnection } from '@nats-io/transport-node'
 import {
-  epochOf, partitionKey, peerReachable, type PartitionRecord, readPeerKey, readRecord, type RuntimeConfig, seqOf, SiteMapView,
+  epochOf,
+  partitionKey,
+  peerReachable,
+  type PartitionRecord,
+  readPeerKey,
+  readRecord,
+  type RuntimeConfig,
+  seqOf,
+  SiteMapView,
 } from '../actors/mod.js'
 
 export interface PartitionRow {
@@ -21,10 +29,18 @@ export interface PartitionRow {
 }
 
 /** One row per partition, each record read where its owner site keeps it. */
-export async function partitionRows(nc: NatsConnection, cfg: RuntimeConfig): Promise<{ rows: PartitionRow[]; epoch: number; link?: boolean }> {
+export async function partitionRows(
+  nc: NatsConnection,
+  cfg: RuntimeConfig,
+): Promise<{ rows: PartitionRow[]; epoch: number; link?: boolean }> {
   const jsm = await jetstreamManager(nc)
   const kv = await new Kvm(nc).open(cfg.streams.stateBucket)
-  const local = async (p: number): Promise<PartitionRow> => ({ partition: p, site: cfg.site, record: (await readRecord(kv, p))?.record, source: 'local' })
+  const local = async (p: number): Promise<PartitionRow> => ({
+    partition: p,
+    site: cfg.site,
+    record: (await readRecord(kv, p))?.record,
+    source: 'local',
+  })
   const all = Array.from({ length: cfg.partitions }, (_, p) => p)
   if (!cfg.peer) return { rows: await Promise.all(all.map(local)), epoch: 0 }
   const peer = cfg.peer
@@ -37,7 +53,13 @@ export async function partitionRows(nc: NatsConnection, cfg: RuntimeConfig): Pro
     const site = map.owners[p] ?? cfg.site
     if (site === cfg.site) rows.push(await local(p))
     else if (peerKv) rows.push({ partition: p, site, record: (await readRecord(peerKv, p))?.record, source: 'peer' })
-    else rows.push({ partition: p, site, record: (await readPeerKey(jsm, cfg, partitionKey(p)))?.json<PartitionRecord>(), source: 'mirror' })
+    else
+      rows.push({
+        partition: p,
+        site,
+        record: (await readPeerKey(jsm, cfg, partitionKey(p)))?.json<PartitionRecord>(),
+        source: 'mirror',
+      })
   }
   return { rows, epoch: map.epoch, link }
 }
@@ -45,17 +67,27 @@ export async function partitionRows(nc: NatsConnection, cfg: RuntimeConfig): Pro
 const fmtPos = (pos: number): string => (epochOf(pos) === 0 ? String(pos) : `${epochOf(pos)}:${seqOf(pos)}`)
 
 /** The table `pitwall partitions` prints. */
-export function formatPartitions(cfg: RuntimeConfig, r: { rows: PartitionRow[]; epoch: number; link?: boolean }, now = Date.now()): string[] {
+export function formatPartitions(
+  cfg: RuntimeConfig,
+  r: { rows: PartitionRow[]; epoch: number; link?: boolean },
+  now = Date.now(),
+): string[] {
   const lines: string[] = []
   if (cfg.peer) {
-    const from = r.link ? `${cfg.peer.site}'s state bucket over the link` : `this site's STATE_${cfg.peer.site} mirror (link down: last known)`
-    lines.push(`at site ${cfg.site}, epoch ${r.epoch}; records of partitions ${cfg.peer.site} owns are read from ${from}`)
+    const from = r.link
+      ? `${cfg.peer.site}'s state bucket over the link`
+      : `this site's STATE_${cfg.peer.site} mirror (link down: last known)`
+    lines.push(
+      `at site ${cfg.site}, epoch ${r.epoch}; records of partitions ${cfg.peer.site} owns are read from ${from}`,
+    )
   }
   lines.push('partition  site  owner                          token  epoch  cursor            renewed')
   for (const { partition, site, record: x, source } of r.rows) {
     const age = x ? `${((now - x.renewedAt) / 1000).toFixed(1)} s ago` : '-'
     const note = source === 'mirror' ? '   (mirror)' : ''
-    lines.push(`${String(partition).padEnd(10)} ${site.padEnd(5)} ${String(x?.owner ?? '(free)').padEnd(30)} ${String(x?.token ?? 0).padEnd(6)} ${String(x?.epoch ?? 0).padEnd(6)} ${fmtPos(x?.cursor ?? 0).padEnd(17)} ${age}${note}`)
+    lines.push(
+      `${String(partition).padEnd(10)} ${site.padEnd(5)} ${String(x?.owner ?? '(free)').padEnd(30)} ${String(x?.token ?? 0).padEnd(6)} ${String(x?.epoch ?? 0).padEnd(6)} ${fmtPos(x?.cursor ?? 0).padEnd(17)} ${age}${note}`,
+    )
   }
   return lines
 }

@@ -42,18 +42,30 @@ function renderMember(topo: Topology, site: SiteDef, m: NatsMember, opts: Render
   ]
   if (site.members.length > 1) {
     const routes = site.members.filter((o) => o !== m).map((o) => q(`nats-route://${o.host}:${o.clusterPort}`))
-    lines.push('', 'cluster {', `  name: ${q(`pitwall-${site.name}`)}`, `  listen: ${q(`${m.host}:${m.clusterPort}`)}`,
-      `  routes: [${routes.join(', ')}]`, '}')
+    lines.push(
+      '',
+      'cluster {',
+      `  name: ${q(`pitwall-${site.name}`)}`,
+      `  listen: ${q(`${m.host}:${m.clusterPort}`)}`,
+      `  routes: [${routes.join(', ')}]`,
+      '}',
+    )
   }
   lines.push('', 'leafnodes {', `  listen: ${q(`${m.host}:${m.leafnodePort}`)}`)
   if (site.leafnodeRemotes.length > 0) {
     lines.push(`  remotes: [ { urls: [${site.leafnodeRemotes.map(q).join(', ')}] } ]`)
   }
   lines.push('}')
-  lines.push('', '# devices publish tlm.<site>.<kind>.<id>; the server adds the partition token (actors mappingFor)',
-    'mappings {', `  ${q(map.from)}: ${q(map.to)}`, '}')
+  lines.push(
+    '',
+    '# devices publish tlm.<site>.<kind>.<id>; the server adds the partition token (actors mappingFor)',
+    'mappings {',
+    `  ${q(map.from)}: ${q(map.to)}`,
+    '}',
+  )
   if (m.mqttPort !== undefined) lines.push('', 'mqtt {', `  listen: ${q(`${m.host}:${m.mqttPort}`)}`, '}')
-  if (m.websocketPort !== undefined) lines.push('', 'websocket {', `  listen: ${q(`${m.host}:${m.websocketPort}`)}`, '  no_tls: true', '}')
+  if (m.websocketPort !== undefined)
+    lines.push('', 'websocket {', `  listen: ${q(`${m.host}:${m.websocketPort}`)}`, '  no_tls: true', '}')
   return { site: site.name, server: m.name, file: `${m.name}.conf`, text: lines.join('\n') + '\n', storeDir }
 }
 

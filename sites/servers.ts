@@ -41,12 +41,19 @@ export class LocalSites {
     // The listening site advertises the same address: a remote otherwise learns the real leafnode URL from the
     // listener's INFO and reconnects around the proxy.
     const via = dialVia === undefined ? undefined : new URL(dialVia).host
-    this.configs = renderTopology(topo, { storeRoot: join(dir, 'js') }).map((c) => via === undefined ? c : {
-      ...c,
-      text: c.text.includes('remotes:')
-        ? c.text.replace(/remotes: \[ \{ urls: \[[^\]]*\] \} \]/, `remotes: [ { urls: [${JSON.stringify(dialVia)}] } ]`)
-        : c.text.replace(/leafnodes \{\n/, `leafnodes {\n  advertise: ${JSON.stringify(via)}\n`),
-    })
+    this.configs = renderTopology(topo, { storeRoot: join(dir, 'js') }).map((c) =>
+      via === undefined
+        ? c
+        : {
+            ...c,
+            text: c.text.includes('remotes:')
+              ? c.text.replace(
+                  /remotes: \[ \{ urls: \[[^\]]*\] \} \]/,
+                  `remotes: [ { urls: [${JSON.stringify(dialVia)}] } ]`,
+                )
+              : c.text.replace(/leafnodes \{\n/, `leafnodes {\n  advertise: ${JSON.stringify(via)}\n`),
+          },
+    )
   }
 
   /** Client URLs of a site (comma-separated, as PITWALL_NATS_URL takes them). */
@@ -79,18 +86,23 @@ export class LocalSites {
 
   /** kill -9 of every server still running, synchronously (for a process 'exit' handler). */
   killNow(): void {
-    for (const r of this.running.values()) if (r.proc.exitCode === null && r.proc.signalCode === null) r.proc.kill('SIGKILL')
+    for (const r of this.running.values())
+      if (r.proc.exitCode === null && r.proc.signalCode === null) r.proc.kill('SIGKILL')
   }
 
   /** kill -9 of every server of a site (its store dir stays). */
   async kill(site: string): Promise<void> {
-    await Promise.all([...this.running.values()].filter((r) => r.config.site === site).map(async (r) => {
-      this.running.delete(r.config.server)
-      if (r.proc.exitCode !== null || r.proc.signalCode !== null) return
-      const exited = new Promise((res) => r.proc.once('exit', res))
-      r.proc.kill('SIGKILL')
-      await exited
-    }))
+    await Promise.all(
+      [...this.running.values()]
+        .filter((r) => r.config.site === site)
+        .map(async (r) => {
+          this.running.delete(r.config.server)
+          if (r.proc.exitCode !== null || r.proc.signalCode !== null) return
+          const exited = new Promise((res) => r.proc.once('exit', res))
+          r.proc.kill('SIGKILL')
+          await exited
+        }),
+    )
   }
 
   async stopAll(): Promise<void> {
@@ -132,7 +144,8 @@ export async function waitForLink(nc: NatsConnection, peerDomain: string, timeou
       const jsm = await jetstreamManager(nc, { domain: peerDomain, timeout: 1_000 })
       if ((await jsm.getAccountInfo()).domain === peerDomain) return
     } catch (err) {
-      if (Date.now() > deadline) throw new Error(`no leafnode link to domain ${peerDomain} after ${timeoutMs} ms`, { cause: err })
+      if (Date.now() > deadline)
+        throw new Error(`no leafnode link to domain ${peerDomain} after ${timeoutMs} ms`, { cause: err })
     }
     await new Promise((res) => setTimeout(res, 100))
   }

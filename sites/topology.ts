@@ -86,8 +86,13 @@ export function validateTopology(def: Topology): Topology {
     throw new ConfigError('deployment', `must match ${DEPLOYMENT_PATTERN}, got ${JSON.stringify(def.deployment)}`)
   }
   const P = def.partitions
-  if (!Number.isInteger(P) || P < 1 || P > 4096) throw new ConfigError('partitions', `must be an integer 1..4096, got ${String(P)}`)
-  if (!Array.isArray(def.sites) || def.sites.length !== 2) throw new ConfigError('sites', `exactly two sites are required, got ${Array.isArray(def.sites) ? def.sites.length : 'none'}`)
+  if (!Number.isInteger(P) || P < 1 || P > 4096)
+    throw new ConfigError('partitions', `must be an integer 1..4096, got ${String(P)}`)
+  if (!Array.isArray(def.sites) || def.sites.length !== 2)
+    throw new ConfigError(
+      'sites',
+      `exactly two sites are required, got ${Array.isArray(def.sites) ? def.sites.length : 'none'}`,
+    )
   const siteNames = new Set<string>()
   const domains = new Set<string>()
   const serverNames = new Set<string>()
@@ -101,23 +106,38 @@ export function validateTopology(def: Topology): Topology {
   }
   for (const s of def.sites) {
     const at = `sites.${String(s.name)}`
-    if (typeof s.name !== 'string' || !SITE_PATTERN.test(s.name)) throw new ConfigError(`${at}.name`, `must match ${SITE_PATTERN}, got ${JSON.stringify(s.name)}`)
+    if (typeof s.name !== 'string' || !SITE_PATTERN.test(s.name))
+      throw new ConfigError(`${at}.name`, `must match ${SITE_PATTERN}, got ${JSON.stringify(s.name)}`)
     if (siteNames.has(s.name)) throw new ConfigError(`${at}.name`, `duplicate site '${s.name}'`)
     siteNames.add(s.name)
-    if (typeof s.domain !== 'string' || !NAME_PATTERN.test(s.domain)) throw new ConfigError(`${at}.domain`, `must match ${NAME_PATTERN}, got ${JSON.stringify(s.domain)}`)
+    if (typeof s.domain !== 'string' || !NAME_PATTERN.test(s.domain))
+      throw new ConfigError(`${at}.domain`, `must match ${NAME_PATTERN}, got ${JSON.stringify(s.domain)}`)
     if (domains.has(s.domain)) throw new ConfigError(`${at}.domain`, `duplicate JetStream domain '${s.domain}'`)
     domains.add(s.domain)
-    if (typeof s.pgUrl !== 'string' || !/^postgres(ql)?:\/\//.test(s.pgUrl)) throw new ConfigError(`${at}.pgUrl`, `must be a postgres:// URL, got ${JSON.stringify(s.pgUrl)}`)
-    if (typeof s.consulDatacenter !== 'string' || !DC_PATTERN.test(s.consulDatacenter)) throw new ConfigError(`${at}.consulDatacenter`, `must match ${DC_PATTERN}, got ${JSON.stringify(s.consulDatacenter)}`)
-    if (typeof s.nomadDatacenter !== 'string' || !DC_PATTERN.test(s.nomadDatacenter)) throw new ConfigError(`${at}.nomadDatacenter`, `must match ${DC_PATTERN}, got ${JSON.stringify(s.nomadDatacenter)}`)
-    if (!Array.isArray(s.members) || s.members.length < 1) throw new ConfigError(`${at}.members`, 'at least one nats-server is required')
-    if (s.members.length === 2) throw new ConfigError(`${at}.members`, 'a JetStream cluster needs 1 or >= 3 members (2 cannot keep a quorum)')
+    if (typeof s.pgUrl !== 'string' || !/^postgres(ql)?:\/\//.test(s.pgUrl))
+      throw new ConfigError(`${at}.pgUrl`, `must be a postgres:// URL, got ${JSON.stringify(s.pgUrl)}`)
+    if (typeof s.consulDatacenter !== 'string' || !DC_PATTERN.test(s.consulDatacenter))
+      throw new ConfigError(
+        `${at}.consulDatacenter`,
+        `must match ${DC_PATTERN}, got ${JSON.stringify(s.consulDatacenter)}`,
+      )
+    if (typeof s.nomadDatacenter !== 'string' || !DC_PATTERN.test(s.nomadDatacenter))
+      throw new ConfigError(
+        `${at}.nomadDatacenter`,
+        `must match ${DC_PATTERN}, got ${JSON.stringify(s.nomadDatacenter)}`,
+      )
+    if (!Array.isArray(s.members) || s.members.length < 1)
+      throw new ConfigError(`${at}.members`, 'at least one nats-server is required')
+    if (s.members.length === 2)
+      throw new ConfigError(`${at}.members`, 'a JetStream cluster needs 1 or >= 3 members (2 cannot keep a quorum)')
     s.members.forEach((m, i) => {
       const mat = `${at}.members[${i}]`
-      if (typeof m.name !== 'string' || !NAME_PATTERN.test(m.name)) throw new ConfigError(`${mat}.name`, `must match ${NAME_PATTERN}, got ${JSON.stringify(m.name)}`)
+      if (typeof m.name !== 'string' || !NAME_PATTERN.test(m.name))
+        throw new ConfigError(`${mat}.name`, `must match ${NAME_PATTERN}, got ${JSON.stringify(m.name)}`)
       if (serverNames.has(m.name)) throw new ConfigError(`${mat}.name`, `duplicate server name '${m.name}'`)
       serverNames.add(m.name)
-      if (typeof m.host !== 'string' || m.host === '' || /[\s"/:]/.test(m.host)) throw new ConfigError(`${mat}.host`, `must be a host name or IPv4 address, got ${JSON.stringify(m.host)}`)
+      if (typeof m.host !== 'string' || m.host === '' || /[\s"/:]/.test(m.host))
+        throw new ConfigError(`${mat}.host`, `must be a host name or IPv4 address, got ${JSON.stringify(m.host)}`)
       claim(m.host, m.clientPort, `${mat}.clientPort`)
       if (s.members.length > 1) claim(m.host, m.clusterPort, `${mat}.clusterPort`)
       claim(m.host, m.leafnodePort, `${mat}.leafnodePort`)
@@ -128,7 +148,10 @@ export function validateTopology(def: Topology): Topology {
   // The leafnode link: exactly one site dials, and only the peer's leafnode listeners.
   const dialers = def.sites.filter((s) => s.leafnodeRemotes.length > 0)
   if (dialers.length !== 1) {
-    throw new ConfigError('sites.*.leafnodeRemotes', `exactly one site must dial its peer (non-empty leafnodeRemotes), got ${dialers.length}`)
+    throw new ConfigError(
+      'sites.*.leafnodeRemotes',
+      `exactly one site must dial its peer (non-empty leafnodeRemotes), got ${dialers.length}`,
+    )
   }
   for (const s of def.sites) {
     const peer = peerOf(def, s.name)
@@ -146,18 +169,28 @@ export function validateTopology(def: Topology): Topology {
   // Home partitions: disjoint, together exactly 0..P-1.
   const home = new Map<number, string>()
   for (const s of def.sites) {
-    if (!Array.isArray(s.homePartitions)) throw new ConfigError(`sites.${s.name}.homePartitions`, 'must be a list of partitions')
+    if (!Array.isArray(s.homePartitions))
+      throw new ConfigError(`sites.${s.name}.homePartitions`, 'must be a list of partitions')
     for (const p of s.homePartitions) {
       const item = `sites.${s.name}.homePartitions`
-      if (!Number.isInteger(p) || p < 0 || p >= P) throw new ConfigError(item, `partition ${String(p)} is outside 0..${P - 1}`)
+      if (!Number.isInteger(p) || p < 0 || p >= P)
+        throw new ConfigError(item, `partition ${String(p)} is outside 0..${P - 1}`)
       const prev = home.get(p)
-      if (prev !== undefined) throw new ConfigError(item, `partition ${p} is already the home of site '${prev}'${prev === s.name ? ' (listed twice)' : ''}`)
+      if (prev !== undefined)
+        throw new ConfigError(
+          item,
+          `partition ${p} is already the home of site '${prev}'${prev === s.name ? ' (listed twice)' : ''}`,
+        )
       home.set(p, s.name)
     }
   }
   const missing: number[] = []
   for (let p = 0; p < P; p++) if (!home.has(p)) missing.push(p)
-  if (missing.length > 0) throw new ConfigError('sites.*.homePartitions', `partitions ${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ', ...' : ''} have no home site`)
+  if (missing.length > 0)
+    throw new ConfigError(
+      'sites.*.homePartitions',
+      `partitions ${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ', ...' : ''} have no home site`,
+    )
   return def
 }
 

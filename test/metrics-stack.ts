@@ -72,7 +72,15 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
     const workerTargets: string[] = []
     for (let i = 0; i < (o.workers ?? 2); i++) {
       const workerId = `w${i + 1}`
-      const cfg = compileConfig({ natsUrl: srv.url, partitions, heartbeatMs: 200, leaseTtlMs: 2000, checkpointIntervalMs: 500, workerId, metricsPort: 0 })
+      const cfg = compileConfig({
+        natsUrl: srv.url,
+        partitions,
+        heartbeatMs: 200,
+        leaseTtlMs: 2000,
+        checkpointIntervalMs: 500,
+        workerId,
+        metricsPort: 0,
+      })
       const observer = new WorkerObserver()
       const w = new Worker({ cfg, profiles: PROFILES, log: quiet, observe: observer })
       await w.start()
@@ -84,18 +92,19 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
       stops.push(closeServer(server))
       workerTargets.push(`127.0.0.1:${port}`)
     }
-    const domainOpts = o.maxEntities === undefined
-      ? { profiles: o.domainProfiles ?? [] }
-      : { profiles: o.domainProfiles ?? [], maxEntities: o.maxEntities }
+    const domainOpts =
+      o.maxEntities === undefined
+        ? { profiles: o.domainProfiles ?? [] }
+        : { profiles: o.domainProfiles ?? [], maxEntities: o.maxEntities }
     const domain = new DomainMetrics(domainMetricsConfig(domainOpts))
-    const projector = new Projector({ nc, pool, site: 'a', batchMs: 5, observer: domain,
-      log: quiet })
+    const projector = new Projector({ nc, pool, site: 'a', batchMs: 5, observer: domain, log: quiet })
     await projector.start()
     stops.push(() => projector.stop())
     const projectorMetrics = projectorRegistry(projector, { site: 'a', service: 'projector' }, domain)
     const { server, port } = await serveMetrics(projectorMetrics, 0)
     stops.push(closeServer(server))
-    const processed = (): number => workers.reduce((n, w) => n + w.stats.processed + w.stats.skippedReplay + w.stats.invalid, 0)
+    const processed = (): number =>
+      workers.reduce((n, w) => n + w.stats.processed + w.stats.skippedReplay + w.stats.invalid, 0)
     /** Waits until the workers handled `sent` more readings and the projector has been quiet for 1.5 s. */
     const settle = async (before: number, sent: number): Promise<void> => {
       for (let i = 0; i < 600 && processed() - before < sent; i++) await new Promise((res) => setTimeout(res, 50))
@@ -110,13 +119,31 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
       }
     }
     return {
-      srv, nc, db, pool, workers, observers, projector, domain, projectorMetrics, partitions,
+      srv,
+      nc,
+      db,
+      pool,
+      workers,
+      observers,
+      projector,
+      domain,
+      projectorMetrics,
+      partitions,
       targets: { worker: workerTargets, projector: `127.0.0.1:${port}` },
       async load(sim = {}) {
         const before = processed()
         const r = await runSimulator(nc, {
-          seed: 7, sensors: 10, cars: 4, sensorHz: 1, carHz: 10, site: 'a', partitions, anomalies: true,
-          startTs: SIM_EPOCH, durationS: 300, ...sim,
+          seed: 7,
+          sensors: 10,
+          cars: 4,
+          sensorHz: 1,
+          carHz: 10,
+          site: 'a',
+          partitions,
+          anomalies: true,
+          startTs: SIM_EPOCH,
+          durationS: 300,
+          ...sim,
         })
         await settle(before, r.sent)
         return r
@@ -127,7 +154,12 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
         let pending: Array<Promise<unknown>> = []
         let sent = 0
         for (const it of items) {
-          pending.push(js.publish(tlmSubject('a', partitionOf(it.kind, it.id, partitions), it.kind, it.id), JSON.stringify(it.reading)))
+          pending.push(
+            js.publish(
+              tlmSubject('a', partitionOf(it.kind, it.id, partitions), it.kind, it.id),
+              JSON.stringify(it.reading),
+            ),
+          )
           sent++
           if (pending.length >= 500) {
             await Promise.all(pending)

@@ -1,8 +1,17 @@
 /** Output builders and table dumps shared by the projector tests. */
 import type pg from 'pg'
 import type {
-  AlertBody, AlertState, FenceBody, LapBody, LateBody, Output, OutputBodies, OutputType, RecommendationBody,
-  ScoreBody, WindowBody,
+  AlertBody,
+  AlertState,
+  FenceBody,
+  LapBody,
+  LateBody,
+  Output,
+  OutputBodies,
+  OutputType,
+  RecommendationBody,
+  ScoreBody,
+  WindowBody,
 } from '../actors/types.js'
 import { fenceSubject, outSubject } from '../actors/subjects.js'
 import { TABLES } from '../projector/mod.js'
@@ -19,10 +28,25 @@ export interface Env {
   ts?: number
 }
 
-export function output<T extends OutputType>(type: T, entity: string, id: string, body: OutputBodies[T], e: Env): Output<T> {
+export function output<T extends OutputType>(
+  type: T,
+  entity: string,
+  id: string,
+  body: OutputBodies[T],
+  e: Env,
+): Output<T> {
   return {
-    id, type, kind: e.kind ?? 'sensor', entity, profile: e.profile ?? 'environment', ts: e.ts ?? T0, seq: e.seq,
-    site: SITE, partition: e.partition ?? 0, token: e.token ?? 1, body,
+    id,
+    type,
+    kind: e.kind ?? 'sensor',
+    entity,
+    profile: e.profile ?? 'environment',
+    ts: e.ts ?? T0,
+    seq: e.seq,
+    site: SITE,
+    partition: e.partition ?? 0,
+    token: e.token ?? 1,
+    body,
   }
 }
 
@@ -38,16 +62,43 @@ export function fence(partition: number, token: number, seq = 0): Output<'fence'
 export function windowOut(entity: string, start: number, e: Env & { mean?: number }): Output<'window'> {
   const mean = e.mean ?? 20
   const body: WindowBody = {
-    window: 'tumbling_1m', start, end: start + 60_000, idleClosed: false, counts: { alerts: 0, failures: 0 },
-    fields: { temperature: { count: 2, sum: mean * 2, min: mean - 1, max: mean + 1, mean, variance: 1, stddev: 1, first: mean - 1, last: mean + 1 } },
+    window: 'tumbling_1m',
+    start,
+    end: start + 60_000,
+    idleClosed: false,
+    counts: { alerts: 0, failures: 0 },
+    fields: {
+      temperature: {
+        count: 2,
+        sum: mean * 2,
+        min: mean - 1,
+        max: mean + 1,
+        mean,
+        variance: 1,
+        stddev: 1,
+        first: mean - 1,
+        last: mean + 1,
+      },
+    },
   }
   return output('window', entity, `sensor:${entity}:window:tumbling_1m:${start}`, body, { ts: start + 60_000, ...e })
 }
 
-export function alertOut(entity: string, opened: number, state: AlertState, e: Env & { value: number; threshold?: number; end?: number; peak?: number }): Output<'alert'> {
+export function alertOut(
+  entity: string,
+  opened: number,
+  state: AlertState,
+  e: Env & { value: number; threshold?: number; end?: number; peak?: number },
+): Output<'alert'> {
   const body: AlertBody = {
-    alertId: `sensor:${entity}:temp_high:${opened}`, type: 'temp_high', severity: 'warning', state, start: opened,
-    value: e.value, threshold: e.threshold ?? 30, explanation: `temperature ${e.value} > ${e.threshold ?? 30}`,
+    alertId: `sensor:${entity}:temp_high:${opened}`,
+    type: 'temp_high',
+    severity: 'warning',
+    state,
+    start: opened,
+    value: e.value,
+    threshold: e.threshold ?? 30,
+    explanation: `temperature ${e.value} > ${e.threshold ?? 30}`,
     ...(e.end !== undefined ? { end: e.end } : {}),
     ...(e.peak !== undefined ? { details: { peak: e.peak } } : { details: { feature: 'temperature' } }),
   }
@@ -56,21 +107,47 @@ export function alertOut(entity: string, opened: number, state: AlertState, e: E
 
 export function scoreOut(entity: string, e: Env & { value: number }): Output<'score'> {
   const body: ScoreBody = { name: 'pit', value: e.value, factors: { wear: e.value / 2, speed: 1 } }
-  return output('score', entity, `vehicle:${entity}:score:pit:${e.seq}`, body, { kind: 'vehicle', profile: 'race', ...e })
+  return output('score', entity, `vehicle:${entity}:score:pit:${e.seq}`, body, {
+    kind: 'vehicle',
+    profile: 'race',
+    ...e,
+  })
 }
 
 export function recommendationOut(entity: string, e: Env): Output<'recommendation'> {
-  const body: RecommendationBody = { action: 'pit_now', score: 74.5, factors: { wear: 80, speed: 10 }, reason: 'score above 70' }
-  return output('recommendation', entity, `vehicle:${entity}:rec:pit_now:${e.seq}`, body, { kind: 'vehicle', profile: 'race', ...e })
+  const body: RecommendationBody = {
+    action: 'pit_now',
+    score: 74.5,
+    factors: { wear: 80, speed: 10 },
+    reason: 'score above 70',
+  }
+  return output('recommendation', entity, `vehicle:${entity}:rec:pit_now:${e.seq}`, body, {
+    kind: 'vehicle',
+    profile: 'race',
+    ...e,
+  })
 }
 
 export function lapOut(entity: string, lap: number, e: Env & { maxSpeed?: number }): Output<'lap'> {
   const start = T0 + lap * 90_000
   const body: LapBody = {
-    lap, start, end: start + 89_500, lapTimeMs: 89_500, minSpeed: 80, avgSpeed: 210.5, maxSpeed: e.maxSpeed ?? 318,
-    maxBrakeTemp: 880, maxTyreTemp: 112, samples: 1790,
+    lap,
+    start,
+    end: start + 89_500,
+    lapTimeMs: 89_500,
+    minSpeed: 80,
+    avgSpeed: 210.5,
+    maxSpeed: e.maxSpeed ?? 318,
+    maxBrakeTemp: 880,
+    maxTyreTemp: 112,
+    samples: 1790,
   }
-  return output('lap', entity, `vehicle:${entity}:lap:${lap}`, body, { kind: 'vehicle', profile: 'race', ts: start + 89_500, ...e })
+  return output('lap', entity, `vehicle:${entity}:lap:${lap}`, body, {
+    kind: 'vehicle',
+    profile: 'race',
+    ts: start + 89_500,
+    ...e,
+  })
 }
 
 export function lateOut(entity: string, readingTs: number, e: Env): Output<'late'> {

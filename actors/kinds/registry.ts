@@ -9,4 +9,11 @@ import { processPairProfile } from './sensor/process-pair.js'
 import { race } from './vehicle/race.js'
 import { road } from './vehicle/road.js'
 
-export const PROFILES: readonly AnyActorDefinition[] = [environment, asset, processProfile, processPairProfile, race, road]
+export const PROFILES: readonly AnyActorDefinition[] = [
+  environment,
+  asset,
+  processProfile,
+  processPairProfile,
+  race,
+  road,
+]

@@ -47,7 +47,12 @@ export function encodeRecords(l: WindowLayout, recs: readonly number[]): Array<n
 }
 
 /** Decodes `encodeRecords` output written with fields `fields` / counters `counts`, remapped to layout `l`. */
-export function decodeRecords(l: WindowLayout, data: unknown, fields: readonly string[], counts: readonly string[]): number[] {
+export function decodeRecords(
+  l: WindowLayout,
+  data: unknown,
+  fields: readonly string[],
+  counts: readonly string[],
+): number[] {
   const fieldBase = 2 + counts.length
   const stride = fieldBase + FIELD_SLOTS * fields.length
   if (!Array.isArray(data) || data.length % stride !== 0) throw corrupt('records are not a multiple of the record size')
@@ -77,7 +82,8 @@ export function decodeRecords(l: WindowLayout, data: unknown, fields: readonly s
     l.fields.forEach((f, i) => {
       const j = fields.indexOf(f)
       if (j < 0) return
-      for (let k = 0; k < FIELD_SLOTS; k++) rec[l.fieldBase + i * FIELD_SLOTS + k] = src[fieldBase + j * FIELD_SLOTS + k] as number
+      for (let k = 0; k < FIELD_SLOTS; k++)
+        rec[l.fieldBase + i * FIELD_SLOTS + k] = src[fieldBase + j * FIELD_SLOTS + k] as number
     })
     for (const v of rec) out.push(v)
   }
@@ -88,4 +94,3 @@ export function stringList(v: unknown, what: string): string[] {
   if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw corrupt(`${what} is not a list of names`)
   return v as string[]
 }
-

@@ -58,7 +58,11 @@ export class EventWindows {
    * Adds a reading to each of its open windows. Returns a bit mask: bit i set = late for definition i (all its
    * windows there are closed). 0 = accepted by every definition.
    */
-  add(ts: number, fields: Readonly<Record<string, FieldValue | undefined>>, counts?: Readonly<Record<string, number>>): number {
+  add(
+    ts: number,
+    fields: Readonly<Record<string, FieldValue | undefined>>,
+    counts?: Readonly<Record<string, number>>,
+  ): number {
     const l = this.l
     let late = 0
     for (let i = 0; i < l.specs.length; i++) {
@@ -131,7 +135,8 @@ export class EventWindows {
 
   /** Windows of definition i with h0 < end <= h1 that contain at least one pane, appended to `out`. */
   private collect(i: number, h0: number, h1: number, idle: boolean, out: WindowBody[]): void {
-    const l = this.l, p = this.p
+    const l = this.l,
+      p = this.p
     const { name, size, slide } = l.specs[i] as WindowLayout['specs'][number]
     // Window ends are multiples of the slide (size is one). For a pane at ps the windows containing it end in
     // [ceil((ps + P - size) / slide) * slide + size, floor(ps / slide) * slide + size].
@@ -177,7 +182,9 @@ export class EventWindows {
    * window holding P then holds Q, whose every field has a later reading, so P's last values are never used.
    */
   private prune(): void {
-    const l = this.l, p = this.p, first = l.specs.length
+    const l = this.l,
+      p = this.p,
+      first = l.specs.length
     let keep = first
     while (keep < p.length && this.paneClosed(p[keep] as number)) keep += recordLength(l, p, keep)
     let parts: number[][] | undefined
@@ -185,7 +192,12 @@ export class EventWindows {
     for (let at = keep; at < p.length;) {
       const next = at + recordLength(l, p, at)
       if (next >= p.length) break
-      if ((p[at + 1] as number) < 0 && compactShape(l, p, at).noLast === 0 && (p[next + 1] as number) < 0 && this.lastUnused(p[next] as number)) {
+      if (
+        (p[at + 1] as number) < 0 &&
+        compactShape(l, p, at).noLast === 0 &&
+        (p[next + 1] as number) < 0 &&
+        this.lastUnused(p[next] as number)
+      ) {
         parts ??= [p.slice(0, first)]
         parts.push(p.slice(from, at), dropLast(l, p, at))
         from = next
@@ -221,7 +233,8 @@ export class EventWindows {
 
   /** The pane records in full form, flat (`stride` each). */
   private fullRecords(): number[] {
-    const l = this.l, p = this.p
+    const l = this.l,
+      p = this.p
     const out: number[] = []
     for (let at = l.specs.length; at < p.length; at += recordLength(l, p, at)) {
       const at2 = out.length
@@ -252,8 +265,10 @@ export class EventWindows {
     const d = data as Partial<EventWindowsJSON> | null
     if (d === null || typeof d !== 'object') throw corrupt('not an object')
     if (d.k !== l.signature) {
-      throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_VERSION,
-        `window snapshot has definitions ${String(d.k)}, the configuration has ${l.signature}`)
+      throw new SnapshotError(
+        RuntimeErrorCodes.SNAPSHOT_VERSION,
+        `window snapshot has definitions ${String(d.k)}, the configuration has ${l.signature}`,
+      )
     }
     if (!Array.isArray(d.h) || d.h.length !== l.specs.length) throw corrupt('horizons do not match the definitions')
     d.h.forEach((v, i) => {
@@ -263,7 +278,8 @@ export class EventWindows {
     const recs = decodeRecords(l, d.p, stringList(d.f, 'fields'), stringList(d.c, 'counts'))
     for (let at = 0; at < recs.length; at += l.stride) {
       const ps = recs[at] as number
-      if (ps % l.pane !== 0 || (at > 0 && ps <= (recs[at - l.stride] as number))) throw corrupt('panes are not aligned and sorted')
+      if (ps % l.pane !== 0 || (at > 0 && ps <= (recs[at - l.stride] as number)))
+        throw corrupt('panes are not aligned and sorted')
     }
     const parts: number[][] = [w.p]
     for (let at = 0; at < recs.length; at += l.stride) parts.push(compactRecord(l, recs, at))
@@ -276,6 +292,7 @@ export class EventWindows {
 export function sortWindows(out: WindowBody[], l: WindowLayout): WindowBody[] {
   if (out.length < 2) return out
   const order = new Map(l.specs.map((s, i) => [s.name, i]))
-  return out.sort((a, b) => a.end - b.end || a.start - b.start || (order.get(a.window) ?? 0) - (order.get(b.window) ?? 0))
+  return out.sort(
+    (a, b) => a.end - b.end || a.start - b.start || (order.get(a.window) ?? 0) - (order.get(b.window) ?? 0),
+  )
 }
-

@@ -1,7 +1,6 @@
 /** Window definitions and their compiled layout: specs, options, pane size, field slots. See actors/windows/mod.ts for the semantics. */
 import { ConfigError } from '../errors.js'
 
-
 /** A tumbling (no `slideMs`, or slide = size) or sliding window definition. */
 export interface WindowSpec {
   name: string
@@ -18,7 +17,15 @@ export interface WindowOptions {
 }
 
 // Per-field slots in a record.
-export const F_COUNT = 0, F_SUM = 1, F_M2 = 2, F_MIN = 3, F_MAX = 4, F_FIRST = 5, F_FIRST_TS = 6, F_LAST = 7, F_LAST_TS = 8
+export const F_COUNT = 0,
+  F_SUM = 1,
+  F_M2 = 2,
+  F_MIN = 3,
+  F_MAX = 4,
+  F_FIRST = 5,
+  F_FIRST_TS = 6,
+  F_LAST = 7,
+  F_LAST_TS = 8
 export const FIELD_SLOTS = 9
 
 /** The compiled, frozen form of `WindowOptions`, shared by every actor of a profile configuration. */
@@ -52,10 +59,14 @@ export function checkNames(setting: string, names: readonly string[]): void {
 
 /** Validates window options and compiles them into a layout (compile once per configuration). */
 export function compileWindows(opts: WindowOptions): WindowLayout {
-  if (!Array.isArray(opts.windows) || opts.windows.length === 0) throw new ConfigError('windows', 'at least one window is required')
+  if (!Array.isArray(opts.windows) || opts.windows.length === 0)
+    throw new ConfigError('windows', 'at least one window is required')
   // Late results are a bit mask per definition.
   if (opts.windows.length > 30) throw new ConfigError('windows', 'at most 30 window definitions')
-  checkNames('windows[].name', opts.windows.map((w) => w.name))
+  checkNames(
+    'windows[].name',
+    opts.windows.map((w) => w.name),
+  )
   const counts = opts.counts ?? []
   checkNames('fields', opts.fields)
   checkNames('counts', ['readings', ...counts])
@@ -63,9 +74,13 @@ export function compileWindows(opts: WindowOptions): WindowLayout {
   const specs = opts.windows.map((w) => {
     const size = w.sizeMs
     const slide = w.slideMs ?? w.sizeMs
-    if (!Number.isSafeInteger(size) || size <= 0) throw new ConfigError(`windows.${w.name}.sizeMs`, `must be a positive integer, got ${size}`)
+    if (!Number.isSafeInteger(size) || size <= 0)
+      throw new ConfigError(`windows.${w.name}.sizeMs`, `must be a positive integer, got ${size}`)
     if (!Number.isSafeInteger(slide) || slide <= 0 || size % slide !== 0) {
-      throw new ConfigError(`windows.${w.name}.slideMs`, `must be a positive integer dividing sizeMs (${size}), got ${slide}`)
+      throw new ConfigError(
+        `windows.${w.name}.slideMs`,
+        `must be a positive integer dividing sizeMs (${size}), got ${slide}`,
+      )
     }
     pane = gcd(slide, pane)
     return Object.freeze({ name: w.name, size, slide })
@@ -81,4 +96,3 @@ export function compileWindows(opts: WindowOptions): WindowLayout {
     signature: specs.map((s) => `${s.name}:${s.size}:${s.slide}`).join(','),
   })
 }
-

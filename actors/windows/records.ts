@@ -1,6 +1,18 @@
 /** Field records shared by panes and sessions: nine slots per field (count, sum, M2, min, max, first, last). See actors/windows/mod.ts for the semantics. */
 import type { FieldAggregate, FieldValue } from '../types.js'
-import { FIELD_SLOTS, F_COUNT, F_FIRST, F_FIRST_TS, F_LAST, F_LAST_TS, F_M2, F_MAX, F_MIN, F_SUM, type WindowLayout } from './layout.js'
+import {
+  FIELD_SLOTS,
+  F_COUNT,
+  F_FIRST,
+  F_FIRST_TS,
+  F_LAST,
+  F_LAST_TS,
+  F_M2,
+  F_MAX,
+  F_MIN,
+  F_SUM,
+  type WindowLayout,
+} from './layout.js'
 
 // ---- field records (shared by panes and sessions) ---------------------------------------------------------
 
@@ -49,10 +61,11 @@ export function mergeField(d: number[], db: number, s: readonly number[], sb: nu
     for (let k = 0; k < FIELD_SLOTS; k++) d[db + k] = s[sb + k] as number
     return
   }
-  const sa = d[db + F_SUM] as number, sbm = s[sb + F_SUM] as number
+  const sa = d[db + F_SUM] as number,
+    sbm = s[sb + F_SUM] as number
   const n = na + nb
   const delta = sbm / nb - sa / na
-  d[db + F_M2] = (d[db + F_M2] as number) + (s[sb + F_M2] as number) + delta * delta * (na * nb / n)
+  d[db + F_M2] = (d[db + F_M2] as number) + (s[sb + F_M2] as number) + delta * delta * ((na * nb) / n)
   d[db + F_COUNT] = n
   d[db + F_SUM] = sa + sbm
   if ((s[sb + F_MIN] as number) < (d[db + F_MIN] as number)) d[db + F_MIN] = s[sb + F_MIN] as number
@@ -74,14 +87,27 @@ export function fieldAggregate(r: readonly number[], b: number): FieldAggregate 
   // Rounding can leave M2 a hair below zero for constant series.
   const variance = m2 > 0 ? m2 / count : 0
   return {
-    count, sum, min: r[b + F_MIN] as number, max: r[b + F_MAX] as number, mean: sum / count, variance,
-    stddev: Math.sqrt(variance), first: r[b + F_FIRST] as number, last: r[b + F_LAST] as number,
+    count,
+    sum,
+    min: r[b + F_MIN] as number,
+    max: r[b + F_MAX] as number,
+    mean: sum / count,
+    variance,
+    stddev: Math.sqrt(variance),
+    first: r[b + F_FIRST] as number,
+    last: r[b + F_LAST] as number,
   }
 }
 
 /** Adds one reading's fields and counters to a record whose counters start at `cb` and fields at `fb`. */
-export function addReading(l: WindowLayout, r: number[], at: number, ts: number,
-  fields: Readonly<Record<string, FieldValue | undefined>>, counts: Readonly<Record<string, number>> | undefined): void {
+export function addReading(
+  l: WindowLayout,
+  r: number[],
+  at: number,
+  ts: number,
+  fields: Readonly<Record<string, FieldValue | undefined>>,
+  counts: Readonly<Record<string, number>> | undefined,
+): void {
   r[at + 1] = (r[at + 1] as number) + 1
   if (counts !== undefined) {
     for (let i = 0; i < l.counts.length; i++) {
@@ -109,4 +135,3 @@ export function emptyRecord(l: WindowLayout, start: number): number[] {
   r[0] = start
   return r
 }
-

@@ -29,8 +29,13 @@ export class SessionWindows {
   private s: number[] = []
 
   constructor(opts: { name: string; gapMs: number; fields: readonly string[]; counts?: readonly string[] }) {
-    if (!Number.isFinite(opts.gapMs) || opts.gapMs <= 0) throw new ConfigError(`sessions.${opts.name}.gapMs`, `must be > 0, got ${opts.gapMs}`)
-    const base = compileWindows({ windows: [{ name: opts.name, sizeMs: 1 }], fields: opts.fields, counts: opts.counts ?? [] })
+    if (!Number.isFinite(opts.gapMs) || opts.gapMs <= 0)
+      throw new ConfigError(`sessions.${opts.name}.gapMs`, `must be > 0, got ${opts.gapMs}`)
+    const base = compileWindows({
+      windows: [{ name: opts.name, sizeMs: 1 }],
+      fields: opts.fields,
+      counts: opts.counts ?? [],
+    })
     this.l = Object.freeze({ ...base, stride: base.stride + 1, signature: `${opts.name}:session:${opts.gapMs}` })
     this.gap = opts.gapMs
     this.name = opts.name
@@ -45,12 +50,20 @@ export class SessionWindows {
   }
 
   /** Adds a reading; returns true when it is late (see the class doc) and was not added. */
-  add(ts: number, fields: Readonly<Record<string, FieldValue | undefined>>, counts?: Readonly<Record<string, number>>): boolean {
+  add(
+    ts: number,
+    fields: Readonly<Record<string, FieldValue | undefined>>,
+    counts?: Readonly<Record<string, number>>,
+  ): boolean {
     if (!Number.isFinite(ts)) return true
-    const l = this.l, st = l.stride, g = this.gap
-    let first = -1, last = -1
+    const l = this.l,
+      st = l.stride,
+      g = this.gap
+    let first = -1,
+      last = -1
     for (let at = 0; at < this.s.length; at += st) {
-      const start = this.s[at] as number, end = (this.s[at + st - 1] as number) + g
+      const start = this.s[at] as number,
+        end = (this.s[at + st - 1] as number) + g
       if (start - g < ts && ts < end) {
         if (first < 0) first = at
         last = at
@@ -68,7 +81,8 @@ export class SessionWindows {
       // The reading bridges sessions first..last (contiguous in start order): merge them into the first.
       for (let at = first + st; at <= last; at += st) {
         mergeRecord(l, this.s, first, this.s, at)
-        if ((this.s[at + st - 1] as number) > (this.s[first + st - 1] as number)) this.s[first + st - 1] = this.s[at + st - 1] as number
+        if ((this.s[at + st - 1] as number) > (this.s[first + st - 1] as number))
+          this.s[first + st - 1] = this.s[at + st - 1] as number
       }
       this.s = this.s.slice(0, first + st).concat(this.s.slice(last + st))
     }
@@ -104,11 +118,13 @@ export class SessionWindows {
   }
 
   private collect(pred: (end: number) => boolean, idle: boolean): { out: WindowBody[]; keep: number[] } {
-    const l = this.l, st = l.stride
+    const l = this.l,
+      st = l.stride
     const out: WindowBody[] = []
     const keep: number[] = []
     for (let at = 0; at < this.s.length; at += st) {
-      const start = this.s[at] as number, end = (this.s[at + st - 1] as number) + this.gap
+      const start = this.s[at] as number,
+        end = (this.s[at + st - 1] as number) + this.gap
       if (pred(end)) out.push(body(l, this.name, start, end, this.s, at, idle))
       else for (let k = 0; k < st; k++) keep.push(this.s[at + k] as number)
     }
@@ -116,7 +132,14 @@ export class SessionWindows {
   }
 
   /** Compact JSON form (restores exactly with `fromJSON`). */
-  toJSON(): { k: string; f: string[]; c: string[]; h: number | null; p: Array<number | string | number[]>; t: number[] } {
+  toJSON(): {
+    k: string
+    f: string[]
+    c: string[]
+    h: number | null
+    p: Array<number | string | number[]>
+    t: number[]
+  } {
     const st = this.l.stride
     const inner = { ...this.l, stride: st - 1 }
     const recs: number[] = []
@@ -126,17 +149,28 @@ export class SessionWindows {
       lastTs.push(this.s[at + st - 1] as number)
     }
     return {
-      k: this.l.signature, f: [...this.l.fields], c: [...this.l.counts], h: Number.isFinite(this.h) ? this.h : null,
-      p: encodeRecords(inner, recs), t: lastTs,
+      k: this.l.signature,
+      f: [...this.l.fields],
+      c: [...this.l.counts],
+      h: Number.isFinite(this.h) ? this.h : null,
+      p: encodeRecords(inner, recs),
+      t: lastTs,
     }
   }
 
   /** Restores from `toJSON()` output (same name and gap, else SnapshotError). */
-  static fromJSON(opts: { name: string; gapMs: number; fields: readonly string[]; counts?: readonly string[] }, data: unknown): SessionWindows {
+  static fromJSON(
+    opts: { name: string; gapMs: number; fields: readonly string[]; counts?: readonly string[] },
+    data: unknown,
+  ): SessionWindows {
     const w = new SessionWindows(opts)
     const d = data as { k?: unknown; f?: unknown; c?: unknown; h?: unknown; p?: unknown; t?: unknown } | null
     if (d === null || typeof d !== 'object') throw corrupt('not an object')
-    if (d.k !== w.l.signature) throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_VERSION, `session snapshot ${String(d.k)} is not ${w.l.signature}`)
+    if (d.k !== w.l.signature)
+      throw new SnapshotError(
+        RuntimeErrorCodes.SNAPSHOT_VERSION,
+        `session snapshot ${String(d.k)} is not ${w.l.signature}`,
+      )
     if (d.h !== null && !(typeof d.h === 'number' && Number.isFinite(d.h))) throw corrupt('horizon is not a number')
     const inner = { ...w.l, stride: w.l.stride - 1 }
     const recs = decodeRecords(inner, d.p, stringList(d.f, 'fields'), stringList(d.c, 'counts'))
@@ -153,4 +187,3 @@ export class SessionWindows {
     return w
   }
 }
-

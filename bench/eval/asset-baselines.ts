@@ -118,7 +118,7 @@ export function naiveBaseline(o: NaiveOptions = {}): Detector {
       return {
         onReading(entity: string, r: Reading): AlertEvent[] {
           let tracks = units.get(entity)
-          if (!tracks) units.set(entity, tracks = fields.map(() => new FieldTrack(cap)))
+          if (!tracks) units.set(entity, (tracks = fields.map(() => new FieldTrack(cap))))
           const hour = Math.floor(r.ts / HOUR_MS)
           const out: AlertEvent[] = []
           for (let k = 0; k < fields.length; k++) {

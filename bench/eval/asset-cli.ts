@@ -11,7 +11,8 @@ import { FAILURE_MODES, PREDICTABLE_MODES } from './asset-scenario.js'
 import { naiveBaseline } from './asset-baselines.js'
 import { evaluateAssets, HELDOUT_SEEDS, TUNING_SEEDS, type EvalReport } from './asset-eval.js'
 
-export const ASSET_EVAL_USAGE = 'usage: node dist/bench/eval/asset-cli.js [--seeds tuning|heldout|1,2,3] [--days 72] [--units 60] [--quick] [--json]'
+export const ASSET_EVAL_USAGE =
+  'usage: node dist/bench/eval/asset-cli.js [--seeds tuning|heldout|1,2,3] [--days 72] [--units 60] [--quick] [--json]'
 
 export interface CliOptions {
   seeds: number[]
@@ -43,7 +44,8 @@ export function parseArgs(argv: readonly string[]): CliOptions {
       else if (v === 'heldout') o.seeds = [...HELDOUT_SEEDS]
       else {
         o.seeds = v.split(',').map(Number)
-        if (o.seeds.some((s) => !Number.isInteger(s))) throw new ConfigError('--seeds', `tuning, heldout or a comma-separated list of integers, got ${v}`)
+        if (o.seeds.some((s) => !Number.isInteger(s)))
+          throw new ConfigError('--seeds', `tuning, heldout or a comma-separated list of integers, got ${v}`)
       }
     } else if (a === '--days') {
       o.days = Number(val())
@@ -69,15 +71,21 @@ function pct(x: number): string {
 /** The human table of a report. */
 export function formatReport(r: EvalReport, seedSet: string): string {
   const lines: string[] = []
-  lines.push(`asset eval: seeds ${seedSet} (${r.seeds.join(', ')}), ${r.units} units x ${r.days} days, trained on days 0-${r.trainDays}, scored on days ${r.trainDays}-${r.days}; ${r.readings.toLocaleString('en-US')} readings`)
+  lines.push(
+    `asset eval: seeds ${seedSet} (${r.seeds.join(', ')}), ${r.units} units x ${r.days} days, trained on days 0-${r.trainDays}, scored on days ${r.trainDays}-${r.days}; ${r.readings.toLocaleString('en-US')} readings`,
+  )
   lines.push(`test failures: ${FAILURE_MODES.map((m) => `${m} ${r.testFailures[m]}`).join(', ')}`)
   lines.push('')
-  lines.push('| detector | caught (bearing / cooling / hydraulic) | caught >= 6 h | median lead | false alerts / asset-month (on rough/hot units) | AUC daily risk | sudden caught | alerts per caught fault |')
+  lines.push(
+    '| detector | caught (bearing / cooling / hydraulic) | caught >= 6 h | median lead | false alerts / asset-month (on rough/hot units) | AUC daily risk | sudden caught | alerts per caught fault |',
+  )
   lines.push('|---|---|---|---|---|---|---|---|')
   for (const d of r.detectors) {
     const s = d.score
     const per = PREDICTABLE_MODES.map((m) => `${s.modes[m].caught}/${s.modes[m].total}`).join(' / ')
-    lines.push(`| ${d.name} | ${s.predictable.caught} of ${s.predictable.total} (${per}) | ${s.predictable.warned} (${pct(s.predictable.shareWarned)}) | ${s.predictable.medianLeadH === null ? '-' : `${s.predictable.medianLeadH.toFixed(1)} h`} | ${s.falsePerAssetMonth.toFixed(2)} (${s.falseAlerts} of ${s.alerts}; ${s.falseOnOddUnits} on rough/hot) | ${s.auc === null ? '-' : s.auc.toFixed(3)} | ${s.modes.sudden.caught}/${s.modes.sudden.total} | ${s.opensPerCaught === null ? '-' : s.opensPerCaught.toFixed(2)} |`)
+    lines.push(
+      `| ${d.name} | ${s.predictable.caught} of ${s.predictable.total} (${per}) | ${s.predictable.warned} (${pct(s.predictable.shareWarned)}) | ${s.predictable.medianLeadH === null ? '-' : `${s.predictable.medianLeadH.toFixed(1)} h`} | ${s.falsePerAssetMonth.toFixed(2)} (${s.falseAlerts} of ${s.alerts}; ${s.falseOnOddUnits} on rough/hot) | ${s.auc === null ? '-' : s.auc.toFixed(3)} | ${s.modes.sudden.caught}/${s.modes.sudden.total} | ${s.opensPerCaught === null ? '-' : s.opensPerCaught.toFixed(2)} |`,
+    )
   }
   return lines.join('\n')
 }
@@ -95,7 +103,10 @@ async function main(argv: string[]): Promise<number> {
   }
   const t0 = performance.now()
   const report = await evaluateAssets({
-    seeds: o.seeds, days: o.days, units: o.units, detectors: [naiveBaseline()],
+    seeds: o.seeds,
+    days: o.days,
+    units: o.units,
+    detectors: [naiveBaseline()],
     log: (l) => process.stderr.write(`${l}\n`),
   })
   const wallMs = Math.round(performance.now() - t0)
@@ -105,7 +116,15 @@ async function main(argv: string[]): Promise<number> {
       ...report,
       seedSet: o.seedSet,
       wallMs,
-      detectors: report.detectors.map((d) => ({ ...d, perSeed: d.perSeed.map((p) => ({ seed: p.seed, predictable: p.score.predictable, falseAlerts: p.score.falseAlerts, auc: p.score.auc })) })),
+      detectors: report.detectors.map((d) => ({
+        ...d,
+        perSeed: d.perSeed.map((p) => ({
+          seed: p.seed,
+          predictable: p.score.predictable,
+          falseAlerts: p.score.falseAlerts,
+          auc: p.score.auc,
+        })),
+      })),
     }
     process.stdout.write(`${JSON.stringify(slim)}\n`)
   }
@@ -114,8 +133,13 @@ async function main(argv: string[]): Promise<number> {
 
 // Run only as the entry point, so tests can import parseArgs and formatReport.
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  main(process.argv.slice(2)).then((code) => { process.exitCode = code }, (err: unknown) => {
-    process.stderr.write(`${err instanceof Error ? err.stack ?? err.message : String(err)}\n`)
-    process.exitCode = 1
-  })
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code
+    },
+    (err: unknown) => {
+      process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
+      process.exitCode = 1
+    },
+  )
 }

@@ -12,7 +12,14 @@ import { join } from 'node:path'
 import { ConfigError } from '../../actors/errors.js'
 import type { Reading } from '../../actors/types.js'
 import { AssetFleet, DAY_MS, FAILURE_MODES, writeTrainingCsvs, type FailureMode } from './asset-scenario.js'
-import { DEFAULT_ALERT_TYPES, scoreAssets, type AlertEvent, type AssetScore, type RiskDay, type ScoreRun } from './asset-score.js'
+import {
+  DEFAULT_ALERT_TYPES,
+  scoreAssets,
+  type AlertEvent,
+  type AssetScore,
+  type RiskDay,
+  type ScoreRun,
+} from './asset-score.js'
 
 export type { AlertEvent } from './asset-score.js'
 
@@ -80,7 +87,8 @@ export async function evaluateAssets(o: EvalOptions): Promise<EvalReport> {
   const trainDays = o.trainDays ?? days / 2
   const units = o.units ?? 60
   if (o.seeds.length === 0) throw new ConfigError('eval.seeds', 'give at least one seed')
-  if (!(trainDays > 0 && trainDays < days)) throw new ConfigError('eval.trainDays', `must be in (0, days=${days}), got ${trainDays}`)
+  if (!(trainDays > 0 && trainDays < days))
+    throw new ConfigError('eval.trainDays', `must be in (0, days=${days}), got ${trainDays}`)
   if (o.detectors.length === 0) throw new ConfigError('eval.detectors', 'give at least one detector')
   const names = new Set(o.detectors.map((d) => d.name))
   if (names.size !== o.detectors.length) throw new ConfigError('eval.detectors', 'detector names must be unique')
@@ -120,7 +128,9 @@ export async function evaluateAssets(o: EvalOptions): Promise<EvalReport> {
     for (const { entity, reading } of fleet.readings()) {
       readings++
       const inTest = reading.ts >= testStart
-      const dayKey = inTest ? `${entity}\u0000${testStart + Math.floor((reading.ts - testStart) / DAY_MS) * DAY_MS}` : ''
+      const dayKey = inTest
+        ? `${entity}\u0000${testStart + Math.floor((reading.ts - testStart) / DAY_MS) * DAY_MS}`
+        : ''
       for (let i = 0; i < instances.length; i++) {
         const inst = instances[i] as DetectorInstance
         const t0 = performance.now()
@@ -137,7 +147,10 @@ export async function evaluateAssets(o: EvalOptions): Promise<EvalReport> {
     }
     const failures = fleet.failures()
     for (const f of failures) if (f.ts >= testStart && f.ts < fleet.endTs) testFailures[f.mode]++
-    const oddUnits = fleet.unitInfo().filter((u) => u.character !== 'normal').map((u) => u.entity)
+    const oddUnits = fleet
+      .unitInfo()
+      .filter((u) => u.character !== 'normal')
+      .map((u) => u.entity)
     for (let i = 0; i < instances.length; i++) {
       elapsed[i] = (elapsed[i] as number) + (t[i] as number)
       const riskDays: RiskDay[] = []
@@ -147,10 +160,20 @@ export async function evaluateAssets(o: EvalOptions): Promise<EvalReport> {
       }
       ;(runs[i] as Array<{ seed: number; run: ScoreRun }>).push({
         seed,
-        run: { failures, alerts: alerts[i] as AlertEvent[], testStart, testEnd: fleet.endTs, units, riskDays, oddUnits },
+        run: {
+          failures,
+          alerts: alerts[i] as AlertEvent[],
+          testStart,
+          testEnd: fleet.endTs,
+          units,
+          riskDays,
+          oddUnits,
+        },
       })
     }
-    log(`seed ${seed}: ${failures.length} failures, detectors ${o.detectors.map((d, i) => `${d.name} ${Math.round(t[i] as number)} ms`).join(', ')}`)
+    log(
+      `seed ${seed}: ${failures.length} failures, detectors ${o.detectors.map((d, i) => `${d.name} ${Math.round(t[i] as number)} ms`).join(', ')}`,
+    )
   }
 
   return {
@@ -166,7 +189,10 @@ export async function evaluateAssets(o: EvalOptions): Promise<EvalReport> {
       return {
         name: d.name,
         alertTypes: types,
-        score: scoreAssets(mine.map((r) => r.run), types),
+        score: scoreAssets(
+          mine.map((r) => r.run),
+          types,
+        ),
         perSeed: mine.map((r) => ({ seed: r.seed, score: scoreAssets([r.run], types) })),
         elapsedMs: Math.round(elapsed[i] as number),
       }

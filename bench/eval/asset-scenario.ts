@@ -121,8 +121,13 @@ export class Rng {
   private d: number
   private spare: number | undefined
   constructor(seed: number, stream: number, sub = 0) {
-    const sm = splitmix32(Math.imul(seed | 0, 0x27d4eb2d) ^ Math.imul(stream + 1, 0x165667b1) ^ Math.imul(sub + 7, 0x61c88647))
-    this.a = sm(); this.b = sm(); this.c = sm(); this.d = sm()
+    const sm = splitmix32(
+      Math.imul(seed | 0, 0x27d4eb2d) ^ Math.imul(stream + 1, 0x165667b1) ^ Math.imul(sub + 7, 0x61c88647),
+    )
+    this.a = sm()
+    this.b = sm()
+    this.c = sm()
+    this.d = sm()
     for (let i = 0; i < 12; i++) this.next()
   }
   /** Uniform in [0, 1). */
@@ -241,7 +246,7 @@ function planFleet(seed: number, units: number, days: number, startTs: number, i
       phaseMs: Math.floor(rng.next() * (intervalMs / 1000)) * 1000,
       meanLoad: (service === 'freight' ? 0.6 : 0.45) + rng.uniform(-0.08, 0.08),
       vib0: rough ? rng.uniform(5.5, 7.5) : 2.9 * Math.exp(0.15 * rng.normal()),
-      vibNoise: (rng.next() < 0.2 ? 0.14 : 0.08),
+      vibNoise: rng.next() < 0.2 ? 0.14 : 0.08,
       spikeP: rough ? rng.uniform(0.015, 0.03) : rng.uniform(0.002, 0.006),
       spikeAmp: rough ? rng.uniform(1.2, 2.0) : rng.uniform(0.6, 1.0),
       kLoad: (34 + 3 * rng.normal()) * (hot ? rng.uniform(1.35, 1.55) : 1),
@@ -283,12 +288,33 @@ function placeFault(rng: Rng, units: UnitPlan[], mode: FailureMode, startTs: num
     const due = Math.round(lo + rng.next() * (hi - lo))
     const onset = Math.round(due - L)
     // One fault at a time per unit, with room for the slip, the workshop and a quiet day either side.
-    const busy = (f: { onset: number; due: number }): [number, number] => [f.onset - DAY_MS, f.due + MAX_FAILURE_SLIP_MS + 5 * DAY_MS]
+    const busy = (f: { onset: number; due: number }): [number, number] => [
+      f.onset - DAY_MS,
+      f.due + MAX_FAILURE_SLIP_MS + 5 * DAY_MS,
+    ]
     const [a0, a1] = busy({ onset, due })
-    if (u.faults.some((f) => { const [b0, b1] = busy(f); return a0 < b1 && b0 < a1 })) continue
+    if (
+      u.faults.some((f) => {
+        const [b0, b1] = busy(f)
+        return a0 < b1 && b0 < a1
+      })
+    )
+      continue
     const f: FaultPlan = {
-      mode, due, onset, shape: 1, vibMult: 1, spikeP: 0, spikeAmp: 0, bearingHeat: 0, coolGain: 0, coolIdle: 0,
-      pDrop: 0, qRise: 0, terminalMs: 0, workshopMs: Math.round(rng.uniform(12, 60) * HOUR_MS),
+      mode,
+      due,
+      onset,
+      shape: 1,
+      vibMult: 1,
+      spikeP: 0,
+      spikeAmp: 0,
+      bearingHeat: 0,
+      coolGain: 0,
+      coolIdle: 0,
+      pDrop: 0,
+      qRise: 0,
+      terminalMs: 0,
+      workshopMs: Math.round(rng.uniform(12, 60) * HOUR_MS),
     }
     if (mode === 'bearing') {
       f.shape = rng.uniform(1.6, 2.4)
@@ -333,7 +359,11 @@ function resolveRoutines(p: UnitPlan, endTs: number): number[] {
 // ---------------------------------------------------------------------------------------------------------------
 // Ambient temperature: season (coldest around 20 January), time of day, regional weather over days.
 
-interface Weather { amp: number[]; period: number[]; phase: number[] }
+interface Weather {
+  amp: number[]
+  period: number[]
+  phase: number[]
+}
 
 function makeWeather(seed: number): Weather[] {
   const rng = new Rng(seed, 0xa11b)
@@ -355,7 +385,9 @@ function ambientAt(ts: number, region: number, climate: number, weather: Weather
   const diurnal = 4.5 * Math.cos((2 * Math.PI * (hour - 15)) / 24)
   let wx = 0
   for (let k = 0; k < weather.amp.length; k++) {
-    wx += (weather.amp[k] as number) * Math.sin((2 * Math.PI * ts) / (weather.period[k] as number) + (weather.phase[k] as number))
+    wx +=
+      (weather.amp[k] as number) *
+      Math.sin((2 * Math.PI * ts) / (weather.period[k] as number) + (weather.phase[k] as number))
   }
   return season + diurnal + wx + (REGION_CLIMATE[region] ?? 0) + climate
 }
@@ -441,7 +473,8 @@ class UnitSim {
     }
     if (this.duty === 'service') {
       while (ts >= this.loadEnd) {
-        this.load = r.next() < 0.15 ? r.uniform(0.02, 0.08) : Math.min(1, Math.max(0.1, this.plan.meanLoad + 0.22 * r.normal()))
+        this.load =
+          r.next() < 0.15 ? r.uniform(0.02, 0.08) : Math.min(1, Math.max(0.1, this.plan.meanLoad + 0.22 * r.normal()))
         this.loadEnd += r.uniform(3, 20) * MIN_MS
       }
     } else {
@@ -479,7 +512,10 @@ class UnitSim {
     this.severity = 0
     if (f && ts >= f.onset) {
       this.severity = f.mode === 'sudden' ? 0 : Math.min(1, (ts - f.onset) / Math.max(1, f.due - f.onset)) ** f.shape
-      const ready = ts >= f.due - f.terminalMs && this.duty === 'service' && (f.mode !== 'cooling' || this.load >= 0.45 || ts > f.due + DAY_MS)
+      const ready =
+        ts >= f.due - f.terminalMs &&
+        this.duty === 'service' &&
+        (f.mode !== 'cooling' || this.load >= 0.45 || ts > f.due + DAY_MS)
       if (this.terminalStart === undefined && ready) this.terminalStart = ts
       if (this.terminalStart !== undefined) {
         // Hold the unit in service through the terminal phase: it is working hard when it fails.
@@ -491,7 +527,8 @@ class UnitSim {
         }
       }
     }
-    const term = f && this.terminalStart !== undefined ? Math.min(1, (ts - this.terminalStart) / Math.max(1, f.terminalMs)) : 0
+    const term =
+      f && this.terminalStart !== undefined ? Math.min(1, (ts - this.terminalStart) / Math.max(1, f.terminalMs)) : 0
     const sev = this.severity
     const bearing = f?.mode === 'bearing' ? sev : 0
     const cooling = f?.mode === 'cooling' ? sev : 0
@@ -509,7 +546,11 @@ class UnitSim {
     let teq = this.ambient
     if (running) {
       const k = plan.kLoad * (1 + (f?.coolGain ?? 0) * cooling)
-      teq += plan.idleRise + (f?.coolIdle ?? 0) * cooling + k * this.loadEff + (f?.bearingHeat ?? 0) * bearing * (0.3 + 0.7 * this.loadEff)
+      teq +=
+        plan.idleRise +
+        (f?.coolIdle ?? 0) * cooling +
+        k * this.loadEff +
+        (f?.bearingHeat ?? 0) * bearing * (0.3 + 0.7 * this.loadEff)
       if (f && term > 0 && (f.mode === 'bearing' || f.mode === 'cooling')) teq += 35 * term
     }
     const tauT = running ? 20 * MIN_MS : 70 * MIN_MS
@@ -611,9 +652,15 @@ export class AssetFleet {
     const days = o.days ?? 72
     const intervalMs = o.intervalMs ?? 60_000
     if (!Number.isInteger(o.seed)) throw new ConfigError('fleet.seed', `must be an integer, got ${o.seed}`)
-    if (!Number.isInteger(units) || units < 4) throw new ConfigError('fleet.units', `must be an integer >= 4, got ${units}`)
-    if (!(days >= 12)) throw new ConfigError('fleet.days', `must be >= 12 (the longest precursor is ${PRECURSOR_DAYS.bearing.max} days), got ${days}`)
-    if (!Number.isInteger(intervalMs) || intervalMs < 1_000 || intervalMs > 10 * MIN_MS) throw new ConfigError('fleet.intervalMs', `must be an integer in [1000, 600000], got ${intervalMs}`)
+    if (!Number.isInteger(units) || units < 4)
+      throw new ConfigError('fleet.units', `must be an integer >= 4, got ${units}`)
+    if (!(days >= 12))
+      throw new ConfigError(
+        'fleet.days',
+        `must be >= 12 (the longest precursor is ${PRECURSOR_DAYS.bearing.max} days), got ${days}`,
+      )
+    if (!Number.isInteger(intervalMs) || intervalMs < 1_000 || intervalMs > 10 * MIN_MS)
+      throw new ConfigError('fleet.intervalMs', `must be an integer in [1000, 600000], got ${intervalMs}`)
     this.seed = o.seed
     this.units = units
     this.days = days
@@ -636,7 +683,8 @@ export class AssetFleet {
 
   /** Readings in time order up to (excluding) `untilTs` (the end of the run by default). Once per fleet. */
   *readings(untilTs = this.endTs): Generator<FleetReading> {
-    if (this.started) throw new ConfigError('fleet.readings', 'a fleet streams once; build a new AssetFleet to read it again')
+    if (this.started)
+      throw new ConfigError('fleet.readings', 'a fleet streams once; build a new AssetFleet to read it again')
     this.started = true
     const end = Math.min(untilTs, this.endTs)
     for (let base = this.startTs; base < end; base += this.intervalMs) {
@@ -689,7 +737,9 @@ async function finish(out: WriteStream): Promise<void> {
 /** Streams readings into the history CSV (`entity,ts,vibration,temperature,pressure,flow`, ts in ms). */
 export async function writeReadingsCsv(readings: Iterable<FleetReading>, path: string): Promise<number> {
   const out = createWriteStream(path)
-  const failed = once(out, 'error').then(([e]) => { throw e })
+  const failed = once(out, 'error').then(([e]) => {
+    throw e
+  })
   failed.catch(() => undefined)
   let n = 0
   let buf = `${READINGS_CSV_HEADER}\n`
@@ -710,7 +760,9 @@ export async function writeReadingsCsv(readings: Iterable<FleetReading>, path: s
 /** Writes the maintenance log CSV (`entity,ts,action,completed`, ts in ms). */
 export async function writeMaintenanceCsv(entries: readonly MaintenanceEntry[], path: string): Promise<number> {
   const out = createWriteStream(path)
-  const failed = once(out, 'error').then(([e]) => { throw e })
+  const failed = once(out, 'error').then(([e]) => {
+    throw e
+  })
   failed.catch(() => undefined)
   const body = entries.map((m) => `${m.entity},${m.ts},${m.action},${m.completed}\n`).join('')
   await Promise.race([write(out, `${MAINTENANCE_CSV_HEADER}\n${body}`), failed])
@@ -722,9 +774,14 @@ export async function writeMaintenanceCsv(entries: readonly MaintenanceEntry[], 
  * Writes the training CSVs of a fleet: every reading before `untilTs`, and the maintenance entries withdrawn
  * before it (a repair that finishes after `untilTs` is still listed, with its completion time).
  */
-export async function writeTrainingCsvs(o: FleetOptions & { untilTs: number; readingsPath: string; maintenancePath: string }): Promise<{ readings: number; maintenance: number }> {
+export async function writeTrainingCsvs(
+  o: FleetOptions & { untilTs: number; readingsPath: string; maintenancePath: string },
+): Promise<{ readings: number; maintenance: number }> {
   const fleet = new AssetFleet(o)
   const readings = await writeReadingsCsv(fleet.readings(o.untilTs), o.readingsPath)
-  const maintenance = await writeMaintenanceCsv(fleet.maintenance().filter((m) => m.ts < o.untilTs), o.maintenancePath)
+  const maintenance = await writeMaintenanceCsv(
+    fleet.maintenance().filter((m) => m.ts < o.untilTs),
+    o.maintenancePath,
+  )
   return { readings, maintenance }
 }

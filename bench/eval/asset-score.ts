@@ -72,7 +72,14 @@ export interface ModeScore {
 
 export interface AssetScore {
   modes: Record<FailureMode, ModeScore>
-  predictable: { total: number; caught: number; warned: number; shareCaught: number; shareWarned: number; medianLeadH: number | null }
+  predictable: {
+    total: number
+    caught: number
+    warned: number
+    shareCaught: number
+    shareWarned: number
+    medianLeadH: number | null
+  }
   /** Alert openings of the scored types in the test period. */
   alerts: number
   falseAlerts: number
@@ -116,17 +123,22 @@ function byEntity<T extends { entity: string }>(xs: readonly T[]): Map<string, T
   const m = new Map<string, T[]>()
   for (const x of xs) {
     let l = m.get(x.entity)
-    if (!l) m.set(x.entity, l = [])
+    if (!l) m.set(x.entity, (l = []))
     l.push(x)
   }
   return m
 }
 
 /** Scores one detector over one or more runs (seeds), pooled. */
-export function scoreAssets(runs: readonly ScoreRun[], alertTypes: readonly string[] = DEFAULT_ALERT_TYPES): AssetScore {
+export function scoreAssets(
+  runs: readonly ScoreRun[],
+  alertTypes: readonly string[] = DEFAULT_ALERT_TYPES,
+): AssetScore {
   const R = SCORE_RULES
   const types = new Set(alertTypes)
-  const modes = Object.fromEntries(FAILURE_MODES.map((m) => [m, { total: 0, caught: 0, warned: 0, leadsH: [] as number[] }])) as Record<FailureMode, ModeScore>
+  const modes = Object.fromEntries(
+    FAILURE_MODES.map((m) => [m, { total: 0, caught: 0, warned: 0, leadsH: [] as number[] }]),
+  ) as Record<FailureMode, ModeScore>
   let alerts = 0
   let falseAlerts = 0
   let falseOnOdd = 0
@@ -186,7 +198,9 @@ export function scoreAssets(runs: readonly ScoreRun[], alertTypes: readonly stri
   return {
     modes,
     predictable: {
-      total, caught, warned,
+      total,
+      caught,
+      warned,
       shareCaught: total === 0 ? 0 : caught / total,
       shareWarned: total === 0 ? 0 : warned / total,
       medianLeadH: median(pm.flatMap((m) => m.leadsH)),

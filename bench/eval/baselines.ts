@@ -46,7 +46,8 @@ export class SortedWindow {
   }
 
   median(): number {
-    const n = this.size, m = n >> 1
+    const n = this.size,
+      m = n >> 1
     return n % 2 === 1 ? (this.sorted[m] as number) : ((this.sorted[m - 1] as number) + (this.sorted[m] as number)) / 2
   }
 
@@ -58,19 +59,27 @@ export class SortedWindow {
     let r = this.find(med)
     let l = r - 1
     const k = n >> 1
-    let last = 0, prev = 0
+    let last = 0,
+      prev = 0
     for (let c = 0; c <= k; c++) {
       const dl = l >= 0 ? med - (s[l] as number) : Infinity
       const dr = r < n ? (s[r] as number) - med : Infinity
       prev = last
-      if (dl <= dr) { last = dl; l-- } else { last = dr; r++ }
+      if (dl <= dr) {
+        last = dl
+        l--
+      } else {
+        last = dr
+        r++
+      }
     }
     return n % 2 === 1 ? last : (prev + last) / 2
   }
 
   /** First index whose value is >= v. */
   private find(v: number): number {
-    let lo = 0, hi = this.size
+    let lo = 0,
+      hi = this.size
     while (lo < hi) {
       const mid = (lo + hi) >> 1
       if ((this.sorted[mid] as number) < v) lo = mid + 1
@@ -119,7 +128,16 @@ export function robustZBaseline(opts: RobustZOptions = {}): PlantDetector {
           if (typeof v !== 'number' || !Number.isFinite(v)) return []
           let s = states.get(entity)
           if (s === undefined) {
-            s = { w: new SortedWindow(window), prev: undefined, step: Infinity, open: false, calm: 0, since: 0, med: 0, mad: 0 }
+            s = {
+              w: new SortedWindow(window),
+              prev: undefined,
+              step: Infinity,
+              open: false,
+              calm: 0,
+              since: 0,
+              med: 0,
+              mad: 0,
+            }
             states.set(entity, s)
           }
           // the instrument's resolution, learnt as the smallest change seen: the floor of the scale, so a
@@ -133,10 +151,16 @@ export function robustZBaseline(opts: RobustZOptions = {}): PlantDetector {
             s.since++
             const scale = Math.max(1.4826 * s.mad, Number.isFinite(s.step) ? s.step : 1e-9)
             const z = Math.abs(v - s.med) / scale
-            if (!s.open && z > k) { s.open = true; s.calm = 0; out.push({ entity, type: BASELINE_ALERT_TYPE, state: 'open', ts: r.ts }) }
-            else if (s.open) {
+            if (!s.open && z > k) {
+              s.open = true
+              s.calm = 0
+              out.push({ entity, type: BASELINE_ALERT_TYPE, state: 'open', ts: r.ts })
+            } else if (s.open) {
               s.calm = z < closeBelow ? s.calm + 1 : 0
-              if (s.calm >= closeAfter) { s.open = false; out.push({ entity, type: BASELINE_ALERT_TYPE, state: 'close', ts: r.ts }) }
+              if (s.calm >= closeAfter) {
+                s.open = false
+                out.push({ entity, type: BASELINE_ALERT_TYPE, state: 'close', ts: r.ts })
+              }
             }
           }
           s.w.push(v)
@@ -194,10 +218,20 @@ export class IsolationForest {
       const idx = data.map((_, i) => i)
       for (let i = 0; i < psi; i++) {
         const j = i + Math.floor(rand() * (idx.length - i))
-        const t = idx[i] as number; idx[i] = idx[j] as number; idx[j] = t
+        const t = idx[i] as number
+        idx[i] = idx[j] as number
+        idx[j] = t
       }
       const cap = 2 * psi + 1
-      const tree: Tree = { feat: new Int16Array(cap).fill(-1), split: new Float64Array(cap), lo: new Float64Array(cap), hi: new Float64Array(cap), left: new Int32Array(cap), right: new Int32Array(cap), size: new Int32Array(cap) }
+      const tree: Tree = {
+        feat: new Int16Array(cap).fill(-1),
+        split: new Float64Array(cap),
+        lo: new Float64Array(cap),
+        hi: new Float64Array(cap),
+        left: new Int32Array(cap),
+        right: new Int32Array(cap),
+        size: new Int32Array(cap),
+      }
       let nodes = 0
       const build = (pts: number[], depth: number): number => {
         const id = nodes++
@@ -205,14 +239,25 @@ export class IsolationForest {
         if (depth >= maxDepth || pts.length <= 1) return id
         // pick a feature that is not constant on these points
         const order = Array.from({ length: dims }, (_, i) => i)
-        for (let i = order.length - 1; i > 0; i--) { const j = Math.floor(rand() * (i + 1)); const t = order[i] as number; order[i] = order[j] as number; order[j] = t }
+        for (let i = order.length - 1; i > 0; i--) {
+          const j = Math.floor(rand() * (i + 1))
+          const t = order[i] as number
+          order[i] = order[j] as number
+          order[j] = t
+        }
         for (const f of order) {
-          let lo = Infinity, hi = -Infinity
-          for (const p of pts) { const v = (data[p] as Float64Array)[f] as number; if (v < lo) lo = v; if (v > hi) hi = v }
+          let lo = Infinity,
+            hi = -Infinity
+          for (const p of pts) {
+            const v = (data[p] as Float64Array)[f] as number
+            if (v < lo) lo = v
+            if (v > hi) hi = v
+          }
           if (hi > lo) {
             const sv = lo + rand() * (hi - lo)
-            const l: number[] = [], r: number[] = []
-            for (const p of pts) ((((data[p] as Float64Array)[f] as number) < sv) ? l : r).push(p)
+            const l: number[] = [],
+              r: number[] = []
+            for (const p of pts) (((data[p] as Float64Array)[f] as number) < sv ? l : r).push(p)
             tree.feat[id] = f
             tree.split[id] = sv
             tree.lo[id] = lo
@@ -238,15 +283,21 @@ export class IsolationForest {
   score(x: Float64Array): number {
     let total = 0
     for (const t of this.trees) {
-      let node = 0, depth = 0, isolated = false
+      let node = 0,
+        depth = 0,
+        isolated = false
       for (;;) {
         const f = t.feat[node] as number
         if (f < 0) break
         const v = x[f] as number
         depth++
-        const lo = t.lo[node] as number, hi = t.hi[node] as number
-        if (v < lo - 0.5 * (hi - lo) || v > hi + 0.5 * (hi - lo)) { isolated = true; break }
-        node = (v < (t.split[node] as number)) ? (t.left[node] as number) : (t.right[node] as number)
+        const lo = t.lo[node] as number,
+          hi = t.hi[node] as number
+        if (v < lo - 0.5 * (hi - lo) || v > hi + 0.5 * (hi - lo)) {
+          isolated = true
+          break
+        }
+        node = v < (t.split[node] as number) ? (t.left[node] as number) : (t.right[node] as number)
       }
       total += isolated ? depth : depth + cFactor(t.size[node] as number)
     }
@@ -320,17 +371,27 @@ export function isolationForestBaseline(opts: IsolationForestOptions): PlantDete
         }
         if (s.forest === undefined) {
           if (s.train.length < 16) return
-          s.forest = new IsolationForest(s.train, { trees: opts.trees ?? 50, sample: opts.sample ?? 256, seed: 7919 * ++sensorNo })
+          s.forest = new IsolationForest(s.train, {
+            trees: opts.trees ?? 50,
+            sample: opts.sample ?? 256,
+            seed: 7919 * ++sensorNo,
+          })
           let max = 0
           for (const t of s.train) max = Math.max(max, s.forest.score(t))
           s.threshold = max + margin
           s.train = []
         }
         const score = s.forest.score(x)
-        if (!s.open && score > s.threshold) { s.open = true; s.calm = 0; out.push({ entity, type: BASELINE_ALERT_TYPE, state: 'open', ts: endTs }) }
-        else if (s.open) {
+        if (!s.open && score > s.threshold) {
+          s.open = true
+          s.calm = 0
+          out.push({ entity, type: BASELINE_ALERT_TYPE, state: 'open', ts: endTs })
+        } else if (s.open) {
           s.calm = score <= s.threshold ? s.calm + 1 : 0
-          if (s.calm >= closeAfter) { s.open = false; out.push({ entity, type: BASELINE_ALERT_TYPE, state: 'close', ts: endTs }) }
+          if (s.calm >= closeAfter) {
+            s.open = false
+            out.push({ entity, type: BASELINE_ALERT_TYPE, state: 'close', ts: endTs })
+          }
         }
       }
       return {
@@ -340,16 +401,39 @@ export function isolationForestBaseline(opts: IsolationForestOptions): PlantDete
           let s = states.get(entity)
           const out: AlertEvent[] = []
           if (s === undefined) {
-            s = { bucket, n: 0, nValues: 0, sum: 0, sumSq: 0, maxStep: 0, repeats: 0, prev: undefined, means: [], train: [], forest: undefined, threshold: 1, open: false, calm: 0 }
+            s = {
+              bucket,
+              n: 0,
+              nValues: 0,
+              sum: 0,
+              sumSq: 0,
+              maxStep: 0,
+              repeats: 0,
+              prev: undefined,
+              means: [],
+              train: [],
+              forest: undefined,
+              threshold: 1,
+              open: false,
+              calm: 0,
+            }
             states.set(entity, s)
           } else if (bucket !== s.bucket) {
             finishMinute(entity, s, bucket * 60_000, out)
-            s.bucket = bucket; s.n = 0; s.nValues = 0; s.sum = 0; s.sumSq = 0; s.maxStep = 0; s.repeats = 0
+            s.bucket = bucket
+            s.n = 0
+            s.nValues = 0
+            s.sum = 0
+            s.sumSq = 0
+            s.maxStep = 0
+            s.repeats = 0
           }
           s.n++
           const v = r.fields['value']
           if (typeof v === 'number' && Number.isFinite(v)) {
-            s.nValues++; s.sum += v; s.sumSq += v * v
+            s.nValues++
+            s.sum += v
+            s.sumSq += v * v
             if (s.prev !== undefined) {
               const d = Math.abs(v - s.prev)
               if (d > s.maxStep) s.maxStep = d

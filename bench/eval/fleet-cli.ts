@@ -27,17 +27,38 @@ function parse(argv: string[]): { opts: EvalOptions; json: boolean } {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string
     switch (a) {
-      case '--rate-s': opts.rateS = int(need(i++, a), a, 1, 10); break
-      case '--vehicles': opts.vehicles = int(need(i++, a), a, 1, 1000); break
-      case '--trips-per-vehicle': opts.tripsPerVehicle = int(need(i++, a), a, 1, 5); break
-      case '--seed': opts.seed = int(need(i++, a), a, 0, 2 ** 31); break
-      case '--low-fuel-pct': opts.lowFuelPct = Number(need(i++, a)); break
-      case '--profile': opts.profile = need(i++, a); break
-      case '--profile-config': opts.profileConfig = JSON.parse(need(i++, a)) as Record<string, unknown>; break
-      case '--no-hdop': opts.hdop = false; break
-      case '--no-ignition': opts.ignition = false; break
-      case '--json': json = true; break
-      default: throw new Error(`unknown argument ${a}`)
+      case '--rate-s':
+        opts.rateS = int(need(i++, a), a, 1, 10)
+        break
+      case '--vehicles':
+        opts.vehicles = int(need(i++, a), a, 1, 1000)
+        break
+      case '--trips-per-vehicle':
+        opts.tripsPerVehicle = int(need(i++, a), a, 1, 5)
+        break
+      case '--seed':
+        opts.seed = int(need(i++, a), a, 0, 2 ** 31)
+        break
+      case '--low-fuel-pct':
+        opts.lowFuelPct = Number(need(i++, a))
+        break
+      case '--profile':
+        opts.profile = need(i++, a)
+        break
+      case '--profile-config':
+        opts.profileConfig = JSON.parse(need(i++, a)) as Record<string, unknown>
+        break
+      case '--no-hdop':
+        opts.hdop = false
+        break
+      case '--no-ignition':
+        opts.ignition = false
+        break
+      case '--json':
+        json = true
+        break
+      default:
+        throw new Error(`unknown argument ${a}`)
     }
   }
   return { opts, json }
@@ -45,32 +66,66 @@ function parse(argv: string[]): { opts: EvalOptions; json: boolean } {
 
 const f1 = (x: number): string => (Number.isFinite(x) ? x.toFixed(1) : '-')
 /** Median and p95 of magnitudes, and the signed worst case. */
-const d = (x: Dist, unit: string): string => `median ${f1(x.medianSigned)}${unit} (|.| ${f1(x.median)}${unit}), p95 |.| ${f1(x.p95)}${unit}, worst ${f1(x.worst)}${unit} (n ${x.n})`
+const d = (x: Dist, unit: string): string =>
+  `median ${f1(x.medianSigned)}${unit} (|.| ${f1(x.median)}${unit}), p95 |.| ${f1(x.p95)}${unit}, worst ${f1(x.worst)}${unit} (n ${x.n})`
 
 /** The human table. */
 export function table(r: EvalResult): string {
   const s = r.score
   const rows: Array<[string, string]> = [
-    ['scenario', `${r.scenario.vehicles} vehicles, ${r.scenario.trips} trips, ${f1(r.scenario.trueKm)} km, ${r.scenario.readings} readings every ${r.options.rateS} s, ${r.scenario.fences} fences (${r.scenario.circles} circles, ${r.scenario.polygons} polygons; polygons ${r.configuredFences.polygonsAccepted ? 'configured' : 'rejected by the profile'})`],
-    ['faults', `${s.faults.jumps} jumps (${s.faults.jumpsAfterDropout} first fix after a dropout), ${s.faults.dropouts} dropouts`],
-    ['trips', `${s.trips.matched}/${s.trips.truth} matched, ${s.trips.reported} reported, ${s.trips.extra} extra, ${s.trips.split} split`],
+    [
+      'scenario',
+      `${r.scenario.vehicles} vehicles, ${r.scenario.trips} trips, ${f1(r.scenario.trueKm)} km, ${r.scenario.readings} readings every ${r.options.rateS} s, ${r.scenario.fences} fences (${r.scenario.circles} circles, ${r.scenario.polygons} polygons; polygons ${r.configuredFences.polygonsAccepted ? 'configured' : 'rejected by the profile'})`,
+    ],
+    [
+      'faults',
+      `${s.faults.jumps} jumps (${s.faults.jumpsAfterDropout} first fix after a dropout), ${s.faults.dropouts} dropouts`,
+    ],
+    [
+      'trips',
+      `${s.trips.matched}/${s.trips.truth} matched, ${s.trips.reported} reported, ${s.trips.extra} extra, ${s.trips.split} split`,
+    ],
     ['trip start error', d(s.trips.startErrS, ' s')],
     ['trip end error', d(s.trips.endErrS, ' s')],
     ['trip distance error', d(s.trips.distancePct, ' %')],
     ['  baseline (raw fixes)', `${d(r.baseline.distancePct, ' %')}; odometer ${f1(r.baseline.odometerErrPct)} %`],
-    ['odometer', `${f1(s.odometer.reportedKm)} km vs ${f1(s.odometer.trueKm)} km true: ${f1(s.odometer.errPct)} % (${s.odometer.source})`],
+    [
+      'odometer',
+      `${f1(s.odometer.reportedKm)} km vs ${f1(s.odometer.trueKm)} km true: ${f1(s.odometer.errPct)} % (${s.odometer.source})`,
+    ],
     ['trip closed after ignition off', d(s.trips.closeAfterOffS, ' s')],
     ['last trip closed after quiet', `${d(s.trips.lastTripCloseAfterQuietS, ' s')}`],
-    ['trips left open', `${s.trips.leftOpen} (${s.trips.lastLeftOpen} last of the day) still open ${f1(r.options.horizonMs / 3600_000)} h after the unit went quiet`],
-    ['geofence events', `${s.fences.matched}/${s.fences.truth} matched, ${s.fences.missing} missing (${JSON.stringify(s.fences.missingByKind)}; ${s.fences.notConfigured} on fences not configured), ${s.fences.extra} extra (${f1(s.fences.extraPct)} %, ${JSON.stringify(s.fences.extraByKind)}), ${s.fences.ambiguous} ambiguous or unobserved not scored`],
+    [
+      'trips left open',
+      `${s.trips.leftOpen} (${s.trips.lastLeftOpen} last of the day) still open ${f1(r.options.horizonMs / 3600_000)} h after the unit went quiet`,
+    ],
+    [
+      'geofence events',
+      `${s.fences.matched}/${s.fences.truth} matched, ${s.fences.missing} missing (${JSON.stringify(s.fences.missingByKind)}; ${s.fences.notConfigured} on fences not configured), ${s.fences.extra} extra (${f1(s.fences.extraPct)} %, ${JSON.stringify(s.fences.extraByKind)}), ${s.fences.ambiguous} ambiguous or unobserved not scored`,
+    ],
     ['geofence time error', d(s.fences.timeErrS, ' s')],
-    ['low fuel', `${s.lowFuel.raised}/${s.lowFuel.crossings} raised, delay ${d(s.lowFuel.delayS, ' s')}, ${s.lowFuel.false} false`],
-    ['refuel', `${s.fuelEvents.refuel.detected}/${s.fuelEvents.refuel.truth} detected, ${s.fuelEvents.refuel.extra} extra`],
-    ['fuel drop (theft)', `${s.fuelEvents.fuelDrop.detected}/${s.fuelEvents.fuelDrop.truth} detected, ${s.fuelEvents.fuelDrop.extra} extra`],
+    [
+      'low fuel',
+      `${s.lowFuel.raised}/${s.lowFuel.crossings} raised, delay ${d(s.lowFuel.delayS, ' s')}, ${s.lowFuel.false} false`,
+    ],
+    [
+      'refuel',
+      `${s.fuelEvents.refuel.detected}/${s.fuelEvents.refuel.truth} detected, ${s.fuelEvents.refuel.extra} extra`,
+    ],
+    [
+      'fuel drop (theft)',
+      `${s.fuelEvents.fuelDrop.detected}/${s.fuelEvents.fuelDrop.truth} detected, ${s.fuelEvents.fuelDrop.extra} extra`,
+    ],
     ['dtc', `${s.dtc.detected}/${s.dtc.truth} detected, ${s.dtc.extra} extra`],
     ['overheat', `${s.overheat.detected}/${s.overheat.truth} detected, ${s.overheat.extra} extra`],
-    ['stops / idle', `truth ${s.stops.truthStops} stops, ${s.stops.truthIdleOver60s} idle >= 60 s, ${f1(s.stops.truthIdleH)} h engine-on standing; reported ${s.stops.reported} (${s.stops.matched} overlap a true one)`],
-    ['positions', `${s.positions.emitted} emitted, ${s.positions.wrong} > 100 m off (${s.positions.jumpsEmitted} jump fixes emitted, ${s.positions.wrongAtTrueFix} true fixes shown off)`],
+    [
+      'stops / idle',
+      `truth ${s.stops.truthStops} stops, ${s.stops.truthIdleOver60s} idle >= 60 s, ${f1(s.stops.truthIdleH)} h engine-on standing; reported ${s.stops.reported} (${s.stops.matched} overlap a true one)`,
+    ],
+    [
+      'positions',
+      `${s.positions.emitted} emitted, ${s.positions.wrong} > 100 m off (${s.positions.jumpsEmitted} jump fixes emitted, ${s.positions.wrongAtTrueFix} true fixes shown off)`,
+    ],
     ['time', `scenario ${r.ms.scenario} ms, profile ${r.ms.profile} ms`],
   ]
   const w = Math.max(...rows.map(([k]) => k.length))

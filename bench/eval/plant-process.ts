@@ -25,7 +25,11 @@ export interface ProcessDetectorOptions {
 }
 
 /** The process profile under evaluation; `config` defaults to the profile's defaults. */
-export function processProfileDetector(config?: ProcessConfig, name = 'pitwall process profile', opts: ProcessDetectorOptions = {}): PlantDetector {
+export function processProfileDetector(
+  config?: ProcessConfig,
+  name = 'pitwall process profile',
+  opts: ProcessDetectorOptions = {},
+): PlantDetector {
   return {
     name,
     create(plant: PlantInstruments): DetectorInstance {
@@ -58,12 +62,22 @@ export function processProfileDetector(config?: ProcessConfig, name = 'pitwall p
       return {
         onReading(entity: string, r: Reading): AlertEvent[] {
           let cell = cells.get(entity)
-          if (!cell) cells.set(entity, cell = new ActorCell(def, cfg, { kind: 'sensor', id: entity }))
+          if (!cell) cells.set(entity, (cell = new ActorCell(def, cfg, { kind: 'sensor', id: entity })))
           out = []
           // Processing time = event time: the bench replays the stream as it happened.
           cell.applyReading(++seq, r.ts, r, emit, refs)
           const pair = pairOf.get(entity)
-          if (pair) pair.applyReading(++seq, r.ts, { ts: r.ts, fields: { member: entity, ...(r.fields['value'] === undefined ? {} : { value: r.fields['value'] }) } }, emit, refs)
+          if (pair)
+            pair.applyReading(
+              ++seq,
+              r.ts,
+              {
+                ts: r.ts,
+                fields: { member: entity, ...(r.fields['value'] === undefined ? {} : { value: r.fields['value'] }) },
+              },
+              emit,
+              refs,
+            )
           return out
         },
         outOfService(entity: string, inService: boolean, ts: number): AlertEvent[] {
@@ -72,7 +86,12 @@ export function processProfileDetector(config?: ProcessConfig, name = 'pitwall p
           else sensors[entity] = { reason: 'calibration', since: ts, until: null, by: 'bench' }
           service.sensors = sensors
           service.version++
-          ref = { name: SERVICE_REF, revision: service.version, effectiveAt: ts, data: { version: service.version, sensors } }
+          ref = {
+            name: SERVICE_REF,
+            revision: service.version,
+            effectiveAt: ts,
+            data: { version: service.version, sensors },
+          }
           return []
         },
       }

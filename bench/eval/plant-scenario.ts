@@ -24,16 +24,49 @@ import type { Reading } from '../../actors/types.js'
 // ---------------------------------------------------------------------------------------------------------
 // Public types
 
-export const ANOMALY_TYPES = ['sensor_failure', 'sensor_drift', 'pollution_spike', 'process_malfunction', 'cyber_attack'] as const
+export const ANOMALY_TYPES = [
+  'sensor_failure',
+  'sensor_drift',
+  'pollution_spike',
+  'process_malfunction',
+  'cyber_attack',
+] as const
 export type AnomalyType = (typeof ANOMALY_TYPES)[number]
 
-export const STAGES = ['pretreatment', 'primary', 'biological', 'secondary', 'tertiary', 'disinfection', 'sludge', 'outlet'] as const
+export const STAGES = [
+  'pretreatment',
+  'primary',
+  'biological',
+  'secondary',
+  'tertiary',
+  'disinfection',
+  'sludge',
+  'outlet',
+] as const
 export type Stage = (typeof STAGES)[number]
 
 export type SensorType =
-  | 'ph' | 'do' | 'turbidity' | 'flow' | 'temperature' | 'pressure' | 'conductivity' | 'nitrogen' | 'phosphorus'
-  | 'tss' | 'cod' | 'bod5' | 'metals' | 'chlorine' | 'ammonia' | 'nitrate' | 'nitrite' | 'energy' | 'pump'
-  | 'level' | 'sludge'
+  | 'ph'
+  | 'do'
+  | 'turbidity'
+  | 'flow'
+  | 'temperature'
+  | 'pressure'
+  | 'conductivity'
+  | 'nitrogen'
+  | 'phosphorus'
+  | 'tss'
+  | 'cod'
+  | 'bod5'
+  | 'metals'
+  | 'chlorine'
+  | 'ammonia'
+  | 'nitrate'
+  | 'nitrite'
+  | 'energy'
+  | 'pump'
+  | 'level'
+  | 'sludge'
 
 /** One ground-truth anomaly on one sensor. `variant` is diagnostic only (how it was injected). */
 export interface Episode {
@@ -121,7 +154,10 @@ export class Rng {
       z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0
       return (z ^ (z >>> 16)) >>> 0
     }
-    this.a = next(); this.b = next(); this.c = next(); this.d = next()
+    this.a = next()
+    this.b = next()
+    this.c = next()
+    this.d = next()
     if ((this.a | this.b | this.c | this.d) === 0) this.a = 1
   }
 
@@ -129,21 +165,40 @@ export class Rng {
   next(): number {
     const r = Math.imul(rotl(Math.imul(this.b, 5), 7), 9) >>> 0
     const t = (this.b << 9) >>> 0
-    this.c ^= this.a; this.d ^= this.b; this.b ^= this.c; this.a ^= this.d
+    this.c ^= this.a
+    this.d ^= this.b
+    this.b ^= this.c
+    this.a ^= this.d
     this.c ^= t
     this.d = rotl(this.d, 11)
     return r / 4294967296
   }
 
-  uniform(lo: number, hi: number): number { return lo + (hi - lo) * this.next() }
-  logUniform(lo: number, hi: number): number { return Math.exp(this.uniform(Math.log(lo), Math.log(hi))) }
-  int(lo: number, hiIncl: number): number { return lo + Math.floor(this.next() * (hiIncl - lo + 1)) }
-  chance(p: number): boolean { return this.next() < p }
-  sign(): number { return this.next() < 0.5 ? -1 : 1 }
-  pick<T>(xs: readonly T[]): T { return xs[Math.floor(this.next() * xs.length)] as T }
+  uniform(lo: number, hi: number): number {
+    return lo + (hi - lo) * this.next()
+  }
+  logUniform(lo: number, hi: number): number {
+    return Math.exp(this.uniform(Math.log(lo), Math.log(hi)))
+  }
+  int(lo: number, hiIncl: number): number {
+    return lo + Math.floor(this.next() * (hiIncl - lo + 1))
+  }
+  chance(p: number): boolean {
+    return this.next() < p
+  }
+  sign(): number {
+    return this.next() < 0.5 ? -1 : 1
+  }
+  pick<T>(xs: readonly T[]): T {
+    return xs[Math.floor(this.next() * xs.length)] as T
+  }
 
   normal(): number {
-    if (this.spare !== undefined) { const s = this.spare; this.spare = undefined; return s }
+    if (this.spare !== undefined) {
+      const s = this.spare
+      this.spare = undefined
+      return s
+    }
     let u = this.next()
     if (u < 1e-12) u = 1e-12
     const v = this.next()
@@ -153,32 +208,128 @@ export class Rng {
   }
 }
 
-function rotl(x: number, k: number): number { return ((x << k) | (x >>> (32 - k))) >>> 0 }
+function rotl(x: number, k: number): number {
+  return ((x << k) | (x >>> (32 - k))) >>> 0
+}
 
 // ---------------------------------------------------------------------------------------------------------
 // Plant signals. The process writes one Float64Array per tick; each sensor reads one slot of it.
 
 const SIG_NAMES = [
-  'qIn', 'qBio', 'qBypass', 'tW', 'tBio', 'tDig',
+  'qIn',
+  'qBio',
+  'qBypass',
+  'tW',
+  'tBio',
+  'tDig',
   // influent
-  'phIn', 'condIn', 'turbIn', 'tssIn', 'codIn', 'bodIn', 'nhIn', 'tnIn', 'tpIn', 'metIn', 'no3In',
+  'phIn',
+  'condIn',
+  'turbIn',
+  'tssIn',
+  'codIn',
+  'bodIn',
+  'nhIn',
+  'tnIn',
+  'tpIn',
+  'metIn',
+  'no3In',
   // pretreatment
-  'lvlWw', 'pump1', 'pump2', 'pump3', 'ePre',
+  'lvlWw',
+  'pump1',
+  'pump2',
+  'pump3',
+  'ePre',
   // primary
-  'lvlPrim', 'tssPe', 'turbPe', 'codPe', 'bodPe', 'tpPe', 'phPe', 'blanketP1', 'blanketP2', 'pumpP1', 'pumpP2', 'ePrim',
+  'lvlPrim',
+  'tssPe',
+  'turbPe',
+  'codPe',
+  'bodPe',
+  'tpPe',
+  'phPe',
+  'blanketP1',
+  'blanketP2',
+  'pumpP1',
+  'pumpP2',
+  'ePrim',
   // biological
-  'do1', 'do2', 'do3', 'do4', 'phA', 'phB', 'nhA', 'nhB', 'no3A', 'no3B', 'no2A', 'no2B', 'mlssA', 'mlssB',
-  'pHdr', 'pA', 'pB', 'eBl1', 'eBl2', 'eBl3', 'qIrA', 'qIrB', 'tpBio',
+  'do1',
+  'do2',
+  'do3',
+  'do4',
+  'phA',
+  'phB',
+  'nhA',
+  'nhB',
+  'no3A',
+  'no3B',
+  'no2A',
+  'no2B',
+  'mlssA',
+  'mlssB',
+  'pHdr',
+  'pA',
+  'pB',
+  'eBl1',
+  'eBl2',
+  'eBl3',
+  'qIrA',
+  'qIrB',
+  'tpBio',
   // secondary
-  'turbS1', 'turbS2', 'tssSe', 'blanketS1', 'blanketS2', 'lvlS1', 'lvlS2', 'rasPump1', 'rasPump2', 'qRas1', 'qRas2',
+  'turbS1',
+  'turbS2',
+  'tssSe',
+  'blanketS1',
+  'blanketS2',
+  'lvlS1',
+  'lvlS2',
+  'rasPump1',
+  'rasPump2',
+  'qRas1',
+  'qRas2',
   // tertiary
-  'turbT', 'tpT', 'tssT', 'dpF1', 'dpF2', 'qF1', 'qF2', 'lvlT', 'bwPump', 'eTert',
+  'turbT',
+  'tpT',
+  'tssT',
+  'dpF1',
+  'dpF2',
+  'qF1',
+  'qF2',
+  'lvlT',
+  'bwPump',
+  'eTert',
   // disinfection
-  'cl', 'phD', 'turbD', 'dosePump', 'eDis',
+  'cl',
+  'phD',
+  'turbD',
+  'dosePump',
+  'eDis',
   // sludge
-  'dsThick', 'dsDig', 'qSl1', 'qSl2', 'lvlDig', 'pGas', 'slPump1', 'slPump2', 'eSl', 'qSludge',
+  'dsThick',
+  'dsDig',
+  'qSl1',
+  'qSl2',
+  'lvlDig',
+  'pGas',
+  'slPump1',
+  'slPump2',
+  'eSl',
+  'qSludge',
   // outlet
-  'phO', 'codO', 'bodO', 'tssO', 'nhO', 'no3O', 'tnO', 'tpO', 'metO', 'condO', 'turbO', 'tO',
+  'phO',
+  'codO',
+  'bodO',
+  'tssO',
+  'nhO',
+  'no3O',
+  'tnO',
+  'tpO',
+  'metO',
+  'condO',
+  'turbO',
+  'tO',
 ] as const
 type SigName = (typeof SIG_NAMES)[number]
 type Signals = Record<SigName, number>
@@ -208,31 +359,159 @@ interface TypeSpec {
 const TYPE_SPECS: Record<SensorType, TypeSpec> = {
   ph: { decimals: 2, ar: 0.022, noise: 0.006, relative: false, arTau: 240, lag: 20, analyser: true, chemistry: true },
   do: { decimals: 2, ar: 0.07, noise: 0.02, relative: false, arTau: 90, lag: 40, analyser: true, chemistry: false },
-  turbidity: { decimals: 1, ar: 0.05, noise: 0.02, relative: true, arTau: 120, lag: 10, analyser: true, chemistry: true },
+  turbidity: {
+    decimals: 1,
+    ar: 0.05,
+    noise: 0.02,
+    relative: true,
+    arTau: 120,
+    lag: 10,
+    analyser: true,
+    chemistry: true,
+  },
   flow: { decimals: 0, ar: 0.02, noise: 0.008, relative: true, arTau: 60, lag: 0, analyser: false, chemistry: false },
-  temperature: { decimals: 1, ar: 0.09, noise: 0.04, relative: false, arTau: 600, lag: 30, analyser: false, chemistry: false },
-  pressure: { decimals: 3, ar: 0.012, noise: 0.004, relative: true, arTau: 60, lag: 0, analyser: false, chemistry: false },
-  conductivity: { decimals: 0, ar: 0.015, noise: 0.004, relative: true, arTau: 300, lag: 10, analyser: true, chemistry: true },
-  nitrogen: { decimals: 1, ar: 0.04, noise: 0.015, relative: true, arTau: 600, lag: 0, analyser: true, chemistry: true },
-  phosphorus: { decimals: 2, ar: 0.05, noise: 0.02, relative: true, arTau: 600, lag: 0, analyser: true, chemistry: true },
+  temperature: {
+    decimals: 1,
+    ar: 0.09,
+    noise: 0.04,
+    relative: false,
+    arTau: 600,
+    lag: 30,
+    analyser: false,
+    chemistry: false,
+  },
+  pressure: {
+    decimals: 3,
+    ar: 0.012,
+    noise: 0.004,
+    relative: true,
+    arTau: 60,
+    lag: 0,
+    analyser: false,
+    chemistry: false,
+  },
+  conductivity: {
+    decimals: 0,
+    ar: 0.015,
+    noise: 0.004,
+    relative: true,
+    arTau: 300,
+    lag: 10,
+    analyser: true,
+    chemistry: true,
+  },
+  nitrogen: {
+    decimals: 1,
+    ar: 0.04,
+    noise: 0.015,
+    relative: true,
+    arTau: 600,
+    lag: 0,
+    analyser: true,
+    chemistry: true,
+  },
+  phosphorus: {
+    decimals: 2,
+    ar: 0.05,
+    noise: 0.02,
+    relative: true,
+    arTau: 600,
+    lag: 0,
+    analyser: true,
+    chemistry: true,
+  },
   tss: { decimals: 1, ar: 0.05, noise: 0.02, relative: true, arTau: 180, lag: 10, analyser: true, chemistry: true },
   cod: { decimals: 0, ar: 0.04, noise: 0.015, relative: true, arTau: 300, lag: 15, analyser: true, chemistry: true },
   bod5: { decimals: 1, ar: 0.05, noise: 0.02, relative: true, arTau: 600, lag: 0, analyser: true, chemistry: true },
   metals: { decimals: 3, ar: 0.06, noise: 0.02, relative: true, arTau: 900, lag: 0, analyser: true, chemistry: true },
-  chlorine: { decimals: 2, ar: 0.035, noise: 0.01, relative: false, arTau: 180, lag: 20, analyser: true, chemistry: false },
-  ammonia: { decimals: 2, ar: 0.06, noise: 0.025, relative: true, arTau: 300, lag: 30, analyser: true, chemistry: true },
-  nitrate: { decimals: 1, ar: 0.04, noise: 0.015, relative: true, arTau: 300, lag: 30, analyser: true, chemistry: true },
-  nitrite: { decimals: 2, ar: 0.08, noise: 0.03, relative: true, arTau: 300, lag: 30, analyser: true, chemistry: false },
-  energy: { decimals: 1, ar: 0.015, noise: 0.006, relative: true, arTau: 60, lag: 0, analyser: false, chemistry: false },
+  chlorine: {
+    decimals: 2,
+    ar: 0.035,
+    noise: 0.01,
+    relative: false,
+    arTau: 180,
+    lag: 20,
+    analyser: true,
+    chemistry: false,
+  },
+  ammonia: {
+    decimals: 2,
+    ar: 0.06,
+    noise: 0.025,
+    relative: true,
+    arTau: 300,
+    lag: 30,
+    analyser: true,
+    chemistry: true,
+  },
+  nitrate: {
+    decimals: 1,
+    ar: 0.04,
+    noise: 0.015,
+    relative: true,
+    arTau: 300,
+    lag: 30,
+    analyser: true,
+    chemistry: true,
+  },
+  nitrite: {
+    decimals: 2,
+    ar: 0.08,
+    noise: 0.03,
+    relative: true,
+    arTau: 300,
+    lag: 30,
+    analyser: true,
+    chemistry: false,
+  },
+  energy: {
+    decimals: 1,
+    ar: 0.015,
+    noise: 0.006,
+    relative: true,
+    arTau: 60,
+    lag: 0,
+    analyser: false,
+    chemistry: false,
+  },
   pump: { decimals: 0, ar: 0, noise: 0, relative: false, arTau: 60, lag: 0, analyser: false, chemistry: false },
-  level: { decimals: 2, ar: 0.012, noise: 0.004, relative: false, arTau: 120, lag: 0, analyser: false, chemistry: false },
-  sludge: { decimals: 2, ar: 0.025, noise: 0.01, relative: true, arTau: 300, lag: 0, analyser: false, chemistry: false },
+  level: {
+    decimals: 2,
+    ar: 0.012,
+    noise: 0.004,
+    relative: false,
+    arTau: 120,
+    lag: 0,
+    analyser: false,
+    chemistry: false,
+  },
+  sludge: {
+    decimals: 2,
+    ar: 0.025,
+    noise: 0.01,
+    relative: true,
+    arTau: 300,
+    lag: 0,
+    analyser: false,
+    chemistry: false,
+  },
 }
 
 /** Calibration standards per analyser type: the values a technician puts the probe in (first, second). */
 const CAL_STANDARDS: Partial<Record<SensorType, readonly [number, number]>> = {
-  ph: [7.0, 4.01], do: [9.1, 0], turbidity: [0, 20], conductivity: [0, 1413], nitrogen: [0, 10], phosphorus: [0, 2],
-  tss: [0, 100], cod: [0, 100], bod5: [0, 50], metals: [0, 0.5], chlorine: [0, 1], ammonia: [0, 10], nitrate: [0, 10],
+  ph: [7.0, 4.01],
+  do: [9.1, 0],
+  turbidity: [0, 20],
+  conductivity: [0, 1413],
+  nitrogen: [0, 10],
+  phosphorus: [0, 2],
+  tss: [0, 100],
+  cod: [0, 100],
+  bod5: [0, 50],
+  metals: [0, 0.5],
+  chlorine: [0, 1],
+  ammonia: [0, 10],
+  nitrate: [0, 10],
   nitrite: [0, 1],
 }
 
@@ -267,14 +546,22 @@ interface SensorDef {
 }
 
 const STAGE_SHORT: Record<Stage, string> = {
-  pretreatment: 'pre', primary: 'pri', biological: 'bio', secondary: 'sec', tertiary: 'ter', disinfection: 'dis',
-  sludge: 'slu', outlet: 'out',
+  pretreatment: 'pre',
+  primary: 'pri',
+  biological: 'bio',
+  secondary: 'sec',
+  tertiary: 'ter',
+  disinfection: 'dis',
+  sludge: 'slu',
+  outlet: 'out',
 }
 
 /** The plant's instrument list (127 sensors). A `pairTag` def yields two sensors, `a` and `b`. */
 function plantDefs(): SensorDef[] {
   const d: SensorDef[] = []
-  const add = (x: SensorDef, n = 1): void => { for (let i = 0; i < n; i++) d.push(x) }
+  const add = (x: SensorDef, n = 1): void => {
+    for (let i = 0; i < n; i++) d.push(x)
+  }
   // pretreatment 15
   add({ stage: 'pretreatment', type: 'flow', sig: 'qIn', lo: 0, hi: 8000, nominal: 2000, pairTag: true })
   add({ stage: 'pretreatment', type: 'level', sig: 'lvlWw', lo: 0, hi: 5, nominal: 2.1, pairTag: true })
@@ -317,7 +604,7 @@ function plantDefs(): SensorDef[] {
   add({ stage: 'biological', type: 'nitrate', sig: 'no3B', lo: 0, hi: 50, nominal: 8, pairTag: true })
   add({ stage: 'biological', type: 'nitrite', sig: 'no2A', lo: 0, hi: 5, nominal: 0.2 })
   add({ stage: 'biological', type: 'nitrite', sig: 'no2B', lo: 0, hi: 5, nominal: 0.2 })
-  add({ stage: 'biological', type: 'temperature', sig: 'tBio', lo: 0, hi: 50, nominal: 17, })
+  add({ stage: 'biological', type: 'temperature', sig: 'tBio', lo: 0, hi: 50, nominal: 17 })
   add({ stage: 'biological', type: 'temperature', sig: 'tBio', lo: 0, hi: 50, nominal: 17 })
   add({ stage: 'biological', type: 'sludge', sig: 'mlssA', lo: 0, hi: 10, nominal: 3.5 })
   add({ stage: 'biological', type: 'sludge', sig: 'mlssB', lo: 0, hi: 10, nominal: 3.5 })
@@ -404,9 +691,18 @@ function buildSensors(): SensorSpec[] {
     const q = 10 ** -decimals
     const sigma = def.type === 'pump' ? 1 : Math.max(Math.sqrt(ar * ar + noise * noise), q)
     const base = {
-      type: def.type, stage: def.stage, sig: def.sig, lo: def.lo, hi: def.hi, hold: def.hold ?? 0,
-      steppy: def.steppy ?? false, inletSig: def.inlet, hasInlet: def.inlet !== undefined,
-      decimals, sigma, nominal: def.nominal,
+      type: def.type,
+      stage: def.stage,
+      sig: def.sig,
+      lo: def.lo,
+      hi: def.hi,
+      hold: def.hold ?? 0,
+      steppy: def.steppy ?? false,
+      inletSig: def.inlet,
+      hasInlet: def.inlet !== undefined,
+      decimals,
+      sigma,
+      nominal: def.nominal,
     }
     const tag = `${key}-${String(n).padStart(2, '0')}`
     if (def.pairTag === true) {
@@ -422,8 +718,19 @@ function buildSensors(): SensorSpec[] {
 // ---------------------------------------------------------------------------------------------------------
 // Schedule: storms, backwashes, calibrations, anomaly episodes. Drawn up front (small), before any reading.
 
-interface Storm { start: number; ramp: number; peak: number; tau: number; firstFlush: number }
-interface Backwash { filter: 0 | 1; start: number; end: number; rippleEnd: number }
+interface Storm {
+  start: number
+  ramp: number
+  peak: number
+  tau: number
+  firstFlush: number
+}
+interface Backwash {
+  filter: 0 | 1
+  start: number
+  end: number
+  rippleEnd: number
+}
 
 interface InjectedEpisode extends Episode {
   /** Per-episode draws used while streaming. */
@@ -439,7 +746,14 @@ interface InjectedEpisode extends Episode {
   frozenCovariates: boolean
 }
 
-interface Calibration { entity: string; start: number; end: number; std1: number; std2: number; outMs: number }
+interface Calibration {
+  entity: string
+  start: number
+  end: number
+  std1: number
+  std2: number
+  outMs: number
+}
 
 const MIN = 60_000
 const HOUR = 3_600_000
@@ -448,11 +762,16 @@ const HOUR = 3_600_000
 function eligible(type: AnomalyType, s: SensorSpec): boolean {
   const spec = TYPE_SPECS[s.type]
   switch (type) {
-    case 'sensor_failure': return true
-    case 'sensor_drift': return !s.steppy && s.type !== 'pump'
-    case 'pollution_spike': return spec.chemistry && !s.steppy
-    case 'process_malfunction': return !s.steppy && (s.pair !== undefined || s.hasInlet)
-    case 'cyber_attack': return true
+    case 'sensor_failure':
+      return true
+    case 'sensor_drift':
+      return !s.steppy && s.type !== 'pump'
+    case 'pollution_spike':
+      return spec.chemistry && !s.steppy
+    case 'process_malfunction':
+      return !s.steppy && (s.pair !== undefined || s.hasInlet)
+    case 'cyber_attack':
+      return true
   }
 }
 
@@ -479,22 +798,40 @@ interface Schedule {
 }
 
 const TYPE_WEIGHTS: readonly [AnomalyType, number][] = [
-  ['sensor_failure', 0.22], ['sensor_drift', 0.15], ['pollution_spike', 0.2], ['process_malfunction', 0.2], ['cyber_attack', 0.23],
+  ['sensor_failure', 0.22],
+  ['sensor_drift', 0.15],
+  ['pollution_spike', 0.2],
+  ['process_malfunction', 0.2],
+  ['cyber_attack', 0.23],
 ]
 
-function makeSchedule(rng: Rng, sensors: SensorSpec[], start: number, end: number, evalStart: number, startHour: number): Schedule {
+function makeSchedule(
+  rng: Rng,
+  sensors: SensorSpec[],
+  start: number,
+  end: number,
+  evalStart: number,
+  startHour: number,
+): Schedule {
   const hours = (end - start) / HOUR
   // Storms: about one every 30 h on average, any time, with a first flush then dilution.
   const storms: Storm[] = []
   let t = start + rng.uniform(0, 30) * HOUR
   while (t < end) {
-    storms.push({ start: t, ramp: rng.uniform(20, 60) * MIN, peak: rng.uniform(0.4, 2.4), tau: rng.uniform(1.5, 4) * HOUR, firstFlush: rng.uniform(0.4, 1.5) })
+    storms.push({
+      start: t,
+      ramp: rng.uniform(20, 60) * MIN,
+      peak: rng.uniform(0.4, 2.4),
+      tau: rng.uniform(1.5, 4) * HOUR,
+      firstFlush: rng.uniform(0.4, 1.5),
+    })
     t += rng.uniform(14, 46) * HOUR
   }
   const busy = new Busy()
   const maintenance: MaintenanceWindow[] = []
   const byId = new Map(sensors.map((s) => [s.id, s]))
-  const idsOf = (stage: Stage, type: SensorType): string[] => sensors.filter((s) => s.stage === stage && s.type === type).map((s) => s.id)
+  const idsOf = (stage: Stage, type: SensorType): string[] =>
+    sensors.filter((s) => s.stage === stage && s.type === type).map((s) => s.id)
   // Backwashes: timer-driven, each filter every 10-14 h, staggered.
   const backwashes: Backwash[] = []
   for (const filter of [0, 1] as const) {
@@ -504,14 +841,28 @@ function makeSchedule(rng: Rng, sensors: SensorSpec[], start: number, end: numbe
       const ripple = rng.uniform(10, 20) * MIN
       // one filter at a time: the PLC holds a backwash while the other filter is in one (or rippling)
       const clash = backwashes.find((o) => b < o.rippleEnd + 5 * MIN && b + dur + ripple + 5 * MIN > o.start)
-      if (clash !== undefined) { b = clash.rippleEnd + 5 * MIN; continue }
+      if (clash !== undefined) {
+        b = clash.rippleEnd + 5 * MIN
+        continue
+      }
       backwashes.push({ filter, start: b, end: b + dur, rippleEnd: b + dur + ripple })
       const affected = [
-        ...idsOf('tertiary', 'pressure').slice(filter, filter + 1), ...idsOf('tertiary', 'flow'), ...idsOf('tertiary', 'level'),
-        ...idsOf('tertiary', 'pump'), ...idsOf('tertiary', 'energy'),
+        ...idsOf('tertiary', 'pressure').slice(filter, filter + 1),
+        ...idsOf('tertiary', 'flow'),
+        ...idsOf('tertiary', 'level'),
+        ...idsOf('tertiary', 'pump'),
+        ...idsOf('tertiary', 'energy'),
       ]
-      for (const id of affected) { maintenance.push({ entity: id, kind: 'backwash', start: b, end: b + dur + 2 * MIN }); busy.take(id, b, b + dur + 2 * MIN) }
-      for (const id of [...idsOf('tertiary', 'turbidity'), ...idsOf('tertiary', 'tss'), ...idsOf('disinfection', 'turbidity'), ...idsOf('outlet', 'turbidity')]) {
+      for (const id of affected) {
+        maintenance.push({ entity: id, kind: 'backwash', start: b, end: b + dur + 2 * MIN })
+        busy.take(id, b, b + dur + 2 * MIN)
+      }
+      for (const id of [
+        ...idsOf('tertiary', 'turbidity'),
+        ...idsOf('tertiary', 'tss'),
+        ...idsOf('disinfection', 'turbidity'),
+        ...idsOf('outlet', 'turbidity'),
+      ]) {
         maintenance.push({ entity: id, kind: 'backwash', start: b, end: b + dur + ripple })
         busy.take(id, b, b + dur + ripple)
       }
@@ -531,7 +882,8 @@ function makeSchedule(rng: Rng, sensors: SensorSpec[], start: number, end: numbe
       const dur = rng.uniform(15, 40) * MIN
       if (cs < start || cs + dur > end) continue
       if (!busy.free(s.id, cs, cs + dur, 30 * MIN)) continue
-      const std1 = s.type === 'do' ? 14.62 - 0.3898 * 20 + 0.006969 * 400 - 0.00005897 * 8000 + rng.uniform(-0.2, 0.2) : stds[0]
+      const std1 =
+        s.type === 'do' ? 14.62 - 0.3898 * 20 + 0.006969 * 400 - 0.00005897 * 8000 + rng.uniform(-0.2, 0.2) : stds[0]
       const std2 = s.type === 'ph' ? rng.pick([4.01, 10.01]) : stds[1]
       calibrations.push({ entity: s.id, start: cs, end: cs + dur, std1, std2, outMs: rng.uniform(0.5, 2.5) * MIN })
       maintenance.push({ entity: s.id, kind: 'calibration', start: cs, end: cs + dur })
@@ -544,12 +896,20 @@ function makeSchedule(rng: Rng, sensors: SensorSpec[], start: number, end: numbe
   const budget = 0.02 * sensors.length * span
   let used = 0
   const weightSum = TYPE_WEIGHTS.reduce((a, [, w]) => a + w, 0)
-  const candidates = new Map<AnomalyType, SensorSpec[]>(ANOMALY_TYPES.map((ty) => [ty, sensors.filter((s) => eligible(ty, s))]))
+  const candidates = new Map<AnomalyType, SensorSpec[]>(
+    ANOMALY_TYPES.map((ty) => [ty, sensors.filter((s) => eligible(ty, s))]),
+  )
   const margin = 30 * MIN
   for (let attempt = 0; used < budget && attempt < 20_000; attempt++) {
     let r = rng.next() * weightSum
     let type: AnomalyType = 'sensor_failure'
-    for (const [ty, w] of TYPE_WEIGHTS) { if (r < w) { type = ty; break } r -= w }
+    for (const [ty, w] of TYPE_WEIGHTS) {
+      if (r < w) {
+        type = ty
+        break
+      }
+      r -= w
+    }
     const s = rng.pick(candidates.get(type) ?? [])
     const ep = drawEpisode(rng, type, s)
     const dur = Math.min(ep.duration, span - 20 * MIN)
@@ -568,7 +928,13 @@ function makeSchedule(rng: Rng, sensors: SensorSpec[], start: number, end: numbe
     if (needPartner && type === 'pollution_spike') {
       // the partner sees the same front a few seconds later
       const lagMs = rng.uniform(0, 20_000)
-      episodes.push({ ...base, entity: partner.id, variant: 'spike_partner', start: Math.round(st + lagMs), end: Math.round(en + lagMs) })
+      episodes.push({
+        ...base,
+        entity: partner.id,
+        variant: 'spike_partner',
+        start: Math.round(st + lagMs),
+        end: Math.round(en + lagMs),
+      })
       busy.take(partner.id, st, en + lagMs)
       used += en - st
     } else if (needPartner) {
@@ -589,12 +955,22 @@ interface Drawn {
 
 function drawEpisode(rng: Rng, type: AnomalyType, s: SensorSpec): Drawn {
   const p = {
-    mag: 0, dir: rng.sign(), front: 0, plateauEnd: 0, decayTau: 0, lag: 0, speed: 1, offset: 0, period: 1, frozenCovariates: false,
+    mag: 0,
+    dir: rng.sign(),
+    front: 0,
+    plateauEnd: 0,
+    decayTau: 0,
+    lag: 0,
+    speed: 1,
+    offset: 0,
+    period: 1,
+    frozenCovariates: false,
   }
   const holdMs = s.hold * PERIOD_MS
   switch (type) {
     case 'sensor_failure': {
-      const variant = s.type === 'pump' ? rng.pick(['stuck', 'dropout']) : rng.pick(['stuck', 'stuck', 'dropout', 'loop_break'])
+      const variant =
+        s.type === 'pump' ? rng.pick(['stuck', 'dropout']) : rng.pick(['stuck', 'stuck', 'dropout', 'loop_break'])
       const duration = variant === 'dropout' ? rng.logUniform(5, 60) * MIN : rng.logUniform(15, 120) * MIN
       p.frozenCovariates = variant === 'stuck' && rng.chance(0.3)
       p.mag = rng.uniform(0.02, 0.05) // loop break: fraction of span below the range
@@ -627,7 +1003,16 @@ function drawEpisode(rng: Rng, type: AnomalyType, s: SensorSpec): Drawn {
       if (s.type === 'pump' || s.steppy) {
         p.period = rng.int(1, 2)
         p.mag = rng.uniform(2, 4)
-        return { duration: rng.uniform(3, 20) * MIN, variant: r < 0.8 ? 'toggle' : 'replay', params: { ...p, lag: rng.uniform(1, 6) * HOUR, speed: rng.uniform(0.9, 1.1), frozenCovariates: rng.chance(0.5) } }
+        return {
+          duration: rng.uniform(3, 20) * MIN,
+          variant: r < 0.8 ? 'toggle' : 'replay',
+          params: {
+            ...p,
+            lag: rng.uniform(1, 6) * HOUR,
+            speed: rng.uniform(0.9, 1.1),
+            frozenCovariates: rng.chance(0.5),
+          },
+        }
       }
       if (r < 0.55) {
         p.lag = rng.uniform(1, 6) * HOUR
@@ -657,7 +1042,10 @@ const doSat = (t: number): number => 14.62 - 0.3898 * t + 0.006969 * t * t - 0.0
 
 class Ar {
   x = 0
-  constructor(private readonly rho: number, private readonly sd: number) {}
+  constructor(
+    private readonly rho: number,
+    private readonly sd: number,
+  ) {}
   step(rng: Rng): number {
     this.x = this.rho * this.x + Math.sqrt(1 - this.rho * this.rho) * this.sd * rng.normal()
     return this.x
@@ -701,7 +1089,12 @@ class Plant {
   private outMix = new Float64Array(12)
   private primed = false
 
-  constructor(private readonly rng: Rng, private readonly schedule: Schedule, private readonly startHour: number, private readonly start: number) {
+  constructor(
+    private readonly rng: Rng,
+    private readonly schedule: Schedule,
+    private readonly startHour: number,
+    private readonly start: number,
+  ) {
     this.qm = rng.uniform(1500, 2600)
     this.tSeason = rng.uniform(11, 22)
     this.kla = [rng.uniform(11, 14), rng.uniform(9, 12), rng.uniform(11, 14), rng.uniform(9, 12)]
@@ -713,7 +1106,8 @@ class Plant {
     const dtH = PERIOD_MS / HOUR
     const h = (this.startHour + (t - this.start) / HOUR) % 24
     // --- influent hydraulics and storms
-    let excess = 0, ff = 0
+    let excess = 0,
+      ff = 0
     for (const s of this.schedule.storms) {
       const u = t - s.start
       if (u < 0 || u > s.ramp + 8 * s.tau) continue
@@ -726,10 +1120,14 @@ class Plant {
     const dil = qDw / qIn
     const qCap = 2.2 * this.qm
     const qBio = Math.min(qIn, qCap)
-    g.qIn = qIn; g.qBio = qBio; g.qBypass = qIn - qBio
-    this.tStorm += ((1 - dil) - this.tStorm) * dtH / 0.5
+    g.qIn = qIn
+    g.qBio = qBio
+    g.qBypass = qIn - qBio
+    this.tStorm += ((1 - dil - this.tStorm) * dtH) / 0.5
     const tW = this.tSeason + 0.6 * Math.sin((2 * Math.PI * (h - 10)) / 24) - 2.2 * this.tStorm + this.arT.step(rng)
-    g.tW = tW; g.tBio = tW + 0.4; g.tO = tW - 0.2
+    g.tW = tW
+    g.tBio = tW + 0.4
+    g.tO = tW - 0.2
     // --- influent quality: load peaks an hour after flow, storms dilute after a first flush of particulates
     const conc = 0.72 + 0.28 * dryWeather(h - 1)
     const c = this.arConc.map((a) => 1 + a.step(rng))
@@ -748,21 +1146,40 @@ class Plant {
     g.phIn = 7.55 + 0.1 * (dryWeather(h) - 1) - 0.3 * (1 - dil) + this.arPh.step(rng)
     // --- lift station: pumps staged with hysteresis, lead pump rotating every 12 h
     const qPump = 1.15 * this.qm
-    if (qIn > this.nPumps * qPump * 0.92 && this.nPumps < 3) { this.nPumps++; this.lvlWw -= 0.12 }
-    else if (this.nPumps > 1 && qIn < (this.nPumps - 1) * qPump * 0.78) { this.nPumps--; this.lvlWw += 0.1 }
+    if (qIn > this.nPumps * qPump * 0.92 && this.nPumps < 3) {
+      this.nPumps++
+      this.lvlWw -= 0.12
+    } else if (this.nPumps > 1 && qIn < (this.nPumps - 1) * qPump * 0.78) {
+      this.nPumps--
+      this.lvlWw += 0.1
+    }
     const lead = Math.floor((this.startHour + (t - this.start) / HOUR) / 12) % 3
-    for (let i = 0; i < 3; i++) g[sigAt('pump1', i)] = ((i - lead + 3) % 3) < this.nPumps ? 1 : 0
+    for (let i = 0; i < 3; i++) g[sigAt('pump1', i)] = (i - lead + 3) % 3 < this.nPumps ? 1 : 0
     const lvlTarget = 1.9 + 0.35 * (qIn / (this.nPumps * qPump))
     this.lvlWw += (lvlTarget - this.lvlWw) * (1 - Math.exp(-PERIOD_MS / (4 * MIN)))
     g.lvlWw = this.lvlWw
     g.ePre = 6 + this.nPumps * 38 * (qIn / (this.nPumps * qPump)) ** 1.6
     // --- primary settling: CSTR mixing with a flow-dependent residence time, removal falling with it
     const tauP = (2 * this.qm) / qIn
-    const influent = [g.tssIn, g.turbIn, g.codIn, g.bodIn, g.tpIn, g.phIn, g.nhIn, g.tnIn, g.metIn, g.condIn] as number[]
-    if (!this.primed) { this.prim.set(influent); this.outMix.fill(0) }
+    const influent = [
+      g.tssIn,
+      g.turbIn,
+      g.codIn,
+      g.bodIn,
+      g.tpIn,
+      g.phIn,
+      g.nhIn,
+      g.tnIn,
+      g.metIn,
+      g.condIn,
+    ] as number[]
+    if (!this.primed) {
+      this.prim.set(influent)
+      this.outMix.fill(0)
+    }
     const kp = 1 - Math.exp(-dtH / tauP)
     for (let i = 0; i < 10; i++) this.prim[i] = (this.prim[i] ?? 0) + ((influent[i] ?? 0) - (this.prim[i] ?? 0)) * kp
-    const eta = Math.min(0.7, 0.62 * (1 - Math.exp(-tauP / 1.1)) / (1 - Math.exp(-2 / 1.1)))
+    const eta = Math.min(0.7, (0.62 * (1 - Math.exp(-tauP / 1.1))) / (1 - Math.exp(-2 / 1.1)))
     const pr = this.prim
     g.tssPe = (pr[0] ?? 0) * (1 - eta)
     g.turbPe = (pr[1] ?? 0) * (1 - 0.9 * eta)
@@ -771,12 +1188,15 @@ class Plant {
     g.tpPe = (pr[4] ?? 0) * (1 - 0.18 * eta)
     g.phPe = (pr[5] ?? 7.5) - 0.05
     g.lvlPrim = 3.2 + 0.09 * (qIn / this.qm) ** (2 / 3)
-    const minuteOfDay = ((this.startHour * 60 + (t - this.start) / MIN) % 1440 + 1440) % 1440
+    const minuteOfDay = (((this.startHour * 60 + (t - this.start) / MIN) % 1440) + 1440) % 1440
     for (let j = 0; j < 2; j++) {
-      const on = ((minuteOfDay + j * 25) % 50) < 6
+      const on = (minuteOfDay + j * 25) % 50 < 6
       g[sigAt('pumpP1', j)] = on ? 1 : 0
       const bl = this.blanketP[j] ?? 1
-      this.blanketP[j] = Math.max(0.3, bl + dtH * (0.35 * (qIn / this.qm) * (g.tssIn / 250) * eta / 0.6 - (on ? 6 : 0)))
+      this.blanketP[j] = Math.max(
+        0.3,
+        bl + dtH * ((0.35 * (qIn / this.qm) * (g.tssIn / 250) * eta) / 0.6 - (on ? 6 : 0)),
+      )
       g[sigAt('blanketP1', j)] = this.blanketP[j] ?? 1
     }
     g.ePrim = 9 + 11 * (g.pumpP1 + g.pumpP2)
@@ -785,7 +1205,7 @@ class Plant {
     let airTotal = 0
     const theta = 1.07 ** (tW + 0.4 - 20)
     for (const L of lanes) {
-      const dil1 = (qBio / 2) / (4 * this.qm) // per hour
+      const dil1 = qBio / 2 / (4 * this.qm) // per hour
       const doAvg = ((this.doB[2 * L] ?? 2) + (this.doB[2 * L + 1] ?? 2)) / 2
       const nh = this.nhL[L] ?? 1.5
       const no3 = this.no3L[L] ?? 8
@@ -815,37 +1235,41 @@ class Plant {
       }
       g[sigAt('nhA', L)] = this.nhL[L] ?? 0
       g[sigAt('no3A', L)] = this.no3L[L] ?? 0
-      g[sigAt('no2A', L)] = 0.04 + 0.6 * (0.6 / (0.6 + doAvg)) * ((this.nhL[L] ?? 0) / ((this.nhL[L] ?? 0) + 1.5)) / theta
+      g[sigAt('no2A', L)] =
+        0.04 + (0.6 * (0.6 / (0.6 + doAvg)) * ((this.nhL[L] ?? 0) / ((this.nhL[L] ?? 0) + 1.5))) / theta
       g[sigAt('phA', L)] = (pr[5] ?? 7.5) - 0.28 - 0.035 * rN + 0.015 * rDN
       const mlssTarget = 3.6 * (1 + this.arMlss.step(rng)) * (1 - 0.12 * (qBio / qCap) ** 2)
-      this.mlss[L] = (this.mlss[L] ?? 3.5) + (mlssTarget - (this.mlss[L] ?? 3.5)) * dtH / 1.5
+      this.mlss[L] = (this.mlss[L] ?? 3.5) + ((mlssTarget - (this.mlss[L] ?? 3.5)) * dtH) / 1.5
       g[sigAt('mlssA', L)] = this.mlss[L] ?? 3.5
       g[sigAt('qIrA', L)] = (qBio > 1.6 * this.qm ? 0.8 : 1.2) * this.qm
     }
     if (airTotal > this.nBlowers * 1.45 && this.nBlowers < 3) this.nBlowers++
     else if (this.nBlowers > 1 && airTotal < (this.nBlowers - 1) * 1.2) this.nBlowers--
-    for (let k = 0; k < 3; k++) g[sigAt('eBl1', k)] = k < this.nBlowers ? 28 + 62 * (airTotal / this.nBlowers / 1.45) ** 2 : 0
+    for (let k = 0; k < 3; k++)
+      g[sigAt('eBl1', k)] = k < this.nBlowers ? 28 + 62 * (airTotal / this.nBlowers / 1.45) ** 2 : 0
     g.pHdr = 0.54 + 0.09 * (airTotal / 4) ** 2
-    g.pA = g.pHdr - 0.02 * ((this.uB[0] ?? 0) + (this.uB[1] ?? 0)) / 2
-    g.pB = g.pHdr - 0.02 * ((this.uB[2] ?? 0) + (this.uB[3] ?? 0)) / 2
+    g.pA = g.pHdr - (0.02 * ((this.uB[0] ?? 0) + (this.uB[1] ?? 0))) / 2
+    g.pB = g.pHdr - (0.02 * ((this.uB[2] ?? 0) + (this.uB[3] ?? 0))) / 2
     g.tpBio = 0.75 * (g.tpPe / 6) ** 0.7 * (1 + 0.4 * (qBio / qCap) ** 3)
     // --- secondary clarifiers: blanket rises with the solids loading rate (squared), effluent solids jump
     //     when the blanket nears the weir
     const rasNeed = qBio > 1.35 * this.qm
     if (rasNeed !== this.rasTwo && (rasNeed || qBio < 1.15 * this.qm)) this.rasTwo = rasNeed
-    g.rasPump1 = 1; g.rasPump2 = this.rasTwo ? 1 : 0
-    const qRas = (this.rasTwo ? 0.75 : 0.55) * qBio / 2
-    g.qRas1 = qRas; g.qRas2 = qRas * 1.03
+    g.rasPump1 = 1
+    g.rasPump2 = this.rasTwo ? 1 : 0
+    const qRas = ((this.rasTwo ? 0.75 : 0.55) * qBio) / 2
+    g.qRas1 = qRas
+    g.qRas2 = qRas * 1.03
     let tssSe = 0
     for (let j = 0; j < 2; j++) {
-      const slr = ((qBio / 2 + qRas) * ((this.mlss[j] ?? 3.5))) / (this.qm * 0.5 * 1.55 * 3.5)
+      const slr = ((qBio / 2 + qRas) * (this.mlss[j] ?? 3.5)) / (this.qm * 0.5 * 1.55 * 3.5)
       const target = 0.8 + 0.55 * slr * slr
-      this.blanketS[j] = (this.blanketS[j] ?? 1) + (target - (this.blanketS[j] ?? 1)) * dtH / 0.8
+      this.blanketS[j] = (this.blanketS[j] ?? 1) + ((target - (this.blanketS[j] ?? 1)) * dtH) / 0.8
       const bl = this.blanketS[j] ?? 1
       g[sigAt('blanketS1', j)] = bl
       const tss = 5 + 2.5 * (qBio / this.qm) + 55 / (1 + Math.exp(-(bl - 2.9) / 0.18))
       g[sigAt('turbS1', j)] = 0.42 * tss ** 0.92
-      g[sigAt('lvlS1', j)] = 4.0 + 0.05 * ((qBio / 2) / (this.qm / 2)) ** (2 / 3)
+      g[sigAt('lvlS1', j)] = 4.0 + 0.05 * (qBio / 2 / (this.qm / 2)) ** (2 / 3)
       tssSe += tss / 2
     }
     g.tssSe = tssSe
@@ -854,17 +1278,27 @@ class Plant {
     let bwFilter = -1
     if (bwActive !== undefined) bwFilter = bwActive.filter
     for (const b of this.schedule.backwashes) {
-      if (t >= b.end && this.lastBw[b.filter] !== b.start && t < b.end + PERIOD_MS * 2) { this.lastBw[b.filter] = b.start; this.ripple = 1 }
+      if (t >= b.end && this.lastBw[b.filter] !== b.start && t < b.end + PERIOD_MS * 2) {
+        this.lastBw[b.filter] = b.start
+        this.ripple = 1
+      }
     }
     const shareF = [0.5, 0.5]
-    if (bwFilter >= 0) { shareF[bwFilter] = 0; shareF[1 - bwFilter] = 1 }
-    else { const w0 = 1 / (this.dp[0] ?? 0.1) ** 0.3, w1 = 1 / (this.dp[1] ?? 0.1) ** 0.3; shareF[0] = w0 / (w0 + w1); shareF[1] = w1 / (w0 + w1) }
+    if (bwFilter >= 0) {
+      shareF[bwFilter] = 0
+      shareF[1 - bwFilter] = 1
+    } else {
+      const w0 = 1 / (this.dp[0] ?? 0.1) ** 0.3,
+        w1 = 1 / (this.dp[1] ?? 0.1) ** 0.3
+      shareF[0] = w0 / (w0 + w1)
+      shareF[1] = w1 / (w0 + w1)
+    }
     for (let f = 0; f < 2; f++) {
       const qf = qBio * (shareF[f] ?? 0.5)
       if (f === bwFilter) this.dp[f] = Math.max(0.03, (this.dp[f] ?? 0.1) - dtH * 2)
       else this.dp[f] = (this.dp[f] ?? 0.1) + dtH * 0.0021 * (qf / (this.qm / 2)) * (tssSe / 10)
       g[sigAt('qF1', f)] = qf
-      g[sigAt('dpF1', f)] = (this.dp[f] ?? 0.1) * (0.6 + 0.4 * qf / (this.qm / 2))
+      g[sigAt('dpF1', f)] = (this.dp[f] ?? 0.1) * (0.6 + (0.4 * qf) / (this.qm / 2))
     }
     this.ripple *= Math.exp(-PERIOD_MS / (6 * MIN))
     g.turbT = 0.32 * g.turbS1 ** 0.75 + 1.6 * this.ripple
@@ -879,18 +1313,49 @@ class Plant {
     const no3T = ((this.no3L[0] ?? 0) + (this.no3L[1] ?? 0)) / 2
     const codT = ((this.codL[0] ?? 0) + (this.codL[1] ?? 0)) / 2 + 4
     const treated = [
-      (g.phA + g.phB) / 2 + 0.18, codT, 0.14 * (codT - 20) + 2, g.tssT, nhT + 0.1, no3T,
-      nhT + no3T + (g.no2A + g.no2B) / 2 + 1.6, g.tpT, 0.22 * (pr[8] ?? 0.2) + 0.004, (pr[9] ?? 1100) * 0.97, g.turbT, tW - 0.2,
+      (g.phA + g.phB) / 2 + 0.18,
+      codT,
+      0.14 * (codT - 20) + 2,
+      g.tssT,
+      nhT + 0.1,
+      no3T,
+      nhT + no3T + (g.no2A + g.no2B) / 2 + 1.6,
+      g.tpT,
+      0.22 * (pr[8] ?? 0.2) + 0.004,
+      (pr[9] ?? 1100) * 0.97,
+      g.turbT,
+      tW - 0.2,
     ]
-    const bypass = [g.phPe, g.codPe, g.bodPe, g.tssPe, pr[6] ?? 30, g.no3In, pr[7] ?? 45, g.tpPe, pr[8] ?? 0.2, pr[9] ?? 1100, g.turbPe, tW]
+    const bypass = [
+      g.phPe,
+      g.codPe,
+      g.bodPe,
+      g.tssPe,
+      pr[6] ?? 30,
+      g.no3In,
+      pr[7] ?? 45,
+      g.tpPe,
+      pr[8] ?? 0.2,
+      pr[9] ?? 1100,
+      g.turbPe,
+      tW,
+    ]
     const ko = 1 - Math.exp(-PERIOD_MS / (20 * MIN))
     for (let i = 0; i < 12; i++) {
       const target = (1 - w) * (treated[i] ?? 0) + w * (bypass[i] ?? 0)
       this.outMix[i] = this.primed ? (this.outMix[i] ?? 0) + (target - (this.outMix[i] ?? 0)) * ko : target
     }
     const o = this.outMix
-    g.phO = o[0] ?? 7; g.codO = o[1] ?? 0; g.bodO = o[2] ?? 0; g.tssO = o[3] ?? 0; g.nhO = o[4] ?? 0
-    g.no3O = o[5] ?? 0; g.tnO = o[6] ?? 0; g.tpO = o[7] ?? 0; g.metO = o[8] ?? 0; g.condO = o[9] ?? 0
+    g.phO = o[0] ?? 7
+    g.codO = o[1] ?? 0
+    g.bodO = o[2] ?? 0
+    g.tssO = o[3] ?? 0
+    g.nhO = o[4] ?? 0
+    g.no3O = o[5] ?? 0
+    g.tnO = o[6] ?? 0
+    g.tpO = o[7] ?? 0
+    g.metO = o[8] ?? 0
+    g.condO = o[9] ?? 0
     g.turbO = o[10] ?? 0
     // --- disinfection: chlorine demand follows ammonia and organics; the controller catches up in ~20 min;
     //     the dosing pump pulses with a duty cycle set by the dose
@@ -899,17 +1364,20 @@ class Plant {
     const clTarget = 0.55 - 0.9 * (demand - this.clDemandLag)
     this.clRes += (clTarget - this.clRes) * (1 - Math.exp(-PERIOD_MS / (4 * MIN)))
     g.cl = Math.max(0, this.clRes)
-    const duty = Math.min(0.9, Math.max(0.15, 0.3 * demand / 0.6 * (qIn / this.qm)))
-    this.dosePhase = (this.dosePhase + PERIOD_MS / (150_000)) % 1
+    const duty = Math.min(0.9, Math.max(0.15, ((0.3 * demand) / 0.6) * (qIn / this.qm)))
+    this.dosePhase = (this.dosePhase + PERIOD_MS / 150_000) % 1
     g.dosePump = this.dosePhase < duty ? 1 : 0
     g.phD = g.phO - 0.05
     g.turbD = g.turbO
     g.eDis = 12 + 20 * (qIn / (2 * this.qm)) ** 0.8
     // --- sludge line: batch feeds, digester at mesophilic temperature with on/off heating
     const m = minuteOfDay
-    const feed1 = (m % 120) < 20, feed2 = ((m + 50) % 180) < 15
-    g.slPump1 = feed1 ? 1 : 0; g.slPump2 = feed2 ? 1 : 0
-    g.qSl1 = feed1 ? 18 : 0; g.qSl2 = feed2 ? 14 : 0
+    const feed1 = m % 120 < 20,
+      feed2 = (m + 50) % 180 < 15
+    g.slPump1 = feed1 ? 1 : 0
+    g.slPump2 = feed2 ? 1 : 0
+    g.qSl1 = feed1 ? 18 : 0
+    g.qSl2 = feed2 ? 14 : 0
     g.qSludge = g.qSl1 + g.qSl2
     const ds = this.arDs.step(rng)
     g.dsThick = 5.1 * (1 + ds) - (feed1 ? 0.25 : 0)
@@ -926,10 +1394,24 @@ class Plant {
 // The scenario
 
 const STAGE_FLOW: Record<Stage, SigName> = {
-  pretreatment: 'qIn', primary: 'qIn', biological: 'qBio', secondary: 'qBio', tertiary: 'qBio', disinfection: 'qIn', sludge: 'qSludge', outlet: 'qIn',
+  pretreatment: 'qIn',
+  primary: 'qIn',
+  biological: 'qBio',
+  secondary: 'qBio',
+  tertiary: 'qBio',
+  disinfection: 'qIn',
+  sludge: 'qSludge',
+  outlet: 'qIn',
 }
 const STAGE_TEMP: Record<Stage, SigName> = {
-  pretreatment: 'tW', primary: 'tW', biological: 'tBio', secondary: 'tW', tertiary: 'tW', disinfection: 'tO', sludge: 'tDig', outlet: 'tO',
+  pretreatment: 'tW',
+  primary: 'tW',
+  biological: 'tBio',
+  secondary: 'tW',
+  tertiary: 'tW',
+  disinfection: 'tO',
+  sludge: 'tDig',
+  outlet: 'tO',
 }
 
 /** Build the plant scenario of one seed. Cheap: readings are produced only when `readings()` is iterated. */
@@ -937,7 +1419,8 @@ export function plantScenario(opts: PlantScenarioOptions): PlantScenario {
   const seed = opts.seed
   const hours = opts.hours ?? DEFAULT_HOURS
   const warmupHours = opts.warmupHours ?? DEFAULT_WARMUP_HOURS
-  if (!(hours > warmupHours + 1)) throw new RangeError(`plant scenario: hours (${hours}) must exceed warmupHours (${warmupHours}) by more than 1`)
+  if (!(hours > warmupHours + 1))
+    throw new RangeError(`plant scenario: hours (${hours}) must exceed warmupHours (${warmupHours}) by more than 1`)
   const sched = new Rng(seed * 2654435761 + 17)
   // a seeded start hour, so the warm-up is not always the night
   const startHour = sched.int(0, 23)
@@ -946,10 +1429,28 @@ export function plantScenario(opts: PlantScenarioOptions): PlantScenario {
   const evalStart = start + warmupHours * HOUR
   const sensors = buildSensors()
   const schedule = makeSchedule(sched, sensors, start, end, evalStart, startHour)
-  const pub = (e: InjectedEpisode): Episode => ({ entity: e.entity, type: e.type, start: e.start, end: e.end, variant: e.variant })
+  const pub = (e: InjectedEpisode): Episode => ({
+    entity: e.entity,
+    type: e.type,
+    start: e.start,
+    end: e.end,
+    variant: e.variant,
+  })
   return {
-    seed, hours, warmupHours, start, end, evalStart, periodMs: PERIOD_MS,
-    sensors: sensors.map((s) => ({ id: s.id, type: s.type, stage: s.stage, hasInlet: s.hasInlet, ...(s.pair === undefined ? {} : { pair: s.pair }) })),
+    seed,
+    hours,
+    warmupHours,
+    start,
+    end,
+    evalStart,
+    periodMs: PERIOD_MS,
+    sensors: sensors.map((s) => ({
+      id: s.id,
+      type: s.type,
+      stage: s.stage,
+      hasInlet: s.hasInlet,
+      ...(s.pair === undefined ? {} : { pair: s.pair }),
+    })),
     episodes: schedule.episodes.map(pub),
     maintenance: schedule.maintenance,
     storms: schedule.storms.map((s) => ({ start: Math.round(s.start), peakFactor: s.peak })),
@@ -988,7 +1489,14 @@ interface SensorState {
   lastTemp: number | undefined
 }
 
-function* stream(seed: number, sensors: SensorSpec[], schedule: Schedule, start: number, end: number, startHour: number): Generator<PlantReading> {
+function* stream(
+  seed: number,
+  sensors: SensorSpec[],
+  schedule: Schedule,
+  start: number,
+  end: number,
+  startHour: number,
+): Generator<PlantReading> {
   const rng = new Rng(seed * 40503 + 99991)
   const plant = new Plant(new Rng(seed * 69069 + 1234567), schedule, startHour, start)
   const n = sensors.length
@@ -1005,14 +1513,27 @@ function* stream(seed: number, sensors: SensorSpec[], schedule: Schedule, start:
       pairAr.set(key, shared)
     }
     return {
-      ar: arOf(spec.arTau, shared === undefined ? arSd : arSd * Math.sqrt(0.3)), pairAr: shared,
+      ar: arOf(spec.arTau, shared === undefined ? arSd : arSd * Math.sqrt(0.3)),
+      pairAr: shared,
       noise: spec.relative ? spec.noise * s.nominal : spec.noise,
-      gain: 1 + rng.normal() * 0.015, bias: rng.normal() * 0.3 * s.sigma,
-      lagK: spec.lag > 0 ? 1 - Math.exp(-PERIOD_MS / 1000 / spec.lag) : 1, lagY: Number.NaN,
-      holdPhase: s.hold > 0 ? rng.int(0, s.hold - 1) : 0, held: Number.NaN,
-      phase: Math.floor(rng.uniform(0, 4_500)), losing: 0, epIdx: 0, calIdx: 0,
-      frozen: undefined, frozenFlow: undefined, frozenTemp: undefined, frozenInlet: undefined, calY: Number.NaN,
-      lastEmitted: Number.NaN, lastFlow: undefined, lastTemp: undefined,
+      gain: 1 + rng.normal() * 0.015,
+      bias: rng.normal() * 0.3 * s.sigma,
+      lagK: spec.lag > 0 ? 1 - Math.exp(-PERIOD_MS / 1000 / spec.lag) : 1,
+      lagY: Number.NaN,
+      holdPhase: s.hold > 0 ? rng.int(0, s.hold - 1) : 0,
+      held: Number.NaN,
+      phase: Math.floor(rng.uniform(0, 4_500)),
+      losing: 0,
+      epIdx: 0,
+      calIdx: 0,
+      frozen: undefined,
+      frozenFlow: undefined,
+      frozenTemp: undefined,
+      frozenInlet: undefined,
+      calY: Number.NaN,
+      lastEmitted: Number.NaN,
+      lastFlow: undefined,
+      lastTemp: undefined,
     }
   })
   const pairSeen = new WeakMap<Ar, number>()
@@ -1070,7 +1591,11 @@ function* stream(seed: number, sensors: SensorSpec[], schedule: Schedule, start:
       let inlet: number | undefined = s.inletSig !== undefined ? g[s.inletSig] * (1 + 0.02 * rng.normal()) : undefined
       // maintenance: calibration sequence (probe out, first standard, second standard, back)
       const cals = calsBy[i] as Calibration[]
-      while (st.calIdx < cals.length && (cals[st.calIdx] as Calibration).end <= ts) { st.calIdx++; st.calY = Number.NaN; st.bias = rng.normal() * 0.15 * s.sigma }
+      while (st.calIdx < cals.length && (cals[st.calIdx] as Calibration).end <= ts) {
+        st.calIdx++
+        st.calY = Number.NaN
+        st.bias = rng.normal() * 0.15 * s.sigma
+      }
       const cal = cals[st.calIdx]
       if (cal !== undefined && ts >= cal.start) {
         const u = ts - cal.start
@@ -1085,7 +1610,11 @@ function* stream(seed: number, sensors: SensorSpec[], schedule: Schedule, start:
       // anomalies
       const eps = epsBy[i] as InjectedEpisode[]
       while (st.epIdx < eps.length && (eps[st.epIdx] as InjectedEpisode).end <= ts) {
-        st.epIdx++; st.frozen = undefined; st.frozenFlow = undefined; st.frozenTemp = undefined; st.frozenInlet = undefined
+        st.epIdx++
+        st.frozen = undefined
+        st.frozenFlow = undefined
+        st.frozenTemp = undefined
+        st.frozenInlet = undefined
       }
       const ep = eps[st.epIdx]
       if (ep !== undefined && ts >= ep.start && value !== undefined) {
@@ -1096,10 +1625,14 @@ function* stream(seed: number, sensors: SensorSpec[], schedule: Schedule, start:
           case 'stuck':
             if (st.frozen === undefined) {
               st.frozen = Number.isNaN(st.lastEmitted) ? quant(x, s.decimals) : st.lastEmitted
-              st.frozenFlow = st.lastFlow; st.frozenTemp = st.lastTemp
+              st.frozenFlow = st.lastFlow
+              st.frozenTemp = st.lastTemp
             }
             value = st.frozen
-            if (ep.frozenCovariates) { flow = st.frozenFlow; temp = st.frozenTemp }
+            if (ep.frozenCovariates) {
+              flow = st.frozenFlow
+              temp = st.frozenTemp
+            }
             break
           case 'dropout':
             value = undefined
@@ -1112,7 +1645,12 @@ function* stream(seed: number, sensors: SensorSpec[], schedule: Schedule, start:
             break
           case 'spike':
           case 'spike_partner': {
-            const shape = u < ep.front ? 0.5 - 0.5 * Math.cos((Math.PI * u) / ep.front) : u < ep.plateauEnd ? 1 + 0.08 * rng.normal() : Math.exp(-(u - ep.plateauEnd) / ep.decayTau)
+            const shape =
+              u < ep.front
+                ? 0.5 - 0.5 * Math.cos((Math.PI * u) / ep.front)
+                : u < ep.plateauEnd
+                  ? 1 + 0.08 * rng.normal()
+                  : Math.exp(-(u - ep.plateauEnd) / ep.decayTau)
             value = x + ep.dir * ep.mag * sig * shape
             // the same pollution passed the inlet analyser upstream
             if (inlet !== undefined) inlet *= 1 + 0.06 * ep.mag * shape
@@ -1131,7 +1669,8 @@ function* stream(seed: number, sensors: SensorSpec[], schedule: Schedule, start:
             if (rv === undefined || Number.isNaN(rv)) value = undefined
             else value = s.type === 'pump' ? rv : rv + (ep.offset + 0.3 * rng.normal()) * sig
             if (ep.frozenCovariates && k - back >= 0 && back < ringLen) {
-              const rf = ringF[j * n + i], rt = ringT[j * n + i]
+              const rf = ringF[j * n + i],
+                rt = ringT[j * n + i]
               flow = rf === undefined || Number.isNaN(rf) ? undefined : rf
               temp = rt === undefined || Number.isNaN(rt) ? undefined : rt
             }
@@ -1153,7 +1692,8 @@ function* stream(seed: number, sensors: SensorSpec[], schedule: Schedule, start:
       }
       // 4-20 mA transmitters clamp at the range ends; only a broken loop or a forged value leaves the range
       if (value !== undefined) {
-        const broken = ep !== undefined && ts >= ep.start && (ep.variant === 'loop_break' || ep.variant === 'impossible')
+        const broken =
+          ep !== undefined && ts >= ep.start && (ep.variant === 'loop_break' || ep.variant === 'impossible')
         if (!broken) value = Math.min(s.hi, Math.max(s.lo, value))
         value = quant(value, s.decimals)
       }
@@ -1161,7 +1701,10 @@ function* stream(seed: number, sensors: SensorSpec[], schedule: Schedule, start:
       if (temp !== undefined) temp = quant(temp, 1)
       if (inlet !== undefined) inlet = quant(Math.max(0, inlet), s.decimals)
       // covariate tags sometimes bad (stage-wide outage) or missing from a single frame
-      if ((covOut.get(s.stage) ?? 0) > 0 && !(ep?.frozenCovariates === true && ts >= ep.start)) { flow = undefined; temp = undefined }
+      if ((covOut.get(s.stage) ?? 0) > 0 && !(ep?.frozenCovariates === true && ts >= ep.start)) {
+        flow = undefined
+        temp = undefined
+      }
       if (rng.chance(0.03)) flow = undefined
       if (rng.chance(0.03)) temp = undefined
       // healthy missed polls
@@ -1175,8 +1718,14 @@ function* stream(seed: number, sensors: SensorSpec[], schedule: Schedule, start:
       st.lastFlow = flow ?? st.lastFlow
       st.lastTemp = temp ?? st.lastTemp
       // lost readings: short per-sensor bursts and stage-wide PLC outages, about 2 % in all
-      if (st.losing > 0) { st.losing--; continue }
-      if (rng.chance(0.009)) { st.losing = rng.int(0, 2); continue }
+      if (st.losing > 0) {
+        st.losing--
+        continue
+      }
+      if (rng.chance(0.009)) {
+        st.losing = rng.int(0, 2)
+        continue
+      }
       if ((stageOut.get(s.stage) ?? 0) > 0) continue
       const fields: Reading['fields'] = { type: s.type, stage: s.stage }
       if (value !== undefined) fields['value'] = value
@@ -1190,6 +1739,9 @@ function* stream(seed: number, sensors: SensorSpec[], schedule: Schedule, start:
 
 /** The shared component of a pair advances once per tick, whichever probe is polled first. */
 function pairValue(a: Ar, k: number, rng: Rng, seen: WeakMap<Ar, number>): number {
-  if (seen.get(a) !== k) { seen.set(a, k); a.step(rng) }
+  if (seen.get(a) !== k) {
+    seen.set(a, k)
+    a.step(rng)
+  }
   return a.x
 }

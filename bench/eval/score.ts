@@ -128,7 +128,8 @@ const ratio = (a: number, b: number): number => (b === 0 ? 0 : a / b)
 
 /** Index of the first element of sorted `xs` that is >= x. */
 function lowerBound(xs: readonly number[], x: number): number {
-  let lo = 0, hi = xs.length
+  let lo = 0,
+    hi = xs.length
   while (lo < hi) {
     const mid = (lo + hi) >> 1
     if ((xs[mid] as number) < x) lo = mid + 1
@@ -169,7 +170,18 @@ export function scoreAlerts(runs: readonly ScoreRun[], opts: ScoreOptions = {}):
   const typeAcc = (t: string): TypeAcc => {
     let a = acc.get(t)
     if (a === undefined) {
-      a = { episodes: 0, detected: 0, detectedTyped: 0, alerts: 0, alertsHitTyped: 0, delays: [], delaysTyped: [], chanceHits: 0, chanceHitsTyped: 0, chanceDraws: 0 }
+      a = {
+        episodes: 0,
+        detected: 0,
+        detectedTyped: 0,
+        alerts: 0,
+        alertsHitTyped: 0,
+        delays: [],
+        delaysTyped: [],
+        chanceHits: 0,
+        chanceHitsTyped: 0,
+        chanceDraws: 0,
+      }
       acc.set(t, a)
     }
     return a
@@ -180,10 +192,20 @@ export function scoreAlerts(runs: readonly ScoreRun[], opts: ScoreOptions = {}):
     const r = confusion[row] ?? (confusion[row] = {})
     r[col] = (r[col] ?? 0) + 1
   }
-  let episodes = 0, alerts = 0, hits = 0, duplicates = 0, falseAlerts = 0, inMaint = 0, warmup = 0, hitsTyped = 0
-  let days = 0, entityDays = 0
+  let episodes = 0,
+    alerts = 0,
+    hits = 0,
+    duplicates = 0,
+    falseAlerts = 0,
+    inMaint = 0,
+    warmup = 0,
+    hitsTyped = 0
+  let days = 0,
+    entityDays = 0
   const delays: number[] = []
-  let chanceHits = 0, chanceHitsTyped = 0, chanceTotal = 0
+  let chanceHits = 0,
+    chanceHitsTyped = 0,
+    chanceTotal = 0
 
   for (const run of runs) {
     const runDays = (run.evalEnd - run.evalStart) / 86_400_000
@@ -192,10 +214,15 @@ export function scoreAlerts(runs: readonly ScoreRun[], opts: ScoreOptions = {}):
     const epsBy = groupBy(run.episodes)
     for (const l of epsBy.values()) l.sort((a, b) => a.start - b.start)
     const maintBy = groupBy(run.maintenance ?? [])
-    const scored = run.alerts.filter((a) => {
-      if (a.start < run.evalStart) { warmup++; return false }
-      return a.start < run.evalEnd
-    }).sort((a, b) => a.start - b.start)
+    const scored = run.alerts
+      .filter((a) => {
+        if (a.start < run.evalStart) {
+          warmup++
+          return false
+        }
+        return a.start < run.evalEnd
+      })
+      .sort((a, b) => a.start - b.start)
     const hitUntyped = new Set<GtEpisode>()
     const hitTyped = new Set<GtEpisode>()
     const firstType = new Map<GtEpisode, string>()
@@ -242,7 +269,10 @@ export function scoreAlerts(runs: readonly ScoreRun[], opts: ScoreOptions = {}):
     const startsBy = new Map<string, number[]>()
     const startsByType = new Map<string, number[]>()
     for (const [entity, l] of alertsBy) {
-      startsBy.set(entity, l.map((a) => a.start))
+      startsBy.set(
+        entity,
+        l.map((a) => a.start),
+      )
       for (const a of l) {
         const k = `${entity}\u0000${a.type}`
         const s = startsByType.get(k)
@@ -271,32 +301,61 @@ export function scoreAlerts(runs: readonly ScoreRun[], opts: ScoreOptions = {}):
         const hi = placed + dur + grace
         const hit = anyIn(startsBy.get(e.entity), placed, hi)
         const hitT = anyIn(startsByType.get(`${e.entity}\u0000${e.type}`), placed, hi)
-        chanceTotal++; ta.chanceDraws++
-        if (hit) { chanceHits++; ta.chanceHits++ }
-        if (hitT) { chanceHitsTyped++; ta.chanceHitsTyped++ }
+        chanceTotal++
+        ta.chanceDraws++
+        if (hit) {
+          chanceHits++
+          ta.chanceHits++
+        }
+        if (hitT) {
+          chanceHitsTyped++
+          ta.chanceHitsTyped++
+        }
       }
     }
   }
 
   const perType: Record<string, TypeScore> = {}
   for (const [t, a] of acc) {
-    const md = median(a.delays), mdt = median(a.delaysTyped)
+    const md = median(a.delays),
+      mdt = median(a.delaysTyped)
     perType[t] = {
-      episodes: a.episodes, detected: a.detected, detectedTyped: a.detectedTyped,
-      recall: ratio(a.detected, a.episodes), recallTyped: ratio(a.detectedTyped, a.episodes),
-      alerts: a.alerts, alertsHitTyped: a.alertsHitTyped, precisionTyped: ratio(a.alertsHitTyped, a.alerts),
-      medianDelayS: md === null ? null : md / 1000, medianDelayTypedS: mdt === null ? null : mdt / 1000,
-      chanceRecall: ratio(a.chanceHits, a.chanceDraws), chanceRecallTyped: ratio(a.chanceHitsTyped, a.chanceDraws),
+      episodes: a.episodes,
+      detected: a.detected,
+      detectedTyped: a.detectedTyped,
+      recall: ratio(a.detected, a.episodes),
+      recallTyped: ratio(a.detectedTyped, a.episodes),
+      alerts: a.alerts,
+      alertsHitTyped: a.alertsHitTyped,
+      precisionTyped: ratio(a.alertsHitTyped, a.alerts),
+      medianDelayS: md === null ? null : md / 1000,
+      medianDelayTypedS: mdt === null ? null : mdt / 1000,
+      chanceRecall: ratio(a.chanceHits, a.chanceDraws),
+      chanceRecallTyped: ratio(a.chanceHitsTyped, a.chanceDraws),
     }
   }
   const md = median(delays)
   return {
-    graceS: grace / 1000, episodes, alerts, hits, duplicates, falseAlerts, falseAlertsInMaintenance: inMaint, warmupAlerts: warmup,
-    precision: ratio(hits, alerts), recall: ratio(hits, episodes),
-    precisionTyped: ratio(hitsTyped, alerts), recallTyped: ratio(hitsTyped, episodes),
+    graceS: grace / 1000,
+    episodes,
+    alerts,
+    hits,
+    duplicates,
+    falseAlerts,
+    falseAlertsInMaintenance: inMaint,
+    warmupAlerts: warmup,
+    precision: ratio(hits, alerts),
+    recall: ratio(hits, episodes),
+    precisionTyped: ratio(hitsTyped, alerts),
+    recallTyped: ratio(hitsTyped, episodes),
     medianDelayS: md === null ? null : md / 1000,
-    days, entityDays, falseAlertsPerEntityDay: ratio(falseAlerts, entityDays), alertsPerDay: ratio(alerts, days),
-    chanceRecall: ratio(chanceHits, chanceTotal), chanceRecallTyped: ratio(chanceHitsTyped, chanceTotal),
-    perType, confusion,
+    days,
+    entityDays,
+    falseAlertsPerEntityDay: ratio(falseAlerts, entityDays),
+    alertsPerDay: ratio(alerts, days),
+    chanceRecall: ratio(chanceHits, chanceTotal),
+    chanceRecallTyped: ratio(chanceHitsTyped, chanceTotal),
+    perType,
+    confusion,
   }
 }

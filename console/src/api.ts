@@ -6,8 +6,18 @@
  */
 
 export type Role = 'viewer' | 'operator' | 'admin'
-export interface Me { type: 'user' | 'key' | 'dev'; id: string; role: Role; fleets?: string[]; sites?: string[] }
-export interface Settings { site: string; tileUrl: string | null; sites: string[] }
+export interface Me {
+  type: 'user' | 'key' | 'dev'
+  id: string
+  role: Role
+  fleets?: string[]
+  sites?: string[]
+}
+export interface Settings {
+  site: string
+  tileUrl: string | null
+  sites: string[]
+}
 export type Json = Record<string, unknown>
 
 const KEY = 'pitwall.credential'
@@ -15,51 +25,79 @@ const KEY = 'pitwall.credential'
 /** A JWT is three base64url parts; anything else is taken for a service API key. */
 export function credentialHeaders(credential: string): Record<string, string> {
   const c = credential.trim()
-  return /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/.test(c) ? { authorization: `Bearer ${c}` } : { 'x-api-key': c }
+  return /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/.test(c)
+    ? { authorization: `Bearer ${c}` }
+    : { 'x-api-key': c }
 }
 
 export const saved = (): string | null => sessionStorage.getItem(KEY)
-export const save = (c: string): void => { sessionStorage.setItem(KEY, c) }
-export const forget = (): void => { sessionStorage.removeItem(KEY) }
+export const save = (c: string): void => {
+  sessionStorage.setItem(KEY, c)
+}
+export const forget = (): void => {
+  sessionStorage.removeItem(KEY)
+}
 
 /** A refused or failed request: the gateway's `{code, message}`. */
 export class ApiError extends Error {
-  constructor(readonly status: number, readonly code: string, message: string) {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
     super(message)
   }
 }
 
 let headers: Record<string, string> = {}
-export function useCredential(c: string): void { headers = credentialHeaders(c) }
+export function useCredential(c: string): void {
+  headers = credentialHeaders(c)
+}
 
-export async function api<T = Json>(path: string, init: { method?: 'GET' | 'POST' | 'PATCH'; body?: unknown } = {}): Promise<T> {
+export async function api<T = Json>(
+  path: string,
+  init: { method?: 'GET' | 'POST' | 'PATCH'; body?: unknown } = {},
+): Promise<T> {
   const res = await fetch(path, {
     method: init.method ?? 'GET',
     headers: { ...headers, ...(init.body === undefined ? {} : { 'content-type': 'application/json' }) },
     ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
   })
   const text = await res.text()
-  const body = text === '' ? {} : JSON.parse(text) as Json
-  if (!res.ok) throw new ApiError(res.status, String(body.code ?? `HTTP_${res.status}`), String(body.message ?? res.statusText))
+  const body = text === '' ? {} : (JSON.parse(text) as Json)
+  if (!res.ok)
+    throw new ApiError(res.status, String(body.code ?? `HTTP_${res.status}`), String(body.message ?? res.statusText))
   return body as T
 }
 
 export async function settings(): Promise<Settings> {
   const res = await fetch('/console/config.json')
-  return await res.json() as Settings
+  return (await res.json()) as Settings
 }
 
-export interface LiveEvent { id: number | null; event: string; data: Json }
+export interface LiveEvent {
+  id: number | null
+  event: string
+  data: Json
+}
 
 /**
  * Follows `/v1/live?<query>` until `signal` aborts: calls `on` with each event, reconnects after `retry` ms
  * (the server's `retry:` line) resuming after the last id. `status` reports connected/reconnecting.
  */
-export function follow(query: string, on: (e: LiveEvent) => void, signal: AbortSignal, status?: (up: boolean) => void): void {
+export function follow(
+  query: string,
+  on: (e: LiveEvent) => void,
+  signal: AbortSignal,
+  status?: (up: boolean) => void,
+): void {
   let last: number | null = null
   let retry = 2_000
   const once = async (): Promise<void> => {
-    const res = await fetch(`/v1/live?${query}`, { headers: { ...headers, ...(last === null ? {} : { 'last-event-id': String(last) }) }, signal })
+    const res = await fetch(`/v1/live?${query}`, {
+      headers: { ...headers, ...(last === null ? {} : { 'last-event-id': String(last) }) },
+      signal,
+    })
     if (!res.ok || !res.body) throw new ApiError(res.status, 'GW_ERR_LIVE', `live feed refused: ${res.status}`)
     status?.(true)
     const reader = res.body.pipeThrough(new TextDecoderStream()).getReader()
@@ -105,10 +143,19 @@ export const enc = encodeURIComponent
 export const fmtTime = (iso: unknown): string => {
   if (iso === null || iso === undefined) return '—'
   const d = new Date(typeof iso === 'number' ? iso : String(iso))
-  return Number.isNaN(d.getTime()) ? '—' : d.toLocaleString(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit' })
+  return Number.isNaN(d.getTime())
+    ? '—'
+    : d.toLocaleString(undefined, {
+        month: 'short',
+        day: 'numeric',
+        hour: '2-digit',
+        minute: '2-digit',
+        second: '2-digit',
+      })
 }
 export const ago = (ms: number): string => {
   const s = Math.max(0, Math.round((Date.now() - ms) / 1000))
   return s < 60 ? `${s}s ago` : s < 3600 ? `${Math.round(s / 60)}m ago` : `${Math.round(s / 3600)}h ago`
 }
-export const num = (v: unknown, digits = 0): string => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(digits) : '—')
+export const num = (v: unknown, digits = 0): string =>
+  typeof v === 'number' && Number.isFinite(v) ? v.toFixed(digits) : '—'

@@ -9,7 +9,16 @@ import type { Json } from './api.js'
 
 export const BAND_K = 3
 
-export interface ProcessModel { expected: number; sigma: number; warm: boolean; readings: number; perFlow: number; perDegree: number; flow: number | null; temp: number | null }
+export interface ProcessModel {
+  expected: number
+  sigma: number
+  warm: boolean
+  readings: number
+  perFlow: number
+  perDegree: number
+  flow: number | null
+  temp: number | null
+}
 
 const finite = (x: unknown): number | null => (typeof x === 'number' && Number.isFinite(x) ? x : null)
 
@@ -18,16 +27,32 @@ export function processModel(reply: Json | null): ProcessModel | null {
   const state = (reply?.state ?? null) as Json | null
   const m = (state?.model ?? null) as Json | null
   const last = (state?.last ?? {}) as Json
-  const expected = finite(m?.expected), sigma = finite(m?.sigma)
+  const expected = finite(m?.expected),
+    sigma = finite(m?.sigma)
   if (expected === null || sigma === null) return null
-  return { expected, sigma, warm: m?.warm === true, readings: finite(m?.readings) ?? 0, perFlow: finite(m?.perFlow) ?? 0, perDegree: finite(m?.perDegree) ?? 0, flow: finite(last.flow), temp: finite(last.temp) }
+  return {
+    expected,
+    sigma,
+    warm: m?.warm === true,
+    readings: finite(m?.readings) ?? 0,
+    perFlow: finite(m?.perFlow) ?? 0,
+    perDegree: finite(m?.perDegree) ?? 0,
+    flow: finite(last.flow),
+    temp: finite(last.temp),
+  }
 }
 
 /** Expected value at each reading, and the band edges expected +- K sigma. */
-export function expectedBand(m: ProcessModel, flow: readonly (number | null)[] | undefined, temp: readonly (number | null)[] | undefined, n: number): { exp: number[]; hi: number[]; lo: number[] } {
+export function expectedBand(
+  m: ProcessModel,
+  flow: readonly (number | null)[] | undefined,
+  temp: readonly (number | null)[] | undefined,
+  n: number,
+): { exp: number[]; hi: number[]; lo: number[] } {
   const exp: number[] = []
   for (let i = 0; i < n; i++) {
-    const f = flow?.[i] ?? null, t = temp?.[i] ?? null
+    const f = flow?.[i] ?? null,
+      t = temp?.[i] ?? null
     const df = f !== null && m.flow !== null ? f - m.flow : 0
     const dt = t !== null && m.temp !== null ? t - m.temp : 0
     exp.push(m.expected + m.perFlow * df + m.perDegree * dt)

@@ -14,12 +14,23 @@ export class LiveHub {
 
   start(): void {
     this.ctl = new AbortController()
-    follow('', (e) => { for (const l of this.listeners) l(e) }, this.ctl.signal, this.status)
+    follow(
+      '',
+      (e) => {
+        for (const l of this.listeners) l(e)
+      },
+      this.ctl.signal,
+      this.status,
+    )
   }
-  stop(): void { this.ctl?.abort() }
+  stop(): void {
+    this.ctl?.abort()
+  }
   on(l: Listener): () => void {
     this.listeners.add(l)
-    return () => { this.listeners.delete(l) }
+    return () => {
+      this.listeners.delete(l)
+    }
   }
 }
 
@@ -47,6 +58,8 @@ export function frameBatcher<T>(flush: (items: T[]) => void): { push(item: T): v
         })
       }
     },
-    stop() { if (scheduled !== 0) cancelAnimationFrame(scheduled) },
+    stop() {
+      if (scheduled !== 0) cancelAnimationFrame(scheduled)
+    },
   }
 }

@@ -13,7 +13,11 @@ import { FleetView } from './fleet.js'
 import { EntitiesView } from './entities.js'
 import { SensorsView } from './sensors.js'
 
-export interface Ctx { me: Me; settings: Settings; hub: LiveHub }
+export interface Ctx {
+  me: Me
+  settings: Settings
+  hub: LiveHub
+}
 
 const ROUTES = [
   { path: 'alerts', label: 'Alerts' },
@@ -28,20 +32,45 @@ type Route = (typeof ROUTES)[number]['path']
 
 const routeOf = (): Route => {
   const h = location.hash.replace(/^#\/?/, '').split('?')[0] ?? ''
-  return (ROUTES.find((r) => r.path === h)?.path) ?? 'alerts'
+  return ROUTES.find((r) => r.path === h)?.path ?? 'alerts'
 }
 
 function Login({ onDone, error }: { onDone: (c: string) => void; error: string | null }) {
   const [value, setValue] = useState('')
   return (
     <div class="login">
-      <form class="login-card" onSubmit={(e) => { e.preventDefault(); if (value.trim() !== '') onDone(value.trim()) }}>
-        <div class="brand big"><span class="logo" />pitwall</div>
-        <p class="muted">Operator console. Paste your access token (JWT) or service API key; it is kept for this browser tab only.</p>
+      <form
+        class="login-card"
+        onSubmit={(e) => {
+          e.preventDefault()
+          if (value.trim() !== '') onDone(value.trim())
+        }}
+      >
+        <div class="brand big">
+          <span class="logo" />
+          pitwall
+        </div>
+        <p class="muted">
+          Operator console. Paste your access token (JWT) or service API key; it is kept for this browser tab only.
+        </p>
         <label for="credential">Token or API key</label>
-        <textarea id="credential" name="credential" rows={4} value={value} onInput={(e) => setValue((e.target as HTMLTextAreaElement).value)} placeholder="eyJhbGciOi… or an API key" spellcheck={false} />
-        {error !== null && <div class="error" role="alert">{error}</div>}
-        <button type="submit" class="primary">Sign in</button>
+        <textarea
+          id="credential"
+          name="credential"
+          rows={4}
+          value={value}
+          onInput={(e) => setValue((e.target as HTMLTextAreaElement).value)}
+          placeholder="eyJhbGciOi… or an API key"
+          spellcheck={false}
+        />
+        {error !== null && (
+          <div class="error" role="alert">
+            {error}
+          </div>
+        )}
+        <button type="submit" class="primary">
+          Sign in
+        </button>
       </form>
     </div>
   )
@@ -76,20 +105,47 @@ function App() {
     return () => removeEventListener('hashchange', onHash)
   }, [])
 
-  if (ctx === null) return <Login onDone={(c) => { void login(c) }} error={error} />
-  const logout = (): void => { ctx.hub.stop(); forget(); useCredential(''); setCtx(null) }
+  if (ctx === null)
+    return (
+      <Login
+        onDone={(c) => {
+          void login(c)
+        }}
+        error={error}
+      />
+    )
+  const logout = (): void => {
+    ctx.hub.stop()
+    forget()
+    useCredential('')
+    setCtx(null)
+  }
   return (
     <div class="shell">
       <header class="top">
-        <div class="brand"><span class="logo" />pitwall</div>
+        <div class="brand">
+          <span class="logo" />
+          pitwall
+        </div>
         <nav>
-          {ROUTES.map((r) => <a key={r.path} href={`#/${r.path}`} class={route === r.path ? 'active' : ''} data-route={r.path}>{r.label}</a>)}
+          {ROUTES.map((r) => (
+            <a key={r.path} href={`#/${r.path}`} class={route === r.path ? 'active' : ''} data-route={r.path}>
+              {r.label}
+            </a>
+          ))}
         </nav>
         <div class="who">
-          <span class={`dot ${connected ? 'ok' : 'bad'}`} title={connected ? 'live feed connected' : 'live feed reconnecting'} />
+          <span
+            class={`dot ${connected ? 'ok' : 'bad'}`}
+            title={connected ? 'live feed connected' : 'live feed reconnecting'}
+          />
           <span class="site">site {ctx.settings.site}</span>
-          <span class="user" data-role={ctx.me.role}>{ctx.me.id} · {ctx.me.role}</span>
-          <button class="ghost" onClick={logout}>Sign out</button>
+          <span class="user" data-role={ctx.me.role}>
+            {ctx.me.id} · {ctx.me.role}
+          </span>
+          <button class="ghost" onClick={logout}>
+            Sign out
+          </button>
         </div>
       </header>
       <main>

@@ -18,9 +18,19 @@ const BRAKE = { low: 200, high: 900, alert: 950 }
 const TYRE = { low: 80, high: 120, alert: 130 }
 const PIT_NOW_ABOVE = 70
 const CORNERS = ['fl', 'fr', 'rl', 'rr'] as const
-const FACTORS = [['tyre_wear', 'Tyre wear', 40], ['speed_loss', 'Speed loss', 30], ['brake_degradation', 'Brakes', 20], ['anomaly_penalty', 'Anomalies', 10]] as const
+const FACTORS = [
+  ['tyre_wear', 'Tyre wear', 40],
+  ['speed_loss', 'Speed loss', 30],
+  ['brake_degradation', 'Brakes', 20],
+  ['anomaly_penalty', 'Anomalies', 10],
+] as const
 
-interface OpenAlert { alertId: string; type: string; severity: string; start: number }
+interface OpenAlert {
+  alertId: string
+  type: string
+  severity: string
+  start: number
+}
 interface Car {
   id: string
   v: number
@@ -33,7 +43,17 @@ interface Car {
   bestLapMs: number | null
 }
 
-const newCar = (id: string): Car => ({ id, v: 0, fields: {}, ts: null, score: null, pitNow: null, alerts: new Map(), lastLapMs: null, bestLapMs: null })
+const newCar = (id: string): Car => ({
+  id,
+  v: 0,
+  fields: {},
+  ts: null,
+  score: null,
+  pitNow: null,
+  alerts: new Map(),
+  lastLapMs: null,
+  bestLapMs: null,
+})
 const lapTime = (ms: number | null): string => {
   if (ms === null || !Number.isFinite(ms)) return '—'
   const m = Math.floor(ms / 60_000)
@@ -48,25 +68,42 @@ function Corner({ label, brake, tyre }: { label: string; brake: unknown; tyre: u
   return (
     <div class="corner">
       <span class="corner-l">{label.toUpperCase()}</span>
-      <span class={`temp b-${band(brake, BRAKE)}`} title="brake °C (normal 200–900, alert > 950)">{num(brake)}°</span>
-      <span class={`temp t-${band(tyre, TYRE)}`} title="tyre °C (normal 80–120, alert > 130)">{num(tyre)}°</span>
+      <span class={`temp b-${band(brake, BRAKE)}`} title="brake °C (normal 200–900, alert > 950)">
+        {num(brake)}°
+      </span>
+      <span class={`temp t-${band(tyre, TYRE)}`} title="tyre °C (normal 80–120, alert > 130)">
+        {num(tyre)}°
+      </span>
     </div>
   )
 }
 
 /** The score block: re-rendered only when a new score arrives (a few times a lap), not with every reading. */
 class Score extends Component<{ score: Car['score'] }> {
-  override shouldComponentUpdate(next: { score: Car['score'] }): boolean { return next.score !== this.props.score }
+  override shouldComponentUpdate(next: { score: Car['score'] }): boolean {
+    return next.score !== this.props.score
+  }
   override render() {
     const sc = this.props.score
     const score = sc?.value ?? null
     return (
       <div class="score">
-        <div class={`score-v ${score !== null && score > PIT_NOW_ABOVE ? 'high' : ''}`} data-field="score">{num(score)}<small>pit score</small></div>
+        <div class={`score-v ${score !== null && score > PIT_NOW_ABOVE ? 'high' : ''}`} data-field="score">
+          {num(score)}
+          <small>pit score</small>
+        </div>
         <div class="factors">
           {FACTORS.map(([k, label, w]) => {
             const v = sc?.factors[k] ?? 0
-            return <div class="factor" key={k} title={`${label}: factor ${num(v, 2)} × ${w} %`}><span>{label}</span><div class="bar thin"><i style={{ transform: `scaleX(${fill(v)})` }} /></div><b>{num(v * w, 0)}</b></div>
+            return (
+              <div class="factor" key={k} title={`${label}: factor ${num(v, 2)} × ${w} %`}>
+                <span>{label}</span>
+                <div class="bar thin">
+                  <i style={{ transform: `scaleX(${fill(v)})` }} />
+                </div>
+                <b>{num(v * w, 0)}</b>
+              </div>
+            )
           })}
         </div>
       </div>
@@ -75,19 +112,37 @@ class Score extends Component<{ score: Car['score'] }> {
 }
 
 class CarAlerts extends Component<{ alerts: OpenAlert[]; n: number; key2: string }> {
-  override shouldComponentUpdate(next: { key2: string }): boolean { return next.key2 !== this.props.key2 }
+  override shouldComponentUpdate(next: { key2: string }): boolean {
+    return next.key2 !== this.props.key2
+  }
   override render() {
     const { alerts } = this.props
     return (
       <div class="car-alerts">
-        {alerts.length === 0 ? <span class="muted small">no open alerts</span> : alerts.map((a) => <span key={a.alertId} class={`chip sev-${a.severity}`}>{a.type.replace(/_/g, ' ')}</span>)}
+        {alerts.length === 0 ? (
+          <span class="muted small">no open alerts</span>
+        ) : (
+          alerts.map((a) => (
+            <span key={a.alertId} class={`chip sev-${a.severity}`}>
+              {a.type.replace(/_/g, ' ')}
+            </span>
+          ))
+        )}
       </div>
     )
   }
 }
 
-class CarCard extends Component<{ car: Car; v: number; pos: number; selected: boolean; onSelect: (id: string) => void }> {
-  override shouldComponentUpdate(next: { v: number; pos: number; selected: boolean }): boolean { return next.v !== this.props.v || next.pos !== this.props.pos || next.selected !== this.props.selected }
+class CarCard extends Component<{
+  car: Car
+  v: number
+  pos: number
+  selected: boolean
+  onSelect: (id: string) => void
+}> {
+  override shouldComponentUpdate(next: { v: number; pos: number; selected: boolean }): boolean {
+    return next.v !== this.props.v || next.pos !== this.props.pos || next.selected !== this.props.selected
+  }
   override render() {
     const { car, pos, selected, onSelect } = this.props
     const f = car.fields
@@ -95,30 +150,62 @@ class CarCard extends Component<{ car: Car; v: number; pos: number; selected: bo
     const pitNow = car.pitNow !== null && score !== null && score > PIT_NOW_ABOVE
     const alerts = [...car.alerts.values()]
     return (
-      <article class={`car ${pitNow ? 'pit-now' : ''} ${alerts.some((a) => a.severity === 'critical') ? 'critical' : ''} ${selected ? 'sel' : ''}`} data-car={car.id} onClick={() => onSelect(car.id)}>
+      <article
+        class={`car ${pitNow ? 'pit-now' : ''} ${alerts.some((a) => a.severity === 'critical') ? 'critical' : ''} ${selected ? 'sel' : ''}`}
+        data-car={car.id}
+        onClick={() => onSelect(car.id)}
+      >
         <div class="car-in">
-        <header>
-          <div><span class="pos">P{pos}</span> <b class="car-id">{car.id}</b> <span class="muted">{typeof f.driver === 'string' ? f.driver : ''}</span></div>
-          {pitNow && <span class="badge pit" title={car.pitNow?.reason}>PIT NOW</span>}
-          {f.pit === true && <span class="badge inpit">IN PIT</span>}
-        </header>
-        <div class="speed-row">
-          <div class="speed"><span data-field="speed">{num(f.speed)}</span><small>km/h</small></div>
-          <div class="facts">
-            <div>Lap <b data-field="lap">{num(f.lap)}</b> · S<b>{num(f.sector)}</b></div>
-            <div>Gear <b>{num(f.gear)}</b> · {num(f.rpm)} rpm</div>
-            <div>Last {lapTime(car.lastLapMs)} · best {lapTime(car.bestLapMs)}</div>
+          <header>
+            <div>
+              <span class="pos">P{pos}</span> <b class="car-id">{car.id}</b>{' '}
+              <span class="muted">{typeof f.driver === 'string' ? f.driver : ''}</span>
+            </div>
+            {pitNow && (
+              <span class="badge pit" title={car.pitNow?.reason}>
+                PIT NOW
+              </span>
+            )}
+            {f.pit === true && <span class="badge inpit">IN PIT</span>}
+          </header>
+          <div class="speed-row">
+            <div class="speed">
+              <span data-field="speed">{num(f.speed)}</span>
+              <small>km/h</small>
+            </div>
+            <div class="facts">
+              <div>
+                Lap <b data-field="lap">{num(f.lap)}</b> · S<b>{num(f.sector)}</b>
+              </div>
+              <div>
+                Gear <b>{num(f.gear)}</b> · {num(f.rpm)} rpm
+              </div>
+              <div>
+                Last {lapTime(car.lastLapMs)} · best {lapTime(car.bestLapMs)}
+              </div>
+            </div>
           </div>
-        </div>
-        <div class="corners">{CORNERS.map((c) => <Corner key={c} label={c} brake={f[`brake_temp_${c}`]} tyre={f[`tyre_temp_${c}`]} />)}</div>
-        <div class="bars">
-          <label>Fuel <b>{num(f.fuel, 1)} kg</b></label>
-          <div class="bar"><i style={{ transform: `scaleX(${fill((Number(f.fuel) || 0) / 110)})` }} /></div>
-          <label>Tyre wear <b>{num(f.tyre_wear, 0)} %</b></label>
-          <div class="bar wear"><i style={{ transform: `scaleX(${fill((Number(f.tyre_wear) || 0) / 100)})` }} /></div>
-        </div>
-        <Score score={car.score} />
-        <CarAlerts alerts={alerts} n={car.alerts.size} key2={alerts.map((a) => a.alertId).join()} />
+          <div class="corners">
+            {CORNERS.map((c) => (
+              <Corner key={c} label={c} brake={f[`brake_temp_${c}`]} tyre={f[`tyre_temp_${c}`]} />
+            ))}
+          </div>
+          <div class="bars">
+            <label>
+              Fuel <b>{num(f.fuel, 1)} kg</b>
+            </label>
+            <div class="bar">
+              <i style={{ transform: `scaleX(${fill((Number(f.fuel) || 0) / 110)})` }} />
+            </div>
+            <label>
+              Tyre wear <b>{num(f.tyre_wear, 0)} %</b>
+            </label>
+            <div class="bar wear">
+              <i style={{ transform: `scaleX(${fill((Number(f.tyre_wear) || 0) / 100)})` }} />
+            </div>
+          </div>
+          <Score score={car.score} />
+          <CarAlerts alerts={alerts} n={car.alerts.size} key2={alerts.map((a) => a.alertId).join()} />
         </div>
       </article>
     )
@@ -127,15 +214,48 @@ class CarCard extends Component<{ car: Car; v: number; pos: number; selected: bo
 
 function Laps({ id }: { id: string }) {
   const [laps, setLaps] = useState<Json[]>([])
-  useEffect(() => { void api<{ items: Json[] }>(`/v1/entities/vehicle/${enc(id)}/laps?limit=100`).then((r) => setLaps(r.items.slice(-12).reverse()), () => setLaps([])) }, [id])
+  useEffect(() => {
+    void api<{ items: Json[] }>(`/v1/entities/vehicle/${enc(id)}/laps?limit=100`).then(
+      (r) => setLaps(r.items.slice(-12).reverse()),
+      () => setLaps([]),
+    )
+  }, [id])
   return (
     <section class="panel">
-      <div class="panel-head"><h2>Laps · {id}</h2></div>
+      <div class="panel-head">
+        <h2>Laps · {id}</h2>
+      </div>
       <table class="grid compact">
-        <thead><tr><th>Lap</th><th>Time</th><th>Min / avg / max km/h</th><th>Max brake °C</th><th>Max tyre °C</th><th>Ended</th></tr></thead>
+        <thead>
+          <tr>
+            <th>Lap</th>
+            <th>Time</th>
+            <th>Min / avg / max km/h</th>
+            <th>Max brake °C</th>
+            <th>Max tyre °C</th>
+            <th>Ended</th>
+          </tr>
+        </thead>
         <tbody>
-          {laps.map((l) => <tr key={String(l.lap)}><td>{String(l.lap)}</td><td class="mono">{lapTime(Number(l.lapTimeMs))}</td><td class="num">{num(l.minSpeed)} / {num(l.avgSpeed)} / {num(l.maxSpeed)}</td><td class="num">{num(l.maxBrakeTemp)}</td><td class="num">{num(l.maxTyreTemp)}</td><td>{fmtTime(l.end)}</td></tr>)}
-          {laps.length === 0 && <tr><td colSpan={6} class="empty">No finished lap stored yet.</td></tr>}
+          {laps.map((l) => (
+            <tr key={String(l.lap)}>
+              <td>{String(l.lap)}</td>
+              <td class="mono">{lapTime(Number(l.lapTimeMs))}</td>
+              <td class="num">
+                {num(l.minSpeed)} / {num(l.avgSpeed)} / {num(l.maxSpeed)}
+              </td>
+              <td class="num">{num(l.maxBrakeTemp)}</td>
+              <td class="num">{num(l.maxTyreTemp)}</td>
+              <td>{fmtTime(l.end)}</td>
+            </tr>
+          ))}
+          {laps.length === 0 && (
+            <tr>
+              <td colSpan={6} class="empty">
+                No finished lap stored yet.
+              </td>
+            </tr>
+          )}
         </tbody>
       </table>
     </section>
@@ -166,8 +286,10 @@ export function PitWallView({ ctx }: { ctx: Ctx }) {
         const s = await api<{ state?: Json }>(`/v1/entities/vehicle/${enc(c.id)}/state`)
         const st = (s.state ?? s) as Json
         const sc = st.score as { value?: number; factors?: Record<string, number> } | undefined
-        if (sc && typeof sc.value === 'number' && c.score === null) c.score = { value: sc.value, factors: sc.factors ?? {} }
-        for (const a of (st.openAlerts as OpenAlert[] | undefined) ?? []) if (!c.alerts.has(a.alertId)) c.alerts.set(a.alertId, a)
+        if (sc && typeof sc.value === 'number' && c.score === null)
+          c.score = { value: sc.value, factors: sc.factors ?? {} }
+        for (const a of (st.openAlerts as OpenAlert[] | undefined) ?? [])
+          if (!c.alerts.has(a.alertId)) c.alerts.set(a.alertId, a)
         const laps = st.laps as { lastLapMs?: number | null } | undefined
         if (laps?.lastLapMs != null && c.lastLapMs === null) c.lastLapMs = laps.lastLapMs
         if (typeof st.last === 'object' && st.last !== null) c.fields = { ...(st.last as Json), ...c.fields }
@@ -190,15 +312,23 @@ export function PitWallView({ ctx }: { ctx: Ctx }) {
         if (d.profile !== 'race') return
         const c = known(d.entity)
         const b = (d.body ?? {}) as Json
-        if (e.event === 'score' && b.name === 'pit_stop') c.score = { value: Number(b.value), factors: (b.factors ?? {}) as Record<string, number> }
-        else if (e.event === 'recommendation' && b.action === 'pit_now') c.pitNow = { at: Number(d.ts), reason: String(b.reason ?? '') }
+        if (e.event === 'score' && b.name === 'pit_stop')
+          c.score = { value: Number(b.value), factors: (b.factors ?? {}) as Record<string, number> }
+        else if (e.event === 'recommendation' && b.action === 'pit_now')
+          c.pitNow = { at: Number(d.ts), reason: String(b.reason ?? '') }
         else if (e.event === 'lap') {
           c.lastLapMs = Number(b.lapTimeMs)
           c.bestLapMs = c.bestLapMs === null ? c.lastLapMs : Math.min(c.bestLapMs, c.lastLapMs)
         } else if (e.event === 'alert') {
           const id = String(b.alertId)
           if (b.state === 'close') c.alerts.delete(id)
-          else c.alerts.set(id, { alertId: id, type: String(b.type), severity: String(b.severity), start: Number(b.start) })
+          else
+            c.alerts.set(id, {
+              alertId: id,
+              type: String(b.type),
+              severity: String(b.severity),
+              start: Number(b.start),
+            })
         } else return
       }
       store.get(d.entity)!.v++
@@ -209,16 +339,36 @@ export function PitWallView({ ctx }: { ctx: Ctx }) {
     })
     const ctl = new AbortController()
     follow('type=reading&kind=vehicle', (e) => batch.push(e), ctl.signal)
-    const off = ctx.hub.on((e) => { if (e.data.kind === 'vehicle') batch.push(e) })
-    void api<{ items: { vin: string }[] }>('/v1/vehicles?profile=race&limit=100').then((r) => { for (const v of r.items) known(v.vin); batch.push(null) }, () => undefined)
-    const meter = setInterval(() => { setRate(received); received = 0 }, 1_000)
-    return () => { ctl.abort(); off(); batch.stop(); clearInterval(meter) }
+    const off = ctx.hub.on((e) => {
+      if (e.data.kind === 'vehicle') batch.push(e)
+    })
+    void api<{ items: { vin: string }[] }>('/v1/vehicles?profile=race&limit=100').then(
+      (r) => {
+        for (const v of r.items) known(v.vin)
+        batch.push(null)
+      },
+      () => undefined,
+    )
+    const meter = setInterval(() => {
+      setRate(received)
+      received = 0
+    }, 1_000)
+    return () => {
+      ctl.abort()
+      off()
+      batch.stop()
+      clearInterval(meter)
+    }
   }, [])
 
   // Cards stay in car order: re-ordering by track position at 20 Hz would move DOM nodes (and the reader's eye)
   // every frame; the position is shown in each card instead.
   const list = [...cars.current.values()].sort((a, b) => a.id.localeCompare(b.id))
-  const order = [...list].sort((a, b) => (Number(b.fields.lap) || 0) - (Number(a.fields.lap) || 0) || (Number(b.fields.lap_distance) || 0) - (Number(a.fields.lap_distance) || 0))
+  const order = [...list].sort(
+    (a, b) =>
+      (Number(b.fields.lap) || 0) - (Number(a.fields.lap) || 0) ||
+      (Number(b.fields.lap_distance) || 0) - (Number(a.fields.lap_distance) || 0),
+  )
   const position = new Map(order.map((c, i) => [c.id, i + 1]))
   const pit = list.filter((c) => c.pitNow !== null && (c.score?.value ?? 0) > PIT_NOW_ABOVE).length
   const alerts = list.reduce((n, c) => n + c.alerts.size, 0)
@@ -227,10 +377,26 @@ export function PitWallView({ ctx }: { ctx: Ctx }) {
       <section class="panel">
         <div class="panel-head">
           <h2>Pit wall</h2>
-          <span class="muted"><b data-count="cars">{list.length}</b> cars · {rate} readings/s · <b class={pit > 0 ? 'warn' : ''}>{pit}</b> pit now · {alerts} open alerts</span>
+          <span class="muted">
+            <b data-count="cars">{list.length}</b> cars · {rate} readings/s · <b class={pit > 0 ? 'warn' : ''}>{pit}</b>{' '}
+            pit now · {alerts} open alerts
+          </span>
         </div>
-        {list.length === 0 ? <div class="empty">Waiting for race cars on the live feed…</div> : (
-          <div class="cars">{list.map((c) => <CarCard key={c.id} car={c} v={c.v} pos={position.get(c.id) ?? 0} selected={selected === c.id} onSelect={setSelected} />)}</div>
+        {list.length === 0 ? (
+          <div class="empty">Waiting for race cars on the live feed…</div>
+        ) : (
+          <div class="cars">
+            {list.map((c) => (
+              <CarCard
+                key={c.id}
+                car={c}
+                v={c.v}
+                pos={position.get(c.id) ?? 0}
+                selected={selected === c.id}
+                onSelect={setSelected}
+              />
+            ))}
+          </div>
         )}
       </section>
       {selected !== null && <Laps id={selected} />}

@@ -12,14 +12,25 @@ export const RISK_HIGH_DEFAULT = 70
 const DAYS = 30
 const PAGES = 5
 
-interface Trend { t: number[]; risk: number[]; threshold: number; from: 'alert' | 'default' }
+interface Trend {
+  t: number[]
+  risk: number[]
+  threshold: number
+  from: 'alert' | 'default'
+}
 
 async function scores(id: string): Promise<{ t: number[]; risk: number[] }> {
-  const t: number[] = [], risk: number[] = []
+  const t: number[] = [],
+    risk: number[] = []
   let cursor: string | null = null
   for (let i = 0; i < PAGES; i++) {
-    const page: { items: Json[]; nextCursor: string | null } = await api(`/v1/entities/sensor/${enc(id)}/scores?name=failure_risk&from=${Date.now() - DAYS * 86_400_000}&limit=1000${cursor !== null ? `&cursor=${enc(cursor)}` : ''}`)
-    for (const s of page.items) { t.push(Date.parse(String(s.scoredAt)) / 1000); risk.push(Number(s.value)) }
+    const page: { items: Json[]; nextCursor: string | null } = await api(
+      `/v1/entities/sensor/${enc(id)}/scores?name=failure_risk&from=${Date.now() - DAYS * 86_400_000}&limit=1000${cursor !== null ? `&cursor=${enc(cursor)}` : ''}`,
+    )
+    for (const s of page.items) {
+      t.push(Date.parse(String(s.scoredAt)) / 1000)
+      risk.push(Number(s.value))
+    }
     cursor = page.nextCursor
     if (cursor === null) break
   }
@@ -27,9 +38,13 @@ async function scores(id: string): Promise<{ t: number[]; risk: number[] }> {
 }
 
 async function riskHighThreshold(): Promise<{ threshold: number; from: 'alert' | 'default' }> {
-  const r = await api<{ items: Json[] }>('/v1/alerts?type=risk_high&kind=sensor&limit=1').catch(() => ({ items: [] as Json[] }))
+  const r = await api<{ items: Json[] }>('/v1/alerts?type=risk_high&kind=sensor&limit=1').catch(() => ({
+    items: [] as Json[],
+  }))
   const v = r.items[0]?.threshold
-  return typeof v === 'number' && Number.isFinite(v) ? { threshold: v, from: 'alert' } : { threshold: RISK_HIGH_DEFAULT, from: 'default' }
+  return typeof v === 'number' && Number.isFinite(v)
+    ? { threshold: v, from: 'alert' }
+    : { threshold: RISK_HIGH_DEFAULT, from: 'default' }
 }
 
 export function RiskTrend({ id }: { id: string }) {
@@ -38,17 +53,35 @@ export function RiskTrend({ id }: { id: string }) {
   useEffect(() => {
     setTrend(null)
     setError(null)
-    void Promise.all([scores(id), riskHighThreshold()])
-      .then(([s, th]) => setTrend({ ...s, ...th }), (err: unknown) => setError(err instanceof Error ? err.message : String(err)))
+    void Promise.all([scores(id), riskHighThreshold()]).then(
+      ([s, th]) => setTrend({ ...s, ...th }),
+      (err: unknown) => setError(err instanceof Error ? err.message : String(err)),
+    )
   }, [id])
   if (error !== null) return <div class="error">risk trend: {error}</div>
   if (trend === null) return <div class="muted small">Loading the risk trend…</div>
-  if (trend.t.length === 0) return <div class="empty" data-chart="risk" data-points="0">No failure_risk score stored for {id} in the last {DAYS} days.</div>
+  if (trend.t.length === 0)
+    return (
+      <div class="empty" data-chart="risk" data-points="0">
+        No failure_risk score stored for {id} in the last {DAYS} days.
+      </div>
+    )
   const data: uPlot.AlignedData = [trend.t, trend.risk, trend.t.map(() => trend.threshold)]
   return (
     <>
-      <div class="muted small">failure_risk over the last {DAYS} days ({trend.t.length} scores); risk_high at {trend.threshold} ({trend.from === 'alert' ? 'from the latest risk_high alert' : 'profile default'})</div>
-      <Chart data={data} series={[['failure_risk', '#f59e0b'], [`risk_high ${trend.threshold}`, '#ef4444']]} height={200} name="risk" />
+      <div class="muted small">
+        failure_risk over the last {DAYS} days ({trend.t.length} scores); risk_high at {trend.threshold} (
+        {trend.from === 'alert' ? 'from the latest risk_high alert' : 'profile default'})
+      </div>
+      <Chart
+        data={data}
+        series={[
+          ['failure_risk', '#f59e0b'],
+          [`risk_high ${trend.threshold}`, '#ef4444'],
+        ]}
+        height={200}
+        name="risk"
+      />
     </>
   )
 }

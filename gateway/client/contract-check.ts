@@ -7,12 +7,25 @@ import { readFileSync } from 'node:fs'
 import { Ajv, type ValidateFunction } from 'ajv'
 import type { Middleware } from 'openapi-fetch'
 
-interface Media { schema?: unknown }
-interface Op { responses?: Record<string, { content?: Record<string, Media> }> }
-export interface Doc { paths: Record<string, Record<string, Op>> }
+interface Media {
+  schema?: unknown
+}
+interface Op {
+  responses?: Record<string, { content?: Record<string, Media> }>
+}
+export interface Doc {
+  paths: Record<string, Record<string, Op>>
+}
 
 /** One checked reply; a failed one keeps the start of its body (for the failure message). */
-export interface CheckResult { method: string; path: string; status: number; ok: boolean; errors: string; body?: string }
+export interface CheckResult {
+  method: string
+  path: string
+  status: number
+  ok: boolean
+  errors: string
+  body?: string
+}
 
 export class ContractChecker {
   private readonly ajv = new Ajv({ strict: false, allErrors: true, validateFormats: false })
@@ -42,11 +55,21 @@ export class ContractChecker {
   check(method: string, path: string, status: number, body: unknown): CheckResult {
     const v = this.validator(method, path, status)
     let r: CheckResult
-    if (v === undefined) r = { method, path, status, ok: false, errors: `status ${status} is not in the document for ${method} ${path}` }
+    if (v === undefined)
+      r = { method, path, status, ok: false, errors: `status ${status} is not in the document for ${method} ${path}` }
     else if (v === null) r = { method, path, status, ok: true, errors: '' }
     else {
       const ok = v(body)
-      r = ok ? { method, path, status, ok, errors: '' } : { method, path, status, ok, errors: this.ajv.errorsText(v.errors, { dataVar: 'reply' }), body: JSON.stringify(body).slice(0, 4000) }
+      r = ok
+        ? { method, path, status, ok, errors: '' }
+        : {
+            method,
+            path,
+            status,
+            ok,
+            errors: this.ajv.errorsText(v.errors, { dataVar: 'reply' }),
+            body: JSON.stringify(body).slice(0, 4000),
+          }
     }
     this.results.push(r)
     return r
@@ -58,7 +81,8 @@ export class ContractChecker {
       onResponse: async ({ request, response, schemaPath }) => {
         const text = await response.clone().text()
         let body: unknown = text
-        if ((response.headers.get('content-type') ?? '').startsWith('application/json') && text !== '') body = JSON.parse(text) as unknown
+        if ((response.headers.get('content-type') ?? '').startsWith('application/json') && text !== '')
+          body = JSON.parse(text) as unknown
         this.check(request.method, schemaPath, response.status, body)
         return undefined
       },

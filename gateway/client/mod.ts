@@ -31,9 +31,17 @@ export function credentialHeaders(c: Credential | undefined): Record<string, str
 }
 
 /** A client of the gateway at `baseUrl` (e.g. `http://127.0.0.1:8080`), sending `credential` on every call. */
-export function createPitwallClient(baseUrl: string, credential?: Credential, options: Omit<ClientOptions, 'baseUrl'> & { middleware?: Middleware[] } = {}): PitwallClient {
+export function createPitwallClient(
+  baseUrl: string,
+  credential?: Credential,
+  options: Omit<ClientOptions, 'baseUrl'> & { middleware?: Middleware[] } = {},
+): PitwallClient {
   const { middleware = [], headers, ...rest } = options
-  const client = createClient<paths>({ ...rest, baseUrl, headers: { ...credentialHeaders(credential), ...(headers as Record<string, string> | undefined) } })
+  const client = createClient<paths>({
+    ...rest,
+    baseUrl,
+    headers: { ...credentialHeaders(credential), ...(headers as Record<string, string> | undefined) },
+  })
   for (const m of middleware) client.use(m)
   return client
 }

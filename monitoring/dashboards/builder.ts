@@ -65,8 +65,22 @@ export interface Dashboard {
   rows: readonly Row[]
 }
 
-const panel = (kind: PanelKind) => (title: string, targets: Target | readonly Target[] | SqlTarget, opts: Omit<Panel, 'kind' | 'title' | 'targets'> = {}): Panel =>
-  ({ kind, title, targets: Array.isArray(targets) ? targets as readonly Target[] : 'sql' in targets ? [targets] : [targets as Target], ...opts })
+const panel =
+  (kind: PanelKind) =>
+  (
+    title: string,
+    targets: Target | readonly Target[] | SqlTarget,
+    opts: Omit<Panel, 'kind' | 'title' | 'targets'> = {},
+  ): Panel => ({
+    kind,
+    title,
+    targets: Array.isArray(targets)
+      ? (targets as readonly Target[])
+      : 'sql' in targets
+        ? [targets]
+        : [targets as Target],
+    ...opts,
+  })
 
 export const timeseries = panel('timeseries')
 export const stat = panel('stat')
@@ -96,10 +110,19 @@ export function levels(warn: number, crit?: number): Thresholds {
 }
 
 /** Quantile targets over a histogram's buckets, e.g. p50/p95/p99 of `metric_bucket`. */
-export function quantiles(bucket: string, by: string, qs: readonly number[] = [0.5, 0.95, 0.99], window = '1m'): Target[] {
+export function quantiles(
+  bucket: string,
+  by: string,
+  qs: readonly number[] = [0.5, 0.95, 0.99],
+  window = '1m',
+): Target[] {
   const grp = by ? `${by}, le` : 'le'
-  return qs.map((x) => q(`histogram_quantile(${x}, sum by (${grp}) (rate(${bucket}[${window}])))`,
-    `p${Math.round(x * 100)}${by ? ` {{${by.split(',')[0]?.trim()}}}` : ''}`))
+  return qs.map((x) =>
+    q(
+      `histogram_quantile(${x}, sum by (${grp}) (rate(${bucket}[${window}])))`,
+      `p${Math.round(x * 100)}${by ? ` {{${by.split(',')[0]?.trim()}}}` : ''}`,
+    ),
+  )
 }
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json }
@@ -121,17 +144,35 @@ function panelJson(p: Panel, id: number, x: number, y: number, w: number, h: num
     steps: [{ color: th.base, value: null }, ...th.steps.map((s) => ({ color: s.color, value: s.value }))],
   }
   if (p.kind === 'timeseries' && p.thresholds) defaults.custom = { thresholdsStyle: { mode: 'line+area' } }
-  const options: { [k: string]: Json } = p.kind === 'timeseries'
-    ? { legend: { displayMode: 'list', placement: 'bottom', showLegend: true }, tooltip: { mode: 'multi', sort: 'desc' } }
-    : p.kind === 'stat'
-      ? { reduceOptions: { calcs: ['lastNotNull'], fields: '', values: false }, colorMode: 'value', graphMode: 'area', textMode: 'auto' }
-      : p.kind === 'table'
-        ? { showHeader: true, cellHeight: 'sm' }
-        : {
-          view: { id: 'fit', lat: 0, lon: 0, zoom: 1 }, controls: { showZoom: true },
-          // Markers placed by the `lat` and `lon` fields of each row (SQL) or series (PromQL labels).
-          layers: [{ type: 'markers', name: 'entities', config: {}, location: { mode: 'coords', latitude: 'lat', longitude: 'lon' }, tooltip: true }],
+  const options: { [k: string]: Json } =
+    p.kind === 'timeseries'
+      ? {
+          legend: { displayMode: 'list', placement: 'bottom', showLegend: true },
+          tooltip: { mode: 'multi', sort: 'desc' },
         }
+      : p.kind === 'stat'
+        ? {
+            reduceOptions: { calcs: ['lastNotNull'], fields: '', values: false },
+            colorMode: 'value',
+            graphMode: 'area',
+            textMode: 'auto',
+          }
+        : p.kind === 'table'
+          ? { showHeader: true, cellHeight: 'sm' }
+          : {
+              view: { id: 'fit', lat: 0, lon: 0, zoom: 1 },
+              controls: { showZoom: true },
+              // Markers placed by the `lat` and `lon` fields of each row (SQL) or series (PromQL labels).
+              layers: [
+                {
+                  type: 'markers',
+                  name: 'entities',
+                  config: {},
+                  location: { mode: 'coords', latitude: 'lat', longitude: 'lon' },
+                  tooltip: true,
+                },
+              ],
+            }
   const ds = p.targets.length > 0 && p.targets.every(isSql) ? PG_DATASOURCE : DATASOURCE
   const out: { [k: string]: Json } = {
     id,
@@ -140,7 +181,15 @@ function panelJson(p: Panel, id: number, x: number, y: number, w: number, h: num
     datasource: { ...ds },
     gridPos: { h, w, x, y },
     targets: p.targets.map((t: Target | SqlTarget, i) => {
-      if (isSql(t)) return { refId: String.fromCharCode(65 + i), datasource: { ...PG_DATASOURCE }, editorMode: 'code', format: 'table', rawQuery: true, rawSql: t.sql }
+      if (isSql(t))
+        return {
+          refId: String.fromCharCode(65 + i),
+          datasource: { ...PG_DATASOURCE },
+          editorMode: 'code',
+          format: 'table',
+          rawQuery: true,
+          rawSql: t.sql,
+        }
       const tj: { [k: string]: Json } = {
         refId: String.fromCharCode(65 + i),
         datasource: { ...DATASOURCE },
@@ -166,7 +215,14 @@ export function render(d: Dashboard): Json {
   let id = 1
   let y = 0
   for (const row of d.rows) {
-    panels.push({ id: id++, type: 'row', title: row.title, collapsed: false, gridPos: { h: 1, w: 24, x: 0, y }, panels: [] })
+    panels.push({
+      id: id++,
+      type: 'row',
+      title: row.title,
+      collapsed: false,
+      gridPos: { h: 1, w: 24, x: 0, y },
+      panels: [],
+    })
     y += 1
     let x = 0
     let rowH = 0
@@ -205,12 +261,30 @@ export function render(d: Dashboard): Json {
 
 /** Every PromQL expression of a dashboard, with the panel it belongs to. */
 export function expressions(d: Dashboard): Array<{ panel: string; expr: string; instant: boolean }> {
-  return d.rows.flatMap((r) => r.panels.flatMap((p) => (p.targets as ReadonlyArray<Target | SqlTarget>).flatMap((t) => isSql(t) ? [] : [{
-    panel: `${d.uid}/${p.title}`, expr: t.expr, instant: t.instant === true || p.kind === 'table',
-  }])))
+  return d.rows.flatMap((r) =>
+    r.panels.flatMap((p) =>
+      (p.targets as ReadonlyArray<Target | SqlTarget>).flatMap((t) =>
+        isSql(t)
+          ? []
+          : [
+              {
+                panel: `${d.uid}/${p.title}`,
+                expr: t.expr,
+                instant: t.instant === true || p.kind === 'table',
+              },
+            ],
+      ),
+    ),
+  )
 }
 
 /** Every SQL query of a dashboard (PostgreSQL panels), with the panel it belongs to. */
 export function sqlQueries(d: Dashboard): Array<{ panel: string; sql: string }> {
-  return d.rows.flatMap((r) => r.panels.flatMap((p) => (p.targets as ReadonlyArray<Target | SqlTarget>).flatMap((t) => isSql(t) ? [{ panel: `${d.uid}/${p.title}`, sql: t.sql }] : [])))
+  return d.rows.flatMap((r) =>
+    r.panels.flatMap((p) =>
+      (p.targets as ReadonlyArray<Target | SqlTarget>).flatMap((t) =>
+        isSql(t) ? [{ panel: `${d.uid}/${p.title}`, sql: t.sql }] : [],
+      ),
+    ),
+  )
 }

@@ -19,7 +19,8 @@ const open = (type: string): string => `sum(${M.domainAlertsOpen}{${road},type="
 export const fleetDashboard: Dashboard = {
   uid: 'pitwall-fleet',
   title: 'pitwall / Fleet',
-  description: 'Vehicle fleet: latest positions (PostgreSQL), units offline (stale), diagnostic trouble codes, engine overheat, ' +
+  description:
+    'Vehicle fleet: latest positions (PostgreSQL), units offline (stale), diagnostic trouble codes, engine overheat, ' +
     'low fuel, trips. The Prometheus panels need PITWALL_DOMAIN_METRICS to include road.',
   tags: ['pitwall', 'fleet', 'domain'],
   from: 'now-6h',
@@ -28,7 +29,10 @@ export const fleetDashboard: Dashboard = {
       title: 'Positions',
       panels: [
         geomap('Latest position per vehicle', sql(LATEST_POSITIONS_SQL), {
-          w: 24, h: 12, description: 'Last position each vehicle reported in the time range (raw_readings, written by the projector from road position outputs).',
+          w: 24,
+          h: 12,
+          description:
+            'Last position each vehicle reported in the time range (raw_readings, written by the projector from road position outputs).',
         }),
       ],
     },
@@ -46,9 +50,17 @@ export const fleetDashboard: Dashboard = {
     {
       title: 'Alerts and trips',
       panels: [
-        timeseries('Alerts opened by type (15 min)', q(`sum by (type) (increase(${M.domainAlertsOpened}{${road}}[15m]))`, '{{type}}')),
-        timeseries('Last trip distance per vehicle', q(`${M.domainEntityScore}{${road},name="trip"}`, '{{entity}}'), { unit: 'none', description: 'km' }),
-        timeseries('Late readings /s', q(`sum(rate(${M.projectorLateReadings}{${road}}[5m]))`, 'late'), { unit: 'ops' }),
+        timeseries(
+          'Alerts opened by type (15 min)',
+          q(`sum by (type) (increase(${M.domainAlertsOpened}{${road}}[15m]))`, '{{type}}'),
+        ),
+        timeseries('Last trip distance per vehicle', q(`${M.domainEntityScore}{${road},name="trip"}`, '{{entity}}'), {
+          unit: 'none',
+          description: 'km',
+        }),
+        timeseries('Late readings /s', q(`sum(rate(${M.projectorLateReadings}{${road}}[5m]))`, 'late'), {
+          unit: 'ops',
+        }),
       ],
     },
   ],

@@ -61,16 +61,29 @@ export async function kill(w: WorkerProc, signal: NodeJS.Signals): Promise<void>
 }
 
 /** Publishes the trace at about `ratePerS`, with the rid as message id (duplicates dedup in JetStream). */
-export async function feed(nc: NatsConnection, site: string, partitions: number, trace: TraceItem[], ratePerS: number,
-  stop: () => boolean = () => false): Promise<number> {
+export async function feed(
+  nc: NatsConnection,
+  site: string,
+  partitions: number,
+  trace: TraceItem[],
+  ratePerS: number,
+  stop: () => boolean = () => false,
+): Promise<number> {
   const js = jetstream(nc)
   const batch = Math.max(1, Math.round(ratePerS / 20))
   const started = Date.now()
   let sent = 0
   for (let i = 0; i < trace.length && !stop(); i += batch) {
     const chunk = trace.slice(i, i + batch)
-    await Promise.all(chunk.map((r) => js.publish(tlmSubject(site, partitionOf(r.kind, r.id, partitions), r.kind, r.id),
-      JSON.stringify({ ts: r.ts, fields: { v: r.v }, profile: 'testsum' }), { msgID: r.rid, timeout: 30_000 })))
+    await Promise.all(
+      chunk.map((r) =>
+        js.publish(
+          tlmSubject(site, partitionOf(r.kind, r.id, partitions), r.kind, r.id),
+          JSON.stringify({ ts: r.ts, fields: { v: r.v }, profile: 'testsum' }),
+          { msgID: r.rid, timeout: 30_000 },
+        ),
+      ),
+    )
     sent += chunk.length
     const ahead = (sent / ratePerS) * 1000 - (Date.now() - started)
     if (ahead > 0) await new Promise((r) => setTimeout(r, ahead))
@@ -84,15 +97,23 @@ export async function feed(nc: NatsConnection, site: string, partitions: number,
  * profiles; heartbeat 200 ms, lease 1.5 s, checkpoints every 300 ms). `respawn(i)` starts worker i's next
  * generation (for killLoop). Everything is stopped at `t`'s teardown.
  */
-export async function startProdWorkers(t: { teardown(fn: () => unknown): void }, site: string, partitions: number):
-  Promise<{ nc: NatsConnection; workers: WorkerProc[]; respawn: (i: number) => WorkerProc }> {
+export async function startProdWorkers(
+  t: { teardown(fn: () => unknown): void },
+  site: string,
+  partitions: number,
+): Promise<{ nc: NatsConnection; workers: WorkerProc[]; respawn: (i: number) => WorkerProc }> {
   const srv = await startNats()
   t.teardown(() => srv.stop())
   const nc = await connectTo(srv.url)
   t.teardown(() => nc.close())
   const env = {
-    PITWALL_NATS_URL: srv.url, PITWALL_SITE: site, PITWALL_PARTITIONS: String(partitions), PITWALL_HEARTBEAT_MS: '200',
-    PITWALL_LEASE_TTL_MS: '1500', PITWALL_CHECKPOINT_INTERVAL_MS: '300', PITWALL_MAX_IN_FLIGHT: '4000',
+    PITWALL_NATS_URL: srv.url,
+    PITWALL_SITE: site,
+    PITWALL_PARTITIONS: String(partitions),
+    PITWALL_HEARTBEAT_MS: '200',
+    PITWALL_LEASE_TTL_MS: '1500',
+    PITWALL_CHECKPOINT_INTERVAL_MS: '300',
+    PITWALL_MAX_IN_FLIGHT: '4000',
   }
   await provision(nc, await jetstreamManager(nc), compileConfig({ natsUrl: srv.url, site, partitions }))
   const script = distPath('test/fixtures/worker-prod-main.js')
@@ -111,8 +132,13 @@ export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeou
  * Chaos for the crash tests: until `done()` and at least `minKills` kills, every 1.5-4.5 s a random worker of
  * `workers` is killed with -9 and, 0-0.8 s later, replaced by `respawn(i)`. Returns the number of kills.
  */
-export async function killLoop(workers: WorkerProc[], respawn: (i: number) => WorkerProc, r: () => number, done: () => boolean,
-  minKills = 6): Promise<number> {
+export async function killLoop(
+  workers: WorkerProc[],
+  respawn: (i: number) => WorkerProc,
+  r: () => number,
+  done: () => boolean,
+  minKills = 6,
+): Promise<number> {
   let kills = 0
   while (!done() || kills < minKills) {
     await sleep(1500 + r() * 3000)

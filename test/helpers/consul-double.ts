@@ -105,7 +105,12 @@ interface KvRec {
 interface QueryRec {
   ID: string
   Name: string
-  Service: { Service: string; OnlyPassing: boolean; Tags: string[]; Failover: { NearestN: number; Datacenters: string[] } }
+  Service: {
+    Service: string
+    OnlyPassing: boolean
+    Tags: string[]
+    Failover: { NearestN: number; Datacenters: string[] }
+  }
   CreateIndex: number
   ModifyIndex: number
 }
@@ -123,7 +128,11 @@ class Datacenter {
   readonly serviceIndex = new Map<string, number>()
   kvIndex = 1
   waiters: Array<() => void> = []
-  constructor(readonly name: string, readonly node: string, readonly address: string) {}
+  constructor(
+    readonly name: string,
+    readonly node: string,
+    readonly address: string,
+  ) {}
 
   bump(service?: string): number {
     this.index++
@@ -148,7 +157,9 @@ const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object
 
 /** A registered check's initial status: its Status if valid, else critical (the agent's default). */
 function checkStatus(cd: Record<string, unknown>): CheckStatus {
-  return (['passing', 'warning', 'critical'].includes(String(cd.Status)) ? String(cd.Status) : 'critical') as CheckStatus
+  return (
+    ['passing', 'warning', 'critical'].includes(String(cd.Status)) ? String(cd.Status) : 'critical'
+  ) as CheckStatus
 }
 
 /** Why the agent refuses a check definition (CheckType.Validate's messages), or undefined. */
@@ -156,12 +167,15 @@ function checkProblem(cd: Record<string, unknown>): string | undefined {
   const given = (k: string): boolean => cd[k] !== undefined && cd[k] !== '' && cd[k] !== null
   const interval = durationMs(cd.Interval) ?? 0
   const ttl = durationMs(cd.TTL) ?? 0
-  if (given('Interval') && durationMs(cd.Interval) === undefined) return `time: invalid duration ${JSON.stringify(String(cd.Interval))}`
-  if (given('TTL') && durationMs(cd.TTL) === undefined) return `time: invalid duration ${JSON.stringify(String(cd.TTL))}`
+  if (given('Interval') && durationMs(cd.Interval) === undefined)
+    return `time: invalid duration ${JSON.stringify(String(cd.Interval))}`
+  if (given('TTL') && durationMs(cd.TTL) === undefined)
+    return `time: invalid duration ${JSON.stringify(String(cd.TTL))}`
   const intervalCheck = ['HTTP', 'TCP', 'UDP', 'GRPC', 'H2PING', 'Args', 'ScriptArgs'].some(given)
   if (interval > 0 && ttl > 0) return 'Interval and TTL cannot both be specified'
   if (intervalCheck && interval <= 0) return 'Interval must be > 0 for Script, HTTP, H2PING, TCP, UDP or gRPC checks'
-  if (!intervalCheck && !given('AliasService') && !given('AliasNode') && ttl <= 0) return 'TTL must be > 0 for TTL checks'
+  if (!intervalCheck && !given('AliasService') && !given('AliasNode') && ttl <= 0)
+    return 'TTL must be > 0 for TTL checks'
   return undefined
 }
 
@@ -181,7 +195,9 @@ export class ConsulCluster {
   constructor(readonly opts: { token?: string; fastTimingForTests?: boolean } = {}) {
     const f = opts.fastTimingForTests === true ? 100 : 1
     this.bounds = {
-      ...CONSUL_BOUNDS, sessionTtlMinMs: CONSUL_BOUNDS.sessionTtlMinMs / f, deregisterCriticalMinMs: CONSUL_BOUNDS.deregisterCriticalMinMs / f,
+      ...CONSUL_BOUNDS,
+      sessionTtlMinMs: CONSUL_BOUNDS.sessionTtlMinMs / f,
+      deregisterCriticalMinMs: CONSUL_BOUNDS.deregisterCriticalMinMs / f,
       reapIntervalMs: CONSUL_BOUNDS.reapIntervalMs / f,
     }
   }
@@ -201,7 +217,12 @@ export class ConsulCluster {
     const now = Date.now()
     for (const dc of this.dcs.values()) {
       for (const c of [...dc.checks.values()]) {
-        if (c.deregisterAfterMs === undefined || c.criticalSince === undefined || now - c.criticalSince <= c.deregisterAfterMs) continue
+        if (
+          c.deregisterAfterMs === undefined ||
+          c.criticalSince === undefined ||
+          now - c.criticalSince <= c.deregisterAfterMs
+        )
+          continue
         const s = dc.services.get(c.ServiceID)
         if (!s) continue
         dc.services.delete(s.ID)
@@ -236,9 +257,13 @@ export class ConsulCluster {
 
 export class ConsulAgentDouble {
   url = ''
-  readonly requests: Array<{ method: string; path: string; query: Record<string, string>; token: string | undefined }> = []
+  readonly requests: Array<{ method: string; path: string; query: Record<string, string>; token: string | undefined }> =
+    []
   private server: Server | undefined
-  constructor(private readonly cluster: ConsulCluster, readonly datacenter: string) {}
+  constructor(
+    private readonly cluster: ConsulCluster,
+    readonly datacenter: string,
+  ) {}
 
   async start(): Promise<void> {
     this.server = createServer((req, res) => {
@@ -268,7 +293,12 @@ export class ConsulAgentDouble {
   private send(res: ServerResponse, status: number, body: unknown, index: number): void {
     if (res.headersSent) return
     const text = typeof body === 'string' ? body : JSON.stringify(body)
-    res.writeHead(status, { 'content-type': typeof body === 'string' ? 'text/plain' : 'application/json', 'x-consul-index': String(index), 'x-consul-knownleader': 'true', 'x-consul-lastcontact': '0' })
+    res.writeHead(status, {
+      'content-type': typeof body === 'string' ? 'text/plain' : 'application/json',
+      'x-consul-index': String(index),
+      'x-consul-knownleader': 'true',
+      'x-consul-lastcontact': '0',
+    })
     res.end(text)
   }
 
@@ -305,10 +335,15 @@ export class ConsulAgentDouble {
     const token = typeof req.headers['x-consul-token'] === 'string' ? req.headers['x-consul-token'] : q.token
     this.requests.push({ method: req.method ?? 'GET', path: url.pathname, query: q, token })
     const local = this.cluster.dc(this.datacenter)!
-    if (this.cluster.opts.token && token !== this.cluster.opts.token) return this.send(res, 403, 'ACL not found', local.index)
+    if (this.cluster.opts.token && token !== this.cluster.opts.token)
+      return this.send(res, 403, 'ACL not found', local.index)
     const dcName = q.dc ?? this.datacenter
     const dc = this.cluster.dc(dcName)
-    if (!dc || (dcName !== this.datacenter && (this.cluster.partitioned.has(dcName) || this.cluster.partitioned.has(this.datacenter)))) {
+    if (
+      !dc ||
+      (dcName !== this.datacenter &&
+        (this.cluster.partitioned.has(dcName) || this.cluster.partitioned.has(this.datacenter)))
+    ) {
       return this.send(res, 500, `No path to datacenter`, local.index)
     }
     const p = url.pathname
@@ -316,16 +351,32 @@ export class ConsulAgentDouble {
     let m: RegExpExecArray | null
     const wait = durationMs(q.wait) ?? 300_000
     // Agent endpoints act on this agent's datacenter.
-    if (method === 'PUT' && p === '/v1/agent/service/register') return this.register(res, local, this.json(await this.body(req)))
+    if (method === 'PUT' && p === '/v1/agent/service/register')
+      return this.register(res, local, this.json(await this.body(req)))
     if (method === 'PUT' && (m = /^\/v1\/agent\/service\/deregister\/(.+)$/.exec(p))) {
       const id = decodeURIComponent(m[1]!)
-      if (!local.services.has(id)) return this.send(res, 404, `Unknown service ID "${id}". Ensure that the service ID is passed, not the service name.`, local.index)
+      if (!local.services.has(id))
+        return this.send(
+          res,
+          404,
+          `Unknown service ID "${id}". Ensure that the service ID is passed, not the service name.`,
+          local.index,
+        )
       this.deregister(local, id)
       return this.send(res, 200, '', local.index)
     }
     if (method === 'GET' && p === '/v1/agent/services') {
       const out: Record<string, unknown> = {}
-      for (const s of local.services.values()) out[s.ID] = { ID: s.ID, Service: s.Service, Tags: s.Tags, Address: s.Address, Port: s.Port, Meta: s.Meta, Datacenter: local.name }
+      for (const s of local.services.values())
+        out[s.ID] = {
+          ID: s.ID,
+          Service: s.Service,
+          Tags: s.Tags,
+          Address: s.Address,
+          Port: s.Port,
+          Meta: s.Meta,
+          Datacenter: local.name,
+        }
       return this.send(res, 200, out, local.index)
     }
     if (method === 'GET' && p === '/v1/agent/checks') {
@@ -336,14 +387,21 @@ export class ConsulAgentDouble {
     if (method === 'PUT' && (m = /^\/v1\/agent\/check\/(pass|warn|fail|update)\/(.+)$/.exec(p))) {
       const id = decodeURIComponent(m[2]!)
       const c = local.checks.get(id)
-      if (!c) return this.send(res, 404, `Unknown check ID "${id}". Ensure that the check ID is passed, not the check name.`, local.index)
+      if (!c)
+        return this.send(
+          res,
+          404,
+          `Unknown check ID "${id}". Ensure that the check ID is passed, not the check name.`,
+          local.index,
+        )
       if (c.ttlMs === undefined) return this.send(res, 500, `CheckID "${id}" does not have associated TTL`, local.index)
       let status: CheckStatus
       let output = q.note ?? ''
       if (m[1] === 'update') {
         const b = this.json(await this.body(req))
         const s = String(b.Status ?? '')
-        if (!['passing', 'warning', 'critical'].includes(s)) return this.send(res, 400, `Invalid check status: "${s}"`, local.index)
+        if (!['passing', 'warning', 'critical'].includes(s))
+          return this.send(res, 400, `Invalid check status: "${s}"`, local.index)
         status = s as CheckStatus
         output = String(b.Output ?? '')
       } else status = m[1] === 'pass' ? 'passing' : m[1] === 'warn' ? 'warning' : 'critical'
@@ -355,24 +413,60 @@ export class ConsulAgentDouble {
       const name = decodeURIComponent(m[1]!)
       const cur = (): number => dc.serviceIndex.get(name) ?? 1
       if (q.index !== undefined) await this.block(dc, Number(q.index), wait, cur)
-      return this.send(res, 200, this.healthEntries(dc, name, q.passing !== undefined && q.passing !== 'false', q.tag), cur())
+      return this.send(
+        res,
+        200,
+        this.healthEntries(dc, name, q.passing !== undefined && q.passing !== 'false', q.tag),
+        cur(),
+      )
     }
     if (method === 'PUT' && p === '/v1/session/create') {
       const b = this.json(await this.body(req))
       const bounds = this.cluster.bounds
       // LockDelay: a Go duration string, or a number (nanoseconds; below 1000 taken as seconds, as the agent does).
-      const lockDelay = b.LockDelay === undefined ? bounds.lockDelayDefaultMs : typeof b.LockDelay === 'number' ? (b.LockDelay < 1000 ? b.LockDelay * 1000 : b.LockDelay / 1e6) : durationMs(b.LockDelay)
-      if (lockDelay === undefined) return this.send(res, 400, `Request decode failed: time: invalid duration ${JSON.stringify(String(b.LockDelay))}`, dc.index)
-      if (lockDelay > bounds.lockDelayMaxMs) return this.send(res, 500, `Session lock delay must be less than or equal to ${goDuration(bounds.lockDelayMaxMs)}`, dc.index)
+      const lockDelay =
+        b.LockDelay === undefined
+          ? bounds.lockDelayDefaultMs
+          : typeof b.LockDelay === 'number'
+            ? b.LockDelay < 1000
+              ? b.LockDelay * 1000
+              : b.LockDelay / 1e6
+            : durationMs(b.LockDelay)
+      if (lockDelay === undefined)
+        return this.send(
+          res,
+          400,
+          `Request decode failed: time: invalid duration ${JSON.stringify(String(b.LockDelay))}`,
+          dc.index,
+        )
+      if (lockDelay > bounds.lockDelayMaxMs)
+        return this.send(
+          res,
+          500,
+          `Session lock delay must be less than or equal to ${goDuration(bounds.lockDelayMaxMs)}`,
+          dc.index,
+        )
       const s: SessionRec = {
-        ID: randomUUID(), Name: String(b.Name ?? ''), TTL: String(b.TTL ?? ''), Behavior: b.Behavior === 'delete' ? 'delete' : 'release',
-        LockDelay: lockDelay, Node: dc.node, CreateIndex: 0, ModifyIndex: 0,
+        ID: randomUUID(),
+        Name: String(b.Name ?? ''),
+        TTL: String(b.TTL ?? ''),
+        Behavior: b.Behavior === 'delete' ? 'delete' : 'release',
+        LockDelay: lockDelay,
+        Node: dc.node,
+        CreateIndex: 0,
+        ModifyIndex: 0,
       }
       const ttl = durationMs(s.TTL)
-      if (s.TTL !== '' && ttl === undefined) return this.send(res, 400, `Request decode failed: time: invalid duration ${JSON.stringify(s.TTL)}`, dc.index)
+      if (s.TTL !== '' && ttl === undefined)
+        return this.send(res, 400, `Request decode failed: time: invalid duration ${JSON.stringify(s.TTL)}`, dc.index)
       // The server's check and message (HTTP 500, the TTL in nanoseconds, the bounds as Go durations).
       if (ttl !== undefined && ttl !== 0 && (ttl < bounds.sessionTtlMinMs || ttl > bounds.sessionTtlMaxMs)) {
-        return this.send(res, 500, `Invalid Session TTL '${Math.round(ttl * 1e6)}', must be between [${goDuration(bounds.sessionTtlMinMs)}=${goDuration(bounds.sessionTtlMaxMs)}]`, dc.index)
+        return this.send(
+          res,
+          500,
+          `Invalid Session TTL '${Math.round(ttl * 1e6)}', must be between [${goDuration(bounds.sessionTtlMinMs)}=${goDuration(bounds.sessionTtlMaxMs)}]`,
+          dc.index,
+        )
       }
       s.CreateIndex = s.ModifyIndex = dc.bump()
       dc.sessions.set(s.ID, s)
@@ -396,7 +490,8 @@ export class ConsulAgentDouble {
     if ((m = /^\/v1\/kv\/(.*)$/.exec(p))) return this.kv(req, res, dc, decodeURIComponent(m[1]!), q, wait)
     if (p === '/v1/query' && method === 'POST') return this.createQuery(res, dc, this.json(await this.body(req)))
     if (p === '/v1/query' && method === 'GET') return this.send(res, 200, [...dc.queries.values()], dc.index)
-    if ((m = /^\/v1\/query\/([^/]+)\/execute$/.exec(p)) && method === 'GET') return this.execute(res, dc, decodeURIComponent(m[1]!))
+    if ((m = /^\/v1\/query\/([^/]+)\/execute$/.exec(p)) && method === 'GET')
+      return this.execute(res, dc, decodeURIComponent(m[1]!))
     if ((m = /^\/v1\/query\/([^/]+)$/.exec(p))) {
       const qr = dc.queries.get(m[1]!)
       if (!qr) return this.send(res, 404, 'Query not found', dc.index)
@@ -411,11 +506,30 @@ export class ConsulAgentDouble {
   }
 
   private checkView(c: CheckRec): Record<string, unknown> {
-    return { Node: c.Node, CheckID: c.CheckID, Name: c.Name, Status: c.Status, Notes: '', Output: c.Output, ServiceID: c.ServiceID, ServiceName: c.ServiceName, Type: c.ttlMs !== undefined ? 'ttl' : '' }
+    return {
+      Node: c.Node,
+      CheckID: c.CheckID,
+      Name: c.Name,
+      Status: c.Status,
+      Notes: '',
+      Output: c.Output,
+      ServiceID: c.ServiceID,
+      ServiceName: c.ServiceName,
+      Type: c.ttlMs !== undefined ? 'ttl' : '',
+    }
   }
 
   private sessionView(s: SessionRec): Record<string, unknown> {
-    return { ID: s.ID, Name: s.Name, Node: s.Node, TTL: s.TTL, Behavior: s.Behavior, LockDelay: s.LockDelay * 1e6, CreateIndex: s.CreateIndex, ModifyIndex: s.ModifyIndex }
+    return {
+      ID: s.ID,
+      Name: s.Name,
+      Node: s.Node,
+      TTL: s.TTL,
+      Behavior: s.Behavior,
+      LockDelay: s.LockDelay * 1e6,
+      CreateIndex: s.CreateIndex,
+      ModifyIndex: s.ModifyIndex,
+    }
   }
 
   private register(res: ServerResponse, dc: Datacenter, b: Record<string, unknown>): void {
@@ -429,21 +543,33 @@ export class ConsulAgentDouble {
     const id = typeof b.ID === 'string' && b.ID !== '' ? b.ID : name
     if (dc.services.has(id)) this.deregister(dc, id, false)
     const s: ServiceRec = {
-      ID: id, Service: name, Tags: Array.isArray(b.Tags) ? b.Tags.map(String) : [], Address: typeof b.Address === 'string' ? b.Address : '',
-      Port: Number(b.Port ?? 0), Meta: isObj(b.Meta) ? Object.fromEntries(Object.entries(b.Meta).map(([k, v]) => [k, String(v)])) : {}, node: dc.node,
+      ID: id,
+      Service: name,
+      Tags: Array.isArray(b.Tags) ? b.Tags.map(String) : [],
+      Address: typeof b.Address === 'string' ? b.Address : '',
+      Port: Number(b.Port ?? 0),
+      Meta: isObj(b.Meta) ? Object.fromEntries(Object.entries(b.Meta).map(([k, v]) => [k, String(v)])) : {},
+      node: dc.node,
     }
     dc.services.set(id, s)
     defs.forEach((cd, i) => {
       const ttlMs = durationMs(cd.TTL)
       const deregisterAfter = durationMs(cd.DeregisterCriticalServiceAfter)
       const c: CheckRec = {
-        CheckID: typeof cd.CheckID === 'string' ? cd.CheckID : defs.length > 1 ? `service:${id}:${i + 1}` : `service:${id}`,
+        CheckID:
+          typeof cd.CheckID === 'string' ? cd.CheckID : defs.length > 1 ? `service:${id}:${i + 1}` : `service:${id}`,
         Name: typeof cd.Name === 'string' ? cd.Name : `Service '${name}' check`,
         // TTL checks start critical (Consul's default) unless a Status is given; others keep their Status.
         Status: checkStatus(cd),
-        Output: '', ServiceID: id, ServiceName: name, Node: dc.node, ...(ttlMs !== undefined ? { ttlMs } : {}),
+        Output: '',
+        ServiceID: id,
+        ServiceName: name,
+        Node: dc.node,
+        ...(ttlMs !== undefined ? { ttlMs } : {}),
         // The agent raises a shorter timeout to its minimum (with a warning in its log), it does not refuse it.
-        ...(deregisterAfter !== undefined && deregisterAfter > 0 ? { deregisterAfterMs: Math.max(deregisterAfter, this.cluster.bounds.deregisterCriticalMinMs) } : {}),
+        ...(deregisterAfter !== undefined && deregisterAfter > 0
+          ? { deregisterAfterMs: Math.max(deregisterAfter, this.cluster.bounds.deregisterCriticalMinMs) }
+          : {}),
         ...(checkStatus(cd) === 'critical' ? { criticalSince: Date.now() } : {}),
       }
       dc.checks.set(c.CheckID, c)
@@ -486,7 +612,15 @@ export class ConsulAgentDouble {
       if (s.Service !== name) continue
       if (tag !== undefined && !s.Tags.includes(tag)) continue
       const checks = [
-        { Node: dc.node, CheckID: 'serfHealth', Name: 'Serf Health Status', Status: 'passing', Output: 'Agent alive and reachable', ServiceID: '', ServiceName: '' },
+        {
+          Node: dc.node,
+          CheckID: 'serfHealth',
+          Name: 'Serf Health Status',
+          Status: 'passing',
+          Output: 'Agent alive and reachable',
+          ServiceID: '',
+          ServiceName: '',
+        },
         ...[...dc.checks.values()].filter((c) => c.ServiceID === s.ID).map((c) => this.checkView(c)),
       ]
       if (passing && checks.some((c) => c.Status !== 'passing')) continue
@@ -531,25 +665,51 @@ export class ConsulAgentDouble {
   }
 
   private kvView(e: KvRec): Record<string, unknown> {
-    return { Key: e.Key, Value: e.Value, Flags: e.Flags, LockIndex: e.LockIndex, CreateIndex: e.CreateIndex, ModifyIndex: e.ModifyIndex, ...(e.Session ? { Session: e.Session } : {}) }
+    return {
+      Key: e.Key,
+      Value: e.Value,
+      Flags: e.Flags,
+      LockIndex: e.LockIndex,
+      CreateIndex: e.CreateIndex,
+      ModifyIndex: e.ModifyIndex,
+      ...(e.Session ? { Session: e.Session } : {}),
+    }
   }
 
-  private async kv(req: IncomingMessage, res: ServerResponse, dc: Datacenter, key: string, q: Record<string, string>, wait: number): Promise<void> {
+  private async kv(
+    req: IncomingMessage,
+    res: ServerResponse,
+    dc: Datacenter,
+    key: string,
+    q: Record<string, string>,
+    wait: number,
+  ): Promise<void> {
     const method = req.method ?? 'GET'
     if (method === 'GET') {
       if (q.index !== undefined) await this.block(dc, Number(q.index), wait, () => dc.kvIndex)
-      const list = q.recurse !== undefined ? [...dc.kv.values()].filter((e) => e.Key.startsWith(key)).sort((a, b) => a.Key.localeCompare(b.Key)) : dc.kv.has(key) ? [dc.kv.get(key)!] : []
+      const list =
+        q.recurse !== undefined
+          ? [...dc.kv.values()].filter((e) => e.Key.startsWith(key)).sort((a, b) => a.Key.localeCompare(b.Key))
+          : dc.kv.has(key)
+            ? [dc.kv.get(key)!]
+            : []
       if (list.length === 0) return this.send(res, 404, '', dc.kvIndex)
       if (q.raw !== undefined) {
         res.writeHead(200, { 'x-consul-index': String(dc.kvIndex) })
         res.end(Buffer.from(list[0]!.Value ?? '', 'base64'))
         return
       }
-      return this.send(res, 200, list.map((e) => this.kvView(e)), dc.kvIndex)
+      return this.send(
+        res,
+        200,
+        list.map((e) => this.kvView(e)),
+        dc.kvIndex,
+      )
     }
     if (method === 'DELETE') {
       const cur = dc.kv.get(key)
-      if (q.cas !== undefined && Number(q.cas) !== (cur?.ModifyIndex ?? 0)) return this.send(res, 200, false, dc.kvIndex)
+      if (q.cas !== undefined && Number(q.cas) !== (cur?.ModifyIndex ?? 0))
+        return this.send(res, 200, false, dc.kvIndex)
       if (q.recurse !== undefined) {
         for (const k of [...dc.kv.keys()]) if (k.startsWith(key)) dc.kv.delete(k)
       } else dc.kv.delete(key)
@@ -569,7 +729,15 @@ export class ConsulAgentDouble {
       dc.lockDelays.delete(key)
       const idx = dc.bump()
       const lockIndex = cur?.Session === s.ID ? cur.LockIndex : (cur?.LockIndex ?? 0) + 1
-      dc.kv.set(key, { Key: key, Value: value, Flags: Number(q.flags ?? 0), Session: s.ID, LockIndex: lockIndex, CreateIndex: cur?.CreateIndex ?? idx, ModifyIndex: idx })
+      dc.kv.set(key, {
+        Key: key,
+        Value: value,
+        Flags: Number(q.flags ?? 0),
+        Session: s.ID,
+        LockIndex: lockIndex,
+        CreateIndex: cur?.CreateIndex ?? idx,
+        ModifyIndex: idx,
+      })
       dc.kvIndex = idx
       return this.send(res, 200, true, dc.kvIndex)
     }
@@ -582,22 +750,42 @@ export class ConsulAgentDouble {
       return this.send(res, 200, true, dc.kvIndex)
     }
     const idx = dc.bump()
-    dc.kv.set(key, { Key: key, Value: value, Flags: Number(q.flags ?? 0), LockIndex: cur?.LockIndex ?? 0, CreateIndex: cur?.CreateIndex ?? idx, ModifyIndex: idx, ...(cur?.Session ? { Session: cur.Session } : {}) })
+    dc.kv.set(key, {
+      Key: key,
+      Value: value,
+      Flags: Number(q.flags ?? 0),
+      LockIndex: cur?.LockIndex ?? 0,
+      CreateIndex: cur?.CreateIndex ?? idx,
+      ModifyIndex: idx,
+      ...(cur?.Session ? { Session: cur.Session } : {}),
+    })
     dc.kvIndex = idx
     return this.send(res, 200, true, dc.kvIndex)
   }
 
   private createQuery(res: ServerResponse, dc: Datacenter, b: Record<string, unknown>): void {
     const svc = isObj(b.Service) ? b.Service : {}
-    if (typeof svc.Service !== 'string' || svc.Service === '') return this.send(res, 400, 'Must provide a Service name to query', dc.index)
+    if (typeof svc.Service !== 'string' || svc.Service === '')
+      return this.send(res, 400, 'Must provide a Service name to query', dc.index)
     const name = typeof b.Name === 'string' ? b.Name : ''
-    if (name !== '' && [...dc.queries.values()].some((x) => x.Name === name)) return this.send(res, 400, `name "${name}" aliases an existing query name`, dc.index)
+    if (name !== '' && [...dc.queries.values()].some((x) => x.Name === name))
+      return this.send(res, 400, `name "${name}" aliases an existing query name`, dc.index)
     const fo = isObj(svc.Failover) ? svc.Failover : {}
     const idx = dc.bump()
     const qr: QueryRec = {
-      ID: randomUUID(), Name: name,
-      Service: { Service: svc.Service, OnlyPassing: svc.OnlyPassing === true, Tags: Array.isArray(svc.Tags) ? svc.Tags.map(String) : [], Failover: { NearestN: Number(fo.NearestN ?? 0), Datacenters: Array.isArray(fo.Datacenters) ? fo.Datacenters.map(String) : [] } },
-      CreateIndex: idx, ModifyIndex: idx,
+      ID: randomUUID(),
+      Name: name,
+      Service: {
+        Service: svc.Service,
+        OnlyPassing: svc.OnlyPassing === true,
+        Tags: Array.isArray(svc.Tags) ? svc.Tags.map(String) : [],
+        Failover: {
+          NearestN: Number(fo.NearestN ?? 0),
+          Datacenters: Array.isArray(fo.Datacenters) ? fo.Datacenters.map(String) : [],
+        },
+      },
+      CreateIndex: idx,
+      ModifyIndex: idx,
     }
     dc.queries.set(qr.ID, qr)
     this.send(res, 200, { ID: qr.ID }, dc.index)
@@ -607,9 +795,23 @@ export class ConsulAgentDouble {
   private execute(res: ServerResponse, dc: Datacenter, idOrName: string): void {
     const qr = dc.queries.get(idOrName) ?? [...dc.queries.values()].find((x) => x.Name === idOrName)
     if (!qr) return this.send(res, 404, 'Query not found', dc.index)
-    const pick = (d: Datacenter): unknown[] => (this.healthEntries(d, qr.Service.Service, false, undefined) as Array<{ Service: { Tags: string[] }; Checks: Array<{ Status: string }> }>)
-      .filter((e) => qr.Service.Tags.every((t) => (t.startsWith('!') ? !e.Service.Tags.includes(t.slice(1)) : e.Service.Tags.includes(t))))
-      .filter((e) => (qr.Service.OnlyPassing ? e.Checks.every((c) => c.Status === 'passing') : e.Checks.every((c) => c.Status !== 'critical')))
+    const pick = (d: Datacenter): unknown[] =>
+      (
+        this.healthEntries(d, qr.Service.Service, false, undefined) as Array<{
+          Service: { Tags: string[] }
+          Checks: Array<{ Status: string }>
+        }>
+      )
+        .filter((e) =>
+          qr.Service.Tags.every((t) =>
+            t.startsWith('!') ? !e.Service.Tags.includes(t.slice(1)) : e.Service.Tags.includes(t),
+          ),
+        )
+        .filter((e) =>
+          qr.Service.OnlyPassing
+            ? e.Checks.every((c) => c.Status === 'passing')
+            : e.Checks.every((c) => c.Status !== 'critical'),
+        )
     let nodes = pick(dc)
     let from = dc.name
     let failovers = 0
@@ -625,6 +827,11 @@ export class ConsulAgentDouble {
         }
       }
     }
-    this.send(res, 200, { Service: qr.Service.Service, Nodes: nodes, DNS: { TTL: '' }, Datacenter: from, Failovers: failovers }, dc.index)
+    this.send(
+      res,
+      200,
+      { Service: qr.Service.Service, Nodes: nodes, DNS: { TTL: '' }, Datacenter: from, Failovers: failovers },
+      dc.index,
+    )
   }
 }

@@ -43,7 +43,15 @@ export interface Pipeline {
    * Runs `pitwall simulate --profile <profile> ...` (event time from startTs for durationS) into this pipeline,
    * over NATS, or over MQTT through the server's listener with `mqtt`.
    */
-  simulate(o: { profile: string; seed: number; entities: number; startTs: number; durationS: number; mqtt?: boolean; extra?: string[] }): Promise<SimRun>
+  simulate(o: {
+    profile: string
+    seed: number
+    entities: number
+    startTs: number
+    durationS: number
+    mqtt?: boolean
+    extra?: string[]
+  }): Promise<SimRun>
   /** Waits until `readings` readings are processed, then until OUT stops growing and the projector has it all. */
   settle(readings: number, timeoutMs?: number): Promise<void>
   /** GET through the gateway (viewer JWT unless other headers are given). */
@@ -60,12 +68,23 @@ export async function startPipeline(t: Teardown): Promise<Pipeline> {
   const mqttPort = await freePort()
   const map = mappingFor('a', P)
   const gw = await setupGateway(t, {
-    natsConfig: ['server_name: "pw-e2e"', `mqtt { listen: "127.0.0.1:${mqttPort}" }`, `mappings { "${map.from}": "${map.to}" }`].join('\n'),
+    natsConfig: [
+      'server_name: "pw-e2e"',
+      `mqtt { listen: "127.0.0.1:${mqttPort}" }`,
+      `mappings { "${map.from}": "${map.to}" }`,
+    ].join('\n'),
   })
   const mqttUrl = `mqtt://127.0.0.1:${mqttPort}`
   const db = gw.db
   if (!db) throw new Error('setupGateway gave no database')
-  const cfg = compileConfig({ natsUrl: gw.srv.url, partitions: P, heartbeatMs: 500, leaseTtlMs: 10_000, checkpointIntervalMs: 500, workerId: 'e2e-w1' })
+  const cfg = compileConfig({
+    natsUrl: gw.srv.url,
+    partitions: P,
+    heartbeatMs: 500,
+    leaseTtlMs: 10_000,
+    checkpointIntervalMs: 500,
+    workerId: 'e2e-w1',
+  })
   const quiet = (): void => undefined
   const worker = new Worker({ cfg, profiles: PROFILES, log: quiet })
   await worker.start()
@@ -79,16 +98,39 @@ export async function startPipeline(t: Teardown): Promise<Pipeline> {
   const jsm: JetStreamManager = await jetstreamManager(gw.nc)
   const viewer = bearer('viewer')
 
-  const get = async (url: string, headers: Record<string, string> = viewer): Promise<{ status: number; body: Json }> => {
+  const get = async (
+    url: string,
+    headers: Record<string, string> = viewer,
+  ): Promise<{ status: number; body: Json }> => {
     const res = await gw.app.inject({ method: 'GET', url, headers })
     return { status: res.statusCode, body: res.json<Json>() }
   }
 
   return {
-    gw, worker, projector, pool, cfg, get, mqttUrl,
+    gw,
+    worker,
+    projector,
+    pool,
+    cfg,
+    get,
+    mqttUrl,
     async simulate(o) {
-      const argv = ['--profile', o.profile, '--seed', String(o.seed), '--entities', String(o.entities), '--start', String(o.startTs),
-        '--duration', String(o.durationS), ...(o.mqtt ? ['--mqtt-url', mqttUrl] : ['--nats', gw.srv.url]), '--partitions', String(P), ...(o.extra ?? [])]
+      const argv = [
+        '--profile',
+        o.profile,
+        '--seed',
+        String(o.seed),
+        '--entities',
+        String(o.entities),
+        '--start',
+        String(o.startTs),
+        '--duration',
+        String(o.durationS),
+        ...(o.mqtt ? ['--mqtt-url', mqttUrl] : ['--nats', gw.srv.url]),
+        '--partitions',
+        String(P),
+        ...(o.extra ?? []),
+      ]
       const opts = parseSimulateArgs(argv, {})
       const r = await runSimulate(opts)
       const endTs = o.startTs + o.durationS * 1000
@@ -103,7 +145,8 @@ export async function startPipeline(t: Teardown): Promise<Pipeline> {
     async settle(readings, timeoutMs = 120_000) {
       const deadline = Date.now() + timeoutMs
       while (worker.stats.processed < readings) {
-        if (Date.now() > deadline) throw new Error(`worker processed ${worker.stats.processed} of ${readings} readings in ${timeoutMs} ms`)
+        if (Date.now() > deadline)
+          throw new Error(`worker processed ${worker.stats.processed} of ${readings} readings in ${timeoutMs} ms`)
         await sleep(100)
       }
       // `processed` counts a reading again after a lease lapse and a replay, so also wait until the partition
@@ -123,7 +166,8 @@ export async function startPipeline(t: Teardown): Promise<Pipeline> {
         const seq = (await jsm.streams.info(cfg.streams.out)).state.last_seq
         still = !busy && seq === last ? still + 1 : 0
         last = seq
-        if (Date.now() > deadline) throw new Error(`not settled in ${timeoutMs} ms: consumers busy ${busy}, OUT at ${seq}`)
+        if (Date.now() > deadline)
+          throw new Error(`not settled in ${timeoutMs} ms: consumers busy ${busy}, OUT at ${seq}`)
         await sleep(300)
       }
       await projector.caughtUp(Math.max(1_000, deadline - Date.now()))
@@ -132,7 +176,10 @@ export async function startPipeline(t: Teardown): Promise<Pipeline> {
       const items: Json[] = []
       let cursor: string | null = null
       for (let i = 0; i < 1000; i++) {
-        const r = await get(`${url}${url.includes('?') ? '&' : '?'}limit=100${cursor ? `&cursor=${cursor}` : ''}`, headers)
+        const r = await get(
+          `${url}${url.includes('?') ? '&' : '?'}limit=100${cursor ? `&cursor=${cursor}` : ''}`,
+          headers,
+        )
         if (r.status !== 200) throw new Error(`${url}: ${r.status} ${JSON.stringify(r.body)}`)
         const page = r.body as { items?: Json[]; features?: Json[]; nextCursor: string | null }
         items.push(...(page.items ?? page.features ?? []))

@@ -21,9 +21,16 @@ import { interleaveResends, rng } from './trace.js'
 const STEP_MS = 10_000
 const BASE = 1_800_000_000_000
 
-export interface EnvPlan { plan: Send[]; resends: number }
+export interface EnvPlan {
+  plan: Send[]
+  resends: number
+}
 
-export interface Send { id: string; reading: Reading; resend: boolean }
+export interface Send {
+  id: string
+  reading: Reading
+  resend: boolean
+}
 
 /** Episodes over a threshold, per sensor, in event time: [start, end). Lengths straddle each rule's duration. */
 function episodes(r: () => number, from: number, to: number, lengths: number[]): Array<[number, number]> {
@@ -77,19 +84,36 @@ export function makeEnvPlan(seed: number, n: number, sensors: number): EnvPlan {
     plan.push({ id: `s${e}`, reading: reading(e, ts, i), resend: false })
   }
   const { plan: withResends, resends } = interleaveResends(plan, r, 0.015, 3_000)
-  for (let e = 0; e < sensors; e++) withResends.push({ id: `s${e}`, reading: reading(e, (clock[e] as number) + 3_600_000, n + e), resend: false })
+  for (let e = 0; e < sensors; e++)
+    withResends.push({ id: `s${e}`, reading: reading(e, (clock[e] as number) + 3_600_000, n + e), resend: false })
   return { plan: withResends, resends }
 }
 
 /** Publishes the plan at about `ratePerS`: first copies with the entity-scoped message id, re-sends without. */
-export async function feedEnvPlan(js: JetStreamClient, site: string, P: number, plan: Send[], ratePerS: number, stop: () => boolean = () => false): Promise<number> {
+export async function feedEnvPlan(
+  js: JetStreamClient,
+  site: string,
+  P: number,
+  plan: Send[],
+  ratePerS: number,
+  stop: () => boolean = () => false,
+): Promise<number> {
   const batch = Math.max(1, Math.round(ratePerS / 20))
   const started = Date.now()
   let sent = 0
   for (let i = 0; i < plan.length && !stop(); i += batch) {
     const chunk = plan.slice(i, i + batch)
-    await Promise.all(chunk.map((s) => js.publish(tlmSubject(site, partitionOf('sensor', s.id, P), 'sensor', s.id), JSON.stringify(s.reading),
-      s.resend ? { timeout: 30_000 } : { msgID: readingMsgId('sensor', s.id, s.reading.rid as string), timeout: 30_000 })))
+    await Promise.all(
+      chunk.map((s) =>
+        js.publish(
+          tlmSubject(site, partitionOf('sensor', s.id, P), 'sensor', s.id),
+          JSON.stringify(s.reading),
+          s.resend
+            ? { timeout: 30_000 }
+            : { msgID: readingMsgId('sensor', s.id, s.reading.rid as string), timeout: 30_000 },
+        ),
+      ),
+    )
     sent += chunk.length
     const ahead = (sent / ratePerS) * 1000 - (Date.now() - started)
     if (ahead > 0) await sleep(ahead)
@@ -98,7 +122,11 @@ export async function feedEnvPlan(js: JetStreamClient, site: string, P: number, 
 }
 
 /** What the stream must hold and a note for the summary line (e.g. the kills). */
-export interface EnvExpect { sends: number; resends: number; note?: string }
+export interface EnvExpect {
+  sends: number
+  resends: number
+  note?: string
+}
 
 /**
  * Reads TLM as stored, computes the reference, waits (up to 60 s) until OUT has every reference window, late
@@ -119,7 +147,11 @@ export async function checkEnvironment(t: Test, nc: NatsConnection, expect: EnvE
   const lateIds = new Set(ref.late.map((l) => `${l.entity}|${l.seq}`))
   const closedAlerts = [...ref.alerts.values()].filter((a) => a.end !== undefined).length
   let res = await outputs(nc)
-  const summarize = (): { windows: Map<string, Output<'window'>>; late: Set<string>; alerts: Map<string, { open?: Output<'alert'>; close?: Output<'alert'> }> } => {
+  const summarize = (): {
+    windows: Map<string, Output<'window'>>
+    late: Set<string>
+    alerts: Map<string, { open?: Output<'alert'>; close?: Output<'alert'> }>
+  } => {
     const windows = new Map<string, Output<'window'>>()
     const late = new Set<string>()
     const alerts = new Map<string, { open?: Output<'alert'>; close?: Output<'alert'> }>()
@@ -165,36 +197,60 @@ export async function checkEnvironment(t: Test, nc: NatsConnection, expect: EnvE
     const b = o.body
     if (b.counts.readings !== w.readings || (b.counts.alerts ?? 0) !== w.alerts) {
       wrong++
-      if (examples.length < 10) examples.push(`${k} counts: expected readings=${w.readings} alerts=${w.alerts} got ${JSON.stringify(b.counts)}`)
+      if (examples.length < 10)
+        examples.push(`${k} counts: expected readings=${w.readings} alerts=${w.alerts} got ${JSON.stringify(b.counts)}`)
       continue
     }
     for (const f of ENV_FIELDS) {
       const want = w.fields[f]
       const have = b.fields[f]
-      const ok = want === undefined ? have === undefined
-        : have !== undefined && have.count === want.count && have.sum === want.sum && have.min === want.min && have.max === want.max &&
-          Math.abs(have.mean - want.sum / want.count) <= 1e-9
+      const ok =
+        want === undefined
+          ? have === undefined
+          : have !== undefined &&
+            have.count === want.count &&
+            have.sum === want.sum &&
+            have.min === want.min &&
+            have.max === want.max &&
+            Math.abs(have.mean - want.sum / want.count) <= 1e-9
       if (!ok) {
         wrong++
-        if (examples.length < 10) examples.push(`${k} ${f}: expected ${JSON.stringify(want)} got ${JSON.stringify(have && { count: have.count, sum: have.sum, min: have.min, max: have.max, mean: have.mean })}`)
+        if (examples.length < 10)
+          examples.push(
+            `${k} ${f}: expected ${JSON.stringify(want)} got ${JSON.stringify(have && { count: have.count, sum: have.sum, min: have.min, max: have.max, mean: have.mean })}`,
+          )
         break
       }
     }
   }
-  const otherFields = [...got.windows.values()].filter((o) => Object.keys(o.body.fields).some((f) => !(ENV_FIELDS as readonly string[]).includes(f)))
+  const otherFields = [...got.windows.values()].filter((o) =>
+    Object.keys(o.body.fields).some((f) => !(ENV_FIELDS as readonly string[]).includes(f)),
+  )
   t.equal(otherFields.length, 0, 'windows aggregate temperature, humidity, co2 and battery only (docs/profiles.md)')
-  const extra = [...got.windows.entries()].filter(([k, o]) => !ref.windows.has(k) && !(o.body.idleClosed && ref.open.has(k)))
-  for (const [k, o] of extra.slice(0, 5)) examples.push(`extra ${k} idleClosed=${o.body.idleClosed} count=${o.body.fields.temperature?.count}`)
+  const extra = [...got.windows.entries()].filter(
+    ([k, o]) => !ref.windows.has(k) && !(o.body.idleClosed && ref.open.has(k)),
+  )
+  for (const [k, o] of extra.slice(0, 5))
+    examples.push(`extra ${k} idleClosed=${o.body.idleClosed} count=${o.body.fields.temperature?.count}`)
   t.equal(missing, 0, 'no window lost')
-  t.equal(wrong, 0, 'every window: count, sum, min, max exact and mean within 1e-9 for temperature, humidity, co2, battery; counters readings and alerts')
+  t.equal(
+    wrong,
+    0,
+    'every window: count, sum, min, max exact and mean within 1e-9 for temperature, humidity, co2, battery; counters readings and alerts',
+  )
   t.equal(extra.length, 0, 'no window the reference does not have')
 
   // Late readings: the same (entity, stream sequence) set.
   const lateMissing = [...lateIds].filter((k) => !got.late.has(k))
   const lateExtra = [...got.late].filter((k) => !lateIds.has(k))
-  for (const k of [...lateMissing.slice(0, 3), ...lateExtra.slice(0, 3)]) examples.push(`late ${lateIds.has(k) ? 'missing' : 'extra'} ${k}`)
+  for (const k of [...lateMissing.slice(0, 3), ...lateExtra.slice(0, 3)])
+    examples.push(`late ${lateIds.has(k) ? 'missing' : 'extra'} ${k}`)
   t.equal(lateMissing.length, 0, 'every late reading recorded')
-  t.equal(lateExtra.length, 0, 'no late record the reference does not have (a re-sent late reading is not recorded twice)')
+  t.equal(
+    lateExtra.length,
+    0,
+    'no late record the reference does not have (a re-sent late reading is not recorded twice)',
+  )
 
   // Duration alerts: the same ids (start), opened, and closed at the same event time. `stale` is processing time.
   const types = new Set(ENV_RULES.map((x) => x.type))
@@ -204,19 +260,33 @@ export async function checkEnvironment(t: Test, nc: NatsConnection, expect: EnvE
     const ok = o?.open?.ts === a.openedAt && (a.end === undefined ? o.close === undefined : o.close?.body.end === a.end)
     if (!ok) {
       alertWrong++
-      if (examples.length < 20) examples.push(`alert ${a.alertId}: expected open at ${a.openedAt}${a.end !== undefined ? `, close at ${a.end}` : ', still open'}; got ${o?.open ? `open at ${o.open.ts}` : 'no open'}, ${o?.close ? `close at ${o.close.body.end}` : 'no close'}`)
+      if (examples.length < 20)
+        examples.push(
+          `alert ${a.alertId}: expected open at ${a.openedAt}${a.end !== undefined ? `, close at ${a.end}` : ', still open'}; got ${o?.open ? `open at ${o.open.ts}` : 'no open'}, ${o?.close ? `close at ${o.close.body.end}` : 'no close'}`,
+        )
     }
   }
-  const alertExtra = [...got.alerts.entries()].filter(([id, o]) => types.has((o.open ?? o.close)?.body.type ?? '') && !ref.alerts.has(id))
+  const alertExtra = [...got.alerts.entries()].filter(
+    ([id, o]) => types.has((o.open ?? o.close)?.body.type ?? '') && !ref.alerts.has(id),
+  )
   for (const [id] of alertExtra.slice(0, 5)) examples.push(`extra alert ${id}`)
   t.equal(alertWrong, 0, 'every reference alert opened at the same reading, and closed at the same event time')
   t.equal(alertExtra.length, 0, 'no alert the reference does not have')
-  t.ok(ref.shortRuns > 0 && closedAlerts > 0 && ref.duplicates > 0 && ref.counted.size > 0 && ref.late.length > ref.counted.size,
-    'the trace has runs shorter and longer than the durations, re-sends, and readings late for one and for every definition')
+  t.ok(
+    ref.shortRuns > 0 &&
+      closedAlerts > 0 &&
+      ref.duplicates > 0 &&
+      ref.counted.size > 0 &&
+      ref.late.length > ref.counted.size,
+    'the trace has runs shorter and longer than the durations, re-sends, and readings late for one and for every definition',
+  )
   t.equal(res.conflicts, 0, 'no output id with two different bodies')
   if (process.env.PITWALL_CRASH_ENV_DUMP) {
     // For looking into a difference offline: the stream as stored and the accepted outputs.
-    writeFileSync(process.env.PITWALL_CRASH_ENV_DUMP, JSON.stringify({ stream, outputs: [...res.accepted.values()].filter((o) => o.type !== 'window') }))
+    writeFileSync(
+      process.env.PITWALL_CRASH_ENV_DUMP,
+      JSON.stringify({ stream, outputs: [...res.accepted.values()].filter((o) => o.type !== 'window') }),
+    )
   }
   if (examples.length > 0) t.comment(`differences:\n  ${examples.join('\n  ')}`)
 
@@ -225,9 +295,11 @@ export async function checkEnvironment(t: Test, nc: NatsConnection, expect: EnvE
     return `${ty}=${all.length}(${all.filter((a) => a.end !== undefined).length} closed)`
   }
   const lateEverywhere = ref.late.filter((l) => !ref.counted.has(`${l.entity}|${l.seq}`)).length
-  t.comment(`readings=${stream.length} counted=${ref.applied} windows checked=${ref.windows.size} ` +
-    `late=${ref.late.length} (${lateEverywhere} in no window, ${ref.late.length - lateEverywhere} still in sliding windows) ` +
-    `alerts ${ENV_RULES.map((x) => byType(x.type)).join(' ')} shorter runs (no alert)=${ref.shortRuns} ${expect.note ?? ''} re-sends dropped=${ref.duplicates} ` +
-    `staleRejected=${res.stale} stale alerts=${[...got.alerts.values()].filter((a) => (a.open ?? a.close)?.body.type === 'stale').length}`)
+  t.comment(
+    `readings=${stream.length} counted=${ref.applied} windows checked=${ref.windows.size} ` +
+      `late=${ref.late.length} (${lateEverywhere} in no window, ${ref.late.length - lateEverywhere} still in sliding windows) ` +
+      `alerts ${ENV_RULES.map((x) => byType(x.type)).join(' ')} shorter runs (no alert)=${ref.shortRuns} ${expect.note ?? ''} re-sends dropped=${ref.duplicates} ` +
+      `staleRejected=${res.stale} stale alerts=${[...got.alerts.values()].filter((a) => (a.open ?? a.close)?.body.type === 'stale').length}`,
+  )
   return res.stale
 }

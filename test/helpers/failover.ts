@@ -137,10 +137,19 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 export const WINDOW_MS = 10_000
 export const LATENESS_MS = 5_000
 
-interface Acked { rid: string; site: string; at: number; r: { rid: string; id: string; ts: number; v: number } }
+interface Acked {
+  rid: string
+  site: string
+  at: number
+  r: { rid: string; id: string; ts: number; v: number }
+}
 
 /** All messages of a stream (ordered consumer), with their sequence and message id. */
-export async function readAll(nc: NatsConnection, stream: string, filter?: string): Promise<Array<{ seq: number; subject: string; rid: string; data: Uint8Array; relayedFrom?: string }>> {
+export async function readAll(
+  nc: NatsConnection,
+  stream: string,
+  filter?: string,
+): Promise<Array<{ seq: number; subject: string; rid: string; data: Uint8Array; relayedFrom?: string }>> {
   const jsm = await jetstreamManager(nc)
   const info = await jsm.streams.info(stream)
   const out: Array<{ seq: number; subject: string; rid: string; data: Uint8Array; relayedFrom?: string }> = []
@@ -151,7 +160,13 @@ export async function readAll(nc: NatsConnection, stream: string, filter?: strin
   const idle = setTimeout(() => it.stop(), 10_000)
   for await (const m of it) {
     const relayedFrom = m.headers?.get('Pw-Relayed-From')
-    out.push({ seq: m.seq, subject: m.subject, rid: m.headers?.get('Nats-Msg-Id') ?? '', data: m.data, ...(relayedFrom ? { relayedFrom } : {}) })
+    out.push({
+      seq: m.seq,
+      subject: m.subject,
+      rid: m.headers?.get('Nats-Msg-Id') ?? '',
+      data: m.data,
+      ...(relayedFrom ? { relayedFrom } : {}),
+    })
     idle.refresh()
     if (m.info.pending === 0 || m.seq >= last) break
   }
@@ -161,7 +176,12 @@ export async function readAll(nc: NatsConnection, stream: string, filter?: strin
 }
 
 /** The readings of a partition chain, in chain order, read from the streams local to `nc`'s site. */
-export async function chainMessages(nc: NatsConnection, cfg: RuntimeConfig, p: number, chain: Segment[]): Promise<StreamMsg[]> {
+export async function chainMessages(
+  nc: NatsConnection,
+  cfg: RuntimeConfig,
+  p: number,
+  chain: Segment[],
+): Promise<StreamMsg[]> {
   const out: StreamMsg[] = []
   for (const seg of chain) {
     const stream = seg.site === cfg.site ? cfg.streams.tlm : peerStreams(cfg, seg.site).tlm
@@ -170,8 +190,20 @@ export async function chainMessages(nc: NatsConnection, cfg: RuntimeConfig, p: n
       if (m.seq < seg.from || (seg.to !== undefined && m.seq > seg.to)) continue
       const sp = parsePartitioned(m.subject)
       if (!sp || sp.kind === '_sys') continue
-      const r = JSON.parse(new TextDecoder().decode(m.data)) as { ts: number; fields: { v: number } & Record<string, number | string>; rid?: string }
-      out.push({ seq: seg.epoch * 2 ** 40 + m.seq, kind: sp.kind, id: sp.id, ts: r.ts, v: r.fields.v, fields: r.fields, ...(r.rid === undefined ? {} : { rid: r.rid }) })
+      const r = JSON.parse(new TextDecoder().decode(m.data)) as {
+        ts: number
+        fields: { v: number } & Record<string, number | string>
+        rid?: string
+      }
+      out.push({
+        seq: seg.epoch * 2 ** 40 + m.seq,
+        kind: sp.kind,
+        id: sp.id,
+        ts: r.ts,
+        v: r.fields.v,
+        fields: r.fields,
+        ...(r.rid === undefined ? {} : { rid: r.rid }),
+      })
     }
   }
   return out
@@ -204,24 +236,49 @@ export function chainOutputs(all: readonly Output[], p: number, chain: readonly 
 export function assertDatabases(t: Test, r: ScenarioResult, sites: readonly string[]): void {
   for (const site of sites) {
     const d = r.databases?.[site]
-    t.same(d && { missing: d.missing, wrong: d.wrong, extra: d.extra }, { missing: 0, wrong: 0, extra: 0 },
-      `${site}'s PostgreSQL (its projectors: own OUT and the peer's mirror): ${d?.rows} window rows, each equal to the reference; none off the chain (${d?.retracted} rows retracted by seals)`)
+    t.same(
+      d && { missing: d.missing, wrong: d.wrong, extra: d.extra },
+      { missing: 0, wrong: 0, extra: 0 },
+      `${site}'s PostgreSQL (its projectors: own OUT and the peer's mirror): ${d?.rows} window rows, each equal to the reference; none off the chain (${d?.retracted} rows retracted by seals)`,
+    )
   }
 }
 
 /** What a window row is compared by: reading count, temperature count and sum. */
-export const envValue = (readings: number, t: { count: number; sum: number } | undefined): string => `${readings}:${t?.count ?? 0}:${t?.sum ?? 0}`
+export const envValue = (readings: number, t: { count: number; sum: number } | undefined): string =>
+  `${readings}:${t?.count ?? 0}:${t?.sum ?? 0}`
 
 /** The environment profile's window rows: `<kind>:<id>|<window>|<start ms>` -> `readings:count:sum@site/token` (temperature). */
 export async function envRows(pool: pg.Pool): Promise<Map<string, string>> {
-  const rows = (await pool.query<{ kind: string; entity: string; window_name: string; start: string; readings: number; tc: number; ts: number; site: string; token: string }>(
-    `SELECT kind, entity, window_name, (extract(epoch FROM window_start) * 1000)::bigint AS start, (counts->>'readings')::int AS readings,
-       (fields->'temperature'->>'count')::int AS tc, (fields->'temperature'->>'sum')::float8 AS ts, site, token FROM ${TABLES.windows}`)).rows
-  return new Map(rows.map((r) => [windowKey(`${r.kind}:${r.entity}`, r.window_name, Number(r.start)), `${envValue(r.readings, { count: r.tc, sum: r.ts })}@${r.site}/${r.token}`]))
+  const rows = (
+    await pool.query<{
+      kind: string
+      entity: string
+      window_name: string
+      start: string
+      readings: number
+      tc: number
+      ts: number
+      site: string
+      token: string
+    }>(
+      `SELECT kind, entity, window_name, (extract(epoch FROM window_start) * 1000)::bigint AS start, (counts->>'readings')::int AS readings,
+       (fields->'temperature'->>'count')::int AS tc, (fields->'temperature'->>'sum')::float8 AS ts, site, token FROM ${TABLES.windows}`,
+    )
+  ).rows
+  return new Map(
+    rows.map((r) => [
+      windowKey(`${r.kind}:${r.entity}`, r.window_name, Number(r.start)),
+      `${envValue(r.readings, { count: r.tc, sum: r.ts })}@${r.site}/${r.token}`,
+    ]),
+  )
 }
 
 /** Waits until no partition consumer (`pw_*`) on the sites' TLM streams and mirrors has messages pending. */
-export async function waitQuiet(sites: Array<{ nc: NatsConnection; cfg: RuntimeConfig }>, timeoutMs: number): Promise<void> {
+export async function waitQuiet(
+  sites: Array<{ nc: NatsConnection; cfg: RuntimeConfig }>,
+  timeoutMs: number,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs
   let quietRounds = 0
   while (quietRounds < 2 && Date.now() < deadline) {
@@ -241,7 +298,10 @@ export async function waitQuiet(sites: Array<{ nc: NatsConnection; cfg: RuntimeC
  * Waits until every site's stray relay has forwarded what it holds: for each partition the site does not own,
  * the relay's record (`relay.<p>`) is at or past the last message of that partition in the site's TLM.
  */
-export async function waitRelays(sites: Array<{ nc: NatsConnection; cfg: RuntimeConfig }>, timeoutMs: number): Promise<number> {
+export async function waitRelays(
+  sites: Array<{ nc: NatsConnection; cfg: RuntimeConfig }>,
+  timeoutMs: number,
+): Promise<number> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     let lag = 0
@@ -251,7 +311,12 @@ export async function waitRelays(sites: Array<{ nc: NatsConnection; cfg: Runtime
       const map = await new SiteMapView(cfg, kv, jsm).refresh()
       for (let p = 0; p < cfg.partitions; p++) {
         if (map.owners[p] === cfg.site) continue
-        const last = (await jsm.streams.getMessage(cfg.streams.tlm, { last_by_subj: `tlm.${cfg.site}.${p}.>` }).catch(() => undefined))?.seq ?? 0
+        const last =
+          (
+            await jsm.streams
+              .getMessage(cfg.streams.tlm, { last_by_subj: `tlm.${cfg.site}.${p}.>` })
+              .catch(() => undefined)
+          )?.seq ?? 0
         if (last === 0) continue
         if (((await readRelay(kv, p))?.state.last ?? 0) < last) lag++
       }
@@ -265,8 +330,17 @@ export async function waitRelays(sites: Array<{ nc: NatsConnection; cfg: Runtime
 export function payload(r: { rid: string; ts: number; v: number }, production: boolean): Record<string, unknown> {
   if (!production) return { ts: r.ts, fields: { v: r.v }, profile: 'testsum', rid: r.rid }
   return {
-    ts: r.ts, rid: r.rid, profile: 'environment',
-    fields: { temperature: 15 + (r.v % 20), humidity: 30 + (r.v % 40), co2: 400 + r.v * 5, pressure: 1000, battery: 50 + (r.v % 50), status: 'ok' },
+    ts: r.ts,
+    rid: r.rid,
+    profile: 'environment',
+    fields: {
+      temperature: 15 + (r.v % 20),
+      humidity: 30 + (r.v % 40),
+      co2: 400 + r.v * 5,
+      pressure: 1000,
+      battery: 50 + (r.v % 50),
+      status: 'ok',
+    },
   }
 }
 
@@ -275,13 +349,17 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
   const P = o.partitions ?? 8
   const E = o.entities ?? 200
   const ports = new Map<string, number>()
-  for (const s of ['a', 'b']) for (const k of ['client', 'cluster', 'leafnode']) ports.set(`${s}/${k}`, await freePort())
+  for (const s of ['a', 'b'])
+    for (const k of ['client', 'cluster', 'leafnode']) ports.set(`${s}/${k}`, await freePort())
   const topo = localTopology({ partitions: P, port: (s, _i, k) => ports.get(`${s}/${k}`) as number })
   const dir = await mkdtemp(join(tmpdir(), 'pw-failover-'))
   const latency = o.linkLatencyMs ?? 0
   const rateKbps = o.linkRateKbps ?? 0
   const production = o.profiles === 'production'
-  const proxy = latency > 0 || rateKbps > 0 ? new CuttableProxy({ host: '127.0.0.1', port: ports.get('a/leafnode') as number }) : undefined
+  const proxy =
+    latency > 0 || rateKbps > 0
+      ? new CuttableProxy({ host: '127.0.0.1', port: ports.get('a/leafnode') as number })
+      : undefined
   if (proxy) {
     await proxy.start()
     proxy.latency(latency, o.linkJitterMs ?? 0)
@@ -292,26 +370,40 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
   if (proxy) cleanups.push(() => proxy.stop())
   try {
     await sites.start()
-    const conn = (site: string): Promise<NatsConnection> => connect({ servers: sites.natsUrl(site), noAsyncTraces: true, maxReconnectAttempts: -1, reconnectTimeWait: 250 })
+    const conn = (site: string): Promise<NatsConnection> =>
+      connect({ servers: sites.natsUrl(site), noAsyncTraces: true, maxReconnectAttempts: -1, reconnectTimeWait: 250 })
     let ncA = await conn('a')
     const ncB = await conn('b')
     cleanups.push(() => ncB.close())
     cleanups.push(() => ncA.close())
     await waitForLink(ncB, 'a')
     await waitForLink(ncA, 'b')
-    const cfgOf = (site: string, workerId: string): RuntimeConfig => compileConfig({
-      site, natsUrl: sites.natsUrl(site), partitions: P, peer: { site: site === 'a' ? 'b' : 'a' },
-      homePartitions: siteOf(topo, site).homePartitions, heartbeatMs: 250, leaseTtlMs: 2_000, checkpointIntervalMs: 250,
-      tickIntervalMs: 1_000, workerId,
-    })
+    const cfgOf = (site: string, workerId: string): RuntimeConfig =>
+      compileConfig({
+        site,
+        natsUrl: sites.natsUrl(site),
+        partitions: P,
+        peer: { site: site === 'a' ? 'b' : 'a' },
+        homePartitions: siteOf(topo, site).homePartitions,
+        heartbeatMs: 250,
+        leaseTtlMs: 2_000,
+        checkpointIntervalMs: 250,
+        tickIntervalMs: 1_000,
+        workerId,
+      })
     const cfgA = cfgOf('a', 'a-1')
     const cfgB = cfgOf('b', 'b-1')
     await provision(ncA, await jetstreamManager(ncA), cfgA)
     await provision(ncB, await jetstreamManager(ncB), cfgB)
     // Each site's worker is its own process (site a's is killed with -9; each gets a core of its own).
     const envOf = (c: RuntimeConfig): Record<string, string> => ({
-      PITWALL_SITE: c.site, PITWALL_NATS_URL: c.natsUrl, PITWALL_PARTITIONS: String(P), PITWALL_PEER_SITE: c.peer?.site ?? '',
-      PITWALL_HOME_PARTITIONS: c.homePartitions.join(','), PITWALL_HEARTBEAT_MS: '250', PITWALL_LEASE_TTL_MS: '2000',
+      PITWALL_SITE: c.site,
+      PITWALL_NATS_URL: c.natsUrl,
+      PITWALL_PARTITIONS: String(P),
+      PITWALL_PEER_SITE: c.peer?.site ?? '',
+      PITWALL_HOME_PARTITIONS: c.homePartitions.join(','),
+      PITWALL_HEARTBEAT_MS: '250',
+      PITWALL_LEASE_TTL_MS: '2000',
       PITWALL_CHECKPOINT_INTERVAL_MS: '250',
       // The production run's event time goes 10 s per reading (about 20x real time), so a re-send straddling the
       // failover can arrive more than the default 10 minutes of event time after its first copy, where a re-send
@@ -334,13 +426,26 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
       if (!pool) {
         const db = await createTestDb()
         const created = new pg.Pool({ connectionString: db.url, max: 4 })
-        pools.set(site, pool = created)
-        cleanups.push(() => db.drop(), () => created.end())
+        pools.set(site, (pool = created))
+        cleanups.push(
+          () => db.drop(),
+          () => created.end(),
+        )
       }
       const peer = site === 'a' ? 'b' : 'a'
       const list: Array<{ p: Projector; nc: NatsConnection; stream: string }> = []
-      for (const [from, stream] of [[site, cfg.streams.out], [peer, peerStreams(cfg, peer).out]] as const) {
-        const p = new Projector({ nc, pool, site: from, stream, durable: `projector_${from}`, ...(process.env.PITWALL_TEST_LOGS ? {} : { log: silentLog }) })
+      for (const [from, stream] of [
+        [site, cfg.streams.out],
+        [peer, peerStreams(cfg, peer).out],
+      ] as const) {
+        const p = new Projector({
+          nc,
+          pool,
+          site: from,
+          stream,
+          durable: `projector_${from}`,
+          ...(process.env.PITWALL_TEST_LOGS ? {} : { log: silentLog }),
+        })
         await p.start()
         list.push({ p, nc, stream })
         cleanups.push(() => p.stop())
@@ -351,7 +456,12 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
       await startProjectors('a', ncA, cfgA)
       await startProjectors('b', ncB, cfgB)
     }
-    const controller = new SiteController({ nc: ncB, cfg: cfgB, checkMs: 250, failoverAfterMs: o.failoverAfterMs > 0 ? o.failoverAfterMs : 0 })
+    const controller = new SiteController({
+      nc: ncB,
+      cfg: cfgB,
+      checkMs: 250,
+      failoverAfterMs: o.failoverAfterMs > 0 ? o.failoverAfterMs : 0,
+    })
     await controller.start()
     cleanups.push(() => controller.stop())
 
@@ -385,7 +495,10 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
       }
       if (site === 'a') inFlightA.add(r.rid)
       try {
-        await jetstream(nc).publish(tlmSubject(site, p, 'sensor', r.id), JSON.stringify(payload(r, production)), { msgID: r.rid, timeout: 2_000 })
+        await jetstream(nc).publish(tlmSubject(site, p, 'sensor', r.id), JSON.stringify(payload(r, production)), {
+          msgID: r.rid,
+          timeout: 2_000,
+        })
         acked.push({ rid: r.rid, site, at: Date.now(), r })
       } catch {
         retry.push(r)
@@ -393,7 +506,9 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
         if (site === 'a') inFlightA.delete(r.rid)
       }
     }
-    cleanups.push(async () => { stop = true })
+    cleanups.push(async () => {
+      stop = true
+    })
     let retryEpoch = 0
     let retryAt = 0
     let straddleSent = false
@@ -405,7 +520,10 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
       let sent = 0
       while (!stop) {
         // At most 50 ms worth per tick: a producer that fell behind does not flood (it reports what it achieved).
-        const due = Math.min(Math.ceil(o.ratePerS / 20), Math.floor(((Date.now() - started) / 1000) * o.ratePerS) - sent)
+        const due = Math.min(
+          Math.ceil(o.ratePerS / 20),
+          Math.floor(((Date.now() - started) / 1000) * o.ratePerS) - sent,
+        )
         const batch: Array<Promise<void>> = []
         // Readings whose partition is still routed to the dead site wait in the queue; it is looked at again
         // when the map changes or every half second (no busy retry storm).
@@ -413,10 +531,20 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
         // were acked at a just before the kill (and mostly mirrored), the copies are acked at b as new (b's
         // duplicate window does not know a's stream). Sent before the queued readings, so their windows are open:
         // applied twice, a window would count one more than the reference.
-        if (!aliveA.v && !straddleSent && router.map.epoch > 0 && router.ownerOf(cfgA.homePartitions[0] as number) === 'b') {
+        if (
+          !aliveA.v &&
+          !straddleSent &&
+          router.map.epoch > 0 &&
+          router.ownerOf(cfgA.homePartitions[0] as number) === 'b'
+        ) {
           straddleSent = true
           const lastAtA = acked.filter((x) => x.site === 'a' && x.at <= killedAt).slice(-STRADDLE)
-          for (const x of lastAtA) batch.push(publish(x.r).then(() => { straddled++ }))
+          for (const x of lastAtA)
+            batch.push(
+              publish(x.r).then(() => {
+                straddled++
+              }),
+            )
         }
         if (retry.length > 0 && (router.map.epoch !== retryEpoch || Date.now() - retryAt > 500)) {
           retryEpoch = router.map.epoch
@@ -437,7 +565,8 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
         }
         sent += due
         if (probeN * 50 < Date.now() - started) {
-          for (const pr of probes) batch.push(publish({ rid: `p${probeN}-${pr.p}`, id: pr.id, ts: 1_700_000_000_000 + probeN * 50, v: 1 }))
+          for (const pr of probes)
+            batch.push(publish({ rid: `p${probeN}-${pr.p}`, id: pr.id, ts: 1_700_000_000_000 + probeN * 50, v: 1 }))
           probeN++
         }
         void Promise.all(batch)
@@ -455,7 +584,9 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
     // The datacenter's end of the link dies with it: what was still in its buffers (the proxy's queue) is lost.
     proxy?.split()
     // a's projectors die with its datacenter (whatever they had not committed is read again when they restart).
-    const deadProjectors = (projectors.get('a') ?? []).map(({ p }) => Promise.race([p.stop().catch(() => undefined), sleep(2_000)]))
+    const deadProjectors = (projectors.get('a') ?? []).map(({ p }) =>
+      Promise.race([p.stop().catch(() => undefined), sleep(2_000)]),
+    )
     projectors.delete('a')
     await Promise.all([sites.kill('a'), kill(workerA, 'SIGKILL'), ...deadProjectors])
     log('site a killed')
@@ -469,28 +600,33 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
       failoverMs = r.ms
     }
     await closingA
-    log('waiting for b to process a\'s partitions')
+    log("waiting for b to process a's partitions")
     const qd = await queryDeps(ncB, cfgB, buildProfiles(profiles, cfgB))
     let rtoMs = -1
     let firstMs = -1
     const waiting = new Set(probes)
     for (let i = 0; i < 1200 && waiting.size > 0; i++) {
-      await Promise.all([...waiting].map(async (pr) => {
-        const since = router.map.since[pr.p] ?? 0
-        if (since === 0) return
-        try {
-          const s = await queryEntity(qd, 'sensor', pr.id)
-          if (s.source === 'live' && epochOf(s.lastSeq) >= since) {
-            waiting.delete(pr)
-            if (firstMs < 0) firstMs = Date.now() - killAt
+      await Promise.all(
+        [...waiting].map(async (pr) => {
+          const since = router.map.since[pr.p] ?? 0
+          if (since === 0) return
+          try {
+            const s = await queryEntity(qd, 'sensor', pr.id)
+            if (s.source === 'live' && epochOf(s.lastSeq) >= since) {
+              waiting.delete(pr)
+              if (firstMs < 0) firstMs = Date.now() - killAt
+            }
+          } catch {
+            // Not yet owned.
           }
-        } catch {
-          // Not yet owned.
-        }
-      }))
+        }),
+      )
       if (waiting.size === 0) rtoMs = Date.now() - killAt
       else await sleep(50)
-      if (i % 100 === 99) log(`... ${Date.now() - killAt} ms after the kill: epoch ${router.map.epoch}, ${waiting.size} partitions to go, retry queue ${retry.length}`)
+      if (i % 100 === 99)
+        log(
+          `... ${Date.now() - killAt} ms after the kill: epoch ${router.map.epoch}, ${waiting.size} partitions to go, retry queue ${retry.length}`,
+        )
     }
     if (failoverMs === 0) failoverMs = controller.status().lastMove?.ms ?? 0
     const move = controller.status().lastMove
@@ -517,7 +653,8 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
       await waitForLink(ncB, 'a')
       await waitForLink(ncA, 'b')
       // What the operator sees at b before a's workers start ('not yet applied ... at a' in `site status`).
-      rpoReported = (await pendingStrays(ncB, await jetstreamManager(ncB), kvB, cfgB, await router.refresh(), true)).bySite.a ?? 0
+      rpoReported =
+        (await pendingStrays(ncB, await jetstreamManager(ncB), kvB, cfgB, await router.refresh(), true)).bySite.a ?? 0
       log(`a is back: the system reports ${rpoReported} readings acknowledged at a and not applied (pendingStrays)`)
       workerA = spawnWorker(script, 'a-1', envA)
       if (production) await startProjectors('a', ncA, cfgA)
@@ -578,9 +715,15 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
     for (let p = 0; p < P; p++) {
       // The chain as the current owner's record has it (the other site's record when it owns p).
       const owner = map.owners[p] as string
-      const rec = owner === reader.cfg.site
-        ? (await readRecord(kvR, p))?.record
-        : (await readRecord(await new Kvm(jetstream(reader.nc, { domain: owner })).open(reader.cfg.streams.stateBucket), p))?.record
+      const rec =
+        owner === reader.cfg.site
+          ? (await readRecord(kvR, p))?.record
+          : (
+              await readRecord(
+                await new Kvm(jetstream(reader.nc, { domain: owner })).open(reader.cfg.streams.stateBucket),
+                p,
+              )
+            )?.record
       const chain = rec?.segments ?? [{ epoch: 0, site: owner, from: 1 }]
       const msgs = await chainMessages(reader.nc, reader.cfg, p, chain)
       const outputs = chainOutputs(allOutputs, p, chain)
@@ -597,7 +740,16 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
       if (production) {
         // The `environment` profile's windows against the docs-only reference over the chain (count, sum, min and
         // max of every field; a count short is a lost reading, a count over a duplicate, the rest wrong).
-        const ref = referenceEnvironment(msgs.map((m) => ({ seq: m.seq, kind: m.kind, id: m.id, ts: m.ts, fields: m.fields ?? {}, ...(m.rid === undefined ? {} : { rid: m.rid }) })))
+        const ref = referenceEnvironment(
+          msgs.map((m) => ({
+            seq: m.seq,
+            kind: m.kind,
+            id: m.id,
+            ts: m.ts,
+            fields: m.fields ?? {},
+            ...(m.rid === undefined ? {} : { rid: m.rid }),
+          })),
+        )
         for (const [key, w] of ref.windows) {
           checked++
           expected.set(key, envValue(w.readings, w.fields.temperature))
@@ -608,7 +760,20 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
             if (failbackDone && chain.length > 2) failbackLost += want - count
             else lostAfterMirror += want - count
           } else if (count > want) duplicates += count - want
-          else if (!body || ENV_FIELDS.some((f) => { const a = body.fields[f]; const b = w.fields[f]; return (a === undefined) !== (b === undefined) || (a !== undefined && b !== undefined && (a.count !== b.count || a.sum !== b.sum || a.min !== b.min || a.max !== b.max)) })) windowsWrong++
+          else if (
+            !body ||
+            ENV_FIELDS.some((f) => {
+              const a = body.fields[f]
+              const b = w.fields[f]
+              return (
+                (a === undefined) !== (b === undefined) ||
+                (a !== undefined &&
+                  b !== undefined &&
+                  (a.count !== b.count || a.sum !== b.sum || a.min !== b.min || a.max !== b.max))
+              )
+            })
+          )
+            windowsWrong++
         }
         continue
       }
@@ -627,7 +792,10 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
         }
         if (count > w.count) duplicates += count - w.count
       }
-      if (process.env.PITWALL_TEST_LOGS) log(`p${p} owner ${owner} chain ${JSON.stringify(chain)} cursor ${rec?.cursor} windows ${ref.windows.size} missing ${missing} wrong ${wrong}`)
+      if (process.env.PITWALL_TEST_LOGS)
+        log(
+          `p${p} owner ${owner} chain ${JSON.stringify(chain)} cursor ${rec?.cursor} windows ${ref.windows.size} missing ${missing} wrong ${wrong}`,
+        )
     }
     // The producer's own log, independent of partition records and chains: per entity, every reading acked at
     // either site (once per rid; re-sends share it), less the recovery point when a never came back, must be
@@ -669,28 +837,54 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
         }
       }
       for (const k of rows.keys()) if (!expected.has(k)) d.extra++
-      d.retracted = Number((await pool.query<{ n: string }>(`SELECT coalesce(sum(retracted), 0) AS n FROM ${TABLES.seals}`)).rows[0]?.n ?? 0)
+      d.retracted = Number(
+        (await pool.query<{ n: string }>(`SELECT coalesce(sum(retracted), 0) AS n FROM ${TABLES.seals}`)).rows[0]?.n ??
+          0,
+      )
       ;(databases ??= {})[site] = d
     }
     return {
       ...(databases ? { databases } : {}),
       producer_log: { entities: want.size, readings: seen.size, missing: logMissing, extra: logExtra },
-      rate_per_s: o.ratePerS, rto_ms: rtoMs, rpo_readings: lost.length, rpo_ms: rpoMs,
-      lost_after_mirror: lostAfterMirror, duplicates, failback_lost: failbackLost, windows_wrong: windowsWrong, acked: acked.length,
-      acked_at_a_before_kill: ackedAtA.length, windows_checked: checked, failover_ms: failoverMs,
+      rate_per_s: o.ratePerS,
+      rto_ms: rtoMs,
+      rpo_readings: lost.length,
+      rpo_ms: rpoMs,
+      lost_after_mirror: lostAfterMirror,
+      duplicates,
+      failback_lost: failbackLost,
+      windows_wrong: windowsWrong,
+      acked: acked.length,
+      acked_at_a_before_kill: ackedAtA.length,
+      windows_checked: checked,
+      failover_ms: failoverMs,
       detection: o.failoverAfterMs > 0 ? 'automatic' : 'operator',
-      straddled_resends: straddled, rpo_recovered: recovered, link_latency_ms: latency, link_rate_kbps: rateKbps,
-      rpo_reported: rpoReported, in_flight_at_kill: unanswered, mirror_lag_at_kill: lagAtKill,
-      seal_age_ms: move?.sealAgeMs ?? -1, last_heard_ms: move?.lastHeardMs ?? -1, failover_after_kill_ms: move ? move.at - move.ms - killAt : -1,
+      straddled_resends: straddled,
+      rpo_recovered: recovered,
+      link_latency_ms: latency,
+      link_rate_kbps: rateKbps,
+      rpo_reported: rpoReported,
+      in_flight_at_kill: unanswered,
+      mirror_lag_at_kill: lagAtKill,
+      seal_age_ms: move?.sealAgeMs ?? -1,
+      last_heard_ms: move?.lastHeardMs ?? -1,
+      failover_after_kill_ms: move ? move.at - move.ms - killAt : -1,
       achieved_rate_per_s: Math.round(acked.filter((x) => x.at <= killAt).length / o.beforeS),
     }
   } finally {
     if (process.env.PITWALL_TEST_LOGS) {
-      for (const r of sites.servers()) log(`--- ${r.config.server}\n${r.log().split('\n').filter((l) => /WRN|ERR|irror/.test(l)).slice(-30).join('\n')}`)
+      for (const r of sites.servers())
+        log(
+          `--- ${r.config.server}\n${r
+            .log()
+            .split('\n')
+            .filter((l) => /WRN|ERR|irror/.test(l))
+            .slice(-30)
+            .join('\n')}`,
+        )
     }
     for (const c of cleanups.reverse()) await c().catch(() => undefined)
     await sites.stopAll()
     await rm(dir, { recursive: true, force: true })
   }
 }
-

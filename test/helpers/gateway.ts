@@ -9,7 +9,14 @@ import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import type { FastifyInstance } from 'fastify'
 import { provision } from '../../actors/mod.js'
-import { buildGateway, compileGatewayConfig, type AuthOptions, type GatewayConfig, type GatewayDeps, type GatewayOptions } from '../../gateway/mod.js'
+import {
+  buildGateway,
+  compileGatewayConfig,
+  type AuthOptions,
+  type GatewayConfig,
+  type GatewayDeps,
+  type GatewayOptions,
+} from '../../gateway/mod.js'
 import { connectTo, startNats, type NatsServer } from './nats.js'
 import { createTestDb, type TestDb } from './pg.js'
 
@@ -29,8 +36,9 @@ export function jwt(claims: Record<string, unknown>, secret = JWT_SECRET): strin
   return `${head}.${createHmac('sha256', secret).update(head).digest('base64url')}`
 }
 /** `Authorization: Bearer` for a person with `role` (sub `u-<role>`), plus extra claims (fleets, sites). */
-export const bearer = (role: string, claims: Record<string, unknown> = {}): Record<string, string> =>
-  ({ authorization: `Bearer ${jwt({ sub: `u-${role}`, role, ...claims })}` })
+export const bearer = (role: string, claims: Record<string, unknown> = {}): Record<string, string> => ({
+  authorization: `Bearer ${jwt({ sub: `u-${role}`, role, ...claims })}`,
+})
 export const device = (token: string): Record<string, string> => ({ authorization: `Device ${token}` })
 
 export interface TestGateway {
@@ -78,21 +86,42 @@ export async function setupGateway(t: Teardown, o: SetupOptions = {}): Promise<T
   t.teardown(() => srv.stop())
   const nc = await connectTo(srv.url)
   t.teardown(() => nc.close())
-  const auth: AuthOptions = o.auth === false
-    ? { enabled: false, ...(db ? { databaseUrl: db.url } : {}) }
-    : { jwtSecret: JWT_SECRET, apiKeys: `ingest-svc:operator:sha256:${sha(SVC_KEY)},dash:viewer:sha256:${sha(VIEW_KEY)}`, rateLimitMax: 100_000, ...(db ? { databaseUrl: db.url } : {}), ...o.auth }
-  const cfg = compileGatewayConfig({ publishTimeoutMs: 1_000, ...o.gw, auth, runtime: { natsUrl: srv.url, partitions: 4, workerId: 'gw-test', ...o.runtime } })
+  const auth: AuthOptions =
+    o.auth === false
+      ? { enabled: false, ...(db ? { databaseUrl: db.url } : {}) }
+      : {
+          jwtSecret: JWT_SECRET,
+          apiKeys: `ingest-svc:operator:sha256:${sha(SVC_KEY)},dash:viewer:sha256:${sha(VIEW_KEY)}`,
+          rateLimitMax: 100_000,
+          ...(db ? { databaseUrl: db.url } : {}),
+          ...o.auth,
+        }
+  const cfg = compileGatewayConfig({
+    publishTimeoutMs: 1_000,
+    ...o.gw,
+    auth,
+    runtime: { natsUrl: srv.url, partitions: 4, workerId: 'gw-test', ...o.runtime },
+  })
   const jsm = await jetstreamManager(nc)
   if (o.provision !== false) await provision(nc, jsm, cfg.runtime)
   let logs = ''
-  const stream = new Writable({ write(chunk: Buffer, _enc, cb) { logs += chunk.toString(); cb() } })
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      logs += chunk.toString()
+      cb()
+    },
+  })
   const app = buildGateway({ nc, cfg, ...(o.capture ? { logger: { level: 'trace', stream } } : {}), ...o.deps })
   t.teardown(() => app.close())
   o.beforeReady?.(app)
   await app.ready()
   const count = async (): Promise<number> => (await jsm.streams.info(cfg.runtime.streams.tlm)).state.messages
   const issue = async (kind: string, id: string): Promise<{ id: string; token: string; entity: string }> => {
-    const res = await app.inject({ method: 'POST', url: `/v1/admin/devices/${kind}/${id}/credentials`, headers: bearer('admin') })
+    const res = await app.inject({
+      method: 'POST',
+      url: `/v1/admin/devices/${kind}/${id}/credentials`,
+      headers: bearer('admin'),
+    })
     if (res.statusCode !== 201) throw new Error(`issue failed: ${res.statusCode} ${res.body}`)
     return res.json()
   }

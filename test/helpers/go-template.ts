@@ -101,21 +101,30 @@ function evalExpr(expr: string, dot: unknown, vars: Map<string, unknown>, data: 
   }
   const rest = parts.slice(1).map(val)
   switch (head) {
-    case 'service': return data.service(String(rest[0]))
-    case 'env': return data.env(String(rest[0]))
-    case 'nomadVar': return data.nomadVar?.(String(rest[0]))
-    case 'index': return (rest[0] as unknown[])[Number(rest[1])]
-    case 'gt': return Number(rest[0]) > Number(rest[1])
-    case 'ne': return rest[0] !== rest[1]
-    case 'eq': return rest[0] === rest[1]
-    case 'parseJSON': return JSON.parse(String(rest[0])) as unknown
+    case 'service':
+      return data.service(String(rest[0]))
+    case 'env':
+      return data.env(String(rest[0]))
+    case 'nomadVar':
+      return data.nomadVar?.(String(rest[0]))
+    case 'index':
+      return (rest[0] as unknown[])[Number(rest[1])]
+    case 'gt':
+      return Number(rest[0]) > Number(rest[1])
+    case 'ne':
+      return rest[0] !== rest[1]
+    case 'eq':
+      return rest[0] === rest[1]
+    case 'parseJSON':
+      return JSON.parse(String(rest[0])) as unknown
     default:
       if (parts.length !== 1) throw new Error(`unknown function ${head}`)
       return val(head)
   }
 }
 
-const truthy = (v: unknown): boolean => !(v === undefined || v === null || v === false || v === 0 || v === '' || (Array.isArray(v) && v.length === 0))
+const truthy = (v: unknown): boolean =>
+  !(v === undefined || v === null || v === false || v === 0 || v === '' || (Array.isArray(v) && v.length === 0))
 
 function run(nodes: Node[], dot: unknown, vars: Map<string, unknown>, data: TemplateData): string {
   let s = ''

@@ -9,9 +9,7 @@ import type { ActorDefinition } from '../../actors/actor.js'
 import type { EntityRef, Output, Reading } from '../../actors/types.js'
 
 /** A reading or a processing-time tick; `procTime` overrides the generated processing time. */
-export type HarnessMessage =
-  | { reading: Reading; procTime?: number }
-  | { tick: true; procTime?: number }
+export type HarnessMessage = { reading: Reading; procTime?: number } | { tick: true; procTime?: number }
 
 export type EmittedOutput = Omit<Output, 'site' | 'partition' | 'token'>
 
@@ -44,19 +42,31 @@ export interface RunResult {
 }
 
 /** Rebuilds a cell from its snapshot after a JSON round trip (what the KV store would give back). */
-export function restoreCell<S, C>(def: ActorDefinition<S, C>, config: C, entity: EntityRef, cell: ActorCell, token = 1): { cell: ActorCell; snap: SnapshotRecord } {
+export function restoreCell<S, C>(
+  def: ActorDefinition<S, C>,
+  config: C,
+  entity: EntityRef,
+  cell: ActorCell,
+  token = 1,
+): { cell: ActorCell; snap: SnapshotRecord } {
   const snap = JSON.parse(JSON.stringify(cell.snapshot(token))) as SnapshotRecord
   return { cell: new ActorCell(def, config, entity, snap), snap }
 }
 
 /** Runs `messages` through one actor cell and collects its outputs. */
-export function runActor<S, C>(def: ActorDefinition<S, C>, entity: EntityRef, messages: readonly HarnessMessage[],
-  opts: RunOptions<C> = {}): RunResult {
+export function runActor<S, C>(
+  def: ActorDefinition<S, C>,
+  entity: EntityRef,
+  messages: readonly HarnessMessage[],
+  opts: RunOptions<C> = {},
+): RunResult {
   const config = opts.config ?? def.defaults
   let cell = new ActorCell(def, config, entity, opts.from)
   const outputs: EmittedOutput[] = []
   const snapshots: SnapshotRecord[] = []
-  const emit = (o: EmittedOutput): void => { outputs.push(o) }
+  const emit = (o: EmittedOutput): void => {
+    outputs.push(o)
+  }
   const snapAt = new Set(opts.snapshotBefore ?? [])
   const step = opts.procStepMs ?? 1000
   const firstReading = messages.find((m): m is { reading: Reading } => 'reading' in m)

@@ -22,9 +22,10 @@ export interface TestKey {
 
 /** A fresh RSA 2048 (RS256) or P-256 (ES256) key pair. */
 export function makeKey(alg: 'RS256' | 'ES256', kid: string): TestKey {
-  const { privateKey, publicKey } = alg === 'RS256'
-    ? generateKeyPairSync('rsa', { modulusLength: 2048 })
-    : generateKeyPairSync('ec', { namedCurve: 'P-256' })
+  const { privateKey, publicKey } =
+    alg === 'RS256'
+      ? generateKeyPairSync('rsa', { modulusLength: 2048 })
+      : generateKeyPairSync('ec', { namedCurve: 'P-256' })
   return { kid, alg, privateKey, publicKey, jwk: { ...publicKey.export({ format: 'jwk' }), kid, alg, use: 'sig' } }
 }
 
@@ -32,15 +33,19 @@ export function makeKey(alg: 'RS256' | 'ES256', kid: string): TestKey {
 export function signToken(key: TestKey, claims: Record<string, unknown>, header: Record<string, unknown> = {}): string {
   const now = Math.floor(Date.now() / 1000)
   const head = `${b64u({ alg: key.alg, typ: 'JWT', kid: key.kid, ...header })}.${b64u({ iss: ISSUER, aud: AUDIENCE, iat: now, exp: now + 600, ...claims })}`
-  const sig = key.alg === 'ES256'
-    ? sign('sha256', Buffer.from(head), { key: key.privateKey, dsaEncoding: 'ieee-p1363' })
-    : sign('sha256', Buffer.from(head), key.privateKey)
+  const sig =
+    key.alg === 'ES256'
+      ? sign('sha256', Buffer.from(head), { key: key.privateKey, dsaEncoding: 'ieee-p1363' })
+      : sign('sha256', Buffer.from(head), key.privateKey)
   return `${head}.${sig.toString('base64url')}`
 }
 
 /** `Authorization: Bearer` for a person with `role`, signed by the provider's `key`. */
-export const idpBearer = (key: TestKey, role: string, claims: Record<string, unknown> = {}): Record<string, string> =>
-  ({ authorization: `Bearer ${signToken(key, { sub: `idp-${role}`, role, ...claims })}` })
+export const idpBearer = (
+  key: TestKey,
+  role: string,
+  claims: Record<string, unknown> = {},
+): Record<string, string> => ({ authorization: `Bearer ${signToken(key, { sub: `idp-${role}`, role, ...claims })}` })
 
 export interface JwksServer {
   readonly url: string
@@ -55,7 +60,10 @@ export interface JwksServer {
 }
 
 /** Serves `{keys: [...]}` at /jwks on 127.0.0.1 (random port) until the test ends. */
-export async function startJwksServer(t: { teardown(fn: () => unknown): void }, keys: readonly TestKey[]): Promise<JwksServer> {
+export async function startJwksServer(
+  t: { teardown(fn: () => unknown): void },
+  keys: readonly TestKey[],
+): Promise<JwksServer> {
   let listed = [...keys]
   let down = false
   let served = 0
@@ -73,12 +81,24 @@ export async function startJwksServer(t: { teardown(fn: () => unknown): void }, 
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: listed.map((k) => k.jwk) }))
   })
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()))
-  t.teardown(() => new Promise<void>((r) => { srv.closeAllConnections(); srv.close(() => r()) }))
+  t.teardown(
+    () =>
+      new Promise<void>((r) => {
+        srv.closeAllConnections()
+        srv.close(() => r())
+      }),
+  )
   return {
     url: `http://127.0.0.1:${(srv.address() as AddressInfo).port}/jwks`,
     requests: () => served,
-    setKeys: (k) => { listed = [...k] },
-    setDown: (d) => { down = d },
-    setRaw: (r) => { raw = r },
+    setKeys: (k) => {
+      listed = [...k]
+    },
+    setDown: (d) => {
+      down = d
+    },
+    setRaw: (r) => {
+      raw = r
+    },
   }
 }

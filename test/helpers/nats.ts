@@ -34,14 +34,17 @@ export async function startNats(opts: { config?: string } = {}): Promise<NatsSer
   const dir = await mkdtemp(join(tmpdir(), 'pw-nats-'))
   const port = await freePort()
   const conf = join(dir, 'server.conf')
-  await writeFile(conf, [
-    `listen: "127.0.0.1:${port}"`,
-    `jetstream { store_dir: "${join(dir, 'js')}" }`,
-    opts.config ?? '',
-  ].join('\n'))
-  const proc = spawn(process.env.NATS_SERVER_BIN ?? 'nats-server', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] })
+  await writeFile(
+    conf,
+    [`listen: "127.0.0.1:${port}"`, `jetstream { store_dir: "${join(dir, 'js')}" }`, opts.config ?? ''].join('\n'),
+  )
+  const proc = spawn(process.env.NATS_SERVER_BIN ?? 'nats-server', ['-c', conf], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  })
   let stderr = ''
-  proc.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
+  proc.stderr?.on('data', (d: Buffer) => {
+    stderr += d.toString()
+  })
   const url = `nats://127.0.0.1:${port}`
   const deadline = Date.now() + 10_000
   for (;;) {
@@ -58,7 +61,10 @@ export async function startNats(opts: { config?: string } = {}): Promise<NatsSer
     }
   }
   return {
-    url, port, dir, proc,
+    url,
+    port,
+    dir,
+    proc,
     async stop() {
       if (proc.exitCode === null) {
         const exited = new Promise((r) => proc.once('exit', r))

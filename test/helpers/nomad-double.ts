@@ -107,7 +107,17 @@ export interface RequestLog {
   token: string | undefined
 }
 
-const RUNTIME_FIELDS = new Set(['Version', 'Stable', 'Status', 'StatusDescription', 'JobModifyIndex', 'CreateIndex', 'ModifyIndex', 'SubmitTime', 'Stop'])
+const RUNTIME_FIELDS = new Set([
+  'Version',
+  'Stable',
+  'Status',
+  'StatusDescription',
+  'JobModifyIndex',
+  'CreateIndex',
+  'ModifyIndex',
+  'SubmitTime',
+  'Stop',
+])
 
 const isObj = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v)
 
@@ -132,16 +142,27 @@ function multierror(errs: string[]): string {
 function updateProblems(u: JsonObject): string[] {
   const errs: string[] = []
   const n = (k: string): number => Number(u[k] ?? 0)
-  if (!['checks', 'task_states', 'manual'].includes(String(u.HealthCheck ?? 'checks'))) errs.push(`Invalid health check given: ${JSON.stringify(String(u.HealthCheck))}`)
+  if (!['checks', 'task_states', 'manual'].includes(String(u.HealthCheck ?? 'checks')))
+    errs.push(`Invalid health check given: ${JSON.stringify(String(u.HealthCheck))}`)
   if (n('MaxParallel') < 0) errs.push(`Max parallel can not be less than zero: ${n('MaxParallel')} < 0`)
   if (n('Canary') < 0) errs.push(`Canary count can not be less than zero: ${n('Canary')} < 0`)
   if (u.AutoPromote === true && n('Canary') === 0) errs.push('Auto Promote requires a Canary count greater than zero')
-  if (n('MinHealthyTime') < 0) errs.push(`Minimum healthy time may not be less than zero: ${goDuration(n('MinHealthyTime'))}`)
-  if (n('HealthyDeadline') <= 0) errs.push(`Healthy deadline must be greater than zero: ${goDuration(n('HealthyDeadline'))}`)
-  if (n('ProgressDeadline') < 0) errs.push(`Progress deadline must be zero or greater: ${goDuration(n('ProgressDeadline'))}`)
-  if (n('MinHealthyTime') >= n('HealthyDeadline')) errs.push(`Minimum healthy time must be less than healthy deadline: ${goDuration(n('MinHealthyTime'))} > ${goDuration(n('HealthyDeadline'))}`)
-  if (n('ProgressDeadline') !== 0 && n('HealthyDeadline') >= n('ProgressDeadline')) errs.push(`Healthy deadline must be less than progress deadline: ${goDuration(n('HealthyDeadline'))} > ${goDuration(n('ProgressDeadline'))}`)
-  if (u.Stagger !== undefined && n('Stagger') <= 0) errs.push(`Stagger must be greater than zero: ${goDuration(n('Stagger'))}`)
+  if (n('MinHealthyTime') < 0)
+    errs.push(`Minimum healthy time may not be less than zero: ${goDuration(n('MinHealthyTime'))}`)
+  if (n('HealthyDeadline') <= 0)
+    errs.push(`Healthy deadline must be greater than zero: ${goDuration(n('HealthyDeadline'))}`)
+  if (n('ProgressDeadline') < 0)
+    errs.push(`Progress deadline must be zero or greater: ${goDuration(n('ProgressDeadline'))}`)
+  if (n('MinHealthyTime') >= n('HealthyDeadline'))
+    errs.push(
+      `Minimum healthy time must be less than healthy deadline: ${goDuration(n('MinHealthyTime'))} > ${goDuration(n('HealthyDeadline'))}`,
+    )
+  if (n('ProgressDeadline') !== 0 && n('HealthyDeadline') >= n('ProgressDeadline'))
+    errs.push(
+      `Healthy deadline must be less than progress deadline: ${goDuration(n('HealthyDeadline'))} > ${goDuration(n('ProgressDeadline'))}`,
+    )
+  if (u.Stagger !== undefined && n('Stagger') <= 0)
+    errs.push(`Stagger must be greater than zero: ${goDuration(n('Stagger'))}`)
   return errs
 }
 
@@ -157,7 +178,8 @@ export function validateJob(job: JsonObject): string[] {
   if (job.Name === '') errs.push('Missing job name')
   const type = job.Type ?? 'service'
   if (type === '') errs.push('Missing job type')
-  else if (!['service', 'batch', 'system', 'sysbatch'].includes(String(type))) errs.push(`Invalid job type: ${JSON.stringify(String(type))}`)
+  else if (!['service', 'batch', 'system', 'sysbatch'].includes(String(type)))
+    errs.push(`Invalid job type: ${JSON.stringify(String(type))}`)
   const prio = Number(job.Priority ?? 50)
   if (!Number.isInteger(prio) || prio < 1 || prio > 100) errs.push('Job priority must be between [1, 100]')
   if (!Array.isArray(job.Datacenters) || job.Datacenters.length === 0) errs.push('Missing job datacenters')
@@ -211,7 +233,12 @@ function scalar(v: Json | undefined): string {
 }
 
 /** Fields and sub-objects of two objects, in Nomad's diff shape (maps flatten to `Name[key]`). */
-function diffObject(name: string, a: JsonObject | null, b: JsonObject | null, skip: Set<string> = new Set()): ObjectDiff {
+function diffObject(
+  name: string,
+  a: JsonObject | null,
+  b: JsonObject | null,
+  skip: Set<string> = new Set(),
+): ObjectDiff {
   const fields: FieldDiff[] = []
   const objects: ObjectDiff[] = []
   const keys = [...new Set([...Object.keys(a ?? {}), ...Object.keys(b ?? {})])].filter((k) => !skip.has(k)).sort()
@@ -226,18 +253,35 @@ function diffObject(name: string, a: JsonObject | null, b: JsonObject | null, sk
       const ya = Array.isArray(y) ? y : []
       if (xa.some(isObj) || ya.some(isObj)) {
         for (let i = 0; i < Math.max(xa.length, ya.length); i++) {
-          const od = diffObject(k, isObj(xa[i]) ? xa[i] as JsonObject : null, isObj(ya[i]) ? ya[i] as JsonObject : null)
+          const od = diffObject(
+            k,
+            isObj(xa[i]) ? (xa[i] as JsonObject) : null,
+            isObj(ya[i]) ? (ya[i] as JsonObject) : null,
+          )
           if (od.Type !== 'None') objects.push(od)
         }
       } else if (JSON.stringify(xa) !== JSON.stringify(ya)) {
-        fields.push({ Type: a === null ? 'Added' : b === null ? 'Deleted' : 'Edited', Name: k, Old: xa.map(scalar).join(','), New: ya.map(scalar).join(','), Annotations: null })
+        fields.push({
+          Type: a === null ? 'Added' : b === null ? 'Deleted' : 'Edited',
+          Name: k,
+          Old: xa.map(scalar).join(','),
+          New: ya.map(scalar).join(','),
+          Annotations: null,
+        })
       }
     } else if (scalar(x) !== scalar(y)) {
       const t: DiffType = x === undefined || x === null ? 'Added' : y === undefined || y === null ? 'Deleted' : 'Edited'
       fields.push({ Type: t, Name: k, Old: scalar(x), New: scalar(y), Annotations: null })
     }
   }
-  const type: DiffType = a === null && b !== null ? 'Added' : b === null && a !== null ? 'Deleted' : fields.length + objects.length > 0 ? 'Edited' : 'None'
+  const type: DiffType =
+    a === null && b !== null
+      ? 'Added'
+      : b === null && a !== null
+        ? 'Deleted'
+        : fields.length + objects.length > 0
+          ? 'Edited'
+          : 'None'
   return { Type: type, Name: name, Fields: fields, Objects: objects }
 }
 
@@ -274,7 +318,16 @@ export class NomadDouble {
     }
     const tls = this.opts.tls
     this.server = tls
-      ? createHttpsServer({ key: tls.key, cert: tls.cert, ...(tls.ca ? { ca: tls.ca } : {}), requestCert: tls.requestCert === true, rejectUnauthorized: tls.requestCert === true }, handler)
+      ? createHttpsServer(
+          {
+            key: tls.key,
+            cert: tls.cert,
+            ...(tls.ca ? { ca: tls.ca } : {}),
+            requestCert: tls.requestCert === true,
+            rejectUnauthorized: tls.requestCert === true,
+          },
+          handler,
+        )
       : createServer(handler)
     await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve))
     const a = this.server.address()
@@ -305,7 +358,10 @@ export class NomadDouble {
   touchJob(id: string): void {
     const rec = this.jobs.get(id)
     if (!rec) throw new Error(`no job ${id}`)
-    rec.current = { ...rec.current, Meta: { ...(isObj(rec.current.Meta) ? rec.current.Meta : {}), touched: String(this.index) } }
+    rec.current = {
+      ...rec.current,
+      Meta: { ...(isObj(rec.current.Meta) ? rec.current.Meta : {}), touched: String(this.index) },
+    }
     this.bump()
     rec.current.JobModifyIndex = this.index
   }
@@ -340,7 +396,12 @@ export class NomadDouble {
   private send(res: ServerResponse, status: number, body: unknown): void {
     if (res.headersSent) return
     const text = typeof body === 'string' ? body : JSON.stringify(body)
-    res.writeHead(status, { 'content-type': typeof body === 'string' ? 'text/plain' : 'application/json', 'x-nomad-index': String(this.index), 'x-nomad-knownleader': 'true', 'x-nomad-lastcontact': '0' })
+    res.writeHead(status, {
+      'content-type': typeof body === 'string' ? 'text/plain' : 'application/json',
+      'x-nomad-index': String(this.index),
+      'x-nomad-knownleader': 'true',
+      'x-nomad-lastcontact': '0',
+    })
     res.end(text)
   }
 
@@ -363,7 +424,7 @@ export class NomadDouble {
     const chunks: Buffer[] = []
     for await (const c of req) chunks.push(c as Buffer)
     const text = Buffer.concat(chunks).toString('utf8')
-    const v = text === '' ? {} : JSON.parse(text) as Json
+    const v = text === '' ? {} : (JSON.parse(text) as Json)
     return isObj(v) ? v : {}
   }
 
@@ -373,8 +434,10 @@ export class NomadDouble {
     const token = typeof req.headers['x-nomad-token'] === 'string' ? req.headers['x-nomad-token'] : undefined
     this.requests.push({ method: req.method ?? 'GET', path: url.pathname, query, token })
     if (this.opts.token && token !== this.opts.token) return this.send(res, 403, 'Permission denied')
-    if (query.region && this.opts.region && query.region !== this.opts.region) return this.send(res, 500, `No path to region "${query.region}"`)
-    if (req.method === 'GET' && query.index !== undefined) await this.blockUntil(Number(query.index), waitMs(query.wait))
+    if (query.region && this.opts.region && query.region !== this.opts.region)
+      return this.send(res, 500, `No path to region "${query.region}"`)
+    if (req.method === 'GET' && query.index !== undefined)
+      await this.blockUntil(Number(query.index), waitMs(query.wait))
     const p = url.pathname
     let m: RegExpExecArray | null
     if (req.method === 'POST' && p === '/v1/jobs/parse') {
@@ -386,13 +449,16 @@ export class NomadDouble {
       }
     }
     if (req.method === 'POST' && p === '/v1/jobs') return this.register(res, await this.body(req))
-    if ((m = /^\/v1\/job\/([^/]+)\/plan$/.exec(p)) && req.method === 'POST') return this.plan(res, decodeURIComponent(m[1]!), await this.body(req))
+    if ((m = /^\/v1\/job\/([^/]+)\/plan$/.exec(p)) && req.method === 'POST')
+      return this.plan(res, decodeURIComponent(m[1]!), await this.body(req))
     if ((m = /^\/v1\/job\/([^/]+)$/.exec(p)) && req.method === 'GET') {
       const j = this.jobs.get(decodeURIComponent(m[1]!))
       return j ? this.send(res, 200, j.current) : this.send(res, 404, 'job not found')
     }
-    if ((m = /^\/v1\/job\/([^/]+)\/allocations$/.exec(p))) return this.send(res, 200, this.allocations(decodeURIComponent(m[1]!)))
-    if ((m = /^\/v1\/job\/([^/]+)\/deployments$/.exec(p))) return this.send(res, 200, [...this.deploymentsOf(decodeURIComponent(m[1]!))].reverse())
+    if ((m = /^\/v1\/job\/([^/]+)\/allocations$/.exec(p)))
+      return this.send(res, 200, this.allocations(decodeURIComponent(m[1]!)))
+    if ((m = /^\/v1\/job\/([^/]+)\/deployments$/.exec(p)))
+      return this.send(res, 200, [...this.deploymentsOf(decodeURIComponent(m[1]!))].reverse())
     if ((m = /^\/v1\/job\/([^/]+)\/deployment$/.exec(p))) {
       const list = this.deploymentsOf(decodeURIComponent(m[1]!))
       return this.send(res, 200, list[list.length - 1] ?? null)
@@ -428,7 +494,16 @@ export class NomadDouble {
         const envB = isObj(t.Env) ? t.Env : {}
         for (const k of [...new Set([...Object.keys(envA), ...Object.keys(envB)])].sort()) {
           if (scalar(envA[k]) !== scalar(envB[k])) {
-            td.Fields = [...(td.Fields ?? []), { Type: envA[k] === undefined ? 'Added' : envB[k] === undefined ? 'Deleted' : 'Edited', Name: `Env[${k}]`, Old: scalar(envA[k]), New: scalar(envB[k]), Annotations: ['forces create/destroy update'] }]
+            td.Fields = [
+              ...(td.Fields ?? []),
+              {
+                Type: envA[k] === undefined ? 'Added' : envB[k] === undefined ? 'Deleted' : 'Edited',
+                Name: `Env[${k}]`,
+                Old: scalar(envA[k]),
+                New: scalar(envB[k]),
+                Annotations: ['forces create/destroy update'],
+              },
+            ]
             if (td.Type === 'None') td.Type = 'Edited'
           }
         }
@@ -437,14 +512,36 @@ export class NomadDouble {
       const changed = gd.Type !== 'None' || tasks.some((t) => t.Type !== 'None')
       const count = Number(g.Count ?? 1)
       const canary = isObj(g.Update) ? Number(g.Update.Canary ?? 0) : 0
-      const updates: Record<string, number> = !old ? { create: count } : !changed ? { ignore: count } : canary > 0 ? { canary, 'create/destroy update': count } : { 'create/destroy update': count }
-      tgs.push({ ...gd, Type: old ? (changed ? 'Edited' : 'None') : 'Added', Tasks: tasks as unknown as Json[], Updates: updates })
+      const updates: Record<string, number> = !old
+        ? { create: count }
+        : !changed
+          ? { ignore: count }
+          : canary > 0
+            ? { canary, 'create/destroy update': count }
+            : { 'create/destroy update': count }
+      tgs.push({
+        ...gd,
+        Type: old ? (changed ? 'Edited' : 'None') : 'Added',
+        Tasks: tasks as unknown as Json[],
+        Updates: updates,
+      })
     }
     for (const [name, g] of curGroups) {
-      if (!nextGroups.some((x) => x.Name === name)) tgs.push({ ...diffObject(name, g, null), Tasks: [], Updates: { stop: Number(g.Count ?? 1) } })
+      if (!nextGroups.some((x) => x.Name === name))
+        tgs.push({ ...diffObject(name, g, null), Tasks: [], Updates: { stop: Number(g.Count ?? 1) } })
     }
-    const type: DiffType = !cur ? 'Added' : top.Type !== 'None' || tgs.some((x) => x.Type !== 'None') ? 'Edited' : 'None'
-    return { Type: type, ID: String(next.ID), Fields: top.Fields as unknown as Json[], Objects: top.Objects as unknown as Json[], TaskGroups: tgs as unknown as Json[] }
+    const type: DiffType = !cur
+      ? 'Added'
+      : top.Type !== 'None' || tgs.some((x) => x.Type !== 'None')
+        ? 'Edited'
+        : 'None'
+    return {
+      Type: type,
+      ID: String(next.ID),
+      Fields: top.Fields as unknown as Json[],
+      Objects: top.Objects as unknown as Json[],
+      TaskGroups: tgs as unknown as Json[],
+    }
   }
 
   private plan(res: ServerResponse, id: string, b: JsonObject): void {
@@ -457,8 +554,13 @@ export class NomadDouble {
     const desired: Record<string, Json> = {}
     for (const tg of (d.TaskGroups as Json[]).filter(isObj)) desired[String(tg.Name)] = tg.Updates as Json
     this.send(res, 200, {
-      JobModifyIndex: Number(cur?.JobModifyIndex ?? 0), Diff: b.Diff === true ? d : null,
-      Annotations: { DesiredTGUpdates: desired }, FailedTGAllocs: null, Warnings: '', CreatedEvals: null, NextPeriodicLaunch: null,
+      JobModifyIndex: Number(cur?.JobModifyIndex ?? 0),
+      Diff: b.Diff === true ? d : null,
+      Annotations: { DesiredTGUpdates: desired },
+      FailedTGAllocs: null,
+      Warnings: '',
+      CreatedEvals: null,
+      NextPeriodicLaunch: null,
     })
   }
 
@@ -473,11 +575,24 @@ export class NomadDouble {
       const have = Number(rec?.current.JobModifyIndex ?? 0)
       if (!rec && want !== 0) return this.send(res, 500, `Enforcing job modify index ${want}: job does not exist`)
       if (rec && want === 0) return this.send(res, 500, `Enforcing job modify index ${want}: job already exists`)
-      if (rec && want !== have) return this.send(res, 500, `Enforcing job modify index ${want}: job exists with conflicting job modify index: ${have}`)
+      if (rec && want !== have)
+        return this.send(
+          res,
+          500,
+          `Enforcing job modify index ${want}: job exists with conflicting job modify index: ${have}`,
+        )
     }
     const evalId = this.registerVersion(job)
     const cur = this.jobs.get(job.ID)!.current
-    this.send(res, 200, { EvalID: evalId, EvalCreateIndex: this.index, JobModifyIndex: cur.JobModifyIndex, Warnings: '', Index: this.index, LastContact: 0, KnownLeader: true })
+    this.send(res, 200, {
+      EvalID: evalId,
+      EvalCreateIndex: this.index,
+      JobModifyIndex: cur.JobModifyIndex,
+      Warnings: '',
+      Index: this.index,
+      LastContact: 0,
+      KnownLeader: true,
+    })
   }
 
   /** Stores `job` as a new version and starts its deployment; returns the eval id. */
@@ -487,16 +602,33 @@ export class NomadDouble {
     const prev = rec?.current
     this.bump()
     const version = prev ? Number(prev.Version) + 1 : 0
-    const stored: JsonObject = { ...job, Version: version, Stable: false, Status: 'running', JobModifyIndex: this.index, CreateIndex: prev ? Number(prev.CreateIndex) : this.index, ModifyIndex: this.index, SubmitTime: Date.now() * 1e6 }
+    const stored: JsonObject = {
+      ...job,
+      Version: version,
+      Stable: false,
+      Status: 'running',
+      JobModifyIndex: this.index,
+      CreateIndex: prev ? Number(prev.CreateIndex) : this.index,
+      ModifyIndex: this.index,
+      SubmitTime: Date.now() * 1e6,
+    }
     if (rec) {
       rec.versions.push(stored)
       rec.current = stored
     } else this.jobs.set(id, { versions: [stored], current: stored })
     const evalId = randomUUID()
     const dep: DeploymentRec = {
-      ID: randomUUID(), Namespace: String(job.Namespace ?? 'default'), JobID: id, JobVersion: version, JobModifyIndex: this.index,
-      JobCreateIndex: Number(stored.CreateIndex), Status: 'running', StatusDescription: 'Deployment is running', TaskGroups: {},
-      CreateIndex: this.index, ModifyIndex: this.index,
+      ID: randomUUID(),
+      Namespace: String(job.Namespace ?? 'default'),
+      JobID: id,
+      JobVersion: version,
+      JobModifyIndex: this.index,
+      JobCreateIndex: Number(stored.CreateIndex),
+      Status: 'running',
+      StatusDescription: 'Deployment is running',
+      TaskGroups: {},
+      CreateIndex: this.index,
+      ModifyIndex: this.index,
     }
     for (const d of this.deployments) {
       if (d.JobID === id && d.Status === 'running') {
@@ -506,7 +638,16 @@ export class NomadDouble {
       }
     }
     this.deployments.push(dep)
-    this.evals.set(evalId, { ID: evalId, JobID: id, Status: 'complete', TriggeredBy: 'job-register', DeploymentID: dep.ID, Type: String(job.Type ?? 'service'), CreateIndex: this.index, ModifyIndex: this.index })
+    this.evals.set(evalId, {
+      ID: evalId,
+      JobID: id,
+      Status: 'complete',
+      TriggeredBy: 'job-register',
+      DeploymentID: dep.ID,
+      Type: String(job.Type ?? 'service'),
+      CreateIndex: this.index,
+      ModifyIndex: this.index,
+    })
     for (const g of ((stored.TaskGroups as Json[] | undefined) ?? []).filter(isObj)) {
       const name = String(g.Name)
       const up = isObj(g.Update) ? g.Update : {}
@@ -515,8 +656,11 @@ export class NomadDouble {
       // Allocations of a version whose group spec is identical are updated in place (a rollback to the running
       // spec, a change of job-level fields only): nothing to place.
       const runningVersion = rec?.versions.find((v) => Number(v.Version) === running[0]?.JobVersion)
-      const runningGroup = ((runningVersion?.TaskGroups as Json[] | undefined) ?? []).filter(isObj).find((x) => x.Name === name)
-      const inPlace = running.length === count && runningGroup !== undefined && JSON.stringify(runningGroup) === JSON.stringify(g)
+      const runningGroup = ((runningVersion?.TaskGroups as Json[] | undefined) ?? [])
+        .filter(isObj)
+        .find((x) => x.Name === name)
+      const inPlace =
+        running.length === count && runningGroup !== undefined && JSON.stringify(runningGroup) === JSON.stringify(g)
       const canaries = running.length > 0 && !inPlace ? Number(up.Canary ?? 0) : 0
       if (inPlace) {
         for (const a of running) {
@@ -526,21 +670,47 @@ export class NomadDouble {
         }
       }
       dep.TaskGroups[name] = {
-        AutoRevert: up.AutoRevert === true, AutoPromote: up.AutoPromote === true, Promoted: false, DesiredCanaries: canaries,
-        DesiredTotal: count, PlacedCanaries: [], PlacedAllocs: inPlace ? count : 0, HealthyAllocs: inPlace ? count : 0, UnhealthyAllocs: 0,
-        ProgressDeadline: Number(up.ProgressDeadline ?? 600e9), RequireProgressBy: new Date(Date.now() + Number(up.ProgressDeadline ?? 600e9) / 1e6).toISOString(),
+        AutoRevert: up.AutoRevert === true,
+        AutoPromote: up.AutoPromote === true,
+        Promoted: false,
+        DesiredCanaries: canaries,
+        DesiredTotal: count,
+        PlacedCanaries: [],
+        PlacedAllocs: inPlace ? count : 0,
+        HealthyAllocs: inPlace ? count : 0,
+        UnhealthyAllocs: 0,
+        ProgressDeadline: Number(up.ProgressDeadline ?? 600e9),
+        RequireProgressBy: new Date(Date.now() + Number(up.ProgressDeadline ?? 600e9) / 1e6).toISOString(),
       }
       this.later(5, () => this.step(dep, stored, name, evalId, Math.max(1, Number(up.MaxParallel ?? 1))))
     }
     return evalId
   }
 
-  private place(dep: DeploymentRec, job: JsonObject, group: string, evalId: string, canary: boolean, idx: number): Alloc {
+  private place(
+    dep: DeploymentRec,
+    job: JsonObject,
+    group: string,
+    evalId: string,
+    canary: boolean,
+    idx: number,
+  ): Alloc {
     this.bump()
     const a: Alloc = {
-      ID: randomUUID(), EvalID: evalId, Name: `${dep.JobID}.${group}[${idx}]`, NodeID: 'node-1', JobID: dep.JobID, JobVersion: dep.JobVersion,
-      TaskGroup: group, DesiredStatus: 'run', ClientStatus: 'running', DeploymentID: dep.ID,
-      DeploymentStatus: { Healthy: null, Canary: canary, Timestamp: new Date().toISOString() }, CreateTime: Date.now() * 1e6, CreateIndex: this.index, ModifyIndex: this.index,
+      ID: randomUUID(),
+      EvalID: evalId,
+      Name: `${dep.JobID}.${group}[${idx}]`,
+      NodeID: 'node-1',
+      JobID: dep.JobID,
+      JobVersion: dep.JobVersion,
+      TaskGroup: group,
+      DesiredStatus: 'run',
+      ClientStatus: 'running',
+      DeploymentID: dep.ID,
+      DeploymentStatus: { Healthy: null, Canary: canary, Timestamp: new Date().toISOString() },
+      CreateTime: Date.now() * 1e6,
+      CreateIndex: this.index,
+      ModifyIndex: this.index,
     }
     this.allocs.push(a)
     const s = dep.TaskGroups[group]!
@@ -568,7 +738,8 @@ export class NomadDouble {
     // Running with passing checks after healthDelayMs, healthy once that has lasted min_healthy_time; never
     // passing (or not healthy in time): unhealthy at healthy_deadline.
     const ok = this.healthy(job, a)
-    if (ok && this.healthDelayMs + minHealthy < deadline) this.later(this.healthDelayMs + minHealthy, () => verdict(true))
+    if (ok && this.healthDelayMs + minHealthy < deadline)
+      this.later(this.healthDelayMs + minHealthy, () => verdict(true))
     else this.later(deadline, () => verdict(false))
     return a
   }
@@ -600,7 +771,9 @@ export class NomadDouble {
     if (dep.Status !== 'running') return
     const s = dep.TaskGroups[group]!
     const mine = this.allocs.filter((a) => a.DeploymentID === dep.ID && a.TaskGroup === group)
-    const old = this.allocs.filter((a) => a.JobID === dep.JobID && a.TaskGroup === group && a.DesiredStatus === 'run' && a.DeploymentID !== dep.ID)
+    const old = this.allocs.filter(
+      (a) => a.JobID === dep.JobID && a.TaskGroup === group && a.DesiredStatus === 'run' && a.DeploymentID !== dep.ID,
+    )
     // Without a progress deadline the first unhealthy allocation fails the deployment; with one, the deployment
     // waits for it (rescheduling is not simulated, so it fails there).
     if (s.UnhealthyAllocs > 0 && s.ProgressDeadline === 0) return this.fail(dep, 'Failed due to unhealthy allocations')
@@ -627,7 +800,8 @@ export class NomadDouble {
       this.stopAlloc(a)
     }
     const want = s.DesiredTotal - runningNew
-    for (let i = 0; i < Math.min(want, Math.max(0, maxParallel - pending)); i++) this.place(dep, job, group, evalId, false, mine.length + i)
+    for (let i = 0; i < Math.min(want, Math.max(0, maxParallel - pending)); i++)
+      this.place(dep, job, group, evalId, false, mine.length + i)
     const allHealthy = Object.values(dep.TaskGroups).every((g) => g.HealthyAllocs >= g.DesiredTotal)
     if (allHealthy) {
       this.bump()
@@ -648,7 +822,8 @@ export class NomadDouble {
     const stable = [...rec.versions].reverse().find((v) => v.Stable === true && Number(v.Version) !== dep.JobVersion)
     this.bump()
     dep.Status = 'failed'
-    dep.StatusDescription = revert && stable ? `${reason} - rolling back to job version ${Number(stable.Version)}` : reason
+    dep.StatusDescription =
+      revert && stable ? `${reason} - rolling back to job version ${Number(stable.Version)}` : reason
     dep.ModifyIndex = this.index
     // The failed version's allocations stop (canaries) ...
     for (const a of this.allocs.filter((x) => x.DeploymentID === dep.ID && x.DesiredStatus === 'run')) this.stopAlloc(a)

@@ -18,7 +18,16 @@ export async function lookups(d: ConsulDiscovery, tmpl: string): Promise<Map<str
     const [nameDc, filter] = spec.split('|')
     const [name, dc] = nameDc!.split('@')
     const entries = await d.health(name!, { ...(dc ? { dc } : {}), passing: filter !== 'any' })
-    m.set(spec, entries.map((e) => ({ ID: e.Service.ID, Name: e.Service.Service, Address: e.Service.Address || e.Node.Address, Port: e.Service.Port, Tags: e.Service.Tags })))
+    m.set(
+      spec,
+      entries.map((e) => ({
+        ID: e.Service.ID,
+        Name: e.Service.Service,
+        Address: e.Service.Address || e.Node.Address,
+        Port: e.Service.Port,
+        Tags: e.Service.Tags,
+      })),
+    )
   }
   return m
 }
@@ -29,15 +38,30 @@ export function firstTask(job: JsonObject): JsonObject {
 }
 
 /** The environment of `task` (API job JSON) as its process sees it. */
-export async function taskEnv(d: ConsulDiscovery, task: JsonObject, runtime: Record<string, string>, nomadVars: Record<string, Record<string, unknown>> = {}): Promise<Record<string, string>> {
+export async function taskEnv(
+  d: ConsulDiscovery,
+  task: JsonObject,
+  runtime: Record<string, string>,
+  nomadVars: Record<string, Record<string, unknown>> = {},
+): Promise<Record<string, string>> {
   const out: Record<string, string> = {}
-  for (const [k, v] of Object.entries(obj(task.Env))) out[k] = String(v).replace(/\$\{(NOMAD_[A-Za-z0-9_]+)\}/g, (_m, n: string) => runtime[n] ?? `<unset ${n}>`)
+  for (const [k, v] of Object.entries(obj(task.Env)))
+    out[k] = String(v).replace(/\$\{(NOMAD_[A-Za-z0-9_]+)\}/g, (_m, n: string) => runtime[n] ?? `<unset ${n}>`)
   for (const tm of arr(task.Templates).map(obj)) {
     if (tm.Envvars !== true) continue
     const src = String(tm.EmbeddedTmpl)
     const found = await lookups(d, src)
-    const text = renderTemplate(src, { service: (n) => found.get(n) ?? [], env: (n) => runtime[n] ?? '', nomadVar: (p) => nomadVars[p] }, String(tm.LeftDelim), String(tm.RightDelim))
-    for (const l of text.split('\n').map((x) => x.trim()).filter((x) => /^[A-Z_][A-Z0-9_]*=/.test(x))) out[l.slice(0, l.indexOf('='))] = l.slice(l.indexOf('=') + 1)
+    const text = renderTemplate(
+      src,
+      { service: (n) => found.get(n) ?? [], env: (n) => runtime[n] ?? '', nomadVar: (p) => nomadVars[p] },
+      String(tm.LeftDelim),
+      String(tm.RightDelim),
+    )
+    for (const l of text
+      .split('\n')
+      .map((x) => x.trim())
+      .filter((x) => /^[A-Z_][A-Z0-9_]*=/.test(x)))
+      out[l.slice(0, l.indexOf('='))] = l.slice(l.indexOf('=') + 1)
   }
   return out
 }

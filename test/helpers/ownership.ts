@@ -2,7 +2,11 @@
 import type { KV } from '@nats-io/kv'
 import type { PartitionRecord } from '../../actors/placement.js'
 
-export interface Seen { partition: number; revision: number; record: PartitionRecord }
+export interface Seen {
+  partition: number
+  revision: number
+  record: PartitionRecord
+}
 
 export async function watchRecords(kv: KV): Promise<{ seen: Seen[]; stop(): void }> {
   const seen: Seen[] = []
@@ -10,7 +14,11 @@ export async function watchRecords(kv: KV): Promise<{ seen: Seen[]; stop(): void
   void (async () => {
     for await (const e of iter) {
       if (e.operation !== 'PUT') continue
-      seen.push({ partition: Number(e.key.split('.')[1]), revision: e.revision, record: JSON.parse(new TextDecoder().decode(e.value)) as PartitionRecord })
+      seen.push({
+        partition: Number(e.key.split('.')[1]),
+        revision: e.revision,
+        record: JSON.parse(new TextDecoder().decode(e.value)) as PartitionRecord,
+      })
     }
   })()
   return { seen, stop: () => iter.stop() }
@@ -38,9 +46,12 @@ export function ownershipViolations(seen: Seen[]): string[] {
       const prev = (list[i - 1] as Seen).record
       if (cur.token < prev.token) bad.push(`p${p}: token went down ${prev.token} -> ${cur.token}`)
       if (cur.token > prev.token && prev.owner !== null && prev.renewedAt + prev.ttlMs >= cur.renewedAt) {
-        bad.push(`p${p}: ${cur.owner} took token ${cur.token} while ${prev.owner} (token ${prev.token}) still held a live lease`)
+        bad.push(
+          `p${p}: ${cur.owner} took token ${cur.token} while ${prev.owner} (token ${prev.token}) still held a live lease`,
+        )
       }
-      if (cur.token === prev.token && prev.owner === null && cur.owner !== null) bad.push(`p${p}: released record written again with token ${cur.token}`)
+      if (cur.token === prev.token && prev.owner === null && cur.owner !== null)
+        bad.push(`p${p}: released record written again with token ${cur.token}`)
     }
   }
   return bad

@@ -79,8 +79,15 @@ export class CuttableProxy {
       client.destroy()
       return
     }
-    const pair: Pair = { client, upstream: undefined, held: { up: [], down: [] }, wire: { up: [], down: [] }, timer: { up: undefined, down: undefined },
-      busyUntil: { up: 0, down: 0 }, lossRun: { up: 0, down: 0 } }
+    const pair: Pair = {
+      client,
+      upstream: undefined,
+      held: { up: [], down: [] },
+      wire: { up: [], down: [] },
+      timer: { up: undefined, down: undefined },
+      busyUntil: { up: 0, down: 0 },
+      lossRun: { up: 0, down: 0 },
+    }
     this.pairs.add(pair)
     client.on('data', (b) => this.relay(pair, 'up', b))
     client.on('close', () => {
@@ -159,10 +166,13 @@ export class CuttableProxy {
     }
     const next = q[0]
     if (next) {
-      pair.timer[dir] = setTimeout(() => {
-        pair.timer[dir] = undefined
-        this.drain(pair, dir, dst)
-      }, Math.max(0, next.at - Date.now()))
+      pair.timer[dir] = setTimeout(
+        () => {
+          pair.timer[dir] = undefined
+          this.drain(pair, dir, dst)
+        },
+        Math.max(0, next.at - Date.now()),
+      )
     }
   }
 

@@ -46,26 +46,67 @@ import type { FieldValue } from '../../actors/types.js'
 export const ENV_FIELDS = ['temperature', 'humidity', 'co2', 'battery'] as const
 export const ENV_LATENESS_MS = 30_000
 
-export interface EnvWindowDef { name: string; sizeMs: number; slideMs: number }
+export interface EnvWindowDef {
+  name: string
+  sizeMs: number
+  slideMs: number
+}
 export const ENV_WINDOWS: readonly EnvWindowDef[] = [
   { name: 'tumbling_1m', sizeMs: 60_000, slideMs: 60_000 },
   { name: 'sliding_5m_1m', sizeMs: 300_000, slideMs: 60_000 },
 ]
 
-export interface EnvRule { type: string; field: string; above?: number; below?: number; durationMs: number }
+export interface EnvRule {
+  type: string
+  field: string
+  above?: number
+  below?: number
+  durationMs: number
+}
 export const ENV_RULES: readonly EnvRule[] = [
   { type: 'temperature_high', field: 'temperature', above: 40, durationMs: 60_000 },
   { type: 'co2_high', field: 'co2', above: 1500, durationMs: 120_000 },
   { type: 'battery_low', field: 'battery', below: 15, durationMs: 0 },
 ]
 
-export interface EnvMsg { seq: number; kind: string; id: string; ts: number; fields: Record<string, FieldValue>; rid?: string }
+export interface EnvMsg {
+  seq: number
+  kind: string
+  id: string
+  ts: number
+  fields: Record<string, FieldValue>
+  rid?: string
+}
 
-export interface Agg { count: number; sum: number; min: number; max: number }
+export interface Agg {
+  count: number
+  sum: number
+  min: number
+  max: number
+}
 /** `readings` and `alerts` are the window's counters: readings counted, alerts their readings opened. */
-export interface RefWindow { entity: string; window: string; start: number; end: number; readings: number; alerts: number; fields: Record<string, Agg> }
-export interface RefAlert { alertId: string; entity: string; type: string; start: number; openedAt: number; end?: number }
-export interface RefLate { entity: string; seq: number; ts: number }
+export interface RefWindow {
+  entity: string
+  window: string
+  start: number
+  end: number
+  readings: number
+  alerts: number
+  fields: Record<string, Agg>
+}
+export interface RefAlert {
+  alertId: string
+  entity: string
+  type: string
+  start: number
+  openedAt: number
+  end?: number
+}
+export interface RefLate {
+  entity: string
+  seq: number
+  ts: number
+}
 
 export interface EnvReference {
   /** Closed windows by `<kind>:<id>|<window>|<start>`. */
@@ -94,7 +135,8 @@ interface EntityState {
   runs: Map<string, { start: number; opened: boolean } | null>
 }
 
-const fieldValue = (v: FieldValue | undefined): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined)
+const fieldValue = (v: FieldValue | undefined): number | undefined =>
+  typeof v === 'number' && Number.isFinite(v) ? v : undefined
 
 /** Every window (of every definition) a reading at `ts` belongs to: [start, start + size) with start = k * slide. */
 function windowsOf(ts: number): Array<{ def: EnvWindowDef; start: number }> {
@@ -107,14 +149,26 @@ function windowsOf(ts: number): Array<{ def: EnvWindowDef; start: number }> {
 }
 
 export function referenceEnvironment(msgs: readonly EnvMsg[], latenessMs = ENV_LATENESS_MS): EnvReference {
-  const res: EnvReference = { windows: new Map(), open: new Map(), late: [], alerts: new Map(), shortRuns: 0, duplicates: 0, applied: 0, counted: new Set() }
+  const res: EnvReference = {
+    windows: new Map(),
+    open: new Map(),
+    late: [],
+    alerts: new Map(),
+    shortRuns: 0,
+    duplicates: 0,
+    applied: 0,
+    counted: new Set(),
+  }
   const states = new Map<string, EntityState>()
   const seen = new Set<string>()
   for (const m of msgs) {
     const entity = `${m.kind}:${m.id}`
     if (m.rid !== undefined) {
       const k = `${entity}\u0000${m.rid}`
-      if (seen.has(k)) { res.duplicates++; continue }
+      if (seen.has(k)) {
+        res.duplicates++
+        continue
+      }
       seen.add(k)
     }
     let s = states.get(entity)
@@ -142,7 +196,11 @@ export function referenceEnvironment(msgs: readonly EnvMsg[], latenessMs = ENV_L
     for (const { def, start } of mine) {
       const k = windowKey(entity, def.name, start)
       let w = s.open.get(k)
-      if (!w) s.open.set(k, (w = { entity, window: def.name, start, end: start + def.sizeMs, readings: 0, alerts: 0, fields: {} }))
+      if (!w)
+        s.open.set(
+          k,
+          (w = { entity, window: def.name, start, end: start + def.sizeMs, readings: 0, alerts: 0, fields: {} }),
+        )
       w.readings++
       w.alerts += opened
       for (const f of ENV_FIELDS) {

@@ -48,23 +48,56 @@ export const CORNERS = ['fl', 'fr', 'rl', 'rr'] as const
 export const RACE_LATENESS_MS = 0
 
 /** Over: hottest corner > `above` for `durationMs`; an open alert closes at or below `closeAt` (Q2, Q3). */
-export interface RaceRule { type: string; prefix: string; above: number; closeAt: number; durationMs: number }
+export interface RaceRule {
+  type: string
+  prefix: string
+  above: number
+  closeAt: number
+  durationMs: number
+}
 export const RACE_RULES: readonly RaceRule[] = [
   { type: 'brake_overheat', prefix: 'brake_temp_', above: 950, closeAt: 925, durationMs: 2_000 },
   { type: 'tire_overheat', prefix: 'tyre_temp_', above: 130, closeAt: 125, durationMs: 2_000 },
 ]
 
-export interface RaceMsg { seq: number; kind: string; id: string; ts: number; fields: Record<string, FieldValue>; rid?: string }
+export interface RaceMsg {
+  seq: number
+  kind: string
+  id: string
+  ts: number
+  fields: Record<string, FieldValue>
+  rid?: string
+}
 
-export interface RefRaceAlert { entity: string; type: string; start: number; openedAt: number; end?: number }
+export interface RefRaceAlert {
+  entity: string
+  type: string
+  start: number
+  openedAt: number
+  end?: number
+}
 export interface RefLap {
-  entity: string; lap: number; start: number; end: number; lapTimeMs: number
-  minSpeed: number; avgSpeed: number; maxSpeed: number; maxBrakeTemp: number; maxTyreTemp: number; samples: number
+  entity: string
+  lap: number
+  start: number
+  end: number
+  lapTimeMs: number
+  minSpeed: number
+  avgSpeed: number
+  maxSpeed: number
+  maxBrakeTemp: number
+  maxTyreTemp: number
+  samples: number
   /** Readings with a speed and the sum of their speeds (the mean is speedSum / speeds). */
   speeds: number
   speedSum: number
 }
-export interface RefRaceLate { entity: string; seq: number; ts: number; watermark: number }
+export interface RefRaceLate {
+  entity: string
+  seq: number
+  ts: number
+  watermark: number
+}
 
 export interface RaceReference {
   /** Alerts by `<kind>:<id>|<type>|<start>`. */
@@ -91,7 +124,8 @@ interface CarState {
   lap: RefLap | null
 }
 
-const num = (v: FieldValue | undefined): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined)
+const num = (v: FieldValue | undefined): number | undefined =>
+  typeof v === 'number' && Number.isFinite(v) ? v : undefined
 
 /** The hottest corner of a reading for a field prefix, or undefined when the reading has none (Q2). */
 function hottest(fields: Record<string, FieldValue>, prefix: string): number | undefined {
@@ -104,20 +138,32 @@ function hottest(fields: Record<string, FieldValue>, prefix: string): number | u
 }
 
 export function referenceRace(msgs: readonly RaceMsg[], latenessMs = RACE_LATENESS_MS): RaceReference {
-  const res: RaceReference = { alerts: new Map(), laps: new Map(), openLaps: new Map(), late: [], shortRuns: 0, duplicates: 0, strayLap: 0 }
+  const res: RaceReference = {
+    alerts: new Map(),
+    laps: new Map(),
+    openLaps: new Map(),
+    late: [],
+    shortRuns: 0,
+    duplicates: 0,
+    strayLap: 0,
+  }
   const cars = new Map<string, CarState>()
   const seen = new Set<string>()
   for (const m of msgs) {
     const entity = `${m.kind}:${m.id}`
     if (m.rid !== undefined) {
       const k = `${entity}\u0000${m.rid}`
-      if (seen.has(k)) { res.duplicates++; continue }
+      if (seen.has(k)) {
+        res.duplicates++
+        continue
+      }
       seen.add(k)
     }
     let s = cars.get(entity)
     if (!s) cars.set(entity, (s = { maxTs: -Infinity, runs: new Map(), lap: null }))
     const watermark = s.maxTs - latenessMs
-    if (m.ts < watermark) { // Q4
+    if (m.ts < watermark) {
+      // Q4
       res.late.push({ entity, seq: m.seq, ts: m.ts, watermark })
       continue
     }
@@ -138,8 +184,21 @@ function countLap(res: RaceReference, s: CarState, entity: string, m: RaceMsg): 
       s.lap.lapTimeMs = m.ts - s.lap.start
       res.laps.set(lapKey(entity, s.lap.lap), s.lap)
     }
-    s.lap = { entity, lap, start: m.ts, end: m.ts, lapTimeMs: 0, minSpeed: 0, avgSpeed: 0, maxSpeed: 0,
-      maxBrakeTemp: 0, maxTyreTemp: 0, samples: 0, speeds: 0, speedSum: 0 }
+    s.lap = {
+      entity,
+      lap,
+      start: m.ts,
+      end: m.ts,
+      lapTimeMs: 0,
+      minSpeed: 0,
+      avgSpeed: 0,
+      maxSpeed: 0,
+      maxBrakeTemp: 0,
+      maxTyreTemp: 0,
+      samples: 0,
+      speeds: 0,
+      speedSum: 0,
+    }
   }
   const l = s.lap
   if (!l) return

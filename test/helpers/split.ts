@@ -37,7 +37,17 @@ import { LocalSites, waitForLink } from '../../sites/servers.js'
 import { siteOf } from '../../sites/topology.js'
 import { sumProfile } from '../fixtures/sum-profile.js'
 import { distPath, kill, spawnWorker } from './cluster.js'
-import { chainMessages, envRows, envValue, LATENESS_MS, payload, readAll, waitQuiet, waitRelays, WINDOW_MS } from './failover.js'
+import {
+  chainMessages,
+  envRows,
+  envValue,
+  LATENESS_MS,
+  payload,
+  readAll,
+  waitQuiet,
+  waitRelays,
+  WINDOW_MS,
+} from './failover.js'
 import { freePort } from './nats.js'
 import { createTestDb } from './pg.js'
 import { CuttableProxy } from './proxy.js'
@@ -49,7 +59,12 @@ const P = 8
 const E = 120
 const RATE = 600
 
-interface Reading { rid: string; id: string; ts: number; v: number }
+interface Reading {
+  rid: string
+  id: string
+  ts: number
+  v: number
+}
 
 /** A site's gateway, as far as routing goes: its own connection and its own view of the site map. */
 class SiteProducer {
@@ -57,7 +72,12 @@ class SiteProducer {
   readonly retry: Reading[] = []
   /** Publishes not answered yet: a timed-out publish may still have been stored, so the device re-sends it. */
   private readonly inFlight = new Set<Promise<void>>()
-  constructor(readonly site: string, private readonly nc: NatsConnection, readonly view: SiteMapView, private readonly production: boolean) {}
+  constructor(
+    readonly site: string,
+    private readonly nc: NatsConnection,
+    readonly view: SiteMapView,
+    private readonly production: boolean,
+  ) {}
 
   publish(r: Reading): Promise<void> {
     this.attempted.set(r.rid, r)
@@ -93,7 +113,11 @@ class SiteProducer {
     const p = partitionOf('sensor', r.id, P)
     const owner = this.view.ownerOf(p)
     try {
-      await jetstream(this.nc).publish(tlmSubject(owner, p, 'sensor', r.id), JSON.stringify(this.production ? payload(r, true) : { ts: r.ts, fields: { v: r.v }, profile: 'testsum' }), { msgID: r.rid, timeout: 1_500 })
+      await jetstream(this.nc).publish(
+        tlmSubject(owner, p, 'sensor', r.id),
+        JSON.stringify(this.production ? payload(r, true) : { ts: r.ts, fields: { v: r.v }, profile: 'testsum' }),
+        { msgID: r.rid, timeout: 1_500 },
+      )
       this.acked.push({ rid: r.rid, site: owner, p, at: Date.now(), id: r.id, v: r.v })
     } catch {
       this.retry.push(r)
@@ -124,9 +148,12 @@ export interface SplitOptions {
 
 export async function splitAndHeal(t: Test, o: SplitOptions): Promise<void> {
   const t0 = Date.now()
-  const log = (s: string): void => { t.comment(`+${((Date.now() - t0) / 1000).toFixed(1)}s ${s}`) }
+  const log = (s: string): void => {
+    t.comment(`+${((Date.now() - t0) / 1000).toFixed(1)}s ${s}`)
+  }
   const ports = new Map<string, number>()
-  for (const s of ['a', 'b']) for (const k of ['client', 'cluster', 'leafnode']) ports.set(`${s}/${k}`, await freePort())
+  for (const s of ['a', 'b'])
+    for (const k of ['client', 'cluster', 'leafnode']) ports.set(`${s}/${k}`, await freePort())
   const topo = localTopology({ partitions: P, port: (s, _i, k) => ports.get(`${s}/${k}`) as number })
   // b dials a's leafnode through a proxy the test can cut.
   const proxy = new CuttableProxy({ host: '127.0.0.1', port: ports.get('a/leafnode') as number })
@@ -146,25 +173,42 @@ export async function splitAndHeal(t: Test, o: SplitOptions): Promise<void> {
   const local = new LocalSites(topo, dir, undefined, `nats-leaf://127.0.0.1:${proxy.port}`)
   sites = local
   await local.start()
-  const conn = (site: string): Promise<NatsConnection> => connect({ servers: local.natsUrl(site), noAsyncTraces: true, maxReconnectAttempts: -1, reconnectTimeWait: 250 })
+  const conn = (site: string): Promise<NatsConnection> =>
+    connect({ servers: local.natsUrl(site), noAsyncTraces: true, maxReconnectAttempts: -1, reconnectTimeWait: 250 })
   const ncA = await conn('a')
   const ncB = await conn('b')
-  cleanups.push(() => ncA.close(), () => ncB.close())
+  cleanups.push(
+    () => ncA.close(),
+    () => ncB.close(),
+  )
   await waitForLink(ncB, 'a')
   await waitForLink(ncA, 'b')
-  const cfgOf = (site: string): RuntimeConfig => compileConfig({
-    site, natsUrl: local.natsUrl(site), partitions: P, peer: { site: site === 'a' ? 'b' : 'a' },
-    homePartitions: siteOf(topo, site).homePartitions, heartbeatMs: 250, leaseTtlMs: 2_000, checkpointIntervalMs: 250,
-    tickIntervalMs: 1_000, workerId: `${site}-1`,
-  })
+  const cfgOf = (site: string): RuntimeConfig =>
+    compileConfig({
+      site,
+      natsUrl: local.natsUrl(site),
+      partitions: P,
+      peer: { site: site === 'a' ? 'b' : 'a' },
+      homePartitions: siteOf(topo, site).homePartitions,
+      heartbeatMs: 250,
+      leaseTtlMs: 2_000,
+      checkpointIntervalMs: 250,
+      tickIntervalMs: 1_000,
+      workerId: `${site}-1`,
+    })
   const cfg = { a: cfgOf('a'), b: cfgOf('b') }
   const nc = { a: ncA, b: ncB }
   for (const s of ['a', 'b'] as const) await provision(nc[s], await jetstreamManager(nc[s]), cfg[s])
   const script = distPath(production ? 'test/fixtures/worker-prod-main.js' : 'test/fixtures/worker-main.js')
   for (const s of ['a', 'b'] as const) {
     const w = spawnWorker(script, `${s}-1`, {
-      PITWALL_SITE: s, PITWALL_NATS_URL: cfg[s].natsUrl, PITWALL_PARTITIONS: String(P), PITWALL_PEER_SITE: s === 'a' ? 'b' : 'a',
-      PITWALL_HOME_PARTITIONS: cfg[s].homePartitions.join(','), PITWALL_HEARTBEAT_MS: '250', PITWALL_LEASE_TTL_MS: '2000',
+      PITWALL_SITE: s,
+      PITWALL_NATS_URL: cfg[s].natsUrl,
+      PITWALL_PARTITIONS: String(P),
+      PITWALL_PEER_SITE: s === 'a' ? 'b' : 'a',
+      PITWALL_HOME_PARTITIONS: cfg[s].homePartitions.join(','),
+      PITWALL_HEARTBEAT_MS: '250',
+      PITWALL_LEASE_TTL_MS: '2000',
       PITWALL_CHECKPOINT_INTERVAL_MS: '250',
     })
     cleanups.push(() => kill(w, 'SIGTERM'))
@@ -176,9 +220,15 @@ export async function splitAndHeal(t: Test, o: SplitOptions): Promise<void> {
     const db = await createTestDb()
     const pool = new pg.Pool({ connectionString: db.url, max: 4 })
     pools[s] = pool
-    cleanups.push(() => db.drop(), () => pool.end())
+    cleanups.push(
+      () => db.drop(),
+      () => pool.end(),
+    )
     const peer = s === 'a' ? 'b' : 'a'
-    for (const [site, stream] of [[s, cfg[s].streams.out], [peer, peerStreams(cfg[s], peer).out]] as const) {
+    for (const [site, stream] of [
+      [s, cfg[s].streams.out],
+      [peer, peerStreams(cfg[s], peer).out],
+    ] as const) {
       const p = new Projector({ nc: nc[s], pool, site, stream, durable: `projector_${site}` })
       await p.start()
       projectors.push({ p, nc: nc[s], stream })
@@ -197,7 +247,11 @@ export async function splitAndHeal(t: Test, o: SplitOptions): Promise<void> {
   cleanups.push(() => healthProxy.stop())
   const controller = new SiteController({
     // A probe over the WAN needs two round trips (connect, request): up to 4 x (latency + jitter), loaded CI aside.
-    nc: ncB, cfg: cfg.b, checkMs: 250, failoverAfterMs: 1_500, peerHealthUrl: `http://127.0.0.1:${healthProxy.port}/healthz`,
+    nc: ncB,
+    cfg: cfg.b,
+    checkMs: 250,
+    failoverAfterMs: 1_500,
+    peerHealthUrl: `http://127.0.0.1:${healthProxy.port}/healthz`,
     probeTimeoutMs: Math.max(250, 4 * (o.latencyMs + o.jitterMs)),
   })
   await controller.start()
@@ -207,11 +261,16 @@ export async function splitAndHeal(t: Test, o: SplitOptions): Promise<void> {
     a: new SiteMapView(cfg.a, await new Kvm(ncA).open(cfg.a.streams.stateBucket), await jetstreamManager(ncA)),
     b: new SiteMapView(cfg.b, await new Kvm(ncB).open(cfg.b.streams.stateBucket), await jetstreamManager(ncB)),
   }
-  const refresh = setInterval(() => { for (const v of Object.values(views)) void v.refresh().catch(() => undefined) }, 200)
+  const refresh = setInterval(() => {
+    for (const v of Object.values(views)) void v.refresh().catch(() => undefined)
+  }, 200)
   cleanups.push(async () => clearInterval(refresh))
   await views.a.refresh()
   await views.b.refresh()
-  const producers = { a: new SiteProducer('a', ncA, views.a, production), b: new SiteProducer('b', ncB, views.b, production) }
+  const producers = {
+    a: new SiteProducer('a', ncA, views.a, production),
+    b: new SiteProducer('b', ncB, views.b, production),
+  }
   // Devices are spread over both sites' gateways (entity parity); event time 1 s per reading per entity.
   let stop = false
   let n = 0
@@ -245,7 +304,9 @@ export async function splitAndHeal(t: Test, o: SplitOptions): Promise<void> {
 
   await sleep(4_000)
   const epoch0 = views.b.map.epoch
-  log(`${o.fault === 'cut' ? 'cutting' : 'blackholing'} the link${o.healthOverLink ? ' and the health path' : ''} after ${producers.a.acked.length + producers.b.acked.length} acked readings`)
+  log(
+    `${o.fault === 'cut' ? 'cutting' : 'blackholing'} the link${o.healthOverLink ? ' and the health path' : ''} after ${producers.a.acked.length + producers.b.acked.length} acked readings`,
+  )
   const faultAt = Date.now()
   if (o.fault === 'cut') proxy.split()
   else proxy.blackhole()
@@ -257,26 +318,38 @@ export async function splitAndHeal(t: Test, o: SplitOptions): Promise<void> {
   if (!o.healthOverLink) {
     await sleep(4_000)
     t.equal(controller.status().peerLinkUp, false, 'b sees the link down')
-    t.equal(views.b.map.epoch, epoch0, 'no automatic failover while a\'s health answers')
+    t.equal(views.b.map.epoch, epoch0, "no automatic failover while a's health answers")
     t.equal(controller.status().failovers, 0)
     move = await controller.failover('operator failover during a split')
   } else {
     // Nothing closes: b learns of the partition only from its probes timing out.
     for (let i = 0; i < 300 && !controller.status().lastMove; i++) await sleep(50)
     const last = controller.status().lastMove
-    t.ok(last, 'b failed over by itself once its probes of the link and of a\'s health timed out')
+    t.ok(last, "b failed over by itself once its probes of the link and of a's health timed out")
     if (!last) return
     move = last
-    log(`automatic failover at b ${last.at - faultAt} ms after the partition began (failoverAfterMs 1500, probe every 250 ms)`)
+    log(
+      `automatic failover at b ${last.at - faultAt} ms after the partition began (failoverAfterMs 1500, probe every 250 ms)`,
+    )
     await sleep(Math.max(0, 4_000 - (Date.now() - faultAt)))
   }
-  log(`failover at b: epoch ${move.epoch}, partitions ${move.partitions.join(',')}, a's segments sealed at ${move.sealedAt}${move.rewound ? `; state cut rewound for ${move.rewound.join(',')}` : ''}`)
-  t.same(move.partitions, [...cfg.a.homePartitions], 'b took a\'s partitions')
+  log(
+    `failover at b: epoch ${move.epoch}, partitions ${move.partitions.join(',')}, a's segments sealed at ${move.sealedAt}${move.rewound ? `; state cut rewound for ${move.rewound.join(',')}` : ''}`,
+  )
+  t.same(move.partitions, [...cfg.a.homePartitions], "b took a's partitions")
   await sleep(4_000)
-  t.same(views.a.map.owners.filter((o) => o === 'a').length, cfg.a.homePartitions.length, 'during the split a still owns its partitions (its view)')
+  t.same(
+    views.a.map.owners.filter((o) => o === 'a').length,
+    cfg.a.homePartitions.length,
+    'during the split a still owns its partitions (its view)',
+  )
   const ackedAtAInSplit = producers.a.acked.filter((x) => x.site === 'a').length
 
-  if (o.loss) t.ok(proxy.lost[o.loss.dir] > 0, `the link lost chunks ${o.loss.dir === 'down' ? 'a -> b' : 'b -> a'} before the cut (${proxy.lost[o.loss.dir]}, each held for a retransmission timeout)`)
+  if (o.loss)
+    t.ok(
+      proxy.lost[o.loss.dir] > 0,
+      `the link lost chunks ${o.loss.dir === 'down' ? 'a -> b' : 'b -> a'} before the cut (${proxy.lost[o.loss.dir]}, each held for a retransmission timeout)`,
+    )
   log('healing the link')
   proxy.heal()
   healthProxy.heal()
@@ -293,9 +366,25 @@ export async function splitAndHeal(t: Test, o: SplitOptions): Promise<void> {
   t.same(unacked, [0, 0], 'every reading was acked in the end')
   log('producers stopped; waiting for the relays')
   // a's relay forwards what a accepted past the seal once b's records are mirrored at a; then the owners apply it.
-  t.equal(await waitRelays([{ nc: ncA, cfg: cfg.a }, { nc: ncB, cfg: cfg.b }], 120_000), 0, 'both stray relays caught up')
+  t.equal(
+    await waitRelays(
+      [
+        { nc: ncA, cfg: cfg.a },
+        { nc: ncB, cfg: cfg.b },
+      ],
+      120_000,
+    ),
+    0,
+    'both stray relays caught up',
+  )
   log('relays caught up; waiting for the partition consumers')
-  await waitQuiet([{ nc: ncA, cfg: cfg.a }, { nc: ncB, cfg: cfg.b }], 120_000)
+  await waitQuiet(
+    [
+      { nc: ncA, cfg: cfg.a },
+      { nc: ncB, cfg: cfg.b },
+    ],
+    120_000,
+  )
   log('partition consumers idle')
   await sleep(1_000)
   // Projectors: each caught up with its stream.
@@ -305,7 +394,7 @@ export async function splitAndHeal(t: Test, o: SplitOptions): Promise<void> {
     t.ok(p.stats().lastSeq >= last, `projector of ${stream} caught up (${p.stats().lastSeq}/${last})`)
   }
 
-  log('projectors caught up; reading the winner\'s chains')
+  log("projectors caught up; reading the winner's chains")
   // The winner's chains, read at b (which owns every partition now).
   const kvB = await new Kvm(ncB).open(cfg.b.streams.stateBucket)
   /** Window key -> what is compared: the test profile's count, or readings, temperature count and sum. */
@@ -314,7 +403,8 @@ export async function splitAndHeal(t: Test, o: SplitOptions): Promise<void> {
   for (let p = 0; p < P; p++) {
     const chain = (await readRecord(kvB, p))?.record.segments ?? [{ epoch: 0, site: 'b', from: 1 }]
     if (production) {
-      for (const [k, w] of referenceEnvironment(await chainEnvMessages(ncB, cfg.b, p, chain)).windows) expected.set(k, envValue(w.readings, w.fields.temperature))
+      for (const [k, w] of referenceEnvironment(await chainEnvMessages(ncB, cfg.b, p, chain)).windows)
+        expected.set(k, envValue(w.readings, w.fields.temperature))
     } else {
       const ref = referenceSum(await chainMessages(ncB, cfg.b, p, chain), WINDOW_MS, LATENESS_MS)
       for (const [id, w] of ref.windows) expected.set(id, String(w.count))
@@ -322,7 +412,9 @@ export async function splitAndHeal(t: Test, o: SplitOptions): Promise<void> {
     const sealed = chain.find((s) => s.site === 'a' && s.to !== undefined)
     if (sealed?.to !== undefined) {
       // What a accepted for p past the seal: in a's TLM (now mirrored to b), off the winner's chain.
-      beyondSeal += (await readAll(ncB, peerStreams(cfg.b, 'a').tlm, `tlm.a.${p}.*.*`)).filter((m) => m.seq > (sealed.to as number) && !m.subject.includes('._sys.')).length
+      beyondSeal += (await readAll(ncB, peerStreams(cfg.b, 'a').tlm, `tlm.a.${p}.*.*`)).filter(
+        (m) => m.seq > (sealed.to as number) && !m.subject.includes('._sys.'),
+      ).length
     }
   }
   // a's stray relay forwards what a accepted past the seal to b (after b's record with the seal reached a), with
@@ -341,13 +433,22 @@ export async function splitAndHeal(t: Test, o: SplitOptions): Promise<void> {
     const chain = (await readRecord(kvB, p))?.record.segments ?? []
     const sealed = chain.find((s) => s.site === 'a' && s.to !== undefined)
     if (sealed?.to === undefined) continue
-    pastSealIds = pastSealIds.concat((await readAll(ncB, peerStreams(cfg.b, 'a').tlm, `tlm.a.${p}.*.*`))
-      .filter((m) => m.seq > (sealed.to as number) && !m.subject.includes('._sys.')).map((m) => m.rid))
+    pastSealIds = pastSealIds.concat(
+      (await readAll(ncB, peerStreams(cfg.b, 'a').tlm, `tlm.a.${p}.*.*`))
+        .filter((m) => m.seq > (sealed.to as number) && !m.subject.includes('._sys.'))
+        .map((m) => m.rid),
+    )
   }
   const notAtB = pastSealIds.filter((id) => !atB.has(id)).length
-  log(`a's TLM holds ${beyondSeal} readings of its partitions past the seal (a's gateway acked ${ackedAtAInSplit} readings for a in all); ${relayed} forwarded copies in b's TLM, ${beyondSeal - relayed} already there from the producer's re-send`)
-  t.ok(beyondSeal > 0, 'a accepted readings during the split that are past the winner\'s seal')
-  t.equal(notAtB, 0, 'every one of them reached the winner (forwarded by a\'s stray relay, or re-sent by the producer): the split loses nothing')
+  log(
+    `a's TLM holds ${beyondSeal} readings of its partitions past the seal (a's gateway acked ${ackedAtAInSplit} readings for a in all); ${relayed} forwarded copies in b's TLM, ${beyondSeal - relayed} already there from the producer's re-send`,
+  )
+  t.ok(beyondSeal > 0, "a accepted readings during the split that are past the winner's seal")
+  t.equal(
+    notAtB,
+    0,
+    "every one of them reached the winner (forwarded by a's stray relay, or re-sent by the producer): the split loses nothing",
+  )
 
   // The producers' own log, apart from any record of the system: every reading they ever tried is acked in the
   // end (re-sent until acked) and must be applied exactly once by the final owner (count and sum in its live
@@ -374,14 +475,22 @@ export async function splitAndHeal(t: Test, o: SplitOptions): Promise<void> {
     if (got < w.count) logMissing += w.count - got
     if (got > w.count || (got === w.count && st.vsum !== w.sum)) logExtra += Math.max(1, got - w.count)
   }
-  t.same({ missing: logMissing, extra: logExtra }, { missing: 0, extra: 0 }, production
-    ? `every reading of the producers' log (${seen.size}) is in the winner's chains (the windows below check what the actors made of them)`
-    : `every reading of the producers' log (${seen.size}) applied exactly once`)
+  t.same(
+    { missing: logMissing, extra: logExtra },
+    { missing: 0, extra: 0 },
+    production
+      ? `every reading of the producers' log (${seen.size}) is in the winner's chains (the windows below check what the actors made of them)`
+      : `every reading of the producers' log (${seen.size}) applied exactly once`,
+  )
 
   const rowsOf = production ? envRows : sumRows
   const dbA = await rowsOf(pools.a)
   const dbB = await rowsOf(pools.b)
-  t.same([...dbA.entries()].sort(), [...dbB.entries()].sort(), `both databases hold the same ${dbA.size} window rows (converged)`)
+  t.same(
+    [...dbA.entries()].sort(),
+    [...dbB.entries()].sort(),
+    `both databases hold the same ${dbA.size} window rows (converged)`,
+  )
   let missing = 0
   let wrong = 0
   for (const [id, count] of expected) {
@@ -393,17 +502,46 @@ export async function splitAndHeal(t: Test, o: SplitOptions): Promise<void> {
   if (missing > 0 && !production) {
     // Where the missing windows are: which streams hold an output for them, from which site and token.
     const want = new Set([...expected.keys()].filter((id) => !dbB.has(id)))
-    for (const [label, ncx, stream] of [['b OUT', ncB, cfg.b.streams.out], ['b OUT_a', ncB, peerStreams(cfg.b, 'a').out]] as const) {
+    for (const [label, ncx, stream] of [
+      ['b OUT', ncB, cfg.b.streams.out],
+      ['b OUT_a', ncB, peerStreams(cfg.b, 'a').out],
+    ] as const) {
       for (const m of await readAll(ncx, stream)) {
-        const o = JSON.parse(new TextDecoder().decode(m.data)) as { id: string; site: string; token: number; seq: number; partition: number }
-        if (want.has(o.id)) log(`missing ${o.id} is in ${label}: site ${o.site} p${o.partition} token ${o.token} seq ${o.seq} (epoch ${Math.floor(o.seq / 2 ** 40)})`)
+        const o = JSON.parse(new TextDecoder().decode(m.data)) as {
+          id: string
+          site: string
+          token: number
+          seq: number
+          partition: number
+        }
+        if (want.has(o.id))
+          log(
+            `missing ${o.id} is in ${label}: site ${o.site} p${o.partition} token ${o.token} seq ${o.seq} (epoch ${Math.floor(o.seq / 2 ** 40)})`,
+          )
       }
     }
     log(`missing: ${[...want].slice(0, 12).join(' ')}`)
     const ent = [...want][0]?.split(':')[1] ?? ''
-    for (const [label, ncx, stream] of [['b OUT', ncB, cfg.b.streams.out], ['b OUT_a', ncB, peerStreams(cfg.b, 'a').out]] as const) {
-      const outs = (await readAll(ncx, stream)).map((m) => JSON.parse(new TextDecoder().decode(m.data)) as { id: string; entity: string; site: string; token: number; seq: number })
-      log(`${label} outputs of ${ent}: ${outs.filter((o) => o.entity === ent).map((o) => `${o.id.split(':').at(-1)}@${o.site}/${o.token}/${o.seq}`).join(' ')}`)
+    for (const [label, ncx, stream] of [
+      ['b OUT', ncB, cfg.b.streams.out],
+      ['b OUT_a', ncB, peerStreams(cfg.b, 'a').out],
+    ] as const) {
+      const outs = (await readAll(ncx, stream)).map(
+        (m) =>
+          JSON.parse(new TextDecoder().decode(m.data)) as {
+            id: string
+            entity: string
+            site: string
+            token: number
+            seq: number
+          },
+      )
+      log(
+        `${label} outputs of ${ent}: ${outs
+          .filter((o) => o.entity === ent)
+          .map((o) => `${o.id.split(':').at(-1)}@${o.site}/${o.token}/${o.seq}`)
+          .join(' ')}`,
+      )
     }
     const p = partitionOf('sensor', ent, P)
     const chain = (await readRecord(kvB, p))?.record.segments ?? []
@@ -413,21 +551,29 @@ export async function splitAndHeal(t: Test, o: SplitOptions): Promise<void> {
   }
   t.equal(missing, 0, `every window of the winner's chains is in the databases (${expected.size})`)
   t.equal(wrong, 0, 'every window count equals the reference (nothing lost, nothing counted twice)')
-  t.equal(extra, 0, 'no row outside the winner\'s chains (the loser\'s were retracted)')
+  t.equal(extra, 0, "no row outside the winner's chains (the loser's were retracted)")
   const retracted = await pools.a.query<{ n: string }>(`SELECT coalesce(sum(retracted), 0) AS n FROM ${TABLES.seals}`)
   log(`rows retracted at a's database: ${retracted.rows[0]?.n}`)
-  t.ok(Number(retracted.rows[0]?.n) > 0, 'a\'s database retracted the rows a wrote past the seal during the split')
+  t.ok(Number(retracted.rows[0]?.n) > 0, "a's database retracted the rows a wrote past the seal during the split")
 }
 
 /** The test profile's window rows: output id -> `count@site/token`. */
 async function sumRows(pool: pg.Pool): Promise<Map<string, string>> {
-  const rows = (await pool.query<{ output_id: string; count: number; site: string; token: string }>(
-    `SELECT output_id, (fields->'v'->>'count')::int AS count, site, token FROM ${TABLES.windows}`)).rows
+  const rows = (
+    await pool.query<{ output_id: string; count: number; site: string; token: string }>(
+      `SELECT output_id, (fields->'v'->>'count')::int AS count, site, token FROM ${TABLES.windows}`,
+    )
+  ).rows
   return new Map(rows.map((r) => [r.output_id, `${r.count}@${r.site}/${r.token}`]))
 }
 
 /** The readings of a partition chain with all their fields, in chain order (positions as epoch * 2^40 + seq). */
-async function chainEnvMessages(nc: NatsConnection, cfg: RuntimeConfig, p: number, chain: Segment[]): Promise<EnvMsg[]> {
+async function chainEnvMessages(
+  nc: NatsConnection,
+  cfg: RuntimeConfig,
+  p: number,
+  chain: Segment[],
+): Promise<EnvMsg[]> {
   const out: EnvMsg[] = []
   for (const seg of chain) {
     const stream = seg.site === cfg.site ? cfg.streams.tlm : peerStreams(cfg, seg.site).tlm
@@ -436,7 +582,14 @@ async function chainEnvMessages(nc: NatsConnection, cfg: RuntimeConfig, p: numbe
       const sp = parsePartitioned(m.subject)
       if (!sp || sp.kind === '_sys') continue
       const r = JSON.parse(new TextDecoder().decode(m.data)) as { ts: number; fields: EnvMsg['fields']; rid?: string }
-      out.push({ seq: seg.epoch * 2 ** 40 + m.seq, kind: sp.kind, id: sp.id, ts: r.ts, fields: r.fields, ...(r.rid === undefined ? {} : { rid: r.rid }) })
+      out.push({
+        seq: seg.epoch * 2 ** 40 + m.seq,
+        kind: sp.kind,
+        id: sp.id,
+        ts: r.ts,
+        fields: r.fields,
+        ...(r.rid === undefined ? {} : { rid: r.rid }),
+      })
     }
   }
   return out

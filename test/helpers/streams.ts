@@ -8,7 +8,11 @@ import type { NatsConnection } from '@nats-io/transport-node'
 import type { Output } from '../../actors/types.js'
 
 /** Every message of a stream up to its last sequence now, in stream order, through an ordered consumer. */
-export async function readAll<T>(nc: NatsConnection, stream: string, map: (subject: string, seq: number, data: Uint8Array) => T | undefined): Promise<T[]> {
+export async function readAll<T>(
+  nc: NatsConnection,
+  stream: string,
+  map: (subject: string, seq: number, data: Uint8Array) => T | undefined,
+): Promise<T[]> {
   const jsm = await jetstreamManager(nc)
   const last = (await jsm.streams.info(stream)).state.last_seq
   const out: T[] = []
@@ -28,7 +32,9 @@ export async function readAll<T>(nc: NatsConnection, stream: string, map: (subje
  * OUT with the projector's fence rule (as test/helpers/trace.ts readOutputs): the latest accepted output per id;
  * `stale` counts outputs rejected by a higher fence, `conflicts` ids seen with two different bodies.
  */
-export async function fencedOutputs(nc: NatsConnection): Promise<{ accepted: Map<string, Output>; stale: number; conflicts: number }> {
+export async function fencedOutputs(
+  nc: NatsConnection,
+): Promise<{ accepted: Map<string, Output>; stale: number; conflicts: number }> {
   const fence = new Map<number, number>()
   const accepted = new Map<string, Output>()
   let stale = 0
@@ -40,7 +46,10 @@ export async function fencedOutputs(nc: NatsConnection): Promise<{ accepted: Map
       fence.set(b.partition, Math.max(fence.get(b.partition) ?? 0, b.token))
       continue
     }
-    if (o.token < (fence.get(o.partition) ?? 0)) { stale++; continue }
+    if (o.token < (fence.get(o.partition) ?? 0)) {
+      stale++
+      continue
+    }
     const prev = accepted.get(o.id)
     if (prev && JSON.stringify(prev.body) !== JSON.stringify(o.body)) conflicts++
     accepted.set(o.id, o)

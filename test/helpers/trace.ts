@@ -24,7 +24,12 @@ export function rng(seed: number): () => number {
  * `resend` is scheduled 1..`within` items later (a second draw); copies due past the end follow it. Returns the
  * plan with the copies and their count. Both crash tests (env-trace.ts, crash-race.test.ts) draw through this.
  */
-export function interleaveResends<T extends { resend: boolean }>(plan: readonly T[], r: () => number, p: number, within: number): { plan: T[]; resends: number } {
+export function interleaveResends<T extends { resend: boolean }>(
+  plan: readonly T[],
+  r: () => number,
+  p: number,
+  within: number,
+): { plan: T[]; resends: number } {
   let resends = 0
   const out: T[] = []
   const later = new Map<number, T[]>()
@@ -42,13 +47,25 @@ export function interleaveResends<T extends { resend: boolean }>(plan: readonly 
   return { plan: out, resends }
 }
 
-export interface TraceItem { kind: 'sensor'; id: string; ts: number; v: number; rid: string; dup: boolean }
+export interface TraceItem {
+  kind: 'sensor'
+  id: string
+  ts: number
+  v: number
+  rid: string
+  dup: boolean
+}
 
 /**
  * `n` readings over `entities` sensors: event time advances ~`stepMs` per entity reading with jitter
  * (out of order), a fraction far behind (late), a fraction re-sent with the same rid (duplicates).
  */
-export function makeTrace(seed: number, n: number, entities: number, opts: { stepMs?: number; lateFrac?: number; dupFrac?: number } = {}): TraceItem[] {
+export function makeTrace(
+  seed: number,
+  n: number,
+  entities: number,
+  opts: { stepMs?: number; lateFrac?: number; dupFrac?: number } = {},
+): TraceItem[] {
   const r = rng(seed)
   const step = opts.stepMs ?? 1000
   const base = 1_700_000_000_000
@@ -66,7 +83,15 @@ export function makeTrace(seed: number, n: number, entities: number, opts: { ste
   return out
 }
 
-export interface StreamMsg { seq: number; kind: string; id: string; ts: number; v: number; rid?: string; fields?: Record<string, number | string> }
+export interface StreamMsg {
+  seq: number
+  kind: string
+  id: string
+  ts: number
+  v: number
+  rid?: string
+  fields?: Record<string, number | string>
+}
 
 /** Reads every reading of a TLM stream in sequence order (skipping runtime ticks). */
 export async function readStream(jsm: JetStreamManager, stream: string): Promise<StreamMsg[]> {
@@ -83,7 +108,10 @@ export async function readStream(jsm: JetStreamManager, stream: string): Promise
   return out
 }
 
-export interface SumResult { windows: Map<string, { count: number; sum: number }>; late: Set<string> }
+export interface SumResult {
+  windows: Map<string, { count: number; sum: number }>
+  late: Set<string>
+}
 
 /** Independent reference of the sum profile: windows closed by watermark, late readings, per entity. */
 export function referenceSum(msgs: StreamMsg[], windowMs: number, latenessMs: number): SumResult {
@@ -122,7 +150,10 @@ export function referenceSum(msgs: StreamMsg[], windowMs: number, latenessMs: nu
 }
 
 /** Reads OUT and applies the projector's fence rule: outputs with a token below the partition's fence are stale. */
-export async function readOutputs(nc: NatsConnection, stream: string): Promise<{ accepted: Map<string, Output>; stale: number; conflicts: number }> {
+export async function readOutputs(
+  nc: NatsConnection,
+  stream: string,
+): Promise<{ accepted: Map<string, Output>; stale: number; conflicts: number }> {
   const jsm = await jetstreamManager(nc)
   const info = await jsm.streams.info(stream)
   const fence = new Map<number, number>()

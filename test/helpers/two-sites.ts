@@ -57,7 +57,8 @@ export interface TwoSites {
 /** Starts two sites as described above; stops them at `t`'s teardown. */
 export async function startTwoSites(t: Test, o: TwoSitesOptions): Promise<TwoSites> {
   const ports = new Map<string, number>()
-  for (const s of ['a', 'b']) for (const k of ['client', 'cluster', 'leafnode', ...(o.extraPorts ?? [])]) ports.set(`${s}/${k}`, await freePort())
+  for (const s of ['a', 'b'])
+    for (const k of ['client', 'cluster', 'leafnode', ...(o.extraPorts ?? [])]) ports.set(`${s}/${k}`, await freePort())
   const base = localTopology({ partitions: o.partitions, port: (s, _i, k) => ports.get(`${s}/${k}`) as number })
   const topo = o.shape ? o.shape(base, ports) : base
   const dir = await mkdtemp(join(tmpdir(), o.tmpPrefix))
@@ -74,23 +75,41 @@ export async function startTwoSites(t: Test, o: TwoSitesOptions): Promise<TwoSit
   })
   await sites.start()
   const conn = async (site: Site): Promise<NatsConnection> => {
-    const nc = await connect({ servers: sites.natsUrl(site), noAsyncTraces: true, maxReconnectAttempts: -1, reconnectTimeWait: 250 })
+    const nc = await connect({
+      servers: sites.natsUrl(site),
+      noAsyncTraces: true,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 250,
+    })
     cleanups.push(() => nc.close())
     return nc
   }
   const nc = { a: await conn('a'), b: await conn('b') }
   await waitForLink(nc.b, 'a')
   await waitForLink(nc.a, 'b')
-  const cfgOf = (site: Site): RuntimeConfig => compileConfig({
-    site, natsUrl: sites.natsUrl(site), partitions: o.partitions, peer: { site: site === 'a' ? 'b' : 'a' },
-    homePartitions: siteOf(topo, site).homePartitions, heartbeatMs: 250, leaseTtlMs: 2_000, checkpointIntervalMs: 250,
-    ...(o.tickIntervalMs === undefined ? {} : { tickIntervalMs: o.tickIntervalMs }), workerId: `${site}-1`,
-  })
+  const cfgOf = (site: Site): RuntimeConfig =>
+    compileConfig({
+      site,
+      natsUrl: sites.natsUrl(site),
+      partitions: o.partitions,
+      peer: { site: site === 'a' ? 'b' : 'a' },
+      homePartitions: siteOf(topo, site).homePartitions,
+      heartbeatMs: 250,
+      leaseTtlMs: 2_000,
+      checkpointIntervalMs: 250,
+      ...(o.tickIntervalMs === undefined ? {} : { tickIntervalMs: o.tickIntervalMs }),
+      workerId: `${site}-1`,
+    })
   const cfg = { a: cfgOf('a'), b: cfgOf('b') }
   for (const s of ['a', 'b'] as const) await provision(nc[s], await jetstreamManager(nc[s]), cfg[s])
   const envOf = (c: RuntimeConfig): Record<string, string> => ({
-    PITWALL_SITE: c.site, PITWALL_NATS_URL: c.natsUrl, PITWALL_PARTITIONS: String(o.partitions), PITWALL_PEER_SITE: c.peer?.site ?? '',
-    PITWALL_HOME_PARTITIONS: c.homePartitions.join(','), PITWALL_HEARTBEAT_MS: '250', PITWALL_LEASE_TTL_MS: '2000',
+    PITWALL_SITE: c.site,
+    PITWALL_NATS_URL: c.natsUrl,
+    PITWALL_PARTITIONS: String(o.partitions),
+    PITWALL_PEER_SITE: c.peer?.site ?? '',
+    PITWALL_HOME_PARTITIONS: c.homePartitions.join(','),
+    PITWALL_HEARTBEAT_MS: '250',
+    PITWALL_LEASE_TTL_MS: '2000',
     PITWALL_CHECKPOINT_INTERVAL_MS: '250',
   })
   return { topo, dir, ports, sites, proxy, nc, cfg, conn, envOf, cleanups }

@@ -24,7 +24,12 @@ const ANSIBLE_DIR = join(import.meta.dirname, '..', '..', 'ansible')
 const NATS = process.env.NATS_SERVER_BIN ?? 'nats-server'
 const have = spawnSync('ansible-playbook', ['--version'], { encoding: 'utf8' }).status === 0
 
-interface Recap { ok: number; changed: number; failed: number; unreachable: number }
+interface Recap {
+  ok: number
+  changed: number
+  failed: number
+  unreachable: number
+}
 
 function recap(out: string): Map<string, Recap> {
   const m = new Map<string, Recap>()
@@ -40,14 +45,28 @@ async function extraVars(root: string): Promise<string> {
   const group = spawnSync('id', ['-gn'], { encoding: 'utf8' }).stdout.trim()
   const perHost = `${root}/{{ inventory_hostname }}`
   const ev = {
-    nats_server_root: perHost, nats_server_manage_service: false, nats_server_owner: user, nats_server_group: group, nats_server_bin: NATS,
-    consul_root: perHost, consul_manage_service: false, consul_owner: user, consul_group: group,
-    nomad_root: perHost, nomad_manage_service: false,
-    postgresql_root: perHost, postgresql_manage_service: false, postgresql_manage_database: false,
+    nats_server_root: perHost,
+    nats_server_manage_service: false,
+    nats_server_owner: user,
+    nats_server_group: group,
+    nats_server_bin: NATS,
+    consul_root: perHost,
+    consul_manage_service: false,
+    consul_owner: user,
+    consul_group: group,
+    nomad_root: perHost,
+    nomad_manage_service: false,
+    postgresql_root: perHost,
+    postgresql_manage_service: false,
+    postgresql_manage_database: false,
     // Debian's promtool is built without Consul service discovery and rejects consul_sd_configs.
-    prometheus_root: perHost, prometheus_manage_service: false, prometheus_validate: false,
-    grafana_root: perHost, grafana_manage_service: false,
-    pitwall_root: perHost, pitwall_manage_service: false,
+    prometheus_root: perHost,
+    prometheus_manage_service: false,
+    prometheus_validate: false,
+    grafana_root: perHost,
+    grafana_manage_service: false,
+    pitwall_root: perHost,
+    pitwall_manage_service: false,
   }
   const file = join(root, 'extra-vars.json')
   await writeFile(file, JSON.stringify(ev))
@@ -57,10 +76,19 @@ async function extraVars(root: string): Promise<string> {
 function play(inventory: string, playbook: string, ev: string): { out: string; status: number | null; ms: number } {
   const t0 = Date.now()
   const r = spawnSync('ansible-playbook', ['-i', inventory, playbook, '-c', 'local', '-e', `@${ev}`], {
-    cwd: ANSIBLE_DIR, encoding: 'utf8', timeout: 150_000,
+    cwd: ANSIBLE_DIR,
+    encoding: 'utf8',
+    timeout: 150_000,
     // Pipelining: each task's module goes to python's stdin instead of a temp file per task (fewer writes and
     // process starts; the local connection supports it, and nothing here uses become).
-    env: { ...process.env, ANSIBLE_CONFIG: join(ANSIBLE_DIR, 'ansible.cfg'), ANSIBLE_NOCOLOR: '1', ANSIBLE_PYTHON_INTERPRETER: '/usr/bin/python3', ANSIBLE_FORCE_COLOR: '0', ANSIBLE_PIPELINING: '1' },
+    env: {
+      ...process.env,
+      ANSIBLE_CONFIG: join(ANSIBLE_DIR, 'ansible.cfg'),
+      ANSIBLE_NOCOLOR: '1',
+      ANSIBLE_PYTHON_INTERPRETER: '/usr/bin/python3',
+      ANSIBLE_FORCE_COLOR: '0',
+      ANSIBLE_PIPELINING: '1',
+    },
   })
   return { out: `${r.stdout}${r.stderr}`, status: r.status, ms: Date.now() - t0 }
 }
@@ -70,7 +98,11 @@ async function checkNats(t: Test, topo: Topology, root: string): Promise<void> {
   for (const c of renderTopology(topo, { storeRoot: '/var/lib/nats' })) {
     const file = join(root, c.server, 'etc', 'nats', c.file)
     const text = await readFile(file, 'utf8')
-    t.equal(text.split('\n').slice(1).join('\n'), c.text.split('\n').slice(1).join('\n'), `${c.server}: same content as sites/render.ts`)
+    t.equal(
+      text.split('\n').slice(1).join('\n'),
+      c.text.split('\n').slice(1).join('\n'),
+      `${c.server}: same content as sites/render.ts`,
+    )
     const r = spawnSync(NATS, ['-t', '-c', file], { encoding: 'utf8' })
     t.equal(r.status, 0, `${c.server}: nats-server -t`, { output: `${r.stderr}${r.stdout}` })
   }
@@ -79,8 +111,13 @@ async function checkNats(t: Test, topo: Topology, root: string): Promise<void> {
 /** The environment the local launcher gives a site's services: the two-site siteEnv (cmd/lab.ts). */
 const twoSiteEnv = (topo: Topology, s: SiteDef): Record<string, string> => topologySiteEnv(topo, s.name)
 
-const envFile = (text: string): Record<string, string> => Object.fromEntries(text.split('\n')
-  .filter((l) => /^[A-Z_]+=/.test(l)).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]))
+const envFile = (text: string): Record<string, string> =>
+  Object.fromEntries(
+    text
+      .split('\n')
+      .filter((l) => /^[A-Z_]+=/.test(l))
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  )
 
 /**
  * What the pitwall role rendered under `root/<host>/`: the environment files carry the local launcher's variables
@@ -91,91 +128,184 @@ async function checkPitwall(t: Test, topo: Topology, root: string): Promise<void
   for (const s of topo.sites) {
     const env = twoSiteEnv(topo, s)
     const first = s.members[0]!
-    const read = async (svc: string): Promise<Record<string, string>> => envFile(await readFile(join(root, first.name, 'etc', 'pitwall', `${svc}.env`), 'utf8'))
+    const read = async (svc: string): Promise<Record<string, string>> =>
+      envFile(await readFile(join(root, first.name, 'etc', 'pitwall', `${svc}.env`), 'utf8'))
     const worker = await read('worker')
     const w = workerSpec(env, 0).env
-    t.same(worker, Object.fromEntries(Object.entries(w).filter(([k]) => k !== 'PITWALL_WORKER_ID' && k !== 'PITWALL_METRICS_PORT')), `${s.name}: worker env (per-instance id and port come from the unit)`)
+    t.same(
+      worker,
+      Object.fromEntries(Object.entries(w).filter(([k]) => k !== 'PITWALL_WORKER_ID' && k !== 'PITWALL_METRICS_PORT')),
+      `${s.name}: worker env (per-instance id and port come from the unit)`,
+    )
     t.same(await read('projector'), projectorSpec(env).env, `${s.name}: projector env`)
     const g = gatewaySpec(env, { jwtSecret: 'x', apiKeys: 'y' }).env
-    t.same(await read('gateway'), Object.fromEntries(Object.entries(g).filter(([k]) => k !== 'PITWALL_GATEWAY_JWT_SECRET' && k !== 'PITWALL_GATEWAY_API_KEYS')), `${s.name}: gateway env (secrets come from the unit's secrets file)`)
+    t.same(
+      await read('gateway'),
+      Object.fromEntries(
+        Object.entries(g).filter(([k]) => k !== 'PITWALL_GATEWAY_JWT_SECRET' && k !== 'PITWALL_GATEWAY_API_KEYS'),
+      ),
+      `${s.name}: gateway env (secrets come from the unit's secrets file)`,
+    )
     const peer = peerOf(topo, s.name)
     const peerUrl = `http://${peer.members[0]!.host}:${CONTROLLER_PORT}/healthz`
     const ctl = await read('controller')
     const spec = controllerSpec(env, CONTROLLER_PORT, peerUrl).env
-    const own = ['PITWALL_METRICS_HOST', 'PITWALL_FAILOVER_AFTER_MS', 'PITWALL_DISCOVERY', 'CONSUL_HTTP_ADDR', 'PITWALL_CONSUL_DATACENTER', 'PITWALL_PEER_CONSUL_DATACENTER']
-    t.same(Object.fromEntries(Object.entries(ctl).filter(([k]) => !own.includes(k))), spec, `${s.name}: controller env = sites/local.ts controllerSpec (peer ${peer.name}'s /healthz)`)
-    t.same(own.map((k) => ctl[k]), [first.host, String(FAILOVER_AFTER_MS), 'consul', 'http://127.0.0.1:8500', s.consulDatacenter, peer.consulDatacenter], `${s.name}: controller listens on the host, Consul health of ${peer.consulDatacenter}`)
-    const unit = await readFile(join(root, first.name, 'etc', 'systemd', 'system', 'pitwall-controller.service'), 'utf8')
-    t.match(unit, /^ExecStart=\/usr\/bin\/node \/opt\/pitwall\/dist\/cmd\/controller\.js$/m, `${s.name}: the unit runs dist/${controllerSpec(env, 0).script}`)
+    const own = [
+      'PITWALL_METRICS_HOST',
+      'PITWALL_FAILOVER_AFTER_MS',
+      'PITWALL_DISCOVERY',
+      'CONSUL_HTTP_ADDR',
+      'PITWALL_CONSUL_DATACENTER',
+      'PITWALL_PEER_CONSUL_DATACENTER',
+    ]
+    t.same(
+      Object.fromEntries(Object.entries(ctl).filter(([k]) => !own.includes(k))),
+      spec,
+      `${s.name}: controller env = sites/local.ts controllerSpec (peer ${peer.name}'s /healthz)`,
+    )
+    t.same(
+      own.map((k) => ctl[k]),
+      [
+        first.host,
+        String(FAILOVER_AFTER_MS),
+        'consul',
+        'http://127.0.0.1:8500',
+        s.consulDatacenter,
+        peer.consulDatacenter,
+      ],
+      `${s.name}: controller listens on the host, Consul health of ${peer.consulDatacenter}`,
+    )
+    const unit = await readFile(
+      join(root, first.name, 'etc', 'systemd', 'system', 'pitwall-controller.service'),
+      'utf8',
+    )
+    t.match(
+      unit,
+      /^ExecStart=\/usr\/bin\/node \/opt\/pitwall\/dist\/cmd\/controller\.js$/m,
+      `${s.name}: the unit runs dist/${controllerSpec(env, 0).script}`,
+    )
     t.match(unit, /^EnvironmentFile=\/etc\/pitwall\/controller\.env$/m, `${s.name}: unit reads controller.env`)
     t.match(unit, /^KillSignal=SIGTERM$/m)
-    const reg = JSON.parse(await readFile(join(root, first.name, 'etc', 'consul.d', 'pitwall-site.json'), 'utf8')) as { service: { name: string; port: number; tags: string[]; checks: Array<{ http: string }> } }
-    t.same([reg.service.name, reg.service.port, reg.service.checks[0]?.http], ['pitwall-site', CONTROLLER_PORT, `http://${first.host}:${CONTROLLER_PORT}/healthz`], `${s.name}: controller registered with Consul, HTTP check on /healthz`)
+    const reg = JSON.parse(await readFile(join(root, first.name, 'etc', 'consul.d', 'pitwall-site.json'), 'utf8')) as {
+      service: { name: string; port: number; tags: string[]; checks: Array<{ http: string }> }
+    }
+    t.same(
+      [reg.service.name, reg.service.port, reg.service.checks[0]?.http],
+      ['pitwall-site', CONTROLLER_PORT, `http://${first.host}:${CONTROLLER_PORT}/healthz`],
+      `${s.name}: controller registered with Consul, HTTP check on /healthz`,
+    )
     t.ok(reg.service.tags.includes('metrics'), `${s.name}: tagged metrics (Prometheus)`)
     for (const m of s.members.slice(1)) {
-      await t.rejects(readFile(join(root, m.name, 'etc', 'pitwall', 'controller.env'), 'utf8'), { code: 'ENOENT' }, `${m.name}: no second controller in site ${s.name}`)
+      await t.rejects(
+        readFile(join(root, m.name, 'etc', 'pitwall', 'controller.env'), 'utf8'),
+        { code: 'ENOENT' },
+        `${m.name}: no second controller in site ${s.name}`,
+      )
     }
   }
 }
 
-t.test('site.yml renders every role into temp roots; nats configs match sites/ and pass nats-server -t; a second run changes nothing', { skip: have ? false : 'ansible-playbook is not installed' }, async (t) => {
-  const topo = localTopology()
-  const root = await mkdtemp(join(tmpdir(), 'pw-ansible-'))
-  t.teardown(() => rm(root, { recursive: true, force: true }))
-  const ev = await extraVars(root)
-  const inventory = join(ANSIBLE_DIR, 'inventory', 'local.yml')
-  const first = play(inventory, 'site.yml', ev)
-  t.equal(first.status, 0, 'first run succeeds', { output: first.out.slice(-3000) })
-  const r1 = recap(first.out)
-  t.same([...r1.keys()].sort(), ['a', 'b'], 'both sites provisioned')
-  for (const [h, r] of r1) t.ok(r.failed === 0 && r.changed > 0, `${h}: first run changed ${r.changed}, failed ${r.failed}`)
-  await checkNats(t, topo, root)
+t.test(
+  'site.yml renders every role into temp roots; nats configs match sites/ and pass nats-server -t; a second run changes nothing',
+  { skip: have ? false : 'ansible-playbook is not installed' },
+  async (t) => {
+    const topo = localTopology()
+    const root = await mkdtemp(join(tmpdir(), 'pw-ansible-'))
+    t.teardown(() => rm(root, { recursive: true, force: true }))
+    const ev = await extraVars(root)
+    const inventory = join(ANSIBLE_DIR, 'inventory', 'local.yml')
+    const first = play(inventory, 'site.yml', ev)
+    t.equal(first.status, 0, 'first run succeeds', { output: first.out.slice(-3000) })
+    const r1 = recap(first.out)
+    t.same([...r1.keys()].sort(), ['a', 'b'], 'both sites provisioned')
+    for (const [h, r] of r1)
+      t.ok(r.failed === 0 && r.changed > 0, `${h}: first run changed ${r.changed}, failed ${r.failed}`)
+    await checkNats(t, topo, root)
 
-  await checkPitwall(t, topo, root)
-  for (const s of topo.sites) {
-    const consul = await readFile(join(root, s.members[0]!.name, 'etc', 'consul.d', 'consul.hcl'), 'utf8')
-    t.match(consul, `datacenter         = "${s.consulDatacenter}"`, `${s.name}: consul datacenter`)
-    const q = JSON.parse(await readFile(join(root, s.members[0]!.name, 'etc', 'consul.d', 'pitwall-gateway.query.json'), 'utf8')) as { Service: { Failover: { Datacenters: string[] } } }
-    t.same(q.Service.Failover.Datacenters, [topo.sites.find((x) => x !== s)!.consulDatacenter], `${s.name}: gateway query fails over to the peer`)
-    const nomad = await readFile(join(root, s.members[0]!.name, 'etc', 'nomad.d', 'nomad.hcl'), 'utf8')
-    const nomadDoc = await parse('nomad.hcl', nomad) as Record<string, unknown>
-    t.equal(nomadDoc.datacenter, s.nomadDatacenter, `${s.name}: nomad.hcl parses; datacenter from sites/`)
-    t.equal(nomadDoc.region, s.nomadDatacenter, `${s.name}: one region per site`)
-    // Nomad caps a task's kill_timeout at the client's max_kill_timeout (default 30 s): it must cover every job.
-    const maxKill = durationNs(String((nomadDoc.client as Array<Record<string, unknown>>)[0]!.max_kill_timeout))
-    const retry = ((((nomadDoc.client as Array<Record<string, unknown>>)[0]!.template as Array<Record<string, unknown>>)[0]!.consul_retry) as Array<Record<string, unknown>>)[0]
-    t.equal(retry?.attempts, 0, `${s.name}: unlimited consul-template retries (a lost peer DC does not kill the survivor's tasks)`)
-    for (const job of JOBS) {
-      const parsed = await parseJob(await readJobHcl(job), await readFile(varsFile(s.name, job), 'utf8'))
-      for (const g of parsed.TaskGroups as Array<{ Tasks: Array<{ KillTimeout: number }> }>) {
-        for (const task of g.Tasks) t.ok(task.KillTimeout <= maxKill, `${s.name}: ${job} kill_timeout ${task.KillTimeout / 1e9} s <= client max_kill_timeout ${maxKill / 1e9} s`)
+    await checkPitwall(t, topo, root)
+    for (const s of topo.sites) {
+      const consul = await readFile(join(root, s.members[0]!.name, 'etc', 'consul.d', 'consul.hcl'), 'utf8')
+      t.match(consul, `datacenter         = "${s.consulDatacenter}"`, `${s.name}: consul datacenter`)
+      const q = JSON.parse(
+        await readFile(join(root, s.members[0]!.name, 'etc', 'consul.d', 'pitwall-gateway.query.json'), 'utf8'),
+      ) as { Service: { Failover: { Datacenters: string[] } } }
+      t.same(
+        q.Service.Failover.Datacenters,
+        [topo.sites.find((x) => x !== s)!.consulDatacenter],
+        `${s.name}: gateway query fails over to the peer`,
+      )
+      const nomad = await readFile(join(root, s.members[0]!.name, 'etc', 'nomad.d', 'nomad.hcl'), 'utf8')
+      const nomadDoc = (await parse('nomad.hcl', nomad)) as Record<string, unknown>
+      t.equal(nomadDoc.datacenter, s.nomadDatacenter, `${s.name}: nomad.hcl parses; datacenter from sites/`)
+      t.equal(nomadDoc.region, s.nomadDatacenter, `${s.name}: one region per site`)
+      // Nomad caps a task's kill_timeout at the client's max_kill_timeout (default 30 s): it must cover every job.
+      const maxKill = durationNs(String((nomadDoc.client as Array<Record<string, unknown>>)[0]!.max_kill_timeout))
+      const retry = (
+        ((nomadDoc.client as Array<Record<string, unknown>>)[0]!.template as Array<Record<string, unknown>>)[0]!
+          .consul_retry as Array<Record<string, unknown>>
+      )[0]
+      t.equal(
+        retry?.attempts,
+        0,
+        `${s.name}: unlimited consul-template retries (a lost peer DC does not kill the survivor's tasks)`,
+      )
+      for (const job of JOBS) {
+        const parsed = await parseJob(await readJobHcl(job), await readFile(varsFile(s.name, job), 'utf8'))
+        for (const g of parsed.TaskGroups as Array<{ Tasks: Array<{ KillTimeout: number }> }>) {
+          for (const task of g.Tasks)
+            t.ok(
+              task.KillTimeout <= maxKill,
+              `${s.name}: ${job} kill_timeout ${task.KillTimeout / 1e9} s <= client max_kill_timeout ${maxKill / 1e9} s`,
+            )
+        }
       }
+      const consulDoc = (await parse('consul.hcl', consul)) as Record<string, unknown>
+      t.equal(
+        consulDoc.primary_datacenter,
+        topo.sites[0]!.consulDatacenter,
+        `${s.name}: consul.hcl parses; one primary datacenter`,
+      )
+      t.same(
+        consulDoc.retry_join_wan,
+        topo.sites.find((x) => x !== s)!.members.map((m) => m.host),
+        `${s.name}: WAN join to the peer's hosts`,
+      )
+      const pgSvc = JSON.parse(
+        await readFile(join(root, s.members[0]!.name, 'etc', 'consul.d', 'pitwall-postgres.json'), 'utf8'),
+      ) as { service: { name: string; port: number } }
+      t.same(
+        [pgSvc.service.name, pgSvc.service.port],
+        ['pitwall-postgres', Number(new URL(s.pgUrl).port)],
+        `${s.name}: PostgreSQL registered with Consul`,
+      )
     }
-    const consulDoc = await parse('consul.hcl', consul) as Record<string, unknown>
-    t.equal(consulDoc.primary_datacenter, topo.sites[0]!.consulDatacenter, `${s.name}: consul.hcl parses; one primary datacenter`)
-    t.same(consulDoc.retry_join_wan, topo.sites.find((x) => x !== s)!.members.map((m) => m.host), `${s.name}: WAN join to the peer's hosts`)
-    const pgSvc = JSON.parse(await readFile(join(root, s.members[0]!.name, 'etc', 'consul.d', 'pitwall-postgres.json'), 'utf8')) as { service: { name: string; port: number } }
-    t.same([pgSvc.service.name, pgSvc.service.port], ['pitwall-postgres', Number(new URL(s.pgUrl).port)], `${s.name}: PostgreSQL registered with Consul`)
-  }
 
-  const second = play(inventory, 'site.yml', ev)
-  t.equal(second.status, 0, 'second run succeeds', { output: second.out.slice(-3000) })
-  for (const [h, r] of recap(second.out)) t.equal(r.changed, 0, `${h}: second run changed nothing`, { output: second.out.split('\n').filter((l) => l.startsWith('changed:')) })
-  t.comment(`site.yml: first run ${first.ms} ms, second run ${second.ms} ms`)
-})
+    const second = play(inventory, 'site.yml', ev)
+    t.equal(second.status, 0, 'second run succeeds', { output: second.out.slice(-3000) })
+    for (const [h, r] of recap(second.out))
+      t.equal(r.changed, 0, `${h}: second run changed nothing`, {
+        output: second.out.split('\n').filter((l) => l.startsWith('changed:')),
+      })
+    t.comment(`site.yml: first run ${first.ms} ms, second run ${second.ms} ms`)
+  },
+)
 
-t.test('a clustered topology (3 servers per site): routes and remotes from the inventory, same configs as sites/render.ts', { skip: have ? false : 'ansible-playbook is not installed' }, async (t) => {
-  const topo = localTopology({ clustered: true })
-  const root = await mkdtemp(join(tmpdir(), 'pw-ansible-cl-'))
-  t.teardown(() => rm(root, { recursive: true, force: true }))
-  const inventory = join(root, 'inventory.yml')
-  await writeFile(inventory, renderInventory(topo))
-  const run = play(inventory, 'nats.yml', await extraVars(root))
-  t.equal(run.status, 0, 'nats.yml succeeds', { output: run.out.slice(-3000) })
-  t.equal(recap(run.out).size, 6, 'six servers')
-  await checkNats(t, topo, root)
-  t.comment(`nats.yml on 6 hosts: ${run.ms} ms`)
-})
+t.test(
+  'a clustered topology (3 servers per site): routes and remotes from the inventory, same configs as sites/render.ts',
+  { skip: have ? false : 'ansible-playbook is not installed' },
+  async (t) => {
+    const topo = localTopology({ clustered: true })
+    const root = await mkdtemp(join(tmpdir(), 'pw-ansible-cl-'))
+    t.teardown(() => rm(root, { recursive: true, force: true }))
+    const inventory = join(root, 'inventory.yml')
+    await writeFile(inventory, renderInventory(topo))
+    const run = play(inventory, 'nats.yml', await extraVars(root))
+    t.equal(run.status, 0, 'nats.yml succeeds', { output: run.out.slice(-3000) })
+    t.equal(recap(run.out).size, 6, 'six servers')
+    await checkNats(t, topo, root)
+    t.comment(`nats.yml on 6 hosts: ${run.ms} ms`)
+  },
+)
 
 /**
  * The pitwall role without Ansible: its tasks/main.yml interpreted by a small runner (assert, file, template, block
@@ -295,37 +425,79 @@ for h in host_vars:
 print(json.dumps(report))
 `
 
-const python = ['python3', '/usr/bin/python3'].find((p) => spawnSync(p, ['-c', 'import jinja2, yaml'], { encoding: 'utf8' }).status === 0)
+const python = ['python3', '/usr/bin/python3'].find(
+  (p) => spawnSync(p, ['-c', 'import jinja2, yaml'], { encoding: 'utf8' }).status === 0,
+)
 
-function renderRole(role: string, inventory: string, ev: Record<string, unknown>): { status: number | null; out: string } {
-  const r = spawnSync(python!, ['-c', ROLE_RUNNER, join(ANSIBLE_DIR, 'roles', role), inventory, ev.pitwall_root_dir as string, JSON.stringify(ev.vars)], { encoding: 'utf8' })
+function renderRole(
+  role: string,
+  inventory: string,
+  ev: Record<string, unknown>,
+): { status: number | null; out: string } {
+  const r = spawnSync(
+    python!,
+    [
+      '-c',
+      ROLE_RUNNER,
+      join(ANSIBLE_DIR, 'roles', role),
+      inventory,
+      ev.pitwall_root_dir as string,
+      JSON.stringify(ev.vars),
+    ],
+    { encoding: 'utf8' },
+  )
   return { status: r.status, out: `${r.stdout}${r.stderr}` }
 }
 
-t.test('the pitwall role rendered with Jinja2 (no Ansible needed): two-site env files, one controller per site', { skip: python ? false : 'python3 with jinja2 and PyYAML is not installed' }, async (t) => {
-  for (const topo of [localTopology(), localTopology({ clustered: true })]) {
-    const root = await mkdtemp(join(tmpdir(), 'pw-pitwall-role-'))
-    t.teardown(() => rm(root, { recursive: true, force: true }))
-    const inventory = join(root, 'inventory.yml')
-    await writeFile(inventory, renderInventory(topo))
-    const r = renderRole('pitwall', inventory, { pitwall_root_dir: root, vars: { pitwall_root: `${root}/{{ inventory_hostname }}`, pitwall_manage_service: false } })
-    t.equal(r.status, 0, `${topo.sites[0]!.members.length} server(s) per site: the role's tasks ran`, { output: r.out })
-    const done = JSON.parse(r.out) as Record<string, string[]>
-    t.same(Object.keys(done).sort(), topo.sites.flatMap((s) => s.members.map((m) => m.name)).sort(), 'every host')
-    await checkPitwall(t, topo, root)
-    const nomad = renderRole('nomad', inventory, { pitwall_root_dir: root, vars: { nomad_root: `${root}/{{ inventory_hostname }}`, nomad_manage_service: false } })
-    t.equal(nomad.status, 0, 'the nomad role\'s tasks ran', { output: nomad.out })
-    for (const s of topo.sites) {
-      const doc = await parse('nomad.hcl', await readFile(join(root, s.members[0]!.name, 'etc', 'nomad.d', 'nomad.hcl'), 'utf8')) as Record<string, Array<Record<string, Array<Record<string, Array<Record<string, unknown>>>>>>>
-      const retry = doc.client?.[0]?.template?.[0]?.consul_retry?.[0]
-      t.equal(retry?.attempts, 0, `${s.name}: consul-template retries Consul lookups forever (a lost peer DC never gets the survivor's tasks killed)`)
-      t.equal(retry?.max_backoff, '1m')
+t.test(
+  'the pitwall role rendered with Jinja2 (no Ansible needed): two-site env files, one controller per site',
+  { skip: python ? false : 'python3 with jinja2 and PyYAML is not installed' },
+  async (t) => {
+    for (const topo of [localTopology(), localTopology({ clustered: true })]) {
+      const root = await mkdtemp(join(tmpdir(), 'pw-pitwall-role-'))
+      t.teardown(() => rm(root, { recursive: true, force: true }))
+      const inventory = join(root, 'inventory.yml')
+      await writeFile(inventory, renderInventory(topo))
+      const r = renderRole('pitwall', inventory, {
+        pitwall_root_dir: root,
+        vars: { pitwall_root: `${root}/{{ inventory_hostname }}`, pitwall_manage_service: false },
+      })
+      t.equal(r.status, 0, `${topo.sites[0]!.members.length} server(s) per site: the role's tasks ran`, {
+        output: r.out,
+      })
+      const done = JSON.parse(r.out) as Record<string, string[]>
+      t.same(Object.keys(done).sort(), topo.sites.flatMap((s) => s.members.map((m) => m.name)).sort(), 'every host')
+      await checkPitwall(t, topo, root)
+      const nomad = renderRole('nomad', inventory, {
+        pitwall_root_dir: root,
+        vars: { nomad_root: `${root}/{{ inventory_hostname }}`, nomad_manage_service: false },
+      })
+      t.equal(nomad.status, 0, "the nomad role's tasks ran", { output: nomad.out })
+      for (const s of topo.sites) {
+        const doc = (await parse(
+          'nomad.hcl',
+          await readFile(join(root, s.members[0]!.name, 'etc', 'nomad.d', 'nomad.hcl'), 'utf8'),
+        )) as Record<string, Array<Record<string, Array<Record<string, Array<Record<string, unknown>>>>>>>
+        const retry = doc.client?.[0]?.template?.[0]?.consul_retry?.[0]
+        t.equal(
+          retry?.attempts,
+          0,
+          `${s.name}: consul-template retries Consul lookups forever (a lost peer DC never gets the survivor's tasks killed)`,
+        )
+        t.equal(retry?.max_backoff, '1m')
+      }
+      // An inventory the role's assertions refuse: a home partition out of range.
+      const bad = join(root, 'bad.yml')
+      await writeFile(
+        bad,
+        renderInventory(topo).replace(/pitwall_home_partitions: \[0, /, 'pitwall_home_partitions: [99, '),
+      )
+      const refused = renderRole('pitwall', bad, {
+        pitwall_root_dir: root,
+        vars: { pitwall_root: `${root}/x`, pitwall_manage_service: false },
+      })
+      t.not(refused.status, 0, 'home partition 99 of 16 refused by the input assertions')
+      t.match(refused.out, /assertion failed: pitwall_home_partitions/)
     }
-    // An inventory the role's assertions refuse: a home partition out of range.
-    const bad = join(root, 'bad.yml')
-    await writeFile(bad, renderInventory(topo).replace(/pitwall_home_partitions: \[0, /, 'pitwall_home_partitions: [99, '))
-    const refused = renderRole('pitwall', bad, { pitwall_root_dir: root, vars: { pitwall_root: `${root}/x`, pitwall_manage_service: false } })
-    t.not(refused.status, 0, 'home partition 99 of 16 refused by the input assertions')
-    t.match(refused.out, /assertion failed: pitwall_home_partitions/)
-  }
-})
+  },
+)

@@ -19,16 +19,24 @@ const SENSORS = Number(process.env.PITWALL_CRASH_ENV_SENSORS ?? 300)
 const P = 8
 const SITE = 'a'
 
-t.test('environment profile, kill -9 workers at random moments: windows, late readings and alerts equal the docs-based reference', async (t) => {
-  const { nc, workers, respawn } = await startProdWorkers(t, SITE, P)
+t.test(
+  'environment profile, kill -9 workers at random moments: windows, late readings and alerts equal the docs-based reference',
+  async (t) => {
+    const { nc, workers, respawn } = await startProdWorkers(t, SITE, P)
 
-  const seed = Number(process.env.PITWALL_CRASH_ENV_SEED ?? 7)
-  const { plan, resends } = makeEnvPlan(seed, N, SENSORS)
-  t.comment(`seed ${seed}: ${plan.length} sends (${resends} re-sends) over ${SENSORS} sensors`)
-  let done = false
-  const feeding = feedEnvPlan(jetstream(nc), SITE, P, plan, Number(process.env.PITWALL_CRASH_ENV_RATE ?? 1_000)).then((n) => { done = true; return n })
-  const kills = await killLoop(workers, respawn, rng(seed + 1), () => done)
-  t.equal(await feeding, plan.length, 'whole plan published')
+    const seed = Number(process.env.PITWALL_CRASH_ENV_SEED ?? 7)
+    const { plan, resends } = makeEnvPlan(seed, N, SENSORS)
+    t.comment(`seed ${seed}: ${plan.length} sends (${resends} re-sends) over ${SENSORS} sensors`)
+    let done = false
+    const feeding = feedEnvPlan(jetstream(nc), SITE, P, plan, Number(process.env.PITWALL_CRASH_ENV_RATE ?? 1_000)).then(
+      (n) => {
+        done = true
+        return n
+      },
+    )
+    const kills = await killLoop(workers, respawn, rng(seed + 1), () => done)
+    t.equal(await feeding, plan.length, 'whole plan published')
 
-  await checkEnvironment(t, nc, { sends: plan.length, resends, note: `kills=${kills}` })
-})
+    await checkEnvironment(t, nc, { sends: plan.length, resends, note: `kills=${kills}` })
+  },
+)

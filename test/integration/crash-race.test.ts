@@ -26,7 +26,11 @@ const STEP_MS = 200
 const LAP_MS = 20_000
 const BASE = 1_800_000_000_000
 
-interface Send { id: string; reading: Reading; resend: boolean }
+interface Send {
+  id: string
+  reading: Reading
+  resend: boolean
+}
 /** [start, end) over the threshold and [end, tail) inside the hysteresis band, in event time, and the corner. */
 type Episode = [number, number, number, number]
 
@@ -72,14 +76,30 @@ function makePlan(seed: number, n: number, cars: number): { plan: Send[]; resend
     const hb = calm ? { corner: -1, level: 0 } : heat(brake[e] as Episode[], ts)
     const ht = calm ? { corner: -1, level: 0 } : heat(tyre[e] as Episode[], ts)
     const fields: Reading['fields'] = {
-      driver: `D${e}`, ...(lap === undefined ? {} : { lap }), lap_distance: Math.round(((ts - BASE + (lapOffset[e] as number)) % LAP_MS) / LAP_MS * 5_850),
+      driver: `D${e}`,
+      ...(lap === undefined ? {} : { lap }),
+      lap_distance: Math.round((((ts - BASE + (lapOffset[e] as number)) % LAP_MS) / LAP_MS) * 5_850),
       sector: 1 + Math.floor((((ts - BASE + (lapOffset[e] as number)) % LAP_MS) / LAP_MS) * 3),
-      speed: q(r, 240, 60), rpm: 10_000 + Math.floor(r() * 1_500), gear: 7, throttle: 100, brake: 0, drs: false,
-      ers_deploy: 0, ers_store: 0.5, fuel: 100 - Math.floor((ts - BASE) / 1_000) / 100, tyre_wear: 10,
-      engine_temp: 105, oil_temp: 110, oil_pressure: 4.5, g_lat: 1.5, g_lon: 0.5, pit: false,
+      speed: q(r, 240, 60),
+      rpm: 10_000 + Math.floor(r() * 1_500),
+      gear: 7,
+      throttle: 100,
+      brake: 0,
+      drs: false,
+      ers_deploy: 0,
+      ers_store: 0.5,
+      fuel: 100 - Math.floor((ts - BASE) / 1_000) / 100,
+      tyre_wear: 10,
+      engine_temp: 105,
+      oil_temp: 110,
+      oil_pressure: 4.5,
+      g_lat: 1.5,
+      g_lon: 0.5,
+      pit: false,
     }
     CORNERS.forEach((c, k) => {
-      fields[`brake_temp_${c}`] = k !== hb.corner ? q(r, 300, 500) : hb.level === 2 ? q(r, 950.25, 80) : q(r, 925.25, 24.75)
+      fields[`brake_temp_${c}`] =
+        k !== hb.corner ? q(r, 300, 500) : hb.level === 2 ? q(r, 950.25, 80) : q(r, 925.25, 24.75)
       fields[`tyre_temp_${c}`] = k !== ht.corner ? q(r, 85, 30) : ht.level === 2 ? q(r, 130.25, 10) : q(r, 125.25, 4.75)
       fields[`tyre_pressure_${c}`] = 21
     })
@@ -94,7 +114,8 @@ function makePlan(seed: number, n: number, cars: number): { plan: Send[]; resend
     const u = r()
     if (u < 0.01) ts -= 5_000 + Math.floor(r() * 15_000)
     else if (u < 0.04) ts -= 250 + Math.floor(r() * 1_250)
-    else if (u < 0.045) ts -= STEP_MS // the same event time as the car's previous reading: not late
+    else if (u < 0.045)
+      ts -= STEP_MS // the same event time as the car's previous reading: not late
     else if (u < 0.055) lap = undefined
     else if (u < 0.058) lap -= 1
     plan.push({ id: `car-${e}`, reading: reading(e, ts, i, u < 0.04 ? lapOf(e, ts) : lap), resend: false })
@@ -114,8 +135,17 @@ async function feedPlan(js: JetStreamClient, plan: Send[], ratePerS: number): Pr
   let sent = 0
   for (let i = 0; i < plan.length; i += batch) {
     const chunk = plan.slice(i, i + batch)
-    await Promise.all(chunk.map((s) => js.publish(tlmSubject(SITE, partitionOf('vehicle', s.id, P), 'vehicle', s.id), JSON.stringify(s.reading),
-      s.resend ? { timeout: 30_000 } : { msgID: readingMsgId('vehicle', s.id, s.reading.rid as string), timeout: 30_000 })))
+    await Promise.all(
+      chunk.map((s) =>
+        js.publish(
+          tlmSubject(SITE, partitionOf('vehicle', s.id, P), 'vehicle', s.id),
+          JSON.stringify(s.reading),
+          s.resend
+            ? { timeout: 30_000 }
+            : { msgID: readingMsgId('vehicle', s.id, s.reading.rid as string), timeout: 30_000 },
+        ),
+      ),
+    )
     sent += chunk.length
     const ahead = (sent / ratePerS) * 1000 - (Date.now() - started)
     if (ahead > 0) await sleep(ahead)
@@ -153,103 +183,154 @@ function summarize(accepted: Map<string, Output>): Got {
   return got
 }
 
-t.test('race profile, kill -9 workers at random moments: alerts, late readings and laps equal the docs-based reference', async (t) => {
-  const { nc, workers, respawn } = await startProdWorkers(t, SITE, P)
+t.test(
+  'race profile, kill -9 workers at random moments: alerts, late readings and laps equal the docs-based reference',
+  async (t) => {
+    const { nc, workers, respawn } = await startProdWorkers(t, SITE, P)
 
-  const seed = Number(process.env.PITWALL_CRASH_RACE_SEED ?? 11)
-  const { plan, resends } = makePlan(seed, N, CARS)
-  t.comment(`seed ${seed}: ${plan.length} sends (${resends} re-sends) over ${CARS} cars`)
-  let done = false
-  const started = Date.now()
-  const feeding = feedPlan(jetstream(nc), plan, Number(process.env.PITWALL_CRASH_RACE_RATE ?? 1_000)).then((n) => { done = true; return n })
-  const kills = await killLoop(workers, respawn, rng(seed + 1), () => done)
-  t.equal(await feeding, plan.length, 'whole plan published')
+    const seed = Number(process.env.PITWALL_CRASH_RACE_SEED ?? 11)
+    const { plan, resends } = makePlan(seed, N, CARS)
+    t.comment(`seed ${seed}: ${plan.length} sends (${resends} re-sends) over ${CARS} cars`)
+    let done = false
+    const started = Date.now()
+    const feeding = feedPlan(jetstream(nc), plan, Number(process.env.PITWALL_CRASH_RACE_RATE ?? 1_000)).then((n) => {
+      done = true
+      return n
+    })
+    const kills = await killLoop(workers, respawn, rng(seed + 1), () => done)
+    t.equal(await feeding, plan.length, 'whole plan published')
 
-  const dec = new TextDecoder()
-  const stream = await readAll<RaceMsg>(nc, 'TLM', (subject, seq, data) => {
-    const p = parsePartitioned(subject)
-    if (!p || p.kind === '_sys') return undefined
-    const b = JSON.parse(dec.decode(data)) as Reading
-    return { seq, kind: p.kind, id: p.id, ts: b.ts, fields: b.fields, rid: b.rid }
-  })
-  t.equal(stream.length, plan.length, 'every send is stored (re-sends without message id are not caught by JetStream)')
-  const ref = referenceRace(stream)
-  t.equal(ref.duplicates, resends, 'the reference drops exactly the re-sends')
+    const dec = new TextDecoder()
+    const stream = await readAll<RaceMsg>(nc, 'TLM', (subject, seq, data) => {
+      const p = parsePartitioned(subject)
+      if (!p || p.kind === '_sys') return undefined
+      const b = JSON.parse(dec.decode(data)) as Reading
+      return { seq, kind: p.kind, id: p.id, ts: b.ts, fields: b.fields, rid: b.rid }
+    })
+    t.equal(
+      stream.length,
+      plan.length,
+      'every send is stored (re-sends without message id are not caught by JetStream)',
+    )
+    const ref = referenceRace(stream)
+    t.equal(ref.duplicates, resends, 'the reference drops exactly the re-sends')
 
-  const closed = [...ref.alerts.values()].filter((a) => a.end !== undefined).length
-  let res = await fencedOutputs(nc)
-  let got = summarize(res.accepted)
-  for (let i = 0; i < 30; i++) {
-    const lapsIn = [...ref.laps.keys()].every((k) => got.laps.has(k))
-    const lateIn = ref.late.every((l) => got.late.has(`${l.entity}|${l.seq}`))
-    const closesIn = [...got.alerts.values()].filter((a) => a.close).length >= closed
-    if (lapsIn && lateIn && closesIn) break
-    await sleep(2000)
-    res = await fencedOutputs(nc)
-    got = summarize(res.accepted)
-  }
-  const settledS = (Date.now() - started) / 1000
-  const examples: string[] = []
-
-  // Alerts: the same (car, type, start), opened at the same reading, closed at the same event time.
-  let alertWrong = 0
-  for (const [k, a] of ref.alerts) {
-    const o = got.alerts.get(k)
-    const ok = o?.open?.ts === a.openedAt && (a.end === undefined ? o.close === undefined : o.close?.body.end === a.end)
-    if (!ok) {
-      alertWrong++
-      if (examples.length < 15) examples.push(`alert ${k}: expected open at ${a.openedAt}${a.end !== undefined ? `, close at ${a.end}` : ', still open'}; got ${o?.open ? `open at ${o.open.ts}` : 'no open'}, ${o?.close ? `close at ${o.close.body.end}` : 'no close'}`)
+    const closed = [...ref.alerts.values()].filter((a) => a.end !== undefined).length
+    let res = await fencedOutputs(nc)
+    let got = summarize(res.accepted)
+    for (let i = 0; i < 30; i++) {
+      const lapsIn = [...ref.laps.keys()].every((k) => got.laps.has(k))
+      const lateIn = ref.late.every((l) => got.late.has(`${l.entity}|${l.seq}`))
+      const closesIn = [...got.alerts.values()].filter((a) => a.close).length >= closed
+      if (lapsIn && lateIn && closesIn) break
+      await sleep(2000)
+      res = await fencedOutputs(nc)
+      got = summarize(res.accepted)
     }
-  }
-  const alertExtra = [...got.alerts.keys()].filter((k) => !ref.alerts.has(k))
-  for (const k of alertExtra.slice(0, 5)) examples.push(`extra alert ${k} open at ${got.alerts.get(k)?.open?.ts}`)
-  t.equal(alertWrong, 0, 'every reference brake_overheat / tire_overheat opened at the same reading and closed at the same event time')
-  t.equal(alertExtra.length, 0, 'no brake or tyre alert the reference does not have')
+    const settledS = (Date.now() - started) / 1000
+    const examples: string[] = []
 
-  // Late readings: the same (car, stream sequence) set, each with the watermark it missed.
-  const lateIds = new Map(ref.late.map((l) => [`${l.entity}|${l.seq}`, l]))
-  const lateMissing = [...lateIds.keys()].filter((k) => !got.late.has(k))
-  const lateExtra = [...got.late.keys()].filter((k) => !lateIds.has(k))
-  const lateWm = [...lateIds].filter(([k, l]) => got.late.has(k) && got.late.get(k)?.watermark !== l.watermark)
-  for (const k of [...lateMissing.slice(0, 3), ...lateExtra.slice(0, 3)]) examples.push(`late ${lateIds.has(k) ? 'missing' : 'extra'} ${k} ${JSON.stringify(got.late.get(k) ?? lateIds.get(k))}`)
-  for (const [k, l] of lateWm.slice(0, 3)) examples.push(`late ${k}: expected watermark ${l.watermark} got ${got.late.get(k)?.watermark}`)
-  t.equal(lateMissing.length, 0, 'every late reading recorded')
-  t.equal(lateExtra.length, 0, 'no late record the reference does not have (a re-sent late reading is not recorded twice)')
-  t.equal(lateWm.length, 0, 'each late record names the watermark it missed')
-
-  // Laps: every finished lap, exactly; none the reference does not have.
-  let lapWrong = 0
-  for (const [k, l] of ref.laps) {
-    const b = got.laps.get(k)?.body
-    const ok = b !== undefined && b.start === l.start && b.end === l.end && b.lapTimeMs === l.lapTimeMs && b.samples === l.samples &&
-      b.minSpeed === l.minSpeed && b.maxSpeed === l.maxSpeed && Math.abs(b.avgSpeed - l.avgSpeed) <= 1e-9 &&
-      b.maxBrakeTemp === l.maxBrakeTemp && b.maxTyreTemp === l.maxTyreTemp
-    if (!ok) {
-      lapWrong++
-      const { speedSum: _s, speeds: _n, entity: _e, ...want } = l
-      if (examples.length < 25) examples.push(`lap ${k}: expected ${JSON.stringify(want)} got ${JSON.stringify(b)}`)
+    // Alerts: the same (car, type, start), opened at the same reading, closed at the same event time.
+    let alertWrong = 0
+    for (const [k, a] of ref.alerts) {
+      const o = got.alerts.get(k)
+      const ok =
+        o?.open?.ts === a.openedAt && (a.end === undefined ? o.close === undefined : o.close?.body.end === a.end)
+      if (!ok) {
+        alertWrong++
+        if (examples.length < 15)
+          examples.push(
+            `alert ${k}: expected open at ${a.openedAt}${a.end !== undefined ? `, close at ${a.end}` : ', still open'}; got ${o?.open ? `open at ${o.open.ts}` : 'no open'}, ${o?.close ? `close at ${o.close.body.end}` : 'no close'}`,
+          )
+      }
     }
-  }
-  const lapExtra = [...got.laps.keys()].filter((k) => !ref.laps.has(k))
-  for (const k of lapExtra.slice(0, 5)) examples.push(`extra lap ${k} ${JSON.stringify(got.laps.get(k)?.body)}`)
-  t.equal(lapWrong, 0, 'every finished lap: start, end, lap time, samples, min/max speed and maxima exact, mean speed within 1e-9')
-  t.equal(lapExtra.length, 0, 'no lap the reference does not have (the lap each car is still on is not emitted)')
+    const alertExtra = [...got.alerts.keys()].filter((k) => !ref.alerts.has(k))
+    for (const k of alertExtra.slice(0, 5)) examples.push(`extra alert ${k} open at ${got.alerts.get(k)?.open?.ts}`)
+    t.equal(
+      alertWrong,
+      0,
+      'every reference brake_overheat / tire_overheat opened at the same reading and closed at the same event time',
+    )
+    t.equal(alertExtra.length, 0, 'no brake or tyre alert the reference does not have')
 
-  const lateNear = ref.late.filter((l) => l.watermark - l.ts < 2_000).length
-  t.ok(ref.shortRuns > 0 && closed > 0 && ref.duplicates > 0 && lateNear > 0 && ref.late.length > lateNear && ref.strayLap > 0,
-    'the trace has runs shorter and longer than the duration, re-sends, readings a little and far behind, readings without or with a lower lap')
-  t.same(Object.fromEntries(got.otherAlerts), {}, 'no oil, speed or fuel alert: the trace keeps those fields healthy')
-  t.equal(res.conflicts, 0, 'no output id with two different bodies (alerts, laps, late records, scores, recommendations)')
-  if (examples.length > 0) t.comment(`differences:\n  ${examples.join('\n  ')}`)
+    // Late readings: the same (car, stream sequence) set, each with the watermark it missed.
+    const lateIds = new Map(ref.late.map((l) => [`${l.entity}|${l.seq}`, l]))
+    const lateMissing = [...lateIds.keys()].filter((k) => !got.late.has(k))
+    const lateExtra = [...got.late.keys()].filter((k) => !lateIds.has(k))
+    const lateWm = [...lateIds].filter(([k, l]) => got.late.has(k) && got.late.get(k)?.watermark !== l.watermark)
+    for (const k of [...lateMissing.slice(0, 3), ...lateExtra.slice(0, 3)])
+      examples.push(
+        `late ${lateIds.has(k) ? 'missing' : 'extra'} ${k} ${JSON.stringify(got.late.get(k) ?? lateIds.get(k))}`,
+      )
+    for (const [k, l] of lateWm.slice(0, 3))
+      examples.push(`late ${k}: expected watermark ${l.watermark} got ${got.late.get(k)?.watermark}`)
+    t.equal(lateMissing.length, 0, 'every late reading recorded')
+    t.equal(
+      lateExtra.length,
+      0,
+      'no late record the reference does not have (a re-sent late reading is not recorded twice)',
+    )
+    t.equal(lateWm.length, 0, 'each late record names the watermark it missed')
 
-  const byType = (ty: string): string => {
-    const all = [...ref.alerts.values()].filter((a) => a.type === ty)
-    return `${ty}=${all.length}(${all.filter((a) => a.end !== undefined).length} closed)`
-  }
-  const counts = new Map<string, number>()
-  for (const o of res.accepted.values()) counts.set(o.type, (counts.get(o.type) ?? 0) + 1)
-  t.comment(`readings=${stream.length} cars=${CARS} laps checked=${ref.laps.size} late=${ref.late.length} (${lateNear} less than 2 s behind) ` +
-    `alerts ${RACE_RULES.map((x) => byType(x.type)).join(' ')} shorter runs (no alert)=${ref.shortRuns} readings without or with a lower lap=${ref.strayLap} kills=${kills} re-sends dropped=${ref.duplicates} ` +
-    `staleRejected=${res.stale} outputs ${[...counts].map(([k, v]) => `${k}=${v}`).join(' ')} other alerts ${JSON.stringify(Object.fromEntries(got.otherAlerts))} ` +
-    `settled after ${settledS.toFixed(1)} s`)
-})
+    // Laps: every finished lap, exactly; none the reference does not have.
+    let lapWrong = 0
+    for (const [k, l] of ref.laps) {
+      const b = got.laps.get(k)?.body
+      const ok =
+        b !== undefined &&
+        b.start === l.start &&
+        b.end === l.end &&
+        b.lapTimeMs === l.lapTimeMs &&
+        b.samples === l.samples &&
+        b.minSpeed === l.minSpeed &&
+        b.maxSpeed === l.maxSpeed &&
+        Math.abs(b.avgSpeed - l.avgSpeed) <= 1e-9 &&
+        b.maxBrakeTemp === l.maxBrakeTemp &&
+        b.maxTyreTemp === l.maxTyreTemp
+      if (!ok) {
+        lapWrong++
+        const { speedSum: _s, speeds: _n, entity: _e, ...want } = l
+        if (examples.length < 25) examples.push(`lap ${k}: expected ${JSON.stringify(want)} got ${JSON.stringify(b)}`)
+      }
+    }
+    const lapExtra = [...got.laps.keys()].filter((k) => !ref.laps.has(k))
+    for (const k of lapExtra.slice(0, 5)) examples.push(`extra lap ${k} ${JSON.stringify(got.laps.get(k)?.body)}`)
+    t.equal(
+      lapWrong,
+      0,
+      'every finished lap: start, end, lap time, samples, min/max speed and maxima exact, mean speed within 1e-9',
+    )
+    t.equal(lapExtra.length, 0, 'no lap the reference does not have (the lap each car is still on is not emitted)')
+
+    const lateNear = ref.late.filter((l) => l.watermark - l.ts < 2_000).length
+    t.ok(
+      ref.shortRuns > 0 &&
+        closed > 0 &&
+        ref.duplicates > 0 &&
+        lateNear > 0 &&
+        ref.late.length > lateNear &&
+        ref.strayLap > 0,
+      'the trace has runs shorter and longer than the duration, re-sends, readings a little and far behind, readings without or with a lower lap',
+    )
+    t.same(Object.fromEntries(got.otherAlerts), {}, 'no oil, speed or fuel alert: the trace keeps those fields healthy')
+    t.equal(
+      res.conflicts,
+      0,
+      'no output id with two different bodies (alerts, laps, late records, scores, recommendations)',
+    )
+    if (examples.length > 0) t.comment(`differences:\n  ${examples.join('\n  ')}`)
+
+    const byType = (ty: string): string => {
+      const all = [...ref.alerts.values()].filter((a) => a.type === ty)
+      return `${ty}=${all.length}(${all.filter((a) => a.end !== undefined).length} closed)`
+    }
+    const counts = new Map<string, number>()
+    for (const o of res.accepted.values()) counts.set(o.type, (counts.get(o.type) ?? 0) + 1)
+    t.comment(
+      `readings=${stream.length} cars=${CARS} laps checked=${ref.laps.size} late=${ref.late.length} (${lateNear} less than 2 s behind) ` +
+        `alerts ${RACE_RULES.map((x) => byType(x.type)).join(' ')} shorter runs (no alert)=${ref.shortRuns} readings without or with a lower lap=${ref.strayLap} kills=${kills} re-sends dropped=${ref.duplicates} ` +
+        `staleRejected=${res.stale} outputs ${[...counts].map(([k, v]) => `${k}=${v}`).join(' ')} other alerts ${JSON.stringify(Object.fromEntries(got.otherAlerts))} ` +
+        `settled after ${settledS.toFixed(1)} s`,
+    )
+  },
+)

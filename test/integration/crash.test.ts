@@ -25,8 +25,12 @@ t.test('kill -9 workers at random moments: results equal the reference', async (
   const nc = await connectTo(srv.url)
   t.teardown(() => nc.close())
   const env = {
-    PITWALL_NATS_URL: srv.url, PITWALL_PARTITIONS: String(P), PITWALL_HEARTBEAT_MS: '200', PITWALL_LEASE_TTL_MS: '1500',
-    PITWALL_CHECKPOINT_INTERVAL_MS: '300', PITWALL_MAX_IN_FLIGHT: '4000',
+    PITWALL_NATS_URL: srv.url,
+    PITWALL_PARTITIONS: String(P),
+    PITWALL_HEARTBEAT_MS: '200',
+    PITWALL_LEASE_TTL_MS: '1500',
+    PITWALL_CHECKPOINT_INTERVAL_MS: '300',
+    PITWALL_MAX_IN_FLIGHT: '4000',
   }
   const db = await createTestDb()
   t.teardown(() => db.drop())
@@ -45,7 +49,10 @@ t.test('kill -9 workers at random moments: results equal the reference', async (
 
   const trace = makeTrace(42, N, ENTITIES)
   let done = false
-  const feeding = feed(nc, 'a', P, trace, 5_000).then((n) => { done = true; return n })
+  const feeding = feed(nc, 'a', P, trace, 5_000).then((n) => {
+    done = true
+    return n
+  })
   const r = rng(99)
   let kills = 0
   while (!done || kills < 10) {
@@ -80,7 +87,10 @@ t.test('kill -9 workers at random moments: results equal the reference', async (
   let missing = 0
   for (const [id, w] of ref.windows) {
     const o = res.accepted.get(id)
-    if (!o) { missing++; continue }
+    if (!o) {
+      missing++
+      continue
+    }
     const b = o.body as unknown as { fields: { v: { count: number; sum: number } } }
     if (b.fields.v.count !== w.count || b.fields.v.sum !== w.sum) wrong++
   }
@@ -98,8 +108,10 @@ t.test('kill -9 workers at random moments: results equal the reference', async (
   type Row = { entity: string; start: string; count: number; sum: number }
   let rows: Row[] = []
   for (let i = 0; i < 120; i++) {
-    rows = (await client.query<Row>(`SELECT entity, (extract(epoch FROM window_start) * 1000)::bigint::text AS start,
-      (fields->'v'->>'count')::int AS count, (fields->'v'->>'sum')::float8 AS sum FROM window_aggregates WHERE window_name = 'sum'`)).rows
+    rows = (
+      await client.query<Row>(`SELECT entity, (extract(epoch FROM window_start) * 1000)::bigint::text AS start,
+      (fields->'v'->>'count')::int AS count, (fields->'v'->>'sum')::float8 AS sum FROM window_aggregates WHERE window_name = 'sum'`)
+    ).rows
     if (rows.length >= ref.windows.size) break
     await sleep(1000)
   }
@@ -111,6 +123,12 @@ t.test('kill -9 workers at random moments: results equal the reference', async (
   t.equal(rows.length, ref.windows.size, 'PostgreSQL has every window, once')
   t.equal(pgWrong, 0, 'every PostgreSQL window equals the reference')
   const lateRows = (await client.query<{ output_id: string }>('SELECT output_id FROM late_readings')).rows
-  t.same(lateRows.map((x) => x.output_id).sort(), [...ref.late].sort(), 'late readings in PostgreSQL equal the reference')
-  t.comment(`readings=${trace.length} windows=${ref.windows.size} late=${ref.late.size} kills=${kills} staleRejected=${res.stale}`)
+  t.same(
+    lateRows.map((x) => x.output_id).sort(),
+    [...ref.late].sort(),
+    'late readings in PostgreSQL equal the reference',
+  )
+  t.comment(
+    `readings=${trace.length} windows=${ref.windows.size} late=${ref.late.size} kills=${kills} staleRejected=${res.stale}`,
+  )
 })

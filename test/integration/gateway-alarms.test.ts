@@ -28,10 +28,12 @@ t.test('alarm workflow', async (t) => {
   const op = bearer('operator')
   const viewer = bearer('viewer')
   for (const [url, body] of [
-    ['/v1/customers', { id: 'acme', name: 'Acme' }], ['/v1/customers', { id: 'beta', name: 'Beta' }],
+    ['/v1/customers', { id: 'acme', name: 'Acme' }],
+    ['/v1/customers', { id: 'beta', name: 'Beta' }],
     ['/v1/sensors', { id: 's1', type: 'temp', profile: 'environment', site: 'a', customerId: 'acme' }],
     ['/v1/sensors', { id: 's2', type: 'temp', profile: 'environment', site: 'b', customerId: 'beta' }],
-  ] as const) t.equal((await app.inject({ method: 'POST', url, headers: admin, payload: body })).statusCode, 201)
+  ] as const)
+    t.equal((await app.inject({ method: 'POST', url, headers: admin, payload: body })).statusCode, 201)
 
   // s1: opened, closed by the detector, opened again (a new occurrence); s2 open; r1..r9 open for the random run
   let seq = 0
@@ -50,11 +52,22 @@ t.test('alarm workflow', async (t) => {
   for (let i = 0; i < 200 && projector.stats().applied < outs.length; i++) await new Promise((r) => setTimeout(r, 25))
   t.equal(projector.stats().applied, outs.length, 'projector wrote every output')
 
-  const call = async (method: 'GET' | 'POST', url: string, headers: Record<string, string>, payload?: unknown): Promise<{ status: number; body: Json }> => {
-    const res = await app.inject({ method, url, headers, ...(payload === undefined ? {} : { payload: payload as object }) })
+  const call = async (
+    method: 'GET' | 'POST',
+    url: string,
+    headers: Record<string, string>,
+    payload?: unknown,
+  ): Promise<{ status: number; body: Json }> => {
+    const res = await app.inject({
+      method,
+      url,
+      headers,
+      ...(payload === undefined ? {} : { payload: payload as object }),
+    })
     return { status: res.statusCode, body: res.json<Json>() }
   }
-  const url = (id: string, action = ''): string => `/v1/alerts/${encodeURIComponent(id)}${action === '' ? '' : `/${action}`}`
+  const url = (id: string, action = ''): string =>
+    `/v1/alerts/${encodeURIComponent(id)}${action === '' ? '' : `/${action}`}`
   const first = idOf('s1', T1)
   const second = idOf('s1', T1 + 2 * MIN)
   const other = idOf('s2', T1)
@@ -62,10 +75,29 @@ t.test('alarm workflow', async (t) => {
   t.test('states and occurrences', async (t) => {
     const a = await call('GET', url(first), viewer)
     t.equal(a.status, 200)
-    t.match(a.body, { status: 'cleared_unacknowledged', active: false, acknowledged: false, clearedBy: 'system', clearedAt: new Date(T1 + MIN).toISOString(), previousAlertId: null, nextAlertId: second })
+    t.match(a.body, {
+      status: 'cleared_unacknowledged',
+      active: false,
+      acknowledged: false,
+      clearedBy: 'system',
+      clearedAt: new Date(T1 + MIN).toISOString(),
+      previousAlertId: null,
+      nextAlertId: second,
+    })
     const b = await call('GET', url(second), viewer)
-    t.match(b.body, { status: 'active_unacknowledged', active: true, clearedBy: null, clearedAt: null, previousAlertId: first, nextAlertId: null, assignee: null })
-    t.match((await call('GET', url('sensor:nope:x:1'), viewer)).body, { code: 'GW_ERR_ALERT_UNKNOWN', item: 'params.id' })
+    t.match(b.body, {
+      status: 'active_unacknowledged',
+      active: true,
+      clearedBy: null,
+      clearedAt: null,
+      previousAlertId: first,
+      nextAlertId: null,
+      assignee: null,
+    })
+    t.match((await call('GET', url('sensor:nope:x:1'), viewer)).body, {
+      code: 'GW_ERR_ALERT_UNKNOWN',
+      item: 'params.id',
+    })
     t.equal((await call('GET', url('sensor:nope:x:1'), viewer)).status, 404)
   })
 
@@ -74,33 +106,68 @@ t.test('alarm workflow', async (t) => {
       const body = action === 'assign' ? { assignee: 'alice' } : action === 'comment' ? { comment: 'x' } : {}
       const r = await call('POST', url(second, action), viewer, body)
       t.match([r.status, r.body.code], [403, 'GW_ERR_FORBIDDEN'], `a viewer may not ${action}`)
-      t.match(await call('POST', url(second, action), {}, body), { status: 401, body: { code: 'GW_ERR_UNAUTHENTICATED' } }, `nobody may ${action} without credentials`)
+      t.match(
+        await call('POST', url(second, action), {}, body),
+        { status: 401, body: { code: 'GW_ERR_UNAUTHENTICATED' } },
+        `nobody may ${action} without credentials`,
+      )
     }
     // a beta-scoped operator acts on beta's alerts; acme's are unknown to it (as if they did not exist)
     const betaOp = bearer('operator', { fleets: ['beta'] })
     for (const id of [first, second]) {
-      t.match(await call('POST', url(id, 'comment'), betaOp, { comment: 'mine?' }), { status: 404, body: { code: 'GW_ERR_ALERT_UNKNOWN' } })
-      t.match(await call('GET', url(id, 'history'), bearer('viewer', { sites: ['b'] })), { status: 404, body: { code: 'GW_ERR_ALERT_UNKNOWN' } })
+      t.match(await call('POST', url(id, 'comment'), betaOp, { comment: 'mine?' }), {
+        status: 404,
+        body: { code: 'GW_ERR_ALERT_UNKNOWN' },
+      })
+      t.match(await call('GET', url(id, 'history'), bearer('viewer', { sites: ['b'] })), {
+        status: 404,
+        body: { code: 'GW_ERR_ALERT_UNKNOWN' },
+      })
     }
-    t.match(await call('POST', url(other, 'comment'), betaOp, { comment: 'looking' }), { status: 200, body: { alertId: other } })
-    t.match(await call('POST', url(other, 'comment'), bearer('operator', { sites: ['b'] }), { comment: 'site b too' }), { status: 200 })
-    t.match(await call('POST', url(other, 'comment'), bearer('operator', { sites: ['a'] }), { comment: 'no' }), { status: 404 })
+    t.match(await call('POST', url(other, 'comment'), betaOp, { comment: 'looking' }), {
+      status: 200,
+      body: { alertId: other },
+    })
+    t.match(
+      await call('POST', url(other, 'comment'), bearer('operator', { sites: ['b'] }), { comment: 'site b too' }),
+      { status: 200 },
+    )
+    t.match(await call('POST', url(other, 'comment'), bearer('operator', { sites: ['a'] }), { comment: 'no' }), {
+      status: 404,
+    })
     // bad bodies: a coded 400 naming the property; nothing written
     const before = (await pool.query('SELECT count(*)::int AS n FROM alert_audit')).rows[0].n as number
-    for (const [action, body] of [['comment', {}], ['comment', { comment: '' }], ['comment', { comment: 'x'.repeat(2001) }], ['assign', { assignee: '' }],
-      ['assign', {}], ['ack', { extra: 1 }], ['clear', { comment: 5 }], ['assign', { assignee: 'a\u0001b' }]] as const) {
+    for (const [action, body] of [
+      ['comment', {}],
+      ['comment', { comment: '' }],
+      ['comment', { comment: 'x'.repeat(2001) }],
+      ['assign', { assignee: '' }],
+      ['assign', {}],
+      ['ack', { extra: 1 }],
+      ['clear', { comment: 5 }],
+      ['assign', { assignee: 'a\u0001b' }],
+    ] as const) {
       const r = await call('POST', url(second, action), op, body)
       t.match([r.status, r.body.code], [400, 'GW_ERR_BODY_INVALID'], `${action} ${JSON.stringify(body).slice(0, 40)}`)
     }
-    t.equal((await pool.query('SELECT count(*)::int AS n FROM alert_audit')).rows[0].n, before, 'refused actions leave no audit line')
-    t.equal((await pool.query("SELECT count(*)::int AS n FROM alert_workflow WHERE alert_id LIKE 'sensor:nope%'")).rows[0].n, 0)
+    t.equal(
+      (await pool.query('SELECT count(*)::int AS n FROM alert_audit')).rows[0].n,
+      before,
+      'refused actions leave no audit line',
+    )
+    t.equal(
+      (await pool.query("SELECT count(*)::int AS n FROM alert_workflow WHERE alert_id LIKE 'sensor:nope%'")).rows[0].n,
+      0,
+    )
   })
 
   t.test('acknowledge, assign, comment, clear: who and when, on the live feed', async (t) => {
     // the SSE feed of s1, alarm events only, on a real socket
     const base = await app.listen({ port: 0, host: '127.0.0.1' })
     const ctl = new AbortController()
-    t.teardown(() => { ctl.abort() })
+    t.teardown(() => {
+      ctl.abort()
+    })
     const res = await fetch(`${base}/v1/live?kind=sensor&entity=s1&type=alarm`, { headers: viewer, signal: ctl.signal })
     t.equal(res.status, 200)
     const reader = res.body!.getReader()
@@ -123,43 +190,95 @@ t.test('alarm workflow', async (t) => {
             }
           }
         }
-      } catch { /* aborted */ }
+      } catch {
+        /* aborted */
+      }
     })()
     await new Promise((r) => setTimeout(r, 200)) // the feed's subscription is in place
 
     const t0 = Date.now()
     const ack = await call('POST', url(second, 'ack'), op, { comment: 'on it' })
-    t.match(ack, { status: 200, body: { status: 'active_acknowledged', acknowledged: true, acknowledgedBy: 'u-operator' } })
+    t.match(ack, {
+      status: 200,
+      body: { status: 'active_acknowledged', acknowledged: true, acknowledgedBy: 'u-operator' },
+    })
     t.ok(Math.abs(Date.parse(String(ack.body.acknowledgedAt)) - t0) < 5_000, 'acknowledgedAt is now')
     const again = await call('POST', url(second, 'ack'), admin)
     t.match(again, { status: 409, body: { code: 'GW_ERR_ALERT_ACKNOWLEDGED', message: /u-operator/ } })
-    t.match(await call('POST', url(second, 'assign'), { 'x-api-key': SVC_KEY }, { assignee: 'alice' }), { status: 200, body: { assignee: 'alice', assignedBy: /^key:/ } })
-    t.match(await call('POST', url(second, 'assign'), op, { assignee: null }), { status: 200, body: { assignee: null, assignedBy: 'u-operator' } })
-    t.match(await call('POST', url(second, 'comment'), admin, { comment: 'sensor replaced' }), { status: 200, body: { status: 'active_acknowledged' } })
-    t.match(await call('POST', url(second, 'clear'), op, { comment: 'fixed' }), { status: 200, body: { status: 'cleared_acknowledged', active: false, clearedBy: 'u-operator' } })
+    t.match(await call('POST', url(second, 'assign'), { 'x-api-key': SVC_KEY }, { assignee: 'alice' }), {
+      status: 200,
+      body: { assignee: 'alice', assignedBy: /^key:/ },
+    })
+    t.match(await call('POST', url(second, 'assign'), op, { assignee: null }), {
+      status: 200,
+      body: { assignee: null, assignedBy: 'u-operator' },
+    })
+    t.match(await call('POST', url(second, 'comment'), admin, { comment: 'sensor replaced' }), {
+      status: 200,
+      body: { status: 'active_acknowledged' },
+    })
+    t.match(await call('POST', url(second, 'clear'), op, { comment: 'fixed' }), {
+      status: 200,
+      body: { status: 'cleared_acknowledged', active: false, clearedBy: 'u-operator' },
+    })
     t.match(await call('POST', url(second, 'clear'), admin), { status: 409, body: { code: 'GW_ERR_ALERT_CLEARED' } })
-    t.match(await call('POST', url(first, 'clear'), op), { status: 409, body: { code: 'GW_ERR_ALERT_CLEARED', message: /system/ } }, 'closed by the detector')
-    t.match(await call('POST', url(first, 'ack'), op), { status: 200, body: { status: 'cleared_acknowledged' } }, 'a cleared alarm may be acknowledged')
+    t.match(
+      await call('POST', url(first, 'clear'), op),
+      { status: 409, body: { code: 'GW_ERR_ALERT_CLEARED', message: /system/ } },
+      'closed by the detector',
+    )
+    t.match(
+      await call('POST', url(first, 'ack'), op),
+      { status: 200, body: { status: 'cleared_acknowledged' } },
+      'a cleared alarm may be acknowledged',
+    )
 
     const h = await call('GET', url(second, 'history'), viewer)
     t.equal(h.status, 200)
     const items = h.body.items as Json[]
-    t.same(items.map((x) => [x.action, x.by, x.comment, x.assignee]), [
-      ['open', 'system', null, null], ['acknowledge', 'u-operator', 'on it', null], ['assign', items[2]?.by, null, 'alice'],
-      ['unassign', 'u-operator', null, null], ['comment', 'u-admin', 'sensor replaced', null], ['clear', 'u-operator', 'fixed', null],
-    ])
+    t.same(
+      items.map((x) => [x.action, x.by, x.comment, x.assignee]),
+      [
+        ['open', 'system', null, null],
+        ['acknowledge', 'u-operator', 'on it', null],
+        ['assign', items[2]?.by, null, 'alice'],
+        ['unassign', 'u-operator', null, null],
+        ['comment', 'u-admin', 'sensor replaced', null],
+        ['clear', 'u-operator', 'fixed', null],
+      ],
+    )
     const at = items.map((x) => Date.parse(String(x.at)))
-    t.same([...at].sort((a, b) => a - b), at, 'history in time order')
-    t.same((await pool.query('SELECT action FROM alert_audit WHERE alert_id = $1 ORDER BY id', [second])).rows.map((r: { action: string }) => r.action),
-      ['acknowledge', 'assign', 'unassign', 'comment', 'clear'], 'the audit table holds each action once')
+    t.same(
+      [...at].sort((a, b) => a - b),
+      at,
+      'history in time order',
+    )
+    t.same(
+      (await pool.query('SELECT action FROM alert_audit WHERE alert_id = $1 ORDER BY id', [second])).rows.map(
+        (r: { action: string }) => r.action,
+      ),
+      ['acknowledge', 'assign', 'unassign', 'comment', 'clear'],
+      'the audit table holds each action once',
+    )
     const closed = await call('GET', url(first, 'history'), viewer)
-    t.same((closed.body.items as Json[]).map((x) => x.action), ['open', 'close', 'acknowledge'])
+    t.same(
+      (closed.body.items as Json[]).map((x) => x.action),
+      ['open', 'close', 'acknowledge'],
+    )
 
     for (let i = 0; i < 100 && events.length < 6; i++) await new Promise((r) => setTimeout(r, 20))
-    t.same(events.map((e) => [e.alertId, e.action, e.status]), [
-      [second, 'acknowledge', 'active_acknowledged'], [second, 'assign', 'active_acknowledged'], [second, 'unassign', 'active_acknowledged'],
-      [second, 'comment', 'active_acknowledged'], [second, 'clear', 'cleared_acknowledged'], [first, 'acknowledge', 'cleared_acknowledged'],
-    ], 'every change on the feed once, in order, none of the refused ones')
+    t.same(
+      events.map((e) => [e.alertId, e.action, e.status]),
+      [
+        [second, 'acknowledge', 'active_acknowledged'],
+        [second, 'assign', 'active_acknowledged'],
+        [second, 'unassign', 'active_acknowledged'],
+        [second, 'comment', 'active_acknowledged'],
+        [second, 'clear', 'cleared_acknowledged'],
+        [first, 'acknowledge', 'cleared_acknowledged'],
+      ],
+      'every change on the feed once, in order, none of the refused ones',
+    )
     ctl.abort()
     await pump
   })
@@ -170,7 +289,14 @@ t.test('alarm workflow', async (t) => {
     const rs = await Promise.all(people.map((h) => call('POST', url(id, 'ack'), h)))
     t.equal(rs.filter((r) => r.status === 200).length, 1, 'one 200')
     t.equal(rs.filter((r) => r.status === 409 && r.body.code === 'GW_ERR_ALERT_ACKNOWLEDGED').length, 7, 'seven 409')
-    t.equal((await pool.query("SELECT count(*)::int AS n FROM alert_audit WHERE alert_id = $1 AND action = 'acknowledge'", [id])).rows[0].n, 1)
+    t.equal(
+      (
+        await pool.query("SELECT count(*)::int AS n FROM alert_audit WHERE alert_id = $1 AND action = 'acknowledge'", [
+          id,
+        ])
+      ).rows[0].n,
+      1,
+    )
   })
 
   t.test('random action sequences follow the documented rules', async (t) => {
@@ -178,24 +304,43 @@ t.test('alarm workflow', async (t) => {
     // assign/unassign/comment always allowed; status = (active|cleared)_(acknowledged|unacknowledged).
     const actions = ['ack', 'clear', 'assign', 'unassign', 'comment'] as const
     let rnd = 0x5eed
-    const next = (n: number): number => { rnd = (rnd * 1103515245 + 12345) & 0x7fffffff; return rnd % n }
+    const next = (n: number): number => {
+      rnd = (rnd * 1103515245 + 12345) & 0x7fffffff
+      return rnd % n
+    }
     for (let k = 11; k < 22; k++) {
       const id = idOf('s2', T1 + k * MIN)
       const m = { active: true, acknowledged: false, assignee: null as string | null, audit: 0 }
       for (let step = 0; step < 12; step++) {
         const a = actions[next(actions.length)]!
         const who = `p${next(3)}`
-        const body = a === 'assign' ? { assignee: who } : a === 'unassign' ? { assignee: null } : a === 'comment' ? { comment: `c${step}` } : {}
+        const body =
+          a === 'assign'
+            ? { assignee: who }
+            : a === 'unassign'
+              ? { assignee: null }
+              : a === 'comment'
+                ? { comment: `c${step}` }
+                : {}
         const r = await call('POST', url(id, a === 'unassign' ? 'assign' : a), bearer('operator', { sub: who }), body)
         let want = 200
-        if (a === 'ack') { if (m.acknowledged) want = 409; else m.acknowledged = true }
-        if (a === 'clear') { if (!m.active) want = 409; else m.active = false }
+        if (a === 'ack') {
+          if (m.acknowledged) want = 409
+          else m.acknowledged = true
+        }
+        if (a === 'clear') {
+          if (!m.active) want = 409
+          else m.active = false
+        }
         if (a === 'assign') m.assignee = who
         if (a === 'unassign') m.assignee = null
         if (want === 200) m.audit++
         t.equal(r.status, want, `${id} step ${step} ${a}`)
         if (want === 200) {
-          t.equal(r.body.status, `${m.active ? 'active' : 'cleared'}_${m.acknowledged ? 'acknowledged' : 'unacknowledged'}`)
+          t.equal(
+            r.body.status,
+            `${m.active ? 'active' : 'cleared'}_${m.acknowledged ? 'acknowledged' : 'unacknowledged'}`,
+          )
           t.equal(r.body.assignee, m.assignee)
         } else t.equal(r.body.code, a === 'ack' ? 'GW_ERR_ALERT_ACKNOWLEDGED' : 'GW_ERR_ALERT_CLEARED')
       }

@@ -67,7 +67,14 @@ t.test('the typed client against a real gateway, worker and projector; every rep
   // ---- registry writes and reads ----
   t.equal((await op.POST('/v1/customers', { body: { id: 'acme', name: 'ACME Logistics' } })).response.status, 201)
   const sensors = [
-    { id: 'env-1', type: 'air', profile: 'environment', site: 'a', location: { lat: 48.85, lon: 2.35 }, customerId: 'acme' },
+    {
+      id: 'env-1',
+      type: 'air',
+      profile: 'environment',
+      site: 'a',
+      location: { lat: 48.85, lon: 2.35 },
+      customerId: 'acme',
+    },
     { id: 'loco-1', type: 'bogie', profile: 'asset', site: 'a' },
     { id: 'ph-1', type: 'ph', profile: 'process', site: 'a', processStage: 'biological' },
   ]
@@ -76,7 +83,10 @@ t.test('the typed client against a real gateway, worker and projector; every rep
     t.equal(r.response.status, 201, `sensor ${s.id}`)
     t.equal(r.data?.id, s.id)
   }
-  for (const v of [{ vin: RACE_VIN, brand: 'Honda', model: 'Accord', year: 2003, profile: 'race' as const }, { vin: ROAD_VIN, brand: 'Volvo', model: 'FH', year: 2020, profile: 'road' as const, customerId: 'acme' }]) {
+  for (const v of [
+    { vin: RACE_VIN, brand: 'Honda', model: 'Accord', year: 2003, profile: 'race' as const },
+    { vin: ROAD_VIN, brand: 'Volvo', model: 'FH', year: 2020, profile: 'road' as const, customerId: 'acme' },
+  ]) {
     t.equal((await op.POST('/v1/vehicles', { body: v })).response.status, 201, `vehicle ${v.vin}`)
   }
   const dup = await op.POST('/v1/customers', { body: { id: 'acme', name: 'again' } })
@@ -86,8 +96,14 @@ t.test('the typed client against a real gateway, worker and projector; every rep
   t.equal(list.data?.items.length, 2)
   const next = list.data?.nextCursor
   t.ok(next, 'a next page')
-  t.equal((await viewer.GET('/v1/sensors', { params: { query: { limit: '2', cursor: next ?? '' } } })).data?.items.length, 1)
-  const patched = await op.PATCH('/v1/sensors/{id}', { params: { path: { id: 'env-1' } }, body: { processStage: 'roof' } })
+  t.equal(
+    (await viewer.GET('/v1/sensors', { params: { query: { limit: '2', cursor: next ?? '' } } })).data?.items.length,
+    1,
+  )
+  const patched = await op.PATCH('/v1/sensors/{id}', {
+    params: { path: { id: 'env-1' } },
+    body: { processStage: 'roof' },
+  })
   t.equal(patched.data?.processStage, 'roof')
   const missing = await viewer.GET('/v1/sensors/{id}', { params: { path: { id: 'nope' } } })
   t.equal(missing.response.status, 404)
@@ -106,7 +122,9 @@ t.test('the typed client against a real gateway, worker and projector; every rep
   t.equal(badQuery.error?.code, 'GW_ERR_QUERY_INVALID')
 
   // ---- a device credential, issued by an admin, sends its own sensor's readings ----
-  const cred = await admin.POST('/v1/admin/devices/{kind}/{id}/credentials', { params: { path: { kind: 'sensor', id: 'env-1' } } })
+  const cred = await admin.POST('/v1/admin/devices/{kind}/{id}/credentials', {
+    params: { path: { kind: 'sensor', id: 'env-1' } },
+  })
   t.equal(cred.response.status, 201)
   const device = createPitwallClient(base, { device: cred.data?.token ?? '' }, mw)
 
@@ -114,33 +132,88 @@ t.test('the typed client against a real gateway, worker and projector; every rep
   const now = Date.now()
   const t0 = now - 240_000
   // environment: 4 minutes at 5 s, above 40 °C for the last 100 s (temperature_high after 60 s)
-  const env = Array.from({ length: 48 }, (_, i) => ({ ts: t0 + i * 5_000, fields: { temperature: i >= 28 ? 45 : 21 + (i % 3) * 0.1, humidity: 48, co2: 600, battery: 80, status: 'ok' }, rid: `env-${i}` }))
+  const env = Array.from({ length: 48 }, (_, i) => ({
+    ts: t0 + i * 5_000,
+    fields: { temperature: i >= 28 ? 45 : 21 + (i % 3) * 0.1, humidity: 48, co2: 600, battery: 80, status: 'ok' },
+    rid: `env-${i}`,
+  }))
   const envRes = await device.POST('/v1/sensors/{id}/readings', { params: { path: { id: 'env-1' } }, body: env })
   t.equal(envRes.data?.accepted, env.length, JSON.stringify(envRes.error))
-  const other = await device.POST('/v1/sensors/{id}/readings', { params: { path: { id: 'loco-1' } }, body: [{ ts: now, fields: { vibration: 2 } }] })
+  const other = await device.POST('/v1/sensors/{id}/readings', {
+    params: { path: { id: 'loco-1' } },
+    body: [{ ts: now, fields: { vibration: 2 } }],
+  })
   t.equal(other.error?.code, 'GW_ERR_FORBIDDEN_ENTITY', 'a device writes its own entity only')
   // race: brake over 950 °C for 3 s (brake_overheat after 2 s)
   const race = Array.from({ length: 40 }, (_, i) => {
     const hot = i >= 10 && i < 40
-    return { ts: t0 + i * 100, profile: 'race', fields: { speed: 280 - i, rpm: 11_000, gear: 7, lap: 1, lap_distance: i * 8, brake_temp_fl: hot ? 980 : 600, brake_temp_fr: 600, brake_temp_rl: 550, brake_temp_rr: 550, tyre_temp_fl: 100, tyre_temp_fr: 100, tyre_temp_rl: 95, tyre_temp_rr: 95, fuel: 80 - i * 0.001, oil_pressure: 4.5, tyre_wear: 10 } }
+    return {
+      ts: t0 + i * 100,
+      profile: 'race',
+      fields: {
+        speed: 280 - i,
+        rpm: 11_000,
+        gear: 7,
+        lap: 1,
+        lap_distance: i * 8,
+        brake_temp_fl: hot ? 980 : 600,
+        brake_temp_fr: 600,
+        brake_temp_rl: 550,
+        brake_temp_rr: 550,
+        tyre_temp_fl: 100,
+        tyre_temp_fr: 100,
+        tyre_temp_rl: 95,
+        tyre_temp_rr: 95,
+        fuel: 80 - i * 0.001,
+        oil_pressure: 4.5,
+        tyre_wear: 10,
+      },
+    }
   })
   const raceRes = await svc.POST('/v1/vehicles/{vin}/telemetry', { params: { path: { vin: RACE_VIN } }, body: race })
   t.equal(raceRes.data?.accepted, race.length, JSON.stringify(raceRes.error))
   const mixed = await op.POST('/v1/readings', {
     body: [
-      ...Array.from({ length: 6 }, (_, i) => ({ kind: 'sensor' as const, id: 'loco-1', profile: 'asset', ts: t0 + i * 10_000, fields: { vibration: 2 + i * 0.1, temperature: 45, pressure: 6, flow: 30 } })),
-      ...Array.from({ length: 6 }, (_, i) => ({ kind: 'sensor' as const, id: 'ph-1', profile: 'process', ts: t0 + i * 5_000, fields: { type: 'ph', stage: 'biological', value: 7.1 + i * 0.01, flow: 900, temp: 18 } })),
-      ...Array.from({ length: 6 }, (_, i) => ({ kind: 'vehicle' as const, id: ROAD_VIN, profile: 'road', ts: t0 + i * 5_000, loc: { lat: 40.78 + i * 0.0005, lon: -73.97 }, fields: { speed: 30, fuel_level: 60, engine_on: true } })),
+      ...Array.from({ length: 6 }, (_, i) => ({
+        kind: 'sensor' as const,
+        id: 'loco-1',
+        profile: 'asset',
+        ts: t0 + i * 10_000,
+        fields: { vibration: 2 + i * 0.1, temperature: 45, pressure: 6, flow: 30 },
+      })),
+      ...Array.from({ length: 6 }, (_, i) => ({
+        kind: 'sensor' as const,
+        id: 'ph-1',
+        profile: 'process',
+        ts: t0 + i * 5_000,
+        fields: { type: 'ph', stage: 'biological', value: 7.1 + i * 0.01, flow: 900, temp: 18 },
+      })),
+      ...Array.from({ length: 6 }, (_, i) => ({
+        kind: 'vehicle' as const,
+        id: ROAD_VIN,
+        profile: 'road',
+        ts: t0 + i * 5_000,
+        loc: { lat: 40.78 + i * 0.0005, lon: -73.97 },
+        fields: { speed: 30, fuel_level: 60, engine_on: true },
+      })),
       { kind: 'sensor' as const, id: 'env-1', ts: -5, fields: { temperature: 20 } },
     ],
   })
   t.equal(mixed.response.status, 200, JSON.stringify(mixed.error))
   t.equal(mixed.data?.accepted, 18, 'the valid items of a mixed batch')
-  t.same(mixed.data?.rejected.map((r) => [r.index, r.code]), [[18, 'GW_ERR_TS_INVALID']], 'the bad one named')
+  t.same(
+    mixed.data?.rejected.map((r) => [r.index, r.code]),
+    [[18, 'GW_ERR_TS_INVALID']],
+    'the bad one named',
+  )
 
   // ---- live state of every profile, each in its profile's documented shape ----
   const entities: Array<[kind: 'sensor' | 'vehicle', id: string, profile: string]> = [
-    ['sensor', 'env-1', 'environment'], ['sensor', 'loco-1', 'asset'], ['sensor', 'ph-1', 'process'], ['vehicle', RACE_VIN, 'race'], ['vehicle', ROAD_VIN, 'road'],
+    ['sensor', 'env-1', 'environment'],
+    ['sensor', 'loco-1', 'asset'],
+    ['sensor', 'ph-1', 'process'],
+    ['vehicle', RACE_VIN, 'race'],
+    ['vehicle', ROAD_VIN, 'road'],
   ]
   for (const [kind, id, profile] of entities) {
     let state: LiveState | undefined
@@ -151,8 +224,10 @@ t.test('the typed client against a real gateway, worker and projector; every rep
       await sleep(50)
     }
     t.equal(state?.profile, profile, `${kind}/${id}: ${profile} state`)
-    if (state?.profile === 'race') t.equal(state.state.openAlerts[0]?.type, 'brake_overheat', 'typed per profile: race openAlerts')
-    if (state?.profile === 'environment') t.ok(state.state.last.temperature !== undefined, 'typed per profile: environment last')
+    if (state?.profile === 'race')
+      t.equal(state.state.openAlerts[0]?.type, 'brake_overheat', 'typed per profile: race openAlerts')
+    if (state?.profile === 'environment')
+      t.ok(state.state.last.temperature !== undefined, 'typed per profile: environment last')
   }
 
   // ---- history: alerts from the real detectors, through the projector ----
@@ -164,9 +239,15 @@ t.test('the typed client against a real gateway, worker and projector; every rep
   }
   const brake = alerts.find((a) => a.type === 'brake_overheat')
   t.ok(brake, 'brake_overheat from the race profile')
-  if (brake?.type === 'brake_overheat' || brake?.type === 'tire_overheat') t.equal(brake.details?.corner, 'fl', 'typed details: the hottest corner')
-  t.ok(alerts.find((a) => a.type === 'temperature_high'), 'temperature_high from the environment profile')
-  const windows = await viewer.GET('/v1/entities/{kind}/{id}/windows', { params: { path: { kind: 'sensor', id: 'env-1' }, query: { window: 'tumbling_1m' } } })
+  if (brake?.type === 'brake_overheat' || brake?.type === 'tire_overheat')
+    t.equal(brake.details?.corner, 'fl', 'typed details: the hottest corner')
+  t.ok(
+    alerts.find((a) => a.type === 'temperature_high'),
+    'temperature_high from the environment profile',
+  )
+  const windows = await viewer.GET('/v1/entities/{kind}/{id}/windows', {
+    params: { path: { kind: 'sensor', id: 'env-1' }, query: { window: 'tumbling_1m' } },
+  })
   t.equal(windows.response.status, 200)
 
   // ---- alarm workflow ----
@@ -176,20 +257,42 @@ t.test('the typed client against a real gateway, worker and projector; every rep
     t.equal(ack.data?.status, 'active_acknowledged')
     const again = await op.POST('/v1/alerts/{id}/ack', { params: { path: { id } }, body: {} })
     t.equal(again.error?.code, 'GW_ERR_ALERT_ACKNOWLEDGED')
-    t.equal((await op.POST('/v1/alerts/{id}/assign', { params: { path: { id } }, body: { assignee: 'u-ops' } })).data?.assignee, 'u-ops')
+    t.equal(
+      (await op.POST('/v1/alerts/{id}/assign', { params: { path: { id } }, body: { assignee: 'u-ops' } })).data
+        ?.assignee,
+      'u-ops',
+    )
     const hist = await viewer.GET('/v1/alerts/{id}/history', { params: { path: { id } } })
-    t.same(hist.data?.items.map((x) => x.action), ['open', 'acknowledge', 'assign'])
+    t.same(
+      hist.data?.items.map((x) => x.action),
+      ['open', 'acknowledge', 'assign'],
+    )
     t.equal((await viewer.GET('/v1/alerts/{id}', { params: { path: { id } } })).data?.acknowledgedBy, 'u-operator')
   }
-  t.equal((await viewer.GET('/v1/alerts/{id}', { params: { path: { id: 'no:such:alert' } } })).error?.code, 'GW_ERR_ALERT_UNKNOWN')
+  t.equal(
+    (await viewer.GET('/v1/alerts/{id}', { params: { path: { id: 'no:such:alert' } } })).error?.code,
+    'GW_ERR_ALERT_UNKNOWN',
+  )
   t.equal((await viewer.GET('/v1/rollups/open-alerts')).response.status, 200)
   t.equal((await viewer.GET('/v1/late-readings')).response.status, 200)
-  t.equal((await viewer.GET('/v1/entities/{kind}/{id}/positions', { params: { path: { kind: 'vehicle', id: ROAD_VIN } } })).response.status, 200)
-  t.equal((await viewer.GET('/v1/entities/{kind}/{id}/laps', { params: { path: { kind: 'vehicle', id: RACE_VIN } } })).response.status, 200)
+  t.equal(
+    (await viewer.GET('/v1/entities/{kind}/{id}/positions', { params: { path: { kind: 'vehicle', id: ROAD_VIN } } }))
+      .response.status,
+    200,
+  )
+  t.equal(
+    (await viewer.GET('/v1/entities/{kind}/{id}/laps', { params: { path: { kind: 'vehicle', id: RACE_VIN } } }))
+      .response.status,
+    200,
+  )
 
   // ---- deletes ----
   t.equal((await admin.DELETE('/v1/sensors/{id}', { params: { path: { id: 'ph-1' } } })).response.status, 204)
-  t.equal((await admin.DELETE('/v1/admin/credentials/{credId}', { params: { path: { credId: cred.data?.id ?? '' } } })).response.status, 204)
+  t.equal(
+    (await admin.DELETE('/v1/admin/credentials/{credId}', { params: { path: { credId: cred.data?.id ?? '' } } }))
+      .response.status,
+    204,
+  )
 
   // ---- every reply checked against the document ----
   const bad = checker.results.filter((r) => !r.ok)
@@ -198,7 +301,13 @@ t.test('the typed client against a real gateway, worker and projector; every rep
   t.ok(checker.results.length >= 40, `${checker.results.length} replies checked`)
   t.ok(ops.size >= 25, `${ops.size} operations exercised`)
   // The checker itself refuses what the document does not say.
-  t.notOk(checker.check('GET', '/v1/alerts', 200, { items: [{ alertId: 'x' }], nextCursor: null }).ok, 'an alert missing its fields fails')
-  t.notOk(checker.check('GET', '/v1/sensors/{id}', 404, { code: 'GW_ERR_ALERT_UNKNOWN', message: 'x' }).ok, 'a code not listed for the route fails')
+  t.notOk(
+    checker.check('GET', '/v1/alerts', 200, { items: [{ alertId: 'x' }], nextCursor: null }).ok,
+    'an alert missing its fields fails',
+  )
+  t.notOk(
+    checker.check('GET', '/v1/sensors/{id}', 404, { code: 'GW_ERR_ALERT_UNKNOWN', message: 'x' }).ok,
+    'a code not listed for the route fails',
+  )
   t.notOk(checker.check('GET', '/healthz', 418, {}).ok, 'a status not listed fails')
 })

@@ -10,7 +10,11 @@ import { jetstream } from '@nats-io/jetstream'
 import { fenceSubject, outSubject, partitionOf } from '../../actors/mod.js'
 import { bearer, device, setupGateway } from '../helpers/gateway.js'
 
-interface Ev { id: number; event: string; data: Record<string, unknown> }
+interface Ev {
+  id: number
+  event: string
+  data: Record<string, unknown>
+}
 
 /** A minimal SSE client: collects events and counts comment lines (heartbeats). */
 function sse(port: number, path: string, headers: Record<string, string> = {}) {
@@ -28,7 +32,10 @@ function sse(port: number, path: string, headers: Record<string, string> = {}) {
       contentType = String(res.headers['content-type'] ?? '')
       res.setEncoding('utf8')
       res.on('data', (chunk: string) => {
-        if (status !== 200) { body += chunk; return }
+        if (status !== 200) {
+          body += chunk
+          return
+        }
         buf += chunk
         let i: number
         while ((i = buf.indexOf('\n\n')) >= 0) {
@@ -44,22 +51,33 @@ function sse(port: number, path: string, headers: Record<string, string> = {}) {
           if (ev.id !== undefined) events.push(ev as Ev)
         }
       })
-      res.on('end', () => { ended = true })
-      res.on('error', () => { ended = true })
+      res.on('end', () => {
+        ended = true
+      })
+      res.on('error', () => {
+        ended = true
+      })
       resolve()
     })
     req.on('error', reject)
     req.end()
   })
   return {
-    events, ready,
-    status: () => status, contentType: () => contentType, comments: () => comments, ended: () => ended, body: () => body,
+    events,
+    ready,
+    status: () => status,
+    contentType: () => contentType,
+    comments: () => comments,
+    ended: () => ended,
+    body: () => body,
     async until(pred: () => boolean, ms = 5_000): Promise<boolean> {
       const deadline = Date.now() + ms
       while (!pred() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
       return pred()
     },
-    close(): void { req?.destroy() },
+    close(): void {
+      req?.destroy()
+    },
   }
 }
 
@@ -71,7 +89,8 @@ t.test('live feed: filters, Last-Event-ID resume, heartbeats, disconnect, scopin
     ['/v1/customers', { id: 'acme', name: 'Acme' }],
     ['/v1/sensors', { id: 's1', type: 'temp', profile: 'environment', site: 'a', customerId: 'acme' }],
     ['/v1/sensors', { id: 's2', type: 'temp', profile: 'environment', site: 'b' }],
-  ] as const) t.equal((await app.inject({ method: 'POST', url, headers: op, payload: body })).statusCode, 201)
+  ] as const)
+    t.equal((await app.inject({ method: 'POST', url, headers: op, payload: body })).statusCode, 201)
   await app.listen({ port: 0, host: '127.0.0.1' })
   const port = (app.server.address() as { port: number }).port
   const js = jetstream(nc)
@@ -80,11 +99,36 @@ t.test('live feed: filters, Last-Event-ID resume, heartbeats, disconnect, scopin
   /** Publishes one output to OUT; returns its stream sequence. */
   const pub = async (kind: string, entity: string, type: string, severity?: string): Promise<number> => {
     n++
-    const o = { id: `${kind}:${entity}:${type}:${n}`, type, kind, entity, profile: 'environment', ts: Date.now(), seq: n, site: 'a', partition: partitionOf(kind, entity, P), token: 1,
-      body: severity ? { alertId: `a${n}`, type: 'temp_high', severity, state: 'open', start: 1, value: 1, threshold: 0, explanation: 'x' } : { n } }
+    const o = {
+      id: `${kind}:${entity}:${type}:${n}`,
+      type,
+      kind,
+      entity,
+      profile: 'environment',
+      ts: Date.now(),
+      seq: n,
+      site: 'a',
+      partition: partitionOf(kind, entity, P),
+      token: 1,
+      body: severity
+        ? {
+            alertId: `a${n}`,
+            type: 'temp_high',
+            severity,
+            state: 'open',
+            start: 1,
+            value: 1,
+            threshold: 0,
+            explanation: 'x',
+          }
+        : { n },
+    }
     return (await js.publish(outSubject('a', partitionOf(kind, entity, P), kind, entity), JSON.stringify(o))).seq
   }
-  const metric = async (): Promise<string> => (await app.inject({ method: 'GET', url: '/metrics' })).body.split('\n').find((l) => l.startsWith('pitwall_gateway_live_clients{')) ?? ''
+  const metric = async (): Promise<string> =>
+    (await app.inject({ method: 'GET', url: '/metrics' })).body
+      .split('\n')
+      .find((l) => l.startsWith('pitwall_gateway_live_clients{')) ?? ''
   const viewer = bearer('viewer')
 
   // before any client: not delivered (a new feed starts at new outputs)
@@ -97,13 +141,23 @@ t.test('live feed: filters, Last-Event-ID resume, heartbeats, disconnect, scopin
   t.match(await metric(), / 1$/, 'one live client')
   const seqs: number[] = []
   seqs.push(await pub('sensor', 's1', 'window'))
-  await js.publish(fenceSubject('a', 0), JSON.stringify({ id: 'f', type: 'fence', kind: '_sys', entity: '_sys', body: {} }))
+  await js.publish(
+    fenceSubject('a', 0),
+    JSON.stringify({ id: 'f', type: 'fence', kind: '_sys', entity: '_sys', body: {} }),
+  )
   await pub('vehicle', 'v1', 'window') // filtered out by kind
   seqs.push(await pub('sensor', 's2', 'alert', 'critical'))
   seqs.push(await pub('sensor', 's1', 'late'))
   t.ok(await a.until(() => a.events.length >= 3), 'three events')
-  t.same(a.events.map((e) => e.id), seqs, 'ids are OUT sequences; fence and other kinds left out')
-  t.same(a.events.map((e) => e.event), ['window', 'alert', 'late'])
+  t.same(
+    a.events.map((e) => e.id),
+    seqs,
+    'ids are OUT sequences; fence and other kinds left out',
+  )
+  t.same(
+    a.events.map((e) => e.event),
+    ['window', 'alert', 'late'],
+  )
   t.match(a.events[1]?.data, { entity: 's2', type: 'alert', body: { severity: 'critical' } })
   const lastSeen = a.events[2]?.id ?? 0
   a.close()
@@ -119,7 +173,11 @@ t.test('live feed: filters, Last-Event-ID resume, heartbeats, disconnect, scopin
   t.ok(await b.until(() => b.events.length >= 5))
   const after = await pub('sensor', 's1', 'score')
   t.ok(await b.until(() => b.events.length >= 6))
-  t.same(b.events.map((e) => e.id), [...missed, after], 'resumed right after the last event seen')
+  t.same(
+    b.events.map((e) => e.id),
+    [...missed, after],
+    'resumed right after the last event seen',
+  )
   b.close()
 
   // query-string resume, entity/type/severity filters
@@ -131,17 +189,25 @@ t.test('live feed: filters, Last-Event-ID resume, heartbeats, disconnect, scopin
   const crit2 = await pub('sensor', 's2', 'alert', 'critical')
   t.ok(await c.until(() => c.events.length >= 2))
   await new Promise((r) => setTimeout(r, 200))
-  t.same(c.events.map((e) => e.id), [crit, crit2], 'only s2 critical alerts')
+  t.same(
+    c.events.map((e) => e.id),
+    [crit, crit2],
+    'only s2 critical alerts',
+  )
   c.close()
 
   // scoping: acme sees s1 only; naming s2 is a 404
   const acme = bearer('viewer', { fleets: ['acme'] })
   const d = sse(port, `/v1/live?lastEventId=${lastSeen}`, acme)
   await d.ready
-  t.ok(await d.until(() => d.events.some((e) => e.id === s1crit)), 'scoped person receives its entity\'s events')
+  t.ok(await d.until(() => d.events.some((e) => e.id === s1crit)), "scoped person receives its entity's events")
   await new Promise((r) => setTimeout(r, 200))
   const s1seqs = [...missed.filter((_, i) => i % 2 === 1), after, s1crit]
-  t.same(d.events.map((e) => e.id), s1seqs, 'exactly the events of its fleet\'s entity, in order')
+  t.same(
+    d.events.map((e) => e.id),
+    s1seqs,
+    "exactly the events of its fleet's entity, in order",
+  )
   d.close()
   const hidden = sse(port, '/v1/live?kind=sensor&entity=s2', acme)
   await hidden.ready
@@ -153,7 +219,12 @@ t.test('live feed: filters, Last-Event-ID resume, heartbeats, disconnect, scopin
   t.equal((await app.inject({ method: 'GET', url: '/v1/live' })).statusCode, 401)
   const cred = await g.issue('sensor', 's1')
   t.equal((await app.inject({ method: 'GET', url: '/v1/live', headers: device(cred.token) })).statusCode, 403)
-  for (const [url, h] of [['/v1/live?type=fence', {}], ['/v1/live?bogus=1', {}], ['/v1/live', { 'last-event-id': 'abc' }], ['/v1/live?lastEventId=-1', {}]] as const) {
+  for (const [url, h] of [
+    ['/v1/live?type=fence', {}],
+    ['/v1/live?bogus=1', {}],
+    ['/v1/live', { 'last-event-id': 'abc' }],
+    ['/v1/live?lastEventId=-1', {}],
+  ] as const) {
     const r = await app.inject({ method: 'GET', url, headers: { ...viewer, ...h } })
     t.equal(r.statusCode, 400, url)
     t.equal(r.json<{ code: string }>().code, 'GW_ERR_QUERY_INVALID')

@@ -10,7 +10,11 @@ import { jetstream } from '@nats-io/jetstream'
 import { fenceSubject, outSubject, partitionOf, provision } from '../../actors/mod.js'
 import { bearer, device, setupGateway } from '../helpers/gateway.js'
 
-interface Ev { id: number; event: string; data: Record<string, unknown> }
+interface Ev {
+  id: number
+  event: string
+  data: Record<string, unknown>
+}
 
 /** A WebSocket client that collects messages, pings, the refusal (status + body) or the close code. */
 function wsClient(port: number, path: string, headers: Record<string, string> = {}) {
@@ -20,24 +24,40 @@ function wsClient(port: number, path: string, headers: Record<string, string> = 
   let closed: { code: number; reason: string } | undefined
   const ws = new WebSocket(`ws://127.0.0.1:${port}${path}`, { headers })
   const ready = new Promise<boolean>((resolve) => {
-    ws.on('open', () => { resolve(true) })
+    ws.on('open', () => {
+      resolve(true)
+    })
     ws.on('unexpected-response', (_req, res) => {
       let body = ''
       res.setEncoding('utf8')
-      res.on('data', (c: string) => { body += c })
+      res.on('data', (c: string) => {
+        body += c
+      })
       res.on('end', () => {
         refused = { status: res.statusCode ?? 0, body }
         resolve(false)
       })
     })
-    ws.on('error', () => { resolve(false) })
+    ws.on('error', () => {
+      resolve(false)
+    })
   })
-  ws.on('message', (data) => { events.push(JSON.parse(String(data)) as Ev) })
-  ws.on('ping', () => { pings++ })
-  ws.on('close', (code, reason) => { closed = { code, reason: reason.toString() } })
+  ws.on('message', (data) => {
+    events.push(JSON.parse(String(data)) as Ev)
+  })
+  ws.on('ping', () => {
+    pings++
+  })
+  ws.on('close', (code, reason) => {
+    closed = { code, reason: reason.toString() }
+  })
   return {
-    events, ready, ws,
-    pings: () => pings, refused: () => refused, closed: () => closed,
+    events,
+    ready,
+    ws,
+    pings: () => pings,
+    refused: () => refused,
+    closed: () => closed,
     async until(pred: () => boolean, ms = 15_000): Promise<boolean> {
       const deadline = Date.now() + ms
       while (!pred() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
@@ -54,7 +74,8 @@ t.test('WebSocket live feed: events, resume, filters, scoping, auth, close', asy
     ['/v1/customers', { id: 'acme', name: 'Acme' }],
     ['/v1/sensors', { id: 's1', type: 'temp', profile: 'environment', site: 'a', customerId: 'acme' }],
     ['/v1/sensors', { id: 's2', type: 'temp', profile: 'environment', site: 'b' }],
-  ] as const) t.equal((await app.inject({ method: 'POST', url, headers: op, payload: body })).statusCode, 201)
+  ] as const)
+    t.equal((await app.inject({ method: 'POST', url, headers: op, payload: body })).statusCode, 201)
   await app.listen({ port: 0, host: '127.0.0.1' })
   const port = (app.server.address() as { port: number }).port
   const js = jetstream(nc)
@@ -62,11 +83,36 @@ t.test('WebSocket live feed: events, resume, filters, scoping, auth, close', asy
   let n = 0
   const pub = async (kind: string, entity: string, type: string, severity?: string): Promise<number> => {
     n++
-    const o = { id: `${kind}:${entity}:${type}:${n}`, type, kind, entity, profile: 'environment', ts: Date.now(), seq: n, site: 'a', partition: partitionOf(kind, entity, P), token: 1,
-      body: severity ? { alertId: `a${n}`, type: 'temp_high', severity, state: 'open', start: 1, value: 1, threshold: 0, explanation: 'x' } : { n } }
+    const o = {
+      id: `${kind}:${entity}:${type}:${n}`,
+      type,
+      kind,
+      entity,
+      profile: 'environment',
+      ts: Date.now(),
+      seq: n,
+      site: 'a',
+      partition: partitionOf(kind, entity, P),
+      token: 1,
+      body: severity
+        ? {
+            alertId: `a${n}`,
+            type: 'temp_high',
+            severity,
+            state: 'open',
+            start: 1,
+            value: 1,
+            threshold: 0,
+            explanation: 'x',
+          }
+        : { n },
+    }
     return (await js.publish(outSubject('a', partitionOf(kind, entity, P), kind, entity), JSON.stringify(o))).seq
   }
-  const metric = async (): Promise<string> => (await app.inject({ method: 'GET', url: '/metrics' })).body.split('\n').find((l) => l.startsWith('pitwall_gateway_live_clients{')) ?? ''
+  const metric = async (): Promise<string> =>
+    (await app.inject({ method: 'GET', url: '/metrics' })).body
+      .split('\n')
+      .find((l) => l.startsWith('pitwall_gateway_live_clients{')) ?? ''
   const viewer = bearer('viewer')
 
   await pub('sensor', 's1', 'window') // before the client: a new feed starts at new outputs
@@ -76,14 +122,28 @@ t.test('WebSocket live feed: events, resume, filters, scoping, auth, close', asy
   t.match(await metric(), / 1$/, 'one live client')
   const seqs: number[] = []
   seqs.push(await pub('sensor', 's1', 'window'))
-  await js.publish(fenceSubject('a', 0), JSON.stringify({ id: 'f', type: 'fence', kind: '_sys', entity: '_sys', body: {} }))
+  await js.publish(
+    fenceSubject('a', 0),
+    JSON.stringify({ id: 'f', type: 'fence', kind: '_sys', entity: '_sys', body: {} }),
+  )
   await pub('vehicle', 'v1', 'window') // other kind
   seqs.push(await pub('sensor', 's2', 'alert', 'critical'))
   seqs.push(await pub('sensor', 's1', 'late'))
   t.ok(await a.until(() => a.events.length >= 3), 'three events')
-  t.same(a.events.map((e) => e.id), seqs, 'ids are OUT sequences; fence and other kinds left out')
-  t.same(a.events.map((e) => e.event), ['window', 'alert', 'late'])
-  t.match(a.events[1]?.data, { entity: 's2', type: 'alert', body: { severity: 'critical' } }, 'data is the output as published')
+  t.same(
+    a.events.map((e) => e.id),
+    seqs,
+    'ids are OUT sequences; fence and other kinds left out',
+  )
+  t.same(
+    a.events.map((e) => e.event),
+    ['window', 'alert', 'late'],
+  )
+  t.match(
+    a.events[1]?.data,
+    { entity: 's2', type: 'alert', body: { severity: 'critical' } },
+    'data is the output as published',
+  )
   const lastSeen = a.events[2]?.id ?? 0
   a.ws.close()
   t.ok(await a.until(() => a.closed() !== undefined), 'closed')
@@ -102,26 +162,42 @@ t.test('WebSocket live feed: events, resume, filters, scoping, auth, close', asy
   t.ok(await b.until(() => b.events.length >= 5))
   const after = await pub('sensor', 's1', 'score')
   t.ok(await b.until(() => b.events.length >= 6))
-  t.same(b.events.map((e) => e.id), [...missed, after], 'resumed right after the last event seen')
+  t.same(
+    b.events.map((e) => e.id),
+    [...missed, after],
+    'resumed right after the last event seen',
+  )
   b.ws.close()
 
   // entity/type/severity filters
-  const c = wsClient(port, `/v1/live/ws?kind=sensor&entity=s2&type=alert&severity=critical&lastEventId=${lastSeen}`, viewer)
+  const c = wsClient(
+    port,
+    `/v1/live/ws?kind=sensor&entity=s2&type=alert&severity=critical&lastEventId=${lastSeen}`,
+    viewer,
+  )
   t.ok(await c.ready)
   const crit = await pub('sensor', 's2', 'alert', 'critical')
   await pub('sensor', 's2', 'alert', 'warning')
   const s1crit = await pub('sensor', 's1', 'alert', 'critical')
   const crit2 = await pub('sensor', 's2', 'alert', 'critical')
   t.ok(await c.until(() => c.events.some((e) => e.id === crit2)))
-  t.same(c.events.map((e) => e.id), [crit, crit2], 'only s2 critical alerts')
+  t.same(
+    c.events.map((e) => e.id),
+    [crit, crit2],
+    'only s2 critical alerts',
+  )
   c.ws.close()
 
   // scoping: acme sees s1 only (everything from lastSeen on, in order); naming s2 is refused before the upgrade
   const acme = bearer('viewer', { fleets: ['acme'] })
   const d = wsClient(port, `/v1/live/ws?lastEventId=${lastSeen}`, acme)
   t.ok(await d.ready)
-  t.ok(await d.until(() => d.events.some((e) => e.id === s1crit)), 'scoped person receives its entity\'s events')
-  t.same(d.events.map((e) => e.id), [...missed.filter((_, i) => i % 2 === 1), after, s1crit], 'exactly the events of its fleet\'s entity, in order')
+  t.ok(await d.until(() => d.events.some((e) => e.id === s1crit)), "scoped person receives its entity's events")
+  t.same(
+    d.events.map((e) => e.id),
+    [...missed.filter((_, i) => i % 2 === 1), after, s1crit],
+    "exactly the events of its fleet's entity, in order",
+  )
   d.ws.close()
 
   // refusals: an HTTP status and the gateway's code, no upgrade

@@ -7,7 +7,13 @@ import t from 'tap'
 import { METRICS } from '../../actors/mod.js'
 import { bearer, setupGateway } from '../helpers/gateway.js'
 
-const reading = (id: string, over: Record<string, unknown> = {}): Record<string, unknown> => ({ kind: 'sensor', id, ts: Date.now(), fields: { temperature: 21 }, ...over })
+const reading = (id: string, over: Record<string, unknown> = {}): Record<string, unknown> => ({
+  kind: 'sensor',
+  id,
+  ts: Date.now(),
+  fields: { temperature: 21 },
+  ...over,
+})
 
 /** The value of one series in a Prometheus text exposition; `labels` as `a="x",b="y"`, in any order. */
 function value(body: string, name: string, labels: string): number | undefined {
@@ -25,13 +31,19 @@ t.test('GET /metrics: requests, latency, bytes, readings, publish latency, backp
   const payload = [reading('s1'), reading('s2'), reading('s3', { ts: 'soon' }), reading('s4', { fields: {} })]
   let res = await app.inject({ method: 'POST', url: '/v1/readings', headers: op, payload })
   t.equal(res.statusCode, 200, res.body)
-  res = await app.inject({ method: 'POST', url: '/v1/sensors/room-7/readings', headers: op, payload: [{ ts: Date.now(), fields: { v: 1 } }] })
+  res = await app.inject({
+    method: 'POST',
+    url: '/v1/sensors/room-7/readings',
+    headers: op,
+    payload: [{ ts: Date.now(), fields: { v: 1 } }],
+  })
   t.equal(res.statusCode, 200, res.body)
   t.equal((await app.inject({ method: 'GET', url: '/no/such/route-12345', headers: op })).statusCode, 404)
   t.equal((await app.inject({ method: 'GET', url: '/v1/sensors/zz', headers: op })).statusCode, 404)
   // spend the operator's budget of 5 requests per window: the 200s, then one 429
   const codes: number[] = []
-  for (let i = 0; i < 6 && !codes.includes(429); i++) codes.push((await app.inject({ method: 'GET', url: '/v1/sensors', headers: op })).statusCode)
+  for (let i = 0; i < 6 && !codes.includes(429); i++)
+    codes.push((await app.inject({ method: 'GET', url: '/v1/sensors', headers: op })).statusCode)
   t.equal(codes.at(-1), 429, `rate limited after ${codes.length - 1}`)
   const listed = codes.filter((c) => c === 200).length
 
@@ -41,13 +53,25 @@ t.test('GET /metrics: requests, latency, bytes, readings, publish latency, backp
   const body = res.body
   const L = 'site="a",service="gateway"'
   t.equal(value(body, METRICS.gatewayRequests, `route="/v1/readings",method="POST",status="200",${L}`), 1)
-  t.equal(value(body, METRICS.gatewayRequests, `route="/v1/sensors/:id/readings",method="POST",status="200",${L}`), 1, 'route pattern, not the URL')
-  t.equal(value(body, METRICS.gatewayRequests, `route="unmatched",method="GET",status="404",${L}`), 1, 'unknown routes share one label')
+  t.equal(
+    value(body, METRICS.gatewayRequests, `route="/v1/sensors/:id/readings",method="POST",status="200",${L}`),
+    1,
+    'route pattern, not the URL',
+  )
+  t.equal(
+    value(body, METRICS.gatewayRequests, `route="unmatched",method="GET",status="404",${L}`),
+    1,
+    'unknown routes share one label',
+  )
   t.equal(value(body, METRICS.gatewayRequests, `route="/v1/sensors/:id",method="GET",status="404",${L}`), 1)
   t.equal(value(body, METRICS.gatewayRequests, `route="/v1/sensors",method="GET",status="429",${L}`), 1)
   t.equal(value(body, METRICS.gatewayRequests, `route="/v1/sensors",method="GET",status="200",${L}`), listed)
   t.notMatch(body, /room-7|route-12345|\/zz"/, 'no raw URL in any label')
-  t.equal(value(body, `${METRICS.gatewayRequestSeconds}_count`, `route="/v1/readings",method="POST",${L}`), 1, 'latency histogram')
+  t.equal(
+    value(body, `${METRICS.gatewayRequestSeconds}_count`, `route="/v1/readings",method="POST",${L}`),
+    1,
+    'latency histogram',
+  )
   t.ok((value(body, METRICS.gatewayRequestBytes, `route="/v1/readings",${L}`) ?? 0) > 100, 'request bytes')
   t.equal(value(body, METRICS.gatewayReadingsAccepted, `route="/v1/readings",${L}`), 2)
   t.equal(value(body, METRICS.gatewayReadingsAccepted, `route="/v1/sensors/:id/readings",${L}`), 1)
@@ -66,7 +90,11 @@ t.test('503 when JetStream has no stream counts as backpressure; a failed publis
   const body = (await app.inject({ method: 'GET', url: '/metrics' })).body
   t.equal(value(body, METRICS.gatewayBackpressure, 'route="/v1/readings",status="503",site="a",service="gateway"'), 1)
   t.equal(value(body, `${METRICS.gatewayPublishSeconds}_count`, 'site="a",service="gateway"'), 1)
-  t.equal(value(body, METRICS.gatewayReadingsAccepted, 'route="/v1/readings",site="a",service="gateway"'), undefined, 'nothing accepted')
+  t.equal(
+    value(body, METRICS.gatewayReadingsAccepted, 'route="/v1/readings",site="a",service="gateway"'),
+    undefined,
+    'nothing accepted',
+  )
 })
 
 t.test('PITWALL_GATEWAY_METRICS=off: no /metrics route', async (t) => {

@@ -25,13 +25,23 @@ async function roomInWindow(ms: number): Promise<void> {
 }
 
 /** A first gateway (the helper's) and a second one on the same nats-server and database, with its own connection. */
-async function twoGateways(t: { teardown(fn: () => unknown): void }, auth: AuthOptions): Promise<{ g: TestGateway; a: FastifyInstance; b: FastifyInstance }> {
+async function twoGateways(
+  t: { teardown(fn: () => unknown): void },
+  auth: AuthOptions,
+): Promise<{ g: TestGateway; a: FastifyInstance; b: FastifyInstance }> {
   const g = await setupGateway(t, { auth: { rateLimitMax: MAX, rateLimitWindowMs: WINDOW_MS, ...auth }, capture: true })
   const nc2 = await connectTo(g.srv.url)
   t.teardown(() => nc2.close())
   const cfg2 = compileGatewayConfig({
     publishTimeoutMs: 1_000,
-    auth: { jwtSecret: JWT_SECRET, apiKeys: `ingest-svc:operator:sha256:${sha(SVC_KEY)},dash:viewer:sha256:${sha(VIEW_KEY)}`, databaseUrl: g.db?.url ?? '', rateLimitMax: MAX, rateLimitWindowMs: WINDOW_MS, ...auth },
+    auth: {
+      jwtSecret: JWT_SECRET,
+      apiKeys: `ingest-svc:operator:sha256:${sha(SVC_KEY)},dash:viewer:sha256:${sha(VIEW_KEY)}`,
+      databaseUrl: g.db?.url ?? '',
+      rateLimitMax: MAX,
+      rateLimitWindowMs: WINDOW_MS,
+      ...auth,
+    },
     runtime: { natsUrl: g.srv.url, partitions: 4, workerId: 'gw-test-2' },
   })
   const b = buildGateway({ nc: nc2, cfg: cfg2 })
@@ -40,14 +50,22 @@ async function twoGateways(t: { teardown(fn: () => unknown): void }, auth: AuthO
   return { g, a: g.app, b }
 }
 
-
-const call = async (app: FastifyInstance, headers: Record<string, string>): Promise<{ status: number; code?: string; retryAfter?: string }> => {
+const call = async (
+  app: FastifyInstance,
+  headers: Record<string, string>,
+): Promise<{ status: number; code?: string; retryAfter?: string }> => {
   const res = await app.inject({ method: 'GET', url: '/v1/customers?limit=1', headers })
   const code = res.statusCode === 200 ? undefined : res.json<{ code: string }>().code
-  return { status: res.statusCode, ...(code === undefined ? {} : { code }), ...(res.headers['retry-after'] === undefined ? {} : { retryAfter: String(res.headers['retry-after']) }) }
+  return {
+    status: res.statusCode,
+    ...(code === undefined ? {} : { code }),
+    ...(res.headers['retry-after'] === undefined ? {} : { retryAfter: String(res.headers['retry-after']) }),
+  }
 }
 const metric = async (app: FastifyInstance, name: string): Promise<number | undefined> => {
-  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'm').exec((await app.inject({ method: 'GET', url: '/metrics' })).body)
+  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'm').exec(
+    (await app.inject({ method: 'GET', url: '/metrics' })).body,
+  )
   return m ? Number(m[1]) : undefined
 }
 
@@ -63,7 +81,10 @@ t.test('two gateways sharing the site store: the limit holds for their sum', asy
   t.same(seq.slice(MAX), Array(16 - MAX).fill(429), 'then 429 on both')
   const refused = await call(b, key)
   t.match(refused, { status: 429, code: 'GW_ERR_RATE_LIMITED' })
-  t.ok(Number(refused.retryAfter) > 0 && Number(refused.retryAfter) <= WINDOW_MS / 1000, `Retry-After ${refused.retryAfter} s, the rest of the window`)
+  t.ok(
+    Number(refused.retryAfter) > 0 && Number(refused.retryAfter) <= WINDOW_MS / 1000,
+    `Retry-After ${refused.retryAfter} s, the rest of the window`,
+  )
   // concurrent: 30 requests of another credential at once, 15 on each gateway: exactly 10 allowed
   const person = bearer('viewer')
   const results = await Promise.all(Array.from({ length: 30 }, (_, i) => call(i % 2 === 0 ? a : b, person)))
@@ -85,30 +106,33 @@ t.test('per-process counting (rateLimitStore local): two gateways allow twice th
   t.equal(await metric(a, 'pitwall_gateway_rate_limit_store_up'), undefined, 'no store, no store gauge value')
 })
 
-t.test('store down: the per-process limiter counts, the gauge and the log say so; the store is used again after the retry delay', async (t) => {
-  const { g, a, b } = await twoGateways(t, { rateLimitStoreRetryMs: 500, rateLimitStoreTimeoutMs: 200 })
-  await roomInWindow(25_000)
-  const key = { 'x-api-key': VIEW_KEY }
-  t.equal((await call(a, key)).status, 200, 'store in use')
-  t.equal(await metric(a, 'pitwall_gateway_rate_limit_store_up'), 1)
-  // The bucket disappears under both gateways (an operator deleting it, a JetStream that lost it).
-  await g.jsm.streams.delete(`KV_${g.cfg.auth.rateLimitBucket}`)
-  const statuses: number[] = []
-  for (let i = 0; i < 14; i++) statuses.push((await call(a, key)).status)
-  t.notOk(statuses.includes(500) || statuses.includes(503), 'requests are answered while the store is down')
-  // Gateway a counts alone now: its one shared-store request is not in its local count, so 10 more pass, then 429.
-  t.equal(statuses.filter((s) => s === 200).length, MAX, 'the per-process limit applies')
-  t.equal(statuses.filter((s) => s === 429).length, 14 - MAX)
-  t.equal(await metric(a, 'pitwall_gateway_rate_limit_store_up'), 0, 'store_up 0')
-  t.ok((await metric(a, 'pitwall_gateway_rate_limit_fallback_total') ?? 0) >= 14, 'fallbacks counted')
-  t.match(g.logs(), /rate limit store unavailable: counting per process/, 'logged')
-  // Recovery: after the retry delay the bucket is created again and counting is shared again, from zero.
-  await sleep(600)
-  await roomInWindow(10_000)
-  const person = bearer('operator')
-  const mixed: number[] = []
-  for (let i = 0; i < 14; i++) mixed.push((await call(i % 2 === 0 ? a : b, person)).status)
-  t.equal(await metric(a, 'pitwall_gateway_rate_limit_store_up'), 1, 'store up again')
-  t.equal(mixed.filter((s) => s === 200).length, MAX, 'shared again: the limit holds for the sum')
-  t.match(g.logs(), /rate limits counted in the site's shared store again/, 'recovery logged')
-})
+t.test(
+  'store down: the per-process limiter counts, the gauge and the log say so; the store is used again after the retry delay',
+  async (t) => {
+    const { g, a, b } = await twoGateways(t, { rateLimitStoreRetryMs: 500, rateLimitStoreTimeoutMs: 200 })
+    await roomInWindow(25_000)
+    const key = { 'x-api-key': VIEW_KEY }
+    t.equal((await call(a, key)).status, 200, 'store in use')
+    t.equal(await metric(a, 'pitwall_gateway_rate_limit_store_up'), 1)
+    // The bucket disappears under both gateways (an operator deleting it, a JetStream that lost it).
+    await g.jsm.streams.delete(`KV_${g.cfg.auth.rateLimitBucket}`)
+    const statuses: number[] = []
+    for (let i = 0; i < 14; i++) statuses.push((await call(a, key)).status)
+    t.notOk(statuses.includes(500) || statuses.includes(503), 'requests are answered while the store is down')
+    // Gateway a counts alone now: its one shared-store request is not in its local count, so 10 more pass, then 429.
+    t.equal(statuses.filter((s) => s === 200).length, MAX, 'the per-process limit applies')
+    t.equal(statuses.filter((s) => s === 429).length, 14 - MAX)
+    t.equal(await metric(a, 'pitwall_gateway_rate_limit_store_up'), 0, 'store_up 0')
+    t.ok(((await metric(a, 'pitwall_gateway_rate_limit_fallback_total')) ?? 0) >= 14, 'fallbacks counted')
+    t.match(g.logs(), /rate limit store unavailable: counting per process/, 'logged')
+    // Recovery: after the retry delay the bucket is created again and counting is shared again, from zero.
+    await sleep(600)
+    await roomInWindow(10_000)
+    const person = bearer('operator')
+    const mixed: number[] = []
+    for (let i = 0; i < 14; i++) mixed.push((await call(i % 2 === 0 ? a : b, person)).status)
+    t.equal(await metric(a, 'pitwall_gateway_rate_limit_store_up'), 1, 'store up again')
+    t.equal(mixed.filter((s) => s === 200).length, MAX, 'shared again: the limit holds for the sum')
+    t.match(g.logs(), /rate limits counted in the site's shared store again/, 'recovery logged')
+  },
+)

@@ -15,12 +15,25 @@ function vin(n: number): string {
   const base = `1HGCM82A03A${String(n).padStart(6, '0')}`
   return `${base.slice(0, 8)}${vinCheckDigit(base)}${base.slice(9)}`
 }
-interface Page<T> { items: T[]; nextCursor: string | null }
+interface Page<T> {
+  items: T[]
+  nextCursor: string | null
+}
 
 async function setup(t: { teardown(fn: () => unknown): void }) {
   const { app } = await setupGateway(t, { provision: false })
-  const req = async (method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, headers: Record<string, string>, payload?: unknown) => {
-    const res = await app.inject({ method, url, headers, ...(payload === undefined ? {} : { payload: payload as Record<string, unknown> }) })
+  const req = async (
+    method: 'GET' | 'POST' | 'PATCH' | 'DELETE',
+    url: string,
+    headers: Record<string, string>,
+    payload?: unknown,
+  ) => {
+    const res = await app.inject({
+      method,
+      url,
+      headers,
+      ...(payload === undefined ? {} : { payload: payload as Record<string, unknown> }),
+    })
     return { status: res.statusCode, body: res.body === '' ? undefined : res.json<Record<string, unknown>>() }
   }
   return { app, req }
@@ -39,7 +52,15 @@ t.test('customers, sensors, vehicles: create, read, update, delete, 409, 404', a
   t.equal((await req('GET', '/v1/customers/acme', VIEWER)).body?.name, 'Acme plc')
 
   // sensor
-  const sensor = { id: 'press-1', type: 'pressure', profile: 'environment', site: 'plant-a', location: { lat: 45.1, lon: 7.6 }, processStage: 'mixing', customerId: 'acme' }
+  const sensor = {
+    id: 'press-1',
+    type: 'pressure',
+    profile: 'environment',
+    site: 'plant-a',
+    location: { lat: 45.1, lon: 7.6 },
+    processStage: 'mixing',
+    customerId: 'acme',
+  }
   r = await req('POST', '/v1/sensors', OP, sensor)
   t.equal(r.status, 201, JSON.stringify(r.body))
   t.match(r.body, { ...sensor, createdAt: String })
@@ -48,8 +69,14 @@ t.test('customers, sensors, vehicles: create, read, update, delete, 409, 404', a
   r = await req('PATCH', '/v1/sensors/press-1', OP, { location: null, processStage: 'curing' })
   t.equal(r.status, 200)
   t.match(r.body, { location: null, processStage: 'curing', type: 'pressure' })
-  t.equal((await req('POST', '/v1/sensors', OP, { ...sensor, id: 'x1', customerId: 'nobody' })).body?.code, 'GW_ERR_CUSTOMER_UNKNOWN')
-  t.equal((await req('POST', '/v1/sensors', OP, { ...sensor, id: 'x1', profile: 'road' })).body?.code, 'GW_ERR_PROFILE_INVALID')
+  t.equal(
+    (await req('POST', '/v1/sensors', OP, { ...sensor, id: 'x1', customerId: 'nobody' })).body?.code,
+    'GW_ERR_CUSTOMER_UNKNOWN',
+  )
+  t.equal(
+    (await req('POST', '/v1/sensors', OP, { ...sensor, id: 'x1', profile: 'road' })).body?.code,
+    'GW_ERR_PROFILE_INVALID',
+  )
   t.equal((await req('POST', '/v1/sensors', OP, { ...sensor, id: 'x1', extra: 1 })).body?.code, 'GW_ERR_BODY_INVALID')
   t.equal((await req('PATCH', '/v1/sensors/press-1', OP, {})).status, 400, 'empty patch')
 
@@ -67,9 +94,17 @@ t.test('customers, sensors, vehicles: create, read, update, delete, 409, 404', a
   t.equal((await req('DELETE', '/v1/customers/acme', ADMIN)).body?.code, 'GW_ERR_CONFLICT')
 
   // unknown: 404 GW_ERR_NOT_FOUND
-  for (const [m, url, body] of [['GET', '/v1/sensors/nope'], ['PATCH', '/v1/sensors/nope', { type: 't' }], ['DELETE', '/v1/sensors/nope'],
-    ['GET', `/v1/vehicles/${vin(99)}`], ['PATCH', `/v1/vehicles/${vin(99)}`, { year: 2000 }], ['DELETE', `/v1/vehicles/${vin(99)}`],
-    ['GET', '/v1/customers/nope'], ['PATCH', '/v1/customers/nope', { name: 'n' }], ['DELETE', '/v1/customers/nope']] as const) {
+  for (const [m, url, body] of [
+    ['GET', '/v1/sensors/nope'],
+    ['PATCH', '/v1/sensors/nope', { type: 't' }],
+    ['DELETE', '/v1/sensors/nope'],
+    ['GET', `/v1/vehicles/${vin(99)}`],
+    ['PATCH', `/v1/vehicles/${vin(99)}`, { year: 2000 }],
+    ['DELETE', `/v1/vehicles/${vin(99)}`],
+    ['GET', '/v1/customers/nope'],
+    ['PATCH', '/v1/customers/nope', { name: 'n' }],
+    ['DELETE', '/v1/customers/nope'],
+  ] as const) {
     r = await req(m, url, m === 'GET' ? VIEWER : m === 'DELETE' ? ADMIN : OP, body)
     t.equal(r.status, 404, `${m} ${url}`)
     t.equal(r.body?.code, 'GW_ERR_NOT_FOUND')
@@ -91,8 +126,14 @@ t.test('pagination: 25 items, limit 10, each exactly once in key order; filters'
   for (let i = 24; i >= 0; i--) {
     const id = `s-${String(i).padStart(2, '0')}`
     ids.push(id)
-    const r = await req('POST', '/v1/sensors', OP, { id, type: i % 2 ? 'temp' : 'co2', profile: i % 3 ? 'environment' : 'asset', site: i < 10 ? 'plant-a' : 'plant-b',
-      ...(i % 5 === 0 ? { processStage: 'bake' } : {}), ...(i < 5 ? { customerId: 'c1' } : {}) })
+    const r = await req('POST', '/v1/sensors', OP, {
+      id,
+      type: i % 2 ? 'temp' : 'co2',
+      profile: i % 3 ? 'environment' : 'asset',
+      site: i < 10 ? 'plant-a' : 'plant-b',
+      ...(i % 5 === 0 ? { processStage: 'bake' } : {}),
+      ...(i < 5 ? { customerId: 'c1' } : {}),
+    })
     t.equal(r.status, 201)
   }
   ids.sort()
@@ -111,7 +152,8 @@ t.test('pagination: 25 items, limit 10, each exactly once in key order; filters'
   t.equal(pages, 3)
   t.same(seen, ids, 'every item once, in order')
 
-  const count = async (q: string): Promise<number> => ((await req('GET', `/v1/sensors?limit=100&${q}`, VIEWER)).body as unknown as Page<unknown>).items.length
+  const count = async (q: string): Promise<number> =>
+    ((await req('GET', `/v1/sensors?limit=100&${q}`, VIEWER)).body as unknown as Page<unknown>).items.length
   t.equal(await count('type=temp'), 12)
   t.equal(await count('profile=asset'), 9)
   t.equal(await count('site=plant-a'), 10)
@@ -124,19 +166,28 @@ t.test('pagination: 25 items, limit 10, each exactly once in key order; filters'
   for (let i = 0; i < 25; i++) {
     const v = vin(i)
     vins.push(v)
-    const r = await req('POST', '/v1/vehicles', OP, { vin: v, brand: i % 2 ? 'Audi' : 'BMW', model: 'M', year: 2000 + i, profile: i < 20 ? 'road' : 'race', ...(i < 3 ? { customerId: 'c1' } : {}) })
+    const r = await req('POST', '/v1/vehicles', OP, {
+      vin: v,
+      brand: i % 2 ? 'Audi' : 'BMW',
+      model: 'M',
+      year: 2000 + i,
+      profile: i < 20 ? 'road' : 'race',
+      ...(i < 3 ? { customerId: 'c1' } : {}),
+    })
     t.equal(r.status, 201, JSON.stringify(r.body))
   }
   vins.sort()
   const got: string[] = []
   cursor = null
   do {
-    const page = (await req('GET', `/v1/vehicles?limit=10${cursor ? `&cursor=${cursor}` : ''}`, VIEWER)).body as unknown as Page<{ vin: string }>
+    const page = (await req('GET', `/v1/vehicles?limit=10${cursor ? `&cursor=${cursor}` : ''}`, VIEWER))
+      .body as unknown as Page<{ vin: string }>
     got.push(...page.items.map((v) => v.vin))
     cursor = page.nextCursor
   } while (cursor)
   t.same(got, vins)
-  const vcount = async (q: string): Promise<number> => ((await req('GET', `/v1/vehicles?limit=100&${q}`, VIEWER)).body as unknown as Page<unknown>).items.length
+  const vcount = async (q: string): Promise<number> =>
+    ((await req('GET', `/v1/vehicles?limit=100&${q}`, VIEWER)).body as unknown as Page<unknown>).items.length
   t.equal(await vcount('brand=Audi'), 12)
   t.equal(await vcount('profile=race'), 5)
   t.equal(await vcount('customer=c1'), 3)
@@ -144,7 +195,14 @@ t.test('pagination: 25 items, limit 10, each exactly once in key order; filters'
   t.equal(await vcount('yearMin=2020&brand=BMW'), 3)
 
   // bad paging / filter input
-  for (const q of ['limit=0', 'limit=101', 'limit=abc', 'cursor=!!!', `cursor=${Buffer.from('{"x":1}').toString('base64url')}`, 'color=red']) {
+  for (const q of [
+    'limit=0',
+    'limit=101',
+    'limit=abc',
+    'cursor=!!!',
+    `cursor=${Buffer.from('{"x":1}').toString('base64url')}`,
+    'color=red',
+  ]) {
     const r = await req('GET', `/v1/sensors?${q}`, VIEWER)
     t.equal(r.status, 400, q)
     t.match(r.body?.code, /^GW_ERR_(QUERY|CURSOR)_INVALID$/, q)
@@ -173,9 +231,17 @@ t.test('roles: viewer reads, operator creates/updates, admin deletes', async (t)
     t.equal((await req('PATCH', `/v1/sensors/${id}`, h, { type: 'u' })).status, u, `${name} update sensor`)
     t.equal((await req('DELETE', `/v1/sensors/${id}`, h)).status, d, `${name} delete sensor`)
     t.equal((await req('POST', '/v1/customers', h, { id, name: 'n' })).status, c, `${name} create customer`)
-    t.equal((await req('DELETE', `/v1/customers/${id}`, h)).status, c === 201 ? d : d === 401 ? 401 : 403, `${name} delete customer`)
+    t.equal(
+      (await req('DELETE', `/v1/customers/${id}`, h)).status,
+      c === 201 ? d : d === 401 ? 401 : 403,
+      `${name} delete customer`,
+    )
     const v = vin(500 + matrix.findIndex((m) => m[0] === name))
-    t.equal((await req('POST', '/v1/vehicles', h, { vin: v, brand: 'B', model: 'M', year: 2020, profile: 'road' })).status, c, `${name} create vehicle`)
+    t.equal(
+      (await req('POST', '/v1/vehicles', h, { vin: v, brand: 'B', model: 'M', year: 2020, profile: 'road' })).status,
+      c,
+      `${name} create vehicle`,
+    )
     if (c === 201) t.equal((await req('DELETE', `/v1/vehicles/${v}`, h)).status, d, `${name} delete vehicle`)
   }
   const deny = await req('POST', '/v1/sensors', VIEWER, { id: 'z', type: 't', profile: 'environment', site: 'plant-a' })
@@ -185,18 +251,37 @@ t.test('roles: viewer reads, operator creates/updates, admin deletes', async (t)
 
 t.test('invalid VINs are 400 GW_ERR_VIN_INVALID in bodies and paths', async (t) => {
   const { req } = await setup(t)
-  const bad = ['1M8GDM9AXKP04278', '1M8GDM9AXKP0427888', '1M8GDM9A1KP042788', '1m8gdm9axkp042788', 'IM8GDM9AXKP042788', '']
+  const bad = [
+    '1M8GDM9AXKP04278',
+    '1M8GDM9AXKP0427888',
+    '1M8GDM9A1KP042788',
+    '1m8gdm9axkp042788',
+    'IM8GDM9AXKP042788',
+    '',
+  ]
   for (const v of bad) {
     const r = await req('POST', '/v1/vehicles', OP, { vin: v, brand: 'B', model: 'M', year: 2020, profile: 'road' })
     t.equal(r.status, 400, `body ${v}`)
     t.equal(r.body?.code, 'GW_ERR_VIN_INVALID', `body ${v}`)
   }
   for (const v of bad.filter((x) => x !== '')) {
-    for (const [m, h] of [['GET', VIEWER], ['PATCH', OP], ['DELETE', ADMIN]] as const) {
+    for (const [m, h] of [
+      ['GET', VIEWER],
+      ['PATCH', OP],
+      ['DELETE', ADMIN],
+    ] as const) {
       const r = await req(m, `/v1/vehicles/${v}`, h, m === 'PATCH' ? { year: 2021 } : undefined)
       t.equal(r.body?.code, 'GW_ERR_VIN_INVALID', `${m} ${v}`)
     }
   }
-  t.equal((await req('POST', '/v1/vehicles', OP, { vin: VIN, brand: 'B', model: 'M', year: 2020, profile: 'rally' })).body?.code, 'GW_ERR_BODY_INVALID')
-  t.equal((await req('POST', '/v1/vehicles', OP, { vin: VIN, brand: 'B', model: 'M', year: '2020', profile: 'road' })).body?.code, 'GW_ERR_BODY_INVALID')
+  t.equal(
+    (await req('POST', '/v1/vehicles', OP, { vin: VIN, brand: 'B', model: 'M', year: 2020, profile: 'rally' })).body
+      ?.code,
+    'GW_ERR_BODY_INVALID',
+  )
+  t.equal(
+    (await req('POST', '/v1/vehicles', OP, { vin: VIN, brand: 'B', model: 'M', year: '2020', profile: 'road' })).body
+      ?.code,
+    'GW_ERR_BODY_INVALID',
+  )
 })

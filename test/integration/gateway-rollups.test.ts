@@ -25,7 +25,10 @@ t.test('alert and late-reading roll-ups over a period', async (t) => {
   const pool = new pg.Pool({ connectionString: g.db.url, max: 2 })
   t.teardown(() => pool.end())
   const op = bearer('operator')
-  const get = async (url: string, headers: Record<string, string> = bearer('viewer')): Promise<{ status: number; body: Json }> => {
+  const get = async (
+    url: string,
+    headers: Record<string, string> = bearer('viewer'),
+  ): Promise<{ status: number; body: Json }> => {
     const res = await app.inject({ method: 'GET', url, headers })
     return { status: res.statusCode, body: res.json<Json>() }
   }
@@ -34,12 +37,19 @@ t.test('alert and late-reading roll-ups over a period', async (t) => {
     ['/v1/sensors', { id: 'e1', type: 'climate', profile: 'environment', site: 'a', customerId: 'acme' }],
     ['/v1/sensors', { id: 'e2', type: 'climate', profile: 'environment', site: 'a' }],
     ['/v1/sensors', { id: 'p1', type: 'ph', profile: 'process', site: 'a', customerId: 'acme' }],
-  ] as const) t.equal((await app.inject({ method: 'POST', url, headers: op, payload: body })).statusCode, 201)
+  ] as const)
+    t.equal((await app.inject({ method: 'POST', url, headers: op, payload: body })).statusCode, 201)
 
   // Alerts: environment ones over three hours (two types, three severities), a process one, one before the period.
   let seq = 0
   const outs: Output[] = []
-  const plan: { entity: string; profile: string; type: string; severity: 'info' | 'warning' | 'critical'; at: number }[] = [
+  const plan: {
+    entity: string
+    profile: string
+    type: string
+    severity: 'info' | 'warning' | 'critical'
+    at: number
+  }[] = [
     { entity: 'e1', profile: 'environment', type: 'temp_high', severity: 'warning', at: H0 + 5 * 60_000 },
     { entity: 'e1', profile: 'environment', type: 'temp_high', severity: 'warning', at: H0 + 50 * 60_000 },
     { entity: 'e2', profile: 'environment', type: 'co2_high', severity: 'critical', at: H0 + 20 * 60_000 },
@@ -49,14 +59,26 @@ t.test('alert and late-reading roll-ups over a period', async (t) => {
     { entity: 'e1', profile: 'environment', type: 'temp_high', severity: 'critical', at: H0 - 10 * 60_000 },
   ]
   for (const a of plan) {
-    const body: AlertBody = { alertId: `sensor:${a.entity}:${a.type}:${a.at}`, type: a.type, severity: a.severity, state: 'open', start: a.at, value: 1, threshold: 0, explanation: a.type }
+    const body: AlertBody = {
+      alertId: `sensor:${a.entity}:${a.type}:${a.at}`,
+      type: a.type,
+      severity: a.severity,
+      state: 'open',
+      start: a.at,
+      value: 1,
+      threshold: 0,
+      explanation: a.type,
+    }
     outs.push(output('alert', a.entity, `${body.alertId}:open`, body, { seq: ++seq, profile: a.profile, ts: a.at }))
   }
   // Late readings: e1 three (one before the period), e2 one, p1 two.
   const late: { entity: string; profile: string; at: number }[] = [
-    { entity: 'e1', profile: 'environment', at: H0 + 60_000 }, { entity: 'e1', profile: 'environment', at: H0 + 2 * HOUR },
-    { entity: 'e1', profile: 'environment', at: H0 - 60_000 }, { entity: 'e2', profile: 'environment', at: H0 + HOUR },
-    { entity: 'p1', profile: 'process', at: H0 + 60_000 }, { entity: 'p1', profile: 'process', at: H0 + 120_000 },
+    { entity: 'e1', profile: 'environment', at: H0 + 60_000 },
+    { entity: 'e1', profile: 'environment', at: H0 + 2 * HOUR },
+    { entity: 'e1', profile: 'environment', at: H0 - 60_000 },
+    { entity: 'e2', profile: 'environment', at: H0 + HOUR },
+    { entity: 'p1', profile: 'process', at: H0 + 60_000 },
+    { entity: 'p1', profile: 'process', at: H0 + 120_000 },
   ]
   for (const l of late) outs.push(lateOut(l.entity, l.at, { seq: ++seq, profile: l.profile }))
   const js = jetstream(nc)
@@ -76,7 +98,16 @@ t.test('alert and late-reading roll-ups over a period', async (t) => {
     t.equal(r.body.total, inPeriod.length)
     const types = new Map<string, number>()
     for (const a of inPeriod) types.set(`${a.type}/${a.severity}`, (types.get(`${a.type}/${a.severity}`) ?? 0) + 1)
-    t.same(new Map((r.body.byType as { type: string; severity: string; count: number }[]).map((x) => [`${x.type}/${x.severity}`, x.count])), types, 'counts by type and severity')
+    t.same(
+      new Map(
+        (r.body.byType as { type: string; severity: string; count: number }[]).map((x) => [
+          `${x.type}/${x.severity}`,
+          x.count,
+        ]),
+      ),
+      types,
+      'counts by type and severity',
+    )
     // hourly buckets (the default), empty hours left out
     const hours = new Map<number, { count: number; info: number; warning: number; critical: number }>()
     for (const a of inPeriod) {
@@ -86,30 +117,58 @@ t.test('alert and late-reading roll-ups over a period', async (t) => {
       b[a.severity]++
       hours.set(h, b)
     }
-    t.same(r.body.byBucket, [...hours.entries()].sort((x, y) => x[0] - y[0]).map(([h, b]) => ({ start: new Date(h).toISOString(), ...b })), 'per hour, oldest first')
+    t.same(
+      r.body.byBucket,
+      [...hours.entries()].sort((x, y) => x[0] - y[0]).map(([h, b]) => ({ start: new Date(h).toISOString(), ...b })),
+      'per hour, oldest first',
+    )
     const half = await get(`/v1/rollups/alerts?profile=environment&from=${from}&to=${to}&bucket=1800000`)
     const halves = new Map<number, number>()
-    for (const a of inPeriod) { const h = Math.floor(a.at / 1_800_000) * 1_800_000; halves.set(h, (halves.get(h) ?? 0) + 1) }
-    t.same((half.body.byBucket as { start: string; count: number }[]).map((b) => [Date.parse(b.start), b.count]), [...halves.entries()].sort((x, y) => x[0] - y[0]), '30-minute buckets')
+    for (const a of inPeriod) {
+      const h = Math.floor(a.at / 1_800_000) * 1_800_000
+      halves.set(h, (halves.get(h) ?? 0) + 1)
+    }
+    t.same(
+      (half.body.byBucket as { start: string; count: number }[]).map((b) => [Date.parse(b.start), b.count]),
+      [...halves.entries()].sort((x, y) => x[0] - y[0]),
+      '30-minute buckets',
+    )
     t.equal(half.body.total, inPeriod.length, 'the same alerts')
     const all = await get(`/v1/rollups/alerts?from=${from}&to=${to}`)
     t.equal(all.body.total, inPeriod.length + 1, 'without a profile: the process alert too')
-    t.equal((await get(`/v1/rollups/alerts?profile=environment`)).body.total, plan.filter((a) => a.profile === 'environment').length, 'without a range: every one')
+    t.equal(
+      (await get(`/v1/rollups/alerts?profile=environment`)).body.total,
+      plan.filter((a) => a.profile === 'environment').length,
+      'without a range: every one',
+    )
     // fleet scope: a person of fleet acme sees e1 and p1 only
     const acme = bearer('viewer', { fleets: ['acme'] })
-    t.equal((await get(`/v1/rollups/alerts?profile=environment&from=${from}&to=${to}`, acme)).body.total, inPeriod.filter((a) => a.entity === 'e1').length)
+    t.equal(
+      (await get(`/v1/rollups/alerts?profile=environment&from=${from}&to=${to}`, acme)).body.total,
+      inPeriod.filter((a) => a.entity === 'e1').length,
+    )
   })
 
   t.test('late readings: per entity', async (t) => {
     const r = await get(`/v1/rollups/late-readings?kind=sensor&profile=environment&from=${from}&to=${to}`)
     t.equal(r.status, 200, JSON.stringify(r.body))
-    t.match(r.body, { total: 3, byEntity: [{ kind: 'sensor', entity: 'e1', count: 2, last: new Date(H0 + 2 * HOUR).toISOString(), maxBehindMs: 120_000 }, { entity: 'e2', count: 1 }] })
+    t.match(r.body, {
+      total: 3,
+      byEntity: [
+        { kind: 'sensor', entity: 'e1', count: 2, last: new Date(H0 + 2 * HOUR).toISOString(), maxBehindMs: 120_000 },
+        { entity: 'e2', count: 1 },
+      ],
+    })
     t.equal((r.body.byEntity as Json[]).length, 2)
     t.equal((await get(`/v1/rollups/late-readings?from=${from}&to=${to}`)).body.total, 5, 'every profile')
     t.equal((await get('/v1/rollups/late-readings?profile=environment')).body.total, 4, 'no range: all')
     t.same((await get('/v1/rollups/late-readings?profile=nothing')).body, { total: 0, byEntity: [] })
     const acme = bearer('viewer', { fleets: ['acme'] })
-    t.same(((await get('/v1/rollups/late-readings', acme)).body.byEntity as Json[]).map((e) => e.entity).sort(), ['e1', 'p1'], 'scoped to the person\'s fleets')
+    t.same(
+      ((await get('/v1/rollups/late-readings', acme)).body.byEntity as Json[]).map((e) => e.entity).sort(),
+      ['e1', 'p1'],
+      "scoped to the person's fleets",
+    )
   })
 
   t.test('bad input: a coded error naming the item', async (t) => {

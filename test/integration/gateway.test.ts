@@ -1,19 +1,42 @@
 import t from 'tap'
 import { jetstreamManager } from '@nats-io/jetstream'
 import { provision, PROFILES, Worker, buildProfiles, partitionOf } from '../../actors/mod.js'
-import { buildGateway, compileGatewayConfig, gatewayOptionsFromEnv, GW_ERR, vinCheckDigit, vinProblem, type GatewayConfig } from '../../gateway/mod.js'
+import {
+  buildGateway,
+  compileGatewayConfig,
+  gatewayOptionsFromEnv,
+  GW_ERR,
+  vinCheckDigit,
+  vinProblem,
+  type GatewayConfig,
+} from '../../gateway/mod.js'
 import { connectTo, startNats } from '../helpers/nats.js'
 
 const quiet = (): void => undefined
 const VIN = '1M8GDM9AXKP042788' // the textbook VIN: check digit X
 
 /** Starts a nats-server (provisioned unless told not to) and a gateway; everything is torn down with `t`. */
-async function setup(t: { teardown(fn: () => unknown): void }, opts: { provision?: boolean; gw?: Parameters<typeof compileGatewayConfig>[0] } = {}) {
+async function setup(
+  t: { teardown(fn: () => unknown): void },
+  opts: { provision?: boolean; gw?: Parameters<typeof compileGatewayConfig>[0] } = {},
+) {
   const srv = await startNats()
   t.teardown(() => srv.stop())
   const nc = await connectTo(srv.url)
   t.teardown(() => nc.close())
-  const cfg: GatewayConfig = compileGatewayConfig({ publishTimeoutMs: 1_000, auth: { enabled: false }, ...opts.gw, runtime: { natsUrl: srv.url, partitions: 4, workerId: 'gw-test', heartbeatMs: 100, leaseTtlMs: 1000, checkpointIntervalMs: 200 } })
+  const cfg: GatewayConfig = compileGatewayConfig({
+    publishTimeoutMs: 1_000,
+    auth: { enabled: false },
+    ...opts.gw,
+    runtime: {
+      natsUrl: srv.url,
+      partitions: 4,
+      workerId: 'gw-test',
+      heartbeatMs: 100,
+      leaseTtlMs: 1000,
+      checkpointIntervalMs: 200,
+    },
+  })
   const jsm = await jetstreamManager(nc)
   if (opts.provision !== false) await provision(nc, jsm, cfg.runtime)
   const app = buildGateway({ nc, cfg })
@@ -23,7 +46,13 @@ async function setup(t: { teardown(fn: () => unknown): void }, opts: { provision
 }
 
 const now = (): number => Date.now()
-const r = (over: Record<string, unknown> = {}): Record<string, unknown> => ({ kind: 'sensor', id: 's1', ts: now(), fields: { temperature: 21.5 }, ...over })
+const r = (over: Record<string, unknown> = {}): Record<string, unknown> => ({
+  kind: 'sensor',
+  id: 's1',
+  ts: now(),
+  fields: { temperature: 21.5 },
+  ...over,
+})
 
 t.test('VIN check digit', async (t) => {
   t.equal(vinCheckDigit(VIN), 'X')
@@ -36,56 +65,135 @@ t.test('VIN check digit', async (t) => {
 
 t.test('mixed batch: valid items in the stream, invalid listed with index and code', async (t) => {
   const { app, count, jsm } = await setup(t)
-  const res = await app.inject({ method: 'POST', url: '/v1/readings', payload: [
-    r({ rid: 'a1' }), r({ id: 'bad id' }), r({ kind: 'vehicle', id: 'car7', fields: { speed: 200, pit: false, tyre: 'soft' }, loc: { lat: 45.6, lon: 9.28 } }),
-    r({ fields: { temperature: 'NaN' } }), r({ ts: now() + 3_600_000 }), 42,
-  ] })
+  const res = await app.inject({
+    method: 'POST',
+    url: '/v1/readings',
+    payload: [
+      r({ rid: 'a1' }),
+      r({ id: 'bad id' }),
+      r({
+        kind: 'vehicle',
+        id: 'car7',
+        fields: { speed: 200, pit: false, tyre: 'soft' },
+        loc: { lat: 45.6, lon: 9.28 },
+      }),
+      r({ fields: { temperature: 'NaN' } }),
+      r({ ts: now() + 3_600_000 }),
+      42,
+    ],
+  })
   t.equal(res.statusCode, 200)
   const body = res.json<{ accepted: number; duplicates: number; rejected: { index: number; code: string }[] }>()
   t.equal(body.accepted, 2)
-  t.same(body.rejected.map((x) => [x.index, x.code]), [[1, 'GW_ERR_ID_INVALID'], [3, 'GW_ERR_FIELD_NOT_FINITE'], [4, 'GW_ERR_TS_IN_FUTURE'], [5, 'GW_ERR_ITEM_NOT_OBJECT']])
+  t.same(
+    body.rejected.map((x) => [x.index, x.code]),
+    [
+      [1, 'GW_ERR_ID_INVALID'],
+      [3, 'GW_ERR_FIELD_NOT_FINITE'],
+      [4, 'GW_ERR_TS_IN_FUTURE'],
+      [5, 'GW_ERR_ITEM_NOT_OBJECT'],
+    ],
+  )
   t.equal(await count(), 2)
-  const m = await jsm.streams.getMessage('TLM', { last_by_subj: `tlm.a.${partitionOf('vehicle', 'car7', 4)}.vehicle.car7` })
-  t.same(m?.json(), { ts: m?.json<{ ts: number }>().ts, fields: { speed: 200, pit: false, tyre: 'soft' }, loc: { lat: 45.6, lon: 9.28 } })
+  const m = await jsm.streams.getMessage('TLM', {
+    last_by_subj: `tlm.a.${partitionOf('vehicle', 'car7', 4)}.vehicle.car7`,
+  })
+  t.same(m?.json(), {
+    ts: m?.json<{ ts: number }>().ts,
+    fields: { speed: 200, pit: false, tyre: 'soft' },
+    loc: { lat: 45.6, lon: 9.28 },
+  })
 })
 
 t.test('NDJSON, idempotent retries, device routes', async (t) => {
   const { app, count } = await setup(t)
-  const nd = [JSON.stringify(r({ rid: 'n1' })), '', JSON.stringify(r({ rid: 'n2', id: 's2' })), '{"kind":"sensor","id":"s3","ts":'].join('\n')
-  let res = await app.inject({ method: 'POST', url: '/v1/readings', headers: { 'content-type': 'application/x-ndjson' }, payload: nd })
+  const nd = [
+    JSON.stringify(r({ rid: 'n1' })),
+    '',
+    JSON.stringify(r({ rid: 'n2', id: 's2' })),
+    '{"kind":"sensor","id":"s3","ts":',
+  ].join('\n')
+  let res = await app.inject({
+    method: 'POST',
+    url: '/v1/readings',
+    headers: { 'content-type': 'application/x-ndjson' },
+    payload: nd,
+  })
   t.equal(res.statusCode, 200)
   t.same(res.json<{ accepted: number }>().accepted, 2)
-  t.same(res.json<{ rejected: unknown[] }>().rejected, [{ index: 2, code: 'GW_ERR_ITEM_MALFORMED', message: res.json<{ rejected: { message: string }[] }>().rejected[0]?.message }])
+  t.same(res.json<{ rejected: unknown[] }>().rejected, [
+    {
+      index: 2,
+      code: 'GW_ERR_ITEM_MALFORMED',
+      message: res.json<{ rejected: { message: string }[] }>().rejected[0]?.message,
+    },
+  ])
   t.equal(await count(), 2)
-  res = await app.inject({ method: 'POST', url: '/v1/readings', headers: { 'content-type': 'application/x-ndjson' }, payload: nd })
+  res = await app.inject({
+    method: 'POST',
+    url: '/v1/readings',
+    headers: { 'content-type': 'application/x-ndjson' },
+    payload: nd,
+  })
   t.equal(res.json<{ duplicates: number }>().duplicates, 2, 'retry recognised')
   t.equal(await count(), 2, 'retry with rid: stream unchanged')
   // Idempotency-Key without rids
   const batch = [r(), r({ id: 's9' })]
   for (let i = 0; i < 2; i++) {
-    res = await app.inject({ method: 'POST', url: '/v1/readings', headers: { 'idempotency-key': 'batch-42' }, payload: batch })
+    res = await app.inject({
+      method: 'POST',
+      url: '/v1/readings',
+      headers: { 'idempotency-key': 'batch-42' },
+      payload: batch,
+    })
     t.equal(res.statusCode, 200)
   }
   t.equal(await count(), 4, 'retry with Idempotency-Key: stored once')
-  res = await app.inject({ method: 'POST', url: '/v1/sensors/s5/readings', payload: [{ ts: now(), fields: { co2: 400 } }] })
+  res = await app.inject({
+    method: 'POST',
+    url: '/v1/sensors/s5/readings',
+    payload: [{ ts: now(), fields: { co2: 400 } }],
+  })
   t.equal(res.statusCode, 200)
-  res = await app.inject({ method: 'POST', url: `/v1/vehicles/${VIN}/telemetry`, payload: [{ ts: now(), fields: { speed: 88 }, profile: 'race' }] })
+  res = await app.inject({
+    method: 'POST',
+    url: `/v1/vehicles/${VIN}/telemetry`,
+    payload: [{ ts: now(), fields: { speed: 88 }, profile: 'race' }],
+  })
   t.equal(res.statusCode, 200)
   t.equal(await count(), 6)
-  res = await app.inject({ method: 'POST', url: '/v1/vehicles/1M8GDM9A1KP042788/telemetry', payload: [{ ts: now(), fields: { speed: 88 } }] })
+  res = await app.inject({
+    method: 'POST',
+    url: '/v1/vehicles/1M8GDM9A1KP042788/telemetry',
+    payload: [{ ts: now(), fields: { speed: 88 } }],
+  })
   t.equal(res.statusCode, 400)
   t.equal(res.json<{ code: string }>().code, 'GW_ERR_VIN_INVALID')
-  res = await app.inject({ method: 'POST', url: '/v1/sensors/s5/readings', payload: [{ kind: 'sensor', id: 's5', ts: now(), fields: { co2: 400 } }] })
+  res = await app.inject({
+    method: 'POST',
+    url: '/v1/sensors/s5/readings',
+    payload: [{ kind: 'sensor', id: 's5', ts: now(), fields: { co2: 400 } }],
+  })
   t.equal(res.json<{ code: string }>().code, 'GW_ERR_BATCH_REJECTED', 'device routes take kind/id from the path only')
   t.equal(await count(), 6)
 })
 
 t.test('limits: NaN/Infinity, far future, oversized body, too many items', async (t) => {
   const { app, count } = await setup(t, { gw: { bodyLimitBytes: 4096, maxItemsPerBatch: 5 } })
-  let res = await app.inject({ method: 'POST', url: '/v1/readings', headers: { 'content-type': 'application/json' }, payload: `[{"kind":"sensor","id":"s1","ts":${now()},"fields":{"t":NaN}}]` })
+  let res = await app.inject({
+    method: 'POST',
+    url: '/v1/readings',
+    headers: { 'content-type': 'application/json' },
+    payload: `[{"kind":"sensor","id":"s1","ts":${now()},"fields":{"t":NaN}}]`,
+  })
   t.equal(res.statusCode, 400)
   t.equal(res.json<{ code: string }>().code, 'GW_ERR_BODY_MALFORMED')
-  res = await app.inject({ method: 'POST', url: '/v1/readings', headers: { 'content-type': 'application/json' }, payload: `[{"kind":"sensor","id":"s1","ts":${now()},"fields":{"t":1e400}}]` })
+  res = await app.inject({
+    method: 'POST',
+    url: '/v1/readings',
+    headers: { 'content-type': 'application/json' },
+    payload: `[{"kind":"sensor","id":"s1","ts":${now()},"fields":{"t":1e400}}]`,
+  })
   t.equal(res.json<{ rejected: { code: string }[] }>().rejected[0]?.code, 'GW_ERR_FIELD_NOT_FINITE')
   for (const s of ['Infinity', '-inf', 'NaN']) {
     res = await app.inject({ method: 'POST', url: '/v1/readings', payload: [r({ fields: { t: s } })] })
@@ -97,7 +205,12 @@ t.test('limits: NaN/Infinity, far future, oversized body, too many items', async
   res = await app.inject({ method: 'POST', url: '/v1/readings', payload: [r({ fields: { s: 'x'.repeat(5000) } })] })
   t.equal(res.statusCode, 413)
   t.equal(res.json<{ code: string }>().code, 'GW_ERR_BODY_TOO_LARGE')
-  res = await app.inject({ method: 'POST', url: '/v1/readings', headers: { 'content-type': 'application/x-ndjson' }, payload: 'x'.repeat(5000) })
+  res = await app.inject({
+    method: 'POST',
+    url: '/v1/readings',
+    headers: { 'content-type': 'application/x-ndjson' },
+    payload: 'x'.repeat(5000),
+  })
   t.equal(res.statusCode, 413, 'NDJSON has the same body limit')
   res = await app.inject({ method: 'POST', url: '/v1/readings', payload: Array.from({ length: 6 }, () => r()) })
   t.equal(res.statusCode, 413)
@@ -119,7 +232,12 @@ t.test('healthz, readyz, 503 with Retry-After when JetStream has no stream', asy
   t.equal(res.headers['retry-after'], '1')
   t.ok(Date.now() - started < 3_000, 'answers within the publish timeout')
   const jsm = await jetstreamManager(nc)
-  await provision(nc, jsm, compileGatewayConfig({ auth: { enabled: false }, runtime: { natsUrl: 'nats://127.0.0.1:1', partitions: 4 } }).runtime)
+  await provision(
+    nc,
+    jsm,
+    compileGatewayConfig({ auth: { enabled: false }, runtime: { natsUrl: 'nats://127.0.0.1:1', partitions: 4 } })
+      .runtime,
+  )
   res = await app.inject({ method: 'GET', url: '/readyz' })
   t.equal(res.statusCode, 200)
 })
@@ -133,7 +251,14 @@ t.test('state route: 404 for unknown, 200 after a worker processed the entity', 
   let res = await app.inject({ method: 'GET', url: '/v1/entities/sensor/ghost/state' })
   t.equal(res.statusCode, 404)
   t.equal(res.json<{ code: string }>().code, 'GW_ERR_ENTITY_UNKNOWN')
-  res = await app.inject({ method: 'POST', url: '/v1/sensors/room1/readings', payload: [{ ts: now() - 1000, fields: { temperature: 22 } }, { ts: now(), fields: { temperature: 23 } }] })
+  res = await app.inject({
+    method: 'POST',
+    url: '/v1/sensors/room1/readings',
+    payload: [
+      { ts: now() - 1000, fields: { temperature: 22 } },
+      { ts: now(), fields: { temperature: 23 } },
+    ],
+  })
   t.equal(res.statusCode, 200)
   for (let i = 0; i < 100 && w.stats.processed < 2; i++) await new Promise((res) => setTimeout(res, 50))
   res = await app.inject({ method: 'GET', url: '/v1/entities/sensor/room1/state' })
@@ -150,17 +275,32 @@ t.test('every GW_ERR code has a 4xx/5xx status', async (t) => {
 })
 
 t.test('config: env, defaults, contradictions named, frozen', async (t) => {
-  const cfg = compileGatewayConfig(gatewayOptionsFromEnv({ PITWALL_GATEWAY_AUTH: 'off', PITWALL_GATEWAY_PORT: '9000', PITWALL_GATEWAY_MAX_ITEMS: '10', PITWALL_SITE: 'b', PITWALL_PARTITIONS: '8' }))
+  const cfg = compileGatewayConfig(
+    gatewayOptionsFromEnv({
+      PITWALL_GATEWAY_AUTH: 'off',
+      PITWALL_GATEWAY_PORT: '9000',
+      PITWALL_GATEWAY_MAX_ITEMS: '10',
+      PITWALL_SITE: 'b',
+      PITWALL_PARTITIONS: '8',
+    }),
+  )
   t.equal(cfg.port, 9000)
   t.equal(cfg.maxItemsPerBatch, 10)
   t.equal(cfg.runtime.site, 'b')
   t.equal(cfg.runtime.partitions, 8)
   t.equal(cfg.maxFutureMs, 300_000)
   t.ok(Object.isFrozen(cfg))
-  t.throws(() => gatewayOptionsFromEnv({ PITWALL_GATEWAY_PORT: 'abc' }), { code: 'PW_CONFIG_INVALID', message: /PITWALL_GATEWAY_PORT/ })
+  t.throws(() => gatewayOptionsFromEnv({ PITWALL_GATEWAY_PORT: 'abc' }), {
+    code: 'PW_CONFIG_INVALID',
+    message: /PITWALL_GATEWAY_PORT/,
+  })
   t.throws(() => compileGatewayConfig({ auth: { enabled: false }, port: 70_000 }), { message: /^port/ })
-  t.throws(() => compileGatewayConfig({ auth: { enabled: false }, publishTimeoutMs: 5_000, requestTimeoutMs: 1_000 }), { message: /^publishTimeoutMs/ })
-  t.throws(() => compileGatewayConfig({ auth: { enabled: false }, bodyLimitBytes: 2048, maxStringLength: 4096 }), { message: /^maxStringLength/ })
+  t.throws(() => compileGatewayConfig({ auth: { enabled: false }, publishTimeoutMs: 5_000, requestTimeoutMs: 1_000 }), {
+    message: /^publishTimeoutMs/,
+  })
+  t.throws(() => compileGatewayConfig({ auth: { enabled: false }, bodyLimitBytes: 2048, maxStringLength: 4096 }), {
+    message: /^maxStringLength/,
+  })
   t.throws(() => compileGatewayConfig({ auth: { enabled: false }, host: 'a b' }), { message: /^host/ })
 })
 
@@ -169,7 +309,9 @@ t.test('JetStream stalls: 503 with Retry-After within the publish timeout, never
   t.equal((await app.inject({ method: 'POST', url: '/v1/readings', payload: [r()] })).statusCode, 200)
   // SIGSTOP freezes the server with its sockets open: exactly a JetStream that never acks.
   srv.proc.kill('SIGSTOP')
-  t.teardown(() => { srv.proc.kill('SIGCONT') })
+  t.teardown(() => {
+    srv.proc.kill('SIGCONT')
+  })
   // The stop takes effect when the kernel next schedules the server's threads; give it that moment.
   await new Promise((res) => setTimeout(res, 200))
   const started = Date.now()

@@ -15,10 +15,25 @@ import { parse } from 'yaml'
 const MON = join(resolve(dirname(fileURLToPath(import.meta.url)), '..', '..'), 'monitoring')
 const CONFIG = join(MON, 'alertmanager.yml')
 
-interface Route { receiver?: string; matchers?: string[]; routes?: Route[]; continue?: boolean; group_by?: string[] }
-interface Receiver { name: string; webhook_configs?: { url: string; send_resolved?: boolean }[] }
-const cfg = parse(readFileSync(CONFIG, 'utf8')) as { route: Route; receivers: Receiver[]; global?: Record<string, unknown> }
-const rules = parse(readFileSync(join(MON, 'rules', 'pitwall.rules.yml'), 'utf8')) as { groups: { rules: { alert?: string; labels?: Record<string, string> }[] }[] }
+interface Route {
+  receiver?: string
+  matchers?: string[]
+  routes?: Route[]
+  continue?: boolean
+  group_by?: string[]
+}
+interface Receiver {
+  name: string
+  webhook_configs?: { url: string; send_resolved?: boolean }[]
+}
+const cfg = parse(readFileSync(CONFIG, 'utf8')) as {
+  route: Route
+  receivers: Receiver[]
+  global?: Record<string, unknown>
+}
+const rules = parse(readFileSync(join(MON, 'rules', 'pitwall.rules.yml'), 'utf8')) as {
+  groups: { rules: { alert?: string; labels?: Record<string, string> }[] }[]
+}
 
 /** Equality matchers only (`name="value"`), the only form this config uses; anything else fails the test. */
 function matches(m: string, labels: Record<string, string>): boolean {
@@ -35,7 +50,11 @@ function receiverOf(route: Route, labels: Record<string, string>, inherited: str
 }
 
 void t.test('config shape (Alertmanager 0.25 fields)', async (t) => {
-  t.same(Object.keys(cfg).filter((k) => !['global', 'route', 'receivers', 'inhibit_rules', 'templates'].includes(k)), [], 'only known top-level keys')
+  t.same(
+    Object.keys(cfg).filter((k) => !['global', 'route', 'receivers', 'inhibit_rules', 'templates'].includes(k)),
+    [],
+    'only known top-level keys',
+  )
   t.type(cfg.route.receiver, 'string', 'the root route has a receiver')
   const names = new Set(cfg.receivers.map((r) => r.name))
   t.equal(names.size, cfg.receivers.length, 'receiver names are unique')

@@ -34,10 +34,21 @@ t.test('MQTT QoS 1 readings land in TLM on the partitioned subject', async (t) =
   const jsm = await jetstreamManager(nc)
   await provision(nc, jsm, cfg)
 
-  const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, { clientId: 'dev-test-1', clean: true, reconnectPeriod: 0, connectTimeout: 5_000 })
+  const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, {
+    clientId: 'dev-test-1',
+    clean: true,
+    reconnectPeriod: 0,
+    connectTimeout: 5_000,
+  })
   t.teardown(() => client.endAsync())
 
-  const entities: [string, string][] = [['sensor', 'room1'], ['sensor', 'press-7'], ['vehicle', '1M8GDM9AXKP042788'], ['vehicle', 'car_44'], ['sensor', 'S9']]
+  const entities: [string, string][] = [
+    ['sensor', 'room1'],
+    ['sensor', 'press-7'],
+    ['vehicle', '1M8GDM9AXKP042788'],
+    ['vehicle', 'car_44'],
+    ['sensor', 'S9'],
+  ]
   const sent = new Map<string, number[]>()
   const T0 = Date.now()
   for (let i = 0; i < 40; i++) {
@@ -72,13 +83,24 @@ t.test('MQTT QoS 1 readings land in TLM on the partitioned subject', async (t) =
     }
     const kind = parts[3] ?? ''
     const id = parts[4] ?? ''
-    t.equal(m.subject, tlmSubject(SITE, partitionOf(kind, id, P), kind, id), `${m.subject}: partition added by the server matches partitionOf`)
+    t.equal(
+      m.subject,
+      tlmSubject(SITE, partitionOf(kind, id, P), kind, id),
+      `${m.subject}: partition added by the server matches partitionOf`,
+    )
     t.equal(body.rid, `${id}-${body.fields.v}`, 'payload intact')
     got.set(`${kind}.${id}`, [...(got.get(`${kind}.${id}`) ?? []), body.fields.v])
   }
-  t.same(got, sent, 'each entity\'s readings, in publish order')
-  t.same(unroutable, [`tlm.${SITE}.sensor.room1.extra`], 'the five-token topic is outside every partition (no worker reads it)')
-  t.ok(new Set([...got.keys()].map((k) => partitionOf(k.split('.')[0] ?? '', k.split('.')[1] ?? '', P))).size > 1, 'entities spread over partitions')
+  t.same(got, sent, "each entity's readings, in publish order")
+  t.same(
+    unroutable,
+    [`tlm.${SITE}.sensor.room1.extra`],
+    'the five-token topic is outside every partition (no worker reads it)',
+  )
+  t.ok(
+    new Set([...got.keys()].map((k) => partitionOf(k.split('.')[0] ?? '', k.split('.')[1] ?? '', P))).size > 1,
+    'entities spread over partitions',
+  )
 })
 
 t.test('device users: publish permission on their own partitioned subject only', async (t) => {
@@ -103,19 +125,42 @@ t.test('device users: publish permission on their own partitioned subject only',
   const cfg = compileConfig({ natsUrl: srv.url, site: SITE, partitions: P })
   const jsm = await jetstreamManager(nc)
   await provision(nc, jsm, cfg)
-  await t.rejects(mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, { clientId: 'intruder', username: 'dev-room1', password: 'wrong', reconnectPeriod: 0, connectTimeout: 3_000 }), 'wrong password refused')
+  await t.rejects(
+    mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, {
+      clientId: 'intruder',
+      username: 'dev-room1',
+      password: 'wrong',
+      reconnectPeriod: 0,
+      connectTimeout: 3_000,
+    }),
+    'wrong password refused',
+  )
   // anonymous MQTT: mapped to nobody (nats-server 2.9 then refuses the login); either way it cannot publish
-  const anon = await mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, { clientId: 'anon', reconnectPeriod: 0, connectTimeout: 3_000 }).catch(() => undefined)
+  const anon = await mqtt
+    .connectAsync(`mqtt://127.0.0.1:${mqttPort}`, { clientId: 'anon', reconnectPeriod: 0, connectTimeout: 3_000 })
+    .catch(() => undefined)
   if (anon) {
-    await anon.publishAsync(`tlm/${SITE}/sensor/room1`, JSON.stringify({ ts: Date.now(), fields: { v: 99 } }), { qos: 1 })
+    await anon.publishAsync(`tlm/${SITE}/sensor/room1`, JSON.stringify({ ts: Date.now(), fields: { v: 99 } }), {
+      qos: 1,
+    })
     await anon.endAsync()
   }
-  const dev = await mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, { clientId: 'room1', username: 'dev-room1', password: 'dev-pw', reconnectPeriod: 0, connectTimeout: 5_000 })
+  const dev = await mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, {
+    clientId: 'room1',
+    username: 'dev-room1',
+    password: 'dev-pw',
+    reconnectPeriod: 0,
+    connectTimeout: 5_000,
+  })
   t.teardown(() => dev.endAsync())
   const wrongPartition = (partitionOf('sensor', 'room1', P) + 1) % P
   for (const [topic, v] of [
-    [`tlm/${SITE}/sensor/room1`, 1], [`tlm/${SITE}/sensor/room2`, 2], [`tlm/${SITE}/vehicle/room1`, 3],
-    [`tlm/${SITE}/${wrongPartition}/sensor/room1`, 4], [`tlm/${SITE}/x/sensor/room1`, 5], [`tlm/${SITE}/sensor/room1`, 6],
+    [`tlm/${SITE}/sensor/room1`, 1],
+    [`tlm/${SITE}/sensor/room2`, 2],
+    [`tlm/${SITE}/vehicle/room1`, 3],
+    [`tlm/${SITE}/${wrongPartition}/sensor/room1`, 4],
+    [`tlm/${SITE}/x/sensor/room1`, 5],
+    [`tlm/${SITE}/sensor/room1`, 6],
   ] as const) {
     // MQTT 3.1.1 has no way to refuse a publish: the server acks and drops what the user may not publish
     await dev.publishAsync(topic, JSON.stringify({ ts: Date.now(), fields: { v } }), { qos: 1 })
@@ -127,5 +172,12 @@ t.test('device users: publish permission on their own partitioned subject only',
     const m = await jsm.streams.getMessage(cfg.streams.tlm, { seq })
     if (m) got.push([m.subject, m.json<{ fields: { v: number } }>().fields.v])
   }
-  t.same(got, [[own, 1], [own, 6]], 'only its own readings, on its partition; other entities and forged partitions dropped')
+  t.same(
+    got,
+    [
+      [own, 1],
+      [own, 6],
+    ],
+    'only its own readings, on its partition; other entities and forged partitions dropped',
+  )
 })

@@ -23,8 +23,14 @@ t.test('a busy worker drains on SIGTERM well within the job kill_timeout', async
   const killTimeoutMs = task.KillTimeout / 1e6
   const nats = await startNats()
   t.teardown(() => nats.stop())
-  const spec = workerSpec(siteEnv({ site: 'a', natsUrl: nats.url, partitions: P, pgUrl: 'postgres://unused@127.0.0.1:1/none' }), 0)
-  const proc = spawn(process.execPath, [distPath(spec.script)], { env: { ...process.env, ...spec.env, PITWALL_METRICS_PORT: '0' }, stdio: ['ignore', 'ignore', 'pipe'] })
+  const spec = workerSpec(
+    siteEnv({ site: 'a', natsUrl: nats.url, partitions: P, pgUrl: 'postgres://unused@127.0.0.1:1/none' }),
+    0,
+  )
+  const proc = spawn(process.execPath, [distPath(spec.script)], {
+    env: { ...process.env, ...spec.env, PITWALL_METRICS_PORT: '0' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  })
   const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)))
   t.teardown(async () => {
     if (proc.exitCode === null && proc.signalCode === null) {
@@ -50,7 +56,12 @@ t.test('a busy worker drains on SIGTERM well within the job kill_timeout', async
   const acks: Array<Promise<unknown>> = []
   for (let i = 0; i < 20_000; i++) {
     const id = `env-${i % 500}`
-    acks.push(js.publish(tlmSubject('a', partitionOf('sensor', id, P), 'sensor', id), JSON.stringify({ ts: now + i, fields: { temperature: 20 + (i % 7) } })))
+    acks.push(
+      js.publish(
+        tlmSubject('a', partitionOf('sensor', id, P), 'sensor', id),
+        JSON.stringify({ ts: now + i, fields: { temperature: 20 + (i % 7) } }),
+      ),
+    )
   }
   await Promise.all(acks)
   const t0 = Date.now()

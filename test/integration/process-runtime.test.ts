@@ -25,7 +25,14 @@ t.test('plant run through a real worker: outputs equal the in-memory cells and m
   t.teardown(() => srv.stop())
   const nc = await connectTo(srv.url)
   t.teardown(() => nc.close())
-  const cfg = compileConfig({ natsUrl: srv.url, partitions: 4, heartbeatMs: 500, leaseTtlMs: 5000, checkpointIntervalMs: 200, workerId: 'plant1' })
+  const cfg = compileConfig({
+    natsUrl: srv.url,
+    partitions: 4,
+    heartbeatMs: 500,
+    leaseTtlMs: 5000,
+    checkpointIntervalMs: 200,
+    workerId: 'plant1',
+  })
   const w = new Worker({ cfg, profiles: PROFILES, log: quiet })
   await w.start()
   t.teardown(() => w.stop())
@@ -37,7 +44,10 @@ t.test('plant run through a real worker: outputs equal the in-memory cells and m
   const js = jetstream(nc)
   for (let i = 0; i < items.length; i += 2000) {
     const acks: Array<Promise<PubAck>> = items.slice(i, i + 2000).map((it) =>
-      js.publish(tlmSubject('a', partitionOf(it.kind, it.id, 4), it.kind, it.id), JSON.stringify(it.reading), { msgID: it.reading.rid as string }))
+      js.publish(tlmSubject('a', partitionOf(it.kind, it.id, 4), it.kind, it.id), JSON.stringify(it.reading), {
+        msgID: it.reading.rid as string,
+      }),
+    )
     await Promise.all(acks)
   }
   for (let i = 0; i < 600 && w.stats.processed < items.length; i++) await new Promise((r) => setTimeout(r, 100))
@@ -53,15 +63,26 @@ t.test('plant run through a real worker: outputs equal the in-memory cells and m
   const ref = runCells(processProfile as unknown as ActorDefinition<unknown, unknown>, () => items[k++])
   // An alert's output key ends with the stream sequence of its reading, and the stream also holds tick
   // messages the in-memory run does not have: compare alert ids without that suffix.
-  const key = (o: { id: string; type: string; body: unknown }): string => `${o.type === 'alert' ? o.id.replace(/:\d+$/, '') : o.id} ${JSON.stringify(o.body)}`
-  t.same(got.map(key).sort(), ref.filter((o) => o.type === 'alert' || o.type === 'score').map(key).sort(), `${got.length} alerts and scores equal`)
+  const key = (o: { id: string; type: string; body: unknown }): string =>
+    `${o.type === 'alert' ? o.id.replace(/:\d+$/, '') : o.id} ${JSON.stringify(o.body)}`
+  t.same(
+    got.map(key).sort(),
+    ref
+      .filter((o) => o.type === 'alert' || o.type === 'score')
+      .map(key)
+      .sort(),
+    `${got.length} alerts and scores equal`,
+  )
   const alerts = got.filter((o) => o.type === 'alert')
   t.ok(alerts.length >= 6, `${alerts.length} alert outputs`)
   const s = score(alertSpans(got, end), sim.episodes(Infinity), PLANT_ANOMALY_TYPES, undefined, end)
   let eps = 0
   for (const [type, r] of Object.entries(s)) {
     eps += r.episodes
-    t.ok(r.precision >= 0.95 && r.recall >= 0.9, `${type}: precision ${r.precision} (${r.alerts} alerts), recall ${r.recall} (${r.episodes} episodes)`)
+    t.ok(
+      r.precision >= 0.95 && r.recall >= 0.9,
+      `${type}: precision ${r.precision} (${r.alerts} alerts), recall ${r.recall} (${r.episodes} episodes)`,
+    )
   }
   t.ok(eps >= 5, `${eps} episodes`)
 })

@@ -11,7 +11,12 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 /** A target that records what it receives and echoes every byte back. */
 async function echoTarget(): Promise<{ server: Server; port: number; got: Buffer[] }> {
   const got: Buffer[] = []
-  const server = createServer((s) => s.on('data', (b) => { got.push(b); s.write(b) }))
+  const server = createServer((s) =>
+    s.on('data', (b) => {
+      got.push(b)
+      s.write(b)
+    }),
+  )
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()))
   const addr = server.address()
   return { server, port: typeof addr === 'object' && addr ? addr.port : 0, got }
@@ -25,37 +30,49 @@ async function through(proxy: CuttableProxy): Promise<{ sock: Socket; back: Buff
   return { sock, back }
 }
 
-t.test('one-way loss: every byte arrives, in order, late by retransmission stalls; the other direction is clean', async (t) => {
-  const target = await echoTarget()
-  const proxy = new CuttableProxy({ host: '127.0.0.1', port: target.port })
-  await proxy.start()
-  t.teardown(async () => { await proxy.stop(); target.server.close() })
-  proxy.loss('up', 0.3)
-  const { sock, back } = await through(proxy)
-  const sent: Buffer[] = []
-  const t0 = Date.now()
-  for (let i = 0; i < 60; i++) {
-    const b = Buffer.from(`chunk-${String(i).padStart(3, '0')};`)
-    sent.push(b)
-    sock.write(b)
-    await sleep(10)
-  }
-  const want = Buffer.concat(sent)
-  for (let i = 0; i < 200 && Buffer.concat(back).length < want.length; i++) await sleep(50)
-  const elapsed = Date.now() - t0
-  t.ok(proxy.lost.up > 0, `chunks were lost upstream (${proxy.lost.up})`)
-  t.equal(proxy.lost.down, 0, 'nothing lost downstream')
-  t.ok(Buffer.concat(target.got).equals(want), 'the target got every byte in order (no hole, no reordering)')
-  t.ok(Buffer.concat(back).equals(want), 'the echo came back whole')
-  t.ok(elapsed >= 60 * 10 + RTO_MIN_MS, `stalls delayed the stream by at least one RTO (${elapsed} ms for 600 ms of sending)`)
-  sock.destroy()
-})
+t.test(
+  'one-way loss: every byte arrives, in order, late by retransmission stalls; the other direction is clean',
+  async (t) => {
+    const target = await echoTarget()
+    const proxy = new CuttableProxy({ host: '127.0.0.1', port: target.port })
+    await proxy.start()
+    t.teardown(async () => {
+      await proxy.stop()
+      target.server.close()
+    })
+    proxy.loss('up', 0.3)
+    const { sock, back } = await through(proxy)
+    const sent: Buffer[] = []
+    const t0 = Date.now()
+    for (let i = 0; i < 60; i++) {
+      const b = Buffer.from(`chunk-${String(i).padStart(3, '0')};`)
+      sent.push(b)
+      sock.write(b)
+      await sleep(10)
+    }
+    const want = Buffer.concat(sent)
+    for (let i = 0; i < 200 && Buffer.concat(back).length < want.length; i++) await sleep(50)
+    const elapsed = Date.now() - t0
+    t.ok(proxy.lost.up > 0, `chunks were lost upstream (${proxy.lost.up})`)
+    t.equal(proxy.lost.down, 0, 'nothing lost downstream')
+    t.ok(Buffer.concat(target.got).equals(want), 'the target got every byte in order (no hole, no reordering)')
+    t.ok(Buffer.concat(back).equals(want), 'the echo came back whole')
+    t.ok(
+      elapsed >= 60 * 10 + RTO_MIN_MS,
+      `stalls delayed the stream by at least one RTO (${elapsed} ms for 600 ms of sending)`,
+    )
+    sock.destroy()
+  },
+)
 
 t.test('throttle: a 32 kbps link takes ~1 s for 4 KB each way, the queue shows the bytes waiting', async (t) => {
   const target = await echoTarget()
   const proxy = new CuttableProxy({ host: '127.0.0.1', port: target.port })
   await proxy.start()
-  t.teardown(async () => { await proxy.stop(); target.server.close() })
+  t.teardown(async () => {
+    await proxy.stop()
+    target.server.close()
+  })
   proxy.throttle(32)
   const { sock } = await through(proxy)
   const data = Buffer.alloc(4_096, 7)

@@ -32,8 +32,16 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 const run = promisify(execFile)
 const P = 8
 
-t.test('a restarted site takes no partition before it has the peer\'s map, unless the operator overrides', async (t) => {
-  const { proxy: px, sites, nc, cfg, conn, envOf, cleanups } = await startTwoSites(t, { partitions: P, tmpPrefix: 'pw-restart-gate-', proxy: true })
+t.test("a restarted site takes no partition before it has the peer's map, unless the operator overrides", async (t) => {
+  const {
+    proxy: px,
+    sites,
+    nc,
+    cfg,
+    conn,
+    envOf,
+    cleanups,
+  } = await startTwoSites(t, { partitions: P, tmpPrefix: 'pw-restart-gate-', proxy: true })
   const proxy = px as CuttableProxy
   let ncA = nc.a
   const ncB = nc.b
@@ -57,12 +65,23 @@ t.test('a restarted site takes no partition before it has the peer\'s map, unles
       return undefined
     }
   }
-  const kvOf = async (nc: NatsConnection, c: RuntimeConfig): Promise<KV> => await new Kvm(nc).open(c.streams.stateBucket)
-  const recordsOf = async (kv: KV, ps: readonly number[]): Promise<Map<number, { owner: string | null; revision: number; epoch: number }>> =>
-    new Map(await Promise.all(ps.map(async (p) => {
-      const h = await readRecord(kv, p)
-      return [p, { owner: h?.record.owner ?? null, revision: h?.revision ?? 0, epoch: h?.record.epoch ?? 0 }] as const
-    })))
+  const kvOf = async (nc: NatsConnection, c: RuntimeConfig): Promise<KV> =>
+    await new Kvm(nc).open(c.streams.stateBucket)
+  const recordsOf = async (
+    kv: KV,
+    ps: readonly number[],
+  ): Promise<Map<number, { owner: string | null; revision: number; epoch: number }>> =>
+    new Map(
+      await Promise.all(
+        ps.map(async (p) => {
+          const h = await readRecord(kv, p)
+          return [
+            p,
+            { owner: h?.record.owner ?? null, revision: h?.revision ?? 0, epoch: h?.record.epoch ?? 0 },
+          ] as const
+        }),
+      ),
+    )
   const waitFor = async (what: string, ok: () => Promise<boolean>, ms = 30_000): Promise<void> => {
     const deadline = Date.now() + ms
     while (!(await ok())) {
@@ -82,8 +101,15 @@ t.test('a restarted site takes no partition before it has the peer\'s map, unles
     for (let k = 0; k < count; k++) {
       for (const p of ps) {
         n++
-        await js.publish(tlmSubject(site, p, 'sensor', sensorOf.get(p) as string),
-          JSON.stringify({ ts: 1_700_000_000_000 + n * 1_000, fields: { temperature: 20 + (n % 7) }, profile: 'environment' }), { msgID: `g${n}` })
+        await js.publish(
+          tlmSubject(site, p, 'sensor', sensorOf.get(p) as string),
+          JSON.stringify({
+            ts: 1_700_000_000_000 + n * 1_000,
+            fields: { temperature: 20 + (n % 7) },
+            profile: 'environment',
+          }),
+          { msgID: `g${n}` },
+        )
       }
     }
   }
@@ -93,57 +119,75 @@ t.test('a restarted site takes no partition before it has the peer\'s map, unles
   const kvB = await kvOf(ncB, cfg.b)
 
   // Both sites at work: a owns its home partitions and processes readings.
-  await waitFor('a\'s worker to own its home partitions', async () => [...(await recordsOf(kvA, homeA)).values()].every((r) => r.owner === 'a-1'))
+  await waitFor("a's worker to own its home partitions", async () =>
+    [...(await recordsOf(kvA, homeA)).values()].every((r) => r.owner === 'a-1'),
+  )
   await publish(ncA, 'a', homeA, 20)
   await publish(ncB, 'b', homeB, 20)
   await sleep(2_000)
-  t.equal(await gauge(), 0, 'a\'s worker started with the link up: the gate is open (gauge 0)')
+  t.equal(await gauge(), 0, "a's worker started with the link up: the gate is open (gauge 0)")
 
   // 1. Site a lost (kill -9 of its servers and worker); b fails over.
   await Promise.all([sites.kill('a'), kill(workerA, 'SIGKILL')])
   await ncA.close().catch(() => undefined)
   const move = await takeOver(ncB, cfg.b, 'test: site a lost')
-  t.same(move.partitions, [...homeA], 'b took a\'s partitions')
-  await waitFor('b\'s worker to own a\'s partitions', async () => [...(await recordsOf(kvB, homeA)).values()].every((r) => r.owner === 'b-1' && r.epoch >= move.epoch))
+  t.same(move.partitions, [...homeA], "b took a's partitions")
+  await waitFor("b's worker to own a's partitions", async () =>
+    [...(await recordsOf(kvB, homeA)).values()].every((r) => r.owner === 'b-1' && r.epoch >= move.epoch),
+  )
 
   // 2. a comes back while the link is still down.
   proxy.split()
   await sites.start('a')
   ncA = await conn('a')
   kvA = await kvOf(ncA, cfg.a)
-  const outA = async (): Promise<number> => (await (await jetstreamManager(ncA)).streams.info(cfg.a.streams.out)).state.last_seq
+  const outA = async (): Promise<number> =>
+    (await (await jetstreamManager(ncA)).streams.info(cfg.a.streams.out)).state.last_seq
   const before = await recordsOf(kvA, [...Array(P).keys()])
   const outBefore = await outA()
   workerA = startA()
-  await waitFor('a\'s metrics', async () => (await gauge()) !== undefined)
+  await waitFor("a's metrics", async () => (await gauge()) !== undefined)
   // a's own gateway still routes a's partitions to a (its map is stale): readings land in a's TLM.
   await publish(ncA, 'a', homeA, 10)
   await sleep(6_000) // three lease TTLs, 24 heartbeats
-  t.equal(await gauge(), 1, 'link down: a\'s worker waits for b\'s map (gauge 1)')
-  t.same(await recordsOf(kvA, [...Array(P).keys()]), before, 'a took no partition: every partition record of a is unchanged')
-  t.equal(await outA(), outBefore, 'a processed nothing: no output in a\'s OUT')
-  t.ok([...(await recordsOf(kvB, homeA)).values()].every((r) => r.owner === 'b-1'), 'b still holds a\'s partitions')
+  t.equal(await gauge(), 1, "link down: a's worker waits for b's map (gauge 1)")
+  t.same(
+    await recordsOf(kvA, [...Array(P).keys()]),
+    before,
+    'a took no partition: every partition record of a is unchanged',
+  )
+  t.equal(await outA(), outBefore, "a processed nothing: no output in a's OUT")
+  t.ok(
+    [...(await recordsOf(kvB, homeA)).values()].every((r) => r.owner === 'b-1'),
+    "b still holds a's partitions",
+  )
 
   // 3. The link heals: the gate opens on b's map and a follows it.
   proxy.heal()
   await waitForLink(ncA, 'b', 30_000)
   await waitFor('the gate to open', async () => (await gauge()) === 0)
   const viewA = new SiteMapView(cfg.a, kvA, await jetstreamManager(ncA))
-  await waitFor('a to see b\'s epoch', async () => (await viewA.refresh()).epoch === move.epoch)
-  t.same(viewA.map.owners, Array(P).fill('b'), 'a follows b\'s map: every partition at b')
+  await waitFor("a to see b's epoch", async () => (await viewA.refresh()).epoch === move.epoch)
+  t.same(viewA.map.owners, Array(P).fill('b'), "a follows b's map: every partition at b")
   await sleep(2_000)
-  t.same(await recordsOf(kvA, [...Array(P).keys()]), before, 'a took none of b\'s partitions after the heal (records unchanged)')
+  t.same(
+    await recordsOf(kvA, [...Array(P).keys()]),
+    before,
+    "a took none of b's partitions after the heal (records unchanged)",
+  )
   t.equal(await outA(), outBefore, 'a still processed nothing')
 
   // 4. b gone for good: a restarts with no link and waits; the operator's override lets it act.
   await Promise.all([sites.kill('b'), kill(workerB, 'SIGKILL'), kill(workerA, 'SIGKILL')])
   workerA = startA()
-  await waitFor('a\'s metrics', async () => (await gauge()) !== undefined)
+  await waitFor("a's metrics", async () => (await gauge()) !== undefined)
   await sleep(3_000)
   t.equal(await gauge(), 1, 'b gone: the restarted a waits again')
   const cli = async (...args: string[]): Promise<{ code: number; out: string }> => {
     try {
-      const r = await run(process.execPath, [distPath('cmd/pitwall.js'), 'site', ...args], { env: { ...process.env, ...envOf(cfg.a) } })
+      const r = await run(process.execPath, [distPath('cmd/pitwall.js'), 'site', ...args], {
+        env: { ...process.env, ...envOf(cfg.a) },
+      })
       return { code: 0, out: r.stdout }
     } catch (err) {
       const e = err as { code: number; stdout: string; stderr: string }
@@ -157,19 +201,30 @@ t.test('a restarted site takes no partition before it has the peer\'s map, unles
     [['assume-peer-lost', '--site', 'a', '--confirm', '--reason', 'x', '--for-min', '0'], '--for-min'],
   ] as const) {
     const r = await cli(...args)
-    t.ok(r.code !== 0 && r.out.includes('PW_CONFIG_INVALID') && r.out.includes(setting), `refused without a valid ${setting}: ${r.out.trim().split('\n')[0]}`)
+    t.ok(
+      r.code !== 0 && r.out.includes('PW_CONFIG_INVALID') && r.out.includes(setting),
+      `refused without a valid ${setting}: ${r.out.trim().split('\n')[0]}`,
+    )
   }
   t.equal(await gauge(), 1, 'still waiting after the refused overrides')
   const ov = await cli('assume-peer-lost', '--site', 'a', '--confirm', '--reason', 'dc-b flooded')
   t.equal(ov.code, 0, `override recorded: ${ov.out.trim().split('\n')[0]}`)
   const audit = await kvA.get(SITE_OVERRIDE_KEY)
-  const rec = JSON.parse(new TextDecoder().decode(audit?.value)) as { site: string; by: string; at: number; until: number; reason: string }
+  const rec = JSON.parse(new TextDecoder().decode(audit?.value)) as {
+    site: string
+    by: string
+    at: number
+    until: number
+    reason: string
+  }
   t.match(rec, { site: 'a', reason: 'dc-b flooded' }, 'the override names the site and why')
   t.ok(rec.by.length > 0 && rec.until > rec.at && Math.abs(rec.at - Date.now()) < 60_000, 'and who and when')
   await waitFor('the gate to open on the override', async () => (await gauge()) === 0)
   const fo = await cli('failover')
   t.equal(fo.code, 0, `failover at a: ${fo.out.trim().split('\n')[0]}`)
-  await waitFor('a to take every partition', async () => [...(await recordsOf(kvA, [...Array(P).keys()])).values()].every((r) => r.owner === 'a-1'))
+  await waitFor('a to take every partition', async () =>
+    [...(await recordsOf(kvA, [...Array(P).keys()])).values()].every((r) => r.owner === 'a-1'),
+  )
   // New readings at a, for every partition (a's gateway routes them all to a now).
   await publish(ncA, 'a', [...Array(P).keys()], 20)
   await waitFor('a to process readings', async () => (await outA()) > outBefore)

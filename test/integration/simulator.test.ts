@@ -8,7 +8,17 @@ import { ActorCell } from '../../actors/cell.js'
 import { partitionOf, tlmSubject } from '../../actors/subjects.js'
 import type { AlertBody, FieldValue, Output, Reading } from '../../actors/types.js'
 import { RACE_DEFAULTS, race } from '../../actors/kinds/vehicle/race.js'
-import { SIM_EPISODES, SIM_EPOCH, Simulator, carId, runSimulator, sensorId, simulate, type SimItem, type SimOptions } from '../../simulators/simulator.js'
+import {
+  SIM_EPISODES,
+  SIM_EPOCH,
+  Simulator,
+  carId,
+  runSimulator,
+  sensorId,
+  simulate,
+  type SimItem,
+  type SimOptions,
+} from '../../simulators/simulator.js'
 import { connectTo, startNats } from '../helpers/nats.js'
 
 const BASE: SimOptions = { seed: 42, sensors: 3, cars: 2, sensorHz: 1, carHz: 10, site: 'a', partitions: 4 }
@@ -43,17 +53,25 @@ const corners = (f: Record<string, FieldValue>, prefix: string): number =>
   Math.max(...['fl', 'fr', 'rl', 'rr'].map((c) => num(f, `${prefix}${c}`)))
 
 void t.test('determinism: same seed, same items; another seed, other items', async (t) => {
-  fc.assert(fc.property(
-    fc.integer({ min: -(2 ** 40), max: 2 ** 40 }), fc.integer({ min: 0, max: 4 }), fc.integer({ min: 0, max: 3 }),
-    fc.constantFrom(0.2, 1, 3), fc.constantFrom(1, 10, 25), fc.boolean(),
-    (seed, sensors, cars, sensorHz, carHz, anomalies) => {
-      fc.pre(sensors + cars > 0)
-      const o: SimOptions = { ...BASE, seed, sensors, cars, sensorHz, carHz, anomalies, startTs: 1_700_000_000_000 }
-      const a = take(o, 400)
-      const b = take(o, 400)
-      if (JSON.stringify(a) !== JSON.stringify(b)) return false
-      return JSON.stringify(take({ ...o, seed: seed + 1 }, 400)) !== JSON.stringify(a)
-    }), { numRuns: 40 })
+  fc.assert(
+    fc.property(
+      fc.integer({ min: -(2 ** 40), max: 2 ** 40 }),
+      fc.integer({ min: 0, max: 4 }),
+      fc.integer({ min: 0, max: 3 }),
+      fc.constantFrom(0.2, 1, 3),
+      fc.constantFrom(1, 10, 25),
+      fc.boolean(),
+      (seed, sensors, cars, sensorHz, carHz, anomalies) => {
+        fc.pre(sensors + cars > 0)
+        const o: SimOptions = { ...BASE, seed, sensors, cars, sensorHz, carHz, anomalies, startTs: 1_700_000_000_000 }
+        const a = take(o, 400)
+        const b = take(o, 400)
+        if (JSON.stringify(a) !== JSON.stringify(b)) return false
+        return JSON.stringify(take({ ...o, seed: seed + 1 }, 400)) !== JSON.stringify(a)
+      },
+    ),
+    { numRuns: 40 },
+  )
   t.pass('40 random configurations reproduce exactly')
 
   // Each entity has its own PRNG: adding entities leaves the others' streams as they were.
@@ -113,9 +131,19 @@ void t.test('environment sensors: plausible ranges, daily cycle, correlations', 
     if (it.truth) t.fail(`ground truth without anomalies: ${JSON.stringify(it.truth)}`)
     const T = num(f, 'temperature')
     const H = num(f, 'humidity')
-    const ok = T >= 5 && T <= 35 && H >= 15 && H <= 95 && num(f, 'co2') >= 400 && num(f, 'co2') <= 900 &&
-      num(f, 'pressure') >= 985 && num(f, 'pressure') <= 1040 && num(f, 'battery') > 0 && num(f, 'battery') <= 100 &&
-      (f.status === 'ok' || f.status === 'warning') && it.reading.loc !== undefined
+    const ok =
+      T >= 5 &&
+      T <= 35 &&
+      H >= 15 &&
+      H <= 95 &&
+      num(f, 'co2') >= 400 &&
+      num(f, 'co2') <= 900 &&
+      num(f, 'pressure') >= 985 &&
+      num(f, 'pressure') <= 1040 &&
+      num(f, 'battery') > 0 &&
+      num(f, 'battery') <= 100 &&
+      (f.status === 'ok' || f.status === 'warning') &&
+      it.reading.loc !== undefined
     if (!ok) t.fail(`out of range: ${JSON.stringify(it.reading)}`)
     const hour = new Date(it.reading.ts).getUTCHours()
     if (hour >= 13 && hour < 17) day.push(T)
@@ -124,7 +152,10 @@ void t.test('environment sensors: plausible ranges, daily cycle, correlations', 
     hum.push(H)
   }
   const mean = (a: number[]): number => a.reduce((s, x) => s + x, 0) / a.length
-  t.ok(mean(day) - mean(night) > 5, `afternoon warmer than night (${mean(day).toFixed(1)} vs ${mean(night).toFixed(1)})`)
+  t.ok(
+    mean(day) - mean(night) > 5,
+    `afternoon warmer than night (${mean(day).toFixed(1)} vs ${mean(night).toFixed(1)})`,
+  )
   const mt = mean(temp)
   const mh = mean(hum)
   let cov = 0
@@ -155,13 +186,26 @@ void t.test('race cars: plausible ranges, laps, wear, fuel, pit stops', async (t
       const pit = f.pit === true
       if (it.truth && it.truth.type !== 'pit_stop') t.fail(`unexpected truth ${JSON.stringify(it.truth)}`)
       if (pit !== (it.truth?.type === 'pit_stop')) t.fail('pit samples and pit_stop ground truth agree')
-      const ok = speed >= 0 && speed <= 320 && corners(f, 'brake_temp_') <= 900 &&
+      const ok =
+        speed >= 0 &&
+        speed <= 320 &&
+        corners(f, 'brake_temp_') <= 900 &&
         Math.min(num(f, 'brake_temp_fl'), num(f, 'brake_temp_rr')) >= 200 &&
-        corners(f, 'tyre_temp_') <= 120 && Math.min(num(f, 'tyre_temp_fl'), num(f, 'tyre_temp_rr')) >= 80 &&
-        num(f, 'tyre_wear') >= 0 && num(f, 'tyre_wear') <= 100 && num(f, 'throttle') >= 0 && num(f, 'throttle') <= 100 &&
-        num(f, 'brake') >= 0 && num(f, 'brake') <= 100 && [1, 2, 3].includes(num(f, 'sector')) &&
-        Number.isInteger(num(f, 'gear')) && num(f, 'gear') <= 8 && num(f, 'lap_distance') >= 0 &&
-        num(f, 'oil_pressure') >= (pit ? 3 : 4) && num(f, 'oil_pressure') <= 5 && typeof f.driver === 'string'
+        corners(f, 'tyre_temp_') <= 120 &&
+        Math.min(num(f, 'tyre_temp_fl'), num(f, 'tyre_temp_rr')) >= 80 &&
+        num(f, 'tyre_wear') >= 0 &&
+        num(f, 'tyre_wear') <= 100 &&
+        num(f, 'throttle') >= 0 &&
+        num(f, 'throttle') <= 100 &&
+        num(f, 'brake') >= 0 &&
+        num(f, 'brake') <= 100 &&
+        [1, 2, 3].includes(num(f, 'sector')) &&
+        Number.isInteger(num(f, 'gear')) &&
+        num(f, 'gear') <= 8 &&
+        num(f, 'lap_distance') >= 0 &&
+        num(f, 'oil_pressure') >= (pit ? 3 : 4) &&
+        num(f, 'oil_pressure') <= 5 &&
+        typeof f.driver === 'string'
       if (!ok) t.fail(`out of range: ${JSON.stringify(it.reading)}`)
       const fuel = num(f, 'fuel')
       if (!pit && fuel > prevFuel) t.fail(`fuel rose outside the pit lane: ${prevFuel} -> ${fuel}`)
@@ -181,7 +225,8 @@ void t.test('race cars: plausible ranges, laps, wear, fuel, pit stops', async (t
       const next = laps.get(lap + 1)
       if (!l || !next || l.pit || next.pit) continue
       const ms = next.start - l.start
-      if (!(ms > 80_000 && ms < 100_000 && l.max >= 250 && l.max <= 320)) t.fail(`${id} lap ${lap}: ${ms} ms, max ${l.max} km/h`)
+      if (!(ms > 80_000 && ms < 100_000 && l.max >= 250 && l.max <= 320))
+        t.fail(`${id} lap ${lap}: ${ms} ms, max ${l.max} km/h`)
     }
     const first = list[0]?.reading.fields
     const mid = list[Math.floor(list.length / 4)]?.reading.fields
@@ -197,13 +242,17 @@ void t.test('injected sensor episodes cross their thresholds for the ground-trut
     const tr = it.truth
     const type = tr?.type
     if (!tr) {
-      if (num(f, 'temperature') > 40 || num(f, 'co2') > 1500 || f.status === 'failure') t.fail(`anomalous without truth: ${JSON.stringify(f)}`)
+      if (num(f, 'temperature') > 40 || num(f, 'co2') > 1500 || f.status === 'failure')
+        t.fail(`anomalous without truth: ${JSON.stringify(f)}`)
       continue
     }
     if (it.reading.ts < tr.start || it.reading.ts > tr.end) t.fail(`reading outside its truth: ${JSON.stringify(it)}`)
-    const crosses = type === 'high_temperature' ? num(f, 'temperature') > SIM_EPISODES.high_temperature.above
-      : type === 'high_co2' ? num(f, 'co2') > SIM_EPISODES.high_co2.above
-        : type === 'sensor_failure' && f.status === 'failure'
+    const crosses =
+      type === 'high_temperature'
+        ? num(f, 'temperature') > SIM_EPISODES.high_temperature.above
+        : type === 'high_co2'
+          ? num(f, 'co2') > SIM_EPISODES.high_co2.above
+          : type === 'sensor_failure' && f.status === 'failure'
     if (!crosses) t.fail(`${String(type)} reading does not cross: ${JSON.stringify(f)}`)
     const k = `${it.id}:${tr.start}`
     const s = seen.get(k) ?? { ...tr, first: it.reading.ts, last: it.reading.ts }
@@ -224,62 +273,85 @@ void t.test('injected sensor episodes cross their thresholds for the ground-trut
 type Out = Omit<Output, 'site' | 'partition' | 'token'>
 
 for (const carHz of [4, 10, 25]) {
-  void t.test(`injected race episodes cross RACE_DEFAULTS and the race actor finds exactly them (${carHz} Hz)`, async (t) => {
-    const items = until({ ...BASE, seed: 11, sensors: 0, cars: 3, carHz, anomalies: true }, 60 * 60_000)
-    const truths = new Map<string, { type: string; start: number; end: number; first: number; last: number }>()
-    const cells = new Map<string, ActorCell>()
-    const out: Out[] = []
-    let seq = 0
-    for (const it of items) {
-      const f = it.reading.fields
-      const brake = corners(f, 'brake_temp_')
-      const tyre = corners(f, 'tyre_temp_')
-      const tr = it.truth
-      if (tr?.type === 'brake_overheat' || tr?.type === 'tire_overheat') {
-        const k = `${it.id}:${tr.type}:${tr.start}`
-        const s = truths.get(k) ?? { ...tr, first: it.reading.ts, last: it.reading.ts }
-        s.last = it.reading.ts
-        truths.set(k, s)
-        const over = tr.type === 'brake_overheat' ? brake > RACE_DEFAULTS.brake.overheatC : tyre > RACE_DEFAULTS.tyre.overheatC
-        if (!over) t.fail(`${tr.type} sample below the threshold: ${JSON.stringify(f)}`)
-      } else {
-        // Outside an episode, below the hysteresis band too, so the actor's alert closes right after it.
-        if (brake > RACE_DEFAULTS.brake.overheatC - RACE_DEFAULTS.brake.hysteresisC) t.fail(`brake ${brake} outside an episode`)
-        if (tyre > RACE_DEFAULTS.tyre.overheatC - RACE_DEFAULTS.tyre.hysteresisC) t.fail(`tyre ${tyre} outside an episode`)
+  void t.test(
+    `injected race episodes cross RACE_DEFAULTS and the race actor finds exactly them (${carHz} Hz)`,
+    async (t) => {
+      const items = until({ ...BASE, seed: 11, sensors: 0, cars: 3, carHz, anomalies: true }, 60 * 60_000)
+      const truths = new Map<string, { type: string; start: number; end: number; first: number; last: number }>()
+      const cells = new Map<string, ActorCell>()
+      const out: Out[] = []
+      let seq = 0
+      for (const it of items) {
+        const f = it.reading.fields
+        const brake = corners(f, 'brake_temp_')
+        const tyre = corners(f, 'tyre_temp_')
+        const tr = it.truth
+        if (tr?.type === 'brake_overheat' || tr?.type === 'tire_overheat') {
+          const k = `${it.id}:${tr.type}:${tr.start}`
+          const s = truths.get(k) ?? { ...tr, first: it.reading.ts, last: it.reading.ts }
+          s.last = it.reading.ts
+          truths.set(k, s)
+          const over =
+            tr.type === 'brake_overheat' ? brake > RACE_DEFAULTS.brake.overheatC : tyre > RACE_DEFAULTS.tyre.overheatC
+          if (!over) t.fail(`${tr.type} sample below the threshold: ${JSON.stringify(f)}`)
+        } else {
+          // Outside an episode, below the hysteresis band too, so the actor's alert closes right after it.
+          if (brake > RACE_DEFAULTS.brake.overheatC - RACE_DEFAULTS.brake.hysteresisC)
+            t.fail(`brake ${brake} outside an episode`)
+          if (tyre > RACE_DEFAULTS.tyre.overheatC - RACE_DEFAULTS.tyre.hysteresisC)
+            t.fail(`tyre ${tyre} outside an episode`)
+        }
+        let c = cells.get(it.id)
+        if (!c) {
+          c = new ActorCell(race, RACE_DEFAULTS, { kind: 'vehicle', id: it.id })
+          cells.set(it.id, c)
+        }
+        c.applyReading(++seq, it.reading.ts + 5, it.reading as Reading, (o) => out.push(o))
       }
-      let c = cells.get(it.id)
-      if (!c) {
-        c = new ActorCell(race, RACE_DEFAULTS, { kind: 'vehicle', id: it.id })
-        cells.set(it.id, c)
+      for (const s of truths.values()) {
+        const dur = s.type === 'brake_overheat' ? RACE_DEFAULTS.brake.durationMs : RACE_DEFAULTS.tyre.durationMs
+        if (!(s.end - s.start >= 3_000 && s.last - s.first >= dur && s.first === s.start)) {
+          t.fail(`${s.type} at ${s.start}: truth ${s.end - s.start} ms, samples over ${s.last - s.first} ms`)
+        }
       }
-      c.applyReading(++seq, it.reading.ts + 5, it.reading as Reading, (o) => out.push(o))
-    }
-    for (const s of truths.values()) {
-      const dur = s.type === 'brake_overheat' ? RACE_DEFAULTS.brake.durationMs : RACE_DEFAULTS.tyre.durationMs
-      if (!(s.end - s.start >= 3_000 && s.last - s.first >= dur && s.first === s.start)) {
-        t.fail(`${s.type} at ${s.start}: truth ${s.end - s.start} ms, samples over ${s.last - s.first} ms`)
-      }
-    }
-    const types = new Set([...truths.values()].map((s) => s.type))
-    t.same([...types].sort(), ['brake_overheat', 'tire_overheat'])
-    t.ok(truths.size >= 10, `${truths.size} episodes`)
+      const types = new Set([...truths.values()].map((s) => s.type))
+      t.same([...types].sort(), ['brake_overheat', 'tire_overheat'])
+      t.ok(truths.size >= 10, `${truths.size} episodes`)
 
-    const alerts = out.filter((o) => o.type === 'alert').map((o) => ({ entity: o.entity, ...(o.body as AlertBody) }))
-    const opened = alerts.filter((a) => a.state === 'open').map((a) => `${a.entity}:${a.type}:${a.start}`).sort()
-    t.same(opened, [...truths.keys()].sort(), 'one alert per episode, opened at its start; no false alerts of any type')
-    t.equal(alerts.filter((a) => a.state === 'close').length, opened.length, 'every alert closes')
-    const recs = out.filter((o) => o.type === 'recommendation')
-    t.ok(recs.length >= 1, `pit_now recommended (${recs.length}) as tyres wear`)
-  })
+      const alerts = out.filter((o) => o.type === 'alert').map((o) => ({ entity: o.entity, ...(o.body as AlertBody) }))
+      const opened = alerts
+        .filter((a) => a.state === 'open')
+        .map((a) => `${a.entity}:${a.type}:${a.start}`)
+        .sort()
+      t.same(
+        opened,
+        [...truths.keys()].sort(),
+        'one alert per episode, opened at its start; no false alerts of any type',
+      )
+      t.equal(alerts.filter((a) => a.state === 'close').length, opened.length, 'every alert closes')
+      const recs = out.filter((o) => o.type === 'recommendation')
+      t.ok(recs.length >= 1, `pit_now recommended (${recs.length}) as tyres wear`)
+    },
+  )
 }
 
 void t.test('options are validated with ConfigError', async (t) => {
   const bad: Array<[Partial<SimOptions>, string]> = [
-    [{ sensors: -1 }, 'sim.sensors'], [{ sensors: 0, cars: 0 }, 'sim.sensors'], [{ carHz: 0 }, 'sim.carHz'],
-    [{ sensorHz: 2000 }, 'sim.sensorHz'], [{ partitions: 0 }, 'sim.partitions'], [{ site: 'A.b' }, 'sim.site'],
-    [{ seed: 1.5 }, 'sim.seed'], [{ startTs: Number.NaN }, 'sim.startTs'],
+    [{ sensors: -1 }, 'sim.sensors'],
+    [{ sensors: 0, cars: 0 }, 'sim.sensors'],
+    [{ carHz: 0 }, 'sim.carHz'],
+    [{ sensorHz: 2000 }, 'sim.sensorHz'],
+    [{ partitions: 0 }, 'sim.partitions'],
+    [{ site: 'A.b' }, 'sim.site'],
+    [{ seed: 1.5 }, 'sim.seed'],
+    [{ startTs: Number.NaN }, 'sim.startTs'],
   ]
-  for (const [o, setting] of bad) t.throws(() => new Simulator({ ...BASE, ...o }), { name: 'ConfigError', code: 'PW_CONFIG_INVALID', setting }, setting)
+  for (const [o, setting] of bad)
+    t.throws(
+      () => new Simulator({ ...BASE, ...o }),
+      { name: 'ConfigError', code: 'PW_CONFIG_INVALID', setting },
+      setting,
+    )
   await t.rejects(runSimulator({} as never, { ...BASE, ratePerS: 0 }), { name: 'ConfigError', setting: 'sim.ratePerS' })
   // A kind with no entities needs no rate.
   t.doesNotThrow(() => new Simulator({ ...BASE, cars: 0, carHz: 0 }))
@@ -297,7 +369,15 @@ void t.test('runSimulator publishes to JetStream: counts, subjects, dedup, rate,
   const expected = until(opts, 30_000)
   let progress = 0
   const t0 = Date.now()
-  const r = await runSimulator(nc, { ...opts, durationS: 30, ratePerS: 2_000, maxInFlight: 100, onProgress: () => { progress++ } })
+  const r = await runSimulator(nc, {
+    ...opts,
+    durationS: 30,
+    ratePerS: 2_000,
+    maxInFlight: 100,
+    onProgress: () => {
+      progress++
+    },
+  })
   const took = Date.now() - t0
   t.equal(r.sent, expected.length, `${expected.length} readings acknowledged`)
   t.equal((await jsm.streams.info('TLM')).state.messages, expected.length, 'all landed in the stream')

@@ -39,25 +39,41 @@ async function procedure(): Promise<string[]> {
   const start = doc.indexOf('## Procedure: failover, restart, failback')
   const end = doc.indexOf('\n## ', start + 1)
   if (start < 0) throw new Error('docs/sites.md has no procedure section')
-  return [...doc.slice(start, end < 0 ? undefined : end).matchAll(/^\s*\$ (pitwall site .+?)\s*$/gm)].map((m) => m[1] as string)
+  return [...doc.slice(start, end < 0 ? undefined : end).matchAll(/^\s*\$ (pitwall site .+?)\s*$/gm)].map(
+    (m) => m[1] as string,
+  )
 }
 
 t.test('the documented failover, restart and failback procedure, step by step as printed', async (t) => {
   const steps = await procedure()
   const at = (site: string): string => `--topology sites.json --site ${site}`
-  t.same(steps, [
-    `pitwall site status ${at('b')}`,
-    `pitwall site status ${at('b')}`,
-    `pitwall site failover ${at('b')}`,
-    `pitwall site status ${at('b')}`,
-    `pitwall site status ${at('a')}`,
-    `pitwall site failback ${at('a')} --grace-s 3`,
-    `pitwall site status ${at('a')}`,
-  ], 'the procedure has the commands this test runs between its actions')
+  t.same(
+    steps,
+    [
+      `pitwall site status ${at('b')}`,
+      `pitwall site status ${at('b')}`,
+      `pitwall site failover ${at('b')}`,
+      `pitwall site status ${at('b')}`,
+      `pitwall site status ${at('a')}`,
+      `pitwall site failback ${at('a')} --grace-s 3`,
+      `pitwall site status ${at('a')}`,
+    ],
+    'the procedure has the commands this test runs between its actions',
+  )
 
   let topoFile = ''
-  const { proxy: px, sites, nc, cfg, conn, envOf, cleanups } = await startTwoSites(t, {
-    partitions: P, tmpPrefix: 'pw-procedure-', proxy: true,
+  const {
+    proxy: px,
+    sites,
+    nc,
+    cfg,
+    conn,
+    envOf,
+    cleanups,
+  } = await startTwoSites(t, {
+    partitions: P,
+    tmpPrefix: 'pw-procedure-',
+    proxy: true,
     // b dials a through a proxy: the link is cut a moment before a is lost, so a acks readings b never mirrors.
     beforeStart: async (topo, dir) => {
       topoFile = join(dir, 'sites.json')
@@ -82,7 +98,10 @@ t.test('the documented failover, restart and failback procedure, step by step as
   let stepNo = 0
   const step = async (): Promise<{ code: number; out: string }> => {
     const line = steps[stepNo++] as string
-    const args = line.split(/\s+/).slice(2).map((a) => (a === 'sites.json' ? topoFile : a))
+    const args = line
+      .split(/\s+/)
+      .slice(2)
+      .map((a) => (a === 'sites.json' ? topoFile : a))
     const lines: string[] = []
     const started = Date.now()
     const code = await siteMain(args, {}, { out: (l) => lines.push(l), err: (l) => lines.push(l) })
@@ -114,8 +133,11 @@ t.test('the documented failover, restart and failback procedure, step by step as
       return
     }
     try {
-      await jetstream(site === 'a' ? ncA : ncB).publish(tlmSubject(site, p, 'sensor', r.id),
-        JSON.stringify({ ts: r.ts, fields: { v: r.v }, profile: 'testsum', rid: r.rid }), { msgID: r.rid, timeout: 2_000 })
+      await jetstream(site === 'a' ? ncA : ncB).publish(
+        tlmSubject(site, p, 'sensor', r.id),
+        JSON.stringify({ ts: r.ts, fields: { v: r.v }, profile: 'testsum', rid: r.rid }),
+        { msgID: r.rid, timeout: 2_000 },
+      )
       acked.push({ rid: r.rid, site, at: Date.now() })
     } catch {
       queue.push(r)
@@ -144,7 +166,8 @@ t.test('the documented failover, restart and failback procedure, step by step as
       }
       sent += Math.max(0, due)
       if (probeN * 100 < Date.now() - started) {
-        for (const [p, id] of probes) batch.push(publish({ rid: `p${probeN}-${p}`, id, ts: 1_700_000_000_000 + probeN * 20_000, v: 1 }))
+        for (const [p, id] of probes)
+          batch.push(publish({ rid: `p${probeN}-${p}`, id, ts: 1_700_000_000_000 + probeN * 20_000, v: 1 }))
         probeN++
       }
       void Promise.all(batch)
@@ -161,7 +184,8 @@ t.test('the documented failover, restart and failback procedure, step by step as
   const sub = ncB.subscribe('out.b.*.sensor.*', {
     callback: (_err, m) => {
       const o = JSON.parse(new TextDecoder().decode(m.data)) as Output
-      if (homeA.includes(o.partition) && epochOf(o.seq) >= failoverEpoch && !firstOutput.has(o.partition)) firstOutput.set(o.partition, Date.now())
+      if (homeA.includes(o.partition) && epochOf(o.seq) >= failoverEpoch && !firstOutput.has(o.partition))
+        firstOutput.set(o.partition, Date.now())
     },
   })
   cleanups.push(async () => sub.unsubscribe())
@@ -173,7 +197,11 @@ t.test('the documented failover, restart and failback procedure, step by step as
   t.match(r.out, 'link UP', 'the link is up')
   t.match(r.out, 'role: NORMAL', 'b is NORMAL')
   t.match(r.out, /readings TLM\s+\d+ readings \(\+ \d+ _sys.tick messages\)/, 'readings and ticks counted apart')
-  t.match(r.out, /RPO now: \d+ readings acknowledged at a \(up to its TLM sequence \d+\) are not yet in TLM_a \(exact/, 'RPO now, exact while linked')
+  t.match(
+    r.out,
+    /RPO now: \d+ readings acknowledged at a \(up to its TLM sequence \d+\) are not yet in TLM_a \(exact/,
+    'RPO now, exact while linked',
+  )
 
   // The link is cut, then a second later site a is lost: servers and worker killed with -9.
   proxy.split()
@@ -198,7 +226,12 @@ t.test('the documented failover, restart and failback procedure, step by step as
   t.equal(r.code, 0, 'failover at b')
   t.match(r.out, `partitions ${homeA[0]}-${homeA.at(-1)} of a now owned by b`, 'names the moved partitions')
   t.match(r.out, /^RPO: /m, 'reports the RPO')
-  for (const p of homeA) t.match(r.out, new RegExp(`partition ${p} processing again \\d+\\.\\d s after the failover began`), `partition ${p} is processed again`)
+  for (const p of homeA)
+    t.match(
+      r.out,
+      new RegExp(`partition ${p} processing again \\d+\\.\\d s after the failover began`),
+      `partition ${p} is processed again`,
+    )
   t.match(r.out, `all ${homeA.length} partitions processing again`, 'and all of them')
   // RTO: a new output of every moved partition at b.
   for (let i = 0; i < 300 && firstOutput.size < homeA.length; i++) await sleep(100)
@@ -227,7 +260,11 @@ t.test('the documented failover, restart and failback procedure, step by step as
   r = await step()
   t.match(r.out, 'link UP', 'a sees the link')
   t.match(r.out, 'role: DEGRADED', 'a is DEGRADED')
-  t.match(r.out, `not yet applied: ${lost} readings`, `status at a counts exactly the ${lost} readings a acked and b never mirrored`)
+  t.match(
+    r.out,
+    `not yet applied: ${lost} readings`,
+    `status at a counts exactly the ${lost} readings a acked and b never mirrored`,
+  )
   t.match(r.out, `: ${lost} at a, 0 at b`, 'all of them at a')
   // a's workers start: the peer-map gate opens on b's map, they take nothing.
   workerA = startWorker(cfgA)
@@ -238,18 +275,38 @@ t.test('the documented failover, restart and failback procedure, step by step as
   r = await step()
   const fbMs = Date.now() - fbStart
   t.equal(r.code, 0, 'failback at a')
-  for (const what of ['producers (gateways, simulators) must route by the site map within the grace period (3.0 s)', 'map written: epoch 2',
-    `b released ${homeA.length}/${homeA.length} partitions`, 'grace period: ', 'seals: b\'s segments', `records written: ${homeA.length}/${homeA.length}`, 'lag TLM_b',
-    `all ${homeA.length} partitions processing again`]) {
+  for (const what of [
+    'producers (gateways, simulators) must route by the site map within the grace period (3.0 s)',
+    'map written: epoch 2',
+    `b released ${homeA.length}/${homeA.length} partitions`,
+    'grace period: ',
+    "seals: b's segments",
+    `records written: ${homeA.length}/${homeA.length}`,
+    'lag TLM_b',
+    `all ${homeA.length} partitions processing again`,
+  ]) {
     t.match(r.out, what, `failback shows: ${what}`)
   }
   // 7. Back to normal.
   r = await step()
   t.match(r.out, 'role: NORMAL', 'a is NORMAL again')
-  t.match(r.out, 'not yet applied: 0 readings', 'a\'s unmirrored tail is applied now (read by a\'s new segments, or forwarded by a relay), nothing left')
+  t.match(
+    r.out,
+    'not yet applied: 0 readings',
+    "a's unmirrored tail is applied now (read by a's new segments, or forwarded by a relay), nothing left",
+  )
   t.equal(stepNo, steps.length, 'every step of the procedure ran')
-  const measured = { rto_ms: rtoMs, failover_command_ms: foMs, failback_ms: fbMs, rpo_readings: lost, acked_at_a_before_kill: ackedAtA.length }
+  const measured = {
+    rto_ms: rtoMs,
+    failover_command_ms: foMs,
+    failback_ms: fbMs,
+    rpo_readings: lost,
+    acked_at_a_before_kill: ackedAtA.length,
+  }
   t.comment(`measured: ${JSON.stringify(measured)}`)
   t.ok(rtoMs > 0 && rtoMs < 20_000, `RTO ${rtoMs} ms: every moved partition has new outputs at b`)
-  t.ok(lost > 0, `the cut before the loss left readings acked at a and never mirrored (${lost}), counted exactly by status`)
+  t.ok(
+    lost > 0,
+    `the cut before the loss left readings acked at a and never mirrored (${lost}), counted exactly by status`,
+  )
 })

@@ -15,7 +15,12 @@ const NATS = process.env.NATS_SERVER_BIN ?? 'nats-server'
 
 function withListeners(): Topology {
   const topo = localTopology()
-  topo.sites.forEach((s, i) => s.members.forEach((m) => { m.mqttPort = 1883 + i; m.websocketPort = 8222 + 10 + i }))
+  topo.sites.forEach((s, i) =>
+    s.members.forEach((m) => {
+      m.mqttPort = 1883 + i
+      m.websocketPort = 8222 + 10 + i
+    }),
+  )
   return validateTopology(topo)
 }
 
@@ -26,7 +31,11 @@ t.test('every rendered config of every site definition passes nats-server -t', a
   for (const [name, make] of Object.entries(variants)) {
     const topo = make()
     const confs = renderTopology(topo, { storeRoot: join(dir, name, 'js') })
-    t.equal(confs.length, topo.sites.reduce((n, s) => n + s.members.length, 0), `${name}: one config per server`)
+    t.equal(
+      confs.length,
+      topo.sites.reduce((n, s) => n + s.members.length, 0),
+      `${name}: one config per server`,
+    )
     for (const c of confs) {
       const file = join(dir, name, c.file)
       await mkdir(join(dir, name), { recursive: true })
@@ -37,37 +46,185 @@ t.test('every rendered config of every site definition passes nats-server -t', a
       t.match(c.text, '{{partition(16,1,2)}}')
     }
     const b = confs.filter((c) => c.site === 'b')
-    t.ok(b.every((c) => c.text.includes('remotes:')), `${name}: b dials a`)
-    t.ok(confs.filter((c) => c.site === 'a').every((c) => !c.text.includes('remotes:')), `${name}: a only listens`)
+    t.ok(
+      b.every((c) => c.text.includes('remotes:')),
+      `${name}: b dials a`,
+    )
+    t.ok(
+      confs.filter((c) => c.site === 'a').every((c) => !c.text.includes('remotes:')),
+      `${name}: a only listens`,
+    )
     const clustered = topo.sites[0]!.members.length > 1
-    t.equal(confs.every((c) => c.text.includes('cluster {')), clustered, `${name}: routes only when clustered`)
+    t.equal(
+      confs.every((c) => c.text.includes('cluster {')),
+      clustered,
+      `${name}: routes only when clustered`,
+    )
   }
 })
 
 t.test('validateTopology rejects contradictions, naming the item', async (t) => {
   const cases: Array<[string, (x: Topology) => void, RegExp]> = [
-    ['duplicate port', (x) => { x.sites[1]!.members[0]!.clientPort = x.sites[0]!.members[0]!.clientPort }, /sites\.b\.members\[0\]\.clientPort: port 127\.0\.0\.1:4301 is already used by sites\.a\.members\[0\]\.clientPort/],
-    ['port in use twice within a server', (x) => { x.sites[0]!.members[0]!.leafnodePort = x.sites[0]!.members[0]!.clientPort }, /sites\.a\.members\[0\]\.leafnodePort: port/],
-    ['bad port', (x) => { x.sites[0]!.members[0]!.clientPort = 70000 }, /sites\.a\.members\[0\]\.clientPort: must be a port/],
-    ['bad site name', (x) => { x.sites[0]!.name = 'A.1' }, /sites\.A\.1\.name: must match/],
-    ['duplicate site', (x) => { x.sites[1]!.name = 'a' }, /sites\.a\.name: duplicate site/],
-    ['duplicate domain', (x) => { x.sites[1]!.domain = 'a' }, /sites\.b\.domain: duplicate JetStream domain/],
-    ['bad server name', (x) => { x.sites[0]!.members[0]!.name = 'a b' }, /sites\.a\.members\[0\]\.name: must match/],
-    ['duplicate server name', (x) => { x.sites[1]!.members[0]!.name = 'a' }, /sites\.b\.members\[0\]\.name: duplicate server name/],
-    ['unknown peer', (x) => { x.sites[1]!.leafnodeRemotes = ['nats-leaf://127.0.0.1:9999'] }, /sites\.b\.leafnodeRemotes\[0\]: .*unknown peer/],
-    ['dials itself', (x) => { x.sites[1]!.leafnodeRemotes = ['nats-leaf://127.0.0.1:7401'] }, /sites\.b\.leafnodeRemotes\[0\]: .*own leafnode listener/],
-    ['bad remote url', (x) => { x.sites[1]!.leafnodeRemotes = ['127.0.0.1'] }, /sites\.b\.leafnodeRemotes\[0\]: must be nats-leaf/],
-    ['nobody dials', (x) => { x.sites[1]!.leafnodeRemotes = [] }, /leafnodeRemotes: exactly one site must dial/],
-    ['both dial', (x) => { x.sites[0]!.leafnodeRemotes = ['nats-leaf://127.0.0.1:7401'] }, /leafnodeRemotes: exactly one site must dial/],
-    ['overlapping homes', (x) => { x.sites[1]!.homePartitions.push(0) }, /sites\.b\.homePartitions: partition 0 is already the home of site 'a'/],
-    ['uncovered partition', (x) => { x.sites[1]!.homePartitions.pop() }, /homePartitions: partitions 15 have no home site/],
-    ['partition out of range', (x) => { x.sites[1]!.homePartitions.push(16) }, /sites\.b\.homePartitions: partition 16 is outside 0\.\.15/],
-    ['bad partitions', (x) => { x.partitions = 0 }, /partitions: must be an integer/],
-    ['one site', (x) => { x.sites.pop() }, /sites: exactly two sites/],
-    ['two-member cluster', (x) => { x.sites[0]!.members.push({ ...x.sites[0]!.members[0]!, name: 'a2', clientPort: 1, clusterPort: 2, leafnodePort: 3 }) }, /sites\.a\.members: a JetStream cluster needs 1 or >= 3/],
-    ['bad pg url', (x) => { x.sites[0]!.pgUrl = 'mysql://x' }, /sites\.a\.pgUrl/],
-    ['bad consul dc', (x) => { x.sites[0]!.consulDatacenter = 'DC 1' }, /sites\.a\.consulDatacenter/],
-    ['bad nomad dc', (x) => { x.sites[1]!.nomadDatacenter = '' }, /sites\.b\.nomadDatacenter/],
+    [
+      'duplicate port',
+      (x) => {
+        x.sites[1]!.members[0]!.clientPort = x.sites[0]!.members[0]!.clientPort
+      },
+      /sites\.b\.members\[0\]\.clientPort: port 127\.0\.0\.1:4301 is already used by sites\.a\.members\[0\]\.clientPort/,
+    ],
+    [
+      'port in use twice within a server',
+      (x) => {
+        x.sites[0]!.members[0]!.leafnodePort = x.sites[0]!.members[0]!.clientPort
+      },
+      /sites\.a\.members\[0\]\.leafnodePort: port/,
+    ],
+    [
+      'bad port',
+      (x) => {
+        x.sites[0]!.members[0]!.clientPort = 70000
+      },
+      /sites\.a\.members\[0\]\.clientPort: must be a port/,
+    ],
+    [
+      'bad site name',
+      (x) => {
+        x.sites[0]!.name = 'A.1'
+      },
+      /sites\.A\.1\.name: must match/,
+    ],
+    [
+      'duplicate site',
+      (x) => {
+        x.sites[1]!.name = 'a'
+      },
+      /sites\.a\.name: duplicate site/,
+    ],
+    [
+      'duplicate domain',
+      (x) => {
+        x.sites[1]!.domain = 'a'
+      },
+      /sites\.b\.domain: duplicate JetStream domain/,
+    ],
+    [
+      'bad server name',
+      (x) => {
+        x.sites[0]!.members[0]!.name = 'a b'
+      },
+      /sites\.a\.members\[0\]\.name: must match/,
+    ],
+    [
+      'duplicate server name',
+      (x) => {
+        x.sites[1]!.members[0]!.name = 'a'
+      },
+      /sites\.b\.members\[0\]\.name: duplicate server name/,
+    ],
+    [
+      'unknown peer',
+      (x) => {
+        x.sites[1]!.leafnodeRemotes = ['nats-leaf://127.0.0.1:9999']
+      },
+      /sites\.b\.leafnodeRemotes\[0\]: .*unknown peer/,
+    ],
+    [
+      'dials itself',
+      (x) => {
+        x.sites[1]!.leafnodeRemotes = ['nats-leaf://127.0.0.1:7401']
+      },
+      /sites\.b\.leafnodeRemotes\[0\]: .*own leafnode listener/,
+    ],
+    [
+      'bad remote url',
+      (x) => {
+        x.sites[1]!.leafnodeRemotes = ['127.0.0.1']
+      },
+      /sites\.b\.leafnodeRemotes\[0\]: must be nats-leaf/,
+    ],
+    [
+      'nobody dials',
+      (x) => {
+        x.sites[1]!.leafnodeRemotes = []
+      },
+      /leafnodeRemotes: exactly one site must dial/,
+    ],
+    [
+      'both dial',
+      (x) => {
+        x.sites[0]!.leafnodeRemotes = ['nats-leaf://127.0.0.1:7401']
+      },
+      /leafnodeRemotes: exactly one site must dial/,
+    ],
+    [
+      'overlapping homes',
+      (x) => {
+        x.sites[1]!.homePartitions.push(0)
+      },
+      /sites\.b\.homePartitions: partition 0 is already the home of site 'a'/,
+    ],
+    [
+      'uncovered partition',
+      (x) => {
+        x.sites[1]!.homePartitions.pop()
+      },
+      /homePartitions: partitions 15 have no home site/,
+    ],
+    [
+      'partition out of range',
+      (x) => {
+        x.sites[1]!.homePartitions.push(16)
+      },
+      /sites\.b\.homePartitions: partition 16 is outside 0\.\.15/,
+    ],
+    [
+      'bad partitions',
+      (x) => {
+        x.partitions = 0
+      },
+      /partitions: must be an integer/,
+    ],
+    [
+      'one site',
+      (x) => {
+        x.sites.pop()
+      },
+      /sites: exactly two sites/,
+    ],
+    [
+      'two-member cluster',
+      (x) => {
+        x.sites[0]!.members.push({
+          ...x.sites[0]!.members[0]!,
+          name: 'a2',
+          clientPort: 1,
+          clusterPort: 2,
+          leafnodePort: 3,
+        })
+      },
+      /sites\.a\.members: a JetStream cluster needs 1 or >= 3/,
+    ],
+    [
+      'bad pg url',
+      (x) => {
+        x.sites[0]!.pgUrl = 'mysql://x'
+      },
+      /sites\.a\.pgUrl/,
+    ],
+    [
+      'bad consul dc',
+      (x) => {
+        x.sites[0]!.consulDatacenter = 'DC 1'
+      },
+      /sites\.a\.consulDatacenter/,
+    ],
+    [
+      'bad nomad dc',
+      (x) => {
+        x.sites[1]!.nomadDatacenter = ''
+      },
+      /sites\.b\.nomadDatacenter/,
+    ],
   ]
   for (const [name, mutate, re] of cases) {
     const topo = localTopology()
@@ -83,14 +240,19 @@ t.test('validateTopology rejects contradictions, naming the item', async (t) => 
   t.throws(() => renderSite(localTopology(), 'c', { storeRoot: '/tmp/x' }), ConfigError, 'unknown site')
 })
 
-interface Server { proc: ChildProcess; stderr: () => string }
+interface Server {
+  proc: ChildProcess
+  stderr: () => string
+}
 
 async function startServer(c: RenderedConfig, dir: string): Promise<Server> {
   const file = join(dir, c.file)
   await writeFile(file, c.text)
   const proc = spawn(NATS, ['-c', file], { stdio: ['ignore', 'ignore', 'pipe'] })
   let err = ''
-  proc.stderr?.on('data', (d: Buffer) => { err += d.toString() })
+  proc.stderr?.on('data', (d: Buffer) => {
+    err += d.toString()
+  })
   return { proc, stderr: () => err }
 }
 
@@ -129,7 +291,8 @@ async function twoSites(t: Test, clustered: boolean): Promise<void> {
     return p
   }
   for (const site of ['a', 'b']) {
-    for (let i = 0; i < n; i++) for (const kind of ['client', 'cluster', 'leafnode'] as const) ports.set(`${site}/${i}/${kind}`, await freePort())
+    for (let i = 0; i < n; i++)
+      for (const kind of ['client', 'cluster', 'leafnode'] as const) ports.set(`${site}/${i}/${kind}`, await freePort())
   }
   const P = 16
   const topo = localTopology({ port, partitions: P, clustered })
@@ -151,13 +314,23 @@ async function twoSites(t: Test, clustered: boolean): Promise<void> {
 
   // The leafnode link is up when b reaches domain a's JetStream API.
   // (jetstreamManager() asks the API for account info, so it fails until the API answers.)
-  await until('leafnode link b -> a', 20_000, async () => (await (await jetstreamManager(ncB, { domain: 'a' })).getAccountInfo()).domain === 'a' ? true : undefined)
+  await until('leafnode link b -> a', 20_000, async () =>
+    (await (await jetstreamManager(ncB, { domain: 'a' })).getAccountInfo()).domain === 'a' ? true : undefined,
+  )
 
   const jsmA = await until('JetStream in a', 20_000, () => jetstreamManager(ncA))
-  await until('stream TLM in a', 20_000, () => jsmA.streams.add({ name: 'TLM', subjects: [`tlm.a.*.*.*`], num_replicas: n }))
+  await until('stream TLM in a', 20_000, () =>
+    jsmA.streams.add({ name: 'TLM', subjects: [`tlm.a.*.*.*`], num_replicas: n }),
+  )
   const jsmB = await until('JetStream in b', 20_000, () => jetstreamManager(ncB))
   t.equal((await jsmB.getAccountInfo()).domain, 'b')
-  await until('mirror TLM_a in b', 20_000, () => jsmB.streams.add({ name: 'TLM_a', num_replicas: n, mirror: { name: 'TLM', external: { api: '$JS.a.API', deliver: '' } } }))
+  await until('mirror TLM_a in b', 20_000, () =>
+    jsmB.streams.add({
+      name: 'TLM_a',
+      num_replicas: n,
+      mirror: { name: 'TLM', external: { api: '$JS.a.API', deliver: '' } },
+    }),
+  )
 
   const js = jsmA.jetstream()
   const N = 1_000
@@ -187,10 +360,16 @@ async function twoSites(t: Test, clustered: boolean): Promise<void> {
   const [k, id] = sent[N - 1]!
   t.equal(last?.subject, tlmSubject('a', partitionOf(k, id, P), k, id), 'mirrored subjects are the partitioned ones')
   const dead = servers.filter((s) => s.proc.exitCode !== null)
-  t.equal(dead.length, 0, dead.length ? `servers exited: ${dead.map((s) => s.stderr()).join('\n')}` : 'every server still running')
+  t.equal(
+    dead.length,
+    0,
+    dead.length ? `servers exited: ${dead.map((s) => s.stderr()).join('\n')}` : 'every server still running',
+  )
 }
 
 for (const clustered of [false, true]) {
-  t.test(`two sites (${clustered ? '3-node cluster each' : 'one server each'}) from rendered configs: leafnode link, device mapping, cross-domain mirror`,
-    (t) => twoSites(t, clustered))
+  t.test(
+    `two sites (${clustered ? '3-node cluster each' : 'one server each'}) from rendered configs: leafnode link, device mapping, cross-domain mirror`,
+    (t) => twoSites(t, clustered),
+  )
 }

@@ -12,6 +12,16 @@
 import t from 'tap'
 import { splitAndHeal } from '../helpers/split.js'
 
-t.test('split over a lossy link (5 % one-way loss a -> b, 80 ms ± 60 ms WAN), production profiles: operator failover; heal converges', async (t) => {
-  await splitAndHeal(t, { fault: 'cut', healthOverLink: false, latencyMs: 80, jitterMs: 60, loss: { dir: 'down', rate: 0.05 }, profiles: 'production' })
-})
+t.test(
+  'split over a lossy link (5 % one-way loss a -> b, 80 ms ± 60 ms WAN), production profiles: operator failover; heal converges',
+  async (t) => {
+    await splitAndHeal(t, {
+      fault: 'cut',
+      healthOverLink: false,
+      latencyMs: 80,
+      jitterMs: 60,
+      loss: { dir: 'down', rate: 0.05 },
+      profiles: 'production',
+    })
+  },
+)

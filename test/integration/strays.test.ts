@@ -36,15 +36,37 @@ const RATE = 150
 
 type Epoch = 'normal' | 'failover' | 'failover+a-back' | 'failback'
 type Transport = 'nats' | 'mqtt'
-interface Acked { id: string; v: number; site: string; transport: Transport; epoch: Epoch; stray: boolean }
+interface Acked {
+  id: string
+  v: number
+  site: string
+  transport: Transport
+  epoch: Epoch
+  stray: boolean
+}
 
 t.test('a reading acknowledged at either site is applied once, whatever site the device reached', async (t) => {
-  const { ports, sites, nc: first, cfg, conn, envOf, cleanups } = await startTwoSites(t, {
-    partitions: P, tmpPrefix: 'pw-strays-', tickIntervalMs: 1_000, extraPorts: ['mqtt'],
-    shape: (base, ports) => validateTopology({
-      ...base,
-      sites: base.sites.map((s) => ({ ...s, members: s.members.map((m) => ({ ...m, mqttPort: ports.get(`${s.name}/mqtt`) as number })) })) as typeof base.sites,
-    }),
+  const {
+    ports,
+    sites,
+    nc: first,
+    cfg,
+    conn,
+    envOf,
+    cleanups,
+  } = await startTwoSites(t, {
+    partitions: P,
+    tmpPrefix: 'pw-strays-',
+    tickIntervalMs: 1_000,
+    extraPorts: ['mqtt'],
+    shape: (base, ports) =>
+      validateTopology({
+        ...base,
+        sites: base.sites.map((s) => ({
+          ...s,
+          members: s.members.map((m) => ({ ...m, mqttPort: ports.get(`${s.name}/mqtt`) as number })),
+        })) as typeof base.sites,
+      }),
   })
   let ncA = first.a
   const ncB = first.b
@@ -56,7 +78,9 @@ t.test('a reading acknowledged at either site is applied once, whatever site the
   const workerB = spawnWorker(script, 'b-1', envOf(cfgB))
   cleanups.push(() => kill(workerB, 'SIGTERM'))
   const logs: string[] = []
-  const log = (level: string, msg: string, fields?: Record<string, unknown>): void => { logs.push(`${level} ${msg} ${JSON.stringify(fields ?? {})}`) }
+  const log = (level: string, msg: string, fields?: Record<string, unknown>): void => {
+    logs.push(`${level} ${msg} ${JSON.stringify(fields ?? {})}`)
+  }
   let ctlA = new SiteController({ nc: ncA, cfg: cfgA, checkMs: 250, failoverAfterMs: 0, log })
   const ctlB = new SiteController({ nc: ncB, cfg: cfgB, checkMs: 250, failoverAfterMs: 0, log })
   await ctlA.start()
@@ -64,10 +88,17 @@ t.test('a reading acknowledged at either site is applied once, whatever site the
   cleanups.push(() => ctlB.stop())
   cleanups.push(() => ctlA.stop())
 
-  const mqttOf = (site: string): Promise<MqttClient> => mqtt.connectAsync(`mqtt://127.0.0.1:${ports.get(`${site}/mqtt`)}`,
-    { clientId: `dev-${site}-${Date.now()}`, clean: true, reconnectPeriod: 0, connectTimeout: 5_000 })
+  const mqttOf = (site: string): Promise<MqttClient> =>
+    mqtt.connectAsync(`mqtt://127.0.0.1:${ports.get(`${site}/mqtt`)}`, {
+      clientId: `dev-${site}-${Date.now()}`,
+      clean: true,
+      reconnectPeriod: 0,
+      connectTimeout: 5_000,
+    })
   const mq: Record<string, MqttClient | undefined> = { a: await mqttOf('a'), b: await mqttOf('b') }
-  cleanups.push(async () => { for (const c of Object.values(mq)) await c?.endAsync(true).catch(() => undefined) })
+  cleanups.push(async () => {
+    for (const c of Object.values(mq)) await c?.endAsync(true).catch(() => undefined)
+  })
   const nc: Record<string, NatsConnection> = { a: ncA, b: ncB }
   const up: Record<string, boolean> = { a: true, b: true }
 
@@ -90,7 +121,8 @@ t.test('a reading acknowledged at either site is applied once, whatever site the
     const stray = ownerNow(partitionOf('sensor', id, P)) !== site
     const ep = epoch
     try {
-      if (transport === 'nats') await jetstream(nc[site] as NatsConnection).publish(deviceSubject(site, 'sensor', id), body, { timeout: 2_000 })
+      if (transport === 'nats')
+        await jetstream(nc[site] as NatsConnection).publish(deviceSubject(site, 'sensor', id), body, { timeout: 2_000 })
       else await (mq[site] as MqttClient).publishAsync(`tlm/${site}/sensor/${id}`, body, { qos: 1 })
       acked.push({ id, v, site, transport, epoch: ep, stray })
     } catch {
@@ -106,7 +138,10 @@ t.test('a reading acknowledged at either site is applied once, whatever site the
       await sleep(50)
     }
   })()
-  cleanups.push(async () => { producing = false; await producer })
+  cleanups.push(async () => {
+    producing = false
+    await producer
+  })
 
   await sleep(5_000)
   // Site a lost: its controller (and relay) and worker with it; servers killed with -9.
@@ -119,7 +154,7 @@ t.test('a reading acknowledged at either site is applied once, whatever site the
   const closing = Promise.race([ncA.close().catch(() => undefined), sleep(1_000)])
   const fo = await ctlB.failover()
   await closing
-  t.same(fo.partitions, cfgA.homePartitions, 'b took a\'s partitions')
+  t.same(fo.partitions, cfgA.homePartitions, "b took a's partitions")
   await sleep(4_000)
 
   // a's servers come back (its TLM still holds what was not mirrored or forwarded); devices reach both sites.
@@ -146,8 +181,20 @@ t.test('a reading acknowledged at either site is applied once, whatever site the
   await producer
 
   // Everything forwarded and applied: relays caught up, partition consumers idle.
-  await waitRelays([{ nc: ncA, cfg: cfgA }, { nc: ncB, cfg: cfgB }], 90_000)
-  await waitQuiet([{ nc: ncA, cfg: cfgA }, { nc: ncB, cfg: cfgB }], 90_000)
+  await waitRelays(
+    [
+      { nc: ncA, cfg: cfgA },
+      { nc: ncB, cfg: cfgB },
+    ],
+    90_000,
+  )
+  await waitQuiet(
+    [
+      { nc: ncA, cfg: cfgA },
+      { nc: ncB, cfg: cfgB },
+    ],
+    90_000,
+  )
   await sleep(1_500)
 
   const want = new Map<string, { count: number; sum: number }>()
@@ -166,30 +213,47 @@ t.test('a reading acknowledged at either site is applied once, whatever site the
     const got = s.total + s.late
     if (got < w.count) missing += w.count - got
     if (got > w.count) extra += got - w.count
-    if (got !== w.count || s.vsum !== w.sum) wrong.push(`${id}: applied ${got} (sum ${s.vsum}), acked ${w.count} (sum ${w.sum})`)
+    if (got !== w.count || s.vsum !== w.sum)
+      wrong.push(`${id}: applied ${got} (sum ${s.vsum}), acked ${w.count} (sum ${w.sum})`)
   }
-  const cell = (ep: Epoch, tr: Transport): number => acked.filter((r) => r.epoch === ep && r.transport === tr && r.stray).length
-  const table = (['normal', 'failover', 'failover+a-back', 'failback'] as Epoch[]).map((ep) => `${ep}: nats ${cell(ep, 'nats')}, mqtt ${cell(ep, 'mqtt')}`)
-  t.comment(`acked ${acked.length} readings (${failed} publishes failed and were not counted), strays (acked at the site not owning the partition) per epoch: ${table.join('; ')}`)
-  t.comment(`relay forwarded: a ${ctlA.status().relay?.forwarded ?? 0} (since its restart), b ${ctlB.status().relay?.forwarded ?? 0}; failover strays in a's new segments: ${JSON.stringify(fb.strays ?? {})}`)
+  const cell = (ep: Epoch, tr: Transport): number =>
+    acked.filter((r) => r.epoch === ep && r.transport === tr && r.stray).length
+  const table = (['normal', 'failover', 'failover+a-back', 'failback'] as Epoch[]).map(
+    (ep) => `${ep}: nats ${cell(ep, 'nats')}, mqtt ${cell(ep, 'mqtt')}`,
+  )
+  t.comment(
+    `acked ${acked.length} readings (${failed} publishes failed and were not counted), strays (acked at the site not owning the partition) per epoch: ${table.join('; ')}`,
+  )
+  t.comment(
+    `relay forwarded: a ${ctlA.status().relay?.forwarded ?? 0} (since its restart), b ${ctlB.status().relay?.forwarded ?? 0}; failover strays in a's new segments: ${JSON.stringify(fb.strays ?? {})}`,
+  )
   for (const ep of ['normal', 'failover+a-back', 'failback'] as Epoch[]) {
-    for (const tr of ['nats', 'mqtt'] as Transport[]) t.ok(cell(ep, tr) > 0, `readings sent to the wrong site in epoch ${ep} over ${tr}`)
+    for (const tr of ['nats', 'mqtt'] as Transport[])
+      t.ok(cell(ep, tr) > 0, `readings sent to the wrong site in epoch ${ep} over ${tr}`)
   }
   t.equal(missing, 0, 'no reading acknowledged at either site is missing')
   t.equal(extra, 0, 'no reading is applied twice')
-  t.same(wrong.slice(0, 10), [], 'count and sum per entity equal the producer\'s log')
+  t.same(wrong.slice(0, 10), [], "count and sum per entity equal the producer's log")
   if (wrong.length > 0) {
     t.comment(wrong.slice(0, 5).join('\n'))
     // Where the extra copies are: every message of the first wrong entity in both sites' TLM (and mirrors).
     const id = (wrong[0] as string).split(':')[0] as string
     const p = partitionOf('sensor', id, P)
-    for (const [label, ncx, stream, subj] of [['a TLM', ncA, cfgA.streams.tlm, `tlm.a.${p}.sensor.${id}`], ['b TLM', ncB, cfgB.streams.tlm, `tlm.b.${p}.sensor.${id}`]] as const) {
+    for (const [label, ncx, stream, subj] of [
+      ['a TLM', ncA, cfgA.streams.tlm, `tlm.a.${p}.sensor.${id}`],
+      ['b TLM', ncB, cfgB.streams.tlm, `tlm.b.${p}.sensor.${id}`],
+    ] as const) {
       const msgs = await readAll(ncx, stream, subj)
-      t.comment(`${label} ${id}: ${msgs.map((m) => `${m.seq}${m.relayedFrom ? `<${m.relayedFrom}` : ''}[${new TextDecoder().decode(m.data).slice(6, 19)}]`).join(' ')}`)
+      t.comment(
+        `${label} ${id}: ${msgs.map((m) => `${m.seq}${m.relayedFrom ? `<${m.relayedFrom}` : ''}[${new TextDecoder().decode(m.data).slice(6, 19)}]`).join(' ')}`,
+      )
     }
     const { readRecord } = await import('../../actors/placement.js')
     const { Kvm } = await import('@nats-io/kv')
-    for (const [site, ncx, cfg] of [['a', ncA, cfgA], ['b', ncB, cfgB]] as const) {
+    for (const [site, ncx, cfg] of [
+      ['a', ncA, cfgA],
+      ['b', ncB, cfgB],
+    ] as const) {
       const rec = (await readRecord(await new Kvm(ncx).open(cfg.streams.stateBucket), p))?.record
       t.comment(`${site} record p${p}: ${JSON.stringify(rec?.segments)} cursor ${rec?.cursor}`)
     }

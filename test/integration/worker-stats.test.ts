@@ -12,18 +12,27 @@ t.test('a worker answers its stats subject and resets the interval on request', 
   t.teardown(() => srv.stop())
   const nc = await connectTo(srv.url)
   t.teardown(() => nc.close())
-  const cfg = compileConfig({ natsUrl: srv.url, partitions: 2, heartbeatMs: 100, leaseTtlMs: 1000, checkpointIntervalMs: 200, workerId: 'ws1' })
+  const cfg = compileConfig({
+    natsUrl: srv.url,
+    partitions: 2,
+    heartbeatMs: 100,
+    leaseTtlMs: 1000,
+    checkpointIntervalMs: 200,
+    workerId: 'ws1',
+  })
   const w = new Worker({ cfg, profiles: [sumProfile], log: () => undefined })
   await w.start()
   t.teardown(() => w.stop())
   await new Promise((r) => setTimeout(r, 300))
 
-  const ask = async (body: string): Promise<WorkerStatsReply> => (await nc.request(statsSubject('a', 'ws1'), body, { timeout: 5_000 })).json<WorkerStatsReply>()
+  const ask = async (body: string): Promise<WorkerStatsReply> =>
+    (await nc.request(statsSubject('a', 'ws1'), body, { timeout: 5_000 })).json<WorkerStatsReply>()
   const first = await ask('{"reset":true}')
   t.equal(first.worker, 'ws1')
   t.type(first.processed, 'number')
   t.ok(first.loop_ms.count > 0, 'the loop was sampled since start')
-  for (const k of ['mean', 'p50', 'p90', 'p99', 'p999', 'max'] as const) t.ok(Number.isFinite(first.loop_ms[k]) && first.loop_ms[k] >= 0, `loop_ms.${k} is a delay in ms`)
+  for (const k of ['mean', 'p50', 'p90', 'p99', 'p999', 'max'] as const)
+    t.ok(Number.isFinite(first.loop_ms[k]) && first.loop_ms[k] >= 0, `loop_ms.${k} is a delay in ms`)
   t.ok(first.loop_ms.p50 <= first.loop_ms.p99 && first.loop_ms.p99 <= first.loop_ms.max, 'percentiles are ordered')
   t.same(Object.keys(first.gc).sort(), ['by_kind', 'count', 'max_ms', 'total_ms'])
 

@@ -22,14 +22,28 @@ t.test('one worker processes a trace; outputs equal the reference', async (t) =>
   t.teardown(() => srv.stop())
   const nc = await connectTo(srv.url)
   t.teardown(() => nc.close())
-  const cfg = compileConfig({ natsUrl: srv.url, partitions: 8, heartbeatMs: 100, leaseTtlMs: 1000, checkpointIntervalMs: 200, workerId: 'w1' })
+  const cfg = compileConfig({
+    natsUrl: srv.url,
+    partitions: 8,
+    heartbeatMs: 100,
+    leaseTtlMs: 1000,
+    checkpointIntervalMs: 200,
+    workerId: 'w1',
+  })
   const w = new Worker({ cfg, profiles: [sumProfile], log: quiet })
   await w.start()
   t.teardown(() => w.stop())
   const js = jetstream(nc)
   const trace = makeTrace(7, 5000, 50)
-  await Promise.all(trace.map((r) => js.publish(tlmSubject('a', partitionOf(r.kind, r.id, 8), r.kind, r.id),
-    JSON.stringify({ ts: r.ts, fields: { v: r.v }, profile: 'testsum' }), { msgID: r.rid })))
+  await Promise.all(
+    trace.map((r) =>
+      js.publish(
+        tlmSubject('a', partitionOf(r.kind, r.id, 8), r.kind, r.id),
+        JSON.stringify({ ts: r.ts, fields: { v: r.v }, profile: 'testsum' }),
+        { msgID: r.rid },
+      ),
+    ),
+  )
   const unique = trace.filter((r) => !r.dup).length
   for (let i = 0; i < 200 && w.stats.processed < unique; i++) await new Promise((r) => setTimeout(r, 50))
   t.equal(w.stats.processed, unique, 'every unique reading processed once')
@@ -62,12 +76,22 @@ t.test('live state query: owner answers, typed errors cross the wire, snapshot w
   t.teardown(() => srv.stop())
   const nc = await connectTo(srv.url)
   t.teardown(() => nc.close())
-  const cfg = compileConfig({ natsUrl: srv.url, partitions: 4, heartbeatMs: 100, leaseTtlMs: 1000, checkpointIntervalMs: 200, workerId: 'q1' })
+  const cfg = compileConfig({
+    natsUrl: srv.url,
+    partitions: 4,
+    heartbeatMs: 100,
+    leaseTtlMs: 1000,
+    checkpointIntervalMs: 200,
+    workerId: 'q1',
+  })
   const w = new Worker({ cfg, profiles: [sumProfile], log: quiet })
   await w.start()
   const js = jetstream(nc)
   for (let i = 0; i < 20; i++) {
-    await js.publish(tlmSubject('a', partitionOf('sensor', 'qs', 4), 'sensor', 'qs'), JSON.stringify({ ts: 1_700_000_000_000 + i * 1000, fields: { v: i }, profile: 'testsum' }))
+    await js.publish(
+      tlmSubject('a', partitionOf('sensor', 'qs', 4), 'sensor', 'qs'),
+      JSON.stringify({ ts: 1_700_000_000_000 + i * 1000, fields: { v: i }, profile: 'testsum' }),
+    )
   }
   for (let i = 0; i < 100 && w.stats.processed < 20; i++) await new Promise((r) => setTimeout(r, 50))
   const { state: kv } = await provision(nc, await jetstreamManager(nc), cfg)
@@ -90,14 +114,40 @@ t.test('live state query: owner answers, typed errors cross the wire, snapshot w
   const entry = buildProfiles([sumProfile], cfg).get('testsum')
   if (!entry) throw new Error('no testsum profile')
   const moved = new ActorCell(entry.def, entry.config, { kind: 'sensor', id: 'qs' }, ownSnap)
-  for (let i = 0; i < 5; i++) moved.applyReading(POS_SHIFT + 1 + i, Date.now(), { ts: 1_700_000_020_000 + i * 1000, fields: { v: 1 }, profile: 'testsum' }, () => undefined)
+  for (let i = 0; i < 5; i++)
+    moved.applyReading(
+      POS_SHIFT + 1 + i,
+      Date.now(),
+      { ts: 1_700_000_020_000 + i * 1000, fields: { v: 1 }, profile: 'testsum' },
+      () => undefined,
+    )
   const peerSnap = new TextEncoder().encode(JSON.stringify(moved.snapshot(3)))
-  const viaPeer = await queryEntity({ ...deps, siteFor: () => 'b', peerSnapshot: async () => peerSnap }, 'sensor', 'qs', 200)
-  t.equal((viaPeer.state as { total: number }).total, 25, 'the peer\'s snapshot, further along the chain, answers')
+  const viaPeer = await queryEntity(
+    { ...deps, siteFor: () => 'b', peerSnapshot: async () => peerSnap },
+    'sensor',
+    'qs',
+    200,
+  )
+  t.equal((viaPeer.state as { total: number }).total, 25, "the peer's snapshot, further along the chain, answers")
   const behind = new TextEncoder().encode(JSON.stringify({ ...ownSnap, lastSeq: 3 }))
-  const viaOwn = await queryEntity({ ...deps, siteFor: () => 'b', peerSnapshot: async () => behind }, 'sensor', 'qs', 200)
-  t.equal((viaOwn.state as { total: number }).total, 20, 'our own snapshot when the peer\'s is behind')
-  const onlyPeer = await queryEntity({ ...deps, siteFor: () => 'b', peerSnapshot: async (k) => (k === snapshotKey(partitionOf('sensor', 'elsewhere', 4), 'sensor', 'elsewhere') ? peerSnap : undefined) }, 'sensor', 'elsewhere', 200)
+  const viaOwn = await queryEntity(
+    { ...deps, siteFor: () => 'b', peerSnapshot: async () => behind },
+    'sensor',
+    'qs',
+    200,
+  )
+  t.equal((viaOwn.state as { total: number }).total, 20, "our own snapshot when the peer's is behind")
+  const onlyPeer = await queryEntity(
+    {
+      ...deps,
+      siteFor: () => 'b',
+      peerSnapshot: async (k) =>
+        k === snapshotKey(partitionOf('sensor', 'elsewhere', 4), 'sensor', 'elsewhere') ? peerSnap : undefined,
+    },
+    'sensor',
+    'elsewhere',
+    200,
+  )
   t.equal(onlyPeer.source, 'snapshot', 'an entity only the peer has is answered from its snapshot')
 })
 
@@ -106,67 +156,110 @@ t.test('bad configuration fails fast naming the setting', async (t) => {
   t.throws(() => compileConfig({ site: 'A B' }), { message: /site/ })
   t.throws(() => compileConfig({ heartbeatMs: 4000, leaseTtlMs: 5000 }), { message: /heartbeatMs/ })
   t.throws(() => optionsFromEnv({ PITWALL_PARTITIONS: 'x' }), { message: /PITWALL_PARTITIONS/ })
-  const unreachable = new Worker({ cfg: compileConfig({ natsUrl: 'nats://127.0.0.1:1' }), profiles: [sumProfile], log: quiet })
+  const unreachable = new Worker({
+    cfg: compileConfig({ natsUrl: 'nats://127.0.0.1:1' }),
+    profiles: [sumProfile],
+    log: quiet,
+  })
   await t.rejects(unreachable.start(), { code: 'PW_NATS_UNREACHABLE', message: /PITWALL_NATS_URL/ })
   const srv = await startNats()
   t.teardown(() => srv.stop())
   const nc = await connectTo(srv.url)
   t.teardown(() => nc.close())
-  const missing = new Worker({ cfg: compileConfig({ natsUrl: srv.url }), profiles: [sumProfile], provision: false, log: quiet })
+  const missing = new Worker({
+    cfg: compileConfig({ natsUrl: srv.url }),
+    profiles: [sumProfile],
+    provision: false,
+    log: quiet,
+  })
   await t.rejects(missing.start(), { code: 'PW_STREAM_MISSING', message: /TLM/ })
   await provision(nc, await jetstreamManager(nc), compileConfig({ natsUrl: srv.url, partitions: 8 }))
-  const wrongP = new Worker({ cfg: compileConfig({ natsUrl: srv.url, partitions: 16 }), profiles: [sumProfile], provision: false, log: quiet })
+  const wrongP = new Worker({
+    cfg: compileConfig({ natsUrl: srv.url, partitions: 16 }),
+    profiles: [sumProfile],
+    provision: false,
+    log: quiet,
+  })
   await t.rejects(wrongP.start(), { code: 'PW_STREAM_INCOMPATIBLE', message: /partitions=8.*partitions=16/ })
-  await t.rejects(provision(nc, await jetstreamManager(nc), compileConfig({ natsUrl: srv.url, partitions: 16 })), { code: 'PW_STREAM_INCOMPATIBLE' })
-  await t.resolves(provision(nc, await jetstreamManager(nc), compileConfig({ natsUrl: srv.url, partitions: 8 })), 'provisioning is idempotent')
+  await t.rejects(provision(nc, await jetstreamManager(nc), compileConfig({ natsUrl: srv.url, partitions: 16 })), {
+    code: 'PW_STREAM_INCOMPATIBLE',
+  })
+  await t.resolves(
+    provision(nc, await jetstreamManager(nc), compileConfig({ natsUrl: srv.url, partitions: 8 })),
+    'provisioning is idempotent',
+  )
 })
 
-t.test('entrypoints fail fast with the setting named: unreachable NATS, unreachable PostgreSQL, missing PG URL', async (t) => {
-  const { spawnSync } = await import('node:child_process')
-  const { distPath } = await import('../helpers/cluster.js')
-  const run = (script: string, env: Record<string, string>): { status: number | null; err: string } => {
-    const r = spawnSync(process.execPath, [distPath(script)], { env: { ...process.env, ...env }, timeout: 20_000 })
-    return { status: r.status, err: r.stderr.toString() }
-  }
-  const w = run('cmd/worker.js', { PITWALL_NATS_URL: 'nats://127.0.0.1:1' })
-  t.equal(w.status, 2)
-  t.match(w.err, /PW_NATS_UNREACHABLE/)
-  t.match(w.err, /PITWALL_NATS_URL/)
-  const bad = run('cmd/worker.js', { PITWALL_PARTITIONS: 'sixteen' })
-  t.equal(bad.status, 2)
-  t.match(bad.err, /PW_CONFIG_INVALID/)
-  t.match(bad.err, /PITWALL_PARTITIONS/)
-  const srv = await startNats()
-  t.teardown(() => srv.stop())
-  const p = run('cmd/projector.js', { PITWALL_NATS_URL: srv.url, PITWALL_PG_URL: 'postgres://postgres@127.0.0.1:1/nope' })
-  t.equal(p.status, 2)
-  t.match(p.err, /PW_PG_UNREACHABLE/)
-  t.match(p.err, /PITWALL_PG_URL/)
-  const noUrl = run('cmd/projector.js', { PITWALL_NATS_URL: srv.url, PITWALL_PG_URL: '' })
-  t.match(noUrl.err, /PITWALL_PG_URL/)
-})
+t.test(
+  'entrypoints fail fast with the setting named: unreachable NATS, unreachable PostgreSQL, missing PG URL',
+  async (t) => {
+    const { spawnSync } = await import('node:child_process')
+    const { distPath } = await import('../helpers/cluster.js')
+    const run = (script: string, env: Record<string, string>): { status: number | null; err: string } => {
+      const r = spawnSync(process.execPath, [distPath(script)], { env: { ...process.env, ...env }, timeout: 20_000 })
+      return { status: r.status, err: r.stderr.toString() }
+    }
+    const w = run('cmd/worker.js', { PITWALL_NATS_URL: 'nats://127.0.0.1:1' })
+    t.equal(w.status, 2)
+    t.match(w.err, /PW_NATS_UNREACHABLE/)
+    t.match(w.err, /PITWALL_NATS_URL/)
+    const bad = run('cmd/worker.js', { PITWALL_PARTITIONS: 'sixteen' })
+    t.equal(bad.status, 2)
+    t.match(bad.err, /PW_CONFIG_INVALID/)
+    t.match(bad.err, /PITWALL_PARTITIONS/)
+    const srv = await startNats()
+    t.teardown(() => srv.stop())
+    const p = run('cmd/projector.js', {
+      PITWALL_NATS_URL: srv.url,
+      PITWALL_PG_URL: 'postgres://postgres@127.0.0.1:1/nope',
+    })
+    t.equal(p.status, 2)
+    t.match(p.err, /PW_PG_UNREACHABLE/)
+    t.match(p.err, /PITWALL_PG_URL/)
+    const noUrl = run('cmd/projector.js', { PITWALL_NATS_URL: srv.url, PITWALL_PG_URL: '' })
+    t.match(noUrl.err, /PITWALL_PG_URL/)
+  },
+)
 
 t.test('bad messages in the log are counted and skipped; good readings beside them are processed', async (t) => {
   const srv = await startNats()
   t.teardown(() => srv.stop())
   const nc = await connectTo(srv.url)
   t.teardown(() => nc.close())
-  const cfg = compileConfig({ natsUrl: srv.url, partitions: 2, heartbeatMs: 100, leaseTtlMs: 1000, checkpointIntervalMs: 200, workerId: 'bad1' })
+  const cfg = compileConfig({
+    natsUrl: srv.url,
+    partitions: 2,
+    heartbeatMs: 100,
+    leaseTtlMs: 1000,
+    checkpointIntervalMs: 200,
+    workerId: 'bad1',
+  })
   const w = new Worker({ cfg, profiles: [sumProfile], log: quiet })
   await w.start()
   t.teardown(() => w.stop())
   const js = jetstream(nc)
   const subj = (id: string): string => tlmSubject('a', partitionOf('sensor', id, 2), 'sensor', id)
-  const bad = ['{not json', '{"fields":{"v":1}}', '{"ts":"soon","fields":{}}', '{"ts":1700000000000}', '{"ts":1700000000000,"fields":{},"profile":"nope"}', 'null']
+  const bad = [
+    '{not json',
+    '{"fields":{"v":1}}',
+    '{"ts":"soon","fields":{}}',
+    '{"ts":1700000000000}',
+    '{"ts":1700000000000,"fields":{},"profile":"nope"}',
+    'null',
+  ]
   let good = 0
   for (let i = 0; i < 30; i++) {
-    await js.publish(subj(`g${i % 3}`), JSON.stringify({ ts: 1_700_000_000_000 + i * 1000, fields: { v: i }, profile: 'testsum' }))
+    await js.publish(
+      subj(`g${i % 3}`),
+      JSON.stringify({ ts: 1_700_000_000_000 + i * 1000, fields: { v: i }, profile: 'testsum' }),
+    )
     good++
     const b = bad[i % bad.length] as string
     await js.publish(subj(`b${i % 3}`), b)
   }
   await js.publish(`tlm.a.0.lorry.x1`, '{"ts":1,"fields":{}}')
-  for (let i = 0; i < 100 && w.stats.processed + w.stats.invalid < good + 31; i++) await new Promise((r) => setTimeout(r, 50))
+  for (let i = 0; i < 100 && w.stats.processed + w.stats.invalid < good + 31; i++)
+    await new Promise((r) => setTimeout(r, 50))
   t.equal(w.stats.processed, good, 'every good reading processed')
   t.equal(w.stats.invalid, 31, 'every bad message counted as invalid')
 })
@@ -177,18 +270,52 @@ t.test('every registered profile runs in a worker and answers live queries', asy
   t.teardown(() => srv.stop())
   const nc = await connectTo(srv.url)
   t.teardown(() => nc.close())
-  const cfg = compileConfig({ natsUrl: srv.url, partitions: 4, heartbeatMs: 100, leaseTtlMs: 1000, checkpointIntervalMs: 200, workerId: 'reg1' })
+  const cfg = compileConfig({
+    natsUrl: srv.url,
+    partitions: 4,
+    heartbeatMs: 100,
+    leaseTtlMs: 1000,
+    checkpointIntervalMs: 200,
+    workerId: 'reg1',
+  })
   const w = new Worker({ cfg, profiles: PROFILES, log: quiet })
   await w.start()
   t.teardown(() => w.stop())
   const js = jetstream(nc)
   const t0 = 1_700_000_000_000
-  const samples: Record<string, { kind: 'sensor' | 'vehicle'; fields: (i: number) => Record<string, number | string | boolean> }> = {
-    environment: { kind: 'sensor', fields: (i) => ({ temperature: 20 + i, humidity: 40, co2: 500, battery: 90, status: 'ok' }) },
+  const samples: Record<
+    string,
+    { kind: 'sensor' | 'vehicle'; fields: (i: number) => Record<string, number | string | boolean> }
+  > = {
+    environment: {
+      kind: 'sensor',
+      fields: (i) => ({ temperature: 20 + i, humidity: 40, co2: 500, battery: 90, status: 'ok' }),
+    },
     asset: { kind: 'sensor', fields: (i) => ({ vibration: 2 + i * 0.01, temperature: 45, pressure: 5, flow: 10 }) },
-    process: { kind: 'sensor', fields: (i) => ({ value: 300 + i, flow: 2000, temp: 15, type: 'cod', stage: 'biological' }) },
-    race: { kind: 'vehicle', fields: (i) => ({ speed: 250, rpm: 11000, lap: 1, brake_temp_fl: 500, tyre_temp_fl: 100, tyre_wear: 10, fuel: 90, oil_pressure: 4.5, brake: 0, pit: false, lap_distance: i * 80 }) },
-    road: { kind: 'vehicle', fields: (i) => ({ lat: 48.85 + i * 0.0005, lon: 2.35, speed: 40, coolant_temp: 90, fuel_level: 50, dtc: '' }) },
+    process: {
+      kind: 'sensor',
+      fields: (i) => ({ value: 300 + i, flow: 2000, temp: 15, type: 'cod', stage: 'biological' }),
+    },
+    race: {
+      kind: 'vehicle',
+      fields: (i) => ({
+        speed: 250,
+        rpm: 11000,
+        lap: 1,
+        brake_temp_fl: 500,
+        tyre_temp_fl: 100,
+        tyre_wear: 10,
+        fuel: 90,
+        oil_pressure: 4.5,
+        brake: 0,
+        pit: false,
+        lap_distance: i * 80,
+      }),
+    },
+    road: {
+      kind: 'vehicle',
+      fields: (i) => ({ lat: 48.85 + i * 0.0005, lon: 2.35, speed: 40, coolant_temp: 90, fuel_level: 50, dtc: '' }),
+    },
   }
   t.same(Object.keys(samples).sort(), PROFILES.map((p) => p.profile).sort(), 'the test covers every registered profile')
   let sent = 0
@@ -197,7 +324,10 @@ t.test('every registered profile runs in a worker and answers live queries', asy
     if (!s) continue
     const id = `reg-${def.profile}`
     for (let i = 0; i < 20; i++) {
-      await js.publish(tlmSubject('a', partitionOf(s.kind, id, 4), s.kind, id), JSON.stringify({ ts: t0 + i * 1000, fields: s.fields(i), profile: def.profile }))
+      await js.publish(
+        tlmSubject('a', partitionOf(s.kind, id, 4), s.kind, id),
+        JSON.stringify({ ts: t0 + i * 1000, fields: s.fields(i), profile: def.profile }),
+      )
       sent++
     }
   }
@@ -216,38 +346,56 @@ t.test('every registered profile runs in a worker and answers live queries', asy
   }
 })
 
-t.test('checkpoints rarer than the lease TTL: heartbeats renew the lease alone, the cursor moves at checkpoints', async (t) => {
-  const srv = await startNats()
-  t.teardown(() => srv.stop())
-  const nc = await connectTo(srv.url)
-  t.teardown(() => nc.close())
-  // A checkpoint every 2.5 s with a 1 s lease: only the heartbeat's renewals keep the partitions.
-  const cfg = compileConfig({ natsUrl: srv.url, partitions: 2, heartbeatMs: 100, leaseTtlMs: 1000, checkpointIntervalMs: 2500, workerId: 'rare1' })
-  const w = new Worker({ cfg, profiles: [sumProfile], log: quiet })
-  await w.start()
-  t.teardown(() => w.stop())
-  const js = jetstream(nc)
-  const kv = await new Kvm(nc).open(cfg.streams.stateBucket)
-  const record = async (p: number): Promise<PartitionRecord> => (await kv.get(`part.${p}`))?.json<PartitionRecord>() as PartitionRecord
-  const trace = makeTrace(11, 400, 20)
-  await Promise.all(trace.map((r) => js.publish(tlmSubject('a', partitionOf(r.kind, r.id, 2), r.kind, r.id),
-    JSON.stringify({ ts: r.ts, fields: { v: r.v }, profile: 'testsum' }), { msgID: r.rid })))
-  const unique = trace.filter((r) => !r.dup).length
-  for (let i = 0; i < 100 && w.stats.processed < unique; i++) await new Promise((r) => setTimeout(r, 50))
-  t.equal(w.stats.processed, unique)
-  const before = await record(0)
-  t.equal(before.owner, 'rare1')
-  // Three lease TTLs later: still ours, renewed by heartbeats, with no other token.
-  const seen: number[] = []
-  for (let i = 0; i < 6; i++) {
-    await new Promise((r) => setTimeout(r, 500))
-    const rec = await record(0)
-    t.equal(rec.owner, 'rare1', 'still the owner')
-    t.equal(rec.token, before.token, 'no new tenure')
-    t.ok(Date.now() - rec.renewedAt < cfg.leaseTtlMs, 'renewed within the TTL')
-    seen.push(rec.cursor)
-  }
-  t.same(w.owned(), [0, 1])
-  t.ok(seen[seen.length - 1]! > 0, 'a checkpoint recorded a cursor')
-  t.ok(new Set(seen).size <= 3, `the cursor moved at checkpoints only (${seen.join(',')})`)
-})
+t.test(
+  'checkpoints rarer than the lease TTL: heartbeats renew the lease alone, the cursor moves at checkpoints',
+  async (t) => {
+    const srv = await startNats()
+    t.teardown(() => srv.stop())
+    const nc = await connectTo(srv.url)
+    t.teardown(() => nc.close())
+    // A checkpoint every 2.5 s with a 1 s lease: only the heartbeat's renewals keep the partitions.
+    const cfg = compileConfig({
+      natsUrl: srv.url,
+      partitions: 2,
+      heartbeatMs: 100,
+      leaseTtlMs: 1000,
+      checkpointIntervalMs: 2500,
+      workerId: 'rare1',
+    })
+    const w = new Worker({ cfg, profiles: [sumProfile], log: quiet })
+    await w.start()
+    t.teardown(() => w.stop())
+    const js = jetstream(nc)
+    const kv = await new Kvm(nc).open(cfg.streams.stateBucket)
+    const record = async (p: number): Promise<PartitionRecord> =>
+      (await kv.get(`part.${p}`))?.json<PartitionRecord>() as PartitionRecord
+    const trace = makeTrace(11, 400, 20)
+    await Promise.all(
+      trace.map((r) =>
+        js.publish(
+          tlmSubject('a', partitionOf(r.kind, r.id, 2), r.kind, r.id),
+          JSON.stringify({ ts: r.ts, fields: { v: r.v }, profile: 'testsum' }),
+          { msgID: r.rid },
+        ),
+      ),
+    )
+    const unique = trace.filter((r) => !r.dup).length
+    for (let i = 0; i < 100 && w.stats.processed < unique; i++) await new Promise((r) => setTimeout(r, 50))
+    t.equal(w.stats.processed, unique)
+    const before = await record(0)
+    t.equal(before.owner, 'rare1')
+    // Three lease TTLs later: still ours, renewed by heartbeats, with no other token.
+    const seen: number[] = []
+    for (let i = 0; i < 6; i++) {
+      await new Promise((r) => setTimeout(r, 500))
+      const rec = await record(0)
+      t.equal(rec.owner, 'rare1', 'still the owner')
+      t.equal(rec.token, before.token, 'no new tenure')
+      t.ok(Date.now() - rec.renewedAt < cfg.leaseTtlMs, 'renewed within the TTL')
+      seen.push(rec.cursor)
+    }
+    t.same(w.owned(), [0, 1])
+    t.ok(seen[seen.length - 1]! > 0, 'a checkpoint recorded a cursor')
+    t.ok(new Set(seen).size <= 3, `the cursor moved at checkpoints only (${seen.join(',')})`)
+  },
+)

@@ -25,36 +25,103 @@ const FIXTURE = new URL('../fixtures/alert-outputs.json', import.meta.url)
 const START = Date.UTC(2026, 0, 5)
 
 /** Simulator, profile, readings and the config overrides that make every alert state occur. */
-const RUNS: ReadonlyArray<{ sim: SimProfile; profile: string; readings: number; entities: number; config: (d: Json) => Json }> = [
-  { sim: 'plant', profile: 'process', readings: 40_000, entities: 8,
-    config: (d) => ({ ...d, spike: { ...(d.spike as Json), updateZ: 0.05 } }) },
-  { sim: 'race', profile: 'race', readings: 40_000, entities: 4,
-    config: (d) => ({ ...d, brake: { ...(d.brake as Json), updateDeltaC: 1, updateIntervalMs: 500 },
-      tyre: { ...(d.tyre as Json), updateDeltaC: 0.5, updateIntervalMs: 500 } }) },
-  { sim: 'environment', profile: 'environment', readings: 30_000, entities: 4,
-    config: (d) => ({ ...d, alerts: (d.alerts as Json[]).map((a) => ({ ...a, updateDelta: a.field === 'co2' ? 20 : 0.2, updateIntervalMs: 10_000 })) }) },
-  { sim: 'asset', profile: 'asset', readings: 40_000, entities: 4,
-    config: (d) => ({ ...d, riskHigh: { ...(d.riskHigh as Json), threshold: 20, hysteresis: 10, holdPeriods: 1, updateStep: 0.01 } }) },
-  { sim: 'road', profile: 'road', readings: 12_000, entities: 4,
-    config: (d) => ({ ...d, idleAlertMs: 60_000, geofences: [
-      { id: 'depot', lat: 45.755, lon: 4.841, radiusM: 700 },
-      { id: 'yard', polygon: [[45.76, 4.85], [45.76, 4.87], [45.775, 4.87], [45.775, 4.85]] },
-    ] }) },
+const RUNS: ReadonlyArray<{
+  sim: SimProfile
+  profile: string
+  readings: number
+  entities: number
+  config: (d: Json) => Json
+}> = [
+  {
+    sim: 'plant',
+    profile: 'process',
+    readings: 40_000,
+    entities: 8,
+    config: (d) => ({ ...d, spike: { ...(d.spike as Json), updateZ: 0.05 } }),
+  },
+  {
+    sim: 'race',
+    profile: 'race',
+    readings: 40_000,
+    entities: 4,
+    config: (d) => ({
+      ...d,
+      brake: { ...(d.brake as Json), updateDeltaC: 1, updateIntervalMs: 500 },
+      tyre: { ...(d.tyre as Json), updateDeltaC: 0.5, updateIntervalMs: 500 },
+    }),
+  },
+  {
+    sim: 'environment',
+    profile: 'environment',
+    readings: 30_000,
+    entities: 4,
+    config: (d) => ({
+      ...d,
+      alerts: (d.alerts as Json[]).map((a) => ({
+        ...a,
+        updateDelta: a.field === 'co2' ? 20 : 0.2,
+        updateIntervalMs: 10_000,
+      })),
+    }),
+  },
+  {
+    sim: 'asset',
+    profile: 'asset',
+    readings: 40_000,
+    entities: 4,
+    config: (d) => ({
+      ...d,
+      riskHigh: { ...(d.riskHigh as Json), threshold: 20, hysteresis: 10, holdPeriods: 1, updateStep: 0.01 },
+    }),
+  },
+  {
+    sim: 'road',
+    profile: 'road',
+    readings: 12_000,
+    entities: 4,
+    config: (d) => ({
+      ...d,
+      idleAlertMs: 60_000,
+      geofences: [
+        { id: 'depot', lat: 45.755, lon: 4.841, radiusM: 700 },
+        {
+          id: 'yard',
+          polygon: [
+            [45.76, 4.85],
+            [45.76, 4.87],
+            [45.775, 4.87],
+            [45.775, 4.85],
+          ],
+        },
+      ],
+    }),
+  },
 ]
 
 /** Every output of one run, in emission order: readings in delivery order, a tick of every cell each 50 readings. */
 function run(r: (typeof RUNS)[number]): Emitted[] {
   const def = PROFILES.find((p) => p.profile === r.profile) as AnyActorDefinition
   const config = r.config(def.defaults as Json)
-  const sim = makeSimulator({ profile: r.sim, seed: 3, entities: r.entities, anomalies: true, site: 'a', partitions: 4,
-    warmupS: 600, anomalyShare: 0.1, startTs: START })
+  const sim = makeSimulator({
+    profile: r.sim,
+    seed: 3,
+    entities: r.entities,
+    anomalies: true,
+    site: 'a',
+    partitions: 4,
+    warmupS: 600,
+    anomalyShare: 0.1,
+    startTs: START,
+  })
   const cells = new Map<string, ActorCell>()
   const out: Emitted[] = []
-  const emit = (o: Emitted): void => { out.push(o) }
+  const emit = (o: Emitted): void => {
+    out.push(o)
+  }
   for (let i = 1; i <= r.readings; i++) {
     const it = sim.next()
     let cell = cells.get(it.id)
-    if (!cell) cells.set(it.id, cell = new ActorCell(def, config, { kind: it.kind, id: it.id }))
+    if (!cell) cells.set(it.id, (cell = new ActorCell(def, config, { kind: it.kind, id: it.id })))
     cell.applyReading(i, it.at, it.reading, emit)
     if (i % 50 === 0) for (const c of cells.values()) c.applyTick(i, it.at, emit)
   }

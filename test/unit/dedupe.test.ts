@@ -17,9 +17,15 @@ import { environment } from '../../actors/kinds/sensor/environment.js'
 import type { Reading } from '../../actors/types.js'
 import { runActor, type HarnessMessage } from '../helpers/harness.js'
 
-interface S { n: number; sum: number }
+interface S {
+  n: number
+  sum: number
+}
 const counter = defineActor<S, Record<string, never>>({
-  kind: 'sensor', profile: 'dedupe-counter', defaults: {}, allowedLatenessMs: () => 0,
+  kind: 'sensor',
+  profile: 'dedupe-counter',
+  defaults: {},
+  allowedLatenessMs: () => 0,
   init: () => ({ n: 0, sum: 0 }),
   codec: { version: 1, encode: (s) => s, decode: (d) => d as S },
   onReading(s, r) {
@@ -51,8 +57,12 @@ t.test('a snapshot with a malformed id set is refused with PW_SNAPSHOT_CORRUPT',
   c.applyReading(1, 1, { ts: 1, fields: { v: 1 }, rid: 'a' }, noop)
   const snap = JSON.parse(JSON.stringify(c.snapshot(1))) as SnapshotRecord
   t.same(snap.rids, { f: null, h: [ridHash('a')], ts: [1] })
-  t.throws(() => new ActorCell(counter, {}, entity, { ...snap, rids: { f: null, h: [1, 2], ts: [1] } }), { code: 'PW_SNAPSHOT_CORRUPT' })
-  t.throws(() => new ActorCell(counter, {}, entity, { ...snap, rids: { f: null, h: ['a'], ts: [1] } as never }), { code: 'PW_SNAPSHOT_CORRUPT' })
+  t.throws(() => new ActorCell(counter, {}, entity, { ...snap, rids: { f: null, h: [1, 2], ts: [1] } }), {
+    code: 'PW_SNAPSHOT_CORRUPT',
+  })
+  t.throws(() => new ActorCell(counter, {}, entity, { ...snap, rids: { f: null, h: ['a'], ts: [1] } as never }), {
+    code: 'PW_SNAPSHOT_CORRUPT',
+  })
   t.throws(() => new ActorCell(counter, {}, entity, { ...snap, rids: 'x' as never }), { code: 'PW_SNAPSHOT_CORRUPT' })
   const none = new ActorCell(counter, {}, entity)
   none.applyReading(1, 1, { ts: 1, fields: { v: 1 } }, noop)
@@ -62,93 +72,121 @@ t.test('a snapshot with a malformed id set is refused with PW_SNAPSHOT_CORRUPT',
 /** One message of a generated trace: a fresh reading, or a re-send of an earlier one. */
 type Step = { fresh: true; dt: number; withRid: boolean } | { fresh: false; pick: number }
 
-t.test('property: never a false duplicate, never a silent re-send, always recognised within the guarantee', async (t) => {
-  const arb = fc.record({
-    horizonMs: fc.integer({ min: 1_000, max: 60_000 }),
-    maxIds: fc.integer({ min: 4, max: 40 }),
-    steps: fc.array(fc.oneof(
-      { weight: 4, arbitrary: fc.record({ fresh: fc.constant(true as const), dt: fc.integer({ min: -20_000, max: 5_000 }), withRid: fc.boolean() }) },
-      { weight: 1, arbitrary: fc.record({ fresh: fc.constant(false as const), pick: fc.nat() }) },
-    ), { minLength: 1, maxLength: 300 }),
-    snapEvery: fc.integer({ min: 0, max: 50 }),
-  })
-  fc.assert(fc.property(arb, ({ horizonMs, maxIds, steps, snapEvery }) => {
-    const limits: DedupeLimits = { horizonMs, maxIds }
-    const keep = Math.floor(maxIds * 3 / 4)
-    let cell = new ActorCell(counter, {}, entity, undefined, limits)
-    // Reference state, from the documented rule only.
-    const applied = new Map<string, number>() // rid -> event time of its applied copy
-    const sent: Reading[] = []
-    let newest = -Infinity
-    let clock = 1_000_000
-    let nextId = 0
-    let expectN = 0
-    for (let i = 0; i < steps.length; i++) {
-      const s = steps[i] as Step
-      if (snapEvery > 0 && i % snapEvery === 0) {
-        cell = new ActorCell(counter, {}, entity, JSON.parse(JSON.stringify(cell.snapshot(1))) as SnapshotRecord, limits)
-      }
-      let r: Reading
-      if (s.fresh || sent.length === 0) {
-        const f = s.fresh ? s : { dt: 1000, withRid: true }
-        clock += f.dt
-        r = { ts: clock, fields: { v: 1 }, ...(f.withRid ? { rid: `r${nextId++}` } : {}) }
-        sent.push(r)
-      } else r = sent[s.pick % sent.length] as Reading
-      const outcome = cell.applyReading(i + 1, i + 1, r, noop)
-      if (r.rid === undefined) {
-        if (outcome !== 'no-rid') return false
-      } else if (applied.has(r.rid)) {
-        if (outcome === 'applied') return false // a re-send applied silently
-        const first = applied.get(r.rid) as number
-        let later = 0
-        for (const [rid, ts] of applied) if (rid !== r.rid && ts >= first) later++
-        if (first > newest - horizonMs && later < keep && outcome !== 'duplicate') return false
-      } else if (outcome === 'duplicate') return false // a false duplicate would drop a good reading
-      if (outcome !== 'duplicate') {
-        expectN++
-        if (r.rid !== undefined && !applied.has(r.rid)) applied.set(r.rid, r.ts)
-      }
-      if (outcome !== 'duplicate' && r.ts > newest) newest = r.ts
-    }
-    return (cell.state as S).n === expectN
-  }), { numRuns: 300 })
-  t.pass('300 random traces')
-})
+t.test(
+  'property: never a false duplicate, never a silent re-send, always recognised within the guarantee',
+  async (t) => {
+    const arb = fc.record({
+      horizonMs: fc.integer({ min: 1_000, max: 60_000 }),
+      maxIds: fc.integer({ min: 4, max: 40 }),
+      steps: fc.array(
+        fc.oneof(
+          {
+            weight: 4,
+            arbitrary: fc.record({
+              fresh: fc.constant(true as const),
+              dt: fc.integer({ min: -20_000, max: 5_000 }),
+              withRid: fc.boolean(),
+            }),
+          },
+          { weight: 1, arbitrary: fc.record({ fresh: fc.constant(false as const), pick: fc.nat() }) },
+        ),
+        { minLength: 1, maxLength: 300 },
+      ),
+      snapEvery: fc.integer({ min: 0, max: 50 }),
+    })
+    fc.assert(
+      fc.property(arb, ({ horizonMs, maxIds, steps, snapEvery }) => {
+        const limits: DedupeLimits = { horizonMs, maxIds }
+        const keep = Math.floor((maxIds * 3) / 4)
+        let cell = new ActorCell(counter, {}, entity, undefined, limits)
+        // Reference state, from the documented rule only.
+        const applied = new Map<string, number>() // rid -> event time of its applied copy
+        const sent: Reading[] = []
+        let newest = -Infinity
+        let clock = 1_000_000
+        let nextId = 0
+        let expectN = 0
+        for (let i = 0; i < steps.length; i++) {
+          const s = steps[i] as Step
+          if (snapEvery > 0 && i % snapEvery === 0) {
+            cell = new ActorCell(
+              counter,
+              {},
+              entity,
+              JSON.parse(JSON.stringify(cell.snapshot(1))) as SnapshotRecord,
+              limits,
+            )
+          }
+          let r: Reading
+          if (s.fresh || sent.length === 0) {
+            const f = s.fresh ? s : { dt: 1000, withRid: true }
+            clock += f.dt
+            r = { ts: clock, fields: { v: 1 }, ...(f.withRid ? { rid: `r${nextId++}` } : {}) }
+            sent.push(r)
+          } else r = sent[s.pick % sent.length] as Reading
+          const outcome = cell.applyReading(i + 1, i + 1, r, noop)
+          if (r.rid === undefined) {
+            if (outcome !== 'no-rid') return false
+          } else if (applied.has(r.rid)) {
+            if (outcome === 'applied') return false // a re-send applied silently
+            const first = applied.get(r.rid) as number
+            let later = 0
+            for (const [rid, ts] of applied) if (rid !== r.rid && ts >= first) later++
+            if (first > newest - horizonMs && later < keep && outcome !== 'duplicate') return false
+          } else if (outcome === 'duplicate') return false // a false duplicate would drop a good reading
+          if (outcome !== 'duplicate') {
+            expectN++
+            if (r.rid !== undefined && !applied.has(r.rid)) applied.set(r.rid, r.ts)
+          }
+          if (outcome !== 'duplicate' && r.ts > newest) newest = r.ts
+        }
+        return (cell.state as S).n === expectN
+      }),
+      { numRuns: 300 },
+    )
+    t.pass('300 random traces')
+  },
+)
 
 t.test('environment profile: a trace with re-sent readings gives the windows of the trace without them', async (t) => {
-  fc.assert(fc.property(fc.integer({ min: 1, max: 2 ** 31 }), (seed) => {
-    let x = seed
-    const rnd = (): number => ((x = (x * 1103515245 + 12345) % 2 ** 31) / 2 ** 31)
-    const base: HarnessMessage[] = []
-    const T0 = 1_700_000_000_000
-    for (let i = 0; i < 400; i++) {
-      // Out of order by up to 20 s; one reading every ~2 s.
-      const ts = T0 + i * 2_000 - Math.floor(rnd() * 20_000)
-      base.push({ reading: { ts, fields: { temperature: 20 + rnd() * 5, humidity: 40 + rnd() * 10 }, rid: `e:${i}` }, procTime: T0 + i * 2_000 })
-    }
-    // Re-sends of ~5 % of readings, at random later positions (up to 3 minutes later), with their own processing time.
-    const withResends = [...base]
-    for (let i = 0; i < base.length; i++) {
-      if (rnd() >= 0.05) continue
-      const orig = base[i] as { reading: Reading }
-      // Always after the first copy (earlier insertions moved it).
-      const at = Math.min(withResends.length, withResends.indexOf(orig) + 1 + Math.floor(rnd() * 90))
-      withResends.splice(at, 0, { reading: orig.reading })
-    }
-    // Processing time never goes backwards in a stream: re-sends take the processing time of their neighbour.
-    let p = 0
-    const msgs = withResends.map((m) => {
-      p = Math.max(p, m.procTime ?? p)
-      return { ...m, procTime: p }
-    })
-    const ref = runActor(environment, entity, base, {})
-    const got = runActor(environment, entity, msgs, { snapshotBefore: [50, 200, 333] })
-    const key = (o: { id: string; body: unknown }): string => `${o.id} ${JSON.stringify(o.body)}`
-    const a = new Set(ref.outputs.map(key))
-    const b = new Set(got.outputs.map(key))
-    return a.size === b.size && [...a].every((k) => b.has(k))
-  }), { numRuns: 20 })
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: 2 ** 31 }), (seed) => {
+      let x = seed
+      const rnd = (): number => (x = (x * 1103515245 + 12345) % 2 ** 31) / 2 ** 31
+      const base: HarnessMessage[] = []
+      const T0 = 1_700_000_000_000
+      for (let i = 0; i < 400; i++) {
+        // Out of order by up to 20 s; one reading every ~2 s.
+        const ts = T0 + i * 2_000 - Math.floor(rnd() * 20_000)
+        base.push({
+          reading: { ts, fields: { temperature: 20 + rnd() * 5, humidity: 40 + rnd() * 10 }, rid: `e:${i}` },
+          procTime: T0 + i * 2_000,
+        })
+      }
+      // Re-sends of ~5 % of readings, at random later positions (up to 3 minutes later), with their own processing time.
+      const withResends = [...base]
+      for (let i = 0; i < base.length; i++) {
+        if (rnd() >= 0.05) continue
+        const orig = base[i] as { reading: Reading }
+        // Always after the first copy (earlier insertions moved it).
+        const at = Math.min(withResends.length, withResends.indexOf(orig) + 1 + Math.floor(rnd() * 90))
+        withResends.splice(at, 0, { reading: orig.reading })
+      }
+      // Processing time never goes backwards in a stream: re-sends take the processing time of their neighbour.
+      let p = 0
+      const msgs = withResends.map((m) => {
+        p = Math.max(p, m.procTime ?? p)
+        return { ...m, procTime: p }
+      })
+      const ref = runActor(environment, entity, base, {})
+      const got = runActor(environment, entity, msgs, { snapshotBefore: [50, 200, 333] })
+      const key = (o: { id: string; body: unknown }): string => `${o.id} ${JSON.stringify(o.body)}`
+      const a = new Set(ref.outputs.map(key))
+      const b = new Set(got.outputs.map(key))
+      return a.size === b.size && [...a].every((k) => b.has(k))
+    }),
+    { numRuns: 20 },
+  )
   t.pass('20 random traces')
 })
 

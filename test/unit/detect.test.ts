@@ -8,19 +8,52 @@ import { alertSpans, benchDetect, percentile, score } from '../../bench/detect.j
 import type { AlertBody, Output } from '../../actors/types.js'
 import type { Episode } from '../../simulators/truth.js'
 
-const ep = (entity: string, type: string, start: number, end: number): Episode => ({ kind: 'sensor', entity, type, start, end })
-const out = (entity: string, b: Partial<AlertBody>): Pick<Output, 'entity' | 'type' | 'body'> =>
-  ({ entity, type: 'alert', body: { alertId: `${entity}:${b.type}:${b.start}`, severity: 'warning', value: 0, threshold: 0, explanation: '', ...b } as AlertBody })
+const ep = (entity: string, type: string, start: number, end: number): Episode => ({
+  kind: 'sensor',
+  entity,
+  type,
+  start,
+  end,
+})
+const out = (entity: string, b: Partial<AlertBody>): Pick<Output, 'entity' | 'type' | 'body'> => ({
+  entity,
+  type: 'alert',
+  body: {
+    alertId: `${entity}:${b.type}:${b.start}`,
+    severity: 'warning',
+    value: 0,
+    threshold: 0,
+    explanation: '',
+    ...b,
+  } as AlertBody,
+})
 
 void t.test('scoring: overlap on the same entity and type; precision and recall per type', async (t) => {
-  const spans = alertSpans([
-    out('a', { type: 'x', state: 'open', start: 10 }), out('a', { type: 'x', state: 'close', start: 10, end: 20 }),
-    out('a', { type: 'x', state: 'open', start: 50 }), // still open at the end (100)
-    out('b', { type: 'x', state: 'open', start: 10 }), out('b', { type: 'x', state: 'close', start: 10, end: 12 }),
-    out('a', { type: 'y', state: 'open', start: 30 }), out('a', { type: 'y', state: 'close', start: 30, end: 31 }),
-  ], 100)
-  t.same(spans.map((s) => [s.entity, s.type, s.start, s.end]).sort(), [['a', 'x', 10, 20], ['a', 'x', 50, 100], ['a', 'y', 30, 31], ['b', 'x', 10, 12]])
-  const eps = [ep('a', 'x', 20, 25), ep('a', 'x', 200, 300), ep('b', 'y', 10, 12), ep('a', 'y', 32, 40), ep('c', 'x', 90, 150)]
+  const spans = alertSpans(
+    [
+      out('a', { type: 'x', state: 'open', start: 10 }),
+      out('a', { type: 'x', state: 'close', start: 10, end: 20 }),
+      out('a', { type: 'x', state: 'open', start: 50 }), // still open at the end (100)
+      out('b', { type: 'x', state: 'open', start: 10 }),
+      out('b', { type: 'x', state: 'close', start: 10, end: 12 }),
+      out('a', { type: 'y', state: 'open', start: 30 }),
+      out('a', { type: 'y', state: 'close', start: 30, end: 31 }),
+    ],
+    100,
+  )
+  t.same(spans.map((s) => [s.entity, s.type, s.start, s.end]).sort(), [
+    ['a', 'x', 10, 20],
+    ['a', 'x', 50, 100],
+    ['a', 'y', 30, 31],
+    ['b', 'x', 10, 12],
+  ])
+  const eps = [
+    ep('a', 'x', 20, 25),
+    ep('a', 'x', 200, 300),
+    ep('b', 'y', 10, 12),
+    ep('a', 'y', 32, 40),
+    ep('c', 'x', 90, 150),
+  ]
   const s = score(spans, eps, ['x', 'y'], undefined, 100)
   // x: alerts a[10,20] matches [20,25] (touching counts), a[50,100] matches nothing, b[10,12] has no b/x episode.
   t.match(s['x'], { alerts: 3, matched: 1, episodes: 1, detected: 1, precision: 1 / 3, recall: 1 })
@@ -47,7 +80,14 @@ void t.test('short seeded run of every profile meets the targets', async (t) => 
     t.same([s.precision, s.recall], [1, 1], `race ${type} exact`)
   }
   for (const d of ['asset', 'road'] as const) {
-    for (const [type, s] of Object.entries(rep[d])) t.ok(s.precision >= 0.95 && s.recall >= 0.9, `${d} ${type}: ${s.precision}/${s.recall} over ${s.episodes} episodes`)
+    for (const [type, s] of Object.entries(rep[d]))
+      t.ok(
+        s.precision >= 0.95 && s.recall >= 0.9,
+        `${d} ${type}: ${s.precision}/${s.recall} over ${s.episodes} episodes`,
+      )
   }
-  t.ok(rep.inference.samples === rep.readings['plant'] && rep.inference.p95 > 0, `p95 ${rep.inference.p95.toFixed(2)} µs over ${rep.inference.samples} readings`)
+  t.ok(
+    rep.inference.samples === rep.readings['plant'] && rep.inference.p95 > 0,
+    `p95 ${rep.inference.p95.toFixed(2)} µs over ${rep.inference.samples} readings`,
+  )
 })

@@ -6,8 +6,17 @@
 import t from 'tap'
 import fc from 'fast-check'
 import {
-  Flatline, RangeCheck, RateOfChange, Staleness, ThresholdForDuration,
-  type DetectorEvent, type FlatlineOptions, type RangeOptions, type RateOptions, type SampleDetector, type ThresholdOptions,
+  Flatline,
+  RangeCheck,
+  RateOfChange,
+  Staleness,
+  ThresholdForDuration,
+  type DetectorEvent,
+  type FlatlineOptions,
+  type RangeOptions,
+  type RateOptions,
+  type SampleDetector,
+  type ThresholdOptions,
 } from '../../actors/detectors.js'
 import { SnapshotError } from '../../actors/errors.js'
 
@@ -16,8 +25,11 @@ type Trace = Array<DetectorEvent | undefined>
 
 /** Samples with mostly increasing time, some repeats and some going back (ignored by the detectors). */
 function samplesArb(values: fc.Arbitrary<number>): fc.Arbitrary<Sample[]> {
-  const dt = fc.oneof({ weight: 10, arbitrary: fc.constantFrom(500, 1000, 1000, 1000, 1500, 2000) },
-    { weight: 2, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: -3000, max: -1 }) })
+  const dt = fc.oneof(
+    { weight: 10, arbitrary: fc.constantFrom(500, 1000, 1000, 1000, 1500, 2000) },
+    { weight: 2, arbitrary: fc.constant(0) },
+    { weight: 1, arbitrary: fc.integer({ min: -3000, max: -1 }) },
+  )
   return fc.array(fc.tuple(dt, values), { maxLength: 120, size: 'max' }).map((xs) => {
     let ts = 1_000_000
     return xs.map(([d, v]): Sample => [(ts += d), v])
@@ -25,7 +37,12 @@ function samplesArb(values: fc.Arbitrary<number>): fc.Arbitrary<Sample[]> {
 }
 
 /** Feeds samples; at index `cut` the detector is replaced by its JSON round trip. */
-function run<D extends SampleDetector>(make: () => D, restore: (data: unknown) => D, samples: Sample[], cut = -1): { trace: Trace; det: D } {
+function run<D extends SampleDetector>(
+  make: () => D,
+  restore: (data: unknown) => D,
+  samples: Sample[],
+  cut = -1,
+): { trace: Trace; det: D } {
   let det = make()
   const trace = samples.map(([ts, v], i) => {
     if (i === cut) det = restore(JSON.parse(JSON.stringify(det.toJSON())))
@@ -37,15 +54,18 @@ function run<D extends SampleDetector>(make: () => D, restore: (data: unknown) =
 /** Accepted samples (arrival order, ts not older than the last accepted) with their indexes. */
 function accepted(samples: Sample[]): { acc: Array<{ i: number; ts: number; v: number }>; ignored: number } {
   const acc: Array<{ i: number; ts: number; v: number }> = []
-  let last = -Infinity, ignored = 0
+  let last = -Infinity,
+    ignored = 0
   samples.forEach(([ts, v], i) => {
-    if (ts < last || !Number.isFinite(v)) { ignored++; return }
+    if (ts < last || !Number.isFinite(v)) {
+      ignored++
+      return
+    }
     last = ts
     acc.push({ i, ts, v })
   })
   return { acc, ignored }
 }
-
 
 // ---- ThresholdForDuration -------------------------------------------------------------------------------
 
@@ -58,7 +78,11 @@ function refThreshold(o: ThresholdOptions, samples: Sample[]): Trace {
   const clear = (x: number): boolean => (up ? x <= thr - h : x >= thr + h)
   const ext = (xs: number[]): number => (up ? Math.max(...xs) : Math.min(...xs))
   const { acc } = accepted(samples)
-  let open = false, runStart = 0, openIdx = 0, reported = 0, emitTs = 0
+  let open = false,
+    runStart = 0,
+    openIdx = 0,
+    reported = 0,
+    emitTs = 0
   acc.forEach(({ i, ts, v }, n) => {
     if (!open) {
       if (!hot(v)) return
@@ -95,69 +119,121 @@ function refThreshold(o: ThresholdOptions, samples: Sample[]): Trace {
   return out
 }
 
-const thresholdOptsArb: fc.Arbitrary<ThresholdOptions> = fc.record({
-  dir: fc.boolean(),
-  durationMs: fc.constantFrom(0, 1000, 2000, 5000),
-  hysteresis: fc.option(fc.constantFrom(0, 1, 2.5), { nil: undefined }),
-  clearMs: fc.option(fc.constantFrom(0, 1000, 3000), { nil: undefined }),
-  updateDelta: fc.option(fc.constantFrom(0, 1, 3), { nil: undefined }),
-  updateIntervalMs: fc.option(fc.constantFrom(0, 2000), { nil: undefined }),
-}).map(({ dir, ...o }) => {
-  const r: ThresholdOptions = dir ? { above: 40, durationMs: o.durationMs } : { below: 40, durationMs: o.durationMs }
-  if (o.hysteresis !== undefined) r.hysteresis = o.hysteresis
-  if (o.clearMs !== undefined) r.clearMs = o.clearMs
-  if (o.updateDelta !== undefined) r.updateDelta = o.updateDelta
-  if (o.updateIntervalMs !== undefined) r.updateIntervalMs = o.updateIntervalMs
-  return r
-})
+const thresholdOptsArb: fc.Arbitrary<ThresholdOptions> = fc
+  .record({
+    dir: fc.boolean(),
+    durationMs: fc.constantFrom(0, 1000, 2000, 5000),
+    hysteresis: fc.option(fc.constantFrom(0, 1, 2.5), { nil: undefined }),
+    clearMs: fc.option(fc.constantFrom(0, 1000, 3000), { nil: undefined }),
+    updateDelta: fc.option(fc.constantFrom(0, 1, 3), { nil: undefined }),
+    updateIntervalMs: fc.option(fc.constantFrom(0, 2000), { nil: undefined }),
+  })
+  .map(({ dir, ...o }) => {
+    const r: ThresholdOptions = dir ? { above: 40, durationMs: o.durationMs } : { below: 40, durationMs: o.durationMs }
+    if (o.hysteresis !== undefined) r.hysteresis = o.hysteresis
+    if (o.clearMs !== undefined) r.clearMs = o.clearMs
+    if (o.updateDelta !== undefined) r.updateDelta = o.updateDelta
+    if (o.updateIntervalMs !== undefined) r.updateIntervalMs = o.updateIntervalMs
+    return r
+  })
 // Values around the threshold and its hysteresis band, integers and halves (exact boundary hits are common).
 const nearThreshold = fc.integer({ min: 70, max: 92 }).map((x) => x / 2)
 
-void t.test('ThresholdForDuration equals the naive reference; JSON round trip mid-sequence changes nothing', async (t) => {
-  let events = 0
-  const kinds = new Set<string>()
-  fc.assert(fc.property(thresholdOptsArb, samplesArb(nearThreshold), fc.nat(), (o, samples, cut) => {
-    const want = refThreshold(o, samples)
-    const plain = run(() => new ThresholdForDuration(o), (d) => ThresholdForDuration.fromJSON(o, d), samples)
-    if (JSON.stringify(plain.trace) !== JSON.stringify(want)) {
-      throw new Error(`trace differs\n got ${JSON.stringify(plain.trace)}\nwant ${JSON.stringify(want)}`)
-    }
-    const cutRun = run(() => new ThresholdForDuration(o), (d) => ThresholdForDuration.fromJSON(o, d), samples, samples.length ? cut % samples.length : -1)
-    if (JSON.stringify(cutRun.trace) !== JSON.stringify(want)) throw new Error('trace differs after a JSON round trip')
-    if (plain.det.ignored !== accepted(samples).ignored) throw new Error('ignored count')
-    // Events come as open (update)* close, never two opens in a row.
-    let open = false
-    for (const e of plain.trace) {
-      if (!e) continue
-      events++
-      kinds.add(e.state)
-      if ((e.state === 'open') === open) throw new Error(`${e.state} while ${open ? 'open' : 'closed'}`)
-      open = e.state !== 'close'
-    }
-    if (plain.det.active !== open) throw new Error('active')
-  }), { numRuns: 1000 })
-  t.comment(`${events} events (${[...kinds].join(', ')})`)
-  t.same([...kinds].sort(), ['close', 'open', 'update'], 'open, update and close all exercised')
-})
+void t.test(
+  'ThresholdForDuration equals the naive reference; JSON round trip mid-sequence changes nothing',
+  async (t) => {
+    let events = 0
+    const kinds = new Set<string>()
+    fc.assert(
+      fc.property(thresholdOptsArb, samplesArb(nearThreshold), fc.nat(), (o, samples, cut) => {
+        const want = refThreshold(o, samples)
+        const plain = run(
+          () => new ThresholdForDuration(o),
+          (d) => ThresholdForDuration.fromJSON(o, d),
+          samples,
+        )
+        if (JSON.stringify(plain.trace) !== JSON.stringify(want)) {
+          throw new Error(`trace differs\n got ${JSON.stringify(plain.trace)}\nwant ${JSON.stringify(want)}`)
+        }
+        const cutRun = run(
+          () => new ThresholdForDuration(o),
+          (d) => ThresholdForDuration.fromJSON(o, d),
+          samples,
+          samples.length ? cut % samples.length : -1,
+        )
+        if (JSON.stringify(cutRun.trace) !== JSON.stringify(want))
+          throw new Error('trace differs after a JSON round trip')
+        if (plain.det.ignored !== accepted(samples).ignored) throw new Error('ignored count')
+        // Events come as open (update)* close, never two opens in a row.
+        let open = false
+        for (const e of plain.trace) {
+          if (!e) continue
+          events++
+          kinds.add(e.state)
+          if ((e.state === 'open') === open) throw new Error(`${e.state} while ${open ? 'open' : 'closed'}`)
+          open = e.state !== 'close'
+        }
+        if (plain.det.active !== open) throw new Error('active')
+      }),
+      { numRuns: 1000 },
+    )
+    t.comment(`${events} events (${[...kinds].join(', ')})`)
+    t.same([...kinds].sort(), ['close', 'open', 'update'], 'open, update and close all exercised')
+  },
+)
 
 void t.test('ThresholdForDuration exact boundaries', async (t) => {
   const o = { above: 950, durationMs: 2000, hysteresis: 50 }
-  const feed = (d: ThresholdForDuration, xs: Sample[]): Array<string | undefined> => xs.map(([ts, v]) => d.update(ts, v)?.state)
+  const feed = (d: ThresholdForDuration, xs: Sample[]): Array<string | undefined> =>
+    xs.map(([ts, v]) => d.update(ts, v)?.state)
   // 1 Hz, duration 2 s: hot at t=0,1,2 opens at the sample t=2 with start 0.
   let d = new ThresholdForDuration(o)
-  t.same(feed(d, [[0, 951], [1000, 960], [2000, 955]]), [undefined, undefined, 'open'])
+  t.same(
+    feed(d, [
+      [0, 951],
+      [1000, 960],
+      [2000, 955],
+    ]),
+    [undefined, undefined, 'open'],
+  )
   t.same(d.start, 0)
   t.equal(d.peak, 960)
   // A cold sample before 2 s resets the pending start.
   d = new ThresholdForDuration(o)
-  t.same(feed(d, [[0, 951], [1000, 950], [2000, 951], [3000, 951], [4000, 951]]), [undefined, undefined, undefined, undefined, 'open'])
+  t.same(
+    feed(d, [
+      [0, 951],
+      [1000, 950],
+      [2000, 951],
+      [3000, 951],
+      [4000, 951],
+    ]),
+    [undefined, undefined, undefined, undefined, 'open'],
+  )
   t.equal(d.start, 2000)
   // Hysteresis: 901 stays open (band), 900 closes; exactly at the threshold is not hot.
-  t.same(feed(d, [[5000, 950], [6000, 901], [7000, 900], [8000, 950]]), [undefined, undefined, 'close', undefined])
+  t.same(
+    feed(d, [
+      [5000, 950],
+      [6000, 901],
+      [7000, 900],
+      [8000, 950],
+    ]),
+    [undefined, undefined, 'close', undefined],
+  )
   // clearMs: the clear condition must hold 1 s; a band sample restarts it.
   d = new ThresholdForDuration({ ...o, durationMs: 0, clearMs: 1000 })
-  t.same(feed(d, [[0, 960], [1000, 800], [1500, 920], [2000, 800], [2999, 800], [3000, 800]]),
-    ['open', undefined, undefined, undefined, undefined, 'close'])
+  t.same(
+    feed(d, [
+      [0, 960],
+      [1000, 800],
+      [1500, 920],
+      [2000, 800],
+      [2999, 800],
+      [3000, 800],
+    ]),
+    ['open', undefined, undefined, undefined, undefined, 'close'],
+  )
   // below, and the event's fields.
   d = new ThresholdForDuration({ below: 15, durationMs: 0, hysteresis: 2 })
   t.same(d.update(10, 14), { state: 'open', start: 10, value: 14, peak: 14, threshold: 15 })
@@ -177,19 +253,29 @@ void t.test('ThresholdForDuration options are validated', async (t) => {
   t.throws(() => new ThresholdForDuration({ above: 1, durationMs: -1 }), { code: 'PW_CONFIG_INVALID' })
   t.throws(() => new ThresholdForDuration({ above: 1, durationMs: 0, hysteresis: NaN }), { code: 'PW_CONFIG_INVALID' })
   t.throws(() => ThresholdForDuration.fromJSON({ above: 1, durationMs: 0 }, [1, 2]), SnapshotError)
-  t.throws(() => ThresholdForDuration.fromJSON({ above: 1, durationMs: 0 }, [0, null, null, null, null, null, null, 'x']), SnapshotError)
+  t.throws(
+    () => ThresholdForDuration.fromJSON({ above: 1, durationMs: 0 }, [0, null, null, null, null, null, null, 'x']),
+    SnapshotError,
+  )
 })
 
 void t.test('detectors sharing one slot array behave like standalone ones', async (t) => {
-  fc.assert(fc.property(samplesArb(nearThreshold), samplesArb(nearThreshold), (a, b) => {
-    const oa = { above: 41, durationMs: 1000, updateDelta: 1 }, ob = { min: 38, max: 42 }
-    const buf = [...ThresholdForDuration.blank(), ...RangeCheck.blank()]
-    const shared = [...a.map(([ts, v]) => new ThresholdForDuration(oa, buf, 0).update(ts, v)),
-      ...b.map(([ts, v]) => new RangeCheck(ob, buf, ThresholdForDuration.SLOTS).update(ts, v))]
-    const sa = new ThresholdForDuration(oa), sb = new RangeCheck(ob)
-    const alone = [...a.map(([ts, v]) => sa.update(ts, v)), ...b.map(([ts, v]) => sb.update(ts, v))]
-    if (JSON.stringify(shared) !== JSON.stringify(alone)) throw new Error('views differ from standalone detectors')
-  }), { numRuns: 200 })
+  fc.assert(
+    fc.property(samplesArb(nearThreshold), samplesArb(nearThreshold), (a, b) => {
+      const oa = { above: 41, durationMs: 1000, updateDelta: 1 },
+        ob = { min: 38, max: 42 }
+      const buf = [...ThresholdForDuration.blank(), ...RangeCheck.blank()]
+      const shared = [
+        ...a.map(([ts, v]) => new ThresholdForDuration(oa, buf, 0).update(ts, v)),
+        ...b.map(([ts, v]) => new RangeCheck(ob, buf, ThresholdForDuration.SLOTS).update(ts, v)),
+      ]
+      const sa = new ThresholdForDuration(oa),
+        sb = new RangeCheck(ob)
+      const alone = [...a.map(([ts, v]) => sa.update(ts, v)), ...b.map(([ts, v]) => sb.update(ts, v))]
+      if (JSON.stringify(shared) !== JSON.stringify(alone)) throw new Error('views differ from standalone detectors')
+    }),
+    { numRuns: 200 },
+  )
   t.throws(() => new RangeCheck({ min: 0, max: 1 }, [0, 0], 0), { code: 'PW_CONFIG_INVALID' })
 })
 
@@ -213,25 +299,45 @@ function refRange(o: RangeOptions, samples: Sample[]): Trace {
     const run = acc.slice(openIdx, n)
     let peak = run[0] as { v: number }
     for (const x of run) if (dist(x.v) > dist(peak.v)) peak = x
-    const first = (acc[openIdx] as { ts: number; v: number })
-    out[i] = { state: 'close', start: first.ts, end: ts, value: v, peak: peak.v, threshold: first.v < o.min ? o.min : o.max }
+    const first = acc[openIdx] as { ts: number; v: number }
+    out[i] = {
+      state: 'close',
+      start: first.ts,
+      end: ts,
+      value: v,
+      peak: peak.v,
+      threshold: first.v < o.min ? o.min : o.max,
+    }
     openIdx = -1
   })
   return out
 }
 
 void t.test('RangeCheck equals the naive reference and round-trips', async (t) => {
-  fc.assert(fc.property(samplesArb(fc.integer({ min: 30, max: 50 })), fc.nat(), (samples, cut) => {
-    const o = { min: 36, max: 44 }
-    const want = refRange(o, samples)
-    const got = run(() => new RangeCheck(o), (d) => RangeCheck.fromJSON(o, d), samples, samples.length ? cut % samples.length : -1)
-    if (JSON.stringify(got.trace) !== JSON.stringify(want)) throw new Error(`trace differs\n got ${JSON.stringify(got.trace)}\nwant ${JSON.stringify(want)}`)
-  }), { numRuns: 500 })
+  fc.assert(
+    fc.property(samplesArb(fc.integer({ min: 30, max: 50 })), fc.nat(), (samples, cut) => {
+      const o = { min: 36, max: 44 }
+      const want = refRange(o, samples)
+      const got = run(
+        () => new RangeCheck(o),
+        (d) => RangeCheck.fromJSON(o, d),
+        samples,
+        samples.length ? cut % samples.length : -1,
+      )
+      if (JSON.stringify(got.trace) !== JSON.stringify(want))
+        throw new Error(`trace differs\n got ${JSON.stringify(got.trace)}\nwant ${JSON.stringify(want)}`)
+    }),
+    { numRuns: 500 },
+  )
   const d = new RangeCheck({ min: 0, max: 10 })
   t.equal(d.update(0, 10), undefined, 'the bounds are in range')
   t.same(d.update(1, 11), { state: 'open', start: 1, value: 11, peak: 11, threshold: 10 })
   t.equal(d.update(2, -5), undefined)
-  t.same(d.update(3, 0), { state: 'close', start: 1, end: 3, value: 0, peak: -5, threshold: 10 }, 'peak = farthest outside')
+  t.same(
+    d.update(3, 0),
+    { state: 'close', start: 1, end: 3, value: 0, peak: -5, threshold: 10 },
+    'peak = farthest outside',
+  )
   t.throws(() => new RangeCheck({ min: 2, max: 1 }), { code: 'PW_CONFIG_INVALID' })
 })
 
@@ -240,7 +346,9 @@ void t.test('RangeCheck equals the naive reference and round-trips', async (t) =
 function refRate(o: RateOptions, samples: Sample[]): Trace {
   const out: Trace = samples.map(() => undefined)
   const { acc } = accepted(samples)
-  let open = false, start = 0, peak = 0
+  let open = false,
+    start = 0,
+    peak = 0
   acc.forEach(({ i, ts, v }, n) => {
     const prev = acc[n - 1]
     if (!prev || prev.ts === ts) return
@@ -265,12 +373,26 @@ function refRate(o: RateOptions, samples: Sample[]): Trace {
 }
 
 void t.test('RateOfChange equals the naive reference and round-trips', async (t) => {
-  fc.assert(fc.property(samplesArb(fc.integer({ min: 0, max: 20 })), fc.constantFrom(1, 4, 8), fc.nat(), (samples, max, cut) => {
-    const o = { maxPerSecond: max }
-    const want = refRate(o, samples)
-    const got = run(() => new RateOfChange(o), (d) => RateOfChange.fromJSON(o, d), samples, samples.length ? cut % samples.length : -1)
-    if (JSON.stringify(got.trace) !== JSON.stringify(want)) throw new Error(`trace differs\n got ${JSON.stringify(got.trace)}\nwant ${JSON.stringify(want)}`)
-  }), { numRuns: 500 })
+  fc.assert(
+    fc.property(
+      samplesArb(fc.integer({ min: 0, max: 20 })),
+      fc.constantFrom(1, 4, 8),
+      fc.nat(),
+      (samples, max, cut) => {
+        const o = { maxPerSecond: max }
+        const want = refRate(o, samples)
+        const got = run(
+          () => new RateOfChange(o),
+          (d) => RateOfChange.fromJSON(o, d),
+          samples,
+          samples.length ? cut % samples.length : -1,
+        )
+        if (JSON.stringify(got.trace) !== JSON.stringify(want))
+          throw new Error(`trace differs\n got ${JSON.stringify(got.trace)}\nwant ${JSON.stringify(want)}`)
+      },
+    ),
+    { numRuns: 500 },
+  )
   const d = new RateOfChange({ maxPerSecond: 2 })
   t.equal(d.update(0, 0), undefined)
   t.equal(d.update(1000, 2), undefined, 'exactly the limit is fine')
@@ -283,11 +405,20 @@ void t.test('RateOfChange equals the naive reference and round-trips', async (t)
 function refFlatline(o: FlatlineOptions, samples: Sample[]): Trace {
   const out: Trace = samples.map(() => undefined)
   const { acc } = accepted(samples)
-  let ref = 0, open = false
+  let ref = 0,
+    open = false
   acc.forEach(({ i, ts, v }, n) => {
     const r = acc[ref] as { ts: number; v: number }
     if (n === 0 || Math.abs(v - r.v) > o.epsilon) {
-      if (open) out[i] = { state: 'close', start: r.ts, end: ts, value: v, peak: Math.max(...acc.slice(ref, n).map((x) => Math.abs(x.v - r.v))), threshold: o.epsilon }
+      if (open)
+        out[i] = {
+          state: 'close',
+          start: r.ts,
+          end: ts,
+          value: v,
+          peak: Math.max(...acc.slice(ref, n).map((x) => Math.abs(x.v - r.v))),
+          threshold: o.epsilon,
+        }
       open = false
       ref = n
     }
@@ -295,7 +426,13 @@ function refFlatline(o: FlatlineOptions, samples: Sample[]): Trace {
     // One event per sample: a sample that closed the previous run opens the new one at the earliest next time.
     if (!open && out[i] === undefined && ts - r2.ts >= o.durationMs) {
       open = true
-      out[i] = { state: 'open', start: r2.ts, value: v, peak: Math.max(...acc.slice(ref, n + 1).map((x) => Math.abs(x.v - r2.v))), threshold: o.epsilon }
+      out[i] = {
+        state: 'open',
+        start: r2.ts,
+        value: v,
+        peak: Math.max(...acc.slice(ref, n + 1).map((x) => Math.abs(x.v - r2.v))),
+        threshold: o.epsilon,
+      }
     }
   })
   return out
@@ -303,19 +440,41 @@ function refFlatline(o: FlatlineOptions, samples: Sample[]): Trace {
 
 void t.test('Flatline equals the naive reference and round-trips', async (t) => {
   const vals = fc.oneof(fc.constant(10), fc.constant(10.25), fc.integer({ min: 8, max: 12 }))
-  fc.assert(fc.property(samplesArb(vals), fc.constantFrom(0, 0.5, 1), fc.constantFrom(0, 2000, 5000), fc.nat(), (samples, epsilon, durationMs, cut) => {
-    const o = { epsilon, durationMs }
-    const want = refFlatline(o, samples)
-    const got = run(() => new Flatline(o), (d) => Flatline.fromJSON(o, d), samples, samples.length ? cut % samples.length : -1)
-    if (JSON.stringify(got.trace) !== JSON.stringify(want)) throw new Error(`trace differs\n got ${JSON.stringify(got.trace)}\nwant ${JSON.stringify(want)}`)
-  }), { numRuns: 500 })
+  fc.assert(
+    fc.property(
+      samplesArb(vals),
+      fc.constantFrom(0, 0.5, 1),
+      fc.constantFrom(0, 2000, 5000),
+      fc.nat(),
+      (samples, epsilon, durationMs, cut) => {
+        const o = { epsilon, durationMs }
+        const want = refFlatline(o, samples)
+        const got = run(
+          () => new Flatline(o),
+          (d) => Flatline.fromJSON(o, d),
+          samples,
+          samples.length ? cut % samples.length : -1,
+        )
+        if (JSON.stringify(got.trace) !== JSON.stringify(want))
+          throw new Error(`trace differs\n got ${JSON.stringify(got.trace)}\nwant ${JSON.stringify(want)}`)
+      },
+    ),
+    { numRuns: 500 },
+  )
   const d = new Flatline({ epsilon: 0.25, durationMs: 2000 })
-  t.same([d.update(0, 5), d.update(1000, 5.125), d.update(2000, 4.75)?.state, d.update(3000, 5)], [undefined, undefined, 'open', undefined],
-    'exactly epsilon away is unchanged; exactly durationMs opens')
+  t.same(
+    [d.update(0, 5), d.update(1000, 5.125), d.update(2000, 4.75)?.state, d.update(3000, 5)],
+    [undefined, undefined, 'open', undefined],
+    'exactly epsilon away is unchanged; exactly durationMs opens',
+  )
   t.same(d.update(4000, 5.5), { state: 'close', start: 0, end: 4000, value: 5.5, peak: 0.25, threshold: 0.25 })
   t.equal(d.reference, 5.5)
   const z = new Flatline({ epsilon: 0, durationMs: 0 })
-  t.same([z.update(0, 1)?.state, z.update(1, 2)?.state, z.update(2, 2)?.state], ['open', 'close', 'open'], 'zero duration: one event per sample')
+  t.same(
+    [z.update(0, 1)?.state, z.update(1, 2)?.state, z.update(2, 2)?.state],
+    ['open', 'close', 'open'],
+    'zero duration: one event per sample',
+  )
 })
 
 // ---- Staleness -------------------------------------------------------------------------------------------

@@ -10,16 +10,31 @@ import { runFleetEval } from '../../bench/eval/fleet-eval.js'
 
 const hash = (x: unknown): string => createHash('sha256').update(JSON.stringify(x)).digest('hex')
 
-t.test('the scenario is deterministic, and a vehicle drives the same day whatever the fleet size and rate', async (t) => {
-  const a = buildScenario({ vehicles: 3, rateS: 5, tripsPerVehicle: 2 })
-  const b = buildScenario({ vehicles: 3, rateS: 5, tripsPerVehicle: 2 })
-  t.equal(hash(a.vehicles.map((v) => [v.readings, v.truth])), hash(b.vehicles.map((v) => [v.readings, v.truth])), 'same seed, same readings and truth')
-  const other = buildScenario({ vehicles: 3, rateS: 5, tripsPerVehicle: 2, seed: 23 })
-  t.not(hash(other.vehicles.map((v) => v.readings)), hash(a.vehicles.map((v) => v.readings)), 'another seed, another day')
-  const one = buildScenario({ vehicles: 1, rateS: 10, tripsPerVehicle: 2 })
-  t.same(one.vehicles[0]?.truth.trips, a.vehicles[0]?.truth.trips, 'vehicle 0: same trips with 1 vehicle at 10 s as with 3 at 5 s')
-  t.equal(one.vehicles[0]?.vin, a.vehicles[0]?.vin)
-})
+t.test(
+  'the scenario is deterministic, and a vehicle drives the same day whatever the fleet size and rate',
+  async (t) => {
+    const a = buildScenario({ vehicles: 3, rateS: 5, tripsPerVehicle: 2 })
+    const b = buildScenario({ vehicles: 3, rateS: 5, tripsPerVehicle: 2 })
+    t.equal(
+      hash(a.vehicles.map((v) => [v.readings, v.truth])),
+      hash(b.vehicles.map((v) => [v.readings, v.truth])),
+      'same seed, same readings and truth',
+    )
+    const other = buildScenario({ vehicles: 3, rateS: 5, tripsPerVehicle: 2, seed: 23 })
+    t.not(
+      hash(other.vehicles.map((v) => v.readings)),
+      hash(a.vehicles.map((v) => v.readings)),
+      'another seed, another day',
+    )
+    const one = buildScenario({ vehicles: 1, rateS: 10, tripsPerVehicle: 2 })
+    t.same(
+      one.vehicles[0]?.truth.trips,
+      a.vehicles[0]?.truth.trips,
+      'vehicle 0: same trips with 1 vehicle at 10 s as with 3 at 5 s',
+    )
+    t.equal(one.vehicles[0]?.vin, a.vehicles[0]?.vin)
+  },
+)
 
 t.test('truth distance is the length of the driven GTFS shape (plus the terminal connector)', async (t) => {
   const fx = loadFixture()
@@ -34,7 +49,10 @@ t.test('truth distance is the length of the driven GTFS shape (plus the terminal
       t.ok(Math.abs(tr.distanceM - (tr.shapeLengthM + tr.connectorM)) < 1e-6, 'distance = shape + connector')
       if (k === 0) t.equal(tr.connectorM, 0, 'the first trip starts on its shape')
       t.ok(tr.connectorM >= 0 && tr.connectorM <= 60, `connector ${tr.connectorM.toFixed(1)} m <= 60 m`)
-      t.ok(tr.ignitionOn < tr.start && tr.start < tr.end && tr.end < tr.ignitionOff, 'ignition on < start < end < ignition off')
+      t.ok(
+        tr.ignitionOn < tr.start && tr.start < tr.end && tr.end < tr.ignitionOff,
+        'ignition on < start < end < ignition off',
+      )
       sum += tr.distanceM
     })
     t.ok(Math.abs(v.truth.odometerM - sum) < 1e-6, 'odometer = sum of trips')
@@ -47,7 +65,12 @@ t.test('truth distance is the length of the driven GTFS shape (plus the terminal
 
 t.test('readings: rate, fields, jumps (also after dropouts), dropouts, noise of a few metres', async (t) => {
   const sc = buildScenario({ vehicles: 8, rateS: 2 })
-  let jumps = 0, afterDrop = 0, gpsDrops = 0, linkDrops = 0, noiseSum = 0, noiseN = 0
+  let jumps = 0,
+    afterDrop = 0,
+    gpsDrops = 0,
+    linkDrops = 0,
+    noiseSum = 0,
+    noiseN = 0
   for (const v of sc.vehicles) {
     const ts = v.readings.map((r) => r.reading.ts)
     let minGap = Infinity
@@ -68,7 +91,10 @@ t.test('readings: rate, fields, jumps (also after dropouts), dropouts, noise of 
     const jumpTs = new Set(v.faults.jumps.map((j) => j.t))
     v.readings.forEach((r, i) => {
       if (typeof r.reading.fields.lat !== 'number' || jumpTs.has(r.reading.ts)) return
-      noiseSum += haversineM([r.reading.fields.lat, r.reading.fields.lon as number], [v.truePos[2 * i] as number, v.truePos[2 * i + 1] as number])
+      noiseSum += haversineM(
+        [r.reading.fields.lat, r.reading.fields.lon as number],
+        [v.truePos[2 * i] as number, v.truePos[2 * i + 1] as number],
+      )
       noiseN++
     })
     for (const d of v.faults.dropouts) {
@@ -78,35 +104,63 @@ t.test('readings: rate, fields, jumps (also after dropouts), dropouts, noise of 
         t.equal(inside.length, 0, 'no reading during a link dropout')
       } else {
         gpsDrops++
-        t.ok(inside.length > 0 && inside.every((r) => r.reading.fields.lat === undefined && typeof r.reading.fields.obd_speed === 'number'), 'OBD without a fix during a GPS dropout')
+        t.ok(
+          inside.length > 0 &&
+            inside.every((r) => r.reading.fields.lat === undefined && typeof r.reading.fields.obd_speed === 'number'),
+          'OBD without a fix during a GPS dropout',
+        )
       }
       t.ok(d.end - d.start >= 30_000 && d.end - d.start <= 120_000, 'dropouts last 30-120 s')
     }
     const f = v.readings[10]?.reading.fields ?? {}
-    for (const k of ['obd_speed', 'rpm', 'coolant_temp', 'fuel_level', 'engine_load', 'ignition']) t.ok(k in f, `field ${k}`)
+    for (const k of ['obd_speed', 'rpm', 'coolant_temp', 'fuel_level', 'engine_load', 'ignition'])
+      t.ok(k in f, `field ${k}`)
   }
-  t.ok(jumps > 0 && afterDrop > 0 && gpsDrops > 0 && linkDrops > 0, `jumps ${jumps} (${afterDrop} after a dropout), dropouts ${gpsDrops} gps + ${linkDrops} link`)
+  t.ok(
+    jumps > 0 && afterDrop > 0 && gpsDrops > 0 && linkDrops > 0,
+    `jumps ${jumps} (${afterDrop} after a dropout), dropouts ${gpsDrops} gps + ${linkDrops} link`,
+  )
   const mean = noiseSum / noiseN
   t.ok(mean > 1 && mean < 8, `mean GPS error ${mean.toFixed(2)} m: a few metres`)
 })
 
 t.test('fence truth alternates enter/exit from the initial state, on the true path', async (t) => {
   const sc = buildScenario({ vehicles: 6, rateS: 5 })
-  t.ok(sc.fences.some((f) => f.kind === 'polygon') && sc.fences.some((f) => f.kind === 'circle'), 'circles and polygons')
+  t.ok(
+    sc.fences.some((f) => f.kind === 'polygon') && sc.fences.some((f) => f.kind === 'circle'),
+    'circles and polygons',
+  )
   let events = 0
   for (const v of sc.vehicles) {
     const byFence = new Map<string, string[]>()
-    for (const e of [...v.truth.fenceEvents].sort((a, b) => a.t - b.t)) byFence.set(e.fence, [...(byFence.get(e.fence) ?? []), e.kind])
+    for (const e of [...v.truth.fenceEvents].sort((a, b) => a.t - b.t))
+      byFence.set(e.fence, [...(byFence.get(e.fence) ?? []), e.kind])
     for (const [id, kinds] of byFence) {
       events += kinds.length
       const first = v.truth.initiallyInside.includes(id) ? 'exit' : 'enter'
-      t.ok(kinds.every((k, i) => k === (i % 2 === 0 ? first : first === 'enter' ? 'exit' : 'enter')), `${id}: alternating from ${first}`)
+      t.ok(
+        kinds.every((k, i) => k === (i % 2 === 0 ? first : first === 'enter' ? 'exit' : 'enter')),
+        `${id}: alternating from ${first}`,
+      )
     }
   }
   t.ok(events > 20, `${events} true fence events`)
   const c: Fence = { id: 'c', kind: 'circle', center: [40.75, -73.99], radiusM: 100, note: '' }
-  t.ok(fenceDepthM(c, [40.75, -73.99]) === -100 && Math.abs(fenceDepthM(c, [40.75 + 150 / 111_195, -73.99]) - 50) < 0.1, 'circle depth')
-  const sq: Fence = { id: 's', kind: 'polygon', ring: [[40.75, -73.99], [40.751, -73.99], [40.751, -73.989], [40.75, -73.989]], note: '' }
+  t.ok(
+    fenceDepthM(c, [40.75, -73.99]) === -100 && Math.abs(fenceDepthM(c, [40.75 + 150 / 111_195, -73.99]) - 50) < 0.1,
+    'circle depth',
+  )
+  const sq: Fence = {
+    id: 's',
+    kind: 'polygon',
+    ring: [
+      [40.75, -73.99],
+      [40.751, -73.99],
+      [40.751, -73.989],
+      [40.75, -73.989],
+    ],
+    note: '',
+  }
   t.ok(fenceDepthM(sq, [40.7505, -73.9895]) < 0 && fenceDepthM(sq, [40.752, -73.9895]) > 0, 'polygon inside/outside')
 })
 
@@ -115,21 +169,71 @@ t.test('fence truth alternates enter/exit from the initial state, on the true pa
 const T0 = 1_790_000_000_000
 const min = 60_000
 function truthOf(p: Partial<VehicleTruth>): VehicleTruth {
-  return { trips: [], odometerM: 0, fenceEvents: [], initiallyInside: [], stops: [], lowFuelCrossings: [], fuelEvents: [], dtcs: [], overheats: [], quietAt: 0, ...p }
+  return {
+    trips: [],
+    odometerM: 0,
+    fenceEvents: [],
+    initiallyInside: [],
+    stops: [],
+    lowFuelCrossings: [],
+    fuelEvents: [],
+    dtcs: [],
+    overheats: [],
+    quietAt: 0,
+    ...p,
+  }
 }
-const trip = (index: number, start: number, end: number, distanceM: number): VehicleTruth['trips'][number] =>
-  ({ index, gtfsTrip: `t${index}`, route: 'r', shape: 's', ignitionOn: start - min, start, end, ignitionOff: end + min, distanceM, shapeLengthM: distanceM, connectorM: 0 })
+const trip = (index: number, start: number, end: number, distanceM: number): VehicleTruth['trips'][number] => ({
+  index,
+  gtfsTrip: `t${index}`,
+  route: 'r',
+  shape: 's',
+  ignitionOn: start - min,
+  start,
+  end,
+  ignitionOff: end + min,
+  distanceM,
+  shapeLengthM: distanceM,
+  connectorM: 0,
+})
 let seq = 0
-const out = (type: string, ts: number, body: unknown, at = ts, procTime = at + 300): TimedOutput => ({ output: { type, ts, seq: ++seq, body }, at, procTime })
+const out = (type: string, ts: number, body: unknown, at = ts, procTime = at + 300): TimedOutput => ({
+  output: { type, ts, seq: ++seq, body },
+  at,
+  procTime,
+})
 const tripOut = (start: number, end: number, km: number, procTime: number): TimedOutput =>
-  out('score', end, { name: 'trip', value: km, factors: { distance_km: km, start_ts: start, end_ts: end } }, end, procTime)
-const alert = (type: string, state: 'open' | 'update' | 'close', start: number, at: number, details: Record<string, unknown> = {}, end?: number): TimedOutput =>
-  out('alert', at, { alertId: `${type}:${start}`, type, state, start, ...(end !== undefined ? { end } : {}), details }, at)
+  out(
+    'score',
+    end,
+    { name: 'trip', value: km, factors: { distance_km: km, start_ts: start, end_ts: end } },
+    end,
+    procTime,
+  )
+const alert = (
+  type: string,
+  state: 'open' | 'update' | 'close',
+  start: number,
+  at: number,
+  details: Record<string, unknown> = {},
+  end?: number,
+): TimedOutput =>
+  out(
+    'alert',
+    at,
+    { alertId: `${type}:${start}`, type, state, start, ...(end !== undefined ? { end } : {}), details },
+    at,
+  )
 
 t.test('scorer: trips matched, split, extra, left open; distance error; closing delay', async (t) => {
-  const trips = [trip(0, T0, T0 + 20 * min, 5000), trip(1, T0 + 30 * min, T0 + 50 * min, 4000), trip(2, T0 + 60 * min, T0 + 80 * min, 3000)]
+  const trips = [
+    trip(0, T0, T0 + 20 * min, 5000),
+    trip(1, T0 + 30 * min, T0 + 50 * min, 4000),
+    trip(2, T0 + 60 * min, T0 + 80 * min, 3000),
+  ]
   const run: VehicleRun = {
-    vin: 'V', horizonMs: 2 * 3600_000,
+    vin: 'V',
+    horizonMs: 2 * 3600_000,
     truth: truthOf({ trips, odometerM: 12_000, quietAt: T0 + 81 * min }),
     outputs: [
       tripOut(T0 + 2000, T0 + 20 * min + 1000, 5.5, T0 + 21 * min + 1000), // +10 %, closed 1 s after ignition off... +1 s
@@ -147,9 +251,21 @@ t.test('scorer: trips matched, split, extra, left open; distance error; closing 
   t.equal(s.trips.extra, 1)
   t.equal(s.trips.leftOpen, 1)
   t.equal(s.trips.lastLeftOpen, 1)
-  t.same([s.trips.distancePct.n, Math.round(s.trips.distancePct.worst * 10) / 10, Math.round(s.trips.distancePct.medianSigned * 10) / 10], [2, 10, 7.5], 'errors +10 % and +5 %')
+  t.same(
+    [
+      s.trips.distancePct.n,
+      Math.round(s.trips.distancePct.worst * 10) / 10,
+      Math.round(s.trips.distancePct.medianSigned * 10) / 10,
+    ],
+    [2, 10, 7.5],
+    'errors +10 % and +5 %',
+  )
   t.equal(s.trips.startErrS.max, 2, 'start 2 s late at worst')
-  t.same([s.trips.closeAfterOffS.n, s.trips.closeAfterOffS.max], [2, 240], 'trip 0 closed 1 s after off, trip 1 240 s after')
+  t.same(
+    [s.trips.closeAfterOffS.n, s.trips.closeAfterOffS.max],
+    [2, 240],
+    'trip 0 closed 1 s after off, trip 1 240 s after',
+  )
   t.equal(s.odometer.source, 'trips')
   t.ok(Math.abs(s.odometer.reportedKm - 10.7) < 1e-9, 'odometer from trips when no query value')
 })
@@ -157,19 +273,50 @@ t.test('scorer: trips matched, split, extra, left open; distance error; closing 
 t.test('scorer: fence events within the tolerance, extra, ambiguous and initial enters', async (t) => {
   const fences: Fence[] = [
     { id: 'a', kind: 'circle', center: [0, 0], radiusM: 10, note: '' },
-    { id: 'p', kind: 'polygon', ring: [[0, 0], [0, 1], [1, 1]], note: '' },
+    {
+      id: 'p',
+      kind: 'polygon',
+      ring: [
+        [0, 0],
+        [0, 1],
+        [1, 1],
+      ],
+      note: '',
+    },
   ]
-  const ev = (fence: string, kind: 'enter' | 'exit', tt: number, ambiguous = false) => ({ fence, kind, t: tt, ambiguous, unobserved: false })
+  const ev = (fence: string, kind: 'enter' | 'exit', tt: number, ambiguous = false) => ({
+    fence,
+    kind,
+    t: tt,
+    ambiguous,
+    unobserved: false,
+  })
   const run: VehicleRun = {
-    vin: 'V', horizonMs: 0,
+    vin: 'V',
+    horizonMs: 0,
     truth: truthOf({
-      trips: [trip(0, T0, T0 + 60 * min, 1000)], initiallyInside: ['a'],
-      fenceEvents: [ev('a', 'exit', T0 + 5 * min), ev('a', 'enter', T0 + 10 * min), ev('a', 'exit', T0 + 20 * min, true), ev('p', 'enter', T0 + 30 * min)],
+      trips: [trip(0, T0, T0 + 60 * min, 1000)],
+      initiallyInside: ['a'],
+      fenceEvents: [
+        ev('a', 'exit', T0 + 5 * min),
+        ev('a', 'enter', T0 + 10 * min),
+        ev('a', 'exit', T0 + 20 * min, true),
+        ev('p', 'enter', T0 + 30 * min),
+      ],
     }),
     outputs: [
       alert('geofence', 'open', T0 - min + 30_000, T0 - min + 30_000, { geofence: 'a' }), // initial enter: optional
-      alert('geofence', 'close', T0 - min + 30_000, T0 + 5 * min + FENCE_TOL_MS - 1000, { geofence: 'a' }, T0 + 5 * min + FENCE_TOL_MS - 1000), // matched, 89 s late
-      alert('geofence', 'open', T0 + 10 * min + FENCE_TOL_MS + 1000, T0 + 10 * min + FENCE_TOL_MS + 1000, { geofence: 'a' }), // 91 s late: extra, and the true enter missing
+      alert(
+        'geofence',
+        'close',
+        T0 - min + 30_000,
+        T0 + 5 * min + FENCE_TOL_MS - 1000,
+        { geofence: 'a' },
+        T0 + 5 * min + FENCE_TOL_MS - 1000,
+      ), // matched, 89 s late
+      alert('geofence', 'open', T0 + 10 * min + FENCE_TOL_MS + 1000, T0 + 10 * min + FENCE_TOL_MS + 1000, {
+        geofence: 'a',
+      }), // 91 s late: extra, and the true enter missing
       alert('geofence', 'close', T0 + 10 * min, T0 + 20 * min, { geofence: 'a' }, T0 + 20 * min), // the ambiguous exit: not scored either way
     ],
   }
@@ -186,7 +333,8 @@ t.test('scorer: fence events within the tolerance, extra, ambiguous and initial 
 
 t.test('scorer: low fuel delay, refuel and fuel drop windows, DTC and overheat', async (t) => {
   const run: VehicleRun = {
-    vin: 'V', horizonMs: 0,
+    vin: 'V',
+    horizonMs: 0,
     truth: truthOf({
       trips: [trip(0, T0, T0 + 60 * min, 1000)],
       lowFuelCrossings: [{ t: T0 + 10 * min, levelPct: 9.99 }],
@@ -208,7 +356,11 @@ t.test('scorer: low fuel delay, refuel and fuel drop windows, DTC and overheat',
     ],
   }
   const s = scoreFleet([run], [], new Set())
-  t.same([s.lowFuel.crossings, s.lowFuel.raised, s.lowFuel.false, s.lowFuel.delayS.max], [1, 1, 0, 45], 'raised 45 s after the crossing; updates are not new alerts')
+  t.same(
+    [s.lowFuel.crossings, s.lowFuel.raised, s.lowFuel.false, s.lowFuel.delayS.max],
+    [1, 1, 0, 45],
+    'raised 45 s after the crossing; updates are not new alerts',
+  )
   t.same(s.fuelEvents.refuel, { truth: 1, detected: 1, extra: 0 })
   t.same(s.fuelEvents.fuelDrop, { truth: 1, detected: 0, extra: 1 })
   t.same(s.dtc, { truth: 1, detected: 1, extra: 0 })
@@ -227,7 +379,10 @@ t.test('the road profile runs over a small fleet in memory and is scored', async
   t.equal(r.score.trips.truth, 4)
   t.ok(r.score.trips.reported > 0, `${r.score.trips.reported} trips reported`)
   t.ok(r.scenario.trueKm > 1, `${r.scenario.trueKm.toFixed(1)} km true`)
-  t.ok(Number.isFinite(r.score.odometer.errPct) && Number.isFinite(r.baseline.odometerErrPct), 'odometer and baseline figures')
+  t.ok(
+    Number.isFinite(r.score.odometer.errPct) && Number.isFinite(r.baseline.odometerErrPct),
+    'odometer and baseline figures',
+  )
   t.ok(r.baseline.distancePct.n === 4, 'baseline per true trip')
   t.ok(r.score.fences.truth + r.score.fences.ambiguous > 0, 'fence events to score')
 })
@@ -235,12 +390,42 @@ t.test('the road profile runs over a small fleet in memory and is scored', async
 t.test('fence events are paired optimally: an early true event does not take the report of the next one', async (t) => {
   // True exits at 0 s and 80 s; the tracker reported one exit, at 81 s. Greedy in time order paired it with the
   // exit at 0 s (81 s apart, within the tolerance) and counted the exit at 80 s missing.
-  const ev = (kind: 'enter' | 'exit', s: number): { fence: string; kind: 'enter' | 'exit'; t: number; ambiguous: boolean; unobserved: boolean } =>
-    ({ fence: 'f', kind, t: s * 1000, ambiguous: false, unobserved: false })
-  const truth = { trips: [{ ignitionOn: -600_000 }], initiallyInside: [], fenceEvents: [ev('exit', 0), ev('enter', 5), ev('exit', 80)] } as unknown as VehicleTruth
+  const ev = (
+    kind: 'enter' | 'exit',
+    s: number,
+  ): { fence: string; kind: 'enter' | 'exit'; t: number; ambiguous: boolean; unobserved: boolean } => ({
+    fence: 'f',
+    kind,
+    t: s * 1000,
+    ambiguous: false,
+    unobserved: false,
+  })
+  const truth = {
+    trips: [{ ignitionOn: -600_000 }],
+    initiallyInside: [],
+    fenceEvents: [ev('exit', 0), ev('enter', 5), ev('exit', 80)],
+  } as unknown as VehicleTruth
   const m = matchFenceEvents(truth, [{ fence: 'f', kind: 'exit', t: 81_000 }])
-  t.same(m.matched.map(([a, b]) => [a.t, b.t]), [[80_000, 81_000]], 'the report goes to the exit 1 s away')
-  t.same(m.missing.map((e) => [e.kind, e.t]), [['exit', 0], ['enter', 5000]])
-  t.same(alignInTime([0, 100, 200], [85, 95, 190], 90), [[0, 0], [1, 1], [2, 2]], 'most pairs first')
+  t.same(
+    m.matched.map(([a, b]) => [a.t, b.t]),
+    [[80_000, 81_000]],
+    'the report goes to the exit 1 s away',
+  )
+  t.same(
+    m.missing.map((e) => [e.kind, e.t]),
+    [
+      ['exit', 0],
+      ['enter', 5000],
+    ],
+  )
+  t.same(
+    alignInTime([0, 100, 200], [85, 95, 190], 90),
+    [
+      [0, 0],
+      [1, 1],
+      [2, 2],
+    ],
+    'most pairs first',
+  )
   t.same(alignInTime([0, 100], [99], 100), [[1, 0]], 'then the least time error')
 })

@@ -4,7 +4,14 @@
  * baselines on a plain spike. Quick sizes only (a few hours of plant), well under a minute.
  */
 import t from 'tap'
-import { plantScenario, Rng, STAGES, ANOMALY_TYPES, QUICK_HOURS, type PlantReading } from '../../bench/eval/plant-scenario.js'
+import {
+  plantScenario,
+  Rng,
+  STAGES,
+  ANOMALY_TYPES,
+  QUICK_HOURS,
+  type PlantReading,
+} from '../../bench/eval/plant-scenario.js'
 import { scoreAlerts, type ScoreRun } from '../../bench/eval/score.js'
 import { IsolationForest, SortedWindow, isolationForestBaseline, robustZBaseline } from '../../bench/eval/baselines.js'
 import { evaluatePlant, HELDOUT_SEEDS, TUNING_SEEDS, type AlertEvent } from '../../bench/eval/plant-eval.js'
@@ -38,10 +45,20 @@ t.test('scenario: plant layout as DOMAIN.md describes it', async (t) => {
   const sc = plantScenario({ seed: 1 })
   t.equal(sc.sensors.length, 127)
   const perStage = Object.fromEntries(STAGES.map((s) => [s, sc.sensors.filter((x) => x.stage === s).length]))
-  t.same(perStage, { pretreatment: 15, primary: 18, biological: 35, secondary: 16, tertiary: 12, disinfection: 8, sludge: 10, outlet: 13 })
+  t.same(perStage, {
+    pretreatment: 15,
+    primary: 18,
+    biological: 35,
+    secondary: 16,
+    tertiary: 12,
+    disinfection: 8,
+    sludge: 10,
+    outlet: 13,
+  })
   t.ok(new Set(sc.sensors.map((s) => s.type)).size >= 20, '20+ sensor types')
   t.equal(new Set(sc.sensors.map((s) => s.id)).size, 127, 'unique ids')
-  for (const s of sc.sensors) if (s.pair !== undefined) t.equal(sc.sensors.find((x) => x.id === s.pair)?.pair, s.id, `pair ${s.id} is mutual`)
+  for (const s of sc.sensors)
+    if (s.pair !== undefined) t.equal(sc.sensors.find((x) => x.id === s.pair)?.pair, s.id, `pair ${s.id} is mutual`)
   t.equal(sc.hours, 48)
   t.equal(sc.evalStart - sc.start, 6 * 3_600_000)
 })
@@ -52,7 +69,10 @@ t.test('scenario: about 2 % anomalous time after the warm-up, all five types, no
     t.ok(sc.anomalousFraction > 0.018 && sc.anomalousFraction < 0.025, `seed ${seed}: fraction ${sc.anomalousFraction}`)
     t.ok(sc.episodes.length >= 80 && sc.episodes.length <= 170, `seed ${seed}: ${sc.episodes.length} episodes`)
     t.same(new Set(sc.episodes.map((e) => e.type)), new Set(ANOMALY_TYPES), `seed ${seed}: every type`)
-    t.ok(sc.episodes.every((e) => e.start >= sc.evalStart && e.end <= sc.end && e.end > e.start), 'inside the scored period')
+    t.ok(
+      sc.episodes.every((e) => e.start >= sc.evalStart && e.end <= sc.end && e.end > e.start),
+      'inside the scored period',
+    )
     const byEntity = new Map<string, { start: number; end: number }[]>()
     for (const w of [...sc.episodes, ...sc.maintenance]) byEntity.set(w.entity, [...(byEntity.get(w.entity) ?? []), w])
     let overlaps = 0
@@ -61,50 +81,76 @@ t.test('scenario: about 2 % anomalous time after the warm-up, all five types, no
       for (let i = 1; i < l.length; i++) if ((l[i]?.start ?? 0) < (l[i - 1]?.end ?? 0)) overlaps++
     }
     t.equal(overlaps, 0, `seed ${seed}: no two windows overlap on one sensor`)
-    t.ok(sc.maintenance.some((m) => m.kind === 'calibration') && sc.maintenance.some((m) => m.kind === 'backwash'), 'calibrations and backwashes')
+    t.ok(
+      sc.maintenance.some((m) => m.kind === 'calibration') && sc.maintenance.some((m) => m.kind === 'backwash'),
+      'calibrations and backwashes',
+    )
   }
 })
 
 t.test('scenario: deterministic per seed, different across seeds, in time order', async (t) => {
-  t.equal(digest(plantScenario({ seed: 7, hours: 8 }).readings(), 150_000), digest(plantScenario({ seed: 7, hours: 8 }).readings(), 150_000), 'same seed, same readings')
-  t.not(digest(plantScenario({ seed: 8, hours: 8 }).readings(), 2_000), digest(plantScenario({ seed: 7, hours: 8 }).readings(), 2_000), 'another seed, other readings')
+  t.equal(
+    digest(plantScenario({ seed: 7, hours: 8 }).readings(), 150_000),
+    digest(plantScenario({ seed: 7, hours: 8 }).readings(), 150_000),
+    'same seed, same readings',
+  )
+  t.not(
+    digest(plantScenario({ seed: 8, hours: 8 }).readings(), 2_000),
+    digest(plantScenario({ seed: 7, hours: 8 }).readings(), 2_000),
+    'another seed, other readings',
+  )
   const a = take(plantScenario({ seed: 7, hours: 8 }).readings(), 50_000)
   let ordered = true
   for (let i = 1; i < a.length; i++) if ((a[i]?.reading.ts ?? 0) < (a[i - 1]?.reading.ts ?? 0)) ordered = false
   t.ok(ordered, 'event-time order')
   const f = a[0]?.reading.fields
   t.ok(typeof f?.['type'] === 'string' && typeof f['stage'] === 'string', 'type and stage on every reading')
-  t.ok(a.some((r) => r.reading.fields['inlet'] !== undefined), 'outlet analysers carry inlet')
+  t.ok(
+    a.some((r) => r.reading.fields['inlet'] !== undefined),
+    'outlet analysers carry inlet',
+  )
   t.throws(() => plantScenario({ seed: 1, hours: 6 }), RangeError)
 })
 
-t.test('scenario: realism a detector must live with (quantised pH repeats, lost readings, missing covariates)', async (t) => {
-  const sc = plantScenario({ seed: 2, hours: QUICK_HOURS })
-  const windows = [...sc.episodes, ...sc.maintenance]
-  const quiet = (e: string, ts: number): boolean => !windows.some((w) => w.entity === e && ts >= w.start && ts < w.end)
-  const last = new Map<string, number>()
-  let ph = 0, phRepeats = 0, n = 0, noFlow = 0, noTemp = 0, noValue = 0
-  const perEntity = new Map<string, number>()
-  for (const { entity, reading } of sc.readings()) {
-    n++
-    perEntity.set(entity, (perEntity.get(entity) ?? 0) + 1)
-    const v = reading.fields['value']
-    if (reading.fields['flow'] === undefined) noFlow++
-    if (reading.fields['temp'] === undefined) noTemp++
-    if (v === undefined) noValue++
-    if (reading.fields['type'] === 'ph' && typeof v === 'number' && quiet(entity, reading.ts)) {
-      if (last.get(entity) === v) phRepeats++
-      ph++
+t.test(
+  'scenario: realism a detector must live with (quantised pH repeats, lost readings, missing covariates)',
+  async (t) => {
+    const sc = plantScenario({ seed: 2, hours: QUICK_HOURS })
+    const windows = [...sc.episodes, ...sc.maintenance]
+    const quiet = (e: string, ts: number): boolean =>
+      !windows.some((w) => w.entity === e && ts >= w.start && ts < w.end)
+    const last = new Map<string, number>()
+    let ph = 0,
+      phRepeats = 0,
+      n = 0,
+      noFlow = 0,
+      noTemp = 0,
+      noValue = 0
+    const perEntity = new Map<string, number>()
+    for (const { entity, reading } of sc.readings()) {
+      n++
+      perEntity.set(entity, (perEntity.get(entity) ?? 0) + 1)
+      const v = reading.fields['value']
+      if (reading.fields['flow'] === undefined) noFlow++
+      if (reading.fields['temp'] === undefined) noTemp++
+      if (v === undefined) noValue++
+      if (reading.fields['type'] === 'ph' && typeof v === 'number' && quiet(entity, reading.ts)) {
+        if (last.get(entity) === v) phRepeats++
+        ph++
+      }
+      if (typeof v === 'number') last.set(entity, v)
     }
-    if (typeof v === 'number') last.set(entity, v)
-  }
-  const expected = 127 * QUICK_HOURS * 720
-  const lost = 1 - n / expected
-  t.ok(lost > 0.01 && lost < 0.03, `lost readings ${lost.toFixed(4)} (about 2 %)`)
-  t.ok(phRepeats / ph > 0.25, `healthy pH repeats its previous value in ${(100 * phRepeats / ph).toFixed(1)} % of readings`)
-  t.ok(noFlow / n > 0.02 && noTemp / n > 0.02, 'covariates sometimes missing')
-  t.ok(noValue > 0, 'some polls get nothing')
-})
+    const expected = 127 * QUICK_HOURS * 720
+    const lost = 1 - n / expected
+    t.ok(lost > 0.01 && lost < 0.03, `lost readings ${lost.toFixed(4)} (about 2 %)`)
+    t.ok(
+      phRepeats / ph > 0.25,
+      `healthy pH repeats its previous value in ${((100 * phRepeats) / ph).toFixed(1)} % of readings`,
+    )
+    t.ok(noFlow / n > 0.02 && noTemp / n > 0.02, 'covariates sometimes missing')
+    t.ok(noValue > 0, 'some polls get nothing')
+  },
+)
 
 t.test('scenario: anomalies show in the readings (loop break below range, dropout, stuck)', async (t) => {
   // find a seed whose schedule holds each variant early enough for a short run
@@ -140,7 +186,9 @@ t.test('scenario: anomalies show in the readings (loop break below range, dropou
 t.test('scorer: hits, grace, duplicates, types, maintenance, delays', async (t) => {
   const H = 3_600_000
   const run: ScoreRun = {
-    evalStart: 0, evalEnd: 24 * H, entities: 10,
+    evalStart: 0,
+    evalEnd: 24 * H,
+    entities: 10,
     episodes: [
       { entity: 'a', type: 'spike', start: 2 * H, end: 2 * H + 10 * MIN },
       { entity: 'b', type: 'drift', start: 5 * H, end: 7 * H },
@@ -183,34 +231,64 @@ t.test('scorer: hits, grace, duplicates, types, maintenance, delays', async (t) 
   t.equal(s.alertsPerDay, 6)
 })
 
-t.test('scorer: chance level is high for a detector that alarms all the time, zero for one that alarms only on episodes', async (t) => {
-  const H = 3_600_000
-  const episodes = [{ entity: 'a', type: 'spike', start: 5 * H, end: 5 * H + 10 * MIN }, { entity: 'b', type: 'drift', start: 8 * H, end: 9 * H }]
-  const base = { evalStart: 0, evalEnd: 24 * H, entities: 2, episodes }
-  const everywhere = []
-  for (let ts = 0; ts < 24 * H; ts += 5 * MIN) everywhere.push({ entity: 'a', type: 'spike', start: ts }, { entity: 'b', type: 'drift', start: ts })
-  const noisy = scoreAlerts([{ ...base, alerts: everywhere }], { chanceDraws: 50 })
-  t.equal(noisy.recall, 1)
-  t.equal(noisy.chanceRecall, 1)
-  t.equal(noisy.chanceRecallTyped, 1)
-  const sharp = scoreAlerts([{ ...base, alerts: [{ entity: 'a', type: 'spike', start: 5 * H + MIN }, { entity: 'b', type: 'drift', start: 8 * H + 30 * MIN }] }], { chanceDraws: 50 })
-  t.equal(sharp.recall, 1)
-  t.equal(sharp.chanceRecall, 0)
-  const again = scoreAlerts([{ ...base, alerts: everywhere.slice(0, 40) }], { chanceDraws: 50, seed: 3 })
-  t.same(again, scoreAlerts([{ ...base, alerts: everywhere.slice(0, 40) }], { chanceDraws: 50, seed: 3 }), 'reproducible with a seed')
-})
+t.test(
+  'scorer: chance level is high for a detector that alarms all the time, zero for one that alarms only on episodes',
+  async (t) => {
+    const H = 3_600_000
+    const episodes = [
+      { entity: 'a', type: 'spike', start: 5 * H, end: 5 * H + 10 * MIN },
+      { entity: 'b', type: 'drift', start: 8 * H, end: 9 * H },
+    ]
+    const base = { evalStart: 0, evalEnd: 24 * H, entities: 2, episodes }
+    const everywhere = []
+    for (let ts = 0; ts < 24 * H; ts += 5 * MIN)
+      everywhere.push({ entity: 'a', type: 'spike', start: ts }, { entity: 'b', type: 'drift', start: ts })
+    const noisy = scoreAlerts([{ ...base, alerts: everywhere }], { chanceDraws: 50 })
+    t.equal(noisy.recall, 1)
+    t.equal(noisy.chanceRecall, 1)
+    t.equal(noisy.chanceRecallTyped, 1)
+    const sharp = scoreAlerts(
+      [
+        {
+          ...base,
+          alerts: [
+            { entity: 'a', type: 'spike', start: 5 * H + MIN },
+            { entity: 'b', type: 'drift', start: 8 * H + 30 * MIN },
+          ],
+        },
+      ],
+      { chanceDraws: 50 },
+    )
+    t.equal(sharp.recall, 1)
+    t.equal(sharp.chanceRecall, 0)
+    const again = scoreAlerts([{ ...base, alerts: everywhere.slice(0, 40) }], { chanceDraws: 50, seed: 3 })
+    t.same(
+      again,
+      scoreAlerts([{ ...base, alerts: everywhere.slice(0, 40) }], { chanceDraws: 50, seed: 3 }),
+      'reproducible with a seed',
+    )
+  },
+)
 
 t.test('baselines: sorted window against a naive median/MAD', async (t) => {
   const rng = new Rng(5)
   const w = new SortedWindow(37)
   const xs: number[] = []
-  const med = (a: number[]): number => { const s = [...a].sort((p, q) => p - q); const m = s.length >> 1; return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2 }
+  const med = (a: number[]): number => {
+    const s = [...a].sort((p, q) => p - q)
+    const m = s.length >> 1
+    return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2
+  }
   for (let i = 0; i < 500; i++) {
     const v = Math.round(rng.normal() * 4) / 2
-    w.push(v); xs.push(v)
+    w.push(v)
+    xs.push(v)
     if (xs.length > 37) xs.shift()
     const m = med(xs)
-    if (w.median() !== m || w.mad(m) !== med(xs.map((x) => Math.abs(x - m)))) { t.fail(`mismatch at ${i}`); return }
+    if (w.median() !== m || w.mad(m) !== med(xs.map((x) => Math.abs(x - m)))) {
+      t.fail(`mismatch at ${i}`)
+      return
+    }
   }
   t.pass('median and MAD match over 500 pushes')
 })
@@ -223,7 +301,14 @@ t.test('baselines: both alert on a plain spike, and not before it', async (t) =>
   for (let k = 0; k < 4 * 720; k++) {
     const ts = start + k * 5_000
     const inSpike = ts >= spikeAt && ts < spikeAt + 10 * MIN
-    readings.push({ ts, fields: { value: Math.round((10 + rng.normal() * 0.2 + (inSpike ? 3 : 0)) * 100) / 100, type: 'cod', stage: 'outlet' } })
+    readings.push({
+      ts,
+      fields: {
+        value: Math.round((10 + rng.normal() * 0.2 + (inSpike ? 3 : 0)) * 100) / 100,
+        type: 'cod',
+        stage: 'outlet',
+      },
+    })
   }
   for (const det of [robustZBaseline(), isolationForestBaseline({ warmupMs: 2 * 3_600_000 })]) {
     const inst = det.create({ sensors: [] })
@@ -231,8 +316,14 @@ t.test('baselines: both alert on a plain spike, and not before it', async (t) =>
     for (const r of readings) events.push(...inst.onReading('x', r))
     const opens = events.filter((e) => e.state === 'open')
     t.ok(opens.length >= 1, `${det.name}: alerts`)
-    t.ok(opens.some((e) => e.ts >= spikeAt && e.ts <= spikeAt + 10 * MIN), `${det.name}: an alert starts in the spike`)
-    t.ok(opens.every((e) => e.ts >= spikeAt), `${det.name}: nothing before it`)
+    t.ok(
+      opens.some((e) => e.ts >= spikeAt && e.ts <= spikeAt + 10 * MIN),
+      `${det.name}: an alert starts in the spike`,
+    )
+    t.ok(
+      opens.every((e) => e.ts >= spikeAt),
+      `${det.name}: nothing before it`,
+    )
   }
 })
 
@@ -250,7 +341,10 @@ t.test('evaluatePlant: one pass, every detector, operator out-of-service calls',
     name: 'probe',
     create: () => ({
       onReading: (): AlertEvent[] => [],
-      outOfService: (entity: string, inService: boolean, ts: number): AlertEvent[] => { calls.push(`${entity}:${inService}:${ts}`); return [] },
+      outOfService: (entity: string, inService: boolean, ts: number): AlertEvent[] => {
+        calls.push(`${entity}:${inService}:${ts}`)
+        return []
+      },
     }),
   }
   const r = evaluatePlant({ seeds: [4], hours: 8, detectors: [robustZBaseline(), probe] })
@@ -260,5 +354,9 @@ t.test('evaluatePlant: one pass, every detector, operator out-of-service calls',
   const cals = plantScenario({ seed: 4, hours: 8 }).maintenance.filter((m) => m.kind === 'calibration')
   t.equal(calls.length, 2 * cals.length, 'each calibration: out of service, then back')
   t.ok(typeof r.detectors[0]?.score.chanceRecall === 'number')
-  t.same(TUNING_SEEDS.filter((s) => HELDOUT_SEEDS.includes(s)), [], 'tuning and held-out seeds are disjoint')
+  t.same(
+    TUNING_SEEDS.filter((s) => HELDOUT_SEEDS.includes(s)),
+    [],
+    'tuning and held-out seeds are disjoint',
+  )
 })

@@ -9,9 +9,16 @@ import t from 'tap'
 
 const root = join(import.meta.dirname, '..', '..')
 const SKIP = new Set(['node_modules', 'dist', 'test', 'bench', 'docs', '.git', '.tap'])
-const walk = (dir: string): string[] => readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
-  e.isDirectory() ? (SKIP.has(e.name) || e.name.startsWith('.') ? [] : walk(join(dir, e.name)))
-    : e.name.endsWith('.ts') && !e.name.endsWith('.d.ts') ? [relative(root, join(dir, e.name))] : [])
+const walk = (dir: string): string[] =>
+  readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory()
+      ? SKIP.has(e.name) || e.name.startsWith('.')
+        ? []
+        : walk(join(dir, e.name))
+      : e.name.endsWith('.ts') && !e.name.endsWith('.d.ts')
+        ? [relative(root, join(dir, e.name))]
+        : [],
+  )
 const files = walk(root)
 const known = new Set(files)
 const VALUE_IMPORT = /^(?:import|export)\s+(?!type\s)[^'\n;]*?from\s+'(\.{1,2}\/[^']+)'/gm
@@ -67,11 +74,23 @@ t.test('no import cycle among product modules', async (t) => {
   t.ok(g.size > 100, `read ${g.size} modules`)
   t.same(cycles(g), [])
   // The detector itself finds a cycle when there is one.
-  t.same(cycles(new Map([['a', ['b']], ['b', ['c']], ['c', ['a']], ['d', ['a']]])), [['a', 'b', 'c']])
+  t.same(
+    cycles(
+      new Map([
+        ['a', ['b']],
+        ['b', ['c']],
+        ['c', ['a']],
+        ['d', ['a']],
+      ]),
+    ),
+    [['a', 'b', 'c']],
+  )
 })
 
 t.test('only cmd/ imports cmd/', async (t) => {
   const g = graph()
-  const bad = [...g].flatMap(([f, deps]) => (f.startsWith('cmd/') ? [] : deps.filter((d) => d.startsWith('cmd/')).map((d) => `${f} -> ${d}`)))
+  const bad = [...g].flatMap(([f, deps]) =>
+    f.startsWith('cmd/') ? [] : deps.filter((d) => d.startsWith('cmd/')).map((d) => `${f} -> ${d}`),
+  )
   t.same(bad, [])
 })

@@ -11,7 +11,13 @@ import fc from 'fast-check'
 import { ActorCell } from '../../actors/cell.js'
 import type { ActorDefinition, ReferenceVersion } from '../../actors/actor.js'
 import { ConfigError } from '../../actors/errors.js'
-import { PAIR_DEFAULTS, pairEntityId, processPairProfile, validatePairConfig, type PairConfig } from '../../actors/kinds/sensor/process-pair.js'
+import {
+  PAIR_DEFAULTS,
+  pairEntityId,
+  processPairProfile,
+  validatePairConfig,
+  type PairConfig,
+} from '../../actors/kinds/sensor/process-pair.js'
 import { SERVICE_REF, type ServiceSet } from '../../actors/service.js'
 import type { AlertBody, Reading } from '../../actors/types.js'
 import { runActor, type EmittedOutput, type HarnessMessage } from '../helpers/harness.js'
@@ -45,7 +51,9 @@ function pairSeries(hours: number, seed: number, fault?: Fault): Reading[] {
   const normal = (): number => Math.sqrt(-2 * Math.log(1 - rnd())) * Math.cos(2 * Math.PI * rnd())
   const k = Math.exp(-P / (5 * MIN))
   const ar = (x: number, sd: number): number => k * x + Math.sqrt(1 - k * k) * sd * normal()
-  let shared = 0, ownA = 0, ownB = 0
+  let shared = 0,
+    ownA = 0,
+    ownB = 0
   const out: Reading[] = []
   for (let i = 0; i < (hours * HOUR) / P; i++) {
     const tMs = i * P
@@ -62,14 +70,19 @@ function pairSeries(hours: number, seed: number, fault?: Fault): Reading[] {
 }
 
 const msgs = (rs: Reading[]): HarnessMessage[] => rs.map((reading) => ({ reading }))
-const alerts = (os: EmittedOutput[]): AlertBody[] => os.filter((o) => o.type === 'alert').map((o) => o.body as AlertBody)
+const alerts = (os: EmittedOutput[]): AlertBody[] =>
+  os.filter((o) => o.type === 'alert').map((o) => o.body as AlertBody)
 const opened = (os: EmittedOutput[]): AlertBody[] => alerts(os).filter((a) => a.state === 'open')
 const SIGMA = 0.062
 
 void t.test('healthy pairs raise nothing (several seeds, 14 h each)', async (t) => {
   for (const seed of [1, 2, 3, 4]) {
     const r = runActor(processPairProfile, entity, msgs(pairSeries(14, seed)))
-    t.same(opened(r.outputs).map((a) => `${a.type} ${String(a.start)}`), [], `seed ${seed}: no alert`)
+    t.same(
+      opened(r.outputs).map((a) => `${a.type} ${String(a.start)}`),
+      [],
+      `seed ${seed}: no alert`,
+    )
     const q = r.cell.query() as { members: string[]; warm: boolean; lateCount: number }
     t.same(q.members, ['bio-do-01a', 'bio-do-01b'])
     t.ok(q.warm)
@@ -77,25 +90,33 @@ void t.test('healthy pairs raise nothing (several seeds, 14 h each)', async (t) 
   }
 })
 
-void t.test('one probe departing 5 sigma within minutes: one process_malfunction on that probe, which closes', async (t) => {
-  const start = 6 * HOUR, end = start + 30 * MIN
-  const fault: Fault = (m, tMs) => (m === 'b' && tMs >= start && tMs < end ? 5 * SIGMA * Math.min(1, (tMs - start) / (2 * MIN)) : 0)
-  const r = runActor(processPairProfile, entity, msgs(pairSeries(8, 7, fault)))
-  const open = opened(r.outputs)
-  t.equal(open.length, 1, 'one alert for the episode')
-  const a = open[0] as AlertBody
-  t.equal(a.type, 'process_malfunction')
-  t.equal(a.details?.['sensor'], 'bio-do-01b', 'names the probe that moved')
-  t.equal(a.details?.['partner'], 'bio-do-01a')
-  t.ok(a.alertId.startsWith('sensor:bio-do-01b:process_malfunction:'), a.alertId)
-  t.ok(a.start >= T0 + start && a.start <= T0 + start + 10 * MIN, `opens within 10 min (${(a.start - T0 - start) / 1000} s)`)
-  const feats = a.details?.['features'] as Array<{ feature: string; z: number }>
-  t.equal(feats[0]?.feature, 'difference_fast')
-  t.ok(Math.abs(feats[0]?.z ?? 0) > PAIR_DEFAULTS.malfunctionZ)
-  const close = alerts(r.outputs).filter((x) => x.state === 'close')
-  t.equal(close.length, 1, 'closes')
-  t.ok((close[0]?.end ?? 0) >= T0 + end && (close[0]?.end ?? 0) <= T0 + end + 15 * MIN, 'after the probe returned')
-})
+void t.test(
+  'one probe departing 5 sigma within minutes: one process_malfunction on that probe, which closes',
+  async (t) => {
+    const start = 6 * HOUR,
+      end = start + 30 * MIN
+    const fault: Fault = (m, tMs) =>
+      m === 'b' && tMs >= start && tMs < end ? 5 * SIGMA * Math.min(1, (tMs - start) / (2 * MIN)) : 0
+    const r = runActor(processPairProfile, entity, msgs(pairSeries(8, 7, fault)))
+    const open = opened(r.outputs)
+    t.equal(open.length, 1, 'one alert for the episode')
+    const a = open[0] as AlertBody
+    t.equal(a.type, 'process_malfunction')
+    t.equal(a.details?.['sensor'], 'bio-do-01b', 'names the probe that moved')
+    t.equal(a.details?.['partner'], 'bio-do-01a')
+    t.ok(a.alertId.startsWith('sensor:bio-do-01b:process_malfunction:'), a.alertId)
+    t.ok(
+      a.start >= T0 + start && a.start <= T0 + start + 10 * MIN,
+      `opens within 10 min (${(a.start - T0 - start) / 1000} s)`,
+    )
+    const feats = a.details?.['features'] as Array<{ feature: string; z: number }>
+    t.equal(feats[0]?.feature, 'difference_fast')
+    t.ok(Math.abs(feats[0]?.z ?? 0) > PAIR_DEFAULTS.malfunctionZ)
+    const close = alerts(r.outputs).filter((x) => x.state === 'close')
+    t.equal(close.length, 1, 'closes')
+    t.ok((close[0]?.end ?? 0) >= T0 + end && (close[0]?.end ?? 0) <= T0 + end + 15 * MIN, 'after the probe returned')
+  },
+)
 
 void t.test('both probes seeing the same front (a pollution spike) is no disagreement', async (t) => {
   const start = 6 * HOUR
@@ -104,13 +125,18 @@ void t.test('both probes seeing the same front (a pollution spike) is no disagre
     return u >= 0 && u < 8 * MIN ? 5 * SIGMA * Math.min(1, u / 60_000) : 0
   }
   const r = runActor(processPairProfile, entity, msgs(pairSeries(8, 9, fault)))
-  t.same(opened(r.outputs).map((a) => a.type), [])
+  t.same(
+    opened(r.outputs).map((a) => a.type),
+    [],
+  )
 })
 
-void t.test('one probe\'s offset creeping to 3 sigma over 3 h, then staying: a sensor_drift', async (t) => {
+void t.test("one probe's offset creeping to 3 sigma over 3 h, then staying: a sensor_drift", async (t) => {
   // (A ramp that ends at 3 sigma is found near its end: the slow scale learns part of it; see docs/profiles.md.)
-  const start = 5 * HOUR, dur = 4 * HOUR
-  const fault: Fault = (m, tMs) => (m === 'a' && tMs >= start && tMs < start + dur ? 3 * SIGMA * Math.min(1, (tMs - start) / (3 * HOUR)) : 0)
+  const start = 5 * HOUR,
+    dur = 4 * HOUR
+  const fault: Fault = (m, tMs) =>
+    m === 'a' && tMs >= start && tMs < start + dur ? 3 * SIGMA * Math.min(1, (tMs - start) / (3 * HOUR)) : 0
   const r = runActor(processPairProfile, entity, msgs(pairSeries(10, 11, fault)))
   const open = opened(r.outputs)
   t.equal(open.length, 1, open.map((a) => `${a.type} ${a.explanation}`).join('; '))
@@ -122,31 +148,58 @@ void t.test('one probe\'s offset creeping to 3 sigma over 3 h, then staying: a s
 })
 
 /** Runs readings through a cell with the `service` reference changing at the given event times. */
-function runWithService(def: ActorDefinition<unknown, unknown>, cfg: unknown, rs: Reading[], changes: Array<{ at: number; out: boolean; id: string }>): EmittedOutput[] {
+function runWithService(
+  def: ActorDefinition<unknown, unknown>,
+  cfg: unknown,
+  rs: Reading[],
+  changes: Array<{ at: number; out: boolean; id: string }>,
+): EmittedOutput[] {
   const cell = new ActorCell(def, cfg, entity)
   const outs: EmittedOutput[] = []
   let ref: ReferenceVersion | undefined
-  let next = 0, rev = 0
+  let next = 0,
+    rev = 0
   rs.forEach((r, i) => {
     while (next < changes.length && (changes[next]?.at as number) <= r.ts) {
       const c = changes[next++] as { at: number; out: boolean; id: string }
-      const sensors: ServiceSet['sensors'] = c.out ? { [c.id]: { reason: 'calibration', since: c.at, until: null, by: 'test' } } : {}
+      const sensors: ServiceSet['sensors'] = c.out
+        ? { [c.id]: { reason: 'calibration', since: c.at, until: null, by: 'test' } }
+        : {}
       ref = { name: SERVICE_REF, revision: ++rev, effectiveAt: c.at, data: { version: rev, sensors } }
     }
-    cell.applyReading(i + 1, r.ts, r, (o) => { outs.push(o) }, (n) => (n === SERVICE_REF ? ref : undefined))
+    cell.applyReading(
+      i + 1,
+      r.ts,
+      r,
+      (o) => {
+        outs.push(o)
+      },
+      (n) => (n === SERVICE_REF ? ref : undefined),
+    )
   })
   return outs
 }
 
 void t.test('a calibration (member out of service, back with a new offset) raises nothing', async (t) => {
-  const cs = 6 * HOUR, ce = cs + 25 * MIN
+  const cs = 6 * HOUR,
+    ce = cs + 25 * MIN
   const fault: Fault = (m, tMs) => (m === 'a' && tMs >= cs ? (tMs < ce ? 5 - 2 : 4 * SIGMA) : 0)
   const rs = pairSeries(9, 13, fault)
   const def = processPairProfile as unknown as ActorDefinition<unknown, unknown>
-  const quiet = runWithService(def, PAIR_DEFAULTS, rs, [{ at: T0 + cs, out: true, id: 'bio-do-01a' }, { at: T0 + ce, out: false, id: 'bio-do-01a' }])
-  t.same(opened(quiet).map((a) => a.type), [], 'announced: nothing')
+  const quiet = runWithService(def, PAIR_DEFAULTS, rs, [
+    { at: T0 + cs, out: true, id: 'bio-do-01a' },
+    { at: T0 + ce, out: false, id: 'bio-do-01a' },
+  ])
+  t.same(
+    opened(quiet).map((a) => a.type),
+    [],
+    'announced: nothing',
+  )
   const loud = runWithService(def, PAIR_DEFAULTS, rs, [])
-  t.ok(opened(loud).some((a) => a.details?.['sensor'] === 'bio-do-01a'), 'unannounced, the same data is a disagreement')
+  t.ok(
+    opened(loud).some((a) => a.details?.['sensor'] === 'bio-do-01a'),
+    'unannounced, the same data is a disagreement',
+  )
 })
 
 void t.test('snapshot/restore at any point gives identical outputs', async (t) => {
@@ -154,13 +207,21 @@ void t.test('snapshot/restore at any point gives identical outputs', async (t) =
   const rs = pairSeries(6, 17, (m, tMs) => (m === 'a' && tMs >= start && tMs < start + 20 * MIN ? 5 * SIGMA : 0))
   const ref = runActor(processPairProfile, entity, msgs(rs))
   t.ok(opened(ref.outputs).length >= 1)
-  fc.assert(fc.property(fc.array(fc.integer({ min: 1, max: rs.length - 1 }), { minLength: 1, maxLength: 4 }), (cuts) => {
-    const b = runActor(processPairProfile, entity, msgs(rs), { snapshotBefore: cuts })
-    if (JSON.stringify(b.outputs) !== JSON.stringify(ref.outputs)) throw new Error(`outputs differ after restore at ${cuts.join()}`)
-    if (JSON.stringify(b.cell.query()) !== JSON.stringify(ref.cell.query())) throw new Error('query differs after restore')
-  }), { numRuns: 20 })
+  fc.assert(
+    fc.property(fc.array(fc.integer({ min: 1, max: rs.length - 1 }), { minLength: 1, maxLength: 4 }), (cuts) => {
+      const b = runActor(processPairProfile, entity, msgs(rs), { snapshotBefore: cuts })
+      if (JSON.stringify(b.outputs) !== JSON.stringify(ref.outputs))
+        throw new Error(`outputs differ after restore at ${cuts.join()}`)
+      if (JSON.stringify(b.cell.query()) !== JSON.stringify(ref.cell.query()))
+        throw new Error('query differs after restore')
+    }),
+    { numRuns: 20 },
+  )
   t.ok(JSON.stringify(ref.cell.snapshot(1).state).length < 2000, 'small state')
-  t.throws(() => new ActorCell(processPairProfile, PAIR_DEFAULTS, entity, { ...ref.cell.snapshot(1), state: { a: 1 } }), /cannot be decoded/)
+  t.throws(
+    () => new ActorCell(processPairProfile, PAIR_DEFAULTS, entity, { ...ref.cell.snapshot(1), state: { a: 1 } }),
+    /cannot be decoded/,
+  )
 })
 
 void t.test('late readings, a third member and readings without member are counted, not applied', async (t) => {
@@ -183,8 +244,15 @@ void t.test('pair ids and config validation', async (t) => {
   t.equal(pairEntityId('ft-101', 'ft-201'), 'ft-101--ft-201')
   const bad = (over: Partial<PairConfig>, setting: RegExp): void => {
     let err: unknown
-    try { validatePairConfig({ ...PAIR_DEFAULTS, ...over }) } catch (e) { err = e }
-    t.ok(err instanceof ConfigError && err.code === 'PW_CONFIG_INVALID' && setting.test(err.message), `${JSON.stringify(over)}: ${String(err)}`)
+    try {
+      validatePairConfig({ ...PAIR_DEFAULTS, ...over })
+    } catch (e) {
+      err = e
+    }
+    t.ok(
+      err instanceof ConfigError && err.code === 'PW_CONFIG_INVALID' && setting.test(err.message),
+      `${JSON.stringify(over)}: ${String(err)}`,
+    )
   }
   bad({ malfunctionZ: -1 }, /process-pair\.malfunctionZ/)
   bad({ confirmMinutes: 1.5 }, /process-pair\.confirmMinutes/)

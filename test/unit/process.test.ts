@@ -30,7 +30,16 @@ function rng(seed: number): () => number {
   }
 }
 
-interface Series { a: number; bf: number; bt: number; sigma: number; seed: number; storm?: number; type?: string; stage?: string }
+interface Series {
+  a: number
+  bf: number
+  bt: number
+  sigma: number
+  seed: number
+  storm?: number
+  type?: string
+  stage?: string
+}
 
 /** n healthy readings (5 s apart) of a sensor following flow and temperature; `tweak(i, r)` alters reading i. */
 function series(n: number, s: Series, tweak?: (i: number, r: Reading) => void): Reading[] {
@@ -40,11 +49,15 @@ function series(n: number, s: Series, tweak?: (i: number, r: Reading) => void): 
   for (let i = 0; i < n; i++) {
     const h = (i * P) / 3_600_000
     // Daily flow cycle, plus a storm doubling the flow over an hour from hour 5 when `storm` is set.
-    const storm = s.storm !== undefined && h > s.storm ? Math.min(1, (h - s.storm)) * Math.exp(-Math.max(0, h - s.storm - 1) / 2) : 0
+    const storm =
+      s.storm !== undefined && h > s.storm ? Math.min(1, h - s.storm) * Math.exp(-Math.max(0, h - s.storm - 1) / 2) : 0
     const flow = Math.round(2000 * (1 + 0.3 * Math.sin((2 * Math.PI * h) / 24)) * (1 + storm) * 100) / 100
     const temp = Math.round((15 + 1.5 * Math.sin((2 * Math.PI * (h - 6)) / 24) + 0.5 * Math.sin(h / 7)) * 1000) / 1000
     const value = Math.round((s.a + s.bf * flow + s.bt * temp + s.sigma * normal()) * 1e5) / 1e5
-    const r: Reading = { ts: T0 + i * P, fields: { type: s.type ?? 'cod', stage: s.stage ?? 'biological', flow, temp, value } }
+    const r: Reading = {
+      ts: T0 + i * P,
+      fields: { type: s.type ?? 'cod', stage: s.stage ?? 'biological', flow, temp, value },
+    }
     tweak?.(i, r)
     out.push(r)
   }
@@ -53,7 +66,8 @@ function series(n: number, s: Series, tweak?: (i: number, r: Reading) => void): 
 
 const base: Series = { a: 60, bf: 0.04, bt: -2, sigma: 2, seed: 1 }
 const msgs = (rs: Reading[]): HarnessMessage[] => rs.map((reading) => ({ reading }))
-const alerts = (outs: EmittedOutput[]): AlertBody[] => outs.filter((o) => o.type === 'alert').map((o) => o.body as AlertBody)
+const alerts = (outs: EmittedOutput[]): AlertBody[] =>
+  outs.filter((o) => o.type === 'alert').map((o) => o.body as AlertBody)
 const opened = (outs: EmittedOutput[]): AlertBody[] => alerts(outs).filter((a) => a.state === 'open')
 const WARM = 1440 // two hours of history before any injection
 const val = (r: Reading): number => r.fields['value'] as number
@@ -62,7 +76,11 @@ void t.test('healthy series: no alert, the model learns the relation', async (t)
   const rs = series(4000, base)
   const run = runActor(processProfile, entity, msgs(rs))
   t.same(alerts(run.outputs), [])
-  const q = run.cell.query() as { model: { perFlow: number; perDegree: number; sigma: number; warm: boolean }; type: string; stage: string }
+  const q = run.cell.query() as {
+    model: { perFlow: number; perDegree: number; sigma: number; warm: boolean }
+    type: string
+    stage: string
+  }
   t.ok(Math.abs(q.model.perFlow - 0.04) < 0.004, `value per m³/h ${q.model.perFlow}`)
   t.ok(Math.abs(q.model.perDegree + 2) < 0.5, `value per °C ${q.model.perDegree}`)
   t.ok(Math.abs(q.model.sigma - 2) < 0.3, `residual sigma ${q.model.sigma}`)
@@ -70,25 +88,49 @@ void t.test('healthy series: no alert, the model learns the relation', async (t)
   t.same([q.type, q.stage], ['cod', 'biological'])
 })
 
-void t.test('property: after a day of history, storms, daily cycles and any linear relation raise no alert', async (t) => {
-  let runs = 0
-  fc.assert(fc.property(fc.record({
-    a: fc.integer({ min: 10, max: 500 }), bf: fc.integer({ min: -100, max: 100 }).map((x) => x / 1000),
-    bt: fc.integer({ min: -50, max: 50 }).map((x) => x / 10), sigma: fc.integer({ min: 5, max: 50 }).map((x) => x / 10),
-    seed: fc.nat(), storm: fc.integer({ min: 25, max: 28 }),
-  }), (s) => {
-    // Offset so the series stays physically possible (a concentration is never negative) at storm flows.
-    const outs = runActor(processProfile, entity, msgs(series(24_000, { ...s, a: s.a + Math.abs(s.bf) * 8000 + Math.abs(s.bt) * 20 }))).outputs
-    const a = opened(outs)
-    if (a.length > 0) throw new Error(`false alert ${a[0]?.type}: ${a[0]?.explanation}`)
-    runs++
-  }), { numRuns: 10 })
-  t.equal(runs, 10)
-})
+void t.test(
+  'property: after a day of history, storms, daily cycles and any linear relation raise no alert',
+  async (t) => {
+    let runs = 0
+    fc.assert(
+      fc.property(
+        fc.record({
+          a: fc.integer({ min: 10, max: 500 }),
+          bf: fc.integer({ min: -100, max: 100 }).map((x) => x / 1000),
+          bt: fc.integer({ min: -50, max: 50 }).map((x) => x / 10),
+          sigma: fc.integer({ min: 5, max: 50 }).map((x) => x / 10),
+          seed: fc.nat(),
+          storm: fc.integer({ min: 25, max: 28 }),
+        }),
+        (s) => {
+          // Offset so the series stays physically possible (a concentration is never negative) at storm flows.
+          const outs = runActor(
+            processProfile,
+            entity,
+            msgs(series(24_000, { ...s, a: s.a + Math.abs(s.bf) * 8000 + Math.abs(s.bt) * 20 })),
+          ).outputs
+          const a = opened(outs)
+          if (a.length > 0) throw new Error(`false alert ${a[0]?.type}: ${a[0]?.explanation}`)
+          runs++
+        },
+      ),
+      { numRuns: 10 },
+    )
+    t.equal(runs, 10)
+  },
+)
 
 void t.test('cyber_attack: impossible value, impossible rate, replay; explained and closed', async (t) => {
   // Far outside the range (the cod range is 0..5000, a loop break reads just below it: see sensor_failure).
-  const range = runActor(processProfile, entity, msgs(series(WARM + 40, base, (i, r) => { if (i >= WARM && i < WARM + 5) r.fields['value'] = -1200 })))
+  const range = runActor(
+    processProfile,
+    entity,
+    msgs(
+      series(WARM + 40, base, (i, r) => {
+        if (i >= WARM && i < WARM + 5) r.fields['value'] = -1200
+      }),
+    ),
+  )
   const a = opened(range.outputs)
   t.equal(a.length, 1)
   t.match(a[0], { type: 'cyber_attack', severity: 'critical', start: T0 + WARM * P, threshold: 0 })
@@ -98,7 +140,17 @@ void t.test('cyber_attack: impossible value, impossible rate, replay; explained 
   t.equal(closes.length, 1, 'closes after cyber.clearReadings quiet readings')
   t.ok((closes[0]?.end ?? 0) > T0 + (WARM + 5) * P)
 
-  const rate = opened(runActor(processProfile, entity, msgs(series(WARM + 10, base, (i, r) => { if (i === WARM) r.fields['value'] = val(r) + 4000 }))).outputs)
+  const rate = opened(
+    runActor(
+      processProfile,
+      entity,
+      msgs(
+        series(WARM + 10, base, (i, r) => {
+          if (i === WARM) r.fields['value'] = val(r) + 4000
+        }),
+      ),
+    ).outputs,
+  )
   t.match(rate, [{ type: 'cyber_attack' }])
   t.match(rate[0]?.explanation, /faster than the physical max 100/)
 
@@ -116,34 +168,72 @@ void t.test('cyber_attack: impossible value, impossible rate, replay; explained 
 
 void t.test('sensor_failure: stuck value and dropout, with their boundaries', async (t) => {
   // A 4-20 mA loop break reads just below the range: a sensor failure, not a cyber attack (issue 17).
-  const loop = opened(runActor(processProfile, entity, msgs(series(WARM + 40, base, (i, r) => { if (i >= WARM) r.fields['value'] = -12 }))).outputs)
+  const loop = opened(
+    runActor(
+      processProfile,
+      entity,
+      msgs(
+        series(WARM + 40, base, (i, r) => {
+          if (i >= WARM) r.fields['value'] = -12
+        }),
+      ),
+    ).outputs,
+  )
   t.match(loop, [{ type: 'sensor_failure', start: T0 + WARM * P }])
   t.match(loop[0]?.explanation, /just below the range 0\.\.5000 \(4-20 mA loop break/)
-  const stuckFor = (n: number): AlertBody[] => opened(runActor(processProfile, entity, msgs(series(WARM + 60, base, (i, r) => {
-    if (i > WARM && i < WARM + n) r.fields['value'] = 123.45678
-  }))).outputs)
+  const stuckFor = (n: number): AlertBody[] =>
+    opened(
+      runActor(
+        processProfile,
+        entity,
+        msgs(
+          series(WARM + 60, base, (i, r) => {
+            if (i > WARM && i < WARM + n) r.fields['value'] = 123.45678
+          }),
+        ),
+      ).outputs,
+    )
   t.same(stuckFor(5), [], 'five equal readings are not a failure')
   const s = stuckFor(7)
   t.match(s, [{ type: 'sensor_failure', severity: 'warning', start: T0 + (WARM + 1) * P }])
   t.match(s[0]?.explanation, /stuck at 123\.457 for 6 readings/)
-  const drop = (n: number): EmittedOutput[] => runActor(processProfile, entity, msgs(series(WARM + 60, base, (i, r) => {
-    if (i >= WARM && i < WARM + n) delete r.fields['value']
-  }))).outputs
+  const drop = (n: number): EmittedOutput[] =>
+    runActor(
+      processProfile,
+      entity,
+      msgs(
+        series(WARM + 60, base, (i, r) => {
+          if (i >= WARM && i < WARM + n) delete r.fields['value']
+        }),
+      ),
+    ).outputs
   t.same(opened(drop(2)), [])
   const d = alerts(drop(10))
   // failure.dropoutReadings is 6 (a few healthy polls carry no value): opens at the sixth missing value.
-  t.match(d, [{ type: 'sensor_failure', state: 'open', start: T0 + (WARM + 5) * P }, { type: 'sensor_failure', state: 'close' }])
+  t.match(d, [
+    { type: 'sensor_failure', state: 'open', start: T0 + (WARM + 5) * P },
+    { type: 'sensor_failure', state: 'close' },
+  ])
   t.equal(d[1]?.end, T0 + (WARM + 12) * P, 'closes at the third reading with a live value')
 })
 
 void t.test('pollution_spike vs process_malfunction: classified by onset and sign', async (t) => {
-  const spike = runActor(processProfile, entity, msgs(series(WARM + 200, base, (i, r) => {
-    if (i >= WARM && i < WARM + 100) r.fields['value'] = val(r) + 40 * Math.exp(-(i - WARM) / 50)
-  }))).outputs
+  const spike = runActor(
+    processProfile,
+    entity,
+    msgs(
+      series(WARM + 200, base, (i, r) => {
+        if (i >= WARM && i < WARM + 100) r.fields['value'] = val(r) + 40 * Math.exp(-(i - WARM) / 50)
+      }),
+    ),
+  ).outputs
   const sp = opened(spike)
   // Typed once the rise has ended (spike.plateauReadings without 10 % growth), within a minute of the front.
   t.match(sp, [{ type: 'pollution_spike', severity: 'critical' }])
-  t.ok((sp[0]?.start ?? 0) > T0 + WARM * P && (sp[0]?.start ?? Infinity) <= T0 + (WARM + 12) * P, `opens within a minute (${((sp[0]?.start ?? 0) - T0 - WARM * P) / 1000} s)`)
+  t.ok(
+    (sp[0]?.start ?? 0) > T0 + WARM * P && (sp[0]?.start ?? Infinity) <= T0 + (WARM + 12) * P,
+    `opens within a minute (${((sp[0]?.start ?? 0) - T0 - WARM * P) / 1000} s)`,
+  )
   t.equal(sp.length, 1, 'one alert for the episode')
   const feats = (sp[0]?.details as { features: Array<{ feature: string; share: number; z: number }> }).features
   t.equal(feats[0]?.feature, 'value_vs_baseline', 'the departure from the rolling baseline drives it')
@@ -152,27 +242,55 @@ void t.test('pollution_spike vs process_malfunction: classified by onset and sig
   t.match(sp[0]?.explanation, /a pollutant front/)
 
   // The same size built over 8 minutes (a failing aerator): malfunction.
-  const ramp = opened(runActor(processProfile, entity, msgs(series(WARM + 400, base, (i, r) => {
-    if (i >= WARM && i < WARM + 300) r.fields['value'] = val(r) + 30 * Math.min(1, (i - WARM) / 96)
-  }))).outputs)
+  const ramp = opened(
+    runActor(
+      processProfile,
+      entity,
+      msgs(
+        series(WARM + 400, base, (i, r) => {
+          if (i >= WARM && i < WARM + 300) r.fields['value'] = val(r) + 30 * Math.min(1, (i - WARM) / 96)
+        }),
+      ),
+    ).outputs,
+  )
   t.match(ramp, [{ type: 'process_malfunction' }])
   t.match(ramp[0]?.explanation, /slower than a front/)
 
   // A sharp drop is not a pollutant front.
-  const drop = opened(runActor(processProfile, entity, msgs(series(WARM + 200, base, (i, r) => {
-    if (i >= WARM && i < WARM + 100) r.fields['value'] = val(r) - 30
-  }))).outputs)
+  const drop = opened(
+    runActor(
+      processProfile,
+      entity,
+      msgs(
+        series(WARM + 200, base, (i, r) => {
+          if (i >= WARM && i < WARM + 100) r.fields['value'] = val(r) - 30
+        }),
+      ),
+    ).outputs,
+  )
   t.match(drop, [{ type: 'process_malfunction' }])
 })
 
 void t.test('sensor_drift: a slow ramp opens a drift (not a spike), recalibration closes it', async (t) => {
   const n = 1440 // two hours
-  const outs = runActor(processProfile, entity, msgs(series(WARM * 2 + n + 600, base, (i, r) => {
-    const k = i - WARM * 2
-    if (k >= 0 && k < n) r.fields['value'] = val(r) + 16 * (k / n)
-  }))).outputs
+  const outs = runActor(
+    processProfile,
+    entity,
+    msgs(
+      series(WARM * 2 + n + 600, base, (i, r) => {
+        const k = i - WARM * 2
+        if (k >= 0 && k < n) r.fields['value'] = val(r) + 16 * (k / n)
+      }),
+    ),
+  ).outputs
   const a = alerts(outs)
-  t.match(a.map((x) => [x.type, x.state]), [['sensor_drift', 'open'], ['sensor_drift', 'close']])
+  t.match(
+    a.map((x) => [x.type, x.state]),
+    [
+      ['sensor_drift', 'open'],
+      ['sensor_drift', 'close'],
+    ],
+  )
   const open = a[0] as AlertBody
   t.ok(open.start > T0 + WARM * 2 * P && open.start < T0 + (WARM * 2 + n) * P, 'opens inside the ramp')
   t.match(open.explanation, /slow upward drift/)
@@ -197,7 +315,10 @@ void t.test('KPIs: compliance at the outlet, treatment efficiency, anomalies per
   const eff = sc.filter((s) => s.body.name === 'treatment_efficiency')
   t.ok(Math.abs((eff[0]?.body.value ?? 0) - 75) < 0.5, `efficiency ~75 % (${eff[0]?.body.value})`)
   const an = sc.filter((s) => s.body.name === 'anomalies')
-  t.same(an.map((s) => s.body.factors['readings']), [180, 180])
+  t.same(
+    an.map((s) => s.body.factors['readings']),
+    [180, 180],
+  )
   // Not at the outlet: no compliance score.
   const inner = runActor(processProfile, entity, msgs(series(400, { ...outlet, stage: 'biological' }))).outputs
   t.equal(inner.filter((o) => o.type === 'score' && (o.body as ScoreBody).name === 'compliance').length, 0)
@@ -222,42 +343,64 @@ void t.test('snapshot/restore at any point gives identical outputs; the state st
   })
   const ref = runActor(processProfile, entity, msgs(rs))
   t.ok(opened(ref.outputs).length >= 3)
-  fc.assert(fc.property(fc.array(fc.integer({ min: 1, max: rs.length - 1 }), { minLength: 1, maxLength: 4 }), (cuts) => {
-    const b = runActor(processProfile, entity, msgs(rs), { snapshotBefore: cuts })
-    if (JSON.stringify(b.outputs) !== JSON.stringify(ref.outputs)) throw new Error(`outputs differ after restore at ${cuts.join()}`)
-    if (JSON.stringify(b.cell.query()) !== JSON.stringify(ref.cell.query())) throw new Error('query differs after restore')
-  }), { numRuns: 25 })
+  fc.assert(
+    fc.property(fc.array(fc.integer({ min: 1, max: rs.length - 1 }), { minLength: 1, maxLength: 4 }), (cuts) => {
+      const b = runActor(processProfile, entity, msgs(rs), { snapshotBefore: cuts })
+      if (JSON.stringify(b.outputs) !== JSON.stringify(ref.outputs))
+        throw new Error(`outputs differ after restore at ${cuts.join()}`)
+      if (JSON.stringify(b.cell.query()) !== JSON.stringify(ref.cell.query()))
+        throw new Error('query differs after restore')
+    }),
+    { numRuns: 25 },
+  )
   const size = JSON.stringify(ref.cell.snapshot(1).state).length
   t.ok(size < 16_000, `snapshot state is ${size} bytes (720 fingerprints)`)
   t.throws(() => new ActorCell(processProfile, C, entity, { ...ref.cell.snapshot(1), v: 3 }), /newer/)
-  t.throws(() => new ActorCell(processProfile, C, entity, { ...ref.cell.snapshot(1), state: { t: 'x' } }), /cannot be decoded/)
+  t.throws(
+    () => new ActorCell(processProfile, C, entity, { ...ref.cell.snapshot(1), state: { t: 'x' } }),
+    /cannot be decoded/,
+  )
   // A version 2 snapshot written before the last live slot (alert found by the drift rule) is read with it unset;
   // any other length is corrupt.
   const snap = ref.cell.snapshot(1)
   const st = snap.state as { v: unknown[] }
   const older = new ActorCell(processProfile, C, entity, { ...snap, state: { ...st, v: st.v.slice(0, -1) } })
   t.same(older.query(), ref.cell.query(), 'one slot fewer: same live view')
-  t.throws(() => new ActorCell(processProfile, C, entity, { ...snap, state: { ...st, v: st.v.slice(0, -2) } }), /cannot be decoded/)
+  t.throws(
+    () => new ActorCell(processProfile, C, entity, { ...snap, state: { ...st, v: st.v.slice(0, -2) } }),
+    /cannot be decoded/,
+  )
 })
 
-void t.test('replay index: seen() equals a scan of the ring, through collisions, wrap-around and rebuilds', async (t) => {
-  let checks = 0
-  fc.assert(fc.property(fc.integer({ min: 1, max: 40 }), fc.array(fc.integer({ min: 0, max: 63 }), { minLength: 50, maxLength: 400 }), fc.nat(400),
-    (size, hs, cut) => {
-      let ring = new Array<number>(size).fill(NaN)
-      let pos = 0
-      hs.forEach((h, i) => {
-        // Small hash values collide in the probe table on purpose; a copy at `cut` rebuilds the index.
-        if (i === cut) ring = ring.slice()
-        for (let q = 0; q < 64; q += 7) {
-          if (seen(ring, q) !== ring.includes(q)) throw new Error(`seen(${q}) wrong after ${i} inserts into ${size}`)
-          checks++
-        }
-        pos = remember(ring, pos, h)
-      })
-    }), { numRuns: 200 })
-  t.ok(checks > 50_000, `${checks} lookups compared`)
-})
+void t.test(
+  'replay index: seen() equals a scan of the ring, through collisions, wrap-around and rebuilds',
+  async (t) => {
+    let checks = 0
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 40 }),
+        fc.array(fc.integer({ min: 0, max: 63 }), { minLength: 50, maxLength: 400 }),
+        fc.nat(400),
+        (size, hs, cut) => {
+          let ring = new Array<number>(size).fill(NaN)
+          let pos = 0
+          hs.forEach((h, i) => {
+            // Small hash values collide in the probe table on purpose; a copy at `cut` rebuilds the index.
+            if (i === cut) ring = ring.slice()
+            for (let q = 0; q < 64; q += 7) {
+              if (seen(ring, q) !== ring.includes(q))
+                throw new Error(`seen(${q}) wrong after ${i} inserts into ${size}`)
+              checks++
+            }
+            pos = remember(ring, pos, h)
+          })
+        },
+      ),
+      { numRuns: 200 },
+    )
+    t.ok(checks > 50_000, `${checks} lookups compared`)
+  },
+)
 
 void t.test('invalid config is rejected at activation, naming the setting', async (t) => {
   const settingOf = (over: (c: ProcessConfig) => void): string | undefined => {
@@ -270,11 +413,44 @@ void t.test('invalid config is rejected at activation, naming the setting', asyn
       return err instanceof ConfigError ? err.setting : 'not a ConfigError'
     }
   }
-  t.equal(settingOf(() => undefined), undefined)
-  t.equal(settingOf((c) => { c.spike.z = -1 }), 'process.spike.z')
-  t.equal(settingOf((c) => { c.spike.clearZ = 9 }), 'process.spike.clearZ')
-  t.equal(settingOf((c) => { c.cyber.replayWindow = 1e6 }), 'process.cyber.replayWindow')
-  t.equal(settingOf((c) => { (c.limits['ph'] as { hi: number }).hi = -1 }), 'process.limits.ph.hi')
-  t.equal(settingOf((c) => { c.severities.sensor_drift = 'loud' as 'info' }), 'process.severities.sensor_drift')
-  t.equal(settingOf((c) => { c.halfLifeReadings = 1.5 }), 'process.halfLifeReadings')
+  t.equal(
+    settingOf(() => undefined),
+    undefined,
+  )
+  t.equal(
+    settingOf((c) => {
+      c.spike.z = -1
+    }),
+    'process.spike.z',
+  )
+  t.equal(
+    settingOf((c) => {
+      c.spike.clearZ = 9
+    }),
+    'process.spike.clearZ',
+  )
+  t.equal(
+    settingOf((c) => {
+      c.cyber.replayWindow = 1e6
+    }),
+    'process.cyber.replayWindow',
+  )
+  t.equal(
+    settingOf((c) => {
+      ;(c.limits['ph'] as { hi: number }).hi = -1
+    }),
+    'process.limits.ph.hi',
+  )
+  t.equal(
+    settingOf((c) => {
+      c.severities.sensor_drift = 'loud' as 'info'
+    }),
+    'process.severities.sensor_drift',
+  )
+  t.equal(
+    settingOf((c) => {
+      c.halfLifeReadings = 1.5
+    }),
+    'process.halfLifeReadings',
+  )
 })

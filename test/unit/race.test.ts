@@ -4,8 +4,15 @@ import t from 'tap'
 import fc from 'fast-check'
 import { ActorCell, type SnapshotRecord } from '../../actors/cell.js'
 import { ConfigError } from '../../actors/errors.js'
-import type { AlertBody, FieldValue, LapBody, Output, Reading, RecommendationBody, ScoreBody } from '../../actors/types.js'
-// eslint-disable-next-line no-restricted-imports -- the profile under test is imported directly (no mod.ts export)
+import type {
+  AlertBody,
+  FieldValue,
+  LapBody,
+  Output,
+  Reading,
+  RecommendationBody,
+  ScoreBody,
+} from '../../actors/types.js'
 import { RACE_DEFAULTS, race, validateRaceConfig, type RaceConfig } from '../../actors/kinds/vehicle/race.js'
 
 type Out = Omit<Output, 'site' | 'partition' | 'token'>
@@ -42,14 +49,24 @@ class Driver {
     return this.out.filter((o) => o.type === type) as Array<Out & { body: Output<T>['body'] }>
   }
   alerts(type?: string): AlertBody[] {
-    return this.of('alert').map((o) => o.body).filter((b) => type === undefined || b.type === type)
+    return this.of('alert')
+      .map((o) => o.body)
+      .filter((b) => type === undefined || b.type === type)
   }
 }
 
-const brakes = (fl: number, fr = 500, rl = 400, rr = 400): Fields =>
-  ({ brake_temp_fl: fl, brake_temp_fr: fr, brake_temp_rl: rl, brake_temp_rr: rr })
-const tyres = (fl: number, fr = 100, rl = 100, rr = 100): Fields =>
-  ({ tyre_temp_fl: fl, tyre_temp_fr: fr, tyre_temp_rl: rl, tyre_temp_rr: rr })
+const brakes = (fl: number, fr = 500, rl = 400, rr = 400): Fields => ({
+  brake_temp_fl: fl,
+  brake_temp_fr: fr,
+  brake_temp_rl: rl,
+  brake_temp_rr: rr,
+})
+const tyres = (fl: number, fr = 100, rl = 100, rr = 100): Fields => ({
+  tyre_temp_fl: fl,
+  tyre_temp_fr: fr,
+  tyre_temp_rl: rl,
+  tyre_temp_rr: rr,
+})
 
 void t.test('brake_overheat: exactly 2 s opens, 1.99 s does not, hysteresis band, close', async (t) => {
   const short = new Driver()
@@ -66,8 +83,14 @@ void t.test('brake_overheat: exactly 2 s opens, 1.99 s does not, hysteresis band
   t.equal(o.id, 'vehicle:car44:alert:vehicle:car44:brake_overheat:0:open:21')
   t.equal(o.ts, 2000)
   t.match(o.body, {
-    alertId: 'vehicle:car44:brake_overheat:0', type: 'brake_overheat', severity: 'critical', state: 'open', start: 0,
-    value: 990, threshold: 950, details: { corner: 'fr', corners: ['fl', 'fr', 'rr'], peak: 990 },
+    alertId: 'vehicle:car44:brake_overheat:0',
+    type: 'brake_overheat',
+    severity: 'critical',
+    state: 'open',
+    start: 0,
+    value: 990,
+    threshold: 950,
+    details: { corner: 'fr', corners: ['fl', 'fr', 'rr'], peak: 990 },
   })
   t.notOk('end' in o.body)
   // Inside the hysteresis band (925, 950]: stays open.
@@ -76,12 +99,23 @@ void t.test('brake_overheat: exactly 2 s opens, 1.99 s does not, hysteresis band
   t.equal((d.cell.query() as { openAlerts: unknown[] }).openAlerts.length, 1)
   const close = d.feed(4100, brakes(925))
   t.equal(close.length, 1)
-  t.match(close[0]?.body, { state: 'close', start: 0, end: 4100, value: 925, alertId: 'vehicle:car44:brake_overheat:0' })
+  t.match(close[0]?.body, {
+    state: 'close',
+    start: 0,
+    end: 4100,
+    value: 925,
+    alertId: 'vehicle:car44:brake_overheat:0',
+  })
   t.equal(close[0]?.ts, 4100)
   t.equal(close[0]?.id, 'vehicle:car44:alert:vehicle:car44:brake_overheat:0:close:42')
   // A new episode gets a new id (its own start).
   for (let ts = 5000; ts <= 7000; ts += 500) d.feed(ts, brakes(400, 400, 400, 1000))
-  t.match(d.alerts().at(-1), { state: 'open', start: 5000, alertId: 'vehicle:car44:brake_overheat:5000', details: { corner: 'rr', corners: ['rr'] } })
+  t.match(d.alerts().at(-1), {
+    state: 'open',
+    start: 5000,
+    alertId: 'vehicle:car44:brake_overheat:5000',
+    details: { corner: 'rr', corners: ['rr'] },
+  })
 })
 
 void t.test('tire_overheat: 130 °C for >= 2 s, warning, band 125..130', async (t) => {
@@ -90,7 +124,9 @@ void t.test('tire_overheat: 130 °C for >= 2 s, warning, band 125..130', async (
   d.feed(2999, tyres(135))
   t.same(d.alerts(), [], '1.999 s')
   d.feed(3000, tyres(129, 133)) // fl dips but the max corner (fr) still holds
-  t.match(d.alerts(), [{ type: 'tire_overheat', severity: 'warning', state: 'open', start: 1000, value: 133, threshold: 130 }])
+  t.match(d.alerts(), [
+    { type: 'tire_overheat', severity: 'warning', state: 'open', start: 1000, value: 133, threshold: 130 },
+  ])
   d.feed(3500, tyres(125.5))
   t.equal(d.alerts().length, 1)
   d.feed(4000, tyres(125))
@@ -106,7 +142,17 @@ void t.test('oil_pressure_drop: < 1.5 bar for >= 1 s above 4000 rpm', async (t) 
   d.feed(999, { oil_pressure: 1.3 }) // rpm carries over from the last reading
   t.same(d.alerts(), [], '0.999 s')
   d.feed(1000, { oil_pressure: 1.45 })
-  t.match(d.alerts(), [{ type: 'oil_pressure_drop', severity: 'critical', state: 'open', start: 0, value: 1.45, threshold: 1.5, details: { peak: 1.3, rpm: 9000 } }])
+  t.match(d.alerts(), [
+    {
+      type: 'oil_pressure_drop',
+      severity: 'critical',
+      state: 'open',
+      start: 0,
+      value: 1.45,
+      threshold: 1.5,
+      details: { peak: 1.3, rpm: 9000 },
+    },
+  ])
   d.feed(1100, { oil_pressure: 1.74 })
   t.equal(d.alerts().length, 1, 'inside the band [1.5, 1.75)')
   d.feed(1200, { oil_pressure: 1.75 })
@@ -118,7 +164,11 @@ void t.test('oil_pressure_drop: < 1.5 bar for >= 1 s above 4000 rpm', async (t) 
   for (let ts = 5100; ts <= 6100; ts += 100) idle.feed(ts, { rpm: 4001, oil_pressure: 0.5 })
   t.match(idle.alerts(), [{ state: 'open', start: 5100 }])
   idle.feed(6200, { rpm: 3000, oil_pressure: 0.4 })
-  t.match(idle.alerts()[1], { state: 'close', end: 6200, value: 0.4 }, 'rpm falling below the gate ends it, real value reported')
+  t.match(
+    idle.alerts()[1],
+    { state: 'close', end: 6200, value: 0.4 },
+    'rpm falling below the gate ends it, real value reported',
+  )
 })
 
 void t.test('sudden_speed_loss: > 80 km/h within 1 s without brake > 50 %', async (t) => {
@@ -143,8 +193,11 @@ void t.test('sudden_speed_loss: > 80 km/h within 1 s without brake > 50 %', asyn
   light.feed(0, { speed: 300, brake: 0 })
   light.feed(500, { speed: 240, brake: 50 })
   light.feed(900, { speed: 150, brake: 0 })
-  t.match(light.alerts(), [{ state: 'open', start: 900, value: 150, threshold: 80, details: { fromSpeed: 300, speed: 150, fromTs: 0 } }],
-    'brake at exactly 50 % does not excuse it')
+  t.match(
+    light.alerts(),
+    [{ state: 'open', start: 900, value: 150, threshold: 80, details: { fromSpeed: 300, speed: 150, fromTs: 0 } }],
+    'brake at exactly 50 % does not excuse it',
+  )
 
   const d = new Driver()
   d.feed(0, { speed: 300, brake: 0 })
@@ -188,7 +241,15 @@ void t.test('fuel_anomaly: consumption vs the median of previous laps, and fuel 
   inc.feed(1199, { fuel: 50.5 })
   t.same(inc.alerts(), [], 'under 1 s')
   inc.feed(1200, { fuel: 50.6 })
-  t.match(inc.alerts(), [{ type: 'fuel_anomaly', state: 'open', start: 200, threshold: 0.5, details: { reason: 'increase', baseline: 49.9 } }])
+  t.match(inc.alerts(), [
+    {
+      type: 'fuel_anomaly',
+      state: 'open',
+      start: 200,
+      threshold: 0.5,
+      details: { reason: 'increase', baseline: 49.9 },
+    },
+  ])
   inc.feed(1300, { fuel: 50.2 })
   t.equal(inc.alerts().length, 1, 'band (0.25, 0.5]')
   inc.feed(1400, { fuel: 50.15 })
@@ -209,15 +270,29 @@ function naiveLaps(rs: Array<{ ts: number; fields: Fields }>): LapBody[] {
   const flush = (end: number): void => {
     const n = (k: string) => cur.map((r) => r.fields[k]).filter((v): v is number => typeof v === 'number')
     const sp = n('speed')
-    const corner = (p: string): number[] => cur.map((r) => Math.max(...['fl', 'fr', 'rl', 'rr']
-      .map((c) => r.fields[`${p}_${c}`]).filter((v): v is number => typeof v === 'number'))).filter(Number.isFinite)
+    const corner = (p: string): number[] =>
+      cur
+        .map((r) =>
+          Math.max(
+            ...['fl', 'fr', 'rl', 'rr']
+              .map((c) => r.fields[`${p}_${c}`])
+              .filter((v): v is number => typeof v === 'number'),
+          ),
+        )
+        .filter(Number.isFinite)
     const br = corner('brake_temp')
     const ty = corner('tyre_temp')
     out.push({
-      lap: curLap as number, start: (cur[0] as { ts: number }).ts, end, lapTimeMs: end - (cur[0] as { ts: number }).ts,
-      minSpeed: sp.length ? Math.min(...sp) : 0, avgSpeed: sp.length ? sp.reduce((a, b) => a + b, 0) / sp.length : 0,
-      maxSpeed: sp.length ? Math.max(...sp) : 0, maxBrakeTemp: br.length ? Math.max(0, ...br) : 0,
-      maxTyreTemp: ty.length ? Math.max(0, ...ty) : 0, samples: cur.length,
+      lap: curLap as number,
+      start: (cur[0] as { ts: number }).ts,
+      end,
+      lapTimeMs: end - (cur[0] as { ts: number }).ts,
+      minSpeed: sp.length ? Math.min(...sp) : 0,
+      avgSpeed: sp.length ? sp.reduce((a, b) => a + b, 0) / sp.length : 0,
+      maxSpeed: sp.length ? Math.max(...sp) : 0,
+      maxBrakeTemp: br.length ? Math.max(0, ...br) : 0,
+      maxTyreTemp: ty.length ? Math.max(0, ...ty) : 0,
+      samples: cur.length,
     })
   }
   for (const r of rs) {
@@ -233,33 +308,46 @@ function naiveLaps(rs: Array<{ ts: number; fields: Fields }>): LapBody[] {
 }
 
 void t.test('lap statistics match a naive reference (random runs)', async (t) => {
-  const reading = fc.record({
-    dt: fc.integer({ min: 0, max: 200 }),
-    dl: fc.constantFrom(0, 0, 0, 0, 0, 0, 1, 1, 2, -1),
-    speed: fc.option(fc.integer({ min: 0, max: 340 }), { nil: undefined }),
-    b: fc.option(fc.tuple(fc.integer({ min: 100, max: 1000 }), fc.integer({ min: 100, max: 1000 })), { nil: undefined }),
-    ty: fc.option(fc.integer({ min: 60, max: 140 }), { nil: undefined }),
-    hasLap: fc.boolean(),
-  }, { requiredKeys: ['dt', 'dl', 'hasLap'] })
-  fc.assert(fc.property(fc.array(reading, { maxLength: 300 }), (spec) => {
-    let ts = 1_700_000_000_000
-    let lapNo = 1
-    const rs = spec.map((x) => {
-      ts += x.dt
-      lapNo += x.dl
-      const fields: Fields = {}
-      if (x.hasLap || x.dl > 0) fields.lap = lapNo
-      if (x.speed !== undefined) fields.speed = x.speed
-      if (x.b) { fields.brake_temp_fl = x.b[0]; fields.brake_temp_rr = x.b[1] }
-      if (x.ty !== undefined) fields.tyre_temp_rl = x.ty
-      return { ts, fields }
-    })
-    const d = new Driver(cfg({ pitStop: { intervalMs: 0 } }))
-    for (const r of rs) d.feed(r.ts, r.fields)
-    const got = d.of('lap').map((o) => o.body)
-    return JSON.stringify(got) === JSON.stringify(naiveLaps(rs))
-      && d.of('lap').every((o) => o.id === `vehicle:car44:lap:lap:${o.body.lap}` && o.ts === o.body.end)
-  }), { numRuns: 300 })
+  const reading = fc.record(
+    {
+      dt: fc.integer({ min: 0, max: 200 }),
+      dl: fc.constantFrom(0, 0, 0, 0, 0, 0, 1, 1, 2, -1),
+      speed: fc.option(fc.integer({ min: 0, max: 340 }), { nil: undefined }),
+      b: fc.option(fc.tuple(fc.integer({ min: 100, max: 1000 }), fc.integer({ min: 100, max: 1000 })), {
+        nil: undefined,
+      }),
+      ty: fc.option(fc.integer({ min: 60, max: 140 }), { nil: undefined }),
+      hasLap: fc.boolean(),
+    },
+    { requiredKeys: ['dt', 'dl', 'hasLap'] },
+  )
+  fc.assert(
+    fc.property(fc.array(reading, { maxLength: 300 }), (spec) => {
+      let ts = 1_700_000_000_000
+      let lapNo = 1
+      const rs = spec.map((x) => {
+        ts += x.dt
+        lapNo += x.dl
+        const fields: Fields = {}
+        if (x.hasLap || x.dl > 0) fields.lap = lapNo
+        if (x.speed !== undefined) fields.speed = x.speed
+        if (x.b) {
+          fields.brake_temp_fl = x.b[0]
+          fields.brake_temp_rr = x.b[1]
+        }
+        if (x.ty !== undefined) fields.tyre_temp_rl = x.ty
+        return { ts, fields }
+      })
+      const d = new Driver(cfg({ pitStop: { intervalMs: 0 } }))
+      for (const r of rs) d.feed(r.ts, r.fields)
+      const got = d.of('lap').map((o) => o.body)
+      return (
+        JSON.stringify(got) === JSON.stringify(naiveLaps(rs)) &&
+        d.of('lap').every((o) => o.id === `vehicle:car44:lap:lap:${o.body.lap}` && o.ts === o.body.end)
+      )
+    }),
+    { numRuns: 300 },
+  )
   t.pass('property held')
 })
 
@@ -271,7 +359,11 @@ void t.test('a lap counter that goes back counts in the lap in progress: no lap 
   for (let ts = 2100; ts < 3000; ts += 100) d.feed(ts, { lap: 2, speed: 210 })
   d.feed(3000, { lap: 3, speed: 220 })
   const laps = d.of('lap')
-  t.same(laps.map((o) => o.id), ['vehicle:car44:lap:lap:1', 'vehicle:car44:lap:lap:2'], 'each lap once')
+  t.same(
+    laps.map((o) => o.id),
+    ['vehicle:car44:lap:lap:1', 'vehicle:car44:lap:lap:2'],
+    'each lap once',
+  )
   t.match(laps[1]?.body, { lap: 2, start: 1000, end: 3000, lapTimeMs: 2000, samples: 20, minSpeed: 100, maxSpeed: 210 })
   t.equal(laps[1]?.body.avgSpeed, (19 * 210 + 100) / 20)
 })
@@ -285,20 +377,39 @@ void t.test('pit_now: once per crossing, re-armed below 65 or by a pit stop', as
   for (let l = 0; l < lapMs.length; l++) ts = lap(d, l + 1, ts, (lapMs[l] as number) / 400, 400, () => base)
   d.feed(ts, { lap: lapMs.length + 1, ...base })
   const scores = d.of('score').map((o) => o.body)
-  t.same(scores.map((s) => s.value), [60, 60, 60, 60, 72, 68, 72, 64, 72], 'score at each lap end')
+  t.same(
+    scores.map((s) => s.value),
+    [60, 60, 60, 60, 72, 68, 72, 64, 72],
+    'score at each lap end',
+  )
   const recs = d.of('recommendation')
   t.equal(recs.length, 2, 'fires at 72, not again at 72 after 68, again after 64')
   const r0 = recs[0] as Out & { body: RecommendationBody }
   t.equal(r0.id, `vehicle:car44:recommendation:pit_now:${r0.seq}`)
-  t.match(r0.body, { action: 'pit_now', score: 72, factors: { tyre_wear: 1, brake_degradation: 1, anomaly_penalty: 0 } })
+  t.match(r0.body, {
+    action: 'pit_now',
+    score: 72,
+    factors: { tyre_wear: 1, brake_degradation: 1, anomaly_penalty: 0 },
+  })
   t.ok(Math.abs((r0.body.factors.speed_loss ?? 0) - 0.4) < 1e-9)
   t.ok(Math.abs((r0.body.factors.speed_loss_pts ?? 0) - 12) < 1e-9)
-  t.match(r0.body.reason, /pit-stop score 72\.00 > 70: tyre wear 40\.0 pts.*brake degradation 20\.0 pts.*pace loss 12\.0 pts/)
+  t.match(
+    r0.body.reason,
+    /pit-stop score 72\.00 > 70: tyre wear 40\.0 pts.*brake degradation 20\.0 pts.*pace loss 12\.0 pts/,
+  )
   const s0 = d.of('score')[0] as Out & { body: ScoreBody }
   t.equal(s0.id, `vehicle:car44:score:pit_stop:${s0.seq}`)
   t.equal(s0.body.name, 'pit_stop')
-  t.same(Object.keys(s0.body.factors).sort(), ['anomaly_penalty', 'anomaly_penalty_pts', 'brake_degradation',
-    'brake_degradation_pts', 'speed_loss', 'speed_loss_pts', 'tyre_wear', 'tyre_wear_pts'])
+  t.same(Object.keys(s0.body.factors).sort(), [
+    'anomaly_penalty',
+    'anomaly_penalty_pts',
+    'brake_degradation',
+    'brake_degradation_pts',
+    'speed_loss',
+    'speed_loss_pts',
+    'tyre_wear',
+    'tyre_wear_pts',
+  ])
 
   // Staying above: no repeat. A pit stop re-arms it; the next crossing fires again.
   const p = new Driver(cfg({ pitStop: { intervalMs: 0 } }))
@@ -312,15 +423,25 @@ void t.test('pit_now: once per crossing, re-armed below 65 or by a pit stop', as
   for (let l = 10; l < 13; l++) ts = lap(p, l, ts, 153, 400, () => base)
   p.feed(ts, { lap: 13, ...base })
   t.equal(p.of('recommendation').length, 2, 'fires again after the pit stop')
-  t.match(p.cell.query(), { score: { armed: false, lastEmitted: 72 }, laps: { referenceLapMs: 60_000, lastLapMs: 61_200 } })
+  t.match(p.cell.query(), {
+    score: { armed: false, lastEmitted: 72 },
+    laps: { referenceLapMs: 60_000, lastLapMs: 61_200 },
+  })
 })
 
 void t.test('periodic score every intervalMs of event time, anomaly factor counts open alerts', async (t) => {
   const d = new Driver()
   for (let ts = 0; ts <= 12_000; ts += 500) d.feed(ts, { speed: 250, ...brakes(ts >= 2000 ? 990 : 600) })
   const sc = d.of('score')
-  t.same(sc.map((o) => o.ts), [5000, 10_000])
-  t.same(sc.map((o) => o.body.value), [5, 5], 'one open anomaly of cap 2 = 0.5 x 10 %')
+  t.same(
+    sc.map((o) => o.ts),
+    [5000, 10_000],
+  )
+  t.same(
+    sc.map((o) => o.body.value),
+    [5, 5],
+    'one open anomaly of cap 2 = 0.5 x 10 %',
+  )
 })
 
 void t.test('late readings are written aside and change nothing', async (t) => {
@@ -328,7 +449,14 @@ void t.test('late readings are written aside and change nothing', async (t) => {
   d.feed(1000, { speed: 100, lap: 1 })
   const before = JSON.stringify(d.cell.query())
   const late = d.feed(999, { speed: 5, lap: 7 })
-  t.match(late, [{ type: 'late', id: 'vehicle:car44:late:late:2', ts: 999, body: { readingTs: 999, watermark: 1000, readingSeq: 2 } }])
+  t.match(late, [
+    {
+      type: 'late',
+      id: 'vehicle:car44:late:late:2',
+      ts: 999,
+      body: { readingTs: 999, watermark: 1000, readingSeq: 2 },
+    },
+  ])
   t.equal(JSON.stringify(d.cell.query()).replace('"late":1', '"late":0'), before)
   d.feed(1000, { speed: 120 })
   t.match(d.cell.query(), { lastTs: 1000, late: 1, last: { speed: 120, lap: 1 } })
@@ -368,11 +496,28 @@ function synthRace(): Array<{ ts: number; fields: Fields }> {
     if (lapNo === 10 && i % 400 > 100 && i % 400 < 150) fuelReported = fuel + 3
     const wear = lapNo >= 10 || (lapNo === 9 && i % 400 >= 150) ? (lapI - 9.375) * 4 : lapI * 10
     const fields: Fields = {
-      lap: lapNo, lap_distance: (i % 400) * 12.5, sector: 1 + Math.floor((i % 400) / 134), speed, rpm: 8000 + speed * 20,
-      gear: Math.min(8, 1 + Math.floor(speed / 40)), throttle: brake ? 0 : 90, brake, drs: false, fuel: fuelReported,
-      brake_temp_fl: bfl, brake_temp_fr: bfl - 20, brake_temp_rl: bfl - 200, brake_temp_rr: bfl - 210,
-      tyre_temp_fl: 100, tyre_temp_fr: tfr, tyre_temp_rl: 95, tyre_temp_rr: 96, tyre_wear: wear, oil_pressure: oil,
-      pit, driver: 'HAM',
+      lap: lapNo,
+      lap_distance: (i % 400) * 12.5,
+      sector: 1 + Math.floor((i % 400) / 134),
+      speed,
+      rpm: 8000 + speed * 20,
+      gear: Math.min(8, 1 + Math.floor(speed / 40)),
+      throttle: brake ? 0 : 90,
+      brake,
+      drs: false,
+      fuel: fuelReported,
+      brake_temp_fl: bfl,
+      brake_temp_fr: bfl - 20,
+      brake_temp_rl: bfl - 200,
+      brake_temp_rr: bfl - 210,
+      tyre_temp_fl: 100,
+      tyre_temp_fr: tfr,
+      tyre_temp_rl: 95,
+      tyre_temp_rr: 96,
+      tyre_wear: wear,
+      oil_pressure: oil,
+      pit,
+      driver: 'HAM',
     }
     if (i % 7 === 3) delete fields.oil_pressure
     rs.push({ ts, fields })
@@ -384,11 +529,26 @@ void t.test('a synthetic race: every anomaly type, laps, scores, recommendation'
   const d = new Driver()
   for (const r of synthRace()) d.feed(r.ts, r.fields)
   const types = new Set(d.alerts().map((a) => a.type))
-  t.same([...types].sort(), ['brake_overheat', 'fuel_anomaly', 'oil_pressure_drop', 'sudden_speed_loss', 'tire_overheat'])
-  const opened = d.alerts().filter((a) => a.state === 'open').map((a) => a.alertId)
-  const closed = d.alerts().filter((a) => a.state === 'close').map((a) => a.alertId)
+  t.same([...types].sort(), [
+    'brake_overheat',
+    'fuel_anomaly',
+    'oil_pressure_drop',
+    'sudden_speed_loss',
+    'tire_overheat',
+  ])
+  const opened = d
+    .alerts()
+    .filter((a) => a.state === 'open')
+    .map((a) => a.alertId)
+  const closed = d
+    .alerts()
+    .filter((a) => a.state === 'close')
+    .map((a) => a.alertId)
   t.same(closed.sort(), opened.sort(), 'each alert opened once and closed once')
-  t.same(d.of('lap').map((o) => o.body.lap), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])
+  t.same(
+    d.of('lap').map((o) => o.body.lap),
+    [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
+  )
   t.ok(d.of('recommendation').length >= 1, 'a pit recommendation before the stop')
   const ids = d.out.map((o) => o.id)
   t.equal(new Set(ids).size, ids.length, 'output ids are unique')
@@ -412,7 +572,9 @@ void t.test('snapshot/restore mid-run (JSON round trip) gives identical outputs'
   const snapBytes = JSON.stringify(straight.cell.snapshot(1)).length
   t.ok(snapBytes < 4000, `compact snapshot (${snapBytes} bytes)`)
   t.throws(() => race.codec.decode({}, 1), { code: 'PW_SNAPSHOT_CORRUPT' })
-  t.throws(() => race.codec.decode(race.codec.encode(race.init(ENTITY, RACE_DEFAULTS)), 2), { code: 'PW_SNAPSHOT_VERSION' })
+  t.throws(() => race.codec.decode(race.codec.encode(race.init(ENTITY, RACE_DEFAULTS)), 2), {
+    code: 'PW_SNAPSHOT_VERSION',
+  })
 })
 
 void t.test('config validation names the setting', async (t) => {

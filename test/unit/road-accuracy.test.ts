@@ -19,13 +19,20 @@ const quantile = (xs: number[], q: number): number => {
 for (const periodMs of [1_000, 2_000, 5_000, 10_000]) {
   void t.test(`trip distance at ${periodMs / 1000} s readings`, async (t) => {
     const errs: number[] = []
-    let jumps = 0, dropouts = 0
+    let jumps = 0,
+      dropouts = 0
     for (let seed = 1; seed <= 24; seed++) {
       const tr = makeTrace({ seed: seed * 7919 + periodMs, periodMs, lengthM: 4_000 + (seed % 5) * 2_000 })
       jumps += tr.jumps
       dropouts += tr.dropouts
-      const r = runActor(road, entity, tr.readings.map((reading) => ({ reading })))
-      const trips = r.outputs.filter((o) => o.type === 'score' && (o.body as ScoreBody).name === 'trip').map((o) => (o.body as ScoreBody).factors)
+      const r = runActor(
+        road,
+        entity,
+        tr.readings.map((reading) => ({ reading })),
+      )
+      const trips = r.outputs
+        .filter((o) => o.type === 'score' && (o.body as ScoreBody).name === 'trip')
+        .map((o) => (o.body as ScoreBody).factors)
       t.equal(trips.length, 1, `seed ${seed}: one trip`)
       const km = trips[0]?.['distance_km'] ?? 0
       errs.push((km * 1000 - tr.trueM) / tr.trueM)
@@ -33,7 +40,9 @@ for (const periodMs of [1_000, 2_000, 5_000, 10_000]) {
     const abs = errs.map(Math.abs)
     const med = quantile(abs, 0.5)
     const p95 = quantile(abs, 0.95)
-    t.comment(`${periodMs / 1000} s: |error| median ${(med * 100).toFixed(2)} %, p95 ${(p95 * 100).toFixed(2)} %, signed median ${(quantile(errs, 0.5) * 100).toFixed(2)} % (${jumps} jumps, ${dropouts} dropouts)`)
+    t.comment(
+      `${periodMs / 1000} s: |error| median ${(med * 100).toFixed(2)} %, p95 ${(p95 * 100).toFixed(2)} %, signed median ${(quantile(errs, 0.5) * 100).toFixed(2)} % (${jumps} jumps, ${dropouts} dropouts)`,
+    )
     t.ok(med <= 0.01, `median |error| ${(med * 100).toFixed(2)} % <= 1 %`)
     t.ok(p95 <= 0.03, `p95 |error| ${(p95 * 100).toFixed(2)} % <= 3 %`)
   })

@@ -79,20 +79,49 @@ export const ASSET_FIELDS = ['vibration', 'temperature', 'pressure', 'flow'] as 
 export type AssetField = (typeof ASSET_FIELDS)[number]
 
 export const ASSET_FEATURES = [
-  'vibration_level_up', 'vibration_level_down', 'vibration_trend_up', 'vibration_trend_down', 'vibration_spread',
+  'vibration_level_up',
+  'vibration_level_down',
+  'vibration_trend_up',
+  'vibration_trend_down',
+  'vibration_spread',
   'vibration_impulse',
-  'temperature_level_up', 'temperature_level_down', 'temperature_trend_up', 'temperature_trend_down', 'temperature_spread',
-  'temperature_load', 'temperature_peak', 'temperature_heat',
-  'pressure_level_up', 'pressure_level_down', 'pressure_trend_up', 'pressure_trend_down', 'pressure_spread',
-  'flow_level_up', 'flow_level_down', 'flow_trend_up', 'flow_trend_down', 'flow_spread',
+  'temperature_level_up',
+  'temperature_level_down',
+  'temperature_trend_up',
+  'temperature_trend_down',
+  'temperature_spread',
+  'temperature_load',
+  'temperature_peak',
+  'temperature_heat',
+  'pressure_level_up',
+  'pressure_level_down',
+  'pressure_trend_up',
+  'pressure_trend_down',
+  'pressure_spread',
+  'flow_level_up',
+  'flow_level_down',
+  'flow_trend_up',
+  'flow_trend_down',
+  'flow_spread',
 ] as const
 export type AssetFeature = (typeof ASSET_FEATURES)[number]
 
 /** Heads of a per-family model and the fields whose features each one sees (a failure mode per head). */
-export const MODEL_HEADS = { vibration: ['vibration'], temperature: ['temperature'], hydraulic: ['pressure', 'flow'] } as const
+export const MODEL_HEADS = {
+  vibration: ['vibration'],
+  temperature: ['temperature'],
+  hydraulic: ['pressure', 'flow'],
+} as const
 
 /** Feature names of model format 1, recognised only to reject such a model with a clear message. */
-const FORMAT1_FEATURES: readonly string[] = ['vibration_level', 'vibration_trend', 'vibration_variance', 'temperature_level', 'temperature_trend', 'temperature_variance']
+const FORMAT1_FEATURES: readonly string[] = [
+  'vibration_level',
+  'vibration_trend',
+  'vibration_variance',
+  'temperature_level',
+  'temperature_trend',
+  'temperature_variance',
+]
 
 /** The family (field) a feature belongs to: what a reason points at. */
 export function featureFamily(f: string): string {
@@ -136,9 +165,14 @@ export interface AssetConfig {
   trendPeriods: number
   /** Periods averaged for the level, spread, impulse and load features. */
   recentPeriods: number
-  baseline: { halfLifeHours: number; warmupPeriods: number; clip: number; relativeFloor: number;
+  baseline: {
+    halfLifeHours: number
+    warmupPeriods: number
+    clip: number
+    relativeFloor: number
     /** Smallest baseline standard deviation per field, in the field's units. */
-    floor: Record<AssetField, number> }
+    floor: Record<AssetField, number>
+  }
   /** z-scores are clipped to ±zClip (one stuck sensor cannot dominate the logit without bound). */
   zClip: number
   /** Reading field used as the load for temperature_load; vibration stands in when readings lack it. */
@@ -149,10 +183,24 @@ export interface AssetConfig {
    * with itself at work. A period with fewer than `minShare` of its readings in service is absent.
    */
   service: { vibration: number; minShare: number }
-  danger: { type: string; severity: Severity; vibration: number; temperature: number; durationMs: number;
-    vibrationHysteresis: number; temperatureHysteresis: number }
-  riskHigh: { type: string; severity: Severity; threshold: number; holdPeriods: number; hysteresis: number;
-    clearPeriods: number; updateStep: number }
+  danger: {
+    type: string
+    severity: Severity
+    vibration: number
+    temperature: number
+    durationMs: number
+    vibrationHysteresis: number
+    temperatureHysteresis: number
+  }
+  riskHigh: {
+    type: string
+    severity: Severity
+    threshold: number
+    holdPeriods: number
+    hysteresis: number
+    clearPeriods: number
+    updateStep: number
+  }
   /** How many top contributing features are given as reasons (live view, alerts). */
   reasons: number
   model: AssetModel
@@ -175,14 +223,31 @@ export const DEFAULT_MODEL: AssetModel = {
   format: MODEL_FORMAT,
   features: MODEL_FEATURE_SET,
   version: 'builtin-2',
-  heads: [{ name: 'all', intercept: -9, weights: {
-    vibration_level_up: 1.2, vibration_trend_up: 0.5, vibration_spread: 0.3, vibration_impulse: 0.3,
-    // The temperature features move together (level, load, peak, heat): each weighs less so that their sum
-    // is comparable to one vibration or pressure feature.
-    temperature_level_up: 0.5, temperature_trend_up: 0.15, temperature_load: 0.4, temperature_peak: 0.25, temperature_heat: 0.3,
-    pressure_level_down: 1.2, pressure_trend_down: 0.5, pressure_spread: 0.2,
-    flow_level_down: 0.8, flow_level_up: 0.5, flow_trend_down: 0.3,
-  } }],
+  heads: [
+    {
+      name: 'all',
+      intercept: -9,
+      weights: {
+        vibration_level_up: 1.2,
+        vibration_trend_up: 0.5,
+        vibration_spread: 0.3,
+        vibration_impulse: 0.3,
+        // The temperature features move together (level, load, peak, heat): each weighs less so that their sum
+        // is comparable to one vibration or pressure feature.
+        temperature_level_up: 0.5,
+        temperature_trend_up: 0.15,
+        temperature_load: 0.4,
+        temperature_peak: 0.25,
+        temperature_heat: 0.3,
+        pressure_level_down: 1.2,
+        pressure_trend_down: 0.5,
+        pressure_spread: 0.2,
+        flow_level_down: 0.8,
+        flow_level_up: 0.5,
+        flow_trend_down: 0.3,
+      },
+    },
+  ],
 }
 
 export const ASSET_DEFAULTS: AssetConfig = deepFreeze({
@@ -190,15 +255,35 @@ export const ASSET_DEFAULTS: AssetConfig = deepFreeze({
   periodMs: 3_600_000,
   trendPeriods: 24,
   recentPeriods: 6,
-  baseline: { halfLifeHours: 240, warmupPeriods: 24, clip: 3, relativeFloor: 0.02,
-    floor: { vibration: 0.1, temperature: 1, pressure: 0.05, flow: 0.2 } },
+  baseline: {
+    halfLifeHours: 240,
+    warmupPeriods: 24,
+    clip: 3,
+    relativeFloor: 0.02,
+    floor: { vibration: 0.1, temperature: 1, pressure: 0.05, flow: 0.2 },
+  },
   zClip: 12,
   loadField: 'load',
   // Half the nominal 2 mm/s of DOMAIN.md: below it a unit idles or stands.
   service: { vibration: 1, minShare: 0.25 },
-  danger: { type: 'asset_danger', severity: 'critical', vibration: 7, temperature: 85, durationMs: 30_000,
-    vibrationHysteresis: 0.5, temperatureHysteresis: 5 },
-  riskHigh: { type: 'risk_high', severity: 'warning', threshold: 70, holdPeriods: 2, hysteresis: 20, clearPeriods: 8, updateStep: 10 },
+  danger: {
+    type: 'asset_danger',
+    severity: 'critical',
+    vibration: 7,
+    temperature: 85,
+    durationMs: 30_000,
+    vibrationHysteresis: 0.5,
+    temperatureHysteresis: 5,
+  },
+  riskHigh: {
+    type: 'risk_high',
+    severity: 'warning',
+    threshold: 70,
+    holdPeriods: 2,
+    hysteresis: 20,
+    clearPeriods: 8,
+    updateStep: 10,
+  },
   reasons: 3,
   model: DEFAULT_MODEL,
 })
@@ -227,9 +312,15 @@ const B_LEN = B_LOAD + 5
 const TS = ThresholdForDuration.SLOTS
 // Live values: newest event time, vibration, temperature, pressure, flow.
 const LIVE = ['vibration', 'temperature', 'pressure', 'flow'] as const
-const V_TS = 0, V_VIB = 1, V_TEMP = 2
+const V_TS = 0,
+  V_VIB = 1,
+  V_TEMP = 2
 // risk_high slots: phase (0 idle, 1 open), start of the hot run, hot periods, cool periods, last reported risk.
-const A_PHASE = 0, A_START = 1, A_HOT = 2, A_COOL = 3, A_REPORTED = 4
+const A_PHASE = 0,
+  A_START = 1,
+  A_HOT = 2,
+  A_COOL = 3,
+  A_REPORTED = 4
 const A_BLANK: readonly number[] = [0, NaN, 0, 0, NaN]
 
 export interface AssetState {
@@ -292,7 +383,8 @@ export function validateAssetConfig(c: AssetConfig): void {
   group('baseline.floor', c.baseline.floor)
   for (const f of ASSET_FIELDS) num(`baseline.floor.${f}`, c.baseline.floor[f], 1e-9)
   num('zClip', c.zClip, 1)
-  if (typeof c.loadField !== 'string' || c.loadField.length === 0) throw new ConfigError('asset.loadField', 'must be a non-empty string')
+  if (typeof c.loadField !== 'string' || c.loadField.length === 0)
+    throw new ConfigError('asset.loadField', 'must be a non-empty string')
   group('service', c.service)
   num('service.vibration', c.service.vibration, 0)
   num('service.minShare', c.service.minShare, 0, 1)
@@ -300,7 +392,8 @@ export function validateAssetConfig(c: AssetConfig): void {
   group('danger', c.danger)
   group('riskHigh', c.riskHigh)
   for (const k of ['vibration', 'temperature'] as const) num(`danger.${k}`, c.danger[k], -Infinity)
-  for (const k of ['durationMs', 'vibrationHysteresis', 'temperatureHysteresis'] as const) num(`danger.${k}`, c.danger[k], 0)
+  for (const k of ['durationMs', 'vibrationHysteresis', 'temperatureHysteresis'] as const)
+    num(`danger.${k}`, c.danger[k], 0)
   num('riskHigh.threshold', c.riskHigh.threshold, 0, 100)
   int('riskHigh.holdPeriods', c.riskHigh.holdPeriods, 1, 1000)
   num('riskHigh.hysteresis', c.riskHigh.hysteresis, 0, c.riskHigh.threshold)
@@ -308,8 +401,10 @@ export function validateAssetConfig(c: AssetConfig): void {
   num('riskHigh.updateStep', c.riskHigh.updateStep, 0.01, 100)
   for (const g of ['danger', 'riskHigh'] as const) {
     const a = c[g]
-    if (typeof a.type !== 'string' || a.type.length === 0) throw new ConfigError(`asset.${g}.type`, 'must be a non-empty string')
-    if (!SEVERITIES.includes(a.severity)) throw new ConfigError(`asset.${g}.severity`, `must be one of ${SEVERITIES.join(', ')}`)
+    if (typeof a.type !== 'string' || a.type.length === 0)
+      throw new ConfigError(`asset.${g}.type`, 'must be a non-empty string')
+    if (!SEVERITIES.includes(a.severity))
+      throw new ConfigError(`asset.${g}.severity`, `must be one of ${SEVERITIES.join(', ')}`)
   }
   if (c.danger.type === c.riskHigh.type) throw new ConfigError('asset.riskHigh.type', 'must differ from danger.type')
   validateAssetModel(c.model, 'asset.model')
@@ -320,41 +415,61 @@ export function validateAssetModel(m: AssetModel, at = 'model'): void {
   if (!m || typeof m !== 'object') throw new ConfigError(at, 'must be an object')
   // A format-1 file merged over the defaults (deployment overrides merge one level deep) inherits the default
   // format and feature set: its format-1 feature names give it away.
-  const v1 = m.weights && typeof m.weights === 'object' && m.format !== 2 ? Object.keys(m.weights).find((k) => FORMAT1_FEATURES.includes(k)) : undefined
+  const v1 =
+    m.weights && typeof m.weights === 'object' && m.format !== 2
+      ? Object.keys(m.weights).find((k) => FORMAT1_FEATURES.includes(k))
+      : undefined
   if (v1 !== undefined) {
-    throw new ConfigError(`${at}.format`, `weight ${v1} is a format-1 feature (10-minute window): this version reads format ${MODEL_FORMAT} models only; retrain it with \`pitwall train\``)
+    throw new ConfigError(
+      `${at}.format`,
+      `weight ${v1} is a format-1 feature (10-minute window): this version reads format ${MODEL_FORMAT} models only; retrain it with \`pitwall train\``,
+    )
   }
   if (typeof m.format !== 'number' || !READABLE_FORMATS.includes(m.format)) {
-    throw new ConfigError(`${at}.format`, m.format === undefined
-      ? `missing: this is a format-1 model (10-minute window features), which this version cannot use; retrain it with \`pitwall train\` (format ${MODEL_FORMAT})`
-      : `model file format ${String(m.format)} is not supported (this version reads format ${MODEL_FORMAT}); retrain it with \`pitwall train\``)
+    throw new ConfigError(
+      `${at}.format`,
+      m.format === undefined
+        ? `missing: this is a format-1 model (10-minute window features), which this version cannot use; retrain it with \`pitwall train\` (format ${MODEL_FORMAT})`
+        : `model file format ${String(m.format)} is not supported (this version reads format ${MODEL_FORMAT}); retrain it with \`pitwall train\``,
+    )
   }
   if (m.features !== MODEL_FEATURE_SET) {
-    throw new ConfigError(`${at}.features`, `model trained on feature set ${JSON.stringify(m.features)}, this version computes ${MODEL_FEATURE_SET}; retrain it with \`pitwall train\``)
+    throw new ConfigError(
+      `${at}.features`,
+      `model trained on feature set ${JSON.stringify(m.features)}, this version computes ${MODEL_FEATURE_SET}; retrain it with \`pitwall train\``,
+    )
   }
   const v = m.version
   if (!((typeof v === 'number' && Number.isSafeInteger(v) && v > 0) || (typeof v === 'string' && v.length > 0))) {
-    throw new ConfigError(`${at}.version`, `must be a positive integer or a non-empty string, got ${JSON.stringify(v) ?? String(v)}`)
+    throw new ConfigError(
+      `${at}.version`,
+      `must be a positive integer or a non-empty string, got ${JSON.stringify(v) ?? String(v)}`,
+    )
   }
   const head = (h: { intercept?: unknown; weights?: unknown }, where: string): void => {
-    if (typeof h.intercept !== 'number' || !Number.isFinite(h.intercept)) throw new ConfigError(`${where}.intercept`, 'must be a finite number')
+    if (typeof h.intercept !== 'number' || !Number.isFinite(h.intercept))
+      throw new ConfigError(`${where}.intercept`, 'must be a finite number')
     if (!h.weights || typeof h.weights !== 'object') throw new ConfigError(`${where}.weights`, 'must be an object')
     for (const [k, w] of Object.entries(h.weights)) {
       if (!(ASSET_FEATURES as readonly string[]).includes(k)) {
         throw new ConfigError(`${where}.weights.${k}`, `unknown feature; known: ${ASSET_FEATURES.join(', ')}`)
       }
-      if (typeof w !== 'number' || !Number.isFinite(w)) throw new ConfigError(`${where}.weights.${k}`, 'must be a finite number')
+      if (typeof w !== 'number' || !Number.isFinite(w))
+        throw new ConfigError(`${where}.weights.${k}`, 'must be a finite number')
     }
   }
   if (m.format === 2) {
     head(m, at)
     return
   }
-  if (!Array.isArray(m.heads) || m.heads.length === 0) throw new ConfigError(`${at}.heads`, 'must be a non-empty list of heads {name, intercept, weights}')
+  if (!Array.isArray(m.heads) || m.heads.length === 0)
+    throw new ConfigError(`${at}.heads`, 'must be a non-empty list of heads {name, intercept, weights}')
   const names = new Set<string>()
   m.heads.forEach((h, i) => {
-    if (!h || typeof h !== 'object') throw new ConfigError(`${at}.heads[${i}]`, 'must be an object {name, intercept, weights}')
-    if (typeof h.name !== 'string' || h.name.length === 0 || names.has(h.name)) throw new ConfigError(`${at}.heads[${i}].name`, 'must be a non-empty string, unique among the heads')
+    if (!h || typeof h !== 'object')
+      throw new ConfigError(`${at}.heads[${i}]`, 'must be an object {name, intercept, weights}')
+    if (typeof h.name !== 'string' || h.name.length === 0 || names.has(h.name))
+      throw new ConfigError(`${at}.heads[${i}].name`, 'must be a non-empty string, unique among the heads')
     names.add(h.name)
     head(h, `${at}.heads[${i}]`)
   })
@@ -367,7 +482,11 @@ function compiled(c: AssetConfig): Compiled {
   if (k) return k
   validateAssetConfig(c)
   k = {
-    heads: modelHeads(c.model).map((h) => ({ name: h.name, intercept: h.intercept, weights: ASSET_FEATURES.map((f) => h.weights[f] ?? 0) })),
+    heads: modelHeads(c.model).map((h) => ({
+      name: h.name,
+      intercept: h.intercept,
+      weights: ASSET_FEATURES.map((f) => h.weights[f] ?? 0),
+    })),
     alpha: 1 - 2 ** (-(c.periodMs / HOUR) / c.baseline.halfLifeHours),
     danger: Object.freeze({ above: 0.5, durationMs: c.danger.durationMs, hysteresis: 0.5 }),
   }
@@ -385,9 +504,22 @@ const blankAcc = (): number[] => {
 
 function init(_entity: EntityRef, c: AssetConfig): AssetState {
   compiled(c)
-  return { p: NaN, a: blankAcc(), g: new Array<number>(c.trendPeriods * CH * RF).fill(NaN), b: new Array<number>(B_LEN).fill(0),
-    bn: 0, bp: NaN, lg: NaN, v: new Array<number>(1 + LIVE.length).fill(NaN),
-    d: [...ThresholdForDuration.blank(), ...A_BLANK], rt: NaN, rts: NaN, r: NaN, fl: 0, late: 0 }
+  return {
+    p: NaN,
+    a: blankAcc(),
+    g: new Array<number>(c.trendPeriods * CH * RF).fill(NaN),
+    b: new Array<number>(B_LEN).fill(0),
+    bn: 0,
+    bp: NaN,
+    lg: NaN,
+    v: new Array<number>(1 + LIVE.length).fill(NaN),
+    d: [...ThresholdForDuration.blank(), ...A_BLANK],
+    rt: NaN,
+    rts: NaN,
+    r: NaN,
+    fl: 0,
+    late: 0,
+  }
 }
 
 // ---- periods, ring and baseline -----------------------------------------------------------------------------
@@ -399,9 +531,12 @@ function closePeriod(s: AssetState, c: AssetConfig): void {
   const slot = (s.p % c.trendPeriods) * CH * RF
   const absent = at(s.a, 0) < c.service.minShare * at(s.a, A_TOTAL)
   for (let ch = 0; ch < CH; ch++) {
-    const n = absent ? 0 : at(s.a, ch * AF), o = slot + ch * RF
+    const n = absent ? 0 : at(s.a, ch * AF),
+      o = slot + ch * RF
     if (n === 0) {
-      s.g[o] = NaN; s.g[o + 1] = NaN; s.g[o + 2] = NaN
+      s.g[o] = NaN
+      s.g[o + 1] = NaN
+      s.g[o + 2] = NaN
       continue
     }
     const mean = at(s.a, ch * AF + 1) / n
@@ -419,7 +554,8 @@ function ringAt(s: AssetState, c: AssetConfig, p: number, ch: number, k: number)
 
 function ew(b: number[], o: number, x: number, alpha: number, clip: number, warm: boolean): void {
   if (!Number.isFinite(x)) return
-  const m = at(b, o), v = at(b, o + 1)
+  const m = at(b, o),
+    v = at(b, o + 1)
   if (!warm && clip > 0 && v > 0) {
     const sd = Math.sqrt(v)
     if (Math.abs(x - m) > clip * sd) {
@@ -445,19 +581,25 @@ function feedBaseline(s: AssetState, c: AssetConfig, k: Compiled, p: number): vo
   for (let f = 0; f < BASE_CH; f++) {
     for (let j = 0; j < 3; j++) {
       const x = at(s.g, slot + f * RF + j)
-      if (s.bn === 0 || at(s.b, f * BF + 2 * j + 1) === 0 && at(s.b, f * BF + 2 * j) === 0) {
-        if (Number.isFinite(x)) { s.b[f * BF + 2 * j] = x; s.b[f * BF + 2 * j + 1] = 0 }
+      if (s.bn === 0 || (at(s.b, f * BF + 2 * j + 1) === 0 && at(s.b, f * BF + 2 * j) === 0)) {
+        if (Number.isFinite(x)) {
+          s.b[f * BF + 2 * j] = x
+          s.b[f * BF + 2 * j + 1] = 0
+        }
       } else {
         ew(s.b, f * BF + 2 * j, x, alpha, c.baseline.clip, warm)
       }
     }
   }
   // Load line: EW moments of load L and temperature T hourly means (L, T, LL, LT, TT).
-  const L = at(s.g, slot + LOAD * RF), T = at(s.g, slot + 1 * RF)
+  const L = at(s.g, slot + LOAD * RF),
+    T = at(s.g, slot + 1 * RF)
   if (Number.isFinite(L) && Number.isFinite(T)) {
     const xs = [L, T, L * L, L * T, T * T]
     const first = at(s.b, B_LOAD) === 0 && at(s.b, B_LOAD + 2) === 0
-    xs.forEach((x, i) => { s.b[B_LOAD + i] = first ? x : at(s.b, B_LOAD + i) + alpha * (x - at(s.b, B_LOAD + i)) })
+    xs.forEach((x, i) => {
+      s.b[B_LOAD + i] = first ? x : at(s.b, B_LOAD + i) + alpha * (x - at(s.b, B_LOAD + i))
+    })
   }
   s.bn++
   s.bp = p
@@ -468,16 +610,18 @@ function advance(s: AssetState, c: AssetConfig, k: Compiled, np: number): void {
   const R = c.trendPeriods
   if (s.bn >= c.baseline.warmupPeriods) {
     // Periods about to leave the ring (a day old) feed the baseline, once each, while still readable.
-    const from = Math.max(Number.isNaN(s.bp) ? -Infinity : s.bp + 1, s.p - R), to = Math.min(np - R - 1, s.p - 1)
+    const from = Math.max(Number.isNaN(s.bp) ? -Infinity : s.bp + 1, s.p - R),
+      to = Math.min(np - R - 1, s.p - 1)
     for (let p = from; p <= to; p++) {
       if (Number.isFinite(ringAt(s, c, p, 0, 0)) || Number.isFinite(ringAt(s, c, p, 1, 0))) feedBaseline(s, c, k, p)
     }
   }
   closePeriod(s, c)
   const slot = (s.p % R) * CH * RF
-  if (s.bn < c.baseline.warmupPeriods && (Number.isFinite(at(s.g, slot)) || Number.isFinite(at(s.g, slot + RF)))) feedBaseline(s, c, k, s.p)
+  if (s.bn < c.baseline.warmupPeriods && (Number.isFinite(at(s.g, slot)) || Number.isFinite(at(s.g, slot + RF))))
+    feedBaseline(s, c, k, s.p)
   // Periods skipped by a gap are absent (NaN) in the ring.
-  for (let p = s.p + 1; p < np && p <= s.p + R; p++) s.g.fill(NaN, (p % R) * CH * RF, (p % R + 1) * CH * RF)
+  for (let p = s.p + 1; p < np && p <= s.p + R; p++) s.g.fill(NaN, (p % R) * CH * RF, ((p % R) + 1) * CH * RF)
   s.p = np
   s.a = blankAcc()
   s.lg = s.bn >= c.baseline.warmupPeriods ? logitOf(features(s, c), k) : NaN
@@ -489,33 +633,51 @@ function advance(s: AssetState, c: AssetConfig, k: Compiled, np: number): void {
 export function features(s: AssetState, c: AssetConfig): number[] {
   const x = new Array<number>(ASSET_FEATURES.length).fill(0)
   if (s.bn < c.baseline.warmupPeriods || Number.isNaN(s.p)) return x
-  const R = c.trendPeriods, last = s.p - 1, clip = c.zClip
+  const R = c.trendPeriods,
+    last = s.p - 1,
+    clip = c.zClip
   const cz = (z: number): number => (Number.isFinite(z) ? Math.max(-clip, Math.min(clip, z)) : 0)
   const sdOf = (f: number, j: number): number => {
-    const m = at(s.b, f * BF + 2 * j), v = at(s.b, f * BF + 2 * j + 1)
-    const floor = c.baseline.floor[f === HEAT ? 'temperature' : ASSET_FIELDS[f] as AssetField]
+    const m = at(s.b, f * BF + 2 * j),
+      v = at(s.b, f * BF + 2 * j + 1)
+    const floor = c.baseline.floor[f === HEAT ? 'temperature' : (ASSET_FIELDS[f] as AssetField)]
     return Math.max(Math.sqrt(Math.max(0, v)), floor, f === HEAT ? 0 : c.baseline.relativeFloor * Math.abs(m))
   }
   /** Mean (or max) over the recent periods of g(p), skipping absent ones. */
   const recent = (g: (p: number) => number, max = false): number => {
-    let sum = 0, n = 0, mx = -Infinity
+    let sum = 0,
+      n = 0,
+      mx = -Infinity
     for (let p = last; p > last - c.recentPeriods; p--) {
       const v = g(p)
-      if (Number.isFinite(v)) { sum += v; n++; mx = Math.max(mx, v) }
+      if (Number.isFinite(v)) {
+        sum += v
+        n++
+        mx = Math.max(mx, v)
+      }
     }
     return n === 0 ? NaN : max ? mx : sum / n
   }
   let o = 0
   ASSET_FIELDS.forEach((name, f) => {
-    const mean = at(s.b, f * BF), sd = sdOf(f, 0)
+    const mean = at(s.b, f * BF),
+      sd = sdOf(f, 0)
     const level = cz((recent((p) => ringAt(s, c, p, f, 0)) - mean) / sd)
     // Trend: least-squares slope of the hourly means over the ring, per day, in baseline sds.
-    let n = 0, st = 0, stt = 0, sx = 0, stx = 0
+    let n = 0,
+      st = 0,
+      stt = 0,
+      sx = 0,
+      stx = 0
     for (let p = last - R + 1; p <= last; p++) {
       const v = ringAt(s, c, p, f, 0)
       if (!Number.isFinite(v)) continue
       const t = ((p - last) * c.periodMs) / (24 * HOUR)
-      n++; st += t; stt += t * t; sx += v; stx += t * v
+      n++
+      st += t
+      stt += t * t
+      sx += v
+      stx += t * v
     }
     const vt = n > 2 ? stt / n - (st / n) ** 2 : 0
     const slope = vt > 1e-12 ? (stx / n - (st / n) * (sx / n)) / vt : 0
@@ -529,18 +691,32 @@ export function features(s: AssetState, c: AssetConfig): number[] {
     if (name === 'vibration') {
       // Impulsiveness: the hour's peak above its mean in the hour's own sds, against the unit's usual crest.
       const crest = (p: number): number => {
-        const m = ringAt(s, c, p, f, 0), sdv = ringAt(s, c, p, f, 1), mx = ringAt(s, c, p, f, 2)
+        const m = ringAt(s, c, p, f, 0),
+          sdv = ringAt(s, c, p, f, 1),
+          mx = ringAt(s, c, p, f, 2)
         return (mx - m) / Math.max(sdv, c.baseline.floor.vibration)
       }
-      const bm = at(s.b, f * BF + 4), bs = at(s.b, f * BF + 5)
+      const bm = at(s.b, f * BF + 4),
+        bs = at(s.b, f * BF + 5)
       // The crest baseline is derived from the max baseline and the sd baseline of the same hours.
       const baseCrest = (bm - mean) / Math.max(at(s.b, f * BF + 2), c.baseline.floor.vibration)
-      const crestSd = Math.max(1, Math.sqrt(Math.max(0, bs)) / Math.max(at(s.b, f * BF + 2), c.baseline.floor.vibration))
+      const crestSd = Math.max(
+        1,
+        Math.sqrt(Math.max(0, bs)) / Math.max(at(s.b, f * BF + 2), c.baseline.floor.vibration),
+      )
       x[o++] = Math.max(0, cz((recent(crest) - baseCrest) / crestSd))
     } else if (name === 'temperature') {
       // Load-conditioned temperature: residual from the unit's temperature-vs-load line.
-      const [mL, mT, mLL, mLT, mTT] = [0, 1, 2, 3, 4].map((i) => at(s.b, B_LOAD + i)) as [number, number, number, number, number]
-      const vL = mLL - mL * mL, cLT = mLT - mL * mT, vT = mTT - mT * mT
+      const [mL, mT, mLL, mLT, mTT] = [0, 1, 2, 3, 4].map((i) => at(s.b, B_LOAD + i)) as [
+        number,
+        number,
+        number,
+        number,
+        number,
+      ]
+      const vL = mLL - mL * mL,
+        cLT = mLT - mL * mT,
+        vT = mTT - mT * mT
       // Physically temperature does not fall with load: a negative fitted slope is noise, taken as 0. The load is
       // held to the range the baseline saw (±2 sds), so a load proxy gone wild (vibration of a failing bearing)
       // is not extrapolated into a prediction.
@@ -563,11 +739,15 @@ export function features(s: AssetState, c: AssetConfig): number[] {
 
 /** The largest head's logit and that head's index (the risk is the largest head's). */
 function topHead(x: readonly number[], k: Compiled): { logit: number; head: number } {
-  let best = -Infinity, head = 0
+  let best = -Infinity,
+    head = 0
   k.heads.forEach((h, i) => {
     let l = h.intercept
     for (let j = 0; j < x.length; j++) l += at(h.weights, j) * at(x, j)
-    if (l > best) { best = l; head = i }
+    if (l > best) {
+      best = l
+      head = i
+    }
   })
   return { logit: best, head }
 }
@@ -576,7 +756,12 @@ function logitOf(x: readonly number[], k: Compiled): number {
   return topHead(x, k).logit
 }
 
-interface Reason { feature: string; family: string; value: number; contribution: number }
+interface Reason {
+  feature: string
+  family: string
+  value: number
+  contribution: number
+}
 
 /** The features that pushed the largest head's logit up most, largest first. */
 function reasonsOf(x: readonly number[], k: Compiled, n: number): Reason[] {
@@ -598,10 +783,29 @@ function fmt(v: number): string {
 
 const riskOf = (lg: number): number => 100 / (1 + Math.exp(-lg))
 
-function emitAlert(ctx: ActorContext, type: string, severity: Severity, ev: DetectorEvent, ts: number, value: number, threshold: number,
-  explanation: string, details: Record<string, unknown>): void {
+function emitAlert(
+  ctx: ActorContext,
+  type: string,
+  severity: Severity,
+  ev: DetectorEvent,
+  ts: number,
+  value: number,
+  threshold: number,
+  explanation: string,
+  details: Record<string, unknown>,
+): void {
   const alertId = alert.alertId(ctx.entity, type, ev.start)
-  const body: AlertBody = { alertId, type, severity, state: ev.state, start: ev.start, value, threshold, explanation, details }
+  const body: AlertBody = {
+    alertId,
+    type,
+    severity,
+    state: ev.state,
+    start: ev.start,
+    value,
+    threshold,
+    explanation,
+    details,
+  }
   if (ev.end !== undefined) body.end = ev.end
   alert.emitAlert(ctx, ts, body)
 }
@@ -609,12 +813,19 @@ function emitAlert(ctx: ActorContext, type: string, severity: Severity, ev: Dete
 /** risk_high after a completed period: hold before opening, update on growth, clear after a calm run. */
 function riskAlert(s: AssetState, c: AssetConfig, k: Compiled, ctx: ActorContext, ts: number): void {
   if (Number.isNaN(s.lg)) return
-  const rh = c.riskHigh, o = TS, d = s.d
+  const rh = c.riskHigh,
+    o = TS,
+    d = s.d
   const risk = riskOf(s.lg)
   const why = (): Record<string, unknown> => {
     const x = features(s, c)
     const rs = reasonsOf(x, k, Math.max(1, c.reasons))
-    return { reasons: rs, family: rs[0]?.family ?? null, head: k.heads[topHead(x, k).head]?.name ?? null, modelVersion: c.model.version }
+    return {
+      reasons: rs,
+      family: rs[0]?.family ?? null,
+      head: k.heads[topHead(x, k).head]?.name ?? null,
+      modelVersion: c.model.version,
+    }
   }
   const top = (det: Record<string, unknown>): string =>
     (det['reasons'] as Reason[]).map((r) => `${r.feature} ${fmt(r.value)} (+${fmt(r.contribution)})`).join(', ')
@@ -627,8 +838,17 @@ function riskAlert(s: AssetState, c: AssetConfig, k: Compiled, ctx: ActorContext
         d[o + A_COOL] = 0
         d[o + A_REPORTED] = risk
         const det = why()
-        emitAlert(ctx, rh.type, rh.severity, { state: 'open', start: at(d, o + A_START) } as DetectorEvent, ts, risk, rh.threshold,
-          `failure risk ${fmt(risk)} >= ${fmt(rh.threshold)} for ${rh.holdPeriods} periods; drivers: ${top(det)}`, det)
+        emitAlert(
+          ctx,
+          rh.type,
+          rh.severity,
+          { state: 'open', start: at(d, o + A_START) } as DetectorEvent,
+          ts,
+          risk,
+          rh.threshold,
+          `failure risk ${fmt(risk)} >= ${fmt(rh.threshold)} for ${rh.holdPeriods} periods; drivers: ${top(det)}`,
+          det,
+        )
       }
     } else {
       d[o + A_HOT] = 0
@@ -638,8 +858,17 @@ function riskAlert(s: AssetState, c: AssetConfig, k: Compiled, ctx: ActorContext
   if (risk <= rh.threshold - rh.hysteresis) {
     d[o + A_COOL] = at(d, o + A_COOL) + 1
     if (at(d, o + A_COOL) >= rh.clearPeriods) {
-      emitAlert(ctx, rh.type, rh.severity, { state: 'close', start: at(d, o + A_START), end: ts } as DetectorEvent, ts, risk, rh.threshold,
-        `failure risk back to ${fmt(risk)} (<= ${fmt(rh.threshold - rh.hysteresis)} for ${rh.clearPeriods} periods)`, { modelVersion: c.model.version })
+      emitAlert(
+        ctx,
+        rh.type,
+        rh.severity,
+        { state: 'close', start: at(d, o + A_START), end: ts } as DetectorEvent,
+        ts,
+        risk,
+        rh.threshold,
+        `failure risk back to ${fmt(risk)} (<= ${fmt(rh.threshold - rh.hysteresis)} for ${rh.clearPeriods} periods)`,
+        { modelVersion: c.model.version },
+      )
       for (let i = 0; i < A_BLANK.length; i++) d[o + i] = at(A_BLANK, i)
     }
     return
@@ -648,8 +877,17 @@ function riskAlert(s: AssetState, c: AssetConfig, k: Compiled, ctx: ActorContext
   if (risk >= at(d, o + A_REPORTED) + rh.updateStep) {
     d[o + A_REPORTED] = risk
     const det = why()
-    emitAlert(ctx, rh.type, rh.severity, { state: 'update', start: at(d, o + A_START) } as DetectorEvent, ts, risk, rh.threshold,
-      `failure risk up to ${fmt(risk)}; drivers: ${top(det)}`, det)
+    emitAlert(
+      ctx,
+      rh.type,
+      rh.severity,
+      { state: 'update', start: at(d, o + A_START) } as DetectorEvent,
+      ts,
+      risk,
+      rh.threshold,
+      `failure risk up to ${fmt(risk)}; drivers: ${top(det)}`,
+      det,
+    )
   }
 }
 
@@ -658,7 +896,9 @@ function emitScore(s: AssetState, c: AssetConfig, k: Compiled, ctx: ActorContext
   const factors: Record<string, number> = {}
   const top = topHead(x, k)
   const w = (k.heads[top.head] as Compiled['heads'][number]).weights
-  ASSET_FEATURES.forEach((f, j) => { if (at(w, j) !== 0) factors[f] = at(w, j) * at(x, j) })
+  ASSET_FEATURES.forEach((f, j) => {
+    if (at(w, j) !== 0) factors[f] = at(w, j) * at(x, j)
+  })
   s.r = floor ? 100 : riskOf(s.lg)
   s.fl = floor ? 1 : 0
   // The floor lifted before the unit is known: no model risk to report.
@@ -675,7 +915,12 @@ function onReading(s: AssetState, r: Reading, ctx: ActorContext, c: AssetConfig)
   const f = r.fields
   if (r.ts < ctx.watermark) {
     s.late++
-    ctx.emit('late', `late:${ctx.seq}`, r.ts, { readingTs: r.ts, watermark: ctx.watermark, readingSeq: ctx.seq, fields: f })
+    ctx.emit('late', `late:${ctx.seq}`, r.ts, {
+      readingTs: r.ts,
+      watermark: ctx.watermark,
+      readingSeq: ctx.seq,
+      fields: f,
+    })
     return
   }
   const p = Math.floor(r.ts / c.periodMs)
@@ -685,7 +930,8 @@ function onReading(s: AssetState, r: Reading, ctx: ActorContext, c: AssetConfig)
     advance(s, c, k, p)
     completed = true
   }
-  const vibNow = typeof f['vibration'] === 'number' && Number.isFinite(f['vibration']) ? f['vibration'] : (s.v[V_VIB] as number)
+  const vibNow =
+    typeof f['vibration'] === 'number' && Number.isFinite(f['vibration']) ? f['vibration'] : (s.v[V_VIB] as number)
   if (p === s.p) s.a[A_TOTAL] = at(s.a, A_TOTAL) + 1
   const temp0 = f['temperature']
   const inService = vibNow >= c.service.vibration
@@ -714,7 +960,8 @@ function onReading(s: AssetState, r: Reading, ctx: ActorContext, c: AssetConfig)
     const x = f[name]
     if (typeof x === 'number' && Number.isFinite(x)) s.v[1 + i] = x
   })
-  const vib = s.v[V_VIB] as number, temp = s.v[V_TEMP] as number
+  const vib = s.v[V_VIB] as number,
+    temp = s.v[V_TEMP] as number
   const dg = c.danger
   const det = new ThresholdForDuration(k.danger, s.d, 0)
   if (!Number.isNaN(vib) && !Number.isNaN(temp)) {
@@ -722,10 +969,14 @@ function onReading(s: AssetState, r: Reading, ctx: ActorContext, c: AssetConfig)
     const clear = vib <= dg.vibration - dg.vibrationHysteresis || temp <= dg.temperature - dg.temperatureHysteresis
     const ev = det.update(r.ts, hot ? 1 : clear ? 0 : 0.5)
     if (ev) {
-      const explanation = ev.state === 'close'
-        ? `vibration ${fmt(vib)} mm/s, temperature ${fmt(temp)} °C: out of danger`
-        : `vibration ${fmt(vib)} mm/s >= ${fmt(dg.vibration)} with temperature ${fmt(temp)} °C >= ${fmt(dg.temperature)} for >= ${fmt(dg.durationMs / 1000)} s`
-      emitAlert(ctx, dg.type, dg.severity, ev, r.ts, vib, dg.vibration, explanation, { vibration: vib, temperature: temp })
+      const explanation =
+        ev.state === 'close'
+          ? `vibration ${fmt(vib)} mm/s, temperature ${fmt(temp)} °C: out of danger`
+          : `vibration ${fmt(vib)} mm/s >= ${fmt(dg.vibration)} with temperature ${fmt(temp)} °C >= ${fmt(dg.temperature)} for >= ${fmt(dg.durationMs / 1000)} s`
+      emitAlert(ctx, dg.type, dg.severity, ev, r.ts, vib, dg.vibration, explanation, {
+        vibration: vib,
+        temperature: temp,
+      })
     }
   }
   if (completed) riskAlert(s, c, k, ctx, r.ts)
@@ -752,11 +1003,21 @@ function query(s: AssetState, ctx: { entity: EntityRef; watermark: number; lastS
   const alerts: Array<{ type: string; severity: Severity; alertId: string; start: number }> = []
   const td = new ThresholdForDuration(k.danger, s.d, 0)
   if (td.active && td.start !== undefined) {
-    alerts.push({ type: c.danger.type, severity: c.danger.severity, alertId: alert.alertId(ctx.entity, c.danger.type, td.start), start: td.start })
+    alerts.push({
+      type: c.danger.type,
+      severity: c.danger.severity,
+      alertId: alert.alertId(ctx.entity, c.danger.type, td.start),
+      start: td.start,
+    })
   }
   if (at(s.d, TS + A_PHASE) === 1) {
     const start = at(s.d, TS + A_START)
-    alerts.push({ type: c.riskHigh.type, severity: c.riskHigh.severity, alertId: alert.alertId(ctx.entity, c.riskHigh.type, start), start })
+    alerts.push({
+      type: c.riskHigh.type,
+      severity: c.riskHigh.severity,
+      alertId: alert.alertId(ctx.entity, c.riskHigh.type, start),
+      start,
+    })
   }
   return {
     risk: orNull(s.r),
@@ -766,8 +1027,14 @@ function query(s: AssetState, ctx: { entity: EntityRef; watermark: number; lastS
     reasons,
     features: Object.fromEntries(ASSET_FEATURES.map((f, j) => [f, at(x, j)])),
     // Each head's risk now (the risk is the largest; before the baseline is warm, null).
-    heads: Object.fromEntries(k.heads.map((h) => [h.name, s.bn >= c.baseline.warmupPeriods
-      ? riskOf(ASSET_FEATURES.reduce((a, _, j) => a + at(h.weights, j) * at(x, j), h.intercept)) : null])),
+    heads: Object.fromEntries(
+      k.heads.map((h) => [
+        h.name,
+        s.bn >= c.baseline.warmupPeriods
+          ? riskOf(ASSET_FEATURES.reduce((a, _, j) => a + at(h.weights, j) * at(x, j), h.intercept))
+          : null,
+      ]),
+    ),
     last,
     lastTs: orNull(s.v[V_TS]),
     watermark: orNull(ctx.watermark),
@@ -781,22 +1048,53 @@ function query(s: AssetState, ctx: { entity: EntityRef; watermark: number; lastS
 
 const CODEC_VERSION = 2
 
-interface Encoded { p: number | null; a: Array<number | null>; g: Array<number | null>; b: number[]; bn: number; bp: number | null; lg: number | null;
-  v: Array<number | null>; d: Array<number | null>; rt: number | null; rts: number | null; r: number | null; fl: number; l: number }
+interface Encoded {
+  p: number | null
+  a: Array<number | null>
+  g: Array<number | null>
+  b: number[]
+  bn: number
+  bp: number | null
+  lg: number | null
+  v: Array<number | null>
+  d: Array<number | null>
+  rt: number | null
+  rts: number | null
+  r: number | null
+  fl: number
+  l: number
+}
 
 const out = (xs: readonly number[]): Array<number | null> => xs.map((x) => (Number.isFinite(x) ? x : null))
 
 function numsIn(xs: unknown, what: string, len?: number): number[] {
-  if (!Array.isArray(xs) || (len !== undefined && xs.length !== len)
-    || !xs.every((x) => x === null || (typeof x === 'number' && Number.isFinite(x)))) {
+  if (
+    !Array.isArray(xs) ||
+    (len !== undefined && xs.length !== len) ||
+    !xs.every((x) => x === null || (typeof x === 'number' && Number.isFinite(x)))
+  ) {
     throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_CORRUPT, `asset snapshot: ${what} is not a list of numbers`)
   }
   return (xs as Array<number | null>).map((x) => x ?? NaN)
 }
 
 function encode(s: AssetState): Encoded {
-  return { p: orNull(s.p), a: out(s.a), g: out(s.g), b: s.b.slice(), bn: s.bn, bp: orNull(s.bp), lg: orNull(s.lg), v: out(s.v), d: out(s.d),
-    rt: orNull(s.rt), rts: orNull(s.rts), r: orNull(s.r), fl: s.fl, l: s.late }
+  return {
+    p: orNull(s.p),
+    a: out(s.a),
+    g: out(s.g),
+    b: s.b.slice(),
+    bn: s.bn,
+    bp: orNull(s.bp),
+    lg: orNull(s.lg),
+    v: out(s.v),
+    d: out(s.d),
+    rt: orNull(s.rt),
+    rts: orNull(s.rts),
+    r: orNull(s.r),
+    fl: s.fl,
+    l: s.late,
+  }
 }
 
 function decode(data: unknown, version: number): AssetState {
@@ -809,22 +1107,59 @@ function decode(data: unknown, version: number): AssetState {
     // Version 1 kept a 10-minute window; its live values, danger detector and late count carry over, and the
     // unit's baseline is learned afresh (the old window holds nothing the hourly features can use).
     const d1 = numsIn(e['d'], 'detector slots', 2 * TS)
-    return { p: NaN, a: blankAcc(), g: [], b: new Array<number>(B_LEN).fill(0), bn: 0, bp: NaN, lg: NaN,
-      v: numsIn(e['v'], 'live values', 1 + LIVE.length), d: [...d1.slice(0, TS), ...A_BLANK], rt: NaN, rts: NaN, r: NaN, fl: 0, late: e['l'] as number }
+    return {
+      p: NaN,
+      a: blankAcc(),
+      g: [],
+      b: new Array<number>(B_LEN).fill(0),
+      bn: 0,
+      bp: NaN,
+      lg: NaN,
+      v: numsIn(e['v'], 'live values', 1 + LIVE.length),
+      d: [...d1.slice(0, TS), ...A_BLANK],
+      rt: NaN,
+      rts: NaN,
+      r: NaN,
+      fl: 0,
+      late: e['l'] as number,
+    }
   }
   if (version !== CODEC_VERSION) {
-    throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_VERSION, `asset snapshot version ${version} is not ${CODEC_VERSION} or 1`)
+    throw new SnapshotError(
+      RuntimeErrorCodes.SNAPSHOT_VERSION,
+      `asset snapshot version ${version} is not ${CODEC_VERSION} or 1`,
+    )
   }
   const a = numsIn(e['a'], 'period sums', CH * AF + 1).map((x, i) => (i % AF === 3 && Number.isNaN(x) ? -Infinity : x))
   const b = numsIn(e['b'], 'baseline', B_LEN)
   const g = numsIn(e['g'], 'ring')
-  const bn = e['bn'], fl = e['fl']
-  if (b.some((x) => Number.isNaN(x)) || g.length % (CH * RF) !== 0 || !Number.isSafeInteger(bn) || (bn as number) < 0 || (fl !== 0 && fl !== 1)) {
+  const bn = e['bn'],
+    fl = e['fl']
+  if (
+    b.some((x) => Number.isNaN(x)) ||
+    g.length % (CH * RF) !== 0 ||
+    !Number.isSafeInteger(bn) ||
+    (bn as number) < 0 ||
+    (fl !== 0 && fl !== 1)
+  ) {
     throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_CORRUPT, 'asset snapshot: bad baseline or ring')
   }
-  return { p: one(e['p'], 'period'), a, g, b, bn: bn as number, bp: one(e['bp'], 'baseline period'), lg: one(e['lg'], 'logit'),
-    v: numsIn(e['v'], 'live values', 1 + LIVE.length), d: numsIn(e['d'], 'detector slots', TS + A_BLANK.length),
-    rt: one(e['rt'], 'rest temperature'), rts: one(e['rts'], 'rest time'), r: one(e['r'], 'risk'), fl: fl as number, late: e['l'] as number }
+  return {
+    p: one(e['p'], 'period'),
+    a,
+    g,
+    b,
+    bn: bn as number,
+    bp: one(e['bp'], 'baseline period'),
+    lg: one(e['lg'], 'logit'),
+    v: numsIn(e['v'], 'live values', 1 + LIVE.length),
+    d: numsIn(e['d'], 'detector slots', TS + A_BLANK.length),
+    rt: one(e['rt'], 'rest temperature'),
+    rts: one(e['rts'], 'rest time'),
+    r: one(e['r'], 'risk'),
+    fl: fl as number,
+    late: e['l'] as number,
+  }
 }
 
 /** The asset profile (kind `sensor`). */
@@ -846,7 +1181,8 @@ export const asset = defineActor<AssetState, AssetConfig>({
 /** A config with its model replaced (a fresh object: configs are validated and compiled per object). */
 export function mergeAssetModel(c: AssetConfig, m: AssetModel): AssetConfig {
   const model: AssetModel = { format: m.format, features: m.features, version: m.version }
-  if (m.heads !== undefined) model.heads = m.heads.map((h) => ({ name: h.name, intercept: h.intercept, weights: { ...h.weights } }))
+  if (m.heads !== undefined)
+    model.heads = m.heads.map((h) => ({ name: h.name, intercept: h.intercept, weights: { ...h.weights } }))
   if (m.intercept !== undefined) model.intercept = m.intercept
   if (m.weights !== undefined) model.weights = { ...m.weights }
   return { ...c, model }

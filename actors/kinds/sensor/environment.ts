@@ -69,10 +69,28 @@ export const ENVIRONMENT_DEFAULTS: EnvironmentConfig = deepFreeze({
     { name: 'sliding_5m_1m', sizeMs: 300_000, slideMs: 60_000 },
   ],
   alerts: [
-    { type: 'temperature_high', field: 'temperature', unit: '°C', severity: 'warning', above: 40, durationMs: 60_000,
-      hysteresis: 1, updateDelta: 2, updateIntervalMs: 60_000 },
-    { type: 'co2_high', field: 'co2', unit: 'ppm', severity: 'warning', above: 1500, durationMs: 120_000,
-      hysteresis: 50, updateDelta: 250, updateIntervalMs: 60_000 },
+    {
+      type: 'temperature_high',
+      field: 'temperature',
+      unit: '°C',
+      severity: 'warning',
+      above: 40,
+      durationMs: 60_000,
+      hysteresis: 1,
+      updateDelta: 2,
+      updateIntervalMs: 60_000,
+    },
+    {
+      type: 'co2_high',
+      field: 'co2',
+      unit: 'ppm',
+      severity: 'warning',
+      above: 1500,
+      durationMs: 120_000,
+      hysteresis: 50,
+      updateDelta: 250,
+      updateIntervalMs: 60_000,
+    },
     { type: 'battery_low', field: 'battery', unit: '%', severity: 'info', below: 15, durationMs: 0, hysteresis: 2 },
   ],
   failure: { type: 'device_failure', severity: 'critical' },
@@ -96,7 +114,10 @@ const TS = ThresholdForDuration.SLOTS
 const STATUS_CODE: Readonly<Record<string, number>> = { ok: 0, warning: 0.5, failure: 1 }
 const FAILURE_OPTS: ThresholdOptions = Object.freeze({ above: 0.5, durationMs: 0, hysteresis: 0.5 })
 // Live values: [event time of the newest reading, lat, lon, ...fields]; NaN = none.
-const V_TS = 0, V_LAT = 1, V_LON = 2, V_FIELDS = 3
+const V_TS = 0,
+  V_LAT = 1,
+  V_LON = 2,
+  V_FIELDS = 3
 
 /**
  * Per-actor state, kept small (an active sensor should cost well under 2 KiB): the windows and one number array
@@ -118,7 +139,11 @@ export interface EnvironmentState {
 }
 
 /** A decoded snapshot not yet bound to a configuration: `s` then holds its live values and full detector slots. */
-interface Pending { w: unknown; a: string[]; f: string[] }
+interface Pending {
+  w: unknown
+  a: string[]
+  f: string[]
+}
 
 /** A configuration compiled for the handlers; one per configuration object. */
 export interface Compiled {
@@ -139,19 +164,23 @@ export interface Compiled {
 
 function validate(c: EnvironmentConfig): void {
   const nonNeg = (setting: string, v: number, min: number): void => {
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < min) throw new ConfigError(setting, `must be a finite number >= ${min}, got ${String(v)}`)
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < min)
+      throw new ConfigError(setting, `must be a finite number >= ${min}, got ${String(v)}`)
   }
   nonNeg('environment.allowedLatenessMs', c.allowedLatenessMs, 0)
   nonNeg('environment.idleTimeoutMs', c.idleTimeoutMs, 1)
   const types = new Set<string>()
   for (const [i, a] of [...c.alerts.map((a, i) => [i, a] as const), [-1, c.failure] as const, [-2, c.stale] as const]) {
     const where = i >= 0 ? `environment.alerts[${i}]` : i === -1 ? 'environment.failure' : 'environment.stale'
-    if (typeof a.type !== 'string' || a.type.length === 0 || types.has(a.type)) throw new ConfigError(`${where}.type`, `missing or duplicate alert type ${String(a.type)}`)
+    if (typeof a.type !== 'string' || a.type.length === 0 || types.has(a.type))
+      throw new ConfigError(`${where}.type`, `missing or duplicate alert type ${String(a.type)}`)
     types.add(a.type)
-    if (!SEVERITIES.includes(a.severity)) throw new ConfigError(`${where}.severity`, `must be one of ${SEVERITIES.join(', ')}`)
+    if (!SEVERITIES.includes(a.severity))
+      throw new ConfigError(`${where}.severity`, `must be one of ${SEVERITIES.join(', ')}`)
   }
   c.alerts.forEach((a, i) => {
-    if (!c.fields.includes(a.field)) throw new ConfigError(`environment.alerts[${i}].field`, `${a.field} is not one of the configured fields`)
+    if (!c.fields.includes(a.field))
+      throw new ConfigError(`environment.alerts[${i}].field`, `${a.field} is not one of the configured fields`)
     // Validates the threshold options (throws ConfigError naming the setting).
     new ThresholdForDuration(a)
   })
@@ -170,8 +199,17 @@ function compiled(c: EnvironmentConfig): Compiled {
   const blank: number[] = []
   for (let i = 0; i <= c.alerts.length; i++) blank.push(...ThresholdForDuration.blank())
   blank.push(...Staleness.blank())
-  k = { layout, alerts: c.alerts.map((a) => Object.freeze({ ...a })), fields: c.fields, types: [...c.alerts.map((a) => a.type), c.failure.type, c.stale.type], failureOff, staleOff,
-    stale: { timeoutMs: c.idleTimeoutMs }, blank, dOff: V_FIELDS + c.fields.length }
+  k = {
+    layout,
+    alerts: c.alerts.map((a) => Object.freeze({ ...a })),
+    fields: c.fields,
+    types: [...c.alerts.map((a) => a.type), c.failure.type, c.stale.type],
+    failureOff,
+    staleOff,
+    stale: { timeoutMs: c.idleTimeoutMs },
+    blank,
+    dOff: V_FIELDS + c.fields.length,
+  }
   compiledByConfig.set(c, k)
   return k
 }
@@ -199,11 +237,12 @@ function unpackSlots(s: readonly number[], off: number, blank: readonly number[]
     for (let i = 0; i < n; i++) scratch[i] = s[off + i] as number
     return scratch
   }
-  let mask = s[off] as number, j = off + 1
+  let mask = s[off] as number,
+    j = off + 1
   for (let i = 0; i < n; i++) {
     const bit = mask % 2
     mask = (mask - bit) / 2
-    scratch[i] = bit === 1 ? s[j++] as number : blank[i] as number
+    scratch[i] = bit === 1 ? (s[j++] as number) : (blank[i] as number)
   }
   return scratch
 }
@@ -220,7 +259,9 @@ function packSlots(st: EnvironmentState, off: number, d: readonly number[], blan
   if (!sparse) {
     for (let i = 0; i < n; i++) s[off + i] = d[i] as number
   } else {
-    let mask = 0, bit = 1, j = off + 1
+    let mask = 0,
+      bit = 1,
+      j = off + 1
     for (let i = 0; i < n; i++, bit *= 2) {
       if (same(d[i] as number, blank[i] as number)) continue
       mask += bit
@@ -233,7 +274,13 @@ function packSlots(st: EnvironmentState, off: number, d: readonly number[], blan
 
 function init(_entity: EntityRef, c: EnvironmentConfig): EnvironmentState {
   const k = compiled(c)
-  const st: EnvironmentState = { k, w: new EventWindows(k.layout), s: new Array<number>(k.dOff).fill(NaN), st: null, late: 0 }
+  const st: EnvironmentState = {
+    k,
+    w: new EventWindows(k.layout),
+    s: new Array<number>(k.dOff).fill(NaN),
+    st: null,
+    late: 0,
+  }
   packSlots(st, k.dOff, k.blank, k.blank)
   return st
 }
@@ -284,11 +331,27 @@ function fmt(v: number): string {
   return String(Math.round(v * 100) / 100)
 }
 
-function emitAlert(ctx: ActorContext, type: string, severity: Severity, ev: DetectorEvent, ts: number, explanation: string,
-  details: Record<string, unknown>): void {
+function emitAlert(
+  ctx: ActorContext,
+  type: string,
+  severity: Severity,
+  ev: DetectorEvent,
+  ts: number,
+  explanation: string,
+  details: Record<string, unknown>,
+): void {
   const alertId = alert.alertId(ctx.entity, type, ev.start)
-  const body: AlertBody = { alertId, type, severity, state: ev.state, start: ev.start, value: ev.value, threshold: ev.threshold,
-    explanation, details: { peak: ev.peak, ...details } }
+  const body: AlertBody = {
+    alertId,
+    type,
+    severity,
+    state: ev.state,
+    start: ev.start,
+    value: ev.value,
+    threshold: ev.threshold,
+    explanation,
+    details: { peak: ev.peak, ...details },
+  }
   if (ev.end !== undefined) body.end = ev.end
   alert.emitAlert(ctx, ts, body)
 }
@@ -300,7 +363,8 @@ function explainField(a: FieldAlertConfig, ev: DetectorEvent): string {
     const clear = up ? ev.threshold - (a.hysteresis ?? 0) : ev.threshold + (a.hysteresis ?? 0)
     return `${a.field} back to ${fmt(ev.value)} ${a.unit} (${up ? '<=' : '>='} ${fmt(clear)} ${a.unit}); peak ${fmt(ev.peak)} ${a.unit}`
   }
-  if (ev.state === 'update') return `${a.field} peak ${fmt(ev.peak)} ${a.unit}, ${word} ${fmt(ev.threshold)} ${a.unit} since ${new Date(ev.start).toISOString()}`
+  if (ev.state === 'update')
+    return `${a.field} peak ${fmt(ev.peak)} ${a.unit}, ${word} ${fmt(ev.threshold)} ${a.unit} since ${new Date(ev.start).toISOString()}`
   return `${a.field} ${fmt(ev.value)} ${a.unit} ${word} ${fmt(ev.threshold)} ${a.unit} for >= ${fmt(a.durationMs / 1000)} s`
 }
 
@@ -314,7 +378,15 @@ function onReading(s: EnvironmentState, r: Reading, ctx: ActorContext, c: Enviro
   const stale = new Staleness(k.stale, d, k.staleOff)
   const sev = stale.seen(ctx.procTime, ctx.maxEventTime)
   if (sev) {
-    emitAlert(ctx, c.stale.type, c.stale.severity, sev, r.ts, `readings resumed after ${fmt(sev.value / 1000)} s of silence`, {})
+    emitAlert(
+      ctx,
+      c.stale.type,
+      c.stale.severity,
+      sev,
+      r.ts,
+      `readings resumed after ${fmt(sev.value / 1000)} s of silence`,
+      {},
+    )
   }
   ctx.setTimer(IDLE_TIMER, 'processing', ctx.procTime + c.idleTimeoutMs)
 
@@ -339,8 +411,15 @@ function onReading(s: EnvironmentState, r: Reading, ctx: ActorContext, c: Enviro
     const ev = new ThresholdForDuration(FAILURE_OPTS, d, k.failureOff).update(r.ts, code)
     if (ev) {
       if (ev.state === 'open') opened++
-      emitAlert(ctx, c.failure.type, c.failure.severity, ev, r.ts,
-        ev.state === 'open' ? 'device reports status failure' : 'device reports status ok again', { status })
+      emitAlert(
+        ctx,
+        c.failure.type,
+        c.failure.severity,
+        ev,
+        r.ts,
+        ev.state === 'open' ? 'device reports status failure' : 'device reports status ok again',
+        { status },
+      )
     }
   }
 
@@ -358,10 +437,19 @@ function onReading(s: EnvironmentState, r: Reading, ctx: ActorContext, c: Enviro
   }
   packSlots(s, k.dOff, d, k.blank)
 
-  const late = w.add(r.ts, f, { alerts: opened, failures: status === 'failure' ? 1 : 0, warnings: status === 'warning' ? 1 : 0 })
+  const late = w.add(r.ts, f, {
+    alerts: opened,
+    failures: status === 'failure' ? 1 : 0,
+    warnings: status === 'warning' ? 1 : 0,
+  })
   if (late !== 0) {
     s.late++
-    ctx.emit('late', `late:${ctx.seq}`, r.ts, { readingTs: r.ts, watermark: ctx.watermark, readingSeq: ctx.seq, fields: f })
+    ctx.emit('late', `late:${ctx.seq}`, r.ts, {
+      readingTs: r.ts,
+      watermark: ctx.watermark,
+      readingSeq: ctx.seq,
+      fields: f,
+    })
   }
 }
 
@@ -373,8 +461,15 @@ function onTimer(s: EnvironmentState, t: FiredTimer, ctx: ActorContext, c: Envir
   const ev = new Staleness(k.stale, d, k.staleOff).fire(ctx.procTime)
   packSlots(s, k.dOff, d, k.blank)
   if (ev) {
-    emitAlert(ctx, c.stale.type, c.stale.severity, ev, ev.start,
-      `no reading for ${fmt(ev.value / 1000)} s (idle timeout ${fmt(c.idleTimeoutMs / 1000)} s); open windows flushed`, {})
+    emitAlert(
+      ctx,
+      c.stale.type,
+      c.stale.severity,
+      ev,
+      ev.start,
+      `no reading for ${fmt(ev.value / 1000)} s (idle timeout ${fmt(c.idleTimeoutMs / 1000)} s); open windows flushed`,
+      {},
+    )
   }
 }
 
@@ -382,7 +477,11 @@ function orNull(v: number | undefined): number | null {
   return v !== undefined && Number.isFinite(v) ? v : null
 }
 
-function query(s: EnvironmentState, ctx: { entity: EntityRef; watermark: number; lastSeq: number }, c: EnvironmentConfig): unknown {
+function query(
+  s: EnvironmentState,
+  ctx: { entity: EntityRef; watermark: number; lastSeq: number },
+  c: EnvironmentConfig,
+): unknown {
   const k = compiled(c)
   const w = hydrate(s, c, k)
   const last: Record<string, FieldValue> = {}
@@ -404,7 +503,8 @@ function query(s: EnvironmentState, ctx: { entity: EntityRef; watermark: number;
   const fd = new ThresholdForDuration(FAILURE_OPTS, d, k.failureOff)
   if (fd.active) open(c.failure.type, c.failure.severity, fd.start, fd.peak)
   if (new Staleness(k.stale, d, k.staleOff).active) open(c.stale.type, c.stale.severity, d[k.staleOff + 2], undefined)
-  const lat = s.s[V_LAT] as number, lon = s.s[V_LON] as number
+  const lat = s.s[V_LAT] as number,
+    lon = s.s[V_LON] as number
   return {
     lastTs: orNull(s.s[V_TS]),
     watermark: orNull(ctx.watermark),
@@ -422,7 +522,15 @@ function query(s: EnvironmentState, ctx: { entity: EntityRef; watermark: number;
 const CODEC_VERSION = 1
 
 /** Encoded state: windows, detector slots and live values with null for NaN, and the names that key them. */
-interface Encoded { w: unknown; a: string[]; f: string[]; d: Array<number | null>; v: Array<number | null>; s: string | null; l: number }
+interface Encoded {
+  w: unknown
+  a: string[]
+  f: string[]
+  d: Array<number | null>
+  v: Array<number | null>
+  s: string | null
+  l: number
+}
 
 function slotsOut(xs: readonly number[]): Array<number | null> {
   return xs.map((x) => (Number.isFinite(x) ? x : null))
@@ -430,7 +538,10 @@ function slotsOut(xs: readonly number[]): Array<number | null> {
 
 function slotsIn(xs: unknown, what: string): number[] {
   if (!Array.isArray(xs) || !xs.every((x) => x === null || (typeof x === 'number' && Number.isFinite(x)))) {
-    throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_CORRUPT, `environment snapshot: ${what} is not a list of numbers`)
+    throw new SnapshotError(
+      RuntimeErrorCodes.SNAPSHOT_CORRUPT,
+      `environment snapshot: ${what} is not a list of numbers`,
+    )
   }
   return (xs as Array<number | null>).map((x) => x ?? NaN)
 }
@@ -456,18 +567,32 @@ function encode(s: EnvironmentState): Encoded {
 
 function decode(data: unknown, version: number): EnvironmentState {
   if (version !== CODEC_VERSION) {
-    throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_VERSION, `environment snapshot version ${version} is not ${CODEC_VERSION}`)
+    throw new SnapshotError(
+      RuntimeErrorCodes.SNAPSHOT_VERSION,
+      `environment snapshot version ${version} is not ${CODEC_VERSION}`,
+    )
   }
   const e = data as Partial<Encoded> | null
   const names = (x: unknown): x is string[] => Array.isArray(x) && x.every((y) => typeof y === 'string')
-  if (!e || typeof e !== 'object' || !names(e.a) || !names(e.f) || !(e.s === null || typeof e.s === 'string')
-    || !Number.isSafeInteger(e.l) || (e.l as number) < 0 || e.w === undefined) {
+  if (
+    !e ||
+    typeof e !== 'object' ||
+    !names(e.a) ||
+    !names(e.f) ||
+    !(e.s === null || typeof e.s === 'string') ||
+    !Number.isSafeInteger(e.l) ||
+    (e.l as number) < 0 ||
+    e.w === undefined
+  ) {
     throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_CORRUPT, 'environment snapshot is not an environment state')
   }
   const d = slotsIn(e.d, 'detector slots')
   const v = slotsIn(e.v, 'live values')
   if (d.length !== e.a.length * TS - TS + Staleness.SLOTS || v.length !== V_FIELDS + e.f.length) {
-    throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_CORRUPT, 'environment snapshot: slot counts do not match its names')
+    throw new SnapshotError(
+      RuntimeErrorCodes.SNAPSHOT_CORRUPT,
+      'environment snapshot: slot counts do not match its names',
+    )
   }
   return { k: null, w: { w: e.w, a: e.a, f: e.f }, s: v.concat(d), st: e.s ?? null, late: e.l as number }
 }

@@ -16,13 +16,23 @@
 export const M = {
   /** Number of readings learned (saturates the weight at 1/halfLife-derived alpha). */
   N: 0,
-  MF: 1, MT: 2, MV: 3,
+  MF: 1,
+  MT: 2,
+  MV: 3,
   /** EW covariances: flow-flow, flow-temp, temp-temp, flow-value, temp-value, value-value. */
-  CFF: 4, CFT: 5, CTT: 6, CFV: 7, CTV: 8, CVV: 9,
+  CFF: 4,
+  CFT: 5,
+  CTT: 6,
+  CFV: 7,
+  CTV: 8,
+  CVV: 9,
   /** EW variance of the residual (learned from healthy readings only). */
   S2: 10,
   /** Range of flow and temperature learned so far. */
-  FMIN: 11, FMAX: 12, TMIN: 13, TMAX: 14,
+  FMIN: 11,
+  FMAX: 12,
+  TMIN: 13,
+  TMAX: 14,
 } as const
 export const M_SLOTS = 15
 
@@ -39,8 +49,12 @@ export function blankModel(): number[] {
  * evidence yet; the reading is learned instead.
  */
 export function novel(m: readonly number[], flow: number, temp: number, margin: number): boolean {
-  const fl = m[M.FMIN] as number, fh = m[M.FMAX] as number, tl = m[M.TMIN] as number, th = m[M.TMAX] as number
-  const fw = (fh - fl) * margin, tw = (th - tl) * margin * 2
+  const fl = m[M.FMIN] as number,
+    fh = m[M.FMAX] as number,
+    tl = m[M.TMIN] as number,
+    th = m[M.TMAX] as number
+  const fw = (fh - fl) * margin,
+    tw = (th - tl) * margin * 2
   return flow < fl - fw || flow > fh + fw || temp < tl - tw || temp > th + tw
 }
 
@@ -67,9 +81,11 @@ export function predict(m: readonly number[], flow: number, temp: number, sigmaF
   const cff = (m[M.CFF] as number) * (1 + RIDGE) + 1e-12
   const ctt = (m[M.CTT] as number) * (1 + RIDGE) + 1e-12
   const cft = m[M.CFT] as number
-  const cfv = m[M.CFV] as number, ctv = m[M.CTV] as number
+  const cfv = m[M.CFV] as number,
+    ctv = m[M.CTV] as number
   const det = cff * ctt - cft * cft
-  let bf = 0, bt = 0
+  let bf = 0,
+    bt = 0
   if (det > 0) {
     bf = (cfv * ctt - ctv * cft) / det
     bt = (ctv * cff - cfv * cft) / det
@@ -83,10 +99,19 @@ export function predict(m: readonly number[], flow: number, temp: number, sigmaF
 export const SCALE_AFTER = 120
 
 /** Learns one healthy reading; `residual` is the one `predict` gave before this update (NaN: not learned). */
-export function learn(m: number[], flow: number, temp: number, value: number, residual: number, halfLife: number): void {
+export function learn(
+  m: number[],
+  flow: number,
+  temp: number,
+  value: number,
+  residual: number,
+  halfLife: number,
+): void {
   const n = m[M.N] as number
   const a = alphaOf(n, halfLife)
-  const df = flow - (m[M.MF] as number), dt = temp - (m[M.MT] as number), dv = value - (m[M.MV] as number)
+  const df = flow - (m[M.MF] as number),
+    dt = temp - (m[M.MT] as number),
+    dv = value - (m[M.MV] as number)
   m[M.MF] = (m[M.MF] as number) + a * df
   m[M.MT] = (m[M.MT] as number) + a * dt
   m[M.MV] = (m[M.MV] as number) + a * dv
@@ -140,7 +165,10 @@ export function fingerprint(value: number, flow: number, temp: number): number {
  * table of ring positions (linear probing, backward-shift deletion) in one Int32Array of a power of two >= twice
  * the ring: 8 KB for the default 720, where a Map would cost several times that per actor.
  */
-interface RingIndex { table: Int32Array; mask: number }
+interface RingIndex {
+  table: Int32Array
+  mask: number
+}
 const indexes = new WeakMap<number[], RingIndex>()
 
 function insertAt(ix: RingIndex, ring: readonly number[], pos: number): void {

@@ -107,18 +107,37 @@ export const PAIR_DEFAULTS: PairConfig = deepFreeze({
 export function validatePairConfig(c: PairConfig): void {
   const num = (k: string, v: unknown, min: number, integer = false): void => {
     if (typeof v !== 'number' || !Number.isFinite(v) || v < min || (integer && !Number.isInteger(v))) {
-      throw new ConfigError(`process-pair.${k}`, `must be a finite ${integer ? 'integer' : 'number'} >= ${min}, got ${String(v)}`)
+      throw new ConfigError(
+        `process-pair.${k}`,
+        `must be a finite ${integer ? 'integer' : 'number'} >= ${min}, got ${String(v)}`,
+      )
     }
   }
   num('allowedLatenessMs', c.allowedLatenessMs, 0)
-  if (c.allowedLatenessMs >= 60_000) throw new ConfigError('process-pair.allowedLatenessMs', 'must be < 60000 (one minute)')
-  for (const k of ['minReadings', 'warmupMinutes', 'regMinutes', 'fastScaleMinutes', 'slowScaleMinutes', 'fastMinutes', 'slowMinutes', 'refMinutes', 'confirmMinutes', 'driftMinutes', 'clearMinutes'] as const) num(k, c[k], 1, true)
+  if (c.allowedLatenessMs >= 60_000)
+    throw new ConfigError('process-pair.allowedLatenessMs', 'must be < 60000 (one minute)')
+  for (const k of [
+    'minReadings',
+    'warmupMinutes',
+    'regMinutes',
+    'fastScaleMinutes',
+    'slowScaleMinutes',
+    'fastMinutes',
+    'slowMinutes',
+    'refMinutes',
+    'confirmMinutes',
+    'driftMinutes',
+    'clearMinutes',
+  ] as const)
+    num(k, c[k], 1, true)
   num('graceMinutes', c.graceMinutes, 0, true)
   for (const k of ['malfunctionZ', 'driftZ', 'learnZ', 'scaleClipZ', 'clearZ', 'updateZ'] as const) num(k, c[k], 0)
   if (c.clearZ > c.malfunctionZ) throw new ConfigError('process-pair.clearZ', 'must be <= malfunctionZ')
-  if (!c.severities || typeof c.severities !== 'object') throw new ConfigError('process-pair.severities', 'must be an object')
+  if (!c.severities || typeof c.severities !== 'object')
+    throw new ConfigError('process-pair.severities', 'must be an object')
   for (const k of ['process_malfunction', 'sensor_drift'] as const) {
-    if (!['info', 'warning', 'critical'].includes(c.severities[k])) throw new ConfigError(`process-pair.severities.${k}`, 'must be info, warning or critical')
+    if (!['info', 'warning', 'critical'].includes(c.severities[k]))
+      throw new ConfigError(`process-pair.severities.${k}`, 'must be info, warning or critical')
   }
 }
 
@@ -134,28 +153,51 @@ function checked(c: PairConfig): PairConfig {
 /** Slots of `v`. NaN = none. */
 const P = {
   /** Oldest open minute (index = floor(ts / 60 s)), max event time. */
-  OPEN: 0, MAXTS: 1,
+  OPEN: 0,
+  MAXTS: 1,
   /** Minute accumulators, two open minutes x two members: sum, count, min, max (4 x 4 slots from ACC). */
   ACC: 2,
   /** Last minute mean of each member, and its reference level. */
-  LASTA: 18, LASTB: 19, REFA: 20, REFB: 21,
+  LASTA: 18,
+  LASTB: 19,
+  REFA: 20,
+  REFB: 21,
   /** Minutes with both members; EW regression of d on m: weight-free means m, d, mm, md. */
-  N: 22, RM: 23, RD: 24, RMM: 25, RMD: 26,
+  N: 22,
+  RM: 23,
+  RD: 24,
+  RMM: 25,
+  RMD: 26,
   /** Residual fast and slow means, their healthy scales. */
-  FAST: 27, SLOW: 28, FSCALE: 29, SSCALE: 30,
+  FAST: 27,
+  SLOW: 28,
+  FSCALE: 29,
+  SSCALE: 30,
   /** Minutes beyond the malfunction threshold (sign in OSIGN), beyond the drift threshold, under clear. */
-  OVER: 31, OSIGN: 32, SRUN: 33, CLEAR: 34,
+  OVER: 31,
+  OSIGN: 32,
+  SRUN: 33,
+  CLEAR: 34,
   /** Open alert: type (NONE, MAL, DRIFT), member index (0 a, 1 b), start, |z| last reported. */
-  AT: 35, AM: 36, AS: 37, UPD: 38,
+  AT: 35,
+  AM: 36,
+  AS: 37,
+  UPD: 38,
   /** Minutes not learned in a row because of the slow mean alone. */
   GATED: 39,
   /** Minutes of re-learning left after a member came back in service. */
   GRACE: 40,
   /** The regression's second regressor g (the pair level's change over the minute: probe lags differ, so d follows it): means g, mg, gg, gd; last m. */
-  RG: 41, RMG: 42, RGG: 43, RGD: 44, PREVM: 45,
+  RG: 41,
+  RMG: 42,
+  RGG: 43,
+  RGD: 44,
+  PREVM: 45,
 } as const
 const P_SLOTS = 46
-const NONE = -1, MAL = 0, DRIFT = 1
+const NONE = -1,
+  MAL = 0,
+  DRIFT = 1
 const TYPES = ['process_malfunction', 'sensor_drift'] as const
 const MINUTE = 60_000
 
@@ -171,14 +213,19 @@ export interface PairState {
 function init(_e: EntityRef, c: PairConfig): PairState {
   checked(c)
   const v = new Array<number>(P_SLOTS).fill(NaN)
-  for (let i = 0; i < 16; i += 4) { v[P.ACC + i] = 0; v[P.ACC + i + 1] = 0 }
-  for (const k of [P.N, P.OVER, P.OSIGN, P.SRUN, P.CLEAR, P.GATED, P.FAST, P.SLOW, P.GRACE, P.RG, P.RMG, P.RGG, P.RGD]) v[k] = 0
+  for (let i = 0; i < 16; i += 4) {
+    v[P.ACC + i] = 0
+    v[P.ACC + i + 1] = 0
+  }
+  for (const k of [P.N, P.OVER, P.OSIGN, P.SRUN, P.CLEAR, P.GATED, P.FAST, P.SLOW, P.GRACE, P.RG, P.RMG, P.RGG, P.RGD])
+    v[k] = 0
   v[P.AT] = NONE
   return { a: '', b: '', v, late: 0, foreign: 0 }
 }
 
 const num = (x: unknown): number | undefined => (typeof x === 'number' && Number.isFinite(x) ? x : undefined)
-const ewa = (prev: number, x: number, n: number, memory: number): number => (Number.isNaN(prev) ? x : prev + (x - prev) / Math.min(n + 1, memory))
+const ewa = (prev: number, x: number, n: number, memory: number): number =>
+  Number.isNaN(prev) ? x : prev + (x - prev) / Math.min(n + 1, memory)
 const fmt = (x: number): string => String(Math.round(x * 1000) / 1000)
 
 /** Accumulator base of member `m` (0, 1) in the slot of minute `k`. */
@@ -198,7 +245,10 @@ function take(v: number[], k: number, m: number, c: PairConfig): { mean: number;
   const n = v[o + 1] as number
   const mean = n >= c.minReadings ? (v[o] as number) / n : NaN
   const flat = n > 0 && v[o + 2] === v[o + 3]
-  v[o] = 0; v[o + 1] = 0; v[o + 2] = NaN; v[o + 3] = NaN
+  v[o] = 0
+  v[o + 1] = 0
+  v[o + 2] = NaN
+  v[o + 3] = NaN
   return { mean, flat }
 }
 
@@ -208,19 +258,40 @@ function isOut(ctx: ActorContext, s: PairState): string | undefined {
   if (!set?.sensors) return undefined
   for (const id of [s.a, s.b]) {
     const e = id ? set.sensors[id] : undefined
-    if (e && (e.until === null || e.until === undefined || e.until > ctx.procTime)) return `${id} out of service: ${e.reason}`
+    if (e && (e.until === null || e.until === undefined || e.until > ctx.procTime))
+      return `${id} out of service: ${e.reason}`
   }
   return undefined
 }
 
-function alertBody(s: PairState, ctx: ActorContext, c: PairConfig, state: 'open' | 'update' | 'close', type: number, member: number, start: number,
-  value: number, threshold: number, explanation: string, extra: Record<string, unknown>): { alertId: string; body: AlertBody } {
+function alertBody(
+  s: PairState,
+  ctx: ActorContext,
+  c: PairConfig,
+  state: 'open' | 'update' | 'close',
+  type: number,
+  member: number,
+  start: number,
+  value: number,
+  threshold: number,
+  explanation: string,
+  extra: Record<string, unknown>,
+): { alertId: string; body: AlertBody } {
   const probe = member === 0 ? s.a : s.b
   const partner = member === 0 ? s.b : s.a
   const name = TYPES[type] as (typeof TYPES)[number]
   const alertId = `${ctx.entity.kind}:${probe}:${name}:${start}`
-  const body: AlertBody = { alertId, type: name, severity: c.severities[name], state, start, value, threshold,
-    explanation: `${probe}: ${explanation}`, details: { sensor: probe, partner, pair: ctx.entity.id, ...extra } }
+  const body: AlertBody = {
+    alertId,
+    type: name,
+    severity: c.severities[name],
+    state,
+    start,
+    value,
+    threshold,
+    explanation: `${probe}: ${explanation}`,
+    details: { sensor: probe, partner, pair: ctx.entity.id, ...extra },
+  }
   return { alertId, body }
 }
 
@@ -240,31 +311,48 @@ function closeAlert(s: PairState, ctx: ActorContext, c: PairConfig, ts: number, 
 }
 
 /** Judges one closed minute with both members' means. */
-function judge(s: PairState, ctx: ActorContext, c: PairConfig, ts: number, ma: number, mb: number, flat: boolean, out: string | undefined): void {
+function judge(
+  s: PairState,
+  ctx: ActorContext,
+  c: PairConfig,
+  ts: number,
+  ma: number,
+  mb: number,
+  flat: boolean,
+  out: string | undefined,
+): void {
   const v = s.v
   const n = v[P.N] as number
-  const m = (ma + mb) / 2, d = ma - mb
+  const m = (ma + mb) / 2,
+    d = ma - mb
   const g = Number.isNaN(v[P.PREVM] as number) ? 0 : m - (v[P.PREVM] as number)
   v[P.PREVM] = m
   // Predicted difference from the EW regression of d on m and g (centred; coefficients 0 until they can be told).
-  const rm = v[P.RM] as number, rg = v[P.RG] as number, rd = v[P.RD] as number
-  const smm = (v[P.RMM] as number) - rm * rm, sgg = (v[P.RGG] as number) - rg * rg, smg = (v[P.RMG] as number) - rm * rg
-  const smd = (v[P.RMD] as number) - rm * rd, sgd = (v[P.RGD] as number) - rg * rd
+  const rm = v[P.RM] as number,
+    rg = v[P.RG] as number,
+    rd = v[P.RD] as number
+  const smm = (v[P.RMM] as number) - rm * rm,
+    sgg = (v[P.RGG] as number) - rg * rg,
+    smg = (v[P.RMG] as number) - rm * rg
+  const smd = (v[P.RMD] as number) - rm * rd,
+    sgd = (v[P.RGD] as number) - rg * rd
   const tiny = 1e-12 * (1 + rm * rm)
   const det = smm * sgg - smg * smg
-  let beta = 0, gamma = 0
+  let beta = 0,
+    gamma = 0
   if (n > 2 && det > tiny * tiny && smm > tiny && sgg > tiny) {
     beta = (smd * sgg - sgd * smg) / det
     gamma = (sgd * smm - smd * smg) / det
   } else if (n > 1 && smm > tiny) beta = smd / smm
   const pred = n > 0 ? rd + beta * (m - rm) + gamma * (g - rg) : d
   const r = d - pred
-  v[P.FAST] = ewa(n > 0 ? v[P.FAST] as number : NaN, r, Infinity, c.fastMinutes)
-  v[P.SLOW] = ewa(n > 0 ? v[P.SLOW] as number : NaN, r, Infinity, c.slowMinutes)
+  v[P.FAST] = ewa(n > 0 ? (v[P.FAST] as number) : NaN, r, Infinity, c.fastMinutes)
+  v[P.SLOW] = ewa(n > 0 ? (v[P.SLOW] as number) : NaN, r, Infinity, c.slowMinutes)
   const quantum = 1e-9 * (1 + Math.abs(m))
   const fs = Math.max(Number.isNaN(v[P.FSCALE] as number) ? 0 : 1.2533 * (v[P.FSCALE] as number), quantum)
   const ss = Math.max(Number.isNaN(v[P.SSCALE] as number) ? 0 : 1.2533 * (v[P.SSCALE] as number), quantum)
-  const zf = (v[P.FAST] as number) / fs, zs = (v[P.SLOW] as number) / ss
+  const zf = (v[P.FAST] as number) / fs,
+    zs = (v[P.SLOW] as number) / ss
   const warm = n >= c.warmupMinutes
   const at = v[P.AT] as number
 
@@ -293,12 +381,12 @@ function judge(s: PairState, ctx: ActorContext, c: PairConfig, ts: number, ma: n
     const mem = c.regMinutes
     v[P.RM] = ewa(n > 0 ? rm : NaN, m, n, mem)
     v[P.RD] = ewa(n > 0 ? rd : NaN, d, n, mem)
-    v[P.RMM] = ewa(n > 0 ? v[P.RMM] as number : NaN, m * m, n, mem)
-    v[P.RMD] = ewa(n > 0 ? v[P.RMD] as number : NaN, m * d, n, mem)
+    v[P.RMM] = ewa(n > 0 ? (v[P.RMM] as number) : NaN, m * m, n, mem)
+    v[P.RMD] = ewa(n > 0 ? (v[P.RMD] as number) : NaN, m * d, n, mem)
     v[P.RG] = ewa(n > 0 ? rg : NaN, g, n, mem)
-    v[P.RMG] = ewa(n > 0 ? v[P.RMG] as number : NaN, m * g, n, mem)
-    v[P.RGG] = ewa(n > 0 ? v[P.RGG] as number : NaN, g * g, n, mem)
-    v[P.RGD] = ewa(n > 0 ? v[P.RGD] as number : NaN, g * d, n, mem)
+    v[P.RMG] = ewa(n > 0 ? (v[P.RMG] as number) : NaN, m * g, n, mem)
+    v[P.RGG] = ewa(n > 0 ? (v[P.RGG] as number) : NaN, g * g, n, mem)
+    v[P.RGD] = ewa(n > 0 ? (v[P.RGD] as number) : NaN, g * d, n, mem)
     v[P.N] = n + 1
   }
   // The scales learn from every minute no alert holds and whose fast |z| is within malfunctionZ, its |mean|
@@ -307,11 +395,21 @@ function judge(s: PairState, ctx: ActorContext, c: PairConfig, ts: number, ma: n
   if (!out && !flat && at === NONE && n > 0) {
     // (Unclipped while the pair warms up: the scales are still being found.)
     if (!warm || Math.abs(zf) <= c.malfunctionZ) {
-      v[P.FSCALE] = ewa(v[P.FSCALE] as number, Math.min(Math.abs(v[P.FAST] as number), warm ? c.scaleClipZ * fs : Infinity), n, c.fastScaleMinutes)
+      v[P.FSCALE] = ewa(
+        v[P.FSCALE] as number,
+        Math.min(Math.abs(v[P.FAST] as number), warm ? c.scaleClipZ * fs : Infinity),
+        n,
+        c.fastScaleMinutes,
+      )
     }
     // The slow scale only while the slow mean is within scaleClipZ: a drift creeps under malfunctionZ for hours.
     if (!warm || (Math.abs(zf) <= c.malfunctionZ && Math.abs(zs) < c.scaleClipZ)) {
-      v[P.SSCALE] = ewa(v[P.SSCALE] as number, Math.min(Math.abs(v[P.SLOW] as number), warm ? c.scaleClipZ * ss : Infinity), n, c.slowScaleMinutes)
+      v[P.SSCALE] = ewa(
+        v[P.SSCALE] as number,
+        Math.min(Math.abs(v[P.SLOW] as number), warm ? c.scaleClipZ * ss : Infinity),
+        n,
+        c.slowScaleMinutes,
+      )
     }
   }
   const refMoved = Math.abs(zf) >= c.learnZ || Math.abs(zs) >= c.learnZ || at !== NONE
@@ -338,7 +436,8 @@ function judge(s: PairState, ctx: ActorContext, c: PairConfig, ts: number, ma: n
   }
   const blame = Math.abs(ma - (v[P.REFA] as number)) >= Math.abs(mb - (v[P.REFB] as number)) ? 0 : 1
   const feats = (zPart: number, what: string): Array<{ feature: string; value: number; z: number; share: number }> => {
-    const da = Math.abs(ma - (v[P.REFA] as number)), db = Math.abs(mb - (v[P.REFB] as number))
+    const da = Math.abs(ma - (v[P.REFA] as number)),
+      db = Math.abs(mb - (v[P.REFB] as number))
     const tot = Math.abs(zPart) + 1e-12
     return [
       { feature: what, value: r, z: Math.round(zPart * 100) / 100, share: 1 },
@@ -347,18 +446,38 @@ function judge(s: PairState, ctx: ActorContext, c: PairConfig, ts: number, ma: n
     ].map((f) => ({ ...f, share: Math.round((Math.abs(f.z) / tot) * 1000) / 1000 }))
   }
   if (at === NONE) {
-    let type = NONE, z = 0, why = ''
+    let type = NONE,
+      z = 0,
+      why = ''
     if ((v[P.OVER] as number) >= c.confirmMinutes) {
-      type = MAL; z = zf
+      type = MAL
+      z = zf
       why = `disagrees with its redundant partner by ${fmt(Math.abs(zf))} sigma of the pair's difference for ${v[P.OVER] as number} min (it moved, its partner did not)`
     } else if ((v[P.SRUN] as number) >= c.driftMinutes) {
-      type = DRIFT; z = zs
+      type = DRIFT
+      z = zs
       why = `its offset to its redundant partner has crept ${fmt(Math.abs(zs))} sigma (30 min mean) away for ${v[P.SRUN] as number} min`
     }
     if (type === NONE) return
     const start = ts
-    const { alertId, body } = alertBody(s, ctx, c, 'open', type, blame, start, blame === 0 ? ma : mb, type === MAL ? c.malfunctionZ : c.driftZ, why,
-      { features: feats(z, type === MAL ? 'difference_fast' : 'difference_slow'), difference: d, expectedDifference: pred, reason: why })
+    const { alertId, body } = alertBody(
+      s,
+      ctx,
+      c,
+      'open',
+      type,
+      blame,
+      start,
+      blame === 0 ? ma : mb,
+      type === MAL ? c.malfunctionZ : c.driftZ,
+      why,
+      {
+        features: feats(z, type === MAL ? 'difference_fast' : 'difference_slow'),
+        difference: d,
+        expectedDifference: pred,
+        reason: why,
+      },
+    )
     ctx.emit('alert', `${alertId}:open:${ctx.seq}`, ts, body)
     v[P.AT] = type
     v[P.AM] = blame
@@ -371,8 +490,24 @@ function judge(s: PairState, ctx: ActorContext, c: PairConfig, ts: number, ma: n
   if (Math.abs(z) >= (v[P.UPD] as number) + c.updateZ) {
     const member = v[P.AM] as number
     const why = `difference now ${fmt(Math.abs(z))} sigma`
-    const { alertId, body } = alertBody(s, ctx, c, 'update', at, member, v[P.AS] as number, member === 0 ? ma : mb, at === MAL ? c.malfunctionZ : c.driftZ, why,
-      { features: feats(z, at === MAL ? 'difference_fast' : 'difference_slow'), difference: d, expectedDifference: pred, reason: why })
+    const { alertId, body } = alertBody(
+      s,
+      ctx,
+      c,
+      'update',
+      at,
+      member,
+      v[P.AS] as number,
+      member === 0 ? ma : mb,
+      at === MAL ? c.malfunctionZ : c.driftZ,
+      why,
+      {
+        features: feats(z, at === MAL ? 'difference_fast' : 'difference_slow'),
+        difference: d,
+        expectedDifference: pred,
+        reason: why,
+      },
+    )
     ctx.emit('alert', `${alertId}:update:${ctx.seq}`, ts, body)
     v[P.UPD] = Math.abs(z)
   }
@@ -384,8 +519,10 @@ function judge(s: PairState, ctx: ActorContext, c: PairConfig, ts: number, ma: n
 /** Closes minute k: both members' means, then the judgement. */
 function closeMinute(s: PairState, ctx: ActorContext, c: PairConfig, k: number): void {
   const v = s.v
-  const a = take(v, k, 0, c), b = take(v, k, 1, c)
-  const fa = a.flat && a.mean === v[P.LASTA], fb = b.flat && b.mean === v[P.LASTB]
+  const a = take(v, k, 0, c),
+    b = take(v, k, 1, c)
+  const fa = a.flat && a.mean === v[P.LASTA],
+    fb = b.flat && b.mean === v[P.LASTB]
   if (!Number.isNaN(a.mean)) v[P.LASTA] = a.mean
   if (!Number.isNaN(b.mean)) v[P.LASTB] = b.mean
   if (Number.isNaN(a.mean) || Number.isNaN(b.mean)) return
@@ -396,15 +533,24 @@ function onReading(s: PairState, r: Reading, ctx: ActorContext, c: PairConfig): 
   checked(c)
   const f = r.fields
   const member = typeof f['member'] === 'string' ? f['member'] : undefined
-  if (member === undefined || member === '') { s.foreign++; return }
+  if (member === undefined || member === '') {
+    s.foreign++
+    return
+  }
   if (s.a === '') s.a = member
   else if (s.b === '' && member !== s.a) s.b = member
   const m = member === s.a ? 0 : member === s.b ? 1 : -1
-  if (m < 0) { s.foreign++; return }
+  if (m < 0) {
+    s.foreign++
+    return
+  }
   const v = s.v
   const k = Math.floor(r.ts / MINUTE)
   if (Number.isNaN(v[P.OPEN] as number)) v[P.OPEN] = k
-  if (k < (v[P.OPEN] as number)) { s.late++; return }
+  if (k < (v[P.OPEN] as number)) {
+    s.late++
+    return
+  }
   if (!(r.ts <= (v[P.MAXTS] as number))) v[P.MAXTS] = r.ts
   // Close every minute whose end the max event time passed by the lateness. Only minutes `open` and `open + 1`
   // can hold data (lateness < 1 min), so a gap of many minutes costs two closes, not one per minute.
@@ -416,7 +562,10 @@ function onReading(s: PairState, r: Reading, ctx: ActorContext, c: PairConfig): 
     open = due
   }
   v[P.OPEN] = open
-  if (k < open || k > open + 1) { s.late++; return }
+  if (k < open || k > open + 1) {
+    s.late++
+    return
+  }
   const x = num(f['value'])
   if (x !== undefined) accumulate(v, k, m, x)
 }
@@ -429,7 +578,12 @@ function query(s: PairState, ctx: { entity: EntityRef; watermark: number; lastSe
     members: [s.a || null, s.b || null],
     minutes: v[P.N],
     warm: (v[P.N] as number) >= c.warmupMinutes,
-    difference: { fast: z(v[P.FAST] as number), slow: z(v[P.SLOW] as number), fastScale: z(v[P.FSCALE] as number), slowScale: z(v[P.SSCALE] as number) },
+    difference: {
+      fast: z(v[P.FAST] as number),
+      slow: z(v[P.SLOW] as number),
+      fastScale: z(v[P.FSCALE] as number),
+      slowScale: z(v[P.SSCALE] as number),
+    },
     alert: at === NONE ? null : { type: TYPES[at], sensor: (v[P.AM] as number) === 0 ? s.a : s.b, start: v[P.AS] },
     lateCount: s.late,
     foreignCount: s.foreign,
@@ -437,20 +591,42 @@ function query(s: PairState, ctx: { entity: EntityRef; watermark: number; lastSe
   }
 }
 
-interface Encoded { a: string; b: string; v: Array<number | null>; l: number; f: number }
+interface Encoded {
+  a: string
+  b: string
+  v: Array<number | null>
+  l: number
+  f: number
+}
 
 function encode(s: PairState): Encoded {
   return { a: s.a, b: s.b, v: s.v.map((x) => (Number.isFinite(x) ? x : null)), l: s.late, f: s.foreign }
 }
 
 function decode(data: unknown, version: number): PairState {
-  if (version !== 1) throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_VERSION, `process-pair snapshot version ${version} is not 1`)
+  if (version !== 1)
+    throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_VERSION, `process-pair snapshot version ${version} is not 1`)
   const e = data as Partial<Encoded> | null
-  if (!e || typeof e !== 'object' || typeof e.a !== 'string' || typeof e.b !== 'string' || !Number.isSafeInteger(e.l) || !Number.isSafeInteger(e.f) ||
-    !Array.isArray(e.v) || e.v.length !== P_SLOTS || !e.v.every((x) => x === null || (typeof x === 'number' && Number.isFinite(x)))) {
+  if (
+    !e ||
+    typeof e !== 'object' ||
+    typeof e.a !== 'string' ||
+    typeof e.b !== 'string' ||
+    !Number.isSafeInteger(e.l) ||
+    !Number.isSafeInteger(e.f) ||
+    !Array.isArray(e.v) ||
+    e.v.length !== P_SLOTS ||
+    !e.v.every((x) => x === null || (typeof x === 'number' && Number.isFinite(x)))
+  ) {
     throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_CORRUPT, 'process-pair snapshot is not a pair state')
   }
-  return { a: e.a, b: e.b, v: (e.v as Array<number | null>).map((x) => x ?? NaN), late: e.l as number, foreign: e.f as number }
+  return {
+    a: e.a,
+    b: e.b,
+    v: (e.v as Array<number | null>).map((x) => x ?? NaN),
+    late: e.l as number,
+    foreign: e.f as number,
+  }
 }
 
 /** The redundant-pair profile (kind `sensor`, one actor per P&ID tag with two probes). */

@@ -52,9 +52,26 @@ import type { ActorContext } from '../../actor.js'
 import { ConfigError, RuntimeErrorCodes, SnapshotError } from '../../errors.js'
 import { outOfService } from '../../service.js'
 import type { AlertBody, EntityRef, Reading, Severity } from '../../types.js'
-import { M, M_SLOTS, blankModel, covariateZ, fingerprint, learn, novel, predict, remember, seen } from './process-model.js'
+import {
+  M,
+  M_SLOTS,
+  blankModel,
+  covariateZ,
+  fingerprint,
+  learn,
+  novel,
+  predict,
+  remember,
+  seen,
+} from './process-model.js'
 
-export const PLANT_ANOMALIES = ['cyber_attack', 'sensor_failure', 'pollution_spike', 'process_malfunction', 'sensor_drift'] as const
+export const PLANT_ANOMALIES = [
+  'cyber_attack',
+  'sensor_failure',
+  'pollution_spike',
+  'process_malfunction',
+  'sensor_drift',
+] as const
 export type PlantAnomaly = (typeof PLANT_ANOMALIES)[number]
 
 /** Physical limits of a sensor type, and the discharge limit when it is measured at the outlet. */
@@ -96,12 +113,36 @@ export interface ProcessConfig {
    * blower or pump switching on or off): the baseline restarts at the new level. Nothing opens while the stage flow is `stormFlowZ` or more above its own baseline (a storm's
    * first flush moves every sensor). A malfunction must hold `malfunctionConfirm` readings. `updateZ`: an open alert is updated when its peak grows by this much.
    */
-  spike: { z: number; equipmentZ: number; regimeZ: number; confirm: number; malfunctionConfirm: number; plateauReadings: number; departZ: number; frontS: number; inletZ: number; stormFlowZ: number; clearZ: number; clearReadings: number; updateZ: number }
-  drift: { z: number; scaleZ: number; fastZ: number; fastRatio: number; slowReadings: number; sustainReadings: number; midReadings: number; clearZ: number; clearReadings: number;
+  spike: {
+    z: number
+    equipmentZ: number
+    regimeZ: number
+    confirm: number
+    malfunctionConfirm: number
+    plateauReadings: number
+    departZ: number
+    frontS: number
+    inletZ: number
+    stormFlowZ: number
+    clearZ: number
+    clearReadings: number
+    updateZ: number
+  }
+  drift: {
+    z: number
+    scaleZ: number
+    fastZ: number
+    fastRatio: number
+    slowReadings: number
+    sustainReadings: number
+    midReadings: number
+    clearZ: number
+    clearReadings: number
     /** The model stops learning while |slow mean| >= learnBelow. */
     learnBelow: number
     /** A drift open this long is accepted as the new baseline: closed, and the model's level moved to it. */
-    maxReadings: number }
+    maxReadings: number
+  }
   /**
    * Stuck: the same value for max(stuckReadings, holdFactor x the longest run of one value the sensor had while
    * healthy) readings, so a quantised or sample-and-hold sensor is judged by its own hold behaviour; judged only
@@ -109,7 +150,14 @@ export interface ProcessConfig {
    * outside the type's range by at most loopBreakRel of its span is a 4-20 mA loop break (sensor_failure), one
    * further out is no instrument's value (cyber_attack).
    */
-  failure: { stuckReadings: number; holdFactor: number; minChanges: number; dropoutReadings: number; loopBreakRel: number; clearReadings: number }
+  failure: {
+    stuckReadings: number
+    holdFactor: number
+    minChanges: number
+    dropoutReadings: number
+    loopBreakRel: number
+    clearReadings: number
+  }
   /**
    * Replay: `replayMatches` consecutive readings seen bit for bit in the last `replayWindow`, only on a sensor
    * whose healthy readings repeat such a fingerprint at most `replayMaxRate` of the time (at SCADA resolution a
@@ -118,7 +166,18 @@ export interface ProcessConfig {
    * than its quantum and than `toggleSpanRel` of the range of values it had while healthy), at most `toggleGap` readings apart, each within `toggleTolerance` of the size of the one
    * before (a toggle swings between two levels; noise steps have random sizes).
    */
-  cyber: { replayWindow: number; replayMatches: number; replayMaxRate: number; toggleSteps: number; toggleStepZ: number; toggleGap: number; toggleTolerance: number; toggleSpanRel: number; stepReadings: number; clearReadings: number }
+  cyber: {
+    replayWindow: number
+    replayMatches: number
+    replayMaxRate: number
+    toggleSteps: number
+    toggleStepZ: number
+    toggleGap: number
+    toggleTolerance: number
+    toggleSpanRel: number
+    stepReadings: number
+    clearReadings: number
+  }
   kpiIntervalMs: number
   /** Stage whose sensors are checked against `limits[type].outlet`. */
   outletStage: string
@@ -142,14 +201,56 @@ export const PROCESS_DEFAULTS: ProcessConfig = deepFreeze({
   sigmaFloorRel: 1e-5,
   noveltyMargin: 0.1,
   baseline: { readings: 360, scaleReadings: 1440, fastReadings: 3, winsorZ: 3 },
-  spike: { z: 3.5, equipmentZ: 8, regimeZ: 50, confirm: 6, malfunctionConfirm: 60, plateauReadings: 6, departZ: 1.5, frontS: 75, inletZ: 2, stormFlowZ: 4, clearZ: 2, clearReadings: 36, updateZ: 1 },
-  drift: { z: 1.5, scaleZ: 12, fastZ: 7, fastRatio: 2, slowReadings: 120, sustainReadings: 120, midReadings: 10, clearZ: 0.75, clearReadings: 12, learnBelow: 0.75, maxReadings: 8_640 },
+  spike: {
+    z: 3.5,
+    equipmentZ: 8,
+    regimeZ: 50,
+    confirm: 6,
+    malfunctionConfirm: 60,
+    plateauReadings: 6,
+    departZ: 1.5,
+    frontS: 75,
+    inletZ: 2,
+    stormFlowZ: 4,
+    clearZ: 2,
+    clearReadings: 36,
+    updateZ: 1,
+  },
+  drift: {
+    z: 1.5,
+    scaleZ: 12,
+    fastZ: 7,
+    fastRatio: 2,
+    slowReadings: 120,
+    sustainReadings: 120,
+    midReadings: 10,
+    clearZ: 0.75,
+    clearReadings: 12,
+    learnBelow: 0.75,
+    maxReadings: 8_640,
+  },
   failure: { stuckReadings: 6, holdFactor: 2, minChanges: 20, dropoutReadings: 6, loopBreakRel: 0.1, clearReadings: 3 },
-  cyber: { replayWindow: 720, replayMatches: 3, replayMaxRate: 0.01, toggleSteps: 6, toggleStepZ: 8, toggleGap: 2, toggleTolerance: 0.3, toggleSpanRel: 0.1, stepReadings: 120, clearReadings: 12 },
+  cyber: {
+    replayWindow: 720,
+    replayMatches: 3,
+    replayMaxRate: 0.01,
+    toggleSteps: 6,
+    toggleStepZ: 8,
+    toggleGap: 2,
+    toggleTolerance: 0.3,
+    toggleSpanRel: 0.1,
+    stepReadings: 120,
+    clearReadings: 12,
+  },
   kpiIntervalMs: 900_000,
   outletStage: 'outlet',
-  severities: { cyber_attack: 'critical', sensor_failure: 'warning', pollution_spike: 'critical',
-    process_malfunction: 'critical', sensor_drift: 'warning' },
+  severities: {
+    cyber_attack: 'critical',
+    sensor_failure: 'warning',
+    pollution_spike: 'critical',
+    process_malfunction: 'critical',
+    sensor_drift: 'warning',
+  },
   // Physical ranges and rates of the instruments; outlet limits of a typical urban discharge permit.
   limits: {
     ph: { unit: 'pH', lo: 0, hi: 14, maxRatePerS: 0.2 },
@@ -177,14 +278,21 @@ export const PROCESS_DEFAULTS: ProcessConfig = deepFreeze({
 })
 
 const SEVERITIES: readonly Severity[] = ['info', 'warning', 'critical']
-const CYBER = 0, FAILURE = 1, SPIKE = 2, MALFUNCTION = 3, DRIFT = 4
+const CYBER = 0,
+  FAILURE = 1,
+  SPIKE = 2,
+  MALFUNCTION = 3,
+  DRIFT = 4
 const NONE = -1
 
 /** Checks a process config; throws ConfigError naming the setting. */
 export function validateProcessConfig(c: ProcessConfig): void {
   const num = (setting: string, v: unknown, min: number, integer = false): void => {
     if (typeof v !== 'number' || !Number.isFinite(v) || v < min || (integer && !Number.isInteger(v))) {
-      throw new ConfigError(`process.${setting}`, `must be a finite ${integer ? 'integer' : 'number'} >= ${min}, got ${String(v)}`)
+      throw new ConfigError(
+        `process.${setting}`,
+        `must be a finite ${integer ? 'integer' : 'number'} >= ${min}, got ${String(v)}`,
+      )
     }
   }
   const group = (g: string, v: unknown): void => {
@@ -204,7 +312,8 @@ export function validateProcessConfig(c: ProcessConfig): void {
   num('spike.confirm', c.spike.confirm, 1, true)
   num('spike.malfunctionConfirm', c.spike.malfunctionConfirm, 1, true)
   num('spike.plateauReadings', c.spike.plateauReadings, 1, true)
-  for (const k of ['equipmentZ', 'regimeZ', 'departZ', 'frontS', 'inletZ', 'stormFlowZ', 'clearZ', 'updateZ'] as const) num(`spike.${k}`, c.spike[k], 0)
+  for (const k of ['equipmentZ', 'regimeZ', 'departZ', 'frontS', 'inletZ', 'stormFlowZ', 'clearZ', 'updateZ'] as const)
+    num(`spike.${k}`, c.spike[k], 0)
   if (c.spike.clearZ > c.spike.z) throw new ConfigError('process.spike.clearZ', 'must be <= spike.z')
   if (c.spike.departZ > c.spike.z) throw new ConfigError('process.spike.departZ', 'must be <= spike.z')
   num('spike.clearReadings', c.spike.clearReadings, 1, true)
@@ -214,13 +323,16 @@ export function validateProcessConfig(c: ProcessConfig): void {
   num('drift.fastRatio', c.drift.fastRatio, 0)
   num('drift.clearZ', c.drift.clearZ, 0)
   num('drift.learnBelow', c.drift.learnBelow, 0)
-  for (const k of ['slowReadings', 'sustainReadings', 'midReadings', 'clearReadings', 'maxReadings'] as const) num(`drift.${k}`, c.drift[k], 1, true)
-  for (const k of ['stuckReadings', 'dropoutReadings', 'clearReadings'] as const) num(`failure.${k}`, c.failure[k], 1, true)
+  for (const k of ['slowReadings', 'sustainReadings', 'midReadings', 'clearReadings', 'maxReadings'] as const)
+    num(`drift.${k}`, c.drift[k], 1, true)
+  for (const k of ['stuckReadings', 'dropoutReadings', 'clearReadings'] as const)
+    num(`failure.${k}`, c.failure[k], 1, true)
   num('failure.holdFactor', c.failure.holdFactor, 1)
   num('failure.minChanges', c.failure.minChanges, 0, true)
   num('failure.loopBreakRel', c.failure.loopBreakRel, 0)
   num('cyber.replayWindow', c.cyber.replayWindow, 1, true)
-  if (c.cyber.replayWindow > 20_000) throw new ConfigError('process.cyber.replayWindow', 'must be <= 20000 (memory per actor)')
+  if (c.cyber.replayWindow > 20_000)
+    throw new ConfigError('process.cyber.replayWindow', 'must be <= 20000 (memory per actor)')
   num('cyber.replayMatches', c.cyber.replayMatches, 1, true)
   num('cyber.replayMaxRate', c.cyber.replayMaxRate, 0)
   num('cyber.toggleSteps', c.cyber.toggleSteps, 2, true)
@@ -232,7 +344,8 @@ export function validateProcessConfig(c: ProcessConfig): void {
   num('cyber.clearReadings', c.cyber.clearReadings, 1, true)
   if (typeof c.outletStage !== 'string') throw new ConfigError('process.outletStage', 'must be a string')
   for (const a of PLANT_ANOMALIES) {
-    if (!SEVERITIES.includes(c.severities[a])) throw new ConfigError(`process.severities.${a}`, `must be one of ${SEVERITIES.join(', ')}`)
+    if (!SEVERITIES.includes(c.severities[a]))
+      throw new ConfigError(`process.severities.${a}`, `must be one of ${SEVERITIES.join(', ')}`)
   }
   for (const [t, l] of Object.entries(c.limits)) {
     group(`limits.${t}`, l)
@@ -261,45 +374,72 @@ function checked(c: ProcessConfig): ProcessConfig {
 
 /** Live slots (`v`). NaN = none. */
 const L = {
-  TS: 0, VALUE: 1, FLOW: 2, TEMP: 3,
+  TS: 0,
+  VALUE: 1,
+  FLOW: 2,
+  TEMP: 3,
   /** Readings with a value applied; same value run; missing value run. */
-  N: 4, REP: 5, MISS: 6,
+  N: 4,
+  REP: 5,
+  MISS: 6,
   /** Run of readings beyond spike.z against the baseline: count and sign. */
-  OVER: 7, OSIGN: 8,
+  OVER: 7,
+  OSIGN: 8,
   /** Slow and medium EW means of the covariate-model residual z; run of |slow| > drift.z. */
-  SLOW: 9, MID: 10, SRUN: 11,
+  SLOW: 9,
+  MID: 10,
+  SRUN: 11,
   /** Consecutive replayed readings; consecutive readings meeting the open alert's clear condition. */
-  REPLAY: 12, CLEAR: 13,
+  REPLAY: 12,
+  CLEAR: 13,
   /** Last covariate-model residual z, last expected value. */
-  Z: 14, EXP: 15,
+  Z: 14,
+  EXP: 15,
   /** Open alert: type index (NONE), start, peak (|z|, or the finding's value), readings since it opened. */
-  AT: 16, AS: 17, AP: 18, AN: 19,
+  AT: 16,
+  AS: 17,
+  AP: 18,
+  AN: 19,
   /** Consecutive readings not learned because of the slow mean alone. */
   GATED: 20,
   /** The sensor's quantum (smallest change seen), longest healthy run of one value, EW rate of replay hits. */
-  QUANT: 21, HOLD: 22, FPR: 23,
+  QUANT: 21,
+  HOLD: 22,
+  FPR: 23,
   /** Rolling baseline of the residual: level, mean absolute deviation, fast EW value, baseline z, readings. */
-  BASE: 24, DEV: 25, FAST: 26, ZB: 27, BN: 28,
+  BASE: 24,
+  DEV: 25,
+  FAST: 26,
+  ZB: 27,
+  BN: 28,
   /** Event time the current excursion passed spike.departZ, and the time it first passed spike.z. */
-  DEPART: 29, FIRST: 30,
+  DEPART: 29,
+  FIRST: 30,
   /** Inlet baseline (outlet analysers): level and mean absolute deviation. */
-  INB: 31, INDEV: 32,
+  INB: 31,
+  INDEV: 32,
   /** Stage flow baseline: level and mean absolute deviation. */
-  FLB: 33, FLD: 34,
+  FLB: 33,
+  FLD: 34,
   /** EW mean |step| of healthy readings; alternating large steps in a row and the sign of the last. */
-  STEP: 35, ALT: 36, DSIGN: 37,
+  STEP: 35,
+  ALT: 36,
+  DSIGN: 37,
   /** Peak |z| last reported by an open alert (updates). */
   UPD: 38,
   /** Value changes seen while healthy (the hold behaviour is known after failure.minChanges of them). */
   CHG: 39,
   /** Readings since the last large step (toggling); warm-up readings outside the type's range. */
-  GAP: 40, ROUT: 41,
+  GAP: 40,
+  ROUT: 41,
   /** Size of the last large step (a toggle goes back and forth between the same two levels). */
   BIGM: 42,
   /** Lowest and highest value seen while healthy. */
-  VMIN: 43, VMAX: 44,
+  VMIN: 43,
+  VMAX: 44,
   /** Peak |baseline z| of the current excursion and when it was last raised by 10 % or more. */
-  PEAK: 45, PEAKTS: 46,
+  PEAK: 45,
+  PEAKTS: 46,
   /** EW mean |slow mean| while healthy: how far this sensor's residual wanders by itself (drift threshold). */
   SLOWDEV: 47,
   /** 1 when the open alert was found by the drift rule (it closes by that rule), else 0. */
@@ -309,8 +449,23 @@ const L_SLOTS = 49
 /** The slow mean of z is fed z clipped at this: a single wild reading belongs to the spike logic. */
 const DRIFT_CLIP = 6
 /** Sensor types a pollutant front can reach (concentrations and water-quality analysers). */
-const CHEMISTRY = new Set(['ph', 'do', 'turbidity', 'conductivity', 'nitrogen', 'phosphorus', 'tss', 'cod', 'bod5', 'metals', 'chlorine',
-  'ammonia', 'nitrate', 'nitrite', 'sludge'])
+const CHEMISTRY = new Set([
+  'ph',
+  'do',
+  'turbidity',
+  'conductivity',
+  'nitrogen',
+  'phosphorus',
+  'tss',
+  'cod',
+  'bod5',
+  'metals',
+  'chlorine',
+  'ammonia',
+  'nitrate',
+  'nitrite',
+  'sludge',
+])
 /** KPI interval slots (`k`): start, readings, readings under a limit, within it, efficiency sum and count, opened per type. */
 const K = { START: 0, N: 1, LIM: 2, OK: 3, EFF: 4, EFFN: 5, OPEN: 6 } as const
 const K_SLOTS = 6 + PLANT_ANOMALIES.length
@@ -330,7 +485,29 @@ export interface ProcessState {
 
 function freshLive(): number[] {
   const v = new Array<number>(L_SLOTS).fill(NaN)
-  for (const i of [L.N, L.REP, L.MISS, L.OVER, L.SRUN, L.REPLAY, L.CLEAR, L.SLOW, L.MID, L.AN, L.GATED, L.HOLD, L.FPR, L.BN, L.ALT, L.DSIGN, L.CHG, L.GAP, L.ROUT, L.SLOWOPEN]) v[i] = 0
+  for (const i of [
+    L.N,
+    L.REP,
+    L.MISS,
+    L.OVER,
+    L.SRUN,
+    L.REPLAY,
+    L.CLEAR,
+    L.SLOW,
+    L.MID,
+    L.AN,
+    L.GATED,
+    L.HOLD,
+    L.FPR,
+    L.BN,
+    L.ALT,
+    L.DSIGN,
+    L.CHG,
+    L.GAP,
+    L.ROUT,
+    L.SLOWOPEN,
+  ])
+    v[i] = 0
   v[L.AT] = NONE
   return v
 }
@@ -340,12 +517,26 @@ function init(_e: EntityRef, c: ProcessConfig): ProcessState {
   const v = freshLive()
   const k = new Array<number>(K_SLOTS).fill(0)
   k[K.START] = NaN
-  return { type: '', stage: '', m: blankModel(), v, k, fp: new Array<number>(c.cyber.replayWindow).fill(NaN), fpPos: 0, late: 0 }
+  return {
+    type: '',
+    stage: '',
+    m: blankModel(),
+    v,
+    k,
+    fp: new Array<number>(c.cyber.replayWindow).fill(NaN),
+    fpPos: 0,
+    late: 0,
+  }
 }
 
 // ---- alerts -------------------------------------------------------------------------------------------------
 
-interface Feature { feature: string; value: number; z: number; share: number }
+interface Feature {
+  feature: string
+  value: number
+  z: number
+  share: number
+}
 
 function fmt(x: number): string {
   return String(Math.round(x * 1000) / 1000)
@@ -354,13 +545,27 @@ function fmt(x: number): string {
 /** Names the features with their z and their share of the total |z| (how much each drove the finding). */
 function features(parts: Array<[string, number, number]>): Feature[] {
   const tot = parts.reduce((a, p) => a + Math.abs(p[2]), 0) || 1
-  return parts.map(([feature, value, z]) => ({ feature, value, z: Math.round(z * 100) / 100, share: Math.round((Math.abs(z) / tot) * 1000) / 1000 }))
+  return parts
+    .map(([feature, value, z]) => ({
+      feature,
+      value,
+      z: Math.round(z * 100) / 100,
+      share: Math.round((Math.abs(z) / tot) * 1000) / 1000,
+    }))
     .sort((a, b) => b.share - a.share)
 }
 
 /** `peak`: the |z| an open alert of this finding reports, for updates (spike, malfunction). */
 /** `slow`: found by the drift rule (a drift, or a shift typed as a malfunction); such an alert closes by the drift rule. */
-interface Finding { type: number; value: number; threshold: number; reason: string; features: Feature[]; peak?: number; slow?: boolean }
+interface Finding {
+  type: number
+  value: number
+  threshold: number
+  reason: string
+  features: Feature[]
+  peak?: number
+  slow?: boolean
+}
 
 function alertIdOf(e: EntityRef, type: number, start: number): string {
   return alert.alertId(e, PLANT_ANOMALIES[type] as string, start)
@@ -369,10 +574,21 @@ function alertIdOf(e: EntityRef, type: number, start: number): string {
 function openAlert(s: ProcessState, ctx: ActorContext, c: ProcessConfig, f: Finding, ts: number, start: number): void {
   const name = PLANT_ANOMALIES[f.type] as PlantAnomaly
   const alertId = alertIdOf(ctx.entity, f.type, start)
-  const top = f.features.slice(0, 3).map((x) => `${x.feature} ${Math.round(x.share * 100)} %`).join(', ')
-  const body: AlertBody = { alertId, type: name, severity: c.severities[name], state: 'open', start, value: f.value,
-    threshold: f.threshold, explanation: `${s.stage || 'plant'} ${s.type || 'sensor'}: ${f.reason} (driven by ${top})`,
-    details: { stage: s.stage, sensorType: s.type, features: f.features, reason: f.reason } }
+  const top = f.features
+    .slice(0, 3)
+    .map((x) => `${x.feature} ${Math.round(x.share * 100)} %`)
+    .join(', ')
+  const body: AlertBody = {
+    alertId,
+    type: name,
+    severity: c.severities[name],
+    state: 'open',
+    start,
+    value: f.value,
+    threshold: f.threshold,
+    explanation: `${s.stage || 'plant'} ${s.type || 'sensor'}: ${f.reason} (driven by ${top})`,
+    details: { stage: s.stage, sensorType: s.type, features: f.features, reason: f.reason },
+  }
   alert.emitAlert(ctx, ts, body)
   s.v[L.AT] = f.type
   s.v[L.AS] = start
@@ -394,22 +610,49 @@ function updateAlert(s: ProcessState, ctx: ActorContext, c: ProcessConfig, f: Fi
   const name = PLANT_ANOMALIES[type] as PlantAnomaly
   const start = s.v[L.AS] as number
   const alertId = alertIdOf(ctx.entity, type, start)
-  const top = f.features.slice(0, 3).map((x) => `${x.feature} ${Math.round(x.share * 100)} %`).join(', ')
-  alert.emitAlert(ctx, ts, { alertId, type: name, severity: c.severities[name], state: 'update', start, value: f.value,
-    threshold: f.threshold, explanation: `${s.stage || 'plant'} ${s.type || 'sensor'}: ${f.reason} (driven by ${top})`,
-    details: { stage: s.stage, sensorType: s.type, features: f.features, reason: f.reason } })
+  const top = f.features
+    .slice(0, 3)
+    .map((x) => `${x.feature} ${Math.round(x.share * 100)} %`)
+    .join(', ')
+  alert.emitAlert(ctx, ts, {
+    alertId,
+    type: name,
+    severity: c.severities[name],
+    state: 'update',
+    start,
+    value: f.value,
+    threshold: f.threshold,
+    explanation: `${s.stage || 'plant'} ${s.type || 'sensor'}: ${f.reason} (driven by ${top})`,
+    details: { stage: s.stage, sensorType: s.type, features: f.features, reason: f.reason },
+  })
   s.v[L.UPD] = f.peak ?? NaN
 }
 
-function closeAlert(s: ProcessState, ctx: ActorContext, c: ProcessConfig, ts: number, value: number, why: string): void {
+function closeAlert(
+  s: ProcessState,
+  ctx: ActorContext,
+  c: ProcessConfig,
+  ts: number,
+  value: number,
+  why: string,
+): void {
   const type = s.v[L.AT] as number
   if (type === NONE) return
   const name = PLANT_ANOMALIES[type] as PlantAnomaly
   const start = s.v[L.AS] as number
   const alertId = alertIdOf(ctx.entity, type, start)
-  alert.emitAlert(ctx, ts, { alertId, type: name, severity: c.severities[name], state: 'close', start,
-    end: ts, value, threshold: 0, explanation: `${s.stage || 'plant'} ${s.type || 'sensor'}: ${why}`,
-    details: { stage: s.stage, sensorType: s.type, peak: s.v[L.AP] } })
+  alert.emitAlert(ctx, ts, {
+    alertId,
+    type: name,
+    severity: c.severities[name],
+    state: 'close',
+    start,
+    end: ts,
+    value,
+    threshold: 0,
+    explanation: `${s.stage || 'plant'} ${s.type || 'sensor'}: ${why}`,
+    details: { stage: s.stage, sensorType: s.type, peak: s.v[L.AP] },
+  })
   s.v[L.AT] = NONE
   s.v[L.AS] = NaN
   s.v[L.AP] = NaN
@@ -437,16 +680,29 @@ function flushKpis(s: ProcessState, ctx: ActorContext, c: ProcessConfig): void {
   })
   ctx.emit('score', `anomalies:${start}`, end, { name: 'anomalies', value: opened, factors })
   if ((k[K.LIM] as number) > 0) {
-    ctx.emit('score', `compliance:${start}`, end, { name: 'compliance', value: (100 * (k[K.OK] as number)) / (k[K.LIM] as number),
-      factors: { readings: k[K.LIM] as number, within: k[K.OK] as number } })
+    ctx.emit('score', `compliance:${start}`, end, {
+      name: 'compliance',
+      value: (100 * (k[K.OK] as number)) / (k[K.LIM] as number),
+      factors: { readings: k[K.LIM] as number, within: k[K.OK] as number },
+    })
   }
   if ((k[K.EFFN] as number) > 0) {
-    ctx.emit('score', `treatment_efficiency:${start}`, end, { name: 'treatment_efficiency', value: (k[K.EFF] as number) / (k[K.EFFN] as number),
-      factors: { samples: k[K.EFFN] as number } })
+    ctx.emit('score', `treatment_efficiency:${start}`, end, {
+      name: 'treatment_efficiency',
+      value: (k[K.EFF] as number) / (k[K.EFFN] as number),
+      factors: { samples: k[K.EFFN] as number },
+    })
   }
 }
 
-function kpiStep(s: ProcessState, ctx: ActorContext, c: ProcessConfig, ts: number, value: number | undefined, inlet: number | undefined): void {
+function kpiStep(
+  s: ProcessState,
+  ctx: ActorContext,
+  c: ProcessConfig,
+  ts: number,
+  value: number | undefined,
+  inlet: number | undefined,
+): void {
   const k = s.k
   const start = Math.floor(ts / c.kpiIntervalMs) * c.kpiIntervalMs
   if (start !== k[K.START]) {
@@ -459,7 +715,8 @@ function kpiStep(s: ProcessState, ctx: ActorContext, c: ProcessConfig, ts: numbe
   const lim = c.limits[s.type]?.outlet
   if (lim && s.stage === c.outletStage) {
     k[K.LIM] = (k[K.LIM] as number) + 1
-    if ((lim.min === undefined || value >= lim.min) && (lim.max === undefined || value <= lim.max)) k[K.OK] = (k[K.OK] as number) + 1
+    if ((lim.min === undefined || value >= lim.min) && (lim.max === undefined || value <= lim.max))
+      k[K.OK] = (k[K.OK] as number) + 1
   }
   if (inlet !== undefined && inlet > 0) {
     k[K.EFF] = (k[K.EFF] as number) + 100 * (1 - value / inlet)
@@ -489,39 +746,74 @@ function rangeFinding(s: ProcessState, c: ProcessConfig, value: number): Finding
   const out = value < lim.lo ? lim.lo - value : value - lim.hi
   const edge = value < lim.lo ? lim.lo : lim.hi
   if (out <= span * c.failure.loopBreakRel) {
-    return { type: FAILURE, value, threshold: edge,
+    return {
+      type: FAILURE,
+      value,
+      threshold: edge,
       reason: `value ${fmt(value)} ${lim.unit} just ${value < lim.lo ? 'below' : 'above'} the range ${lim.lo}..${lim.hi} (4-20 mA loop break or saturated transmitter)`,
-      features: features([['range', value, out / (span * 0.01)]]) }
+      features: features([['range', value, out / (span * 0.01)]]),
+    }
   }
-  return { type: CYBER, value, threshold: edge, reason: `value ${fmt(value)} ${lim.unit} outside the physical range ${lim.lo}..${lim.hi}`,
-    features: features([['range', value, out / (span * 0.01)]]) }
+  return {
+    type: CYBER,
+    value,
+    threshold: edge,
+    reason: `value ${fmt(value)} ${lim.unit} outside the physical range ${lim.lo}..${lim.hi}`,
+    features: features([['range', value, out / (span * 0.01)]]),
+  }
 }
 
 /** Cyber evidence of this reading (rate, toggling, replay), or undefined. */
-function cyberFinding(s: ProcessState, c: ProcessConfig, ts: number, value: number, replayed: boolean): Finding | undefined {
+function cyberFinding(
+  s: ProcessState,
+  c: ProcessConfig,
+  ts: number,
+  value: number,
+  replayed: boolean,
+): Finding | undefined {
   const lim = c.limits[s.type]
   const v = s.v
-  const prev = v[L.VALUE] as number, dt = (ts - (v[L.TS] as number)) / 1000
+  const prev = v[L.VALUE] as number,
+    dt = (ts - (v[L.TS] as number)) / 1000
   // Equipment (flow, level, pump, energy, ...) steps by itself when pumps stage or a filter goes to backwash: a
   // single fast step there is a change of state, not evidence; toggling is (below).
   if (lim && CHEMISTRY.has(s.type) && !Number.isNaN(prev) && dt > 0) {
     const rate = Math.abs(value - prev) / dt
     if (rate > lim.maxRatePerS) {
-      return { type: CYBER, value: rate, threshold: lim.maxRatePerS,
+      return {
+        type: CYBER,
+        value: rate,
+        threshold: lim.maxRatePerS,
         reason: `value changed ${fmt(rate)} ${lim.unit}/s (from ${fmt(prev)} to ${fmt(value)}), faster than the physical max ${lim.maxRatePerS}`,
-        features: features([['rate', rate, rate / lim.maxRatePerS]]) }
+        features: features([['rate', rate, rate / lim.maxRatePerS]]),
+      }
     }
   }
   if ((v[L.ALT] as number) >= c.cyber.toggleSteps) {
-    const step = Math.abs(value - prev), typical = v[L.STEP] as number
-    return { type: CYBER, value: step, threshold: c.cyber.toggleStepZ * typical,
+    const step = Math.abs(value - prev),
+      typical = v[L.STEP] as number
+    return {
+      type: CYBER,
+      value: step,
+      threshold: c.cyber.toggleStepZ * typical,
       reason: `${v[L.ALT] as number} steps in a row in alternating signs, the last ${fmt(step)} against a typical step of ${fmt(typical)} (toggling faster than the process can move)`,
-      features: features([['toggle_steps', v[L.ALT] as number, v[L.ALT] as number], ['step', step, typical > 0 ? step / typical : 0]]) }
+      features: features([
+        ['toggle_steps', v[L.ALT] as number, v[L.ALT] as number],
+        ['step', step, typical > 0 ? step / typical : 0],
+      ]),
+    }
   }
   if (replayed && (v[L.REPLAY] as number) >= c.cyber.replayMatches && (v[L.FPR] as number) <= c.cyber.replayMaxRate) {
-    return { type: CYBER, value: v[L.REPLAY] as number, threshold: c.cyber.replayMatches,
+    return {
+      type: CYBER,
+      value: v[L.REPLAY] as number,
+      threshold: c.cyber.replayMatches,
       reason: `${v[L.REPLAY] as number} consecutive readings repeat earlier readings bit for bit (replayed data)`,
-      features: features([['replay', v[L.REPLAY] as number, v[L.REPLAY] as number], ['replay_base_rate', v[L.FPR] as number, 0]]) }
+      features: features([
+        ['replay', v[L.REPLAY] as number, v[L.REPLAY] as number],
+        ['replay_base_rate', v[L.FPR] as number, 0],
+      ]),
+    }
   }
   return undefined
 }
@@ -565,9 +857,12 @@ function learnResolution(s: ProcessState, c: ProcessConfig, value: number | unde
   if (value === undefined || Number.isNaN(prev)) return
   const d = value - prev
   if (d !== 0 && !(Math.abs(d) >= (v[L.QUANT] as number))) v[L.QUANT] = Math.abs(d)
-  const typical = Number.isNaN(v[L.STEP] as number) ? 0 : v[L.STEP] as number
+  const typical = Number.isNaN(v[L.STEP] as number) ? 0 : (v[L.STEP] as number)
   const span = (v[L.VMAX] as number) - (v[L.VMIN] as number)
-  const big = (v[L.N] as number) >= c.warmupReadings && Math.abs(d) > c.cyber.toggleStepZ * typical && Math.abs(d) >= (v[L.QUANT] as number) &&
+  const big =
+    (v[L.N] as number) >= c.warmupReadings &&
+    Math.abs(d) > c.cyber.toggleStepZ * typical &&
+    Math.abs(d) >= (v[L.QUANT] as number) &&
     Math.abs(d) >= c.cyber.toggleSpanRel * span
   // A toggle swings between the same two levels: each large step about as large as the one before.
   const same = Math.abs(Math.abs(d) - (v[L.BIGM] as number)) <= c.cyber.toggleTolerance * Math.abs(d)
@@ -585,11 +880,21 @@ function learnResolution(s: ProcessState, c: ProcessConfig, value: number | unde
     if (!(value >= (v[L.VMIN] as number))) v[L.VMIN] = value
     if (!(value <= (v[L.VMAX] as number))) v[L.VMAX] = value
   }
-  if (calm && !big) v[L.STEP] = Number.isNaN(v[L.STEP] as number) ? Math.abs(d) : ew(v[L.STEP] as number, Math.abs(d), v[L.N] as number, c.cyber.stepReadings)
+  if (calm && !big)
+    v[L.STEP] = Number.isNaN(v[L.STEP] as number)
+      ? Math.abs(d)
+      : ew(v[L.STEP] as number, Math.abs(d), v[L.N] as number, c.cyber.stepReadings)
 }
 
 /** Step 1: cyber and range evidence (replay ring, range, rate, toggling). */
-function cyberEvidence(s: ProcessState, c: ProcessConfig, f: Reading['fields'], ts: number, value: number | undefined, calm: boolean): Finding | undefined {
+function cyberEvidence(
+  s: ProcessState,
+  c: ProcessConfig,
+  f: Reading['fields'],
+  ts: number,
+  value: number | undefined,
+  calm: boolean,
+): Finding | undefined {
   if (value === undefined) return undefined
   const v = s.v
   const h = fingerprint(value, num(f['flow']) ?? NaN, num(f['temp']) ?? NaN)
@@ -602,7 +907,13 @@ function cyberEvidence(s: ProcessState, c: ProcessConfig, f: Reading['fields'], 
 }
 
 /** Step 2: sensor failure evidence (dropout, stuck value); keeps a finding of higher priority. */
-function failureEvidence(s: ProcessState, c: ProcessConfig, value: number | undefined, calm: boolean, found: Finding | undefined): Finding | undefined {
+function failureEvidence(
+  s: ProcessState,
+  c: ProcessConfig,
+  value: number | undefined,
+  calm: boolean,
+  found: Finding | undefined,
+): Finding | undefined {
   const v = s.v
   if (value === undefined) {
     v[L.MISS] = (v[L.MISS] as number) + 1
@@ -616,26 +927,54 @@ function failureEvidence(s: ProcessState, c: ProcessConfig, value: number | unde
       const run = (v[L.REP] as number) + 1
       const hold = v[L.HOLD] as number
       if (calm) v[L.CHG] = (v[L.CHG] as number) + 1
-      if (calm && run > hold) v[L.HOLD] = (v[L.N] as number) < c.warmupReadings * 6 ? run : Math.min(run, Math.max(hold * 1.25, hold + 1))
+      if (calm && run > hold)
+        v[L.HOLD] = (v[L.N] as number) < c.warmupReadings * 6 ? run : Math.min(run, Math.max(hold * 1.25, hold + 1))
       v[L.REP] = 0
     }
   }
-  const miss = v[L.MISS] as number, rep = (v[L.REP] as number) + 1
+  const miss = v[L.MISS] as number,
+    rep = (v[L.REP] as number) + 1
   const need = stuckNeed(s, c)
-  if ((found && found.type <= FAILURE) || !(miss >= c.failure.dropoutReadings || (value !== undefined && rep >= need && (v[L.N] as number) >= c.warmupReadings && (v[L.CHG] as number) >= c.failure.minChanges))) return found
+  if (
+    (found && found.type <= FAILURE) ||
+    !(
+      miss >= c.failure.dropoutReadings ||
+      (value !== undefined &&
+        rep >= need &&
+        (v[L.N] as number) >= c.warmupReadings &&
+        (v[L.CHG] as number) >= c.failure.minChanges)
+    )
+  )
+    return found
   return miss > 0
-    ? { type: FAILURE, value: miss, threshold: c.failure.dropoutReadings, reason: `no value in the last ${miss} readings (dropout)`,
-      features: features([['missing', miss, miss]]) }
-    : { type: FAILURE, value: value as number, threshold: need,
-      reason: `value stuck at ${fmt(value as number)} for ${rep} readings (flatline; this sensor's longest healthy hold is ${v[L.HOLD] as number})`,
-      features: features([['repeat', rep, rep / Math.max(1, v[L.HOLD] as number)]]) }
+    ? {
+        type: FAILURE,
+        value: miss,
+        threshold: c.failure.dropoutReadings,
+        reason: `no value in the last ${miss} readings (dropout)`,
+        features: features([['missing', miss, miss]]),
+      }
+    : {
+        type: FAILURE,
+        value: value as number,
+        threshold: need,
+        reason: `value stuck at ${fmt(value as number)} for ${rep} readings (flatline; this sensor's longest healthy hold is ${v[L.HOLD] as number})`,
+        features: features([['repeat', rep, rep / Math.max(1, v[L.HOLD] as number)]]),
+      }
 }
 
 /**
  * Moves the rolling robust baseline of the residual `x` (level, mean absolute deviation, fast mean, baseline z in
  * v[L.ZB]); returns the scale this reading's z was measured with.
  */
-function rollingBaseline(s: ProcessState, c: ProcessConfig, x: number, floor: number, oos: OutOfService, calm: boolean): number {
+function rollingBaseline(
+  s: ProcessState,
+  c: ProcessConfig,
+  x: number,
+  floor: number,
+  oos: OutOfService,
+  calm: boolean,
+): number {
   const v = s.v
   const bn = v[L.BN] as number
   const bl = c.baseline
@@ -644,7 +983,7 @@ function rollingBaseline(s: ProcessState, c: ProcessConfig, x: number, floor: nu
     v[L.DEV] = 0
   }
   v[L.FAST] = (v[L.FAST] as number) + (x - (v[L.FAST] as number)) / bl.fastReadings
-  const quant = Number.isNaN(v[L.QUANT] as number) ? 0 : v[L.QUANT] as number
+  const quant = Number.isNaN(v[L.QUANT] as number) ? 0 : (v[L.QUANT] as number)
   const scale = Math.max(1.2533 * (v[L.DEV] as number), quant, floor)
   if (!CHEMISTRY.has(s.type) && Math.abs(x - (v[L.BASE] as number)) > c.spike.regimeZ * scale && bn > 0) {
     // Equipment changing state (a blower or pump switching): restart the level there, keep the scale.
@@ -667,8 +1006,19 @@ function rollingBaseline(s: ProcessState, c: ProcessConfig, x: number, floor: nu
  * A side baseline (inlet of an outlet analyser, stage flow) in slots `lvl`, `dev`: returns the z of `x` against it,
  * then learns `x` the way the residual baseline learns. `bn`: the residual baseline's readings before this one.
  */
-function sideZ(v: number[], lvl: number, dev: number, x: number, minScale: number, bn: number, bl: ProcessConfig['baseline']): number {
-  if (Number.isNaN(v[lvl] as number)) { v[lvl] = x; v[dev] = 0 }
+function sideZ(
+  v: number[],
+  lvl: number,
+  dev: number,
+  x: number,
+  minScale: number,
+  bn: number,
+  bl: ProcessConfig['baseline'],
+): number {
+  if (Number.isNaN(v[lvl] as number)) {
+    v[lvl] = x
+    v[dev] = 0
+  }
   const scale = Math.max(1.2533 * (v[dev] as number), minScale)
   const d = x - (v[lvl] as number)
   const dc = bn >= bl.fastReadings * 10 ? Math.max(-bl.winsorZ * scale, Math.min(bl.winsorZ * scale, d)) : d
@@ -705,53 +1055,97 @@ function countOver(v: number[], zb: number, zOpen: number, sign: number, blocked
  * Types a confirmed excursion: a pollutant front (spike) or the process (malfunction), by the inlet on outlet
  * analysers, else by its rise time; undefined while it is not decided yet.
  */
-function classifyExcursion(s: ProcessState, c: ProcessConfig, ts: number, value: number, flow: number | undefined, temp: number | undefined,
-  inlet: number | undefined, inz: number, zb: number, zOpen: number, scale: number, run: number): Finding | undefined {
-  const v = s.v, sp = c.spike
+function classifyExcursion(
+  s: ProcessState,
+  c: ProcessConfig,
+  ts: number,
+  value: number,
+  flow: number | undefined,
+  temp: number | undefined,
+  inlet: number | undefined,
+  inz: number,
+  zb: number,
+  zOpen: number,
+  scale: number,
+  run: number,
+): Finding | undefined {
+  const v = s.v,
+    sp = c.spike
   const sign = zb > 0 ? 1 : -1
   const chem = CHEMISTRY.has(s.type)
   // The rise time: from leaving the band (departZ) to the last time the excursion grew by 10 %. Decided once
   // it has stopped growing for plateauReadings (or once it has lasted malfunctionConfirm readings).
-  const departed = Number.isNaN(v[L.DEPART] as number) ? (v[L.FIRST] as number) : v[L.DEPART] as number
+  const departed = Number.isNaN(v[L.DEPART] as number) ? (v[L.FIRST] as number) : (v[L.DEPART] as number)
   const frontS = Math.max(0, ((v[L.PEAKTS] as number) - departed) / 1000)
-  const rising = (ts - (v[L.PEAKTS] as number)) < sp.plateauReadings * Math.max(1, ts - (v[L.TS] as number))
+  const rising = ts - (v[L.PEAKTS] as number) < sp.plateauReadings * Math.max(1, ts - (v[L.TS] as number))
   let type: number, why: string
   if (sign > 0 && !Number.isNaN(inz)) {
     // An outlet analyser: a pollutant front raises its inlet too; a rise the inlet does not share is the plant.
     type = inz >= sp.inletZ ? SPIKE : MALFUNCTION
-    why = inz >= sp.inletZ ? `the inlet rose too (${fmt(inz)} sigma): a pollutant front` : `the inlet stayed normal (${fmt(inz)} sigma): the treatment is failing`
+    why =
+      inz >= sp.inletZ
+        ? `the inlet rose too (${fmt(inz)} sigma): a pollutant front`
+        : `the inlet stayed normal (${fmt(inz)} sigma): the treatment is failing`
   } else if (sign > 0 && chem && frontS <= sp.frontS && run < sp.malfunctionConfirm) {
     type = SPIKE
     why = `a front of ${fmt(frontS)} s: a pollutant front`
   } else {
     type = MALFUNCTION
-    why = sign < 0 ? `a drop over ${fmt(frontS)} s` : chem ? `built up over ${fmt(frontS)} s, slower than a front` : `on a ${s.type || 'sensor'} that no pollutant front reaches`
+    why =
+      sign < 0
+        ? `a drop over ${fmt(frontS)} s`
+        : chem
+          ? `built up over ${fmt(frontS)} s, slower than a front`
+          : `on a ${s.type || 'sensor'} that no pollutant front reaches`
   }
   const p = flow !== undefined && temp !== undefined
-  const cz = p ? covariateZ(s.m, 'flow', flow) : 0, tz = p ? covariateZ(s.m, 'temp', temp) : 0
-  const feats: Array<[string, number, number]> = [['value_vs_baseline', value, zb], ['flow', flow ?? NaN, cz], ['temp', temp ?? NaN, tz]]
+  const cz = p ? covariateZ(s.m, 'flow', flow) : 0,
+    tz = p ? covariateZ(s.m, 'temp', temp) : 0
+  const feats: Array<[string, number, number]> = [
+    ['value_vs_baseline', value, zb],
+    ['flow', flow ?? NaN, cz],
+    ['temp', temp ?? NaN, tz],
+  ]
   if (!Number.isNaN(inz)) feats.push(['inlet', inlet as number, inz])
   // A malfunction lasts (15 min and more): it must hold malfunctionConfirm readings, which a passing
   // equipment step or a short excursion does not. A spike is typed once its rise has ended.
   if ((type === MALFUNCTION || rising) && run < sp.malfunctionConfirm) return undefined
-  return { type, value, threshold: zOpen, peak: Math.abs(zb),
+  return {
+    type,
+    value,
+    threshold: zOpen,
+    peak: Math.abs(zb),
     reason: `value ${fmt(value)} is ${fmt(Math.abs(zb))} sigma ${sign > 0 ? 'above' : 'below'} its rolling baseline (sigma ${fmt(scale)}), ${why}`,
-    features: features(feats) }
+    features: features(feats),
+  }
 }
 
 /** Step 3: spike / malfunction, the residual against a rolling robust baseline; keeps an earlier finding. */
-function spikeEvidence(s: ProcessState, c: ProcessConfig, f: Reading['fields'], ts: number, value: number | undefined, flow: number | undefined,
-  temp: number | undefined, inlet: number | undefined, floor: number, oos: OutOfService, calm: boolean, open: number, found: Finding | undefined): Finding | undefined {
+function spikeEvidence(
+  s: ProcessState,
+  c: ProcessConfig,
+  f: Reading['fields'],
+  ts: number,
+  value: number | undefined,
+  flow: number | undefined,
+  temp: number | undefined,
+  inlet: number | undefined,
+  floor: number,
+  oos: OutOfService,
+  calm: boolean,
+  open: number,
+  found: Finding | undefined,
+): Finding | undefined {
   if (value === undefined) return found
   const v = s.v
   const p = flow !== undefined && temp !== undefined ? predict(s.m, flow, temp, floor) : undefined
-  const x = p ? value - p.expected : value - (Number.isNaN(v[L.EXP] as number) ? 0 : v[L.EXP] as number)
+  const x = p ? value - p.expected : value - (Number.isNaN(v[L.EXP] as number) ? 0 : (v[L.EXP] as number))
   if (p) v[L.EXP] = p.expected
   const bn = v[L.BN] as number
   const scale = rollingBaseline(s, c, x, floor, oos, calm)
   const zb = v[L.ZB] as number
   // Inlet (outlet analysers) and stage flow: their own baselines, to tell a front from the process.
-  const quant = Number.isNaN(v[L.QUANT] as number) ? 0 : v[L.QUANT] as number
+  const quant = Number.isNaN(v[L.QUANT] as number) ? 0 : (v[L.QUANT] as number)
   const inz = inlet !== undefined ? sideZ(v, L.INB, L.INDEV, inlet, Math.max(floor, quant), bn, c.baseline) : NaN
   const fl = num(f['flow'])
   const fz = fl !== undefined ? sideZ(v, L.FLB, L.FLD, fl, 1e-9, bn, c.baseline) : 0
@@ -761,7 +1155,10 @@ function spikeEvidence(s: ProcessState, c: ProcessConfig, f: Reading['fields'], 
   const sign = zb > 0 ? 1 : -1
   trackExcursion(v, sp, zb, ts)
   const zOpen = CHEMISTRY.has(s.type) ? sp.z : sp.equipmentZ
-  const recal = (open === DRIFT || (v[L.SLOWOPEN] as number) === 1) && Math.abs(zb) > zOpen && sign !== Math.sign(v[L.SLOW] as number)
+  const recal =
+    (open === DRIFT || (v[L.SLOWOPEN] as number) === 1) &&
+    Math.abs(zb) > zOpen &&
+    sign !== Math.sign(v[L.SLOW] as number)
   if (recal) {
     // A step against an open drift (or a shift the drift rule found) is its recalibration or its end: the value returns to what flow and temperature
     // predict, and the rolling baseline, which had followed the drift, restarts there (no spike).
@@ -777,13 +1174,29 @@ function spikeEvidence(s: ProcessState, c: ProcessConfig, f: Reading['fields'], 
 }
 
 /** The covariate-model residual of this reading (stored by step 3 in v[L.EXP]), NaN when flow or temperature is unknown. */
-function residualOf(v: number[], value: number | undefined, flow: number | undefined, temp: number | undefined): number {
+function residualOf(
+  v: number[],
+  value: number | undefined,
+  flow: number | undefined,
+  temp: number | undefined,
+): number {
   return value !== undefined && flow !== undefined && temp !== undefined ? value - (v[L.EXP] as number) : NaN
 }
 
 /** Moves the slow and medium means of the residual z and the drift run; a confirmed run is a drift or a fast shift. */
-function driftFinding(s: ProcessState, c: ProcessConfig, value: number, flow: number, temp: number, z: number, sigma: number, fresh: boolean,
-  calm: boolean, open: number, found: Finding | undefined): Finding | undefined {
+function driftFinding(
+  s: ProcessState,
+  c: ProcessConfig,
+  value: number,
+  flow: number,
+  temp: number,
+  z: number,
+  sigma: number,
+  fresh: boolean,
+  calm: boolean,
+  open: number,
+  found: Finding | undefined,
+): Finding | undefined {
   const v = s.v
   const zc = Math.max(-DRIFT_CLIP, Math.min(DRIFT_CLIP, z))
   v[L.SLOW] = ew(v[L.SLOW] as number, zc, Infinity, c.drift.slowReadings)
@@ -791,7 +1204,10 @@ function driftFinding(s: ProcessState, c: ProcessConfig, value: number, flow: nu
   const slow = v[L.SLOW] as number
   // The threshold is the sensor's own: drift.z, or scaleZ times how far its slow mean wanders while healthy
   // (a process the covariate model fits badly wanders far, and must drift further to count).
-  const dz = Math.max(c.drift.z, c.drift.scaleZ * 1.2533 * (Number.isNaN(v[L.SLOWDEV] as number) ? 0 : v[L.SLOWDEV] as number))
+  const dz = Math.max(
+    c.drift.z,
+    c.drift.scaleZ * 1.2533 * (Number.isNaN(v[L.SLOWDEV] as number) ? 0 : (v[L.SLOWDEV] as number)),
+  )
   // A spike-level run pauses the count (the spike rule judges it) rather than restarting it, so a build-up the
   // baseline keeps crossing back and forth is still confirmed.
   if (!(Math.abs(slow) > dz)) v[L.SRUN] = 0
@@ -799,23 +1215,49 @@ function driftFinding(s: ProcessState, c: ProcessConfig, value: number, flow: nu
   if (calm && (v[L.SRUN] as number) === 0 && Math.abs(slow) < 0.5 * dz) {
     // Clipped at three times its current value, and learned only well inside the threshold, so a drift on its
     // way up cannot teach the sensor to tolerate it (early on, when the mean learns fast, it would outrun it).
-    const sd = Number.isNaN(v[L.SLOWDEV] as number) ? 0 : v[L.SLOWDEV] as number
-    v[L.SLOWDEV] = ew(sd, Math.min(Math.abs(slow), Math.max(3 * sd, c.drift.z / Math.max(1, c.drift.scaleZ))), (v[L.N] as number) - c.warmupReadings, c.halfLifeReadings)
+    const sd = Number.isNaN(v[L.SLOWDEV] as number) ? 0 : (v[L.SLOWDEV] as number)
+    v[L.SLOWDEV] = ew(
+      sd,
+      Math.min(Math.abs(slow), Math.max(3 * sd, c.drift.z / Math.max(1, c.drift.scaleZ))),
+      (v[L.N] as number) - c.warmupReadings,
+      c.halfLifeReadings,
+    )
   }
   if (found || open !== NONE || (v[L.SRUN] as number) < c.drift.sustainReadings) return found
-  const fz = covariateZ(s.m, 'flow', flow), tz = covariateZ(s.m, 'temp', temp)
+  const fz = covariateZ(s.m, 'flow', flow),
+    tz = covariateZ(s.m, 'temp', temp)
   // A drift creeps: when it is confirmed its recent residual is a few times the threshold at most. A shift
   // whose last readings (the baseline's fast mean, unclipped) are already far beyond it built up in minutes:
   // a process malfunction the rolling baseline followed too closely to hold it as an excursion.
   const recent = (v[L.FAST] as number) / sigma
   if (Math.sign(recent) === Math.sign(slow) && Math.abs(recent) >= Math.max(c.drift.fastZ, c.drift.fastRatio * dz)) {
-    return { type: MALFUNCTION, value, threshold: Math.max(c.drift.fastZ, c.drift.fastRatio * dz), peak: Math.abs(recent), slow: true,
+    return {
+      type: MALFUNCTION,
+      value,
+      threshold: Math.max(c.drift.fastZ, c.drift.fastRatio * dz),
+      peak: Math.abs(recent),
+      slow: true,
       reason: `the residual against flow and temperature is ${fmt(recent)} sigma, ${fmt(Math.abs(recent) / dz)} x this sensor's drift threshold after ${v[L.SRUN] as number} readings: built up too fast for a drift`,
-      features: features([['residual_recent', value, recent], ['residual_mean', slow, slow * Math.sqrt(c.drift.slowReadings)], ['flow', flow, fz], ['temp', temp, tz]]) }
+      features: features([
+        ['residual_recent', value, recent],
+        ['residual_mean', slow, slow * Math.sqrt(c.drift.slowReadings)],
+        ['flow', flow, fz],
+        ['temp', temp, tz],
+      ]),
+    }
   }
-  return { type: DRIFT, value, threshold: dz, slow: true,
+  return {
+    type: DRIFT,
+    value,
+    threshold: dz,
+    slow: true,
     reason: `the residual against flow and temperature has averaged ${fmt(slow)} sigma for ${v[L.SRUN] as number} readings (slow ${slow > 0 ? 'upward' : 'downward'} drift)`,
-    features: features([['residual_mean', slow, slow * Math.sqrt(c.drift.slowReadings)], ['flow', flow, fz], ['temp', temp, tz]]) }
+    features: features([
+      ['residual_mean', slow, slow * Math.sqrt(c.drift.slowReadings)],
+      ['flow', flow, fz],
+      ['temp', temp, tz],
+    ]),
+  }
 }
 
 /** Whether this warm reading may teach the covariate model: evidence pending is not learned (GATED counts the slow-mean holds). */
@@ -834,8 +1276,19 @@ function learnable(s: ProcessState, c: ProcessConfig, z: number, fresh: boolean,
 }
 
 /** Step 4: drift, the slow mean of the covariate-model residual z; the model learns from healthy readings. */
-function driftEvidence(s: ProcessState, c: ProcessConfig, value: number, flow: number, temp: number, resid: number, floor: number,
-  oos: OutOfService, calm: boolean, open: number, found: Finding | undefined): Finding | undefined {
+function driftEvidence(
+  s: ProcessState,
+  c: ProcessConfig,
+  value: number,
+  flow: number,
+  temp: number,
+  resid: number,
+  floor: number,
+  oos: OutOfService,
+  calm: boolean,
+  open: number,
+  found: Finding | undefined,
+): Finding | undefined {
   const v = s.v
   const p = predict(s.m, flow, temp, floor)
   const warm = (v[L.N] as number) >= c.warmupReadings
@@ -844,7 +1297,8 @@ function driftEvidence(s: ProcessState, c: ProcessConfig, value: number, flow: n
   let z = NaN
   if (warm) {
     z = resid / p.sigma
-    if (open === NONE || open === DRIFT || (v[L.SLOWOPEN] as number) === 1) found = driftFinding(s, c, value, flow, temp, z, p.sigma, fresh, calm, open, found)
+    if (open === NONE || open === DRIFT || (v[L.SLOWOPEN] as number) === 1)
+      found = driftFinding(s, c, value, flow, temp, z, p.sigma, fresh, calm, open, found)
     healthy = learnable(s, c, z, fresh, healthy)
   }
   if (!oos && (healthy || !warm) && !found && open === NONE) learn(s.m, flow, temp, value, resid, c.halfLifeReadings)
@@ -857,7 +1311,14 @@ function driftEvidence(s: ProcessState, c: ProcessConfig, value: number, flow: n
  * calibration to fire the moment the sensor is back (a condition that persists, such as a stuck value, is found
  * again at once).
  */
-function suspend(s: ProcessState, ctx: ActorContext, c: ProcessConfig, ts: number, value: number | undefined, reason: string): void {
+function suspend(
+  s: ProcessState,
+  ctx: ActorContext,
+  c: ProcessConfig,
+  ts: number,
+  value: number | undefined,
+  reason: string,
+): void {
   const v = s.v
   if ((v[L.AT] as number) !== NONE) closeAlert(s, ctx, c, ts, value ?? NaN, `out of service: ${reason}`)
   v[L.OVER] = 0
@@ -871,12 +1332,23 @@ function suspend(s: ProcessState, ctx: ActorContext, c: ProcessConfig, ts: numbe
 const family = (t: number): number => (t === MALFUNCTION ? SPIKE : t)
 
 /** Whether the open alert of type `kind` (DRIFT for one found by the drift rule) sees its clear condition now. */
-function clearNow(s: ProcessState, c: ProcessConfig, kind: number, value: number | undefined, found: Finding | undefined, z: number): boolean {
+function clearNow(
+  s: ProcessState,
+  c: ProcessConfig,
+  kind: number,
+  value: number | undefined,
+  found: Finding | undefined,
+  z: number,
+): boolean {
   const v = s.v
   switch (kind) {
-    case CYBER: return !found || found.type !== CYBER
-    case FAILURE: return value !== undefined && (v[L.REP] as number) === 0 && !(found?.type === FAILURE)
-    case SPIKE: case MALFUNCTION: return value !== undefined && Math.abs(v[L.ZB] as number) < c.spike.clearZ
+    case CYBER:
+      return !found || found.type !== CYBER
+    case FAILURE:
+      return value !== undefined && (v[L.REP] as number) === 0 && !(found?.type === FAILURE)
+    case SPIKE:
+    case MALFUNCTION:
+      return value !== undefined && Math.abs(v[L.ZB] as number) < c.spike.clearZ
     default: {
       // Closes when the medium mean is back near zero, or has fallen well below the drift's peak (a
       // recalibration returns the value at once; the model may have taken in a little of the drift before it was
@@ -891,10 +1363,15 @@ function clearNow(s: ProcessState, c: ProcessConfig, kind: number, value: number
 /** Readings in a row the clear condition of an alert of type `kind` must hold (hysteresis). */
 function clearNeed(c: ProcessConfig, kind: number): number {
   switch (kind) {
-    case CYBER: return c.cyber.clearReadings
-    case FAILURE: return c.failure.clearReadings
-    case SPIKE: case MALFUNCTION: return c.spike.clearReadings
-    default: return c.drift.clearReadings
+    case CYBER:
+      return c.cyber.clearReadings
+    case FAILURE:
+      return c.failure.clearReadings
+    case SPIKE:
+    case MALFUNCTION:
+      return c.spike.clearReadings
+    default:
+      return c.drift.clearReadings
   }
 }
 
@@ -903,16 +1380,33 @@ function raise(s: ProcessState, ctx: ActorContext, c: ProcessConfig, ts: number,
   const v = s.v
   const rep = (v[L.REP] as number) + 1
   // A stuck value started when its run did.
-  const start = found.type === FAILURE && (v[L.MISS] as number) === 0 && found.features[0]?.feature === 'repeat' ? ts - (rep - 1) * Math.max(0, ts - (v[L.TS] as number)) : ts
+  const start =
+    found.type === FAILURE && (v[L.MISS] as number) === 0 && found.features[0]?.feature === 'repeat'
+      ? ts - (rep - 1) * Math.max(0, ts - (v[L.TS] as number))
+      : ts
   if (cur !== NONE) closeAlert(s, ctx, c, ts, found.value, `superseded by ${PLANT_ANOMALIES[found.type] as string}`)
   openAlert(s, ctx, c, found, ts, Number.isFinite(start) ? start : ts)
 }
 
 /** Updates the open alert when it grew, and closes it after its clear condition held long enough, or accepts a lasting shift. */
-function settle(s: ProcessState, ctx: ActorContext, c: ProcessConfig, ts: number, value: number | undefined, found: Finding | undefined,
-  z: number, floor: number, cur: number): void {
+function settle(
+  s: ProcessState,
+  ctx: ActorContext,
+  c: ProcessConfig,
+  ts: number,
+  value: number | undefined,
+  found: Finding | undefined,
+  z: number,
+  floor: number,
+  cur: number,
+): void {
   const v = s.v
-  if (found?.peak !== undefined && family(found.type) === family(cur) && found.peak >= (v[L.UPD] as number) + c.spike.updateZ) updateAlert(s, ctx, c, found, ts)
+  if (
+    found?.peak !== undefined &&
+    family(found.type) === family(cur) &&
+    found.peak >= (v[L.UPD] as number) + c.spike.updateZ
+  )
+    updateAlert(s, ctx, c, found, ts)
   const bySlow = cur === DRIFT || (v[L.SLOWOPEN] as number) === 1
   const kind = bySlow ? DRIFT : cur
   const clear = clearNow(s, c, kind, value, found, z) && !(found && family(found.type) === family(cur))
@@ -932,15 +1426,29 @@ function settle(s: ProcessState, ctx: ActorContext, c: ProcessConfig, ts: number
  * replaces it; one of lower or equal priority only updates it (when it grew), so an episode does not flap between
  * types. Closing needs the type's clear condition for its clearReadings in a row (hysteresis).
  */
-function stepAlert(s: ProcessState, ctx: ActorContext, c: ProcessConfig, ts: number, value: number | undefined, found: Finding | undefined,
-  z: number, floor: number): void {
+function stepAlert(
+  s: ProcessState,
+  ctx: ActorContext,
+  c: ProcessConfig,
+  ts: number,
+  value: number | undefined,
+  found: Finding | undefined,
+  z: number,
+  floor: number,
+): void {
   const cur = s.v[L.AT] as number
   if (found && (cur === NONE || family(found.type) < family(cur))) raise(s, ctx, c, ts, found, cur)
   else if (cur !== NONE) settle(s, ctx, c, ts, value, found, z, floor, cur)
 }
 
 /** Remembers this reading (time, value and covariates) for the next one. */
-function rememberReading(v: number[], ts: number, value: number | undefined, flow: number | undefined, temp: number | undefined): void {
+function rememberReading(
+  v: number[],
+  ts: number,
+  value: number | undefined,
+  flow: number | undefined,
+  temp: number | undefined,
+): void {
   v[L.TS] = ts
   if (value !== undefined) v[L.VALUE] = value
   if (flow !== undefined) v[L.FLOW] = flow
@@ -955,9 +1463,10 @@ function onReading(s: ProcessState, r: Reading, ctx: ActorContext, c: ProcessCon
   const f = r.fields
   const ts = r.ts
   identify(s, f, c)
-  const value = num(f['value']), inlet = num(f['inlet'])
-  const flow = num(f['flow']) ?? (Number.isNaN(v[L.FLOW] as number) ? undefined : v[L.FLOW] as number)
-  const temp = num(f['temp']) ?? (Number.isNaN(v[L.TEMP] as number) ? undefined : v[L.TEMP] as number)
+  const value = num(f['value']),
+    inlet = num(f['inlet'])
+  const flow = num(f['flow']) ?? (Number.isNaN(v[L.FLOW] as number) ? undefined : (v[L.FLOW] as number))
+  const temp = num(f['temp']) ?? (Number.isNaN(v[L.TEMP] as number) ? undefined : (v[L.TEMP] as number))
   kpiStep(s, ctx, c, ts, value, inlet)
   const open = v[L.AT] as number
   // Out of service (actors/service.ts, ISA-18.2): the evidence below is still gathered (KPIs, replay ring, run
@@ -972,9 +1481,10 @@ function onReading(s: ProcessState, r: Reading, ctx: ActorContext, c: ProcessCon
   found = failureEvidence(s, c, value, calm, found)
   found = spikeEvidence(s, c, f, ts, value, flow, temp, inlet, floor, oos, calm, open, found)
   const resid = residualOf(v, value, flow, temp)
-  if (!Number.isNaN(resid)) found = driftEvidence(s, c, value as number, flow as number, temp as number, resid, floor, oos, calm, open, found)
+  if (!Number.isNaN(resid))
+    found = driftEvidence(s, c, value as number, flow as number, temp as number, resid, floor, oos, calm, open, found)
   // The drift step's z, NaN when it did not run.
-  const z = Number.isNaN(resid) ? NaN : v[L.Z] as number
+  const z = Number.isNaN(resid) ? NaN : (v[L.Z] as number)
   if (value !== undefined) v[L.N] = (v[L.N] as number) + 1
   if (oos) {
     suspend(s, ctx, c, ts, value, oos.reason)
@@ -988,24 +1498,47 @@ function onReading(s: ProcessState, r: Reading, ctx: ActorContext, c: ProcessCon
 
 const orNull = (x: number | undefined): number | null => (x !== undefined && Number.isFinite(x) ? x : null)
 
-function query(s: ProcessState, ctx: { entity: EntityRef; watermark: number; lastSeq: number }, c: ProcessConfig): unknown {
+function query(
+  s: ProcessState,
+  ctx: { entity: EntityRef; watermark: number; lastSeq: number },
+  c: ProcessConfig,
+): unknown {
   const v = s.v
   const lim = c.limits[s.type]
-  const flow = v[L.FLOW] as number, temp = v[L.TEMP] as number
-  const p = Number.isNaN(flow) || Number.isNaN(temp) ? undefined : predict(s.m, flow, temp, lim ? (lim.hi - lim.lo) * c.sigmaFloorRel : 1e-9)
+  const flow = v[L.FLOW] as number,
+    temp = v[L.TEMP] as number
+  const p =
+    Number.isNaN(flow) || Number.isNaN(temp)
+      ? undefined
+      : predict(s.m, flow, temp, lim ? (lim.hi - lim.lo) * c.sigmaFloorRel : 1e-9)
   const at = v[L.AT] as number
   return {
     type: s.type,
     stage: s.stage,
     unit: lim?.unit ?? null,
     last: { ts: orNull(v[L.TS]), value: orNull(v[L.VALUE]), flow: orNull(flow), temp: orNull(temp) },
-    model: { readings: s.m[M.N], expected: orNull(p?.expected), sigma: orNull(p?.sigma), perFlow: orNull(p?.bf), perDegree: orNull(p?.bt),
-      warm: (v[L.N] as number) >= c.warmupReadings },
+    model: {
+      readings: s.m[M.N],
+      expected: orNull(p?.expected),
+      sigma: orNull(p?.sigma),
+      perFlow: orNull(p?.bf),
+      perDegree: orNull(p?.bt),
+      warm: (v[L.N] as number) >= c.warmupReadings,
+    },
     residualZ: orNull(v[L.Z]),
-    baseline: { z: orNull(v[L.ZB]), level: orNull(v[L.BASE]), deviation: orNull(v[L.DEV]), quantum: orNull(v[L.QUANT]), longestHold: v[L.HOLD] },
+    baseline: {
+      z: orNull(v[L.ZB]),
+      level: orNull(v[L.BASE]),
+      deviation: orNull(v[L.DEV]),
+      quantum: orNull(v[L.QUANT]),
+      longestHold: v[L.HOLD],
+    },
     driftMean: orNull(v[L.SLOW]),
     driftRun: v[L.SRUN],
-    alert: at === NONE ? null : { type: PLANT_ANOMALIES[at], alertId: alertIdOf(ctx.entity, at, v[L.AS] as number), start: v[L.AS] },
+    alert:
+      at === NONE
+        ? null
+        : { type: PLANT_ANOMALIES[at], alertId: alertIdOf(ctx.entity, at, v[L.AS] as number), start: v[L.AS] },
     lateCount: s.late,
     lastSeq: ctx.lastSeq,
   }
@@ -1020,12 +1553,25 @@ function query(s: ProcessState, ctx: { entity: EntityRef; watermark: number; las
  */
 const CODEC_VERSION = 2
 
-interface Encoded { t: string; g: string; m: Array<number | null>; v: Array<number | null>; k: Array<number | null>; fp: Array<number | null>; p: number; l: number }
+interface Encoded {
+  t: string
+  g: string
+  m: Array<number | null>
+  v: Array<number | null>
+  k: Array<number | null>
+  fp: Array<number | null>
+  p: number
+  l: number
+}
 
 const enc = (xs: readonly number[]): Array<number | null> => xs.map((x) => (Number.isFinite(x) ? x : null))
 
 function nums(xs: unknown, what: string, len?: number): number[] {
-  if (!Array.isArray(xs) || (len !== undefined && xs.length !== len) || !xs.every((x) => x === null || (typeof x === 'number' && Number.isFinite(x)))) {
+  if (
+    !Array.isArray(xs) ||
+    (len !== undefined && xs.length !== len) ||
+    !xs.every((x) => x === null || (typeof x === 'number' && Number.isFinite(x)))
+  ) {
     throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_CORRUPT, `process snapshot: ${what} is not a list of numbers`)
   }
   return (xs as Array<number | null>).map((x) => x ?? NaN)
@@ -1036,21 +1582,38 @@ function encode(s: ProcessState): Encoded {
 }
 
 function decode(data: unknown, version: number): ProcessState {
-  if (version !== CODEC_VERSION && version !== 1) throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_VERSION, `process snapshot version ${version} is not 1 or ${CODEC_VERSION}`)
+  if (version !== CODEC_VERSION && version !== 1)
+    throw new SnapshotError(
+      RuntimeErrorCodes.SNAPSHOT_VERSION,
+      `process snapshot version ${version} is not 1 or ${CODEC_VERSION}`,
+    )
   const e = data as Partial<Encoded> | null
-  if (!e || typeof e !== 'object' || typeof e.t !== 'string' || typeof e.g !== 'string' || !Number.isSafeInteger(e.l) || !Number.isSafeInteger(e.p)) {
+  if (
+    !e ||
+    typeof e !== 'object' ||
+    typeof e.t !== 'string' ||
+    typeof e.g !== 'string' ||
+    !Number.isSafeInteger(e.l) ||
+    !Number.isSafeInteger(e.p)
+  ) {
     throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_CORRUPT, 'process snapshot is not a process state')
   }
   const fp = nums(e.fp, 'fingerprints')
   const p = e.p as number
-  if (p < 0 || (fp.length > 0 && p >= fp.length)) throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_CORRUPT, 'process snapshot: bad ring position')
+  if (p < 0 || (fp.length > 0 && p >= fp.length))
+    throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_CORRUPT, 'process snapshot: bad ring position')
   const m = nums(e.m, 'model', M_SLOTS)
   // The model and counters are never NaN.
-  if (m.some((x) => Number.isNaN(x))) throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_CORRUPT, 'process snapshot: bad model')
+  if (m.some((x) => Number.isNaN(x)))
+    throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_CORRUPT, 'process snapshot: bad model')
   // A version 2 snapshot written before the SLOWOPEN slot has one slot fewer (its open alert closes by its type's rule).
   const v = version === 1 ? freshLive() : nums(e.v, 'live values')
   if (v.length === L_SLOTS - 1) v.push(0)
-  if (v.length !== L_SLOTS) throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_CORRUPT, 'process snapshot: live values is not a list of numbers')
+  if (v.length !== L_SLOTS)
+    throw new SnapshotError(
+      RuntimeErrorCodes.SNAPSHOT_CORRUPT,
+      'process snapshot: live values is not a list of numbers',
+    )
   return { type: e.t, stage: e.g, m, v, k: nums(e.k, 'kpi counters', K_SLOTS), fp, fpPos: p, late: e.l as number }
 }
 

@@ -160,7 +160,10 @@ export function median(xs: readonly number[]): number | undefined {
 /** The reason string of a `pit_now` recommendation: the factors ranked by contribution. */
 export function pitReason(s: PitStopScore, threshold: number): string {
   const labels: Record<keyof PitStopFactors, string> = {
-    tyre_wear: 'tyre wear', speed_loss: 'pace loss', brake_degradation: 'brake degradation', anomaly_penalty: 'open anomalies',
+    tyre_wear: 'tyre wear',
+    speed_loss: 'pace loss',
+    brake_degradation: 'brake degradation',
+    anomaly_penalty: 'open anomalies',
   }
   const parts = (Object.keys(labels) as Array<keyof PitStopFactors>)
     .filter((k) => s.points[k] > 0)

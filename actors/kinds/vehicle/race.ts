@@ -50,15 +50,43 @@ import type { DetectorEvent, ThresholdOptions } from '../../detectors.js'
 import { ConfigError, RuntimeErrorCodes, SnapshotError } from '../../errors.js'
 import type { AlertState, FieldValue, LapBody, Reading, Severity } from '../../types.js'
 import {
-  PIT_STOP_DEFAULTS, factorRecord, median, pitReason, pitStopScore, recommendStep,
-  type PitStopConfig, type PitStopScore,
+  PIT_STOP_DEFAULTS,
+  factorRecord,
+  median,
+  pitReason,
+  pitStopScore,
+  recommendStep,
+  type PitStopConfig,
+  type PitStopScore,
 } from './pitstop.js'
 
 export interface RaceConfig {
-  brake: { overheatC: number; durationMs: number; hysteresisC: number; clearMs: number; updateDeltaC: number; updateIntervalMs: number }
-  tyre: { overheatC: number; durationMs: number; hysteresisC: number; clearMs: number; updateDeltaC: number; updateIntervalMs: number }
+  brake: {
+    overheatC: number
+    durationMs: number
+    hysteresisC: number
+    clearMs: number
+    updateDeltaC: number
+    updateIntervalMs: number
+  }
+  tyre: {
+    overheatC: number
+    durationMs: number
+    hysteresisC: number
+    clearMs: number
+    updateDeltaC: number
+    updateIntervalMs: number
+  }
   /** Low oil pressure only counts above `minRpm`: at idle in the pit lane low pressure is normal. */
-  oil: { minBar: number; durationMs: number; hysteresisBar: number; clearMs: number; minRpm: number; updateDeltaBar: number; updateIntervalMs: number }
+  oil: {
+    minBar: number
+    durationMs: number
+    hysteresisBar: number
+    clearMs: number
+    minRpm: number
+    updateDeltaBar: number
+    updateIntervalMs: number
+  }
   /** Speed drop over the last `windowMs` with no sample of brake > `brakeMaxPct` in between. */
   speedLoss: { dropKmh: number; windowMs: number; brakeMaxPct: number; hysteresisKmh: number; clearMs: number }
   /**
@@ -67,8 +95,13 @@ export interface RaceConfig {
    * increaseDurationMs, outside the pit lane.
    */
   fuel: {
-    rateFactor: number; rateHysteresis: number; minBaselineLaps: number; baselineLaps: number
-    increaseKg: number; increaseDurationMs: number; increaseHysteresisKg: number
+    rateFactor: number
+    rateHysteresis: number
+    minBaselineLaps: number
+    baselineLaps: number
+    increaseKg: number
+    increaseDurationMs: number
+    increaseHysteresisKg: number
   }
   pitStop: PitStopConfig
 }
@@ -76,11 +109,24 @@ export interface RaceConfig {
 export const RACE_DEFAULTS: RaceConfig = {
   brake: { overheatC: 950, durationMs: 2_000, hysteresisC: 25, clearMs: 0, updateDeltaC: 25, updateIntervalMs: 5_000 },
   tyre: { overheatC: 130, durationMs: 2_000, hysteresisC: 5, clearMs: 0, updateDeltaC: 5, updateIntervalMs: 5_000 },
-  oil: { minBar: 1.5, durationMs: 1_000, hysteresisBar: 0.25, clearMs: 0, minRpm: 4_000, updateDeltaBar: 0.25, updateIntervalMs: 5_000 },
+  oil: {
+    minBar: 1.5,
+    durationMs: 1_000,
+    hysteresisBar: 0.25,
+    clearMs: 0,
+    minRpm: 4_000,
+    updateDeltaBar: 0.25,
+    updateIntervalMs: 5_000,
+  },
   speedLoss: { dropKmh: 80, windowMs: 1_000, brakeMaxPct: 50, hysteresisKmh: 20, clearMs: 0 },
   fuel: {
-    rateFactor: 1.5, rateHysteresis: 0.2, minBaselineLaps: 3, baselineLaps: 20,
-    increaseKg: 0.5, increaseDurationMs: 1_000, increaseHysteresisKg: 0.25,
+    rateFactor: 1.5,
+    rateHysteresis: 0.2,
+    minBaselineLaps: 3,
+    baselineLaps: 20,
+    increaseKg: 0.5,
+    increaseDurationMs: 1_000,
+    increaseHysteresisKg: 0.25,
   },
   pitStop: PIT_STOP_DEFAULTS,
 }
@@ -101,10 +147,30 @@ const TYRE_FIELDS = CORNERS.map((c) => `tyre_temp_${c}`)
 
 /** The documented fields; only these are kept as last values (bounds the state whatever a device sends). */
 export const RACE_FIELDS: readonly string[] = [
-  'speed', 'rpm', 'gear', 'throttle', 'brake', 'drs', 'ers_deploy', 'ers_store', 'fuel',
-  ...BRAKE_FIELDS, ...TYRE_FIELDS, ...CORNERS.map((c) => `tyre_pressure_${c}`),
-  'tyre_wear', 'brake_wear', 'engine_temp', 'oil_temp', 'oil_pressure', 'g_lat', 'g_lon',
-  'lap', 'lap_distance', 'sector', 'pit', 'driver',
+  'speed',
+  'rpm',
+  'gear',
+  'throttle',
+  'brake',
+  'drs',
+  'ers_deploy',
+  'ers_store',
+  'fuel',
+  ...BRAKE_FIELDS,
+  ...TYRE_FIELDS,
+  ...CORNERS.map((c) => `tyre_pressure_${c}`),
+  'tyre_wear',
+  'brake_wear',
+  'engine_temp',
+  'oil_temp',
+  'oil_pressure',
+  'g_lat',
+  'g_lon',
+  'lap',
+  'lap_distance',
+  'sector',
+  'pit',
+  'driver',
 ]
 const KNOWN_FIELDS = new Set(RACE_FIELDS)
 
@@ -202,8 +268,21 @@ function num(f: Record<string, FieldValue>, k: string): Num {
 
 function newLap(lap: number, ts: number, seenStart: boolean, pit: boolean): LapAcc {
   return {
-    lap, start: ts, seenStart, pit, samples: 0, spN: 0, spSum: 0, spMin: 0, spMax: 0, brakeMax: 0, tyreMax: 0,
-    brSum: 0, brN: 0, fuelFirst: -1, fuelLast: -1,
+    lap,
+    start: ts,
+    seenStart,
+    pit,
+    samples: 0,
+    spN: 0,
+    spSum: 0,
+    spMin: 0,
+    spMax: 0,
+    brakeMax: 0,
+    tyreMax: 0,
+    brSum: 0,
+    brN: 0,
+    fuelFirst: -1,
+    fuelLast: -1,
   }
 }
 
@@ -223,14 +302,17 @@ export function validateRaceConfig(c: RaceConfig): void {
   const p = c.pitStop
   const wsum = p.wTyreWear + p.wSpeedLoss + p.wBrake + p.wAnomaly
   if (Math.abs(wsum - 1) > 1e-9) throw new ConfigError('race.pitStop.wTyreWear', `weights must sum to 1, got ${wsum}`)
-  if (p.tyreWearHighPct <= p.tyreWearLowPct) throw new ConfigError('race.pitStop.tyreWearHighPct', 'must exceed tyreWearLowPct')
-  if (p.brakeWearHighPct <= p.brakeWearLowPct) throw new ConfigError('race.pitStop.brakeWearHighPct', 'must exceed brakeWearLowPct')
+  if (p.tyreWearHighPct <= p.tyreWearLowPct)
+    throw new ConfigError('race.pitStop.tyreWearHighPct', 'must exceed tyreWearLowPct')
+  if (p.brakeWearHighPct <= p.brakeWearLowPct)
+    throw new ConfigError('race.pitStop.brakeWearHighPct', 'must exceed brakeWearLowPct')
   for (const k of ['speedLossFullPct', 'brakeRiseFullPct', 'referenceLaps'] as const) {
     if (p[k] <= 0) throw new ConfigError(`race.pitStop.${k}`, 'must be > 0')
   }
   if (!Number.isInteger(p.referenceLaps)) throw new ConfigError('race.pitStop.referenceLaps', 'must be an integer')
   if (c.fuel.rateFactor <= 1) throw new ConfigError('race.fuel.rateFactor', 'must be > 1')
-  if (c.fuel.rateHysteresis >= c.fuel.rateFactor) throw new ConfigError('race.fuel.rateHysteresis', 'must be < rateFactor')
+  if (c.fuel.rateHysteresis >= c.fuel.rateFactor)
+    throw new ConfigError('race.fuel.rateHysteresis', 'must be < rateFactor')
   if (c.fuel.minBaselineLaps < 1 || c.fuel.baselineLaps < c.fuel.minBaselineLaps) {
     throw new ConfigError('race.fuel.baselineLaps', 'need 1 <= minBaselineLaps <= baselineLaps')
   }
@@ -239,15 +321,42 @@ export function validateRaceConfig(c: RaceConfig): void {
 
 function detectorOptions(c: RaceConfig): Record<keyof Detectors, ThresholdOptions> {
   return {
-    brake: { above: c.brake.overheatC, durationMs: c.brake.durationMs, hysteresis: c.brake.hysteresisC, clearMs: c.brake.clearMs,
-      updateDelta: c.brake.updateDeltaC, updateIntervalMs: c.brake.updateIntervalMs },
-    tyre: { above: c.tyre.overheatC, durationMs: c.tyre.durationMs, hysteresis: c.tyre.hysteresisC, clearMs: c.tyre.clearMs,
-      updateDelta: c.tyre.updateDeltaC, updateIntervalMs: c.tyre.updateIntervalMs },
-    oil: { below: c.oil.minBar, durationMs: c.oil.durationMs, hysteresis: c.oil.hysteresisBar, clearMs: c.oil.clearMs,
-      updateDelta: c.oil.updateDeltaBar, updateIntervalMs: c.oil.updateIntervalMs },
+    brake: {
+      above: c.brake.overheatC,
+      durationMs: c.brake.durationMs,
+      hysteresis: c.brake.hysteresisC,
+      clearMs: c.brake.clearMs,
+      updateDelta: c.brake.updateDeltaC,
+      updateIntervalMs: c.brake.updateIntervalMs,
+    },
+    tyre: {
+      above: c.tyre.overheatC,
+      durationMs: c.tyre.durationMs,
+      hysteresis: c.tyre.hysteresisC,
+      clearMs: c.tyre.clearMs,
+      updateDelta: c.tyre.updateDeltaC,
+      updateIntervalMs: c.tyre.updateIntervalMs,
+    },
+    oil: {
+      below: c.oil.minBar,
+      durationMs: c.oil.durationMs,
+      hysteresis: c.oil.hysteresisBar,
+      clearMs: c.oil.clearMs,
+      updateDelta: c.oil.updateDeltaBar,
+      updateIntervalMs: c.oil.updateIntervalMs,
+    },
     // The drop itself is the instantaneous measure: it opens on the first sample over the threshold.
-    speed: { above: c.speedLoss.dropKmh, durationMs: 0, hysteresis: c.speedLoss.hysteresisKmh, clearMs: c.speedLoss.clearMs },
-    fuelInc: { above: c.fuel.increaseKg, durationMs: c.fuel.increaseDurationMs, hysteresis: c.fuel.increaseHysteresisKg },
+    speed: {
+      above: c.speedLoss.dropKmh,
+      durationMs: 0,
+      hysteresis: c.speedLoss.hysteresisKmh,
+      clearMs: c.speedLoss.clearMs,
+    },
+    fuelInc: {
+      above: c.fuel.increaseKg,
+      durationMs: c.fuel.increaseDurationMs,
+      hysteresis: c.fuel.increaseHysteresisKg,
+    },
   }
 }
 
@@ -259,17 +368,45 @@ function hydrate(s: RaceState, c: RaceConfig): Detectors {
   const o = detectorOptions(c)
   const mk = (k: keyof Detectors, i: number): ThresholdForDuration =>
     new ThresholdForDuration(o[k], s.slots, i * ThresholdForDuration.SLOTS)
-  const det: Detectors = { brake: mk('brake', 0), tyre: mk('tyre', 1), oil: mk('oil', 2), speed: mk('speed', 3), fuelInc: mk('fuelInc', 4) }
+  const det: Detectors = {
+    brake: mk('brake', 0),
+    tyre: mk('tyre', 1),
+    oil: mk('oil', 2),
+    speed: mk('speed', 3),
+    fuelInc: mk('fuelInc', 4),
+  }
   s.det = det
   return det
 }
 
 function init(): RaceState {
   return {
-    lastTs: null, late: 0, last: {}, lap: null, lapsEmitted: 0, refLapMs: [], refBrake: [], lastLapMs: null,
-    lastLapBrake: null, fuelLaps: [], fuelRateHigh: false, minFuel: null, inPit: false, wear: null, armed: true,
-    nextScoreAt: null, lastScore: null, alerts: {}, lastStart: {}, brakeMask: 0, tyreMask: 0, dqT: [], dqV: [],
-    dqH: 0, slots: DET_KEYS.flatMap(() => ThresholdForDuration.blank()), det: null,
+    lastTs: null,
+    late: 0,
+    last: {},
+    lap: null,
+    lapsEmitted: 0,
+    refLapMs: [],
+    refBrake: [],
+    lastLapMs: null,
+    lastLapBrake: null,
+    fuelLaps: [],
+    fuelRateHigh: false,
+    minFuel: null,
+    inPit: false,
+    wear: null,
+    armed: true,
+    nextScoreAt: null,
+    lastScore: null,
+    alerts: {},
+    lastStart: {},
+    brakeMask: 0,
+    tyreMask: 0,
+    dqT: [],
+    dqV: [],
+    dqH: 0,
+    slots: DET_KEYS.flatMap(() => ThresholdForDuration.blank()),
+    det: null,
   }
 }
 
@@ -281,8 +418,17 @@ function cornerNames(mask: number): string[] {
   return out
 }
 
-function openAlert(s: RaceState, ctx: ActorContext, type: RaceAnomaly, start: number, ts: number, value: number,
-  threshold: number, explanation: string, details: Record<string, unknown>): void {
+function openAlert(
+  s: RaceState,
+  ctx: ActorContext,
+  type: RaceAnomaly,
+  start: number,
+  ts: number,
+  value: number,
+  threshold: number,
+  explanation: string,
+  details: Record<string, unknown>,
+): void {
   // Two episodes can only share a start when timestamps repeat; nudging keeps the deterministic id unique.
   const prev = s.lastStart[type]
   const st = prev !== undefined && start <= prev ? prev + 1 : start
@@ -292,14 +438,42 @@ function openAlert(s: RaceState, ctx: ActorContext, type: RaceAnomaly, start: nu
   emitAlert(ctx, type, 'open', s.alerts[type], ts, undefined, value, threshold, explanation, details)
 }
 
-function emitAlert(ctx: ActorContext, type: RaceAnomaly, state: AlertState, a: OpenAlert, ts: number, end: number | undefined,
-  value: number, threshold: number, explanation: string, details: Record<string, unknown>): void {
-  const body = { alertId: a.id, type, severity: RACE_ANOMALIES[type], state, start: a.start, value, threshold, explanation, details }
+function emitAlert(
+  ctx: ActorContext,
+  type: RaceAnomaly,
+  state: AlertState,
+  a: OpenAlert,
+  ts: number,
+  end: number | undefined,
+  value: number,
+  threshold: number,
+  explanation: string,
+  details: Record<string, unknown>,
+): void {
+  const body = {
+    alertId: a.id,
+    type,
+    severity: RACE_ANOMALIES[type],
+    state,
+    start: a.start,
+    value,
+    threshold,
+    explanation,
+    details,
+  }
   alert.emitAlert(ctx, ts, end === undefined ? body : { ...body, end })
 }
 
-function updateAlert(s: RaceState, ctx: ActorContext, type: RaceAnomaly, ts: number, value: number, peak: number,
-  explanation: string, details: Record<string, unknown>): void {
+function updateAlert(
+  s: RaceState,
+  ctx: ActorContext,
+  type: RaceAnomaly,
+  ts: number,
+  value: number,
+  peak: number,
+  explanation: string,
+  details: Record<string, unknown>,
+): void {
   const a = s.alerts[type]
   if (!a) return
   a.value = value
@@ -307,8 +481,15 @@ function updateAlert(s: RaceState, ctx: ActorContext, type: RaceAnomaly, ts: num
   emitAlert(ctx, type, 'update', a, ts, undefined, value, a.threshold, explanation, details)
 }
 
-function closeAlert(s: RaceState, ctx: ActorContext, type: RaceAnomaly, end: number, value: number,
-  explanation: string, details: Record<string, unknown>): void {
+function closeAlert(
+  s: RaceState,
+  ctx: ActorContext,
+  type: RaceAnomaly,
+  end: number,
+  value: number,
+  explanation: string,
+  details: Record<string, unknown>,
+): void {
   const a = s.alerts[type]
   if (!a) return
   delete s.alerts[type]
@@ -316,8 +497,16 @@ function closeAlert(s: RaceState, ctx: ActorContext, type: RaceAnomaly, end: num
 }
 
 /** Maps a detector event of a single-detector anomaly to alert outputs. */
-function onDetector(s: RaceState, ctx: ActorContext, type: RaceAnomaly, ev: DetectorEvent, ts: number, value: number,
-  explain: (ev: DetectorEvent) => string, details: Record<string, unknown>): void {
+function onDetector(
+  s: RaceState,
+  ctx: ActorContext,
+  type: RaceAnomaly,
+  ev: DetectorEvent,
+  ts: number,
+  value: number,
+  explain: (ev: DetectorEvent) => string,
+  details: Record<string, unknown>,
+): void {
   if (ev.state === 'open') {
     openAlert(s, ctx, type, ev.start, ts, value, ev.threshold, explain(ev), details)
   } else if (ev.state === 'update') {
@@ -346,7 +535,10 @@ function hottestCorner(f: Record<string, FieldValue>, names: readonly string[]):
   let max = -Infinity
   for (let i = 0; i < names.length; i++) {
     const v = num(f, names[i] as string)
-    if (v !== undefined && v > max) { max = v; idx = i }
+    if (v !== undefined && v > max) {
+      max = v
+      idx = i
+    }
   }
   return CORNERS[idx] ?? null
 }
@@ -361,8 +553,16 @@ function cornerMask(f: Record<string, FieldValue>, names: readonly string[], thr
   return mask
 }
 
-function temperatureAlert(s: RaceState, ctx: ActorContext, type: 'brake_overheat' | 'tire_overheat', det: ThresholdForDuration,
-  f: Record<string, FieldValue>, ts: number, value: number, cfg: RaceConfig['brake']): void {
+function temperatureAlert(
+  s: RaceState,
+  ctx: ActorContext,
+  type: 'brake_overheat' | 'tire_overheat',
+  det: ThresholdForDuration,
+  f: Record<string, FieldValue>,
+  ts: number,
+  value: number,
+  cfg: RaceConfig['brake'],
+): void {
   const maskKey = type === 'brake_overheat' ? 'brakeMask' : 'tyreMask'
   const names = type === 'brake_overheat' ? BRAKE_FIELDS : TYRE_FIELDS
   if (value > cfg.overheatC) s[maskKey] |= cornerMask(f, names, cfg.overheatC)
@@ -370,10 +570,19 @@ function temperatureAlert(s: RaceState, ctx: ActorContext, type: 'brake_overheat
   if (ev) {
     const what = type === 'brake_overheat' ? 'brake' : 'tyre'
     const corner = hottestCorner(f, names)
-    onDetector(s, ctx, type, ev, ts, ev.value, (e) => e.state === 'close'
-      ? `${what} temperature back to ${fmt(e.value)} °C (<= ${fmt(cfg.overheatC - cfg.hysteresisC)} °C); peak ${fmt(e.peak)} °C`
-      : `${what} temperature ${fmt(e.value)} °C at ${String(corner)} above ${fmt(cfg.overheatC)} °C for >= ${secs(cfg.durationMs)}`,
-    { corner, corners: cornerNames(s[maskKey]), peak: ev.peak })
+    onDetector(
+      s,
+      ctx,
+      type,
+      ev,
+      ts,
+      ev.value,
+      (e) =>
+        e.state === 'close'
+          ? `${what} temperature back to ${fmt(e.value)} °C (<= ${fmt(cfg.overheatC - cfg.hysteresisC)} °C); peak ${fmt(e.peak)} °C`
+          : `${what} temperature ${fmt(e.value)} °C at ${String(corner)} above ${fmt(cfg.overheatC)} °C for >= ${secs(cfg.durationMs)}`,
+      { corner, corners: cornerNames(s[maskKey]), peak: ev.peak },
+    )
   }
   // The episode's corner set restarts once the condition is neither pending nor active.
   if (!det.active && value <= cfg.overheatC) s[maskKey] = 0
@@ -392,7 +601,10 @@ function speedDrop(s: RaceState, ts: number, speed: number, hardBrake: boolean, 
   }
   const T = s.dqT
   const V = s.dqV
-  while (T.length > s.dqH && (V[V.length - 1] as number) <= speed) { T.pop(); V.pop() }
+  while (T.length > s.dqH && (V[V.length - 1] as number) <= speed) {
+    T.pop()
+    V.pop()
+  }
   T.push(ts)
   V.push(speed)
   while ((T[s.dqH] as number) < ts - windowMs) s.dqH++
@@ -425,12 +637,25 @@ function fuelIncrease(s: RaceState, ctx: ActorContext, det: ThresholdForDuration
   }
 }
 
-function fuelRate(s: RaceState, ctx: ActorContext, det: ThresholdForDuration, ts: number, used: number, c: RaceConfig): void {
+function fuelRate(
+  s: RaceState,
+  ctx: ActorContext,
+  det: ThresholdForDuration,
+  ts: number,
+  used: number,
+  c: RaceConfig,
+): void {
   const f = c.fuel
   const base = s.fuelLaps.length >= f.minBaselineLaps ? median(s.fuelLaps) : undefined
   if (base !== undefined && base > 0) {
     const thr = f.rateFactor * base
-    const details = { reason: 'consumption', lapFuelKg: used, medianKg: base, ratio: used / base, laps: s.fuelLaps.length }
+    const details = {
+      reason: 'consumption',
+      lapFuelKg: used,
+      medianKg: base,
+      ratio: used / base,
+      laps: s.fuelLaps.length,
+    }
     if (!s.fuelRateHigh && used > thr) {
       s.fuelRateHigh = true
       const text = `lap used ${fmt(used, 2)} kg, ${fmt(used / base, 2)}x the median ${fmt(base, 2)} kg of previous laps (> ${f.rateFactor}x)`
@@ -438,7 +663,8 @@ function fuelRate(s: RaceState, ctx: ActorContext, det: ThresholdForDuration, ts
       else openAlert(s, ctx, 'fuel_anomaly', ts, ts, used, thr, text, details)
     } else if (s.fuelRateHigh && used <= (f.rateFactor - f.rateHysteresis) * base) {
       s.fuelRateHigh = false
-      if (!det.active) closeAlert(s, ctx, 'fuel_anomaly', ts, used, `lap used ${fmt(used, 2)} kg, back to normal`, details)
+      if (!det.active)
+        closeAlert(s, ctx, 'fuel_anomaly', ts, used, `lap used ${fmt(used, 2)} kg, back to normal`, details)
     }
   }
   s.fuelLaps.push(used)
@@ -455,11 +681,26 @@ function pitStop(s: RaceState): void {
   if (s.lap) s.lap.pit = true
 }
 
-function finishLap(s: RaceState, ctx: ActorContext, det: Detectors, a: LapAcc, ts: number, nextLap: number, c: RaceConfig): void {
+function finishLap(
+  s: RaceState,
+  ctx: ActorContext,
+  det: Detectors,
+  a: LapAcc,
+  ts: number,
+  nextLap: number,
+  c: RaceConfig,
+): void {
   const body: LapBody = {
-    lap: a.lap, start: a.start, end: ts, lapTimeMs: ts - a.start,
-    minSpeed: a.spMin, avgSpeed: a.spN > 0 ? a.spSum / a.spN : 0, maxSpeed: a.spMax,
-    maxBrakeTemp: a.brakeMax, maxTyreTemp: a.tyreMax, samples: a.samples,
+    lap: a.lap,
+    start: a.start,
+    end: ts,
+    lapTimeMs: ts - a.start,
+    minSpeed: a.spMin,
+    avgSpeed: a.spN > 0 ? a.spSum / a.spN : 0,
+    maxSpeed: a.spMax,
+    maxBrakeTemp: a.brakeMax,
+    maxTyreTemp: a.tyreMax,
+    samples: a.samples,
   }
   ctx.emit('lap', `lap:${a.lap}`, ts, body)
   s.lapsEmitted++
@@ -502,7 +743,10 @@ function score(s: RaceState, ctx: ActorContext, ts: number, c: RaceConfig): void
   s.armed = step.armed
   if (step.fire) {
     ctx.emit('recommendation', `pit_now:${ctx.seq}`, ts, {
-      action: 'pit_now', score: sc.value, factors, reason: pitReason(sc, c.pitStop.recommendAbove),
+      action: 'pit_now',
+      score: sc.value,
+      factors,
+      reason: pitReason(sc, c.pitStop.recommendAbove),
     })
   }
 }
@@ -513,7 +757,12 @@ function score(s: RaceState, ctx: ActorContext, ts: number, c: RaceConfig): void
 function rejectLate(s: RaceState, r: Reading, ctx: ActorContext): boolean {
   if (s.lastTs === null || !(r.ts < s.lastTs)) return false
   s.late++
-  ctx.emit('late', `late:${ctx.seq}`, r.ts, { readingTs: r.ts, watermark: ctx.watermark, readingSeq: ctx.seq, fields: r.fields })
+  ctx.emit('late', `late:${ctx.seq}`, r.ts, {
+    readingTs: r.ts,
+    watermark: ctx.watermark,
+    readingSeq: ctx.seq,
+    fields: r.fields,
+  })
   return true
 }
 
@@ -540,10 +789,21 @@ function oilPressure(s: RaceState, ctx: ActorContext, det: Detectors, ts: number
   // Below the rpm gate low pressure is normal: the sample counts as healthy, which ends an episode.
   const ev = det.oil.update(ts, gated ? oilP : Number.MAX_VALUE)
   if (!ev) return
-  onDetector(s, ctx, 'oil_pressure_drop', ev, ts, oilP, (e) => e.state === 'close'
-    ? (gated ? `oil pressure back to ${fmt(oilP, 2)} bar` : `rpm ${fmt(rpm ?? 0, 0)} at or below ${c.oil.minRpm}: low pressure expected`)
-    : `oil pressure ${fmt(oilP, 2)} bar below ${c.oil.minBar} bar for >= ${secs(c.oil.durationMs)} at ${fmt(rpm ?? 0, 0)} rpm`,
-  { peak: ev.peak, rpm: rpm ?? null, oil_pressure: oilP })
+  onDetector(
+    s,
+    ctx,
+    'oil_pressure_drop',
+    ev,
+    ts,
+    oilP,
+    (e) =>
+      e.state === 'close'
+        ? gated
+          ? `oil pressure back to ${fmt(oilP, 2)} bar`
+          : `rpm ${fmt(rpm ?? 0, 0)} at or below ${c.oil.minRpm}: low pressure expected`
+        : `oil pressure ${fmt(oilP, 2)} bar below ${c.oil.minBar} bar for >= ${secs(c.oil.durationMs)} at ${fmt(rpm ?? 0, 0)} rpm`,
+    { peak: ev.peak, rpm: rpm ?? null, oil_pressure: oilP },
+  )
 }
 
 /** Sudden speed loss: the drop over the window, not counting braking zones. */
@@ -553,14 +813,30 @@ function speedLoss(s: RaceState, ctx: ActorContext, det: Detectors, ts: number, 
   const ev = det.speed.update(ts, drop)
   if (!ev) return
   const from = s.dqV[s.dqH] ?? speed
-  onDetector(s, ctx, 'sudden_speed_loss', ev, ts, ev.value, (e) => e.state === 'close'
-    ? `speed drop over ${secs(c.speedLoss.windowMs)} back to ${fmt(e.value)} km/h`
-    : `speed fell ${fmt(e.value)} km/h (${fmt(from)} -> ${fmt(speed)}) within ${secs(c.speedLoss.windowMs)} without brake > ${c.speedLoss.brakeMaxPct} %`,
-  { peak: ev.peak, speed, fromSpeed: from, fromTs: s.dqT[s.dqH] ?? ts, brake })
+  onDetector(
+    s,
+    ctx,
+    'sudden_speed_loss',
+    ev,
+    ts,
+    ev.value,
+    (e) =>
+      e.state === 'close'
+        ? `speed drop over ${secs(c.speedLoss.windowMs)} back to ${fmt(e.value)} km/h`
+        : `speed fell ${fmt(e.value)} km/h (${fmt(from)} -> ${fmt(speed)}) within ${secs(c.speedLoss.windowMs)} without brake > ${c.speedLoss.brakeMaxPct} %`,
+    { peak: ev.peak, speed, fromSpeed: from, fromTs: s.dqT[s.dqH] ?? ts, brake },
+  )
 }
 
 /** Laps: the sample that moves the counter belongs to the new lap; returns whether a lap ended. */
-function advanceLap(s: RaceState, ctx: ActorContext, det: Detectors, ts: number, lapNo: number, c: RaceConfig): boolean {
+function advanceLap(
+  s: RaceState,
+  ctx: ActorContext,
+  det: Detectors,
+  ts: number,
+  lapNo: number,
+  c: RaceConfig,
+): boolean {
   const cur = s.lap
   if (cur === null) {
     s.lap = newLap(lapNo, ts, false, s.inPit)
@@ -576,7 +852,13 @@ function advanceLap(s: RaceState, ctx: ActorContext, det: Detectors, ts: number,
 }
 
 /** Adds this sample to the per-lap statistics of the lap in progress. */
-function accumulateLap(s: RaceState, speed: number | undefined, brakeT: number | undefined, tyreT: number | undefined, fuel: number | undefined): void {
+function accumulateLap(
+  s: RaceState,
+  speed: number | undefined,
+  brakeT: number | undefined,
+  tyreT: number | undefined,
+  fuel: number | undefined,
+): void {
   const a = s.lap
   if (!a) return
   a.samples++
@@ -652,11 +934,22 @@ function encode(s: RaceState): Encoded {
 
 function decode(data: unknown, version: number): RaceState {
   if (version !== CODEC_VERSION) {
-    throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_VERSION, `race snapshot version ${version} is not ${CODEC_VERSION}`)
+    throw new SnapshotError(
+      RuntimeErrorCodes.SNAPSHOT_VERSION,
+      `race snapshot version ${version} is not ${CODEC_VERSION}`,
+    )
   }
   const d = data as Partial<Encoded> | null
-  if (!d || typeof d !== 'object' || !Array.isArray(d.dqT) || !Array.isArray(d.dqV) || !Array.isArray(d.refLapMs)
-    || !Array.isArray(d.slots) || d.slots.length !== SLOTS || !d.slots.every((v) => v === null || typeof v === 'number')) {
+  if (
+    !d ||
+    typeof d !== 'object' ||
+    !Array.isArray(d.dqT) ||
+    !Array.isArray(d.dqV) ||
+    !Array.isArray(d.refLapMs) ||
+    !Array.isArray(d.slots) ||
+    d.slots.length !== SLOTS ||
+    !d.slots.every((v) => v === null || typeof v === 'number')
+  ) {
     throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_CORRUPT, 'race snapshot is not a race state')
   }
   const { slots, ...rest } = d as Encoded
@@ -667,7 +960,19 @@ function query(s: RaceState, _ctx: unknown, c: RaceConfig): unknown {
   const live = pitStopScore(raceScoreInputs(s, c), c.pitStop)
   const openAlerts = ANOMALY_TYPES.flatMap((t) => {
     const a = s.alerts[t]
-    return a ? [{ type: t, severity: RACE_ANOMALIES[t], alertId: a.id, start: a.start, value: a.value, threshold: a.threshold, peak: a.peak }] : []
+    return a
+      ? [
+          {
+            type: t,
+            severity: RACE_ANOMALIES[t],
+            alertId: a.id,
+            start: a.start,
+            value: a.value,
+            threshold: a.threshold,
+            peak: a.peak,
+          },
+        ]
+      : []
   })
   return {
     driver: typeof s.last.driver === 'string' ? s.last.driver : null,

@@ -61,7 +61,15 @@ import { defineActor } from '../../actor.js'
 import * as alert from '../../alerts.js'
 import type { ActorContext, FiredTimer, SnapshotCodec } from '../../actor.js'
 import { ConfigError, RuntimeErrorCodes, SnapshotError } from '../../errors.js'
-import { compileShape, GEOFENCES_REF, haversineM, validateShape, type CompiledShape, type GeofenceSet, type GeofenceShape } from '../../geo.js'
+import {
+  compileShape,
+  GEOFENCES_REF,
+  haversineM,
+  validateShape,
+  type CompiledShape,
+  type GeofenceSet,
+  type GeofenceShape,
+} from '../../geo.js'
 import type { AlertBody, EntityRef, PositionBody, Reading, Severity } from '../../types.js'
 
 export { haversineM } from '../../geo.js'
@@ -70,12 +78,19 @@ export { haversineM } from '../../geo.js'
  * A configured geofence: a circle `{id, lat, lon, radiusM}`, a polygon `{id, polygon: [[lat, lon], ...]}` (one
  * ring, the short form for configuration) or `{id, shape}` (a circle or a GeoJSON polygon with holes).
  */
-export type Geofence = { id: string; lat: number; lon: number; radiusM: number } | { id: string; shape: GeofenceShape } | { id: string; polygon: number[][] }
+export type Geofence =
+  | { id: string; lat: number; lon: number; radiusM: number }
+  | { id: string; shape: GeofenceShape }
+  | { id: string; polygon: number[][] }
 
 /** The shape of a configured geofence. */
 function shapeOf(g: Geofence): GeofenceShape {
   if ('shape' in g) return g.shape
-  if ('polygon' in g) return { type: 'polygon', coordinates: [Array.isArray(g.polygon) ? g.polygon.map((p) => [p[1] as number, p[0] as number]) : []] }
+  if ('polygon' in g)
+    return {
+      type: 'polygon',
+      coordinates: [Array.isArray(g.polygon) ? g.polygon.map((p) => [p[1] as number, p[0] as number]) : []],
+    }
   return { type: 'circle', lat: g.lat, lon: g.lon, radiusM: g.radiusM }
 }
 
@@ -191,29 +206,73 @@ const FUEL_HIST_STEP_MS = 20_000
 
 /** Checks a road config; throws ConfigError naming the setting. */
 export function validateRoadConfig(c: RoadConfig): void {
-  const nums = ['allowedLatenessMs', 'tripStartKmh', 'tripStopMs', 'tripStopEngineOnMs', 'tripQuietMs', 'maxJumpKmh', 'gpsMarginM', 'confirmGapMs',
-    'maxHdop', 'minSatellites', 'stationaryKmh', 'stationaryRadiusM', 'speedIntegrateMaxMs', 'geofenceMarginM', 'geofenceEnterMarginM', 'geofenceEnterConfirmMs', 'geofenceMinDwellMs', 'geofenceExitConfirmMs', 'geofenceClipDepthM',
-    'stopMinMs', 'idleMinMs', 'idleAlertMs', 'overheatC', 'overheatMs', 'overheatHysteresis', 'lowFuelPct', 'lowFuelMs',
-    'lowFuelHysteresis', 'fuelSmoothMs', 'fuelTrendMs', 'refuelPct', 'fuelDropPct', 'fuelEventWindowMs', 'fuelSettleMs', 'fuelTankL',
-    'staleAfterMs', 'positionIntervalMs'] as const
+  const nums = [
+    'allowedLatenessMs',
+    'tripStartKmh',
+    'tripStopMs',
+    'tripStopEngineOnMs',
+    'tripQuietMs',
+    'maxJumpKmh',
+    'gpsMarginM',
+    'confirmGapMs',
+    'maxHdop',
+    'minSatellites',
+    'stationaryKmh',
+    'stationaryRadiusM',
+    'speedIntegrateMaxMs',
+    'geofenceMarginM',
+    'geofenceEnterMarginM',
+    'geofenceEnterConfirmMs',
+    'geofenceMinDwellMs',
+    'geofenceExitConfirmMs',
+    'geofenceClipDepthM',
+    'stopMinMs',
+    'idleMinMs',
+    'idleAlertMs',
+    'overheatC',
+    'overheatMs',
+    'overheatHysteresis',
+    'lowFuelPct',
+    'lowFuelMs',
+    'lowFuelHysteresis',
+    'fuelSmoothMs',
+    'fuelTrendMs',
+    'refuelPct',
+    'fuelDropPct',
+    'fuelEventWindowMs',
+    'fuelSettleMs',
+    'fuelTankL',
+    'staleAfterMs',
+    'positionIntervalMs',
+  ] as const
   for (const k of nums) {
     const v = c[k]
     if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
       throw new ConfigError(`road.${k}`, `must be a finite number >= 0, got ${String(v)}`)
     }
   }
-  for (const k of ['maxJumpKmh', 'staleAfterMs', 'tripQuietMs', 'refuelPct', 'fuelDropPct', 'fuelEventWindowMs'] as const) {
+  for (const k of [
+    'maxJumpKmh',
+    'staleAfterMs',
+    'tripQuietMs',
+    'refuelPct',
+    'fuelDropPct',
+    'fuelEventWindowMs',
+  ] as const) {
     if (c[k] <= 0) throw new ConfigError(`road.${k}`, 'must be > 0')
   }
   if (!Array.isArray(c.geofences)) throw new ConfigError('road.geofences', 'must be an array')
   const ids = new Set<string>()
   c.geofences.forEach((g: Geofence, i: number) => {
     const at = `road.geofences[${i}]`
-    if (!g || typeof g !== 'object') throw new ConfigError(at, 'must be an object {id, lat, lon, radiusM} or {id, shape}')
-    if (typeof g.id !== 'string' || g.id === '' || g.id.includes(':')) throw new ConfigError(`${at}.id`, 'must be a non-empty string without ":"')
+    if (!g || typeof g !== 'object')
+      throw new ConfigError(at, 'must be an object {id, lat, lon, radiusM} or {id, shape}')
+    if (typeof g.id !== 'string' || g.id === '' || g.id.includes(':'))
+      throw new ConfigError(`${at}.id`, 'must be a non-empty string without ":"')
     if (ids.has(g.id)) throw new ConfigError(`${at}.id`, `duplicate geofence id ${g.id}`)
     ids.add(g.id)
-    if ('polygon' in g && !Array.isArray(g.polygon)) throw new ConfigError(`${at}.polygon`, 'must be an array of [lat, lon]')
+    if ('polygon' in g && !Array.isArray(g.polygon))
+      throw new ConfigError(`${at}.polygon`, 'must be an array of [lat, lon]')
     validateShape(shapeOf(g), 'shape' in g ? `${at}.shape` : 'polygon' in g ? `${at}.polygon` : at)
   })
 }
@@ -222,12 +281,18 @@ export function validateRoadConfig(c: RoadConfig): void {
 type Cond = [since: number | null, open: number | null, value: number]
 
 interface Trip {
-  start: number; km: number; max: number; stopSince: number | null
+  start: number
+  km: number
+  max: number
+  stopSince: number | null
   /** Where the current stop began (the accepted fix then), for the `stop` output. */
   stopAt: [number, number] | null
-  idleMs: number; stops: number; stopMs: number
+  idleMs: number
+  stops: number
+  stopMs: number
   /** Smoothed fuel level when the trip started (first known in it), refuels during it (percentage points). */
-  fuel0: number | null; refuel: number
+  fuel0: number | null
+  refuel: number
   /** The trip_start position is still owed (its fix was a candidate): the next accepted fix carries it. */
   owesStart: boolean
 }
@@ -237,7 +302,13 @@ interface Trip {
  * (every fix since has been outside) or null, event time and signed distance (m) of the last fix]. The last three
  * are missing in snapshots written before they existed (read as null).
  */
-type FenceState = [entered: number | null, insideSince: number | null, outSince?: number | null, lastTs?: number | null, lastD?: number | null]
+type FenceState = [
+  entered: number | null,
+  insideSince: number | null,
+  outSince?: number | null,
+  lastTs?: number | null,
+  lastD?: number | null,
+]
 
 export interface RoadState {
   /** Event time of the last applied reading. */
@@ -314,15 +385,33 @@ function emitAlert(ctx: ActorContext, ts: number, b: Omit<AlertBody, 'alertId'> 
  * Advances a threshold-for-duration condition: opens once `over` has held for >= durMs of event time (start =
  * when it began), closes when `clear`. Returns the event and the alert start, or null.
  */
-function stepCond(c: Cond, ts: number, v: number, over: boolean, clear: boolean, durMs: number): ['open' | 'close', number] | null {
+function stepCond(
+  c: Cond,
+  ts: number,
+  v: number,
+  over: boolean,
+  clear: boolean,
+  durMs: number,
+): ['open' | 'close', number] | null {
   const open = c[1]
   if (open !== null) {
-    if (clear) { c[0] = null; c[1] = null; return ['close', open] }
+    if (clear) {
+      c[0] = null
+      c[1] = null
+      return ['close', open]
+    }
     return null
   }
-  if (!over) { c[0] = null; return null }
+  if (!over) {
+    c[0] = null
+    return null
+  }
   if (c[0] === null) c[0] = ts
-  if (ts - c[0] >= durMs) { c[1] = c[0]; c[2] = v; return ['open', c[0]] }
+  if (ts - c[0] >= durMs) {
+    c[1] = c[0]
+    c[2] = v
+    return ['open', c[0]]
+  }
   return null
 }
 
@@ -335,13 +424,17 @@ function fuelSmoothed(s: RoadState): number | null {
   const vals: number[] = []
   for (let i = 1; i < s.fb.length; i += 2) vals.push(s.fb[i] as number)
   vals.sort((a, b) => a - b)
-  return n % 2 === 1 ? vals[(n - 1) / 2] as number : ((vals[n / 2 - 1] as number) + (vals[n / 2] as number)) / 2
+  return n % 2 === 1 ? (vals[(n - 1) / 2] as number) : ((vals[n / 2 - 1] as number) + (vals[n / 2] as number)) / 2
 }
 
 function pushFuel(s: RoadState, ts: number, level: number, c: RoadConfig): void {
   s.fb.push(ts, level)
   let drop = 0
-  while (drop < s.fb.length - 2 && (ts - (s.fb[drop] as number) > c.fuelSmoothMs || s.fb.length - drop > FUEL_BUF_MAX * 2)) drop += 2
+  while (
+    drop < s.fb.length - 2 &&
+    (ts - (s.fb[drop] as number) > c.fuelSmoothMs || s.fb.length - drop > FUEL_BUF_MAX * 2)
+  )
+    drop += 2
   if (drop > 0) s.fb.splice(0, drop)
 }
 
@@ -355,8 +448,12 @@ function litres(pct: number, c: RoadConfig): Record<string, number> {
  */
 function pushTrend(s: RoadState, ts: number, raw: number, c: RoadConfig): void {
   // A gap (the unit was off: a refuel or a siphoning may have moved the level) restarts the window.
-  const lastTs = s.fbin !== null ? s.fbin[0] / s.fbin[2] : s.ft.length >= 2 ? s.ft[s.ft.length - 2] as number : null
-  if (lastTs !== null && ts - lastTs > TREND_GAP_MS) { s.ft = []; s.fbin = null; s.fline = null }
+  const lastTs = s.fbin !== null ? s.fbin[0] / s.fbin[2] : s.ft.length >= 2 ? (s.ft[s.ft.length - 2] as number) : null
+  if (lastTs !== null && ts - lastTs > TREND_GAP_MS) {
+    s.ft = []
+    s.fbin = null
+    s.fline = null
+  }
   let closed = false
   if (s.fbin !== null && ts - s.fbin[3] >= FUEL_HIST_STEP_MS) {
     const [sumTs, sumLv, n] = s.fbin
@@ -410,7 +507,7 @@ export function trendLevel(ft: readonly number[], ts: number): [number, number] 
 function medianOf(xs: number[]): number {
   xs.sort((a, b) => a - b)
   const m = xs.length >> 1
-  return xs.length % 2 ? xs[m] as number : ((xs[m - 1] as number) + (xs[m] as number)) / 2
+  return xs.length % 2 ? (xs[m] as number) : ((xs[m - 1] as number) + (xs[m] as number)) / 2
 }
 
 /**
@@ -442,15 +539,30 @@ function lowFuel(s: RoadState, ctx: ActorContext, ts: number, raw: number, sm: n
   if (s.lf[1] === null) {
     if (est < c.lowFuelPct && s.lowSince !== null && ts - s.lowSince >= c.lowFuelMs) {
       s.lf = [s.lowSince, s.lowSince, est]
-      emitAlert(ctx, ts, { type: 'low_fuel', severity: 'warning', state: 'open', start: s.lowSince, value: est,
-        threshold: c.lowFuelPct, explanation: `fuel ${est.toFixed(1)} % (${tr ? 'trend of the last minutes' : 'smoothed'}) < ${c.lowFuelPct} %` })
+      emitAlert(ctx, ts, {
+        type: 'low_fuel',
+        severity: 'warning',
+        state: 'open',
+        start: s.lowSince,
+        value: est,
+        threshold: c.lowFuelPct,
+        explanation: `fuel ${est.toFixed(1)} % (${tr ? 'trend of the last minutes' : 'smoothed'}) < ${c.lowFuelPct} %`,
+      })
     }
   } else if (sm > c.lowFuelPct + c.lowFuelHysteresis) {
     const start = s.lf[1]
     s.lf = [null, null, 0]
     s.lowSince = null
-    emitAlert(ctx, ts, { type: 'low_fuel', severity: 'warning', state: 'close', start, end: ts, value: sm,
-      threshold: c.lowFuelPct, explanation: `fuel back to ${sm.toFixed(1)} % (> ${c.lowFuelPct + c.lowFuelHysteresis} %)` })
+    emitAlert(ctx, ts, {
+      type: 'low_fuel',
+      severity: 'warning',
+      state: 'close',
+      start,
+      end: ts,
+      value: sm,
+      threshold: c.lowFuelPct,
+      explanation: `fuel back to ${sm.toFixed(1)} % (> ${c.lowFuelPct + c.lowFuelHysteresis} %)`,
+    })
   }
 }
 
@@ -467,16 +579,28 @@ function finishFuelEvent(s: RoadState, ctx: ActorContext, ts: number, c: RoadCon
   s.fline = null
   const amount = Math.abs(to - from)
   if (sign > 0) {
-    ctx.emit('score', `refuel:${start}`, ts, { name: 'refuel', value: amount,
-      factors: { from_pct: from, to_pct: to, start_ts: start, end_ts: toTs, ...litres(amount, c) } })
+    ctx.emit('score', `refuel:${start}`, ts, {
+      name: 'refuel',
+      value: amount,
+      factors: { from_pct: from, to_pct: to, start_ts: start, end_ts: toTs, ...litres(amount, c) },
+    })
     // Only a refuel inside the trip changes its fuel balance (one while parked came before its first level).
     if (s.trip && s.trip.fuel0 !== null && start >= s.trip.start) s.trip.refuel += amount
     return
   }
-  const body = { type: 'fuel_drop', severity: 'warning' as Severity, start, value: amount, threshold: c.fuelDropPct,
-    details: { from_pct: from, to_pct: to, end_ts: toTs, ...litres(amount, c) } }
-  emitAlert(ctx, ts, { ...body, state: 'open',
-    explanation: `fuel fell ${amount.toFixed(1)} points (${from.toFixed(1)} % -> ${to.toFixed(1)} %) in ${((toTs - start) / 60_000).toFixed(1)} min` })
+  const body = {
+    type: 'fuel_drop',
+    severity: 'warning' as Severity,
+    start,
+    value: amount,
+    threshold: c.fuelDropPct,
+    details: { from_pct: from, to_pct: to, end_ts: toTs, ...litres(amount, c) },
+  }
+  emitAlert(ctx, ts, {
+    ...body,
+    state: 'open',
+    explanation: `fuel fell ${amount.toFixed(1)} points (${from.toFixed(1)} % -> ${to.toFixed(1)} %) in ${((toTs - start) / 60_000).toFixed(1)} min`,
+  })
   // An event, not a lasting condition: closed at once, so it never lingers among the open alerts.
   emitAlert(ctx, ts, { ...body, state: 'close', end: ts, explanation: 'sudden fuel drop recorded' })
   if (s.trip && s.trip.fuel0 !== null && start >= s.trip.start) s.trip.refuel -= amount
@@ -490,7 +614,10 @@ function finishFuelEvent(s: RoadState, ctx: ActorContext, ts: number, c: RoadCon
 function fuelEvents(s: RoadState, ctx: ActorContext, ts: number, v: number, moving: boolean, c: RoadConfig): void {
   const e = s.fev
   if (e) {
-    if (e[0] * (v - e[3]) > 0) { e[3] = v; e[4] = ts }
+    if (e[0] * (v - e[3]) > 0) {
+      e[3] = v
+      e[4] = ts
+    }
     if (moving || ts - e[4] >= c.fuelSettleMs) finishFuelEvent(s, ctx, ts, c)
     return
   }
@@ -499,13 +626,22 @@ function fuelEvents(s: RoadState, ctx: ActorContext, ts: number, v: number, movi
   let drop = 0
   while (drop < s.fh.length - 2 && ts - (s.fh[drop] as number) > c.fuelEventWindowMs) drop += 2
   if (drop > 0) s.fh.splice(0, drop)
-  let min = v, minTs = ts, max = v, maxTs = ts
+  let min = v,
+    minTs = ts,
+    max = v,
+    maxTs = ts
   for (let i = 0; i < s.fh.length; i += 2) {
     const hv = s.fh[i + 1] as number
-    if (hv < min) { min = hv; minTs = s.fh[i] as number }
-    if (hv > max) { max = hv; maxTs = s.fh[i] as number }
+    if (hv < min) {
+      min = hv
+      minTs = s.fh[i] as number
+    }
+    if (hv > max) {
+      max = hv
+      maxTs = s.fh[i] as number
+    }
   }
-  const lastH = s.fh.length >= 2 ? s.fh[s.fh.length - 2] as number : null
+  const lastH = s.fh.length >= 2 ? (s.fh[s.fh.length - 2] as number) : null
   if (lastH === null || ts - lastH >= FUEL_HIST_STEP_MS) s.fh.push(ts, v)
   if (v - min >= c.refuelPct) s.fev = [1, minTs, min, v, ts]
   else if (max - v >= c.fuelDropPct) s.fev = [-1, maxTs, max, v, ts]
@@ -524,9 +660,18 @@ function finishTrip(s: RoadState, trip: Trip, end: number, ctx: ActorContext, c:
     name: 'trip',
     value: km,
     factors: {
-      distance_km: km, duration_s: durS, max_speed: trip.max, avg_speed: durS > 0 ? km / (durS / 3600) : 0,
-      start_ts: trip.start, end_ts: end, idle_s: trip.idleMs / 1000, stops: trip.stops, stop_s: trip.stopMs / 1000,
-      ...(used !== null ? { fuel_used_pct: used, ...(c.fuelTankL > 0 ? { fuel_used_l: (used / 100) * c.fuelTankL } : {}) } : {}),
+      distance_km: km,
+      duration_s: durS,
+      max_speed: trip.max,
+      avg_speed: durS > 0 ? km / (durS / 3600) : 0,
+      start_ts: trip.start,
+      end_ts: end,
+      idle_s: trip.idleMs / 1000,
+      stops: trip.stops,
+      stop_s: trip.stopMs / 1000,
+      ...(used !== null
+        ? { fuel_used_pct: used, ...(c.fuelTankL > 0 ? { fuel_used_l: (used / 100) * c.fuelTankL } : {}) }
+        : {}),
     },
   })
   s.trip = null
@@ -541,20 +686,49 @@ function endIdle(s: RoadState, ctx: ActorContext, end: number, c: RoadConfig): v
   const [since, open] = idle
   const durMs = end - since
   if (durMs >= c.idleMinMs) {
-    ctx.emit('score', `idle:${since}`, end, { name: 'idle', value: durMs / 1000,
-      factors: { start_ts: since, end_ts: end, duration_s: durMs / 1000, ...(s.fix ? { lat: s.fix[1], lon: s.fix[2] } : {}) } })
+    ctx.emit('score', `idle:${since}`, end, {
+      name: 'idle',
+      value: durMs / 1000,
+      factors: {
+        start_ts: since,
+        end_ts: end,
+        duration_s: durMs / 1000,
+        ...(s.fix ? { lat: s.fix[1], lon: s.fix[2] } : {}),
+      },
+    })
   }
   if (open === 1) {
-    emitAlert(ctx, end, { type: 'idling', severity: 'info', state: 'close', start: since, end, value: durMs / 1000,
-      threshold: c.idleAlertMs / 1000, explanation: 'engine no longer idling' })
+    emitAlert(ctx, end, {
+      type: 'idling',
+      severity: 'info',
+      state: 'close',
+      start: since,
+      end,
+      value: durMs / 1000,
+      threshold: c.idleAlertMs / 1000,
+      explanation: 'engine no longer idling',
+    })
   }
 }
 
 /** Emits the `position` of `fix`, the fix of reading `seq`, and records it as the last position. */
-function emitPosition(s: RoadState, ctx: ActorContext, fix: readonly [number, number, number], seq: number, reason: PositionBody['reason']): void {
+function emitPosition(
+  s: RoadState,
+  ctx: ActorContext,
+  fix: readonly [number, number, number],
+  seq: number,
+  reason: PositionBody['reason'],
+): void {
   const [ts, lat, lon] = fix
   // Speed and heading belong to the current reading: for the fix of an earlier one they are unknown.
-  const body: PositionBody = { lat, lon, speed: seq === ctx.seq ? s.speed : null, heading: seq === ctx.seq ? s.heading : null, reason, readingSeq: seq }
+  const body: PositionBody = {
+    lat,
+    lon,
+    speed: seq === ctx.seq ? s.speed : null,
+    heading: seq === ctx.seq ? s.heading : null,
+    reason,
+    readingSeq: seq,
+  }
   ctx.emit('position', `pos:${seq}`, ts, body)
   if (s.posTs === null || ts >= s.posTs) s.posTs = ts
   s.posSeq = seq
@@ -567,13 +741,21 @@ function closeTripAt(s: RoadState, ctx: ActorContext, lastTs: number, c: RoadCon
   const end = trip.stopSince ?? lastTs
   finishTrip(s, trip, end, ctx, c)
   const fix = s.fix
-  if (fix !== null && s.fixSeq !== null && fix[0] === lastTs && s.posSeq !== s.fixSeq) emitPosition(s, ctx, fix, s.fixSeq, 'trip_end')
+  if (fix !== null && s.fixSeq !== null && fix[0] === lastTs && s.posSeq !== s.fixSeq)
+    emitPosition(s, ctx, fix, s.fixSeq, 'trip_end')
 }
 
 // ---- GPS --------------------------------------------------------------------------------------------------
 
 /** Whether a move from `from` to (lat, lon) at `ts` is plausible given the speeds seen (km/h, null = unknown). */
-function plausible(from: readonly [number, number, number], ts: number, lat: number, lon: number, vKmh: number | null, c: RoadConfig): boolean {
+function plausible(
+  from: readonly [number, number, number],
+  ts: number,
+  lat: number,
+  lon: number,
+  vKmh: number | null,
+  c: RoadConfig,
+): boolean {
   const d = haversineM(from[1], from[2], lat, lon)
   if (d <= c.gpsMarginM) return true
   const dtS = (ts - from[0]) / 1000
@@ -590,7 +772,10 @@ type Seg = [number, number, number]
 function addKm(s: RoadState, segs: Seg[], from: number, ts: number, km: number): void {
   if (!(km > 0)) return
   const day = ts - (((ts % DAY_MS) + DAY_MS) % DAY_MS)
-  if (s.day !== day) { s.day = day; s.dayKm = 0 }
+  if (s.day !== day) {
+    s.day = day
+    s.dayKm = 0
+  }
   s.dayKm += km
   s.odoKm += km
   segs.push([from, ts, km])
@@ -604,14 +789,28 @@ function cover(s: RoadState, ts: number, from: number | null): void {
 }
 
 /** Accepts a fix: moves the displayed position and, unless the vehicle stands, the distance anchor. */
-function acceptFix(s: RoadState, segs: Seg[], ts: number, lat: number, lon: number, seq: number, speed: number | undefined,
-  vSince: number | null, c: RoadConfig): void {
+function acceptFix(
+  s: RoadState,
+  segs: Seg[],
+  ts: number,
+  lat: number,
+  lon: number,
+  seq: number,
+  speed: number | undefined,
+  vSince: number | null,
+  c: RoadConfig,
+): void {
   const prevFixTs = s.fix ? s.fix[0] : ts
   s.fix = [ts, lat, lon]
   s.fixSeq = seq
   s.vmax = speed ?? null
   const a = s.anc
-  if (a === null) { s.anc = [ts, lat, lon]; s.am = [1, lat, lon]; s.cov = 0; return }
+  if (a === null) {
+    s.anc = [ts, lat, lon]
+    s.am = [1, lat, lon]
+    s.cov = 0
+    return
+  }
   const d = haversineM(a[1], a[2], lat, lon)
   // Standing: every speed reported since the last fix says so and no gap hides a move (any plausible fix is then
   // jitter), or the fix is within stationaryRadiusM and no speed says otherwise (a vehicle without speed moves
@@ -656,8 +855,17 @@ function acc(s: RoadState, ts: number, lat: number, lon: number, seq: number): A
  * Runs one fix through the filter; returns the accepted fixes, oldest first, with their reading sequences
  * (a confirmed candidate, then this fix), or none.
  */
-function filterFix(s: RoadState, segs: Seg[], ts: number, lat: number, lon: number, seq: number, speed: number | undefined,
-  covFrom: number | null, c: RoadConfig): Accepted[] {
+function filterFix(
+  s: RoadState,
+  segs: Seg[],
+  ts: number,
+  lat: number,
+  lon: number,
+  seq: number,
+  speed: number | undefined,
+  covFrom: number | null,
+  c: RoadConfig,
+): Accepted[] {
   const v = speed === undefined ? s.vmax : Math.max(speed, s.vmax ?? 0)
   s.lastFixTs = ts
   const fix = s.fix
@@ -690,7 +898,8 @@ function filterFix(s: RoadState, segs: Seg[], ts: number, lat: number, lon: numb
   // reports motion now: a jump that lands near where the vehicle stood before the gap does not look "moved", and
   // accepting it would lose the whole distance driven during the gap (the true fixes after it snap back within a
   // second, where speed integration, not the chord, counts the distance).
-  const gapped = ts - fix[0] >= c.confirmGapMs &&
+  const gapped =
+    ts - fix[0] >= c.confirmGapMs &&
     (haversineM(fix[1], fix[2], lat, lon) > c.gpsMarginM || (speed !== undefined && speed > c.stationaryKmh))
   if (!gapped && plausible(fix, ts, lat, lon, v, c)) {
     cover(s, ts, covFrom)
@@ -703,7 +912,13 @@ function filterFix(s: RoadState, segs: Seg[], ts: number, lat: number, lon: numb
 
 // ---- geofences --------------------------------------------------------------------------------------------
 
-interface LiveFence { id: string; shape: CompiledShape; marginM: number; enterMarginM: number; minDwellMs: number }
+interface LiveFence {
+  id: string
+  shape: CompiledShape
+  marginM: number
+  enterMarginM: number
+  minDwellMs: number
+}
 
 // By configuration (not by its fence list alone: the margins are part of the compiled fences).
 const configFences = new WeakMap<RoadConfig, LiveFence[]>()
@@ -713,14 +928,17 @@ function fencesOf(c: RoadConfig, set: GeofenceSet | undefined, vehicle: string):
   let base = configFences.get(c)
   if (!base) {
     base = c.geofences.map((g) => ({
-      id: g.id, shape: compileShape(shapeOf(g)),
-      marginM: c.geofenceMarginM, enterMarginM: c.geofenceEnterMarginM, minDwellMs: c.geofenceMinDwellMs,
+      id: g.id,
+      shape: compileShape(shapeOf(g)),
+      marginM: c.geofenceMarginM,
+      enterMarginM: c.geofenceEnterMarginM,
+      minDwellMs: c.geofenceMinDwellMs,
     }))
     configFences.set(c, base)
   }
   if (!set || set.fences.length === 0) return base
   let byVehicle = setFences.get(set)
-  if (!byVehicle) setFences.set(set, byVehicle = new Map())
+  if (!byVehicle) setFences.set(set, (byVehicle = new Map()))
   let list = byVehicle.get(vehicle)
   if (!list) {
     const taken = new Set(base.map((f) => f.id))
@@ -728,23 +946,75 @@ function fencesOf(c: RoadConfig, set: GeofenceSet | undefined, vehicle: string):
     for (const f of set.fences) {
       // A config fence keeps its id; the API cannot override it (docs/profiles.md).
       if (taken.has(f.id) || (f.vehicles !== null && !f.vehicles.includes(vehicle))) continue
-      list.push({ id: f.id, shape: compileShape(f.shape), marginM: f.marginM ?? c.geofenceMarginM, enterMarginM: c.geofenceEnterMarginM, minDwellMs: f.minDwellMs ?? c.geofenceMinDwellMs })
+      list.push({
+        id: f.id,
+        shape: compileShape(f.shape),
+        marginM: f.marginM ?? c.geofenceMarginM,
+        enterMarginM: c.geofenceEnterMarginM,
+        minDwellMs: f.minDwellMs ?? c.geofenceMinDwellMs,
+      })
     }
     byVehicle.set(vehicle, list)
   }
   return list
 }
 
-function fenceExit(s: RoadState, ctx: ActorContext, id: string, start: number, ts: number, end: number, value: number, threshold: number, why: string): void {
+function fenceExit(
+  s: RoadState,
+  ctx: ActorContext,
+  id: string,
+  start: number,
+  ts: number,
+  end: number,
+  value: number,
+  threshold: number,
+  why: string,
+): void {
   const details = { geofence: id, ...(s.gfVer !== null ? { version: s.gfVer } : {}) }
-  emitAlert(ctx, ts, { sub: id, type: 'geofence', severity: 'info', state: 'close', start, end, value, threshold, explanation: why, details })
-  ctx.emit('score', `dwell:${id}:${start}`, ts, { name: 'geofence_dwell', value: (end - start) / 1000,
-    factors: { enter_ts: start, exit_ts: end, dwell_s: (end - start) / 1000, ...(s.gfVer !== null ? { version: s.gfVer } : {}) } })
+  emitAlert(ctx, ts, {
+    sub: id,
+    type: 'geofence',
+    severity: 'info',
+    state: 'close',
+    start,
+    end,
+    value,
+    threshold,
+    explanation: why,
+    details,
+  })
+  ctx.emit('score', `dwell:${id}:${start}`, ts, {
+    name: 'geofence_dwell',
+    value: (end - start) / 1000,
+    factors: {
+      enter_ts: start,
+      exit_ts: end,
+      dwell_s: (end - start) / 1000,
+      ...(s.gfVer !== null ? { version: s.gfVer } : {}),
+    },
+  })
 }
 
-function fenceEnter(s: RoadState, ctx: ActorContext, id: string, start: number, ts: number, d: number, why: string): void {
-  emitAlert(ctx, ts, { sub: id, type: 'geofence', severity: 'info', state: 'open', start, value: d, threshold: 0, explanation: why,
-    details: { geofence: id, ...(s.gfVer !== null ? { version: s.gfVer } : {}) } })
+function fenceEnter(
+  s: RoadState,
+  ctx: ActorContext,
+  id: string,
+  start: number,
+  ts: number,
+  d: number,
+  why: string,
+): void {
+  emitAlert(ctx, ts, {
+    sub: id,
+    type: 'geofence',
+    severity: 'info',
+    state: 'open',
+    start,
+    value: d,
+    threshold: 0,
+    explanation: why,
+    details: { geofence: id, ...(s.gfVer !== null ? { version: s.gfVer } : {}) },
+  })
 }
 
 /**
@@ -755,7 +1025,7 @@ function fenceEnter(s: RoadState, ctx: ActorContext, id: string, start: number, 
 function crossedAt(st: FenceState, ts: number, d: number): number {
   const t0 = st[3] ?? null
   const d0 = st[4] ?? null
-  if (t0 === null || d0 === null || ts <= t0 || (d0 > 0) === (d > 0)) return ts
+  if (t0 === null || d0 === null || ts <= t0 || d0 > 0 === d > 0) return ts
   return Math.round(t0 + ((ts - t0) * d0) / (d0 - d))
 }
 
@@ -768,7 +1038,16 @@ const CLIP_SAMPLES_MAX = 100
  * segment entered and left the fence, or null. Cheap when far: the signed distance is 1-Lipschitz, so no point
  * of the segment is deeper than (d0 + d1 - length) / 2 inside.
  */
-function clipped(shape: CompiledShape, from: readonly [number, number, number], d0: number, ts: number, lat: number, lon: number, d1: number, depthM: number): [number, number] | null {
+function clipped(
+  shape: CompiledShape,
+  from: readonly [number, number, number],
+  d0: number,
+  ts: number,
+  lat: number,
+  lon: number,
+  d1: number,
+  depthM: number,
+): [number, number] | null {
   const len = haversineM(from[1], from[2], lat, lon)
   if ((d0 + d1 - len) / 2 >= -depthM || ts <= from[0]) return null
   const n = Math.min(CLIP_SAMPLES_MAX, Math.ceil(len / 2))
@@ -778,7 +1057,10 @@ function clipped(shape: CompiledShape, from: readonly [number, number, number], 
   for (let k = 1; k < n; k++) {
     const f = k / n
     const d = shape.signedM(from[1] + (lat - from[1]) * f, from[2] + (lon - from[2]) * f)
-    if (d <= 0) { if (inFrom < 0) inFrom = f; inTo = f }
+    if (d <= 0) {
+      if (inFrom < 0) inFrom = f
+      inTo = f
+    }
     if (d < deepest) deepest = d
   }
   if (deepest >= -depthM || inFrom < 0) return null
@@ -790,8 +1072,15 @@ function clipped(shape: CompiledShape, from: readonly [number, number, number], 
  * Advances every fence with an accepted fix at `ts`: `fix` the fix, `anc` the position judged (the fix, or the
  * mean of the stand's fixes while the vehicle stands), `prev` the accepted fix before (for clips).
  */
-function stepFences(s: RoadState, ctx: ActorContext, ts: number, fix: readonly [number, number], anc: readonly [number, number],
-  prev: readonly [number, number, number] | null, c: RoadConfig): void {
+function stepFences(
+  s: RoadState,
+  ctx: ActorContext,
+  ts: number,
+  fix: readonly [number, number],
+  anc: readonly [number, number],
+  prev: readonly [number, number, number] | null,
+  c: RoadConfig,
+): void {
   const ref = ctx.reference(GEOFENCES_REF)
   const set = ref?.data as GeofenceSet | undefined
   if (set) s.gfVer = set.version
@@ -821,19 +1110,49 @@ function stepFences(s: RoadState, ctx: ActorContext, ts: number, fix: readonly [
 }
 
 /** A fence the vehicle is not in: enter once the position is deep enough inside (or long enough) and for minDwellMs; or a clip between two fixes. */
-function stepOutside(s: RoadState, ctx: ActorContext, g: LiveFence, st: FenceState, ts: number, fix: readonly [number, number], d: number, dF: number,
-  cross: number, prev: readonly [number, number, number] | null, c: RoadConfig): void {
+function stepOutside(
+  s: RoadState,
+  ctx: ActorContext,
+  g: LiveFence,
+  st: FenceState,
+  ts: number,
+  fix: readonly [number, number],
+  d: number,
+  dF: number,
+  cross: number,
+  prev: readonly [number, number, number] | null,
+  c: RoadConfig,
+): void {
   if (d > 0) {
     st[1] = null
     const d0 = st[4] ?? null
     // Only between two consecutive fixes close in time (a straight line across a long gap may cut any corner),
     // and for fences without a minimum dwell (a clip has none).
-    if (c.geofenceClipDepthM <= 0 || g.minDwellMs > 0 || prev === null || d0 === null || d0 <= 0 || dF <= 0 || st[3] !== prev[0] ||
-      ts - prev[0] > c.speedIntegrateMaxMs) return
+    if (
+      c.geofenceClipDepthM <= 0 ||
+      g.minDwellMs > 0 ||
+      prev === null ||
+      d0 === null ||
+      d0 <= 0 ||
+      dF <= 0 ||
+      st[3] !== prev[0] ||
+      ts - prev[0] > c.speedIntegrateMaxMs
+    )
+      return
     const clip = clipped(g.shape, prev, d0, ts, fix[0], fix[1], dF, c.geofenceClipDepthM)
     if (!clip) return
     fenceEnter(s, ctx, g.id, clip[0], ts, 0, `passed through geofence ${g.id} between two fixes`)
-    fenceExit(s, ctx, g.id, clip[0], ts, clip[1], dF, g.marginM, `left geofence ${g.id} (passed through between two fixes)`)
+    fenceExit(
+      s,
+      ctx,
+      g.id,
+      clip[0],
+      ts,
+      clip[1],
+      dF,
+      g.marginM,
+      `left geofence ${g.id} (passed through between two fixes)`,
+    )
     return
   }
   if (st[1] === null) st[1] = dF <= 0 ? cross : ts
@@ -852,7 +1171,17 @@ function stepOutside(s: RoadState, ctx: ActorContext, g: LiveFence, st: FenceSta
  * for geofenceExitConfirmMs (a vehicle standing just outside an edge: its fixes stay out, within the margin).
  * The exit is dated at the crossing before the first of those fixes.
  */
-function stepInside(s: RoadState, ctx: ActorContext, g: LiveFence, st: FenceState, ts: number, d: number, dF: number, cross: number, c: RoadConfig): void {
+function stepInside(
+  s: RoadState,
+  ctx: ActorContext,
+  g: LiveFence,
+  st: FenceState,
+  ts: number,
+  d: number,
+  dF: number,
+  cross: number,
+  c: RoadConfig,
+): void {
   const pending = st[2] ?? null
   if (d <= 0) st[2] = null
   else if (pending === null) st[2] = dF > 0 ? cross : ts
@@ -861,8 +1190,19 @@ function stepInside(s: RoadState, ctx: ActorContext, g: LiveFence, st: FenceStat
   const start = st[0] as number
   const end = st[2] ?? cross
   delete s.gf[g.id]
-  fenceExit(s, ctx, g.id, start, ts, Math.max(start, end), d, g.marginM,
-    d > g.marginM ? `left geofence ${g.id} (${d.toFixed(0)} m outside)` : `left geofence ${g.id} (outside for ${((ts - (st[2] ?? ts)) / 1000).toFixed(0)} s)`)
+  fenceExit(
+    s,
+    ctx,
+    g.id,
+    start,
+    ts,
+    Math.max(start, end),
+    d,
+    g.marginM,
+    d > g.marginM
+      ? `left geofence ${g.id} (${d.toFixed(0)} m outside)`
+      : `left geofence ${g.id} (outside for ${((ts - (st[2] ?? ts)) / 1000).toFixed(0)} s)`,
+  )
 }
 
 // ---- the handler ------------------------------------------------------------------------------------------
@@ -880,8 +1220,16 @@ function unitBack(s: RoadState, ctx: ActorContext, ts: number, c: RoadConfig): v
   ctx.setTimer(STALE_TIMER, 'processing', ctx.procTime + c.staleAfterMs)
   if (s.stale === null) return
   const end = Math.max(ts, s.stale)
-  emitAlert(ctx, end, { type: 'unit_offline', severity: 'warning', state: 'close', start: s.stale, end, value: 0,
-    threshold: c.staleAfterMs, explanation: 'on-board unit sends data again' })
+  emitAlert(ctx, end, {
+    type: 'unit_offline',
+    severity: 'warning',
+    state: 'close',
+    start: s.stale,
+    end,
+    value: 0,
+    threshold: c.staleAfterMs,
+    explanation: 'on-board unit sends data again',
+  })
   s.stale = null
 }
 
@@ -889,7 +1237,12 @@ function unitBack(s: RoadState, ctx: ActorContext, ts: number, c: RoadConfig): v
 function rejectLate(s: RoadState, r: Reading, ctx: ActorContext): boolean {
   if (s.lastTs === null || !(r.ts < s.lastTs)) return false
   s.late++
-  ctx.emit('late', `late:${ctx.seq}`, r.ts, { readingTs: r.ts, watermark: s.lastTs, readingSeq: ctx.seq, fields: r.fields })
+  ctx.emit('late', `late:${ctx.seq}`, r.ts, {
+    readingTs: r.ts,
+    watermark: s.lastTs,
+    readingSeq: ctx.seq,
+    fields: r.fields,
+  })
   return true
 }
 
@@ -898,13 +1251,25 @@ function rejectLate(s: RoadState, r: Reading, ctx: ActorContext): boolean {
  * observed for tripStopMs: when this reading moves, the stop is known to have lasted until the previous reading
  * only (after a short silent gap the vehicle may have left long before).
  */
-function stopEnd(s: RoadState, c: RoadConfig, ts: number, prevTs: number | null, speed: number | undefined): number | null {
+function stopEnd(
+  s: RoadState,
+  c: RoadConfig,
+  ts: number,
+  prevTs: number | null,
+  speed: number | undefined,
+): number | null {
   const stoppedUntil = speed !== undefined && speed <= c.tripStartKmh ? ts : prevTs
   // With the engine reported on, a stop is a hold (layover, queue): only a much longer one ends the trip; the
   // ignition going off ends it at once (rule b).
   const stopMs = s.engine === true ? c.tripStopEngineOnMs : c.tripStopMs
   const trip = s.trip
-  return trip && speed !== undefined && trip.stopSince !== null && stoppedUntil !== null && stoppedUntil - trip.stopSince >= stopMs ? trip.stopSince : null
+  return trip &&
+    speed !== undefined &&
+    trip.stopSince !== null &&
+    stoppedUntil !== null &&
+    stoppedUntil - trip.stopSince >= stopMs
+    ? trip.stopSince
+    : null
 }
 
 /** Distance by speed over dense pairs of readings into `segs`; returns the start of the interval it covered (ends at ts). */
@@ -913,7 +1278,8 @@ function speedDistance(s: RoadState, segs: Seg[], ts: number, speed: number, c: 
   const p = s.spd
   if (p !== null && ts > p[0] && ts - p[0] <= c.speedIntegrateMaxMs) {
     const dt = ts - p[0]
-    if (p[1] > c.stationaryKmh || speed > c.stationaryKmh) addKm(s, segs, p[0], ts, ((p[1] + speed) / 2) * (dt / 3_600_000))
+    if (p[1] > c.stationaryKmh || speed > c.stationaryKmh)
+      addKm(s, segs, p[0], ts, ((p[1] + speed) / 2) * (dt / 3_600_000))
     covFrom = p[0]
   }
   s.spd = [ts, speed]
@@ -922,7 +1288,15 @@ function speedDistance(s: RoadState, segs: Seg[], ts: number, speed: number, c: 
 }
 
 /** Position: a fix of usable quality goes through the GPS filter (which may add distance too); returns the fixes it accepted. */
-function positionFixes(s: RoadState, r: Reading, segs: Seg[], seq: number, speed: number | undefined, covFrom: number | null, c: RoadConfig): Accepted[] {
+function positionFixes(
+  s: RoadState,
+  r: Reading,
+  segs: Seg[],
+  seq: number,
+  speed: number | undefined,
+  covFrom: number | null,
+  c: RoadConfig,
+): Accepted[] {
   const f = r.fields
   const lat = num(f['lat']) ?? r.loc?.lat
   const lon = num(f['lon']) ?? r.loc?.lon
@@ -930,7 +1304,11 @@ function positionFixes(s: RoadState, r: Reading, segs: Seg[], seq: number, speed
   if (lat !== undefined && lon !== undefined && Math.abs(lat) <= 90 && Math.abs(lon) <= 180) {
     const hdop = num(f['hdop'])
     const sats = num(f['sats'])
-    if ((c.maxHdop > 0 && hdop !== undefined && hdop > c.maxHdop) || (c.minSatellites > 0 && sats !== undefined && sats < c.minSatellites)) s.badFixes++
+    if (
+      (c.maxHdop > 0 && hdop !== undefined && hdop > c.maxHdop) ||
+      (c.minSatellites > 0 && sats !== undefined && sats < c.minSatellites)
+    )
+      s.badFixes++
     else accepted = filterFix(s, segs, r.ts, lat, lon, seq, speed, covFrom, c)
   }
   if (accepted.length === 0) cover(s, r.ts, covFrom)
@@ -938,13 +1316,23 @@ function positionFixes(s: RoadState, r: Reading, segs: Seg[], seq: number, speed
 }
 
 /** Ends the trip that rule a or c closed, with the distance up to its end; a trip ended by a gap shows its last fix. */
-function closeEndedTrip(s: RoadState, ctx: ActorContext, segs: Seg[], closeEnd: number, byGap: boolean, prevTs: number | null,
-  prevFix: RoadState['fix'], prevFixSeq: number | null, c: RoadConfig): void {
+function closeEndedTrip(
+  s: RoadState,
+  ctx: ActorContext,
+  segs: Seg[],
+  closeEnd: number,
+  byGap: boolean,
+  prevTs: number | null,
+  prevFix: RoadState['fix'],
+  prevFixSeq: number | null,
+  c: RoadConfig,
+): void {
   const old = s.trip
   if (!old) return
   for (const g of segs) if (g[1] >= old.start && g[1] <= closeEnd) old.km += g[2]
   finishTrip(s, old, closeEnd, ctx, c)
-  if (byGap && prevFix !== null && prevFixSeq !== null && prevFix[0] === prevTs && s.posSeq !== prevFixSeq) emitPosition(s, ctx, prevFix, prevFixSeq, 'trip_end')
+  if (byGap && prevFix !== null && prevFixSeq !== null && prevFix[0] === prevTs && s.posSeq !== prevFixSeq)
+    emitPosition(s, ctx, prevFix, prevFixSeq, 'trip_end')
 }
 
 /**
@@ -952,7 +1340,15 @@ function closeEndedTrip(s: RoadState, ctx: ActorContext, segs: Seg[], closeEnd: 
  * reason it gives. A trip starts only at a time after the previous reading's: a trip that ended at that reading
  * (ignition off, or closed by the quiet timer) keeps its id (`trip:<start>`) to itself.
  */
-function stepTrip(s: RoadState, ctx: ActorContext, ts: number, prevTs: number | null, speed: number, engine: boolean | undefined, c: RoadConfig): PositionBody['reason'] | null {
+function stepTrip(
+  s: RoadState,
+  ctx: ActorContext,
+  ts: number,
+  prevTs: number | null,
+  speed: number,
+  engine: boolean | undefined,
+  c: RoadConfig,
+): PositionBody['reason'] | null {
   let posReason: PositionBody['reason'] | null = null
   const moving = speed > c.tripStartKmh
   const trip = s.trip
@@ -963,8 +1359,16 @@ function stepTrip(s: RoadState, ctx: ActorContext, ts: number, prevTs: number | 
         if (dur >= c.stopMinMs) {
           trip.stops++
           trip.stopMs += dur
-          ctx.emit('score', `stop:${trip.stopSince}`, ts, { name: 'stop', value: dur / 1000,
-            factors: { start_ts: trip.stopSince, end_ts: ts, duration_s: dur / 1000, ...(trip.stopAt ? { lat: trip.stopAt[0], lon: trip.stopAt[1] } : {}) } })
+          ctx.emit('score', `stop:${trip.stopSince}`, ts, {
+            name: 'stop',
+            value: dur / 1000,
+            factors: {
+              start_ts: trip.stopSince,
+              end_ts: ts,
+              duration_s: dur / 1000,
+              ...(trip.stopAt ? { lat: trip.stopAt[0], lon: trip.stopAt[1] } : {}),
+            },
+          })
         }
         trip.stopSince = null
         trip.stopAt = null
@@ -975,7 +1379,19 @@ function stepTrip(s: RoadState, ctx: ActorContext, ts: number, prevTs: number | 
       posReason = 'stop'
     }
   } else if (moving && engine !== false && (prevTs === null || ts > prevTs)) {
-    s.trip = { start: ts, km: 0, max: 0, stopSince: null, stopAt: null, idleMs: 0, stops: 0, stopMs: 0, fuel0: fuelSmoothed(s), refuel: 0, owesStart: true }
+    s.trip = {
+      start: ts,
+      km: 0,
+      max: 0,
+      stopSince: null,
+      stopAt: null,
+      idleMs: 0,
+      stops: 0,
+      stopMs: 0,
+      fuel0: fuelSmoothed(s),
+      refuel: 0,
+      owesStart: true,
+    }
     posReason = 'trip_start'
   }
   if (s.trip && speed > s.trip.max) s.trip.max = speed
@@ -997,22 +1413,44 @@ function tripDistance(s: RoadState, segs: Seg[], ts: number, closeEnd: number | 
 }
 
 /** Idle: engine on, not moving. Time counts from the previous reading when it was idle too; long idling alerts. */
-function stepIdle(s: RoadState, ctx: ActorContext, ts: number, prevTs: number | null, gap: boolean, speed: number | undefined,
-  engine: boolean | undefined, c: RoadConfig): void {
+function stepIdle(
+  s: RoadState,
+  ctx: ActorContext,
+  ts: number,
+  prevTs: number | null,
+  gap: boolean,
+  speed: number | undefined,
+  engine: boolean | undefined,
+  c: RoadConfig,
+): void {
   const idleNow = s.engine === true && speed !== undefined && speed <= c.tripStartKmh
   if (s.idle && prevTs !== null && !gap && s.trip) s.trip.idleMs += ts - prevTs
   if (idleNow) {
     if (!s.idle) s.idle = [ts, 0]
     else if (s.idle[1] === 0 && ts - s.idle[0] >= c.idleAlertMs) {
       s.idle[1] = 1
-      emitAlert(ctx, ts, { type: 'idling', severity: 'info', state: 'open', start: s.idle[0], value: (ts - s.idle[0]) / 1000,
-        threshold: c.idleAlertMs / 1000, explanation: `engine idling for ${Math.round((ts - s.idle[0]) / 60_000)} min` })
+      emitAlert(ctx, ts, {
+        type: 'idling',
+        severity: 'info',
+        state: 'open',
+        start: s.idle[0],
+        value: (ts - s.idle[0]) / 1000,
+        threshold: c.idleAlertMs / 1000,
+        explanation: `engine idling for ${Math.round((ts - s.idle[0]) / 60_000)} min`,
+      })
     }
   } else if (s.idle && (speed !== undefined || engine === false)) endIdle(s, ctx, ts, c)
 }
 
 /** Positions: the trip's first fix (owed since it started), then this reading's fix for a reason or every positionIntervalMs. */
-function emitPositions(s: RoadState, ctx: ActorContext, ts: number, accepted: Accepted[], reason: PositionBody['reason'] | null, c: RoadConfig): void {
+function emitPositions(
+  s: RoadState,
+  ctx: ActorContext,
+  ts: number,
+  accepted: Accepted[],
+  reason: PositionBody['reason'] | null,
+  c: RoadConfig,
+): void {
   let posReason = reason
   const mine = accepted.find((a) => a[3] === ctx.seq)
   const trip = s.trip
@@ -1029,7 +1467,13 @@ function emitPositions(s: RoadState, ctx: ActorContext, ts: number, accepted: Ac
 }
 
 /** Geofences on the fix, or while the vehicle stands on the mean of the stand's fixes (steadier than any one of them). */
-function fenceSteps(s: RoadState, ctx: ActorContext, accepted: Accepted[], prevFix: RoadState['fix'], c: RoadConfig): void {
+function fenceSteps(
+  s: RoadState,
+  ctx: ActorContext,
+  accepted: Accepted[],
+  prevFix: RoadState['fix'],
+  c: RoadConfig,
+): void {
   let before = prevFix
   for (const a of accepted) {
     stepFences(s, ctx, a[0], [a[1], a[2]], [a[4], a[5]], before, c)
@@ -1039,20 +1483,44 @@ function fenceSteps(s: RoadState, ctx: ActorContext, accepted: Accepted[], prevF
 
 /** Diagnostic trouble codes: the reported set opens an alert per new code and closes those no longer reported. */
 function stepDtc(s: RoadState, ctx: ActorContext, ts: number, dtc: string): void {
-  const now = new Set(dtc.split(',').map((x) => x.trim().toUpperCase()).filter((x) => x !== ''))
+  const now = new Set(
+    dtc
+      .split(',')
+      .map((x) => x.trim().toUpperCase())
+      .filter((x) => x !== ''),
+  )
   for (const code of Object.keys(s.dtc).sort()) {
     if (!now.has(code)) {
       const start = s.dtc[code] as number
       delete s.dtc[code]
-      emitAlert(ctx, ts, { sub: code, type: 'dtc', severity: 'warning', state: 'close', start, end: ts, value: 0,
-        threshold: 0, explanation: `trouble code ${code} cleared`, details: { code } })
+      emitAlert(ctx, ts, {
+        sub: code,
+        type: 'dtc',
+        severity: 'warning',
+        state: 'close',
+        start,
+        end: ts,
+        value: 0,
+        threshold: 0,
+        explanation: `trouble code ${code} cleared`,
+        details: { code },
+      })
     }
   }
   for (const code of [...now].sort()) {
     if (s.dtc[code] === undefined) {
       s.dtc[code] = ts
-      emitAlert(ctx, ts, { sub: code, type: 'dtc', severity: 'warning', state: 'open', start: ts, value: 1,
-        threshold: 0, explanation: `diagnostic trouble code ${code} reported`, details: { code } })
+      emitAlert(ctx, ts, {
+        sub: code,
+        type: 'dtc',
+        severity: 'warning',
+        state: 'open',
+        start: ts,
+        value: 1,
+        threshold: 0,
+        explanation: `diagnostic trouble code ${code} reported`,
+        details: { code },
+      })
     }
   }
 }
@@ -1061,16 +1529,38 @@ function stepDtc(s: RoadState, ctx: ActorContext, ts: number, dtc: string): void
 function stepOverheat(s: RoadState, ctx: ActorContext, ts: number, cool: number, c: RoadConfig): void {
   const ev = stepCond(s.oh, ts, cool, cool > c.overheatC, cool < c.overheatC - c.overheatHysteresis, c.overheatMs)
   if (ev?.[0] === 'open') {
-    emitAlert(ctx, ts, { type: 'engine_overheat', severity: 'critical', state: 'open', start: ev[1], value: cool,
-      threshold: c.overheatC, explanation: `coolant ${cool} °C > ${c.overheatC} °C for >= ${c.overheatMs / 1000} s` })
+    emitAlert(ctx, ts, {
+      type: 'engine_overheat',
+      severity: 'critical',
+      state: 'open',
+      start: ev[1],
+      value: cool,
+      threshold: c.overheatC,
+      explanation: `coolant ${cool} °C > ${c.overheatC} °C for >= ${c.overheatMs / 1000} s`,
+    })
   } else if (ev?.[0] === 'close') {
-    emitAlert(ctx, ts, { type: 'engine_overheat', severity: 'critical', state: 'close', start: ev[1], end: ts, value: cool,
-      threshold: c.overheatC, explanation: `coolant back to ${cool} °C (< ${c.overheatC - c.overheatHysteresis} °C)` })
+    emitAlert(ctx, ts, {
+      type: 'engine_overheat',
+      severity: 'critical',
+      state: 'close',
+      start: ev[1],
+      end: ts,
+      value: cool,
+      threshold: c.overheatC,
+      explanation: `coolant back to ${cool} °C (< ${c.overheatC - c.overheatHysteresis} °C)`,
+    })
   }
 }
 
 /** Fuel: smoothed level, low fuel, refuel and drops, and the trip's starting level. */
-function stepFuel(s: RoadState, ctx: ActorContext, ts: number, fuel: number, speed: number | undefined, c: RoadConfig): void {
+function stepFuel(
+  s: RoadState,
+  ctx: ActorContext,
+  ts: number,
+  fuel: number,
+  speed: number | undefined,
+  c: RoadConfig,
+): void {
   pushFuel(s, ts, fuel, c)
   const sm = fuelSmoothed(s)
   if (sm === null) return
@@ -1139,17 +1629,57 @@ function onTimer(s: RoadState, t: FiredTimer, ctx: ActorContext, c: RoadConfig):
   }
   if (t.name !== STALE_TIMER || s.stale !== null || s.lastTs === null) return
   s.stale = s.lastTs
-  emitAlert(ctx, s.lastTs, { type: 'unit_offline', severity: 'warning', state: 'open', start: s.lastTs,
-    value: t.now - (t.at - c.staleAfterMs), threshold: c.staleAfterMs,
-    explanation: `no data from the on-board unit for ${c.staleAfterMs / 60_000} min` })
+  emitAlert(ctx, s.lastTs, {
+    type: 'unit_offline',
+    severity: 'warning',
+    state: 'open',
+    start: s.lastTs,
+    value: t.now - (t.at - c.staleAfterMs),
+    threshold: c.staleAfterMs,
+    explanation: `no data from the on-board unit for ${c.staleAfterMs / 60_000} min`,
+  })
 }
 
 function init(_e: EntityRef, c: RoadConfig): RoadState {
   validateRoadConfig(c)
-  return { lastTs: null, fix: null, fixSeq: null, cand: null, lastFixTs: null, vmax: null, anc: null, cov: 0, am: null, spd: null,
-    posTs: null, posSeq: null, speed: null, heading: null, engine: null, idle: null, trip: null, day: null, dayKm: 0, odoKm: 0,
-    gf: {}, gfVer: null, dtc: {}, oh: [null, null, 0], lf: [null, null, 0], lowSince: null, fb: [], fh: [], ft: [], fbin: null, fline: null, fev: null,
-    stale: null, late: 0, jumps: 0, badFixes: 0 }
+  return {
+    lastTs: null,
+    fix: null,
+    fixSeq: null,
+    cand: null,
+    lastFixTs: null,
+    vmax: null,
+    anc: null,
+    cov: 0,
+    am: null,
+    spd: null,
+    posTs: null,
+    posSeq: null,
+    speed: null,
+    heading: null,
+    engine: null,
+    idle: null,
+    trip: null,
+    day: null,
+    dayKm: 0,
+    odoKm: 0,
+    gf: {},
+    gfVer: null,
+    dtc: {},
+    oh: [null, null, 0],
+    lf: [null, null, 0],
+    lowSince: null,
+    fb: [],
+    fh: [],
+    ft: [],
+    fbin: null,
+    fline: null,
+    fev: null,
+    stale: null,
+    late: 0,
+    jumps: 0,
+    badFixes: 0,
+  }
 }
 
 /** Version 2: GPS filter, idle, fuel smoothing and events, geofence states with pending enters. */
@@ -1158,11 +1688,32 @@ const copyArr = <T extends unknown[] | null>(a: T): T => (a ? [...a] : null) as 
 const codec: SnapshotCodec<RoadState> = {
   version: CODEC_VERSION,
   // A copy: the runtime may hold the snapshot while the live state moves on.
-  encode: (s) => ({ ...s, fix: copyArr(s.fix), cand: copyArr(s.cand), anc: copyArr(s.anc), am: copyArr(s.am ?? null), spd: copyArr(s.spd), idle: copyArr(s.idle),
-    trip: s.trip ? { ...s.trip, stopAt: copyArr(s.trip.stopAt) } : null, gf: Object.fromEntries(Object.entries(s.gf).map(([k, v]) => [k, [...v]])),
-    dtc: { ...s.dtc }, oh: [...s.oh], lf: [...s.lf], fb: [...s.fb], fh: [...s.fh], ft: [...(s.ft ?? [])], fbin: copyArr(s.fbin ?? null), fline: copyArr(s.fline ?? null), fev: copyArr(s.fev) }),
+  encode: (s) => ({
+    ...s,
+    fix: copyArr(s.fix),
+    cand: copyArr(s.cand),
+    anc: copyArr(s.anc),
+    am: copyArr(s.am ?? null),
+    spd: copyArr(s.spd),
+    idle: copyArr(s.idle),
+    trip: s.trip ? { ...s.trip, stopAt: copyArr(s.trip.stopAt) } : null,
+    gf: Object.fromEntries(Object.entries(s.gf).map(([k, v]) => [k, [...v]])),
+    dtc: { ...s.dtc },
+    oh: [...s.oh],
+    lf: [...s.lf],
+    fb: [...s.fb],
+    fh: [...s.fh],
+    ft: [...(s.ft ?? [])],
+    fbin: copyArr(s.fbin ?? null),
+    fline: copyArr(s.fline ?? null),
+    fev: copyArr(s.fev),
+  }),
   decode: (d, v) => {
-    if (v !== 1 && v !== CODEC_VERSION) throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_VERSION, `road snapshot version ${v} is not 1 or ${CODEC_VERSION}`)
+    if (v !== 1 && v !== CODEC_VERSION)
+      throw new SnapshotError(
+        RuntimeErrorCodes.SNAPSHOT_VERSION,
+        `road snapshot version ${v} is not 1 or ${CODEC_VERSION}`,
+      )
     const s = d as RoadState & { fences?: Record<string, number> }
     if (!s || typeof s !== 'object' || !Array.isArray(s.oh) || !Array.isArray(s.lf) || typeof s.dtc !== 'object') {
       throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_CORRUPT, 'road snapshot is malformed')
@@ -1187,7 +1738,16 @@ const codec: SnapshotCodec<RoadState> = {
       s.fh = []
       s.fev = null
       s.badFixes = 0
-      if (s.trip) Object.assign(s.trip, { stopAt: null, idleMs: 0, stops: 0, stopMs: 0, fuel0: null, refuel: 0, owesStart: false })
+      if (s.trip)
+        Object.assign(s.trip, {
+          stopAt: null,
+          idleMs: 0,
+          stops: 0,
+          stopMs: 0,
+          fuel0: null,
+          refuel: 0,
+          owesStart: false,
+        })
       // Snapshots written before positions existed: no position emitted yet (the next fix is a sample).
       s.fixSeq ??= null
       s.posTs ??= null
@@ -1231,15 +1791,38 @@ function query(s: RoadState, q: { entity: EntityRef }): RoadView {
     inside[id] = st[0]
     open.push({ alertId: alert.alertId(e, 'geofence', st[0], id), type: 'geofence', severity: 'info', start: st[0] })
   }
-  for (const [code, start] of Object.entries(s.dtc)) open.push({ alertId: alert.alertId(e, 'dtc', start, code), type: 'dtc', severity: 'warning', start })
-  if (s.oh[1] !== null) open.push({ alertId: alert.alertId(e, 'engine_overheat', s.oh[1]), type: 'engine_overheat', severity: 'critical', start: s.oh[1] })
-  if (s.lf[1] !== null) open.push({ alertId: alert.alertId(e, 'low_fuel', s.lf[1]), type: 'low_fuel', severity: 'warning', start: s.lf[1] })
-  if (s.idle?.[1] === 1) open.push({ alertId: alert.alertId(e, 'idling', s.idle[0]), type: 'idling', severity: 'info', start: s.idle[0] })
-  if (s.stale !== null) open.push({ alertId: alert.alertId(e, 'unit_offline', s.stale), type: 'unit_offline', severity: 'warning', start: s.stale })
+  for (const [code, start] of Object.entries(s.dtc))
+    open.push({ alertId: alert.alertId(e, 'dtc', start, code), type: 'dtc', severity: 'warning', start })
+  if (s.oh[1] !== null)
+    open.push({
+      alertId: alert.alertId(e, 'engine_overheat', s.oh[1]),
+      type: 'engine_overheat',
+      severity: 'critical',
+      start: s.oh[1],
+    })
+  if (s.lf[1] !== null)
+    open.push({ alertId: alert.alertId(e, 'low_fuel', s.lf[1]), type: 'low_fuel', severity: 'warning', start: s.lf[1] })
+  if (s.idle?.[1] === 1)
+    open.push({ alertId: alert.alertId(e, 'idling', s.idle[0]), type: 'idling', severity: 'info', start: s.idle[0] })
+  if (s.stale !== null)
+    open.push({
+      alertId: alert.alertId(e, 'unit_offline', s.stale),
+      type: 'unit_offline',
+      severity: 'warning',
+      start: s.stale,
+    })
   return {
     position: s.fix ? { ts: s.fix[0], lat: s.fix[1], lon: s.fix[2], heading: s.heading } : null,
     speed: s.speed,
-    trip: s.trip ? { start: s.trip.start, distance_km: s.trip.km, max_speed: s.trip.max, stopped_since: s.trip.stopSince, idle_s: s.trip.idleMs / 1000 } : null,
+    trip: s.trip
+      ? {
+          start: s.trip.start,
+          distance_km: s.trip.km,
+          max_speed: s.trip.max,
+          stopped_since: s.trip.stopSince,
+          idle_s: s.trip.idleMs / 1000,
+        }
+      : null,
     distanceToday: { day: s.day, km: s.day !== null && s.lastTs !== null && s.lastTs - s.day < DAY_MS ? s.dayKm : 0 },
     odometerKm: s.odoKm,
     fuelLevel: fuelSmoothed(s),
@@ -1255,7 +1838,10 @@ function query(s: RoadState, q: { entity: EntityRef }): RoadView {
 export const road = defineActor<RoadState, RoadConfig>({
   kind: 'vehicle',
   profile: 'road',
-  allowedLatenessMs: (c) => { validateRoadConfig(c); return c.allowedLatenessMs },
+  allowedLatenessMs: (c) => {
+    validateRoadConfig(c)
+    return c.allowedLatenessMs
+  },
   defaults: ROAD_DEFAULTS,
   init,
   codec,
