@@ -296,6 +296,11 @@ t.test('every registered profile runs in a worker and answers live queries', asy
       kind: 'sensor',
       fields: (i) => ({ value: 300 + i, flow: 2000, temp: 15, type: 'cod', stage: 'biological' }),
     },
+    // A redundant pair's actor: both probes' readings, each naming its member (docs/profiles.md, redundant pairs).
+    'process-pair': {
+      kind: 'sensor',
+      fields: (i) => ({ member: i % 2 === 0 ? 'p-01a' : 'p-01b', value: 7 + (i % 3) * 0.01 }),
+    },
     race: {
       kind: 'vehicle',
       fields: (i) => ({
