@@ -18,16 +18,29 @@ export interface NatsServer {
 }
 
 /** A free TCP port on 127.0.0.1 (bind to 0, read, close). */
+/** Ports this process handed out already: the OS may give a just-closed port again to the next `listen(0)`. */
+const handedOut = new Set<number>()
+
+/**
+ * A free loopback port, never one this process handed out before (several taken in a row for one topology were
+ * once the same port, and the topology refused it: PW_CONFIG_INVALID "port ... is already used").
+ */
 export async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const s = createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address()
-      const port = typeof a === 'object' && a ? a.port : 0
-      s.close(() => resolve(port))
+  for (;;) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const s = createServer()
+      s.once('error', reject)
+      s.listen(0, '127.0.0.1', () => {
+        const a = s.address()
+        const p = typeof a === 'object' && a ? a.port : 0
+        s.close(() => resolve(p))
+      })
     })
-  })
+    if (!handedOut.has(port)) {
+      handedOut.add(port)
+      return port
+    }
+  }
 }
 
 export async function startNats(opts: { config?: string } = {}): Promise<NatsServer> {
