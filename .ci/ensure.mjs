@@ -2,6 +2,7 @@
 // Bootstrap check run before `npm start|test|bench` (prestart/pretest/prebench) and by .ci/run.
 //
 //   node .ci/ensure.mjs start|test|bench [--dry-run]
+//   node .ci/ensure.mjs node      only the Node.js version against package.json engines.node
 //
 // Makes sure that node_modules matches package-lock.json, nats-server is installed, PostgreSQL is reachable at
 // PGHOST/PGPORT with trust auth for PGUSER/PGDATABASE (default postgres/test), a JetStream-enabled NATS server
@@ -24,6 +25,7 @@
 //                                        touching the shared servers: no-node-modules, stale-dist, no-nats-bin,
 //                                        pg-down, pg-not-installed, pg-no-db, pg-no-trust, pg-ours (as if this
 //                                        script had installed PostgreSQL), nats-down, not-root
+//   PITWALL_ENSURE_NODE_VERSION          with --dry-run: check package.json engines.node against this version
 import { spawn, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import net from 'node:net'
@@ -31,12 +33,12 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
-const MODES = new Set(['start', 'test', 'bench'])
+const MODES = new Set(['start', 'test', 'bench', 'node'])
 const args = process.argv.slice(2)
 const mode = args.find((a) => !a.startsWith('-'))
 const DRY = args.includes('--dry-run')
 if (!mode || !MODES.has(mode)) {
-  console.error('usage: node .ci/ensure.mjs start|test|bench [--dry-run]')
+  console.error('usage: node .ci/ensure.mjs start|test|bench|node [--dry-run]')
   process.exit(2)
 }
 const SIM = new Set(
@@ -764,7 +766,39 @@ const allGood = (s) =>
   !s.build &&
   s.optional.length === 0
 
+/**
+ * package.json's engines.node, checked against the running Node.js: a range of `||`-joined parts, each `^X.Y.Z`
+ * (that major, at least X.Y.Z) or `>=X[.Y[.Z]]`. The range is what the locked dependencies require (.npmrc sets
+ * engine-strict, so `npm ci` refuses a dependency that needs more). Returns the error text, or '' when it fits.
+ */
+function checkNodeEngine(range, version = process.versions.node) {
+  const v = version.replace(/^v/, '').split('.').map(Number)
+  const cmp = (a, b) => a[0] - b[0] || (a[1] ?? 0) - (b[1] ?? 0) || (a[2] ?? 0) - (b[2] ?? 0)
+  const fits = range.split('||').some((part) => {
+    const m = /^\s*(\^|>=)\s*(\d+)(?:\.(\d+))?(?:\.(\d+))?\s*$/.exec(part)
+    if (!m) throw new Fatal(`package.json engines.node: cannot read '${part.trim()}' (expected ^X.Y.Z or >=X.Y.Z)`)
+    const min = [Number(m[2]), Number(m[3] ?? 0), Number(m[4] ?? 0)]
+    return cmp(v, min) >= 0 && (m[1] === '>=' || v[0] === min[0])
+  })
+  if (fits) return ''
+  return (
+    `Node.js ${version} does not satisfy package.json engines.node "${range}" (what the locked dependencies ` +
+    `require). Install a Node.js in that range (Node.js 22 LTS or 24 LTS: https://nodejs.org/en/download, or ` +
+    `\`nvm install 22\`), put it first on PATH, and run the command again.`
+  )
+}
+
+function ensureNodeVersion() {
+  const pretend = DRY ? process.env.PITWALL_ENSURE_NODE_VERSION : undefined
+  const err = checkNodeEngine(engineRange(), pretend || process.versions.node)
+  if (err) throw new Fatal(err)
+}
+
+const engineRange = () => JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).engines.node
+
 async function main() {
+  ensureNodeVersion()
+  if (mode === 'node') return
   let s = await survey()
   if (allGood(s)) return
   await withLock(async () => {
