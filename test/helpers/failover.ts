@@ -19,19 +19,15 @@
  *   `chainOutputs`) compared with the reference computation over the partition chains (every reading that is in a
  *   chain counted once).
  */
-import { mkdtemp, rm } from 'node:fs/promises'
-import pg from 'pg'
+import type pg from 'pg'
 import type { Test } from 'tap'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { jetstream, jetstreamManager } from '@nats-io/jetstream'
 import { Kvm } from '@nats-io/kv'
-import { connect, type NatsConnection } from '@nats-io/transport-node'
-import { compileConfig, type RuntimeConfig } from '../../actors/config.js'
+import type { NatsConnection } from '@nats-io/transport-node'
+import type { RuntimeConfig } from '../../actors/config.js'
 import { takeBack } from '../../actors/handover.js'
 import { readRecord } from '../../actors/placement.js'
 import { readRelay } from '../../actors/relay.js'
-import { provision } from '../../actors/provision.js'
 import { queryDeps, queryEntity } from '../../actors/query.js'
 import { buildProfiles } from '../../actors/runtime.js'
 import { epochOf, inChain, peerStreams, type Segment, SiteMapView } from '../../actors/sitemap.js'
@@ -39,17 +35,13 @@ import { parsePartitioned, partitionOf, tlmSubject } from '../../actors/subjects
 import type { Output, WindowBody } from '../../actors/types.js'
 import { SiteController } from '../../sites/controller.js'
 import { silentLog } from '../../actors/log.js'
-import { Projector, TABLES } from '../../projector/mod.js'
+import { TABLES } from '../../projector/mod.js'
 import { pendingStrays } from '../../sites/site-cli.js'
 import { PROFILES } from '../../actors/kinds/registry.js'
-import { localTopology } from '../../sites/local-topology.js'
-import { LocalSites, waitForLink } from '../../sites/servers.js'
-import { siteOf } from '../../sites/topology.js'
+import { waitForLink } from '../../sites/servers.js'
 import { sumProfile } from '../fixtures/sum-profile.js'
 import { distPath, kill, spawnWorker, type WorkerProc } from './cluster.js'
-import { freePort } from './nats.js'
-import { createTestDb } from './pg.js'
-import { CuttableProxy } from './proxy.js'
+import { siteDatabase, type SiteProjector, startProjectorPair, startTwoSites } from './two-sites.js'
 import { ENV_FIELDS, referenceEnvironment, windowKey } from './ref-environment.js'
 import { referenceSum, type StreamMsg } from './trace.js'
 
@@ -348,63 +340,30 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
   const log = o.log ?? ((): void => undefined)
   const P = o.partitions ?? 8
   const E = o.entities ?? 200
-  const ports = new Map<string, number>()
-  for (const s of ['a', 'b'])
-    for (const k of ['client', 'cluster', 'leafnode']) ports.set(`${s}/${k}`, await freePort())
-  const topo = localTopology({ partitions: P, port: (s, _i, k) => ports.get(`${s}/${k}`) as number })
-  const dir = await mkdtemp(join(tmpdir(), 'pw-failover-'))
   const latency = o.linkLatencyMs ?? 0
   const rateKbps = o.linkRateKbps ?? 0
   const production = o.profiles === 'production'
-  const proxy =
-    latency > 0 || rateKbps > 0
-      ? new CuttableProxy({ host: '127.0.0.1', port: ports.get('a/leafnode') as number })
-      : undefined
-  if (proxy) {
-    await proxy.start()
-    proxy.latency(latency, o.linkJitterMs ?? 0)
-    proxy.throttle(rateKbps)
-  }
-  const sites = new LocalSites(topo, dir, undefined, proxy ? `nats-leaf://127.0.0.1:${proxy.port}` : undefined)
-  const cleanups: Array<() => Promise<unknown>> = []
-  if (proxy) cleanups.push(() => proxy.stop())
+  // Teardown in the scenario's own `finally` (it also serves the benchmark, which has no tap test).
+  const teardowns: Array<() => unknown> = []
+  const two = await startTwoSites(
+    { teardown: (fn) => teardowns.push(fn) },
+    { partitions: P, tmpPrefix: 'pw-failover-', proxy: latency > 0 || rateKbps > 0, tickIntervalMs: 1_000 },
+  ).catch(async (e: unknown) => {
+    for (const fn of teardowns) await fn()
+    throw e
+  })
+  const { sites, proxy, cleanups } = two
+  proxy?.latency(latency, o.linkJitterMs ?? 0)
+  proxy?.throttle(rateKbps)
   try {
-    await sites.start()
-    const conn = (site: string): Promise<NatsConnection> =>
-      connect({ servers: sites.natsUrl(site), noAsyncTraces: true, maxReconnectAttempts: -1, reconnectTimeWait: 250 })
-    let ncA = await conn('a')
-    const ncB = await conn('b')
-    cleanups.push(() => ncB.close())
-    cleanups.push(() => ncA.close())
-    await waitForLink(ncB, 'a')
-    await waitForLink(ncA, 'b')
-    const cfgOf = (site: string, workerId: string): RuntimeConfig =>
-      compileConfig({
-        site,
-        natsUrl: sites.natsUrl(site),
-        partitions: P,
-        peer: { site: site === 'a' ? 'b' : 'a' },
-        homePartitions: siteOf(topo, site).homePartitions,
-        heartbeatMs: 250,
-        leaseTtlMs: 2_000,
-        checkpointIntervalMs: 250,
-        tickIntervalMs: 1_000,
-        workerId,
-      })
-    const cfgA = cfgOf('a', 'a-1')
-    const cfgB = cfgOf('b', 'b-1')
-    await provision(ncA, await jetstreamManager(ncA), cfgA)
-    await provision(ncB, await jetstreamManager(ncB), cfgB)
+    const conn = two.conn
+    let ncA = two.nc.a
+    const ncB = two.nc.b
+    const cfgA = two.cfg.a
+    const cfgB = two.cfg.b
     // Each site's worker is its own process (site a's is killed with -9; each gets a core of its own).
     const envOf = (c: RuntimeConfig): Record<string, string> => ({
-      PITWALL_SITE: c.site,
-      PITWALL_NATS_URL: c.natsUrl,
-      PITWALL_PARTITIONS: String(P),
-      PITWALL_PEER_SITE: c.peer?.site ?? '',
-      PITWALL_HOME_PARTITIONS: c.homePartitions.join(','),
-      PITWALL_HEARTBEAT_MS: '250',
-      PITWALL_LEASE_TTL_MS: '2000',
-      PITWALL_CHECKPOINT_INTERVAL_MS: '250',
+      ...two.envOf(c),
       // The production run's event time goes 10 s per reading (about 20x real time), so a re-send straddling the
       // failover can arrive more than the default 10 minutes of event time after its first copy, where a re-send
       // is applied and counted as unverifiable (docs/runtime.md, "Reading ids"). The guarantee under test is
@@ -420,37 +379,12 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
     cleanups.push(() => kill(workerB, 'SIGTERM'))
     // Production: a projector pair per site (its OUT and its mirror of the peer's), each site its own database.
     const pools = new Map<string, pg.Pool>()
-    const projectors = new Map<string, Array<{ p: Projector; nc: NatsConnection; stream: string }>>()
+    const projectors = new Map<string, SiteProjector[]>()
     const startProjectors = async (site: string, nc: NatsConnection, cfg: RuntimeConfig): Promise<void> => {
       let pool = pools.get(site)
-      if (!pool) {
-        const db = await createTestDb()
-        const created = new pg.Pool({ connectionString: db.url, max: 4 })
-        pools.set(site, (pool = created))
-        cleanups.push(
-          () => db.drop(),
-          () => created.end(),
-        )
-      }
-      const peer = site === 'a' ? 'b' : 'a'
-      const list: Array<{ p: Projector; nc: NatsConnection; stream: string }> = []
-      for (const [from, stream] of [
-        [site, cfg.streams.out],
-        [peer, peerStreams(cfg, peer).out],
-      ] as const) {
-        const p = new Projector({
-          nc,
-          pool,
-          site: from,
-          stream,
-          durable: `projector_${from}`,
-          ...(process.env.PITWALL_TEST_LOGS ? {} : { log: silentLog }),
-        })
-        await p.start()
-        list.push({ p, nc, stream })
-        cleanups.push(() => p.stop())
-      }
-      projectors.set(site, list)
+      if (!pool) pools.set(site, (pool = await siteDatabase(cleanups)))
+      const log = process.env.PITWALL_TEST_LOGS ? undefined : silentLog
+      projectors.set(site, await startProjectorPair(cleanups, nc, cfg, pool, log))
     }
     if (production) {
       await startProjectors('a', ncA, cfgA)
@@ -883,8 +817,6 @@ export async function runFailoverScenario(o: ScenarioOptions): Promise<ScenarioR
             .join('\n')}`,
         )
     }
-    for (const c of cleanups.reverse()) await c().catch(() => undefined)
-    await sites.stopAll()
-    await rm(dir, { recursive: true, force: true })
+    for (const fn of teardowns) await fn()
   }
 }

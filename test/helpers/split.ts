@@ -14,27 +14,21 @@
  * checks windows against the docs-only reference test/helpers/ref-environment.ts.
  */
 import type { Test } from 'tap'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import pg from 'pg'
+import type pg from 'pg'
 import { jetstream, jetstreamManager } from '@nats-io/jetstream'
 import { Kvm, type KV } from '@nats-io/kv'
-import { connect, type NatsConnection } from '@nats-io/transport-node'
-import { compileConfig, type RuntimeConfig } from '../../actors/config.js'
+import type { NatsConnection } from '@nats-io/transport-node'
+import type { RuntimeConfig } from '../../actors/config.js'
 import { PROFILES } from '../../actors/kinds/registry.js'
 import type { MoveResult } from '../../actors/handover.js'
 import { readRecord } from '../../actors/placement.js'
-import { provision } from '../../actors/provision.js'
-import { Projector, TABLES } from '../../projector/mod.js'
+import { TABLES } from '../../projector/mod.js'
 import { queryDeps, queryEntity } from '../../actors/query.js'
 import { buildProfiles } from '../../actors/runtime.js'
 import { peerStreams, type Segment, SiteMapView } from '../../actors/sitemap.js'
 import { parsePartitioned, partitionOf, tlmSubject } from '../../actors/subjects.js'
 import { SiteController } from '../../sites/controller.js'
-import { localTopology } from '../../sites/local-topology.js'
-import { LocalSites, waitForLink } from '../../sites/servers.js'
-import { siteOf } from '../../sites/topology.js'
+import { waitForLink } from '../../sites/servers.js'
 import { sumProfile } from '../fixtures/sum-profile.js'
 import { distPath, kill, spawnWorker } from './cluster.js'
 import {
@@ -48,9 +42,8 @@ import {
   waitRelays,
   WINDOW_MS,
 } from './failover.js'
-import { freePort } from './nats.js'
-import { createTestDb } from './pg.js'
 import { CuttableProxy } from './proxy.js'
+import { siteDatabase, type SiteProjector, startProjectorPair, startTwoSites } from './two-sites.js'
 import { referenceEnvironment, type EnvMsg } from './ref-environment.js'
 import { referenceSum } from './trace.js'
 
@@ -151,89 +144,26 @@ export async function splitAndHeal(t: Test, o: SplitOptions): Promise<void> {
   const log = (s: string): void => {
     t.comment(`+${((Date.now() - t0) / 1000).toFixed(1)}s ${s}`)
   }
-  const ports = new Map<string, number>()
-  for (const s of ['a', 'b'])
-    for (const k of ['client', 'cluster', 'leafnode']) ports.set(`${s}/${k}`, await freePort())
-  const topo = localTopology({ partitions: P, port: (s, _i, k) => ports.get(`${s}/${k}`) as number })
+  const production = o.profiles === 'production'
   // b dials a's leafnode through a proxy the test can cut.
-  const proxy = new CuttableProxy({ host: '127.0.0.1', port: ports.get('a/leafnode') as number })
-  await proxy.start()
+  const two = await startTwoSites(t, { partitions: P, tmpPrefix: 'pw-split-', proxy: true, tickIntervalMs: 1_000 })
+  const { cfg, nc, cleanups } = two
+  const proxy = two.proxy as CuttableProxy
   proxy.latency(o.latencyMs, o.jitterMs)
   if (o.loss) proxy.loss(o.loss.dir, o.loss.rate)
-  const production = o.profiles === 'production'
-  const dir = await mkdtemp(join(tmpdir(), 'pw-split-'))
-  const cleanups: Array<() => Promise<unknown>> = []
-  let sites: LocalSites | undefined
-  t.teardown(async () => {
-    for (const c of cleanups.reverse()) await c().catch(() => undefined)
-    await sites?.stopAll()
-    await proxy.stop()
-    await rm(dir, { recursive: true, force: true })
-  })
-  const local = new LocalSites(topo, dir, undefined, `nats-leaf://127.0.0.1:${proxy.port}`)
-  sites = local
-  await local.start()
-  const conn = (site: string): Promise<NatsConnection> =>
-    connect({ servers: local.natsUrl(site), noAsyncTraces: true, maxReconnectAttempts: -1, reconnectTimeWait: 250 })
-  const ncA = await conn('a')
-  const ncB = await conn('b')
-  cleanups.push(
-    () => ncA.close(),
-    () => ncB.close(),
-  )
-  await waitForLink(ncB, 'a')
-  await waitForLink(ncA, 'b')
-  const cfgOf = (site: string): RuntimeConfig =>
-    compileConfig({
-      site,
-      natsUrl: local.natsUrl(site),
-      partitions: P,
-      peer: { site: site === 'a' ? 'b' : 'a' },
-      homePartitions: siteOf(topo, site).homePartitions,
-      heartbeatMs: 250,
-      leaseTtlMs: 2_000,
-      checkpointIntervalMs: 250,
-      tickIntervalMs: 1_000,
-      workerId: `${site}-1`,
-    })
-  const cfg = { a: cfgOf('a'), b: cfgOf('b') }
-  const nc = { a: ncA, b: ncB }
-  for (const s of ['a', 'b'] as const) await provision(nc[s], await jetstreamManager(nc[s]), cfg[s])
+  const ncA = nc.a
+  const ncB = nc.b
   const script = distPath(production ? 'test/fixtures/worker-prod-main.js' : 'test/fixtures/worker-main.js')
   for (const s of ['a', 'b'] as const) {
-    const w = spawnWorker(script, `${s}-1`, {
-      PITWALL_SITE: s,
-      PITWALL_NATS_URL: cfg[s].natsUrl,
-      PITWALL_PARTITIONS: String(P),
-      PITWALL_PEER_SITE: s === 'a' ? 'b' : 'a',
-      PITWALL_HOME_PARTITIONS: cfg[s].homePartitions.join(','),
-      PITWALL_HEARTBEAT_MS: '250',
-      PITWALL_LEASE_TTL_MS: '2000',
-      PITWALL_CHECKPOINT_INTERVAL_MS: '250',
-    })
+    const w = spawnWorker(script, `${s}-1`, two.envOf(cfg[s]))
     cleanups.push(() => kill(w, 'SIGTERM'))
   }
   // A projector pair per site (its own OUT and its mirror of the peer's), each site its own database.
   const pools: Record<'a' | 'b', pg.Pool> = {} as Record<'a' | 'b', pg.Pool>
-  const projectors: Array<{ p: Projector; nc: NatsConnection; stream: string }> = []
+  const projectors: SiteProjector[] = []
   for (const s of ['a', 'b'] as const) {
-    const db = await createTestDb()
-    const pool = new pg.Pool({ connectionString: db.url, max: 4 })
-    pools[s] = pool
-    cleanups.push(
-      () => db.drop(),
-      () => pool.end(),
-    )
-    const peer = s === 'a' ? 'b' : 'a'
-    for (const [site, stream] of [
-      [s, cfg[s].streams.out],
-      [peer, peerStreams(cfg[s], peer).out],
-    ] as const) {
-      const p = new Projector({ nc: nc[s], pool, site, stream, durable: `projector_${site}` })
-      await p.start()
-      projectors.push({ p, nc: nc[s], stream })
-      cleanups.push(() => p.stop())
-    }
+    pools[s] = await siteDatabase(cleanups)
+    projectors.push(...(await startProjectorPair(cleanups, nc[s], cfg[s], pools[s])))
   }
   // Both controllers run as in production (each with its stray relay). a's: operator failover only. b's:
   // automatic failover after 1.5 s with the peer down, probing the link and a's controller's /healthz through a

@@ -3,22 +3,32 @@
  * both sites' nats-servers (sites/servers.ts LocalSites) in a temp dir, b dialling a's leafnode (through a
  * CuttableProxy the test can cut, with `proxy`), a connection to each site once the leafnode link is up both ways,
  * each site's runtime config (worker `<site>-1`, heartbeat 250 ms, lease 2 s, checkpoints every 250 ms) provisioned,
- * and the environment a worker process of that config gets. Everything stops at the test's teardown: first the
- * test's own `cleanups` (last first), then the servers, the proxy and the temp dir.
+ * and the environment a worker process of that config gets. Everything stops at the scope's teardown (a tap test,
+ * or a scenario's own `finally`): first the test's own `cleanups` (last first), then the servers, the proxy and the
+ * temp dir. `startProjectorPair` gives a site its projectors (its own OUT and its mirror of the peer's) into a
+ * database of its own.
  */
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { Test } from 'tap'
+import pg from 'pg'
 import { jetstreamManager } from '@nats-io/jetstream'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import { compileConfig, type RuntimeConfig } from '../../actors/config.js'
 import { provision } from '../../actors/provision.js'
+import { peerStreams } from '../../actors/sitemap.js'
+import { Projector } from '../../projector/mod.js'
 import { localTopology } from '../../sites/local-topology.js'
 import { LocalSites, waitForLink } from '../../sites/servers.js'
 import { siteOf, type Topology } from '../../sites/topology.js'
 import { freePort } from './nats.js'
+import { createTestDb } from './pg.js'
 import { CuttableProxy } from './proxy.js'
+
+/** Where teardown work is registered: a tap `Test`, or a scenario that runs it in its own `finally`. */
+export interface Scope {
+  teardown(fn: () => unknown): void
+}
 
 export type Site = 'a' | 'b'
 
@@ -55,7 +65,7 @@ export interface TwoSites {
 }
 
 /** Starts two sites as described above; stops them at `t`'s teardown. */
-export async function startTwoSites(t: Test, o: TwoSitesOptions): Promise<TwoSites> {
+export async function startTwoSites(t: Scope, o: TwoSitesOptions): Promise<TwoSites> {
   const ports = new Map<string, number>()
   for (const s of ['a', 'b'])
     for (const k of ['client', 'cluster', 'leafnode', ...(o.extraPorts ?? [])]) ports.set(`${s}/${k}`, await freePort())
@@ -113,4 +123,44 @@ export async function startTwoSites(t: Test, o: TwoSitesOptions): Promise<TwoSit
     PITWALL_CHECKPOINT_INTERVAL_MS: '250',
   })
   return { topo, dir, ports, sites, proxy, nc, cfg, conn, envOf, cleanups }
+}
+
+/** A new test database (dropped at teardown) and a pool on it, for one site's projectors. */
+export async function siteDatabase(cleanups: Array<() => Promise<unknown>>): Promise<pg.Pool> {
+  const db = await createTestDb()
+  const pool = new pg.Pool({ connectionString: db.url, max: 4 })
+  cleanups.push(
+    () => db.drop(),
+    () => pool.end(),
+  )
+  return pool
+}
+
+export interface SiteProjector {
+  p: Projector
+  nc: NatsConnection
+  stream: string
+}
+
+/** A site's projectors, as in production: its own OUT and its mirror of the peer's, into `pool`. */
+export async function startProjectorPair(
+  cleanups: Array<() => Promise<unknown>>,
+  nc: NatsConnection,
+  cfg: RuntimeConfig,
+  pool: pg.Pool,
+  log?: ConstructorParameters<typeof Projector>[0]['log'],
+): Promise<SiteProjector[]> {
+  const peer = cfg.peer?.site
+  if (!peer) throw new Error(`site ${cfg.site} has no peer`)
+  const list: SiteProjector[] = []
+  for (const [from, stream] of [
+    [cfg.site, cfg.streams.out],
+    [peer, peerStreams(cfg, peer).out],
+  ] as const) {
+    const p = new Projector({ nc, pool, site: from, stream, durable: `projector_${from}`, ...(log ? { log } : {}) })
+    await p.start()
+    list.push({ p, nc, stream })
+    cleanups.push(() => p.stop())
+  }
+  return list
 }
