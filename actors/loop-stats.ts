@@ -5,7 +5,14 @@
  * histogram, and the GC observer gets one callback per collection (tens per second under load). A reader asks
  * for a snapshot, optionally resetting the counters so the next snapshot covers one measured interval only.
  */
-import { constants, monitorEventLoopDelay, PerformanceObserver, type IntervalHistogram } from 'node:perf_hooks'
+import {
+  constants,
+  createHistogram,
+  monitorEventLoopDelay,
+  PerformanceObserver,
+  type IntervalHistogram,
+  type RecordableHistogram,
+} from 'node:perf_hooks'
 
 /** Sampling period of the loop-delay timer, ms: short enough to see stalls of a few ms, in C++ (cheap). */
 const LOOP_RESOLUTION_MS = 5
@@ -36,6 +43,12 @@ export interface ProcessStatsSnapshot {
   /** Event-loop delay in ms: how late the loop was to run a timer that was due. */
   loop_ms: LoopDelaySummary
   gc: GcSummary
+  /**
+   * Workers: from an input's JetStream timestamp (stored at the server) to the alert it caused leaving this
+   * process, ms (1 ms resolution: the stream's timestamp is in ms here). With the publisher's ack time and the
+   * arrival on OUT it splits an alert's latency into hops (bench/runtime.ts).
+   */
+  alert_ms?: LoopDelaySummary
 }
 
 const GC_KINDS: Record<number, string> = {
@@ -54,6 +67,7 @@ export class LoopStats {
   private readonly obs: PerformanceObserver
   private since = performance.now()
   private gc: GcSummary = emptyGc()
+  private readonly alerts: RecordableHistogram = createHistogram()
 
   constructor() {
     this.hist = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS })
@@ -70,6 +84,11 @@ export class LoopStats {
       }
     })
     this.obs.observe({ entryTypes: ['gc'] })
+  }
+
+  /** An alert emitted `ms` after its input was stored (negative: clocks apart; counted as 0). */
+  alertEmitted(ms: number): void {
+    this.alerts.record(Math.max(1, Math.round(ms * 1000)))
   }
 
   /** The interval so far; `reset` starts a new one. */
@@ -92,7 +111,21 @@ export class LoopStats {
       },
       gc: { count: this.gc.count, total_ms: round(this.gc.total_ms), max_ms: round(this.gc.max_ms), by_kind: by },
     }
+    const a = this.alerts
+    if (a.count > 0) {
+      const us = (x: number): number => Math.round(x) / 1000
+      snap.alert_ms = {
+        count: a.count,
+        mean: us(a.mean),
+        p50: us(a.percentile(50)),
+        p90: us(a.percentile(90)),
+        p99: us(a.percentile(99)),
+        p999: us(a.percentile(99.9)),
+        max: us(a.max),
+      }
+    }
     if (reset) {
+      a.reset()
       h.reset()
       this.gc = emptyGc()
       this.since = performance.now()

@@ -136,7 +136,7 @@ export class Worker {
       cfg,
       profiles: buildProfiles(this.opts.profiles, cfg),
       log: this.log,
-      observe: this.opts.observe,
+      observe: this.observer(),
       refs: this.refs.lookup,
     }
     if (cfg.peer) {
@@ -231,6 +231,21 @@ export class Worker {
         })
       }
       await new Promise((r) => setTimeout(r, 1_000))
+    }
+  }
+
+  /** The caller's observer, with each alert's stored -> emitted time also kept for the stats reply (`alert_ms`). */
+  private observer(): RuntimeObserver {
+    const inner = this.opts.observe
+    return {
+      checkpoint: (seconds) => inner?.checkpoint(seconds),
+      checkpointBytes: (bytes) => inner?.checkpointBytes?.(bytes),
+      reading: (profile) => inner?.reading?.(profile),
+      output: (partition, o, eventMs, ingestMs) => {
+        if (o.type === 'alert') this.loopStats?.alertEmitted(Date.now() - ingestMs)
+        inner?.output?.(partition, o, eventMs, ingestMs)
+      },
+      partitionClosed: (partition) => inner?.partitionClosed?.(partition),
     }
   }
 

@@ -31,6 +31,9 @@ export interface LatencyEntry {
   gc?: { count: number; total_ms: number; max_ms: number; ms_per_s?: number }
   cpu?: Record<string, number>
   observer_loop_ms?: { p99: number; max: number }
+  /** Hops of the alert's way (runs before these were measured lack them). */
+  due_to_ack?: Summary
+  alert_emit_ms?: { p50: number; p99: number; p999: number; max: number }
 }
 export interface RuntimeResult {
   meta?: {
@@ -159,6 +162,27 @@ export function renderRuntime(r: RuntimeResult): string {
         `${l.lost_by_place.out} / ${l.lost_by_place.pg} / ${l.lost_by_place.sse} | ${l.sustained === undefined ? '-' : l.sustained ? 'yes' : 'no'} | ` +
         `${l.event_loop_ms ? `${ms(l.event_loop_ms.p99)} / ${ms(l.event_loop_ms.max)}` : '-'} | ${l.gc ? `${ms(l.gc.total_ms)} (${l.gc.count})` : '-'} | ${cpuLine(l.cpu)} |`,
     )
+  }
+  const hops = r.latency.filter((l) => l.due_to_ack && l.alert_emit_ms)
+  if (hops.length > 0) {
+    out.push(
+      '',
+      "Where an alert's time goes, ms, p50 / p99 / max: due -> the generator holds JetStream's ack (publish and store);" +
+        ' stored -> emitted by the worker (its own histogram, worst worker); the rest of publish -> OUT is the way' +
+        " back (the output's store and delivery to the bench, and the bench's own loop: observer loop p99 / max).",
+      '',
+      '| rate | due -> acked | stored -> emitted (worker) | publish -> OUT | bench loop p99 / max |',
+      '|---|---|---|---|---|',
+    )
+    for (const l of hops) {
+      const a = l.due_to_ack as Summary
+      const e = l.alert_emit_ms as NonNullable<LatencyEntry['alert_emit_ms']>
+      out.push(
+        `| ${num(l.rate)} | ${ms(a.p50)} / ${ms(a.p99)} / ${ms(a.max)} | ${ms(e.p50)} / ${ms(e.p99)} / ${ms(e.max)} | ` +
+          `${ms(l.out.p50)} / ${ms(l.out.p99)} / ${ms(l.out.max)} | ` +
+          `${l.observer_loop_ms ? `${ms(l.observer_loop_ms.p99)} / ${ms(l.observer_loop_ms.max)}` : '-'} |`,
+      )
+    }
   }
   if (r.race?.length) {
     out.push(

@@ -177,6 +177,8 @@ function spawnProc(script: string, env: Record<string, string>): ChildProcess {
 /** Times of one timed reading: due (ms, performance.now) and its alert's arrival at each place. */
 interface Timed {
   due: number
+  /** When the generator got JetStream's ack for it (the reading is stored). */
+  ack: number
   phase: number
   out: number
   pg: number
@@ -213,7 +215,7 @@ class Observer {
     this.index.add(this.ringPart[k] as number, seq)
     const due = this.ringDue[k] as number
     if (due < 0) return
-    const t: Timed = { due, phase: this.ringPhase[k] as number, out: NaN, pg: NaN, sse: NaN }
+    const t: Timed = { due, ack: performance.now(), phase: this.ringPhase[k] as number, out: NaN, pg: NaN, sse: NaN }
     const e = this.early.get(seq)
     if (e) {
       this.early.delete(seq)
@@ -383,7 +385,11 @@ async function workerStats(nc: NatsConnection, reset: boolean): Promise<WorkerSt
   return out
 }
 
-function causeOf(ws: WorkerStatsReply[]): { event_loop_ms: Record<string, unknown>; gc: Record<string, unknown> } {
+function causeOf(ws: WorkerStatsReply[]): {
+  event_loop_ms: Record<string, unknown>
+  gc: Record<string, unknown>
+  alert_emit_ms: Record<string, unknown>
+} {
   const loop: Record<string, unknown> = {}
   const gcw: Record<string, unknown> = {}
   let p99 = 0
@@ -403,7 +409,11 @@ function causeOf(ws: WorkerStatsReply[]): { event_loop_ms: Record<string, unknow
     seconds = Math.max(seconds, w.interval_ms / 1000)
   }
   const r = (x: number): number => Math.round(x * 100) / 100
+  // Stored -> emitted per worker (each worker's own histogram); the figure is the worst worker's.
+  const emit = ws.flatMap((w) => (w.alert_ms ? [{ worker: w.worker, ...w.alert_ms }] : []))
+  const worst = (k: 'p50' | 'p99' | 'p999' | 'max'): number => Math.max(0, ...emit.map((e) => e[k]))
   return {
+    alert_emit_ms: { p50: worst('p50'), p99: worst('p99'), p999: worst('p999'), max: worst('max'), workers: emit },
     event_loop_ms: { p99, max, workers: loop },
     gc: {
       count,
@@ -468,6 +478,8 @@ interface PhaseResult {
   sse: LatencySummary
   lost: number
   lost_by_place: Record<Place, number>
+  /** Due -> the generator has JetStream's ack (the first hop: generator lateness, publish, store). */
+  due_to_ack: LatencySummary
 }
 
 /** Latencies of the timed readings of `phase`, from due time to each place; not arrived = lost. */
@@ -475,7 +487,9 @@ function phaseResult(obs: Observer, phase: number, rate: number, achieved: numbe
   const ts = obs.of(phase)
   const lat = { out: [] as number[], pg: [] as number[], sse: [] as number[] }
   const lost = { out: 0, pg: 0, sse: 0 }
+  const acks: number[] = []
   for (const t of ts) {
+    acks.push(t.ack - t.due)
     for (const place of ['out', 'pg', 'sse'] as const) {
       if (Number.isNaN(t[place])) lost[place]++
       else lat[place].push(t[place] - t.due)
@@ -490,6 +504,7 @@ function phaseResult(obs: Observer, phase: number, rate: number, achieved: numbe
     sse: summarize(lat.sse),
     lost: lost.out,
     lost_by_place: lost,
+    due_to_ack: summarize(acks),
   }
 }
 
