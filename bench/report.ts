@@ -34,6 +34,8 @@ export interface LatencyEntry {
   /** Hops of the alert's way (runs before these were measured lack them). */
   due_to_ack?: Summary
   alert_emit_ms?: { p50: number; p99: number; p999: number; max: number }
+  /** Per reading published: what each process sent the broker (in) and got from it (out). */
+  nats_per_reading?: Record<string, { in_msgs: number; out_msgs: number; in_bytes: number; out_bytes: number }>
 }
 export interface RuntimeResult {
   meta?: {
@@ -182,6 +184,27 @@ export function renderRuntime(r: RuntimeResult): string {
           `${ms(l.out.p50)} / ${ms(l.out.p99)} / ${ms(l.out.max)} | ` +
           `${l.observer_loop_ms ? `${ms(l.observer_loop_ms.p99)} / ${ms(l.observer_loop_ms.max)}` : '-'} |`,
       )
+    }
+  }
+  const traffic = r.latency.filter((l) => l.nats_per_reading)
+  if (traffic.length > 0) {
+    out.push(
+      '',
+      "The broker's work per reading published (its monitoring endpoint's connz over the measured window): messages" +
+        ' / bytes each process published to it (in) and was sent by it (out). A reading is ~120 bytes; what the' +
+        " workers publish beyond their outputs is their checkpoints' snapshots and acks.",
+      '',
+      '| rate | process | in msgs | in bytes | out msgs | out bytes |',
+      '|---|---|---|---|---|---|',
+    )
+    for (const l of traffic) {
+      const rows = Object.entries(l.nats_per_reading ?? {}).sort(([a], [b]) =>
+        a === 'total' ? 1 : b === 'total' ? -1 : a.localeCompare(b),
+      )
+      for (const [who, t] of rows)
+        out.push(
+          `| ${num(l.rate)} | ${who} | ${t.in_msgs} | ${num(t.in_bytes)} | ${t.out_msgs} | ${num(t.out_bytes)} |`,
+        )
     }
   }
   if (r.race?.length) {

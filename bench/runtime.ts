@@ -425,6 +425,58 @@ function causeOf(ws: WorkerStatsReply[]): {
   }
 }
 
+/** What one client of the nats-server published to it (`in`) and was sent by it (`out`), messages and bytes. */
+interface Traffic {
+  in_msgs: number
+  out_msgs: number
+  in_bytes: number
+  out_bytes: number
+}
+
+/** The server's connz, summed per process (by the connection names the services give themselves). */
+async function natsTraffic(monUrl: string): Promise<Map<string, Traffic>> {
+  const res = await fetch(`${monUrl}/connz?limit=4096`)
+  const body = (await res.json()) as { connections?: Array<Traffic & { name?: string }> }
+  const out = new Map<string, Traffic>()
+  for (const c of body.connections ?? []) {
+    const name = c.name ?? ''
+    const w = /^pitwall-worker-bench-w(\d+)$/.exec(name)
+    const who = w ? `worker-${w[1]}` : name === '' ? 'bench' : name.replace(/^pitwall-/, '').replace(/-[a-z]$/, '')
+    const t = out.get(who) ?? { in_msgs: 0, out_msgs: 0, in_bytes: 0, out_bytes: 0 }
+    t.in_msgs += c.in_msgs
+    t.out_msgs += c.out_msgs
+    t.in_bytes += c.in_bytes
+    t.out_bytes += c.out_bytes
+    out.set(who, t)
+  }
+  return out
+}
+
+/** Traffic between two connz readings per reading published in between, and the broker's total. */
+function perReading(a: Map<string, Traffic>, b: Map<string, Traffic>, readings: number): Record<string, Traffic> {
+  const r = (x: number): number => Math.round((x / Math.max(1, readings)) * 100) / 100
+  const out: Record<string, Traffic> = {}
+  const total: Traffic = { in_msgs: 0, out_msgs: 0, in_bytes: 0, out_bytes: 0 }
+  for (const [who, t] of b) {
+    const f = a.get(who) ?? { in_msgs: 0, out_msgs: 0, in_bytes: 0, out_bytes: 0 }
+    const d = {
+      in_msgs: t.in_msgs - f.in_msgs,
+      out_msgs: t.out_msgs - f.out_msgs,
+      in_bytes: t.in_bytes - f.in_bytes,
+      out_bytes: t.out_bytes - f.out_bytes,
+    }
+    for (const k of ['in_msgs', 'out_msgs', 'in_bytes', 'out_bytes'] as const) total[k] += d[k]
+    out[who] = { in_msgs: r(d.in_msgs), out_msgs: r(d.out_msgs), in_bytes: r(d.in_bytes), out_bytes: r(d.out_bytes) }
+  }
+  out.total = {
+    in_msgs: r(total.in_msgs),
+    out_msgs: r(total.out_msgs),
+    in_bytes: r(total.in_bytes),
+    out_bytes: r(total.out_bytes),
+  }
+  return out
+}
+
 /** Reads the live feed: one `alert` event per SSE frame, timed when its bytes arrive. */
 function sseClient(url: string, key: string, onEvent: (o: { seq: number }, at: number) => void): Promise<() => void> {
   return new Promise((resolve, reject) => {
@@ -523,7 +575,9 @@ async function settle(obs: Observer, phase: number, lastDue: number, rate: numbe
 async function main(): Promise<void> {
   const startedAt = new Date().toISOString()
   const load0 = loadavg()
-  const srv = await startNats()
+  // The server's monitoring port: per-client traffic (connz) for the broker's share of the cause.
+  const monUrl = `http://127.0.0.1:${await freePort()}`
+  const srv = await startNats({ config: `http: "${monUrl.slice('http://'.length)}"` })
   const db = await createTestDb()
   const nc = await connectTo(srv.url)
   const procs = new Map<string, ChildProcess>()
@@ -644,6 +698,7 @@ CREATE TRIGGER pw_bench_notify AFTER INSERT ON alert_events FOR EACH ROW EXECUTE
       await workerStats(nc, true)
       selfLoop.snapshot(true)
       const end = meter.begin()
+      const traffic0 = await natsTraffic(monUrl)
       const samples: Array<{ t: number; lag: number }> = []
       obs.phase = phase
       const t0 = performance.now()
@@ -657,6 +712,7 @@ CREATE TRIGGER pw_bench_notify AFTER INSERT ON alert_events FOR EACH ROW EXECUTE
       const lastDue = performance.now()
       await loop.stop()
       const used = end()
+      const traffic = perReading(traffic0, await natsTraffic(monUrl), loop.sent - sent0)
       const ws = await workerStats(nc, false)
       const self = selfLoop.snapshot()
       const lag = {
@@ -671,6 +727,7 @@ CREATE TRIGGER pw_bench_notify AFTER INSERT ON alert_events FOR EACH ROW EXECUTE
         ...causeOf(ws),
         cpu: used.cpu,
         observer_loop_ms: { p99: self.loop_ms.p99, max: self.loop_ms.max },
+        nats_per_reading: traffic,
       }
     }
 
