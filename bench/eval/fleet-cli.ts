@@ -106,7 +106,11 @@ export function table(r: EvalResult): string {
     ['geofence time error', d(s.fences.timeErrS, ' s')],
     [
       'low fuel',
-      `${s.lowFuel.raised}/${s.lowFuel.crossings} raised, delay ${d(s.lowFuel.delayS, ' s')}, ${s.lowFuel.false} false`,
+      `${s.lowFuel.raised}/${s.lowFuel.crossings} raised, delay ${d(s.lowFuel.delayS, ' s')}, ${s.lowFuel.false} false; ${s.lowFuel.onTime} on time (<= 60 s after, ${s.lowFuel.early} early)`,
+    ],
+    [
+      '  horizon rule',
+      `${s.lowFuel.horizon.raised}/${s.lowFuel.crossings} raised, ${s.lowFuel.horizon.onTime} on time (${s.lowFuel.horizon.early} early), ${s.lowFuel.horizon.missed} missed, ${s.lowFuel.horizon.false} false (no crossing within 30 min of engine-on time); delay ${d(s.lowFuel.horizon.delayS, ' s')}; early by ${d(s.lowFuel.horizon.earlyEngineS, ' s')} engine-on`,
     ],
     [
       'refuel',
