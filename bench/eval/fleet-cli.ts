@@ -101,7 +101,7 @@ export function table(r: EvalResult): string {
     ],
     [
       'geofence events',
-      `${s.fences.matched}/${s.fences.truth} matched, ${s.fences.missing} missing (${JSON.stringify(s.fences.missingByKind)}; ${s.fences.notConfigured} on fences not configured), ${s.fences.extra} extra (${f1(s.fences.extraPct)} %, ${JSON.stringify(s.fences.extraByKind)}), ${s.fences.ambiguous} ambiguous or unobserved not scored`,
+      `${s.fences.matched}/${s.fences.truth} matched, ${s.fences.missing} missing (${JSON.stringify(s.fences.missingByKind)}; ${s.fences.notConfigured} on fences not configured; ${s.fences.missingShallowFixes} whose fixes reach < 1 m beyond the edge), ${s.fences.extra} extra (${f1(s.fences.extraPct)} %, ${JSON.stringify(s.fences.extraByKind)}), ${s.fences.ambiguous} ambiguous or unobserved not scored`,
     ],
     ['geofence time error', d(s.fences.timeErrS, ' s')],
     [

@@ -20,6 +20,8 @@ export const FUEL_BEFORE_MS = 60_000
 export const FUEL_AFTER_MS = 300_000
 /** Low fuel raised more than this after (or before) a true crossing is not counted as that crossing's. */
 export const LOW_FUEL_WINDOW_MS = 30 * 60_000
+/** A missing fence event is "shallow in the fixes" when its episode's fixes reach less than this beyond the edge. */
+export const SHALLOW_FIX_M = 1
 /** The issue's target: low fuel raised at most this long after the true crossing (early is on time). */
 export const LOW_FUEL_ON_TIME_MS = 60_000
 /**
@@ -111,6 +113,9 @@ export interface FleetScore {
     missingByKind: Record<string, number>
     extraByKind: Record<string, number>
     timeErrS: Dist
+    /** Missing events whose episode's reported fixes reach less than SHALLOW_FIX_M beyond the edge on its side
+     *  (TrueFenceEvent.fixDepthM): within the GPS error, not told apart from noise. Informational, part of `missing`. */
+    missingShallowFixes: number
     /** Fences the profile was not given (e.g. polygons to a circles-only profile): their events count missing. */
     notConfigured: number
   }
@@ -389,7 +394,8 @@ export function scoreFleet(runs: VehicleRun[], fences: Fence[], configured: Set<
     fMatched = 0,
     fMissing = 0,
     fExtra = 0,
-    fNotConf = 0
+    fNotConf = 0,
+    fShallow = 0
   const missingByKind: Record<string, number> = {}
   const extraByKind: Record<string, number> = {}
   const fenceDt: number[] = []
@@ -469,6 +475,7 @@ export function scoreFleet(runs: VehicleRun[], fences: Fence[], configured: Set<
       fTruth++
       if (configured.has(te.fence)) fTruthConf++
       fMissing++
+      if ((te.fixDepthM ?? Infinity) < SHALLOW_FIX_M) fShallow++
       const k = fenceKind.get(te.fence) ?? 'unknown'
       missingByKind[k] = (missingByKind[k] ?? 0) + 1
       if (!configured.has(te.fence)) fNotConf++
@@ -633,6 +640,7 @@ export function scoreFleet(runs: VehicleRun[], fences: Fence[], configured: Set<
       missingByKind,
       extraByKind,
       timeErrS: dist(fenceDt),
+      missingShallowFixes: fShallow,
       notConfigured: fNotConf,
     },
     lowFuel: {

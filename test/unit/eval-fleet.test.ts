@@ -332,7 +332,7 @@ t.test('scorer: fence events within the tolerance, extra, ambiguous and initial 
         ev('a', 'exit', T0 + 5 * min),
         ev('a', 'enter', T0 + 10 * min),
         ev('a', 'exit', T0 + 20 * min, true),
-        ev('p', 'enter', T0 + 30 * min),
+        { ...ev('p', 'enter', T0 + 30 * min), fixDepthM: 0.4 }, // its fixes reach 0.4 m inside at most
       ],
     }),
     outputs: [
@@ -358,6 +358,7 @@ t.test('scorer: fence events within the tolerance, extra, ambiguous and initial 
   t.equal(s.fences.missing, 2)
   t.same(s.fences.missingByKind, { circle: 1, polygon: 1 })
   t.equal(s.fences.notConfigured, 1, 'the polygon was not configured')
+  t.equal(s.fences.missingShallowFixes, 1, 'one missing event whose fixes reach < 1 m beyond the edge')
   t.equal(s.fences.extra, 1)
   t.equal(s.fences.timeErrS.max, 89)
 })
