@@ -101,12 +101,16 @@ export function table(r: EvalResult): string {
     ],
     [
       'geofence events',
-      `${s.fences.matched}/${s.fences.truth} matched, ${s.fences.missing} missing (${JSON.stringify(s.fences.missingByKind)}; ${s.fences.notConfigured} on fences not configured), ${s.fences.extra} extra (${f1(s.fences.extraPct)} %, ${JSON.stringify(s.fences.extraByKind)}), ${s.fences.ambiguous} ambiguous or unobserved not scored`,
+      `${s.fences.matched}/${s.fences.truth} matched, ${s.fences.missing} missing (${JSON.stringify(s.fences.missingByKind)}; ${s.fences.notConfigured} on fences not configured; ${s.fences.missingShallowFixes} whose fixes reach < 1 m beyond the edge), ${s.fences.extra} extra (${f1(s.fences.extraPct)} %, ${JSON.stringify(s.fences.extraByKind)}), ${s.fences.ambiguous} ambiguous or unobserved not scored`,
     ],
     ['geofence time error', d(s.fences.timeErrS, ' s')],
     [
       'low fuel',
-      `${s.lowFuel.raised}/${s.lowFuel.crossings} raised, delay ${d(s.lowFuel.delayS, ' s')}, ${s.lowFuel.false} false`,
+      `${s.lowFuel.raised}/${s.lowFuel.crossings} raised, delay ${d(s.lowFuel.delayS, ' s')}, ${s.lowFuel.false} false; ${s.lowFuel.onTime} on time (<= 60 s after, ${s.lowFuel.early} early)`,
+    ],
+    [
+      '  horizon rule',
+      `${s.lowFuel.horizon.raised}/${s.lowFuel.crossings} raised, ${s.lowFuel.horizon.onTime} on time (${s.lowFuel.horizon.early} early), ${s.lowFuel.horizon.missed} missed, ${s.lowFuel.horizon.false} false (no crossing within 30 min of engine-on time); delay ${d(s.lowFuel.horizon.delayS, ' s')}; early by ${d(s.lowFuel.horizon.earlyEngineS, ' s')} engine-on`,
     ],
     [
       'refuel',

@@ -20,6 +20,16 @@ export const FUEL_BEFORE_MS = 60_000
 export const FUEL_AFTER_MS = 300_000
 /** Low fuel raised more than this after (or before) a true crossing is not counted as that crossing's. */
 export const LOW_FUEL_WINDOW_MS = 30 * 60_000
+/** A missing fence event is "shallow in the fixes" when its episode's fixes reach less than this beyond the edge. */
+export const SHALLOW_FIX_M = 1
+/** The issue's target: low fuel raised at most this long after the true crossing (early is on time). */
+export const LOW_FUEL_ON_TIME_MS = 60_000
+/**
+ * Horizon of an early warning, in engine-on time: a warning is that crossing's when the true level crosses
+ * within this much engine-on time after it (fuel burns only with the engine on; a layover in between does
+ * not count against it), else it is false (raised for a vehicle that did not get low).
+ */
+export const LOW_FUEL_HORIZON_ENGINE_MS = 30 * 60_000
 /** An overheat alert belongs to an episode when it opens in [start, end + this]. */
 export const OVERHEAT_AFTER_MS = 120_000
 /** An `enter` of a fence the vehicle starts the day inside, within this time of its first reading, is optional. */
@@ -103,10 +113,35 @@ export interface FleetScore {
     missingByKind: Record<string, number>
     extraByKind: Record<string, number>
     timeErrS: Dist
+    /** Missing events whose episode's reported fixes reach less than SHALLOW_FIX_M beyond the edge on its side
+     *  (TrueFenceEvent.fixDepthM): within the GPS error, not told apart from noise. Informational, part of `missing`. */
+    missingShallowFixes: number
     /** Fences the profile was not given (e.g. polygons to a circles-only profile): their events count missing. */
     notConfigured: number
   }
-  lowFuel: { crossings: number; raised: number; missed: number; false: number; delayS: Dist }
+  /** Window rule: a raise within LOW_FUEL_WINDOW_MS (wall time, either side) of a crossing is that crossing's.
+   *  onTime: raised at most LOW_FUEL_ON_TIME_MS after it (early included); early: before it. */
+  lowFuel: {
+    crossings: number
+    raised: number
+    missed: number
+    false: number
+    delayS: Dist
+    onTime: number
+    early: number
+    /** Horizon rule: a raise is the crossing's when that crossing comes within LOW_FUEL_HORIZON_ENGINE_MS of
+     *  engine-on time after it, or LOW_FUEL_WINDOW_MS after the crossing; else it is false. Delays signed
+     *  (early negative); earlyEngineS: engine-on time from the raise to the crossing for early raises. */
+    horizon: {
+      raised: number
+      missed: number
+      false: number
+      onTime: number
+      early: number
+      delayS: Dist
+      earlyEngineS: Dist
+    }
+  }
   fuelEvents: {
     refuel: { truth: number; detected: number; extra: number }
     fuelDrop: { truth: number; detected: number; extra: number }
@@ -359,7 +394,8 @@ export function scoreFleet(runs: VehicleRun[], fences: Fence[], configured: Set<
     fMatched = 0,
     fMissing = 0,
     fExtra = 0,
-    fNotConf = 0
+    fNotConf = 0,
+    fShallow = 0
   const missingByKind: Record<string, number> = {}
   const extraByKind: Record<string, number> = {}
   const fenceDt: number[] = []
@@ -368,6 +404,9 @@ export function scoreFleet(runs: VehicleRun[], fences: Fence[], configured: Set<
     lfMissed = 0,
     lfFalse = 0
   const lfDelay: number[] = []
+  const lfH = { raised: 0, missed: 0, false: 0, onTime: 0, early: 0 }
+  const lfHDelay: number[] = []
+  const lfHEngine: number[] = []
   const fuel = { refuel: { truth: 0, detected: 0, extra: 0 }, fuelDrop: { truth: 0, detected: 0, extra: 0 } }
   const dtc = { truth: 0, detected: 0, extra: 0 }
   const oh = { truth: 0, detected: 0, extra: 0 }
@@ -436,6 +475,7 @@ export function scoreFleet(runs: VehicleRun[], fences: Fence[], configured: Set<
       fTruth++
       if (configured.has(te.fence)) fTruthConf++
       fMissing++
+      if ((te.fixDepthM ?? Infinity) < SHALLOW_FIX_M) fShallow++
       const k = fenceKind.get(te.fence) ?? 'unknown'
       missingByKind[k] = (missingByKind[k] ?? 0) + 1
       if (!configured.has(te.fence)) fNotConf++
@@ -460,6 +500,34 @@ export function scoreFleet(runs: VehicleRun[], fences: Fence[], configured: Set<
       lfDelay.push(((lf[i] as { at: number }).at - c.t) / 1000)
     }
     lfFalse += lf.length - lfUsed.size
+    // The horizon rule: engine-on time between two instants, from the true ignition cycles.
+    const engineMs = (a: number, b: number): number => {
+      let ms = 0
+      for (const t of truth.trips) ms += overlap(a, b, t.ignitionOn, t.ignitionOff)
+      return ms
+    }
+    const hUsed = new Set<number>()
+    for (const c of truth.lowFuelCrossings) {
+      const i = lf.findIndex(
+        (a, k) =>
+          !hUsed.has(k) &&
+          (a.at <= c.t ? engineMs(a.at, c.t) <= LOW_FUEL_HORIZON_ENGINE_MS : a.at - c.t <= LOW_FUEL_WINDOW_MS),
+      )
+      if (i < 0) {
+        lfH.missed++
+        continue
+      }
+      hUsed.add(i)
+      lfH.raised++
+      const at = (lf[i] as { at: number }).at
+      lfHDelay.push((at - c.t) / 1000)
+      if (at - c.t <= LOW_FUEL_ON_TIME_MS) lfH.onTime++
+      if (at < c.t) {
+        lfH.early++
+        lfHEngine.push(engineMs(at, c.t) / 1000)
+      }
+    }
+    lfH.false += lf.length - hUsed.size
     // --- refuel and fuel drops ---
     for (const [key, re] of [
       ['refuel', /^refuel/],
@@ -572,9 +640,19 @@ export function scoreFleet(runs: VehicleRun[], fences: Fence[], configured: Set<
       missingByKind,
       extraByKind,
       timeErrS: dist(fenceDt),
+      missingShallowFixes: fShallow,
       notConfigured: fNotConf,
     },
-    lowFuel: { crossings: lfCross, raised: lfRaised, missed: lfMissed, false: lfFalse, delayS: dist(lfDelay) },
+    lowFuel: {
+      crossings: lfCross,
+      raised: lfRaised,
+      missed: lfMissed,
+      false: lfFalse,
+      delayS: dist(lfDelay),
+      onTime: lfDelay.filter((x) => x * 1000 <= LOW_FUEL_ON_TIME_MS).length,
+      early: lfDelay.filter((x) => x < 0).length,
+      horizon: { ...lfH, delayS: dist(lfHDelay), earlyEngineS: dist(lfHEngine) },
+    },
     fuelEvents: fuel,
     dtc,
     overheat: oh,

@@ -4,7 +4,9 @@
  * (cmd/simulate.ts makeSimulator, seeded) through the profile in a real ActorCell, with processing-time ticks, and
  * compares every output byte for byte with test/fixtures/alert-outputs.json, recorded from main before the
  * lifecycle moved into one module (and re-recorded once since, for an intended change: the road's geofence enter
- * hysteresis, issue 22, made the trace's geofence alerts 102 open/close pairs instead of 106; nothing else moved). The configs below lower update steps and add geofences so that every state
+ * hysteresis, issue 22, made the trace's geofence alerts 102 open/close pairs instead of 106; nothing else moved;
+ * and for the road's low fuel on the trend line's lower confidence bound, issue 22: its one low_fuel opens 10 s
+ * earlier, dated at the raise, so its id and seq moved; counts unchanged). The configs below lower update steps and add geofences so that every state
  * (open, update, close; the road has no update) and the road's sub-keyed ids (geofence, dtc) occur.
  *
  * Re-record (only when an output change is intended): PITWALL_RECORD_ALERT_FIXTURE=1 npx tsx test/unit/alert-outputs.test.ts

@@ -164,6 +164,37 @@ t.test('fence truth alternates enter/exit from the initial state, on the true pa
   t.ok(fenceDepthM(sq, [40.7505, -73.9895]) < 0 && fenceDepthM(sq, [40.752, -73.9895]) > 0, 'polygon inside/outside')
 })
 
+t.test('scorer: low fuel horizon rule: early warnings count within 30 min of engine-on time, else false', async (t) => {
+  // Engine on 0-30 min and 60-90 min (a 30 min layover); the level crosses at 70 min. A warning at 25 min is
+  // 45 min of wall time early but 15 min of engine-on time: the crossing's under the horizon rule, false under
+  // the window rule (more than 30 min of wall time). A second vehicle warns with no crossing at all: false.
+  const run: VehicleRun = {
+    vin: 'V',
+    horizonMs: 0,
+    truth: truthOf({
+      trips: [trip(0, T0 + min, T0 + 29 * min, 1000), trip(1, T0 + 61 * min, T0 + 89 * min, 1000)],
+      lowFuelCrossings: [{ t: T0 + 70 * min, levelPct: 9.99 }],
+    }),
+    outputs: [alert('low_fuel', 'open', T0 + 25 * min, T0 + 25 * min)],
+  }
+  const never: VehicleRun = {
+    vin: 'W',
+    horizonMs: 0,
+    truth: truthOf({ trips: [trip(0, T0 + min, T0 + 59 * min, 1000)] }),
+    outputs: [alert('low_fuel', 'open', T0 + 50 * min, T0 + 50 * min)],
+  }
+  const s = scoreFleet([run, never], [], new Set())
+  t.same([s.lowFuel.raised, s.lowFuel.missed, s.lowFuel.false], [0, 1, 2], 'window rule: both false, crossing missed')
+  const h = s.lowFuel.horizon
+  t.same([h.raised, h.missed, h.false, h.onTime, h.early], [1, 0, 1, 1, 1], 'horizon rule')
+  t.equal(h.delayS.worst, -45 * 60, 'signed delay: 45 min early')
+  t.equal(h.earlyEngineS.max, 15 * 60, '15 min of engine-on time early')
+  // A warning at 5 min is 35 min of engine-on time before the crossing: beyond the horizon, false and missed.
+  const far = { ...run, outputs: [alert('low_fuel', 'open', T0 + 5 * min, T0 + 5 * min)] }
+  const f = scoreFleet([far], [], new Set()).lowFuel.horizon
+  t.same([f.raised, f.missed, f.false], [0, 1, 1], 'too early: false')
+})
+
 // ---------- scorer cases by hand ----------
 
 const T0 = 1_790_000_000_000
@@ -301,7 +332,7 @@ t.test('scorer: fence events within the tolerance, extra, ambiguous and initial 
         ev('a', 'exit', T0 + 5 * min),
         ev('a', 'enter', T0 + 10 * min),
         ev('a', 'exit', T0 + 20 * min, true),
-        ev('p', 'enter', T0 + 30 * min),
+        { ...ev('p', 'enter', T0 + 30 * min), fixDepthM: 0.4 }, // its fixes reach 0.4 m inside at most
       ],
     }),
     outputs: [
@@ -327,6 +358,7 @@ t.test('scorer: fence events within the tolerance, extra, ambiguous and initial 
   t.equal(s.fences.missing, 2)
   t.same(s.fences.missingByKind, { circle: 1, polygon: 1 })
   t.equal(s.fences.notConfigured, 1, 'the polygon was not configured')
+  t.equal(s.fences.missingShallowFixes, 1, 'one missing event whose fixes reach < 1 m beyond the edge')
   t.equal(s.fences.extra, 1)
   t.equal(s.fences.timeErrS.max, 89)
 })
@@ -363,6 +395,7 @@ t.test('scorer: low fuel delay, refuel and fuel drop windows, DTC and overheat',
   )
   t.same(s.fuelEvents.refuel, { truth: 1, detected: 1, extra: 0 })
   t.same(s.fuelEvents.fuelDrop, { truth: 1, detected: 0, extra: 1 })
+  t.same([s.lowFuel.onTime, s.lowFuel.early], [1, 0], '45 s after: on time (<= 60 s), not early')
   t.same(s.dtc, { truth: 1, detected: 1, extra: 0 })
   t.same(s.overheat, { truth: 1, detected: 1, extra: 1 })
 })

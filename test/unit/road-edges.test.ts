@@ -192,7 +192,8 @@ const absMedian = (xs: number[]): number => {
 void t.test('low fuel on a noisy drain is raised close to the true crossing', async (t) => {
   // 1 point per 10 min from 13 %, read every 5 s to 0.1 % with +-0.5 uniform noise and a slosh of one point peak
   // to peak (a 47 s sway while driving): the true level crosses 10 % at 30 min. 20 seeded drains.
-  const trend = fuelDelays(ROAD_DEFAULTS, 20)
+  // On the line's level itself (lowFuelSigmas 0): close to the crossing, either side.
+  const trend = fuelDelays({ ...ROAD_DEFAULTS, lowFuelSigmas: 0 }, 20)
   t.ok(
     trend.every((d) => Number.isFinite(d)),
     'raised on every drain',
@@ -202,6 +203,15 @@ void t.test('low fuel on a noisy drain is raised close to the true crossing', as
     `trend line (10 min): within 120 s: ${trend.join(', ')} s`,
   )
   t.ok(absMedian(trend) <= 60, `median |delay| ${absMedian(trend)} s <= 60 s`)
+  // The default: on the line's lower confidence bound (0.75 robust spreads of the bins below it): never late,
+  // and early by a few minutes only (0.4-0.5 points here, at 1 point per 10 min).
+  const early = fuelDelays(ROAD_DEFAULTS, 20)
+  t.ok(
+    early.every((d) => Number.isFinite(d) && d <= 0 && d >= -300),
+    `lower bound: raised 0-300 s before the crossing: ${early.join(', ')} s`,
+  )
+  const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length
+  t.ok(mean(early) < mean(trend), 'earlier than on the line itself')
   // The smoothed level of before (fuelTrendMs 0) on the same drains: its worst case is further off.
   const old = fuelDelays({ ...ROAD_DEFAULTS, fuelTrendMs: 0 }, 20)
   const worst = (xs: number[]): number => Math.max(...xs.map(Math.abs))
@@ -210,6 +220,52 @@ void t.test('low fuel on a noisy drain is raised close to the true crossing', as
     trendLevel([0, 10, 1000, 9, 2000, 8, 3000, 7, 4000, 6, 5000, 50], 6000)?.map((x) => Math.round(x * 1000) / 1000),
     [4, -0.001],
     'Theil-Sen: one wild sample does not move the line',
+  )
+})
+
+void t.test('low fuel: the trend goes on across an engine-off layover, a refuel restarts it', async (t) => {
+  // 1 point per 10 min of driving from 11.3 %, read every 5 s with a seeded +-0.2 noise; the bus parks (engine off,
+  // no readings) for 20 min at 10.3 % and drives on: the true level crosses 10 % 3 min into the next trip.
+  // Before, the window restarted after the gap and nothing was raised for half a window (5 min: 2 min late).
+  const r0 = rng(7)
+  const drive = (from: number, s0: number, s1: number, t0: number, lvl0: number): HarnessMessage[] => {
+    const m: HarnessMessage[] = []
+    for (let s = s0; s <= s1; s += 5)
+      m.push(
+        rd(t0 + s * 1000, {
+          fuel_level: Math.round((lvl0 - (s - from) / 600 + 0.4 * (r0() - 0.5)) * 10) / 10,
+          speed: 30,
+          ignition: true,
+        }),
+      )
+    return m
+  }
+  const before = drive(0, 0, 600, T0, 11.3)
+  const t1 = T0 + 600_000 + 20 * 60_000
+  const layover = [rd(T0 + 605_000, { fuel_level: 10.3, speed: 0, ignition: false })]
+  const after = drive(0, 0, 600, t1, 10.3)
+  const crossing = t1 + 180_000
+  const opens = (outs: EmittedOutput[]): number[] =>
+    outs
+      .filter((o) => o.type === 'alert' && (o.body as AlertBody).type === 'low_fuel')
+      .filter((o) => (o.body as AlertBody).state === 'open')
+      .map((o) => o.ts)
+  const on = opens(
+    runActor(road, entity, [...before, ...layover, ...after], { config: { ...ROAD_DEFAULTS, lowFuelSigmas: 0 } })
+      .outputs,
+  )
+  t.equal(on.length, 1, 'one low_fuel')
+  t.ok(
+    Math.abs((on[0] ?? 0) - crossing) <= 60_000,
+    `raised ${((on[0] ?? 0) - crossing) / 1000} s from the crossing, 3 min into the trip after the layover`,
+  )
+  // A refuel in the layover (+40 points): the window restarts, nothing is raised on the old trend.
+  const refuelled = drive(0, 0, 600, t1, 50.3)
+  const out = runActor(road, entity, [...before, ...layover, ...refuelled], { config: ROAD_DEFAULTS }).outputs
+  t.same(opens(out), [], 'no low_fuel after a refuel')
+  t.ok(
+    out.some((o) => o.type === 'score' && (o.body as { name?: string }).name === 'refuel'),
+    'the refuel is reported',
   )
 })
 

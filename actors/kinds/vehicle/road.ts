@@ -47,9 +47,11 @@
  *    The version of the set applied is kept in the state (`gfVer`) and in each output's details.
  *  - fuel: the level is smoothed by the median of the readings of the last fuelSmoothMs (>= 3 readings), so one
  *    noisy reading neither raises nor restarts anything. low_fuel: the level of a Theil-Sen line through the 20 s
- *    means of the last fuelTrendMs, at the reading's time, < lowFuelPct for >= lowFuelMs since the line crossed
- *    it (fuelTrendMs 0: the smoothed level, from the first raw reading below); closes when the smoothed level is
- *    above lowFuelPct + hysteresis.
+ *    means of the last fuelTrendMs, at the reading's time, less lowFuelSigmas robust spreads of the bins about it
+ *    (a lower confidence bound: raised at or before the true crossing), < lowFuelPct for >= lowFuelMs since it
+ *    crossed (fuelTrendMs 0: the smoothed level, from the first raw reading below); the window goes on across a
+ *    gap in engine-on time when the level did not move; closes when the smoothed level is above lowFuelPct +
+ *    hysteresis.
  *    refuel (`score`): smoothed level >= refuelPct above its minimum of the last fuelEventWindowMs, reported once
  *    it has stopped rising for fuelSettleMs or the vehicle moves. fuel_drop (alert, warning, opened and closed at
  *    once): smoothed level >= fuelDropPct below its maximum of the last fuelEventWindowMs.
@@ -144,6 +146,11 @@ export interface RoadConfig {
   fuelSmoothMs: number
   /** Low fuel on the level of a robust trend line (Theil-Sen) over this much of the smoothed level (0 = the smoothed level itself). */
   fuelTrendMs: number
+  /**
+   * Low fuel is raised early by this many residual spreads of the trend line: on its level minus that many
+   * robust standard deviations of the bins around it (a lower confidence bound), 0 = on the line's level.
+   */
+  lowFuelSigmas: number
   refuelPct: number
   fuelDropPct: number
   fuelEventWindowMs: number
@@ -187,6 +194,7 @@ export const ROAD_DEFAULTS: RoadConfig = Object.freeze({
   lowFuelHysteresis: 3,
   fuelSmoothMs: 30_000,
   fuelTrendMs: 600_000,
+  lowFuelSigmas: 0.75,
   refuelPct: 8,
   fuelDropPct: 5,
   fuelEventWindowMs: 600_000,
@@ -237,6 +245,7 @@ export function validateRoadConfig(c: RoadConfig): void {
     'lowFuelHysteresis',
     'fuelSmoothMs',
     'fuelTrendMs',
+    'lowFuelSigmas',
     'refuelPct',
     'fuelDropPct',
     'fuelEventWindowMs',
@@ -362,8 +371,9 @@ export interface RoadState {
   ft: number[]
   /** The bin being filled: [sum of ts, sum of levels, readings, first ts], or null. */
   fbin: [number, number, number, number] | null
-  /** The trend line fitted when the last bin closed: [ts, level at ts, slope per ms], or null (too few bins). */
-  fline: [number, number, number] | null
+  /** The trend line fitted when the last bin closed: [ts, level at ts, slope per ms, robust spread of the bins
+   *  around it (points)], or null (too few bins). */
+  fline: [number, number, number, number] | null
   /** A refuel (+1) or drop (-1) in progress: [sign, start ts, level before, extreme level, ts of the extreme]. */
   fev: [number, number, number, number, number] | null
   /** Start of the open unit_offline alert, or null. */
@@ -447,12 +457,28 @@ function litres(pct: number, c: RoadConfig): Record<string, number> {
  * bins older than fuelTrendMs drop out, and a gap of more than TREND_GAP_MS restarts it.
  */
 function pushTrend(s: RoadState, ts: number, raw: number, c: RoadConfig): void {
-  // A gap (the unit was off: a refuel or a siphoning may have moved the level) restarts the window.
+  // A gap: the unit was off (or its link was). Fuel burns with the engine, not with the clock, so when the level
+  // after the gap is where the line left it, the window goes on with the gap taken out of its time (its bins
+  // and line move forward by the gap): a bus that parked at 10.3 % is judged on that trend from its first minute
+  // of the next trip, not blind for half a window. A level that moved more than TREND_GAP_KEEP_PCT (a refuel or
+  // a siphoning, also followed as a fuel event) restarts it.
   const lastTs = s.fbin !== null ? s.fbin[0] / s.fbin[2] : s.ft.length >= 2 ? (s.ft[s.ft.length - 2] as number) : null
   if (lastTs !== null && ts - lastTs > TREND_GAP_MS) {
-    s.ft = []
-    s.fbin = null
-    s.fline = null
+    const fl = s.fline
+    const at = fl ? fl[1] + fl[2] * (lastTs - fl[0]) : null
+    if (fl && at !== null && Math.abs(raw - at) <= TREND_GAP_KEEP_PCT) {
+      const shift = Math.round(ts - lastTs - FUEL_HIST_STEP_MS)
+      for (let i = 0; i < s.ft.length; i += 2) s.ft[i] = (s.ft[i] as number) + shift
+      if (s.fbin !== null) {
+        s.fbin[0] += shift * s.fbin[2]
+        s.fbin[3] += shift
+      }
+      fl[0] += shift
+    } else {
+      s.ft = []
+      s.fbin = null
+      s.fline = null
+    }
   }
   let closed = false
   if (s.fbin !== null && ts - s.fbin[3] >= FUEL_HIST_STEP_MS) {
@@ -473,12 +499,14 @@ function pushTrend(s: RoadState, ts: number, raw: number, c: RoadConfig): void {
   if (closed) {
     const span = s.ft.length >= 4 ? (s.ft[s.ft.length - 2] as number) - (s.ft[0] as number) : 0
     const line = span >= c.fuelTrendMs / 2 ? trendLevel(s.ft, ts) : null
-    s.fline = line ? [ts, line[0], line[1]] : null
+    s.fline = line ? [ts, line[0], line[1], trendSpread(s.ft, ts, line[0], line[1])] : null
   }
 }
 
-/** A gap in the fuel readings that restarts the trend window. */
+/** A gap in the fuel readings after which the trend window goes on without the gap, or restarts. */
 const TREND_GAP_MS = 60_000
+/** The trend window goes on across a gap when the first level after it is within this of the line (points). */
+const TREND_GAP_KEEP_PCT = 2
 /** Fewest samples of the trend window (FUEL_HIST_STEP_MS apart) before its line is trusted over the smoothed level. */
 const TREND_MIN_SAMPLES = 6
 
@@ -504,6 +532,18 @@ export function trendLevel(ft: readonly number[], ts: number): [number, number] 
   return [medianOf(icpt), slope]
 }
 
+/**
+ * Robust standard deviation of the trend window's bins around the line (1.4826 × median absolute residual):
+ * how far the sender's level wanders from the trend, in points. A clean sender (rounding only) gives a few
+ * hundredths, a noisy one (slow sender error, slosh) a few tenths.
+ */
+export function trendSpread(ft: readonly number[], ts: number, level: number, slope: number): number {
+  const res: number[] = []
+  for (let i = 0; i + 1 < ft.length; i += 2)
+    res.push(Math.abs((ft[i + 1] as number) - (level + slope * ((ft[i] as number) - ts))))
+  return res.length > 0 ? 1.4826 * medianOf(res) : 0
+}
+
 function medianOf(xs: number[]): number {
   xs.sort((a, b) => a - b)
   const m = xs.length >> 1
@@ -520,7 +560,11 @@ function lowFuel(s: RoadState, ctx: ActorContext, ts: number, raw: number, sm: n
   // With a trend window, nothing is raised until it holds TREND_MIN_SAMPLES bins, nor while a refuel or a drop is
   // being followed (the line spans the jump).
   const fl = c.fuelTrendMs > 0 && s.fev === null ? s.fline : null
-  const tr: [number, number] | null = fl ? [fl[1] + fl[2] * (ts - fl[0]), fl[2]] : null
+  // The estimate with a trend: the line's level at ts less lowFuelSigmas spreads (a lower confidence bound:
+  // the level may be this low already), so the warning comes at or before the true crossing, not minutes
+  // after it; how early scales with the sender's noise (docs/profiles.md, road, fuel).
+  const lvl = fl ? fl[1] + fl[2] * (ts - fl[0]) : sm
+  const tr: [number, number] | null = fl ? [lvl - c.lowFuelSigmas * (fl[3] ?? 0), fl[2]] : null
   if (c.fuelTrendMs > 0 && tr === null && s.lf[1] === null) return
   const est = tr ? tr[0] : sm
   // When the estimate went below: with a trend, where its line crossed (not before the window); else the
@@ -538,15 +582,21 @@ function lowFuel(s: RoadState, ctx: ActorContext, ts: number, raw: number, sm: n
   }
   if (s.lf[1] === null) {
     if (est < c.lowFuelPct && s.lowSince !== null && ts - s.lowSince >= c.lowFuelMs) {
-      s.lf = [s.lowSince, s.lowSince, est]
+      // Dated where the line itself crossed the threshold when that is past, else now: an early warning (on the
+      // lower bound, the line still above) starts when it is raised, never before the level was thought low.
+      const lineAt = tr && lvl < c.lowFuelPct && tr[1] < 0 ? ts + (c.lowFuelPct - lvl) / tr[1] : ts
+      const start = tr ? Math.round(Math.max(s.ft[0] ?? lineAt, Math.min(ts, lineAt))) : s.lowSince
+      s.lf = [start, start, est]
       emitAlert(ctx, ts, {
         type: 'low_fuel',
         severity: 'warning',
         state: 'open',
-        start: s.lowSince,
-        value: est,
+        start,
+        value: lvl,
         threshold: c.lowFuelPct,
-        explanation: `fuel ${est.toFixed(1)} % (${tr ? 'trend of the last minutes' : 'smoothed'}) < ${c.lowFuelPct} %`,
+        explanation: tr
+          ? `fuel ${lvl.toFixed(1)} % (trend of the last minutes${est < lvl ? `, may be ${est.toFixed(1)} %` : ''}) < ${c.lowFuelPct} %`
+          : `fuel ${est.toFixed(1)} % (smoothed) < ${c.lowFuelPct} %`,
       })
     }
   } else if (sm > c.lowFuelPct + c.lowFuelHysteresis) {
@@ -1761,6 +1811,8 @@ const codec: SnapshotCodec<RoadState> = {
     if (!Array.isArray(s.ft)) s.ft = []
     s.fbin ??= null
     s.fline ??= null
+    // Written before the line carried its spread: no early margin until the next bin refits it.
+    if (s.fline && s.fline.length < 4) s.fline = [s.fline[0], s.fline[1], s.fline[2], 0]
     return s
   },
 }
