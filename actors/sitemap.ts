@@ -335,7 +335,7 @@ export async function writeOverride(kv: KV, o: SiteOverride): Promise<number> {
   return await kv.put(SITE_OVERRIDE_KEY, JSON.stringify(o))
 }
 
-export type GateReason = 'synced' | 'first-start' | 'override' | 'peer-unreachable' | 'timeout'
+export type GateReason = 'synced' | 'first-start' | 'override' | 'moved' | 'peer-unreachable' | 'timeout'
 export interface GateState {
   open: boolean
   reason: GateReason
@@ -350,7 +350,8 @@ export interface GateState {
  *   (so the next map refresh sees the peer's epoch);
  * - first-start: nothing of either site's state exists here (no own map, no partition record, no mirrored map
  *   of the peer): a new deployment, nothing to be stale about;
- * - override: the operator's `pitwall site assume-peer-lost` is in force (a peer gone for good).
+ * - override: the operator's `pitwall site assume-peer-lost` is in force (a peer gone for good);
+ * - moved (decided by the waiting worker, actors/worker.ts): this site wrote a newer map while it waited.
  * Otherwise closed, with why (the link or peer is down, or the mirror did not catch up in time).
  */
 export async function peerMapGate(
