@@ -360,14 +360,16 @@ void t.test('snapshot/restore at any point gives identical outputs; the state st
     () => new ActorCell(processProfile, C, entity, { ...ref.cell.snapshot(1), state: { t: 'x' } }),
     /cannot be decoded/,
   )
-  // A version 2 snapshot written before the last live slot (alert found by the drift rule) is read with it unset;
-  // any other length is corrupt.
+  // A version 2 snapshot written before the last live slots (changes of state seen; alert found by the drift rule)
+  // is read with them unset; any other length is corrupt.
   const snap = ref.cell.snapshot(1)
   const st = snap.state as { v: unknown[] }
   const older = new ActorCell(processProfile, C, entity, { ...snap, state: { ...st, v: st.v.slice(0, -1) } })
   t.same(older.query(), ref.cell.query(), 'one slot fewer: same live view')
+  const oldest = new ActorCell(processProfile, C, entity, { ...snap, state: { ...st, v: st.v.slice(0, -2) } })
+  t.same(oldest.query(), ref.cell.query(), 'two slots fewer: same live view')
   t.throws(
-    () => new ActorCell(processProfile, C, entity, { ...snap, state: { ...st, v: st.v.slice(0, -2) } }),
+    () => new ActorCell(processProfile, C, entity, { ...snap, state: { ...st, v: st.v.slice(0, -3) } }),
     /cannot be decoded/,
   )
 })

@@ -112,6 +112,12 @@ export interface ProcessConfig {
    * that steps) need `equipmentZ` instead of `z`, and a jump on them beyond `regimeZ` is a change of state (a
    * blower or pump switching on or off): the baseline restarts at the new level. Nothing opens while the stage flow is `stormFlowZ` or more above its own baseline (a storm's
    * first flush moves every sensor). A malfunction must hold `malfunctionConfirm` readings. `updateZ`: an open alert is updated when its peak grows by this much.
+   * `steppingJumps`: an equipment sensor that made this many such jumps while healthy is stepping equipment
+   * (pumps staged on and off, batch pumping, blowers, filter backwashes): its level is set by the equipment's
+   * state, not by flow and temperature, so neither the rolling baseline nor the covariate model says anything
+   * about a fault there, and it raises no spike, malfunction or drift of its own (failure and cyber rules stay;
+   * 0 = never). The same for an equipment sensor whose healthy values span at most `stateLevels` quanta after
+   * warm-up (a count of pumps running, a valve position: a state, not a measurement; 0 = never).
    */
   spike: {
     z: number
@@ -127,6 +133,8 @@ export interface ProcessConfig {
     clearZ: number
     clearReadings: number
     updateZ: number
+    steppingJumps: number
+    stateLevels: number
   }
   drift: {
     z: number
@@ -215,6 +223,8 @@ export const PROCESS_DEFAULTS: ProcessConfig = deepFreeze({
     clearZ: 2,
     clearReadings: 36,
     updateZ: 1,
+    steppingJumps: 3,
+    stateLevels: 20,
   },
   drift: {
     z: 1.5,
@@ -317,6 +327,8 @@ export function validateProcessConfig(c: ProcessConfig): void {
   if (c.spike.clearZ > c.spike.z) throw new ConfigError('process.spike.clearZ', 'must be <= spike.z')
   if (c.spike.departZ > c.spike.z) throw new ConfigError('process.spike.departZ', 'must be <= spike.z')
   num('spike.clearReadings', c.spike.clearReadings, 1, true)
+  num('spike.steppingJumps', c.spike.steppingJumps, 0, true)
+  num('spike.stateLevels', c.spike.stateLevels, 0)
   num('drift.z', c.drift.z, 0)
   num('drift.scaleZ', c.drift.scaleZ, 0)
   num('drift.fastZ', c.drift.fastZ, 0)
@@ -444,8 +456,10 @@ const L = {
   SLOWDEV: 47,
   /** 1 when the open alert was found by the drift rule (it closes by that rule), else 0. */
   SLOWOPEN: 48,
+  /** Changes of state (jumps beyond spike.regimeZ on an equipment type) seen while healthy. */
+  JUMPS: 49,
 } as const
-const L_SLOTS = 49
+const L_SLOTS = 50
 /** The slow mean of z is fed z clipped at this: a single wild reading belongs to the spike logic. */
 const DRIFT_CLIP = 6
 /** Sensor types a pollutant front can reach (concentrations and water-quality analysers). */
@@ -506,6 +520,7 @@ function freshLive(): number[] {
     L.GAP,
     L.ROUT,
     L.SLOWOPEN,
+    L.JUMPS,
   ])
     v[i] = 0
   v[L.AT] = NONE
@@ -987,6 +1002,7 @@ function rollingBaseline(
   const scale = Math.max(1.2533 * (v[L.DEV] as number), quant, floor)
   if (!CHEMISTRY.has(s.type) && Math.abs(x - (v[L.BASE] as number)) > c.spike.regimeZ * scale && bn > 0) {
     // Equipment changing state (a blower or pump switching): restart the level there, keep the scale.
+    if (calm) v[L.JUMPS] = (v[L.JUMPS] as number) + 1
     v[L.BASE] = v[L.FAST] = x
     v[L.DEPART] = NaN
     v[L.OVER] = 0
@@ -1169,7 +1185,7 @@ function spikeEvidence(
   }
   // Nothing opens while the stage flow is far above its own baseline (a storm's first flush moves every sensor).
   const run = countOver(v, zb, zOpen, sign, fz >= sp.stormFlowZ || recal, ts)
-  if (found || run < sp.confirm) return found
+  if (found || run < sp.confirm || stepping(s, c)) return found
   return classifyExcursion(s, c, ts, value, flow, temp, inlet, inz, zb, zOpen, scale, run)
 }
 
@@ -1275,6 +1291,20 @@ function learnable(s: ProcessState, c: ProcessConfig, z: number, fresh: boolean,
   return healthy
 }
 
+/** Stepping equipment (spike.steppingJumps): its own residual raises nothing. */
+function stepping(s: ProcessState, c: ProcessConfig): boolean {
+  const v = s.v
+  if (CHEMISTRY.has(s.type)) return false
+  if (c.spike.steppingJumps > 0 && (v[L.JUMPS] as number) >= c.spike.steppingJumps) return true
+  const q = v[L.QUANT] as number
+  return (
+    c.spike.stateLevels > 0 &&
+    (v[L.N] as number) >= c.warmupReadings &&
+    q > 0 &&
+    (v[L.VMAX] as number) - (v[L.VMIN] as number) <= c.spike.stateLevels * q
+  )
+}
+
 /** Step 4: drift, the slow mean of the covariate-model residual z; the model learns from healthy readings. */
 function driftEvidence(
   s: ProcessState,
@@ -1297,8 +1327,10 @@ function driftEvidence(
   let z = NaN
   if (warm) {
     z = resid / p.sigma
-    if (open === NONE || open === DRIFT || (v[L.SLOWOPEN] as number) === 1)
-      found = driftFinding(s, c, value, flow, temp, z, p.sigma, fresh, calm, open, found)
+    if (open === NONE || open === DRIFT || (v[L.SLOWOPEN] as number) === 1) {
+      const d = driftFinding(s, c, value, flow, temp, z, p.sigma, fresh, calm, open, found)
+      if (!stepping(s, c)) found = d
+    }
     healthy = learnable(s, c, z, fresh, healthy)
   }
   if (!oos && (healthy || !warm) && !found && open === NONE) learn(s.m, flow, temp, value, resid, c.halfLifeReadings)
@@ -1606,8 +1638,10 @@ function decode(data: unknown, version: number): ProcessState {
   // The model and counters are never NaN.
   if (m.some((x) => Number.isNaN(x)))
     throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_CORRUPT, 'process snapshot: bad model')
-  // A version 2 snapshot written before the SLOWOPEN slot has one slot fewer (its open alert closes by its type's rule).
+  // A version 2 snapshot written before the SLOWOPEN slot (its open alert closes by its type's rule) or before the
+  // JUMPS slot (the sensor learns again whether it steps) has one or two slots fewer.
   const v = version === 1 ? freshLive() : nums(e.v, 'live values')
+  if (v.length === L_SLOTS - 2) v.push(0)
   if (v.length === L_SLOTS - 1) v.push(0)
   if (v.length !== L_SLOTS)
     throw new SnapshotError(
