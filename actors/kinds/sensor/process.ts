@@ -172,7 +172,9 @@ export interface ProcessConfig {
    * slow sensor repeats its (value, flow, temp) by itself). Toggling: `toggleSteps` large steps in alternating
    * signs, each larger than `toggleStepZ` times the sensor's mean healthy step over the last `stepReadings` (and
    * than its quantum and than `toggleSpanRel` of the range of values it had while healthy), at most `toggleGap` readings apart, each within `toggleTolerance` of the size of the one
-   * before (a toggle swings between two levels; noise steps have random sizes).
+   * before (a toggle swings between two levels; noise steps have random sizes). Each step must also reach
+   * `toggleRangeRel` of the type's physical range `limits[type]` (a standby blower dithering between 0 and 0.1 kW
+   * on a 5000 kW meter is the SCADA resolution, not an attack; 0 = no such floor).
    */
   cyber: {
     replayWindow: number
@@ -183,6 +185,7 @@ export interface ProcessConfig {
     toggleGap: number
     toggleTolerance: number
     toggleSpanRel: number
+    toggleRangeRel: number
     stepReadings: number
     clearReadings: number
   }
@@ -249,6 +252,7 @@ export const PROCESS_DEFAULTS: ProcessConfig = deepFreeze({
     toggleGap: 2,
     toggleTolerance: 0.3,
     toggleSpanRel: 0.1,
+    toggleRangeRel: 0.001,
     stepReadings: 120,
     clearReadings: 12,
   },
@@ -352,6 +356,7 @@ export function validateProcessConfig(c: ProcessConfig): void {
   num('cyber.toggleGap', c.cyber.toggleGap, 0, true)
   num('cyber.toggleTolerance', c.cyber.toggleTolerance, 0)
   num('cyber.toggleSpanRel', c.cyber.toggleSpanRel, 0)
+  num('cyber.toggleRangeRel', c.cyber.toggleRangeRel, 0)
   num('cyber.stepReadings', c.cyber.stepReadings, 1, true)
   num('cyber.clearReadings', c.cyber.clearReadings, 1, true)
   if (typeof c.outletStage !== 'string') throw new ConfigError('process.outletStage', 'must be a string')
@@ -863,6 +868,12 @@ function identify(s: ProcessState, f: Reading['fields'], c: ProcessConfig): void
   }
 }
 
+/** Width of the type's physical range (`limits[type]`), 0 when the type has none. */
+function rangeOf(c: ProcessConfig, type: string): number {
+  const lim = c.limits[type]
+  return lim ? lim.hi - lim.lo : 0
+}
+
 /** Learns the sensor's resolution, step size and range from its data, and counts alternating large steps (toggling). */
 function learnResolution(s: ProcessState, c: ProcessConfig, value: number | undefined, calm: boolean): void {
   // A quantised sensor's repeats and steps are judged against these, not against a rule that assumes a live value
@@ -878,7 +889,8 @@ function learnResolution(s: ProcessState, c: ProcessConfig, value: number | unde
     (v[L.N] as number) >= c.warmupReadings &&
     Math.abs(d) > c.cyber.toggleStepZ * typical &&
     Math.abs(d) >= (v[L.QUANT] as number) &&
-    Math.abs(d) >= c.cyber.toggleSpanRel * span
+    Math.abs(d) >= c.cyber.toggleSpanRel * span &&
+    Math.abs(d) >= c.cyber.toggleRangeRel * rangeOf(c, s.type)
   // A toggle swings between the same two levels: each large step about as large as the one before.
   const same = Math.abs(Math.abs(d) - (v[L.BIGM] as number)) <= c.cyber.toggleTolerance * Math.abs(d)
   const sign = d > 0 ? 1 : -1
