@@ -156,7 +156,9 @@ export interface ProcessConfig {
    * healthy) readings, so a quantised or sample-and-hold sensor is judged by its own hold behaviour; judged only
    * once the sensor has changed value minChanges times (a pump that has not switched yet has no known hold). A reading
    * outside the type's range by at most loopBreakRel of its span is a 4-20 mA loop break (sensor_failure), one
-   * further out is no instrument's value (cyber_attack).
+   * further out is no instrument's value (cyber_attack). `idleRel`: stepping equipment (spike.steppingJumps,
+   * spike.stateLevels) holding a value within this share of its healthy range above its healthy minimum is off,
+   * not stuck (0 = judge it anyway).
    */
   failure: {
     stuckReadings: number
@@ -165,6 +167,7 @@ export interface ProcessConfig {
     dropoutReadings: number
     loopBreakRel: number
     clearReadings: number
+    idleRel: number
   }
   /**
    * Replay: `replayMatches` consecutive readings seen bit for bit in the last `replayWindow`, only on a sensor
@@ -242,7 +245,15 @@ export const PROCESS_DEFAULTS: ProcessConfig = deepFreeze({
     learnBelow: 0.75,
     maxReadings: 8_640,
   },
-  failure: { stuckReadings: 6, holdFactor: 2, minChanges: 20, dropoutReadings: 6, loopBreakRel: 0.1, clearReadings: 3 },
+  failure: {
+    stuckReadings: 6,
+    holdFactor: 3,
+    minChanges: 20,
+    dropoutReadings: 6,
+    loopBreakRel: 0.1,
+    clearReadings: 3,
+    idleRel: 0.05,
+  },
   cyber: {
     replayWindow: 720,
     replayMatches: 3,
@@ -344,6 +355,7 @@ export function validateProcessConfig(c: ProcessConfig): void {
   for (const k of ['stuckReadings', 'dropoutReadings', 'clearReadings'] as const)
     num(`failure.${k}`, c.failure[k], 1, true)
   num('failure.holdFactor', c.failure.holdFactor, 1)
+  num('failure.idleRel', c.failure.idleRel, 0)
   num('failure.minChanges', c.failure.minChanges, 0, true)
   num('failure.loopBreakRel', c.failure.loopBreakRel, 0)
   num('cyber.replayWindow', c.cyber.replayWindow, 1, true)
@@ -841,6 +853,18 @@ function cyberFinding(
 /** EW step with alpha 1 / min(n + 1, memory): the exact mean at first, then a window of about `memory` readings. */
 const ew = (cur: number, x: number, n: number, memory: number): number => cur + (x - cur) / Math.min(n + 1, memory)
 
+/**
+ * Stepping equipment (spike.steppingJumps, spike.stateLevels) at the bottom of its healthy range (within
+ * failure.idleRel of it): a pump, blower or filter that is off holds its floor value for as long as it is off, which
+ * is not a stuck transmitter (and a transmitter stuck there could not be told from it).
+ */
+function idle(s: ProcessState, c: ProcessConfig, value: number): boolean {
+  const v = s.v
+  const lo = v[L.VMIN] as number,
+    hi = v[L.VMAX] as number
+  return c.failure.idleRel > 0 && stepping(s, c) && value <= lo + c.failure.idleRel * (hi - lo)
+}
+
 /** Readings a stuck value must last on this sensor: its own longest healthy hold, times holdFactor. */
 function stuckNeed(s: ProcessState, c: ProcessConfig): number {
   return Math.max(c.failure.stuckReadings, Math.ceil(c.failure.holdFactor * (s.v[L.HOLD] as number)))
@@ -969,7 +993,8 @@ function failureEvidence(
       (value !== undefined &&
         rep >= need &&
         (v[L.N] as number) >= c.warmupReadings &&
-        (v[L.CHG] as number) >= c.failure.minChanges)
+        (v[L.CHG] as number) >= c.failure.minChanges &&
+        !idle(s, c, value))
     )
   )
     return found
