@@ -217,7 +217,7 @@ export const PROCESS_DEFAULTS: ProcessConfig = deepFreeze({
   baseline: { readings: 360, scaleReadings: 1440, fastReadings: 3, winsorZ: 3 },
   spike: {
     z: 3.5,
-    equipmentZ: 8,
+    equipmentZ: 12,
     regimeZ: 50,
     confirm: 6,
     malfunctionConfirm: 60,
