@@ -1,6 +1,6 @@
 /**
  * `npm run bench:detect -- [--json] [--seed 7] [--plant-hours 48] [--race-minutes 60] [--asset-days 14] [--road-hours 48]
- *   [--asset-eval heldout|tuning|quick|off]`
+ *   [--asset-eval heldout|tuning|quick|off] [--plant-eval heldout|heldout-past|tuning|quick|off] [--plant-eval-hours 48]`
  *
  * Detection quality, measured: every profile's simulator runs with injected anomalies, its readings go through the
  * real profile code in memory (one `ActorCell` per entity, exactly what a worker runs, no broker), and the alerts
@@ -15,6 +15,9 @@
  * The detectors never see the ground truth: it is only read here, after the run, to score.
  * `asset_eval` in the JSON line: the asset risk model (trained, built-in) and the naive baseline on the independent
  * locomotive fleet by lead time (bench/asset-eval-run.ts; held-out seeds by default).
+ * `plant_eval` in the JSON line: the process profile and both baselines (robust z-score, Isolation Forest) on the
+ * independent plant scenario, typed and untyped, with the chance level (bench/plant-eval-run.ts; held-out seeds
+ * 2001-2003 by default).
  */
 import { ActorCell } from '../actors/cell.js'
 import type { ActorDefinition } from '../actors/actor.js'
@@ -30,6 +33,7 @@ import { AssetSimulator, ASSET_TRUTH_TYPES } from '../simulators/asset.js'
 import { RoadSimulator, ROAD_TRUTH_TYPES } from '../simulators/road.js'
 import type { DomainSimulator, Episode } from '../simulators/truth.js'
 import { assetEvalSection } from './asset-eval-run.js'
+import { plantEvalSection } from './plant-eval-run.js'
 
 const args = process.argv.slice(2)
 const arg = (name: string, dflt: number): number => {
@@ -304,6 +308,9 @@ async function main(): Promise<void> {
       `plant handler time per reading: p50 ${i.p50.toFixed(2)} µs, p95 ${i.p95.toFixed(2)} µs, p99 ${i.p99.toFixed(2)} µs (${i.samples} readings)`,
     )
   }
+  const plantEval = plantEvalSection(args, (s) => {
+    if (!JSON_ONLY) console.log(s)
+  })
   const assetEval = await assetEvalSection(args, (s) => {
     if (!JSON_ONLY) console.log(s)
   })
@@ -314,6 +321,7 @@ async function main(): Promise<void> {
       asset: compact(rep.asset),
       road: compact(rep.road),
       inference_us_p95: r3(rep.inference.p95),
+      ...(plantEval ? { plant_eval: plantEval } : {}),
       ...(assetEval ? { asset_eval: assetEval } : {}),
     }),
   )

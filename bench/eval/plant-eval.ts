@@ -4,7 +4,7 @@
  * detector and of its baselines come from identical readings (issue 17).
  *
  * Seeds are split: TUNING_SEEDS are for developing and tuning a detector; HELDOUT_SEEDS are run only for the
- * final report. A figure quoted from tuning seeds says how well the detector fits what its author saw.
+ * final report (PAST_HELDOUT_SEEDS: the earlier held-out set, used too often to count as held out). A figure quoted from tuning seeds says how well the detector fits what its author saw.
  */
 import type { Reading } from '../../actors/types.js'
 import {
@@ -19,8 +19,16 @@ import { scoreAlerts, type ScoreResult, type ScoreRun, type ScoredAlert } from '
 
 /** Seeds to develop and tune on. */
 export const TUNING_SEEDS: readonly number[] = [1, 2, 3]
-/** Seeds for the final report only: never tune on them. */
-export const HELDOUT_SEEDS: readonly number[] = [1001, 1002, 1003]
+/**
+ * Seeds for the final report only: never tune on them. 2001-2003 since 2026-12-07 (issue 17, plant4): the
+ * previous held-out set had been run after several rounds of changes and was no longer truly held out.
+ */
+export const HELDOUT_SEEDS: readonly number[] = [2001, 2002, 2003]
+/**
+ * The first held-out set (1001-1003), run by several earlier sessions between changes to the detector: kept to
+ * compare with the figures quoted before, but no longer held out. Quote it labelled as such.
+ */
+export const PAST_HELDOUT_SEEDS: readonly number[] = [1001, 1002, 1003]
 
 export type AlertState = 'open' | 'update' | 'close'
 

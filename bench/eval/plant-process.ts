@@ -22,6 +22,8 @@ type AnyDef = ActorDefinition<unknown, unknown>
 export interface ProcessDetectorOptions {
   /** Settings of the pair actors, or false for none (the sensor actors alone). Default: the profile's defaults. */
   pairs?: PairConfig | false
+  /** Every alert output as the profile wrote it (diagnostics: bench/eval/plant-diag.ts); `pair` when a pair cell raised it. */
+  onAlert?: (entity: string, body: AlertBody, ts: number, source: 'sensor' | 'pair') => void
 }
 
 /** The process profile under evaluation; `config` defaults to the profile's defaults. */
@@ -57,7 +59,9 @@ export function processProfileDetector(
         if (o.type !== 'alert') return
         const b = o.body as AlertBody
         const probe = b.details?.['sensor']
-        out.push({ entity: typeof probe === 'string' ? probe : o.entity, type: b.type, state: b.state, ts: o.ts })
+        const entity = typeof probe === 'string' ? probe : o.entity
+        opts.onAlert?.(entity, b, o.ts, typeof probe === 'string' ? 'pair' : 'sensor')
+        out.push({ entity, type: b.type, state: b.state, ts: o.ts })
       }
       return {
         onReading(entity: string, r: Reading): AlertEvent[] {

@@ -297,6 +297,51 @@ void t.test('sensor_drift: a slow ramp opens a drift (not a spike), recalibratio
   t.ok((a[1]?.end ?? 0) > T0 + (WARM * 2 + n) * P, 'closes after the recalibration')
 })
 
+void t.test(
+  'stepping equipment: a pump state steps and idles without alerts; a toggle still fires; a dither is no toggle',
+  async (t) => {
+    // A lift-pump count (0..3 pumps, quantum 1: a state, spike.stateLevels): staged up and down, off for two
+    // hours (idle at its floor, failure.idleRel; over three times its longest hold while running), then all three
+    // on for half an hour (a level the covariate model never saw). None of it is a fault.
+    const pumpEntity = { kind: 'sensor', id: 'pre-pump-01' } as const
+    const state = (i: number): number => {
+      if (i >= 5000 && i < 6500) return 0
+      if (i >= 6600 && i < 6960) return 3
+      return 1 + (Math.floor(i / 150) % 3 === 0 ? 1 : 0)
+    }
+    const rs = series(9000, { ...base, type: 'pump', stage: 'pretreatment' }, (i, r) => {
+      r.fields['value'] = state(i)
+    })
+    const quiet = runActor(processProfile, pumpEntity, msgs(rs))
+    t.same(
+      opened(quiet.outputs).map((a) => `${a.type}: ${a.explanation}`),
+      [],
+      'no spike, malfunction, drift or stuck alert on a pump state',
+    )
+    // The same pump switched every reading: toggling (cyber), judged by steps, not by the residual.
+    const tog = series(9000, { ...base, type: 'pump', stage: 'pretreatment' }, (i, r) => {
+      r.fields['value'] = i >= 8200 && i < 8240 ? i % 2 : state(i)
+    })
+    t.match(opened(runActor(processProfile, pumpEntity, msgs(tog)).outputs), [{ type: 'cyber_attack' }])
+    // Without the stepping rules the idle pump is taken for a stuck one (the gate is what keeps it quiet).
+    const ungated = runActor(processProfile, pumpEntity, msgs(rs), {
+      config: { ...C, spike: { ...C.spike, stateLevels: 0, steppingJumps: 0 }, failure: { ...C.failure, idleRel: 0 } },
+    })
+    t.match(opened(ungated.outputs), [{ type: 'sensor_failure' }], 'ungated: the idle pump looks stuck')
+    // A standby blower's meter at 0 kW with SCADA dither to 0.1 in alternating signs: resolution, not toggling
+    // (cyber.toggleRangeRel of a 0..5000 kW range is 5 kW).
+    const blower = series(4000, { ...base, type: 'energy', stage: 'biological' }, (i, r) => {
+      r.fields['value'] = i % 7 === 3 || i % 11 === 5 ? 0.1 : 0
+    })
+    const dither = opened(runActor(processProfile, { kind: 'sensor', id: 'bio-energy-03' }, msgs(blower)).outputs)
+    t.same(
+      dither.filter((a) => a.type === 'cyber_attack'),
+      [],
+      'no toggle alert on a one-quantum dither',
+    )
+  },
+)
+
 void t.test('KPIs: compliance at the outlet, treatment efficiency, anomalies per interval', async (t) => {
   const outlet: Series = { a: 100, bf: 0, bt: 0, sigma: 1, seed: 3, type: 'cod', stage: 'outlet' }
   // 180 readings = 15 minutes; a third of the second interval above the 125 mg/l limit.
@@ -360,14 +405,16 @@ void t.test('snapshot/restore at any point gives identical outputs; the state st
     () => new ActorCell(processProfile, C, entity, { ...ref.cell.snapshot(1), state: { t: 'x' } }),
     /cannot be decoded/,
   )
-  // A version 2 snapshot written before the last live slot (alert found by the drift rule) is read with it unset;
-  // any other length is corrupt.
+  // A version 2 snapshot written before the last live slots (changes of state seen; alert found by the drift rule)
+  // is read with them unset; any other length is corrupt.
   const snap = ref.cell.snapshot(1)
   const st = snap.state as { v: unknown[] }
   const older = new ActorCell(processProfile, C, entity, { ...snap, state: { ...st, v: st.v.slice(0, -1) } })
   t.same(older.query(), ref.cell.query(), 'one slot fewer: same live view')
+  const oldest = new ActorCell(processProfile, C, entity, { ...snap, state: { ...st, v: st.v.slice(0, -2) } })
+  t.same(oldest.query(), ref.cell.query(), 'two slots fewer: same live view')
   t.throws(
-    () => new ActorCell(processProfile, C, entity, { ...snap, state: { ...st, v: st.v.slice(0, -2) } }),
+    () => new ActorCell(processProfile, C, entity, { ...snap, state: { ...st, v: st.v.slice(0, -3) } }),
     /cannot be decoded/,
   )
 })

@@ -112,6 +112,12 @@ export interface ProcessConfig {
    * that steps) need `equipmentZ` instead of `z`, and a jump on them beyond `regimeZ` is a change of state (a
    * blower or pump switching on or off): the baseline restarts at the new level. Nothing opens while the stage flow is `stormFlowZ` or more above its own baseline (a storm's
    * first flush moves every sensor). A malfunction must hold `malfunctionConfirm` readings. `updateZ`: an open alert is updated when its peak grows by this much.
+   * `steppingJumps`: an equipment sensor that made this many such jumps while healthy is stepping equipment
+   * (pumps staged on and off, batch pumping, blowers, filter backwashes): its level is set by the equipment's
+   * state, not by flow and temperature, so neither the rolling baseline nor the covariate model says anything
+   * about a fault there, and it raises no spike, malfunction or drift of its own (failure and cyber rules stay;
+   * 0 = never). The same for an equipment sensor whose healthy values span at most `stateLevels` quanta after
+   * warm-up (a count of pumps running, a valve position: a state, not a measurement; 0 = never).
    */
   spike: {
     z: number
@@ -127,6 +133,8 @@ export interface ProcessConfig {
     clearZ: number
     clearReadings: number
     updateZ: number
+    steppingJumps: number
+    stateLevels: number
   }
   drift: {
     z: number
@@ -148,7 +156,9 @@ export interface ProcessConfig {
    * healthy) readings, so a quantised or sample-and-hold sensor is judged by its own hold behaviour; judged only
    * once the sensor has changed value minChanges times (a pump that has not switched yet has no known hold). A reading
    * outside the type's range by at most loopBreakRel of its span is a 4-20 mA loop break (sensor_failure), one
-   * further out is no instrument's value (cyber_attack).
+   * further out is no instrument's value (cyber_attack). `idleRel`: stepping equipment (spike.steppingJumps,
+   * spike.stateLevels) holding a value within this share of its healthy range above its healthy minimum is off,
+   * not stuck (0 = judge it anyway).
    */
   failure: {
     stuckReadings: number
@@ -157,6 +167,7 @@ export interface ProcessConfig {
     dropoutReadings: number
     loopBreakRel: number
     clearReadings: number
+    idleRel: number
   }
   /**
    * Replay: `replayMatches` consecutive readings seen bit for bit in the last `replayWindow`, only on a sensor
@@ -164,7 +175,9 @@ export interface ProcessConfig {
    * slow sensor repeats its (value, flow, temp) by itself). Toggling: `toggleSteps` large steps in alternating
    * signs, each larger than `toggleStepZ` times the sensor's mean healthy step over the last `stepReadings` (and
    * than its quantum and than `toggleSpanRel` of the range of values it had while healthy), at most `toggleGap` readings apart, each within `toggleTolerance` of the size of the one
-   * before (a toggle swings between two levels; noise steps have random sizes).
+   * before (a toggle swings between two levels; noise steps have random sizes). Each step must also reach
+   * `toggleRangeRel` of the type's physical range `limits[type]` (a standby blower dithering between 0 and 0.1 kW
+   * on a 5000 kW meter is the SCADA resolution, not an attack; 0 = no such floor).
    */
   cyber: {
     replayWindow: number
@@ -175,6 +188,7 @@ export interface ProcessConfig {
     toggleGap: number
     toggleTolerance: number
     toggleSpanRel: number
+    toggleRangeRel: number
     stepReadings: number
     clearReadings: number
   }
@@ -203,7 +217,7 @@ export const PROCESS_DEFAULTS: ProcessConfig = deepFreeze({
   baseline: { readings: 360, scaleReadings: 1440, fastReadings: 3, winsorZ: 3 },
   spike: {
     z: 3.5,
-    equipmentZ: 8,
+    equipmentZ: 12,
     regimeZ: 50,
     confirm: 6,
     malfunctionConfirm: 60,
@@ -215,6 +229,8 @@ export const PROCESS_DEFAULTS: ProcessConfig = deepFreeze({
     clearZ: 2,
     clearReadings: 36,
     updateZ: 1,
+    steppingJumps: 3,
+    stateLevels: 20,
   },
   drift: {
     z: 1.5,
@@ -229,7 +245,15 @@ export const PROCESS_DEFAULTS: ProcessConfig = deepFreeze({
     learnBelow: 0.75,
     maxReadings: 8_640,
   },
-  failure: { stuckReadings: 6, holdFactor: 2, minChanges: 20, dropoutReadings: 6, loopBreakRel: 0.1, clearReadings: 3 },
+  failure: {
+    stuckReadings: 6,
+    holdFactor: 3,
+    minChanges: 20,
+    dropoutReadings: 6,
+    loopBreakRel: 0.1,
+    clearReadings: 3,
+    idleRel: 0.05,
+  },
   cyber: {
     replayWindow: 720,
     replayMatches: 3,
@@ -239,6 +263,7 @@ export const PROCESS_DEFAULTS: ProcessConfig = deepFreeze({
     toggleGap: 2,
     toggleTolerance: 0.3,
     toggleSpanRel: 0.1,
+    toggleRangeRel: 0.001,
     stepReadings: 120,
     clearReadings: 12,
   },
@@ -317,6 +342,8 @@ export function validateProcessConfig(c: ProcessConfig): void {
   if (c.spike.clearZ > c.spike.z) throw new ConfigError('process.spike.clearZ', 'must be <= spike.z')
   if (c.spike.departZ > c.spike.z) throw new ConfigError('process.spike.departZ', 'must be <= spike.z')
   num('spike.clearReadings', c.spike.clearReadings, 1, true)
+  num('spike.steppingJumps', c.spike.steppingJumps, 0, true)
+  num('spike.stateLevels', c.spike.stateLevels, 0)
   num('drift.z', c.drift.z, 0)
   num('drift.scaleZ', c.drift.scaleZ, 0)
   num('drift.fastZ', c.drift.fastZ, 0)
@@ -328,6 +355,7 @@ export function validateProcessConfig(c: ProcessConfig): void {
   for (const k of ['stuckReadings', 'dropoutReadings', 'clearReadings'] as const)
     num(`failure.${k}`, c.failure[k], 1, true)
   num('failure.holdFactor', c.failure.holdFactor, 1)
+  num('failure.idleRel', c.failure.idleRel, 0)
   num('failure.minChanges', c.failure.minChanges, 0, true)
   num('failure.loopBreakRel', c.failure.loopBreakRel, 0)
   num('cyber.replayWindow', c.cyber.replayWindow, 1, true)
@@ -340,6 +368,7 @@ export function validateProcessConfig(c: ProcessConfig): void {
   num('cyber.toggleGap', c.cyber.toggleGap, 0, true)
   num('cyber.toggleTolerance', c.cyber.toggleTolerance, 0)
   num('cyber.toggleSpanRel', c.cyber.toggleSpanRel, 0)
+  num('cyber.toggleRangeRel', c.cyber.toggleRangeRel, 0)
   num('cyber.stepReadings', c.cyber.stepReadings, 1, true)
   num('cyber.clearReadings', c.cyber.clearReadings, 1, true)
   if (typeof c.outletStage !== 'string') throw new ConfigError('process.outletStage', 'must be a string')
@@ -444,8 +473,10 @@ const L = {
   SLOWDEV: 47,
   /** 1 when the open alert was found by the drift rule (it closes by that rule), else 0. */
   SLOWOPEN: 48,
+  /** Changes of state (jumps beyond spike.regimeZ on an equipment type) seen while healthy. */
+  JUMPS: 49,
 } as const
-const L_SLOTS = 49
+const L_SLOTS = 50
 /** The slow mean of z is fed z clipped at this: a single wild reading belongs to the spike logic. */
 const DRIFT_CLIP = 6
 /** Sensor types a pollutant front can reach (concentrations and water-quality analysers). */
@@ -506,6 +537,7 @@ function freshLive(): number[] {
     L.GAP,
     L.ROUT,
     L.SLOWOPEN,
+    L.JUMPS,
   ])
     v[i] = 0
   v[L.AT] = NONE
@@ -821,6 +853,18 @@ function cyberFinding(
 /** EW step with alpha 1 / min(n + 1, memory): the exact mean at first, then a window of about `memory` readings. */
 const ew = (cur: number, x: number, n: number, memory: number): number => cur + (x - cur) / Math.min(n + 1, memory)
 
+/**
+ * Stepping equipment (spike.steppingJumps, spike.stateLevels) at the bottom of its healthy range (within
+ * failure.idleRel of it): a pump, blower or filter that is off holds its floor value for as long as it is off, which
+ * is not a stuck transmitter (and a transmitter stuck there could not be told from it).
+ */
+function idle(s: ProcessState, c: ProcessConfig, value: number): boolean {
+  const v = s.v
+  const lo = v[L.VMIN] as number,
+    hi = v[L.VMAX] as number
+  return c.failure.idleRel > 0 && stepping(s, c) && value <= lo + c.failure.idleRel * (hi - lo)
+}
+
 /** Readings a stuck value must last on this sensor: its own longest healthy hold, times holdFactor. */
 function stuckNeed(s: ProcessState, c: ProcessConfig): number {
   return Math.max(c.failure.stuckReadings, Math.ceil(c.failure.holdFactor * (s.v[L.HOLD] as number)))
@@ -848,6 +892,12 @@ function identify(s: ProcessState, f: Reading['fields'], c: ProcessConfig): void
   }
 }
 
+/** Width of the type's physical range (`limits[type]`), 0 when the type has none. */
+function rangeOf(c: ProcessConfig, type: string): number {
+  const lim = c.limits[type]
+  return lim ? lim.hi - lim.lo : 0
+}
+
 /** Learns the sensor's resolution, step size and range from its data, and counts alternating large steps (toggling). */
 function learnResolution(s: ProcessState, c: ProcessConfig, value: number | undefined, calm: boolean): void {
   // A quantised sensor's repeats and steps are judged against these, not against a rule that assumes a live value
@@ -863,7 +913,8 @@ function learnResolution(s: ProcessState, c: ProcessConfig, value: number | unde
     (v[L.N] as number) >= c.warmupReadings &&
     Math.abs(d) > c.cyber.toggleStepZ * typical &&
     Math.abs(d) >= (v[L.QUANT] as number) &&
-    Math.abs(d) >= c.cyber.toggleSpanRel * span
+    Math.abs(d) >= c.cyber.toggleSpanRel * span &&
+    Math.abs(d) >= c.cyber.toggleRangeRel * rangeOf(c, s.type)
   // A toggle swings between the same two levels: each large step about as large as the one before.
   const same = Math.abs(Math.abs(d) - (v[L.BIGM] as number)) <= c.cyber.toggleTolerance * Math.abs(d)
   const sign = d > 0 ? 1 : -1
@@ -942,7 +993,8 @@ function failureEvidence(
       (value !== undefined &&
         rep >= need &&
         (v[L.N] as number) >= c.warmupReadings &&
-        (v[L.CHG] as number) >= c.failure.minChanges)
+        (v[L.CHG] as number) >= c.failure.minChanges &&
+        !idle(s, c, value))
     )
   )
     return found
@@ -987,6 +1039,7 @@ function rollingBaseline(
   const scale = Math.max(1.2533 * (v[L.DEV] as number), quant, floor)
   if (!CHEMISTRY.has(s.type) && Math.abs(x - (v[L.BASE] as number)) > c.spike.regimeZ * scale && bn > 0) {
     // Equipment changing state (a blower or pump switching): restart the level there, keep the scale.
+    if (calm) v[L.JUMPS] = (v[L.JUMPS] as number) + 1
     v[L.BASE] = v[L.FAST] = x
     v[L.DEPART] = NaN
     v[L.OVER] = 0
@@ -1169,7 +1222,7 @@ function spikeEvidence(
   }
   // Nothing opens while the stage flow is far above its own baseline (a storm's first flush moves every sensor).
   const run = countOver(v, zb, zOpen, sign, fz >= sp.stormFlowZ || recal, ts)
-  if (found || run < sp.confirm) return found
+  if (found || run < sp.confirm || stepping(s, c)) return found
   return classifyExcursion(s, c, ts, value, flow, temp, inlet, inz, zb, zOpen, scale, run)
 }
 
@@ -1275,6 +1328,20 @@ function learnable(s: ProcessState, c: ProcessConfig, z: number, fresh: boolean,
   return healthy
 }
 
+/** Stepping equipment (spike.steppingJumps): its own residual raises nothing. */
+function stepping(s: ProcessState, c: ProcessConfig): boolean {
+  const v = s.v
+  if (CHEMISTRY.has(s.type)) return false
+  if (c.spike.steppingJumps > 0 && (v[L.JUMPS] as number) >= c.spike.steppingJumps) return true
+  const q = v[L.QUANT] as number
+  return (
+    c.spike.stateLevels > 0 &&
+    (v[L.N] as number) >= c.warmupReadings &&
+    q > 0 &&
+    (v[L.VMAX] as number) - (v[L.VMIN] as number) <= c.spike.stateLevels * q
+  )
+}
+
 /** Step 4: drift, the slow mean of the covariate-model residual z; the model learns from healthy readings. */
 function driftEvidence(
   s: ProcessState,
@@ -1297,8 +1364,10 @@ function driftEvidence(
   let z = NaN
   if (warm) {
     z = resid / p.sigma
-    if (open === NONE || open === DRIFT || (v[L.SLOWOPEN] as number) === 1)
-      found = driftFinding(s, c, value, flow, temp, z, p.sigma, fresh, calm, open, found)
+    if (open === NONE || open === DRIFT || (v[L.SLOWOPEN] as number) === 1) {
+      const d = driftFinding(s, c, value, flow, temp, z, p.sigma, fresh, calm, open, found)
+      if (!stepping(s, c)) found = d
+    }
     healthy = learnable(s, c, z, fresh, healthy)
   }
   if (!oos && (healthy || !warm) && !found && open === NONE) learn(s.m, flow, temp, value, resid, c.halfLifeReadings)
@@ -1606,8 +1675,10 @@ function decode(data: unknown, version: number): ProcessState {
   // The model and counters are never NaN.
   if (m.some((x) => Number.isNaN(x)))
     throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_CORRUPT, 'process snapshot: bad model')
-  // A version 2 snapshot written before the SLOWOPEN slot has one slot fewer (its open alert closes by its type's rule).
+  // A version 2 snapshot written before the SLOWOPEN slot (its open alert closes by its type's rule) or before the
+  // JUMPS slot (the sensor learns again whether it steps) has one or two slots fewer.
   const v = version === 1 ? freshLive() : nums(e.v, 'live values')
+  if (v.length === L_SLOTS - 2) v.push(0)
   if (v.length === L_SLOTS - 1) v.push(0)
   if (v.length !== L_SLOTS)
     throw new SnapshotError(
