@@ -261,6 +261,9 @@ export async function peerReachable(nc: NatsConnection, peerDomain: string, time
   }
 }
 
+/** How long the gate waits for the peer's JetStream to answer over the link. */
+const PEER_REQUEST_TIMEOUT_MS = 3_000
+
 /**
  * Before a worker takes partitions: when the peer is reachable, waits until our mirror of its state bucket has
  * caught up (a site coming back must see the peer's newer map before it acts on its own old one). When the
@@ -275,13 +278,15 @@ export async function syncPeerState(
   if (!cfg.peer) return 'synced'
   const deadline = Date.now() + timeoutMs
   const name = peerStreams(cfg, cfg.peer.site).state
-  if (!(await peerReachable(nc, cfg.peer.domain, 1_000))) return 'peer-unreachable'
+  // A request over the link: a WAN's round trip (hundreds of ms) on a loaded machine can pass 1 s, and a cut link
+  // answers at once (no responders), so the wait only costs a slow link.
+  if (!(await peerReachable(nc, cfg.peer.domain, PEER_REQUEST_TIMEOUT_MS))) return 'peer-unreachable'
   // The peer keeps writing (checkpoints): wait for what it had when we asked, not for a moving end. Our mirror
   // carries only `snap.>` (records and the map as exported copies): wait for the peer's last message there, not
   // for its bucket's end, which other keys (`deployment`) may hold and the mirror never receives.
   let target: number
   try {
-    const j = await jetstreamManager(nc, { domain: cfg.peer.domain, timeout: 1_000, checkAPI: false })
+    const j = await jetstreamManager(nc, { domain: cfg.peer.domain, timeout: PEER_REQUEST_TIMEOUT_MS, checkAPI: false })
     const last = await j.streams.getMessage(`KV_${cfg.streams.stateBucket}`, {
       last_by_subj: `$KV.${cfg.streams.stateBucket}.snap.>`,
     })
