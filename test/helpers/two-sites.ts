@@ -164,3 +164,14 @@ export async function startProjectorPair(
   }
   return list
 }
+
+/** A worker's `pitwall_site_awaiting_peer_map` gauge from its metrics port (undefined while it does not answer). */
+export async function awaitingPeerMap(metricsPort: number): Promise<number | undefined> {
+  try {
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()
+    const m = /^pitwall_site_awaiting_peer_map\{[^}]*\} (\d+)/m.exec(text)
+    return m ? Number(m[1]) : undefined
+  } catch {
+    return undefined
+  }
+}

@@ -14,7 +14,7 @@ import { readRecord } from '../../actors/placement.js'
 import { distPath, kill, spawnWorker, type WorkerProc } from '../helpers/cluster.js'
 import { freePort } from '../helpers/nats.js'
 import type { CuttableProxy } from '../helpers/proxy.js'
-import { startTwoSites } from '../helpers/two-sites.js'
+import { awaitingPeerMap, startTwoSites } from '../helpers/two-sites.js'
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 const P = 4
@@ -36,15 +36,7 @@ t.test('a worker waiting at the gate takes the partitions its own site failed ov
   const kvB = await new Kvm(nc.b).open(cfg.b.streams.stateBucket)
   const owners = async (): Promise<Array<string | null>> =>
     await Promise.all([...Array(P).keys()].map(async (p) => (await readRecord(kvB, p))?.record.owner ?? null))
-  const gauge = async (): Promise<number | undefined> => {
-    try {
-      const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()
-      const m = /^pitwall_site_awaiting_peer_map\{[^}]*\} (\d+)/m.exec(text)
-      return m ? Number(m[1]) : undefined
-    } catch {
-      return undefined
-    }
-  }
+  const gauge = (): Promise<number | undefined> => awaitingPeerMap(metricsPort)
   const waitFor = async (what: string, ok: () => Promise<boolean>, ms = 30_000): Promise<boolean> => {
     const deadline = Date.now() + ms
     while (!(await ok())) {

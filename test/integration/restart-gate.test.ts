@@ -26,7 +26,7 @@ import { waitForLink } from '../../sites/servers.js'
 import { distPath, kill, spawnWorker, type WorkerProc } from '../helpers/cluster.js'
 import { freePort } from '../helpers/nats.js'
 import type { CuttableProxy } from '../helpers/proxy.js'
-import { startTwoSites } from '../helpers/two-sites.js'
+import { awaitingPeerMap, startTwoSites } from '../helpers/two-sites.js'
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 const run = promisify(execFile)
@@ -56,15 +56,7 @@ t.test("a restarted site takes no partition before it has the peer's map, unless
   let workerA = startA()
   const workerB = spawnWorker(script, 'b-1', envOf(cfg.b))
   cleanups.push(() => kill(workerB, 'SIGKILL'))
-  const gauge = async (): Promise<number | undefined> => {
-    try {
-      const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()
-      const m = /^pitwall_site_awaiting_peer_map\{[^}]*\} (\d+)/m.exec(text)
-      return m ? Number(m[1]) : undefined
-    } catch {
-      return undefined
-    }
-  }
+  const gauge = (): Promise<number | undefined> => awaitingPeerMap(metricsPort)
   const kvOf = async (nc: NatsConnection, c: RuntimeConfig): Promise<KV> =>
     await new Kvm(nc).open(c.streams.stateBucket)
   const recordsOf = async (
