@@ -125,6 +125,8 @@ t.test('the documented failover, restart and failback procedure, step by step as
   const aliveA = { v: true }
   const acked: Array<{ rid: string; site: string; at: number }> = []
   const queue: Array<{ rid: string; id: string; ts: number; v: number }> = []
+  // Publishes to a not answered yet: at the kill, a may have stored some whose ack never came back.
+  const inFlightA = new Set<string>()
   const publish = async (r: { rid: string; id: string; ts: number; v: number }): Promise<void> => {
     const p = partitionOf('sensor', r.id, P)
     const site = router.ownerOf(p)
@@ -132,14 +134,17 @@ t.test('the documented failover, restart and failback procedure, step by step as
       queue.push(r)
       return
     }
+    if (site === 'a') inFlightA.add(r.rid)
     try {
       await jetstream(site === 'a' ? ncA : ncB).publish(
         tlmSubject(site, p, 'sensor', r.id),
         JSON.stringify({ ts: r.ts, fields: { v: r.v }, profile: 'testsum', rid: r.rid }),
         { msgID: r.rid, timeout: 2_000 },
       )
+      inFlightA.delete(r.rid)
       acked.push({ rid: r.rid, site, at: Date.now() })
     } catch {
+      inFlightA.delete(r.rid)
       queue.push(r)
     }
   }
@@ -209,6 +214,7 @@ t.test('the documented failover, restart and failback procedure, step by step as
   const ackedBefore = acked.length
   aliveA.v = false
   const killAt = Date.now()
+  const inFlightAtKill = inFlightA.size
   await Promise.all([sites.kill('a'), kill(workerA, 'SIGKILL')])
   void ncA.close().catch(() => undefined)
   const ackedAtA = acked.filter((x) => x.site === 'a' && x.at <= killAt)
@@ -260,12 +266,13 @@ t.test('the documented failover, restart and failback procedure, step by step as
   r = await step()
   t.match(r.out, 'link UP', 'a sees the link')
   t.match(r.out, 'role: DEGRADED', 'a is DEGRADED')
-  t.match(
-    r.out,
-    `not yet applied: ${lost} readings`,
-    `status at a counts exactly the ${lost} readings a acked and b never mirrored`,
+  // Exact up to the publishes a stored whose ack the kill cut off (the producer never learnt of them).
+  const reported = Number(/not yet applied: (\d+) readings/.exec(r.out)?.[1] ?? -1)
+  t.ok(
+    reported >= lost && reported <= lost + inFlightAtKill,
+    `status at a counts the ${lost} readings a acked and b never mirrored (${reported}; + up to ${inFlightAtKill} publishes unanswered at the kill)`,
   )
-  t.match(r.out, `: ${lost} at a, 0 at b`, 'all of them at a')
+  t.match(r.out, `: ${reported} at a, 0 at b`, 'all of them at a')
   // a's workers start: the peer-map gate opens on b's map, they take nothing.
   workerA = startWorker(cfgA)
   await sleep(2_000)
