@@ -356,7 +356,10 @@ export interface GateState {
  * - first-start: nothing of either site's state exists here (no own map, no partition record, no mirrored map
  *   of the peer): a new deployment, nothing to be stale about;
  * - override: the operator's `pitwall site assume-peer-lost` is in force (a peer gone for good);
- * - moved (decided by the waiting worker, actors/worker.ts): this site wrote a newer map while it waited.
+ * - moved: this site's own map was rewritten since the wait began (`ownAtStart`, its revision then) at an epoch
+ *   above our mirror of the peer's map, e.g. a failover by this site's controller or operator: the site acted
+ *   on what it knows, and a worker held at the gate would leave the partitions it took with no owner. A map that
+ *   was already newer when the wait began does not count: a site coming back must not act on it.
  * Otherwise closed, with why (the link or peer is down, or the mirror did not catch up in time).
  */
 export async function peerMapGate(
@@ -365,6 +368,7 @@ export async function peerMapGate(
   kv: KV,
   cfg: RuntimeConfig,
   syncTimeoutMs = 5_000,
+  ownAtStart?: number,
 ): Promise<GateState> {
   if (!cfg.peer) return { open: true, reason: 'synced' }
   const sync = await syncPeerState(nc, jsm, cfg, syncTimeoutMs)
@@ -372,7 +376,16 @@ export async function peerMapGate(
   const override = await readOverride(kv, cfg.site)
   if (override) return { open: true, reason: 'override', override }
   if (!(await ranBefore(kv, jsm, cfg))) return { open: true, reason: 'first-start' }
+  if (ownAtStart !== undefined && (await movedSince(kv, jsm, cfg, ownAtStart))) return { open: true, reason: 'moved' }
   return { open: false, reason: sync }
+}
+
+/** True when this site's map was rewritten since revision `ownAtStart` at an epoch above the mirrored peer map. */
+async function movedSince(kv: KV, jsm: JetStreamManager, cfg: RuntimeConfig, ownAtStart: number): Promise<boolean> {
+  const own = await readOwnMap(kv)
+  if (!own || own.revision === ownAtStart) return false
+  const peer = await readPeerMap(jsm, cfg).catch(() => undefined)
+  return own.map.epoch > (peer?.epoch ?? 0)
 }
 
 /** True when this site (or its mirror of the peer) holds any map or partition record: not a first start. */

@@ -19,7 +19,7 @@ import {
   type RuntimeObserver,
   type RuntimeStats,
 } from './runtime.js'
-import { type GateState, peerMapGate, readOwnMap, readPeerMap, type SiteMap, SiteMapView, siteSlot } from './sitemap.js'
+import { type GateState, peerMapGate, readOwnMap, type SiteMap, SiteMapView, siteSlot } from './sitemap.js'
 import { LoopStats, type ProcessStatsSnapshot } from './loop-stats.js'
 import { heartbeatSubject, heartbeatWildcard, statsSubject } from './subjects.js'
 
@@ -207,8 +207,7 @@ export class Worker {
       let g: GateState | undefined
       let failure: string | undefined
       try {
-        g = await peerMapGate(deps.nc, deps.jsm, deps.kv, this.cfg)
-        if (!g.open) g = (await this.movedHere(ownAtStart)) ?? g
+        g = await peerMapGate(deps.nc, deps.jsm, deps.kv, this.cfg, undefined, ownAtStart)
       } catch (err) {
         failure = String(err)
       }
@@ -235,21 +234,6 @@ export class Worker {
       }
       await new Promise((r) => setTimeout(r, 1_000))
     }
-  }
-
-  /**
-   * The gate also opens when this site moved partitions while the worker waited (its own map was rewritten at a
-   * higher epoch than our mirror of the peer's, e.g. a failover by this site's controller or operator): the site
-   * acted on what it knows, and a worker held at the gate would leave the partitions it took with no owner. A
-   * map that was already newer when the wait began does not count: a site coming back must not act on it.
-   */
-  private async movedHere(ownAtStart: number): Promise<GateState | undefined> {
-    const deps = this.deps
-    if (!deps) return undefined
-    const own = await readOwnMap(deps.kv)
-    if (!own || own.revision === ownAtStart) return undefined
-    const peer = await readPeerMap(deps.jsm, this.cfg).catch(() => undefined)
-    return own.map.epoch > (peer?.epoch ?? 0) ? { open: true, reason: 'moved' } : undefined
   }
 
   /** The caller's observer, with each alert's stored -> emitted time also kept for the stats reply (`alert_ms`). */

@@ -577,7 +577,10 @@ async function main(): Promise<void> {
   const load0 = loadavg()
   // The server's monitoring port: per-client traffic (connz) for the broker's share of the cause.
   const monUrl = `http://127.0.0.1:${await freePort()}`
-  const srv = await startNats({ config: `http: "${monUrl.slice('http://'.length)}"` })
+  // PITWALL_BENCH_NATS_CONF: extra server settings (e.g. `prof_port: 6060` for nats-server's own CPU profile).
+  const srv = await startNats({
+    config: [`http: "${monUrl.slice('http://'.length)}"`, process.env.PITWALL_BENCH_NATS_CONF ?? ''].join('\n'),
+  })
   const db = await createTestDb()
   const nc = await connectTo(srv.url)
   const procs = new Map<string, ChildProcess>()
