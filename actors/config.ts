@@ -34,6 +34,11 @@ export interface RuntimeOptions {
   maxInFlight?: number
   /** Upper bound of output publishes awaiting their JetStream ack per partition. */
   maxPendingOutputs?: number
+  /**
+   * `own` (default): checkpoint snapshots go over a second NATS connection of the worker, so outputs never wait
+   * behind a checkpoint's burst of snapshot puts; `shared`: one connection for everything.
+   */
+  snapshotConnection?: 'own' | 'shared'
   /** Default profile per entity kind, when a reading names none. */
   defaultProfiles?: Partial<Record<EntityKind, string>>
   /** Per-profile configuration overrides (merged over each profile's defaults). */
@@ -76,6 +81,7 @@ export interface RuntimeConfig {
   readonly idlePassivateMs: number
   readonly maxInFlight: number
   readonly maxPendingOutputs: number
+  readonly snapshotConnection: 'own' | 'shared'
   readonly defaultProfiles: Readonly<Record<EntityKind, string>>
   readonly profileConfig: Readonly<Record<string, Record<string, unknown>>>
   readonly tlmMaxAgeS: number
@@ -103,6 +109,7 @@ export const DEFAULTS = {
   idlePassivateMs: 600_000,
   maxInFlight: 20_000,
   maxPendingOutputs: 10_000,
+  snapshotConnection: 'own' as 'own' | 'shared',
   defaultProfiles: { sensor: 'environment', vehicle: 'race' },
   tlmMaxAgeS: 7 * 24 * 3600,
   dedupe: { horizonMs: 600_000, maxIds: 256 },
@@ -124,6 +131,7 @@ export const ENV = {
   idlePassivateMs: 'PITWALL_IDLE_PASSIVATE_MS',
   maxInFlight: 'PITWALL_MAX_IN_FLIGHT',
   maxPendingOutputs: 'PITWALL_MAX_PENDING_OUTPUTS',
+  snapshotConnection: 'PITWALL_SNAPSHOT_CONNECTION',
   tlmMaxAgeS: 'PITWALL_TLM_MAX_AGE_S',
   metricsPort: 'PITWALL_METRICS_PORT',
   metricsHost: 'PITWALL_METRICS_HOST',
@@ -168,6 +176,7 @@ export function optionsFromEnv(env: Record<string, string | undefined>): Runtime
   set('workerId', str(ENV.workerId))
   set('metricsHost', str(ENV.metricsHost))
   set('domain', str(ENV.domain))
+  set('snapshotConnection', str(ENV.snapshotConnection) as RuntimeOptions['snapshotConnection'])
   const peerSite = str(ENV.peerSite)
   if (peerSite) o.peer = { site: peerSite, ...(str(ENV.peerDomain) ? { domain: str(ENV.peerDomain) as string } : {}) }
   const homes = str(ENV.homePartitions)
@@ -276,6 +285,9 @@ export function compileConfig(o: RuntimeOptions): RuntimeConfig {
       throw new ConfigError(`defaultProfiles.${k}`, 'unknown entity kind')
   }
   const partitions = positiveInt('partitions', o.partitions ?? DEFAULTS.partitions, 1, 4096)
+  const snapshotConnection = o.snapshotConnection ?? DEFAULTS.snapshotConnection
+  if (snapshotConnection !== 'own' && snapshotConnection !== 'shared')
+    throw new ConfigError('snapshotConnection', `must be own or shared, got ${JSON.stringify(snapshotConnection)}`)
   let peer: RuntimeConfig['peer'] = null
   if (o.peer) {
     if (!SITE_PATTERN.test(o.peer.site))
@@ -320,6 +332,7 @@ export function compileConfig(o: RuntimeOptions): RuntimeConfig {
     idlePassivateMs: positiveInt('idlePassivateMs', o.idlePassivateMs ?? DEFAULTS.idlePassivateMs),
     maxInFlight: positiveInt('maxInFlight', o.maxInFlight ?? DEFAULTS.maxInFlight, 10),
     maxPendingOutputs: positiveInt('maxPendingOutputs', o.maxPendingOutputs ?? DEFAULTS.maxPendingOutputs, 1),
+    snapshotConnection,
     defaultProfiles,
     profileConfig: o.profileConfig ?? {},
     tlmMaxAgeS: positiveInt('tlmMaxAgeS', o.tlmMaxAgeS ?? DEFAULTS.tlmMaxAgeS, 0),

@@ -78,6 +78,8 @@ export class PartitionRunner {
   private readonly source: SegmentSource
   private readonly snapshots: SnapshotStore
   private readonly acks: AckPublisher
+  /** Snapshot puts' acks: on RuntimeDeps.snapshotNc when there is one, else `acks`. */
+  private readonly snapshotAcks: AckPublisher
   private readonly sink: OutputSink
   /** Called once when the runner stops on its own (fenced or failed). */
   onExit: ((r: PartitionRunner, err?: unknown) => void) | undefined
@@ -93,13 +95,14 @@ export class PartitionRunner {
     this.source = new SegmentSource(deps, partition, held.record.token, chain, held.record.cursor)
     this.lastSeq = this.source.floor
     this.acks = new AckPublisher(deps.nc, `out${partition}`)
+    this.snapshotAcks = deps.snapshotNc ? new AckPublisher(deps.snapshotNc, `snap${partition}`) : this.acks
     this.snapshots = new SnapshotStore(
       {
         kv: deps.kv,
         cfg: deps.cfg,
         log: deps.log,
         peer: deps.cfg.peer ? mirrorPeerSnapshots(deps.js, deps.jsm, deps.cfg) : undefined,
-        acks: this.acks,
+        acks: this.snapshotAcks,
       },
       { partition, token: held.record.token, chain, claims: this.claims },
     )
@@ -614,6 +617,7 @@ export class PartitionRunner {
     this.deps.observe?.partitionClosed?.(this.partition)
     this.sink.close()
     this.acks.close()
+    if (this.snapshotAcks !== this.acks) this.snapshotAcks.close()
     // The consumer also expires by itself (inactive_threshold).
     await this.source.close(deleteConsumer)
   }

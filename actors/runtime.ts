@@ -20,6 +20,13 @@ export type ProfileTable = ReadonlyMap<string, ProfileEntry>
 
 export interface RuntimeDeps {
   nc: NatsConnection
+  /**
+   * The connection checkpoints write their snapshots on; `nc` when absent. A checkpoint puts up to a thousand
+   * ~1.6 KB snapshots at once: on the connection that also carries outputs, every alert emitted behind such a
+   * burst waited until the server had stored all of it (one connection is one ordered byte stream, parsed by one
+   * server reader). docs/benchmarks.md "Snapshots on their own connection" has the A/B.
+   */
+  snapshotNc?: NatsConnection | undefined
   js: JetStreamClient
   jsm: JetStreamManager
   kv: KV

@@ -29,6 +29,11 @@ export interface WorkerOptions {
   /** Create streams and buckets when missing (default true); false: fail when they are missing. */
   provision?: boolean
   nc?: NatsConnection
+  /**
+   * The connection for checkpoint snapshots (RuntimeDeps.snapshotNc). A worker that opens its own connection
+   * opens a second one for them; with an injected `nc` and none given here, snapshots share `nc`.
+   */
+  snapshotNc?: NatsConnection
   log?: LogFn
   /** Observations for histograms and per-profile metrics (see actors/metrics.ts WorkerObserver). */
   observe?: RuntimeObserver
@@ -62,6 +67,7 @@ export class Worker {
   private readonly opts: WorkerOptions
   private deps: RuntimeDeps | undefined
   private ownsConnection = false
+  private ownsSnapshotConnection = false
   private readonly runners = new Map<number, PartitionRunner>()
   private readonly acquiring = new Set<number>()
   private readonly peers = new Map<string, { seenAt: number; draining: boolean }>()
@@ -128,8 +134,14 @@ export class Worker {
       cfg.refActivationMs,
       this.log,
     )
+    let snapshotNc = this.opts.snapshotNc
+    if (!snapshotNc && this.ownsConnection && cfg.snapshotConnection === 'own') {
+      snapshotNc = await connectNats(cfg.natsUrl, `pitwall-worker-${cfg.workerId}-snapshots`)
+      this.ownsSnapshotConnection = true
+    }
     this.deps = {
       nc,
+      snapshotNc,
       js,
       jsm,
       kv: state,
@@ -365,6 +377,7 @@ export class Worker {
     this.statsSub?.unsubscribe()
     this.loopStats?.stop()
     await this.refs?.stop()
+    if (this.deps?.snapshotNc && this.ownsSnapshotConnection) await this.deps.snapshotNc.drain()
     if (this.deps && this.ownsConnection) await this.deps.nc.drain()
     this.log('info', 'worker stopped', { worker: this.cfg.workerId })
   }

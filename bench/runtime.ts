@@ -440,7 +440,8 @@ async function natsTraffic(monUrl: string): Promise<Map<string, Traffic>> {
   const out = new Map<string, Traffic>()
   for (const c of body.connections ?? []) {
     const name = c.name ?? ''
-    const w = /^pitwall-worker-bench-w(\d+)$/.exec(name)
+    // A worker has two connections (its snapshots have their own): both count for the worker.
+    const w = /^pitwall-worker-bench-w(\d+)(-snapshots)?$/.exec(name)
     const who = w ? `worker-${w[1]}` : name === '' ? 'bench' : name.replace(/^pitwall-/, '').replace(/-[a-z]$/, '')
     const t = out.get(who) ?? { in_msgs: 0, out_msgs: 0, in_bytes: 0, out_bytes: 0 }
     t.in_msgs += c.in_msgs
