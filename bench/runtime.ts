@@ -124,6 +124,11 @@ const E2E = {
   refine: arg('refine', QUICK ? 0 : 1),
 }
 const GRACE_S = arg('grace', 20)
+// The JSON's e2e figure comes from the steps: at least one is run.
+if (!Number.isInteger(E2E.maxSteps) || E2E.maxSteps < 1) {
+  process.stderr.write(`--e2e-steps must be an integer >= 1 (the e2e figure needs a step), got ${E2E.maxSteps}\n`)
+  process.exit(2)
+}
 const SITE = 'a'
 const root = join(import.meta.dirname, '..', '..')
 const say = (s: string): void => {
