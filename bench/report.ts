@@ -53,7 +53,7 @@ export interface RuntimeResult {
     alert_every: number
     grace_s: number
   }
-  baseline: { jetstream_publish_per_s: number }
+  baseline: { jetstream_publish_per_s: number; ack_ms?: Array<{ rate: number } & Summary> }
   e2e: {
     readings_per_s: number
     counted_at: string
@@ -120,6 +120,12 @@ export function renderRuntime(r: RuntimeResult): string {
   }
   out.push('| measure | result |', '|---|---|')
   out.push(`| baseline: raw JetStream publish | ${num(r.baseline.jetstream_publish_per_s)} msg/s |`)
+  if (r.baseline.ack_ms?.length)
+    out.push(
+      `| baseline: publish -> ack p50 / p99, open loop, nothing else running | ` +
+        r.baseline.ack_ms.map((a) => `${num(a.rate)}/s ${ms(a.p50)} / ${ms(a.p99)} ms`).join(', ') +
+        ' |',
+    )
   out.push(
     `| e2e readings/s counted at ${r.e2e.counted_at} | ${num(r.e2e.readings_per_s)} /s` +
       `${r.e2e.ratio_to_baseline !== undefined ? ` (${num(r.e2e.ratio_to_baseline)} of baseline)` : ''}, ` +

@@ -8,7 +8,9 @@
  * runs them. Everything the user would see is measured where the user sees it:
  *
  * baseline  Raw JetStream publish rate of the load generator into a bare R1 file stream (median of 3 x 150,000),
- *           same run: the ceiling the e2e figure is compared with.
+ *           same run: the ceiling the e2e figure is compared with. Then, for each latency rate up to 5,000/s, the
+ *           broker's publish -> ack latency open loop at that rate with nothing else running (`baseline.ack_ms`):
+ *           the floor under the pipeline's first hop.
  * latency   For each rate of `--rates`: environment readings (2,000 sensors in turn) published open loop at that
  *           rate, `--warmup` s untimed, then `--duration` s measured. Reading i is due at t0 + i/rate; every latency counts from the due time,
  *           so a publisher (or server) that falls behind is charged for it: no coordinated omission. Each
@@ -168,6 +170,49 @@ async function baseline(nc: NatsConnection): Promise<number> {
     await jsm.streams.delete('BASE')
   }
   return median(rates)
+}
+
+/**
+ * The broker's own publish -> ack latency, open loop at `rate` for `secs`, into a bare R1 file stream with nothing
+ * else running (before the services start): the floor under the pipeline's first hop (`due_to_ack`) at that rate.
+ */
+async function ackBaseline(nc: NatsConnection, rate: number, secs: number): Promise<LatencySummary> {
+  const jsm = await jetstreamManager(nc)
+  await jsm.streams.add({
+    name: 'BASE',
+    subjects: ['base.>'],
+    storage: StorageType.File,
+    retention: RetentionPolicy.Limits,
+    num_replicas: 1,
+  })
+  const pub = new RawPublisher(nc)
+  const gen = new EnvReadings(SENSORS)
+  const due: number[] = []
+  const lat: number[] = []
+  pub.onAck = (_seq, num) => {
+    const d = due[num]
+    if (d !== undefined) lat.push(performance.now() - d)
+  }
+  const t0 = performance.now()
+  const n = Math.round(rate * secs)
+  for (let i = 0; i < n;) {
+    const now = performance.now()
+    const dueNow = Math.min(n, Math.floor(((now - t0) * rate) / 1000) + 1)
+    if (i >= dueNow) {
+      await sleep(Math.max(1, Math.min(5, t0 + (i * 1000) / rate - now)))
+      continue
+    }
+    for (; i < dueNow; i++) {
+      const r = gen.next()
+      const num = await pub.publish(`base.${partitionOf('sensor', r.id, P)}.sensor.${r.id}`, r.data)
+      due[num] = t0 + (i * 1000) / rate
+    }
+    await new Promise((res) => setImmediate(res))
+  }
+  await pub.drain()
+  pub.close()
+  await jsm.streams.delete('BASE')
+  return summarize(lat)
 }
 
 function spawnProc(script: string, env: Record<string, string>): ChildProcess {
@@ -596,6 +641,12 @@ async function main(): Promise<void> {
     say(`nats ${srv.url}, postgres ${db.name}, ${SENSORS} sensors, ${WORKERS} workers, P=${P}`)
     const base = await baseline(nc)
     say(`baseline raw JetStream publish: ${Math.round(base)} msg/s`)
+    const ackBase: Array<{ rate: number } & LatencySummary> = []
+    for (const rate of RATES.filter((r) => r <= 5_000)) {
+      const a = await ackBaseline(nc, rate, QUICK ? 2 : 5)
+      ackBase.push({ rate, ...a })
+      say(`baseline publish -> ack at ${rate}/s, nothing else running: p50 ${a.p50} p99 ${a.p99} max ${a.max} ms`)
+    }
 
     const cfg = compileConfig({ natsUrl: srv.url, partitions: P })
     await provision(nc, await jetstreamManager(nc), cfg)
@@ -879,7 +930,7 @@ CREATE TRIGGER pw_bench_notify AFTER INSERT ON alert_events FOR EACH ROW EXECUTE
         alert_every: ALERT_EVERY,
         grace_s: GRACE_S,
       },
-      baseline: { jetstream_publish_per_s: Math.round(base) },
+      baseline: { jetstream_publish_per_s: Math.round(base), ack_ms: ackBase },
       e2e: {
         readings_per_s: top.step.readings_per_s,
         counted_at: 'postgres',
