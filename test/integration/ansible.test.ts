@@ -78,7 +78,7 @@ function play(inventory: string, playbook: string, ev: string): { out: string; s
   const r = spawnSync('ansible-playbook', ['-i', inventory, playbook, '-c', 'local', '-e', `@${ev}`], {
     cwd: ANSIBLE_DIR,
     encoding: 'utf8',
-    timeout: 150_000,
+    timeout: 240_000, // a loaded 2-core machine took 150 s for the second run (CI with a helper at work)
     // Pipelining: each task's module goes to python's stdin instead of a temp file per task (fewer writes and
     // process starts; the local connection supports it, and nothing here uses become).
     env: {
