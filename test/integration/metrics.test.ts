@@ -187,7 +187,19 @@ t.test('series per process stay bounded with 100,000 entities', async (t) => {
     )
   }
   for (let i = 0; i < 1800 && w.stats.processed < N + 2 * M; i++) await new Promise((r) => setTimeout(r, 100))
-  t.equal(w.stats.processed, N + 2 * M, '100,000 distinct entities processed')
+  // Exactly once each, unless a partition restarted on the loaded machine (a checkpoint that failed, a lease lost):
+  // its new runner re-applies what no snapshot held yet, and counts it again. That is recovery, not this test's
+  // subject; the count must then still cover everything, and the restart must show in the stats.
+  const st = w.stats
+  const restarts = st.checkpointFailures + st.leaseLost + Math.max(0, st.leaseAcquired - cfg.partitions)
+  if (restarts === 0) t.equal(st.processed, N + 2 * M, '100,000 distinct entities processed')
+  else
+    t.ok(st.processed >= N + 2 * M, `100,000 distinct entities processed (and replays after ${restarts} restarts)`, {
+      stats: st,
+    })
+  t.comment(
+    `processed ${st.processed}, checkpoint failures ${st.checkpointFailures}, leases acquired ${st.leaseAcquired}, lost ${st.leaseLost}`,
+  )
   t.equal(w.activeActors(), N, 'all active')
   t.equal(observer.profiles.get('testsum')?.late, M, 'late readings of 1,000 entities counted')
   t.equal(
