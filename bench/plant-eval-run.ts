@@ -13,6 +13,7 @@ import { isolationForestBaseline, robustZBaseline } from './eval/baselines.js'
 import { evaluatePlant, HELDOUT_SEEDS, PAST_HELDOUT_SEEDS, TUNING_SEEDS } from './eval/plant-eval.js'
 import { ANOMALY_TYPES, DEFAULT_HOURS, DEFAULT_WARMUP_HOURS, QUICK_HOURS } from './eval/plant-scenario.js'
 import { processProfileDetector } from './eval/plant-process.js'
+import { withStageSignals } from './eval/plant-stage-feed.js'
 
 const r3 = (x: number | null): number | null => (x === null ? null : Math.round(x * 1000) / 1000)
 
@@ -65,7 +66,7 @@ export function plantEvalSection(args: readonly string[], log: (s: string) => vo
     seeds,
     hours,
     detectors: [
-      processProfileDetector(),
+      withStageSignals(processProfileDetector()),
       robustZBaseline(),
       isolationForestBaseline({ warmupMs: DEFAULT_WARMUP_HOURS * 3_600_000 }),
     ],

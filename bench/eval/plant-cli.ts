@@ -17,6 +17,7 @@ import {
 } from './plant-eval.js'
 import { ANOMALY_TYPES, DEFAULT_HOURS, DEFAULT_WARMUP_HOURS, QUICK_HOURS } from './plant-scenario.js'
 import { processProfileDetector } from './plant-process.js'
+import { withStageSignals } from './plant-stage-feed.js'
 import { PROCESS_DEFAULTS, validateProcessConfig, type ProcessConfig } from '../../actors/kinds/sensor/process.js'
 
 const args = process.argv.slice(2)
@@ -26,6 +27,8 @@ const value = (name: string): string | undefined => {
 }
 const JSON_ONLY = args.includes('--json')
 const QUICK = args.includes('--quick')
+/** Without the edge's filter-group signals (the process profile's backwash view then sees nothing). */
+const NO_STAGE_FEED = args.includes('--no-stage-feed')
 const seedArg = value('seeds') ?? 'tuning'
 const seeds =
   seedArg === 'tuning'
@@ -70,7 +73,8 @@ if (overrides !== undefined) {
   }
 }
 const known: Record<string, () => PlantDetector> = {
-  process: () => processProfileDetector(processConfig),
+  process: () =>
+    NO_STAGE_FEED ? processProfileDetector(processConfig) : withStageSignals(processProfileDetector(processConfig)),
   'robust-z': () => robustZBaseline(),
   iforest: () => isolationForestBaseline({ warmupMs: DEFAULT_WARMUP_HOURS * 3_600_000 }),
 }
