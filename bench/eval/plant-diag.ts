@@ -1,5 +1,6 @@
 /**
- * `node dist/bench/eval/plant-diag.js [--seeds tuning|1,2] [--hours H] [--process-config JSON] [--top N] [--json]`
+ * `node dist/bench/eval/plant-diag.js [--seeds tuning|1,2] [--hours H] [--process-config JSON] [--top N] [--json]
+ *   [--no-stage-feed]` (without the filter group's signals, bench/eval/plant-stage-feed.ts)
  *
  * Where the process profile's alert load and false alerts come from on the independent plant scenario (issue
  * 17): runs the profile (sensor and pair actors, as plant-cli does) over each seed, keeps every alert with the
