@@ -299,3 +299,35 @@ void t.test(
     )
   },
 )
+
+void t.test(
+  'a filter group that has backwashed is stepping equipment: its own level shifts raise nothing',
+  async (t) => {
+    // The washed filter's flow meter: healthy ~1750 m³/h (noise 10), then (after the backwash, when there is one) a
+    // lasting 20 sigma shift of its share of the stage flow, as a cleaner filter takes more of it.
+    const flowMeter = (withBackwash: boolean): Reading[] => {
+      const rnd = rng(3)
+      const normal = (): number => Math.sqrt(-2 * Math.log(1 - rnd())) * Math.cos(2 * Math.PI * rnd())
+      const out: Reading[] = []
+      for (let i = 0; i < AT + 180 + 900; i++) {
+        const stage = 3500
+        const wash = withBackwash && i >= AT && i < AT + 180
+        const share = i >= AT + 180 + 200 ? 0.5 + 200 / stage : 0.5
+        const value = wash ? Math.round(5 + normal()) : Math.round(stage * share + 10 * normal())
+        const r: Reading = { ts: T0 + i * P, fields: { type: 'flow', stage: 'tertiary', flow: stage, temp: 15, value } }
+        Object.assign(r.fields, wash ? sig(1, stage, value) : sig(0, value, stage - value))
+        out.push(r)
+      }
+      return out
+    }
+    const entity = { kind: 'sensor', id: 'ter-flow-02' } as const
+    const plain = runActor(processProfile, entity, msgs(flowMeter(false)))
+    t.ok(
+      opened(plain.outputs).some((a) => a.type === 'process_malfunction'),
+      'without a backwash the shift is a malfunction',
+    )
+    const washed = runActor(processProfile, entity, msgs(flowMeter(true)))
+    t.same(opened(washed.outputs), [], 'after a backwash it is the filter cycle')
+    t.equal((washed.cell.query() as { backwash: { backwashes: number } }).backwash.backwashes, 1)
+  },
+)
