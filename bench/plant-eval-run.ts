@@ -5,14 +5,15 @@
  * precision and recall (typed, untyped), the chance level of its alert times, false alerts per sensor-day, the
  * plant's alerts a day, median delay and per-reading cost.
  *
- * `--plant-eval heldout|heldout-past|tuning|quick|off` (default heldout: seeds 2001-2003; heldout-past: the
- * earlier held-out set 1001-1003, no longer held out; quick: tuning seeds, 10 h), `--plant-eval-hours H`
+ * `--plant-eval heldout|heldout-past|tuning|quick|off` (default heldout: seeds 3001-3003; heldout-past: the
+ * earlier held-out sets 1001-1003 and 2001-2003, no longer held out; quick: tuning seeds, 10 h), `--plant-eval-hours H`
  * (default 48).
  */
 import { isolationForestBaseline, robustZBaseline } from './eval/baselines.js'
 import { evaluatePlant, HELDOUT_SEEDS, PAST_HELDOUT_SEEDS, TUNING_SEEDS } from './eval/plant-eval.js'
 import { ANOMALY_TYPES, DEFAULT_HOURS, DEFAULT_WARMUP_HOURS, QUICK_HOURS } from './eval/plant-scenario.js'
 import { processProfileDetector } from './eval/plant-process.js'
+import { withStageSignals } from './eval/plant-stage-feed.js'
 
 const r3 = (x: number | null): number | null => (x === null ? null : Math.round(x * 1000) / 1000)
 
@@ -65,7 +66,7 @@ export function plantEvalSection(args: readonly string[], log: (s: string) => vo
     seeds,
     hours,
     detectors: [
-      processProfileDetector(),
+      withStageSignals(processProfileDetector()),
       robustZBaseline(),
       isolationForestBaseline({ warmupMs: DEFAULT_WARMUP_HOURS * 3_600_000 }),
     ],

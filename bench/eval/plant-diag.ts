@@ -1,5 +1,6 @@
 /**
- * `node dist/bench/eval/plant-diag.js [--seeds tuning|1,2] [--hours H] [--process-config JSON] [--top N] [--json]`
+ * `node dist/bench/eval/plant-diag.js [--seeds tuning|1,2] [--hours H] [--process-config JSON] [--top N] [--json]
+ *   [--no-stage-feed]` (without the filter group's signals, bench/eval/plant-stage-feed.ts)
  *
  * Where the process profile's alert load and false alerts come from on the independent plant scenario (issue
  * 17): runs the profile (sensor and pair actors, as plant-cli does) over each seed, keeps every alert with the
@@ -14,6 +15,7 @@ import { PROCESS_DEFAULTS, validateProcessConfig, type ProcessConfig } from '../
 import { evaluatePlant, TUNING_SEEDS } from './plant-eval.js'
 import { DEFAULT_WARMUP_HOURS, plantScenario, QUICK_HOURS } from './plant-scenario.js'
 import { processProfileDetector } from './plant-process.js'
+import { withStageSignals } from './plant-stage-feed.js'
 
 export interface DiagAlert {
   seed: number
@@ -43,14 +45,19 @@ export function reasonKey(reason: string): string {
 }
 
 /** Runs the process profile over the seeds and classifies its alerts (the scorer's rules, plus causes). */
-export function diagnose(seeds: readonly number[], hours: number, config: ProcessConfig): DiagAlert[] {
+export function diagnose(
+  seeds: readonly number[],
+  hours: number,
+  config: ProcessConfig,
+  stageFeed = true,
+): DiagAlert[] {
   const all: DiagAlert[] = []
   for (const seed of seeds) {
     const sc = plantScenario({ seed, hours, warmupHours: DEFAULT_WARMUP_HOURS })
     const info = new Map(sc.sensors.map((s) => [s.id, s]))
     const raw: DiagAlert[] = []
     const open = new Set<string>()
-    const det = processProfileDetector(config, 'process', {
+    const base = processProfileDetector(config, 'process', {
       onAlert(entity: string, b: AlertBody, ts: number, source: 'sensor' | 'pair') {
         const key = `${entity}\u0000${b.type}`
         if (b.state === 'close') {
@@ -74,6 +81,7 @@ export function diagnose(seeds: readonly number[], hours: number, config: Proces
         })
       },
     })
+    const det = stageFeed ? withStageSignals(base) : base
     evaluatePlant({ seeds: [seed], hours, detectors: [det] })
     raw.sort((a, b) => a.start - b.start)
     const detected = new Set<object>()
@@ -150,7 +158,7 @@ function main(): void {
     config = deepMerge(PROCESS_DEFAULTS, JSON.parse(over)) as ProcessConfig
     validateProcessConfig(config)
   }
-  const alerts = diagnose(seeds, hours, config)
+  const alerts = diagnose(seeds, hours, config, !args.includes('--no-stage-feed'))
   if (args.includes('--json')) {
     process.stdout.write(`${JSON.stringify(alerts)}\n`)
     return

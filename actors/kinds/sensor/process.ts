@@ -64,6 +64,18 @@ import {
   remember,
   seen,
 } from './process-model.js'
+import {
+  B,
+  PHASE,
+  BACKWASH_SLOTS,
+  backwashReason,
+  backwashState,
+  blankBackwash,
+  endRipple,
+  observeStage,
+  validateBackwashConfig,
+  type BackwashConfig,
+} from './backwash.js'
 
 export const PLANT_ANOMALIES = [
   'cyber_attack',
@@ -192,6 +204,13 @@ export interface ProcessConfig {
     stepReadings: number
     clearReadings: number
   }
+  /**
+   * Designed suppression (ISA-18.2 state-based alarming) during a filter backwash the sensor's own readings show
+   * through the filter group's signals the edge attaches to them (backwash.ts): no spike, malfunction, drift or
+   * stuck alert on this sensor from the backwash until the wash water has passed; cyber, dropout and loop break
+   * still alert. A sensor whose readings carry no such signals is never suppressed.
+   */
+  backwash: BackwashConfig
   kpiIntervalMs: number
   /** Stage whose sensors are checked against `limits[type].outlet`. */
   outletStage: string
@@ -267,6 +286,17 @@ export const PROCESS_DEFAULTS: ProcessConfig = deepFreeze({
     stepReadings: 120,
     clearReadings: 12,
   },
+  backwash: {
+    pumpOnRel: 0.5,
+    filterOutShare: 0.2,
+    confirmReadings: 2,
+    endReadings: 3,
+    staleMs: 60_000,
+    settleMs: 120_000,
+    rippleClearZ: 1.5,
+    rippleClearReadings: 36,
+    rippleMaxMs: 2_700_000,
+  },
   kpiIntervalMs: 900_000,
   outletStage: 'outlet',
   severities: {
@@ -329,7 +359,10 @@ export function validateProcessConfig(c: ProcessConfig): void {
   num('sigmaFloorRel', c.sigmaFloorRel, 0)
   num('noveltyMargin', c.noveltyMargin, 0)
   num('kpiIntervalMs', c.kpiIntervalMs, 1000)
-  for (const g of ['spike', 'drift', 'failure', 'cyber', 'severities', 'limits'] as const) group(g, c[g])
+  for (const g of ['spike', 'drift', 'failure', 'cyber', 'backwash', 'severities', 'limits'] as const) group(g, c[g])
+  validateBackwashConfig(c.backwash, (setting, why) => {
+    throw new ConfigError(`process.${setting}`, why)
+  })
   group('baseline', c.baseline)
   for (const k of ['readings', 'scaleReadings', 'fastReadings'] as const) num(`baseline.${k}`, c.baseline[k], 1, true)
   num('baseline.winsorZ', c.baseline.winsorZ, 0)
@@ -512,6 +545,8 @@ export interface ProcessState {
   fp: number[]
   fpPos: number
   late: number
+  /** The filter backwash view (backwash.ts): designed suppression from the stage signals in the readings. */
+  b: number[]
 }
 
 function freshLive(): number[] {
@@ -558,6 +593,7 @@ function init(_e: EntityRef, c: ProcessConfig): ProcessState {
     fp: new Array<number>(c.cyber.replayWindow).fill(NaN),
     fpPos: 0,
     late: 0,
+    b: blankBackwash(),
   }
 }
 
@@ -870,9 +906,6 @@ function stuckNeed(s: ProcessState, c: ProcessConfig): number {
   return Math.max(c.failure.stuckReadings, Math.ceil(c.failure.holdFactor * (s.v[L.HOLD] as number)))
 }
 
-/** The operator's out-of-service entry of this sensor, when it has one. */
-type OutOfService = ReturnType<typeof outOfService>
-
 /** A reading older than the last one applied is counted and written aside (`late`), never applied. */
 function rejectLate(s: ProcessState, r: Reading, ctx: ActorContext): boolean {
   const last = s.v[L.TS] as number
@@ -1024,8 +1057,9 @@ function rollingBaseline(
   c: ProcessConfig,
   x: number,
   floor: number,
-  oos: OutOfService,
+  frozen: boolean,
   calm: boolean,
+  suppressed: boolean,
 ): number {
   const v = s.v
   const bn = v[L.BN] as number
@@ -1039,7 +1073,7 @@ function rollingBaseline(
   const scale = Math.max(1.2533 * (v[L.DEV] as number), quant, floor)
   if (!CHEMISTRY.has(s.type) && Math.abs(x - (v[L.BASE] as number)) > c.spike.regimeZ * scale && bn > 0) {
     // Equipment changing state (a blower or pump switching): restart the level there, keep the scale.
-    if (calm) v[L.JUMPS] = (v[L.JUMPS] as number) + 1
+    if (calm || suppressed) v[L.JUMPS] = (v[L.JUMPS] as number) + 1
     v[L.BASE] = v[L.FAST] = x
     v[L.DEPART] = NaN
     v[L.OVER] = 0
@@ -1047,10 +1081,10 @@ function rollingBaseline(
   v[L.ZB] = ((v[L.FAST] as number) - (v[L.BASE] as number)) / scale
   const d = x - (v[L.BASE] as number)
   const dc = bn >= bl.fastReadings * 10 ? Math.max(-bl.winsorZ * scale, Math.min(bl.winsorZ * scale, d)) : d
-  if (!oos) v[L.BASE] = (v[L.BASE] as number) + dc / Math.min(bn + 1, bl.readings)
+  if (!frozen) v[L.BASE] = (v[L.BASE] as number) + dc / Math.min(bn + 1, bl.readings)
   // Learned at a quarter of the rate while an alert is open, so a sensor whose scale was wrong cannot stay in
   // alert forever; an anomaly moves it by at most winsorZ scales a reading.
-  if (!oos) v[L.DEV] = ew(v[L.DEV] as number, Math.abs(dc), bn, calm ? bl.scaleReadings : 4 * bl.scaleReadings)
+  if (!frozen) v[L.DEV] = ew(v[L.DEV] as number, Math.abs(dc), bn, calm ? bl.scaleReadings : 4 * bl.scaleReadings)
   v[L.BN] = bn + 1
   return scale
 }
@@ -1184,8 +1218,9 @@ function spikeEvidence(
   temp: number | undefined,
   inlet: number | undefined,
   floor: number,
-  oos: OutOfService,
+  frozen: boolean,
   calm: boolean,
+  suppressed: boolean,
   open: number,
   found: Finding | undefined,
 ): Finding | undefined {
@@ -1195,7 +1230,7 @@ function spikeEvidence(
   const x = p ? value - p.expected : value - (Number.isNaN(v[L.EXP] as number) ? 0 : (v[L.EXP] as number))
   if (p) v[L.EXP] = p.expected
   const bn = v[L.BN] as number
-  const scale = rollingBaseline(s, c, x, floor, oos, calm)
+  const scale = rollingBaseline(s, c, x, floor, frozen, calm, suppressed)
   const zb = v[L.ZB] as number
   // Inlet (outlet analysers) and stage flow: their own baselines, to tell a front from the process.
   const quant = Number.isNaN(v[L.QUANT] as number) ? 0 : (v[L.QUANT] as number)
@@ -1328,10 +1363,15 @@ function learnable(s: ProcessState, c: ProcessConfig, z: number, fresh: boolean,
   return healthy
 }
 
-/** Stepping equipment (spike.steppingJumps): its own residual raises nothing. */
+/**
+ * Stepping equipment (spike.steppingJumps): its own residual raises nothing. So is the equipment of a filter group
+ * this sensor has seen backwash (backwash.ts): a filter's flow share and head loss follow its wash cycle (reset by
+ * each backwash, clogging back up over hours), not the stage flow and temperature.
+ */
 function stepping(s: ProcessState, c: ProcessConfig): boolean {
   const v = s.v
   if (CHEMISTRY.has(s.type)) return false
+  if ((s.b[B.COUNT] as number) > 0) return true
   if (c.spike.steppingJumps > 0 && (v[L.JUMPS] as number) >= c.spike.steppingJumps) return true
   const q = v[L.QUANT] as number
   return (
@@ -1351,7 +1391,7 @@ function driftEvidence(
   temp: number,
   resid: number,
   floor: number,
-  oos: OutOfService,
+  frozen: boolean,
   calm: boolean,
   open: number,
   found: Finding | undefined,
@@ -1370,7 +1410,7 @@ function driftEvidence(
     }
     healthy = learnable(s, c, z, fresh, healthy)
   }
-  if (!oos && (healthy || !warm) && !found && open === NONE) learn(s.m, flow, temp, value, resid, c.halfLifeReadings)
+  if (!frozen && (healthy || !warm) && !found && open === NONE) learn(s.m, flow, temp, value, resid, c.halfLifeReadings)
   v[L.Z] = z
   return found
 }
@@ -1395,6 +1435,48 @@ function suspend(
   v[L.MID] = 0
   v[L.SRUN] = 0
   v[L.DEPART] = NaN
+}
+
+/**
+ * Designed suppression during a filter backwash and the ripple after it (backwash.ts): an open spike, malfunction
+ * or drift closes naming the backwash; residual evidence does not pile up; of this reading's findings only a cyber
+ * finding and a failure of the instrument itself (dropout, loop break) stand: a stuck value is what a filter out of
+ * service holds (found again at once after the backwash if it persists). Ends the ripple once the sensor is back
+ * near the level it had when the suppression started (chemistry) or after backwash.settleMs (equipment).
+ */
+function suppressByDesign(
+  s: ProcessState,
+  ctx: ActorContext,
+  c: ProcessConfig,
+  ts: number,
+  value: number | undefined,
+  found: Finding | undefined,
+  floor: number,
+): Finding | undefined {
+  const v = s.v
+  const cur = v[L.AT] as number
+  if (cur === SPIKE || cur === MALFUNCTION || cur === DRIFT)
+    closeAlert(s, ctx, c, ts, value ?? NaN, backwashReason(s.b))
+  // Nothing confirms during the suppression; the excursion keeps its departure time (trackExcursion), so what is
+  // still off when it ends is judged as a build-up over that time, not as a front arriving at its end.
+  v[L.OVER] = 0
+  v[L.SLOW] = 0
+  v[L.MID] = 0
+  v[L.SRUN] = 0
+  // The ripple is over once the value is back near the level the sensor had when the suppression started.
+  if (Number.isNaN(s.b[B.REF] as number)) s.b[B.REF] = v[L.BASE] as number
+  const scale = Math.max(
+    1.2533 * (v[L.DEV] as number),
+    Number.isNaN(v[L.QUANT] as number) ? 0 : (v[L.QUANT] as number),
+    floor,
+  )
+  const back = CHEMISTRY.has(s.type)
+    ? value !== undefined && Math.abs((v[L.FAST] as number) - (s.b[B.REF] as number)) < c.backwash.rippleClearZ * scale
+    : undefined
+  endRipple(s.b, ts, c.backwash, back)
+  const keep =
+    found !== undefined && (found.type === CYBER || (found.type === FAILURE && found.features[0]?.feature !== 'repeat'))
+  return keep ? found : undefined
 }
 
 /** Spike and malfunction are one family: a reading that now looks like the other updates the open alert. */
@@ -1541,24 +1623,42 @@ function onReading(s: ProcessState, r: Reading, ctx: ActorContext, c: ProcessCon
   // Out of service (actors/service.ts, ISA-18.2): the evidence below is still gathered (KPIs, replay ring, run
   // counters), but nothing is learned from a sensor under maintenance and no alert opens; see the state machine.
   const oos = outOfService(ctx)
-  const calm = !oos && open === NONE
+  // Designed suppression (backwash.ts): a filter backwash the stage signals in this reading show. Like out of
+  // service, nothing is learned from it; unlike it, failures of the instrument itself and cyber findings still alert.
+  const sup = observeStage(s.b, f, ts, c.backwash) !== PHASE.NONE
+  const frozen = oos !== undefined || sup
+  const calm = !frozen && open === NONE
   const lim = c.limits[s.type]
   const floor = lim ? (lim.hi - lim.lo) * c.sigmaFloorRel : 1e-9
 
   learnResolution(s, c, value, calm)
   let found = cyberEvidence(s, c, f, ts, value, calm)
   found = failureEvidence(s, c, value, calm, found)
-  found = spikeEvidence(s, c, f, ts, value, flow, temp, inlet, floor, oos, calm, open, found)
+  // The rolling baseline follows the sensor through a backwash (a filter's change of state counts as one, the
+  // wash water's ripple moves it by at most winsorZ scales a reading); only out of service freezes it.
+  found = spikeEvidence(s, c, f, ts, value, flow, temp, inlet, floor, oos !== undefined, calm, sup, open, found)
   const resid = residualOf(v, value, flow, temp)
   if (!Number.isNaN(resid))
-    found = driftEvidence(s, c, value as number, flow as number, temp as number, resid, floor, oos, calm, open, found)
+    found = driftEvidence(
+      s,
+      c,
+      value as number,
+      flow as number,
+      temp as number,
+      resid,
+      floor,
+      frozen,
+      calm,
+      open,
+      found,
+    )
   // The drift step's z, NaN when it did not run.
   const z = Number.isNaN(resid) ? NaN : (v[L.Z] as number)
   if (value !== undefined) v[L.N] = (v[L.N] as number) + 1
   if (oos) {
     suspend(s, ctx, c, ts, value, oos.reason)
     found = undefined
-  }
+  } else if (sup) found = suppressByDesign(s, ctx, c, ts, value, found, floor)
   stepAlert(s, ctx, c, ts, value, found, z, floor)
   rememberReading(v, ts, value, flow, temp)
 }
@@ -1608,6 +1708,7 @@ function query(
       at === NONE
         ? null
         : { type: PLANT_ANOMALIES[at], alertId: alertIdOf(ctx.entity, at, v[L.AS] as number), start: v[L.AS] },
+    backwash: backwashState(s.b),
     lateCount: s.late,
     lastSeq: ctx.lastSeq,
   }
@@ -1631,6 +1732,8 @@ interface Encoded {
   fp: Array<number | null>
   p: number
   l: number
+  /** The backwash view; absent in snapshots written before it (read as a blank view). */
+  b?: Array<number | null>
 }
 
 const enc = (xs: readonly number[]): Array<number | null> => xs.map((x) => (Number.isFinite(x) ? x : null))
@@ -1647,7 +1750,17 @@ function nums(xs: unknown, what: string, len?: number): number[] {
 }
 
 function encode(s: ProcessState): Encoded {
-  return { t: s.type, g: s.stage, m: enc(s.m), v: enc(s.v), k: enc(s.k), fp: enc(s.fp), p: s.fpPos, l: s.late }
+  return {
+    t: s.type,
+    g: s.stage,
+    m: enc(s.m),
+    v: enc(s.v),
+    k: enc(s.k),
+    fp: enc(s.fp),
+    p: s.fpPos,
+    l: s.late,
+    b: enc(s.b),
+  }
 }
 
 function decode(data: unknown, version: number): ProcessState {
@@ -1685,7 +1798,8 @@ function decode(data: unknown, version: number): ProcessState {
       RuntimeErrorCodes.SNAPSHOT_CORRUPT,
       'process snapshot: live values is not a list of numbers',
     )
-  return { type: e.t, stage: e.g, m, v, k: nums(e.k, 'kpi counters', K_SLOTS), fp, fpPos: p, late: e.l as number }
+  const b = e.b === undefined ? blankBackwash() : nums(e.b, 'backwash view', BACKWASH_SLOTS)
+  return { type: e.t, stage: e.g, m, v, k: nums(e.k, 'kpi counters', K_SLOTS), fp, fpPos: p, late: e.l as number, b }
 }
 
 /** The wastewater plant profile (kind `sensor`). */
