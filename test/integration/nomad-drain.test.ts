@@ -53,17 +53,21 @@ t.test('a busy worker drains on SIGTERM well within the job kill_timeout', async
   t.teardown(() => nc.close())
   const js = jetstream(nc)
   const now = Date.now()
-  const acks: Array<Promise<unknown>> = []
-  for (let i = 0; i < 20_000; i++) {
-    const id = `env-${i % 500}`
-    acks.push(
-      js.publish(
-        tlmSubject('a', partitionOf('sensor', id, P), 'sensor', id),
-        JSON.stringify({ ts: now + i, fields: { temperature: 20 + (i % 7) } }),
-      ),
-    )
+  // In batches of 1,000 with a generous ack timeout: 20,000 requests at once timed out on a loaded machine (CI).
+  for (let b = 0; b < 20_000; b += 1_000) {
+    const acks: Array<Promise<unknown>> = []
+    for (let i = b; i < b + 1_000; i++) {
+      const id = `env-${i % 500}`
+      acks.push(
+        js.publish(
+          tlmSubject('a', partitionOf('sensor', id, P), 'sensor', id),
+          JSON.stringify({ ts: now + i, fields: { temperature: 20 + (i % 7) } }),
+          { timeout: 30_000 },
+        ),
+      )
+    }
+    await Promise.all(acks)
   }
-  await Promise.all(acks)
   const t0 = Date.now()
   proc.kill('SIGTERM')
   const code = await exited

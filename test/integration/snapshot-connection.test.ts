@@ -85,7 +85,14 @@ for (const mode of ['own', 'shared'] as const) {
     }
     await w.stop()
     stopped = true
-    const left = (await connz(monUrl)).filter((c) => c.name?.startsWith(`pitwall-worker-${workerId}`))
+    // The server notices a closed socket a moment after the client's drain resolves: poll briefly.
+    const mine = async (): Promise<Conn[]> =>
+      (await connz(monUrl)).filter((c) => c.name?.startsWith(`pitwall-worker-${workerId}`))
+    let left = await mine()
+    for (let i = 0; i < 50 && left.length > 0; i++) {
+      await new Promise((r) => setTimeout(r, 100))
+      left = await mine()
+    }
     t.same(left, [], 'stop closes every connection the worker opened')
   })
 }
