@@ -30,8 +30,9 @@ export interface WorkerOptions {
   provision?: boolean
   nc?: NatsConnection
   /**
-   * The connection for checkpoint snapshots (RuntimeDeps.snapshotNc). A worker that opens its own connection
-   * opens a second one for them; with an injected `nc` and none given here, snapshots share `nc`.
+   * The connection for checkpoint snapshots (RuntimeDeps.snapshotNc). With `snapshotConnection: 'own'`, a worker
+   * that opens its own connection opens a second one for them; otherwise, and with an injected `nc` and none given
+   * here, snapshots share `nc`.
    */
   snapshotNc?: NatsConnection
   log?: LogFn
