@@ -145,38 +145,11 @@ const CLK_TCK = (() => {
   }
 })()
 
-async function baseline(nc: NatsConnection): Promise<number> {
-  const jsm = await jetstreamManager(nc)
-  const rates: number[] = []
-  for (let rep = 0; rep < 3; rep++) {
-    await jsm.streams.add({
-      name: 'BASE',
-      subjects: ['base.>'],
-      storage: StorageType.File,
-      retention: RetentionPolicy.Limits,
-      num_replicas: 1,
-    })
-    const pub = new RawPublisher(nc)
-    const gen = new EnvReadings(SENSORS)
-    const n = QUICK ? 50_000 : 150_000
-    const t0 = performance.now()
-    for (let i = 0; i < n; i++) {
-      const r = gen.next()
-      await pub.publish(`base.${partitionOf('sensor', r.id, P)}.sensor.${r.id}`, r.data)
-    }
-    await pub.drain()
-    rates.push(n / ((performance.now() - t0) / 1000))
-    pub.close()
-    await jsm.streams.delete('BASE')
-  }
-  return median(rates)
-}
-
-/**
- * The broker's own publish -> ack latency, open loop at `rate` for `secs`, into a bare R1 file stream with nothing
- * else running (before the services start): the floor under the pipeline's first hop (`due_to_ack`) at that rate.
- */
-async function ackBaseline(nc: NatsConnection, rate: number, secs: number): Promise<LatencySummary> {
+/** Runs `fn` against a fresh bare R1 file stream `BASE` (subjects `base.>`), then deletes the stream. */
+async function withBaseStream<T>(
+  nc: NatsConnection,
+  fn: (pub: RawPublisher, gen: EnvReadings) => Promise<T>,
+): Promise<T> {
   const jsm = await jetstreamManager(nc)
   await jsm.streams.add({
     name: 'BASE',
@@ -186,32 +159,65 @@ async function ackBaseline(nc: NatsConnection, rate: number, secs: number): Prom
     num_replicas: 1,
   })
   const pub = new RawPublisher(nc)
-  const gen = new EnvReadings(SENSORS)
-  const due: number[] = []
+  try {
+    const out = await fn(pub, new EnvReadings(SENSORS))
+    await pub.drain()
+    return out
+  } finally {
+    pub.close()
+    await jsm.streams.delete('BASE')
+  }
+}
+
+const baseSubject = (id: string): string => `base.${partitionOf('sensor', id, P)}.sensor.${id}`
+
+async function baseline(nc: NatsConnection): Promise<number> {
+  const rates: number[] = []
+  for (let rep = 0; rep < 3; rep++) {
+    const n = QUICK ? 50_000 : 150_000
+    const secs = await withBaseStream(nc, async (pub, gen) => {
+      const t0 = performance.now()
+      for (let i = 0; i < n; i++) {
+        const r = gen.next()
+        await pub.publish(baseSubject(r.id), r.data)
+      }
+      await pub.drain()
+      return (performance.now() - t0) / 1000
+    })
+    rates.push(n / secs)
+  }
+  return median(rates)
+}
+
+/**
+ * The broker's own publish -> ack latency, open loop at `rate` for `secs`, into a bare R1 file stream with nothing
+ * else running (before the services start): the floor under the pipeline's first hop (`due_to_ack`) at that rate.
+ */
+async function ackBaseline(nc: NatsConnection, rate: number, secs: number): Promise<LatencySummary> {
   const lat: number[] = []
-  pub.onAck = (_seq, num) => {
-    const d = due[num]
-    if (d !== undefined) lat.push(performance.now() - d)
-  }
-  const t0 = performance.now()
-  const n = Math.round(rate * secs)
-  for (let i = 0; i < n;) {
-    const now = performance.now()
-    const dueNow = Math.min(n, Math.floor(((now - t0) * rate) / 1000) + 1)
-    if (i >= dueNow) {
-      await sleep(Math.max(1, Math.min(5, t0 + (i * 1000) / rate - now)))
-      continue
+  await withBaseStream(nc, async (pub, gen) => {
+    const due: number[] = []
+    pub.onAck = (_seq, num) => {
+      const d = due[num]
+      if (d !== undefined) lat.push(performance.now() - d)
     }
-    for (; i < dueNow; i++) {
-      const r = gen.next()
-      const num = await pub.publish(`base.${partitionOf('sensor', r.id, P)}.sensor.${r.id}`, r.data)
-      due[num] = t0 + (i * 1000) / rate
+    const t0 = performance.now()
+    const n = Math.round(rate * secs)
+    for (let i = 0; i < n;) {
+      const now = performance.now()
+      const dueNow = Math.min(n, Math.floor(((now - t0) * rate) / 1000) + 1)
+      if (i >= dueNow) {
+        await sleep(Math.max(1, Math.min(5, t0 + (i * 1000) / rate - now)))
+        continue
+      }
+      for (; i < dueNow; i++) {
+        const r = gen.next()
+        const num = await pub.publish(baseSubject(r.id), r.data)
+        due[num] = t0 + (i * 1000) / rate
+      }
+      await new Promise((res) => setImmediate(res))
     }
-    await new Promise((res) => setImmediate(res))
-  }
-  await pub.drain()
-  pub.close()
-  await jsm.streams.delete('BASE')
+  })
   return summarize(lat)
 }
 
