@@ -61,10 +61,10 @@ t.test(
     // counts. Read back at the failback, those readings are late for the windows b closed meanwhile.
     t.equal(r.duplicates, 0, 'nothing counted twice')
     assertDatabases(t, r, ['a', 'b'])
-    t.ok(
-      (r.databases?.a?.retracted ?? 0) > 0,
-      "a's database retracted the windows a had written past the seal before the kill",
-    )
+    // Whether a's projector had written a window past the seal before the kill depends on its lag at that moment
+    // (on a loaded machine it may not have): the invariant is that none of them stays (assertDatabases: no row
+    // off the chain). Retraction itself is tested deterministically in projector-seals.test.ts.
+    t.comment(`a's database retracted ${r.databases?.a?.retracted ?? 0} window rows a had written past the seal`)
     t.equal(
       r.producer_log.missing,
       0,
