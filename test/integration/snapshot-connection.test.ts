@@ -1,4 +1,4 @@
-// Checkpoint snapshots on their own connection (RuntimeConfig.snapshotConnection): with `own` (opt-in) a
+// Checkpoint snapshots on their own connection (RuntimeConfig.snapshotConnection): with `own` (the default) a
 // worker that opens its connection opens a second one, and every snapshot put travels on it, never on the one that
 // carries readings and outputs; with `shared` there is one connection. Counted by the server (monitoring connz),
 // and the snapshots written are read back from the state bucket either way.
@@ -97,9 +97,9 @@ for (const mode of ['own', 'shared'] as const) {
   })
 }
 
-t.test('snapshotConnection: from PITWALL_SNAPSHOT_CONNECTION, shared by default, validated', async (t) => {
-  t.equal(compileConfig({}).snapshotConnection, 'shared')
-  t.equal(compileConfig(optionsFromEnv({ PITWALL_SNAPSHOT_CONNECTION: 'own' })).snapshotConnection, 'own')
+t.test('snapshotConnection: from PITWALL_SNAPSHOT_CONNECTION, own by default, validated', async (t) => {
+  t.equal(compileConfig({}).snapshotConnection, 'own')
+  t.equal(compileConfig(optionsFromEnv({ PITWALL_SNAPSHOT_CONNECTION: 'shared' })).snapshotConnection, 'shared')
   t.throws(() => compileConfig(optionsFromEnv({ PITWALL_SNAPSHOT_CONNECTION: 'one' })), /snapshotConnection/)
   t.throws(() => compileConfig({ snapshotConnection: 'both' as unknown as 'own' }), /snapshotConnection.*own or shared/)
 })
