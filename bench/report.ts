@@ -46,6 +46,8 @@ export interface RuntimeResult {
     mem_gib: number
     loadavg_start: number[]
     loadavg_end: number[]
+    /** Linux scheduler autogroup (bench/runtime.ts schedAutogroup); absent in runs before it was recorded. */
+    sched_autogroup?: boolean | null
     sensors: number
     workers: number
     partitions: number
@@ -113,7 +115,9 @@ export function renderRuntime(r: RuntimeResult): string {
   if (m) {
     out.push(
       `Run of ${m.at} (\`${m.command}\`): ${m.cpus} CPUs, ${m.mem_gib} GiB, Node ${m.node}; load average ` +
-        `${m.loadavg_start.join(' ')} before, ${m.loadavg_end.join(' ')} after; ${m.sensors} sensors, ${m.workers} workers, ` +
+        `${m.loadavg_start.join(' ')} before, ${m.loadavg_end.join(' ')} after` +
+        (typeof m.sched_autogroup === 'boolean' ? `; scheduler autogroup ${m.sched_autogroup ? 'on' : 'off'}` : '') +
+        `; ${m.sensors} sensors, ${m.workers} workers, ` +
         `P = ${m.partitions}, ${m.duration_s} s per measured window.`,
       '',
     )

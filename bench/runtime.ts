@@ -629,9 +629,28 @@ async function settle(obs: Observer, phase: number, lastDue: number, rate: numbe
   }
 }
 
+/**
+ * Linux's scheduler autogroup (on by default on desktop kernels): each session's processes share one CPU weight, so
+ * `nice` only orders processes within their own session; other sessions' niced work still takes a full share
+ * beside the bench's. null where the kernel has no such setting.
+ */
+function schedAutogroup(): boolean | null {
+  try {
+    return readFileSync('/proc/sys/kernel/sched_autogroup_enabled', 'utf8').trim() === '1'
+  } catch {
+    return null
+  }
+}
+
 async function main(): Promise<void> {
   const startedAt = new Date().toISOString()
   const load0 = loadavg()
+  const autogroup = schedAutogroup()
+  if (autogroup)
+    say(
+      'note: the scheduler autogroup is on, so niced work in other sessions is not below the bench; for a quiet ' +
+        'measurement beside other work: echo 0 > /proc/sys/kernel/sched_autogroup_enabled (root)',
+    )
   // The server's monitoring port: per-client traffic (connz) for the broker's share of the cause.
   const monUrl = `http://127.0.0.1:${await freePort()}`
   // PITWALL_BENCH_NATS_CONF: extra server settings (e.g. `prof_port: 6060` for nats-server's own CPU profile).
@@ -929,6 +948,7 @@ CREATE TRIGGER pw_bench_notify AFTER INSERT ON alert_events FOR EACH ROW EXECUTE
         mem_gib: Math.round(totalmem() / 2 ** 30),
         loadavg_start: load0.map((x) => +x.toFixed(2)),
         loadavg_end: loadavg().map((x) => +x.toFixed(2)),
+        sched_autogroup: autogroup,
         sensors: SENSORS,
         workers: WORKERS,
         partitions: P,
