@@ -49,6 +49,11 @@ export interface ProcessStatsSnapshot {
    * arrival on OUT it splits an alert's latency into hops (bench/runtime.ts).
    */
   alert_ms?: LoopDelaySummary
+  /**
+   * Workers: the first part of `alert_ms`, from the input's JetStream timestamp to the moment its partition's runner
+   * took it from the consumer (the server's delivery, the client's buffer, and the messages ahead of it), ms.
+   */
+  alert_wait_ms?: LoopDelaySummary
 }
 
 const GC_KINDS: Record<number, string> = {
@@ -68,6 +73,7 @@ export class LoopStats {
   private since = performance.now()
   private gc: GcSummary = emptyGc()
   private readonly alerts: RecordableHistogram = createHistogram()
+  private readonly waits: RecordableHistogram = createHistogram()
 
   constructor() {
     this.hist = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS })
@@ -86,9 +92,13 @@ export class LoopStats {
     this.obs.observe({ entryTypes: ['gc'] })
   }
 
-  /** An alert emitted `ms` after its input was stored (negative: clocks apart; counted as 0). */
-  alertEmitted(ms: number): void {
+  /**
+   * An alert emitted `ms` after its input was stored, the input taken by its runner `waitMs` after it was stored
+   * (negative: clocks apart; counted as 0).
+   */
+  alertEmitted(ms: number, waitMs?: number): void {
     this.alerts.record(Math.max(1, Math.round(ms * 1000)))
+    if (waitMs !== undefined) this.waits.record(Math.max(1, Math.round(waitMs * 1000)))
   }
 
   /** The interval so far; `reset` starts a new one. */
@@ -111,21 +121,21 @@ export class LoopStats {
       },
       gc: { count: this.gc.count, total_ms: round(this.gc.total_ms), max_ms: round(this.gc.max_ms), by_kind: by },
     }
-    const a = this.alerts
-    if (a.count > 0) {
-      const us = (x: number): number => Math.round(x) / 1000
-      snap.alert_ms = {
-        count: a.count,
-        mean: us(a.mean),
-        p50: us(a.percentile(50)),
-        p90: us(a.percentile(90)),
-        p99: us(a.percentile(99)),
-        p999: us(a.percentile(99.9)),
-        max: us(a.max),
-      }
-    }
+    const us = (x: number): number => Math.round(x) / 1000
+    const summary = (a: RecordableHistogram): LoopDelaySummary => ({
+      count: a.count,
+      mean: us(a.mean),
+      p50: us(a.percentile(50)),
+      p90: us(a.percentile(90)),
+      p99: us(a.percentile(99)),
+      p999: us(a.percentile(99.9)),
+      max: us(a.max),
+    })
+    if (this.alerts.count > 0) snap.alert_ms = summary(this.alerts)
+    if (this.waits.count > 0) snap.alert_wait_ms = summary(this.waits)
     if (reset) {
-      a.reset()
+      this.alerts.reset()
+      this.waits.reset()
       h.reset()
       this.gc = emptyGc()
       this.since = performance.now()

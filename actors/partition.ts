@@ -64,6 +64,8 @@ export class PartitionRunner {
   /** Event time (NaN for ticks) and JetStream timestamp of the message being handled: output latency metrics. */
   private curEventTs = Number.NaN
   private curIngestTs = 0
+  /** When the message being handled was taken from the consumer (Date.now()), for the stats' alert_wait_ms. */
+  private curTakenAt = 0
   private msgsSinceCheckpoint = 0
   private lastCheckpointAt = Date.now()
   /** Local time the last successful record write was sent: our lease is safe until this + ttl. */
@@ -176,6 +178,7 @@ export class PartitionRunner {
         this.snapshots.dropPrefetch()
       // An ack_wait redelivery of something already handled: the cells would skip it anyway.
       if (pos <= this.lastSeq) continue
+      this.curTakenAt = Date.now()
       await this.handle(m, pos)
       this.lastMsg = m
       this.lastSeq = pos
@@ -276,7 +279,7 @@ export class PartitionRunner {
 
   private readonly emit = (o: Omit<Output, 'site' | 'partition' | 'token'>): void => {
     this.stats.outputs++
-    this.sink.emit(o, this.curEventTs, this.curIngestTs)
+    this.sink.emit(o, this.curEventTs, this.curIngestTs, this.curTakenAt)
   }
 
   /** Returns the live cell, loading it from its snapshot on first use (virtual actor activation). */

@@ -51,13 +51,15 @@ export interface RuntimeObserver {
   reading?(profile: string): void
   /**
    * An output emitted by partition `partition` while handling a message: `eventMs` is the event time of the
-   * reading being handled (NaN for processing-time ticks), `ingestMs` the message's JetStream timestamp.
+   * reading being handled (NaN for processing-time ticks), `ingestMs` the message's JetStream timestamp,
+   * `takenMs` when the runner took that message from its consumer (local clock; absent where no runner did).
    */
   output?(
     partition: number,
     o: { type: string; profile: string; body: unknown },
     eventMs: number,
     ingestMs: number,
+    takenMs?: number,
   ): void
   /** The runner of `partition` stopped (released, fenced or failed): what it reported is no longer this worker's. */
   partitionClosed?(partition: number): void

@@ -256,9 +256,10 @@ export class Worker {
       checkpoint: (seconds) => inner?.checkpoint(seconds),
       checkpointBytes: (bytes) => inner?.checkpointBytes?.(bytes),
       reading: (profile) => inner?.reading?.(profile),
-      output: (partition, o, eventMs, ingestMs) => {
-        if (o.type === 'alert') this.loopStats?.alertEmitted(Date.now() - ingestMs)
-        inner?.output?.(partition, o, eventMs, ingestMs)
+      output: (partition, o, eventMs, ingestMs, takenMs) => {
+        if (o.type === 'alert')
+          this.loopStats?.alertEmitted(Date.now() - ingestMs, takenMs === undefined ? undefined : takenMs - ingestMs)
+        inner?.output?.(partition, o, eventMs, ingestMs, takenMs)
       },
       partitionClosed: (partition) => inner?.partitionClosed?.(partition),
     }

@@ -34,6 +34,8 @@ export interface LatencyEntry {
   /** Hops of the alert's way (runs before these were measured lack them). */
   due_to_ack?: Summary
   alert_emit_ms?: { p50: number; p99: number; p999: number; max: number }
+  /** The first part of alert_emit_ms: stored -> taken from the consumer by the partition's runner. */
+  alert_wait_ms?: { p50: number; p99: number; p999: number; max: number }
   /** Per reading published: what each process sent the broker (in) and got from it (out). */
   nats_per_reading?: Record<string, { in_msgs: number; out_msgs: number; in_bytes: number; out_bytes: number }>
 }
@@ -180,17 +182,21 @@ export function renderRuntime(r: RuntimeResult): string {
     out.push(
       '',
       "Where an alert's time goes, ms, p50 / p99 / max: due -> the generator holds JetStream's ack (publish and store);" +
-        ' stored -> emitted by the worker (its own histogram, worst worker); the rest of publish -> OUT is the way' +
-        " back (the output's store and delivery to the bench, and the bench's own loop: observer loop p99 / max).",
+        ' stored -> emitted by the worker (its own histogram, worst worker), and of it stored -> taken, until the' +
+        " partition's runner took the input from its consumer (the server's delivery, the client's buffer, the" +
+        " messages ahead of it); the rest of publish -> OUT is the way back (the output's store and delivery to the" +
+        " bench, and the bench's own loop: observer loop p99 / max).",
       '',
-      '| rate | due -> acked | stored -> emitted (worker) | publish -> OUT | bench loop p99 / max |',
-      '|---|---|---|---|---|',
+      '| rate | due -> acked | stored -> emitted (worker) | of it stored -> taken | publish -> OUT | bench loop p99 / max |',
+      '|---|---|---|---|---|---|',
     )
     for (const l of hops) {
       const a = l.due_to_ack as Summary
       const e = l.alert_emit_ms as NonNullable<LatencyEntry['alert_emit_ms']>
+      const w = l.alert_wait_ms
       out.push(
         `| ${num(l.rate)} | ${ms(a.p50)} / ${ms(a.p99)} / ${ms(a.max)} | ${ms(e.p50)} / ${ms(e.p99)} / ${ms(e.max)} | ` +
+          `${w && w.max > 0 ? `${ms(w.p50)} / ${ms(w.p99)} / ${ms(w.max)}` : '-'} | ` +
           `${ms(l.out.p50)} / ${ms(l.out.p99)} / ${ms(l.out.max)} | ` +
           `${l.observer_loop_ms ? `${ms(l.observer_loop_ms.p99)} / ${ms(l.observer_loop_ms.max)}` : '-'} |`,
       )

@@ -445,6 +445,7 @@ function causeOf(ws: WorkerStatsReply[]): {
   event_loop_ms: Record<string, unknown>
   gc: Record<string, unknown>
   alert_emit_ms: Record<string, unknown>
+  alert_wait_ms: Record<string, unknown>
 } {
   const loop: Record<string, unknown> = {}
   const gcw: Record<string, unknown> = {}
@@ -467,9 +468,23 @@ function causeOf(ws: WorkerStatsReply[]): {
   const r = (x: number): number => Math.round(x * 100) / 100
   // Stored -> emitted per worker (each worker's own histogram); the figure is the worst worker's.
   const emit = ws.flatMap((w) => (w.alert_ms ? [{ worker: w.worker, ...w.alert_ms }] : []))
-  const worst = (k: 'p50' | 'p99' | 'p999' | 'max'): number => Math.max(0, ...emit.map((e) => e[k]))
+  // Its first part: stored -> taken by the partition's runner from the consumer.
+  const wait = ws.flatMap((w) => (w.alert_wait_ms ? [{ worker: w.worker, ...w.alert_wait_ms }] : []))
+  const worstOf =
+    (xs: Array<{ p50: number; p99: number; p999: number; max: number }>) =>
+    (k: 'p50' | 'p99' | 'p999' | 'max'): number =>
+      Math.max(0, ...xs.map((e) => e[k]))
+  const worst = worstOf(emit)
+  const worstWait = worstOf(wait)
   return {
     alert_emit_ms: { p50: worst('p50'), p99: worst('p99'), p999: worst('p999'), max: worst('max'), workers: emit },
+    alert_wait_ms: {
+      p50: worstWait('p50'),
+      p99: worstWait('p99'),
+      p999: worstWait('p999'),
+      max: worstWait('max'),
+      workers: wait,
+    },
     event_loop_ms: { p99, max, workers: loop },
     gc: {
       count,

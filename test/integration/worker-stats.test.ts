@@ -75,6 +75,13 @@ t.test('alert_ms: the stored -> emitted time of the alerts this worker emitted i
   t.equal(a?.count, 6, 'one sample per alert output (3 opens, 3 closes)')
   t.ok(a && a.p50 >= 0 && a.p50 <= a.p99 && a.p99 <= a.max, 'percentiles are ordered')
   t.ok(a && a.max < 5_000, `stored -> emitted within the test's wait (max ${a?.max} ms)`)
+  const wait = r.alert_wait_ms
+  t.equal(wait?.count, 6, 'stored -> taken by the runner: one sample per alert too')
+  t.ok(
+    wait && a && wait.p50 <= a.p99 + 1 && wait.max <= a.max + 1,
+    `taken before emitted (max ${wait?.max} <= ${a?.max} ms)`,
+  )
   await ask(true)
-  t.equal((await ask(false)).alert_ms, undefined, 'a reset clears it')
+  const cleared = await ask(false)
+  t.same([cleared.alert_ms, cleared.alert_wait_ms], [undefined, undefined], 'a reset clears both')
 })
