@@ -1348,8 +1348,11 @@ function spikeEvidence(
     sign !== Math.sign(v[L.SLOW] as number)
   if (recal) {
     // A step against an open drift (or a shift the drift rule found) is its recalibration or its end: the value returns to what flow and temperature
-    // predict, and the rolling baseline, which had followed the drift, restarts there (no spike).
+    // predict, and the rolling baseline, which had followed the drift, restarts there (no spike); so does the front
+    // view (its 2 min level had followed the drift too: the step back is no front).
     v[L.BASE] = v[L.FAST] = x
+    v[L.SHORT] = x
+    v[L.SN] = 0
     v[L.ZB] = 0
     v[L.DEPART] = NaN
     v[L.PEAK] = 0
