@@ -5,8 +5,8 @@
  * precision and recall (typed, untyped), the chance level of its alert times, false alerts per sensor-day, the
  * plant's alerts a day, median delay and per-reading cost.
  *
- * `--plant-eval heldout|heldout-past|tuning|quick|off` (default heldout: seeds 3001-3003; heldout-past: the
- * earlier held-out sets 1001-1003 and 2001-2003, no longer held out; quick: tuning seeds, 10 h), `--plant-eval-hours H`
+ * `--plant-eval heldout|heldout-past|tuning|quick|off` (default heldout: seeds 4001-4003; heldout-past: the
+ * earlier held-out sets 1001-1003, 2001-2003 and 3001-3003, no longer held out; quick: tuning seeds, 10 h), `--plant-eval-hours H`
  * (default 48).
  */
 import { isolationForestBaseline, robustZBaseline } from './eval/baselines.js'

@@ -42,8 +42,10 @@ export function processProfileDetector(
       const cells = new Map<string, ActorCell>()
       // The pair cell of each paired sensor (shared by both members).
       const pairOf = new Map<string, ActorCell>()
+      const partnerOf = new Map<string, string>()
       if (pairCfg !== false) {
         for (const s of plant.sensors) {
+          if (s.pair !== undefined) partnerOf.set(s.id, s.pair)
           if (s.pair === undefined || pairOf.has(s.id)) continue
           const cell = new ActorCell(pairDef, pairCfg, { kind: 'sensor', id: pairEntityId(s.id, s.pair) })
           pairOf.set(s.id, cell)
@@ -68,9 +70,13 @@ export function processProfileDetector(
           let cell = cells.get(entity)
           if (!cell) cells.set(entity, (cell = new ActorCell(def, cfg, { kind: 'sensor', id: entity })))
           out = []
-          // Processing time = event time: the bench replays the stream as it happened.
-          cell.applyReading(++seq, r.ts, r, emit, refs)
           const pair = pairOf.get(entity)
+          // The edge that publishes the pair's copy knows the P&ID: it names the probe's redundant partner in the
+          // probe's own reading too (`partner`, docs/profiles.md "Redundant pairs").
+          const partner = pair ? partnerOf.get(entity) : undefined
+          const own = partner === undefined ? r : { ts: r.ts, fields: { ...r.fields, partner } }
+          // Processing time = event time: the bench replays the stream as it happened.
+          cell.applyReading(++seq, r.ts, own, emit, refs)
           if (pair)
             pair.applyReading(
               ++seq,

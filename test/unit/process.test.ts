@@ -271,6 +271,63 @@ void t.test('pollution_spike vs process_malfunction: classified by onset and sig
   t.match(drop, [{ type: 'process_malfunction' }])
 })
 
+void t.test(
+  'front view: a front the 30 min baseline misses on a process that moves by itself is a spike',
+  async (t) => {
+    // The process wanders +-5 over four hours; the 30 min baseline lags that motion and its scale carries it (about
+    // 8 against a noise of 2), so a front of 14 over a minute stays within 2 of its sigmas. Against the 2 min level
+    // (spike.frontReadings) it is over 5 of that level's own sigmas.
+    const wander = (i: number): number => 5 * Math.sin((2 * Math.PI * i) / 2880)
+    const front = (k: number): number =>
+      k < 0 ? 0 : k < 12 ? (14 * k) / 12 : k < 48 ? 14 : 14 * Math.exp(-(k - 48) / 24)
+    const rs = (withFront: boolean): Reading[] =>
+      series(WARM * 3 + 400, base, (i, r) => {
+        r.fields['value'] = val(r) + wander(i) + (withFront ? front(i - WARM * 3) : 0)
+      })
+    const spikes = (rs: Reading[], config: ProcessConfig): AlertBody[] =>
+      opened(runActor(processProfile, entity, msgs(rs), { config }).outputs).filter((a) => a.type === 'pollution_spike')
+    const sp = spikes(rs(true), C)
+    t.match(sp, [{ type: 'pollution_spike' }], 'the front view finds the front')
+    t.match(sp[0]?.explanation, /min level \(front view.*a pollutant front/)
+    const feats = (sp[0]?.details as { features: Array<{ feature: string; z: number }> }).features
+    t.ok(
+      feats.some((f) => f.feature === 'front_vs_short_level' && f.z > 4),
+      'the feature that drove it is named, with its z',
+    )
+    t.ok((sp[0]?.start ?? 0) >= T0 + WARM * 3 * P, 'not before the front')
+    t.same(spikes(rs(false), C), [], 'the wander alone: no spike')
+    t.same(spikes(rs(true), { ...C, spike: { ...C.spike, frontReadings: 0 } }), [], 'without the front view: missed')
+  },
+)
+
+void t.test('a probe that names its redundant partner leaves malfunctions to the pair actor', async (t) => {
+  // The build-up of the classification test (a malfunction on an unpaired sensor); the same on a probe whose
+  // readings name its partner is the pair actor's to judge (spike.leaveToPair); a front is still a spike.
+  const ramp = (partner?: string): Reading[] =>
+    series(WARM + 400, base, (i, r) => {
+      if (partner !== undefined) r.fields['partner'] = partner
+      if (i >= WARM && i < WARM + 300) r.fields['value'] = val(r) + 30 * Math.min(1, (i - WARM) / 96)
+    })
+  const probe = { kind: 'sensor', id: 'bio-cod-01a' } as const
+  t.match(opened(runActor(processProfile, probe, msgs(ramp())).outputs), [{ type: 'process_malfunction' }])
+  t.same(opened(runActor(processProfile, probe, msgs(ramp('bio-cod-01b'))).outputs), [], 'paired: left to the pair')
+  const own = { ...C, spike: { ...C.spike, leaveToPair: false } }
+  t.match(
+    opened(runActor(processProfile, probe, msgs(ramp('bio-cod-01b')), { config: own }).outputs),
+    [{ type: 'process_malfunction' }],
+    'leaveToPair false: judged as unpaired',
+  )
+  const front = series(WARM + 200, base, (i, r) => {
+    r.fields['partner'] = 'bio-cod-01b'
+    if (i >= WARM && i < WARM + 100) r.fields['value'] = val(r) + 40 * Math.exp(-(i - WARM) / 50)
+  })
+  t.match(
+    opened(runActor(processProfile, probe, msgs(front)).outputs),
+    [{ type: 'pollution_spike' }],
+    'a front still is',
+  )
+})
+
 void t.test('sensor_drift: a slow ramp opens a drift (not a spike), recalibration closes it', async (t) => {
   const n = 1440 // two hours
   const outs = runActor(
@@ -405,16 +462,17 @@ void t.test('snapshot/restore at any point gives identical outputs; the state st
     () => new ActorCell(processProfile, C, entity, { ...ref.cell.snapshot(1), state: { t: 'x' } }),
     /cannot be decoded/,
   )
-  // A version 2 snapshot written before the last live slots (changes of state seen; alert found by the drift rule)
-  // is read with them unset; any other length is corrupt.
+  // A version 2 snapshot written before the last live slots (the partner flag and the front view's five; changes of
+  // state seen; alert found by the drift rule) is read with them unset (the front view learns again, the next
+  // reading that names a partner sets the flag); any other length is corrupt.
   const snap = ref.cell.snapshot(1)
   const st = snap.state as { v: unknown[] }
-  const older = new ActorCell(processProfile, C, entity, { ...snap, state: { ...st, v: st.v.slice(0, -1) } })
-  t.same(older.query(), ref.cell.query(), 'one slot fewer: same live view')
-  const oldest = new ActorCell(processProfile, C, entity, { ...snap, state: { ...st, v: st.v.slice(0, -2) } })
-  t.same(oldest.query(), ref.cell.query(), 'two slots fewer: same live view')
+  for (const fewer of [6, 7, 8]) {
+    const older = new ActorCell(processProfile, C, entity, { ...snap, state: { ...st, v: st.v.slice(0, -fewer) } })
+    t.same(older.query(), ref.cell.query(), `${fewer} slots fewer: same live view`)
+  }
   t.throws(
-    () => new ActorCell(processProfile, C, entity, { ...snap, state: { ...st, v: st.v.slice(0, -3) } }),
+    () => new ActorCell(processProfile, C, entity, { ...snap, state: { ...st, v: st.v.slice(0, -9) } }),
     /cannot be decoded/,
   )
 })

@@ -147,6 +147,28 @@ export interface ProcessConfig {
     updateZ: number
     steppingJumps: number
     stateLevels: number
+    /**
+     * The front view of a chemistry sensor: the smoothed residual against a short EW level with a memory of
+     * `frontReadings` (2 min), over its own healthy scale (EW mean absolute deviation, memory
+     * baseline.scaleReadings). A pollutant front rises within 30-120 s; over 2 minutes the process itself moves
+     * little, so the front stands out there where the 30 min baseline's scale (which carries the process's motion
+     * within 30 min) hides it. Upward beyond `frontZ`, it opens the spike rule like the baseline z does (the same
+     * confirm, rise time and clear rules; it fades within minutes, so it never holds long enough for a malfunction).
+     * Not on a sensor whose longest healthy hold is `frontMaxHold` readings or more (a sample-and-hold analyser
+     * shows a measurement cycle's step, not a front). 0 = off.
+     */
+    frontReadings: number
+    frontZ: number
+    frontMaxHold: number
+    /**
+     * A probe whose readings name its redundant partner (field `partner`, attached by the edge that knows the
+     * P&ID, as it publishes the pair's copy: docs/profiles.md "Redundant pairs") raises no process_malfunction of
+     * its own (neither the baseline's build-up nor the drift rule's fast shift): a malfunction is correlated sensors
+     * disagreeing, which the pair actor measures in the difference of the two probes; a move of the probe's own
+     * residual that its partner shares is the process (a storm, a load change). Spikes, drifts, failures and cyber
+     * findings stay. false = the probe judges malfunctions as an unpaired sensor does.
+     */
+    leaveToPair: boolean
   }
   drift: {
     z: number
@@ -162,6 +184,12 @@ export interface ProcessConfig {
     learnBelow: number
     /** A drift open this long is accepted as the new baseline: closed, and the model's level moved to it. */
     maxReadings: number
+    /**
+     * The rule (drift, and the shift it types as a malfunction) judges only a sensor whose slow mean averages at
+     * least this many values of its own: slowReadings / its longest healthy hold >= minSamples (a sample-and-hold
+     * analyser that holds a value for minutes gives the 10 min mean one or two measurements). 0 = every sensor.
+     */
+    minSamples: number
   }
   /**
    * Stuck: the same value for max(stuckReadings, holdFactor x the longest run of one value the sensor had while
@@ -250,6 +278,10 @@ export const PROCESS_DEFAULTS: ProcessConfig = deepFreeze({
     updateZ: 1,
     steppingJumps: 3,
     stateLevels: 20,
+    frontReadings: 24,
+    frontZ: 4,
+    frontMaxHold: 60,
+    leaveToPair: true,
   },
   drift: {
     z: 1.5,
@@ -263,6 +295,7 @@ export const PROCESS_DEFAULTS: ProcessConfig = deepFreeze({
     clearReadings: 12,
     learnBelow: 0.75,
     maxReadings: 8_640,
+    minSamples: 4,
   },
   failure: {
     stuckReadings: 6,
@@ -377,12 +410,17 @@ export function validateProcessConfig(c: ProcessConfig): void {
   num('spike.clearReadings', c.spike.clearReadings, 1, true)
   num('spike.steppingJumps', c.spike.steppingJumps, 0, true)
   num('spike.stateLevels', c.spike.stateLevels, 0)
+  num('spike.frontReadings', c.spike.frontReadings, 0, true)
+  num('spike.frontZ', c.spike.frontZ, 0)
+  num('spike.frontMaxHold', c.spike.frontMaxHold, 0)
+  if (typeof c.spike.leaveToPair !== 'boolean') throw new ConfigError('process.spike.leaveToPair', 'must be a boolean')
   num('drift.z', c.drift.z, 0)
   num('drift.scaleZ', c.drift.scaleZ, 0)
   num('drift.fastZ', c.drift.fastZ, 0)
   num('drift.fastRatio', c.drift.fastRatio, 0)
   num('drift.clearZ', c.drift.clearZ, 0)
   num('drift.learnBelow', c.drift.learnBelow, 0)
+  num('drift.minSamples', c.drift.minSamples, 0)
   for (const k of ['slowReadings', 'sustainReadings', 'midReadings', 'clearReadings', 'maxReadings'] as const)
     num(`drift.${k}`, c.drift[k], 1, true)
   for (const k of ['stuckReadings', 'dropoutReadings', 'clearReadings'] as const)
@@ -508,8 +546,18 @@ const L = {
   SLOWOPEN: 48,
   /** Changes of state (jumps beyond spike.regimeZ on an equipment type) seen while healthy. */
   JUMPS: 49,
+  /** The front view (spike.frontReadings): short EW level of the residual, and the mean absolute deviation around it. */
+  SHORT: 50,
+  SDEV: 51,
+  /** Readings since the front view last restarted (out of service, designed suppression). */
+  SN: 52,
+  /** The front view's z when it stood in for the baseline z on this reading (v[L.ZB]), else NaN; its scale. */
+  FZ: 53,
+  FSCALE: 54,
+  /** 1 when the newest reading that said so named a redundant partner (field `partner`), else 0. */
+  PAIRED: 55,
 } as const
-const L_SLOTS = 50
+const L_SLOTS = 56
 /** The slow mean of z is fed z clipped at this: a single wild reading belongs to the spike logic. */
 const DRIFT_CLIP = 6
 /** Sensor types a pollutant front can reach (concentrations and water-quality analysers). */
@@ -573,6 +621,8 @@ function freshLive(): number[] {
     L.ROUT,
     L.SLOWOPEN,
     L.JUMPS,
+    L.SN,
+    L.PAIRED,
   ])
     v[i] = 0
   v[L.AT] = NONE
@@ -919,6 +969,7 @@ function rejectLate(s: ProcessState, r: Reading, ctx: ActorContext): boolean {
 function identify(s: ProcessState, f: Reading['fields'], c: ProcessConfig): void {
   if (typeof f['type'] === 'string') s.type = f['type']
   if (typeof f['stage'] === 'string') s.stage = f['stage']
+  if (typeof f['partner'] === 'string') s.v[L.PAIRED] = f['partner'] === '' ? 0 : 1
   if (s.fp.length !== c.cyber.replayWindow) {
     s.fp = new Array<number>(c.cyber.replayWindow).fill(NaN)
     s.fpPos = 0
@@ -1079,6 +1130,11 @@ function rollingBaseline(
     v[L.OVER] = 0
   }
   v[L.ZB] = ((v[L.FAST] as number) - (v[L.BASE] as number)) / scale
+  // Under an open alert other than a drift (an impossible value, a dropout, the excursion itself) the front view
+  // restarts; a drift is slow, a front during it is still a front.
+  const at = v[L.AT] as number
+  const underAlert = at !== NONE && at !== DRIFT && (v[L.SLOWOPEN] as number) !== 1
+  frontView(s, c, x, Math.max(quant, floor), calm, frozen || suppressed || underAlert)
   const d = x - (v[L.BASE] as number)
   const dc = bn >= bl.fastReadings * 10 ? Math.max(-bl.winsorZ * scale, Math.min(bl.winsorZ * scale, d)) : d
   if (!frozen) v[L.BASE] = (v[L.BASE] as number) + dc / Math.min(bn + 1, bl.readings)
@@ -1087,6 +1143,45 @@ function rollingBaseline(
   if (!frozen) v[L.DEV] = ew(v[L.DEV] as number, Math.abs(dc), bn, calm ? bl.scaleReadings : 4 * bl.scaleReadings)
   v[L.BN] = bn + 1
   return scale
+}
+
+/**
+ * The front view (spike.frontReadings): the fast value against a short EW level, over its own healthy scale. On a
+ * chemistry sensor that does not hold its values (spike.frontMaxHold), an upward front z beyond spike.frontZ that
+ * exceeds the baseline z takes its place in v[L.ZB], rescaled so that frontZ reads as spike.z: the spike rule
+ * then opens, types and clears on it as on the baseline z.
+ */
+function frontView(s: ProcessState, c: ProcessConfig, x: number, min: number, calm: boolean, held: boolean): void {
+  const v = s.v
+  const sp = c.spike
+  v[L.FZ] = NaN
+  if (sp.frontReadings <= 0) return
+  if (Number.isNaN(v[L.SHORT] as number)) {
+    v[L.SHORT] = x
+    v[L.SDEV] = 0
+  }
+  // Out of service, suppressed (a calibration's standard solutions, a backwash) or under an open alert: the view
+  // restarts and judges nothing until its level has
+  // followed the sensor for frontReadings after it (a probe returns with a new offset).
+  if (held) {
+    v[L.SHORT] = x
+    v[L.SN] = 0
+    return
+  }
+  v[L.SN] = (v[L.SN] as number) + 1
+  const d = (v[L.FAST] as number) - (v[L.SHORT] as number)
+  const scale = Math.max(1.2533 * (v[L.SDEV] as number), min)
+  if (calm)
+    v[L.SDEV] = ew(v[L.SDEV] as number, Math.min(Math.abs(d), 3 * scale), v[L.BN] as number, c.baseline.scaleReadings)
+  v[L.SHORT] = (v[L.SHORT] as number) + (x - (v[L.SHORT] as number)) / sp.frontReadings
+  if (!CHEMISTRY.has(s.type) || !((v[L.HOLD] as number) < sp.frontMaxHold) || (v[L.SN] as number) <= sp.frontReadings)
+    return
+  const zf = (d / scale) * (sp.z / Math.max(sp.frontZ, 1e-9))
+  if (zf > Math.abs(v[L.ZB] as number)) {
+    v[L.ZB] = zf
+    v[L.FZ] = d / scale
+    v[L.FSCALE] = scale
+  }
 }
 
 /**
@@ -1188,8 +1283,9 @@ function classifyExcursion(
   const p = flow !== undefined && temp !== undefined
   const cz = p ? covariateZ(s.m, 'flow', flow) : 0,
     tz = p ? covariateZ(s.m, 'temp', temp) : 0
+  const fz = v[L.FZ] as number
   const feats: Array<[string, number, number]> = [
-    ['value_vs_baseline', value, zb],
+    Number.isNaN(fz) ? ['value_vs_baseline', value, zb] : ['front_vs_short_level', value, fz],
     ['flow', flow ?? NaN, cz],
     ['temp', temp ?? NaN, tz],
   ]
@@ -1197,12 +1293,15 @@ function classifyExcursion(
   // A malfunction lasts (15 min and more): it must hold malfunctionConfirm readings, which a passing
   // equipment step or a short excursion does not. A spike is typed once its rise has ended.
   if ((type === MALFUNCTION || rising) && run < sp.malfunctionConfirm) return undefined
+  if (type === MALFUNCTION && leftToPair(s, c)) return undefined
   return {
     type,
     value,
     threshold: zOpen,
     peak: Math.abs(zb),
-    reason: `value ${fmt(value)} is ${fmt(Math.abs(zb))} sigma ${sign > 0 ? 'above' : 'below'} its rolling baseline (sigma ${fmt(scale)}), ${why}`,
+    reason: Number.isNaN(fz)
+      ? `value ${fmt(value)} is ${fmt(Math.abs(zb))} sigma ${sign > 0 ? 'above' : 'below'} its rolling baseline (sigma ${fmt(scale)}), ${why}`
+      : `value ${fmt(value)} rose ${fmt(fz)} sigma above its ${fmt((c.spike.frontReadings * Math.max(1, ts - (v[L.TS] as number))) / 60_000)} min level (front view, sigma ${fmt(v[L.FSCALE] as number)}), ${why}`,
     features: features(feats),
   }
 }
@@ -1249,8 +1348,11 @@ function spikeEvidence(
     sign !== Math.sign(v[L.SLOW] as number)
   if (recal) {
     // A step against an open drift (or a shift the drift rule found) is its recalibration or its end: the value returns to what flow and temperature
-    // predict, and the rolling baseline, which had followed the drift, restarts there (no spike).
+    // predict, and the rolling baseline, which had followed the drift, restarts there (no spike); so does the front
+    // view (its 2 min level had followed the drift too: the step back is no front).
     v[L.BASE] = v[L.FAST] = x
+    v[L.SHORT] = x
+    v[L.SN] = 0
     v[L.ZB] = 0
     v[L.DEPART] = NaN
     v[L.PEAK] = 0
@@ -1319,6 +1421,11 @@ function driftFinding(
   // a process malfunction the rolling baseline followed too closely to hold it as an excursion.
   const recent = (v[L.FAST] as number) / sigma
   if (Math.sign(recent) === Math.sign(slow) && Math.abs(recent) >= Math.max(c.drift.fastZ, c.drift.fastRatio * dz)) {
+    if (leftToPair(s, c)) {
+      // The pair's to judge; not a drift either (the count starts again, as after a closed alert).
+      v[L.SRUN] = 0
+      return found
+    }
     return {
       type: MALFUNCTION,
       value,
@@ -1382,6 +1489,16 @@ function stepping(s: ProcessState, c: ProcessConfig): boolean {
   )
 }
 
+/** A probe with a redundant partner leaves process malfunctions to its pair actor (spike.leaveToPair). */
+function leftToPair(s: ProcessState, c: ProcessConfig): boolean {
+  return c.spike.leaveToPair && (s.v[L.PAIRED] as number) === 1
+}
+
+/** A sensor that holds its values too long for the drift rule's slow mean to average enough of them (drift.minSamples). */
+function holding(s: ProcessState, c: ProcessConfig): boolean {
+  return c.drift.minSamples > 0 && (s.v[L.HOLD] as number) * c.drift.minSamples > c.drift.slowReadings
+}
+
 /** Step 4: drift, the slow mean of the covariate-model residual z; the model learns from healthy readings. */
 function driftEvidence(
   s: ProcessState,
@@ -1406,7 +1523,7 @@ function driftEvidence(
     z = resid / p.sigma
     if (open === NONE || open === DRIFT || (v[L.SLOWOPEN] as number) === 1) {
       const d = driftFinding(s, c, value, flow, temp, z, p.sigma, fresh, calm, open, found)
-      if (!stepping(s, c)) found = d
+      if (!stepping(s, c) && !holding(s, c)) found = d
     }
     healthy = learnable(s, c, z, fresh, healthy)
   }
@@ -1791,8 +1908,9 @@ function decode(data: unknown, version: number): ProcessState {
   // A version 2 snapshot written before the SLOWOPEN slot (its open alert closes by its type's rule) or before the
   // JUMPS slot (the sensor learns again whether it steps) has one or two slots fewer.
   const v = version === 1 ? freshLive() : nums(e.v, 'live values')
-  if (v.length === L_SLOTS - 2) v.push(0)
-  if (v.length === L_SLOTS - 1) v.push(0)
+  // Before the front view's slots (SHORT, SDEV) it has two more fewer: the front view is learned again.
+  const pad = [0, 0, NaN, NaN, 0, NaN, NaN, 0]
+  while (v.length >= L.SLOWOPEN && v.length < L_SLOTS) v.push(pad[v.length - L.SLOWOPEN] as number)
   if (v.length !== L_SLOTS)
     throw new SnapshotError(
       RuntimeErrorCodes.SNAPSHOT_CORRUPT,
