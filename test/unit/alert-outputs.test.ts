@@ -6,7 +6,9 @@
  * lifecycle moved into one module (and re-recorded once since, for an intended change: the road's geofence enter
  * hysteresis, issue 22, made the trace's geofence alerts 102 open/close pairs instead of 106; nothing else moved;
  * and for the road's low fuel on the trend line's lower confidence bound, issue 22: its one low_fuel opens 10 s
- * earlier, dated at the raise, so its id and seq moved; counts unchanged). The configs below lower update steps and add geofences so that every state
+ * earlier, dated at the raise, so its id and seq moved; counts unchanged; and for the process profile's plant6 rules,
+ * issue 17 (front view, drift.minSamples, leaveToPair): one of the trace's two pollution_spike updates is no longer
+ * emitted, 227 outputs instead of 228; opens, closes and the first alert of each type unchanged). The configs below lower update steps and add geofences so that every state
  * (open, update, close; the road has no update) and the road's sub-keyed ids (geofence, dtc) occur.
  *
  * Re-record (only when an output change is intended): PITWALL_RECORD_ALERT_FIXTURE=1 npx tsx test/unit/alert-outputs.test.ts
