@@ -22,22 +22,12 @@ import type { AlertBody, Reading } from '../../actors/types.js'
 import type { PlantInstruments } from '../../bench/eval/plant-eval.js'
 import { stageFeed } from '../../bench/eval/plant-stage-feed.js'
 import { runActor, type EmittedOutput, type HarnessMessage } from '../helpers/harness.js'
+import { rng } from '../helpers/trace.js'
 
 const C = PROCESS_DEFAULTS
 const BW = C.backwash
 const T0 = 1_736_121_600_000
 const P = 5000
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let x = s
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const sig = (pump: number, f1: number, f2: number): Reading['fields'] => ({
   [BACKWASH_FIELDS.pump]: pump,

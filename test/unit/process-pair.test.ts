@@ -21,23 +21,13 @@ import {
 import { SERVICE_REF, type ServiceSet } from '../../actors/service.js'
 import type { AlertBody, Reading } from '../../actors/types.js'
 import { runActor, type EmittedOutput, type HarnessMessage } from '../helpers/harness.js'
+import { rng } from '../helpers/trace.js'
 
 const entity = { kind: 'sensor', id: 'bio-do-01' } as const
 const T0 = 1_736_121_600_000
 const P = 5000
 const MIN = 60_000
 const HOUR = 3_600_000
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let x = s
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /** An offset added to one probe: (member, time since the series start) -> offset. */
 type Fault = (member: 'a' | 'b', tMs: number) => number

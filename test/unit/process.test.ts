@@ -12,23 +12,12 @@ import { PROCESS_DEFAULTS, processProfile, type ProcessConfig } from '../../acto
 import { remember, seen } from '../../actors/kinds/sensor/process-model.js'
 import type { AlertBody, Reading, ScoreBody } from '../../actors/types.js'
 import { runActor, type EmittedOutput, type HarnessMessage } from '../helpers/harness.js'
+import { rng } from '../helpers/trace.js'
 
 const entity = { kind: 'sensor', id: 'bio-cod-01' } as const
 const T0 = 1_736_121_600_000 // a whole day, so KPI intervals start on the quarter hour
 const P = 5000
 const C = PROCESS_DEFAULTS
-
-/** mulberry32, so every series is reproducible. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let x = s
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 interface Series {
   a: number
