@@ -54,6 +54,12 @@ export interface ProcessStatsSnapshot {
    * took it from the consumer (the server's delivery, the client's buffer, and the messages ahead of it), ms.
    */
   alert_wait_ms?: LoopDelaySummary
+  /**
+   * Workers: the first part of `alert_wait_ms`, from the input's JetStream timestamp to the moment this process's
+   * client read it off the socket (the server's delivery and the wait for this process to be scheduled), ms. The
+   * rest of `alert_wait_ms` is the message queued in the process behind the work ahead of it.
+   */
+  alert_recv_ms?: LoopDelaySummary
 }
 
 const GC_KINDS: Record<number, string> = {
@@ -74,6 +80,7 @@ export class LoopStats {
   private gc: GcSummary = emptyGc()
   private readonly alerts: RecordableHistogram = createHistogram()
   private readonly waits: RecordableHistogram = createHistogram()
+  private readonly recvs: RecordableHistogram = createHistogram()
 
   constructor() {
     this.hist = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS })
@@ -93,12 +100,13 @@ export class LoopStats {
   }
 
   /**
-   * An alert emitted `ms` after its input was stored, the input taken by its runner `waitMs` after it was stored
-   * (negative: clocks apart; counted as 0).
+   * An alert emitted `ms` after its input was stored, the input read off the socket `recvMs` and taken by its
+   * runner `waitMs` after it was stored (negative: clocks apart; counted as 0).
    */
-  alertEmitted(ms: number, waitMs?: number): void {
+  alertEmitted(ms: number, waitMs?: number, recvMs?: number): void {
     this.alerts.record(Math.max(1, Math.round(ms * 1000)))
     if (waitMs !== undefined) this.waits.record(Math.max(1, Math.round(waitMs * 1000)))
+    if (recvMs !== undefined) this.recvs.record(Math.max(1, Math.round(recvMs * 1000)))
   }
 
   /** The interval so far; `reset` starts a new one. */
@@ -133,9 +141,11 @@ export class LoopStats {
     })
     if (this.alerts.count > 0) snap.alert_ms = summary(this.alerts)
     if (this.waits.count > 0) snap.alert_wait_ms = summary(this.waits)
+    if (this.recvs.count > 0) snap.alert_recv_ms = summary(this.recvs)
     if (reset) {
       this.alerts.reset()
       this.waits.reset()
+      this.recvs.reset()
       h.reset()
       this.gc = emptyGc()
       this.since = performance.now()

@@ -44,14 +44,20 @@ export class OutputSink {
 
   /**
    * Publishes one output now. `eventMs` is the event time of the reading being handled (NaN for ticks) and
-   * `ingestMs` its JetStream timestamp and `takenMs` when the runner took it from its consumer, for the output
-   * latency metrics.
+   * `ingestMs` its JetStream timestamp, `takenMs` when the runner took it from its consumer and `receivedMs` when
+   * the client read it off the socket, for the output latency metrics.
    */
-  emit(o: Omit<Output, 'site' | 'partition' | 'token'>, eventMs: number, ingestMs: number, takenMs?: number): void {
+  emit(
+    o: Omit<Output, 'site' | 'partition' | 'token'>,
+    eventMs: number,
+    ingestMs: number,
+    takenMs?: number,
+    receivedMs?: number,
+  ): void {
     const { site, partition, token } = this.stamp
     const out = { ...o, site, partition, token } as Output
     this.outputs++
-    this.observe?.output?.(partition, o, eventMs, ingestMs, takenMs)
+    this.observe?.output?.(partition, o, eventMs, ingestMs, takenMs, receivedMs)
     const id = this.acks.send(
       { subject: outSubject(site, partition, o.kind, o.entity), data: JSON.stringify(out), msgID: `${o.id}@${token}` },
       (r, sent) => this.settle(sent, r),

@@ -66,6 +66,8 @@ export class PartitionRunner {
   private curIngestTs = 0
   /** When the message being handled was taken from the consumer (Date.now()), for the stats' alert_wait_ms. */
   private curTakenAt = 0
+  /** When the client read that message off the socket (Date.now()), for the stats' alert_recv_ms. */
+  private curReceivedAt = 0
   private msgsSinceCheckpoint = 0
   private lastCheckpointAt = Date.now()
   /** Local time the last successful record write was sent: our lease is safe until this + ttl. */
@@ -172,12 +174,13 @@ export class PartitionRunner {
         this.lastMsg = undefined
         continue
       }
-      const { m, pos } = item
+      const { m, pos, receivedAt } = item
       // Caught up on the open segment: actors that have not shown up by now load from the bucket when they do.
       if (this.source.lag === 0 && this.source.segment.to === undefined && this.snapshots.prefetched > 0)
         this.snapshots.dropPrefetch()
       // An ack_wait redelivery of something already handled: the cells would skip it anyway.
       if (pos <= this.lastSeq) continue
+      this.curReceivedAt = receivedAt
       this.curTakenAt = Date.now()
       await this.handle(m, pos)
       this.lastMsg = m
@@ -279,7 +282,7 @@ export class PartitionRunner {
 
   private readonly emit = (o: Omit<Output, 'site' | 'partition' | 'token'>): void => {
     this.stats.outputs++
-    this.sink.emit(o, this.curEventTs, this.curIngestTs, this.curTakenAt)
+    this.sink.emit(o, this.curEventTs, this.curIngestTs, this.curTakenAt, this.curReceivedAt)
   }
 
   /** Returns the live cell, loading it from its snapshot on first use (virtual actor activation). */

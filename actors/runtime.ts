@@ -52,7 +52,8 @@ export interface RuntimeObserver {
   /**
    * An output emitted by partition `partition` while handling a message: `eventMs` is the event time of the
    * reading being handled (NaN for processing-time ticks), `ingestMs` the message's JetStream timestamp,
-   * `takenMs` when the runner took that message from its consumer (local clock; absent where no runner did).
+   * `takenMs` when the runner took that message from its consumer and `receivedMs` when the client read it off
+   * the socket (local clock; absent where no runner did).
    */
   output?(
     partition: number,
@@ -60,6 +61,7 @@ export interface RuntimeObserver {
     eventMs: number,
     ingestMs: number,
     takenMs?: number,
+    receivedMs?: number,
   ): void
   /** The runner of `partition` stopped (released, fenced or failed): what it reported is no longer this worker's. */
   partitionClosed?(partition: number): void

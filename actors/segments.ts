@@ -14,8 +14,69 @@ import type { RuntimeDeps } from './runtime.js'
 import { epochOf, position, type Segment, segmentOf, segmentStream, seqOf } from './sitemap.js'
 import { tlmPartitionFilter } from './subjects.js'
 
-/** A message at chain position `pos`, or the move to the next segment (everything before `floor` is done). */
-export type SourceItem = { m: JsMsg; pos: number } | { advanced: Segment; floor: number }
+/**
+ * A message at chain position `pos` (`receivedAt`: when the client read it off the socket, Date.now()), or the
+ * move to the next segment (everything before `floor` is done).
+ */
+export type SourceItem = { m: JsMsg; pos: number; receivedAt: number } | { advanced: Segment; floor: number }
+
+/**
+ * The messages one consumer delivered, in order, each stamped when the client read it: the consumer runs in
+ * callback mode (called from the connection's socket reader) and this queue is what the runner iterates. Ends,
+ * dropping what is still queued, when the consumer stops (a stop without error ends the loop; an error is thrown
+ * to the reader, as the client's own iterator does).
+ */
+export class InboundQueue {
+  private items: Array<{ m: JsMsg; at: number }> = []
+  private head = 0
+  private wake: (() => void) | undefined
+  private done = false
+  private err: Error | undefined
+
+  push(m: JsMsg): void {
+    if (this.done) return
+    this.items.push({ m, at: Date.now() })
+    this.signal()
+  }
+
+  end(err?: Error): void {
+    if (this.done) return
+    this.done = true
+    this.err = err
+    this.signal()
+  }
+
+  /** Delivered and not yet taken. */
+  get size(): number {
+    return this.items.length - this.head
+  }
+
+  private signal(): void {
+    const w = this.wake
+    this.wake = undefined
+    w?.()
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<{ m: JsMsg; at: number }> {
+    for (;;) {
+      if (this.done) {
+        if (this.err) throw this.err
+        return
+      }
+      if (this.head < this.items.length) {
+        const item = this.items[this.head++] as { m: JsMsg; at: number }
+        // Drop the taken prefix now and then rather than shift() per message.
+        if (this.head >= 1024 && this.head * 2 >= this.items.length) {
+          this.items = this.items.slice(this.head)
+          this.head = 0
+        }
+        yield item
+        continue
+      }
+      await new Promise<void>((resolve) => (this.wake = resolve))
+    }
+  }
+}
 
 export class SegmentSource {
   readonly chain: readonly Segment[]
@@ -23,6 +84,7 @@ export class SegmentSource {
   private stream = ''
   private consumerName = ''
   private iter: ConsumerMessages | undefined
+  private inbound: InboundQueue | undefined
   private consumer: Consumer | undefined
   /** Set when a sealed segment has been read to its end: the reader moves to the next segment. */
   private segmentDone = false
@@ -102,10 +164,17 @@ export class SegmentSource {
     this.consumer = await js.consumers.get(this.stream, this.consumerName)
     // Abort (and let the worker reacquire) rather than wait forever for a consumer that a server restart or the
     // inactivity threshold removed.
+    const inbound = new InboundQueue()
+    this.inbound = inbound
     this.iter = await this.consumer.consume({
       max_messages: Math.min(2_000, cfg.maxInFlight),
       abort_on_missing_resource: true,
+      callback: (m) => inbound.push(m),
     })
+    void this.iter.closed().then(
+      (err) => inbound.end(err instanceof Error ? err : undefined),
+      (err: unknown) => inbound.end(err instanceof Error ? err : new Error(String(err))),
+    )
     this.segmentDone = false
     this.segHandled = 0
     if (this.sealTimer) clearInterval(this.sealTimer)
@@ -163,9 +232,10 @@ export class SegmentSource {
   async *messages(running: () => boolean): AsyncGenerator<SourceItem> {
     for (;;) {
       const iter = this.iter
-      if (!iter) return
+      const inbound = this.inbound
+      if (!iter || !inbound) return
       const seg = this.seg
-      for await (const m of iter) {
+      for await (const { m, at } of inbound) {
         if (!running()) break
         if (seg.to !== undefined && m.seq > seg.to) {
           // Past the seal: the rest of this stream belongs to no chain position (a later owner took over).
@@ -175,7 +245,7 @@ export class SegmentSource {
         }
         this.lag = m.info.pending
         const pos = position(seg.epoch, m.seq)
-        yield { m, pos }
+        yield { m, pos, receivedAt: at }
         if (pos > this.floor) this.floor = pos
         this.segHandled++
       }

@@ -256,10 +256,14 @@ export class Worker {
       checkpoint: (seconds) => inner?.checkpoint(seconds),
       checkpointBytes: (bytes) => inner?.checkpointBytes?.(bytes),
       reading: (profile) => inner?.reading?.(profile),
-      output: (partition, o, eventMs, ingestMs, takenMs) => {
+      output: (partition, o, eventMs, ingestMs, takenMs, receivedMs) => {
         if (o.type === 'alert')
-          this.loopStats?.alertEmitted(Date.now() - ingestMs, takenMs === undefined ? undefined : takenMs - ingestMs)
-        inner?.output?.(partition, o, eventMs, ingestMs, takenMs)
+          this.loopStats?.alertEmitted(
+            Date.now() - ingestMs,
+            takenMs === undefined ? undefined : takenMs - ingestMs,
+            receivedMs === undefined ? undefined : receivedMs - ingestMs,
+          )
+        inner?.output?.(partition, o, eventMs, ingestMs, takenMs, receivedMs)
       },
       partitionClosed: (partition) => inner?.partitionClosed?.(partition),
     }

@@ -36,6 +36,12 @@ export interface LatencyEntry {
   alert_emit_ms?: { p50: number; p99: number; p999: number; max: number }
   /** The first part of alert_emit_ms: stored -> taken from the consumer by the partition's runner. */
   alert_wait_ms?: { p50: number; p99: number; p999: number; max: number }
+  /** The first part of alert_wait_ms: stored -> read off the socket by the worker's client. */
+  alert_recv_ms?: { p50: number; p99: number; p999: number; max: number }
+  /** Waiting for a core over the window, per process (bench/runtime.ts CpuMeter). */
+  runq_ms?: Record<string, { ms_per_s: number; main_ms_per_s: number; main_per_wakeup_ms: number }>
+  /** PSI: share of the window in which some runnable task waited for a core (-1: no PSI). */
+  cpu_pressure_pct?: number
   /** Per reading published: what each process sent the broker (in) and got from it (out). */
   nats_per_reading?: Record<string, { in_msgs: number; out_msgs: number; in_bytes: number; out_bytes: number }>
 }
@@ -184,21 +190,51 @@ export function renderRuntime(r: RuntimeResult): string {
       "Where an alert's time goes, ms, p50 / p99 / max: due -> the generator holds JetStream's ack (publish and store);" +
         ' stored -> emitted by the worker (its own histogram, worst worker), and of it stored -> taken, until the' +
         " partition's runner took the input from its consumer (the server's delivery, the client's buffer, the" +
-        " messages ahead of it); the rest of publish -> OUT is the way back (the output's store and delivery to the" +
-        " bench, and the bench's own loop: observer loop p99 / max).",
+        " messages ahead of it), and of that stored -> read, until the worker's client read the input off the socket" +
+        " (the server's delivery and the wait for the worker to get a core); the rest of publish -> OUT is the way" +
+        " back (the output's store and delivery to the bench, and the bench's own loop: observer loop p99 / max).",
       '',
-      '| rate | due -> acked | stored -> emitted (worker) | of it stored -> taken | publish -> OUT | bench loop p99 / max |',
-      '|---|---|---|---|---|---|',
+      '| rate | due -> acked | stored -> emitted (worker) | of it stored -> taken | of that stored -> read | publish -> OUT | bench loop p99 / max |',
+      '|---|---|---|---|---|---|---|',
     )
     for (const l of hops) {
       const a = l.due_to_ack as Summary
       const e = l.alert_emit_ms as NonNullable<LatencyEntry['alert_emit_ms']>
       const w = l.alert_wait_ms
+      const rv = l.alert_recv_ms
       out.push(
         `| ${num(l.rate)} | ${ms(a.p50)} / ${ms(a.p99)} / ${ms(a.max)} | ${ms(e.p50)} / ${ms(e.p99)} / ${ms(e.max)} | ` +
           `${w && w.max > 0 ? `${ms(w.p50)} / ${ms(w.p99)} / ${ms(w.max)}` : '-'} | ` +
+          `${rv && rv.max > 0 ? `${ms(rv.p50)} / ${ms(rv.p99)} / ${ms(rv.max)}` : '-'} | ` +
           `${ms(l.out.p50)} / ${ms(l.out.p99)} / ${ms(l.out.max)} | ` +
           `${l.observer_loop_ms ? `${ms(l.observer_loop_ms.p99)} / ${ms(l.observer_loop_ms.max)}` : '-'} |`,
+      )
+    }
+  }
+  const queued = r.latency.filter((l) => l.runq_ms)
+  if (queued.length > 0) {
+    const names = Object.keys(queued[0]?.runq_ms ?? {})
+    out.push(
+      '',
+      "Waiting for a core (the kernel's schedstat over the measured window): ms per second each process spent" +
+        ' runnable but not running, all threads; for Node processes also the main thread (the event loop) and its' +
+        ' mean wait per wake-up, which a message arriving on an idle loop waits before it is read. CPU pressure' +
+        ' (PSI `some`): the share of the window in which any runnable task waited.',
+      '',
+      `| rate | CPU pressure | ${names.join(' | ')} |`,
+      `|---|---|${names.map(() => '---|').join('')}`,
+    )
+    for (const l of queued) {
+      const q = l.runq_ms ?? {}
+      const cell = (n: string): string => {
+        const e = q[n]
+        if (!e) return '-'
+        return e.main_ms_per_s > 0 && e.main_ms_per_s !== e.ms_per_s
+          ? `${ms(e.ms_per_s)} (main ${ms(e.main_ms_per_s)}, ${ms(e.main_per_wakeup_ms)} per wake-up)`
+          : `${ms(e.ms_per_s)}`
+      }
+      out.push(
+        `| ${num(l.rate)} | ${l.cpu_pressure_pct !== undefined && l.cpu_pressure_pct >= 0 ? `${l.cpu_pressure_pct} %` : '-'} | ${names.map(cell).join(' | ')} |`,
       )
     }
   }

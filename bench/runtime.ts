@@ -59,7 +59,7 @@
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { request, type IncomingMessage } from 'node:http'
 import { cpus, loadavg, totalmem } from 'node:os'
 import { join } from 'node:path'
@@ -84,6 +84,7 @@ import {
   machineBusy,
   nextRate,
   parseProcStat,
+  parseSchedstat,
   SeqIndex,
   summarize,
   sustained,
@@ -378,37 +379,58 @@ class CpuMeter {
     at: number
     ticks: Map<string, number>
     rss: Map<string, number>
+    /** Run-queue wait, ns: all threads of the process, and its main thread (a Node process's event loop). */
+    waits: Map<string, { all: number; main: number; mainSlices: number }>
+    pressure: number
     machine: number[]
     self: NodeJS.CpuUsage
   } {
     const ticks = new Map<string, number>()
     const rss = new Map<string, number>()
+    const waits = new Map<string, { all: number; main: number; mainSlices: number }>()
     for (const [name, pids] of this.procs()) {
       let t = 0
       let r = 0
+      const w = { all: 0, main: 0, mainSlices: 0 }
       for (const pid of pids) {
         try {
           const s = parseProcStat(readFileSync(`/proc/${pid}/stat`, 'utf8'))
           t += s.ticks
           r += s.rssPages
+          for (const tid of readdirSync(`/proc/${pid}/task`)) {
+            const ss = parseSchedstat(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8'))
+            w.all += ss.waitNs
+            if (tid === String(pid)) {
+              w.main += ss.waitNs
+              w.mainSlices += ss.slices
+            }
+          }
         } catch {
-          // The process ended (a PostgreSQL backend that closed): its share is gone with it.
+          // The process (a PostgreSQL backend that closed) or thread ended: its share is gone with it.
         }
       }
       ticks.set(name, t)
       rss.set(name, r)
+      waits.set(name, w)
     }
     const line = readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? ''
     return {
       at: performance.now(),
       ticks,
       rss,
+      waits,
+      pressure: cpuPressureUs(),
       machine: line.trim().split(/\s+/).slice(1).map(Number),
       self: process.cpuUsage(),
     }
   }
 
-  begin(): () => { cpu: Record<string, number>; rss_mb: Record<string, number> } {
+  begin(): () => {
+    cpu: Record<string, number>
+    rss_mb: Record<string, number>
+    runq: Record<string, { ms_per_s: number; main_ms_per_s: number; main_per_wakeup_ms: number }>
+    cpu_pressure_pct: number
+  } {
     const a = this.read()
     return () => {
       const b = this.read()
@@ -422,8 +444,33 @@ class CpuMeter {
       const self = process.cpuUsage(a.self)
       cpu.bench = Math.round(((self.user + self.system) / 1000 / wall) * 1000) / 10
       cpu.machine_busy_pct = machineBusy(a.machine, b.machine)
-      return { cpu, rss_mb: rssMb }
+      // Waiting for a core: ms per second of wall time in the run queue (all threads; the main thread), and the
+      // main thread's mean wait each time it was woken (a message arriving waits about this long to be read).
+      const runq: Record<string, { ms_per_s: number; main_ms_per_s: number; main_per_wakeup_ms: number }> = {}
+      const r2 = (x: number): number => Math.round(x * 100) / 100
+      for (const [name, w] of b.waits) {
+        const w0 = a.waits.get(name) ?? w
+        const slices = w.mainSlices - w0.mainSlices
+        runq[name] = {
+          ms_per_s: r2((w.all - w0.all) / 1e6 / (wall / 1000)),
+          main_ms_per_s: r2((w.main - w0.main) / 1e6 / (wall / 1000)),
+          main_per_wakeup_ms: slices > 0 ? Math.round(((w.main - w0.main) / 1e6 / slices) * 1000) / 1000 : 0,
+        }
+      }
+      // PSI: share of the time at least one runnable task waited for a core (-1: not available).
+      const cpuPressure = a.pressure >= 0 && b.pressure >= 0 ? r2(((b.pressure - a.pressure) / 1000 / wall) * 100) : -1
+      return { cpu, rss_mb: rssMb, runq, cpu_pressure_pct: cpuPressure }
     }
+  }
+}
+
+/** The `some` total of /proc/pressure/cpu, µs (-1 where the kernel has no PSI). */
+function cpuPressureUs(): number {
+  try {
+    const m = /total=(\d+)/.exec(readFileSync('/proc/pressure/cpu', 'utf8').split('\n')[0] ?? '')
+    return m ? Number(m[1]) : -1
+  } catch {
+    return -1
   }
 }
 
@@ -446,6 +493,7 @@ function causeOf(ws: WorkerStatsReply[]): {
   gc: Record<string, unknown>
   alert_emit_ms: Record<string, unknown>
   alert_wait_ms: Record<string, unknown>
+  alert_recv_ms: Record<string, unknown>
 } {
   const loop: Record<string, unknown> = {}
   const gcw: Record<string, unknown> = {}
@@ -470,12 +518,15 @@ function causeOf(ws: WorkerStatsReply[]): {
   const emit = ws.flatMap((w) => (w.alert_ms ? [{ worker: w.worker, ...w.alert_ms }] : []))
   // Its first part: stored -> taken by the partition's runner from the consumer.
   const wait = ws.flatMap((w) => (w.alert_wait_ms ? [{ worker: w.worker, ...w.alert_wait_ms }] : []))
+  // Its first part: stored -> read off the socket by the worker's client.
+  const recv = ws.flatMap((w) => (w.alert_recv_ms ? [{ worker: w.worker, ...w.alert_recv_ms }] : []))
   const worstOf =
     (xs: Array<{ p50: number; p99: number; p999: number; max: number }>) =>
     (k: 'p50' | 'p99' | 'p999' | 'max'): number =>
       Math.max(0, ...xs.map((e) => e[k]))
   const worst = worstOf(emit)
   const worstWait = worstOf(wait)
+  const worstRecv = worstOf(recv)
   return {
     alert_emit_ms: { p50: worst('p50'), p99: worst('p99'), p999: worst('p999'), max: worst('max'), workers: emit },
     alert_wait_ms: {
@@ -484,6 +535,13 @@ function causeOf(ws: WorkerStatsReply[]): {
       p999: worstWait('p999'),
       max: worstWait('max'),
       workers: wait,
+    },
+    alert_recv_ms: {
+      p50: worstRecv('p50'),
+      p99: worstRecv('p99'),
+      p999: worstRecv('p999'),
+      max: worstRecv('max'),
+      workers: recv,
     },
     event_loop_ms: { p99, max, workers: loop },
     gc: {
@@ -826,6 +884,8 @@ CREATE TRIGGER pw_bench_notify AFTER INSERT ON alert_events FOR EACH ROW EXECUTE
         sustained: sustained({ rate, lag, behind }),
         ...causeOf(ws),
         cpu: used.cpu,
+        runq_ms: used.runq,
+        cpu_pressure_pct: used.cpu_pressure_pct,
         observer_loop_ms: { p99: self.loop_ms.p99, max: self.loop_ms.max },
         nats_per_reading: traffic,
       }

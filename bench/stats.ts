@@ -189,6 +189,15 @@ export function parseProcStat(text: string): { ticks: number; rssPages: number }
   return { ticks: utime + stime, rssPages: rss }
 }
 
+/**
+ * The scheduler's figures of one thread from the text of /proc/<pid>/task/<tid>/schedstat: ns on a core, ns
+ * runnable but waiting for one (in the run queue), and the number of times it was given a core.
+ */
+export function parseSchedstat(text: string): { runNs: number; waitNs: number; slices: number } {
+  const [run, wait, slices] = text.trim().split(/\s+/).map(Number)
+  return { runNs: run ?? 0, waitNs: wait ?? 0, slices: slices ?? 0 }
+}
+
 /** CPU of one process over an interval, in % of one core. */
 export function cpuPercent(ticksBefore: number, ticksAfter: number, clkTck: number, wallMs: number): number {
   if (wallMs <= 0) return 0

@@ -81,7 +81,17 @@ t.test('alert_ms: the stored -> emitted time of the alerts this worker emitted i
     wait && a && wait.p50 <= a.p99 + 1 && wait.max <= a.max + 1,
     `taken before emitted (max ${wait?.max} <= ${a?.max} ms)`,
   )
+  const recv = r.alert_recv_ms
+  t.equal(recv?.count, 6, 'stored -> read off the socket: one sample per alert too')
+  t.ok(
+    recv && wait && recv.p50 <= wait.p50 + 1 && recv.max <= wait.max + 1,
+    `read before taken (max ${recv?.max} <= ${wait?.max} ms)`,
+  )
   await ask(true)
   const cleared = await ask(false)
-  t.same([cleared.alert_ms, cleared.alert_wait_ms], [undefined, undefined], 'a reset clears both')
+  t.same(
+    [cleared.alert_ms, cleared.alert_wait_ms, cleared.alert_recv_ms],
+    [undefined, undefined, undefined],
+    'a reset clears all three',
+  )
 })
