@@ -12,14 +12,7 @@
 import { ActorCell } from '../../actors/cell.js'
 import type { ActorDefinition, ReferenceVersion } from '../../actors/actor.js'
 import { processProfile, type ProcessConfig } from '../../actors/kinds/sensor/process.js'
-import {
-  PEER_DEFAULTS,
-  PEER_TYPES,
-  pairEntityId,
-  peerEntityId,
-  processPairProfile,
-  type PairConfig,
-} from '../../actors/kinds/sensor/process-pair.js'
+import { pairEntityId, processPairProfile, type PairConfig } from '../../actors/kinds/sensor/process-pair.js'
 import { SERVICE_REF, type ServiceSet } from '../../actors/service.js'
 import type { AlertBody, Output, Reading } from '../../actors/types.js'
 import type { AlertEvent, DetectorInstance, PlantDetector, PlantInstruments } from './plant-eval.js'
@@ -29,13 +22,6 @@ type AnyDef = ActorDefinition<unknown, unknown>
 export interface ProcessDetectorOptions {
   /** Settings of the pair actors, or false for none (the sensor actors alone). Default: the profile's defaults. */
   pairs?: PairConfig | false
-  /**
-   * Settings of the peer actors, or false for none: unpaired sensors of one type in one stage (two lanes' nitrite
-   * analysers, the air header and basin pressures) compared as a `process-pair` with its malfunction rule off
-   * (peers are not redundant: they part ways within minutes by themselves; only an offset creeping in over hours
-   * is judged). Default: PEER_DEFAULTS.
-   */
-  peers?: PairConfig | false
   /** Every alert output as the profile wrote it (diagnostics: bench/eval/plant-diag.ts); `pair` when a pair cell raised it. */
   onAlert?: (entity: string, body: AlertBody, ts: number, source: 'sensor' | 'pair') => void
 }
@@ -66,27 +52,6 @@ export function processProfileDetector(
           pairOf.set(s.pair, cell)
         }
       }
-      // Peers: unpaired sensors of one type in one stage, each compared with the next one of its group.
-      const peerCfg = opts.peers === undefined ? PEER_DEFAULTS : opts.peers
-      const peersOf = new Map<string, ActorCell[]>()
-      if (peerCfg !== false) {
-        const groups = new Map<string, string[]>()
-        for (const s of plant.sensors) {
-          if (s.pair !== undefined || !PEER_TYPES.includes(s.type)) continue
-          const k = `${s.stage}\u0000${s.type}`
-          groups.set(k, [...(groups.get(k) ?? []), s.id])
-        }
-        for (const ids of groups.values()) {
-          ids.sort()
-          for (let i = 0; i + 1 < ids.length; i++) {
-            const a = ids[i] as string
-            const b = ids[i + 1] as string
-            const cell = new ActorCell(pairDef, peerCfg, { kind: 'sensor', id: peerEntityId(a, b) })
-            peersOf.set(a, [...(peersOf.get(a) ?? []), cell])
-            peersOf.set(b, [...(peersOf.get(b) ?? []), cell])
-          }
-        }
-      }
       const service: ServiceSet = { version: 0, sensors: {} }
       let ref: ReferenceVersion = { name: SERVICE_REF, revision: 0, effectiveAt: 0, data: service }
       const refs = (n: string): ReferenceVersion | undefined => (n === SERVICE_REF ? ref : undefined)
@@ -112,12 +77,17 @@ export function processProfileDetector(
           const own = partner === undefined ? r : { ts: r.ts, fields: { ...r.fields, partner } }
           // Processing time = event time: the bench replays the stream as it happened.
           cell.applyReading(++seq, r.ts, own, emit, refs)
-          const copy: Reading = {
-            ts: r.ts,
-            fields: { member: entity, ...(r.fields['value'] === undefined ? {} : { value: r.fields['value'] }) },
-          }
-          if (pair) pair.applyReading(++seq, r.ts, copy, emit, refs)
-          for (const peer of peersOf.get(entity) ?? []) peer.applyReading(++seq, r.ts, copy, emit, refs)
+          if (pair)
+            pair.applyReading(
+              ++seq,
+              r.ts,
+              {
+                ts: r.ts,
+                fields: { member: entity, ...(r.fields['value'] === undefined ? {} : { value: r.fields['value'] }) },
+              },
+              emit,
+              refs,
+            )
           return out
         },
         outOfService(entity: string, inService: boolean, ts: number): AlertEvent[] {

@@ -69,13 +69,6 @@ export interface PairConfig {
   clearZ: number
   clearMinutes: number
   updateZ: number
-  /**
-   * The two members are peers, not redundant probes: two sensors of one type in one stage that follow the same
-   * process through their own equipment (the air header and a basin's pressure, two lanes' nitrite analysers). Such
-   * a pair parts ways within minutes by itself, so it raises no process_malfunction; only an offset creeping in over
-   * hours (sensor_drift) is judged, as for a redundant pair (plant7).
-   */
-  peers: boolean
   severities: { process_malfunction: Severity; sensor_drift: Severity }
 }
 
@@ -107,18 +100,8 @@ export const PAIR_DEFAULTS: PairConfig = deepFreeze({
   clearZ: 1.5,
   clearMinutes: 5,
   updateZ: 1,
-  peers: false,
   severities: { process_malfunction: 'critical', sensor_drift: 'warning' },
 })
-
-/**
- * A peer actor's settings (plant7): the pair's, as peers (no malfunction rule). Unpaired sensors of one of
- * PEER_TYPES in one stage are compared with each other (bench/eval/plant-process.ts builds them from the
- * instrument list, as the edge's fan-out would from the P&ID).
- */
-export const PEER_DEFAULTS: PairConfig = deepFreeze({ ...PAIR_DEFAULTS, peers: true })
-/** Sensor types compared with their peers: measurements, not switching equipment (pumps, blowers' energy, staged flows). */
-export const PEER_TYPES: readonly string[] = deepFreeze(['pressure', 'level', 'temperature'])
 
 /** Checks a pair config; throws ConfigError naming the setting. */
 export function validatePairConfig(c: PairConfig): void {
@@ -150,7 +133,6 @@ export function validatePairConfig(c: PairConfig): void {
   num('graceMinutes', c.graceMinutes, 0, true)
   for (const k of ['malfunctionZ', 'driftZ', 'learnZ', 'scaleClipZ', 'clearZ', 'updateZ'] as const) num(k, c[k], 0)
   if (c.clearZ > c.malfunctionZ) throw new ConfigError('process-pair.clearZ', 'must be <= malfunctionZ')
-  if (typeof c.peers !== 'boolean') throw new ConfigError('process-pair.peers', 'must be a boolean')
   if (!c.severities || typeof c.severities !== 'object')
     throw new ConfigError('process-pair.severities', 'must be an object')
   for (const k of ['process_malfunction', 'sensor_drift'] as const) {
@@ -467,14 +449,14 @@ function judge(
     let type = NONE,
       z = 0,
       why = ''
-    if (!c.peers && (v[P.OVER] as number) >= c.confirmMinutes) {
+    if ((v[P.OVER] as number) >= c.confirmMinutes) {
       type = MAL
       z = zf
       why = `disagrees with its redundant partner by ${fmt(Math.abs(zf))} sigma of the pair's difference for ${v[P.OVER] as number} min (it moved, its partner did not)`
     } else if ((v[P.SRUN] as number) >= c.driftMinutes) {
       type = DRIFT
       z = zs
-      why = `its offset to its ${c.peers ? 'peer (same type, same stage)' : 'redundant partner'} has crept ${fmt(Math.abs(zs))} sigma (30 min mean) away for ${v[P.SRUN] as number} min`
+      why = `its offset to its redundant partner has crept ${fmt(Math.abs(zs))} sigma (30 min mean) away for ${v[P.SRUN] as number} min`
     }
     if (type === NONE) return
     const start = ts
@@ -668,9 +650,4 @@ export function pairEntityId(a: string, b: string): string {
   const [x, y] = a < b ? [a, b] : [b, a]
   if (x.length === y.length && x.length > 1 && x.slice(0, -1) === y.slice(0, -1)) return x.slice(0, -1)
   return `${x}--${y}`
-}
-
-/** The entity of a peer actor: `sensor:<a>--<b>` (peers share no tag). */
-export function peerEntityId(a: string, b: string): string {
-  return a < b ? `${a}--${b}` : `${b}--${a}`
 }
