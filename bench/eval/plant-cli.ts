@@ -1,6 +1,6 @@
 /**
  * `node dist/bench/eval/plant-cli.js [--seeds tuning|heldout|heldout-past|1,2,...] [--hours H] [--quick] [--json]
- *   [--detectors all|process,robust-z,iforest] [--process-config JSON] [--no-stage-feed]`
+ *   [--detectors all|process,robust-z,iforest] [--process-config JSON] [--pair-config JSON] [--no-stage-feed]`
  *
  * Runs the project's process profile and the two baselines (robust z-score, Isolation Forest) over the independent plant scenario and prints a
  * table, then one JSON line (the result of evaluatePlant). Tuning seeds by default; run `--seeds heldout` (4001-4003) only
@@ -19,6 +19,7 @@ import { ANOMALY_TYPES, DEFAULT_HOURS, DEFAULT_WARMUP_HOURS, QUICK_HOURS } from 
 import { processProfileDetector } from './plant-process.js'
 import { withStageSignals } from './plant-stage-feed.js'
 import { PROCESS_DEFAULTS, validateProcessConfig, type ProcessConfig } from '../../actors/kinds/sensor/process.js'
+import { PAIR_DEFAULTS, validatePairConfig, type PairConfig } from '../../actors/kinds/sensor/process-pair.js'
 
 const args = process.argv.slice(2)
 const value = (name: string): string | undefined => {
@@ -72,9 +73,21 @@ if (overrides !== undefined) {
     process.exit(2)
   }
 }
+/** `--pair-config '{"levelScale":false}'`: settings of the pair actors merged over PAIR_DEFAULTS. */
+let pairConfig: PairConfig = PAIR_DEFAULTS
+const pairOverrides = value('pair-config')
+if (pairOverrides !== undefined) {
+  try {
+    pairConfig = merged(PAIR_DEFAULTS, JSON.parse(pairOverrides)) as PairConfig
+    validatePairConfig(pairConfig)
+  } catch (err) {
+    process.stderr.write(`--pair-config: ${(err as Error).message}\n`)
+    process.exit(2)
+  }
+}
+const processDetector = (): PlantDetector => processProfileDetector(processConfig, undefined, { pairs: pairConfig })
 const known: Record<string, () => PlantDetector> = {
-  process: () =>
-    NO_STAGE_FEED ? processProfileDetector(processConfig) : withStageSignals(processProfileDetector(processConfig)),
+  process: () => (NO_STAGE_FEED ? processDetector() : withStageSignals(processDetector())),
   'robust-z': () => robustZBaseline(),
   iforest: () => isolationForestBaseline({ warmupMs: DEFAULT_WARMUP_HOURS * 3_600_000 }),
 }

@@ -1,6 +1,7 @@
 /**
  * `node dist/bench/eval/plant-diag.js [--seeds tuning|1,2] [--hours H] [--process-config JSON] [--top N] [--json]
- *   [--no-stage-feed]` (without the filter group's signals, bench/eval/plant-stage-feed.ts)
+ *   [--no-stage-feed] [--pair-config JSON]`: --no-stage-feed without the filter group's signals
+ *   (bench/eval/plant-stage-feed.ts); --pair-config the pair actors' settings merged over PAIR_DEFAULTS
  *
  * Where the process profile's alert load and false alerts come from on the independent plant scenario (issue
  * 17): runs the profile (sensor and pair actors, as plant-cli does) over each seed, keeps every alert with the
@@ -12,6 +13,7 @@
  */
 import type { AlertBody } from '../../actors/types.js'
 import { PROCESS_DEFAULTS, validateProcessConfig, type ProcessConfig } from '../../actors/kinds/sensor/process.js'
+import { PAIR_DEFAULTS, validatePairConfig, type PairConfig } from '../../actors/kinds/sensor/process-pair.js'
 import { evaluatePlant, TUNING_SEEDS } from './plant-eval.js'
 import { DEFAULT_WARMUP_HOURS, plantScenario, QUICK_HOURS } from './plant-scenario.js'
 import { processProfileDetector } from './plant-process.js'
@@ -50,6 +52,7 @@ export function diagnose(
   hours: number,
   config: ProcessConfig,
   stageFeed = true,
+  pairs?: PairConfig,
 ): DiagAlert[] {
   const all: DiagAlert[] = []
   for (const seed of seeds) {
@@ -58,6 +61,7 @@ export function diagnose(
     const raw: DiagAlert[] = []
     const open = new Set<string>()
     const base = processProfileDetector(config, 'process', {
+      ...(pairs === undefined ? {} : { pairs }),
       onAlert(entity: string, b: AlertBody, ts: number, source: 'sensor' | 'pair') {
         const key = `${entity}\u0000${b.type}`
         if (b.state === 'close') {
@@ -158,7 +162,13 @@ function main(): void {
     config = deepMerge(PROCESS_DEFAULTS, JSON.parse(over)) as ProcessConfig
     validateProcessConfig(config)
   }
-  const alerts = diagnose(seeds, hours, config, !args.includes('--no-stage-feed'))
+  let pairs: PairConfig | undefined
+  const pairOver = value('pair-config')
+  if (pairOver !== undefined) {
+    pairs = deepMerge(PAIR_DEFAULTS, JSON.parse(pairOver)) as PairConfig
+    validatePairConfig(pairs)
+  }
+  const alerts = diagnose(seeds, hours, config, !args.includes('--no-stage-feed'), pairs)
   if (args.includes('--json')) {
     process.stdout.write(`${JSON.stringify(alerts)}\n`)
     return

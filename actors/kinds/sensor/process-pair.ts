@@ -69,6 +69,13 @@ export interface PairConfig {
   clearZ: number
   clearMinutes: number
   updateZ: number
+  /**
+   * Above the pair's usual level (EW mean |level| over fastScaleMinutes of healthy minutes) both scales grow in
+   * proportion to the level: two probes' gain and noise differences grow with what they measure (plant7).
+   */
+  levelScale: boolean
+  /** levelScale acts above this many times the usual level (a day's own swing stays judged as before). */
+  levelScaleAbove: number
   severities: { process_malfunction: Severity; sensor_drift: Severity }
 }
 
@@ -100,6 +107,8 @@ export const PAIR_DEFAULTS: PairConfig = deepFreeze({
   clearZ: 1.5,
   clearMinutes: 5,
   updateZ: 1,
+  levelScale: true,
+  levelScaleAbove: 1.5,
   severities: { process_malfunction: 'critical', sensor_drift: 'warning' },
 })
 
@@ -132,7 +141,9 @@ export function validatePairConfig(c: PairConfig): void {
     num(k, c[k], 1, true)
   num('graceMinutes', c.graceMinutes, 0, true)
   for (const k of ['malfunctionZ', 'driftZ', 'learnZ', 'scaleClipZ', 'clearZ', 'updateZ'] as const) num(k, c[k], 0)
+  num('levelScaleAbove', c.levelScaleAbove, 1)
   if (c.clearZ > c.malfunctionZ) throw new ConfigError('process-pair.clearZ', 'must be <= malfunctionZ')
+  if (typeof c.levelScale !== 'boolean') throw new ConfigError('process-pair.levelScale', 'must be a boolean')
   if (!c.severities || typeof c.severities !== 'object')
     throw new ConfigError('process-pair.severities', 'must be an object')
   for (const k of ['process_malfunction', 'sensor_drift'] as const) {
@@ -193,8 +204,12 @@ const P = {
   RGG: 43,
   RGD: 44,
   PREVM: 45,
+  /** EW mean |pair level| over the healthy minutes the scales learn from (levelScale). */
+  LEVEL: 46,
 } as const
-const P_SLOTS = 46
+const P_SLOTS = 47
+/** Slots of a snapshot written before LEVEL (plant7): restored with LEVEL unknown. */
+const P_SLOTS_V1 = 46
 const NONE = -1,
   MAL = 0,
   DRIFT = 1
@@ -349,8 +364,12 @@ function judge(
   v[P.FAST] = ewa(n > 0 ? (v[P.FAST] as number) : NaN, r, Infinity, c.fastMinutes)
   v[P.SLOW] = ewa(n > 0 ? (v[P.SLOW] as number) : NaN, r, Infinity, c.slowMinutes)
   const quantum = 1e-9 * (1 + Math.abs(m))
-  const fs = Math.max(Number.isNaN(v[P.FSCALE] as number) ? 0 : 1.2533 * (v[P.FSCALE] as number), quantum)
-  const ss = Math.max(Number.isNaN(v[P.SSCALE] as number) ? 0 : 1.2533 * (v[P.SSCALE] as number), quantum)
+  // Above its usual level the pair's scales grow with it (levelScale): gain and noise differences of two probes
+  // grow with what they measure, so a storm's three-fold flow or first flush of solids is not a disagreement.
+  const lvl = v[P.LEVEL] as number
+  const grow = c.levelScale && lvl > 0 ? Math.max(1, Math.abs(m) / (c.levelScaleAbove * lvl)) : 1
+  const fs = grow * Math.max(Number.isNaN(v[P.FSCALE] as number) ? 0 : 1.2533 * (v[P.FSCALE] as number), quantum)
+  const ss = grow * Math.max(Number.isNaN(v[P.SSCALE] as number) ? 0 : 1.2533 * (v[P.SSCALE] as number), quantum)
   const zf = (v[P.FAST] as number) / fs,
     zs = (v[P.SLOW] as number) / ss
   const warm = n >= c.warmupMinutes
@@ -395,6 +414,7 @@ function judge(
   if (!out && !flat && at === NONE && n > 0) {
     // (Unclipped while the pair warms up: the scales are still being found.)
     if (!warm || Math.abs(zf) <= c.malfunctionZ) {
+      v[P.LEVEL] = ewa(v[P.LEVEL] as number, Math.abs(m), n, c.fastScaleMinutes)
       v[P.FSCALE] = ewa(
         v[P.FSCALE] as number,
         Math.min(Math.abs(v[P.FAST] as number), warm ? c.scaleClipZ * fs : Infinity),
@@ -615,7 +635,7 @@ function decode(data: unknown, version: number): PairState {
     !Number.isSafeInteger(e.l) ||
     !Number.isSafeInteger(e.f) ||
     !Array.isArray(e.v) ||
-    e.v.length !== P_SLOTS ||
+    (e.v.length !== P_SLOTS && e.v.length !== P_SLOTS_V1) ||
     !e.v.every((x) => x === null || (typeof x === 'number' && Number.isFinite(x)))
   ) {
     throw new SnapshotError(RuntimeErrorCodes.SNAPSHOT_CORRUPT, 'process-pair snapshot is not a pair state')
@@ -623,7 +643,7 @@ function decode(data: unknown, version: number): PairState {
   return {
     a: e.a,
     b: e.b,
-    v: (e.v as Array<number | null>).map((x) => x ?? NaN),
+    v: [...(e.v as Array<number | null>).map((x) => x ?? NaN), ...new Array<number>(P_SLOTS - e.v.length).fill(NaN)],
     late: e.l as number,
     foreign: e.f as number,
   }
