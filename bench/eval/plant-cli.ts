@@ -3,7 +3,7 @@
  *   [--detectors all|process,robust-z,iforest] [--process-config JSON] [--pair-config JSON] [--no-stage-feed]`
  *
  * Runs the project's process profile and the two baselines (robust z-score, Isolation Forest) over the independent plant scenario and prints a
- * table, then one JSON line (the result of evaluatePlant). Tuning seeds by default; run `--seeds heldout` (4001-4003) only
+ * table, then one JSON line (the result of evaluatePlant). Tuning seeds by default; run `--seeds heldout` (6001-6003) only
  * for a final report; `heldout-past` is the earlier held-out sets 1001-1003, 2001-2003 and 3001-3003, no longer held out (see bench/eval/README.md). 48 h x 3 seeds takes about a minute on a 2-core machine.
  */
 import { isolationForestBaseline, robustZBaseline } from './baselines.js'
