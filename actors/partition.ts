@@ -67,7 +67,7 @@ export class PartitionRunner {
   /** When the message being handled was taken from the consumer (Date.now()), for the stats' alert_wait_ms. */
   private curTakenAt = 0
   /** When the client read that message off the socket (Date.now()), for the stats' alert_recv_ms. */
-  private curReceivedAt = 0
+  private curReceivedAt: number | undefined
   private msgsSinceCheckpoint = 0
   private lastCheckpointAt = Date.now()
   /** Local time the last successful record write was sent: our lease is safe until this + ttl. */

@@ -15,66 +15,26 @@ import { epochOf, position, type Segment, segmentOf, segmentStream, seqOf } from
 import { tlmPartitionFilter } from './subjects.js'
 
 /**
- * A message at chain position `pos` (`receivedAt`: when the client read it off the socket, Date.now()), or the
- * move to the next segment (everything before `floor` is done).
+ * A message at chain position `pos` (`receivedAt`: when the client read it off the socket, Date.now(), where
+ * known), or the move to the next segment (everything before `floor` is done).
  */
-export type SourceItem = { m: JsMsg; pos: number; receivedAt: number } | { advanced: Segment; floor: number }
+export type SourceItem = { m: JsMsg; pos: number; receivedAt?: number } | { advanced: Segment; floor: number }
 
 /**
- * The messages one consumer delivered, in order, each stamped when the client read it: the consumer runs in
- * callback mode (called from the connection's socket reader) and this queue is what the runner iterates. Ends,
- * dropping what is still queued, when the consumer stops (a stop without error ends the loop; an error is thrown
- * to the reader, as the client's own iterator does).
+ * Stamps each message as the client reads it off the socket, for the stats' `alert_recv_ms`. The consumer stays in
+ * iterator mode: there the client sends its next pull request only when the reader reaches it in the queue, which
+ * is the runner's backpressure; callback mode (tried for this stamp) pulls on receipt, so a slow runner would let
+ * up to max_ack_pending messages per partition pile up in the worker. The iterator has no public hook for the
+ * moment of receipt, so this wraps its internal `_push` (called from the subscription's callback), guarded:
+ * without it no stamp is taken and `alert_recv_ms` is not reported (test/integration/worker-stats.test.ts fails).
  */
-export class InboundQueue {
-  private items: Array<{ m: JsMsg; at: number }> = []
-  private head = 0
-  private wake: (() => void) | undefined
-  private done = false
-  private err: Error | undefined
-
-  push(m: JsMsg): void {
-    if (this.done) return
-    this.items.push({ m, at: Date.now() })
-    this.signal()
-  }
-
-  end(err?: Error): void {
-    if (this.done) return
-    this.done = true
-    this.err = err
-    this.signal()
-  }
-
-  /** Delivered and not yet taken. */
-  get size(): number {
-    return this.items.length - this.head
-  }
-
-  private signal(): void {
-    const w = this.wake
-    this.wake = undefined
-    w?.()
-  }
-
-  async *[Symbol.asyncIterator](): AsyncGenerator<{ m: JsMsg; at: number }> {
-    for (;;) {
-      if (this.done) {
-        if (this.err) throw this.err
-        return
-      }
-      if (this.head < this.items.length) {
-        const item = this.items[this.head++] as { m: JsMsg; at: number }
-        // Drop the taken prefix now and then rather than shift() per message.
-        if (this.head >= 1024 && this.head * 2 >= this.items.length) {
-          this.items = this.items.slice(this.head)
-          this.head = 0
-        }
-        yield item
-        continue
-      }
-      await new Promise<void>((resolve) => (this.wake = resolve))
-    }
+function stampReceipt(iter: ConsumerMessages, stamps: WeakMap<JsMsg, number>): void {
+  const target = iter as unknown as { _push?: (r: unknown) => void }
+  const push = target._push
+  if (typeof push !== 'function') return
+  target._push = function (this: unknown, r: unknown): void {
+    if (typeof r === 'object' && r !== null) stamps.set(r as JsMsg, Date.now())
+    push.call(this, r)
   }
 }
 
@@ -84,7 +44,8 @@ export class SegmentSource {
   private stream = ''
   private consumerName = ''
   private iter: ConsumerMessages | undefined
-  private inbound: InboundQueue | undefined
+  /** When the client read each message off the socket (Date.now()). */
+  private readonly receivedAt = new WeakMap<JsMsg, number>()
   private consumer: Consumer | undefined
   /** Set when a sealed segment has been read to its end: the reader moves to the next segment. */
   private segmentDone = false
@@ -164,17 +125,11 @@ export class SegmentSource {
     this.consumer = await js.consumers.get(this.stream, this.consumerName)
     // Abort (and let the worker reacquire) rather than wait forever for a consumer that a server restart or the
     // inactivity threshold removed.
-    const inbound = new InboundQueue()
-    this.inbound = inbound
     this.iter = await this.consumer.consume({
       max_messages: Math.min(2_000, cfg.maxInFlight),
       abort_on_missing_resource: true,
-      callback: (m) => inbound.push(m),
     })
-    void this.iter.closed().then(
-      (err) => inbound.end(err instanceof Error ? err : undefined),
-      (err: unknown) => inbound.end(err instanceof Error ? err : new Error(String(err))),
-    )
+    stampReceipt(this.iter, this.receivedAt)
     this.segmentDone = false
     this.segHandled = 0
     if (this.sealTimer) clearInterval(this.sealTimer)
@@ -232,10 +187,9 @@ export class SegmentSource {
   async *messages(running: () => boolean): AsyncGenerator<SourceItem> {
     for (;;) {
       const iter = this.iter
-      const inbound = this.inbound
-      if (!iter || !inbound) return
+      if (!iter) return
       const seg = this.seg
-      for await (const { m, at } of inbound) {
+      for await (const m of iter) {
         if (!running()) break
         if (seg.to !== undefined && m.seq > seg.to) {
           // Past the seal: the rest of this stream belongs to no chain position (a later owner took over).
@@ -245,7 +199,7 @@ export class SegmentSource {
         }
         this.lag = m.info.pending
         const pos = position(seg.epoch, m.seq)
-        yield { m, pos, receivedAt: at }
+        yield { m, pos, receivedAt: this.receivedAt.get(m) }
         if (pos > this.floor) this.floor = pos
         this.segHandled++
       }
