@@ -18,6 +18,7 @@ import {
 import { ANOMALY_TYPES, DEFAULT_HOURS, DEFAULT_WARMUP_HOURS, QUICK_HOURS } from './plant-scenario.js'
 import { processProfileDetector } from './plant-process.js'
 import { withStageSignals } from './plant-stage-feed.js'
+import { settingsOver } from './settings.js'
 import { PROCESS_DEFAULTS, validateProcessConfig, type ProcessConfig } from '../../actors/kinds/sensor/process.js'
 import { PAIR_DEFAULTS, validatePairConfig, type PairConfig } from '../../actors/kinds/sensor/process-pair.js'
 
@@ -54,37 +55,22 @@ if (!(hours > DEFAULT_WARMUP_HOURS + 1)) {
 }
 const detectorArg = value('detectors') ?? 'all'
 const wanted = detectorArg === 'all' ? ['process', 'robust-z', 'iforest'] : detectorArg.split(',')
-/** `--process-config '{"drift":{"z":3}}'`: settings merged over PROCESS_DEFAULTS (validated by the profile). */
-function merged(base: unknown, over: unknown): unknown {
-  if (over === null || typeof over !== 'object' || Array.isArray(over) || base === null || typeof base !== 'object')
-    return over
-  const out: Record<string, unknown> = { ...(base as Record<string, unknown>) }
-  for (const [k, v] of Object.entries(over as Record<string, unknown>)) out[k] = merged(out[k], v)
-  return out
-}
-let processConfig: ProcessConfig = PROCESS_DEFAULTS
-const overrides = value('process-config')
-if (overrides !== undefined) {
+/**
+ * `--process-config '{"drift":{"z":3}}'` and `--pair-config '{"levelScale":false}'`: settings merged over
+ * PROCESS_DEFAULTS / PAIR_DEFAULTS (validated by the profile).
+ */
+function settingsArg<T>(flag: string, defaults: T, validate: (c: T) => void): T {
+  const json = value(flag)
+  if (json === undefined) return defaults
   try {
-    processConfig = merged(PROCESS_DEFAULTS, JSON.parse(overrides)) as ProcessConfig
-    validateProcessConfig(processConfig)
+    return settingsOver(defaults, json, validate)
   } catch (err) {
-    process.stderr.write(`--process-config: ${(err as Error).message}\n`)
+    process.stderr.write(`--${flag}: ${(err as Error).message}\n`)
     process.exit(2)
   }
 }
-/** `--pair-config '{"levelScale":false}'`: settings of the pair actors merged over PAIR_DEFAULTS. */
-let pairConfig: PairConfig = PAIR_DEFAULTS
-const pairOverrides = value('pair-config')
-if (pairOverrides !== undefined) {
-  try {
-    pairConfig = merged(PAIR_DEFAULTS, JSON.parse(pairOverrides)) as PairConfig
-    validatePairConfig(pairConfig)
-  } catch (err) {
-    process.stderr.write(`--pair-config: ${(err as Error).message}\n`)
-    process.exit(2)
-  }
-}
+const processConfig: ProcessConfig = settingsArg('process-config', PROCESS_DEFAULTS, validateProcessConfig)
+const pairConfig: PairConfig = settingsArg('pair-config', PAIR_DEFAULTS, validatePairConfig)
 const processDetector = (): PlantDetector => processProfileDetector(processConfig, undefined, { pairs: pairConfig })
 const known: Record<string, () => PlantDetector> = {
   process: () => (NO_STAGE_FEED ? processDetector() : withStageSignals(processDetector())),

@@ -18,6 +18,7 @@ import { evaluatePlant, TUNING_SEEDS } from './plant-eval.js'
 import { DEFAULT_WARMUP_HOURS, plantScenario, QUICK_HOURS } from './plant-scenario.js'
 import { processProfileDetector } from './plant-process.js'
 import { withStageSignals } from './plant-stage-feed.js'
+import { settingsOver } from './settings.js'
 
 export interface DiagAlert {
   seed: number
@@ -156,18 +157,12 @@ function main(): void {
   }
   const hours = Number(value('hours') ?? QUICK_HOURS)
   const top = Number(value('top') ?? 25)
-  let config: ProcessConfig = PROCESS_DEFAULTS
   const over = value('process-config')
-  if (over !== undefined) {
-    config = deepMerge(PROCESS_DEFAULTS, JSON.parse(over)) as ProcessConfig
-    validateProcessConfig(config)
-  }
-  let pairs: PairConfig | undefined
+  const config: ProcessConfig =
+    over === undefined ? PROCESS_DEFAULTS : settingsOver(PROCESS_DEFAULTS, over, validateProcessConfig)
   const pairOver = value('pair-config')
-  if (pairOver !== undefined) {
-    pairs = deepMerge(PAIR_DEFAULTS, JSON.parse(pairOver)) as PairConfig
-    validatePairConfig(pairs)
-  }
+  const pairs: PairConfig | undefined =
+    pairOver === undefined ? undefined : settingsOver(PAIR_DEFAULTS, pairOver, validatePairConfig)
   const alerts = diagnose(seeds, hours, config, !args.includes('--no-stage-feed'), pairs)
   if (args.includes('--json')) {
     process.stdout.write(`${JSON.stringify(alerts)}\n`)
@@ -194,14 +189,6 @@ function main(): void {
       .join('\n'),
   ]
   process.stdout.write(`${out.join('\n')}\n`)
-}
-
-function deepMerge(base: unknown, over: unknown): unknown {
-  if (over === null || typeof over !== 'object' || Array.isArray(over) || base === null || typeof base !== 'object')
-    return over
-  const out: Record<string, unknown> = { ...(base as Record<string, unknown>) }
-  for (const [k, v] of Object.entries(over as Record<string, unknown>)) out[k] = deepMerge(out[k], v)
-  return out
 }
 
 if (process.argv[1]?.endsWith('plant-diag.js')) main()
