@@ -9,7 +9,7 @@
  */
 import { runFleetEval } from './fleet-eval.js'
 import type { EvalOptions, EvalResult } from './fleet-eval.js'
-import type { Dist } from './fleet-score.js'
+import type { Dist, PeriodScore } from './fleet-score.js'
 
 function parse(argv: string[]): { opts: EvalOptions; json: boolean } {
   const opts: EvalOptions = {}
@@ -69,6 +69,10 @@ const f1 = (x: number): string => (Number.isFinite(x) ? x.toFixed(1) : '-')
 const d = (x: Dist, unit: string): string =>
   `median ${f1(x.medianSigned)}${unit} (|.| ${f1(x.median)}${unit}), p95 |.| ${f1(x.p95)}${unit}, worst ${f1(x.worst)}${unit} (n ${x.n})`
 
+/** Recall per length bucket, extras, and the errors of what was found. */
+const periods = (p: PeriodScore): string =>
+  `${p.byLength.map((b) => `>= ${b.fromS} s: ${b.found}/${b.truth}`).join(', ')} found; ${p.reported} reported, ${p.extra} extra; start ${d(p.startErrS, ' s')}; duration ${d(p.durationErrS, ' s')}`
+
 /** The human table. */
 export function table(r: EvalResult): string {
   const s = r.score
@@ -122,10 +126,11 @@ export function table(r: EvalResult): string {
     ],
     ['dtc', `${s.dtc.detected}/${s.dtc.truth} detected, ${s.dtc.extra} extra`],
     ['overheat', `${s.overheat.detected}/${s.overheat.truth} detected, ${s.overheat.extra} extra`],
-    [
-      'stops / idle',
-      `truth ${s.stops.truthStops} stops, ${s.stops.truthIdleOver60s} idle >= 60 s, ${f1(s.stops.truthIdleH)} h engine-on standing; reported ${s.stops.reported} (${s.stops.matched} overlap a true one)`,
-    ],
+    ['stops (in trips)', periods(s.stops.stop)],
+    ['idle periods', `${periods(s.stops.idle)}; ${f1(s.stops.truthIdleH)} h engine-on standing in truth`],
+    ['idling alerts', periods(s.stops.idlingAlert)],
+    ['trip idle time error', `${d(s.stops.tripIdleErrS, ' s')}; relative ${d(s.stops.tripIdleErrPct, ' %')}`],
+    ['trip fuel used error', `${d(s.stops.tripFuelErrPts, ' points')}; relative ${d(s.stops.tripFuelErrPct, ' %')}`],
     [
       'positions',
       `${s.positions.emitted} emitted, ${s.positions.wrong} > 100 m off (${s.positions.jumpsEmitted} jump fixes emitted, ${s.positions.wrongAtTrueFix} true fixes shown off)`,

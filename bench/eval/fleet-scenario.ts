@@ -66,6 +66,10 @@ export interface TrueTrip {
   distanceM: number
   shapeLengthM: number
   connectorM: number
+  /** True fuel level (%) at the first motion and at the arrival: the trip's fuel used is their difference
+   *  (refuels and drops happen only while the ignition is off). */
+  fuelStartPct?: number
+  fuelEndPct?: number
 }
 
 export interface TrueFenceEvent {
@@ -943,6 +947,8 @@ function buildVehicle(
       continue
     }
     const dr = ph.drive as Drive
+    const tripTruth = ph.trip === undefined ? undefined : truth.trips[ph.trip]
+    if (tripTruth) tripTruth.fuelStartPct = fuelPct
     for (const d of dr.dwells)
       truth.stops.push({
         start: ph.start + d.fromStep * STEP_MS,
@@ -965,6 +971,7 @@ function buildVehicle(
       if (k < nSteps && (t - origin) % rateMs === 0 && t - lastEmitT >= 1000)
         emit(t, pos, v, dr.line.headingAt(s), accel, true, true)
     }
+    if (tripTruth) tripTruth.fuelEndPct = fuelPct
     prevV = 0
   }
   truth.quietAt = readings[readings.length - 1]?.reading.ts ?? dayEnd

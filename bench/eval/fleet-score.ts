@@ -36,6 +36,20 @@ export const OVERHEAT_AFTER_MS = 120_000
 export const INITIAL_ENTER_MS = 120_000
 /** A position farther than this from the vehicle's true position at its reading counts as wrong. */
 export const POSITION_WRONG_M = 100
+/**
+ * Stops and idling, as a fleet report counts them: true periods are scored by length (recall per bucket, from
+ * these lower bounds, ms). Stops: standstills of 30 s or more inside a trip; idle periods: the engine on and the
+ * vehicle standing for 60 s or more; idling alerts: idle periods of 5 min or more. A report is extra when it
+ * overlaps no true period of at least the `...EXTRA_MIN_MS` length: braking and pulling away add a few seconds
+ * to a standstill, so a 30 s stop reported over a 25 s dwell is not wrong, one over a 10 s dwell or while the
+ * bus drives is.
+ */
+export const STOP_BUCKETS_MS = [30_000, 60_000]
+export const STOP_EXTRA_MIN_MS = 20_000
+export const IDLE_BUCKETS_MS = [60_000, 120_000]
+export const IDLE_EXTRA_MIN_MS = 45_000
+export const IDLING_BUCKETS_MS = [300_000, 360_000]
+export const IDLING_EXTRA_MIN_MS = 240_000
 
 /** An output as the runtime hands it over (site, partition, token stamped or not). */
 export interface LooseOutput {
@@ -148,9 +162,34 @@ export interface FleetScore {
   }
   dtc: { truth: number; detected: number; extra: number }
   overheat: { truth: number; detected: number; extra: number }
-  stops: { truthStops: number; truthIdleOver60s: number; truthIdleH: number; reported: number; matched: number }
+  /** `stop` (standstills inside trips), `idle` (engine on, standing) and `idling` alerts against the true
+   *  periods; per closed trip reported as one piece, its `idle_s` and `fuel_used_pct` against the truth. */
+  stops: {
+    stop: PeriodScore
+    idle: PeriodScore
+    idlingAlert: PeriodScore
+    /** Trip idle_s - true idle time inside the trip (s); relative to the true idle time (%). */
+    tripIdleErrS: Dist
+    tripIdleErrPct: Dist
+    /** Trip fuel_used_pct - true fuel used (points of the tank); relative to the true fuel used (%). */
+    tripFuelErrPts: Dist
+    tripFuelErrPct: Dist
+    truthIdleH: number
+  }
   positions: { emitted: number; wrong: number; wrongAtTrueFix: number; jumpsEmitted: number }
   faults: { jumps: number; jumpsAfterDropout: number; dropouts: number }
+}
+
+/** Reported periods against true ones: recall per length bucket, extras, start and duration errors. */
+export interface PeriodScore {
+  /** Per bucket: true periods from `fromS` (up to the next bucket's), and how many a report overlaps. */
+  byLength: Array<{ fromS: number; truth: number; found: number }>
+  reported: number
+  /** Reports overlapping no true period long enough to count (see the EXTRA_MIN_MS constants). */
+  extra: number
+  /** Report - the true periods it overlaps (their union's start and length), s. */
+  startErrS: Dist
+  durationErrS: Dist
 }
 
 const EMPTY_DIST: Dist = { n: 0, median: NaN, p95: NaN, max: NaN, worst: NaN, medianSigned: NaN }
@@ -195,6 +234,9 @@ export interface ReportedTrip {
   end: number
   distanceM: number
   procTime: number
+  /** Idle time (engine on, standing) and fuel used (points of the tank) the trip reports, when it does. */
+  idleS?: number
+  fuelUsedPct?: number
 }
 
 /** Trips from `score` `trip` (factors start_ts, end_ts, distance_km) or a `trip` output (start, end, distanceM or distance_km). */
@@ -208,7 +250,12 @@ export function reportedTrips(outs: TimedOutput[]): ReportedTrip[] {
     const end = num(f.end_ts) ?? num(f.end) ?? t.output.ts
     const dM = num(f.distanceM) ?? num(f.distance_m) ?? (num(f.distance_km) ?? NaN) * 1000
     if (start === undefined || !Number.isFinite(dM)) continue
-    trips.push({ start, end, distanceM: dM, procTime: t.procTime })
+    const trip: ReportedTrip = { start, end, distanceM: dM, procTime: t.procTime }
+    const idleS = num(f.idle_s)
+    const fuelUsedPct = num(f.fuel_used_pct)
+    if (idleS !== undefined) trip.idleS = idleS
+    if (fuelUsedPct !== undefined) trip.fuelUsedPct = fuelUsedPct
+    trips.push(trip)
   }
   return trips.sort((a, b) => a.start - b.start)
 }
@@ -366,6 +413,102 @@ function opens(
   return res
 }
 
+interface Span {
+  start: number
+  end: number
+}
+
+/** Accumulates PeriodScore over vehicles: `add` one vehicle's true and reported periods. */
+function periodScorer(
+  bucketsMs: number[],
+  extraMinMs: number,
+): {
+  add(truth: Span[], reported: Span[]): void
+  result(): PeriodScore
+} {
+  const byLength = bucketsMs.map((ms) => ({ fromS: ms / 1000, truth: 0, found: 0 }))
+  const startErr: number[] = []
+  const durErr: number[] = []
+  let reportedN = 0
+  let extra = 0
+  return {
+    add(truth, reported) {
+      reportedN += reported.length
+      for (const t of truth) {
+        const len = t.end - t.start
+        let b = -1
+        for (let k = 0; k < bucketsMs.length; k++) if (len >= (bucketsMs[k] as number)) b = k
+        if (b < 0) continue
+        const bucket = byLength[b] as PeriodScore['byLength'][number]
+        bucket.truth++
+        if (reported.some((r) => overlap(t.start, t.end, r.start, Math.max(r.end, r.start + 1)) > 0)) bucket.found++
+      }
+      for (const r of reported) {
+        const over = truth.filter((t) => overlap(t.start, t.end, r.start, Math.max(r.end, r.start + 1)) > 0)
+        if (!over.some((t) => t.end - t.start >= extraMinMs)) {
+          extra++
+          continue
+        }
+        const start = Math.min(...over.map((t) => t.start))
+        const end = Math.max(...over.map((t) => t.end))
+        startErr.push((r.start - start) / 1000)
+        durErr.push((r.end - r.start - (end - start)) / 1000)
+      }
+    },
+    result: () => ({ byLength, reported: reportedN, extra, startErrS: dist(startErr), durationErrS: dist(durErr) }),
+  }
+}
+
+/** Periods reported as `score` outputs of this name (factors start_ts, end_ts) or alerts of this type (opened,
+ *  with their close's end when there is one). */
+function reportedPeriods(outs: TimedOutput[], name: string): Span[] {
+  const byId = new Map<string, Span>()
+  const res: Span[] = []
+  for (const t of outs) {
+    if (kindOf(t.output) !== name) continue
+    const b = rec(t.output.body)
+    if (t.output.type === 'alert') {
+      const id = String(b.alertId ?? '')
+      const start = num(b.start) ?? t.output.ts
+      const open = byId.get(id)
+      if (b.state === 'open' && !open) {
+        const span = { start, end: Infinity }
+        byId.set(id, span)
+        res.push(span)
+      } else if (b.state === 'close' && open) open.end = num(b.end) ?? t.output.ts
+      continue
+    }
+    const f = { ...rec(b.factors), ...b }
+    const start = num(f.start_ts) ?? num(f.start)
+    if (start === undefined) continue
+    res.push({ start, end: num(f.end_ts) ?? num(f.end) ?? t.output.ts })
+  }
+  return res
+}
+
+/** Each reported trip belongs to the true trip it overlaps most; `extra`: reported trips overlapping none. */
+function tripPieces(
+  truthTrips: VehicleTruth['trips'],
+  rep: ReportedTrip[],
+): { pieces: ReportedTrip[][]; extra: number } {
+  const pieces = truthTrips.map(() => [] as ReportedTrip[])
+  let extra = 0
+  for (const rt of rep) {
+    let best = -1
+    let bestOv = 0
+    truthTrips.forEach((tt, ti) => {
+      const ov = overlap(tt.start, tt.end, rt.start, rt.end)
+      if (ov > bestOv) {
+        best = ti
+        bestOv = ov
+      }
+    })
+    if (best < 0) extra++
+    else (pieces[best] as ReportedTrip[]).push(rt)
+  }
+  return { pieces, extra }
+}
+
 function overlap(a0: number, a1: number, b0: number, b1: number): number {
   return Math.max(0, Math.min(a1, b1) - Math.max(a0, b0))
 }
@@ -410,7 +553,14 @@ export function scoreFleet(runs: VehicleRun[], fences: Fence[], configured: Set<
   const fuel = { refuel: { truth: 0, detected: 0, extra: 0 }, fuelDrop: { truth: 0, detected: 0, extra: 0 } }
   const dtc = { truth: 0, detected: 0, extra: 0 }
   const oh = { truth: 0, detected: 0, extra: 0 }
-  const stops = { truthStops: 0, truthIdleOver60s: 0, truthIdleH: 0, reported: 0, matched: 0 }
+  const stopScore = periodScorer(STOP_BUCKETS_MS, STOP_EXTRA_MIN_MS)
+  const idleScore = periodScorer(IDLE_BUCKETS_MS, IDLE_EXTRA_MIN_MS)
+  const idlingScore = periodScorer(IDLING_BUCKETS_MS, IDLING_EXTRA_MIN_MS)
+  const tripIdleErr: number[] = []
+  const tripIdlePct: number[] = []
+  const tripFuelErr: number[] = []
+  const tripFuelPct: number[] = []
+  let truthIdleH = 0
   const pos = { emitted: 0, wrong: 0, wrongAtTrueFix: 0, jumpsEmitted: 0 }
   const faults = { jumps: 0, jumpsAfterDropout: 0, dropouts: 0 }
 
@@ -421,20 +571,8 @@ export function scoreFleet(runs: VehicleRun[], fences: Fence[], configured: Set<
     const rep = reportedTrips(run.outputs)
     tTruth += truth.trips.length
     tRep += rep.length
-    const pieces = truth.trips.map(() => [] as ReportedTrip[])
-    for (const rt of rep) {
-      let best = -1
-      let bestOv = 0
-      truth.trips.forEach((tt, ti) => {
-        const ov = overlap(tt.start, tt.end, rt.start, rt.end)
-        if (ov > bestOv) {
-          best = ti
-          bestOv = ov
-        }
-      })
-      if (best < 0) tExtra++
-      else (pieces[best] as ReportedTrip[]).push(rt)
-    }
+    const { pieces, extra } = tripPieces(truth.trips, rep)
+    tExtra += extra
     const lastIdx = truth.trips.length - 1
     truth.trips.forEach((tt, ti) => {
       const ps = pieces[ti] as ReportedTrip[]
@@ -573,19 +711,28 @@ export function scoreFleet(runs: VehicleRun[], fences: Fence[], configured: Set<
       }
     }
     oh.extra += ohs.length - oUsed.size
-    // --- stops and idling ---
-    stops.truthStops += truth.stops.length
-    const idles = truth.stops.filter((s) => s.engineOn && s.end - s.start >= 60_000)
-    stops.truthIdleOver60s += idles.length
-    stops.truthIdleH += truth.stops.reduce((a, s) => a + (s.engineOn ? s.end - s.start : 0), 0) / 3_600_000
-    const repStops = run.outputs.filter((t) => /^(stop|idle|idling)$/.test(kindOf(t.output)))
-    stops.reported += repStops.length
-    for (const s of repStops) {
-      const b = rec(s.output.body)
-      const st = num(b.start) ?? s.output.ts
-      const en = num(b.end) ?? st
-      if (truth.stops.some((x) => overlap(x.start, x.end, st, Math.max(en, st + 1)) > 0)) stops.matched++
-    }
+    // --- stops and idling: stops are the standstills inside trips; idle is any engine-on standstill ---
+    const inTrip = truth.stops.filter((x) => truth.trips.some((tt) => x.start >= tt.start && x.end <= tt.end))
+    const idle = truth.stops.filter((x) => x.engineOn)
+    truthIdleH += idle.reduce((a, x) => a + x.end - x.start, 0) / 3_600_000
+    stopScore.add(inTrip, reportedPeriods(run.outputs, 'stop'))
+    idleScore.add(idle, reportedPeriods(run.outputs, 'idle'))
+    idlingScore.add(idle, reportedPeriods(run.outputs, 'idling'))
+    truth.trips.forEach((tt, ti) => {
+      const ps = pieces[ti] as ReportedTrip[]
+      const rt = ps[0]
+      if (ps.length !== 1 || !rt || Math.abs(rt.end - tt.end) > TRIP_END_TOL_MS) return
+      if (rt.idleS !== undefined) {
+        const trueIdleS = idle.reduce((a, x) => a + overlap(x.start, x.end, tt.start, tt.end), 0) / 1000
+        tripIdleErr.push(rt.idleS - trueIdleS)
+        if (trueIdleS > 0) tripIdlePct.push(((rt.idleS - trueIdleS) / trueIdleS) * 100)
+      }
+      if (rt.fuelUsedPct !== undefined && tt.fuelStartPct !== undefined && tt.fuelEndPct !== undefined) {
+        const used = tt.fuelStartPct - tt.fuelEndPct
+        tripFuelErr.push(rt.fuelUsedPct - used)
+        if (used > 0) tripFuelPct.push(((rt.fuelUsedPct - used) / used) * 100)
+      }
+    })
     // --- positions ---
     if (run.truthBySeq) {
       for (const t of run.outputs) {
@@ -656,7 +803,16 @@ export function scoreFleet(runs: VehicleRun[], fences: Fence[], configured: Set<
     fuelEvents: fuel,
     dtc,
     overheat: oh,
-    stops,
+    stops: {
+      stop: stopScore.result(),
+      idle: idleScore.result(),
+      idlingAlert: idlingScore.result(),
+      tripIdleErrS: dist(tripIdleErr),
+      tripIdleErrPct: dist(tripIdlePct),
+      tripFuelErrPts: dist(tripFuelErr),
+      tripFuelErrPct: dist(tripFuelPct),
+      truthIdleH,
+    },
     positions: pos,
     faults,
   }

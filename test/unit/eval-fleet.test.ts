@@ -462,3 +462,59 @@ t.test('fence events are paired optimally: an early true event does not take the
   )
   t.same(alignInTime([0, 100], [99], 100), [[1, 0]], 'then the least time error')
 })
+
+t.test('scorer: stops, idle periods and idling alerts by length; trip idle time and fuel used', async (t) => {
+  const s = 1000
+  const stop = (a: number, b: number, kind: 'bus_stop' | 'light' | 'arrival' = 'bus_stop') => ({
+    start: T0 + a * s,
+    end: T0 + b * s,
+    kind,
+    engineOn: true,
+  })
+  const tt = { ...trip(0, T0, T0 + 1000 * s, 5000), fuelStartPct: 50, fuelEndPct: 48 }
+  const truth = truthOf({
+    trips: [tt],
+    // In the trip: a 40 s stop, a 90 s stop, a 10 s dwell; after it, 6 min idling at the terminal.
+    stops: [stop(100, 140), stop(300, 390), stop(500, 510, 'light'), stop(1000, 1360, 'arrival')],
+  })
+  const score = (name: string, a: number, b: number): TimedOutput =>
+    out('score', T0 + b * s, { name, value: b - a, factors: { start_ts: T0 + a * s, end_ts: T0 + b * s } })
+  const outputs = [
+    { ...tripOut(T0, T0 + 1000 * s, 5, T0 + 1001 * s) },
+    // Stops: the 90 s one found (3 s long), a 30 s stop over the 10 s dwell (extra), the 40 s one missed.
+    score('stop', 299, 392),
+    score('stop', 495, 525),
+    // Idle: the 90 s stand and the terminal; one while driving (extra).
+    score('idle', 300, 391),
+    score('idle', 1000, 1362),
+    score('idle', 600, 700),
+    // Idling: the terminal's 6 min, closed.
+    alert('idling', 'open', T0 + 1000 * s, T0 + 1300 * s),
+    alert('idling', 'close', T0 + 1000 * s, T0 + 1362 * s, {}, T0 + 1362 * s),
+  ]
+  const trip0 = outputs[0] as TimedOutput
+  ;(trip0.output.body as { factors: Record<string, number> }).factors.idle_s = 150
+  ;(trip0.output.body as { factors: Record<string, number> }).factors.fuel_used_pct = 2.5
+  const st = scoreFleet([{ vin: 'S', horizonMs: 0, truth, outputs }], [], new Set()).stops
+  t.same(st.stop.byLength, [
+    { fromS: 30, truth: 1, found: 0 },
+    { fromS: 60, truth: 1, found: 1 },
+  ])
+  t.same([st.stop.reported, st.stop.extra], [2, 1], 'a stop over a 10 s dwell is extra')
+  t.same([st.stop.startErrS.worst, st.stop.durationErrS.worst], [-1, 3])
+  // The 90 s stand is in the 60-120 s bucket, the terminal's 6 min in the >= 120 s one.
+  t.same(st.idle.byLength, [
+    { fromS: 60, truth: 1, found: 1 },
+    { fromS: 120, truth: 1, found: 1 },
+  ])
+  t.same([st.idle.reported, st.idle.extra], [3, 1], 'an idle while driving is extra')
+  t.same(st.idlingAlert.byLength, [
+    { fromS: 300, truth: 0, found: 0 },
+    { fromS: 360, truth: 1, found: 1 },
+  ])
+  t.equal(st.idlingAlert.durationErrS.worst, 2, 'the alert spans open to close')
+  // True idle inside the trip: 40 + 90 + 10 = 140 s; reported 150 s. Fuel used: 2 points, reported 2.5.
+  t.equal(st.tripIdleErrS.worst, 10)
+  t.equal(st.tripFuelErrPts.worst, 0.5)
+  t.equal(st.tripFuelErrPct.worst, 25)
+})

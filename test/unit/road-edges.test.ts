@@ -389,3 +389,22 @@ void t.test(
     )
   },
 )
+
+void t.test('enter margin: a graze 0.8 m deep is an enter when fixes are 10 s apart, not when 1 s apart', async (t) => {
+  // Along y = 99.2 m the track is inside the 100 m circle for |x| < 12.6 m, at most 0.8 m deep (at x = 0). Fixes
+  // 1 s apart see that depth a few times: under the 1 m margin of dense fixes, noise would dip as deep as often.
+  // Fixes 10 s apart (x = -100, -50, 0, 50, 100) see it once: above the 0.7 m margin of sparse fixes.
+  const dense = runActor(road, entity, driveEast(99.2, -100, 100, 5, 1), { config: CIRCLE })
+  t.same(events(dense.outputs), [], 'fixes 1 s apart: no enter')
+  const sparse = runActor(road, entity, driveEast(99.2, -100, 100, 5, 10), { config: CIRCLE })
+  t.same(
+    events(sparse.outputs).map((e) => e[0]),
+    ['enter', 'exit'],
+    'fixes 10 s apart: an enter and an exit',
+  )
+  // Both settings at 1 m: the sparse track's graze is not an enter either.
+  const strict = runActor(road, entity, driveEast(99.2, -100, 100, 5, 10), {
+    config: { ...CIRCLE, geofenceEnterMarginSparseM: 1 },
+  })
+  t.same(events(strict.outputs), [], 'sparse margin set to 1 m: no enter')
+})

@@ -32,13 +32,13 @@
  *    quiet. A finished trip is ONE `score` output (name `trip`, key `trip:<start_ts>`, ts = end): a measurement,
  *    not a condition to act on, so it stays out of alert lists and notifications.
  *  - stops (speed <= tripStartKmh inside a trip, >= stopMinMs, the vehicle moving again after it): `score` `stop`;
- *    idle (engine on and speed <= tripStartKmh, >= idleMinMs): `score` `idle`; `idling` alert (info) after
+ *    idle (engine on and standing: OBD speed 0, else speed <= stationaryKmh; >= idleMinMs): `score` `idle`; `idling` alert (info) after
  *    idleAlertMs, closed when the idle ends. Idle time, stops and fuel used are per trip factors.
  *  - positions: as before (trip_start, stop, sample every positionIntervalMs, trip_end), one per reading at most.
  *  - geofences: circles and polygons from the config (`geofences`) and from the reference data `geofences`
  *    (published by the gateway, actors/references.ts) assigned to this vehicle. The position is the accepted fix
  *    while moving, the mean of the stand's fixes while standing. Enter when it is inside for >= minDwellMs and
- *    more than geofenceEnterMarginM deep (or, with geofenceEnterConfirmMs, inside that long); exit once it is
+ *    more than geofenceEnterMarginM deep (geofenceEnterMarginSparseM for fixes >= 5 s apart; or, with geofenceEnterConfirmMs, inside that long); exit once it is
  *    more than marginM outside (hysteresis: noise at the edge does not flap) or, with geofenceExitConfirmMs,
  *    once it has been outside that long. Both are dated at the
  *    crossing interpolated between the fixes on either side (also across a dropout). A fence clipped between two
@@ -124,8 +124,10 @@ export interface RoadConfig {
   geofences: readonly Geofence[]
   /** Default exit hysteresis of geofences (m outside before an exit counts). */
   geofenceMarginM: number
-  /** Enter hysteresis of geofences (m inside before an enter counts). */
+  /** Enter hysteresis of geofences (m inside before an enter counts) for fixes <= 1 s apart. */
   geofenceEnterMarginM: number
+  /** The enter hysteresis for fixes >= 5 s apart (linear in between): fewer fixes, fewer noise dips. */
+  geofenceEnterMarginSparseM: number
   /** An enter also counts once the position has been inside (even within the enter margin) for this long (0 = margin only). */
   geofenceEnterConfirmMs: number
   /** Default minimum time inside before an enter counts (0 = the first fix inside). */
@@ -179,6 +181,7 @@ export const ROAD_DEFAULTS: RoadConfig = Object.freeze({
   geofences: Object.freeze([]) as readonly Geofence[],
   geofenceMarginM: 5,
   geofenceEnterMarginM: 1,
+  geofenceEnterMarginSparseM: 0.7,
   geofenceEnterConfirmMs: 0,
   geofenceMinDwellMs: 0,
   geofenceExitConfirmMs: 0,
@@ -230,6 +233,7 @@ export function validateRoadConfig(c: RoadConfig): void {
     'speedIntegrateMaxMs',
     'geofenceMarginM',
     'geofenceEnterMarginM',
+    'geofenceEnterMarginSparseM',
     'geofenceEnterConfirmMs',
     'geofenceMinDwellMs',
     'geofenceExitConfirmMs',
@@ -297,6 +301,9 @@ interface Trip {
   /** Where the current stop began (the accepted fix then), for the `stop` output. */
   stopAt: [number, number] | null
   idleMs: number
+  /** Idle counted since the current stop began (absent in older snapshots: 0): not the trip's when the trip
+   *  ends at that stop's start, as it does after a stop of tripStopMs, an ignition off or the unit going quiet. */
+  idleInStop?: number
   stops: number
   stopMs: number
   /** Smoothed fuel level when the trip started (first known in it), refuels during it (percentage points). */
@@ -716,7 +723,8 @@ function finishTrip(s: RoadState, trip: Trip, end: number, ctx: ActorContext, c:
       avg_speed: durS > 0 ? km / (durS / 3600) : 0,
       start_ts: trip.start,
       end_ts: end,
-      idle_s: trip.idleMs / 1000,
+      idle_s:
+        (trip.stopSince !== null && end <= trip.stopSince ? trip.idleMs - (trip.idleInStop ?? 0) : trip.idleMs) / 1000,
       stops: trip.stops,
       stop_s: trip.stopMs / 1000,
       ...(used !== null
@@ -966,7 +974,6 @@ interface LiveFence {
   id: string
   shape: CompiledShape
   marginM: number
-  enterMarginM: number
   minDwellMs: number
 }
 
@@ -981,7 +988,6 @@ function fencesOf(c: RoadConfig, set: GeofenceSet | undefined, vehicle: string):
       id: g.id,
       shape: compileShape(shapeOf(g)),
       marginM: c.geofenceMarginM,
-      enterMarginM: c.geofenceEnterMarginM,
       minDwellMs: c.geofenceMinDwellMs,
     }))
     configFences.set(c, base)
@@ -1000,7 +1006,6 @@ function fencesOf(c: RoadConfig, set: GeofenceSet | undefined, vehicle: string):
         id: f.id,
         shape: compileShape(f.shape),
         marginM: f.marginM ?? c.geofenceMarginM,
-        enterMarginM: c.geofenceEnterMarginM,
         minDwellMs: f.minDwellMs ?? c.geofenceMinDwellMs,
       })
     }
@@ -1206,14 +1211,28 @@ function stepOutside(
     return
   }
   if (st[1] === null) st[1] = dF <= 0 ? cross : ts
-  // Enter hysteresis: the position must be enterMarginM inside (the crossing stays dated where it began).
+  // Enter hysteresis: the position must be the enter margin inside (the crossing stays dated where it began).
   const held = c.geofenceEnterConfirmMs > 0 && ts - st[1] >= c.geofenceEnterConfirmMs
-  if ((d > -g.enterMarginM && !held) || ts - st[1] < g.minDwellMs) return
+  if ((d > -enterMarginM(prev, ts, c) && !held) || ts - st[1] < g.minDwellMs) return
   const start = st[1]
   st[0] = start
   st[1] = null
   st[2] = null
   fenceEnter(s, ctx, g.id, start, ts, d, `entered geofence ${g.id} (${(-d).toFixed(0)} m inside)`)
+}
+
+/**
+ * How deep inside a fix must be for an enter: geofenceEnterMarginM for fixes 1 s apart, geofenceEnterMarginSparseM
+ * for fixes 5 s or more apart, linear in between. A vehicle passing just outside an edge dips inside by noise
+ * about as often as it is sampled: fewer fixes, fewer dips, so a sparse track affords a shallower margin (and a
+ * short true graze, seen by one or two fixes, needs it). Measured: docs/benchmarks.md, fleet evaluation, fifth pass.
+ */
+function enterMarginM(prev: readonly [number, number, number] | null, ts: number, c: RoadConfig): number {
+  const dense = c.geofenceEnterMarginM
+  const sparse = c.geofenceEnterMarginSparseM
+  if (prev === null) return dense
+  const f = Math.min(1, Math.max(0, (ts - prev[0] - 1000) / 4000))
+  return dense + (sparse - dense) * f
 }
 
 /**
@@ -1422,6 +1441,7 @@ function stepTrip(
         }
         trip.stopSince = null
         trip.stopAt = null
+        trip.idleInStop = 0
       }
     } else if (trip.stopSince === null) {
       trip.stopSince = ts
@@ -1462,6 +1482,17 @@ function tripDistance(s: RoadState, segs: Seg[], ts: number, closeEnd: number | 
   }
 }
 
+/**
+ * Standing, for idle time: the OBD speed reads 0 (whole km/h: under 0.5), else the speed is at most
+ * stationaryKmh. Not the trip's 5 km/h: a bus brakes and pulls away below that for a second or two at every
+ * stop, which summed over a trip's stops was +18 % of its idle time (docs/benchmarks.md, fleet evaluation).
+ */
+function standingOf(f: Reading['fields'], speed: number | undefined, c: RoadConfig): boolean | undefined {
+  const obd = num(f['obd_speed'])
+  if (obd !== undefined) return obd < 0.5
+  return speed === undefined ? undefined : speed <= c.stationaryKmh
+}
+
 /** Idle: engine on, not moving. Time counts from the previous reading when it was idle too; long idling alerts. */
 function stepIdle(
   s: RoadState,
@@ -1469,12 +1500,19 @@ function stepIdle(
   ts: number,
   prevTs: number | null,
   gap: boolean,
-  speed: number | undefined,
+  standing: boolean | undefined,
   engine: boolean | undefined,
   c: RoadConfig,
 ): void {
-  const idleNow = s.engine === true && speed !== undefined && speed <= c.tripStartKmh
-  if (s.idle && prevTs !== null && !gap && s.trip) s.trip.idleMs += ts - prevTs
+  const idleNow = s.engine === true && standing === true
+  // After a silence longer than speedIntegrateMaxMs (a link dropout), a reading that is not idle ends the idle
+  // where the data ended: the vehicle may have driven off at any time in between (and stopped again).
+  const endsAt = prevTs !== null && ts - prevTs > c.speedIntegrateMaxMs ? prevTs : ts
+  const trip = s.trip
+  if (s.idle && prevTs !== null && !gap && trip && (idleNow || endsAt === ts)) {
+    trip.idleMs += ts - prevTs
+    if (trip.stopSince !== null && prevTs >= trip.stopSince) trip.idleInStop = (trip.idleInStop ?? 0) + ts - prevTs
+  }
   if (idleNow) {
     if (!s.idle) s.idle = [ts, 0]
     else if (s.idle[1] === 0 && ts - s.idle[0] >= c.idleAlertMs) {
@@ -1489,7 +1527,7 @@ function stepIdle(
         explanation: `engine idling for ${Math.round((ts - s.idle[0]) / 60_000)} min`,
       })
     }
-  } else if (s.idle && (speed !== undefined || engine === false)) endIdle(s, ctx, ts, c)
+  } else if (s.idle && (standing !== undefined || engine === false)) endIdle(s, ctx, endsAt, c)
 }
 
 /** Positions: the trip's first fix (owed since it started), then this reading's fix for a reason or every positionIntervalMs. */
@@ -1651,7 +1689,7 @@ function onReading(s: RoadState, r: Reading, ctx: ActorContext, c: RoadConfig): 
   if (s.trip && closeEnd !== null) closeEndedTrip(s, ctx, segs, closeEnd, closeByGap, prevTs, prevFix, prevFixSeq, c)
   const posReason = speed !== undefined ? stepTrip(s, ctx, ts, prevTs, speed, engine, c) : null
   tripDistance(s, segs, ts, closeEnd, c)
-  stepIdle(s, ctx, ts, prevTs, gap, speed, engine, c)
+  stepIdle(s, ctx, ts, prevTs, gap, standingOf(f, speed, c), engine, c)
   emitPositions(s, ctx, ts, accepted, posReason, c)
   fenceSteps(s, ctx, accepted, prevFix, c)
 
