@@ -317,6 +317,31 @@ void t.test('a probe that names its redundant partner leaves malfunctions to the
   )
 })
 
+void t.test('a paired probe types a front that rose over 2 minutes as a spike (spike.pairFrontS)', async (t) => {
+  // A front of 7 sigma rising over 2 minutes, held 6 minutes, then decaying: its rise measures 95 s, slower than
+  // spike.frontS. An unpaired sensor still alerts (a build-up: malfunction); a probe that leaves malfunctions to
+  // its pair would raise nothing at all, so there the bound is pairFrontS.
+  const front = (partner?: string): Reading[] =>
+    series(WARM + 400, base, (i, r) => {
+      if (partner !== undefined) r.fields['partner'] = partner
+      const k = i - WARM
+      if (k >= 0 && k < 200) r.fields['value'] = val(r) + 14 * Math.min(1, k / 24) * Math.exp(-Math.max(0, k - 96) / 24)
+    })
+  const probe = { kind: 'sensor', id: 'bio-cod-01a' } as const
+  const run = (rs: Reading[], config: ProcessConfig = C): AlertBody[] =>
+    opened(runActor(processProfile, probe, msgs(rs), { config }).outputs)
+  t.match(run(front()), [{ type: 'process_malfunction' }], 'unpaired: a build-up, as before')
+  const paired = run(front('bio-cod-01b'))
+  t.match(paired, [{ type: 'pollution_spike' }], 'paired: a pollutant front')
+  t.match(paired[0]?.explanation, /a front of (9\d|1[01]\d) s: a pollutant front/)
+  const old = run(front('bio-cod-01b'), { ...C, spike: { ...C.spike, pairFrontS: C.spike.frontS } })
+  t.same(
+    old.filter((a) => a.start < T0 + (WARM + 200) * P),
+    [],
+    'with the unpaired bound the probe raised nothing while the front passed',
+  )
+})
+
 void t.test('sensor_drift: a slow ramp opens a drift (not a spike), recalibration closes it', async (t) => {
   const n = 1440 // two hours
   const outs = runActor(

@@ -169,6 +169,13 @@ export interface ProcessConfig {
      * findings stay. false = the probe judges malfunctions as an unpaired sensor does.
      */
     leaveToPair: boolean
+    /**
+     * The rise-time bound of a pollutant front on such a probe (s), instead of `frontS`: there an upward build-up
+     * typed as a malfunction raises nothing (it is left to the pair), so a front rising a little slower than
+     * `frontS` (a front takes up to 2 min to pass) would be lost altogether, while a one-probe departure is still
+     * named by the pair actor. Only with `leaveToPair`.
+     */
+    pairFrontS: number
   }
   drift: {
     z: number
@@ -282,6 +289,7 @@ export const PROCESS_DEFAULTS: ProcessConfig = deepFreeze({
     frontZ: 4,
     frontMaxHold: 60,
     leaveToPair: true,
+    pairFrontS: 120,
   },
   drift: {
     z: 1.5,
@@ -405,6 +413,7 @@ export function validateProcessConfig(c: ProcessConfig): void {
   num('spike.plateauReadings', c.spike.plateauReadings, 1, true)
   for (const k of ['equipmentZ', 'regimeZ', 'departZ', 'frontS', 'inletZ', 'stormFlowZ', 'clearZ', 'updateZ'] as const)
     num(`spike.${k}`, c.spike[k], 0)
+  num('spike.pairFrontS', c.spike.pairFrontS, 0)
   if (c.spike.clearZ > c.spike.z) throw new ConfigError('process.spike.clearZ', 'must be <= spike.z')
   if (c.spike.departZ > c.spike.z) throw new ConfigError('process.spike.departZ', 'must be <= spike.z')
   num('spike.clearReadings', c.spike.clearReadings, 1, true)
@@ -1260,6 +1269,8 @@ function classifyExcursion(
   const departed = Number.isNaN(v[L.DEPART] as number) ? (v[L.FIRST] as number) : (v[L.DEPART] as number)
   const frontS = Math.max(0, ((v[L.PEAKTS] as number) - departed) / 1000)
   const rising = ts - (v[L.PEAKTS] as number) < sp.plateauReadings * Math.max(1, ts - (v[L.TS] as number))
+  // A probe that leaves malfunctions to its pair would raise nothing for a front typed as a build-up: a wider bound.
+  const frontBound = leftToPair(s, c) ? sp.pairFrontS : sp.frontS
   let type: number, why: string
   if (sign > 0 && !Number.isNaN(inz)) {
     // An outlet analyser: a pollutant front raises its inlet too; a rise the inlet does not share is the plant.
@@ -1268,7 +1279,7 @@ function classifyExcursion(
       inz >= sp.inletZ
         ? `the inlet rose too (${fmt(inz)} sigma): a pollutant front`
         : `the inlet stayed normal (${fmt(inz)} sigma): the treatment is failing`
-  } else if (sign > 0 && chem && frontS <= sp.frontS && run < sp.malfunctionConfirm) {
+  } else if (sign > 0 && chem && frontS <= frontBound && run < sp.malfunctionConfirm) {
     type = SPIKE
     why = `a front of ${fmt(frontS)} s: a pollutant front`
   } else {
