@@ -408,3 +408,30 @@ void t.test('enter margin: a graze 0.8 m deep is an enter when fixes are 10 s ap
   })
   t.same(events(strict.outputs), [], 'sparse margin set to 1 m: no enter')
 })
+
+void t.test('exit margin: 4 m outside is an exit when fixes are 10 s apart, not when 1 s apart', async (t) => {
+  // North along x = 0 at 2 m/s from y = 44 (56 m inside the 100 m circle) to y = 104 (4 m outside), and back.
+  const track = (stepS: number): HarnessMessage[] => {
+    const ys: number[] = []
+    for (let y = 44; y <= 104 + 1e-9; y += 2 * stepS) ys.push(y)
+    for (let y = 104 - 2 * stepS; y >= 44 - 1e-9; y -= 2 * stepS) ys.push(y)
+    return ys.map((y, k) => rd(T0 + k * stepS * 1000, { ...at(0, y), speed: 7.2 }))
+  }
+  t.same(
+    events(runActor(road, entity, track(1), { config: CIRCLE }).outputs).map((e) => e[0]),
+    ['enter'],
+    'fixes 1 s apart: 4 m is within the 5 m margin, no exit',
+  )
+  t.same(
+    events(runActor(road, entity, track(10), { config: CIRCLE }).outputs).map((e) => e[0]),
+    ['enter', 'exit', 'enter'],
+    'fixes 10 s apart: beyond the 3 m margin, an exit and a re-enter',
+  )
+  t.same(
+    events(runActor(road, entity, track(10), { config: { ...CIRCLE, geofenceMarginSparseM: 5 } }).outputs).map(
+      (e) => e[0],
+    ),
+    ['enter'],
+    'sparse exit margin set to 5 m: no exit',
+  )
+})

@@ -38,9 +38,10 @@
  *  - geofences: circles and polygons from the config (`geofences`) and from the reference data `geofences`
  *    (published by the gateway, actors/references.ts) assigned to this vehicle. The position is the accepted fix
  *    while moving, the mean of the stand's fixes while standing. Enter when it is inside for >= minDwellMs and
- *    more than geofenceEnterMarginM deep (geofenceEnterMarginSparseM for fixes >= 5 s apart; or, with geofenceEnterConfirmMs, inside that long); exit once it is
- *    more than marginM outside (hysteresis: noise at the edge does not flap) or, with geofenceExitConfirmMs,
- *    once it has been outside that long. Both are dated at the
+ *    more than geofenceEnterMarginM deep (or, with geofenceEnterConfirmMs, inside that long); exit once it is
+ *    more than geofenceMarginM (or the fence's marginM) outside (hysteresis: noise at the edge does not flap) or,
+ *    with geofenceExitConfirmMs, once it has been outside that long. For fixes 5 s or more apart the margins are
+ *    geofenceEnterMarginSparseM and geofenceMarginSparseM (linear from 1 s). Both events are dated at the
  *    crossing interpolated between the fixes on either side (also across a dropout). A fence clipped between two
  *    close fixes outside it (segment > geofenceClipDepthM deep) is an enter and an exit. Alerts `geofence`
  *    (info) open/close, `score` `geofence_dwell` on exit.
@@ -122,8 +123,10 @@ export interface RoadConfig {
   /** Readings with speed at most this far apart are integrated by speed rather than by GPS chord. */
   speedIntegrateMaxMs: number
   geofences: readonly Geofence[]
-  /** Default exit hysteresis of geofences (m outside before an exit counts). */
+  /** Default exit hysteresis of geofences (m outside before an exit counts) for fixes 1 s apart. */
   geofenceMarginM: number
+  /** The default exit hysteresis for fixes >= 5 s apart (linear in between); a fence's own marginM overrides both. */
+  geofenceMarginSparseM: number
   /** Enter hysteresis of geofences (m inside before an enter counts) for fixes <= 1 s apart. */
   geofenceEnterMarginM: number
   /** The enter hysteresis for fixes >= 5 s apart (linear in between): fewer fixes, fewer noise dips. */
@@ -180,6 +183,7 @@ export const ROAD_DEFAULTS: RoadConfig = Object.freeze({
   speedIntegrateMaxMs: 12_000,
   geofences: Object.freeze([]) as readonly Geofence[],
   geofenceMarginM: 5,
+  geofenceMarginSparseM: 3,
   geofenceEnterMarginM: 1,
   geofenceEnterMarginSparseM: 0.7,
   geofenceEnterConfirmMs: 0,
@@ -232,6 +236,7 @@ export function validateRoadConfig(c: RoadConfig): void {
     'stationaryRadiusM',
     'speedIntegrateMaxMs',
     'geofenceMarginM',
+    'geofenceMarginSparseM',
     'geofenceEnterMarginM',
     'geofenceEnterMarginSparseM',
     'geofenceEnterConfirmMs',
@@ -973,7 +978,8 @@ function filterFix(
 interface LiveFence {
   id: string
   shape: CompiledShape
-  marginM: number
+  /** The fence's own exit margin, or null: the configuration's (geofenceMarginM / geofenceMarginSparseM). */
+  marginM: number | null
   minDwellMs: number
 }
 
@@ -987,7 +993,7 @@ function fencesOf(c: RoadConfig, set: GeofenceSet | undefined, vehicle: string):
     base = c.geofences.map((g) => ({
       id: g.id,
       shape: compileShape(shapeOf(g)),
-      marginM: c.geofenceMarginM,
+      marginM: null,
       minDwellMs: c.geofenceMinDwellMs,
     }))
     configFences.set(c, base)
@@ -1005,7 +1011,7 @@ function fencesOf(c: RoadConfig, set: GeofenceSet | undefined, vehicle: string):
       list.push({
         id: f.id,
         shape: compileShape(f.shape),
-        marginM: f.marginM ?? c.geofenceMarginM,
+        marginM: f.marginM ?? null,
         minDwellMs: f.minDwellMs ?? c.geofenceMinDwellMs,
       })
     }
@@ -1142,6 +1148,7 @@ function stepFences(
   const fences = fencesOf(c, set, ctx.entity.id)
   const live = new Set<string>()
   const same = fix[0] === anc[0] && fix[1] === anc[1]
+  const m = fenceMargins(prev, ts, c)
   for (const g of fences) {
     live.add(g.id)
     const dF = g.shape.signedM(fix[0], fix[1])
@@ -1149,8 +1156,9 @@ function stepFences(
     let st = s.gf[g.id]
     if (!st) s.gf[g.id] = st = [null, null, null, null, null]
     const cross = crossedAt(st, ts, dF)
-    if (st[0] === null) stepOutside(s, ctx, g, st, ts, fix, d, dF, cross, prev, c)
-    else stepInside(s, ctx, g, st, ts, d, dF, cross, c)
+    const exitM = g.marginM ?? m.exit
+    if (st[0] === null) stepOutside(s, ctx, g, st, ts, fix, d, dF, cross, prev, m.enter, exitM, c)
+    else stepInside(s, ctx, g, st, ts, d, dF, cross, exitM, c)
     // An exit deleted the state; the next fix starts a fresh one that still knows this fix (for crossings).
     const now = s.gf[g.id] ?? (s.gf[g.id] = [null, null, null, null, null])
     now[3] = ts
@@ -1176,6 +1184,8 @@ function stepOutside(
   dF: number,
   cross: number,
   prev: readonly [number, number, number] | null,
+  enterM: number,
+  exitM: number,
   c: RoadConfig,
 ): void {
   if (d > 0) {
@@ -1197,23 +1207,13 @@ function stepOutside(
     const clip = clipped(g.shape, prev, d0, ts, fix[0], fix[1], dF, c.geofenceClipDepthM)
     if (!clip) return
     fenceEnter(s, ctx, g.id, clip[0], ts, 0, `passed through geofence ${g.id} between two fixes`)
-    fenceExit(
-      s,
-      ctx,
-      g.id,
-      clip[0],
-      ts,
-      clip[1],
-      dF,
-      g.marginM,
-      `left geofence ${g.id} (passed through between two fixes)`,
-    )
+    fenceExit(s, ctx, g.id, clip[0], ts, clip[1], dF, exitM, `left geofence ${g.id} (passed through between two fixes)`)
     return
   }
   if (st[1] === null) st[1] = dF <= 0 ? cross : ts
   // Enter hysteresis: the position must be the enter margin inside (the crossing stays dated where it began).
   const held = c.geofenceEnterConfirmMs > 0 && ts - st[1] >= c.geofenceEnterConfirmMs
-  if ((d > -enterMarginM(prev, ts, c) && !held) || ts - st[1] < g.minDwellMs) return
+  if ((d > -enterM && !held) || ts - st[1] < g.minDwellMs) return
   const start = st[1]
   st[0] = start
   st[1] = null
@@ -1222,21 +1222,26 @@ function stepOutside(
 }
 
 /**
- * How deep inside a fix must be for an enter: geofenceEnterMarginM for fixes 1 s apart, geofenceEnterMarginSparseM
- * for fixes 5 s or more apart, linear in between. A vehicle passing just outside an edge dips inside by noise
- * about as often as it is sampled: fewer fixes, fewer dips, so a sparse track affords a shallower margin (and a
- * short true graze, seen by one or two fixes, needs it). Measured: docs/benchmarks.md, fleet evaluation, fifth pass.
+ * The enter and exit hysteresis for a fix `ts` after the accepted fix `prev`: geofenceEnterMarginM and
+ * geofenceMarginM for fixes 1 s apart, the `...SparseM` settings for fixes 5 s or more apart, linear in between.
+ * A vehicle passing or standing near an edge crosses it by noise about as often as its track is sampled: fewer
+ * fixes, fewer false crossings, so a sparse track affords shallower margins (and a short true graze or excursion,
+ * seen by one or two fixes, needs them). Measured: docs/benchmarks.md, fleet evaluation, fifth pass.
  */
-function enterMarginM(prev: readonly [number, number, number] | null, ts: number, c: RoadConfig): number {
-  const dense = c.geofenceEnterMarginM
-  const sparse = c.geofenceEnterMarginSparseM
-  if (prev === null) return dense
-  const f = Math.min(1, Math.max(0, (ts - prev[0] - 1000) / 4000))
-  return dense + (sparse - dense) * f
+function fenceMargins(
+  prev: readonly [number, number, number] | null,
+  ts: number,
+  c: RoadConfig,
+): { enter: number; exit: number } {
+  const f = prev === null ? 0 : Math.min(1, Math.max(0, (ts - prev[0] - 1000) / 4000))
+  return {
+    enter: c.geofenceEnterMarginM + (c.geofenceEnterMarginSparseM - c.geofenceEnterMarginM) * f,
+    exit: c.geofenceMarginM + (c.geofenceMarginSparseM - c.geofenceMarginM) * f,
+  }
 }
 
 /**
- * A fence the vehicle is in: exit once the position is more than marginM outside, or once it has been outside
+ * A fence the vehicle is in: exit once the position is more than exitM outside, or once it has been outside
  * for geofenceExitConfirmMs (a vehicle standing just outside an edge: its fixes stay out, within the margin).
  * The exit is dated at the crossing before the first of those fixes.
  */
@@ -1249,13 +1254,14 @@ function stepInside(
   d: number,
   dF: number,
   cross: number,
+  exitM: number,
   c: RoadConfig,
 ): void {
   const pending = st[2] ?? null
   if (d <= 0) st[2] = null
   else if (pending === null) st[2] = dF > 0 ? cross : ts
   const confirmed = pending !== null && d > 0 && c.geofenceExitConfirmMs > 0 && ts - pending >= c.geofenceExitConfirmMs
-  if (d <= g.marginM && !confirmed) return
+  if (d <= exitM && !confirmed) return
   const start = st[0] as number
   const end = st[2] ?? cross
   delete s.gf[g.id]
@@ -1267,8 +1273,8 @@ function stepInside(
     ts,
     Math.max(start, end),
     d,
-    g.marginM,
-    d > g.marginM
+    exitM,
+    d > exitM
       ? `left geofence ${g.id} (${d.toFixed(0)} m outside)`
       : `left geofence ${g.id} (outside for ${((ts - (st[2] ?? ts)) / 1000).toFixed(0)} s)`,
   )
