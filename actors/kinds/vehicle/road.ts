@@ -32,8 +32,9 @@
  *    quiet. A finished trip is ONE `score` output (name `trip`, key `trip:<start_ts>`, ts = end): a measurement,
  *    not a condition to act on, so it stays out of alert lists and notifications.
  *  - stops (speed <= tripStartKmh inside a trip, >= stopMinMs, the vehicle moving again after it): `score` `stop`;
- *    idle (engine on and standing: OBD speed 0, else speed <= stationaryKmh; >= idleMinMs): `score` `idle`; `idling` alert (info) after
- *    idleAlertMs, closed when the idle ends. Idle time, stops and fuel used are per trip factors.
+ *    idle (engine on and standing: OBD speed 0, else speed <= stationaryKmh; >= idleMinMs): `score` `idle`;
+ *    `idling` alert (info) after idleAlertMs, closed when the idle ends. Idle time, stops and fuel used are per
+ *    trip factors.
  *  - positions: as before (trip_start, stop, sample every positionIntervalMs, trip_end), one per reading at most.
  *  - geofences: circles and polygons from the config (`geofences`) and from the reference data `geofences`
  *    (published by the gateway, actors/references.ts) assigned to this vehicle. The position is the accepted fix
@@ -713,6 +714,11 @@ function fuelEvents(s: RoadState, ctx: ActorContext, ts: number, v: number, movi
 
 // ---- trips, stops, idle, positions ------------------------------------------------------------------------
 
+/** The trip's idle time up to `end`: a trip that ends at the start of its stop leaves out that stop's idle. */
+function tripIdleMs(trip: Trip, end: number): number {
+  return trip.stopSince !== null && end <= trip.stopSince ? trip.idleMs - (trip.idleInStop ?? 0) : trip.idleMs
+}
+
 function finishTrip(s: RoadState, trip: Trip, end: number, ctx: ActorContext, c: RoadConfig): void {
   const durS = (end - trip.start) / 1000
   const km = trip.km
@@ -728,8 +734,7 @@ function finishTrip(s: RoadState, trip: Trip, end: number, ctx: ActorContext, c:
       avg_speed: durS > 0 ? km / (durS / 3600) : 0,
       start_ts: trip.start,
       end_ts: end,
-      idle_s:
-        (trip.stopSince !== null && end <= trip.stopSince ? trip.idleMs - (trip.idleInStop ?? 0) : trip.idleMs) / 1000,
+      idle_s: tripIdleMs(trip, end) / 1000,
       stops: trip.stops,
       stop_s: trip.stopMs / 1000,
       ...(used !== null
