@@ -17,7 +17,7 @@
  * locomotive fleet by lead time (bench/asset-eval-run.ts; held-out seeds by default).
  * `plant_eval` in the JSON line: the process profile and both baselines (robust z-score, Isolation Forest) on the
  * independent plant scenario, typed and untyped, with the chance level (bench/plant-eval-run.ts; held-out seeds
- * 6001-6003 by default).
+ * 8001-8003 by default).
  */
 import { ActorCell } from '../actors/cell.js'
 import type { ActorDefinition } from '../actors/actor.js'

@@ -20,17 +20,18 @@ import { scoreAlerts, type ScoreResult, type ScoreRun, type ScoredAlert } from '
 /** Seeds to develop and tune on. */
 export const TUNING_SEEDS: readonly number[] = [1, 2, 3]
 /**
- * Seeds for the final report only: never tune on them. 7001-7003 since 2026-12-07 (issue 17, after plant8): each
+ * Seeds for the final report only: never tune on them. 8001-8003 since 2026-12-08 (issue 17, after plant9): each
  * held-out set is run once per pass, so the set a pass reported on is retired to PAST_HELDOUT_SEEDS for the next.
  */
-export const HELDOUT_SEEDS: readonly number[] = [7001, 7002, 7003]
+export const HELDOUT_SEEDS: readonly number[] = [8001, 8002, 8003]
 /**
  * Earlier held-out sets, run by earlier passes (1001-1003 by several sessions, 2001-2003 by plant4, 3001-3003 by
- * plant5, 4001-4003 by plant6 and plant7, 5001-5003 by plant7 and plant8, 6001-6003 by plant8): kept to compare
- * with the figures quoted before, but no longer held out. Quote them labelled as such.
+ * plant5, 4001-4003 by plant6 and plant7, 5001-5003 by plant7 and plant8, 6001-6003 by plant8 and plant9, 7001-7003
+ * by plant9): kept to compare with the figures quoted before, but no longer held out. Quote them labelled as such.
  */
 export const PAST_HELDOUT_SEEDS: readonly number[] = [
-  1001, 1002, 1003, 2001, 2002, 2003, 3001, 3002, 3003, 4001, 4002, 4003, 5001, 5002, 5003, 6001, 6002, 6003,
+  1001, 1002, 1003, 2001, 2002, 2003, 3001, 3002, 3003, 4001, 4002, 4003, 5001, 5002, 5003, 6001, 6002, 6003, 7001,
+  7002, 7003,
 ]
 
 export type AlertState = 'open' | 'update' | 'close'

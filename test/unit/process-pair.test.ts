@@ -137,6 +137,37 @@ void t.test("one probe's offset creeping to 3 sigma over 3 h, then staying: a se
   t.match(a.explanation, /crept/)
 })
 
+void t.test(
+  'a sudden departure of the other probe while a drift is open: the drift yields to a malfunction on it',
+  async (t) => {
+    // Probe a's offset creeps 2.5 sigma away within 30 min and stays (an open sensor_drift); 2 h later probe b
+    // drops within 2 min and stays down 30 min. Without the rule the open drift hid it: the pair raised nothing more.
+    // (The drop is 15 probe sigmas: the pair's fast scale grew about threefold while the offset built up.)
+    const start = 5 * HOUR,
+      jump = 7 * HOUR
+    const fault: Fault = (m, tMs) => {
+      if (m === 'a') return tMs >= start && tMs < 9 * HOUR ? 2.5 * SIGMA * Math.min(1, (tMs - start) / (30 * MIN)) : 0
+      return tMs >= jump && tMs < jump + 30 * MIN ? -15 * SIGMA * Math.min(1, (tMs - jump) / (2 * MIN)) : 0
+    }
+    const r = runActor(processPairProfile, entity, msgs(pairSeries(10, 11, fault)))
+    const open = opened(r.outputs)
+    t.same(
+      open.map((a) => `${a.type} ${String(a.details?.['sensor'])}`),
+      ['sensor_drift bio-do-01a', 'process_malfunction bio-do-01b'],
+      open.map((a) => `${a.type} ${a.explanation}`).join('; '),
+    )
+    const mal = open[1] as AlertBody
+    t.ok(
+      mal.start >= T0 + jump && mal.start <= T0 + jump + 10 * MIN,
+      `within 10 min (${(mal.start - T0 - jump) / 1000} s)`,
+    )
+    const closed = alerts(r.outputs).filter((a) => a.state === 'close' && a.type === 'sensor_drift')
+    t.equal(closed.length, 1)
+    t.match(closed[0]?.explanation ?? '', /superseded by process_malfunction/)
+    t.equal(closed[0]?.end, mal.start, 'the drift closes where the malfunction opens')
+  },
+)
+
 /** Runs readings through a cell with the `service` reference changing at the given event times. */
 function runWithService(
   def: ActorDefinition<unknown, unknown>,

@@ -23,6 +23,9 @@
  *     (EW mean absolute value, learned only while no alert is open and the pair looks healthy);
  *   - process_malfunction: |fast z| > malfunctionZ, same sign, for confirmMinutes (one probe departed within
  *     minutes);  sensor_drift: |slow z| > driftZ for driftMinutes with no fast excursion (an offset creeping in);
+ *   - an open drift yields to a malfunction (plant9): while it is open the fast mean carries its offset, so the
+ *     malfunction run counts the fast mean's departure from the slow one; confirmed, it closes the drift
+ *     (`superseded by process_malfunction`) and opens a malfunction on the probe that moved, either member;
  *   - the probe blamed: the member whose minute mean moved further from its own reference level (an EW mean
  *     frozen while the pair disagrees): the shared process moves both, the fault only one.
  * Minutes where a member is flat (no change inside the minute nor since the last one: stuck, or a
@@ -432,7 +435,12 @@ function judge(
       )
     }
   }
-  const refMoved = Math.abs(zf) >= c.learnZ || Math.abs(zs) >= c.learnZ || at !== NONE
+  // Under an open drift the offset is in the fast mean too: a sudden departure is the fast mean leaving the slow
+  // one (zm), which is what the malfunction run counts and what stops the reference levels then.
+  const zm = at === DRIFT ? ((v[P.FAST] as number) - (v[P.SLOW] as number)) / fs : zf
+  // The reference levels stand still while the pair disagrees; under an open drift only a sudden departure stops
+  // them (a malfunction that supersedes the drift is blamed against the levels just before it).
+  const refMoved = Math.abs(zm) >= c.learnZ || at === MAL || (at === NONE && Math.abs(zs) >= c.learnZ)
   if (!refMoved || Number.isNaN(v[P.REFA] as number)) {
     v[P.REFA] = ewa(v[P.REFA] as number, ma, Infinity, c.refMinutes)
     v[P.REFB] = ewa(v[P.REFB] as number, mb, Infinity, c.refMinutes)
@@ -440,8 +448,8 @@ function judge(
   if (!warm) return
 
   // Evidence runs.
-  const sign = zf > 0 ? 1 : -1
-  if (!flat && Math.abs(zf) > c.malfunctionZ && ((v[P.OVER] as number) === 0 || v[P.OSIGN] === sign)) {
+  const sign = zm > 0 ? 1 : -1
+  if (!flat && Math.abs(zm) > c.malfunctionZ && ((v[P.OVER] as number) === 0 || v[P.OSIGN] === sign)) {
     v[P.OVER] = (v[P.OVER] as number) + 1
     v[P.OSIGN] = sign
   } else v[P.OVER] = 0
@@ -465,14 +473,20 @@ function judge(
       { feature: 'moved_b', value: db, z: 0, share: 0 },
     ].map((f) => ({ ...f, share: Math.round((Math.abs(f.z) / tot) * 1000) / 1000 }))
   }
-  if (at === NONE) {
+  if (at === DRIFT && (v[P.OVER] as number) >= c.confirmMinutes) {
+    // A sudden disagreement while a slow one is open is a new fault (either probe): the open drift would hide it.
+    const over = v[P.OVER] as number
+    closeAlert(s, ctx, c, ts, 'superseded by process_malfunction')
+    v[P.OVER] = over
+  }
+  if ((v[P.AT] as number) === NONE) {
     let type = NONE,
       z = 0,
       why = ''
     if ((v[P.OVER] as number) >= c.confirmMinutes) {
       type = MAL
-      z = zf
-      why = `disagrees with its redundant partner by ${fmt(Math.abs(zf))} sigma of the pair's difference for ${v[P.OVER] as number} min (it moved, its partner did not)`
+      z = zm
+      why = `disagrees with its redundant partner by ${fmt(Math.abs(zm))} sigma of the pair's difference for ${v[P.OVER] as number} min (it moved, its partner did not)`
     } else if ((v[P.SRUN] as number) >= c.driftMinutes) {
       type = DRIFT
       z = zs
