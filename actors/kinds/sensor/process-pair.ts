@@ -23,7 +23,7 @@
  *     (EW mean absolute value, learned only while no alert is open and the pair looks healthy);
  *   - process_malfunction: |fast z| > malfunctionZ, same sign, for confirmMinutes (one probe departed within
  *     minutes);  sensor_drift: |slow z| > driftZ for driftMinutes with no fast excursion (an offset creeping in);
- *   - an open drift yields to a malfunction (plant9): while it is open the fast mean carries its offset, so the
+ *   - an open drift yields to a malfunction: while it is open the fast mean carries its offset, so the
  *     malfunction run counts the fast mean's departure from the slow one; confirmed, it closes the drift
  *     (`superseded by process_malfunction`) and opens a malfunction on the probe that moved, either member;
  *   - the probe blamed: the member whose minute mean moved further from its own reference level (an EW mean
