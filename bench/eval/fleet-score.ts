@@ -418,6 +418,9 @@ interface Span {
   end: number
 }
 
+/** A true period and a report overlap (a report of zero length counts as 1 ms). */
+const overlapsReport = (t: Span, r: Span): boolean => overlap(t.start, t.end, r.start, Math.max(r.end, r.start + 1)) > 0
+
 /** Accumulates PeriodScore over vehicles: `add` one vehicle's true and reported periods. */
 function periodScorer(
   bucketsMs: number[],
@@ -441,10 +444,10 @@ function periodScorer(
         if (b < 0) continue
         const bucket = byLength[b] as PeriodScore['byLength'][number]
         bucket.truth++
-        if (reported.some((r) => overlap(t.start, t.end, r.start, Math.max(r.end, r.start + 1)) > 0)) bucket.found++
+        if (reported.some((r) => overlapsReport(t, r))) bucket.found++
       }
       for (const r of reported) {
-        const over = truth.filter((t) => overlap(t.start, t.end, r.start, Math.max(r.end, r.start + 1)) > 0)
+        const over = truth.filter((t) => overlapsReport(t, r))
         if (!over.some((t) => t.end - t.start >= extraMinMs)) {
           extra++
           continue
